@@ -1,0 +1,1 @@
+//! gcr-core (placeholder, being written).

@@ -1,0 +1,1 @@
+//! gcr-engine (placeholder, being written).

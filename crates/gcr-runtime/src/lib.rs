@@ -1,0 +1,1 @@
+//! gcr-runtime (placeholder, being written).

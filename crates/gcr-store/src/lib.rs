@@ -1,0 +1,1 @@
+//! gcr-store (placeholder, being written).

@@ -1,0 +1,2 @@
+//! The gcr command line.
+fn main() {}
