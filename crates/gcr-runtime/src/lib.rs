@@ -1,1 +1,5 @@
-//! gcr-runtime (placeholder, being written).
+//! gcr-runtime: Linux execution of an OCI runtime-spec config (being written).
+
+pub mod caps;
+pub mod cgroups;
+pub mod seccomp;
