@@ -1,1 +1,285 @@
-//! cgroups (being written).
+//! cgroups for containers, v1 (including hybrid hosts where each v1 controller has its own
+//! mount next to an unused cgroup2 mount) and v2.
+//!
+//! [`CgroupManager::detect`] reads `/proc/self/mountinfo` once; nothing else is scanned.
+//! Every container gets `<mount>/gcr/<id>` (v2: one directory; v1: one per hierarchy among
+//! memory, cpu, cpuacct, pids and freezer; a cpu-only hierarchy is used only when a cpu limit
+//! is requested). The `gcr` parent is created, and on v2 its controllers enabled, only when it
+//! is missing. Only requested limits are written, with Docker's units and defaults.
+//! A [`Cgroup`] from [`CgroupManager::open`] works in a later process (stop, pause, stats, rm).
+
+mod cgroup;
+mod fs;
+mod mountinfo;
+mod v1;
+mod v2;
+
+#[cfg(test)]
+mod tests_fake;
+#[cfg(test)]
+mod tests_host;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use std::path::{Path, PathBuf};
+
+pub use cgroup::Cgroup;
+use mountinfo::Layout;
+
+/// Name of the parent group all containers live under.
+pub const PARENT: &str = "gcr";
+
+/// Errors from cgroup operations.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No usable cgroup filesystem in mountinfo.
+    #[error("no cgroup filesystem is mounted: mount cgroup2 at /sys/fs/cgroup (or the v1 memory, cpu, pids and freezer hierarchies)")]
+    NotMounted,
+    /// A file operation on cgroupfs failed.
+    #[error("cannot {op} {}: {source}{}", path.display(), hint(source))]
+    Io {
+        /// What was attempted.
+        op: &'static str,
+        /// The cgroupfs path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A control file had unexpected content.
+    #[error("cannot parse {text:?} in {}: the cgroup filesystem is not what gcr expects", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Its content.
+        text: String,
+    },
+    /// The group still holds processes after retries.
+    #[error("cgroup {} is still busy: stop the processes inside it first", .0.display())]
+    Busy(PathBuf),
+    /// A resource value that cannot be applied.
+    #[error("invalid resource limit: {0}")]
+    Invalid(String),
+    /// Freezing or thawing did not complete.
+    #[error("cgroup {} did not reach state {state} within 5 s: a process may be stuck in the kernel; retry or kill it", path.display())]
+    FreezeTimeout {
+        /// The group directory.
+        path: PathBuf,
+        /// The wanted state.
+        state: &'static str,
+    },
+    /// The operation needs a controller that is not mounted or enabled.
+    #[error("the {0} cgroup controller is not available on this host: enable it (v2: cgroup.subtree_control; v1: mount it)")]
+    NoController(&'static str),
+    /// The container id cannot name a directory.
+    #[error("invalid cgroup name {0:?}: use letters, digits, '_', '-' or '.' only")]
+    BadId(String),
+}
+
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
+            " (run gcr as root on a writable cgroupfs)"
+        }
+        Some(libc::ENOENT) => " (the controller is not enabled for this group)",
+        Some(libc::EBUSY) => " (processes are still inside; stop them first)",
+        Some(libc::EINVAL) => " (the kernel rejected the value)",
+        _ => "",
+    }
+}
+
+/// cgroup v1 (including hybrid layouts) or v2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// Legacy or hybrid hierarchy: v1 controllers.
+    V1,
+    /// Unified hierarchy.
+    V2,
+}
+
+/// Requested limits, Docker units. `None` means "do not touch".
+#[derive(Default, Clone, Debug)]
+pub struct Resources {
+    /// `--memory` in bytes.
+    pub memory: Option<u64>,
+    /// `--memory-swap`: memory plus swap in bytes, -1 for unlimited swap. Unset with
+    /// `memory` set means twice `memory` (as Docker).
+    pub memory_swap: Option<i64>,
+    /// `--cpus`: quota/period with period 100000 us.
+    pub cpus: Option<f64>,
+    /// `--cpu-shares` (v1 cpu.shares; v2 converted to cpu.weight).
+    pub cpu_shares: Option<u64>,
+    /// `--pids-limit`; zero or negative means unlimited.
+    pub pids: Option<i64>,
+}
+
+impl Resources {
+    fn wants_cpu(&self) -> bool {
+        self.cpus.is_some() || self.cpu_shares.is_some()
+    }
+
+    fn validate(&self) -> Result<(), CgroupError> {
+        if let Some(c) = self.cpus {
+            if !(c.is_finite() && c > 0.0 && c <= 100_000.0) {
+                return Err(CgroupError::Invalid(format!(
+                    "--cpus {c} must be a positive number of CPUs"
+                )));
+            }
+        }
+        if let Some(s) = self.memory_swap {
+            match self.memory {
+                None if s != -1 => {
+                    return Err(CgroupError::Invalid(
+                        "--memory-swap needs --memory to be set as well".to_string(),
+                    ))
+                }
+                Some(m) if s != -1 && (s < 0 || (s as u64) < m) => {
+                    return Err(CgroupError::Invalid(format!(
+                        "--memory-swap {s} must be at least --memory {m} (or -1 for unlimited swap)"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        if self.memory == Some(0) {
+            return Err(CgroupError::Invalid(
+                "--memory 0 leaves no memory; give a positive size".to_string(),
+            ));
+        }
+        if self.cpu_shares == Some(0) {
+            return Err(CgroupError::Invalid(
+                "--cpu-shares must be at least 2".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// cfs quota in microseconds for a 100 ms period, as Docker computes it.
+    fn quota_us(&self) -> Option<u64> {
+        self.cpus
+            .map(|c| ((c * 1e9).round() as u64 * CPU_PERIOD_US) / 1_000_000_000)
+            .map(|q| q.max(1000))
+    }
+}
+
+/// The cfs period gcr uses (the kernel default, so it is never written).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// Resource usage figures for `stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Memory in use, excluding inactive file cache (as `docker stats`).
+    pub memory_usage: u64,
+    /// Memory limit, `None` when unlimited.
+    pub memory_limit: Option<u64>,
+    /// Total CPU time in nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Number of tasks.
+    pub pids_current: u64,
+    /// pids limit, `None` when unlimited.
+    pub pids_limit: Option<u64>,
+}
+
+/// The cgroup layout of this host, detected once.
+#[derive(Clone, Debug)]
+pub struct CgroupManager {
+    layout: Layout,
+    #[cfg(test)]
+    mkdir_hook: Option<fn(&Path)>,
+}
+
+impl CgroupManager {
+    /// Detects the layout from `/proc/self/mountinfo` (one read, no scanning).
+    pub fn detect() -> Result<Self, CgroupError> {
+        let p = Path::new("/proc/self/mountinfo");
+        let text = fs::read(p)?;
+        Self::from_mountinfo(&text)
+    }
+
+    /// Builds a manager from mountinfo text; the mount points in it are the cgroupfs roots
+    /// (tests point them at a fake cgroupfs in a temp dir).
+    pub fn from_mountinfo(text: &str) -> Result<Self, CgroupError> {
+        Ok(Self {
+            layout: mountinfo::parse(text)?,
+            #[cfg(test)]
+            mkdir_hook: None,
+        })
+    }
+
+    /// v1 (including hybrid) or v2.
+    pub fn version(&self) -> CgroupVersion {
+        match self.layout {
+            Layout::V1 { .. } => CgroupVersion::V1,
+            Layout::V2 { .. } => CgroupVersion::V2,
+        }
+    }
+
+    /// Creates `gcr/<id>` and applies the requested limits. On error nothing created stays.
+    pub fn create(&self, id: &str, res: &Resources) -> Result<Cgroup, CgroupError> {
+        check_id(id)?;
+        res.validate()?;
+        match &self.layout {
+            Layout::V2 { root } => v2::create(self, root, id, res),
+            Layout::V1 { hierarchies } => v1::create(self, hierarchies, id, res),
+        }
+    }
+
+    /// The group of container `id`, without touching the filesystem.
+    pub fn open(&self, id: &str) -> Cgroup {
+        match &self.layout {
+            Layout::V2 { root } => Cgroup::v2(root.join(PARENT).join(id)),
+            Layout::V1 { hierarchies } => Cgroup::v1(
+                hierarchies
+                    .iter()
+                    .map(|h| (h.ctrls, h.mount.join(PARENT).join(id)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn mkdir(&self, path: &Path) -> std::io::Result<bool> {
+        let created = fs::mkdir(path)?;
+        #[cfg(test)]
+        if let (true, Some(hook)) = (created, self.mkdir_hook) {
+            hook(path);
+        }
+        Ok(created)
+    }
+
+    /// Creates `parent/<id>`; when `parent` is missing, creates it first and calls
+    /// `on_parent_created`. Returns whether the group directory was new.
+    fn mkdir_group(
+        &self,
+        parent: &Path,
+        dir: &Path,
+        on_parent_created: impl FnOnce() -> Result<(), CgroupError>,
+    ) -> Result<bool, CgroupError> {
+        match self.mkdir(dir) {
+            Ok(new) => Ok(new),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let new_parent = self
+                    .mkdir(parent)
+                    .map_err(|e| fs::err("create", parent, e))?;
+                if new_parent {
+                    on_parent_created()?;
+                }
+                self.mkdir(dir).map_err(|e| fs::err("create", dir, e))
+            }
+            Err(e) => Err(fs::err("create", dir, e)),
+        }
+    }
+}
+
+fn check_id(id: &str) -> Result<(), CgroupError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(CgroupError::BadId(id.to_string()))
+    }
+}

@@ -1,0 +1,190 @@
+//! One container's cgroup: joining it, freezing, figures, OOM detection, killing everything
+//! inside and removing it. Works the same for a group just created and for one opened by a
+//! later process.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::mountinfo::{CPUACCT, FREEZER, MEMORY, PIDS};
+use super::{fs, v1, v2, CgroupError, Stats};
+
+/// A container's cgroup (v2: one directory; v1: one per hierarchy).
+#[derive(Clone, Debug)]
+pub struct Cgroup {
+    kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    V2(PathBuf),
+    V1(Vec<(u8, PathBuf)>),
+}
+
+impl Cgroup {
+    pub(super) fn v2(dir: PathBuf) -> Self {
+        Self {
+            kind: Kind::V2(dir),
+        }
+    }
+
+    pub(super) fn v1(dirs: Vec<(u8, PathBuf)>) -> Self {
+        Self {
+            kind: Kind::V1(dirs),
+        }
+    }
+
+    pub(super) fn v1_dir(&self, ctrl: u8) -> Option<&Path> {
+        match &self.kind {
+            Kind::V1(dirs) => dirs
+                .iter()
+                .find(|(c, _)| c & ctrl != 0)
+                .map(|(_, d)| d.as_path()),
+            Kind::V2(_) => None,
+        }
+    }
+
+    /// The group directories (v2: one; v1: one per hierarchy), e.g. for diagnostics.
+    pub fn paths(&self) -> Vec<&Path> {
+        match &self.kind {
+            Kind::V2(d) => vec![d.as_path()],
+            Kind::V1(dirs) => dirs.iter().map(|(_, d)| d.as_path()).collect(),
+        }
+    }
+
+    /// Moves `pid` into the group (v1: into every hierarchy whose directory exists).
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        let s = pid.to_string();
+        match &self.kind {
+            Kind::V2(d) => fs::write(&d.join("cgroup.procs"), &s),
+            Kind::V1(dirs) => {
+                for (_, d) in dirs {
+                    let p = d.join("cgroup.procs");
+                    match fs::write_raw(&p, s.as_bytes()) {
+                        Ok(()) => {}
+                        // A hierarchy gcr did not use for this container (cpu without limits).
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !d.exists() => {}
+                        Err(e) => return Err(fs::err("write to", &p, e)),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// An fd of the v2 group directory for `clone3(CLONE_INTO_CGROUP)`; `None` on v1 or if it
+    /// cannot be opened.
+    pub fn v2_dir_fd(&self) -> Option<OwnedFd> {
+        let Kind::V2(d) = &self.kind else { return None };
+        let c = std::ffi::CString::new(d.as_os_str().as_bytes()).ok()?;
+        // SAFETY: NUL-terminated path; the returned fd is owned by the OwnedFd below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        // SAFETY: fd is a fresh descriptor we own.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn freezer(&self) -> Result<&Path, CgroupError> {
+        self.v1_dir(FREEZER)
+            .ok_or(CgroupError::NoController("freezer"))
+    }
+
+    /// Freezes every process and waits until the kernel reports the group frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        match &self.kind {
+            Kind::V2(d) => v2::set_frozen(d, true),
+            Kind::V1(_) => v1::set_frozen(self.freezer()?, true),
+        }
+    }
+
+    /// Thaws the group and waits until it is running again.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        match &self.kind {
+            Kind::V2(d) => v2::set_frozen(d, false),
+            Kind::V1(_) => v1::set_frozen(self.freezer()?, false),
+        }
+    }
+
+    /// Whether the group is (completely) frozen.
+    pub fn is_frozen(&self) -> bool {
+        match &self.kind {
+            Kind::V2(d) => v2::frozen(d),
+            Kind::V1(_) => self.v1_dir(FREEZER).is_some_and(v1::frozen),
+        }
+    }
+
+    /// Memory, CPU and pids figures. Controllers that are missing give zeros / no limit.
+    pub fn stats(&self) -> Result<Stats, CgroupError> {
+        match &self.kind {
+            Kind::V2(d) => v2::stats(d),
+            Kind::V1(_) => v1::stats(self),
+        }
+    }
+
+    /// Whether the kernel OOM killer killed a process of the group (read it before
+    /// [`Cgroup::destroy`]).
+    pub fn oom_killed(&self) -> bool {
+        match &self.kind {
+            Kind::V2(d) => v2::oom_killed(d),
+            Kind::V1(_) => self.v1_dir(MEMORY).is_some_and(v1::oom_killed),
+        }
+    }
+
+    /// All pids in the group (empty when it does not exist).
+    pub fn procs(&self) -> Vec<i32> {
+        let dirs: Vec<&Path> = match &self.kind {
+            Kind::V2(d) => vec![d.as_path()],
+            Kind::V1(_) => [PIDS, FREEZER, MEMORY, CPUACCT]
+                .iter()
+                .filter_map(|c| self.v1_dir(*c))
+                .collect(),
+        };
+        dirs.iter()
+            .find_map(|d| fs::read_raw(&d.join("cgroup.procs")).ok())
+            .map(|t| fs::pids_in(&t))
+            .unwrap_or_default()
+    }
+
+    /// Sends `sig` to every process. SIGKILL on v2 uses `cgroup.kill` when the kernel has it;
+    /// otherwise the group is frozen (so nothing forks away), each pid signalled, and the group
+    /// thawed again unless it was paused before and the signal is not SIGKILL.
+    pub fn kill_all(&self, sig: i32) {
+        if sig == libc::SIGKILL {
+            if let Kind::V2(d) = &self.kind {
+                if v2::kill(d) {
+                    return;
+                }
+            }
+        }
+        let was_frozen = self.is_frozen();
+        let froze = !was_frozen && self.freeze().is_ok();
+        for pid in self.procs() {
+            // SAFETY: kill(2) with a pid read from the group; no memory is touched.
+            unsafe { libc::kill(pid, sig) };
+        }
+        if froze || (was_frozen && sig == libc::SIGKILL) {
+            let _ = self.thaw();
+        }
+    }
+
+    /// Removes every directory of the group (the `gcr` parent stays). Missing directories are
+    /// fine; a group still busy is retried for about 100 ms.
+    pub fn destroy(&self) -> Result<(), CgroupError> {
+        match &self.kind {
+            Kind::V2(d) => fs::rmdir_cgroup(d),
+            Kind::V1(dirs) => {
+                let mut first_err = None;
+                for (_, d) in dirs {
+                    if let Err(e) = fs::rmdir_cgroup(d) {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                first_err.map_or(Ok(()), Err)
+            }
+        }
+    }
+}

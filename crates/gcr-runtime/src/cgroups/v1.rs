@@ -1,0 +1,148 @@
+//! cgroup v1 specifics (also hybrid hosts): one `gcr/<id>` directory per hierarchy among
+//! memory, cpu, cpuacct, pids and freezer; limits in `memory.limit_in_bytes`,
+//! `memory.memsw.limit_in_bytes` (when swap accounting exists), `cpu.cfs_quota_us`,
+//! `cpu.shares`, `pids.max`; figures and the freezer.
+
+use std::path::{Path, PathBuf};
+
+use super::mountinfo::{Hierarchy, CPU, CPUACCT, MEMORY, PIDS};
+use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats, PARENT};
+
+/// The kernel's "unlimited" for memory limits is a page-rounded i64::MAX; treat anything
+/// this large as unlimited.
+const UNLIMITED: u64 = 1 << 62;
+
+pub(super) fn create(
+    m: &CgroupManager,
+    hierarchies: &[Hierarchy],
+    id: &str,
+    res: &Resources,
+) -> Result<Cgroup, CgroupError> {
+    let mut dirs: Vec<(u8, PathBuf)> = Vec::with_capacity(hierarchies.len());
+    let mut result = Ok(());
+    for h in hierarchies {
+        // A hierarchy with only the cpu controller is needed only for cpu limits.
+        if h.ctrls == CPU && !res.wants_cpu() {
+            continue;
+        }
+        let parent = h.mount.join(PARENT);
+        let dir = parent.join(id);
+        if let Err(e) = m.mkdir_group(&parent, &dir, || Ok(())) {
+            result = Err(e);
+            break;
+        }
+        dirs.push((h.ctrls, dir));
+    }
+    let cg = Cgroup::v1(dirs);
+    let result = result.and_then(|()| apply(&cg, res));
+    match result {
+        Ok(()) => Ok(cg),
+        Err(e) => {
+            let _ = cg.destroy();
+            Err(e)
+        }
+    }
+}
+
+fn apply(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
+    if let Some(mem) = res.memory {
+        let dir = cg
+            .v1_dir(MEMORY)
+            .ok_or(CgroupError::NoController("memory"))?;
+        fs::write(&dir.join("memory.limit_in_bytes"), &mem.to_string())?;
+        let total = match res.memory_swap {
+            Some(-1) => None, // a new group already has unlimited swap
+            Some(t) => Some(t as u64),
+            None => Some(mem.saturating_mul(2)),
+        };
+        if let Some(t) = total {
+            let p = dir.join("memory.memsw.limit_in_bytes");
+            match fs::write_raw(&p, t.to_string().as_bytes()) {
+                Ok(()) => {}
+                // No swap accounting: memory is limited without swap, as Docker does.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(fs::err("write to", &p, e)),
+            }
+        }
+    }
+    if res.wants_cpu() {
+        let dir = cg.v1_dir(CPU).ok_or(CgroupError::NoController("cpu"))?;
+        if let Some(q) = res.quota_us() {
+            fs::write(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
+        }
+        if let Some(s) = res.cpu_shares {
+            fs::write(&dir.join("cpu.shares"), &s.max(2).to_string())?;
+        }
+    }
+    if let Some(p) = res.pids.filter(|p| *p > 0) {
+        let dir = cg.v1_dir(PIDS).ok_or(CgroupError::NoController("pids"))?;
+        fs::write(&dir.join("pids.max"), &p.to_string())?;
+    }
+    Ok(())
+}
+
+fn read_opt(dir: Option<&Path>, file: &str) -> Result<Option<String>, CgroupError> {
+    let Some(d) = dir else { return Ok(None) };
+    let p = d.join(file);
+    match fs::read_raw(&p) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(fs::err("read", &p, e)),
+    }
+}
+
+fn num(text: Option<String>) -> Option<u64> {
+    let t = text?;
+    t.trim().parse().ok()
+}
+
+pub(super) fn stats(cg: &Cgroup) -> Result<Stats, CgroupError> {
+    let mem = cg.v1_dir(MEMORY);
+    let usage = num(read_opt(mem, "memory.usage_in_bytes")?).unwrap_or(0);
+    let inactive = read_opt(mem, "memory.stat")?
+        .and_then(|t| fs::keyed(&t, "total_inactive_file"))
+        .unwrap_or(0);
+    let pids = cg.v1_dir(PIDS);
+    Ok(Stats {
+        memory_usage: usage.saturating_sub(inactive),
+        memory_limit: num(read_opt(mem, "memory.limit_in_bytes")?).filter(|l| *l < UNLIMITED),
+        cpu_usage_ns: num(read_opt(cg.v1_dir(CPUACCT), "cpuacct.usage")?).unwrap_or(0),
+        pids_current: num(read_opt(pids, "pids.current")?).unwrap_or(0),
+        pids_limit: num(read_opt(pids, "pids.max")?),
+    })
+}
+
+pub(super) fn frozen(freezer: &Path) -> bool {
+    fs::read_raw(&freezer.join("freezer.state"))
+        .map(|s| s.trim() == "FROZEN")
+        .unwrap_or(false)
+}
+
+pub(super) fn set_frozen(freezer: &Path, freeze: bool) -> Result<(), CgroupError> {
+    let state = if freeze { "FROZEN" } else { "THAWED" };
+    let p = freezer.join("freezer.state");
+    fs::write(&p, state)?;
+    // While FREEZING, writing FROZEN again retries the tasks that could not be frozen yet.
+    let done = fs::wait_until(5000, || match fs::read_raw(&p) {
+        Ok(s) if s.trim() == state => true,
+        _ => {
+            let _ = fs::write_raw(&p, state.as_bytes());
+            false
+        }
+    });
+    if done {
+        Ok(())
+    } else {
+        Err(CgroupError::FreezeTimeout {
+            path: freezer.to_path_buf(),
+            state: if freeze { "frozen" } else { "thawed" },
+        })
+    }
+}
+
+pub(super) fn oom_killed(memory: &Path) -> bool {
+    let Ok(t) = fs::read_raw(&memory.join("memory.oom_control")) else {
+        return false;
+    };
+    fs::keyed(&t, "oom_kill").unwrap_or(0) > 0 || fs::keyed(&t, "under_oom") == Some(1)
+}

@@ -1,0 +1,172 @@
+//! cgroup v2 specifics: creating `gcr/<id>` (enabling memory, cpu and pids in the parents'
+//! `cgroup.subtree_control` when the `gcr` parent is new or a controller file is missing),
+//! writing limits (`memory.max`, `memory.swap.max`, `cpu.max`, `cpu.weight`, `pids.max`),
+//! and reading figures.
+
+use std::path::Path;
+
+use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats, CPU_PERIOD_US, PARENT};
+
+const WANTED: [&str; 3] = ["memory", "cpu", "pids"];
+
+pub(super) fn create(
+    m: &CgroupManager,
+    root: &Path,
+    id: &str,
+    res: &Resources,
+) -> Result<Cgroup, CgroupError> {
+    let parent = root.join(PARENT);
+    let dir = parent.join(id);
+    let mut enabled = false;
+    m.mkdir_group(&parent, &dir, || {
+        enabled = true;
+        enable_controllers(root, &parent)
+    })?;
+    let cg = Cgroup::v2(dir.clone());
+    let mut result = apply(&dir, res);
+    if !enabled
+        && matches!(&result, Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound)
+    {
+        // A limit file is missing: the parents lack the controller (e.g. `gcr` was created
+        // by someone else). Enable it and try once more.
+        result = enable_controllers(root, &parent).and_then(|()| apply(&dir, res));
+    }
+    match result {
+        Ok(()) => Ok(cg),
+        Err(e) => {
+            let _ = cg.destroy();
+            Err(e)
+        }
+    }
+}
+
+/// Writes `+memory +cpu +pids` (those the root offers) to the root's subtree_control when
+/// missing there, and to the `gcr` parent's.
+fn enable_controllers(root: &Path, parent: &Path) -> Result<(), CgroupError> {
+    let avail = fs::read(&root.join("cgroup.controllers"))?;
+    let want: Vec<&str> = WANTED
+        .into_iter()
+        .filter(|c| avail.split_whitespace().any(|a| a == *c))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    let root_ctl = root.join("cgroup.subtree_control");
+    let enabled = fs::read(&root_ctl)?;
+    let missing: Vec<String> = want
+        .iter()
+        .filter(|c| !enabled.split_whitespace().any(|a| a == **c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if !missing.is_empty() {
+        fs::write(&root_ctl, &missing.join(" "))?;
+    }
+    let all: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
+    fs::write(&parent.join("cgroup.subtree_control"), &all.join(" "))
+}
+
+/// cpu.weight from Docker's cpu-shares (the conversion runc and crun use).
+pub(crate) fn shares_to_weight(shares: u64) -> u64 {
+    let s = shares.clamp(2, 262_144);
+    1 + ((s - 2) * 9999) / 262_142
+}
+
+fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
+    if let Some(mem) = res.memory {
+        fs::write(&dir.join("memory.max"), &mem.to_string())?;
+        let swap = match res.memory_swap {
+            Some(-1) => "max".to_string(),
+            Some(total) => (total as u64).saturating_sub(mem).to_string(),
+            None => mem.to_string(),
+        };
+        let p = dir.join("memory.swap.max");
+        match fs::write_raw(&p, swap.as_bytes()) {
+            Ok(()) => {}
+            // No swap accounting on this kernel: memory is limited without swap, as Docker.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fs::err("write to", &p, e)),
+        }
+    }
+    if let Some(q) = res.quota_us() {
+        fs::write(&dir.join("cpu.max"), &format!("{q} {CPU_PERIOD_US}"))?;
+    }
+    if let Some(s) = res.cpu_shares {
+        fs::write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+    }
+    if let Some(p) = res.pids.filter(|p| *p > 0) {
+        fs::write(&dir.join("pids.max"), &p.to_string())?;
+    }
+    Ok(())
+}
+
+fn num_or_zero(path: &Path) -> Result<Option<u64>, CgroupError> {
+    match fs::read_num(path) {
+        Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Some(0))
+        }
+        other => other,
+    }
+}
+
+fn text_or_empty(path: &Path) -> Result<String, CgroupError> {
+    match fs::read_raw(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(fs::err("read", path, e)),
+    }
+}
+
+fn limit(path: &Path) -> Result<Option<u64>, CgroupError> {
+    match fs::read_num(path) {
+        Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
+pub(super) fn stats(dir: &Path) -> Result<Stats, CgroupError> {
+    let usage = num_or_zero(&dir.join("memory.current"))?.unwrap_or(0);
+    let inactive =
+        fs::keyed(&text_or_empty(&dir.join("memory.stat"))?, "inactive_file").unwrap_or(0);
+    let cpu_us = fs::keyed(&text_or_empty(&dir.join("cpu.stat"))?, "usage_usec").unwrap_or(0);
+    Ok(Stats {
+        memory_usage: usage.saturating_sub(inactive),
+        memory_limit: limit(&dir.join("memory.max"))?,
+        cpu_usage_ns: cpu_us.saturating_mul(1000),
+        pids_current: num_or_zero(&dir.join("pids.current"))?.unwrap_or(0),
+        pids_limit: limit(&dir.join("pids.max"))?,
+    })
+}
+
+pub(super) fn frozen(dir: &Path) -> bool {
+    fs::read_raw(&dir.join("cgroup.events"))
+        .ok()
+        .and_then(|t| fs::keyed(&t, "frozen"))
+        == Some(1)
+}
+
+pub(super) fn set_frozen(dir: &Path, freeze: bool) -> Result<(), CgroupError> {
+    fs::write(&dir.join("cgroup.freeze"), if freeze { "1" } else { "0" })?;
+    if fs::wait_until(5000, || frozen(dir) == freeze) {
+        Ok(())
+    } else {
+        Err(CgroupError::FreezeTimeout {
+            path: dir.to_path_buf(),
+            state: if freeze { "frozen" } else { "thawed" },
+        })
+    }
+}
+
+pub(super) fn oom_killed(dir: &Path) -> bool {
+    fs::read_raw(&dir.join("memory.events"))
+        .ok()
+        .and_then(|t| fs::keyed(&t, "oom_kill"))
+        .unwrap_or(0)
+        > 0
+}
+
+/// `cgroup.kill` (Linux 5.14+); false when the file does not exist.
+pub(super) fn kill(dir: &Path) -> bool {
+    fs::write_raw(&dir.join("cgroup.kill"), b"1").is_ok()
+}
