@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs gcr's whole test suite (unit, integration with real namespaces/cgroups, interop with
+# skopeo/umoci). Installs what it needs first. Root is needed for the runtime tests; with
+# CI=true a skipped root test is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cargo build --release -p gcr
+export GCR_BIN="$PWD/target/release/gcr"
+cargo nextest run --workspace --release --no-fail-fast "$@"
