@@ -1,1 +1,100 @@
-//! gcr-store (placeholder, being written).
+//! gcr-store owns everything gcr keeps on disk: the content-addressed blob store
+//! (`blobs/sha256/<hex>`), the SQLite metadata database (`gcr.db`, WAL mode, shared safely by
+//! many gcr processes), images/tags/layers, layer snapshots unpacked once per chain ID,
+//! hostile-input-safe tar unpacking, deterministic rootfs import, oci-archive and
+//! docker-archive load/save, and `doctor`/`df`/`prune`. It also owns the schema of the
+//! `containers` and `events` tables, which the engine fills.
+
+mod archive;
+mod save;
+mod blobs;
+mod error;
+mod images;
+mod import;
+mod maint;
+mod progress;
+mod schema;
+mod snapshots;
+pub mod unpack;
+mod util;
+
+pub use archive::{ArchiveFormat, LoadReport};
+pub use error::{Result, StoreError};
+pub use images::{HistoryEntry, ImageSummary, ResolvedImage};
+pub use maint::{DfReport, DfRow, DoctorReport, PruneReport};
+pub use progress::{NoProgress, Progress};
+pub use unpack::{unpack_layer, UnpackError, UnpackStats};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+
+/// An open store: a root directory and a connection to its database.
+pub struct Store {
+    root: PathBuf,
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`. Cheap: a handful of syscalls plus one
+    /// `PRAGMA user_version` read when the schema is current.
+    pub fn open(root: &Path) -> Result<Store> {
+        for sub in ["", "blobs", "blobs/sha256", "snapshots", "containers", "tmp"] {
+            let p = root.join(sub);
+            match std::fs::create_dir(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if sub.is_empty() && e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&p)
+                        .map_err(|e| StoreError::io("cannot create store directory", &p, e))?;
+                }
+                Err(e) => return Err(StoreError::io("cannot create store directory", &p, e)),
+            }
+        }
+        let db = root.join("gcr.db");
+        let conn = Connection::open(&db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::ensure(&conn)?;
+        Ok(Store { root: root.to_path_buf(), conn })
+    }
+
+    /// The store root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The database connection (the engine runs its own queries on `containers`/`events`).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction; commits on `Ok`, rolls back on `Err`.
+    pub fn transaction<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let v = f(&tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub(crate) fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+}
+
+/// Records an image event (`kind = 'image'`, `to_state` = the action, e.g. `tag`).
+pub(crate) fn image_event(tx: &Connection, action: &str, id: &str, name: Option<&str>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO events(time_ns, kind, object, name, to_state) VALUES (?1, 'image', ?2, ?3, ?4)",
+        rusqlite::params![util::now_ns(), id, name, action],
+    )?;
+    Ok(())
+}

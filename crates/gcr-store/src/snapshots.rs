@@ -1,0 +1,101 @@
+//! Layer snapshots: each layer unpacked once into `snapshots/<key>` (key = first 20 hex chars
+//! of its chain ID, so 20+ lowerdirs fit in one overlay mount option), via a temp dir and an
+//! atomic no-replace rename so concurrent unpackers never break each other.
+
+use crate::error::{Result, StoreError};
+use crate::util::{digest_hex, HashReader};
+use crate::Store;
+use rusqlite::params;
+use std::path::PathBuf;
+
+/// Length of a snapshot directory name.
+const KEY_LEN: usize = 20;
+
+pub(crate) fn snapshot_key(chain_id: &str) -> Result<String> {
+    Ok(digest_hex(chain_id)?[..KEY_LEN].to_string())
+}
+
+impl Store {
+    /// Returns the overlay lowerdirs of an image, top layer FIRST, unpacking missing layers.
+    /// When every snapshot exists this is one indexed query and no filesystem access.
+    pub fn prepare_rootfs(&self, image_id: &str) -> Result<Vec<PathBuf>> {
+        let id = self.resolve_image(image_id)?.id;
+        let rows: Vec<(String, String, String, Option<String>)> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT il.digest, l.diff_id, il.chain_id, s.key
+                 FROM image_layers il JOIN layers l ON l.digest = il.digest
+                 LEFT JOIN snapshots s ON s.chain_id = il.chain_id
+                 WHERE il.image_id = ?1 ORDER BY il.idx DESC",
+            )?;
+            let v = st
+                .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            v
+        };
+        let dir = self.snapshots_dir();
+        let mut out = Vec::with_capacity(rows.len());
+        for (digest, diff_id, chain, key) in rows {
+            let key = match key {
+                Some(k) => k,
+                None => self.unpack_snapshot(&digest, &diff_id, &chain)?,
+            };
+            out.push(dir.join(key));
+        }
+        Ok(out)
+    }
+
+    /// Unpacks one layer blob into its snapshot directory (if nobody else did) and records it.
+    fn unpack_snapshot(&self, digest: &str, diff_id: &str, chain: &str) -> Result<String> {
+        let key = snapshot_key(chain)?;
+        let dest = self.snapshots_dir().join(&key);
+        if !dest.exists() {
+            let tmp = tempfile::Builder::new()
+                .prefix("snap-")
+                .tempdir_in(self.tmp_dir())
+                .map_err(|e| StoreError::io("cannot create a temp dir in", self.tmp_dir(), e))?;
+            let target = tmp.path().join("d");
+            std::fs::create_dir(&target).map_err(|e| StoreError::io("cannot create", &target, e))?;
+            let blob = self.open_blob(digest)?;
+            let mut hr = HashReader::new(crate::util::maybe_gunzip(std::io::BufReader::new(blob)).map_err(
+                |e| StoreError::Read { what: format!("layer {digest}"), source: e },
+            )?);
+            crate::unpack::unpack_layer(&mut hr, &target)?;
+            // Drain trailing padding so the digest covers the whole tar stream.
+            std::io::copy(&mut hr, &mut std::io::sink())
+                .map_err(|e| StoreError::Read { what: format!("layer {digest}"), source: e })?;
+            let actual = hr.digest();
+            if actual != diff_id {
+                return Err(StoreError::DigestMismatch { expected: diff_id.to_string(), actual });
+            }
+            match rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &target,
+                rustix::fs::CWD,
+                &dest,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => {}
+                // Another unpacker won the race; ours is discarded with the temp dir.
+                Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => {}
+                Err(e) => return Err(StoreError::io("cannot move snapshot into", &dest, e.into())),
+            }
+        }
+        let size = self.blob_path(digest)?.metadata().map(|m| m.len()).unwrap_or(0);
+        self.transaction(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO snapshots(chain_id, key, diff_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![chain, key, diff_id, size as i64, crate::util::now_ns() / 1_000_000_000],
+            )
+        })?;
+        Ok(key)
+    }
+
+    /// Moves a snapshot directory aside (into `tmp/`) so it can be deleted outside the
+    /// transaction; returns the new path.
+    pub(crate) fn retire_snapshot_dir(&self, key: &str) -> Option<PathBuf> {
+        let from = self.snapshots_dir().join(key);
+        let to = self.tmp_dir().join(format!("dead-{key}-{}", crate::util::now_ns()));
+        std::fs::rename(&from, &to).ok().map(|_| to)
+    }
+}
+
