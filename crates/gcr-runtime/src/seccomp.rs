@@ -1,1 +1,0 @@
-//! Seccomp (being written).

@@ -1,0 +1,136 @@
+//! Docker's default seccomp profile, compiled ahead of time.
+//!
+//! The profile is data (`seccomp/default.profile`, x86_64 syscall numbers in
+//! `seccomp/syscalls_x86_64.txt`); `build.rs` compiles it with [`compile`] into classic BPF
+//! programs for the capability sets seen most (Docker's default set, each single added
+//! capability, a few pairs). [`default_program`] picks one by the container's capability mask;
+//! a rare combination is compiled once at run time and cached. [`install`] loads a program
+//! with `seccomp(SECCOMP_SET_MODE_FILTER)`; it does not allocate, so it can run in the forked
+//! child right before `execve`.
+//!
+//! Ordering in the child: the kernel accepts a filter only with `no_new_privs` set or with
+//! CAP_SYS_ADMIN in the effective set. Without `--security-opt no-new-privileges`, install
+//! the filter before [`crate::caps::apply`] drops CAP_SYS_ADMIN; everything after it
+//! (capset, prctl, setresuid, setgroups, chdir, close_range, execve) is allowed by the
+//! profile, but mount, pivot_root, sethostname and unshare are not.
+
+pub(crate) mod compile;
+
+use std::sync::Mutex;
+
+/// Builds one instruction of the generated tables.
+const fn f(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+include!(concat!(env!("OUT_DIR"), "/seccomp_variants.rs"));
+
+const PROFILE: &str = include_str!("../../seccomp/default.profile");
+const TABLE: &str = include_str!("../../seccomp/syscalls_x86_64.txt");
+
+/// The kernel's limit on filter length (BPF_MAXINSNS).
+const MAX_INSNS: usize = 4096;
+
+/// Errors from loading a seccomp filter.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// The kernel refused the filter.
+    #[error("cannot install the seccomp filter: errno {errno}{}", hint(*.errno))]
+    Install {
+        /// The raw errno.
+        errno: i32,
+    },
+    /// The program is empty or longer than the kernel accepts.
+    #[error("seccomp program has {0} instructions; the kernel accepts 1 to 4096")]
+    BadLength(usize),
+    /// Setting no_new_privs failed.
+    #[error("cannot set no_new_privs: errno {0}")]
+    NoNewPrivs(i32),
+}
+
+fn hint(errno: i32) -> &'static str {
+    match errno {
+        libc::EACCES => {
+            " (set no_new_privs first or install while CAP_SYS_ADMIN is still effective)"
+        }
+        libc::EINVAL => " (the kernel lacks seccomp filter support or rejected the program)",
+        _ => "",
+    }
+}
+
+static RUNTIME: Mutex<Vec<(u64, &'static [libc::sock_filter])>> = Mutex::new(Vec::new());
+
+/// The precompiled default profile for a container whose capability mask is `caps_mask`
+/// (only the capabilities the profile mentions matter). Call it before forking: a rare
+/// combination is compiled here once (and kept for the life of the process).
+pub fn default_program(caps_mask: u64) -> &'static [libc::sock_filter] {
+    let key = caps_mask & RELEVANT;
+    if let Some((_, p)) = VARIANTS.iter().find(|(k, _)| *k == key) {
+        return p;
+    }
+    let mut cache = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = cache.iter().find(|(k, _)| *k == key) {
+        return p;
+    }
+    let prog: &'static [libc::sock_filter] = Box::leak(compile_for(key).into_boxed_slice());
+    cache.push((key, prog));
+    prog
+}
+
+/// Compiles the embedded profile for `caps` at run time.
+fn compile_for(caps: u64) -> Vec<libc::sock_filter> {
+    // The same text was parsed by build.rs, so it cannot fail here.
+    let p = compile::parse(PROFILE, TABLE)
+        .unwrap_or_else(|e| unreachable!("profile checked at build time: {e}"));
+    compile::compile(&p, caps)
+        .into_iter()
+        .map(|i| f(i.code, i.jt, i.jf, i.k))
+        .collect()
+}
+
+/// Number of precompiled variants (for diagnostics).
+pub fn precompiled_variants() -> usize {
+    VARIANTS.len()
+}
+
+/// Loads `prog` as the calling thread's seccomp filter. No allocation; safe after `fork`.
+pub fn install(prog: &[libc::sock_filter]) -> Result<(), SeccompError> {
+    if prog.is_empty() || prog.len() > MAX_INSNS {
+        return Err(SeccompError::BadLength(prog.len()));
+    }
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: fprog points at `prog`, which outlives the call; the kernel copies the program.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(SeccompError::Install { errno: errno() });
+    }
+    Ok(())
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)` (for `--security-opt no-new-privileges`, or to install a
+/// filter without CAP_SYS_ADMIN). No allocation.
+pub fn set_no_new_privs() -> Result<(), SeccompError> {
+    // SAFETY: takes integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) };
+    if r != 0 {
+        return Err(SeccompError::NoNewPrivs(errno()));
+    }
+    Ok(())
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;
