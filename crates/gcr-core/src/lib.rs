@@ -14,3 +14,5 @@ pub mod time;
 pub mod units;
 
 pub use digest::{Algorithm, Digest};
+pub use reference::Reference;
+pub use spec::{parse_spec, Spec, SpecError};
