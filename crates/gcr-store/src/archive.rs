@@ -54,7 +54,11 @@ fn bad(msg: impl Into<String>) -> StoreError {
 }
 
 fn clean_name(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
+    String::from_utf8_lossy(raw)
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 impl Spool {
@@ -69,7 +73,9 @@ impl Spool {
                 None => break,
             }
         }
-        Err(bad(format!("the archive has no file '{name}'; it is incomplete or not a valid image archive")))
+        Err(bad(format!(
+            "the archive has no file '{name}'; it is incomplete or not a valid image archive"
+        )))
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
@@ -78,7 +84,8 @@ impl Spool {
     }
 
     fn json(&self, name: &str) -> Result<Value> {
-        serde_json::from_slice(&self.read(name)?).map_err(|e| StoreError::bad_json(format!("archive file '{name}'"), e))
+        serde_json::from_slice(&self.read(name)?)
+            .map_err(|e| StoreError::bad_json(format!("archive file '{name}'"), e))
     }
 
     /// An OCI blob by digest, checked against its name.
@@ -86,7 +93,10 @@ impl Spool {
         let name = format!("blobs/sha256/{}", digest_hex(digest)?);
         let f = self.get(&name)?;
         if f.digest != digest {
-            return Err(StoreError::DigestMismatch { expected: digest.to_string(), actual: f.digest.clone() });
+            return Err(StoreError::DigestMismatch {
+                expected: digest.to_string(),
+                actual: f.digest.clone(),
+            });
         }
         Ok(f)
     }
@@ -99,7 +109,8 @@ fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 impl Store {
     /// Loads an archive file (see [`Store::load`]); progress is reported in file bytes.
     pub fn load_path(&self, path: &Path, progress: &dyn Progress) -> Result<LoadReport> {
-        let f = std::fs::File::open(path).map_err(|e| StoreError::io("cannot open archive", path, e))?;
+        let f = std::fs::File::open(path)
+            .map_err(|e| StoreError::io("cannot open archive", path, e))?;
         progress.start(f.metadata().map(|m| m.len()).unwrap_or(0));
         let r = self.load_inner(f, progress);
         progress.finish();
@@ -115,8 +126,13 @@ impl Store {
     }
 
     fn load_inner(&self, reader: impl Read, progress: &dyn Progress) -> Result<LoadReport> {
-        let spool = self.spool(ProgressReader { inner: reader, progress })?;
-        let (format, images) = if spool.files.contains_key("index.json") && spool.files.contains_key("oci-layout") {
+        let spool = self.spool(ProgressReader {
+            inner: reader,
+            progress,
+        })?;
+        let (format, images) = if spool.files.contains_key("index.json")
+            && spool.files.contains_key("oci-layout")
+        {
             (ArchiveFormat::OciArchive, self.oci_images(&spool)?)
         } else if spool.files.contains_key("manifest.json") {
             (ArchiveFormat::DockerArchive, self.docker_images(&spool)?)
@@ -129,7 +145,10 @@ impl Store {
             return Err(bad("it contains no image"));
         }
         let ids = register(self, &images, "load")?;
-        let mut report = LoadReport { format, images: Vec::new() };
+        let mut report = LoadReport {
+            format,
+            images: Vec::new(),
+        };
         for (id, img) in ids.into_iter().zip(images) {
             for t in &img.tags {
                 progress.message(&format!("Loaded image: {}", crate::util::familiar(t)));
@@ -148,7 +167,9 @@ impl Store {
             .tempdir_in(self.tmp_dir())
             .map_err(|e| StoreError::io("cannot create a temp dir in", self.tmp_dir(), e))?;
         let rd = |e: std::io::Error| bad(format!("the archive is truncated or corrupt: {e}"));
-        let mut ar = tar::Archive::new(maybe_gunzip(BufReader::with_capacity(256 * 1024, reader)).map_err(rd)?);
+        let mut ar = tar::Archive::new(
+            maybe_gunzip(BufReader::with_capacity(256 * 1024, reader)).map_err(rd)?,
+        );
         let mut files = HashMap::new();
         let mut links = HashMap::new();
         for (n, e) in ar.entries().map_err(rd)?.enumerate() {
@@ -157,20 +178,32 @@ impl Store {
             match e.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let path = dir.path().join(n.to_string());
-                    let f = std::fs::File::create(&path).map_err(|e| StoreError::io("cannot create", &path, e))?;
+                    let f = std::fs::File::create(&path)
+                        .map_err(|e| StoreError::io("cannot create", &path, e))?;
                     let mut w = HashWriter::new(std::io::BufWriter::with_capacity(256 * 1024, f));
                     std::io::copy(&mut e, &mut w).map_err(rd)?;
-                    w.flush().map_err(|e| StoreError::io("cannot write", &path, e))?;
-                    files.insert(name, Spooled { path, digest: w.digest(), size: w.count });
+                    w.flush()
+                        .map_err(|e| StoreError::io("cannot write", &path, e))?;
+                    files.insert(
+                        name,
+                        Spooled {
+                            path,
+                            digest: w.digest(),
+                            size: w.count,
+                        },
+                    );
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     let target = e.link_name_bytes().unwrap_or_default().into_owned();
                     let target = String::from_utf8_lossy(&target).into_owned();
-                    let resolved = if e.header().entry_type() == tar::EntryType::Link || target.starts_with('/') {
+                    let resolved = if e.header().entry_type() == tar::EntryType::Link
+                        || target.starts_with('/')
+                    {
                         clean_name(target.as_bytes())
                     } else {
                         let base = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                        let mut parts: Vec<&str> = base.split('/').filter(|c| !c.is_empty()).collect();
+                        let mut parts: Vec<&str> =
+                            base.split('/').filter(|c| !c.is_empty()).collect();
                         for c in target.split('/') {
                             match c {
                                 "" | "." => {}
@@ -188,7 +221,11 @@ impl Store {
             }
         }
         // Make sure the tar ends properly (a truncated stream may end between entries).
-        Ok(Spool { _dir: dir, files, links })
+        Ok(Spool {
+            _dir: dir,
+            files,
+            links,
+        })
     }
 
     fn oci_images(&self, sp: &Spool) -> Result<Vec<NewImage>> {
@@ -196,21 +233,30 @@ impl Store {
         let descs = index
             .get("manifests")
             .and_then(Value::as_array)
-            .ok_or_else(|| StoreError::bad_json("archive index.json", "it has no 'manifests' list"))?;
+            .ok_or_else(|| {
+                StoreError::bad_json("archive index.json", "it has no 'manifests' list")
+            })?;
         let mut out = Vec::new();
         for d in descs {
             let mut desc = d.clone();
             // Resolve (one level of) index to this platform's manifest.
             let mt = s(&desc, "mediaType").unwrap_or("").to_string();
             if mt == OCI_INDEX || mt == DOCKER_LIST {
-                let digest = s(&desc, "digest").ok_or_else(|| StoreError::bad_json("index entry", "no digest"))?;
+                let digest = s(&desc, "digest")
+                    .ok_or_else(|| StoreError::bad_json("index entry", "no digest"))?;
                 let child: Value = serde_json::from_slice(&self.read_spooled(sp.blob(digest)?)?)
                     .map_err(|e| StoreError::bad_json(format!("image index {digest}"), e))?;
-                let list = child.get("manifests").and_then(Value::as_array).cloned().unwrap_or_default();
+                let list = child
+                    .get("manifests")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 let pick = list
                     .iter()
                     .find(|m| {
-                        m.get("platform").is_some_and(|p| s(p, "os") == Some("linux") && s(p, "architecture") == Some(host_arch()))
+                        m.get("platform").is_some_and(|p| {
+                            s(p, "os") == Some("linux") && s(p, "architecture") == Some(host_arch())
+                        })
                     })
                     .or_else(|| list.first())
                     .ok_or_else(|| bad(format!("image index {digest} lists no manifest")))?;
@@ -230,10 +276,12 @@ impl Store {
     }
 
     fn oci_image(&self, sp: &Spool, desc: &Value) -> Result<NewImage> {
-        let mdigest = s(desc, "digest").ok_or_else(|| StoreError::bad_json("archive index.json", "an entry has no digest"))?;
+        let mdigest = s(desc, "digest")
+            .ok_or_else(|| StoreError::bad_json("archive index.json", "an entry has no digest"))?;
         let mblob = sp.blob(mdigest)?;
         let mbytes = self.read_spooled(mblob)?;
-        let m: Value = serde_json::from_slice(&mbytes).map_err(|e| StoreError::bad_json(format!("manifest {mdigest}"), e))?;
+        let m: Value = serde_json::from_slice(&mbytes)
+            .map_err(|e| StoreError::bad_json(format!("manifest {mdigest}"), e))?;
         let mtype = s(&m, "mediaType")
             .or_else(|| s(desc, "mediaType"))
             .unwrap_or(crate::import::OCI_MANIFEST)
@@ -241,11 +289,18 @@ impl Store {
         let cdigest = m
             .get("config")
             .and_then(|c| s(c, "digest"))
-            .ok_or_else(|| StoreError::bad_json(format!("manifest {mdigest}"), "it has no config digest"))?;
+            .ok_or_else(|| {
+                StoreError::bad_json(format!("manifest {mdigest}"), "it has no config digest")
+            })?;
         let config = self.read_spooled(sp.blob(cdigest)?)?;
-        let cfg: Value = serde_json::from_slice(&config).map_err(|e| StoreError::bad_json(format!("image config {cdigest}"), e))?;
+        let cfg: Value = serde_json::from_slice(&config)
+            .map_err(|e| StoreError::bad_json(format!("image config {cdigest}"), e))?;
         let diff_ids = diff_ids(&cfg, cdigest)?;
-        let layers = m.get("layers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let layers = m
+            .get("layers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if layers.len() != diff_ids.len() {
             return Err(bad(format!(
                 "manifest {mdigest} lists {} layers but its config has {} diff_ids",
@@ -255,17 +310,24 @@ impl Store {
         }
         let mut new_layers = Vec::new();
         for (l, diff_id) in layers.iter().zip(diff_ids) {
-            let ld = s(l, "digest").ok_or_else(|| StoreError::bad_json(format!("manifest {mdigest}"), "a layer has no digest"))?;
+            let ld = s(l, "digest").ok_or_else(|| {
+                StoreError::bad_json(format!("manifest {mdigest}"), "a layer has no digest")
+            })?;
             let f = sp.blob(ld)?;
             if let Some(sz) = l.get("size").and_then(Value::as_u64) {
                 if sz != f.size {
-                    return Err(bad(format!("layer {ld} has {} bytes but the manifest says {sz}", f.size)));
+                    return Err(bad(format!(
+                        "layer {ld} has {} bytes but the manifest says {sz}",
+                        f.size
+                    )));
                 }
             }
             new_layers.push(NewLayer {
                 digest: ld.to_string(),
                 diff_id,
-                media_type: s(l, "mediaType").unwrap_or(crate::import::OCI_LAYER_GZIP).to_string(),
+                media_type: s(l, "mediaType")
+                    .unwrap_or(crate::import::OCI_LAYER_GZIP)
+                    .to_string(),
                 size: f.size,
             });
         }
@@ -278,8 +340,14 @@ impl Store {
         let ann = desc.get("annotations");
         let name = ann
             .and_then(|a| s(a, "io.containerd.image.name"))
-            .or_else(|| ann.and_then(|a| s(a, "org.opencontainers.image.ref.name")).filter(|n| n.contains(['/', ':'])));
-        let tags = name.and_then(|n| parse_reference(n).ok()).filter(|r| r.digest.is_none()).map(|r| r.tagged());
+            .or_else(|| {
+                ann.and_then(|a| s(a, "org.opencontainers.image.ref.name"))
+                    .filter(|n| n.contains(['/', ':']))
+            });
+        let tags = name
+            .and_then(|n| parse_reference(n).ok())
+            .filter(|r| r.digest.is_none())
+            .map(|r| r.tagged());
         Ok(NewImage {
             manifest_digest: mdigest.to_string(),
             manifest_media_type: mtype,
@@ -291,44 +359,68 @@ impl Store {
 
     fn docker_images(&self, sp: &Spool) -> Result<Vec<NewImage>> {
         let list = sp.json("manifest.json")?;
-        let list = list.as_array().ok_or_else(|| StoreError::bad_json("archive manifest.json", "it is not a list"))?;
+        let list = list
+            .as_array()
+            .ok_or_else(|| StoreError::bad_json("archive manifest.json", "it is not a list"))?;
         let mut out = Vec::new();
         for entry in list {
-            let cname = s(entry, "Config").ok_or_else(|| StoreError::bad_json("archive manifest.json", "an entry has no Config"))?;
+            let cname = s(entry, "Config").ok_or_else(|| {
+                StoreError::bad_json("archive manifest.json", "an entry has no Config")
+            })?;
             let cfile = sp.get(cname)?;
             let config = self.read_spooled(cfile)?;
             let cdigest = sha256_digest(&config);
-            let cfg: Value = serde_json::from_slice(&config).map_err(|e| StoreError::bad_json(format!("image config '{cname}'"), e))?;
+            let cfg: Value = serde_json::from_slice(&config)
+                .map_err(|e| StoreError::bad_json(format!("image config '{cname}'"), e))?;
             let diff_ids = diff_ids(&cfg, cname)?;
-            let lnames: Vec<&str> =
-                entry.get("Layers").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let lnames: Vec<&str> = entry
+                .get("Layers")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             if lnames.len() != diff_ids.len() {
-                return Err(bad(format!("'{cname}' has {} diff_ids but manifest.json lists {} layers", diff_ids.len(), lnames.len())));
+                return Err(bad(format!(
+                    "'{cname}' has {} diff_ids but manifest.json lists {} layers",
+                    diff_ids.len(),
+                    lnames.len()
+                )));
             }
             let mut layers = Vec::new();
             for (ln, want) in lnames.iter().zip(&diff_ids) {
                 let f = sp.get(ln)?;
                 let head = {
                     let mut h = [0u8; 2];
-                    let mut file = std::fs::File::open(&f.path).map_err(|e| StoreError::io("cannot open", &f.path, e))?;
+                    let mut file = std::fs::File::open(&f.path)
+                        .map_err(|e| StoreError::io("cannot open", &f.path, e))?;
                     let n = file.read(&mut h).unwrap_or(0);
                     h[..n].to_vec()
                 };
                 let (digest, size) = if crate::util::is_gzip(&head) {
-                    let file = std::fs::File::open(&f.path).map_err(|e| StoreError::io("cannot open", &f.path, e))?;
+                    let file = std::fs::File::open(&f.path)
+                        .map_err(|e| StoreError::io("cannot open", &f.path, e))?;
                     let gz = flate2::read::MultiGzDecoder::new(BufReader::new(file));
                     match self.put_blob_reader(gz, Some(want)) {
                         Ok((d, n)) => (d, n),
-                        Err(StoreError::Read { source, .. }) => return Err(bad(format!("layer '{ln}' is corrupt: {source}"))),
+                        Err(StoreError::Read { source, .. }) => {
+                            return Err(bad(format!("layer '{ln}' is corrupt: {source}")))
+                        }
                         Err(e) => return Err(e),
                     }
                 } else {
                     if &f.digest != want {
-                        return Err(StoreError::DigestMismatch { expected: want.clone(), actual: f.digest.clone() });
+                        return Err(StoreError::DigestMismatch {
+                            expected: want.clone(),
+                            actual: f.digest.clone(),
+                        });
                     }
                     (f.digest.clone(), f.size)
                 };
-                layers.push(NewLayer { digest, diff_id: want.clone(), media_type: DOCKER_LAYER.into(), size });
+                layers.push(NewLayer {
+                    digest,
+                    diff_id: want.clone(),
+                    media_type: DOCKER_LAYER.into(),
+                    size,
+                });
             }
             // The manifest exactly as skopeo generates it for a docker-archive.
             let mut m = format!(
@@ -339,7 +431,10 @@ impl Store {
                 if i > 0 {
                     m.push(',');
                 }
-                m.push_str(&format!(r#"{{"mediaType":"{}","size":{},"digest":"{}"}}"#, l.media_type, l.size, l.digest));
+                m.push_str(&format!(
+                    r#"{{"mediaType":"{}","size":{},"digest":"{}"}}"#,
+                    l.media_type, l.size, l.digest
+                ));
             }
             m.push_str("]}");
             for (ln, l) in lnames.iter().zip(&layers) {
@@ -353,7 +448,13 @@ impl Store {
             let tags = entry
                 .get("RepoTags")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).filter_map(|t| parse_reference(t).ok()).map(|r| r.tagged()).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .filter_map(|t| parse_reference(t).ok())
+                        .map(|r| r.tagged())
+                        .collect()
+                })
                 .unwrap_or_default();
             out.push(NewImage {
                 manifest_digest: mdigest,
@@ -372,7 +473,9 @@ fn diff_ids(cfg: &Value, what: &str) -> Result<Vec<String>> {
         .get("rootfs")
         .and_then(|r| r.get("diff_ids"))
         .and_then(Value::as_array)
-        .ok_or_else(|| StoreError::bad_json(format!("image config {what}"), "it has no rootfs.diff_ids"))?;
+        .ok_or_else(|| {
+            StoreError::bad_json(format!("image config {what}"), "it has no rootfs.diff_ids")
+        })?;
     ids.iter()
         .map(|v| {
             let d = v.as_str().unwrap_or("");

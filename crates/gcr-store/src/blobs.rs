@@ -25,15 +25,23 @@ impl Store {
 
     /// Stores a stream; returns `(digest, size)`. With `expected`, a mismatch is an error and
     /// nothing is left behind.
-    pub fn put_blob_reader(&self, mut r: impl Read, expected: Option<&str>) -> Result<(String, u64)> {
+    pub fn put_blob_reader(
+        &self,
+        mut r: impl Read,
+        expected: Option<&str>,
+    ) -> Result<(String, u64)> {
         if let Some(e) = expected {
             digest_hex(e)?;
         }
         let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())
             .map_err(|e| StoreError::io("cannot create a temp file in", self.tmp_dir(), e))?;
         let mut w = HashWriter::new(std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file()));
-        std::io::copy(&mut r, &mut w).map_err(|e| StoreError::Read { what: "blob data".into(), source: e })?;
-        w.flush().map_err(|e| StoreError::io("cannot write", tmp.path(), e))?;
+        std::io::copy(&mut r, &mut w).map_err(|e| StoreError::Read {
+            what: "blob data".into(),
+            source: e,
+        })?;
+        w.flush()
+            .map_err(|e| StoreError::io("cannot write", tmp.path(), e))?;
         let (digest, size) = (w.digest(), w.count);
         drop(w);
         self.commit_temp(tmp, &digest, expected)?;
@@ -49,15 +57,21 @@ impl Store {
     ) -> Result<()> {
         if let Some(e) = expected {
             if e != digest {
-                return Err(StoreError::DigestMismatch { expected: e.to_string(), actual: digest.to_string() });
+                return Err(StoreError::DigestMismatch {
+                    expected: e.to_string(),
+                    actual: digest.to_string(),
+                });
             }
         }
         let dest = self.blob_path(digest)?;
         if dest.exists() {
             return Ok(());
         }
-        tmp.as_file().sync_all().map_err(|e| StoreError::io("cannot fsync", tmp.path(), e))?;
-        tmp.persist(&dest).map_err(|e| StoreError::io("cannot move blob into", &dest, e.error))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io("cannot fsync", tmp.path(), e))?;
+        tmp.persist(&dest)
+            .map_err(|e| StoreError::io("cannot move blob into", &dest, e.error))?;
         Ok(())
     }
 
@@ -80,6 +94,20 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Moves an already-hashed file (same filesystem) into the CAS after an fsync.
+    pub(crate) fn commit_file(&self, path: &std::path::Path, digest: &str) -> Result<()> {
+        let dest = self.blob_path(digest)?;
+        if dest.exists() {
+            return Ok(());
+        }
+        let f = std::fs::File::open(path).map_err(|e| StoreError::io("cannot open", path, e))?;
+        f.sync_all()
+            .map_err(|e| StoreError::io("cannot fsync", path, e))?;
+        std::fs::rename(path, &dest).map_err(|e| StoreError::io("cannot move blob into", &dest, e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::Store;
@@ -90,25 +118,15 @@ mod tests {
         let s = Store::open(d.path()).unwrap();
         let (dg, n) = s.put_blob(b"hello", None).unwrap();
         assert_eq!(n, 5);
-        assert_eq!(dg, "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            dg,
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(s.read_blob(&dg).unwrap(), b"hello");
         let bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
         let e = s.put_blob(b"hellx", Some(bad)).unwrap_err().to_string();
         assert!(e.contains(bad) && e.contains("sha256:"), "{e}");
         assert_eq!(std::fs::read_dir(d.path().join("tmp")).unwrap().count(), 0);
         assert!(!s.has_blob(bad));
-    }
-}
-
-impl Store {
-    /// Moves an already-hashed file (same filesystem) into the CAS after an fsync.
-    pub(crate) fn commit_file(&self, path: &std::path::Path, digest: &str) -> Result<()> {
-        let dest = self.blob_path(digest)?;
-        if dest.exists() {
-            return Ok(());
-        }
-        let f = std::fs::File::open(path).map_err(|e| StoreError::io("cannot open", path, e))?;
-        f.sync_all().map_err(|e| StoreError::io("cannot fsync", path, e))?;
-        std::fs::rename(path, &dest).map_err(|e| StoreError::io("cannot move blob into", &dest, e))
     }
 }

@@ -18,13 +18,17 @@ pub enum StoreError {
     #[error("invalid image reference '{reference}': {reason}")]
     InvalidReference { reference: String, reason: String },
     /// The image is used by containers.
-    #[error("image '{image}' is used by container(s) {containers}; remove them first or use --force")]
+    #[error(
+        "image '{image}' is used by container(s) {containers}; remove them first or use --force"
+    )]
     ImageInUse { image: String, containers: String },
     /// The image has several tags and was named by id.
     #[error("image '{0}' is referenced by several tags; remove the tags first or use --force")]
     MultipleTags(String),
     /// Content did not hash to the digest it was announced with.
-    #[error("digest mismatch: expected {expected}, content hashes to {actual}; the source is corrupt")]
+    #[error(
+        "digest mismatch: expected {expected}, content hashes to {actual}; the source is corrupt"
+    )]
     DigestMismatch { expected: String, actual: String },
     /// A digest string that is not `sha256:<64 hex>`.
     #[error("invalid digest '{0}'; expected sha256:<64 hex characters>")]
@@ -67,15 +71,29 @@ pub enum StoreError {
 impl StoreError {
     /// True for "no such image/tag" errors (the CLI exits 1 with the message).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, StoreError::ImageNotFound(_) | StoreError::TagNotFound(_))
+        matches!(
+            self,
+            StoreError::ImageNotFound(_) | StoreError::TagNotFound(_)
+        )
     }
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StoreError::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        StoreError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn bad_json(what: impl Into<String>, reason: impl ToString) -> Self {
-        StoreError::BadJson { what: what.into(), reason: reason.to_string() }
+        StoreError::BadJson {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
     }
 }
 

@@ -38,6 +38,18 @@ pub struct HistoryEntry {
     pub size: u64,
 }
 
+/// One layer of an image, bottom first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// Blob digest (compressed, as in the manifest).
+    pub digest: String,
+    pub diff_id: String,
+    pub media_type: String,
+    /// Blob size in bytes.
+    pub size: u64,
+    pub chain_id: String,
+}
+
 /// A layer to register with an image.
 #[derive(Debug, Clone)]
 pub(crate) struct NewLayer {
@@ -138,7 +150,11 @@ pub(crate) fn register(store: &Store, images: &[NewImage], action: &str) -> Resu
 fn resolved(conn: &Connection, sql: &str, arg: &str) -> Result<Vec<ResolvedImage>> {
     let mut st = conn.prepare_cached(sql)?;
     let rows = st.query_map([arg], |r| {
-        Ok(ResolvedImage { id: r.get(0)?, manifest_digest: r.get(1)?, manifest_media_type: r.get(2)? })
+        Ok(ResolvedImage {
+            id: r.get(0)?,
+            manifest_digest: r.get(1)?,
+            manifest_media_type: r.get(2)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -153,10 +169,16 @@ impl Store {
         )?;
         let rows = st.query_map([], |r| {
             let tags: Option<String> = r.get(3)?;
-            let mut repo_tags: Vec<String> =
-                tags.map(|t| t.split('\n').map(str::to_string).collect()).unwrap_or_default();
+            let mut repo_tags: Vec<String> = tags
+                .map(|t| t.split('\n').map(str::to_string).collect())
+                .unwrap_or_default();
             repo_tags.sort();
-            Ok(ImageSummary { id: r.get(0)?, created: r.get(1)?, size: r.get::<_, i64>(2)? as u64, repo_tags })
+            Ok(ImageSummary {
+                id: r.get(0)?,
+                created: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                repo_tags,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -164,7 +186,8 @@ impl Store {
     /// Finds an image by name (`busybox`, `host/ns/app:tag`, `name@sha256:…`), full or short
     /// (≥ 4 hex) id with or without `sha256:`, or manifest digest. Indexed queries only.
     pub fn resolve_image(&self, s: &str) -> Result<ResolvedImage> {
-        const BY_ID: &str = "SELECT id, manifest_digest, manifest_media_type FROM images WHERE id = ?1";
+        const BY_ID: &str =
+            "SELECT id, manifest_digest, manifest_media_type FROM images WHERE id = ?1";
         const BY_MANIFEST: &str =
             "SELECT id, manifest_digest, manifest_media_type FROM images WHERE manifest_digest = ?1 LIMIT 1";
         const BY_TAG: &str = "SELECT i.id, i.manifest_digest, i.manifest_media_type
@@ -181,7 +204,9 @@ impl Store {
                 if let Some(r) = resolved(&self.conn, BY_ID, &full)?.pop() {
                     return Ok(r);
                 }
-                return resolved(&self.conn, BY_MANIFEST, &full)?.pop().ok_or_else(not_found);
+                return resolved(&self.conn, BY_MANIFEST, &full)?
+                    .pop()
+                    .ok_or_else(not_found);
             }
             return self.resolve_prefix(s, hexpart);
         }
@@ -208,7 +233,11 @@ impl Store {
         )?;
         let mut rows = st
             .query_map([&lo, &hi], |r| {
-                Ok(ResolvedImage { id: r.get(0)?, manifest_digest: r.get(1)?, manifest_media_type: r.get(2)? })
+                Ok(ResolvedImage {
+                    id: r.get(0)?,
+                    manifest_digest: r.get(1)?,
+                    manifest_media_type: r.get(2)?,
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         match rows.len() {
@@ -222,7 +251,10 @@ impl Store {
     pub fn image_config(&self, image: &str) -> Result<Vec<u8>> {
         let id = self.resolve_image(image)?.id;
         let cfg: String =
-            self.conn.query_row("SELECT config FROM images WHERE id = ?1", [&id], |r| r.get(0))?;
+            self.conn
+                .query_row("SELECT config FROM images WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })?;
         Ok(cfg.into_bytes())
     }
 
@@ -234,19 +266,29 @@ impl Store {
 
     /// Full normalized tags of an image id.
     pub fn image_tags(&self, id: &str) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare_cached("SELECT ref FROM tags WHERE image_id = ?1 ORDER BY ref")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT ref FROM tags WHERE image_id = ?1 ORDER BY ref")?;
         let rows = st.query_map([id], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 
-    /// Layers of an image id, bottom first: (blob digest, diff id, media type, size, chain id).
-    pub fn image_layers(&self, id: &str) -> Result<Vec<(String, String, String, u64, String)>> {
+    /// Layers of an image id, bottom first.
+    pub fn image_layers(&self, id: &str) -> Result<Vec<LayerInfo>> {
         let mut st = self.conn.prepare_cached(
             "SELECT l.digest, l.diff_id, l.media_type, l.size, il.chain_id
              FROM image_layers il JOIN layers l ON l.digest = il.digest
              WHERE il.image_id = ?1 ORDER BY il.idx",
         )?;
-        let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64, r.get(4)?)))?;
+        let rows = st.query_map([id], |r| {
+            Ok(LayerInfo {
+                digest: r.get(0)?,
+                diff_id: r.get(1)?,
+                media_type: r.get(2)?,
+                size: r.get::<_, i64>(3)? as u64,
+                chain_id: r.get(4)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -256,15 +298,21 @@ impl Store {
         let cfg: serde_json::Value = serde_json::from_slice(&self.image_config(&id)?)
             .map_err(|e| StoreError::bad_json(format!("image config {id}"), e))?;
         let layers = self.image_layers(&id)?;
-        let mut sizes = layers.iter().map(|l| l.3);
+        let mut sizes = layers.iter().map(|l| l.size);
         let mut out = Vec::new();
         match cfg.get("history").and_then(|h| h.as_array()) {
             Some(h) if !h.is_empty() => {
                 for e in h {
-                    let empty = e.get("empty_layer").and_then(|v| v.as_bool()).unwrap_or(false);
+                    let empty = e
+                        .get("empty_layer")
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false);
                     let s = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
                     out.push(HistoryEntry {
-                        created: e.get("created").and_then(|v| v.as_str()).and_then(parse_rfc3339),
+                        created: e
+                            .get("created")
+                            .and_then(|v| v.as_str())
+                            .and_then(parse_rfc3339),
                         created_by: s("created_by"),
                         comment: s("comment"),
                         empty_layer: empty,
@@ -279,7 +327,7 @@ impl Store {
                         created_by: String::new(),
                         comment: String::new(),
                         empty_layer: false,
-                        size: l.3,
+                        size: l.size,
                     });
                 }
             }
@@ -300,7 +348,10 @@ impl Store {
         }
         let full = r.tagged();
         self.transaction(|tx| {
-            tx.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?1, ?2)", params![full, img.id])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?1, ?2)",
+                params![full, img.id],
+            )?;
             image_event(tx, "tag", &img.id, Some(&full))
         })?;
         Ok(full)
@@ -310,9 +361,14 @@ impl Store {
     pub fn untag(&self, reference: &str) -> Result<()> {
         let full = parse_reference(reference)?.tagged();
         self.transaction(|tx| {
-            let id: Option<String> =
-                tx.query_row("SELECT image_id FROM tags WHERE ref = ?1", [&full], |r| r.get(0)).optional()?;
-            let Some(id) = id else { return Err(StoreError::TagNotFound(reference.to_string())) };
+            let id: Option<String> = tx
+                .query_row("SELECT image_id FROM tags WHERE ref = ?1", [&full], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(id) = id else {
+                return Err(StoreError::TagNotFound(reference.to_string()));
+            };
             tx.execute("DELETE FROM tags WHERE ref = ?1", [&full])?;
             image_event(tx, "untag", &id, Some(&full))
         })
@@ -322,7 +378,10 @@ impl Store {
     /// snapshots no other image uses. Returns Docker-like `Untagged:`/`Deleted:` lines.
     pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<String>> {
         let img = self.resolve_image(image)?;
-        let by_tag = parse_reference(image).ok().filter(|r| r.digest.is_none()).map(|r| r.tagged());
+        let by_tag = parse_reference(image)
+            .ok()
+            .filter(|r| r.digest.is_none())
+            .map(|r| r.tagged());
         let mut doomed_snapshots = Vec::new();
         let lines = self.transaction(|tx| -> Result<Vec<String>> {
             let mut lines = Vec::new();
@@ -337,12 +396,18 @@ impl Store {
                 return Err(StoreError::MultipleTags(image.to_string()));
             }
             let users: Vec<String> = {
-                let mut st = tx.prepare_cached("SELECT name FROM containers WHERE image_id = ?1")?;
-                let v = st.query_map([&img.id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                let mut st =
+                    tx.prepare_cached("SELECT name FROM containers WHERE image_id = ?1")?;
+                let v = st
+                    .query_map([&img.id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
                 v
             };
             if !users.is_empty() && !force {
-                return Err(StoreError::ImageInUse { image: image.to_string(), containers: users.join(", ") });
+                return Err(StoreError::ImageInUse {
+                    image: image.to_string(),
+                    containers: users.join(", "),
+                });
             }
             for t in &tags {
                 tx.execute("DELETE FROM tags WHERE ref = ?1", [t])?;
@@ -359,7 +424,7 @@ impl Store {
             image_event(tx, "delete", &img.id, None)?;
             lines.push(format!("Deleted: {}", img.id));
             let mut blobs = vec![img.id.clone(), img.manifest_digest.clone()];
-            for (digest, ..) in &layers {
+            for LayerInfo { digest, .. } in &layers {
                 let used: bool = tx.query_row(
                     "SELECT EXISTS(SELECT 1 FROM image_layers WHERE digest = ?1)",
                     [digest],
@@ -377,7 +442,10 @@ impl Store {
                     }
                 }
             }
-            for (.., chain) in &layers {
+            for LayerInfo {
+                chain_id: chain, ..
+            } in &layers
+            {
                 let used: bool = tx.query_row(
                     "SELECT EXISTS(SELECT 1 FROM image_layers WHERE chain_id = ?1)",
                     [chain],
@@ -385,7 +453,11 @@ impl Store {
                 )?;
                 if !used {
                     if let Some(key) = tx
-                        .query_row("SELECT key FROM snapshots WHERE chain_id = ?1", [chain], |r| r.get::<_, String>(0))
+                        .query_row(
+                            "SELECT key FROM snapshots WHERE chain_id = ?1",
+                            [chain],
+                            |r| r.get::<_, String>(0),
+                        )
                         .optional()?
                     {
                         tx.execute("DELETE FROM snapshots WHERE chain_id = ?1", [chain])?;

@@ -35,7 +35,11 @@ fn clean(entry: &str, raw: &[u8]) -> Result<String> {
     for c in s.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(StoreError::Archive(format!("rootfs entry '{entry}' contains '..'; fix the tarball"))),
+            ".." => {
+                return Err(StoreError::Archive(format!(
+                    "rootfs entry '{entry}' contains '..'; fix the tarball"
+                )))
+            }
             c => parts.push(c),
         }
     }
@@ -44,15 +48,29 @@ fn clean(entry: &str, raw: &[u8]) -> Result<String> {
 
 /// The `created` default: SOURCE_DATE_EPOCH, else 0.
 fn default_created() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 impl Store {
     /// Imports a rootfs tarball as a deterministic single-layer image; returns the image id.
-    pub fn import_rootfs(&self, input: impl Read, reference: Option<&str>, created: Option<u64>) -> Result<String> {
-        let tag = reference.map(|r| parse_reference(r).map(|r| r.tagged())).transpose()?;
+    pub fn import_rootfs(
+        &self,
+        input: impl Read,
+        reference: Option<&str>,
+        created: Option<u64>,
+    ) -> Result<String> {
+        let tag = reference
+            .map(|r| parse_reference(r).map(|r| r.tagged()))
+            .transpose()?;
         let created = created.unwrap_or_else(default_created);
-        let rd = |e: std::io::Error| StoreError::Archive(format!("cannot read the rootfs tarball (truncated or corrupt?): {e}"));
+        let rd = |e: std::io::Error| {
+            StoreError::Archive(format!(
+                "cannot read the rootfs tarball (truncated or corrupt?): {e}"
+            ))
+        };
         let mut spool = tempfile::tempfile_in(self.tmp_dir())
             .map_err(|e| StoreError::io("cannot create a temp file in", self.tmp_dir(), e))?;
         let mut items: BTreeMap<String, Item> = BTreeMap::new();
@@ -80,7 +98,9 @@ impl Store {
                 continue;
             }
             let link = match ty {
-                tar::EntryType::Symlink => Some(String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default()).into_owned()),
+                tar::EntryType::Symlink => Some(
+                    String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default()).into_owned(),
+                ),
                 tar::EntryType::Link => {
                     let l = e.link_name_bytes().unwrap_or_default().into_owned();
                     Some(clean(&shown, &l)?)
@@ -94,7 +114,10 @@ impl Store {
                 gid: h.gid().unwrap_or(0),
                 mtime: h.mtime().unwrap_or(0).min(created),
                 link,
-                dev: (h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0)),
+                dev: (
+                    h.device_major().ok().flatten().unwrap_or(0),
+                    h.device_minor().ok().flatten().unwrap_or(0),
+                ),
                 data: (0, 0),
             };
             let mut item = item;
@@ -113,7 +136,10 @@ impl Store {
         let wr = |e: std::io::Error| StoreError::io("cannot write", &tmp_path, e);
         let out_file = tmp.as_file().try_clone().map_err(wr)?;
         let gz_out = HashWriter::new(std::io::BufWriter::new(out_file));
-        let gz = flate2::GzBuilder::new().mtime(0).operating_system(255).write(gz_out, flate2::Compression::new(6));
+        let gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .operating_system(255)
+            .write(gz_out, flate2::Compression::new(6));
         let mut b = tar::Builder::new(HashWriter::new(gz));
         b.mode(tar::HeaderMode::Complete);
         for (path, it) in &items {
@@ -128,7 +154,11 @@ impl Store {
                 h.set_device_major(it.dev.0).map_err(wr)?;
                 h.set_device_minor(it.dev.1).map_err(wr)?;
             }
-            let name = if it.ty == tar::EntryType::Directory { format!("{path}/") } else { path.clone() };
+            let name = if it.ty == tar::EntryType::Directory {
+                format!("{path}/")
+            } else {
+                path.clone()
+            };
             match (&it.ty, &it.link) {
                 (tar::EntryType::Symlink | tar::EntryType::Link, Some(l)) => {
                     b.append_link(&mut h, &name, l).map_err(wr)?;
@@ -136,7 +166,8 @@ impl Store {
                 (tar::EntryType::Regular, _) => {
                     h.set_size(it.data.1);
                     spool.seek(SeekFrom::Start(it.data.0)).map_err(wr)?;
-                    b.append_data(&mut h, &name, (&mut spool).take(it.data.1)).map_err(wr)?;
+                    b.append_data(&mut h, &name, (&mut spool).take(it.data.1))
+                        .map_err(wr)?;
                 }
                 _ => b.append_data(&mut h, &name, std::io::empty()).map_err(wr)?,
             }
@@ -170,7 +201,12 @@ impl Store {
             manifest_digest,
             manifest_media_type: OCI_MANIFEST.into(),
             config,
-            layers: vec![NewLayer { digest: layer_digest, diff_id, media_type: OCI_LAYER_GZIP.into(), size: layer_size }],
+            layers: vec![NewLayer {
+                digest: layer_digest,
+                diff_id,
+                media_type: OCI_LAYER_GZIP.into(),
+                size: layer_size,
+            }],
             tags: tag.into_iter().collect(),
         };
         Ok(register(self, &[img], "import")?.remove(0))
@@ -197,12 +233,16 @@ fn fix_hardlinks(items: &mut BTreeMap<String, Item>) {
                 _ => break,
             }
         }
-        if !items.get(&target).is_some_and(|t| t.ty == tar::EntryType::Regular) {
+        if !items
+            .get(&target)
+            .is_some_and(|t| t.ty == tar::EntryType::Regular)
+        {
             continue;
         }
         if path < target {
             // Swap roles: `path` becomes the file, `target` and its other links point at it.
-            let (Some(mut file), Some(mut link)) = (items.remove(&target), items.remove(&path)) else {
+            let (Some(mut file), Some(mut link)) = (items.remove(&target), items.remove(&path))
+            else {
                 continue;
             };
             file.link = None;

@@ -6,13 +6,13 @@
 //! `containers` and `events` tables, which the engine fills.
 
 mod archive;
-mod save;
 mod blobs;
 mod error;
 mod images;
 mod import;
 mod maint;
 mod progress;
+mod save;
 mod schema;
 mod snapshots;
 pub mod unpack;
@@ -20,7 +20,7 @@ mod util;
 
 pub use archive::{ArchiveFormat, LoadReport};
 pub use error::{Result, StoreError};
-pub use images::{HistoryEntry, ImageSummary, ResolvedImage};
+pub use images::{HistoryEntry, ImageSummary, LayerInfo, ResolvedImage};
 pub use maint::{DfReport, DfRow, DoctorReport, PruneReport};
 pub use progress::{NoProgress, Progress};
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
@@ -38,7 +38,14 @@ impl Store {
     /// Opens (creating if needed) the store at `root`. Cheap: a handful of syscalls plus one
     /// `PRAGMA user_version` read when the schema is current.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["", "blobs", "blobs/sha256", "snapshots", "containers", "tmp"] {
+        for sub in [
+            "",
+            "blobs",
+            "blobs/sha256",
+            "snapshots",
+            "containers",
+            "tmp",
+        ] {
             let p = root.join(sub);
             match std::fs::create_dir(&p) {
                 Ok(()) => {}
@@ -57,7 +64,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::ensure(&conn)?;
-        Ok(Store { root: root.to_path_buf(), conn })
+        Ok(Store {
+            root: root.to_path_buf(),
+            conn,
+        })
     }
 
     /// The store root directory.
@@ -91,7 +101,12 @@ impl Store {
 }
 
 /// Records an image event (`kind = 'image'`, `to_state` = the action, e.g. `tag`).
-pub(crate) fn image_event(tx: &Connection, action: &str, id: &str, name: Option<&str>) -> Result<()> {
+pub(crate) fn image_event(
+    tx: &Connection,
+    action: &str,
+    id: &str,
+    name: Option<&str>,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO events(time_ns, kind, object, name, to_state) VALUES (?1, 'image', ?2, ?3, ?4)",
         rusqlite::params![util::now_ns(), id, name, action],

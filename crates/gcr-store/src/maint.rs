@@ -51,11 +51,15 @@ pub struct PruneReport {
 }
 
 fn dir_size(p: &Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
     if !md.is_dir() {
         return md.len();
     }
-    std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum()).unwrap_or(0)
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
 }
 
 impl Store {
@@ -69,53 +73,73 @@ impl Store {
         for e in names {
             let name = e.file_name().to_string_lossy().into_owned();
             if !(is_hex(&name) && name.len() == 64) {
-                rep.problems.push(format!("stray file '{}' in the blob store; remove it", e.path().display()));
+                rep.problems.push(format!(
+                    "stray file '{}' in the blob store; remove it",
+                    e.path().display()
+                ));
                 continue;
             }
             rep.blobs_checked += 1;
             let mut hr = match std::fs::File::open(e.path()) {
                 Ok(f) => HashReader::new(std::io::BufReader::with_capacity(256 * 1024, f)),
                 Err(err) => {
-                    rep.problems.push(format!("blob sha256:{name} cannot be read: {err}"));
+                    rep.problems
+                        .push(format!("blob sha256:{name} cannot be read: {err}"));
                     continue;
                 }
             };
             if let Err(err) = std::io::copy(&mut hr, &mut std::io::sink()) {
-                rep.problems.push(format!("blob sha256:{name} cannot be read: {err}"));
+                rep.problems
+                    .push(format!("blob sha256:{name} cannot be read: {err}"));
                 continue;
             }
             let actual = hr.digest();
             if actual != format!("sha256:{name}") {
-                rep.problems.push(format!("blob sha256:{name} is corrupt (content hashes to {actual})"));
+                rep.problems.push(format!(
+                    "blob sha256:{name} is corrupt (content hashes to {actual})"
+                ));
             }
         }
         let images: Vec<(String, String, String)> = {
-            let mut st = self.conn.prepare("SELECT id, manifest_digest, config FROM images ORDER BY id")?;
-            let v = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+            let mut st = self
+                .conn
+                .prepare("SELECT id, manifest_digest, config FROM images ORDER BY id")?;
+            let v = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
             v
         };
         for (id, mdigest, config) in &images {
             rep.images_checked += 1;
             if serde_json::from_str::<serde_json::Value>(config).is_err() {
-                rep.problems.push(format!("image {id}: its config in the database is not valid JSON"));
+                rep.problems.push(format!(
+                    "image {id}: its config in the database is not valid JSON"
+                ));
             }
             for (what, d) in [("config", id), ("manifest", mdigest)] {
                 match self.read_blob(d) {
-                    Err(_) => rep.problems.push(format!("image {id}: {what} blob {d} is missing")),
-                    Ok(b) if serde_json::from_slice::<serde_json::Value>(&b).is_err() => {
-                        rep.problems.push(format!("image {id}: {what} blob {d} is not valid JSON"))
-                    }
+                    Err(_) => rep
+                        .problems
+                        .push(format!("image {id}: {what} blob {d} is missing")),
+                    Ok(b) if serde_json::from_slice::<serde_json::Value>(&b).is_err() => rep
+                        .problems
+                        .push(format!("image {id}: {what} blob {d} is not valid JSON")),
                     Ok(_) => {}
                 }
             }
-            for (digest, ..) in self.image_layers(id)? {
+            for crate::LayerInfo { digest, .. } in self.image_layers(id)? {
                 if !self.blob_path(&digest)?.exists() {
-                    rep.problems.push(format!("image {id}: layer blob {digest} is missing"));
+                    rep.problems
+                        .push(format!("image {id}: layer blob {digest} is missing"));
                 }
             }
         }
-        let mut st = self.conn.prepare("SELECT chain_id, key FROM snapshots ORDER BY key")?;
-        let snaps: Vec<(String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut st = self
+            .conn
+            .prepare("SELECT chain_id, key FROM snapshots ORDER BY key")?;
+        let snaps: Vec<(String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         for (chain, key) in snaps {
             if !self.snapshots_dir().join(&key).is_dir() {
                 rep.problems.push(format!(
@@ -144,7 +168,9 @@ impl Store {
             reclaimable: (size - active_size).max(0) as u64,
         };
         let mut st = self.conn.prepare("SELECT id, state FROM containers")?;
-        let rows: Vec<(String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<(String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         for (id, state) in rows {
             let sz = dir_size(&self.root.join("containers").join(&id).join("upper"));
             let running = matches!(state.as_str(), "running" | "paused" | "restarting");
@@ -175,7 +201,9 @@ impl Store {
                 "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)
                  AND id NOT IN (SELECT image_id FROM containers)",
             )?;
-            let v = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let v = st
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             v
         };
         for id in dangling {
@@ -230,12 +258,20 @@ impl Store {
         let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         if let Ok(rd) = std::fs::read_dir(self.tmp_dir()) {
             for e in rd.flatten() {
-                let old = e.metadata().and_then(|m| m.modified()).map(|t| t < cutoff).unwrap_or(false);
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| t < cutoff)
+                    .unwrap_or(false);
                 let dead = e.file_name().to_string_lossy().starts_with("dead-");
                 if old || dead {
                     let p = e.path();
                     rep.bytes_reclaimed += dir_size(&p);
-                    let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                    let r = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
                     if r.is_ok() {
                         rep.tmp_removed += 1;
                     }

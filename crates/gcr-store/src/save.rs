@@ -6,7 +6,9 @@
 use crate::archive::{ArchiveFormat, OCI_INDEX};
 use crate::error::{Result, StoreError};
 use crate::progress::Progress;
-use crate::util::{canonical_json, digest_hex, familiar, maybe_gunzip, parse_reference, HashReader};
+use crate::util::{
+    canonical_json, digest_hex, familiar, maybe_gunzip, parse_reference, HashReader,
+};
 use crate::Store;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -14,7 +16,11 @@ use std::io::{BufReader, Read, Write};
 
 fn header(size: u64, dir: bool) -> tar::Header {
     let mut h = tar::Header::new_ustar();
-    h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+    h.set_entry_type(if dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
     h.set_mode(if dir { 0o755 } else { 0o644 });
     h.set_size(size);
     h.set_mtime(0);
@@ -34,7 +40,9 @@ impl<W: Write> Out<'_, W> {
     }
     fn dir(&mut self, name: &str) -> Result<()> {
         let mut h = header(0, true);
-        self.b.append_data(&mut h, name, std::io::empty()).map_err(werr)
+        self.b
+            .append_data(&mut h, name, std::io::empty())
+            .map_err(werr)
     }
     fn reader(&mut self, name: &str, size: u64, r: impl Read) -> Result<()> {
         let mut h = header(size, false);
@@ -45,18 +53,30 @@ impl<W: Write> Out<'_, W> {
 }
 
 fn werr(e: std::io::Error) -> StoreError {
-    StoreError::Read { what: "the archive output (write)".into(), source: e }
+    StoreError::Read {
+        what: "the archive output (write)".into(),
+        source: e,
+    }
 }
 
 impl Store {
     /// Writes the named images (names, ids or digests) to `w` as an archive.
-    pub fn save(&self, images: &[&str], format: ArchiveFormat, w: impl Write, progress: &dyn Progress) -> Result<()> {
+    pub fn save(
+        &self,
+        images: &[&str],
+        format: ArchiveFormat,
+        w: impl Write,
+        progress: &dyn Progress,
+    ) -> Result<()> {
         // (image id, manifest digest, media type, tags to write)
         let mut sel: Vec<(String, String, String, Vec<String>)> = Vec::new();
         for name in images {
             let img = self.resolve_image(name)?;
             let all = self.image_tags(&img.id)?;
-            let named = parse_reference(name).ok().filter(|r| r.digest.is_none()).map(|r| r.tagged());
+            let named = parse_reference(name)
+                .ok()
+                .filter(|r| r.digest.is_none())
+                .map(|r| r.tagged());
             let tags = match named {
                 Some(t) if all.contains(&t) => vec![t],
                 _ => all,
@@ -74,10 +94,13 @@ impl Store {
         }
         let mut total = 0;
         for (id, ..) in &sel {
-            total += self.image_layers(id)?.iter().map(|l| l.3).sum::<u64>();
+            total += self.image_layers(id)?.iter().map(|l| l.size).sum::<u64>();
         }
         progress.start(total);
-        let mut out = Out { b: tar::Builder::new(w), progress };
+        let mut out = Out {
+            b: tar::Builder::new(w),
+            progress,
+        };
         match format {
             ArchiveFormat::OciArchive => self.save_oci(&sel, &mut out)?,
             ArchiveFormat::DockerArchive => self.save_docker(&sel, &mut out)?,
@@ -88,16 +111,32 @@ impl Store {
         Ok(())
     }
 
-    fn blob_entry<W: Write>(&self, out: &mut Out<'_, W>, digest: &str, done: &mut HashSet<String>) -> Result<u64> {
+    fn blob_entry<W: Write>(
+        &self,
+        out: &mut Out<'_, W>,
+        digest: &str,
+        done: &mut HashSet<String>,
+    ) -> Result<u64> {
         let f = self.open_blob(digest)?;
-        let size = f.metadata().map_err(|e| StoreError::io("cannot stat blob", digest, e))?.len();
+        let size = f
+            .metadata()
+            .map_err(|e| StoreError::io("cannot stat blob", digest, e))?
+            .len();
         if done.insert(digest.to_string()) {
-            out.reader(&format!("blobs/sha256/{}", digest_hex(digest)?), size, BufReader::new(f))?;
+            out.reader(
+                &format!("blobs/sha256/{}", digest_hex(digest)?),
+                size,
+                BufReader::new(f),
+            )?;
         }
         Ok(size)
     }
 
-    fn save_oci<W: Write>(&self, sel: &[(String, String, String, Vec<String>)], out: &mut Out<'_, W>) -> Result<()> {
+    fn save_oci<W: Write>(
+        &self,
+        sel: &[(String, String, String, Vec<String>)],
+        out: &mut Out<'_, W>,
+    ) -> Result<()> {
         out.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         out.dir("blobs/")?;
         out.dir("blobs/sha256/")?;
@@ -105,7 +144,7 @@ impl Store {
         let mut manifests = Vec::new();
         for (id, mdigest, mtype, tags) in sel {
             for l in self.image_layers(id)? {
-                self.blob_entry(out, &l.0, &mut done)?;
+                self.blob_entry(out, &l.digest, &mut done)?;
             }
             self.blob_entry(out, id, &mut done)?;
             let msize = self.blob_entry(out, mdigest, &mut done)?;
@@ -127,11 +166,17 @@ impl Store {
                 }))));
             }
         }
-        let index = canonical_json(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}));
+        let index = canonical_json(
+            &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}),
+        );
         out.bytes("index.json", &index)
     }
 
-    fn save_docker<W: Write>(&self, sel: &[(String, String, String, Vec<String>)], out: &mut Out<'_, W>) -> Result<()> {
+    fn save_docker<W: Write>(
+        &self,
+        sel: &[(String, String, String, Vec<String>)],
+        out: &mut Out<'_, W>,
+    ) -> Result<()> {
         let mut done = HashSet::new();
         let mut entries = Vec::new();
         let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -141,7 +186,10 @@ impl Store {
                 out.bytes(&cfg_name, &self.read_blob(id)?)?;
             }
             let mut layer_names = Vec::new();
-            for (digest, diff_id, ..) in self.image_layers(id)? {
+            for crate::LayerInfo {
+                digest, diff_id, ..
+            } in self.image_layers(id)?
+            {
                 let name = format!("{}.tar", digest_hex(&diff_id)?);
                 if done.insert(name.clone()) {
                     self.docker_layer(out, &name, &digest, &diff_id)?;
@@ -151,29 +199,53 @@ impl Store {
             let short: Vec<String> = tags.iter().map(|t| familiar(t)).collect();
             for t in &short {
                 if let (Some((repo, tag)), Some(top)) = (t.rsplit_once(':'), layer_names.last()) {
-                    repos.entry(repo.to_string()).or_default().insert(tag.to_string(), top.trim_end_matches(".tar").to_string());
+                    repos
+                        .entry(repo.to_string())
+                        .or_default()
+                        .insert(tag.to_string(), top.trim_end_matches(".tar").to_string());
                 }
             }
             entries.push(json!({"Config": cfg_name, "RepoTags": short, "Layers": layer_names}));
         }
-        out.bytes("manifest.json", &serde_json::to_vec(&entries).unwrap_or_default())?;
-        out.bytes("repositories", &serde_json::to_vec(&repos).unwrap_or_default())
+        out.bytes(
+            "manifest.json",
+            &serde_json::to_vec(&entries).unwrap_or_default(),
+        )?;
+        out.bytes(
+            "repositories",
+            &serde_json::to_vec(&repos).unwrap_or_default(),
+        )
     }
 
     /// Writes a layer uncompressed (docker-archive layers are plain tars named by diff id).
-    fn docker_layer<W: Write>(&self, out: &mut Out<'_, W>, name: &str, digest: &str, diff_id: &str) -> Result<()> {
+    fn docker_layer<W: Write>(
+        &self,
+        out: &mut Out<'_, W>,
+        name: &str,
+        digest: &str,
+        diff_id: &str,
+    ) -> Result<()> {
         let f = self.open_blob(digest)?;
         if digest == diff_id {
-            let size = f.metadata().map_err(|e| StoreError::io("cannot stat blob", digest, e))?.len();
+            let size = f
+                .metadata()
+                .map_err(|e| StoreError::io("cannot stat blob", digest, e))?
+                .len();
             return out.reader(name, size, BufReader::new(f));
         }
         let mut tmp = tempfile::tempfile_in(self.tmp_dir())
             .map_err(|e| StoreError::io("cannot create a temp file in", self.tmp_dir(), e))?;
-        let rd = |e| StoreError::Read { what: format!("layer {digest}"), source: e };
+        let rd = |e| StoreError::Read {
+            what: format!("layer {digest}"),
+            source: e,
+        };
         let mut hr = HashReader::new(maybe_gunzip(BufReader::new(f)).map_err(rd)?);
         let size = std::io::copy(&mut hr, &mut tmp).map_err(rd)?;
         if hr.digest() != diff_id {
-            return Err(StoreError::DigestMismatch { expected: diff_id.to_string(), actual: hr.digest() });
+            return Err(StoreError::DigestMismatch {
+                expected: diff_id.to_string(),
+                actual: hr.digest(),
+            });
         }
         use std::io::Seek;
         tmp.rewind().map_err(rd)?;

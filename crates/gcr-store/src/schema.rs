@@ -83,7 +83,10 @@ pub(crate) fn ensure(conn: &Connection) -> Result<()> {
         return Ok(());
     }
     if v > VERSION {
-        return Err(StoreError::SchemaTooNew { found: v, supported: VERSION });
+        return Err(StoreError::SchemaTooNew {
+            found: v,
+            supported: VERSION,
+        });
     }
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let r = (|| -> Result<()> {

@@ -54,18 +54,29 @@ impl Store {
                 .tempdir_in(self.tmp_dir())
                 .map_err(|e| StoreError::io("cannot create a temp dir in", self.tmp_dir(), e))?;
             let target = tmp.path().join("d");
-            std::fs::create_dir(&target).map_err(|e| StoreError::io("cannot create", &target, e))?;
+            std::fs::create_dir(&target)
+                .map_err(|e| StoreError::io("cannot create", &target, e))?;
             let blob = self.open_blob(digest)?;
-            let mut hr = HashReader::new(crate::util::maybe_gunzip(std::io::BufReader::new(blob)).map_err(
-                |e| StoreError::Read { what: format!("layer {digest}"), source: e },
-            )?);
+            let mut hr = HashReader::new(
+                crate::util::maybe_gunzip(std::io::BufReader::new(blob)).map_err(|e| {
+                    StoreError::Read {
+                        what: format!("layer {digest}"),
+                        source: e,
+                    }
+                })?,
+            );
             crate::unpack::unpack_layer(&mut hr, &target)?;
             // Drain trailing padding so the digest covers the whole tar stream.
-            std::io::copy(&mut hr, &mut std::io::sink())
-                .map_err(|e| StoreError::Read { what: format!("layer {digest}"), source: e })?;
+            std::io::copy(&mut hr, &mut std::io::sink()).map_err(|e| StoreError::Read {
+                what: format!("layer {digest}"),
+                source: e,
+            })?;
             let actual = hr.digest();
             if actual != diff_id {
-                return Err(StoreError::DigestMismatch { expected: diff_id.to_string(), actual });
+                return Err(StoreError::DigestMismatch {
+                    expected: diff_id.to_string(),
+                    actual,
+                });
             }
             match rustix::fs::renameat_with(
                 rustix::fs::CWD,
@@ -80,7 +91,11 @@ impl Store {
                 Err(e) => return Err(StoreError::io("cannot move snapshot into", &dest, e.into())),
             }
         }
-        let size = self.blob_path(digest)?.metadata().map(|m| m.len()).unwrap_or(0);
+        let size = self
+            .blob_path(digest)?
+            .metadata()
+            .map(|m| m.len())
+            .unwrap_or(0);
         self.transaction(|tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO snapshots(chain_id, key, diff_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -94,8 +109,9 @@ impl Store {
     /// transaction; returns the new path.
     pub(crate) fn retire_snapshot_dir(&self, key: &str) -> Option<PathBuf> {
         let from = self.snapshots_dir().join(key);
-        let to = self.tmp_dir().join(format!("dead-{key}-{}", crate::util::now_ns()));
+        let to = self
+            .tmp_dir()
+            .join(format!("dead-{key}-{}", crate::util::now_ns()));
         std::fs::rename(&from, &to).ok().map(|_| to)
     }
 }
-

@@ -53,11 +53,17 @@ pub enum UnpackError {
 }
 
 fn refused(entry: &str, reason: impl Into<String>) -> UnpackError {
-    UnpackError::Refused { entry: entry.to_string(), reason: reason.into() }
+    UnpackError::Refused {
+        entry: entry.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn create_err(entry: &str, e: impl Into<io::Error>) -> UnpackError {
-    UnpackError::Create { entry: entry.to_string(), source: e.into() }
+    UnpackError::Create {
+        entry: entry.to_string(),
+        source: e.into(),
+    }
 }
 
 /// Splits an entry path into clean components: strips `/` and `.`, rejects `..` and NUL.
@@ -74,11 +80,18 @@ fn components<'a>(entry: &str, raw: &'a [u8]) -> Result<Vec<&'a [u8]>, UnpackErr
     Ok(out)
 }
 
-const DIR_FLAGS: OFlags =
-    OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
 /// Walks `comps` from `root` without following symlinks, creating missing directories.
-fn walk(root: &OwnedFd, comps: &[&[u8]], create: bool, entry: &str) -> Result<OwnedFd, UnpackError> {
+fn walk(
+    root: &OwnedFd,
+    comps: &[&[u8]],
+    create: bool,
+    entry: &str,
+) -> Result<OwnedFd, UnpackError> {
     let mut cur: Option<OwnedFd> = None;
     for c in comps {
         let dir = cur.as_ref().unwrap_or(root).as_fd();
@@ -122,7 +135,9 @@ fn clear(parent: &OwnedFd, name: &[u8], keep_dir: bool, entry: &str) -> Result<b
                 return Ok(true);
             }
             rfs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(|e| match e {
-                Errno::NOTEMPTY | Errno::EXIST => refused(entry, "it would replace a non-empty directory"),
+                Errno::NOTEMPTY | Errno::EXIST => {
+                    refused(entry, "it would replace a non-empty directory")
+                }
                 e => create_err(entry, e),
             })?;
             Ok(false)
@@ -135,14 +150,24 @@ fn clear(parent: &OwnedFd, name: &[u8], keep_dir: bool, entry: &str) -> Result<b
 }
 
 fn ts(secs: u64) -> Timestamps {
-    let t = Timespec { tv_sec: secs.min(i64::MAX as u64) as i64, tv_nsec: 0 };
-    Timestamps { last_access: t, last_modification: t }
+    let t = Timespec {
+        tv_sec: secs.min(i64::MAX as u64) as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 /// Unpacks a layer (plain or gzip'd tar) into `target`, which must exist. Hostile-input safe.
 pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, UnpackError> {
-    let root = rfs::openat(rfs::CWD, target, DIR_FLAGS, Mode::empty())
-        .map_err(|e| UnpackError::Target { path: target.to_path_buf(), source: e.into() })?;
+    let root = rfs::openat(rfs::CWD, target, DIR_FLAGS, Mode::empty()).map_err(|e| {
+        UnpackError::Target {
+            path: target.to_path_buf(),
+            source: e.into(),
+        }
+    })?;
     let r = crate::util::maybe_gunzip(io::BufReader::with_capacity(128 * 1024, reader))
         .map_err(UnpackError::Stream)?;
     let mut ar = tar::Archive::new(r);
@@ -157,9 +182,14 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
         let name_s = String::from_utf8_lossy(&raw).into_owned();
         let comps = components(&name_s, &raw)?;
         stats.entries += 1;
-        let Some((name, parents)) = comps.split_last() else { continue };
+        let Some((name, parents)) = comps.split_last() else {
+            continue;
+        };
         let etype = entry.header().entry_type();
-        if matches!(etype, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
+        if matches!(
+            etype,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
             continue;
         }
         let parent_key = parents.join(&b'/');
@@ -168,7 +198,10 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
             _ => walk(&root, parents, true, &name_s)?,
         };
         let header = entry.header();
-        let mode = header.mode().map_err(|e| refused(&name_s, format!("bad mode: {e}")))? & 0o7777;
+        let mode = header
+            .mode()
+            .map_err(|e| refused(&name_s, format!("bad mode: {e}")))?
+            & 0o7777;
         let uid = header.uid().unwrap_or(0);
         let gid = header.gid().unwrap_or(0);
         let mtime = header.mtime().unwrap_or(0);
@@ -187,7 +220,12 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
         if let Some(hidden) = name.strip_prefix(b".wh.") {
             if hidden == b".wh..opq" {
                 rfs::fsetxattr(&parent, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                    .map_err(|e| create_err(&name_s, io::Error::other(format!("setting the opaque xattr needs root: {e}"))))?;
+                    .map_err(|e| {
+                        create_err(
+                            &name_s,
+                            io::Error::other(format!("setting the opaque xattr needs root: {e}")),
+                        )
+                    })?;
                 stats.opaque_dirs += 1;
             } else {
                 if hidden.is_empty() {
@@ -196,7 +234,12 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                 clear(&parent, hidden, false, &name_s)?;
                 removed = true;
                 rfs::mknodat(&parent, hidden, FileType::CharacterDevice, Mode::empty(), 0)
-                    .map_err(|e| create_err(&name_s, io::Error::other(format!("creating a whiteout device needs root: {e}"))))?;
+                    .map_err(|e| {
+                        create_err(
+                            &name_s,
+                            io::Error::other(format!("creating a whiteout device needs root: {e}")),
+                        )
+                    })?;
                 stats.whiteouts += 1;
             }
         } else {
@@ -204,11 +247,14 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                 tar::EntryType::Directory => {
                     let kept = clear(&parent, name, true, &name_s)?;
                     if !kept {
-                        rfs::mkdirat(&parent, *name, Mode::from_raw_mode(0o700)).map_err(|e| create_err(&name_s, e))?;
+                        rfs::mkdirat(&parent, *name, Mode::from_raw_mode(0o700))
+                            .map_err(|e| create_err(&name_s, e))?;
                     }
-                    let fd = rfs::openat(&parent, *name, DIR_FLAGS, Mode::empty()).map_err(|e| create_err(&name_s, e))?;
+                    let fd = rfs::openat(&parent, *name, DIR_FLAGS, Mode::empty())
+                        .map_err(|e| create_err(&name_s, e))?;
                     owner(&fd)?;
-                    rfs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| create_err(&name_s, e))?;
+                    rfs::fchmod(&fd, Mode::from_raw_mode(mode))
+                        .map_err(|e| create_err(&name_s, e))?;
                     let mut full = parent_key.clone();
                     if !full.is_empty() {
                         full.push(b'/');
@@ -223,7 +269,11 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                     let fd = rfs::openat(
                         &parent,
                         *name,
-                        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
                         Mode::from_raw_mode(0o600),
                     )
                     .map_err(|e| create_err(&name_s, e))?;
@@ -231,7 +281,8 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                     let n = io::copy(&mut entry, &mut f).map_err(UnpackError::Stream)?;
                     let fd = OwnedFd::from(f);
                     owner(&fd)?;
-                    rfs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| create_err(&name_s, e))?;
+                    rfs::fchmod(&fd, Mode::from_raw_mode(mode))
+                        .map_err(|e| create_err(&name_s, e))?;
                     rfs::futimens(&fd, &ts(mtime)).map_err(|e| create_err(&name_s, e))?;
                     stats.files += 1;
                     stats.bytes += n;
@@ -300,8 +351,14 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                 tar::EntryType::Fifo => {
                     removed = true;
                     clear(&parent, name, false, &name_s)?;
-                    rfs::mknodat(&parent, *name, FileType::Fifo, Mode::from_raw_mode(mode & 0o777), 0)
-                        .map_err(|e| create_err(&name_s, e))?;
+                    rfs::mknodat(
+                        &parent,
+                        *name,
+                        FileType::Fifo,
+                        Mode::from_raw_mode(mode & 0o777),
+                        0,
+                    )
+                    .map_err(|e| create_err(&name_s, e))?;
                     stats.files += 1;
                 }
                 tar::EntryType::Char | tar::EntryType::Block => stats.skipped_devices += 1,
@@ -355,7 +412,10 @@ mod tests {
             ("dev/null", tar::EntryType::Char, b"", None),
         ]);
         let s = unpack_layer(&t[..], d.path()).unwrap();
-        assert_eq!((s.files, s.symlinks, s.hardlinks, s.skipped_devices), (1, 1, 1, 1));
+        assert_eq!(
+            (s.files, s.symlinks, s.hardlinks, s.skipped_devices),
+            (1, 1, 1, 1)
+        );
         assert_eq!(std::fs::read(d.path().join("a/hard")).unwrap(), b"hi");
         assert!(!d.path().join("dev/null").exists());
     }

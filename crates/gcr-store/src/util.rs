@@ -19,7 +19,9 @@ pub(crate) fn digest_hex(d: &str) -> Result<&str> {
 }
 
 pub(crate) fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A reader that hashes everything read through it and counts bytes.
@@ -31,7 +33,11 @@ pub(crate) struct HashReader<R> {
 
 impl<R: Read> HashReader<R> {
     pub fn new(inner: R) -> Self {
-        HashReader { inner, hasher: Sha256::new(), count: 0 }
+        HashReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
     pub fn digest(&self) -> String {
         format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))
@@ -56,7 +62,11 @@ pub(crate) struct HashWriter<W> {
 
 impl<W: Write> HashWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
     pub fn digest(&self) -> String {
         format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))
@@ -109,35 +119,53 @@ pub(crate) fn parse_reference(s: &str) -> Result<Reference> {
     };
     let last_slash = name_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
     let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
+        Some(i) => (
+            &name_tag[..last_slash + i],
+            Some(&name_tag[last_slash + i + 1..]),
+        ),
         None => (name_tag, None),
     };
     if let Some(t) = tag {
         let ok = !t.is_empty()
             && t.len() <= 128
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             && !t.starts_with(['.', '-']);
         if !ok {
-            return Err(bad("the tag may use letters, digits, '_', '.', '-' (at most 128)"));
+            return Err(bad(
+                "the tag may use letters, digits, '_', '.', '-' (at most 128)",
+            ));
         }
     }
     let (domain, path) = match name.split_once('/') {
-        Some((d, rest)) if d.contains('.') || d.contains(':') || d == "localhost" => (d, rest.to_string()),
+        Some((d, rest)) if d.contains('.') || d.contains(':') || d == "localhost" => {
+            (d, rest.to_string())
+        }
         _ => ("docker.io", name.to_string()),
     };
-    let path = if domain == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
+    let path = if domain == "docker.io" && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path
+    };
     if domain.is_empty()
-        || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+        || !domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
     {
         return Err(bad("the registry host is not valid"));
     }
     for comp in path.split('/') {
         let ok = !comp.is_empty()
-            && comp.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && comp
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
             && comp.as_bytes()[0].is_ascii_alphanumeric()
             && comp.as_bytes()[comp.len() - 1].is_ascii_alphanumeric();
         if !ok {
-            return Err(bad("repository names use lowercase letters, digits and separators '.', '_', '-'"));
+            return Err(bad(
+                "repository names use lowercase letters, digits and separators '.', '_', '-'",
+            ));
         }
     }
     let tag = match (tag, &digest) {
@@ -145,7 +173,11 @@ pub(crate) fn parse_reference(s: &str) -> Result<Reference> {
         (None, Some(_)) => None,
         (None, None) => Some("latest".to_string()),
     };
-    Ok(Reference { repo: format!("{domain}/{path}"), tag, digest })
+    Ok(Reference {
+        repo: format!("{domain}/{path}"),
+        tag,
+        digest,
+    })
 }
 
 /// Docker's short form: `docker.io/library/busybox:latest` → `busybox:latest`.
@@ -209,7 +241,12 @@ pub(crate) fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Parses the leading `YYYY-MM-DDTHH:MM:SS` of an RFC 3339 time into unix seconds.
@@ -246,7 +283,11 @@ pub(crate) fn is_gzip(head: &[u8]) -> bool {
 /// Wraps a buffered reader in a gzip decoder when it starts with the gzip magic.
 pub(crate) fn maybe_gunzip<'a, R: io::BufRead + 'a>(mut r: R) -> io::Result<Box<dyn Read + 'a>> {
     let gz = is_gzip(r.fill_buf()?);
-    Ok(if gz { Box::new(flate2::bufread::MultiGzDecoder::new(r)) } else { Box::new(r) })
+    Ok(if gz {
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    })
 }
 
 #[cfg(test)]
@@ -263,19 +304,26 @@ mod tests {
         assert_eq!(r.tagged(), "docker.io/user/app:latest");
         assert!(parse_reference("Busybox").is_err());
         assert!(parse_reference("a:b:c").is_err());
-        assert_eq!(familiar("docker.io/library/busybox:latest"), "busybox:latest");
+        assert_eq!(
+            familiar("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
     }
 
     #[test]
     fn time_round_trips() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000)
+        );
     }
 
     #[test]
     fn canonical_sorts_keys() {
-        let v: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"d":[1,"x"],"c":null}}"#).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[1,"x"],"c":null}}"#).unwrap();
         assert_eq!(canonical_json(&v), br#"{"a":{"c":null,"d":[1,"x"]},"b":1}"#);
     }
 }

@@ -13,20 +13,31 @@ fn store() -> (tempfile::TempDir, Store) {
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o.stdout
 }
 
 /// A store holding an imported busybox image tagged `busybox:latest`.
 fn with_busybox() -> (tempfile::TempDir, Store, String) {
     let (d, s) = store();
-    let id = s.import_rootfs(&busybox_rootfs("arch")[..], Some("busybox"), Some(1_600_000_000)).unwrap();
+    let id = s
+        .import_rootfs(
+            &busybox_rootfs("arch")[..],
+            Some("busybox"),
+            Some(1_600_000_000),
+        )
+        .unwrap();
     (d, s, id)
 }
 
 fn save(s: &Store, name: &str, fmt: ArchiveFormat, path: &std::path::Path) {
     let f = std::fs::File::create(path).unwrap();
-    s.save(&[name], fmt, std::io::BufWriter::new(f), &NoProgress).unwrap();
+    s.save(&[name], fmt, std::io::BufWriter::new(f), &NoProgress)
+        .unwrap();
 }
 
 #[test]
@@ -37,8 +48,17 @@ fn oci_round_trip_keeps_digests() {
     let (_d2, s2) = store();
     let rep = s2.load_path(&path, &NoProgress).unwrap();
     assert_eq!(rep.format, ArchiveFormat::OciArchive);
-    assert_eq!(rep.images, vec![(id.clone(), vec!["docker.io/library/busybox:latest".to_string()])]);
-    assert_eq!(s2.resolve_image("busybox").unwrap(), s.resolve_image("busybox").unwrap());
+    assert_eq!(
+        rep.images,
+        vec![(
+            id.clone(),
+            vec!["docker.io/library/busybox:latest".to_string()]
+        )]
+    );
+    assert_eq!(
+        s2.resolve_image("busybox").unwrap(),
+        s.resolve_image("busybox").unwrap()
+    );
     // gzip'd archives load too.
     let (_d3, s3) = store();
     let gz = gzip(&std::fs::read(&path).unwrap());
@@ -56,7 +76,10 @@ fn docker_round_trip() {
     let rep = s2.load_path(&path, &NoProgress).unwrap();
     assert_eq!(rep.format, ArchiveFormat::DockerArchive);
     assert_eq!(rep.images[0].0, id, "image id = config digest survives");
-    assert_eq!(s2.image_tags(&id).unwrap(), ["docker.io/library/busybox:latest"]);
+    assert_eq!(
+        s2.image_tags(&id).unwrap(),
+        ["docker.io/library/busybox:latest"]
+    );
     let lowers = s2.prepare_rootfs("busybox").unwrap();
     assert!(lowers[0].join("bin/busybox").is_file());
 }
@@ -67,11 +90,15 @@ fn truncated_and_garbage_archives_leave_nothing() {
     let path = d.path().join("o.tar");
     save(&s, "busybox", ArchiveFormat::OciArchive, &path);
     let full = std::fs::read(&path).unwrap();
-    for bad in [full[..full.len() / 2].to_vec(), gzip(&full)[..5000].to_vec(), {
-        let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
-        g.extend_from_slice(&[0x55; 4000]);
-        g
-    }] {
+    for bad in [
+        full[..full.len() / 2].to_vec(),
+        gzip(&full)[..5000].to_vec(),
+        {
+            let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+            g.extend_from_slice(&[0x55; 4000]);
+            g
+        },
+    ] {
         let (_d2, s2) = store();
         let e = s2.load(&bad[..], &NoProgress).unwrap_err();
         assert!(e.to_string().contains("invalid archive"), "{e}");
@@ -81,8 +108,13 @@ fn truncated_and_garbage_archives_leave_nothing() {
     }
     // A tar that is neither format.
     let (_d2, s2) = store();
-    let e = s2.load(&raw_tar(&[file("x", b"y")])[..], &NoProgress).unwrap_err();
-    assert!(e.to_string().contains("oci-archive or docker-archive"), "{e}");
+    let e = s2
+        .load(&raw_tar(&[file("x", b"y")])[..], &NoProgress)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("oci-archive or docker-archive"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -99,12 +131,21 @@ fn skopeo_reads_our_archives_and_we_read_skopeos() {
     let layer = s.image_layers(&id).unwrap()[0].clone();
 
     // skopeo reads our oci-archive with the same manifest.
-    let raw = run(Command::new("skopeo").arg("inspect").arg("--raw").arg(format!("oci-archive:{}", our_oci.display())));
+    let raw = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg("--raw")
+        .arg(format!("oci-archive:{}", our_oci.display())));
     assert_eq!(sha256(&raw), md);
     // ... and our docker-archive.
-    let info = run(Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", our_docker.display())));
+    let info = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", our_docker.display())));
     let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
-    assert_eq!(info["Layers"][0], layer.1.as_str(), "docker-archive layers are diff ids");
+    assert_eq!(
+        info["Layers"][0],
+        layer.diff_id.as_str(),
+        "docker-archive layers are diff ids"
+    );
 
     // skopeo copy → docker-archive and oci-archive, loaded back with identical digests.
     let sk_docker = d.path().join("sk-docker.tar");
@@ -112,7 +153,10 @@ fn skopeo_reads_our_archives_and_we_read_skopeos() {
     run(Command::new("skopeo")
         .arg("copy")
         .arg(format!("oci-archive:{}", our_oci.display()))
-        .arg(format!("docker-archive:{}:busybox:latest", sk_docker.display())));
+        .arg(format!(
+            "docker-archive:{}:busybox:latest",
+            sk_docker.display()
+        )));
     run(Command::new("skopeo")
         .arg("copy")
         .arg(format!("oci-archive:{}", our_oci.display()))
@@ -121,30 +165,61 @@ fn skopeo_reads_our_archives_and_we_read_skopeos() {
     let (_d2, s2) = store();
     let rep = s2.load_path(&sk_docker, &NoProgress).unwrap();
     let img = s2.resolve_image(&rep.images[0].0).unwrap();
-    let sk_raw = run(Command::new("skopeo").arg("inspect").arg("--raw").arg(format!("docker-archive:{}", sk_docker.display())));
-    assert_eq!(img.manifest_digest, sha256(&sk_raw), "manifest digest as skopeo computes it");
+    let sk_raw = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg("--raw")
+        .arg(format!("docker-archive:{}", sk_docker.display())));
+    assert_eq!(
+        img.manifest_digest,
+        sha256(&sk_raw),
+        "manifest digest as skopeo computes it"
+    );
     assert_eq!(s2.image_manifest(&img.id).unwrap(), sk_raw);
-    let sk_info: serde_json::Value = serde_json::from_slice(&run(
-        Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", sk_docker.display())),
-    ))
+    let sk_info: serde_json::Value = serde_json::from_slice(&run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", sk_docker.display()))))
     .unwrap();
-    let ours: Vec<String> = s2.image_layers(&img.id).unwrap().into_iter().map(|l| l.0).collect();
-    let theirs: Vec<String> =
-        sk_info["Layers"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let ours: Vec<String> = s2
+        .image_layers(&img.id)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.digest)
+        .collect();
+    let theirs: Vec<String> = sk_info["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ours, theirs);
     assert_eq!(rep.images[0].1, ["docker.io/library/busybox:latest"]);
-    assert!(s2.prepare_rootfs(&img.id).unwrap()[0].join("bin/busybox").is_file());
+    assert!(s2.prepare_rootfs(&img.id).unwrap()[0]
+        .join("bin/busybox")
+        .is_file());
 
     let (_d3, s3) = store();
     let rep = s3.load_path(&sk_oci, &NoProgress).unwrap();
-    let index: serde_json::Value = serde_json::from_slice(&run(Command::new("tar").arg("-xOf").arg(&sk_oci).arg("index.json"))).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&run(Command::new("tar")
+        .arg("-xOf")
+        .arg(&sk_oci)
+        .arg("index.json")))
+    .unwrap();
     let img = s3.resolve_image(&rep.images[0].0).unwrap();
-    assert_eq!(img.manifest_digest, index["manifests"][0]["digest"].as_str().unwrap());
+    assert_eq!(
+        img.manifest_digest,
+        index["manifests"][0]["digest"].as_str().unwrap()
+    );
     assert_eq!(rep.images[0].1, ["docker.io/library/busybox:latest"]);
-    let sk_info: serde_json::Value =
-        serde_json::from_slice(&run(Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", sk_oci.display()))))
-            .unwrap();
-    let ours: Vec<String> = s3.image_layers(&img.id).unwrap().into_iter().map(|l| l.0).collect();
+    let sk_info: serde_json::Value = serde_json::from_slice(&run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci-archive:{}", sk_oci.display()))))
+    .unwrap();
+    let ours: Vec<String> = s3
+        .image_layers(&img.id)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.digest)
+        .collect();
     assert_eq!(serde_json::json!(ours), sk_info["Layers"]);
 }
 
@@ -158,15 +233,30 @@ fn umoci_unpacks_our_oci_archive() {
     save(&s, "busybox", ArchiveFormat::OciArchive, &arch);
     let layout = d.path().join("layout");
     std::fs::create_dir(&layout).unwrap();
-    run(Command::new("tar").arg("-xf").arg(&arch).arg("-C").arg(&layout));
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(&arch)
+        .arg("-C")
+        .arg(&layout));
     let bundle = d.path().join("bundle");
     let mut cmd = Command::new("umoci");
     cmd.arg("unpack");
     if !rustix::process::geteuid().is_root() {
         cmd.arg("--rootless");
     }
-    run(cmd.arg("--image").arg(format!("{}:latest", layout.display())).arg(&bundle));
+    run(cmd
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
     let bb = bundle.join("rootfs/bin/busybox");
-    assert_eq!(std::fs::read(&bb).unwrap(), std::fs::read("/bin/busybox").unwrap());
-    assert_eq!(std::fs::read_link(bundle.join("rootfs/bin/sh")).unwrap().to_str(), Some("busybox"));
+    assert_eq!(
+        std::fs::read(&bb).unwrap(),
+        std::fs::read("/bin/busybox").unwrap()
+    );
+    assert_eq!(
+        std::fs::read_link(bundle.join("rootfs/bin/sh"))
+            .unwrap()
+            .to_str(),
+        Some("busybox")
+    );
 }

@@ -15,18 +15,26 @@ fn import_is_deterministic() {
     let tar = busybox_rootfs("a");
     let (_d1, s1) = store();
     let (_d2, s2) = store();
-    let id1 = s1.import_rootfs(&tar[..], Some("busybox"), Some(1_700_000_000)).unwrap();
-    let id2 = s2.import_rootfs(&gzip(&tar)[..], None, Some(1_700_000_000)).unwrap();
+    let id1 = s1
+        .import_rootfs(&tar[..], Some("busybox"), Some(1_700_000_000))
+        .unwrap();
+    let id2 = s2
+        .import_rootfs(&gzip(&tar)[..], None, Some(1_700_000_000))
+        .unwrap();
     assert_eq!(id1, id2);
     let m1 = s1.resolve_image("busybox").unwrap().manifest_digest;
     let m2 = s2.resolve_image(&id2).unwrap().manifest_digest;
     assert_eq!(m1, m2);
     assert_eq!(sha256(&s1.image_manifest(&id1).unwrap()), m1);
     // Importing again gives the same digests.
-    let id3 = s1.import_rootfs(&tar[..], Some("busybox"), Some(1_700_000_000)).unwrap();
+    let id3 = s1
+        .import_rootfs(&tar[..], Some("busybox"), Some(1_700_000_000))
+        .unwrap();
     assert_eq!(id1, id3);
     // A different created time gives a different config.
-    let id4 = s1.import_rootfs(&tar[..], None, Some(1_700_000_001)).unwrap();
+    let id4 = s1
+        .import_rootfs(&tar[..], None, Some(1_700_000_001))
+        .unwrap();
     assert_ne!(id1, id4);
     // Canonical JSON: sorted keys, no whitespace.
     let m = String::from_utf8(s1.image_manifest(&id1).unwrap()).unwrap();
@@ -40,10 +48,12 @@ fn import_is_deterministic() {
 #[test]
 fn import_normalizes_the_layer() {
     let (_d, s) = store();
-    let id = s.import_rootfs(&busybox_rootfs("x")[..], None, Some(1000)).unwrap();
+    let id = s
+        .import_rootfs(&busybox_rootfs("x")[..], None, Some(1000))
+        .unwrap();
     let layers = s.image_layers(&id).unwrap();
     assert_eq!(layers.len(), 1);
-    let blob = s.read_blob(&layers[0].0).unwrap();
+    let blob = s.read_blob(&layers[0].digest).unwrap();
     // Fixed gzip header: no mtime, OS byte 255.
     assert_eq!(&blob[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
@@ -71,15 +81,35 @@ fn import_normalizes_the_layer() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
-    assert_eq!(names, ["bin/", "bin/ash", "bin/busybox", "bin/sh", "etc/", "etc/hostname", "tmp/"]);
+    assert_eq!(
+        names,
+        [
+            "bin/",
+            "bin/ash",
+            "bin/busybox",
+            "bin/sh",
+            "etc/",
+            "etc/hostname",
+            "tmp/"
+        ]
+    );
 }
 
 #[test]
 fn resolve_tag_history_and_errors() {
     let (_d, s) = store();
-    let id = s.import_rootfs(&busybox_rootfs("r")[..], Some("busybox:1.36"), Some(5)).unwrap();
+    let id = s
+        .import_rootfs(&busybox_rootfs("r")[..], Some("busybox:1.36"), Some(5))
+        .unwrap();
     let hex = id.strip_prefix("sha256:").unwrap();
-    for name in ["busybox:1.36", "docker.io/library/busybox:1.36", &id, hex, &hex[..4], &format!("sha256:{}", &hex[..12])] {
+    for name in [
+        "busybox:1.36",
+        "docker.io/library/busybox:1.36",
+        &id,
+        hex,
+        &hex[..4],
+        &format!("sha256:{}", &hex[..12]),
+    ] {
         assert_eq!(s.resolve_image(name).unwrap().id, id, "{name}");
     }
     let md = s.resolve_image(&id).unwrap().manifest_digest;
@@ -88,12 +118,21 @@ fn resolve_tag_history_and_errors() {
     let e = s.resolve_image("busybox").unwrap_err();
     assert!(e.is_not_found());
     assert_eq!(e.to_string(), "image 'busybox' not found; see 'gcr images'");
-    assert!(matches!(s.resolve_image("Bad Name"), Err(StoreError::ImageNotFound(_))));
+    assert!(matches!(
+        s.resolve_image("Bad Name"),
+        Err(StoreError::ImageNotFound(_))
+    ));
 
-    assert_eq!(s.tag("busybox:1.36", "myrepo/app:v1").unwrap(), "docker.io/myrepo/app:v1");
+    assert_eq!(
+        s.tag("busybox:1.36", "myrepo/app:v1").unwrap(),
+        "docker.io/myrepo/app:v1"
+    );
     let list = s.list_images().unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0].repo_tags, ["docker.io/library/busybox:1.36", "docker.io/myrepo/app:v1"]);
+    assert_eq!(
+        list[0].repo_tags,
+        ["docker.io/library/busybox:1.36", "docker.io/myrepo/app:v1"]
+    );
     assert_eq!(list[0].created, Some(5));
     assert!(list[0].size > 100_000);
 
@@ -103,12 +142,25 @@ fn resolve_tag_history_and_errors() {
     assert!(h[0].size > 100_000);
 
     // rmi by id with two tags needs force; by tag only untags.
-    assert!(matches!(s.remove_image(&id, false), Err(StoreError::MultipleTags(_))));
-    assert_eq!(s.remove_image("myrepo/app:v1", false).unwrap(), ["Untagged: myrepo/app:v1"]);
+    assert!(matches!(
+        s.remove_image(&id, false),
+        Err(StoreError::MultipleTags(_))
+    ));
+    assert_eq!(
+        s.remove_image("myrepo/app:v1", false).unwrap(),
+        ["Untagged: myrepo/app:v1"]
+    );
     s.untag("busybox:1.36").unwrap();
     assert!(s.untag("busybox:1.36").unwrap_err().is_not_found());
     assert_eq!(s.list_images().unwrap()[0].repo_tags, Vec::<String>::new());
-    let events: i64 = s.conn().query_row("SELECT count(*) FROM events WHERE kind = 'image'", [], |r| r.get(0)).unwrap();
+    let events: i64 = s
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM events WHERE kind = 'image'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(events >= 4);
 }
 
@@ -120,7 +172,9 @@ fn rmi_refcounts_shared_layers_and_snapshots() {
     let a = s.import_rootfs(&tar[..], Some("a"), Some(100)).unwrap();
     let b = s.import_rootfs(&tar[..], Some("b"), Some(100)).unwrap();
     assert_eq!(a, b, "same input, same image");
-    let c = s.import_rootfs(&busybox_rootfs("other")[..], Some("c"), Some(100)).unwrap();
+    let c = s
+        .import_rootfs(&busybox_rootfs("other")[..], Some("c"), Some(100))
+        .unwrap();
     assert_ne!(a, c);
     // Two distinct images sharing one layer: same rootfs, different created → different config.
     let tar0 = raw_tar(&[file("f", b"data"), dir("d")]);
@@ -135,8 +189,11 @@ fn rmi_refcounts_shared_layers_and_snapshots() {
     assert_eq!(std::fs::read(px[0].join("f")).unwrap(), b"data");
     assert!(px[0].file_name().unwrap().len() == 20);
     let lines = s.remove_image("x", false).unwrap();
-    assert_eq!(lines, [format!("Untagged: x:latest"), format!("Deleted: {x}")]);
-    assert!(s.has_blob(&lx[0].0), "shared layer kept");
+    assert_eq!(
+        lines,
+        ["Untagged: x:latest".to_string(), format!("Deleted: {x}")]
+    );
+    assert!(s.has_blob(&lx[0].digest), "shared layer kept");
     assert!(px[0].is_dir(), "shared snapshot kept");
     assert!(!s.has_blob(&x), "config of x freed");
     assert!(s.resolve_image("x").unwrap_err().is_not_found());
@@ -152,7 +209,10 @@ fn rmi_refcounts_shared_layers_and_snapshots() {
     assert!(e.to_string().contains("web"));
     s.conn().execute("DELETE FROM containers", []).unwrap();
     s.remove_image("y", false).unwrap();
-    assert!(!s.has_blob(&lx[0].0), "layer freed with its last image");
+    assert!(
+        !s.has_blob(&lx[0].digest),
+        "layer freed with its last image"
+    );
     assert!(!px[0].exists(), "snapshot freed with its last image");
     assert!(s.doctor().unwrap().is_clean());
     let report = s.prune().unwrap();
@@ -165,20 +225,31 @@ fn rmi_refcounts_shared_layers_and_snapshots() {
 #[test]
 fn doctor_names_a_flipped_byte_and_missing_blob() {
     let (d, s) = store();
-    let id = s.import_rootfs(&busybox_rootfs("doc")[..], Some("doc"), Some(1)).unwrap();
+    let id = s
+        .import_rootfs(&busybox_rootfs("doc")[..], Some("doc"), Some(1))
+        .unwrap();
     assert!(s.doctor().unwrap().is_clean());
-    let layer = s.image_layers(&id).unwrap()[0].0.clone();
+    let layer = s.image_layers(&id).unwrap()[0].digest.clone();
     let p = s.blob_path(&layer).unwrap();
     let mut bytes = std::fs::read(&p).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&p, &bytes).unwrap();
     let r = s.doctor().unwrap();
     assert!(!r.is_clean());
-    let want = format!("blob {layer} is corrupt (content hashes to {})", sha256(&bytes));
+    let want = format!(
+        "blob {layer} is corrupt (content hashes to {})",
+        sha256(&bytes)
+    );
     assert!(r.problems.contains(&want), "{:?}", r.problems);
     std::fs::remove_file(s.blob_path(&id).unwrap()).unwrap();
     let r = s.doctor().unwrap();
-    assert!(r.problems.iter().any(|p| p.contains(&format!("config blob {id} is missing"))), "{:?}", r.problems);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains(&format!("config blob {id} is missing"))),
+        "{:?}",
+        r.problems
+    );
     drop(d);
 }
 
@@ -187,7 +258,8 @@ fn many_images_list_and_lookup_fast() {
     let (_d, s) = store();
     let tar0 = raw_tar(&[file("f", b"x")]);
     for i in 0..200 {
-        s.import_rootfs(&tar0[..], Some(&format!("img{i}")), Some(i)).unwrap();
+        s.import_rootfs(&tar0[..], Some(&format!("img{i}")), Some(i))
+            .unwrap();
     }
     let t = std::time::Instant::now();
     let l = s.list_images().unwrap();

@@ -21,7 +21,11 @@ pub fn root_or_skip() -> bool {
 
 /// True if the tool runs; otherwise skips (panics under CI=true).
 pub fn tool_or_skip(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
         if ci() {
             panic!("{tool} is required when CI=true");
@@ -42,16 +46,44 @@ pub struct E<'a> {
 }
 
 pub fn file<'a>(path: &'a str, data: &'a [u8]) -> E<'a> {
-    E { path, ty: tar::EntryType::Regular, data, link: None, mode: 0o644, mtime: 0 }
+    E {
+        path,
+        ty: tar::EntryType::Regular,
+        data,
+        link: None,
+        mode: 0o644,
+        mtime: 0,
+    }
 }
 pub fn dir(path: &str) -> E<'_> {
-    E { path, ty: tar::EntryType::Directory, data: b"", link: None, mode: 0o755, mtime: 0 }
+    E {
+        path,
+        ty: tar::EntryType::Directory,
+        data: b"",
+        link: None,
+        mode: 0o755,
+        mtime: 0,
+    }
 }
 pub fn symlink<'a>(path: &'a str, target: &'a str) -> E<'a> {
-    E { path, ty: tar::EntryType::Symlink, data: b"", link: Some(target), mode: 0o777, mtime: 0 }
+    E {
+        path,
+        ty: tar::EntryType::Symlink,
+        data: b"",
+        link: Some(target),
+        mode: 0o777,
+        mtime: 0,
+    }
 }
 pub fn hardlink<'a>(path: &'a str, target: &'a str) -> E<'a> {
-    E { path, ty: tar::EntryType::Link, data: b"", link: Some(target), mode: 0o644, mtime: 0 }
+    E {
+        path,
+        ty: tar::EntryType::Link,
+        data: b"",
+        link: Some(target),
+        mode: 0o644,
+        mtime: 0,
+    }
 }
 
 /// Builds a tar writing names byte-for-byte (no sanitizing by the tar crate).
@@ -80,7 +112,11 @@ pub fn raw_tar(entries: &[E<'_>]) -> Vec<u8> {
 /// A busybox rootfs tarball: /bin/busybox plus links, in a scrambled order.
 pub fn busybox_rootfs(extra: &str) -> Vec<u8> {
     let bb = std::fs::read("/bin/busybox").expect("busybox-static must be installed");
-    let mut bbx = E { mode: 0o755, mtime: 4_000_000_000, ..file("./bin/busybox", &bb) };
+    let mut bbx = E {
+        mode: 0o755,
+        mtime: 4_000_000_000,
+        ..file("./bin/busybox", &bb)
+    };
     bbx.ty = tar::EntryType::Regular;
     raw_tar(&[
         file("etc/hostname", extra.as_bytes()),
@@ -89,7 +125,10 @@ pub fn busybox_rootfs(extra: &str) -> Vec<u8> {
         symlink("bin/sh", "busybox"),
         hardlink("bin/ash", "bin/busybox"),
         dir("etc"),
-        E { mtime: 7, ..dir("tmp") },
+        E {
+            mtime: 7,
+            ..dir("tmp")
+        },
     ])
 }
 
