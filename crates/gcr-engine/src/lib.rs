@@ -1,1 +1,103 @@
-//! gcr-engine (placeholder, being written).
+//! gcr-engine: the application layer. Image commands, the container lifecycle (create, run,
+//! start, stop, kill, pause, rm, ...), the per-container supervisor, logs and events,
+//! composed from gcr-store (disk) and gcr-runtime (Linux execution). Both front-ends (the
+//! CLI now, the API daemon later) call only this crate.
+
+pub mod container;
+pub mod events;
+pub mod images;
+pub mod logs;
+pub mod names;
+pub mod ocispec;
+pub mod resolve;
+
+use std::path::{Path, PathBuf};
+
+use gcr_store::Store;
+
+/// Errors of the engine; each maps to a Docker-compatible exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+    /// The container's command could not be started: exit 126 or 127.
+    #[error("{msg}")]
+    Exec { msg: String, code: i32 },
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] gcr_store::StoreError),
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl EngineError {
+    /// Exit code for commands other than `run`: 1, or 2 for usage errors.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Usage(_) => 2,
+            EngineError::Exec { code, .. } => *code,
+            _ => 1,
+        }
+    }
+
+    /// Exit code for `run`/`start -a`/`exec`: 125 when gcr failed, 126/127 for the command.
+    pub fn run_exit_code(&self) -> i32 {
+        match self {
+            EngineError::Exec { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+/// An open engine: the store plus the run-time state directory.
+pub struct Engine {
+    pub store: Store,
+    root: PathBuf,
+    run_dir: PathBuf,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store at `root`; run-time state goes to `run_dir`.
+    pub fn open(root: &Path, run_dir: &Path) -> Result<Engine, EngineError> {
+        let store = Store::open(root)?;
+        Ok(Engine {
+            store,
+            root: root.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The directory of one container in the store.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    /// The run-time directory of one container.
+    pub fn container_run_dir(&self, id: &str) -> PathBuf {
+        self.run_dir.join(id)
+    }
+}
+
+/// The host's cgroup layout as gcr sees it (`V1`/`V2`), for `gcr info`.
+pub fn cgroup_version() -> Option<String> {
+    gcr_runtime::cgroups::CgroupManager::detect()
+        .ok()
+        .map(|m| format!("{:?}", m.version()))
+}

@@ -1,2 +1,129 @@
-//! The gcr command line.
-fn main() {}
+//! The `gcr` command line: parses Docker-style commands, calls gcr-engine, renders results.
+//! Thin by design; all behaviour lives in the engine.
+
+mod cli;
+mod containers;
+mod images;
+mod render;
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Cmd};
+use gcr_engine::{Engine, EngineError};
+
+/// A failed command: the message for stderr and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: String) -> Failure {
+        Failure { code, message }
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Failure {
+        Failure::new(e.exit_code(), e.to_string())
+    }
+}
+
+fn default_root() -> PathBuf {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/gcr");
+    }
+    match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) => PathBuf::from(d).join("gcr"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+            .join(".local/share/gcr"),
+    }
+}
+
+fn run_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("GCR_RUN_DIR") {
+        return PathBuf::from(d);
+    }
+    // SAFETY: as above.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/run/gcr");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("gcr"),
+        None => PathBuf::from("/tmp/gcr-run"),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32, Failure> {
+    let root = cli.root.clone().unwrap_or_else(default_root);
+    match &cli.cmd {
+        Cmd::Supervise { args } => return Ok(gcr_engine::container::supervise::main(args)),
+        Cmd::Completion { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "gcr", &mut std::io::stdout());
+            return Ok(0);
+        }
+        Cmd::Version { format } => return Ok(images::version(*format)),
+        _ => {}
+    }
+    let engine = Engine::open(&root, &run_dir()).map_err(|e| {
+        let code = if matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_)) { 125 } else { 1 };
+        Failure::new(code, e.to_string())
+    })?;
+    let e = &engine;
+    match cli.cmd {
+        Cmd::Run(a) => containers::run(e, &a),
+        Cmd::Create(a) => containers::create(e, &a),
+        Cmd::Start { containers: c, attach } => containers::start(e, &c, attach),
+        Cmd::Stop { containers: c, time } => {
+            containers::each(&c, |n| e.stop(n, time).map(|_| ()))
+        }
+        Cmd::Kill { containers: c, signal } => {
+            containers::each(&c, |n| e.kill(n, &signal).map(|_| ()))
+        }
+        Cmd::Restart { containers: c, time } => {
+            containers::each(&c, |n| e.restart(n, time).map(|_| ()))
+        }
+        Cmd::Rm { containers: c, force } => containers::each(&c, |n| e.remove(n, force).map(|_| ())),
+        Cmd::Pause { containers: c } => containers::each(&c, |n| e.pause(n).map(|_| ())),
+        Cmd::Unpause { containers: c } => containers::each(&c, |n| e.unpause(n).map(|_| ())),
+        Cmd::Ps { all, quiet, format } => containers::ps(e, all, quiet, format),
+        Cmd::Logs { container, follow, tail, timestamps } => {
+            containers::logs(e, &container, follow, tail.as_deref(), timestamps)
+        }
+        Cmd::Wait { containers: c } => {
+            let mut code = 0;
+            for n in &c {
+                match e.wait(n) {
+                    Ok(x) => println!("{x}"),
+                    Err(err) => {
+                        eprintln!("Error: {err}");
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Exec(a) => containers::exec(e, &a),
+        Cmd::Attach { container } => containers::attach_to(e, &container),
+        Cmd::Stats { containers: c, format, .. } => containers::stats(e, &c, format),
+        Cmd::Top { container } => containers::top(e, &container),
+        Cmd::Events { since, format } => containers::events(e, since.as_deref(), format),
+        other => images::dispatch(e, other),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(c) => c,
+        Err(f) => {
+            eprintln!("Error: {}", f.message);
+            f.code
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Shared helpers for gcr benchmarks: peers installed on demand, hyperfine medians, ratios.
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+RESULTS=${RESULTS:-$BENCH_DIR/results}
+mkdir -p "$RESULTS"
+
+need_pkgs() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+build_gcr() {
+  (cd "$REPO" && cargo build --release -q -p gcr)
+  GCR="$REPO/target/release/gcr"
+}
+
+# podman on this host: runc (crun refuses the hybrid cgroup layout) and no default ulimits
+# above the host's hard limits.
+setup_podman() {
+  need_pkgs podman
+  mkdir -p /etc/containers
+  if ! grep -q '^default_ulimits' /etc/containers/containers.conf 2>/dev/null; then
+    printf '[containers]\ndefault_ulimits = []\n' >> /etc/containers/containers.conf
+  fi
+}
+
+# median_ms NAME: median of a hyperfine JSON export, in milliseconds.
+median_ms() {
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.2f" % (r["median"]*1000))' "$RESULTS/$1.json"
+}
+
+# hf NAME RUNS CMD: hyperfine with warmup; exports $RESULTS/NAME.json.
+hf() {
+  local name=$1 runs=$2; shift 2
+  hyperfine -N --warmup 5 --runs "$runs" --export-json "$RESULTS/$name.json" "$@" >/dev/null 2>&1 \
+    || hyperfine --warmup 5 --runs "$runs" --export-json "$RESULTS/$name.json" "$@" >/dev/null
+}
+
+# report LABEL GCR_MS PEER_LABEL PEER_MS BAR_MS
+report() {
+  python3 - "$@" <<'PY' | tee -a "$RESULTS/summary.txt"
+import sys
+label, g, peer, p, bar = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ratio = f"{g/float(p):.3f}" if p not in ("", "-") and float(p) > 0 else "-"
+ok = "PASS" if bar == "-" or g <= float(bar) else "FAIL"
+print(f"{label:<48} gcr {g:8.2f} ms | {peer:<22} {p:>8} ms | gcr/peer {ratio:>6} | bar {bar} ms {ok}")
+PY
+}
+
+mk_busybox_tar() {
+  local out=$1 dir
+  dir=$(mktemp -d)
+  "$REPO/scripts/mkrootfs.sh" "$dir/rootfs"
+  tar -C "$dir/rootfs" -cf "$out" .
+  rm -rf "$dir"
+}

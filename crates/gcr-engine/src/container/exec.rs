@@ -1,0 +1,116 @@
+//! `gcr exec`: a new process in the namespaces and cgroup of a running container, with
+//! the container's capabilities and seccomp profile.
+
+use std::path::PathBuf;
+
+use gcr_runtime::{SeccompMode, Stdio};
+use oci_spec::runtime::{LinuxCapabilitiesBuilder, ProcessBuilder, UserBuilder};
+
+use super::run::runtime_err;
+use crate::{resolve, Engine, EngineError};
+
+/// Flags of `gcr exec`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub detach: bool,
+}
+
+fn spec_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("building the exec process failed: {e}"))
+}
+
+impl Engine {
+    /// Runs a command in a running container; returns its exit code (0 when detached).
+    pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32, EngineError> {
+        let r = self.container(key)?;
+        match r.state.as_str() {
+            "running" => {}
+            "paused" => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is paused; unpause it first",
+                    r.name
+                )))
+            }
+            _ => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is not running; start it first",
+                    r.name
+                )))
+            }
+        }
+        if o.cmd.is_empty() {
+            return Err(EngineError::Usage(
+                "exec needs a command to run after the container name".into(),
+            ));
+        }
+        let res = &r.config.resolved;
+        let (uid, gid, gids) = match &o.user {
+            Some(u) => resolve::resolve_user(u, &res.lowers)?,
+            None => (res.uid, res.gid, res.additional_gids.clone()),
+        };
+        let mut env = res.env.clone();
+        for e in &o.env {
+            let key = e.split('=').next().unwrap_or("");
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        let caps = r.config.resolved.caps_mask;
+        let names: std::collections::HashSet<_> = gcr_runtime::caps::names(caps)
+            .into_iter()
+            .filter_map(|n| serde_json::from_value(serde_json::Value::String(n)).ok())
+            .collect();
+        let capabilities = LinuxCapabilitiesBuilder::default()
+            .bounding(names.clone())
+            .effective(names.clone())
+            .permitted(names)
+            .build()
+            .map_err(spec_err)?;
+        let process = ProcessBuilder::default()
+            .terminal(o.tty)
+            .user(
+                UserBuilder::default()
+                    .uid(uid)
+                    .gid(gid)
+                    .additional_gids(gids)
+                    .build()
+                    .map_err(spec_err)?,
+            )
+            .args(o.cmd.clone())
+            .env(env)
+            .cwd(PathBuf::from(o.workdir.clone().unwrap_or_else(|| res.cwd.clone())))
+            .capabilities(capabilities)
+            .no_new_privileges(res.no_new_privileges)
+            .build()
+            .map_err(spec_err)?;
+        let mgr = gcr_runtime::cgroups::CgroupManager::detect().ok();
+        let cg = mgr.as_ref().map(|m| m.open(&r.id));
+        let seccomp = if res.seccomp {
+            SeccompMode::DockerDefault
+        } else {
+            SeccompMode::Unconfined
+        };
+        let stdio = if o.tty { Stdio::Pty } else { Stdio::Inherit };
+        let mut running = gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio)
+            .map_err(runtime_err)?;
+        if o.detach {
+            std::mem::forget(running);
+            return Ok(0);
+        }
+        let _fwd = gcr_runtime::signal_forwarder(running.pid, false).map_err(runtime_err)?;
+        if let Some(m) = running.pty_master.take() {
+            {
+            use std::os::fd::AsFd;
+            let (i, o) = (std::io::stdin(), std::io::stdout());
+            gcr_runtime::pty::relay(m, i.as_fd(), o.as_fd()).map_err(runtime_err)?;
+        }
+        }
+        let status = gcr_runtime::wait_exit(&running).map_err(runtime_err)?;
+        Ok(status.code())
+    }
+}

@@ -1,0 +1,317 @@
+//! Lifecycle operations on existing containers: start, stop, kill, restart, pause, unpause,
+//! rm, wait, and reconciliation of rows whose holder died (crash, reboot).
+
+use std::time::{Duration, Instant};
+
+use super::procfs;
+use super::record::{self, Record, Update};
+use crate::{Engine, EngineError};
+
+/// Docker-like refusal text, e.g. `container web is not running (exited 0, 2 minutes ago)`.
+fn not_running(r: &Record) -> EngineError {
+    let detail = match r.state.as_str() {
+        "exited" => {
+            let ago = r
+                .finished_at
+                .map(|t| gcr_core::lifecycle::humanize_ago(now() - t))
+                .unwrap_or_default();
+            format!(" (exited {}, {ago})", r.exit_code.unwrap_or(0))
+        }
+        "created" => " (created, never started)".to_string(),
+        other => format!(" ({other})"),
+    };
+    EngineError::Conflict(format!("container {} is not running{detail}", r.name))
+}
+
+fn now() -> i64 {
+    record::now_ns() / 1_000_000_000
+}
+
+fn is_live(state: &str) -> bool {
+    matches!(state, "running" | "paused" | "stopping")
+}
+
+impl Engine {
+    /// Loads a container and makes its state true: a live row whose process and holder are
+    /// both gone is marked exited and its cgroup and run-time files are removed.
+    pub fn container(&self, key: &str) -> Result<Record, EngineError> {
+        let r = record::find(self.store.conn(), key)?;
+        self.reconcile(r)
+    }
+
+    pub(crate) fn reconcile(&self, r: Record) -> Result<Record, EngineError> {
+        if !is_live(&r.state) {
+            return Ok(r);
+        }
+        let pid = r.pid.unwrap_or(0);
+        let container_alive = procfs::alive(pid, r.extra.pid_start) && !procfs::exited(pid);
+        let holder_alive = procfs::alive(r.extra.holder_pid, 0) && !procfs::exited(r.extra.holder_pid);
+        if container_alive || holder_alive {
+            return Ok(r);
+        }
+        // Nobody holds it any more (supervisor killed, or reboot).
+        let code = r.exit_code.unwrap_or(255);
+        let keep_rm = r.config.opts.rm;
+        let mut fixed = r.clone();
+        fixed.config.opts.rm = false;
+        self.record_exit(&fixed, code)?;
+        if keep_rm {
+            self.remove_files(&r);
+            let cur = record::find(self.store.conn(), &r.id)?;
+            record::delete(self.store.conn(), &cur, "rm")?;
+            return Err(EngineError::NotFound(format!(
+                "no such container: {}; see 'gcr ps -a'",
+                r.name
+            )));
+        }
+        record::find(self.store.conn(), &r.id)
+    }
+
+    /// `gcr start`: starts a created or exited container under a supervisor.
+    pub fn start(&self, key: &str) -> Result<Record, EngineError> {
+        let mut r = self.container(key)?;
+        match r.state.as_str() {
+            "running" | "paused" => return Ok(r),
+            "created" | "exited" => {}
+            other => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} cannot be started while {other}",
+                    r.name
+                )))
+            }
+        }
+        self.start_detached(&mut r, "start")?;
+        Ok(r)
+    }
+
+    /// `gcr run -d`.
+    pub fn run_detached(
+        &self,
+        opts: super::config::RunOptions,
+    ) -> Result<Record, EngineError> {
+        let mut r = self.create(opts)?;
+        if let Err(e) = self.start_detached(&mut r, "start") {
+            if r.config.opts.rm {
+                self.remove_files(&r);
+                let _ = record::delete(self.store.conn(), &r, "rm");
+            }
+            return Err(e);
+        }
+        Ok(r)
+    }
+
+    fn mark_stopped_by_user(&self, r: &Record, to: &str) -> Result<(), EngineError> {
+        let mut extra = r.extra.clone();
+        extra.stopped_by_user = true;
+        let u = Update {
+            extra: Some(extra),
+            ..Default::default()
+        };
+        record::set_state(self.store.conn(), r, Some(&r.state), to, "stop", &u)
+    }
+
+    /// Waits until the holder has recorded the exit (or is gone, then reconciles).
+    fn wait_recorded(&self, id: &str, timeout: Duration) -> Result<(), EngineError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match record::find(self.store.conn(), id) {
+                Err(EngineError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+                Ok(r) if !is_live(&r.state) => return Ok(()),
+                Ok(r) => {
+                    let pid = r.pid.unwrap_or(0);
+                    let dead = !procfs::alive(pid, r.extra.pid_start) || procfs::exited(pid);
+                    let holder_gone = !procfs::alive(r.extra.holder_pid, 0)
+                        || procfs::exited(r.extra.holder_pid);
+                    if dead && holder_gone {
+                        let _ = self.reconcile(r);
+                        return Ok(());
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(EngineError::Internal(format!(
+                            "container {} did not finish stopping in time",
+                            r.name
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            }
+        }
+    }
+
+    /// `gcr stop [-t N]`: the stop signal, then SIGKILL after the timeout.
+    pub fn stop(&self, key: &str, timeout: Option<u32>) -> Result<Record, EngineError> {
+        let r = self.container(key)?;
+        if r.state == "exited" && procfs::alive(r.extra.holder_pid, 0) {
+            // Waiting to restart: just prevent the restart.
+            self.mark_stopped_by_user(&r, "exited")?;
+            return Ok(r);
+        }
+        if !is_live(&r.state) {
+            return Err(not_running(&r));
+        }
+        let pid = r.pid.unwrap_or(0);
+        let pidfd = procfs::pidfd_open(pid);
+        self.mark_stopped_by_user(&r, "stopping")?;
+        let sig = r.config.resolved.stop_signal;
+        procfs::signal(pid, sig);
+        if r.state == "paused" {
+            self.thaw(&r)?;
+        }
+        let t = Duration::from_secs(timeout.unwrap_or(r.config.resolved.stop_timeout) as u64);
+        let exited = pidfd.as_ref().is_none_or(|fd| procfs::wait_pidfd(fd, t));
+        if !exited {
+            self.kill_group(&r, libc::SIGKILL);
+            if let Some(fd) = &pidfd {
+                procfs::wait_pidfd(fd, Duration::from_secs(5));
+            }
+        }
+        self.wait_recorded(&r.id, Duration::from_secs(10))?;
+        Ok(r)
+    }
+
+    fn kill_group(&self, r: &Record, sig: i32) {
+        procfs::signal(r.pid.unwrap_or(0), sig);
+        if let Ok(m) = gcr_runtime::cgroups::CgroupManager::detect() {
+            m.open(&r.id).kill_all(sig);
+        }
+    }
+
+    /// `gcr kill [-s SIG]`.
+    pub fn kill(&self, key: &str, signal: &str) -> Result<Record, EngineError> {
+        let sig = gcr_core::units::parse_signal(signal).map_err(|_| {
+            EngineError::Usage(format!(
+                "invalid signal '{signal}'; use a name like SIGKILL or KILL, or a number"
+            ))
+        })?;
+        let r = self.container(key)?;
+        if !is_live(&r.state) {
+            return Err(not_running(&r));
+        }
+        if sig == libc::SIGKILL || sig == r.config.resolved.stop_signal {
+            let mut extra = r.extra.clone();
+            extra.stopped_by_user = true;
+            let u = Update {
+                extra: Some(extra),
+                ..Default::default()
+            };
+            record::set_state(self.store.conn(), &r, Some(&r.state), &r.state, "kill", &u)?;
+        }
+        procfs::signal(r.pid.unwrap_or(0), sig);
+        if sig == libc::SIGKILL {
+            self.kill_group(&r, sig);
+            if r.state == "paused" {
+                self.thaw(&r)?;
+            }
+        }
+        Ok(r)
+    }
+
+    fn thaw(&self, r: &Record) -> Result<(), EngineError> {
+        let m = gcr_runtime::cgroups::CgroupManager::detect()
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        m.open(&r.id)
+            .thaw()
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// `gcr pause`.
+    pub fn pause(&self, key: &str) -> Result<Record, EngineError> {
+        let r = self.container(key)?;
+        match r.state.as_str() {
+            "running" => {}
+            "paused" => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is already paused",
+                    r.name
+                )))
+            }
+            _ => return Err(not_running(&r)),
+        }
+        let m = gcr_runtime::cgroups::CgroupManager::detect()
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        m.open(&r.id)
+            .freeze()
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        record::set_state(self.store.conn(), &r, Some("running"), "paused", "pause", &Update::default())?;
+        Ok(r)
+    }
+
+    /// `gcr unpause`.
+    pub fn unpause(&self, key: &str) -> Result<Record, EngineError> {
+        let r = self.container(key)?;
+        if r.state != "paused" {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not paused ({})",
+                r.name, r.state
+            )));
+        }
+        self.thaw(&r)?;
+        record::set_state(self.store.conn(), &r, Some("paused"), "running", "unpause", &Update::default())?;
+        Ok(r)
+    }
+
+    /// `gcr rm [-f]`.
+    pub fn remove(&self, key: &str, force: bool) -> Result<Record, EngineError> {
+        let r = self.container(key)?;
+        if is_live(&r.state) {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container {}: it is {}; stop it first or use rm -f",
+                    r.name, r.state
+                )));
+            }
+            self.mark_stopped_by_user(&r, "stopping")?;
+            self.kill_group(&r, libc::SIGKILL);
+            if r.state == "paused" {
+                let _ = self.thaw(&r);
+            }
+            self.wait_recorded(&r.id, Duration::from_secs(10))?;
+        }
+        // A supervisor waiting to restart is told to go away.
+        if r.extra.holder_pid > 0
+            && r.extra.holder_pid != std::process::id() as i32
+            && procfs::alive(r.extra.holder_pid, 0)
+            && procfs::cmdline(r.extra.holder_pid).contains("__supervise")
+        {
+            procfs::signal(r.extra.holder_pid, libc::SIGKILL);
+        }
+        let cur = match record::find(self.store.conn(), &r.id) {
+            Ok(c) => c,
+            Err(EngineError::NotFound(_)) => return Ok(r),
+            Err(e) => return Err(e),
+        };
+        if let Ok(m) = gcr_runtime::cgroups::CgroupManager::detect() {
+            let _ = m.open(&r.id).destroy();
+        }
+        self.remove_files(&cur);
+        record::delete(self.store.conn(), &cur, "rm")?;
+        Ok(cur)
+    }
+
+    /// `gcr restart`.
+    pub fn restart(&self, key: &str, timeout: Option<u32>) -> Result<Record, EngineError> {
+        let r = self.container(key)?;
+        if is_live(&r.state) {
+            self.stop(key, timeout)?;
+        }
+        self.start(&r.id)
+    }
+
+    /// `gcr wait`: blocks until the container exits and returns its exit code.
+    pub fn wait(&self, key: &str) -> Result<i32, EngineError> {
+        let r = self.container(key)?;
+        if !is_live(&r.state) {
+            return Ok(r.exit_code.unwrap_or(0));
+        }
+        if let Some(fd) = procfs::pidfd_open(r.pid.unwrap_or(0)) {
+            while !procfs::wait_pidfd(&fd, Duration::from_secs(3600)) {}
+        }
+        self.wait_recorded(&r.id, Duration::from_secs(30))?;
+        match record::find(self.store.conn(), &r.id) {
+            Ok(r) => Ok(r.exit_code.unwrap_or(0)),
+            Err(EngineError::NotFound(_)) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}

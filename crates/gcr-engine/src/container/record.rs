@@ -1,0 +1,262 @@
+//! Container rows in the store's `containers` table and lifecycle events in `events`.
+//! Every state change goes through [`set_state`] so that it is recorded as an event in
+//! the same transaction.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::config::ContainerConfig;
+use crate::EngineError;
+
+/// Extra run-time facts kept in the `extra` JSON column.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Extra {
+    /// The process holding the container (foreground `gcr run` or the supervisor).
+    #[serde(default)]
+    pub holder_pid: i32,
+    /// Start time (clock ticks since boot) of the container's init, to detect pid reuse.
+    #[serde(default)]
+    pub pid_start: u64,
+    /// Set by `stop`/`kill`, so the restart policy does not bring the container back.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    #[serde(default)]
+    pub cgroup: bool,
+}
+
+/// One container as stored.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub image_ref: String,
+    pub created_at: i64,
+    pub state: String,
+    pub config: ContainerConfig,
+    pub pid: Option<i32>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub oom_killed: bool,
+    pub restart_count: u32,
+    pub extra: Extra,
+}
+
+const COLUMNS: &str = "id, name, image_id, image_ref, created_at, state, config, pid, \
+     started_at, finished_at, exit_code, oom_killed, restart_count, extra";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let config: String = row.get(6)?;
+    let extra: Option<String> = row.get(13)?;
+    Ok(Record {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        image_id: row.get(2)?,
+        image_ref: row.get(3)?,
+        created_at: row.get(4)?,
+        state: row.get(5)?,
+        config: serde_json::from_str(&config).unwrap_or_default(),
+        pid: row.get(7)?,
+        started_at: row.get(8)?,
+        finished_at: row.get(9)?,
+        exit_code: row.get(10)?,
+        oom_killed: row.get::<_, i64>(11)? != 0,
+        restart_count: row.get::<_, i64>(12)? as u32,
+        extra: extra
+            .and_then(|e| serde_json::from_str(&e).ok())
+            .unwrap_or_default(),
+    })
+}
+
+/// Now in nanoseconds since the epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Appends one event row.
+pub fn event(
+    conn: &Connection,
+    kind: &str,
+    object: &str,
+    name: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    cause: &str,
+) -> Result<(), EngineError> {
+    conn.prepare_cached(
+        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![now_ns(), kind, object, name, from, to, cause])?;
+    Ok(())
+}
+
+/// Inserts a new container and its `create` event.
+pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
+    let config = serde_json::to_string(&r.config)?;
+    let extra = serde_json::to_string(&r.extra)?;
+    let res = conn
+        .prepare_cached(&format!(
+            "INSERT INTO containers ({COLUMNS}) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
+        ))?
+        .execute(params![
+            r.id,
+            r.name,
+            r.image_id,
+            r.image_ref,
+            r.created_at,
+            r.state,
+            config,
+            r.pid,
+            r.started_at,
+            r.finished_at,
+            r.exit_code,
+            r.oom_killed as i64,
+            r.restart_count as i64,
+            extra
+        ]);
+    match res {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(EngineError::Conflict(format!(
+                "the container name \"{}\" is already in use; remove that container or choose another --name",
+                r.name
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    event(conn, "container", &r.id, &r.name, None, Some(&r.state), "create")
+}
+
+/// Loads a container by full id, unique id prefix or name.
+pub fn find(conn: &Connection, key: &str) -> Result<Record, EngineError> {
+    let by_name = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM containers WHERE name = ?1"))?
+        .query_row([key], from_row)
+        .optional()?;
+    if let Some(r) = by_name {
+        return Ok(r);
+    }
+    if !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2"
+        ))?;
+        let hi = format!("{key}g");
+        let rows: Vec<Record> = stmt
+            .query_map(params![key, hi], from_row)?
+            .collect::<Result<_, _>>()?;
+        match rows.len() {
+            1 => return Ok(rows.into_iter().next().expect("one row")),
+            2 => {
+                return Err(EngineError::Usage(format!(
+                    "container id prefix '{key}' is ambiguous; give more characters"
+                )))
+            }
+            _ => {}
+        }
+    }
+    Err(EngineError::NotFound(format!(
+        "no such container: {key}; see 'gcr ps -a'"
+    )))
+}
+
+/// All containers, newest first.
+pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM containers ORDER BY created_at DESC"
+    ))?;
+    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Fields that change over a container's life.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub pid: Option<Option<i32>>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub oom_killed: Option<bool>,
+    pub restart_count: Option<u32>,
+    pub extra: Option<Extra>,
+}
+
+/// Moves a container to `to` (recording an event with `cause`) and applies `u`.
+/// Returns the state it was in. Fails with a conflict when the row's state is not `from`
+/// (if given), so two processes cannot both make the same transition.
+pub fn set_state(
+    conn: &Connection,
+    r: &Record,
+    from: Option<&str>,
+    to: &str,
+    cause: &str,
+    u: &Update,
+) -> Result<(), EngineError> {
+    let mut sql = String::from("UPDATE containers SET state = ?1");
+    let mut vals: Vec<rusqlite::types::Value> = vec![to.to_string().into()];
+    let mut push = |col: &str, v: rusqlite::types::Value| {
+        vals.push(v);
+        sql.push_str(&format!(", {col} = ?{}", vals.len()));
+    };
+    if let Some(pid) = u.pid {
+        push("pid", pid.map(i64::from).into());
+    }
+    if let Some(t) = u.started_at {
+        push("started_at", t.into());
+    }
+    if let Some(t) = u.finished_at {
+        push("finished_at", t.into());
+    }
+    if let Some(c) = u.exit_code {
+        push("exit_code", i64::from(c).into());
+    }
+    if let Some(o) = u.oom_killed {
+        push("oom_killed", (o as i64).into());
+    }
+    if let Some(n) = u.restart_count {
+        push("restart_count", i64::from(n).into());
+    }
+    if let Some(e) = &u.extra {
+        push("extra", serde_json::to_string(e)?.into());
+    }
+    vals.push(r.id.clone().into());
+    sql.push_str(&format!(" WHERE id = ?{}", vals.len()));
+    if let Some(f) = from {
+        vals.push(f.to_string().into());
+        sql.push_str(&format!(" AND state = ?{}", vals.len()));
+    }
+    let n = conn
+        .prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(vals))?;
+    if n == 0 {
+        return Err(EngineError::Conflict(format!(
+            "container {} changed state meanwhile; try again",
+            r.name
+        )));
+    }
+    let from_state = from.unwrap_or(&r.state);
+    event(conn, "container", &r.id, &r.name, Some(from_state), Some(to), cause)
+}
+
+/// Deletes a container row and records the `destroy` event.
+pub fn delete(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
+    conn.prepare_cached("DELETE FROM containers WHERE id = ?1")?
+        .execute([&r.id])?;
+    event(conn, "container", &r.id, &r.name, Some(&r.state), None, cause)
+}
+
+/// Whether a name is taken.
+pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, EngineError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM containers WHERE name = ?1")?
+        .query_row([name], |_| Ok(()))
+        .optional()?
+        .is_some())
+}

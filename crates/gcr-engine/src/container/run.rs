@@ -1,0 +1,262 @@
+//! `create`, `run` and `start`: from flags to a container row, from a row to a running
+//! process. Foreground runs are held by the calling gcr process; detached ones by a
+//! supervisor (see [`super::supervise`]).
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use gcr_runtime::{Launch, Network, Rootfs, Running, SeccompMode, Stdio};
+
+use super::config::{ContainerConfig, RunOptions};
+use super::procfs;
+use super::record::{self, Extra, Record, Update};
+use crate::{names, ocispec, resolve, Engine, EngineError};
+
+fn now_secs() -> i64 {
+    record::now_ns() / 1_000_000_000
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> EngineError {
+    move |e| EngineError::Io(what, e)
+}
+
+impl Engine {
+    /// Validates flags, resolves the image and stores a new container in state `created`.
+    pub fn create(&self, opts: RunOptions) -> Result<Record, EngineError> {
+        if let Some(n) = &opts.name {
+            if !names::valid_name(n) {
+                return Err(EngineError::Usage(format!(
+                    "invalid container name '{n}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+        }
+        match opts.network.as_deref() {
+            None | Some("none" | "host" | "bridge" | "default") => {}
+            Some(other) => {
+                return Err(EngineError::NotFound(format!(
+                    "network {other} not found; use none, host or bridge"
+                )))
+            }
+        }
+        if opts.rm && opts.restart != super::config::RestartPolicy::No {
+            return Err(EngineError::Usage(
+                "conflicting options: --restart and --rm; drop one of them".into(),
+            ));
+        }
+        let image = self.store.resolve_image(&opts.image).map_err(|e| {
+            if e.is_not_found() {
+                EngineError::NotFound(format!(
+                    "unable to find image '{}' locally; load, import, build or pull it first",
+                    opts.image
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        let lowers: Vec<String> = self
+            .store
+            .prepare_rootfs(&image.id)?
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let id = names::random_id();
+        let name = match &opts.name {
+            Some(n) => n.clone(),
+            None => loop {
+                let n = names::random_name();
+                if !record::name_taken(self.store.conn(), &n)? {
+                    break n;
+                }
+            },
+        };
+        let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+        let image_config: serde_json::Value = serde_json::from_slice(&self.store.image_config(&image.id)?)?;
+        let resolved = resolve::resolve(&opts, &image_config, lowers, hostname)?;
+        let image_ref = opts.image.clone();
+        let r = Record {
+            id: id.clone(),
+            name,
+            image_id: image.id.clone(),
+            image_ref,
+            created_at: now_secs(),
+            state: "created".into(),
+            config: ContainerConfig { opts, resolved },
+            pid: None,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            oom_killed: false,
+            restart_count: 0,
+            extra: Extra::default(),
+        };
+        let dir = self.container_dir(&id);
+        for sub in ["upper", "work", "rootfs"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .map_err(io(format!("creating {}", dir.display())))?;
+        }
+        if let Err(e) = record::insert(self.store.conn(), &r) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Ok(r)
+    }
+
+    /// Starts the container's process with the given stdio; does not touch the database.
+    pub fn launch(&self, r: &Record, stdio: Stdio) -> Result<Running, EngineError> {
+        let cfg = &r.config;
+        let spec = ocispec::build(cfg, Vec::new())?;
+        let dir = self.container_dir(&r.id);
+        let res = &cfg.opts;
+        let resources = gcr_runtime::cgroups::Resources {
+            memory: res.memory,
+            memory_swap: res.memory_swap,
+            cpus: res.cpus,
+            cpu_shares: None,
+            pids: res.pids_limit,
+        };
+        let network = match cfg.resolved.network.as_str() {
+            "host" => Network::Host,
+            _ => Network::NewLoopback,
+        };
+        let launch = Launch {
+            id: &r.id,
+            spec: &spec,
+            rootfs: Rootfs::Overlay {
+                lowers: cfg.resolved.lowers.iter().map(PathBuf::from).collect(),
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+                target: dir.join("rootfs"),
+            },
+            stdio,
+            seccomp: if cfg.resolved.seccomp {
+                SeccompMode::DockerDefault
+            } else {
+                SeccompMode::Unconfined
+            },
+            init: res.init,
+            cgroup_resources: Some(resources),
+            network,
+        };
+        gcr_runtime::spawn(launch).map_err(runtime_err)
+    }
+
+    /// Records that `r` runs as `pid`, held by `holder`.
+    pub(crate) fn mark_running(
+        &self,
+        r: &mut Record,
+        pid: i32,
+        holder: i32,
+        cause: &str,
+    ) -> Result<(), EngineError> {
+        let extra = Extra {
+            holder_pid: holder,
+            pid_start: procfs::start_time(pid).unwrap_or(0),
+            stopped_by_user: false,
+            cgroup: true,
+        };
+        let u = Update {
+            pid: Some(Some(pid)),
+            started_at: Some(now_secs()),
+            extra: Some(extra.clone()),
+            restart_count: Some(r.restart_count),
+            ..Default::default()
+        };
+        record::set_state(self.store.conn(), r, None, "running", cause, &u)?;
+        r.state = "running".into();
+        r.pid = Some(pid);
+        r.extra = extra;
+        Ok(())
+    }
+
+    /// Records an exit, tears down the cgroup, and removes the container when `--rm`.
+    pub(crate) fn record_exit(&self, r: &Record, code: i32) -> Result<(), EngineError> {
+        let mgr = gcr_runtime::cgroups::CgroupManager::detect().ok();
+        let cg = mgr.as_ref().map(|m| m.open(&r.id));
+        let oom = cg.as_ref().is_some_and(|c| c.oom_killed());
+        if let Some(c) = &cg {
+            c.kill_all(libc::SIGKILL);
+            let _ = c.destroy();
+        }
+        let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
+        let conn = self.store.conn();
+        let cur = record::find(conn, &r.id)?;
+        let u = Update {
+            pid: Some(None),
+            finished_at: Some(now_secs()),
+            exit_code: Some(code),
+            oom_killed: Some(oom),
+            ..Default::default()
+        };
+        let cause = if oom { "oom" } else { "die" };
+        record::set_state(conn, &cur, Some(&cur.state), "exited", cause, &u)?;
+        if r.config.opts.rm {
+            self.remove_files(r);
+            let mut gone = cur;
+            gone.state = "exited".into();
+            record::delete(conn, &gone, "rm")?;
+        }
+        Ok(())
+    }
+
+    /// Removes a container's directories.
+    pub(crate) fn remove_files(&self, r: &Record) {
+        let _ = std::fs::remove_dir_all(self.container_dir(&r.id));
+        let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
+    }
+
+    /// `gcr run` without `-d`: the calling process holds the container and returns its code.
+    pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
+        let tty = opts.tty;
+        let mut r = self.create(opts)?;
+        let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
+        let running = match self.launch(&r, stdio) {
+            Ok(x) => x,
+            Err(e) => {
+                self.discard_after_failed_start(&r);
+                return Err(e);
+            }
+        };
+        let me = std::process::id() as i32;
+        self.mark_running(&mut r, running.pid, me, "start")?;
+        let status = wait_foreground(running)?;
+        let code = status.code();
+        self.record_exit(&r, code)?;
+        Ok(code)
+    }
+
+    /// A container whose process never started is removed when `--rm`, else left `created`
+    /// with the failure recorded as exit code.
+    fn discard_after_failed_start(&self, r: &Record) {
+        if r.config.opts.rm {
+            self.remove_files(r);
+            let _ = record::delete(self.store.conn(), r, "rm");
+        }
+    }
+}
+
+/// Waits for a foreground container, relaying its terminal and forwarding signals.
+fn wait_foreground(mut running: Running) -> Result<gcr_runtime::ExitStatus, EngineError> {
+    let master: Option<OwnedFd> = running.pty_master.take();
+    let _fwd = gcr_runtime::signal_forwarder(running.pid, false).map_err(runtime_err)?;
+    if let Some(m) = master {
+        {
+            use std::os::fd::AsFd;
+            let (i, o) = (std::io::stdin(), std::io::stdout());
+            gcr_runtime::pty::relay(m, i.as_fd(), o.as_fd()).map_err(runtime_err)?;
+        }
+    }
+    gcr_runtime::wait_exit(&running).map_err(runtime_err)
+}
+
+/// Maps a runtime error to the engine's, keeping 126/127 for the command itself.
+pub(crate) fn runtime_err(e: gcr_runtime::RuntimeError) -> EngineError {
+    let code = e.exit_code();
+    if code == 126 || code == 127 {
+        EngineError::Exec {
+            msg: e.to_string(),
+            code,
+        }
+    } else {
+        EngineError::Internal(e.to_string())
+    }
+}

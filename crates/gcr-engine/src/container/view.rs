@@ -1,0 +1,200 @@
+//! Read-only views of containers: `ps` rows, `inspect` documents, `top`, `stats`, and
+//! `exec` into a running container.
+
+use serde_json::{json, Value};
+
+use super::procfs;
+use super::record::{self, Record};
+use crate::logs::rfc3339_nanos;
+use crate::{Engine, EngineError};
+
+/// One `ps` row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PsRow {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Image")]
+    pub image: String,
+    #[serde(rename = "Command")]
+    pub command: String,
+    #[serde(rename = "CreatedAt")]
+    pub created_at: String,
+    #[serde(rename = "RunningFor")]
+    pub running_for: String,
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "State")]
+    pub state: String,
+    #[serde(rename = "Names")]
+    pub names: String,
+    #[serde(rename = "Ports")]
+    pub ports: String,
+}
+
+fn now() -> i64 {
+    record::now_ns() / 1_000_000_000
+}
+
+fn rfc3339(secs: i64) -> String {
+    let s = rfc3339_nanos(secs * 1_000_000_000);
+    format!("{}Z", &s[..19])
+}
+
+/// Docker's status column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+pub fn status_text(r: &Record) -> String {
+    match gcr_core::lifecycle::State::parse(&r.state) {
+        Some(st) => gcr_core::lifecycle::status_text(st, r.exit_code, r.started_at, r.finished_at, now()),
+        None => r.state.clone(),
+    }
+}
+
+impl Engine {
+    /// `gcr ps [-a]`, newest first, states reconciled.
+    pub fn ps(&self, all: bool) -> Result<Vec<(Record, PsRow)>, EngineError> {
+        let mut out = Vec::new();
+        for r in record::list(self.store.conn())? {
+            let r = match self.reconcile(r) {
+                Ok(r) => r,
+                Err(EngineError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let live = matches!(r.state.as_str(), "running" | "paused" | "stopping");
+            if !all && !live {
+                continue;
+            }
+            let mut command = r.config.resolved.args.join(" ");
+            if command.len() > 20 {
+                let mut cut = 19;
+                while !command.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                command = format!("{}…", &command[..cut]);
+            }
+            let row = PsRow {
+                id: r.id[..12].to_string(),
+                image: r.image_ref.clone(),
+                command: format!("\"{command}\""),
+                created_at: rfc3339(r.created_at),
+                running_for: gcr_core::lifecycle::humanize_ago(now() - r.created_at),
+                status: status_text(&r),
+                state: r.state.clone(),
+                names: r.name.clone(),
+                ports: String::new(),
+            };
+            out.push((r, row));
+        }
+        Ok(out)
+    }
+
+    /// `gcr inspect CONTAINER`: a Docker-shaped document.
+    pub fn inspect_container(&self, key: &str) -> Result<Value, EngineError> {
+        let r = self.container(key)?;
+        let c = &r.config;
+        let opt_time = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+        let labels: serde_json::Map<String, Value> = c
+            .resolved
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        Ok(json!({
+            "Id": r.id,
+            "Name": format!("/{}", r.name),
+            "Created": rfc3339(r.created_at),
+            "Path": c.resolved.args.first(),
+            "Args": c.resolved.args.get(1..).unwrap_or_default(),
+            "Image": r.image_id,
+            "State": {
+                "Status": r.state,
+                "Running": matches!(r.state.as_str(), "running" | "paused" | "stopping"),
+                "Paused": r.state == "paused",
+                "OOMKilled": r.oom_killed,
+                "Pid": r.pid.unwrap_or(0),
+                "ExitCode": r.exit_code.unwrap_or(0),
+                "StartedAt": opt_time(r.started_at),
+                "FinishedAt": opt_time(r.finished_at),
+            },
+            "RestartCount": r.restart_count,
+            "LogPath": self.container_dir(&r.id).join("container.log"),
+            "Config": {
+                "Hostname": c.resolved.hostname,
+                "User": format!("{}:{}", c.resolved.uid, c.resolved.gid),
+                "Env": c.resolved.env,
+                "Cmd": c.opts.cmd,
+                "Image": r.image_ref,
+                "WorkingDir": c.resolved.cwd,
+                "Entrypoint": c.opts.entrypoint,
+                "Tty": c.opts.tty,
+                "OpenStdin": c.opts.interactive,
+                "Labels": labels,
+                "StopSignal": gcr_core::units::signal_name(c.resolved.stop_signal),
+                "StopTimeout": c.resolved.stop_timeout,
+            },
+            "HostConfig": {
+                "NetworkMode": c.resolved.network,
+                "Privileged": c.opts.privileged,
+                "ReadonlyRootfs": c.opts.read_only,
+                "CapAdd": c.opts.cap_add,
+                "CapDrop": c.opts.cap_drop,
+                "SecurityOpt": c.opts.security_opt,
+                "Memory": c.opts.memory.unwrap_or(0),
+                "NanoCpus": c.opts.cpus.map(|x| (x * 1e9) as i64).unwrap_or(0),
+                "PidsLimit": c.opts.pids_limit,
+                "Init": c.opts.init,
+                "AutoRemove": c.opts.rm,
+                "RestartPolicy": { "Name": c.opts.restart.name() },
+            },
+            "GraphDriver": {
+                "Name": "overlay",
+                "Data": {
+                    "LowerDir": c.resolved.lowers.join(":"),
+                    "UpperDir": self.container_dir(&r.id).join("upper"),
+                    "WorkDir": self.container_dir(&r.id).join("work"),
+                }
+            },
+        }))
+    }
+
+    /// `gcr top`: processes of the container (from its cgroup).
+    pub fn top(&self, key: &str) -> Result<Vec<[String; 4]>, EngineError> {
+        let r = self.container(key)?;
+        if !matches!(r.state.as_str(), "running" | "paused") {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                r.name
+            )));
+        }
+        let m = gcr_runtime::cgroups::CgroupManager::detect()
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let mut pids = m.open(&r.id).procs();
+        pids.sort_unstable();
+        Ok(pids
+            .into_iter()
+            .map(|p| {
+                let uid = procfs::status_field(p, "Uid")
+                    .and_then(|u| u.split_whitespace().next().map(str::to_string))
+                    .unwrap_or_default();
+                let ppid = procfs::status_field(p, "PPid").unwrap_or_default();
+                [uid, p.to_string(), ppid, procfs::cmdline(p)]
+            })
+            .collect())
+    }
+
+    /// `gcr stats --no-stream` figures for one container.
+    pub fn stats(&self, key: &str) -> Result<(Record, gcr_runtime::cgroups::Stats), EngineError> {
+        let r = self.container(key)?;
+        if !matches!(r.state.as_str(), "running" | "paused") {
+            return Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                r.name
+            )));
+        }
+        let m = gcr_runtime::cgroups::CgroupManager::detect()
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let s = m
+            .open(&r.id)
+            .stats()
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok((r, s))
+    }
+}

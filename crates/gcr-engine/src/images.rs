@@ -1,0 +1,126 @@
+//! Image commands: listing, Docker-shaped `inspect` documents, history, tag, rmi, import,
+//! load and save, composed from gcr-store.
+
+use serde_json::{json, Value};
+
+use crate::logs::rfc3339_nanos;
+use crate::{Engine, EngineError};
+
+/// One `gcr images` row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageRow {
+    #[serde(rename = "Repository")]
+    pub repository: String,
+    #[serde(rename = "Tag")]
+    pub tag: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "CreatedAt")]
+    pub created_at: String,
+    #[serde(rename = "CreatedSince")]
+    pub created_since: String,
+    #[serde(rename = "Size")]
+    pub size: u64,
+}
+
+/// Docker's short form of a full reference: `docker.io/library/busybox:latest` →
+/// (`busybox`, `latest`).
+pub fn split_familiar(full: &str) -> (String, String) {
+    let (name, tag) = match full.rfind(':') {
+        Some(i) if !full[i..].contains('/') => (&full[..i], &full[i + 1..]),
+        _ => (full, "latest"),
+    };
+    let name = name
+        .strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name);
+    (name.to_string(), tag.to_string())
+}
+
+fn time_text(secs: Option<i64>) -> String {
+    match secs {
+        Some(s) => {
+            let t = rfc3339_nanos(s * 1_000_000_000);
+            format!("{}Z", &t[..19])
+        }
+        None => "0001-01-01T00:00:00Z".into(),
+    }
+}
+
+fn now_secs() -> i64 {
+    crate::container::record::now_ns() / 1_000_000_000
+}
+
+impl Engine {
+    /// `gcr images`: one row per tag (untagged images get `<none>`).
+    pub fn images(&self) -> Result<Vec<ImageRow>, EngineError> {
+        let now = now_secs();
+        let mut rows = Vec::new();
+        for img in self.store.list_images()? {
+            let hex = img.id.strip_prefix("sha256:").unwrap_or(&img.id).to_string();
+            let since = img
+                .created
+                .map(|c| gcr_core::lifecycle::humanize_ago(now - c))
+                .unwrap_or_else(|| "N/A".into());
+            let mut push = |repository: String, tag: String| {
+                rows.push(ImageRow {
+                    repository,
+                    tag,
+                    id: hex.clone(),
+                    created_at: time_text(img.created),
+                    created_since: since.clone(),
+                    size: img.size,
+                })
+            };
+            if img.repo_tags.is_empty() {
+                push("<none>".into(), "<none>".into());
+            }
+            for t in &img.repo_tags {
+                let (r, t) = split_familiar(t);
+                push(r, t);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// `gcr inspect IMAGE`: a Docker-shaped document.
+    pub fn inspect_image(&self, key: &str) -> Result<Value, EngineError> {
+        let img = self.store.resolve_image(key)?;
+        let config: Value = serde_json::from_slice(&self.store.image_config(&img.id)?)?;
+        let tags: Vec<String> = self
+            .store
+            .image_tags(&img.id)?
+            .iter()
+            .map(|t| {
+                let (r, tag) = split_familiar(t);
+                format!("{r}:{tag}")
+            })
+            .collect();
+        let layers = self.store.image_layers(&img.id)?;
+        let size: u64 = layers.iter().map(|l| l.size).sum();
+        let repo_digests: Vec<String> = tags
+            .iter()
+            .map(|t| {
+                let name = t.rsplit_once(':').map(|x| x.0).unwrap_or(t);
+                format!("{name}@{}", img.manifest_digest)
+            })
+            .collect();
+        Ok(json!({
+            "Id": img.id,
+            "RepoTags": tags,
+            "RepoDigests": repo_digests,
+            "Created": config.get("created").cloned().unwrap_or(Value::Null),
+            "Author": config.get("author").cloned().unwrap_or(Value::Null),
+            "Architecture": config.get("architecture"),
+            "Os": config.get("os"),
+            "Size": size,
+            "Config": config.get("config").cloned().unwrap_or(json!({})),
+            "RootFS": config.get("rootfs"),
+            "Manifest": { "Digest": img.manifest_digest, "MediaType": img.manifest_media_type },
+            "Layers": layers.iter().map(|l| json!({
+                "Digest": l.digest, "DiffID": l.diff_id, "MediaType": l.media_type,
+                "Size": l.size, "ChainID": l.chain_id,
+            })).collect::<Vec<_>>(),
+        }))
+    }
+}

@@ -1,0 +1,250 @@
+//! Container logs in the CRI log format, one line per record:
+//! `2016-10-06T00:17:09.669794202Z stdout F message` (`P` marks a partial line).
+//! The supervisor writes them; `gcr logs` reads them (`--tail`, `--timestamps`, `-f`).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use crate::EngineError;
+
+/// Formats unix nanoseconds as RFC 3339 UTC with nanoseconds.
+pub fn rfc3339_nanos(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Splits a stream into CRI records; keeps an unterminated tail for the next chunk.
+#[derive(Default)]
+pub struct LineWriter {
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    /// Appends records for `data` from `stream` to `out`.
+    pub fn feed(&mut self, out: &mut impl Write, stream: &str, data: &[u8], now_ns: i64) {
+        self.pending.extend_from_slice(data);
+        let ts = rfc3339_nanos(now_ns);
+        let mut start = 0;
+        while let Some(pos) = self.pending[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.pending[start..start + pos];
+            let _ = write!(out, "{ts} {stream} F ");
+            let _ = out.write_all(line);
+            let _ = out.write_all(b"\n");
+            start += pos + 1;
+        }
+        self.pending.drain(..start);
+        // Very long lines are flushed as partial records.
+        if self.pending.len() >= 16 * 1024 {
+            let _ = write!(out, "{ts} {stream} P ");
+            let _ = out.write_all(&self.pending);
+            let _ = out.write_all(b"\n");
+            self.pending.clear();
+        }
+    }
+
+    /// Writes what is left as a partial record.
+    pub fn flush(&mut self, out: &mut impl Write, stream: &str, now_ns: i64) {
+        if !self.pending.is_empty() {
+            let _ = write!(out, "{} {stream} P ", rfc3339_nanos(now_ns));
+            let _ = out.write_all(&self.pending);
+            let _ = out.write_all(b"\n");
+            self.pending.clear();
+        }
+    }
+}
+
+/// One parsed record.
+pub struct Record<'a> {
+    pub time: &'a str,
+    pub stream: &'a str,
+    pub partial: bool,
+    pub text: &'a [u8],
+}
+
+/// Parses one CRI line (without its newline).
+pub fn parse(line: &[u8]) -> Option<Record<'_>> {
+    let mut it = line.splitn(4, |&b| b == b' ');
+    let time = std::str::from_utf8(it.next()?).ok()?;
+    let stream = std::str::from_utf8(it.next()?).ok()?;
+    let tag = it.next()?;
+    let text = it.next().unwrap_or(b"");
+    Some(Record {
+        time,
+        stream,
+        partial: tag == b"P",
+        text,
+    })
+}
+
+/// Options of `gcr logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub tail: Option<usize>,
+    pub timestamps: bool,
+    pub follow: bool,
+}
+
+fn emit(rec: &Record<'_>, ts: bool, out: &mut dyn Write, err: &mut dyn Write) {
+    let w: &mut dyn Write = if rec.stream == "stderr" { err } else { out };
+    if ts {
+        let _ = write!(w, "{} ", rec.time);
+    }
+    let _ = w.write_all(rec.text);
+    if !rec.partial {
+        let _ = w.write_all(b"\n");
+    }
+}
+
+/// Offset where the last `n` records start.
+fn tail_offset(f: &mut File, n: usize) -> std::io::Result<u64> {
+    let len = f.seek(SeekFrom::End(0))?;
+    if n == 0 {
+        return Ok(len);
+    }
+    let mut pos = len;
+    let mut newlines = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    while pos > 0 {
+        let step = (buf.len() as u64).min(pos);
+        pos -= step;
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(&mut buf[..step as usize])?;
+        for i in (0..step as usize).rev() {
+            if buf[i] == b'\n' {
+                newlines += 1;
+                // The file ends with '\n', so n records need n+1 newlines to bound them.
+                if newlines == n + 1 {
+                    return Ok(pos + i as u64 + 1);
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Prints a log file; with `follow`, keeps printing until `still_running` says false.
+pub fn print(
+    path: &Path,
+    o: &LogOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    still_running: &mut dyn FnMut() -> bool,
+) -> Result<(), EngineError> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(EngineError::Io(format!("reading {}", path.display()), e)),
+    };
+    let start = match o.tail {
+        Some(n) => tail_offset(&mut f, n).map_err(|e| EngineError::Io("reading logs".into(), e))?,
+        None => 0,
+    };
+    f.seek(SeekFrom::Start(start))
+        .map_err(|e| EngineError::Io("reading logs".into(), e))?;
+    let mut r = BufReader::new(f);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = r
+            .read_until(b'\n', &mut line)
+            .map_err(|e| EngineError::Io("reading logs".into(), e))?;
+        if n > 0 && line.ends_with(b"\n") {
+            if let Some(rec) = parse(&line[..line.len() - 1]) {
+                emit(&rec, o.timestamps, out, err);
+            }
+            continue;
+        }
+        // At the end (possibly of a half-written line): stop or wait for more.
+        if !o.follow {
+            return Ok(());
+        }
+        let _ = out.flush();
+        let _ = err.flush();
+        let running = still_running();
+        let pos = r
+            .stream_position()
+            .map_err(|e| EngineError::Io("reading logs".into(), e))?;
+        r.seek(SeekFrom::Start(pos - n as u64))
+            .map_err(|e| EngineError::Io("reading logs".into(), e))?;
+        if !running {
+            // One last pass for what was written before the exit.
+            let mut rest = Vec::new();
+            let _ = r.read_to_end(&mut rest);
+            for l in rest.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                if let Some(rec) = parse(l) {
+                    emit(&rec, o.timestamps, out, err);
+                }
+            }
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_as_rfc3339() {
+        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339_nanos(1_475_713_029_669_794_202),
+            "2016-10-06T00:17:09.669794202Z"
+        );
+    }
+
+    #[test]
+    fn lines_split_into_records_and_tail_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut buf = Vec::new();
+        let mut w = LineWriter::default();
+        w.feed(&mut buf, "stdout", b"one\ntw", 0);
+        w.feed(&mut buf, "stdout", b"o\nthree\n", 1);
+        w.feed(&mut buf, "stderr", b"oops\n", 2);
+        w.flush(&mut buf, "stdout", 3);
+        std::fs::write(&p, &buf).unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let o = LogOptions {
+            tail: Some(2),
+            ..Default::default()
+        };
+        print(&p, &o, &mut out, &mut err, &mut || false).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "three\n");
+        assert_eq!(String::from_utf8(err).unwrap(), "oops\n");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let o = LogOptions {
+            timestamps: true,
+            ..Default::default()
+        };
+        print(&p, &o, &mut out, &mut err, &mut || false).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("1970-01-01T00:00:00.000000000Z one\n"), "{out}");
+        assert_eq!(out.lines().count(), 3);
+    }
+}

@@ -1,0 +1,173 @@
+//! Turns a container's resolved settings into an OCI runtime-spec `Spec` with Docker's
+//! defaults: its mounts, masked and read-only paths, namespaces and capabilities.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
+};
+
+use crate::container::config::{ContainerConfig, Resolved};
+use crate::EngineError;
+
+/// Docker's masked paths (hidden from the container).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's read-only paths.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn mount(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Result<Mount, EngineError> {
+    MountBuilder::default()
+        .destination(PathBuf::from(dest))
+        .typ(typ)
+        .source(PathBuf::from(src))
+        .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(spec_err)
+}
+
+fn spec_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("building the OCI runtime config failed: {e}"))
+}
+
+/// Docker's default mounts; `/sys` is read-write only for privileged containers.
+fn default_mounts(privileged: bool) -> Result<Vec<Mount>, EngineError> {
+    let sys_opts: &[&str] = if privileged {
+        &["nosuid", "noexec", "nodev"]
+    } else {
+        &["nosuid", "noexec", "nodev", "ro"]
+    };
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        )?,
+        mount("/sys", "sysfs", "sysfs", sys_opts)?,
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+    ])
+}
+
+/// Capability names (`CAP_…`) for a mask, as oci-spec values.
+fn cap_set(mask: u64) -> Capabilities {
+    let mut set = HashSet::new();
+    for name in gcr_runtime::caps::names(mask) {
+        if let Ok(c) = serde_json::from_value::<Capability>(serde_json::Value::String(name)) {
+            set.insert(c);
+        }
+    }
+    set
+}
+
+/// Builds the runtime spec for a container.
+pub fn build(cfg: &ContainerConfig, extra_mounts: Vec<Mount>) -> Result<Spec, EngineError> {
+    let r: &Resolved = &cfg.resolved;
+    let privileged = cfg.opts.privileged;
+    let caps = cap_set(r.caps_mask);
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+        .map_err(spec_err)?;
+    let user = UserBuilder::default()
+        .uid(r.uid)
+        .gid(r.gid)
+        .additional_gids(r.additional_gids.clone())
+        .build()
+        .map_err(spec_err)?;
+    let process = ProcessBuilder::default()
+        .terminal(cfg.opts.tty)
+        .user(user)
+        .args(r.args.clone())
+        .env(r.env.clone())
+        .cwd(PathBuf::from(&r.cwd))
+        .capabilities(capabilities)
+        .no_new_privileges(r.no_new_privileges)
+        .build()
+        .map_err(spec_err)?;
+    let mut namespaces = Vec::with_capacity(6);
+    for typ in [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Cgroup,
+    ] {
+        namespaces.push(LinuxNamespaceBuilder::default().typ(typ).build().map_err(spec_err)?);
+    }
+    if r.network != "host" {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .build()
+                .map_err(spec_err)?,
+        );
+    }
+    let (masked, readonly): (Vec<String>, Vec<String>) = if privileged {
+        (vec![], vec![])
+    } else {
+        (
+            MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+        )
+    };
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(masked)
+        .readonly_paths(readonly)
+        .build()
+        .map_err(spec_err)?;
+    let mut mounts = default_mounts(privileged)?;
+    mounts.extend(extra_mounts);
+    let root = RootBuilder::default()
+        .path(PathBuf::from("rootfs"))
+        .readonly(cfg.opts.read_only)
+        .build()
+        .map_err(spec_err)?;
+    SpecBuilder::default()
+        .version("1.0.2")
+        .process(process)
+        .root(root)
+        .hostname(r.hostname.clone())
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(spec_err)
+}

@@ -1,0 +1,318 @@
+//! Resolves what a container will run from the image config and the run flags, with
+//! Docker's rules: entrypoint/cmd merging, env precedence, workdir, user names looked up in
+//! the image's own `/etc/passwd` and `/etc/group`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::container::config::{Resolved, RunOptions};
+use crate::EngineError;
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads `etc/<file>` from the top-most layer that has it.
+fn image_file(lowers: &[String], file: &str) -> Option<String> {
+    for l in lowers {
+        let p = Path::new(l).join("etc").join(file);
+        if let Ok(s) = std::fs::read_to_string(&p) {
+            return Some(s);
+        }
+        // A whiteout (char device) or opaque dir hides lower copies; stop at either.
+        if p.symlink_metadata().is_ok() {
+            return None;
+        }
+    }
+    None
+}
+
+fn lookup_passwd(passwd: &str, key: &str) -> Option<(u32, u32)> {
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 4 || (f[0] != key && f[2] != key) {
+            return None;
+        }
+        Some((f[2].parse().ok()?, f[3].parse().ok()?))
+    })
+}
+
+fn lookup_group(group: &str, key: &str) -> Option<u32> {
+    group.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 3 || (f[0] != key && f[2] != key) {
+            return None;
+        }
+        f[2].parse().ok()
+    })
+}
+
+/// Supplementary groups of a user name from `/etc/group`.
+fn supplementary(group: &str, user: &str, primary: u32) -> Vec<u32> {
+    group
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 4 || !f[3].split(',').any(|m| m == user) {
+                return None;
+            }
+            f[2].parse::<u32>().ok().filter(|g| *g != primary)
+        })
+        .collect()
+}
+
+/// Resolves `user[:group]` (names or numbers) against the image's files.
+pub fn resolve_user(spec: &str, lowers: &[String]) -> Result<(u32, u32, Vec<u32>), EngineError> {
+    if spec.is_empty() {
+        return Ok((0, 0, vec![]));
+    }
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd = image_file(lowers, "passwd").unwrap_or_default();
+    let (uid, mut gid, name) = match u.parse::<u32>() {
+        Ok(uid) => {
+            let found = lookup_passwd(&passwd, u);
+            (uid, found.map(|f| f.1).unwrap_or(0), None)
+        }
+        Err(_) => {
+            let (uid, gid) = lookup_passwd(&passwd, u).ok_or_else(|| {
+                EngineError::Usage(format!(
+                    "unable to find user {u}: no matching entries in the image's /etc/passwd; use a numeric uid:gid"
+                ))
+            })?;
+            (uid, gid, Some(u))
+        }
+    };
+    let groupfile = image_file(lowers, "group").unwrap_or_default();
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup_group(&groupfile, g).ok_or_else(|| {
+                EngineError::Usage(format!(
+                    "unable to find group {g}: no matching entries in the image's /etc/group; use a numeric gid"
+                ))
+            })?,
+        };
+    }
+    let extra = name
+        .map(|n| supplementary(&groupfile, n, gid))
+        .unwrap_or_default();
+    Ok((uid, gid, extra))
+}
+
+/// Parses an `--env-file`: `KEY=value` lines, `#` comments, bare `KEY` taken from our env.
+pub fn read_env_file(path: &str) -> Result<Vec<String>, EngineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        EngineError::Usage(format!("cannot read env file {path}: {e}; check the path"))
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or("");
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(EngineError::Usage(format!(
+                "env file {path} line {}: '{line}' is not KEY=value",
+                n + 1
+            )));
+        }
+        if line.contains('=') {
+            out.push(line.to_string());
+        } else if let Ok(v) = std::env::var(key) {
+            out.push(format!("{key}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+fn set_env(env: &mut Vec<String>, kv: String) {
+    let key = kv.split('=').next().unwrap_or("").to_string();
+    if let Some(slot) = env
+        .iter_mut()
+        .find(|e| e.split('=').next() == Some(key.as_str()))
+    {
+        *slot = kv;
+    } else {
+        env.push(kv);
+    }
+}
+
+/// Computes argv, env, cwd and user for a container.
+pub fn resolve(
+    opts: &RunOptions,
+    image_config: &Value,
+    lowers: Vec<String>,
+    hostname: String,
+) -> Result<Resolved, EngineError> {
+    let c = image_config.get("config").unwrap_or(&Value::Null);
+    let (entrypoint, cmd) = match &opts.entrypoint {
+        Some(e) if e.is_empty() => (Vec::new(), opts.cmd.clone()),
+        Some(e) => (vec![e.clone()], opts.cmd.clone()),
+        None => {
+            let cmd = if opts.cmd.is_empty() {
+                strings(c.get("Cmd"))
+            } else {
+                opts.cmd.clone()
+            };
+            (strings(c.get("Entrypoint")), cmd)
+        }
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(EngineError::Usage(format!(
+            "no command specified: image {} has no CMD or ENTRYPOINT; give a command after the image name",
+            opts.image
+        )));
+    }
+    let mut env = vec![DEFAULT_PATH.to_string(), format!("HOSTNAME={hostname}")];
+    for kv in strings(c.get("Env")) {
+        set_env(&mut env, kv);
+    }
+    if opts.tty {
+        set_env(&mut env, "TERM=xterm".into());
+    }
+    for f in &opts.env_files {
+        for kv in read_env_file(f)? {
+            set_env(&mut env, kv);
+        }
+    }
+    for e in &opts.env {
+        if e.contains('=') {
+            set_env(&mut env, e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            set_env(&mut env, format!("{e}={v}"));
+        }
+    }
+    let cwd = opts
+        .workdir
+        .clone()
+        .or_else(|| {
+            c.get("WorkingDir")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(EngineError::Usage(format!(
+            "the working directory '{cwd}' is invalid; it needs to be an absolute path"
+        )));
+    }
+    let user = opts
+        .user
+        .clone()
+        .or_else(|| c.get("User").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default();
+    let (uid, gid, additional_gids) = resolve_user(&user, &lowers)?;
+    let mut labels: Vec<(String, String)> = match c.get("Labels") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for l in &opts.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.retain(|(key, _)| key != k);
+        labels.push((k.to_string(), v.to_string()));
+    }
+    let stop_signal = opts
+        .stop_signal
+        .clone()
+        .or_else(|| c.get("StopSignal").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "SIGTERM".into());
+    let stop_signal = gcr_core::units::parse_signal(&stop_signal).map_err(|_| {
+        EngineError::Usage(format!(
+            "invalid stop signal '{stop_signal}'; use a name like SIGTERM or a number"
+        ))
+    })?;
+    let caps_mask = gcr_runtime::caps::resolve(&opts.cap_add, &opts.cap_drop, opts.privileged)
+        .map_err(|e| EngineError::Usage(e.to_string()))?;
+    let mut no_new_privileges = false;
+    let mut seccomp = !opts.privileged;
+    for o in &opts.security_opt {
+        match o.as_str() {
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
+                no_new_privileges = true
+            }
+            "no-new-privileges:false" | "no-new-privileges=false" => no_new_privileges = false,
+            "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
+            other => {
+                return Err(EngineError::Usage(format!(
+                    "unsupported --security-opt '{other}'; use no-new-privileges or seccomp=unconfined"
+                )))
+            }
+        }
+    }
+    Ok(Resolved {
+        args,
+        env,
+        cwd,
+        uid,
+        gid,
+        additional_gids,
+        hostname,
+        caps_mask,
+        no_new_privileges,
+        seccomp,
+        stop_signal,
+        stop_timeout: opts.stop_timeout.unwrap_or(10),
+        network: opts.network.clone().unwrap_or_else(|| "bridge".into()),
+        labels,
+        lowers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_resolve_from_image_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::write(etc.join("passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n").unwrap();
+        std::fs::write(etc.join("group"), "root:x:0:\napp:x:1001:\nwheel:x:10:app\n").unwrap();
+        let lowers = vec![dir.path().to_string_lossy().to_string()];
+        assert_eq!(resolve_user("app", &lowers).unwrap(), (1000, 1001, vec![10]));
+        assert_eq!(resolve_user("1000", &lowers).unwrap(), (1000, 1001, vec![]));
+        assert_eq!(resolve_user("5:7", &lowers).unwrap(), (5, 7, vec![]));
+        assert_eq!(resolve_user("app:wheel", &lowers).unwrap().1, 10);
+        let err = resolve_user("nobody", &lowers).unwrap_err().to_string();
+        assert!(err.contains("unable to find user nobody"), "{err}");
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_merge_like_docker() {
+        let img = serde_json::json!({"config": {"Entrypoint": ["/bin/app"], "Cmd": ["--port", "80"], "Env": ["A=1", "PATH=/x"], "WorkingDir": "/srv"}});
+        let mut o = RunOptions {
+            image: "app".into(),
+            ..Default::default()
+        };
+        let r = resolve(&o, &img, vec![], "h".into()).unwrap();
+        assert_eq!(r.args, ["/bin/app", "--port", "80"]);
+        assert_eq!(r.cwd, "/srv");
+        assert!(r.env.contains(&"PATH=/x".to_string()) && r.env.contains(&"A=1".to_string()));
+        o.cmd = vec!["-v".into()];
+        assert_eq!(resolve(&o, &img, vec![], "h".into()).unwrap().args, ["/bin/app", "-v"]);
+        o.entrypoint = Some("/bin/sh".into());
+        assert_eq!(resolve(&o, &img, vec![], "h".into()).unwrap().args, ["/bin/sh", "-v"]);
+        o.entrypoint = Some(String::new());
+        o.cmd = vec![];
+        assert!(resolve(&o, &img, vec![], "h".into()).is_err());
+    }
+}

@@ -1,0 +1,310 @@
+//! Command-line definitions (clap derive): Docker's verbs and flags.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gcr",
+    version,
+    about = "gcr — the glass-box container runtime: deterministic images, fast isolated containers",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Store directory (images, containers, database).
+    #[arg(long, global = true, env = "GCR_ROOT")]
+    pub root: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// List images.
+    Images(ImagesArgs),
+    /// Show low-level information on images or containers.
+    Inspect(InspectArgs),
+    /// Show the history of an image.
+    History {
+        image: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Create a tag TARGET that refers to SOURCE.
+    Tag { source: String, target: String },
+    /// Remove one or more images.
+    Rmi {
+        #[arg(required = true)]
+        images: Vec<String>,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Import a root filesystem tarball as a single-layer image.
+    Import {
+        /// Tarball path (plain or gzip), or - for stdin.
+        file: String,
+        /// Reference to tag the image with.
+        reference: Option<String>,
+    },
+    /// Load images from an oci-archive or docker-archive.
+    Load {
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Save images to an archive.
+    Save {
+        #[arg(required = true)]
+        images: Vec<String>,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// oci-archive or docker-archive.
+        #[arg(long, default_value = "docker-archive")]
+        format: String,
+    },
+    /// Show version information.
+    Version {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show system-wide information.
+    Info {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Manage gcr's store.
+    System {
+        #[command(subcommand)]
+        cmd: SystemCmd,
+    },
+    /// Verify every blob and the database against the disk.
+    Doctor {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Print a shell completion script.
+    Completion { shell: clap_complete::Shell },
+
+    /// Create and run a new container.
+    Run(RunArgs),
+    /// Create a new container without starting it.
+    Create(RunArgs),
+    /// Start stopped containers.
+    Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+        /// Attach output and wait for the exit (returns the container's code).
+        #[arg(short, long)]
+        attach: bool,
+    },
+    /// Stop running containers (stop signal, then SIGKILL after the timeout).
+    Stop {
+        #[arg(required = true)]
+        containers: Vec<String>,
+        #[arg(short = 't', long = "time")]
+        time: Option<u32>,
+    },
+    /// Send a signal to running containers.
+    Kill {
+        #[arg(required = true)]
+        containers: Vec<String>,
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+    },
+    /// Restart containers.
+    Restart {
+        #[arg(required = true)]
+        containers: Vec<String>,
+        #[arg(short = 't', long = "time")]
+        time: Option<u32>,
+    },
+    /// Remove containers.
+    Rm {
+        #[arg(required = true)]
+        containers: Vec<String>,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List containers.
+    Ps {
+        #[arg(short, long)]
+        all: bool,
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Fetch the logs of a container.
+    Logs {
+        container: String,
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        tail: Option<String>,
+        #[arg(short, long)]
+        timestamps: bool,
+    },
+    /// Block until containers stop, then print their exit codes.
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Attach to a running container's output and wait for its exit.
+    Attach { container: String },
+    /// Pause all processes of containers.
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause containers.
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Resource usage of containers.
+    Stats {
+        containers: Vec<String>,
+        #[arg(long)]
+        no_stream: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Processes of a container.
+    Top { container: String },
+    /// Lifecycle and image events.
+    Events {
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Disk usage.
+    Df {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Remove unused data (dangling images, unreferenced blobs and snapshots, stopped containers with --all).
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    pub objects: Vec<String>,
+    /// image or container.
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[arg(short, long)]
+    pub tty: bool,
+    #[arg(long)]
+    pub rm: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    #[arg(short, long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    #[arg(long)]
+    pub hostname: Option<String>,
+    #[arg(long)]
+    pub init: bool,
+    #[arg(long, short = 'm')]
+    pub memory: Option<String>,
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    #[arg(long)]
+    pub cpus: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    #[arg(long)]
+    pub privileged: bool,
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    #[arg(short, long = "label")]
+    pub label: Vec<String>,
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u32>,
+    pub image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[arg(short, long)]
+    pub tty: bool,
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    #[arg(short, long)]
+    pub user: Option<String>,
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    pub container: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}

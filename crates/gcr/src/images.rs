@@ -1,0 +1,396 @@
+//! Image and system commands: images, inspect, history, tag, rmi, import, load, save,
+//! version, info, system df/prune, doctor.
+
+use std::io::{IsTerminal, Write};
+
+use gcr_engine::Engine;
+use gcr_store::{ArchiveFormat, Progress};
+
+use crate::cli::{Cmd, Format, ImagesArgs, InspectArgs, SystemCmd};
+use crate::render::{bytes, table};
+use crate::Failure;
+
+/// A progress display: a byte bar on a terminal, plain lines otherwise.
+struct Display {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl Display {
+    fn new(quiet: bool) -> Display {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Display { bar, quiet }
+    }
+}
+
+impl Progress for Display {
+    fn start(&self, total: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+        }
+    }
+    fn advance(&self, n: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(n);
+        }
+    }
+    fn message(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None if !self.quiet => println!("{msg}"),
+            None => {}
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// `gcr version`.
+pub fn version(format: Format) -> i32 {
+    let v = serde_json::json!({
+        "Version": env!("CARGO_PKG_VERSION"),
+        "Os": std::env::consts::OS,
+        "Arch": std::env::consts::ARCH,
+        "ApiVersion": "none",
+    });
+    if format == Format::Json {
+        println!("{v}");
+    } else {
+        println!(
+            "gcr version {}\nOS/Arch: {}/{}",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        );
+    }
+    0
+}
+
+fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
+    let rows = e.images()?;
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for r in rows {
+            let id = if a.no_trunc { format!("sha256:{}", r.id) } else { r.id[..12].to_string() };
+            if seen.insert(id.clone()) {
+                let _ = writeln!(out, "{id}");
+            }
+        }
+        return Ok(0);
+    }
+    if a.format == Format::Json {
+        for r in rows {
+            let _ = writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    let t: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            let id = if a.no_trunc { format!("sha256:{}", r.id) } else { r.id[..12].to_string() };
+            vec![r.repository, r.tag, id, r.created_since, bytes(r.size)]
+        })
+        .collect();
+    table(&mut out, &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &t);
+    Ok(0)
+}
+
+fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
+    let mut docs = Vec::new();
+    let mut code = 0;
+    for o in &a.objects {
+        let doc = match a.kind.as_deref() {
+            Some("image") => e.inspect_image(o).map_err(Failure::from),
+            Some("container") => e.inspect_container(o).map_err(Failure::from),
+            None => e
+                .inspect_container(o)
+                .or_else(|_| e.inspect_image(o))
+                .map_err(|_| Failure::new(1, format!("no such object: {o}; see 'gcr ps -a' and 'gcr images'"))),
+            Some(k) => {
+                return Err(Failure::new(2, format!("unknown --type '{k}'; use image or container")))
+            }
+        };
+        match doc {
+            Ok(d) => docs.push(d),
+            Err(f) => {
+                eprintln!("Error: {}", f.message);
+                code = 1;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&docs).unwrap_or_default());
+    Ok(code)
+}
+
+fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, Failure> {
+    let id = e.store.resolve_image(image).map_err(gcr_engine::EngineError::from)?.id;
+    let h = e.store.history(image).map_err(gcr_engine::EngineError::from)?;
+    let now = gcr_engine::container::record::now_ns() / 1_000_000_000;
+    let mut out = std::io::stdout().lock();
+    let short = id.strip_prefix("sha256:").unwrap_or(&id)[..12].to_string();
+    let mut rows = Vec::new();
+    for (i, x) in h.iter().enumerate() {
+        let img = if i == 0 { short.clone() } else { "<missing>".into() };
+        if quiet {
+            let _ = writeln!(out, "{img}");
+            continue;
+        }
+        if format == Format::Json {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::json!({"ID": img, "Created": x.created, "CreatedBy": x.created_by,
+                    "Size": x.size, "Comment": x.comment, "EmptyLayer": x.empty_layer})
+            );
+            continue;
+        }
+        rows.push(vec![
+            img,
+            x.created
+                .map(|c| gcr_core::lifecycle::humanize_ago(now - c))
+                .unwrap_or_else(|| "N/A".into()),
+            x.created_by.chars().take(45).collect(),
+            bytes(x.size),
+            x.comment.clone(),
+        ]);
+    }
+    if !quiet && format == Format::Table {
+        table(&mut out, &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows);
+    }
+    Ok(0)
+}
+
+fn open_input(path: &str) -> Result<Box<dyn std::io::Read>, Failure> {
+    if path == "-" {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    std::fs::File::open(path)
+        .map(|f| Box::new(std::io::BufReader::with_capacity(1 << 20, f)) as Box<dyn std::io::Read>)
+        .map_err(|err| Failure::new(1, format!("cannot open {path}: {err}; check the path")))
+}
+
+fn store_err(err: gcr_store::StoreError) -> Failure {
+    Failure::from(gcr_engine::EngineError::from(err))
+}
+
+/// Dispatches the image and system commands.
+pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
+    match cmd {
+        Cmd::Images(a) => images(e, &a),
+        Cmd::Inspect(a) => inspect(e, &a),
+        Cmd::History { image, format, quiet } => history(e, &image, format, quiet),
+        Cmd::Tag { source, target } => {
+            e.store.tag(&source, &target).map_err(store_err)?;
+            Ok(0)
+        }
+        Cmd::Rmi { images, force } => {
+            let mut code = 0;
+            for i in &images {
+                match e.store.remove_image(i, force) {
+                    Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                    Err(err) => {
+                        eprintln!("Error: {err}");
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Import { file, reference } => {
+            let input = open_input(&file)?;
+            let id = e
+                .store
+                .import_rootfs(input, reference.as_deref(), None)
+                .map_err(store_err)?;
+            println!("{id}");
+            Ok(0)
+        }
+        Cmd::Load { input, quiet } => {
+            let d = Display::new(quiet);
+            let report = match input {
+                Some(p) => e.store.load_path(&p, &d),
+                None => e.store.load(std::io::stdin().lock(), &d),
+            }
+            .map_err(store_err)?;
+            d.finish();
+            for (id, tags) in report.images {
+                if tags.is_empty() {
+                    println!("Loaded image ID: {id}");
+                }
+                for t in tags {
+                    let (r, tag) = gcr_engine::images::split_familiar(&t);
+                    println!("Loaded image: {r}:{tag}");
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Save { images, output, format } => {
+            let fmt = match format.as_str() {
+                "oci-archive" | "oci" => ArchiveFormat::OciArchive,
+                "docker-archive" | "docker" => ArchiveFormat::DockerArchive,
+                other => {
+                    return Err(Failure::new(
+                        2,
+                        format!("unknown archive format '{other}'; use oci-archive or docker-archive"),
+                    ))
+                }
+            };
+            let names: Vec<&str> = images.iter().map(String::as_str).collect();
+            let d = Display::new(false);
+            match output {
+                Some(p) => {
+                    // Write next to the target and rename, so a failed save leaves nothing.
+                    let tmp = p.with_extension("gcr-partial");
+                    let f = std::fs::File::create(&tmp).map_err(|err| {
+                        Failure::new(1, format!("cannot create {}: {err}", tmp.display()))
+                    })?;
+                    let res = e.store.save(&names, fmt, std::io::BufWriter::new(f), &d);
+                    if let Err(err) = res {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(store_err(err));
+                    }
+                    std::fs::rename(&tmp, &p).map_err(|err| {
+                        Failure::new(1, format!("cannot write {}: {err}", p.display()))
+                    })?;
+                }
+                None => {
+                    if std::io::stdout().is_terminal() {
+                        return Err(Failure::new(
+                            1,
+                            "refusing to write an archive to a terminal; use -o FILE or redirect".into(),
+                        ));
+                    }
+                    e.store
+                        .save(&names, fmt, std::io::stdout().lock(), &d)
+                        .map_err(store_err)?;
+                }
+            }
+            d.finish();
+            Ok(0)
+        }
+        Cmd::Info { format } => info(e, format),
+        Cmd::System { cmd: SystemCmd::Df { format } } => df(e, format),
+        Cmd::System { cmd: SystemCmd::Prune { force: _, all } } => {
+            if all {
+                for (r, _) in e.ps(true)? {
+                    if r.state == "exited" || r.state == "created" {
+                        let _ = e.remove(&r.id, false);
+                        println!("Deleted container: {}", r.id);
+                    }
+                }
+            }
+            let p = e.store.prune().map_err(store_err)?;
+            for l in &p.images {
+                println!("{l}");
+            }
+            println!(
+                "Removed {} blobs, {} snapshots, {} temporary files\nTotal reclaimed space: {}",
+                p.blobs_removed,
+                p.snapshots_removed,
+                p.tmp_removed,
+                bytes(p.bytes_reclaimed)
+            );
+            Ok(0)
+        }
+        Cmd::Doctor { format } => {
+            let r = e.store.doctor().map_err(store_err)?;
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"clean": r.is_clean(), "problems": r.problems,
+                        "blobs_checked": r.blobs_checked, "images_checked": r.images_checked})
+                );
+            } else {
+                for p in &r.problems {
+                    println!("PROBLEM: {p}");
+                }
+                println!(
+                    "checked {} blobs and {} images: {}",
+                    r.blobs_checked,
+                    r.images_checked,
+                    if r.is_clean() { "no problems".to_string() } else { format!("{} problem(s)", r.problems.len()) }
+                );
+            }
+            Ok(if r.is_clean() { 0 } else { 1 })
+        }
+        other => Err(Failure::new(2, format!("unhandled command {other:?}"))),
+    }
+}
+
+fn info(e: &Engine, format: Format) -> Result<i32, Failure> {
+    let images = e.store.list_images().map_err(store_err)?.len();
+    let cs = e.ps(true)?;
+    let running = cs.iter().filter(|(r, _)| r.state == "running").count();
+    let paused = cs.iter().filter(|(r, _)| r.state == "paused").count();
+    let cgroup = gcr_runtime_info();
+    let v = serde_json::json!({
+        "Containers": cs.len(), "ContainersRunning": running, "ContainersPaused": paused,
+        "ContainersStopped": cs.len() - running - paused, "Images": images,
+        "Driver": "overlay", "CgroupVersion": cgroup, "DockerRootDir": e.root(),
+        "RunDir": e.run_dir(), "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "KernelVersion": kernel(), "OperatingSystem": std::env::consts::OS,
+        "Architecture": std::env::consts::ARCH,
+    });
+    if format == Format::Json {
+        println!("{v}");
+        return Ok(0);
+    }
+    if let Some(m) = v.as_object() {
+        for (k, val) in m {
+            println!("{k}: {}", val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string()));
+        }
+    }
+    Ok(0)
+}
+
+fn gcr_runtime_info() -> String {
+    gcr_engine::cgroup_version().unwrap_or_else(|| "none".into())
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
+    let r = e.store.df().map_err(store_err)?;
+    let rows = [("Images", &r.images), ("Containers", &r.containers), ("Local Volumes", &r.volumes)];
+    if format == Format::Json {
+        for (k, x) in rows {
+            println!(
+                "{}",
+                serde_json::json!({"Type": k, "TotalCount": x.total, "Active": x.active,
+                    "Size": x.size, "Reclaimable": x.reclaimable})
+            );
+        }
+        return Ok(0);
+    }
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(k, x)| {
+            vec![
+                k.to_string(),
+                x.total.to_string(),
+                x.active.to_string(),
+                bytes(x.size),
+                bytes(x.reclaimable),
+            ]
+        })
+        .collect();
+    table(&mut std::io::stdout().lock(), &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &t);
+    Ok(0)
+}

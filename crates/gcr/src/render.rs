@@ -1,0 +1,71 @@
+//! Table and size rendering for terminal output.
+
+use std::io::Write;
+
+/// Writes a left-aligned table with three spaces between columns, like Docker.
+pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (i, c) in cells.enumerate() {
+            if i + 1 == widths.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                let pad = widths[i] - c.chars().count() + 3;
+                s.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        let _ = writeln!(out, "{}", s.trim_end());
+    };
+    line(out, &mut headers.iter().copied());
+    for r in rows {
+        line(out, &mut r.iter().map(String::as_str));
+    }
+}
+
+/// Human size in Docker's style (decimal units): `4.26MB`, `512B`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < UNITS.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{:.3}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_render_like_docker() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(4_260_000), "4.26MB");
+        assert_eq!(bytes(1_000_000_000), "1GB");
+    }
+
+    #[test]
+    fn tables_align() {
+        let mut out = Vec::new();
+        table(&mut out, &["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(String::from_utf8(out).unwrap(), "A     BB\nxxx   y\n");
+    }
+}
