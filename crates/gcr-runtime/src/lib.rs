@@ -1,5 +1,29 @@
-//! gcr-runtime: Linux execution of an OCI runtime-spec config (being written).
+//! gcr-runtime: Linux execution of an OCI runtime-spec config.
+//!
+//! [`spawn`] starts a container (namespaces, overlay root, /proc /dev /sys, masked paths,
+//! capabilities, seccomp, rlimits, cgroup) with a single clone3 and returns once the user's
+//! command has been exec'd; [`exec_in`] runs another process inside it; [`wait_exit`] reaps;
+//! [`pty::relay`] and [`signal_forwarder`] serve a foreground `run`.
 
 pub mod caps;
 pub mod cgroups;
 pub mod seccomp;
+
+mod error;
+mod exec;
+mod init;
+mod mountopts;
+mod mounts;
+mod namespaces;
+mod process;
+pub mod pty;
+mod spawn;
+mod stdio;
+mod sys;
+mod wait;
+
+pub use error::{ExitStatus, RuntimeError, Stage};
+pub use exec::exec_in;
+pub use process::{cap_number, caps_mask, DOCKER_DEFAULT_CAPS};
+pub use spawn::{spawn, Launch, Network, Rootfs, Running, SeccompMode, Stdio};
+pub use wait::{signal_forwarder, wait_exit, SignalForwarder};

@@ -1,0 +1,180 @@
+//! `exec_in`: runs a new process inside a running container (`gcr exec`).
+//!
+//! The namespace files of the target are opened first. A forked helper, made non-dumpable
+//! (so the container cannot reach the runtime binary through /proc/PID/exe, the
+//! CVE-2019-5736 pattern), joins the container's cgroup and namespaces and then clones the
+//! final process with CLONE_PARENT, so that it lands in the container's pid namespace and is
+//! still our direct child. That process sets up stdio, user, caps, seccomp and cwd and
+//! execs the command; failures come back over the same (stage, errno) pipe as for spawn.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use oci_spec::runtime::Process;
+
+use crate::cgroups::Cgroup;
+use crate::error::Stage;
+use crate::namespaces::open_ns;
+use crate::process::ProcessPlan;
+use crate::spawn::{close_all_but, kill_and_reap};
+use crate::stdio::StdioPlan;
+use crate::sys::{self, child_fail, errno, CloneArgs};
+use crate::{Running, RuntimeError, SeccompMode, Stdio};
+
+const NAMESPACES: [(&str, i32); 6] = [
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+struct Helper<'a> {
+    errfd: RawFd,
+    pidfd_w: RawFd,
+    sync: Option<RawFd>,
+    keep: &'a [RawFd],
+    ns: &'a [(OwnedFd, i32)],
+    stdio: &'a StdioPlan,
+    plan: &'a ProcessPlan,
+}
+
+fn helper_main(h: &Helper) -> ! {
+    // SAFETY: only system calls on prepared descriptors and stack data follow; both this
+    // helper and the final process end in execve or _exit.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        close_all_but(h.keep);
+        if let Some(s) = h.sync {
+            let mut b = 0u8;
+            if libc::read(s, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(125);
+            }
+            libc::close(s);
+        }
+        for (fd, typ) in h.ns {
+            if libc::setns(fd.as_raw_fd(), *typ) != 0 {
+                child_fail(h.errfd, Stage::Namespace as u32, errno());
+            }
+            libc::close(fd.as_raw_fd());
+        }
+        let mut args = CloneArgs {
+            flags: libc::CLONE_PARENT as u64,
+            ..Default::default()
+        };
+        let pid = sys::clone3(&mut args) as i32;
+        if pid < 0 {
+            child_fail(h.errfd, Stage::Namespace as u32, errno());
+        }
+        if pid == 0 {
+            libc::close(h.pidfd_w);
+            h.stdio.apply(h.errfd);
+            close_all_but(&[h.errfd]);
+            h.plan.limits(h.errfd);
+            h.plan.finish(h.errfd, false);
+        }
+        let b = pid.to_ne_bytes();
+        libc::write(h.pidfd_w, b.as_ptr().cast(), 4);
+        libc::_exit(0);
+    }
+}
+
+/// Runs `process` inside the namespaces (and cgroup) of the container whose pid 1 is
+/// `target_pid` (a host pid). Returns once the command has been exec'd.
+pub fn exec_in(
+    target_pid: i32,
+    process: &Process,
+    cgroup: Option<&Cgroup>,
+    seccomp: SeccompMode,
+    stdio: Stdio,
+) -> Result<Running, RuntimeError> {
+    let plan = ProcessPlan::prepare(process, seccomp)?;
+    let mut ns = Vec::with_capacity(NAMESPACES.len());
+    for (name, typ) in NAMESPACES {
+        let path = format!("/proc/{target_pid}/ns/{name}");
+        ns.push((
+            open_ns(path.as_ref()).map_err(|_| RuntimeError::Sys {
+                what: "opening the container's namespaces (is the container running?)",
+                source: std::io::Error::last_os_error(),
+            })?,
+            typ,
+        ));
+    }
+    let mut stdio = StdioPlan::prepare(stdio)?;
+    let (err_r, err_w) = sys::pipe()?;
+    let (pid_r, pid_w) = sys::pipe()?;
+    let sync = if cgroup.is_some() {
+        Some(sys::pipe()?)
+    } else {
+        None
+    };
+    let mut keep: Vec<RawFd> = [err_w.as_raw_fd(), pid_w.as_raw_fd()]
+        .into_iter()
+        .chain(sync.as_ref().map(|(r, _)| r.as_raw_fd()))
+        .chain(ns.iter().map(|(f, _)| f.as_raw_fd()))
+        .chain(stdio_fds(&stdio))
+        .collect();
+    keep.sort_unstable();
+    let h = Helper {
+        errfd: err_w.as_raw_fd(),
+        pidfd_w: pid_w.as_raw_fd(),
+        sync: sync.as_ref().map(|(r, _)| r.as_raw_fd()),
+        keep: &keep,
+        ns: &ns,
+        stdio: &stdio,
+        plan: &plan,
+    };
+    let mut args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: the helper only makes system calls and ends in _exit (see helper_main).
+    let helper = unsafe { sys::clone3(&mut args) } as i32;
+    if helper == 0 {
+        helper_main(&h);
+    }
+    if helper < 0 {
+        return Err(RuntimeError::sys("clone3 of the exec helper"));
+    }
+    drop(err_w);
+    drop(pid_w);
+    if let Some((r, w)) = sync {
+        drop(r);
+        if let Err(e) = cgroup.map_or(Ok(()), |c| c.add_pid(helper)) {
+            kill_and_reap(helper);
+            return Err(RuntimeError::Cgroup(e.to_string()));
+        }
+        // SAFETY: one-byte write to our pipe.
+        unsafe { libc::write(w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+    }
+    let mut b = [0u8; 4];
+    // SAFETY: reading 4 bytes into a stack buffer.
+    let n = unsafe { libc::read(pid_r.as_raw_fd(), b.as_mut_ptr().cast(), 4) };
+    let _ = sys::waitpid(helper);
+    let pid = if n == 4 { i32::from_ne_bytes(b) } else { 0 };
+    if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()) {
+        if pid > 0 {
+            let _ = sys::waitpid(pid);
+        }
+        return Err(plan.error_for(stage, err));
+    }
+    if pid <= 0 {
+        return Err(RuntimeError::Setup {
+            stage: Stage::Namespace,
+            detail: String::new(),
+            source: std::io::Error::from_raw_os_error(libc::ESRCH),
+        });
+    }
+    let pidfd = sys::pidfd_open(pid);
+    Ok(Running {
+        pid,
+        pty_master: stdio.master.take(),
+        cgroup: None,
+        // SAFETY: pidfd_open returned a fresh descriptor we own.
+        pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+    })
+}
+
+fn stdio_fds(s: &StdioPlan) -> Vec<RawFd> {
+    s.raw_fds()
+}

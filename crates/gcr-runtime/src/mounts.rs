@@ -1,0 +1,613 @@
+//! The container's filesystem view: overlay (or bind) root, the spec's mounts, /dev nodes
+//! and links, pivot_root, masked and read-only paths, and `--read-only`.
+//!
+//! [`MountPlan::prepare`] turns the spec into C strings and flags in the parent;
+//! [`MountPlan::apply`] runs in the child (already in its own mount namespace) and only
+//! makes system calls. Mount destinations are resolved with openat2(RESOLVE_IN_ROOT), so a
+//! symlink in the image cannot redirect a mount to the host.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use libc::c_ulong;
+use oci_spec::runtime::Spec;
+
+use crate::error::Stage;
+use crate::mountopts;
+use crate::sys::{self, child_fail, errno};
+use crate::{Rootfs, RuntimeError};
+
+enum RootStep {
+    Overlay {
+        chdir: Option<CString>,
+        opts: CString,
+        target: CString,
+    },
+    Bind(CString),
+}
+
+struct MountStep {
+    source: Option<CString>,
+    rel: CString,
+    /// (parent relative to the root, name) for every component, to create missing ones.
+    create: Vec<(CString, CString)>,
+    file: bool,
+    fstype: Option<CString>,
+    flags: c_ulong,
+    data: Option<CString>,
+    bind: bool,
+    propagation: c_ulong,
+}
+
+struct Device {
+    name: CString,
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+}
+
+/// The mount work of one container start, prepared before clone.
+pub(crate) struct MountPlan {
+    propagation: c_ulong,
+    root: RootStep,
+    steps: Vec<MountStep>,
+    dev_tmpfs: bool,
+    devices: Vec<Device>,
+    masked: Vec<CString>,
+    readonly: Vec<CString>,
+    root_readonly: bool,
+}
+
+fn cpath(p: &Path) -> Result<CString, RuntimeError> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| RuntimeError::InvalidSpec(format!("path {} contains a NUL byte", p.display())))
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+/// Normal components of an absolute container path ("/dev/pts" -> ["dev", "pts"]).
+fn components(dest: &Path) -> Result<Vec<String>, RuntimeError> {
+    let mut out = Vec::new();
+    for c in dest.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
+            _ => {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "mount destination {} must be an absolute path without \"..\"",
+                    dest.display()
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn overlay_step(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<RootStep, RuntimeError> {
+    if lowers.is_empty() {
+        return Err(RuntimeError::InvalidSpec(
+            "the overlay root has no lower layer".into(),
+        ));
+    }
+    let all: Vec<&Path> = lowers
+        .iter()
+        .map(|p| p.as_path())
+        .chain([upper, work])
+        .collect();
+    for p in &all {
+        let s = p.as_os_str().as_bytes();
+        if s.contains(&b',') || s.contains(&b':') {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "overlay layer path {} contains ',' or ':'; move the store to a plain path",
+                p.display()
+            )));
+        }
+    }
+    let build = |f: &dyn Fn(&Path) -> String| {
+        let lower: Vec<String> = lowers.iter().map(|p| f(p)).collect();
+        format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            f(upper),
+            f(work)
+        )
+    };
+    let page = 4095;
+    let full = build(&|p| p.display().to_string());
+    if full.len() <= page {
+        return Ok(RootStep::Overlay {
+            chdir: None,
+            opts: cstr(&full),
+            target: cpath(target)?,
+        });
+    }
+    // Too long for one page: use paths relative to the deepest common parent.
+    let mut common = all[0].parent().map(Path::to_path_buf).unwrap_or_default();
+    while !all.iter().all(|p| p.starts_with(&common)) {
+        if !common.pop() {
+            break;
+        }
+    }
+    let rel = build(&|p| p.strip_prefix(&common).unwrap_or(p).display().to_string());
+    if rel.len() > page {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "the image has too many layers for one overlay mount ({} bytes of options); squash it",
+            rel.len()
+        )));
+    }
+    Ok(RootStep::Overlay {
+        chdir: Some(cpath(&common)?),
+        opts: cstr(&rel),
+        target: cpath(target)?,
+    })
+}
+
+fn host_is_cgroup2() -> bool {
+    // SAFETY: statfs fills a zeroed stack struct.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c"/sys/fs/cgroup".as_ptr(), &mut st) == 0
+            && st.f_type == libc::CGROUP2_SUPER_MAGIC
+    }
+}
+
+impl MountPlan {
+    pub(crate) fn prepare(spec: &Spec, rootfs: &Rootfs) -> Result<MountPlan, RuntimeError> {
+        let root = match rootfs {
+            Rootfs::Overlay {
+                lowers,
+                upper,
+                work,
+                target,
+            } => overlay_step(lowers, upper, work, target)?,
+            Rootfs::Path(p) => RootStep::Bind(cpath(p)?),
+        };
+        let linux = spec.linux().as_ref();
+        let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+            Some("private") | Some("rprivate") => libc::MS_PRIVATE | libc::MS_REC,
+            Some("shared") | Some("rshared") => libc::MS_SHARED | libc::MS_REC,
+            _ => libc::MS_SLAVE | libc::MS_REC,
+        };
+        let mut steps = Vec::new();
+        let mut dev_tmpfs = false;
+        let mut cgroup2: Option<bool> = None;
+        for m in spec.mounts().as_deref().unwrap_or(&[]) {
+            let comps = components(m.destination())?;
+            if comps.is_empty() {
+                return Err(RuntimeError::InvalidSpec(
+                    "a mount cannot cover the container root /".into(),
+                ));
+            }
+            let opts = mountopts::parse(m.options().as_deref().unwrap_or(&[]));
+            let mut typ = m.typ().clone().unwrap_or_default();
+            let bind = opts.bind || typ == "bind";
+            let mut data = opts.data.clone();
+            let mut flags = opts.flags;
+            if typ == "cgroup" {
+                // cgroup2 shows the container's own cgroup namespace; on v1/hybrid hosts an
+                // empty read-only tmpfs stands in (controllers are not exposed).
+                if *cgroup2.get_or_insert_with(host_is_cgroup2) {
+                    typ = "cgroup2".into();
+                } else {
+                    typ = "tmpfs".into();
+                    data = "mode=755".into();
+                    flags |= libc::MS_RDONLY;
+                }
+            }
+            if comps == ["dev"] && typ == "tmpfs" {
+                dev_tmpfs = true;
+            }
+            let source = m.source().as_ref().map(|s| cpath(s)).transpose()?;
+            let file = bind
+                && m.source()
+                    .as_ref()
+                    .is_some_and(|s| s.metadata().is_ok_and(|md| !md.is_dir()));
+            let mut create = Vec::new();
+            for i in 0..comps.len() {
+                let parent = if i == 0 {
+                    ".".to_string()
+                } else {
+                    comps[..i].join("/")
+                };
+                create.push((cstr(&parent), cstr(&comps[i])));
+            }
+            steps.push(MountStep {
+                source,
+                rel: cstr(&comps.join("/")),
+                create,
+                file,
+                fstype: if bind { None } else { Some(cstr(&typ)) },
+                flags: if bind {
+                    libc::MS_BIND | (flags & libc::MS_REC)
+                } else {
+                    flags
+                },
+                data: if bind || data.is_empty() {
+                    None
+                } else {
+                    Some(cstr(&data))
+                },
+                bind,
+                propagation: opts.propagation,
+            });
+            if bind {
+                // The remount carries the ro/nosuid/... flags of a bind mount.
+                steps
+                    .last_mut()
+                    .map(|s| s.flags |= flags & !(libc::MS_BIND | libc::MS_REC));
+            }
+        }
+        let mut devices = Vec::new();
+        if dev_tmpfs {
+            for (name, major, minor) in [
+                ("null", 1, 3),
+                ("zero", 1, 5),
+                ("full", 1, 7),
+                ("random", 1, 8),
+                ("urandom", 1, 9),
+                ("tty", 5, 0),
+            ] {
+                devices.push(Device {
+                    name: cstr(name),
+                    mode: libc::S_IFCHR | 0o666,
+                    dev: libc::makedev(major, minor),
+                });
+            }
+            for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]) {
+                let comps = components(d.path())?;
+                let name = match comps.as_slice() {
+                    [dev, name] if dev == "dev" => name.clone(),
+                    _ => {
+                        return Err(RuntimeError::InvalidSpec(format!(
+                            "device {} must be directly under /dev",
+                            d.path().display()
+                        )))
+                    }
+                };
+                let kind = match d.typ() {
+                    oci_spec::runtime::LinuxDeviceType::B => libc::S_IFBLK,
+                    oci_spec::runtime::LinuxDeviceType::P => libc::S_IFIFO,
+                    _ => libc::S_IFCHR,
+                };
+                devices.retain(|x: &Device| x.name.as_bytes() != name.as_bytes());
+                devices.push(Device {
+                    name: cstr(&name),
+                    mode: kind | d.file_mode().unwrap_or(0o666),
+                    dev: libc::makedev(d.major() as u32, d.minor() as u32),
+                });
+            }
+        }
+        let list = |v: Option<&Vec<String>>| {
+            v.map(|v| v.iter().map(|p| cstr(p)).collect())
+                .unwrap_or_default()
+        };
+        Ok(MountPlan {
+            propagation,
+            root,
+            steps,
+            dev_tmpfs,
+            devices,
+            masked: list(linux.and_then(|l| l.masked_paths().as_ref())),
+            readonly: list(linux.and_then(|l| l.readonly_paths().as_ref())),
+            root_readonly: spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+        })
+    }
+
+    /// Child side: builds the root and pivots into it. Returns with cwd = new "/".
+    pub(crate) fn apply(&self, errfd: RawFd) {
+        // SAFETY: every call below is a plain system call on NUL-terminated strings and
+        // descriptors prepared by the parent or opened here.
+        unsafe {
+            libc::umask(0);
+            if libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                self.propagation,
+                std::ptr::null(),
+            ) != 0
+            {
+                child_fail(errfd, Stage::Propagation as u32, errno());
+            }
+            let target = match &self.root {
+                RootStep::Overlay {
+                    chdir,
+                    opts,
+                    target,
+                } => {
+                    if let Some(dir) = chdir {
+                        if libc::chdir(dir.as_ptr()) != 0 {
+                            child_fail(errfd, Stage::RootfsMount as u32, errno());
+                        }
+                    }
+                    if libc::mount(
+                        c"overlay".as_ptr(),
+                        target.as_ptr(),
+                        c"overlay".as_ptr(),
+                        0,
+                        opts.as_ptr().cast(),
+                    ) != 0
+                    {
+                        child_fail(errfd, Stage::RootfsMount as u32, errno());
+                    }
+                    target
+                }
+                RootStep::Bind(path) => {
+                    if libc::mount(
+                        path.as_ptr(),
+                        path.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        child_fail(errfd, Stage::RootfsMount as u32, errno());
+                    }
+                    path
+                }
+            };
+            let rootfd = libc::open(
+                target.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if rootfd < 0 {
+                child_fail(errfd, Stage::RootfsMount as u32, errno());
+            }
+            for step in &self.steps {
+                step.apply(errfd, rootfd);
+            }
+            if self.dev_tmpfs {
+                self.make_dev(errfd, rootfd);
+            }
+            if libc::fchdir(rootfd) != 0
+                || sys::pivot_root(c".".as_ptr(), c".".as_ptr()) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c".".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_SLAVE | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
+                || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0
+                || libc::chdir(c"/".as_ptr()) != 0
+            {
+                child_fail(errfd, Stage::PivotRoot as u32, errno());
+            }
+            libc::close(rootfd);
+            for p in &self.masked {
+                if libc::mount(
+                    c"/dev/null".as_ptr(),
+                    p.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    match errno() {
+                        libc::ENOENT => {}
+                        libc::ENOTDIR => {
+                            if libc::mount(
+                                c"tmpfs".as_ptr(),
+                                p.as_ptr(),
+                                c"tmpfs".as_ptr(),
+                                libc::MS_RDONLY,
+                                c"size=0".as_ptr().cast(),
+                            ) != 0
+                            {
+                                child_fail(errfd, Stage::MaskPaths as u32, errno());
+                            }
+                        }
+                        e => child_fail(errfd, Stage::MaskPaths as u32, e),
+                    }
+                }
+            }
+            for p in &self.readonly {
+                if libc::mount(
+                    p.as_ptr(),
+                    p.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    if errno() == libc::ENOENT {
+                        continue;
+                    }
+                    child_fail(errfd, Stage::ReadonlyPaths as u32, errno());
+                }
+                let fl = libc::MS_BIND
+                    | libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC;
+                if libc::mount(
+                    std::ptr::null(),
+                    p.as_ptr(),
+                    std::ptr::null(),
+                    fl,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    child_fail(errfd, Stage::ReadonlyPaths as u32, errno());
+                }
+            }
+            if self.root_readonly
+                && libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                    std::ptr::null(),
+                ) != 0
+            {
+                child_fail(errfd, Stage::RootfsMount as u32, errno());
+            }
+        }
+    }
+
+    /// Child side: device nodes and the standard links in the fresh /dev tmpfs.
+    unsafe fn make_dev(&self, errfd: RawFd, rootfd: RawFd) {
+        let dev = sys::openat2(
+            rootfd,
+            c"dev".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY,
+            sys::RESOLVE_IN_ROOT,
+        );
+        if dev < 0 {
+            child_fail(errfd, Stage::Devices as u32, errno());
+        }
+        // SAFETY: mknodat/symlinkat on a directory descriptor with static or prepared strings.
+        unsafe {
+            for d in &self.devices {
+                if libc::mknodat(dev, d.name.as_ptr(), d.mode, d.dev) != 0
+                    && errno() != libc::EEXIST
+                {
+                    child_fail(errfd, Stage::Devices as u32, errno());
+                }
+            }
+            for (target, name) in [
+                (c"/proc/self/fd", c"fd"),
+                (c"/proc/self/fd/0", c"stdin"),
+                (c"/proc/self/fd/1", c"stdout"),
+                (c"/proc/self/fd/2", c"stderr"),
+                (c"pts/ptmx", c"ptmx"),
+            ] {
+                if libc::symlinkat(target.as_ptr(), dev, name.as_ptr()) != 0
+                    && errno() != libc::EEXIST
+                {
+                    child_fail(errfd, Stage::Devices as u32, errno());
+                }
+            }
+            libc::close(dev);
+        }
+    }
+}
+
+impl MountStep {
+    fn open(&self, rootfd: RawFd) -> RawFd {
+        sys::openat2(
+            rootfd,
+            self.rel.as_ptr(),
+            libc::O_PATH,
+            sys::RESOLVE_IN_ROOT,
+        )
+    }
+
+    /// Child side: creates the destination if needed and mounts through /proc/self/fd/N.
+    fn apply(&self, errfd: RawFd, rootfd: RawFd) {
+        let fail = |e| child_fail(errfd, Stage::Mount as u32, e);
+        let mut fd = self.open(rootfd);
+        if fd < 0 && errno() == libc::ENOENT {
+            let last = self.create.len() - 1;
+            for (i, (parent, name)) in self.create.iter().enumerate() {
+                let pfd = sys::openat2(
+                    rootfd,
+                    parent.as_ptr(),
+                    libc::O_DIRECTORY,
+                    sys::RESOLVE_IN_ROOT,
+                );
+                if pfd < 0 {
+                    fail(errno());
+                }
+                // SAFETY: mkdirat/openat on a directory we just opened.
+                unsafe {
+                    let r = if i == last && self.file {
+                        let f = libc::openat(
+                            pfd,
+                            name.as_ptr(),
+                            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                            0o644,
+                        );
+                        if f >= 0 {
+                            libc::close(f);
+                        }
+                        f.min(0)
+                    } else {
+                        libc::mkdirat(pfd, name.as_ptr(), 0o755)
+                    };
+                    let e = errno();
+                    libc::close(pfd);
+                    if r != 0 && e != libc::EEXIST {
+                        fail(e);
+                    }
+                }
+            }
+            fd = self.open(rootfd);
+        }
+        if fd < 0 {
+            fail(errno());
+        }
+        let mut buf = [0u8; 32];
+        let path = sys::proc_fd_path(&mut buf, fd);
+        let src = self
+            .source
+            .as_ref()
+            .map_or(c"none".as_ptr(), |s| s.as_ptr());
+        let fstype = self
+            .fstype
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.as_ptr());
+        let data = self
+            .data
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.as_ptr().cast());
+        // SAFETY: mount on a magic-link path naming the descriptor resolved inside the root.
+        unsafe {
+            let base = if self.bind {
+                self.flags & (libc::MS_BIND | libc::MS_REC)
+            } else {
+                self.flags
+            };
+            if libc::mount(src, path, fstype, base, data) != 0 {
+                fail(errno());
+            }
+            libc::close(fd);
+            let extra = self.flags & !(libc::MS_BIND | libc::MS_REC);
+            if (self.bind && extra != 0) || self.propagation != 0 {
+                // Reopen: the old descriptor names the covered directory, not the new mount.
+                let fd = self.open(rootfd);
+                if fd < 0 {
+                    fail(errno());
+                }
+                let path = sys::proc_fd_path(&mut buf, fd);
+                if self.bind
+                    && extra != 0
+                    && libc::mount(
+                        std::ptr::null(),
+                        path,
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REMOUNT | extra,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    fail(errno());
+                }
+                if self.propagation != 0
+                    && libc::mount(
+                        std::ptr::null(),
+                        path,
+                        std::ptr::null(),
+                        self.propagation,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    fail(errno());
+                }
+                libc::close(fd);
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Namespace selection from the spec and the `--network` choice, joining namespaces by
+//! path, and bringing up `lo` in a fresh network namespace.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::Stage;
+use crate::sys::{child_fail, errno};
+use crate::{Network, RuntimeError};
+
+/// Namespaces of one container start, prepared before clone.
+pub(crate) struct NsPlan {
+    /// CLONE_NEW* flags for clone3 (without CLONE_NEWCGROUP, see `cgroupns`).
+    pub clone_flags: u64,
+    /// Unshare a cgroup namespace once the child sits in its cgroup.
+    pub cgroupns: bool,
+    /// Namespaces to join: (fd, CLONE_NEW* type).
+    pub join: Vec<(OwnedFd, i32)>,
+    pub loopback: bool,
+    pub hostname: Option<CString>,
+}
+
+pub(crate) fn open_ns(path: &Path) -> Result<OwnedFd, RuntimeError> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        RuntimeError::InvalidSpec(format!(
+            "namespace path {} contains a NUL byte",
+            path.display()
+        ))
+    })?;
+    // SAFETY: open on a NUL-terminated path; the result is checked and owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(RuntimeError::Sys {
+            what: "opening a namespace",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: fd was just opened and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+impl NsPlan {
+    pub(crate) fn prepare(spec: &Spec, network: &Network) -> Result<NsPlan, RuntimeError> {
+        let mut clone_flags = 0u64;
+        let mut cgroupns = false;
+        let mut join = Vec::new();
+        let namespaces = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or(&[]);
+        for ns in namespaces {
+            let flag = match ns.typ() {
+                LinuxNamespaceType::Network => continue,
+                LinuxNamespaceType::User | LinuxNamespaceType::Time => {
+                    return Err(RuntimeError::InvalidSpec(format!(
+                        "{} namespaces are not supported yet; remove them from the spec",
+                        ns.typ()
+                    )))
+                }
+                t => t as i32,
+            };
+            match ns.path() {
+                Some(p) => join.push((open_ns(p)?, flag)),
+                None if flag == libc::CLONE_NEWCGROUP => cgroupns = true,
+                None => clone_flags |= flag as u64,
+            }
+        }
+        let mut loopback = false;
+        match network {
+            Network::NewLoopback => {
+                clone_flags |= libc::CLONE_NEWNET as u64;
+                loopback = true;
+            }
+            Network::Host => {}
+            Network::Join(p) => join.push((open_ns(p)?, libc::CLONE_NEWNET)),
+        }
+        let hostname = match spec.hostname() {
+            Some(h) if clone_flags & libc::CLONE_NEWUTS as u64 != 0 => {
+                Some(CString::new(h.as_str()).map_err(|_| {
+                    RuntimeError::InvalidSpec("the hostname contains a NUL byte".into())
+                })?)
+            }
+            _ => None,
+        };
+        Ok(NsPlan {
+            clone_flags,
+            cgroupns,
+            join,
+            loopback,
+            hostname,
+        })
+    }
+
+    pub(crate) fn keep_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
+        self.join.iter().map(|(fd, _)| fd.as_raw_fd())
+    }
+
+    /// Child side: joins namespaces by path, sets the hostname, brings up `lo`.
+    pub(crate) fn apply(&self, errfd: RawFd) {
+        // SAFETY: setns/sethostname/socket/ioctl on prepared values and stack data.
+        unsafe {
+            for (fd, typ) in &self.join {
+                if libc::setns(fd.as_raw_fd(), *typ) != 0 {
+                    child_fail(errfd, Stage::Namespace as u32, errno());
+                }
+                libc::close(fd.as_raw_fd());
+            }
+            if let Some(h) = &self.hostname {
+                if libc::sethostname(h.as_ptr(), h.as_bytes().len()) != 0 {
+                    child_fail(errfd, Stage::Hostname as u32, errno());
+                }
+            }
+            if self.loopback {
+                let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+                if s < 0 {
+                    child_fail(errfd, Stage::Loopback as u32, errno());
+                }
+                let mut ifr: libc::ifreq = std::mem::zeroed();
+                ifr.ifr_name[0] = b'l' as libc::c_char;
+                ifr.ifr_name[1] = b'o' as libc::c_char;
+                ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+                if libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr) != 0 {
+                    child_fail(errfd, Stage::Loopback as u32, errno());
+                }
+                libc::close(s);
+            }
+        }
+    }
+}

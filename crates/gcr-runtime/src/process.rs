@@ -1,0 +1,364 @@
+//! The last part of starting any container process (for `run` and `exec` alike): rlimits,
+//! groups and user, capabilities, no_new_privs, seccomp, working directory, signal reset
+//! and execve with a `$PATH` search inside the container.
+//!
+//! [`ProcessPlan::prepare`] does all allocation in the parent; [`ProcessPlan::finish`] runs in
+//! the child and only makes system calls.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::ptr;
+
+use libc::c_char;
+use oci_spec::runtime::{Capability, PosixRlimitType, Process};
+
+use crate::error::Stage;
+use crate::sys::{child_fail, errno};
+use crate::{RuntimeError, SeccompMode};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's default capability set as a mask (CapBnd 00000000a80425fb).
+pub const DOCKER_DEFAULT_CAPS: u64 = 0xa804_25fb;
+
+/// Everything the child needs to become the user's process, prepared before clone.
+pub(crate) struct ProcessPlan {
+    rlimits: Vec<(u32, libc::rlimit)>,
+    uid: u32,
+    gid: u32,
+    groups: Vec<libc::gid_t>,
+    umask: u32,
+    caps: u64,
+    nnp: bool,
+    seccomp: Option<&'static [libc::sock_filter]>,
+    cwd: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _env: Vec<CString>,
+    env_ptrs: Vec<*const c_char>,
+    candidates: Vec<CString>,
+    /// argv[0], for error messages.
+    pub(crate) name: String,
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString, RuntimeError> {
+    CString::new(s)
+        .map_err(|_| RuntimeError::InvalidSpec(format!("{what} {s:?} contains a NUL byte")))
+}
+
+/// The capability number of an OCI capability name.
+pub fn cap_number(c: &Capability) -> u32 {
+    use Capability::*;
+    match c {
+        Chown => 0,
+        DacOverride => 1,
+        DacReadSearch => 2,
+        Fowner => 3,
+        Fsetid => 4,
+        Kill => 5,
+        Setgid => 6,
+        Setuid => 7,
+        Setpcap => 8,
+        LinuxImmutable => 9,
+        NetBindService => 10,
+        NetBroadcast => 11,
+        NetAdmin => 12,
+        NetRaw => 13,
+        IpcLock => 14,
+        IpcOwner => 15,
+        SysModule => 16,
+        SysRawio => 17,
+        SysChroot => 18,
+        SysPtrace => 19,
+        SysPacct => 20,
+        SysAdmin => 21,
+        SysBoot => 22,
+        SysNice => 23,
+        SysResource => 24,
+        SysTime => 25,
+        SysTtyConfig => 26,
+        Mknod => 27,
+        Lease => 28,
+        AuditWrite => 29,
+        AuditControl => 30,
+        Setfcap => 31,
+        MacOverride => 32,
+        MacAdmin => 33,
+        Syslog => 34,
+        WakeAlarm => 35,
+        BlockSuspend => 36,
+        AuditRead => 37,
+        Perfmon => 38,
+        Bpf => 39,
+        CheckpointRestore => 40,
+    }
+}
+
+/// The capability mask of a process: its bounding set, or Docker's default when absent.
+pub fn caps_mask(process: &Process) -> u64 {
+    match process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().as_ref())
+    {
+        Some(set) => set.iter().fold(0u64, |m, c| m | (1u64 << cap_number(c))),
+        None => DOCKER_DEFAULT_CAPS,
+    }
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> u32 {
+    use PosixRlimitType::*;
+    (match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as u32
+}
+
+impl ProcessPlan {
+    pub(crate) fn prepare(
+        process: &Process,
+        seccomp: SeccompMode,
+    ) -> Result<ProcessPlan, RuntimeError> {
+        let args = process.args().as_deref().unwrap_or(&[]);
+        let Some(name) = args.first().cloned() else {
+            return Err(RuntimeError::InvalidSpec(
+                "the process has no command; give a command or an entrypoint".into(),
+            ));
+        };
+        if name.is_empty() {
+            return Err(RuntimeError::NotFound(name));
+        }
+        let argv = args
+            .iter()
+            .map(|a| cstring(a, "argument"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let env_list = process.env().as_deref().unwrap_or(&[]);
+        let env = env_list
+            .iter()
+            .map(|e| cstring(e, "environment entry"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let path = env_list
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH);
+        let candidates = if name.contains('/') {
+            vec![cstring(&name, "command")?]
+        } else {
+            path.split(':')
+                .map(|d| if d.is_empty() { "." } else { d })
+                .map(|d| cstring(&format!("{}/{}", d.trim_end_matches('/'), name), "command"))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut rlimits = Vec::new();
+        for r in process.rlimits().as_deref().unwrap_or(&[]) {
+            let res = rlimit_resource(r.typ());
+            let mut cur = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: cur is a valid out-pointer; the resource number comes from the table.
+            if unsafe { libc::getrlimit(res as _, &mut cur) } != 0 {
+                return Err(RuntimeError::sys("getrlimit"));
+            }
+            let hard = r.hard().min(cur.rlim_max);
+            rlimits.push((
+                res,
+                libc::rlimit {
+                    rlim_cur: r.soft().min(hard),
+                    rlim_max: hard,
+                },
+            ));
+        }
+        let caps = caps_mask(process);
+        let user = process.user();
+        let cwd = process.cwd().to_string_lossy();
+        if !cwd.starts_with('/') {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "the working directory {cwd:?} is not absolute; give an absolute path with -w"
+            )));
+        }
+        let argv_ptrs = argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([ptr::null()])
+            .collect();
+        let env_ptrs = env
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([ptr::null()])
+            .collect();
+        Ok(ProcessPlan {
+            rlimits,
+            uid: user.uid(),
+            gid: user.gid(),
+            groups: user.additional_gids().clone().unwrap_or_default(),
+            umask: user.umask().unwrap_or(0o022),
+            caps,
+            nnp: process.no_new_privileges().unwrap_or(false),
+            seccomp: match seccomp {
+                SeccompMode::DockerDefault => Some(crate::seccomp::default_program(caps)),
+                SeccompMode::Unconfined => None,
+            },
+            cwd: cstring(&cwd, "working directory")?,
+            _argv: argv,
+            argv_ptrs,
+            _env: env,
+            env_ptrs,
+            candidates,
+            name,
+        })
+    }
+
+    /// Maps a child report at [`Stage::Exec`] or another stage to the caller's error.
+    pub(crate) fn error_for(&self, stage: u32, err: i32) -> RuntimeError {
+        let stage = Stage::from_u32(stage);
+        let source = std::io::Error::from_raw_os_error(err);
+        match (stage, err) {
+            (Stage::Exec, libc::ENOENT) | (Stage::Exec, libc::ENOTDIR) => {
+                RuntimeError::NotFound(self.name.clone())
+            }
+            (Stage::Exec, libc::EACCES)
+            | (Stage::Exec, libc::ENOEXEC)
+            | (Stage::Exec, libc::EPERM)
+            | (Stage::Exec, libc::EISDIR) => RuntimeError::NotExecutable {
+                cmd: self.name.clone(),
+                source,
+            },
+            (Stage::Cwd, _) => RuntimeError::Setup {
+                stage,
+                detail: format!(" {:?}", self.cwd),
+                source,
+            },
+            _ => RuntimeError::Setup {
+                stage,
+                detail: String::new(),
+                source,
+            },
+        }
+    }
+
+    fn install_seccomp(&self, errfd: RawFd) {
+        if let Some(prog) = self.seccomp {
+            if crate::seccomp::install(prog).is_err() {
+                child_fail(errfd, Stage::Seccomp as u32, errno());
+            }
+        }
+    }
+
+    /// Child side, before the user switch: rlimits (and seccomp when no_new_privs is off,
+    /// because installing it later would need CAP_SYS_ADMIN).
+    pub(crate) fn limits(&self, errfd: RawFd) {
+        for (res, lim) in &self.rlimits {
+            // SAFETY: lim is a valid rlimit value prepared by the parent.
+            if unsafe { libc::setrlimit(*res as _, lim) } != 0 {
+                child_fail(errfd, Stage::Rlimit as u32, errno());
+            }
+        }
+    }
+
+    /// Child side: everything from the user switch to execve. Never returns.
+    /// `before_exec` runs right before execve (the init reaper hooks in there).
+    pub(crate) fn finish(&self, errfd: RawFd, init: bool) -> ! {
+        if !self.nnp {
+            self.install_seccomp(errfd);
+        }
+        // SAFETY: plain system calls on values prepared by the parent.
+        unsafe {
+            if self.uid != 0 && crate::caps::keep_caps_for_setuid().is_err() {
+                child_fail(errfd, Stage::User as u32, errno());
+            }
+            if libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0
+                || libc::setresgid(self.gid, self.gid, self.gid) != 0
+                || libc::setresuid(self.uid, self.uid, self.uid) != 0
+            {
+                child_fail(errfd, Stage::User as u32, errno());
+            }
+        }
+        if crate::caps::apply(self.caps).is_err() {
+            child_fail(errfd, Stage::Capabilities as u32, errno());
+        }
+        if self.nnp {
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                child_fail(errfd, Stage::NoNewPrivs as u32, errno());
+            }
+            self.install_seccomp(errfd);
+        }
+        // SAFETY: cwd is a NUL-terminated string; it is resolved inside the container root
+        // and no host directory descriptor is open in this process any more.
+        if unsafe { libc::chdir(self.cwd.as_ptr()) } != 0 {
+            child_fail(errfd, Stage::Cwd as u32, errno());
+        }
+        // SAFETY: umask and sigprocmask on stack values.
+        unsafe {
+            libc::umask(self.umask as libc::mode_t);
+        }
+        if init {
+            crate::init::run_reaper(errfd, self)
+        }
+        self.exec(errfd)
+    }
+
+    /// Child side: resets signals and tries each `$PATH` candidate. Never returns.
+    pub(crate) fn exec(&self, errfd: RawFd) -> ! {
+        reset_signals();
+        let mut denied = 0;
+        for c in &self.candidates {
+            // SAFETY: the candidate, argv and envp arrays are NUL-terminated and outlive the call.
+            unsafe { libc::execve(c.as_ptr(), self.argv_ptrs.as_ptr(), self.env_ptrs.as_ptr()) };
+            match errno() {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES | libc::EPERM | libc::EISDIR if self.candidates.len() > 1 => {
+                    denied = errno()
+                }
+                e => child_fail(errfd, Stage::Exec as u32, e),
+            }
+        }
+        child_fail(
+            errfd,
+            Stage::Exec as u32,
+            if denied != 0 { denied } else { libc::ENOENT },
+        )
+    }
+}
+
+/// Restores default dispositions of signals a parent commonly ignores and unblocks all.
+pub(crate) fn reset_signals() {
+    // SAFETY: signal and sigprocmask with stack values are async-signal-safe.
+    unsafe {
+        for s in [
+            libc::SIGPIPE,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGCHLD,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+        ] {
+            libc::signal(s, libc::SIG_DFL);
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, ptr::null_mut());
+    }
+}

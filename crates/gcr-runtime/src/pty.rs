@@ -1,0 +1,175 @@
+//! Pseudo-terminals for `-it`: allocation of a master/slave pair and [`relay`], which copies
+//! the host terminal to the master and back, with the host tty in raw mode (restored on
+//! every exit path by a guard) and window-size changes forwarded on SIGWINCH.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::RuntimeError;
+
+/// Opens a new pty pair on the host's /dev/ptmx: (master, slave).
+pub fn open_pty() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r/open on our own descriptors and a
+    // stack buffer; each result is checked and owned.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if m < 0 {
+            return Err(RuntimeError::sys("opening /dev/ptmx"));
+        }
+        let master = OwnedFd::from_raw_fd(m);
+        let mut name = [0 as libc::c_char; 64];
+        if libc::grantpt(m) != 0
+            || libc::unlockpt(m) != 0
+            || libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0
+        {
+            return Err(RuntimeError::sys("unlocking the pty"));
+        }
+        let s = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if s < 0 {
+            return Err(RuntimeError::sys("opening the pty slave"));
+        }
+        Ok((master, OwnedFd::from_raw_fd(s)))
+    }
+}
+
+/// Puts a terminal in raw mode and restores the saved settings when dropped.
+pub struct RawModeGuard {
+    fd: RawFd,
+    saved: libc::termios,
+}
+
+impl RawModeGuard {
+    /// Raw mode on `fd`; None when `fd` is not a terminal.
+    pub fn new(fd: BorrowedFd<'_>) -> Option<RawModeGuard> {
+        let fd = fd.as_raw_fd();
+        // SAFETY: tcgetattr/tcsetattr on a caller-owned descriptor with stack structs.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut saved) != 0 {
+                return None;
+            }
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            libc::tcsetattr(fd, libc::TCSANOW, &raw);
+            Some(RawModeGuard { fd, saved })
+        }
+    }
+}
+
+impl Drop for RawModeGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings read in new() on the same descriptor.
+        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
+
+/// Copies the window size of `from` (a host tty) to `to` (the pty master).
+pub fn copy_winsize(from: RawFd, to: RawFd) {
+    // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a stack winsize.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        // SAFETY: writing from a valid slice.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 && crate::sys::errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return false;
+        }
+        buf = &buf[n as usize..];
+    }
+    true
+}
+
+/// Relays `input` -> master and master -> `output` until the container side closes.
+///
+/// `input` is put in raw mode when it is a terminal (restored on return, also on error) and
+/// SIGWINCH resizes the pty. SIGWINCH is blocked in the calling thread and read from a
+/// signalfd, so run the relay in its own thread and leave SIGWINCH out of
+/// [`crate::signal_forwarder`] (pass `forward_winch = false`).
+pub fn relay(
+    master: OwnedFd,
+    input: BorrowedFd<'_>,
+    output: BorrowedFd<'_>,
+) -> Result<(), RuntimeError> {
+    let _raw = RawModeGuard::new(input);
+    let (m, i, o) = (master.as_raw_fd(), input.as_raw_fd(), output.as_raw_fd());
+    copy_winsize(i, m);
+    // SAFETY: signal mask and signalfd on stack data; the descriptor is owned below.
+    let sfd = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGWINCH);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(RuntimeError::sys("signalfd"));
+        }
+        OwnedFd::from_raw_fd(fd)
+    };
+    let mut input_open = true;
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: m,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if input_open { i } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, -1) };
+        if n < 0 {
+            if crate::sys::errno() == libc::EINTR {
+                continue;
+            }
+            return Err(RuntimeError::sys("poll on the pty"));
+        }
+        if fds[2].revents != 0 {
+            let mut info = [0u8; 128];
+            // SAFETY: reading one signalfd_siginfo into a stack buffer of its size.
+            unsafe { libc::read(sfd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+            copy_winsize(i, m);
+        }
+        if fds[0].revents != 0 {
+            // SAFETY: reading into a stack buffer.
+            let r = unsafe { libc::read(m, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                if r < 0 && crate::sys::errno() == libc::EINTR {
+                    continue;
+                }
+                return Ok(()); // EIO: every slave descriptor is closed, the container is gone.
+            }
+            if !write_all(o, &buf[..r as usize]) {
+                return Ok(());
+            }
+        }
+        if input_open && fds[1].revents != 0 {
+            // SAFETY: reading into a stack buffer.
+            let r = unsafe { libc::read(i, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 || !write_all(m, &buf[..r as usize]) {
+                input_open = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `spawn`: starts a container from a runtime spec with one clone3 and returns once the
+//! user's command has been exec'd (or has failed to, with nothing left behind).
+//!
+//! The parent prepares every string, path and flag first ([`ProcessPlan`], [`MountPlan`],
+//! [`NsPlan`], [`StdioPlan`]); the child only makes system calls: stdio, closing inherited
+//! descriptors, cgroup sync, namespaces, mounts and pivot_root, then the process setup.
+//! Failures travel back as (stage, errno) over a close-on-exec pipe.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::{Cgroup, CgroupManager, Resources};
+use crate::error::Stage;
+use crate::mounts::MountPlan;
+use crate::namespaces::NsPlan;
+use crate::process::ProcessPlan;
+use crate::stdio::StdioPlan;
+use crate::sys::{self, child_fail, errno, CloneArgs};
+use crate::RuntimeError;
+
+/// The container's root filesystem.
+pub enum Rootfs {
+    /// An overlay of read-only layers (top first) plus a writable upper dir, mounted on `target`.
+    Overlay {
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+    },
+    /// An existing directory, bind-mounted as the root.
+    Path(PathBuf),
+}
+
+/// Standard streams of the container process.
+pub enum Stdio {
+    /// The caller's own 0, 1, 2.
+    Inherit,
+    /// A new pty; the master is returned in [`Running::pty_master`].
+    Pty,
+    /// Given descriptors (stdin None = /dev/null).
+    Fds {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+}
+
+/// Which seccomp filter to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeccompMode {
+    DockerDefault,
+    Unconfined,
+}
+
+/// Network namespace choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// A new network namespace with only `lo`, up.
+    NewLoopback,
+    /// The host's network namespace.
+    Host,
+    /// Join the namespace at this path (/proc/PID/ns/net or a bind-mounted netns file).
+    Join(PathBuf),
+}
+
+/// Everything needed to start one container.
+pub struct Launch<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub rootfs: Rootfs,
+    pub stdio: Stdio,
+    pub seccomp: SeccompMode,
+    /// Run a small reaper as pid 1 (`--init`).
+    pub init: bool,
+    /// None = no cgroup.
+    pub cgroup_resources: Option<Resources>,
+    pub network: Network,
+}
+
+/// A started container process (or an exec'd process in one).
+pub struct Running {
+    /// Host pid.
+    pub pid: i32,
+    pub pty_master: Option<OwnedFd>,
+    pub cgroup: Option<Cgroup>,
+    pub pidfd: Option<OwnedFd>,
+}
+
+/// Destroys the cgroup unless disarmed (error paths of spawn).
+struct CgroupGuard(Option<Cgroup>);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = c.destroy();
+        }
+    }
+}
+
+/// Closes every descriptor >= 3 except those in `keep` (sorted).
+pub(crate) fn close_all_but(keep: &[RawFd]) {
+    let mut start = 3u32;
+    for &k in keep {
+        let k = k as u32;
+        if k > start {
+            sys::close_range(start, k - 1, 0);
+        }
+        start = start.max(k + 1);
+    }
+    sys::close_range(start, u32::MAX, 0);
+}
+
+pub(crate) fn kill_and_reap(pid: i32) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = sys::waitpid(pid);
+}
+
+struct ChildCtx<'a> {
+    errfd: RawFd,
+    sync: Option<RawFd>,
+    keep: &'a [RawFd],
+    stdio: &'a StdioPlan,
+    ns: &'a NsPlan,
+    mounts: &'a MountPlan,
+    process: &'a ProcessPlan,
+    init: bool,
+}
+
+fn child_main(c: &ChildCtx) -> ! {
+    c.stdio.apply(c.errfd);
+    close_all_but(c.keep);
+    if let Some(s) = c.sync {
+        let mut b = 0u8;
+        // SAFETY: one-byte read into a stack variable, then close of our own descriptor.
+        unsafe {
+            if libc::read(s, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(125); // the parent reports the failure itself
+            }
+            libc::close(s);
+        }
+    }
+    // SAFETY: unshare with a constant flag.
+    if c.ns.cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+        child_fail(c.errfd, Stage::Namespace as u32, errno());
+    }
+    c.ns.apply(c.errfd);
+    c.mounts.apply(c.errfd);
+    c.process.limits(c.errfd);
+    c.process.finish(c.errfd, c.init)
+}
+
+fn cgroup_err(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Cgroup(e.to_string())
+}
+
+/// Starts the container described by `l`.
+pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
+    let process = l
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidSpec("the spec has no process".into()))?;
+    let process = ProcessPlan::prepare(process, l.seccomp)?;
+    let mounts = MountPlan::prepare(l.spec, &l.rootfs)?;
+    let ns = NsPlan::prepare(l.spec, &l.network)?;
+    let mut stdio = StdioPlan::prepare(l.stdio)?;
+    let mut guard = CgroupGuard(match &l.cgroup_resources {
+        Some(res) => Some(
+            CgroupManager::detect()
+                .map_err(cgroup_err)?
+                .create(l.id, res)
+                .map_err(cgroup_err)?,
+        ),
+        None => None,
+    });
+    let cg_fd = guard.0.as_ref().and_then(|c| c.v2_dir_fd());
+    let need_sync = guard.0.is_some() && cg_fd.is_none();
+    let (err_r, err_w) = sys::pipe()?;
+    let sync = if need_sync { Some(sys::pipe()?) } else { None };
+    let mut keep: Vec<RawFd> = [err_w.as_raw_fd()]
+        .into_iter()
+        .chain(sync.as_ref().map(|(r, _)| r.as_raw_fd()))
+        .chain(ns.keep_fds())
+        .collect();
+    keep.sort_unstable();
+    let ctx = ChildCtx {
+        errfd: err_w.as_raw_fd(),
+        sync: sync.as_ref().map(|(r, _)| r.as_raw_fd()),
+        keep: &keep,
+        stdio: &stdio,
+        ns: &ns,
+        mounts: &mounts,
+        process: &process,
+        init: l.init,
+    };
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: ns.clone_flags | sys::CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = &cg_fd {
+        args.flags |= sys::CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: the child runs child_main, which only makes system calls on data prepared
+    // above and ends in execve or _exit.
+    let pid = unsafe { sys::clone3(&mut args) } as i32;
+    if pid == 0 {
+        child_main(&ctx);
+    }
+    if pid < 0 {
+        return Err(RuntimeError::sys("clone3 of the container process"));
+    }
+    // SAFETY: clone3 stored a fresh pidfd that we now own.
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+    drop(err_w);
+    drop(cg_fd);
+    if let Some((r, w)) = sync {
+        drop(r);
+        if let Err(e) = guard.0.as_ref().map_or(Ok(()), |c| c.add_pid(pid)) {
+            kill_and_reap(pid);
+            return Err(cgroup_err(e));
+        }
+        // SAFETY: one-byte write from a static buffer to our pipe.
+        unsafe { libc::write(w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+    }
+    drop(ns);
+    if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()) {
+        let _ = sys::waitpid(pid);
+        return Err(process.error_for(stage, err));
+    }
+    Ok(Running {
+        pid,
+        pty_master: stdio.master.take(),
+        cgroup: guard.0.take(),
+        pidfd,
+    })
+}
