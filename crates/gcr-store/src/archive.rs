@@ -144,6 +144,24 @@ impl Store {
         if images.is_empty() {
             return Err(bad("it contains no image"));
         }
+        // Several index entries may name one image (one per tag): merge them.
+        let mut merged: Vec<NewImage> = Vec::new();
+        for img in images {
+            match merged
+                .iter_mut()
+                .find(|m| m.id() == img.id() && m.manifest_digest == img.manifest_digest)
+            {
+                Some(m) => {
+                    for t in img.tags {
+                        if !m.tags.contains(&t) {
+                            m.tags.push(t);
+                        }
+                    }
+                }
+                None => merged.push(img),
+            }
+        }
+        let images = merged;
         let ids = register(self, &images, "load")?;
         let mut report = LoadReport {
             format,
@@ -271,8 +289,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads a spooled file, or its CAS copy once it has been moved there.
     fn read_spooled(&self, f: &Spooled) -> Result<Vec<u8>> {
-        std::fs::read(&f.path).map_err(|e| StoreError::io("cannot read", &f.path, e))
+        match std::fs::read(&f.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.read_blob(&f.digest),
+            r => r.map_err(|e| StoreError::io("cannot read", &f.path, e)),
+        }
     }
 
     fn oci_image(&self, sp: &Spool, desc: &Value) -> Result<NewImage> {
@@ -388,6 +410,20 @@ impl Store {
             let mut layers = Vec::new();
             for (ln, want) in lnames.iter().zip(&diff_ids) {
                 let f = sp.get(ln)?;
+                if self.has_blob(want) {
+                    let size = self
+                        .blob_path(want)?
+                        .metadata()
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                    layers.push(NewLayer {
+                        digest: want.clone(),
+                        diff_id: want.clone(),
+                        media_type: DOCKER_LAYER.into(),
+                        size,
+                    });
+                    continue;
+                }
                 let head = {
                     let mut h = [0u8; 2];
                     let mut file = std::fs::File::open(&f.path)

@@ -128,7 +128,7 @@ impl Store {
             }
             items.insert(path, item);
         }
-        fix_hardlinks(&mut items);
+        fix_hardlinks(&mut items)?;
         // Write the sorted, normalized tar through gzip into a temp blob, hashing both.
         let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())
             .map_err(|e| StoreError::io("cannot create a temp file in", self.tmp_dir(), e))?;
@@ -215,7 +215,7 @@ impl Store {
 
 /// Makes every hardlink group's first path (in sorted order) the real file, so extraction in
 /// sorted order never meets a link before its target.
-fn fix_hardlinks(items: &mut BTreeMap<String, Item>) {
+fn fix_hardlinks(items: &mut BTreeMap<String, Item>) -> Result<()> {
     let links: Vec<(String, String)> = items
         .iter()
         .filter(|(_, i)| i.ty == tar::EntryType::Link)
@@ -233,11 +233,14 @@ fn fix_hardlinks(items: &mut BTreeMap<String, Item>) {
                 _ => break,
             }
         }
-        if !items
-            .get(&target)
-            .is_some_and(|t| t.ty == tar::EntryType::Regular)
-        {
-            continue;
+        match items.get(&target).map(|t| t.ty) {
+            Some(tar::EntryType::Regular) => {}
+            Some(_) => continue,
+            None => {
+                return Err(StoreError::Archive(format!(
+                    "rootfs entry '{path}' is a hardlink to '{target}', which is not in the tarball; fix the tarball"
+                )))
+            }
         }
         if path < target {
             // Swap roles: `path` becomes the file, `target` and its other links point at it.
@@ -260,6 +263,7 @@ fn fix_hardlinks(items: &mut BTreeMap<String, Item>) {
             i.link = Some(target);
         }
     }
+    Ok(())
 }
 
 /// The OCI architecture name of this host.

@@ -19,7 +19,13 @@ impl Store {
     /// Returns the overlay lowerdirs of an image, top layer FIRST, unpacking missing layers.
     /// When every snapshot exists this is one indexed query and no filesystem access.
     pub fn prepare_rootfs(&self, image_id: &str) -> Result<Vec<PathBuf>> {
-        let id = self.resolve_image(image_id)?.id;
+        // Full ids skip resolution: the fast path is then one indexed query.
+        let full = image_id.len() == 71 && image_id.starts_with("sha256:");
+        let id = if full {
+            image_id.to_string()
+        } else {
+            self.resolve_image(image_id)?.id
+        };
         let rows: Vec<(String, String, String, Option<String>)> = {
             let mut st = self.conn.prepare_cached(
                 "SELECT il.digest, l.diff_id, il.chain_id, s.key
@@ -32,6 +38,10 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             v
         };
+        if rows.is_empty() && full {
+            // Unknown id (or an image without layers): resolve for a precise error.
+            self.resolve_image(image_id)?;
+        }
         let dir = self.snapshots_dir();
         let mut out = Vec::with_capacity(rows.len());
         for (digest, diff_id, chain, key) in rows {

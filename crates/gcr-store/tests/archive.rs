@@ -260,3 +260,30 @@ fn umoci_unpacks_our_oci_archive() {
         Some("busybox")
     );
 }
+
+#[test]
+fn multi_tag_and_shared_layer_archives() {
+    let (d, s) = store();
+    let tar0 = raw_tar(&[file("f", b"data"), dir("d")]);
+    let x = s.import_rootfs(&tar0[..], Some("x"), Some(10)).unwrap();
+    let y = s.import_rootfs(&tar0[..], Some("y"), Some(20)).unwrap();
+    s.tag("x", "x:two").unwrap();
+    for fmt in [ArchiveFormat::OciArchive, ArchiveFormat::DockerArchive] {
+        let path = d.path().join("m.tar");
+        let f = std::fs::File::create(&path).unwrap();
+        s.save(&[&x, "y"], fmt, f, &NoProgress).unwrap();
+        let (_d2, s2) = store();
+        let rep = s2.load_path(&path, &NoProgress).unwrap();
+        assert_eq!(rep.images.len(), 2, "{fmt:?}");
+        assert_eq!(
+            s2.image_tags(&x).unwrap(),
+            ["docker.io/library/x:latest", "docker.io/library/x:two"]
+        );
+        assert_eq!(s2.image_tags(&y).unwrap(), ["docker.io/library/y:latest"]);
+        assert_eq!(
+            s2.prepare_rootfs(&x).unwrap(),
+            s2.prepare_rootfs(&y).unwrap()
+        );
+        assert!(s2.doctor().unwrap().is_clean());
+    }
+}
