@@ -236,3 +236,77 @@ pub fn sh(script: &str) -> Spec {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// A started container that is killed, reaped and whose cgroup is removed on drop.
+pub struct Started {
+    pub running: Option<gcr_runtime::Running>,
+}
+
+impl Started {
+    pub fn pid(&self) -> i32 {
+        self.running.as_ref().unwrap().pid
+    }
+
+    /// Waits for the container and cleans up; returns its status.
+    pub fn wait(mut self) -> ExitStatus {
+        let r = self.running.take().unwrap();
+        let st = wait_exit(&r).unwrap();
+        if let Some(cg) = &r.cgroup {
+            cg.destroy().unwrap();
+        }
+        st
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            // SAFETY: killing our own child container.
+            unsafe { libc::kill(r.pid, libc::SIGKILL) };
+            let _ = wait_exit(&r);
+            if let Some(cg) = &r.cgroup {
+                let _ = cg.destroy();
+            }
+        }
+    }
+}
+
+/// Starts a container in the background.
+pub fn start(fx: &Fixture, name: &str, spec: &Spec, stdio: Stdio, cgroup: bool) -> Started {
+    let id = format!("gcrtest-{}-{name}", std::process::id());
+    let running = spawn(Launch {
+        id: &id,
+        spec,
+        rootfs: fx.rootfs(name),
+        stdio,
+        seccomp: SeccompMode::DockerDefault,
+        init: false,
+        cgroup_resources: cgroup.then(Resources::default),
+        network: Network::NewLoopback,
+    })
+    .unwrap();
+    Started {
+        running: Some(running),
+    }
+}
+
+/// A pipe for capturing output: (read end as File, write end, second write end).
+pub fn out_pipe() -> (std::fs::File, OwnedFd, OwnedFd) {
+    let (r, w) = pipe();
+    let w2 = w.try_clone().unwrap();
+    (std::fs::File::from(r), w, w2)
+}
+
+/// Reads a pty master until the slave side is gone (EIO).
+pub fn read_master(m: OwnedFd) -> String {
+    let mut f = std::fs::File::from(m);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
