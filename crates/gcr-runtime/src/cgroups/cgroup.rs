@@ -150,24 +150,31 @@ impl Cgroup {
     }
 
     /// Sends `sig` to every process. SIGKILL on v2 uses `cgroup.kill` when the kernel has it;
-    /// otherwise the group is frozen (so nothing forks away), each pid signalled, and the group
-    /// thawed again unless it was paused before and the signal is not SIGKILL.
+    /// otherwise SIGKILL freezes the group first (so nothing forks away), kills each pid and
+    /// thaws it (a paused group too, so the kill takes effect on v1). Other signals go to each
+    /// pid directly and leave a paused group paused.
     pub fn kill_all(&self, sig: i32) {
-        if sig == libc::SIGKILL {
-            if let Kind::V2(d) = &self.kind {
-                if v2::kill(d) {
-                    return;
-                }
+        if sig != libc::SIGKILL {
+            self.signal_each(sig);
+            return;
+        }
+        if let Kind::V2(d) = &self.kind {
+            if v2::kill(d) {
+                return;
             }
         }
         let was_frozen = self.is_frozen();
         let froze = !was_frozen && self.freeze().is_ok();
+        self.signal_each(sig);
+        if froze || was_frozen {
+            let _ = self.thaw();
+        }
+    }
+
+    fn signal_each(&self, sig: i32) {
         for pid in self.procs() {
             // SAFETY: kill(2) with a pid read from the group; no memory is touched.
             unsafe { libc::kill(pid, sig) };
-        }
-        if froze || (was_frozen && sig == libc::SIGKILL) {
-            let _ = self.thaw();
         }
     }
 

@@ -26,8 +26,14 @@ pub(crate) fn write(path: &Path, data: &str) -> Result<(), CgroupError> {
 }
 
 pub(crate) fn read_raw(path: &Path) -> io::Result<String> {
+    read_with_capacity(path, 512)
+}
+
+/// Reads a whole file into a buffer of `cap` bytes to start with, so proc and cgroup files
+/// come in one `read` (plus the one that sees EOF).
+pub(crate) fn read_with_capacity(path: &Path, cap: usize) -> io::Result<String> {
     let mut f = std::fs::File::open(path)?;
-    let mut s = String::with_capacity(256);
+    let mut s = String::with_capacity(cap);
     f.read_to_string(&mut s)?;
     Ok(s)
 }

@@ -191,7 +191,7 @@ impl CgroupManager {
     /// Detects the layout from `/proc/self/mountinfo` (one read, no scanning).
     pub fn detect() -> Result<Self, CgroupError> {
         let p = Path::new("/proc/self/mountinfo");
-        let text = fs::read(p)?;
+        let text = fs::read_with_capacity(p, 16 * 1024).map_err(|e| fs::err("read", p, e))?;
         Self::from_mountinfo(&text)
     }
 

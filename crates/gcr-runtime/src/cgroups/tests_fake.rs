@@ -273,12 +273,15 @@ fn cgroups_v2_figures_freeze_kill_oom() {
     cg.freeze().unwrap();
     assert_eq!(rd(d.join("cgroup.freeze")), "1");
     assert!(cg.is_frozen());
-    std::fs::write(d.join("cgroup.procs"), "7\n8\n").unwrap();
-    assert_eq!(cg.procs(), vec![7, 8]);
+    // Pids above any pid_max, so a fallback to kill(2) could never hit a host process.
+    std::fs::write(d.join("cgroup.procs"), "2147480001\n2147480002\n").unwrap();
+    assert_eq!(cg.procs(), vec![2147480001, 2147480002]);
+    cg.kill_all(libc::SIGTERM);
+    assert_eq!(rd(d.join("cgroup.kill")), "", "cgroup.kill only kills");
     cg.kill_all(libc::SIGKILL);
     assert_eq!(rd(d.join("cgroup.kill")), "1");
     // open() from a later process sees the same group.
-    assert_eq!(m.open("f").procs(), vec![7, 8]);
+    assert_eq!(m.open("f").procs(), vec![2147480001, 2147480002]);
 }
 
 fn fake_v1() -> (tempfile::TempDir, PathBuf, CgroupManager) {
