@@ -148,6 +148,14 @@ fn valid_registry(s: &str) -> bool {
     }
 }
 
+/// Docker's rule for the first component being a registry host.
+fn looks_like_registry(first: &str) -> bool {
+    first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.bytes().any(|c| c.is_ascii_uppercase())
+}
+
 impl Reference {
     /// Parses and normalizes a reference the way `docker pull` does.
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
@@ -181,12 +189,7 @@ impl Reference {
             }
         }
         let (registry, mut repository) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.')
-                    || first.contains(':')
-                    || first == "localhost"
-                    || first.bytes().any(|c| c.is_ascii_uppercase()) =>
-            {
+            Some((first, rest)) if looks_like_registry(first) => {
                 if !valid_registry(first) {
                     return Err(ReferenceError::Registry(first.to_string()));
                 }
@@ -282,14 +285,23 @@ impl Reference {
     }
 
     /// Docker's short repository name: `busybox`, `user/app`, `host:5000/x`.
+    /// Unlike Docker, a Docker Hub repository whose first component looks like a
+    /// registry (`docker.io/example.com/app`) keeps its `docker.io/` prefix, so the short
+    /// form always parses back to the same reference.
     pub fn familiar_name(&self) -> String {
-        if self.registry == DEFAULT_REGISTRY {
-            match self.repository.strip_prefix("library/") {
-                Some(rest) if !rest.contains('/') => rest.to_string(),
-                _ => self.repository.clone(),
+        if self.registry != DEFAULT_REGISTRY {
+            return self.name();
+        }
+        match self.repository.strip_prefix("library/") {
+            Some(rest) if !rest.contains('/') => rest.to_string(),
+            _ => {
+                let first = self.repository.split('/').next().unwrap_or("");
+                if looks_like_registry(first) {
+                    self.name()
+                } else {
+                    self.repository.clone()
+                }
             }
-        } else {
-            self.name()
         }
     }
 
