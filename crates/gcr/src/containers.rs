@@ -303,9 +303,9 @@ pub fn stats(engine: &Engine, names: &[String], format: Format) -> Result<i32, F
             format!("{:.3}s", s.cpu_usage_ns as f64 / 1e9),
             format!(
                 "{} / {}",
-                crate::render::bytes(s.memory_usage),
+                gcr_core::units::format_size_binary(s.memory_usage),
                 if mem_limit > 0 {
-                    crate::render::bytes(mem_limit)
+                    gcr_core::units::format_size_binary(mem_limit)
                 } else {
                     "unlimited".into()
                 }

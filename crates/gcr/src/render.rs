@@ -33,22 +33,7 @@ pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) {
 
 /// Human size in Docker's style (decimal units): `4.26MB`, `512B`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < UNITS.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{:.3}", v)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[i]
-    }
+    gcr_core::units::human_size(n)
 }
 
 #[cfg(test)]

@@ -142,7 +142,12 @@ impl Engine {
     /// `gcr stop [-t N]`: the stop signal, then SIGKILL after the timeout.
     pub fn stop(&self, key: &str, timeout: Option<u32>) -> Result<Record, EngineError> {
         let r = self.container(key)?;
-        if r.state == "exited" && procfs::alive(r.extra.holder_pid, 0) {
+        let restarting = r.state == "exited"
+            && r.config.opts.restart != super::config::RestartPolicy::No
+            && !r.extra.stopped_by_user
+            && procfs::alive(r.extra.holder_pid, 0)
+            && !procfs::exited(r.extra.holder_pid);
+        if restarting {
             // Waiting to restart: just prevent the restart.
             self.mark_stopped_by_user(&r, "exited")?;
             return Ok(r);

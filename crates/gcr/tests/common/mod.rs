@@ -1,0 +1,136 @@
+//! Shared harness for CLI tests: a private store per test with a busybox image imported,
+//! the gcr binary, root checks (skip when not root, fail when CI=true), and cleanup of
+//! every container the test made, even when it fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const IMAGE: &str = "test/busybox:1";
+
+pub fn gcr_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GCR_BIN") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_BIN_EXE_gcr"))
+}
+
+/// True when the test may run; false (after printing why) when it must be skipped.
+/// Panics when skipping is not allowed (CI=true).
+pub fn need_root(test: &str) -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs root, and skipping is not allowed when CI=true");
+    }
+    eprintln!("skipped {test}: needs root");
+    false
+}
+
+/// A busybox rootfs tarball built once per test process.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("gcr-test-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mkrootfs.sh");
+        let ok = Command::new(&script)
+            .arg(dir.join("rootfs"))
+            .status()
+            .expect("run mkrootfs.sh")
+            .success();
+        assert!(ok, "mkrootfs.sh failed (is busybox-static installed?)");
+        let tar = dir.join("busybox.tar");
+        let ok = Command::new("tar")
+            .args(["-C"])
+            .arg(dir.join("rootfs"))
+            .args(["-cf"])
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar")
+            .success();
+        assert!(ok);
+        tar
+    })
+}
+
+/// A private store; removes its containers and directory on drop.
+pub struct Env {
+    pub root: tempfile::TempDir,
+    pub run_dir: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let root = tempfile::Builder::new()
+            .prefix("gcr-test-")
+            .tempdir()
+            .expect("tempdir");
+        let run_dir = root.path().join("run");
+        let env = Env { root, run_dir };
+        let out = env.gcr(&["import", busybox_tar().to_str().unwrap(), IMAGE]);
+        assert!(out.status.success(), "import failed: {}", stderr(&out));
+        env
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(gcr_bin());
+        c.env("GCR_ROOT", self.root.path())
+            .env("GCR_RUN_DIR", &self.run_dir)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn gcr(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run gcr")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.gcr(args);
+        assert!(
+            out.status.success(),
+            "gcr {args:?} failed ({:?}): {}{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(out) = self.cmd(&["ps", "-aq"]).output() {
+            for id in stdout(&out).split_whitespace() {
+                let _ = self.cmd(&["rm", "-f", id]).output();
+            }
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Polls `f` for up to `secs` seconds.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}

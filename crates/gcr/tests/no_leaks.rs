@@ -1,0 +1,66 @@
+//! 200 `run --rm` cycles (and detached runs) leave no mount, cgroup, process, namespace or
+//! file behind.
+
+mod common;
+use common::*;
+
+fn mounts() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count()
+}
+
+fn gcr_cgroups() -> Vec<String> {
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if line.contains(" - cgroup") {
+            let gcr = std::path::Path::new(f[4]).join("gcr");
+            if let Ok(rd) = std::fs::read_dir(&gcr) {
+                for e in rd.flatten() {
+                    if e.path().is_dir() {
+                        out.push(e.path().display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn net_namespaces() -> std::collections::HashSet<String> {
+    let mut s = std::collections::HashSet::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(l) = std::fs::read_link(e.path().join("ns/net")) {
+            s.insert(l.display().to_string());
+        }
+    }
+    s
+}
+
+fn dir_entries(p: &std::path::Path) -> usize {
+    std::fs::read_dir(p).map(|r| r.count()).unwrap_or(0)
+}
+
+#[test]
+fn two_hundred_rm_cycles_leave_nothing() {
+    if !need_root("two_hundred_rm_cycles_leave_nothing") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["run", "--rm", IMAGE, "true"]);
+    let (m0, c0, n0) = (mounts(), gcr_cgroups(), net_namespaces().len());
+    for i in 0..200 {
+        let o = env.gcr(&["run", "--rm", "--network", "none", IMAGE, "/bin/true"]);
+        assert!(o.status.success(), "cycle {i}: {}", stderr(&o));
+    }
+    for _ in 0..5 {
+        env.ok(&["run", "-d", "--rm", IMAGE, "sh", "-c", "exit 0"]);
+    }
+    assert!(eventually(10, || env.ok(&["ps", "-aq"]).trim().is_empty()));
+    assert!(eventually(5, || mounts() == m0), "mounts leaked: {} -> {}", m0, mounts());
+    assert!(eventually(5, || gcr_cgroups().len() <= c0.len()), "cgroups leaked: {:?}", gcr_cgroups());
+    assert!(eventually(5, || net_namespaces().len() <= n0), "namespaces leaked");
+    assert_eq!(dir_entries(&env.root.path().join("containers")), 0, "container dirs leaked");
+    assert_eq!(dir_entries(&env.run_dir), 0, "run-time files leaked");
+    let procs = std::process::Command::new("pgrep").args(["-f", &format!("__supervise {}", env.root.path().display())]).output().unwrap();
+    assert!(stdout(&procs).trim().is_empty(), "supervisors left: {}", stdout(&procs));
+}
