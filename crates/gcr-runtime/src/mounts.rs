@@ -240,9 +240,9 @@ impl MountPlan {
             });
             if bind {
                 // The remount carries the ro/nosuid/... flags of a bind mount.
-                steps
-                    .last_mut()
-                    .map(|s| s.flags |= flags & !(libc::MS_BIND | libc::MS_REC));
+                if let Some(s) = steps.last_mut() {
+                    s.flags |= flags & !(libc::MS_BIND | libc::MS_REC);
+                }
             }
         }
         let mut devices = Vec::new();
