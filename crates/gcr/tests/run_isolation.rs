@@ -171,3 +171,31 @@ fn resources_and_oom() {
     let o = env.gcr(&["run", "--rm", "--pids-limit", "5", IMAGE, "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait"]);
     assert!(stderr(&o).contains("fork") || !o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn runtime_binary_cannot_be_overwritten_cve_2019_5736() {
+    if !need_root("runtime_binary_cannot_be_overwritten_cve_2019_5736") {
+        return;
+    }
+    let env = Env::new();
+    let bin = gcr_bin();
+    let before = std::fs::read(&bin).unwrap();
+    // The attacker opens /proc/PID/exe of every process that is not its own busybox, keeps
+    // an O_PATH-like handle via /proc/self/fd, and tries to write through it.
+    let attack = r#"while :; do for p in /proc/[0-9]*; do
+        t=$(readlink $p/exe 2>/dev/null) || t=unreadable
+        case "$t" in /bin/busybox) continue;; esac
+        if (echo pwned >> $p/exe) 2>/dev/null; then echo "WROTE $p $t"; fi
+        (exec 9<$p/exe && f=$(readlink /proc/self/fd/9) && [ "$f" != /bin/busybox ] && echo "OPENED $p $f" && echo pwned >> /proc/self/fd/9 && echo "WROTE-FD $p") 2>/dev/null
+    done; done"#;
+    env.ok(&["run", "-d", "--name", "attacker", IMAGE, "sh", "-c", attack]);
+    for _ in 0..30 {
+        let o = env.gcr(&["exec", "attacker", "/bin/true"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let logs = env.ok(&["logs", "attacker"]);
+    env.ok(&["rm", "-f", "attacker"]);
+    assert!(!logs.contains("WROTE"), "the container wrote through a runtime exe link: {logs}");
+    assert!(!logs.contains("OPENED"), "the container opened the runtime binary: {logs}");
+    assert_eq!(std::fs::read(&bin).unwrap(), before, "the gcr binary changed");
+}
