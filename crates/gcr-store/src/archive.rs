@@ -7,7 +7,7 @@ use crate::error::{Result, StoreError};
 use crate::images::{register, NewImage, NewLayer};
 use crate::import::host_arch;
 use crate::progress::{Progress, ProgressReader};
-use crate::util::{digest_hex, maybe_gunzip, parse_reference, sha256_digest, HashWriter};
+use crate::util::{digest_hex, maybe_gunzip, parse_reference, HashWriter};
 use crate::Store;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -37,19 +37,19 @@ pub struct LoadReport {
 }
 
 /// A file of the archive, spooled to disk and hashed.
-struct Spooled {
-    path: PathBuf,
-    digest: String,
-    size: u64,
+pub(crate) struct Spooled {
+    pub path: PathBuf,
+    pub digest: String,
+    pub size: u64,
 }
 
-struct Spool {
+pub(crate) struct Spool {
     _dir: tempfile::TempDir,
     files: HashMap<String, Spooled>,
     links: HashMap<String, String>,
 }
 
-fn bad(msg: impl Into<String>) -> StoreError {
+pub(crate) fn bad(msg: impl Into<String>) -> StoreError {
     StoreError::Archive(msg.into())
 }
 
@@ -62,7 +62,7 @@ fn clean_name(raw: &[u8]) -> String {
 }
 
 impl Spool {
-    fn get(&self, name: &str) -> Result<&Spooled> {
+    pub fn get(&self, name: &str) -> Result<&Spooled> {
         let mut name = name.trim_start_matches("./").to_string();
         for _ in 0..8 {
             if let Some(f) = self.files.get(&name) {
@@ -83,7 +83,7 @@ impl Spool {
         std::fs::read(&f.path).map_err(|e| StoreError::io("cannot read", &f.path, e))
     }
 
-    fn json(&self, name: &str) -> Result<Value> {
+    pub fn json(&self, name: &str) -> Result<Value> {
         serde_json::from_slice(&self.read(name)?)
             .map_err(|e| StoreError::bad_json(format!("archive file '{name}'"), e))
     }
@@ -102,7 +102,7 @@ impl Spool {
     }
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+pub(crate) fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str)
 }
 
@@ -290,7 +290,7 @@ impl Store {
     }
 
     /// Reads a spooled file, or its CAS copy once it has been moved there.
-    fn read_spooled(&self, f: &Spooled) -> Result<Vec<u8>> {
+    pub(crate) fn read_spooled(&self, f: &Spooled) -> Result<Vec<u8>> {
         match std::fs::read(&f.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.read_blob(&f.digest),
             r => r.map_err(|e| StoreError::io("cannot read", &f.path, e)),
@@ -378,133 +378,9 @@ impl Store {
             tags: tags.into_iter().collect(),
         })
     }
-
-    fn docker_images(&self, sp: &Spool) -> Result<Vec<NewImage>> {
-        let list = sp.json("manifest.json")?;
-        let list = list
-            .as_array()
-            .ok_or_else(|| StoreError::bad_json("archive manifest.json", "it is not a list"))?;
-        let mut out = Vec::new();
-        for entry in list {
-            let cname = s(entry, "Config").ok_or_else(|| {
-                StoreError::bad_json("archive manifest.json", "an entry has no Config")
-            })?;
-            let cfile = sp.get(cname)?;
-            let config = self.read_spooled(cfile)?;
-            let cdigest = sha256_digest(&config);
-            let cfg: Value = serde_json::from_slice(&config)
-                .map_err(|e| StoreError::bad_json(format!("image config '{cname}'"), e))?;
-            let diff_ids = diff_ids(&cfg, cname)?;
-            let lnames: Vec<&str> = entry
-                .get("Layers")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            if lnames.len() != diff_ids.len() {
-                return Err(bad(format!(
-                    "'{cname}' has {} diff_ids but manifest.json lists {} layers",
-                    diff_ids.len(),
-                    lnames.len()
-                )));
-            }
-            let mut layers = Vec::new();
-            for (ln, want) in lnames.iter().zip(&diff_ids) {
-                let f = sp.get(ln)?;
-                if self.has_blob(want) {
-                    let size = self
-                        .blob_path(want)?
-                        .metadata()
-                        .map(|m| m.len())
-                        .unwrap_or(0);
-                    layers.push(NewLayer {
-                        digest: want.clone(),
-                        diff_id: want.clone(),
-                        media_type: DOCKER_LAYER.into(),
-                        size,
-                    });
-                    continue;
-                }
-                let head = {
-                    let mut h = [0u8; 2];
-                    let mut file = std::fs::File::open(&f.path)
-                        .map_err(|e| StoreError::io("cannot open", &f.path, e))?;
-                    let n = file.read(&mut h).unwrap_or(0);
-                    h[..n].to_vec()
-                };
-                let (digest, size) = if crate::util::is_gzip(&head) {
-                    let file = std::fs::File::open(&f.path)
-                        .map_err(|e| StoreError::io("cannot open", &f.path, e))?;
-                    let gz = flate2::read::MultiGzDecoder::new(BufReader::new(file));
-                    match self.put_blob_reader(gz, Some(want)) {
-                        Ok((d, n)) => (d, n),
-                        Err(StoreError::Read { source, .. }) => {
-                            return Err(bad(format!("layer '{ln}' is corrupt: {source}")))
-                        }
-                        Err(e) => return Err(e),
-                    }
-                } else {
-                    if &f.digest != want {
-                        return Err(StoreError::DigestMismatch {
-                            expected: want.clone(),
-                            actual: f.digest.clone(),
-                        });
-                    }
-                    (f.digest.clone(), f.size)
-                };
-                layers.push(NewLayer {
-                    digest,
-                    diff_id: want.clone(),
-                    media_type: DOCKER_LAYER.into(),
-                    size,
-                });
-            }
-            // The manifest exactly as skopeo generates it for a docker-archive.
-            let mut m = format!(
-                r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"{DOCKER_CONFIG}","size":{},"digest":"{cdigest}"}},"layers":["#,
-                config.len()
-            );
-            for (i, l) in layers.iter().enumerate() {
-                if i > 0 {
-                    m.push(',');
-                }
-                m.push_str(&format!(
-                    r#"{{"mediaType":"{}","size":{},"digest":"{}"}}"#,
-                    l.media_type, l.size, l.digest
-                ));
-            }
-            m.push_str("]}");
-            for (ln, l) in lnames.iter().zip(&layers) {
-                let f = sp.get(ln)?;
-                if f.digest == l.digest {
-                    self.commit_file(&f.path, &l.digest)?;
-                }
-            }
-            self.put_blob(&config, Some(&cdigest))?;
-            let (mdigest, _) = self.put_blob(m.as_bytes(), None)?;
-            let tags = entry
-                .get("RepoTags")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .filter_map(|t| parse_reference(t).ok())
-                        .map(|r| r.tagged())
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(NewImage {
-                manifest_digest: mdigest,
-                manifest_media_type: DOCKER_MANIFEST.into(),
-                config,
-                layers,
-                tags,
-            });
-        }
-        Ok(out)
-    }
 }
 
-fn diff_ids(cfg: &Value, what: &str) -> Result<Vec<String>> {
+pub(crate) fn diff_ids(cfg: &Value, what: &str) -> Result<Vec<String>> {
     let ids = cfg
         .get("rootfs")
         .and_then(|r| r.get("diff_ids"))

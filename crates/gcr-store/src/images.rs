@@ -160,27 +160,34 @@ fn resolved(conn: &Connection, sql: &str, arg: &str) -> Result<Vec<ResolvedImage
 }
 
 impl Store {
-    /// All images with their tags, newest first; one query.
+    /// All images with their tags, newest first (two table scans, no sort of joined rows).
     pub fn list_images(&self) -> Result<Vec<ImageSummary>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT i.id, i.created, i.size, group_concat(t.ref, char(10))
-             FROM images i LEFT JOIN tags t ON t.image_id = i.id
-             GROUP BY i.id ORDER BY i.created DESC, i.id",
-        )?;
-        let rows = st.query_map([], |r| {
-            let tags: Option<String> = r.get(3)?;
-            let mut repo_tags: Vec<String> = tags
-                .map(|t| t.split('\n').map(str::to_string).collect())
-                .unwrap_or_default();
+        let mut tags: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        {
+            let mut st = self.conn.prepare_cached("SELECT image_id, ref FROM tags")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                tags.entry(r.get(0)?).or_default().push(r.get(1)?);
+            }
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, created, size FROM images ORDER BY created DESC, id")?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let mut repo_tags = tags.remove(&id).unwrap_or_default();
             repo_tags.sort();
-            Ok(ImageSummary {
-                id: r.get(0)?,
+            out.push(ImageSummary {
+                id,
                 created: r.get(1)?,
                 size: r.get::<_, i64>(2)? as u64,
                 repo_tags,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            });
+        }
+        Ok(out)
     }
 
     /// Finds an image by name (`busybox`, `host/ns/app:tag`, `name@sha256:…`), full or short

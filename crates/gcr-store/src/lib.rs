@@ -7,6 +7,7 @@
 
 mod archive;
 mod blobs;
+mod docker_archive;
 mod error;
 mod images;
 mod import;

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS images(
     config TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS images_manifest ON images(manifest_digest);
+CREATE INDEX IF NOT EXISTS images_created ON images(created DESC, id);
 CREATE TABLE IF NOT EXISTS tags(
     ref TEXT PRIMARY KEY,                -- docker.io/library/busybox:latest
     image_id TEXT NOT NULL REFERENCES images(id)

@@ -273,3 +273,46 @@ fn many_images_list_and_lookup_fast() {
     eprintln!("list 200: {t1:?}, lookup: {t2:?}");
     let _ = NoProgress;
 }
+
+/// Timing check for the performance bars (run with `--ignored --nocapture`); the CI bars
+/// are measured by bench/, this prints in-process figures.
+#[test]
+#[ignore]
+fn perf_open_list_lookup() {
+    let (d, s) = store();
+    let cfg = r#"{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    s.transaction(|tx| -> rusqlite::Result<()> {
+        for i in 0..10_000 {
+            let id = sha256(format!("img{i}").as_bytes());
+            tx.execute(
+                "INSERT INTO images(id, manifest_digest, manifest_media_type, created, added_at, size, os, arch, config)
+                 VALUES (?1, ?1, 'm', ?2, 0, 1000, 'linux', 'amd64', ?3)",
+                rusqlite::params![id, i, cfg],
+            )?;
+            tx.execute(
+                "INSERT INTO tags(ref, image_id) VALUES (?1, ?2)",
+                rusqlite::params![format!("docker.io/library/img{i}:latest"), id],
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    drop(s);
+    let t = std::time::Instant::now();
+    let s = Store::open(d.path()).unwrap();
+    let open = t.elapsed();
+    let t = std::time::Instant::now();
+    let n = s.list_images().unwrap().len();
+    let list = t.elapsed();
+    let t = std::time::Instant::now();
+    for i in 0..1000 {
+        s.resolve_image(&format!("img{}", i * 7)).unwrap();
+    }
+    let lookup = t.elapsed() / 1000;
+    let t = std::time::Instant::now();
+    s.resolve_image(&sha256(b"img42")[7..15]).unwrap();
+    let prefix = t.elapsed();
+    eprintln!(
+        "open {open:?}; list {n}: {list:?}; lookup by name: {lookup:?}; by short id: {prefix:?}"
+    );
+}
