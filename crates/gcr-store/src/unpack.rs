@@ -149,6 +149,31 @@ fn clear(parent: &OwnedFd, name: &[u8], keep_dir: bool, entry: &str) -> Result<b
     }
 }
 
+/// Extended attributes from PAX `SCHILY.xattr.*` records that are safe to apply:
+/// `security.capability` (file capabilities) and `user.*`. `trusted.*` (overlay's own
+/// metadata) and everything else is dropped so a layer cannot forge overlay state.
+fn safe_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts.flatten() {
+            let Ok(key) = ext.key() else { continue };
+            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                if name == "security.capability" || name.starts_with("user.") {
+                    out.push((name.to_string(), ext.value_bytes().to_vec()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Best effort: filesystems without xattr support simply do not get them.
+fn set_xattrs(fd: &OwnedFd, xattrs: &[(String, Vec<u8>)]) {
+    for (k, v) in xattrs {
+        let _ = rfs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty());
+    }
+}
+
 fn ts(secs: u64) -> Timestamps {
     let t = Timespec {
         tv_sec: secs.min(i64::MAX as u64) as i64,
@@ -192,6 +217,7 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
         ) {
             continue;
         }
+        let xattrs = safe_xattrs(&mut entry);
         let parent_key = parents.join(&b'/');
         let parent = match cache.take() {
             Some((k, fd)) if k == parent_key => fd,
@@ -255,6 +281,7 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                     owner(&fd)?;
                     rfs::fchmod(&fd, Mode::from_raw_mode(mode))
                         .map_err(|e| create_err(&name_s, e))?;
+                    set_xattrs(&fd, &xattrs);
                     let mut full = parent_key.clone();
                     if !full.is_empty() {
                         full.push(b'/');
@@ -283,6 +310,7 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                     owner(&fd)?;
                     rfs::fchmod(&fd, Mode::from_raw_mode(mode))
                         .map_err(|e| create_err(&name_s, e))?;
+                    set_xattrs(&fd, &xattrs);
                     rfs::futimens(&fd, &ts(mtime)).map_err(|e| create_err(&name_s, e))?;
                     stats.files += 1;
                     stats.bytes += n;
