@@ -243,3 +243,98 @@ fn cgroups_host_timing() {
         );
     }
 }
+
+/// The `cgroup2` mount of this host, if any (on the hybrid development machines it has no
+/// controllers, but freezing, killing and CLONE_INTO_CGROUP are core v2 features).
+fn v2_manager() -> Option<CgroupManager> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let line = mi.lines().find(|l| l.contains(" - cgroup2 "))?;
+    CgroupManager::from_mountinfo(&format!("{line}\n")).ok()
+}
+
+/// libc 0.2's `CLONE_INTO_CGROUP` is a `c_int` that overflows to 0; the kernel's value.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+#[test]
+fn cgroups_host_real_v2_clone_into_freeze_kill() {
+    if !is_root_or_skip() {
+        return;
+    }
+    let Some(m) = v2_manager() else {
+        println!("skipped: no cgroup2 mount on this host");
+        return;
+    };
+    assert_eq!(m.version(), CgroupVersion::V2);
+    let id = unique("v2");
+    let cg = m.create(&id, &Resources::default()).unwrap();
+    let g = Guard {
+        cg: cg.clone(),
+        child: None,
+    };
+    let fd = cg.v2_dir_fd().expect("v2 dir fd");
+    let mut args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: std::os::fd::AsRawFd::as_raw_fd(&fd) as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM forks; the child only loops on pause(2) (no allocation)
+    // until it is killed.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid == 0 {
+        loop {
+            // SAFETY: pause has no arguments.
+            unsafe { libc::pause() };
+        }
+    }
+    assert!(pid > 0, "clone3: {}", std::io::Error::last_os_error());
+    let pid = pid as i32;
+    let cgfile = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    if !cgfile.lines().any(|l| l == format!("0::/gcr/{id}")) {
+        // SAFETY: killing and reaping our own child before failing.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+    assert!(
+        cgfile.lines().any(|l| l == format!("0::/gcr/{id}")),
+        "{cgfile}"
+    );
+    assert_eq!(cg.procs(), vec![pid]);
+    cg.freeze().unwrap();
+    assert!(cg.is_frozen());
+    cg.thaw().unwrap();
+    assert!(!cg.is_frozen());
+    cg.kill_all(libc::SIGKILL);
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+    assert!(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL);
+    fs::wait_until(2000, || cg.procs().is_empty());
+    cg.destroy().unwrap();
+    assert!(!cg.paths()[0].exists());
+    drop(g);
+}

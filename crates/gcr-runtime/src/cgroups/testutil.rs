@@ -30,7 +30,9 @@ pub(crate) fn run_in_child(f: impl FnOnce(i32) -> i32) -> (i32, Vec<u8>) {
     if pid == 0 {
         // SAFETY: closing the read end in the child.
         unsafe { libc::close(fds[0]) };
-        let code = f(fds[1]);
+        // A panic must never unwind into the test harness's copy in the child.
+        let code =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(fds[1]))).unwrap_or(101);
         // SAFETY: terminate the child without running destructors or atexit handlers.
         unsafe { libc::_exit(code) };
     }
