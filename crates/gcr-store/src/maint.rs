@@ -220,7 +220,9 @@ impl Store {
             if let Ok(rd) = std::fs::read_dir(&blob_dir) {
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    if !(is_hex(&name) && name.len() == 64) || blob_referenced(tx, &format!("sha256:{name}"))? {
+                    if !(is_hex(&name) && name.len() == 64)
+                        || blob_referenced(tx, &format!("sha256:{name}"))?
+                    {
                         continue;
                     }
                     let len = e.metadata().map(|m| m.len()).unwrap_or(0);
@@ -231,13 +233,19 @@ impl Store {
                 }
             }
             let used: HashSet<String> = {
-                let mut st = tx.prepare(
-                    "SELECT s.key FROM snapshots s WHERE s.chain_id IN (SELECT chain_id FROM image_layers)",
-                )?;
-                let v = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                // Keys of every chain an image uses, with or without a row yet (an unpacker may
+                // have renamed its directory and not yet recorded it).
+                let mut st =
+                    tx.prepare("SELECT DISTINCT substr(chain_id, 8, 20) FROM image_layers")?;
+                let v = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
                 v
             };
-            tx.execute("DELETE FROM snapshots WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)", [])?;
+            tx.execute(
+                "DELETE FROM snapshots WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)",
+                [],
+            )?;
             if let Ok(rd) = std::fs::read_dir(self.snapshots_dir()) {
                 for e in rd.flatten() {
                     let key = e.file_name().to_string_lossy().into_owned();

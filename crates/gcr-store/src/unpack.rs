@@ -198,7 +198,9 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
     let mut ar = tar::Archive::new(r);
     let is_root = rustix::process::geteuid().is_root();
     let mut stats = UnpackStats::default();
-    let mut dir_times: Vec<(Vec<u8>, u64)> = Vec::new();
+    // Directory (path, mtime, mode), applied last: contents change mtimes, and a read-only
+    // mode must not block writing the directory's own entries.
+    let mut dir_times: Vec<(Vec<u8>, u64, u32)> = Vec::new();
     // Cache of the last parent directory walked to (cleared whenever something is removed).
     let mut cache: Option<(Vec<u8>, OwnedFd)> = None;
     for entry in ar.entries().map_err(UnpackError::Stream)? {
@@ -279,7 +281,7 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                     let fd = rfs::openat(&parent, *name, DIR_FLAGS, Mode::empty())
                         .map_err(|e| create_err(&name_s, e))?;
                     owner(&fd)?;
-                    rfs::fchmod(&fd, Mode::from_raw_mode(mode))
+                    rfs::fchmod(&fd, Mode::from_raw_mode(mode | 0o700))
                         .map_err(|e| create_err(&name_s, e))?;
                     set_xattrs(&fd, &xattrs);
                     let mut full = parent_key.clone();
@@ -287,7 +289,7 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
                         full.push(b'/');
                     }
                     full.extend_from_slice(name);
-                    dir_times.push((full, mtime));
+                    dir_times.push((full, mtime, mode));
                     stats.dirs += 1;
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -398,11 +400,12 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
         }
     }
     // Directory times last (creating their contents changed them), deepest first.
-    for (path, mtime) in dir_times.iter().rev() {
+    for (path, mtime, mode) in dir_times.iter().rev() {
         let comps: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
-        if let Ok(fd) = walk(&root, &comps, false, "") {
-            let _ = rfs::futimens(&fd, &ts(*mtime));
-        }
+        let shown = String::from_utf8_lossy(path);
+        let fd = walk(&root, &comps, false, &shown)?;
+        rfs::fchmod(&fd, Mode::from_raw_mode(*mode)).map_err(|e| create_err(&shown, e))?;
+        let _ = rfs::futimens(&fd, &ts(*mtime));
     }
     Ok(stats)
 }

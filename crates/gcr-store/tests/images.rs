@@ -316,3 +316,30 @@ fn perf_open_list_lookup() {
         "open {open:?}; list {n}: {list:?}; lookup by name: {lookup:?}; by short id: {prefix:?}"
     );
 }
+
+#[test]
+fn prune_removes_dangling_and_orphans_only() {
+    let (_d, s) = store();
+    let keep = s
+        .import_rootfs(&raw_tar(&[file("k", b"keep")])[..], Some("keep"), Some(1))
+        .unwrap();
+    let dangling = s
+        .import_rootfs(&raw_tar(&[file("g", b"gone")])[..], None, Some(1))
+        .unwrap();
+    let lowers = s.prepare_rootfs(&keep).unwrap();
+    let (orphan, _) = s.put_blob(b"orphan", None).unwrap();
+    std::fs::create_dir(s.root().join("snapshots/deadbeefdeadbeefdead")).unwrap();
+    std::fs::write(s.root().join("tmp/dead-old"), b"x").unwrap();
+    let r = s.prune().unwrap();
+    assert_eq!(r.images, [format!("Deleted: {dangling}")]);
+    assert!(
+        r.blobs_removed >= 1 && r.snapshots_removed == 1 && r.tmp_removed >= 1,
+        "{r:?}"
+    );
+    assert!(!s.has_blob(&orphan));
+    assert!(!s.root().join("snapshots/deadbeefdeadbeefdead").exists());
+    assert!(lowers[0].is_dir(), "used snapshot kept");
+    assert!(s.has_blob(&keep));
+    assert_eq!(s.list_images().unwrap().len(), 1);
+    assert!(s.doctor().unwrap().is_clean());
+}

@@ -261,3 +261,18 @@ fn pax_xattrs_filtered() {
         Err(e) => eprintln!("user xattrs unsupported here ({e}); checked only the trusted filter"),
     }
 }
+
+#[test]
+fn directory_modes_and_times_applied_last() {
+    let (_d, t) = sandbox();
+    let ro = E {
+        mode: 0o555,
+        mtime: 1234,
+        ..dir("ro")
+    };
+    unpack_layer(&raw_tar(&[ro, file("ro/inner", b"x")])[..], &t).unwrap();
+    let md = std::fs::metadata(t.join("ro")).unwrap();
+    assert_eq!(md.permissions().mode() & 0o7777, 0o555);
+    assert_eq!(md.mtime(), 1234);
+    assert_eq!(std::fs::read(t.join("ro/inner")).unwrap(), b"x");
+}
