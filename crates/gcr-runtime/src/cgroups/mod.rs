@@ -246,7 +246,8 @@ impl CgroupManager {
     }
 
     /// Creates `parent/<id>`; when `parent` is missing, creates it first and calls
-    /// `on_parent_created`. Returns whether the group directory was new.
+    /// `on_parent_created`. Returns whether the group directory was new (an existing one, a
+    /// leftover of a crashed run with the same id, is reused).
     fn mkdir_group(
         &self,
         parent: &Path,
@@ -256,12 +257,11 @@ impl CgroupManager {
         match self.mkdir(dir) {
             Ok(new) => Ok(new),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let new_parent = self
-                    .mkdir(parent)
+                // Set the parent up even when a concurrent gcr created it first: its
+                // controller setup may still be in flight, and repeating it is harmless.
+                self.mkdir(parent)
                     .map_err(|e| fs::err("create", parent, e))?;
-                if new_parent {
-                    on_parent_created()?;
-                }
+                on_parent_created()?;
                 self.mkdir(dir).map_err(|e| fs::err("create", dir, e))
             }
             Err(e) => Err(fs::err("create", dir, e)),

@@ -190,6 +190,32 @@ fn cgroups_host_create_destroy_leaves_nothing() {
     }
 }
 
+#[test]
+fn cgroups_host_concurrent_create_destroy() {
+    if !is_root_or_skip() {
+        return;
+    }
+    let m = CgroupManager::detect().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let m = &m;
+            s.spawn(move || {
+                for i in 0..10 {
+                    let id = unique(&format!("conc{t}-{i}"));
+                    let res = Resources {
+                        memory: Some(64 << 20),
+                        pids: Some(10),
+                        ..Default::default()
+                    };
+                    let cg = m.create(&id, &res).unwrap();
+                    cg.destroy().unwrap();
+                    assert!(cg.paths().iter().all(|p| !p.exists()));
+                }
+            });
+        }
+    });
+}
+
 /// Timing for the report (not a test of speed): `cargo test -p gcr-runtime -- --ignored
 /// cgroups_host_timing --nocapture`.
 #[test]

@@ -327,3 +327,12 @@ fn seccomp_installed_sys_admin_variant_allows_unshare() {
     });
     assert_eq!(code, 0, "probe {code} failed (100 = install failed)");
 }
+
+#[test]
+#[ignore]
+fn seccomp_print_variant_sizes() {
+    for (key, prog) in VARIANTS {
+        let names = crate::caps::names(*key);
+        println!("{:>4} insns  {}", prog.len(), names.join(","));
+    }
+}
