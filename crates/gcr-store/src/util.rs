@@ -101,92 +101,25 @@ impl Reference {
     }
 }
 
-/// Docker-style normalization: `busybox` → `docker.io/library/busybox` + tag `latest`.
+/// Docker-style normalization (`busybox` → `docker.io/library/busybox` + tag `latest`), by
+/// gcr-core's reference parser so every crate agrees on names.
 pub(crate) fn parse_reference(s: &str) -> Result<Reference> {
-    let bad = |reason: &str| StoreError::InvalidReference {
+    let r = gcr_core::reference::Reference::parse(s).map_err(|e| StoreError::InvalidReference {
         reference: s.to_string(),
-        reason: reason.to_string(),
-    };
-    if s.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    let (name_tag, digest) = match s.split_once('@') {
-        Some((n, d)) => {
-            digest_hex(d).map_err(|_| bad("the digest must be sha256:<64 hex characters>"))?;
-            (n, Some(d.to_string()))
-        }
-        None => (s, None),
-    };
-    let last_slash = name_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (
-            &name_tag[..last_slash + i],
-            Some(&name_tag[last_slash + i + 1..]),
-        ),
-        None => (name_tag, None),
-    };
-    if let Some(t) = tag {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-            && !t.starts_with(['.', '-']);
-        if !ok {
-            return Err(bad(
-                "the tag may use letters, digits, '_', '.', '-' (at most 128)",
-            ));
-        }
-    }
-    let (domain, path) = match name.split_once('/') {
-        Some((d, rest)) if d.contains('.') || d.contains(':') || d == "localhost" => {
-            (d, rest.to_string())
-        }
-        _ => ("docker.io", name.to_string()),
-    };
-    let path = if domain == "docker.io" && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path
-    };
-    if domain.is_empty()
-        || !domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
-    {
-        return Err(bad("the registry host is not valid"));
-    }
-    for comp in path.split('/') {
-        let ok = !comp.is_empty()
-            && comp
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-            && comp.as_bytes()[0].is_ascii_alphanumeric()
-            && comp.as_bytes()[comp.len() - 1].is_ascii_alphanumeric();
-        if !ok {
-            return Err(bad(
-                "repository names use lowercase letters, digits and separators '.', '_', '-'",
-            ));
-        }
-    }
-    let tag = match (tag, &digest) {
-        (Some(t), _) => Some(t.to_string()),
-        (None, Some(_)) => None,
-        (None, None) => Some("latest".to_string()),
-    };
+        reason: e.to_string(),
+    })?;
     Ok(Reference {
-        repo: format!("{domain}/{path}"),
-        tag,
-        digest,
+        repo: r.name(),
+        tag: r.tag().map(str::to_string),
+        digest: r.digest().map(|d| d.to_string()),
     })
 }
 
 /// Docker's short form: `docker.io/library/busybox:latest` → `busybox:latest`.
 pub(crate) fn familiar(full: &str) -> String {
-    if let Some(rest) = full.strip_prefix("docker.io/") {
-        rest.strip_prefix("library/").unwrap_or(rest).to_string()
-    } else {
-        full.to_string()
-    }
+    gcr_core::reference::Reference::parse(full)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| full.to_string())
 }
 
 /// Canonical JSON (sorted keys, no whitespace), independent of serde_json's map feature.
