@@ -420,3 +420,24 @@ fn cgroups_v1_cpu_pids_swap_and_stats() {
     .unwrap();
     assert!(cg.oom_killed());
 }
+
+#[test]
+fn cgroups_v1_without_swap_accounting_limits_memory_only() {
+    let (_tmp, base, mut m) = fake_v1();
+    m.mkdir_hook = Some(|dir| {
+        populate_v1(dir);
+        std::fs::remove_file(dir.join("memory.memsw.limit_in_bytes")).unwrap();
+    });
+    m.create(
+        "s",
+        &Resources {
+            memory: Some(4096),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(rd(base.join("memory/gcr/s/memory.limit_in_bytes")), "4096");
+    assert!(!base
+        .join("memory/gcr/s/memory.memsw.limit_in_bytes")
+        .exists());
+}
