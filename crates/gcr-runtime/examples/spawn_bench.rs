@@ -8,7 +8,7 @@ use std::os::unix::fs::symlink;
 use std::time::Instant;
 
 use gcr_runtime::{spawn, wait_exit, Launch, Network, Rootfs, SeccompMode, Stdio};
-use oci_spec::runtime::{ProcessBuilder, Spec};
+use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, ProcessBuilder, Spec};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -34,6 +34,7 @@ fn main() {
         .env(vec!["PATH=/bin".to_string()])
         .cwd("/")
         .no_new_privileges(false)
+        .capabilities(docker_caps())
         .build()
         .expect("process");
     spec.set_process(Some(process));
@@ -101,4 +102,33 @@ fn main() {
         times[n / 10],
         times[n * 9 / 10]
     );
+}
+
+/// Docker's default capability set (its seccomp program is precompiled).
+fn docker_caps() -> oci_spec::runtime::LinuxCapabilities {
+    use Capability::*;
+    let set: std::collections::HashSet<Capability> = [
+        Chown,
+        DacOverride,
+        Fsetid,
+        Fowner,
+        Mknod,
+        NetRaw,
+        Setgid,
+        Setuid,
+        Setfcap,
+        Setpcap,
+        NetBindService,
+        SysChroot,
+        Kill,
+        AuditWrite,
+    ]
+    .into_iter()
+    .collect();
+    LinuxCapabilitiesBuilder::default()
+        .bounding(set.clone())
+        .effective(set.clone())
+        .permitted(set)
+        .build()
+        .expect("capabilities")
 }

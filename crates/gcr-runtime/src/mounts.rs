@@ -611,3 +611,44 @@ impl MountStep {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_overlay_options_use_relative_paths() {
+        let base = PathBuf::from("/var/lib/gcr/snapshots");
+        let lowers: Vec<PathBuf> = (0..200).map(|i| base.join(format!("{i:04}/fs"))).collect();
+        let step = overlay_step(
+            &lowers,
+            &base.join("c/upper"),
+            &base.join("c/work"),
+            Path::new("/t"),
+        )
+        .unwrap();
+        match step {
+            RootStep::Overlay {
+                chdir: Some(dir),
+                opts,
+                ..
+            } => {
+                assert_eq!(dir.to_str().unwrap(), "/var/lib/gcr/snapshots");
+                let o = opts.to_str().unwrap();
+                assert!(o.starts_with("lowerdir=0000/fs:0001/fs:"), "{o}");
+                assert!(o.ends_with(",upperdir=c/upper,workdir=c/work"), "{o}");
+                assert!(o.len() < 4096);
+            }
+            _ => panic!("expected a relative overlay step"),
+        }
+        let short = overlay_step(
+            &lowers[..2],
+            &base.join("c/upper"),
+            &base.join("c/work"),
+            Path::new("/t"),
+        )
+        .unwrap();
+        assert!(matches!(short, RootStep::Overlay { chdir: None, .. }));
+        assert!(overlay_step(&[PathBuf::from("/a,b")], &base, &base, Path::new("/t")).is_err());
+    }
+}

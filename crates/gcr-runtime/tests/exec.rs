@@ -167,3 +167,26 @@ echo DONE
     );
     drop(c);
 }
+
+#[test]
+fn pty_relay_copies_both_ways() {
+    if !need_root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut c = start(&fx, "relay", &sh("read x; echo got-$x"), Stdio::Pty, false);
+    let master = c.running.as_mut().unwrap().pty_master.take().unwrap();
+    let (in_r, in_w) = std::io::pipe().unwrap();
+    let (mut out_r, out_w) = std::io::pipe().unwrap();
+    let relay = std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        gcr_runtime::pty::relay(master, in_r.as_fd(), out_w.as_fd())
+    });
+    let mut in_w = std::fs::File::from(std::os::fd::OwnedFd::from(in_w));
+    std::io::Write::write_all(&mut in_w, b"abc\n").unwrap();
+    relay.join().unwrap().unwrap();
+    let mut out = String::new();
+    out_r.read_to_string(&mut out).unwrap();
+    assert!(out.contains("got-abc"), "{out:?}");
+    assert_eq!(c.wait().code(), 0);
+}

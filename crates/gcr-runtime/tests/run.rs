@@ -328,19 +328,3 @@ fn two_hundred_cycles_leave_nothing_behind() {
     let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
     assert!(r <= 0, "an unreaped child {r} remained");
 }
-
-#[test]
-fn debug_probe() {
-    if !need_root() {
-        return;
-    }
-    let fx = Fixture::new();
-    let (_, out) = run(
-        &fx,
-        "dbg",
-        &sh(&std::env::var("GCR_PROBE").unwrap_or_default()),
-        Opts::default(),
-    )
-    .unwrap();
-    println!("{out}");
-}
