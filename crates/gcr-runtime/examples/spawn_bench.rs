@@ -38,6 +38,9 @@ fn main() {
         .build()
         .expect("process");
     spec.set_process(Some(process));
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_readonly(Some(false));
+    spec.set_root(Some(root));
     let with_cgroup = std::env::var("BENCH_CGROUP").is_ok();
     let mut times = Vec::with_capacity(n);
     let mut spawn_times = Vec::with_capacity(n);

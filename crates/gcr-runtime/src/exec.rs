@@ -88,7 +88,8 @@ pub fn exec_in(
     seccomp: SeccompMode,
     stdio: Stdio,
 ) -> Result<Running, RuntimeError> {
-    let plan = ProcessPlan::prepare(process, seccomp)?;
+    let mut plan = ProcessPlan::prepare(process, seccomp)?;
+    plan.no_cwd_create();
     let mut ns = Vec::with_capacity(NAMESPACES.len());
     for (name, typ) in NAMESPACES {
         let path = format!("/proc/{target_pid}/ns/{name}");

@@ -32,6 +32,8 @@ pub(crate) struct ProcessPlan {
     nnp: bool,
     seccomp: Option<&'static [libc::sock_filter]>,
     cwd: CString,
+    /// Prefixes of cwd ("/a", "/a/b") to create when it is missing (`run -w`, not `exec`).
+    cwd_create: Vec<CString>,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     _env: Vec<CString>,
@@ -216,6 +218,16 @@ impl ProcessPlan {
                 SeccompMode::DockerDefault => Some(crate::seccomp::default_program(caps)),
                 SeccompMode::Unconfined => None,
             },
+            cwd_create: {
+                let mut acc = String::new();
+                let mut v = Vec::new();
+                for part in cwd.split('/').filter(|p| !p.is_empty()) {
+                    acc.push('/');
+                    acc.push_str(part);
+                    v.push(cstring(&acc, "working directory")?);
+                }
+                v
+            },
             cwd: cstring(&cwd, "working directory")?,
             _argv: argv,
             argv_ptrs,
@@ -273,9 +285,38 @@ impl ProcessPlan {
         }
     }
 
+    /// Do not create a missing working directory (for `exec`, as Docker).
+    pub(crate) fn no_cwd_create(&mut self) {
+        self.cwd_create.clear();
+    }
+
+    /// Child side: changes to the working directory, creating it (as root, like Docker's
+    /// `-w`) when it is missing. Runs inside the new root with no host descriptor open, so
+    /// a path like /proc/self/fd/N cannot reach a host directory (CVE-2024-21626).
+    fn chdir(&self, errfd: RawFd) {
+        // SAFETY: chdir/mkdir on NUL-terminated strings prepared by the parent.
+        unsafe {
+            if libc::chdir(self.cwd.as_ptr()) == 0 {
+                return;
+            }
+            if errno() != libc::ENOENT || self.cwd_create.is_empty() {
+                child_fail(errfd, Stage::Cwd as u32, errno());
+            }
+            for p in &self.cwd_create {
+                if libc::mkdir(p.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST {
+                    child_fail(errfd, Stage::Cwd as u32, errno());
+                }
+            }
+            if libc::chdir(self.cwd.as_ptr()) != 0 {
+                child_fail(errfd, Stage::Cwd as u32, errno());
+            }
+        }
+    }
+
     /// Child side: everything from the user switch to execve. Never returns.
-    /// `before_exec` runs right before execve (the init reaper hooks in there).
+    /// With `init`, pid 1 becomes the reaper and the command runs in its child.
     pub(crate) fn finish(&self, errfd: RawFd, init: bool) -> ! {
+        self.chdir(errfd);
         if !self.nnp {
             self.install_seccomp(errfd);
         }
@@ -300,11 +341,6 @@ impl ProcessPlan {
                 child_fail(errfd, Stage::NoNewPrivs as u32, errno());
             }
             self.install_seccomp(errfd);
-        }
-        // SAFETY: cwd is a NUL-terminated string; it is resolved inside the container root
-        // and no host directory descriptor is open in this process any more.
-        if unsafe { libc::chdir(self.cwd.as_ptr()) } != 0 {
-            child_fail(errfd, Stage::Cwd as u32, errno());
         }
         // SAFETY: umask and sigprocmask on stack values.
         unsafe {

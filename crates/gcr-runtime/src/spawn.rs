@@ -130,6 +130,10 @@ struct ChildCtx<'a> {
 }
 
 fn child_main(c: &ChildCtx) -> ! {
+    // Not dumpable until execve: a process sharing a joined pid namespace cannot reach the
+    // runtime binary through /proc/PID/exe (CVE-2019-5736). execve resets the flag.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     c.stdio.apply(c.errfd);
     close_all_but(c.keep);
     if let Some(s) = c.sync {

@@ -161,9 +161,11 @@ fn cwd_through_proc_self_fd_is_refused() {
     let mut p = s.process().clone().unwrap();
     p.set_cwd("/tmp/new/dir".into());
     s.set_process(Some(p));
-    assert!(
-        run(&fx, "cwdmissing", &s, Opts::default()).is_err(),
-        "missing cwd accepted"
+    let (st, out) = run(&fx, "cwdmissing", &s, Opts::default()).unwrap();
+    assert_eq!(
+        (st.code(), out.trim()),
+        (0, "/tmp/new/dir"),
+        "a missing -w is created"
     );
 }
 
@@ -180,6 +182,19 @@ fn read_only_rootfs_refuses_writes() {
     let (_, out) = run(&fx, "ro", &s, Opts::default()).unwrap();
     assert!(!out.contains("WROTE"), "{out}");
     assert!(out.contains("SHM"), "tmpfs mounts stay writable: {out}");
+    // Control: the same command writes when the root is writable.
+    let (_, out) = run(
+        &fx,
+        "rw",
+        &sh("touch /newfile && echo WROTE"),
+        Opts::default(),
+    )
+    .unwrap();
+    assert!(out.contains("WROTE"), "{out}");
+    assert!(
+        fx.dir.path().join("rw/upper/newfile").exists(),
+        "write lands in the upper dir"
+    );
 }
 
 #[test]

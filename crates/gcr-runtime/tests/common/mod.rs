@@ -147,6 +147,10 @@ pub fn spec(args: &[&str]) -> Spec {
         .unwrap();
     spec.set_process(Some(process));
     spec.set_hostname(Some("gcrtest".into()));
+    // Docker's default is a writable root (oci-spec's default spec has it read-only).
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_readonly(Some(false));
+    spec.set_root(Some(root));
     spec
 }
 
