@@ -5,6 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release -p gcr
-export GCR_BIN="$PWD/target/release/gcr"
-cargo nextest run --workspace --release --no-fail-fast "$@"
+cargo nextest run --workspace --no-fail-fast "$@"

@@ -57,7 +57,11 @@ impl Engine {
         let now = now_secs();
         let mut rows = Vec::new();
         for img in self.store.list_images()? {
-            let hex = img.id.strip_prefix("sha256:").unwrap_or(&img.id).to_string();
+            let hex = img
+                .id
+                .strip_prefix("sha256:")
+                .unwrap_or(&img.id)
+                .to_string();
             let since = img
                 .created
                 .map(|c| gcr_core::lifecycle::humanize_ago(now - c))

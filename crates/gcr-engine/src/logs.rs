@@ -244,7 +244,10 @@ mod tests {
         };
         print(&p, &o, &mut out, &mut err, &mut || false).unwrap();
         let out = String::from_utf8(out).unwrap();
-        assert!(out.starts_with("1970-01-01T00:00:00.000000000Z one\n"), "{out}");
+        assert!(
+            out.starts_with("1970-01-01T00:00:00.000000000Z one\n"),
+            "{out}"
+        );
         assert_eq!(out.lines().count(), 3);
     }
 }

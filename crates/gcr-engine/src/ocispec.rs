@@ -71,10 +71,22 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>, EngineError> {
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         )?,
         mount("/sys", "sysfs", "sysfs", sys_opts)?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
         mount(
             "/dev/shm",
             "tmpfs",
@@ -130,7 +142,12 @@ pub fn build(cfg: &ContainerConfig, extra_mounts: Vec<Mount>) -> Result<Spec, En
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Cgroup,
     ] {
-        namespaces.push(LinuxNamespaceBuilder::default().typ(typ).build().map_err(spec_err)?);
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(typ)
+                .build()
+                .map_err(spec_err)?,
+        );
     }
     if r.network != "host" {
         namespaces.push(

@@ -232,7 +232,11 @@ pub fn resolve(
     let stop_signal = opts
         .stop_signal
         .clone()
-        .or_else(|| c.get("StopSignal").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            c.get("StopSignal")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "SIGTERM".into());
     let stop_signal = gcr_core::units::parse_signal(&stop_signal).map_err(|_| {
         EngineError::Usage(format!(
@@ -250,11 +254,9 @@ pub fn resolve(
             }
             "no-new-privileges:false" | "no-new-privileges=false" => no_new_privileges = false,
             "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
-            other => {
-                return Err(EngineError::Usage(format!(
-                    "unsupported --security-opt '{other}'; use no-new-privileges or seccomp=unconfined"
-                )))
-            }
+            other => return Err(EngineError::Usage(format!(
+                "unsupported --security-opt '{other}'; use no-new-privileges or seccomp=unconfined"
+            ))),
         }
     }
     Ok(Resolved {
@@ -285,10 +287,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let etc = dir.path().join("etc");
         std::fs::create_dir(&etc).unwrap();
-        std::fs::write(etc.join("passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n").unwrap();
-        std::fs::write(etc.join("group"), "root:x:0:\napp:x:1001:\nwheel:x:10:app\n").unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("group"),
+            "root:x:0:\napp:x:1001:\nwheel:x:10:app\n",
+        )
+        .unwrap();
         let lowers = vec![dir.path().to_string_lossy().to_string()];
-        assert_eq!(resolve_user("app", &lowers).unwrap(), (1000, 1001, vec![10]));
+        assert_eq!(
+            resolve_user("app", &lowers).unwrap(),
+            (1000, 1001, vec![10])
+        );
         assert_eq!(resolve_user("1000", &lowers).unwrap(), (1000, 1001, vec![]));
         assert_eq!(resolve_user("5:7", &lowers).unwrap(), (5, 7, vec![]));
         assert_eq!(resolve_user("app:wheel", &lowers).unwrap().1, 10);
@@ -308,9 +321,15 @@ mod tests {
         assert_eq!(r.cwd, "/srv");
         assert!(r.env.contains(&"PATH=/x".to_string()) && r.env.contains(&"A=1".to_string()));
         o.cmd = vec!["-v".into()];
-        assert_eq!(resolve(&o, &img, vec![], "h".into()).unwrap().args, ["/bin/app", "-v"]);
+        assert_eq!(
+            resolve(&o, &img, vec![], "h".into()).unwrap().args,
+            ["/bin/app", "-v"]
+        );
         o.entrypoint = Some("/bin/sh".into());
-        assert_eq!(resolve(&o, &img, vec![], "h".into()).unwrap().args, ["/bin/sh", "-v"]);
+        assert_eq!(
+            resolve(&o, &img, vec![], "h".into()).unwrap().args,
+            ["/bin/sh", "-v"]
+        );
         o.entrypoint = Some(String::new());
         o.cmd = vec![];
         assert!(resolve(&o, &img, vec![], "h".into()).is_err());

@@ -52,7 +52,7 @@ pub struct LayerInfo {
 
 /// A layer to register with an image.
 #[derive(Debug, Clone)]
-pub(crate) struct NewLayer {
+pub struct NewLayer {
     pub digest: String,
     pub diff_id: String,
     pub media_type: String,
@@ -61,7 +61,7 @@ pub(crate) struct NewLayer {
 
 /// An image whose blobs are all in the CAS, ready to be recorded.
 #[derive(Debug, Clone)]
-pub(crate) struct NewImage {
+pub struct NewImage {
     pub manifest_digest: String,
     pub manifest_media_type: String,
     pub config: Vec<u8>,
@@ -77,7 +77,7 @@ impl NewImage {
 }
 
 /// The OCI chain ids of a list of diff ids.
-pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
         let c = match out.last() {
@@ -87,6 +87,15 @@ pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
         out.push(c);
     }
     out
+}
+
+impl Store {
+    /// Records images whose manifest, config and layer blobs are already in the CAS (see
+    /// [`Store::put_blob`]), in one transaction, with an image event named `action`
+    /// (e.g. `build`, `pull`). Tags must be full normalized references. Returns the ids.
+    pub fn register_images(&self, images: &[NewImage], action: &str) -> Result<Vec<String>> {
+        register(self, images, action)
+    }
 }
 
 /// Records images in one transaction; every blob must already be in the CAS.

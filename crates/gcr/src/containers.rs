@@ -21,7 +21,9 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         v.as_deref()
             .map(|s| {
                 gcr_core::units::parse_size(s).map_err(|_| {
-                    usage(format!("invalid value '{s}' for {flag}: not a size; use e.g. 512m or 1g"))
+                    usage(format!(
+                        "invalid value '{s}' for {flag}: not a size; use e.g. 512m or 1g"
+                    ))
                 })
             })
             .transpose()
@@ -136,7 +138,10 @@ pub fn each(
 pub fn start(engine: &Engine, names: &[String], attach: bool) -> Result<i32, Failure> {
     if attach {
         let [one] = names else {
-            return Err(Failure::new(2, "start -a takes exactly one container".into()));
+            return Err(Failure::new(
+                2,
+                "start -a takes exactly one container".into(),
+            ));
         };
         let r = engine.start(one).map_err(run_failure)?;
         return attach_to(engine, &r.id);
@@ -198,7 +203,15 @@ pub fn ps(engine: &Engine, all: bool, quiet: bool, format: Format) -> Result<i32
         .collect();
     crate::render::table(
         &mut out,
-        &["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
         &table,
     );
     Ok(0)
@@ -213,12 +226,13 @@ pub fn logs(
     timestamps: bool,
 ) -> Result<i32, Failure> {
     let r = engine.container(key).map_err(Failure::from)?;
-    let tail = match tail {
-        None | Some("all") => None,
-        Some(n) => Some(n.parse::<usize>().map_err(|_| {
-            Failure::new(2, format!("invalid --tail '{n}': use a number or all"))
-        })?),
-    };
+    let tail =
+        match tail {
+            None | Some("all") => None,
+            Some(n) => Some(n.parse::<usize>().map_err(|_| {
+                Failure::new(2, format!("invalid --tail '{n}': use a number or all"))
+            })?),
+        };
     let o = LogOptions {
         tail,
         timestamps,
@@ -261,7 +275,11 @@ pub fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32, Failure> {
 pub fn top(engine: &Engine, key: &str) -> Result<i32, Failure> {
     let rows = engine.top(key).map_err(Failure::from)?;
     let table: Vec<Vec<String>> = rows.into_iter().map(|r| r.to_vec()).collect();
-    crate::render::table(&mut std::io::stdout().lock(), &["UID", "PID", "PPID", "CMD"], &table);
+    crate::render::table(
+        &mut std::io::stdout().lock(),
+        &["UID", "PID", "PPID", "CMD"],
+        &table,
+    );
     Ok(0)
 }
 
@@ -317,7 +335,14 @@ pub fn stats(engine: &Engine, names: &[String], format: Format) -> Result<i32, F
     if format == Format::Table {
         crate::render::table(
             &mut std::io::stdout().lock(),
-            &["CONTAINER ID", "NAME", "CPU TIME", "MEM USAGE / LIMIT", "MEM %", "PIDS"],
+            &[
+                "CONTAINER ID",
+                "NAME",
+                "CPU TIME",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "PIDS",
+            ],
             &table,
         );
     }

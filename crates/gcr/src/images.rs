@@ -84,7 +84,11 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in rows {
-            let id = if a.no_trunc { format!("sha256:{}", r.id) } else { r.id[..12].to_string() };
+            let id = if a.no_trunc {
+                format!("sha256:{}", r.id)
+            } else {
+                r.id[..12].to_string()
+            };
             if seen.insert(id.clone()) {
                 let _ = writeln!(out, "{id}");
             }
@@ -100,11 +104,19 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
     let t: Vec<Vec<String>> = rows
         .into_iter()
         .map(|r| {
-            let id = if a.no_trunc { format!("sha256:{}", r.id) } else { r.id[..12].to_string() };
+            let id = if a.no_trunc {
+                format!("sha256:{}", r.id)
+            } else {
+                r.id[..12].to_string()
+            };
             vec![r.repository, r.tag, id, r.created_since, bytes(r.size)]
         })
         .collect();
-    table(&mut out, &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &t);
+    table(
+        &mut out,
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+        &t,
+    );
     Ok(0)
 }
 
@@ -118,9 +130,17 @@ fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
             None => e
                 .inspect_container(o)
                 .or_else(|_| e.inspect_image(o))
-                .map_err(|_| Failure::new(1, format!("no such object: {o}; see 'gcr ps -a' and 'gcr images'"))),
+                .map_err(|_| {
+                    Failure::new(
+                        1,
+                        format!("no such object: {o}; see 'gcr ps -a' and 'gcr images'"),
+                    )
+                }),
             Some(k) => {
-                return Err(Failure::new(2, format!("unknown --type '{k}'; use image or container")))
+                return Err(Failure::new(
+                    2,
+                    format!("unknown --type '{k}'; use image or container"),
+                ))
             }
         };
         match doc {
@@ -131,19 +151,33 @@ fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&docs).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&docs).unwrap_or_default()
+    );
     Ok(code)
 }
 
 fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, Failure> {
-    let id = e.store.resolve_image(image).map_err(gcr_engine::EngineError::from)?.id;
-    let h = e.store.history(image).map_err(gcr_engine::EngineError::from)?;
+    let id = e
+        .store
+        .resolve_image(image)
+        .map_err(gcr_engine::EngineError::from)?
+        .id;
+    let h = e
+        .store
+        .history(image)
+        .map_err(gcr_engine::EngineError::from)?;
     let now = gcr_engine::container::record::now_ns() / 1_000_000_000;
     let mut out = std::io::stdout().lock();
     let short = id.strip_prefix("sha256:").unwrap_or(&id)[..12].to_string();
     let mut rows = Vec::new();
     for (i, x) in h.iter().enumerate() {
-        let img = if i == 0 { short.clone() } else { "<missing>".into() };
+        let img = if i == 0 {
+            short.clone()
+        } else {
+            "<missing>".into()
+        };
         if quiet {
             let _ = writeln!(out, "{img}");
             continue;
@@ -168,7 +202,11 @@ fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, 
         ]);
     }
     if !quiet && format == Format::Table {
-        table(&mut out, &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows);
+        table(
+            &mut out,
+            &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+            &rows,
+        );
     }
     Ok(0)
 }
@@ -191,7 +229,11 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
     match cmd {
         Cmd::Images(a) => images(e, &a),
         Cmd::Inspect(a) => inspect(e, &a),
-        Cmd::History { image, format, quiet } => history(e, &image, format, quiet),
+        Cmd::History {
+            image,
+            format,
+            quiet,
+        } => history(e, &image, format, quiet),
         Cmd::Tag { source, target } => {
             e.store.tag(&source, &target).map_err(store_err)?;
             Ok(0)
@@ -237,17 +279,22 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        Cmd::Save { images, output, format } => {
-            let fmt = match format.as_str() {
-                "oci-archive" | "oci" => ArchiveFormat::OciArchive,
-                "docker-archive" | "docker" => ArchiveFormat::DockerArchive,
-                other => {
-                    return Err(Failure::new(
+        Cmd::Save {
+            images,
+            output,
+            format,
+        } => {
+            let fmt =
+                match format.as_str() {
+                    "oci-archive" | "oci" => ArchiveFormat::OciArchive,
+                    "docker-archive" | "docker" => ArchiveFormat::DockerArchive,
+                    other => return Err(Failure::new(
                         2,
-                        format!("unknown archive format '{other}'; use oci-archive or docker-archive"),
-                    ))
-                }
-            };
+                        format!(
+                            "unknown archive format '{other}'; use oci-archive or docker-archive"
+                        ),
+                    )),
+                };
             let names: Vec<&str> = images.iter().map(String::as_str).collect();
             let d = Display::new(false);
             match output {
@@ -270,7 +317,8 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     if std::io::stdout().is_terminal() {
                         return Err(Failure::new(
                             1,
-                            "refusing to write an archive to a terminal; use -o FILE or redirect".into(),
+                            "refusing to write an archive to a terminal; use -o FILE or redirect"
+                                .into(),
                         ));
                     }
                     e.store
@@ -282,8 +330,12 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             Ok(0)
         }
         Cmd::Info { format } => info(e, format),
-        Cmd::System { cmd: SystemCmd::Df { format } } => df(e, format),
-        Cmd::System { cmd: SystemCmd::Prune { force: _, all } } => {
+        Cmd::System {
+            cmd: SystemCmd::Df { format },
+        } => df(e, format),
+        Cmd::System {
+            cmd: SystemCmd::Prune { force: _, all },
+        } => {
             if all {
                 for (r, _) in e.ps(true)? {
                     if r.state == "exited" || r.state == "created" {
@@ -321,7 +373,11 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     "checked {} blobs and {} images: {}",
                     r.blobs_checked,
                     r.images_checked,
-                    if r.is_clean() { "no problems".to_string() } else { format!("{} problem(s)", r.problems.len()) }
+                    if r.is_clean() {
+                        "no problems".to_string()
+                    } else {
+                        format!("{} problem(s)", r.problems.len())
+                    }
                 );
             }
             Ok(if r.is_clean() { 0 } else { 1 })
@@ -350,7 +406,12 @@ fn info(e: &Engine, format: Format) -> Result<i32, Failure> {
     }
     if let Some(m) = v.as_object() {
         for (k, val) in m {
-            println!("{k}: {}", val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string()));
+            println!(
+                "{k}: {}",
+                val.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| val.to_string())
+            );
         }
     }
     Ok(0)
@@ -368,7 +429,11 @@ fn kernel() -> String {
 
 fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
     let r = e.store.df().map_err(store_err)?;
-    let rows = [("Images", &r.images), ("Containers", &r.containers), ("Local Volumes", &r.volumes)];
+    let rows = [
+        ("Images", &r.images),
+        ("Containers", &r.containers),
+        ("Local Volumes", &r.volumes),
+    ];
     if format == Format::Json {
         for (k, x) in rows {
             println!(
@@ -391,6 +456,10 @@ fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
             ]
         })
         .collect();
-    table(&mut std::io::stdout().lock(), &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &t);
+    table(
+        &mut std::io::stdout().lock(),
+        &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        &t,
+    );
     Ok(0)
 }

@@ -70,30 +70,46 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         _ => {}
     }
     let engine = Engine::open(&root, &run_dir()).map_err(|e| {
-        let code = if matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_)) { 125 } else { 1 };
+        let code = if matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_)) {
+            125
+        } else {
+            1
+        };
         Failure::new(code, e.to_string())
     })?;
     let e = &engine;
     match cli.cmd {
         Cmd::Run(a) => containers::run(e, &a),
         Cmd::Create(a) => containers::create(e, &a),
-        Cmd::Start { containers: c, attach } => containers::start(e, &c, attach),
-        Cmd::Stop { containers: c, time } => {
-            containers::each(&c, |n| e.stop(n, time).map(|_| ()))
-        }
-        Cmd::Kill { containers: c, signal } => {
-            containers::each(&c, |n| e.kill(n, &signal).map(|_| ()))
-        }
-        Cmd::Restart { containers: c, time } => {
-            containers::each(&c, |n| e.restart(n, time).map(|_| ()))
-        }
-        Cmd::Rm { containers: c, force } => containers::each(&c, |n| e.remove(n, force).map(|_| ())),
+        Cmd::Start {
+            containers: c,
+            attach,
+        } => containers::start(e, &c, attach),
+        Cmd::Stop {
+            containers: c,
+            time,
+        } => containers::each(&c, |n| e.stop(n, time).map(|_| ())),
+        Cmd::Kill {
+            containers: c,
+            signal,
+        } => containers::each(&c, |n| e.kill(n, &signal).map(|_| ())),
+        Cmd::Restart {
+            containers: c,
+            time,
+        } => containers::each(&c, |n| e.restart(n, time).map(|_| ())),
+        Cmd::Rm {
+            containers: c,
+            force,
+        } => containers::each(&c, |n| e.remove(n, force).map(|_| ())),
         Cmd::Pause { containers: c } => containers::each(&c, |n| e.pause(n).map(|_| ())),
         Cmd::Unpause { containers: c } => containers::each(&c, |n| e.unpause(n).map(|_| ())),
         Cmd::Ps { all, quiet, format } => containers::ps(e, all, quiet, format),
-        Cmd::Logs { container, follow, tail, timestamps } => {
-            containers::logs(e, &container, follow, tail.as_deref(), timestamps)
-        }
+        Cmd::Logs {
+            container,
+            follow,
+            tail,
+            timestamps,
+        } => containers::logs(e, &container, follow, tail.as_deref(), timestamps),
         Cmd::Wait { containers: c } => {
             let mut code = 0;
             for n in &c {
@@ -109,7 +125,11 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         Cmd::Exec(a) => containers::exec(e, &a),
         Cmd::Attach { container } => containers::attach_to(e, &container),
-        Cmd::Stats { containers: c, format, .. } => containers::stats(e, &c, format),
+        Cmd::Stats {
+            containers: c,
+            format,
+            ..
+        } => containers::stats(e, &c, format),
         Cmd::Top { container } => containers::top(e, &container),
         Cmd::Events { since, format } => containers::events(e, since.as_deref(), format),
         other => images::dispatch(e, other),

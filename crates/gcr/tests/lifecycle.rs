@@ -4,7 +4,8 @@
 mod common;
 use common::*;
 
-const LOOP: &str = "echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 1 & wait $!; done";
+const LOOP: &str =
+    "echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 1 & wait $!; done";
 
 fn state(env: &Env, name: &str) -> serde_json::Value {
     let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", name])).unwrap();
@@ -19,7 +20,9 @@ fn detached_logs_stop_rm() {
     let env = Env::new();
     let id = env.ok(&["run", "-d", "--name", "web", IMAGE, "sh", "-c", LOOP]);
     assert_eq!(id.trim().len(), 64);
-    assert!(eventually(5, || env.ok(&["logs", "web"]).contains("started")));
+    assert!(eventually(5, || env
+        .ok(&["logs", "web"])
+        .contains("started")));
     let ps = env.ok(&["ps"]);
     assert!(ps.contains("web") && ps.contains("Up "), "{ps}");
     let json = env.ok(&["ps", "--format", "json"]);
@@ -43,7 +46,11 @@ fn detached_logs_stop_rm() {
     // Stopping a stopped container is refused with the state in the message.
     let o = env.gcr(&["stop", "web"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("is not running (exited 0"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not running (exited 0"),
+        "{}",
+        stderr(&o)
+    );
     let t = env.ok(&["logs", "--timestamps", "--tail", "1", "web"]);
     assert!(t.starts_with("20") && t.contains("Z bye"), "{t}");
     env.ok(&["rm", "web"]);
@@ -53,7 +60,10 @@ fn detached_logs_stop_rm() {
     // Events recorded every transition.
     let ev = env.ok(&["events", "--format", "json"]);
     for cause in ["create", "start", "stop", "die", "rm"] {
-        assert!(ev.contains(&format!("\"cause\":\"{cause}\"")), "missing {cause}: {ev}");
+        assert!(
+            ev.contains(&format!("\"cause\":\"{cause}\"")),
+            "missing {cause}: {ev}"
+        );
     }
 }
 
@@ -63,7 +73,16 @@ fn stop_timeout_kills_and_kill_signals() {
         return;
     }
     let env = Env::new();
-    env.ok(&["run", "-d", "--name", "stubborn", IMAGE, "sh", "-c", "trap '' TERM; while :; do sleep 1 & wait $!; done"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1 & wait $!; done",
+    ]);
     let t = std::time::Instant::now();
     env.ok(&["stop", "-t", "1", "stubborn"]);
     assert!(t.elapsed().as_secs_f64() >= 0.9);
@@ -81,7 +100,9 @@ fn pause_unpause_stats_top_exec() {
         return;
     }
     let env = Env::new();
-    env.ok(&["run", "-d", "--name", "pz", "--memory", "64m", IMAGE, "sh", "-c", LOOP]);
+    env.ok(&[
+        "run", "-d", "--name", "pz", "--memory", "64m", IMAGE, "sh", "-c", LOOP,
+    ]);
     env.ok(&["pause", "pz"]);
     assert_eq!(state(&env, "pz")["Status"], "paused");
     assert!(env.ok(&["ps"]).contains("(Paused)"));
@@ -93,7 +114,17 @@ fn pause_unpause_stats_top_exec() {
     assert!(s.contains("pz") && s.contains("/ 64MiB"), "{s}");
     let top = env.ok(&["top", "pz"]);
     assert!(top.contains("sh -c"), "{top}");
-    let out = env.ok(&["exec", "-e", "X=1", "-w", "/tmp", "pz", "sh", "-c", "echo $X $(pwd) $(hostname)"]);
+    let out = env.ok(&[
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        "pz",
+        "sh",
+        "-c",
+        "echo $X $(pwd) $(hostname)",
+    ]);
     assert!(out.starts_with("1 /tmp "), "{out}");
     let o = env.gcr(&["exec", "pz", "sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7));
@@ -111,11 +142,24 @@ fn restart_policy_and_restart() {
         return;
     }
     let env = Env::new();
-    env.ok(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", IMAGE, "sh", "-c", "echo run; exit 3"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
     assert!(eventually(10, || {
         let st = state(&env, "flaky");
         st["Status"] == "exited"
-            && serde_json::from_str::<serde_json::Value>(&env.ok(&["inspect", "flaky"])).unwrap()[0]["RestartCount"] == 2
+            && serde_json::from_str::<serde_json::Value>(&env.ok(&["inspect", "flaky"])).unwrap()[0]
+                ["RestartCount"]
+                == 2
     }));
     std::thread::sleep(std::time::Duration::from_millis(600));
     assert_eq!(env.ok(&["logs", "flaky"]).matches("run").count(), 3);
@@ -138,7 +182,12 @@ fn reconciles_after_supervisor_crash_and_reboot() {
     let pid = doc[0]["State"]["Pid"].as_i64().unwrap() as i32;
     // Kill the supervisor and the container as a crash would.
     let sup = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = sup[sup.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+    let ppid: i32 = sup[sup.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     // SAFETY: signalling processes this test started.
     unsafe {
         libc::kill(ppid, libc::SIGKILL);

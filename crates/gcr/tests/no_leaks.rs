@@ -5,12 +5,18 @@ mod common;
 use common::*;
 
 fn mounts() -> usize {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
 }
 
 fn gcr_cgroups() -> Vec<String> {
     let mut out = Vec::new();
-    for line in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
+    for line in std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+    {
         let f: Vec<&str> = line.split(' ').collect();
         if line.contains(" - cgroup") {
             let gcr = std::path::Path::new(f[4]).join("gcr");
@@ -56,11 +62,34 @@ fn two_hundred_rm_cycles_leave_nothing() {
         env.ok(&["run", "-d", "--rm", IMAGE, "sh", "-c", "exit 0"]);
     }
     assert!(eventually(10, || env.ok(&["ps", "-aq"]).trim().is_empty()));
-    assert!(eventually(5, || mounts() == m0), "mounts leaked: {} -> {}", m0, mounts());
-    assert!(eventually(5, || gcr_cgroups().len() <= c0.len()), "cgroups leaked: {:?}", gcr_cgroups());
-    assert!(eventually(5, || net_namespaces().len() <= n0), "namespaces leaked");
-    assert_eq!(dir_entries(&env.root.path().join("containers")), 0, "container dirs leaked");
+    assert!(
+        eventually(5, || mounts() == m0),
+        "mounts leaked: {} -> {}",
+        m0,
+        mounts()
+    );
+    assert!(
+        eventually(5, || gcr_cgroups().len() <= c0.len()),
+        "cgroups leaked: {:?}",
+        gcr_cgroups()
+    );
+    assert!(
+        eventually(5, || net_namespaces().len() <= n0),
+        "namespaces leaked"
+    );
+    assert_eq!(
+        dir_entries(&env.root.path().join("containers")),
+        0,
+        "container dirs leaked"
+    );
     assert_eq!(dir_entries(&env.run_dir), 0, "run-time files leaked");
-    let procs = std::process::Command::new("pgrep").args(["-f", &format!("__supervise {}", env.root.path().display())]).output().unwrap();
-    assert!(stdout(&procs).trim().is_empty(), "supervisors left: {}", stdout(&procs));
+    let procs = std::process::Command::new("pgrep")
+        .args(["-f", &format!("__supervise {}", env.root.path().display())])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&procs).trim().is_empty(),
+        "supervisors left: {}",
+        stdout(&procs)
+    );
 }

@@ -13,7 +13,10 @@ fn exit_codes_follow_docker() {
         return;
     }
     let env = Env::new();
-    assert_eq!(env.gcr(&["run", "--rm", IMAGE, "/bin/true"]).status.code(), Some(0));
+    assert_eq!(
+        env.gcr(&["run", "--rm", IMAGE, "/bin/true"]).status.code(),
+        Some(0)
+    );
     assert_eq!(sh(&env, "exit 3").status.code(), Some(3));
     let o = env.gcr(&["run", "--rm", IMAGE, "/no/such/binary"]);
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
@@ -31,7 +34,10 @@ fn exit_codes_follow_docker() {
     let o = env.gcr(&["run", "--rm", "--restart", "sometimes", IMAGE, "true"]);
     assert_eq!(o.status.code(), Some(125));
     // A process killed by a signal reports 128 + signal.
-    assert_eq!(sh(&env, "sh -c 'kill -9 $$'; exit $?").status.code(), Some(137));
+    assert_eq!(
+        sh(&env, "sh -c 'kill -9 $$'; exit $?").status.code(),
+        Some(137)
+    );
     // Failed runs leave no container behind.
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 }
@@ -43,8 +49,20 @@ fn output_env_workdir_user_hostname() {
     }
     let env = Env::new();
     let out = env.ok(&[
-        "run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "-u", "app", "--hostname", "box", IMAGE,
-        "sh", "-c", "echo $FOO $(pwd) $(id -u):$(id -g) $(hostname)",
+        "run",
+        "--rm",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "app",
+        "--hostname",
+        "box",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo $FOO $(pwd) $(id -u):$(id -g) $(hostname)",
     ]);
     assert_eq!(out.trim(), "bar /tmp 1000:1000 box");
     let out = env.ok(&["run", "--rm", "-u", "5:7", IMAGE, "id"]);
@@ -61,41 +79,86 @@ fn cannot_see_or_touch_the_host() {
     }
     let env = Env::new();
     // Only the container's own processes are visible.
-    let out = env.ok(&["run", "--rm", IMAGE, "sh", "-c", "ls /proc | grep -c '^[0-9]'"]);
-    assert!(out.trim().parse::<u32>().unwrap() <= 3, "saw host pids: {out}");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "ls /proc | grep -c '^[0-9]'",
+    ]);
+    assert!(
+        out.trim().parse::<u32>().unwrap() <= 3,
+        "saw host pids: {out}"
+    );
     // No mounting, no module loading, no writes to /proc/sys or /sys.
     assert!(!sh(&env, "mount -t tmpfs x /mnt").status.success());
-    assert!(!sh(&env, "echo x > /proc/sys/kernel/hostname").status.success());
+    assert!(!sh(&env, "echo x > /proc/sys/kernel/hostname")
+        .status
+        .success());
     assert!(!sh(&env, "echo 1 > /sys/kernel/profiling").status.success());
-    assert!(!sh(&env, "insmod /nonexistent.ko || modprobe dummy").status.success());
+    assert!(!sh(&env, "insmod /nonexistent.ko || modprobe dummy")
+        .status
+        .success());
     // Only the allowed device nodes.
     let out = env.ok(&["run", "--rm", IMAGE, "ls", "/dev"]);
     for dev in out.split_whitespace() {
         assert!(
             [
-                "null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm",
-                "mqueue", "fd", "stdin", "stdout", "stderr", "console"
+                "null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "mqueue",
+                "fd", "stdin", "stdout", "stderr", "console"
             ]
             .contains(&dev),
             "unexpected /dev entry {dev}"
         );
     }
-    assert!(!sh(&env, "mknod /tmp/sda b 8 0 && cat /tmp/sda").status.success());
+    assert!(!sh(&env, "mknod /tmp/sda b 8 0 && cat /tmp/sda")
+        .status
+        .success());
     // No inherited host descriptors: only 0, 1, 2 (and ls's own directory fd).
     let out = env.ok(&["run", "--rm", IMAGE, "ls", "/proc/self/fd"]);
-    let fds: Vec<u32> = out.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    let fds: Vec<u32> = out
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
     assert!(fds.iter().all(|&f| f <= 3), "leaked fds: {fds:?}");
     // Docker's default capabilities and an active seccomp filter.
-    let out = env.ok(&["run", "--rm", IMAGE, "grep", "-E", "CapEff|Seccomp:", "/proc/self/status"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "grep",
+        "-E",
+        "CapEff|Seccomp:",
+        "/proc/self/status",
+    ]);
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
     // Masked paths are empty.
-    let masked = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"];
-    let present: Vec<&str> = masked.iter().copied().filter(|p| std::path::Path::new(p).exists()).collect();
-    assert!(!present.is_empty(), "none of {masked:?} exists on this host");
-    let script = present.iter().map(|p| format!("wc -c < {p};")).collect::<String>();
+    let masked = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+    ];
+    let present: Vec<&str> = masked
+        .iter()
+        .copied()
+        .filter(|p| std::path::Path::new(p).exists())
+        .collect();
+    assert!(
+        !present.is_empty(),
+        "none of {masked:?} exists on this host"
+    );
+    let script = present
+        .iter()
+        .map(|p| format!("wc -c < {p};"))
+        .collect::<String>();
     let out = env.ok(&["run", "--rm", IMAGE, "sh", "-c", &script]);
-    assert!(out.split_whitespace().all(|n| n == "0"), "masked paths readable: {out}");
+    assert!(
+        out.split_whitespace().all(|n| n == "0"),
+        "masked paths readable: {out}"
+    );
 }
 
 #[test]
@@ -107,7 +170,13 @@ fn capability_and_security_flags() {
     let eff = |args: &[&str]| {
         let mut a = vec!["run", "--rm"];
         a.extend_from_slice(args);
-        a.extend_from_slice(&[IMAGE, "grep", "-E", "CapEff|NoNewPrivs|Seccomp:", "/proc/self/status"]);
+        a.extend_from_slice(&[
+            IMAGE,
+            "grep",
+            "-E",
+            "CapEff|NoNewPrivs|Seccomp:",
+            "/proc/self/status",
+        ]);
         env.ok(&a)
     };
     // Dropping CHOWN (bit 0) clears the lowest bit.
@@ -119,8 +188,14 @@ fn capability_and_security_flags() {
     assert!(p.contains("Seccomp:\t0"), "{p}");
     assert!(!p.contains("CapEff:\t00000000a80425fb"), "{p}");
     // --read-only refuses writes to the root filesystem.
-    assert!(!env.gcr(&["run", "--rm", "--read-only", IMAGE, "touch", "/x"]).status.success());
-    assert!(env.gcr(&["run", "--rm", IMAGE, "touch", "/x"]).status.success());
+    assert!(!env
+        .gcr(&["run", "--rm", "--read-only", IMAGE, "touch", "/x"])
+        .status
+        .success());
+    assert!(env
+        .gcr(&["run", "--rm", IMAGE, "touch", "/x"])
+        .status
+        .success());
 }
 
 #[test]
@@ -131,7 +206,16 @@ fn leaked_cwd_cve_2024_21626_fails() {
     let env = Env::new();
     for fd in 3..10 {
         let dir = format!("/proc/self/fd/{fd}");
-        let o = env.gcr(&["run", "--rm", "-w", &dir, IMAGE, "sh", "-c", "ls ../../../../etc/shadow 2>/dev/null && cat /proc/1/cwd/../../../etc/hostname; pwd"]);
+        let o = env.gcr(&[
+            "run",
+            "--rm",
+            "-w",
+            &dir,
+            IMAGE,
+            "sh",
+            "-c",
+            "ls ../../../../etc/shadow 2>/dev/null && cat /proc/1/cwd/../../../etc/hostname; pwd",
+        ]);
         let out = stdout(&o);
         assert!(
             !out.contains("shadow"),
@@ -146,11 +230,27 @@ fn init_reaps_and_forwards() {
         return;
     }
     let env = Env::new();
-    let out = env.ok(&["run", "--rm", "--init", IMAGE, "sh", "-c", "echo $$; (sleep 0.1 &); sleep 0.2; ps -o stat | grep -c Z || true"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo $$; (sleep 0.1 &); sleep 0.2; ps -o stat | grep -c Z || true",
+    ]);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "2", "the command must not be pid 1 with --init: {out}");
+    assert_eq!(
+        lines[0], "2",
+        "the command must not be pid 1 with --init: {out}"
+    );
     assert_eq!(lines.last().unwrap().trim(), "0", "zombies left: {out}");
-    assert_eq!(env.gcr(&["run", "--rm", "--init", IMAGE, "sh", "-c", "exit 4"]).status.code(), Some(4));
+    assert_eq!(
+        env.gcr(&["run", "--rm", "--init", IMAGE, "sh", "-c", "exit 4"])
+            .status
+            .code(),
+        Some(4)
+    );
 }
 
 #[test]
@@ -160,7 +260,16 @@ fn resources_and_oom() {
     }
     let env = Env::new();
     let out = env.gcr(&[
-        "run", "--name", "hog", "--memory", "16m", "--memory-swap", "16m", IMAGE, "sh", "-c",
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        IMAGE,
+        "sh",
+        "-c",
         "x=a; while :; do x=$x$x$x$x; done",
     ]);
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
@@ -168,8 +277,21 @@ fn resources_and_oom() {
     assert!(doc.contains("\"OOMKilled\": true"), "{doc}");
     env.ok(&["rm", "hog"]);
     // pids limit: forking beyond it fails.
-    let o = env.gcr(&["run", "--rm", "--pids-limit", "5", IMAGE, "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait"]);
-    assert!(stderr(&o).contains("fork") || !o.status.success(), "{}", stderr(&o));
+    let o = env.gcr(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "5",
+        IMAGE,
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+    ]);
+    assert!(
+        stderr(&o).contains("fork") || !o.status.success(),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -195,7 +317,17 @@ fn runtime_binary_cannot_be_overwritten_cve_2019_5736() {
     }
     let logs = env.ok(&["logs", "attacker"]);
     env.ok(&["rm", "-f", "attacker"]);
-    assert!(!logs.contains("WROTE"), "the container wrote through a runtime exe link: {logs}");
-    assert!(!logs.contains("OPENED"), "the container opened the runtime binary: {logs}");
-    assert_eq!(std::fs::read(&bin).unwrap(), before, "the gcr binary changed");
+    assert!(
+        !logs.contains("WROTE"),
+        "the container wrote through a runtime exe link: {logs}"
+    );
+    assert!(
+        !logs.contains("OPENED"),
+        "the container opened the runtime binary: {logs}"
+    );
+    assert_eq!(
+        std::fs::read(&bin).unwrap(),
+        before,
+        "the gcr binary changed"
+    );
 }

@@ -122,7 +122,10 @@ mod tests {
 
     #[test]
     fn restart_policies_parse_and_decide() {
-        assert_eq!(RestartPolicy::parse("on-failure:3"), Some(RestartPolicy::OnFailure(3)));
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3"),
+            Some(RestartPolicy::OnFailure(3))
+        );
         assert_eq!(RestartPolicy::parse("sometimes"), None);
         let p = RestartPolicy::OnFailure(2);
         assert!(p.should_restart(1, 0, false));

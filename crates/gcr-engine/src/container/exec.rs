@@ -83,7 +83,9 @@ impl Engine {
             )
             .args(o.cmd.clone())
             .env(env)
-            .cwd(PathBuf::from(o.workdir.clone().unwrap_or_else(|| res.cwd.clone())))
+            .cwd(PathBuf::from(
+                o.workdir.clone().unwrap_or_else(|| res.cwd.clone()),
+            ))
             .capabilities(capabilities)
             .no_new_privileges(res.no_new_privileges)
             .build()
@@ -96,8 +98,9 @@ impl Engine {
             SeccompMode::Unconfined
         };
         let stdio = if o.tty { Stdio::Pty } else { Stdio::Inherit };
-        let mut running = gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio)
-            .map_err(runtime_err)?;
+        let mut running =
+            gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio)
+                .map_err(runtime_err)?;
         if o.detach {
             std::mem::forget(running);
             return Ok(0);
@@ -105,10 +108,10 @@ impl Engine {
         let _fwd = gcr_runtime::signal_forwarder(running.pid, false).map_err(runtime_err)?;
         if let Some(m) = running.pty_master.take() {
             {
-            use std::os::fd::AsFd;
-            let (i, o) = (std::io::stdin(), std::io::stdout());
-            gcr_runtime::pty::relay(m, i.as_fd(), o.as_fd()).map_err(runtime_err)?;
-        }
+                use std::os::fd::AsFd;
+                let (i, o) = (std::io::stdin(), std::io::stdout());
+                gcr_runtime::pty::relay(m, i.as_fd(), o.as_fd()).map_err(runtime_err)?;
+            }
         }
         let status = gcr_runtime::wait_exit(&running).map_err(runtime_err)?;
         Ok(status.code())

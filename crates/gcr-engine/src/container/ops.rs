@@ -45,7 +45,8 @@ impl Engine {
         }
         let pid = r.pid.unwrap_or(0);
         let container_alive = procfs::alive(pid, r.extra.pid_start) && !procfs::exited(pid);
-        let holder_alive = procfs::alive(r.extra.holder_pid, 0) && !procfs::exited(r.extra.holder_pid);
+        let holder_alive =
+            procfs::alive(r.extra.holder_pid, 0) && !procfs::exited(r.extra.holder_pid);
         if container_alive || holder_alive {
             return Ok(r);
         }
@@ -85,10 +86,7 @@ impl Engine {
     }
 
     /// `gcr run -d`.
-    pub fn run_detached(
-        &self,
-        opts: super::config::RunOptions,
-    ) -> Result<Record, EngineError> {
+    pub fn run_detached(&self, opts: super::config::RunOptions) -> Result<Record, EngineError> {
         let mut r = self.create(opts)?;
         if let Err(e) = self.start_detached(&mut r, "start") {
             if r.config.opts.rm {
@@ -121,8 +119,8 @@ impl Engine {
                 Ok(r) => {
                     let pid = r.pid.unwrap_or(0);
                     let dead = !procfs::alive(pid, r.extra.pid_start) || procfs::exited(pid);
-                    let holder_gone = !procfs::alive(r.extra.holder_pid, 0)
-                        || procfs::exited(r.extra.holder_pid);
+                    let holder_gone =
+                        !procfs::alive(r.extra.holder_pid, 0) || procfs::exited(r.extra.holder_pid);
                     if dead && holder_gone {
                         let _ = self.reconcile(r);
                         return Ok(());
@@ -238,7 +236,14 @@ impl Engine {
         m.open(&r.id)
             .freeze()
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        record::set_state(self.store.conn(), &r, Some("running"), "paused", "pause", &Update::default())?;
+        record::set_state(
+            self.store.conn(),
+            &r,
+            Some("running"),
+            "paused",
+            "pause",
+            &Update::default(),
+        )?;
         Ok(r)
     }
 
@@ -252,7 +257,14 @@ impl Engine {
             )));
         }
         self.thaw(&r)?;
-        record::set_state(self.store.conn(), &r, Some("paused"), "running", "unpause", &Update::default())?;
+        record::set_state(
+            self.store.conn(),
+            &r,
+            Some("paused"),
+            "running",
+            "unpause",
+            &Update::default(),
+        )?;
         Ok(r)
     }
 

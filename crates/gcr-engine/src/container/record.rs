@@ -132,7 +132,15 @@ pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
         }
         Err(e) => return Err(e.into()),
     }
-    event(conn, "container", &r.id, &r.name, None, Some(&r.state), "create")
+    event(
+        conn,
+        "container",
+        &r.id,
+        &r.name,
+        None,
+        Some(&r.state),
+        "create",
+    )
 }
 
 /// Loads a container by full id, unique id prefix or name.
@@ -242,14 +250,30 @@ pub fn set_state(
         )));
     }
     let from_state = from.unwrap_or(&r.state);
-    event(conn, "container", &r.id, &r.name, Some(from_state), Some(to), cause)
+    event(
+        conn,
+        "container",
+        &r.id,
+        &r.name,
+        Some(from_state),
+        Some(to),
+        cause,
+    )
 }
 
 /// Deletes a container row and records the `destroy` event.
 pub fn delete(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
     conn.prepare_cached("DELETE FROM containers WHERE id = ?1")?
         .execute([&r.id])?;
-    event(conn, "container", &r.id, &r.name, Some(&r.state), None, cause)
+    event(
+        conn,
+        "container",
+        &r.id,
+        &r.name,
+        Some(&r.state),
+        None,
+        cause,
+    )
 }
 
 /// Whether a name is taken.

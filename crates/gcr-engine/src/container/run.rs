@@ -69,8 +69,12 @@ impl Engine {
                 }
             },
         };
-        let hostname = opts.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-        let image_config: serde_json::Value = serde_json::from_slice(&self.store.image_config(&image.id)?)?;
+        let hostname = opts
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id[..12].to_string());
+        let image_config: serde_json::Value =
+            serde_json::from_slice(&self.store.image_config(&image.id)?)?;
         let resolved = resolve::resolve(&opts, &image_config, lowers, hostname)?;
         let image_ref = opts.image.clone();
         let r = Record {
@@ -207,7 +211,9 @@ impl Engine {
     /// `gcr run` without `-d`: the calling process holds the container and returns its code.
     pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
         let tty = opts.tty;
+        let t = Timing::start();
         let mut r = self.create(opts)?;
+        t.mark("create");
         let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
         let running = match self.launch(&r, stdio) {
             Ok(x) => x,
@@ -216,11 +222,15 @@ impl Engine {
                 return Err(e);
             }
         };
+        t.mark("launch");
         let me = std::process::id() as i32;
         self.mark_running(&mut r, running.pid, me, "start")?;
+        t.mark("mark_running");
         let status = wait_foreground(running)?;
+        t.mark("wait");
         let code = status.code();
         self.record_exit(&r, code)?;
+        t.mark("record_exit");
         Ok(code)
     }
 
@@ -258,5 +268,20 @@ pub(crate) fn runtime_err(e: gcr_runtime::RuntimeError) -> EngineError {
         }
     } else {
         EngineError::Internal(e.to_string())
+    }
+}
+
+/// Phase timings on stderr when `GCR_DEBUG_TIMING` is set (glass box for the hot path).
+struct Timing(Option<std::time::Instant>);
+
+impl Timing {
+    fn start() -> Timing {
+        Timing(std::env::var_os("GCR_DEBUG_TIMING").map(|_| std::time::Instant::now()))
+    }
+
+    fn mark(&self, what: &str) {
+        if let Some(t) = self.0 {
+            eprintln!("gcr timing: {what} at {:?}", t.elapsed());
+        }
     }
 }

@@ -25,7 +25,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), EngineError> {
     let mut fds = [0i32; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(EngineError::Io("creating a pipe".into(), std::io::Error::last_os_error()));
+        return Err(EngineError::Io(
+            "creating a pipe".into(),
+            std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: pipe2 succeeded, so both fds are fresh and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -72,7 +75,10 @@ impl Engine {
         // to a pipe and execs or exits.
         let child = unsafe { libc::fork() };
         if child < 0 {
-            return Err(EngineError::Io("fork".into(), std::io::Error::last_os_error()));
+            return Err(EngineError::Io(
+                "fork".into(),
+                std::io::Error::last_os_error(),
+            ));
         }
         if child == 0 {
             drop(ready_r);

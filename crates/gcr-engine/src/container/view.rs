@@ -43,7 +43,9 @@ fn rfc3339(secs: i64) -> String {
 /// Docker's status column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
 pub fn status_text(r: &Record) -> String {
     match gcr_core::lifecycle::State::parse(&r.state) {
-        Some(st) => gcr_core::lifecycle::status_text(st, r.exit_code, r.started_at, r.finished_at, now()),
+        Some(st) => {
+            gcr_core::lifecycle::status_text(st, r.exit_code, r.started_at, r.finished_at, now())
+        }
         None => r.state.clone(),
     }
 }
@@ -90,7 +92,10 @@ impl Engine {
     pub fn inspect_container(&self, key: &str) -> Result<Value, EngineError> {
         let r = self.container(key)?;
         let c = &r.config;
-        let opt_time = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+        let opt_time = |t: Option<i64>| {
+            t.map(rfc3339)
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+        };
         let labels: serde_json::Map<String, Value> = c
             .resolved
             .labels
