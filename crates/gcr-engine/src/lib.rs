@@ -3,13 +3,17 @@
 //! composed from gcr-store (disk) and gcr-runtime (Linux execution). Both front-ends (the
 //! CLI now, the API daemon later) call only this crate.
 
+pub mod build;
 pub mod container;
 pub mod events;
 pub mod images;
 pub mod logs;
 pub mod names;
+pub mod network;
 pub mod ocispec;
+pub mod registry;
 pub mod resolve;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 

@@ -254,9 +254,11 @@ pub fn resolve(
             }
             "no-new-privileges:false" | "no-new-privileges=false" => no_new_privileges = false,
             "seccomp=unconfined" | "seccomp:unconfined" => seccomp = false,
-            other => return Err(EngineError::Usage(format!(
+            other => {
+                return Err(EngineError::Usage(format!(
                 "unsupported --security-opt '{other}'; use no-new-privileges or seccomp=unconfined"
-            ))),
+            )))
+            }
         }
     }
     Ok(Resolved {
@@ -275,6 +277,8 @@ pub fn resolve(
         network: opts.network.clone().unwrap_or_else(|| "bridge".into()),
         labels,
         lowers,
+        network_data: serde_json::Value::Null,
+        volume_data: serde_json::Value::Null,
     })
 }
 

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use gcr_runtime::{ExitStatus, RuntimeError, SeccompMode};
+use gcr_runtime::{ExitStatus, Network, RuntimeError, SeccompMode};
 
 #[test]
 fn true_exits_zero() {
@@ -86,7 +86,7 @@ echo "DEV $(ls /dev | tr '\n' ' ')"
 echo "FDS $(ls /proc/self/fd | tr '\n' ' ')"
 echo "MASKED $(wc -c < /proc/keys) $(wc -c < /proc/timer_list) $(ls /sys/firmware | wc -l)"
 echo "MKNOD $(mknod /tmp/sda b 8 0 2>&1 && (head -c1 /tmp/sda >/dev/null 2>&1 && echo readable || echo unreadable))"
-echo "LO $(cat /sys/class/net/lo/operstate 2>/dev/null) $(ls /sys/class/net | tr '\n' ' ')"
+echo "LO $(cat /sys/class/net/lo/flags) $(ls /sys/class/net | tr '\n' ' ')"
 echo "CWD $(pwd)"
 grep -E '^(CapBnd|CapEff|Seccomp|NoNewPrivs):' /proc/self/status | tr '\t' ' '
 "#;
@@ -132,7 +132,7 @@ grep -E '^(CapBnd|CapEff|Seccomp|NoNewPrivs):' /proc/self/status | tr '\t' ' '
         field(&out, "MKNOD").contains("unreadable") || !field(&out, "MKNOD").contains("readable"),
         "{out}"
     );
-    assert_eq!(field(&out, "LO"), "unknown lo", "only lo in a new net ns");
+    assert_eq!(field(&out, "LO"), "0x9 lo", "only lo, up, in a new net ns");
     assert_eq!(field(&out, "CWD"), "/");
     assert_eq!(field(&out, "CapBnd:"), "00000000a80425fb");
     assert_eq!(field(&out, "CapEff:"), "00000000a80425fb");
@@ -342,4 +342,96 @@ fn two_hundred_cycles_leave_nothing_behind() {
     // SAFETY: non-blocking probe for unreaped children.
     let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
     assert!(r <= 0, "an unreaped child {r} remained");
+}
+
+#[test]
+fn bind_mounts_apply_in_order_with_their_flags() {
+    if !need_root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let host = fx.dir.path().join("hostdata");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("hello"), "from-host\n").unwrap();
+    let file = fx.dir.path().join("single");
+    std::fs::write(&file, "one-file\n").unwrap();
+    let mut s = sh("cat /data/hello /etc/single; touch /data/x 2>/dev/null && echo DATA_RW; \
+                    touch /rw/y && echo RW_OK; grep -E ' /(data|rw|etc/single) ' /proc/self/mountinfo | cut -d' ' -f5,6");
+    let mut mounts = s.mounts().clone().unwrap();
+    let bind = |src: &std::path::Path, dst: &str, opts: &[&str]| {
+        oci_spec::runtime::MountBuilder::default()
+            .destination(dst)
+            .typ("bind")
+            .source(src)
+            .options(opts.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+            .build()
+            .unwrap()
+    };
+    mounts.push(bind(&host, "/data", &["rbind", "ro"]));
+    mounts.push(bind(&host, "/rw/deep/er/..", &["rbind"]));
+    s.set_mounts(Some(mounts.clone()));
+    assert!(
+        run(&fx, "bind0", &s, Opts::default()).is_err(),
+        "a destination with .. is refused"
+    );
+    mounts.pop();
+    mounts.push(bind(&host, "/rw", &["rbind", "rw"]));
+    mounts.push(bind(&file, "/etc/single", &["bind", "ro"]));
+    s.set_mounts(Some(mounts));
+    let (st, out) = run(&fx, "bind", &s, Opts::default()).unwrap();
+    assert_eq!(st.code(), 0, "{out}");
+    assert!(
+        out.contains("from-host") && out.contains("one-file"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("DATA_RW"),
+        "ro bind mount was writable: {out}"
+    );
+    assert!(out.contains("RW_OK") && host.join("y").exists(), "{out}");
+    assert!(out.contains("/data ro,"), "{out}");
+}
+
+#[test]
+fn host_and_joined_network_namespaces() {
+    if !need_root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let s = sh("readlink /proc/self/ns/net");
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let (_, out) = run(
+        &fx,
+        "hostnet",
+        &s,
+        Opts {
+            network: Network::Host,
+            ..Opts::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(out.trim(), host_ns.to_string_lossy());
+    let c = start(
+        &fx,
+        "netowner",
+        &spec(&["sleep", "30"]),
+        gcr_runtime::Stdio::Inherit,
+        false,
+    );
+    let owner_ns = std::fs::read_link(format!("/proc/{}/ns/net", c.pid())).unwrap();
+    assert_ne!(owner_ns, host_ns);
+    let join = Network::Join(format!("/proc/{}/ns/net", c.pid()).into());
+    let (_, out) = run(
+        &fx,
+        "joiner",
+        &s,
+        Opts {
+            network: join,
+            ..Opts::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(out.trim(), owner_ns.to_string_lossy());
+    drop(c);
+    fx.assert_no_mounts();
 }

@@ -189,6 +189,33 @@ pub enum Cmd {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Build an image from a .gcr spec.
+    Build(crate::build::BuildArgs),
+    /// Pull an image from a registry.
+    Pull(crate::registry::PullArgs),
+    /// Push an image to a registry.
+    Push(crate::registry::PushArgs),
+    /// Log in to a registry.
+    Login(crate::registry::LoginArgs),
+    /// Log out from a registry.
+    Logout { server: String },
+    /// Serve an OCI registry from a gcr store.
+    Registry {
+        #[command(subcommand)]
+        cmd: crate::registry::RegistryCmd,
+    },
+    /// Manage networks.
+    Network {
+        #[command(subcommand)]
+        cmd: crate::network::NetworkCmd,
+    },
+    /// Manage volumes.
+    Volume {
+        #[command(subcommand)]
+        cmd: crate::network::VolumeCmd,
+    },
+    /// List port mappings of a container.
+    Port { container: String },
     #[command(name = "__supervise", hide = true)]
     Supervise {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -285,6 +312,18 @@ pub struct RunArgs {
     pub stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<u32>,
+    /// Publish a container port: [ip:]hostPort:containerPort[/tcp|udp], or containerPort.
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes to a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Mount a volume: name:/path[:ro], /host/path:/path[:ro], or /path (anonymous).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs: /path[:size=64m,mode=1777].
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -90,6 +90,10 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         labels: a.label.clone(),
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
+        publish: a.publish.clone(),
+        publish_all: a.publish_all,
+        volumes: a.volume.clone(),
+        tmpfs: a.tmpfs.clone(),
     })
 }
 

@@ -284,17 +284,18 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             output,
             format,
         } => {
-            let fmt =
-                match format.as_str() {
-                    "oci-archive" | "oci" => ArchiveFormat::OciArchive,
-                    "docker-archive" | "docker" => ArchiveFormat::DockerArchive,
-                    other => return Err(Failure::new(
+            let fmt = match format.as_str() {
+                "oci-archive" | "oci" => ArchiveFormat::OciArchive,
+                "docker-archive" | "docker" => ArchiveFormat::DockerArchive,
+                other => {
+                    return Err(Failure::new(
                         2,
                         format!(
                             "unknown archive format '{other}'; use oci-archive or docker-archive"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let names: Vec<&str> = images.iter().map(String::as_str).collect();
             let d = Display::new(false);
             match output {

@@ -1,9 +1,12 @@
 //! The `gcr` command line: parses Docker-style commands, calls gcr-engine, renders results.
 //! Thin by design; all behaviour lives in the engine.
 
+mod build;
 mod cli;
 mod containers;
 mod images;
+mod network;
+mod registry;
 mod render;
 
 use std::path::PathBuf;
@@ -132,6 +135,15 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => containers::stats(e, &c, format),
         Cmd::Top { container } => containers::top(e, &container),
         Cmd::Events { since, format } => containers::events(e, since.as_deref(), format),
+        Cmd::Build(a) => build::run(e, &a),
+        c @ (Cmd::Pull(_)
+        | Cmd::Push(_)
+        | Cmd::Login(_)
+        | Cmd::Logout { .. }
+        | Cmd::Registry { .. }) => registry::dispatch(e, c),
+        c @ (Cmd::Network { .. } | Cmd::Volume { .. } | Cmd::Port { .. }) => {
+            network::dispatch(e, c)
+        }
         other => images::dispatch(e, other),
     }
 }

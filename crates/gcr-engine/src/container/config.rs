@@ -85,6 +85,18 @@ pub struct RunOptions {
     pub labels: Vec<String>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u32>,
+    /// `-p [ip:]hostPort:containerPort[/proto]` as given.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// `-P`: publish every port the image exposes.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// `-v name:/path[:ro]`, `-v /host:/path[:ro]`.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// `--tmpfs /path[:options]`.
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
 }
 
 /// The process and settings resolved at create time; stored with the container so that
@@ -107,6 +119,12 @@ pub struct Resolved {
     pub labels: Vec<(String, String)>,
     /// Overlay lower directories, top layer first.
     pub lowers: Vec<String>,
+    /// Network-specific facts (address, ports, ...) kept by the network module.
+    #[serde(default)]
+    pub network_data: serde_json::Value,
+    /// Volume-specific facts kept by the volumes module.
+    #[serde(default)]
+    pub volume_data: serde_json::Value,
 }
 
 /// Everything stored in the `config` column of a container row.

@@ -301,6 +301,8 @@ impl Engine {
         if let Ok(m) = gcr_runtime::cgroups::CgroupManager::detect() {
             let _ = m.open(&r.id).destroy();
         }
+        self.net_detach(&cur);
+        self.volumes_release(&cur, false);
         self.remove_files(&cur);
         record::delete(self.store.conn(), &cur, "rm")?;
         Ok(cur)

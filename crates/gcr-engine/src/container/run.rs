@@ -5,7 +5,7 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use gcr_runtime::{Launch, Network, Rootfs, Running, SeccompMode, Stdio};
+use gcr_runtime::{Launch, Rootfs, Running, SeccompMode, Stdio};
 
 use super::config::{ContainerConfig, RunOptions};
 use super::procfs;
@@ -28,14 +28,6 @@ impl Engine {
                 return Err(EngineError::Usage(format!(
                     "invalid container name '{n}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                 )));
-            }
-        }
-        match opts.network.as_deref() {
-            None | Some("none" | "host" | "bridge" | "default") => {}
-            Some(other) => {
-                return Err(EngineError::NotFound(format!(
-                    "network {other} not found; use none, host or bridge"
-                )))
             }
         }
         if opts.rm && opts.restart != super::config::RestartPolicy::No {
@@ -75,7 +67,8 @@ impl Engine {
             .unwrap_or_else(|| id[..12].to_string());
         let image_config: serde_json::Value =
             serde_json::from_slice(&self.store.image_config(&image.id)?)?;
-        let resolved = resolve::resolve(&opts, &image_config, lowers, hostname)?;
+        let mut resolved = resolve::resolve(&opts, &image_config, lowers, hostname)?;
+        resolved.network = self.net_validate(&opts, &image_config)?;
         let image_ref = opts.image.clone();
         let r = Record {
             id: id.clone(),
@@ -108,7 +101,16 @@ impl Engine {
     /// Starts the container's process with the given stdio; does not touch the database.
     pub fn launch(&self, r: &Record, stdio: Stdio) -> Result<Running, EngineError> {
         let cfg = &r.config;
-        let spec = ocispec::build(cfg, Vec::new())?;
+        let mut mounts = self.volume_mounts(r)?;
+        let att = self.net_attach(r)?;
+        mounts.extend(att.mounts);
+        let spec = match ocispec::build(cfg, mounts) {
+            Ok(s) => s,
+            Err(e) => {
+                self.net_detach(r);
+                return Err(e);
+            }
+        };
         let dir = self.container_dir(&r.id);
         let res = &cfg.opts;
         let resources = gcr_runtime::cgroups::Resources {
@@ -117,10 +119,6 @@ impl Engine {
             cpus: res.cpus,
             cpu_shares: None,
             pids: res.pids_limit,
-        };
-        let network = match cfg.resolved.network.as_str() {
-            "host" => Network::Host,
-            _ => Network::NewLoopback,
         };
         let launch = Launch {
             id: &r.id,
@@ -139,9 +137,12 @@ impl Engine {
             },
             init: res.init,
             cgroup_resources: Some(resources),
-            network,
+            network: att.network,
         };
-        gcr_runtime::spawn(launch).map_err(runtime_err)
+        gcr_runtime::spawn(launch).map_err(|e| {
+            self.net_detach(r);
+            runtime_err(e)
+        })
     }
 
     /// Records that `r` runs as `pid`, held by `holder`.
@@ -182,6 +183,7 @@ impl Engine {
             let _ = c.destroy();
         }
         let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
+        self.net_detach(r);
         let conn = self.store.conn();
         let cur = record::find(conn, &r.id)?;
         let u = Update {
@@ -194,6 +196,7 @@ impl Engine {
         let cause = if oom { "oom" } else { "die" };
         record::set_state(conn, &cur, Some(&cur.state), "exited", cause, &u)?;
         if r.config.opts.rm {
+            self.volumes_release(r, true);
             self.remove_files(r);
             let mut gone = cur;
             gone.state = "exited".into();

@@ -158,6 +158,7 @@ pub struct Opts {
     pub init: bool,
     pub cgroup: bool,
     pub seccomp: SeccompMode,
+    pub network: Network,
 }
 
 impl Default for Opts {
@@ -166,6 +167,7 @@ impl Default for Opts {
             init: false,
             cgroup: false,
             seccomp: SeccompMode::DockerDefault,
+            network: Network::NewLoopback,
         }
     }
 }
@@ -185,6 +187,7 @@ pub fn run(
     let (r, w) = pipe();
     let w2 = w.try_clone().unwrap();
     let id = format!("gcrtest-{}-{name}", std::process::id());
+    let network = o.network.clone();
     let running = spawn(Launch {
         id: &id,
         spec,
@@ -197,8 +200,26 @@ pub fn run(
         seccomp: o.seccomp,
         init: o.init,
         cgroup_resources: o.cgroup.then(Resources::default),
-        network: Network::NewLoopback,
-    })?;
+        network,
+    });
+    let running = match running {
+        Ok(r) => r,
+        Err(e) => {
+            // A failed start leaves no cgroup behind.
+            if o.cgroup {
+                let mgr = gcr_runtime::cgroups::CgroupManager::detect().unwrap();
+                for p in mgr.open(&id).paths() {
+                    assert!(
+                        !p.exists(),
+                        "cgroup {} left behind by a failed start",
+                        p.display()
+                    );
+                }
+            }
+            fx.assert_no_mounts();
+            return Err(e);
+        }
+    };
     let mut out = String::new();
     std::fs::File::from(r).read_to_string(&mut out).unwrap();
     let st = wait_exit(&running).unwrap();

@@ -1,0 +1,1 @@
+//! `gcr build` in the engine (being written).

@@ -1,0 +1,1 @@
+//! Registry pull/push in the engine (being written).

@@ -1,0 +1,1 @@
+//! gcr-registry (being written).
