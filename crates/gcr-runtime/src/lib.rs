@@ -4,6 +4,12 @@
 //! capabilities, seccomp, rlimits, cgroup) with a single clone3 and returns once the user's
 //! command has been exec'd; [`exec_in`] runs another process inside it; [`wait_exit`] reaps;
 //! [`pty::relay`] and [`signal_forwarder`] serve a foreground `run`.
+//!
+//! Caller obligations: [`Running::cgroup`] belongs to the caller, who destroys it after
+//! [`wait_exit`]; a failed [`spawn`] has already removed its cgroup and reaped its child.
+//! [`RuntimeError::exit_code`] gives Docker's 125/126/127 and [`ExitStatus::code`] the
+//! container's code (128 + signal when killed). Create the [`SignalForwarder`] before other
+//! threads start and keep SIGWINCH out of it when [`pty::relay`] runs.
 
 pub mod caps;
 pub mod cgroups;

@@ -435,3 +435,40 @@ fn host_and_joined_network_namespaces() {
     drop(c);
     fx.assert_no_mounts();
 }
+
+#[test]
+fn plain_directory_root_is_bind_mounted() {
+    if !need_root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut s = sh("echo HOST $(hostname); ls /notexec; touch /x 2>/dev/null || echo RO");
+    let mut root = s.root().clone().unwrap();
+    root.set_readonly(Some(true));
+    s.set_root(Some(root));
+    let (w_r, w, w2) = out_pipe();
+    let running = gcr_runtime::spawn(gcr_runtime::Launch {
+        id: "unused",
+        spec: &s,
+        rootfs: gcr_runtime::Rootfs::Path(fx.lower.clone()),
+        stdio: gcr_runtime::Stdio::Fds {
+            stdin: None,
+            stdout: w,
+            stderr: w2,
+        },
+        seccomp: SeccompMode::DockerDefault,
+        init: false,
+        cgroup_resources: None,
+        network: Network::NewLoopback,
+    })
+    .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut { w_r }, &mut out).unwrap();
+    assert_eq!(gcr_runtime::wait_exit(&running).unwrap().code(), 0, "{out}");
+    assert!(
+        out.contains("HOST gcrtest") && out.contains("/notexec") && out.contains("RO"),
+        "{out}"
+    );
+    assert!(!fx.lower.join("x").exists());
+    fx.assert_no_mounts();
+}
