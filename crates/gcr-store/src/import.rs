@@ -5,11 +5,12 @@
 
 use crate::error::{Result, StoreError};
 use crate::images::{register, NewImage, NewLayer};
-use crate::util::{canonical_json, maybe_gunzip, parse_reference, rfc3339, HashWriter};
+use crate::layer::{EntryData, LayerEntry};
+use crate::util::{canonical_json, maybe_gunzip, parse_reference, rfc3339};
 use crate::Store;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read};
 
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(crate) const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -129,56 +130,30 @@ impl Store {
             items.insert(path, item);
         }
         fix_hardlinks(&mut items)?;
-        // Write the sorted, normalized tar through gzip into a temp blob, hashing both.
-        let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())
-            .map_err(|e| StoreError::io("cannot create a temp file in", self.tmp_dir(), e))?;
-        let tmp_path = tmp.path().to_path_buf();
-        let wr = |e: std::io::Error| StoreError::io("cannot write", &tmp_path, e);
-        let out_file = tmp.as_file().try_clone().map_err(wr)?;
-        let gz_out = HashWriter::new(std::io::BufWriter::new(out_file));
-        let gz = flate2::GzBuilder::new()
-            .mtime(0)
-            .operating_system(255)
-            .write(gz_out, flate2::Compression::new(6));
-        let mut b = tar::Builder::new(HashWriter::new(gz));
-        b.mode(tar::HeaderMode::Complete);
-        for (path, it) in &items {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(it.ty);
-            h.set_mode(it.mode);
-            h.set_uid(it.uid);
-            h.set_gid(it.gid);
-            h.set_mtime(it.mtime);
-            h.set_size(0);
-            if matches!(it.ty, tar::EntryType::Char | tar::EntryType::Block) {
-                h.set_device_major(it.dev.0).map_err(wr)?;
-                h.set_device_minor(it.dev.1).map_err(wr)?;
-            }
-            let name = if it.ty == tar::EntryType::Directory {
-                format!("{path}/")
-            } else {
-                path.clone()
-            };
-            match (&it.ty, &it.link) {
-                (tar::EntryType::Symlink | tar::EntryType::Link, Some(l)) => {
-                    b.append_link(&mut h, &name, l).map_err(wr)?;
-                }
-                (tar::EntryType::Regular, _) => {
-                    h.set_size(it.data.1);
-                    spool.seek(SeekFrom::Start(it.data.0)).map_err(wr)?;
-                    b.append_data(&mut h, &name, (&mut spool).take(it.data.1))
-                        .map_err(wr)?;
-                }
-                _ => b.append_data(&mut h, &name, std::io::empty()).map_err(wr)?,
-            }
-        }
-        let tar_hw = b.into_inner().map_err(wr)?;
-        let diff_id = tar_hw.digest();
-        let mut gz_out = tar_hw.inner.finish().map_err(wr)?;
-        gz_out.flush().map_err(wr)?;
-        let (layer_digest, layer_size) = (gz_out.digest(), gz_out.count);
-        drop(gz_out);
-        self.commit_temp(tmp, &layer_digest, None)?;
+        // Write the sorted, normalized tar through the shared deterministic layer writer.
+        let entries: BTreeMap<String, LayerEntry> = items
+            .into_iter()
+            .map(|(p, it)| {
+                let data = if it.ty == tar::EntryType::Regular && it.link.is_none() {
+                    EntryData::Spool(it.data.0, it.data.1)
+                } else {
+                    EntryData::None
+                };
+                let e = LayerEntry {
+                    ty: it.ty,
+                    mode: it.mode,
+                    uid: it.uid,
+                    gid: it.gid,
+                    mtime: it.mtime,
+                    link: it.link,
+                    dev: it.dev,
+                    data,
+                };
+                (p, e)
+            })
+            .collect();
+        let layer = self.write_layer(&entries, Some(&mut spool))?;
+        let (layer_digest, layer_size, diff_id) = (layer.digest, layer.size, layer.diff_id);
 
         let ts = rfc3339(created as i64);
         let config = canonical_json(&json!({

@@ -11,6 +11,7 @@ mod docker_archive;
 mod error;
 mod images;
 mod import;
+mod layer;
 mod maint;
 mod progress;
 mod save;
@@ -21,7 +22,9 @@ mod util;
 
 pub use archive::{ArchiveFormat, LoadReport};
 pub use error::{Result, StoreError};
+pub use images::{chain_ids, NewImage, NewLayer};
 pub use images::{HistoryEntry, ImageSummary, LayerInfo, ResolvedImage};
+pub use layer::{EntryData, LayerEntry, LAYER_MEDIA_TYPE};
 pub use maint::{DfReport, DfRow, DoctorReport, PruneReport};
 pub use progress::{NoProgress, Progress};
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
@@ -39,14 +42,18 @@ impl Store {
     /// Opens (creating if needed) the store at `root`. Cheap: a handful of syscalls plus one
     /// `PRAGMA user_version` read when the schema is current.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in [
+        // "mnt" is created last: when it exists the layout is complete (one stat, not seven mkdirs).
+        let subs = [
             "",
             "blobs",
             "blobs/sha256",
             "snapshots",
             "containers",
             "tmp",
-        ] {
+            "mnt",
+        ];
+        let complete = root.join("mnt").is_dir();
+        for sub in subs.into_iter().filter(|_| !complete) {
             let p = root.join(sub);
             match std::fs::create_dir(&p) {
                 Ok(()) => {}

@@ -55,7 +55,12 @@ impl Store {
     }
 
     /// Unpacks one layer blob into its snapshot directory (if nobody else did) and records it.
-    fn unpack_snapshot(&self, digest: &str, diff_id: &str, chain: &str) -> Result<String> {
+    pub(crate) fn unpack_snapshot(
+        &self,
+        digest: &str,
+        diff_id: &str,
+        chain: &str,
+    ) -> Result<String> {
         let key = snapshot_key(chain)?;
         let dest = self.snapshots_dir().join(&key);
         if !dest.exists() {
