@@ -59,6 +59,7 @@ impl Stage {
             Init,
             Cgroup,
         ];
+        let v = v & 0xff;
         ALL.iter().copied().find(|s| *s as u32 == v).unwrap_or(Sync)
     }
 

@@ -29,6 +29,8 @@ enum RootStep {
 }
 
 struct MountStep {
+    /// The destination as written in the spec, for error messages.
+    dest: String,
     source: Option<CString>,
     rel: CString,
     /// (parent relative to the root, name) for every component, to create missing ones.
@@ -160,6 +162,18 @@ fn host_is_cgroup2() -> bool {
 }
 
 impl MountPlan {
+    /// The spec destination of the mount step named by a child report code, if any.
+    pub(crate) fn describe(&self, code: u32) -> Option<String> {
+        let i = (code >> 8) as usize;
+        (i > 0)
+            .then(|| {
+                self.steps
+                    .get(i - 1)
+                    .map(|s| format!(" {} (check its source and options)", s.dest))
+            })
+            .flatten()
+    }
+
     pub(crate) fn prepare(spec: &Spec, rootfs: &Rootfs) -> Result<MountPlan, RuntimeError> {
         let root = match rootfs {
             Rootfs::Overlay {
@@ -220,6 +234,7 @@ impl MountPlan {
                 create.push((cstr(&parent), cstr(&comps[i])));
             }
             steps.push(MountStep {
+                dest: m.destination().display().to_string(),
                 source,
                 rel: cstr(&comps.join("/")),
                 create,
@@ -365,8 +380,8 @@ impl MountPlan {
             if rootfd < 0 {
                 child_fail(errfd, Stage::RootfsMount as u32, errno());
             }
-            for step in &self.steps {
-                step.apply(errfd, rootfd);
+            for (i, step) in self.steps.iter().enumerate() {
+                step.apply(errfd, rootfd, Stage::Mount as u32 | ((i as u32 + 1) << 8));
             }
             if self.dev_tmpfs {
                 self.make_dev(errfd, rootfd);
@@ -507,8 +522,9 @@ impl MountStep {
     }
 
     /// Child side: creates the destination if needed and mounts through /proc/self/fd/N.
-    fn apply(&self, errfd: RawFd, rootfd: RawFd) {
-        let fail = |e| child_fail(errfd, Stage::Mount as u32, e);
+    /// `code` is [`Stage::Mount`] with the step number (from 1) in bits 8 and up.
+    fn apply(&self, errfd: RawFd, rootfd: RawFd, code: u32) {
+        let fail = |e| child_fail(errfd, code, e);
         let mut fd = self.open(rootfd);
         if fd < 0 && errno() == libc::ENOENT {
             let last = self.create.len() - 1;

@@ -236,7 +236,16 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
     drop(ns);
     if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()) {
         let _ = sys::waitpid(pid);
-        return Err(process.error_for(stage, err));
+        return Err(
+            match (process.error_for(stage, err), mounts.describe(stage)) {
+                (RuntimeError::Setup { stage, source, .. }, Some(detail)) => RuntimeError::Setup {
+                    stage,
+                    detail,
+                    source,
+                },
+                (e, _) => e,
+            },
+        );
     }
     Ok(Running {
         pid,

@@ -375,6 +375,15 @@ fn bind_mounts_apply_in_order_with_their_flags() {
         "a destination with .. is refused"
     );
     mounts.pop();
+    mounts.push(bind(&fx.dir.path().join("absent"), "/gone", &["rbind"]));
+    s.set_mounts(Some(mounts.clone()));
+    let e = run(&fx, "bind1", &s, Opts::default()).unwrap_err();
+    assert_eq!(e.exit_code(), 125);
+    assert!(
+        e.to_string().contains("/gone"),
+        "the error names the mount: {e}"
+    );
+    mounts.pop();
     mounts.push(bind(&host, "/rw", &["rbind", "rw"]));
     mounts.push(bind(&file, "/etc/single", &["bind", "ro"]));
     s.set_mounts(Some(mounts));
