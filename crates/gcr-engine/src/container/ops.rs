@@ -55,7 +55,7 @@ impl Engine {
         let keep_rm = r.config.opts.rm;
         let mut fixed = r.clone();
         fixed.config.opts.rm = false;
-        self.record_exit(&fixed, code)?;
+        self.record_exit(&fixed, code, None)?;
         if keep_rm {
             self.remove_files(&r);
             let cur = record::find(self.store.conn(), &r.id)?;

@@ -87,7 +87,7 @@ impl Engine {
             extra: Extra::default(),
         };
         let dir = self.container_dir(&id);
-        for sub in ["upper", "work", "rootfs"] {
+        for sub in ["upper", "work"] {
             std::fs::create_dir_all(dir.join(sub))
                 .map_err(io(format!("creating {}", dir.display())))?;
         }
@@ -127,7 +127,9 @@ impl Engine {
                 lowers: cfg.resolved.lowers.iter().map(PathBuf::from).collect(),
                 upper: dir.join("upper"),
                 work: dir.join("work"),
-                target: dir.join("rootfs"),
+                // Every container mounts its root here inside its own mount namespace, so
+                // one shared (always empty on the host) directory serves them all.
+                target: self.root().join("mnt"),
             },
             stdio,
             seccomp: if cfg.resolved.seccomp {
@@ -174,18 +176,32 @@ impl Engine {
     }
 
     /// Records an exit, tears down the cgroup, and removes the container when `--rm`.
-    pub(crate) fn record_exit(&self, r: &Record, code: i32) -> Result<(), EngineError> {
-        let mgr = gcr_runtime::cgroups::CgroupManager::detect().ok();
-        let cg = mgr.as_ref().map(|m| m.open(&r.id));
-        let oom = cg.as_ref().is_some_and(|c| c.oom_killed());
-        if let Some(c) = &cg {
-            c.kill_all(libc::SIGKILL);
-            let _ = c.destroy();
+    /// `cg` is the container's cgroup when the caller still holds it (saves a lookup).
+    pub(crate) fn record_exit(
+        &self,
+        r: &Record,
+        code: i32,
+        cg: Option<&gcr_runtime::cgroups::Cgroup>,
+    ) -> Result<(), EngineError> {
+        let opened;
+        let cg = match cg {
+            Some(c) => Some(c),
+            None => {
+                opened = gcr_runtime::cgroups::CgroupManager::detect()
+                    .ok()
+                    .map(|m| m.open(&r.id));
+                opened.as_ref()
+            }
+        };
+        let oom = cg.is_some_and(|c| c.oom_killed());
+        if let Some(c) = cg {
+            // The pid namespace died with its init, so the group is normally empty.
+            if c.destroy().is_err() {
+                c.kill_all(libc::SIGKILL);
+                let _ = c.destroy();
+            }
         }
-        let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
         self.net_detach(r);
-        let conn = self.store.conn();
-        let cur = record::find(conn, &r.id)?;
         let u = Update {
             pid: Some(None),
             finished_at: Some(now_secs()),
@@ -194,13 +210,22 @@ impl Engine {
             ..Default::default()
         };
         let cause = if oom { "oom" } else { "die" };
-        record::set_state(conn, &cur, Some(&cur.state), "exited", cause, &u)?;
-        if r.config.opts.rm {
+        let rm = r.config.opts.rm;
+        self.store.transaction(|tx| -> Result<(), EngineError> {
+            let cur = record::find(tx, &r.id)?;
+            record::set_state(tx, &cur, Some(&cur.state), "exited", cause, &u)?;
+            if rm {
+                let mut gone = cur;
+                gone.state = "exited".into();
+                record::delete(tx, &gone, "rm")?;
+            }
+            Ok(())
+        })?;
+        if rm {
             self.volumes_release(r, true);
             self.remove_files(r);
-            let mut gone = cur;
-            gone.state = "exited".into();
-            record::delete(conn, &gone, "rm")?;
+        } else {
+            let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
         }
         Ok(())
     }
@@ -218,7 +243,7 @@ impl Engine {
         let mut r = self.create(opts)?;
         t.mark("create");
         let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
-        let running = match self.launch(&r, stdio) {
+        let mut running = match self.launch(&r, stdio) {
             Ok(x) => x,
             Err(e) => {
                 self.discard_after_failed_start(&r);
@@ -229,10 +254,11 @@ impl Engine {
         let me = std::process::id() as i32;
         self.mark_running(&mut r, running.pid, me, "start")?;
         t.mark("mark_running");
+        let cg = running.cgroup.take();
         let status = wait_foreground(running)?;
         t.mark("wait");
         let code = status.code();
-        self.record_exit(&r, code)?;
+        self.record_exit(&r, code, cg.as_ref())?;
         t.mark("record_exit");
         Ok(code)
     }

@@ -314,7 +314,7 @@ fn supervise(root: &Path, run_dir: &Path, id: &str, pid: &mut i32, fds: Vec<Owne
         let Some(r) = wait_until_started(&engine, id) else {
             return 0;
         };
-        if engine.record_exit(&r, code).is_err() || r.config.opts.rm {
+        if engine.record_exit(&r, code, None).is_err() || r.config.opts.rm {
             return 0;
         }
         let policy = r.config.opts.restart;
