@@ -1,0 +1,318 @@
+//! Child side of the mount plan: overlay or bind root, the spec's mounts through
+//! /proc/self/fd/N of an openat2(RESOLVE_IN_ROOT) descriptor, /dev nodes and links,
+//! pivot_root, masked and read-only paths. Only system calls on prepared data.
+
+use std::os::fd::RawFd;
+
+use super::{MountPlan, MountStep, RootStep};
+use crate::error::Stage;
+use crate::sys::{self, child_fail, errno};
+
+impl MountPlan {
+    /// Child side: builds the root and pivots into it. Returns with cwd = new "/".
+    pub(crate) fn apply(&self, errfd: RawFd) {
+        // SAFETY: every call below is a plain system call on NUL-terminated strings and
+        // descriptors prepared by the parent or opened here.
+        unsafe {
+            libc::umask(0);
+            if libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                self.propagation,
+                std::ptr::null(),
+            ) != 0
+            {
+                child_fail(errfd, Stage::Propagation as u32, errno());
+            }
+            let target = match &self.root {
+                RootStep::Overlay {
+                    chdir,
+                    opts,
+                    target,
+                } => {
+                    if let Some(dir) = chdir {
+                        if libc::chdir(dir.as_ptr()) != 0 {
+                            child_fail(errfd, Stage::RootfsMount as u32, errno());
+                        }
+                    }
+                    if libc::mount(
+                        c"overlay".as_ptr(),
+                        target.as_ptr(),
+                        c"overlay".as_ptr(),
+                        0,
+                        opts.as_ptr().cast(),
+                    ) != 0
+                    {
+                        child_fail(errfd, Stage::RootfsMount as u32, errno());
+                    }
+                    target
+                }
+                RootStep::Bind(path) => {
+                    if libc::mount(
+                        path.as_ptr(),
+                        path.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REC,
+                        std::ptr::null(),
+                    ) != 0
+                    {
+                        child_fail(errfd, Stage::RootfsMount as u32, errno());
+                    }
+                    path
+                }
+            };
+            let rootfd = libc::open(
+                target.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if rootfd < 0 {
+                child_fail(errfd, Stage::RootfsMount as u32, errno());
+            }
+            for (i, step) in self.steps.iter().enumerate() {
+                step.apply(errfd, rootfd, Stage::Mount as u32 | ((i as u32 + 1) << 8));
+            }
+            if self.dev_tmpfs {
+                self.make_dev(errfd, rootfd);
+            }
+            if libc::fchdir(rootfd) != 0
+                || sys::pivot_root(c".".as_ptr(), c".".as_ptr()) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c".".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_SLAVE | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
+                || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0
+                || libc::chdir(c"/".as_ptr()) != 0
+            {
+                child_fail(errfd, Stage::PivotRoot as u32, errno());
+            }
+            libc::close(rootfd);
+            for p in &self.masked {
+                if libc::mount(
+                    c"/dev/null".as_ptr(),
+                    p.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    match errno() {
+                        libc::ENOENT => {}
+                        libc::ENOTDIR => {
+                            if libc::mount(
+                                c"tmpfs".as_ptr(),
+                                p.as_ptr(),
+                                c"tmpfs".as_ptr(),
+                                libc::MS_RDONLY,
+                                c"size=0".as_ptr().cast(),
+                            ) != 0
+                            {
+                                child_fail(errfd, Stage::MaskPaths as u32, errno());
+                            }
+                        }
+                        e => child_fail(errfd, Stage::MaskPaths as u32, e),
+                    }
+                }
+            }
+            for p in &self.readonly {
+                if libc::mount(
+                    p.as_ptr(),
+                    p.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    if errno() == libc::ENOENT {
+                        continue;
+                    }
+                    child_fail(errfd, Stage::ReadonlyPaths as u32, errno());
+                }
+                let fl = libc::MS_BIND
+                    | libc::MS_REMOUNT
+                    | libc::MS_RDONLY
+                    | libc::MS_NOSUID
+                    | libc::MS_NODEV
+                    | libc::MS_NOEXEC;
+                if libc::mount(
+                    std::ptr::null(),
+                    p.as_ptr(),
+                    std::ptr::null(),
+                    fl,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    child_fail(errfd, Stage::ReadonlyPaths as u32, errno());
+                }
+            }
+            if self.root_readonly
+                && libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                    std::ptr::null(),
+                ) != 0
+            {
+                child_fail(errfd, Stage::RootfsMount as u32, errno());
+            }
+        }
+    }
+
+    /// Child side: device nodes and the standard links in the fresh /dev tmpfs.
+    unsafe fn make_dev(&self, errfd: RawFd, rootfd: RawFd) {
+        let dev = sys::openat2(
+            rootfd,
+            c"dev".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY,
+            sys::RESOLVE_IN_ROOT,
+        );
+        if dev < 0 {
+            child_fail(errfd, Stage::Devices as u32, errno());
+        }
+        // SAFETY: mknodat/symlinkat on a directory descriptor with static or prepared strings.
+        unsafe {
+            for d in &self.devices {
+                if libc::mknodat(dev, d.name.as_ptr(), d.mode, d.dev) != 0
+                    && errno() != libc::EEXIST
+                {
+                    child_fail(errfd, Stage::Devices as u32, errno());
+                }
+            }
+            for (target, name) in [
+                (c"/proc/self/fd", c"fd"),
+                (c"/proc/self/fd/0", c"stdin"),
+                (c"/proc/self/fd/1", c"stdout"),
+                (c"/proc/self/fd/2", c"stderr"),
+                (c"pts/ptmx", c"ptmx"),
+            ] {
+                if libc::symlinkat(target.as_ptr(), dev, name.as_ptr()) != 0
+                    && errno() != libc::EEXIST
+                {
+                    child_fail(errfd, Stage::Devices as u32, errno());
+                }
+            }
+            libc::close(dev);
+        }
+    }
+}
+
+impl MountStep {
+    fn open(&self, rootfd: RawFd) -> RawFd {
+        sys::openat2(
+            rootfd,
+            self.rel.as_ptr(),
+            libc::O_PATH,
+            sys::RESOLVE_IN_ROOT,
+        )
+    }
+
+    /// Child side: creates the destination if needed and mounts through /proc/self/fd/N.
+    /// `code` is [`Stage::Mount`] with the step number (from 1) in bits 8 and up.
+    fn apply(&self, errfd: RawFd, rootfd: RawFd, code: u32) {
+        let fail = |e| child_fail(errfd, code, e);
+        let mut fd = self.open(rootfd);
+        if fd < 0 && errno() == libc::ENOENT {
+            let last = self.create.len() - 1;
+            for (i, (parent, name)) in self.create.iter().enumerate() {
+                let pfd = sys::openat2(
+                    rootfd,
+                    parent.as_ptr(),
+                    libc::O_DIRECTORY,
+                    sys::RESOLVE_IN_ROOT,
+                );
+                if pfd < 0 {
+                    fail(errno());
+                }
+                // SAFETY: mkdirat/openat on a directory we just opened.
+                unsafe {
+                    let r = if i == last && self.file {
+                        let f = libc::openat(
+                            pfd,
+                            name.as_ptr(),
+                            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                            0o644,
+                        );
+                        if f >= 0 {
+                            libc::close(f);
+                        }
+                        f.min(0)
+                    } else {
+                        libc::mkdirat(pfd, name.as_ptr(), 0o755)
+                    };
+                    let e = errno();
+                    libc::close(pfd);
+                    if r != 0 && e != libc::EEXIST {
+                        fail(e);
+                    }
+                }
+            }
+            fd = self.open(rootfd);
+        }
+        if fd < 0 {
+            fail(errno());
+        }
+        let mut buf = [0u8; 32];
+        let path = sys::proc_fd_path(&mut buf, fd);
+        let src = self
+            .source
+            .as_ref()
+            .map_or(c"none".as_ptr(), |s| s.as_ptr());
+        let fstype = self
+            .fstype
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.as_ptr());
+        let data = self
+            .data
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.as_ptr().cast());
+        // SAFETY: mount on a magic-link path naming the descriptor resolved inside the root.
+        unsafe {
+            let base = if self.bind {
+                self.flags & (libc::MS_BIND | libc::MS_REC)
+            } else {
+                self.flags
+            };
+            if libc::mount(src, path, fstype, base, data) != 0 {
+                fail(errno());
+            }
+            libc::close(fd);
+            let extra = self.flags & !(libc::MS_BIND | libc::MS_REC);
+            if (self.bind && extra != 0) || self.propagation != 0 {
+                // Reopen: the old descriptor names the covered directory, not the new mount.
+                let fd = self.open(rootfd);
+                if fd < 0 {
+                    fail(errno());
+                }
+                let path = sys::proc_fd_path(&mut buf, fd);
+                if self.bind
+                    && extra != 0
+                    && libc::mount(
+                        std::ptr::null(),
+                        path,
+                        std::ptr::null(),
+                        libc::MS_BIND | libc::MS_REMOUNT | extra,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    fail(errno());
+                }
+                if self.propagation != 0
+                    && libc::mount(
+                        std::ptr::null(),
+                        path,
+                        std::ptr::null(),
+                        self.propagation,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    fail(errno());
+                }
+                libc::close(fd);
+            }
+        }
+    }
+}
