@@ -1,0 +1,142 @@
+//! Forwarding and outbound masquerade for a bridge network, installed once per network:
+//! one nftables table `ip gcr_<bridge>` (removed whole), or iptables rules tagged with a
+//! comment when nft is missing or refuses. Hosts that allow neither still get container-to-
+//! container and host-to-container traffic.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::Subnet;
+
+/// Which mechanism carries a network's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Nft,
+    Iptables,
+    None,
+}
+
+impl Backend {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Backend::Nft => "nftables",
+            Backend::Iptables => "iptables",
+            Backend::None => "none",
+        }
+    }
+}
+
+/// The nftables table of bridge `bridge`.
+pub fn table_name(bridge: &str) -> String {
+    format!("gcr_{}", bridge.replace(['-', '.'], "_"))
+}
+
+/// Turns on IPv4 forwarding when it is off and the host lets us; returns whether it is on.
+pub fn enable_forwarding() -> bool {
+    const P: &str = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(P).is_ok_and(|v| v.trim() == "1") {
+        return true;
+    }
+    std::fs::write(P, "1").is_ok()
+}
+
+fn nft_script(bridge: &str, subnet: &Subnet) -> String {
+    let t = table_name(bridge);
+    format!(
+        "table ip {t} {{}}\nflush table ip {t}\ntable ip {t} {{\n\
+         \tchain postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
+         \t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n\t}}\n\
+         \tchain forward {{ type filter hook forward priority filter; policy accept;\n\
+         \t\tiifname \"{bridge}\" accept\n\
+         \t\toifname \"{bridge}\" ct state established,related accept\n\t}}\n}}\n"
+    )
+}
+
+fn run_quiet(cmd: &mut Command, stdin: Option<&str>) -> bool {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let Ok(mut child) = cmd.spawn() else {
+        return false;
+    };
+    if let (Some(text), Some(mut i)) = (stdin, child.stdin.take()) {
+        let _ = i.write_all(text.as_bytes());
+    }
+    child.wait().is_ok_and(|s| s.success())
+}
+
+fn iptables_rule(bridge: &str, subnet: &Subnet) -> Vec<String> {
+    [
+        "-t",
+        "nat",
+        "POSTROUTING",
+        "-s",
+        &subnet.to_string(),
+        "!",
+        "-o",
+        bridge,
+        "-j",
+        "MASQUERADE",
+        "-m",
+        "comment",
+        "--comment",
+        &format!("gcr:{bridge}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn iptables(op: &str, bridge: &str, subnet: &Subnet) -> bool {
+    let mut args = iptables_rule(bridge, subnet);
+    args.insert(2, op.to_string());
+    run_quiet(Command::new("iptables").args(&args), None)
+}
+
+/// Installs forwarding and masquerade for a network; idempotent.
+pub fn install(bridge: &str, subnet: &Subnet) -> Backend {
+    enable_forwarding();
+    if run_quiet(
+        Command::new("nft").args(["-f", "-"]),
+        Some(&nft_script(bridge, subnet)),
+    ) {
+        return Backend::Nft;
+    }
+    if iptables("-C", bridge, subnet) || iptables("-A", bridge, subnet) {
+        return Backend::Iptables;
+    }
+    Backend::None
+}
+
+/// Removes what [`install`] added for this network (both kinds, ignoring absence).
+pub fn remove(bridge: &str, subnet: &Subnet) {
+    run_quiet(
+        Command::new("nft").args(["delete", "table", "ip", &table_name(bridge)]),
+        None,
+    );
+    while iptables("-D", bridge, subnet) {}
+}
+
+/// Whether the nft table of `bridge` exists (for leak checks).
+pub fn nft_table_exists(bridge: &str) -> bool {
+    run_quiet(
+        Command::new("nft").args(["list", "table", "ip", &table_name(bridge)]),
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nft_script_names_bridge_and_subnet() {
+        let s = nft_script("gcr0", &Subnet::parse("10.88.0.0/16").unwrap());
+        assert!(s.contains("table ip gcr_gcr0"));
+        assert!(s.contains("ip saddr 10.88.0.0/16 oifname != \"gcr0\" masquerade"));
+        assert_eq!(table_name("a-b.c"), "gcr_a_b_c");
+    }
+}

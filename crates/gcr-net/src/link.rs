@@ -1,0 +1,126 @@
+//! Link, address and route operations on top of [`crate::netlink`]: bridges, veth pairs
+//! whose peer lands directly in a container's namespace, IPv4 addresses and default routes.
+
+use std::ffi::CString;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::RawFd;
+
+use crate::netlink::{Msg, Socket, NLM_F_CREATE, NLM_F_EXCL};
+use crate::netlink::{RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
+
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MASTER: u16 = 10;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const IFF_UP: u32 = libc::IFF_UP as u32;
+
+/// The index of interface `name` in the calling thread's namespace, if it exists.
+pub fn index(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+/// Whether `name` is a valid interface name (1..=15 bytes, no '/', whitespace or ':').
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Creates bridge `name`, up.
+pub fn create_bridge(s: &mut Socket, name: &str) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    m.ifinfo(0, IFF_UP, IFF_UP)
+        .attr_str(IFLA_IFNAME, name)
+        .begin(IFLA_LINKINFO)
+        .attr_str(IFLA_INFO_KIND, "bridge")
+        .end();
+    s.request(&mut m)
+}
+
+/// Sets link `index` up.
+pub fn set_up(s: &mut Socket, index: u32) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWLINK, 0);
+    m.ifinfo(index as i32, IFF_UP, IFF_UP);
+    s.request(&mut m)
+}
+
+/// Creates a veth pair: `host` (up, enslaved to bridge `master`) in the socket's namespace
+/// and `peer` (down: veth refuses to open before its pair exists) in the namespace `peer_ns`.
+pub fn create_veth(
+    s: &mut Socket,
+    host: &str,
+    master: u32,
+    peer: &str,
+    peer_ns: RawFd,
+) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    m.ifinfo(0, IFF_UP, IFF_UP)
+        .attr_str(IFLA_IFNAME, host)
+        .attr_u32(IFLA_MASTER, master)
+        .begin(IFLA_LINKINFO)
+        .attr_str(IFLA_INFO_KIND, "veth")
+        .begin(IFLA_INFO_DATA)
+        .begin(VETH_INFO_PEER)
+        .ifinfo(0, 0, 0)
+        .attr_str(IFLA_IFNAME, peer)
+        .attr_u32(IFLA_NET_NS_FD, peer_ns as u32)
+        .end()
+        .end()
+        .end();
+    s.request(&mut m)
+}
+
+/// Deletes link `name`; a link that does not exist is not an error.
+pub fn delete(s: &mut Socket, name: &str) -> io::Result<()> {
+    let mut m = Msg::new(RTM_DELLINK, 0);
+    m.ifinfo(0, 0, 0).attr_str(IFLA_IFNAME, name);
+    match s.request(&mut m) {
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+        r => r,
+    }
+}
+
+/// Adds `ip/prefix` to link `index`; an address already present is not an error.
+pub fn add_addr(s: &mut Socket, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    let mut hdr = [0u8; 8];
+    hdr[0] = libc::AF_INET as u8;
+    hdr[1] = prefix;
+    hdr[4..8].copy_from_slice(&index.to_ne_bytes());
+    m.raw(&hdr)
+        .attr(IFA_LOCAL, &ip.octets())
+        .attr(IFA_ADDRESS, &ip.octets());
+    match s.request(&mut m) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r,
+    }
+}
+
+/// Adds a default route via `gw` on link `oif`.
+pub fn add_default_route(s: &mut Socket, gw: Ipv4Addr, oif: u32) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    let mut hdr = [0u8; 12];
+    hdr[0] = libc::AF_INET as u8;
+    hdr[4] = libc::RT_TABLE_MAIN;
+    hdr[5] = libc::RTPROT_BOOT;
+    hdr[6] = libc::RT_SCOPE_UNIVERSE;
+    hdr[7] = libc::RTN_UNICAST;
+    m.raw(&hdr)
+        .attr(RTA_GATEWAY, &gw.octets())
+        .attr_u32(RTA_OIF, oif);
+    s.request(&mut m)
+}

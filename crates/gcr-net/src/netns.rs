@@ -1,0 +1,91 @@
+//! Network namespaces for containers: a helper thread unshares a new namespace, keeps a
+//! descriptor to it, and configures it (loopback, the container end of a veth pair, its
+//! address and default route) with a netlink socket opened inside, while the host end is
+//! created through the caller's host-namespace socket. The calling thread never changes
+//! namespace.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::netlink::Socket;
+use crate::{link, NetError};
+
+/// The container side of a bridge attachment.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Name of the host end of the veth pair.
+    pub host_if: String,
+    /// Index of the bridge the host end joins.
+    pub bridge: u32,
+    /// Name of the container end (e.g. `eth0`).
+    pub peer_if: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+/// Creates a new network namespace wired to the bridge as `ep` says; returns a descriptor
+/// to the namespace (close-on-exec). On failure the host end is removed again.
+pub fn create_attached(host: &mut Socket, ep: &Endpoint) -> Result<OwnedFd, NetError> {
+    std::thread::scope(|s| {
+        s.spawn(|| in_new_netns(host, ep))
+            .join()
+            .unwrap_or_else(|_| Err(NetError::Invalid("the netns helper thread panicked".into())))
+    })
+}
+
+/// Moves the calling (helper) thread into a new network namespace; returns a descriptor to it.
+fn unshare_here() -> Result<OwnedFd, NetError> {
+    // SAFETY: unshare with a constant flag affects only this helper thread.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(NetError::Os(
+            "creating a network namespace".into(),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: opening a constant, NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/thread-self/ns/net".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(NetError::Os(
+            "opening the new network namespace".into(),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fd is fresh and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn in_new_netns(host: &mut Socket, ep: &Endpoint) -> Result<OwnedFd, NetError> {
+    let ns = unshare_here()?;
+    link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, ns.as_raw_fd())
+        .map_err(NetError::os(format!("creating veth pair {}", ep.host_if)))?;
+    let r = configure_inside(ep);
+    if r.is_err() {
+        let _ = link::delete(host, &ep.host_if);
+    }
+    r.map(|()| ns)
+}
+
+fn configure_inside(ep: &Endpoint) -> Result<(), NetError> {
+    let mut s = Socket::open().map_err(NetError::os("opening a netlink socket"))?;
+    link::set_up(&mut s, 1).map_err(NetError::os("bringing up lo"))?;
+    let idx = link::index(&ep.peer_if).ok_or_else(|| {
+        NetError::Invalid(format!(
+            "interface {} did not appear in the container namespace",
+            ep.peer_if
+        ))
+    })?;
+    link::set_up(&mut s, idx).map_err(NetError::os(format!("bringing up {}", ep.peer_if)))?;
+    link::add_addr(&mut s, idx, ep.ip, ep.prefix)
+        .map_err(NetError::os(format!("adding address {}", ep.ip)))?;
+    link::add_default_route(&mut s, ep.gateway, idx).map_err(NetError::os(format!(
+        "adding the default route via {}",
+        ep.gateway
+    )))?;
+    Ok(())
+}
