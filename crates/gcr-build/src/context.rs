@@ -1,0 +1,243 @@
+//! The build context: resolving a copy `src` safely inside it, walking it (honouring
+//! `.gcrignore`, never following symlinks), and digesting files through the file-metadata
+//! index so an unchanged file is never re-read.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{BuildError, Result};
+use crate::ignore::Ignore;
+
+/// What a context entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    File { size: u64, digest: String },
+    Dir,
+    Symlink(String),
+}
+
+/// One entry found under a copy source.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Relative to the copy source (`""` for the source itself).
+    pub rel: String,
+    pub abs: PathBuf,
+    pub mode: u32,
+    pub kind: Kind,
+}
+
+/// The file-metadata index (path, size, mtime, ctime, inode → digest), loaded for one
+/// context with one range query and written back in one transaction.
+pub struct FileIndex {
+    known: HashMap<String, (i64, i64, i64, i64, String)>,
+    changed: Vec<(String, i64, i64, i64, i64, String)>,
+    /// Files whose content was read (for the output and tests).
+    pub hashed: usize,
+}
+
+impl FileIndex {
+    /// Loads every index row under `ctx` (a canonical directory).
+    pub fn load(conn: &Connection, ctx: &Path) -> Result<FileIndex> {
+        let lo = format!("{}/", ctx.display());
+        let hi = format!("{}0", ctx.display());
+        let mut st = conn.prepare_cached(
+            "SELECT path, size, mtime_ns, ctime_ns, ino, digest FROM build_file_index WHERE path >= ?1 AND path < ?2",
+        )?;
+        let mut known = HashMap::new();
+        let mut rows = st.query(params![lo, hi])?;
+        while let Some(r) = rows.next()? {
+            known.insert(
+                r.get::<_, String>(0)?,
+                (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+            );
+        }
+        Ok(FileIndex {
+            known,
+            changed: Vec::new(),
+            hashed: 0,
+        })
+    }
+
+    /// The sha256 digest of a regular file, from the index when its metadata is unchanged.
+    pub fn digest(&mut self, path: &Path, md: &std::fs::Metadata) -> Result<String> {
+        let key = path.display().to_string();
+        let stat = (
+            md.size() as i64,
+            md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+            md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+            md.ino() as i64,
+        );
+        if let Some((s, m, c, i, d)) = self.known.get(&key) {
+            if (*s, *m, *c, *i) == stat {
+                return Ok(d.clone());
+            }
+        }
+        let d = sha256_file(path)?;
+        self.hashed += 1;
+        self.changed
+            .push((key, stat.0, stat.1, stat.2, stat.3, d.clone()));
+        Ok(d)
+    }
+
+    /// Writes new and changed rows back.
+    pub fn save(&mut self, store: &gcr_store::Store) -> Result<()> {
+        if self.changed.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.changed);
+        store.transaction(|tx| -> Result<()> {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO build_file_index(path, size, mtime_ns, ctime_ns, ino, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (p, s, m, c, i, d) in &rows {
+                st.execute(params![p, s, m, c, i, d])?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// sha256 of a file's content as `sha256:<hex>`.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(BuildError::io("cannot read", path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(BuildError::io("cannot read", path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// Resolves a copy `src` (normalized, relative) inside the canonical context `ctx`.
+pub fn resolve_src(ctx: &Path, src: &str) -> Result<PathBuf> {
+    let shown = if src.is_empty() { "." } else { src };
+    let p = ctx.join(src.trim_end_matches('/'));
+    if std::fs::symlink_metadata(&p).is_err() {
+        return Err(BuildError::MissingSource(shown.to_string()));
+    }
+    let real = p
+        .canonicalize()
+        .map_err(|_| BuildError::MissingSource(shown.to_string()))?;
+    if !real.starts_with(ctx) {
+        return Err(BuildError::EscapingSource(shown.to_string()));
+    }
+    Ok(real)
+}
+
+/// Walks a copy source: the source itself, then (for a directory) everything below it in
+/// sorted order, skipping what `.gcrignore` excludes. `ctx_rel` is the source's path
+/// relative to the context (for matching ignore rules).
+pub fn walk(
+    src: &Path,
+    ctx_rel: &str,
+    ignore: &Ignore,
+    index: &mut FileIndex,
+) -> Result<Vec<Found>> {
+    let mut out = Vec::new();
+    let md = std::fs::metadata(src).map_err(BuildError::io("cannot read", src))?;
+    let top = entry(src, String::new(), &md, index)?;
+    let is_dir = matches!(top.kind, Kind::Dir);
+    out.push(top);
+    if is_dir {
+        walk_dir(src, "", ctx_rel, ignore, index, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn walk_dir(
+    dir: &Path,
+    rel: &str,
+    ctx_rel: &str,
+    ignore: &Ignore,
+    index: &mut FileIndex,
+    out: &mut Vec<Found>,
+) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(BuildError::io("cannot list", dir))?;
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    for e in rd {
+        names.push(e.map_err(BuildError::io("cannot list", dir))?.file_name());
+    }
+    names.sort();
+    for n in names {
+        let Some(name) = n.to_str() else {
+            return Err(BuildError::Usage(format!(
+                "file name {:?} in {} is not valid UTF-8; rename it or list it in .gcrignore",
+                n,
+                dir.display()
+            )));
+        };
+        let child_rel = if rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let in_ctx = if ctx_rel.is_empty() || ctx_rel == "." {
+            child_rel.clone()
+        } else {
+            format!("{ctx_rel}/{child_rel}")
+        };
+        let abs = dir.join(name);
+        let md = std::fs::symlink_metadata(&abs).map_err(BuildError::io("cannot read", &abs))?;
+        let excluded = !ignore.is_empty() && ignore.excluded(&in_ctx);
+        if excluded && !(md.is_dir() && ignore.may_reinclude_below(&in_ctx)) {
+            continue;
+        }
+        let ft = md.file_type();
+        if !(ft.is_file() || ft.is_dir() || ft.is_symlink()) {
+            continue; // sockets, fifos and devices are not build inputs
+        }
+        if !excluded {
+            out.push(entry(&abs, child_rel.clone(), &md, index)?);
+        }
+        if ft.is_dir() {
+            walk_dir(&abs, &child_rel, ctx_rel, ignore, index, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn entry(abs: &Path, rel: String, md: &std::fs::Metadata, index: &mut FileIndex) -> Result<Found> {
+    let ft = md.file_type();
+    let kind = if ft.is_symlink() {
+        let t = std::fs::read_link(abs).map_err(BuildError::io("cannot read link", abs))?;
+        Kind::Symlink(t.to_string_lossy().into_owned())
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else {
+        Kind::File {
+            size: md.size(),
+            digest: index.digest(abs, md)?,
+        }
+    };
+    Ok(Found {
+        rel,
+        abs: abs.to_path_buf(),
+        mode: md.mode() & 0o7777,
+        kind,
+    })
+}
+
+/// A digest of the whole walked tree (names, types, modes, sizes and content digests).
+pub fn tree_digest(found: &[Found]) -> String {
+    let mut h = Sha256::new();
+    for f in found {
+        let line = match &f.kind {
+            Kind::File { size, digest } => format!("f {:o} {size} {digest} {}\n", f.mode, f.rel),
+            Kind::Dir => format!("d {:o} {}\n", f.mode, f.rel),
+            Kind::Symlink(t) => format!("l {t} {}\n", f.rel),
+        };
+        h.update(line.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
