@@ -97,7 +97,7 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>, EngineError> {
 }
 
 /// Capability names (`CAP_…`) for a mask, as oci-spec values.
-fn cap_set(mask: u64) -> Capabilities {
+pub(crate) fn cap_set(mask: u64) -> Capabilities {
     let mut set = HashSet::new();
     for name in gcr_runtime::caps::names(mask) {
         if let Ok(c) = serde_json::from_value::<Capability>(serde_json::Value::String(name)) {

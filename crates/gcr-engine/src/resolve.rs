@@ -279,7 +279,89 @@ pub fn resolve(
         lowers,
         network_data: serde_json::Value::Null,
         volume_data: serde_json::Value::Null,
+        health: resolve_health(opts, c.get("Healthcheck"))?,
     })
+}
+
+fn duration_ms(flag: &str, v: &Option<String>, default_ms: u64) -> Result<u64, EngineError> {
+    match v {
+        None => Ok(default_ms),
+        Some(s) => gcr_core::units::parse_duration(s)
+            .map(|d| d.as_millis() as u64)
+            .map_err(|_| {
+                EngineError::Usage(format!(
+                    "invalid value '{s}' for {flag}: not a duration; use e.g. 30s or 500ms"
+                ))
+            }),
+    }
+}
+
+/// The healthcheck from `--health-*` flags over the image's `Healthcheck` (Docker rules:
+/// `NONE` disables; durations in the image are nanoseconds; defaults 30s/30s/3/0s).
+fn resolve_health(
+    opts: &RunOptions,
+    image: Option<&Value>,
+) -> Result<Option<crate::container::config::HealthConfig>, EngineError> {
+    if opts.no_healthcheck {
+        return Ok(None);
+    }
+    let img = image.filter(|v| v.is_object());
+    let ns = |k: &str| {
+        img.and_then(|v| v.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            / 1_000_000
+    };
+    let or = |v: u64, d: u64| if v == 0 { d } else { v };
+    let interval_ms = duration_ms(
+        "--health-interval",
+        &opts.health_interval,
+        or(ns("Interval"), 30_000),
+    )?;
+    let timeout_ms = duration_ms(
+        "--health-timeout",
+        &opts.health_timeout,
+        or(ns("Timeout"), 30_000),
+    )?;
+    let start_period_ms = duration_ms(
+        "--health-start-period",
+        &opts.health_start_period,
+        ns("StartPeriod"),
+    )?;
+    if interval_ms == 0 || timeout_ms == 0 {
+        return Err(EngineError::Usage(
+            "--health-interval and --health-timeout must be greater than 0".into(),
+        ));
+    }
+    let test: Vec<String> = match &opts.health_cmd {
+        Some(c) => vec!["/bin/sh".into(), "-c".into(), c.clone()],
+        None => {
+            let t = strings(img.and_then(|v| v.get("Test")));
+            match t.first().map(String::as_str) {
+                Some("CMD") => t[1..].to_vec(),
+                Some("CMD-SHELL") => {
+                    vec!["/bin/sh".into(), "-c".into(), t[1..].join(" ")]
+                }
+                _ => return Ok(None),
+            }
+        }
+    };
+    if test.is_empty() {
+        return Ok(None);
+    }
+    let image_retries = img
+        .and_then(|v| v.get("Retries"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as u32;
+    Ok(Some(crate::container::config::HealthConfig {
+        test,
+        interval_ms,
+        timeout_ms,
+        retries: opts
+            .health_retries
+            .unwrap_or(or(image_retries as u64, 3) as u32),
+        start_period_ms,
+    }))
 }
 
 #[cfg(test)]

@@ -324,6 +324,24 @@ pub struct RunArgs {
     /// Mount a tmpfs: /path[:size=64m,mode=1777].
     #[arg(long = "tmpfs")]
     pub tmpfs: Vec<String>,
+    /// Command to check health (run with /bin/sh -c inside the container).
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time a check may take (e.g. 30s).
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Start period during which failures do not count (e.g. 5s).
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable any healthcheck the image defines.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -94,6 +94,12 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         publish_all: a.publish_all,
         volumes: a.volume.clone(),
         tmpfs: a.tmpfs.clone(),
+        health_cmd: a.health_cmd.clone(),
+        health_interval: a.health_interval.clone(),
+        health_timeout: a.health_timeout.clone(),
+        health_retries: a.health_retries,
+        health_start_period: a.health_start_period.clone(),
+        no_healthcheck: a.no_healthcheck,
     })
 }
 

@@ -200,3 +200,57 @@ fn reconciles_after_supervisor_crash_and_reboot() {
     env.ok(&["rm", "orphan"]);
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn healthchecks_turn_healthy_and_unhealthy() {
+    if !need_root("healthchecks_turn_healthy_and_unhealthy") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok && echo fine",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "2",
+        IMAGE,
+        "sh",
+        "-c",
+        LOOP,
+    ]);
+    let status = |env: &Env| {
+        state(env, "hc")["Health"]["Status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(env.ok(&["ps"]).contains("(health: starting)") || status(&env) != "starting");
+    assert!(
+        eventually(5, || status(&env) == "unhealthy"),
+        "{}",
+        status(&env)
+    );
+    assert!(env.ok(&["ps"]).contains("(unhealthy)"));
+    env.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    assert!(
+        eventually(5, || status(&env) == "healthy"),
+        "{}",
+        status(&env)
+    );
+    let st = state(&env, "hc");
+    let log = st["Health"]["Log"].as_array().unwrap();
+    assert!(log.last().unwrap()["Output"]
+        .as_str()
+        .unwrap()
+        .contains("fine"));
+    assert!(env.ok(&["ps"]).contains("(healthy)"));
+    let ev = env.ok(&["events", "--format", "json"]);
+    assert!(ev.contains("health_status: healthy"), "{ev}");
+    let o = env.gcr(&["run", "--rm", "--health-interval", "soon", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+}

@@ -97,6 +97,30 @@ pub struct RunOptions {
     /// `--tmpfs /path[:options]`.
     #[serde(default)]
     pub tmpfs: Vec<String>,
+    /// `--health-cmd` (run with /bin/sh -c).
+    #[serde(default)]
+    pub health_cmd: Option<String>,
+    #[serde(default)]
+    pub health_interval: Option<String>,
+    #[serde(default)]
+    pub health_timeout: Option<String>,
+    #[serde(default)]
+    pub health_retries: Option<u32>,
+    #[serde(default)]
+    pub health_start_period: Option<String>,
+    /// `--no-healthcheck`: ignore the image's healthcheck.
+    #[serde(default)]
+    pub no_healthcheck: bool,
+}
+
+/// A healthcheck as resolved from the image and the flags (durations in milliseconds).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HealthConfig {
+    pub test: Vec<String>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub start_period_ms: u64,
 }
 
 /// The process and settings resolved at create time; stored with the container so that
@@ -125,6 +149,9 @@ pub struct Resolved {
     /// Volume-specific facts kept by the volumes module.
     #[serde(default)]
     pub volume_data: serde_json::Value,
+    /// The healthcheck, if any.
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
 }
 
 /// Everything stored in the `config` column of a container row.

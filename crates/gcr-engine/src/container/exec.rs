@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use gcr_runtime::{SeccompMode, Stdio};
-use oci_spec::runtime::{LinuxCapabilitiesBuilder, ProcessBuilder, UserBuilder};
+use oci_spec::runtime::{LinuxCapabilitiesBuilder, Process, ProcessBuilder, UserBuilder};
+
+use super::record::Record;
 
 use super::run::runtime_err;
 use crate::{resolve, Engine, EngineError};
@@ -49,47 +51,8 @@ impl Engine {
                 "exec needs a command to run after the container name".into(),
             ));
         }
+        let process = exec_process(&r, o)?;
         let res = &r.config.resolved;
-        let (uid, gid, gids) = match &o.user {
-            Some(u) => resolve::resolve_user(u, &res.lowers)?,
-            None => (res.uid, res.gid, res.additional_gids.clone()),
-        };
-        let mut env = res.env.clone();
-        for e in &o.env {
-            let key = e.split('=').next().unwrap_or("");
-            env.retain(|x| x.split('=').next() != Some(key));
-            env.push(e.clone());
-        }
-        let caps = r.config.resolved.caps_mask;
-        let names: std::collections::HashSet<_> = gcr_runtime::caps::names(caps)
-            .into_iter()
-            .filter_map(|n| serde_json::from_value(serde_json::Value::String(n)).ok())
-            .collect();
-        let capabilities = LinuxCapabilitiesBuilder::default()
-            .bounding(names.clone())
-            .effective(names.clone())
-            .permitted(names)
-            .build()
-            .map_err(spec_err)?;
-        let process = ProcessBuilder::default()
-            .terminal(o.tty)
-            .user(
-                UserBuilder::default()
-                    .uid(uid)
-                    .gid(gid)
-                    .additional_gids(gids)
-                    .build()
-                    .map_err(spec_err)?,
-            )
-            .args(o.cmd.clone())
-            .env(env)
-            .cwd(PathBuf::from(
-                o.workdir.clone().unwrap_or_else(|| res.cwd.clone()),
-            ))
-            .capabilities(capabilities)
-            .no_new_privileges(res.no_new_privileges)
-            .build()
-            .map_err(spec_err)?;
         let mgr = gcr_runtime::cgroups::CgroupManager::detect().ok();
         let cg = mgr.as_ref().map(|m| m.open(&r.id));
         let seccomp = if res.seccomp {
@@ -116,4 +79,45 @@ impl Engine {
         let status = gcr_runtime::wait_exit(&running).map_err(runtime_err)?;
         Ok(status.code())
     }
+}
+
+/// The OCI process for a command run inside `r` (by `exec` and healthchecks).
+pub(crate) fn exec_process(r: &Record, o: &ExecOptions) -> Result<Process, EngineError> {
+    let res = &r.config.resolved;
+    let (uid, gid, gids) = match &o.user {
+        Some(u) => resolve::resolve_user(u, &res.lowers)?,
+        None => (res.uid, res.gid, res.additional_gids.clone()),
+    };
+    let mut env = res.env.clone();
+    for e in &o.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    let names = crate::ocispec::cap_set(res.caps_mask);
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(names.clone())
+        .effective(names.clone())
+        .permitted(names)
+        .build()
+        .map_err(spec_err)?;
+    ProcessBuilder::default()
+        .terminal(o.tty)
+        .user(
+            UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .additional_gids(gids)
+                .build()
+                .map_err(spec_err)?,
+        )
+        .args(o.cmd.clone())
+        .env(env)
+        .cwd(PathBuf::from(
+            o.workdir.clone().unwrap_or_else(|| res.cwd.clone()),
+        ))
+        .capabilities(capabilities)
+        .no_new_privileges(res.no_new_privileges)
+        .build()
+        .map_err(spec_err)
 }

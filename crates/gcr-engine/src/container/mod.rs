@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod health;
 pub mod ops;
 pub mod procfs;
 pub mod record;

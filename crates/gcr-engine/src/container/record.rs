@@ -22,6 +22,9 @@ pub struct Extra {
     pub stopped_by_user: bool,
     #[serde(default)]
     pub cgroup: bool,
+    /// Healthcheck status and recent results, when the container has a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::HealthState>,
 }
 
 /// One container as stored.
@@ -259,6 +262,15 @@ pub fn set_state(
         Some(to),
         cause,
     )
+}
+
+/// Updates only the `extra` column (no state change, no event).
+pub fn update_extra(conn: &Connection, r: &Record, u: &Update) -> Result<(), EngineError> {
+    if let Some(e) = &u.extra {
+        conn.prepare_cached("UPDATE containers SET extra = ?1 WHERE id = ?2")?
+            .execute(params![serde_json::to_string(e)?, r.id])?;
+    }
+    Ok(())
 }
 
 /// Deletes a container row and records the `destroy` event.

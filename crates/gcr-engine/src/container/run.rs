@@ -160,6 +160,12 @@ impl Engine {
             pid_start: procfs::start_time(pid).unwrap_or(0),
             stopped_by_user: false,
             cgroup: true,
+            health: r
+                .config
+                .resolved
+                .health
+                .as_ref()
+                .map(|_| super::health::HealthState::starting()),
         };
         let u = Update {
             pid: Some(Some(pid)),

@@ -12,10 +12,12 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gcr_runtime::Stdio;
 
+use super::config::HealthConfig;
+use super::health::{self, HealthState};
 use super::procfs;
 use super::record::{self, Record};
 use crate::logs::LineWriter;
@@ -282,20 +284,64 @@ fn open_log(root: &Path, id: &str) -> Option<std::fs::File> {
         .ok()
 }
 
+/// Reads the container's healthcheck once (the database is not kept open in between).
+fn health_config(root: &Path, run_dir: &Path, id: &str) -> Option<HealthConfig> {
+    let cfg = Engine::open(root, run_dir)
+        .ok()
+        .and_then(|e| record::find(e.store.conn(), id).ok())
+        .and_then(|r| r.config.resolved.health);
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe { libc::malloc_trim(0) };
+    cfg
+}
+
+/// Runs one healthcheck and stores the result.
+fn health_tick(root: &Path, run_dir: &Path, id: &str, cfg: &HealthConfig, started: Instant) {
+    if let Ok(engine) = Engine::open(root, run_dir) {
+        if let Ok(r) = record::find(engine.store.conn(), id) {
+            if r.state == "running" {
+                let mut h = r.extra.health.clone().unwrap_or_else(HealthState::starting);
+                let in_start = started.elapsed() < Duration::from_millis(cfg.start_period_ms);
+                h.record(health::run_check(&r, cfg), cfg, in_start);
+                let _ = engine.store_health(id, &h);
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::malloc_trim(0) };
+}
+
 fn supervise(root: &Path, run_dir: &Path, id: &str, pid: &mut i32, fds: Vec<OwnedFd>) -> i32 {
     let Some(mut log) = open_log(root, id) else {
         return 1;
     };
     let mut streams = Streams::new(fds);
     let mut backoff = Duration::from_millis(100);
+    let health = health_config(root, run_dir, id);
     loop {
         let Some(pidfd) = procfs::pidfd_open(*pid) else {
             return 1;
         };
+        let started = Instant::now();
+        let mut next_check = health
+            .as_ref()
+            .map(|h| started + Duration::from_millis(h.interval_ms));
         loop {
-            match streams.pump(&mut log, -1, &pidfd) {
-                PumpResult::Exited => break,
-                PumpResult::Idle | PumpResult::Data => {}
+            let timeout = match next_check {
+                None => -1,
+                Some(t) => t
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
+            };
+            if let PumpResult::Exited = streams.pump(&mut log, timeout, &pidfd) {
+                break;
+            }
+            if let (Some(cfg), Some(t)) = (&health, next_check) {
+                if Instant::now() >= t {
+                    health_tick(root, run_dir, id, cfg, started);
+                    next_check = Some(Instant::now() + Duration::from_millis(cfg.interval_ms));
+                }
             }
         }
         let code = reap(*pid);

@@ -42,11 +42,16 @@ fn rfc3339(secs: i64) -> String {
 
 /// Docker's status column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
 pub fn status_text(r: &Record) -> String {
-    match gcr_core::lifecycle::State::parse(&r.state) {
+    let base = match gcr_core::lifecycle::State::parse(&r.state) {
         Some(st) => {
             gcr_core::lifecycle::status_text(st, r.exit_code, r.started_at, r.finished_at, now())
         }
         None => r.state.clone(),
+    };
+    match (&r.extra.health, r.state.as_str()) {
+        (Some(h), "running") if h.status == "starting" => format!("{base} (health: starting)"),
+        (Some(h), "running") => format!("{base} ({})", h.status),
+        _ => base,
     }
 }
 
@@ -102,6 +107,18 @@ impl Engine {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
+        let health = r.extra.health.as_ref().map(|h| {
+            json!({
+                "Status": h.status,
+                "FailingStreak": h.failing_streak,
+                "Log": h.log.iter().map(|l| json!({
+                    "Start": rfc3339_nanos(l.start_ns),
+                    "End": rfc3339_nanos(l.end_ns),
+                    "ExitCode": l.exit_code,
+                    "Output": l.output,
+                })).collect::<Vec<_>>(),
+            })
+        });
         Ok(json!({
             "Id": r.id,
             "Name": format!("/{}", r.name),
@@ -118,6 +135,7 @@ impl Engine {
                 "ExitCode": r.exit_code.unwrap_or(0),
                 "StartedAt": opt_time(r.started_at),
                 "FinishedAt": opt_time(r.finished_at),
+                "Health": health,
             },
             "RestartCount": r.restart_count,
             "LogPath": self.container_dir(&r.id).join("container.log"),
