@@ -80,6 +80,8 @@ impl Store {
             true,
         )?;
         persist_wal(&conn);
+        // A smaller WAL keeps the recovery scan that each new process does short.
+        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         schema::ensure(&conn)?;
         Ok(Store {
             root: root.to_path_buf(),
