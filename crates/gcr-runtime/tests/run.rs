@@ -88,6 +88,10 @@ echo "MASKED $(wc -c < /proc/keys) $(wc -c < /proc/timer_list) $(ls /sys/firmwar
 echo "MKNOD $(mknod /tmp/sda b 8 0 2>&1 && (head -c1 /tmp/sda >/dev/null 2>&1 && echo readable || echo unreadable))"
 echo "LO $(cat /sys/class/net/lo/flags) $(ls /sys/class/net | tr '\n' ' ')"
 echo "CWD $(pwd)"
+echo "CGDIRS $(ls /sys/fs/cgroup | tr '\n' ' ')"
+echo "CGSELF $(grep -E '(^0::|memory)' /proc/self/cgroup | head -1 | cut -d: -f3)"
+(mkdir /sys/fs/cgroup/gcr_x) 2>/dev/null && echo "CGW ok" || echo "CGW refused"
+(mkdir /sys/fs/cgroup/memory/gcr_x) 2>/dev/null && echo "CGW2 ok" || echo "CGW2 refused"
 grep -E '^(CapBnd|CapEff|Seccomp|NoNewPrivs):' /proc/self/status | tr '\t' ' '
 "#;
     let (st, out) = run(
@@ -134,6 +138,14 @@ grep -E '^(CapBnd|CapEff|Seccomp|NoNewPrivs):' /proc/self/status | tr '\t' ' '
     );
     assert_eq!(field(&out, "LO"), "0x9 lo", "only lo, up, in a new net ns");
     assert_eq!(field(&out, "CWD"), "/");
+    assert_eq!(field(&out, "CGSELF"), "/", "cgroup namespace root: {out}");
+    assert_eq!(field(&out, "CGW"), "refused");
+    assert_eq!(field(&out, "CGW2"), "refused");
+    if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        // v1/hybrid host: every hierarchy is visible, read-only, from the container's view.
+        let dirs = field(&out, "CGDIRS");
+        assert!(dirs.contains("memory") && dirs.contains("pids"), "{dirs}");
+    }
     assert_eq!(field(&out, "CapBnd:"), "00000000a80425fb");
     assert_eq!(field(&out, "CapEff:"), "00000000a80425fb");
     assert_eq!(field(&out, "Seccomp:"), "2");

@@ -214,6 +214,30 @@ impl MountStep {
     /// `code` is [`Stage::Mount`] with the step number (from 1) in bits 8 and up.
     fn apply(&self, errfd: RawFd, rootfd: RawFd, code: u32) {
         let fail = |e| child_fail(errfd, code, e);
+        let mut buf = [0u8; 32];
+        if self.remount_only {
+            let fd = self.open(rootfd);
+            if fd < 0 {
+                fail(errno());
+            }
+            let path = sys::proc_fd_path(&mut buf, fd);
+            // SAFETY: remount of the mount at a descriptor resolved inside the root.
+            let r = unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    path,
+                    std::ptr::null(),
+                    self.flags,
+                    std::ptr::null(),
+                )
+            };
+            if r != 0 {
+                fail(errno());
+            }
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(fd) };
+            return;
+        }
         let mut fd = self.open(rootfd);
         if fd < 0 && errno() == libc::ENOENT {
             let last = self.create.len() - 1;
@@ -255,7 +279,6 @@ impl MountStep {
         if fd < 0 {
             fail(errno());
         }
-        let mut buf = [0u8; 32];
         let path = sys::proc_fd_path(&mut buf, fd);
         let src = self
             .source

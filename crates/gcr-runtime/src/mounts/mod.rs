@@ -40,6 +40,8 @@ struct MountStep {
     data: Option<CString>,
     bind: bool,
     propagation: c_ulong,
+    /// Only remount the existing mount at the destination with `flags` (MS_BIND|MS_REMOUNT).
+    remount_only: bool,
 }
 
 struct Device {
@@ -160,6 +162,88 @@ fn host_is_cgroup2() -> bool {
     }
 }
 
+/// Whether the spec asks for a new cgroup namespace.
+fn own_cgroupns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup && n.path().is_none()
+            })
+        })
+}
+
+/// Host cgroup hierarchies mounted directly under /sys/fs/cgroup: (dir name, fs type,
+/// mount options such as "cpu" or "name=systemd").
+pub(crate) fn host_hierarchies(mountinfo: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mp) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        let (Some(fstype), Some(_), Some(opts)) = (r.next(), r.next(), r.next()) else {
+            continue;
+        };
+        if name.is_empty() || name.contains('/') || (fstype != "cgroup" && fstype != "cgroup2") {
+            continue;
+        }
+        let opts: Vec<&str> = opts
+            .split(',')
+            .filter(|o| *o != "rw" && *o != "ro")
+            .collect();
+        let opts = if fstype == "cgroup2" {
+            String::new()
+        } else {
+            opts.join(",")
+        };
+        out.push((name.to_string(), fstype.to_string(), opts));
+    }
+    out
+}
+
+/// One read-only cgroup mount per host hierarchy under `dest`, then `dest` itself read-only.
+fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], flags: c_ulong) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let sub_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY;
+    for (name, fstype, opts) in host_hierarchies(&mountinfo) {
+        let rel = format!("{}/{name}", comps.join("/"));
+        steps.push(MountStep {
+            dest: format!("{}/{name}", dest.display()),
+            source: Some(cstr(&fstype)),
+            rel: cstr(&rel),
+            create: vec![(cstr(&comps.join("/")), cstr(&name))],
+            file: false,
+            fstype: Some(cstr(&fstype)),
+            flags: sub_flags,
+            data: (!opts.is_empty()).then(|| cstr(&opts)),
+            bind: false,
+            propagation: 0,
+            remount_only: false,
+        });
+    }
+    steps.push(MountStep {
+        dest: dest.display().to_string(),
+        source: None,
+        rel: cstr(&comps.join("/")),
+        create: Vec::new(),
+        file: false,
+        fstype: None,
+        flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | (flags & !libc::MS_RDONLY),
+        data: None,
+        bind: false,
+        propagation: 0,
+        remount_only: true,
+    });
+}
+
 impl MountPlan {
     /// The spec destination of the mount step named by a child report code, if any.
     pub(crate) fn describe(&self, code: u32) -> Option<String> {
@@ -204,15 +288,21 @@ impl MountPlan {
             let bind = opts.bind || typ == "bind";
             let mut data = opts.data.clone();
             let mut flags = opts.flags;
+            let mut v1_tree = false;
             if typ == "cgroup" {
-                // cgroup2 shows the container's own cgroup namespace; on v1/hybrid hosts an
-                // empty read-only tmpfs stands in (controllers are not exposed).
+                // cgroup2 shows the container's own cgroup namespace. On v1/hybrid hosts a
+                // tmpfs holds one read-only mount per host hierarchy (seen from the
+                // container's cgroup namespace), then turns read-only; without a cgroup
+                // namespace the tmpfs stays empty.
                 if *cgroup2.get_or_insert_with(host_is_cgroup2) {
                     typ = "cgroup2".into();
                 } else {
                     typ = "tmpfs".into();
                     data = "mode=755".into();
-                    flags |= libc::MS_RDONLY;
+                    v1_tree = own_cgroupns(spec);
+                    if !v1_tree {
+                        flags |= libc::MS_RDONLY;
+                    }
                 }
             }
             if comps == ["dev"] && typ == "tmpfs" {
@@ -241,6 +331,8 @@ impl MountPlan {
                 fstype: if bind { None } else { Some(cstr(&typ)) },
                 flags: if bind {
                     libc::MS_BIND | (flags & libc::MS_REC)
+                } else if v1_tree {
+                    flags & !libc::MS_RDONLY // filled first, made read-only by the last step
                 } else {
                     flags
                 },
@@ -251,12 +343,16 @@ impl MountPlan {
                 },
                 bind,
                 propagation: opts.propagation,
+                remount_only: false,
             });
             if bind {
                 // The remount carries the ro/nosuid/... flags of a bind mount.
                 if let Some(s) = steps.last_mut() {
                     s.flags |= flags & !(libc::MS_BIND | libc::MS_REC);
                 }
+            }
+            if v1_tree {
+                cgroup_v1_steps(&mut steps, m.destination(), &comps, flags);
             }
         }
         let mut devices = Vec::new();
@@ -323,6 +419,29 @@ impl MountPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_host_hierarchies() {
+        let mi = "31 27 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+42 27 0:39 / /mnt/other rw - cgroup cgroup rw,pids
+";
+        let h = host_hierarchies(mi);
+        assert_eq!(
+            h,
+            vec![
+                ("cpu".into(), "cgroup".into(), "cpu".into()),
+                (
+                    "systemd".into(),
+                    "cgroup".into(),
+                    "xattr,name=systemd".into()
+                ),
+                ("unified".into(), "cgroup2".into(), String::new()),
+            ]
+        );
+    }
 
     #[test]
     fn long_overlay_options_use_relative_paths() {
