@@ -2,7 +2,9 @@
 //!
 //! `cargo run --release -p gcr-runtime --example spawn_bench -- [N] [ROOTFS_LOWER]`
 //! prints the median and mean wall time of spawn+wait over N runs (default 200). Without
-//! ROOTFS_LOWER a busybox root is built in a temp dir.
+//! ROOTFS_LOWER a busybox root is built in a temp dir. Environment: BENCH_CGROUP=1 creates a
+//! cgroup per run, BENCH_HOSTNET=1 skips the network namespace, BENCH_NO_CGMOUNT=1 drops the
+//! /sys/fs/cgroup mount of oci-spec's default spec (gcr's engine does not add one).
 
 use std::os::unix::fs::symlink;
 use std::time::Instant;
@@ -38,6 +40,16 @@ fn main() {
         .build()
         .expect("process");
     spec.set_process(Some(process));
+    if std::env::var("BENCH_NO_CGMOUNT").is_ok() {
+        let mounts: Vec<_> = spec
+            .mounts()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.typ().as_deref() != Some("cgroup"))
+            .collect();
+        spec.set_mounts(Some(mounts));
+    }
     let mut root = spec.root().clone().unwrap_or_default();
     root.set_readonly(Some(false));
     spec.set_root(Some(root));
