@@ -1,1 +1,84 @@
-//! Registry pull/push in the engine (being written).
+//! Registry commands in the engine: `pull`, `push`, `login`, `logout` and `registry serve`,
+//! delegated to gcr-registry on the engine's store. The CLI uses the types re-exported here.
+
+use crate::{Engine, EngineError};
+
+pub use gcr_registry::auth::Credentials;
+pub use gcr_registry::media::Platform;
+pub use gcr_registry::server::ServeOptions;
+pub use gcr_registry::{ConnectOptions, NoProgress, Progress, PullOptions, PullReport, PushReport};
+
+fn err(e: gcr_registry::RegistryError) -> EngineError {
+    if e.is_usage() {
+        EngineError::Usage(e.to_string())
+    } else if e.is_not_found() {
+        EngineError::NotFound(e.to_string())
+    } else {
+        EngineError::Internal(e.to_string())
+    }
+}
+
+/// The registry part of a reference the user typed as a login target
+/// (`localhost:5000`, `https://host/`, `docker.io`).
+pub fn login_host(server: &str) -> Result<String, EngineError> {
+    let s = server
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = s.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(EngineError::Usage(format!(
+            "'{server}' is not a registry host; give HOST[:PORT]"
+        )));
+    }
+    Ok(match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        h => h.to_string(),
+    })
+}
+
+impl Engine {
+    /// `gcr pull`.
+    pub fn pull(
+        &self,
+        reference: &str,
+        opts: &PullOptions,
+        progress: &dyn Progress,
+    ) -> Result<PullReport, EngineError> {
+        gcr_registry::pull(&self.store, reference, opts, progress).map_err(err)
+    }
+
+    /// `gcr push`.
+    pub fn push(
+        &self,
+        image: &str,
+        dest: Option<&str>,
+        opts: &ConnectOptions,
+        progress: &dyn Progress,
+    ) -> Result<PushReport, EngineError> {
+        gcr_registry::push(&self.store, image, dest, opts, progress).map_err(err)
+    }
+
+    /// `gcr login`: checks the credentials against the registry, then saves them; returns
+    /// the credentials file.
+    pub fn login(
+        &self,
+        server: &str,
+        creds: Credentials,
+        insecure: bool,
+    ) -> Result<std::path::PathBuf, EngineError> {
+        let host = login_host(server)?;
+        gcr_registry::login(&host, creds, insecure).map_err(err)
+    }
+
+    /// `gcr logout`: false when no credentials were saved for the host.
+    pub fn logout(&self, server: &str) -> Result<bool, EngineError> {
+        let host = login_host(server)?;
+        gcr_registry::auth::remove(&host).map_err(err)
+    }
+}
+
+/// `gcr registry serve`: runs until killed.
+pub fn serve(opts: &ServeOptions) -> Result<(), EngineError> {
+    gcr_registry::server::serve(opts).map_err(err)
+}

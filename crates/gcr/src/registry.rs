@@ -1,6 +1,12 @@
-//! Registry commands (being written).
+//! Registry commands: `pull`, `push`, `login`, `logout`, `registry serve`. Transfers show a
+//! progress bar per blob on a terminal and plain lines otherwise.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Mutex;
 
 use clap::{Args, Subcommand};
+use gcr_engine::registry::{ConnectOptions, Credentials, Platform, Progress, PullOptions, ServeOptions};
 use gcr_engine::Engine;
 
 use crate::cli::Cmd;
@@ -8,29 +14,259 @@ use crate::Failure;
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
+    /// Image reference (NAME[:TAG|@DIGEST]).
     pub reference: String,
+    /// Platform to pull from a multi-platform image (os/arch[/variant]); default the host's.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Allow plain http to a registry that is not on localhost.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print only the image reference.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
+    /// Local image (name, id or digest).
     pub image: String,
+    /// Destination reference (default: the image's own name).
     pub destination: Option<String>,
+    /// Allow plain http to a registry that is not on localhost.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print only the pushed digest.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct LoginArgs {
+    /// Registry host[:port].
     pub server: String,
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin: command lines are visible to other users).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Allow plain http to a registry that is not on localhost.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RegistryCmd {
-    /// Serve an OCI distribution registry.
-    Serve,
+    /// Serve an OCI distribution registry from the store (--root selects it).
+    Serve {
+        /// Listen address (port 0 picks a free port, printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        addr: String,
+        /// htpasswd file of bcrypt users (optional third field: repo/*=rw,other=r).
+        #[arg(long)]
+        htpasswd: Option<std::path::PathBuf>,
+        /// Worker threads.
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+    },
 }
 
-pub fn dispatch(_e: &Engine, _c: Cmd) -> Result<i32, Failure> {
-    Err(Failure::new(
-        1,
-        "registry commands are not available in this version".into(),
-    ))
+/// Per-blob bars on a terminal, one line per finished blob otherwise.
+struct Display {
+    multi: Option<indicatif::MultiProgress>,
+    bars: Mutex<HashMap<String, indicatif::ProgressBar>>,
+    quiet: bool,
+}
+
+impl Display {
+    fn new(quiet: bool) -> Display {
+        let multi = (!quiet && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
+        Display {
+            multi,
+            bars: Mutex::new(HashMap::new()),
+            quiet,
+        }
+    }
+}
+
+impl Progress for Display {
+    fn begin(&self, id: &str, total: u64) {
+        let Some(m) = &self.multi else { return };
+        let b = m.add(indicatif::ProgressBar::new(total));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{prefix}: [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_prefix(id.to_string());
+        if let Ok(mut g) = self.bars.lock() {
+            if let Some(old) = g.insert(id.to_string(), b) {
+                old.finish_and_clear();
+            }
+        }
+    }
+    fn advance(&self, id: &str, n: u64) {
+        if let Some(b) = self.bars.lock().ok().and_then(|g| g.get(id).cloned()) {
+            b.inc(n);
+        }
+    }
+    fn end(&self, id: &str, status: &str) {
+        let bar = self.bars.lock().ok().and_then(|mut g| g.remove(id));
+        match (&self.multi, bar) {
+            (Some(_), Some(b)) => {
+                b.set_style(indicatif::ProgressStyle::with_template("{prefix}: {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+                b.finish_with_message(status.to_string());
+            }
+            (Some(m), None) => {
+                let _ = m.println(format!("{id}: {status}"));
+            }
+            (None, _) if !self.quiet => eprintln!("{id}: {status}"),
+            _ => {}
+        }
+    }
+    fn message(&self, msg: &str) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(msg);
+            }
+            None if !self.quiet => eprintln!("{msg}"),
+            None => {}
+        }
+    }
+}
+
+fn pull(e: &Engine, a: &PullArgs) -> Result<i32, Failure> {
+    let platform = match &a.platform {
+        Some(p) => Some(Platform::parse(p).ok_or_else(|| {
+            Failure::new(2, format!("invalid --platform '{p}'; use os/arch[/variant], e.g. linux/amd64"))
+        })?),
+        None => None,
+    };
+    let opts = PullOptions {
+        platform,
+        connect: ConnectOptions {
+            insecure: a.insecure,
+            credentials: None,
+        },
+    };
+    let d = Display::new(a.quiet);
+    let r = e.pull(&a.reference, &opts, &d)?;
+    if a.quiet {
+        println!("{}", r.reference);
+        return Ok(0);
+    }
+    if r.up_to_date {
+        println!("Status: Image is up to date for {}", r.reference);
+    } else {
+        println!("Digest: {}", r.digest);
+        println!("Status: Downloaded newer image for {}", r.reference);
+    }
+    println!("{}", r.reference);
+    Ok(0)
+}
+
+fn push(e: &Engine, a: &PushArgs) -> Result<i32, Failure> {
+    let opts = ConnectOptions {
+        insecure: a.insecure,
+        credentials: None,
+    };
+    let d = Display::new(a.quiet);
+    let r = e.push(&a.image, a.destination.as_deref(), &opts, &d)?;
+    if a.quiet {
+        println!("{}", r.digest);
+    } else {
+        println!("Pushed {} digest: {} size: {}", r.reference, r.digest, r.size);
+    }
+    Ok(0)
+}
+
+/// Reads a line from the terminal, optionally without echo.
+fn prompt(label: &str, hide: bool) -> Result<String, Failure> {
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: termios is plain old data; tcgetattr fills it for a valid fd or fails.
+    let mut old: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `old` is a valid termios to write into.
+    let have = hide && unsafe { libc::tcgetattr(fd, &mut old) } == 0;
+    if have {
+        let mut t = old;
+        t.c_lflag &= !libc::ECHO;
+        // SAFETY: `t` is a valid termios copied from the current settings.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) };
+    }
+    let mut line = String::new();
+    let r = std::io::stdin().lock().read_line(&mut line);
+    if have {
+        // SAFETY: restores the settings read above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
+        eprintln!();
+    }
+    r.map_err(|e| Failure::new(1, format!("cannot read from the terminal: {e}")))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn login(e: &Engine, a: &LoginArgs) -> Result<i32, Failure> {
+    let tty = std::io::stdin().is_terminal();
+    let username = match &a.username {
+        Some(u) => u.clone(),
+        None if tty && !a.password_stdin => prompt("Username: ", false)?,
+        None => return Err(Failure::new(2, "give a user name with -u USER".into())),
+    };
+    let password = if a.password_stdin {
+        if a.password.is_some() {
+            return Err(Failure::new(2, "--password and --password-stdin are mutually exclusive".into()));
+        }
+        let mut s = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut s)
+            .map_err(|err| Failure::new(1, format!("cannot read the password from standard input: {err}")))?;
+        s.trim_end_matches(['\n', '\r']).to_string()
+    } else if let Some(p) = &a.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p.clone()
+    } else if tty {
+        prompt("Password: ", true)?
+    } else {
+        return Err(Failure::new(2, "no password given; use --password-stdin".into()));
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(Failure::new(2, "the user name and password must not be empty".into()));
+    }
+    let path = e.login(&a.server, Credentials { username, password }, a.insecure)?;
+    eprintln!("Credentials saved in {}", path.display());
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
+    match c {
+        Cmd::Pull(a) => pull(e, &a),
+        Cmd::Push(a) => push(e, &a),
+        Cmd::Login(a) => login(e, &a),
+        Cmd::Logout { server } => {
+            if e.logout(&server)? {
+                println!("Removing login credentials for {server}");
+            } else {
+                println!("Not logged in to {server}");
+            }
+            Ok(0)
+        }
+        Cmd::Registry {
+            cmd: RegistryCmd::Serve { addr, htpasswd, threads },
+        } => {
+            let opts = ServeOptions {
+                addr,
+                root: e.root().to_path_buf(),
+                htpasswd,
+                threads,
+            };
+            gcr_engine::registry::serve(&opts)?;
+            Ok(0)
+        }
+        _ => Err(Failure::new(1, "not a registry command".into())),
+    }
 }

@@ -1,0 +1,418 @@
+//! `gcr pull`: resolve a reference to a manifest (through an index by platform), fetch the
+//! config and the layers the store lacks in parallel, verify every byte against its digest,
+//! and only then move the blobs into the CAS and record the image in one transaction.
+//! A re-pull of an unchanged image costs one manifest HEAD.
+
+use super::transport::{describe, header, ConnectOptions, ReqBody, Transport};
+use super::{parallel, short, Progress, JOBS};
+use crate::cas::{self, Staged};
+use crate::error::{RegistryError, Result};
+use crate::media::{self, Descriptor, Parsed, Platform, ACCEPT_MANIFESTS, MAX_MANIFEST};
+use gcr_core::Reference;
+use gcr_store::{NewImage, NewLayer, Store};
+use std::io::Read;
+use std::path::Path;
+
+/// Largest image config accepted.
+const MAX_CONFIG: u64 = 32 * 1024 * 1024;
+
+/// Options of a pull.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Platform to select from an index; default the host's.
+    pub platform: Option<Platform>,
+    pub connect: ConnectOptions,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullReport {
+    /// The normalized reference pulled.
+    pub reference: String,
+    /// Image id (config digest).
+    pub id: String,
+    /// Digest of what the reference points to (an index or a manifest).
+    pub digest: String,
+    /// Layers downloaded / already present.
+    pub downloaded: usize,
+    pub existing: usize,
+    /// True when nothing had to be downloaded.
+    pub up_to_date: bool,
+}
+
+/// A manifest document fetched and verified.
+struct Fetched {
+    bytes: Vec<u8>,
+    digest: String,
+    media_type: String,
+    parsed: Parsed,
+}
+
+/// Pulls `reference` into `store`.
+pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn Progress) -> Result<PullReport> {
+    let r = Reference::parse(reference).map_err(|e| RegistryError::Usage(e.to_string()))?;
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let repo = r.repository().to_string();
+    let tag_ref = r.tag().map(|_| r.name_tag());
+    // Pull by digest of something already stored: no network at all.
+    if let Some(d) = r.digest() {
+        if let Some(rep) = local_hit(store, &r, &d.to_string(), &platform, tag_ref.as_deref())? {
+            return Ok(rep);
+        }
+    }
+    let t = Transport::new(r.registry(), vec![format!("repository:{repo}:pull")], &opts.connect)?;
+    let wanted = match r.digest() {
+        Some(d) => d.to_string(),
+        None => r.tag().unwrap_or("latest").to_string(),
+    };
+    if r.digest().is_none() {
+        if let Some(d) = head_manifest(&t, &repo, &wanted)? {
+            if let Some(rep) = local_hit(store, &r, &d, &platform, tag_ref.as_deref())? {
+                return Ok(rep);
+            }
+        }
+    }
+    let top = get_manifest(&t, &repo, &wanted, r.digest().map(|d| d.to_string()).as_deref())?;
+    let mut docs = vec![];
+    let image = match &top.parsed {
+        Parsed::Index { manifests } => {
+            let pick = media::select_platform(manifests, &platform).ok_or_else(|| {
+                RegistryError::NotFound(format!(
+                    "image {} has no manifest for platform {platform}; it offers {}",
+                    r.familiar(),
+                    media::platforms(manifests)
+                ))
+            })?;
+            let child = get_manifest(&t, &repo, &pick.digest, Some(&pick.digest))?;
+            if matches!(child.parsed, Parsed::Index { .. }) {
+                return Err(RegistryError::protocol(&t.host, format!("index {} points to another index", top.digest)));
+            }
+            child
+        }
+        Parsed::Image { .. } => get_manifest_clone(&top),
+    };
+    let top_digest = top.digest.clone();
+    if top.digest != image.digest {
+        docs.push(top);
+    }
+    let Parsed::Image { config, layers, .. } = &image.parsed else {
+        return Err(RegistryError::protocol(&t.host, "the selected manifest is not an image manifest"));
+    };
+    for l in layers {
+        let mt = l.media_type.as_str();
+        let ok = mt.is_empty()
+            || mt.ends_with(".tar")
+            || mt.ends_with(".tar+gzip")
+            || mt.ends_with(".tar.gzip")
+            || mt.contains("rootfs.diff.tar");
+        if !ok {
+            return Err(RegistryError::Usage(format!(
+                "image {} has a layer of media type '{mt}', which gcr cannot unpack; it may be an artifact, not a container image",
+                r.familiar()
+            )));
+        }
+    }
+    // Config: small, fetched first so the layer list can be checked against its diff_ids.
+    if config.size > MAX_CONFIG {
+        return Err(RegistryError::protocol(&t.host, format!("config {} is {} bytes, over the 32 MiB limit", config.digest, config.size)));
+    }
+    let cfg_staged = if store.has_blob(&config.digest) {
+        None
+    } else {
+        Some(fetch_blob(&t, &cas::tmp_dir(store), &repo, config, &NoBar)?)
+    };
+    let cfg_bytes = match &cfg_staged {
+        Some(s) => std::fs::read(s.file.path()).map_err(|e| RegistryError::io("cannot read", s.file.path(), e))?,
+        None => store.read_blob(&config.digest)?,
+    };
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg_bytes).map_err(|e| {
+        RegistryError::protocol(&t.host, format!("image config {} is not valid JSON ({e})", config.digest))
+    })?;
+    let diff_ids: Vec<String> = cfg
+        .get("rootfs")
+        .and_then(|x| x.get("diff_ids"))
+        .and_then(|x| x.as_array())
+        .map(|a| a.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect())
+        .unwrap_or_default();
+    if diff_ids.len() != layers.len() || !diff_ids.iter().all(|d| media::valid_digest(d)) {
+        return Err(RegistryError::protocol(
+            &t.host,
+            format!(
+                "manifest {} lists {} layers but its config has {} valid diff_ids",
+                image.digest,
+                layers.len(),
+                diff_ids.len()
+            ),
+        ));
+    }
+    // Layers the store lacks (each distinct digest once).
+    let mut missing: Vec<&Descriptor> = Vec::new();
+    let mut existing = 0;
+    for l in layers {
+        if store.has_blob(&l.digest) {
+            existing += 1;
+            progress.end(&short(&l.digest), "Already exists");
+        } else if !missing.iter().any(|m| m.digest == l.digest) {
+            missing.push(l);
+        }
+    }
+    let tmp = cas::tmp_dir(store);
+    let staged = parallel(&missing, JOBS, |l| fetch_blob(&t, &tmp, &repo, l, progress))?;
+    // Everything verified: commit blobs, then the image record.
+    for (s, l) in staged.into_iter().zip(&missing) {
+        s.commit(store, &l.digest)?;
+        progress.end(&short(&l.digest), "Pull complete");
+    }
+    if let Some(s) = cfg_staged {
+        s.commit(store, &config.digest)?;
+    }
+    cas::put_bytes(store, &image.bytes, &image.digest)?;
+    for d in &docs {
+        cas::put_bytes(store, &d.bytes, &d.digest)?;
+    }
+    let new = NewImage {
+        manifest_digest: image.digest.clone(),
+        manifest_media_type: image.media_type.clone(),
+        config: cfg_bytes,
+        layers: layers
+            .iter()
+            .zip(&diff_ids)
+            .map(|(l, d)| NewLayer {
+                digest: l.digest.clone(),
+                diff_id: d.clone(),
+                media_type: if l.media_type.is_empty() {
+                    media::OCI_LAYER_GZIP.to_string()
+                } else {
+                    l.media_type.clone()
+                },
+                size: l.size,
+            })
+            .collect(),
+        tags: tag_ref.into_iter().collect(),
+    };
+    let id = store.register_images(&[new], "pull")?.pop().unwrap_or_default();
+    let mut all: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
+    all.push(config.digest.clone());
+    let _ = cas::record_sources(store, r.registry(), &repo, &all);
+    progress.message(&format!("Digest: {top_digest}"));
+    Ok(PullReport {
+        reference: r.full(),
+        id,
+        digest: top_digest,
+        downloaded: missing.len(),
+        existing,
+        up_to_date: false,
+    })
+}
+
+fn get_manifest_clone(f: &Fetched) -> Fetched {
+    Fetched {
+        bytes: f.bytes.clone(),
+        digest: f.digest.clone(),
+        media_type: f.media_type.clone(),
+        parsed: f.parsed.clone(),
+    }
+}
+
+/// If `digest` (an index or manifest) is stored and resolves to a stored image for the
+/// platform, makes sure the tag points at it and reports "up to date".
+fn local_hit(store: &Store, r: &Reference, digest: &str, platform: &Platform, tag: Option<&str>) -> Result<Option<PullReport>> {
+    if !media::valid_digest(digest) || !store.has_blob(digest) {
+        return Ok(None);
+    }
+    let mut mdigest = digest.to_string();
+    if let Ok(b) = store.read_blob(digest) {
+        if let Ok((_, Parsed::Index { manifests })) = media::parse_manifest(&b, None) {
+            match media::select_platform(&manifests, platform) {
+                Some(d) => mdigest = d.digest.clone(),
+                None => return Ok(None),
+            }
+        }
+    }
+    let Ok(img) = store.resolve_image(&mdigest) else { return Ok(None) };
+    if img.manifest_digest != mdigest {
+        return Ok(None);
+    }
+    if let Some(t) = tag {
+        if !store.image_tags(&img.id)?.iter().any(|x| x == t) {
+            store.tag(&img.id, t)?;
+        }
+    }
+    Ok(Some(PullReport {
+        reference: r.full(),
+        id: img.id,
+        digest: digest.to_string(),
+        downloaded: 0,
+        existing: 0,
+        up_to_date: true,
+    }))
+}
+
+/// `HEAD` a manifest: its digest, if the registry gives a valid one.
+fn head_manifest(t: &Transport, repo: &str, reference: &str) -> Result<Option<String>> {
+    let resp = t.send(
+        "HEAD",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Accept", ACCEPT_MANIFESTS)],
+        &ReqBody::Empty,
+    )?;
+    if !resp.status().is_success() {
+        return Ok(None);
+    }
+    Ok(header(&resp, "docker-content-digest")
+        .filter(|d| media::valid_digest(d))
+        .map(str::to_string))
+}
+
+/// `GET` a manifest, size-limited and verified (against `expected` and the registry's
+/// `Docker-Content-Digest`).
+fn get_manifest(t: &Transport, repo: &str, reference: &str, expected: Option<&str>) -> Result<Fetched> {
+    let mut resp = t.send(
+        "GET",
+        &format!("/v2/{repo}/manifests/{reference}"),
+        &[("Accept", ACCEPT_MANIFESTS)],
+        &ReqBody::Empty,
+    )?;
+    let what = format!("{}/{repo}:{reference}", t.host);
+    if resp.status() == 404 {
+        return Err(RegistryError::NotFound(format!(
+            "manifest for {what} not found; check the name and tag"
+        )));
+    }
+    if !resp.status().is_success() {
+        return Err(RegistryError::protocol(&t.host, format!("fetching manifest {what} failed with {}", describe(&mut resp))));
+    }
+    if let Some(n) = resp.body().content_length() {
+        if n > MAX_MANIFEST {
+            return Err(RegistryError::protocol(&t.host, format!("manifest {what} is {n} bytes, over the 4 MiB limit")));
+        }
+    }
+    let ctype = header(&resp, "content-type").map(str::to_string);
+    let header_digest = header(&resp, "docker-content-digest").map(str::to_string);
+    let mut bytes = Vec::new();
+    resp.body_mut()
+        .as_reader()
+        .take(MAX_MANIFEST + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RegistryError::protocol(&t.host, format!("reading manifest {what} failed: {e}")))?;
+    if bytes.len() as u64 > MAX_MANIFEST {
+        return Err(RegistryError::protocol(&t.host, format!("manifest {what} is over the 4 MiB limit")));
+    }
+    let digest = media::sha256(&bytes);
+    let expected = expected.map(str::to_string).or(header_digest.filter(|d| d.starts_with("sha256:")));
+    if let Some(e) = expected {
+        if e != digest {
+            return Err(RegistryError::Digest {
+                what: format!("manifest {what}"),
+                expected: e,
+                actual: digest,
+            });
+        }
+    }
+    let (media_type, parsed) = media::parse_manifest(&bytes, ctype.as_deref())
+        .map_err(|e| RegistryError::protocol(&t.host, format!("manifest {what}: {e}")))?;
+    Ok(Fetched {
+        bytes,
+        digest,
+        media_type,
+        parsed,
+    })
+}
+
+struct NoBar;
+impl Progress for NoBar {
+    fn begin(&self, _: &str, _: u64) {}
+    fn advance(&self, _: &str, _: u64) {}
+    fn end(&self, _: &str, _: &str) {}
+    fn message(&self, _: &str) {}
+}
+
+/// Downloads one blob into a staged file, verifying size and digest; a broken transfer is
+/// retried from the start.
+fn fetch_blob(t: &Transport, tmp: &Path, repo: &str, d: &Descriptor, progress: &dyn Progress) -> Result<Staged> {
+    let id = short(&d.digest);
+    let mut attempt = 0;
+    loop {
+        progress.begin(&id, d.size);
+        match fetch_once(t, tmp, repo, d, &id, progress) {
+            Err(Retry(reason)) if attempt < 2 => {
+                progress.message(&format!("{id}: {reason}; retrying"));
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(300 << attempt));
+            }
+            Err(Retry(reason)) => {
+                return Err(RegistryError::protocol(&t.host, format!("downloading blob {} failed: {reason}", d.digest)))
+            }
+            Ok(r) => return r,
+        }
+    }
+}
+
+struct Retry(String);
+
+fn fetch_once(
+    t: &Transport,
+    tmp: &Path,
+    repo: &str,
+    d: &Descriptor,
+    id: &str,
+    progress: &dyn Progress,
+) -> std::result::Result<Result<Staged>, Retry> {
+    let mut resp = match t.send("GET", &format!("/v2/{repo}/blobs/{}", d.digest), &[], &ReqBody::Empty) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    if resp.status() == 404 {
+        return Ok(Err(RegistryError::NotFound(format!(
+            "blob {} not found in {}/{repo}; the image is incomplete on the registry",
+            d.digest, t.host
+        ))));
+    }
+    if !resp.status().is_success() {
+        let m = describe(&mut resp);
+        return Ok(Err(RegistryError::protocol(&t.host, format!("fetching blob {} failed with {m}", d.digest))));
+    }
+    if let Some(n) = resp.body().content_length() {
+        if n != d.size {
+            return Ok(Err(RegistryError::protocol(
+                &t.host,
+                format!("blob {} is announced as {n} bytes but the manifest says {}", d.digest, d.size),
+            )));
+        }
+    }
+    let mut staged = match Staged::new(tmp) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut rd = resp.body_mut().as_reader();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match rd.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => return Err(Retry(format!("the transfer broke after {} of {} bytes ({e})", staged.size, d.size))),
+        };
+        if staged.size + n as u64 > d.size {
+            return Ok(Err(RegistryError::protocol(
+                &t.host,
+                format!("blob {} is longer than the {} bytes its manifest says; nothing was stored", d.digest, d.size),
+            )));
+        }
+        if let Err(e) = staged.write(&buf[..n]) {
+            return Ok(Err(e));
+        }
+        progress.advance(id, n as u64);
+    }
+    if staged.size < d.size {
+        return Err(Retry(format!("the blob was truncated at {} of {} bytes", staged.size, d.size)));
+    }
+    let actual = staged.digest();
+    if actual != d.digest {
+        return Ok(Err(RegistryError::Digest {
+            what: format!("blob from {}/{repo}", t.host),
+            expected: d.digest.clone(),
+            actual,
+        }));
+    }
+    Ok(Ok(staged))
+}

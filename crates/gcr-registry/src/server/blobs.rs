@@ -1,0 +1,199 @@
+//! Blob endpoints: GET/HEAD/DELETE of blobs linked to a repository, and uploads —
+//! monolithic (`POST ?digest=`), chunked (`POST`, `PATCH`..., `PUT ?digest=`) and
+//! cross-repository mounts (`POST ?mount=&from=`). Upload data is hashed as it arrives
+//! into a staged file and enters the CAS only when the final digest matches.
+
+use super::http::{Reply, Req};
+use super::{db, Ctx};
+use crate::cas::Staged;
+use crate::error::Result;
+use crate::media::valid_digest;
+use std::io::Read;
+
+/// An upload in progress.
+pub(crate) struct Upload {
+    repo: String,
+    staged: Staged,
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    crate::media::sha256(&[&b[..], &t.to_le_bytes()].concat())[7..39].to_string()
+}
+
+fn blob_unknown(d: &str) -> Reply {
+    Reply::error(404, "BLOB_UNKNOWN", &format!("blob {d} is not in this repository"))
+}
+
+fn created(repo: &str, digest: &str) -> Reply {
+    Reply::new(201)
+        .header("Location", format!("/v2/{repo}/blobs/{digest}"))
+        .header("Docker-Content-Digest", digest)
+}
+
+fn accepted(repo: &str, id: &str, size: u64) -> Reply {
+    let range = if size == 0 { "0-0".to_string() } else { format!("0-{}", size - 1) };
+    Reply::new(202)
+        .header("Location", format!("/v2/{repo}/blobs/uploads/{id}"))
+        .header("Range", range)
+        .header("Docker-Upload-UUID", id)
+}
+
+pub(crate) fn get(ctx: &Ctx<'_>, repo: &str, digest: &str) -> Result<Reply> {
+    if !valid_digest(digest) {
+        return Ok(Reply::error(400, "DIGEST_INVALID", &format!("'{digest}' is not a sha256 digest")));
+    }
+    if !db::has_blob(ctx.store, repo, digest)? {
+        return Ok(blob_unknown(digest));
+    }
+    let f = match ctx.store.open_blob(digest) {
+        Ok(f) => f,
+        Err(_) => return Ok(blob_unknown(digest)),
+    };
+    Ok(Reply::new(200)
+        .header("Content-Type", "application/octet-stream")
+        .header("Docker-Content-Digest", digest)
+        .file(f))
+}
+
+pub(crate) fn delete(ctx: &Ctx<'_>, repo: &str, digest: &str) -> Result<Reply> {
+    if db::unlink_blob(ctx.store, repo, digest)? {
+        Ok(Reply::new(202).header("Docker-Content-Digest", digest))
+    } else {
+        Ok(blob_unknown(digest))
+    }
+}
+
+/// Appends the request body to a staged blob; false on a read error (client gone).
+fn append(req: &mut Req, s: &mut Staged) -> Result<bool> {
+    let mut body = req.body();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(_) => return Ok(false),
+        };
+        s.write(&buf[..n])?;
+    }
+}
+
+/// Checks and commits a finished upload.
+fn complete(ctx: &Ctx<'_>, repo: &str, s: Staged, digest: &str) -> Result<Reply> {
+    let actual = s.digest();
+    if actual != digest {
+        return Ok(Reply::error(
+            400,
+            "DIGEST_INVALID",
+            &format!("the uploaded content hashes to {actual}, not {digest}; nothing was stored"),
+        ));
+    }
+    s.commit(ctx.store, digest)?;
+    db::link_blob(ctx.store, repo, digest)?;
+    Ok(created(repo, digest))
+}
+
+pub(crate) fn start(ctx: &Ctx<'_>, req: &mut Req, repo: &str) -> Result<Reply> {
+    if let (Some(d), Some(from)) = (req.query("mount"), req.query("from")) {
+        let (d, from) = (d.to_string(), from.to_string());
+        if valid_digest(&d) && ctx.may_read(&from) && db::has_blob(ctx.store, &from, &d)? && ctx.store.has_blob(&d) {
+            db::link_blob(ctx.store, repo, &d)?;
+            return Ok(created(repo, &d));
+        }
+    }
+    let mut s = Staged::new(&ctx.shared.tmp)?;
+    if let Some(d) = req.query("digest").map(str::to_string) {
+        if !valid_digest(&d) {
+            return Ok(Reply::error(400, "DIGEST_INVALID", &format!("'{d}' is not a sha256 digest")));
+        }
+        if !append(req, &mut s)? {
+            return Ok(Reply::error(400, "BLOB_UPLOAD_INVALID", "the upload body ended early"));
+        }
+        return complete(ctx, repo, s, &d);
+    }
+    // A POST may carry a first chunk (ignored by most clients); keep it.
+    if !append(req, &mut s)? {
+        return Ok(Reply::error(400, "BLOB_UPLOAD_INVALID", "the upload body ended early"));
+    }
+    let id = new_id();
+    let size = s.size;
+    if let Ok(mut g) = ctx.shared.uploads.lock() {
+        g.insert(id.clone(), Upload { repo: repo.to_string(), staged: s });
+    }
+    Ok(accepted(repo, &id, size))
+}
+
+fn take(ctx: &Ctx<'_>, repo: &str, id: &str) -> Option<Upload> {
+    let mut g = ctx.shared.uploads.lock().ok()?;
+    match g.get(id) {
+        Some(u) if u.repo == repo => g.remove(id),
+        _ => None,
+    }
+}
+
+fn put_back(ctx: &Ctx<'_>, id: &str, u: Upload) {
+    if let Ok(mut g) = ctx.shared.uploads.lock() {
+        g.insert(id.to_string(), u);
+    }
+}
+
+fn upload_unknown(id: &str) -> Reply {
+    Reply::error(404, "BLOB_UPLOAD_UNKNOWN", &format!("upload '{id}' is unknown or in use; start a new upload"))
+}
+
+pub(crate) fn patch(ctx: &Ctx<'_>, req: &mut Req, repo: &str, id: &str) -> Result<Reply> {
+    let Some(mut u) = take(ctx, repo, id) else { return Ok(upload_unknown(id)) };
+    if let Some(range) = req.header("Content-Range") {
+        let start = range.trim().trim_start_matches("bytes ").split('-').next().and_then(|s| s.trim().parse::<u64>().ok());
+        if start != Some(u.staged.size) {
+            let size = u.staged.size;
+            put_back(ctx, id, u);
+            return Ok(Reply::error(416, "BLOB_UPLOAD_INVALID", &format!("chunk must start at byte {size}"))
+                .header("Location", format!("/v2/{repo}/blobs/uploads/{id}"))
+                .header("Range", if size == 0 { "0-0".into() } else { format!("0-{}", size - 1) }));
+        }
+    }
+    if !append(req, &mut u.staged)? {
+        return Ok(Reply::error(400, "BLOB_UPLOAD_INVALID", "the chunk ended early; the upload was cancelled"));
+    }
+    let size = u.staged.size;
+    put_back(ctx, id, u);
+    Ok(accepted(repo, id, size))
+}
+
+pub(crate) fn finish(ctx: &Ctx<'_>, req: &mut Req, repo: &str, id: &str) -> Result<Reply> {
+    let Some(d) = req.query("digest").map(str::to_string) else {
+        return Ok(Reply::error(400, "DIGEST_INVALID", "the final PUT of an upload needs ?digest="));
+    };
+    if !valid_digest(&d) {
+        return Ok(Reply::error(400, "DIGEST_INVALID", &format!("'{d}' is not a sha256 digest")));
+    }
+    let Some(mut u) = take(ctx, repo, id) else { return Ok(upload_unknown(id)) };
+    if !append(req, &mut u.staged)? {
+        return Ok(Reply::error(400, "BLOB_UPLOAD_INVALID", "the upload body ended early; the upload was cancelled"));
+    }
+    complete(ctx, repo, u.staged, &d)
+}
+
+pub(crate) fn status(ctx: &Ctx<'_>, repo: &str, id: &str) -> Result<Reply> {
+    let Some(u) = take(ctx, repo, id) else { return Ok(upload_unknown(id)) };
+    let size = u.staged.size;
+    put_back(ctx, id, u);
+    let mut r = accepted(repo, id, size);
+    r.status = 204;
+    Ok(r)
+}
+
+pub(crate) fn cancel(ctx: &Ctx<'_>, repo: &str, id: &str) -> Result<Reply> {
+    match take(ctx, repo, id) {
+        Some(_) => Ok(Reply::new(204)),
+        None => Ok(upload_unknown(id)),
+    }
+}

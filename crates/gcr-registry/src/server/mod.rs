@@ -1,0 +1,208 @@
+//! `gcr registry serve`: an OCI distribution-spec registry on a gcr store. Blobs and
+//! manifests live in the store's content-addressed blob CAS (so a blob is stored once,
+//! whatever the number of repositories); repositories, tags and blob links are rows in
+//! the store's database (see `db`). A small threaded HTTP server (tiny_http); each worker
+//! thread has its own database connection.
+
+mod blobs;
+pub mod db;
+pub mod htpasswd;
+mod http;
+mod manifests;
+
+use crate::error::{RegistryError, Result};
+use gcr_store::Store;
+use htpasswd::{Access, Htpasswd};
+use http::{Reply, Req};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Options of `gcr registry serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Listen address; port 0 picks a free port (printed on stdout).
+    pub addr: String,
+    /// Store root.
+    pub root: PathBuf,
+    pub htpasswd: Option<PathBuf>,
+    pub threads: usize,
+}
+
+/// State shared by the worker threads.
+pub(crate) struct Shared {
+    pub uploads: Mutex<HashMap<String, blobs::Upload>>,
+    pub users: Option<Htpasswd>,
+    pub tmp: PathBuf,
+}
+
+/// Per-thread context of a request.
+pub(crate) struct Ctx<'a> {
+    pub store: &'a Store,
+    pub shared: &'a Shared,
+    pub user: Option<String>,
+}
+
+impl Ctx<'_> {
+    /// Checks that the request's user may do `access` on `repo`.
+    pub fn check(&self, repo: &str, access: Access) -> std::result::Result<(), Reply> {
+        let Some(users) = &self.shared.users else { return Ok(()) };
+        match &self.user {
+            None => Err(http::unauthorized()),
+            Some(u) if users.allowed(u, repo, access) => Ok(()),
+            Some(u) => Err(Reply::error(
+                403,
+                "DENIED",
+                &format!("user '{u}' may not {} repository '{repo}'", if access == Access::Read { "read" } else { "write" }),
+            )),
+        }
+    }
+
+    pub fn may_read(&self, repo: &str) -> bool {
+        self.check(repo, Access::Read).is_ok()
+    }
+}
+
+/// Binds and serves until the process is killed.
+pub fn serve(opts: &ServeOptions) -> Result<()> {
+    let users = match &opts.htpasswd {
+        Some(p) => Some(Htpasswd::load(p)?),
+        None => None,
+    };
+    let store = Store::open(&opts.root)?;
+    db::ensure(&store)?;
+    drop(store);
+    let server = tiny_http::Server::http(&opts.addr).map_err(|e| {
+        RegistryError::Usage(format!("cannot listen on {}: {e}; choose another --addr", opts.addr))
+    })?;
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| opts.addr.clone());
+    println!("listening on {addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let server = Arc::new(server);
+    let shared = Arc::new(Shared {
+        uploads: Mutex::new(HashMap::new()),
+        users,
+        tmp: opts.root.join("tmp"),
+    });
+    let mut handles = Vec::new();
+    for _ in 0..opts.threads.max(1) {
+        let server = Arc::clone(&server);
+        let shared = Arc::clone(&shared);
+        let root = opts.root.clone();
+        handles.push(std::thread::spawn(move || -> Result<()> {
+            let store = Store::open(&root)?;
+            while let Ok(rq) = server.recv() {
+                let mut req = Req::new(rq);
+                let reply = handle(&store, &shared, &mut req);
+                req.respond(reply);
+            }
+            Ok(())
+        }));
+    }
+    for h in handles {
+        if let Ok(Err(e)) = h.join() {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Routes one request.
+fn handle(store: &Store, shared: &Shared, req: &mut Req) -> Reply {
+    let user = match (&shared.users, req.basic_auth()) {
+        (Some(users), Some((u, p))) => {
+            if !users.verify(&u, &p) {
+                return http::unauthorized();
+            }
+            Some(u)
+        }
+        _ => None,
+    };
+    let ctx = Ctx { store, shared, user };
+    let path = req.path.clone();
+    let Some(rest) = path.strip_prefix("/v2") else {
+        return Reply::error(404, "NAME_UNKNOWN", "not a registry API path; use /v2/");
+    };
+    let method = req.method.clone();
+    if rest.is_empty() || rest == "/" {
+        if shared.users.is_some() && ctx.user.is_none() {
+            return http::unauthorized();
+        }
+        return Reply::json(200, b"{}".to_vec());
+    }
+    let rest = &rest[1..];
+    if rest == "_catalog" {
+        if shared.users.is_some() && ctx.user.is_none() {
+            return http::unauthorized();
+        }
+        return manifests::catalog(&ctx, req);
+    }
+    let route = route(rest);
+    let Some((name, kind, arg)) = route else {
+        return Reply::error(404, "NAME_UNKNOWN", &format!("no such API path '{path}'"));
+    };
+    if gcr_core::reference::validate_repository(name).is_err() {
+        return Reply::error(400, "NAME_INVALID", &format!("invalid repository name '{name}'"));
+    }
+    let access = match method.as_str() {
+        "GET" | "HEAD" => Access::Read,
+        _ => Access::Write,
+    };
+    if let Err(r) = ctx.check(name, access) {
+        return r;
+    }
+    let r = match (kind, method.as_str()) {
+        ("manifests", "GET" | "HEAD") => manifests::get(&ctx, name, arg),
+        ("manifests", "PUT") => manifests::put(&ctx, req, name, arg),
+        ("manifests", "DELETE") => manifests::delete(&ctx, name, arg),
+        ("tags", "GET") => manifests::tags(&ctx, req, name),
+        ("referrers", "GET") => manifests::referrers(&ctx, req, name, arg),
+        ("blobs", "GET" | "HEAD") => blobs::get(&ctx, name, arg),
+        ("blobs", "DELETE") => blobs::delete(&ctx, name, arg),
+        ("uploads", "POST") if arg.is_empty() => blobs::start(&ctx, req, name),
+        ("uploads", "PATCH") => blobs::patch(&ctx, req, name, arg),
+        ("uploads", "PUT") => blobs::finish(&ctx, req, name, arg),
+        ("uploads", "GET") => blobs::status(&ctx, name, arg),
+        ("uploads", "DELETE") => blobs::cancel(&ctx, name, arg),
+        _ => Ok(Reply::error(405, "UNSUPPORTED", &format!("{method} is not supported on {path}"))),
+    };
+    r.unwrap_or_else(|e| Reply::error(500, "UNKNOWN", &e.to_string()))
+}
+
+/// Splits `NAME/kind/arg`: kind is manifests, blobs, uploads, tags or referrers.
+fn route(rest: &str) -> Option<(&str, &'static str, &str)> {
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some((name, "tags", ""));
+    }
+    for (marker, kind) in [
+        ("/blobs/uploads/", "uploads"),
+        ("/manifests/", "manifests"),
+        ("/blobs/", "blobs"),
+        ("/referrers/", "referrers"),
+    ] {
+        if let Some(i) = rest.rfind(marker) {
+            return Some((&rest[..i], kind, &rest[i + marker.len()..]));
+        }
+    }
+    rest.strip_suffix("/blobs/uploads").map(|name| (name, "uploads", ""))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn routes() {
+        assert_eq!(super::route("a/b/tags/list"), Some(("a/b", "tags", "")));
+        assert_eq!(super::route("a/manifests/v1"), Some(("a", "manifests", "v1")));
+        assert_eq!(super::route("a/blobs/uploads/"), Some(("a", "uploads", "")));
+        assert_eq!(super::route("a/blobs/uploads"), Some(("a", "uploads", "")));
+        assert_eq!(super::route("a/blobs/uploads/xyz"), Some(("a", "uploads", "xyz")));
+        assert_eq!(super::route("a/blobs/sha256:00"), Some(("a", "blobs", "sha256:00")));
+        assert_eq!(super::route("blobs/x/manifests/t"), Some(("blobs/x", "manifests", "t")));
+        assert_eq!(super::route("nothing"), None);
+    }
+}
