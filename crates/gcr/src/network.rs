@@ -1,26 +1,272 @@
-//! Network, volume and port commands (being written).
+//! Network, volume and port commands, and the hidden port proxy (`network __proxy`).
 
 use clap::Subcommand;
+use gcr_engine::network::admin::NetworkInfo;
+use gcr_engine::volumes::admin::VolumeInfo;
 use gcr_engine::Engine;
 
-use crate::cli::Cmd;
+use crate::cli::{Cmd, Format};
+use crate::render;
 use crate::Failure;
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCmd {
+    /// Create a bridge network.
+    Create {
+        /// IPv4 subnet in CIDR form, e.g. 10.90.0.0/24 (default: a free /16 in 10.88-10.127).
+        #[arg(long)]
+        subnet: Option<String>,
+        name: String,
+    },
     /// List networks.
-    Ls,
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Remove networks no container uses.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show networks in detail (JSON).
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Take this store's bridges and firewall rules off the host (they return on next use).
+    #[command(name = "__teardown", hide = true)]
+    Teardown,
+    /// The port proxy of one container: ID HOLDER_PID FD:PROTO:IP:PORT...
+    #[command(name = "__proxy", hide = true)]
+    Proxy {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum VolumeCmd {
+    /// Create a volume (a random name when none is given).
+    Create { name: Option<String> },
     /// List volumes.
-    Ls,
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Remove volumes no container uses.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show volumes in detail (JSON).
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (with --all, every unused volume).
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
-pub fn dispatch(_e: &Engine, _c: Cmd) -> Result<i32, Failure> {
-    Err(Failure::new(
-        1,
-        "network and volume commands are not available in this version".into(),
-    ))
+fn json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Failure::new(1, e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// Runs `f` for each name; prints errors and returns 1 if any failed.
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<(), gcr_engine::EngineError>) -> i32 {
+    let mut code = 0;
+    for n in names {
+        if let Err(e) = f(n) {
+            eprintln!("Error: {e}");
+            code = 1;
+        }
+    }
+    code
+}
+
+pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
+    match c {
+        Cmd::Network { cmd } => network(e, cmd),
+        Cmd::Volume { cmd } => volume(e, cmd),
+        Cmd::Port { container } => {
+            for (c, h) in e.ports(&container)? {
+                println!("{c} -> {h}");
+            }
+            Ok(0)
+        }
+        _ => Err(Failure::new(2, "not a network or volume command".into())),
+    }
+}
+
+fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
+    match cmd {
+        NetworkCmd::Create { subnet, name } => {
+            let n = e.network_create(&name, subnet.as_deref())?;
+            println!("{}", n.id);
+            Ok(0)
+        }
+        NetworkCmd::Ls { quiet, format } => {
+            let list = e.network_list()?;
+            if quiet {
+                list.iter().for_each(|n| println!("{}", short(&n.id)));
+            } else if format == Format::Json {
+                json(&list)?;
+            } else {
+                net_table(&list);
+            }
+            Ok(0)
+        }
+        NetworkCmd::Rm { names } => Ok(each(&names, |n| {
+            e.network_remove(n)?;
+            println!("{n}");
+            Ok(())
+        })),
+        NetworkCmd::Inspect { names } => {
+            let mut out = Vec::new();
+            let code = each(&names, |n| {
+                out.push(e.network_inspect(n)?);
+                Ok(())
+            });
+            json(&out)?;
+            Ok(code)
+        }
+        NetworkCmd::Teardown => {
+            e.network_teardown()?;
+            Ok(0)
+        }
+        NetworkCmd::Proxy { args } => proxy(&args),
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+fn net_table(list: &[NetworkInfo]) {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|n| {
+            vec![
+                short(&n.id).to_string(),
+                n.name.clone(),
+                n.driver.clone(),
+                n.subnet.clone(),
+                n.bridge.clone(),
+                n.containers.len().to_string(),
+            ]
+        })
+        .collect();
+    render::table(
+        &mut std::io::stdout(),
+        &[
+            "NETWORK ID",
+            "NAME",
+            "DRIVER",
+            "SUBNET",
+            "BRIDGE",
+            "CONTAINERS",
+        ],
+        &rows,
+    );
+}
+
+fn vol_table(list: &[VolumeInfo]) {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|v| vec![v.driver.clone(), v.name.clone()])
+        .collect();
+    render::table(&mut std::io::stdout(), &["DRIVER", "VOLUME NAME"], &rows);
+}
+
+fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
+    match cmd {
+        VolumeCmd::Create { name } => {
+            let v = e.volume_create(name.as_deref())?;
+            println!("{}", v.name);
+            Ok(0)
+        }
+        VolumeCmd::Ls { quiet, format } => {
+            let list = e.volume_list()?;
+            if quiet {
+                list.iter().for_each(|v| println!("{}", v.name));
+            } else if format == Format::Json {
+                json(&list)?;
+            } else {
+                vol_table(&list);
+            }
+            Ok(0)
+        }
+        VolumeCmd::Rm { names } => Ok(each(&names, |n| {
+            e.volume_remove(n)?;
+            println!("{n}");
+            Ok(())
+        })),
+        VolumeCmd::Inspect { names } => {
+            let mut out = Vec::new();
+            let code = each(&names, |n| {
+                out.push(e.volume_inspect(n)?);
+                Ok(())
+            });
+            json(&out)?;
+            Ok(code)
+        }
+        VolumeCmd::Prune { all, force: _ } => {
+            let gone = e.volume_prune(all)?;
+            for n in &gone {
+                println!("{n}");
+            }
+            println!("Total removed: {}", gone.len());
+            Ok(0)
+        }
+    }
+}
+
+/// `gcr network __proxy ID HOLDER FD:PROTO:IP:PORT...`: detaches, then relays until the
+/// holder exits. Prints the daemon's pid for the engine.
+fn proxy(args: &[String]) -> Result<i32, Failure> {
+    let bad = |m: &str| Failure::new(2, format!("__proxy: {m}"));
+    let [_id, holder, maps @ ..] = args else {
+        return Err(bad("usage: ID HOLDER_PID FD:PROTO:IP:PORT..."));
+    };
+    let holder: i32 = holder.parse().map_err(|_| bad("bad holder pid"))?;
+    let mut relays = Vec::new();
+    for m in maps {
+        let f: Vec<&str> = m.split(':').collect();
+        let [fd, proto, ip, port] = f.as_slice() else {
+            return Err(bad("bad mapping"));
+        };
+        let fd: i32 = fd.parse().map_err(|_| bad("bad fd"))?;
+        let proto = match *proto {
+            "tcp" => gcr_net::Proto::Tcp,
+            "udp" => gcr_net::Proto::Udp,
+            _ => return Err(bad("bad protocol")),
+        };
+        let target = std::net::SocketAddrV4::new(
+            ip.parse().map_err(|_| bad("bad address"))?,
+            port.parse().map_err(|_| bad("bad port"))?,
+        );
+        // SAFETY: the engine passed us this descriptor number, inherited for our sole use.
+        let listener = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        relays.push(gcr_net::proxy::Relay {
+            listener,
+            proto,
+            target,
+        });
+    }
+    gcr_net::proxy::daemonize().map_err(|e| Failure::new(1, e.to_string()))?;
+    gcr_net::proxy::serve(relays, holder)
 }

@@ -68,7 +68,7 @@ impl Engine {
         let image_config: serde_json::Value =
             serde_json::from_slice(&self.store.image_config(&image.id)?)?;
         let mut resolved = resolve::resolve(&opts, &image_config, lowers, hostname)?;
-        resolved.network = self.net_validate(&opts, &image_config)?;
+        self.net_validate(&opts, &image_config, &mut resolved)?;
         let image_ref = opts.image.clone();
         let r = Record {
             id: id.clone(),

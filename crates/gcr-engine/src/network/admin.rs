@@ -1,0 +1,197 @@
+//! `gcr network create|ls|rm|inspect`: user-defined bridge networks and the predefined
+//! `bridge`, `host` and `none`.
+
+use serde::Serialize;
+
+use super::db::{self, NetRow};
+use super::setup::{self, net_err, DEFAULT};
+use crate::container::record;
+use crate::{names, Engine, EngineError};
+
+/// A container attached to a network.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    pub ip: String,
+}
+
+/// A network as listed and inspected.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub id: String,
+    pub driver: String,
+    /// Host bridge interface (empty for host/none).
+    pub bridge: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub created: i64,
+    /// Firewall mechanism carrying masquerade rules: nftables, iptables or none.
+    pub firewall: String,
+    pub containers: Vec<Member>,
+}
+
+fn info(n: &NetRow, members: Vec<Member>) -> NetworkInfo {
+    NetworkInfo {
+        name: n.name.clone(),
+        id: n.id.clone(),
+        driver: n.driver.clone(),
+        bridge: n.bridge.clone(),
+        subnet: n.subnet.to_string(),
+        gateway: n.subnet.gateway().to_string(),
+        created: n.created,
+        firewall: n.firewall.clone(),
+        containers: members,
+    }
+}
+
+fn pseudo(name: &str) -> NetworkInfo {
+    NetworkInfo {
+        name: name.into(),
+        id: name.into(),
+        driver: name.into(),
+        bridge: String::new(),
+        subnet: String::new(),
+        gateway: String::new(),
+        created: 0,
+        firewall: String::new(),
+        containers: Vec::new(),
+    }
+}
+
+impl Engine {
+    fn members(&self, network: &str) -> Result<Vec<Member>, EngineError> {
+        let conn = self.store.conn();
+        let mut out = Vec::new();
+        for ep in db::endpoints_on(conn, network)? {
+            let name = record::find(conn, &ep.container)
+                .map(|r| r.name)
+                .unwrap_or_default();
+            out.push(Member {
+                id: ep.container,
+                name,
+                ip: ep.ip.to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `gcr network create [--subnet CIDR] NAME`.
+    pub fn network_create(
+        &self,
+        name: &str,
+        subnet: Option<&str>,
+    ) -> Result<NetworkInfo, EngineError> {
+        if !names::valid_name(name) {
+            return Err(EngineError::Usage(format!(
+                "invalid network name '{name}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if matches!(name, "bridge" | "host" | "none" | "default") {
+            return Err(EngineError::Conflict(format!(
+                "network {name} is predefined; choose another name"
+            )));
+        }
+        let subnet = subnet
+            .map(gcr_net::Subnet::parse)
+            .transpose()
+            .map_err(net_err)?;
+        db::ensure(self.store.conn())?;
+        let _lock = setup::host_lock();
+        let n = self.store.transaction(|tx| {
+            if db::find_network(tx, name)?.is_some() {
+                return Err(EngineError::Conflict(format!(
+                    "network {name} already exists; remove it first or choose another name"
+                )));
+            }
+            if let Some(s) = &subnet {
+                if let Some(c) = setup::subnet_clash(tx, s)? {
+                    return Err(EngineError::Conflict(format!(
+                        "subnet {s} overlaps {c}; choose another --subnet"
+                    )));
+                }
+            }
+            let n = setup::provision(tx, name, subnet, false)?;
+            if let Err(e) = db::insert_network(tx, &n) {
+                self.bridge_down(&n);
+                return Err(e);
+            }
+            Ok(n)
+        })?;
+        Ok(info(&n, Vec::new()))
+    }
+
+    /// `gcr network ls`: bridge networks (the default one first, once used), then host and
+    /// none.
+    pub fn network_list(&self) -> Result<Vec<NetworkInfo>, EngineError> {
+        db::ensure(self.store.conn())?;
+        let mut out = Vec::new();
+        for n in db::list_networks(self.store.conn())? {
+            let m = self.members(&n.name)?;
+            out.push(info(&n, m));
+        }
+        out.sort_by_key(|n| n.name != DEFAULT);
+        out.push(pseudo("host"));
+        out.push(pseudo("none"));
+        Ok(out)
+    }
+
+    /// `gcr network inspect NAME`.
+    pub fn network_inspect(&self, key: &str) -> Result<NetworkInfo, EngineError> {
+        if matches!(key, "host" | "none") {
+            return Ok(pseudo(key));
+        }
+        db::ensure(self.store.conn())?;
+        let n = db::find_network(self.store.conn(), key)?.ok_or_else(|| not_found(key))?;
+        let m = self.members(&n.name)?;
+        Ok(info(&n, m))
+    }
+
+    /// `gcr network rm NAME`: refused while any container (even stopped) uses it.
+    pub fn network_remove(&self, key: &str) -> Result<NetworkInfo, EngineError> {
+        if matches!(key, "bridge" | "host" | "none" | "default") {
+            return Err(EngineError::Conflict(format!(
+                "network {key} is predefined and cannot be removed"
+            )));
+        }
+        db::ensure(self.store.conn())?;
+        let n = db::find_network(self.store.conn(), key)?.ok_or_else(|| not_found(key))?;
+        let users: Vec<String> = record::list(self.store.conn())?
+            .into_iter()
+            .filter(|r| r.config.resolved.network == n.name)
+            .map(|r| r.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "network {} is used by container(s) {}; remove them first",
+                n.name,
+                users.join(", ")
+            )));
+        }
+        self.bridge_down(&n);
+        db::delete_network(self.store.conn(), &n.name)?;
+        Ok(info(&n, Vec::new()))
+    }
+
+    /// Takes every bridge and firewall rule of this store's networks off the host (they
+    /// come back on next use). For tests and resets; refused while containers are attached.
+    pub fn network_teardown(&self) -> Result<(), EngineError> {
+        db::ensure(self.store.conn())?;
+        let attached = db::all_endpoints(self.store.conn());
+        if let Some(ep) = attached.first() {
+            return Err(EngineError::Conflict(format!(
+                "container {} is still attached to network {}; remove it first",
+                ep.container, ep.network
+            )));
+        }
+        for n in db::list_networks(self.store.conn())? {
+            self.bridge_down(&n);
+        }
+        Ok(())
+    }
+}
+
+fn not_found(key: &str) -> EngineError {
+    EngineError::NotFound(format!("network {key} not found; see 'gcr network ls'"))
+}

@@ -1,0 +1,258 @@
+//! The network tables, created on first use (not by the store schema): `networks` (one row
+//! per bridge network, with its IPAM cursor) and `net_endpoints` (one row per attached
+//! container: its address lease, veth, published ports and proxy). `UNIQUE(network, ip)`
+//! makes a double allocation impossible even across processes; allocation runs in a
+//! `BEGIN IMMEDIATE` transaction.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use gcr_net::Subnet;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::EngineError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS networks (
+    name      TEXT PRIMARY KEY,
+    id        TEXT NOT NULL UNIQUE,
+    driver    TEXT NOT NULL,
+    bridge    TEXT NOT NULL UNIQUE,
+    subnet    TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    firewall  TEXT NOT NULL DEFAULT '',
+    next_host INTEGER NOT NULL DEFAULT 2
+);
+CREATE TABLE IF NOT EXISTS net_endpoints (
+    container TEXT PRIMARY KEY,
+    network   TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    names     TEXT NOT NULL,
+    veth      TEXT NOT NULL,
+    ports     TEXT NOT NULL DEFAULT '',
+    proxy_pid INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (network, ip)
+);
+";
+
+/// Creates the network tables when missing (a no-op statement once they exist).
+pub fn ensure(conn: &Connection) -> Result<(), EngineError> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// One bridge network.
+#[derive(Debug, Clone)]
+pub struct NetRow {
+    pub name: String,
+    pub id: String,
+    pub driver: String,
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub created: i64,
+    pub firewall: String,
+}
+
+/// One attached container.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub container: String,
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub names: String,
+    pub veth: String,
+    /// Published ports, `;`-separated `hostIp:hostPort:containerPort/proto`.
+    pub ports: String,
+    pub proxy_pid: i32,
+}
+
+const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall";
+
+fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
+    let subnet: String = row.get(4)?;
+    Ok(NetRow {
+        name: row.get(0)?,
+        id: row.get(1)?,
+        driver: row.get(2)?,
+        bridge: row.get(3)?,
+        subnet: Subnet::parse(&subnet).unwrap_or(Subnet {
+            net: Ipv4Addr::new(10, 88, 0, 0),
+            prefix: 16,
+        }),
+        created: row.get(5)?,
+        firewall: row.get(6)?,
+    })
+}
+
+/// A network by exact name, or by full or unambiguous id prefix.
+pub fn find_network(conn: &Connection, key: &str) -> Result<Option<NetRow>, EngineError> {
+    let sql = format!("SELECT {NET_COLS} FROM networks WHERE name = ?1");
+    if let Some(n) = conn.query_row(&sql, [key], net_from).optional()? {
+        return Ok(Some(n));
+    }
+    if key.len() < 3 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let sql = format!("SELECT {NET_COLS} FROM networks WHERE id LIKE ?1 || '%'");
+    let mut st = conn.prepare(&sql)?;
+    let rows: Vec<NetRow> = st.query_map([key], net_from)?.collect::<Result<_, _>>()?;
+    match rows.len() {
+        0 => Ok(None),
+        1 => Ok(rows.into_iter().next()),
+        _ => Err(EngineError::Usage(format!(
+            "network id prefix {key} is ambiguous; give more characters"
+        ))),
+    }
+}
+
+pub fn list_networks(conn: &Connection) -> Result<Vec<NetRow>, EngineError> {
+    let sql = format!("SELECT {NET_COLS} FROM networks ORDER BY created, name");
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map([], net_from)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> {
+    conn.execute(
+        "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        params![
+            n.name,
+            n.id,
+            n.driver,
+            n.bridge,
+            n.subnet.to_string(),
+            n.created,
+            n.firewall
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn set_firewall(conn: &Connection, name: &str, fw: &str) -> Result<(), EngineError> {
+    conn.execute(
+        "UPDATE networks SET firewall = ?2 WHERE name = ?1",
+        params![name, fw],
+    )?;
+    Ok(())
+}
+
+pub fn delete_network(conn: &Connection, name: &str) -> Result<(), EngineError> {
+    conn.execute("DELETE FROM networks WHERE name = ?1", [name])?;
+    Ok(())
+}
+
+const EP_COLS: &str = "container, network, ip, names, veth, ports, proxy_pid";
+
+fn ep_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Endpoint> {
+    let ip: String = row.get(2)?;
+    Ok(Endpoint {
+        container: row.get(0)?,
+        network: row.get(1)?,
+        ip: ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        names: row.get(3)?,
+        veth: row.get(4)?,
+        ports: row.get(5)?,
+        proxy_pid: row.get(6)?,
+    })
+}
+
+/// The endpoint of a container; `None` also when the tables were never created.
+pub fn endpoint(conn: &Connection, container: &str) -> Option<Endpoint> {
+    let sql = format!("SELECT {EP_COLS} FROM net_endpoints WHERE container = ?1");
+    conn.query_row(&sql, [container], ep_from).optional().ok()?
+}
+
+pub fn endpoints_on(conn: &Connection, network: &str) -> Result<Vec<Endpoint>, EngineError> {
+    let sql = format!("SELECT {EP_COLS} FROM net_endpoints WHERE network = ?1 ORDER BY ip");
+    let mut st = conn.prepare(&sql)?;
+    let rows = st
+        .query_map([network], ep_from)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn all_endpoints(conn: &Connection) -> Vec<Endpoint> {
+    let sql = format!("SELECT {EP_COLS} FROM net_endpoints");
+    let Ok(mut st) = conn.prepare(&sql) else {
+        return Vec::new();
+    };
+    st.query_map([], ep_from)
+        .map(|it| it.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+pub fn delete_endpoint(conn: &Connection, container: &str) -> Result<(), EngineError> {
+    conn.execute(
+        "DELETE FROM net_endpoints WHERE container = ?1",
+        [container],
+    )?;
+    Ok(())
+}
+
+pub fn set_ports(
+    conn: &Connection,
+    container: &str,
+    ports: &str,
+    pid: i32,
+) -> Result<(), EngineError> {
+    conn.execute(
+        "UPDATE net_endpoints SET ports = ?2, proxy_pid = ?3 WHERE container = ?1",
+        params![container, ports, pid],
+    )?;
+    Ok(())
+}
+
+/// Leases the next free address of `net` to `ep` (whose `ip` is filled in) inside one
+/// `BEGIN IMMEDIATE` transaction (the caller's). Leases of containers that no longer exist
+/// (a crash between start and cleanup) are reclaimed first.
+pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), EngineError> {
+    conn.execute(
+        "DELETE FROM net_endpoints WHERE container NOT IN (SELECT id FROM containers)",
+        [],
+    )?;
+    let next: i64 = conn.query_row(
+        "SELECT next_host FROM networks WHERE name = ?1",
+        [&net.name],
+        |r| r.get(0),
+    )?;
+    let mut used = HashSet::new();
+    {
+        let mut st = conn.prepare("SELECT ip FROM net_endpoints WHERE network = ?1")?;
+        for ip in st.query_map([&net.name], |r| r.get::<_, String>(0))? {
+            if let Ok(a) = ip?.parse::<Ipv4Addr>() {
+                if net.subnet.contains(a) {
+                    used.insert(net.subnet.offset(a));
+                }
+            }
+        }
+    }
+    let hosts = net.subnet.hosts();
+    let start = (next.max(2) as u32).min(hosts);
+    let span = hosts - 1; // offsets 2..=hosts (1 is the gateway)
+    let pick = (0..span)
+        .map(|i| 2 + (start - 2 + i) % span)
+        .find(|o| !used.contains(o))
+        .ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "network {} has no free address left in {}; remove containers or create a larger network",
+                net.name, net.subnet
+            ))
+        })?;
+    ep.ip = net.subnet.host(pick);
+    conn.execute(
+        "INSERT INTO net_endpoints (container, network, ip, names, veth) VALUES (?1,?2,?3,?4,?5)",
+        params![
+            ep.container,
+            ep.network,
+            ep.ip.to_string(),
+            ep.names,
+            ep.veth
+        ],
+    )?;
+    conn.execute(
+        "UPDATE networks SET next_host = ?2 WHERE name = ?1",
+        params![net.name, pick as i64 + 1],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Container networking as the engine sees it: which network namespace a container joins,
+//! its address on a bridge network, its /etc/hosts, /etc/resolv.conf and /etc/hostname,
+//! its published ports, and the cleanup of all of it.
+//!
+//! `none` gives a private namespace with loopback only; `host` the host's namespace;
+//! `bridge` (the default) and user networks a namespace created right before launch,
+//! wired with a veth pair to the network's Linux bridge, with an address leased in the
+//! store. The runtime joins that namespace through `/proc/self/fd/N` of a descriptor this
+//! process keeps until the container is detached.
+
+pub mod admin;
+mod db;
+mod files;
+mod publish;
+mod setup;
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+
+use gcr_net::netlink::Socket;
+use gcr_net::netns;
+use oci_spec::runtime::Mount;
+
+use crate::container::config::{Resolved, RunOptions};
+use crate::container::record::Record;
+use crate::{Engine, EngineError};
+use files::Files;
+pub use setup::DEFAULT;
+
+/// What the runtime needs to place a container on its network.
+pub struct NetAttachment {
+    pub network: gcr_runtime::Network,
+    pub mounts: Vec<Mount>,
+}
+
+/// Namespace descriptors of containers attached by this process, by container id.
+static NETNS: Mutex<Option<HashMap<String, OwnedFd>>> = Mutex::new(None);
+
+fn keep_netns(id: &str, fd: OwnedFd) -> std::path::PathBuf {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd()).into();
+    if let Ok(mut m) = NETNS.lock() {
+        m.get_or_insert_with(HashMap::new)
+            .insert(id.to_string(), fd);
+    }
+    path
+}
+
+fn drop_netns(id: &str) {
+    if let Ok(mut m) = NETNS.lock() {
+        if let Some(m) = m.as_mut() {
+            m.remove(id);
+        }
+    }
+}
+
+fn host_socket() -> Result<Socket, EngineError> {
+    Socket::open().map_err(|e| EngineError::Io("opening a netlink socket".into(), e))
+}
+
+impl Engine {
+    /// Checks `--network`, `-p`/`-P`, `-v` and `--tmpfs` at create time and fills
+    /// `resolved.network`, `network_data` (ports to publish) and `volume_data`.
+    pub(crate) fn net_validate(
+        &self,
+        opts: &RunOptions,
+        image_config: &serde_json::Value,
+        resolved: &mut Resolved,
+    ) -> Result<(), EngineError> {
+        let network = match opts.network.as_deref() {
+            None | Some("bridge" | "default") => {
+                self.default_network()?;
+                DEFAULT.to_string()
+            }
+            Some("none") => "none".into(),
+            Some("host") => "host".into(),
+            Some(other) if other.starts_with("container:") => {
+                return Err(EngineError::Usage(format!(
+                    "--network {other} is not supported; use none, host, bridge or a network name"
+                )))
+            }
+            Some(other) => {
+                db::ensure(self.store.conn())?;
+                match db::find_network(self.store.conn(), other)? {
+                    Some(n) => n.name,
+                    None => {
+                        return Err(EngineError::NotFound(format!(
+                            "network {other} not found; create it with 'gcr network create {other}' or use none, host or bridge"
+                        )))
+                    }
+                }
+            }
+        };
+        let ports = publish::wanted(opts, image_config)?;
+        if !ports.is_empty() && (network == "none" || network == "host") {
+            return Err(EngineError::Usage(format!(
+                "ports cannot be published on network {network}; drop -p/-P or use a bridge network"
+            )));
+        }
+        if !ports.is_empty() {
+            let list: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+            resolved.network_data = serde_json::json!({ "ports": list });
+        }
+        resolved.network = network;
+        resolved.volume_data = self.volumes_plan(opts, image_config)?;
+        Ok(())
+    }
+
+    /// Prepares the container's network right before launch.
+    pub(crate) fn net_attach(&self, r: &Record) -> Result<NetAttachment, EngineError> {
+        match r.config.resolved.network.as_str() {
+            "host" => Ok(NetAttachment {
+                network: gcr_runtime::Network::Host,
+                mounts: self.net_files(r, Files::Host)?,
+            }),
+            "none" => Ok(NetAttachment {
+                network: gcr_runtime::Network::NewLoopback,
+                mounts: self.net_files(r, Files::Loopback)?,
+            }),
+            name => {
+                let att = self.attach_bridge(r, name);
+                if att.is_err() {
+                    self.net_detach(r);
+                }
+                att
+            }
+        }
+    }
+
+    fn attach_bridge(&self, r: &Record, network: &str) -> Result<NetAttachment, EngineError> {
+        let conn = self.store.conn();
+        db::ensure(conn)?;
+        let net = db::find_network(conn, network)?.ok_or_else(|| {
+            EngineError::NotFound(format!(
+                "network {network} of container {} no longer exists; recreate it with 'gcr network create {network}'",
+                r.name
+            ))
+        })?;
+        if db::endpoint(conn, &r.id).is_some() {
+            self.net_detach(r);
+        }
+        let mut host = host_socket()?;
+        let bridge = self.bridge_up(&mut host, &net)?;
+        let mut ep = db::Endpoint {
+            container: r.id.clone(),
+            network: net.name.clone(),
+            ip: std::net::Ipv4Addr::UNSPECIFIED,
+            names: files::own_names(r),
+            veth: format!("gv{}", &r.id[..12.min(r.id.len())]),
+            ports: String::new(),
+            proxy_pid: 0,
+        };
+        self.store.transaction(|tx| db::lease(tx, &net, &mut ep))?;
+        let fd = netns::create_attached(
+            &mut host,
+            &netns::Endpoint {
+                host_if: ep.veth.clone(),
+                bridge,
+                peer_if: "eth0".into(),
+                ip: ep.ip,
+                prefix: net.subnet.prefix,
+                gateway: net.subnet.gateway(),
+            },
+        )
+        .map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot attach container {} to network {}: {e}",
+                r.name, net.name
+            ))
+        })?;
+        let path = keep_netns(&r.id, fd);
+        let mounts = if net.name == DEFAULT {
+            self.net_files(
+                r,
+                Files::Bridge {
+                    ip: ep.ip,
+                    peers: &[],
+                },
+            )?
+        } else {
+            self.store.transaction(|tx| {
+                let peers = db::endpoints_on(tx, &net.name)?;
+                let m = self.net_files(
+                    r,
+                    Files::Bridge {
+                        ip: ep.ip,
+                        peers: &peers,
+                    },
+                )?;
+                self.refresh_hosts(tx, &net.name);
+                Ok::<_, EngineError>(m)
+            })?
+        };
+        let specs = publish::split(
+            r.config
+                .resolved
+                .network_data
+                .get("ports")
+                .and_then(|p| p.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(";")
+                })
+                .as_deref()
+                .unwrap_or(""),
+        );
+        if !specs.is_empty() {
+            let bound = publish::bind_all(&specs)?;
+            self.start_proxy(&r.id, ep.ip, bound)?;
+        }
+        Ok(NetAttachment {
+            network: gcr_runtime::Network::Join(path),
+            mounts,
+        })
+    }
+
+    /// Releases whatever `net_attach` set up: proxy, veth, address lease, the namespace
+    /// descriptor, and the container's line in its network's hosts files. Idempotent;
+    /// never fails.
+    pub(crate) fn net_detach(&self, r: &Record) {
+        if matches!(r.config.resolved.network.as_str(), "none" | "host") {
+            return;
+        }
+        drop_netns(&r.id);
+        let conn = self.store.conn();
+        let Some(ep) = db::endpoint(conn, &r.id) else {
+            return;
+        };
+        publish::kill_proxy(ep.proxy_pid, &r.id);
+        // The veth pair goes with the namespace once its last process and our descriptor
+        // are gone (the kernel does that asynchronously; deleting it here would cost
+        // tens of milliseconds). A pair whose namespace is still held is deleted now.
+        let held = r.pid.is_some_and(|p| {
+            crate::container::procfs::alive(p, r.extra.pid_start)
+                && !crate::container::procfs::exited(p)
+        });
+        if held {
+            if let Ok(mut s) = Socket::open() {
+                let _ = gcr_net::link::delete(&mut s, &ep.veth);
+            }
+        }
+        let _ = self.store.transaction(|tx| {
+            db::delete_endpoint(tx, &r.id)?;
+            if ep.network != DEFAULT {
+                self.refresh_hosts(tx, &ep.network);
+            }
+            Ok::<_, EngineError>(())
+        });
+    }
+}

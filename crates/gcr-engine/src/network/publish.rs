@@ -1,0 +1,216 @@
+//! Published ports: `-p`/`-P` checked at create time, host sockets bound at start (so a
+//! taken port fails the start with a clear message), and the per-container proxy process
+//! (`gcr network __proxy`) that relays them to the container's address. Also the texts
+//! `gcr port` and `ps` show.
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+
+use gcr_net::{PortSpec, Proto};
+
+use super::db;
+use super::setup::net_err;
+use crate::container::config::RunOptions;
+use crate::container::procfs;
+use crate::container::record::Record;
+use crate::{Engine, EngineError};
+
+/// The ports to publish: `-p` values, then (with `-P`) each exposed port not already given.
+pub(crate) fn wanted(
+    opts: &RunOptions,
+    image_config: &serde_json::Value,
+) -> Result<Vec<PortSpec>, EngineError> {
+    let mut out: Vec<PortSpec> = Vec::new();
+    for p in &opts.publish {
+        out.push(PortSpec::parse(p).map_err(net_err)?);
+    }
+    if opts.publish_all {
+        if let Some(exposed) = image_config
+            .pointer("/config/ExposedPorts")
+            .and_then(|v| v.as_object())
+        {
+            for key in exposed.keys() {
+                let s = PortSpec::exposed(key).map_err(net_err)?;
+                if !out
+                    .iter()
+                    .any(|o| o.container_port == s.container_port && o.proto == s.proto)
+                {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    for (i, a) in out.iter().enumerate() {
+        if a.host_port == 0 {
+            continue;
+        }
+        if out[..i]
+            .iter()
+            .any(|b| b.host_port == a.host_port && b.proto == a.proto && b.host_ip == a.host_ip)
+        {
+            return Err(EngineError::Usage(format!(
+                "host port {}/{} is published twice; give each -p its own host port",
+                a.host_port,
+                a.proto.as_str()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Binds the host side of each port; returns the actual specs (random ports resolved).
+pub(crate) fn bind_all(specs: &[PortSpec]) -> Result<Vec<(PortSpec, OwnedFd)>, EngineError> {
+    let mut out = Vec::with_capacity(specs.len());
+    for s in specs {
+        let addr = SocketAddrV4::new(s.host_ip, s.host_port);
+        let taken = |e: std::io::Error| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                EngineError::Conflict(format!(
+                    "host port {}:{}/{} is already in use; choose another host port (-p OTHER:{}) or stop what holds it",
+                    s.host_ip, s.host_port, s.proto.as_str(), s.container_port
+                ))
+            } else {
+                EngineError::Io(format!("binding host port {addr}/{}", s.proto.as_str()), e)
+            }
+        };
+        let (fd, port): (OwnedFd, u16) = match s.proto {
+            Proto::Tcp => {
+                let l = TcpListener::bind(addr).map_err(taken)?;
+                let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                (l.into(), port)
+            }
+            Proto::Udp => {
+                let u = UdpSocket::bind(addr).map_err(taken)?;
+                let port = u.local_addr().map(|a| a.port()).unwrap_or(0);
+                (u.into(), port)
+            }
+        };
+        let mut actual = *s;
+        actual.host_port = port;
+        out.push((actual, fd));
+    }
+    Ok(out)
+}
+
+fn join(specs: &[PortSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Parses a stored `;`-separated port list.
+pub(crate) fn split(s: &str) -> Vec<PortSpec> {
+    s.split(';')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| PortSpec::parse(p).ok())
+        .collect()
+}
+
+impl Engine {
+    /// Starts the proxy for `bound` (relaying to `ip`), records ports and pid.
+    pub(crate) fn start_proxy(
+        &self,
+        id: &str,
+        ip: Ipv4Addr,
+        bound: Vec<(PortSpec, OwnedFd)>,
+    ) -> Result<(), EngineError> {
+        let mut args = vec![
+            "--root".to_string(),
+            self.root().to_string_lossy().into_owned(),
+            "network".into(),
+            "__proxy".into(),
+            id.to_string(),
+            std::process::id().to_string(),
+        ];
+        let mut inherit = Vec::new();
+        for (s, fd) in &bound {
+            // A dup without close-on-exec is inherited by the proxy under the same number.
+            // SAFETY: dup of a descriptor we own; the result is checked and closed below.
+            let d = unsafe { libc::dup(fd.as_raw_fd()) };
+            if d < 0 {
+                return Err(EngineError::Io(
+                    "duplicating a port socket".into(),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            inherit.push(d);
+            args.push(format!(
+                "{d}:{}:{}:{}",
+                s.proto.as_str(),
+                ip,
+                s.container_port
+            ));
+        }
+        let out = Command::new(self_exe())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        for d in inherit {
+            // SAFETY: closing the duplicates made above, owned by nobody else.
+            unsafe { libc::close(d) };
+        }
+        let out = out.map_err(|e| EngineError::Io("starting the port proxy".into(), e))?;
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if pid <= 0 {
+            return Err(EngineError::Internal(format!(
+                "the port proxy of container {id} did not start; check that {} runs",
+                self_exe()
+            )));
+        }
+        let specs: Vec<PortSpec> = bound.iter().map(|(s, _)| *s).collect();
+        db::set_ports(self.store.conn(), id, &join(&specs), pid)
+    }
+
+    /// `gcr port`: `(containerPort/proto, hostIp:hostPort)` pairs of a running container.
+    pub fn ports(&self, key: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let r = self.container(key)?;
+        Ok(self.port_pairs(&r))
+    }
+
+    fn port_pairs(&self, r: &Record) -> Vec<(String, String)> {
+        let Some(ep) = db::endpoint(self.store.conn(), &r.id) else {
+            return Vec::new();
+        };
+        split(&ep.ports)
+            .into_iter()
+            .map(|s| {
+                (
+                    format!("{}/{}", s.container_port, s.proto.as_str()),
+                    format!("{}:{}", s.host_ip, s.host_port),
+                )
+            })
+            .collect()
+    }
+
+    /// The PORTS column of `ps`: `0.0.0.0:8080->80/tcp, ...` (empty when not running).
+    pub fn ports_text(&self, r: &Record) -> String {
+        self.port_pairs(r)
+            .into_iter()
+            .map(|(c, h)| format!("{h}->{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Kills container `id`'s proxy if `pid` still is that proxy.
+pub(crate) fn kill_proxy(pid: i32, id: &str) {
+    if pid <= 0 {
+        return;
+    }
+    let cmd = procfs::cmdline(pid);
+    if cmd.contains("__proxy") && cmd.contains(id) {
+        procfs::signal(pid, libc::SIGKILL);
+    }
+}
+
+/// The gcr binary (the proxy is `gcr network __proxy`).
+fn self_exe() -> String {
+    std::env::var("GCR_BIN").unwrap_or_else(|_| "/proc/self/exe".into())
+}

@@ -1,0 +1,216 @@
+//! Bridge networks on the host: the default `bridge` network (created on first use), the
+//! choice of a free bridge name and a subnet that shadows no host route, and bringing a
+//! network's bridge and firewall rules up when missing (first use, or after a reboot).
+
+use gcr_net::netlink::Socket;
+use gcr_net::{firewall, link, Subnet};
+use rusqlite::Connection;
+
+use super::db::{self, NetRow};
+use crate::{names, Engine, EngineError};
+
+/// Name of the default network.
+pub const DEFAULT: &str = "bridge";
+
+pub(crate) fn net_err(e: gcr_net::NetError) -> EngineError {
+    match e {
+        gcr_net::NetError::Invalid(m) => EngineError::Usage(m),
+        other => EngineError::Internal(other.to_string()),
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    crate::container::record::now_ns() / 1_000_000_000
+}
+
+/// A /16 in 10.88.0.0-10.127.255.255 used by no network of this store and no host route.
+pub(crate) fn free_subnet(conn: &Connection) -> Result<Subnet, EngineError> {
+    let taken: Vec<Subnet> = db::list_networks(conn)?
+        .into_iter()
+        .map(|n| n.subnet)
+        .chain(gcr_net::addr::host_routes())
+        .collect();
+    for b in 88u8..128 {
+        let cand = Subnet {
+            net: std::net::Ipv4Addr::new(10, b, 0, 0),
+            prefix: 16,
+        };
+        if !taken.iter().any(|t| t.overlaps(&cand)) {
+            return Ok(cand);
+        }
+    }
+    Err(EngineError::Conflict(
+        "no free subnet left in 10.88.0.0-10.127.255.255; create the network with --subnet".into(),
+    ))
+}
+
+/// Whether `subnet` clashes with another network of this store or a host route.
+pub(crate) fn subnet_clash(
+    conn: &Connection,
+    subnet: &Subnet,
+) -> Result<Option<String>, EngineError> {
+    for n in db::list_networks(conn)? {
+        if n.subnet.overlaps(subnet) {
+            return Ok(Some(format!("network {} ({})", n.name, n.subnet)));
+        }
+    }
+    for r in gcr_net::addr::host_routes() {
+        if r.overlaps(subnet) {
+            return Ok(Some(format!("a host route to {r}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Bridge names to try: `gcr0`, `gcr1`, ... for the default network; `gcr-<id8>` first for
+/// user networks.
+fn bridge_candidates(id: &str, default: bool) -> impl Iterator<Item = String> {
+    let first = (!default).then(|| format!("gcr-{}", &id[..8.min(id.len())]));
+    first
+        .into_iter()
+        .chain((0..1000).map(|i| format!("gcr{i}")))
+}
+
+/// Serializes network provisioning across every gcr process and store on this host (bridge
+/// names and subnets are host-wide); released on drop.
+pub(crate) struct HostLock(#[allow(dead_code)] Option<std::fs::File>);
+
+pub(crate) fn host_lock() -> HostLock {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/gcr-net.lock")
+        .ok();
+    if let Some(f) = &f {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own; blocks until the lock is ours.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    }
+    HostLock(f)
+}
+
+fn cannot(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!(
+        "cannot {what}: {e}; bridge networks need root (CAP_NET_ADMIN), or use --network none|host"
+    ))
+}
+
+/// Claims a bridge on the host (creation with EXCL is the atomic claim), gives it the
+/// gateway address and installs the firewall rules. Call with the [`HostLock`] held.
+pub(crate) fn provision(
+    conn: &Connection,
+    name: &str,
+    subnet: Option<Subnet>,
+    default: bool,
+) -> Result<NetRow, EngineError> {
+    let id = names::random_id();
+    let subnet = match subnet {
+        Some(s) => s,
+        None => free_subnet(conn)?,
+    };
+    let used: Vec<String> = db::list_networks(conn)?
+        .into_iter()
+        .map(|n| n.bridge)
+        .collect();
+    let mut host = Socket::open().map_err(|e| cannot("open a netlink socket", e))?;
+    let mut bridge = None;
+    for b in bridge_candidates(&id, default) {
+        if used.contains(&b) || link::index(&b).is_some() {
+            continue;
+        }
+        match link::create_bridge(&mut host, &b) {
+            Ok(()) => {
+                bridge = Some(b);
+                break;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+            Err(e) => return Err(cannot(&format!("create bridge {b} for network {name}"), e)),
+        }
+    }
+    let bridge = bridge.ok_or_else(|| {
+        EngineError::Conflict("no free bridge name gcrN left on this host".into())
+    })?;
+    let n = NetRow {
+        name: name.into(),
+        id,
+        driver: "bridge".into(),
+        bridge,
+        subnet,
+        created: now(),
+        firewall: String::new(),
+    };
+    match configure(&mut host, &n) {
+        Ok(fw) => Ok(NetRow { firewall: fw, ..n }),
+        Err(e) => {
+            let _ = link::delete(&mut host, &n.bridge);
+            Err(e)
+        }
+    }
+}
+
+/// Gateway address and firewall rules of an existing bridge; returns the firewall kind.
+fn configure(host: &mut Socket, n: &NetRow) -> Result<String, EngineError> {
+    let idx = link::index(&n.bridge).ok_or_else(|| {
+        EngineError::Internal(format!("bridge {} vanished while being set up", n.bridge))
+    })?;
+    link::add_addr(host, idx, n.subnet.gateway(), n.subnet.prefix).map_err(|e| {
+        cannot(
+            &format!("add {} to bridge {}", n.subnet.gateway(), n.bridge),
+            e,
+        )
+    })?;
+    Ok(firewall::install(&n.bridge, &n.subnet).as_str().to_string())
+}
+
+impl Engine {
+    /// The default network's row, created (in the database only) on first use.
+    pub(crate) fn default_network(&self) -> Result<NetRow, EngineError> {
+        let conn = self.store.conn();
+        db::ensure(conn)?;
+        if let Some(n) = db::find_network(conn, DEFAULT)? {
+            return Ok(n);
+        }
+        let _lock = host_lock();
+        self.store.transaction(|tx| {
+            if let Some(n) = db::find_network(tx, DEFAULT)? {
+                return Ok(n);
+            }
+            let n = provision(tx, DEFAULT, None, true)?;
+            db::insert_network(tx, &n)?;
+            Ok::<_, EngineError>(n)
+        })
+    }
+
+    /// Makes sure the network's bridge exists (it is gone after a reboot) with its gateway
+    /// address and firewall rules; returns the bridge's interface index.
+    pub(crate) fn bridge_up(&self, host: &mut Socket, n: &NetRow) -> Result<u32, EngineError> {
+        if let Some(i) = link::index(&n.bridge) {
+            return Ok(i);
+        }
+        let _lock = host_lock();
+        match link::create_bridge(host, &n.bridge) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => {
+                return Err(cannot(
+                    &format!("create bridge {} for network {}", n.bridge, n.name),
+                    e,
+                ))
+            }
+        }
+        let fw = configure(host, n)?;
+        let _ = db::set_firewall(self.store.conn(), &n.name, &fw);
+        link::index(&n.bridge).ok_or_else(|| {
+            EngineError::Internal(format!("bridge {} vanished while being set up", n.bridge))
+        })
+    }
+
+    /// Removes a network's bridge and firewall rules from the host (the row stays).
+    pub(crate) fn bridge_down(&self, n: &NetRow) {
+        if let Ok(mut s) = Socket::open() {
+            let _ = link::delete(&mut s, &n.bridge);
+        }
+        firewall::remove(&n.bridge, &n.subnet);
+    }
+}

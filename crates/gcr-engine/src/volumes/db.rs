@@ -1,0 +1,69 @@
+//! The `volumes` table (created on first use) and volume directories.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::EngineError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS volumes (
+    name      TEXT PRIMARY KEY,
+    created   INTEGER NOT NULL,
+    anonymous INTEGER NOT NULL DEFAULT 0
+);
+";
+
+pub fn ensure(conn: &Connection) -> Result<(), EngineError> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// One volume row.
+#[derive(Debug, Clone)]
+pub struct VolRow {
+    pub name: String,
+    pub created: i64,
+    pub anonymous: bool,
+}
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VolRow> {
+    Ok(VolRow {
+        name: r.get(0)?,
+        created: r.get(1)?,
+        anonymous: r.get::<_, i64>(2)? != 0,
+    })
+}
+
+pub fn find(conn: &Connection, name: &str) -> Result<Option<VolRow>, EngineError> {
+    Ok(conn
+        .query_row(
+            "SELECT name, created, anonymous FROM volumes WHERE name = ?1",
+            [name],
+            from_row,
+        )
+        .optional()?)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<VolRow>, EngineError> {
+    let mut st = conn.prepare("SELECT name, created, anonymous FROM volumes ORDER BY name")?;
+    let rows = st.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Inserts a volume unless present; returns whether it was new.
+pub fn insert(
+    conn: &Connection,
+    name: &str,
+    created: i64,
+    anonymous: bool,
+) -> Result<bool, EngineError> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?1, ?2, ?3)",
+        params![name, created, anonymous as i64],
+    )?;
+    Ok(n > 0)
+}
+
+pub fn delete(conn: &Connection, name: &str) -> Result<(), EngineError> {
+    conn.execute("DELETE FROM volumes WHERE name = ?1", [name])?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Volumes as the engine sees them: the mounts a container gets for `-v`, `--tmpfs` and the
+//! image's declared volumes, and their release when the container goes. Store volumes live
+//! in `<root>/volumes/<name>/_data` and are listed in the `volumes` table (created on first
+//! use); a volume is in use while any container (running or not) names it in its plan.
+
+pub mod admin;
+mod db;
+pub mod plan;
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Mount, MountBuilder};
+
+use crate::container::config::RunOptions;
+use crate::container::record::Record;
+use crate::{Engine, EngineError};
+use plan::{Plan, Planned};
+
+fn mount(dest: &str, typ: &str, src: &Path, options: Vec<String>) -> Result<Mount, EngineError> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(src)
+        .options(options)
+        .build()
+        .map_err(|e| EngineError::Internal(format!("mount {dest}: {e}")))
+}
+
+fn bind_opts(ro: bool) -> Vec<String> {
+    let mut o = vec!["rbind".to_string(), "rprivate".to_string()];
+    if ro {
+        o.push("ro".into());
+    }
+    o
+}
+
+impl Engine {
+    /// `<root>/volumes/<name>`.
+    pub(crate) fn volume_dir(&self, name: &str) -> PathBuf {
+        self.root().join("volumes").join(name)
+    }
+
+    /// Checks `-v`/`--tmpfs` at create time, creates the store volumes and missing bind
+    /// sources, and returns the plan to store in `volume_data`.
+    pub(crate) fn volumes_plan(
+        &self,
+        opts: &RunOptions,
+        image_config: &serde_json::Value,
+    ) -> Result<serde_json::Value, EngineError> {
+        let p = plan::plan(opts, image_config)?;
+        if p.mounts.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        for m in &p.mounts {
+            match m {
+                Planned::Volume {
+                    name, anonymous, ..
+                } => self.volume_ensure(name, *anonymous)?,
+                Planned::Bind { source, .. } => {
+                    if !Path::new(source).exists() {
+                        std::fs::create_dir_all(source).map_err(|e| {
+                            EngineError::Io(format!("creating bind source {source}"), e)
+                        })?;
+                    }
+                }
+                Planned::Tmpfs { .. } => {}
+            }
+        }
+        Ok(serde_json::to_value(&p)?)
+    }
+
+    /// Mounts for the container's volumes, parents before children.
+    pub(crate) fn volume_mounts(&self, r: &Record) -> Result<Vec<Mount>, EngineError> {
+        if r.config.resolved.volume_data.is_null() {
+            return Ok(Vec::new());
+        }
+        let p = Plan::from_value(&r.config.resolved.volume_data);
+        let mut out = Vec::with_capacity(p.mounts.len());
+        for m in &p.mounts {
+            out.push(match m {
+                Planned::Volume { name, dest, ro, .. } => {
+                    let data = self.volume_dir(name).join("_data");
+                    if !data.is_dir() {
+                        std::fs::create_dir_all(&data).map_err(|e| {
+                            EngineError::Io(format!("recreating volume {name}"), e)
+                        })?;
+                    }
+                    mount(dest, "bind", &data, bind_opts(*ro))?
+                }
+                Planned::Bind { source, dest, ro } => {
+                    if !Path::new(source).exists() {
+                        return Err(EngineError::NotFound(format!(
+                            "bind source {source} of container {} does not exist; create it or remove the container",
+                            r.name
+                        )));
+                    }
+                    mount(dest, "bind", Path::new(source), bind_opts(*ro))?
+                }
+                Planned::Tmpfs { dest, options } => {
+                    mount(dest, "tmpfs", Path::new("tmpfs"), options.clone())?
+                }
+            });
+        }
+        out.sort_by_key(|m| m.destination().components().count());
+        Ok(out)
+    }
+
+    /// Releases a removed container's volumes: anonymous ones are deleted when asked (`--rm`)
+    /// and no other container uses them; named volumes always stay.
+    pub(crate) fn volumes_release(&self, r: &Record, remove_anonymous: bool) {
+        if !remove_anonymous || r.config.resolved.volume_data.is_null() {
+            return;
+        }
+        let p = Plan::from_value(&r.config.resolved.volume_data);
+        for (name, anon) in p.volume_names() {
+            if anon && self.volume_users(name, Some(&r.id)).is_empty() {
+                let _ = self.volume_delete(name);
+            }
+        }
+    }
+}
