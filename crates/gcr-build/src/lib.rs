@@ -19,7 +19,7 @@ mod upper;
 
 use std::path::PathBuf;
 
-pub use builder::{build, BuildOptions, Built};
+pub use builder::{build, load_spec, BuildOptions, Built};
 pub use error::{BuildError, Result};
 
 /// One command to run inside the image under construction.

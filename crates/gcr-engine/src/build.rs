@@ -1,1 +1,114 @@
-//! `gcr build` in the engine (being written).
+//! `gcr build` in the engine: finds the spec, runs gcr-build against the store with a
+//! [`runner::RuntimeRunner`] that executes build commands with gcr-runtime, verifies
+//! reproducibility (`--verify`) in two temporary stores, and serves build transcripts.
+
+mod runner;
+mod verify;
+
+use std::path::{Path, PathBuf};
+
+use gcr_build::{BuildError, BuildOptions, Built, Event};
+
+pub use runner::RuntimeRunner;
+pub use verify::Verified;
+
+use crate::{Engine, EngineError};
+
+/// A build as the CLI asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// A context directory (containing one `.gcr` file) or a `.gcr` file.
+    pub spec_file: PathBuf,
+    pub tags: Vec<String>,
+    pub no_cache: bool,
+    pub source_date_epoch: Option<i64>,
+}
+
+/// Finds the spec: `file` if given (`-f`), else the only `*.gcr` file in `dir`.
+pub fn find_spec(dir: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, EngineError> {
+    if let Some(f) = file {
+        if !f.is_file() {
+            return Err(EngineError::NotFound(format!(
+                "spec file {} does not exist; check the -f path",
+                f.display()
+            )));
+        }
+        return Ok(f.to_path_buf());
+    }
+    let dir = dir.unwrap_or(Path::new("."));
+    if dir.is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        EngineError::NotFound(format!(
+            "build context {} cannot be read ({e}); give an existing directory",
+            dir.display()
+        ))
+    })?;
+    let mut found: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gcr") && p.is_file())
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(EngineError::NotFound(format!(
+            "no .gcr spec in {}; add one or pass -f FILE.gcr",
+            dir.display()
+        ))),
+        _ => Err(EngineError::Usage(format!(
+            "{} contains several .gcr specs; choose one with -f FILE.gcr",
+            dir.display()
+        ))),
+    }
+}
+
+/// Maps a build error to the engine's (exit code 1, or 2 for usage).
+pub(crate) fn build_err(e: BuildError) -> EngineError {
+    match e {
+        BuildError::Usage(m) => EngineError::Usage(m),
+        BuildError::UnknownBase(_) | BuildError::MissingSource(_) => {
+            EngineError::NotFound(e.to_string())
+        }
+        BuildError::Store(s) => EngineError::Store(s),
+        other => EngineError::Internal(other.to_string()),
+    }
+}
+
+impl Engine {
+    /// Builds (and tags) the image of a spec, reporting progress to `emit`.
+    pub fn build(
+        &self,
+        req: &BuildRequest,
+        emit: &mut dyn FnMut(&Event),
+    ) -> Result<Built, EngineError> {
+        let opts = BuildOptions {
+            spec_file: req.spec_file.clone(),
+            tags: req.tags.clone(),
+            no_cache: req.no_cache,
+            source_date_epoch: req.source_date_epoch,
+            tag: true,
+        };
+        let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
+        gcr_build::build(&self.store, &runner, &opts, emit).map_err(build_err)
+    }
+
+    /// The build transcript of an image built by this store.
+    pub fn image_transcript(&self, image: &str) -> Result<serde_json::Value, EngineError> {
+        let id = self.store.resolve_image(image).map_err(|e| {
+            if e.is_not_found() {
+                EngineError::NotFound(format!("no such image: {image}"))
+            } else {
+                e.into()
+            }
+        })?;
+        gcr_build::cache::transcript(&self.store, &id.id)
+            .map_err(build_err)?
+            .ok_or_else(|| {
+                EngineError::NotFound(format!(
+                    "image {image} has no build transcript (it was not built by gcr build in this store)"
+                ))
+            })
+    }
+}

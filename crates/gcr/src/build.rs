@@ -1,19 +1,282 @@
-//! `gcr build` (being written).
+//! `gcr build`: finds the spec, calls the engine, and renders progress as a tree
+//! (`--progress auto|plain`) or one JSON object per event (`--progress json`).
 
-use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use gcr_build::Event;
+use gcr_engine::build::{find_spec, BuildRequest};
 use gcr_engine::Engine;
 
+use crate::render::bytes;
 use crate::Failure;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Progress {
+    #[default]
+    Auto,
+    Plain,
+    Json,
+}
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
     /// Build context directory (containing exactly one .gcr spec), default `.`.
     pub context: Option<String>,
+    /// The spec file (its directory is the build context).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Name and tag the image (`name:tag`), instead of the spec's name:version.
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Do not use the step cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Image `created` time (Unix seconds) when the spec sets no metadata.created.
+    #[arg(long, env = "SOURCE_DATE_EPOCH")]
+    pub source_date_epoch: Option<i64>,
+    /// Progress output: auto, plain or json.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    /// Build twice in fresh temporary stores and fail if the digests differ.
+    #[arg(long)]
+    pub verify: bool,
 }
 
-pub fn run(_e: &Engine, _a: &BuildArgs) -> Result<i32, Failure> {
-    Err(Failure::new(
-        1,
-        "gcr build is not available in this version".into(),
-    ))
+/// Renders build events as the `├──` tree or as plain lines.
+struct Tree {
+    plain: bool,
+    pending: Vec<String>,
+    section: Option<(&'static str, usize)>,
+    files: usize,
+    cached: usize,
+    steps: usize,
+}
+
+impl Tree {
+    fn new(plain: bool) -> Tree {
+        Tree {
+            plain,
+            pending: Vec::new(),
+            section: None,
+            files: 0,
+            cached: 0,
+            steps: 0,
+        }
+    }
+
+    fn out(&self, s: &str) {
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{s}");
+    }
+
+    /// Prints a finished copy/dependency section: header with totals, then its steps.
+    fn flush(&mut self) {
+        let Some((kind, n)) = self.section.take() else {
+            return;
+        };
+        if kind == "command" {
+            return;
+        }
+        let cached = if self.cached == self.steps && self.steps > 0 {
+            ", cached"
+        } else {
+            ""
+        };
+        let head = match kind {
+            "copy" => format!(
+                "Copying files: {} files in {n} layer{} (hash verified){cached}",
+                self.files,
+                if n == 1 { "" } else { "s" },
+            ),
+            _ => format!("Dependencies: {n} (hash verified){cached}"),
+        };
+        self.out(&if self.plain {
+            head
+        } else {
+            format!("├── {head}")
+        });
+        let lines = std::mem::take(&mut self.pending);
+        let last = lines.len().saturating_sub(1);
+        for (i, l) in lines.iter().enumerate() {
+            let p = if self.plain {
+                "  "
+            } else if i == last {
+                "│   └── "
+            } else {
+                "│   ├── "
+            };
+            self.out(&format!("{p}{l}"));
+        }
+    }
+
+    fn event(&mut self, e: &Event) {
+        match e {
+            Event::Start { name, .. } => self.out(&format!("Building: {name}")),
+            Event::Base { base, id } => {
+                let base = familiar(base);
+                let s = match id {
+                    Some(id) => format!("Base image: {base} ({})", short(id)),
+                    None => format!("Base image: {base}"),
+                };
+                self.out(&if self.plain {
+                    s
+                } else {
+                    format!("├── {s}")
+                });
+            }
+            Event::Section { kind, count } => {
+                self.flush();
+                self.section = Some((kind, *count));
+                (self.files, self.cached, self.steps) = (0, 0, 0);
+                if *kind == "command" {
+                    let s = format!(
+                        "Running commands: {count} command{}",
+                        if *count == 1 { "" } else { "s" }
+                    );
+                    self.out(&if self.plain {
+                        s
+                    } else {
+                        format!("├── {s}")
+                    });
+                }
+            }
+            Event::Step {
+                kind,
+                description,
+                cached,
+                duration_ms,
+                layer,
+                files,
+                ..
+            } => {
+                self.steps += 1;
+                if *cached {
+                    self.cached += 1;
+                }
+                self.files += files.unwrap_or(0);
+                let state = if *cached { "cached" } else { "built" };
+                let line = format!(
+                    "{description}: {state} {} ({duration_ms:.1} ms)",
+                    short(layer)
+                );
+                if *kind == "command" {
+                    let p = if self.plain { "  " } else { "│   ├── " };
+                    self.out(&format!("{p}{line}"));
+                } else {
+                    self.pending.push(line);
+                }
+            }
+            Event::Output { line, .. } => {
+                let p = if self.plain { "    | " } else { "│   │   " };
+                self.out(&format!("{p}{line}"));
+            }
+            Event::Done {
+                id,
+                size,
+                steps,
+                cached,
+                duration_ms,
+                tags,
+                ..
+            } => {
+                self.flush();
+                let s = format!("Built: {id} ({})", bytes(*size));
+                self.out(&if self.plain {
+                    s
+                } else {
+                    format!("└── {s}")
+                });
+                let t: Vec<String> = tags.iter().map(|t| familiar(t)).collect();
+                let ind = if self.plain { "" } else { "    " };
+                self.out(&format!(
+                    "{ind}{cached} of {steps} steps cached, {duration_ms:.1} ms; tagged {}",
+                    t.join(", ")
+                ));
+            }
+        }
+    }
+}
+
+fn short(d: &str) -> String {
+    let h = d.strip_prefix("sha256:").unwrap_or(d);
+    format!("sha256:{}", &h[..h.len().min(12)])
+}
+
+fn familiar(full: &str) -> String {
+    gcr_core::Reference::parse(full)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| full.to_string())
+}
+
+fn json_line(v: &impl serde::Serialize) {
+    if let Ok(s) = serde_json::to_string(v) {
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{s}");
+    }
+}
+
+pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
+    let spec_file = find_spec(
+        a.context.as_deref().map(std::path::Path::new),
+        a.file.as_deref().map(std::path::Path::new),
+    )?;
+    let req = BuildRequest {
+        spec_file: PathBuf::from(&spec_file),
+        tags: a.tags.clone(),
+        no_cache: a.no_cache,
+        source_date_epoch: a.source_date_epoch,
+    };
+    let json = a.progress == Progress::Json;
+    let mut verified = None;
+    if a.verify {
+        if !json {
+            println!(
+                "Verifying: building {} twice in fresh stores",
+                spec_file.display()
+            );
+        }
+        let v = e.verify_build(&req, &mut |_| {})?;
+        if json {
+            json_line(&serde_json::json!({
+                "event": "verify", "first": v.first, "second": v.second,
+                "reproducible": v.reproducible(), "difference": v.difference,
+            }));
+        }
+        if let Some(d) = &v.difference {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "the build is not reproducible: {} vs {}; first difference: {d}",
+                    v.first, v.second
+                ),
+            ));
+        }
+        if !json {
+            println!("Reproducible: both builds gave {}", v.first);
+        }
+        verified = Some(v.first.clone());
+    }
+    let mut tree = Tree::new(a.progress == Progress::Plain);
+    let built = e.build(&req, &mut |ev| {
+        if json {
+            json_line(ev);
+        } else {
+            tree.event(ev);
+        }
+    })?;
+    if let Some(first) = verified {
+        if built.manifest_digest != first {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "the build is not reproducible: this store gave {} but the verification builds gave {first}; try --no-cache",
+                    built.manifest_digest
+                ),
+            ));
+        }
+    }
+    Ok(0)
 }

@@ -1,0 +1,98 @@
+//! Runs one build command with gcr-runtime: an OCI spec with Docker's defaults (the same
+//! builder `gcr run` uses), an overlay of the layers built so far plus a fresh upper dir,
+//! a loopback-only network unless `build.network: host`, no cgroup, and stdout/stderr
+//! captured through a pipe line by line.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+
+use gcr_build::{RunRequest, Runner};
+use gcr_runtime::{Launch, Network, Rootfs, SeccompMode, Stdio};
+
+use crate::container::config::{ContainerConfig, Resolved, RunOptions};
+use crate::ocispec;
+
+/// The engine's [`Runner`].
+pub struct RuntimeRunner {
+    #[allow(dead_code)]
+    run_dir: PathBuf,
+}
+
+impl RuntimeRunner {
+    pub fn new(run_dir: PathBuf) -> RuntimeRunner {
+        RuntimeRunner { run_dir }
+    }
+}
+
+impl Runner for RuntimeRunner {
+    fn run(&self, req: &RunRequest, output: &mut dyn FnMut(&str)) -> Result<i32, String> {
+        let network = if req.network_host { "host" } else { "none" };
+        let cfg = ContainerConfig {
+            opts: RunOptions {
+                network: Some(network.into()),
+                ..Default::default()
+            },
+            resolved: Resolved {
+                args: req.argv.clone(),
+                env: req.env.clone(),
+                cwd: req.cwd.clone(),
+                hostname: "gcr-build".into(),
+                caps_mask: gcr_runtime::DOCKER_DEFAULT_CAPS,
+                seccomp: true,
+                network: network.into(),
+                lowers: req
+                    .lowers
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+                ..Default::default()
+            },
+        };
+        let spec = ocispec::build(&cfg, Vec::new()).map_err(|e| e.to_string())?;
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let wr2 = wr
+            .try_clone()
+            .map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
+        let launch = Launch {
+            id: &req.id,
+            spec: &spec,
+            rootfs: Rootfs::Overlay {
+                lowers: req.lowers.clone(),
+                upper: req.upper.clone(),
+                work: req.work.clone(),
+                target: req.target.clone(),
+            },
+            stdio: Stdio::Fds {
+                stdin: None,
+                stdout: wr,
+                stderr: wr2,
+            },
+            seccomp: SeccompMode::DockerDefault,
+            init: false,
+            cgroup_resources: None,
+            network: if req.network_host {
+                Network::Host
+            } else {
+                Network::NewLoopback
+            },
+        };
+        let running = gcr_runtime::spawn(launch).map_err(|e| e.to_string())?;
+        let mut lines = BufReader::new(std::fs::File::from(rd));
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match lines.read_until(b'\n', &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {
+                    let s = String::from_utf8_lossy(&buf);
+                    output(s.trim_end_matches(['\n', '\r']));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let status = gcr_runtime::wait_exit(&running).map_err(|e| e.to_string())?;
+        Ok(status.code())
+    }
+}

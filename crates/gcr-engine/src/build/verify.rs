@@ -1,0 +1,121 @@
+//! `gcr build --verify`: the same spec built twice, each time into a fresh temporary store
+//! (with only the base image copied in), then compared; a difference is explained down to
+//! the first differing layer entry or config field.
+
+use gcr_build::{BuildOptions, Event};
+use gcr_core::spec::Base;
+use gcr_store::{NewImage, NewLayer, Store};
+
+use super::{build_err, BuildRequest, RuntimeRunner};
+use crate::{Engine, EngineError};
+
+/// The outcome of a verification.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Manifest digests of the two independent builds.
+    pub first: String,
+    pub second: String,
+    /// Why they differ, when they do.
+    pub difference: Option<String>,
+}
+
+impl Verified {
+    pub fn reproducible(&self) -> bool {
+        self.first == self.second
+    }
+}
+
+/// Copies the image `name` (and its blobs, hard-linked when possible) from `from` to `to`.
+fn copy_image(
+    from: &Store,
+    to: &Store,
+    name: &str,
+    tag: Option<String>,
+) -> Result<(), EngineError> {
+    let r = from.resolve_image(name)?;
+    let layers = from.image_layers(&r.id)?;
+    let mut digests = vec![r.id.clone(), r.manifest_digest.clone()];
+    digests.extend(layers.iter().map(|l| l.digest.clone()));
+    for d in &digests {
+        let (src, dst) = (from.blob_path(d)?, to.blob_path(d)?);
+        if dst.exists() {
+            continue;
+        }
+        if std::fs::hard_link(&src, &dst).is_err() {
+            to.put_blob_reader(from.open_blob(d)?, Some(d))?;
+        }
+    }
+    let img = NewImage {
+        manifest_digest: r.manifest_digest,
+        manifest_media_type: r.manifest_media_type,
+        config: from.image_config(&r.id)?,
+        layers: layers
+            .into_iter()
+            .map(|l| NewLayer {
+                digest: l.digest,
+                diff_id: l.diff_id,
+                media_type: l.media_type,
+                size: l.size,
+            })
+            .collect(),
+        tags: tag.into_iter().collect(),
+    };
+    to.register_images(&[img], "load")?;
+    Ok(())
+}
+
+impl Engine {
+    /// Builds the spec twice into two fresh temporary stores and compares the results.
+    pub fn verify_build(
+        &self,
+        req: &BuildRequest,
+        emit: &mut dyn FnMut(&Event),
+    ) -> Result<Verified, EngineError> {
+        let spec = gcr_build::load_spec(&req.spec_file).map_err(build_err)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("verify-")
+            .tempdir_in(self.store.temp_dir())
+            .map_err(|e| EngineError::Io("creating a verification store".into(), e))?;
+        let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
+        let mut digests = Vec::new();
+        let mut stores = Vec::new();
+        for n in ["a", "b"] {
+            let s = Store::open(&tmp.path().join(n))?;
+            match &spec.base {
+                Base::Scratch => {}
+                Base::Image(r) => copy_image(&self.store, &s, &r.to_string(), Some(r.to_string()))
+                    .map_err(|e| match e {
+                        EngineError::Store(se) if se.is_not_found() => {
+                            build_err(gcr_build::BuildError::UnknownBase(r.to_string()))
+                        }
+                        e => e,
+                    })?,
+                Base::Id(d) => copy_image(&self.store, &s, &d.to_string(), None)?,
+            }
+            let opts = BuildOptions {
+                spec_file: req.spec_file.clone(),
+                tags: req.tags.clone(),
+                no_cache: true,
+                source_date_epoch: req.source_date_epoch,
+                tag: false,
+            };
+            let b = gcr_build::build(&s, &runner, &opts, emit).map_err(build_err)?;
+            digests.push((b.manifest_digest, b.id));
+            stores.push(s);
+        }
+        let difference = if digests[0].0 == digests[1].0 {
+            None
+        } else {
+            Some(
+                gcr_build::diff::explain(&stores[0], &digests[0].1, &stores[1], &digests[1].1)
+                    .unwrap_or_else(|| "the manifests differ".into()),
+            )
+        };
+        drop(stores);
+        Ok(Verified {
+            first: digests[0].0.clone(),
+            second: digests[1].0.clone(),
+            difference,
+        })
+    }
+}
