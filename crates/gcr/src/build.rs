@@ -87,8 +87,9 @@ impl Tree {
         };
         let head = match kind {
             "copy" => format!(
-                "Copying files: {} files in {n} layer{} (hash verified){cached}",
+                "Copying files: {} file{} in {n} layer{} (hash verified){cached}",
                 self.files,
+                if self.files == 1 { "" } else { "s" },
                 if n == 1 { "" } else { "s" },
             ),
             _ => format!("Dependencies: {n} (hash verified){cached}"),
