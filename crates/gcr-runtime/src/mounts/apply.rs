@@ -163,7 +163,7 @@ impl MountPlan {
     }
 
     /// Child side: device nodes and the standard links in the fresh /dev tmpfs.
-    unsafe fn make_dev(&self, errfd: RawFd, rootfd: RawFd) {
+    fn make_dev(&self, errfd: RawFd, rootfd: RawFd) {
         let dev = sys::openat2(
             rootfd,
             c"dev".as_ptr(),
