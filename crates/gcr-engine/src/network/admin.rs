@@ -112,7 +112,7 @@ impl Engine {
                     )));
                 }
             }
-            let n = setup::provision(tx, name, subnet, false)?;
+            let n = setup::provision(tx, self.root(), name, subnet, false)?;
             if let Err(e) = db::insert_network(tx, &n) {
                 self.bridge_down(&n);
                 return Err(e);

@@ -12,6 +12,7 @@ pub mod admin;
 mod db;
 mod files;
 mod publish;
+mod registry;
 mod setup;
 
 use std::collections::HashMap;

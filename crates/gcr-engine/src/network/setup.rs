@@ -7,6 +7,7 @@ use gcr_net::{firewall, link, Subnet};
 use rusqlite::Connection;
 
 use super::db::{self, NetRow};
+use super::registry;
 use crate::{names, Engine, EngineError};
 
 /// Name of the default network.
@@ -29,6 +30,7 @@ pub(crate) fn free_subnet(conn: &Connection) -> Result<Subnet, EngineError> {
         .into_iter()
         .map(|n| n.subnet)
         .chain(gcr_net::addr::host_routes())
+        .chain(registry::subnets())
         .collect();
     for b in 88u8..128 {
         let cand = Subnet {
@@ -57,6 +59,11 @@ pub(crate) fn subnet_clash(
     for r in gcr_net::addr::host_routes() {
         if r.overlaps(subnet) {
             return Ok(Some(format!("a host route to {r}")));
+        }
+    }
+    for r in registry::subnets() {
+        if r.overlaps(subnet) {
+            return Ok(Some(format!("another gcr store's network {r}")));
         }
     }
     Ok(None)
@@ -100,10 +107,12 @@ fn cannot(what: &str, e: impl std::fmt::Display) -> EngineError {
 /// gateway address and installs the firewall rules. Call with the [`HostLock`] held.
 pub(crate) fn provision(
     conn: &Connection,
+    root: &std::path::Path,
     name: &str,
     subnet: Option<Subnet>,
     default: bool,
 ) -> Result<NetRow, EngineError> {
+    registry::collect_orphans();
     let id = names::random_id();
     let subnet = match subnet {
         Some(s) => s,
@@ -141,7 +150,10 @@ pub(crate) fn provision(
         firewall: String::new(),
     };
     match configure(&mut host, &n) {
-        Ok(fw) => Ok(NetRow { firewall: fw, ..n }),
+        Ok(fw) => {
+            registry::record(&n.bridge, root, &n.subnet);
+            Ok(NetRow { firewall: fw, ..n })
+        }
         Err(e) => {
             let _ = link::delete(&mut host, &n.bridge);
             Err(e)
@@ -176,7 +188,7 @@ impl Engine {
             if let Some(n) = db::find_network(tx, DEFAULT)? {
                 return Ok(n);
             }
-            let n = provision(tx, DEFAULT, None, true)?;
+            let n = provision(tx, self.root(), DEFAULT, None, true)?;
             db::insert_network(tx, &n)?;
             Ok::<_, EngineError>(n)
         })
@@ -200,6 +212,7 @@ impl Engine {
             }
         }
         let fw = configure(host, n)?;
+        registry::record(&n.bridge, self.root(), &n.subnet);
         let _ = db::set_firewall(self.store.conn(), &n.name, &fw);
         link::index(&n.bridge).ok_or_else(|| {
             EngineError::Internal(format!("bridge {} vanished while being set up", n.bridge))
@@ -212,5 +225,6 @@ impl Engine {
             let _ = link::delete(&mut s, &n.bridge);
         }
         firewall::remove(&n.bridge, &n.subnet);
+        registry::forget(&n.bridge);
     }
 }

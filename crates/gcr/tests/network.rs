@@ -1,0 +1,291 @@
+//! Networking end to end (root): user networks with name resolution, published ports on
+//! 127.0.0.1 (fixed and random), refusal of a taken host port, and no leaked veth, lease,
+//! firewall rule or proxy after 100 run/rm cycles. Only 127.0.0.1 and addresses inside
+//! namespaces gcr created are contacted. Bridges and rules the tests create are removed
+//! by a guard even when a test fails.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::*;
+
+/// Removes the store's containers, user networks, then its bridges and firewall rules.
+struct NetGuard<'a>(&'a Env, Vec<String>);
+
+impl Drop for NetGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(out) = self.0.cmd(&["ps", "-aq"]).output() {
+            for id in stdout(&out).split_whitespace() {
+                let _ = self.0.cmd(&["rm", "-f", id]).output();
+            }
+        }
+        for n in &self.1 {
+            let _ = self.0.cmd(&["network", "rm", n]).output();
+        }
+        if let Ok(out) = self.0.cmd(&["network", "__teardown"]).output() {
+            if !out.status.success() {
+                eprintln!("network teardown failed: {}", stderr(&out));
+            }
+        }
+    }
+}
+
+fn inspect(env: &Env, net: &str) -> serde_json::Value {
+    let out = env.ok(&["network", "inspect", net]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
+    v[0].clone()
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// GET / from 127.0.0.1:port, retrying while the server starts.
+fn http_get(port: u16) -> Option<String> {
+    let mut body = None;
+    eventually(10, || {
+        let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+        if c.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut s = String::new();
+        if c.read_to_string(&mut s).is_ok() && s.contains("200") {
+            body = Some(s);
+            return true;
+        }
+        false
+    });
+    body
+}
+
+const HTTPD: &str =
+    "mkdir -p /www && echo hello-gcr > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+#[test]
+fn user_network_containers_reach_each_other_by_name() {
+    if !need_root("user_network_containers_reach_each_other_by_name") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec!["gcrtestnet".into()]);
+    let sub = format!("10.231.{}.0/24", std::process::id() % 200 + 20);
+    env.ok(&["network", "create", "--subnet", &sub, "gcrtestnet"]);
+    let ls = env.ok(&["network", "ls"]);
+    assert!(ls.contains("gcrtestnet") && ls.contains(&sub), "{ls}");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "gcrtestnet",
+        IMAGE,
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "gcrtestnet",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let info = inspect(&env, "gcrtestnet");
+    assert_eq!(
+        info["containers"].as_array().map(|a| a.len()),
+        Some(2),
+        "{info}"
+    );
+    // The client fetches from the server by name, and pings the other container by name.
+    let out = env.ok(&[
+        "run", "--rm", "--network", "gcrtestnet", IMAGE, "sh", "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://srv:8080/ && break; sleep 0.2; done; ping -c1 -W2 peer >/dev/null && echo ping-ok",
+    ]);
+    assert!(out.contains("hello-gcr"), "wget by name failed: {out}");
+    assert!(out.contains("ping-ok"), "ping by name failed: {out}");
+    // The first container learnt about the second after it started (hosts kept current).
+    let hosts = env.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("\tpeer") || hosts.contains(" peer"),
+        "{hosts}"
+    );
+    // A network in use cannot be removed.
+    let out = env.gcr(&["network", "rm", "gcrtestnet"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("used by"),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["rm", "-f", "srv", "peer"]);
+    let hosts_gone = inspect(&env, "gcrtestnet");
+    assert_eq!(
+        hosts_gone["containers"].as_array().map(|a| a.len()),
+        Some(0)
+    );
+    env.ok(&["network", "rm", "gcrtestnet"]);
+    assert!(!env
+        .gcr(&["network", "inspect", "gcrtestnet"])
+        .status
+        .success());
+}
+
+#[test]
+fn published_port_reachable_on_loopback_and_conflict_refused() {
+    if !need_root("published_port_reachable_on_loopback_and_conflict_refused") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec![]);
+    let port = free_port();
+    let map = format!("127.0.0.1:{port}:8080");
+    env.ok(&[
+        "run", "-d", "--name", "web", "-p", &map, IMAGE, "sh", "-c", HTTPD,
+    ]);
+    let body = http_get(port).expect("no answer through the published port");
+    assert!(body.contains("hello-gcr"), "{body}");
+    let ports = env.ok(&["port", "web"]);
+    assert_eq!(ports.trim(), format!("8080/tcp -> 127.0.0.1:{port}"));
+    // The same host port again is refused at start, with a clear message.
+    let out = env.gcr(&["run", "--rm", "-p", &map, IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("already in use"), "{}", stderr(&out));
+    // A port held by someone else is refused too.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hp = held.local_addr().unwrap().port();
+    let out = env.gcr(&[
+        "run",
+        "--rm",
+        "-p",
+        &format!("127.0.0.1:{hp}:80"),
+        IMAGE,
+        "true",
+    ]);
+    assert!(
+        stderr(&out).contains(&format!("127.0.0.1:{hp}/tcp is already in use")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn random_host_port_shown_by_port() {
+    if !need_root("random_host_port_shown_by_port") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec![]);
+    env.ok(&[
+        "run", "-d", "--name", "rnd", "-p", "8080", IMAGE, "sh", "-c", HTTPD,
+    ]);
+    let ports = env.ok(&["port", "rnd"]);
+    let line = ports.trim();
+    assert!(line.starts_with("8080/tcp -> 0.0.0.0:"), "{line}");
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a port number");
+    assert!(port > 0);
+    let body = http_get(port).expect("no answer through the random port");
+    assert!(body.contains("hello-gcr"));
+}
+
+fn links_named(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn proxies_of(root: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .filter(|c| c.contains("__proxy") && c.contains(root))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn nft_rule_count(table: &str) -> usize {
+    let out = std::process::Command::new("nft")
+        .args(["-a", "list", "table", "ip", table])
+        .output();
+    out.map(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("# handle") && !l.contains("chain") && !l.contains("table"))
+            .count()
+    })
+    .unwrap_or(0)
+}
+
+#[test]
+fn no_leaks_after_100_run_rm_cycles_with_published_ports() {
+    if !need_root("no_leaks_after_100_run_rm_cycles_with_published_ports") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec![]);
+    let root = env.root.path().to_string_lossy().into_owned();
+    env.ok(&["run", "--rm", IMAGE, "true"]);
+    let bridge = inspect(&env, "bridge")["bridge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let table = format!("gcr_{}", bridge.replace(['-', '.'], "_"));
+    let rules_before = nft_rule_count(&table);
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let name = format!("cyc{i}");
+        let out = env.gcr(&[
+            "run",
+            "--name",
+            &name,
+            "-p",
+            "127.0.0.1::8080",
+            IMAGE,
+            "true",
+        ]);
+        assert!(out.status.success(), "cycle {i}: {}", stderr(&out));
+        ids.push(env.ok(&["inspect", "--type", "container", &name]));
+        env.ok(&["rm", &name]);
+    }
+    // Veth pairs go with their namespaces, which the kernel frees asynchronously.
+    let mine = |l: &String| ids.iter().any(|j| j.contains(&l[2..]));
+    assert!(
+        eventually(10, || !links_named("gv").iter().any(mine)),
+        "veth pairs left: {:?}",
+        links_named("gv")
+    );
+    let info = inspect(&env, "bridge");
+    assert_eq!(
+        info["containers"].as_array().map(|a| a.len()),
+        Some(0),
+        "leases left: {info}"
+    );
+    assert_eq!(proxies_of(&root), 0, "port proxies left");
+    assert_eq!(nft_rule_count(&table), rules_before, "firewall rules grew");
+}
