@@ -40,6 +40,9 @@ pub struct BuildArgs {
     /// Progress output: auto, plain or json.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+    /// Print only the image id.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Build twice in fresh temporary stores and fail if the digests differ.
     #[arg(long)]
     pub verify: bool,
@@ -255,13 +258,17 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
                 ),
             ));
         }
-        if !json {
+        if !json && !a.quiet {
             println!("Reproducible: both builds gave {}", v.first);
         }
         verified = Some(v.first.clone());
     }
     let mut tree = Tree::new(a.progress == Progress::Plain);
+    let quiet = a.quiet;
     let built = e.build(&req, &mut |ev| {
+        if quiet {
+            return;
+        }
         if json {
             json_line(ev);
         } else {
@@ -278,6 +285,9 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
                 ),
             ));
         }
+    }
+    if quiet {
+        println!("{}", built.id);
     }
     Ok(0)
 }
