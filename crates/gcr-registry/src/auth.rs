@@ -26,7 +26,10 @@ impl Credentials {
     /// The `Authorization: Basic ...` header value.
     pub fn basic(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
     }
 }
 
@@ -50,7 +53,10 @@ pub fn auth_key(host: &str) -> String {
 
 /// Normalizes a key of `auths` to a bare host (`https://host/v1/` -> `host`).
 fn key_host(k: &str) -> &str {
-    let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(k);
+    let k = k
+        .strip_prefix("https://")
+        .or_else(|| k.strip_prefix("http://"))
+        .unwrap_or(k);
     k.split('/').next().unwrap_or(k)
 }
 
@@ -77,11 +83,18 @@ pub fn lookup(host: &str) -> Result<Option<Credentials>> {
         return Ok(None);
     };
     let want = key_host(&auth_key(host)).to_string();
-    let entry = auths
-        .get(&auth_key(host))
-        .or_else(|| auths.iter().find(|(k, _)| key_host(k) == want).map(|(_, v)| v));
+    let entry = auths.get(&auth_key(host)).or_else(|| {
+        auths
+            .iter()
+            .find(|(k, _)| key_host(k) == want)
+            .map(|(_, v)| v)
+    });
     let Some(e) = entry else { return Ok(None) };
-    if let Some(a) = e.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    if let Some(a) = e
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(a.trim())
             .ok()
@@ -112,7 +125,10 @@ pub fn lookup(host: &str) -> Result<Option<Credentials>> {
 
 fn write_config(cfg: &Map<String, Value>) -> Result<PathBuf> {
     let p = config_path();
-    let dir = p.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let dir = p
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     if !dir.exists() {
         std::fs::create_dir_all(&dir).map_err(|e| RegistryError::io("cannot create", &dir, e))?;
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
@@ -167,7 +183,11 @@ pub fn remove(host: &str) -> Result<bool> {
     let Some(auths) = cfg.get_mut("auths").and_then(Value::as_object_mut) else {
         return Ok(false);
     };
-    let keys: Vec<String> = auths.keys().filter(|k| key_host(k) == want).cloned().collect();
+    let keys: Vec<String> = auths
+        .keys()
+        .filter(|k| key_host(k) == want)
+        .cloned()
+        .collect();
     if keys.is_empty() {
         return Ok(false);
     }
@@ -261,7 +281,10 @@ mod tests {
         assert_eq!(c.scheme, "bearer");
         assert_eq!(c.param("realm"), Some("https://auth.example/token"));
         assert_eq!(c.param("scope"), Some("repository:a/b:pull,push"));
-        assert_eq!(Challenge::parse(r#"Basic realm="x""#).unwrap().scheme, "basic");
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="x""#).unwrap().scheme,
+            "basic"
+        );
         assert!(Challenge::parse("Bearer realm=\"unterminated").is_some());
     }
 

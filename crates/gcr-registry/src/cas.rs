@@ -88,7 +88,12 @@ fn ensure_sources(store: &Store) -> Result<()> {
 }
 
 /// Records that `digests` exist in `registry/repository` (best effort).
-pub fn record_sources(store: &Store, registry: &str, repository: &str, digests: &[String]) -> Result<()> {
+pub fn record_sources(
+    store: &Store,
+    registry: &str,
+    repository: &str,
+    digests: &[String],
+) -> Result<()> {
     ensure_sources(store)?;
     store.transaction(|tx| -> Result<()> {
         let mut st = tx.prepare_cached(

@@ -44,7 +44,11 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    pub(crate) fn io(action: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl AsRef<std::path::Path>,
+        source: std::io::Error,
+    ) -> Self {
         RegistryError::Io {
             action,
             path: path.as_ref().display().to_string(),

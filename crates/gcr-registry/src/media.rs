@@ -118,25 +118,41 @@ struct Raw {
 
 /// True when `d` is `sha256:<64 lowercase hex>` (the only algorithm the CAS stores).
 pub fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
 }
 
 /// Parses manifest bytes; `content_type` is the HTTP Content-Type, used when the document
 /// has no `mediaType`. Returns the effective media type and the parsed document.
-pub fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> Result<(String, Parsed), String> {
+pub fn parse_manifest(
+    bytes: &[u8],
+    content_type: Option<&str>,
+) -> Result<(String, Parsed), String> {
     if bytes.len() as u64 > MAX_MANIFEST {
-        return Err(format!("the manifest is {} bytes, over the 4 MiB limit", bytes.len()));
+        return Err(format!(
+            "the manifest is {} bytes, over the 4 MiB limit",
+            bytes.len()
+        ));
     }
-    let raw: Raw = serde_json::from_slice(bytes).map_err(|e| format!("the manifest is not valid JSON ({e})"))?;
+    let raw: Raw = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the manifest is not valid JSON ({e})"))?;
     let ct = content_type
         .map(|c| c.split(';').next().unwrap_or("").trim())
         .filter(|c| !c.is_empty() && *c != "application/json" && *c != "application/octet-stream");
     let mt = raw.media_type.clone().or(ct.map(str::to_string));
     if raw.schema_version == Some(1)
-        || matches!(mt.as_deref(), Some(DOCKER_SCHEMA1) | Some(DOCKER_SCHEMA1_SIGNED))
+        || matches!(
+            mt.as_deref(),
+            Some(DOCKER_SCHEMA1) | Some(DOCKER_SCHEMA1_SIGNED)
+        )
     {
-        return Err("Docker schema 1 manifests are not supported; push the image again with a current tool".into());
+        return Err(
+            "Docker schema 1 manifests are not supported; push the image again with a current tool"
+                .into(),
+        );
     }
     if raw.schema_version != Some(2) {
         return Err("the manifest has no schemaVersion 2".into());
@@ -145,7 +161,10 @@ pub fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> Result<(Strin
         if valid_digest(&d.digest) {
             Ok(())
         } else {
-            Err(format!("the manifest names an invalid digest '{}'", d.digest.chars().take(80).collect::<String>()))
+            Err(format!(
+                "the manifest names an invalid digest '{}'",
+                d.digest.chars().take(80).collect::<String>()
+            ))
         }
     };
     let is_index = match mt.as_deref() {
@@ -217,14 +236,20 @@ mod tests {
 
     #[test]
     fn parses_manifest_and_index() {
-        let m = format!(r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"x","digest":"{D}","size":5}},"layers":[{{"mediaType":"y","digest":"{D}","size":5}}]}}"#);
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"x","digest":"{D}","size":5}},"layers":[{{"mediaType":"y","digest":"{D}","size":5}}]}}"#
+        );
         let (mt, p) = parse_manifest(m.as_bytes(), None).unwrap();
         assert_eq!(mt, DOCKER_MANIFEST);
         assert!(matches!(p, Parsed::Image { ref layers, .. } if layers.len() == 1));
-        let i = format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{D}","size":5,"platform":{{"os":"linux","architecture":"arm64"}}}},{{"digest":"{D}","size":6,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#);
+        let i = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"digest":"{D}","size":5,"platform":{{"os":"linux","architecture":"arm64"}}}},{{"digest":"{D}","size":6,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+        );
         let (mt, p) = parse_manifest(i.as_bytes(), Some(DOCKER_LIST)).unwrap();
         assert_eq!(mt, DOCKER_LIST);
-        let Parsed::Index { manifests } = p else { panic!() };
+        let Parsed::Index { manifests } = p else {
+            panic!()
+        };
         let amd = Platform::parse("linux/amd64").unwrap();
         assert_eq!(select_platform(&manifests, &amd).unwrap().size, 6);
         assert!(select_platform(&manifests, &Platform::parse("linux/s390x").unwrap()).is_none());
@@ -241,7 +266,11 @@ mod tests {
             br#"{"schemaVersion":2}"#,
             br#"[]"#,
         ] {
-            assert!(parse_manifest(bad, None).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_manifest(bad, None).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let big = vec![b' '; (MAX_MANIFEST + 1) as usize];
         assert!(parse_manifest(&big, None).unwrap_err().contains("4 MiB"));

@@ -6,7 +6,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 
 use clap::{Args, Subcommand};
-use gcr_engine::registry::{ConnectOptions, Credentials, Platform, Progress, PullOptions, ServeOptions};
+use gcr_engine::registry::{
+    ConnectOptions, Credentials, Platform, Progress, PullOptions, ServeOptions,
+};
 use gcr_engine::Engine;
 
 use crate::cli::Cmd;
@@ -97,8 +99,10 @@ impl Progress for Display {
         let Some(m) = &self.multi else { return };
         let b = m.add(indicatif::ProgressBar::new(total));
         b.set_style(
-            indicatif::ProgressStyle::with_template("{prefix}: [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{prefix}: [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b.set_prefix(id.to_string());
         if let Ok(mut g) = self.bars.lock() {
@@ -116,7 +120,10 @@ impl Progress for Display {
         let bar = self.bars.lock().ok().and_then(|mut g| g.remove(id));
         match (&self.multi, bar) {
             (Some(_), Some(b)) => {
-                b.set_style(indicatif::ProgressStyle::with_template("{prefix}: {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{prefix}: {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
                 b.finish_with_message(status.to_string());
             }
             (Some(m), None) => {
@@ -140,7 +147,10 @@ impl Progress for Display {
 fn pull(e: &Engine, a: &PullArgs) -> Result<i32, Failure> {
     let platform = match &a.platform {
         Some(p) => Some(Platform::parse(p).ok_or_else(|| {
-            Failure::new(2, format!("invalid --platform '{p}'; use os/arch[/variant], e.g. linux/amd64"))
+            Failure::new(
+                2,
+                format!("invalid --platform '{p}'; use os/arch[/variant], e.g. linux/amd64"),
+            )
         })?),
         None => None,
     };
@@ -177,7 +187,10 @@ fn push(e: &Engine, a: &PushArgs) -> Result<i32, Failure> {
     if a.quiet {
         println!("{}", r.digest);
     } else {
-        println!("Pushed {} digest: {} size: {}", r.reference, r.digest, r.size);
+        println!(
+            "Pushed {} digest: {} size: {}",
+            r.reference, r.digest, r.size
+        );
     }
     Ok(0)
 }
@@ -217,13 +230,18 @@ fn login(e: &Engine, a: &LoginArgs) -> Result<i32, Failure> {
     };
     let password = if a.password_stdin {
         if a.password.is_some() {
-            return Err(Failure::new(2, "--password and --password-stdin are mutually exclusive".into()));
+            return Err(Failure::new(
+                2,
+                "--password and --password-stdin are mutually exclusive".into(),
+            ));
         }
         let mut s = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut s)
-            .map_err(|err| Failure::new(1, format!("cannot read the password from standard input: {err}")))?;
+        std::io::stdin().lock().read_line(&mut s).map_err(|err| {
+            Failure::new(
+                1,
+                format!("cannot read the password from standard input: {err}"),
+            )
+        })?;
         s.trim_end_matches(['\n', '\r']).to_string()
     } else if let Some(p) = &a.password {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
@@ -231,10 +249,16 @@ fn login(e: &Engine, a: &LoginArgs) -> Result<i32, Failure> {
     } else if tty {
         prompt("Password: ", true)?
     } else {
-        return Err(Failure::new(2, "no password given; use --password-stdin".into()));
+        return Err(Failure::new(
+            2,
+            "no password given; use --password-stdin".into(),
+        ));
     };
     if username.is_empty() || password.is_empty() {
-        return Err(Failure::new(2, "the user name and password must not be empty".into()));
+        return Err(Failure::new(
+            2,
+            "the user name and password must not be empty".into(),
+        ));
     }
     let path = e.login(&a.server, Credentials { username, password }, a.insecure)?;
     eprintln!("Credentials saved in {}", path.display());
@@ -256,7 +280,12 @@ pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
             Ok(0)
         }
         Cmd::Registry {
-            cmd: RegistryCmd::Serve { addr, htpasswd, threads },
+            cmd:
+                RegistryCmd::Serve {
+                    addr,
+                    htpasswd,
+                    threads,
+                },
         } => {
             let opts = ServeOptions {
                 addr,

@@ -35,7 +35,11 @@ impl Progress for NoProgress {
 
 /// The 12-hex-character short form of a digest, for progress lines.
 pub fn short(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").chars().take(12).collect()
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
 }
 
 /// How many blobs move at once.
@@ -50,7 +54,8 @@ pub(crate) fn parallel<T: Sync, R: Send>(
 ) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, items.len().max(1)) {
             s.spawn(|| loop {
@@ -86,7 +91,9 @@ pub(crate) fn parallel<T: Sync, R: Send>(
     match first_err {
         Some(e) => Err(e),
         None if out.len() == items.len() => Ok(out),
-        None => Err(RegistryError::Usage("a transfer thread stopped unexpectedly".into())),
+        None => Err(RegistryError::Usage(
+            "a transfer thread stopped unexpectedly".into(),
+        )),
     }
 }
 

@@ -49,7 +49,12 @@ struct Fetched {
 }
 
 /// Pulls `reference` into `store`.
-pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn Progress) -> Result<PullReport> {
+pub fn pull(
+    store: &Store,
+    reference: &str,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<PullReport> {
     let r = Reference::parse(reference).map_err(|e| RegistryError::Usage(e.to_string()))?;
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let repo = r.repository().to_string();
@@ -60,7 +65,11 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn P
             return Ok(rep);
         }
     }
-    let t = Transport::new(r.registry(), vec![format!("repository:{repo}:pull")], &opts.connect)?;
+    let t = Transport::new(
+        r.registry(),
+        vec![format!("repository:{repo}:pull")],
+        &opts.connect,
+    )?;
     let wanted = match r.digest() {
         Some(d) => d.to_string(),
         None => r.tag().unwrap_or("latest").to_string(),
@@ -72,7 +81,12 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn P
             }
         }
     }
-    let top = get_manifest(&t, &repo, &wanted, r.digest().map(|d| d.to_string()).as_deref())?;
+    let top = get_manifest(
+        &t,
+        &repo,
+        &wanted,
+        r.digest().map(|d| d.to_string()).as_deref(),
+    )?;
     let mut docs = vec![];
     let image = match &top.parsed {
         Parsed::Index { manifests } => {
@@ -85,7 +99,10 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn P
             })?;
             let child = get_manifest(&t, &repo, &pick.digest, Some(&pick.digest))?;
             if matches!(child.parsed, Parsed::Index { .. }) {
-                return Err(RegistryError::protocol(&t.host, format!("index {} points to another index", top.digest)));
+                return Err(RegistryError::protocol(
+                    &t.host,
+                    format!("index {} points to another index", top.digest),
+                ));
             }
             child
         }
@@ -96,7 +113,10 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn P
         docs.push(top);
     }
     let Parsed::Image { config, layers, .. } = &image.parsed else {
-        return Err(RegistryError::protocol(&t.host, "the selected manifest is not an image manifest"));
+        return Err(RegistryError::protocol(
+            &t.host,
+            "the selected manifest is not an image manifest",
+        ));
     };
     for l in layers {
         let mt = l.media_type.as_str();
@@ -114,7 +134,13 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn P
     }
     // Config: small, fetched first so the layer list can be checked against its diff_ids.
     if config.size > MAX_CONFIG {
-        return Err(RegistryError::protocol(&t.host, format!("config {} is {} bytes, over the 32 MiB limit", config.digest, config.size)));
+        return Err(RegistryError::protocol(
+            &t.host,
+            format!(
+                "config {} is {} bytes, over the 32 MiB limit",
+                config.digest, config.size
+            ),
+        ));
     }
     let cfg_staged = if store.has_blob(&config.digest) {
         None
@@ -122,17 +148,25 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn P
         Some(fetch_blob(&t, &cas::tmp_dir(store), &repo, config, &NoBar)?)
     };
     let cfg_bytes = match &cfg_staged {
-        Some(s) => std::fs::read(s.file.path()).map_err(|e| RegistryError::io("cannot read", s.file.path(), e))?,
+        Some(s) => std::fs::read(s.file.path())
+            .map_err(|e| RegistryError::io("cannot read", s.file.path(), e))?,
         None => store.read_blob(&config.digest)?,
     };
     let cfg: serde_json::Value = serde_json::from_slice(&cfg_bytes).map_err(|e| {
-        RegistryError::protocol(&t.host, format!("image config {} is not valid JSON ({e})", config.digest))
+        RegistryError::protocol(
+            &t.host,
+            format!("image config {} is not valid JSON ({e})", config.digest),
+        )
     })?;
     let diff_ids: Vec<String> = cfg
         .get("rootfs")
         .and_then(|x| x.get("diff_ids"))
         .and_then(|x| x.as_array())
-        .map(|a| a.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default();
     if diff_ids.len() != layers.len() || !diff_ids.iter().all(|d| media::valid_digest(d)) {
         return Err(RegistryError::protocol(
@@ -190,7 +224,10 @@ pub fn pull(store: &Store, reference: &str, opts: &PullOptions, progress: &dyn P
             .collect(),
         tags: tag_ref.into_iter().collect(),
     };
-    let id = store.register_images(&[new], "pull")?.pop().unwrap_or_default();
+    let id = store
+        .register_images(&[new], "pull")?
+        .pop()
+        .unwrap_or_default();
     let mut all: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
     all.push(config.digest.clone());
     let _ = cas::record_sources(store, r.registry(), &repo, &all);
@@ -216,7 +253,13 @@ fn get_manifest_clone(f: &Fetched) -> Fetched {
 
 /// If `digest` (an index or manifest) is stored and resolves to a stored image for the
 /// platform, makes sure the tag points at it and reports "up to date".
-fn local_hit(store: &Store, r: &Reference, digest: &str, platform: &Platform, tag: Option<&str>) -> Result<Option<PullReport>> {
+fn local_hit(
+    store: &Store,
+    r: &Reference,
+    digest: &str,
+    platform: &Platform,
+    tag: Option<&str>,
+) -> Result<Option<PullReport>> {
     if !media::valid_digest(digest) || !store.has_blob(digest) {
         return Ok(None);
     }
@@ -229,7 +272,9 @@ fn local_hit(store: &Store, r: &Reference, digest: &str, platform: &Platform, ta
             }
         }
     }
-    let Ok(img) = store.resolve_image(&mdigest) else { return Ok(None) };
+    let Ok(img) = store.resolve_image(&mdigest) else {
+        return Ok(None);
+    };
     if img.manifest_digest != mdigest {
         return Ok(None);
     }
@@ -266,7 +311,12 @@ fn head_manifest(t: &Transport, repo: &str, reference: &str) -> Result<Option<St
 
 /// `GET` a manifest, size-limited and verified (against `expected` and the registry's
 /// `Docker-Content-Digest`).
-fn get_manifest(t: &Transport, repo: &str, reference: &str, expected: Option<&str>) -> Result<Fetched> {
+fn get_manifest(
+    t: &Transport,
+    repo: &str,
+    reference: &str,
+    expected: Option<&str>,
+) -> Result<Fetched> {
     let mut resp = t.send(
         "GET",
         &format!("/v2/{repo}/manifests/{reference}"),
@@ -280,11 +330,20 @@ fn get_manifest(t: &Transport, repo: &str, reference: &str, expected: Option<&st
         )));
     }
     if !resp.status().is_success() {
-        return Err(RegistryError::protocol(&t.host, format!("fetching manifest {what} failed with {}", describe(&mut resp))));
+        return Err(RegistryError::protocol(
+            &t.host,
+            format!(
+                "fetching manifest {what} failed with {}",
+                describe(&mut resp)
+            ),
+        ));
     }
     if let Some(n) = resp.body().content_length() {
         if n > MAX_MANIFEST {
-            return Err(RegistryError::protocol(&t.host, format!("manifest {what} is {n} bytes, over the 4 MiB limit")));
+            return Err(RegistryError::protocol(
+                &t.host,
+                format!("manifest {what} is {n} bytes, over the 4 MiB limit"),
+            ));
         }
     }
     let ctype = header(&resp, "content-type").map(str::to_string);
@@ -294,12 +353,19 @@ fn get_manifest(t: &Transport, repo: &str, reference: &str, expected: Option<&st
         .as_reader()
         .take(MAX_MANIFEST + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| RegistryError::protocol(&t.host, format!("reading manifest {what} failed: {e}")))?;
+        .map_err(|e| {
+            RegistryError::protocol(&t.host, format!("reading manifest {what} failed: {e}"))
+        })?;
     if bytes.len() as u64 > MAX_MANIFEST {
-        return Err(RegistryError::protocol(&t.host, format!("manifest {what} is over the 4 MiB limit")));
+        return Err(RegistryError::protocol(
+            &t.host,
+            format!("manifest {what} is over the 4 MiB limit"),
+        ));
     }
     let digest = media::sha256(&bytes);
-    let expected = expected.map(str::to_string).or(header_digest.filter(|d| d.starts_with("sha256:")));
+    let expected = expected
+        .map(str::to_string)
+        .or(header_digest.filter(|d| d.starts_with("sha256:")));
     if let Some(e) = expected {
         if e != digest {
             return Err(RegistryError::Digest {
@@ -329,7 +395,13 @@ impl Progress for NoBar {
 
 /// Downloads one blob into a staged file, verifying size and digest; a broken transfer is
 /// retried from the start.
-fn fetch_blob(t: &Transport, tmp: &Path, repo: &str, d: &Descriptor, progress: &dyn Progress) -> Result<Staged> {
+fn fetch_blob(
+    t: &Transport,
+    tmp: &Path,
+    repo: &str,
+    d: &Descriptor,
+    progress: &dyn Progress,
+) -> Result<Staged> {
     let id = short(&d.digest);
     let mut attempt = 0;
     loop {
@@ -341,7 +413,10 @@ fn fetch_blob(t: &Transport, tmp: &Path, repo: &str, d: &Descriptor, progress: &
                 std::thread::sleep(std::time::Duration::from_millis(300 << attempt));
             }
             Err(Retry(reason)) => {
-                return Err(RegistryError::protocol(&t.host, format!("downloading blob {} failed: {reason}", d.digest)))
+                return Err(RegistryError::protocol(
+                    &t.host,
+                    format!("downloading blob {} failed: {reason}", d.digest),
+                ))
             }
             Ok(r) => return r,
         }
@@ -358,7 +433,12 @@ fn fetch_once(
     id: &str,
     progress: &dyn Progress,
 ) -> std::result::Result<Result<Staged>, Retry> {
-    let mut resp = match t.send("GET", &format!("/v2/{repo}/blobs/{}", d.digest), &[], &ReqBody::Empty) {
+    let mut resp = match t.send(
+        "GET",
+        &format!("/v2/{repo}/blobs/{}", d.digest),
+        &[],
+        &ReqBody::Empty,
+    ) {
         Ok(r) => r,
         Err(e) => return Ok(Err(e)),
     };
@@ -370,13 +450,19 @@ fn fetch_once(
     }
     if !resp.status().is_success() {
         let m = describe(&mut resp);
-        return Ok(Err(RegistryError::protocol(&t.host, format!("fetching blob {} failed with {m}", d.digest))));
+        return Ok(Err(RegistryError::protocol(
+            &t.host,
+            format!("fetching blob {} failed with {m}", d.digest),
+        )));
     }
     if let Some(n) = resp.body().content_length() {
         if n != d.size {
             return Ok(Err(RegistryError::protocol(
                 &t.host,
-                format!("blob {} is announced as {n} bytes but the manifest says {}", d.digest, d.size),
+                format!(
+                    "blob {} is announced as {n} bytes but the manifest says {}",
+                    d.digest, d.size
+                ),
             )));
         }
     }
@@ -390,12 +476,20 @@ fn fetch_once(
         let n = match rd.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) => return Err(Retry(format!("the transfer broke after {} of {} bytes ({e})", staged.size, d.size))),
+            Err(e) => {
+                return Err(Retry(format!(
+                    "the transfer broke after {} of {} bytes ({e})",
+                    staged.size, d.size
+                )))
+            }
         };
         if staged.size + n as u64 > d.size {
             return Ok(Err(RegistryError::protocol(
                 &t.host,
-                format!("blob {} is longer than the {} bytes its manifest says; nothing was stored", d.digest, d.size),
+                format!(
+                    "blob {} is longer than the {} bytes its manifest says; nothing was stored",
+                    d.digest, d.size
+                ),
             )));
         }
         if let Err(e) = staged.write(&buf[..n]) {
@@ -404,7 +498,10 @@ fn fetch_once(
         progress.advance(id, n as u64);
     }
     if staged.size < d.size {
-        return Err(Retry(format!("the blob was truncated at {} of {} bytes", staged.size, d.size)));
+        return Err(Retry(format!(
+            "the blob was truncated at {} of {} bytes",
+            staged.size, d.size
+        )));
     }
     let actual = staged.digest();
     if actual != d.digest {

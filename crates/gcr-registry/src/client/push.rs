@@ -38,20 +38,34 @@ struct Blob {
 }
 
 /// Pushes the stored image `image` to `dest` (default: the image's own name).
-pub fn push(store: &Store, image: &str, dest: Option<&str>, opts: &ConnectOptions, progress: &dyn Progress) -> Result<PushReport> {
+pub fn push(
+    store: &Store,
+    image: &str,
+    dest: Option<&str>,
+    opts: &ConnectOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
     let resolved = store.resolve_image(image)?;
     let target = dest.unwrap_or(image);
     let r = Reference::parse(target).map_err(|e| {
         RegistryError::Usage(format!("{e}; give the destination as HOST/NAME[:TAG]"))
     })?;
     if dest.is_none() && target.starts_with("sha256:") {
-        return Err(RegistryError::Usage("give a destination (gcr push IMAGE HOST/NAME[:TAG]) when naming an image by id".into()));
+        return Err(RegistryError::Usage(
+            "give a destination (gcr push IMAGE HOST/NAME[:TAG]) when naming an image by id".into(),
+        ));
     }
     let manifest = store.read_blob(&resolved.manifest_digest)?;
     let (_, parsed) = media::parse_manifest(&manifest, Some(&resolved.manifest_media_type))
-        .map_err(|e| RegistryError::Usage(format!("the stored manifest of {image} is unusable: {e}; run 'gcr doctor'")))?;
+        .map_err(|e| {
+            RegistryError::Usage(format!(
+                "the stored manifest of {image} is unusable: {e}; run 'gcr doctor'"
+            ))
+        })?;
     let Parsed::Image { config, layers, .. } = parsed else {
-        return Err(RegistryError::Usage(format!("{image} is an index; push one of its images")));
+        return Err(RegistryError::Usage(format!(
+            "{image} is an index; push one of its images"
+        )));
     };
     let repo = r.repository().to_string();
     let mut blobs: Vec<Blob> = Vec::new();
@@ -60,7 +74,9 @@ pub fn push(store: &Store, image: &str, dest: Option<&str>, opts: &ConnectOption
             continue;
         }
         if !store.has_blob(&d.digest) {
-            return Err(RegistryError::Store(gcr_store::StoreError::BlobMissing(d.digest.clone())));
+            return Err(RegistryError::Store(gcr_store::StoreError::BlobMissing(
+                d.digest.clone(),
+            )));
         }
         blobs.push(Blob {
             digest: d.digest.clone(),
@@ -80,7 +96,10 @@ pub fn push(store: &Store, image: &str, dest: Option<&str>, opts: &ConnectOption
     }
     let t = Transport::new(r.registry(), scopes, opts)?;
     let outcomes = parallel(&blobs, JOBS, |b| push_blob(&t, &repo, b, progress))?;
-    let tag = r.tag().map(str::to_string).unwrap_or_else(|| resolved.manifest_digest.clone());
+    let tag = r
+        .tag()
+        .map(str::to_string)
+        .unwrap_or_else(|| resolved.manifest_digest.clone());
     let mut resp = t.send(
         "PUT",
         &format!("/v2/{repo}/manifests/{tag}"),
@@ -90,7 +109,11 @@ pub fn push(store: &Store, image: &str, dest: Option<&str>, opts: &ConnectOption
     if !resp.status().is_success() {
         return Err(RegistryError::protocol(
             &t.host,
-            format!("putting manifest {}/{repo}:{tag} failed with {}", t.host, describe(&mut resp)),
+            format!(
+                "putting manifest {}/{repo}:{tag} failed with {}",
+                t.host,
+                describe(&mut resp)
+            ),
         ));
     }
     if let Some(d) = header(&resp, "docker-content-digest") {
@@ -113,13 +136,21 @@ pub fn push(store: &Store, image: &str, dest: Option<&str>, opts: &ConnectOption
         existing: count(|o| matches!(o, Outcome::Existed)),
         mounted: count(|o| matches!(o, Outcome::Mounted)),
     };
-    progress.message(&format!("{tag}: digest: {} size: {}", report.digest, report.size));
+    progress.message(&format!(
+        "{tag}: digest: {} size: {}",
+        report.digest, report.size
+    ));
     Ok(report)
 }
 
 fn push_blob(t: &Transport, repo: &str, b: &Blob, progress: &dyn Progress) -> Result<Outcome> {
     let id = short(&b.digest);
-    let head = t.send("HEAD", &format!("/v2/{repo}/blobs/{}", b.digest), &[], &ReqBody::Empty)?;
+    let head = t.send(
+        "HEAD",
+        &format!("/v2/{repo}/blobs/{}", b.digest),
+        &[],
+        &ReqBody::Empty,
+    )?;
     if head.status().is_success() {
         progress.end(&id, "Layer already exists");
         return Ok(Outcome::Existed);
@@ -130,17 +161,26 @@ fn push_blob(t: &Transport, repo: &str, b: &Blob, progress: &dyn Progress) -> Re
     };
     let mut resp = t.send("POST", &start, &[], &ReqBody::Empty)?;
     if resp.status() == 201 && b.mount_from.is_some() {
-        progress.end(&id, &format!("Mounted from {}", b.mount_from.as_deref().unwrap_or("")));
+        progress.end(
+            &id,
+            &format!("Mounted from {}", b.mount_from.as_deref().unwrap_or("")),
+        );
         return Ok(Outcome::Mounted);
     }
     if resp.status() != 202 {
         return Err(RegistryError::protocol(
             &t.host,
-            format!("starting the upload of blob {} to {repo} failed with {}", b.digest, describe(&mut resp)),
+            format!(
+                "starting the upload of blob {} to {repo} failed with {}",
+                b.digest,
+                describe(&mut resp)
+            ),
         ));
     }
     let loc = header(&resp, "location")
-        .ok_or_else(|| RegistryError::protocol(&t.host, "its upload answer has no Location header"))?
+        .ok_or_else(|| {
+            RegistryError::protocol(&t.host, "its upload answer has no Location header")
+        })?
         .to_string();
     let sep = if loc.contains('?') { '&' } else { '?' };
     let url = format!("{loc}{sep}digest={}", b.digest);
@@ -155,7 +195,11 @@ fn push_blob(t: &Transport, repo: &str, b: &Blob, progress: &dyn Progress) -> Re
     if resp.status() != 201 && !resp.status().is_success() {
         return Err(RegistryError::protocol(
             &t.host,
-            format!("uploading blob {} to {repo} failed with {}", b.digest, describe(&mut resp)),
+            format!(
+                "uploading blob {} to {repo} failed with {}",
+                b.digest,
+                describe(&mut resp)
+            ),
         ));
     }
     progress.end(&id, "Pushed");

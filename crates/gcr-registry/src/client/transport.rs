@@ -36,7 +36,13 @@ pub fn is_loopback(host: &str) -> bool {
     let h = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
-        host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|c| c.is_ascii_digit()) { h } else { host })
+        host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.bytes().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
     };
     h == "localhost" || h == "::1" || h.starts_with("127.")
 }
@@ -88,7 +94,10 @@ fn agent(per_read: Duration) -> ureq::Agent {
 fn transient(e: &ureq::Error) -> bool {
     matches!(
         e,
-        ureq::Error::Timeout(_) | ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_)
+        ureq::Error::Timeout(_)
+            | ureq::Error::Io(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
     )
 }
 
@@ -166,18 +175,26 @@ impl Transport {
                 b = b.header("Authorization", a);
             }
             let res = match body {
+                ReqBody::Empty if matches!(method, "POST" | "PUT" | "PATCH") => {
+                    b.body(&[][..]).map(|r| self.agent.run(r))
+                }
                 ReqBody::Empty => b.body(()).map(|r| self.agent.run(r)),
                 ReqBody::Bytes(d) => b.body(*d).map(|r| self.agent.run(r)),
                 ReqBody::File(p, on_sent) => {
-                    let f = std::fs::File::open(p).map_err(|e| RegistryError::io("cannot open", p, e))?;
+                    let f = std::fs::File::open(p)
+                        .map_err(|e| RegistryError::io("cannot open", p, e))?;
                     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                    let mut rd = Counting { inner: f, cb: *on_sent };
+                    let mut rd = Counting {
+                        inner: f,
+                        cb: *on_sent,
+                    };
                     b.header("Content-Length", len.to_string())
                         .body(ureq::SendBody::from_reader(&mut rd))
                         .map(|r| self.agent.run(r))
                 }
             };
-            let res = res.map_err(|e| RegistryError::Usage(format!("invalid request to {url}: {e}")))?;
+            let res =
+                res.map_err(|e| RegistryError::Usage(format!("invalid request to {url}: {e}")))?;
             let retry = match res {
                 Ok(resp) if resp.status() == 401 => {
                     if reauths >= REAUTHS {
@@ -249,9 +266,15 @@ impl Transport {
             .filter(|r| r.starts_with("https://") || r.starts_with("http://"))
             .ok_or_else(|| unauthorized("its Bearer challenge has no usable realm URL".into()))?;
         if realm.starts_with("http://") {
-            let rh = realm.trim_start_matches("http://").split('/').next().unwrap_or("");
+            let rh = realm
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or("");
             if !is_loopback(rh) && !self.base.starts_with("http://") {
-                return Err(unauthorized(format!("its token realm '{realm}' is plain http")));
+                return Err(unauthorized(format!(
+                    "its token realm '{realm}' is plain http"
+                )));
             }
         }
         let mut q: Vec<(String, String)> = Vec::new();
@@ -279,7 +302,9 @@ impl Transport {
                 req = req.header("Authorization", c.basic());
             }
             match req.call() {
-                Ok(r) if (r.status().is_server_error() || r.status() == 429) && attempt < RETRIES => {}
+                Ok(r)
+                    if (r.status().is_server_error() || r.status() == 429) && attempt < RETRIES => {
+                }
                 Ok(r) => break r,
                 Err(e) if transient(&e) && attempt < RETRIES => {}
                 Err(e) => return Err(self.connect_err(&e)),
@@ -290,11 +315,18 @@ impl Transport {
         if resp.status() == 401 || resp.status() == 403 {
             return Err(unauthorized(format!(
                 "the token server {realm} refused {}",
-                if self.creds.is_some() { "the credentials" } else { "anonymous access" }
+                if self.creds.is_some() {
+                    "the credentials"
+                } else {
+                    "anonymous access"
+                }
             )));
         }
         if !resp.status().is_success() {
-            return Err(unauthorized(format!("the token server {realm} answered {}", resp.status())));
+            return Err(unauthorized(format!(
+                "the token server {realm} answered {}",
+                resp.status()
+            )));
         }
         let v: serde_json::Value = resp
             .body_mut()
@@ -344,8 +376,16 @@ pub fn describe(resp: &mut Response<Body>) -> String {
         .ok()
         .and_then(|v| {
             let e = v.get("errors")?.get(0)?.clone();
-            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("").to_string();
-            let m = e.get("message").and_then(|c| c.as_str()).unwrap_or("").to_string();
+            let code = e
+                .get("code")
+                .and_then(|c| c.as_str())
+                .unwrap_or("")
+                .to_string();
+            let m = e
+                .get("message")
+                .and_then(|c| c.as_str())
+                .unwrap_or("")
+                .to_string();
             Some(format!("{code} {m}").trim().to_string())
         })
         .filter(|s| !s.is_empty());
@@ -361,7 +401,13 @@ mod tests {
 
     #[test]
     fn loopback() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:41234", "[::1]:5000", "127.0.0.1"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:41234",
+            "[::1]:5000",
+            "127.0.0.1",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
         for h in ["example.com", "10.0.0.1:5000", "localhost.example.com"] {

@@ -29,7 +29,11 @@ fn new_id() -> String {
 }
 
 fn blob_unknown(d: &str) -> Reply {
-    Reply::error(404, "BLOB_UNKNOWN", &format!("blob {d} is not in this repository"))
+    Reply::error(
+        404,
+        "BLOB_UNKNOWN",
+        &format!("blob {d} is not in this repository"),
+    )
 }
 
 fn created(repo: &str, digest: &str) -> Reply {
@@ -39,7 +43,11 @@ fn created(repo: &str, digest: &str) -> Reply {
 }
 
 fn accepted(repo: &str, id: &str, size: u64) -> Reply {
-    let range = if size == 0 { "0-0".to_string() } else { format!("0-{}", size - 1) };
+    let range = if size == 0 {
+        "0-0".to_string()
+    } else {
+        format!("0-{}", size - 1)
+    };
     Reply::new(202)
         .header("Location", format!("/v2/{repo}/blobs/uploads/{id}"))
         .header("Range", range)
@@ -48,7 +56,11 @@ fn accepted(repo: &str, id: &str, size: u64) -> Reply {
 
 pub(crate) fn get(ctx: &Ctx<'_>, repo: &str, digest: &str) -> Result<Reply> {
     if !valid_digest(digest) {
-        return Ok(Reply::error(400, "DIGEST_INVALID", &format!("'{digest}' is not a sha256 digest")));
+        return Ok(Reply::error(
+            400,
+            "DIGEST_INVALID",
+            &format!("'{digest}' is not a sha256 digest"),
+        ));
     }
     if !db::has_blob(ctx.store, repo, digest)? {
         return Ok(blob_unknown(digest));
@@ -103,7 +115,11 @@ fn complete(ctx: &Ctx<'_>, repo: &str, s: Staged, digest: &str) -> Result<Reply>
 pub(crate) fn start(ctx: &Ctx<'_>, req: &mut Req, repo: &str) -> Result<Reply> {
     if let (Some(d), Some(from)) = (req.query("mount"), req.query("from")) {
         let (d, from) = (d.to_string(), from.to_string());
-        if valid_digest(&d) && ctx.may_read(&from) && db::has_blob(ctx.store, &from, &d)? && ctx.store.has_blob(&d) {
+        if valid_digest(&d)
+            && ctx.may_read(&from)
+            && db::has_blob(ctx.store, &from, &d)?
+            && ctx.store.has_blob(&d)
+        {
             db::link_blob(ctx.store, repo, &d)?;
             return Ok(created(repo, &d));
         }
@@ -111,21 +127,39 @@ pub(crate) fn start(ctx: &Ctx<'_>, req: &mut Req, repo: &str) -> Result<Reply> {
     let mut s = Staged::new(&ctx.shared.tmp)?;
     if let Some(d) = req.query("digest").map(str::to_string) {
         if !valid_digest(&d) {
-            return Ok(Reply::error(400, "DIGEST_INVALID", &format!("'{d}' is not a sha256 digest")));
+            return Ok(Reply::error(
+                400,
+                "DIGEST_INVALID",
+                &format!("'{d}' is not a sha256 digest"),
+            ));
         }
         if !append(req, &mut s)? {
-            return Ok(Reply::error(400, "BLOB_UPLOAD_INVALID", "the upload body ended early"));
+            return Ok(Reply::error(
+                400,
+                "BLOB_UPLOAD_INVALID",
+                "the upload body ended early",
+            ));
         }
         return complete(ctx, repo, s, &d);
     }
     // A POST may carry a first chunk (ignored by most clients); keep it.
     if !append(req, &mut s)? {
-        return Ok(Reply::error(400, "BLOB_UPLOAD_INVALID", "the upload body ended early"));
+        return Ok(Reply::error(
+            400,
+            "BLOB_UPLOAD_INVALID",
+            "the upload body ended early",
+        ));
     }
     let id = new_id();
     let size = s.size;
     if let Ok(mut g) = ctx.shared.uploads.lock() {
-        g.insert(id.clone(), Upload { repo: repo.to_string(), staged: s });
+        g.insert(
+            id.clone(),
+            Upload {
+                repo: repo.to_string(),
+                staged: s,
+            },
+        );
     }
     Ok(accepted(repo, &id, size))
 }
@@ -145,23 +179,49 @@ fn put_back(ctx: &Ctx<'_>, id: &str, u: Upload) {
 }
 
 fn upload_unknown(id: &str) -> Reply {
-    Reply::error(404, "BLOB_UPLOAD_UNKNOWN", &format!("upload '{id}' is unknown or in use; start a new upload"))
+    Reply::error(
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+        &format!("upload '{id}' is unknown or in use; start a new upload"),
+    )
 }
 
 pub(crate) fn patch(ctx: &Ctx<'_>, req: &mut Req, repo: &str, id: &str) -> Result<Reply> {
-    let Some(mut u) = take(ctx, repo, id) else { return Ok(upload_unknown(id)) };
+    let Some(mut u) = take(ctx, repo, id) else {
+        return Ok(upload_unknown(id));
+    };
     if let Some(range) = req.header("Content-Range") {
-        let start = range.trim().trim_start_matches("bytes ").split('-').next().and_then(|s| s.trim().parse::<u64>().ok());
+        let start = range
+            .trim()
+            .trim_start_matches("bytes ")
+            .split('-')
+            .next()
+            .and_then(|s| s.trim().parse::<u64>().ok());
         if start != Some(u.staged.size) {
             let size = u.staged.size;
             put_back(ctx, id, u);
-            return Ok(Reply::error(416, "BLOB_UPLOAD_INVALID", &format!("chunk must start at byte {size}"))
-                .header("Location", format!("/v2/{repo}/blobs/uploads/{id}"))
-                .header("Range", if size == 0 { "0-0".into() } else { format!("0-{}", size - 1) }));
+            return Ok(Reply::error(
+                416,
+                "BLOB_UPLOAD_INVALID",
+                &format!("chunk must start at byte {size}"),
+            )
+            .header("Location", format!("/v2/{repo}/blobs/uploads/{id}"))
+            .header(
+                "Range",
+                if size == 0 {
+                    "0-0".into()
+                } else {
+                    format!("0-{}", size - 1)
+                },
+            ));
         }
     }
     if !append(req, &mut u.staged)? {
-        return Ok(Reply::error(400, "BLOB_UPLOAD_INVALID", "the chunk ended early; the upload was cancelled"));
+        return Ok(Reply::error(
+            400,
+            "BLOB_UPLOAD_INVALID",
+            "the chunk ended early; the upload was cancelled",
+        ));
     }
     let size = u.staged.size;
     put_back(ctx, id, u);
@@ -170,20 +230,36 @@ pub(crate) fn patch(ctx: &Ctx<'_>, req: &mut Req, repo: &str, id: &str) -> Resul
 
 pub(crate) fn finish(ctx: &Ctx<'_>, req: &mut Req, repo: &str, id: &str) -> Result<Reply> {
     let Some(d) = req.query("digest").map(str::to_string) else {
-        return Ok(Reply::error(400, "DIGEST_INVALID", "the final PUT of an upload needs ?digest="));
+        return Ok(Reply::error(
+            400,
+            "DIGEST_INVALID",
+            "the final PUT of an upload needs ?digest=",
+        ));
     };
     if !valid_digest(&d) {
-        return Ok(Reply::error(400, "DIGEST_INVALID", &format!("'{d}' is not a sha256 digest")));
+        return Ok(Reply::error(
+            400,
+            "DIGEST_INVALID",
+            &format!("'{d}' is not a sha256 digest"),
+        ));
     }
-    let Some(mut u) = take(ctx, repo, id) else { return Ok(upload_unknown(id)) };
+    let Some(mut u) = take(ctx, repo, id) else {
+        return Ok(upload_unknown(id));
+    };
     if !append(req, &mut u.staged)? {
-        return Ok(Reply::error(400, "BLOB_UPLOAD_INVALID", "the upload body ended early; the upload was cancelled"));
+        return Ok(Reply::error(
+            400,
+            "BLOB_UPLOAD_INVALID",
+            "the upload body ended early; the upload was cancelled",
+        ));
     }
     complete(ctx, repo, u.staged, &d)
 }
 
 pub(crate) fn status(ctx: &Ctx<'_>, repo: &str, id: &str) -> Result<Reply> {
-    let Some(u) = take(ctx, repo, id) else { return Ok(upload_unknown(id)) };
+    let Some(u) = take(ctx, repo, id) else {
+        return Ok(upload_unknown(id));
+    };
     let size = u.staged.size;
     put_back(ctx, id, u);
     let mut r = accepted(repo, id, size);

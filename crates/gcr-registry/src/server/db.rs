@@ -128,10 +128,19 @@ pub fn manifest(store: &Store, repo: &str, reference: &str) -> Result<Option<Man
 pub fn delete_manifest(store: &Store, repo: &str, reference: &str) -> Result<bool> {
     store.transaction(|tx| -> Result<bool> {
         if reference.contains(':') {
-            tx.execute("DELETE FROM registry_tags WHERE repo = ?1 AND digest = ?2", [repo, reference])?;
-            Ok(tx.execute("DELETE FROM registry_manifests WHERE repo = ?1 AND digest = ?2", [repo, reference])? > 0)
+            tx.execute(
+                "DELETE FROM registry_tags WHERE repo = ?1 AND digest = ?2",
+                [repo, reference],
+            )?;
+            Ok(tx.execute(
+                "DELETE FROM registry_manifests WHERE repo = ?1 AND digest = ?2",
+                [repo, reference],
+            )? > 0)
         } else {
-            Ok(tx.execute("DELETE FROM registry_tags WHERE repo = ?1 AND tag = ?2", [repo, reference])? > 0)
+            Ok(tx.execute(
+                "DELETE FROM registry_tags WHERE repo = ?1 AND tag = ?2",
+                [repo, reference],
+            )? > 0)
         }
     })
 }
@@ -147,7 +156,11 @@ pub fn tags(store: &Store, repo: &str) -> Result<Option<Vec<String>>> {
     if v.is_empty() {
         let known: Option<i64> = store
             .conn()
-            .query_row("SELECT 1 FROM registry_manifests WHERE repo = ?1 LIMIT 1", [repo], |r| r.get(0))
+            .query_row(
+                "SELECT 1 FROM registry_manifests WHERE repo = ?1 LIMIT 1",
+                [repo],
+                |r| r.get(0),
+            )
             .optional()?;
         if known.is_none() {
             return Ok(None);

@@ -55,12 +55,16 @@ impl Htpasswd {
             let bad = |why: &str| RegistryError::Usage(format!("{path} line {}: {why}", n + 1));
             let mut parts = line.splitn(3, ':');
             let user = parts.next().unwrap_or("");
-            let hash = parts.next().ok_or_else(|| bad("expected user:bcrypt-hash"))?;
+            let hash = parts
+                .next()
+                .ok_or_else(|| bad("expected user:bcrypt-hash"))?;
             if user.is_empty() {
                 return Err(bad("the user name is empty"));
             }
             if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$")) {
-                return Err(bad("only bcrypt entries are supported; create them with 'htpasswd -B'"));
+                return Err(bad(
+                    "only bcrypt entries are supported; create them with 'htpasswd -B'",
+                ));
             }
             let mut rules = Vec::new();
             if let Some(spec) = parts.next().filter(|s| !s.trim().is_empty()) {
@@ -96,15 +100,23 @@ impl Htpasswd {
 
     /// Loads a file.
     pub fn load(path: &std::path::Path) -> Result<Htpasswd> {
-        let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io("cannot read htpasswd file", path, e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RegistryError::io("cannot read htpasswd file", path, e))?;
         Htpasswd::parse(&text, &path.display().to_string())
     }
 
     /// True when the password is right.
     pub fn verify(&self, user: &str, password: &str) -> bool {
-        let Some(u) = self.users.get(user) else { return false };
+        let Some(u) = self.users.get(user) else {
+            return false;
+        };
         let key = crate::media::sha256(format!("{user}\0{password}\0{}", u.hash).as_bytes());
-        if self.verified.lock().map(|g| g.contains(&key)).unwrap_or(false) {
+        if self
+            .verified
+            .lock()
+            .map(|g| g.contains(&key))
+            .unwrap_or(false)
+        {
             return true;
         }
         let ok = bcrypt::verify(password, &u.hash).unwrap_or(false);
@@ -118,7 +130,9 @@ impl Htpasswd {
 
     /// True when `user` may do `access` on `repo`.
     pub fn allowed(&self, user: &str, repo: &str, access: Access) -> bool {
-        let Some(u) = self.users.get(user) else { return false };
+        let Some(u) = self.users.get(user) else {
+            return false;
+        };
         if u.rules.is_empty() {
             return true;
         }

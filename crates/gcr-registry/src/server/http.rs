@@ -32,7 +32,9 @@ fn decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+            {
                 out.push(v);
                 i += 3;
                 continue;
@@ -65,7 +67,10 @@ impl Req {
     }
 
     pub fn query(&self, k: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
@@ -80,8 +85,12 @@ impl Req {
     /// `Authorization: Basic` user and password.
     pub fn basic_auth(&self) -> Option<(String, String)> {
         let h = self.header("Authorization")?;
-        let b64 = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic "))?;
-        let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+        let b64 = h
+            .strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (u, p) = raw.split_once(':')?;
         Some((u.to_string(), p.to_string()))
@@ -104,20 +113,33 @@ impl Req {
 
     /// Sends the reply (errors writing to a gone client are ignored).
     pub fn respond(&mut self, reply: Reply) {
-        let Some(r) = self.inner.take() else { return };
+        let Some(mut r) = self.inner.take() else {
+            return;
+        };
+        // Consume what the handler did not read, so the connection stays usable.
+        let _ = std::io::copy(&mut r.as_reader().take(16 << 20), &mut std::io::sink());
         let mut headers: Vec<tiny_http::Header> = reply
             .headers
             .iter()
             .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
             .collect();
-        if let Ok(h) = tiny_http::Header::from_bytes(&b"Docker-Distribution-API-Version"[..], &b"registry/2.0"[..]) {
+        if let Ok(h) = tiny_http::Header::from_bytes(
+            &b"Docker-Distribution-API-Version"[..],
+            &b"registry/2.0"[..],
+        ) {
             headers.push(h);
         }
         let status = tiny_http::StatusCode(reply.status);
         let _ = match reply.body {
             Body::Bytes(b) => {
                 let len = b.len();
-                r.respond(tiny_http::Response::new(status, headers, std::io::Cursor::new(b), Some(len), None))
+                r.respond(tiny_http::Response::new(
+                    status,
+                    headers,
+                    std::io::Cursor::new(b),
+                    Some(len),
+                    None,
+                ))
             }
             Body::File(f) => {
                 let len = f.metadata().map(|m| m.len() as usize).ok();
@@ -137,7 +159,9 @@ impl Reply {
     }
 
     pub fn json(status: u16, body: Vec<u8>) -> Reply {
-        Reply::new(status).header("Content-Type", "application/json").bytes(body)
+        Reply::new(status)
+            .header("Content-Type", "application/json")
+            .bytes(body)
     }
 
     pub fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
@@ -157,15 +181,20 @@ impl Reply {
 
     /// A distribution-spec error: `{"errors":[{"code":...,"message":...}]}`.
     pub fn error(status: u16, code: &str, message: &str) -> Reply {
-        let body = serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]});
+        let body =
+            serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]});
         Reply::json(status, serde_json::to_vec(&body).unwrap_or_default())
     }
 }
 
 /// 401 with a Basic challenge.
 pub(crate) fn unauthorized() -> Reply {
-    Reply::error(401, "UNAUTHORIZED", "authentication required; log in with a user of the registry's htpasswd file")
-        .header("WWW-Authenticate", "Basic realm=\"gcr-registry\"")
+    Reply::error(
+        401,
+        "UNAUTHORIZED",
+        "authentication required; log in with a user of the registry's htpasswd file",
+    )
+    .header("WWW-Authenticate", "Basic realm=\"gcr-registry\"")
 }
 
 /// Paginates a sorted list by `n` and `last`; returns the page and whether more follow.

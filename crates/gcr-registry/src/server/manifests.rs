@@ -10,7 +10,11 @@ use crate::error::Result;
 use crate::media::{self, Parsed, MAX_MANIFEST};
 
 fn unknown(repo: &str, reference: &str) -> Reply {
-    Reply::error(404, "MANIFEST_UNKNOWN", &format!("manifest '{reference}' is not in repository '{repo}'"))
+    Reply::error(
+        404,
+        "MANIFEST_UNKNOWN",
+        &format!("manifest '{reference}' is not in repository '{repo}'"),
+    )
 }
 
 pub(crate) fn get(ctx: &Ctx<'_>, repo: &str, reference: &str) -> Result<Reply> {
@@ -29,17 +33,35 @@ pub(crate) fn get(ctx: &Ctx<'_>, repo: &str, reference: &str) -> Result<Reply> {
 pub(crate) fn put(ctx: &Ctx<'_>, req: &mut Req, repo: &str, reference: &str) -> Result<Reply> {
     let is_digest = reference.contains(':');
     if is_digest && !media::valid_digest(reference) {
-        return Ok(Reply::error(400, "DIGEST_INVALID", &format!("'{reference}' is not a sha256 digest")));
+        return Ok(Reply::error(
+            400,
+            "DIGEST_INVALID",
+            &format!("'{reference}' is not a sha256 digest"),
+        ));
     }
     if !is_digest && !gcr_core::reference::is_valid_tag(reference) {
-        return Ok(Reply::error(400, "TAG_INVALID", &format!("'{reference}' is not a valid tag")));
+        return Ok(Reply::error(
+            400,
+            "TAG_INVALID",
+            &format!("'{reference}' is not a valid tag"),
+        ));
     }
     let bytes = match req.body_limited(MAX_MANIFEST) {
         Ok(Some(b)) => b,
         Ok(None) => {
-            return Ok(Reply::error(413, "SIZE_INVALID", "the manifest is over the 4 MiB limit"));
+            return Ok(Reply::error(
+                413,
+                "SIZE_INVALID",
+                "the manifest is over the 4 MiB limit",
+            ));
         }
-        Err(_) => return Ok(Reply::error(400, "MANIFEST_INVALID", "the manifest body ended early")),
+        Err(_) => {
+            return Ok(Reply::error(
+                400,
+                "MANIFEST_INVALID",
+                "the manifest body ended early",
+            ))
+        }
     };
     let digest = media::sha256(&bytes);
     if is_digest && digest != reference {
@@ -56,17 +78,27 @@ pub(crate) fn put(ctx: &Ctx<'_>, req: &mut Req, repo: &str, reference: &str) -> 
     };
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let (subject, artifact_type) = match &parsed {
-        Parsed::Image { config, layers, subject, artifact_type } => {
+        Parsed::Image {
+            config,
+            layers,
+            subject,
+            artifact_type,
+        } => {
             for d in std::iter::once(config).chain(layers) {
                 if !db::has_blob(ctx.store, repo, &d.digest)? {
                     return Ok(Reply::error(
                         400,
                         "MANIFEST_BLOB_UNKNOWN",
-                        &format!("blob {} is not in repository '{repo}'; upload it first", d.digest),
+                        &format!(
+                            "blob {} is not in repository '{repo}'; upload it first",
+                            d.digest
+                        ),
                     ));
                 }
             }
-            let at = artifact_type.clone().or_else(|| Some(config.media_type.clone()));
+            let at = artifact_type
+                .clone()
+                .or_else(|| Some(config.media_type.clone()));
             (subject.as_ref().map(|s| s.digest.clone()), at)
         }
         Parsed::Index { manifests } => {
@@ -75,16 +107,29 @@ pub(crate) fn put(ctx: &Ctx<'_>, req: &mut Req, repo: &str, reference: &str) -> 
                     return Ok(Reply::error(
                         400,
                         "MANIFEST_UNKNOWN",
-                        &format!("child manifest {} is not in repository '{repo}'; push it first", d.digest),
+                        &format!(
+                            "child manifest {} is not in repository '{repo}'; push it first",
+                            d.digest
+                        ),
                     ));
                 }
             }
-            let subject = v.get("subject").and_then(|s| s.get("digest")).and_then(|d| d.as_str()).map(str::to_string);
-            let at = v.get("artifactType").and_then(|s| s.as_str()).map(str::to_string);
+            let subject = v
+                .get("subject")
+                .and_then(|s| s.get("digest"))
+                .and_then(|d| d.as_str())
+                .map(str::to_string);
+            let at = v
+                .get("artifactType")
+                .and_then(|s| s.as_str())
+                .map(str::to_string);
             (subject, at)
         }
     };
-    let annotations = v.get("annotations").filter(|a| a.is_object()).map(|a| a.to_string());
+    let annotations = v
+        .get("annotations")
+        .filter(|a| a.is_object())
+        .map(|a| a.to_string());
     cas::put_bytes(ctx.store, &bytes, &digest)?;
     db::put_manifest(
         ctx.store,
@@ -122,7 +167,11 @@ fn link_next(path: &str, n: usize, last: &str) -> String {
 
 pub(crate) fn tags(ctx: &Ctx<'_>, req: &Req, repo: &str) -> Result<Reply> {
     let Some(all) = db::tags(ctx.store, repo)? else {
-        return Ok(Reply::error(404, "NAME_UNKNOWN", &format!("repository '{repo}' is not known")));
+        return Ok(Reply::error(
+            404,
+            "NAME_UNKNOWN",
+            &format!("repository '{repo}' is not known"),
+        ));
     };
     let (page, next) = paginate(all, req);
     let n = page.len();
@@ -152,7 +201,11 @@ pub(crate) fn catalog(ctx: &Ctx<'_>, req: &Req) -> Reply {
 
 pub(crate) fn referrers(ctx: &Ctx<'_>, req: &Req, repo: &str, digest: &str) -> Result<Reply> {
     if !media::valid_digest(digest) {
-        return Ok(Reply::error(400, "DIGEST_INVALID", &format!("'{digest}' is not a sha256 digest")));
+        return Ok(Reply::error(
+            400,
+            "DIGEST_INVALID",
+            &format!("'{digest}' is not a sha256 digest"),
+        ));
     }
     let filter = req.query("artifactType").map(str::to_string);
     let mut list = Vec::new();
@@ -160,16 +213,22 @@ pub(crate) fn referrers(ctx: &Ctx<'_>, req: &Req, repo: &str, digest: &str) -> R
         if filter.is_some() && m.artifact_type != filter {
             continue;
         }
-        let mut d = serde_json::json!({"mediaType": m.media_type, "digest": m.digest, "size": m.size});
+        let mut d =
+            serde_json::json!({"mediaType": m.media_type, "digest": m.digest, "size": m.size});
         if let Some(a) = &m.artifact_type {
             d["artifactType"] = serde_json::Value::String(a.clone());
         }
-        if let Some(a) = m.annotations.as_deref().and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok()) {
+        if let Some(a) = m
+            .annotations
+            .as_deref()
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+        {
             d["annotations"] = a;
         }
         list.push(d);
     }
-    let body = serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": list});
+    let body =
+        serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": list});
     let mut r = Reply::new(200)
         .header("Content-Type", media::OCI_INDEX)
         .bytes(serde_json::to_vec(&body).unwrap_or_default());

@@ -46,14 +46,23 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// Checks that the request's user may do `access` on `repo`.
     pub fn check(&self, repo: &str, access: Access) -> std::result::Result<(), Reply> {
-        let Some(users) = &self.shared.users else { return Ok(()) };
+        let Some(users) = &self.shared.users else {
+            return Ok(());
+        };
         match &self.user {
             None => Err(http::unauthorized()),
             Some(u) if users.allowed(u, repo, access) => Ok(()),
             Some(u) => Err(Reply::error(
                 403,
                 "DENIED",
-                &format!("user '{u}' may not {} repository '{repo}'", if access == Access::Read { "read" } else { "write" }),
+                &format!(
+                    "user '{u}' may not {} repository '{repo}'",
+                    if access == Access::Read {
+                        "read"
+                    } else {
+                        "write"
+                    }
+                ),
             )),
         }
     }
@@ -73,7 +82,10 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
     db::ensure(&store)?;
     drop(store);
     let server = tiny_http::Server::http(&opts.addr).map_err(|e| {
-        RegistryError::Usage(format!("cannot listen on {}: {e}; choose another --addr", opts.addr))
+        RegistryError::Usage(format!(
+            "cannot listen on {}: {e}; choose another --addr",
+            opts.addr
+        ))
     })?;
     let addr = server
         .server_addr()
@@ -96,9 +108,13 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
         let root = opts.root.clone();
         handles.push(std::thread::spawn(move || -> Result<()> {
             let store = Store::open(&root)?;
+            let log = std::env::var_os("GCR_REGISTRY_LOG").is_some();
             while let Ok(rq) = server.recv() {
                 let mut req = Req::new(rq);
                 let reply = handle(&store, &shared, &mut req);
+                if log {
+                    eprintln!("{} {} -> {}", req.method, req.path, reply.status);
+                }
                 req.respond(reply);
             }
             Ok(())
@@ -123,7 +139,11 @@ fn handle(store: &Store, shared: &Shared, req: &mut Req) -> Reply {
         }
         _ => None,
     };
-    let ctx = Ctx { store, shared, user };
+    let ctx = Ctx {
+        store,
+        shared,
+        user,
+    };
     let path = req.path.clone();
     let Some(rest) = path.strip_prefix("/v2") else {
         return Reply::error(404, "NAME_UNKNOWN", "not a registry API path; use /v2/");
@@ -147,7 +167,11 @@ fn handle(store: &Store, shared: &Shared, req: &mut Req) -> Reply {
         return Reply::error(404, "NAME_UNKNOWN", &format!("no such API path '{path}'"));
     };
     if gcr_core::reference::validate_repository(name).is_err() {
-        return Reply::error(400, "NAME_INVALID", &format!("invalid repository name '{name}'"));
+        return Reply::error(
+            400,
+            "NAME_INVALID",
+            &format!("invalid repository name '{name}'"),
+        );
     }
     let access = match method.as_str() {
         "GET" | "HEAD" => Access::Read,
@@ -169,7 +193,11 @@ fn handle(store: &Store, shared: &Shared, req: &mut Req) -> Reply {
         ("uploads", "PUT") => blobs::finish(&ctx, req, name, arg),
         ("uploads", "GET") => blobs::status(&ctx, name, arg),
         ("uploads", "DELETE") => blobs::cancel(&ctx, name, arg),
-        _ => Ok(Reply::error(405, "UNSUPPORTED", &format!("{method} is not supported on {path}"))),
+        _ => Ok(Reply::error(
+            405,
+            "UNSUPPORTED",
+            &format!("{method} is not supported on {path}"),
+        )),
     };
     r.unwrap_or_else(|e| Reply::error(500, "UNKNOWN", &e.to_string()))
 }
@@ -178,6 +206,9 @@ fn handle(store: &Store, shared: &Shared, req: &mut Req) -> Reply {
 fn route(rest: &str) -> Option<(&str, &'static str, &str)> {
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Some((name, "tags", ""));
+    }
+    if let Some(name) = rest.strip_suffix("/blobs/uploads") {
+        return Some((name, "uploads", ""));
     }
     for (marker, kind) in [
         ("/blobs/uploads/", "uploads"),
@@ -189,7 +220,7 @@ fn route(rest: &str) -> Option<(&str, &'static str, &str)> {
             return Some((&rest[..i], kind, &rest[i + marker.len()..]));
         }
     }
-    rest.strip_suffix("/blobs/uploads").map(|name| (name, "uploads", ""))
+    None
 }
 
 #[cfg(test)]
@@ -197,12 +228,24 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(super::route("a/b/tags/list"), Some(("a/b", "tags", "")));
-        assert_eq!(super::route("a/manifests/v1"), Some(("a", "manifests", "v1")));
+        assert_eq!(
+            super::route("a/manifests/v1"),
+            Some(("a", "manifests", "v1"))
+        );
         assert_eq!(super::route("a/blobs/uploads/"), Some(("a", "uploads", "")));
         assert_eq!(super::route("a/blobs/uploads"), Some(("a", "uploads", "")));
-        assert_eq!(super::route("a/blobs/uploads/xyz"), Some(("a", "uploads", "xyz")));
-        assert_eq!(super::route("a/blobs/sha256:00"), Some(("a", "blobs", "sha256:00")));
-        assert_eq!(super::route("blobs/x/manifests/t"), Some(("blobs/x", "manifests", "t")));
+        assert_eq!(
+            super::route("a/blobs/uploads/xyz"),
+            Some(("a", "uploads", "xyz"))
+        );
+        assert_eq!(
+            super::route("a/blobs/sha256:00"),
+            Some(("a", "blobs", "sha256:00"))
+        );
+        assert_eq!(
+            super::route("blobs/x/manifests/t"),
+            Some(("blobs/x", "manifests", "t"))
+        );
         assert_eq!(super::route("nothing"), None);
     }
 }
