@@ -289,3 +289,53 @@ fn no_leaks_after_100_run_rm_cycles_with_published_ports() {
     assert_eq!(proxies_of(&root), 0, "port proxies left");
     assert_eq!(nft_rule_count(&table), rules_before, "firewall rules grew");
 }
+
+#[test]
+fn concurrent_runs_get_distinct_addresses() {
+    if !need_root("concurrent_runs_get_distinct_addresses") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec!["gcrconc".into()]);
+    let sub = format!("10.232.{}.0/24", std::process::id() % 200 + 20);
+    env.ok(&["network", "create", "--subnet", &sub, "gcrconc"]);
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            env.cmd(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("par{i}"),
+                "--network",
+                "gcrconc",
+                IMAGE,
+                "sleep",
+                "30",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn gcr run")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let info = inspect(&env, "gcrconc");
+    let mut ips: Vec<String> = info["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["ip"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ips.len(), 12, "{info}");
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 12, "an address was leased twice: {info}");
+    // Each container really has its leased address.
+    let ip0 = info["containers"][0]["ip"].as_str().unwrap().to_string();
+    let name0 = info["containers"][0]["name"].as_str().unwrap().to_string();
+    let addr = env.ok(&["exec", &name0, "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(addr.contains(&format!("{ip0}/24")), "{addr}");
+}

@@ -214,3 +214,31 @@ pub(crate) fn kill_proxy(pid: i32, id: &str) {
 fn self_exe() -> String {
     std::env::var("GCR_BIN").unwrap_or_else(|_| "/proc/self/exe".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_all_adds_exposed_ports_not_given() {
+        let opts = RunOptions {
+            publish: vec!["127.0.0.1:8080:80".into()],
+            publish_all: true,
+            ..Default::default()
+        };
+        let cfg = serde_json::json!({"config": {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}}});
+        let w = wanted(&opts, &cfg).unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].host_port, w[0].container_port), (8080, 80));
+        assert_eq!(
+            (w[1].host_port, w[1].container_port, w[1].proto),
+            (0, 53, Proto::Udp)
+        );
+        let twice = RunOptions {
+            publish: vec!["8080:80".into(), "8080:81".into()],
+            ..Default::default()
+        };
+        assert!(wanted(&twice, &cfg).is_err());
+        assert_eq!(split(&join(&w)), w);
+    }
+}

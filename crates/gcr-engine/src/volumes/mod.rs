@@ -4,6 +4,7 @@
 //! use); a volume is in use while any container (running or not) names it in its plan.
 
 pub mod admin;
+mod copyup;
 mod db;
 pub mod plan;
 
@@ -85,6 +86,9 @@ impl Engine {
                             EngineError::Io(format!("recreating volume {name}"), e)
                         })?;
                     }
+                    copyup::fill_if_empty(&data, &r.config.resolved.lowers, dest).map_err(|e| {
+                        EngineError::Io(format!("copying image content at {dest} into volume {name}"), e)
+                    })?;
                     mount(dest, "bind", &data, bind_opts(*ro))?
                 }
                 Planned::Bind { source, dest, ro } => {

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Network bars (issue 5), side by side with podman in the same run:
+#   gcr run --rm IMG /bin/true on the default bridge   (bar 20 ms; podman ~440 ms)
+#   first byte through a published port, listener up   (bar 5 ms; vs direct to the container)
+#   throughput through a published port                (bar >= 80% of direct to the container)
+# Only 127.0.0.1 and the container's own address are contacted.
+# GCR=/path/to/gcr skips the release build (e.g. a binary built elsewhere).
+source "$(dirname "$0")/lib.sh"
+need_pkgs hyperfine busybox-static curl
+[ -n "${GCR:-}" ] || build_gcr
+export GCR_ROOT=$(mktemp -d /tmp/gcr-bench-net.XXXXXX)
+export GCR_RUN_DIR=$GCR_ROOT/run
+work=$(mktemp -d)
+cleanup() {
+  "$GCR" ps -aq 2>/dev/null | xargs -r "$GCR" rm -f >/dev/null 2>&1 || true
+  "$GCR" network __teardown >/dev/null 2>&1 || true
+  rm -rf "$GCR_ROOT" "$work"
+}
+trap cleanup EXIT
+
+mk_busybox_tar "$work/busybox.tar"
+"$GCR" import "$work/busybox.tar" bench/busybox:1 >/dev/null
+"$GCR" run --rm bench/busybox:1 /bin/true # provisions the default bridge once
+
+hf gcr-run-bridge 100 "$GCR run --rm bench/busybox:1 /bin/true"
+PODMAN_MS=-
+if [ "${BENCH_PODMAN:-1}" = 1 ]; then
+  setup_podman
+  "$GCR" save -o "$work/bb.tar" bench/busybox:1
+  if podman load -q -i "$work/bb.tar" >/dev/null 2>&1; then
+    podman --runtime runc run --rm --network bridge localhost/bench/busybox:1 /bin/true >/dev/null 2>&1 || true
+    hf podman-run-bridge 10 "podman --runtime runc run --rm --network bridge localhost/bench/busybox:1 /bin/true"
+    PODMAN_MS=$(median_ms podman-run-bridge)
+  fi
+fi
+report "gcr run --rm IMG /bin/true (default bridge)" "$(median_ms gcr-run-bridge)" "podman run --rm bridge" "$PODMAN_MS" 20
+
+# A web server with a 256 MB file on tmpfs, published on 127.0.0.1.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$GCR" run -d --name web --tmpfs /www:size=300m -p "127.0.0.1:$PORT:8080" bench/busybox:1 sh -c \
+  'echo hi > /www/index.html && dd if=/dev/zero of=/www/big bs=1M count=256 2>/dev/null && exec httpd -f -p 8080 -h /www' >/dev/null
+IP=$("$GCR" network inspect bridge | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["containers"][0]["ip"])')
+for _ in $(seq 1 200); do
+  curl -sf -o /dev/null "http://$IP:8080/big" -r 0-0 && curl -sf -o /dev/null "http://127.0.0.1:$PORT/" && break
+  sleep 0.05
+done
+
+# First byte: connect, send a request, receive one byte; median of 200, each way.
+first_byte() {
+  python3 - "$1" "$2" <<'PY'
+import socket, statistics, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+ts = []
+for _ in range(200):
+    t = time.perf_counter()
+    s = socket.create_connection((host, port))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    s.recv(1)
+    ts.append((time.perf_counter() - t) * 1000)
+    s.close()
+print("%.3f" % statistics.median(ts))
+PY
+}
+FB_PROXY=$(first_byte 127.0.0.1 "$PORT")
+FB_DIRECT=$(first_byte "$IP" 8080)
+report "first byte through published port" "$FB_PROXY" "direct to container" "$FB_DIRECT" 5
+
+# Throughput: median of 5 downloads of 256 MB each way (bytes/s from curl).
+speed() {
+  for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{speed_download}\n' "$1"; done | sort -n | sed -n 3p
+}
+TP_PROXY=$(speed "http://127.0.0.1:$PORT/big")
+TP_DIRECT=$(speed "http://$IP:8080/big")
+python3 - "$TP_PROXY" "$TP_DIRECT" <<'PY' | tee -a "$RESULTS/summary.txt"
+import sys
+p, d = float(sys.argv[1]), float(sys.argv[2])
+r = p / d if d else 0
+print(f"{'throughput through published port':<48} gcr {p/1e6:8.1f} MB/s | direct {d/1e6:8.1f} MB/s | proxy/direct {r:.3f} | bar 0.80 {'PASS' if r >= 0.8 else 'FAIL'}")
+PY
