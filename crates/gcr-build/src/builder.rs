@@ -40,6 +40,8 @@ pub struct Built {
     pub tags: Vec<String>,
     pub steps: usize,
     pub cached: usize,
+    /// Context files whose content had to be read (not found unchanged in the file index).
+    pub files_read: usize,
     pub transcript: Value,
 }
 
@@ -93,6 +95,7 @@ struct State<'a> {
     steps: Vec<Value>,
     inputs: Vec<Value>,
     cached: usize,
+    files_read: usize,
     no_cache: bool,
     created_unix: u64,
     created: String,
@@ -244,6 +247,7 @@ pub fn build(
         steps: Vec::new(),
         inputs: Vec::new(),
         cached: 0,
+        files_read: 0,
         no_cache: opts.no_cache,
         created_unix,
         created: created.clone(),
@@ -289,7 +293,7 @@ pub fn build(
         "inputs": st.inputs,
         "steps": st.steps,
         "image": {"id": id, "manifest_digest": man_digest, "tags": tags},
-        "cache": {"hits": st.cached, "steps": st.steps.len(), "no_cache": opts.no_cache},
+        "cache": {"hits": st.cached, "steps": st.steps.len(), "no_cache": opts.no_cache, "files_read": st.files_read},
         "duration_ms": ms(t0),
     });
     cache::save_transcript(store, &id, &transcript)?;
@@ -309,6 +313,7 @@ pub fn build(
         tags,
         steps: st.steps.len(),
         cached: st.cached,
+        files_read: st.files_read,
         transcript,
     })
 }
@@ -378,6 +383,7 @@ fn copy_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path) -> Result<()> {
             def,
         );
     }
+    st.files_read += index.hashed;
     index.save(st.store)
 }
 
