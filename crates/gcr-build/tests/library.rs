@@ -185,3 +185,82 @@ fn failing_command_and_bad_dependency_tag_nothing() {
     );
     assert!(store.resolve_image("lib/app:2").is_err());
 }
+
+/// Serves `body` to every request on a loopback port (for http:// dependencies).
+fn serve(body: Vec<u8>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut s = s;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+#[test]
+fn http_dependency_is_fetched_verified_and_extracted() {
+    // A tar.gz with one file, made with the tar crate.
+    let mut tgz = Vec::new();
+    {
+        let gz = flate2::write::GzEncoder::new(&mut tgz, flate2::Compression::default());
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o755);
+        h.set_cksum();
+        b.append_data(&mut h, "pkg/bin/tool", &b"hello"[..])
+            .unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&tgz))
+    };
+    let port = serve(tgz);
+    let s = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    let store = Store::open(s.path()).unwrap();
+    let spec = c.path().join("dep.gcr");
+    std::fs::write(
+        &spec,
+        format!(
+            "format: gcr-v1.0\nname: lib/dep\nversion: \"1\"\nbase: scratch\nbuild:\n  dependencies:\n    - name: tool\n      version: \"1.0\"\n      source: http://127.0.0.1:{port}/tool-1.0.tgz\n      hash: sha256:{hash}\n      extract: true\n      dest: /opt/tool/\n"
+        ),
+    )
+    .unwrap();
+    let b = build(&store, &runner(0), &opts(&spec), &mut |_| {}).unwrap();
+    let layers = store.image_layers(&b.id).unwrap();
+    let f = store.open_blob(&layers[0].digest).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let names: Vec<(String, u32)> = ar
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().mode().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        names.contains(&("opt/tool/pkg/bin/tool".to_string(), 0o755)),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|(n, _)| n == "opt/"), "{names:?}");
+}
