@@ -562,9 +562,9 @@ fn run_one(
             command: shown.to_string(),
             code,
             tail: if tail.is_empty() {
-                "(no output)".into()
+                "; it printed nothing".into()
             } else {
-                tail.join("\n")
+                format!("; last output:\n{}", tail.join("\n"))
             },
         });
     }

@@ -35,11 +35,12 @@ pub enum BuildError {
         reason: String,
     },
     /// A command exited non-zero.
-    #[error("command {index} ({command}) failed with exit code {code}; last output:\n{tail}")]
+    #[error("command {index} ({command}) failed with exit code {code}{tail}")]
     CommandFailed {
         index: usize,
         command: String,
         code: i32,
+        /// `; last output:` and the last lines, or `; it printed nothing`.
         tail: String,
     },
     /// A command could not be run at all.
