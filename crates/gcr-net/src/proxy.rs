@@ -59,22 +59,27 @@ pub fn daemonize() -> Result<(), NetError> {
 /// Serves every relay until `holder` exits; never returns.
 pub fn serve(relays: Vec<Relay>, holder: i32) -> ! {
     for r in relays {
-        let spawn = std::thread::Builder::new().stack_size(STACK);
-        let _ = match r.proto {
-            Proto::Tcp => {
-                // SAFETY: the descriptor is a listening TCP socket handed to us by gcr.
-                let l = unsafe { TcpListener::from_raw_fd(into_raw(r.listener)) };
-                spawn.spawn(move || tcp_accept(l, r.target))
-            }
-            Proto::Udp => {
-                // SAFETY: the descriptor is a bound UDP socket handed to us by gcr.
-                let s = unsafe { UdpSocket::from_raw_fd(into_raw(r.listener)) };
-                spawn.spawn(move || udp_relay(s, r.target))
-            }
-        };
+        let _ = spawn_relay(r);
     }
     wait_for_exit(holder);
     std::process::exit(0)
+}
+
+/// Starts relaying `r` on a thread of its own.
+pub fn spawn_relay(r: Relay) -> io::Result<()> {
+    let spawn = std::thread::Builder::new().stack_size(STACK);
+    match r.proto {
+        Proto::Tcp => {
+            // SAFETY: the descriptor is a listening TCP socket handed to us by gcr.
+            let l = unsafe { TcpListener::from_raw_fd(into_raw(r.listener)) };
+            spawn.spawn(move || tcp_accept(l, r.target)).map(|_| ())
+        }
+        Proto::Udp => {
+            // SAFETY: the descriptor is a bound UDP socket handed to us by gcr.
+            let s = unsafe { UdpSocket::from_raw_fd(into_raw(r.listener)) };
+            spawn.spawn(move || udp_relay(s, r.target)).map(|_| ())
+        }
+    }
 }
 
 fn into_raw(fd: OwnedFd) -> RawFd {

@@ -251,3 +251,36 @@ impl Engine {
         });
     }
 }
+
+impl Engine {
+    /// Network facts for `inspect` (Docker's `NetworkSettings` shape, reduced): network
+    /// name, and while attached the address, gateway, bridge and published ports.
+    pub fn network_settings(&self, r: &Record) -> serde_json::Value {
+        let network = &r.config.resolved.network;
+        let conn = self.store.conn();
+        let Some(ep) = db::endpoint(conn, &r.id) else {
+            return serde_json::json!({ "Network": network });
+        };
+        let net = db::find_network(conn, &ep.network).ok().flatten();
+        let mut ports = serde_json::Map::new();
+        for s in publish::split(&ep.ports) {
+            let key = format!("{}/{}", s.container_port, s.proto.as_str());
+            let v = serde_json::json!({ "HostIp": s.host_ip.to_string(), "HostPort": s.host_port.to_string() });
+            match ports.get_mut(&key).and_then(|x| x.as_array_mut()) {
+                Some(a) => a.push(v),
+                None => {
+                    ports.insert(key, serde_json::json!([v]));
+                }
+            }
+        }
+        serde_json::json!({
+            "Network": network,
+            "IPAddress": ep.ip.to_string(),
+            "IPPrefixLen": net.as_ref().map(|n| n.subnet.prefix).unwrap_or(0),
+            "Gateway": net.as_ref().map(|n| n.subnet.gateway().to_string()).unwrap_or_default(),
+            "Bridge": net.as_ref().map(|n| n.bridge.clone()).unwrap_or_default(),
+            "HostVeth": ep.veth,
+            "Ports": ports,
+        })
+    }
+}
