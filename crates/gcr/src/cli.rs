@@ -256,6 +256,9 @@ pub struct InspectArgs {
     /// image or container.
     #[arg(long = "type")]
     pub kind: Option<String>,
+    /// Show the build transcript of an image built by `gcr build`.
+    #[arg(long)]
+    pub transcript: bool,
 }
 
 #[derive(Args, Debug, Clone)]

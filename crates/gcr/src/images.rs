@@ -121,6 +121,15 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
 }
 
 fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
+    if a.transcript {
+        let v = a
+            .objects
+            .iter()
+            .map(|o| e.image_transcript(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(0);
+    }
     let mut docs = Vec::new();
     let mut code = 0;
     for o in &a.objects {
