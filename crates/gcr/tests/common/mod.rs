@@ -31,30 +31,40 @@ pub fn need_root(test: &str) -> bool {
     false
 }
 
-/// A busybox rootfs tarball built once per test process.
+/// A busybox rootfs tarball, built once and kept in cargo's per-target test directory
+/// (so repeated runs leave nothing in /tmp). Concurrent test binaries each build their own
+/// copy and rename it into place atomically.
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("gcr-test-rootfs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let tar = base.join("gcr-test-busybox.tar");
+        if tar.exists() {
+            return tar;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("gcr-test-rootfs-")
+            .tempdir_in(base)
+            .expect("tempdir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mkrootfs.sh");
         let ok = Command::new(&script)
-            .arg(dir.join("rootfs"))
+            .arg(dir.path().join("rootfs"))
             .status()
             .expect("run mkrootfs.sh")
             .success();
         assert!(ok, "mkrootfs.sh failed (is busybox-static installed?)");
-        let tar = dir.join("busybox.tar");
+        let tmp = dir.path().join("busybox.tar");
         let ok = Command::new("tar")
-            .args(["-C"])
-            .arg(dir.join("rootfs"))
-            .args(["-cf"])
-            .arg(&tar)
+            .arg("-C")
+            .arg(dir.path().join("rootfs"))
+            .arg("-cf")
+            .arg(&tmp)
             .arg(".")
             .status()
             .expect("tar")
             .success();
         assert!(ok);
+        std::fs::rename(&tmp, &tar).expect("rename test tarball into place");
         tar
     })
 }
