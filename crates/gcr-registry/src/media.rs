@@ -89,6 +89,7 @@ impl std::fmt::Display for Platform {
 }
 
 /// A parsed manifest or index.
+#[allow(clippy::large_enum_variant)] // short-lived, one per document
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// An image index / manifest list.
