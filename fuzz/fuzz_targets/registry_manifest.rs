@@ -18,7 +18,15 @@ fuzz_target!(|data: &[u8]| {
             assert!(manifests.iter().all(|d| valid_digest(&d.digest)));
             let _ = select_platform(&manifests, &Platform::host());
         }
-        Ok((_, Parsed::Image { config, layers, subject, .. })) => {
+        Ok((
+            _,
+            Parsed::Image {
+                config,
+                layers,
+                subject,
+                ..
+            },
+        )) => {
             assert!(valid_digest(&config.digest));
             assert!(layers.iter().all(|d| valid_digest(&d.digest)));
             assert!(subject.iter().all(|d| valid_digest(&d.digest)));
