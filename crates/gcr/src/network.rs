@@ -13,7 +13,7 @@ use crate::Failure;
 pub enum NetworkCmd {
     /// Create a bridge network.
     Create {
-        /// IPv4 subnet in CIDR form, e.g. 10.90.0.0/24 (default: a free /16 in 10.88-10.127).
+        /// IPv4 subnet in CIDR form, e.g. 10.90.0.0/24 (default: a free /16 in 10.98-10.127 or 10.160-10.199).
         #[arg(long)]
         subnet: Option<String>,
         name: String,

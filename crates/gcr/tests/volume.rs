@@ -193,7 +193,16 @@ fn volume_in_use_cannot_be_removed_and_anonymous_ones_go_with_rm() {
     env.ok(&["volume", "prune", "-f"]);
     assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "");
     // Bad specs are refused before anything is created.
-    let out = env.gcr(&["run", "--rm", "-v", "data:relative", IMAGE, "true"]);
+    let out = env.gcr(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "data:relative",
+        IMAGE,
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("absolute path"), "{}", stderr(&out));
 }

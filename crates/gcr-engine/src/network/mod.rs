@@ -68,6 +68,8 @@ impl Engine {
         image_config: &serde_json::Value,
         resolved: &mut Resolved,
     ) -> Result<(), EngineError> {
+        let ports = publish::wanted(opts, image_config)?;
+        let volumes = crate::volumes::plan::plan(opts, image_config)?;
         let network = match opts.network.as_deref() {
             None | Some("bridge" | "default") => {
                 self.default_network()?;
@@ -92,7 +94,6 @@ impl Engine {
                 }
             }
         };
-        let ports = publish::wanted(opts, image_config)?;
         if !ports.is_empty() && (network == "none" || network == "host") {
             return Err(EngineError::Usage(format!(
                 "ports cannot be published on network {network}; drop -p/-P or use a bridge network"
@@ -103,7 +104,7 @@ impl Engine {
             resolved.network_data = serde_json::json!({ "ports": list });
         }
         resolved.network = network;
-        resolved.volume_data = self.volumes_plan(opts, image_config)?;
+        resolved.volume_data = self.volumes_realize(&volumes)?;
         Ok(())
     }
 

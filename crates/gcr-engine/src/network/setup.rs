@@ -24,7 +24,8 @@ pub(crate) fn now() -> i64 {
     crate::container::record::now_ns() / 1_000_000_000
 }
 
-/// A /16 in 10.88.0.0-10.127.255.255 used by no network of this store and no host route.
+/// A /16 in 10.98.0.0-10.127.255.255 or 10.160.0.0-10.199.255.255 used by no gcr network
+/// (of any store on this host) and no host route. 10.88.0.0/16 is left to podman.
 pub(crate) fn free_subnet(conn: &Connection) -> Result<Subnet, EngineError> {
     let taken: Vec<Subnet> = db::list_networks(conn)?
         .into_iter()
@@ -32,7 +33,7 @@ pub(crate) fn free_subnet(conn: &Connection) -> Result<Subnet, EngineError> {
         .chain(gcr_net::addr::host_routes())
         .chain(registry::subnets())
         .collect();
-    for b in 88u8..128 {
+    for b in (98u8..128).chain(160..200) {
         let cand = Subnet {
             net: std::net::Ipv4Addr::new(10, b, 0, 0),
             prefix: 16,
@@ -42,7 +43,8 @@ pub(crate) fn free_subnet(conn: &Connection) -> Result<Subnet, EngineError> {
         }
     }
     Err(EngineError::Conflict(
-        "no free subnet left in 10.88.0.0-10.127.255.255; create the network with --subnet".into(),
+        "no free /16 left in 10.98-10.127 and 10.160-10.199; create the network with --subnet"
+            .into(),
     ))
 }
 

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Mount, MountBuilder};
 
-use crate::container::config::RunOptions;
 use crate::container::record::Record;
 use crate::{Engine, EngineError};
 use plan::{Plan, Planned};
@@ -41,14 +40,9 @@ impl Engine {
         self.root().join("volumes").join(name)
     }
 
-    /// Checks `-v`/`--tmpfs` at create time, creates the store volumes and missing bind
-    /// sources, and returns the plan to store in `volume_data`.
-    pub(crate) fn volumes_plan(
-        &self,
-        opts: &RunOptions,
-        image_config: &serde_json::Value,
-    ) -> Result<serde_json::Value, EngineError> {
-        let p = plan::plan(opts, image_config)?;
+    /// Creates the store volumes and missing bind sources of a checked plan (see
+    /// [`plan::plan`]) and returns the plan to store in `volume_data`.
+    pub(crate) fn volumes_realize(&self, p: &Plan) -> Result<serde_json::Value, EngineError> {
         if p.mounts.is_empty() {
             return Ok(serde_json::Value::Null);
         }
@@ -67,7 +61,7 @@ impl Engine {
                 Planned::Tmpfs { .. } => {}
             }
         }
-        Ok(serde_json::to_value(&p)?)
+        Ok(serde_json::to_value(p)?)
     }
 
     /// Mounts for the container's volumes, parents before children.
