@@ -5,7 +5,7 @@
 #   gcr push  (fresh registry)               vs skopeo copy oci: -> docker://   (ratio <= 1.0)
 #   gcr pull of an unchanged image (re-pull)                                   (bar 50 ms)
 source "$(dirname "$0")/lib.sh"
-need_pkgs hyperfine skopeo docker-registry python3
+need_pkgs hyperfine skopeo docker-registry python3 curl
 build_gcr
 work=$(mktemp -d /tmp/gcr-bench-registry.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -11,6 +11,13 @@ pub enum RegistryError {
     /// The registry could not be reached at all.
     #[error("cannot reach registry {host}: {reason}; check the address (plain http needs localhost or --insecure)")]
     Connect { host: String, reason: String },
+    /// The registry stopped answering (after retries).
+    #[error("registry {host} did not answer in time ({secs} s per read, {attempts} attempts); check that it is up, or raise GCR_REGISTRY_TIMEOUT (seconds)")]
+    Timeout {
+        host: String,
+        secs: u64,
+        attempts: u32,
+    },
     /// Credentials missing or refused.
     #[error("authentication to {host} failed: {reason}; run 'gcr login {host}'")]
     Unauthorized { host: String, reason: String },

@@ -654,6 +654,11 @@ fn stalled_server_times_out() {
         "did not answer in time",
         30,
     );
+    assert!(
+        fake.paths().len() <= 5,
+        "bounded retries: {:?}",
+        fake.paths()
+    );
 }
 
 #[test]

@@ -144,13 +144,16 @@ impl Transport {
     }
 
     fn connect_err(&self, e: &ureq::Error) -> RegistryError {
-        let reason = match e {
-            ureq::Error::Timeout(_) => "the registry did not answer in time".to_string(),
-            other => other.to_string(),
-        };
-        RegistryError::Connect {
-            host: self.host.clone(),
-            reason,
+        match e {
+            ureq::Error::Timeout(_) => RegistryError::Timeout {
+                host: self.host.clone(),
+                secs: timeout().as_secs(),
+                attempts: RETRIES + 1,
+            },
+            other => RegistryError::Connect {
+                host: self.host.clone(),
+                reason: other.to_string(),
+            },
         }
     }
 
