@@ -28,6 +28,8 @@ enum Action {
     Truncated(usize, Vec<u8>),
     /// Never answer.
     Stall,
+    /// Announce `len` bytes and send one every 300 ms.
+    Drip(usize),
 }
 
 type Handler = Arc<dyn Fn(&Request) -> Action + Send + Sync>;
@@ -150,6 +152,16 @@ fn serve(s: TcpStream, h: Handler, hits: Arc<Mutex<Vec<Request>>>, stop: Arc<Ato
                     format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
                 );
                 let _ = w.write_all(&body);
+                return;
+            }
+            Action::Drip(len) => {
+                let _ = w.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n").as_bytes());
+                for _ in 0..len {
+                    if stop.load(Ordering::Relaxed) || w.write_all(b" ").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
                 return;
             }
             Action::Stall => {
@@ -658,6 +670,22 @@ fn stalled_server_times_out() {
         fake.paths().len() <= 5,
         "bounded retries: {:?}",
         fake.paths()
+    );
+}
+
+#[test]
+fn dripping_server_is_cut_off() {
+    let fake = Fake::start(|r, _| {
+        if r.path == "/v2/" {
+            return Action::Reply(200, vec![], b"{}".to_vec());
+        }
+        Action::Drip(100_000)
+    });
+    let c = Client::new();
+    c.pull_fails(
+        &format!("{}/x:t", fake.host()),
+        "did not answer in time",
+        40,
     );
 }
 

@@ -354,7 +354,11 @@ fn get_manifest(
         .take(MAX_MANIFEST + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| {
-            RegistryError::protocol(&t.host, format!("reading manifest {what} failed: {e}"))
+            if e.kind() == std::io::ErrorKind::TimedOut || e.to_string().contains("timeout") {
+                t.timeout_error()
+            } else {
+                RegistryError::protocol(&t.host, format!("reading manifest {what} failed: {e}"))
+            }
         })?;
     if bytes.len() as u64 > MAX_MANIFEST {
         return Err(RegistryError::protocol(

@@ -143,13 +143,18 @@ impl Transport {
         }
     }
 
+    /// The error for a registry that stopped answering.
+    pub fn timeout_error(&self) -> RegistryError {
+        RegistryError::Timeout {
+            host: self.host.clone(),
+            secs: timeout().as_secs(),
+            attempts: RETRIES + 1,
+        }
+    }
+
     fn connect_err(&self, e: &ureq::Error) -> RegistryError {
         match e {
-            ureq::Error::Timeout(_) => RegistryError::Timeout {
-                host: self.host.clone(),
-                secs: timeout().as_secs(),
-                attempts: RETRIES + 1,
-            },
+            ureq::Error::Timeout(_) => self.timeout_error(),
             other => RegistryError::Connect {
                 host: self.host.clone(),
                 reason: other.to_string(),
@@ -177,12 +182,15 @@ impl Transport {
             if let Some(a) = self.authorization.lock().ok().and_then(|g| g.clone()) {
                 b = b.header("Authorization", a);
             }
+            // Everything but blob transfers is small: bound its whole exchange, so a server
+            // that drips bytes cannot hold a pull forever.
+            let bounded = !(method == "GET" && url.contains("/blobs/"));
             let res = match body {
                 ReqBody::Empty if matches!(method, "POST" | "PUT" | "PATCH") => {
-                    b.body(&[][..]).map(|r| self.agent.run(r))
+                    b.body(&[][..]).map(|r| self.run(r, bounded))
                 }
-                ReqBody::Empty => b.body(()).map(|r| self.agent.run(r)),
-                ReqBody::Bytes(d) => b.body(*d).map(|r| self.agent.run(r)),
+                ReqBody::Empty => b.body(()).map(|r| self.run(r, bounded)),
+                ReqBody::Bytes(d) => b.body(*d).map(|r| self.run(r, bounded)),
                 ReqBody::File(p, on_sent) => {
                     let f = std::fs::File::open(p)
                         .map_err(|e| RegistryError::io("cannot open", p, e))?;
@@ -193,7 +201,7 @@ impl Transport {
                     };
                     b.header("Content-Length", len.to_string())
                         .body(ureq::SendBody::from_reader(&mut rd))
-                        .map(|r| self.agent.run(r))
+                        .map(|r| self.run(r, false))
                 }
             };
             let res =
@@ -227,6 +235,23 @@ impl Transport {
             let _ = retry;
             std::thread::sleep(Duration::from_millis(200 << attempt));
             attempt += 1;
+        }
+    }
+
+    fn run<B: ureq::AsSendBody>(
+        &self,
+        req: http::Request<B>,
+        bounded: bool,
+    ) -> Result<Response<Body>, ureq::Error> {
+        if bounded {
+            let req = self
+                .agent
+                .configure_request(req)
+                .timeout_global(Some(timeout() * 3))
+                .build();
+            self.agent.run(req)
+        } else {
+            self.agent.run(req)
         }
     }
 
