@@ -76,13 +76,29 @@ impl Server {
 
     /// Debian's docker-registry with filesystem storage in a temp dir.
     fn docker_registry() -> Server {
+        Server::docker_registry_auth(None)
+    }
+
+    /// docker-registry, optionally with htpasswd (Basic) authentication.
+    fn docker_registry_auth(htpasswd: Option<&str>) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let auth = match htpasswd {
+            Some(h) => {
+                let p = dir.path().join("htpasswd");
+                std::fs::write(&p, h).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    p.display()
+                )
+            }
+            None => String::new(),
+        };
         let port = free_port();
         let cfg = dir.path().join("config.yml");
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 dir.path().join("data").display()
             ),
         )
@@ -461,6 +477,34 @@ fn htpasswd_users_login_logout_and_permissions() {
     assert!(v["auths"].get(&host).is_none(), "{v}");
     let d = Client::empty();
     d.fails(&["pull", &format!("{host}/pub/bb:1")], "authentication");
+}
+
+#[test]
+fn login_and_push_to_docker_registry_with_htpasswd() {
+    if !need_tools("docker_registry_htpasswd", &["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Server::docker_registry_auth(Some(&format!("alice:{SECRET_HASH}\n")));
+    let host = reg.host();
+    let a = Client::with_image();
+    let local = a.manifest_digest(IMAGE);
+    let dest = format!("{host}/private/bb:1");
+    a.fails(&["push", IMAGE, &dest], "gcr login");
+    let o = a.login(&host, "alice", "nope");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("authentication"), "{}", stderr(&o));
+    let o = a.login(&host, "alice", "secret");
+    assert!(o.status.success(), "{}", stderr(&o));
+    a.ok(&["push", IMAGE, &dest]);
+    assert_eq!(
+        skopeo_digest(&format!("docker://{dest}"), &["--creds", "alice:secret"]),
+        local
+    );
+    let b = Client::empty();
+    b.fails(&["pull", &dest], "gcr login");
+    assert!(b.login(&host, "alice", "secret").status.success());
+    b.ok(&["pull", &dest]);
+    assert_eq!(b.manifest_digest(&dest), local);
 }
 
 #[test]
