@@ -46,7 +46,9 @@ pub struct PushArgs {
 #[derive(Args, Debug)]
 pub struct LoginArgs {
     /// Registry host[:port].
+    #[arg(default_value = "docker.io")]
     pub server: String,
+    /// User name.
     #[arg(short, long)]
     pub username: Option<String>,
     /// Password (prefer --password-stdin: command lines are visible to other users).
