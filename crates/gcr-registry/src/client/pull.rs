@@ -231,7 +231,6 @@ pub fn pull(
     let mut all: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
     all.push(config.digest.clone());
     let _ = cas::record_sources(store, r.registry(), &repo, &all);
-    progress.message(&format!("Digest: {top_digest}"));
     Ok(PullReport {
         reference: r.full(),
         id,
