@@ -1,6 +1,7 @@
 //! The distribution-spec client: `pull` and `push` against any OCI/Docker v2 registry,
 //! plus `login` (checks the credentials, then saves them).
 
+mod fetch;
 pub mod pull;
 pub mod push;
 pub mod transport;

@@ -3,15 +3,15 @@
 //! and only then move the blobs into the CAS and record the image in one transaction.
 //! A re-pull of an unchanged image costs one manifest HEAD.
 
+use super::fetch::{fetch_blob, NoBar};
 use super::transport::{describe, header, ConnectOptions, ReqBody, Transport};
 use super::{parallel, short, Progress, JOBS};
-use crate::cas::{self, Staged};
+use crate::cas;
 use crate::error::{RegistryError, Result};
 use crate::media::{self, Descriptor, Parsed, Platform, ACCEPT_MANIFESTS, MAX_MANIFEST};
 use gcr_core::Reference;
 use gcr_store::{NewImage, NewLayer, Store};
 use std::io::Read;
-use std::path::Path;
 
 /// Largest image config accepted.
 const MAX_CONFIG: u64 = 32 * 1024 * 1024;
@@ -386,133 +386,4 @@ fn get_manifest(
         media_type,
         parsed,
     })
-}
-
-struct NoBar;
-impl Progress for NoBar {
-    fn begin(&self, _: &str, _: u64) {}
-    fn advance(&self, _: &str, _: u64) {}
-    fn end(&self, _: &str, _: &str) {}
-    fn message(&self, _: &str) {}
-}
-
-/// Downloads one blob into a staged file, verifying size and digest; a broken transfer is
-/// retried from the start.
-fn fetch_blob(
-    t: &Transport,
-    tmp: &Path,
-    repo: &str,
-    d: &Descriptor,
-    progress: &dyn Progress,
-) -> Result<Staged> {
-    let id = short(&d.digest);
-    let mut attempt = 0;
-    loop {
-        progress.begin(&id, d.size);
-        match fetch_once(t, tmp, repo, d, &id, progress) {
-            Err(Retry(reason)) if attempt < 2 => {
-                progress.message(&format!("{id}: {reason}; retrying"));
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(300 << attempt));
-            }
-            Err(Retry(reason)) => {
-                return Err(RegistryError::protocol(
-                    &t.host,
-                    format!("downloading blob {} failed: {reason}", d.digest),
-                ))
-            }
-            Ok(r) => return r,
-        }
-    }
-}
-
-struct Retry(String);
-
-fn fetch_once(
-    t: &Transport,
-    tmp: &Path,
-    repo: &str,
-    d: &Descriptor,
-    id: &str,
-    progress: &dyn Progress,
-) -> std::result::Result<Result<Staged>, Retry> {
-    let mut resp = match t.send(
-        "GET",
-        &format!("/v2/{repo}/blobs/{}", d.digest),
-        &[],
-        &ReqBody::Empty,
-    ) {
-        Ok(r) => r,
-        Err(e) => return Ok(Err(e)),
-    };
-    if resp.status() == 404 {
-        return Ok(Err(RegistryError::NotFound(format!(
-            "blob {} not found in {}/{repo}; the image is incomplete on the registry",
-            d.digest, t.host
-        ))));
-    }
-    if !resp.status().is_success() {
-        let m = describe(&mut resp);
-        return Ok(Err(RegistryError::protocol(
-            &t.host,
-            format!("fetching blob {} failed with {m}", d.digest),
-        )));
-    }
-    if let Some(n) = resp.body().content_length() {
-        if n != d.size {
-            return Ok(Err(RegistryError::protocol(
-                &t.host,
-                format!(
-                    "blob {} is announced as {n} bytes but the manifest says {}",
-                    d.digest, d.size
-                ),
-            )));
-        }
-    }
-    let mut staged = match Staged::new(tmp) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(e)),
-    };
-    let mut rd = resp.body_mut().as_reader();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match rd.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                return Err(Retry(format!(
-                    "the transfer broke after {} of {} bytes ({e})",
-                    staged.size, d.size
-                )))
-            }
-        };
-        if staged.size + n as u64 > d.size {
-            return Ok(Err(RegistryError::protocol(
-                &t.host,
-                format!(
-                    "blob {} is longer than the {} bytes its manifest says; nothing was stored",
-                    d.digest, d.size
-                ),
-            )));
-        }
-        if let Err(e) = staged.write(&buf[..n]) {
-            return Ok(Err(e));
-        }
-        progress.advance(id, n as u64);
-    }
-    if staged.size < d.size {
-        return Err(Retry(format!(
-            "the blob was truncated at {} of {} bytes",
-            staged.size, d.size
-        )));
-    }
-    let actual = staged.digest();
-    if actual != d.digest {
-        return Ok(Err(RegistryError::Digest {
-            what: format!("blob from {}/{repo}", t.host),
-            expected: d.digest.clone(),
-            actual,
-        }));
-    }
-    Ok(Ok(staged))
 }
