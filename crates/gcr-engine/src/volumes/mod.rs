@@ -117,3 +117,37 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// Docker's `Mounts` of `inspect`: type, name (volumes), source, destination, RW.
+    pub fn mounts_view(&self, r: &Record) -> serde_json::Value {
+        let p = Plan::from_value(&r.config.resolved.volume_data);
+        let list: Vec<serde_json::Value> = p
+            .mounts
+            .iter()
+            .map(|m| match m {
+                Planned::Volume { name, dest, ro, .. } => serde_json::json!({
+                    "Type": "volume",
+                    "Name": name,
+                    "Source": self.volume_dir(name).join("_data"),
+                    "Destination": dest,
+                    "Driver": "local",
+                    "RW": !ro,
+                }),
+                Planned::Bind { source, dest, ro } => serde_json::json!({
+                    "Type": "bind",
+                    "Source": source,
+                    "Destination": dest,
+                    "RW": !ro,
+                }),
+                Planned::Tmpfs { dest, options } => serde_json::json!({
+                    "Type": "tmpfs",
+                    "Destination": dest,
+                    "Options": options,
+                    "RW": true,
+                }),
+            })
+            .collect();
+        serde_json::Value::Array(list)
+    }
+}
