@@ -45,24 +45,26 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 
-# First byte: connect, send a request, receive one byte; median of 200, each way.
-first_byte() {
-  python3 - "$1" "$2" <<'PY'
+# First byte: connect, send a request, receive one byte; 200 rounds alternating proxied and
+# direct (so load drift hits both alike); medians in ms.
+read -r FB_PROXY FB_DIRECT < <(python3 - "$PORT" "$IP" <<'PY'
 import socket, statistics, sys, time
-host, port = sys.argv[1], int(sys.argv[2])
-ts = []
-for _ in range(200):
+port, ip = int(sys.argv[1]), sys.argv[2]
+def once(host, p):
     t = time.perf_counter()
-    s = socket.create_connection((host, port))
+    s = socket.create_connection((host, p))
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
     s.recv(1)
-    ts.append((time.perf_counter() - t) * 1000)
+    dt = (time.perf_counter() - t) * 1000
     s.close()
-print("%.3f" % statistics.median(ts))
+    return dt
+a, b = [], []
+for _ in range(200):
+    a.append(once("127.0.0.1", port))
+    b.append(once(ip, 8080))
+print("%.3f %.3f" % (statistics.median(a), statistics.median(b)))
 PY
-}
-FB_PROXY=$(first_byte 127.0.0.1 "$PORT")
-FB_DIRECT=$(first_byte "$IP" 8080)
+)
 report "first byte through published port" "$FB_PROXY" "direct to container" "$FB_DIRECT" 5
 
 # Throughput: 7 pairs of 256 MB downloads, proxied then direct back to back (load on this
