@@ -430,8 +430,16 @@ fn htpasswd_users_login_logout_and_permissions() {
     // Wrong password: refused, nothing saved.
     let o = a.login(&host, "alice", "wrong");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(!a.docker_config.path().join("config.json").exists());
-    // Right password: saved 0600 in Docker's format.
+    assert!(
+        !a.docker_config.path().join("config.json").exists(),
+        "nothing saved on failure"
+    );
+    // Right password: saved 0600 in Docker's format, other keys and hosts kept.
+    std::fs::write(
+        a.docker_config.path().join("config.json"),
+        r#"{"auths":{"other.example:5000":{"auth":"eDp5"}},"psFormat":"table"}"#,
+    )
+    .unwrap();
     let o = a.login(&host, "alice", "secret");
     assert!(o.status.success(), "{}", stderr(&o));
     let cfg = a.docker_config.path().join("config.json");
@@ -442,6 +450,12 @@ fn htpasswd_users_login_logout_and_permissions() {
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     assert!(v["auths"][&host]["auth"].is_string(), "{v}");
+    assert_eq!(v["psFormat"], serde_json::json!("table"), "{v}");
+    assert_eq!(
+        v["auths"]["other.example:5000"]["auth"],
+        serde_json::json!("eDp5"),
+        "{v}"
+    );
     a.ok(&["push", IMAGE, &format!("{host}/pub/bb:1")]);
     // skopeo reads the same credentials file format.
     let auth = cfg.display().to_string();
