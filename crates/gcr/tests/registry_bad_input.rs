@@ -582,6 +582,48 @@ fn truncated_blob_fails_in_bounded_time() {
 }
 
 #[test]
+fn broken_blob_transfer_resumes_with_range() {
+    let img = image(
+        &[b"a layer whose first transfer breaks half way through"],
+        host_arch(),
+    );
+    let layer = img.layers[0].clone();
+    let full = img.blobs[&layer].clone();
+    let h = registry(vec![("t", img)], HashMap::new());
+    let first = Arc::new(AtomicBool::new(true));
+    let fake = Fake::start(move |r, _| {
+        if r.path.ends_with(&layer) {
+            if first.swap(false, Ordering::Relaxed) {
+                return Action::Truncated(full.len(), full[..20].to_vec());
+            }
+            if let Some(from) = r
+                .headers
+                .get("range")
+                .and_then(|v| v.strip_prefix("bytes="))
+            {
+                let from: usize = from.trim_end_matches('-').parse().unwrap();
+                let cr = format!("bytes {from}-{}/{}", full.len() - 1, full.len());
+                return Action::Reply(
+                    206,
+                    vec![("Content-Range".into(), cr)],
+                    full[from..].to_vec(),
+                );
+            }
+        }
+        h(r)
+    });
+    let c = Client::new();
+    c.ok(&["pull", &format!("{}/x:t", fake.host())]);
+    let ranged = fake
+        .hits
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.headers.get("range").map(String::as_str) == Some("bytes=20-"));
+    assert!(ranged, "{:?}", fake.paths());
+}
+
+#[test]
 fn oversized_and_invalid_manifests_are_refused() {
     let mut extra = HashMap::new();
     let mut big = br#"{"schemaVersion":2,"pad":""#.to_vec();

@@ -2,7 +2,7 @@
 //! sha256 checked as it arrives; a broken or truncated transfer is retried from the start,
 //! a wrong digest or an over-long body is final. Nothing reaches the CAS from here.
 
-use super::transport::{describe, ReqBody, Transport};
+use super::transport::{describe, header, ReqBody, Transport};
 use super::{short, Progress};
 use crate::cas::Staged;
 use crate::error::{RegistryError, Result};
@@ -20,7 +20,7 @@ impl Progress for NoBar {
 }
 
 /// Downloads one blob into a staged file, verifying size and digest; a broken transfer is
-/// retried from the start.
+/// resumed with a `Range` request (or restarted when the registry ignores ranges).
 pub(crate) fn fetch_blob(
     t: &Transport,
     tmp: &Path,
@@ -30,9 +30,10 @@ pub(crate) fn fetch_blob(
 ) -> Result<Staged> {
     let id = short(&d.digest);
     let mut attempt = 0;
+    let mut partial: Option<Staged> = None;
     loop {
         progress.begin(&id, d.size);
-        match fetch_once(t, tmp, repo, d, &id, progress) {
+        match fetch_once(t, tmp, repo, d, &id, progress, &mut partial) {
             Err(Retry(reason)) if attempt < 2 => {
                 progress.message(&format!("{id}: {reason}; retrying"));
                 attempt += 1;
@@ -58,11 +59,19 @@ fn fetch_once(
     d: &Descriptor,
     id: &str,
     progress: &dyn Progress,
+    partial: &mut Option<Staged>,
 ) -> std::result::Result<Result<Staged>, Retry> {
+    let have = partial.as_ref().map_or(0, |s| s.size);
+    let range = format!("bytes={have}-");
+    let headers: Vec<(&str, &str)> = if have > 0 {
+        vec![("Range", range.as_str())]
+    } else {
+        Vec::new()
+    };
     let mut resp = match t.send(
         "GET",
         &format!("/v2/{repo}/blobs/{}", d.digest),
-        &[],
+        &headers,
         &ReqBody::Empty,
     ) {
         Ok(r) => r,
@@ -81,8 +90,15 @@ fn fetch_once(
             format!("fetching blob {} failed with {m}", d.digest),
         )));
     }
+    let resumed = have > 0
+        && resp.status() == 206
+        && header(&resp, "content-range").is_some_and(|r| r.starts_with(&format!("bytes {have}-")));
+    if !resumed {
+        *partial = None;
+    }
+    let offset = if resumed { have } else { 0 };
     if let Some(n) = resp.body().content_length() {
-        if n != d.size {
+        if n + offset != d.size {
             return Ok(Err(RegistryError::protocol(
                 &t.host,
                 format!(
@@ -92,10 +108,16 @@ fn fetch_once(
             )));
         }
     }
-    let mut staged = match Staged::new(tmp) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(e)),
+    if partial.is_none() {
+        match Staged::new(tmp) {
+            Ok(s) => *partial = Some(s),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    let Some(staged) = partial.as_mut() else {
+        return Ok(Err(RegistryError::Usage("no staging file".into())));
     };
+    progress.advance(id, offset);
     let mut rd = resp.body_mut().as_reader();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -130,6 +152,7 @@ fn fetch_once(
         )));
     }
     let actual = staged.digest();
+    let staged = partial.take();
     if actual != d.digest {
         return Ok(Err(RegistryError::Digest {
             what: format!("blob from {}/{repo}", t.host),
@@ -137,5 +160,8 @@ fn fetch_once(
             actual,
         }));
     }
-    Ok(Ok(staged))
+    match staged {
+        Some(s) => Ok(Ok(s)),
+        None => Ok(Err(RegistryError::Usage("no staging file".into()))),
+    }
 }
