@@ -544,6 +544,18 @@ fn chunked_upload_and_referrers_on_gcr_registry() {
     assert_eq!(st, 201);
     let (st, _, body) = http(port, "GET", &format!("/v2/c/r/blobs/{digest}"), &[], b"");
     assert_eq!((st, body), (200, data.clone()));
+    let (st, h, body) = http(
+        port,
+        "GET",
+        &format!("/v2/c/r/blobs/{digest}"),
+        &[("Range", "bytes=6-")],
+        b"",
+    );
+    assert_eq!((st, body), (206, data[6..].to_vec()));
+    assert_eq!(
+        header(&h, "content-range").as_deref(),
+        Some("bytes 6-18/19")
+    );
     // A wrong digest is refused and nothing is stored.
     let (st, _, _) = http(
         port,

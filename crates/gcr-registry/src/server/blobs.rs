@@ -54,7 +54,18 @@ fn accepted(repo: &str, id: &str, size: u64) -> Reply {
         .header("Docker-Upload-UUID", id)
 }
 
-pub(crate) fn get(ctx: &Ctx<'_>, repo: &str, digest: &str) -> Result<Reply> {
+/// Parses `bytes=START-[END]` against a blob of `size` bytes: `(start, len)`.
+fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
+    let (a, b) = h.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let start: u64 = a.trim().parse().ok()?;
+    let end: u64 = match b.trim() {
+        "" => size.checked_sub(1)?,
+        e => e.parse::<u64>().ok()?.min(size.checked_sub(1)?),
+    };
+    (start <= end).then(|| (start, end - start + 1))
+}
+
+pub(crate) fn get(ctx: &Ctx<'_>, req: &Req, repo: &str, digest: &str) -> Result<Reply> {
     if !valid_digest(digest) {
         return Ok(Reply::error(
             400,
@@ -65,10 +76,33 @@ pub(crate) fn get(ctx: &Ctx<'_>, repo: &str, digest: &str) -> Result<Reply> {
     if !db::has_blob(ctx.store, repo, digest)? {
         return Ok(blob_unknown(digest));
     }
-    let f = match ctx.store.open_blob(digest) {
+    let mut f = match ctx.store.open_blob(digest) {
         Ok(f) => f,
         Err(_) => return Ok(blob_unknown(digest)),
     };
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if let Some(h) = req.header("Range").filter(|_| req.method == "GET") {
+        let Some((start, len)) = parse_range(&h, size) else {
+            return Ok(Reply::error(
+                416,
+                "BLOB_UNKNOWN",
+                &format!("range '{h}' is not within the blob's {size} bytes"),
+            )
+            .header("Content-Range", format!("bytes */{size}")));
+        };
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::Start(start))
+            .map_err(|e| crate::error::RegistryError::io("cannot seek in blob", digest, e))?;
+        let mut r = Reply::new(206)
+            .header("Content-Type", "application/octet-stream")
+            .header("Docker-Content-Digest", digest)
+            .header(
+                "Content-Range",
+                format!("bytes {start}-{}/{size}", start + len - 1),
+            );
+        r.body = super::http::Body::Part(f.take(len), len as usize);
+        return Ok(r);
+    }
     Ok(Reply::new(200)
         .header("Content-Type", "application/octet-stream")
         .header("Docker-Content-Digest", digest)
@@ -271,5 +305,18 @@ pub(crate) fn cancel(ctx: &Ctx<'_>, repo: &str, id: &str) -> Result<Reply> {
     match take(ctx, repo, id) {
         Some(_) => Ok(Reply::new(204)),
         None => Ok(upload_unknown(id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ranges() {
+        assert_eq!(super::parse_range("bytes=0-", 10), Some((0, 10)));
+        assert_eq!(super::parse_range("bytes=4-5", 10), Some((4, 2)));
+        assert_eq!(super::parse_range("bytes=4-100", 10), Some((4, 6)));
+        assert_eq!(super::parse_range("bytes=10-", 10), None);
+        assert_eq!(super::parse_range("bytes=0-", 0), None);
+        assert_eq!(super::parse_range("items=0-1", 10), None);
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Req {
 pub(crate) enum Body {
     Bytes(Vec<u8>),
     File(std::fs::File),
+    /// `len` bytes of a file from its current position.
+    Part(std::io::Take<std::fs::File>, usize),
 }
 
 /// A reply.
@@ -145,6 +147,13 @@ impl Req {
                 let len = f.metadata().map(|m| m.len() as usize).ok();
                 r.respond(tiny_http::Response::new(status, headers, f, len, None))
             }
+            Body::Part(f, len) => r.respond(tiny_http::Response::new(
+                status,
+                headers,
+                f,
+                Some(len),
+                None,
+            )),
         };
     }
 }

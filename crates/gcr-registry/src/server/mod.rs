@@ -186,7 +186,7 @@ fn handle(store: &Store, shared: &Shared, req: &mut Req) -> Reply {
         ("manifests", "DELETE") => manifests::delete(&ctx, name, arg),
         ("tags", "GET") => manifests::tags(&ctx, req, name),
         ("referrers", "GET") => manifests::referrers(&ctx, req, name, arg),
-        ("blobs", "GET" | "HEAD") => blobs::get(&ctx, name, arg),
+        ("blobs", "GET" | "HEAD") => blobs::get(&ctx, req, name, arg),
         ("blobs", "DELETE") => blobs::delete(&ctx, name, arg),
         ("uploads", "POST") if arg.is_empty() => blobs::start(&ctx, req, name),
         ("uploads", "PATCH") => blobs::patch(&ctx, req, name, arg),
