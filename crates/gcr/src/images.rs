@@ -354,6 +354,9 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     }
                 }
             }
+            for v in e.volume_prune(false)? {
+                println!("Deleted volume: {v}");
+            }
             let p = e.store.prune().map_err(store_err)?;
             for l in &p.images {
                 println!("{l}");

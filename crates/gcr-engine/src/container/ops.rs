@@ -173,11 +173,11 @@ impl Engine {
         Ok(r)
     }
 
+    /// Signals the container's init. SIGKILL to the init of a pid namespace takes every
+    /// process of the container with it, so no cgroup-wide kill (and no freezing of tasks
+    /// that may be busy unmounting) is needed.
     fn kill_group(&self, r: &Record, sig: i32) {
         procfs::signal(r.pid.unwrap_or(0), sig);
-        if let Ok(m) = gcr_runtime::cgroups::CgroupManager::detect() {
-            m.open(&r.id).kill_all(sig);
-        }
     }
 
     /// `gcr kill [-s SIG]`.
@@ -200,9 +200,8 @@ impl Engine {
             };
             record::set_state(self.store.conn(), &r, Some(&r.state), &r.state, "kill", &u)?;
         }
-        procfs::signal(r.pid.unwrap_or(0), sig);
+        self.kill_group(&r, sig);
         if sig == libc::SIGKILL {
-            self.kill_group(&r, sig);
             if r.state == "paused" {
                 self.thaw(&r)?;
             }

@@ -86,7 +86,7 @@ impl Engine {
                 status: status_text(&r),
                 state: r.state.clone(),
                 names: r.name.clone(),
-                ports: String::new(),
+                ports: self.ports_text(&r),
             };
             out.push((r, row));
         }
@@ -167,6 +167,8 @@ impl Engine {
                 "AutoRemove": c.opts.rm,
                 "RestartPolicy": { "Name": c.opts.restart.name() },
             },
+            "NetworkSettings": self.network_settings(&r),
+            "Mounts": self.mounts_view(&r),
             "GraphDriver": {
                 "Name": "overlay",
                 "Data": {

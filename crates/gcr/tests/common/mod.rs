@@ -122,6 +122,7 @@ impl Drop for Env {
                 let _ = self.cmd(&["rm", "-f", id]).output();
             }
         }
+        let _ = self.cmd(&["network", "__teardown"]).output();
     }
 }
 
