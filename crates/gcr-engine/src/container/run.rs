@@ -101,8 +101,10 @@ impl Engine {
     /// Starts the container's process with the given stdio; does not touch the database.
     pub fn launch(&self, r: &Record, stdio: Stdio) -> Result<Running, EngineError> {
         let cfg = &r.config;
+        let t = Timing::start();
         let mut mounts = self.volume_mounts(r)?;
         let att = self.net_attach(r)?;
+        t.mark("launch: volumes+network");
         mounts.extend(att.mounts);
         let spec = match ocispec::build(cfg, mounts) {
             Ok(s) => s,
@@ -141,7 +143,10 @@ impl Engine {
             cgroup_resources: Some(resources),
             network: att.network,
         };
-        gcr_runtime::spawn(launch).map_err(|e| {
+        t.mark("launch: spec");
+        let res = gcr_runtime::spawn(launch);
+        t.mark("launch: spawn");
+        res.map_err(|e| {
             self.net_detach(r);
             runtime_err(e)
         })
