@@ -496,7 +496,9 @@ pub(crate) fn blob_referenced(conn: &Connection, digest: &str) -> Result<bool> {
     Ok(conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM images WHERE id = ?1)
              OR EXISTS(SELECT 1 FROM images WHERE manifest_digest = ?1)
-             OR EXISTS(SELECT 1 FROM image_layers WHERE digest = ?1)",
+             OR EXISTS(SELECT 1 FROM image_layers WHERE digest = ?1)
+             OR EXISTS(SELECT 1 FROM registry_blobs WHERE digest = ?1)
+             OR EXISTS(SELECT 1 FROM registry_manifests WHERE digest = ?1)",
         [digest],
         |r| r.get(0),
     )?)

@@ -4,7 +4,7 @@ use crate::error::{Result, StoreError};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -77,6 +77,22 @@ CREATE TABLE IF NOT EXISTS events(
 CREATE INDEX IF NOT EXISTS events_time ON events(time_ns);
 ";
 
+/// Version 2: the records of `gcr registry serve` (repositories' manifests, tags and blob
+/// links), so that `rmi`/`prune` never free blobs the registry still serves.
+const V2: &str = "
+CREATE TABLE IF NOT EXISTS registry_manifests(
+    repo TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
+    size INTEGER NOT NULL, subject TEXT, artifact_type TEXT, annotations TEXT,
+    PRIMARY KEY(repo, digest));
+CREATE INDEX IF NOT EXISTS registry_manifests_subject ON registry_manifests(repo, subject);
+CREATE INDEX IF NOT EXISTS registry_manifests_digest ON registry_manifests(digest);
+CREATE TABLE IF NOT EXISTS registry_tags(
+    repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY(repo, tag));
+CREATE TABLE IF NOT EXISTS registry_blobs(
+    repo TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY(repo, digest));
+CREATE INDEX IF NOT EXISTS registry_blobs_digest ON registry_blobs(digest);
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -94,6 +110,9 @@ pub(crate) fn ensure(conn: &Connection) -> Result<()> {
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if v < 1 {
             conn.execute_batch(V1)?;
+        }
+        if v < 2 {
+            conn.execute_batch(V2)?;
         }
         conn.pragma_update(None, "user_version", VERSION)?;
         Ok(())
