@@ -15,12 +15,22 @@ pub struct ImageRow {
     pub tag: String,
     #[serde(rename = "ID")]
     pub id: String,
-    #[serde(rename = "CreatedAt")]
-    pub created_at: String,
+    /// Unix seconds of the image's `created` (rendered as `CreatedAt` by [`ImageRow::json`]).
+    #[serde(skip)]
+    pub created: Option<i64>,
     #[serde(rename = "CreatedSince")]
     pub created_since: String,
     #[serde(rename = "Size")]
     pub size: u64,
+}
+
+impl ImageRow {
+    /// The row as Docker's `images --format json` object.
+    pub fn json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["CreatedAt"] = Value::String(time_text(self.created));
+        v
+    }
 }
 
 /// Docker's short form of a full reference: `docker.io/library/busybox:latest` →
@@ -71,7 +81,7 @@ impl Engine {
                     repository,
                     tag,
                     id: hex.clone(),
-                    created_at: time_text(img.created),
+                    created: img.created,
                     created_since: since.clone(),
                     size: img.size,
                 })

@@ -80,8 +80,11 @@ impl Store {
             true,
         )?;
         persist_wal(&conn);
-        // A smaller WAL keeps the recovery scan that each new process does short.
-        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
+        // Each gcr process is the first to open the WAL index, so SQLite rebuilds it by
+        // scanning the whole WAL and forgets what was checkpointed: automatic checkpoints
+        // would re-copy the WAL on every commit and never let it restart. Instead the WAL is
+        // truncated when a store is dropped with a WAL over WAL_LIMIT (see Drop).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::ensure(&conn)?;
         Ok(Store {
             root: root.to_path_buf(),
@@ -131,6 +134,21 @@ pub(crate) fn image_event(
         rusqlite::params![util::now_ns(), id, name, action],
     )?;
     Ok(())
+}
+
+/// WAL size above which dropping a store checkpoints and truncates it.
+const WAL_LIMIT: u64 = 1 << 20;
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let big =
+            std::fs::metadata(self.root.join("gcr.db-wal")).is_ok_and(|m| m.len() > WAL_LIMIT);
+        if big {
+            // Never wait for other processes here: if one is reading, a later one truncates.
+            let _ = self.conn.busy_timeout(std::time::Duration::ZERO);
+            let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
+    }
 }
 
 /// Asks SQLite to keep the WAL file after the last connection closes.

@@ -97,7 +97,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
     }
     if a.format == Format::Json {
         for r in rows {
-            let _ = writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default());
+            let _ = writeln!(out, "{}", r.json());
         }
         return Ok(0);
     }
