@@ -201,10 +201,8 @@ impl Engine {
             record::set_state(self.store.conn(), &r, Some(&r.state), &r.state, "kill", &u)?;
         }
         self.kill_group(&r, sig);
-        if sig == libc::SIGKILL {
-            if r.state == "paused" {
-                self.thaw(&r)?;
-            }
+        if sig == libc::SIGKILL && r.state == "paused" {
+            self.thaw(&r)?;
         }
         Ok(r)
     }
