@@ -149,6 +149,13 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
 }
 
 fn main() {
+    // The supervisor is exec'd once per detached container and lives as long as it: skip
+    // clap (and the pages it touches) to keep its memory small.
+    let mut argv = std::env::args();
+    if argv.nth(1).as_deref() == Some("__supervise") {
+        let rest: Vec<String> = argv.collect();
+        std::process::exit(gcr_engine::container::supervise::main(&rest));
+    }
     let cli = Cli::parse();
     let code = match dispatch(cli) {
         Ok(c) => c,

@@ -133,6 +133,14 @@ fn supervisor_child(e: &Engine, r: &Record, ready: OwnedFd) -> ! {
                 e.run_dir().to_string_lossy().into_owned(),
                 r.id.clone(),
                 pid.to_string(),
+                // The healthcheck travels on the command line, so the supervisor does not
+                // open the database until it has something to record.
+                r.config
+                    .resolved
+                    .health
+                    .as_ref()
+                    .and_then(|h| serde_json::to_string(h).ok())
+                    .unwrap_or_else(|| "-".into()),
             ];
             for fd in fds {
                 let raw = fd.into_raw_fd();
@@ -256,11 +264,12 @@ fn reap(pid: i32) -> i32 {
     }
 }
 
-/// Entry point of `gcr __supervise ROOT RUN_DIR ID PID FD...`.
+/// Entry point of `gcr __supervise ROOT RUN_DIR ID PID HEALTH_JSON|- FD...`.
 pub fn main(args: &[String]) -> i32 {
-    let [root, run_dir, id, pid, fds @ ..] = args else {
+    let [root, run_dir, id, pid, health, fds @ ..] = args else {
         return 2;
     };
+    let health: Option<HealthConfig> = serde_json::from_str(health).ok();
     let Ok(mut pid) = pid.parse::<i32>() else {
         return 2;
     };
@@ -273,7 +282,7 @@ pub fn main(args: &[String]) -> i32 {
         .collect();
     let root = PathBuf::from(root);
     let run_dir = PathBuf::from(run_dir);
-    supervise(&root, &run_dir, id, &mut pid, fds)
+    supervise(&root, &run_dir, id, &mut pid, fds, health)
 }
 
 fn open_log(root: &Path, id: &str) -> Option<std::fs::File> {
@@ -284,15 +293,35 @@ fn open_log(root: &Path, id: &str) -> Option<std::fs::File> {
         .ok()
 }
 
-/// Reads the container's healthcheck once (the database is not kept open in between).
-fn health_config(root: &Path, run_dir: &Path, id: &str) -> Option<HealthConfig> {
-    let cfg = Engine::open(root, run_dir)
-        .ok()
-        .and_then(|e| record::find(e.store.conn(), id).ok())
-        .and_then(|r| r.config.resolved.health);
-    // SAFETY: malloc_trim only returns free heap memory to the system.
-    unsafe { libc::malloc_trim(0) };
-    cfg
+/// Drops this process's resident executable pages (text of gcr and its libraries). The
+/// supervisor lives as long as its container but runs little code: the pages touched while
+/// starting would otherwise stay counted in its RSS. Only read-and-execute, file-backed
+/// private mappings are touched: their pages are never written, so they simply fault back
+/// in from the page cache when needed.
+fn drop_startup_pages() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.nth(3).unwrap_or("");
+        if perms != "r-xp" || !path.starts_with('/') {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // SAFETY: the range is a read-only executable file mapping of this process (from
+        // /proc/self/maps); MADV_DONTNEED on it only drops clean pages, which are re-read
+        // from the file on the next access. No memory is written.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+    }
 }
 
 /// Runs one healthcheck and stores the result.
@@ -311,13 +340,20 @@ fn health_tick(root: &Path, run_dir: &Path, id: &str, cfg: &HealthConfig, starte
     unsafe { libc::malloc_trim(0) };
 }
 
-fn supervise(root: &Path, run_dir: &Path, id: &str, pid: &mut i32, fds: Vec<OwnedFd>) -> i32 {
+fn supervise(
+    root: &Path,
+    run_dir: &Path,
+    id: &str,
+    pid: &mut i32,
+    fds: Vec<OwnedFd>,
+    health: Option<HealthConfig>,
+) -> i32 {
     let Some(mut log) = open_log(root, id) else {
         return 1;
     };
     let mut streams = Streams::new(fds);
     let mut backoff = Duration::from_millis(100);
-    let health = health_config(root, run_dir, id);
+    drop_startup_pages();
     loop {
         let Some(pidfd) = procfs::pidfd_open(*pid) else {
             return 1;
@@ -340,6 +376,7 @@ fn supervise(root: &Path, run_dir: &Path, id: &str, pid: &mut i32, fds: Vec<Owne
             if let (Some(cfg), Some(t)) = (&health, next_check) {
                 if Instant::now() >= t {
                     health_tick(root, run_dir, id, cfg, started);
+                    drop_startup_pages();
                     next_check = Some(Instant::now() + Duration::from_millis(cfg.interval_ms));
                 }
             }
