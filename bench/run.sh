@@ -59,7 +59,7 @@ STOP_MS=$(printf '%s\n' "${stop_times[@]}" | sort -n | awk '{a[NR]=$1} END {prin
 runc_stop=()
 python3 - "$work/bundle/config.json" <<'PY'
 import json,sys
-c=json.load(open(sys.argv[1])); c["process"]["args"]=["sh","-c","trap 'exit 0' TERM; while :; do sleep 1; done"]
+c=json.load(open(sys.argv[1])); c["process"]["args"]=["sh","-c","trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"]
 json.dump(c,open(sys.argv[1],"w"))
 PY
 for i in $(seq 1 10); do
