@@ -8,33 +8,15 @@ use std::path::Path;
 
 use crate::EngineError;
 
-/// Formats unix nanoseconds as RFC 3339 UTC with nanoseconds.
+/// Formats unix nanoseconds as RFC 3339 UTC with nanoseconds, fixed width (so log lines
+/// line up and sort as text): `2016-10-06T00:17:09.669794202Z`.
 pub fn rfc3339_nanos(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let secs = gcr_core::time::format_rfc3339(ns.div_euclid(1_000_000_000));
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
+        "{}.{:09}Z",
+        secs.trim_end_matches('Z'),
+        ns.rem_euclid(1_000_000_000)
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Splits a stream into CRI records; keeps an unterminated tail for the next chunk.

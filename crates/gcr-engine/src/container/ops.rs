@@ -55,7 +55,11 @@ impl Engine {
         let keep_rm = r.config.opts.rm;
         let mut fixed = r.clone();
         fixed.config.opts.rm = false;
-        self.record_exit(&fixed, code, None)?;
+        match self.record_exit(&fixed, code, None) {
+            // Someone (the holder finishing up, another gcr) recorded it meanwhile.
+            Err(EngineError::Conflict(_)) => return record::find(self.store.conn(), &r.id),
+            other => other?,
+        }
         if keep_rm {
             self.remove_files(&r);
             let cur = record::find(self.store.conn(), &r.id)?;

@@ -222,6 +222,10 @@ impl Engine {
         };
         let cause = if oom { "oom" } else { "die" };
         let rm = r.config.opts.rm;
+        if rm {
+            // Files first: once the row is gone, nothing of the container may remain.
+            self.remove_files(r);
+        }
         self.store.transaction(|tx| -> Result<(), EngineError> {
             let cur = record::find(tx, &r.id)?;
             record::set_state(tx, &cur, Some(&cur.state), "exited", cause, &u)?;
@@ -234,7 +238,6 @@ impl Engine {
         })?;
         if rm {
             self.volumes_release(r, true);
-            self.remove_files(r);
         } else {
             let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
         }
