@@ -62,8 +62,17 @@ fn unshare_here() -> Result<OwnedFd, NetError> {
 
 fn in_new_netns(host: &mut Socket, ep: &Endpoint) -> Result<OwnedFd, NetError> {
     let ns = unshare_here()?;
-    link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, ns.as_raw_fd())
-        .map_err(NetError::os(format!("creating veth pair {}", ep.host_if)))?;
+    let mut made = link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, ns.as_raw_fd());
+    if made
+        .as_ref()
+        .is_err_and(|e| e.raw_os_error() == Some(libc::EEXIST))
+    {
+        // The same container's previous veth: its old namespace is still being torn down
+        // by the kernel (restart right after stop). The name is ours; remove it and retry.
+        let _ = link::delete(host, &ep.host_if);
+        made = link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, ns.as_raw_fd());
+    }
+    made.map_err(NetError::os(format!("creating veth pair {}", ep.host_if)))?;
     let r = configure_inside(ep);
     if r.is_err() {
         let _ = link::delete(host, &ep.host_if);

@@ -45,8 +45,7 @@ impl Engine {
         }
         let pid = r.pid.unwrap_or(0);
         let container_alive = procfs::alive(pid, r.extra.pid_start) && !procfs::exited(pid);
-        let holder_alive =
-            procfs::alive(r.extra.holder_pid, 0) && !procfs::exited(r.extra.holder_pid);
+        let holder_alive = r.extra.holder_alive();
         if container_alive || holder_alive {
             return Ok(r);
         }
@@ -123,8 +122,7 @@ impl Engine {
                 Ok(r) => {
                     let pid = r.pid.unwrap_or(0);
                     let dead = !procfs::alive(pid, r.extra.pid_start) || procfs::exited(pid);
-                    let holder_gone =
-                        !procfs::alive(r.extra.holder_pid, 0) || procfs::exited(r.extra.holder_pid);
+                    let holder_gone = !r.extra.holder_alive();
                     if dead && holder_gone {
                         let _ = self.reconcile(r);
                         return Ok(());
@@ -147,8 +145,7 @@ impl Engine {
         let restarting = r.state == "exited"
             && r.config.opts.restart != super::config::RestartPolicy::No
             && !r.extra.stopped_by_user
-            && procfs::alive(r.extra.holder_pid, 0)
-            && !procfs::exited(r.extra.holder_pid);
+            && r.extra.holder_alive();
         if restarting {
             // Waiting to restart: just prevent the restart.
             self.mark_stopped_by_user(&r, "exited")?;
@@ -289,8 +286,8 @@ impl Engine {
         // A supervisor waiting to restart is told to go away.
         if r.extra.holder_pid > 0
             && r.extra.holder_pid != std::process::id() as i32
-            && procfs::alive(r.extra.holder_pid, 0)
-            && procfs::cmdline(r.extra.holder_pid).contains("__supervise")
+            && r.extra.holder_alive()
+            && procfs::cmdline(r.extra.holder_pid).contains(&r.id)
         {
             procfs::signal(r.extra.holder_pid, libc::SIGKILL);
         }

@@ -14,6 +14,9 @@ pub struct Extra {
     /// The process holding the container (foreground `gcr run` or the supervisor).
     #[serde(default)]
     pub holder_pid: i32,
+    /// Start time of the holder (clock ticks since boot), to detect pid reuse.
+    #[serde(default)]
+    pub holder_start: u64,
     /// Start time (clock ticks since boot) of the container's init, to detect pid reuse.
     #[serde(default)]
     pub pid_start: u64,
@@ -25,6 +28,15 @@ pub struct Extra {
     /// Healthcheck status and recent results, when the container has a healthcheck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<super::health::HealthState>,
+}
+
+impl Extra {
+    /// Whether the process that held the container is still that same process and alive.
+    pub fn holder_alive(&self) -> bool {
+        self.holder_pid > 0
+            && super::procfs::alive(self.holder_pid, self.holder_start)
+            && !super::procfs::exited(self.holder_pid)
+    }
 }
 
 /// One container as stored.

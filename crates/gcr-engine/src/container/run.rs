@@ -162,6 +162,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let extra = Extra {
             holder_pid: holder,
+            holder_start: procfs::start_time(holder).unwrap_or(0),
             pid_start: procfs::start_time(pid).unwrap_or(0),
             stopped_by_user: false,
             cgroup: true,
