@@ -19,7 +19,7 @@ use crate::{RuntimeError, SeccompMode};
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Docker's default capability set as a mask (CapBnd 00000000a80425fb).
-pub const DOCKER_DEFAULT_CAPS: u64 = 0xa804_25fb;
+pub const DOCKER_DEFAULT_CAPS: u64 = crate::caps::DOCKER_DEFAULT_MASK;
 
 /// Everything the child needs to become the user's process, prepared before clone.
 pub(crate) struct ProcessPlan {

@@ -154,6 +154,17 @@ pub struct Resolved {
     pub health: Option<HealthConfig>,
 }
 
+impl Resolved {
+    /// The seccomp mode the runtime applies to the container's processes.
+    pub fn seccomp_mode(&self) -> gcr_runtime::SeccompMode {
+        if self.seccomp {
+            gcr_runtime::SeccompMode::DockerDefault
+        } else {
+            gcr_runtime::SeccompMode::Unconfined
+        }
+    }
+}
+
 /// Everything stored in the `config` column of a container row.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContainerConfig {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use gcr_runtime::{SeccompMode, Stdio};
+use gcr_runtime::Stdio;
 use oci_spec::runtime::{LinuxCapabilitiesBuilder, Process, ProcessBuilder, UserBuilder};
 
 use super::record::Record;
@@ -53,13 +53,8 @@ impl Engine {
         }
         let process = exec_process(&r, o)?;
         let res = &r.config.resolved;
-        let mgr = gcr_runtime::cgroups::CgroupManager::detect().ok();
-        let cg = mgr.as_ref().map(|m| m.open(&r.id));
-        let seccomp = if res.seccomp {
-            SeccompMode::DockerDefault
-        } else {
-            SeccompMode::Unconfined
-        };
+        let cg = self.cgroup(&r.id).ok();
+        let seccomp = res.seccomp_mode();
         let stdio = if o.tty { Stdio::Pty } else { Stdio::Inherit };
         let mut running =
             gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio)

@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use gcr_runtime::{SeccompMode, Stdio};
+use gcr_runtime::Stdio;
 use serde::{Deserialize, Serialize};
 
 use super::config::HealthConfig;
@@ -99,13 +99,10 @@ pub fn run_check(r: &Record, cfg: &HealthConfig) -> HealthResult {
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };
-    let mgr = gcr_runtime::cgroups::CgroupManager::detect().ok();
-    let cg = mgr.as_ref().map(|m| m.open(&r.id));
-    let seccomp = if r.config.resolved.seccomp {
-        SeccompMode::DockerDefault
-    } else {
-        SeccompMode::Unconfined
-    };
+    let cg = gcr_runtime::cgroups::CgroupManager::detect()
+        .ok()
+        .map(|m| m.open(&r.id));
+    let seccomp = r.config.resolved.seccomp_mode();
     let stdio = Stdio::Fds {
         stdin: None,
         stdout: out_w,

@@ -10,3 +10,14 @@ pub mod record;
 pub mod run;
 pub mod supervise;
 pub mod view;
+
+use crate::{Engine, EngineError};
+
+impl Engine {
+    /// The cgroup of container `id`, opened by name (nothing is created).
+    pub(crate) fn cgroup(&self, id: &str) -> Result<gcr_runtime::cgroups::Cgroup, EngineError> {
+        gcr_runtime::cgroups::CgroupManager::detect()
+            .map(|m| m.open(id))
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+}

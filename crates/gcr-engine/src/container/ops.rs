@@ -209,9 +209,7 @@ impl Engine {
     }
 
     fn thaw(&self, r: &Record) -> Result<(), EngineError> {
-        let m = gcr_runtime::cgroups::CgroupManager::detect()
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        m.open(&r.id)
+        self.cgroup(&r.id)?
             .thaw()
             .map_err(|e| EngineError::Internal(e.to_string()))
     }
@@ -229,9 +227,7 @@ impl Engine {
             }
             _ => return Err(not_running(&r)),
         }
-        let m = gcr_runtime::cgroups::CgroupManager::detect()
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        m.open(&r.id)
+        self.cgroup(&r.id)?
             .freeze()
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         record::set_state(
@@ -296,8 +292,8 @@ impl Engine {
             Err(EngineError::NotFound(_)) => return Ok(r),
             Err(e) => return Err(e),
         };
-        if let Ok(m) = gcr_runtime::cgroups::CgroupManager::detect() {
-            let _ = m.open(&r.id).destroy();
+        if let Ok(c) = self.cgroup(&r.id) {
+            let _ = c.destroy();
         }
         self.net_detach(&cur);
         self.volumes_release(&cur, false);

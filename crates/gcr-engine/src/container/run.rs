@@ -5,7 +5,7 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use gcr_runtime::{Launch, Rootfs, Running, SeccompMode, Stdio};
+use gcr_runtime::{Launch, Rootfs, Running, Stdio};
 
 use super::config::{ContainerConfig, RunOptions};
 use super::procfs;
@@ -134,11 +134,7 @@ impl Engine {
                 target: self.root().join("mnt"),
             },
             stdio,
-            seccomp: if cfg.resolved.seccomp {
-                SeccompMode::DockerDefault
-            } else {
-                SeccompMode::Unconfined
-            },
+            seccomp: cfg.resolved.seccomp_mode(),
             init: res.init,
             cgroup_resources: Some(resources),
             network: att.network,
@@ -199,9 +195,7 @@ impl Engine {
         let cg = match cg {
             Some(c) => Some(c),
             None => {
-                opened = gcr_runtime::cgroups::CgroupManager::detect()
-                    .ok()
-                    .map(|m| m.open(&r.id));
+                opened = self.cgroup(&r.id).ok();
                 opened.as_ref()
             }
         };

@@ -180,8 +180,11 @@ impl Engine {
         }))
     }
 
-    /// `gcr top`: processes of the container (from its cgroup).
-    pub fn top(&self, key: &str) -> Result<Vec<[String; 4]>, EngineError> {
+    /// A running (or paused) container and its cgroup, for `top` and `stats`.
+    fn live_cgroup(
+        &self,
+        key: &str,
+    ) -> Result<(Record, gcr_runtime::cgroups::Cgroup), EngineError> {
         let r = self.container(key)?;
         if !matches!(r.state.as_str(), "running" | "paused") {
             return Err(EngineError::Conflict(format!(
@@ -189,9 +192,14 @@ impl Engine {
                 r.name
             )));
         }
-        let m = gcr_runtime::cgroups::CgroupManager::detect()
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let mut pids = m.open(&r.id).procs();
+        let cg = self.cgroup(&r.id)?;
+        Ok((r, cg))
+    }
+
+    /// `gcr top`: processes of the container (from its cgroup).
+    pub fn top(&self, key: &str) -> Result<Vec<[String; 4]>, EngineError> {
+        let (_, cg) = self.live_cgroup(key)?;
+        let mut pids = cg.procs();
         pids.sort_unstable();
         Ok(pids
             .into_iter()
@@ -207,17 +215,8 @@ impl Engine {
 
     /// `gcr stats --no-stream` figures for one container.
     pub fn stats(&self, key: &str) -> Result<(Record, gcr_runtime::cgroups::Stats), EngineError> {
-        let r = self.container(key)?;
-        if !matches!(r.state.as_str(), "running" | "paused") {
-            return Err(EngineError::Conflict(format!(
-                "container {} is not running",
-                r.name
-            )));
-        }
-        let m = gcr_runtime::cgroups::CgroupManager::detect()
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let s = m
-            .open(&r.id)
+        let (r, cg) = self.live_cgroup(key)?;
+        let s = cg
             .stats()
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok((r, s))
