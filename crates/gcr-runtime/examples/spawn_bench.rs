@@ -70,6 +70,7 @@ fn main() {
                 upper: base.join("upper"),
                 work: base.join("work"),
                 target: base.join("rootfs"),
+                volatile: true,
             },
             stdio: Stdio::Inherit,
             seccomp: SeccompMode::DockerDefault,

@@ -11,11 +11,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use oci_spec::runtime::Process;
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, Join};
 use crate::error::Stage;
 use crate::namespaces::open_ns;
 use crate::process::ProcessPlan;
-use crate::spawn::{close_all_but, kill_and_reap};
+use crate::spawn::close_all_but;
 use crate::stdio::StdioPlan;
 use crate::sys::{self, child_fail, errno, CloneArgs};
 use crate::{Running, RuntimeError, SeccompMode, Stdio};
@@ -32,7 +32,7 @@ const NAMESPACES: [(&str, i32); 6] = [
 struct Helper<'a> {
     errfd: RawFd,
     pidfd_w: RawFd,
-    sync: Option<RawFd>,
+    join: Option<&'a Join>,
     keep: &'a [RawFd],
     ns: &'a [(OwnedFd, i32)],
     stdio: &'a StdioPlan,
@@ -45,12 +45,8 @@ fn helper_main(h: &Helper) -> ! {
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         close_all_but(h.keep);
-        if let Some(s) = h.sync {
-            let mut b = 0u8;
-            if libc::read(s, (&mut b as *mut u8).cast(), 1) != 1 {
-                libc::_exit(125);
-            }
-            libc::close(s);
+        if let Some(Err(e)) = h.join.map(Join::enter_self) {
+            child_fail(h.errfd, Stage::Cgroup as u32, e);
         }
         for (fd, typ) in h.ns {
             if libc::setns(fd.as_raw_fd(), *typ) != 0 {
@@ -104,14 +100,13 @@ pub fn exec_in(
     let mut stdio = StdioPlan::prepare(stdio)?;
     let (err_r, err_w) = sys::pipe()?;
     let (pid_r, pid_w) = sys::pipe()?;
-    let sync = if cgroup.is_some() {
-        Some(sys::pipe()?)
-    } else {
-        None
+    let join = match cgroup {
+        Some(c) => Some(c.join().map_err(|e| RuntimeError::Cgroup(e.to_string()))?),
+        None => None,
     };
     let mut keep: Vec<RawFd> = [err_w.as_raw_fd(), pid_w.as_raw_fd()]
         .into_iter()
-        .chain(sync.as_ref().map(|(r, _)| r.as_raw_fd()))
+        .chain(join.iter().flat_map(Join::raw_fds))
         .chain(ns.iter().map(|(f, _)| f.as_raw_fd()))
         .chain(stdio_fds(&stdio))
         .collect();
@@ -119,7 +114,7 @@ pub fn exec_in(
     let h = Helper {
         errfd: err_w.as_raw_fd(),
         pidfd_w: pid_w.as_raw_fd(),
-        sync: sync.as_ref().map(|(r, _)| r.as_raw_fd()),
+        join: join.as_ref(),
         keep: &keep,
         ns: &ns,
         stdio: &stdio,
@@ -129,6 +124,10 @@ pub fn exec_in(
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    if let Some(Join::IntoCgroup(fd)) = &join {
+        args.flags |= sys::CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
     // SAFETY: the helper only makes system calls and ends in _exit (see helper_main).
     let helper = unsafe { sys::clone3(&mut args) } as i32;
     if helper == 0 {
@@ -139,15 +138,7 @@ pub fn exec_in(
     }
     drop(err_w);
     drop(pid_w);
-    if let Some((r, w)) = sync {
-        drop(r);
-        if let Err(e) = cgroup.map_or(Ok(()), |c| c.add_pid(helper)) {
-            kill_and_reap(helper);
-            return Err(RuntimeError::Cgroup(e.to_string()));
-        }
-        // SAFETY: one-byte write to our pipe.
-        unsafe { libc::write(w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
-    }
+    drop(join);
     let mut b = [0u8; 4];
     // SAFETY: reading 4 bytes into a stack buffer.
     let n = unsafe { libc::read(pid_r.as_raw_fd(), b.as_mut_ptr().cast(), 4) };

@@ -3,7 +3,7 @@
 //!
 //! The parent prepares every string, path and flag first ([`ProcessPlan`], [`MountPlan`],
 //! [`NsPlan`], [`StdioPlan`]); the child only makes system calls: stdio, closing inherited
-//! descriptors, cgroup sync, namespaces, mounts and pivot_root, then the process setup.
+//! descriptors, joining the cgroup, namespaces, mounts and pivot_root, then the process setup.
 //! Failures travel back as (stage, errno) over a close-on-exec pipe.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::Spec;
 
-use crate::cgroups::{Cgroup, CgroupManager, Resources};
+use crate::cgroups::{Cgroup, CgroupManager, Join, Resources};
 use crate::error::Stage;
 use crate::mounts::MountPlan;
 use crate::namespaces::NsPlan;
@@ -28,6 +28,9 @@ pub enum Rootfs {
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
+        /// Mount with overlayfs' `volatile`: no sync of the upper filesystem at unmount (nor
+        /// on fsync inside). For throw-away uppers (`--rm`, build steps), as Podman does.
+        volatile: bool,
     },
     /// An existing directory, bind-mounted as the root.
     Path(PathBuf),
@@ -112,15 +115,9 @@ pub(crate) fn close_all_but(keep: &[RawFd]) {
     sys::close_range(start, u32::MAX, 0);
 }
 
-pub(crate) fn kill_and_reap(pid: i32) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    let _ = sys::waitpid(pid);
-}
-
 struct ChildCtx<'a> {
     errfd: RawFd,
-    sync: Option<RawFd>,
+    join: Option<&'a Join>,
     keep: &'a [RawFd],
     stdio: &'a StdioPlan,
     ns: &'a NsPlan,
@@ -136,15 +133,8 @@ fn child_main(c: &ChildCtx) -> ! {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     c.stdio.apply(c.errfd);
     close_all_but(c.keep);
-    if let Some(s) = c.sync {
-        let mut b = 0u8;
-        // SAFETY: one-byte read into a stack variable, then close of our own descriptor.
-        unsafe {
-            if libc::read(s, (&mut b as *mut u8).cast(), 1) != 1 {
-                libc::_exit(125); // the parent reports the failure itself
-            }
-            libc::close(s);
-        }
+    if let Some(Err(e)) = c.join.map(Join::enter_self) {
+        child_fail(c.errfd, Stage::Cgroup as u32, e);
     }
     // SAFETY: unshare with a constant flag.
     if c.ns.cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
@@ -180,19 +170,20 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         ),
         None => None,
     });
-    let cg_fd = guard.0.as_ref().and_then(|c| c.v2_dir_fd());
-    let need_sync = guard.0.is_some() && cg_fd.is_none();
+    let join = match &guard.0 {
+        Some(c) => Some(c.join().map_err(cgroup_err)?),
+        None => None,
+    };
     let (err_r, err_w) = sys::pipe()?;
-    let sync = if need_sync { Some(sys::pipe()?) } else { None };
     let mut keep: Vec<RawFd> = [err_w.as_raw_fd()]
         .into_iter()
-        .chain(sync.as_ref().map(|(r, _)| r.as_raw_fd()))
+        .chain(join.iter().flat_map(Join::raw_fds))
         .chain(ns.keep_fds())
         .collect();
     keep.sort_unstable();
     let ctx = ChildCtx {
         errfd: err_w.as_raw_fd(),
-        sync: sync.as_ref().map(|(r, _)| r.as_raw_fd()),
+        join: join.as_ref(),
         keep: &keep,
         stdio: &stdio,
         ns: &ns,
@@ -207,7 +198,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    if let Some(fd) = &cg_fd {
+    if let Some(Join::IntoCgroup(fd)) = &join {
         args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
@@ -223,16 +214,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
     // SAFETY: clone3 stored a fresh pidfd that we now own.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     drop(err_w);
-    drop(cg_fd);
-    if let Some((r, w)) = sync {
-        drop(r);
-        if let Err(e) = guard.0.as_ref().map_or(Ok(()), |c| c.add_pid(pid)) {
-            kill_and_reap(pid);
-            return Err(cgroup_err(e));
-        }
-        // SAFETY: one-byte write from a static buffer to our pipe.
-        unsafe { libc::write(w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
-    }
+    drop(join);
     drop(ns);
     if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()) {
         let _ = sys::waitpid(pid);

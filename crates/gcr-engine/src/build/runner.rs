@@ -62,6 +62,7 @@ impl Runner for RuntimeRunner {
                 upper: req.upper.clone(),
                 work: req.work.clone(),
                 target: req.target.clone(),
+                volatile: true,
             },
             stdio: Stdio::Fds {
                 stdin: None,

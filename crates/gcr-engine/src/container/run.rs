@@ -132,6 +132,7 @@ impl Engine {
                 // Every container mounts its root here inside its own mount namespace, so
                 // one shared (always empty on the host) directory serves them all.
                 target: self.root().join("mnt"),
+                volatile: cfg.opts.rm,
             },
             stdio,
             seccomp: cfg.resolved.seccomp_mode(),

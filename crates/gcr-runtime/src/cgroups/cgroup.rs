@@ -2,12 +2,49 @@
 //! inside and removing it. Works the same for a group just created and for one opened by a
 //! later process.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::mountinfo::{CPUACCT, FREEZER, MEMORY, PIDS};
 use super::{fs, v1, v2, CgroupError, Stats};
+
+/// How a new process enters a group. Neither way writes a pid to `cgroup.procs`, which
+/// takes the kernel's global threadgroup lock and waits for an RCU grace period: about
+/// 12 ms on this kind of VM, against 0.15 ms for the ways below.
+pub enum Join {
+    /// v2: `clone3(CLONE_INTO_CGROUP)` with this directory descriptor.
+    IntoCgroup(OwnedFd),
+    /// v1: the (single-threaded) child writes "0" to each hierarchy's `tasks` file, which
+    /// moves only the calling thread and needs no global lock.
+    SelfTasks(Vec<OwnedFd>),
+}
+
+impl Join {
+    /// Child side of [`Join::SelfTasks`]: moves the calling thread into every hierarchy.
+    /// Returns the errno of the first failed write.
+    pub(crate) fn enter_self(&self) -> Result<(), i32> {
+        let Join::SelfTasks(fds) = self else {
+            return Ok(());
+        };
+        for fd in fds {
+            // SAFETY: a one-byte write from a static buffer to a descriptor we hold.
+            if unsafe { libc::write(fd.as_raw_fd(), c"0".as_ptr().cast(), 1) } != 1 {
+                return Err(crate::sys::errno());
+            }
+        }
+        Ok(())
+    }
+
+    /// The descriptors the child must keep open.
+    pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
+        match self {
+            Join::IntoCgroup(_) => Vec::new(),
+            Join::SelfTasks(fds) => fds.iter().map(|f| f.as_raw_fd()).collect(),
+        }
+    }
+}
 
 /// A container's cgroup (v2: one directory; v1: one per hierarchy).
 #[derive(Clone, Debug)]
@@ -69,6 +106,30 @@ impl Cgroup {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// How a process about to be cloned enters the group (see [`Join`]). Opens the files
+    /// now, in the parent, so the child only writes.
+    pub fn join(&self) -> Result<Join, CgroupError> {
+        match &self.kind {
+            Kind::V2(d) => self
+                .v2_dir_fd()
+                .map(Join::IntoCgroup)
+                .ok_or_else(|| fs::err("open", d, std::io::Error::last_os_error())),
+            Kind::V1(dirs) => dirs
+                .iter()
+                .map(|(_, d)| {
+                    let p = d.join("tasks");
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_CLOEXEC)
+                        .open(&p)
+                        .map(OwnedFd::from)
+                        .map_err(|e| fs::err("open", &p, e))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Join::SelfTasks),
         }
     }
 

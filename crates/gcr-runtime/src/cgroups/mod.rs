@@ -23,7 +23,7 @@ pub(crate) mod testutil;
 
 use std::path::{Path, PathBuf};
 
-pub use cgroup::Cgroup;
+pub use cgroup::{Cgroup, Join};
 use mountinfo::Layout;
 
 /// Name of the parent group all containers live under.

@@ -29,6 +29,7 @@ impl MountPlan {
                 RootStep::Overlay {
                     chdir,
                     opts,
+                    fallback,
                     target,
                 } => {
                     if let Some(dir) = chdir {
@@ -36,14 +37,18 @@ impl MountPlan {
                             child_fail(errfd, Stage::RootfsMount as u32, errno());
                         }
                     }
-                    if libc::mount(
-                        c"overlay".as_ptr(),
-                        target.as_ptr(),
-                        c"overlay".as_ptr(),
-                        0,
-                        opts.as_ptr().cast(),
-                    ) != 0
-                    {
+                    let overlay = |o: &std::ffi::CStr| {
+                        libc::mount(
+                            c"overlay".as_ptr(),
+                            target.as_ptr(),
+                            c"overlay".as_ptr(),
+                            0,
+                            o.as_ptr().cast(),
+                        ) == 0
+                    };
+                    let mounted = overlay(opts)
+                        || (errno() == libc::EINVAL && fallback.as_deref().is_some_and(overlay));
+                    if !mounted {
                         child_fail(errfd, Stage::RootfsMount as u32, errno());
                     }
                     target

@@ -22,6 +22,8 @@ enum RootStep {
     Overlay {
         chdir: Option<CString>,
         opts: CString,
+        /// The same options without `volatile`, for kernels before 5.10 (EINVAL).
+        fallback: Option<CString>,
         target: CString,
     },
     Bind(CString),
@@ -129,6 +131,7 @@ fn overlay_step(
         return Ok(RootStep::Overlay {
             chdir: None,
             opts: cstr(&full),
+            fallback: None,
             target: cpath(target)?,
         });
     }
@@ -149,6 +152,7 @@ fn overlay_step(
     Ok(RootStep::Overlay {
         chdir: Some(cpath(&common)?),
         opts: cstr(&rel),
+        fallback: None,
         target: cpath(target)?,
     })
 }
@@ -264,7 +268,19 @@ impl MountPlan {
                 upper,
                 work,
                 target,
-            } => overlay_step(lowers, upper, work, target)?,
+                volatile,
+            } => {
+                let mut step = overlay_step(lowers, upper, work, target)?;
+                if let RootStep::Overlay { opts, fallback, .. } = &mut step {
+                    if *volatile && opts.as_bytes().len() + 9 <= 4095 {
+                        let mut v = opts.as_bytes().to_vec();
+                        v.extend_from_slice(b",volatile");
+                        *fallback =
+                            Some(std::mem::replace(opts, CString::new(v).unwrap_or_default()));
+                    }
+                }
+                step
+            }
             Rootfs::Path(p) => RootStep::Bind(cpath(p)?),
         };
         let linux = spec.linux().as_ref();

@@ -81,6 +81,7 @@ impl Fixture {
             upper: base.join("upper"),
             work: base.join("work"),
             target: base.join("rootfs"),
+            volatile: false,
         }
     }
 
