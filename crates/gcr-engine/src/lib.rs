@@ -13,6 +13,8 @@ pub mod network;
 pub mod ocispec;
 pub mod registry;
 pub mod resolve;
+mod rundir;
+pub mod trash;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};

@@ -357,6 +357,8 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             for v in e.volume_prune(false)? {
                 println!("Deleted volume: {v}");
             }
+            // Removed containers' directories still waiting for the reaper go now.
+            gcr_engine::trash::drain(e.root());
             let p = e.store.prune().map_err(store_err)?;
             for l in &p.images {
                 println!("{l}");

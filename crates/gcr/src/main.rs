@@ -151,10 +151,18 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
 fn main() {
     // The supervisor is exec'd once per detached container and lives as long as it: skip
     // clap (and the pages it touches) to keep its memory small.
-    let mut argv = std::env::args();
-    if argv.nth(1).as_deref() == Some("__supervise") {
-        let rest: Vec<String> = argv.collect();
-        std::process::exit(gcr_engine::container::supervise::main(&rest));
+    // The trash reaper likewise starts often and does one thing.
+    let mut argv = std::env::args_os();
+    match argv.nth(1).as_ref().and_then(|a| a.to_str()) {
+        Some("__supervise") => {
+            let rest: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
+            std::process::exit(gcr_engine::container::supervise::main(&rest));
+        }
+        Some("__reap") => {
+            let root = argv.next().map(PathBuf::from).unwrap_or_else(default_root);
+            std::process::exit(gcr_engine::trash::reap_main(&root));
+        }
+        _ => {}
     }
     let cli = Cli::parse();
     let code = match dispatch(cli) {

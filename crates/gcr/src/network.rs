@@ -37,7 +37,7 @@ pub enum NetworkCmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Take this store's bridges and firewall rules off the host (they return on next use).
+    /// Take this store's bridges, firewall rules and run-dir tmpfs off the host (they return on next use).
     #[command(name = "__teardown", hide = true)]
     Teardown,
     /// The port proxy of one container: ID HOLDER_PID FD:PROTO:IP:PORT...
@@ -146,6 +146,7 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
         }
         NetworkCmd::Teardown => {
             e.network_teardown()?;
+            e.release_run_dir();
             Ok(0)
         }
         NetworkCmd::Proxy { args } => proxy(&args),

@@ -82,6 +82,24 @@ fn two_hundred_rm_cycles_leave_nothing() {
         0,
         "container dirs leaked"
     );
+    // Removed containers' directories go through the trash; the reaper empties it and
+    // leaves (it lingers 2 s after the last removal).
+    let trash = env.root.path().join("trash");
+    assert!(
+        eventually(10, || dir_entries(&trash) <= 1),
+        "trash not emptied: {:?}",
+        std::fs::read_dir(&trash).map(|r| r.count())
+    );
+    assert!(
+        eventually(10, || {
+            let o = std::process::Command::new("pgrep")
+                .args(["-f", &format!("__reap {}", env.root.path().display())])
+                .output()
+                .unwrap();
+            stdout(&o).trim().is_empty()
+        }),
+        "the trash reaper did not exit"
+    );
     assert_eq!(dir_entries(&env.run_dir), 0, "run-time files leaked");
     let procs = std::process::Command::new("pgrep")
         .args(["-f", &format!("__supervise {}", env.root.path().display())])

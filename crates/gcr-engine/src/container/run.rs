@@ -241,8 +241,10 @@ impl Engine {
     }
 
     /// Removes a container's directories.
+    /// The store directory goes to the trash (deleted by a reaper, see [`crate::trash`]);
+    /// the run-time one, on tmpfs, is deleted here.
     pub(crate) fn remove_files(&self, r: &Record) {
-        let _ = std::fs::remove_dir_all(self.container_dir(&r.id));
+        self.discard_dir(&self.container_dir(&r.id), &r.id);
         let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
     }
 

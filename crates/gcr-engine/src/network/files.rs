@@ -54,9 +54,7 @@ fn peer_lines(own: &str, peers: &[Endpoint]) -> Vec<(Ipv4Addr, String)> {
 impl Engine {
     /// Writes the files for `r` and returns their bind mounts.
     pub(crate) fn net_files(&self, r: &Record, what: Files<'_>) -> Result<Vec<Mount>, EngineError> {
-        let dir = self.container_run_dir(&r.id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| EngineError::Io(format!("creating {}", dir.display()), e))?;
+        let dir = self.make_container_run_dir(&r.id)?;
         let hostname = &r.config.resolved.hostname;
         let names = own_names(r);
         let names: Vec<&str> = names.split(' ').collect();
