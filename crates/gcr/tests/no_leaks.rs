@@ -4,10 +4,14 @@
 mod common;
 use common::*;
 
-fn mounts() -> usize {
+/// Mounts on the host under `root` (other tests running in parallel mount and unmount
+/// their own run dirs elsewhere).
+fn mounts(root: &std::path::Path) -> usize {
+    let root = root.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|p| p.starts_with(&root)))
         .count()
 }
 
@@ -53,7 +57,8 @@ fn two_hundred_rm_cycles_leave_nothing() {
     }
     let env = Env::new();
     env.ok(&["run", "--rm", IMAGE, "true"]);
-    let (m0, c0, n0) = (mounts(), gcr_cgroups(), net_namespaces().len());
+    let r = env.root.path();
+    let (m0, c0, n0) = (mounts(r), gcr_cgroups(), net_namespaces().len());
     for i in 0..200 {
         let o = env.gcr(&["run", "--rm", "--network", "none", IMAGE, "/bin/true"]);
         assert!(o.status.success(), "cycle {i}: {}", stderr(&o));
@@ -63,10 +68,10 @@ fn two_hundred_rm_cycles_leave_nothing() {
     }
     assert!(eventually(10, || env.ok(&["ps", "-aq"]).trim().is_empty()));
     assert!(
-        eventually(5, || mounts() == m0),
+        eventually(5, || mounts(r) == m0),
         "mounts leaked: {} -> {}",
         m0,
-        mounts()
+        mounts(r)
     );
     assert!(
         eventually(5, || gcr_cgroups().len() <= c0.len()),

@@ -117,19 +117,23 @@ impl Cgroup {
                 .v2_dir_fd()
                 .map(Join::IntoCgroup)
                 .ok_or_else(|| fs::err("open", d, std::io::Error::last_os_error())),
-            Kind::V1(dirs) => dirs
-                .iter()
-                .map(|(_, d)| {
+            Kind::V1(dirs) => {
+                let mut fds = Vec::with_capacity(dirs.len());
+                for (_, d) in dirs {
                     let p = d.join("tasks");
-                    std::fs::OpenOptions::new()
+                    match std::fs::OpenOptions::new()
                         .write(true)
                         .custom_flags(libc::O_CLOEXEC)
                         .open(&p)
-                        .map(OwnedFd::from)
-                        .map_err(|e| fs::err("open", &p, e))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Join::SelfTasks),
+                    {
+                        Ok(f) => fds.push(OwnedFd::from(f)),
+                        // A hierarchy gcr did not use for this container (cpu without limits).
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !d.exists() => {}
+                        Err(e) => return Err(fs::err("open", &p, e)),
+                    }
+                }
+                Ok(Join::SelfTasks(fds))
+            }
         }
     }
 

@@ -26,6 +26,7 @@ const V2_FILES: &[&str] = &[
 
 const V1_FILES: &[&str] = &[
     "cgroup.procs",
+    "tasks",
     "memory.limit_in_bytes",
     "memory.memsw.limit_in_bytes",
     "memory.oom_control",
@@ -114,6 +115,10 @@ fn cgroups_v2_create_writes_exact_files() {
     assert_eq!(rd(d.join("cgroup.procs")), "4242");
     let fd = cg.v2_dir_fd();
     assert!(fd.is_some());
+    assert!(
+        matches!(cg.join(), Ok(Join::IntoCgroup(_))),
+        "v2 joins with clone3(CLONE_INTO_CGROUP)"
+    );
     strip_files(&d);
     cg.destroy().unwrap();
     assert!(!d.exists());
@@ -349,6 +354,18 @@ fn cgroups_v1_hybrid_create_writes_exact_files() {
     }
     // open() knows the cpu hierarchy too but skips it because this group has no dir there.
     m.open("c").add_pid(100).unwrap();
+    // Joining without a pid write: one `tasks` descriptor per hierarchy the group has (not
+    // cpu), each taking "0" from the child.
+    match m.open("c").join().unwrap() {
+        Join::SelfTasks(fds) => {
+            assert_eq!(fds.len(), 4);
+            Join::SelfTasks(fds).enter_self().unwrap();
+            for c in ["cpuacct", "memory", "pids", "freezer"] {
+                assert_eq!(rd(base.join(c).join("gcr/c/tasks")), "0");
+            }
+        }
+        Join::IntoCgroup(_) => panic!("v1 joins through tasks"),
+    }
     std::fs::write(base.join("freezer/gcr/c/freezer.state"), "THAWED\n").unwrap();
     assert!(!cg.is_frozen());
     cg.freeze().unwrap();
