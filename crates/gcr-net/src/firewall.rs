@@ -52,7 +52,7 @@ fn nft_script(bridge: &str, subnet: &Subnet) -> String {
     )
 }
 
-fn run_quiet(cmd: &mut Command, stdin: Option<&str>) -> bool {
+pub(crate) fn run_quiet(cmd: &mut Command, stdin: Option<&str>) -> bool {
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()

@@ -5,6 +5,7 @@
 //! per-container `/etc/hosts` and `/etc/resolv.conf`.
 
 pub mod addr;
+pub mod dnat;
 pub mod firewall;
 pub mod link;
 pub mod netlink;

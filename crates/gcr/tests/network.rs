@@ -153,13 +153,29 @@ fn published_port_reachable_on_loopback_and_conflict_refused() {
     let _g = NetGuard(&env, vec![]);
     let port = free_port();
     let map = format!("127.0.0.1:{port}:8080");
-    env.ok(&[
+    let id = env.ok(&[
         "run", "-d", "--name", "web", "-p", &map, IMAGE, "sh", "-c", HTTPD,
     ]);
     let body = http_get(port).expect("no answer through the published port");
     assert!(body.contains("hello-gcr"), "{body}");
     let ports = env.ok(&["port", "web"]);
     assert_eq!(ports.trim(), format!("8080/tcp -> 127.0.0.1:{port}"));
+    // Local clients take the kernel path (nftables DNAT): with the proxy stopped, the port
+    // still answers; the container's table goes with the container.
+    let table = format!("gcr_p_{}", &id.trim()[..12]);
+    let root = env.root.path().to_string_lossy().into_owned();
+    let proxy = proxy_pids(&root);
+    assert_eq!(proxy.len(), 1, "one proxy per container");
+    // SAFETY: stopping and resuming the proxy process this test's gcr started.
+    unsafe { libc::kill(proxy[0], libc::SIGSTOP) };
+    let body = http_get(port);
+    // SAFETY: as above.
+    unsafe { libc::kill(proxy[0], libc::SIGCONT) };
+    assert!(
+        body.is_some_and(|b| b.contains("hello-gcr")),
+        "no answer with the proxy stopped: the kernel path is missing"
+    );
+    assert!(nft_table_exists(&table), "table {table} missing");
     // The same host port again is refused at start, with a clear message.
     let out = env.gcr(&["run", "--rm", "-p", &map, IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
@@ -180,6 +196,30 @@ fn published_port_reachable_on_loopback_and_conflict_refused() {
         "{}",
         stderr(&out)
     );
+    env.ok(&["rm", "-f", "web"]);
+    assert!(!nft_table_exists(&table), "table {table} left after rm");
+}
+
+fn nft_table_exists(table: &str) -> bool {
+    std::process::Command::new("nft")
+        .args(["list", "table", "ip", table])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn proxy_pids(root: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                    let c = std::fs::read(e.path().join("cmdline")).ok()?;
+                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                    (c.contains("__proxy") && c.contains(root)).then_some(pid)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -287,6 +327,17 @@ fn no_leaks_after_100_run_rm_cycles_with_published_ports() {
         "leases left: {info}"
     );
     assert_eq!(proxies_of(&root), 0, "port proxies left");
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .map(|o| stdout(&o))
+        .unwrap_or_default();
+    let left: Vec<&str> = tables
+        .lines()
+        .filter_map(|l| l.split("gcr_p_").nth(1))
+        .filter(|short| ids.iter().any(|j| j.contains(short.trim())))
+        .collect();
+    assert!(left.is_empty(), "port tables left: {left:?}");
     assert_eq!(nft_rule_count(&table), rules_before, "firewall rules grew");
 }
 

@@ -210,7 +210,19 @@ impl Engine {
         );
         if !specs.is_empty() {
             let bound = publish::bind_all(&specs)?;
+            let fwd: Vec<gcr_net::dnat::Forward> = bound
+                .iter()
+                .map(|(s, _)| gcr_net::dnat::Forward {
+                    proto: s.proto.as_str(),
+                    host_ip: s.host_ip,
+                    host_port: s.host_port,
+                    container_port: s.container_port,
+                })
+                .collect();
             self.start_proxy(&r.id, ep.ip, bound)?;
+            // Local clients take the kernel path; the proxy keeps the ports and serves
+            // everyone else (and everyone, where nftables is missing).
+            gcr_net::dnat::install(&r.id, &net.bridge, ep.ip, &fwd);
         }
         Ok(NetAttachment {
             network: gcr_runtime::Network::Join(path),
@@ -231,6 +243,9 @@ impl Engine {
             return;
         };
         publish::kill_proxy(ep.proxy_pid, &r.id);
+        if !ep.ports.is_empty() {
+            gcr_net::dnat::remove(&r.id);
+        }
         // The veth pair goes with the namespace once its last process and our descriptor
         // are gone (the kernel does that asynchronously; deleting it here would cost
         // tens of milliseconds). A pair whose namespace is still held is deleted now.
