@@ -18,8 +18,7 @@ need_pkgs() {
 }
 
 build_gcr() {
-  (cd "$REPO" && cargo build --release -q -p gcr)
-  GCR="$REPO/target/release/gcr"
+  GCR=$("$REPO/scripts/build.sh")
 }
 
 # podman on this host: runc (crun refuses the hybrid cgroup layout) and no default ulimits

@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release -p gcr
-gcr() { "$PWD/target/release/gcr" "$@"; }
+gcr_exe=$(scripts/build.sh)
+gcr() { "$gcr_exe" "$@"; }
 export GCR_ROOT="${GCR_ROOT:-$(mktemp -d /tmp/gcr-demo.XXXXXX)}"
 work=$(mktemp -d /tmp/gcr-demo-rootfs.XXXXXX)
 trap 'gcr rm -f demo-sleeper demo-web >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
