@@ -6,8 +6,9 @@
 //! upper takes as long as it takes, and neither belongs on the caller's path.
 //!
 //! At most one reaper runs per store: it holds `trash/.lock` (flock). When the trash is
-//! empty it unlocks and looks once more, so a directory renamed in by a process that found
-//! the lock taken is never left behind.
+//! empty it lingers a little (inotify), keeping the database open and its WAL short, then
+//! unlocks and looks once more, so a directory renamed in by a process that found the lock
+//! taken is never left behind.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -159,27 +160,47 @@ pub fn drain(root: &Path) {
 }
 
 fn reap(root: &Path, linger_ms: i32) -> i32 {
+    const TICK_MS: i32 = 250;
     let Some(lock) = open_lock(root) else {
         return 1;
     };
+    // While it lingers the housekeeper keeps the database open: other gcr processes then
+    // find SQLite's WAL index alive instead of rebuilding it from the whole WAL, and the WAL
+    // is checkpointed here rather than by a command on its way out.
+    let store = (linger_ms > 0)
+        .then(|| gcr_store::Store::open_existing(root).ok())
+        .flatten();
     loop {
         if !try_lock(&lock) {
             return 0;
         }
-        // Watch before looking, so nothing renamed in after the last look goes unnoticed.
+        // Watch before looking, so nothing renamed in after a look goes unnoticed.
         let watch = Watch::new(&trash_dir(root));
+        let mut idle = 0;
         loop {
-            if pending(root).is_empty() && !watch.wait(linger_ms) {
-                break;
-            }
             let items = pending(root);
+            if items.is_empty() {
+                if let Some(s) = &store {
+                    s.truncate_wal_over(gcr_store::WAL_LIMIT);
+                }
+                if idle >= linger_ms {
+                    break;
+                }
+                idle = if watch.wait(TICK_MS) {
+                    0
+                } else {
+                    idle + TICK_MS
+                };
+                continue;
+            }
+            idle = 0;
             let mut progress = false;
             for p in &items {
                 progress |= std::fs::remove_dir_all(p)
                     .or_else(|_| std::fs::remove_file(p))
                     .is_ok();
             }
-            if !progress && !items.is_empty() {
+            if !progress {
                 // Something in the trash cannot be deleted (still mounted?): `gcr system
                 // prune` or a later reaper tries again; never spin here.
                 return 1;

@@ -42,6 +42,16 @@ impl Store {
     /// Opens (creating if needed) the store at `root`. Cheap: a handful of syscalls plus one
     /// `PRAGMA user_version` read when the schema is current.
     pub fn open(root: &Path) -> Result<Store> {
+        Store::open_with(root, true)
+    }
+
+    /// Opens an existing store, creating nothing: for background processes that may
+    /// outlive the store's directory.
+    pub fn open_existing(root: &Path) -> Result<Store> {
+        Store::open_with(root, false)
+    }
+
+    fn open_with(root: &Path, create: bool) -> Result<Store> {
         // "mnt" is created last: when it exists the layout is complete (one stat, not seven mkdirs).
         let subs = [
             "",
@@ -53,6 +63,13 @@ impl Store {
             "mnt",
         ];
         let complete = root.join("mnt").is_dir();
+        if !complete && !create {
+            return Err(StoreError::io(
+                "no store at",
+                root,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
         for sub in subs.into_iter().filter(|_| !complete) {
             let p = root.join(sub);
             match std::fs::create_dir(&p) {
@@ -66,7 +83,15 @@ impl Store {
             }
         }
         let db = root.join("gcr.db");
-        let conn = Connection::open(&db)?;
+        let conn = if create {
+            Connection::open(&db)?
+        } else {
+            use rusqlite::OpenFlags;
+            Connection::open_with_flags(
+                &db,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?
+        };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -83,7 +108,8 @@ impl Store {
         // Each gcr process is the first to open the WAL index, so SQLite rebuilds it by
         // scanning the whole WAL and forgets what was checkpointed: automatic checkpoints
         // would re-copy the WAL on every commit and never let it restart. Instead the WAL is
-        // truncated when a store is dropped with a WAL over WAL_LIMIT (see Drop).
+        // truncated by the housekeeper past WAL_LIMIT, or by a store dropped past
+        // WAL_HARD_LIMIT (see Drop).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::ensure(&conn)?;
         Ok(Store {
@@ -136,18 +162,33 @@ pub(crate) fn image_event(
     Ok(())
 }
 
-/// WAL size above which dropping a store checkpoints and truncates it.
-const WAL_LIMIT: u64 = 1 << 20;
+/// WAL size above which the housekeeper (see gcr-engine's `trash`) checkpoints and
+/// truncates the WAL, off every command's path.
+pub const WAL_LIMIT: u64 = 256 << 10;
+
+/// WAL size above which any store being dropped does it itself (no housekeeper ran).
+const WAL_HARD_LIMIT: u64 = 1 << 20;
+
+impl Store {
+    /// The current size of the WAL file in bytes (0 when absent).
+    pub fn wal_size(&self) -> u64 {
+        std::fs::metadata(self.root.join("gcr.db-wal")).map_or(0, |m| m.len())
+    }
+
+    /// Checkpoints and truncates the WAL when it is over `limit`. Never waits for other
+    /// processes: if one is reading or writing, a later call does it.
+    pub fn truncate_wal_over(&self, limit: u64) {
+        if self.wal_size() > limit {
+            let _ = self.conn.busy_timeout(std::time::Duration::ZERO);
+            let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            let _ = self.conn.busy_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+}
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let big =
-            std::fs::metadata(self.root.join("gcr.db-wal")).is_ok_and(|m| m.len() > WAL_LIMIT);
-        if big {
-            // Never wait for other processes here: if one is reading, a later one truncates.
-            let _ = self.conn.busy_timeout(std::time::Duration::ZERO);
-            let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-        }
+        self.truncate_wal_over(WAL_HARD_LIMIT);
     }
 }
 

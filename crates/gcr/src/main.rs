@@ -11,7 +11,7 @@ mod render;
 
 use std::path::PathBuf;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use cli::{Cli, Cmd};
 use gcr_engine::{Engine, EngineError};
 
@@ -164,7 +164,7 @@ fn main() {
         }
         _ => {}
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_fast();
     let code = match dispatch(cli) {
         Ok(c) => c,
         Err(f) => {
