@@ -7,11 +7,12 @@
 //! Failures travel back as (stage, errno) over a close-on-exec pipe.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use oci_spec::runtime::Spec;
 
-use crate::cgroups::{Cgroup, CgroupManager, Join, Resources};
+use crate::cgroups::{Cgroup, CgroupManager, CgroupVersion, Join, Resources};
 use crate::error::Stage;
 use crate::mounts::MountPlan;
 use crate::namespaces::NsPlan;
@@ -118,6 +119,9 @@ pub(crate) fn close_all_but(keep: &[RawFd]) {
 struct ChildCtx<'a> {
     errfd: RawFd,
     join: Option<&'a Join>,
+    /// v1: the read end on which the parent sends the `tasks` paths once it has made the
+    /// groups (EOF without paths: it failed).
+    late_join: Option<RawFd>,
     keep: &'a [RawFd],
     stdio: &'a StdioPlan,
     ns: &'a NsPlan,
@@ -136,14 +140,67 @@ fn child_main(c: &ChildCtx) -> ! {
     if let Some(Err(e)) = c.join.map(Join::enter_self) {
         child_fail(c.errfd, Stage::Cgroup as u32, e);
     }
+    if c.late_join.is_none() {
+        cgroup_ns(c);
+    }
+    c.ns.apply(c.errfd);
+    c.mounts.apply(c.errfd, &|| {
+        if let Some(fd) = c.late_join {
+            late_join(c.errfd, fd);
+            cgroup_ns(c);
+        }
+    });
+    c.process.limits(c.errfd);
+    c.process.finish(c.errfd, c.init)
+}
+
+fn cgroup_ns(c: &ChildCtx) {
     // SAFETY: unshare with a constant flag.
     if c.ns.cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
         child_fail(c.errfd, Stage::Namespace as u32, errno());
     }
-    c.ns.apply(c.errfd);
-    c.mounts.apply(c.errfd);
-    c.process.limits(c.errfd);
-    c.process.finish(c.errfd, c.init)
+}
+
+/// Child side of a v1 join made while the parent created the groups: reads the `tasks`
+/// paths (one per line) and writes "0" to each, which moves this single-threaded process
+/// without the global lock a pid write to cgroup.procs takes.
+fn late_join(errfd: RawFd, fd: RawFd) {
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    // SAFETY: reads into the unused tail of a stack buffer; open/write/close on paths
+    // NUL-terminated in that buffer.
+    unsafe {
+        while len < buf.len() {
+            let n = libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len);
+            if n <= 0 {
+                break;
+            }
+            len += n as usize;
+        }
+        libc::close(fd);
+        if len == 0 {
+            libc::_exit(125); // the parent failed and reports it
+        }
+        if buf[len - 1] != b'\n' {
+            child_fail(errfd, Stage::Cgroup as u32, libc::E2BIG);
+        }
+        let mut start = 0;
+        for i in 0..len {
+            if buf[i] != b'\n' {
+                continue;
+            }
+            buf[i] = 0;
+            let t = libc::open(
+                buf[start..].as_ptr().cast(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            if t < 0 || libc::write(t, c"0".as_ptr().cast(), 1) != 1 {
+                child_fail(errfd, Stage::Cgroup as u32, errno());
+            }
+            libc::close(t);
+            start = i + 1;
+        }
+    }
 }
 
 fn cgroup_err(e: impl std::fmt::Display) -> RuntimeError {
@@ -161,29 +218,37 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
     let mounts = MountPlan::prepare(l.spec, &l.rootfs)?;
     let ns = NsPlan::prepare(l.spec, &l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
-    let mut guard = CgroupGuard(match &l.cgroup_resources {
-        Some(res) => Some(
-            CgroupManager::detect()
-                .map_err(cgroup_err)?
-                .create(l.id, res)
-                .map_err(cgroup_err)?,
-        ),
+    // v2 groups are made first, for clone3(CLONE_INTO_CGROUP). v1 groups (one directory
+    // per hierarchy, the slower kind) are made while the child sets up its namespaces and
+    // mounts; it joins them just before pivot_root.
+    let manager = match &l.cgroup_resources {
+        Some(_) => Some(CgroupManager::detect().map_err(cgroup_err)?),
         None => None,
-    });
+    };
+    let late = manager
+        .as_ref()
+        .is_some_and(|m| m.version() == CgroupVersion::V1);
+    let mut guard = CgroupGuard(None);
+    if let (Some(m), Some(res), false) = (&manager, &l.cgroup_resources, late) {
+        guard.0 = Some(m.create(l.id, res).map_err(cgroup_err)?);
+    }
     let join = match &guard.0 {
         Some(c) => Some(c.join().map_err(cgroup_err)?),
         None => None,
     };
+    let late_pipe = if late { Some(sys::pipe()?) } else { None };
     let (err_r, err_w) = sys::pipe()?;
     let mut keep: Vec<RawFd> = [err_w.as_raw_fd()]
         .into_iter()
         .chain(join.iter().flat_map(Join::raw_fds))
+        .chain(late_pipe.as_ref().map(|(r, _)| r.as_raw_fd()))
         .chain(ns.keep_fds())
         .collect();
     keep.sort_unstable();
     let ctx = ChildCtx {
         errfd: err_w.as_raw_fd(),
         join: join.as_ref(),
+        late_join: late_pipe.as_ref().map(|(r, _)| r.as_raw_fd()),
         keep: &keep,
         stdio: &stdio,
         ns: &ns,
@@ -216,6 +281,27 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
     drop(err_w);
     drop(join);
     drop(ns);
+    if let (Some((r, w)), Some(m), Some(res)) = (late_pipe, &manager, &l.cgroup_resources) {
+        drop(r);
+        match m.create(l.id, res) {
+            Ok(cg) => {
+                let mut paths = Vec::new();
+                for d in cg.paths() {
+                    paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
+                    paths.push(b'\n');
+                }
+                guard.0 = Some(cg);
+                // SAFETY: a write from a live buffer to our pipe (a child that already
+                // failed makes it EPIPE, which its own report explains).
+                unsafe { libc::write(w.as_raw_fd(), paths.as_ptr().cast(), paths.len()) };
+            }
+            Err(e) => {
+                drop(w); // EOF without paths: the child exits
+                let _ = sys::waitpid(pid);
+                return Err(cgroup_err(e));
+            }
+        }
+    }
     if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()) {
         let _ = sys::waitpid(pid);
         return Err(

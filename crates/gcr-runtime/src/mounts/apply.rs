@@ -10,7 +10,8 @@ use crate::sys::{self, child_fail, errno};
 
 impl MountPlan {
     /// Child side: builds the root and pivots into it. Returns with cwd = new "/".
-    pub(crate) fn apply(&self, errfd: RawFd) {
+    /// `before_pivot` runs while the host's paths are still visible.
+    pub(crate) fn apply(&self, errfd: RawFd, before_pivot: &dyn Fn()) {
         // SAFETY: every call below is a plain system call on NUL-terminated strings and
         // descriptors prepared by the parent or opened here.
         unsafe {
@@ -80,6 +81,7 @@ impl MountPlan {
             if self.dev_tmpfs {
                 self.make_dev(errfd, rootfd);
             }
+            before_pivot();
             if libc::fchdir(rootfd) != 0
                 || sys::pivot_root(c".".as_ptr(), c".".as_ptr()) != 0
                 || libc::mount(
