@@ -81,6 +81,7 @@ fn main() {
             } else {
                 Network::NewLoopback
             },
+            while_starting: None,
         })
         .expect("spawn");
         spawn_times.push(t.elapsed().as_secs_f64() * 1000.0);

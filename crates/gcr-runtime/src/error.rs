@@ -121,6 +121,9 @@ pub enum RuntimeError {
     /// Applying the capability set failed.
     #[error("capability setup failed: {0}")]
     Caps(String),
+    /// The caller's [`crate::Launch::while_starting`] work failed; the child was killed.
+    #[error("the start was cancelled by the caller")]
+    Cancelled,
 }
 
 impl RuntimeError {

@@ -81,6 +81,10 @@ pub struct Launch<'a> {
     /// None = no cgroup.
     pub cgroup_resources: Option<Resources>,
     pub network: Network,
+    /// Caller's work that overlaps the child's setup (the engine records the container
+    /// meanwhile). Runs in the parent after clone; `false` kills the child and makes
+    /// [`spawn`] fail with [`RuntimeError::Cancelled`].
+    pub while_starting: Option<Box<dyn FnOnce() -> bool + 'a>>,
 }
 
 /// A started container process (or an exec'd process in one).
@@ -300,6 +304,14 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
                 let _ = sys::waitpid(pid);
                 return Err(cgroup_err(e));
             }
+        }
+    }
+    if let Some(work) = l.while_starting {
+        if !work() {
+            // SAFETY: kill(2) of our own child, then reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = sys::waitpid(pid);
+            return Err(RuntimeError::Cancelled);
         }
     }
     if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()) {

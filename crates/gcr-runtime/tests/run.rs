@@ -481,6 +481,7 @@ fn plain_directory_root_is_bind_mounted() {
         init: false,
         cgroup_resources: None,
         network: Network::NewLoopback,
+        while_starting: None,
     })
     .unwrap();
     let mut out = String::new();

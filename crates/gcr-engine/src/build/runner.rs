@@ -77,6 +77,7 @@ impl Runner for RuntimeRunner {
             } else {
                 Network::NewLoopback
             },
+            while_starting: None,
         };
         let running = gcr_runtime::spawn(launch).map_err(|e| e.to_string())?;
         let mut lines = BufReader::new(std::fs::File::from(rd));

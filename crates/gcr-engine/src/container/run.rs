@@ -16,13 +16,20 @@ fn now_secs() -> i64 {
     record::now_ns() / 1_000_000_000
 }
 
-fn io(what: String) -> impl FnOnce(std::io::Error) -> EngineError {
-    move |e| EngineError::Io(what, e)
-}
-
 impl Engine {
     /// Validates flags, resolves the image and stores a new container in state `created`.
     pub fn create(&self, opts: RunOptions) -> Result<Record, EngineError> {
+        let r = self.prepare_container(opts)?;
+        if let Err(e) = record::insert(self.store.conn(), &r) {
+            let _ = std::fs::remove_dir_all(self.container_dir(&r.id));
+            return Err(e);
+        }
+        Ok(r)
+    }
+
+    /// Everything `create` does but storing the row: validation, image, name, config and
+    /// the container's directories.
+    fn prepare_container(&self, opts: RunOptions) -> Result<Record, EngineError> {
         if let Some(n) = &opts.name {
             if !names::valid_name(n) {
                 return Err(EngineError::Usage(format!(
@@ -88,18 +95,26 @@ impl Engine {
         };
         let dir = self.container_dir(&id);
         for sub in ["upper", "work"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .map_err(io(format!("creating {}", dir.display())))?;
-        }
-        if let Err(e) = record::insert(self.store.conn(), &r) {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
+            if let Err(e) = std::fs::create_dir_all(dir.join(sub)) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(EngineError::Io(format!("creating {}", dir.display()), e));
+            }
         }
         Ok(r)
     }
 
     /// Starts the container's process with the given stdio; does not touch the database.
     pub fn launch(&self, r: &Record, stdio: Stdio) -> Result<Running, EngineError> {
+        self.launch_with(r, stdio, None)
+    }
+
+    /// [`Engine::launch`], running `while_starting` in parallel with the child's setup.
+    fn launch_with(
+        &self,
+        r: &Record,
+        stdio: Stdio,
+        while_starting: Option<Box<dyn FnOnce() -> bool + '_>>,
+    ) -> Result<Running, EngineError> {
         let cfg = &r.config;
         let t = Timing::start();
         let mut mounts = self.volume_mounts(r)?;
@@ -139,6 +154,7 @@ impl Engine {
             init: res.init,
             cgroup_resources: Some(resources),
             network: att.network,
+            while_starting,
         };
         t.mark("launch: spec");
         let res = gcr_runtime::spawn(launch);
@@ -252,14 +268,31 @@ impl Engine {
     pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
         let tty = opts.tty;
         let t = Timing::start();
-        let mut r = self.create(opts)?;
+        let mut r = self.prepare_container(opts)?;
         t.mark("create");
         let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
-        let mut running = match self.launch(&r, stdio) {
-            Ok(x) => x,
-            Err(e) => {
+        // The row is stored while the child sets up its namespaces and mounts.
+        let stored: std::cell::RefCell<Option<Result<(), EngineError>>> = Default::default();
+        let store_row = Box::new(|| {
+            let res = record::insert(self.store.conn(), &r);
+            let ok = res.is_ok();
+            *stored.borrow_mut() = Some(res);
+            ok
+        });
+        let launched = self.launch_with(&r, stdio, Some(store_row));
+        let mut running = match (launched, stored.into_inner()) {
+            (Ok(x), _) => x,
+            (Err(e), Some(Ok(()))) => {
                 self.discard_after_failed_start(&r);
                 return Err(e);
+            }
+            (Err(e), insert) => {
+                // Never stored: only the directories exist.
+                self.remove_files(&r);
+                return Err(match insert {
+                    Some(Err(ie)) => ie,
+                    _ => e,
+                });
             }
         };
         t.mark("launch");

@@ -202,6 +202,7 @@ pub fn run(
         init: o.init,
         cgroup_resources: o.cgroup.then(Resources::default),
         network,
+        while_starting: None,
     });
     let running = match running {
         Ok(r) => r,
@@ -309,6 +310,7 @@ pub fn start(fx: &Fixture, name: &str, spec: &Spec, stdio: Stdio, cgroup: bool) 
         init: false,
         cgroup_resources: cgroup.then(Resources::default),
         network: Network::NewLoopback,
+        while_starting: None,
     })
     .unwrap();
     Started {
