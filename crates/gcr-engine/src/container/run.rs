@@ -297,14 +297,30 @@ impl Engine {
         };
         t.mark("launch");
         let me = std::process::id() as i32;
-        self.mark_running(&mut r, running.pid, me, "start")?;
-        t.mark("mark_running");
+        let pid = running.pid;
         let cg = running.cgroup.take();
-        let status = wait_foreground(running)?;
+        let master = running.pty_master.take();
+        // Before any other thread exists, so that no thread takes a forwarded signal's
+        // default action.
+        let fwd = gcr_runtime::signal_forwarder(pid, false).map_err(runtime_err)?;
+        // The container runs while its new state is recorded: a second thread relays its
+        // terminal and waits for it meanwhile.
+        let rr = &running;
+        let (marked, waited) = std::thread::scope(|s| {
+            let waiter = s.spawn(move || relay_and_wait(rr, master));
+            let marked = self.mark_running(&mut r, pid, me, "start");
+            t.mark("mark_running");
+            (marked, waiter.join())
+        });
+        drop(fwd);
+        let status =
+            waited.map_err(|_| EngineError::Internal("the wait thread panicked".into()))??;
         t.mark("wait");
         let code = status.code();
-        self.record_exit(&r, code, cg.as_ref())?;
+        let recorded = self.record_exit(&r, code, cg.as_ref());
         t.mark("record_exit");
+        marked?;
+        recorded?;
         Ok(code)
     }
 
@@ -318,10 +334,11 @@ impl Engine {
     }
 }
 
-/// Waits for a foreground container, relaying its terminal and forwarding signals.
-fn wait_foreground(mut running: Running) -> Result<gcr_runtime::ExitStatus, EngineError> {
-    let master: Option<OwnedFd> = running.pty_master.take();
-    let _fwd = gcr_runtime::signal_forwarder(running.pid, false).map_err(runtime_err)?;
+/// Waits for a foreground container, relaying its terminal when it has one.
+fn relay_and_wait(
+    running: &Running,
+    master: Option<OwnedFd>,
+) -> Result<gcr_runtime::ExitStatus, EngineError> {
     if let Some(m) = master {
         {
             use std::os::fd::AsFd;
@@ -329,7 +346,7 @@ fn wait_foreground(mut running: Running) -> Result<gcr_runtime::ExitStatus, Engi
             gcr_runtime::pty::relay(m, i.as_fd(), o.as_fd()).map_err(runtime_err)?;
         }
     }
-    gcr_runtime::wait_exit(&running).map_err(runtime_err)
+    gcr_runtime::wait_exit(running).map_err(runtime_err)
 }
 
 /// Maps a runtime error to the engine's, keeping 126/127 for the command itself.
