@@ -331,3 +331,35 @@ fn runtime_binary_cannot_be_overwritten_cve_2019_5736() {
         "the gcr binary changed"
     );
 }
+
+#[test]
+fn foreground_run_forwards_signals_to_the_container() {
+    if !need_root("foreground_run_forwards_signals_to_the_container") {
+        return;
+    }
+    let env = Env::new();
+    let mut child = env
+        .cmd(&[
+            "run",
+            "--rm",
+            "--name",
+            "fg",
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gcr run");
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut buf).expect("the container printed ready");
+    assert_eq!(&buf, b"ready\n");
+    assert!(eventually(5, || env.ok(&["ps"]).contains("fg")));
+    // SAFETY: signalling the gcr process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(42), "the container's own exit code");
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "", "--rm removed it");
+}
