@@ -1,4 +1,6 @@
-//! Forwarding and outbound masquerade for a bridge network, installed once per network:
+//! Forwarding, outbound masquerade and a guard dropping bridge packets to 127.0.0.0/8
+//! (needed once `route_localnet` is on for published ports) for a bridge network, installed
+//! once per network:
 //! one nftables table `ip gcr_<bridge>` (removed whole), or iptables rules tagged with a
 //! comment when nft is missing or refuses. Hosts that allow neither still get container-to-
 //! container and host-to-container traffic.
@@ -48,7 +50,9 @@ fn nft_script(bridge: &str, subnet: &Subnet) -> String {
          \t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n\t}}\n\
          \tchain forward {{ type filter hook forward priority filter; policy accept;\n\
          \t\tiifname \"{bridge}\" accept\n\
-         \t\toifname \"{bridge}\" ct state established,related accept\n\t}}\n}}\n"
+         \t\toifname \"{bridge}\" ct state established,related accept\n\t}}\n\
+         \tchain guard {{ type filter hook prerouting priority raw; policy accept;\n\
+         \t\tiifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n\t}}\n}}\n"
     )
 }
 
@@ -137,6 +141,8 @@ mod tests {
         let s = nft_script("gcr0", &Subnet::parse("10.88.0.0/16").unwrap());
         assert!(s.contains("table ip gcr_gcr0"));
         assert!(s.contains("ip saddr 10.88.0.0/16 oifname != \"gcr0\" masquerade"));
+        // route_localnet (set for published ports) must never let the bridge reach 127/8.
+        assert!(s.contains("iifname \"gcr0\" ip daddr 127.0.0.0/8 drop"));
         assert_eq!(table_name("a-b.c"), "gcr_a_b_c");
     }
 }
