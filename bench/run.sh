@@ -31,6 +31,10 @@ c["process"]["args"] = ["/bin/true"]
 json.dump(c, open("config.json", "w"))
 PY
 )
+# Let the setup's writes (image import, bundle unpack) reach the disk before timing: on this
+# host's ext4 (no journal) a container start in the half-minute after a bulk write pays
+# ~5 ms more system time in the inode allocator (see docs/NOTES.md).
+sync
 hf gcr-run-true 100 "$GCR run --rm --network none bench/busybox:1 /bin/true"
 hf runc-run-true 50 "runc run --bundle $work/bundle gcrbench"
 PODMAN_MS=-
