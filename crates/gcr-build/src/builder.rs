@@ -225,12 +225,7 @@ pub fn build(
             let layers: Vec<NewLayer> = store
                 .image_layers(&r.id)?
                 .into_iter()
-                .map(|l| NewLayer {
-                    digest: l.digest,
-                    diff_id: l.diff_id,
-                    media_type: l.media_type,
-                    size: l.size,
-                })
+                .map(NewLayer::from)
                 .collect();
             (Some(r.id), Some(r.manifest_digest), cfg, layers)
         }

@@ -10,7 +10,6 @@
 //! serves other hosts; with this table in place, local clients never go through it.
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 
 /// One published port as the kernel path needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +58,7 @@ pub fn install(id: &str, bridge: &str, ip: Ipv4Addr, fwd: &[Forward]) -> bool {
     if fwd.is_empty() {
         return false;
     }
-    let ok = crate::firewall::run_quiet(
-        Command::new("nft").args(["-f", "-"]),
-        Some(&script(id, bridge, ip, fwd)),
-    );
-    if !ok {
+    if !crate::firewall::nft_load(&script(id, bridge, ip, fwd)) {
         remove(id);
         return false;
     }
@@ -78,10 +73,7 @@ pub fn install(id: &str, bridge: &str, ip: Ipv4Addr, fwd: &[Forward]) -> bool {
 
 /// Removes container `id`'s table (absent is fine).
 pub fn remove(id: &str) {
-    crate::firewall::run_quiet(
-        Command::new("nft").args(["delete", "table", "ip", &table_name(id)]),
-        None,
-    );
+    crate::firewall::nft_delete_table(&table_name(id));
 }
 
 #[cfg(test)]

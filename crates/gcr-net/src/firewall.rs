@@ -56,7 +56,7 @@ fn nft_script(bridge: &str, subnet: &Subnet) -> String {
     )
 }
 
-pub(crate) fn run_quiet(cmd: &mut Command, stdin: Option<&str>) -> bool {
+fn run_quiet(cmd: &mut Command, stdin: Option<&str>) -> bool {
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -94,6 +94,20 @@ fn iptables_rule(bridge: &str, subnet: &Subnet) -> Vec<String> {
     .collect()
 }
 
+/// Loads an nft script (a whole `table ip NAME` definition); false when nft is missing or
+/// refuses it.
+pub(crate) fn nft_load(script: &str) -> bool {
+    run_quiet(Command::new("nft").args(["-f", "-"]), Some(script))
+}
+
+/// Deletes `table ip NAME` (absent is fine).
+pub(crate) fn nft_delete_table(name: &str) {
+    run_quiet(
+        Command::new("nft").args(["delete", "table", "ip", name]),
+        None,
+    );
+}
+
 fn iptables(op: &str, bridge: &str, subnet: &Subnet) -> bool {
     let mut args = iptables_rule(bridge, subnet);
     args.insert(2, op.to_string());
@@ -103,10 +117,7 @@ fn iptables(op: &str, bridge: &str, subnet: &Subnet) -> bool {
 /// Installs forwarding and masquerade for a network; idempotent.
 pub fn install(bridge: &str, subnet: &Subnet) -> Backend {
     enable_forwarding();
-    if run_quiet(
-        Command::new("nft").args(["-f", "-"]),
-        Some(&nft_script(bridge, subnet)),
-    ) {
+    if nft_load(&nft_script(bridge, subnet)) {
         return Backend::Nft;
     }
     if iptables("-C", bridge, subnet) || iptables("-A", bridge, subnet) {
@@ -117,10 +128,7 @@ pub fn install(bridge: &str, subnet: &Subnet) -> Backend {
 
 /// Removes what [`install`] added for this network (both kinds, ignoring absence).
 pub fn remove(bridge: &str, subnet: &Subnet) {
-    run_quiet(
-        Command::new("nft").args(["delete", "table", "ip", &table_name(bridge)]),
-        None,
-    );
+    nft_delete_table(&table_name(bridge));
     while iptables("-D", bridge, subnet) {}
 }
 

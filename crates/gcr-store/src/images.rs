@@ -59,6 +59,18 @@ pub struct NewLayer {
     pub size: u64,
 }
 
+impl From<LayerInfo> for NewLayer {
+    /// A layer of a stored image, registered again (for another image).
+    fn from(l: LayerInfo) -> NewLayer {
+        NewLayer {
+            digest: l.digest,
+            diff_id: l.diff_id,
+            media_type: l.media_type,
+            size: l.size,
+        }
+    }
+}
+
 /// An image whose blobs are all in the CAS, ready to be recorded.
 #[derive(Debug, Clone)]
 pub struct NewImage {

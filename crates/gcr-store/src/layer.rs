@@ -173,17 +173,7 @@ impl Store {
         let key = crate::snapshots::snapshot_key(chain_id)?;
         let dest = self.snapshots_dir().join(&key);
         if !dest.exists() {
-            match rustix::fs::renameat_with(
-                rustix::fs::CWD,
-                dir,
-                rustix::fs::CWD,
-                &dest,
-                rustix::fs::RenameFlags::NOREPLACE,
-            ) {
-                Ok(()) => {}
-                Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => {}
-                Err(e) => return Err(StoreError::io("cannot move snapshot into", &dest, e.into())),
-            }
+            crate::snapshots::move_into_place(dir, &dest)?;
         }
         self.transaction(|tx| {
             tx.execute(

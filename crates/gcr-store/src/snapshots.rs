@@ -6,7 +6,7 @@ use crate::error::{Result, StoreError};
 use crate::util::{digest_hex, HashReader};
 use crate::Store;
 use rusqlite::params;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Length of a snapshot directory name.
 const KEY_LEN: usize = 20;
@@ -93,18 +93,8 @@ impl Store {
                     actual,
                 });
             }
-            match rustix::fs::renameat_with(
-                rustix::fs::CWD,
-                &target,
-                rustix::fs::CWD,
-                &dest,
-                rustix::fs::RenameFlags::NOREPLACE,
-            ) {
-                Ok(()) => {}
-                // Another unpacker won the race; ours is discarded with the temp dir.
-                Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => {}
-                Err(e) => return Err(StoreError::io("cannot move snapshot into", &dest, e.into())),
-            }
+            // If another unpacker won the race, ours is discarded with the temp dir.
+            move_into_place(&target, &dest)?;
         }
         let size = self
             .blob_path(digest)?
@@ -128,5 +118,20 @@ impl Store {
             .tmp_dir()
             .join(format!("dead-{key}-{}", crate::util::now_ns()));
         std::fs::rename(&from, &to).ok().map(|_| to)
+    }
+}
+
+/// Renames a finished snapshot directory to `dest` unless a snapshot is already there
+/// (another process made the same one first; `dir` is then left for its owner to drop).
+pub(crate) fn move_into_place(dir: &Path, dest: &Path) -> Result<()> {
+    match rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::CWD,
+        dest,
+        rustix::fs::RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => Ok(()),
+        Err(e) => Err(StoreError::io("cannot move snapshot into", dest, e.into())),
     }
 }

@@ -98,6 +98,50 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<(), gcr_engine::Engi
     code
 }
 
+/// `ls`: one id per line (`-q`), JSON, or a table.
+fn listing<T: serde::Serialize>(
+    list: &[T],
+    quiet: bool,
+    format: Format,
+    id: impl Fn(&T) -> &str,
+    table: impl Fn(&[T]),
+) -> Result<i32, Failure> {
+    if quiet {
+        list.iter().for_each(|x| println!("{}", id(x)));
+    } else if format == Format::Json {
+        json(&list)?;
+    } else {
+        table(list);
+    }
+    Ok(0)
+}
+
+/// `rm`: removes each name and prints it; 1 when any failed.
+fn remove_each<R>(
+    names: &[String],
+    mut rm: impl FnMut(&str) -> Result<R, gcr_engine::EngineError>,
+) -> i32 {
+    each(names, |n| {
+        rm(n)?;
+        println!("{n}");
+        Ok(())
+    })
+}
+
+/// `inspect`: a JSON array of what each name gives; 1 when any failed.
+fn inspect_each<T: serde::Serialize>(
+    names: &[String],
+    mut get: impl FnMut(&str) -> Result<T, gcr_engine::EngineError>,
+) -> Result<i32, Failure> {
+    let mut out = Vec::new();
+    let code = each(names, |n| {
+        out.push(get(n)?);
+        Ok(())
+    });
+    json(&out)?;
+    Ok(code)
+}
+
 pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
     match c {
         Cmd::Network { cmd } => network(e, cmd),
@@ -119,31 +163,15 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             println!("{}", n.id);
             Ok(0)
         }
-        NetworkCmd::Ls { quiet, format } => {
-            let list = e.network_list()?;
-            if quiet {
-                list.iter().for_each(|n| println!("{}", short(&n.id)));
-            } else if format == Format::Json {
-                json(&list)?;
-            } else {
-                net_table(&list);
-            }
-            Ok(0)
-        }
-        NetworkCmd::Rm { names } => Ok(each(&names, |n| {
-            e.network_remove(n)?;
-            println!("{n}");
-            Ok(())
-        })),
-        NetworkCmd::Inspect { names } => {
-            let mut out = Vec::new();
-            let code = each(&names, |n| {
-                out.push(e.network_inspect(n)?);
-                Ok(())
-            });
-            json(&out)?;
-            Ok(code)
-        }
+        NetworkCmd::Ls { quiet, format } => listing(
+            &e.network_list()?,
+            quiet,
+            format,
+            |n| short(&n.id),
+            net_table,
+        ),
+        NetworkCmd::Rm { names } => Ok(remove_each(&names, |n| e.network_remove(n))),
+        NetworkCmd::Inspect { names } => inspect_each(&names, |n| e.network_inspect(n)),
         NetworkCmd::Teardown => {
             e.network_teardown()?;
             e.release_run_dir();
@@ -201,30 +229,10 @@ fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
             Ok(0)
         }
         VolumeCmd::Ls { quiet, format } => {
-            let list = e.volume_list()?;
-            if quiet {
-                list.iter().for_each(|v| println!("{}", v.name));
-            } else if format == Format::Json {
-                json(&list)?;
-            } else {
-                vol_table(&list);
-            }
-            Ok(0)
+            listing(&e.volume_list()?, quiet, format, |v| &v.name, vol_table)
         }
-        VolumeCmd::Rm { names } => Ok(each(&names, |n| {
-            e.volume_remove(n)?;
-            println!("{n}");
-            Ok(())
-        })),
-        VolumeCmd::Inspect { names } => {
-            let mut out = Vec::new();
-            let code = each(&names, |n| {
-                out.push(e.volume_inspect(n)?);
-                Ok(())
-            });
-            json(&out)?;
-            Ok(code)
-        }
+        VolumeCmd::Rm { names } => Ok(remove_each(&names, |n| e.volume_remove(n))),
+        VolumeCmd::Inspect { names } => inspect_each(&names, |n| e.volume_inspect(n)),
         VolumeCmd::Prune { all, force: _ } => {
             let gone = e.volume_prune(all)?;
             for n in &gone {

@@ -257,18 +257,6 @@ fn links_named(prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn proxies_of(root: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-                .filter(|c| c.contains("__proxy") && c.contains(root))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 fn nft_rule_count(table: &str) -> usize {
     let out = std::process::Command::new("nft")
         .args(["-a", "list", "table", "ip", table])
@@ -326,7 +314,7 @@ fn no_leaks_after_100_run_rm_cycles_with_published_ports() {
         Some(0),
         "leases left: {info}"
     );
-    assert_eq!(proxies_of(&root), 0, "port proxies left");
+    assert_eq!(proxy_pids(&root).len(), 0, "port proxies left");
     let tables = std::process::Command::new("nft")
         .args(["list", "tables"])
         .output()

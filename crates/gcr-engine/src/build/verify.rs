@@ -49,15 +49,7 @@ fn copy_image(
         manifest_digest: r.manifest_digest,
         manifest_media_type: r.manifest_media_type,
         config: from.image_config(&r.id)?,
-        layers: layers
-            .into_iter()
-            .map(|l| NewLayer {
-                digest: l.digest,
-                diff_id: l.diff_id,
-                media_type: l.media_type,
-                size: l.size,
-            })
-            .collect(),
+        layers: layers.into_iter().map(NewLayer::from).collect(),
         tags: tag.into_iter().collect(),
     };
     to.register_images(&[img], "load")?;
