@@ -11,9 +11,11 @@ pub mod logs;
 pub mod names;
 pub mod network;
 pub mod ocispec;
+pub mod prestart;
 pub mod registry;
 pub mod resolve;
 mod rundir;
+pub mod timing;
 pub mod trash;
 pub mod volumes;
 
@@ -74,7 +76,9 @@ pub struct Engine {
 impl Engine {
     /// Opens (creating if needed) the store at `root`; run-time state goes to `run_dir`.
     pub fn open(root: &Path, run_dir: &Path) -> Result<Engine, EngineError> {
+        timing::mark("store: opening");
         let store = Store::open(root)?;
+        timing::mark("store: open");
         Ok(Engine {
             store,
             root: root.to_path_buf(),

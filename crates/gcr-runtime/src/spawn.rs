@@ -59,7 +59,7 @@ pub enum SeccompMode {
 }
 
 /// Network namespace choice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Network {
     /// A new network namespace with only `lo`, up.
     NewLoopback,
@@ -67,6 +67,8 @@ pub enum Network {
     Host,
     /// Join the namespace at this path (/proc/PID/ns/net or a bind-mounted netns file).
     Join(PathBuf),
+    /// Join this namespace, e.g. one made ahead of time by [`crate::LoopbackNetns`].
+    JoinFd(OwnedFd),
 }
 
 /// Everything needed to start one container.
@@ -220,7 +222,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         .ok_or_else(|| RuntimeError::InvalidSpec("the spec has no process".into()))?;
     let process = ProcessPlan::prepare(process, l.seccomp)?;
     let mounts = MountPlan::prepare(l.spec, &l.rootfs)?;
-    let ns = NsPlan::prepare(l.spec, &l.network)?;
+    let ns = NsPlan::prepare(l.spec, l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
     // v2 groups are made first, for clone3(CLONE_INTO_CGROUP). v1 groups (one directory
     // per hierarchy, the slower kind) are made while the child sets up its namespaces and

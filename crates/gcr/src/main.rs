@@ -70,6 +70,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             return Ok(0);
         }
         Cmd::Version { format } => return Ok(images::version(*format)),
+        // The container's network namespace is made while the store opens.
+        Cmd::Run(a) if !a.detach && a.network.as_deref() == Some("none") => {
+            gcr_engine::prestart::loopback_netns()
+        }
         _ => {}
     }
     let engine = Engine::open(&root, &run_dir()).map_err(|e| {
@@ -149,6 +153,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
 }
 
 fn main() {
+    gcr_engine::timing::init();
     // The supervisor is exec'd once per detached container and lives as long as it: skip
     // clap (and the pages it touches) to keep its memory small.
     // The trash reaper likewise starts often and does one thing.

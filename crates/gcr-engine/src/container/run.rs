@@ -10,7 +10,7 @@ use gcr_runtime::{Launch, Rootfs, Running, Stdio};
 use super::config::{ContainerConfig, RunOptions};
 use super::procfs;
 use super::record::{self, Extra, Record, Update};
-use crate::{names, ocispec, resolve, Engine, EngineError};
+use crate::{names, ocispec, resolve, timing, Engine, EngineError};
 
 fn now_secs() -> i64 {
     record::now_ns() / 1_000_000_000
@@ -58,6 +58,7 @@ impl Engine {
             .into_iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
+        timing::mark("prepare: image resolved");
         let id = names::random_id();
         let name = match &opts.name {
             Some(n) => n.clone(),
@@ -76,6 +77,7 @@ impl Engine {
             serde_json::from_slice(&self.store.image_config(&image.id)?)?;
         let mut resolved = resolve::resolve(&opts, &image_config, lowers, hostname)?;
         self.net_validate(&opts, &image_config, &mut resolved)?;
+        timing::mark("prepare: config resolved");
         let image_ref = opts.image.clone();
         let r = Record {
             id: id.clone(),
@@ -116,10 +118,9 @@ impl Engine {
         while_starting: Option<Box<dyn FnOnce() -> bool + '_>>,
     ) -> Result<Running, EngineError> {
         let cfg = &r.config;
-        let t = Timing::start();
         let mut mounts = self.volume_mounts(r)?;
         let att = self.net_attach(r)?;
-        t.mark("launch: volumes+network");
+        timing::mark("launch: volumes+network");
         mounts.extend(att.mounts);
         let spec = match ocispec::build(cfg, mounts) {
             Ok(s) => s,
@@ -156,9 +157,9 @@ impl Engine {
             network: att.network,
             while_starting,
         };
-        t.mark("launch: spec");
+        timing::mark("launch: spec");
         let res = gcr_runtime::spawn(launch);
-        t.mark("launch: spawn");
+        timing::mark("launch: spawn");
         res.map_err(|e| {
             self.net_detach(r);
             runtime_err(e)
@@ -217,6 +218,7 @@ impl Engine {
             }
         };
         let oom = cg.is_some_and(|c| c.oom_killed());
+        timing::mark("exit: oom check");
         if let Some(c) = cg {
             // The pid namespace died with its init, so the group is normally empty.
             if c.destroy().is_err() {
@@ -224,6 +226,7 @@ impl Engine {
                 let _ = c.destroy();
             }
         }
+        timing::mark("exit: cgroup destroyed");
         self.net_detach(r);
         let u = Update {
             pid: Some(None),
@@ -237,6 +240,7 @@ impl Engine {
         if rm {
             // Files first: once the row is gone, nothing of the container may remain.
             self.remove_files(r);
+            timing::mark("exit: files to trash");
         }
         self.store.transaction(|tx| -> Result<(), EngineError> {
             let cur = record::find(tx, &r.id)?;
@@ -248,6 +252,7 @@ impl Engine {
             }
             Ok(())
         })?;
+        timing::mark("exit: recorded");
         if rm {
             self.volumes_release(r, true);
         } else {
@@ -267,9 +272,8 @@ impl Engine {
     /// `gcr run` without `-d`: the calling process holds the container and returns its code.
     pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
         let tty = opts.tty;
-        let t = Timing::start();
         let mut r = self.prepare_container(opts)?;
-        t.mark("create");
+        timing::mark("create");
         let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
         // The row is stored while the child sets up its namespaces and mounts.
         let stored: std::cell::RefCell<Option<Result<(), EngineError>>> = Default::default();
@@ -295,7 +299,7 @@ impl Engine {
                 });
             }
         };
-        t.mark("launch");
+        timing::mark("launch");
         let me = std::process::id() as i32;
         let pid = running.pid;
         let cg = running.cgroup.take();
@@ -309,16 +313,16 @@ impl Engine {
         let (marked, waited) = std::thread::scope(|s| {
             let waiter = s.spawn(move || relay_and_wait(rr, master));
             let marked = self.mark_running(&mut r, pid, me, "start");
-            t.mark("mark_running");
+            timing::mark("mark_running");
             (marked, waiter.join())
         });
         drop(fwd);
         let status =
             waited.map_err(|_| EngineError::Internal("the wait thread panicked".into()))??;
-        t.mark("wait");
+        timing::mark("wait");
         let code = status.code();
         let recorded = self.record_exit(&r, code, cg.as_ref());
-        t.mark("record_exit");
+        timing::mark("record_exit");
         marked?;
         recorded?;
         Ok(code)
@@ -359,20 +363,5 @@ pub(crate) fn runtime_err(e: gcr_runtime::RuntimeError) -> EngineError {
         }
     } else {
         EngineError::Internal(e.to_string())
-    }
-}
-
-/// Phase timings on stderr when `GCR_DEBUG_TIMING` is set (glass box for the hot path).
-struct Timing(Option<std::time::Instant>);
-
-impl Timing {
-    fn start() -> Timing {
-        Timing(std::env::var_os("GCR_DEBUG_TIMING").map(|_| std::time::Instant::now()))
-    }
-
-    fn mark(&self, what: &str) {
-        if let Some(t) = self.0 {
-            eprintln!("gcr timing: {what} at {:?}", t.elapsed());
-        }
     }
 }

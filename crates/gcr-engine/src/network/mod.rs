@@ -116,7 +116,7 @@ impl Engine {
                 mounts: self.net_files(r, Files::Host)?,
             }),
             "none" => Ok(NetAttachment {
-                network: gcr_runtime::Network::NewLoopback,
+                network: crate::prestart::loopback_network(),
                 mounts: self.net_files(r, Files::Loopback)?,
             }),
             name => {
