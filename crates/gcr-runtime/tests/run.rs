@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use gcr_runtime::{ExitStatus, Network, RuntimeError, SeccompMode};
+use std::os::fd::AsRawFd;
 
 #[test]
 fn true_exits_zero() {
@@ -454,6 +455,42 @@ fn host_and_joined_network_namespaces() {
     .unwrap();
     assert_eq!(out.trim(), owner_ns.to_string_lossy());
     drop(c);
+    fx.assert_no_mounts();
+}
+
+#[test]
+fn network_namespace_made_ahead_is_joined_with_lo_up() {
+    if !need_root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let pending = gcr_runtime::LoopbackNetns::start();
+    let fd = pending.wait().unwrap();
+    let made = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(
+        made, host_ns,
+        "the helper thread's namespace must be a new one"
+    );
+    let s = sh("readlink /proc/self/ns/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; ls /sys/class/net");
+    let (_, out) = run(
+        &fx,
+        "aheadnet",
+        &s,
+        Opts {
+            network: Network::JoinFd(fd),
+            ..Opts::default()
+        },
+    )
+    .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], made.to_string_lossy(), "{out}");
+    // lo is up (IFF_UP = 0x1) and is the only interface.
+    let flags = u32::from_str_radix(lines[2].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "{out}");
+    assert_eq!(lines[3], "lo", "{out}");
+    // The calling thread stayed in the host's namespace.
+    assert_eq!(std::fs::read_link("/proc/self/ns/net").unwrap(), host_ns);
     fx.assert_no_mounts();
 }
 

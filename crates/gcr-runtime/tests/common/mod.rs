@@ -188,7 +188,7 @@ pub fn run(
     let (r, w) = pipe();
     let w2 = w.try_clone().unwrap();
     let id = format!("gcrtest-{}-{name}", std::process::id());
-    let network = o.network.clone();
+    let network = o.network;
     let running = spawn(Launch {
         id: &id,
         spec,
