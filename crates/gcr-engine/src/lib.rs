@@ -15,6 +15,7 @@ pub mod prestart;
 pub mod registry;
 pub mod resolve;
 mod rundir;
+pub mod storecell;
 pub mod timing;
 pub mod trash;
 pub mod volumes;
@@ -68,7 +69,7 @@ impl EngineError {
 
 /// An open engine: the store plus the run-time state directory.
 pub struct Engine {
-    pub store: Store,
+    pub store: storecell::StoreCell,
     root: PathBuf,
     run_dir: PathBuf,
 }
@@ -77,13 +78,23 @@ impl Engine {
     /// Opens (creating if needed) the store at `root`; run-time state goes to `run_dir`.
     pub fn open(root: &Path, run_dir: &Path) -> Result<Engine, EngineError> {
         timing::mark("store: opening");
-        let store = Store::open(root)?;
+        let store = storecell::StoreCell::ready(Store::open(root)?);
         timing::mark("store: open");
         Ok(Engine {
             store,
             root: root.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
         })
+    }
+
+    /// An engine whose store opens on a helper thread meanwhile (see [`storecell`]): for a
+    /// foreground `gcr run`, which can prepare its container from the image cache first.
+    pub fn open_deferred(root: &Path, run_dir: &Path) -> Engine {
+        Engine {
+            store: storecell::StoreCell::opening(root.to_path_buf()),
+            root: root.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {

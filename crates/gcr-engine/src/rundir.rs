@@ -98,6 +98,10 @@ impl Engine {
     /// uninstall cleanup). Returns whether it did.
     pub fn release_run_dir(&self) -> bool {
         let dir = self.run_dir();
+        // The image cache is only a cache (see container::imagecache).
+        if ours(dir) {
+            let _ = std::fs::remove_dir_all(dir.join("images"));
+        }
         if !is_empty(dir) || !ours(dir) {
             return false;
         }

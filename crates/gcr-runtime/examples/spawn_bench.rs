@@ -82,6 +82,7 @@ fn main() {
                 Network::NewLoopback
             },
             while_starting: None,
+            gate: false,
         })
         .expect("spawn");
         spawn_times.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -325,9 +325,12 @@ impl ProcessPlan {
             if self.uid != 0 && crate::caps::keep_caps_for_setuid().is_err() {
                 child_fail(errfd, Stage::User as u32, errno());
             }
-            if libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0
-                || libc::setresgid(self.gid, self.gid, self.gid) != 0
-                || libc::setresuid(self.uid, self.uid, self.uid) != 0
+            // Raw system calls, not glibc's wrappers: the child is a copy of a parent that
+            // may have had other threads, and glibc would try to switch their ids too and
+            // wait forever for threads that do not exist here.
+            if libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr()) != 0
+                || libc::syscall(libc::SYS_setresgid, self.gid, self.gid, self.gid) != 0
+                || libc::syscall(libc::SYS_setresuid, self.uid, self.uid, self.uid) != 0
             {
                 child_fail(errfd, Stage::User as u32, errno());
             }

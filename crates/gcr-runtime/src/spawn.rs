@@ -87,6 +87,9 @@ pub struct Launch<'a> {
     /// meanwhile). Runs in the parent after clone; `false` kills the child and makes
     /// [`spawn`] fail with [`RuntimeError::Cancelled`].
     pub while_starting: Option<Box<dyn FnOnce() -> bool + 'a>>,
+    /// Hold the child before pivot_root until `while_starting` has returned true: for a
+    /// caller that started from data it has yet to check (the engine's image cache).
+    pub gate: bool,
 }
 
 /// A started container process (or an exec'd process in one).
@@ -196,6 +199,10 @@ fn late_join(errfd: RawFd, fd: RawFd) {
                 continue;
             }
             buf[i] = 0;
+            if i == start {
+                start = i + 1; // an empty line: the release of a gated start, no group
+                continue;
+            }
             let t = libc::open(
                 buf[start..].as_ptr().cast(),
                 libc::O_WRONLY | libc::O_CLOEXEC,
@@ -242,7 +249,11 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         Some(c) => Some(c.join().map_err(cgroup_err)?),
         None => None,
     };
-    let late_pipe = if late { Some(sys::pipe()?) } else { None };
+    let late_pipe = if late || l.gate {
+        Some(sys::pipe()?)
+    } else {
+        None
+    };
     let (err_r, err_w) = sys::pipe()?;
     let mut keep: Vec<RawFd> = [err_w.as_raw_fd()]
         .into_iter()
@@ -287,35 +298,53 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
     drop(err_w);
     drop(join);
     drop(ns);
-    if let (Some((r, w)), Some(m), Some(res)) = (late_pipe, &manager, &l.cgroup_resources) {
+    // What releases the child from its late join: the v1 groups' `tasks` paths (made now,
+    // while it sets up), or an empty line for a gated start without them.
+    let mut release: Option<(OwnedFd, Vec<u8>)> = None;
+    if let Some((r, w)) = late_pipe {
         drop(r);
-        match m.create(l.id, res) {
-            Ok(cg) => {
-                let mut paths = Vec::new();
-                for d in cg.paths() {
-                    paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
-                    paths.push(b'\n');
+        let mut paths = Vec::new();
+        if let (Some(m), Some(res), true) = (&manager, &l.cgroup_resources, late) {
+            match m.create(l.id, res) {
+                Ok(cg) => {
+                    for d in cg.paths() {
+                        paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
+                        paths.push(b'\n');
+                    }
+                    guard.0 = Some(cg);
                 }
-                guard.0 = Some(cg);
-                // SAFETY: a write from a live buffer to our pipe (a child that already
-                // failed makes it EPIPE, which its own report explains).
-                unsafe { libc::write(w.as_raw_fd(), paths.as_ptr().cast(), paths.len()) };
-            }
-            Err(e) => {
-                drop(w); // EOF without paths: the child exits
-                let _ = sys::waitpid(pid);
-                return Err(cgroup_err(e));
+                Err(e) => {
+                    drop(w); // EOF without paths: the child exits
+                    let _ = sys::waitpid(pid);
+                    return Err(cgroup_err(e));
+                }
             }
         }
+        if paths.is_empty() {
+            paths.push(b'\n');
+        }
+        release = Some((w, paths));
+    }
+    let send = |rel: &mut Option<(OwnedFd, Vec<u8>)>| {
+        if let Some((w, paths)) = rel.take() {
+            // SAFETY: a write from a live buffer to our pipe (a child that already failed
+            // makes it EPIPE, which its own report explains).
+            unsafe { libc::write(w.as_raw_fd(), paths.as_ptr().cast(), paths.len()) };
+        }
+    };
+    if !l.gate {
+        send(&mut release);
     }
     if let Some(work) = l.while_starting {
         if !work() {
-            // SAFETY: kill(2) of our own child, then reaped.
+            drop(release); // EOF: a held child exits
+                           // SAFETY: kill(2) of our own child, then reaped.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let _ = sys::waitpid(pid);
             return Err(RuntimeError::Cancelled);
         }
     }
+    send(&mut release);
     if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()) {
         let _ = sys::waitpid(pid);
         return Err(

@@ -519,6 +519,7 @@ fn plain_directory_root_is_bind_mounted() {
         cgroup_resources: None,
         network: Network::NewLoopback,
         while_starting: None,
+        gate: false,
     })
     .unwrap();
     let mut out = String::new();

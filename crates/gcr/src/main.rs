@@ -76,7 +76,14 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         _ => {}
     }
-    let engine = Engine::open(&root, &run_dir()).map_err(|e| {
+    // A foreground run opens the store while it prepares its container (see
+    // Engine::open_deferred).
+    let engine = if matches!(&cli.cmd, Cmd::Run(a) if !a.detach) {
+        Ok(Engine::open_deferred(&root, &run_dir()))
+    } else {
+        Engine::open(&root, &run_dir())
+    };
+    let engine = engine.map_err(|e| {
         let code = if matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_)) {
             125
         } else {

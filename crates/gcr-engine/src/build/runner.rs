@@ -78,6 +78,7 @@ impl Runner for RuntimeRunner {
                 Network::NewLoopback
             },
             while_starting: None,
+            gate: false,
         };
         let running = gcr_runtime::spawn(launch).map_err(|e| e.to_string())?;
         let mut lines = BufReader::new(std::fs::File::from(rd));

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod exec;
 pub mod health;
+mod imagecache;
 pub mod ops;
 pub mod procfs;
 pub mod record;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use gcr_runtime::{Launch, Rootfs, Running, Stdio};
 
 use super::config::{ContainerConfig, RunOptions};
+use super::imagecache;
 use super::procfs;
 use super::record::{self, Extra, Record, Update};
 use crate::{names, ocispec, resolve, timing, Engine, EngineError};
@@ -19,7 +20,7 @@ fn now_secs() -> i64 {
 impl Engine {
     /// Validates flags, resolves the image and stores a new container in state `created`.
     pub fn create(&self, opts: RunOptions) -> Result<Record, EngineError> {
-        let r = self.prepare_container(opts)?;
+        let r = self.prepare_container(opts, false)?;
         if let Err(e) = record::insert(self.store.conn(), &r) {
             let _ = std::fs::remove_dir_all(self.container_dir(&r.id));
             return Err(e);
@@ -28,20 +29,10 @@ impl Engine {
     }
 
     /// Everything `create` does but storing the row: validation, image, name, config and
-    /// the container's directories.
-    fn prepare_container(&self, opts: RunOptions) -> Result<Record, EngineError> {
-        if let Some(n) = &opts.name {
-            if !names::valid_name(n) {
-                return Err(EngineError::Usage(format!(
-                    "invalid container name '{n}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                )));
-            }
-        }
-        if opts.rm && opts.restart != super::config::RestartPolicy::No {
-            return Err(EngineError::Usage(
-                "conflicting options: --restart and --rm; drop one of them".into(),
-            ));
-        }
+    /// the container's directories. `remember` records the image in the run directory's
+    /// image cache for the next foreground run (see [`imagecache`]).
+    fn prepare_container(&self, opts: RunOptions, remember: bool) -> Result<Record, EngineError> {
+        check_options(&opts)?;
         let image = self.store.resolve_image(&opts.image).map_err(|e| {
             if e.is_not_found() {
                 EngineError::NotFound(format!(
@@ -58,13 +49,47 @@ impl Engine {
             .into_iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
+        let config = self.store.image_config(&image.id)?;
         timing::mark("prepare: image resolved");
+        let config = String::from_utf8(config)
+            .map_err(|_| EngineError::Internal("the image config is not UTF-8".into()))?;
+        let cached = imagecache::CachedImage {
+            image_ref: opts.image.clone(),
+            id: image.id,
+            lowers,
+            config,
+        };
+        if remember {
+            imagecache::save(self.run_dir(), &cached);
+        }
+        self.describe_container(opts, cached, true)
+    }
+
+    /// [`Engine::prepare_container`] from an image cache entry, without the store: the
+    /// name's uniqueness is checked when the row is stored.
+    fn prepare_container_cached(
+        &self,
+        opts: RunOptions,
+        cached: imagecache::CachedImage,
+    ) -> Result<Record, EngineError> {
+        check_options(&opts)?;
+        self.describe_container(opts, cached, false)
+    }
+
+    /// The record of a new container (name, hostname, resolved configuration) and its
+    /// directories.
+    fn describe_container(
+        &self,
+        opts: RunOptions,
+        image: imagecache::CachedImage,
+        check_name: bool,
+    ) -> Result<Record, EngineError> {
         let id = names::random_id();
         let name = match &opts.name {
             Some(n) => n.clone(),
             None => loop {
                 let n = names::random_name();
-                if !record::name_taken(self.store.conn(), &n)? {
+                if !check_name || !record::name_taken(self.store.conn(), &n)? {
                     break n;
                 }
             },
@@ -73,16 +98,15 @@ impl Engine {
             .hostname
             .clone()
             .unwrap_or_else(|| id[..12].to_string());
-        let image_config: serde_json::Value =
-            serde_json::from_slice(&self.store.image_config(&image.id)?)?;
-        let mut resolved = resolve::resolve(&opts, &image_config, lowers, hostname)?;
+        let image_config: serde_json::Value = serde_json::from_str(&image.config)?;
+        let mut resolved = resolve::resolve(&opts, &image_config, image.lowers, hostname)?;
         self.net_validate(&opts, &image_config, &mut resolved)?;
         timing::mark("prepare: config resolved");
         let image_ref = opts.image.clone();
         let r = Record {
             id: id.clone(),
             name,
-            image_id: image.id.clone(),
+            image_id: image.id,
             image_ref,
             created_at: now_secs(),
             state: "created".into(),
@@ -107,7 +131,7 @@ impl Engine {
 
     /// Starts the container's process with the given stdio; does not touch the database.
     pub fn launch(&self, r: &Record, stdio: Stdio) -> Result<Running, EngineError> {
-        self.launch_with(r, stdio, None)
+        self.launch_with(r, stdio, None, false)
     }
 
     /// [`Engine::launch`], running `while_starting` in parallel with the child's setup.
@@ -116,6 +140,7 @@ impl Engine {
         r: &Record,
         stdio: Stdio,
         while_starting: Option<Box<dyn FnOnce() -> bool + '_>>,
+        gate: bool,
     ) -> Result<Running, EngineError> {
         let cfg = &r.config;
         let mut mounts = self.volume_mounts(r)?;
@@ -156,6 +181,7 @@ impl Engine {
             cgroup_resources: Some(resources),
             network: att.network,
             while_starting,
+            gate,
         };
         timing::mark("launch: spec");
         let res = gcr_runtime::spawn(launch);
@@ -270,35 +296,131 @@ impl Engine {
     }
 
     /// `gcr run` without `-d`: the calling process holds the container and returns its code.
+    ///
+    /// While the store is still opening (see [`Engine::open_deferred`]) and the image
+    /// cache knows the image, the container is prepared and started from the cache; it is
+    /// held before `pivot_root` until the store confirms the image and the row is stored,
+    /// else it is discarded and the run starts over the ordinary way.
     pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
+        let cached = self
+            .store
+            .is_pending()
+            .then(|| imagecache::load(self.run_dir(), &opts.image))
+            .flatten();
+        let started = match cached {
+            Some(c) => match self.start_foreground(opts.clone(), Some(c))? {
+                Some(x) => x,
+                None => {
+                    timing::mark("image cache stale");
+                    self.start_foreground(opts, None)?
+                        .ok_or_else(|| EngineError::Internal("the start was cancelled".into()))?
+                }
+            },
+            None => self
+                .start_foreground(opts, None)?
+                .ok_or_else(|| EngineError::Internal("the start was cancelled".into()))?,
+        };
+        self.hold_foreground(started)
+    }
+
+    /// Prepares, stores and starts a foreground container; None when the image cache
+    /// entry it started from turned out stale (nothing is left behind then).
+    fn start_foreground(
+        &self,
+        opts: RunOptions,
+        cached: Option<imagecache::CachedImage>,
+    ) -> Result<Option<(Record, Running)>, EngineError> {
         let tty = opts.tty;
-        let mut r = self.prepare_container(opts)?;
+        let from_cache = cached.is_some();
+        let generated_name = opts.name.is_none();
+        let mut r = match cached {
+            Some(c) => self.prepare_container_cached(opts, c)?,
+            None => self.prepare_container(opts, true)?,
+        };
         timing::mark("create");
         let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
-        // The row is stored while the child sets up its namespaces and mounts.
-        let stored: std::cell::RefCell<Option<Result<(), EngineError>>> = Default::default();
+        // The row is stored while the child sets up its namespaces and mounts (after the
+        // store has confirmed the cached image, when the start came from the cache).
+        let stored: std::cell::RefCell<Option<Result<Stored, EngineError>>> = Default::default();
         let store_row = Box::new(|| {
-            let res = record::insert(self.store.conn(), &r);
-            let ok = res.is_ok();
+            let res = self.store_row(&r, from_cache, generated_name);
+            let ok = matches!(res, Ok(Stored::Named(_)));
             *stored.borrow_mut() = Some(res);
             ok
         });
-        let launched = self.launch_with(&r, stdio, Some(store_row));
-        let mut running = match (launched, stored.into_inner()) {
-            (Ok(x), _) => x,
-            (Err(e), Some(Ok(()))) => {
+        let launched = self.launch_with(&r, stdio, Some(store_row), from_cache);
+        let running = match (launched, stored.into_inner()) {
+            (Ok(x), Some(Ok(Stored::Named(name)))) => {
+                r.name = name;
+                x
+            }
+            (Err(e), Some(Ok(Stored::Named(name)))) => {
+                r.name = name;
                 self.discard_after_failed_start(&r);
                 return Err(e);
             }
-            (Err(e), insert) => {
+            (_, Some(Ok(Stored::Stale))) => {
+                self.remove_files(&r);
+                return Ok(None);
+            }
+            (res, insert) => {
                 // Never stored: only the directories exist.
                 self.remove_files(&r);
-                return Err(match insert {
-                    Some(Err(ie)) => ie,
-                    _ => e,
+                return Err(match (insert, res) {
+                    (Some(Err(ie)), _) => ie,
+                    (_, Err(e)) => e,
+                    _ => EngineError::Internal("the container row was not stored".into()),
                 });
             }
         };
+        Ok(Some((r, running)))
+    }
+
+    /// Stores a new container's row; for a start from the image cache, first checks with
+    /// the store that the image is still the cached one. A generated name that another
+    /// container took meanwhile is replaced.
+    fn store_row(
+        &self,
+        r: &Record,
+        from_cache: bool,
+        generated_name: bool,
+    ) -> Result<Stored, EngineError> {
+        let store = self.store.wait()?;
+        timing::mark("store: ready");
+        if from_cache {
+            let same = store
+                .resolve_image(&r.image_ref)
+                .is_ok_and(|i| i.id == r.image_id)
+                && store.prepare_rootfs(&r.image_id).is_ok_and(|l| {
+                    l.iter().map(|p| p.as_os_str()).eq(r
+                        .config
+                        .resolved
+                        .lowers
+                        .iter()
+                        .map(std::ffi::OsStr::new))
+                });
+            if !same {
+                return Ok(Stored::Stale);
+            }
+        }
+        let mut row = std::borrow::Cow::Borrowed(r);
+        for _ in 0..8 {
+            match record::insert(store.conn(), &row) {
+                Ok(()) => return Ok(Stored::Named(row.name.clone())),
+                Err(EngineError::Conflict(_)) if generated_name => {
+                    row.to_mut().name = names::random_name();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(EngineError::Conflict(
+            "no free container name was found; pass --name".into(),
+        ))
+    }
+
+    /// Holds a started foreground container: signals, terminal, its state and exit.
+    fn hold_foreground(&self, started: (Record, Running)) -> Result<i32, EngineError> {
+        let (mut r, mut running) = started;
         timing::mark("launch");
         let me = std::process::id() as i32;
         let pid = running.pid;
@@ -336,6 +458,31 @@ impl Engine {
             let _ = record::delete(self.store.conn(), r, "rm");
         }
     }
+}
+
+/// How storing a new container's row went.
+enum Stored {
+    /// Stored, under this name.
+    Named(String),
+    /// The image cache entry the start came from is stale; nothing was stored.
+    Stale,
+}
+
+/// Checks of `run`/`create` flags that need nothing but the flags.
+fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
+    if let Some(n) = &opts.name {
+        if !names::valid_name(n) {
+            return Err(EngineError::Usage(format!(
+                "invalid container name '{n}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+    }
+    if opts.rm && opts.restart != super::config::RestartPolicy::No {
+        return Err(EngineError::Usage(
+            "conflicting options: --restart and --rm; drop one of them".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Waits for a foreground container, relaying its terminal when it has one.

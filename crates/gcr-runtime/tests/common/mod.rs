@@ -203,6 +203,7 @@ pub fn run(
         cgroup_resources: o.cgroup.then(Resources::default),
         network,
         while_starting: None,
+        gate: false,
     });
     let running = match running {
         Ok(r) => r,
@@ -311,6 +312,7 @@ pub fn start(fx: &Fixture, name: &str, spec: &Spec, stdio: Stdio, cgroup: bool) 
         cgroup_resources: cgroup.then(Resources::default),
         network: Network::NewLoopback,
         while_starting: None,
+        gate: false,
     })
     .unwrap();
     Started {

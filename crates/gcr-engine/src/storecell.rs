@@ -1,0 +1,82 @@
+//! The engine's store, open now or being opened on a helper thread.
+//!
+//! A foreground `gcr run` opens the store (SQLite: connection, WAL index, schema) while it
+//! prepares and starts the container from its image cache, so the two overlap. Any use of
+//! the store waits for the open; [`StoreCell::wait`] gives the error, if any, to a caller
+//! that can handle it. Deref after a failed open ends the process with Docker's 125.
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use gcr_store::Store;
+
+use crate::EngineError;
+
+type Pending = JoinHandle<Result<Store, gcr_store::StoreError>>;
+
+pub struct StoreCell {
+    store: OnceLock<Store>,
+    pending: Mutex<Option<Pending>>,
+}
+
+impl StoreCell {
+    /// An open store.
+    pub fn ready(s: Store) -> StoreCell {
+        StoreCell {
+            store: OnceLock::from(s),
+            pending: Mutex::new(None),
+        }
+    }
+
+    /// Starts opening the store at `root` on a helper thread.
+    pub fn opening(root: PathBuf) -> StoreCell {
+        StoreCell {
+            store: OnceLock::new(),
+            pending: Mutex::new(Some(std::thread::spawn(move || Store::open(&root)))),
+        }
+    }
+
+    /// True while the open has not been waited for.
+    pub fn is_pending(&self) -> bool {
+        self.store.get().is_none()
+    }
+
+    /// Waits for the open.
+    pub fn wait(&self) -> Result<&Store, EngineError> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let pending = self.pending.lock().ok().and_then(|mut g| g.take());
+        let Some(h) = pending else {
+            // A failed open was reported by an earlier wait; or another thread holds the
+            // handle (the engine is used from one thread at a time).
+            return self
+                .store
+                .get()
+                .ok_or_else(|| EngineError::Internal("the store could not be opened".into()));
+        };
+        match h.join() {
+            Ok(Ok(s)) => Ok(self.store.get_or_init(|| s)),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(EngineError::Internal(
+                "the thread opening the store panicked".into(),
+            )),
+        }
+    }
+}
+
+impl Deref for StoreCell {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        match self.wait() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                std::process::exit(125)
+            }
+        }
+    }
+}
