@@ -1,5 +1,5 @@
-//! Work a foreground `gcr run` starts before the store is even open, so that it overlaps
-//! the command's own start (store, image, config): today the container's loopback-only
+//! Work a foreground `gcr run` starts on a helper thread while it reads the store, so that
+//! it overlaps the command's own start (image, config): the container's loopback-only
 //! network namespace, whose kernel setup is the single largest cost of a start.
 //!
 //! Whatever is not taken by the launch is dropped at exit, which frees it.

@@ -84,9 +84,9 @@ pub struct Launch<'a> {
     pub cgroup_resources: Option<Resources>,
     pub network: Network,
     /// Caller's work that overlaps the child's setup (the engine records the container
-    /// meanwhile). Runs in the parent after clone; `false` kills the child and makes
-    /// [`spawn`] fail with [`RuntimeError::Cancelled`].
-    pub while_starting: Option<Box<dyn FnOnce() -> bool + 'a>>,
+    /// meanwhile), given the child's pid. Runs in the parent after clone; `false` kills the
+    /// child and makes [`spawn`] fail with [`RuntimeError::Cancelled`].
+    pub while_starting: Option<Box<dyn FnOnce(i32) -> bool + 'a>>,
     /// Hold the child before pivot_root until `while_starting` has returned true: for a
     /// caller that started from data it has yet to check (the engine's image cache).
     pub gate: bool,
@@ -336,7 +336,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         send(&mut release);
     }
     if let Some(work) = l.while_starting {
-        if !work() {
+        if !work(pid) {
             drop(release); // EOF: a held child exits
                            // SAFETY: kill(2) of our own child, then reaped.
             unsafe { libc::kill(pid, libc::SIGKILL) };

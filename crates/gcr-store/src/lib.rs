@@ -93,9 +93,18 @@ impl Store {
             )?
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Each statement costs a parse in a fresh process: read what the file's header
+        // already says (WAL mode and schema version are persistent) and set per-connection
+        // options through the C API where it has one.
+        let header = read_header(&db);
+        if header.is_none_or(|h| !h.wal) {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY,
+            true,
+        )?;
         // Keep the WAL and skip the checkpoint when the last connection closes: every gcr
         // command is a short process, and deleting/recreating the WAL (with its fsyncs) on
         // each exit cost milliseconds on the `gcr run` path. SQLite still checkpoints
@@ -110,8 +119,13 @@ impl Store {
         // would re-copy the WAL on every commit and never let it restart. Instead the WAL is
         // truncated by the housekeeper past WAL_LIMIT, or by a store dropped past
         // WAL_HARD_LIMIT (see Drop).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        schema::ensure(&conn)?;
+        // SAFETY: `handle()` is the live sqlite3 pointer owned by `conn`.
+        unsafe { rusqlite::ffi::sqlite3_wal_autocheckpoint(conn.handle(), 0) };
+        // A header showing the current version is proof enough (versions only grow); an
+        // older one may be stale (page 1 can sit in the WAL), so ensure() reads it properly.
+        if header.is_none_or(|h| h.user_version != schema::VERSION) {
+            schema::ensure(&conn)?;
+        }
         Ok(Store {
             root: root.to_path_buf(),
             conn,
@@ -190,6 +204,28 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.truncate_wal_over(WAL_HARD_LIMIT);
     }
+}
+
+/// What the database file's 100-byte header tells without SQLite.
+#[derive(Clone, Copy)]
+struct Header {
+    /// File format versions 2/2: WAL mode.
+    wal: bool,
+    /// `PRAGMA user_version` as last written to the file itself.
+    user_version: i64,
+}
+
+fn read_header(db: &Path) -> Option<Header> {
+    use std::io::Read;
+    let mut h = [0u8; 100];
+    std::fs::File::open(db).ok()?.read_exact(&mut h).ok()?;
+    if &h[..16] != b"SQLite format 3\0" {
+        return None;
+    }
+    Some(Header {
+        wal: h[18] == 2 && h[19] == 2,
+        user_version: i64::from(i32::from_be_bytes([h[60], h[61], h[62], h[63]])),
+    })
 }
 
 /// Asks SQLite to keep the WAL file after the last connection closes.

@@ -70,10 +70,6 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             return Ok(0);
         }
         Cmd::Version { format } => return Ok(images::version(*format)),
-        // The container's network namespace is made while the store opens.
-        Cmd::Run(a) if !a.detach && a.network.as_deref() == Some("none") => {
-            gcr_engine::prestart::loopback_netns()
-        }
         _ => {}
     }
     // A foreground run opens the store while it prepares its container (see

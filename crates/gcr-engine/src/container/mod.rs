@@ -5,6 +5,7 @@ pub mod config;
 pub mod exec;
 pub mod health;
 mod imagecache;
+mod mountpoints;
 pub mod ops;
 pub mod procfs;
 pub mod record;

@@ -110,7 +110,7 @@ pub fn event(
     Ok(())
 }
 
-/// Inserts a new container and its `create` event.
+/// Inserts a new container and its `create` event (and `start`, for a row stored running).
 pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
     let config = serde_json::to_string(&r.config)?;
     let extra = serde_json::to_string(&r.extra)?;
@@ -153,9 +153,22 @@ pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
         &r.id,
         &r.name,
         None,
-        Some(&r.state),
+        Some("created"),
         "create",
-    )
+    )?;
+    if r.state != "created" {
+        // Stored already started (a foreground run records its start with the row).
+        event(
+            conn,
+            "container",
+            &r.id,
+            &r.name,
+            Some("created"),
+            Some(&r.state),
+            "start",
+        )?;
+    }
+    Ok(())
 }
 
 /// Loads a container by full id, unique id prefix or name.
@@ -282,6 +295,29 @@ pub fn update_extra(conn: &Connection, r: &Record, u: &Update) -> Result<(), Eng
         conn.prepare_cached("UPDATE containers SET extra = ?1 WHERE id = ?2")?
             .execute(params![serde_json::to_string(e)?, r.id])?;
     }
+    Ok(())
+}
+
+/// Deletes the row of a container that just exited (`--rm`), recording its exit (`cause`:
+/// die or oom) and its removal, in two statements.
+pub fn delete_exited(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
+    let from: Option<String> = conn
+        .prepare_cached("DELETE FROM containers WHERE id = ?1 RETURNING state")?
+        .query_row([&r.id], |row| row.get(0))
+        .optional()?;
+    let Some(from) = from else {
+        return Err(EngineError::NotFound(format!(
+            "container {} is gone; it was removed meanwhile",
+            r.name
+        )));
+    };
+    let now = now_ns();
+    conn.prepare_cached(
+        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause) \
+         VALUES (?1, 'container', ?2, ?3, ?4, 'exited', ?5), \
+                (?6, 'container', ?2, ?3, 'exited', NULL, 'rm')",
+    )?
+    .execute(params![now, r.id, r.name, from, cause, now + 1])?;
     Ok(())
 }
 

@@ -3,14 +3,14 @@
 //! supervisor (see [`super::supervise`]).
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gcr_runtime::{Launch, Rootfs, Running, Stdio};
 
 use super::config::{ContainerConfig, RunOptions};
-use super::imagecache;
 use super::procfs;
 use super::record::{self, Extra, Record, Update};
+use super::{imagecache, mountpoints};
 use crate::{names, ocispec, resolve, timing, Engine, EngineError};
 
 fn now_secs() -> i64 {
@@ -139,7 +139,7 @@ impl Engine {
         &self,
         r: &Record,
         stdio: Stdio,
-        while_starting: Option<Box<dyn FnOnce() -> bool + '_>>,
+        while_starting: Option<Box<dyn FnOnce(i32) -> bool + '_>>,
         gate: bool,
     ) -> Result<Running, EngineError> {
         let cfg = &r.config;
@@ -147,6 +147,19 @@ impl Engine {
         let att = self.net_attach(r)?;
         timing::mark("launch: volumes+network");
         mounts.extend(att.mounts);
+        // Targets of the network files that the image lacks come from a shared layer.
+        let stubs: Vec<&str> = ["hosts", "hostname", "resolv.conf"]
+            .into_iter()
+            .filter(|f| {
+                mounts
+                    .iter()
+                    .any(|m| m.destination() == &Path::new("/etc").join(f))
+            })
+            .collect();
+        let mut lowers: Vec<PathBuf> = cfg.resolved.lowers.iter().map(PathBuf::from).collect();
+        if let Some(l) = mountpoints::layer(self.root(), &cfg.resolved.lowers, &stubs) {
+            lowers.insert(0, l);
+        }
         let spec = match ocispec::build(cfg, mounts) {
             Ok(s) => s,
             Err(e) => {
@@ -167,7 +180,7 @@ impl Engine {
             id: &r.id,
             spec: &spec,
             rootfs: Rootfs::Overlay {
-                lowers: cfg.resolved.lowers.iter().map(PathBuf::from).collect(),
+                lowers,
                 upper: dir.join("upper"),
                 work: dir.join("work"),
                 // Every container mounts its root here inside its own mount namespace, so
@@ -192,14 +205,8 @@ impl Engine {
         })
     }
 
-    /// Records that `r` runs as `pid`, held by `holder`.
-    pub(crate) fn mark_running(
-        &self,
-        r: &mut Record,
-        pid: i32,
-        holder: i32,
-        cause: &str,
-    ) -> Result<(), EngineError> {
+    /// `r` as running as `pid`, held by `holder`.
+    fn as_running(&self, r: &Record, pid: i32, holder: i32) -> (Record, Update) {
         let extra = Extra {
             holder_pid: holder,
             holder_start: procfs::start_time(holder).unwrap_or(0),
@@ -220,10 +227,25 @@ impl Engine {
             restart_count: Some(r.restart_count),
             ..Default::default()
         };
+        let mut running = r.clone();
+        running.state = "running".into();
+        running.pid = Some(pid);
+        running.started_at = u.started_at;
+        running.extra = extra;
+        (running, u)
+    }
+
+    /// Records that `r` runs as `pid`, held by `holder`.
+    pub(crate) fn mark_running(
+        &self,
+        r: &mut Record,
+        pid: i32,
+        holder: i32,
+        cause: &str,
+    ) -> Result<(), EngineError> {
+        let (running, u) = self.as_running(r, pid, holder);
         record::set_state(self.store.conn(), r, None, "running", cause, &u)?;
-        r.state = "running".into();
-        r.pid = Some(pid);
-        r.extra = extra;
+        *r = running;
         Ok(())
     }
 
@@ -269,14 +291,12 @@ impl Engine {
             timing::mark("exit: files to trash");
         }
         self.store.transaction(|tx| -> Result<(), EngineError> {
-            let cur = record::find(tx, &r.id)?;
-            record::set_state(tx, &cur, Some(&cur.state), "exited", cause, &u)?;
             if rm {
-                let mut gone = cur;
-                gone.state = "exited".into();
-                record::delete(tx, &gone, "rm")?;
+                // Straight to removed: the row goes, both transitions are recorded.
+                return record::delete_exited(tx, r, cause);
             }
-            Ok(())
+            let cur = record::find(tx, &r.id)?;
+            record::set_state(tx, &cur, Some(&cur.state), "exited", cause, &u)
         })?;
         timing::mark("exit: recorded");
         if rm {
@@ -335,15 +355,23 @@ impl Engine {
         let generated_name = opts.name.is_none();
         let mut r = match cached {
             Some(c) => self.prepare_container_cached(opts, c)?,
-            None => self.prepare_container(opts, true)?,
+            None => {
+                // The store is in the way first: make the container's network namespace
+                // meanwhile. (From the cache, the store opens in parallel already and a
+                // third thread only competes for the CPU.)
+                if opts.network.as_deref() == Some("none") {
+                    crate::prestart::loopback_netns();
+                }
+                self.prepare_container(opts, true)?
+            }
         };
         timing::mark("create");
         let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
         // The row is stored while the child sets up its namespaces and mounts (after the
         // store has confirmed the cached image, when the start came from the cache).
         let stored: std::cell::RefCell<Option<Result<Stored, EngineError>>> = Default::default();
-        let store_row = Box::new(|| {
-            let res = self.store_row(&r, from_cache, generated_name);
+        let store_row = Box::new(|pid| {
+            let res = self.store_row(&r, pid, from_cache, generated_name);
             let ok = matches!(res, Ok(Stored::Named(_)));
             *stored.borrow_mut() = Some(res);
             ok
@@ -352,11 +380,12 @@ impl Engine {
         let running = match (launched, stored.into_inner()) {
             (Ok(x), Some(Ok(Stored::Named(name)))) => {
                 r.name = name;
+                r = self.as_running(&r, x.pid, std::process::id() as i32).0;
                 x
             }
             (Err(e), Some(Ok(Stored::Named(name)))) => {
                 r.name = name;
-                self.discard_after_failed_start(&r);
+                self.discard_after_failed_start(&r, "running", e.exit_code());
                 return Err(e);
             }
             (_, Some(Ok(Stored::Stale))) => {
@@ -382,6 +411,7 @@ impl Engine {
     fn store_row(
         &self,
         r: &Record,
+        pid: i32,
         from_cache: bool,
         generated_name: bool,
     ) -> Result<Stored, EngineError> {
@@ -403,12 +433,14 @@ impl Engine {
                 return Ok(Stored::Stale);
             }
         }
-        let mut row = std::borrow::Cow::Borrowed(r);
+        // Stored running (with its `start` event): the child is past clone and only
+        // setup stands between it and the command.
+        let (mut row, _) = self.as_running(r, pid, std::process::id() as i32);
         for _ in 0..8 {
-            match record::insert(store.conn(), &row) {
+            match store.transaction(|tx| record::insert(tx, &row)) {
                 Ok(()) => return Ok(Stored::Named(row.name.clone())),
                 Err(EngineError::Conflict(_)) if generated_name => {
-                    row.to_mut().name = names::random_name();
+                    row.name = names::random_name();
                 }
                 Err(e) => return Err(e),
             }
@@ -420,42 +452,47 @@ impl Engine {
 
     /// Holds a started foreground container: signals, terminal, its state and exit.
     fn hold_foreground(&self, started: (Record, Running)) -> Result<i32, EngineError> {
-        let (mut r, mut running) = started;
+        let (r, mut running) = started;
         timing::mark("launch");
-        let me = std::process::id() as i32;
         let pid = running.pid;
         let cg = running.cgroup.take();
         let master = running.pty_master.take();
         // Before any other thread exists, so that no thread takes a forwarded signal's
         // default action.
         let fwd = gcr_runtime::signal_forwarder(pid, false).map_err(runtime_err)?;
-        // The container runs while its new state is recorded: a second thread relays its
-        // terminal and waits for it meanwhile.
-        let rr = &running;
-        let (marked, waited) = std::thread::scope(|s| {
-            let waiter = s.spawn(move || relay_and_wait(rr, master));
-            let marked = self.mark_running(&mut r, pid, me, "start");
-            timing::mark("mark_running");
-            (marked, waiter.join())
-        });
+        let waited = relay_and_wait(&running, master);
         drop(fwd);
-        let status =
-            waited.map_err(|_| EngineError::Internal("the wait thread panicked".into()))??;
+        let status = waited?;
         timing::mark("wait");
         let code = status.code();
         let recorded = self.record_exit(&r, code, cg.as_ref());
         timing::mark("record_exit");
-        marked?;
         recorded?;
         Ok(code)
     }
 
-    /// A container whose process never started is removed when `--rm`, else left `created`
-    /// with the failure recorded as exit code.
-    fn discard_after_failed_start(&self, r: &Record) {
+    /// A container whose process never started (its row stored in state `stored`) is
+    /// removed when `--rm`, else left `created` with the failure's code as exit code.
+    fn discard_after_failed_start(&self, r: &Record, stored: &str, code: i32) {
+        let mut row = r.clone();
+        row.state = stored.to_string();
         if r.config.opts.rm {
             self.remove_files(r);
-            let _ = record::delete(self.store.conn(), r, "rm");
+            let _ = record::delete(self.store.conn(), &row, "rm");
+        } else if stored != "created" {
+            let u = Update {
+                pid: Some(None),
+                exit_code: Some(code),
+                ..Default::default()
+            };
+            let _ = record::set_state(
+                self.store.conn(),
+                &row,
+                Some(stored),
+                "created",
+                "error",
+                &u,
+            );
         }
     }
 }
