@@ -4,8 +4,9 @@
 mod common;
 use common::*;
 
+/// Says "started" once its TERM trap is in place.
 const LOOP: &str =
-    "echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 1 & wait $!; done";
+    "trap 'echo bye; exit 0' TERM; echo started; while :; do sleep 1 & wait $!; done";
 
 fn state(env: &Env, name: &str) -> serde_json::Value {
     let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", name])).unwrap();
@@ -88,6 +89,7 @@ fn stop_timeout_kills_and_kill_signals() {
     assert!(t.elapsed().as_secs_f64() >= 0.9);
     assert_eq!(state(&env, "stubborn")["ExitCode"], 137);
     env.ok(&["run", "-d", "--name", "kk", IMAGE, "sh", "-c", LOOP]);
+    assert!(eventually(5, || env.ok(&["logs", "kk"]).contains("started")));
     env.ok(&["kill", "-s", "TERM", "kk"]);
     assert_eq!(env.ok(&["wait", "kk"]).trim(), "0");
     let o = env.gcr(&["kill", "-s", "NOTASIG", "kk"]);
@@ -132,7 +134,7 @@ fn pause_unpause_stats_top_exec() {
     assert_eq!(o.status.code(), Some(127));
     // exec sees the same processes as the container.
     let out = env.ok(&["exec", "pz", "ps"]);
-    assert!(out.contains("sh -c echo started"), "{out}");
+    assert!(out.contains("sh -c trap"), "{out}");
     env.ok(&["rm", "-f", "pz"]);
 }
 
