@@ -89,7 +89,9 @@ fn stop_timeout_kills_and_kill_signals() {
     assert!(t.elapsed().as_secs_f64() >= 0.9);
     assert_eq!(state(&env, "stubborn")["ExitCode"], 137);
     env.ok(&["run", "-d", "--name", "kk", IMAGE, "sh", "-c", LOOP]);
-    assert!(eventually(5, || env.ok(&["logs", "kk"]).contains("started")));
+    assert!(eventually(5, || env
+        .ok(&["logs", "kk"])
+        .contains("started")));
     env.ok(&["kill", "-s", "TERM", "kk"]);
     assert_eq!(env.ok(&["wait", "kk"]).trim(), "0");
     let o = env.gcr(&["kill", "-s", "NOTASIG", "kk"]);
