@@ -47,7 +47,8 @@ pub(crate) fn load(run_dir: &Path, image_ref: &str) -> Option<CachedImage> {
     (c.image_ref == image_ref && !c.lowers.is_empty() && c.consistent()).then_some(c)
 }
 
-/// Records `c` unless the same entry is there (best effort: a cache).
+/// Records `c` unless the same entry is there (best effort: a cache). The caller has made
+/// sure the run dir is in place (see `rundir::ensure`).
 pub(crate) fn save(run_dir: &Path, c: &CachedImage) {
     if load(run_dir, &c.image_ref).as_ref() == Some(c) {
         return;
@@ -60,9 +61,7 @@ pub(crate) fn save(run_dir: &Path, c: &CachedImage) {
         return;
     };
     let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-    // The run dir gets its tmpfs before anything is written there.
-    let ok = crate::rundir::ensure(run_dir).is_ok()
-        && std::fs::create_dir_all(dir).is_ok()
+    let ok = std::fs::create_dir_all(dir).is_ok()
         && std::fs::write(&tmp, bytes).is_ok()
         && std::fs::rename(&tmp, &path).is_ok();
     if !ok {

@@ -59,7 +59,8 @@ impl Engine {
             lowers,
             config,
         };
-        if remember {
+        // The run dir gets its tmpfs before anything is written there.
+        if remember && crate::rundir::ensure(self.run_dir()).is_ok() {
             imagecache::save(self.run_dir(), &cached);
         }
         self.describe_container(opts, cached, true)
