@@ -128,8 +128,8 @@ pub(crate) fn close_all_but(keep: &[RawFd]) {
 struct ChildCtx<'a> {
     errfd: RawFd,
     join: Option<&'a Join>,
-    /// v1: the read end on which the parent sends the `tasks` paths once it has made the
-    /// groups (EOF without paths: it failed).
+    /// v1 or a gated start: the read end on which the parent releases the child before
+    /// pivot_root, with the v1 groups' `tasks` paths (or an empty line); EOF: it failed.
     late_join: Option<RawFd>,
     keep: &'a [RawFd],
     stdio: &'a StdioPlan,
@@ -337,8 +337,9 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
     }
     if let Some(work) = l.while_starting {
         if !work(pid) {
-            drop(release); // EOF: a held child exits
-                           // SAFETY: kill(2) of our own child, then reaped.
+            // EOF for a held child, which then exits.
+            drop(release);
+            // SAFETY: kill(2) of our own child, then reaped.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let _ = sys::waitpid(pid);
             return Err(RuntimeError::Cancelled);

@@ -277,13 +277,23 @@ impl Store {
 
     /// The image config JSON bytes (exactly as stored) of an image named any way.
     pub fn image_config(&self, image: &str) -> Result<Vec<u8>> {
+        let config = |id: &str| -> Result<Option<String>> {
+            Ok(self
+                .conn
+                .prepare_cached("SELECT config FROM images WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?)
+        };
+        // A full id is one indexed query (as in prepare_rootfs); other names resolve first.
+        if crate::snapshots::is_full_id(image) {
+            if let Some(c) = config(image)? {
+                return Ok(c.into_bytes());
+            }
+        }
         let id = self.resolve_image(image)?.id;
-        let cfg: String =
-            self.conn
-                .query_row("SELECT config FROM images WHERE id = ?1", [&id], |r| {
-                    r.get(0)
-                })?;
-        Ok(cfg.into_bytes())
+        config(&id)?
+            .map(String::into_bytes)
+            .ok_or_else(|| StoreError::ImageNotFound(image.to_string()))
     }
 
     /// The manifest bytes (byte-identical to the source) of an image named any way.

@@ -15,12 +15,17 @@ pub(crate) fn snapshot_key(chain_id: &str) -> Result<String> {
     Ok(digest_hex(chain_id)?[..KEY_LEN].to_string())
 }
 
+/// `sha256:` and 64 characters: a full image id, to look up directly.
+pub(crate) fn is_full_id(s: &str) -> bool {
+    s.len() == 71 && s.starts_with("sha256:")
+}
+
 impl Store {
     /// Returns the overlay lowerdirs of an image, top layer FIRST, unpacking missing layers.
     /// When every snapshot exists this is one indexed query and no filesystem access.
     pub fn prepare_rootfs(&self, image_id: &str) -> Result<Vec<PathBuf>> {
         // Full ids skip resolution: the fast path is then one indexed query.
-        let full = image_id.len() == 71 && image_id.starts_with("sha256:");
+        let full = is_full_id(image_id);
         let id = if full {
             image_id.to_string()
         } else {

@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 enum Entry {
     Absent,
     Whiteout,
-    Dir,
+    Dir(std::fs::Metadata),
     Other,
 }
 
 fn entry(p: &Path) -> Entry {
     match std::fs::symlink_metadata(p) {
         Err(_) => Entry::Absent,
-        Ok(m) if m.file_type().is_dir() => Entry::Dir,
+        Ok(m) if m.file_type().is_dir() => Entry::Dir(m),
         Ok(m) if (m.mode() & libc::S_IFMT) == libc::S_IFCHR && m.rdev() == 0 => Entry::Whiteout,
         Ok(_) => Entry::Other,
     }
@@ -54,29 +54,28 @@ fn opaque(dir: &Path) -> bool {
 pub(crate) fn layer(root: &Path, lowers: &[String], files: &[&str]) -> Option<PathBuf> {
     let mut present = vec![None::<bool>; files.len()];
     let mut etc_attrs = None;
-    for l in lowers {
+    for (i, l) in lowers.iter().enumerate() {
         let etc = Path::new(l).join("etc");
-        match entry(&etc) {
+        let m = match entry(&etc) {
             Entry::Absent => continue,
             Entry::Whiteout => break,
             Entry::Other if etc_attrs.is_none() => return None,
             Entry::Other => break,
-            Entry::Dir => {}
-        }
-        if etc_attrs.is_none() {
-            let m = std::fs::symlink_metadata(&etc).ok()?;
-            etc_attrs = Some((m.mode() & 0o7777, m.uid(), m.gid()));
-        }
+            Entry::Dir(m) => m,
+        };
+        etc_attrs.get_or_insert((m.mode() & 0o7777, m.uid(), m.gid()));
         for (f, p) in files.iter().zip(present.iter_mut()) {
             if p.is_none() {
                 *p = match entry(&etc.join(f)) {
                     Entry::Absent => None,
                     Entry::Whiteout => Some(false),
-                    Entry::Dir | Entry::Other => Some(true),
+                    Entry::Dir(_) | Entry::Other => Some(true),
                 };
             }
         }
-        if opaque(&etc) {
+        // Lower layers matter only for what is still undecided, unless this /etc hides them.
+        let last = i + 1 == lowers.len();
+        if last || present.iter().all(Option::is_some) || opaque(&etc) {
             break;
         }
     }

@@ -277,13 +277,6 @@ impl Engine {
         }
         timing::mark("exit: cgroup destroyed");
         self.net_detach(r);
-        let u = Update {
-            pid: Some(None),
-            finished_at: Some(now_secs()),
-            exit_code: Some(code),
-            oom_killed: Some(oom),
-            ..Default::default()
-        };
         let cause = if oom { "oom" } else { "die" };
         let rm = r.config.opts.rm;
         if rm {
@@ -296,6 +289,13 @@ impl Engine {
                 // Straight to removed: the row goes, both transitions are recorded.
                 return record::delete_exited(tx, r, cause);
             }
+            let u = Update {
+                pid: Some(None),
+                finished_at: Some(now_secs()),
+                exit_code: Some(code),
+                oom_killed: Some(oom),
+                ..Default::default()
+            };
             let cur = record::find(tx, &r.id)?;
             record::set_state(tx, &cur, Some(&cur.state), "exited", cause, &u)
         })?;
@@ -328,19 +328,15 @@ impl Engine {
             .is_pending()
             .then(|| imagecache::load(self.run_dir(), &opts.image))
             .flatten();
-        let started = match cached {
-            Some(c) => match self.start_foreground(opts.clone(), Some(c))? {
-                Some(x) => x,
-                None => {
-                    timing::mark("image cache stale");
-                    self.start_foreground(opts, None)?
-                        .ok_or_else(|| EngineError::Internal("the start was cancelled".into()))?
-                }
-            },
-            None => self
-                .start_foreground(opts, None)?
-                .ok_or_else(|| EngineError::Internal("the start was cancelled".into()))?,
-        };
+        if let Some(c) = cached {
+            if let Some(started) = self.start_foreground(opts.clone(), Some(c))? {
+                return self.hold_foreground(started);
+            }
+            timing::mark("image cache stale");
+        }
+        let started = self
+            .start_foreground(opts, None)?
+            .ok_or_else(|| EngineError::Internal("the start was cancelled".into()))?;
         self.hold_foreground(started)
     }
 
@@ -354,7 +350,7 @@ impl Engine {
         let tty = opts.tty;
         let from_cache = cached.is_some();
         let generated_name = opts.name.is_none();
-        let mut r = match cached {
+        let r = match cached {
             Some(c) => self.prepare_container_cached(opts, c)?,
             None => {
                 // The store is in the way first: make the container's network namespace
@@ -373,20 +369,15 @@ impl Engine {
         let stored: std::cell::RefCell<Option<Result<Stored, EngineError>>> = Default::default();
         let store_row = Box::new(|pid| {
             let res = self.store_row(&r, pid, from_cache, generated_name);
-            let ok = matches!(res, Ok(Stored::Named(_)));
+            let ok = matches!(res, Ok(Stored::Row(_)));
             *stored.borrow_mut() = Some(res);
             ok
         });
         let launched = self.launch_with(&r, stdio, Some(store_row), from_cache);
         let running = match (launched, stored.into_inner()) {
-            (Ok(x), Some(Ok(Stored::Named(name)))) => {
-                r.name = name;
-                r = self.as_running(&r, x.pid, std::process::id() as i32).0;
-                x
-            }
-            (Err(e), Some(Ok(Stored::Named(name)))) => {
-                r.name = name;
-                self.discard_after_failed_start(&r, "running", e.exit_code());
+            (Ok(x), Some(Ok(Stored::Row(row)))) => (*row, x),
+            (Err(e), Some(Ok(Stored::Row(row)))) => {
+                self.discard_after_failed_start(&row, e.exit_code());
                 return Err(e);
             }
             (_, Some(Ok(Stored::Stale))) => {
@@ -403,7 +394,7 @@ impl Engine {
                 });
             }
         };
-        Ok(Some((r, running)))
+        Ok(Some(running))
     }
 
     /// Stores a new container's row; for a start from the image cache, first checks with
@@ -439,7 +430,7 @@ impl Engine {
         let (mut row, _) = self.as_running(r, pid, std::process::id() as i32);
         for _ in 0..8 {
             match store.transaction(|tx| record::insert(tx, &row)) {
-                Ok(()) => return Ok(Stored::Named(row.name.clone())),
+                Ok(()) => return Ok(Stored::Row(Box::new(row))),
                 Err(EngineError::Conflict(_)) if generated_name => {
                     row.name = names::random_name();
                 }
@@ -472,36 +463,28 @@ impl Engine {
         Ok(code)
     }
 
-    /// A container whose process never started (its row stored in state `stored`) is
-    /// removed when `--rm`, else left `created` with the failure's code as exit code.
-    fn discard_after_failed_start(&self, r: &Record, stored: &str, code: i32) {
-        let mut row = r.clone();
-        row.state = stored.to_string();
+    /// A container whose process never started (its row stored as it is in `r`) is removed
+    /// when `--rm`, else left `created` with the failure's code as exit code.
+    fn discard_after_failed_start(&self, r: &Record, code: i32) {
+        let conn = self.store.conn();
         if r.config.opts.rm {
             self.remove_files(r);
-            let _ = record::delete(self.store.conn(), &row, "rm");
-        } else if stored != "created" {
+            let _ = record::delete(conn, r, "rm");
+        } else {
             let u = Update {
                 pid: Some(None),
                 exit_code: Some(code),
                 ..Default::default()
             };
-            let _ = record::set_state(
-                self.store.conn(),
-                &row,
-                Some(stored),
-                "created",
-                "error",
-                &u,
-            );
+            let _ = record::set_state(conn, r, Some(&r.state), "created", "error", &u);
         }
     }
 }
 
 /// How storing a new container's row went.
 enum Stored {
-    /// Stored, under this name.
-    Named(String),
+    /// Stored (running, and under another name if the generated one was taken).
+    Row(Box<Record>),
     /// The image cache entry the start came from is stale; nothing was stored.
     Stale,
 }
