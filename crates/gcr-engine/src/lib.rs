@@ -6,6 +6,7 @@
 pub mod build;
 pub mod container;
 pub mod events;
+pub mod housekeeper;
 pub mod images;
 pub mod logs;
 pub mod names;

@@ -6,14 +6,14 @@
 //! upper takes as long as it takes, and neither belongs on the caller's path.
 //!
 //! At most one reaper runs per store: it holds `trash/.lock` (flock). When the trash is
-//! empty it lingers a little (inotify), keeping the database open and its WAL short, then
-//! unlocks and looks once more, so a directory renamed in by a process that found the lock
-//! taken is never left behind.
+//! empty it lingers a little (inotify), keeping the database open and its WAL short and
+//! serving foreground runs through [`crate::housekeeper`], then unlocks and looks once more,
+//! so a directory renamed in by a process that found the lock taken is never left behind.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::Engine;
+use crate::{housekeeper, Engine};
 
 const LOCK: &str = ".lock";
 
@@ -128,21 +128,34 @@ impl Watch {
         Watch((wd >= 0).then_some(owned))
     }
 
-    /// Waits up to `ms` for an event; drains the queue. False on timeout (or no watch).
-    fn wait(&self, ms: i32) -> bool {
-        let Some(fd) = &self.0 else { return false };
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
+    /// Waits up to `ms` for an event on the watch or the housekeeper's door and handles
+    /// it; drains the watch's queue. False on timeout.
+    fn wait(&self, door: Option<&mut housekeeper::Server>, ms: i32) -> bool {
+        let mut fds = vec![libc::pollfd {
+            fd: self.0.as_ref().map_or(-1, |f| f.as_raw_fd()),
             events: libc::POLLIN,
             revents: 0,
-        };
-        // SAFETY: poll on one pollfd on our stack.
-        if unsafe { libc::poll(&mut p, 1, ms) } <= 0 {
+        }];
+        if let Some(d) = &door {
+            fds.extend(d.poll_fds());
+        }
+        // SAFETY: poll on a vector of pollfds we own, with its length (a negative fd is
+        // ignored by poll).
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) } <= 0 {
             return false;
         }
-        let mut buf = [0u8; 4096];
-        // SAFETY: reads into a stack buffer of the given size (non-blocking descriptor).
-        while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        if let Some(d) = door {
+            d.serve(&fds[1..]);
+        }
+        if fds[0].revents != 0 {
+            if let Some(fd) = &self.0 {
+                let mut buf = [0u8; 4096];
+                // SAFETY: reads into a stack buffer of the given size (non-blocking descriptor).
+                while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0
+                {
+                }
+            }
+        }
         true
     }
 }
@@ -151,6 +164,10 @@ impl Watch {
 /// case more arrives; exits at once when another reaper holds the lock. Returns the
 /// process exit code.
 pub fn reap_main(root: &Path) -> i32 {
+    // Inherited descriptors (a caller's pipes that were not close-on-exec) would otherwise
+    // stay open as long as the housekeeper lingers.
+    // SAFETY: close_range on our own descriptor table; nothing of ours is open yet.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     reap(root, LINGER_MS)
 }
 
@@ -176,6 +193,10 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
         }
         // Watch before looking, so nothing renamed in after a look goes unnoticed.
         let watch = Watch::new(&trash_dir(root));
+        // While it lingers the housekeeper also serves runs (see crate::housekeeper).
+        let mut door = (linger_ms > 0)
+            .then(|| housekeeper::Server::bind(root))
+            .flatten();
         let mut idle = 0;
         loop {
             let items = pending(root);
@@ -186,7 +207,7 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
                 if idle >= linger_ms {
                     break;
                 }
-                idle = if watch.wait(TICK_MS) {
+                idle = if watch.wait(door.as_mut(), TICK_MS) {
                     0
                 } else {
                     idle + TICK_MS
@@ -196,6 +217,9 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
             idle = 0;
             let mut progress = false;
             for p in &items {
+                if let Some(d) = &mut door {
+                    d.serve_now();
+                }
                 progress |= std::fs::remove_dir_all(p)
                     .or_else(|_| std::fs::remove_file(p))
                     .is_ok();
@@ -206,6 +230,8 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
                 return 1;
             }
         }
+        // Stop serving before unlocking, so that the next housekeeper can listen.
+        drop(door);
         unlock(&lock);
         if pending(root).is_empty() {
             return 0;

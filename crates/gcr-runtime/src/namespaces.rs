@@ -136,7 +136,7 @@ fn lo_up() -> bool {
         ifr.ifr_name[0] = b'l' as libc::c_char;
         ifr.ifr_name[1] = b'o' as libc::c_char;
         ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        let ok = libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr) == 0;
+        let ok = libc::ioctl(s, libc::SIOCSIFFLAGS as _, &ifr) == 0;
         let e = errno();
         libc::close(s);
         *libc::__errno_location() = e;

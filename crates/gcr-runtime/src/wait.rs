@@ -83,7 +83,7 @@ impl Drop for SignalForwarder {
         if let Some(t) = self.thread.take() {
             use std::os::unix::thread::JoinHandleExt;
             // SAFETY: waking our own helper thread with a signal it waits for.
-            unsafe { libc::pthread_kill(t.as_pthread_t(), libc::SIGUSR2) };
+            unsafe { libc::pthread_kill(t.as_pthread_t() as _, libc::SIGUSR2) };
             let _ = t.join();
         }
         // SAFETY: restoring the mask saved at creation.

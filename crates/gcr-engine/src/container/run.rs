@@ -323,19 +323,21 @@ impl Engine {
     /// held before `pivot_root` until the store confirms the image and the row is stored,
     /// else it is discarded and the run starts over the ordinary way.
     pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
+        let none = opts.network.as_deref() == Some("none");
+        let door_netns = crate::prestart::housekeeper(self.root(), none);
         let cached = self
             .store
             .is_pending()
             .then(|| imagecache::load(self.run_dir(), &opts.image))
             .flatten();
         if let Some(c) = cached {
-            if let Some(started) = self.start_foreground(opts.clone(), Some(c))? {
+            if let Some(started) = self.start_foreground(opts.clone(), Some(c), door_netns)? {
                 return self.hold_foreground(started);
             }
             timing::mark("image cache stale");
         }
         let started = self
-            .start_foreground(opts, None)?
+            .start_foreground(opts, None, door_netns)?
             .ok_or_else(|| EngineError::Internal("the start was cancelled".into()))?;
         self.hold_foreground(started)
     }
@@ -346,6 +348,7 @@ impl Engine {
         &self,
         opts: RunOptions,
         cached: Option<imagecache::CachedImage>,
+        door_netns: bool,
     ) -> Result<Option<(Record, Running)>, EngineError> {
         let tty = opts.tty;
         let from_cache = cached.is_some();
@@ -354,9 +357,9 @@ impl Engine {
             Some(c) => self.prepare_container_cached(opts, c)?,
             None => {
                 // The store is in the way first: make the container's network namespace
-                // meanwhile. (From the cache, the store opens in parallel already and a
-                // third thread only competes for the CPU.)
-                if opts.network.as_deref() == Some("none") {
+                // meanwhile, unless the housekeeper has one. (From the cache, the store
+                // opens in parallel already and a third thread only competes for the CPU.)
+                if opts.network.as_deref() == Some("none") && !door_netns {
                     crate::prestart::loopback_netns();
                 }
                 self.prepare_container(opts, true)?
@@ -368,6 +371,7 @@ impl Engine {
         // store has confirmed the cached image, when the start came from the cache).
         let stored: std::cell::RefCell<Option<Result<Stored, EngineError>>> = Default::default();
         let store_row = Box::new(|pid| {
+            crate::prestart::hand_over_mounts(pid);
             let res = self.store_row(&r, pid, from_cache, generated_name);
             let ok = matches!(res, Ok(Stored::Row(_)));
             *stored.borrow_mut() = Some(res);
@@ -407,6 +411,7 @@ impl Engine {
         from_cache: bool,
         generated_name: bool,
     ) -> Result<Stored, EngineError> {
+        timing::mark("store_row: entered");
         let store = self.store.wait()?;
         timing::mark("store: ready");
         if from_cache {
@@ -424,13 +429,17 @@ impl Engine {
             if !same {
                 return Ok(Stored::Stale);
             }
+            timing::mark("store_row: validated");
         }
         // Stored running (with its `start` event): the child is past clone and only
         // setup stands between it and the command.
         let (mut row, _) = self.as_running(r, pid, std::process::id() as i32);
         for _ in 0..8 {
             match store.transaction(|tx| record::insert(tx, &row)) {
-                Ok(()) => return Ok(Stored::Row(Box::new(row))),
+                Ok(()) => {
+                    timing::mark("store_row: inserted");
+                    return Ok(Stored::Row(Box::new(row)));
+                }
                 Err(EngineError::Conflict(_)) if generated_name => {
                     row.name = names::random_name();
                 }

@@ -336,8 +336,7 @@ fn health_tick(root: &Path, run_dir: &Path, id: &str, cfg: &HealthConfig, starte
             }
         }
     }
-    // SAFETY: as above.
-    unsafe { libc::malloc_trim(0) };
+    trim_heap();
 }
 
 fn supervise(
@@ -439,4 +438,14 @@ fn wait_until_started(engine: &Engine, id: &str) -> Option<Record> {
         }
     }
     record::find(engine.store.conn(), id).ok()
+}
+
+/// Gives freed heap pages back to the kernel (glibc keeps them otherwise), keeping the
+/// supervisor's resident memory small between health checks.
+fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of this process's heap.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

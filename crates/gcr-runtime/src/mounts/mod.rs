@@ -162,7 +162,7 @@ fn host_is_cgroup2() -> bool {
     unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
         libc::statfs(c"/sys/fs/cgroup".as_ptr(), &mut st) == 0
-            && st.f_type == libc::CGROUP2_SUPER_MAGIC
+            && st.f_type as u64 == libc::CGROUP2_SUPER_MAGIC as u64
     }
 }
 

@@ -1,0 +1,358 @@
+//! The housekeeper's door: a unix socket through which a foreground `gcr run` hands work
+//! to the lingering housekeeper (the trash reaper, see [`crate::trash`]) instead of doing it
+//! on its own path.
+//!
+//! - `N`: the housekeeper answers with a fresh loopback-only network namespace (one descriptor),
+//!   made ahead on its own time; `-` when it has none. Every namespace is new and handed out
+//!   once, exactly what `--network none` makes itself otherwise.
+//! - `H` + descriptors: the housekeeper holds them (a container's mount namespace) until the
+//!   connection closes. The last reference to a container's mount tree then goes away in
+//!   the housekeeper, after the run has returned, not in the container's exit (its unmounts
+//!   wait for RCU grace periods). A housekeeper that leaves earlier (it does not stay for
+//!   its connections) only gives the teardown back to the container's exit.
+//!
+//! The socket is abstract, named after the store root. Each side checks that the other runs
+//! as its own user; anything unexpected makes the client do the work itself, as without a
+//! housekeeper.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+use sha2::Digest;
+
+use gcr_runtime::LoopbackNetns;
+
+/// How long a client waits for an answer before doing the work itself.
+const ANSWER_MS: i32 = 5;
+/// Descriptors accepted in one `H` message.
+const MAX_FDS: usize = 4;
+/// Connections served at once; more are refused (their runs do the work themselves).
+const MAX_CLIENTS: usize = 256;
+
+fn address(root: &Path) -> Option<SocketAddrUnix> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let digest = sha2::Sha256::digest(root.as_os_str().as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    SocketAddrUnix::new_abstract_name(format!("gcr-housekeeper-{hex}").as_bytes()).ok()
+}
+
+fn seqpacket() -> Option<OwnedFd> {
+    rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .ok()
+}
+
+/// True when the peer of `fd` runs as our effective user.
+fn same_user(fd: BorrowedFd<'_>) -> bool {
+    rustix::net::sockopt::socket_peercred(fd).is_ok_and(|c| c.uid == rustix::process::geteuid())
+}
+
+fn poll_in(fd: BorrowedFd<'_>, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd on our stack.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+}
+
+fn send(fd: BorrowedFd<'_>, tag: u8, fds: &[BorrowedFd<'_>]) -> bool {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return false;
+    }
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    rustix::net::sendmsg(fd, &[IoSlice::new(&[tag])], &mut control, flags).is_ok_and(|n| n == 1)
+}
+
+/// What one receive gave.
+enum Recv {
+    Msg(u8, Vec<OwnedFd>),
+    /// Nothing to read yet.
+    Again,
+    /// End of the connection, or an error.
+    Closed,
+}
+
+/// Receives one message: its tag and the descriptors it carried.
+fn recv(fd: BorrowedFd<'_>) -> Recv {
+    let mut tag = [0u8; 1];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
+    let got = rustix::net::recvmsg(fd, &mut [IoSliceMut::new(&mut tag)], &mut control, flags);
+    let mut fds = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(it) = m {
+            fds.extend(it);
+        }
+    }
+    match got {
+        Ok(m) if m.bytes == 1 => Recv::Msg(tag[0], fds),
+        Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => Recv::Again,
+        _ => Recv::Closed,
+    }
+}
+
+/// A run's connection to the housekeeper of its store.
+pub struct Client {
+    fd: OwnedFd,
+    /// A namespace was asked for and the answer is yet to be read.
+    asked: std::sync::atomic::AtomicBool,
+}
+
+impl Client {
+    /// Connects to the housekeeper of the store at `root` when one is there, and asks it
+    /// for a network namespace when `want_netns` (the answer is read by [`Client::netns`]).
+    pub fn connect(root: &Path, want_netns: bool) -> Option<Client> {
+        let addr = address(root)?;
+        let fd = seqpacket()?;
+        rustix::net::connect(&fd, &addr).ok()?;
+        if !same_user(fd.as_fd()) {
+            return None;
+        }
+        let asked = want_netns && send(fd.as_fd(), b'N', &[]);
+        Some(Client {
+            fd,
+            asked: asked.into(),
+        })
+    }
+
+    /// The loopback-only network namespace asked for at connect, if the housekeeper had one.
+    pub fn netns(&self) -> Option<OwnedFd> {
+        let asked = self.asked.swap(false, std::sync::atomic::Ordering::Relaxed);
+        if !asked || !poll_in(self.fd.as_fd(), ANSWER_MS) {
+            return None;
+        }
+        let Recv::Msg(b'N', mut fds) = recv(self.fd.as_fd()) else {
+            return None;
+        };
+        let fd = fds.pop().filter(|_| fds.is_empty())?;
+        // Only ever join what is a network namespace.
+        // SAFETY: NS_GET_NSTYPE takes no argument and only inspects the descriptor.
+        let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+        (kind == libc::CLONE_NEWNET).then_some(fd)
+    }
+
+    /// Hands `fds` to the housekeeper, which holds them until this connection closes.
+    pub fn hold(&self, fds: &[BorrowedFd<'_>]) -> bool {
+        send(self.fd.as_fd(), b'H', fds)
+    }
+}
+
+/// `NS_GET_NSTYPE` of linux/nsfs.h: `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
+
+/// One connected run.
+struct Conn {
+    fd: OwnedFd,
+    held: Vec<OwnedFd>,
+}
+
+/// The housekeeper's side: a listening socket, its connections and a namespace made ahead.
+pub struct Server {
+    listener: OwnedFd,
+    conns: Vec<Conn>,
+    next: Option<LoopbackNetns>,
+}
+
+impl Server {
+    /// Listens on the store's address; None when another process already does.
+    pub fn bind(root: &Path) -> Option<Server> {
+        let addr = address(root)?;
+        let listener = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .ok()?;
+        rustix::net::bind(&listener, &addr).ok()?;
+        rustix::net::listen(&listener, 64).ok()?;
+        // The first run of a burst asks at once: have a namespace on the way.
+        Some(Server {
+            listener,
+            conns: Vec::new(),
+            next: Some(LoopbackNetns::start()),
+        })
+    }
+
+    /// Descriptors to poll for input: the listener, then each connection.
+    pub fn poll_fds(&self) -> Vec<libc::pollfd> {
+        std::iter::once(&self.listener)
+            .chain(self.conns.iter().map(|c| &c.fd))
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect()
+    }
+
+    /// Handles what `poll` reported on the descriptors of [`Server::poll_fds`] (same order).
+    pub fn serve(&mut self, ready: &[libc::pollfd]) {
+        let mut gone = Vec::new();
+        for (i, p) in ready.iter().enumerate().skip(1) {
+            if p.revents == 0 {
+                continue;
+            }
+            if !self.answer(i - 1) {
+                gone.push(i - 1);
+            }
+        }
+        // Closing a connection drops what it held: the last reference to a container's
+        // mounts goes here.
+        for i in gone.into_iter().rev() {
+            self.conns.swap_remove(i);
+        }
+        if ready.first().is_some_and(|p| p.revents != 0) {
+            self.accept();
+        }
+    }
+
+    /// Polls without waiting and serves what is ready (between slow pieces of other work).
+    pub fn serve_now(&mut self) {
+        let mut fds = self.poll_fds();
+        // SAFETY: poll on a vector of pollfds we own, with its length.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) } > 0 {
+            self.serve(&fds);
+        }
+    }
+
+    fn accept(&mut self) {
+        while let Ok(fd) =
+            rustix::net::accept_with(&self.listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)
+        {
+            if self.conns.len() < MAX_CLIENTS && same_user(fd.as_fd()) {
+                self.conns.push(Conn {
+                    fd,
+                    held: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// Reads and answers one message of connection `i`; false when it is closed.
+    fn answer(&mut self, i: usize) -> bool {
+        match recv(self.conns[i].fd.as_fd()) {
+            Recv::Msg(b'N', _) => {
+                let ns = self.next.take().and_then(|p| p.wait().ok());
+                let sent = match &ns {
+                    Some(fd) => send(self.conns[i].fd.as_fd(), b'N', &[fd.as_fd()]),
+                    None => send(self.conns[i].fd.as_fd(), b'-', &[]),
+                };
+                self.next = Some(LoopbackNetns::start());
+                sent
+            }
+            Recv::Msg(b'H', fds) => {
+                if self.conns[i].held.len() + fds.len() <= MAX_FDS * 4 {
+                    self.conns[i].held.extend(fds);
+                }
+                true
+            }
+            Recv::Msg(..) | Recv::Again => true,
+            Recv::Closed => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    fn root_or_skip(test: &str) -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{test}: needs root, and skipping is not allowed when CI=true"
+        );
+        eprintln!("skipped {test}: needs root");
+        false
+    }
+
+    /// Serves `server` until `done` is set.
+    fn serve_until(server: &mut Server, done: &std::sync::atomic::AtomicBool) {
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut fds = server.poll_fds();
+            // SAFETY: poll on a vector of pollfds we own, with its length.
+            if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10) } > 0 {
+                server.serve(&fds);
+            }
+        }
+    }
+
+    fn ns_inode(fd: BorrowedFd<'_>) -> u64 {
+        rustix::fs::fstat(fd).unwrap().st_ino
+    }
+
+    #[test]
+    fn serves_fresh_network_namespaces_and_holds_descriptors_until_close() {
+        if !root_or_skip("serves_fresh_network_namespaces_and_holds_descriptors_until_close") {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let mut server = Server::bind(root.path()).expect("bind");
+        assert!(
+            Server::bind(root.path()).is_none(),
+            "a second housekeeper of the same store must not listen"
+        );
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| serve_until(&mut server, &done));
+            let ours = std::fs::File::open("/proc/self/ns/net").unwrap();
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let c = Client::connect(root.path(), true).expect("connect");
+                let ns = c.netns().expect("a namespace");
+                let ino = ns_inode(ns.as_fd());
+                assert_ne!(ino, ns_inode(ours.as_fd()), "not the host's namespace");
+                assert!(!seen.contains(&ino), "each namespace is handed out once");
+                seen.push(ino);
+            }
+            // A client that did not ask gets nothing.
+            let c = Client::connect(root.path(), false).expect("connect");
+            assert!(c.netns().is_none());
+            // Held until the connection closes: the pipe's write end stays open till then.
+            let mut fds = [0; 2];
+            // SAFETY: pipe2 fills a two-element array.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+            // SAFETY: pipe2 returned two fresh descriptors that we now own.
+            let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            assert!(c.hold(&[w.as_fd()]));
+            drop(w);
+            assert!(
+                !poll_in(r.as_fd(), 200),
+                "EOF while the housekeeper holds it"
+            );
+            drop(c);
+            assert!(
+                poll_in(r.as_fd(), 2000),
+                "no EOF after the connection closed"
+            );
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+
+    #[test]
+    fn no_housekeeper_means_no_connection() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(Client::connect(root.path(), true).is_none());
+    }
+}
