@@ -11,6 +11,13 @@
 //!   wait for RCU grace periods). A housekeeper that leaves earlier (it does not stay for
 //!   its connections) only gives the teardown back to the container's exit.
 //!
+//! - `R` + a new container's row (JSON): the housekeeper checks the image the run started
+//!   from and stores the row, on its warm database connection; `r` + the outcome.
+//!   A run from the image cache sends its row before it starts the container (stored
+//!   `created`) and then `S` + the start (no answer): the row is stored while the
+//!   container is set up instead of holding it back.
+//! - `X` + a container's exit: recorded the same way; `x` + the outcome.
+//!
 //! The socket is abstract, named after the store root. Each side checks that the other runs
 //! as its own user; anything unexpected makes the client do the work itself, as without a
 //! housekeeper.
@@ -21,15 +28,22 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 use sha2::Digest;
 
 use gcr_runtime::LoopbackNetns;
+use gcr_store::Store;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::container::rows::{self, Exit, NewRow, Stored, WireError};
 
 /// How long a client waits for an answer before doing the work itself.
 const ANSWER_MS: i32 = 5;
+/// Largest message body (a container row is a few kilobytes).
+const MAX_BODY: usize = 64 * 1024;
 /// Descriptors accepted in one `H` message.
 const MAX_FDS: usize = 4;
 /// Connections served at once; more are refused (their runs do the work themselves).
@@ -69,18 +83,24 @@ fn poll_in(fd: BorrowedFd<'_>, ms: i32) -> bool {
 }
 
 fn send(fd: BorrowedFd<'_>, tag: u8, fds: &[BorrowedFd<'_>]) -> bool {
+    send_with(fd, tag, &[], fds)
+}
+
+fn send_with(fd: BorrowedFd<'_>, tag: u8, body: &[u8], fds: &[BorrowedFd<'_>]) -> bool {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return false;
     }
     let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
-    rustix::net::sendmsg(fd, &[IoSlice::new(&[tag])], &mut control, flags).is_ok_and(|n| n == 1)
+    let tag = [tag];
+    let iov = [IoSlice::new(&tag), IoSlice::new(body)];
+    rustix::net::sendmsg(fd, &iov, &mut control, flags).is_ok_and(|n| n == 1 + body.len())
 }
 
 /// What one receive gave.
 enum Recv {
-    Msg(u8, Vec<OwnedFd>),
+    Msg(u8, Vec<u8>, Vec<OwnedFd>),
     /// Nothing to read yet.
     Again,
     /// End of the connection, or an error.
@@ -90,10 +110,12 @@ enum Recv {
 /// Receives one message: its tag and the descriptors it carried.
 fn recv(fd: BorrowedFd<'_>) -> Recv {
     let mut tag = [0u8; 1];
+    let mut body = vec![0u8; MAX_BODY];
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
-    let got = rustix::net::recvmsg(fd, &mut [IoSliceMut::new(&mut tag)], &mut control, flags);
+    let mut iov = [IoSliceMut::new(&mut tag), IoSliceMut::new(&mut body)];
+    let got = rustix::net::recvmsg(fd, &mut iov, &mut control, flags);
     let mut fds = Vec::new();
     for m in control.drain() {
         if let RecvAncillaryMessage::ScmRights(it) = m {
@@ -101,7 +123,12 @@ fn recv(fd: BorrowedFd<'_>) -> Recv {
         }
     }
     match got {
-        Ok(m) if m.bytes == 1 => Recv::Msg(tag[0], fds),
+        Ok(m)
+            if m.bytes >= 1 && m.bytes <= 1 + MAX_BODY && !m.flags.contains(ReturnFlags::TRUNC) =>
+        {
+            body.truncate(m.bytes - 1);
+            Recv::Msg(tag[0], body, fds)
+        }
         Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => Recv::Again,
         _ => Recv::Closed,
     }
@@ -137,7 +164,7 @@ impl Client {
         if !asked || !poll_in(self.fd.as_fd(), ANSWER_MS) {
             return None;
         }
-        let Recv::Msg(b'N', mut fds) = recv(self.fd.as_fd()) else {
+        let Recv::Msg(b'N', _, mut fds) = recv(self.fd.as_fd()) else {
             return None;
         };
         let fd = fds.pop().filter(|_| fds.is_empty())?;
@@ -147,10 +174,73 @@ impl Client {
         (kind == libc::CLONE_NEWNET).then_some(fd)
     }
 
+    /// Sends a request and waits for its answer (as long as it takes: an answer that is
+    /// not waited for could still commit). None when the housekeeper is gone.
+    fn ask<Q: Serialize, A: DeserializeOwned>(&self, tag: u8, q: &Q) -> Option<A> {
+        let body = serde_json::to_vec(q).ok()?;
+        if !send_with(self.fd.as_fd(), tag, &body, &[]) {
+            return None;
+        }
+        self.answer(tag.to_ascii_lowercase())
+    }
+
+    /// Waits for the answer tagged `tag` (as long as it takes: an answer that is not
+    /// waited for could still commit). None when the housekeeper is gone.
+    fn answer<A: DeserializeOwned>(&self, tag: u8) -> Option<A> {
+        loop {
+            if !poll_in(self.fd.as_fd(), -1) {
+                continue;
+            }
+            match recv(self.fd.as_fd()) {
+                Recv::Msg(t, body, _) if t == tag => return serde_json::from_slice(&body).ok(),
+                // A namespace answer that came after its caller stopped waiting.
+                Recv::Msg(..) | Recv::Again => continue,
+                Recv::Closed => return None,
+            }
+        }
+    }
+
+    /// Has the housekeeper store a new container's row ([`rows::store_new`]).
+    pub(crate) fn store_new(&self, req: &NewRow) -> Option<Result<Stored, WireError>> {
+        self.ask(b'R', req)
+    }
+
+    /// Sends a new container's row to be stored; [`Client::stored_new`] reads the answer.
+    pub(crate) fn send_new(&self, req: &NewRow) -> bool {
+        serde_json::to_vec(req).is_ok_and(|b| send_with(self.fd.as_fd(), b'R', &b, &[]))
+    }
+
+    /// The answer to [`Client::send_new`]; None when the housekeeper is gone.
+    pub(crate) fn stored_new(&self) -> Option<Result<Stored, WireError>> {
+        self.answer(b'r')
+    }
+
+    /// Waits until the housekeeper has handled everything sent before (a no-op round
+    /// trip), so that the store can be used here without racing it.
+    pub(crate) fn flush(&self) {
+        let _: Option<()> = self.ask(b'P', &());
+    }
+
+    /// Records that a row stored `created` runs; there is no answer (the housekeeper
+    /// handles its connection's messages in order, so a later exit comes after it).
+    pub(crate) fn started(&self, s: &rows::Started) -> bool {
+        serde_json::to_vec(s).is_ok_and(|b| send_with(self.fd.as_fd(), b'S', &b, &[]))
+    }
+
+    /// Has the housekeeper record a container's exit ([`rows::store_exit`]).
+    pub(crate) fn store_exit(&self, e: &Exit) -> Option<Result<(), WireError>> {
+        self.ask(b'X', e)
+    }
+
     /// Hands `fds` to the housekeeper, which holds them until this connection closes.
     pub fn hold(&self, fds: &[BorrowedFd<'_>]) -> bool {
         send(self.fd.as_fd(), b'H', fds)
     }
+}
+
+/// Sends an answer; false when the connection is gone.
+fn reply<T: Serialize>(fd: BorrowedFd<'_>, tag: u8, v: &T) -> bool {
+    serde_json::to_vec(v).is_ok_and(|b| send_with(fd, tag, &b, &[]))
 }
 
 /// `NS_GET_NSTYPE` of linux/nsfs.h: `_IO(0xb7, 0x3)`.
@@ -203,33 +293,26 @@ impl Server {
     }
 
     /// Handles what `poll` reported on the descriptors of [`Server::poll_fds`] (same order).
-    pub fn serve(&mut self, ready: &[libc::pollfd]) {
+    /// Returns what closed connections held, for the caller to close off its own path.
+    pub fn serve(&mut self, ready: &[libc::pollfd], store: Option<&Store>) -> Vec<OwnedFd> {
         let mut gone = Vec::new();
         for (i, p) in ready.iter().enumerate().skip(1) {
             if p.revents == 0 {
                 continue;
             }
-            if !self.answer(i - 1) {
+            if !self.answer(i - 1, store) {
                 gone.push(i - 1);
             }
         }
-        // Closing a connection drops what it held: the last reference to a container's
-        // mounts goes here.
+        // What a closed connection held: the last reference to a container's mounts.
+        let mut held = Vec::new();
         for i in gone.into_iter().rev() {
-            self.conns.swap_remove(i);
+            held.append(&mut self.conns.swap_remove(i).held);
         }
         if ready.first().is_some_and(|p| p.revents != 0) {
             self.accept();
         }
-    }
-
-    /// Polls without waiting and serves what is ready (between slow pieces of other work).
-    pub fn serve_now(&mut self) {
-        let mut fds = self.poll_fds();
-        // SAFETY: poll on a vector of pollfds we own, with its length.
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) } > 0 {
-            self.serve(&fds);
-        }
+        held
     }
 
     fn accept(&mut self) {
@@ -246,9 +329,10 @@ impl Server {
     }
 
     /// Reads and answers one message of connection `i`; false when it is closed.
-    fn answer(&mut self, i: usize) -> bool {
+    fn answer(&mut self, i: usize, store: Option<&Store>) -> bool {
+        let fd = self.conns[i].fd.as_fd();
         match recv(self.conns[i].fd.as_fd()) {
-            Recv::Msg(b'N', _) => {
+            Recv::Msg(b'N', ..) => {
                 let ns = self.next.take().and_then(|p| p.wait().ok());
                 let sent = match &ns {
                     Some(fd) => send(self.conns[i].fd.as_fd(), b'N', &[fd.as_fd()]),
@@ -257,11 +341,35 @@ impl Server {
                 self.next = Some(LoopbackNetns::start());
                 sent
             }
-            Recv::Msg(b'H', fds) => {
+            Recv::Msg(b'H', _, fds) => {
                 if self.conns[i].held.len() + fds.len() <= MAX_FDS * 4 {
                     self.conns[i].held.extend(fds);
                 }
                 true
+            }
+            Recv::Msg(b'R', body, _) => {
+                let res = match (serde_json::from_slice::<NewRow>(&body), store) {
+                    (Ok(req), Some(st)) => rows::store_new(st, req).map_err(WireError::from),
+                    _ => Err(WireError::Other("the housekeeper cannot store it".into())),
+                };
+                reply(fd, b'r', &res)
+            }
+            Recv::Msg(b'P', ..) => reply(fd, b'p', &()),
+            Recv::Msg(b'S', body, _) => {
+                // No answer: a failure leaves the row `created`, as the exit will show.
+                if let (Ok(st), Some(store)) =
+                    (serde_json::from_slice::<rows::Started>(&body), store)
+                {
+                    let _ = rows::store_started(store, &st);
+                }
+                true
+            }
+            Recv::Msg(b'X', body, _) => {
+                let res = match (serde_json::from_slice::<Exit>(&body), store) {
+                    (Ok(e), Some(st)) => rows::store_exit(st, &e).map_err(WireError::from),
+                    _ => Err(WireError::Other("the housekeeper cannot record it".into())),
+                };
+                reply(fd, b'x', &res)
             }
             Recv::Msg(..) | Recv::Again => true,
             Recv::Closed => false,
@@ -293,7 +401,7 @@ mod tests {
             let mut fds = server.poll_fds();
             // SAFETY: poll on a vector of pollfds we own, with its length.
             if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10) } > 0 {
-                server.serve(&fds);
+                server.serve(&fds, None);
             }
         }
     }

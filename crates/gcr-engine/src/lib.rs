@@ -88,11 +88,12 @@ impl Engine {
         })
     }
 
-    /// An engine whose store opens on a helper thread meanwhile (see [`storecell`]): for a
-    /// foreground `gcr run`, which can prepare its container from the image cache first.
+    /// An engine whose store opens when first used or on a helper thread meanwhile (see
+    /// [`storecell`]): for a foreground `gcr run`, which can prepare its container from the
+    /// image cache first, and may leave its store work to the housekeeper.
     pub fn open_deferred(root: &Path, run_dir: &Path) -> Engine {
         Engine {
-            store: storecell::StoreCell::opening(root.to_path_buf()),
+            store: storecell::StoreCell::deferred(root.to_path_buf()),
             root: root.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
         }

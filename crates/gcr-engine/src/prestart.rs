@@ -23,6 +23,11 @@ pub fn housekeeper(root: &Path, netns: bool) -> bool {
     DOOR.get_or_init(|| Client::connect(root, netns)).is_some() && netns
 }
 
+/// The connection to the housekeeper, when [`housekeeper`] made one.
+pub(crate) fn door() -> Option<&'static Client> {
+    DOOR.get()?.as_ref()
+}
+
 /// Starts making a loopback-only network namespace for the next `--network none` launch.
 pub fn loopback_netns() {
     if let Ok(mut g) = NETNS.lock() {

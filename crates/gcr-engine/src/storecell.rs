@@ -1,7 +1,8 @@
 //! The engine's store, open now or being opened on a helper thread.
 //!
 //! A foreground `gcr run` opens the store (SQLite: connection, WAL index, schema) while it
-//! prepares and starts the container from its image cache, so the two overlap. Any use of
+//! prepares and starts the container from its image cache, so the two overlap; or not at
+//! all, when the store's housekeeper does its store work (see [`crate::housekeeper`]). Any use of
 //! the store waits for the open; [`StoreCell::wait`] gives the error, if any, to a caller
 //! that can handle it. Deref after a failed open ends the process with Docker's 125.
 
@@ -14,7 +15,11 @@ use gcr_store::Store;
 
 use crate::EngineError;
 
-type Pending = JoinHandle<Result<Store, gcr_store::StoreError>>;
+enum Pending {
+    /// Not started: opened by the first use, or on a helper thread by [`StoreCell::begin`].
+    Later(PathBuf),
+    Opening(JoinHandle<Result<Store, gcr_store::StoreError>>),
+}
 
 pub struct StoreCell {
     store: OnceLock<Store>,
@@ -30,11 +35,22 @@ impl StoreCell {
         }
     }
 
-    /// Starts opening the store at `root` on a helper thread.
-    pub fn opening(root: PathBuf) -> StoreCell {
+    /// The store at `root`, opened when first used or once [`StoreCell::begin`] is called.
+    pub fn deferred(root: PathBuf) -> StoreCell {
         StoreCell {
             store: OnceLock::new(),
-            pending: Mutex::new(Some(std::thread::spawn(move || Store::open(&root)))),
+            pending: Mutex::new(Some(Pending::Later(root))),
+        }
+    }
+
+    /// Starts opening the store on a helper thread (if it is not open or opening).
+    pub fn begin(&self) {
+        if let Ok(mut g) = self.pending.lock() {
+            if let Some(Pending::Later(root)) = g.take() {
+                *g = Some(Pending::Opening(std::thread::spawn(move || {
+                    Store::open(&root)
+                })));
+            }
         }
     }
 
@@ -49,7 +65,7 @@ impl StoreCell {
             return Ok(s);
         }
         let pending = self.pending.lock().ok().and_then(|mut g| g.take());
-        let Some(h) = pending else {
+        let Some(p) = pending else {
             // A failed open was reported by an earlier wait; or another thread holds the
             // handle (the engine is used from one thread at a time).
             return self
@@ -57,7 +73,11 @@ impl StoreCell {
                 .get()
                 .ok_or_else(|| EngineError::Internal("the store could not be opened".into()));
         };
-        match h.join() {
+        let opened = match p {
+            Pending::Later(root) => Ok(Store::open(&root)),
+            Pending::Opening(h) => h.join(),
+        };
+        match opened {
             Ok(Ok(s)) => Ok(self.store.get_or_init(|| s)),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(EngineError::Internal(

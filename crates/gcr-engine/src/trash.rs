@@ -130,7 +130,13 @@ impl Watch {
 
     /// Waits up to `ms` for an event on the watch or the housekeeper's door and handles
     /// it; drains the watch's queue. False on timeout.
-    fn wait(&self, door: Option<&mut housekeeper::Server>, ms: i32) -> bool {
+    fn wait(
+        &self,
+        door: Option<&mut housekeeper::Server>,
+        store: Option<&gcr_store::Store>,
+        janitor: &Janitor,
+        ms: i32,
+    ) -> bool {
         let mut fds = vec![libc::pollfd {
             fd: self.0.as_ref().map_or(-1, |f| f.as_raw_fd()),
             events: libc::POLLIN,
@@ -145,7 +151,7 @@ impl Watch {
             return false;
         }
         if let Some(d) = door {
-            d.serve(&fds[1..]);
+            janitor.close(d.serve(&fds[1..], store));
         }
         if fds[0].revents != 0 {
             if let Some(fd) = &self.0 {
@@ -187,6 +193,7 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
     let store = (linger_ms > 0)
         .then(|| gcr_store::Store::open_existing(root).ok())
         .flatten();
+    let janitor = Janitor::start(root);
     loop {
         if !try_lock(&lock) {
             return 0;
@@ -199,36 +206,25 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
             .flatten();
         let mut idle = 0;
         loop {
-            let items = pending(root);
-            if items.is_empty() {
+            if janitor.stuck() {
+                // Something in the trash cannot be deleted (still mounted?): `gcr system
+                // prune` or a later reaper tries again; never spin here.
+                return 1;
+            }
+            let quiet = !janitor.busy() && pending(root).is_empty();
+            if !quiet && !janitor.busy() {
+                janitor.sweep();
+            }
+            if quiet {
                 if let Some(s) = &store {
                     s.truncate_wal_over(gcr_store::WAL_LIMIT);
                 }
                 if idle >= linger_ms {
                     break;
                 }
-                idle = if watch.wait(door.as_mut(), TICK_MS) {
-                    0
-                } else {
-                    idle + TICK_MS
-                };
-                continue;
             }
-            idle = 0;
-            let mut progress = false;
-            for p in &items {
-                if let Some(d) = &mut door {
-                    d.serve_now();
-                }
-                progress |= std::fs::remove_dir_all(p)
-                    .or_else(|_| std::fs::remove_file(p))
-                    .is_ok();
-            }
-            if !progress {
-                // Something in the trash cannot be deleted (still mounted?): `gcr system
-                // prune` or a later reaper tries again; never spin here.
-                return 1;
-            }
+            let woke = watch.wait(door.as_mut(), store.as_ref(), &janitor, TICK_MS);
+            idle = if woke || !quiet { 0 } else { idle + TICK_MS };
         }
         // Stop serving before unlocking, so that the next housekeeper can listen.
         drop(door);
@@ -236,5 +232,80 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
         if pending(root).is_empty() {
             return 0;
         }
+    }
+}
+
+/// What the janitor thread does.
+enum Chore {
+    /// Delete what is in the trash.
+    Sweep,
+    /// Close these descriptors (a finished run's mount namespace: closing the last
+    /// reference unmounts everything in it, which waits for RCU grace periods).
+    Close(Vec<std::os::fd::OwnedFd>),
+}
+
+/// The housekeeper's slow work on a thread of its own, so that its loop stays free to
+/// answer runs.
+struct Janitor {
+    tx: std::sync::mpsc::Sender<Chore>,
+    /// Chores sent and not yet done.
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stuck: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Janitor {
+    fn start(root: &Path) -> Janitor {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std::sync::mpsc::channel::<Chore>();
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stuck = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (q, st, root) = (queued.clone(), stuck.clone(), root.to_path_buf());
+        std::thread::spawn(move || {
+            for chore in rx {
+                match chore {
+                    Chore::Sweep => {
+                        let items = pending(&root);
+                        let mut progress = items.is_empty();
+                        for p in &items {
+                            progress |= std::fs::remove_dir_all(p)
+                                .or_else(|_| std::fs::remove_file(p))
+                                .is_ok();
+                        }
+                        if !progress {
+                            st.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    Chore::Close(fds) => drop(fds),
+                }
+                q.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+        Janitor { tx, queued, stuck }
+    }
+
+    fn send(&self, c: Chore) {
+        use std::sync::atomic::Ordering;
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(c).is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn sweep(&self) {
+        self.send(Chore::Sweep);
+    }
+
+    fn close(&self, fds: Vec<std::os::fd::OwnedFd>) {
+        if !fds.is_empty() {
+            self.send(Chore::Close(fds));
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.queued.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    fn stuck(&self) -> bool {
+        self.stuck.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

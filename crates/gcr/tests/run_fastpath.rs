@@ -136,3 +136,143 @@ fn network_files_need_no_copy_up() {
     ]);
     env.ok(&["rm", "-f", id]);
 }
+
+/// Runs `args` with phase marks on; returns the output.
+fn run_marked(env: &Env, args: &[&str]) -> std::process::Output {
+    env.cmd(args)
+        .env("GCR_DEBUG_TIMING", "1")
+        .output()
+        .expect("run gcr")
+}
+
+fn housekeeper_running(env: &Env) -> bool {
+    let o = Command::new("pgrep")
+        .args(["-f", &format!("__reap {}", env.root.path().display())])
+        .output()
+        .unwrap();
+    !stdout(&o).trim().is_empty()
+}
+
+#[test]
+fn the_housekeeper_stores_rows_and_hands_out_namespaces() {
+    if !need_root("the_housekeeper_stores_rows_and_hands_out_namespaces") {
+        return;
+    }
+    let env = Env::new();
+    // A --rm run fills the image cache and leaves the housekeeper lingering (2 s).
+    env.ok(&["run", "--rm", IMAGE, "true"]);
+    assert!(eventually(2, || housekeeper_running(&env)));
+
+    // A loopback-only namespace from the housekeeper: lo, up, and nothing else.
+    let o = run_marked(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            IMAGE,
+            "ip",
+            "-o",
+            "link",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let links: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert!(
+        links[0].contains(": lo:") && links[0].contains("UP"),
+        "{links:?}"
+    );
+    assert!(
+        stderr(&o).contains("housekeeper: row stored"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("housekeeper: exit recorded"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A named, kept container: its row and its events, in order, as without it.
+    let o = run_marked(
+        &env,
+        &["run", "--name", "kept", IMAGE, "sh", "-c", "exit 3"],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("housekeeper: row stored"),
+        "{}",
+        stderr(&o)
+    );
+    let ps = env.ok(&["ps", "-a", "--format", "json"]);
+    assert!(ps.contains("\"kept\"") && ps.contains("Exited (3)"), "{ps}");
+    let ev = env.ok(&["events", "--since", "1m"]);
+    let kept: Vec<&str> = ev.lines().filter(|l| l.contains("name=kept")).collect();
+    let causes: Vec<&str> = kept
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(causes, ["create", "start", "die"], "{ev}");
+
+    // The name is taken: the housekeeper's answer is the ordinary refusal, nothing runs.
+    let o = env.gcr(&["run", "--name", "kept", IMAGE, "sh", "-c", "echo ran"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("ran"));
+
+    // A command that cannot start: 127, and the kept container stays `created`.
+    let o = env.gcr(&["run", "--name", "bad", IMAGE, "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    let bad = env.ok(&["inspect", "bad"]);
+    assert!(bad.contains("\"created\""), "{bad}");
+    assert!(bad.contains("\"ExitCode\": 127"), "{bad}");
+    let o = env.gcr(&["run", "--rm", IMAGE, "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(127));
+    env.ok(&["rm", "kept", "bad"]);
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn a_run_outlives_its_housekeeper() {
+    if !need_root("a_run_outlives_its_housekeeper") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["run", "--rm", IMAGE, "true"]);
+    assert!(eventually(2, || housekeeper_running(&env)));
+    let child = env
+        .cmd(&[
+            "run",
+            "--rm",
+            "--name",
+            "orphan",
+            IMAGE,
+            "sh",
+            "-c",
+            "sleep 0.5; exit 4",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the container runs, the housekeeper that stored its row goes away.
+    assert!(eventually(5, || env.ok(&["ps", "-q"]).trim().len() >= 12));
+    let pkill = Command::new("pkill")
+        .args(["-9", "-f", &format!("__reap {}", env.root.path().display())])
+        .status()
+        .unwrap();
+    assert!(pkill.success(), "no housekeeper to kill");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    // Recorded and removed all the same.
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    let ev = env.ok(&["events", "--since", "1m"]);
+    let causes: Vec<&str> = ev
+        .lines()
+        .filter(|l| l.contains("name=orphan"))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(causes, ["create", "start", "die", "rm"], "{ev}");
+}

@@ -9,6 +9,7 @@ mod mountpoints;
 pub mod ops;
 pub mod procfs;
 pub mod record;
+pub(crate) mod rows;
 pub mod run;
 pub mod supervise;
 pub mod view;

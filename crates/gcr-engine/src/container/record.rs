@@ -40,7 +40,7 @@ impl Extra {
 }
 
 /// One container as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
     pub name: String,
@@ -213,7 +213,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
 }
 
 /// Fields that change over a container's life.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Update {
     pub pid: Option<Option<i32>>,
     pub started_at: Option<i64>,

@@ -10,6 +10,7 @@ use gcr_runtime::{Launch, Rootfs, Running, Stdio};
 use super::config::{ContainerConfig, RunOptions};
 use super::procfs;
 use super::record::{self, Extra, Record, Update};
+use super::rows::{self, Stored};
 use super::{imagecache, mountpoints};
 use crate::{names, ocispec, resolve, timing, Engine, EngineError};
 
@@ -277,28 +278,36 @@ impl Engine {
         }
         timing::mark("exit: cgroup destroyed");
         self.net_detach(r);
-        let cause = if oom { "oom" } else { "die" };
         let rm = r.config.opts.rm;
         if rm {
             // Files first: once the row is gone, nothing of the container may remain.
             self.remove_files(r);
             timing::mark("exit: files to trash");
         }
-        self.store.transaction(|tx| -> Result<(), EngineError> {
-            if rm {
-                // Straight to removed: the row goes, both transitions are recorded.
-                return record::delete_exited(tx, r, cause);
+        let mut exit = rows::Exit {
+            row: r.clone(),
+            code,
+            oom,
+            maybe_recorded: false,
+        };
+        let mut done = false;
+        if let Some(door) = crate::prestart::door() {
+            match door.store_exit(&exit) {
+                Some(Ok(())) => {
+                    timing::mark("housekeeper: exit recorded");
+                    done = true;
+                }
+                Some(Err(e)) => {
+                    if let Some(e) = e.definitive() {
+                        return Err(e);
+                    }
+                }
+                None => exit.maybe_recorded = true,
             }
-            let u = Update {
-                pid: Some(None),
-                finished_at: Some(now_secs()),
-                exit_code: Some(code),
-                oom_killed: Some(oom),
-                ..Default::default()
-            };
-            let cur = record::find(tx, &r.id)?;
-            record::set_state(tx, &cur, Some(&cur.state), "exited", cause, &u)
-        })?;
+        }
+        if !done {
+            rows::store_exit(&self.store, &exit)?;
+        }
         timing::mark("exit: recorded");
         if rm {
             self.volumes_release(r, true);
@@ -330,6 +339,10 @@ impl Engine {
             .is_pending()
             .then(|| imagecache::load(self.run_dir(), &opts.image))
             .flatten();
+        // The store opens meanwhile unless the housekeeper will do the store work.
+        if cached.is_none() || crate::prestart::door().is_none() {
+            self.store.begin();
+        }
         if let Some(c) = cached {
             if let Some(started) = self.start_foreground(opts.clone(), Some(c), door_netns)? {
                 return self.hold_foreground(started);
@@ -366,19 +379,50 @@ impl Engine {
             }
         };
         timing::mark("create");
+        // From the cache with the housekeeper there, the row goes to it now (stored
+        // `created` while the container is set up) and is marked running once the child
+        // exists.
+        let early = from_cache
+            && crate::prestart::door().is_some_and(|d| {
+                d.send_new(&rows::NewRow {
+                    row: r.clone(),
+                    check_image: true,
+                    generated_name,
+                    maybe_stored: false,
+                })
+            });
         let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
         // The row is stored while the child sets up its namespaces and mounts (after the
         // store has confirmed the cached image, when the start came from the cache).
         let stored: std::cell::RefCell<Option<Result<Stored, EngineError>>> = Default::default();
         let store_row = Box::new(|pid| {
             crate::prestart::hand_over_mounts(pid);
-            let res = self.store_row(&r, pid, from_cache, generated_name);
+            let res = if early {
+                self.store_started(&r, pid, generated_name)
+            } else {
+                self.store_row(&r, pid, from_cache, generated_name)
+            };
             let ok = matches!(res, Ok(Stored::Row(_)));
             *stored.borrow_mut() = Some(res);
             ok
         });
         let launched = self.launch_with(&r, stdio, Some(store_row), from_cache);
-        let running = match (launched, stored.into_inner()) {
+        let stored = stored.into_inner();
+        if early && (launched.is_err() || stored.is_none()) {
+            // The store is used here below: let the housekeeper finish what it was sent.
+            if stored.is_none() {
+                // Never started: the row sent ahead goes again (if it was stored).
+                if let Some(Some(Ok(Stored::Row(created)))) =
+                    crate::prestart::door().map(|d| d.stored_new())
+                {
+                    let _ = record::delete(self.store.conn(), &created, "error");
+                }
+            }
+            if let Some(d) = crate::prestart::door() {
+                d.flush();
+            }
+        }
+        let running = match (launched, stored) {
             (Ok(x), Some(Ok(Stored::Row(row)))) => (*row, x),
             (Err(e), Some(Ok(Stored::Row(row)))) => {
                 self.discard_after_failed_start(&row, e.exit_code());
@@ -401,9 +445,62 @@ impl Engine {
         Ok(Some(running))
     }
 
+    /// The row sent to the housekeeper before the start (stored `created`) now runs as
+    /// `pid`: reads the housekeeper's answer and sends the start. When the housekeeper is
+    /// gone meanwhile, the same happens on the store here.
+    fn store_started(
+        &self,
+        r: &Record,
+        pid: i32,
+        generated_name: bool,
+    ) -> Result<Stored, EngineError> {
+        let holder = std::process::id() as i32;
+        if let Some(door) = crate::prestart::door() {
+            match door.stored_new() {
+                Some(Ok(Stored::Row(created))) => {
+                    timing::mark("housekeeper: row stored");
+                    let (running, update) = self.as_running(&created, pid, holder);
+                    door.started(&rows::Started {
+                        row: *created,
+                        update,
+                    });
+                    return Ok(Stored::Row(Box::new(running)));
+                }
+                Some(Ok(Stored::Stale)) => return Ok(Stored::Stale),
+                Some(Err(e)) => {
+                    if let Some(e) = e.definitive() {
+                        return Err(e);
+                    }
+                }
+                None => {}
+            }
+        }
+        let store = self.store.wait()?;
+        let req = rows::NewRow {
+            row: r.clone(),
+            check_image: true,
+            generated_name,
+            maybe_stored: true,
+        };
+        match rows::store_new(store, req)? {
+            Stored::Row(created) if created.state == "created" => {
+                let (running, update) = self.as_running(&created, pid, holder);
+                rows::store_started(
+                    store,
+                    &rows::Started {
+                        row: *created,
+                        update,
+                    },
+                )?;
+                Ok(Stored::Row(Box::new(running)))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Stores a new container's row; for a start from the image cache, first checks with
     /// the store that the image is still the cached one. A generated name that another
-    /// container took meanwhile is replaced.
+    /// container took meanwhile is replaced. The housekeeper does it when it is there.
     fn store_row(
         &self,
         r: &Record,
@@ -411,44 +508,29 @@ impl Engine {
         from_cache: bool,
         generated_name: bool,
     ) -> Result<Stored, EngineError> {
-        timing::mark("store_row: entered");
-        let store = self.store.wait()?;
-        timing::mark("store: ready");
-        if from_cache {
-            let same = store
-                .resolve_image(&r.image_ref)
-                .is_ok_and(|i| i.id == r.image_id)
-                && store.prepare_rootfs(&r.image_id).is_ok_and(|l| {
-                    l.iter().map(|p| p.as_os_str()).eq(r
-                        .config
-                        .resolved
-                        .lowers
-                        .iter()
-                        .map(std::ffi::OsStr::new))
-                });
-            if !same {
-                return Ok(Stored::Stale);
-            }
-            timing::mark("store_row: validated");
-        }
         // Stored running (with its `start` event): the child is past clone and only
         // setup stands between it and the command.
-        let (mut row, _) = self.as_running(r, pid, std::process::id() as i32);
-        for _ in 0..8 {
-            match store.transaction(|tx| record::insert(tx, &row)) {
-                Ok(()) => {
-                    timing::mark("store_row: inserted");
-                    return Ok(Stored::Row(Box::new(row)));
+        let (row, _) = self.as_running(r, pid, std::process::id() as i32);
+        let mut req = rows::NewRow {
+            row,
+            check_image: from_cache,
+            generated_name,
+            maybe_stored: false,
+        };
+        if let Some(door) = crate::prestart::door() {
+            match door.store_new(&req) {
+                Some(Ok(stored)) => return Ok(stored),
+                Some(Err(e)) => {
+                    if let Some(e) = e.definitive() {
+                        return Err(e);
+                    }
                 }
-                Err(EngineError::Conflict(_)) if generated_name => {
-                    row.name = names::random_name();
-                }
-                Err(e) => return Err(e),
+                None => req.maybe_stored = true,
             }
         }
-        Err(EngineError::Conflict(
-            "no free container name was found; pass --name".into(),
-        ))
+        let store = self.store.wait()?;
+        timing::mark("store: ready");
+        rows::store_new(store, req)
     }
 
     /// Holds a started foreground container: signals, terminal, its state and exit.
@@ -488,14 +570,6 @@ impl Engine {
             let _ = record::set_state(conn, r, Some(&r.state), "created", "error", &u);
         }
     }
-}
-
-/// How storing a new container's row went.
-enum Stored {
-    /// Stored (running, and under another name if the generated one was taken).
-    Row(Box<Record>),
-    /// The image cache entry the start came from is stale; nothing was stored.
-    Stale,
 }
 
 /// Checks of `run`/`create` flags that need nothing but the flags.

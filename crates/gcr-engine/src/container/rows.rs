@@ -1,0 +1,168 @@
+//! The two store writes of a foreground `gcr run`, shared by the run itself and the
+//! housekeeper that can do them for it on a warm connection (see [`crate::housekeeper`]):
+//! storing the new container's row (after checking the image it was started from) and
+//! recording its exit.
+
+use gcr_store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::record::{self, Record, Update};
+use crate::{names, EngineError};
+
+fn now_secs() -> i64 {
+    record::now_ns() / 1_000_000_000
+}
+
+/// How storing a new container's row went.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Stored {
+    /// Stored (running, and under another name if the generated one was taken).
+    Row(Box<Record>),
+    /// The image the start came from (the run dir's image cache) is no longer what its
+    /// name resolves to; nothing was stored.
+    Stale,
+}
+
+/// What a foreground run asks to be stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct NewRow {
+    pub row: Record,
+    /// Check first that the row's image reference still resolves to its image id, with
+    /// these snapshot dirs (a start from the image cache).
+    pub check_image: bool,
+    /// The name was generated: replace it when another container has it.
+    pub generated_name: bool,
+    /// An earlier attempt may have stored it already (its answer was lost).
+    pub maybe_stored: bool,
+}
+
+/// Stores `req.row` with its `create` and `start` events, in one transaction.
+pub(crate) fn store_new(store: &Store, req: NewRow) -> Result<Stored, EngineError> {
+    let NewRow {
+        mut row,
+        check_image,
+        generated_name,
+        maybe_stored,
+    } = req;
+    if maybe_stored {
+        if let Ok(r) = record::find(store.conn(), &row.id) {
+            return Ok(Stored::Row(Box::new(r)));
+        }
+    }
+    if check_image {
+        let same = store
+            .resolve_image(&row.image_ref)
+            .is_ok_and(|i| i.id == row.image_id)
+            && store.prepare_rootfs(&row.image_id).is_ok_and(|l| {
+                l.iter().map(|p| p.as_os_str()).eq(row
+                    .config
+                    .resolved
+                    .lowers
+                    .iter()
+                    .map(std::ffi::OsStr::new))
+            });
+        if !same {
+            return Ok(Stored::Stale);
+        }
+    }
+    for _ in 0..8 {
+        match store.transaction(|tx| record::insert(tx, &row)) {
+            Ok(()) => return Ok(Stored::Row(Box::new(row))),
+            Err(EngineError::Conflict(_))
+                if maybe_stored && record::find(store.conn(), &row.id).is_ok() =>
+            {
+                // Stored by the earlier attempt after all (its id is taken, by itself).
+                return Ok(Stored::Row(Box::new(record::find(store.conn(), &row.id)?)));
+            }
+            Err(EngineError::Conflict(_)) if generated_name => {
+                row.name = names::random_name();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(EngineError::Conflict(
+        "no free container name was found; pass --name".into(),
+    ))
+}
+
+/// A stored `created` row whose process now runs.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Started {
+    pub row: Record,
+    pub update: Update,
+}
+
+/// Records that a row stored `created` runs (the `start` event).
+pub(crate) fn store_started(store: &Store, s: &Started) -> Result<(), EngineError> {
+    store.transaction(|tx| {
+        record::set_state(tx, &s.row, Some("created"), "running", "start", &s.update)
+    })
+}
+
+/// The exit of a foreground container.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Exit {
+    pub row: Record,
+    pub code: i32,
+    pub oom: bool,
+    /// An earlier attempt may have recorded it already (its answer was lost).
+    pub maybe_recorded: bool,
+}
+
+/// Records an exit: a `--rm` container's row goes (both transitions recorded), another's
+/// becomes `exited`.
+pub(crate) fn store_exit(store: &Store, e: &Exit) -> Result<(), EngineError> {
+    let r = &e.row;
+    let cause = if e.oom { "oom" } else { "die" };
+    let res = store.transaction(|tx| -> Result<(), EngineError> {
+        if r.config.opts.rm {
+            return record::delete_exited(tx, r, cause);
+        }
+        let u = Update {
+            pid: Some(None),
+            finished_at: Some(now_secs()),
+            exit_code: Some(e.code),
+            oom_killed: Some(e.oom),
+            ..Default::default()
+        };
+        let cur = record::find(tx, &r.id)?;
+        if e.maybe_recorded && cur.state == "exited" {
+            return Ok(());
+        }
+        record::set_state(tx, &cur, Some(&cur.state), "exited", cause, &u)
+    });
+    match res {
+        // A lost answer: the first attempt removed it.
+        Err(EngineError::NotFound(_)) if e.maybe_recorded && r.config.opts.rm => Ok(()),
+        other => other,
+    }
+}
+
+/// An engine error as it crosses the housekeeper's socket.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum WireError {
+    NotFound(String),
+    Conflict(String),
+    Other(String),
+}
+
+impl From<EngineError> for WireError {
+    fn from(e: EngineError) -> WireError {
+        match e {
+            EngineError::NotFound(m) => WireError::NotFound(m),
+            EngineError::Conflict(m) => WireError::Conflict(m),
+            other => WireError::Other(other.to_string()),
+        }
+    }
+}
+
+impl WireError {
+    /// The error to report as is; None when the caller should rather do the work itself.
+    pub(crate) fn definitive(self) -> Option<EngineError> {
+        match self {
+            WireError::NotFound(m) => Some(EngineError::NotFound(m)),
+            WireError::Conflict(m) => Some(EngineError::Conflict(m)),
+            WireError::Other(_) => None,
+        }
+    }
+}
