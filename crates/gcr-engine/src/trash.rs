@@ -193,6 +193,9 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
     let store = (linger_ms > 0)
         .then(|| gcr_store::Store::open_existing(root).ok())
         .flatten();
+    if let Some(s) = &store {
+        s.spread_containers();
+    }
     let janitor = Janitor::start(root);
     loop {
         if !try_lock(&lock) {
