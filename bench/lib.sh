@@ -61,3 +61,26 @@ mk_busybox_tar() {
   tar -C "$dir/rootfs" -cf "$out" .
   rm -rf "$dir"
 }
+
+# cpu_ticks: "busy steal" jiffies of all CPUs so far (from /proc/stat). The VMs these
+# benchmarks run on share their host: time stolen by the host during a timed section makes
+# every figure in it slower, so reports show it next to the figures.
+cpu_ticks() {
+  awk '/^cpu /{print $2+$3+$4+$7+$8, $9}' /proc/stat
+}
+
+# steal_note LABEL BEFORE AFTER RUNS: one line on the host's steal over a timed section.
+steal_note() {
+  local label=$1 runs=$4 b0 s0 b1 s1
+  read -r b0 s0 <<<"$2"
+  read -r b1 s1 <<<"$3"
+  local hz
+  hz=$(getconf CLK_TCK)
+  python3 - "$label" "$b0" "$s0" "$b1" "$s1" "$runs" "$hz" <<'PY' | tee -a "$RESULTS/summary.txt"
+import sys
+label, b0, s0, b1, s1, runs, hz = sys.argv[1], *map(float, sys.argv[2:])
+busy = (b1 - b0) * 1000 / hz / runs
+steal = (s1 - s0) * 1000 / hz / runs
+print(f"  {label}: host steal {steal:.2f} ms per run, busy CPU (all processes) {busy:.2f} ms per run")
+PY
+}

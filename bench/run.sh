@@ -35,8 +35,11 @@ PY
 # host's ext4 (no journal) a container start in the half-minute after a bulk write pays
 # ~5 ms more system time in the inode allocator (see docs/NOTES.md).
 sync
+t0=$(cpu_ticks)
 hf gcr-run-true 100 "$GCR run --rm --network none bench/busybox:1 /bin/true"
+t1=$(cpu_ticks)
 hf runc-run-true 50 "runc run --bundle $work/bundle gcrbench"
+t2=$(cpu_ticks)
 PODMAN_MS=-
 if command -v podman >/dev/null || [ "${BENCH_PODMAN:-1}" = 1 ]; then
   setup_podman
@@ -48,6 +51,8 @@ if command -v podman >/dev/null || [ "${BENCH_PODMAN:-1}" = 1 ]; then
 fi
 report "gcr run --rm --network none IMG /bin/true" "$(median_ms gcr-run-true)" "runc run (bundle)" "$(median_ms runc-run-true)" 6
 [ "$PODMAN_MS" = - ] || report "gcr run --rm --network none IMG /bin/true" "$(median_ms gcr-run-true)" "podman run --rm" "$PODMAN_MS" 6
+steal_note "gcr run (105 runs incl. warmup)" "$t0" "$t1" 105
+steal_note "runc run (55 runs incl. warmup)" "$t1" "$t2" 55
 
 # stop: a container that exits on SIGTERM (busybox sh traps TERM).
 stop_times=()
