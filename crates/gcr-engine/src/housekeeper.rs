@@ -16,6 +16,9 @@
 //!   A run from the image cache sends its row before it starts the container (stored
 //!   `created`) and then `S` + the start (no answer): the row is stored while the
 //!   container is set up instead of holding it back.
+//! - `M` + a container's root (layers, upper and work directories): the housekeeper makes
+//!   the directories and the overlay as a detached mount and answers `m` with its
+//!   descriptor (`m` without one: the run mounts it the usual way).
 //! - `X` + a container's exit: recorded the same way; `x` + the outcome.
 //!
 //! The socket is abstract, named after the store root. Each side checks that the other runs
@@ -38,6 +41,7 @@ use gcr_store::Store;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::container::premount::Premount;
 use crate::container::rows::{self, Exit, NewRow, Stored, WireError};
 
 /// How long a client waits for an answer before doing the work itself.
@@ -134,9 +138,15 @@ fn recv(fd: BorrowedFd<'_>) -> Recv {
     }
 }
 
+/// An answer: its tag, its body and the descriptors that came with it.
+type Answer = (u8, Vec<u8>, Vec<OwnedFd>);
+
 /// A run's connection to the housekeeper of its store.
 pub struct Client {
     fd: OwnedFd,
+    /// Answers read while waiting for another one (answers come in the order of the
+    /// requests, which is not always the order they are needed in).
+    early: std::sync::Mutex<Vec<Answer>>,
     /// A namespace was asked for and the answer is yet to be read.
     asked: std::sync::atomic::AtomicBool,
 }
@@ -154,6 +164,7 @@ impl Client {
         let asked = want_netns && send(fd.as_fd(), b'N', &[]);
         Some(Client {
             fd,
+            early: std::sync::Mutex::new(Vec::new()),
             asked: asked.into(),
         })
     }
@@ -161,12 +172,17 @@ impl Client {
     /// The loopback-only network namespace asked for at connect, if the housekeeper had one.
     pub fn netns(&self) -> Option<OwnedFd> {
         let asked = self.asked.swap(false, std::sync::atomic::Ordering::Relaxed);
-        if !asked || !poll_in(self.fd.as_fd(), ANSWER_MS) {
+        if !asked {
             return None;
         }
-        let Recv::Msg(b'N', _, mut fds) = recv(self.fd.as_fd()) else {
+        let waiting = self
+            .early
+            .lock()
+            .is_ok_and(|e| e.iter().any(|(t, ..)| *t == b'N'));
+        if !waiting && !poll_in(self.fd.as_fd(), ANSWER_MS) {
             return None;
-        };
+        }
+        let (_, mut fds) = self.answer_with_fds(b'N')?;
         let fd = fds.pop().filter(|_| fds.is_empty())?;
         // Only ever join what is a network namespace.
         // SAFETY: NS_GET_NSTYPE takes no argument and only inspects the descriptor.
@@ -187,17 +203,48 @@ impl Client {
     /// Waits for the answer tagged `tag` (as long as it takes: an answer that is not
     /// waited for could still commit). None when the housekeeper is gone.
     fn answer<A: DeserializeOwned>(&self, tag: u8) -> Option<A> {
+        self.answer_with_fds(tag)
+            .and_then(|(body, _)| serde_json::from_slice(&body).ok())
+    }
+
+    /// [`Client::answer`] with the descriptors that came with it.
+    fn answer_with_fds(&self, tag: u8) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+        if let Ok(mut early) = self.early.lock() {
+            if let Some(i) = early.iter().position(|(t, ..)| *t == tag) {
+                let (_, body, fds) = early.remove(i);
+                return Some((body, fds));
+            }
+        }
         loop {
             if !poll_in(self.fd.as_fd(), -1) {
                 continue;
             }
             match recv(self.fd.as_fd()) {
-                Recv::Msg(t, body, _) if t == tag => return serde_json::from_slice(&body).ok(),
-                // A namespace answer that came after its caller stopped waiting.
-                Recv::Msg(..) | Recv::Again => continue,
+                Recv::Msg(t, body, fds) if t == tag => return Some((body, fds)),
+                Recv::Msg(t, body, fds) => {
+                    if let Ok(mut early) = self.early.lock() {
+                        early.push((t, body, fds));
+                    }
+                }
+                Recv::Again => continue,
                 Recv::Closed => return None,
             }
         }
+    }
+
+    /// Asks for a container's root overlay, made ahead ([`Client::premounted`] reads it).
+    pub(crate) fn send_premount(&self, p: &Premount) -> bool {
+        serde_json::to_vec(p).is_ok_and(|b| send_with(self.fd.as_fd(), b'M', &b, &[]))
+    }
+
+    /// The overlay asked for with [`Client::send_premount`], as a detached mount.
+    pub(crate) fn premounted(&self) -> Option<OwnedFd> {
+        let (_, mut fds) = self.answer_with_fds(b'm')?;
+        let fd = fds.pop().filter(|_| fds.is_empty())?;
+        // Only ever attach a mount: fsmount descriptors are O_PATH files of a mount root.
+        let st = rustix::fs::fstat(&fd).ok()?;
+        (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
+            .then_some(fd)
     }
 
     /// Has the housekeeper store a new container's row ([`rows::store_new`]).
@@ -236,6 +283,10 @@ impl Client {
     pub fn hold(&self, fds: &[BorrowedFd<'_>]) -> bool {
         send(self.fd.as_fd(), b'H', fds)
     }
+}
+
+fn fd_of(c: &Conn) -> BorrowedFd<'_> {
+    c.fd.as_fd()
 }
 
 /// Sends an answer; false when the connection is gone.
@@ -312,6 +363,9 @@ impl Server {
         if ready.first().is_some_and(|p| p.revents != 0) {
             self.accept();
         }
+        if self.conns.is_empty() && self.next.is_none() {
+            self.next = Some(LoopbackNetns::start());
+        }
         held
     }
 
@@ -333,13 +387,18 @@ impl Server {
         let fd = self.conns[i].fd.as_fd();
         match recv(self.conns[i].fd.as_fd()) {
             Recv::Msg(b'N', ..) => {
-                let ns = self.next.take().and_then(|p| p.wait().ok());
-                let sent = match &ns {
-                    Some(fd) => send(self.conns[i].fd.as_fd(), b'N', &[fd.as_fd()]),
-                    None => send(self.conns[i].fd.as_fd(), b'-', &[]),
-                };
-                self.next = Some(LoopbackNetns::start());
-                sent
+                // The next one is made once no run is going on (see `serve`): made now, it
+                // would compete with this run for the CPU.
+                let ns = self
+                    .next
+                    .take()
+                    .unwrap_or_else(LoopbackNetns::start)
+                    .wait()
+                    .ok();
+                match &ns {
+                    Some(fd) => send(fd_of(&self.conns[i]), b'N', &[fd.as_fd()]),
+                    None => send(fd_of(&self.conns[i]), b'-', &[]),
+                }
             }
             Recv::Msg(b'H', _, fds) => {
                 if self.conns[i].held.len() + fds.len() <= MAX_FDS * 4 {
@@ -355,6 +414,15 @@ impl Server {
                 reply(fd, b'r', &res)
             }
             Recv::Msg(b'P', ..) => reply(fd, b'p', &()),
+            Recv::Msg(b'M', body, _) => {
+                let mount = serde_json::from_slice::<Premount>(&body)
+                    .ok()
+                    .and_then(|p| p.make());
+                match &mount {
+                    Some(m) => send_with(fd, b'm', b"{}", &[m.as_fd()]),
+                    None => send_with(fd, b'm', b"{}", &[]),
+                }
+            }
             Recv::Msg(b'S', body, _) => {
                 // No answer: a failure leaves the row `created`, as the exit will show.
                 if let (Ok(st), Some(store)) =

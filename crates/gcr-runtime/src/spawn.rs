@@ -35,6 +35,9 @@ pub enum Rootfs {
     },
     /// An existing directory, bind-mounted as the root.
     Path(PathBuf),
+    /// A detached mount (`fsmount`, e.g. an overlay made ahead by another process),
+    /// attached on `target` in the container's mount namespace.
+    Attach { mount: OwnedFd, target: PathBuf },
 }
 
 /// Standard streams of the container process.
@@ -260,6 +263,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         .chain(join.iter().flat_map(Join::raw_fds))
         .chain(late_pipe.as_ref().map(|(r, _)| r.as_raw_fd()))
         .chain(ns.keep_fds())
+        .chain(mounts.keep_fds())
         .collect();
     keep.sort_unstable();
     let ctx = ChildCtx {

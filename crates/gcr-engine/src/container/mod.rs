@@ -7,6 +7,7 @@ pub mod health;
 mod imagecache;
 mod mountpoints;
 pub mod ops;
+pub(crate) mod premount;
 pub mod procfs;
 pub mod record;
 pub(crate) mod rows;

@@ -5,13 +5,13 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use gcr_runtime::{Launch, Rootfs, Running, Stdio};
+use gcr_runtime::{Launch, Running, Stdio};
 
 use super::config::{ContainerConfig, RunOptions};
 use super::procfs;
 use super::record::{self, Extra, Record, Update};
 use super::rows::{self, Stored};
-use super::{imagecache, mountpoints};
+use super::{imagecache, mountpoints, premount};
 use crate::{names, ocispec, resolve, timing, Engine, EngineError};
 
 fn now_secs() -> i64 {
@@ -64,18 +64,21 @@ impl Engine {
         if remember && crate::rundir::ensure(self.run_dir()).is_ok() {
             imagecache::save(self.run_dir(), &cached);
         }
-        self.describe_container(opts, cached, true)
+        self.describe_container(opts, cached, true, None)
     }
 
     /// [`Engine::prepare_container`] from an image cache entry, without the store: the
     /// name's uniqueness is checked when the row is stored.
+    /// `ahead`: the id picked for a root overlay asked for ahead (the housekeeper makes
+    /// its directories).
     fn prepare_container_cached(
         &self,
         opts: RunOptions,
         cached: imagecache::CachedImage,
+        ahead: Option<String>,
     ) -> Result<Record, EngineError> {
         check_options(&opts)?;
-        self.describe_container(opts, cached, false)
+        self.describe_container(opts, cached, false, ahead)
     }
 
     /// The record of a new container (name, hostname, resolved configuration) and its
@@ -85,8 +88,10 @@ impl Engine {
         opts: RunOptions,
         image: imagecache::CachedImage,
         check_name: bool,
+        ahead: Option<String>,
     ) -> Result<Record, EngineError> {
-        let id = names::random_id();
+        let made_ahead = ahead.is_some();
+        let id = ahead.unwrap_or_else(names::random_id);
         let name = match &opts.name {
             Some(n) => n.clone(),
             None => loop {
@@ -121,19 +126,15 @@ impl Engine {
             restart_count: 0,
             extra: Extra::default(),
         };
-        let dir = self.container_dir(&id);
-        for sub in ["upper", "work"] {
-            if let Err(e) = std::fs::create_dir_all(dir.join(sub)) {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(EngineError::Io(format!("creating {}", dir.display()), e));
-            }
+        if !made_ahead {
+            premount::make_dirs(&self.container_dir(&id))?;
         }
         Ok(r)
     }
 
     /// Starts the container's process with the given stdio; does not touch the database.
     pub fn launch(&self, r: &Record, stdio: Stdio) -> Result<Running, EngineError> {
-        self.launch_with(r, stdio, None, false)
+        self.launch_with(r, stdio, None, false, None)
     }
 
     /// [`Engine::launch`], running `while_starting` in parallel with the child's setup.
@@ -143,6 +144,7 @@ impl Engine {
         stdio: Stdio,
         while_starting: Option<Box<dyn FnOnce(i32) -> bool + '_>>,
         gate: bool,
+        ahead: Option<premount::Premount>,
     ) -> Result<Running, EngineError> {
         let cfg = &r.config;
         let mut mounts = self.volume_mounts(r)?;
@@ -169,7 +171,13 @@ impl Engine {
                 return Err(e);
             }
         };
-        let dir = self.container_dir(&r.id);
+        let rootfs = match self.rootfs(&r.id, lowers, ahead, cfg.opts.rm) {
+            Ok(fs) => fs,
+            Err(e) => {
+                self.net_detach(r);
+                return Err(e);
+            }
+        };
         let res = &cfg.opts;
         let resources = gcr_runtime::cgroups::Resources {
             memory: res.memory,
@@ -181,15 +189,7 @@ impl Engine {
         let launch = Launch {
             id: &r.id,
             spec: &spec,
-            rootfs: Rootfs::Overlay {
-                lowers,
-                upper: dir.join("upper"),
-                work: dir.join("work"),
-                // Every container mounts its root here inside its own mount namespace, so
-                // one shared (always empty on the host) directory serves them all.
-                target: self.root().join("mnt"),
-                volatile: cfg.opts.rm,
-            },
+            rootfs,
             stdio,
             seccomp: cfg.resolved.seccomp_mode(),
             init: res.init,
@@ -366,8 +366,15 @@ impl Engine {
         let tty = opts.tty;
         let from_cache = cached.is_some();
         let generated_name = opts.name.is_none();
+        let mut ahead = None;
         let r = match cached {
-            Some(c) => self.prepare_container_cached(opts, c)?,
+            Some(c) => {
+                let id = self.premount_ahead(&opts, &c).map(|(id, p)| {
+                    ahead = Some(p);
+                    id
+                });
+                self.prepare_container_cached(opts, c, id)?
+            }
             None => {
                 // The store is in the way first: make the container's network namespace
                 // meanwhile, unless the housekeeper has one. (From the cache, the store
@@ -406,7 +413,7 @@ impl Engine {
             *stored.borrow_mut() = Some(res);
             ok
         });
-        let launched = self.launch_with(&r, stdio, Some(store_row), from_cache);
+        let launched = self.launch_with(&r, stdio, Some(store_row), from_cache, ahead);
         let stored = stored.into_inner();
         if early && (launched.is_err() || stored.is_none()) {
             // The store is used here below: let the housekeeper finish what it was sent.

@@ -8,6 +8,9 @@ use super::{MountPlan, MountStep, RootStep};
 use crate::error::Stage;
 use crate::sys::{self, child_fail, errno};
 
+/// `MOVE_MOUNT_F_EMPTY_PATH` of linux/mount.h.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
 impl MountPlan {
     /// Child side: builds the root and pivots into it. Returns with cwd = new "/".
     /// `before_pivot` runs while the host's paths are still visible.
@@ -52,6 +55,22 @@ impl MountPlan {
                     if !mounted {
                         child_fail(errfd, Stage::RootfsMount as u32, errno());
                     }
+                    target
+                }
+                RootStep::Attach { fd, target } => {
+                    // move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)
+                    if libc::syscall(
+                        libc::SYS_move_mount,
+                        *fd,
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        target.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    ) != 0
+                    {
+                        child_fail(errfd, Stage::RootfsMount as u32, errno());
+                    }
+                    libc::close(*fd);
                     target
                 }
                 RootStep::Bind(path) => {

@@ -27,6 +27,11 @@ enum RootStep {
         target: CString,
     },
     Bind(CString),
+    /// Attach a detached mount (made ahead with the new mount API) at the target.
+    Attach {
+        fd: std::os::fd::RawFd,
+        target: CString,
+    },
 }
 
 struct MountStep {
@@ -261,6 +266,14 @@ impl MountPlan {
             .flatten()
     }
 
+    /// Descriptors the child needs (a detached root mount).
+    pub(crate) fn keep_fds(&self) -> Option<std::os::fd::RawFd> {
+        match &self.root {
+            RootStep::Attach { fd, .. } => Some(*fd),
+            _ => None,
+        }
+    }
+
     pub(crate) fn prepare(spec: &Spec, rootfs: &Rootfs) -> Result<MountPlan, RuntimeError> {
         let root = match rootfs {
             Rootfs::Overlay {
@@ -282,6 +295,10 @@ impl MountPlan {
                 step
             }
             Rootfs::Path(p) => RootStep::Bind(cpath(p)?),
+            Rootfs::Attach { mount, target } => RootStep::Attach {
+                fd: std::os::fd::AsRawFd::as_raw_fd(mount),
+                target: cpath(target)?,
+            },
         };
         let linux = spec.linux().as_ref();
         let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
