@@ -50,6 +50,8 @@ const ANSWER_MS: i32 = 5;
 const MAX_BODY: usize = 64 * 1024;
 /// Descriptors accepted in one `H` message.
 const MAX_FDS: usize = 4;
+/// Network namespaces kept made ahead.
+const POOL: usize = 2;
 /// Connections served at once; more are refused (their runs do the work themselves).
 const MAX_CLIENTS: usize = 256;
 
@@ -301,13 +303,18 @@ const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
 struct Conn {
     fd: OwnedFd,
     held: Vec<OwnedFd>,
+    /// Root overlays made for this run (with their directories): when it ends without
+    /// having stored the container, the directories go (see `Server::forget`).
+    made: Vec<Premount>,
 }
 
 /// The housekeeper's side: a listening socket, its connections and a namespace made ahead.
 pub struct Server {
+    root: std::path::PathBuf,
     listener: OwnedFd,
     conns: Vec<Conn>,
-    next: Option<LoopbackNetns>,
+    /// Namespaces made ahead, oldest first (the oldest is the likeliest to be done).
+    pool: std::collections::VecDeque<LoopbackNetns>,
 }
 
 impl Server {
@@ -325,9 +332,10 @@ impl Server {
         rustix::net::listen(&listener, 64).ok()?;
         // The first run of a burst asks at once: have a namespace on the way.
         Some(Server {
+            root: root.to_path_buf(),
             listener,
             conns: Vec::new(),
-            next: Some(LoopbackNetns::start()),
+            pool: std::iter::once(LoopbackNetns::start()).collect(),
         })
     }
 
@@ -358,15 +366,39 @@ impl Server {
         // What a closed connection held: the last reference to a container's mounts.
         let mut held = Vec::new();
         for i in gone.into_iter().rev() {
-            held.append(&mut self.conns.swap_remove(i).held);
+            let mut c = self.conns.swap_remove(i);
+            held.append(&mut c.held);
+            self.forget(&c.made, store);
         }
         if ready.first().is_some_and(|p| p.revents != 0) {
             self.accept();
         }
-        if self.conns.is_empty() && self.next.is_none() {
-            self.next = Some(LoopbackNetns::start());
+        // One more at a time, while no run is going on: back-to-back runs then find one
+        // made during an earlier gap.
+        if self.conns.is_empty() && self.pool.len() < POOL {
+            self.pool.push_back(LoopbackNetns::start());
         }
         held
+    }
+
+    /// A run ended: the directories made for containers it never stored go to the trash.
+    /// Containers it stored look after themselves.
+    fn forget(&self, made: &[Premount], store: Option<&Store>) {
+        for p in made {
+            let Some(dir) = p.upper.parent() else {
+                continue;
+            };
+            let Some(id) = dir.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if dir != self.root.join("containers").join(id) || !dir.exists() {
+                continue;
+            }
+            if store.is_none_or(|s| crate::container::record::find(s.conn(), id).is_ok()) {
+                continue;
+            }
+            let _ = std::fs::rename(dir, self.root.join("trash").join(id));
+        }
     }
 
     fn accept(&mut self) {
@@ -377,6 +409,7 @@ impl Server {
                 self.conns.push(Conn {
                     fd,
                     held: Vec::new(),
+                    made: Vec::new(),
                 });
             }
         }
@@ -390,8 +423,8 @@ impl Server {
                 // The next one is made once no run is going on (see `serve`): made now, it
                 // would compete with this run for the CPU.
                 let ns = self
-                    .next
-                    .take()
+                    .pool
+                    .pop_front()
                     .unwrap_or_else(LoopbackNetns::start)
                     .wait()
                     .ok();
@@ -415,9 +448,12 @@ impl Server {
             }
             Recv::Msg(b'P', ..) => reply(fd, b'p', &()),
             Recv::Msg(b'M', body, _) => {
-                let mount = serde_json::from_slice::<Premount>(&body)
-                    .ok()
-                    .and_then(|p| p.make());
+                let p = serde_json::from_slice::<Premount>(&body).ok();
+                let mount = p.as_ref().and_then(Premount::make);
+                if let Some(p) = p {
+                    self.conns[i].made.push(p);
+                }
+                let fd = self.conns[i].fd.as_fd();
                 match &mount {
                     Some(m) => send_with(fd, b'm', b"{}", &[m.as_fd()]),
                     None => send_with(fd, b'm', b"{}", &[]),

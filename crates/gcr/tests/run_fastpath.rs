@@ -232,6 +232,17 @@ fn the_housekeeper_stores_rows_and_hands_out_namespaces() {
     assert_eq!(o.status.code(), Some(127));
     env.ok(&["rm", "kept", "bad"]);
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+
+    // Refused after the housekeeper made the root ahead: what it made goes as well.
+    assert!(housekeeper_running(&env));
+    let o = env.gcr(&["run", "--rm", "--restart", "always", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let containers = env.root.path().join("containers");
+    assert!(
+        eventually(5, || std::fs::read_dir(&containers).unwrap().count() == 0),
+        "left in containers/: {:?}",
+        std::fs::read_dir(&containers).unwrap().collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -49,21 +49,8 @@ pub(crate) fn store_new(store: &Store, req: NewRow) -> Result<Stored, EngineErro
             return Ok(Stored::Row(Box::new(r)));
         }
     }
-    if check_image {
-        let same = store
-            .resolve_image(&row.image_ref)
-            .is_ok_and(|i| i.id == row.image_id)
-            && store.prepare_rootfs(&row.image_id).is_ok_and(|l| {
-                l.iter().map(|p| p.as_os_str()).eq(row
-                    .config
-                    .resolved
-                    .lowers
-                    .iter()
-                    .map(std::ffi::OsStr::new))
-            });
-        if !same {
-            return Ok(Stored::Stale);
-        }
+    if check_image && !same_image(store, &row)? {
+        return Ok(Stored::Stale);
     }
     for _ in 0..8 {
         match store.transaction(|tx| record::insert(tx, &row)) {
@@ -97,6 +84,38 @@ pub(crate) fn store_started(store: &Store, s: &Started) -> Result<(), EngineErro
     store.transaction(|tx| {
         record::set_state(tx, &s.row, Some("created"), "running", "start", &s.update)
     })
+}
+
+/// Whether the row's image reference still names its image, with the same snapshot
+/// directories. A name that no longer resolves is a change; any other failure (a busy
+/// database) is an error, not a reason to start over.
+fn same_image(store: &Store, row: &Record) -> Result<bool, EngineError> {
+    use gcr_store::StoreError;
+    let gone = |e: &StoreError| {
+        matches!(
+            e,
+            StoreError::ImageNotFound(_) | StoreError::TagNotFound(_) | StoreError::AmbiguousId(_)
+        )
+    };
+    let image = match store.resolve_image(&row.image_ref) {
+        Ok(i) => i,
+        Err(e) if gone(&e) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if image.id != row.image_id {
+        return Ok(false);
+    }
+    let lowers = match store.prepare_rootfs(&row.image_id) {
+        Ok(l) => l,
+        Err(e) if gone(&e) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(lowers.iter().map(|p| p.as_os_str()).eq(row
+        .config
+        .resolved
+        .lowers
+        .iter()
+        .map(std::ffi::OsStr::new)))
 }
 
 /// The exit of a foreground container.
