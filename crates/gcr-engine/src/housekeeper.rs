@@ -21,9 +21,9 @@
 //!   descriptor (`m` without one: the run mounts it the usual way).
 //! - `X` + a container's exit: recorded the same way; `x` + the outcome.
 //!
-//! The socket is abstract, named after the store root. Each side checks that the other runs
-//! as its own user; anything unexpected makes the client do the work itself, as without a
-//! housekeeper.
+//! The socket is abstract, named after the protocol version and the store root. Each side
+//! checks that the other runs as its own user; anything unexpected makes the client do the
+//! work itself, as without a housekeeper.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -44,6 +44,10 @@ use serde::Serialize;
 use crate::container::premount::Premount;
 use crate::container::rows::{self, Exit, NewRow, Stored, WireError};
 
+/// The protocol's version, part of the socket's name: a run only ever talks to a
+/// housekeeper that knows its messages (one from another gcr version lingering through an
+/// upgrade is simply not found). Bump it whenever a message changes.
+const PROTOCOL: u32 = 1;
 /// How long a client waits for an answer before doing the work itself.
 const ANSWER_MS: i32 = 5;
 /// Largest message body (a container row is a few kilobytes).
@@ -60,7 +64,7 @@ fn address(root: &Path) -> Option<SocketAddrUnix> {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let digest = sha2::Sha256::digest(root.as_os_str().as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    SocketAddrUnix::new_abstract_name(format!("gcr-housekeeper-{hex}").as_bytes()).ok()
+    SocketAddrUnix::new_abstract_name(format!("gcr-housekeeper-{PROTOCOL}-{hex}").as_bytes()).ok()
 }
 
 fn seqpacket() -> Option<OwnedFd> {
