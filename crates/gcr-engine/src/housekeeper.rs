@@ -47,7 +47,7 @@ use crate::container::rows::{self, Exit, NewRow, Stored, WireError};
 /// The protocol's version, part of the socket's name: a run only ever talks to a
 /// housekeeper that knows its messages (one from another gcr version lingering through an
 /// upgrade is simply not found). Bump it whenever a message changes.
-const PROTOCOL: u32 = 1;
+const PROTOCOL: u32 = 2;
 /// How long a client waits for an answer before doing the work itself.
 const ANSWER_MS: i32 = 5;
 /// Largest message body (a container row is a few kilobytes).
@@ -199,8 +199,7 @@ impl Client {
     /// Sends a request and waits for its answer (as long as it takes: an answer that is
     /// not waited for could still commit). None when the housekeeper is gone.
     fn ask<Q: Serialize, A: DeserializeOwned>(&self, tag: u8, q: &Q) -> Option<A> {
-        let body = serde_json::to_vec(q).ok()?;
-        if !send_with(self.fd.as_fd(), tag, &body, &[]) {
+        if !send_json(self.fd.as_fd(), tag, q) {
             return None;
         }
         self.answer(tag.to_ascii_lowercase())
@@ -240,7 +239,7 @@ impl Client {
 
     /// Asks for a container's root overlay, made ahead ([`Client::premounted`] reads it).
     pub(crate) fn send_premount(&self, p: &Premount) -> bool {
-        serde_json::to_vec(p).is_ok_and(|b| send_with(self.fd.as_fd(), b'M', &b, &[]))
+        send_json(self.fd.as_fd(), b'M', p)
     }
 
     /// The overlay asked for with [`Client::send_premount`], as a detached mount.
@@ -260,7 +259,7 @@ impl Client {
 
     /// Sends a new container's row to be stored; [`Client::stored_new`] reads the answer.
     pub(crate) fn send_new(&self, req: &NewRow) -> bool {
-        serde_json::to_vec(req).is_ok_and(|b| send_with(self.fd.as_fd(), b'R', &b, &[]))
+        send_json(self.fd.as_fd(), b'R', req)
     }
 
     /// The answer to [`Client::send_new`]; None when the housekeeper is gone.
@@ -277,7 +276,7 @@ impl Client {
     /// Records that a row stored `created` runs; there is no answer (the housekeeper
     /// handles its connection's messages in order, so a later exit comes after it).
     pub(crate) fn started(&self, s: &rows::Started) -> bool {
-        serde_json::to_vec(s).is_ok_and(|b| send_with(self.fd.as_fd(), b'S', &b, &[]))
+        send_json(self.fd.as_fd(), b'S', s)
     }
 
     /// Has the housekeeper record a container's exit ([`rows::store_exit`]).
@@ -291,12 +290,8 @@ impl Client {
     }
 }
 
-fn fd_of(c: &Conn) -> BorrowedFd<'_> {
-    c.fd.as_fd()
-}
-
-/// Sends an answer; false when the connection is gone.
-fn reply<T: Serialize>(fd: BorrowedFd<'_>, tag: u8, v: &T) -> bool {
+/// Sends `v` as JSON under `tag` (a request or an answer); false when the peer is gone.
+fn send_json<T: Serialize + ?Sized>(fd: BorrowedFd<'_>, tag: u8, v: &T) -> bool {
     serde_json::to_vec(v).is_ok_and(|b| send_with(fd, tag, &b, &[]))
 }
 
@@ -389,13 +384,11 @@ impl Server {
     /// Containers it stored look after themselves.
     fn forget(&self, made: &[Premount], store: Option<&Store>) {
         for p in made {
-            let Some(dir) = p.upper.parent() else {
-                continue;
-            };
+            let dir = &p.dir;
             let Some(id) = dir.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            if dir != self.root.join("containers").join(id) || !dir.exists() {
+            if *dir != self.root.join("containers").join(id) || !dir.exists() {
                 continue;
             }
             if store.is_none_or(|s| crate::container::record::find(s.conn(), id).is_ok()) {
@@ -422,20 +415,19 @@ impl Server {
     /// Reads and answers one message of connection `i`; false when it is closed.
     fn answer(&mut self, i: usize, store: Option<&Store>) -> bool {
         let fd = self.conns[i].fd.as_fd();
-        match recv(self.conns[i].fd.as_fd()) {
+        match recv(fd) {
             Recv::Msg(b'N', ..) => {
                 // The next one is made once no run is going on (see `serve`): made now, it
-                // would compete with this run for the CPU.
+                // would compete with this run for the CPU. Without one, the answer carries
+                // no descriptor (the run then makes its own).
                 let ns = self
                     .pool
                     .pop_front()
                     .unwrap_or_else(LoopbackNetns::start)
                     .wait()
                     .ok();
-                match &ns {
-                    Some(fd) => send(fd_of(&self.conns[i]), b'N', &[fd.as_fd()]),
-                    None => send(fd_of(&self.conns[i]), b'-', &[]),
-                }
+                let ns: Vec<BorrowedFd<'_>> = ns.iter().map(AsFd::as_fd).collect();
+                send(fd, b'N', &ns)
             }
             Recv::Msg(b'H', _, fds) => {
                 if self.conns[i].held.len() + fds.len() <= MAX_FDS * 4 {
@@ -448,20 +440,16 @@ impl Server {
                     (Ok(req), Some(st)) => rows::store_new(st, req).map_err(WireError::from),
                     _ => Err(WireError::Other("the housekeeper cannot store it".into())),
                 };
-                reply(fd, b'r', &res)
+                send_json(fd, b'r', &res)
             }
-            Recv::Msg(b'P', ..) => reply(fd, b'p', &()),
+            Recv::Msg(b'P', ..) => send_json(fd, b'p', &()),
             Recv::Msg(b'M', body, _) => {
                 let p = serde_json::from_slice::<Premount>(&body).ok();
                 let mount = p.as_ref().and_then(Premount::make);
-                if let Some(p) = p {
-                    self.conns[i].made.push(p);
-                }
-                let fd = self.conns[i].fd.as_fd();
-                match &mount {
-                    Some(m) => send_with(fd, b'm', b"{}", &[m.as_fd()]),
-                    None => send_with(fd, b'm', b"{}", &[]),
-                }
+                let mount: Vec<BorrowedFd<'_>> = mount.iter().map(AsFd::as_fd).collect();
+                let sent = send(fd, b'm', &mount);
+                self.conns[i].made.extend(p);
+                sent
             }
             Recv::Msg(b'S', body, _) => {
                 // No answer: a failure leaves the row `created`, as the exit will show.
@@ -477,7 +465,7 @@ impl Server {
                     (Ok(e), Some(st)) => rows::store_exit(st, &e).map_err(WireError::from),
                     _ => Err(WireError::Other("the housekeeper cannot record it".into())),
                 };
-                reply(fd, b'x', &res)
+                send_json(fd, b'x', &res)
             }
             Recv::Msg(..) | Recv::Again => true,
             Recv::Closed => false,

@@ -57,14 +57,10 @@ fn time_text(secs: Option<i64>) -> String {
     }
 }
 
-fn now_secs() -> i64 {
-    crate::container::record::now_ns() / 1_000_000_000
-}
-
 impl Engine {
     /// `gcr images`: one row per tag (untagged images get `<none>`).
     pub fn images(&self) -> Result<Vec<ImageRow>, EngineError> {
-        let now = now_secs();
+        let now = crate::container::record::now_secs();
         let mut rows = Vec::new();
         for img in self.store.list_images()? {
             let hex = img

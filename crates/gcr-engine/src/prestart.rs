@@ -42,7 +42,7 @@ pub(crate) fn loopback_network() -> Network {
     if let Some(Ok(fd)) = pending.map(LoopbackNetns::wait) {
         return Network::JoinFd(fd);
     }
-    match DOOR.get().and_then(|d| d.as_ref()?.netns()) {
+    match door().and_then(Client::netns) {
         Some(fd) => Network::JoinFd(fd),
         None => Network::NewLoopback,
     }
@@ -51,7 +51,7 @@ pub(crate) fn loopback_network() -> Network {
 /// Gives the housekeeper (if connected) a reference to the mount namespace of process
 /// `pid`, so that the container's mounts are torn down there, after this run.
 pub(crate) fn hand_over_mounts(pid: i32) {
-    let Some(Some(door)) = DOOR.get() else {
+    let Some(door) = door() else {
         return;
     };
     if let Ok(f) = std::fs::File::open(format!("/proc/{pid}/ns/mnt")) {

@@ -128,8 +128,8 @@ impl Watch {
         Watch((wd >= 0).then_some(owned))
     }
 
-    /// Waits up to `ms` for an event on the watch or the housekeeper's door and handles
-    /// it; drains the watch's queue. False on timeout.
+    /// Waits up to `ms` for an event on the watch, the janitor (a chore done) or the
+    /// housekeeper's door and handles it; drains the watch's queue. False on timeout.
     fn wait(
         &self,
         door: Option<&mut housekeeper::Server>,
@@ -137,11 +137,15 @@ impl Watch {
         janitor: &Janitor,
         ms: i32,
     ) -> bool {
-        let mut fds = vec![libc::pollfd {
-            fd: self.0.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        let pollfd = |fd: i32| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        }];
+        };
+        let mut fds = vec![
+            pollfd(self.0.as_ref().map_or(-1, |f| f.as_raw_fd())),
+            pollfd(janitor.done.as_ref().map_or(-1, |f| f.as_raw_fd())),
+        ];
         if let Some(d) = &door {
             fds.extend(d.poll_fds());
         }
@@ -151,16 +155,13 @@ impl Watch {
             return false;
         }
         if let Some(d) = door {
-            janitor.close(d.serve(&fds[1..], store));
+            janitor.close(d.serve(&fds[2..], store));
         }
-        if fds[0].revents != 0 {
-            if let Some(fd) = &self.0 {
-                let mut buf = [0u8; 4096];
-                // SAFETY: reads into a stack buffer of the given size (non-blocking descriptor).
-                while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0
-                {
-                }
-            }
+        let mut buf = [0u8; 4096];
+        for p in fds[..2].iter().filter(|p| p.revents != 0) {
+            // SAFETY: reads into a stack buffer of the given size from our non-blocking
+            // descriptors (the inotify queue, the janitor's eventfd counter).
+            while unsafe { libc::read(p.fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
         }
         true
     }
@@ -196,7 +197,9 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
     if let Some(s) = &store {
         s.spread_containers();
     }
-    let janitor = Janitor::start(root);
+    // A drain (`system prune`) waits for the deletion to finish; a lingering housekeeper
+    // notices at its next event or tick instead, and stays off the CPU while runs go on.
+    let janitor = Janitor::start(root, linger_ms == 0);
     loop {
         if !try_lock(&lock) {
             return 0;
@@ -214,8 +217,9 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
                 // prune` or a later reaper tries again; never spin here.
                 return 1;
             }
-            let quiet = !janitor.busy() && pending(root).is_empty();
-            if !quiet && !janitor.busy() {
+            let busy = janitor.busy();
+            let quiet = !busy && pending(root).is_empty();
+            if !busy && !quiet {
                 janitor.sweep();
             }
             if quiet {
@@ -251,18 +255,36 @@ enum Chore {
 /// answer runs.
 struct Janitor {
     tx: std::sync::mpsc::Sender<Chore>,
+    /// An eventfd counting chores done, which wakes the loop waiting for them (a drain).
+    done: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Chores sent and not yet done.
     queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stuck: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Janitor {
-    fn start(root: &Path) -> Janitor {
+    /// `wake`: signal each chore done on `done`.
+    fn start(root: &Path, wake: bool) -> Janitor {
         use std::sync::atomic::Ordering;
         let (tx, rx) = std::sync::mpsc::channel::<Chore>();
         let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stuck = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (q, st, root) = (queued.clone(), stuck.clone(), root.to_path_buf());
+        use std::os::fd::FromRawFd;
+        let fd = match wake {
+            // SAFETY: eventfd returns a new descriptor (owned below) or -1.
+            true => unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) },
+            false => -1,
+        };
+        // SAFETY: a fresh descriptor that nobody else owns. (Without one, the loop only
+        // notices a finished chore at its next event or tick.)
+        let done = (fd >= 0)
+            .then(|| std::sync::Arc::new(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }));
+        let (q, st, root, d) = (
+            queued.clone(),
+            stuck.clone(),
+            root.to_path_buf(),
+            done.clone(),
+        );
         std::thread::spawn(move || {
             for chore in rx {
                 match chore {
@@ -281,9 +303,18 @@ impl Janitor {
                     Chore::Close(fds) => drop(fds),
                 }
                 q.fetch_sub(1, Ordering::SeqCst);
+                if let Some(d) = &d {
+                    // SAFETY: an 8-byte write from a stack value to our eventfd.
+                    unsafe { libc::write(d.as_raw_fd(), (&1u64 as *const u64).cast(), 8) };
+                }
             }
         });
-        Janitor { tx, queued, stuck }
+        Janitor {
+            tx,
+            done,
+            queued,
+            stuck,
+        }
     }
 
     fn send(&self, c: Chore) {

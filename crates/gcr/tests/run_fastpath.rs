@@ -153,15 +153,37 @@ fn housekeeper_running(env: &Env) -> bool {
     !stdout(&o).trim().is_empty()
 }
 
-#[test]
-fn the_housekeeper_stores_rows_and_hands_out_namespaces() {
-    if !need_root("the_housekeeper_stores_rows_and_hands_out_namespaces") {
-        return;
+/// A store whose image cache knows IMAGE and whose housekeeper lingers (a `--rm` run
+/// fills the one and leaves the other for 2 s); None when the test is skipped.
+fn env_with_housekeeper(test: &str) -> Option<Env> {
+    if !need_root(test) {
+        return None;
     }
     let env = Env::new();
-    // A --rm run fills the image cache and leaves the housekeeper lingering (2 s).
     env.ok(&["run", "--rm", IMAGE, "true"]);
     assert!(eventually(2, || housekeeper_running(&env)));
+    Some(env)
+}
+
+/// The causes of the events of container `name`, in order (`events` prints time, kind,
+/// cause, ...).
+fn causes(env: &Env, name: &str) -> (Vec<String>, String) {
+    let ev = env.ok(&["events", "--since", "1m"]);
+    let causes = ev
+        .lines()
+        .filter(|l| l.contains(&format!("name={name}")))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .map(str::to_string)
+        .collect();
+    (causes, ev)
+}
+
+#[test]
+fn the_housekeeper_stores_rows_and_hands_out_namespaces() {
+    let Some(env) = env_with_housekeeper("the_housekeeper_stores_rows_and_hands_out_namespaces")
+    else {
+        return;
+    };
 
     // A loopback-only namespace from the housekeeper: lo, up, and nothing else.
     let o = run_marked(
@@ -208,12 +230,7 @@ fn the_housekeeper_stores_rows_and_hands_out_namespaces() {
     );
     let ps = env.ok(&["ps", "-a", "--format", "json"]);
     assert!(ps.contains("\"kept\"") && ps.contains("Exited (3)"), "{ps}");
-    let ev = env.ok(&["events", "--since", "1m"]);
-    let kept: Vec<&str> = ev.lines().filter(|l| l.contains("name=kept")).collect();
-    let causes: Vec<&str> = kept
-        .iter()
-        .filter_map(|l| l.split_whitespace().nth(2))
-        .collect();
+    let (causes, ev) = causes(&env, "kept");
     assert_eq!(causes, ["create", "start", "die"], "{ev}");
 
     // The name is taken: the housekeeper's answer is the ordinary refusal, nothing runs.
@@ -247,12 +264,9 @@ fn the_housekeeper_stores_rows_and_hands_out_namespaces() {
 
 #[test]
 fn a_run_outlives_its_housekeeper() {
-    if !need_root("a_run_outlives_its_housekeeper") {
+    let Some(env) = env_with_housekeeper("a_run_outlives_its_housekeeper") else {
         return;
-    }
-    let env = Env::new();
-    env.ok(&["run", "--rm", IMAGE, "true"]);
-    assert!(eventually(2, || housekeeper_running(&env)));
+    };
     let child = env
         .cmd(&[
             "run",
@@ -279,11 +293,6 @@ fn a_run_outlives_its_housekeeper() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     // Recorded and removed all the same.
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
-    let ev = env.ok(&["events", "--since", "1m"]);
-    let causes: Vec<&str> = ev
-        .lines()
-        .filter(|l| l.contains("name=orphan"))
-        .filter_map(|l| l.split_whitespace().nth(2))
-        .collect();
+    let (causes, ev) = causes(&env, "orphan");
     assert_eq!(causes, ["create", "start", "die", "rm"], "{ev}");
 }

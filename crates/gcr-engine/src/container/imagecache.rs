@@ -26,9 +26,15 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn entry_path(run_dir: &Path, image_ref: &str) -> PathBuf {
-    let h = Sha256::digest(image_ref.as_bytes());
-    run_dir.join("images").join(hex(&h[..16]))
+/// One file per store and name: stores sharing a run dir (the default `/run/gcr`) keep
+/// their own entries instead of replacing each other's.
+fn entry_path(run_dir: &Path, root: &Path, image_ref: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h = Sha256::new();
+    h.update(root.as_os_str().as_bytes());
+    h.update([0]);
+    h.update(image_ref.as_bytes());
+    run_dir.join("images").join(hex(&h.finalize()[..16]))
 }
 
 impl CachedImage {
@@ -40,20 +46,20 @@ impl CachedImage {
     }
 }
 
-/// The entry for `image_ref`, if there is a sound one.
-pub(crate) fn load(run_dir: &Path, image_ref: &str) -> Option<CachedImage> {
-    let bytes = std::fs::read(entry_path(run_dir, image_ref)).ok()?;
+/// The entry for `image_ref` in the store at `root`, if there is a sound one.
+pub(crate) fn load(run_dir: &Path, root: &Path, image_ref: &str) -> Option<CachedImage> {
+    let bytes = std::fs::read(entry_path(run_dir, root, image_ref)).ok()?;
     let c: CachedImage = serde_json::from_slice(&bytes).ok()?;
     (c.image_ref == image_ref && !c.lowers.is_empty() && c.consistent()).then_some(c)
 }
 
 /// Records `c` unless the same entry is there (best effort: a cache). The caller has made
 /// sure the run dir is in place (see `rundir::ensure`).
-pub(crate) fn save(run_dir: &Path, c: &CachedImage) {
-    if load(run_dir, &c.image_ref).as_ref() == Some(c) {
+pub(crate) fn save(run_dir: &Path, root: &Path, c: &CachedImage) {
+    if load(run_dir, root, &c.image_ref).as_ref() == Some(c) {
         return;
     }
-    let path = entry_path(run_dir, &c.image_ref);
+    let path = entry_path(run_dir, root, &c.image_ref);
     let Some(dir) = path.parent() else {
         return;
     };
@@ -85,22 +91,25 @@ mod tests {
     #[test]
     fn round_trip_and_refusals() {
         let d = tempfile::tempdir().unwrap();
-        assert!(load(d.path(), "busybox:1").is_none());
+        let root = Path::new("/var/lib/gcr");
+        assert!(load(d.path(), root, "busybox:1").is_none());
         let e = entry("{\"config\":{}}");
-        save(d.path(), &e);
-        assert_eq!(load(d.path(), "busybox:1"), Some(e.clone()));
-        assert!(load(d.path(), "busybox:2").is_none());
+        save(d.path(), root, &e);
+        assert_eq!(load(d.path(), root, "busybox:1"), Some(e.clone()));
+        assert!(load(d.path(), root, "busybox:2").is_none());
+        // Another store's entry for the same name is its own.
+        assert!(load(d.path(), Path::new("/srv/gcr"), "busybox:1").is_none());
         // A config that does not match its id is refused.
         let mut bad = e.clone();
         bad.config.push(' ');
         std::fs::write(
-            entry_path(d.path(), "busybox:1"),
+            entry_path(d.path(), root, "busybox:1"),
             serde_json::to_vec(&bad).unwrap(),
         )
         .unwrap();
-        assert!(load(d.path(), "busybox:1").is_none());
+        assert!(load(d.path(), root, "busybox:1").is_none());
         // Garbage is refused.
-        std::fs::write(entry_path(d.path(), "busybox:1"), b"{not json").unwrap();
-        assert!(load(d.path(), "busybox:1").is_none());
+        std::fs::write(entry_path(d.path(), root, "busybox:1"), b"{not json").unwrap();
+        assert!(load(d.path(), root, "busybox:1").is_none());
     }
 }

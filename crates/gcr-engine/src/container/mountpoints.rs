@@ -97,6 +97,15 @@ pub(crate) fn layer(root: &Path, lowers: &[String], files: &[&str]) -> Option<Pa
     make(&dir, &missing, (mode, uid, gid)).then_some(dir)
 }
 
+/// The overlay's layers, top first: the image's `lowers`, under the layer of the `files`
+/// they lack (see [`layer`]).
+pub(crate) fn lowers(root: &Path, lowers: &[String], files: &[&str]) -> Vec<PathBuf> {
+    layer(root, lowers, files)
+        .into_iter()
+        .chain(lowers.iter().map(PathBuf::from))
+        .collect()
+}
+
 /// Builds the layer in a temporary directory and renames it into place.
 fn make(dir: &Path, files: &[&str], (mode, uid, gid): (u32, u32, u32)) -> bool {
     let Some(parent) = dir.parent() else {

@@ -18,23 +18,24 @@ use super::imagecache::CachedImage;
 use super::mountpoints;
 use crate::{names, Engine, EngineError};
 
-/// What to mount: layers (top first), the container's upper and work directories.
+/// What to mount: layers (top first) over the container's directory (`upper/`, `work/`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Premount {
     pub lowers: Vec<PathBuf>,
-    pub upper: PathBuf,
-    pub work: PathBuf,
+    pub dir: PathBuf,
     /// overlayfs' `volatile` (throw-away containers).
     pub volatile: bool,
+    /// The /etc files the layers were chosen for (see [`mountpoints::layer`]); the run's
+    /// own, not sent.
+    #[serde(skip)]
+    pub stubs: Vec<&'static str>,
 }
 
 impl Premount {
     /// Makes the upper and work directories and the overlay; None when any step fails
     /// (the caller then mounts the usual way; the directories may stay, which it needs).
     pub(crate) fn make(&self) -> Option<OwnedFd> {
-        for d in [&self.upper, &self.work] {
-            std::fs::create_dir_all(d).ok()?;
-        }
+        make_dirs(&self.dir).ok()?;
         let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).ok()?;
         // Shown as the mount's source, as `mount -t overlay overlay ...` does.
         rustix::mount::fsconfig_set_string(&fs, "source", "overlay").ok()?;
@@ -42,8 +43,8 @@ impl Premount {
         for l in &self.lowers {
             rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l).ok()?;
         }
-        rustix::mount::fsconfig_set_string(&fs, "upperdir", &self.upper).ok()?;
-        rustix::mount::fsconfig_set_string(&fs, "workdir", &self.work).ok()?;
+        rustix::mount::fsconfig_set_string(&fs, "upperdir", self.dir.join("upper")).ok()?;
+        rustix::mount::fsconfig_set_string(&fs, "workdir", self.dir.join("work")).ok()?;
         if self.volatile {
             rustix::mount::fsconfig_set_flag(&fs, "volatile").ok()?;
         }
@@ -63,21 +64,16 @@ impl Engine {
     ) -> Option<(String, Premount)> {
         let door = crate::prestart::door()?;
         let id = names::random_id();
-        let stubs: &[&str] = if opts.network.as_deref() == Some("none") {
-            &["hosts", "hostname"]
+        let stubs = if opts.network.as_deref() == Some("none") {
+            vec!["hosts", "hostname"]
         } else {
-            &["hosts", "hostname", "resolv.conf"]
+            vec!["hosts", "hostname", "resolv.conf"]
         };
-        let mut lowers: Vec<PathBuf> = image.lowers.iter().map(PathBuf::from).collect();
-        if let Some(l) = mountpoints::layer(self.root(), &image.lowers, stubs) {
-            lowers.insert(0, l);
-        }
-        let dir = self.container_dir(&id);
         let p = Premount {
-            lowers,
-            upper: dir.join("upper"),
-            work: dir.join("work"),
+            lowers: mountpoints::lowers(self.root(), &image.lowers, &stubs),
+            dir: self.container_dir(&id),
             volatile: opts.rm,
+            stubs,
         };
         door.send_premount(&p).then_some((id, p))
     }
@@ -151,9 +147,9 @@ mod tests {
         std::fs::write(b.join("low"), "b").unwrap();
         let p = Premount {
             lowers: vec![a, b],
-            upper: dir.path().join("c/upper"),
-            work: dir.path().join("c/work"),
+            dir: dir.path().join("c"),
             volatile: true,
+            stubs: Vec::new(),
         };
         let fd = p.make().expect("overlay");
         // Read through the detached mount: the top layer wins, the lower one shows through.
@@ -169,7 +165,7 @@ mod tests {
         };
         assert_eq!(read("top"), "a");
         assert_eq!(read("low"), "b");
-        assert!(p.upper.is_dir() && p.work.is_dir());
+        assert!(p.dir.join("upper").is_dir() && p.dir.join("work").is_dir());
         // Closing the last descriptor unmounts it: the directories can go.
         drop(fd);
         std::fs::remove_dir_all(dir.path().join("c")).unwrap();

@@ -92,6 +92,11 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// Now in seconds since the epoch.
+pub fn now_secs() -> i64 {
+    now_ns() / 1_000_000_000
+}
+
 /// Appends one event row.
 pub fn event(
     conn: &Connection,

@@ -6,12 +6,8 @@
 use gcr_store::Store;
 use serde::{Deserialize, Serialize};
 
-use super::record::{self, Record, Update};
+use super::record::{self, now_secs, Record, Update};
 use crate::{names, EngineError};
-
-fn now_secs() -> i64 {
-    record::now_ns() / 1_000_000_000
-}
 
 /// How storing a new container's row went.
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,13 +51,16 @@ pub(crate) fn store_new(store: &Store, req: NewRow) -> Result<Stored, EngineErro
     for _ in 0..8 {
         match store.transaction(|tx| record::insert(tx, &row)) {
             Ok(()) => return Ok(Stored::Row(Box::new(row))),
-            Err(EngineError::Conflict(_))
-                if maybe_stored && record::find(store.conn(), &row.id).is_ok() =>
-            {
-                // Stored by the earlier attempt after all (its id is taken, by itself).
-                return Ok(Stored::Row(Box::new(record::find(store.conn(), &row.id)?)));
-            }
-            Err(EngineError::Conflict(_)) if generated_name => {
+            Err(EngineError::Conflict(m)) => {
+                if maybe_stored {
+                    // Stored by the earlier attempt after all (its id is taken, by itself).
+                    if let Ok(r) = record::find(store.conn(), &row.id) {
+                        return Ok(Stored::Row(Box::new(r)));
+                    }
+                }
+                if !generated_name {
+                    return Err(EngineError::Conflict(m));
+                }
                 row.name = names::random_name();
             }
             Err(e) => return Err(e),
@@ -175,13 +174,21 @@ impl From<EngineError> for WireError {
     }
 }
 
-impl WireError {
-    /// The error to report as is; None when the caller should rather do the work itself.
-    pub(crate) fn definitive(self) -> Option<EngineError> {
-        match self {
-            WireError::NotFound(m) => Some(EngineError::NotFound(m)),
-            WireError::Conflict(m) => Some(EngineError::Conflict(m)),
-            WireError::Other(_) => None,
+/// A housekeeper's answer, settled: `Ok(Some(v))` when it did the work, `Err` for a refusal
+/// to report as is (a name in use, a container gone), `Ok(None)` when the caller does the
+/// work itself; `lost` is then set if the answer was lost (the housekeeper may have done it).
+pub(crate) fn settle<T>(
+    answer: Option<Result<T, WireError>>,
+    lost: &mut bool,
+) -> Result<Option<T>, EngineError> {
+    match answer {
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(WireError::NotFound(m))) => Err(EngineError::NotFound(m)),
+        Some(Err(WireError::Conflict(m))) => Err(EngineError::Conflict(m)),
+        Some(Err(WireError::Other(_))) => Ok(None),
+        None => {
+            *lost = true;
+            Ok(None)
         }
     }
 }

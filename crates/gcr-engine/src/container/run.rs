@@ -3,20 +3,16 @@
 //! supervisor (see [`super::supervise`]).
 
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gcr_runtime::{Launch, Running, Stdio};
 
 use super::config::{ContainerConfig, RunOptions};
 use super::procfs;
-use super::record::{self, Extra, Record, Update};
+use super::record::{self, now_secs, Extra, Record, Update};
 use super::rows::{self, Stored};
 use super::{imagecache, mountpoints, premount};
 use crate::{names, ocispec, resolve, timing, Engine, EngineError};
-
-fn now_secs() -> i64 {
-    record::now_ns() / 1_000_000_000
-}
 
 impl Engine {
     /// Validates flags, resolves the image and stores a new container in state `created`.
@@ -62,7 +58,7 @@ impl Engine {
         };
         // The run dir gets its tmpfs before anything is written there.
         if remember && crate::rundir::ensure(self.run_dir()).is_ok() {
-            imagecache::save(self.run_dir(), &cached);
+            imagecache::save(self.run_dir(), self.root(), &cached);
         }
         self.describe_container(opts, cached, true, None)
     }
@@ -160,10 +156,11 @@ impl Engine {
                     .any(|m| m.destination() == &Path::new("/etc").join(f))
             })
             .collect();
-        let mut lowers: Vec<PathBuf> = cfg.resolved.lowers.iter().map(PathBuf::from).collect();
-        if let Some(l) = mountpoints::layer(self.root(), &cfg.resolved.lowers, &stubs) {
-            lowers.insert(0, l);
-        }
+        // Asked for ahead with the same files: the same layers (no second look at them).
+        let lowers = match &ahead {
+            Some(p) if p.stubs == stubs => p.lowers.clone(),
+            _ => mountpoints::lowers(self.root(), &cfg.resolved.lowers, &stubs),
+        };
         let spec = match ocispec::build(cfg, mounts) {
             Ok(s) => s,
             Err(e) => {
@@ -290,23 +287,13 @@ impl Engine {
             oom,
             maybe_recorded: false,
         };
-        let mut done = false;
-        if let Some(door) = crate::prestart::door() {
-            match door.store_exit(&exit) {
-                Some(Ok(())) => {
-                    timing::mark("housekeeper: exit recorded");
-                    done = true;
-                }
-                Some(Err(e)) => {
-                    if let Some(e) = e.definitive() {
-                        return Err(e);
-                    }
-                }
-                None => exit.maybe_recorded = true,
-            }
-        }
-        if !done {
-            rows::store_exit(&self.store, &exit)?;
+        let done = match crate::prestart::door() {
+            Some(door) => rows::settle(door.store_exit(&exit), &mut exit.maybe_recorded)?,
+            None => None,
+        };
+        match done {
+            Some(()) => timing::mark("housekeeper: exit recorded"),
+            None => rows::store_exit(&self.store, &exit)?,
         }
         timing::mark("exit: recorded");
         if rm {
@@ -337,7 +324,7 @@ impl Engine {
         let cached = self
             .store
             .is_pending()
-            .then(|| imagecache::load(self.run_dir(), &opts.image))
+            .then(|| imagecache::load(self.run_dir(), self.root(), &opts.image))
             .flatten();
         // The store opens meanwhile unless the housekeeper will do the store work.
         if cached.is_none() || crate::prestart::door().is_none() {
@@ -463,8 +450,10 @@ impl Engine {
     ) -> Result<Stored, EngineError> {
         let holder = std::process::id() as i32;
         if let Some(door) = crate::prestart::door() {
-            match door.stored_new() {
-                Some(Ok(Stored::Row(created))) => {
+            // The row was sent ahead: whatever happened to it, look before storing it here.
+            let mut lost = true;
+            match rows::settle(door.stored_new(), &mut lost)? {
+                Some(Stored::Row(created)) => {
                     timing::mark("housekeeper: row stored");
                     let (running, update) = self.as_running(&created, pid, holder);
                     door.started(&rows::Started {
@@ -473,12 +462,7 @@ impl Engine {
                     });
                     return Ok(Stored::Row(Box::new(running)));
                 }
-                Some(Ok(Stored::Stale)) => return Ok(Stored::Stale),
-                Some(Err(e)) => {
-                    if let Some(e) = e.definitive() {
-                        return Err(e);
-                    }
-                }
+                Some(Stored::Stale) => return Ok(Stored::Stale),
                 None => {}
             }
         }
@@ -525,14 +509,8 @@ impl Engine {
             maybe_stored: false,
         };
         if let Some(door) = crate::prestart::door() {
-            match door.store_new(&req) {
-                Some(Ok(stored)) => return Ok(stored),
-                Some(Err(e)) => {
-                    if let Some(e) = e.definitive() {
-                        return Err(e);
-                    }
-                }
-                None => req.maybe_stored = true,
+            if let Some(stored) = rows::settle(door.store_new(&req), &mut req.maybe_stored)? {
+                return Ok(stored);
             }
         }
         let store = self.store.wait()?;
