@@ -18,6 +18,7 @@ pub mod seccomp;
 mod error;
 mod exec;
 mod init;
+pub mod layerfs;
 mod mountopts;
 mod mounts;
 mod namespaces;

@@ -10,6 +10,7 @@ use libc::{c_char, c_int, c_long};
 pub(crate) const CLONE_PIDFD: u64 = 0x1000;
 pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub(crate) const RESOLVE_IN_ROOT: u64 = 0x10;
+pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 
 /// `struct clone_args` of clone3(2), version 2 (with `cgroup`).
 #[repr(C)]

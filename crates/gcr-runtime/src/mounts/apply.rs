@@ -4,7 +4,7 @@
 
 use std::os::fd::RawFd;
 
-use super::{MountPlan, MountStep, RootStep};
+use super::{walk, MountPlan, MountStep, RootStep};
 use crate::error::Stage;
 use crate::sys::{self, child_fail, errno};
 
@@ -200,7 +200,7 @@ impl MountPlan {
             rootfd,
             c"dev".as_ptr(),
             libc::O_PATH | libc::O_DIRECTORY,
-            sys::RESOLVE_IN_ROOT,
+            sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
         );
         if dev < 0 {
             child_fail(errfd, Stage::Devices as u32, errno());
@@ -233,13 +233,8 @@ impl MountPlan {
 }
 
 impl MountStep {
-    fn open(&self, rootfd: RawFd) -> RawFd {
-        sys::openat2(
-            rootfd,
-            self.rel.as_ptr(),
-            libc::O_PATH,
-            sys::RESOLVE_IN_ROOT,
-        )
+    fn open(&self, rootfd: RawFd) -> Result<RawFd, i32> {
+        walk::open(rootfd, &self.rel)
     }
 
     /// Child side: creates the destination if needed and mounts through /proc/self/fd/N.
@@ -248,10 +243,7 @@ impl MountStep {
         let fail = |e| child_fail(errfd, code, e);
         let mut buf = [0u8; 32];
         if self.remount_only {
-            let fd = self.open(rootfd);
-            if fd < 0 {
-                fail(errno());
-            }
+            let fd = self.open(rootfd).unwrap_or_else(|e| fail(e));
             let path = sys::proc_fd_path(&mut buf, fd);
             // SAFETY: remount of the mount at a descriptor resolved inside the root.
             let r = unsafe {
@@ -270,47 +262,7 @@ impl MountStep {
             unsafe { libc::close(fd) };
             return;
         }
-        let mut fd = self.open(rootfd);
-        if fd < 0 && errno() == libc::ENOENT {
-            let last = self.create.len() - 1;
-            for (i, (parent, name)) in self.create.iter().enumerate() {
-                let pfd = sys::openat2(
-                    rootfd,
-                    parent.as_ptr(),
-                    libc::O_DIRECTORY,
-                    sys::RESOLVE_IN_ROOT,
-                );
-                if pfd < 0 {
-                    fail(errno());
-                }
-                // SAFETY: mkdirat/openat on a directory we just opened.
-                unsafe {
-                    let r = if i == last && self.file {
-                        let f = libc::openat(
-                            pfd,
-                            name.as_ptr(),
-                            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                            0o644,
-                        );
-                        if f >= 0 {
-                            libc::close(f);
-                        }
-                        f.min(0)
-                    } else {
-                        libc::mkdirat(pfd, name.as_ptr(), 0o755)
-                    };
-                    let e = errno();
-                    libc::close(pfd);
-                    if r != 0 && e != libc::EEXIST {
-                        fail(e);
-                    }
-                }
-            }
-            fd = self.open(rootfd);
-        }
-        if fd < 0 {
-            fail(errno());
-        }
+        let fd = walk::open_or_create(rootfd, &self.rel, self.file).unwrap_or_else(|e| fail(e));
         let path = sys::proc_fd_path(&mut buf, fd);
         let src = self
             .source
@@ -338,10 +290,7 @@ impl MountStep {
             let extra = self.flags & !(libc::MS_BIND | libc::MS_REC);
             if (self.bind && extra != 0) || self.propagation != 0 {
                 // Reopen: the old descriptor names the covered directory, not the new mount.
-                let fd = self.open(rootfd);
-                if fd < 0 {
-                    fail(errno());
-                }
+                let fd = self.open(rootfd).unwrap_or_else(|e| fail(e));
                 let path = sys::proc_fd_path(&mut buf, fd);
                 if self.bind
                     && extra != 0

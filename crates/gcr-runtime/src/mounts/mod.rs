@@ -3,8 +3,9 @@
 //!
 //! [`MountPlan::prepare`] turns the spec into C strings and flags in the parent;
 //! [`MountPlan::apply`] runs in the child (already in its own mount namespace) and only
-//! makes system calls. Mount destinations are resolved with openat2(RESOLVE_IN_ROOT), so a
-//! symlink in the image cannot redirect a mount to the host.
+//! makes system calls. Mount destinations are resolved inside the new root (openat2 with
+//! RESOLVE_IN_ROOT, and a component walk that creates what is missing, `walk.rs`), so a
+//! symlink in the image can redirect a mount only to another place inside the root.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -14,6 +15,7 @@ use libc::c_ulong;
 use oci_spec::runtime::Spec;
 
 mod apply;
+mod walk;
 
 use crate::mountopts;
 use crate::{Rootfs, RuntimeError};
@@ -39,8 +41,7 @@ struct MountStep {
     dest: String,
     source: Option<CString>,
     rel: CString,
-    /// (parent relative to the root, name) for every component, to create missing ones.
-    create: Vec<(CString, CString)>,
+    /// Create a missing destination as a file (a file bind), else as a directory.
     file: bool,
     fstype: Option<CString>,
     flags: c_ulong,
@@ -228,7 +229,6 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
             dest: format!("{}/{name}", dest.display()),
             source: Some(cstr(&fstype)),
             rel: cstr(&rel),
-            create: vec![(cstr(&comps.join("/")), cstr(&name))],
             file: false,
             fstype: Some(cstr(&fstype)),
             flags: sub_flags,
@@ -242,7 +242,6 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
         dest: dest.display().to_string(),
         source: None,
         rel: cstr(&comps.join("/")),
-        create: Vec::new(),
         file: false,
         fstype: None,
         flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | (flags & !libc::MS_RDONLY),
@@ -346,20 +345,10 @@ impl MountPlan {
                 && m.source()
                     .as_ref()
                     .is_some_and(|s| s.metadata().is_ok_and(|md| !md.is_dir()));
-            let mut create = Vec::new();
-            for i in 0..comps.len() {
-                let parent = if i == 0 {
-                    ".".to_string()
-                } else {
-                    comps[..i].join("/")
-                };
-                create.push((cstr(&parent), cstr(&comps[i])));
-            }
             steps.push(MountStep {
                 dest: m.destination().display().to_string(),
                 source,
                 rel: cstr(&comps.join("/")),
-                create,
                 file,
                 fstype: if bind { None } else { Some(cstr(&typ)) },
                 flags: if bind {
