@@ -3,17 +3,29 @@
 //! cross-repository mounts (`POST ?mount=&from=`). Upload data is hashed as it arrives
 //! into a staged file and enters the CAS only when the final digest matches.
 
-use super::http::{Reply, Req};
+use super::http::{body_error, Reply, Req};
 use super::{db, Ctx};
 use crate::cas::Staged;
 use crate::error::Result;
 use crate::media::valid_digest;
 use std::io::Read;
 
+/// Uploads in progress at most; more are refused with 429 until some finish or expire.
+const MAX_UPLOADS: usize = 1024;
+/// An upload untouched this long is dropped (with its staged data) to make room.
+const UPLOAD_EXPIRY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// An upload in progress.
 pub(crate) struct Upload {
     repo: String,
     staged: Staged,
+    touched: std::time::Instant,
+}
+
+type Uploads = std::collections::HashMap<String, Upload>;
+
+fn uploads<'a>(ctx: &'a Ctx<'_>) -> std::sync::MutexGuard<'a, Uploads> {
+    ctx.shared.uploads.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn new_id() -> String {
@@ -117,15 +129,17 @@ pub(crate) fn delete(ctx: &Ctx<'_>, repo: &str, digest: &str) -> Result<Reply> {
     }
 }
 
-/// Appends the request body to a staged blob; false on a read error (client gone).
-fn append(req: &mut Req, s: &mut Staged) -> Result<bool> {
-    let mut body = req.body();
+/// Appends the request body to a staged blob; Err(reply) when the body cannot be read
+/// (cut short, too slow, too large or malformed).
+fn append(req: &mut Req, s: &mut Staged) -> Result<std::result::Result<(), Reply>> {
+    let body = req.body();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match body.read(&mut buf) {
-            Ok(0) => return Ok(true),
+            Ok(0) => return Ok(Ok(())),
             Ok(n) => n,
-            Err(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Ok(Err(body_error(&e))),
         };
         s.write(&buf[..n])?;
     }
@@ -167,49 +181,53 @@ pub(crate) fn start(ctx: &Ctx<'_>, req: &mut Req, repo: &str) -> Result<Reply> {
                 &format!("'{d}' is not a sha256 digest"),
             ));
         }
-        if !append(req, &mut s)? {
-            return Ok(Reply::error(
-                400,
-                "BLOB_UPLOAD_INVALID",
-                "the upload body ended early",
-            ));
+        if let Err(r) = append(req, &mut s)? {
+            return Ok(r);
         }
         return complete(ctx, repo, s, &d);
     }
+    {
+        let mut g = uploads(ctx);
+        if g.len() >= MAX_UPLOADS {
+            g.retain(|_, u| u.touched.elapsed() < UPLOAD_EXPIRY);
+        }
+        if g.len() >= MAX_UPLOADS {
+            return Ok(Reply::error(
+                429,
+                "TOOMANYREQUESTS",
+                &format!("{MAX_UPLOADS} uploads are in progress; finish or cancel some first"),
+            ));
+        }
+    }
     // A POST may carry a first chunk (ignored by most clients); keep it.
-    if !append(req, &mut s)? {
-        return Ok(Reply::error(
-            400,
-            "BLOB_UPLOAD_INVALID",
-            "the upload body ended early",
-        ));
+    if let Err(r) = append(req, &mut s)? {
+        return Ok(r);
     }
     let id = new_id();
     let size = s.size;
-    if let Ok(mut g) = ctx.shared.uploads.lock() {
-        g.insert(
-            id.clone(),
-            Upload {
-                repo: repo.to_string(),
-                staged: s,
-            },
-        );
-    }
+    put_back(
+        ctx,
+        &id,
+        Upload {
+            repo: repo.to_string(),
+            staged: s,
+            touched: std::time::Instant::now(),
+        },
+    );
     Ok(accepted(repo, &id, size))
 }
 
 fn take(ctx: &Ctx<'_>, repo: &str, id: &str) -> Option<Upload> {
-    let mut g = ctx.shared.uploads.lock().ok()?;
+    let mut g = uploads(ctx);
     match g.get(id) {
         Some(u) if u.repo == repo => g.remove(id),
         _ => None,
     }
 }
 
-fn put_back(ctx: &Ctx<'_>, id: &str, u: Upload) {
-    if let Ok(mut g) = ctx.shared.uploads.lock() {
-        g.insert(id.to_string(), u);
-    }
+fn put_back(ctx: &Ctx<'_>, id: &str, mut u: Upload) {
+    u.touched = std::time::Instant::now();
+    uploads(ctx).insert(id.to_string(), u);
 }
 
 fn upload_unknown(id: &str) -> Reply {
@@ -250,12 +268,8 @@ pub(crate) fn patch(ctx: &Ctx<'_>, req: &mut Req, repo: &str, id: &str) -> Resul
             ));
         }
     }
-    if !append(req, &mut u.staged)? {
-        return Ok(Reply::error(
-            400,
-            "BLOB_UPLOAD_INVALID",
-            "the chunk ended early; the upload was cancelled",
-        ));
+    if let Err(r) = append(req, &mut u.staged)? {
+        return Ok(r);
     }
     let size = u.staged.size;
     put_back(ctx, id, u);
@@ -280,12 +294,8 @@ pub(crate) fn finish(ctx: &Ctx<'_>, req: &mut Req, repo: &str, id: &str) -> Resu
     let Some(mut u) = take(ctx, repo, id) else {
         return Ok(upload_unknown(id));
     };
-    if !append(req, &mut u.staged)? {
-        return Ok(Reply::error(
-            400,
-            "BLOB_UPLOAD_INVALID",
-            "the upload body ended early; the upload was cancelled",
-        ));
+    if let Err(r) = append(req, &mut u.staged)? {
+        return Ok(r);
     }
     complete(ctx, repo, u.staged, &d)
 }

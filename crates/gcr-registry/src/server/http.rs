@@ -1,16 +1,24 @@
-//! The server's HTTP plumbing over tiny_http: a request with decoded path and query, and a
-//! reply (status, headers, bytes or a file) with distribution-spec error bodies.
+//! The server's requests and replies: a request with its decoded path and query, headers
+//! and a body reader (which sends `100 Continue` first when the client waits for it), and
+//! a reply (status, headers, bytes or a file) with distribution-spec error bodies.
 
+use super::body::{wire_error, BodyReader};
+use super::conn::{ConnReader, Tracked};
+use super::wire::{RequestHead, Target};
 use base64::Engine as _;
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// A request being handled.
 pub(crate) struct Req {
-    inner: Option<tiny_http::Request>,
     pub method: String,
     /// Percent-decoded path.
     pub path: String,
     pub query: Vec<(String, String)>,
+    head: RequestHead,
+    body: BodyReader<ConnReader>,
+    wr: Tracked,
+    /// The client waits for `100 Continue` before it sends the body.
+    waiting: bool,
 }
 
 /// A reply body.
@@ -28,44 +36,46 @@ pub(crate) struct Reply {
     pub body: Body,
 }
 
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
+/// The reply to a request body that could not be read.
+pub(crate) fn body_error(e: &std::io::Error) -> Reply {
+    if let Some(w) = wire_error(e) {
+        return Reply::error(w.status, w.code, &w.message);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Reply::error(
+            408,
+            "UNKNOWN",
+            "the client stopped sending the request body; the request was dropped",
+        ),
+        _ => Reply::error(
+            400,
+            "BLOB_UPLOAD_INVALID",
+            "the request body ended before its announced length; nothing was stored",
+        ),
+    }
 }
 
 impl Req {
-    pub fn new(r: tiny_http::Request) -> Req {
-        let url = r.url().to_string();
-        let (p, q) = url.split_once('?').unwrap_or((&url, ""));
-        let query = q
-            .split('&')
-            .filter(|s| !s.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (decode(k), decode(v))
-            })
-            .collect();
+    pub(crate) fn new(
+        head: RequestHead,
+        target: Target,
+        body: BodyReader<ConnReader>,
+        wr: Tracked,
+    ) -> Req {
         Req {
-            method: r.method().as_str().to_ascii_uppercase(),
-            path: decode(p),
-            query,
-            inner: Some(r),
+            method: head.method.to_ascii_uppercase(),
+            path: target.path,
+            query: target.query,
+            waiting: head.expects_continue() && !body.is_done(),
+            head,
+            body,
+            wr,
         }
+    }
+
+    /// The body reader, whether the client still waits for `100 Continue`, and the writer.
+    pub(crate) fn into_parts(self) -> (BodyReader<ConnReader>, bool, Tracked) {
+        (self.body, self.waiting, self.wr)
     }
 
     pub fn query(&self, k: &str) -> Option<&str> {
@@ -76,17 +86,12 @@ impl Req {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.inner
-            .as_ref()?
-            .headers()
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str().to_string())
+        self.head.header(name).map(str::to_string)
     }
 
     /// `Authorization: Basic` user and password.
     pub fn basic_auth(&self) -> Option<(String, String)> {
-        let h = self.header("Authorization")?;
+        let h = self.head.header("Authorization")?;
         let b64 = h
             .strip_prefix("Basic ")
             .or_else(|| h.strip_prefix("basic "))?;
@@ -98,63 +103,31 @@ impl Req {
         Some((u.to_string(), p.to_string()))
     }
 
-    /// The request body as a reader.
-    pub fn body(&mut self) -> Box<dyn Read + '_> {
-        match self.inner.as_mut() {
-            Some(r) => Box::new(r.as_reader()),
-            None => Box::new(std::io::empty()),
+    /// The request body as a reader (errors: see [`body_error`]).
+    pub fn body(&mut self) -> &mut dyn Read {
+        if self.waiting {
+            self.waiting = false;
+            if self
+                .wr
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .and_then(|()| self.wr.flush())
+                .is_err()
+            {
+                return &mut self.body;
+            }
         }
+        &mut self.body
     }
 
-    /// Reads at most `limit` bytes of body; None when it is longer.
+    /// Reads at most `limit` bytes of body; None when it is longer (a body announced as
+    /// longer is not read at all).
     pub fn body_limited(&mut self, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+        if self.body.announced_left().is_some_and(|n| n > limit) {
+            return Ok(None);
+        }
         let mut v = Vec::new();
         self.body().take(limit + 1).read_to_end(&mut v)?;
         Ok((v.len() as u64 <= limit).then_some(v))
-    }
-
-    /// Sends the reply (errors writing to a gone client are ignored).
-    pub fn respond(&mut self, reply: Reply) {
-        let Some(mut r) = self.inner.take() else {
-            return;
-        };
-        // Consume what the handler did not read, so the connection stays usable.
-        let _ = std::io::copy(&mut r.as_reader().take(16 << 20), &mut std::io::sink());
-        let mut headers: Vec<tiny_http::Header> = reply
-            .headers
-            .iter()
-            .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
-            .collect();
-        if let Ok(h) = tiny_http::Header::from_bytes(
-            &b"Docker-Distribution-API-Version"[..],
-            &b"registry/2.0"[..],
-        ) {
-            headers.push(h);
-        }
-        let status = tiny_http::StatusCode(reply.status);
-        let _ = match reply.body {
-            Body::Bytes(b) => {
-                let len = b.len();
-                r.respond(tiny_http::Response::new(
-                    status,
-                    headers,
-                    std::io::Cursor::new(b),
-                    Some(len),
-                    None,
-                ))
-            }
-            Body::File(f) => {
-                let len = f.metadata().map(|m| m.len() as usize).ok();
-                r.respond(tiny_http::Response::new(status, headers, f, len, None))
-            }
-            Body::Part(f, len) => r.respond(tiny_http::Response::new(
-                status,
-                headers,
-                f,
-                Some(len),
-                None,
-            )),
-        };
     }
 }
 

@@ -3,7 +3,7 @@
 //! most 4 MiB, matches the digest it is put under, and every blob or child manifest it
 //! references is already in the repository.
 
-use super::http::{paginate, Reply, Req};
+use super::http::{body_error, paginate, Reply, Req};
 use super::{db, Ctx};
 use crate::cas;
 use crate::error::Result;
@@ -55,13 +55,7 @@ pub(crate) fn put(ctx: &Ctx<'_>, req: &mut Req, repo: &str, reference: &str) -> 
                 "the manifest is over the 4 MiB limit",
             ));
         }
-        Err(_) => {
-            return Ok(Reply::error(
-                400,
-                "MANIFEST_INVALID",
-                "the manifest body ended early",
-            ))
-        }
+        Err(e) => return Ok(body_error(&e)),
     };
     let digest = media::sha256(&bytes);
     if is_digest && digest != reference {

@@ -1,14 +1,20 @@
 //! `gcr registry serve`: an OCI distribution-spec registry on a gcr store. Blobs and
 //! manifests live in the store's content-addressed blob CAS (so a blob is stored once,
 //! whatever the number of repositories); repositories, tags and blob links are rows in
-//! the store's database (see `db`). A small threaded HTTP server (tiny_http); each worker
-//! thread has its own database connection.
+//! the store's database (see `db`). The HTTP/1.1 server is the crate's own, built to
+//! survive hostile clients: heads, headers and bodies are parsed under hard limits
+//! (`wire`, `body`), every socket operation has a timeout, a thread serves each
+//! connection and a full server makes room by closing the connection that waits longest
+//! on its client (`conn`); a panic in a handler answers 500 and ends that connection only.
 
 mod blobs;
+pub mod body;
+mod conn;
 pub mod db;
 pub mod htpasswd;
 mod http;
 mod manifests;
+pub mod wire;
 
 use crate::error::{RegistryError, Result};
 use gcr_store::Store;
@@ -17,6 +23,15 @@ use http::{Reply, Req};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use wire::parse_request_head;
+
+/// Timeout of each socket read and write, and of a whole request head, unless
+/// `GCR_REGISTRY_SERVE_TIMEOUT` (seconds) says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once per worker thread of [`ServeOptions::threads`].
+pub const CONNECTIONS_PER_THREAD: usize = 16;
 
 /// Options of `gcr registry serve`.
 #[derive(Debug, Clone)]
@@ -26,10 +41,12 @@ pub struct ServeOptions {
     /// Store root.
     pub root: PathBuf,
     pub htpasswd: Option<PathBuf>,
+    /// Database connections kept open; the server serves up to
+    /// `threads *` [`CONNECTIONS_PER_THREAD`] connections at once.
     pub threads: usize,
 }
 
-/// State shared by the worker threads.
+/// State shared by the connection threads.
 pub(crate) struct Shared {
     pub uploads: Mutex<HashMap<String, blobs::Upload>>,
     pub users: Option<Htpasswd>,
@@ -72,57 +89,131 @@ impl Ctx<'_> {
     }
 }
 
+/// The server: shared state, a pool of store handles and the timeout.
+struct Server {
+    shared: Shared,
+    root: PathBuf,
+    stores: Mutex<Vec<Store>>,
+    pool: usize,
+    timeout: Duration,
+    log: bool,
+}
+
+impl conn::Handler for Server {
+    fn answer(&self, req: &mut Req) -> (Reply, bool) {
+        let pooled = self.stores.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let store = match pooled.map_or_else(|| Store::open(&self.root), Ok) {
+            Ok(s) => s,
+            Err(e) => return (Reply::error(500, "UNKNOWN", &e.to_string()), false),
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle(&store, &self.shared, req)
+        }));
+        match r {
+            Ok(reply) => {
+                let mut pool = self.stores.lock().unwrap_or_else(|e| e.into_inner());
+                if pool.len() < self.pool {
+                    pool.push(store);
+                }
+                (reply, false)
+            }
+            // The store handle may be mid-transaction: drop it, and the connection.
+            Err(_) => (
+                Reply::error(
+                    500,
+                    "UNKNOWN",
+                    "the registry failed on this request (a bug); please report it",
+                ),
+                true,
+            ),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn log(&self) -> bool {
+        self.log
+    }
+}
+
+fn timeout_from_env() -> Result<Duration> {
+    let Some(v) = std::env::var_os("GCR_REGISTRY_SERVE_TIMEOUT") else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    v.to_str()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|s| (1..=3600).contains(s))
+        .map(Duration::from_secs)
+        .ok_or_else(|| {
+            RegistryError::Usage(format!(
+                "GCR_REGISTRY_SERVE_TIMEOUT is {v:?}; set it to whole seconds from 1 to 3600"
+            ))
+        })
+}
+
 /// Binds and serves until the process is killed.
 pub fn serve(opts: &ServeOptions) -> Result<()> {
     let users = match &opts.htpasswd {
         Some(p) => Some(Htpasswd::load(p)?),
         None => None,
     };
+    let timeout = timeout_from_env()?;
     let store = Store::open(&opts.root)?;
     db::ensure(&store)?;
-    drop(store);
-    let server = tiny_http::Server::http(&opts.addr).map_err(|e| {
+    let listener = std::net::TcpListener::bind(&opts.addr).map_err(|e| {
         RegistryError::Usage(format!(
             "cannot listen on {}: {e}; choose another --addr",
             opts.addr
         ))
     })?;
-    let addr = server
-        .server_addr()
-        .to_ip()
+    let addr = listener
+        .local_addr()
         .map(|a| a.to_string())
-        .unwrap_or_else(|| opts.addr.clone());
+        .unwrap_or_else(|_| opts.addr.clone());
     println!("listening on {addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let server = Arc::new(server);
-    let shared = Arc::new(Shared {
-        uploads: Mutex::new(HashMap::new()),
-        users,
-        tmp: opts.root.join("tmp"),
+    let threads = opts.threads.max(1);
+    let server = Arc::new(Server {
+        shared: Shared {
+            uploads: Mutex::new(HashMap::new()),
+            users,
+            tmp: opts.root.join("tmp"),
+        },
+        root: opts.root.clone(),
+        stores: Mutex::new(vec![store]),
+        pool: threads,
+        timeout,
+        log: std::env::var_os("GCR_REGISTRY_LOG").is_some(),
     });
-    let mut handles = Vec::new();
-    for _ in 0..opts.threads.max(1) {
-        let server = Arc::clone(&server);
-        let shared = Arc::clone(&shared);
-        let root = opts.root.clone();
-        handles.push(std::thread::spawn(move || -> Result<()> {
-            let store = Store::open(&root)?;
-            let log = std::env::var_os("GCR_REGISTRY_LOG").is_some();
-            while let Ok(rq) = server.recv() {
-                let mut req = Req::new(rq);
-                let reply = handle(&store, &shared, &mut req);
-                if log {
-                    eprintln!("{} {} -> {}", req.method, req.path, reply.status);
-                }
-                req.respond(reply);
+    let slots = Arc::new(conn::Slots::new(
+        threads.saturating_mul(CONNECTIONS_PER_THREAD),
+    ));
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(_) => {
+                // Out of descriptors or a connection reset before accept: wait a moment
+                // rather than spin.
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
             }
-            Ok(())
-        }));
-    }
-    for h in handles {
-        if let Ok(Err(e)) = h.join() {
-            return Err(e);
+        };
+        let Some((guard, act)) = slots.admit(&stream) else {
+            conn::reject_busy(stream);
+            continue;
+        };
+        let server = Arc::clone(&server);
+        let spawned = std::thread::Builder::new()
+            .name("gcr-registry".into())
+            .spawn(move || {
+                let _guard = guard;
+                conn::serve(stream, act, &*server);
+            });
+        if spawned.is_err() {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
     Ok(())
@@ -155,7 +246,9 @@ fn handle(store: &Store, shared: &Shared, req: &mut Req) -> Reply {
         }
         return Reply::json(200, b"{}".to_vec());
     }
-    let rest = &rest[1..];
+    let Some(rest) = rest.strip_prefix('/') else {
+        return Reply::error(404, "NAME_UNKNOWN", "not a registry API path; use /v2/");
+    };
     if rest == "_catalog" {
         if shared.users.is_some() && ctx.user.is_none() {
             return http::unauthorized();
