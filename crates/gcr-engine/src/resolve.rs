@@ -21,19 +21,16 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// Reads `etc/<file>` from the top-most layer that has it.
+/// Reads the image's `/etc/<file>` as the container will see it: through the merged view of
+/// its layers, whiteouts and opaque directories honoured, symlinks (of `/etc` or of the
+/// file) resolved inside the image, never on the host.
 fn image_file(lowers: &[String], file: &str) -> Option<String> {
-    for l in lowers {
-        let p = Path::new(l).join("etc").join(file);
-        if let Ok(s) = std::fs::read_to_string(&p) {
-            return Some(s);
-        }
-        // A whiteout (char device) or opaque dir hides lower copies; stop at either.
-        if p.symlink_metadata().is_ok() {
-            return None;
-        }
-    }
-    None
+    let root = gcr_runtime::layerfs::Dir::root(lowers).ok()?;
+    let bytes = root
+        .read_file(&Path::new("/etc").join(file))
+        .ok()
+        .flatten()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn lookup_passwd(passwd: &str, key: &str) -> Option<(u32, u32)> {
@@ -393,6 +390,26 @@ mod tests {
         assert_eq!(resolve_user("app:wheel", &lowers).unwrap().1, 10);
         let err = resolve_user("nobody", &lowers).unwrap_err().to_string();
         assert!(err.contains("unable to find user nobody"), "{err}");
+    }
+
+    #[test]
+    fn user_files_behind_symlinks_are_read_inside_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("passwd"), "evil:x:4242:4242::/:/bin/sh\n").unwrap();
+        let img = dir.path().join("img");
+        std::fs::create_dir_all(img.join("usr/etc")).unwrap();
+        std::fs::write(img.join("usr/etc/passwd"), "app:x:1000:1001::/:/bin/sh\n").unwrap();
+        let lowers = vec![img.to_string_lossy().to_string()];
+        // /etc -> /usr/etc inside the image: followed there.
+        std::os::unix::fs::symlink("/usr/etc", img.join("etc")).unwrap();
+        assert_eq!(resolve_user("app", &lowers).unwrap(), (1000, 1001, vec![]));
+        // /etc -> the host directory: resolved inside the image, where it does not exist.
+        std::fs::remove_file(img.join("etc")).unwrap();
+        std::os::unix::fs::symlink(&host, img.join("etc")).unwrap();
+        assert!(resolve_user("evil", &lowers).is_err());
+        assert_eq!(resolve_user("4242", &lowers).unwrap(), (4242, 0, vec![]));
     }
 
     #[test]

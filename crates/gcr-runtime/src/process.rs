@@ -32,8 +32,8 @@ pub(crate) struct ProcessPlan {
     nnp: bool,
     seccomp: Option<&'static [libc::sock_filter]>,
     cwd: CString,
-    /// Prefixes of cwd ("/a", "/a/b") to create when it is missing (`run -w`, not `exec`).
-    cwd_create: Vec<CString>,
+    /// Create cwd when it is missing (`run -w`, not `exec`).
+    cwd_create: bool,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     _env: Vec<CString>,
@@ -218,16 +218,7 @@ impl ProcessPlan {
                 SeccompMode::DockerDefault => Some(crate::seccomp::default_program(caps)),
                 SeccompMode::Unconfined => None,
             },
-            cwd_create: {
-                let mut acc = String::new();
-                let mut v = Vec::new();
-                for part in cwd.split('/').filter(|p| !p.is_empty()) {
-                    acc.push('/');
-                    acc.push_str(part);
-                    v.push(cstring(&acc, "working directory")?);
-                }
-                v
-            },
+            cwd_create: true,
             cwd: cstring(&cwd, "working directory")?,
             _argv: argv,
             argv_ptrs,
@@ -287,29 +278,38 @@ impl ProcessPlan {
 
     /// Do not create a missing working directory (for `exec`, as Docker).
     pub(crate) fn no_cwd_create(&mut self) {
-        self.cwd_create.clear();
+        self.cwd_create = false;
     }
 
     /// Child side: changes to the working directory, creating it (as root, like Docker's
     /// `-w`) when it is missing. Runs inside the new root with no host descriptor open, so
-    /// a path like /proc/self/fd/N cannot reach a host directory (CVE-2024-21626).
+    /// a path like /proc/self/fd/N cannot reach a host directory (CVE-2024-21626). Missing
+    /// parts are made where the container sees them: through the image's symlinks,
+    /// resolved inside the root (see `mounts::walk`).
     fn chdir(&self, errfd: RawFd) {
-        // SAFETY: chdir/mkdir on NUL-terminated strings prepared by the parent.
+        // SAFETY: chdir/open/fchdir on NUL-terminated strings prepared by the parent and on
+        // descriptors opened here.
         unsafe {
             if libc::chdir(self.cwd.as_ptr()) == 0 {
                 return;
             }
-            if errno() != libc::ENOENT || self.cwd_create.is_empty() {
+            if errno() != libc::ENOENT || !self.cwd_create {
                 child_fail(errfd, Stage::Cwd as u32, errno());
             }
-            for p in &self.cwd_create {
-                if libc::mkdir(p.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST {
-                    child_fail(errfd, Stage::Cwd as u32, errno());
-                }
-            }
-            if libc::chdir(self.cwd.as_ptr()) != 0 {
+            let root = libc::open(
+                c"/".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if root < 0 {
                 child_fail(errfd, Stage::Cwd as u32, errno());
             }
+            let fd = crate::mounts::create_in_root(root, &self.cwd)
+                .unwrap_or_else(|e| child_fail(errfd, Stage::Cwd as u32, e));
+            libc::close(root);
+            if libc::fchdir(fd) != 0 {
+                child_fail(errfd, Stage::Cwd as u32, errno());
+            }
+            libc::close(fd);
         }
     }
 

@@ -7,7 +7,9 @@
 //!
 //! The layer only ever adds what no image layer has (or what a whiteout removed), so an
 //! image's own files are never hidden; an image whose /etc is not a plain directory gets
-//! no layer.
+//! no layer. Layers are only inspected with lstat of names under a real `etc` directory,
+//! never through a symlink: an image's symlinked `/etc` or `/etc/hosts` stays the image's,
+//! for the runtime to resolve inside the container's root.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -175,6 +177,18 @@ mod tests {
             layer(&root, &[odd.to_string_lossy().into_owned()], &want),
             None
         );
+        // A symlinked /etc/hosts (even one pointing out of the image) is the image's own: no
+        // stub hides it, the runtime resolves it inside the root.
+        let linked = d.path().join("linked");
+        std::fs::create_dir_all(linked.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/hosts", linked.join("etc/hosts")).unwrap();
+        std::os::unix::fs::symlink("../../../../x", linked.join("etc/hostname")).unwrap();
+        let l = layer(&root, &[linked.to_string_lossy().into_owned()], &want).unwrap();
+        let names: Vec<String> = std::fs::read_dir(l.join("etc"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["resolv.conf"]);
         // No /etc at all: every file comes from the layer.
         let bare = d.path().join("bare");
         std::fs::create_dir_all(&bare).unwrap();

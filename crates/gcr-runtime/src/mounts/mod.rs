@@ -70,6 +70,16 @@ pub(crate) struct MountPlan {
     root_readonly: bool,
 }
 
+/// Opens the directory `path` (absolute or relative, resolved inside the root `rootfd`),
+/// creating what is missing there; child side, no allocation. Returns an `O_PATH`
+/// descriptor or an errno.
+pub(crate) fn create_in_root(
+    rootfd: std::os::fd::RawFd,
+    path: &std::ffi::CStr,
+) -> Result<std::os::fd::RawFd, i32> {
+    walk::open_or_create(rootfd, path, false)
+}
+
 fn cpath(p: &Path) -> Result<CString, RuntimeError> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| RuntimeError::InvalidSpec(format!("path {} contains a NUL byte", p.display())))
