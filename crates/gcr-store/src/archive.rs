@@ -181,7 +181,7 @@ impl Store {
 
     fn spool(&self, reader: impl Read) -> Result<Spool> {
         let dir = tempfile::Builder::new()
-            .prefix("load-")
+            .prefix(&crate::tmpfiles::prefix("load"))
             .tempdir_in(self.tmp_dir())
             .map_err(|e| StoreError::io("cannot create a temp dir in", self.tmp_dir(), e))?;
         let rd = |e: std::io::Error| bad(format!("the archive is truncated or corrupt: {e}"));
@@ -199,7 +199,8 @@ impl Store {
                     let f = std::fs::File::create(&path)
                         .map_err(|e| StoreError::io("cannot create", &path, e))?;
                     let mut w = HashWriter::new(std::io::BufWriter::with_capacity(256 * 1024, f));
-                    std::io::copy(&mut e, &mut w).map_err(rd)?;
+                    std::io::copy(&mut e, &mut w)
+                        .map_err(|e| crate::error::input_or_space(&self.tmp_dir(), e, rd))?;
                     w.flush()
                         .map_err(|e| StoreError::io("cannot write", &path, e))?;
                     files.insert(

@@ -33,12 +33,16 @@ impl Store {
         if let Some(e) = expected {
             digest_hex(e)?;
         }
-        let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())
+        let tmp = tempfile::Builder::new()
+            .prefix(&crate::tmpfiles::prefix("blob"))
+            .tempfile_in(self.tmp_dir())
             .map_err(|e| StoreError::io("cannot create a temp file in", self.tmp_dir(), e))?;
         let mut w = HashWriter::new(std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file()));
-        std::io::copy(&mut r, &mut w).map_err(|e| StoreError::Read {
-            what: "blob data".into(),
-            source: e,
+        std::io::copy(&mut r, &mut w).map_err(|e| {
+            crate::error::input_or_space(tmp.path(), e, |e| StoreError::Read {
+                what: "blob data".into(),
+                source: e,
+            })
         })?;
         w.flush()
             .map_err(|e| StoreError::io("cannot write", tmp.path(), e))?;

@@ -63,6 +63,10 @@ pub enum StoreError {
     /// The metadata database failed.
     #[error("store database error: {0}; check permissions on the store root or run 'gcr doctor'")]
     Db(#[from] rusqlite::Error),
+    /// The filesystem holding the store is full (ENOSPC) or the user's quota is used up
+    /// (EDQUOT): the disk, not the input, is at fault.
+    #[error("no space left on the filesystem holding '{}' (the gcr store): free space there (e.g. 'gcr system prune', or remove other files) and retry", path.display())]
+    NoSpace { path: PathBuf },
     /// The database was written by a newer gcr.
     #[error("store database schema version {found} is newer than this gcr supports ({supported}); upgrade gcr")]
     SchemaTooNew { found: i64, supported: i64 },
@@ -82,6 +86,9 @@ impl StoreError {
         path: impl Into<PathBuf>,
         source: std::io::Error,
     ) -> Self {
+        if is_no_space(&source) {
+            return StoreError::NoSpace { path: path.into() };
+        }
         StoreError::Io {
             action,
             path: path.into(),
@@ -97,5 +104,66 @@ impl StoreError {
     }
 }
 
+/// True when `e` (or an I/O error it wraps) says the disk is full or the quota used up.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+    {
+        return true;
+    }
+    // Wrapping readers and writers (tar, gzip) may box the original error.
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .is_some_and(is_no_space)
+}
+
+/// Maps a failed copy from the caller's input into the store: a full disk names `path`
+/// (where the data was going), anything else is the input's fault (`read`).
+pub(crate) fn input_or_space(
+    path: &std::path::Path,
+    e: std::io::Error,
+    read: impl FnOnce(std::io::Error) -> StoreError,
+) -> StoreError {
+    if is_no_space(&e) {
+        StoreError::NoSpace {
+            path: path.to_path_buf(),
+        }
+    } else {
+        read(e)
+    }
+}
+
 /// Shorthand for store results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_names_the_store_path_and_the_fix() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = StoreError::io("cannot write", "/srv/gcr/tmp/x", full);
+        let msg = e.to_string();
+        assert!(matches!(e, StoreError::NoSpace { .. }), "{e:?}");
+        assert!(
+            msg.contains("/srv/gcr/tmp/x") && msg.contains("free space"),
+            "{msg}"
+        );
+        // Wrapped the way tar and gzip wrap errors.
+        let wrapped = std::io::Error::other(std::io::Error::from_raw_os_error(libc::EDQUOT));
+        assert!(is_no_space(&wrapped));
+        assert!(!is_no_space(&std::io::Error::from(
+            std::io::ErrorKind::UnexpectedEof
+        )));
+        let e = input_or_space(
+            std::path::Path::new("/s/tmp"),
+            std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            |e| StoreError::Archive(format!("truncated: {e}")),
+        );
+        assert!(matches!(e, StoreError::Archive(_)), "{e:?}");
+    }
+}

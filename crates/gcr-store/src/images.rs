@@ -111,7 +111,10 @@ impl Store {
 }
 
 /// Records images in one transaction; every blob must already be in the CAS.
+/// What killed imports, pulls and builds left in `tmp/` goes first (a retry would
+/// otherwise add its own copy).
 pub(crate) fn register(store: &Store, images: &[NewImage], action: &str) -> Result<Vec<String>> {
+    store.remove_stale_temp();
     store.transaction(|tx| {
         let mut ids = Vec::new();
         for img in images {

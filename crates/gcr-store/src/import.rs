@@ -67,6 +67,8 @@ impl Store {
             .map(|r| parse_reference(r).map(|r| r.tagged()))
             .transpose()?;
         let created = created.unwrap_or_else(default_created);
+        // A killed earlier try left its temp files: they go before this one adds its own.
+        self.remove_stale_temp();
         let rd = |e: std::io::Error| {
             StoreError::Archive(format!(
                 "cannot read the rootfs tarball (truncated or corrupt?): {e}"
@@ -123,7 +125,8 @@ impl Store {
             };
             let mut item = item;
             if ty == tar::EntryType::Regular {
-                let n = std::io::copy(&mut e, &mut spool).map_err(rd)?;
+                let n = std::io::copy(&mut e, &mut spool)
+                    .map_err(|e| crate::error::input_or_space(&self.tmp_dir(), e, rd))?;
                 item.data = (offset, n);
                 offset += n;
             }

@@ -8,7 +8,6 @@ use crate::error::{Result, StoreError};
 use crate::images::NewLayer;
 use crate::util::HashWriter;
 use crate::Store;
-use rusqlite::params;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -68,7 +67,9 @@ impl Store {
         entries: &BTreeMap<String, LayerEntry>,
         mut spool: Option<&mut std::fs::File>,
     ) -> Result<NewLayer> {
-        let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())
+        let tmp = tempfile::Builder::new()
+            .prefix(&crate::tmpfiles::prefix("layer"))
+            .tempfile_in(self.tmp_dir())
             .map_err(|e| StoreError::io("cannot create a temp file in", self.tmp_dir(), e))?;
         let tmp_path = tmp.path().to_path_buf();
         let wr = |e: std::io::Error| StoreError::io("cannot write", &tmp_path, e);
@@ -172,15 +173,12 @@ impl Store {
     ) -> Result<PathBuf> {
         let key = crate::snapshots::snapshot_key(chain_id)?;
         let dest = self.snapshots_dir().join(&key);
+        let mut sum = None;
         if !dest.exists() {
+            sum = crate::snapdigest::digest_tree(dir).ok();
             crate::snapshots::move_into_place(dir, &dest)?;
         }
-        self.transaction(|tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO snapshots(chain_id, key, diff_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![chain_id, key, diff_id, size as i64, crate::util::now_ns() / 1_000_000_000],
-            )
-        })?;
+        self.record_snapshot(chain_id, &key, diff_id, size, sum.as_ref())?;
         Ok(dest)
     }
 

@@ -8,25 +8,31 @@
 mod archive;
 mod blobs;
 mod docker_archive;
+mod doctor;
 mod error;
 mod images;
 mod import;
 mod layer;
 mod maint;
+mod perms;
 mod progress;
 mod save;
 mod schema;
+mod snapdigest;
 mod snapshots;
+mod tmpfiles;
 pub mod unpack;
 mod util;
 
 pub use archive::{ArchiveFormat, LoadReport};
-pub use error::{Result, StoreError};
+pub use doctor::{DoctorOptions, DoctorReport};
+pub use error::{is_no_space, Result, StoreError};
 pub use images::{chain_ids, NewImage, NewLayer};
 pub use images::{HistoryEntry, ImageSummary, LayerInfo, ResolvedImage};
 pub use layer::{EntryData, LayerEntry, LAYER_MEDIA_TYPE};
-pub use maint::{DfReport, DfRow, DoctorReport, PruneReport};
+pub use maint::{DfReport, DfRow, PruneReport};
 pub use progress::{NoProgress, Progress};
+pub use tmpfiles::TempSweep;
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -72,20 +78,28 @@ impl Store {
         }
         for sub in subs.into_iter().filter(|_| !complete) {
             let p = root.join(sub);
-            match std::fs::create_dir(&p) {
+            match perms::create_dir(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) if sub.is_empty() && e.kind() == std::io::ErrorKind::NotFound => {
                     std::fs::create_dir_all(&p)
+                        .and_then(|()| {
+                            use std::os::unix::fs::PermissionsExt;
+                            std::fs::set_permissions(
+                                &p,
+                                std::fs::Permissions::from_mode(perms::DIR_MODE),
+                            )
+                        })
                         .map_err(|e| StoreError::io("cannot create store directory", &p, e))?;
                 }
                 Err(e) => return Err(StoreError::io("cannot create store directory", &p, e)),
             }
         }
+        let db = root.join("gcr.db");
         if !complete {
             spread_subdirs(&root.join("containers"));
+            perms::create_db(&db);
         }
-        let db = root.join("gcr.db");
         let conn = if create {
             Connection::open(&db)?
         } else {
@@ -100,6 +114,15 @@ impl Store {
         // already says (WAL mode and schema version are persistent) and set per-connection
         // options through the C API where it has one.
         let header = read_header(&db);
+        // Stores made by older versions were open to every local user: close them up (one
+        // stat here; the database's mode comes with its header).
+        let root_open = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(root).is_ok_and(|m| perms::open_to_others(m.permissions().mode()))
+        };
+        if root_open || header.is_some_and(|h| perms::open_to_others(h.mode)) {
+            perms::close_up(root);
+        }
         if header.is_none_or(|h| !h.wal) {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
@@ -222,18 +245,24 @@ struct Header {
     wal: bool,
     /// `PRAGMA user_version` as last written to the file itself.
     user_version: i64,
+    /// The file's permission bits.
+    mode: u32,
 }
 
 fn read_header(db: &Path) -> Option<Header> {
     use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
     let mut h = [0u8; 100];
-    std::fs::File::open(db).ok()?.read_exact(&mut h).ok()?;
+    let mut f = std::fs::File::open(db).ok()?;
+    let mode = f.metadata().ok()?.permissions().mode();
+    f.read_exact(&mut h).ok()?;
     if &h[..16] != b"SQLite format 3\0" {
         return None;
     }
     Some(Header {
         wal: h[18] == 2 && h[19] == 2,
         user_version: i64::from(i32::from_be_bytes([h[60], h[61], h[62], h[63]])),
+        mode,
     })
 }
 

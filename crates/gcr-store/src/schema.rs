@@ -4,7 +4,7 @@ use crate::error::{Result, StoreError};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -93,6 +93,16 @@ CREATE TABLE IF NOT EXISTS registry_blobs(
 CREATE INDEX IF NOT EXISTS registry_blobs_digest ON registry_blobs(digest);
 ";
 
+/// Version 3: what each snapshot looked like when it was made (see `snapdigest`): the
+/// digest `doctor --snapshots` checks, and the entry count and byte total plain `doctor`
+/// checks. NULL for snapshots made by older versions until `doctor --snapshots` records
+/// them.
+const V3: &str = "
+ALTER TABLE snapshots ADD COLUMN tree_digest TEXT;
+ALTER TABLE snapshots ADD COLUMN entries INTEGER;
+ALTER TABLE snapshots ADD COLUMN bytes INTEGER;
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -113,6 +123,9 @@ pub(crate) fn ensure(conn: &Connection) -> Result<()> {
         }
         if v < 2 {
             conn.execute_batch(V2)?;
+        }
+        if v < 3 {
+            conn.execute_batch(V3)?;
         }
         conn.pragma_update(None, "user_version", VERSION)?;
         Ok(())

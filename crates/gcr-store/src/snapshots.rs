@@ -3,6 +3,7 @@
 //! atomic no-replace rename so concurrent unpackers never break each other.
 
 use crate::error::{Result, StoreError};
+use crate::snapdigest::TreeSum;
 use crate::util::{digest_hex, HashReader};
 use crate::Store;
 use rusqlite::params;
@@ -68,9 +69,10 @@ impl Store {
     ) -> Result<String> {
         let key = snapshot_key(chain)?;
         let dest = self.snapshots_dir().join(&key);
+        let mut sum = None;
         if !dest.exists() {
             let tmp = tempfile::Builder::new()
-                .prefix("snap-")
+                .prefix(&crate::tmpfiles::prefix("snap"))
                 .tempdir_in(self.tmp_dir())
                 .map_err(|e| StoreError::io("cannot create a temp dir in", self.tmp_dir(), e))?;
             let target = tmp.path().join("d");
@@ -98,6 +100,10 @@ impl Store {
                     actual,
                 });
             }
+            // Summed before it is visible, so the digest is of what was unpacked. A tree
+            // that cannot be read back (a non-root unpacker meeting a mode 000 file) just
+            // goes without one.
+            sum = crate::snapdigest::digest_tree(&target).ok();
             // If another unpacker won the race, ours is discarded with the temp dir.
             move_into_place(&target, &dest)?;
         }
@@ -106,13 +112,39 @@ impl Store {
             .metadata()
             .map(|m| m.len())
             .unwrap_or(0);
+        self.record_snapshot(chain, &key, diff_id, size, sum.as_ref())?;
+        Ok(key)
+    }
+
+    /// Records snapshot `key` of `chain` (unless recorded) with what it looked like.
+    pub(crate) fn record_snapshot(
+        &self,
+        chain: &str,
+        key: &str,
+        diff_id: &str,
+        size: u64,
+        sum: Option<&TreeSum>,
+    ) -> Result<()> {
         self.transaction(|tx| {
             tx.execute(
-                "INSERT OR IGNORE INTO snapshots(chain_id, key, diff_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![chain, key, diff_id, size as i64, crate::util::now_ns() / 1_000_000_000],
+                "INSERT INTO snapshots(chain_id, key, diff_id, size, created_at, tree_digest, entries, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT DO UPDATE SET tree_digest = excluded.tree_digest,
+                   entries = excluded.entries, bytes = excluded.bytes
+                 WHERE tree_digest IS NULL AND excluded.tree_digest IS NOT NULL",
+                params![
+                    chain,
+                    key,
+                    diff_id,
+                    size as i64,
+                    crate::util::now_ns() / 1_000_000_000,
+                    sum.map(|s| s.digest.as_str()),
+                    sum.map(|s| s.entries as i64),
+                    sum.map(|s| s.bytes as i64)
+                ],
             )
         })?;
-        Ok(key)
+        Ok(())
     }
 
     /// Moves a snapshot directory aside (into `tmp/`) so it can be deleted outside the

@@ -43,6 +43,9 @@ pub enum UnpackError {
     /// The archive itself is unreadable.
     #[error("the layer archive is truncated or corrupt: {0}")]
     Stream(#[source] io::Error),
+    /// The filesystem of the target is full (ENOSPC) or the quota used up (EDQUOT).
+    #[error("no space left on the filesystem holding '{}' (the gcr store): free space there (e.g. 'gcr system prune', or remove other files) and retry", path.display())]
+    NoSpace { path: PathBuf },
     /// The target directory cannot be opened.
     #[error("cannot open unpack target '{}': {source}", path.display())]
     Target {
@@ -186,7 +189,23 @@ fn ts(secs: u64) -> Timestamps {
 }
 
 /// Unpacks a layer (plain or gzip'd tar) into `target`, which must exist. Hostile-input safe.
+/// A full disk is reported as such ([`UnpackError::NoSpace`]), not as a corrupt layer.
 pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, UnpackError> {
+    unpack_into(reader, target).map_err(|e| match &e {
+        UnpackError::Create { source, .. }
+        | UnpackError::Stream(source)
+        | UnpackError::Target { source, .. }
+            if crate::error::is_no_space(source) =>
+        {
+            UnpackError::NoSpace {
+                path: target.to_path_buf(),
+            }
+        }
+        _ => e,
+    })
+}
+
+fn unpack_into(reader: impl Read, target: &Path) -> Result<UnpackStats, UnpackError> {
     let root = rfs::openat(rfs::CWD, target, DIR_FLAGS, Mode::empty()).map_err(|e| {
         UnpackError::Target {
             path: target.to_path_buf(),
