@@ -93,6 +93,14 @@ impl Engine {
         Ok(rows)
     }
 
+    /// `gcr rmi IMAGE`: removes the image (or the tag) and drops this store's image cache
+    /// entries in the run dir, so the next `run` of the name resolves it afresh.
+    pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<String>, EngineError> {
+        let lines = self.store.remove_image(image, force);
+        self.forget_image_cache();
+        Ok(lines?)
+    }
+
     /// `gcr inspect IMAGE`: a Docker-shaped document.
     pub fn inspect_image(&self, key: &str) -> Result<Value, EngineError> {
         let img = self.store.resolve_image(key)?;

@@ -4,10 +4,12 @@
 //! on a disk filesystem, gcr (as root) mounts a small tmpfs on it while it is still empty:
 //! state then really goes away at reboot, and the small files of every container start and
 //! removal never reach the disk (on ext4 with `discard` each freed block is a synchronous
-//! discard request).
+//! discard request). Nothing in it is for other users: the run dir is 0711, the directory
+//! of each container and the image cache 0700.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::{Engine, EngineError};
@@ -39,7 +41,11 @@ pub(crate) fn ensure(dir: &Path) -> Result<(), EngineError> {
     let t = match statfs_type(dir) {
         Some(t) => t,
         None => {
-            std::fs::create_dir_all(dir)
+            // Others may pass through (as through the tmpfs below, mode 0711) but not list.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(dir)
                 .map_err(|e| EngineError::Io(format!("creating {}", dir.display()), e))?;
             statfs_type(dir).unwrap_or(0)
         }
@@ -87,7 +93,8 @@ impl Engine {
     pub(crate) fn make_container_run_dir(&self, id: &str) -> Result<PathBuf, EngineError> {
         ensure(self.run_dir())?;
         let dir = self.container_run_dir(id);
-        match std::fs::create_dir(&dir) {
+        // Root only: the files are bind-mounted into the container by their own path.
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(dir),
             Err(e) => Err(EngineError::Io(format!("creating {}", dir.display()), e)),
@@ -98,10 +105,9 @@ impl Engine {
     /// uninstall cleanup). Returns whether it did.
     pub fn release_run_dir(&self) -> bool {
         let dir = self.run_dir();
-        // The image cache is only a cache (see container::imagecache).
-        if ours(dir) {
-            let _ = std::fs::remove_dir_all(dir.join("images"));
-        }
+        // The image cache is only a cache (see container::imagecache); only this store's
+        // entries go, other stores sharing the run dir keep theirs.
+        self.forget_image_cache();
         if !is_empty(dir) || !ours(dir) {
             return false;
         }
