@@ -1,7 +1,6 @@
 //! `gcr build`: finds the spec, calls the engine, and renders progress as a tree
 //! (`--progress auto|plain`) or one JSON object per event (`--progress json`).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -9,6 +8,7 @@ use gcr_build::Event;
 use gcr_engine::build::{find_spec, BuildRequest};
 use gcr_engine::Engine;
 
+use crate::out::outln;
 use crate::render::bytes;
 use crate::Failure;
 
@@ -50,6 +50,9 @@ pub struct BuildArgs {
 
 /// Renders build events as the `├──` tree or as plain lines.
 struct Tree {
+    /// The first failed write; later lines are dropped (the build cannot be stopped from
+    /// its event callback, so it finishes and the command then reports this).
+    unwritten: Option<Failure>,
     plain: bool,
     pending: Vec<String>,
     section: Option<(&'static str, usize)>,
@@ -61,6 +64,7 @@ struct Tree {
 impl Tree {
     fn new(plain: bool) -> Tree {
         Tree {
+            unwritten: None,
             plain,
             pending: Vec::new(),
             section: None,
@@ -70,9 +74,10 @@ impl Tree {
         }
     }
 
-    fn out(&self, s: &str) {
-        let mut o = std::io::stdout().lock();
-        let _ = writeln!(o, "{s}");
+    fn out(&mut self, s: &str) {
+        if self.unwritten.is_none() {
+            self.unwritten = outln!("{s}").err();
+        }
     }
 
     /// Prints a finished copy/dependency section: header with totals, then its steps.
@@ -215,10 +220,10 @@ fn familiar(full: &str) -> String {
         .unwrap_or_else(|_| full.to_string())
 }
 
-fn json_line(v: &impl serde::Serialize) {
-    if let Ok(s) = serde_json::to_string(v) {
-        let mut o = std::io::stdout().lock();
-        let _ = writeln!(o, "{s}");
+fn json_line(v: &impl serde::Serialize) -> Result<(), Failure> {
+    match serde_json::to_string(v) {
+        Ok(s) => outln!("{s}"),
+        Err(_) => Ok(()),
     }
 }
 
@@ -237,17 +242,17 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
     let mut verified = None;
     if a.verify {
         if !json {
-            println!(
+            outln!(
                 "Verifying: building {} twice in fresh stores",
                 spec_file.display()
-            );
+            )?;
         }
         let v = e.verify_build(&req, &mut |_| {})?;
         if json {
             json_line(&serde_json::json!({
                 "event": "verify", "first": v.first, "second": v.second,
                 "reproducible": v.reproducible(), "difference": v.difference,
-            }));
+            }))?;
         }
         if let Some(d) = &v.difference {
             return Err(Failure::new(
@@ -259,7 +264,7 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
             ));
         }
         if !json && !a.quiet {
-            println!("Reproducible: both builds gave {}", v.first);
+            outln!("Reproducible: both builds gave {}", v.first)?;
         }
         verified = Some(v.first.clone());
     }
@@ -270,7 +275,9 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
             return;
         }
         if json {
-            json_line(ev);
+            if tree.unwritten.is_none() {
+                tree.unwritten = json_line(ev).err();
+            }
         } else {
             tree.event(ev);
         }
@@ -286,8 +293,11 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
             ));
         }
     }
+    if let Some(f) = tree.unwritten {
+        return Err(f);
+    }
     if quiet {
-        println!("{}", built.id);
+        outln!("{}", built.id)?;
     }
     Ok(0)
 }

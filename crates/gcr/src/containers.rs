@@ -1,7 +1,5 @@
 //! Container commands: parse flags into engine options and render the results.
 
-use std::io::Write;
-
 use anyhow::Result;
 use gcr_engine::container::config::{RestartPolicy, RunOptions};
 use gcr_engine::container::exec::ExecOptions;
@@ -9,6 +7,8 @@ use gcr_engine::logs::LogOptions;
 use gcr_engine::{Engine, EngineError};
 
 use crate::cli::{ExecArgs, Format, RunArgs};
+use crate::out::{errln, outln, Report, Watched};
+use crate::render::table_out;
 use crate::Failure;
 
 fn usage(msg: String) -> Failure {
@@ -112,7 +112,7 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
     let opts = run_options(a)?;
     if a.detach {
         let r = engine.run_detached(opts).map_err(run_failure)?;
-        println!("{}", r.id);
+        outln!("{}", r.id)?;
         return Ok(0);
     }
     engine.run_foreground(opts).map_err(run_failure)
@@ -122,26 +122,28 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
 pub fn create(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
     let opts = run_options(a)?;
     let r = engine.create(opts).map_err(run_failure)?;
-    println!("{}", r.id);
+    outln!("{}", r.id)?;
     Ok(0)
 }
 
 /// Applies `f` to each named container, printing its name; the exit code is 1 if any failed.
+/// A closed stdout stops the printing, not the work (see [`Report`]).
 pub fn each(
     names: &[String],
     mut f: impl FnMut(&str) -> Result<(), EngineError>,
 ) -> Result<i32, Failure> {
     let mut code = 0;
+    let mut report = Report::default();
     for n in names {
         match f(n) {
-            Ok(()) => println!("{n}"),
+            Ok(()) => report.line(format_args!("{n}")),
             Err(e) => {
-                eprintln!("Error: {e}");
+                errln!("Error: {e}");
                 code = e.exit_code().max(1);
             }
         }
     }
-    Ok(code)
+    report.finish(code)
 }
 
 /// `gcr start [-a]`.
@@ -168,32 +170,41 @@ pub fn attach_to(engine: &Engine, key: &str) -> Result<i32, Failure> {
         follow: true,
     };
     let path = engine.container_dir(&r.id).join("container.log");
-    let mut out = std::io::stdout();
-    let mut err = std::io::stderr();
-    let id = r.id.clone();
-    let mut running = || {
-        engine
-            .container(&id)
-            .map(|r| matches!(r.state.as_str(), "running" | "paused" | "stopping"))
-            .unwrap_or(false)
-    };
-    gcr_engine::logs::print(&path, &o, &mut out, &mut err, &mut running).map_err(run_failure)?;
+    let watch = Watched::new();
+    let mut running = || !watch.broken() && is_running(engine, &r.id);
+    gcr_engine::logs::print(
+        &path,
+        &o,
+        &mut watch.writer(),
+        &mut std::io::stderr(),
+        &mut running,
+    )
+    .map_err(run_failure)?;
+    // A closed stdout detaches: the container runs on, as after Docker's detach keys.
+    watch.finish()?;
     engine.wait(&r.id).map_err(run_failure)
+}
+
+/// Whether the container still produces output for `logs -f` and `attach` to follow.
+fn is_running(engine: &Engine, id: &str) -> bool {
+    engine
+        .container(id)
+        .map(|r| matches!(r.state.as_str(), "running" | "paused" | "stopping"))
+        .unwrap_or(false)
 }
 
 /// `gcr ps`.
 pub fn ps(engine: &Engine, all: bool, quiet: bool, format: Format) -> Result<i32, Failure> {
     let rows = engine.ps(all).map_err(Failure::from)?;
-    let mut out = std::io::stdout().lock();
     if quiet {
         for (_, row) in rows {
-            let _ = writeln!(out, "{}", row.id);
+            outln!("{}", row.id)?;
         }
         return Ok(0);
     }
     if format == Format::Json {
         for (_, row) in rows {
-            let _ = writeln!(out, "{}", serde_json::to_string(&row).unwrap_or_default());
+            outln!("{}", serde_json::to_string(&row).unwrap_or_default())?;
         }
         return Ok(0);
     }
@@ -211,8 +222,7 @@ pub fn ps(engine: &Engine, all: bool, quiet: bool, format: Format) -> Result<i32
             ]
         })
         .collect();
-    crate::render::table(
-        &mut out,
+    table_out(
         &[
             "CONTAINER ID",
             "IMAGE",
@@ -223,7 +233,7 @@ pub fn ps(engine: &Engine, all: bool, quiet: bool, format: Format) -> Result<i32
             "NAMES",
         ],
         &table,
-    );
+    )?;
     Ok(0)
 }
 
@@ -249,21 +259,19 @@ pub fn logs(
         follow,
     };
     let path = engine.container_dir(&r.id).join("container.log");
-    let id = r.id.clone();
-    let mut running = || {
-        engine
-            .container(&id)
-            .map(|r| matches!(r.state.as_str(), "running" | "paused" | "stopping"))
-            .unwrap_or(false)
-    };
+    // The engine's printer ignores write errors: the watched stdout remembers them and
+    // ends a follow, which otherwise would outlive its reader until the container exits.
+    let watch = Watched::new();
+    let mut running = || !watch.broken() && is_running(engine, &r.id);
     gcr_engine::logs::print(
         &path,
         &o,
-        &mut std::io::stdout(),
+        &mut watch.writer(),
         &mut std::io::stderr(),
         &mut running,
     )
     .map_err(Failure::from)?;
+    watch.finish()?;
     Ok(0)
 }
 
@@ -285,11 +293,7 @@ pub fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32, Failure> {
 pub fn top(engine: &Engine, key: &str) -> Result<i32, Failure> {
     let rows = engine.top(key).map_err(Failure::from)?;
     let table: Vec<Vec<String>> = rows.into_iter().map(|r| r.to_vec()).collect();
-    crate::render::table(
-        &mut std::io::stdout().lock(),
-        &["UID", "PID", "PPID", "CMD"],
-        &table,
-    );
+    table_out(&["UID", "PID", "PPID", "CMD"], &table)?;
     Ok(0)
 }
 
@@ -315,14 +319,14 @@ pub fn stats(engine: &Engine, names: &[String], format: Format) -> Result<i32, F
             0.0
         };
         if format == Format::Json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({
                     "ID": &r.id[..12], "Name": r.name,
                     "MemUsage": s.memory_usage, "MemLimit": s.memory_limit,
                     "CPUNanos": s.cpu_usage_ns, "PIDs": s.pids_current,
                 })
-            );
+            )?;
             continue;
         }
         table.push(vec![
@@ -343,8 +347,7 @@ pub fn stats(engine: &Engine, names: &[String], format: Format) -> Result<i32, F
         ]);
     }
     if format == Format::Table {
-        crate::render::table(
-            &mut std::io::stdout().lock(),
+        table_out(
             &[
                 "CONTAINER ID",
                 "NAME",
@@ -354,7 +357,7 @@ pub fn stats(engine: &Engine, names: &[String], format: Format) -> Result<i32, F
                 "PIDS",
             ],
             &table,
-        );
+        )?;
     }
     Ok(0)
 }
@@ -372,13 +375,11 @@ pub fn events(engine: &Engine, since: Option<&str>, format: Format) -> Result<i3
         })?,
     };
     let evs = engine.events(since_ns).map_err(Failure::from)?;
-    let mut out = std::io::stdout().lock();
     for e in evs {
         if format == Format::Json {
-            let _ = writeln!(out, "{}", serde_json::to_string(&e).unwrap_or_default());
+            outln!("{}", serde_json::to_string(&e).unwrap_or_default())?;
         } else {
-            let _ = writeln!(
-                out,
+            outln!(
                 "{} {} {} {} ({} -> {}) name={}",
                 gcr_engine::logs::rfc3339_nanos(e.time_ns),
                 e.kind,
@@ -387,7 +388,7 @@ pub fn events(engine: &Engine, since: Option<&str>, format: Format) -> Result<i3
                 e.from.as_deref().unwrap_or("-"),
                 e.to.as_deref().unwrap_or("-"),
                 e.name.as_deref().unwrap_or(""),
-            );
+            )?;
         }
     }
     Ok(0)

@@ -1,13 +1,14 @@
 //! Image and system commands: images, inspect, history, tag, rmi, import, load, save,
 //! version, info, system df/prune, doctor.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use gcr_engine::Engine;
 use gcr_store::{ArchiveFormat, Progress};
 
 use crate::cli::{Cmd, Format, ImagesArgs, InspectArgs, SystemCmd};
-use crate::render::{bytes, table};
+use crate::out::{self, errln, outln};
+use crate::render::{bytes, table_out};
 use crate::Failure;
 
 /// A progress display: a byte bar on a terminal, plain lines otherwise.
@@ -46,7 +47,10 @@ impl Progress for Display {
     fn message(&self, msg: &str) {
         match &self.bar {
             Some(b) => b.println(msg),
-            None if !self.quiet => println!("{msg}"),
+            // A closed stdout shows again in the lines the command prints after.
+            None if !self.quiet => {
+                let _ = outln!("{msg}");
+            }
             None => {}
         }
     }
@@ -58,7 +62,7 @@ impl Progress for Display {
 }
 
 /// `gcr version`.
-pub fn version(format: Format) -> i32 {
+pub fn version(format: Format) -> Result<i32, Failure> {
     let v = serde_json::json!({
         "Version": env!("CARGO_PKG_VERSION"),
         "Os": std::env::consts::OS,
@@ -66,21 +70,20 @@ pub fn version(format: Format) -> i32 {
         "ApiVersion": "none",
     });
     if format == Format::Json {
-        println!("{v}");
+        outln!("{v}")?;
     } else {
-        println!(
+        outln!(
             "gcr version {}\nOS/Arch: {}/{}",
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::env::consts::ARCH
-        );
+        )?;
     }
-    0
+    Ok(0)
 }
 
 fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
     let rows = e.images()?;
-    let mut out = std::io::stdout().lock();
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in rows {
@@ -90,14 +93,14 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
                 r.id[..12].to_string()
             };
             if seen.insert(id.clone()) {
-                let _ = writeln!(out, "{id}");
+                outln!("{id}")?;
             }
         }
         return Ok(0);
     }
     if a.format == Format::Json {
         for r in rows {
-            let _ = writeln!(out, "{}", r.json());
+            outln!("{}", r.json())?;
         }
         return Ok(0);
     }
@@ -112,11 +115,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
             vec![r.repository, r.tag, id, r.created_since, bytes(r.size)]
         })
         .collect();
-    table(
-        &mut out,
-        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-        &t,
-    );
+    table_out(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &t)?;
     Ok(0)
 }
 
@@ -127,7 +126,7 @@ fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
             .iter()
             .map(|o| e.image_transcript(o))
             .collect::<Result<Vec<_>, _>>()?;
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
         return Ok(0);
     }
     let mut docs = Vec::new();
@@ -155,15 +154,15 @@ fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
         match doc {
             Ok(d) => docs.push(d),
             Err(f) => {
-                eprintln!("Error: {}", f.message);
+                errln!("Error: {}", f.message);
                 code = 1;
             }
         }
     }
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&docs).unwrap_or_default()
-    );
+    )?;
     Ok(code)
 }
 
@@ -178,7 +177,6 @@ fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, 
         .history(image)
         .map_err(gcr_engine::EngineError::from)?;
     let now = gcr_engine::container::record::now_ns() / 1_000_000_000;
-    let mut out = std::io::stdout().lock();
     let short = id.strip_prefix("sha256:").unwrap_or(&id)[..12].to_string();
     let mut rows = Vec::new();
     for (i, x) in h.iter().enumerate() {
@@ -188,16 +186,15 @@ fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, 
             "<missing>".into()
         };
         if quiet {
-            let _ = writeln!(out, "{img}");
+            outln!("{img}")?;
             continue;
         }
         if format == Format::Json {
-            let _ = writeln!(
-                out,
+            outln!(
                 "{}",
                 serde_json::json!({"ID": img, "Created": x.created, "CreatedBy": x.created_by,
                     "Size": x.size, "Comment": x.comment, "EmptyLayer": x.empty_layer})
-            );
+            )?;
             continue;
         }
         rows.push(vec![
@@ -211,11 +208,10 @@ fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, 
         ]);
     }
     if !quiet && format == Format::Table {
-        table(
-            &mut out,
+        table_out(
             &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
             &rows,
-        );
+        )?;
     }
     Ok(0)
 }
@@ -251,9 +247,13 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             let mut code = 0;
             for i in &images {
                 match e.store.remove_image(i, force) {
-                    Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                    Ok(lines) => {
+                        for l in &lines {
+                            outln!("{l}")?;
+                        }
+                    }
                     Err(err) => {
-                        eprintln!("Error: {err}");
+                        errln!("Error: {err}");
                         code = 1;
                     }
                 }
@@ -266,7 +266,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                 .store
                 .import_rootfs(input, reference.as_deref(), None)
                 .map_err(store_err)?;
-            println!("{id}");
+            outln!("{id}")?;
             Ok(0)
         }
         Cmd::Load { input, quiet } => {
@@ -279,11 +279,11 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             d.finish();
             for (id, tags) in report.images {
                 if tags.is_empty() {
-                    println!("Loaded image ID: {id}");
+                    outln!("Loaded image ID: {id}")?;
                 }
                 for t in tags {
                     let (r, tag) = gcr_engine::images::split_familiar(&t);
-                    println!("Loaded image: {r}:{tag}");
+                    outln!("Loaded image: {r}:{tag}")?;
                 }
             }
             Ok(0)
@@ -333,7 +333,14 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     }
                     e.store
                         .save(&names, fmt, std::io::stdout().lock(), &d)
-                        .map_err(store_err)?;
+                        .map_err(|err| {
+                            // The store reports the failed write as its own error.
+                            if out::reader_gone() {
+                                Failure::closed_stdout()
+                            } else {
+                                store_err(err)
+                            }
+                        })?;
                 }
             }
             d.finish();
@@ -350,41 +357,41 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                 for (r, _) in e.ps(true)? {
                     if r.state == "exited" || r.state == "created" {
                         let _ = e.remove(&r.id, false);
-                        println!("Deleted container: {}", r.id);
+                        outln!("Deleted container: {}", r.id)?;
                     }
                 }
             }
             for v in e.volume_prune(false)? {
-                println!("Deleted volume: {v}");
+                outln!("Deleted volume: {v}")?;
             }
             // Removed containers' directories still waiting for the reaper go now.
             gcr_engine::trash::drain(e.root());
             let p = e.store.prune().map_err(store_err)?;
             for l in &p.images {
-                println!("{l}");
+                outln!("{l}")?;
             }
-            println!(
+            outln!(
                 "Removed {} blobs, {} snapshots, {} temporary files\nTotal reclaimed space: {}",
                 p.blobs_removed,
                 p.snapshots_removed,
                 p.tmp_removed,
                 bytes(p.bytes_reclaimed)
-            );
+            )?;
             Ok(0)
         }
         Cmd::Doctor { format } => {
             let r = e.store.doctor().map_err(store_err)?;
             if format == Format::Json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"clean": r.is_clean(), "problems": r.problems,
                         "blobs_checked": r.blobs_checked, "images_checked": r.images_checked})
-                );
+                )?;
             } else {
                 for p in &r.problems {
-                    println!("PROBLEM: {p}");
+                    outln!("PROBLEM: {p}")?;
                 }
-                println!(
+                outln!(
                     "checked {} blobs and {} images: {}",
                     r.blobs_checked,
                     r.images_checked,
@@ -393,7 +400,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     } else {
                         format!("{} problem(s)", r.problems.len())
                     }
-                );
+                )?;
             }
             Ok(if r.is_clean() { 0 } else { 1 })
         }
@@ -416,17 +423,17 @@ fn info(e: &Engine, format: Format) -> Result<i32, Failure> {
         "Architecture": std::env::consts::ARCH,
     });
     if format == Format::Json {
-        println!("{v}");
+        outln!("{v}")?;
         return Ok(0);
     }
     if let Some(m) = v.as_object() {
         for (k, val) in m {
-            println!(
+            outln!(
                 "{k}: {}",
                 val.as_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| val.to_string())
-            );
+            )?;
         }
     }
     Ok(0)
@@ -451,11 +458,11 @@ fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
     ];
     if format == Format::Json {
         for (k, x) in rows {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"Type": k, "TotalCount": x.total, "Active": x.active,
                     "Size": x.size, "Reclaimable": x.reclaimable})
-            );
+            )?;
         }
         return Ok(0);
     }
@@ -471,10 +478,6 @@ fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
             ]
         })
         .collect();
-    table(
-        &mut std::io::stdout().lock(),
-        &["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-        &t,
-    );
+    table_out(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &t)?;
     Ok(0)
 }

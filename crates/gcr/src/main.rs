@@ -6,16 +6,18 @@ mod cli;
 mod containers;
 mod images;
 mod network;
+mod out;
 mod registry;
 mod render;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use cli::{Cli, Cmd};
 use gcr_engine::{Engine, EngineError};
+use out::{errln, outln};
 
-/// A failed command: the message for stderr and the exit code.
+/// A failed command: the message for stderr (none when empty) and the exit code.
 #[derive(Debug)]
 pub struct Failure {
     pub code: i32,
@@ -25,6 +27,11 @@ pub struct Failure {
 impl Failure {
     pub fn new(code: i32, message: String) -> Failure {
         Failure { code, message }
+    }
+
+    /// The reader of stdout closed it: stop and exit 0 without a message (see [`out`]).
+    pub fn closed_stdout() -> Failure {
+        Failure::new(0, String::new())
     }
 }
 
@@ -46,6 +53,21 @@ fn default_root() -> PathBuf {
     }
 }
 
+/// `path` made absolute against the current directory, once, before anything uses it: the
+/// background processes (the trash reaper, supervisors, the housekeeper) run in another
+/// directory, where a relative store root or run dir would name something else.
+fn absolute(what: &str, path: &Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(path).map_err(|e| {
+        Failure::new(
+            1,
+            format!(
+                "cannot make the {what} {} absolute ({e}); give an absolute path or run gcr from an existing directory",
+                path.display()
+            ),
+        )
+    })
+}
+
 fn run_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("GCR_RUN_DIR") {
         return PathBuf::from(d);
@@ -61,23 +83,26 @@ fn run_dir() -> PathBuf {
 }
 
 fn dispatch(cli: Cli) -> Result<i32, Failure> {
-    let root = cli.root.clone().unwrap_or_else(default_root);
     match &cli.cmd {
         Cmd::Supervise { args } => return Ok(gcr_engine::container::supervise::main(args)),
         Cmd::Completion { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "gcr", &mut std::io::stdout());
+            // clap_complete panics when its writer fails: render to memory first.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "gcr", &mut script);
+            out::bytes(&script)?;
             return Ok(0);
         }
-        Cmd::Version { format } => return Ok(images::version(*format)),
+        Cmd::Version { format } => return images::version(*format),
         _ => {}
     }
+    let root = absolute("store root", &cli.root.clone().unwrap_or_else(default_root))?;
+    let run_dir = absolute("run dir", &run_dir())?;
     // A foreground run opens the store while it prepares its container (see
     // Engine::open_deferred).
     let engine = if matches!(&cli.cmd, Cmd::Run(a) if !a.detach) {
-        Ok(Engine::open_deferred(&root, &run_dir()))
+        Ok(Engine::open_deferred(&root, &run_dir))
     } else {
-        Engine::open(&root, &run_dir())
+        Engine::open(&root, &run_dir)
     };
     let engine = engine.map_err(|e| {
         let code = if matches!(cli.cmd, Cmd::Run(_) | Cmd::Create(_)) {
@@ -124,9 +149,9 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let mut code = 0;
             for n in &c {
                 match e.wait(n) {
-                    Ok(x) => println!("{x}"),
+                    Ok(x) => outln!("{x}")?,
                     Err(err) => {
-                        eprintln!("Error: {err}");
+                        errln!("Error: {err}");
                         code = 1;
                     }
                 }

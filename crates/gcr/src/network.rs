@@ -6,6 +6,7 @@ use gcr_engine::volumes::admin::VolumeInfo;
 use gcr_engine::Engine;
 
 use crate::cli::{Cmd, Format};
+use crate::out::{errln, outln, Report};
 use crate::render;
 use crate::Failure;
 
@@ -82,8 +83,7 @@ pub enum VolumeCmd {
 
 fn json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
     let s = serde_json::to_string_pretty(v).map_err(|e| Failure::new(1, e.to_string()))?;
-    println!("{s}");
-    Ok(())
+    outln!("{s}")
 }
 
 /// Runs `f` for each name; prints errors and returns 1 if any failed.
@@ -91,7 +91,7 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<(), gcr_engine::Engi
     let mut code = 0;
     for n in names {
         if let Err(e) = f(n) {
-            eprintln!("Error: {e}");
+            errln!("Error: {e}");
             code = 1;
         }
     }
@@ -104,14 +104,16 @@ fn listing<T: serde::Serialize>(
     quiet: bool,
     format: Format,
     id: impl Fn(&T) -> &str,
-    table: impl Fn(&[T]),
+    table: impl Fn(&[T]) -> Result<(), Failure>,
 ) -> Result<i32, Failure> {
     if quiet {
-        list.iter().for_each(|x| println!("{}", id(x)));
+        for x in list {
+            outln!("{}", id(x))?;
+        }
     } else if format == Format::Json {
         json(&list)?;
     } else {
-        table(list);
+        table(list)?;
     }
     Ok(0)
 }
@@ -120,12 +122,14 @@ fn listing<T: serde::Serialize>(
 fn remove_each<R>(
     names: &[String],
     mut rm: impl FnMut(&str) -> Result<R, gcr_engine::EngineError>,
-) -> i32 {
-    each(names, |n| {
+) -> Result<i32, Failure> {
+    let mut report = Report::default();
+    let code = each(names, |n| {
         rm(n)?;
-        println!("{n}");
+        report.line(format_args!("{n}"));
         Ok(())
-    })
+    });
+    report.finish(code)
 }
 
 /// `inspect`: a JSON array of what each name gives; 1 when any failed.
@@ -148,7 +152,7 @@ pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
         Cmd::Volume { cmd } => volume(e, cmd),
         Cmd::Port { container } => {
             for (c, h) in e.ports(&container)? {
-                println!("{c} -> {h}");
+                outln!("{c} -> {h}")?;
             }
             Ok(0)
         }
@@ -160,7 +164,7 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
     match cmd {
         NetworkCmd::Create { subnet, name } => {
             let n = e.network_create(&name, subnet.as_deref())?;
-            println!("{}", n.id);
+            outln!("{}", n.id)?;
             Ok(0)
         }
         NetworkCmd::Ls { quiet, format } => listing(
@@ -170,7 +174,7 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             |n| short(&n.id),
             net_table,
         ),
-        NetworkCmd::Rm { names } => Ok(remove_each(&names, |n| e.network_remove(n))),
+        NetworkCmd::Rm { names } => remove_each(&names, |n| e.network_remove(n)),
         NetworkCmd::Inspect { names } => inspect_each(&names, |n| e.network_inspect(n)),
         NetworkCmd::Teardown => {
             e.network_teardown()?;
@@ -185,7 +189,7 @@ fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
 
-fn net_table(list: &[NetworkInfo]) {
+fn net_table(list: &[NetworkInfo]) -> Result<(), Failure> {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|n| {
@@ -199,8 +203,7 @@ fn net_table(list: &[NetworkInfo]) {
             ]
         })
         .collect();
-    render::table(
-        &mut std::io::stdout(),
+    render::table_out(
         &[
             "NETWORK ID",
             "NAME",
@@ -210,35 +213,35 @@ fn net_table(list: &[NetworkInfo]) {
             "CONTAINERS",
         ],
         &rows,
-    );
+    )
 }
 
-fn vol_table(list: &[VolumeInfo]) {
+fn vol_table(list: &[VolumeInfo]) -> Result<(), Failure> {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|v| vec![v.driver.clone(), v.name.clone()])
         .collect();
-    render::table(&mut std::io::stdout(), &["DRIVER", "VOLUME NAME"], &rows);
+    render::table_out(&["DRIVER", "VOLUME NAME"], &rows)
 }
 
 fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
     match cmd {
         VolumeCmd::Create { name } => {
             let v = e.volume_create(name.as_deref())?;
-            println!("{}", v.name);
+            outln!("{}", v.name)?;
             Ok(0)
         }
         VolumeCmd::Ls { quiet, format } => {
             listing(&e.volume_list()?, quiet, format, |v| &v.name, vol_table)
         }
-        VolumeCmd::Rm { names } => Ok(remove_each(&names, |n| e.volume_remove(n))),
+        VolumeCmd::Rm { names } => remove_each(&names, |n| e.volume_remove(n)),
         VolumeCmd::Inspect { names } => inspect_each(&names, |n| e.volume_inspect(n)),
         VolumeCmd::Prune { all, force: _ } => {
             let gone = e.volume_prune(all)?;
             for n in &gone {
-                println!("{n}");
+                outln!("{n}")?;
             }
-            println!("Total removed: {}", gone.len());
+            outln!("Total removed: {}", gone.len())?;
             Ok(0)
         }
     }

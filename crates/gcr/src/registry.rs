@@ -12,6 +12,7 @@ use gcr_engine::registry::{
 use gcr_engine::Engine;
 
 use crate::cli::Cmd;
+use crate::out::{errln, outln};
 use crate::Failure;
 
 #[derive(Args, Debug)]
@@ -131,7 +132,7 @@ impl Progress for Display {
             (Some(m), None) => {
                 let _ = m.println(format!("{id}: {status}"));
             }
-            (None, _) if !self.quiet => eprintln!("{id}: {status}"),
+            (None, _) if !self.quiet => errln!("{id}: {status}"),
             _ => {}
         }
     }
@@ -140,7 +141,7 @@ impl Progress for Display {
             Some(m) => {
                 let _ = m.println(msg);
             }
-            None if !self.quiet => eprintln!("{msg}"),
+            None if !self.quiet => errln!("{msg}"),
             None => {}
         }
     }
@@ -166,16 +167,16 @@ fn pull(e: &Engine, a: &PullArgs) -> Result<i32, Failure> {
     let d = Display::new(a.quiet);
     let r = e.pull(&a.reference, &opts, &d)?;
     if a.quiet {
-        println!("{}", r.reference);
+        outln!("{}", r.reference)?;
         return Ok(0);
     }
     if r.up_to_date {
-        println!("Status: Image is up to date for {}", r.reference);
+        outln!("Status: Image is up to date for {}", r.reference)?;
     } else {
-        println!("Digest: {}", r.digest);
-        println!("Status: Downloaded newer image for {}", r.reference);
+        outln!("Digest: {}", r.digest)?;
+        outln!("Status: Downloaded newer image for {}", r.reference)?;
     }
-    println!("{}", r.reference);
+    outln!("{}", r.reference)?;
     Ok(0)
 }
 
@@ -187,19 +188,21 @@ fn push(e: &Engine, a: &PushArgs) -> Result<i32, Failure> {
     let d = Display::new(a.quiet);
     let r = e.push(&a.image, a.destination.as_deref(), &opts, &d)?;
     if a.quiet {
-        println!("{}", r.digest);
+        outln!("{}", r.digest)?;
     } else {
-        println!(
+        outln!(
             "Pushed {} digest: {} size: {}",
-            r.reference, r.digest, r.size
-        );
+            r.reference,
+            r.digest,
+            r.size
+        )?;
     }
     Ok(0)
 }
 
 /// Reads a line from the terminal, optionally without echo.
 fn prompt(label: &str, hide: bool) -> Result<String, Failure> {
-    eprint!("{label}");
+    let _ = write!(std::io::stderr(), "{label}");
     let _ = std::io::stderr().flush();
     let fd = libc::STDIN_FILENO;
     // SAFETY: termios is plain old data; tcgetattr fills it for a valid fd or fails.
@@ -217,7 +220,7 @@ fn prompt(label: &str, hide: bool) -> Result<String, Failure> {
     if have {
         // SAFETY: restores the settings read above.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
-        eprintln!();
+        errln!("");
     }
     r.map_err(|e| Failure::new(1, format!("cannot read from the terminal: {e}")))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
@@ -246,7 +249,7 @@ fn login(e: &Engine, a: &LoginArgs) -> Result<i32, Failure> {
         })?;
         s.trim_end_matches(['\n', '\r']).to_string()
     } else if let Some(p) = &a.password {
-        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        errln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         p.clone()
     } else if tty {
         prompt("Password: ", true)?
@@ -263,8 +266,8 @@ fn login(e: &Engine, a: &LoginArgs) -> Result<i32, Failure> {
         ));
     }
     let path = e.login(&a.server, Credentials { username, password }, a.insecure)?;
-    eprintln!("Credentials saved in {}", path.display());
-    println!("Login Succeeded");
+    errln!("Credentials saved in {}", path.display());
+    outln!("Login Succeeded")?;
     Ok(0)
 }
 
@@ -275,9 +278,9 @@ pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
         Cmd::Login(a) => login(e, &a),
         Cmd::Logout { server } => {
             if e.logout(&server)? {
-                println!("Removing login credentials for {server}");
+                outln!("Removing login credentials for {server}")?;
             } else {
-                println!("Not logged in to {server}");
+                outln!("Not logged in to {server}")?;
             }
             Ok(0)
         }

@@ -1,9 +1,11 @@
 //! Table and size rendering for terminal output.
 
-use std::io::Write;
+use std::io::{self, Write};
+
+use crate::Failure;
 
 /// Writes a left-aligned table with three spaces between columns, like Docker.
-pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) {
+pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -23,12 +25,18 @@ pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) {
                 s.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        let _ = writeln!(out, "{}", s.trim_end());
+        writeln!(out, "{}", s.trim_end())
     };
-    line(out, &mut headers.iter().copied());
+    line(out, &mut headers.iter().copied())?;
     for r in rows {
-        line(out, &mut r.iter().map(String::as_str));
+        line(out, &mut r.iter().map(String::as_str))?;
     }
+    Ok(())
+}
+
+/// Writes a table to stdout (see [`table`]).
+pub fn table_out(headers: &[&str], rows: &[Vec<String>]) -> Result<(), Failure> {
+    table(&mut std::io::stdout().lock(), headers, rows).map_err(crate::out::failure)
 }
 
 /// Human size in Docker's style (decimal units): `4.26MB`, `512B`.
@@ -50,7 +58,7 @@ mod tests {
     #[test]
     fn tables_align() {
         let mut out = Vec::new();
-        table(&mut out, &["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        table(&mut out, &["A", "BB"], &[vec!["xxx".into(), "y".into()]]).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "A     BB\nxxx   y\n");
     }
 }
