@@ -90,6 +90,13 @@ pub enum Cmd {
     Doctor {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Also re-hash every snapshot's contents against the digest recorded at unpack.
+        #[arg(long)]
+        snapshots: bool,
+        /// Fix what can be fixed safely (stale temp files, orphaned or damaged snapshots,
+        /// this store's run-dir image cache); list the rest.
+        #[arg(long)]
+        repair: bool,
     },
     /// Print a shell completion script.
     Completion { shell: clap_complete::Shell },

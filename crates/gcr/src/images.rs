@@ -379,22 +379,38 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             )?;
             Ok(0)
         }
-        Cmd::Doctor { format } => {
-            let r = e.store.doctor().map_err(store_err)?;
+        Cmd::Doctor {
+            format,
+            snapshots,
+            repair,
+        } => {
+            let opts = gcr_store::DoctorOptions { snapshots, repair };
+            let mut r = e.store.doctor_with(opts).map_err(store_err)?;
+            if repair {
+                e.forget_image_cache();
+                r.repaired
+                    .push("dropped this store's image cache in the run dir".into());
+            }
             if format == Format::Json {
                 outln!(
                     "{}",
                     serde_json::json!({"clean": r.is_clean(), "problems": r.problems,
-                        "blobs_checked": r.blobs_checked, "images_checked": r.images_checked})
+                        "repaired": r.repaired, "blobs_checked": r.blobs_checked,
+                        "images_checked": r.images_checked,
+                        "snapshots_checked": r.snapshots_checked})
                 )?;
             } else {
+                for p in &r.repaired {
+                    outln!("REPAIRED: {p}")?;
+                }
                 for p in &r.problems {
                     outln!("PROBLEM: {p}")?;
                 }
                 outln!(
-                    "checked {} blobs and {} images: {}",
+                    "checked {} blobs, {} images and {} snapshots: {}",
                     r.blobs_checked,
                     r.images_checked,
+                    r.snapshots_checked,
                     if r.is_clean() {
                         "no problems".to_string()
                     } else {
