@@ -243,7 +243,7 @@ impl MountStep {
         let fail = |e| child_fail(errfd, code, e);
         let mut buf = [0u8; 32];
         if self.remount_only {
-            let fd = self.open(rootfd).unwrap_or_else(|e| fail(e));
+            let fd = self.open(rootfd).unwrap_or_else(&fail);
             let path = sys::proc_fd_path(&mut buf, fd);
             // SAFETY: remount of the mount at a descriptor resolved inside the root.
             let r = unsafe {
@@ -262,7 +262,7 @@ impl MountStep {
             unsafe { libc::close(fd) };
             return;
         }
-        let fd = walk::open_or_create(rootfd, &self.rel, self.file).unwrap_or_else(|e| fail(e));
+        let fd = walk::open_or_create(rootfd, &self.rel, self.file).unwrap_or_else(&fail);
         let path = sys::proc_fd_path(&mut buf, fd);
         let src = self
             .source
@@ -290,7 +290,7 @@ impl MountStep {
             let extra = self.flags & !(libc::MS_BIND | libc::MS_REC);
             if (self.bind && extra != 0) || self.propagation != 0 {
                 // Reopen: the old descriptor names the covered directory, not the new mount.
-                let fd = self.open(rootfd).unwrap_or_else(|e| fail(e));
+                let fd = self.open(rootfd).unwrap_or_else(&fail);
                 let path = sys::proc_fd_path(&mut buf, fd);
                 if self.bind
                     && extra != 0
