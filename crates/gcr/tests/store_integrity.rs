@@ -177,7 +177,7 @@ fn other_users_can_neither_read_nor_write_the_store() {
     s.ok(&["rm", "-f", &id]);
     std::fs::set_permissions(&s.root, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(
-        &s.root.join("snapshots"),
+        s.root.join("snapshots"),
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
