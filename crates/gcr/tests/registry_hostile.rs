@@ -321,6 +321,14 @@ fn odd_paths_get_spec_errors_and_never_stop_the_server() {
         assert!(matches!(r.status, 400 | 505), "{raw:?}: {}", r.status);
         r.oci_code();
     }
+    // A TLS hello to the plain-http port is refused at once (clients then fall back to
+    // http instead of waiting for their handshake timeout).
+    let start = Instant::now();
+    let hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x5e\x8a\x11\x00";
+    let r = request(reg.port, hello).expect("an answer to a TLS hello");
+    assert_eq!(r.status, 400);
+    r.oci_code();
+    assert!(start.elapsed() < Duration::from_secs(2));
     reg.assert_serves(Duration::from_secs(3));
 }
 

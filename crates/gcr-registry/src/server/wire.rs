@@ -55,6 +55,8 @@ pub struct HeadScanner {
     lines: usize,
     /// Empty lines seen before the request line.
     leading: usize,
+    /// The method of the request line has ended (a space was seen).
+    method_done: bool,
     total: usize,
 }
 
@@ -101,6 +103,23 @@ impl HeadScanner {
                     }
                 }
                 continue;
+            }
+            if self.lines == 0 && b != b'\r' {
+                // Refuse what is not HTTP (a TLS hello, say) at once instead of waiting for
+                // a line ending that never comes.
+                let ok = if self.method_done {
+                    (0x20..0x7f).contains(&b)
+                } else if b == b' ' {
+                    self.method_done = true;
+                    self.line > 0
+                } else {
+                    is_tchar(b)
+                };
+                if !ok {
+                    return Err(WireError::bad(
+                        "the request does not start with an HTTP/1.1 request line (TLS to a plain-http registry?)",
+                    ));
+                }
             }
             self.line += 1;
             self.cr = b == b'\r';

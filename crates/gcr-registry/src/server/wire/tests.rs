@@ -110,6 +110,11 @@ fn the_scanner_refuses_an_endless_line_early() {
     };
     assert_eq!(err.status, 431);
     assert!(fed <= MAX_LINE, "refused after {fed} bytes");
+    // A TLS hello is not HTTP: refused at its first byte.
+    let e = HeadScanner::default().feed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    assert_eq!(e.map_err(|e| e.status), Err(400));
+    let e = HeadScanner::default().feed(b"GET /\xc3\xa9");
+    assert_eq!(e.map_err(|e| e.status), Err(400));
     let mut s = HeadScanner::default();
     assert_eq!(s.feed(b"GET / HTTP/1.1\r\n"), Ok(None));
     assert_eq!(s.feed(b"\r\nnext"), Ok(Some(2)));
