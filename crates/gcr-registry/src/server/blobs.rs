@@ -1,7 +1,8 @@
 //! Blob endpoints: GET/HEAD/DELETE of blobs linked to a repository, and uploads —
 //! monolithic (`POST ?digest=`), chunked (`POST`, `PATCH`..., `PUT ?digest=`) and
 //! cross-repository mounts (`POST ?mount=&from=`). Upload data is hashed as it arrives
-//! into a staged file and enters the CAS only when the final digest matches.
+//! into a staged file and enters the CAS only when the final digest matches. At most 256
+//! uploads are open at once.
 
 use super::http::{body_error, Reply, Req};
 use super::{db, Ctx};
@@ -10,10 +11,12 @@ use crate::error::Result;
 use crate::media::valid_digest;
 use std::io::Read;
 
-/// Uploads in progress at most; more are refused with 429 until some finish or expire.
-const MAX_UPLOADS: usize = 1024;
-/// An upload untouched this long is dropped (with its staged data) to make room.
-const UPLOAD_EXPIRY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Uploads in progress at most (each holds an open temp file); more are refused with 429
+/// until some finish or expire.
+const MAX_UPLOADS: usize = 256;
+/// When the upload table is full, uploads untouched this long are dropped (with their
+/// staged data) to make room.
+const UPLOAD_EXPIRY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// An upload in progress.
 pub(crate) struct Upload {

@@ -404,3 +404,68 @@ pub(crate) fn reject_busy(mut stream: TcpStream) {
     let _ = write_reply(&mut stream, reply, false, true);
     let _ = stream.shutdown(Shutdown::Write);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn replies_are_framed_and_headers_sanitized() {
+        let mut out = Vec::new();
+        let r = Reply::error(404, "NAME_UNKNOWN", "no such repository")
+            .header("Link", "a\r\nInjected: 1")
+            .header("Location", "/v2/a");
+        let body_len = match &r.body {
+            Body::Bytes(b) => b.len(),
+            _ => unreachable!(),
+        };
+        write_reply(&mut out, r, true, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+        assert!(!text.contains("Injected"), "{text}");
+        assert!(text.contains("Location: /v2/a\r\n"), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(text.contains(&format!("Content-Length: {body_len}\r\n")));
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "a HEAD answer has no body: {text}"
+        );
+        let mut out = Vec::new();
+        write_reply(&mut out, Reply::new(204), false, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Content-Length") && !text.contains("Connection"));
+        let mut out = Vec::new();
+        write_reply(&mut out, Reply::json(200, b"{}".to_vec()), false, false).unwrap();
+        assert!(out.ends_with(b"Content-Length: 2\r\n\r\n{}"));
+    }
+
+    #[test]
+    fn a_full_table_closes_the_connection_waiting_longest() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let pair = || {
+            let c = TcpStream::connect(addr).unwrap();
+            let (s, _) = l.accept().unwrap();
+            (c, s)
+        };
+        let slots = Arc::new(Slots::new(2));
+        let (mut c1, s1) = pair();
+        let (g1, a1) = slots.admit(&s1).unwrap();
+        let (_c2, s2) = pair();
+        let (g2, a2) = slots.admit(&s2).unwrap();
+        let (_c3, s3) = pair();
+        assert!(slots.admit(&s3).is_none(), "both are busy: no room");
+        a1.since.store(now_ms(), Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(EVICT_AFTER_MS + 50));
+        a2.since.store(now_ms(), Ordering::Relaxed);
+        let (g3, _) = slots.admit(&s3).expect("room made by closing the first");
+        c1.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(c1.read(&mut [0u8; 8]).unwrap(), 0, "the first was closed");
+        assert_eq!(slots.lock().len(), 2);
+        drop(g1);
+        assert_eq!(slots.lock().len(), 2, "the evicted slot was already freed");
+        drop((g2, g3));
+        assert!(slots.lock().is_empty());
+    }
+}
