@@ -17,10 +17,12 @@ use crate::housekeeper::Client;
 static NETNS: Mutex<Option<LoopbackNetns>> = Mutex::new(None);
 static DOOR: OnceLock<Option<Client>> = OnceLock::new();
 
-/// Connects to the housekeeper of the store at `root`, if one is there, asking it for a
+/// Connects to the housekeeper of the store at `root` (its socket under `run_dir`), if one is there, asking it for a
 /// network namespace when `netns`. True when it was asked.
-pub fn housekeeper(root: &Path, netns: bool) -> bool {
-    DOOR.get_or_init(|| Client::connect(root, netns)).is_some() && netns
+pub fn housekeeper(root: &Path, run_dir: &Path, netns: bool) -> bool {
+    DOOR.get_or_init(|| Client::connect(root, run_dir, netns))
+        .is_some()
+        && netns
 }
 
 /// The connection to the housekeeper, when [`housekeeper`] made one.

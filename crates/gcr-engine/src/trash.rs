@@ -93,6 +93,7 @@ impl Engine {
         let _ = std::process::Command::new(exe)
             .arg("__reap")
             .arg(self.root())
+            .arg(self.run_dir())
             .current_dir("/")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -167,23 +168,23 @@ impl Watch {
     }
 }
 
-/// `gcr __reap ROOT`: empties the trash of the store at ROOT, then lingers for a while in
-/// case more arrives; exits at once when another reaper holds the lock. Returns the
-/// process exit code.
-pub fn reap_main(root: &Path) -> i32 {
+/// `gcr __reap ROOT RUN_DIR`: empties the trash of the store at ROOT, then lingers for a
+/// while in case more arrives, serving runs through a socket under RUN_DIR; exits at once
+/// when another reaper holds the lock. Returns the process exit code.
+pub fn reap_main(root: &Path, run_dir: Option<&Path>) -> i32 {
     // Inherited descriptors (a caller's pipes that were not close-on-exec) would otherwise
     // stay open as long as the housekeeper lingers.
     // SAFETY: close_range on our own descriptor table; nothing of ours is open yet.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    reap(root, LINGER_MS)
+    reap(root, run_dir, LINGER_MS)
 }
 
 /// Empties the trash now unless a reaper is at work (`system prune`).
 pub fn drain(root: &Path) {
-    reap(root, 0);
+    reap(root, None, 0);
 }
 
-fn reap(root: &Path, linger_ms: i32) -> i32 {
+fn reap(root: &Path, run_dir: Option<&Path>, linger_ms: i32) -> i32 {
     const TICK_MS: i32 = 250;
     let Some(lock) = open_lock(root) else {
         return 1;
@@ -207,9 +208,9 @@ fn reap(root: &Path, linger_ms: i32) -> i32 {
         // Watch before looking, so nothing renamed in after a look goes unnoticed.
         let watch = Watch::new(&trash_dir(root));
         // While it lingers the housekeeper also serves runs (see crate::housekeeper).
-        let mut door = (linger_ms > 0)
-            .then(|| housekeeper::Server::bind(root))
-            .flatten();
+        let mut door = run_dir
+            .filter(|_| linger_ms > 0)
+            .and_then(|run| housekeeper::Server::bind(root, run));
         let mut idle = 0;
         loop {
             if janitor.stuck() {

@@ -193,7 +193,8 @@ fn main() {
         }
         Some("__reap") => {
             let root = argv.next().map(PathBuf::from).unwrap_or_else(default_root);
-            std::process::exit(gcr_engine::trash::reap_main(&root));
+            let run_dir = argv.next().map(PathBuf::from);
+            std::process::exit(gcr_engine::trash::reap_main(&root, run_dir.as_deref()));
         }
         _ => {}
     }

@@ -296,3 +296,48 @@ fn a_run_outlives_its_housekeeper() {
     let (causes, ev) = causes(&env, "orphan");
     assert_eq!(causes, ["create", "start", "die", "rm"], "{ev}");
 }
+
+/// The housekeeper's control socket cannot be found or reached from a container that
+/// shares the host's network namespace (abstract sockets are per network namespace:
+/// such a socket would be reachable from every `--network host` container).
+#[test]
+fn no_control_socket_is_reachable_from_host_network_containers() {
+    let Some(env) =
+        env_with_housekeeper("no_control_socket_is_reachable_from_host_network_containers")
+    else {
+        return;
+    };
+    let dir = env.run_dir.join("housekeeper");
+    let socks: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the housekeeper's socket directory")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+        .collect();
+    assert_eq!(socks.len(), 1, "one socket in {}", dir.display());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    let sock = socks[0].display().to_string();
+    for extra in [&[][..], &["--privileged"][..]] {
+        let mut args = vec!["run", "--rm", "--network", "host"];
+        args.extend_from_slice(extra);
+        let script = format!(
+            "cat /proc/net/unix; if [ -e {sock} ] || [ -e {dir} ]; then echo REACHABLE; fi",
+            dir = dir.display()
+        );
+        args.extend([IMAGE, "sh", "-c", &script]);
+        let out = env.ok(&args);
+        assert!(
+            out.lines().any(|l| l.contains(&sock)),
+            "the host's sockets are listed in a host-network container ({extra:?}):\n{out}"
+        );
+        assert!(
+            !out.lines().any(|l| l.contains("@gcr")),
+            "an abstract gcr socket is visible ({extra:?}):\n{out}"
+        );
+        assert!(
+            !out.contains("REACHABLE"),
+            "the control socket's path exists in the container ({extra:?})"
+        );
+    }
+}

@@ -5,11 +5,12 @@
 //! single step of a start (the kernel probes the work directory: a directory, a temporary
 //! file and a whiteout made and deleted on the upper filesystem).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use gcr_runtime::Rootfs;
 
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
 use serde::{Deserialize, Serialize};
 
@@ -31,20 +32,94 @@ pub(crate) struct Premount {
     pub stubs: Vec<&'static str>,
 }
 
+/// What [`Premount::make_in`] made: the container's new directory, and its overlay when
+/// that could be mounted (without it the run mounts the overlay itself, over the
+/// directories made here).
+pub(crate) struct Made {
+    pub dir: PathBuf,
+    pub mount: Option<OwnedFd>,
+}
+
+/// Opens `path` (relative) beneath `dir` as an `O_PATH` directory, following no symlink.
+fn open_dir_beneath(dir: impl AsFd, path: &str) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat2(
+        dir,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// The name of `path` when it is `<root>/<area>/<name>` with one plain component as name.
+fn entry_of<'a>(root: &Path, area: &str, path: &'a Path) -> Option<&'a str> {
+    let name = path.strip_prefix(root.join(area)).ok()?.to_str()?;
+    (!name.is_empty() && !name.contains('/') && name != "." && name != "..").then_some(name)
+}
+
+/// `/proc/self/fd/N`: the path of an open descriptor, for mount options that take paths.
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
 impl Premount {
-    /// Makes the upper and work directories and the overlay; None when any step fails
-    /// (the caller then mounts the usual way; the directories may stay, which it needs).
-    pub(crate) fn make(&self) -> Option<OwnedFd> {
-        make_dirs(&self.dir).ok()?;
+    /// Makes the container's directories and its overlay, for a request from a run (the
+    /// housekeeper's side). Every path is checked first and nothing is made when one is
+    /// wrong: the container directory must be `<root>/containers/<id>` with a gcr id and
+    /// must not exist yet; each layer must be a directory of the store's own `snapshots/` or
+    /// `mountpoints/`; all are opened beneath the store root without following symlinks,
+    /// and the overlay is given those descriptors, not the paths.
+    pub(crate) fn make_in(&self, root: &Path) -> Result<Made, String> {
+        let refuse = |what: &Path| format!("{} is not the store's to mount", what.display());
+        let id = entry_of(root, "containers", &self.dir)
+            .filter(|id| crate::housekeeper::wire_id_ok(id))
+            .ok_or_else(|| refuse(&self.dir))?;
+        let root_fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("opening the store {}: {e}", root.display()))?;
+        let mut layers = Vec::with_capacity(self.lowers.len());
+        for l in &self.lowers {
+            let rel = ["snapshots", "mountpoints"]
+                .into_iter()
+                .find_map(|area| entry_of(root, area, l).map(|n| format!("{area}/{n}")))
+                .ok_or_else(|| refuse(l))?;
+            layers.push(open_dir_beneath(&root_fd, &rel).map_err(|_| refuse(l))?);
+        }
+        let containers = open_dir_beneath(&root_fd, "containers").map_err(|_| refuse(&self.dir))?;
+        // A new directory only: an existing one (another container's) is never touched.
+        rustix::fs::mkdirat(&containers, id, Mode::from_raw_mode(0o755))
+            .map_err(|e| format!("making {}: {e}", self.dir.display()))?;
+        let made = |mount| Made {
+            dir: self.dir.clone(),
+            mount,
+        };
+        let Ok(dir) = open_dir_beneath(&containers, id) else {
+            return Ok(made(None));
+        };
+        let sub = |name: &str| {
+            rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)).ok()?;
+            open_dir_beneath(&dir, name).ok()
+        };
+        let (Some(upper), Some(work)) = (sub("upper"), sub("work")) else {
+            return Ok(made(None));
+        };
+        Ok(made(self.overlay(&layers, &upper, &work)))
+    }
+
+    /// The overlay of `layers` (top first) with `upper` and `work`, as a detached mount.
+    fn overlay(&self, layers: &[OwnedFd], upper: &OwnedFd, work: &OwnedFd) -> Option<OwnedFd> {
         let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).ok()?;
         // Shown as the mount's source, as `mount -t overlay overlay ...` does.
         rustix::mount::fsconfig_set_string(&fs, "source", "overlay").ok()?;
         // One layer per call ("lowerdir+", Linux 6.8): a value may not exceed 256 bytes.
-        for l in &self.lowers {
-            rustix::mount::fsconfig_set_string(&fs, "lowerdir+", l).ok()?;
+        for l in layers {
+            rustix::mount::fsconfig_set_string(&fs, "lowerdir+", fd_path(l)).ok()?;
         }
-        rustix::mount::fsconfig_set_string(&fs, "upperdir", self.dir.join("upper")).ok()?;
-        rustix::mount::fsconfig_set_string(&fs, "workdir", self.dir.join("work")).ok()?;
+        rustix::mount::fsconfig_set_string(&fs, "upperdir", fd_path(upper)).ok()?;
+        rustix::mount::fsconfig_set_string(&fs, "workdir", fd_path(work)).ok()?;
         if self.volatile {
             rustix::mount::fsconfig_set_flag(&fs, "volatile").ok()?;
         }
@@ -127,31 +202,51 @@ pub(crate) fn make_dirs(dir: &Path) -> Result<(), EngineError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn makes_a_detached_overlay_of_the_layers() {
-        if !rustix::process::geteuid().is_root() {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "needs root under CI"
-            );
-            eprintln!("skipped: needs root");
-            return;
+    fn root_or_skip() -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
         }
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "needs root under CI"
+        );
+        eprintln!("skipped: needs root");
+        false
+    }
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// A store root with two snapshot layers and `containers/`.
+    fn store() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let (a, b) = (
+            dir.path().join("snapshots/a"),
+            dir.path().join("snapshots/b"),
+        );
         std::fs::create_dir_all(&a).unwrap();
         std::fs::create_dir_all(&b).unwrap();
+        std::fs::create_dir_all(dir.path().join("containers")).unwrap();
         std::fs::write(a.join("top"), "a").unwrap();
         std::fs::write(b.join("top"), "b").unwrap();
         std::fs::write(b.join("low"), "b").unwrap();
+        (dir, a, b)
+    }
+
+    #[test]
+    fn makes_a_detached_overlay_of_the_layers() {
+        if !root_or_skip() {
+            return;
+        }
+        let (dir, a, b) = store();
         let p = Premount {
             lowers: vec![a, b],
-            dir: dir.path().join("c"),
+            dir: dir.path().join("containers").join(ID),
             volatile: true,
             stubs: Vec::new(),
         };
-        let fd = p.make().expect("overlay");
+        let made = p.make_in(dir.path()).expect("made");
+        let fd = made.mount.expect("overlay");
         // Read through the detached mount: the top layer wins, the lower one shows through.
         let read = |name: &str| {
             let f = rustix::fs::openat(
@@ -168,6 +263,56 @@ mod tests {
         assert!(p.dir.join("upper").is_dir() && p.dir.join("work").is_dir());
         // Closing the last descriptor unmounts it: the directories can go.
         drop(fd);
-        std::fs::remove_dir_all(dir.path().join("c")).unwrap();
+        std::fs::remove_dir_all(&p.dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_paths_that_are_not_the_stores_own() {
+        let (dir, a, _) = store();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "host").unwrap();
+        // A layer symlinked out of the store.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("snapshots/evil")).unwrap();
+        let existing = dir.path().join("containers").join(ID);
+        std::fs::create_dir_all(existing.join("upper")).unwrap();
+        std::fs::write(existing.join("upper/live"), "data").unwrap();
+        let other_id = ID.replace('0', "1");
+        let cases = [
+            (
+                vec![outside.path().to_path_buf()],
+                dir.path().join("containers").join(&other_id),
+            ),
+            (
+                vec![dir.path().join("snapshots/evil")],
+                dir.path().join("containers").join(&other_id),
+            ),
+            (
+                vec![dir.path().join("snapshots/../../etc")],
+                dir.path().join("containers").join(&other_id),
+            ),
+            (vec![a.clone()], outside.path().join("c")),
+            (vec![a.clone()], dir.path().join("containers/not-an-id")),
+            // An existing container's directory is never reused.
+            (vec![a.clone()], existing.clone()),
+        ];
+        for (lowers, cdir) in cases {
+            let p = Premount {
+                lowers: lowers.clone(),
+                dir: cdir.clone(),
+                volatile: true,
+                stubs: Vec::new(),
+            };
+            assert!(
+                p.make_in(dir.path()).is_err(),
+                "{lowers:?} over {} was accepted",
+                cdir.display()
+            );
+        }
+        assert!(!dir.path().join("containers").join(&other_id).exists());
+        assert!(!outside.path().join("c").exists());
+        assert_eq!(
+            std::fs::read_to_string(existing.join("upper/live")).unwrap(),
+            "data"
+        );
     }
 }

@@ -20,7 +20,7 @@ pub(crate) enum Stored {
 }
 
 /// What a foreground run asks to be stored.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct NewRow {
     pub row: Record,
     /// Check first that the row's image reference still resolves to its image id, with
@@ -72,7 +72,7 @@ pub(crate) fn store_new(store: &Store, req: NewRow) -> Result<Stored, EngineErro
 }
 
 /// A stored `created` row whose process now runs.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Started {
     pub row: Record,
     pub update: Update,
@@ -118,7 +118,7 @@ fn same_image(store: &Store, row: &Record) -> Result<bool, EngineError> {
 }
 
 /// The exit of a foreground container.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Exit {
     pub row: Record,
     pub code: i32,

@@ -320,7 +320,7 @@ impl Engine {
     /// else it is discarded and the run starts over the ordinary way.
     pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
         let none = opts.network.as_deref() == Some("none");
-        let door_netns = crate::prestart::housekeeper(self.root(), none);
+        let door_netns = crate::prestart::housekeeper(self.root(), self.run_dir(), none);
         let cached = self
             .store
             .is_pending()

@@ -1,0 +1,262 @@
+//! The housekeeper's side of the door: a listening socket, its connections, and the checks
+//! every request passes before it acts (see [`super::wire`] for who may connect).
+
+use std::collections::{HashSet, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use gcr_runtime::LoopbackNetns;
+use gcr_store::Store;
+
+use super::wire::{self, Answer, Envelope, Recv, Request};
+use crate::container::record;
+use crate::container::rows::{self, WireError};
+
+/// Network namespaces kept made ahead.
+const POOL: usize = 2;
+/// Connections served at once; more are refused (their runs do the work themselves).
+const MAX_CLIENTS: usize = 256;
+/// Mount namespaces one connection may have held.
+const MAX_HELD: usize = 16;
+
+/// One connected run.
+struct Conn {
+    fd: OwnedFd,
+    /// The caller's pid (SO_PEERCRED, in our pid namespace).
+    pid: i32,
+    held: Vec<OwnedFd>,
+    /// Container directories this connection had made (see `Server::forget`).
+    made: Vec<PathBuf>,
+    /// Containers whose rows this connection stored: the only ones it may start.
+    stored: HashSet<String>,
+}
+
+/// The housekeeper's side: a listening socket, its connections and namespaces made ahead.
+pub struct Server {
+    root: PathBuf,
+    path: PathBuf,
+    listener: OwnedFd,
+    /// flock on `<socket>.lock`, held while listening: one housekeeper per socket.
+    _lock: std::fs::File,
+    conns: Vec<Conn>,
+    /// Namespaces made ahead, oldest first (the oldest is the likeliest to be done).
+    pool: VecDeque<LoopbackNetns>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Still holding the lock: the path is ours to remove.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Server {
+    /// Listens on the store's socket under `run_dir`; None when another housekeeper does or
+    /// the socket's directory is not private.
+    pub fn bind(root: &Path, run_dir: &Path) -> Option<Server> {
+        let path = wire::socket_path(root, run_dir, true)?;
+        let addr = wire::address(&path)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.with_extension("lock"))
+            .ok()?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return None;
+        }
+        // A socket left by a housekeeper that died: ours now (we hold the lock).
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
+            let _ = std::fs::remove_file(&path);
+        }
+        let listener = wire::seqpacket(rustix::net::SocketFlags::NONBLOCK)?;
+        rustix::net::bind(&listener, &addr).ok()?;
+        rustix::net::listen(&listener, 64).ok()?;
+        Some(Server {
+            root: root.to_path_buf(),
+            path,
+            listener,
+            _lock: lock,
+            conns: Vec::new(),
+            // The first run of a burst asks at once: have a namespace on the way.
+            pool: std::iter::once(LoopbackNetns::start()).collect(),
+        })
+    }
+
+    /// Descriptors to poll for input: the listener, then each connection.
+    pub fn poll_fds(&self) -> Vec<libc::pollfd> {
+        std::iter::once(&self.listener)
+            .chain(self.conns.iter().map(|c| &c.fd))
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect()
+    }
+
+    /// Handles what `poll` reported on the descriptors of [`Server::poll_fds`] (same order).
+    /// Returns what closed connections held, for the caller to close off its own path.
+    pub fn serve(&mut self, ready: &[libc::pollfd], store: Option<&Store>) -> Vec<OwnedFd> {
+        let mut gone = Vec::new();
+        for (i, p) in ready.iter().enumerate().skip(1) {
+            if p.revents != 0 && !self.answer(i - 1, store) {
+                gone.push(i - 1);
+            }
+        }
+        // What a closed connection held: the last reference to a container's mounts.
+        let mut held = Vec::new();
+        for i in gone.into_iter().rev() {
+            let mut c = self.conns.swap_remove(i);
+            held.append(&mut c.held);
+            self.forget(&c.made, store);
+        }
+        if ready.first().is_some_and(|p| p.revents != 0) {
+            self.accept();
+        }
+        // One more at a time, while no run is going on: back-to-back runs then find one
+        // made during an earlier gap.
+        if self.conns.is_empty() && self.pool.len() < POOL {
+            self.pool.push_back(LoopbackNetns::start());
+        }
+        held
+    }
+
+    /// A run ended: the directories made for it whose container it never stored go to
+    /// the trash. Only directories this housekeeper made for that connection are looked at.
+    fn forget(&self, made: &[PathBuf], store: Option<&Store>) {
+        for dir in made {
+            let Some(id) = dir.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if store.is_none_or(|s| record::find(s.conn(), id).is_ok()) {
+                continue;
+            }
+            let _ = std::fs::rename(dir, self.root.join("trash").join(id));
+        }
+    }
+
+    fn accept(&mut self) {
+        while let Ok(fd) = rustix::net::accept_with(
+            &self.listener,
+            rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
+        ) {
+            // Same user, same mount namespace: a process in a container never is.
+            let Some(pid) = wire::peer_of_same_user(fd.as_fd()) else {
+                continue;
+            };
+            if self.conns.len() < MAX_CLIENTS && wire::in_our_mount_ns(pid) {
+                self.conns.push(Conn {
+                    fd,
+                    pid,
+                    held: Vec::new(),
+                    made: Vec::new(),
+                    stored: HashSet::new(),
+                });
+            }
+        }
+    }
+
+    /// Reads and answers one message of connection `i`; false when it is closed.
+    fn answer(&mut self, i: usize, store: Option<&Store>) -> bool {
+        let fd = self.conns[i].fd.as_fd();
+        let (seq, req, fds) = match wire::recv::<Request>(fd) {
+            Recv::Msg(Envelope { seq, msg, .. }, fds) => (seq, msg, fds),
+            // Nothing is acted on; the caller learns why and does the work itself.
+            Recv::Bad(why) => return wire::send(fd, 0, &Answer::Refused(why), &[]),
+            Recv::Again => return true,
+            Recv::Closed => return false,
+        };
+        let reply = |a: Answer, fds: &[BorrowedFd<'_>]| wire::send(fd, seq, &a, fds);
+        match req {
+            Request::Netns => {
+                // The next one is made once no run is going on (see `serve`): made now, it
+                // would compete with this run for the CPU.
+                let ns = self
+                    .pool
+                    .pop_front()
+                    .unwrap_or_else(LoopbackNetns::start)
+                    .wait()
+                    .ok();
+                let ns: Vec<BorrowedFd<'_>> = ns.iter().map(AsFd::as_fd).collect();
+                reply(Answer::Netns, &ns)
+            }
+            Request::Hold => {
+                let c = &mut self.conns[i];
+                for f in fds {
+                    if c.held.len() < MAX_HELD
+                        && wire::ns_type(f.as_fd()) == Some(libc::CLONE_NEWNS)
+                    {
+                        c.held.push(f);
+                    }
+                }
+                true
+            }
+            Request::Premount(p) => match p.make_in(&self.root) {
+                Ok(made) => {
+                    self.conns[i].made.push(made.dir);
+                    let m: Vec<BorrowedFd<'_>> = made.mount.iter().map(AsFd::as_fd).collect();
+                    wire::send(self.conns[i].fd.as_fd(), seq, &Answer::Premounted, &m)
+                }
+                Err(why) => reply(Answer::Refused(why), &[]),
+            },
+            Request::Store(mut req) => {
+                let c = &self.conns[i];
+                if !wire_id_ok(&req.row.id)
+                    || (req.row.extra.holder_pid != 0 && req.row.extra.holder_pid != c.pid)
+                {
+                    return reply(Answer::Refused("not the caller's container".into()), &[]);
+                }
+                // Looking up an earlier attempt is only for this connection's own rows.
+                req.maybe_stored &= c.stored.contains(&req.row.id);
+                let id = req.row.id.clone();
+                let res = match store {
+                    Some(st) => rows::store_new(st, req).map_err(WireError::from),
+                    None => Err(WireError::Other("the housekeeper cannot store it".into())),
+                };
+                if matches!(res, Ok(rows::Stored::Row(_))) {
+                    self.conns[i].stored.insert(id);
+                }
+                wire::send(self.conns[i].fd.as_fd(), seq, &Answer::Stored(res), &[])
+            }
+            Request::Started(s) => {
+                // No answer: a failure leaves the row as it was, as the exit will show.
+                let c = &self.conns[i];
+                let holder = s.update.extra.as_ref().map(|e| e.holder_pid);
+                if let (true, Some(store)) =
+                    (c.stored.contains(&s.row.id) && holder == Some(c.pid), store)
+                {
+                    let _ = rows::store_started(store, &s);
+                }
+                true
+            }
+            Request::Exit(mut e) => {
+                let c = &self.conns[i];
+                let res = match store {
+                    None => Err(WireError::Other("the housekeeper cannot record it".into())),
+                    Some(st) => match record::find(st.conn(), &e.row.id) {
+                        // Only the caller's own container: stored here, or held by it.
+                        Ok(cur) if c.stored.contains(&cur.id) || cur.extra.holder_pid == c.pid => {
+                            e.row = cur;
+                            rows::store_exit(st, &e).map_err(WireError::from)
+                        }
+                        Ok(_) => Err(WireError::Conflict(format!(
+                            "container {} is not held by the caller",
+                            e.row.name
+                        ))),
+                        Err(err) => Err(WireError::from(err)),
+                    },
+                };
+                reply(Answer::Exited(res), &[])
+            }
+            Request::Ping => reply(Answer::Pong, &[]),
+        }
+    }
+}
+
+/// A container id as gcr makes them: 64 lowercase hex digits.
+pub(crate) fn wire_id_ok(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
