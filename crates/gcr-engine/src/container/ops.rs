@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::procfs;
-use super::record::{self, Record, Update};
+use super::record::{self, Extra, Record, Update};
 use crate::{Engine, EngineError};
 
 /// Docker-like refusal text, e.g. `container web is not running (exited 0, 2 minutes ago)`.
@@ -84,14 +84,72 @@ impl Engine {
                 )))
             }
         }
-        self.start_detached(&mut r, "start")?;
+        self.claim_start(&mut r)?;
+        if let Err(e) = self.start_detached(&mut r, "start") {
+            self.release_start(&r);
+            return Err(e);
+        }
         Ok(r)
+    }
+
+    /// Claims the start of `r` for this process, in one transaction: refused when it is no
+    /// longer startable or another live process is starting it (two `start`s of one
+    /// container: exactly one runs it).
+    fn claim_start(&self, r: &mut Record) -> Result<(), EngineError> {
+        let me = std::process::id() as i32;
+        let claimed = self.store.transaction(|tx| {
+            let cur = record::find(tx, &r.id)?;
+            if !matches!(cur.state.as_str(), "created" | "exited") {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is {} already",
+                    cur.name, cur.state
+                )));
+            }
+            if cur.extra.being_started() {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is being started by process {}; wait for it or try again",
+                    cur.name, cur.extra.holder_pid
+                )));
+            }
+            let extra = Extra {
+                health: cur.extra.health.clone(),
+                ..Extra::claimed_by(me)
+            };
+            let u = Update {
+                extra: Some(extra.clone()),
+                ..Default::default()
+            };
+            record::update_extra(tx, &cur, &u)?;
+            Ok(Record { extra, ..cur })
+        })?;
+        *r = claimed;
+        Ok(())
+    }
+
+    /// Gives up a claim made by [`Engine::claim_start`] (the start failed).
+    fn release_start(&self, r: &Record) {
+        if let Ok(cur) = record::find(self.store.conn(), &r.id) {
+            if cur.extra.starting && cur.extra.holder_pid == std::process::id() as i32 {
+                let u = Update {
+                    extra: Some(Extra {
+                        starting: false,
+                        ..cur.extra.clone()
+                    }),
+                    ..Default::default()
+                };
+                let _ = record::update_extra(self.store.conn(), &cur, &u);
+            }
+        }
     }
 
     /// `gcr run -d`.
     pub fn run_detached(&self, opts: super::config::RunOptions) -> Result<Record, EngineError> {
         let mut r = self.create(opts)?;
-        if let Err(e) = self.start_detached(&mut r, "start") {
+        let started = self
+            .claim_start(&mut r)
+            .and_then(|()| self.start_detached(&mut r, "start"));
+        if let Err(e) = started {
+            self.release_start(&r);
             if r.config.opts.rm {
                 self.remove_files(&r);
                 let _ = record::delete(self.store.conn(), &r, "rm");
@@ -264,7 +322,28 @@ impl Engine {
 
     /// `gcr rm [-f]`.
     pub fn remove(&self, key: &str, force: bool) -> Result<Record, EngineError> {
-        let r = self.container(key)?;
+        let mut r = self.container(key)?;
+        if r.extra.being_started() {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container {}: it is being started; stop it first or use rm -f",
+                    r.name
+                )));
+            }
+            // Let the start finish (or fail), then remove what it left: never delete files
+            // under a process that is about to run.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while r.extra.being_started() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+                r = self.container(key)?;
+            }
+            if r.extra.being_started() {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is still being started by process {}; try again",
+                    r.name, r.extra.holder_pid
+                )));
+            }
+        }
         if is_live(&r.state) {
             if !force {
                 return Err(EngineError::Conflict(format!(
@@ -272,7 +351,31 @@ impl Engine {
                     r.name, r.state
                 )));
             }
-            self.mark_stopped_by_user(&r, "stopping")?;
+            // Already stopping: another `stop` or `rm -f` is at work.
+            let marked = match r.state.as_str() {
+                "stopping" => Err(EngineError::Conflict(String::new())),
+                _ => self.mark_stopped_by_user(&r, "stopping"),
+            };
+            if let Err(e) = marked {
+                let EngineError::Conflict(_) = e else {
+                    return Err(e);
+                };
+                // Another stop or removal got there first: let it finish, then remove
+                // what it left (nothing, when it was a removal).
+                self.wait_recorded(&r.id, Duration::from_secs(10))?;
+                return match record::find(self.store.conn(), &r.id) {
+                    Err(EngineError::NotFound(_)) => Err(EngineError::NotFound(format!(
+                        "no such container: {}; it was removed meanwhile",
+                        r.name
+                    ))),
+                    Err(e) => Err(e),
+                    Ok(cur) if is_live(&cur.state) => Err(EngineError::Conflict(format!(
+                        "container {} changed state meanwhile; try again",
+                        cur.name
+                    ))),
+                    Ok(_) => self.remove(&r.id, force),
+                };
+            }
             self.kill_group(&r, libc::SIGKILL);
             if r.state == "paused" {
                 let _ = self.thaw(&r);
@@ -289,7 +392,15 @@ impl Engine {
         }
         let cur = match record::find(self.store.conn(), &r.id) {
             Ok(c) => c,
-            Err(EngineError::NotFound(_)) => return Ok(r),
+            // A `--rm` container removes itself when killed; any other was removed by
+            // someone else meanwhile.
+            Err(EngineError::NotFound(_)) if r.config.opts.rm && is_live(&r.state) => return Ok(r),
+            Err(EngineError::NotFound(_)) => {
+                return Err(EngineError::NotFound(format!(
+                    "no such container: {}; it was removed meanwhile",
+                    r.name
+                )))
+            }
             Err(e) => return Err(e),
         };
         if let Ok(c) = self.cgroup(&r.id) {

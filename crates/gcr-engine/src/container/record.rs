@@ -25,12 +25,31 @@ pub struct Extra {
     pub stopped_by_user: bool,
     #[serde(default)]
     pub cgroup: bool,
+    /// The holder is starting the container (claimed by `start` or a foreground `run`):
+    /// nobody else may start or remove it until the holder records it running or gives up.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub starting: bool,
     /// Healthcheck status and recent results, when the container has a healthcheck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<super::health::HealthState>,
 }
 
 impl Extra {
+    /// A claim on a start by process `pid` (see [`Extra::starting`]).
+    pub fn claimed_by(pid: i32) -> Extra {
+        Extra {
+            holder_pid: pid,
+            holder_start: super::procfs::start_time(pid).unwrap_or(0),
+            starting: true,
+            ..Default::default()
+        }
+    }
+
+    /// Whether another live process is starting the container.
+    pub fn being_started(&self) -> bool {
+        self.starting && self.holder_pid != std::process::id() as i32 && self.holder_alive()
+    }
+
     /// Whether the process that held the container is still that same process and alive.
     pub fn holder_alive(&self) -> bool {
         self.holder_pid > 0
@@ -61,26 +80,62 @@ pub struct Record {
 const COLUMNS: &str = "id, name, image_id, image_ref, created_at, state, config, pid, \
      started_at, finished_at, exit_code, oom_killed, restart_count, extra";
 
+/// A stored record that does not decode (a damaged database, or a newer gcr's format).
+#[derive(Debug, thiserror::Error)]
+#[error("the record of container {id} cannot be read ({detail}); run 'gcr doctor'")]
+struct Unreadable {
+    id: String,
+    detail: String,
+}
+
+/// The decoding of column `col` of container `id`, or an [`Unreadable`] error.
+fn decode<T: serde::de::DeserializeOwned>(id: &str, col: usize, text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col,
+            rusqlite::types::Type::Text,
+            Box::new(Unreadable {
+                id: id.to_string(),
+                detail: format!("column {}: {e}", if col == 6 { "config" } else { "extra" }),
+            }),
+        )
+    })
+}
+
+/// A database error, with an unreadable record named as such.
+fn read_err(e: rusqlite::Error) -> EngineError {
+    if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = &e {
+        if let Some(u) = inner.downcast_ref::<Unreadable>() {
+            return EngineError::Internal(u.to_string());
+        }
+    }
+    EngineError::Db(e)
+}
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let id: String = row.get(0)?;
     let config: String = row.get(6)?;
     let extra: Option<String> = row.get(13)?;
+    let config = decode(&id, 6, &config)?;
+    let extra = match extra {
+        Some(e) => decode(&id, 13, &e)?,
+        None => Extra::default(),
+    };
     Ok(Record {
-        id: row.get(0)?,
+        id,
         name: row.get(1)?,
         image_id: row.get(2)?,
         image_ref: row.get(3)?,
         created_at: row.get(4)?,
         state: row.get(5)?,
-        config: serde_json::from_str(&config).unwrap_or_default(),
+        config,
         pid: row.get(7)?,
         started_at: row.get(8)?,
         finished_at: row.get(9)?,
         exit_code: row.get(10)?,
         oom_killed: row.get::<_, i64>(11)? != 0,
         restart_count: row.get::<_, i64>(12)? as u32,
-        extra: extra
-            .and_then(|e| serde_json::from_str(&e).ok())
-            .unwrap_or_default(),
+        extra,
     })
 }
 
@@ -177,12 +232,23 @@ pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
 }
 
 /// Loads a container by full id, unique id prefix or name.
+/// Looks a container up as Docker does: full id, then exact name, then unique id prefix.
 pub fn find(conn: &Connection, key: &str) -> Result<Record, EngineError> {
-    let by_name = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM containers WHERE name = ?1"))?
+    let one = |col: &str| -> Result<Option<Record>, EngineError> {
+        conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM containers WHERE {col} = ?1"
+        ))?
         .query_row([key], from_row)
-        .optional()?;
-    if let Some(r) = by_name {
+        .optional()
+        .map_err(read_err)
+    };
+    let full_id = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
+    if full_id {
+        if let Some(r) = one("id")? {
+            return Ok(r);
+        }
+    }
+    if let Some(r) = one("name")? {
         return Ok(r);
     }
     if !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -192,7 +258,8 @@ pub fn find(conn: &Connection, key: &str) -> Result<Record, EngineError> {
         let hi = format!("{key}g");
         let rows: Vec<Record> = stmt
             .query_map(params![key, hi], from_row)?
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(read_err)?;
         match rows.len() {
             1 => return Ok(rows.into_iter().next().expect("one row")),
             2 => {
@@ -213,7 +280,10 @@ pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM containers ORDER BY created_at DESC"
     ))?;
-    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    let rows = stmt
+        .query_map([], from_row)?
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
     Ok(rows)
 }
 
@@ -327,9 +397,17 @@ pub fn delete_exited(conn: &Connection, r: &Record, cause: &str) -> Result<(), E
 }
 
 /// Deletes a container row and records the `destroy` event.
+/// Fails with NotFound when the row is gone already (removed by someone else meanwhile).
 pub fn delete(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
-    conn.prepare_cached("DELETE FROM containers WHERE id = ?1")?
+    let n = conn
+        .prepare_cached("DELETE FROM containers WHERE id = ?1")?
         .execute([&r.id])?;
+    if n == 0 {
+        return Err(EngineError::NotFound(format!(
+            "no such container: {}; it was removed meanwhile",
+            r.name
+        )));
+    }
     event(
         conn,
         "container",
@@ -348,4 +426,74 @@ pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, EngineError> {
         .query_row([name], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, name: &str) -> Record {
+        Record {
+            id: id.into(),
+            name: name.into(),
+            image_id: "img".into(),
+            image_ref: "img:1".into(),
+            created_at: 0,
+            state: "created".into(),
+            config: ContainerConfig::default(),
+            pid: None,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            oom_killed: false,
+            restart_count: 0,
+            extra: Extra::default(),
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, gcr_store::Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = gcr_store::Store::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn lookup_is_full_id_then_name_then_unique_prefix() {
+        let (_d, s) = store();
+        let a = "a".repeat(64);
+        let b = format!("ab{}", "0".repeat(62));
+        // A container whose name is another's full id.
+        insert(s.conn(), &row(&a, "first")).unwrap();
+        insert(s.conn(), &row(&b, &a)).unwrap();
+        assert_eq!(
+            find(s.conn(), &a).unwrap().id,
+            a,
+            "a full id wins over a name"
+        );
+        assert_eq!(find(s.conn(), "first").unwrap().id, a);
+        assert_eq!(find(s.conn(), "ab").unwrap().id, b, "a unique prefix");
+        assert!(matches!(find(s.conn(), "a"), Err(EngineError::Usage(_))));
+        assert!(matches!(find(s.conn(), "c"), Err(EngineError::NotFound(_))));
+    }
+
+    #[test]
+    fn an_unreadable_record_is_an_error_naming_it_never_a_default() {
+        let (_d, s) = store();
+        let id = "c".repeat(64);
+        insert(s.conn(), &row(&id, "broken")).unwrap();
+        s.conn()
+            .execute(
+                "UPDATE containers SET config = '{\"opts\": 5' WHERE id = ?1",
+                [&id],
+            )
+            .unwrap();
+        for res in [
+            find(s.conn(), "broken").map(|_| ()),
+            list(s.conn()).map(|_| ()),
+        ] {
+            let e = res.expect_err("a damaged record was read");
+            let msg = e.to_string();
+            assert!(msg.contains(&id) && msg.contains("gcr doctor"), "{msg}");
+        }
+    }
 }

@@ -212,6 +212,7 @@ impl Engine {
             pid_start: procfs::start_time(pid).unwrap_or(0),
             stopped_by_user: false,
             cgroup: true,
+            starting: false,
             health: r
                 .config
                 .resolved
@@ -379,7 +380,12 @@ impl Engine {
         let early = from_cache
             && crate::prestart::door().is_some_and(|d| {
                 d.send_new(&rows::NewRow {
-                    row: r.clone(),
+                    // Stored `created` and claimed by this process: no `start` or `rm`
+                    // acts on it until it runs (see `Extra::starting`).
+                    row: Record {
+                        extra: super::record::Extra::claimed_by(std::process::id() as i32),
+                        ..r.clone()
+                    },
                     check_image: true,
                     generated_name,
                     maybe_stored: false,

@@ -122,6 +122,11 @@ fn supervisor_child(e: &Engine, r: &Record, ready: OwnedFd) -> ! {
         }
     }
     let mut ready = std::fs::File::from(ready);
+    // The parent's SQLite connection stays the parent's: this process opens its own if the
+    // launch needs the store (volumes, networks). The inherited one is never used or
+    // closed here (we exec or _exit).
+    let own = Engine::open_deferred(e.root(), e.run_dir());
+    let e = &own;
     match launch_piped(e, r) {
         Ok((pid, fds)) => {
             let _ = write!(ready, "OK {pid}");
