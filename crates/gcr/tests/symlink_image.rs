@@ -193,6 +193,8 @@ fn declared_volume_under_an_outward_symlink_is_not_filled_from_the_host() {
             "-c",
             &script,
         ]);
+        // First what copy-up did (it runs before the container starts).
+        assert_secret_not_in_store(&env);
         let (o, e) = (stdout(&out), stderr(&out));
         assert!(out.status.success(), "{name}: {o}{e}");
         assert!(o.trim_end().ends_with("done"), "{name}: {o}");
@@ -234,6 +236,7 @@ fn flag_volumes_and_tmpfs_under_an_outward_symlink_stay_in_the_root() {
         "ls -A /link/sub /link/tmp; cat /link/sub/secret 2>&1; \
          echo v > /link/sub/new && echo t > /link/tmp/new && echo done",
     ]);
+    assert_secret_not_in_store(&env);
     let (o, e) = (stdout(&out), stderr(&out));
     assert!(out.status.success(), "{o}{e}");
     assert!(o.trim_end().ends_with("done"), "{o}");
