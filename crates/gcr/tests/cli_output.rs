@@ -34,6 +34,45 @@ fn assert_quiet(args: &[&str], out: &Output) {
     assert_eq!(err, "", "gcr {args:?} wrote to stderr");
 }
 
+/// Detaches whatever is still mounted at `path`. A reaper lingering after a test can keep
+/// the run dir's tmpfs busy through `network __teardown`, which then leaves it mounted and
+/// the temp dir undeletable.
+fn detach(path: &Path) {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path; umount2 only reads it, and fails
+    // harmlessly (EINVAL) once nothing is mounted there.
+    while unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {}
+}
+
+/// [`Env`], plus a last cleanup of its run dir and root (see [`detach`]).
+struct Store(Option<Env>);
+
+impl Store {
+    fn new() -> Store {
+        Store(Some(Env::new()))
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        self.0.as_ref().expect("env")
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let Some(env) = self.0.take() else { return };
+        let run = env.run_dir.clone();
+        let root = env.root.path().to_path_buf();
+        drop(env);
+        detach(&run);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
 /// A command that needs no store: no root, no image.
 fn bare(args: &[&str]) -> Command {
     let mut c = Command::new(gcr_bin());
@@ -79,7 +118,7 @@ fn store_commands_exit_quietly_on_a_closed_stdout() {
     if !need_root("store_commands_exit_quietly_on_a_closed_stdout") {
         return;
     }
-    let env = Env::new();
+    let env = Store::new();
     // Something for ps, events, logs and wait to print.
     let id = env.ok(&["run", "-d", "--name", "quiet", IMAGE, "echo", "hello"]);
     let id = id.trim();
@@ -130,7 +169,7 @@ fn follow_ends_when_the_reader_goes() {
     if !need_root("follow_ends_when_the_reader_goes") {
         return;
     }
-    let env = Env::new();
+    let env = Store::new();
     let ticker = "while :; do echo tick; sleep 0.1; done";
     let id = env.ok(&["run", "-d", IMAGE, "sh", "-c", ticker]);
     let id = id.trim().to_string();
@@ -254,6 +293,7 @@ impl Drop for RelativeStore {
             }
         }
         let _ = self.cmd("network", &["__teardown"]).output();
+        detach(&self.abs_run());
     }
 }
 
