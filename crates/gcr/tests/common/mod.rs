@@ -123,6 +123,12 @@ impl Drop for Env {
             }
         }
         let _ = self.cmd(&["network", "__teardown"]).output();
+        // gcr mounts its own tmpfs ("gcr-run") on a run dir that is on disk; unmount it, or
+        // the temp dir cannot be removed and the mount outlives the test.
+        if let Ok(c) = std::ffi::CString::new(self.run_dir.as_os_str().as_encoded_bytes()) {
+            // SAFETY: umount2 on a NUL-terminated path; failure (not mounted) is fine.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
     }
 }
 
