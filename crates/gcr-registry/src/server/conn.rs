@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 const EVICT_AFTER_MS: u64 = 100;
 /// Unread body bytes the server reads and discards to keep a connection open.
 const DRAIN_MAX: u64 = 256 * 1024;
-/// Longest wait, after an error answer, for the client to stop sending before closing.
-const LINGER: Duration = Duration::from_secs(1);
+/// Longest wait, after an answer that closes the connection, for the client to stop
+/// sending (so it can read the answer rather than see its write fail), and the most bytes
+/// read and discarded meanwhile.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_MAX: usize = 16 << 20;
 
 fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -310,7 +313,7 @@ fn linger(mut rd: ConnReader, wr: &Tracked) {
     let end = Instant::now() + LINGER;
     let mut buf = [0u8; 16 * 1024];
     let mut total = 0usize;
-    while total < (1 << 20) {
+    while total < LINGER_MAX {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() || rd.get_ref().stream.set_read_timeout(Some(left)).is_err() {
             break;
