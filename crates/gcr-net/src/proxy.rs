@@ -56,13 +56,13 @@ pub fn daemonize() -> Result<(), NetError> {
     Ok(())
 }
 
-/// Serves every relay until `holder` exits; never returns.
-pub fn serve(relays: Vec<Relay>, holder: i32) -> ! {
+/// Serves every relay until `holder` exits (the caller then exits: the relay threads
+/// end with the process).
+pub fn serve(relays: Vec<Relay>, holder: i32) {
     for r in relays {
         let _ = spawn_relay(r);
     }
     wait_for_exit(holder);
-    std::process::exit(0)
 }
 
 /// Starts relaying `r` on a thread of its own.

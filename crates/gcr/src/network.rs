@@ -280,5 +280,7 @@ fn proxy(args: &[String]) -> Result<i32, Failure> {
         });
     }
     gcr_net::proxy::daemonize().map_err(|e| Failure::new(1, e.to_string()))?;
-    gcr_net::proxy::serve(relays, holder)
+    gcr_net::proxy::serve(relays, holder);
+    // The relays are threads of this process: leave at once, without waiting for them.
+    std::process::exit(0)
 }
