@@ -55,6 +55,32 @@ mod tests {
         assert_eq!(bytes(1_000_000_000), "1GB");
     }
 
+    /// Accepts `room` bytes, then fails like a pipe whose reader has gone.
+    struct Closing {
+        room: usize,
+    }
+
+    impl Write for Closing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_ends_the_table_with_its_error() {
+        let rows = vec![vec!["a".to_string(), "b".to_string()]; 100];
+        let err = table(&mut Closing { room: 20 }, &["A", "B"], &rows).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    }
+
     #[test]
     fn tables_align() {
         let mut out = Vec::new();
