@@ -199,10 +199,14 @@ fn main() {
         _ => {}
     }
     let cli = Cli::parse_fast();
-    let code = match dispatch(cli) {
+    // The last line may still sit in stdout's buffer: flush it here, where a closed pipe
+    // is still quiet, rather than at exit.
+    let code = match dispatch(cli).and_then(|c| out::flush().map(|()| c)) {
         Ok(c) => c,
         Err(f) => {
-            eprintln!("Error: {}", f.message);
+            if !f.message.is_empty() {
+                errln!("Error: {}", f.message);
+            }
             f.code
         }
     };
