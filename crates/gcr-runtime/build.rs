@@ -1,5 +1,5 @@
 //! Build script: compiles Docker's default seccomp profile (`seccomp/default.profile`) for
-//! x86_64 into classic BPF programs ahead of time, one per capability variant gcr expects
+//! the target architecture (x86_64 or aarch64) into classic BPF programs ahead of time, one per capability variant gcr expects
 //! to see often, and writes them as static tables to `$OUT_DIR/seccomp_variants.rs`.
 
 use std::fmt::Write as _;
@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 mod compile;
 
 const PROFILE: &str = "seccomp/default.profile";
-const TABLE: &str = "seccomp/syscalls_x86_64.txt";
+const TABLE: &str = "seccomp/syscalls.txt";
 
 fn cap(name: &str) -> u64 {
     let n = compile::CAP_NAMES
@@ -25,7 +25,14 @@ fn main() {
     }
     let profile = std::fs::read_to_string(PROFILE).expect("read seccomp profile");
     let table = std::fs::read_to_string(TABLE).expect("read syscall table");
-    let p = match compile::parse(&profile, &table) {
+    let target = std::env::var("CARGO_CFG_TARGET_ARCH").expect("CARGO_CFG_TARGET_ARCH");
+    let Some(arch) = compile::Arch::from_target_arch(&target) else {
+        panic!(
+            "gcr's seccomp profile has syscall numbers for x86_64 and aarch64 only, not \
+             {target}: add a column to {TABLE} and an Arch in src/seccomp/compile.rs"
+        );
+    };
+    let p = match compile::parse(&profile, &table, arch) {
         Ok(p) => p,
         Err(e) => panic!("{PROFILE}: {e}"),
     };

@@ -1,4 +1,4 @@
-# Docker's default seccomp profile for x86_64, written for gcr (from the behaviour of
+# Docker's default seccomp profile for x86_64 and aarch64, written for gcr (from the behaviour of
 # moby's profiles/seccomp/default.json; not a copy of it). Compiled to classic BPF by
 # build.rs (see src/seccomp/compile.rs for the grammar):
 #
@@ -9,7 +9,9 @@
 #   errno N NAME... [if ...]
 #   COND:  argI == V   argI != V   argI & MASK == V   (64-bit compares, V in dec or 0x hex)
 #
-# Other architectures (i386, x32) are killed; syscall numbers above the table get ENOSYS
+# Names are looked up in syscalls.txt; a name the target architecture lacks (open, fork,
+# arch_prctl on aarch64) is skipped there. Other architectures (i386 or x32 on x86_64, arm32
+# on aarch64) are killed; syscall numbers above the table get ENOSYS
 # (as runc does) so libc can fall back from syscalls newer than this profile.
 
 default errno 1

@@ -1,14 +1,23 @@
 //! The seccomp profile compiler: parses gcr's profile text (`seccomp/default.profile`) and
-//! the x86_64 syscall table, and turns them, for one capability mask, into a classic BPF
-//! program. Pure std so `build.rs` can include it (`#[path]`) to precompile at build time,
-//! and the library can compile rare capability combinations at run time.
+//! the syscall table (`seccomp/syscalls.txt`) for one architecture (x86_64 or aarch64), and
+//! turns them, for one capability mask, into a classic BPF program. Pure std so `build.rs`
+//! can include it (`#[path]`) to precompile at build time, and the library can compile rare
+//! capability combinations at run time.
 //!
-//! Program shape: check the audit arch (x86_64, else kill the process), kill x32 numbers,
-//! then a binary search over ranges of syscall numbers with the same outcome. A leaf is a
-//! `ret` or, for syscalls with argument rules, a short block of 64-bit argument checks. A
-//! search node whose left subtree is longer than a jump offset allows (255) jumps with `ja`.
+//! Program shape: check the audit arch (the one compiled for, else kill the process), on
+//! x86_64 kill x32 numbers (bit 30 set, but not -1), then a binary search over ranges of
+//! syscall numbers with the same outcome. A leaf is a `ret` or, for syscalls with argument
+//! rules, a short block of 64-bit argument checks. A search node whose left subtree is
+//! longer than a jump offset allows (255) jumps with `ja`. Numbers above the table get
+//! ENOSYS.
 
 use std::collections::BTreeMap;
+
+#[path = "codegen.rs"]
+mod codegen;
+
+pub(crate) use codegen::Insn;
+use codegen::{jeq, ld, ret, tree, Outcome, JMP_JGE_K, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS};
 
 /// Capability names by number, without `CAP_` (shared with `caps`).
 pub(crate) const CAP_NAMES: [&str; 41] = [
@@ -55,28 +64,49 @@ pub(crate) const CAP_NAMES: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
-/// One classic BPF instruction (same layout as `struct sock_filter`).
+/// `AUDIT_ARCH_X86_64` (EM_X86_64 | 64-bit | little endian), as in `seccomp_data.arch`.
+pub(crate) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// `AUDIT_ARCH_AARCH64` (EM_AARCH64 | 64-bit | little endian).
+pub(crate) const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const ENOSYS: u32 = 38;
+
+/// An architecture gcr has a syscall table for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Insn {
-    pub(crate) code: u16,
-    pub(crate) jt: u8,
-    pub(crate) jf: u8,
-    pub(crate) k: u32,
+pub(crate) enum Arch {
+    X86_64,
+    Aarch64,
 }
 
-const LD_W_ABS: u16 = 0x20;
-const JMP_JA: u16 = 0x05;
-const JMP_JEQ_K: u16 = 0x15;
-const JMP_JGE_K: u16 = 0x35;
-const ALU_AND_K: u16 = 0x54;
-const RET_K: u16 = 0x06;
+impl Arch {
+    /// Both, in the order of the table's number columns.
+    pub(crate) const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
 
-pub(crate) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-const RET_KILL_PROCESS: u32 = 0x8000_0000;
-const RET_ERRNO: u32 = 0x0005_0000;
-const RET_ALLOW: u32 = 0x7fff_0000;
-const ENOSYS: u32 = 38;
+    /// The architecture for a `target_arch` value (`CARGO_CFG_TARGET_ARCH` in build.rs).
+    #[allow(dead_code)] // used by build.rs and the tests
+    pub(crate) fn from_target_arch(s: &str) -> Option<Arch> {
+        match s {
+            "x86_64" => Some(Arch::X86_64),
+            "aarch64" => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
+    /// The value the kernel puts in `seccomp_data.arch` for this architecture's syscalls.
+    pub(crate) fn audit(self) -> u32 {
+        match self {
+            Arch::X86_64 => AUDIT_ARCH_X86_64,
+            Arch::Aarch64 => AUDIT_ARCH_AARCH64,
+        }
+    }
+
+    fn column(self) -> usize {
+        match self {
+            Arch::X86_64 => 1,
+            Arch::Aarch64 => 2,
+        }
+    }
+}
 
 /// What a rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +153,7 @@ struct Rule {
 /// A parsed profile.
 #[derive(Clone, Debug)]
 pub(crate) struct Profile {
+    arch: Arch,
     default: Action,
     max_nr: u32,
     rules: Vec<Rule>,
@@ -155,24 +186,35 @@ fn parse_cond(toks: &[&str]) -> Result<Cond, String> {
     }
 }
 
-/// Parses the syscall table (`name number` lines) and the profile text.
-pub(crate) fn parse(profile: &str, table: &str) -> Result<Profile, String> {
-    let mut nrs = BTreeMap::new();
+/// Parses the syscall table (`name x86_64-number aarch64-number` lines, `-` where the
+/// architecture lacks the syscall) and the profile text, for `arch`. A rule naming a syscall
+/// the table lacks is an error; one naming a syscall `arch` lacks is skipped.
+pub(crate) fn parse(profile: &str, table: &str, arch: Arch) -> Result<Profile, String> {
+    let mut known = BTreeMap::new();
     for line in table
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
     {
-        let (name, nr) = line
-            .split_once(' ')
-            .ok_or_else(|| format!("bad table line {line:?}"))?;
-        let nr: u32 = nr
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad table line {line:?}"))?;
-        nrs.insert(name.to_string(), nr);
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() != 1 + Arch::ALL.len() {
+            return Err(format!("bad table line {line:?} (name x86_64 aarch64)"));
+        }
+        let nr = match cols[arch.column()] {
+            "-" => None,
+            n => Some(
+                n.parse::<u32>()
+                    .map_err(|_| format!("bad table line {line:?}"))?,
+            ),
+        };
+        known.insert(cols[0].to_string(), nr);
     }
-    let max_nr = nrs.values().copied().max().ok_or("empty syscall table")?;
+    let max_nr = known
+        .values()
+        .flatten()
+        .copied()
+        .max()
+        .ok_or("empty syscall table")?;
     let mut default = None;
     let mut gate = Gate::Always;
     let mut rules = Vec::new();
@@ -225,9 +267,12 @@ pub(crate) fn parse(profile: &str, table: &str) -> Result<Profile, String> {
             return Err(err("rule without syscall names".into()));
         }
         for name in names {
-            let nr = *nrs
+            let Some(nr) = *known
                 .get(*name)
-                .ok_or_else(|| err(format!("unknown x86_64 syscall {name}")))?;
+                .ok_or_else(|| err(format!("unknown syscall {name} (not in the table)")))?
+            else {
+                continue;
+            };
             rules.push(Rule {
                 nr,
                 action,
@@ -238,6 +283,7 @@ pub(crate) fn parse(profile: &str, table: &str) -> Result<Profile, String> {
     }
     let default = default.ok_or("profile has no `default` line")?;
     Ok(Profile {
+        arch,
         default,
         max_nr,
         rules,
@@ -253,155 +299,6 @@ impl Profile {
             Gate::With(c) | Gate::Without(c) => m | (1u64 << c),
         })
     }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Outcome {
-    Ret(Action),
-    Args(Vec<(Vec<Cond>, Action)>),
-}
-
-fn arg_offsets(arg: u8) -> (u32, u32) {
-    let lo = 16 + 8 * u32::from(arg);
-    (lo, lo + 4)
-}
-
-/// Placeholder for "jump to the next rule", patched once the rule's length is known.
-const FAIL: u8 = 0xff;
-
-fn ld(k: u32) -> Insn {
-    Insn {
-        code: LD_W_ABS,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-fn jeq(k: u32, jt: u8, jf: u8) -> Insn {
-    Insn {
-        code: JMP_JEQ_K,
-        jt,
-        jf,
-        k,
-    }
-}
-
-fn and(k: u32) -> Insn {
-    Insn {
-        code: ALU_AND_K,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-fn ret(k: u32) -> Insn {
-    Insn {
-        code: RET_K,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-/// Code for one condition; failing jumps carry [`FAIL`] in `jt` or `jf`.
-fn cond_code(c: Cond, out: &mut Vec<(Insn, bool, bool)>) {
-    let (lo, hi) = match c {
-        Cond::Eq(a, _) | Cond::Ne(a, _) | Cond::MaskedEq(a, _, _) => arg_offsets(a),
-    };
-    match c {
-        Cond::Eq(_, v) => {
-            out.push((ld(hi), false, false));
-            out.push((jeq((v >> 32) as u32, 0, FAIL), false, true));
-            out.push((ld(lo), false, false));
-            out.push((jeq(v as u32, 0, FAIL), false, true));
-        }
-        Cond::Ne(_, v) => {
-            out.push((ld(hi), false, false));
-            out.push((jeq((v >> 32) as u32, 0, 2), false, false));
-            out.push((ld(lo), false, false));
-            out.push((jeq(v as u32, FAIL, 0), true, false));
-        }
-        Cond::MaskedEq(_, m, v) => {
-            if (m >> 32) != 0 || (v >> 32) != 0 {
-                out.push((ld(hi), false, false));
-                out.push((and((m >> 32) as u32), false, false));
-                out.push((jeq((v >> 32) as u32, 0, FAIL), false, true));
-            }
-            out.push((ld(lo), false, false));
-            out.push((and(m as u32), false, false));
-            out.push((jeq(v as u32, 0, FAIL), false, true));
-        }
-    }
-}
-
-fn args_block(rules: &[(Vec<Cond>, Action)], default: Action) -> Vec<Insn> {
-    let mut code = Vec::new();
-    for (conds, action) in rules {
-        let mut rule: Vec<(Insn, bool, bool)> = Vec::new();
-        for c in conds {
-            cond_code(*c, &mut rule);
-        }
-        rule.push((ret(action.ret()), false, false));
-        let n = rule.len();
-        for (j, (mut insn, fail_t, fail_f)) in rule.into_iter().enumerate() {
-            let to_next = u8::try_from(n - j - 1).expect("argument rule too long");
-            if fail_t {
-                insn.jt = to_next;
-            }
-            if fail_f {
-                insn.jf = to_next;
-            }
-            code.push(insn);
-        }
-    }
-    code.push(ret(default.ret()));
-    code
-}
-
-fn leaf(o: &Outcome, default: Action) -> Vec<Insn> {
-    match o {
-        Outcome::Ret(a) => vec![ret(a.ret())],
-        Outcome::Args(rules) => args_block(rules, default),
-    }
-}
-
-/// Binary search over `(first syscall number, outcome)` segments; A holds the number.
-fn tree(segs: &[(u32, Outcome)], default: Action) -> Vec<Insn> {
-    if segs.len() == 1 {
-        return leaf(&segs[0].1, default);
-    }
-    let mid = segs.len() / 2;
-    let left = tree(&segs[..mid], default);
-    let right = tree(&segs[mid..], default);
-    let mut code = Vec::with_capacity(left.len() + right.len() + 2);
-    let k = segs[mid].0;
-    match u8::try_from(left.len()) {
-        Ok(skip) => code.push(Insn {
-            code: JMP_JGE_K,
-            jt: skip,
-            jf: 0,
-            k,
-        }),
-        Err(_) => {
-            code.push(Insn {
-                code: JMP_JGE_K,
-                jt: 0,
-                jf: 1,
-                k,
-            });
-            code.push(Insn {
-                code: JMP_JA,
-                jt: 0,
-                jf: 0,
-                k: left.len() as u32,
-            });
-        }
-    }
-    code.extend(left);
-    code.extend(right);
-    code
 }
 
 /// Compiles the profile for a container whose capability mask is `caps`.
@@ -437,45 +334,25 @@ pub(crate) fn compile(p: &Profile, caps: u64) -> Vec<Insn> {
     }
     // Newer than the table: ENOSYS, so libc falls back to older syscalls.
     segs.push((p.max_nr + 1, Outcome::Ret(Action::Errno(ENOSYS))));
+    // A foreign architecture's numbers mean other syscalls: kill (as libseccomp's default
+    // bad-arch action does). x86_64 also runs x32 code: same arch value, bit 30 in the number.
     let mut code = vec![
         ld(4),
-        jeq(AUDIT_ARCH_X86_64, 1, 0),
+        jeq(p.arch.audit(), 1, 0),
         ret(RET_KILL_PROCESS),
         ld(0),
-        Insn {
+    ];
+    if p.arch == Arch::X86_64 {
+        // Except -1, which a tracer sets to skip a syscall (as libseccomp lets it through).
+        code.push(Insn {
             code: JMP_JGE_K,
             jt: 0,
-            jf: 1,
+            jf: 2,
             k: X32_SYSCALL_BIT,
-        },
-        ret(RET_KILL_PROCESS),
-    ];
+        });
+        code.push(jeq(u32::MAX, 1, 0));
+        code.push(ret(RET_KILL_PROCESS));
+    }
     code.extend(tree(&segs, p.default));
     code
-}
-
-/// Runs a program on one syscall (a BPF interpreter for tests): returns the `ret` value.
-#[cfg(test)]
-pub(crate) fn run(prog: &[Insn], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-    let mut data = [0u32; 16];
-    data[0] = nr;
-    data[1] = arch;
-    for (i, a) in args.iter().enumerate() {
-        data[4 + 2 * i] = *a as u32;
-        data[5 + 2 * i] = (*a >> 32) as u32;
-    }
-    let (mut pc, mut acc) = (0usize, 0u32);
-    loop {
-        let i = prog[pc];
-        pc += 1;
-        match i.code {
-            LD_W_ABS => acc = data[i.k as usize / 4],
-            ALU_AND_K => acc &= i.k,
-            RET_K => return i.k,
-            JMP_JA => pc += i.k as usize,
-            JMP_JEQ_K => pc += usize::from(if acc == i.k { i.jt } else { i.jf }),
-            JMP_JGE_K => pc += usize::from(if acc >= i.k { i.jt } else { i.jf }),
-            c => panic!("unknown opcode {c:#x}"),
-        }
-    }
 }

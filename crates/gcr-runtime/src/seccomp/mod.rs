@@ -1,8 +1,8 @@
 //! Docker's default seccomp profile, compiled ahead of time.
 //!
-//! The profile is data (`seccomp/default.profile`, x86_64 syscall numbers in
-//! `seccomp/syscalls_x86_64.txt`); `build.rs` compiles it with [`compile`] into classic BPF
-//! programs for the capability sets seen most (Docker's default set, each single added
+//! The profile is data (`seccomp/default.profile`, syscall numbers for x86_64 and aarch64
+//! in `seccomp/syscalls.txt`); `build.rs` compiles it with [`compile`], for the target
+//! architecture, into classic BPF programs for the capability sets seen most (Docker's default set, each single added
 //! capability, a few pairs). [`default_program`] picks one by the container's capability mask;
 //! a rare combination is compiled once at run time and cached. [`install`] loads a program
 //! with `seccomp(SECCOMP_SET_MODE_FILTER)`; it does not allocate, so it can run in the forked
@@ -13,8 +13,18 @@
 //! the filter before [`crate::caps::apply`] drops CAP_SYS_ADMIN; everything after it
 //! (capset, prctl, setresuid, setgroups, chdir, close_range, execve) is allowed by the
 //! profile, but mount, pivot_root, sethostname and unshare are not.
+//!
+//! Architectures: the program checks `seccomp_data.arch` and kills the process for any
+//! other (e.g. i386 code on x86_64), and on x86_64 also for x32 numbers. Only x86_64 and
+//! aarch64 have tables; building for another architecture fails with a message saying so.
+//! The tests compare every compiled program with libseccomp's for the same rules
+//! (`differential.rs`).
 
+#[cfg(test)]
+mod bpf;
 pub(crate) mod compile;
+#[cfg(test)]
+mod differential;
 
 use std::sync::Mutex;
 
@@ -26,7 +36,18 @@ const fn f(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
 include!(concat!(env!("OUT_DIR"), "/seccomp_variants.rs"));
 
 const PROFILE: &str = include_str!("../../seccomp/default.profile");
-const TABLE: &str = include_str!("../../seccomp/syscalls_x86_64.txt");
+const TABLE: &str = include_str!("../../seccomp/syscalls.txt");
+
+/// The architecture the programs are compiled for (the build target's).
+#[cfg(target_arch = "x86_64")]
+const ARCH: compile::Arch = compile::Arch::X86_64;
+#[cfg(target_arch = "aarch64")]
+const ARCH: compile::Arch = compile::Arch::Aarch64;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!(
+    "gcr's seccomp profile has syscall numbers for x86_64 and aarch64 only: add a column to \
+     crates/gcr-runtime/seccomp/syscalls.txt and an Arch in src/seccomp/compile.rs"
+);
 
 /// The kernel's limit on filter length (BPF_MAXINSNS).
 const MAX_INSNS: usize = 4096;
@@ -80,7 +101,7 @@ pub fn default_program(caps_mask: u64) -> &'static [libc::sock_filter] {
 /// Compiles the embedded profile for `caps` at run time.
 fn compile_for(caps: u64) -> Vec<libc::sock_filter> {
     // The same text was parsed by build.rs, so it cannot fail here.
-    let p = compile::parse(PROFILE, TABLE)
+    let p = compile::parse(PROFILE, TABLE, ARCH)
         .unwrap_or_else(|e| unreachable!("profile checked at build time: {e}"));
     compile::compile(&p, caps)
         .into_iter()

@@ -1,7 +1,7 @@
 //! Tests of the seccomp compiler (through a small BPF interpreter) and, as root, of the
 //! installed filter in forked children.
 
-use super::compile::{self, Insn, AUDIT_ARCH_X86_64};
+use super::compile::{self, Arch, Insn};
 use super::*;
 use crate::caps::{
     CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_PTRACE, CAP_SYS_TIME, DOCKER_DEFAULT_MASK,
@@ -12,6 +12,7 @@ const ALLOW: u32 = 0x7fff_0000;
 const EPERM: u32 = 0x0005_0001;
 const ENOSYS: u32 = 0x0005_0026;
 const KILL: u32 = 0x8000_0000;
+const ARCH_X86: u32 = compile::AUDIT_ARCH_X86_64;
 
 fn insns(p: &[libc::sock_filter]) -> Vec<Insn> {
     p.iter()
@@ -24,8 +25,20 @@ fn insns(p: &[libc::sock_filter]) -> Vec<Insn> {
         .collect()
 }
 
+/// Runs `prog` (checked as the kernel would) on one syscall of architecture `arch`.
+fn run(prog: &[Insn], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    bpf::check(prog).unwrap();
+    let d = bpf::Data {
+        nr,
+        arch,
+        ip: 0x7f00_1234_5678,
+        args,
+    };
+    bpf::run(prog, &d).unwrap()
+}
+
 fn eval(p: &[libc::sock_filter], nr: i64, a0: u64) -> u32 {
-    compile::run(&insns(p), AUDIT_ARCH_X86_64, nr as u32, [a0, 0, 0, 0, 0, 0])
+    run(&insns(p), ARCH.audit(), nr as u32, [a0, 0, 0, 0, 0, 0])
 }
 
 #[test]
@@ -82,12 +95,22 @@ fn seccomp_default_program_decisions() {
     assert_eq!(eval(p, libc::SYS_clone3, 0), ENOSYS);
     // Newer than the table: ENOSYS; wrong architecture or x32: kill.
     assert_eq!(eval(p, 600, 0), ENOSYS);
+    assert_eq!(run(&insns(p), 0x4000_0003, 20, [0; 6]), KILL, "i386");
+    assert_eq!(run(&insns(p), 0x4000_0028, 20, [0; 6]), KILL, "arm");
+    let foreign = match ARCH {
+        Arch::X86_64 => compile::AUDIT_ARCH_AARCH64,
+        Arch::Aarch64 => compile::AUDIT_ARCH_X86_64,
+    };
     assert_eq!(
-        compile::run(&insns(p), 0x4000_0003, 20, [0; 6]),
+        run(&insns(p), foreign, 20, [0; 6]),
         KILL,
-        "i386"
+        "other 64-bit arch"
     );
-    assert_eq!(eval(p, 0x4000_0000 | libc::SYS_getpid, 0), KILL, "x32");
+    let x32 = eval(p, i64::from(compile::X32_SYSCALL_BIT) | libc::SYS_getpid, 0);
+    match ARCH {
+        Arch::X86_64 => assert_eq!(x32, KILL, "x32"),
+        Arch::Aarch64 => assert_eq!(x32, ENOSYS, "no x32 on aarch64"),
+    }
 }
 
 #[test]
@@ -137,7 +160,7 @@ fn seccomp_capability_variants() {
 
 #[test]
 fn seccomp_precompiled_tables_match_the_compiler() {
-    let p = compile::parse(PROFILE, TABLE).unwrap();
+    let p = compile::parse(PROFILE, TABLE, ARCH).unwrap();
     assert_eq!(p.relevant_caps(), RELEVANT);
     assert!(precompiled_variants() >= 20);
     for (key, prog) in VARIANTS {
@@ -151,14 +174,14 @@ fn seccomp_long_jumps_use_ja() {
     let mut table = String::new();
     let mut profile = String::from("default errno 1\n");
     for i in 0..400 {
-        table += &format!("s{i} {i}\n");
+        table += &format!("s{i} {i} {i}\n");
         if i % 2 == 0 {
             profile += &format!("allow s{i} if arg0 == {i} and arg1 & 0xff00000000 == 0\n");
         } else if i % 3 == 0 {
             profile += &format!("allow s{i}\n");
         }
     }
-    let p = compile::parse(&profile, &table).unwrap();
+    let p = compile::parse(&profile, &table, Arch::X86_64).unwrap();
     let prog = compile::compile(&p, 0);
     assert!(prog.len() > 2000);
     assert!(
@@ -168,7 +191,7 @@ fn seccomp_long_jumps_use_ja() {
     for nr in 0..420u32 {
         let want_allow = nr < 400 && (nr % 2 == 1 && nr % 3 == 0);
         let arg_allow = nr < 400 && nr % 2 == 0;
-        let r = compile::run(&prog, AUDIT_ARCH_X86_64, nr, [u64::from(nr), 0, 0, 0, 0, 0]);
+        let r = run(&prog, ARCH_X86, nr, [u64::from(nr), 0, 0, 0, 0, 0]);
         let expect = if nr >= 400 {
             ENOSYS
         } else if want_allow || arg_allow {
@@ -178,19 +201,9 @@ fn seccomp_long_jumps_use_ja() {
         };
         assert_eq!(r, expect, "nr {nr}");
         if arg_allow {
-            let r = compile::run(
-                &prog,
-                AUDIT_ARCH_X86_64,
-                nr,
-                [u64::from(nr) + 1, 0, 0, 0, 0, 0],
-            );
+            let r = run(&prog, ARCH_X86, nr, [u64::from(nr) + 1, 0, 0, 0, 0, 0]);
             assert_eq!(r, EPERM, "nr {nr} with wrong arg0");
-            let r = compile::run(
-                &prog,
-                AUDIT_ARCH_X86_64,
-                nr,
-                [u64::from(nr), 1 << 36, 0, 0, 0, 0],
-            );
+            let r = run(&prog, ARCH_X86, nr, [u64::from(nr), 1 << 36, 0, 0, 0, 0]);
             assert_eq!(r, EPERM, "nr {nr} with masked arg1 bits");
         }
     }
@@ -198,21 +211,37 @@ fn seccomp_long_jumps_use_ja() {
 
 #[test]
 fn seccomp_profile_errors_are_clear() {
-    let t = "read 0\n";
-    assert!(compile::parse("allow read\n", t)
+    let t = "read 0 63\nopen 2 -\n";
+    assert!(compile::parse("allow read\n", t, Arch::X86_64)
         .unwrap_err()
         .contains("default"));
-    assert!(compile::parse("default errno 1\nallow nosuch\n", t)
-        .unwrap_err()
-        .contains("nosuch"));
-    assert!(compile::parse("default errno 1\n[cap WIZARD]\n", t)
-        .unwrap_err()
-        .contains("WIZARD"));
     assert!(
-        compile::parse("default errno 1\nallow read if arg9 == 1\n", t)
+        compile::parse("default errno 1\nallow nosuch\n", t, Arch::X86_64)
             .unwrap_err()
-            .contains("arg9")
+            .contains("nosuch")
     );
+    assert!(
+        compile::parse("default errno 1\n[cap WIZARD]\n", t, Arch::X86_64)
+            .unwrap_err()
+            .contains("WIZARD")
+    );
+    assert!(compile::parse(
+        "default errno 1\nallow read if arg9 == 1\n",
+        t,
+        Arch::X86_64
+    )
+    .unwrap_err()
+    .contains("arg9"));
+    assert!(
+        compile::parse("default errno 1\n", "read 0\n", Arch::X86_64)
+            .unwrap_err()
+            .contains("x86_64 aarch64")
+    );
+    // A syscall the architecture lacks is skipped there, not an error.
+    let p = compile::parse("default errno 1\nallow open read\n", t, Arch::Aarch64).unwrap();
+    let prog = compile::compile(&p, 0);
+    assert_eq!(run(&prog, compile::AUDIT_ARCH_AARCH64, 63, [0; 6]), ALLOW);
+    assert_eq!(run(&prog, compile::AUDIT_ARCH_AARCH64, 2, [0; 6]), EPERM);
     assert!(install(&[]).is_err());
 }
 
