@@ -108,6 +108,8 @@ impl Engine {
         // The image cache is only a cache (see container::imagecache); only this store's
         // entries go, other stores sharing the run dir keep theirs.
         self.forget_image_cache();
+        let _ = std::fs::remove_dir(dir.join("images"));
+        crate::housekeeper::remove_stale_sockets(dir);
         if !is_empty(dir) || !ours(dir) {
             return false;
         }

@@ -243,6 +243,34 @@ impl Client {
     }
 }
 
+/// Removes the sockets of housekeepers that are gone from `run_dir` (a housekeeper killed
+/// before it could remove its own), and their directory once empty. A live housekeeper
+/// holds its socket's lock, so its socket stays.
+pub fn remove_stale_sockets(run_dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let dir = run_dir.join("housekeeper");
+    if !wire::private_dir(&dir) {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for lock in entries.flatten().map(|e| e.path()) {
+        if lock.extension().is_none_or(|x| x != "lock") {
+            continue;
+        }
+        let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock) else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            let _ = std::fs::remove_file(lock.with_extension("sock"));
+            let _ = std::fs::remove_file(&lock);
+        }
+    }
+    let _ = std::fs::remove_dir(&dir);
+}
+
 /// An answer as the client takes it: a refusal is no answer (the run does the work).
 fn accept(a: Answer, fds: Vec<OwnedFd>) -> Option<(Answer, Vec<OwnedFd>)> {
     match a {
@@ -467,6 +495,28 @@ mod tests {
             assert!(c.ping());
             done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
+    }
+
+    #[test]
+    fn stale_sockets_go_live_ones_stay() {
+        if !root_or_skip("stale_sockets_go_live_ones_stay") {
+            return;
+        }
+        let (_t, root, run) = dirs();
+        let server = Server::bind(&root, &run).expect("bind");
+        let live = wire::socket_path(&root, &run, false).unwrap();
+        let dead = live.with_file_name("0000-p3.sock");
+        std::fs::write(&dead, "").unwrap();
+        std::fs::write(dead.with_extension("lock"), "").unwrap();
+        remove_stale_sockets(&run);
+        assert!(live.exists(), "a live housekeeper's socket was removed");
+        assert!(!dead.exists() && !dead.with_extension("lock").exists());
+        drop(server);
+        remove_stale_sockets(&run);
+        assert!(
+            !run.join("housekeeper").exists(),
+            "the empty directory stays"
+        );
     }
 
     #[test]
