@@ -21,6 +21,23 @@ pub mod timing;
 pub mod trash;
 pub mod volumes;
 
+// What the CLI uses of the crates below the engine, so that it talks to the engine only.
+pub use gcr_build::Event as BuildEvent;
+pub use gcr_core::lifecycle::humanize_ago;
+pub use gcr_core::Reference;
+pub use gcr_store::{ArchiveFormat, DoctorOptions, Progress, StoreError};
+
+/// Sizes as the CLI reads and prints them.
+pub mod units {
+    pub use gcr_core::units::{format_size_binary, human_size, parse_size};
+}
+
+/// The port-publishing relay daemon (`gcr network __proxy`).
+pub mod proxy {
+    pub use gcr_net::proxy::{daemonize, serve, Relay};
+    pub use gcr_net::Proto;
+}
+
 use std::path::{Path, PathBuf};
 
 use gcr_store::Store;

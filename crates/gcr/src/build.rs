@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use gcr_build::Event;
 use gcr_engine::build::{find_spec, BuildRequest};
+use gcr_engine::BuildEvent as Event;
 use gcr_engine::Engine;
 
 use crate::out::outln;
@@ -215,7 +215,7 @@ fn short(d: &str) -> String {
 }
 
 fn familiar(full: &str) -> String {
-    gcr_core::Reference::parse(full)
+    gcr_engine::Reference::parse(full)
         .map(|r| r.familiar())
         .unwrap_or_else(|_| full.to_string())
 }

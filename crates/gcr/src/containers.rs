@@ -20,7 +20,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
     let size = |flag: &str, v: &Option<String>| -> Result<Option<u64>, Failure> {
         v.as_deref()
             .map(|s| {
-                gcr_core::units::parse_size(s).map_err(|_| {
+                gcr_engine::units::parse_size(s).map_err(|_| {
                     usage(format!(
                         "invalid value '{s}' for {flag}: not a size; use e.g. 512m or 1g"
                     ))
@@ -335,9 +335,9 @@ pub fn stats(engine: &Engine, names: &[String], format: Format) -> Result<i32, F
             format!("{:.3}s", s.cpu_usage_ns as f64 / 1e9),
             format!(
                 "{} / {}",
-                gcr_core::units::format_size_binary(s.memory_usage),
+                gcr_engine::units::format_size_binary(s.memory_usage),
                 if mem_limit > 0 {
-                    gcr_core::units::format_size_binary(mem_limit)
+                    gcr_engine::units::format_size_binary(mem_limit)
                 } else {
                     "unlimited".into()
                 }

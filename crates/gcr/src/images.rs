@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use gcr_engine::Engine;
-use gcr_store::{ArchiveFormat, Progress};
+use gcr_engine::{ArchiveFormat, Progress};
 
 use crate::cli::{Cmd, Format, ImagesArgs, InspectArgs, SystemCmd};
 use crate::out::{self, errln, outln};
@@ -200,7 +200,7 @@ fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, 
         rows.push(vec![
             img,
             x.created
-                .map(|c| gcr_core::lifecycle::humanize_ago(now - c))
+                .map(|c| gcr_engine::humanize_ago(now - c))
                 .unwrap_or_else(|| "N/A".into()),
             x.created_by.chars().take(45).collect(),
             bytes(x.size),
@@ -225,7 +225,7 @@ fn open_input(path: &str) -> Result<Box<dyn std::io::Read>, Failure> {
         .map_err(|err| Failure::new(1, format!("cannot open {path}: {err}; check the path")))
 }
 
-fn store_err(err: gcr_store::StoreError) -> Failure {
+fn store_err(err: gcr_engine::StoreError) -> Failure {
     Failure::from(gcr_engine::EngineError::from(err))
 }
 
@@ -384,7 +384,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             snapshots,
             repair,
         } => {
-            let opts = gcr_store::DoctorOptions { snapshots, repair };
+            let opts = gcr_engine::DoctorOptions { snapshots, repair };
             let mut r = e.store.doctor_with(opts).map_err(store_err)?;
             if repair {
                 e.forget_image_cache();

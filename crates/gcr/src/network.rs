@@ -263,8 +263,8 @@ fn proxy(args: &[String]) -> Result<i32, Failure> {
         };
         let fd: i32 = fd.parse().map_err(|_| bad("bad fd"))?;
         let proto = match *proto {
-            "tcp" => gcr_net::Proto::Tcp,
-            "udp" => gcr_net::Proto::Udp,
+            "tcp" => gcr_engine::proxy::Proto::Tcp,
+            "udp" => gcr_engine::proxy::Proto::Udp,
             _ => return Err(bad("bad protocol")),
         };
         let target = std::net::SocketAddrV4::new(
@@ -273,14 +273,14 @@ fn proxy(args: &[String]) -> Result<i32, Failure> {
         );
         // SAFETY: the engine passed us this descriptor number, inherited for our sole use.
         let listener = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        relays.push(gcr_net::proxy::Relay {
+        relays.push(gcr_engine::proxy::Relay {
             listener,
             proto,
             target,
         });
     }
-    gcr_net::proxy::daemonize().map_err(|e| Failure::new(1, e.to_string()))?;
-    gcr_net::proxy::serve(relays, holder);
+    gcr_engine::proxy::daemonize().map_err(|e| Failure::new(1, e.to_string()))?;
+    gcr_engine::proxy::serve(relays, holder);
     // The relays are threads of this process: leave at once, without waiting for them.
     std::process::exit(0)
 }

@@ -41,7 +41,7 @@ pub fn table_out(headers: &[&str], rows: &[Vec<String>]) -> Result<(), Failure> 
 
 /// Human size in Docker's style (decimal units): `4.26MB`, `512B`.
 pub fn bytes(n: u64) -> String {
-    gcr_core::units::human_size(n)
+    gcr_engine::units::human_size(n)
 }
 
 #[cfg(test)]
