@@ -52,10 +52,11 @@ pub(crate) fn check(prog: &[Insn]) -> Result<(), String> {
             0x60 | 0x61 | 0x02 | 0x03 if i.k >= 16 => return bad("scratch slot out of range"),
             0x34 | 0x94 if i.k == 0 => return bad("division by zero"),
             0x05 if !after(i.k as usize) => return bad("jump past the end"),
-            c if c & 0x07 == 0x05 && c != 0x05 => {
-                if !after(usize::from(i.jt)) || !after(usize::from(i.jf)) {
-                    return bad("jump past the end");
-                }
+            c if c & 0x07 == 0x05
+                && c != 0x05
+                && (!after(usize::from(i.jt)) || !after(usize::from(i.jf))) =>
+            {
+                return bad("jump past the end")
             }
             _ => {}
         }

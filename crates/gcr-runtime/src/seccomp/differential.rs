@@ -11,16 +11,20 @@
 //! Needs `python3-seccomp` (scripts/deps.sh): skipped without it, a failure with CI=true.
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 
 use super::bpf::{self, Data};
 use super::compile::{self, Arch, Insn, AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::{default_program, ARCH, PROFILE, RELEVANT, TABLE, VARIANTS};
+use crate::caps::DOCKER_DEFAULT_MASK;
 
 const DIR: &str = env!("CARGO_MANIFEST_DIR");
 const ENOSYS: u32 = 0x0005_0026;
 const ALLOW: u32 = 0x7fff_0000;
 const KILL: u32 = 0x8000_0000;
+/// The profile's default action.
+const EPERM: u32 = 0x0005_0001;
 
 /// splitmix64: fixed-seed pseudo-random values, so every run checks the same cases.
 struct Rng(u64);
@@ -198,7 +202,7 @@ fn cases(arch: Arch, rng: &mut Rng) -> Vec<Data> {
 fn load_bpf(path: &std::path::Path) -> Vec<Insn> {
     let bytes = std::fs::read(path).unwrap();
     assert!(
-        !bytes.is_empty() && bytes.len() % 8 == 0,
+        !bytes.is_empty() && bytes.len().is_multiple_of(8),
         "{path:?}: {} bytes",
         bytes.len()
     );
@@ -246,6 +250,94 @@ fn cap_list(mask: u64) -> String {
     }
 }
 
+/// Counts and the first differences of comparing program pairs.
+#[derive(Default)]
+struct Comparison {
+    evaluations: usize,
+    enosys_above_table: usize,
+    not_compared: usize,
+    outcomes: BTreeSet<u32>,
+    mismatches: Vec<String>,
+    mismatch_count: usize,
+}
+
+impl Comparison {
+    /// Runs both programs on every case; `skipped` numbers are not compared.
+    fn pair(&mut self, arch: Arch, label: &str, ours: &[Insn], theirs: &[Insn], cases: &[Data]) {
+        self.pair_skipping(arch, label, ours, theirs, cases, &BTreeSet::new());
+    }
+
+    fn pair_skipping(
+        &mut self,
+        arch: Arch,
+        label: &str,
+        ours: &[Insn],
+        theirs: &[Insn],
+        cases: &[Data],
+        skipped: &BTreeSet<u32>,
+    ) {
+        bpf::check(ours).unwrap();
+        bpf::check(theirs).unwrap();
+        let max = table(arch).iter().map(|(_, n)| *n).max().unwrap_or(0);
+        for d in cases {
+            let native = d.arch == arch.audit();
+            if native && skipped.contains(&d.nr) {
+                self.not_compared += 1;
+                continue;
+            }
+            let o = bpf::run(ours, d).unwrap();
+            let t = bpf::run(theirs, d).unwrap();
+            self.evaluations += 2;
+            self.outcomes.insert(o);
+            let x32 = arch == Arch::X86_64 && d.nr >= X32_SYSCALL_BIT && d.nr != u32::MAX;
+            let ok = if native && d.nr > max && !x32 {
+                // The one intended difference: libseccomp has no rule, gcr says ENOSYS.
+                self.enosys_above_table += 1;
+                o == ENOSYS && t == EPERM
+            } else {
+                o == t
+            };
+            if !ok {
+                self.mismatch_count += 1;
+                if self.mismatches.len() < 20 {
+                    self.mismatches.push(format!(
+                        "{label}: arch {:#x} nr {} args {:#x?}: gcr {} libseccomp {}",
+                        d.arch,
+                        d.nr,
+                        d.args,
+                        bpf::describe(o),
+                        bpf::describe(t)
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Runs `libseccomp_ref.py` on `jobs` (one line each); returns its report lines.
+fn reference(py: &str, profile: &std::path::Path, jobs: &str) -> Vec<String> {
+    let mut child = Command::new(py)
+        .arg(format!("{DIR}/src/seccomp/libseccomp_ref.py"))
+        .arg(profile)
+        .arg(format!("{DIR}/seccomp/syscalls.txt"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(jobs.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "libseccomp_ref.py failed: {}{report}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report.lines().map(str::to_string).collect()
+}
+
 #[test]
 fn seccomp_matches_libseccomp() {
     let Some(py) = python_with_libseccomp() else {
@@ -268,48 +360,32 @@ fn seccomp_matches_libseccomp() {
             pairs.push((arch, *mask, out));
         }
     }
-    let mut child = Command::new(py)
-        .arg(format!("{DIR}/src/seccomp/libseccomp_ref.py"))
-        .arg(format!("{DIR}/seccomp/default.profile"))
-        .arg(format!("{DIR}/seccomp/syscalls.txt"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), jobs.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "libseccomp_ref.py failed: {}{report}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: BTreeSet<&str> = report.lines().collect();
-    let mismatched: Vec<&&str> = lines.iter().filter(|l| l.starts_with("mismatch")).collect();
+    let profile = std::path::PathBuf::from(format!("{DIR}/seccomp/default.profile"));
+    let lines = reference(py, &profile, &jobs);
+    let word = |l: &String, w: &str| l.split_whitespace().next() == Some(w);
+    let mismatched: Vec<&String> = lines.iter().filter(|l| word(l, "mismatch")).collect();
     assert!(
         mismatched.is_empty(),
         "syscalls.txt disagrees with libseccomp: {mismatched:?}"
     );
     // Names libseccomp cannot place on a foreign architecture: their numbers are not compared.
-    let skipped: BTreeSet<(String, u32)> = lines
-        .iter()
-        .filter_map(|l| {
-            let t: Vec<&str> = l.split_whitespace().collect();
-            (t.first() == Some(&"skipped")).then(|| (t[1].to_string(), t[3].parse().unwrap()))
-        })
-        .collect();
-
+    let skipped = |arch: Arch| -> BTreeSet<u32> {
+        lines
+            .iter()
+            .filter(|l| word(l, "skipped"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|t| t[1] == arch_name(arch))
+            .map(|t| t[3].parse().unwrap())
+            .collect()
+    };
     let mut rng = Rng(0x7365_6363_6f6d_7021);
-    let mut mismatches = Vec::new();
-    let (mut evaluations, mut enosys_above_table, mut not_compared) = (0usize, 0usize, 0usize);
-    let mut seen = BTreeSet::new();
+    let mut cmp = Comparison::default();
     let mut total_cases = 0;
     for arch in Arch::ALL {
         let cases = cases(arch, &mut rng);
         total_cases += cases.len();
-        let max = table(arch).iter().map(|(_, n)| *n).max().unwrap_or(0);
         let p = compile::parse(PROFILE, TABLE, arch).unwrap();
+        let skipped = skipped(arch);
         for (_, mask, path) in pairs.iter().filter(|(a, _, _)| *a == arch) {
             // For the build's own architecture compare what gcr installs, else compile now.
             let ours = if arch == ARCH {
@@ -317,63 +393,90 @@ fn seccomp_matches_libseccomp() {
             } else {
                 compile::compile(&p, *mask)
             };
+            let label = format!("{} caps [{}]", arch_name(arch), cap_list(*mask));
             let theirs = load_bpf(path);
-            bpf::check(&ours).unwrap();
-            bpf::check(&theirs).unwrap();
-            for d in &cases {
-                let native = d.arch == arch.audit();
-                if native && skipped.contains(&(arch_name(arch).to_string(), d.nr)) {
-                    not_compared += 1;
-                    continue;
-                }
-                let o = bpf::run(&ours, d).unwrap();
-                let t = bpf::run(&theirs, d).unwrap();
-                evaluations += 2;
-                seen.insert(o);
-                let x32 = arch == Arch::X86_64 && d.nr >= X32_SYSCALL_BIT && d.nr != u32::MAX;
-                let above_table = native && d.nr > max && !x32;
-                let ok = if above_table {
-                    enosys_above_table += 1;
-                    o == ENOSYS && t == 0x0005_0001
-                } else {
-                    o == t
-                };
-                if !ok && mismatches.len() < 20 {
-                    mismatches.push(format!(
-                        "{} caps [{}] arch {:#x} nr {} args {:#x?}: gcr {} libseccomp {}",
-                        arch_name(arch),
-                        cap_list(*mask),
-                        d.arch,
-                        d.nr,
-                        d.args,
-                        bpf::describe(o),
-                        bpf::describe(t)
-                    ));
-                }
-            }
+            cmp.pair_skipping(arch, &label, &ours, &theirs, &cases, &skipped);
         }
     }
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(cmp.mismatches.is_empty(), "{}", cmp.mismatches.join("\n"));
     // The cases reach every kind of outcome, so agreement means something.
-    for want in [ALLOW, KILL, ENOSYS, 0x0005_0001] {
+    for want in [ALLOW, KILL, ENOSYS, EPERM] {
         assert!(
-            seen.contains(&want),
+            cmp.outcomes.contains(&want),
             "no case returned {}",
             bpf::describe(want)
         );
     }
+    let resolved: Vec<&String> = lines.iter().filter(|l| word(l, "resolved")).collect();
     println!(
-        "seccomp vs libseccomp: {} programs ({} capability sets x 2 architectures), {} \
-         cases, {evaluations} evaluations, {enosys_above_table} above-table ENOSYS checks, \
-         {not_compared} not compared; reference: {}",
+        "seccomp vs libseccomp: {} programs ({} capability sets x 2 architectures), {} cases, \
+         {} evaluations, {} above-table ENOSYS checks, {} not compared, {} reference jobs",
         pairs.len(),
         masks.len(),
         total_cases,
-        lines
-            .iter()
-            .filter(|l| l.starts_with("resolved"))
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", ")
+        cmp.evaluations,
+        cmp.enosys_above_table,
+        cmp.not_compared,
+        resolved.len(),
     );
+}
+
+/// The comparison finds real differences: profiles with one rule changed, compiled by gcr,
+/// against libseccomp's program for the unchanged profile.
+#[test]
+fn seccomp_differential_catches_changed_rules() {
+    let Some(py) = python_with_libseccomp() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ref.bpf");
+    let caps = DOCKER_DEFAULT_MASK & RELEVANT;
+    let jobs = format!("{} {} {}\n", arch_name(ARCH), out.display(), cap_list(caps));
+    reference(
+        py,
+        std::path::Path::new(&format!("{DIR}/seccomp/default.profile")),
+        &jobs,
+    );
+    let theirs = load_bpf(&out);
+    let mut rng = Rng(1);
+    let cases = cases(ARCH, &mut rng);
+    let mut unchanged = Comparison::default();
+    unchanged.pair(
+        ARCH,
+        "unchanged",
+        &to_insns(default_program(caps)),
+        &theirs,
+        &cases,
+    );
+    assert_eq!(unchanged.mismatch_count, 0, "{:?}", unchanged.mismatches);
+    for (from, to) in [
+        // clone's namespace mask without CLONE_NEWUSER.
+        ("0x7e020000", "0x6e020000"),
+        // one personality value fewer.
+        ("allow personality if arg0 == 0x20008\n", ""),
+        // another socket family refused.
+        ("allow socket if arg0 != 40", "allow socket if arg0 != 41"),
+        // a 64-bit compare cut to 32 bits.
+        ("arg0 == 0xffffffff", "arg0 & 0xffffffff == 0xffffffff"),
+        // one syscall fewer.
+        (" getpid ", " "),
+        // another default errno.
+        ("default errno 1", "default errno 13"),
+    ] {
+        assert!(PROFILE.contains(from), "{from:?}");
+        let changed = PROFILE.replacen(from, to, 1);
+        let p = compile::parse(&changed, TABLE, ARCH).unwrap();
+        let mut cmp = Comparison::default();
+        cmp.pair(
+            ARCH,
+            "changed",
+            &compile::compile(&p, caps),
+            &theirs,
+            &cases,
+        );
+        assert!(
+            cmp.mismatch_count > 0,
+            "changing {from:?} to {to:?} went unnoticed"
+        );
+    }
 }
