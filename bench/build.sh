@@ -8,11 +8,16 @@ need_pkgs hyperfine busybox-static buildah
 build_gcr
 export GCR_ROOT=$(mktemp -d /tmp/gcr-bench-build.XXXXXX)
 work=$(mktemp -d /tmp/gcr-bench-build-ctx.XXXXXX)
+# Every buildah bud --no-cache run leaves the previous bench/app:1 untagged, and --layers
+# keeps intermediate images: remove everything the run added to buildah's store (whatever
+# the exit), and only that.
+buildah_ids > "$work/buildah-before"
 cleanup() {
-  buildah rmi -f localhost/bench/app:1 localhost/bench/busybox:1 >/dev/null 2>&1 || true
+  buildah_cleanup "$work/buildah-before"
   rm -rf "$GCR_ROOT" "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 mk_busybox_tar "$work/busybox.tar"
 "$GCR" import "$work/busybox.tar" bench/busybox:1 >/dev/null

@@ -31,6 +31,45 @@ setup_podman() {
   fi
 }
 
+# buildah_ids: the IDs of every image (intermediate ones too) and container in buildah's
+# store, one a line. Save them before a run; buildah_cleanup removes only what is new since.
+buildah_ids() {
+  { buildah images -a -q --no-trunc; buildah containers -a -q --notruncate; } 2>/dev/null | sort -u
+}
+
+# buildah_cleanup BEFORE_FILE: removes the containers, then the images, that are not listed in
+# BEFORE_FILE (repeatedly: a layer image goes only after the images built on it).
+buildah_cleanup() {
+  local before=$1 pass id new
+  for id in $(buildah containers -a -q --notruncate 2>/dev/null); do
+    grep -qxF "$id" "$before" || buildah rm "$id" >/dev/null 2>&1 || true
+  done
+  for pass in 1 2 3 4 5; do
+    new=$(buildah images -a -q --no-trunc 2>/dev/null | grep -vxF -f "$before" || true)
+    [ -n "$new" ] || return 0
+    for id in $new; do buildah rmi -f "$id" >/dev/null 2>&1 || true; done
+  done
+  echo "bench: buildah images left behind: $new" >&2
+}
+
+# private_podman DIR: sets PODMAN to a podman command line using a store under DIR only, so
+# images from other runs (or from buildah, which shares podman's default store) do not count.
+private_podman() {
+  mkdir -p "$1/root" "$1/runroot"
+  PODMAN="podman --root $1/root --runroot $1/runroot"
+}
+
+# private_podman_cleanup DIR: empties the store made by private_podman, unmounts what podman
+# left mounted under DIR and deletes it.
+private_podman_cleanup() {
+  local dir=$1
+  [ -d "$dir" ] || return 0
+  podman --root "$dir/root" --runroot "$dir/runroot" rm -a -f >/dev/null 2>&1 || true
+  podman --root "$dir/root" --runroot "$dir/runroot" rmi -a -f >/dev/null 2>&1 || true
+  findmnt -rn -o TARGET | grep -F "$dir/" | sort -r | xargs -r umount -l 2>/dev/null || true
+  rm -rf "$dir"
+}
+
 # median_ms NAME: median of a hyperfine JSON export, in milliseconds.
 median_ms() {
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.2f" % (r["median"]*1000))' "$RESULTS/$1.json"
