@@ -206,7 +206,6 @@ pub fn build(
         dependencies: spec.build.dependencies.len(),
         commands: spec.build.commands.len(),
     });
-    cache::ensure_tables(store.conn())?;
 
     // Base image.
     let (base_id, base_manifest, base_cfg, base_layers) = match &spec.base {

@@ -1,47 +1,11 @@
-//! The build's own tables (created on first use, outside the store's schema version): the
-//! step cache (key → layer, one primary-key lookup), the file-metadata index and the build
-//! transcripts keyed by image id.
+//! The build's tables (made by the store's schema, version 4): the step cache (key → layer,
+//! one primary-key lookup), the file-metadata index and the build transcripts keyed by
+//! image id.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 use crate::error::Result;
 use gcr_store::{NewLayer, Store, LAYER_MEDIA_TYPE};
-
-const TABLES: &str = "
-CREATE TABLE IF NOT EXISTS build_cache(
-    key TEXT PRIMARY KEY,             -- sha256(parent chain id, canonical step, input digests)
-    digest TEXT NOT NULL,
-    diff_id TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS build_file_index(
-    path TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    ctime_ns INTEGER NOT NULL,
-    ino INTEGER NOT NULL,
-    digest TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS build_transcripts(
-    image_id TEXT PRIMARY KEY,
-    transcript TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-";
-
-/// Creates the build tables if needed (cheap when they exist: no write).
-pub fn ensure_tables(conn: &Connection) -> Result<()> {
-    let have: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('build_cache', 'build_file_index', 'build_transcripts')",
-        [],
-        |r| r.get(0),
-    )?;
-    if have < 3 {
-        conn.execute_batch(TABLES)?;
-    }
-    Ok(())
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -87,7 +51,6 @@ pub fn save_transcript(store: &Store, image_id: &str, t: &serde_json::Value) -> 
 
 /// The stored transcript of an image id, if it was built here.
 pub fn transcript(store: &Store, image_id: &str) -> Result<Option<serde_json::Value>> {
-    ensure_tables(store.conn())?;
     let t: Option<String> = store
         .conn()
         .query_row(

@@ -78,15 +78,6 @@ pub fn put_bytes(store: &Store, data: &[u8], digest: &str) -> Result<()> {
     Ok(())
 }
 
-fn ensure_sources(store: &Store) -> Result<()> {
-    store.conn().execute_batch(
-        "CREATE TABLE IF NOT EXISTS registry_blob_sources(
-            digest TEXT NOT NULL, registry TEXT NOT NULL, repository TEXT NOT NULL,
-            PRIMARY KEY(digest, registry, repository))",
-    )?;
-    Ok(())
-}
-
 /// Records that `digests` exist in `registry/repository` (best effort).
 pub fn record_sources(
     store: &Store,
@@ -94,7 +85,6 @@ pub fn record_sources(
     repository: &str,
     digests: &[String],
 ) -> Result<()> {
-    ensure_sources(store)?;
     store.transaction(|tx| -> Result<()> {
         let mut st = tx.prepare_cached(
             "INSERT OR IGNORE INTO registry_blob_sources(digest, registry, repository) VALUES (?1, ?2, ?3)",
@@ -108,7 +98,6 @@ pub fn record_sources(
 
 /// Another repository of `registry` known to hold `digest`, if any.
 pub fn source_of(store: &Store, registry: &str, repository: &str, digest: &str) -> Option<String> {
-    ensure_sources(store).ok()?;
     store
         .conn()
         .query_row(

@@ -1,10 +1,13 @@
-//! The database schema, created and migrated by `PRAGMA user_version`.
+//! The database schema, created and migrated by `PRAGMA user_version`. Every table of the
+//! store's database is made here, by a versioned migration; no other module creates tables
+//! (a test checks the sources). A migration, once released, is never edited: changes go
+//! into a new version.
 
 use crate::error::{Result, StoreError};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -103,6 +106,62 @@ ALTER TABLE snapshots ADD COLUMN entries INTEGER;
 ALTER TABLE snapshots ADD COLUMN bytes INTEGER;
 ";
 
+/// Version 4: the tables other modules used to create on first use, now made here: the
+/// build's step cache, file-metadata index and transcripts (gcr-build), the registry
+/// client's blob sources (gcr-registry), and volumes and networks (gcr-engine). `IF NOT
+/// EXISTS` because stores made by older versions may already have them, with these very
+/// definitions.
+const V4: &str = "
+CREATE TABLE IF NOT EXISTS build_cache(
+    key TEXT PRIMARY KEY,             -- sha256(parent chain id, canonical step, input digests)
+    digest TEXT NOT NULL,
+    diff_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS build_file_index(
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    digest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS build_transcripts(
+    image_id TEXT PRIMARY KEY,
+    transcript TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_blob_sources(
+    digest TEXT NOT NULL, registry TEXT NOT NULL, repository TEXT NOT NULL,
+    PRIMARY KEY(digest, registry, repository));
+CREATE TABLE IF NOT EXISTS volumes (
+    name      TEXT PRIMARY KEY,
+    created   INTEGER NOT NULL,
+    anonymous INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS networks (
+    name      TEXT PRIMARY KEY,
+    id        TEXT NOT NULL UNIQUE,
+    driver    TEXT NOT NULL,
+    bridge    TEXT NOT NULL UNIQUE,
+    subnet    TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    firewall  TEXT NOT NULL DEFAULT '',
+    next_host INTEGER NOT NULL DEFAULT 2
+);
+CREATE TABLE IF NOT EXISTS net_endpoints (
+    container TEXT PRIMARY KEY,
+    network   TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    names     TEXT NOT NULL,
+    veth      TEXT NOT NULL,
+    ports     TEXT NOT NULL DEFAULT '',
+    proxy_pid INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (network, ip)
+);
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -127,6 +186,9 @@ pub(crate) fn ensure(conn: &Connection) -> Result<()> {
         if v < 3 {
             conn.execute_batch(V3)?;
         }
+        if v < 4 {
+            conn.execute_batch(V4)?;
+        }
         conn.pragma_update(None, "user_version", VERSION)?;
         Ok(())
     })();
@@ -139,5 +201,195 @@ pub(crate) fn ensure(conn: &Connection) -> Result<()> {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+    use std::path::Path;
+
+    /// Every table the store's database must have after open.
+    const TABLES: [&str; 17] = [
+        "images",
+        "tags",
+        "layers",
+        "image_layers",
+        "snapshots",
+        "containers",
+        "events",
+        "registry_manifests",
+        "registry_tags",
+        "registry_blobs",
+        "registry_blob_sources",
+        "build_cache",
+        "build_file_index",
+        "build_transcripts",
+        "volumes",
+        "networks",
+        "net_endpoints",
+    ];
+
+    fn missing_tables(conn: &Connection) -> Vec<&'static str> {
+        TABLES
+            .into_iter()
+            .filter(|t| {
+                conn.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [t],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                    != 1
+            })
+            .collect()
+    }
+
+    fn version(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A store whose database was written by schema version `v` (with the tables that
+    /// version's modules created on first use, holding a row each), made from scratch.
+    fn old_store(dir: &Path, v: i64) {
+        drop(Store::open(dir).unwrap());
+        for f in ["gcr.db", "gcr.db-wal", "gcr.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let conn = Connection::open(dir.join("gcr.db")).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        for (n, m) in [V1, V2, V3].into_iter().enumerate() {
+            if (n as i64) < v {
+                conn.execute_batch(m).unwrap();
+            }
+        }
+        // What the volumes and build modules made on first use before version 4.
+        conn.execute_batch(V4).unwrap();
+        conn.execute(
+            "INSERT INTO volumes(name, created, anonymous) VALUES ('keep', 7, 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO build_cache(key, digest, diff_id, size, created_at) VALUES ('k', 'd', 'i', 1, 2)",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", v).unwrap();
+    }
+
+    #[test]
+    fn a_fresh_store_has_every_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        assert_eq!(missing_tables(store.conn()), Vec::<&str>::new());
+        assert_eq!(version(store.conn()), VERSION);
+    }
+
+    #[test]
+    fn old_stores_upgrade_to_every_table_and_keep_their_rows() {
+        for v in 1..VERSION {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("s");
+            old_store(&root, v);
+            let store = Store::open(&root).unwrap();
+            assert_eq!(
+                missing_tables(store.conn()),
+                Vec::<&str>::new(),
+                "from v{v}"
+            );
+            assert_eq!(version(store.conn()), VERSION, "from v{v}");
+            let created: i64 = store
+                .conn()
+                .query_row("SELECT created FROM volumes WHERE name = 'keep'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(created, 7, "from v{v}");
+            let cached: i64 = store
+                .conn()
+                .query_row("SELECT count(*) FROM build_cache", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(cached, 1, "from v{v}");
+        }
+    }
+
+    #[test]
+    fn a_store_without_the_module_tables_gets_them() {
+        // A version-3 store that never used volumes, networks or builds.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        drop(Store::open(&root).unwrap());
+        for f in ["gcr.db", "gcr.db-wal", "gcr.db-shm"] {
+            let _ = std::fs::remove_file(root.join(f));
+        }
+        let conn = Connection::open(root.join("gcr.db")).unwrap();
+        conn.execute_batch(&format!("{V1}{V2}{V3}")).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        assert!(missing_tables(&conn).contains(&"volumes"));
+        drop(conn);
+        let store = Store::open(&root).unwrap();
+        assert_eq!(missing_tables(store.conn()), Vec::<&str>::new());
+    }
+
+    /// Whether SQL text in `src` creates a table (any spacing or case).
+    fn creates_table(src: &str) -> bool {
+        let words: Vec<String> = src
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_uppercase)
+            .collect();
+        words.windows(2).enumerate().any(|(i, w)| {
+            w[0] == "CREATE"
+                && (w[1] == "TABLE"
+                    || (matches!(w[1].as_str(), "TEMP" | "TEMPORARY" | "VIRTUAL")
+                        && words.get(i + 2).is_some_and(|t| t == "TABLE")))
+        })
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "target") {
+                    rust_files(&p, out);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn the_detector_sees_table_creation_in_any_form() {
+        assert!(creates_table(
+            "conn.execute_batch(\"create  table if not exists t(x)\")"
+        ));
+        assert!(creates_table("\"CREATE\n    TEMP TABLE t(x)\""));
+        assert!(!creates_table(
+            "CREATE INDEX i ON t(x); -- the table is created elsewhere"
+        ));
+    }
+
+    #[test]
+    fn no_module_outside_the_schema_creates_a_table() {
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let this = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/schema.rs");
+        let this = this.canonicalize().unwrap();
+        let mut files = Vec::new();
+        rust_files(&crates, &mut files);
+        assert!(files.len() > 50, "only {} sources found", files.len());
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|p| p.canonicalize().is_ok_and(|c| c != this))
+            .filter(|p| creates_table(&std::fs::read_to_string(p).unwrap_or_default()))
+            .map(|p| p.display().to_string())
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "tables are created by migrations in gcr-store/src/schema.rs only; move these: {offenders:?}"
+        );
     }
 }

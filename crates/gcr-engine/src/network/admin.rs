@@ -97,7 +97,6 @@ impl Engine {
             .map(gcr_net::Subnet::parse)
             .transpose()
             .map_err(net_err)?;
-        db::ensure(self.store.conn())?;
         let _lock = setup::host_lock();
         let n = self.store.transaction(|tx| {
             if db::find_network(tx, name)?.is_some() {
@@ -125,7 +124,6 @@ impl Engine {
     /// `gcr network ls`: bridge networks (the default one first, once used), then host and
     /// none.
     pub fn network_list(&self) -> Result<Vec<NetworkInfo>, EngineError> {
-        db::ensure(self.store.conn())?;
         let mut out = Vec::new();
         for n in db::list_networks(self.store.conn())? {
             let m = self.members(&n.name)?;
@@ -142,7 +140,6 @@ impl Engine {
         if matches!(key, "host" | "none") {
             return Ok(pseudo(key));
         }
-        db::ensure(self.store.conn())?;
         let n = db::find_network(self.store.conn(), key)?.ok_or_else(|| not_found(key))?;
         let m = self.members(&n.name)?;
         Ok(info(&n, m))
@@ -155,7 +152,6 @@ impl Engine {
                 "network {key} is predefined and cannot be removed"
             )));
         }
-        db::ensure(self.store.conn())?;
         let n = db::find_network(self.store.conn(), key)?.ok_or_else(|| not_found(key))?;
         let users: Vec<String> = record::list(self.store.conn())?
             .into_iter()
@@ -177,7 +173,6 @@ impl Engine {
     /// Takes every bridge and firewall rule of this store's networks off the host (they
     /// come back on next use). For tests and resets; refused while containers are attached.
     pub fn network_teardown(&self) -> Result<(), EngineError> {
-        db::ensure(self.store.conn())?;
         let attached = db::all_endpoints(self.store.conn());
         if let Some(ep) = attached.first() {
             return Err(EngineError::Conflict(format!(

@@ -1,4 +1,4 @@
-//! The network tables, created on first use (not by the store schema): `networks` (one row
+//! The network tables (made by the store's schema, version 4): `networks` (one row
 //! per bridge network, with its IPAM cursor) and `net_endpoints` (one row per attached
 //! container: its address lease, veth, published ports and proxy). `UNIQUE(network, ip)`
 //! makes a double allocation impossible even across processes; allocation runs in a
@@ -11,35 +11,6 @@ use gcr_net::Subnet;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::EngineError;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS networks (
-    name      TEXT PRIMARY KEY,
-    id        TEXT NOT NULL UNIQUE,
-    driver    TEXT NOT NULL,
-    bridge    TEXT NOT NULL UNIQUE,
-    subnet    TEXT NOT NULL,
-    created   INTEGER NOT NULL,
-    firewall  TEXT NOT NULL DEFAULT '',
-    next_host INTEGER NOT NULL DEFAULT 2
-);
-CREATE TABLE IF NOT EXISTS net_endpoints (
-    container TEXT PRIMARY KEY,
-    network   TEXT NOT NULL,
-    ip        TEXT NOT NULL,
-    names     TEXT NOT NULL,
-    veth      TEXT NOT NULL,
-    ports     TEXT NOT NULL DEFAULT '',
-    proxy_pid INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (network, ip)
-);
-";
-
-/// Creates the network tables when missing (a no-op statement once they exist).
-pub fn ensure(conn: &Connection) -> Result<(), EngineError> {
-    conn.execute_batch(SCHEMA)?;
-    Ok(())
-}
 
 /// One bridge network.
 #[derive(Debug, Clone)]

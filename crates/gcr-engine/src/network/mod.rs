@@ -83,7 +83,6 @@ impl Engine {
                 )))
             }
             Some(other) => {
-                db::ensure(self.store.conn())?;
                 match db::find_network(self.store.conn(), other)? {
                     Some(n) => n.name,
                     None => {
@@ -131,7 +130,6 @@ impl Engine {
 
     fn attach_bridge(&self, r: &Record, network: &str) -> Result<NetAttachment, EngineError> {
         let conn = self.store.conn();
-        db::ensure(conn)?;
         let net = db::find_network(conn, network)?.ok_or_else(|| {
             EngineError::NotFound(format!(
                 "network {network} of container {} no longer exists; recreate it with 'gcr network create {network}'",

@@ -181,7 +181,6 @@ impl Engine {
     /// The default network's row, created (in the database only) on first use.
     pub(crate) fn default_network(&self) -> Result<NetRow, EngineError> {
         let conn = self.store.conn();
-        db::ensure(conn)?;
         if let Some(n) = db::find_network(conn, DEFAULT)? {
             return Ok(n);
         }

@@ -43,7 +43,6 @@ impl Engine {
     /// Creates volume `name` (row and directory) unless it exists.
     pub(crate) fn volume_ensure(&self, name: &str, anonymous: bool) -> Result<(), EngineError> {
         let conn = self.store.conn();
-        db::ensure(conn)?;
         let data = self.volume_dir(name).join("_data");
         if !data.is_dir() {
             std::fs::create_dir_all(&data)
@@ -95,7 +94,6 @@ impl Engine {
     }
 
     pub fn volume_list(&self) -> Result<Vec<VolumeInfo>, EngineError> {
-        db::ensure(self.store.conn())?;
         Ok(db::list(self.store.conn())?
             .iter()
             .map(|v| self.volume_info(v))
@@ -103,7 +101,6 @@ impl Engine {
     }
 
     pub fn volume_inspect(&self, name: &str) -> Result<VolumeInfo, EngineError> {
-        db::ensure(self.store.conn())?;
         let v = db::find(self.store.conn(), name)?.ok_or_else(|| {
             EngineError::NotFound(format!("no such volume: {name}; see 'gcr volume ls'"))
         })?;

@@ -1,21 +1,8 @@
-//! The `volumes` table (created on first use) and volume directories.
+//! The `volumes` table (made by the store's schema, version 4) and volume directories.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::EngineError;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS volumes (
-    name      TEXT PRIMARY KEY,
-    created   INTEGER NOT NULL,
-    anonymous INTEGER NOT NULL DEFAULT 0
-);
-";
-
-pub fn ensure(conn: &Connection) -> Result<(), EngineError> {
-    conn.execute_batch(SCHEMA)?;
-    Ok(())
-}
 
 /// One volume row.
 #[derive(Debug, Clone)]

@@ -1,26 +1,11 @@
 //! The registry server's records in the store's database: manifests per repository (with
 //! subject and artifact type for the referrers API), tags, and blob links per repository.
-//! The tables are created on first use; content lives in the store's blob CAS.
+//! The tables are made by the store's schema (version 2); content lives in the store's
+//! blob CAS.
 
 use crate::error::Result;
 use gcr_store::Store;
 use rusqlite::{params, OptionalExtension};
-
-/// Creates the registry tables if needed.
-pub fn ensure(store: &Store) -> Result<()> {
-    store.conn().execute_batch(
-        "CREATE TABLE IF NOT EXISTS registry_manifests(
-            repo TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
-            size INTEGER NOT NULL, subject TEXT, artifact_type TEXT, annotations TEXT,
-            PRIMARY KEY(repo, digest));
-         CREATE INDEX IF NOT EXISTS registry_manifests_subject ON registry_manifests(repo, subject);
-         CREATE TABLE IF NOT EXISTS registry_tags(
-            repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY(repo, tag));
-         CREATE TABLE IF NOT EXISTS registry_blobs(
-            repo TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY(repo, digest));",
-    )?;
-    Ok(())
-}
 
 /// A stored manifest.
 #[derive(Debug, Clone)]

@@ -161,7 +161,6 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
     };
     let timeout = timeout_from_env()?;
     let store = Store::open(&opts.root)?;
-    db::ensure(&store)?;
     let listener = std::net::TcpListener::bind(&opts.addr).map_err(|e| {
         RegistryError::Usage(format!(
             "cannot listen on {}: {e}; choose another --addr",
