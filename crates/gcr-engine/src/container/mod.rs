@@ -2,7 +2,9 @@
 //! supervisor of detached containers, and read-only views (`ps`, `inspect`, `top`, `stats`).
 
 pub mod config;
+mod detach;
 pub mod exec;
+pub mod guard;
 pub mod health;
 mod imagecache;
 mod mountpoints;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::procfs;
 use super::record::{self, Extra, Record, Update};
+use super::{guard, procfs};
 use crate::{Engine, EngineError};
 
 /// Docker-like refusal text, e.g. `container web is not running (exited 0, 2 minutes ago)`.
@@ -49,8 +49,14 @@ impl Engine {
         if container_alive || holder_alive {
             return Ok(r);
         }
-        // Nobody holds it any more (supervisor killed, or reboot).
-        let code = r.exit_code.unwrap_or(255);
+        // Nobody holds it any more (supervisor killed, or reboot). Its exit code is in its
+        // exit file when its supervisor or guard saw it (see `guard`); otherwise it is
+        // unknown, recorded as 255 with an `exit-unknown` event, never as a clean exit.
+        let (code, unknown) = match guard::lost_exit(self.run_dir(), &r) {
+            guard::Lost::Running => return Ok(r),
+            guard::Lost::Exited(code) => (code, false),
+            guard::Lost::Unknown => (guard::UNKNOWN_EXIT, true),
+        };
         let keep_rm = r.config.opts.rm;
         let mut fixed = r.clone();
         fixed.config.opts.rm = false;
@@ -58,6 +64,17 @@ impl Engine {
             // Someone (the holder finishing up, another gcr) recorded it meanwhile.
             Err(EngineError::Conflict(_)) => return record::find(self.store.conn(), &r.id),
             other => other?,
+        }
+        if unknown {
+            let _ = record::event(
+                self.store.conn(),
+                "container",
+                &r.id,
+                &r.name,
+                Some("exited"),
+                Some("exited"),
+                "exit-unknown",
+            );
         }
         if keep_rm {
             self.remove_files(&r);
@@ -360,6 +377,8 @@ impl Engine {
                 let EngineError::Conflict(_) = e else {
                     return Err(e);
                 };
+                // That one may have died before its signal: `-f` kills in any case.
+                self.kill_group(&r, libc::SIGKILL);
                 // Another stop or removal got there first: let it finish, then remove
                 // what it left (nothing, when it was a removal).
                 self.wait_recorded(&r.id, Duration::from_secs(10))?;
@@ -404,6 +423,7 @@ impl Engine {
             Err(e) => return Err(e),
         };
         if let Ok(c) = self.cgroup(&r.id) {
+            kill_strays(&c);
             let _ = c.destroy();
         }
         self.net_detach(&cur);
@@ -437,5 +457,18 @@ impl Engine {
             Err(EngineError::NotFound(_)) => Ok(0),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Kills what is left in the cgroup of a container being removed (a start abandoned by a
+/// process killed before it recorded it) and waits up to 2 s for it to go.
+fn kill_strays(c: &gcr_runtime::cgroups::Cgroup) {
+    if c.procs().is_empty() {
+        return;
+    }
+    c.kill_all(libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !c.procs().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
     }
 }

@@ -205,7 +205,7 @@ impl Engine {
     }
 
     /// `r` as running as `pid`, held by `holder`.
-    fn as_running(&self, r: &Record, pid: i32, holder: i32) -> (Record, Update) {
+    pub(crate) fn as_running(&self, r: &Record, pid: i32, holder: i32) -> (Record, Update) {
         let extra = Extra {
             holder_pid: holder,
             holder_start: procfs::start_time(holder).unwrap_or(0),

@@ -1,16 +1,13 @@
 //! The per-container supervisor of detached containers.
 //!
-//! `start_detached` forks; the child starts a new session, launches the container as its own
-//! child (so it can reap it), reports the pid through a pipe and then re-executes the gcr
-//! binary as `gcr __supervise …`, which keeps the pid and the parenthood but drops the
-//! client's memory. The supervisor copies the container's output into the CRI log with
-//! timestamps, records the exit (code, time, OOM), applies the restart policy with
-//! exponential backoff and removes `--rm` containers.
+//! Started by [`super::detach`] as the container's parent and re-executed as
+//! `gcr __supervise …`, it copies the container's output into the CRI log with timestamps,
+//! records the exit (code, time, OOM; the code is first noted in the exit file, see
+//! [`super::guard`]), applies the restart policy with exponential backoff and removes
+//! `--rm` containers.
 
-use std::ffi::CString;
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,26 +20,8 @@ use super::record::{self, Record};
 use crate::logs::LineWriter;
 use crate::{Engine, EngineError};
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), EngineError> {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(EngineError::Io(
-            "creating a pipe".into(),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: pipe2 succeeded, so both fds are fresh and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn clear_cloexec(fd: RawFd) {
-    // SAFETY: fcntl on an fd we own, with integer arguments only.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-}
-
 /// Launches with pipes (or a pty) whose read ends the supervisor keeps.
-fn launch_piped(e: &Engine, r: &Record) -> Result<(i32, Vec<OwnedFd>), EngineError> {
+pub(super) fn launch_piped(e: &Engine, r: &Record) -> Result<(i32, Vec<OwnedFd>), EngineError> {
     if r.config.opts.tty {
         let mut running = e.launch(r, Stdio::Pty)?;
         let master = running
@@ -53,8 +32,8 @@ fn launch_piped(e: &Engine, r: &Record) -> Result<(i32, Vec<OwnedFd>), EngineErr
         std::mem::forget(running);
         return Ok((pid, vec![master]));
     }
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    let (out_r, out_w) = super::detach::pipe()?;
+    let (err_r, err_w) = super::detach::pipe()?;
     let running = e.launch(
         r,
         Stdio::Fds {
@@ -66,116 +45,6 @@ fn launch_piped(e: &Engine, r: &Record) -> Result<(i32, Vec<OwnedFd>), EngineErr
     let pid = running.pid;
     std::mem::forget(running);
     Ok((pid, vec![out_r, err_r]))
-}
-
-impl Engine {
-    /// Starts `r` under a new supervisor and records it running. Returns when the
-    /// container's command has been executed (or failed to).
-    pub fn start_detached(&self, r: &mut Record, cause: &str) -> Result<(), EngineError> {
-        let (ready_r, ready_w) = pipe()?;
-        // SAFETY: gcr is single-threaded here; the child only launches the container, writes
-        // to a pipe and execs or exits.
-        let child = unsafe { libc::fork() };
-        if child < 0 {
-            return Err(EngineError::Io(
-                "fork".into(),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        if child == 0 {
-            drop(ready_r);
-            supervisor_child(self, r, ready_w);
-        }
-        drop(ready_w);
-        let mut msg = String::new();
-        let _ = std::fs::File::from(ready_r).read_to_string(&mut msg);
-        let mut status = 0;
-        if let Some(rest) = msg.strip_prefix("OK ") {
-            let pid: i32 = rest.trim().parse().unwrap_or(0);
-            self.mark_running(r, pid, child, cause)?;
-            return Ok(());
-        }
-        // The child failed before exec; reap it.
-        // SAFETY: waiting for our own child; `status` is a valid out pointer.
-        unsafe { libc::waitpid(child, &mut status, 0) };
-        let (code, text) = msg
-            .strip_prefix("ER ")
-            .and_then(|m| m.split_once(' '))
-            .map(|(c, t)| (c.parse().unwrap_or(125), t.to_string()))
-            .unwrap_or((125, "the supervisor failed to start".to_string()));
-        if code == 126 || code == 127 {
-            Err(EngineError::Exec { msg: text, code })
-        } else {
-            Err(EngineError::Internal(text))
-        }
-    }
-}
-
-/// Runs in the forked child: never returns.
-fn supervisor_child(e: &Engine, r: &Record, ready: OwnedFd) -> ! {
-    // SAFETY: setsid has no memory arguments; the child leaves the caller's session.
-    unsafe { libc::setsid() };
-    if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors of this process.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
-    }
-    let mut ready = std::fs::File::from(ready);
-    // The parent's SQLite connection stays the parent's: this process opens its own if the
-    // launch needs the store (volumes, networks). The inherited one is never used or
-    // closed here (we exec or _exit).
-    let own = Engine::open_deferred(e.root(), e.run_dir());
-    let e = &own;
-    match launch_piped(e, r) {
-        Ok((pid, fds)) => {
-            let _ = write!(ready, "OK {pid}");
-            drop(ready);
-            let mut args = vec![
-                "gcr".to_string(),
-                "__supervise".into(),
-                e.root().to_string_lossy().into_owned(),
-                e.run_dir().to_string_lossy().into_owned(),
-                r.id.clone(),
-                pid.to_string(),
-                // The healthcheck travels on the command line, so the supervisor does not
-                // open the database until it has something to record.
-                r.config
-                    .resolved
-                    .health
-                    .as_ref()
-                    .and_then(|h| serde_json::to_string(h).ok())
-                    .unwrap_or_else(|| "-".into()),
-            ];
-            for fd in fds {
-                let raw = fd.into_raw_fd();
-                clear_cloexec(raw);
-                args.push(raw.to_string());
-            }
-            exec_self(&args);
-            // SAFETY: leaving the forked child without running the parent's destructors.
-            unsafe { libc::_exit(125) }
-        }
-        Err(err) => {
-            let code = err.run_exit_code();
-            let _ = write!(ready, "ER {code} {err}");
-            // SAFETY: as above.
-            unsafe { libc::_exit(1) }
-        }
-    }
-}
-
-fn exec_self(args: &[String]) {
-    let c: Vec<CString> = args
-        .iter()
-        .filter_map(|a| CString::new(a.as_str()).ok())
-        .collect();
-    let mut ptrs: Vec<*const libc::c_char> = c.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    let exe = c"/proc/self/exe";
-    // SAFETY: `exe` and every pointer in `ptrs` point to NUL-terminated strings kept alive
-    // by `c` for the call; the array is NULL-terminated.
-    unsafe { libc::execv(exe.as_ptr(), ptrs.as_ptr()) };
 }
 
 /// Streams of one running container: fds and their stream names.
@@ -253,31 +122,28 @@ enum PumpResult {
     Exited,
 }
 
-fn reap(pid: i32) -> i32 {
-    let mut status = 0;
-    // SAFETY: waiting for our own child with a valid out pointer.
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    if r != pid {
-        return 255;
-    }
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        255
-    }
-}
-
-/// Entry point of `gcr __supervise ROOT RUN_DIR ID PID HEALTH_JSON|- FD...`.
+/// Entry point of `gcr __supervise ROOT RUN_DIR ID PID HEALTH_JSON|- CONFIRM_FD:CLIENT_PID
+/// FD...`, and of `gcr __supervise guard ...` (see [`super::guard`]).
 pub fn main(args: &[String]) -> i32 {
-    let [root, run_dir, id, pid, health, fds @ ..] = args else {
+    if let Some(("guard", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        return super::guard::main(rest);
+    }
+    let [root, run_dir, id, pid, health, confirm, fds @ ..] = args else {
         return 2;
     };
     let health: Option<HealthConfig> = serde_json::from_str(health).ok();
     let Ok(mut pid) = pid.parse::<i32>() else {
         return 2;
     };
+    let Some((Ok(confirm), Ok(client))) = confirm
+        .split_once(':')
+        .map(|(f, c)| (f.parse::<RawFd>(), c.parse::<i32>()))
+    else {
+        return 2;
+    };
+    // SAFETY: the confirmation pipe was handed to us across exec by our parent, which gave
+    // up ownership of it.
+    let confirm = unsafe { OwnedFd::from_raw_fd(confirm) };
     let fds: Vec<OwnedFd> = fds
         .iter()
         .filter_map(|f| f.parse::<RawFd>().ok())
@@ -287,6 +153,21 @@ pub fn main(args: &[String]) -> i32 {
         .collect();
     let root = PathBuf::from(root);
     let run_dir = PathBuf::from(run_dir);
+    let ours = super::detach::confirmed(confirm)
+        || super::detach::take_over(&root, &run_dir, id, pid, client);
+    if !ours {
+        // Not ours to run (see take_over): it was killed; wait for it and leave no cgroup
+        // behind when its row is gone.
+        super::guard::reap_noted(&run_dir, id, pid);
+        if let Ok(engine) = Engine::open(&root, &run_dir) {
+            if let Err(EngineError::NotFound(_)) = record::find(engine.store.conn(), id) {
+                if let Ok(c) = engine.cgroup(id) {
+                    let _ = c.destroy();
+                }
+            }
+        }
+        return 0;
+    }
     supervise(&root, &run_dir, id, &mut pid, fds, health)
 }
 
@@ -303,7 +184,7 @@ fn open_log(root: &Path, id: &str) -> Option<std::fs::File> {
 /// starting would otherwise stay counted in its RSS. Only read-and-execute, file-backed
 /// private mappings are touched: their pages are never written, so they simply fault back
 /// in from the page cache when needed.
-fn drop_startup_pages() {
+pub(crate) fn drop_startup_pages() {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return;
     };
@@ -385,7 +266,7 @@ fn supervise(
                 }
             }
         }
-        let code = reap(*pid);
+        let code = super::guard::reap_noted(run_dir, id, *pid);
         // Drain what the container wrote just before it exited.
         while !streams.fds.is_empty() {
             if let PumpResult::Idle = streams.pump(&mut log, 0, &pidfd) {
