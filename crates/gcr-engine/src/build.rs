@@ -1,15 +1,20 @@
 //! `gcr build` in the engine: finds the spec, runs gcr-build against the store with a
-//! [`runner::RuntimeRunner`] that executes build commands with gcr-runtime, verifies
+//! [`runner::RuntimeRunner`] that executes build commands with gcr-runtime (each in a
+//! cgroup that dies with the build, see [`stepgroup`] and [`watch`]), verifies
 //! reproducibility (`--verify`) in two temporary stores, and serves build transcripts.
+//! Every build first removes the step groups of builds that were killed.
 
 mod runner;
+mod stepgroup;
 mod verify;
+mod watch;
 
 use std::path::{Path, PathBuf};
 
 use gcr_build::{BuildError, BuildOptions, Built, Event};
 
 pub use runner::RuntimeRunner;
+pub use stepgroup::reap_leftovers as reap_build_cgroups;
 pub use verify::Verified;
 
 use crate::{Engine, EngineError};
@@ -90,6 +95,7 @@ impl Engine {
             source_date_epoch: req.source_date_epoch,
             tag: true,
         };
+        reap_build_cgroups();
         let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
         gcr_build::build(&self.store, &runner, &opts, emit).map_err(build_err)
     }

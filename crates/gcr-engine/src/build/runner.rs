@@ -1,13 +1,18 @@
 //! Runs one build command with gcr-runtime: an OCI spec with Docker's defaults (the same
 //! builder `gcr run` uses), an overlay of the layers built so far plus a fresh upper dir,
-//! a loopback-only network unless `build.network: host`, no cgroup, and stdout/stderr
-//! captured through a pipe line by line.
+//! a loopback-only network unless `build.network: host`, a cgroup of its own (no limits;
+//! see [`super::stepgroup`]) watched by a [`StepWatch`] so that the step dies with a killed
+//! build, and stdout/stderr captured through a pipe line by line.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use gcr_build::{RunRequest, Runner};
+use gcr_runtime::cgroups::{CgroupManager, Resources};
 use gcr_runtime::{Launch, Network, Rootfs, SeccompMode, Stdio};
+
+use super::stepgroup;
+use super::watch::StepWatch;
 
 use crate::container::config::{ContainerConfig, Resolved, RunOptions};
 use crate::ocispec;
@@ -49,13 +54,18 @@ impl Runner for RuntimeRunner {
             },
         };
         let spec = ocispec::build(&cfg, Vec::new()).map_err(|e| e.to_string())?;
+        let manager = CgroupManager::detect()
+            .map_err(|e| format!("cannot give the build step a cgroup: {e}"))?;
+        let group = stepgroup::name(&req.id);
+        // Watched before it exists: a build killed from here on takes the step with it.
+        let watch = StepWatch::start(&manager.open(&group).paths())?;
         let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| format!("cannot create a pipe: {e}"))?;
         let wr2 = wr
             .try_clone()
             .map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
         let launch = Launch {
-            id: &req.id,
+            id: &group,
             spec: &spec,
             rootfs: Rootfs::Overlay {
                 lowers: req.lowers.clone(),
@@ -71,7 +81,7 @@ impl Runner for RuntimeRunner {
             },
             seccomp: SeccompMode::DockerDefault,
             init: false,
-            cgroup_resources: None,
+            cgroup_resources: Some(Resources::default()),
             network: if req.network_host {
                 Network::Host
             } else {
@@ -95,7 +105,16 @@ impl Runner for RuntimeRunner {
                 Err(_) => break,
             }
         }
-        let status = gcr_runtime::wait_exit(&running).map_err(|e| e.to_string())?;
-        Ok(status.code())
+        let status = gcr_runtime::wait_exit(&running);
+        // Whatever the step left behind in its group dies with it; a group that will not go
+        // is left to the watcher, which keeps killing for a while.
+        let removed = running.cgroup.as_ref().is_none_or(|cg| {
+            cg.kill_all(libc::SIGKILL);
+            cg.destroy().is_ok()
+        });
+        if removed {
+            watch.release();
+        }
+        Ok(status.map_err(|e| e.to_string())?.code())
     }
 }

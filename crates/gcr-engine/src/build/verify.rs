@@ -68,6 +68,7 @@ impl Engine {
             .prefix("verify-")
             .tempdir_in(self.store.temp_dir())
             .map_err(|e| EngineError::Io("creating a verification store".into(), e))?;
+        super::reap_build_cgroups();
         let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
         let mut digests = Vec::new();
         let mut stores = Vec::new();

@@ -223,6 +223,18 @@ impl CgroupManager {
         }
     }
 
+    /// The `gcr` parent directory in every hierarchy gcr uses (v2: one; v1: one per
+    /// hierarchy), whether or not it exists yet: where a later process finds the groups of
+    /// others (e.g. leftovers of a killed build).
+    pub fn parent_dirs(&self) -> Vec<PathBuf> {
+        match &self.layout {
+            Layout::V2 { root } => vec![root.join(PARENT)],
+            Layout::V1 { hierarchies } => {
+                hierarchies.iter().map(|h| h.mount.join(PARENT)).collect()
+            }
+        }
+    }
+
     /// The group of container `id`, without touching the filesystem.
     pub fn open(&self, id: &str) -> Cgroup {
         match &self.layout {

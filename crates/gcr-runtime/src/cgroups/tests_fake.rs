@@ -458,3 +458,18 @@ fn cgroups_v1_without_swap_accounting_limits_memory_only() {
         .join("memory/gcr/s/memory.memsw.limit_in_bytes")
         .exists());
 }
+
+#[test]
+fn cgroups_parent_dirs_are_those_of_the_hierarchies_in_use() {
+    let (_tmp, base, m) = fake_v1();
+    let mut dirs = m.parent_dirs();
+    dirs.sort();
+    let mut want: Vec<PathBuf> = ["cpu", "cpuacct", "freezer", "memory", "pids"]
+        .iter()
+        .map(|c| base.join(c).join(PARENT))
+        .collect();
+    want.sort();
+    assert_eq!(dirs, want, "the devices and unified mounts are not gcr's");
+    let (_tmp, root, m) = fake_v2();
+    assert_eq!(m.parent_dirs(), vec![root.join(PARENT)]);
+}
