@@ -37,9 +37,13 @@ fn owner(name: &str) -> Option<(u32, u64)> {
 }
 
 /// Whether the build that made group `name` is gone (its pid is free or belongs to a
-/// process started at another time).
+/// process started at another time; a start time of 0, recorded when the owner could not
+/// read its own, compares only the pid).
 fn orphaned(name: &str) -> bool {
-    owner(name).is_some_and(|(pid, start)| start_time(pid) != Some(start))
+    owner(name).is_some_and(|(pid, start)| match start_time(pid) {
+        None => true,
+        Some(now) => start != 0 && now != start,
+    })
 }
 
 /// Kills the processes of every build step group whose build is gone and removes the
@@ -107,6 +111,8 @@ mod tests {
         let me = std::process::id();
         let start = start_time(me).unwrap();
         assert!(orphaned(&format!("build-{me}.{}-abc", start + 1)));
+        assert!(!orphaned(&format!("build-{me}.0-abc")));
+        assert!(orphaned(&format!("build-{pid}.0-abc")));
         for other in ["0123abcd", "build-", "build-x.1-a", "build-12-a", "gcr"] {
             assert!(!orphaned(other), "{other}");
         }
