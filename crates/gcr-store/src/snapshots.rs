@@ -71,6 +71,9 @@ impl Store {
         let dest = self.snapshots_dir().join(&key);
         let mut sum = None;
         if !dest.exists() {
+            // A run killed while unpacking left its copy: it goes first (a retry would
+            // otherwise add its own, and only an import or `doctor --repair` removed it).
+            self.remove_stale_temp();
             let tmp = tempfile::Builder::new()
                 .prefix(&crate::tmpfiles::prefix("snap"))
                 .tempdir_in(self.tmp_dir())
