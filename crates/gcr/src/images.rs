@@ -390,6 +390,11 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                 e.forget_image_cache();
                 r.repaired
                     .push("dropped this store's image cache in the run dir".into());
+                for g in gcr_engine::build::reap_build_cgroups() {
+                    r.repaired.push(format!(
+                        "removed build step cgroup {g} of a build that is gone"
+                    ));
+                }
             }
             if format == Format::Json {
                 outln!(
