@@ -18,16 +18,21 @@ impl Engine {
     /// Validates flags, resolves the image and stores a new container in state `created`.
     pub fn create(&self, opts: RunOptions) -> Result<Record, EngineError> {
         let r = self.prepare_container(opts, false)?;
-        if let Err(e) = record::insert(self.store.conn(), &r) {
-            let _ = std::fs::remove_dir_all(self.container_dir(&r.id));
+        // The row first, then the directories: a process killed in between leaves a row
+        // (`rm` removes it; a start of it fails and says so), never a directory that no
+        // row names.
+        record::insert(self.store.conn(), &r)?;
+        if let Err(e) = premount::make_dirs(&self.container_dir(&r.id)) {
+            self.remove_files(&r);
+            let _ = record::delete(self.store.conn(), &r, "error");
             return Err(e);
         }
         Ok(r)
     }
 
     /// Everything `create` does but storing the row: validation, image, name, config and
-    /// the container's directories. `remember` records the image in the run directory's
-    /// image cache for the next foreground run (see [`imagecache`]).
+    /// (for a run) the container's directories. `remember` (a run) records the image in the
+    /// run directory's image cache for the next foreground run (see [`imagecache`]).
     fn prepare_container(&self, opts: RunOptions, remember: bool) -> Result<Record, EngineError> {
         check_options(&opts)?;
         let image = self.store.resolve_image(&opts.image).map_err(|e| {
@@ -60,7 +65,7 @@ impl Engine {
         if remember && crate::rundir::ensure(self.run_dir()).is_ok() {
             imagecache::save(self.run_dir(), self.root(), &cached);
         }
-        self.describe_container(opts, cached, true, None)
+        self.describe_container(opts, cached, true, None, remember)
     }
 
     /// [`Engine::prepare_container`] from an image cache entry, without the store: the
@@ -74,17 +79,18 @@ impl Engine {
         ahead: Option<String>,
     ) -> Result<Record, EngineError> {
         check_options(&opts)?;
-        self.describe_container(opts, cached, false, ahead)
+        self.describe_container(opts, cached, false, ahead, true)
     }
 
     /// The record of a new container (name, hostname, resolved configuration) and its
-    /// directories.
+    /// directories (when `dirs`).
     fn describe_container(
         &self,
         opts: RunOptions,
         image: imagecache::CachedImage,
         check_name: bool,
         ahead: Option<String>,
+        dirs: bool,
     ) -> Result<Record, EngineError> {
         let made_ahead = ahead.is_some();
         let id = ahead.unwrap_or_else(names::random_id);
@@ -122,7 +128,8 @@ impl Engine {
             restart_count: 0,
             extra: Extra::default(),
         };
-        if !made_ahead {
+        // `create` makes them once its row is stored (see `Engine::create`).
+        if !made_ahead && dirs {
             premount::make_dirs(&self.container_dir(&id))?;
         }
         Ok(r)
