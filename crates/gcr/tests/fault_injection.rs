@@ -21,7 +21,8 @@ use common::{busybox_tar, eventually, need_root, stderr, stdout, Env, IMAGE};
 const TRIALS: usize = 50;
 
 /// A container command that exits 0 on SIGTERM (sh as pid 1 would ignore it).
-const TRAP_LOOP: &str = "trap 'exit 0' TERM; while :; do sleep 0.05; done";
+/// It prints `ready` once the trap is set (a SIGTERM before that would be ignored).
+const TRAP_LOOP: &str = "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done";
 
 /// splitmix64: small, seedable, good enough to pick trials.
 struct Rng(u64);
@@ -187,6 +188,12 @@ impl World {
             Op::Stop | Op::Rm => {
                 self.env
                     .ok(&["run", "-d", "--name", &name, IMAGE, "sh", "-c", TRAP_LOOP]);
+                assert!(
+                    eventually(5, || stdout(&self.env.gcr(&["logs", &name]))
+                        .contains("ready")),
+                    "seed {} trial {n}: container {name} never got ready",
+                    self.seed
+                );
             }
             _ => {}
         }
@@ -615,6 +622,9 @@ fn exit_code_survives_a_killed_supervisor() {
     assert!(env.ok(&["events"]).contains("exit-unknown"));
     // A stopped container whose supervisor died: the code of its own exit, not 255.
     env.ok(&["run", "-d", "--name", "stop0", IMAGE, "sh", "-c", TRAP_LOOP]);
+    assert!(eventually(5, || env
+        .ok(&["logs", "stop0"])
+        .contains("ready")));
     kill9(ppid(pid_of("stop0")));
     env.ok(&["stop", "stop0"]);
     assert!(
