@@ -465,6 +465,7 @@ impl Store {
             image_event(tx, "delete", &img.id, None)?;
             lines.push(format!("Deleted: {}", img.id));
             let mut blobs = vec![img.id.clone(), img.manifest_digest.clone()];
+            crate::referrers::remove_for_subject(tx, &img.manifest_digest, &mut blobs)?;
             for LayerInfo { digest, .. } in &layers {
                 let used: bool = tx.query_row(
                     "SELECT EXISTS(SELECT 1 FROM image_layers WHERE digest = ?1)",
@@ -515,7 +516,8 @@ impl Store {
     }
 }
 
-/// True if any image row references the blob as config, manifest or layer.
+/// True if any image row references the blob as config, manifest or layer, or a referrer
+/// or the registry's records do.
 pub(crate) fn blob_referenced(conn: &Connection, digest: &str) -> Result<bool> {
     digest_hex(digest)?;
     Ok(conn.query_row(
@@ -523,7 +525,9 @@ pub(crate) fn blob_referenced(conn: &Connection, digest: &str) -> Result<bool> {
              OR EXISTS(SELECT 1 FROM images WHERE manifest_digest = ?1)
              OR EXISTS(SELECT 1 FROM image_layers WHERE digest = ?1)
              OR EXISTS(SELECT 1 FROM registry_blobs WHERE digest = ?1)
-             OR EXISTS(SELECT 1 FROM registry_manifests WHERE digest = ?1)",
+             OR EXISTS(SELECT 1 FROM registry_manifests WHERE digest = ?1)
+             OR EXISTS(SELECT 1 FROM referrers WHERE digest = ?1)
+             OR EXISTS(SELECT 1 FROM referrer_blobs WHERE blob = ?1)",
         [digest],
         |r| r.get(0),
     )?)

@@ -2,8 +2,9 @@
 //! (`blobs/sha256/<hex>`), the SQLite metadata database (`gcr.db`, WAL mode, shared safely by
 //! many gcr processes), images/tags/layers, layer snapshots unpacked once per chain ID,
 //! hostile-input-safe tar unpacking, deterministic rootfs import, oci-archive and
-//! docker-archive load/save, and `doctor`/`df`/`prune`. It also owns the schema of the
-//! `containers` and `events` tables, which the engine fills.
+//! docker-archive load/save, OCI 1.1 referrers indexed by subject, and
+//! `doctor`/`df`/`prune`. It also owns the schema of the `containers` and `events` tables,
+//! which the engine fills.
 
 mod archive;
 mod blobs;
@@ -16,6 +17,7 @@ mod layer;
 mod maint;
 mod perms;
 mod progress;
+mod referrers;
 mod save;
 mod schema;
 mod snapdigest;
@@ -32,6 +34,7 @@ pub use images::{HistoryEntry, ImageSummary, LayerInfo, ResolvedImage};
 pub use layer::{EntryData, LayerEntry, LAYER_MEDIA_TYPE};
 pub use maint::{DfReport, DfRow, PruneReport};
 pub use progress::{NoProgress, Progress};
+pub use referrers::{parse_referrer, Descriptor, ReferrerManifest, EMPTY_BLOB, EMPTY_MEDIA_TYPE};
 pub use tmpfiles::TempSweep;
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
 

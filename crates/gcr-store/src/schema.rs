@@ -7,7 +7,7 @@ use crate::error::{Result, StoreError};
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub(crate) const VERSION: i64 = 4;
+pub(crate) const VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -162,6 +162,28 @@ CREATE TABLE IF NOT EXISTS net_endpoints (
 );
 ";
 
+/// Version 5: OCI 1.1 referrers (signatures, attestations, any artifact with a `subject`),
+/// indexed by subject digest (see `referrers`), and the blobs each referrer manifest names
+/// (config and layers), so that `rmi`/`prune` free exactly what no referrer still uses.
+const V5: &str = "
+CREATE TABLE referrers(
+    digest TEXT PRIMARY KEY,             -- the referrer's manifest digest
+    subject TEXT NOT NULL,               -- the manifest digest it refers to
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    artifact_type TEXT NOT NULL,
+    annotations TEXT NOT NULL DEFAULT '{}', -- JSON object of strings
+    added_at INTEGER NOT NULL
+);
+CREATE INDEX referrers_subject ON referrers(subject, artifact_type);
+CREATE TABLE referrer_blobs(
+    referrer TEXT NOT NULL REFERENCES referrers(digest) ON DELETE CASCADE,
+    blob TEXT NOT NULL,
+    PRIMARY KEY(referrer, blob)
+);
+CREATE INDEX referrer_blobs_blob ON referrer_blobs(blob);
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -189,6 +211,9 @@ pub(crate) fn ensure(conn: &Connection) -> Result<()> {
         if v < 4 {
             conn.execute_batch(V4)?;
         }
+        if v < 5 {
+            conn.execute_batch(V5)?;
+        }
         conn.pragma_update(None, "user_version", VERSION)?;
         Ok(())
     })();
@@ -211,7 +236,7 @@ mod tests {
     use std::path::Path;
 
     /// Every table the store's database must have after open.
-    const TABLES: [&str; 17] = [
+    const TABLES: [&str; 19] = [
         "images",
         "tags",
         "layers",
@@ -229,6 +254,8 @@ mod tests {
         "volumes",
         "networks",
         "net_endpoints",
+        "referrers",
+        "referrer_blobs",
     ];
 
     fn missing_tables(conn: &Connection) -> Vec<&'static str> {
