@@ -1,9 +1,13 @@
 //! Image commands: listing, Docker-shaped `inspect` documents, history, tag, rmi, import,
-//! load and save, composed from gcr-store.
+//! load and save, and an image's OCI 1.1 referrers (signatures, attestations), composed
+//! from gcr-store.
 
 use serde_json::{json, Value};
 
 use crate::logs::rfc3339_nanos;
+
+/// A referrer as listed by `inspect --referrers` (a descriptor of an OCI image index).
+pub use gcr_store::Descriptor as ReferrerDescriptor;
 use crate::{Engine, EngineError};
 
 /// One `gcr images` row.
@@ -140,5 +144,37 @@ impl Engine {
                 "Size": l.size, "ChainID": l.chain_id,
             })).collect::<Vec<_>>(),
         }))
+    }
+
+    /// `gcr inspect --referrers IMAGE`: the image's manifest descriptor and its referrers
+    /// (optionally of one artifact type), oldest first.
+    pub fn referrers(
+        &self,
+        image: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<(ReferrerDescriptor, Vec<ReferrerDescriptor>), EngineError> {
+        let subject = self.store.subject_descriptor(image)?;
+        let list = self.store.referrers(&subject.digest, artifact_type)?;
+        Ok((subject, list))
+    }
+
+    /// Attaches `layer` to an image (or a referrer, by digest) as an OCI 1.1 artifact of
+    /// `artifact_type` whose one layer has `layer_media_type`; returns the artifact
+    /// manifest's digest.
+    pub fn attach(
+        &self,
+        subject: &str,
+        artifact_type: &str,
+        annotations: std::collections::BTreeMap<String, String>,
+        layer_media_type: &str,
+        layer: &[u8],
+    ) -> Result<String, EngineError> {
+        Ok(self.store.put_referrer(
+            subject,
+            artifact_type,
+            annotations,
+            layer_media_type,
+            layer,
+        )?)
     }
 }

@@ -223,6 +223,17 @@ pub enum Cmd {
     },
     /// List port mappings of a container.
     Port { container: String },
+    /// Test hook: attach FILE to an image as an OCI 1.1 artifact; prints its digest.
+    #[command(name = "__attach", hide = true)]
+    AttachArtifact {
+        /// Image (or referrer digest) the artifact refers to.
+        subject: String,
+        artifact_type: String,
+        file: PathBuf,
+        /// KEY=VALUE annotations.
+        #[arg(long = "annotation")]
+        annotations: Vec<String>,
+    },
     #[command(name = "__supervise", hide = true)]
     Supervise {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -266,6 +277,12 @@ pub struct InspectArgs {
     /// Show the build transcript of an image built by `gcr build`.
     #[arg(long)]
     pub transcript: bool,
+    /// List the image's OCI 1.1 referrers (signatures, attestations, other artifacts).
+    #[arg(long, conflicts_with = "transcript")]
+    pub referrers: bool,
+    /// With --referrers: only those of this artifact type.
+    #[arg(long, requires = "referrers")]
+    pub artifact_type: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -11,6 +11,8 @@ use crate::out::{self, errln, outln};
 use crate::render::{bytes, table_out};
 use crate::Failure;
 
+mod referrers;
+
 /// A progress display: a byte bar on a terminal, plain lines otherwise.
 struct Display {
     bar: Option<indicatif::ProgressBar>,
@@ -120,6 +122,9 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
 }
 
 fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
+    if a.referrers {
+        return referrers::list(e, a);
+    }
     if a.transcript {
         let v = a
             .objects
@@ -346,6 +351,12 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             d.finish();
             Ok(0)
         }
+        Cmd::AttachArtifact {
+            subject,
+            artifact_type,
+            file,
+            annotations,
+        } => referrers::attach(e, &subject, &artifact_type, &file, &annotations),
         Cmd::Info { format } => info(e, format),
         Cmd::System {
             cmd: SystemCmd::Df { format },
