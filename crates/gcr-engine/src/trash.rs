@@ -77,7 +77,7 @@ impl Engine {
     }
 
     /// Starts a reaper unless one holds the lock (that one will see the new entry).
-    fn wake_reaper(&self) {
+    pub(crate) fn wake_reaper(&self) {
         let Some(lock) = open_lock(self.root()) else {
             return;
         };
@@ -197,6 +197,7 @@ fn reap(root: &Path, run_dir: Option<&Path>, linger_ms: i32) -> i32 {
         .flatten();
     if let Some(s) = &store {
         s.spread_containers();
+        crate::container::orphans::sweep(root, s.conn());
     }
     // A drain (`system prune`) waits for the deletion to finish; a lingering housekeeper
     // notices at its next event or tick instead, and stays off the CPU while runs go on.
@@ -236,6 +237,10 @@ fn reap(root: &Path, run_dir: Option<&Path>, linger_ms: i32) -> i32 {
         }
         // Stop serving before unlocking, so that the next housekeeper can listen.
         drop(door);
+        // Directories that killed runs left during the linger (deleted by the next turn).
+        if let Some(s) = &store {
+            crate::container::orphans::sweep(root, s.conn());
+        }
         unlock(&lock);
         if pending(root).is_empty() {
             return 0;

@@ -398,6 +398,20 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             let opts = gcr_engine::DoctorOptions { snapshots, repair };
             let mut r = e.store.doctor_with(opts).map_err(store_err)?;
             if repair {
+                for id in e.sweep_orphan_container_dirs() {
+                    r.repaired.push(format!(
+                        "removed container directory {id}, which no container names (left by a killed gcr)"
+                    ));
+                }
+            } else {
+                for dir in e.orphan_container_dirs() {
+                    r.problems.push(format!(
+                        "container directory {} has no container (left by a killed gcr); 'gcr doctor --repair' removes it",
+                        dir.display()
+                    ));
+                }
+            }
+            if repair {
                 e.forget_image_cache();
                 r.repaired
                     .push("dropped this store's image cache in the run dir".into());

@@ -9,6 +9,7 @@ pub mod health;
 mod imagecache;
 mod mountpoints;
 pub mod ops;
+pub mod orphans;
 pub(crate) mod premount;
 pub mod procfs;
 pub mod record;

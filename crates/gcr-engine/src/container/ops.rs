@@ -430,7 +430,26 @@ impl Engine {
         self.volumes_release(&cur, false);
         self.remove_files(&cur);
         record::delete(self.store.conn(), &cur, "rm")?;
+        // Directories of containers whose maker was killed before storing them go too.
+        if !super::orphans::sweep(self.root(), self.store.conn()).is_empty() {
+            self.wake_reaper();
+        }
         Ok(cur)
+    }
+
+    /// Container directories that no row names, left by killed processes (see
+    /// [`super::orphans`]).
+    pub fn orphan_container_dirs(&self) -> Vec<std::path::PathBuf> {
+        super::orphans::find(self.root(), self.store.conn())
+    }
+
+    /// Moves [`Engine::orphan_container_dirs`] to the trash; their ids.
+    pub fn sweep_orphan_container_dirs(&self) -> Vec<String> {
+        let gone = super::orphans::sweep(self.root(), self.store.conn());
+        if !gone.is_empty() {
+            self.wake_reaper();
+        }
+        gone
     }
 
     /// `gcr restart`.

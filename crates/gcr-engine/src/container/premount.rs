@@ -38,6 +38,9 @@ pub(crate) struct Premount {
 pub(crate) struct Made {
     pub dir: PathBuf,
     pub mount: Option<OwnedFd>,
+    /// A shared lock on the directory, held while the run that asked for it is connected
+    /// (see [`hold_dir`]).
+    pub lock: Option<OwnedFd>,
 }
 
 /// Opens `path` (relative) beneath `dir` as an `O_PATH` directory, following no symlink.
@@ -92,9 +95,13 @@ impl Premount {
         // A new directory only: an existing one (another container's) is never touched.
         rustix::fs::mkdirat(&containers, id, Mode::from_raw_mode(0o755))
             .map_err(|e| format!("making {}: {e}", self.dir.display()))?;
+        let lock = open_for_lock(&self.dir).filter(|fd| {
+            rustix::fs::flock(fd, rustix::fs::FlockOperation::NonBlockingLockShared).is_ok()
+        });
         let made = |mount| Made {
             dir: self.dir.clone(),
             mount,
+            lock,
         };
         let Ok(dir) = open_dir_beneath(&containers, id) else {
             return Ok(made(None));
@@ -171,10 +178,14 @@ impl Engine {
             let mount = crate::prestart::door().and_then(|d| d.premounted());
             match mount {
                 Some(m) if p.lowers == lowers => {
+                    hold_dir(&dir);
                     crate::timing::mark("housekeeper: root mounted");
                     return Ok(Rootfs::Attach { mount: m, target });
                 }
-                _ => make_dirs(&dir)?,
+                _ => {
+                    make_dirs(&dir)?;
+                    hold_dir(&dir);
+                }
             }
         }
         Ok(Rootfs::Overlay {
@@ -185,6 +196,40 @@ impl Engine {
             volatile,
         })
     }
+}
+
+/// Container directories this process is making a container in (see [`hold_dir`]).
+static HELD: std::sync::Mutex<Vec<OwnedFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Opens a container directory for locking (never through a symlink).
+fn open_for_lock(dir: &Path) -> Option<OwnedFd> {
+    rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// Takes a shared lock on the container directory `dir` for the rest of this process's
+/// life: a directory whose row is not stored yet belongs to a process at work, not to a
+/// killed one (see [`orphan`]).
+pub(crate) fn hold_dir(dir: &Path) {
+    if let Some(fd) = open_for_lock(dir) {
+        if rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockShared).is_ok() {
+            if let Ok(mut held) = HELD.lock() {
+                held.push(fd);
+            }
+        }
+    }
+}
+
+/// Whether the container directory `dir` (known to have no row) was left by a process that
+/// is gone: nobody holds its lock. Never true for a directory being made right now.
+pub(crate) fn orphan(dir: &Path) -> bool {
+    open_for_lock(dir).is_some_and(|fd| {
+        rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+    })
 }
 
 /// A container's upper and work directories.

@@ -131,6 +131,7 @@ impl Engine {
         // `create` makes them once its row is stored (see `Engine::create`).
         if !made_ahead && dirs {
             premount::make_dirs(&self.container_dir(&id))?;
+            premount::hold_dir(&self.container_dir(&id));
         }
         Ok(r)
     }

@@ -28,6 +28,8 @@ struct Conn {
     held: Vec<OwnedFd>,
     /// Container directories this connection had made (see `Server::forget`).
     made: Vec<PathBuf>,
+    /// Locks on those directories, held until the connection closes.
+    locks: Vec<OwnedFd>,
     /// Containers whose rows this connection stored: the only ones it may start.
     stored: HashSet<String>,
 }
@@ -153,6 +155,7 @@ impl Server {
                     pid,
                     held: Vec::new(),
                     made: Vec::new(),
+                    locks: Vec::new(),
                     stored: HashSet::new(),
                 });
             }
@@ -197,6 +200,7 @@ impl Server {
             Request::Premount(p) => match p.make_in(&self.root) {
                 Ok(made) => {
                     self.conns[i].made.push(made.dir);
+                    self.conns[i].locks.extend(made.lock);
                     let m: Vec<BorrowedFd<'_>> = made.mount.iter().map(AsFd::as_fd).collect();
                     wire::send(self.conns[i].fd.as_fd(), seq, &Answer::Premounted, &m)
                 }
