@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 
 use crate::logs::rfc3339_nanos;
 
+use crate::{Engine, EngineError};
 /// A referrer as listed by `inspect --referrers` (a descriptor of an OCI image index).
 pub use gcr_store::Descriptor as ReferrerDescriptor;
-use crate::{Engine, EngineError};
 
 /// One `gcr images` row.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -169,12 +169,8 @@ impl Engine {
         layer_media_type: &str,
         layer: &[u8],
     ) -> Result<String, EngineError> {
-        Ok(self.store.put_referrer(
-            subject,
-            artifact_type,
-            annotations,
-            layer_media_type,
-            layer,
-        )?)
+        Ok(self
+            .store
+            .put_referrer(subject, artifact_type, annotations, layer_media_type, layer)?)
     }
 }

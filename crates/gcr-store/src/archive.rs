@@ -2,6 +2,7 @@
 //! tarballs, plain or gzip'd, detected automatically. Everything is spooled into `tmp/` and
 //! hashed first; blobs are verified and moved into the CAS; the images are recorded in one
 //! transaction at the end, so a truncated or corrupt archive leaves no half-written image.
+//! OCI 1.1 referrers listed in an oci-archive's index.json are indexed after the images.
 
 use crate::error::{Result, StoreError};
 use crate::images::{register, NewImage, NewLayer};
@@ -34,6 +35,8 @@ pub enum ArchiveFormat {
 pub struct LoadReport {
     pub format: ArchiveFormat,
     pub images: Vec<(String, Vec<String>)>,
+    /// OCI 1.1 referrers indexed (oci-archive only).
+    pub referrers: usize,
 }
 
 /// A file of the archive, spooled to disk and hashed.
@@ -89,7 +92,7 @@ impl Spool {
     }
 
     /// An OCI blob by digest, checked against its name.
-    fn blob(&self, digest: &str) -> Result<&Spooled> {
+    pub(crate) fn blob(&self, digest: &str) -> Result<&Spooled> {
         let name = format!("blobs/sha256/{}", digest_hex(digest)?);
         let f = self.get(&name)?;
         if f.digest != digest {
@@ -130,10 +133,15 @@ impl Store {
             inner: reader,
             progress,
         })?;
+        // index.json entries whose manifest has a subject: indexed after the images.
+        let mut referrers = Vec::new();
         let (format, images) = if spool.files.contains_key("index.json")
             && spool.files.contains_key("oci-layout")
         {
-            (ArchiveFormat::OciArchive, self.oci_images(&spool)?)
+            (
+                ArchiveFormat::OciArchive,
+                self.oci_images(&spool, &mut referrers)?,
+            )
         } else if spool.files.contains_key("manifest.json") {
             (ArchiveFormat::DockerArchive, self.docker_images(&spool)?)
         } else {
@@ -166,6 +174,7 @@ impl Store {
         let mut report = LoadReport {
             format,
             images: Vec::new(),
+            referrers: crate::referrers::load_referrers(self, &spool, referrers)?,
         };
         for (id, img) in ids.into_iter().zip(images) {
             for t in &img.tags {
@@ -247,7 +256,7 @@ impl Store {
         })
     }
 
-    fn oci_images(&self, sp: &Spool) -> Result<Vec<NewImage>> {
+    fn oci_images(&self, sp: &Spool, referrers: &mut Vec<String>) -> Result<Vec<NewImage>> {
         let index = sp.json("index.json")?;
         let descs = index
             .get("manifests")
@@ -257,6 +266,10 @@ impl Store {
             })?;
         let mut out = Vec::new();
         for d in descs {
+            if crate::referrers::is_referrer_entry(self, sp, d)? {
+                referrers.extend(s(d, "digest").map(str::to_string));
+                continue;
+            }
             let mut desc = d.clone();
             // Resolve (one level of) index to this platform's manifest.
             let mt = s(&desc, "mediaType").unwrap_or("").to_string();

@@ -335,5 +335,8 @@ pub(crate) fn remove_for_subject(
     Ok(())
 }
 
+mod layout;
+pub(crate) use layout::{is_referrer_entry, load_referrers};
+
 #[cfg(test)]
 mod tests;

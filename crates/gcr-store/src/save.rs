@@ -2,6 +2,8 @@
 //! `org.opencontainers.image.ref.name` annotations, readable by skopeo and umoci) or a
 //! docker-archive (`docker save` layout: `manifest.json`, `repositories`, config and
 //! uncompressed layer tars). Tar headers are fixed (mtime 0, root-owned) so output is stable.
+//! An oci-archive also carries the images' OCI 1.1 referrers (index.json entries without a
+//! name); a docker-archive has no place for them.
 
 use crate::archive::{ArchiveFormat, OCI_INDEX};
 use crate::error::{Result, StoreError};
@@ -164,6 +166,20 @@ impl Store {
                     "io.containerd.image.name": t,
                     "org.opencontainers.image.ref.name": tag,
                 }))));
+            }
+            // Its referrers (subjects first), listed in index.json as the image layout
+            // spec allows, without names; `load` indexes them again.
+            for r in self.referrer_closure(mdigest)? {
+                if done.contains(&r.digest) {
+                    continue;
+                }
+                let bytes = self.read_blob(&r.digest)?;
+                for b in crate::referrers::parse_referrer(&bytes)?.blobs {
+                    self.blob_entry(out, &b.digest, &mut done)?;
+                }
+                self.blob_entry(out, &r.digest, &mut done)?;
+                manifests.push(json!({"mediaType": r.media_type, "digest": r.digest,
+                    "size": r.size, "artifactType": r.artifact_type}));
             }
         }
         let index = canonical_json(

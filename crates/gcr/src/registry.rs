@@ -28,6 +28,9 @@ pub struct PullArgs {
     /// Print only the image reference.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not pull the image's OCI 1.1 referrers (signatures, attestations).
+    #[arg(long)]
+    pub no_referrers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -163,6 +166,7 @@ fn pull(e: &Engine, a: &PullArgs) -> Result<i32, Failure> {
             insecure: a.insecure,
             credentials: None,
         },
+        no_referrers: a.no_referrers,
     };
     let d = Display::new(a.quiet);
     let r = e.pull(&a.reference, &opts, &d)?;
@@ -175,6 +179,9 @@ fn pull(e: &Engine, a: &PullArgs) -> Result<i32, Failure> {
     } else {
         outln!("Digest: {}", r.digest)?;
         outln!("Status: Downloaded newer image for {}", r.reference)?;
+    }
+    if r.referrers > 0 {
+        outln!("Referrers: {} pulled", r.referrers)?;
     }
     outln!("{}", r.reference)?;
     Ok(0)
@@ -196,6 +203,9 @@ fn push(e: &Engine, a: &PushArgs) -> Result<i32, Failure> {
             r.digest,
             r.size
         )?;
+        if r.referrers > 0 {
+            outln!("Referrers: {} pushed", r.referrers)?;
+        }
     }
     Ok(0)
 }

@@ -4,6 +4,7 @@
 mod fetch;
 pub mod pull;
 pub mod push;
+mod referrers;
 pub mod transport;
 
 use crate::error::{RegistryError, Result};

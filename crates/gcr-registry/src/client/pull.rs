@@ -1,7 +1,8 @@
 //! `gcr pull`: resolve a reference to a manifest (through an index by platform), fetch the
 //! config and the layers the store lacks in parallel, verify every byte against its digest,
 //! and only then move the blobs into the CAS and record the image in one transaction.
-//! A re-pull of an unchanged image costs one manifest HEAD.
+//! A re-pull of an unchanged image costs one manifest HEAD (and one referrers query).
+//! The image's OCI 1.1 referrers follow it (`referrers`), unless asked not to.
 
 use super::fetch::{fetch_blob, NoBar};
 use super::transport::{describe, header, ConnectOptions, ReqBody, Transport};
@@ -22,6 +23,9 @@ pub struct PullOptions {
     /// Platform to select from an index; default the host's.
     pub platform: Option<Platform>,
     pub connect: ConnectOptions,
+    /// Skip the image's OCI 1.1 referrers (signatures, attestations); by default they
+    /// come along.
+    pub no_referrers: bool,
 }
 
 /// What a pull did.
@@ -38,14 +42,16 @@ pub struct PullReport {
     pub existing: usize,
     /// True when nothing had to be downloaded.
     pub up_to_date: bool,
+    /// Referrers new to the store.
+    pub referrers: usize,
 }
 
 /// A manifest document fetched and verified.
-struct Fetched {
-    bytes: Vec<u8>,
-    digest: String,
-    media_type: String,
-    parsed: Parsed,
+pub(super) struct Fetched {
+    pub(super) bytes: Vec<u8>,
+    pub(super) digest: String,
+    pub(super) media_type: String,
+    pub(super) parsed: Parsed,
 }
 
 /// Pulls `reference` into `store`.
@@ -76,7 +82,12 @@ pub fn pull(
     };
     if r.digest().is_none() {
         if let Some(d) = head_manifest(&t, &repo, &wanted)? {
-            if let Some(rep) = local_hit(store, &r, &d, &platform, tag_ref.as_deref())? {
+            if let Some(mut rep) = local_hit(store, &r, &d, &platform, tag_ref.as_deref())? {
+                if !opts.no_referrers {
+                    let m = store.resolve_image(&rep.id)?.manifest_digest;
+                    rep.referrers =
+                        super::referrers::pull_referrers(store, &t, &repo, &m, progress);
+                }
                 return Ok(rep);
             }
         }
@@ -231,6 +242,11 @@ pub fn pull(
     let mut all: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
     all.push(config.digest.clone());
     let _ = cas::record_sources(store, r.registry(), &repo, &all);
+    let referrers = if opts.no_referrers {
+        0
+    } else {
+        super::referrers::pull_referrers(store, &t, &repo, &image.digest, progress)
+    };
     Ok(PullReport {
         reference: r.full(),
         id,
@@ -238,6 +254,7 @@ pub fn pull(
         downloaded: missing.len(),
         existing,
         up_to_date: false,
+        referrers,
     })
 }
 
@@ -289,6 +306,7 @@ fn local_hit(
         downloaded: 0,
         existing: 0,
         up_to_date: true,
+        referrers: 0,
     }))
 }
 
@@ -310,7 +328,7 @@ fn head_manifest(t: &Transport, repo: &str, reference: &str) -> Result<Option<St
 
 /// `GET` a manifest, size-limited and verified (against `expected` and the registry's
 /// `Docker-Content-Digest`).
-fn get_manifest(
+pub(super) fn get_manifest(
     t: &Transport,
     repo: &str,
     reference: &str,

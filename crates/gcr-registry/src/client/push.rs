@@ -1,6 +1,7 @@
 //! `gcr push`: upload the blobs of a stored image that the registry lacks (HEAD first,
 //! a cross-repository mount when gcr knows another repository of that registry holds the
-//! blob, else a monolithic upload), in parallel, then put the manifest byte for byte.
+//! blob, else a monolithic upload), in parallel, then put the manifest byte for byte, then
+//! the image's OCI 1.1 referrers (`referrers`).
 
 use super::transport::{describe, header, ConnectOptions, ReqBody, Transport};
 use super::{parallel, short, Progress, JOBS};
@@ -22,19 +23,21 @@ pub struct PushReport {
     pub uploaded: usize,
     pub existing: usize,
     pub mounted: usize,
+    /// Referrers pushed after the image (signatures, attestations).
+    pub referrers: usize,
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Existed,
     Mounted,
     Uploaded,
 }
 
-struct Blob {
-    digest: String,
-    size: u64,
-    path: PathBuf,
-    mount_from: Option<String>,
+pub(super) struct Blob {
+    pub(super) digest: String,
+    pub(super) size: u64,
+    pub(super) path: PathBuf,
+    pub(super) mount_from: Option<String>,
 }
 
 /// Pushes the stored image `image` to `dest` (default: the image's own name).
@@ -127,6 +130,8 @@ pub fn push(
     }
     let digests: Vec<String> = blobs.iter().map(|b| b.digest.clone()).collect();
     let _ = cas::record_sources(store, r.registry(), &repo, &digests);
+    let referrers =
+        super::referrers::push_referrers(store, &t, &repo, &resolved.manifest_digest, progress)?;
     let count = |k: fn(&Outcome) -> bool| outcomes.iter().filter(|o| k(o)).count();
     let report = PushReport {
         reference: r.full(),
@@ -135,6 +140,7 @@ pub fn push(
         uploaded: count(|o| matches!(o, Outcome::Uploaded)),
         existing: count(|o| matches!(o, Outcome::Existed)),
         mounted: count(|o| matches!(o, Outcome::Mounted)),
+        referrers,
     };
     progress.message(&format!(
         "{tag}: digest: {} size: {}",
@@ -143,7 +149,12 @@ pub fn push(
     Ok(report)
 }
 
-fn push_blob(t: &Transport, repo: &str, b: &Blob, progress: &dyn Progress) -> Result<Outcome> {
+pub(super) fn push_blob(
+    t: &Transport,
+    repo: &str,
+    b: &Blob,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
     let id = short(&b.digest);
     let head = t.send(
         "HEAD",

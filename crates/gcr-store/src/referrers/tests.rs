@@ -267,3 +267,53 @@ fn the_lookup_uses_the_subject_index() {
         "{plan:?}"
     );
 }
+
+#[test]
+fn an_oci_archive_carries_referrers_and_load_indexes_them() {
+    let (store, _d, manifest) = store_with_image();
+    let sbom = store
+        .put_referrer("app:1", SBOM, notes("k", "v"), SBOM, b"sbom")
+        .unwrap();
+    let sig = store
+        .put_referrer(&sbom, BUNDLE, BTreeMap::new(), BUNDLE, b"sig")
+        .unwrap();
+    let mut tar = Vec::new();
+    store
+        .save(
+            &["app:1"],
+            crate::ArchiveFormat::OciArchive,
+            &mut tar,
+            &crate::NoProgress,
+        )
+        .unwrap();
+    // A docker-archive has no place for them, and still saves.
+    store
+        .save(
+            &["app:1"],
+            crate::ArchiveFormat::DockerArchive,
+            std::io::sink(),
+            &crate::NoProgress,
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = Store::open(&dir.path().join("s")).unwrap();
+    let rep = fresh.load(&tar[..], &crate::NoProgress).unwrap();
+    assert_eq!(rep.images.len(), 1, "referrers are not images");
+    assert_eq!(rep.referrers, 2);
+    assert_eq!(
+        fresh.resolve_image("app:1").unwrap().manifest_digest,
+        manifest
+    );
+    assert_eq!(
+        fresh.referrers("app:1", None).unwrap(),
+        store.referrers("app:1", None).unwrap()
+    );
+    assert_eq!(fresh.referrers(&sbom, None).unwrap()[0].digest, sig);
+    assert_eq!(
+        fresh.read_blob(&sig).unwrap(),
+        store.read_blob(&sig).unwrap()
+    );
+    // Loading again changes nothing.
+    fresh.load(&tar[..], &crate::NoProgress).unwrap();
+    assert_eq!(fresh.referrer_closure("app:1").unwrap().len(), 2);
+}
