@@ -1,0 +1,424 @@
+//! OCI 1.1 referrers end to end: made with the hidden `gcr __attach` hook, listed by
+//! `inspect --referrers`, pushed to `gcr registry serve` (referrers API) and to Debian's
+//! `docker-registry` 2.8 (no referrers API: the `sha256-<hex>` tag fallback), pulled back
+//! into fresh stores with identical digests, read by skopeo and curl, and kept by
+//! `save --format oci-archive` / `load`. Every server is started by the test on a free
+//! loopback port and killed by a Drop guard. Missing tools skip, except with CI=true.
+
+mod common;
+
+use common::{stderr, stdout, Env, IMAGE};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SIG: &str = "application/vnd.test.sig+json";
+const SBOM: &str = "application/spdx+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn need_tools(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs {missing:?}; skipping is not allowed when CI=true");
+    }
+    eprintln!("skipped {test}: needs {missing:?}");
+    false
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_port(port: u16) {
+    let end = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < end {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+/// A registry process, killed and reaped on drop, with its storage in a temp dir.
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn docker_registry() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let s = Server {
+            child,
+            port,
+            _dir: dir,
+        };
+        wait_port(port);
+        s
+    }
+
+    fn gcr() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(common::gcr_bin())
+            .arg("--root")
+            .arg(dir.path().join("store"))
+            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gcr registry serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from gcr registry serve: {line:?}"));
+        let s = Server {
+            child,
+            port,
+            _dir: dir,
+        };
+        wait_port(port);
+        s
+    }
+}
+
+/// A fresh, empty store with a private DOCKER_CONFIG.
+struct Fresh {
+    root: tempfile::TempDir,
+}
+
+impl Fresh {
+    fn new() -> Fresh {
+        Fresh {
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn gcr(&self, args: &[&str]) -> Output {
+        gcr_in(self.root.path(), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(self.gcr(args), args)
+    }
+}
+
+fn gcr_in(root: &Path, args: &[&str]) -> Output {
+    Command::new(common::gcr_bin())
+        .env("GCR_ROOT", root)
+        .env("GCR_RUN_DIR", root.join("run"))
+        .env("DOCKER_CONFIG", root.join("docker-config"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gcr")
+}
+
+fn ok(o: Output, args: &[&str]) -> String {
+    assert!(
+        o.status.success(),
+        "gcr {args:?} failed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// `inspect --referrers`: (subject digest, referrer digests) of one image.
+fn referrers(o: &str) -> (String, Vec<String>, Value) {
+    let v: Value = serde_json::from_str(o).unwrap_or_else(|e| panic!("{e}: {o}"));
+    let one = &v[0];
+    let list: Vec<String> = one["Referrers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no Referrers list: {o}"))
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect();
+    (
+        one["Subject"]["digest"].as_str().unwrap().to_string(),
+        list,
+        one.clone(),
+    )
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn tool(cmd: &str, args: &[&str]) -> String {
+    let o = Command::new(cmd).args(args).output().expect(cmd);
+    assert!(o.status.success(), "{cmd} {args:?} failed: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// The referrers of `subject` in a store, by `inspect --referrers`.
+fn listed(root: &Path, subject: &str) -> Vec<String> {
+    referrers(&ok(
+        gcr_in(root, &["inspect", "--referrers", subject]),
+        &["inspect"],
+    ))
+    .1
+}
+
+#[test]
+fn referrers_are_listed_travel_both_ways_and_survive_archives() {
+    if !need_tools("referrers", &["docker-registry", "skopeo", "curl"]) {
+        return;
+    }
+    let a = Env::new();
+    let files = tempfile::tempdir().unwrap();
+    let file = |name: &str, body: &str| {
+        let p = files.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (sig_f, sbom_f, sig2_f) = (
+        file("sig.json", r#"{"sig":"one"}"#),
+        file("sbom.json", r#"{"spdx":"x"}"#),
+        file("sig2.json", r#"{"sig":"of the sbom"}"#),
+    );
+    // Make: two referrers of the image and one of the SBOM.
+    let sig = a
+        .ok(&["__attach", IMAGE, SIG, &sig_f, "--annotation", "k=v"])
+        .trim()
+        .to_string();
+    let sbom = a.ok(&["__attach", IMAGE, SBOM, &sbom_f]).trim().to_string();
+    let sig2 = a.ok(&["__attach", &sbom, SIG, &sig2_f]).trim().to_string();
+    assert!(sig.starts_with("sha256:") && sig.len() == 71, "{sig}");
+
+    // List, and filter.
+    let (subject, list, doc) = referrers(&a.ok(&["inspect", "--referrers", IMAGE]));
+    assert_eq!(list, vec![sig.clone(), sbom.clone()]);
+    assert_eq!(doc["Referrers"][0]["artifactType"], SIG);
+    assert_eq!(doc["Referrers"][0]["annotations"]["k"], "v");
+    assert_eq!(
+        doc["Referrers"][0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let (_, only, _) = referrers(&a.ok(&[
+        "inspect",
+        "--referrers",
+        "--artifact-type",
+        SBOM,
+        IMAGE,
+    ]));
+    assert_eq!(only, vec![sbom.clone()]);
+    assert_eq!(listed(a.root.path(), &sbom), vec![sig2.clone()]);
+    let all = sorted(vec![sig.clone(), sbom.clone(), sig2.clone()]);
+
+    // gcr registry serve: the referrers API.
+    let reg = Server::gcr();
+    let dest = format!("{}/test/bb:1", reg.host());
+    let out = a.ok(&["push", IMAGE, &dest]);
+    assert!(out.contains("Referrers: 3 pushed"), "{out}");
+    let url = format!("http://{}/v2/test/bb/referrers/{subject}", reg.host());
+    let idx: Value = serde_json::from_str(&tool("curl", &["-sf", &url])).unwrap();
+    assert_eq!(idx["mediaType"], OCI_INDEX);
+    assert_eq!(idx["schemaVersion"], 2);
+    let in_index = |idx: &Value| -> Vec<String> {
+        sorted(
+            idx["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["digest"].as_str().unwrap().to_string())
+                .collect(),
+        )
+    };
+    assert_eq!(in_index(&idx), sorted(vec![sig.clone(), sbom.clone()]));
+    let filtered = tool(
+        "curl",
+        &[
+            "-sfi",
+            &format!("{url}?artifactType=application/spdx%2Bjson"),
+        ],
+    );
+    assert!(
+        filtered
+            .to_ascii_lowercase()
+            .contains("oci-filters-applied: artifacttype"),
+        "{filtered}"
+    );
+    let body = filtered.split("\r\n\r\n").nth(1).unwrap_or("");
+    let fidx: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(in_index(&fidx), vec![sbom.clone()]);
+    assert_eq!(fidx["manifests"][0]["artifactType"], SBOM);
+    let v: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", "--tls-verify=false", &format!("docker://{dest}")],
+    ))
+    .unwrap();
+    assert_eq!(v["Digest"].as_str(), Some(subject.as_str()));
+
+    // Pull into fresh stores: with referrers (identical digests), and without.
+    let b = Fresh::new();
+    let out = b.ok(&["pull", &dest]);
+    assert!(out.contains("Referrers: 3 pulled"), "{out}");
+    assert_eq!(listed(b.root.path(), &dest), vec![sig.clone(), sbom.clone()]);
+    assert_eq!(listed(b.root.path(), &sbom), vec![sig2.clone()]);
+    for d in &all {
+        let hex = d.trim_start_matches("sha256:");
+        assert_eq!(
+            std::fs::read(b.root.path().join("blobs/sha256").join(hex)).unwrap(),
+            std::fs::read(a.root.path().join("blobs/sha256").join(hex)).unwrap(),
+            "{d}"
+        );
+    }
+    // A re-pull finds them all present.
+    let out = b.ok(&["pull", &dest]);
+    assert!(out.contains("up to date") && !out.contains("Referrers:"), "{out}");
+    let c = Fresh::new();
+    c.ok(&["pull", "--no-referrers", &dest]);
+    assert!(listed(c.root.path(), &dest).is_empty());
+
+    // docker-registry 2.8: no referrers API, the sha256-<hex> tag fallback.
+    let dreg = Server::docker_registry();
+    let ddest = format!("{}/test/bb:1", dreg.host());
+    let out = a.ok(&["push", IMAGE, &ddest]);
+    assert!(out.contains("Referrers: 3 pushed"), "{out}");
+    let fallback = |subject: &str| -> Value {
+        let tag = subject.replacen(':', "-", 1);
+        serde_json::from_str(&tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{}/test/bb:{tag}", dreg.host()),
+            ],
+        ))
+        .unwrap()
+    };
+    let fidx = fallback(&subject);
+    assert_eq!(fidx["mediaType"], OCI_INDEX);
+    assert_eq!(in_index(&fidx), sorted(vec![sig.clone(), sbom.clone()]));
+    assert_eq!(in_index(&fallback(&sbom)), vec![sig2.clone()]);
+    let v: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", "--tls-verify=false", &format!("docker://{ddest}")],
+    ))
+    .unwrap();
+    assert_eq!(v["Digest"].as_str(), Some(subject.as_str()));
+    // A later referrer is merged into the fallback index, not written over it.
+    let late_f = file("late.json", r#"{"late":true}"#);
+    let late = a.ok(&["__attach", IMAGE, SIG, &late_f]).trim().to_string();
+    a.ok(&["push", IMAGE, &ddest]);
+    assert_eq!(
+        in_index(&fallback(&subject)),
+        sorted(vec![sig.clone(), sbom.clone(), late.clone()])
+    );
+    let e = Fresh::new();
+    let out = e.ok(&["pull", &ddest]);
+    assert!(out.contains("Referrers: 4 pulled"), "{out}");
+    assert_eq!(
+        sorted(listed(e.root.path(), &ddest)),
+        sorted(vec![sig.clone(), sbom.clone(), late.clone()])
+    );
+    assert_eq!(listed(e.root.path(), &sbom), vec![sig2.clone()]);
+
+    // save --format oci-archive / load keep them; rmi takes them away.
+    let tar = files.path().join("img.tar");
+    a.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        tar.to_str().unwrap(),
+        IMAGE,
+    ]);
+    let v: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}:1", tar.display())],
+    ))
+    .unwrap();
+    assert_eq!(v["Digest"].as_str(), Some(subject.as_str()));
+    let f = Fresh::new();
+    f.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert_eq!(
+        sorted(listed(f.root.path(), IMAGE)),
+        sorted(vec![sig.clone(), sbom.clone(), late.clone()])
+    );
+    assert_eq!(listed(f.root.path(), &sbom), vec![sig2.clone()]);
+    f.ok(&["rmi", IMAGE]);
+    for d in [&sig, &sbom, &sig2, &late] {
+        let hex = d.trim_start_matches("sha256:");
+        assert!(
+            !f.root.path().join("blobs/sha256").join(hex).exists(),
+            "{d} survived rmi"
+        );
+    }
+}
+
+#[test]
+fn attach_refuses_unknown_images_and_bad_annotations() {
+    let a = Env::new();
+    let files = tempfile::tempdir().unwrap();
+    let p = files.path().join("x");
+    std::fs::write(&p, "x").unwrap();
+    let p = p.to_str().unwrap();
+    let o = a.gcr(&["__attach", "nope:1", SIG, p]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nope:1"), "{}", stderr(&o));
+    let o = a.gcr(&["__attach", IMAGE, SIG, p, "--annotation", "novalue"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = a.gcr(&["inspect", "--referrers", "nope:1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    // An image without referrers lists none.
+    let (_, list, _) = referrers(&a.ok(&["inspect", "--referrers", IMAGE]));
+    assert!(list.is_empty());
+}
