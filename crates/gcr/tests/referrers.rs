@@ -249,13 +249,8 @@ fn referrers_are_listed_travel_both_ways_and_survive_archives() {
         doc["Referrers"][0]["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"
     );
-    let (_, only, _) = referrers(&a.ok(&[
-        "inspect",
-        "--referrers",
-        "--artifact-type",
-        SBOM,
-        IMAGE,
-    ]));
+    let (_, only, _) =
+        referrers(&a.ok(&["inspect", "--referrers", "--artifact-type", SBOM, IMAGE]));
     assert_eq!(only, vec![sbom.clone()]);
     assert_eq!(listed(a.root.path(), &sbom), vec![sig2.clone()]);
     let all = sorted(vec![sig.clone(), sbom.clone(), sig2.clone()]);
@@ -308,7 +303,10 @@ fn referrers_are_listed_travel_both_ways_and_survive_archives() {
     let b = Fresh::new();
     let out = b.ok(&["pull", &dest]);
     assert!(out.contains("Referrers: 3 pulled"), "{out}");
-    assert_eq!(listed(b.root.path(), &dest), vec![sig.clone(), sbom.clone()]);
+    assert_eq!(
+        listed(b.root.path(), &dest),
+        vec![sig.clone(), sbom.clone()]
+    );
     assert_eq!(listed(b.root.path(), &sbom), vec![sig2.clone()]);
     for d in &all {
         let hex = d.trim_start_matches("sha256:");
@@ -320,7 +318,10 @@ fn referrers_are_listed_travel_both_ways_and_survive_archives() {
     }
     // A re-pull finds them all present.
     let out = b.ok(&["pull", &dest]);
-    assert!(out.contains("up to date") && !out.contains("Referrers:"), "{out}");
+    assert!(
+        out.contains("up to date") && !out.contains("Referrers:"),
+        "{out}"
+    );
     let c = Fresh::new();
     c.ok(&["pull", "--no-referrers", &dest]);
     assert!(listed(c.root.path(), &dest).is_empty());
@@ -349,7 +350,11 @@ fn referrers_are_listed_travel_both_ways_and_survive_archives() {
     assert_eq!(in_index(&fallback(&sbom)), vec![sig2.clone()]);
     let v: Value = serde_json::from_str(&tool(
         "skopeo",
-        &["inspect", "--tls-verify=false", &format!("docker://{ddest}")],
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{ddest}"),
+        ],
     ))
     .unwrap();
     assert_eq!(v["Digest"].as_str(), Some(subject.as_str()));
