@@ -225,6 +225,36 @@ impl Store {
         Ok(out)
     }
 
+    /// The layer of a referrer (a signature bundle, an SBOM) with its media type; the
+    /// manifest and the layer are checked against their digests, so corruption in the
+    /// store is reported, never returned.
+    pub fn referrer_layer(&self, digest: &str) -> Result<(String, Vec<u8>)> {
+        let manifest = self.read_blob(digest)?;
+        let actual = sha256_digest(&manifest);
+        if actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.to_string(),
+                actual,
+            });
+        }
+        let m = parse_referrer(&manifest)?;
+        let Some(layer) = m.blobs.get(1) else {
+            return Err(StoreError::bad_json(
+                format!("referrer manifest {digest}"),
+                "it has no layer",
+            ));
+        };
+        let bytes = self.read_blob(&layer.digest)?;
+        let actual = sha256_digest(&bytes);
+        if actual != layer.digest {
+            return Err(StoreError::DigestMismatch {
+                expected: layer.digest.clone(),
+                actual,
+            });
+        }
+        Ok((layer.media_type.clone(), bytes))
+    }
+
     /// The descriptor (media type, digest, size) of the manifest `s` names: a referrer's
     /// digest, or an image named any way.
     pub fn subject_descriptor(&self, s: &str) -> Result<Descriptor> {

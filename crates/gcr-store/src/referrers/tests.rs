@@ -62,6 +62,20 @@ fn an_attached_artifact_is_an_oci_manifest_with_subject_and_is_listed() {
         store.resolve_image("app:1").unwrap().manifest_media_type
     );
     assert_eq!(v["annotations"]["a"], "b");
+    assert_eq!(
+        store.referrer_layer(&d).unwrap(),
+        (BUNDLE.to_string(), b"{\"sig\":1}".to_vec())
+    );
+    // A flipped byte in the stored layer is reported, not returned.
+    let layer_path = store
+        .blob_path(v["layers"][0]["digest"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(&layer_path, b"{\"sig\":2}").unwrap();
+    assert!(matches!(
+        store.referrer_layer(&d),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+    std::fs::write(&layer_path, b"{\"sig\":1}").unwrap();
 
     // Named by tag, manifest digest or image id: the same list.
     let id = store.resolve_image("app:1").unwrap().id;
