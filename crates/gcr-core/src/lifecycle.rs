@@ -317,6 +317,32 @@ pub fn status_text(
     }
 }
 
+/// Whether a stored container may go from `from` to `to` (the engine's writes: every
+/// change of a row's state is checked here before it is written). Besides the moves of
+/// [`next_state`] (with `Restart` as a start of an exited container), a row may stay in its
+/// state (an event or an update without a move), and a start that failed before its process
+/// ran goes back to `Created`. `Removing` is never stored: a removal deletes the row.
+pub fn transition_allowed(from: State, to: State) -> bool {
+    use State as S;
+    if from == to {
+        return from != S::Removing;
+    }
+    if from == S::Running && to == S::Created {
+        return true;
+    }
+    to != S::Removing
+        && [
+            Action::Start,
+            Action::Pause,
+            Action::Unpause,
+            Action::Stop,
+            Action::Kill,
+            Action::Exit,
+        ]
+        .into_iter()
+        .any(|a| next_state(from, a) == Ok(to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,5 +479,23 @@ mod tests {
         }
         assert_eq!(State::parse("dead"), None);
         assert!(S::Paused.is_alive() && !S::Exited.is_alive());
+    }
+
+    #[test]
+    fn transitions_follow_the_state_machine() {
+        use State as S;
+        assert!(transition_allowed(S::Created, S::Running));
+        assert!(transition_allowed(S::Exited, S::Running));
+        assert!(transition_allowed(S::Running, S::Stopping));
+        assert!(transition_allowed(S::Stopping, S::Exited));
+        assert!(transition_allowed(S::Paused, S::Exited));
+        assert!(transition_allowed(S::Running, S::Created));
+        assert!(transition_allowed(S::Exited, S::Exited));
+        assert!(!transition_allowed(S::Created, S::Exited));
+        assert!(!transition_allowed(S::Created, S::Paused));
+        assert!(!transition_allowed(S::Exited, S::Stopping));
+        assert!(!transition_allowed(S::Exited, S::Paused));
+        assert!(!transition_allowed(S::Running, S::Removing));
+        assert!(!transition_allowed(S::Removing, S::Removing));
     }
 }

@@ -23,7 +23,7 @@ pub mod volumes;
 
 // What the CLI uses of the crates below the engine, so that it talks to the engine only.
 pub use gcr_build::Event as BuildEvent;
-pub use gcr_core::lifecycle::humanize_ago;
+pub use gcr_core::lifecycle::{humanize_ago, State};
 pub use gcr_core::Reference;
 pub use gcr_store::{ArchiveFormat, DoctorOptions, Progress, StoreError};
 

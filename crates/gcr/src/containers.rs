@@ -189,7 +189,7 @@ pub fn attach_to(engine: &Engine, key: &str) -> Result<i32, Failure> {
 fn is_running(engine: &Engine, id: &str) -> bool {
     engine
         .container(id)
-        .map(|r| matches!(r.state.as_str(), "running" | "paused" | "stopping"))
+        .map(|r| r.state.is_alive())
         .unwrap_or(false)
 }
 

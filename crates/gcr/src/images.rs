@@ -291,6 +291,9 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     outln!("Loaded image: {r}:{tag}")?;
                 }
             }
+            if report.referrers > 0 {
+                outln!("Loaded referrers: {}", report.referrers)?;
+            }
             Ok(0)
         }
         Cmd::Save {
@@ -366,7 +369,8 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
         } => {
             if all {
                 for (r, _) in e.ps(true)? {
-                    if r.state == "exited" || r.state == "created" {
+                    if r.state == gcr_engine::State::Exited || r.state == gcr_engine::State::Created
+                    {
                         let _ = e.remove(&r.id, false);
                         outln!("Deleted container: {}", r.id)?;
                     }
@@ -457,8 +461,14 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
 fn info(e: &Engine, format: Format) -> Result<i32, Failure> {
     let images = e.store.list_images().map_err(store_err)?.len();
     let cs = e.ps(true)?;
-    let running = cs.iter().filter(|(r, _)| r.state == "running").count();
-    let paused = cs.iter().filter(|(r, _)| r.state == "paused").count();
+    let running = cs
+        .iter()
+        .filter(|(r, _)| r.state == gcr_engine::State::Running)
+        .count();
+    let paused = cs
+        .iter()
+        .filter(|(r, _)| r.state == gcr_engine::State::Paused)
+        .count();
     let cgroup = gcr_runtime_info();
     let v = serde_json::json!({
         "Containers": cs.len(), "ContainersRunning": running, "ContainersPaused": paused,

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use super::procfs;
-use super::record::{self, Record};
+use super::record::{self, Record, State};
 use super::supervise::launch_piped;
 use crate::{Engine, EngineError};
 
@@ -104,9 +104,9 @@ impl Engine {
         let supervisor = r.extra.holder_pid;
         let now = match self.container(&r.id) {
             Ok(cur) => {
-                let what = match cur.state.as_str() {
-                    "exited" => format!("exited ({})", cur.exit_code.unwrap_or(0)),
-                    "running" => "running, no longer logged".to_string(),
+                let what = match cur.state {
+                    State::Exited => format!("exited ({})", cur.exit_code.unwrap_or(0)),
+                    State::Running => "running, no longer logged".to_string(),
                     other => other.to_string(),
                 };
                 *r = cur;
@@ -264,17 +264,17 @@ pub(super) fn take_over(root: &Path, run_dir: &Path, id: &str, pid: i32, client:
     let ours = Engine::open(root, run_dir).and_then(|engine| {
         engine.store.transaction(|tx| {
             let cur = record::find(tx, id)?;
-            if cur.state == "running" && cur.pid == Some(pid) {
+            if cur.state == State::Running && cur.pid == Some(pid) {
                 return Ok(true);
             }
-            let claimed = matches!(cur.state.as_str(), "created" | "exited")
+            let claimed = matches!(cur.state, State::Created | State::Exited)
                 && cur.extra.starting
                 && cur.extra.holder_pid == client;
             if !claimed {
                 return Ok(false);
             }
             let (_, u) = engine.as_running(&cur, pid, me);
-            record::set_state(tx, &cur, Some(&cur.state), "running", "start", &u)?;
+            record::set_state(tx, &cur, Some(cur.state), State::Running, "start", &u)?;
             Ok(true)
         })
     });

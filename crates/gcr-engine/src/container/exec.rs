@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use gcr_runtime::Stdio;
 use oci_spec::runtime::{LinuxCapabilitiesBuilder, Process, ProcessBuilder, UserBuilder};
 
-use super::record::Record;
+use super::record::{Record, State};
 
 use super::run::runtime_err;
 use crate::{resolve, Engine, EngineError};
@@ -31,9 +31,9 @@ impl Engine {
     /// Runs a command in a running container; returns its exit code (0 when detached).
     pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32, EngineError> {
         let r = self.container(key)?;
-        match r.state.as_str() {
-            "running" => {}
-            "paused" => {
+        match r.state {
+            State::Running => {}
+            State::Paused => {
                 return Err(EngineError::Conflict(format!(
                     "container {} is paused; unpause it first",
                     r.name

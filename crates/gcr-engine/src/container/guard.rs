@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::procfs;
-use super::record::{self, Record};
+use super::record::{self, Record, State};
 use crate::Engine;
 
 /// The code recorded when a container's exit status cannot be known.
@@ -189,7 +189,7 @@ fn record_orphan_exit(root: &Path, run_dir: &Path, id: &str, pid: i32, code: i32
     let Ok(r) = record::find(engine.store.conn(), id) else {
         return;
     };
-    if r.pid == Some(pid) && matches!(r.state.as_str(), "running" | "paused" | "stopping") {
+    if r.pid == Some(pid) && matches!(r.state, State::Running | State::Paused | State::Stopping) {
         let _ = engine.record_exit(&r, code, None);
     }
 }

@@ -177,7 +177,7 @@ impl Engine {
         let changed = r.extra.health.as_ref().map(|x| x.status.as_str()) != Some(h.status.as_str());
         let conn = self.store.conn();
         if changed {
-            record::set_state(conn, &r, Some(&r.state), &r.state, &cause, &u)
+            record::set_state(conn, &r, Some(r.state), r.state, &cause, &u)
         } else {
             record::update_extra(conn, &r, &u)
         }

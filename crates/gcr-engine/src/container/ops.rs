@@ -3,21 +3,21 @@
 
 use std::time::{Duration, Instant};
 
-use super::record::{self, Extra, Record, Update};
+use super::record::{self, Extra, Record, State, Update};
 use super::{guard, procfs};
 use crate::{Engine, EngineError};
 
 /// Docker-like refusal text, e.g. `container web is not running (exited 0, 2 minutes ago)`.
 fn not_running(r: &Record) -> EngineError {
-    let detail = match r.state.as_str() {
-        "exited" => {
+    let detail = match r.state {
+        State::Exited => {
             let ago = r
                 .finished_at
                 .map(|t| gcr_core::lifecycle::humanize_ago(now() - t))
                 .unwrap_or_default();
             format!(" (exited {}, {ago})", r.exit_code.unwrap_or(0))
         }
-        "created" => " (created, never started)".to_string(),
+        State::Created => " (created, never started)".to_string(),
         other => format!(" ({other})"),
     };
     EngineError::Conflict(format!("container {} is not running{detail}", r.name))
@@ -25,10 +25,6 @@ fn not_running(r: &Record) -> EngineError {
 
 fn now() -> i64 {
     record::now_ns() / 1_000_000_000
-}
-
-fn is_live(state: &str) -> bool {
-    matches!(state, "running" | "paused" | "stopping")
 }
 
 impl Engine {
@@ -40,7 +36,7 @@ impl Engine {
     }
 
     pub(crate) fn reconcile(&self, r: Record) -> Result<Record, EngineError> {
-        if !is_live(&r.state) {
+        if !r.state.is_alive() {
             return Ok(r);
         }
         let pid = r.pid.unwrap_or(0);
@@ -91,9 +87,9 @@ impl Engine {
     /// `gcr start`: starts a created or exited container under a supervisor.
     pub fn start(&self, key: &str) -> Result<Record, EngineError> {
         let mut r = self.container(key)?;
-        match r.state.as_str() {
-            "running" | "paused" => return Ok(r),
-            "created" | "exited" => {}
+        match r.state {
+            State::Running | State::Paused => return Ok(r),
+            State::Created | State::Exited => {}
             other => {
                 return Err(EngineError::Conflict(format!(
                     "container {} cannot be started while {other}",
@@ -116,7 +112,7 @@ impl Engine {
         let me = std::process::id() as i32;
         let claimed = self.store.transaction(|tx| {
             let cur = record::find(tx, &r.id)?;
-            if !matches!(cur.state.as_str(), "created" | "exited") {
+            if !matches!(cur.state, State::Created | State::Exited) {
                 return Err(EngineError::Conflict(format!(
                     "container {} is {} already",
                     cur.name, cur.state
@@ -176,14 +172,14 @@ impl Engine {
         Ok(r)
     }
 
-    fn mark_stopped_by_user(&self, r: &Record, to: &str) -> Result<(), EngineError> {
+    fn mark_stopped_by_user(&self, r: &Record, to: State) -> Result<(), EngineError> {
         let mut extra = r.extra.clone();
         extra.stopped_by_user = true;
         let u = Update {
             extra: Some(extra),
             ..Default::default()
         };
-        record::set_state(self.store.conn(), r, Some(&r.state), to, "stop", &u)
+        record::set_state(self.store.conn(), r, Some(r.state), to, "stop", &u)
     }
 
     /// Waits until the holder has recorded the exit (or is gone, then reconciles).
@@ -193,7 +189,7 @@ impl Engine {
             match record::find(self.store.conn(), id) {
                 Err(EngineError::NotFound(_)) => return Ok(()),
                 Err(e) => return Err(e),
-                Ok(r) if !is_live(&r.state) => return Ok(()),
+                Ok(r) if !r.state.is_alive() => return Ok(()),
                 Ok(r) => {
                     let pid = r.pid.unwrap_or(0);
                     let dead = !procfs::alive(pid, r.extra.pid_start) || procfs::exited(pid);
@@ -217,24 +213,24 @@ impl Engine {
     /// `gcr stop [-t N]`: the stop signal, then SIGKILL after the timeout.
     pub fn stop(&self, key: &str, timeout: Option<u32>) -> Result<Record, EngineError> {
         let r = self.container(key)?;
-        let restarting = r.state == "exited"
+        let restarting = r.state == State::Exited
             && r.config.opts.restart != super::config::RestartPolicy::No
             && !r.extra.stopped_by_user
             && r.extra.holder_alive();
         if restarting {
             // Waiting to restart: just prevent the restart.
-            self.mark_stopped_by_user(&r, "exited")?;
+            self.mark_stopped_by_user(&r, State::Exited)?;
             return Ok(r);
         }
-        if !is_live(&r.state) {
+        if !r.state.is_alive() {
             return Err(not_running(&r));
         }
         let pid = r.pid.unwrap_or(0);
         let pidfd = procfs::pidfd_open(pid);
-        self.mark_stopped_by_user(&r, "stopping")?;
+        self.mark_stopped_by_user(&r, State::Stopping)?;
         let sig = r.config.resolved.stop_signal;
         procfs::signal(pid, sig);
-        if r.state == "paused" {
+        if r.state == State::Paused {
             self.thaw(&r)?;
         }
         let t = Duration::from_secs(timeout.unwrap_or(r.config.resolved.stop_timeout) as u64);
@@ -264,7 +260,7 @@ impl Engine {
             ))
         })?;
         let r = self.container(key)?;
-        if !is_live(&r.state) {
+        if !r.state.is_alive() {
             return Err(not_running(&r));
         }
         if sig == libc::SIGKILL || sig == r.config.resolved.stop_signal {
@@ -274,10 +270,10 @@ impl Engine {
                 extra: Some(extra),
                 ..Default::default()
             };
-            record::set_state(self.store.conn(), &r, Some(&r.state), &r.state, "kill", &u)?;
+            record::set_state(self.store.conn(), &r, Some(r.state), r.state, "kill", &u)?;
         }
         self.kill_group(&r, sig);
-        if sig == libc::SIGKILL && r.state == "paused" {
+        if sig == libc::SIGKILL && r.state == State::Paused {
             self.thaw(&r)?;
         }
         Ok(r)
@@ -292,9 +288,9 @@ impl Engine {
     /// `gcr pause`.
     pub fn pause(&self, key: &str) -> Result<Record, EngineError> {
         let r = self.container(key)?;
-        match r.state.as_str() {
-            "running" => {}
-            "paused" => {
+        match r.state {
+            State::Running => {}
+            State::Paused => {
                 return Err(EngineError::Conflict(format!(
                     "container {} is already paused",
                     r.name
@@ -308,8 +304,8 @@ impl Engine {
         record::set_state(
             self.store.conn(),
             &r,
-            Some("running"),
-            "paused",
+            Some(State::Running),
+            State::Paused,
             "pause",
             &Update::default(),
         )?;
@@ -319,7 +315,7 @@ impl Engine {
     /// `gcr unpause`.
     pub fn unpause(&self, key: &str) -> Result<Record, EngineError> {
         let r = self.container(key)?;
-        if r.state != "paused" {
+        if r.state != State::Paused {
             return Err(EngineError::Conflict(format!(
                 "container {} is not paused ({})",
                 r.name, r.state
@@ -329,8 +325,8 @@ impl Engine {
         record::set_state(
             self.store.conn(),
             &r,
-            Some("paused"),
-            "running",
+            Some(State::Paused),
+            State::Running,
             "unpause",
             &Update::default(),
         )?;
@@ -361,7 +357,7 @@ impl Engine {
                 )));
             }
         }
-        if is_live(&r.state) {
+        if r.state.is_alive() {
             if !force {
                 return Err(EngineError::Conflict(format!(
                     "cannot remove container {}: it is {}; stop it first or use rm -f",
@@ -369,9 +365,9 @@ impl Engine {
                 )));
             }
             // Already stopping: another `stop` or `rm -f` is at work.
-            let marked = match r.state.as_str() {
-                "stopping" => Err(EngineError::Conflict(String::new())),
-                _ => self.mark_stopped_by_user(&r, "stopping"),
+            let marked = match r.state {
+                State::Stopping => Err(EngineError::Conflict(String::new())),
+                _ => self.mark_stopped_by_user(&r, State::Stopping),
             };
             if let Err(e) = marked {
                 let EngineError::Conflict(_) = e else {
@@ -388,7 +384,7 @@ impl Engine {
                         r.name
                     ))),
                     Err(e) => Err(e),
-                    Ok(cur) if is_live(&cur.state) => Err(EngineError::Conflict(format!(
+                    Ok(cur) if cur.state.is_alive() => Err(EngineError::Conflict(format!(
                         "container {} changed state meanwhile; try again",
                         cur.name
                     ))),
@@ -396,7 +392,7 @@ impl Engine {
                 };
             }
             self.kill_group(&r, libc::SIGKILL);
-            if r.state == "paused" {
+            if r.state == State::Paused {
                 let _ = self.thaw(&r);
             }
             self.wait_recorded(&r.id, Duration::from_secs(10))?;
@@ -413,7 +409,9 @@ impl Engine {
             Ok(c) => c,
             // A `--rm` container removes itself when killed; any other was removed by
             // someone else meanwhile.
-            Err(EngineError::NotFound(_)) if r.config.opts.rm && is_live(&r.state) => return Ok(r),
+            Err(EngineError::NotFound(_)) if r.config.opts.rm && r.state.is_alive() => {
+                return Ok(r)
+            }
             Err(EngineError::NotFound(_)) => {
                 return Err(EngineError::NotFound(format!(
                     "no such container: {}; it was removed meanwhile",
@@ -455,7 +453,7 @@ impl Engine {
     /// `gcr restart`.
     pub fn restart(&self, key: &str, timeout: Option<u32>) -> Result<Record, EngineError> {
         let r = self.container(key)?;
-        if is_live(&r.state) {
+        if r.state.is_alive() {
             self.stop(key, timeout)?;
         }
         self.start(&r.id)
@@ -464,7 +462,7 @@ impl Engine {
     /// `gcr wait`: blocks until the container exits and returns its exit code.
     pub fn wait(&self, key: &str) -> Result<i32, EngineError> {
         let r = self.container(key)?;
-        if !is_live(&r.state) {
+        if !r.state.is_alive() {
             return Ok(r.exit_code.unwrap_or(0));
         }
         if let Some(fd) = procfs::pidfd_open(r.pid.unwrap_or(0)) {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ContainerConfig;
 use crate::EngineError;
+pub use gcr_core::lifecycle::State;
 
 /// Extra run-time facts kept in the `extra` JSON column.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -66,7 +67,7 @@ pub struct Record {
     pub image_id: String,
     pub image_ref: String,
     pub created_at: i64,
-    pub state: String,
+    pub state: State,
     pub config: ContainerConfig,
     pub pid: Option<i32>,
     pub started_at: Option<i64>,
@@ -102,6 +103,20 @@ fn decode<T: serde::de::DeserializeOwned>(id: &str, col: usize, text: &str) -> r
     })
 }
 
+/// A stored state name, or an [`Unreadable`] error.
+fn decode_state(id: &str, s: String) -> rusqlite::Result<State> {
+    State::parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            5,
+            rusqlite::types::Type::Text,
+            Box::new(Unreadable {
+                id: id.to_string(),
+                detail: format!("unknown state {s:?}"),
+            }),
+        )
+    })
+}
+
 /// A database error, with an unreadable record named as such.
 fn read_err(e: rusqlite::Error) -> EngineError {
     if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = &e {
@@ -114,6 +129,7 @@ fn read_err(e: rusqlite::Error) -> EngineError {
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
     let id: String = row.get(0)?;
+    let id_for_state = id.clone();
     let config: String = row.get(6)?;
     let extra: Option<String> = row.get(13)?;
     let config = decode(&id, 6, &config)?;
@@ -127,7 +143,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
         image_id: row.get(2)?,
         image_ref: row.get(3)?,
         created_at: row.get(4)?,
-        state: row.get(5)?,
+        state: decode_state(&id_for_state, row.get::<_, String>(5)?)?,
         config,
         pid: row.get(7)?,
         started_at: row.get(8)?,
@@ -185,7 +201,7 @@ pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
             r.image_id,
             r.image_ref,
             r.created_at,
-            r.state,
+            r.state.as_str(),
             config,
             r.pid,
             r.started_at,
@@ -216,7 +232,7 @@ pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
         Some("created"),
         "create",
     )?;
-    if r.state != "created" {
+    if r.state != State::Created {
         // Stored already started (a foreground run records its start with the row).
         event(
             conn,
@@ -224,7 +240,7 @@ pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
             &r.id,
             &r.name,
             Some("created"),
-            Some(&r.state),
+            Some(r.state.as_str()),
             "start",
         )?;
     }
@@ -299,19 +315,28 @@ pub struct Update {
     pub extra: Option<Extra>,
 }
 
-/// Moves a container to `to` (recording an event with `cause`) and applies `u`.
-/// Returns the state it was in. Fails with a conflict when the row's state is not `from`
-/// (if given), so two processes cannot both make the same transition.
+/// Moves a container from `from` (its state in `r` when None) to `to`, recording an event
+/// with `cause`, and applies `u`: the one place where a container's state changes. A move
+/// the lifecycle state machine does not allow is refused, naming the current state; the
+/// write is a compare-and-set on the row's state, so two processes cannot both make the
+/// same transition (the loser is told the state changed).
 pub fn set_state(
     conn: &Connection,
     r: &Record,
-    from: Option<&str>,
-    to: &str,
+    from: Option<State>,
+    to: State,
     cause: &str,
     u: &Update,
 ) -> Result<(), EngineError> {
+    let from = from.unwrap_or(r.state);
+    if !gcr_core::lifecycle::transition_allowed(from, to) {
+        return Err(EngineError::Conflict(format!(
+            "container {} cannot go from {from} to {to}",
+            r.name
+        )));
+    }
     let mut sql = String::from("UPDATE containers SET state = ?1");
-    let mut vals: Vec<rusqlite::types::Value> = vec![to.to_string().into()];
+    let mut vals: Vec<rusqlite::types::Value> = vec![to.as_str().to_string().into()];
     let mut push = |col: &str, v: rusqlite::types::Value| {
         vals.push(v);
         sql.push_str(&format!(", {col} = ?{}", vals.len()));
@@ -339,10 +364,8 @@ pub fn set_state(
     }
     vals.push(r.id.clone().into());
     sql.push_str(&format!(" WHERE id = ?{}", vals.len()));
-    if let Some(f) = from {
-        vals.push(f.to_string().into());
-        sql.push_str(&format!(" AND state = ?{}", vals.len()));
-    }
+    vals.push(from.as_str().to_string().into());
+    sql.push_str(&format!(" AND state = ?{}", vals.len()));
     let n = conn
         .prepare_cached(&sql)?
         .execute(rusqlite::params_from_iter(vals))?;
@@ -352,14 +375,13 @@ pub fn set_state(
             r.name
         )));
     }
-    let from_state = from.unwrap_or(&r.state);
     event(
         conn,
         "container",
         &r.id,
         &r.name,
-        Some(from_state),
-        Some(to),
+        Some(from.as_str()),
+        Some(to.as_str()),
         cause,
     )
 }
@@ -413,7 +435,7 @@ pub fn delete(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineEr
         "container",
         &r.id,
         &r.name,
-        Some(&r.state),
+        Some(r.state.as_str()),
         None,
         cause,
     )
@@ -439,7 +461,7 @@ mod tests {
             image_id: "img".into(),
             image_ref: "img:1".into(),
             created_at: 0,
-            state: "created".into(),
+            state: State::Created,
             config: ContainerConfig::default(),
             pid: None,
             started_at: None,

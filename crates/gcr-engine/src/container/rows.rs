@@ -6,7 +6,7 @@
 use gcr_store::Store;
 use serde::{Deserialize, Serialize};
 
-use super::record::{self, now_secs, Record, Update};
+use super::record::{self, now_secs, Record, State, Update};
 use crate::{names, EngineError};
 
 /// How storing a new container's row went.
@@ -81,7 +81,14 @@ pub(crate) struct Started {
 /// Records that a row stored `created` runs (the `start` event).
 pub(crate) fn store_started(store: &Store, s: &Started) -> Result<(), EngineError> {
     store.transaction(|tx| {
-        record::set_state(tx, &s.row, Some("created"), "running", "start", &s.update)
+        record::set_state(
+            tx,
+            &s.row,
+            Some(State::Created),
+            State::Running,
+            "start",
+            &s.update,
+        )
     })
 }
 
@@ -144,10 +151,10 @@ pub(crate) fn store_exit(store: &Store, e: &Exit) -> Result<(), EngineError> {
             ..Default::default()
         };
         let cur = record::find(tx, &r.id)?;
-        if e.maybe_recorded && cur.state == "exited" {
+        if e.maybe_recorded && cur.state == State::Exited {
             return Ok(());
         }
-        record::set_state(tx, &cur, Some(&cur.state), "exited", cause, &u)
+        record::set_state(tx, &cur, Some(cur.state), State::Exited, cause, &u)
     });
     match res {
         // A lost answer: the first attempt removed it.

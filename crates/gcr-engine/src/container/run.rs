@@ -9,7 +9,7 @@ use gcr_runtime::{Launch, Running, Stdio};
 
 use super::config::{ContainerConfig, RunOptions};
 use super::procfs;
-use super::record::{self, now_secs, Extra, Record, Update};
+use super::record::{self, now_secs, Extra, Record, State, Update};
 use super::rows::{self, Stored};
 use super::{imagecache, mountpoints, premount};
 use crate::{names, ocispec, resolve, timing, Engine, EngineError};
@@ -118,7 +118,7 @@ impl Engine {
             image_id: image.id,
             image_ref,
             created_at: now_secs(),
-            state: "created".into(),
+            state: State::Created,
             config: ContainerConfig { opts, resolved },
             pid: None,
             started_at: None,
@@ -236,7 +236,7 @@ impl Engine {
             ..Default::default()
         };
         let mut running = r.clone();
-        running.state = "running".into();
+        running.state = State::Running;
         running.pid = Some(pid);
         running.started_at = u.started_at;
         running.extra = extra;
@@ -252,7 +252,7 @@ impl Engine {
         cause: &str,
     ) -> Result<(), EngineError> {
         let (running, u) = self.as_running(r, pid, holder);
-        record::set_state(self.store.conn(), r, None, "running", cause, &u)?;
+        record::set_state(self.store.conn(), r, None, State::Running, cause, &u)?;
         *r = running;
         Ok(())
     }
@@ -488,7 +488,7 @@ impl Engine {
             maybe_stored: true,
         };
         match rows::store_new(store, req)? {
-            Stored::Row(created) if created.state == "created" => {
+            Stored::Row(created) if created.state == State::Created => {
                 let (running, update) = self.as_running(&created, pid, holder);
                 rows::store_started(
                     store,
@@ -566,7 +566,7 @@ impl Engine {
                 exit_code: Some(code),
                 ..Default::default()
             };
-            let _ = record::set_state(conn, r, Some(&r.state), "created", "error", &u);
+            let _ = record::set_state(conn, r, Some(r.state), State::Created, "error", &u);
         }
     }
 }

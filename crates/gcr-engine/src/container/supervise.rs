@@ -16,7 +16,7 @@ use gcr_runtime::Stdio;
 use super::config::HealthConfig;
 use super::health::{self, HealthState};
 use super::procfs;
-use super::record::{self, Record};
+use super::record::{self, Record, State};
 use crate::logs::LineWriter;
 use crate::{Engine, EngineError};
 
@@ -214,7 +214,7 @@ pub(crate) fn drop_startup_pages() {
 fn health_tick(root: &Path, run_dir: &Path, id: &str, cfg: &HealthConfig, started: Instant) {
     if let Ok(engine) = Engine::open(root, run_dir) {
         if let Ok(r) = record::find(engine.store.conn(), id) {
-            if r.state == "running" {
+            if r.state == State::Running {
                 let mut h = r.extra.health.clone().unwrap_or_else(HealthState::starting);
                 let in_start = started.elapsed() < Duration::from_millis(cfg.start_period_ms);
                 h.record(health::run_check(&r, cfg), cfg, in_start);
@@ -295,7 +295,7 @@ fn supervise(
         let Ok(mut r) = record::find(engine.store.conn(), id) else {
             return 0;
         };
-        if r.extra.stopped_by_user || r.state != "exited" {
+        if r.extra.stopped_by_user || r.state != State::Exited {
             return 0;
         }
         match launch_piped(&engine, &r) {
@@ -318,7 +318,7 @@ fn supervise(
 fn wait_until_started(engine: &Engine, id: &str) -> Option<Record> {
     for _ in 0..2000 {
         match record::find(engine.store.conn(), id) {
-            Ok(r) if r.state != "created" => return Some(r),
+            Ok(r) if r.state != State::Created => return Some(r),
             Ok(_) => std::thread::sleep(Duration::from_millis(1)),
             Err(_) => return None,
         }

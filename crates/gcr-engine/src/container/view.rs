@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::procfs;
-use super::record::{self, Record};
+use super::record::{self, Record, State};
 use crate::logs::rfc3339_nanos;
 use crate::{Engine, EngineError};
 
@@ -42,15 +42,11 @@ fn rfc3339(secs: i64) -> String {
 
 /// Docker's status column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
 pub fn status_text(r: &Record) -> String {
-    let base = match gcr_core::lifecycle::State::parse(&r.state) {
-        Some(st) => {
-            gcr_core::lifecycle::status_text(st, r.exit_code, r.started_at, r.finished_at, now())
-        }
-        None => r.state.clone(),
-    };
-    match (&r.extra.health, r.state.as_str()) {
-        (Some(h), "running") if h.status == "starting" => format!("{base} (health: starting)"),
-        (Some(h), "running") => format!("{base} ({})", h.status),
+    let base =
+        gcr_core::lifecycle::status_text(r.state, r.exit_code, r.started_at, r.finished_at, now());
+    match (&r.extra.health, r.state) {
+        (Some(h), State::Running) if h.status == "starting" => format!("{base} (health: starting)"),
+        (Some(h), State::Running) => format!("{base} ({})", h.status),
         _ => base,
     }
 }
@@ -65,7 +61,7 @@ impl Engine {
                 Err(EngineError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            let live = matches!(r.state.as_str(), "running" | "paused" | "stopping");
+            let live = matches!(r.state, State::Running | State::Paused | State::Stopping);
             if !all && !live {
                 continue;
             }
@@ -84,7 +80,7 @@ impl Engine {
                 created_at: rfc3339(r.created_at),
                 running_for: gcr_core::lifecycle::humanize_ago(now() - r.created_at),
                 status: status_text(&r),
-                state: r.state.clone(),
+                state: r.state.to_string(),
                 names: r.name.clone(),
                 ports: self.ports_text(&r),
             };
@@ -128,8 +124,8 @@ impl Engine {
             "Image": r.image_id,
             "State": {
                 "Status": r.state,
-                "Running": matches!(r.state.as_str(), "running" | "paused" | "stopping"),
-                "Paused": r.state == "paused",
+                "Running": matches!(r.state, State::Running | State::Paused | State::Stopping),
+                "Paused": r.state == State::Paused,
                 "OOMKilled": r.oom_killed,
                 "Pid": r.pid.unwrap_or(0),
                 "ExitCode": r.exit_code.unwrap_or(0),
@@ -186,7 +182,7 @@ impl Engine {
         key: &str,
     ) -> Result<(Record, gcr_runtime::cgroups::Cgroup), EngineError> {
         let r = self.container(key)?;
-        if !matches!(r.state.as_str(), "running" | "paused") {
+        if !matches!(r.state, State::Running | State::Paused) {
             return Err(EngineError::Conflict(format!(
                 "container {} is not running",
                 r.name
