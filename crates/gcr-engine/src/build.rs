@@ -97,19 +97,19 @@ impl Engine {
         };
         reap_build_cgroups();
         let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
-        gcr_build::build(&self.store, &runner, &opts, emit).map_err(build_err)
+        gcr_build::build(self.store()?, &runner, &opts, emit).map_err(build_err)
     }
 
     /// The build transcript of an image built by this store.
     pub fn image_transcript(&self, image: &str) -> Result<serde_json::Value, EngineError> {
-        let id = self.store.resolve_image(image).map_err(|e| {
+        let id = self.store()?.resolve_image(image).map_err(|e| {
             if e.is_not_found() {
                 EngineError::NotFound(format!("no such image: {image}"))
             } else {
                 e.into()
             }
         })?;
-        gcr_build::cache::transcript(&self.store, &id.id)
+        gcr_build::cache::transcript(self.store()?, &id.id)
             .map_err(build_err)?
             .ok_or_else(|| {
                 EngineError::NotFound(format!(

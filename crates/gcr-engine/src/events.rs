@@ -22,7 +22,7 @@ pub struct Event {
 impl Engine {
     /// Events at or after `since_ns`, oldest first.
     pub fn events(&self, since_ns: i64) -> Result<Vec<Event>, EngineError> {
-        let mut stmt = self.store.conn().prepare_cached(
+        let mut stmt = self.store()?.conn().prepare_cached(
             "SELECT seq, time_ns, kind, object, name, from_state, to_state, cause \
              FROM events WHERE time_ns >= ?1 ORDER BY seq",
         )?;

@@ -66,7 +66,7 @@ impl Engine {
     pub fn images(&self) -> Result<Vec<ImageRow>, EngineError> {
         let now = crate::container::record::now_secs();
         let mut rows = Vec::new();
-        for img in self.store.list_images()? {
+        for img in self.store()?.list_images()? {
             let hex = img
                 .id
                 .strip_prefix("sha256:")
@@ -100,17 +100,17 @@ impl Engine {
     /// `gcr rmi IMAGE`: removes the image (or the tag) and drops this store's image cache
     /// entries in the run dir, so the next `run` of the name resolves it afresh.
     pub fn remove_image(&self, image: &str, force: bool) -> Result<Vec<String>, EngineError> {
-        let lines = self.store.remove_image(image, force);
+        let lines = self.store()?.remove_image(image, force);
         self.forget_image_cache();
         Ok(lines?)
     }
 
     /// `gcr inspect IMAGE`: a Docker-shaped document.
     pub fn inspect_image(&self, key: &str) -> Result<Value, EngineError> {
-        let img = self.store.resolve_image(key)?;
-        let config: Value = serde_json::from_slice(&self.store.image_config(&img.id)?)?;
+        let img = self.store()?.resolve_image(key)?;
+        let config: Value = serde_json::from_slice(&self.store()?.image_config(&img.id)?)?;
         let tags: Vec<String> = self
-            .store
+            .store()?
             .image_tags(&img.id)?
             .iter()
             .map(|t| {
@@ -118,7 +118,7 @@ impl Engine {
                 format!("{r}:{tag}")
             })
             .collect();
-        let layers = self.store.image_layers(&img.id)?;
+        let layers = self.store()?.image_layers(&img.id)?;
         let size: u64 = layers.iter().map(|l| l.size).sum();
         let repo_digests: Vec<String> = tags
             .iter()
@@ -153,8 +153,8 @@ impl Engine {
         image: &str,
         artifact_type: Option<&str>,
     ) -> Result<(ReferrerDescriptor, Vec<ReferrerDescriptor>), EngineError> {
-        let subject = self.store.subject_descriptor(image)?;
-        let list = self.store.referrers(&subject.digest, artifact_type)?;
+        let subject = self.store()?.subject_descriptor(image)?;
+        let list = self.store()?.referrers(&subject.digest, artifact_type)?;
         Ok((subject, list))
     }
 
@@ -169,8 +169,12 @@ impl Engine {
         layer_media_type: &str,
         layer: &[u8],
     ) -> Result<String, EngineError> {
-        Ok(self
-            .store
-            .put_referrer(subject, artifact_type, annotations, layer_media_type, layer)?)
+        Ok(self.store()?.put_referrer(
+            subject,
+            artifact_type,
+            annotations,
+            layer_media_type,
+            layer,
+        )?)
     }
 }

@@ -116,6 +116,12 @@ impl Engine {
         }
     }
 
+    /// The store, waiting for it when it is still opening (see [`storecell`]); the error of
+    /// an open that failed.
+    pub fn store(&self) -> Result<&Store, EngineError> {
+        self.store.wait()
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

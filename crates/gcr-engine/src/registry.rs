@@ -45,7 +45,7 @@ impl Engine {
         opts: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<PullReport, EngineError> {
-        gcr_registry::pull(&self.store, reference, opts, progress).map_err(err)
+        gcr_registry::pull(self.store()?, reference, opts, progress).map_err(err)
     }
 
     /// `gcr push`.
@@ -56,7 +56,7 @@ impl Engine {
         opts: &ConnectOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport, EngineError> {
-        gcr_registry::push(&self.store, image, dest, opts, progress).map_err(err)
+        gcr_registry::push(self.store()?, image, dest, opts, progress).map_err(err)
     }
 
     /// `gcr login`: checks the credentials against the registry, then saves them; returns

@@ -4,9 +4,9 @@
 //! prepares and starts the container from its image cache, so the two overlap; or not at
 //! all, when the store's housekeeper does its store work (see [`crate::housekeeper`]). Any use of
 //! the store waits for the open; [`StoreCell::wait`] gives the error, if any, to a caller
-//! that can handle it. Deref after a failed open ends the process with Docker's 125.
+//! that can handle it: every use goes through [`StoreCell::wait`] (`Engine::store`), so a
+//! failed open is an error of the command that needed the store.
 
-use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -83,20 +83,6 @@ impl StoreCell {
             Err(_) => Err(EngineError::Internal(
                 "the thread opening the store panicked".into(),
             )),
-        }
-    }
-}
-
-impl Deref for StoreCell {
-    type Target = Store;
-
-    fn deref(&self) -> &Store {
-        match self.wait() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("Error: {e}");
-                std::process::exit(125)
-            }
         }
     }
 }

@@ -173,12 +173,12 @@ fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
 
 fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, Failure> {
     let id = e
-        .store
+        .store()?
         .resolve_image(image)
         .map_err(gcr_engine::EngineError::from)?
         .id;
     let h = e
-        .store
+        .store()?
         .history(image)
         .map_err(gcr_engine::EngineError::from)?;
     let now = gcr_engine::container::record::now_ns() / 1_000_000_000;
@@ -245,13 +245,13 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             quiet,
         } => history(e, &image, format, quiet),
         Cmd::Tag { source, target } => {
-            e.store.tag(&source, &target).map_err(store_err)?;
+            e.store()?.tag(&source, &target).map_err(store_err)?;
             Ok(0)
         }
         Cmd::Rmi { images, force } => {
             let mut code = 0;
             for i in &images {
-                match e.store.remove_image(i, force) {
+                match e.store()?.remove_image(i, force) {
                     Ok(lines) => {
                         for l in &lines {
                             outln!("{l}")?;
@@ -268,7 +268,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
         Cmd::Import { file, reference } => {
             let input = open_input(&file)?;
             let id = e
-                .store
+                .store()?
                 .import_rootfs(input, reference.as_deref(), None)
                 .map_err(store_err)?;
             outln!("{id}")?;
@@ -277,8 +277,8 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
         Cmd::Load { input, quiet } => {
             let d = Display::new(quiet);
             let report = match input {
-                Some(p) => e.store.load_path(&p, &d),
-                None => e.store.load(std::io::stdin().lock(), &d),
+                Some(p) => e.store()?.load_path(&p, &d),
+                None => e.store()?.load(std::io::stdin().lock(), &d),
             }
             .map_err(store_err)?;
             d.finish();
@@ -322,7 +322,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     let f = std::fs::File::create(&tmp).map_err(|err| {
                         Failure::new(1, format!("cannot create {}: {err}", tmp.display()))
                     })?;
-                    let res = e.store.save(&names, fmt, std::io::BufWriter::new(f), &d);
+                    let res = e.store()?.save(&names, fmt, std::io::BufWriter::new(f), &d);
                     if let Err(err) = res {
                         let _ = std::fs::remove_file(&tmp);
                         return Err(store_err(err));
@@ -339,7 +339,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                                 .into(),
                         ));
                     }
-                    e.store
+                    e.store()?
                         .save(&names, fmt, std::io::stdout().lock(), &d)
                         .map_err(|err| {
                             // The store reports the failed write as its own error.
@@ -381,7 +381,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             }
             // Removed containers' directories still waiting for the reaper go now.
             gcr_engine::trash::drain(e.root());
-            let p = e.store.prune().map_err(store_err)?;
+            let p = e.store()?.prune().map_err(store_err)?;
             for l in &p.images {
                 outln!("{l}")?;
             }
@@ -400,7 +400,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             repair,
         } => {
             let opts = gcr_engine::DoctorOptions { snapshots, repair };
-            let mut r = e.store.doctor_with(opts).map_err(store_err)?;
+            let mut r = e.store()?.doctor_with(opts).map_err(store_err)?;
             if repair {
                 for id in e.sweep_orphan_container_dirs() {
                     r.repaired.push(format!(
@@ -459,7 +459,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
 }
 
 fn info(e: &Engine, format: Format) -> Result<i32, Failure> {
-    let images = e.store.list_images().map_err(store_err)?.len();
+    let images = e.store()?.list_images().map_err(store_err)?.len();
     let cs = e.ps(true)?;
     let running = cs
         .iter()
@@ -506,7 +506,7 @@ fn kernel() -> String {
 }
 
 fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
-    let r = e.store.df().map_err(store_err)?;
+    let r = e.store()?.df().map_err(store_err)?;
     let rows = [
         ("Images", &r.images),
         ("Containers", &r.containers),

@@ -66,7 +66,7 @@ impl Engine {
         let spec = gcr_build::load_spec(&req.spec_file).map_err(build_err)?;
         let tmp = tempfile::Builder::new()
             .prefix("verify-")
-            .tempdir_in(self.store.temp_dir())
+            .tempdir_in(self.store()?.temp_dir())
             .map_err(|e| EngineError::Io("creating a verification store".into(), e))?;
         super::reap_build_cgroups();
         let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
@@ -76,14 +76,17 @@ impl Engine {
             let s = Store::open(&tmp.path().join(n))?;
             match &spec.base {
                 Base::Scratch => {}
-                Base::Image(r) => copy_image(&self.store, &s, &r.to_string(), Some(r.to_string()))
-                    .map_err(|e| match e {
-                        EngineError::Store(se) if se.is_not_found() => {
-                            build_err(gcr_build::BuildError::UnknownBase(r.to_string()))
-                        }
-                        e => e,
-                    })?,
-                Base::Id(d) => copy_image(&self.store, &s, &d.to_string(), None)?,
+                Base::Image(r) => {
+                    copy_image(self.store()?, &s, &r.to_string(), Some(r.to_string())).map_err(
+                        |e| match e {
+                            EngineError::Store(se) if se.is_not_found() => {
+                                build_err(gcr_build::BuildError::UnknownBase(r.to_string()))
+                            }
+                            e => e,
+                        },
+                    )?
+                }
+                Base::Id(d) => copy_image(self.store()?, &s, &d.to_string(), None)?,
             }
             let opts = BuildOptions {
                 spec_file: req.spec_file.clone(),

@@ -262,7 +262,7 @@ pub(super) fn confirmed(confirm: OwnedFd) -> bool {
 pub(super) fn take_over(root: &Path, run_dir: &Path, id: &str, pid: i32, client: i32) -> bool {
     let me = std::process::id() as i32;
     let ours = Engine::open(root, run_dir).and_then(|engine| {
-        engine.store.transaction(|tx| {
+        engine.store()?.transaction(|tx| {
             let cur = record::find(tx, id)?;
             if cur.state == State::Running && cur.pid == Some(pid) {
                 return Ok(true);

@@ -186,7 +186,7 @@ fn record_orphan_exit(root: &Path, run_dir: &Path, id: &str, pid: i32, code: i32
     let Ok(engine) = Engine::open(root, run_dir) else {
         return;
     };
-    let Ok(r) = record::find(engine.store.conn(), id) else {
+    let Ok(r) = engine.store().and_then(|s| record::find(s.conn(), id)) else {
         return;
     };
     if r.pid == Some(pid) && matches!(r.state, State::Running | State::Paused | State::Stopping) {

@@ -166,7 +166,7 @@ pub fn run_check(r: &Record, cfg: &HealthConfig) -> HealthResult {
 impl Engine {
     /// Stores a new health state for a running container (no state transition).
     pub(crate) fn store_health(&self, id: &str, h: &HealthState) -> Result<(), EngineError> {
-        let r = record::find(self.store.conn(), id)?;
+        let r = record::find(self.store()?.conn(), id)?;
         let mut extra = r.extra.clone();
         extra.health = Some(h.clone());
         let u = Update {
@@ -175,7 +175,7 @@ impl Engine {
         };
         let cause = format!("health_status: {}", h.status);
         let changed = r.extra.health.as_ref().map(|x| x.status.as_str()) != Some(h.status.as_str());
-        let conn = self.store.conn();
+        let conn = self.store()?.conn();
         if changed {
             record::set_state(conn, &r, Some(r.state), r.state, &cause, &u)
         } else {

@@ -31,7 +31,7 @@ impl Engine {
     /// Loads a container and makes its state true: a live row whose process and holder are
     /// both gone is marked exited and its cgroup and run-time files are removed.
     pub fn container(&self, key: &str) -> Result<Record, EngineError> {
-        let r = record::find(self.store.conn(), key)?;
+        let r = record::find(self.store()?.conn(), key)?;
         self.reconcile(r)
     }
 
@@ -58,12 +58,12 @@ impl Engine {
         fixed.config.opts.rm = false;
         match self.record_exit(&fixed, code, None) {
             // Someone (the holder finishing up, another gcr) recorded it meanwhile.
-            Err(EngineError::Conflict(_)) => return record::find(self.store.conn(), &r.id),
+            Err(EngineError::Conflict(_)) => return record::find(self.store()?.conn(), &r.id),
             other => other?,
         }
         if unknown {
             let _ = record::event(
-                self.store.conn(),
+                self.store()?.conn(),
                 "container",
                 &r.id,
                 &r.name,
@@ -74,14 +74,14 @@ impl Engine {
         }
         if keep_rm {
             self.remove_files(&r);
-            let cur = record::find(self.store.conn(), &r.id)?;
-            record::delete(self.store.conn(), &cur, "rm")?;
+            let cur = record::find(self.store()?.conn(), &r.id)?;
+            record::delete(self.store()?.conn(), &cur, "rm")?;
             return Err(EngineError::NotFound(format!(
                 "no such container: {}; see 'gcr ps -a'",
                 r.name
             )));
         }
-        record::find(self.store.conn(), &r.id)
+        record::find(self.store()?.conn(), &r.id)
     }
 
     /// `gcr start`: starts a created or exited container under a supervisor.
@@ -110,7 +110,7 @@ impl Engine {
     /// container: exactly one runs it).
     fn claim_start(&self, r: &mut Record) -> Result<(), EngineError> {
         let me = std::process::id() as i32;
-        let claimed = self.store.transaction(|tx| {
+        let claimed = self.store()?.transaction(|tx| {
             let cur = record::find(tx, &r.id)?;
             if !matches!(cur.state, State::Created | State::Exited) {
                 return Err(EngineError::Conflict(format!(
@@ -141,7 +141,7 @@ impl Engine {
 
     /// Gives up a claim made by [`Engine::claim_start`] (the start failed).
     fn release_start(&self, r: &Record) {
-        if let Ok(cur) = record::find(self.store.conn(), &r.id) {
+        if let Ok(cur) = self.store().and_then(|s| record::find(s.conn(), &r.id)) {
             if cur.extra.starting && cur.extra.holder_pid == std::process::id() as i32 {
                 let u = Update {
                     extra: Some(Extra {
@@ -150,7 +150,9 @@ impl Engine {
                     }),
                     ..Default::default()
                 };
-                let _ = record::update_extra(self.store.conn(), &cur, &u);
+                let _ = self
+                    .store()
+                    .and_then(|s| record::update_extra(s.conn(), &cur, &u));
             }
         }
     }
@@ -165,7 +167,7 @@ impl Engine {
             self.release_start(&r);
             if r.config.opts.rm {
                 self.remove_files(&r);
-                let _ = record::delete(self.store.conn(), &r, "rm");
+                let _ = record::delete(self.store()?.conn(), &r, "rm");
             }
             return Err(e);
         }
@@ -179,14 +181,14 @@ impl Engine {
             extra: Some(extra),
             ..Default::default()
         };
-        record::set_state(self.store.conn(), r, Some(r.state), to, "stop", &u)
+        record::set_state(self.store()?.conn(), r, Some(r.state), to, "stop", &u)
     }
 
     /// Waits until the holder has recorded the exit (or is gone, then reconciles).
     fn wait_recorded(&self, id: &str, timeout: Duration) -> Result<(), EngineError> {
         let deadline = Instant::now() + timeout;
         loop {
-            match record::find(self.store.conn(), id) {
+            match record::find(self.store()?.conn(), id) {
                 Err(EngineError::NotFound(_)) => return Ok(()),
                 Err(e) => return Err(e),
                 Ok(r) if !r.state.is_alive() => return Ok(()),
@@ -270,7 +272,7 @@ impl Engine {
                 extra: Some(extra),
                 ..Default::default()
             };
-            record::set_state(self.store.conn(), &r, Some(r.state), r.state, "kill", &u)?;
+            record::set_state(self.store()?.conn(), &r, Some(r.state), r.state, "kill", &u)?;
         }
         self.kill_group(&r, sig);
         if sig == libc::SIGKILL && r.state == State::Paused {
@@ -302,7 +304,7 @@ impl Engine {
             .freeze()
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         record::set_state(
-            self.store.conn(),
+            self.store()?.conn(),
             &r,
             Some(State::Running),
             State::Paused,
@@ -323,7 +325,7 @@ impl Engine {
         }
         self.thaw(&r)?;
         record::set_state(
-            self.store.conn(),
+            self.store()?.conn(),
             &r,
             Some(State::Paused),
             State::Running,
@@ -378,7 +380,7 @@ impl Engine {
                 // Another stop or removal got there first: let it finish, then remove
                 // what it left (nothing, when it was a removal).
                 self.wait_recorded(&r.id, Duration::from_secs(10))?;
-                return match record::find(self.store.conn(), &r.id) {
+                return match record::find(self.store()?.conn(), &r.id) {
                     Err(EngineError::NotFound(_)) => Err(EngineError::NotFound(format!(
                         "no such container: {}; it was removed meanwhile",
                         r.name
@@ -405,7 +407,7 @@ impl Engine {
         {
             procfs::signal(r.extra.holder_pid, libc::SIGKILL);
         }
-        let cur = match record::find(self.store.conn(), &r.id) {
+        let cur = match record::find(self.store()?.conn(), &r.id) {
             Ok(c) => c,
             // A `--rm` container removes itself when killed; any other was removed by
             // someone else meanwhile.
@@ -427,9 +429,9 @@ impl Engine {
         self.net_detach(&cur);
         self.volumes_release(&cur, false);
         self.remove_files(&cur);
-        record::delete(self.store.conn(), &cur, "rm")?;
+        record::delete(self.store()?.conn(), &cur, "rm")?;
         // Directories of containers whose maker was killed before storing them go too.
-        if !super::orphans::sweep(self.root(), self.store.conn()).is_empty() {
+        if !super::orphans::sweep(self.root(), self.store()?.conn()).is_empty() {
             self.wake_reaper();
         }
         Ok(cur)
@@ -438,12 +440,17 @@ impl Engine {
     /// Container directories that no row names, left by killed processes (see
     /// [`super::orphans`]).
     pub fn orphan_container_dirs(&self) -> Vec<std::path::PathBuf> {
-        super::orphans::find(self.root(), self.store.conn())
+        self.store()
+            .map(|s| super::orphans::find(self.root(), s.conn()))
+            .unwrap_or_default()
     }
 
     /// Moves [`Engine::orphan_container_dirs`] to the trash; their ids.
     pub fn sweep_orphan_container_dirs(&self) -> Vec<String> {
-        let gone = super::orphans::sweep(self.root(), self.store.conn());
+        let gone = self
+            .store()
+            .map(|s| super::orphans::sweep(self.root(), s.conn()))
+            .unwrap_or_default();
         if !gone.is_empty() {
             self.wake_reaper();
         }
@@ -469,7 +476,7 @@ impl Engine {
             while !procfs::wait_pidfd(&fd, Duration::from_secs(3600)) {}
         }
         self.wait_recorded(&r.id, Duration::from_secs(30))?;
-        match record::find(self.store.conn(), &r.id) {
+        match record::find(self.store()?.conn(), &r.id) {
             Ok(r) => Ok(r.exit_code.unwrap_or(0)),
             Err(EngineError::NotFound(_)) => Ok(0),
             Err(e) => Err(e),

@@ -21,10 +21,10 @@ impl Engine {
         // The row first, then the directories: a process killed in between leaves a row
         // (`rm` removes it; a start of it fails and says so), never a directory that no
         // row names.
-        record::insert(self.store.conn(), &r)?;
+        record::insert(self.store()?.conn(), &r)?;
         if let Err(e) = premount::make_dirs(&self.container_dir(&r.id)) {
             self.remove_files(&r);
-            let _ = record::delete(self.store.conn(), &r, "error");
+            let _ = record::delete(self.store()?.conn(), &r, "error");
             return Err(e);
         }
         Ok(r)
@@ -35,7 +35,7 @@ impl Engine {
     /// run directory's image cache for the next foreground run (see [`imagecache`]).
     fn prepare_container(&self, opts: RunOptions, remember: bool) -> Result<Record, EngineError> {
         check_options(&opts)?;
-        let image = self.store.resolve_image(&opts.image).map_err(|e| {
+        let image = self.store()?.resolve_image(&opts.image).map_err(|e| {
             if e.is_not_found() {
                 EngineError::NotFound(format!(
                     "unable to find image '{}' locally; load, import, build or pull it first",
@@ -46,12 +46,12 @@ impl Engine {
             }
         })?;
         let lowers: Vec<String> = self
-            .store
+            .store()?
             .prepare_rootfs(&image.id)?
             .into_iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let config = self.store.image_config(&image.id)?;
+        let config = self.store()?.image_config(&image.id)?;
         timing::mark("prepare: image resolved");
         let config = String::from_utf8(config)
             .map_err(|_| EngineError::Internal("the image config is not UTF-8".into()))?;
@@ -98,7 +98,7 @@ impl Engine {
             Some(n) => n.clone(),
             None => loop {
                 let n = names::random_name();
-                if !check_name || !record::name_taken(self.store.conn(), &n)? {
+                if !check_name || !record::name_taken(self.store()?.conn(), &n)? {
                     break n;
                 }
             },
@@ -252,7 +252,7 @@ impl Engine {
         cause: &str,
     ) -> Result<(), EngineError> {
         let (running, u) = self.as_running(r, pid, holder);
-        record::set_state(self.store.conn(), r, None, State::Running, cause, &u)?;
+        record::set_state(self.store()?.conn(), r, None, State::Running, cause, &u)?;
         *r = running;
         Ok(())
     }
@@ -302,7 +302,7 @@ impl Engine {
         };
         match done {
             Some(()) => timing::mark("housekeeper: exit recorded"),
-            None => rows::store_exit(&self.store, &exit)?,
+            None => rows::store_exit(self.store()?, &exit)?,
         }
         timing::mark("exit: recorded");
         if rm {
@@ -423,7 +423,7 @@ impl Engine {
                 if let Some(Some(Ok(Stored::Row(created)))) =
                     crate::prestart::door().map(|d| d.stored_new())
                 {
-                    let _ = record::delete(self.store.conn(), &created, "error");
+                    let _ = record::delete(self.store()?.conn(), &created, "error");
                 }
             }
             if let Some(d) = crate::prestart::door() {
@@ -556,7 +556,10 @@ impl Engine {
     /// A container whose process never started (its row stored as it is in `r`) is removed
     /// when `--rm`, else left `created` with the failure's code as exit code.
     fn discard_after_failed_start(&self, r: &Record, code: i32) {
-        let conn = self.store.conn();
+        let Ok(store) = self.store() else {
+            return;
+        };
+        let conn = store.conn();
         if r.config.opts.rm {
             self.remove_files(r);
             let _ = record::delete(conn, r, "rm");

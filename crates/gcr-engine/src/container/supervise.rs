@@ -160,7 +160,9 @@ pub fn main(args: &[String]) -> i32 {
         // behind when its row is gone.
         super::guard::reap_noted(&run_dir, id, pid);
         if let Ok(engine) = Engine::open(&root, &run_dir) {
-            if let Err(EngineError::NotFound(_)) = record::find(engine.store.conn(), id) {
+            if let Err(EngineError::NotFound(_)) =
+                engine.store().and_then(|s| record::find(s.conn(), id))
+            {
                 if let Ok(c) = engine.cgroup(id) {
                     let _ = c.destroy();
                 }
@@ -213,7 +215,7 @@ pub(crate) fn drop_startup_pages() {
 /// Runs one healthcheck and stores the result.
 fn health_tick(root: &Path, run_dir: &Path, id: &str, cfg: &HealthConfig, started: Instant) {
     if let Ok(engine) = Engine::open(root, run_dir) {
-        if let Ok(r) = record::find(engine.store.conn(), id) {
+        if let Ok(r) = engine.store().and_then(|s| record::find(s.conn(), id)) {
             if r.state == State::Running {
                 let mut h = r.extra.health.clone().unwrap_or_else(HealthState::starting);
                 let in_start = started.elapsed() < Duration::from_millis(cfg.start_period_ms);
@@ -292,7 +294,7 @@ fn supervise(
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_secs(60));
         // Re-read: `stop` or `rm` may have happened during the backoff.
-        let Ok(mut r) = record::find(engine.store.conn(), id) else {
+        let Ok(mut r) = engine.store().and_then(|s| record::find(s.conn(), id)) else {
             return 0;
         };
         if r.extra.stopped_by_user || r.state != State::Exited {
@@ -317,13 +319,13 @@ fn supervise(
 /// the exit so the two writes cannot cross.
 fn wait_until_started(engine: &Engine, id: &str) -> Option<Record> {
     for _ in 0..2000 {
-        match record::find(engine.store.conn(), id) {
+        match record::find(engine.store().ok()?.conn(), id) {
             Ok(r) if r.state != State::Created => return Some(r),
             Ok(_) => std::thread::sleep(Duration::from_millis(1)),
             Err(_) => return None,
         }
     }
-    record::find(engine.store.conn(), id).ok()
+    record::find(engine.store().ok()?.conn(), id).ok()
 }
 
 /// Gives freed heap pages back to the kernel (glibc keeps them otherwise), keeping the

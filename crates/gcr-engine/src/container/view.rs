@@ -55,7 +55,7 @@ impl Engine {
     /// `gcr ps [-a]`, newest first, states reconciled.
     pub fn ps(&self, all: bool) -> Result<Vec<(Record, PsRow)>, EngineError> {
         let mut out = Vec::new();
-        for r in record::list(self.store.conn())? {
+        for r in record::list(self.store()?.conn())? {
             let r = match self.reconcile(r) {
                 Ok(r) => r,
                 Err(EngineError::NotFound(_)) => continue,

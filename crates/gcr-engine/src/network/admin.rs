@@ -62,7 +62,7 @@ fn pseudo(name: &str) -> NetworkInfo {
 
 impl Engine {
     fn members(&self, network: &str) -> Result<Vec<Member>, EngineError> {
-        let conn = self.store.conn();
+        let conn = self.store()?.conn();
         let mut out = Vec::new();
         for ep in db::endpoints_on(conn, network)? {
             let name = record::find(conn, &ep.container)
@@ -98,7 +98,7 @@ impl Engine {
             .transpose()
             .map_err(net_err)?;
         let _lock = setup::host_lock();
-        let n = self.store.transaction(|tx| {
+        let n = self.store()?.transaction(|tx| {
             if db::find_network(tx, name)?.is_some() {
                 return Err(EngineError::Conflict(format!(
                     "network {name} already exists; remove it first or choose another name"
@@ -125,7 +125,7 @@ impl Engine {
     /// none.
     pub fn network_list(&self) -> Result<Vec<NetworkInfo>, EngineError> {
         let mut out = Vec::new();
-        for n in db::list_networks(self.store.conn())? {
+        for n in db::list_networks(self.store()?.conn())? {
             let m = self.members(&n.name)?;
             out.push(info(&n, m));
         }
@@ -140,7 +140,7 @@ impl Engine {
         if matches!(key, "host" | "none") {
             return Ok(pseudo(key));
         }
-        let n = db::find_network(self.store.conn(), key)?.ok_or_else(|| not_found(key))?;
+        let n = db::find_network(self.store()?.conn(), key)?.ok_or_else(|| not_found(key))?;
         let m = self.members(&n.name)?;
         Ok(info(&n, m))
     }
@@ -152,8 +152,8 @@ impl Engine {
                 "network {key} is predefined and cannot be removed"
             )));
         }
-        let n = db::find_network(self.store.conn(), key)?.ok_or_else(|| not_found(key))?;
-        let users: Vec<String> = record::list(self.store.conn())?
+        let n = db::find_network(self.store()?.conn(), key)?.ok_or_else(|| not_found(key))?;
+        let users: Vec<String> = record::list(self.store()?.conn())?
             .into_iter()
             .filter(|r| r.config.resolved.network == n.name)
             .map(|r| r.name)
@@ -166,21 +166,21 @@ impl Engine {
             )));
         }
         self.bridge_down(&n);
-        db::delete_network(self.store.conn(), &n.name)?;
+        db::delete_network(self.store()?.conn(), &n.name)?;
         Ok(info(&n, Vec::new()))
     }
 
     /// Takes every bridge and firewall rule of this store's networks off the host (they
     /// come back on next use). For tests and resets; refused while containers are attached.
     pub fn network_teardown(&self) -> Result<(), EngineError> {
-        let attached = db::all_endpoints(self.store.conn());
+        let attached = db::all_endpoints(self.store()?.conn());
         if let Some(ep) = attached.first() {
             return Err(EngineError::Conflict(format!(
                 "container {} is still attached to network {}; remove it first",
                 ep.container, ep.network
             )));
         }
-        for n in db::list_networks(self.store.conn())? {
+        for n in db::list_networks(self.store()?.conn())? {
             self.bridge_down(&n);
         }
         Ok(())

@@ -83,7 +83,7 @@ impl Engine {
                 )))
             }
             Some(other) => {
-                match db::find_network(self.store.conn(), other)? {
+                match db::find_network(self.store()?.conn(), other)? {
                     Some(n) => n.name,
                     None => {
                         return Err(EngineError::NotFound(format!(
@@ -129,7 +129,7 @@ impl Engine {
     }
 
     fn attach_bridge(&self, r: &Record, network: &str) -> Result<NetAttachment, EngineError> {
-        let conn = self.store.conn();
+        let conn = self.store()?.conn();
         let net = db::find_network(conn, network)?.ok_or_else(|| {
             EngineError::NotFound(format!(
                 "network {network} of container {} no longer exists; recreate it with 'gcr network create {network}'",
@@ -150,7 +150,8 @@ impl Engine {
             ports: String::new(),
             proxy_pid: 0,
         };
-        self.store.transaction(|tx| db::lease(tx, &net, &mut ep))?;
+        self.store()?
+            .transaction(|tx| db::lease(tx, &net, &mut ep))?;
         let fd = netns::create_attached(
             &mut host,
             &netns::Endpoint {
@@ -178,7 +179,7 @@ impl Engine {
                 },
             )?
         } else {
-            self.store.transaction(|tx| {
+            self.store()?.transaction(|tx| {
                 let peers = db::endpoints_on(tx, &net.name)?;
                 let m = self.net_files(
                     r,
@@ -236,8 +237,10 @@ impl Engine {
             return;
         }
         drop_netns(&r.id);
-        let conn = self.store.conn();
-        let Some(ep) = db::endpoint(conn, &r.id) else {
+        let Ok(store) = self.store() else {
+            return;
+        };
+        let Some(ep) = db::endpoint(store.conn(), &r.id) else {
             return;
         };
         publish::kill_proxy(ep.proxy_pid, &r.id);
@@ -256,7 +259,7 @@ impl Engine {
                 let _ = gcr_net::link::delete(&mut s, &ep.veth);
             }
         }
-        let _ = self.store.transaction(|tx| {
+        let _ = store.transaction(|tx| {
             db::delete_endpoint(tx, &r.id)?;
             if ep.network != DEFAULT {
                 self.refresh_hosts(tx, &ep.network);
@@ -271,7 +274,10 @@ impl Engine {
     /// name, and while attached the address, gateway, bridge and published ports.
     pub fn network_settings(&self, r: &Record) -> serde_json::Value {
         let network = &r.config.resolved.network;
-        let conn = self.store.conn();
+        let Ok(store) = self.store() else {
+            return serde_json::json!({ "Network": network });
+        };
+        let conn = store.conn();
         let Some(ep) = db::endpoint(conn, &r.id) else {
             return serde_json::json!({ "Network": network });
         };

@@ -165,7 +165,7 @@ impl Engine {
             )));
         }
         let specs: Vec<PortSpec> = bound.iter().map(|(s, _)| *s).collect();
-        db::set_ports(self.store.conn(), id, &join(&specs), pid)
+        db::set_ports(self.store()?.conn(), id, &join(&specs), pid)
     }
 
     /// `gcr port`: `(containerPort/proto, hostIp:hostPort)` pairs of a running container.
@@ -175,7 +175,11 @@ impl Engine {
     }
 
     fn port_pairs(&self, r: &Record) -> Vec<(String, String)> {
-        let Some(ep) = db::endpoint(self.store.conn(), &r.id) else {
+        let Some(ep) = self
+            .store()
+            .ok()
+            .and_then(|s| db::endpoint(s.conn(), &r.id))
+        else {
             return Vec::new();
         };
         split(&ep.ports)

@@ -180,12 +180,12 @@ fn configure(host: &mut Socket, n: &NetRow) -> Result<String, EngineError> {
 impl Engine {
     /// The default network's row, created (in the database only) on first use.
     pub(crate) fn default_network(&self) -> Result<NetRow, EngineError> {
-        let conn = self.store.conn();
+        let conn = self.store()?.conn();
         if let Some(n) = db::find_network(conn, DEFAULT)? {
             return Ok(n);
         }
         let _lock = host_lock();
-        self.store.transaction(|tx| {
+        self.store()?.transaction(|tx| {
             if let Some(n) = db::find_network(tx, DEFAULT)? {
                 return Ok(n);
             }
@@ -214,7 +214,7 @@ impl Engine {
         }
         let fw = configure(host, n)?;
         registry::record(&n.bridge, self.root(), &n.subnet);
-        let _ = db::set_firewall(self.store.conn(), &n.name, &fw);
+        let _ = db::set_firewall(self.store()?.conn(), &n.name, &fw);
         link::index(&n.bridge).ok_or_else(|| {
             EngineError::Internal(format!("bridge {} vanished while being set up", n.bridge))
         })

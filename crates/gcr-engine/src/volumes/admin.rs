@@ -42,7 +42,7 @@ impl Engine {
 
     /// Creates volume `name` (row and directory) unless it exists.
     pub(crate) fn volume_ensure(&self, name: &str, anonymous: bool) -> Result<(), EngineError> {
-        let conn = self.store.conn();
+        let conn = self.store()?.conn();
         let data = self.volume_dir(name).join("_data");
         if !data.is_dir() {
             std::fs::create_dir_all(&data)
@@ -54,7 +54,7 @@ impl Engine {
 
     /// Names of containers (other than `except`) whose plan uses volume `name`.
     pub(crate) fn volume_users(&self, name: &str, except: Option<&str>) -> Vec<String> {
-        let Ok(all) = record::list(self.store.conn()) else {
+        let Ok(all) = self.store().and_then(|s| record::list(s.conn())) else {
             return Vec::new();
         };
         all.into_iter()
@@ -75,7 +75,7 @@ impl Engine {
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| EngineError::Io(format!("removing volume {name}"), e))?;
         }
-        db::delete(self.store.conn(), name)
+        db::delete(self.store()?.conn(), name)
     }
 
     /// `gcr volume create [NAME]`; an existing volume is returned as is.
@@ -94,14 +94,14 @@ impl Engine {
     }
 
     pub fn volume_list(&self) -> Result<Vec<VolumeInfo>, EngineError> {
-        Ok(db::list(self.store.conn())?
+        Ok(db::list(self.store()?.conn())?
             .iter()
             .map(|v| self.volume_info(v))
             .collect())
     }
 
     pub fn volume_inspect(&self, name: &str) -> Result<VolumeInfo, EngineError> {
-        let v = db::find(self.store.conn(), name)?.ok_or_else(|| {
+        let v = db::find(self.store()?.conn(), name)?.ok_or_else(|| {
             EngineError::NotFound(format!("no such volume: {name}; see 'gcr volume ls'"))
         })?;
         Ok(self.volume_info(&v))
