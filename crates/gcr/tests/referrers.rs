@@ -392,7 +392,8 @@ fn referrers_are_listed_travel_both_ways_and_survive_archives() {
     .unwrap();
     assert_eq!(v["Digest"].as_str(), Some(subject.as_str()));
     let f = Fresh::new();
-    f.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let out = f.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(out.contains("Loaded referrers: 4"), "{out}");
     assert_eq!(
         sorted(listed(f.root.path(), IMAGE)),
         sorted(vec![sig.clone(), sbom.clone(), late.clone()])

@@ -5,6 +5,7 @@
 //! The image's OCI 1.1 referrers follow it (`referrers`), unless asked not to.
 
 use super::fetch::{fetch_blob, NoBar};
+use super::referrers;
 use super::transport::{describe, header, ConnectOptions, ReqBody, Transport};
 use super::{parallel, short, Progress, JOBS};
 use crate::cas;
@@ -202,7 +203,18 @@ pub fn pull(
         }
     }
     let tmp = cas::tmp_dir(store);
-    let staged = parallel(&missing, JOBS, |l| fetch_blob(&t, &tmp, &repo, l, progress))?;
+    // The referrers are listed and fetched while the layers download (network only; they
+    // are indexed once the image is recorded).
+    let known = (!opts.no_referrers).then(|| referrers::known(store, &image.digest));
+    let st = referrers::StoreTmp::new(store);
+    let (staged, prefetched) = std::thread::scope(|sc| {
+        let h = known
+            .as_ref()
+            .map(|k| sc.spawn(|| referrers::prefetch(&st, &t, &repo, &image.digest, k)));
+        let staged = parallel(&missing, JOBS, |l| fetch_blob(&t, &tmp, &repo, l, progress));
+        (staged, h.and_then(|h| h.join().ok()))
+    });
+    let staged = staged?;
     // Everything verified: commit blobs, then the image record.
     for (s, l) in staged.into_iter().zip(&missing) {
         s.commit(store, &l.digest)?;
@@ -242,11 +254,7 @@ pub fn pull(
     let mut all: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
     all.push(config.digest.clone());
     let _ = cas::record_sources(store, r.registry(), &repo, &all);
-    let referrers = if opts.no_referrers {
-        0
-    } else {
-        super::referrers::pull_referrers(store, &t, &repo, &image.digest, progress)
-    };
+    let referrers = prefetched.map_or(0, |p| referrers::commit(store, p, progress));
     Ok(PullReport {
         reference: r.full(),
         id,

@@ -25,6 +25,7 @@ use gcr_store::{parse_referrer, Store};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How many levels of referrers of referrers a pull follows.
 const MAX_DEPTH: usize = 4;
@@ -169,13 +170,13 @@ fn update_fallback(
 }
 
 /// What the fetch threads need of the store (a `Store` stays on its own thread).
-struct StoreTmp {
+pub(crate) struct StoreTmp {
     tmp: PathBuf,
     blobs: PathBuf,
 }
 
 impl StoreTmp {
-    fn new(store: &Store) -> StoreTmp {
+    pub(crate) fn new(store: &Store) -> StoreTmp {
         StoreTmp {
             tmp: cas::tmp_dir(store),
             blobs: store.root().join("blobs/sha256"),
@@ -190,7 +191,7 @@ impl StoreTmp {
     }
 }
 
-/// A referrer fetched and verified, its blobs staged.
+/// A referrer fetched and verified, its manifest and blobs staged and flushed.
 struct Got {
     subject: String,
     digest: String,
@@ -198,9 +199,112 @@ struct Got {
     staged: Vec<(String, Staged)>,
 }
 
-/// Pulls the referrers of `subject` (recursively) from `repo` into the store; returns how
-/// many were new. Failures are reported through `progress` and end the walk, never the
-/// pull.
+/// Referrers fetched from the registry, not yet in the store: what [`prefetch`] found,
+/// in subject order, and the error that ended its walk, if any.
+pub(crate) struct Prefetched {
+    subject: String,
+    got: Vec<Got>,
+    error: Option<RegistryError>,
+}
+
+/// The digests of the referrers the store already has for `subject` (and theirs): a
+/// prefetch skips fetching them.
+pub(crate) fn known(store: &Store, subject: &str) -> HashSet<String> {
+    store
+        .referrer_closure(subject)
+        .map(|v| v.into_iter().map(|d| d.digest).collect())
+        .unwrap_or_default()
+}
+
+/// Network half of a pull's referrers, safe on any thread (no store connection): lists the
+/// referrers of `subject` level by level and fetches, verifies and stages those not in
+/// `known`. A pull runs it while the image's layers download.
+pub(crate) fn prefetch(
+    st: &StoreTmp,
+    t: &Transport,
+    repo: &str,
+    subject: &str,
+    known: &HashSet<String>,
+) -> Prefetched {
+    let mut out = Prefetched {
+        subject: subject.to_string(),
+        got: Vec::new(),
+        error: None,
+    };
+    let no_api = AtomicBool::new(false);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut level = vec![subject.to_string()];
+    for _ in 0..MAX_DEPTH {
+        if level.is_empty() {
+            break;
+        }
+        let found = match parallel(&level, JOBS, |s| list_remote(t, repo, s, &no_api)) {
+            Ok(f) => f,
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        };
+        let mut wanted: Vec<(String, Descriptor)> = Vec::new();
+        let mut next = Vec::new();
+        for (s, list) in level.iter().zip(found) {
+            for d in list {
+                if seen.len() >= MAX_REFERRERS || !seen.insert(d.digest.clone()) {
+                    continue;
+                }
+                next.push(d.digest.clone());
+                if !known.contains(&d.digest) {
+                    wanted.push((s.clone(), d));
+                }
+            }
+        }
+        match parallel(&wanted, JOBS, |(s, d)| fetch_referrer(st, t, repo, s, d)) {
+            Ok(got) => out.got.extend(got),
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        }
+        level = next;
+    }
+    out
+}
+
+/// Store half: moves what [`prefetch`] staged into the CAS and indexes it (the subject
+/// must be recorded by now); returns how many referrers are new. Failures are reported
+/// through `progress`, never failing the pull.
+pub(crate) fn commit(store: &Store, p: Prefetched, progress: &dyn Progress) -> usize {
+    let mut added = 0;
+    let mut error = p.error;
+    for g in p.got {
+        let r = (|| -> Result<()> {
+            for (digest, s) in g.staged {
+                s.commit(store, &digest)?;
+            }
+            store.index_referrer(&g.bytes)?;
+            Ok(())
+        })();
+        if let Err(e) = r {
+            error = Some(e);
+            break;
+        }
+        added += 1;
+        progress.message(&format!(
+            "referrer {} of {}: pulled",
+            short(&g.digest),
+            short(&g.subject)
+        ));
+    }
+    if let Some(e) = error {
+        progress.message(&format!(
+            "warning: the referrers of {} were not all pulled: {e}",
+            short(&p.subject)
+        ));
+    }
+    added
+}
+
+/// Both halves, one after the other (a re-pull of an image already stored).
 pub(crate) fn pull_referrers(
     store: &Store,
     t: &Transport,
@@ -208,84 +312,36 @@ pub(crate) fn pull_referrers(
     subject: &str,
     progress: &dyn Progress,
 ) -> usize {
-    match pull_walk(store, t, repo, subject, progress) {
-        Ok(n) => n,
-        Err((n, e)) => {
-            progress.message(&format!(
-                "warning: the referrers of {} were not all pulled: {e}",
-                short(subject)
-            ));
-            n
-        }
-    }
-}
-
-fn pull_walk(
-    store: &Store,
-    t: &Transport,
-    repo: &str,
-    subject: &str,
-    progress: &dyn Progress,
-) -> std::result::Result<usize, (usize, RegistryError)> {
-    let st = StoreTmp::new(store);
-    let mut added = 0;
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut level = vec![subject.to_string()];
-    for _ in 0..MAX_DEPTH {
-        if level.is_empty() {
-            break;
-        }
-        let found = parallel(&level, JOBS, |s| list_remote(t, repo, s)).map_err(|e| (added, e))?;
-        let mut wanted: Vec<(String, Descriptor)> = Vec::new();
-        let mut next = Vec::new();
-        for (s, list) in level.iter().zip(found) {
-            let local: HashSet<String> = store
-                .referrers(s, None)
-                .map_err(|e| (added, e.into()))?
-                .into_iter()
-                .map(|d| d.digest)
-                .collect();
-            for d in list {
-                if !seen.insert(d.digest.clone()) || seen.len() > MAX_REFERRERS {
-                    continue;
-                }
-                next.push(d.digest.clone());
-                if !local.contains(&d.digest) {
-                    wanted.push((s.clone(), d));
-                }
-            }
-        }
-        let got = parallel(&wanted, JOBS, |(s, d)| fetch_referrer(&st, t, repo, s, d))
-            .map_err(|e| (added, e))?;
-        for g in got {
-            for (digest, s) in g.staged {
-                s.commit(store, &digest).map_err(|e| (added, e))?;
-            }
-            store
-                .index_referrer(&g.bytes)
-                .map_err(|e| (added, e.into()))?;
-            added += 1;
-            progress.message(&format!(
-                "referrer {} of {}: pulled",
-                short(&g.digest),
-                short(&g.subject)
-            ));
-        }
-        level = next;
-    }
-    Ok(added)
+    let p = prefetch(
+        &StoreTmp::new(store),
+        t,
+        repo,
+        subject,
+        &known(store, subject),
+    );
+    commit(store, p, progress)
 }
 
 /// Lists the referrers of `subject` on the registry: the referrers API, else the fallback
 /// tag. Only OCI image manifests with a well-formed digest are kept.
-fn list_remote(t: &Transport, repo: &str, subject: &str) -> Result<Vec<Descriptor>> {
-    let mut resp = t.send(
-        "GET",
-        &format!("/v2/{repo}/referrers/{subject}"),
-        &[("Accept", OCI_INDEX)],
-        &ReqBody::Empty,
-    )?;
-    let manifests = if resp.status() == 200 {
+fn list_remote(
+    t: &Transport,
+    repo: &str,
+    subject: &str,
+    no_api: &AtomicBool,
+) -> Result<Vec<Descriptor>> {
+    let mut resp = if no_api.load(Ordering::Relaxed) {
+        None
+    } else {
+        Some(t.send(
+            "GET",
+            &format!("/v2/{repo}/referrers/{subject}"),
+            &[("Accept", OCI_INDEX)],
+            &ReqBody::Empty,
+        )?)
+    };
+    let status = resp.as_ref().map_or(404, |r| r.status().as_u16());
+    let manifests = if let (200, Some(resp)) = (status, resp.as_mut()) {
         let mut bytes = Vec::new();
         resp.body_mut()
             .as_reader()
@@ -309,8 +365,13 @@ fn list_remote(t: &Transport, repo: &str, subject: &str) -> Result<Vec<Descripto
                 ))
             }
         }
-    } else if resp.status() == 404 || resp.status() == 405 || resp.status() == 400 {
-        // No referrers API: the fallback tag (absent = no referrers).
+    } else if matches!(status, 404 | 405 | 400) {
+        // No referrers API: the fallback tag (absent = no referrers). The answer is read
+        // to its end, so the connection serves the next request.
+        if let Some(r) = resp.as_mut() {
+            let _ = describe(r);
+        }
+        no_api.store(true, Ordering::Relaxed);
         match get_manifest(t, repo, &fallback_tag(subject), None) {
             Ok(f) => match f.parsed {
                 Parsed::Index { manifests } => manifests,
@@ -320,12 +381,10 @@ fn list_remote(t: &Transport, repo: &str, subject: &str) -> Result<Vec<Descripto
             Err(e) => return Err(e),
         }
     } else {
+        let why = resp.as_mut().map(describe).unwrap_or_default();
         return Err(RegistryError::protocol(
             &t.host,
-            format!(
-                "listing the referrers of {subject} failed with {}",
-                describe(&mut resp)
-            ),
+            format!("listing the referrers of {subject} failed with {why}"),
         ));
     };
     Ok(manifests
@@ -354,6 +413,16 @@ fn fetch_referrer(
         ));
     }
     let mut staged = Vec::new();
+    if !store_tmp.has(&f.digest) {
+        // Staged and flushed here too, so indexing it later costs no fsync.
+        let mut s = Staged::new(&store_tmp.tmp)?;
+        s.write(&f.bytes)?;
+        s.file
+            .as_file()
+            .sync_data()
+            .map_err(|e| RegistryError::io("cannot fsync", s.file.path(), e))?;
+        staged.push((f.digest.clone(), s));
+    }
     for b in &m.blobs {
         if store_tmp.has(&b.digest) || staged.iter().any(|(x, _)| *x == b.digest) {
             continue;
