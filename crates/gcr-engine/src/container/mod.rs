@@ -4,6 +4,7 @@
 pub mod config;
 mod detach;
 pub mod exec;
+mod foreground;
 pub mod guard;
 pub mod health;
 mod imagecache;

@@ -1,8 +1,7 @@
 //! `create`, `run` and `start`: from flags to a container row, from a row to a running
-//! process. Foreground runs are held by the calling gcr process; detached ones by a
-//! supervisor (see [`super::supervise`]).
+//! process. Foreground runs are held by the calling gcr process (`foreground.rs`); detached
+//! ones by a supervisor (see [`super::supervise`]).
 
-use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use gcr_runtime::{Launch, Running, Stdio};
@@ -10,7 +9,7 @@ use gcr_runtime::{Launch, Running, Stdio};
 use super::config::{ContainerConfig, RunOptions};
 use super::procfs;
 use super::record::{self, now_secs, Extra, Record, State, Update};
-use super::rows::{self, Stored};
+use super::rows;
 use super::{imagecache, mountpoints, premount};
 use crate::{names, ocispec, resolve, timing, Engine, EngineError};
 
@@ -33,7 +32,11 @@ impl Engine {
     /// Everything `create` does but storing the row: validation, image, name, config and
     /// (for a run) the container's directories. `remember` (a run) records the image in the
     /// run directory's image cache for the next foreground run (see [`imagecache`]).
-    fn prepare_container(&self, opts: RunOptions, remember: bool) -> Result<Record, EngineError> {
+    pub(super) fn prepare_container(
+        &self,
+        opts: RunOptions,
+        remember: bool,
+    ) -> Result<Record, EngineError> {
         check_options(&opts)?;
         let image = self.store()?.resolve_image(&opts.image).map_err(|e| {
             if e.is_not_found() {
@@ -72,7 +75,7 @@ impl Engine {
     /// name's uniqueness is checked when the row is stored.
     /// `ahead`: the id picked for a root overlay asked for ahead (the housekeeper makes
     /// its directories).
-    fn prepare_container_cached(
+    pub(super) fn prepare_container_cached(
         &self,
         opts: RunOptions,
         cached: imagecache::CachedImage,
@@ -142,7 +145,7 @@ impl Engine {
     }
 
     /// [`Engine::launch`], running `while_starting` in parallel with the child's setup.
-    fn launch_with(
+    pub(super) fn launch_with(
         &self,
         r: &Record,
         stdio: Stdio,
@@ -320,258 +323,6 @@ impl Engine {
         self.discard_dir(&self.container_dir(&r.id), &r.id);
         let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
     }
-
-    /// `gcr run` without `-d`: the calling process holds the container and returns its code.
-    ///
-    /// While the store is still opening (see [`Engine::open_deferred`]) and the image
-    /// cache knows the image, the container is prepared and started from the cache; it is
-    /// held before `pivot_root` until the store confirms the image and the row is stored,
-    /// else it is discarded and the run starts over the ordinary way.
-    pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
-        let none = opts.network.as_deref() == Some("none");
-        let door_netns = crate::prestart::housekeeper(self.root(), self.run_dir(), none);
-        let cached = self
-            .store
-            .is_pending()
-            .then(|| imagecache::load(self.run_dir(), self.root(), &opts.image))
-            .flatten();
-        // The store opens meanwhile unless the housekeeper will do the store work.
-        if cached.is_none() || crate::prestart::door().is_none() {
-            self.store.begin();
-        }
-        if let Some(c) = cached {
-            if let Some(started) = self.start_foreground(opts.clone(), Some(c), door_netns)? {
-                return self.hold_foreground(started);
-            }
-            timing::mark("image cache stale");
-        }
-        let started = self
-            .start_foreground(opts, None, door_netns)?
-            .ok_or_else(|| EngineError::Internal("the start was cancelled".into()))?;
-        self.hold_foreground(started)
-    }
-
-    /// Prepares, stores and starts a foreground container; None when the image cache
-    /// entry it started from turned out stale (nothing is left behind then).
-    fn start_foreground(
-        &self,
-        opts: RunOptions,
-        cached: Option<imagecache::CachedImage>,
-        door_netns: bool,
-    ) -> Result<Option<(Record, Running)>, EngineError> {
-        let tty = opts.tty;
-        let from_cache = cached.is_some();
-        let generated_name = opts.name.is_none();
-        let mut ahead = None;
-        let r = match cached {
-            Some(c) => {
-                let id = self.premount_ahead(&opts, &c).map(|(id, p)| {
-                    ahead = Some(p);
-                    id
-                });
-                self.prepare_container_cached(opts, c, id)?
-            }
-            None => {
-                // The store is in the way first: make the container's network namespace
-                // meanwhile, unless the housekeeper has one. (From the cache, the store
-                // opens in parallel already and a third thread only competes for the CPU.)
-                if opts.network.as_deref() == Some("none") && !door_netns {
-                    crate::prestart::loopback_netns();
-                }
-                self.prepare_container(opts, true)?
-            }
-        };
-        timing::mark("create");
-        // From the cache with the housekeeper there, the row goes to it now (stored
-        // `created` while the container is set up) and is marked running once the child
-        // exists.
-        let early = from_cache
-            && crate::prestart::door().is_some_and(|d| {
-                d.send_new(&rows::NewRow {
-                    // Stored `created` and claimed by this process: no `start` or `rm`
-                    // acts on it until it runs (see `Extra::starting`).
-                    row: Record {
-                        extra: super::record::Extra::claimed_by(std::process::id() as i32),
-                        ..r.clone()
-                    },
-                    check_image: true,
-                    generated_name,
-                    maybe_stored: false,
-                })
-            });
-        let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
-        // The row is stored while the child sets up its namespaces and mounts (after the
-        // store has confirmed the cached image, when the start came from the cache).
-        let stored: std::cell::RefCell<Option<Result<Stored, EngineError>>> = Default::default();
-        let store_row = Box::new(|pid| {
-            crate::prestart::hand_over_mounts(pid);
-            let res = if early {
-                self.store_started(&r, pid, generated_name)
-            } else {
-                self.store_row(&r, pid, from_cache, generated_name)
-            };
-            let ok = matches!(res, Ok(Stored::Row(_)));
-            *stored.borrow_mut() = Some(res);
-            ok
-        });
-        let launched = self.launch_with(&r, stdio, Some(store_row), from_cache, ahead);
-        let stored = stored.into_inner();
-        if early && (launched.is_err() || stored.is_none()) {
-            // The store is used here below: let the housekeeper finish what it was sent.
-            if stored.is_none() {
-                // Never started: the row sent ahead goes again (if it was stored).
-                if let Some(Some(Ok(Stored::Row(created)))) =
-                    crate::prestart::door().map(|d| d.stored_new())
-                {
-                    let _ = record::delete(self.store()?.conn(), &created, "error");
-                }
-            }
-            if let Some(d) = crate::prestart::door() {
-                d.flush();
-            }
-        }
-        let running = match (launched, stored) {
-            (Ok(x), Some(Ok(Stored::Row(row)))) => (*row, x),
-            (Err(e), Some(Ok(Stored::Row(row)))) => {
-                self.discard_after_failed_start(&row, e.exit_code());
-                return Err(e);
-            }
-            (_, Some(Ok(Stored::Stale))) => {
-                self.remove_files(&r);
-                return Ok(None);
-            }
-            (res, insert) => {
-                // Never stored: only the directories exist.
-                self.remove_files(&r);
-                return Err(match (insert, res) {
-                    (Some(Err(ie)), _) => ie,
-                    (_, Err(e)) => e,
-                    _ => EngineError::Internal("the container row was not stored".into()),
-                });
-            }
-        };
-        Ok(Some(running))
-    }
-
-    /// The row sent to the housekeeper before the start (stored `created`) now runs as
-    /// `pid`: reads the housekeeper's answer and sends the start. When the housekeeper is
-    /// gone meanwhile, the same happens on the store here.
-    fn store_started(
-        &self,
-        r: &Record,
-        pid: i32,
-        generated_name: bool,
-    ) -> Result<Stored, EngineError> {
-        let holder = std::process::id() as i32;
-        if let Some(door) = crate::prestart::door() {
-            // The row was sent ahead: whatever happened to it, look before storing it here.
-            let mut lost = true;
-            match rows::settle(door.stored_new(), &mut lost)? {
-                Some(Stored::Row(created)) => {
-                    timing::mark("housekeeper: row stored");
-                    let (running, update) = self.as_running(&created, pid, holder);
-                    door.started(&rows::Started {
-                        row: *created,
-                        update,
-                    });
-                    return Ok(Stored::Row(Box::new(running)));
-                }
-                Some(Stored::Stale) => return Ok(Stored::Stale),
-                None => {}
-            }
-        }
-        let store = self.store.wait()?;
-        let req = rows::NewRow {
-            row: r.clone(),
-            check_image: true,
-            generated_name,
-            maybe_stored: true,
-        };
-        match rows::store_new(store, req)? {
-            Stored::Row(created) if created.state == State::Created => {
-                let (running, update) = self.as_running(&created, pid, holder);
-                rows::store_started(
-                    store,
-                    &rows::Started {
-                        row: *created,
-                        update,
-                    },
-                )?;
-                Ok(Stored::Row(Box::new(running)))
-            }
-            other => Ok(other),
-        }
-    }
-
-    /// Stores a new container's row; for a start from the image cache, first checks with
-    /// the store that the image is still the cached one. A generated name that another
-    /// container took meanwhile is replaced. The housekeeper does it when it is there.
-    fn store_row(
-        &self,
-        r: &Record,
-        pid: i32,
-        from_cache: bool,
-        generated_name: bool,
-    ) -> Result<Stored, EngineError> {
-        // Stored running (with its `start` event): the child is past clone and only
-        // setup stands between it and the command.
-        let (row, _) = self.as_running(r, pid, std::process::id() as i32);
-        let mut req = rows::NewRow {
-            row,
-            check_image: from_cache,
-            generated_name,
-            maybe_stored: false,
-        };
-        if let Some(door) = crate::prestart::door() {
-            if let Some(stored) = rows::settle(door.store_new(&req), &mut req.maybe_stored)? {
-                return Ok(stored);
-            }
-        }
-        let store = self.store.wait()?;
-        timing::mark("store: ready");
-        rows::store_new(store, req)
-    }
-
-    /// Holds a started foreground container: signals, terminal, its state and exit.
-    fn hold_foreground(&self, started: (Record, Running)) -> Result<i32, EngineError> {
-        let (r, mut running) = started;
-        timing::mark("launch");
-        let pid = running.pid;
-        let cg = running.cgroup.take();
-        let master = running.pty_master.take();
-        // Before any other thread exists, so that no thread takes a forwarded signal's
-        // default action.
-        let fwd = gcr_runtime::signal_forwarder(pid, false).map_err(runtime_err)?;
-        let waited = relay_and_wait(&running, master);
-        drop(fwd);
-        let status = waited?;
-        timing::mark("wait");
-        let code = status.code();
-        let recorded = self.record_exit(&r, code, cg.as_ref());
-        timing::mark("record_exit");
-        recorded?;
-        Ok(code)
-    }
-
-    /// A container whose process never started (its row stored as it is in `r`) is removed
-    /// when `--rm`, else left `created` with the failure's code as exit code.
-    fn discard_after_failed_start(&self, r: &Record, code: i32) {
-        let Ok(store) = self.store() else {
-            return;
-        };
-        let conn = store.conn();
-        if r.config.opts.rm {
-            self.remove_files(r);
-            let _ = record::delete(conn, r, "rm");
-        } else {
-            let u = Update {
-                pid: Some(None),
-                exit_code: Some(code),
-                ..Default::default()
-            };
-            let _ = record::set_state(conn, r, Some(r.state), State::Created, "error", &u);
-        }
-    }
 }
 
 /// Checks of `run`/`create` flags that need nothing but the flags.
@@ -589,21 +340,6 @@ fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
         ));
     }
     Ok(())
-}
-
-/// Waits for a foreground container, relaying its terminal when it has one.
-fn relay_and_wait(
-    running: &Running,
-    master: Option<OwnedFd>,
-) -> Result<gcr_runtime::ExitStatus, EngineError> {
-    if let Some(m) = master {
-        {
-            use std::os::fd::AsFd;
-            let (i, o) = (std::io::stdin(), std::io::stdout());
-            gcr_runtime::pty::relay(m, i.as_fd(), o.as_fd()).map_err(runtime_err)?;
-        }
-    }
-    gcr_runtime::wait_exit(running).map_err(runtime_err)
 }
 
 /// Maps a runtime error to the engine's, keeping 126/127 for the command itself.

@@ -1,0 +1,68 @@
+//! Container records: lookup order and unreadable rows, against a real store.
+
+use super::*;
+
+fn row(id: &str, name: &str) -> Record {
+    Record {
+        id: id.into(),
+        name: name.into(),
+        image_id: "img".into(),
+        image_ref: "img:1".into(),
+        created_at: 0,
+        state: State::Created,
+        config: ContainerConfig::default(),
+        pid: None,
+        started_at: None,
+        finished_at: None,
+        exit_code: None,
+        oom_killed: false,
+        restart_count: 0,
+        extra: Extra::default(),
+    }
+}
+
+fn store() -> (tempfile::TempDir, gcr_store::Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = gcr_store::Store::open(dir.path()).unwrap();
+    (dir, s)
+}
+
+#[test]
+fn lookup_is_full_id_then_name_then_unique_prefix() {
+    let (_d, s) = store();
+    let a = "a".repeat(64);
+    let b = format!("ab{}", "0".repeat(62));
+    // A container whose name is another's full id.
+    insert(s.conn(), &row(&a, "first")).unwrap();
+    insert(s.conn(), &row(&b, &a)).unwrap();
+    assert_eq!(
+        find(s.conn(), &a).unwrap().id,
+        a,
+        "a full id wins over a name"
+    );
+    assert_eq!(find(s.conn(), "first").unwrap().id, a);
+    assert_eq!(find(s.conn(), "ab").unwrap().id, b, "a unique prefix");
+    assert!(matches!(find(s.conn(), "a"), Err(EngineError::Usage(_))));
+    assert!(matches!(find(s.conn(), "c"), Err(EngineError::NotFound(_))));
+}
+
+#[test]
+fn an_unreadable_record_is_an_error_naming_it_never_a_default() {
+    let (_d, s) = store();
+    let id = "c".repeat(64);
+    insert(s.conn(), &row(&id, "broken")).unwrap();
+    s.conn()
+        .execute(
+            "UPDATE containers SET config = '{\"opts\": 5' WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    for res in [
+        find(s.conn(), "broken").map(|_| ()),
+        list(s.conn()).map(|_| ()),
+    ] {
+        let e = res.expect_err("a damaged record was read");
+        let msg = e.to_string();
+        assert!(msg.contains(&id) && msg.contains("gcr doctor"), "{msg}");
+    }
+}
