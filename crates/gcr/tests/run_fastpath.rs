@@ -341,3 +341,37 @@ fn no_control_socket_is_reachable_from_host_network_containers() {
         );
     }
 }
+
+/// A host-network build step cannot find or reach the housekeeper's socket either: the
+/// step writes what it sees of the host's unix sockets and of the socket's path into the
+/// image, and the test reads it back.
+#[test]
+fn no_control_socket_is_reachable_from_a_host_network_build_step() {
+    let Some(env) =
+        env_with_housekeeper("no_control_socket_is_reachable_from_a_host_network_build_step")
+    else {
+        return;
+    };
+    let dir = env.run_dir.join("housekeeper");
+    assert!(dir.is_dir(), "the housekeeper listens in {}", dir.display());
+    let ctx = tempfile::tempdir().unwrap();
+    let spec = format!(
+        "format: gcr-v1.0\nname: test/hostnet\nversion: 1.0.0\nbase: {IMAGE}\nbuild:\n  network: host\n  commands:\n    - [/bin/sh, -c, \"cat /proc/net/unix > /seen; if [ -e {d} ]; then echo REACHABLE >> /seen; fi\"]\n",
+        d = dir.display()
+    );
+    std::fs::write(ctx.path().join("hostnet.gcr"), spec).unwrap();
+    env.ok(&["build", ctx.path().to_str().unwrap()]);
+    let seen = env.ok(&["run", "--rm", "test/hostnet:1.0.0", "cat", "/seen"]);
+    assert!(
+        seen.lines().count() > 1,
+        "the step saw the host's unix sockets:\n{seen}"
+    );
+    assert!(
+        !seen.lines().any(|l| l.contains("@gcr")),
+        "an abstract gcr socket is visible to a build step:\n{seen}"
+    );
+    assert!(
+        !seen.contains("REACHABLE"),
+        "the socket's directory exists in the build step"
+    );
+}
