@@ -76,7 +76,8 @@ pub enum RegistryCmd {
         /// htpasswd file of bcrypt users (optional third field: repo/*=rw,other=r).
         #[arg(long)]
         htpasswd: Option<std::path::PathBuf>,
-        /// Worker threads.
+        /// Database connections; the server takes up to 16 connections per thread (a full
+        /// server closes the connection that has waited longest on its client).
         #[arg(long, default_value_t = 8)]
         threads: usize,
     },
