@@ -19,6 +19,7 @@ mod rundir;
 pub mod storecell;
 pub mod timing;
 pub mod trash;
+pub mod trust;
 pub mod volumes;
 
 // What the CLI uses of the crates below the engine, so that it talks to the engine only.

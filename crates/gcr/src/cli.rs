@@ -223,6 +223,15 @@ pub enum Cmd {
     },
     /// List port mappings of a container.
     Port { container: String },
+    /// Manage signing keys (Ed25519).
+    Key {
+        #[command(subcommand)]
+        cmd: crate::trust::KeyCmd,
+    },
+    /// Sign an image: an in-toto statement in a Sigstore bundle, attached as a referrer.
+    Sign(crate::trust::SignArgs),
+    /// Verify an image's blobs and its signature by a key.
+    Verify(crate::trust::VerifyArgs),
     /// Test hook: attach FILE to an image as an OCI 1.1 artifact; prints its digest.
     #[command(name = "__attach", hide = true)]
     AttachArtifact {

@@ -9,6 +9,7 @@ mod network;
 mod out;
 mod registry;
 mod render;
+mod trust;
 
 use std::path::{Path, PathBuf};
 
@@ -176,6 +177,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         c @ (Cmd::Network { .. } | Cmd::Volume { .. } | Cmd::Port { .. }) => {
             network::dispatch(e, c)
         }
+        c @ (Cmd::Key { .. } | Cmd::Sign(_) | Cmd::Verify(_)) => trust::dispatch(e, c),
         other => images::dispatch(e, other),
     }
 }
