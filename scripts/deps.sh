@@ -17,3 +17,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # docker-registry's package starts a service on :5000; tests start their own on other ports.
+
+# Peers of the trust tests (crates/gcr/tests/trust.rs): Python securesystemslib >= 1.0 in a
+# venv and npm @sigstore/verify, both under target/peers (GCR_PEERS overrides). Checked
+# first, so a second run costs a Python import and a stat.
+peers=${GCR_PEERS:-$(cd "$(dirname "$0")/.." && pwd)/target/peers}
+mkdir -p "$peers"
+if ! "$peers/venv/bin/python" - 2>/dev/null <<'PY'
+import importlib.metadata as m, sys
+from securesystemslib.signer import SSlibKey, CryptoSigner  # noqa: F401
+sys.exit(int(m.version("securesystemslib").split(".")[0]) < 1)
+PY
+then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  rm -rf "$peers/venv"
+  python3 -m venv "$peers/venv"
+  "$peers/venv/bin/pip" install -q --disable-pip-version-check 'securesystemslib[crypto]>=1.0,<2'
+fi
+if [ ! -f "$peers/node/node_modules/@sigstore/verify/package.json" ]; then
+  command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  mkdir -p "$peers/node"
+  (cd "$peers/node" && npm install --silent --no-audit --no-fund \
+    '@sigstore/verify@^3.1' '@sigstore/bundle@^4' '@sigstore/protobuf-specs@^0.5')
+fi

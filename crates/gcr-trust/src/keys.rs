@@ -13,6 +13,7 @@ use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePrivateKey, EncodePublicKey, K
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use pkcs8::der::pem::LineEnding;
 use pkcs8::der::Decode;
+use pkcs8::pkcs5::pbes2;
 use pkcs8::{EncryptedPrivateKeyInfo, ObjectIdentifier, PrivateKeyInfo, SubjectPublicKeyInfoRef};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -230,7 +231,7 @@ impl PrivateKey {
     }
 
     /// The PKCS#8 PEM form: `PRIVATE KEY`, or `ENCRYPTED PRIVATE KEY` (PBES2: scrypt
-    /// log2 N = 15, r = 8, p = 1, and AES-256-CBC) when a password is given. `name` names
+    /// log2 N = 14, r = 8, p = 1, and AES-256-CBC) when a password is given. `name` names
     /// the key in errors.
     pub fn to_pem(&self, name: &str, password: Option<&[u8]>) -> Result<Zeroizing<String>> {
         let enc = |e: pkcs8::Error| TrustError::Encrypt {
@@ -246,8 +247,15 @@ impl PrivateKey {
         let pem = match password {
             None => doc.to_pem("PRIVATE KEY", LineEnding::LF),
             Some(pw) => {
+                use rand_core::RngCore;
                 let info = PrivateKeyInfo::from_der(doc.as_bytes()).map_err(|e| enc(e.into()))?;
-                info.encrypt(rand_core::OsRng, pw)
+                let mut salt = [0u8; 16];
+                let mut iv = [0u8; 16];
+                rand_core::OsRng.fill_bytes(&mut salt);
+                rand_core::OsRng.fill_bytes(&mut iv);
+                let params = pbes2::Parameters::scrypt_aes256cbc(scrypt_params(), &salt, &iv)
+                    .map_err(|e| enc(e.into()))?;
+                info.encrypt_with_params(params, pw)
                     .map_err(enc)?
                     .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
             }
@@ -264,6 +272,13 @@ impl PrivateKey {
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.key.sign(msg).to_bytes()
     }
+}
+
+/// scrypt's cost for encrypted keys: 16 MiB of memory, tens of milliseconds. (N = 2^15
+/// would need 32 MiB, just above OpenSSL's default limit, and OpenSSL could not open it.)
+fn scrypt_params() -> pkcs8::pkcs5::scrypt::Params {
+    pkcs8::pkcs5::scrypt::Params::new(14, 8, 1, 32)
+        .unwrap_or_else(|_| pkcs8::pkcs5::scrypt::Params::recommended())
 }
 
 /// True when `pem` is an encrypted PKCS#8 private key (by its label).
