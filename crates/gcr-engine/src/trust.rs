@@ -68,6 +68,9 @@ pub struct VerifyReport {
     pub signatures: Vec<VerifiedSignature>,
 }
 
+/// A signature to try: where it came from, and its bytes or why they could not be read.
+type Candidate = (String, Result<Vec<u8>, EngineError>);
+
 /// An image whose manifest, config and layer blobs match their digests.
 struct Checked {
     manifest_digest: String,
@@ -347,10 +350,7 @@ impl Engine {
 
     /// The signature artifacts attached to a manifest: each referrer's name and its one
     /// layer's bytes, or why they could not be read intact.
-    fn signature_referrers(
-        &self,
-        manifest_digest: &str,
-    ) -> Result<Vec<(String, Result<Vec<u8>, EngineError>)>, EngineError> {
+    fn signature_referrers(&self, manifest_digest: &str) -> Result<Vec<Candidate>, EngineError> {
         let list = self.store()?.referrers(manifest_digest, None)?;
         Ok(list
             .into_iter()

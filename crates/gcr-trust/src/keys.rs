@@ -44,6 +44,13 @@ pub struct PrivateKey {
     key: SigningKey,
 }
 
+impl std::fmt::Debug for PrivateKey {
+    /// Shows the public key id only, never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PrivateKey({})", self.public().id())
+    }
+}
+
 /// The PEM label and DER body of `pem`; `what` names the file in errors.
 fn decode_pem(what: &str, pem: &[u8]) -> Result<(String, Zeroizing<Vec<u8>>)> {
     let bad = |reason: String| TrustError::BadPem {
