@@ -419,7 +419,7 @@ fn fetch_referrer(
         s.write(&f.bytes)?;
         s.file
             .as_file()
-            .sync_data()
+            .sync_all()
             .map_err(|e| RegistryError::io("cannot fsync", s.file.path(), e))?;
         staged.push((f.digest.clone(), s));
     }
@@ -440,7 +440,7 @@ fn fetch_referrer(
         // fsync then finds nothing left to write.
         s.file
             .as_file()
-            .sync_data()
+            .sync_all()
             .map_err(|e| RegistryError::io("cannot fsync", s.file.path(), e))?;
         staged.push((b.digest.clone(), s));
     }
