@@ -135,9 +135,13 @@ impl PublicKey {
                     })?;
                 Ok(PublicKey::new(key))
             }
-            "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
-                Ok(PrivateKey::from_pem(what, pem, None)?.public())
-            }
+            "PRIVATE KEY" => Ok(PrivateKey::from_pem(what, pem, None)?.public()),
+            "ENCRYPTED PRIVATE KEY" => Err(TrustError::BadPem {
+                what: what.to_string(),
+                reason: "it is an encrypted private key, and verifying needs the public key; \
+                         export it with `gcr key export` or `openssl pkey -pubout`"
+                    .into(),
+            }),
             other => Err(refuse_label(what, other)),
         }
     }

@@ -94,6 +94,8 @@ fn encrypted_round_trip_and_wrong_password() {
         PrivateKey::from_pem("k", pem.as_bytes(), None),
         Err(TrustError::PasswordNeeded(_))
     ));
+    let e = PublicKey::from_pem("k", pem.as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("needs the public key"), "{e}");
     // Two encryptions differ (fresh salt and IV).
     assert_ne!(
         *k.to_pem("k", Some(b"pw")).unwrap(),
