@@ -268,9 +268,11 @@ impl World {
         let text = stdout(&doc);
         let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("PROBLEM")).collect();
         let allowed = after_kill
-            && problems
-                .iter()
-                .all(|p| p.contains("stale temporary file(s)") || p.contains("has no container"));
+            && problems.iter().all(|p| {
+                p.contains("stale temporary file(s)")
+                    || p.contains("has no container")
+                    || p.contains("belongs to no image")
+            });
         assert!(
             (doc.status.success() && text.contains("no problems")) || allowed,
             "{what}: gcr doctor is not clean: {text}{}",

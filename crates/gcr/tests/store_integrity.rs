@@ -175,6 +175,16 @@ fn other_users_can_neither_read_nor_write_the_store() {
 
     // A store left open by an older gcr is closed up by the next command.
     s.ok(&["rm", "-f", &id]);
+    // The housekeeper that rm woke opens the store too (and would close it up at once).
+    let reaper = format!("__reap {}", s.root.display());
+    assert!(
+        common::eventually(10, || !std::process::Command::new("pgrep")
+            .args(["-f", &reaper])
+            .status()
+            .unwrap()
+            .success()),
+        "the housekeeper did not exit"
+    );
     std::fs::set_permissions(&s.root, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(
         s.root.join("snapshots"),

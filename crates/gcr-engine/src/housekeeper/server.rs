@@ -48,8 +48,14 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // Still holding the lock: the path is ours to remove.
+        // Still holding the lock: the socket and its lock file are ours to remove (one
+        // housekeeper per store is already ensured by the trash lock), and the directory
+        // goes when no other store's housekeeper is in it.
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(self.path.with_extension("lock"));
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
