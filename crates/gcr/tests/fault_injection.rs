@@ -44,6 +44,7 @@ impl Rng {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     Import,
+    Pull,
     Build,
     RunDetached,
     RunForeground,
@@ -59,8 +60,9 @@ enum Victim {
     Housekeeper,
 }
 
-const OPS: [Op; 7] = [
+const OPS: [Op; 8] = [
     Op::Import,
+    Op::Pull,
     Op::Build,
     Op::RunDetached,
     Op::RunForeground,
@@ -74,6 +76,7 @@ impl Op {
     fn max_delay_ms(self) -> u64 {
         match self {
             Op::Import => 150,
+            Op::Pull => 150,
             Op::Build => 400,
             Op::RunDetached | Op::Start => 40,
             Op::RunForeground => 30,
@@ -143,6 +146,56 @@ struct World {
     seed: u64,
     ctx: tempfile::TempDir,
     ids: BTreeSet<String>,
+    /// A `gcr registry serve` on loopback holding IMAGE as `fault/pull:1`.
+    registry: Registry,
+}
+
+/// `gcr registry serve` on its own store and a loopback port; killed when dropped.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(common::gcr_bin())
+            .arg("--root")
+            .arg(dir.path().join("store"))
+            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start gcr registry serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from gcr registry serve: {line:?}"));
+        Registry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn image(&self) -> String {
+        format!("127.0.0.1:{}/fault/pull:1", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl World {
@@ -165,6 +218,7 @@ impl World {
                 &format!("fault/imp:{n}"),
             ]),
             Op::Build => v(&["build", self.ctx.path().to_str().unwrap()]),
+            Op::Pull => v(&["pull", &self.registry.image()]),
             Op::RunDetached => v(&["run", "-d", "--name", &name, IMAGE, "sh", "-c", TRAP_LOOP]),
             Op::RunForeground => v(&["run", "--rm", IMAGE, "sh", "-c", "echo fault-ok"]),
             Op::Start => v(&["start", &name]),
@@ -177,6 +231,10 @@ impl World {
     fn prepare(&self, op: Op, n: usize) {
         let name = format!("ft{n}");
         match op {
+            Op::Pull => {
+                // Not in the store yet, so the pull downloads and unpacks its layer.
+                let _ = self.env.gcr(&["rmi", "-f", &self.registry.image()]);
+            }
             Op::Build => {
                 // New content each trial, so the build copies and runs its command.
                 std::fs::write(self.ctx.path().join("data.txt"), format!("trial {n}\n")).unwrap();
@@ -316,7 +374,7 @@ impl World {
         let args = self.args(op, n);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         match op {
-            Op::Import | Op::Build | Op::RunForeground => {
+            Op::Import | Op::Pull | Op::Build | Op::RunForeground => {
                 let out = self.env.ok(&refs);
                 if op == Op::RunForeground {
                     assert!(
@@ -503,11 +561,14 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
     std::fs::write(ctx.path().join("data.txt"), "first\n").unwrap();
     let env = Env::new();
     let _procs = ProcGuard(env.root.path().to_string_lossy().into_owned());
+    let registry = Registry::start();
+    env.ok(&["push", IMAGE, &registry.image()]);
     let mut w = World {
         env,
         seed,
         ctx,
         ids: BTreeSet::new(),
+        registry,
     };
     let mut rng = Rng(seed);
     let started = Instant::now();
