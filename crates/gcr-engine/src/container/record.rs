@@ -187,7 +187,7 @@ pub fn event(
 }
 
 /// Inserts a new container and its `create` event (and `start`, for a row stored running).
-pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
+fn insert_unit(conn: &Connection, r: &Record) -> Result<(), EngineError> {
     let config = serde_json::to_string(&r.config)?;
     let extra = serde_json::to_string(&r.extra)?;
     let res = conn
@@ -320,7 +320,7 @@ pub struct Update {
 /// the lifecycle state machine does not allow is refused, naming the current state; the
 /// write is a compare-and-set on the row's state, so two processes cannot both make the
 /// same transition (the loser is told the state changed).
-pub fn set_state(
+fn set_state_unit(
     conn: &Connection,
     r: &Record,
     from: Option<State>,
@@ -397,7 +397,7 @@ pub fn update_extra(conn: &Connection, r: &Record, u: &Update) -> Result<(), Eng
 
 /// Deletes the row of a container that just exited (`--rm`), recording its exit (`cause`:
 /// die or oom) and its removal, in two statements.
-pub fn delete_exited(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
+fn delete_exited_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
     let from: Option<String> = conn
         .prepare_cached("DELETE FROM containers WHERE id = ?1 RETURNING state")?
         .query_row([&r.id], |row| row.get(0))
@@ -420,7 +420,7 @@ pub fn delete_exited(conn: &Connection, r: &Record, cause: &str) -> Result<(), E
 
 /// Deletes a container row and records the `destroy` event.
 /// Fails with NotFound when the row is gone already (removed by someone else meanwhile).
-pub fn delete(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
+fn delete_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
     let n = conn
         .prepare_cached("DELETE FROM containers WHERE id = ?1")?
         .execute([&r.id])?;
@@ -448,6 +448,53 @@ pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, EngineError> {
         .query_row([name], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+/// Runs `f` as one unit: the change and its events are all written or none (a savepoint:
+/// a transaction of its own, or nested in the caller's).
+fn atomically<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    conn.execute_batch("SAVEPOINT gcr_record")?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("RELEASE gcr_record")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO gcr_record; RELEASE gcr_record");
+            Err(e)
+        }
+    }
+}
+
+/// Inserts a new container and its `create` event (and `start`, for a row stored running),
+/// as one unit.
+pub fn insert(conn: &Connection, r: &Record) -> Result<(), EngineError> {
+    atomically(conn, || insert_unit(conn, r))
+}
+
+/// Moves a container to `to` with its event, as one unit (see [`set_state_unit`]).
+pub fn set_state(
+    conn: &Connection,
+    r: &Record,
+    from: Option<State>,
+    to: State,
+    cause: &str,
+    u: &Update,
+) -> Result<(), EngineError> {
+    atomically(conn, || set_state_unit(conn, r, from, to, cause, u))
+}
+
+/// Deletes the row of a container that just exited with its two events, as one unit.
+pub fn delete_exited(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
+    atomically(conn, || delete_exited_unit(conn, r, cause))
+}
+
+/// Deletes a container row with its event, as one unit; NotFound when it is gone already.
+pub fn delete(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
+    atomically(conn, || delete_unit(conn, r, cause))
 }
 
 #[cfg(test)]

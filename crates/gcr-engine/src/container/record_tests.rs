@@ -66,3 +66,56 @@ fn an_unreadable_record_is_an_error_naming_it_never_a_default() {
         assert!(msg.contains(&id) && msg.contains("gcr doctor"), "{msg}");
     }
 }
+
+fn events(s: &gcr_store::Store) -> i64 {
+    s.conn()
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn illegal_moves_are_refused_naming_the_state_and_change_nothing() {
+    let (_d, s) = store();
+    let id = "d".repeat(64);
+    let r = row(&id, "web");
+    insert(s.conn(), &r).unwrap();
+    let before = events(&s);
+    let e = set_state(
+        s.conn(),
+        &r,
+        None,
+        State::Paused,
+        "pause",
+        &Update::default(),
+    )
+    .expect_err("created -> paused was allowed");
+    assert!(e.to_string().contains("created"), "{e}");
+    // A stale view of the row (it is not running) loses the compare-and-set.
+    let stale = Record {
+        state: State::Running,
+        ..r.clone()
+    };
+    assert!(set_state(
+        s.conn(),
+        &stale,
+        None,
+        State::Stopping,
+        "stop",
+        &Update::default()
+    )
+    .is_err());
+    assert_eq!(find(s.conn(), &id).unwrap().state, State::Created);
+    assert_eq!(events(&s), before, "a refused move wrote an event");
+    // A legal move writes the state and its event together.
+    set_state(
+        s.conn(),
+        &r,
+        None,
+        State::Running,
+        "start",
+        &Update::default(),
+    )
+    .unwrap();
+    assert_eq!(find(s.conn(), &id).unwrap().state, State::Running);
+    assert_eq!(events(&s), before + 1);
+}
