@@ -59,6 +59,11 @@ fn ms(t: Instant) -> f64 {
 
 /// Reads and parses a spec file.
 pub fn load_spec(path: &Path) -> Result<Spec> {
+    load_spec_bytes(path).map(|(spec, _)| spec)
+}
+
+/// Reads and parses a spec file; also returns the `sha256:` digest of its bytes.
+fn load_spec_bytes(path: &Path) -> Result<(Spec, String)> {
     let bytes = std::fs::read(path)
         .map_err(|e| BuildError::Usage(format!("cannot read spec {}: {e}", path.display())))?;
     if bytes.len() > gcr_core::spec::MAX_SPEC_BYTES {
@@ -72,7 +77,9 @@ pub fn load_spec(path: &Path) -> Result<Spec> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    gcr_core::spec::parse_spec_bytes(&name, &bytes).map_err(|e| BuildError::Spec(e.to_string()))
+    let spec = gcr_core::spec::parse_spec_bytes(&name, &bytes)
+        .map_err(|e| BuildError::Spec(e.to_string()))?;
+    Ok((spec, sha256_hex(&bytes)))
 }
 
 /// Normalizes `name:tag` to a full reference.
@@ -171,7 +178,7 @@ pub fn build(
     emit: &mut dyn FnMut(&Event),
 ) -> Result<Built> {
     let t0 = Instant::now();
-    let spec = load_spec(&opts.spec_file)?;
+    let (spec, spec_file_digest) = load_spec_bytes(&opts.spec_file)?;
     let ctx = opts
         .spec_file
         .parent()
@@ -280,6 +287,8 @@ pub fn build(
     let transcript = json!({
         "gcr_version": env!("CARGO_PKG_VERSION"),
         "spec": opts.spec_file.display().to_string(),
+        "spec_path": opts.spec_file.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "spec_file_digest": spec_file_digest,
         "spec_digest": sha256_hex(&canonical(&serde_json::to_value(&spec).unwrap_or(Value::Null))),
         "base": {"name": spec.base.to_string(), "id": base_id, "manifest_digest": base_manifest},
         "created": created,

@@ -15,6 +15,7 @@ pub mod diff;
 mod error;
 pub mod ignore;
 mod layout;
+pub mod record;
 mod upper;
 
 use std::path::PathBuf;
@@ -82,6 +83,15 @@ pub enum Event {
     Output {
         index: usize,
         line: String,
+    },
+    /// An attestation attached to the built image as an OCI referrer (emitted by the
+    /// engine after `Done`): `provenance` (SLSA v1 statement), or a signed bundle of the
+    /// provenance or of the build record.
+    Attestation {
+        kind: String,
+        predicate_type: String,
+        referrer: String,
+        key_id: Option<String>,
     },
     Done {
         id: String,

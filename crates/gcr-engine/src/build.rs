@@ -2,8 +2,11 @@
 //! [`runner::RuntimeRunner`] that executes build commands with gcr-runtime (each in a
 //! cgroup that dies with the build, see [`stepgroup`] and [`watch`]), verifies
 //! reproducibility (`--verify`) in two temporary stores, and serves build transcripts.
-//! Every build first removes the step groups of builds that were killed.
+//! Every build first removes the step groups of builds that were killed, and every build
+//! ends by attaching its provenance to the image (signed when a key is configured, see
+//! [`provenance`]).
 
+pub mod provenance;
 mod runner;
 mod stepgroup;
 mod verify;
@@ -27,6 +30,13 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     pub no_cache: bool,
     pub source_date_epoch: Option<i64>,
+    /// `--sign-key NAME`: sign the provenance and the build record with this stored key
+    /// (else the root's `config.json` `build.signKey`, unless `no_sign`).
+    pub sign_key: Option<String>,
+    /// The password of an encrypted signing key.
+    pub password: Option<Vec<u8>>,
+    /// `--no-sign`: ignore the configured default key.
+    pub no_sign: bool,
 }
 
 /// Finds the spec: `file` if given (`-f`), else the only `*.gcr` file in `dir`.
@@ -95,9 +105,20 @@ impl Engine {
             source_date_epoch: req.source_date_epoch,
             tag: true,
         };
+        // The key is opened first: a wrong name or password fails before anything is built.
+        let key_name = match (&req.sign_key, req.no_sign) {
+            (Some(k), _) => Some(k.clone()),
+            (None, false) => provenance::default_sign_key(self.root())?,
+            (None, true) => None,
+        };
+        let key = key_name
+            .map(|k| self.keys().private(&k, req.password.as_deref()))
+            .transpose()?;
         reap_build_cgroups();
         let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
-        gcr_build::build(self.store()?, &runner, &opts, emit).map_err(build_err)
+        let built = gcr_build::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;
+        self.attach_provenance(&built, key.as_ref(), emit)?;
+        Ok(built)
     }
 
     /// The build transcript of an image built by this store.

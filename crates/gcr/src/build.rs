@@ -1,5 +1,7 @@
 //! `gcr build`: finds the spec, calls the engine, and renders progress as a tree
-//! (`--progress auto|plain`) or one JSON object per event (`--progress json`).
+//! (`--progress auto|plain`) or one JSON object per event (`--progress json`). Every
+//! build attaches its SLSA provenance to the image; `--sign-key NAME` (or the root's
+//! `config.json` `build.signKey`) also signs it and the build record.
 
 use std::path::PathBuf;
 
@@ -46,6 +48,44 @@ pub struct BuildArgs {
     /// Build twice in fresh temporary stores and fail if the digests differ.
     #[arg(long)]
     pub verify: bool,
+    /// Sign the provenance and the build record with this stored key (default: the
+    /// root's config.json `build.signKey`).
+    #[arg(long, value_name = "NAME")]
+    pub sign_key: Option<String>,
+    /// Read the signing key's password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Do not sign, even when config.json names a default key.
+    #[arg(long, conflicts_with = "sign_key")]
+    pub no_sign: bool,
+}
+
+/// Reads the signing key's password from standard input, without its final line break.
+fn read_password() -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_end(&mut buf)
+        .map_err(|e| {
+            Failure::new(
+                1,
+                format!("cannot read the password from standard input: {e}"),
+            )
+        })?;
+    if buf.ends_with(b"\n") {
+        buf.pop();
+        if buf.ends_with(b"\r") {
+            buf.pop();
+        }
+    }
+    if buf.is_empty() {
+        return Err(Failure::new(
+            1,
+            "the password on standard input is empty; give a non-empty password".into(),
+        ));
+    }
+    Ok(buf)
 }
 
 /// Renders build events as the `├──` tree or as plain lines.
@@ -182,6 +222,19 @@ impl Tree {
                 let p = if self.plain { "    | " } else { "│   │   " };
                 self.out(&format!("{p}{line}"));
             }
+            Event::Attestation {
+                kind,
+                referrer,
+                key_id,
+                ..
+            } => {
+                let ind = if self.plain { "" } else { "    " };
+                let signed = match key_id {
+                    Some(k) => format!(" (key {})", &k[..k.len().min(12)]),
+                    None => String::new(),
+                };
+                self.out(&format!("{ind}{kind}: {}{signed}", short(referrer)));
+            }
             Event::Done {
                 id,
                 size,
@@ -237,6 +290,13 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
         tags: a.tags.clone(),
         no_cache: a.no_cache,
         source_date_epoch: a.source_date_epoch,
+        sign_key: a.sign_key.clone(),
+        password: if a.password_stdin {
+            Some(read_password()?)
+        } else {
+            None
+        },
+        no_sign: a.no_sign,
     };
     let json = a.progress == Progress::Json;
     let mut verified = None;
