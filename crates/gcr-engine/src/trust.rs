@@ -8,7 +8,7 @@
 //! accepts the image only if one of its signature referrers (or a given bundle file)
 //! verifies with the given key and covers exactly this manifest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -238,6 +238,48 @@ impl Engine {
             layer_digests: checked.layers,
             signatures,
         })
+    }
+
+    /// Key ids of the store's keys with which a signature referrer of manifest
+    /// `manifest_digest` verifies, sorted; empty when it has no signature or none verifies.
+    /// The manifest is checked against its digest; layers are not re-hashed (`verify`
+    /// does that). Used by container DNA.
+    pub(crate) fn verified_signers(
+        &self,
+        manifest_digest: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let candidates = self.signature_referrers(manifest_digest)?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let manifest = self.store()?.read_blob(manifest_digest)?;
+        let actual = sha256_hex(&manifest);
+        if manifest_digest.strip_prefix("sha256:") != Some(actual.as_str()) {
+            return Err(damaged(
+                "manifest",
+                manifest_digest,
+                manifest_digest,
+                &actual,
+            ));
+        }
+        let want = Subject::for_manifest("", &manifest);
+        let keys = self.keys();
+        let publics: Vec<PublicKey> = keys
+            .list()?
+            .iter()
+            .filter_map(|k| keys.public(&k.name).ok())
+            .collect();
+        let mut ids = BTreeSet::new();
+        for (source, bytes) in candidates {
+            let Ok(bytes) = bytes else { continue };
+            for key in &publics {
+                let what = format!("signature {source}");
+                if gcr_trust::verify::verify(&what, &bytes, key, &want).is_ok() {
+                    ids.insert(key.id().to_string());
+                }
+            }
+        }
+        Ok(ids.into_iter().collect())
     }
 
     /// The public key `key` names (a stored key, else a PEM file) and the signer's name.

@@ -292,6 +292,10 @@ pub struct InspectArgs {
     /// With --referrers: only those of this artifact type.
     #[arg(long, requires = "referrers")]
     pub artifact_type: Option<String>,
+    /// Print each container's DNA: one digest over its image manifest, the key ids that
+    /// verify the image's signatures, and its runtime definition, with those parts.
+    #[arg(long, conflicts_with_all = ["transcript", "referrers"])]
+    pub dna: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -195,7 +195,12 @@ fn is_running(engine: &Engine, id: &str) -> bool {
 
 /// `gcr ps`.
 pub fn ps(engine: &Engine, all: bool, quiet: bool, format: Format) -> Result<i32, Failure> {
-    let rows = engine.ps(all).map_err(Failure::from)?;
+    let rows = if format == Format::Json && !quiet {
+        engine.ps_with_dna(all)
+    } else {
+        engine.ps(all)
+    }
+    .map_err(Failure::from)?;
     if quiet {
         for (_, row) in rows {
             outln!("{}", row.id)?;
@@ -392,4 +397,30 @@ pub fn events(engine: &Engine, since: Option<&str>, format: Format) -> Result<i3
         }
     }
     Ok(0)
+}
+
+/// `gcr inspect --dna CONTAINER...`: per container, its DNA and the parts it covers.
+pub fn inspect_dna(engine: &Engine, names: &[String]) -> Result<i32, Failure> {
+    let mut docs = Vec::new();
+    let mut code = 0;
+    for n in names {
+        match engine.container_dna(n) {
+            Ok(d) => docs.push(d),
+            Err(err) => {
+                errln!("Error: {}", Failure::from(err).message);
+                code = 1;
+            }
+        }
+    }
+    if names.len() == 1 {
+        if let Some(d) = docs.first() {
+            outln!("{}", serde_json::to_string_pretty(d).unwrap_or_default())?;
+        }
+    } else {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&docs).unwrap_or_default()
+        )?;
+    }
+    Ok(code)
 }

@@ -125,6 +125,9 @@ fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
     if a.referrers {
         return referrers::list(e, a);
     }
+    if a.dna {
+        return crate::containers::inspect_dna(e, &a.objects);
+    }
     if a.transcript {
         let v = a
             .objects

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod detach;
+pub mod dna;
 pub mod exec;
 mod foreground;
 pub mod guard;

@@ -29,6 +29,9 @@ pub struct PsRow {
     pub names: String,
     #[serde(rename = "Ports")]
     pub ports: String,
+    /// The container's DNA (see `dna.rs`), filled by [`Engine::ps_with_dna`].
+    #[serde(rename = "Dna", skip_serializing_if = "Option::is_none")]
+    pub dna: Option<String>,
 }
 
 fn now() -> i64 {
@@ -83,10 +86,23 @@ impl Engine {
                 state: r.state.to_string(),
                 names: r.name.clone(),
                 ports: self.ports_text(&r),
+                dna: None,
             };
             out.push((r, row));
         }
         Ok(out)
+    }
+
+    /// `gcr ps --format json`: [`Engine::ps`] with each row's DNA (signers verified once
+    /// per image manifest). A container whose DNA cannot be computed (its image was
+    /// removed) has none.
+    pub fn ps_with_dna(&self, all: bool) -> Result<Vec<(Record, PsRow)>, EngineError> {
+        let mut rows = self.ps(all)?;
+        let mut cache = super::dna::DnaCache::default();
+        for (r, row) in &mut rows {
+            row.dna = self.dna_of(r, &mut cache).ok().map(|d| d.dna);
+        }
+        Ok(rows)
     }
 
     /// `gcr inspect CONTAINER`: a Docker-shaped document.
