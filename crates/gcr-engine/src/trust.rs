@@ -243,13 +243,22 @@ impl Engine {
     /// Key ids of the store's keys with which a signature referrer of manifest
     /// `manifest_digest` verifies, sorted; empty when it has no signature or none verifies.
     /// The manifest is checked against its digest; layers are not re-hashed (`verify`
-    /// does that). Used by container DNA.
+    /// does that). `keys` is the store's public keys, read here on first need and kept
+    /// by the caller for the next manifest. Used by container DNA.
     pub(crate) fn verified_signers(
         &self,
         manifest_digest: &str,
+        keys: &mut Option<Vec<PublicKey>>,
     ) -> Result<Vec<String>, EngineError> {
         let candidates = self.signature_referrers(manifest_digest)?;
         if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let publics = match keys {
+            Some(k) => k,
+            None => keys.insert(self.store_public_keys()?),
+        };
+        if publics.is_empty() {
             return Ok(Vec::new());
         }
         let manifest = self.store()?.read_blob(manifest_digest)?;
@@ -263,23 +272,43 @@ impl Engine {
             ));
         }
         let want = Subject::for_manifest("", &manifest);
-        let keys = self.keys();
-        let publics: Vec<PublicKey> = keys
-            .list()?
-            .iter()
-            .filter_map(|k| keys.public(&k.name).ok())
-            .collect();
         let mut ids = BTreeSet::new();
         for (source, bytes) in candidates {
             let Ok(bytes) = bytes else { continue };
-            for key in &publics {
-                let what = format!("signature {source}");
+            let what = format!("signature {source}");
+            for key in publics.iter() {
                 if gcr_trust::verify::verify(&what, &bytes, key, &want).is_ok() {
                     ids.insert(key.id().to_string());
                 }
             }
         }
         Ok(ids.into_iter().collect())
+    }
+
+    /// The public halves of the store's keys (`<root>/keys/*.pub`), without reading the
+    /// private ones; a public key that does not parse is skipped (`gcr key list` names it).
+    fn store_public_keys(&self) -> Result<Vec<PublicKey>, EngineError> {
+        let dir = self.root().join("keys");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(EngineError::Io(
+                    format!("cannot read the key directory {}", dir.display()),
+                    e,
+                ))
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                name.to_str()?.strip_suffix(".pub").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        let keys = self.keys();
+        Ok(names.iter().filter_map(|n| keys.public(n).ok()).collect())
     }
 
     /// The public key `key` names (a stored key, else a PEM file) and the signer's name.

@@ -117,11 +117,13 @@ pub struct Dna {
     pub runtime_definition: RuntimeDefinition,
 }
 
-/// Per-process memo: image id -> manifest digest, manifest digest -> verified signers.
+/// Per-process memo: image id -> manifest digest, manifest digest -> verified signers,
+/// and the store's public keys (read once, when the first signed image is met).
 #[derive(Debug, Default)]
 pub struct DnaCache {
     manifests: HashMap<String, String>,
     signers: HashMap<String, Vec<String>>,
+    keys: Option<Vec<gcr_trust::PublicKey>>,
 }
 
 impl RuntimeDefinition {
@@ -247,7 +249,7 @@ impl Engine {
         let signers = match cache.signers.get(&image) {
             Some(s) => s.clone(),
             None => {
-                let s = self.verified_signers(&image)?;
+                let s = self.verified_signers(&image, &mut cache.keys)?;
                 cache.signers.insert(image.clone(), s.clone());
                 s
             }
