@@ -8,9 +8,11 @@
 #                                        one; e.g. built from a worktree of the commit before
 #                                        "Build provenance")
 # The bar compares signed with without (else with provenance, when no baseline is given).
+# GCR_BIN runs a gcr built elsewhere (e.g. from a worktree with CARGO_TARGET_DIR set)
+# instead of building this checkout.
 source "$(dirname "$0")/lib.sh"
 need_pkgs hyperfine busybox-static
-build_gcr
+if [ -n "${GCR_BIN:-}" ]; then GCR=$GCR_BIN; else build_gcr; fi
 work=$(mktemp -d /tmp/gcr-bench-prov.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mk_busybox_tar "$work/busybox.tar"
