@@ -7,7 +7,8 @@
 # and, for reference, the same pull with --no-referrers.
 source "$(dirname "$0")/lib.sh"
 need_pkgs hyperfine docker-registry python3 curl
-build_gcr
+# GCR_BIN: measure this binary instead of building the checkout (e.g. a before/after pair).
+if [ -n "${GCR_BIN:-}" ]; then GCR=$GCR_BIN; else build_gcr; fi
 work=$(mktemp -d /tmp/gcr-bench-referrers.XXXXXX)
 cleanup() {
   for p in "$work"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
