@@ -168,8 +168,11 @@ impl Store {
                 }
             }
             // The manifest goes into the CAS under the write lock, so a concurrent rmi of
-            // the subject cannot free it between the check and the insert.
-            self.put_blob(manifest, Some(&digest))?;
+            // the subject cannot free it between the check and the insert. A pull has
+            // committed it already (durable): no second copy is written then.
+            if !self.has_blob(&digest) {
+                self.put_blob(manifest, Some(&digest))?;
+            }
             tx.execute(
                 "INSERT OR IGNORE INTO referrers(digest, subject, media_type, size, artifact_type, annotations, added_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

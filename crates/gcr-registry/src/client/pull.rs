@@ -8,7 +8,7 @@ use super::fetch::{fetch_blob, NoBar};
 use super::referrers;
 use super::transport::{describe, header, ConnectOptions, ReqBody, Transport};
 use super::{parallel, short, Progress, JOBS};
-use crate::cas;
+use crate::cas::{self, Staged};
 use crate::error::{RegistryError, Result};
 use crate::media::{self, Descriptor, Parsed, Platform, ACCEPT_MANIFESTS, MAX_MANIFEST};
 use gcr_core::Reference;
@@ -144,77 +144,25 @@ pub fn pull(
             )));
         }
     }
-    // Config: small, fetched first so the layer list can be checked against its diff_ids.
-    if config.size > MAX_CONFIG {
-        return Err(RegistryError::protocol(
-            &t.host,
-            format!(
-                "config {} is {} bytes, over the 32 MiB limit",
-                config.digest, config.size
-            ),
-        ));
-    }
-    let cfg_staged = if store.has_blob(&config.digest) {
-        None
-    } else {
-        Some(fetch_blob(&t, &cas::tmp_dir(store), &repo, config, &NoBar)?)
-    };
-    let cfg_bytes = match &cfg_staged {
-        Some(s) => std::fs::read(s.file.path())
-            .map_err(|e| RegistryError::io("cannot read", s.file.path(), e))?,
-        None => store.read_blob(&config.digest)?,
-    };
-    let cfg: serde_json::Value = serde_json::from_slice(&cfg_bytes).map_err(|e| {
-        RegistryError::protocol(
-            &t.host,
-            format!("image config {} is not valid JSON ({e})", config.digest),
-        )
-    })?;
-    let diff_ids: Vec<String> = cfg
-        .get("rootfs")
-        .and_then(|x| x.get("diff_ids"))
-        .and_then(|x| x.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|v| v.as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    if diff_ids.len() != layers.len() || !diff_ids.iter().all(|d| media::valid_digest(d)) {
-        return Err(RegistryError::protocol(
-            &t.host,
-            format!(
-                "manifest {} lists {} layers but its config has {} valid diff_ids",
-                image.digest,
-                layers.len(),
-                diff_ids.len()
-            ),
-        ));
-    }
-    // Layers the store lacks (each distinct digest once).
-    let mut missing: Vec<&Descriptor> = Vec::new();
-    let mut existing = 0;
-    for l in layers {
-        if store.has_blob(&l.digest) {
-            existing += 1;
-            progress.end(&short(&l.digest), "Already exists");
-        } else if !missing.iter().any(|m| m.digest == l.digest) {
-            missing.push(l);
-        }
-    }
-    let tmp = cas::tmp_dir(store);
-    // The referrers are listed and fetched while the layers download (network only; they
-    // are indexed once the image is recorded).
+    // The referrers are listed and fetched while the config and the layers download
+    // (network only; they are indexed once the image is recorded).
     let known = (!opts.no_referrers).then(|| referrers::known(store, &image.digest));
     let st = referrers::StoreTmp::new(store);
-    let (staged, prefetched) = std::thread::scope(|sc| {
+    let (got, prefetched) = std::thread::scope(|sc| {
         let h = known
             .as_ref()
             .map(|k| sc.spawn(|| referrers::prefetch(&st, &t, &repo, &image.digest, k)));
-        let staged = parallel(&missing, JOBS, |l| fetch_blob(&t, &tmp, &repo, l, progress));
-        (staged, h.and_then(|h| h.join().ok()))
+        let got = fetch_image(store, &t, &repo, &image, config, layers, progress);
+        (got, h.and_then(|h| h.join().ok()))
     });
-    let staged = staged?;
+    let Blobs {
+        cfg_staged,
+        cfg_bytes,
+        diff_ids,
+        missing,
+        existing,
+        staged,
+    } = got?;
     // Everything verified: commit blobs, then the image record.
     for (s, l) in staged.into_iter().zip(&missing) {
         s.commit(store, &l.digest)?;
@@ -263,6 +211,96 @@ pub fn pull(
         existing,
         up_to_date: false,
         referrers,
+    })
+}
+
+/// The config and the layers of an image, fetched and verified, not yet in the CAS.
+struct Blobs {
+    cfg_staged: Option<Staged>,
+    cfg_bytes: Vec<u8>,
+    diff_ids: Vec<String>,
+    missing: Vec<Descriptor>,
+    existing: usize,
+    staged: Vec<Staged>,
+}
+
+/// Fetches the config (checked against the layer list) and the layers the store lacks.
+fn fetch_image(
+    store: &Store,
+    t: &Transport,
+    repo: &str,
+    image: &Fetched,
+    config: &Descriptor,
+    layers: &[Descriptor],
+    progress: &dyn Progress,
+) -> Result<Blobs> {
+    // Config: small, fetched first so the layer list can be checked against its diff_ids.
+    if config.size > MAX_CONFIG {
+        return Err(RegistryError::protocol(
+            &t.host,
+            format!(
+                "config {} is {} bytes, over the 32 MiB limit",
+                config.digest, config.size
+            ),
+        ));
+    }
+    let cfg_staged = if store.has_blob(&config.digest) {
+        None
+    } else {
+        Some(fetch_blob(t, &cas::tmp_dir(store), &repo, config, &NoBar)?)
+    };
+    let cfg_bytes = match &cfg_staged {
+        Some(s) => std::fs::read(s.file.path())
+            .map_err(|e| RegistryError::io("cannot read", s.file.path(), e))?,
+        None => store.read_blob(&config.digest)?,
+    };
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg_bytes).map_err(|e| {
+        RegistryError::protocol(
+            &t.host,
+            format!("image config {} is not valid JSON ({e})", config.digest),
+        )
+    })?;
+    let diff_ids: Vec<String> = cfg
+        .get("rootfs")
+        .and_then(|x| x.get("diff_ids"))
+        .and_then(|x| x.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if diff_ids.len() != layers.len() || !diff_ids.iter().all(|d| media::valid_digest(d)) {
+        return Err(RegistryError::protocol(
+            &t.host,
+            format!(
+                "manifest {} lists {} layers but its config has {} valid diff_ids",
+                image.digest,
+                layers.len(),
+                diff_ids.len()
+            ),
+        ));
+    }
+    // Layers the store lacks (each distinct digest once).
+    let mut missing: Vec<&Descriptor> = Vec::new();
+    let mut existing = 0;
+    for l in layers {
+        if store.has_blob(&l.digest) {
+            existing += 1;
+            progress.end(&short(&l.digest), "Already exists");
+        } else if !missing.iter().any(|m| m.digest == l.digest) {
+            missing.push(l);
+        }
+    }
+    let tmp = cas::tmp_dir(store);
+    let staged = parallel(&missing, JOBS, |l| fetch_blob(t, &tmp, repo, l, progress))?;
+    Ok(Blobs {
+        cfg_staged,
+        cfg_bytes,
+        diff_ids,
+        missing: missing.into_iter().cloned().collect(),
+        existing,
+        staged,
     })
 }
 
