@@ -160,7 +160,9 @@ pub(crate) fn prefetch(
         }
         let done = parallel(&jobs, JOBS, |j| match j {
             Job::Fetch(s, d) => fetch_referrer(st, t, repo, s, d, &downloads).map(Done::Got),
-            Job::List(d) => list_remote(t, repo, d, &no_api).map(|l| Done::Listed(d.to_string(), l)),
+            Job::List(d) => {
+                list_remote(t, repo, d, &no_api).map(|l| Done::Listed(d.to_string(), l))
+            }
             Job::Empty => stage_empty(st).map(Done::Empty),
         });
         let done = match done {
@@ -214,11 +216,11 @@ pub(crate) fn commit(store: &Store, p: Prefetched, progress: &dyn Progress) -> u
         let r = (|| -> Result<()> {
             if g.empty {
                 if let Some(s) = empty.take() {
-                    s.commit(store, EMPTY_DIGEST)?;
+                    persist(store, s, EMPTY_DIGEST)?;
                 }
             }
             for (digest, s) in g.staged {
-                s.commit(store, &digest)?;
+                persist(store, s, &digest)?;
             }
             store.index_referrer(&g.bytes)?;
             Ok(())
@@ -241,6 +243,19 @@ pub(crate) fn commit(store: &Store, p: Prefetched, progress: &dyn Progress) -> u
         ));
     }
     added
+}
+
+/// Moves a staged file that [`flush`] made durable into the CAS (no-op if present): its
+/// data is on disk already, so no second fsync; the rename follows it in the journal.
+fn persist(store: &Store, s: Staged, digest: &str) -> Result<()> {
+    let dest = store.blob_path(digest)?;
+    if dest.exists() {
+        return Ok(());
+    }
+    s.file
+        .persist(&dest)
+        .map_err(|e| RegistryError::io("cannot move blob into", &dest, e.error))?;
+    Ok(())
 }
 
 /// Both halves, one after the other (a re-pull of an image already stored).
@@ -421,15 +436,47 @@ fn fetch_referrer(
     if !st.has(&f.digest) {
         let mut s = Staged::new(&st.tmp)?;
         s.write(&f.bytes)?;
-        flush(&s)?;
         staged.push((f.digest.clone(), s));
     }
-    for b in &m.blobs {
-        if st.has(&b.digest) || staged.iter().any(|(x, _)| *x == b.digest) {
+    // The manifest is flushed while the blobs download.
+    let blobs = std::thread::scope(|sc| -> Result<Vec<(String, Staged)>> {
+        let h = staged.first().map(|(_, s)| sc.spawn(move || flush(s)));
+        let blobs = fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads);
+        if let Some(h) = h {
+            h.join()
+                .unwrap_or_else(|_| Err(RegistryError::Usage("a flush thread stopped".into())))?;
+        }
+        blobs
+    })?;
+    staged.extend(blobs);
+    Ok(Got {
+        subject: subject.to_string(),
+        digest: f.digest,
+        bytes: f.bytes,
+        staged,
+        empty,
+    })
+}
+
+/// Downloads, verifies and flushes the blobs of a referrer the store lacks (not those in
+/// `staged` already; the empty blob only noted in `empty`).
+fn fetch_blobs(
+    st: &StoreTmp,
+    t: &Transport,
+    repo: &str,
+    blobs: &[gcr_store::Descriptor],
+    staged: &[(String, Staged)],
+    empty: &mut bool,
+    downloads: &std::sync::atomic::AtomicUsize,
+) -> Result<Vec<(String, Staged)>> {
+    let mut out: Vec<(String, Staged)> = Vec::new();
+    for b in blobs {
+        let have = |x: &(String, Staged)| x.0 == b.digest;
+        if st.has(&b.digest) || staged.iter().any(have) || out.iter().any(have) {
             continue;
         }
         if b.digest == EMPTY_DIGEST && b.size == EMPTY_BLOB.len() as u64 {
-            empty = true;
+            *empty = true;
             continue;
         }
         let desc = Descriptor {
@@ -443,14 +490,10 @@ fn fetch_referrer(
         downloads.fetch_add(1, Ordering::Relaxed);
         let s = fetch_blob(t, &st.tmp, repo, &desc, &NoBar)?;
         flush(&s)?;
-        staged.push((b.digest.clone(), s));
+        out.push((b.digest.clone(), s));
     }
-    Ok(Got {
-        subject: subject.to_string(),
-        digest: f.digest,
-        bytes: f.bytes,
-        staged,
-        empty,
-    })
+    Ok(out)
 }
 
+#[cfg(test)]
+mod tests;

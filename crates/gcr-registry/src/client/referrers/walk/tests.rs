@@ -1,0 +1,220 @@
+//! The referrers walk against a scripted registry on loopback: what it asks for, and what
+//! it does not (the empty config, the referrers API of a registry found without one).
+
+use super::*;
+use crate::client::transport::ConnectOptions;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+/// A registry answering fixed paths (`GET` and `HEAD`), 404 elsewhere; records every
+/// request path. Its thread ends with the test process.
+struct Mock {
+    host: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn mock(routes: HashMap<String, (String, Vec<u8>)>) -> Mock {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = l.local_addr().unwrap().to_string();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let routes = Arc::new(routes);
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { return };
+            let (routes, log) = (routes.clone(), log2.clone());
+            std::thread::spawn(move || {
+                let mut rd = BufReader::new(c.try_clone().unwrap());
+                let mut w = c;
+                loop {
+                    let mut line = String::new();
+                    if rd.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_string();
+                    let path = parts.next().unwrap_or("").to_string();
+                    loop {
+                        let mut h = String::new();
+                        if rd.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                    }
+                    log.lock().unwrap().push(path.clone());
+                    let (status, ctype, body) = match routes.get(&path) {
+                        Some((t, b)) => ("200 OK", t.clone(), b.clone()),
+                        None => ("404 Not Found", "text/plain".into(), b"no".to_vec()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = w.write_all(head.as_bytes());
+                    if method != "HEAD" {
+                        let _ = w.write_all(&body);
+                    }
+                }
+            });
+        }
+    });
+    Mock { host, log }
+}
+
+fn sha(b: &[u8]) -> String {
+    media::sha256(b)
+}
+
+/// A referrer manifest of `subject` (empty config, one layer) and its layer.
+fn referrer(subject: &str, layer: &[u8]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/example",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2},
+        "layers": [{"mediaType": "application/example", "digest": sha(layer), "size": layer.len()}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 100},
+    }))
+    .unwrap()
+}
+
+fn index(manifests: &[&[u8]]) -> Vec<u8> {
+    let m: Vec<_> = manifests
+        .iter()
+        .map(|b| serde_json::json!({"mediaType": OCI_MANIFEST, "digest": sha(b), "size": b.len()}))
+        .collect();
+    serde_json::to_vec(
+        &serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": m}),
+    )
+    .unwrap()
+}
+
+/// Subject S with referrers A and B; A has a referrer C. With `api`, the registry has the
+/// referrers API; without, the fallback tags list them.
+fn registry(api: bool) -> (Mock, String, [Vec<u8>; 3]) {
+    let s = sha(b"subject");
+    let a = referrer(&s, b"layer a");
+    let b = referrer(&s, b"layer b");
+    let c = referrer(&sha(&a), b"layer c");
+    let mut r: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    for (m, l) in [(&a, &b"layer a"[..]), (&b, b"layer b"), (&c, b"layer c")] {
+        r.insert(
+            format!("/v2/r/manifests/{}", sha(m)),
+            (OCI_MANIFEST.into(), m.clone()),
+        );
+        r.insert(
+            format!("/v2/r/blobs/{}", sha(l)),
+            ("application/octet-stream".into(), l.to_vec()),
+        );
+    }
+    let lists = [
+        (s.clone(), index(&[&a, &b])),
+        (sha(&a), index(&[&c])),
+        (sha(&b), index(&[])),
+        (sha(&c), index(&[])),
+    ];
+    for (subj, idx) in lists {
+        let path = if api {
+            format!("/v2/r/referrers/{subj}")
+        } else {
+            format!("/v2/r/manifests/{}", fallback_tag(&subj))
+        };
+        r.insert(path, (OCI_INDEX.into(), idx));
+    }
+    (mock(r), s, [a, b, c])
+}
+
+fn walk(m: &Mock, subject: &str) -> (tempfile::TempDir, Prefetched) {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+    std::fs::create_dir_all(root.path().join("blobs/sha256")).unwrap();
+    let st = StoreTmp {
+        tmp: root.path().join("tmp"),
+        blobs: root.path().join("blobs/sha256"),
+    };
+    let t = Transport::new(&m.host, vec![], &ConnectOptions::default()).unwrap();
+    let p = prefetch(&st, &t, "r", subject, &HashSet::new());
+    (root, p)
+}
+
+#[test]
+fn empty_digest_is_that_of_the_empty_blob() {
+    assert_eq!(media::sha256(EMPTY_BLOB), EMPTY_DIGEST);
+}
+
+#[test]
+fn walk_with_the_referrers_api_never_fetches_the_empty_config() {
+    let (m, s, [a, b, c]) = registry(true);
+    let (_root, p) = walk(&m, &s);
+    assert!(
+        p.error.is_none(),
+        "{:?}",
+        p.error.as_ref().map(|e| e.to_string())
+    );
+    let got: Vec<&str> = p.got.iter().map(|g| g.digest.as_str()).collect();
+    // Subjects before their referrers: A and B (in listing order), then C.
+    assert_eq!(got, [sha(&a), sha(&b), sha(&c)]);
+    assert!(p.got.iter().all(|g| g.empty), "each uses the empty config");
+    let e = p.empty.as_ref().expect("the empty blob is staged once");
+    assert_eq!(std::fs::read(e.file.path()).unwrap(), b"{}");
+    let log = m.log.lock().unwrap().clone();
+    assert!(!log.iter().any(|p| p.contains(EMPTY_DIGEST)), "{log:?}");
+    // Three layers downloaded; S, A, B and C listed once each.
+    assert_eq!(p.requests(), (4, 3));
+    for d in [&s, &sha(&a), &sha(&b), &sha(&c)] {
+        let n = log
+            .iter()
+            .filter(|p| **p == format!("/v2/r/referrers/{d}"))
+            .count();
+        assert_eq!(n, 1, "{d}: {log:?}");
+    }
+}
+
+#[test]
+fn walk_without_the_referrers_api_asks_for_it_once() {
+    let (m, s, [a, b, c]) = registry(false);
+    let (_root, p) = walk(&m, &s);
+    assert!(
+        p.error.is_none(),
+        "{:?}",
+        p.error.as_ref().map(|e| e.to_string())
+    );
+    assert_eq!(p.got.len(), 3);
+    assert_eq!(p.got[2].digest, sha(&c));
+    let log = m.log.lock().unwrap().clone();
+    let api = log.iter().filter(|p| p.contains("/referrers/")).count();
+    assert_eq!(api, 1, "the API is tried for the subject only: {log:?}");
+    for d in [&sha(&a), &sha(&b), &sha(&c)] {
+        let tag = format!("/v2/r/manifests/{}", fallback_tag(d));
+        assert!(log.contains(&tag), "{tag}: {log:?}");
+    }
+    assert!(!log.iter().any(|p| p.contains(EMPTY_DIGEST)), "{log:?}");
+}
+
+#[test]
+fn a_corrupt_layer_ends_the_walk_with_a_digest_error() {
+    let s = sha(b"subject");
+    let a = referrer(&s, b"layer a");
+    let mut r: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    r.insert(
+        format!("/v2/r/referrers/{s}"),
+        (OCI_INDEX.into(), index(&[&a])),
+    );
+    r.insert(
+        format!("/v2/r/manifests/{}", sha(&a)),
+        (OCI_MANIFEST.into(), a.clone()),
+    );
+    r.insert(
+        format!("/v2/r/blobs/{}", sha(b"layer a")),
+        ("x".into(), b"layer A".to_vec()),
+    );
+    let m = mock(r);
+    let (_root, p) = walk(&m, &s);
+    assert!(p.got.is_empty());
+    let e = p.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains(&sha(b"layer a")), "{e}");
+}
