@@ -325,3 +325,35 @@ fn signed_build_verifies_with_gcr_and_peers() {
     let manifest = blob(&env, &manifest_of(&events));
     p.accept("signed provenance", &pubfile, &bfile, &[&manifest]);
 }
+
+#[test]
+fn encrypted_key_needs_its_password_and_a_wrong_one_builds_nothing() {
+    if !need_root("encrypted_key_needs_its_password_and_a_wrong_one_builds_nothing") {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempdir();
+    context(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let out = peers::gcr_stdin(&env, &["key", "generate", "ek", "--password-stdin"], "pw\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (args, input, needle) in [
+        (vec!["build", "--sign-key", "ek", d], "", "--password-stdin"),
+        (
+            vec!["build", "--sign-key", "ek", "--password-stdin", d],
+            "wrong\n",
+            "password is wrong",
+        ),
+    ] {
+        let out = peers::gcr_stdin(&env, &args, input);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{}", stderr(&out));
+        assert!(!env.gcr(&["inspect", "test/prov:1.0"]).status.success());
+    }
+    let mut args = vec!["build", "--progress", "json", "--sign-key", "ek"];
+    args.extend(["--password-stdin", d]);
+    let out = peers::gcr_stdin(&env, &args, "pw\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signed provenance"));
+    env.ok(&["verify", "test/prov:1.0", "--key", "ek"]);
+}
