@@ -247,7 +247,7 @@ fn fetch_image(
     let cfg_staged = if store.has_blob(&config.digest) {
         None
     } else {
-        Some(fetch_blob(t, &cas::tmp_dir(store), &repo, config, &NoBar)?)
+        Some(fetch_blob(t, &cas::tmp_dir(store), repo, config, &NoBar)?)
     };
     let cfg_bytes = match &cfg_staged {
         Some(s) => std::fs::read(s.file.path())
