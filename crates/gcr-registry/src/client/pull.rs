@@ -148,66 +148,71 @@ pub fn pull(
     // (network only; they are indexed once the image is recorded).
     let known = (!opts.no_referrers).then(|| referrers::known(store, &image.digest));
     let st = referrers::StoreTmp::new(store);
-    let (got, prefetched) = std::thread::scope(|sc| {
+    // The image is committed and recorded while the referrers' walk ends.
+    let (rec, prefetched) = std::thread::scope(|sc| {
         let h = known
             .as_ref()
             .map(|k| sc.spawn(|| referrers::prefetch(&st, &t, &repo, &image.digest, k)));
-        let got = fetch_image(store, &t, &repo, &image, config, layers, progress);
-        (got, h.and_then(|h| h.join().ok()))
+        let rec = (|| -> Result<(String, usize, usize)> {
+            let got = fetch_image(store, &t, &repo, &image, config, layers, progress);
+            let Blobs {
+                cfg_staged,
+                cfg_bytes,
+                diff_ids,
+                missing,
+                existing,
+                staged,
+            } = got?;
+            // Everything verified: commit blobs, then the image record.
+            for (s, l) in staged.into_iter().zip(&missing) {
+                s.commit(store, &l.digest)?;
+                progress.end(&short(&l.digest), "Pull complete");
+            }
+            if let Some(s) = cfg_staged {
+                s.commit(store, &config.digest)?;
+            }
+            cas::put_bytes(store, &image.bytes, &image.digest)?;
+            for d in &docs {
+                cas::put_bytes(store, &d.bytes, &d.digest)?;
+            }
+            let new = NewImage {
+                manifest_digest: image.digest.clone(),
+                manifest_media_type: image.media_type.clone(),
+                config: cfg_bytes,
+                layers: layers
+                    .iter()
+                    .zip(&diff_ids)
+                    .map(|(l, d)| NewLayer {
+                        digest: l.digest.clone(),
+                        diff_id: d.clone(),
+                        media_type: if l.media_type.is_empty() {
+                            media::OCI_LAYER_GZIP.to_string()
+                        } else {
+                            l.media_type.clone()
+                        },
+                        size: l.size,
+                    })
+                    .collect(),
+                tags: tag_ref.into_iter().collect(),
+            };
+            let id = store
+                .register_images(&[new], "pull")?
+                .pop()
+                .unwrap_or_default();
+            let mut all: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
+            all.push(config.digest.clone());
+            let _ = cas::record_sources(store, r.registry(), &repo, &all);
+            Ok((id, missing.len(), existing))
+        })();
+        (rec, h.and_then(|h| h.join().ok()))
     });
-    let Blobs {
-        cfg_staged,
-        cfg_bytes,
-        diff_ids,
-        missing,
-        existing,
-        staged,
-    } = got?;
-    // Everything verified: commit blobs, then the image record.
-    for (s, l) in staged.into_iter().zip(&missing) {
-        s.commit(store, &l.digest)?;
-        progress.end(&short(&l.digest), "Pull complete");
-    }
-    if let Some(s) = cfg_staged {
-        s.commit(store, &config.digest)?;
-    }
-    cas::put_bytes(store, &image.bytes, &image.digest)?;
-    for d in &docs {
-        cas::put_bytes(store, &d.bytes, &d.digest)?;
-    }
-    let new = NewImage {
-        manifest_digest: image.digest.clone(),
-        manifest_media_type: image.media_type.clone(),
-        config: cfg_bytes,
-        layers: layers
-            .iter()
-            .zip(&diff_ids)
-            .map(|(l, d)| NewLayer {
-                digest: l.digest.clone(),
-                diff_id: d.clone(),
-                media_type: if l.media_type.is_empty() {
-                    media::OCI_LAYER_GZIP.to_string()
-                } else {
-                    l.media_type.clone()
-                },
-                size: l.size,
-            })
-            .collect(),
-        tags: tag_ref.into_iter().collect(),
-    };
-    let id = store
-        .register_images(&[new], "pull")?
-        .pop()
-        .unwrap_or_default();
-    let mut all: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
-    all.push(config.digest.clone());
-    let _ = cas::record_sources(store, r.registry(), &repo, &all);
+    let (id, downloaded, existing) = rec?;
     let referrers = prefetched.map_or(0, |p| referrers::commit(store, p, progress));
     Ok(PullReport {
         reference: r.full(),
         id,
         digest: top_digest,
-        downloaded: missing.len(),
+        downloaded,
         existing,
         up_to_date: false,
         referrers,
