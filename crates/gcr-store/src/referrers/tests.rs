@@ -331,3 +331,34 @@ fn an_oci_archive_carries_referrers_and_load_indexes_them() {
     fresh.load(&tar[..], &crate::NoProgress).unwrap();
     assert_eq!(fresh.referrer_closure("app:1").unwrap().len(), 2);
 }
+
+#[test]
+fn a_manifest_already_in_the_cas_is_indexed_without_a_second_copy() {
+    let (store, _d, manifest) = store_with_image();
+    let layer = store.put_blob(b"{\"sig\":2}", None).unwrap();
+    let (empty, _) = store.put_blob(EMPTY_BLOB, None).unwrap();
+    let m = canonical_json(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": Descriptor::plain(EMPTY_MEDIA_TYPE, &empty, 2),
+        "layers": [Descriptor::plain(BUNDLE, &layer.0, layer.1)],
+        "subject": Descriptor::plain(OCI_MANIFEST, &manifest, 1),
+    }));
+    // As a pull leaves it: the manifest committed (durable) before it is indexed.
+    let (digest, _) = store.put_blob(&m, None).unwrap();
+    let before = std::fs::metadata(store.blob_path(&digest).unwrap()).unwrap();
+    let d = store.index_referrer(&m).unwrap();
+    assert_eq!(d.digest, digest);
+    let after = std::fs::metadata(store.blob_path(&digest).unwrap()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        before.ino(),
+        after.ino(),
+        "the stored copy is kept, not replaced"
+    );
+    assert_eq!(store.referrers(&manifest, None).unwrap().len(), 1);
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0
+    );
+}
