@@ -159,5 +159,6 @@ fn update_fallback(
     Ok(())
 }
 
+mod tags;
 mod walk;
 pub(crate) use walk::{commit, known, prefetch, pull_referrers, StoreTmp};

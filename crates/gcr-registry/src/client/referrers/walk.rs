@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 /// How many levels of referrers of referrers a pull follows.
 const MAX_DEPTH: usize = 4;
@@ -129,6 +130,7 @@ pub(crate) fn prefetch(
         downloads: 0,
     };
     let no_api = AtomicBool::new(false);
+    let tags = OnceLock::new();
     let mut seen: HashSet<String> = HashSet::new();
     let first = list_first(t, repo, subject, &no_api);
     out.listings += 1;
@@ -161,7 +163,7 @@ pub(crate) fn prefetch(
         let done = parallel(&jobs, JOBS, |j| match j {
             Job::Fetch(s, d) => fetch_referrer(st, t, repo, s, d, &downloads).map(Done::Got),
             Job::List(d) => {
-                list_remote(t, repo, d, &no_api).map(|l| Done::Listed(d.to_string(), l))
+                list_remote(t, repo, d, &no_api, &tags).map(|l| Done::Listed(d.to_string(), l))
             }
             Job::Empty => stage_empty(st).map(Done::Empty),
         });
@@ -302,18 +304,26 @@ fn list_first(
 }
 
 /// Lists the referrers of `subject`: the referrers API unless the registry was found
-/// without one, else the fallback tag.
+/// without one, else the fallback tag (when the repository's tag list, read once, has it).
 fn list_remote(
     t: &Transport,
     repo: &str,
     subject: &str,
     no_api: &AtomicBool,
+    tags: &OnceLock<Option<HashSet<String>>>,
 ) -> Result<Vec<Descriptor>> {
     if !no_api.load(Ordering::Relaxed) {
         if let Some(list) = list_api(t, repo, subject)? {
             return Ok(list);
         }
         no_api.store(true, Ordering::Relaxed);
+    }
+    let listed = tags.get_or_init(|| super::tags::all_tags(t, repo));
+    if listed
+        .as_ref()
+        .is_some_and(|l| !l.contains(&fallback_tag(subject)))
+    {
+        return Ok(Vec::new());
     }
     fallback_list(t, repo, subject)
 }

@@ -118,12 +118,20 @@ fn registry(api: bool) -> (Mock, String, [Vec<u8>; 3]) {
         (sha(&c), index(&[])),
     ];
     for (subj, idx) in lists {
-        let path = if api {
-            format!("/v2/r/referrers/{subj}")
-        } else {
-            format!("/v2/r/manifests/{}", fallback_tag(&subj))
-        };
-        r.insert(path, (OCI_INDEX.into(), idx));
+        if api {
+            r.insert(format!("/v2/r/referrers/{subj}"), (OCI_INDEX.into(), idx));
+        } else if subj == s || subj == sha(&a) {
+            // Without the API, only subjects with referrers have a fallback tag.
+            let path = format!("/v2/r/manifests/{}", fallback_tag(&subj));
+            r.insert(path, (OCI_INDEX.into(), idx));
+        }
+    }
+    if !api {
+        let tags = serde_json::json!({"name": "r", "tags": ["1", fallback_tag(&s), fallback_tag(&sha(&a))]});
+        r.insert(
+            "/v2/r/tags/list".into(),
+            ("application/json".into(), tags.to_string().into_bytes()),
+        );
     }
     (mock(r), s, [a, b, c])
 }
@@ -175,7 +183,7 @@ fn walk_with_the_referrers_api_never_fetches_the_empty_config() {
 }
 
 #[test]
-fn walk_without_the_referrers_api_asks_for_it_once() {
+fn walk_without_the_referrers_api_asks_for_it_once_and_reads_the_tag_list_once() {
     let (m, s, [a, b, c]) = registry(false);
     let (_root, p) = walk(&m, &s);
     assert!(
@@ -188,9 +196,17 @@ fn walk_without_the_referrers_api_asks_for_it_once() {
     let log = m.log.lock().unwrap().clone();
     let api = log.iter().filter(|p| p.contains("/referrers/")).count();
     assert_eq!(api, 1, "the API is tried for the subject only: {log:?}");
-    for d in [&sha(&a), &sha(&b), &sha(&c)] {
+    // The tag list is read once; only the fallback tags it has are asked for.
+    assert_eq!(
+        log.iter().filter(|p| p.ends_with("/tags/list")).count(),
+        1,
+        "{log:?}"
+    );
+    let tag = format!("/v2/r/manifests/{}", fallback_tag(&sha(&a)));
+    assert!(log.contains(&tag), "{tag}: {log:?}");
+    for d in [&sha(&b), &sha(&c)] {
         let tag = format!("/v2/r/manifests/{}", fallback_tag(d));
-        assert!(log.contains(&tag), "{tag}: {log:?}");
+        assert!(!log.contains(&tag), "{tag}: {log:?}");
     }
     assert!(!log.iter().any(|p| p.contains(EMPTY_DIGEST)), "{log:?}");
 }
