@@ -428,3 +428,70 @@ fn attach_refuses_unknown_images_and_bad_annotations() {
     let (_, list, _) = referrers(&a.ok(&["inspect", "--referrers", IMAGE]));
     assert!(list.is_empty());
 }
+
+/// Issue 14's round trip with real signatures: `gcr sign` → push to `gcr registry serve`
+/// (referrers API) and to docker-registry (tag fallback) → pull into a fresh root → `gcr
+/// verify` with the exported public key passes there; skopeo still reads the image, and the
+/// referrers endpoint lists the signature in a valid OCI index.
+#[test]
+fn signed_images_verify_after_a_round_trip_through_both_registries() {
+    if !common::need_root("signed_images_verify_after_a_round_trip_through_both_registries")
+        || !need_tools(
+            "signed_images_verify_after_a_round_trip_through_both_registries",
+            &["docker-registry", "skopeo", "curl"],
+        )
+    {
+        return;
+    }
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let env = Env::new();
+    env.ok(&["key", "generate", "rt"]);
+    env.ok(&["sign", IMAGE, "--key", "rt"]);
+    let keys: Value = serde_json::from_str(&env.ok(&["key", "list", "--format", "json"])).unwrap();
+    let keyid = keys[0]["KeyID"].as_str().unwrap().to_string();
+    let pubkey = env.root.path().join("rt.pub");
+    std::fs::write(&pubkey, env.ok(&["key", "export", "rt"])).unwrap();
+    for (server, api) in [(Server::gcr(), true), (Server::docker_registry(), false)] {
+        let dest = format!("{}/signed/busybox:1", server.host());
+        env.ok(&["push", IMAGE, &dest]);
+        let fresh = Fresh::new();
+        fresh.ok(&["pull", &dest]);
+        let out = fresh.ok(&["verify", &dest, "--key", pubkey.to_str().unwrap()]);
+        assert!(
+            out.starts_with("Verified") && out.contains(&keyid),
+            "verify after the round trip ({dest}): {out}"
+        );
+        // Another key does not verify it.
+        fresh.ok(&["key", "generate", "other"]);
+        assert!(
+            !fresh
+                .gcr(&["verify", &dest, "--key", "other"])
+                .status
+                .success(),
+            "a signature by another key was accepted"
+        );
+        tool(
+            "skopeo",
+            &["inspect", "--tls-verify=false", &format!("docker://{dest}")],
+        );
+        if api {
+            let (subject, ..) = referrers(&fresh.ok(&["inspect", "--referrers", &dest]));
+            let url = format!(
+                "http://{}/v2/signed/busybox/referrers/{subject}?artifactType={BUNDLE}",
+                server.host()
+            );
+            let index: Value = serde_json::from_str(&tool("curl", &["-sf", &url])).unwrap();
+            assert_eq!(index["mediaType"], OCI_INDEX);
+            let arts: Vec<&str> = index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|m| m["artifactType"].as_str())
+                .collect();
+            assert!(
+                arts.contains(&BUNDLE),
+                "the signature is not listed: {index}"
+            );
+        }
+    }
+}
