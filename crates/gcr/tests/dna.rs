@@ -52,7 +52,9 @@ fn dna_is_stable_and_shared_by_same_flags() {
         args.extend([IMAGE, "sh", "-c", LOOP]);
         env.ok(&args);
     }
-    assert!(eventually(5, || env.ok(&["logs", "ca"]).contains("started")));
+    assert!(eventually(5, || env
+        .ok(&["logs", "ca"])
+        .contains("started")));
     let first = dna(&env, "ca");
     assert_eq!(first, dna(&env, "ca"), "two inspects differ");
     assert!(first["parts"]["signers"].as_array().unwrap().is_empty());
@@ -72,7 +74,11 @@ fn dna_is_stable_and_shared_by_same_flags() {
         .matches("started")
         .count()
         == 2));
-    assert_eq!(dna(&env, "ca")["dna"], first["dna"], "changed by stop/start");
+    assert_eq!(
+        dna(&env, "ca")["dna"],
+        first["dna"],
+        "changed by stop/start"
+    );
     assert_eq!(ps_dna(&env, "ca"), first["dna"].as_str().unwrap());
 }
 
