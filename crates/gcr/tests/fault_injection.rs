@@ -150,51 +150,16 @@ struct World {
     registry: Registry,
 }
 
-/// `gcr registry serve` on its own store and a loopback port; killed when dropped.
-struct Registry {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
+/// `gcr registry serve` on loopback: the image pulled by [`Op::Pull`].
+struct Registry(common::servers::Server);
 
 impl Registry {
     fn start() -> Registry {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(common::gcr_bin())
-            .arg("--root")
-            .arg(dir.path().join("store"))
-            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start gcr registry serve");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from gcr registry serve: {line:?}"));
-        Registry {
-            child,
-            port,
-            _dir: dir,
-        }
+        Registry(common::servers::Server::gcr(&[], &[]))
     }
 
     fn image(&self) -> String {
-        format!("127.0.0.1:{}/fault/pull:1", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        format!("{}/fault/pull:1", self.0.host())
     }
 }
 

@@ -7,133 +7,16 @@
 
 mod common;
 
+use common::servers::{need_tools, Server};
 use common::{stderr, stdout, Env, IMAGE};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 const SIG: &str = "application/vnd.test.sig+json";
 const SBOM: &str = "application/spdx+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn need_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: needs {missing:?}; skipping is not allowed when CI=true");
-    }
-    eprintln!("skipped {test}: needs {missing:?}");
-    false
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_port(port: u16) {
-    let end = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < end {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on 127.0.0.1:{port}");
-}
-
-/// A registry process, killed and reaped on drop, with its storage in a temp dir.
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn docker_registry() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let s = Server {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait_port(port);
-        s
-    }
-
-    fn gcr() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(common::gcr_bin())
-            .arg("--root")
-            .arg(dir.path().join("store"))
-            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gcr registry serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from gcr registry serve: {line:?}"));
-        let s = Server {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait_port(port);
-        s
-    }
-}
 
 /// A fresh, empty store with a private DOCKER_CONFIG.
 struct Fresh {
@@ -256,7 +139,7 @@ fn referrers_are_listed_travel_both_ways_and_survive_archives() {
     let all = sorted(vec![sig.clone(), sbom.clone(), sig2.clone()]);
 
     // gcr registry serve: the referrers API.
-    let reg = Server::gcr();
+    let reg = Server::gcr(&[], &[]);
     let dest = format!("{}/test/bb:1", reg.host());
     let out = a.ok(&["push", IMAGE, &dest]);
     assert!(out.contains("Referrers: 3 pushed"), "{out}");
@@ -327,7 +210,7 @@ fn referrers_are_listed_travel_both_ways_and_survive_archives() {
     assert!(listed(c.root.path(), &dest).is_empty());
 
     // docker-registry 2.8: no referrers API, the sha256-<hex> tag fallback.
-    let dreg = Server::docker_registry();
+    let dreg = Server::docker_registry("");
     let ddest = format!("{}/test/bb:1", dreg.host());
     let out = a.ok(&["push", IMAGE, &ddest]);
     assert!(out.contains("Referrers: 3 pushed"), "{out}");
@@ -451,7 +334,10 @@ fn signed_images_verify_after_a_round_trip_through_both_registries() {
     let keyid = keys[0]["KeyID"].as_str().unwrap().to_string();
     let pubkey = env.root.path().join("rt.pub");
     std::fs::write(&pubkey, env.ok(&["key", "export", "rt"])).unwrap();
-    for (server, api) in [(Server::gcr(), true), (Server::docker_registry(), false)] {
+    for (server, api) in [
+        (Server::gcr(&[], &[]), true),
+        (Server::docker_registry(""), false),
+    ] {
         let dest = format!("{}/signed/busybox:1", server.host());
         env.ok(&["push", IMAGE, &dest]);
         let fresh = Fresh::new();

@@ -5,153 +5,48 @@
 
 mod common;
 
+use common::servers::{need_tools, Server};
 use common::{stderr, stdout, Env, IMAGE};
-use std::io::{BufRead, BufReader};
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// bcrypt("secret", cost 4).
 const SECRET_HASH: &str = "$2b$04$Gg2nl9CMpPJHyUZMC7EaZudyXPJg6snXLx7frLXinEMndczhD2Y16";
 
-fn need_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .stdout(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: needs {missing:?} (scripts/deps.sh installs them); skipping is not allowed when CI=true");
-    }
-    eprintln!("skipped {test}: needs {missing:?}");
-    false
+/// docker-registry without authentication.
+fn docker_registry() -> Server {
+    Server::docker_registry("")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_port(port: u16) {
-    let end = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < end {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on 127.0.0.1:{port}");
-}
-
-/// A child process killed (and reaped) on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Debian's docker-registry with filesystem storage in a temp dir.
-    fn docker_registry() -> Server {
-        Server::docker_registry_auth(None)
-    }
-
-    /// docker-registry, optionally with htpasswd (Basic) authentication.
-    fn docker_registry_auth(htpasswd: Option<&str>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let auth = match htpasswd {
-            Some(h) => {
-                let p = dir.path().join("htpasswd");
-                std::fs::write(&p, h).unwrap();
-                format!(
-                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                    p.display()
-                )
-            }
-            None => String::new(),
-        };
-        let port = free_port();
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let s = Server {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait_port(port);
-        s
-    }
-
-    /// `gcr registry serve` on its own store, optionally with an htpasswd file.
-    fn gcr(htpasswd: Option<&str>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(common::gcr_bin());
-        cmd.arg("--root")
-            .arg(dir.path().join("store"))
-            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(h) = htpasswd {
+/// docker-registry, optionally with htpasswd (Basic) authentication.
+fn docker_registry_auth(htpasswd: Option<&str>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = match htpasswd {
+        Some(h) => {
             let p = dir.path().join("htpasswd");
             std::fs::write(&p, h).unwrap();
-            cmd.arg("--htpasswd").arg(p);
+            format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                p.display()
+            )
         }
-        let mut child = cmd.spawn().expect("start gcr registry serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from gcr registry serve: {line:?}"));
-        let s = Server {
-            child,
-            port,
-            _dir: dir,
-        };
-        wait_port(port);
-        s
-    }
+        None => String::new(),
+    };
+    Server::docker_registry_in(dir, &auth)
+}
+
+/// `gcr registry serve` on its own store, optionally with an htpasswd file.
+fn gcr_registry(htpasswd: Option<&str>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = htpasswd else {
+        return Server::gcr_in(dir, &[], &[]);
+    };
+    let p = dir.path().join("htpasswd");
+    std::fs::write(&p, h).unwrap();
+    let p = p.to_string_lossy().into_owned();
+    Server::gcr_in(dir, &["--htpasswd", &p], &[])
 }
 
 /// A client side: a gcr store (empty, or with test/busybox:1) and a private DOCKER_CONFIG.
@@ -284,7 +179,7 @@ fn push_to_docker_registry_inspect_copy_and_pull_back() {
     if !need_tools("push_to_docker_registry", &["docker-registry", "skopeo"]) {
         return;
     }
-    let reg = Server::docker_registry();
+    let reg = docker_registry();
     let host = reg.host();
     let a = Client::with_image();
     let local = a.manifest_digest(IMAGE);
@@ -347,11 +242,11 @@ fn skopeo_into_gcr_registry_then_gcr_pull() {
     if !need_tools("skopeo_into_gcr_registry", &["docker-registry", "skopeo"]) {
         return;
     }
-    let src = Server::docker_registry();
+    let src = docker_registry();
     let a = Client::with_image();
     let local = a.manifest_digest(IMAGE);
     a.ok(&["push", IMAGE, &format!("{}/src/bb:1", src.host())]);
-    let reg = Server::gcr(None);
+    let reg = gcr_registry(None);
     let host = reg.host();
     skopeo(&[
         "copy",
@@ -387,7 +282,7 @@ fn gcr_push_to_gcr_registry_then_skopeo_out_and_umoci_unpack() {
     if !need_tools("gcr_push_to_gcr_registry", &["skopeo", "umoci"]) {
         return;
     }
-    let reg = Server::gcr(None);
+    let reg = gcr_registry(None);
     let host = reg.host();
     let a = Client::with_image();
     let local = a.manifest_digest(IMAGE);
@@ -420,7 +315,7 @@ fn htpasswd_users_login_logout_and_permissions() {
     if !need_tools("htpasswd_users", &["skopeo"]) {
         return;
     }
-    let reg = Server::gcr(Some(&format!(
+    let reg = gcr_registry(Some(&format!(
         "alice:{SECRET_HASH}\nbob:{SECRET_HASH}:pub/*=r,bob/*=rw\n"
     )));
     let host = reg.host();
@@ -498,7 +393,7 @@ fn login_and_push_to_docker_registry_with_htpasswd() {
     if !need_tools("docker_registry_htpasswd", &["docker-registry", "skopeo"]) {
         return;
     }
-    let reg = Server::docker_registry_auth(Some(&format!("alice:{SECRET_HASH}\n")));
+    let reg = docker_registry_auth(Some(&format!("alice:{SECRET_HASH}\n")));
     let host = reg.host();
     let a = Client::with_image();
     let local = a.manifest_digest(IMAGE);
@@ -523,7 +418,7 @@ fn login_and_push_to_docker_registry_with_htpasswd() {
 
 #[test]
 fn chunked_upload_and_referrers_on_gcr_registry() {
-    let reg = Server::gcr(None);
+    let reg = gcr_registry(None);
     let port = reg.port;
     // Chunked upload: POST, two PATCHes, PUT with the digest.
     let data = b"hello chunked world".to_vec();

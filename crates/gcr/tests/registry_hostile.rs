@@ -7,56 +7,40 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::servers::Server;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `gcr registry serve` process on its own store; killed and reaped on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+struct Registry(Server);
+
+impl std::ops::Deref for Registry {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.0
+    }
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::DerefMut for Registry {
+    fn deref_mut(&mut self) -> &mut Server {
+        &mut self.0
     }
 }
 
 impl Registry {
     /// Starts a server with `threads` workers and, optionally, a timeout in seconds.
     fn start(threads: usize, timeout: Option<u64>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(common::gcr_bin());
-        cmd.arg("--root")
-            .arg(dir.path().join("store"))
-            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--threads"])
-            .arg(threads.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(t) = timeout {
-            cmd.env("GCR_REGISTRY_SERVE_TIMEOUT", t.to_string());
-        }
-        let mut child = cmd.spawn().expect("start gcr registry serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from gcr registry serve: {line:?}"));
-        Registry {
-            child,
-            port,
-            _dir: dir,
-        }
+        let threads = threads.to_string();
+        let timeout = timeout.map(|t| t.to_string());
+        let envs: Vec<(&str, &str)> = timeout
+            .iter()
+            .map(|t| ("GCR_REGISTRY_SERVE_TIMEOUT", t.as_str()))
+            .collect();
+        Registry(Server::gcr(&["--threads", &threads], &envs))
     }
 
     fn connect(&self) -> Conn {
