@@ -60,34 +60,6 @@ pub struct BuildArgs {
     pub no_sign: bool,
 }
 
-/// Reads the signing key's password from standard input, without its final line break.
-fn read_password() -> Result<Vec<u8>, Failure> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    std::io::stdin()
-        .take(64 * 1024)
-        .read_to_end(&mut buf)
-        .map_err(|e| {
-            Failure::new(
-                1,
-                format!("cannot read the password from standard input: {e}"),
-            )
-        })?;
-    if buf.ends_with(b"\n") {
-        buf.pop();
-        if buf.ends_with(b"\r") {
-            buf.pop();
-        }
-    }
-    if buf.is_empty() {
-        return Err(Failure::new(
-            1,
-            "the password on standard input is empty; give a non-empty password".into(),
-        ));
-    }
-    Ok(buf)
-}
-
 /// Renders build events as the `├──` tree or as plain lines.
 struct Tree {
     /// The first failed write; later lines are dropped (the build cannot be stopped from
@@ -292,7 +264,7 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
         source_date_epoch: a.source_date_epoch,
         sign_key: a.sign_key.clone(),
         password: if a.password_stdin {
-            Some(read_password()?)
+            Some(crate::trust::read_password()?)
         } else {
             None
         },

@@ -78,7 +78,7 @@ pub struct VerifyArgs {
 }
 
 /// Reads a password from standard input, without its final line break.
-fn read_password() -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_password() -> Result<Vec<u8>, Failure> {
     let mut buf = Vec::new();
     std::io::stdin()
         .take(64 * 1024)
