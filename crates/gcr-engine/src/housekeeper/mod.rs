@@ -160,13 +160,7 @@ impl Client {
     /// Asks for a container's root overlay, made ahead ([`Client::premounted`] reads it).
     pub(crate) fn send_premount(&self, p: &Premount) -> bool {
         let seq = self.send(&Request::Premount(p.clone()), &[]);
-        self.premount_seq
-            .lock()
-            .map(|mut g| {
-                *g = seq;
-                seq.is_some()
-            })
-            .unwrap_or(false)
+        pending(&self.premount_seq, seq)
     }
 
     /// The overlay asked for with [`Client::send_premount`], as a detached mount.
@@ -198,13 +192,7 @@ impl Client {
     /// Sends a new container's row to be stored; [`Client::stored_new`] reads the answer.
     pub(crate) fn send_new(&self, req: &NewRow) -> bool {
         let seq = self.send(&Request::Store(req.clone()), &[]);
-        self.store_seq
-            .lock()
-            .map(|mut g| {
-                *g = seq;
-                seq.is_some()
-            })
-            .unwrap_or(false)
+        pending(&self.store_seq, seq)
     }
 
     /// The answer to [`Client::send_new`]; None when the housekeeper is gone.
@@ -269,6 +257,18 @@ pub fn remove_stale_sockets(run_dir: &Path) {
         }
     }
     let _ = std::fs::remove_dir(&dir);
+}
+
+/// Remembers the sequence number of a request whose answer is read later; false when the
+/// request could not be sent.
+fn pending(slot: &Mutex<Option<u32>>, seq: Option<u32>) -> bool {
+    match slot.lock() {
+        Ok(mut g) => {
+            *g = seq;
+            seq.is_some()
+        }
+        Err(_) => false,
+    }
 }
 
 /// An answer as the client takes it: a refusal is no answer (the run does the work).
