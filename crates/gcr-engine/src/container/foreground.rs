@@ -243,8 +243,11 @@ impl Engine {
         let code = status.code();
         let recorded = self.record_exit(&r, code, cg.as_ref());
         timing::mark("record_exit");
-        recorded?;
-        Ok(code)
+        match recorded {
+            // Recorded by another process meanwhile: the first record stands.
+            Ok(()) | Err(EngineError::Conflict(_)) => Ok(code),
+            Err(e) => Err(e),
+        }
     }
 
     /// A container whose process never started (its row stored as it is in `r`) is removed

@@ -119,3 +119,30 @@ fn illegal_moves_are_refused_naming_the_state_and_change_nothing() {
     assert_eq!(find(s.conn(), &id).unwrap().state, State::Running);
     assert_eq!(events(&s), before + 1);
 }
+
+#[test]
+fn an_exit_is_recorded_once_and_never_overwritten() {
+    let (_d, s) = store();
+    let id = "e".repeat(64);
+    let mut r = row(&id, "once");
+    r.state = State::Running;
+    insert(s.conn(), &r).unwrap();
+    let exit = |code, maybe_recorded| {
+        super::super::rows::store_exit(
+            &s,
+            &super::super::rows::Exit {
+                row: r.clone(),
+                code,
+                oom: false,
+                maybe_recorded,
+            },
+        )
+    };
+    exit(0, false).unwrap();
+    // A late second record (a reconcile that could not see the code) is refused...
+    assert!(matches!(exit(255, false), Err(EngineError::Conflict(_))));
+    // ...and a retried one is a no-op.
+    exit(255, true).unwrap();
+    let cur = find(s.conn(), &id).unwrap();
+    assert_eq!((cur.state, cur.exit_code), (State::Exited, Some(0)));
+}

@@ -151,8 +151,16 @@ pub(crate) fn store_exit(store: &Store, e: &Exit) -> Result<(), EngineError> {
             ..Default::default()
         };
         let cur = record::find(tx, &r.id)?;
-        if e.maybe_recorded && cur.state == State::Exited {
-            return Ok(());
+        if !cur.state.is_alive() {
+            // Recorded already (by an earlier attempt, or by the process that reaped it):
+            // the first record of an exit stands, it is never overwritten.
+            if e.maybe_recorded {
+                return Ok(());
+            }
+            return Err(EngineError::Conflict(format!(
+                "container {} is {} already; its exit was recorded",
+                cur.name, cur.state
+            )));
         }
         record::set_state(tx, &cur, Some(cur.state), State::Exited, cause, &u)
     });
