@@ -12,6 +12,11 @@ pub fn random_id() -> String {
     s
 }
 
+/// Whether `id` is a container id as [`random_id`] makes them: 64 lowercase hex digits.
+pub fn is_container_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn fill_random(buf: &mut [u8]) {
     let mut filled = 0;
     while filled < buf.len() {

@@ -124,11 +124,6 @@ pub(crate) enum Lost {
     Unknown,
 }
 
-/// Whether `pid` is a zombie of the process that started at `start` (0: any).
-fn zombie(pid: i32, start: u64) -> bool {
-    procfs::alive(pid, start) && procfs::exited(pid)
-}
-
 /// Looks for the fate of container `r` (its holder is gone): still running, an exit noted
 /// in its exit file, or unknown. A zombie is waited for (up to 2 s): its reaper notes the
 /// status before reaping it.
@@ -140,10 +135,10 @@ pub(crate) fn lost_exit(run_dir: &Path, r: &Record) -> Lost {
         if let Some(code) = noted_exit(run_dir, &r.id, pid) {
             return Lost::Exited(code);
         }
-        if procfs::alive(pid, start) && !procfs::exited(pid) {
+        if procfs::running(pid, start) {
             return Lost::Running;
         }
-        if !zombie(pid, start) {
+        if !procfs::zombie(pid, start) {
             // Gone: noted before it was reaped, or never.
             return match noted_exit(run_dir, &r.id, pid) {
                 Some(code) => Lost::Exited(code),

@@ -40,7 +40,7 @@ impl Engine {
             return Ok(r);
         }
         let pid = r.pid.unwrap_or(0);
-        let container_alive = procfs::alive(pid, r.extra.pid_start) && !procfs::exited(pid);
+        let container_alive = procfs::running(pid, r.extra.pid_start);
         let holder_alive = r.extra.holder_alive();
         if container_alive || holder_alive {
             return Ok(r);
@@ -194,7 +194,7 @@ impl Engine {
                 Ok(r) if !r.state.is_alive() => return Ok(()),
                 Ok(r) => {
                     let pid = r.pid.unwrap_or(0);
-                    let dead = !procfs::alive(pid, r.extra.pid_start) || procfs::exited(pid);
+                    let dead = !procfs::running(pid, r.extra.pid_start);
                     let holder_gone = !r.extra.holder_alive();
                     if dead && holder_gone {
                         let _ = self.reconcile(r);
@@ -366,25 +366,21 @@ impl Engine {
                     r.name, r.state
                 )));
             }
-            // Already stopping: another `stop` or `rm -f` is at work.
-            let marked = match r.state {
-                State::Stopping => Err(EngineError::Conflict(String::new())),
-                _ => self.mark_stopped_by_user(&r, State::Stopping),
-            };
-            if let Err(e) = marked {
-                let EngineError::Conflict(_) = e else {
-                    return Err(e);
+            // Already stopping, or marked meanwhile: another `stop` or `rm -f` is at work.
+            let marked = r.state != State::Stopping
+                && match self.mark_stopped_by_user(&r, State::Stopping) {
+                    Ok(()) => true,
+                    Err(EngineError::Conflict(_)) => false,
+                    Err(e) => return Err(e),
                 };
+            if !marked {
                 // That one may have died before its signal: `-f` kills in any case.
                 self.kill_group(&r, libc::SIGKILL);
                 // Another stop or removal got there first: let it finish, then remove
                 // what it left (nothing, when it was a removal).
                 self.wait_recorded(&r.id, Duration::from_secs(10))?;
                 return match record::find(self.store()?.conn(), &r.id) {
-                    Err(EngineError::NotFound(_)) => Err(EngineError::NotFound(format!(
-                        "no such container: {}; it was removed meanwhile",
-                        r.name
-                    ))),
+                    Err(EngineError::NotFound(_)) => Err(record::removed_meanwhile(&r.name)),
                     Err(e) => Err(e),
                     Ok(cur) if cur.state.is_alive() => Err(EngineError::Conflict(format!(
                         "container {} changed state meanwhile; try again",
@@ -414,12 +410,7 @@ impl Engine {
             Err(EngineError::NotFound(_)) if r.config.opts.rm && r.state.is_alive() => {
                 return Ok(r)
             }
-            Err(EngineError::NotFound(_)) => {
-                return Err(EngineError::NotFound(format!(
-                    "no such container: {}; it was removed meanwhile",
-                    r.name
-                )))
-            }
+            Err(EngineError::NotFound(_)) => return Err(record::removed_meanwhile(&r.name)),
             Err(e) => return Err(e),
         };
         if let Ok(c) = self.cgroup(&r.id) {
@@ -431,9 +422,7 @@ impl Engine {
         self.remove_files(&cur);
         record::delete(self.store()?.conn(), &cur, "rm")?;
         // Directories of containers whose maker was killed before storing them go too.
-        if !super::orphans::sweep(self.root(), self.store()?.conn()).is_empty() {
-            self.wake_reaper();
-        }
+        self.sweep_orphan_container_dirs();
         Ok(cur)
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use rusqlite::Connection;
 
 use super::premount;
-use crate::housekeeper::wire_id_ok;
+use crate::names::is_container_id;
 
 /// How old a directory must be before it can be an orphan: its maker locks it within
 /// microseconds of making it.
@@ -25,7 +25,7 @@ pub fn find(root: &Path, conn: &Connection) -> Vec<PathBuf> {
     let candidates: Vec<(String, PathBuf)> = entries
         .flatten()
         .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
-        .filter(|(id, _)| wire_id_ok(id))
+        .filter(|(id, _)| is_container_id(id))
         .collect();
     if candidates.is_empty() {
         return Vec::new();

@@ -75,7 +75,7 @@ impl Premount {
     pub(crate) fn make_in(&self, root: &Path) -> Result<Made, String> {
         let refuse = |what: &Path| format!("{} is not the store's to mount", what.display());
         let id = entry_of(root, "containers", &self.dir)
-            .filter(|id| crate::housekeeper::wire_id_ok(id))
+            .filter(|id| names::is_container_id(id))
             .ok_or_else(|| refuse(&self.dir))?;
         let root_fd = rustix::fs::open(
             root,

@@ -4,33 +4,41 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
-pub fn start_time(pid: i32) -> Option<u64> {
+/// A process's state letter and start time in clock ticks since boot (fields 3 and 22 of
+/// /proc/PID/stat), from one read.
+fn stat(pid: i32) -> Option<(u8, u64)> {
+    if pid <= 0 {
+        return None;
+    }
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &s[s.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
+    let state = *after.as_bytes().first()?;
+    Some((state, after.split(' ').nth(19)?.parse().ok()?))
 }
 
-/// Whether `pid` is alive and (when `start` is non-zero) is the process that started then.
-pub fn alive(pid: i32, start: u64) -> bool {
-    if pid <= 0 {
-        return false;
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat). This
+/// process's own is read once (it is asked for on every start).
+pub fn start_time(pid: i32) -> Option<u64> {
+    static OWN: std::sync::OnceLock<(i32, Option<u64>)> = std::sync::OnceLock::new();
+    if pid == std::process::id() as i32 {
+        let (own, t) = *OWN.get_or_init(|| (pid, stat(pid).map(|(_, t)| t)));
+        // A forked child asks with its own pid, not the one cached before the fork.
+        if own == pid {
+            return t;
+        }
     }
-    match start_time(pid) {
-        Some(t) => start == 0 || t == start,
-        None => false,
-    }
+    stat(pid).map(|(_, t)| t)
 }
 
-/// Whether the process is a zombie or gone.
-pub fn exited(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rfind(')')
-            .and_then(|i| s.as_bytes().get(i + 2))
-            .is_some_and(|c| *c == b'Z' || *c == b'X'),
-        Err(_) => true,
-    }
+/// Whether `pid` runs (neither gone nor a zombie) and, when `start` is non-zero, is the
+/// process that started then (one read).
+pub fn running(pid: i32, start: u64) -> bool {
+    stat(pid).is_some_and(|(s, t)| (start == 0 || t == start) && s != b'Z' && s != b'X')
+}
+
+/// Whether `pid` is a zombie of the process that started at `start` (0: any).
+pub fn zombie(pid: i32, start: u64) -> bool {
+    stat(pid).is_some_and(|(s, t)| (start == 0 || t == start) && (s == b'Z' || s == b'X'))
 }
 
 /// A pidfd for `pid`, or None when the process is gone.

@@ -53,9 +53,7 @@ impl Extra {
 
     /// Whether the process that held the container is still that same process and alive.
     pub fn holder_alive(&self) -> bool {
-        self.holder_pid > 0
-            && super::procfs::alive(self.holder_pid, self.holder_start)
-            && !super::procfs::exited(self.holder_pid)
+        self.holder_pid > 0 && super::procfs::running(self.holder_pid, self.holder_start)
     }
 }
 
@@ -425,10 +423,7 @@ fn delete_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineE
         .prepare_cached("DELETE FROM containers WHERE id = ?1")?
         .execute([&r.id])?;
     if n == 0 {
-        return Err(EngineError::NotFound(format!(
-            "no such container: {}; it was removed meanwhile",
-            r.name
-        )));
+        return Err(removed_meanwhile(&r.name));
     }
     event(
         conn,
@@ -441,6 +436,13 @@ fn delete_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineE
     )
 }
 
+/// The error of a change to container `name` that another process removed meanwhile.
+pub(crate) fn removed_meanwhile(name: &str) -> EngineError {
+    EngineError::NotFound(format!(
+        "no such container: {name}; it was removed meanwhile"
+    ))
+}
+
 /// Whether a name is taken.
 pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, EngineError> {
     Ok(conn
@@ -450,23 +452,21 @@ pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, EngineError> {
         .is_some())
 }
 
-/// Runs `f` as one unit: the change and its events are all written or none (a savepoint:
-/// a transaction of its own, or nested in the caller's).
+/// Runs `f` as one unit: the change and its events are all written or none. Inside the
+/// caller's transaction (the hot path's writes) that transaction is the unit; otherwise
+/// `f` gets one of its own (IMMEDIATE: it writes).
 fn atomically<T>(
     conn: &Connection,
     f: impl FnOnce() -> Result<T, EngineError>,
 ) -> Result<T, EngineError> {
-    conn.execute_batch("SAVEPOINT gcr_record")?;
-    match f() {
-        Ok(v) => {
-            conn.execute_batch("RELEASE gcr_record")?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO gcr_record; RELEASE gcr_record");
-            Err(e)
-        }
+    if !conn.is_autocommit() {
+        return f();
     }
+    // Rolled back when dropped uncommitted (`f` failed).
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let v = f()?;
+    tx.commit()?;
+    Ok(v)
 }
 
 /// Inserts a new container and its `create` event (and `start`, for a row stored running),

@@ -31,7 +31,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
-pub(crate) use server::wire_id_ok;
 pub use server::Server;
 pub(crate) use wire::{Answer, Request};
 

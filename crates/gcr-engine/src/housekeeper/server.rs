@@ -214,7 +214,7 @@ impl Server {
             },
             Request::Store(mut req) => {
                 let c = &self.conns[i];
-                if !wire_id_ok(&req.row.id)
+                if !crate::names::is_container_id(&req.row.id)
                     || (req.row.extra.holder_pid != 0 && req.row.extra.holder_pid != c.pid)
                 {
                     return reply(Answer::Refused("not the caller's container".into()), &[]);
@@ -246,9 +246,14 @@ impl Server {
                 let c = &self.conns[i];
                 let res = match store {
                     None => Err(WireError::Other("the housekeeper cannot record it".into())),
+                    // A row this connection stored: recorded as sent (`store_exit` reads the
+                    // row's current state in its own transaction).
+                    Some(st) if c.stored.contains(&e.row.id) => {
+                        rows::store_exit(st, &e).map_err(WireError::from)
+                    }
+                    // Otherwise only a container the caller holds, as the store has it.
                     Some(st) => match record::find(st.conn(), &e.row.id) {
-                        // Only the caller's own container: stored here, or held by it.
-                        Ok(cur) if c.stored.contains(&cur.id) || cur.extra.holder_pid == c.pid => {
+                        Ok(cur) if cur.extra.holder_pid == c.pid => {
                             e.row = cur;
                             rows::store_exit(st, &e).map_err(WireError::from)
                         }
@@ -264,9 +269,4 @@ impl Server {
             Request::Ping => reply(Answer::Pong, &[]),
         }
     }
-}
-
-/// A container id as gcr makes them: 64 lowercase hex digits.
-pub(crate) fn wire_id_ok(id: &str) -> bool {
-    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

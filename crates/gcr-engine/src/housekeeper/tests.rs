@@ -16,15 +16,29 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
-/// Serves `server` until `done` is set.
-fn serve_until(server: &mut Server, done: &std::sync::atomic::AtomicBool) {
-    while !done.load(std::sync::atomic::Ordering::SeqCst) {
-        let mut fds = server.poll_fds();
-        // SAFETY: poll on a vector of pollfds we own, with its length.
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10) } > 0 {
-            server.serve(&fds, None);
+/// Serves `server` on a thread while `f` runs; the thread stops even when `f` panics.
+fn serving(mut server: Server, f: impl FnOnce()) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
         }
     }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                let mut fds = server.poll_fds();
+                // SAFETY: poll on a vector of pollfds we own, with its length.
+                if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10) } > 0 {
+                    server.serve(&fds, None);
+                }
+            }
+        });
+        let _stop = Stop(&done);
+        f();
+    });
 }
 
 fn ns_inode(fd: BorrowedFd<'_>) -> u64 {
@@ -70,14 +84,12 @@ fn serves_fresh_network_namespaces_and_holds_only_mount_namespaces() {
         return;
     }
     let (_t, root, run) = dirs();
-    let mut server = Server::bind(&root, &run).expect("bind");
+    let server = Server::bind(&root, &run).expect("bind");
     assert!(
         Server::bind(&root, &run).is_none(),
         "a second housekeeper of the same store must not listen"
     );
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| serve_until(&mut server, &done));
+    serving(server, || {
         let ours = std::fs::File::open("/proc/self/ns/net").unwrap();
         let mut seen = Vec::new();
         for _ in 0..2 {
@@ -101,7 +113,6 @@ fn serves_fresh_network_namespaces_and_holds_only_mount_namespaces() {
         drop(w);
         assert!(c.ping());
         assert!(wire::poll_in(r.as_fd(), 2000), "a pipe was held");
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
     });
 }
 
@@ -152,10 +163,8 @@ fn other_users_and_other_mount_namespaces_are_refused() {
         return;
     }
     let (_t, root, run) = dirs();
-    let mut server = Server::bind(&root, &run).expect("bind");
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| serve_until(&mut server, &done));
+    let server = Server::bind(&root, &run).expect("bind");
+    serving(server, || {
         assert!(Client::connect(&root, &run, false).expect("connect").ping());
         // 1 = connected and answered, 0 = refused.
         let nobody = in_child(|| {
@@ -180,7 +189,6 @@ fn other_users_and_other_mount_namespaces_are_refused() {
             other_ns, 0,
             "a process in another mount namespace was served"
         );
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
     });
 }
 
@@ -190,10 +198,8 @@ fn an_oversized_or_malformed_message_is_refused_and_changes_nothing() {
         return;
     }
     let (_t, root, run) = dirs();
-    let mut server = Server::bind(&root, &run).expect("bind");
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| serve_until(&mut server, &done));
+    let server = Server::bind(&root, &run).expect("bind");
+    serving(server, || {
         let c = Client::connect(&root, &run, false).expect("connect");
         for body in [vec![b'x'; wire::MAX_BODY + 4096], b"{not json".to_vec()] {
             rustix::net::send(&c.fd, &body, rustix::net::SendFlags::DONTWAIT).expect("send");
@@ -214,7 +220,6 @@ fn an_oversized_or_malformed_message_is_refused_and_changes_nothing() {
         }
         // The connection is still served: a size error is not a hang-up.
         assert!(c.ping());
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
     });
 }
 

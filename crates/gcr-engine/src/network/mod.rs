@@ -250,10 +250,9 @@ impl Engine {
         // The veth pair goes with the namespace once its last process and our descriptor
         // are gone (the kernel does that asynchronously; deleting it here would cost
         // tens of milliseconds). A pair whose namespace is still held is deleted now.
-        let held = r.pid.is_some_and(|p| {
-            crate::container::procfs::alive(p, r.extra.pid_start)
-                && !crate::container::procfs::exited(p)
-        });
+        let held = r
+            .pid
+            .is_some_and(|p| crate::container::procfs::running(p, r.extra.pid_start));
         if held {
             if let Ok(mut s) = Socket::open() {
                 let _ = gcr_net::link::delete(&mut s, &ep.veth);
