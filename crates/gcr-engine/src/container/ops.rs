@@ -97,7 +97,10 @@ impl Engine {
                 )))
             }
         }
-        self.claim_start(&mut r)?;
+        if !self.claim_start(&mut r)? {
+            // Another `start` ran it meanwhile: starting a running container is a no-op.
+            return Ok(r);
+        }
         if let Err(e) = self.start_detached(&mut r, "start") {
             self.release_start(&r);
             return Err(e);
@@ -107,11 +110,14 @@ impl Engine {
 
     /// Claims the start of `r` for this process, in one transaction: refused when it is no
     /// longer startable or another live process is starting it (two `start`s of one
-    /// container: exactly one runs it).
-    fn claim_start(&self, r: &mut Record) -> Result<(), EngineError> {
+    /// container: exactly one runs it); false, with `r` as it is now, when it runs already.
+    fn claim_start(&self, r: &mut Record) -> Result<bool, EngineError> {
         let me = std::process::id() as i32;
-        let claimed = self.store()?.transaction(|tx| {
+        let (claimed, cur) = self.store()?.transaction(|tx| {
             let cur = record::find(tx, &r.id)?;
+            if matches!(cur.state, State::Running | State::Paused) {
+                return Ok((false, cur));
+            }
             if !matches!(cur.state, State::Created | State::Exited) {
                 return Err(EngineError::Conflict(format!(
                     "container {} is {} already",
@@ -133,10 +139,10 @@ impl Engine {
                 ..Default::default()
             };
             record::update_extra(tx, &cur, &u)?;
-            Ok(Record { extra, ..cur })
+            Ok((true, Record { extra, ..cur }))
         })?;
-        *r = claimed;
-        Ok(())
+        *r = cur;
+        Ok(claimed)
     }
 
     /// Gives up a claim made by [`Engine::claim_start`] (the start failed).
@@ -160,9 +166,11 @@ impl Engine {
     /// `gcr run -d`.
     pub fn run_detached(&self, opts: super::config::RunOptions) -> Result<Record, EngineError> {
         let mut r = self.create(opts)?;
-        let started = self
-            .claim_start(&mut r)
-            .and_then(|()| self.start_detached(&mut r, "start"));
+        let started = self.claim_start(&mut r).and_then(|claimed| match claimed {
+            true => self.start_detached(&mut r, "start"),
+            // Fresh: nobody else can have started it.
+            false => Ok(()),
+        });
         if let Err(e) = started {
             self.release_start(&r);
             if r.config.opts.rm {
