@@ -81,8 +81,11 @@ pub fn pull(
         Some(d) => d.to_string(),
         None => r.tag().unwrap_or("latest").to_string(),
     };
+    // The HEAD's digest, when its media type says "image manifest", is the subject of
+    // the referrers: their walk starts now, while the manifest and the layers download.
+    let mut head_image = None;
     if r.digest().is_none() {
-        if let Some(d) = head_manifest(&t, &repo, &wanted)? {
+        if let Some((d, is_image)) = head_manifest(&t, &repo, &wanted)? {
             if let Some(mut rep) = local_hit(store, &r, &d, &platform, tag_ref.as_deref())? {
                 if !opts.no_referrers {
                     let m = store.resolve_image(&rep.id)?.manifest_digest;
@@ -91,25 +94,66 @@ pub fn pull(
                 }
                 return Ok(rep);
             }
+            if is_image {
+                head_image = Some(d);
+            }
         }
     }
+    let st = referrers::StoreTmp::new(store);
+    let early = head_image
+        .filter(|_| !opts.no_referrers)
+        .map(|d| (referrers::known(store, &d), d));
+    std::thread::scope(|sc| {
+        let early = early.as_ref().map(|(known, d)| {
+            let h = sc.spawn(|| referrers::prefetch(&st, &t, &repo, d, known));
+            (d.as_str(), h)
+        });
+        fetch_and_record(
+            store, &t, &r, &wanted, &platform, tag_ref, opts, &st, early, progress,
+        )
+    })
+}
+
+/// The referrers' walk started before the manifest was read: its subject and its thread.
+type Early<'s, 'a> = Option<(
+    &'a str,
+    std::thread::ScopedJoinHandle<'s, referrers::Prefetched>,
+)>;
+
+/// The rest of a pull that found nothing stored: the manifest (through an index), the
+/// config and the layers, the image record, then the referrers (`early`'s walk when its
+/// subject is the image's manifest, else one started once the manifest is known).
+#[allow(clippy::too_many_arguments)]
+fn fetch_and_record<'s, 'a>(
+    store: &Store,
+    t: &'a Transport,
+    r: &Reference,
+    wanted: &str,
+    platform: &Platform,
+    tag_ref: Option<String>,
+    opts: &PullOptions,
+    st: &'a referrers::StoreTmp,
+    early: Early<'s, 'a>,
+    progress: &dyn Progress,
+) -> Result<PullReport> {
+    let repo = r.repository().to_string();
     let top = get_manifest(
-        &t,
+        t,
         &repo,
-        &wanted,
+        wanted,
         r.digest().map(|d| d.to_string()).as_deref(),
     )?;
     let mut docs = vec![];
     let image = match &top.parsed {
         Parsed::Index { manifests } => {
-            let pick = media::select_platform(manifests, &platform).ok_or_else(|| {
+            let pick = media::select_platform(manifests, platform).ok_or_else(|| {
                 RegistryError::NotFound(format!(
                     "image {} has no manifest for platform {platform}; it offers {}",
                     r.familiar(),
                     media::platforms(manifests)
                 ))
             })?;
-            let child = get_manifest(&t, &repo, &pick.digest, Some(&pick.digest))?;
+            let child = get_manifest(t, &repo, &pick.digest, Some(&pick.digest))?;
             if matches!(child.parsed, Parsed::Index { .. }) {
                 return Err(RegistryError::protocol(
                     &t.host,
@@ -145,16 +189,20 @@ pub fn pull(
         }
     }
     // The referrers are listed and fetched while the config and the layers download
-    // (network only; they are indexed once the image is recorded).
-    let known = (!opts.no_referrers).then(|| referrers::known(store, &image.digest));
-    let st = referrers::StoreTmp::new(store);
-    // The image is committed and recorded while the referrers' walk ends.
+    // (network only; they are indexed once the image is recorded). An early walk of
+    // another subject (the tag moved between HEAD and GET) is ended and dropped.
+    let (early, stale) = match early {
+        Some((d, h)) if d == image.digest => (Some(h), None),
+        other => (None, other.map(|(_, h)| h)),
+    };
+    let known =
+        (!opts.no_referrers && early.is_none()).then(|| referrers::known(store, &image.digest));
     let (rec, prefetched) = std::thread::scope(|sc| {
         let h = known
             .as_ref()
-            .map(|k| sc.spawn(|| referrers::prefetch(&st, &t, &repo, &image.digest, k)));
+            .map(|k| sc.spawn(|| referrers::prefetch(st, t, &repo, &image.digest, k)));
         let rec = (|| -> Result<(String, usize, usize)> {
-            let got = fetch_image(store, &t, &repo, &image, config, layers, progress);
+            let got = fetch_image(store, t, &repo, &image, config, layers, progress);
             let Blobs {
                 cfg_staged,
                 cfg_bytes,
@@ -206,6 +254,8 @@ pub fn pull(
         })();
         (rec, h.and_then(|h| h.join().ok()))
     });
+    let prefetched = prefetched.or_else(|| early.and_then(|h| h.join().ok()));
+    drop(stale.map(|h| h.join()));
     let (id, downloaded, existing) = rec?;
     let referrers = prefetched.map_or(0, |p| referrers::commit(store, p, progress));
     Ok(PullReport {
@@ -361,8 +411,9 @@ fn local_hit(
     }))
 }
 
-/// `HEAD` a manifest: its digest, if the registry gives a valid one.
-fn head_manifest(t: &Transport, repo: &str, reference: &str) -> Result<Option<String>> {
+/// `HEAD` a manifest: its digest, if the registry gives a valid one, and whether its
+/// media type is an image manifest's (not an index's).
+fn head_manifest(t: &Transport, repo: &str, reference: &str) -> Result<Option<(String, bool)>> {
     let resp = t.send(
         "HEAD",
         &format!("/v2/{repo}/manifests/{reference}"),
@@ -372,9 +423,13 @@ fn head_manifest(t: &Transport, repo: &str, reference: &str) -> Result<Option<St
     if !resp.status().is_success() {
         return Ok(None);
     }
+    let is_image = matches!(
+        header(&resp, "content-type").map(|c| c.split(';').next().unwrap_or("").trim()),
+        Some(media::OCI_MANIFEST) | Some(media::DOCKER_MANIFEST)
+    );
     Ok(header(&resp, "docker-content-digest")
         .filter(|d| media::valid_digest(d))
-        .map(str::to_string))
+        .map(|d| (d.to_string(), is_image)))
 }
 
 /// `GET` a manifest, size-limited and verified (against `expected` and the registry's

@@ -161,4 +161,4 @@ fn update_fallback(
 
 mod tags;
 mod walk;
-pub(crate) use walk::{commit, known, prefetch, pull_referrers, StoreTmp};
+pub(crate) use walk::{commit, known, prefetch, pull_referrers, Prefetched, StoreTmp};
