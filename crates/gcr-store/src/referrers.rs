@@ -360,6 +360,7 @@ pub(crate) fn remove_for_subject(
                 blobs.extend(used);
             }
             tx.execute("DELETE FROM referrer_blobs WHERE referrer = ?1", [&d])?;
+            tx.execute("DELETE FROM signature_verdicts WHERE referrer = ?1", [&d])?;
             tx.execute("DELETE FROM referrers WHERE digest = ?1", [&d])?;
             blobs.push(d.clone());
             pending.push(d);
@@ -369,6 +370,7 @@ pub(crate) fn remove_for_subject(
 }
 
 mod layout;
+mod verdicts;
 pub(crate) use layout::{is_referrer_entry, load_referrers};
 
 #[cfg(test)]

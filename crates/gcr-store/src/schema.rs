@@ -6,8 +6,12 @@
 use crate::error::{Result, StoreError};
 use rusqlite::Connection;
 
-/// The schema version this build writes.
-pub(crate) const VERSION: i64 = 5;
+/// The schema version this build writes: one per migration in [`MIGRATIONS`].
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
+/// more entry at the end.
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -184,6 +188,22 @@ CREATE TABLE referrer_blobs(
 CREATE INDEX referrer_blobs_blob ON referrer_blobs(blob);
 ";
 
+/// Version 6: what verifying a signature referrer with a key concluded, so container DNA
+/// (`ps --format json`) does not re-verify Ed25519 signatures on every call. A verdict is
+/// a function of content-addressed bytes (the referrer, its bundle, the subject manifest)
+/// and the key (its id is a digest of the public key), so it never goes stale; it is deleted
+/// with its referrer.
+const V6: &str = "
+CREATE TABLE signature_verdicts(
+    referrer TEXT NOT NULL,              -- deleted with its row in `referrers`
+    key_id TEXT NOT NULL,
+    subject TEXT NOT NULL,               -- the manifest digest the signature was checked against
+    ok INTEGER NOT NULL,
+    PRIMARY KEY(referrer, key_id)
+);
+CREATE INDEX signature_verdicts_subject ON signature_verdicts(subject);
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -199,20 +219,10 @@ pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let r = (|| -> Result<()> {
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if v < 1 {
-            conn.execute_batch(V1)?;
-        }
-        if v < 2 {
-            conn.execute_batch(V2)?;
-        }
-        if v < 3 {
-            conn.execute_batch(V3)?;
-        }
-        if v < 4 {
-            conn.execute_batch(V4)?;
-        }
-        if v < 5 {
-            conn.execute_batch(V5)?;
+        for (n, m) in MIGRATIONS.iter().enumerate() {
+            if v < n as i64 + 1 {
+                conn.execute_batch(m)?;
+            }
         }
         conn.pragma_update(None, "user_version", VERSION)?;
         Ok(())
@@ -236,7 +246,7 @@ mod tests {
     use std::path::Path;
 
     /// Every table the store's database must have after open.
-    const TABLES: [&str; 19] = [
+    const TABLES: &[&str] = &[
         "images",
         "tags",
         "layers",
@@ -256,11 +266,13 @@ mod tests {
         "net_endpoints",
         "referrers",
         "referrer_blobs",
+        "signature_verdicts",
     ];
 
     fn missing_tables(conn: &Connection) -> Vec<&'static str> {
         TABLES
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|t| {
                 conn.query_row(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -294,6 +306,11 @@ mod tests {
         }
         // What the volumes and build modules made on first use before version 4.
         conn.execute_batch(V4).unwrap();
+        for (n, m) in MIGRATIONS.iter().enumerate().skip(4) {
+            if (n as i64) < v {
+                conn.execute_batch(m).unwrap();
+            }
+        }
         conn.execute(
             "INSERT INTO volumes(name, created, anonymous) VALUES ('keep', 7, 0)",
             [],
