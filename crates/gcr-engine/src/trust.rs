@@ -244,13 +244,15 @@ impl Engine {
     /// `manifest_digest` verifies, sorted; empty when it has no signature or none verifies.
     /// The manifest is checked against its digest; layers are not re-hashed (`verify`
     /// does that). `keys` is the store's public keys, read here on first need and kept
-    /// by the caller for the next manifest. Used by container DNA.
+    /// by the caller for the next manifest. Used by container DNA. A verdict, once
+    /// reached, is remembered in the store (`signature_verdicts`: its inputs are all
+    /// content-addressed), so the next `ps` looks it up instead of verifying again.
     pub(crate) fn verified_signers(
         &self,
         manifest_digest: &str,
         keys: &mut Option<Vec<PublicKey>>,
     ) -> Result<Vec<String>, EngineError> {
-        let candidates = self.signature_referrers(manifest_digest)?;
+        let candidates = self.signature_referrer_digests(manifest_digest)?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -261,6 +263,43 @@ impl Engine {
         if publics.is_empty() {
             return Ok(Vec::new());
         }
+        let memo = self.store()?.signature_verdicts(manifest_digest)?;
+        let mut want = None;
+        let mut ids = BTreeSet::new();
+        let mut reached = Vec::new();
+        for digest in candidates {
+            let mut bytes = None;
+            for key in publics.iter() {
+                let ok = match memo.get(&(digest.clone(), key.id().to_string())) {
+                    Some(ok) => *ok,
+                    None => {
+                        let want = match &want {
+                            Some(w) => w,
+                            None => want.insert(self.manifest_subject(manifest_digest)?),
+                        };
+                        let b = bytes.get_or_insert_with(|| self.referrer_layer(&digest));
+                        // An unreadable signature is no verdict: nothing is remembered.
+                        let Ok(b) = b else { continue };
+                        let what = format!("signature {digest}");
+                        let ok = gcr_trust::verify::verify(&what, b, key, want).is_ok();
+                        reached.push((digest.clone(), key.id().to_string(), ok));
+                        ok
+                    }
+                };
+                if ok {
+                    ids.insert(key.id().to_string());
+                }
+            }
+        }
+        // A memo that cannot be written (a read-only store) costs the next call a verify.
+        let _ = self
+            .store()?
+            .record_signature_verdicts(manifest_digest, &reached);
+        Ok(ids.into_iter().collect())
+    }
+
+    /// The signature subject of stored manifest `manifest_digest`, checked against it.
+    fn manifest_subject(&self, manifest_digest: &str) -> Result<Subject, EngineError> {
         let manifest = self.store()?.read_blob(manifest_digest)?;
         let actual = sha256_hex(&manifest);
         if manifest_digest.strip_prefix("sha256:") != Some(actual.as_str()) {
@@ -271,18 +310,7 @@ impl Engine {
                 &actual,
             ));
         }
-        let want = Subject::for_manifest("", &manifest);
-        let mut ids = BTreeSet::new();
-        for (source, bytes) in candidates {
-            let Ok(bytes) = bytes else { continue };
-            let what = format!("signature {source}");
-            for key in publics.iter() {
-                if gcr_trust::verify::verify(&what, &bytes, key, &want).is_ok() {
-                    ids.insert(key.id().to_string());
-                }
-            }
-        }
-        Ok(ids.into_iter().collect())
+        Ok(Subject::for_manifest("", &manifest))
     }
 
     /// The public halves of the store's keys (`<root>/keys/*.pub`), without reading the
@@ -422,6 +450,22 @@ impl Engine {
     /// The signature artifacts attached to a manifest: each referrer's name and its one
     /// layer's bytes, or why they could not be read intact.
     fn signature_referrers(&self, manifest_digest: &str) -> Result<Vec<Candidate>, EngineError> {
+        Ok(self
+            .signature_referrer_digests(manifest_digest)?
+            .into_iter()
+            .map(|d| {
+                let bytes = self.referrer_layer(&d);
+                (d, bytes)
+            })
+            .collect())
+    }
+
+    /// The digests of the signature referrers (Sigstore bundles, DSSE envelopes) of
+    /// manifest `manifest_digest`.
+    fn signature_referrer_digests(
+        &self,
+        manifest_digest: &str,
+    ) -> Result<Vec<String>, EngineError> {
         let list = self.store()?.referrers(manifest_digest, None)?;
         Ok(list
             .into_iter()
@@ -430,10 +474,7 @@ impl Engine {
                     .as_deref()
                     .is_some_and(|t| t == BUNDLE_MEDIA_TYPE || t == DSSE_MEDIA_TYPE)
             })
-            .map(|d| {
-                let bytes = self.referrer_layer(&d.digest);
-                (d.digest, bytes)
-            })
+            .map(|d| d.digest)
             .collect())
     }
 

@@ -168,6 +168,40 @@ fn signing_adds_the_signer() {
     assert_eq!(after["parts"]["image"], before["parts"]["image"]);
     assert_eq!(after["parts"]["runtime"], before["parts"]["runtime"]);
     assert_eq!(ps_dna(&env, "cc"), after["dna"].as_str().unwrap());
+    // The verdicts are remembered in the store (one per signature and key), and read
+    // from there: a second key adds its own (negative) verdict, and a remembered verdict
+    // is what the next DNA uses.
+    env.ok(&["key", "generate", "k2"]);
+    assert_eq!(
+        dna(&env, "cc")["parts"]["signers"],
+        serde_json::json!([key_id])
+    );
+    let db = env.root.path().join("gcr.db");
+    let memo = |sql: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .expect("sqlite3 runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        memo("SELECT group_concat(ok, ',') FROM (SELECT ok FROM signature_verdicts ORDER BY ok)"),
+        "0,1"
+    );
+    memo("UPDATE signature_verdicts SET ok = 0");
+    assert_eq!(dna(&env, "cc")["parts"]["signers"], serde_json::json!([]));
+    memo("DELETE FROM signature_verdicts");
+    assert_eq!(
+        dna(&env, "cc")["parts"]["signers"],
+        serde_json::json!([key_id])
+    );
+    env.ok(&["key", "rm", "k2"]);
     // A signature by a key the store does not hold is not a verified signer.
     env.ok(&["key", "rm", "k"]);
     assert_eq!(dna(&env, "cc")["parts"]["signers"], serde_json::json!([]));
