@@ -20,6 +20,7 @@ mod progress;
 mod referrers;
 mod save;
 mod schema;
+mod secrets;
 mod snapdigest;
 mod snapshots;
 mod tmpfiles;
@@ -35,6 +36,7 @@ pub use layer::{EntryData, LayerEntry, LAYER_MEDIA_TYPE};
 pub use maint::{DfReport, DfRow, PruneReport};
 pub use progress::{NoProgress, Progress};
 pub use referrers::{parse_referrer, Descriptor, ReferrerManifest, EMPTY_BLOB, EMPTY_MEDIA_TYPE};
+pub use secrets::SecretRow;
 pub use tmpfiles::TempSweep;
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
 

@@ -11,7 +11,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -204,6 +204,22 @@ CREATE TABLE signature_verdicts(
 CREATE INDEX signature_verdicts_subject ON signature_verdicts(subject);
 ";
 
+/// Version 7: secrets (`gcr secret create`). Only the sealed value is kept: a random
+/// 24-byte nonce followed by the XChaCha20-Poly1305 ciphertext and tag of the value under
+/// the store's secrets key (`<root>/secrets.key`), with the name and id as associated data;
+/// `digest` is sha256 of that sealed blob (what `secret inspect` shows). Never the clear value.
+const V7: &str = "
+CREATE TABLE secrets(
+    id TEXT PRIMARY KEY,                 -- 25 random lowercase letters and digits, as Docker's
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,         -- unix nanoseconds
+    updated_at INTEGER NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',   -- JSON object
+    sealed BLOB NOT NULL,                -- nonce || ciphertext || tag
+    digest TEXT NOT NULL                 -- sha256:<hex> of sealed
+);
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -267,6 +283,7 @@ mod tests {
         "referrers",
         "referrer_blobs",
         "signature_verdicts",
+        "secrets",
     ];
 
     fn missing_tables(conn: &Connection) -> Vec<&'static str> {
