@@ -13,6 +13,7 @@ pub mod dsse;
 mod error;
 pub mod keys;
 pub mod keystore;
+pub mod secrets;
 pub mod statement;
 pub mod verify;
 
@@ -20,5 +21,6 @@ pub use bundle::{BUNDLE_MEDIA_TYPE, DSSE_MEDIA_TYPE};
 pub use error::{Result, TrustError};
 pub use keys::{PrivateKey, PublicKey};
 pub use keystore::{KeyInfo, KeyStore};
+pub use secrets::{SecretError, SecretsKey};
 pub use statement::{Subject, STATEMENT_V1};
 pub use verify::Verified;
