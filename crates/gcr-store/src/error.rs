@@ -36,6 +36,9 @@ pub enum StoreError {
     /// A blob referenced by metadata is not in the CAS.
     #[error("blob {0} is missing from the store; run 'gcr doctor'")]
     BlobMissing(String),
+    /// Another writer changed the ledger's tree meanwhile.
+    #[error("{0}")]
+    LedgerConflict(String),
     /// A referrer's subject is neither an image manifest nor a referrer of the store.
     #[error("the subject {0} of the referrer is not in the store; pull or load the image it refers to first")]
     ReferrerSubjectMissing(String),

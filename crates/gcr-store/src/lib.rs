@@ -14,6 +14,7 @@ mod error;
 mod images;
 mod import;
 mod layer;
+mod ledger;
 mod maint;
 mod perms;
 mod progress;
@@ -33,6 +34,7 @@ pub use error::{is_no_space, Result, StoreError};
 pub use images::{chain_ids, NewImage, NewLayer};
 pub use images::{HistoryEntry, ImageSummary, LayerInfo, ResolvedImage};
 pub use layer::{EntryData, LayerEntry, LAYER_MEDIA_TYPE};
+pub use ledger::{entry_bytes, leaf_hash, Actor, LedgerRow, StoredCheckpoint};
 pub use maint::{DfReport, DfRow, PruneReport};
 pub use progress::{NoProgress, Progress};
 pub use referrers::{parse_referrer, Descriptor, ReferrerManifest, EMPTY_BLOB, EMPTY_MEDIA_TYPE};
@@ -47,6 +49,8 @@ use std::path::{Path, PathBuf};
 pub struct Store {
     root: PathBuf,
     conn: Connection,
+    /// The actor stamped on the events this connection writes (see `ledger`).
+    actor: ledger::ActorCell,
 }
 
 impl Store {
@@ -154,12 +158,15 @@ impl Store {
         unsafe { rusqlite::ffi::sqlite3_wal_autocheckpoint(conn.handle(), 0) };
         // A header showing the current version is proof enough (versions only grow); an
         // older one may be stale (page 1 can sit in the WAL), so ensure() reads it properly.
+        // The ledger's trigger (and its migration) call these on every event written.
+        let actor = ledger::register(&conn)?;
         if header.is_none_or(|h| h.user_version != schema::VERSION) {
             schema::ensure(&conn)?;
         }
         Ok(Store {
             root: root.to_path_buf(),
             conn,
+            actor,
         })
     }
 

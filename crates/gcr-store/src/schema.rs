@@ -11,7 +11,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -217,6 +217,34 @@ CREATE TABLE secrets(
     labels TEXT NOT NULL DEFAULT '{}',   -- JSON object
     sealed BLOB NOT NULL,                -- nonce || ciphertext || tag
     digest TEXT NOT NULL                 -- sha256:<hex> of sealed
+);
+";
+
+/// The audit ledger (see `ledger`): every event row carries its actor and its RFC 6962
+/// leaf hash, written by a trigger in the same statement as the row (events written before
+/// this version get theirs here, with an unknown actor); the Merkle tree's stored hashes
+/// (ids as in Go's `sumdb/tlog`) and the signed checkpoints. Entries are never deleted;
+/// `compacted` marks one whose body was dropped (its leaf stays).
+const V_LEDGER: &str = "
+ALTER TABLE events ADD COLUMN actor TEXT;
+ALTER TABLE events ADD COLUMN leaf BLOB;
+ALTER TABLE events ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET actor = '{\"exe\":\"\",\"uid\":null}';
+UPDATE events SET leaf = gcr_ledger_leaf(seq, time_ns, actor, kind, object, name, from_state, to_state, cause);
+CREATE TRIGGER events_ledger AFTER INSERT ON events BEGIN
+    UPDATE events SET actor = gcr_ledger_actor(),
+        leaf = gcr_ledger_leaf(NEW.seq, NEW.time_ns, gcr_ledger_actor(), NEW.kind, NEW.object,
+                               NEW.name, NEW.from_state, NEW.to_state, NEW.cause)
+    WHERE seq = NEW.seq;
+END;
+CREATE TABLE ledger_hashes(
+    id INTEGER PRIMARY KEY,              -- stored hash index (tlog's StoredHashIndex)
+    hash BLOB NOT NULL
+);
+CREATE TABLE ledger_checkpoints(
+    size INTEGER PRIMARY KEY,            -- entries covered
+    note BLOB NOT NULL,                  -- the signed note (c2sp.org/tlog-checkpoint)
+    made_at INTEGER NOT NULL
 );
 ";
 
