@@ -13,6 +13,7 @@ pub mod dsse;
 mod error;
 pub mod keys;
 pub mod keystore;
+pub mod ledger;
 pub mod minicontainer;
 pub mod policy;
 pub mod secrets;
