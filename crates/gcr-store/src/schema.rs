@@ -11,7 +11,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -248,6 +248,23 @@ CREATE TABLE ledger_checkpoints(
 );
 ";
 
+/// Version 9: MiniContainer manifest applies (`gcr manifest apply`): the first result of
+/// each idempotency key (NULL while that apply runs) with the manifest digest it was used
+/// for, and the nonces already used (the seed's `X-Nonce`), so neither can be replayed.
+const V_MANIFEST: &str = "
+CREATE TABLE manifest_applies(
+    idempotency_key TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,                -- blake3:<hex> of the manifest's signed payload
+    result TEXT,                         -- JSON of the first apply's outcome
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE manifest_nonces(
+    nonce TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    used_at INTEGER NOT NULL
+);
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -312,6 +329,8 @@ mod tests {
         "referrer_blobs",
         "signature_verdicts",
         "secrets",
+        "manifest_applies",
+        "manifest_nonces",
     ];
 
     fn missing_tables(conn: &Connection) -> Vec<&'static str> {
@@ -343,6 +362,8 @@ mod tests {
             let _ = std::fs::remove_file(dir.join(f));
         }
         let conn = Connection::open(dir.join("gcr.db")).unwrap();
+        // The ledger's SQL functions, which its migration and trigger call.
+        let _actor = crate::ledger::register(&conn).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         for (n, m) in [V1, V2, V3].into_iter().enumerate() {
             if (n as i64) < v {
