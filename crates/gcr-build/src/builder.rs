@@ -15,7 +15,7 @@ use crate::config::{self, History};
 use crate::context::{self, FileIndex};
 use crate::error::{BuildError, Result};
 use crate::ignore::Ignore;
-use crate::{cache, copy, deps, upper, Event, RunRequest, Runner};
+use crate::{cache, copy, deps, scan, upper, Event, RunRequest, Runner};
 
 /// What to build and how.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +29,11 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// Record tags (false for verification builds).
     pub tag: bool,
+    /// `--allow-secret PATH`: context-relative files or directories whose secret-scan hits
+    /// do not refuse the build.
+    pub allow_secrets: Vec<String>,
+    /// Skip the secret scan of copy sources (benchmarks only; not a user option).
+    pub no_context_scan: bool,
 }
 
 /// The result of a build.
@@ -255,7 +260,7 @@ pub fn build(
         emit,
     };
 
-    copy_steps(&mut st, &spec, &ctx)?;
+    copy_steps(&mut st, &spec, &ctx, opts)?;
     dep_steps(&mut st, &spec, &ctx)?;
     command_steps(&mut st, &spec, runner, &base_cfg)?;
 
@@ -327,20 +332,25 @@ fn gcr_store_familiar(full: &str) -> String {
         .unwrap_or_else(|_| full.to_string())
 }
 
-fn copy_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path) -> Result<()> {
+fn copy_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path, opts: &BuildOptions) -> Result<()> {
     if spec.build.copy.is_empty() {
         return Ok(());
     }
-    (st.emit)(&Event::Section {
-        kind: "copy",
-        count: spec.build.copy.len(),
-    });
+    let allow = scan::Allow::new(ctx, &opts.allow_secrets)?;
+    let scanner = if opts.no_context_scan {
+        None
+    } else {
+        Some(scan::scanner()?)
+    };
     let ignore = match std::fs::read_to_string(ctx.join(".gcrignore")) {
         Ok(s) => Ignore::parse(&s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
         Err(e) => return Err(BuildError::io("cannot read", ctx.join(".gcrignore"))(e)),
     };
-    let mut index = FileIndex::load(st.store.conn(), ctx)?;
+    let mut index = FileIndex::load(st.store.conn(), ctx, scanner)?;
+    // Every source is walked (and its files read and scanned) before any layer is written:
+    // a refused build leaves nothing behind.
+    let mut walked = Vec::with_capacity(spec.build.copy.len());
     for step in &spec.build.copy {
         let t = Instant::now();
         let src = context::resolve_src(ctx, &step.src)?;
@@ -348,7 +358,14 @@ fn copy_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path) -> Result<()> {
             .strip_prefix(ctx)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let found = context::walk(&src, &rel, &ignore, &mut index)?;
+        walked.push((t, context::walk(&src, &rel, &ignore, &mut index)?));
+    }
+    refuse_secrets(ctx, &index.hits, &allow)?;
+    (st.emit)(&Event::Section {
+        kind: "copy",
+        count: spec.build.copy.len(),
+    });
+    for (step, (t, found)) in spec.build.copy.iter().zip(walked) {
         let tree = context::tree_digest(&found);
         let files = copy::file_count(&found);
         let def = serde_json::to_value(step).unwrap_or(Value::Null);
@@ -388,6 +405,31 @@ fn copy_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path) -> Result<()> {
     }
     st.files_read += index.hashed;
     index.save(st.store)
+}
+
+/// Refuses the build when a scanned file has hits and is not under an allowed path.
+fn refuse_secrets(
+    ctx: &Path,
+    hits: &[(PathBuf, Vec<scan::Hit>)],
+    allow: &scan::Allow,
+) -> Result<()> {
+    let mut refused: Vec<(String, scan::Hit)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (abs, file_hits) in hits {
+        let rel = abs
+            .strip_prefix(ctx)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| abs.display().to_string());
+        if allow.allows(&rel) || !seen.insert(rel.clone()) {
+            continue;
+        }
+        refused.extend(file_hits.iter().map(|h| (rel.clone(), h.clone())));
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    refused.sort_by(|a, b| (&a.0, a.1.line).cmp(&(&b.0, b.1.line)));
+    Err(scan::refusal(&refused))
 }
 
 fn dep_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path) -> Result<()> {

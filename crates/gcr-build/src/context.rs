@@ -1,6 +1,6 @@
 //! The build context: resolving a copy `src` safely inside it, walking it (honouring
 //! `.gcrignore`, never following symlinks), and digesting files through the file-metadata
-//! index so an unchanged file is never re-read.
+//! index so an unchanged file is never re-read (and scanning for secrets what is read).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{BuildError, Result};
 use crate::ignore::Ignore;
+use crate::scan::{Hit, Scanner};
 
 /// What a context entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,16 +34,33 @@ pub struct Found {
 
 /// The file-metadata index (path, size, mtime, ctime, inode → digest), loaded for one
 /// context with one range query and written back in one transaction.
+///
+/// With a secret scanner, every file read for its digest is scanned in the same read, and
+/// only files without hits are written back: a row then also means "scanned clean". A
+/// marker row (the context's path with a trailing `/`, which no file has) records the
+/// rules the rows were scanned under; rows without it (an older gcr, other rules, or a
+/// build that did not scan) are not trusted and their files are read again.
 pub struct FileIndex {
     known: HashMap<String, (i64, i64, i64, i64, String)>,
     changed: Vec<(String, i64, i64, i64, i64, String)>,
     /// Files whose content was read (for the output and tests).
     pub hashed: usize,
+    scanner: Option<&'static Scanner>,
+    marker: String,
+    /// The rows under the context were not scanned under these rules: drop them on save.
+    reset: bool,
+    /// Files with hits (in the order read), never written back.
+    pub hits: Vec<(PathBuf, Vec<Hit>)>,
 }
 
 impl FileIndex {
-    /// Loads every index row under `ctx` (a canonical directory).
-    pub fn load(conn: &Connection, ctx: &Path) -> Result<FileIndex> {
+    /// Loads every index row under `ctx` (a canonical directory); `scanner` scans what is
+    /// read (and distrusts rows not scanned under its rules).
+    pub fn load(
+        conn: &Connection,
+        ctx: &Path,
+        scanner: Option<&'static Scanner>,
+    ) -> Result<FileIndex> {
         let lo = format!("{}/", ctx.display());
         let hi = format!("{}0", ctx.display());
         let mut st = conn.prepare_cached(
@@ -56,10 +74,22 @@ impl FileIndex {
                 (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
             );
         }
+        let marked = known.remove(&lo).map(|row| row.4);
+        let reset = match scanner {
+            Some(s) => !known.is_empty() && marked.as_deref() != Some(scan_marker(s).as_str()),
+            None => false,
+        };
+        if reset {
+            known.clear();
+        }
         Ok(FileIndex {
             known,
             changed: Vec::new(),
             hashed: 0,
+            scanner,
+            marker: lo,
+            reset,
+            hits: Vec::new(),
         })
     }
 
@@ -77,29 +107,67 @@ impl FileIndex {
                 return Ok(d.clone());
             }
         }
-        let d = sha256_file(path)?;
         self.hashed += 1;
+        let d = match self.scanner {
+            Some(s) => {
+                let (d, hits) = crate::scan::digest_and_scan(s, path, md.size())?;
+                if !hits.is_empty() {
+                    self.hits.push((path.to_path_buf(), hits));
+                    return Ok(d);
+                }
+                d
+            }
+            None => sha256_file(path)?,
+        };
         self.changed
             .push((key, stat.0, stat.1, stat.2, stat.3, d.clone()));
         Ok(d)
     }
 
-    /// Writes new and changed rows back.
+    /// Writes new and changed rows back (first dropping the context's rows when they were
+    /// not trusted), with the marker of the rules they were scanned under; without a
+    /// scanner, removes the markers of this context and the contexts
+    /// above it (whose ranges hold these rows too).
     pub fn save(&mut self, store: &gcr_store::Store) -> Result<()> {
         if self.changed.is_empty() {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.changed);
+        let marker = self.scanner.map(scan_marker);
+        let ctx = PathBuf::from(self.marker.trim_end_matches('/'));
         store.transaction(|tx| -> Result<()> {
+            if self.reset {
+                tx.execute(
+                    "DELETE FROM build_file_index WHERE path >= ?1 AND path < ?2",
+                    params![self.marker, format!("{}0", ctx.display())],
+                )?;
+            }
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO build_file_index(path, size, mtime_ns, ctime_ns, ino, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for (p, s, m, c, i, d) in &rows {
                 st.execute(params![p, s, m, c, i, d])?;
             }
+            match &marker {
+                Some(m) => {
+                    st.execute(params![self.marker, 0, 0, 0, 0, m])?;
+                }
+                None => {
+                    let mut del =
+                        tx.prepare_cached("DELETE FROM build_file_index WHERE path = ?1")?;
+                    for a in ctx.ancestors() {
+                        del.execute(params![format!("{}/", a.display())])?;
+                    }
+                }
+            }
             Ok(())
         })
     }
+}
+
+/// The marker row's digest column: which rules the rows were scanned under.
+fn scan_marker(s: &Scanner) -> String {
+    format!("scan:{}", s.rules_digest())
 }
 
 /// sha256 of a file's content as `sha256:<hex>`.

@@ -58,6 +58,9 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// Files a copy step takes hold what look like secrets (one sentence per hit).
+    #[error("{}", .0.join("\n"))]
+    SecretsFound(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("build database: {0}")]

@@ -16,6 +16,7 @@ mod error;
 pub mod ignore;
 mod layout;
 pub mod record;
+pub mod scan;
 mod upper;
 
 use std::path::PathBuf;

@@ -37,6 +37,11 @@ pub struct BuildRequest {
     pub password: Option<Vec<u8>>,
     /// `--no-sign`: ignore the configured default key.
     pub no_sign: bool,
+    /// `--allow-secret PATH`: context-relative files or directories the secret scan of
+    /// copy sources lets through.
+    pub allow_secrets: Vec<String>,
+    /// Skip the secret scan (benchmarks only: `GCR_NO_CONTEXT_SCAN=1`).
+    pub no_context_scan: bool,
 }
 
 /// Finds the spec: `file` if given (`-f`), else the only `*.gcr` file in `dir`.
@@ -79,7 +84,7 @@ pub fn find_spec(dir: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, Eng
     }
 }
 
-/// Maps a build error to the engine's (exit code 1, or 2 for usage).
+/// Maps a build error to the engine's (exit code 1, 2 for usage, 125 for a refusal).
 pub(crate) fn build_err(e: BuildError) -> EngineError {
     match e {
         BuildError::Usage(m) => EngineError::Usage(m),
@@ -87,6 +92,9 @@ pub(crate) fn build_err(e: BuildError) -> EngineError {
             EngineError::NotFound(e.to_string())
         }
         BuildError::Store(s) => EngineError::Store(s),
+        BuildError::SecretsFound(_) => EngineError::Refused(format!(
+            "the build was refused: files it copies hold what look like secrets:\n{e}"
+        )),
         other => EngineError::Internal(other.to_string()),
     }
 }
@@ -104,6 +112,8 @@ impl Engine {
             no_cache: req.no_cache,
             source_date_epoch: req.source_date_epoch,
             tag: true,
+            allow_secrets: req.allow_secrets.clone(),
+            no_context_scan: req.no_context_scan,
         };
         // The key is opened first: a wrong name or password fails before anything is built.
         let key_name = match (&req.sign_key, req.no_sign) {

@@ -57,6 +57,9 @@ pub enum EngineError {
     Conflict(String),
     #[error("{0}")]
     Internal(String),
+    /// gcr refused to do what was asked (a build whose context holds secrets): exit 125.
+    #[error("{0}")]
+    Refused(String),
     /// The container's command could not be started: exit 126 or 127.
     #[error("{msg}")]
     Exec { msg: String, code: i32 },
@@ -75,6 +78,7 @@ impl EngineError {
     pub fn exit_code(&self) -> i32 {
         match self {
             EngineError::Usage(_) => 2,
+            EngineError::Refused(_) => 125,
             EngineError::Exec { code, .. } => *code,
             _ => 1,
         }

@@ -265,7 +265,15 @@ fn emit(v: &Value, indent: usize, out: &mut String) {
     match v {
         Value::Object(o) if !o.is_empty() => {
             for (k, val) in o {
-                let key = scalar(&Value::String(k.clone()));
+                let plain = !k.is_empty()
+                    && k.as_bytes()[0].is_ascii_alphabetic()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b));
+                let key = if plain {
+                    k.clone()
+                } else {
+                    scalar(&Value::String(k.clone()))
+                };
                 if is_block(val) {
                     let _ = writeln!(out, "{pad}{key}:");
                     emit(val, indent + 2, out);
@@ -334,7 +342,7 @@ mod tests {
         let v = json!({"a": {"b": [1, {"c": "x\"y", "d": []}], "e": {}}, "f": true});
         assert_eq!(
             yaml(&v),
-            "\"a\":\n  \"b\":\n    - 1\n    - \"c\": \"x\\\"y\"\n      \"d\": []\n  \"e\": {}\n\"f\": true\n"
+            "a:\n  b:\n    - 1\n    - c: \"x\\\"y\"\n      d: []\n  e: {}\nf: true\n"
         );
     }
 

@@ -58,6 +58,10 @@ pub struct BuildArgs {
     /// Do not sign, even when config.json names a default key.
     #[arg(long, conflicts_with = "sign_key")]
     pub no_sign: bool,
+    /// Let the secret scan of copied files pass this file or directory (relative to the
+    /// context; repeatable) when the image is meant to contain the secret.
+    #[arg(long = "allow-secret", value_name = "PATH")]
+    pub allow_secrets: Vec<String>,
 }
 
 /// Renders build events as the `├──` tree or as plain lines.
@@ -269,6 +273,9 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
             None
         },
         no_sign: a.no_sign,
+        allow_secrets: a.allow_secrets.clone(),
+        // For bench/scan.sh only (the scan's cost); not a user option.
+        no_context_scan: std::env::var_os("GCR_NO_CONTEXT_SCAN").is_some_and(|v| v == "1"),
     };
     let json = a.progress == Progress::Json;
     let mut verified = None;

@@ -232,6 +232,11 @@ pub enum Cmd {
     Sign(crate::trust::SignArgs),
     /// Verify an image's blobs and its signature by a key.
     Verify(crate::trust::VerifyArgs),
+    /// MiniContainer manifests (ll.minicontainer.v1): verify, sign, apply, plan.
+    Manifest {
+        #[command(subcommand)]
+        cmd: crate::manifest::ManifestCmd,
+    },
     /// Test hook: attach FILE to an image as an OCI 1.1 artifact; prints its digest.
     #[command(name = "__attach", hide = true)]
     AttachArtifact {

@@ -5,6 +5,7 @@ mod build;
 mod cli;
 mod containers;
 mod images;
+mod manifest;
 mod network;
 mod out;
 mod registry;
@@ -178,6 +179,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             network::dispatch(e, c)
         }
         c @ (Cmd::Key { .. } | Cmd::Sign(_) | Cmd::Verify(_)) => trust::dispatch(e, c),
+        c @ Cmd::Manifest { .. } => manifest::dispatch(e, c),
         other => images::dispatch(e, other),
     }
 }

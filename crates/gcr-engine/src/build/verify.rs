@@ -94,6 +94,8 @@ impl Engine {
                 no_cache: true,
                 source_date_epoch: req.source_date_epoch,
                 tag: false,
+                allow_secrets: req.allow_secrets.clone(),
+                no_context_scan: req.no_context_scan,
             };
             let b = gcr_build::build(&s, &runner, &opts, emit).map_err(build_err)?;
             digests.push((b.manifest_digest, b.id));

@@ -1,0 +1,309 @@
+//! Secret scanning of the build context: before any step runs, every file a copy step
+//! takes from the context (after `.gcrignore`) is searched for private keys, cloud access
+//! keys and tokens (the rules of [`rules`], a subset of gitleaks' defaults). The search
+//! happens while the file is read for its digest, so a file is read once; a file the
+//! file-metadata index already knows unchanged was scanned clean when it was indexed (only
+//! clean files are indexed while scanning; see `context::FileIndex`). Files over
+//! [`MAX_SCAN_BYTES`] and binary files (a NUL byte in their first 8000 bytes, git's test)
+//! are not searched. A hit refuses the build unless the file is under a path given with
+//! `--allow-secret`; messages name the file, line and rule and never the secret.
+
+pub mod rules;
+
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{BuildError, Result};
+use rules::{Check, Rule, RULES};
+
+/// Files larger than this are not scanned (their content is hashed as usual).
+pub const MAX_SCAN_BYTES: u64 = 1 << 20;
+
+/// How many leading bytes are searched for a NUL byte to call a file binary.
+const BINARY_SNIFF: usize = 8000;
+
+/// Hits reported per file at most (the rest of the file is not searched further).
+const MAX_HITS_PER_FILE: usize = 8;
+
+/// Bytes of a match prefix shown at most.
+const MAX_PREVIEW: usize = 48;
+
+/// One possible secret in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The rule's id.
+    pub rule: &'static str,
+    /// What the rule finds ("an AWS access key id").
+    pub what: &'static str,
+    /// 1-based line of the match's start.
+    pub line: usize,
+    /// The match's non-secret prefix followed by `…` (never the secret itself).
+    pub preview: String,
+}
+
+/// The compiled rules: one set to learn which rules match, and each rule alone to find
+/// where.
+pub struct Scanner {
+    set: RegexSet,
+    each: Vec<Regex>,
+    digest: String,
+}
+
+static SCANNER: OnceLock<std::result::Result<Scanner, String>> = OnceLock::new();
+
+/// The scanner, compiled on first use.
+pub fn scanner() -> Result<&'static Scanner> {
+    SCANNER
+        .get_or_init(Scanner::compile)
+        .as_ref()
+        .map_err(|e| BuildError::Usage(format!("the secret-scanning rules do not compile: {e}")))
+}
+
+impl Scanner {
+    fn compile() -> std::result::Result<Scanner, String> {
+        let set = RegexSetBuilder::new(RULES.iter().map(|r| r.pattern))
+            .unicode(false)
+            .size_limit(64 << 20)
+            .dfa_size_limit(16 << 20)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let each = RULES
+            .iter()
+            .map(|r| {
+                RegexBuilder::new(r.pattern)
+                    .unicode(false)
+                    .build()
+                    .map_err(|e| format!("rule {}: {e}", r.id))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut h = Sha256::new();
+        for r in RULES {
+            h.update(format!("{}\0{}\0{:?}\n", r.id, r.pattern, r.check).as_bytes());
+        }
+        h.update(format!("{MAX_SCAN_BYTES} {BINARY_SNIFF}").as_bytes());
+        Ok(Scanner {
+            set,
+            each,
+            digest: format!("sha256:{}", hex::encode(h.finalize())),
+        })
+    }
+
+    /// A digest of the rule table and limits: the file index trusts earlier verdicts only
+    /// when it was written under the same rules.
+    pub fn rules_digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The hits in one file's bytes, in rule order then position (empty for binary input).
+    pub fn scan(&self, bytes: &[u8]) -> Vec<Hit> {
+        if is_binary(bytes) {
+            return Vec::new();
+        }
+        let mut hits = Vec::new();
+        for i in self.set.matches(bytes).iter() {
+            let (rule, re) = (&RULES[i], &self.each[i]);
+            for c in re.captures_iter(bytes) {
+                let Some(m) = c.get(0) else { continue };
+                if !passes(
+                    rule,
+                    bytes,
+                    m.end(),
+                    m.as_bytes(),
+                    c.get(1).map(|g| g.as_bytes()),
+                ) {
+                    continue;
+                }
+                let line = 1 + bytes[..m.start()].iter().filter(|b| **b == b'\n').count();
+                let preview = preview(rule, m.as_bytes(), c.get(1).map(|g| g.start() - m.start()));
+                hits.push(Hit {
+                    rule: rule.id,
+                    what: rule.what,
+                    line,
+                    preview,
+                });
+                if hits.len() >= MAX_HITS_PER_FILE {
+                    return hits;
+                }
+            }
+        }
+        hits
+    }
+}
+
+/// Git's test for binary content: a NUL byte near the start.
+pub fn is_binary(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(BINARY_SNIFF)].contains(&0)
+}
+
+fn passes(rule: &Rule, file: &[u8], end: usize, m: &[u8], group: Option<&[u8]>) -> bool {
+    match rule.check {
+        Check::None => true,
+        Check::Entropy { bits } => {
+            let v = group.unwrap_or(m);
+            v.iter().any(u8::is_ascii_alphabetic)
+                && v.iter().any(u8::is_ascii_digit)
+                && entropy(v) >= bits
+        }
+        Check::NotExample => !m.ends_with(b"EXAMPLE"),
+        Check::HasPrivateKeyField => contains(file, b"\"private_key\""),
+        Check::PemBody => pem_body(file.get(end..).unwrap_or_default()),
+    }
+}
+
+/// Shannon entropy in bits per byte.
+pub fn entropy(v: &[u8]) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for b in v {
+        counts[*b as usize] += 1;
+    }
+    let n = v.len() as f32;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = *c as f32 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What follows a PEM header (`rest`) holds a key: a run of at least 40 base64 bytes
+/// (key bodies are lines of 64 or 70; prose that merely names the header has no such
+/// words) before the next `-----END`, within 4 KiB.
+fn pem_body(rest: &[u8]) -> bool {
+    let rest = &rest[..rest.len().min(4096)];
+    let end = rest
+        .windows(8)
+        .position(|w| w == b"-----END")
+        .unwrap_or(rest.len());
+    let mut run = 0;
+    for b in &rest[..end] {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') {
+            run += 1;
+            if run >= 40 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+fn preview(rule: &Rule, m: &[u8], group_start: Option<usize>) -> String {
+    let (shown, more) = match group_start {
+        _ if rule.show == usize::MAX => (m, false),
+        Some(g) => (&m[..g], true),
+        None => (&m[..rule.show.min(m.len() / 3)], true),
+    };
+    let shown = &shown[..shown.len().min(MAX_PREVIEW)];
+    let mut s: String = String::from_utf8_lossy(shown)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if more {
+        s.push('…');
+    }
+    s
+}
+
+/// Reads a regular file once for both its sha256 digest and its hits. Files over
+/// [`MAX_SCAN_BYTES`] are only hashed (streamed), and their hit list is empty.
+pub(crate) fn digest_and_scan(
+    scanner: &Scanner,
+    path: &Path,
+    size: u64,
+) -> Result<(String, Vec<Hit>)> {
+    if size > MAX_SCAN_BYTES {
+        return Ok((crate::context::sha256_file(path)?, Vec::new()));
+    }
+    let mut f = std::fs::File::open(path).map_err(BuildError::io("cannot read", path))?;
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    // `take` bounds the read if the file grew since its metadata was read.
+    (&mut f)
+        .take(MAX_SCAN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(BuildError::io("cannot read", path))?;
+    if bytes.len() as u64 > MAX_SCAN_BYTES {
+        return Ok((crate::context::sha256_file(path)?, Vec::new()));
+    }
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    Ok((digest, scanner.scan(&bytes)))
+}
+
+/// The `--allow-secret` paths, relative to the context (`""` allows the whole context).
+#[derive(Debug, Clone, Default)]
+pub struct Allow(Vec<String>);
+
+impl Allow {
+    /// Normalizes the given paths against the canonical context `ctx`: relative paths
+    /// (`./` and a trailing `/` allowed), or absolute paths inside the context.
+    pub fn new(ctx: &Path, paths: &[String]) -> Result<Allow> {
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            let rel = match Path::new(p).strip_prefix(ctx) {
+                Ok(r) => r.to_string_lossy().into_owned(),
+                Err(_) if p.starts_with('/') => {
+                    return Err(BuildError::Usage(format!(
+                        "--allow-secret {p} is outside the build context {}; give a path relative to the context",
+                        ctx.display()
+                    )))
+                }
+                Err(_) => p.clone(),
+            };
+            let mut parts = Vec::new();
+            for c in rel.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." => {
+                        return Err(BuildError::Usage(format!(
+                            "--allow-secret {p} leaves the build context; give a path relative to the context without '..'"
+                        )))
+                    }
+                    c => parts.push(c),
+                }
+            }
+            out.push(parts.join("/"));
+        }
+        Ok(Allow(out))
+    }
+
+    /// Whether the context-relative file `rel` is allowed (it is, or is under, a path).
+    pub fn allows(&self, rel: &str) -> bool {
+        self.0.iter().any(|a| {
+            a.is_empty()
+                || rel == a
+                || (rel.len() > a.len()
+                    && rel.starts_with(a.as_str())
+                    && rel.as_bytes()[a.len()] == b'/')
+        })
+    }
+}
+
+/// The refusal: one sentence per hit, naming file, line and rule, and the ways out.
+pub fn refusal(found: &[(String, Hit)]) -> BuildError {
+    let lines = found
+        .iter()
+        .map(|(path, h)| {
+            format!(
+                "{path}:{} has what looks like {} (rule {}, {}); remove it from the file, list the file in .gcrignore, or pass --allow-secret {path} if the image must contain it",
+                h.line, h.what, h.rule, h.preview
+            )
+        })
+        .collect();
+    BuildError::SecretsFound(lines)
+}
+
+#[cfg(test)]
+mod tests;
