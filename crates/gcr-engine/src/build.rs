@@ -124,6 +124,16 @@ impl Engine {
         let key = key_name
             .map(|k| self.keys().private(&k, req.password.as_deref()))
             .transpose()?;
+        if crate::policy::load(self.root())?.is_some_and(|l| l.image.is_some()) {
+            let name = req.spec_file.display().to_string();
+            let bytes = std::fs::read(&req.spec_file)
+                .map_err(|e| EngineError::Io(format!("cannot read spec file {name}"), e))?;
+            if let Ok(spec) = gcr_core::spec::parse_spec_bytes(&name, &bytes) {
+                if !matches!(spec.base, gcr_core::spec::Base::Scratch) {
+                    self.gate_build_base(&spec.base.to_string())?;
+                }
+            }
+        }
         reap_build_cgroups();
         let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
         let built = gcr_build::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;

@@ -15,6 +15,7 @@ pub mod manifest_plan;
 pub mod names;
 pub mod network;
 pub mod ocispec;
+pub mod policy;
 pub mod prestart;
 pub mod registry;
 pub mod resolve;
@@ -72,6 +73,9 @@ pub enum EngineError {
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 }
+    /// Refused by policy (see [`policy`]): the CLI prints the POLICY_DENY JSON line, exit 125.
+    #[error("{}", crate::policy::deny_json(rule, reason))]
+    PolicyDeny { rule: String, reason: String },
 
 impl EngineError {
     /// Exit code for commands other than `run`: 1, or 2 for usage errors.
@@ -79,6 +83,7 @@ impl EngineError {
         match self {
             EngineError::Usage(_) => 2,
             EngineError::Refused(_) => 125,
+            EngineError::PolicyDeny { .. } => 125,
             EngineError::Exec { code, .. } => *code,
             _ => 1,
         }

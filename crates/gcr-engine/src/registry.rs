@@ -45,7 +45,34 @@ impl Engine {
         opts: &PullOptions,
         progress: &dyn Progress,
     ) -> Result<PullReport, EngineError> {
-        gcr_registry::pull(self.store()?, reference, opts, progress).map_err(err)
+        // The policy first: a rejected reference fetches nothing.
+        if !self.gate_pull_before(reference)? {
+            return gcr_registry::pull(self.store()?, reference, opts, progress).map_err(err);
+        }
+        // sigstoreSigned: the signatures come along and are checked once the image is in;
+        // a refused image is taken out again (its name goes back to what it named before).
+        let before = self.store()?.resolve_image(reference).ok().map(|r| r.id);
+        let opts = PullOptions {
+            no_referrers: false,
+            ..opts.clone()
+        };
+        let report = gcr_registry::pull(self.store()?, reference, &opts, progress).map_err(err)?;
+        if let Err(e) = self.gate_pull_after(reference, &report.id) {
+            if before.as_deref() != Some(report.id.as_str()) {
+                let store = self.store()?;
+                match &before {
+                    Some(old) => {
+                        let _ = store.tag(old, &report.reference);
+                        let _ = store.remove_image(&report.id, false);
+                    }
+                    None => {
+                        let _ = store.remove_image(&report.id, true);
+                    }
+                }
+            }
+            return Err(e);
+        }
+        Ok(report)
     }
 
     /// `gcr push`.

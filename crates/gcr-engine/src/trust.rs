@@ -69,7 +69,7 @@ pub struct VerifyReport {
 }
 
 /// A signature to try: where it came from, and its bytes or why they could not be read.
-type Candidate = (String, Result<Vec<u8>, EngineError>);
+pub(crate) type Candidate = (String, Result<Vec<u8>, EngineError>);
 
 /// An image whose manifest, config and layer blobs match their digests.
 struct Checked {
@@ -449,7 +449,7 @@ impl Engine {
 
     /// The signature artifacts attached to a manifest: each referrer's name and its one
     /// layer's bytes, or why they could not be read intact.
-    fn signature_referrers(&self, manifest_digest: &str) -> Result<Vec<Candidate>, EngineError> {
+    pub(crate) fn signature_referrers(&self, manifest_digest: &str) -> Result<Vec<Candidate>, EngineError> {
         Ok(self
             .signature_referrer_digests(manifest_digest)?
             .into_iter()

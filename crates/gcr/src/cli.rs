@@ -14,6 +14,12 @@ pub struct Cli {
     /// Store directory (images, containers, database).
     #[arg(long, global = true, env = "GCR_ROOT")]
     pub root: Option<PathBuf>,
+    /// Image policy (containers-policy.json format); default <root>/policy.json if present.
+    #[arg(long, global = true, env = "GCR_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Run policy (what containers may do); default <root>/run-policy.json if present.
+    #[arg(long, global = true, env = "GCR_RUN_POLICY")]
+    pub run_policy: Option<PathBuf>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -243,6 +249,11 @@ pub enum Cmd {
         /// Image (or referrer digest) the artifact refers to.
         subject: String,
         artifact_type: String,
+    /// Policy: explain what the policy gate decides (`policy check IMAGE [run flags]`).
+    Policy {
+        #[command(subcommand)]
+        cmd: crate::policy::PolicyCmd,
+    },
         file: PathBuf,
         /// KEY=VALUE annotations.
         #[arg(long = "annotation")]
@@ -420,12 +431,17 @@ impl Cli {
         use clap::{Args, FromArgMatches, Parser};
         let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
         if argv.get(1).is_some_and(|a| a == "run") {
-            let cmd = clap::Command::new("run").no_binary_name(true).arg(
-                clap::Arg::new("root")
-                    .long("root")
-                    .env("GCR_ROOT")
-                    .value_parser(clap::value_parser!(PathBuf)),
-            );
+            let path_arg = |id: &'static str, long: &'static str, env: &'static str| {
+                clap::Arg::new(id)
+                    .long(long)
+                    .env(env)
+                    .value_parser(clap::value_parser!(PathBuf))
+            };
+            let cmd = clap::Command::new("run")
+                .no_binary_name(true)
+                .arg(path_arg("root", "root", "GCR_ROOT"))
+                .arg(path_arg("policy", "policy", "GCR_POLICY"))
+                .arg(path_arg("run_policy", "run-policy", "GCR_RUN_POLICY"));
             let cmd = RunArgs::augment_args(cmd);
             if let Ok(m) = cmd.try_get_matches_from(&argv[2..]) {
                 if let Ok(a) = RunArgs::from_arg_matches(&m) {
@@ -439,3 +455,5 @@ impl Cli {
         Cli::parse()
     }
 }
+                        policy: m.get_one::<PathBuf>("policy").cloned(),
+                        run_policy: m.get_one::<PathBuf>("run_policy").cloned(),

@@ -8,6 +8,7 @@ mod images;
 mod manifest;
 mod network;
 mod out;
+mod policy;
 mod registry;
 mod render;
 mod trust;
@@ -99,6 +100,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
     }
     let root = absolute("store root", &cli.root.clone().unwrap_or_else(default_root))?;
     let run_dir = absolute("run dir", &run_dir())?;
+    gcr_engine::policy::configure(cli.policy.clone(), cli.run_policy.clone());
     // A foreground run opens the store while it prepares its container (see
     // Engine::open_deferred).
     let engine = if matches!(&cli.cmd, Cmd::Run(a) if !a.detach) {
@@ -182,6 +184,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         c @ Cmd::Manifest { .. } => manifest::dispatch(e, c),
         other => images::dispatch(e, other),
     }
+        Cmd::Policy { cmd } => policy::dispatch(e, cmd),
 }
 
 fn main() {

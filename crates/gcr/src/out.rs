@@ -34,7 +34,21 @@ pub(crate) use errln;
 /// See [`errln`].
 pub fn err_line(args: fmt::Arguments<'_>) {
     let mut e = io::stderr().lock();
-    let _ = e.write_fmt(args).and_then(|()| e.write_all(b"\n"));
+    // A policy refusal is its JSON line alone (plus a sentence for a person at a terminal).
+    let line = args.to_string();
+    if let Some(json) = line
+        .strip_prefix("Error: ")
+        .filter(|j| j.starts_with("{\"code\":\"POLICY_DENY\""))
+    {
+        let _ = writeln!(e, "{json}");
+        if io::IsTerminal::is_terminal(&io::stderr()) {
+            let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+            let _ = writeln!(e, "gcr: refused by policy rule {}: {}", s("rule"), s("reason"));
+        }
+        return;
+    }
+    let _ = e.write_all(line.as_bytes()).and_then(|()| e.write_all(b"\n"));
 }
 
 /// The failure for an error writing to stdout: quiet for a closed pipe, reported otherwise.

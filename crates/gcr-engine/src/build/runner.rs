@@ -52,6 +52,7 @@ impl Runner for RuntimeRunner {
                     .collect(),
                 ..Default::default()
             },
+            policy: None,
         };
         let spec = ocispec::build(&cfg, Vec::new()).map_err(|e| e.to_string())?;
         let manager = CgroupManager::detect()

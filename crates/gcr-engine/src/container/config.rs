@@ -173,6 +173,9 @@ pub struct ContainerConfig {
 }
 
 #[cfg(test)]
+    /// The policy gate's allow (rule and policy digest), when a policy was in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 mod tests {
     use super::*;
 

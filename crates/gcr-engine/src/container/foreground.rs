@@ -61,9 +61,13 @@ impl Engine {
             Some(c) => {
                 let id = self.premount_ahead(&opts, &c).map(|(id, p)| {
                     ahead = Some(p);
+                // Flags and policy first: a refused container gets no overlay made ahead.
+                let mut opts = opts;
+                super::run::check_options(&opts)?;
+                let note = self.gate_container(&mut opts, &c.id, &c.config, &c.lowers)?;
                     id
                 });
-                self.prepare_container_cached(opts, c, id)?
+                self.prepare_container_cached(opts, c, id, note)?
             }
             None => {
                 // The store is in the way first: make the container's network namespace

@@ -97,6 +97,7 @@ impl Engine {
                 )))
             }
         }
+        self.gate_start(&r)?;
         if !self.claim_start(&mut r)? {
             // Another `start` ran it meanwhile: starting a running container is a no-op.
             return Ok(r);

@@ -221,6 +221,11 @@ fn insert_unit(conn: &Connection, r: &Record) -> Result<(), EngineError> {
         }
         Err(e) => return Err(e.into()),
     }
+    // An allow of the policy gate is recorded in the create event's cause.
+    let cause = match &r.config.policy {
+        Some(note) => format!("create ({note})"),
+        None => "create".to_string(),
+    };
     event(
         conn,
         "container",
@@ -228,7 +233,7 @@ fn insert_unit(conn: &Connection, r: &Record) -> Result<(), EngineError> {
         &r.name,
         None,
         Some("created"),
-        "create",
+        &cause,
     )?;
     if r.state != State::Created {
         // Stored already started (a foreground run records its start with the row).

@@ -34,7 +34,7 @@ impl Engine {
     /// run directory's image cache for the next foreground run (see [`imagecache`]).
     pub(super) fn prepare_container(
         &self,
-        opts: RunOptions,
+        mut opts: RunOptions,
         remember: bool,
     ) -> Result<Record, EngineError> {
         check_options(&opts)?;
@@ -59,6 +59,7 @@ impl Engine {
         let config = String::from_utf8(config)
             .map_err(|_| EngineError::Internal("the image config is not UTF-8".into()))?;
         let cached = imagecache::CachedImage {
+        let note = self.gate_container(&mut opts, &image.id, &config, &lowers)?;
             image_ref: opts.image.clone(),
             id: image.id,
             lowers,
@@ -68,21 +69,25 @@ impl Engine {
         if remember && crate::rundir::ensure(self.run_dir()).is_ok() {
             imagecache::save(self.run_dir(), self.root(), &cached);
         }
-        self.describe_container(opts, cached, true, None, remember)
+        let mut r = self.describe_container(opts, cached, true, None, remember)?;
+        r.config.policy = note;
+        Ok(r)
     }
 
     /// [`Engine::prepare_container`] from an image cache entry, without the store: the
     /// name's uniqueness is checked when the row is stored.
     /// `ahead`: the id picked for a root overlay asked for ahead (the housekeeper makes
-    /// its directories).
+    /// its directories). `note`: the policy gate's allow (see [`Engine::gate_container`]).
     pub(super) fn prepare_container_cached(
         &self,
         opts: RunOptions,
         cached: imagecache::CachedImage,
         ahead: Option<String>,
     ) -> Result<Record, EngineError> {
-        check_options(&opts)?;
-        self.describe_container(opts, cached, false, ahead, true)
+        note: Option<String>,
+        let mut r = self.describe_container(opts, cached, false, ahead, true)?;
+        r.config.policy = note;
+        Ok(r)
     }
 
     /// The record of a new container (name, hostname, resolved configuration) and its
@@ -122,7 +127,11 @@ impl Engine {
             image_ref,
             created_at: now_secs(),
             state: State::Created,
-            config: ContainerConfig { opts, resolved },
+            config: ContainerConfig {
+                opts,
+                resolved,
+                policy: None,
+            },
             pid: None,
             started_at: None,
             finished_at: None,
@@ -326,7 +335,7 @@ impl Engine {
 }
 
 /// Checks of `run`/`create` flags that need nothing but the flags.
-fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
+pub(super) fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
     if let Some(n) = &opts.name {
         if !names::valid_name(n) {
             return Err(EngineError::Usage(format!(

@@ -84,7 +84,10 @@ pub enum Identity {
 pub enum Requirement {
     InsecureAcceptAnything,
     Reject,
-    SigstoreSigned { key: PublicKey, identity: Identity },
+    SigstoreSigned {
+        key: Box<PublicKey>,
+        identity: Identity,
+    },
 }
 
 impl Requirement {
@@ -196,7 +199,10 @@ fn compile_req(file: &str, at: &str, r: ReqDoc) -> Result<Requirement, PolicyErr
                 .map_err(|e| invalid(file, e.to_string()))?;
             let identity = signed_identity.unwrap_or(Identity::MatchRepoDigestOrExact {});
             check_identity(file, at, &identity)?;
-            Requirement::SigstoreSigned { key, identity }
+            Requirement::SigstoreSigned {
+                key: Box::new(key),
+                identity,
+            }
         }
     })
 }
