@@ -208,14 +208,14 @@ fn plan_kubernetes(m: &Manifest, name: &str, digest: &str) -> Plan {
         "app.kubernetes.io/name": name,
         "app.kubernetes.io/managed-by": "gcr",
     });
-    let annotations = json!({ "ll.minicontainer/digest": digest });
     let pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        "metadata": {"name": name, "labels": labels},
         "spec": {"restartPolicy": "Never", "containers": [container]},
     });
-    let mut text = String::new();
+    // The digest as a comment: podman kube play refuses annotation values over 63 bytes.
+    let mut text = format!("# ll.minicontainer.v1 manifest {digest}\n");
     let mut notes = Vec::new();
     if !artifacts.is_empty() {
         let data: serde_json::Map<String, Value> = artifacts
