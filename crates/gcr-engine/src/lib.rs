@@ -20,6 +20,7 @@ pub mod prestart;
 pub mod registry;
 pub mod resolve;
 mod rundir;
+pub mod secrets;
 pub mod storecell;
 pub mod timing;
 pub mod trash;
@@ -72,18 +73,18 @@ pub enum EngineError {
     Db(#[from] rusqlite::Error),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
-}
     /// Refused by policy (see [`policy`]): the CLI prints the POLICY_DENY JSON line, exit 125.
     #[error("{}", crate::policy::deny_json(rule, reason))]
     PolicyDeny { rule: String, reason: String },
+}
 
 impl EngineError {
     /// Exit code for commands other than `run`: 1, or 2 for usage errors.
     pub fn exit_code(&self) -> i32 {
         match self {
             EngineError::Usage(_) => 2,
-            EngineError::Refused(_) => 125,
             EngineError::PolicyDeny { .. } => 125,
+            EngineError::Refused(_) => 125,
             EngineError::Exec { code, .. } => *code,
             _ => 1,
         }

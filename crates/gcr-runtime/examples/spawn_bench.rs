@@ -83,6 +83,7 @@ fn main() {
             },
             while_starting: None,
             gate: false,
+            secrets: Vec::new(),
         })
         .expect("spawn");
         spawn_times.push(t.elapsed().as_secs_f64() * 1000.0);

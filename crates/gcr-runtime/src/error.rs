@@ -31,12 +31,13 @@ pub enum Stage {
     Exec,
     Init,
     Cgroup,
+    Secrets,
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Stage {
         use Stage::*;
-        const ALL: [Stage; 21] = [
+        const ALL: [Stage; 22] = [
             Sync,
             Namespace,
             Propagation,
@@ -58,6 +59,7 @@ impl Stage {
             Exec,
             Init,
             Cgroup,
+            Secrets,
         ];
         let v = v & 0xff;
         ALL.iter().copied().find(|s| *s as u32 == v).unwrap_or(Sync)
@@ -86,6 +88,7 @@ impl Stage {
             Stage::Exec => "executing the command",
             Stage::Init => "starting the init reaper",
             Stage::Cgroup => "joining the cgroup",
+            Stage::Secrets => "writing the secrets to their tmpfs",
         }
     }
 }

@@ -31,6 +31,7 @@ mod wait;
 
 pub use error::{ExitStatus, RuntimeError, Stage};
 pub use exec::exec_in;
+pub use mounts::SecretFile;
 pub use namespaces::LoopbackNetns;
 pub use process::{cap_number, caps_mask, DOCKER_DEFAULT_CAPS};
 pub use spawn::{spawn, Launch, Network, Rootfs, Running, SeccompMode, Stdio};

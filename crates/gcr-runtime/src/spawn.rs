@@ -14,7 +14,7 @@ use oci_spec::runtime::Spec;
 
 use crate::cgroups::{Cgroup, CgroupManager, CgroupVersion, Join, Resources};
 use crate::error::Stage;
-use crate::mounts::MountPlan;
+use crate::mounts::{MountPlan, SecretFile};
 use crate::namespaces::NsPlan;
 use crate::process::ProcessPlan;
 use crate::stdio::StdioPlan;
@@ -93,6 +93,9 @@ pub struct Launch<'a> {
     /// Hold the child before pivot_root until `while_starting` has returned true: for a
     /// caller that started from data it has yet to check (the engine's image cache).
     pub gate: bool,
+    /// Secrets written to a tmpfs in the container's mount namespace (see
+    /// [`SecretFile`]); the values are wiped from this process when the launch is dropped.
+    pub secrets: Vec<SecretFile>,
 }
 
 /// A started container process (or an exec'd process in one).
@@ -231,7 +234,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidSpec("the spec has no process".into()))?;
     let process = ProcessPlan::prepare(process, l.seccomp)?;
-    let mounts = MountPlan::prepare(l.spec, &l.rootfs)?;
+    let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets)?;
     let ns = NsPlan::prepare(l.spec, l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
     // v2 groups are made first, for clone3(CLONE_INTO_CGROUP). v1 groups (one directory

@@ -520,6 +520,7 @@ fn plain_directory_root_is_bind_mounted() {
         network: Network::NewLoopback,
         while_starting: None,
         gate: false,
+        secrets: Vec::new(),
     })
     .unwrap();
     let mut out = String::new();

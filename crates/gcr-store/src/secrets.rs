@@ -38,22 +38,28 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
 }
 
 impl Store {
-    /// Inserts a secret; false (nothing written) when one with its name or id exists.
+    /// Inserts a secret and its `create` event in one transaction; false (nothing
+    /// written) when one with its name or id exists.
     pub fn insert_secret(&self, s: &SecretRow) -> Result<bool> {
-        let n = self.conn().execute(
-            "INSERT INTO secrets(id, name, created_at, updated_at, labels, sealed, digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            params![
-                s.id,
-                s.name,
-                s.created_at,
-                s.updated_at,
-                s.labels,
-                s.sealed,
-                s.digest
-            ],
-        )?;
-        Ok(n == 1)
+        self.transaction(|tx| {
+            let n = tx.execute(
+                "INSERT INTO secrets(id, name, created_at, updated_at, labels, sealed, digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![
+                    s.id,
+                    s.name,
+                    s.created_at,
+                    s.updated_at,
+                    s.labels,
+                    s.sealed,
+                    s.digest
+                ],
+            )?;
+            if n == 1 {
+                secret_event(tx, "create", &s.id, &s.name)?;
+            }
+            Ok(n == 1)
+        })
     }
 
     /// The secret named `name`, or whose id is `name` or starts with it (unique prefix).
@@ -90,13 +96,32 @@ impl Store {
         Ok(rows)
     }
 
-    /// Deletes the secret with this id; false when it was gone already.
+    /// Deletes the secret with this id and records its `remove` event; false when it was
+    /// gone already.
     pub fn delete_secret(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM secrets WHERE id = ?1", [id])?
-            == 1)
+        self.transaction(|tx| {
+            let name: Option<String> = tx
+                .query_row(
+                    "DELETE FROM secrets WHERE id = ?1 RETURNING name",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(n) = &name {
+                secret_event(tx, "remove", id, n)?;
+            }
+            Ok(name.is_some())
+        })
     }
+}
+
+/// A secret event (`kind = 'secret'`): its id and name, never its value.
+fn secret_event(tx: &rusqlite::Connection, action: &str, id: &str, name: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO events(time_ns, kind, object, name, to_state) VALUES (?1, 'secret', ?2, ?3, ?4)",
+        params![crate::util::now_ns(), id, name, action],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -129,5 +154,14 @@ mod tests {
         assert!(store.delete_secret("abc123").unwrap());
         assert!(!store.delete_secret("abc123").unwrap());
         assert!(store.secret("one").unwrap().is_none());
+        let events: i64 = store
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM events WHERE kind = 'secret'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(events, 3, "two creates and one remove");
     }
 }

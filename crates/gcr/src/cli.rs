@@ -234,6 +234,12 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: crate::trust::KeyCmd,
     },
+    /// Manage secrets (encrypted at rest; given to containers with --secret or
+    /// -e VAR=grant://NAME).
+    Secret {
+        #[command(subcommand)]
+        cmd: crate::secrets::SecretCmd,
+    },
     /// Sign an image: an in-toto statement in a Sigstore bundle, attached as a referrer.
     Sign(crate::trust::SignArgs),
     /// Verify an image's blobs and its signature by a key.
@@ -380,6 +386,10 @@ pub struct RunArgs {
     /// Mount a tmpfs: /path[:size=64m,mode=1777].
     #[arg(long = "tmpfs")]
     pub tmpfs: Vec<String>,
+    /// Give a secret as a file on a tmpfs: NAME or
+    /// source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0444] (target under /run/secrets).
+    #[arg(long = "secret")]
+    pub secret: Vec<String>,
     /// Command to check health (run with /bin/sh -c inside the container).
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,

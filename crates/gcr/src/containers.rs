@@ -100,6 +100,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         health_retries: a.health_retries,
         health_start_period: a.health_start_period.clone(),
         no_healthcheck: a.no_healthcheck,
+        secrets: a.secret.clone(),
     })
 }
 

@@ -11,6 +11,7 @@ mod out;
 mod policy;
 mod registry;
 mod render;
+mod secrets;
 mod trust;
 
 use std::path::{Path, PathBuf};
@@ -180,6 +181,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         c @ (Cmd::Network { .. } | Cmd::Volume { .. } | Cmd::Port { .. }) => {
             network::dispatch(e, c)
         }
+        Cmd::Secret { cmd } => secrets::dispatch(e, cmd),
         c @ (Cmd::Key { .. } | Cmd::Sign(_) | Cmd::Verify(_)) => trust::dispatch(e, c),
         c @ Cmd::Manifest { .. } => manifest::dispatch(e, c),
         other => images::dispatch(e, other),

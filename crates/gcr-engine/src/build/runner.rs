@@ -90,6 +90,7 @@ impl Runner for RuntimeRunner {
             },
             while_starting: None,
             gate: false,
+            secrets: Vec::new(),
         };
         let running = gcr_runtime::spawn(launch).map_err(|e| e.to_string())?;
         let mut lines = BufReader::new(std::fs::File::from(rd));

@@ -111,6 +111,9 @@ pub struct RunOptions {
     /// `--no-healthcheck`: ignore the image's healthcheck.
     #[serde(default)]
     pub no_healthcheck: bool,
+    /// `--secret NAME[,target=…,uid=…,gid=…,mode=…]` as given (names only, never values).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// A healthcheck as resolved from the image and the flags (durations in milliseconds).
@@ -170,12 +173,12 @@ impl Resolved {
 pub struct ContainerConfig {
     pub opts: RunOptions,
     pub resolved: Resolved,
-}
-
-#[cfg(test)]
     /// The policy gate's allow (rule and policy digest), when a policy was in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

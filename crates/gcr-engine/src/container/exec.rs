@@ -51,14 +51,31 @@ impl Engine {
                 "exec needs a command to run after the container name".into(),
             ));
         }
-        let process = exec_process(&r, o)?;
+        let mut process = exec_process(&r, o)?;
+        // `VAR=grant://NAME` (the container's or the exec's own) gets its value here, in
+        // memory only; wiped once the process has it.
+        if let Some(env) = process.env_mut().as_mut() {
+            if env
+                .iter()
+                .any(|e| crate::secrets::grant::env_grant(e).is_some())
+            {
+                if let Err(e) = crate::secrets::grant::fill_env(self, &mut None, env) {
+                    crate::secrets::grant::wipe_env(env);
+                    return Err(e);
+                }
+            }
+        }
         let res = &r.config.resolved;
         let cg = self.cgroup(&r.id).ok();
         let seccomp = res.seccomp_mode();
         let stdio = if o.tty { Stdio::Pty } else { Stdio::Inherit };
-        let mut running =
+        let running =
             gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio)
-                .map_err(runtime_err)?;
+                .map_err(runtime_err);
+        if let Some(env) = process.env_mut().as_mut() {
+            crate::secrets::grant::wipe_env(env);
+        }
+        let mut running = running?;
         if o.detach {
             std::mem::forget(running);
             return Ok(0);

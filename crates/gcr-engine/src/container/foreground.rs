@@ -22,6 +22,8 @@ impl Engine {
     /// held before `pivot_root` until the store confirms the image and the row is stored,
     /// else it is discarded and the run starts over the ordinary way.
     pub fn run_foreground(&self, opts: RunOptions) -> Result<i32, EngineError> {
+        // Secrets named by the flags must exist before anything is made.
+        crate::secrets::grant::check(self, &opts.secrets, &opts.env)?;
         let none = opts.network.as_deref() == Some("none");
         let door_netns = crate::prestart::housekeeper(self.root(), self.run_dir(), none);
         let cached = self
@@ -59,12 +61,12 @@ impl Engine {
         let mut ahead = None;
         let r = match cached {
             Some(c) => {
-                let id = self.premount_ahead(&opts, &c).map(|(id, p)| {
-                    ahead = Some(p);
                 // Flags and policy first: a refused container gets no overlay made ahead.
                 let mut opts = opts;
                 super::run::check_options(&opts)?;
                 let note = self.gate_container(&mut opts, &c.id, &c.config, &c.lowers)?;
+                let id = self.premount_ahead(&opts, &c).map(|(id, p)| {
+                    ahead = Some(p);
                     id
                 });
                 self.prepare_container_cached(opts, c, id, note)?

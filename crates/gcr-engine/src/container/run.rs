@@ -38,6 +38,7 @@ impl Engine {
         remember: bool,
     ) -> Result<Record, EngineError> {
         check_options(&opts)?;
+        crate::secrets::grant::check(self, &opts.secrets, &opts.env)?;
         let image = self.store()?.resolve_image(&opts.image).map_err(|e| {
             if e.is_not_found() {
                 EngineError::NotFound(format!(
@@ -58,8 +59,8 @@ impl Engine {
         timing::mark("prepare: image resolved");
         let config = String::from_utf8(config)
             .map_err(|_| EngineError::Internal("the image config is not UTF-8".into()))?;
-        let cached = imagecache::CachedImage {
         let note = self.gate_container(&mut opts, &image.id, &config, &lowers)?;
+        let cached = imagecache::CachedImage {
             image_ref: opts.image.clone(),
             id: image.id,
             lowers,
@@ -83,8 +84,8 @@ impl Engine {
         opts: RunOptions,
         cached: imagecache::CachedImage,
         ahead: Option<String>,
-    ) -> Result<Record, EngineError> {
         note: Option<String>,
+    ) -> Result<Record, EngineError> {
         let mut r = self.describe_container(opts, cached, false, ahead, true)?;
         r.config.policy = note;
         Ok(r)
@@ -181,13 +182,14 @@ impl Engine {
             Some(p) if p.stubs == stubs => p.lowers.clone(),
             _ => mountpoints::lowers(self.root(), &cfg.resolved.lowers, &stubs),
         };
-        let spec = match ocispec::build(cfg, mounts) {
-            Ok(s) => s,
-            Err(e) => {
-                self.net_detach(r);
-                return Err(e);
-            }
-        };
+        let (mut spec, secrets) =
+            match ocispec::build(cfg, mounts).and_then(|spec| self.grant_secrets(cfg, spec)) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.net_detach(r);
+                    return Err(e);
+                }
+            };
         let rootfs = match self.rootfs(&r.id, lowers, ahead, cfg.opts.rm) {
             Ok(fs) => fs,
             Err(e) => {
@@ -214,9 +216,11 @@ impl Engine {
             network: att.network,
             while_starting,
             gate,
+            secrets,
         };
         timing::mark("launch: spec");
         let res = gcr_runtime::spawn(launch);
+        crate::secrets::grant::wipe_spec_env(&mut spec);
         timing::mark("launch: spawn");
         res.map_err(|e| {
             self.net_detach(r);

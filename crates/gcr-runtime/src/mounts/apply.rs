@@ -100,6 +100,7 @@ impl MountPlan {
             if self.dev_tmpfs {
                 self.make_dev(errfd, rootfd);
             }
+            self.secrets.apply(errfd, rootfd);
             before_pivot();
             if libc::fchdir(rootfd) != 0
                 || sys::pivot_root(c".".as_ptr(), c".".as_ptr()) != 0

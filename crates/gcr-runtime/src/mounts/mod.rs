@@ -15,7 +15,10 @@ use libc::c_ulong;
 use oci_spec::runtime::Spec;
 
 mod apply;
+mod secrets;
 mod walk;
+
+pub use secrets::SecretFile;
 
 use crate::mountopts;
 use crate::{Rootfs, RuntimeError};
@@ -68,6 +71,7 @@ pub(crate) struct MountPlan {
     masked: Vec<CString>,
     readonly: Vec<CString>,
     root_readonly: bool,
+    secrets: secrets::SecretsPlan,
 }
 
 /// Opens the directory `path` (absolute or relative, resolved inside the root `rootfd`),
@@ -283,7 +287,12 @@ impl MountPlan {
         }
     }
 
-    pub(crate) fn prepare(spec: &Spec, rootfs: &Rootfs) -> Result<MountPlan, RuntimeError> {
+    pub(crate) fn prepare(
+        spec: &Spec,
+        rootfs: &Rootfs,
+        secret_files: Vec<SecretFile>,
+    ) -> Result<MountPlan, RuntimeError> {
+        let secrets = secrets::SecretsPlan::prepare(secret_files)?;
         let root = match rootfs {
             Rootfs::Overlay {
                 lowers,
@@ -444,6 +453,7 @@ impl MountPlan {
                 .as_ref()
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
+            secrets,
         })
     }
 }

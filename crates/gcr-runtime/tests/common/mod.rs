@@ -204,6 +204,7 @@ pub fn run(
         network,
         while_starting: None,
         gate: false,
+        secrets: Vec::new(),
     });
     let running = match running {
         Ok(r) => r,
@@ -313,6 +314,7 @@ pub fn start(fx: &Fixture, name: &str, spec: &Spec, stdio: Stdio, cgroup: bool) 
         network: Network::NewLoopback,
         while_starting: None,
         gate: false,
+        secrets: Vec::new(),
     })
     .unwrap();
     Started {

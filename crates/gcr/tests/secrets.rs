@@ -1,0 +1,373 @@
+//! Secrets (issue 15 item 4): `gcr secret create|ls|inspect|rm`; a container given a
+//! secret as a file (`--secret`) and as an environment value (`-e VAR=grant://NAME`) reads
+//! it at `/run/secrets/NAME` on a read-only tmpfs with the requested owner and mode, while
+//! a byte search of the store root, the run dir, every blob, logs, events, inspect and ps
+//! finds the value nowhere; the file is gone when the container stops and back on start.
+//! Bad input (names, flags, a missing secret, an open key file) is refused with exit 125
+//! and writes nothing.
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Says "ready" once its TERM trap is in place, after printing what it checked.
+const CHECK: &str = r#"trap 'exit 0' TERM
+stat -c 'mode=%a uid=%u gid=%g' /run/secrets/db
+grep ' /run/secrets ' /proc/mounts
+grep ' /etc/app/pw ' /proc/mounts
+[ "$(cat /run/secrets/db)" = "$PW" ] && echo env-matches-file
+[ "$(cat /etc/app/pw)" = "$PW" ] && echo bind-matches
+sha256sum /run/secrets/db
+echo ready
+while :; do sleep 1 & wait $!; done"#;
+
+/// A long random value no file could hold by chance.
+fn random_value() -> String {
+    let mut b = [0u8; 48];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .expect("read /dev/urandom");
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("gcr-secret-{hex}")
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Every regular file under `dir` whose bytes contain `needle` (symlinks not followed).
+fn files_containing(dir: &Path, needle: &[u8], hits: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.is_dir() {
+            files_containing(&p, needle, hits);
+        } else if md.is_file() {
+            if let Ok(b) = std::fs::read(&p) {
+                if b.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p.display().to_string());
+                }
+            }
+        }
+    }
+}
+
+fn assert_nowhere(env: &Env, value: &str, when: &str) {
+    let mut hits = Vec::new();
+    files_containing(env.root.path(), value.as_bytes(), &mut hits);
+    files_containing(&env.run_dir, value.as_bytes(), &mut hits);
+    assert!(hits.is_empty(), "{when}: the value is in {hits:?}");
+    for args in [
+        &["ps", "-a", "--format", "json"][..],
+        &["events", "--since", "0", "--format", "json"],
+        &["inspect", "c1"],
+        &["logs", "c1"],
+        &["secret", "inspect", "db"],
+        &["secret", "ls", "--format", "json"],
+    ] {
+        let out = env.gcr(args);
+        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+        assert!(
+            !all.windows(value.len()).any(|w| w == value.as_bytes()),
+            "{when}: `gcr {args:?}` shows the value"
+        );
+    }
+}
+
+#[test]
+fn a_secret_reaches_its_container_only() {
+    if !need_root("a_secret_reaches_its_container_only") {
+        return;
+    }
+    let env = Env::new();
+    let value = random_value();
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("value");
+    std::fs::write(&file, &value).unwrap();
+    let id = env.ok(&[
+        "secret",
+        "create",
+        "--label",
+        "team=db",
+        "db",
+        file.to_str().unwrap(),
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 25, "{id}");
+    // The key file: root only.
+    let key = std::fs::metadata(env.root.path().join("secrets.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    assert_eq!(env.ok(&["secret", "ls", "-q"]).trim(), id);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["secret", "inspect", "db"])).unwrap();
+    assert_eq!(inspect[0]["ID"], id);
+    assert_eq!(inspect[0]["Spec"]["Name"], "db");
+    assert_eq!(inspect[0]["Spec"]["Labels"]["team"], "db");
+    assert!(inspect[0]["Digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "none",
+        "--secret",
+        "db,uid=1000,gid=1001,mode=0440",
+        "--secret",
+        "source=db,target=/etc/app/pw",
+        "-e",
+        "PW=grant://db",
+        IMAGE,
+        "sh",
+        "-c",
+        CHECK,
+    ]);
+    assert!(
+        eventually(10, || env.ok(&["logs", "c1"]).contains("ready")),
+        "{}",
+        env.ok(&["logs", "c1"])
+    );
+    let logs = env.ok(&["logs", "c1"]);
+    assert!(logs.contains("mode=440 uid=1000 gid=1001"), "{logs}");
+    assert!(logs.contains("tmpfs /run/secrets tmpfs ro,"), "{logs}");
+    assert!(logs.contains(" /etc/app/pw tmpfs ro,"), "{logs}");
+    assert!(logs.contains("env-matches-file"), "{logs}");
+    assert!(logs.contains("bind-matches"), "{logs}");
+    assert!(logs.contains(&sha256_hex(value.as_bytes())), "{logs}");
+    // exec sees the file and gets grant:// values too.
+    let out = env.ok(&[
+        "exec",
+        "-e",
+        "X=grant://db",
+        "c1",
+        "sh",
+        "-c",
+        "[ \"$X\" = \"$(cat /run/secrets/db)\" ] && echo same",
+    ]);
+    assert_eq!(out.trim(), "same");
+    // The stored configuration keeps the reference.
+    let inspect = env.ok(&["inspect", "c1"]);
+    assert!(inspect.contains("PW=grant://db"), "{inspect}");
+    // A secret in use cannot be removed.
+    let out = env.gcr(&["secret", "rm", "db"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in use by container(s) c1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nowhere(&env, &value, "while running");
+
+    env.ok(&["stop", "c1"]);
+    assert_nowhere(&env, &value, "after stop");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("/run/secrets"), "{mounts}");
+
+    // Back on start (the tmpfs is made again from the sealed value).
+    env.ok(&["start", "c1"]);
+    assert!(eventually(10, || env
+        .ok(&["logs", "c1"])
+        .matches("ready")
+        .count()
+        == 2));
+    assert_eq!(
+        env.ok(&["logs", "c1"]).matches("env-matches-file").count(),
+        2
+    );
+    env.ok(&["stop", "c1"]);
+    assert_nowhere(&env, &value, "after the second stop");
+    env.ok(&["rm", "c1"]);
+    assert_eq!(env.ok(&["secret", "rm", "db"]).trim(), "db");
+    assert_eq!(env.ok(&["secret", "ls", "-q"]).trim(), "");
+}
+
+#[test]
+fn a_foreground_run_gets_its_secret_every_time() {
+    if !need_root("a_foreground_run_gets_its_secret_every_time") {
+        return;
+    }
+    let env = Env::new();
+    let value = random_value();
+    let mut c = env.cmd(&["secret", "create", "tok", "-"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), value.as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    // Twice: the second run goes through the housekeeper and the image cache.
+    for _ in 0..2 {
+        let out = env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--secret",
+            "tok",
+            "-e",
+            "T=grant://tok",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat /run/secrets/tok; echo; echo $T",
+        ]);
+        assert_eq!(out, format!("{value}\n{value}\n"));
+    }
+    let mut hits = Vec::new();
+    files_containing(env.root.path(), value.as_bytes(), &mut hits);
+    files_containing(&env.run_dir, value.as_bytes(), &mut hits);
+    assert!(hits.is_empty(), "{hits:?}");
+}
+
+fn assert_refused(env: &Env, args: &[&str], says: &str) {
+    let out = env.gcr(args);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "gcr {args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(says),
+        "gcr {args:?}: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env.ok(&["ps", "-aq"]).trim(),
+        "",
+        "gcr {args:?} left a container"
+    );
+    let dirs = std::fs::read_dir(env.root.path().join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(dirs, 0, "gcr {args:?} left a container directory");
+}
+
+#[test]
+fn bad_input_is_refused_and_writes_nothing() {
+    if !need_root("bad_input_is_refused_and_writes_nothing") {
+        return;
+    }
+    let env = Env::new();
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("v");
+    std::fs::write(&file, "value-1").unwrap();
+    let f = file.to_str().unwrap();
+    assert_refused(
+        &env,
+        &["secret", "create", "bad!", f],
+        "invalid secret name",
+    );
+    assert_refused(&env, &["secret", "create", "a/b", f], "invalid secret name");
+    let empty = src.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    assert_refused(
+        &env,
+        &["secret", "create", "e", empty.to_str().unwrap()],
+        "is empty",
+    );
+    assert_refused(
+        &env,
+        &["secret", "create", "m", "/nonexistent/file"],
+        "cannot read",
+    );
+    assert_eq!(env.ok(&["secret", "ls", "-q"]).trim(), "");
+
+    env.ok(&["secret", "create", "db", f]);
+    let digest = env.ok(&["secret", "inspect", "db"]);
+    assert_refused(&env, &["secret", "create", "db", f], "gcr secret rm db");
+    assert_eq!(
+        env.ok(&["secret", "inspect", "db"]),
+        digest,
+        "the duplicate changed it"
+    );
+
+    for verb in ["create", "run"] {
+        assert_refused(
+            &env,
+            &[verb, "--secret", "nosuch", IMAGE, "true"],
+            "secret 'nosuch' not found",
+        );
+        assert_refused(
+            &env,
+            &[verb, "-e", "X=grant://nosuch", IMAGE, "true"],
+            "secret 'nosuch' not found",
+        );
+        assert_refused(
+            &env,
+            &[verb, "--secret", "db,colour=red", IMAGE, "true"],
+            "invalid --secret 'db,colour=red': unknown key 'colour'",
+        );
+        assert_refused(
+            &env,
+            &[verb, "--secret", "db,mode=rw", IMAGE, "true"],
+            "invalid --secret",
+        );
+        assert_refused(
+            &env,
+            &[
+                verb,
+                "--secret",
+                "db",
+                "--secret",
+                "src=db,target=db",
+                IMAGE,
+                "true",
+            ],
+            "two --secret flags have the target /run/secrets/db",
+        );
+    }
+    let out = env.gcr(&["secret", "inspect", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no secret named 'nosuch'"));
+
+    // A key file open to others is refused, never used or repaired.
+    let key = env.root.path().join("secrets.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_refused(&env, &["secret", "create", "other", f], "chmod 600");
+    assert_refused(
+        &env,
+        &["run", "--rm", "--secret", "db", IMAGE, "true"],
+        "chmod 600",
+    );
+    assert_eq!(env.ok(&["secret", "ls", "-q"]).lines().count(), 1);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--secret",
+        "db",
+        IMAGE,
+        "cat",
+        "/run/secrets/db",
+    ]);
+    assert_eq!(out, "value-1");
+}
