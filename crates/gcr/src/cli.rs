@@ -249,17 +249,17 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: crate::manifest::ManifestCmd,
     },
+    /// Policy: explain what the policy gate decides (`policy check IMAGE [run flags]`).
+    Policy {
+        #[command(subcommand)]
+        cmd: crate::policy::PolicyCmd,
+    },
     /// Test hook: attach FILE to an image as an OCI 1.1 artifact; prints its digest.
     #[command(name = "__attach", hide = true)]
     AttachArtifact {
         /// Image (or referrer digest) the artifact refers to.
         subject: String,
         artifact_type: String,
-    /// Policy: explain what the policy gate decides (`policy check IMAGE [run flags]`).
-    Policy {
-        #[command(subcommand)]
-        cmd: crate::policy::PolicyCmd,
-    },
         file: PathBuf,
         /// KEY=VALUE annotations.
         #[arg(long = "annotation")]
@@ -457,6 +457,8 @@ impl Cli {
                 if let Ok(a) = RunArgs::from_arg_matches(&m) {
                     return Cli {
                         root: m.get_one::<PathBuf>("root").cloned(),
+                        policy: m.get_one::<PathBuf>("policy").cloned(),
+                        run_policy: m.get_one::<PathBuf>("run_policy").cloned(),
                         cmd: Cmd::Run(a),
                     };
                 }
@@ -465,5 +467,3 @@ impl Cli {
         Cli::parse()
     }
 }
-                        policy: m.get_one::<PathBuf>("policy").cloned(),
-                        run_policy: m.get_one::<PathBuf>("run_policy").cloned(),

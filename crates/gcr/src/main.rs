@@ -100,8 +100,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         _ => {}
     }
     let root = absolute("store root", &cli.root.clone().unwrap_or_else(default_root))?;
-    let run_dir = absolute("run dir", &run_dir())?;
     gcr_engine::policy::configure(cli.policy.clone(), cli.run_policy.clone());
+    let run_dir = absolute("run dir", &run_dir())?;
     // A foreground run opens the store while it prepares its container (see
     // Engine::open_deferred).
     let engine = if matches!(&cli.cmd, Cmd::Run(a) if !a.detach) {
@@ -184,9 +184,9 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Cmd::Secret { cmd } => secrets::dispatch(e, cmd),
         c @ (Cmd::Key { .. } | Cmd::Sign(_) | Cmd::Verify(_)) => trust::dispatch(e, c),
         c @ Cmd::Manifest { .. } => manifest::dispatch(e, c),
+        Cmd::Policy { cmd } => policy::dispatch(e, cmd),
         other => images::dispatch(e, other),
     }
-        Cmd::Policy { cmd } => policy::dispatch(e, cmd),
 }
 
 fn main() {
