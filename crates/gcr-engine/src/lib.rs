@@ -3,6 +3,7 @@
 //! composed from gcr-store (disk) and gcr-runtime (Linux execution). Both front-ends (the
 //! CLI now, the API daemon later) call only this crate.
 
+pub mod audit;
 pub mod build;
 pub mod container;
 pub mod events;

@@ -227,6 +227,8 @@ fn reap(root: &Path, run_dir: Option<&Path>, linger_ms: i32) -> i32 {
             if quiet {
                 if let Some(s) = &store {
                     s.truncate_wal_over(gcr_store::WAL_LIMIT);
+                    // Signing stays off the start path: checkpoints are made here.
+                    crate::audit::checkpoint_if_due(s, root);
                 }
                 if idle >= linger_ms {
                     break;

@@ -449,7 +449,10 @@ impl Engine {
 
     /// The signature artifacts attached to a manifest: each referrer's name and its one
     /// layer's bytes, or why they could not be read intact.
-    pub(crate) fn signature_referrers(&self, manifest_digest: &str) -> Result<Vec<Candidate>, EngineError> {
+    pub(crate) fn signature_referrers(
+        &self,
+        manifest_digest: &str,
+    ) -> Result<Vec<Candidate>, EngineError> {
         Ok(self
             .signature_referrer_digests(manifest_digest)?
             .into_iter()

@@ -87,12 +87,8 @@ pub fn entry_bytes(
     cause: Option<&str>,
 ) -> Vec<u8> {
     let actor: Value = serde_json::from_str(actor).unwrap_or(Value::Null);
-    let action = match to {
-        Some(t) if !t.is_empty() => format!("{kind}.{t}"),
-        _ => kind.to_string(),
-    };
     let v = json!({
-        "action": action,
+        "action": action(kind, from, to, cause),
         "actor": actor,
         "cause": cause,
         "from": from,
@@ -101,6 +97,18 @@ pub fn entry_bytes(
         "time_ns": time_ns,
     });
     gcr_core::canonical_json::to_canonical_bytes(&v).unwrap_or_else(|_| v.to_string().into_bytes())
+}
+
+/// The action an event row records: `<kind>.<new state>` (`container.running`,
+/// `image.tag`), `<kind>.removed` for a row that leaves its last state, else
+/// `<kind>.<cause>` or the kind alone.
+pub fn action(kind: &str, from: Option<&str>, to: Option<&str>, cause: Option<&str>) -> String {
+    match (to, from, cause) {
+        (Some(t), _, _) if !t.is_empty() => format!("{kind}.{t}"),
+        (_, Some(f), _) if !f.is_empty() => format!("{kind}.removed"),
+        (_, _, Some(c)) if !c.is_empty() => format!("{kind}.{c}"),
+        _ => kind.to_string(),
+    }
 }
 
 /// RFC 6962 leaf hash: SHA-256 of `0x00 || entry`.
@@ -236,6 +244,22 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    /// The stored hashes with ids `from..to`, in order (`None` for an id not stored).
+    pub fn ledger_hash_range(&self, from: u64, to: u64) -> Result<Vec<Option<[u8; 32]>>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, hash FROM ledger_hashes WHERE id >= ?1 AND id < ?2 ORDER BY id",
+        )?;
+        let mut out = vec![None; to.saturating_sub(from) as usize];
+        let mut rows = stmt.query(params![from as i64, to as i64])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            if let Some(slot) = out.get_mut((id as u64 - from) as usize) {
+                *slot = blob32(r.get(1)?);
+            }
+        }
+        Ok(out)
     }
 
     /// How many of the tree's hashes are stored (the next id to store).

@@ -34,7 +34,9 @@ pub use error::{is_no_space, Result, StoreError};
 pub use images::{chain_ids, NewImage, NewLayer};
 pub use images::{HistoryEntry, ImageSummary, LayerInfo, ResolvedImage};
 pub use layer::{EntryData, LayerEntry, LAYER_MEDIA_TYPE};
-pub use ledger::{entry_bytes, leaf_hash, Actor, LedgerRow, StoredCheckpoint};
+pub use ledger::{
+    action as ledger_action, entry_bytes, leaf_hash, Actor, LedgerRow, StoredCheckpoint,
+};
 pub use maint::{DfReport, DfRow, PruneReport};
 pub use progress::{NoProgress, Progress};
 pub use referrers::{parse_referrer, Descriptor, ReferrerManifest, EMPTY_BLOB, EMPTY_MEDIA_TYPE};

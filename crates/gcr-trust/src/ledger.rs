@@ -8,7 +8,8 @@
 
 use crate::keys::PrivateKey;
 use signed_note::{Note, Signer, StandardVerifier, VerifierList};
-use tlog_tiles::{Checkpoint, Error as TlogError};
+use tlog_tiles::Checkpoint;
+pub use tlog_tiles::{split_stored_hash_index, Error as TlogError, Tile};
 pub use tlog_tiles::{Hash, HashReader, RecordProof, TreeProof, EMPTY_HASH};
 
 pub mod proof;

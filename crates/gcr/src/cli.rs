@@ -202,6 +202,11 @@ pub enum Cmd {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// The tamper-evident audit ledger: log, verify, proofs, checkpoints.
+    Audit {
+        #[command(subcommand)]
+        cmd: crate::audit::AuditCmd,
+    },
     /// Build an image from a .gcr spec.
     Build(crate::build::BuildArgs),
     /// Pull an image from a registry.

@@ -403,7 +403,15 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             repair,
         } => {
             let opts = gcr_engine::DoctorOptions { snapshots, repair };
+            // The ledger first: a store whose history fails says so before anything else.
+            let ledger = e.audit_verify(None).map_err(Failure::from)?;
             let mut r = e.store()?.doctor_with(opts).map_err(store_err)?;
+            for p in ledger.problems.iter().rev() {
+                r.problems.insert(
+                    0,
+                    format!("audit ledger: {}; see 'gcr audit verify'", p.what),
+                );
+            }
             if repair {
                 for id in e.sweep_orphan_container_dirs() {
                     r.repaired.push(format!(

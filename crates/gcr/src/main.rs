@@ -1,6 +1,7 @@
 //! The `gcr` command line: parses Docker-style commands, calls gcr-engine, renders results.
 //! Thin by design; all behaviour lives in the engine.
 
+mod audit;
 mod build;
 mod cli;
 mod containers;
@@ -172,6 +173,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         } => containers::stats(e, &c, format),
         Cmd::Top { container } => containers::top(e, &container),
         Cmd::Events { since, format } => containers::events(e, since.as_deref(), format),
+        Cmd::Audit { cmd } => audit::dispatch(e, cmd),
         Cmd::Build(a) => build::run(e, &a),
         c @ (Cmd::Pull(_)
         | Cmd::Push(_)

@@ -44,11 +44,18 @@ pub fn err_line(args: fmt::Arguments<'_>) {
         if io::IsTerminal::is_terminal(&io::stderr()) {
             let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
             let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-            let _ = writeln!(e, "gcr: refused by policy rule {}: {}", s("rule"), s("reason"));
+            let _ = writeln!(
+                e,
+                "gcr: refused by policy rule {}: {}",
+                s("rule"),
+                s("reason")
+            );
         }
         return;
     }
-    let _ = e.write_all(line.as_bytes()).and_then(|()| e.write_all(b"\n"));
+    let _ = e
+        .write_all(line.as_bytes())
+        .and_then(|()| e.write_all(b"\n"));
 }
 
 /// The failure for an error writing to stdout: quiet for a closed pipe, reported otherwise.
