@@ -20,10 +20,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 mod log;
+mod proofcheck;
 mod tiles;
 mod verify;
 
 pub use log::{AuditEntry, AuditFilter};
+pub use proofcheck::ProofVerdict;
 pub use verify::AuditReport;
 
 /// A new checkpoint is made once this many entries are not covered by one...

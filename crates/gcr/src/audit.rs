@@ -36,6 +36,10 @@ pub enum AuditCmd {
         /// Check checkpoints with this note verifier key instead of the store's.
         #[arg(long)]
         key: Option<String>,
+        /// Check this inclusion proof (C2SP tlog-proof text, ours or another tool's) of an
+        /// entry of this ledger instead.
+        #[arg(long, value_name = "FILE")]
+        proof: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -129,7 +133,38 @@ pub fn dispatch(e: &Engine, cmd: AuditCmd) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        AuditCmd::Verify { key, format } => {
+        AuditCmd::Verify {
+            key,
+            proof: Some(file),
+            format,
+        } => {
+            let text = std::fs::read(&file).map_err(|err| {
+                Failure::new(
+                    125,
+                    format!("cannot read the proof {}: {err}", file.display()),
+                )
+            })?;
+            let v = e
+                .audit_check_proof(&text, key.as_deref())
+                .map_err(Failure::from)?;
+            if format == Format::Json {
+                outln!("{}", json(&v))?;
+            } else if let Some(why) = &v.problem {
+                errln!("proof FAILED: {why}");
+            } else {
+                outln!(
+                    "proof OK: entry {} is in the signed tree of {} entries",
+                    v.index.unwrap_or_default(),
+                    v.size.unwrap_or_default()
+                )?;
+            }
+            Ok(if v.ok() { 0 } else { 1 })
+        }
+        AuditCmd::Verify {
+            key,
+            proof: None,
+            format,
+        } => {
             let r = e.audit_verify(key.as_deref()).map_err(Failure::from)?;
             if format == Format::Json {
                 outln!("{}", json(&r))?;
