@@ -3,6 +3,7 @@
 //! config and manifest, register (and tag) the image and store its transcript. Nothing is
 //! tagged unless every step succeeded.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -34,6 +35,11 @@ pub struct BuildOptions {
     pub allow_secrets: Vec<String>,
     /// Skip the secret scan of copy sources (benchmarks only; not a user option).
     pub no_context_scan: bool,
+    /// For each `build.secrets` id, a keyed digest of its value (the engine computes it
+    /// under the store's secrets key): part of the command steps' cache keys, so a new
+    /// value reruns them, while the digest reveals nothing about the value. The values
+    /// themselves never reach this crate; the runner mounts them.
+    pub secret_digests: BTreeMap<String, String>,
 }
 
 /// The result of a build.
@@ -262,7 +268,7 @@ pub fn build(
 
     copy_steps(&mut st, &spec, &ctx, opts)?;
     dep_steps(&mut st, &spec, &ctx)?;
-    command_steps(&mut st, &spec, runner, &base_cfg)?;
+    command_steps(&mut st, &spec, runner, &base_cfg, &opts.secret_digests)?;
 
     // Config and manifest.
     let cfg = config::image_config(&spec, &base_cfg, &st.diff_ids, &st.history, &created);
@@ -337,17 +343,12 @@ fn copy_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path, opts: &BuildOptions) 
         return Ok(());
     }
     let allow = scan::Allow::new(ctx, &opts.allow_secrets)?;
-    let scanner = if opts.no_context_scan {
-        None
-    } else {
-        Some(scan::scanner()?)
-    };
     let ignore = match std::fs::read_to_string(ctx.join(".gcrignore")) {
         Ok(s) => Ignore::parse(&s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
         Err(e) => return Err(BuildError::io("cannot read", ctx.join(".gcrignore"))(e)),
     };
-    let mut index = FileIndex::load(st.store.conn(), ctx, scanner)?;
+    let mut index = FileIndex::load(st.store.conn(), ctx, !opts.no_context_scan)?;
     // Every source is walked (and its files read and scanned) before any layer is written:
     // a refused build leaves nothing behind.
     let mut walked = Vec::with_capacity(spec.build.copy.len());
@@ -491,6 +492,7 @@ fn command_steps(
     spec: &Spec,
     runner: &dyn Runner,
     base_cfg: &Value,
+    secret_digests: &BTreeMap<String, String>,
 ) -> Result<()> {
     if spec.build.commands.is_empty() {
         return Ok(());
@@ -507,6 +509,16 @@ fn command_steps(
         );
     }
     let host = spec.build.network == gcr_core::spec::BuildNetwork::Host;
+    let secret_ids: Vec<String> = spec.build.secrets.iter().map(|s| s.id.clone()).collect();
+    let mut secret_input = String::new();
+    for id in &secret_ids {
+        let d = secret_digests.get(id).ok_or_else(|| {
+            BuildError::Usage(format!(
+                "build secret '{id}' has no value; give it with `gcr build --secret id={id},src=FILE` (or env=VAR), or name a stored secret with `source:` in build.secrets"
+            ))
+        })?;
+        secret_input.push_str(&format!("{id}={d};"));
+    }
     for (i, c) in spec.build.commands.iter().enumerate() {
         let t = Instant::now();
         let argv = c.to_argv();
@@ -514,13 +526,26 @@ fn command_steps(
             gcr_core::spec::Command::Shell(s) => s.clone(),
             gcr_core::spec::Command::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
         };
-        let def = json!({"command": c, "env": env, "network": if host {"host"} else {"none"}});
-        let key = st.key(json!({"run": def}), "");
+        let mut def = json!({"command": c, "env": env, "network": if host {"host"} else {"none"}});
+        if !secret_ids.is_empty() {
+            // Ids only: the definition is in the transcript.
+            def["secrets"] = json!(secret_ids);
+        }
+        let key = st.key(json!({"run": def}), &secret_input);
         if let Some(l) = st.lookup(&key)? {
             st.push("command", format!("run {shown}"), l, true, t, None, def);
             continue;
         }
-        let layer = run_one(st, runner, i + 1, &shown, argv, env.clone(), host)?;
+        let layer = run_one(
+            st,
+            runner,
+            i + 1,
+            &shown,
+            argv,
+            env.clone(),
+            host,
+            &secret_ids,
+        )?;
         cache::insert(st.store, &key, &layer)?;
         st.push(
             "command",
@@ -535,6 +560,7 @@ fn command_steps(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     st: &mut State<'_>,
     runner: &dyn Runner,
@@ -543,6 +569,7 @@ fn run_one(
     argv: Vec<String>,
     env: Vec<String>,
     host: bool,
+    secrets: &[String],
 ) -> Result<NewLayer> {
     let chains = chain_ids(&st.diff_ids);
     let mut lowers = Vec::with_capacity(st.layers.len());
@@ -581,6 +608,7 @@ fn run_one(
         work: dir.join("work"),
         target: dir.join("rootfs"),
         network_host: host,
+        secrets: secrets.to_vec(),
     };
     let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let emit = &mut st.emit;
@@ -612,6 +640,9 @@ fn run_one(
                 format!("; last output:\n{}", tail.join("\n"))
             },
         });
+    }
+    if !secrets.is_empty() {
+        upper::drop_secrets_mountpoint(&req.upper);
     }
     let entries = upper::entries(&req.upper, st.created_unix)?;
     let layer = st.store.write_layer(&entries, None)?;

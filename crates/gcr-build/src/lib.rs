@@ -40,6 +40,9 @@ pub struct RunRequest {
     pub target: PathBuf,
     /// `build.network: host`; otherwise the command gets a loopback-only network.
     pub network_host: bool,
+    /// Ids of the build secrets to mount at `/run/secrets/<id>` (the runner holds the
+    /// values; they never pass through this crate).
+    pub secrets: Vec<String>,
 }
 
 /// Runs build commands (implemented by the engine with gcr-runtime).

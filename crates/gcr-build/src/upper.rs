@@ -174,6 +174,18 @@ impl RegularEmpty for LayerEntry {
     }
 }
 
+/// Removes what mounting build secrets left in a step's upper dir: the empty
+/// `run/secrets` mount point, and `run` when that leaves it empty (made for the mount point
+/// or copied up from a lower layer for it). A step that wrote files under `/run` keeps them.
+pub fn drop_secrets_mountpoint(upper: &Path) {
+    let run = upper.join("run");
+    let _ = std::fs::remove_dir(run.join("secrets"));
+    let empty = std::fs::read_dir(&run).is_ok_and(|mut d| d.next().is_none());
+    if empty {
+        let _ = std::fs::remove_dir(&run);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

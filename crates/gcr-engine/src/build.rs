@@ -42,6 +42,9 @@ pub struct BuildRequest {
     pub allow_secrets: Vec<String>,
     /// Skip the secret scan (benchmarks only: `GCR_NO_CONTEXT_SCAN=1`).
     pub no_context_scan: bool,
+    /// `--secret id=ID,src=FILE|env=VAR`: build secrets as given (see
+    /// [`crate::secrets::build`]).
+    pub secrets: Vec<String>,
 }
 
 /// Finds the spec: `file` if given (`-f`), else the only `*.gcr` file in `dir`.
@@ -114,6 +117,7 @@ impl Engine {
             tag: true,
             allow_secrets: req.allow_secrets.clone(),
             no_context_scan: req.no_context_scan,
+            secret_digests: Default::default(),
         };
         // The key is opened first: a wrong name or password fails before anything is built.
         let key_name = match (&req.sign_key, req.no_sign) {
@@ -134,8 +138,13 @@ impl Engine {
                 }
             }
         }
+        let secrets = self.build_secrets(&opts.spec_file, &req.secrets)?;
+        let opts = BuildOptions {
+            secret_digests: secrets.digests,
+            ..opts
+        };
         reap_build_cgroups();
-        let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
+        let runner = RuntimeRunner::new(self.run_dir().to_path_buf()).with_secrets(secrets.values);
         let built = gcr_build::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;
         self.attach_provenance(&built, key.as_ref(), emit)?;
         Ok(built)

@@ -16,6 +16,7 @@ use gcr_trust::{SecretError, SecretsKey};
 
 use crate::{Engine, EngineError};
 
+pub mod build;
 pub mod grant;
 
 /// Docker's limit on a secret's size (500 KiB).

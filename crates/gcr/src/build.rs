@@ -62,6 +62,10 @@ pub struct BuildArgs {
     /// context; repeatable) when the image is meant to contain the secret.
     #[arg(long = "allow-secret", value_name = "PATH")]
     pub allow_secrets: Vec<String>,
+    /// A build secret, mounted at /run/secrets/ID during the command steps and never
+    /// stored: id=ID,src=FILE or id=ID,env=VAR (the spec declares it under build.secrets).
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
 }
 
 /// Renders build events as the `├──` tree or as plain lines.
@@ -276,6 +280,7 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
         allow_secrets: a.allow_secrets.clone(),
         // For bench/scan.sh only (the scan's cost); not a user option.
         no_context_scan: std::env::var_os("GCR_NO_CONTEXT_SCAN").is_some_and(|v| v == "1"),
+        secrets: a.secrets.clone(),
     };
     let json = a.progress == Progress::Json;
     let mut verified = None;

@@ -371,3 +371,153 @@ fn bad_input_is_refused_and_writes_nothing() {
     ]);
     assert_eq!(out, "value-1");
 }
+
+const BUILD_SPEC: &str = r#"format: gcr-v1.0
+name: test/withsecret
+version: "1"
+base: test/busybox:1
+build:
+  secrets: [tok, {id: stored, source: st}]
+  commands:
+    - test "$(stat -c '%a %u %g' /run/secrets/tok)" = "400 0 0" && grep -q ' /run/secrets tmpfs ro,' /proc/mounts && test -s /run/secrets/stored && echo built > /built
+"#;
+
+/// `gcr build --progress json` with `extra` flags: (manifest digest, step cached?).
+fn build_once(env: &Env, ctx: &Path, extra: &[&str], envs: &[(&str, &str)]) -> (String, bool) {
+    let mut args = vec!["build", "--progress", "json"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let mut c = env.cmd(&args);
+    c.envs(envs.iter().copied());
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "build: {}", stderr(&out));
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done = events.iter().find(|e| e["event"] == "done").unwrap();
+    let step = events
+        .iter()
+        .find(|e| e["event"] == "step" && e["kind"] == "command")
+        .unwrap();
+    (
+        done["manifest"].as_str().unwrap().to_string(),
+        step["cached"].as_bool().unwrap(),
+    )
+}
+
+#[test]
+fn a_build_secret_leaves_no_trace_and_no_digest_change() {
+    if !need_root("a_build_secret_leaves_no_trace_and_no_digest_change") {
+        return;
+    }
+    let env = Env::new();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("app.gcr"), BUILD_SPEC).unwrap();
+    let (a, b, stored) = (random_value(), random_value(), random_value());
+    let file = ctx.path().join("..").join(format!(
+        "{}-tok",
+        ctx.path().file_name().unwrap().to_string_lossy()
+    ));
+    let _cleanup = Cleanup(file.clone());
+    std::fs::write(&file, &a).unwrap();
+    let src = ctx.path().join("stored");
+    std::fs::write(&src, &stored).unwrap();
+    env.ok(&["secret", "create", "st", src.to_str().unwrap()]);
+    std::fs::remove_file(&src).unwrap();
+
+    let flag = format!("id=tok,src={}", file.display());
+    let (first, cached) = build_once(&env, ctx.path(), &["--secret", &flag], &[]);
+    assert!(!cached);
+    // Another value (from the environment this time): the step runs again (its cache key
+    // holds a keyed digest of the value), the image is the same.
+    let (second, cached) = build_once(
+        &env,
+        ctx.path(),
+        &["--secret", "id=tok,env=TOK"],
+        &[("TOK", &b)],
+    );
+    assert!(!cached, "a new secret value must rerun the step");
+    assert_eq!(
+        first, second,
+        "the image digest changed with the secret's value"
+    );
+    // The same value again: a cache hit.
+    let (third, cached) = build_once(
+        &env,
+        ctx.path(),
+        &["--secret", "id=tok,env=TOK"],
+        &[("TOK", &b)],
+    );
+    assert!(cached);
+    assert_eq!(third, first);
+
+    // Nowhere in the store: layers, blobs, cache keys, transcripts, provenance, the database.
+    for v in [&a, &b, &stored] {
+        let mut hits = Vec::new();
+        files_containing(env.root.path(), v.as_bytes(), &mut hits);
+        files_containing(&env.run_dir, v.as_bytes(), &mut hits);
+        let plain = sha256_hex(v.as_bytes());
+        files_containing(env.root.path(), plain.as_bytes(), &mut hits);
+        assert!(
+            hits.is_empty(),
+            "a value or its plain digest is in {hits:?}"
+        );
+    }
+    // No layer carries the mount point.
+    let blobs = env.root.path().join("blobs/sha256");
+    for e in std::fs::read_dir(&blobs).unwrap().flatten() {
+        let out = std::process::Command::new("tar")
+            .arg("-tzf")
+            .arg(e.path())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let list = stdout(&out);
+            assert!(!list.contains("run/secrets"), "{list}");
+        }
+    }
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "test/withsecret:1",
+        "sh",
+        "-c",
+        "cat /built; ls /run/secrets 2>&1; true",
+    ]);
+    assert!(out.starts_with("built\n"), "{out}");
+    assert!(
+        out.contains("No such file"),
+        "the image has /run/secrets: {out}"
+    );
+
+    // Bad input: an undeclared id, a declared one without a value, a bad flag.
+    for (args, says) in [
+        (
+            vec!["--secret", "id=nope,src=/etc/hostname"],
+            "declares no build secret 'nope'",
+        ),
+        (vec![], "build secret 'tok' has no value"),
+        (vec!["--secret", "id=tok"], "neither src= nor env="),
+        (
+            vec!["--secret", "id=tok,env=UNSET_VAR_FOR_GCR_TEST"],
+            "is not set",
+        ),
+    ] {
+        let mut full = vec!["build"];
+        full.extend(args.iter().copied());
+        full.push(ctx.path().to_str().unwrap());
+        let out = env.gcr(&full);
+        assert!(!out.status.success(), "{full:?}");
+        assert!(stderr(&out).contains(says), "{full:?}: {}", stderr(&out));
+    }
+}
+
+/// Removes a file on drop.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

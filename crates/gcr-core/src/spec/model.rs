@@ -68,6 +68,21 @@ pub struct Build {
     pub network: BuildNetwork,
     /// Sorted by name, so key order in the file does not change the image.
     pub env: BTreeMap<String, String>,
+    /// Secrets mounted at `/run/secrets/<id>` during each command step, never in a layer.
+    /// Left out of the serialized form when empty (specs without secrets keep their digest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<BuildSecret>,
+}
+
+/// One `build.secrets` entry: `{id: npmrc, source: npm-token}` or just `npmrc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildSecret {
+    /// The file name under `/run/secrets/` and the id of `gcr build --secret id=…`.
+    pub id: String,
+    /// A stored secret (`gcr secret create`) giving the value when no `--secret id=…`
+    /// flag does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One `build.copy` entry; each produces one layer.

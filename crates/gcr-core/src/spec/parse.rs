@@ -17,7 +17,14 @@ pub const MAX_SPEC_BYTES: usize = 1024 * 1024;
 const TOP: &[&str] = &[
     "format", "name", "version", "base", "build", "runtime", "metadata",
 ];
-const BUILD: &[&str] = &["copy", "dependencies", "commands", "network", "env"];
+const BUILD: &[&str] = &[
+    "copy",
+    "dependencies",
+    "commands",
+    "network",
+    "env",
+    "secrets",
+];
 const COPY: &[&str] = &["src", "dest", "hash", "owner"];
 const DEP: &[&str] = &["name", "version", "source", "hash", "dest", "extract"];
 const RUNTIME: &[&str] = &[
@@ -36,6 +43,9 @@ const RUNTIME: &[&str] = &[
 ];
 const RESOURCES: &[&str] = &["memory", "cpu", "pids", "storage"];
 const HEALTH: &[&str] = &["command", "interval", "timeout", "retries", "start_period"];
+#[path = "parse_secrets.rs"]
+mod secrets;
+
 const METADATA: &[&str] = &["author", "description", "tags", "created"];
 
 struct Cx<'a> {
@@ -374,6 +384,7 @@ fn build(cx: &Cx, node: &Node) -> Result<Build, SpecError> {
         })?
         .unwrap_or_default();
     out.env = env(cx, &obj)?;
+    out.secrets = secrets::build_secrets(cx, &obj)?;
     Ok(out)
 }
 

@@ -4,12 +4,14 @@
 //! see [`super::stepgroup`]) watched by a [`StepWatch`] so that the step dies with a killed
 //! build, and stdout/stderr captured through a pipe line by line.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use gcr_build::{RunRequest, Runner};
 use gcr_runtime::cgroups::{CgroupManager, Resources};
-use gcr_runtime::{Launch, Network, Rootfs, SeccompMode, Stdio};
+use gcr_runtime::{Launch, Network, Rootfs, SeccompMode, SecretFile, Stdio};
+use zeroize::Zeroizing;
 
 use super::stepgroup;
 use super::watch::StepWatch;
@@ -21,11 +23,41 @@ use crate::ocispec;
 pub struct RuntimeRunner {
     #[allow(dead_code)]
     run_dir: PathBuf,
+    /// Build secrets by id (wiped when the runner is dropped).
+    secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }
 
 impl RuntimeRunner {
     pub fn new(run_dir: PathBuf) -> RuntimeRunner {
-        RuntimeRunner { run_dir }
+        RuntimeRunner {
+            run_dir,
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    /// The runner mounting these build secrets for the steps that ask for them.
+    pub fn with_secrets(self, secrets: BTreeMap<String, Zeroizing<Vec<u8>>>) -> RuntimeRunner {
+        RuntimeRunner { secrets, ..self }
+    }
+
+    /// The secret files of a step: `/run/secrets/<id>`, root's, mode 0400 (BuildKit's).
+    fn secret_files(&self, req: &RunRequest) -> Result<Vec<SecretFile>, String> {
+        req.secrets
+            .iter()
+            .map(|id| {
+                let data = self
+                    .secrets
+                    .get(id)
+                    .ok_or_else(|| format!("build secret '{id}' has no value"))?;
+                Ok(SecretFile {
+                    target: PathBuf::from("/run/secrets").join(id),
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o400,
+                    data: data.clone(),
+                })
+            })
+            .collect()
     }
 }
 
@@ -65,6 +97,7 @@ impl Runner for RuntimeRunner {
         let wr2 = wr
             .try_clone()
             .map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
+        let secrets = self.secret_files(req)?;
         let launch = Launch {
             id: &group,
             spec: &spec,
@@ -90,7 +123,7 @@ impl Runner for RuntimeRunner {
             },
             while_starting: None,
             gate: false,
-            secrets: Vec::new(),
+            secrets,
         };
         let running = gcr_runtime::spawn(launch).map_err(|e| e.to_string())?;
         let mut lines = BufReader::new(std::fs::File::from(rd));

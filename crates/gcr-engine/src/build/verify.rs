@@ -68,8 +68,10 @@ impl Engine {
             .prefix("verify-")
             .tempdir_in(self.store()?.temp_dir())
             .map_err(|e| EngineError::Io("creating a verification store".into(), e))?;
+        let secrets = self.build_secrets(&req.spec_file, &req.secrets)?;
         super::reap_build_cgroups();
-        let runner = RuntimeRunner::new(self.run_dir().to_path_buf());
+        let runner =
+            RuntimeRunner::new(self.run_dir().to_path_buf()).with_secrets(secrets.values.clone());
         let mut digests = Vec::new();
         let mut stores = Vec::new();
         for n in ["a", "b"] {
@@ -96,6 +98,7 @@ impl Engine {
                 tag: false,
                 allow_secrets: req.allow_secrets.clone(),
                 no_context_scan: req.no_context_scan,
+                secret_digests: secrets.digests.clone(),
             };
             let b = gcr_build::build(&s, &runner, &opts, emit).map_err(build_err)?;
             digests.push((b.manifest_digest, b.id));
