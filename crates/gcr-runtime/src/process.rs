@@ -43,6 +43,17 @@ pub(crate) struct ProcessPlan {
     pub(crate) name: String,
 }
 
+impl Drop for ProcessPlan {
+    /// The environment may hold secret values (`grant://` entries filled by the engine):
+    /// wiped before the memory is freed.
+    fn drop(&mut self) {
+        self.env_ptrs.clear();
+        for e in std::mem::take(&mut self._env) {
+            zeroize::Zeroize::zeroize(&mut e.into_bytes_with_nul());
+        }
+    }
+}
+
 fn cstring(s: &str, what: &str) -> Result<CString, RuntimeError> {
     CString::new(s)
         .map_err(|_| RuntimeError::InvalidSpec(format!("{what} {s:?} contains a NUL byte")))
