@@ -10,8 +10,9 @@
 //! `run_state.running`, or `run_state.failed` (the reservation is then released).
 //!
 //! Grants: an environment value `grant://GRANT` becomes `grant://<artifact id>`, the gcr
-//! secret holding the artifact (`gcr secret create <artifact id> FILE`); the value itself
-//! is never read here.
+//! secret holding the artifact (`gcr secret create <artifact id> FILE`), which the run puts
+//! in that process's environment only; a missing secret is `403_FORBIDDEN` before anything
+//! is recorded. The value itself is never read here.
 
 use std::path::Path;
 
@@ -190,16 +191,20 @@ impl Engine {
         })
     }
 
-    /// Checks that grant artifact `artifact` (used by variable `var`) can be given to the
-    /// container as a gcr secret.
+    /// Checks that grant artifact `artifact` (used by variable `var`) is a gcr secret, which
+    /// the run hands to the container's environment only (`-e VAR=grant://NAME`).
     fn grant_secret(&self, var: &str, artifact: &str) -> Result<(), McError> {
-        Err(McError::new(
-            Code::Forbidden,
-            format!("deploy.env.{var}"),
-            format!(
-                "this gcr cannot materialize grants yet (secret '{artifact}' would be handed to the container); deploy without grant:// values"
-            ),
-        ))
+        match self.secret_inspect(artifact) {
+            Ok(_) => Ok(()),
+            Err(EngineError::NotFound(_)) => Err(McError::new(
+                Code::Forbidden,
+                format!("deploy.env.{var}"),
+                format!(
+                    "the grant's artifact '{artifact}' is not a secret of this store; create it with `gcr secret create {artifact} FILE`"
+                ),
+            )),
+            Err(e) => Err(internal(&format!("deploy.env.{var}"), e)),
+        }
     }
 
     fn pull_if_missing(&self, image: &str) -> Result<(), McError> {

@@ -415,10 +415,28 @@ fn the_kubernetes_plan_starts_under_podman_kube_play() {
     );
     assert!(plan.contains("REPLACE_WITH_SECRET_VALUE"), "{plan}");
     assert!(stderr(&out).contains("placeholder"), "{}", stderr(&out));
-    // Until gcr can hand grants to a container, apply refuses them and runs nothing.
+    // Without the secret, apply refuses and runs nothing.
     assert_refused(
         &env.gcr(&["manifest", "apply", g.to_str().unwrap()]),
         "403_FORBIDDEN",
         "deploy.env.DB_URL",
     );
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    // With it, the value reaches the process's environment and nothing else shows it.
+    let value = "postgres://u:hunter2-manifest@db/x";
+    let vf = env.root.path().join("value");
+    std::fs::write(&vf, value).unwrap();
+    env.ok(&["secret", "create", "secret_db_url", vf.to_str().unwrap()]);
+    std::fs::remove_file(&vf).unwrap();
+    let id = env.ok(&["manifest", "apply", g.to_str().unwrap()]);
+    let id = id.trim();
+    assert_eq!(state(&env, id), "running");
+    let got = env.ok(&["exec", id, "/bin/sh", "-c", "echo -n $DB_URL"]);
+    assert_eq!(got, value);
+    let inspect = env.ok(&["inspect", id]);
+    assert!(
+        !inspect.contains(value) && inspect.contains("grant://secret_db_url"),
+        "{inspect}"
+    );
+    assert!(!events(&env).contains(value));
 }
