@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{BuildError, Result};
 use crate::ignore::Ignore;
-use crate::scan::{Hit, Scanner};
+use crate::scan::Hit;
 
 /// What a context entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,8 @@ pub struct FileIndex {
     changed: Vec<(String, i64, i64, i64, i64, String)>,
     /// Files whose content was read (for the output and tests).
     pub hashed: usize,
-    scanner: Option<&'static Scanner>,
+    /// Scan what is read (the scanner is compiled when the first file is read).
+    scan: bool,
     marker: String,
     /// The rows under the context were not scanned under these rules: drop them on save.
     reset: bool,
@@ -54,13 +55,9 @@ pub struct FileIndex {
 }
 
 impl FileIndex {
-    /// Loads every index row under `ctx` (a canonical directory); `scanner` scans what is
-    /// read (and distrusts rows not scanned under its rules).
-    pub fn load(
-        conn: &Connection,
-        ctx: &Path,
-        scanner: Option<&'static Scanner>,
-    ) -> Result<FileIndex> {
+    /// Loads every index row under `ctx` (a canonical directory); with `scan`, what is read
+    /// is scanned (and rows not scanned under the current rules are distrusted).
+    pub fn load(conn: &Connection, ctx: &Path, scan: bool) -> Result<FileIndex> {
         let lo = format!("{}/", ctx.display());
         let hi = format!("{}0", ctx.display());
         let mut st = conn.prepare_cached(
@@ -75,10 +72,7 @@ impl FileIndex {
             );
         }
         let marked = known.remove(&lo).map(|row| row.4);
-        let reset = match scanner {
-            Some(s) => !known.is_empty() && marked.as_deref() != Some(scan_marker(s).as_str()),
-            None => false,
-        };
+        let reset = scan && !known.is_empty() && marked.as_deref() != Some(scan_marker().as_str());
         if reset {
             known.clear();
         }
@@ -86,7 +80,7 @@ impl FileIndex {
             known,
             changed: Vec::new(),
             hashed: 0,
-            scanner,
+            scan,
             marker: lo,
             reset,
             hits: Vec::new(),
@@ -108,16 +102,16 @@ impl FileIndex {
             }
         }
         self.hashed += 1;
-        let d = match self.scanner {
-            Some(s) => {
-                let (d, hits) = crate::scan::digest_and_scan(s, path, md.size())?;
-                if !hits.is_empty() {
-                    self.hits.push((path.to_path_buf(), hits));
-                    return Ok(d);
-                }
-                d
+        let d = if self.scan {
+            let s = crate::scan::scanner()?;
+            let (d, hits) = crate::scan::digest_and_scan(s, path, md.size())?;
+            if !hits.is_empty() {
+                self.hits.push((path.to_path_buf(), hits));
+                return Ok(d);
             }
-            None => sha256_file(path)?,
+            d
+        } else {
+            sha256_file(path)?
         };
         self.changed
             .push((key, stat.0, stat.1, stat.2, stat.3, d.clone()));
@@ -125,15 +119,15 @@ impl FileIndex {
     }
 
     /// Writes new and changed rows back (first dropping the context's rows when they were
-    /// not trusted), with the marker of the rules they were scanned under; without a
-    /// scanner, removes the markers of this context and the contexts
-    /// above it (whose ranges hold these rows too).
+    /// not trusted), with the marker of the rules they were scanned under; when not
+    /// scanning, removes the markers of this context and the contexts above it (whose
+    /// ranges hold these rows too).
     pub fn save(&mut self, store: &gcr_store::Store) -> Result<()> {
         if self.changed.is_empty() {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.changed);
-        let marker = self.scanner.map(scan_marker);
+        let marker = self.scan.then(scan_marker);
         let ctx = PathBuf::from(self.marker.trim_end_matches('/'));
         store.transaction(|tx| -> Result<()> {
             if self.reset {
@@ -166,8 +160,8 @@ impl FileIndex {
 }
 
 /// The marker row's digest column: which rules the rows were scanned under.
-fn scan_marker(s: &Scanner) -> String {
-    format!("scan:{}", s.rules_digest())
+fn scan_marker() -> String {
+    format!("scan:{}", crate::scan::rules_digest())
 }
 
 /// sha256 of a file's content as `sha256:<hex>`.

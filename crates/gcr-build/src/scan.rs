@@ -50,17 +50,31 @@ pub struct Hit {
 pub struct Scanner {
     set: RegexSet,
     each: Vec<Regex>,
-    digest: String,
 }
 
 static SCANNER: OnceLock<std::result::Result<Scanner, String>> = OnceLock::new();
 
-/// The scanner, compiled on first use.
+/// The scanner, compiled on first use (about as long as reading a few hundred small files:
+/// a build that reads no file never compiles it).
 pub fn scanner() -> Result<&'static Scanner> {
     SCANNER
         .get_or_init(Scanner::compile)
         .as_ref()
         .map_err(|e| BuildError::Usage(format!("the secret-scanning rules do not compile: {e}")))
+}
+
+/// A digest of the rule table and limits (without compiling the rules): the file index
+/// trusts earlier verdicts only when they were reached under the same rules.
+pub fn rules_digest() -> &'static str {
+    static DIGEST: OnceLock<String> = OnceLock::new();
+    DIGEST.get_or_init(|| {
+        let mut h = Sha256::new();
+        for r in RULES {
+            h.update(format!("{}\0{}\0{}\0{:?}\n", r.id, r.pattern, r.show, r.check).as_bytes());
+        }
+        h.update(format!("{MAX_SCAN_BYTES} {BINARY_SNIFF} {MAX_HITS_PER_FILE}").as_bytes());
+        format!("sha256:{}", hex::encode(h.finalize()))
+    })
 }
 
 impl Scanner {
@@ -80,22 +94,7 @@ impl Scanner {
                     .map_err(|e| format!("rule {}: {e}", r.id))
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut h = Sha256::new();
-        for r in RULES {
-            h.update(format!("{}\0{}\0{:?}\n", r.id, r.pattern, r.check).as_bytes());
-        }
-        h.update(format!("{MAX_SCAN_BYTES} {BINARY_SNIFF}").as_bytes());
-        Ok(Scanner {
-            set,
-            each,
-            digest: format!("sha256:{}", hex::encode(h.finalize())),
-        })
-    }
-
-    /// A digest of the rule table and limits: the file index trusts earlier verdicts only
-    /// when it was written under the same rules.
-    pub fn rules_digest(&self) -> &str {
-        &self.digest
+        Ok(Scanner { set, each })
     }
 
     /// The hits in one file's bytes, in rule order then position (empty for binary input).
