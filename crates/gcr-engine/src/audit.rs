@@ -20,11 +20,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 mod log;
+mod mirror;
 mod proofcheck;
 mod tiles;
 mod verify;
 
 pub use log::{AuditEntry, AuditFilter};
+pub use mirror::MirrorReport;
 pub use proofcheck::ProofVerdict;
 pub use verify::AuditReport;
 
@@ -279,7 +281,7 @@ pub struct ConsistencyProof {
     pub proof: Vec<String>,
 }
 
-fn b64(h: &Hash) -> String {
+pub(crate) fn b64(h: &Hash) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(h.0)
 }

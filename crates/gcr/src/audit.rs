@@ -36,6 +36,9 @@ pub enum AuditCmd {
         /// Check checkpoints with this note verifier key instead of the store's.
         #[arg(long)]
         key: Option<String>,
+        /// Check a git mirror (made by `audit mirror --git`) against the ledger instead.
+        #[arg(long, value_name = "DIR")]
+        git: Option<PathBuf>,
         /// Check this inclusion proof (C2SP tlog-proof text, ours or another tool's) of an
         /// entry of this ledger instead.
         #[arg(long, value_name = "FILE")]
@@ -65,6 +68,11 @@ pub enum AuditCmd {
     Export {
         #[arg(long, value_name = "DIR")]
         tiles: PathBuf,
+    },
+    /// Append the entries a git mirror lacks as one commit on refs/gcr/audit.
+    Mirror {
+        #[arg(long, value_name = "DIR")]
+        git: PathBuf,
     },
     /// Drop the bodies of checkpointed entries older than a date (leaves and proofs stay).
     Compact {
@@ -133,10 +141,16 @@ pub fn dispatch(e: &Engine, cmd: AuditCmd) -> Result<i32, Failure> {
             }
             Ok(0)
         }
+        AuditCmd::Verify { git: Some(dir), .. } => {
+            let n = e.audit_verify_mirror(&dir).map_err(Failure::from)?;
+            outln!("git mirror OK: {n} entries match the ledger")?;
+            Ok(0)
+        }
         AuditCmd::Verify {
             key,
             proof: Some(file),
             format,
+            ..
         } => {
             let text = std::fs::read(&file).map_err(|err| {
                 Failure::new(
@@ -164,6 +178,7 @@ pub fn dispatch(e: &Engine, cmd: AuditCmd) -> Result<i32, Failure> {
             key,
             proof: None,
             format,
+            ..
         } => {
             let r = e.audit_verify(key.as_deref()).map_err(Failure::from)?;
             if format == Format::Json {
@@ -240,6 +255,19 @@ pub fn dispatch(e: &Engine, cmd: AuditCmd) -> Result<i32, Failure> {
                 r.entry_bundles,
                 tiles.display()
             )?;
+            Ok(0)
+        }
+        AuditCmd::Mirror { git } => {
+            let r = e.audit_mirror(&git).map_err(Failure::from)?;
+            match &r.commit {
+                Some(c) => outln!(
+                    "appended {} entries to {} (refs/gcr/audit {c}); it holds {}",
+                    r.added,
+                    git.display(),
+                    r.size
+                )?,
+                None => outln!("the mirror is up to date ({} entries)", r.size)?,
+            }
             Ok(0)
         }
         AuditCmd::Compact { before } => {
