@@ -12,8 +12,8 @@ fn check(bytes: &[u8]) {
         return;
     };
     let digest = mc::digest(&m.doc).expect("an accepted manifest canonicalizes");
-    let again = Manifest::parse(m.doc.to_string().as_bytes())
-        .expect("an accepted manifest re-parses");
+    let again =
+        Manifest::parse(m.doc.to_string().as_bytes()).expect("an accepted manifest re-parses");
     assert_eq!(mc::digest(&again.doc).unwrap(), digest);
     let _ = mc::verify_provenance(&m);
 }
