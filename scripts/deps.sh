@@ -2,7 +2,7 @@
 # Installs the system packages gcr's demo, tests and benchmarks use (Debian 12).
 # Safe to run repeatedly; does nothing for packages already present.
 set -euo pipefail
-pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3)
+pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 golang-go golang-golang-x-mod-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,8 +20,14 @@ fi
 # fails under cgroup v1 here); tests use private --root/--runroot stores.
 if [ "$(id -u)" = 0 ] && ! grep -qs '^default_ulimits' /etc/containers/containers.conf; then
   mkdir -p /etc/containers
-  printf '[containers]\ndefault_ulimits = []\n' >> /etc/containers/containers.conf
+  if grep -qs '^\[containers\]' /etc/containers/containers.conf; then
+    sed -i '0,/^\[containers\]/s//[containers]\ndefault_ulimits = []/' /etc/containers/containers.conf
+  else
+    printf '[containers]\ndefault_ulimits = []\n' >> /etc/containers/containers.conf
+  fi
 fi
+# golang-go + golang-golang-x-mod-dev: the audit tests build tests/peers/tlogcheck offline
+# (GOPATH mode) against Go's own sumdb/note and sumdb/tlog.
 # docker-registry's package starts a service on :5000; tests start their own on other ports.
 
 # Peers of the trust tests (crates/gcr/tests/trust.rs): Python securesystemslib >= 1.0 in a
