@@ -2,7 +2,8 @@
 //! 125, file:line and rule named, the secret never shown) and stores nothing (no image, no
 //! blob, no step-cache entry); `--allow-secret` lets that path through (a file or a
 //! directory prefix) and only for that build; files in the context that no copy takes, or
-//! that `.gcrignore` drops, are not scanned; a clean cached rebuild reads no file again.
+//! that `.gcrignore` drops, are not scanned; a clean cached rebuild reads no file again;
+//! index rows a non-scanning build wrote are not trusted.
 //! Samples are assembled at run time so this file holds no token-shaped string.
 
 mod common;
@@ -250,5 +251,29 @@ fn a_bad_allow_path_is_a_usage_error() {
         stderr(&out).contains("--allow-secret ../elsewhere"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn rows_indexed_without_the_scan_are_not_trusted() {
+    let env = Env::new();
+    let dir = tempdir();
+    context(
+        dir.path(),
+        &[("app/conf/token.txt", format!("t={}\n", token()))],
+    );
+    // The bench-only switch: the build neither scans nor refuses, and fills the index.
+    let out = env
+        .cmd(&["build", "-q", dir.path().to_str().unwrap()])
+        .env("GCR_NO_CONTEXT_SCAN", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The next (scanning) build does not take those rows for clean files.
+    refused(
+        &env,
+        dir.path(),
+        &[],
+        &["app/conf/token.txt:1", "rule github-pat"],
     );
 }
