@@ -257,7 +257,7 @@ fn unknown_keys_name_path_and_line() {
     );
     assert_eq!(
         err(&with_min("build:\n  cpoy: []\n")),
-        "app.gcr:6:3: build.cpoy: unknown field; expected one of copy, dependencies, commands, network, env"
+        "app.gcr:6:3: build.cpoy: unknown field; expected one of copy, dependencies, commands, network, env, secrets"
     );
     assert_eq!(
         err(&with_min("runtime:\n  resources: { memory: 1g, cpus: 2 }\n")),
