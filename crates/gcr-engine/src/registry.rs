@@ -66,7 +66,8 @@ impl Engine {
                         let _ = store.remove_image(&report.id, false);
                     }
                     None => {
-                        let _ = store.remove_image(&report.id, true);
+                        // By its name: an image the store had under other names keeps them.
+                        let _ = store.remove_image(&report.reference, true);
                     }
                 }
             }
@@ -83,7 +84,19 @@ impl Engine {
         opts: &ConnectOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport, EngineError> {
-        gcr_registry::push(self.store()?, image, dest, opts, progress).map_err(err)
+        let store = self.store()?;
+        let report = gcr_registry::push(store, image, dest, opts, progress).map_err(err)?;
+        // The audit ledger records the push (the reference and digest the registry holds).
+        crate::container::record::event(
+            store.conn(),
+            "image",
+            &report.digest,
+            &report.reference,
+            None,
+            Some("push"),
+            image,
+        )?;
+        Ok(report)
     }
 
     /// `gcr login`: checks the credentials against the registry, then saves them; returns

@@ -101,7 +101,18 @@ impl Engine {
         name: &str,
         password: Option<&[u8]>,
     ) -> Result<KeyInfo, EngineError> {
-        Ok(self.keys().generate(name, password)?)
+        let info = self.keys().generate(name, password)?;
+        // The audit ledger records key generation (the key is a file; its event follows).
+        crate::container::record::event(
+            self.store()?.conn(),
+            "key",
+            &info.key_id,
+            name,
+            None,
+            Some("generate"),
+            info.algorithm,
+        )?;
+        Ok(info)
     }
 
     /// `gcr key import NAME FILE`.
@@ -167,6 +178,16 @@ impl Engine {
             notes,
             BUNDLE_MEDIA_TYPE,
             &bundle,
+        )?;
+        // The audit ledger records the signature: the manifest, the key, the referrer.
+        crate::container::record::event(
+            self.store()?.conn(),
+            "image",
+            &checked.manifest_digest,
+            image,
+            None,
+            Some("sign"),
+            &format!("{} {referrer}", key.public().id()),
         )?;
         Ok(Signed {
             image: image.to_string(),

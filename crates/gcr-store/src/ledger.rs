@@ -152,8 +152,16 @@ pub(crate) fn register(conn: &Connection) -> Result<ActorCell> {
     Ok(cell)
 }
 
-fn blob32(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
-    v.and_then(|b| b.try_into().ok())
+/// A leaf or stored-hash column: `None` when NULL; 32 bytes otherwise. A value of another
+/// size or type (a tampered row) reads as all zeros, which matches no hash, so `audit
+/// verify` names it instead of failing on the column's type.
+fn hash_col(v: rusqlite::types::ValueRef<'_>) -> Option<[u8; 32]> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.try_into().unwrap_or([0; 32])),
+        _ => Some([0; 32]),
+    }
 }
 
 impl Store {
@@ -196,7 +204,7 @@ impl Store {
             }
             next = index + 1;
             let compacted: i64 = r.get(10)?;
-            let leaf = blob32(r.get(9)?);
+            let leaf = hash_col(r.get_ref(9)?);
             let entry = (compacted == 0).then(|| -> rusqlite::Result<Vec<u8>> {
                 Ok(entry_bytes(
                     index as i64,
@@ -239,9 +247,10 @@ impl Store {
             .prepare_cached("SELECT hash FROM ledger_hashes WHERE id = ?1")?;
         ids.iter()
             .map(|id| {
-                Ok(blob32(
-                    stmt.query_row([*id as i64], |r| r.get(0)).optional()?,
-                ))
+                Ok(stmt
+                    .query_row([*id as i64], |r| Ok(hash_col(r.get_ref(0)?)))
+                    .optional()?
+                    .flatten())
             })
             .collect()
     }
@@ -256,7 +265,7 @@ impl Store {
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             if let Some(slot) = out.get_mut((id as u64 - from) as usize) {
-                *slot = blob32(r.get(1)?);
+                *slot = hash_col(r.get_ref(1)?);
             }
         }
         Ok(out)
