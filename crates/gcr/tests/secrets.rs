@@ -242,6 +242,54 @@ fn a_foreground_run_gets_its_secret_every_time() {
     assert!(hits.is_empty(), "{hits:?}");
 }
 
+#[test]
+fn a_healthcheck_gets_grant_values_too() {
+    if !need_root("a_healthcheck_gets_grant_values_too") {
+        return;
+    }
+    let env = Env::new();
+    let value = random_value();
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("v");
+    std::fs::write(&file, &value).unwrap();
+    env.ok(&["secret", "create", "db", file.to_str().unwrap()]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--network",
+        "none",
+        "--secret",
+        "db",
+        "-e",
+        "PW=grant://db",
+        "--health-cmd",
+        "[ \"$PW\" = \"$(cat /run/secrets/db)\" ]",
+        "--health-interval",
+        "100ms",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let status = || {
+        let out = env.ok(&["inspect", "hc"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0]["State"]["Health"]["Status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(eventually(10, || status() == "healthy"), "{}", status());
+    let out = env.ok(&["inspect", "hc"]);
+    assert!(!out.contains(&value), "inspect shows the value");
+    env.ok(&["rm", "-f", "hc"]);
+    let mut hits = Vec::new();
+    files_containing(env.root.path(), value.as_bytes(), &mut hits);
+    files_containing(&env.run_dir, value.as_bytes(), &mut hits);
+    assert!(hits.is_empty(), "{hits:?}");
+}
+
 fn assert_refused(env: &Env, args: &[&str], says: &str) {
     let out = env.gcr(args);
     assert_eq!(

@@ -75,8 +75,9 @@ fn pipe() -> Option<(OwnedFd, OwnedFd)> {
     Some(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Runs the check once; a timeout kills it and counts as failure (exit code -1).
-pub fn run_check(r: &Record, cfg: &HealthConfig) -> HealthResult {
+/// Runs the check once; a timeout kills it and counts as failure (exit code -1). The
+/// container's `grant://NAME` environment values are filled in memory, as for `exec`.
+pub fn run_check(engine: &crate::Engine, r: &Record, cfg: &HealthConfig) -> HealthResult {
     let start_ns = record::now_ns();
     let fail = |msg: String| HealthResult {
         start_ns,
@@ -88,10 +89,21 @@ pub fn run_check(r: &Record, cfg: &HealthConfig) -> HealthResult {
         cmd: cfg.test.clone(),
         ..Default::default()
     };
-    let process = match exec_process(r, &o) {
+    let mut process = match exec_process(r, &o) {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };
+    if let Some(env) = process.env_mut().as_mut() {
+        if env
+            .iter()
+            .any(|e| crate::secrets::grant::env_grant(e).is_some())
+        {
+            if let Err(e) = crate::secrets::grant::fill_env(engine, &mut None, env) {
+                crate::secrets::grant::wipe_env(env);
+                return fail(e.to_string());
+            }
+        }
+    }
     let Some((out_r, out_w)) = pipe() else {
         return fail("cannot create a pipe".into());
     };
@@ -108,11 +120,14 @@ pub fn run_check(r: &Record, cfg: &HealthConfig) -> HealthResult {
         stdout: out_w,
         stderr: err_w,
     };
-    let running =
-        match gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio) {
-            Ok(x) => x,
-            Err(e) => return fail(e.to_string()),
-        };
+    let running = gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio);
+    if let Some(env) = process.env_mut().as_mut() {
+        crate::secrets::grant::wipe_env(env);
+    }
+    let running = match running {
+        Ok(x) => x,
+        Err(e) => return fail(e.to_string()),
+    };
     let deadline = Instant::now() + Duration::from_millis(cfg.timeout_ms);
     let mut output = Vec::new();
     let pidfd = procfs::pidfd_open(running.pid);

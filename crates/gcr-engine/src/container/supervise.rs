@@ -219,7 +219,7 @@ fn health_tick(root: &Path, run_dir: &Path, id: &str, cfg: &HealthConfig, starte
             if r.state == State::Running {
                 let mut h = r.extra.health.clone().unwrap_or_else(HealthState::starting);
                 let in_start = started.elapsed() < Duration::from_millis(cfg.start_period_ms);
-                h.record(health::run_check(&r, cfg), cfg, in_start);
+                h.record(health::run_check(&engine, &r, cfg), cfg, in_start);
                 let _ = engine.store_health(id, &h);
             }
         }
