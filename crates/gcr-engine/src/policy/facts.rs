@@ -87,7 +87,7 @@ fn named(image_ref: &str, id: &str) -> Option<gcr_core::Reference> {
     gcr_core::Reference::parse(image_ref).ok()
 }
 
-fn docker_ref(r: &gcr_core::Reference) -> DockerRef {
+pub(super) fn docker_ref(r: &gcr_core::Reference) -> DockerRef {
     DockerRef {
         name: r.name(),
         tag: r.tag().map(str::to_string).or_else(|| {

@@ -8,7 +8,7 @@ use gcr_trust::policy::dockerref::DockerRef;
 use gcr_trust::policy::image::ImageDecision;
 use gcr_trust::policy::run::{Defaults, Deny, RunRequest};
 
-use super::facts::Verdict;
+use super::facts::{docker_ref, Identity, Verdict};
 use super::{deny, load, Loaded};
 use crate::container::config::RunOptions;
 use crate::container::record::{self, Record};
@@ -225,7 +225,16 @@ impl Engine {
             return Ok(());
         };
         let manifest_digest = self.store()?.resolve_image(id)?.manifest_digest;
-        let ident = self.policy_identity(reference, id, &manifest_digest)?;
+        // Judged as what was just pulled, in the docker transport: the store may have had
+        // the same image already (built or imported, so no blob was fetched and it has no
+        // registry source), and it must not pass as a local image.
+        let r =
+            gcr_core::Reference::parse(reference).map_err(|e| EngineError::Usage(e.to_string()))?;
+        let ident = Identity {
+            transport: "docker",
+            registry: r.registry().to_string(),
+            reference: Some(docker_ref(&r)),
+        };
         match self.image_decision(loaded, &ident, &manifest_digest)? {
             Some(d) if !d.allowed => Err(self.refuse(reference, &d.rule, &d.reason)),
             _ => Ok(()),
