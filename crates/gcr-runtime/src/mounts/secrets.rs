@@ -208,3 +208,60 @@ impl SecretsPlan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(target: &str) -> SecretFile {
+        SecretFile {
+            target: PathBuf::from(target),
+            uid: 1,
+            gid: 2,
+            mode: 0o100440,
+            data: Zeroizing::new(b"v".to_vec()),
+        }
+    }
+
+    #[test]
+    fn targets_split_into_tmpfs_files_and_binds() {
+        let plan = SecretsPlan::prepare(vec![
+            file("/run/secrets/db"),
+            file("/run/secrets/app/key"),
+            file("/etc/app/pw"),
+        ])
+        .unwrap();
+        let got: Vec<(&[u8], &[u8], Option<&[u8]>, u32)> = plan
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.dir.as_bytes(),
+                    f.name.as_bytes(),
+                    f.bind.as_deref().map(|b| b.to_bytes()),
+                    f.mode,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (&b"run/secrets"[..], &b"db"[..], None, 0o440),
+                (b"run/secrets/app", b"key", None, 0o440),
+                (
+                    b"run/secrets",
+                    b".gcr-secret-2",
+                    Some(&b"etc/app/pw"[..]),
+                    0o440
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_targets_are_refused() {
+        for t in ["run/secrets/x", "/run/secrets", "/", "/run/secrets/../x"] {
+            assert!(SecretsPlan::prepare(vec![file(t)]).is_err(), "{t}");
+        }
+    }
+}
