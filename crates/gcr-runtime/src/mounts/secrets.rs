@@ -231,7 +231,8 @@ mod tests {
             file("/etc/app/pw"),
         ])
         .unwrap();
-        let got: Vec<(&[u8], &[u8], Option<&[u8]>, u32)> = plan
+        type Row<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>, u32);
+        let got: Vec<Row> = plan
             .files
             .iter()
             .map(|f| {
