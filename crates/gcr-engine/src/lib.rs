@@ -3,6 +3,8 @@
 //! composed from gcr-store (disk) and gcr-runtime (Linux execution). Both front-ends (the
 //! CLI now, the API daemon later) call only this crate.
 
+/// The runc personality (`gcr-runc`, `gcr oci`), for the CLI.
+pub use gcr_oci as oci;
 pub mod audit;
 pub mod build;
 pub mod container;

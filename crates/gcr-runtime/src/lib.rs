@@ -34,5 +34,5 @@ pub use exec::exec_in;
 pub use mounts::SecretFile;
 pub use namespaces::LoopbackNetns;
 pub use process::{cap_number, caps_mask, DOCKER_DEFAULT_CAPS};
-pub use spawn::{spawn, Launch, Network, Rootfs, Running, SeccompMode, Stdio};
+pub use spawn::{spawn, spawn_with, Extras, Launch, Network, Rootfs, Running, SeccompMode, Stdio};
 pub use wait::{signal_forwarder, wait_exit, SignalForwarder};

@@ -41,6 +41,8 @@ pub(crate) struct ProcessPlan {
     candidates: Vec<CString>,
     /// argv[0], for error messages.
     pub(crate) name: String,
+    /// Held before execve until a byte arrives here (see [`crate::Extras::exec_hold`]).
+    pub(crate) hold: Option<RawFd>,
 }
 
 impl Drop for ProcessPlan {
@@ -237,6 +239,7 @@ impl ProcessPlan {
             env_ptrs,
             candidates,
             name,
+            hold: None,
         })
     }
 
@@ -359,6 +362,9 @@ impl ProcessPlan {
         // SAFETY: umask and sigprocmask on stack values.
         unsafe {
             libc::umask(self.umask as libc::mode_t);
+        }
+        if let Some(fd) = self.hold {
+            crate::sys::hold(errfd, fd);
         }
         if init {
             crate::init::run_reaper(errfd, self)

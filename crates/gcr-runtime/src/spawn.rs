@@ -98,6 +98,20 @@ pub struct Launch<'a> {
     pub secrets: Vec<SecretFile>,
 }
 
+/// What runc's command line adds to a launch (`gcr-runc create`); [`spawn`] uses none.
+#[derive(Default)]
+pub struct Extras {
+    /// Hold the process right before execve (after every other step) until one byte can be
+    /// read from this descriptor (a fifo opened read-write); [`spawn_with`] then returns
+    /// once the process is held, with the exec still to come (runc's `exec.fifo`).
+    pub exec_hold: Option<OwnedFd>,
+    /// The cgroup at this path relative to the cgroupfs roots (an OCI `cgroupsPath`)
+    /// instead of `gcr/<id>`.
+    pub cgroup_path: Option<PathBuf>,
+    /// Descriptors 3 to 3+N-1 stay open in the process (runc's `--preserve-fds`).
+    pub preserve_fds: u32,
+}
+
 /// A started container process (or an exec'd process in one).
 pub struct Running {
     /// Host pid.
@@ -143,6 +157,7 @@ struct ChildCtx<'a> {
     mounts: &'a MountPlan,
     process: &'a ProcessPlan,
     init: bool,
+    preserve_fds: u32,
 }
 
 fn child_main(c: &ChildCtx) -> ! {
@@ -152,6 +167,10 @@ fn child_main(c: &ChildCtx) -> ! {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     c.stdio.apply(c.errfd);
     close_all_but(c.keep);
+    for fd in 3..3 + c.preserve_fds as RawFd {
+        // SAFETY: fcntl on a descriptor number; a closed one just fails.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
     if let Some(Err(e)) = c.join.map(Join::enter_self) {
         child_fail(c.errfd, Stage::Cgroup as u32, e);
     }
@@ -228,12 +247,22 @@ fn cgroup_err(e: impl std::fmt::Display) -> RuntimeError {
 
 /// Starts the container described by `l`.
 pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
+    spawn_with(l, Extras::default())
+}
+
+/// [`spawn`] with runc's additions (`x`).
+pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     let process = l
         .spec
         .process()
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidSpec("the spec has no process".into()))?;
-    let process = ProcessPlan::prepare(process, l.seccomp)?;
+    let mut process = ProcessPlan::prepare(process, l.seccomp)?;
+    process.hold = x.exec_hold.as_ref().map(|f| f.as_raw_fd());
+    let make = |m: &CgroupManager, res: &Resources| match &x.cgroup_path {
+        Some(p) => m.create_at(p, res),
+        None => m.create(l.id, res),
+    };
     let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets)?;
     let ns = NsPlan::prepare(l.spec, l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
@@ -249,7 +278,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         .is_some_and(|m| m.version() == CgroupVersion::V1);
     let mut guard = CgroupGuard(None);
     if let (Some(m), Some(res), false) = (&manager, &l.cgroup_resources, late) {
-        guard.0 = Some(m.create(l.id, res).map_err(cgroup_err)?);
+        guard.0 = Some(make(m, res).map_err(cgroup_err)?);
     }
     let join = match &guard.0 {
         Some(c) => Some(c.join().map_err(cgroup_err)?),
@@ -267,8 +296,11 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         .chain(late_pipe.as_ref().map(|(r, _)| r.as_raw_fd()))
         .chain(ns.keep_fds())
         .chain(mounts.keep_fds())
+        .chain(process.hold)
+        .chain(3..3 + x.preserve_fds as RawFd)
         .collect();
     keep.sort_unstable();
+    keep.dedup();
     let ctx = ChildCtx {
         errfd: err_w.as_raw_fd(),
         join: join.as_ref(),
@@ -279,6 +311,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         mounts: &mounts,
         process: &process,
         init: l.init,
+        preserve_fds: x.preserve_fds,
     };
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
@@ -312,7 +345,7 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         drop(r);
         let mut paths = Vec::new();
         if let (Some(m), Some(res), true) = (&manager, &l.cgroup_resources, late) {
-            match m.create(l.id, res) {
+            match make(m, res) {
                 Ok(cg) => {
                     for d in cg.paths() {
                         paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
@@ -353,7 +386,9 @@ pub fn spawn(l: Launch) -> Result<Running, RuntimeError> {
         }
     }
     send(&mut release);
-    if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()) {
+    drop(x.exec_hold);
+    if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()).filter(|(s, _)| *s != sys::HELD)
+    {
         let _ = sys::waitpid(pid);
         return Err(
             match (process.error_for(stage, err), mounts.describe(stage)) {

@@ -134,6 +134,33 @@ pub(crate) fn child_fail(errfd: RawFd, stage: u32, err: i32) -> ! {
     }
 }
 
+/// The report code of a process held before execve (see [`hold`]): not an error.
+pub(crate) const HELD: u32 = u32::MAX;
+
+/// Child side of a held start (runc's `create`): tells the parent over `errfd` that setup is
+/// done, then blocks until one byte arrives on `fd` (a fifo opened read-write, written by a
+/// later `start`). Never allocates; exits if the fifo is closed without a byte.
+pub(crate) fn hold(errfd: RawFd, fd: RawFd) {
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&HELD.to_ne_bytes());
+    let mut b = [0u8; 1];
+    // SAFETY: write/read on stack buffers, close and _exit are async-signal-safe.
+    unsafe {
+        libc::write(errfd, msg.as_ptr().cast(), msg.len());
+        loop {
+            let n = libc::read(fd, b.as_mut_ptr().cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            libc::_exit(125);
+        }
+        libc::close(fd);
+    }
+}
+
 /// Creates a pipe with both ends close-on-exec.
 pub(crate) fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), crate::RuntimeError> {
     use std::os::fd::FromRawFd;

@@ -8,6 +8,7 @@ mod containers;
 mod images;
 mod manifest;
 mod network;
+mod oci;
 mod out;
 mod policy;
 mod registry;
@@ -197,7 +198,17 @@ fn main() {
     // clap (and the pages it touches) to keep its memory small.
     // The trash reaper likewise starts often and does one thing.
     let mut argv = std::env::args_os();
-    match argv.nth(1).as_ref().and_then(|a| a.to_str()) {
+    // runc's command line: invoked as gcr-runc (or runc), or as `gcr oci ...`.
+    let name = argv.next().unwrap_or_default();
+    let base = Path::new(&name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if base == "gcr-runc" || base == "runc" {
+        std::process::exit(oci::main(argv.collect()));
+    }
+    match argv.next().as_ref().and_then(|a| a.to_str()) {
+        Some("oci") => std::process::exit(oci::main(argv.collect())),
         Some("__supervise") => {
             let rest: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
             std::process::exit(gcr_engine::container::supervise::main(&rest));

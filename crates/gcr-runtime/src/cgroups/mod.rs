@@ -218,8 +218,35 @@ impl CgroupManager {
         check_id(id)?;
         res.validate()?;
         match &self.layout {
-            Layout::V2 { root } => v2::create(self, root, id, res),
-            Layout::V1 { hierarchies } => v1::create(self, hierarchies, id, res),
+            Layout::V2 { root } => v2::create(self, root, &Path::new(PARENT).join(id), res),
+            Layout::V1 { hierarchies } => {
+                v1::create(self, hierarchies, &Path::new(PARENT).join(id), res)
+            }
+        }
+    }
+
+    /// Creates the group at `rel` (relative to each cgroupfs root, e.g. `default/ID` from an
+    /// OCI `cgroupsPath`; missing parents are made) and applies the limits. On error the
+    /// group itself does not stay (parents made on the way do, as with runc).
+    pub fn create_at(&self, rel: &Path, res: &Resources) -> Result<Cgroup, CgroupError> {
+        check_rel(rel)?;
+        res.validate()?;
+        match &self.layout {
+            Layout::V2 { root } => v2::create(self, root, rel, res),
+            Layout::V1 { hierarchies } => v1::create(self, hierarchies, rel, res),
+        }
+    }
+
+    /// The group at `rel` (see [`CgroupManager::create_at`]), without touching the filesystem.
+    pub fn open_at(&self, rel: &Path) -> Cgroup {
+        match &self.layout {
+            Layout::V2 { root } => Cgroup::v2(root.join(rel)),
+            Layout::V1 { hierarchies } => Cgroup::v1(
+                hierarchies
+                    .iter()
+                    .map(|h| (h.ctrls, h.mount.join(rel)))
+                    .collect(),
+            ),
         }
     }
 
@@ -257,6 +284,19 @@ impl CgroupManager {
         Ok(created)
     }
 
+    /// Creates `path` and its missing ancestors.
+    fn mkdir_all(&self, path: &Path) -> std::io::Result<bool> {
+        match self.mkdir(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(up) = path.parent() {
+                    self.mkdir_all(up)?;
+                }
+                self.mkdir(path)
+            }
+            r => r,
+        }
+    }
+
     /// Creates `parent/<id>`; when `parent` is missing, creates it first and calls
     /// `on_parent_created`. Returns whether the group directory was new (an existing one, a
     /// leftover of a crashed run with the same id, is reused).
@@ -271,7 +311,7 @@ impl CgroupManager {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Set the parent up even when a concurrent gcr created it first: its
                 // controller setup may still be in flight, and repeating it is harmless.
-                self.mkdir(parent)
+                self.mkdir_all(parent)
                     .map_err(|e| fs::err("create", parent, e))?;
                 on_parent_created()?;
                 self.mkdir(dir).map_err(|e| fs::err("create", dir, e))
@@ -279,6 +319,22 @@ impl CgroupManager {
             Err(e) => Err(fs::err("create", dir, e)),
         }
     }
+}
+
+/// A relative group path: normal components only, each a valid name.
+fn check_rel(rel: &Path) -> Result<(), CgroupError> {
+    let mut n = 0;
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(s) => check_id(&s.to_string_lossy())?,
+            _ => return Err(CgroupError::BadId(rel.display().to_string())),
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return Err(CgroupError::BadId(rel.display().to_string()));
+    }
+    Ok(())
 }
 
 fn check_id(id: &str) -> Result<(), CgroupError> {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::mountinfo::{Hierarchy, CPU, CPUACCT, MEMORY, PIDS};
-use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats, PARENT};
+use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats};
 
 /// The kernel's "unlimited" for memory limits is a page-rounded i64::MAX; treat anything
 /// this large as unlimited.
@@ -15,7 +15,7 @@ const UNLIMITED: u64 = 1 << 62;
 pub(super) fn create(
     m: &CgroupManager,
     hierarchies: &[Hierarchy],
-    id: &str,
+    rel: &Path,
     res: &Resources,
 ) -> Result<Cgroup, CgroupError> {
     let mut dirs: Vec<(u8, PathBuf)> = Vec::with_capacity(hierarchies.len());
@@ -25,8 +25,8 @@ pub(super) fn create(
         if h.ctrls == CPU && !res.wants_cpu() {
             continue;
         }
-        let parent = h.mount.join(PARENT);
-        let dir = parent.join(id);
+        let dir = h.mount.join(rel);
+        let parent = dir.parent().unwrap_or(&h.mount).to_path_buf();
         if let Err(e) = m.mkdir_group(&parent, &dir, || Ok(())) {
             result = Err(e);
             break;

@@ -5,18 +5,18 @@
 
 use std::path::Path;
 
-use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats, CPU_PERIOD_US, PARENT};
+use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats, CPU_PERIOD_US};
 
 const WANTED: [&str; 3] = ["memory", "cpu", "pids"];
 
 pub(super) fn create(
     m: &CgroupManager,
     root: &Path,
-    id: &str,
+    rel: &Path,
     res: &Resources,
 ) -> Result<Cgroup, CgroupError> {
-    let parent = root.join(PARENT);
-    let dir = parent.join(id);
+    let dir = root.join(rel);
+    let parent = dir.parent().unwrap_or(root).to_path_buf();
     let mut enabled = false;
     m.mkdir_group(&parent, &dir, || {
         enabled = true;
@@ -62,7 +62,13 @@ fn enable_controllers(root: &Path, parent: &Path) -> Result<(), CgroupError> {
         fs::write(&root_ctl, &missing.join(" "))?;
     }
     let all: Vec<String> = want.iter().map(|c| format!("+{c}")).collect();
-    fs::write(&parent.join("cgroup.subtree_control"), &all.join(" "))
+    // Every level between the root and the parent (one, `gcr`, for gcr's own groups).
+    let mut levels: Vec<&Path> = parent.ancestors().take_while(|a| *a != root).collect();
+    levels.reverse();
+    for l in levels {
+        fs::write(&l.join("cgroup.subtree_control"), &all.join(" "))?;
+    }
+    Ok(())
 }
 
 /// cpu.weight from Docker's cpu-shares (the conversion runc and crun use).

@@ -1,0 +1,250 @@
+//! The container's cgroup: where it goes (`cgroupsPath` in cgroupfs form `/a/b`, relative
+//! `a/b`, or systemd form `slice:prefix:name` with `--systemd-cgroup`), the limits of
+//! `linux.resources` it takes, and the v1 device controller for `linux.resources.devices`.
+//!
+//! The systemd form is mapped to the path systemd's cgroupfs layout gives the unit
+//! (`a-b.slice` -> `a.slice/a-b.slice`, then `prefix-name.scope`); gcr-runc makes the
+//! group itself rather than asking systemd over D-Bus for a transient unit.
+
+use std::path::{Path, PathBuf};
+
+use gcr_runtime::cgroups::{Cgroup, CgroupManager, CgroupVersion, Resources};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+
+use crate::OciError;
+
+fn cg_err(e: impl std::fmt::Display) -> OciError {
+    OciError::Cgroup(e.to_string())
+}
+
+/// The group at `rel` (no filesystem access beyond reading mountinfo).
+pub(crate) fn open(rel: &Path) -> Result<Cgroup, OciError> {
+    Ok(CgroupManager::detect().map_err(cg_err)?.open_at(rel))
+}
+
+/// The relative group path for `cgroups_path` (None: `gcr-runc/<id>`).
+pub(crate) fn path_for(
+    cgroups_path: Option<&Path>,
+    id: &str,
+    systemd: bool,
+) -> Result<PathBuf, OciError> {
+    let Some(p) = cgroups_path.map(|p| p.to_string_lossy().into_owned()) else {
+        return Ok(if systemd {
+            PathBuf::from(format!("system.slice/gcr-runc-{id}.scope"))
+        } else {
+            PathBuf::from("gcr-runc").join(id)
+        });
+    };
+    if systemd {
+        let parts: Vec<&str> = p.split(':').collect();
+        let [slice, prefix, name] = parts.as_slice() else {
+            return Err(OciError::Invalid(format!(
+                "linux.cgroupsPath {p:?} is not in systemd's slice:prefix:name form (--systemd-cgroup is set)"
+            )));
+        };
+        let slice = if slice.is_empty() {
+            "system.slice"
+        } else {
+            slice
+        };
+        if !slice.ends_with(".slice") || slice.contains('/') {
+            return Err(OciError::Invalid(format!(
+                "linux.cgroupsPath {p:?}: {slice:?} is not a slice name (like system.slice)"
+            )));
+        }
+        let mut rel = PathBuf::new();
+        let stem = slice.trim_end_matches(".slice");
+        if stem != "-" {
+            let mut acc = String::new();
+            for part in stem.split('-') {
+                if !acc.is_empty() {
+                    acc.push('-');
+                }
+                acc.push_str(part);
+                rel.push(format!("{acc}.slice"));
+            }
+        }
+        let unit = if name.ends_with(".slice") {
+            name.to_string()
+        } else if prefix.is_empty() {
+            format!("{name}.scope")
+        } else {
+            format!("{prefix}-{name}.scope")
+        };
+        rel.push(unit);
+        return Ok(rel);
+    }
+    if p.contains(':') {
+        return Err(OciError::Invalid(format!(
+            "linux.cgroupsPath {p:?} looks like systemd's slice:prefix:name form; pass --systemd-cgroup or give a path like /default/{id}"
+        )));
+    }
+    let mut rel = PathBuf::new();
+    for c in Path::new(&p).components() {
+        match c {
+            std::path::Component::RootDir | std::path::Component::CurDir => {}
+            std::path::Component::Normal(n) => rel.push(n),
+            _ => {
+                return Err(OciError::Invalid(format!(
+                    "linux.cgroupsPath {p:?} must not contain \"..\""
+                )))
+            }
+        }
+    }
+    if rel.as_os_str().is_empty() {
+        return Err(OciError::Invalid(format!(
+            "linux.cgroupsPath {p:?} names the root group; give a path like /default/{id}"
+        )));
+    }
+    Ok(rel)
+}
+
+/// The runtime's limits for `linux.resources`; anything else set there is refused.
+pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciError> {
+    let mut out = Resources::default();
+    let Some(r) = r else { return Ok(out) };
+    let others = [
+        (
+            r.hugepage_limits().is_some(),
+            "linux.resources.hugepageLimits",
+        ),
+        (r.network().is_some(), "linux.resources.network"),
+        (r.rdma().is_some(), "linux.resources.rdma"),
+        (
+            r.unified().as_ref().is_some_and(|u| !u.is_empty()),
+            "linux.resources.unified",
+        ),
+        (r.block_io().is_some(), "linux.resources.blockIO"),
+    ];
+    if let Some((_, f)) = others.iter().find(|(set, _)| *set) {
+        return Err(OciError::unsupported(f));
+    }
+    if let Some(m) = r.memory() {
+        if m.reservation().is_some()
+            || m.kernel().is_some()
+            || m.kernel_tcp().is_some()
+            || m.swappiness().is_some()
+            || m.disable_oom_killer().is_some()
+            || m.use_hierarchy().is_some()
+            || m.check_before_update().is_some()
+        {
+            return Err(OciError::unsupported(
+                "linux.resources.memory (only limit and swap)",
+            ));
+        }
+        if let Some(l) = m.limit().filter(|l| *l > 0) {
+            out.memory = Some(l as u64);
+            out.memory_swap = Some(m.swap().unwrap_or(-1));
+        } else if m.swap().is_some() {
+            return Err(OciError::Invalid(
+                "linux.resources.memory.swap needs linux.resources.memory.limit".into(),
+            ));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.realtime_period().is_some()
+            || c.realtime_runtime().is_some()
+            || c.cpus().as_ref().is_some_and(|s| !s.is_empty())
+            || c.mems().as_ref().is_some_and(|s| !s.is_empty())
+            || c.idle().is_some()
+        {
+            return Err(OciError::unsupported(
+                "linux.resources.cpu (only shares, quota and period)",
+            ));
+        }
+        if let Some(q) = c.quota().filter(|q| *q > 0) {
+            let period = c.period().filter(|p| *p > 0).unwrap_or(100_000);
+            out.cpus = Some(q as f64 / period as f64);
+        }
+        out.cpu_shares = c.shares().filter(|s| *s > 0);
+    }
+    if let Some(p) = r.pids() {
+        out.pids = Some(p.limit());
+    }
+    Ok(out)
+}
+
+/// Device rules every runc container gets on top of its config's (the standard nodes).
+const DEFAULT_ALLOW: [&str; 9] = [
+    "c 1:3 rwm",   // null
+    "c 1:5 rwm",   // zero
+    "c 1:7 rwm",   // full
+    "c 1:8 rwm",   // random
+    "c 1:9 rwm",   // urandom
+    "c 5:0 rwm",   // tty
+    "c 5:1 rwm",   // console
+    "c 5:2 rwm",   // ptmx
+    "c 136:* rwm", // pts
+];
+
+fn rule(d: &LinuxDeviceCgroup) -> String {
+    let typ = d
+        .typ()
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_else(|| "a".into());
+    let num = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
+    let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+    if typ == "a" {
+        return format!("a *:* {access}");
+    }
+    format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
+}
+
+/// Makes the v1 devices group `rel` for `devices` (plus the defaults) and moves `pid` into
+/// it. On cgroup v2 (device control through eBPF) the field is refused.
+pub(crate) fn devices(
+    rel: &Path,
+    devices: &[LinuxDeviceCgroup],
+    pid: i32,
+) -> Result<Option<PathBuf>, OciError> {
+    if devices.is_empty() {
+        return Ok(None);
+    }
+    let m = CgroupManager::detect().map_err(cg_err)?;
+    if m.version() == CgroupVersion::V2 {
+        return Err(OciError::unsupported(
+            "linux.resources.devices on cgroup v2",
+        ));
+    }
+    let dir = Path::new("/sys/fs/cgroup/devices").join(rel);
+    std::fs::create_dir_all(&dir).map_err(|e| OciError::io("cannot create", &dir, e))?;
+    let write = |file: &str, line: &str| {
+        let p = dir.join(file);
+        std::fs::write(&p, line).map_err(|e| OciError::io("cannot write", p, e))
+    };
+    let res = (|| {
+        for d in devices {
+            write(
+                if d.allow() {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                },
+                &rule(d),
+            )?;
+        }
+        for r in DEFAULT_ALLOW {
+            write("devices.allow", r)?;
+        }
+        write("cgroup.procs", &pid.to_string())
+    })();
+    match res {
+        Ok(()) => Ok(Some(dir)),
+        Err(e) => {
+            let _ = std::fs::remove_dir(&dir);
+            Err(e)
+        }
+    }
+}
+
+/// Removes a devices group made by [`devices`] (its processes are gone).
+pub(crate) fn remove_devices(dir: &Path) {
+    for _ in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            _ => return,
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! runc's command line (`gcr-runc ...`, a symlink to gcr, or `gcr oci ...`): its own clap
+//! parser for runc's global flags and commands, calling gcr-engine's re-export of
+//! gcr-oci. Errors go to stderr and, with `--log`, to that file as logrus-style JSON
+//! (or text) lines, where containerd's shim reads them; the exit code is then 1.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gcr_engine::oci::{docs, Create, Oci, OciError, Run};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "runc",
+    disable_version_flag = true,
+    about = "gcr's executor with runc's command line"
+)]
+struct RuncCli {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/gcr-runc")]
+    root: PathBuf,
+    /// Log file for errors (containerd's shim reads it).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Also log debug lines.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// cgroupsPath is systemd's slice:prefix:name.
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// auto or false (rootless containers are not supported yet).
+    #[arg(long, global = true)]
+    rootless: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+struct CreateArgs {
+    /// Bundle directory (default: the current directory).
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Accepted; gcr always uses pivot_root.
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Accepted; gcr never makes a session keyring.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    id: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Write a default config.json.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// Create a container (held before its process starts).
+    Create(CreateArgs),
+    /// Start a created container.
+    Start { id: String },
+    /// Create and start a container.
+    Run {
+        #[command(flatten)]
+        c: CreateArgs,
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Print the state of a container.
+    State { id: String },
+    /// Send a signal (name or number, default SIGTERM).
+    Kill {
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers.
+    List {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Processes of a container.
+    Ps {
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        id: String,
+    },
+    /// Freeze a container.
+    Pause { id: String },
+    /// Thaw a container.
+    Resume { id: String },
+    /// The runtime-spec features document.
+    Features,
+}
+
+/// Entry point: `args` without the program name. Returns the exit code.
+pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match RuncCli::try_parse_from(std::iter::once("runc".into()).chain(args)) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(msg) => {
+            log_error(&cli, &msg);
+            1
+        }
+    }
+}
+
+fn log_error(cli: &RuncCli, msg: &str) {
+    let _ = writeln!(std::io::stderr(), "gcr-runc: {msg}");
+    let Some(path) = &cli.log else { return };
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let time = gcr_engine::oci::time_rfc3339(unix);
+    let line = match cli.log_format {
+        LogFormat::Json => {
+            serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+        }
+        LogFormat::Text => format!("time={time:?} level=error msg={msg:?}"),
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+fn err(e: OciError) -> String {
+    e.to_string()
+}
+
+fn print(v: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{text}").map_err(|e| format!("cannot write to stdout: {e}"))
+}
+
+fn create_of(a: &CreateArgs) -> Create<'_> {
+    Create {
+        id: &a.id,
+        bundle: &a.bundle,
+        pid_file: a.pid_file.as_deref(),
+        console_socket: a.console_socket.as_deref(),
+        preserve_fds: a.preserve_fds,
+    }
+}
+
+fn dispatch(cli: &RuncCli) -> Result<i32, String> {
+    if cli.version {
+        println!(
+            "runc version {} (gcr-runc)\ncommit: gcr-{}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("GCR_COMMIT").unwrap_or("unknown"),
+            gcr_engine::oci::state::OCI_VERSION
+        );
+        return Ok(0);
+    }
+    match cli.rootless.as_deref() {
+        None | Some("auto") | Some("false") => {}
+        Some("true") => {
+            return Err("--rootless=true is not supported: gcr-runc runs rootful containers only; use --rootless=auto or false as root".into())
+        }
+        Some(o) => return Err(format!("--rootless {o:?} is not one of auto, false")),
+    }
+    let Some(cmd) = &cli.cmd else {
+        return Err("no command given; see gcr-runc --help".into());
+    };
+    let oci = Oci {
+        root: std::path::absolute(&cli.root).map_err(|e| format!("--root: {e}"))?,
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    match cmd {
+        Cmd::Spec { bundle } => spec(bundle),
+        Cmd::Create(a) => oci.create(&create_of(a)).map(|_| 0).map_err(err),
+        Cmd::Start { id } => oci.start(id).map(|()| 0).map_err(err),
+        Cmd::Run { c, detach } => oci
+            .run(&Run {
+                create: create_of(c),
+                detach: *detach,
+            })
+            .map_err(err),
+        Cmd::State { id } => print(&oci.state(id).map_err(err)?).map(|()| 0),
+        Cmd::Kill { all, id, signal } => {
+            let s = signal.as_deref().unwrap_or("SIGTERM");
+            let n = gcr_engine::oci::parse_signal(s).map_err(|e| format!("signal {s:?}: {e}"))?;
+            oci.kill(id, n, *all).map(|()| 0).map_err(err)
+        }
+        Cmd::Delete { force, id } => oci.delete(id, *force).map(|()| 0).map_err(err),
+        Cmd::List { format, quiet } => list(&oci, *format, *quiet),
+        Cmd::Ps { format, id } => ps(&oci, id, *format),
+        Cmd::Pause { id } => oci.freeze(id, true).map(|()| 0).map_err(err),
+        Cmd::Resume { id } => oci.freeze(id, false).map(|()| 0).map_err(err),
+        Cmd::Features => print(&docs::features()).map(|()| 0),
+    }
+}
+
+fn spec(bundle: &Path) -> Result<i32, String> {
+    let p = bundle.join("config.json");
+    if p.exists() {
+        return Err(format!("File {} exists. Remove it first", p.display()));
+    }
+    let text = serde_json::to_string_pretty(&docs::default_spec()).map_err(|e| e.to_string())?;
+    std::fs::write(&p, text + "\n").map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    Ok(0)
+}
+
+fn list(oci: &Oci, format: Format, quiet: bool) -> Result<i32, String> {
+    let all = oci.list().map_err(err)?;
+    if quiet {
+        for (s, _) in &all {
+            println!("{}", s.id);
+        }
+        return Ok(0);
+    }
+    match format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = all.iter().map(|(s, st)| s.document(*st)).collect();
+            print(&serde_json::Value::from(v)).map(|()| 0)
+        }
+        Format::Table => {
+            println!(
+                "{:<12} {:<8} {:<10} {:<40} {:<22} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
+            for (s, st) in &all {
+                let pid = if *st == gcr_engine::oci::Status::Stopped {
+                    0
+                } else {
+                    s.pid
+                };
+                println!(
+                    "{:<12} {:<8} {:<10} {:<40} {:<22} root",
+                    s.id,
+                    pid,
+                    st.as_str(),
+                    s.bundle.display(),
+                    s.created
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn ps(oci: &Oci, id: &str, format: Format) -> Result<i32, String> {
+    let pids = oci.pids(id).map_err(err)?;
+    if let Format::Json = format {
+        return print(&serde_json::json!(pids)).map(|()| 0);
+    }
+    // As runc: `ps -ef`, keeping the header and the container's lines.
+    let out = std::process::Command::new("ps")
+        .arg("-ef")
+        .output()
+        .map_err(|e| format!("cannot run ps: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    if let Some(h) = lines.next() {
+        println!("{h}");
+    }
+    for l in lines {
+        let pid = l
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{l}");
+        }
+    }
+    Ok(0)
+}
