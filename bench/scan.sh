@@ -5,10 +5,9 @@
 #   cold build   1,000 mixed text files (~100 B to 40 KB, ~7 MB) copied from scratch, in a
 #                fresh store each run (no file-metadata index: every file is read, hashed,
 #                scanned and packed) -- bar: the scan adds at most 5 %
-#   cached build the same context again in the same store: no file is read, so no file is
+#   cached build the same context again in the same store: no file is read, so none is
 #                scanned -- shown for completeness, no bar
 source "$(dirname "$0")/lib.sh"
-need_pkgs hyperfine
 build_gcr
 work=$(mktemp -d /tmp/gcr-bench-scan.XXXXXX)
 cleanup() { rm -rf "$work"; }
@@ -60,13 +59,6 @@ build:
       dest: /app/
 SPEC
 
-# A fresh store before each cold run.
-cat > "$work/fresh.sh" <<EOF
-#!/bin/sh
-rm -rf "$work/cold" && mkdir -p "$work/cold"
-EOF
-chmod +x "$work/fresh.sh"
-
 # Sanity: the scan finds nothing here, and refuses a planted key (so it is really on).
 GCR_ROOT="$work/check" "$GCR" build -q "$ctx" >/dev/null
 printf 'k = %s%s\n' "gh" "p_Zq3x9LmN2pR7sT1vW4yB6cD8fG0hJ5kQ2aE9" > "$ctx/src/mod0/planted.txt"
@@ -76,32 +68,41 @@ if GCR_ROOT="$work/check" "$GCR" build -q "$ctx" >/dev/null 2>&1; then
 fi
 rm "$ctx/src/mod0/planted.txt"
 
-runs=${RUNS:-21}
-export GCR_ROOT="$work/cold"
-hyperfine -N --warmup 3 --runs "$runs" --prepare "$work/fresh.sh" \
-  --export-json "$RESULTS/scan-cold.json" \
-  -n scan "env GCR_NO_CONTEXT_SCAN=0 $GCR build -q $ctx" \
-  -n no-scan "env GCR_NO_CONTEXT_SCAN=1 $GCR build -q $ctx" >/dev/null
-
-export GCR_ROOT="$work/cached"
-"$GCR" build -q "$ctx" >/dev/null
-hyperfine -N --warmup 5 --runs 50 --export-json "$RESULTS/scan-cached.json" \
-  -n scan "env GCR_NO_CONTEXT_SCAN=0 $GCR build -q $ctx" \
-  -n no-scan "env GCR_NO_CONTEXT_SCAN=1 $GCR build -q $ctx" >/dev/null
-
-# median NAME INDEX: the median (ms) of result INDEX of $RESULTS/NAME.json.
-median() {
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]; print("%.2f" % (r["median"]*1000))' "$RESULTS/$1.json" "$2"
+# Timed runs alternate scan / no scan (which goes first alternates too), so drift in the
+# machine's load (it is shared) hits both alike; medians of each.
+# time_pairs NAME RUNS FRESH: prints "median_on median_off" in ms; FRESH=1 empties the
+# store before every run (a cold build), else builds into the one store (cached).
+time_pairs() {
+  python3 - "$1" "$2" "$3" "$GCR" "$ctx" "$work" <<'PY'
+import json, os, shutil, statistics, subprocess, sys, time
+name, runs, fresh, gcr, ctx, work = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", *sys.argv[4:]
+root = os.path.join(work, name)
+times = {"1": [], "0": []}
+def once(off):
+    if fresh:
+        shutil.rmtree(root, ignore_errors=True)
+    env = dict(os.environ, GCR_ROOT=root, GCR_NO_CONTEXT_SCAN=off)
+    t = time.perf_counter()
+    subprocess.run([gcr, "build", "-q", ctx], env=env, check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t) * 1000
+for _ in range(3):  # warm-up
+    once("0"); once("1")
+for i in range(runs):
+    for off in (("0", "1") if i % 2 == 0 else ("1", "0")):
+        times[off].append(once(off))
+json.dump(times, open(os.path.join(os.environ["RESULTS"], f"scan-{name}.json"), "w"))
+print("%.2f %.2f" % (statistics.median(times["0"]), statistics.median(times["1"])))
+PY
 }
-cold_on=$(median scan-cold 0)
-cold_off=$(median scan-cold 1)
-cached_on=$(median scan-cached 0)
-cached_off=$(median scan-cached 1)
+export RESULTS
+read -r cold_on cold_off < <(time_pairs cold "${RUNS:-21}" 1)
+read -r cached_on cached_off < <(time_pairs cached 50 0)
 cold_bar=$(python3 -c "print('%.2f' % ($cold_off * 1.05))")
 report "gcr build cold, 1,000 files, scan on vs off" "$cold_on" "GCR_NO_CONTEXT_SCAN=1" "$cold_off" "$cold_bar"
 report "gcr build cached, 1,000 files, scan on vs off" "$cached_on" "GCR_NO_CONTEXT_SCAN=1" "$cached_off" "-"
-python3 - "$cold_on" "$cold_off" <<'PY' | tee -a "$RESULTS/summary.txt"
+python3 - "$cold_on" "$cold_off" "$cached_on" "$cached_off" <<'PY' | tee -a "$RESULTS/summary.txt"
 import sys
-on, off = map(float, sys.argv[1:])
-print(f"  secret scan: {on - off:+.2f} ms on a {off:.2f} ms cold build = {100 * (on - off) / off:+.1f} % (bar +5 %)")
+on, off, con, coff = map(float, sys.argv[1:])
+print(f"  secret scan: {on - off:+.2f} ms on a {off:.2f} ms cold build = {100 * (on - off) / off:+.1f} % (bar +5 %); "
+      f"cached rebuild {con - coff:+.2f} ms")
 PY

@@ -361,6 +361,7 @@ fn copy_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path, opts: &BuildOptions) 
             .unwrap_or_default();
         walked.push((t, context::walk(&src, &rel, &ignore, &mut index)?));
     }
+    index.finish_scan()?;
     refuse_secrets(ctx, &index.hits, &allow)?;
     (st.emit)(&Event::Section {
         kind: "copy",

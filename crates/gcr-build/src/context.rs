@@ -35,8 +35,8 @@ pub struct Found {
 /// The file-metadata index (path, size, mtime, ctime, inode → digest), loaded for one
 /// context with one range query and written back in one transaction.
 ///
-/// With a secret scanner, every file read for its digest is scanned in the same read, and
-/// only files without hits are written back: a row then also means "scanned clean". A
+/// With a secret scan, every file read for its digest is scanned (the same bytes, on the
+/// scan thread), and only files without hits are written back: a row then also means "scanned clean". A
 /// marker row (the context's path with a trailing `/`, which no file has) records the
 /// rules the rows were scanned under; rows without it (an older gcr, other rules, or a
 /// build that did not scan) are not trusted and their files are read again.
@@ -50,7 +50,9 @@ pub struct FileIndex {
     marker: String,
     /// The rows under the context were not scanned under these rules: drop them on save.
     reset: bool,
-    /// Files with hits (in the order read), never written back.
+    /// The scan thread, started at the first file read.
+    worker: Option<crate::scan::Worker>,
+    /// Files with hits (after [`FileIndex::finish_scan`]), never written back.
     pub hits: Vec<(PathBuf, Vec<Hit>)>,
 }
 
@@ -83,6 +85,7 @@ impl FileIndex {
             scan,
             marker: lo,
             reset,
+            worker: None,
             hits: Vec::new(),
         })
     }
@@ -103,11 +106,13 @@ impl FileIndex {
         }
         self.hashed += 1;
         let d = if self.scan {
-            let s = crate::scan::scanner()?;
-            let (d, hits) = crate::scan::digest_and_scan(s, path, md.size())?;
-            if !hits.is_empty() {
-                self.hits.push((path.to_path_buf(), hits));
-                return Ok(d);
+            let (d, bytes) = crate::scan::read_for_scan(path, md.size())?;
+            if let Some(bytes) = bytes {
+                let w = match &mut self.worker {
+                    Some(w) => w,
+                    None => self.worker.insert(crate::scan::Worker::start()?),
+                };
+                w.send(path.to_path_buf(), bytes)?;
             }
             d
         } else {
@@ -118,11 +123,28 @@ impl FileIndex {
         Ok(d)
     }
 
+    /// Waits for the scan of every file read so far: fills [`FileIndex::hits`] and keeps
+    /// the files with hits out of the index.
+    pub fn finish_scan(&mut self) -> Result<()> {
+        let Some(mut w) = self.worker.take() else {
+            return Ok(());
+        };
+        let found = w.finish()?;
+        if !found.is_empty() {
+            let hit: std::collections::HashSet<String> =
+                found.iter().map(|(p, _)| p.display().to_string()).collect();
+            self.changed.retain(|row| !hit.contains(&row.0));
+        }
+        self.hits.extend(found);
+        Ok(())
+    }
+
     /// Writes new and changed rows back (first dropping the context's rows when they were
     /// not trusted), with the marker of the rules they were scanned under; when not
     /// scanning, removes the markers of this context and the contexts above it (whose
     /// ranges hold these rows too).
     pub fn save(&mut self, store: &gcr_store::Store) -> Result<()> {
+        self.finish_scan()?;
         if self.changed.is_empty() {
             return Ok(());
         }

@@ -1,7 +1,8 @@
 //! Secret scanning of the build context: before any step runs, every file a copy step
 //! takes from the context (after `.gcrignore`) is searched for private keys, cloud access
 //! keys and tokens (the rules of [`rules`], a subset of gitleaks' defaults). The search
-//! happens while the file is read for its digest, so a file is read once; a file the
+//! uses the bytes read for the file's digest, so a file is read once (and runs on a
+//! second thread while the walk goes on, see [`Worker`]); a file the
 //! file-metadata index already knows unchanged was scanned clean when it was indexed (only
 //! clean files are indexed while scanning; see `context::FileIndex`). Files over
 //! [`MAX_SCAN_BYTES`] and binary files (a NUL byte in their first 8000 bytes, git's test)
@@ -11,8 +12,10 @@
 pub mod rules;
 
 use std::io::Read as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::OnceLock;
+use std::thread::JoinHandle;
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use sha2::{Digest as _, Sha256};
@@ -217,15 +220,11 @@ fn preview(rule: &Rule, m: &[u8], group_start: Option<usize>) -> String {
     s
 }
 
-/// Reads a regular file once for both its sha256 digest and its hits. Files over
-/// [`MAX_SCAN_BYTES`] are only hashed (streamed), and their hit list is empty.
-pub(crate) fn digest_and_scan(
-    scanner: &Scanner,
-    path: &Path,
-    size: u64,
-) -> Result<(String, Vec<Hit>)> {
+/// Reads a regular file once for its sha256 digest, and returns its bytes for the scan
+/// unless it is over [`MAX_SCAN_BYTES`] (then it is streamed through the hash only).
+pub(crate) fn read_for_scan(path: &Path, size: u64) -> Result<(String, Option<Vec<u8>>)> {
     if size > MAX_SCAN_BYTES {
-        return Ok((crate::context::sha256_file(path)?, Vec::new()));
+        return Ok((crate::context::sha256_file(path)?, None));
     }
     let mut f = std::fs::File::open(path).map_err(BuildError::io("cannot read", path))?;
     let mut bytes = Vec::with_capacity(size as usize + 1);
@@ -235,10 +234,73 @@ pub(crate) fn digest_and_scan(
         .read_to_end(&mut bytes)
         .map_err(BuildError::io("cannot read", path))?;
     if bytes.len() as u64 > MAX_SCAN_BYTES {
-        return Ok((crate::context::sha256_file(path)?, Vec::new()));
+        return Ok((crate::context::sha256_file(path)?, None));
     }
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-    Ok((digest, scanner.scan(&bytes)))
+    Ok((digest, Some(bytes)))
+}
+
+type Found = Vec<(PathBuf, Vec<Hit>)>;
+
+/// Scans files on a second thread (which also compiles the rules) while the build goes on
+/// walking, reading and hashing; at most [`QUEUE`] files wait in memory.
+pub(crate) struct Worker {
+    tx: Option<SyncSender<(PathBuf, Vec<u8>)>>,
+    handle: Option<JoinHandle<std::result::Result<Found, String>>>,
+}
+
+/// Files queued for the scan thread at most (each at most [`MAX_SCAN_BYTES`]).
+const QUEUE: usize = 32;
+
+impl Worker {
+    pub(crate) fn start() -> Result<Worker> {
+        let (tx, rx) = sync_channel::<(PathBuf, Vec<u8>)>(QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("gcr-scan".into())
+            .spawn(move || {
+                let s = scanner().map_err(|e| e.to_string())?;
+                let mut found = Vec::new();
+                for (path, bytes) in rx {
+                    let hits = s.scan(&bytes);
+                    if !hits.is_empty() {
+                        found.push((path, hits));
+                    }
+                }
+                Ok(found)
+            })
+            .map_err(BuildError::io(
+                "cannot start the secret-scan thread for",
+                "the build",
+            ))?;
+        Ok(Worker {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Queues one file's bytes.
+    pub(crate) fn send(&mut self, path: PathBuf, bytes: Vec<u8>) -> Result<()> {
+        match &self.tx {
+            Some(tx) if tx.send((path, bytes)).is_ok() => Ok(()),
+            // The thread ended early: its result says why.
+            _ => self.finish().map(|_| ()),
+        }
+    }
+
+    /// Waits for the queued files; returns the files with hits.
+    pub(crate) fn finish(&mut self) -> Result<Found> {
+        self.tx = None;
+        let Some(h) = self.handle.take() else {
+            return Ok(Vec::new());
+        };
+        match h.join() {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(e)) => Err(BuildError::Usage(e)),
+            Err(_) => Err(BuildError::Usage(
+                "the secret scan of the build context failed; retry, or report a bug".into(),
+            )),
+        }
+    }
 }
 
 /// The `--allow-secret` paths, relative to the context (`""` allows the whole context).
