@@ -230,7 +230,13 @@ fn reap(root: &Path, run_dir: Option<&Path>, linger_ms: i32) -> i32 {
                     // Signing stays off the start path: checkpoints are made here.
                     crate::audit::checkpoint_if_due(s, root);
                 }
-                if idle >= linger_ms {
+                // A run killed meanwhile left a directory: linger until it is old enough
+                // to be an orphan, so that the sweep below takes it.
+                if idle >= linger_ms
+                    && !store.as_ref().is_some_and(|s| {
+                        crate::container::orphans::becoming(root, s.conn())
+                    })
+                {
                     break;
                 }
             }

@@ -19,6 +19,17 @@ const MIN_AGE: Duration = Duration::from_secs(2);
 
 /// The orphan container directories of the store at `root`.
 pub fn find(root: &Path, conn: &Connection) -> Vec<PathBuf> {
+    candidates(root, conn, true)
+}
+
+/// True when a directory will be an orphan once it is [`MIN_AGE`] old (no row, no
+/// lock): the housekeeper lingers until then, so that its sweep takes it.
+pub fn becoming(root: &Path, conn: &Connection) -> bool {
+    !candidates(root, conn, false).is_empty()
+}
+
+/// Unlocked container directories without a row, `old` enough to be orphans or not yet.
+fn candidates(root: &Path, conn: &Connection, old: bool) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(root.join("containers")) else {
         return Vec::new();
     };
@@ -40,7 +51,7 @@ pub fn find(root: &Path, conn: &Connection) -> Vec<PathBuf> {
         .filter(|(_, dir)| {
             std::fs::symlink_metadata(dir)
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() >= MIN_AGE)
+                .is_ok_and(|t| (now.duration_since(t).unwrap_or_default() >= MIN_AGE) == old)
         })
         .filter(|(_, dir)| premount::orphan(dir))
         .map(|(_, dir)| dir)
@@ -106,6 +117,10 @@ mod tests {
         assert_eq!(sweep(t.path(), store.conn()), vec![ids[0].clone()]);
         assert!(!orphan.exists() && t.path().join("trash").join(&ids[0]).exists());
         assert!(locked.exists() && stored.exists() && young.exists());
+        // The young one will be an orphan: the housekeeper lingers for it.
+        assert!(becoming(t.path(), store.conn()));
+        std::fs::remove_dir_all(&young).unwrap();
+        assert!(!becoming(t.path(), store.conn()));
         drop(f);
     }
 }
