@@ -46,9 +46,32 @@ pub fn configure(image: Option<PathBuf>, run: Option<PathBuf>) {
     let _ = FILES.set(Files { image, run });
 }
 
-/// The compiled policies of this process and the digest of their files.
+/// The image policy file: its bytes, compiled on first use. A run whose verdict is cached
+/// (keyed by the files' digest, so only bytes that compiled before have one) never
+/// compiles it: the hot path pays two reads and a hash, not a parse of every scope.
+pub struct ImageFile {
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+    compiled: OnceLock<Result<ImagePolicy, String>>,
+}
+
+impl ImageFile {
+    /// The compiled image policy; an error naming the file, line and column.
+    pub fn policy(&self) -> Result<&ImagePolicy, EngineError> {
+        self.compiled
+            .get_or_init(|| {
+                crate::timing::mark("policy: image policy compiled");
+                ImagePolicy::parse(&self.path.display().to_string(), &self.bytes)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| EngineError::Usage(e.clone()))
+    }
+}
+
+/// The policies of this process and the digest of their files.
 pub struct Loaded {
-    pub image: Option<(PathBuf, ImagePolicy)>,
+    pub image: Option<ImageFile>,
     pub run: Option<(PathBuf, RunPolicy)>,
     /// sha256 hex over both files' bytes.
     pub digest: String,
@@ -79,11 +102,13 @@ fn usage(e: gcr_trust::policy::PolicyError) -> EngineError {
     EngineError::Usage(e.to_string())
 }
 
-/// Reads and compiles the policy files (once per process); None when there are none.
+/// Reads the policy files and compiles the run policy (once per process; the image policy
+/// compiles when first needed, see [`ImageFile`]); None when there are none.
 pub fn load(root: &Path) -> Result<Option<&'static Loaded>, EngineError> {
     if let Some(l) = LOADED.get() {
         return Ok(l.as_ref());
     }
+    crate::timing::mark("policy: load");
     let files = FILES.get_or_init(Files::default);
     let image = read(files.image.as_ref(), root.join("policy.json"))?;
     let run = read(files.run.as_ref(), root.join("run-policy.json"))?;
@@ -101,13 +126,12 @@ pub fn load(root: &Path) -> Result<Option<&'static Loaded>, EngineError> {
         }
     }
     let digest = hex::encode(h.finalize());
-    let image = match image {
-        Some((p, b)) => {
-            let pol = ImagePolicy::parse(&p.display().to_string(), &b).map_err(usage)?;
-            Some((p, pol))
-        }
-        None => None,
-    };
+    crate::timing::mark("policy: files read and hashed");
+    let image = image.map(|(path, bytes)| ImageFile {
+        path,
+        bytes,
+        compiled: OnceLock::new(),
+    });
     let run = match run {
         Some((p, b)) => {
             let pol = RunPolicy::parse(&p.display().to_string(), &b).map_err(usage)?;

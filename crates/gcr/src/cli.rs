@@ -445,7 +445,24 @@ impl Cli {
     pub fn parse_fast() -> Cli {
         use clap::{Args, FromArgMatches, Parser};
         let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        if argv.get(1).is_some_and(|a| a == "run") {
+        // The global options may come before `run` (`gcr --policy F run …`): skip them to
+        // find it, and hand them to the run parser, which knows them too.
+        let mut at = 1;
+        while let Some(a) = argv.get(at).and_then(|a| a.to_str()) {
+            if matches!(a, "--root" | "--policy" | "--run-policy") {
+                at += 2;
+            } else if ["--root=", "--policy=", "--run-policy="]
+                .iter()
+                .any(|p| a.starts_with(p))
+            {
+                at += 1;
+            } else {
+                break;
+            }
+        }
+        if argv.get(at).is_some_and(|a| a == "run") {
+            let args: Vec<&std::ffi::OsString> =
+                argv[1..at].iter().chain(&argv[at + 1..]).collect();
             let path_arg = |id: &'static str, long: &'static str, env: &'static str| {
                 clap::Arg::new(id)
                     .long(long)
@@ -458,7 +475,7 @@ impl Cli {
                 .arg(path_arg("policy", "policy", "GCR_POLICY"))
                 .arg(path_arg("run_policy", "run-policy", "GCR_RUN_POLICY"));
             let cmd = RunArgs::augment_args(cmd);
-            if let Ok(m) = cmd.try_get_matches_from(&argv[2..]) {
+            if let Ok(m) = cmd.try_get_matches_from(args) {
                 if let Ok(a) = RunArgs::from_arg_matches(&m) {
                     return Cli {
                         root: m.get_one::<PathBuf>("root").cloned(),

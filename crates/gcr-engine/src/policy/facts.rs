@@ -148,9 +148,10 @@ impl Engine {
         ident: &Identity,
         manifest_digest: &str,
     ) -> Result<Option<ImageDecision>, EngineError> {
-        let Some((_, policy)) = &loaded.image else {
+        let Some(file) = &loaded.image else {
             return Ok(None);
         };
+        let policy = file.policy()?;
         let manifest = self.store()?.read_blob(manifest_digest)?;
         let candidates = self.signature_referrers(manifest_digest)?;
         let owned: Vec<(String, Vec<u8>)> = candidates

@@ -132,7 +132,9 @@ impl Engine {
         let Some(loaded) = load(self.root())? else {
             return Ok(None);
         };
+        crate::timing::mark("policy: loaded");
         let v = self.policy_verdict(loaded, &opts.image, id)?;
+        crate::timing::mark("policy: image verdict");
         if let Some(d) = v.image.as_ref().filter(|d| !d.allowed) {
             return Err(self.refuse(&opts.image, &d.rule, &d.reason));
         }
@@ -143,6 +145,7 @@ impl Engine {
         match self.run_rules(loaded, opts, &v, uid)? {
             Err(d) => Err(self.refuse(&opts.image, &d.rule, &d.reason)),
             Ok(defaults) => {
+                crate::timing::mark("policy: run rules");
                 opts.memory = opts.memory.or(defaults.memory);
                 opts.cpus = opts.cpus.or(defaults.cpus);
                 opts.pids_limit = opts.pids_limit.or(defaults.pids);
@@ -191,9 +194,10 @@ impl Engine {
         let Some(loaded) = load(self.root())? else {
             return Ok(false);
         };
-        let Some((_, policy)) = &loaded.image else {
+        let Some(file) = &loaded.image else {
             return Ok(false);
         };
+        let policy = file.policy()?;
         let r =
             gcr_core::Reference::parse(reference).map_err(|e| EngineError::Usage(e.to_string()))?;
         let dr = DockerRef {
@@ -319,7 +323,7 @@ impl Engine {
             allowed: run.allowed && v.image.as_ref().is_none_or(|d| d.allowed),
             image: opts.image,
             policy_digest: Some(loaded.digest.clone()),
-            image_policy_file: loaded.image.as_ref().map(|(p, _)| p.display().to_string()),
+            image_policy_file: loaded.image.as_ref().map(|f| f.path.display().to_string()),
             image_decision: v.image,
             registry: v.registry,
             signers: v.signers,
