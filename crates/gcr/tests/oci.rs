@@ -1,0 +1,399 @@
+//! gcr-runc (runc's command line over gcr's executor) side by side with runc on the same
+//! bundle: exit codes, hostname, env, cwd, uid/gid, read-only root, bind mounts, masked
+//! paths, joining a netns by path, the create/start/state/delete lifecycle, kill by signal
+//! name, and bad bundles. Root only; every test removes its containers and directories.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+/// A bundle (busybox root) plus private state roots for gcr-runc and runc; removes the
+/// containers it made and everything else on drop.
+struct Bundle {
+    dir: tempfile::TempDir,
+    link: PathBuf,
+    ids: Vec<String>,
+}
+
+impl Bundle {
+    fn new() -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("gcr-oci-")
+            .tempdir()
+            .expect("tempdir");
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir(&rootfs).unwrap();
+        let ok = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-xf")
+            .arg(common::busybox_tar())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "untar busybox");
+        let link = dir.path().join("gcr-runc");
+        std::os::unix::fs::symlink(common::gcr_bin(), &link).unwrap();
+        let b = Bundle {
+            dir,
+            link,
+            ids: Vec::new(),
+        };
+        let out = b.tool("gcr", &["spec", "--bundle", b.path().to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        b.edit(|c| {
+            c["process"]["terminal"] = json!(false);
+        });
+        b
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let p = self.path().join("config.json");
+        let mut c: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        f(&mut c);
+        std::fs::write(&p, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    }
+
+    fn args(&self, c: impl FnOnce(&mut Value)) {
+        self.edit(c)
+    }
+
+    /// Runs `gcr` (gcr-runc) or `runc` with its own state root.
+    fn tool(&self, which: &str, args: &[&str]) -> Output {
+        let (bin, root) = match which {
+            "gcr" => (self.link.clone(), self.path().join("state-gcr")),
+            _ => (PathBuf::from("runc"), self.path().join("state-runc")),
+        };
+        Command::new(bin)
+            .arg("--root")
+            .arg(root)
+            .arg("--log")
+            .arg(self.path().join(format!("{which}.log")))
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the runtime")
+    }
+
+    /// Like [`Bundle::tool`] with stdout and stderr to /dev/null: a created container's
+    /// process inherits them, so a pipe would stay open until it exits.
+    fn detached(&self, which: &str, args: &[&str]) -> bool {
+        let (bin, root) = match which {
+            "gcr" => (self.link.clone(), self.path().join("state-gcr")),
+            _ => (PathBuf::from("runc"), self.path().join("state-runc")),
+        };
+        Command::new(bin)
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run the runtime")
+            .success()
+    }
+
+    /// `run` in the foreground with both runtimes: (exit code, stdout) of each.
+    fn run_both(&mut self, name: &str) -> [(i32, String); 2] {
+        ["gcr", "runc"].map(|w| {
+            let id = format!("{name}-{w}");
+            self.ids.push(format!("{w}:{id}"));
+            let b = self.path().to_str().unwrap().to_string();
+            let out = self.tool(w, &["run", "--bundle", &b, &id]);
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            )
+        })
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for e in std::mem::take(&mut self.ids) {
+            let (w, id) = e.split_once(':').unwrap();
+            let _ = self.tool(w, &["delete", "--force", id]);
+        }
+    }
+}
+
+fn same(b: &mut Bundle, name: &str, args: &[&str]) -> (i32, String) {
+    let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    b.args(|c| c["process"]["args"] = json!(a));
+    let [g, r] = b.run_both(name);
+    assert_eq!(g, r, "{name}: gcr-runc vs runc");
+    g
+}
+
+#[test]
+fn run_matches_runc() {
+    if !common::need_root("run_matches_runc") {
+        return;
+    }
+    let mut b = Bundle::new();
+    assert_eq!(same(&mut b, "true", &["/bin/true"]).0, 0);
+    assert_eq!(same(&mut b, "exit3", &["sh", "-c", "exit 3"]).0, 3);
+    b.edit(|c| {
+        c["hostname"] = json!("oci-host");
+        c["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FOO=bar"]);
+        c["process"]["cwd"] = json!("/tmp");
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [1002]});
+    });
+    let (_, out) = same(
+        &mut b,
+        "ident",
+        &[
+            "sh",
+            "-c",
+            "echo $(hostname) $FOO $(pwd) $(id -u) $(id -g) $(id -G)",
+        ],
+    );
+    assert_eq!(out, "oci-host bar /tmp 1000 1001 1001 1002");
+    b.edit(|c| c["process"]["user"] = json!({"uid": 0, "gid": 0}));
+    // The root is read-only in runc's default config.
+    let (code, _) = same(&mut b, "ro", &["sh", "-c", "touch /x"]);
+    assert_ne!(code, 0);
+    // A bind mount (relative source, read-only) and a masked path.
+    std::fs::create_dir(b.path().join("data")).unwrap();
+    std::fs::write(b.path().join("data/f"), "bound").unwrap();
+    b.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind", "source": "data",
+            "options": ["rbind", "ro", "nosuid"]
+        }));
+        c["linux"]["maskedPaths"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("/etc/passwd"));
+    });
+    let (code, out) = same(
+        &mut b,
+        "mounts",
+        &[
+            "sh",
+            "-c",
+            "cat /data/f; wc -c < /etc/passwd; touch /data/g || echo rofail",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out, "bound0\nrofail");
+}
+
+#[test]
+fn join_netns_by_path() {
+    if !common::need_root("join_netns_by_path") {
+        return;
+    }
+    struct Netns(String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let ns = Netns(format!("gcr-oci-{}", std::process::id()));
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("ip")
+        .args(["-n", &ns.0, "link", "set", "lo", "mtu", "1234"])
+        .status()
+        .unwrap()
+        .success());
+    let mut b = Bundle::new();
+    let p = format!("/var/run/netns/{}", ns.0);
+    b.edit(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(p);
+            }
+        }
+    });
+    let (code, out) = same(&mut b, "netns", &["cat", "/sys/class/net/lo/mtu"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "1234");
+}
+
+fn state(b: &Bundle, w: &str, id: &str) -> Value {
+    let out = b.tool(w, &["state", id]);
+    assert!(
+        out.status.success(),
+        "{w} state: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn lifecycle_matches_runc() {
+    if !common::need_root("lifecycle_matches_runc") {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.args(|c| c["process"]["args"] = json!(["sleep", "30"]));
+    let bundle = b.path().to_str().unwrap().to_string();
+    for w in ["gcr", "runc"] {
+        let id = format!("life-{w}");
+        b.ids.push(format!("{w}:{id}"));
+        let pidf = b.path().join(format!("{w}.pid"));
+        assert!(
+            b.detached(
+                w,
+                &[
+                    "create",
+                    "--bundle",
+                    &bundle,
+                    "--pid-file",
+                    pidf.to_str().unwrap(),
+                    &id,
+                ]
+            ),
+            "{w} create"
+        );
+        let s = state(&b, w, &id);
+        assert_eq!(s["status"], "created", "{w}");
+        let pid = s["pid"].as_i64().unwrap();
+        assert!(pid > 0);
+        let file: i64 = std::fs::read_to_string(&pidf)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(file, pid, "{w} pid file");
+        // Not yet the user's program.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_ne!(comm.trim(), "sleep", "{w}: the process ran before start");
+        assert!(b.tool(w, &["start", &id]).status.success());
+        let s = state(&b, w, &id);
+        assert_eq!(s["status"], "running", "{w}");
+        let out = b.tool(w, &["delete", &id]);
+        assert!(
+            !out.status.success(),
+            "{w}: delete of a running container must fail"
+        );
+        assert!(b.tool(w, &["pause", &id]).status.success());
+        assert_eq!(state(&b, w, &id)["status"], "paused", "{w}");
+        assert!(b.tool(w, &["resume", &id]).status.success());
+        let out = b.tool(w, &["kill", &id, "KILL"]);
+        assert!(
+            out.status.success(),
+            "{w} kill: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state(&b, w, &id)["status"] != "stopped" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{w}: still not stopped"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(b.tool(w, &["delete", &id]).status.success());
+        assert!(
+            !b.tool(w, &["state", &id]).status.success(),
+            "{w}: state after delete"
+        );
+    }
+    assert!(!b.path().join("state-gcr/life-gcr").exists());
+}
+
+#[test]
+fn bad_bundles_are_refused_cleanly() {
+    if !common::need_root("bad_bundles_are_refused_cleanly") {
+        return;
+    }
+    let b = Bundle::new();
+    let bundle = b.path().to_str().unwrap().to_string();
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        (
+            "cannot read the bundle's config",
+            Box::new(|p: &Path| std::fs::remove_file(p.join("config.json")).unwrap()),
+        ),
+        (
+            "not valid JSON",
+            Box::new(|p: &Path| std::fs::write(p.join("config.json"), "{nope").unwrap()),
+        ),
+        (
+            "not valid JSON",
+            Box::new(|p: &Path| {
+                let mut c: Value =
+                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "bogus"}));
+                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
+            }),
+        ),
+        (
+            "outside the bundle",
+            Box::new(|p: &Path| {
+                let mut c: Value =
+                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+                c["root"]["path"] = json!("/");
+                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
+            }),
+        ),
+        (
+            "contains \\\"..\\\"",
+            Box::new(|p: &Path| {
+                let mut c: Value =
+                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+                c["root"]["path"] = json!("rootfs/../rootfs");
+                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
+            }),
+        ),
+        (
+            "hooks is not supported",
+            Box::new(|p: &Path| {
+                let mut c: Value =
+                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+                c["hooks"] = json!({"prestart": [{"path": "/bin/true"}]});
+                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
+            }),
+        ),
+    ];
+    let orig = std::fs::read(b.path().join("config.json")).unwrap();
+    for (i, (want, f)) in cases.iter().enumerate() {
+        std::fs::write(b.path().join("config.json"), &orig).unwrap();
+        f(b.path());
+        let _ = std::fs::remove_file(b.path().join("gcr.log"));
+        let id = format!("bad{i}");
+        let out = b.tool("gcr", &["create", "--bundle", &bundle, &id]);
+        assert_eq!(out.status.code(), Some(1), "case {i}");
+        let log = std::fs::read_to_string(b.path().join("gcr.log")).unwrap();
+        let line: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(line["level"], "error");
+        assert!(line["msg"].to_string().contains(want), "case {i}: {log}");
+        assert!(
+            !b.path().join("state-gcr").join(&id).exists(),
+            "case {i} left state"
+        );
+    }
+    std::fs::write(b.path().join("config.json"), &orig).unwrap();
+    let out = b.tool("gcr", &["--rootless", "true", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = b.tool("gcr", &["--version"]);
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        v.starts_with("runc version ") && v.contains("\nspec: 1."),
+        "{v}"
+    );
+}
