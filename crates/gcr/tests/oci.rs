@@ -321,7 +321,8 @@ fn bad_bundles_are_refused_cleanly() {
     }
     let b = Bundle::new();
     let bundle = b.path().to_str().unwrap().to_string();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Breaker = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "cannot read the bundle's config",
             Box::new(|p: &Path| std::fs::remove_file(p.join("config.json")).unwrap()),
