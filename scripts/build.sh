@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 triple=$(rustc -vV | sed -n 's/^host: //p')
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
   cargo build --release -q -p gcr --target "$triple" >&2
-echo "$PWD/target/$triple/release/gcr"
+echo "${CARGO_TARGET_DIR:-$PWD/target}/$triple/release/gcr"
