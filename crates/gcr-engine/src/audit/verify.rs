@@ -5,6 +5,7 @@
 
 use super::{ledger_key, Hash, HashReader};
 use crate::{Engine, EngineError};
+use gcr_store::{LedgerRow, Store};
 use gcr_trust::ledger::{self, TlogError};
 use serde::Serialize;
 
@@ -12,6 +13,8 @@ use serde::Serialize;
 const MAX_PROBLEMS: usize = 50;
 /// Entries read per query.
 const CHUNK: u64 = 8192;
+/// Ledgers at least this long are re-hashed by several threads.
+const PARALLEL_FROM: u64 = 50_000;
 
 /// One thing `audit verify` found wrong.
 #[derive(Debug, Clone, Serialize)]
@@ -61,7 +64,86 @@ impl HashReader for Mem {
     }
 }
 
+/// Step 1's view of one entry: the leaf the tree is rebuilt from (the recomputed one for a
+/// changed entry, zeros for a missing one) and what was found.
+struct Slim {
+    leaf: [u8; 32],
+    state: u8,
+}
+
+impl Slim {
+    const OK: u8 = 0;
+    const MISSING: u8 = 1;
+    const CHANGED: u8 = 2;
+    const COMPACTED: u8 = 3;
+
+    fn of(r: LedgerRow) -> Slim {
+        match (r.leaf, r.recomputed) {
+            (None, _) => Slim {
+                leaf: [0; 32],
+                state: Slim::MISSING,
+            },
+            (Some(stored), Some(again)) if stored != again => Slim {
+                leaf: again,
+                state: Slim::CHANGED,
+            },
+            (Some(stored), _) => Slim {
+                leaf: stored,
+                state: if r.entry.is_none() {
+                    Slim::COMPACTED
+                } else {
+                    Slim::OK
+                },
+            },
+        }
+    }
+}
+
+/// Entries `from..to` of `store` as [`Slim`]s (dense: `ledger_rows` fills gaps).
+fn slim_range(store: &Store, from: u64, to: u64) -> Result<Vec<Slim>, EngineError> {
+    let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
+    let mut n = from;
+    while n < to {
+        let end = (n + CHUNK).min(to);
+        out.extend(store.ledger_rows(n, end)?.into_iter().map(Slim::of));
+        n = end;
+    }
+    Ok(out)
+}
+
 impl Engine {
+    /// Every entry `0..size` as a [`Slim`]. Recomputing the leaves (each entry's canonical
+    /// JSON and its hash) is most of verify's time, so large ledgers are read in ranges by
+    /// one thread per CPU, each on its own connection.
+    fn slim_rows(&self, store: &Store, size: u64) -> Result<Vec<Slim>, EngineError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8)) as u64;
+        if threads < 2 || size < PARALLEL_FROM {
+            return slim_range(store, 0, size);
+        }
+        let per = size.div_ceil(threads);
+        let root = self.root();
+        let parts: Vec<Result<Vec<Slim>, EngineError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (1..threads)
+                .map(|t| {
+                    let (from, to) = ((t * per).min(size), ((t + 1) * per).min(size));
+                    s.spawn(move || slim_range(&Store::open_existing(root)?, from, to))
+                })
+                .collect();
+            let mut parts = vec![slim_range(store, 0, per.min(size))];
+            for h in handles {
+                parts.push(h.join().unwrap_or_else(|_| {
+                    Err(EngineError::Internal("a verify thread failed".into()))
+                }));
+            }
+            parts
+        });
+        let mut out = Vec::with_capacity(size as usize);
+        for p in parts {
+            out.extend(p?);
+        }
+        Ok(out)
+    }
+
     /// `gcr audit verify [--key VKEY]`: checks the whole ledger (see the module doc). The
     /// checkpoints are checked with `vkey` (a note verifier key) or the store's ledger key.
     pub fn audit_verify(&self, vkey: Option<&str>) -> Result<AuditReport, EngineError> {
@@ -76,40 +158,23 @@ impl Engine {
         // 1. Entries against their leaves; the tree rebuilt from the recomputed leaves.
         let mut tree = Mem(Vec::with_capacity(ledger::stored_hash_count(size) as usize));
         let mut compacted = 0;
-        let mut n = 0;
-        while n < size {
-            let end = (n + CHUNK).min(size);
-            for r in store.ledger_rows(n, end)? {
-                let leaf = match (r.leaf, r.recomputed, &r.entry) {
-                    (None, _, _) => {
-                        note(
-                            Some(r.index),
-                            format!("entry {} is missing: it was removed from the log", r.index),
-                        );
-                        [0u8; 32]
-                    }
-                    (Some(stored), Some(again), _) if stored != again => {
-                        note(
-                            Some(r.index),
-                            format!(
-                                "entry {} was changed: its content no longer hashes to its leaf",
-                                r.index
-                            ),
-                        );
-                        again
-                    }
-                    (Some(stored), _, entry) => {
-                        if entry.is_none() {
-                            compacted += 1;
-                        }
-                        stored
-                    }
-                };
-                let add = ledger::hashes_to_store(r.index, leaf, &tree)
-                    .map_err(|e| EngineError::Internal(e.to_string()))?;
-                tree.0.extend(add);
+        for (i, r) in self.slim_rows(store, size)?.into_iter().enumerate() {
+            let index = i as u64;
+            match r.state {
+                Slim::MISSING => note(
+                    Some(index),
+                    format!("entry {index} is missing: it was removed from the log"),
+                ),
+                Slim::CHANGED => note(
+                    Some(index),
+                    format!("entry {index} was changed: its content no longer hashes to its leaf"),
+                ),
+                Slim::COMPACTED => compacted += 1,
+                _ => {}
             }
-            n = end;
+            let add = ledger::hashes_to_store(index, r.leaf, &tree)
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            tree.0.extend(add);
         }
         // 2. The stored tree against the rebuilt one.
         let count = store.ledger_hash_count()?;
