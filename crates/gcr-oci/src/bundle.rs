@@ -185,7 +185,6 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
             l.sysctl().as_ref().is_some_and(|v| !v.is_empty()),
             "linux.sysctl",
         ),
-        (l.seccomp().is_some(), "linux.seccomp"),
         (l.intel_rdt().is_some(), "linux.intelRdt"),
         (l.personality().is_some(), "linux.personality"),
         (

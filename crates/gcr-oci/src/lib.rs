@@ -14,6 +14,7 @@ mod console;
 pub mod docs;
 mod error;
 mod lifecycle;
+pub mod seccomp;
 pub mod state;
 
 pub use error::OciError;

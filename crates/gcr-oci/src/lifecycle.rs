@@ -150,12 +150,16 @@ impl Oci {
         )?;
         let resources = linux.and_then(|l| l.resources().as_ref());
         let limits = cgroup::resources(resources)?;
+        let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => SeccompMode::Custom(crate::seccomp::program(&self.root, s)?),
+            None => SeccompMode::Unconfined,
+        };
         let launch = Launch {
             id: c.id,
             spec: &b.spec,
             rootfs: Rootfs::Path(b.rootfs.clone()),
             stdio: if terminal { Stdio::Pty } else { Stdio::Inherit },
-            seccomp: SeccompMode::Unconfined,
+            seccomp,
             init: false,
             cgroup_resources: Some(limits),
             network: bundle::network(&b.spec),

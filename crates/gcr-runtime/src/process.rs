@@ -230,6 +230,7 @@ impl ProcessPlan {
             seccomp: match seccomp {
                 SeccompMode::DockerDefault => Some(crate::seccomp::default_program(caps)),
                 SeccompMode::Unconfined => None,
+                SeccompMode::Custom(f) => Some(f.0),
             },
             cwd_create: true,
             cwd: cstring(&cwd, "working directory")?,

@@ -59,6 +59,9 @@ pub enum Stdio {
 pub enum SeccompMode {
     DockerDefault,
     Unconfined,
+    /// A program compiled by the caller (an OCI config's own profile, see
+    /// [`crate::seccomp::compile_rules`]).
+    Custom(crate::seccomp::Filter),
 }
 
 /// Network namespace choice.

@@ -398,3 +398,146 @@ fn bad_bundles_are_refused_cleanly() {
         "{v}"
     );
 }
+
+/// Syscalls busybox `sh`/`true` and both runtimes' last steps (after the filter is in,
+/// before execve) need: an allow list under a default of SCMP_ACT_ERRNO.
+const ALLOW: &[&str] = &[
+    "access",
+    "arch_prctl",
+    "brk",
+    "capget",
+    "capset",
+    "chdir",
+    "close",
+    "close_range",
+    "dup2",
+    "dup3",
+    "epoll_ctl",
+    "epoll_pwait",
+    "execve",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fchdir",
+    "fcntl",
+    "fstat",
+    "fstatfs",
+    "futex",
+    "getcwd",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getpid",
+    "getppid",
+    "getrlimit",
+    "gettid",
+    "getuid",
+    "ioctl",
+    "lseek",
+    "madvise",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "openat",
+    "prctl",
+    "pread64",
+    "prlimit64",
+    "read",
+    "readlink",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sched_getaffinity",
+    "sched_yield",
+    "set_robust_list",
+    "set_tid_address",
+    "setgid",
+    "setgroups",
+    "setresgid",
+    "setresuid",
+    "setuid",
+    "sigaltstack",
+    "stat",
+    "statx",
+    "tgkill",
+    "umask",
+    "uname",
+    "write",
+    "writev",
+    "getrandom",
+    "fchown",
+    "fchmod",
+    "mknodat",
+    "pipe2",
+    "wait4",
+    "clone",
+    "vfork",
+];
+
+#[test]
+fn seccomp_matches_runc() {
+    if !common::need_root("seccomp_matches_runc") {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat", "no_such_syscall"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}
+            ]
+        });
+    });
+    let (code, out) = same(
+        &mut b,
+        "mkdir",
+        &[
+            "sh",
+            "-c",
+            "mkdir /x 2>&1; echo $?; touch /y && echo touched",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "mkdir: can't create directory '/x': Operation not permitted\n1\ntouched"
+    );
+    // Default errno, with an allow list that lets busybox run.
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 38,
+            "syscalls": [{"names": ALLOW, "action": "SCMP_ACT_ALLOW"}]
+        });
+    });
+    assert_eq!(same(&mut b, "allow", &["/bin/true"]).0, 0);
+    let (code, out) = same(&mut b, "denied", &["sh", "-c", "mkdir /z 2>&1; exit 4"]);
+    assert_eq!(code, 4);
+    assert!(out.contains("Function not implemented"), "{out}");
+    // An unsupported operator: refused by name, before anything runs.
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
+                          "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_GT"}]}]
+        });
+    });
+    let out = b.tool(
+        "gcr",
+        &["run", "--bundle", b.path().to_str().unwrap(), "gt"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let log = std::fs::read_to_string(b.path().join("gcr.log")).unwrap();
+    assert!(log.contains("SCMP_CMP_GT"), "{log}");
+    assert!(!b.path().join("state-gcr/gt").exists());
+}

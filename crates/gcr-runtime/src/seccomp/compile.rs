@@ -110,10 +110,18 @@ impl Arch {
 
 /// What a rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Action {
+#[allow(dead_code)] // KillThread, Trap and Log come from OCI profiles only (not build.rs)
+pub enum Action {
     Allow,
     Errno(u32),
+    /// Kill the whole process (SECCOMP_RET_KILL_PROCESS).
     Kill,
+    /// Kill the calling thread (SECCOMP_RET_KILL_THREAD, libseccomp's SCMP_ACT_KILL).
+    KillThread,
+    /// SIGSYS (SECCOMP_RET_TRAP).
+    Trap,
+    /// Allow and log (SECCOMP_RET_LOG).
+    Log,
 }
 
 impl Action {
@@ -122,13 +130,16 @@ impl Action {
             Action::Allow => RET_ALLOW,
             Action::Errno(e) => RET_ERRNO | (e & 0xffff),
             Action::Kill => RET_KILL_PROCESS,
+            Action::KillThread => 0,
+            Action::Trap => 0x0003_0000,
+            Action::Log => 0x7ffc_0000,
         }
     }
 }
 
 /// A 64-bit argument comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Cond {
+pub enum Cond {
     Eq(u8, u64),
     Ne(u8, u64),
     MaskedEq(u8, u64, u64),
@@ -186,10 +197,8 @@ fn parse_cond(toks: &[&str]) -> Result<Cond, String> {
     }
 }
 
-/// Parses the syscall table (`name x86_64-number aarch64-number` lines, `-` where the
-/// architecture lacks the syscall) and the profile text, for `arch`. A rule naming a syscall
-/// the table lacks is an error; one naming a syscall `arch` lacks is skipped.
-pub(crate) fn parse(profile: &str, table: &str, arch: Arch) -> Result<Profile, String> {
+/// The syscall table for `arch`: name to number (None where the architecture lacks it).
+fn parse_table(table: &str, arch: Arch) -> Result<BTreeMap<String, Option<u32>>, String> {
     let mut known = BTreeMap::new();
     for line in table
         .lines()
@@ -209,6 +218,52 @@ pub(crate) fn parse(profile: &str, table: &str, arch: Arch) -> Result<Profile, S
         };
         known.insert(cols[0].to_string(), nr);
     }
+    Ok(known)
+}
+
+/// A profile from rules given as data (an OCI config's `linux.seccomp`): each rule names
+/// syscalls, an action and conditions that must all hold. Names the table lacks, or that
+/// `arch` lacks, are skipped (as runc skips names libseccomp does not know).
+#[allow(dead_code)] // used by the library, not build.rs
+pub(crate) fn from_rules(
+    default: Action,
+    rules: &[(Vec<String>, Action, Vec<Cond>)],
+    table: &str,
+    arch: Arch,
+) -> Result<Profile, String> {
+    let known = parse_table(table, arch)?;
+    let max_nr = known
+        .values()
+        .flatten()
+        .copied()
+        .max()
+        .ok_or("empty syscall table")?;
+    let mut out = Vec::new();
+    for (names, action, conds) in rules {
+        for name in names {
+            if let Some(Some(nr)) = known.get(name.as_str()) {
+                out.push(Rule {
+                    nr: *nr,
+                    action: *action,
+                    conds: conds.clone(),
+                    gate: Gate::Always,
+                });
+            }
+        }
+    }
+    Ok(Profile {
+        arch,
+        default,
+        max_nr,
+        rules: out,
+    })
+}
+
+/// Parses the syscall table (`name x86_64-number aarch64-number` lines, `-` where the
+/// architecture lacks the syscall) and the profile text, for `arch`. A rule naming a syscall
+/// the table lacks is an error; one naming a syscall `arch` lacks is skipped.
+pub(crate) fn parse(profile: &str, table: &str, arch: Arch) -> Result<Profile, String> {
+    let known = parse_table(table, arch)?;
     let max_nr = known
         .values()
         .flatten()

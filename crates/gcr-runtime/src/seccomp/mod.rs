@@ -23,6 +23,10 @@
 #[cfg(test)]
 mod bpf;
 pub(crate) mod compile;
+pub use compile::{Action, Cond};
+
+/// One rule given as data: syscall names, the action, conditions that must all hold.
+pub type Rule = (Vec<String>, Action, Vec<Cond>);
 #[cfg(test)]
 mod differential;
 
@@ -64,6 +68,9 @@ pub enum SeccompError {
     /// The program is empty or longer than the kernel accepts.
     #[error("seccomp program has {0} instructions; the kernel accepts 1 to 4096")]
     BadLength(usize),
+    /// A rule set could not be compiled.
+    #[error("seccomp profile: {0}")]
+    Profile(String),
     /// Setting no_new_privs failed.
     #[error("cannot set no_new_privs: errno {0}")]
     NoNewPrivs(i32),
@@ -108,6 +115,51 @@ fn compile_for(caps: u64) -> Vec<libc::sock_filter> {
         .map(|i| f(i.code, i.jt, i.jf, i.k))
         .collect()
 }
+
+/// Compiles rules given as data (an OCI config's `linux.seccomp`) for the build target's
+/// architecture: `default` for every syscall no rule names, each rule's action when all its
+/// conditions hold. Syscall names gcr's table or this architecture lacks are skipped.
+pub fn compile_rules(
+    default: Action,
+    rules: &[Rule],
+) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    let p = compile::from_rules(default, rules, TABLE, ARCH).map_err(SeccompError::Profile)?;
+    let prog: Vec<libc::sock_filter> = compile::compile(&p, 0)
+        .into_iter()
+        .map(|i| f(i.code, i.jt, i.jf, i.k))
+        .collect();
+    if prog.len() > MAX_INSNS {
+        return Err(SeccompError::BadLength(prog.len()));
+    }
+    Ok(prog)
+}
+
+/// The architecture filters are compiled for, as the runtime spec names it (`SCMP_ARCH_…`).
+pub fn native_arch() -> &'static str {
+    match ARCH {
+        compile::Arch::X86_64 => "SCMP_ARCH_X86_64",
+        compile::Arch::Aarch64 => "SCMP_ARCH_AARCH64",
+    }
+}
+
+/// A compiled program to install instead of the default profile
+/// ([`crate::SeccompMode::Custom`]).
+#[derive(Clone, Copy)]
+pub struct Filter(pub &'static [libc::sock_filter]);
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Filter({} instructions)", self.0.len())
+    }
+}
+
+impl PartialEq for Filter {
+    fn eq(&self, o: &Filter) -> bool {
+        std::ptr::eq(self.0, o.0)
+    }
+}
+
+impl Eq for Filter {}
 
 /// Number of precompiled variants (for diagnostics).
 pub fn precompiled_variants() -> usize {
