@@ -171,6 +171,7 @@ impl Oci {
             exec_hold: Some(hold),
             cgroup_path: Some(rel.clone()),
             preserve_fds: c.preserve_fds,
+            exact_caps: true,
         };
         let mut running = gcr_runtime::spawn_with(launch, extras)?;
         undo.pid = running.pid;

@@ -340,6 +340,44 @@ pub fn apply(mask: u64) -> Result<(), CapsError> {
     capset(keep, keep, 0)
 }
 
+/// The five capability sets of an OCI process, as masks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// Sets the calling thread's five capability sets as given (runc's semantics, for
+/// `gcr-runc`): drops every bounding-set bit outside `s.bounding`, sets effective,
+/// permitted and inheritable, then raises each ambient capability it can. Call after
+/// `setresuid` (with [`keep_caps_for_setuid`] before it). No allocation.
+pub fn apply_sets(s: &CapSets) -> Result<(), CapsError> {
+    apply(s.bounding)?;
+    // apply() left effective = permitted = bounding ∩ what we had; narrow to the sets.
+    capset(s.effective, s.permitted, s.inheritable)?;
+    for c in 0..=last_cap().min(63) {
+        if s.ambient & (1u64 << c) == 0 {
+            continue;
+        }
+        // A capability missing from permitted or inheritable cannot be raised: skipped,
+        // as runc does (its own `runc spec` lists ambient caps with no inheritable set).
+        // SAFETY: PR_CAP_AMBIENT_RAISE takes a capability number and touches no memory.
+        unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                c as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+    }
+    Ok(())
+}
+
 /// `PR_SET_KEEPCAPS`: keep the permitted set across the coming `setresuid` so [`apply`] can
 /// still set it. No allocation.
 pub fn keep_caps_for_setuid() -> Result<(), CapsError> {

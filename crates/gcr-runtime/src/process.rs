@@ -10,7 +10,7 @@ use std::os::fd::RawFd;
 use std::ptr;
 
 use libc::c_char;
-use oci_spec::runtime::{Capability, PosixRlimitType, Process};
+use oci_spec::runtime::{Capabilities, Capability, PosixRlimitType, Process};
 
 use crate::error::Stage;
 use crate::sys::{child_fail, errno};
@@ -29,6 +29,9 @@ pub(crate) struct ProcessPlan {
     groups: Vec<libc::gid_t>,
     umask: u32,
     caps: u64,
+    /// All five sets as given (gcr-runc); None: `caps` for bounding, effective and
+    /// permitted, nothing inheritable or ambient (the engine's Docker semantics).
+    sets: Option<crate::caps::CapSets>,
     nnp: bool,
     seccomp: Option<&'static [libc::sock_filter]>,
     cwd: CString,
@@ -226,6 +229,7 @@ impl ProcessPlan {
             groups: user.additional_gids().clone().unwrap_or_default(),
             umask: user.umask().unwrap_or(0o022),
             caps,
+            sets: None,
             nnp: process.no_new_privileges().unwrap_or(false),
             seccomp: match seccomp {
                 SeccompMode::DockerDefault => Some(crate::seccomp::default_program(caps)),
@@ -291,6 +295,23 @@ impl ProcessPlan {
         }
     }
 
+    /// Apply the five capability sets of `process` as given (a missing set is empty), as
+    /// runc does, instead of the bounding set everywhere.
+    pub(crate) fn exact_caps(&mut self, process: &Process) {
+        let c = process.capabilities().as_ref();
+        let mask = |set: Option<&Capabilities>| {
+            set.map(|s| s.iter().fold(0u64, |m, c| m | (1u64 << cap_number(c))))
+                .unwrap_or(0)
+        };
+        self.sets = Some(crate::caps::CapSets {
+            bounding: mask(c.and_then(|c| c.bounding().as_ref())),
+            effective: mask(c.and_then(|c| c.effective().as_ref())),
+            permitted: mask(c.and_then(|c| c.permitted().as_ref())),
+            inheritable: mask(c.and_then(|c| c.inheritable().as_ref())),
+            ambient: mask(c.and_then(|c| c.ambient().as_ref())),
+        });
+    }
+
     /// Do not create a missing working directory (for `exec`, as Docker).
     pub(crate) fn no_cwd_create(&mut self) {
         self.cwd_create = false;
@@ -350,7 +371,11 @@ impl ProcessPlan {
                 child_fail(errfd, Stage::User as u32, errno());
             }
         }
-        if crate::caps::apply(self.caps).is_err() {
+        let applied = match &self.sets {
+            Some(s) => crate::caps::apply_sets(s),
+            None => crate::caps::apply(self.caps),
+        };
+        if applied.is_err() {
             child_fail(errfd, Stage::Capabilities as u32, errno());
         }
         if self.nnp {

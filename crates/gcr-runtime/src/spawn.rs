@@ -113,6 +113,9 @@ pub struct Extras {
     pub cgroup_path: Option<PathBuf>,
     /// Descriptors 3 to 3+N-1 stay open in the process (runc's `--preserve-fds`).
     pub preserve_fds: u32,
+    /// Apply the process's five capability sets as given (runc's semantics) instead of
+    /// its bounding set as effective and permitted too.
+    pub exact_caps: bool,
 }
 
 /// A started container process (or an exec'd process in one).
@@ -262,6 +265,9 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         .ok_or_else(|| RuntimeError::InvalidSpec("the spec has no process".into()))?;
     let mut process = ProcessPlan::prepare(process, l.seccomp)?;
     process.hold = x.exec_hold.as_ref().map(|f| f.as_raw_fd());
+    if x.exact_caps {
+        process.exact_caps(l.spec.process().as_ref().unwrap_or(&Default::default()));
+    }
     let make = |m: &CgroupManager, res: &Resources| match &x.cgroup_path {
         Some(p) => m.create_at(p, res),
         None => m.create(l.id, res),

@@ -541,3 +541,44 @@ fn seccomp_matches_runc() {
     assert!(log.contains("SCMP_CMP_GT"), "{log}");
     assert!(!b.path().join("state-gcr/gt").exists());
 }
+
+#[test]
+fn capability_sets_match_runc() {
+    if !common::need_root("capability_sets_match_runc") {
+        return;
+    }
+    let mut b = Bundle::new();
+    let caps = |v: &[&str]| json!(v.iter().map(|c| format!("CAP_{c}")).collect::<Vec<_>>());
+    b.edit(|c| {
+        c["process"]["capabilities"] = json!({
+            "bounding": caps(&["CHOWN", "KILL", "NET_BIND_SERVICE", "SETUID", "SETGID", "SYS_ADMIN"]),
+            "permitted": caps(&["CHOWN", "KILL", "NET_BIND_SERVICE", "SYS_ADMIN"]),
+            "effective": caps(&["CHOWN", "KILL"]),
+            "inheritable": caps(&["KILL", "NET_BIND_SERVICE"]),
+            "ambient": caps(&["NET_BIND_SERVICE"]),
+        });
+    });
+    let (code, out) = same(&mut b, "caps", &["grep", "Cap", "/proc/self/status"]);
+    assert_eq!(code, 0);
+    // CHOWN=0 KILL=5 SETGID=6 SETUID=7 NET_BIND_SERVICE=10 SYS_ADMIN=21. Root's execve
+    // would raise permitted to the bounding set, but runc's spec sets noNewPrivileges, so
+    // permitted stays as given and effective follows it.
+    assert_eq!(
+        out,
+        "CapInh:\t0000000000000420\nCapPrm:\t0000000000200421\nCapEff:\t0000000000200421\n\
+         CapBnd:\t00000000002004e1\nCapAmb:\t0000000000000400"
+    );
+    // A non-root user keeps only the ambient set across execve; missing sets are empty.
+    b.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["capabilities"] = json!({
+            "bounding": caps(&["KILL", "NET_RAW"]),
+            "permitted": caps(&["KILL", "NET_RAW"]),
+            "inheritable": caps(&["NET_RAW"]),
+            "ambient": caps(&["NET_RAW"]),
+        });
+    });
+    let (code, out) = same(&mut b, "caps-user", &["grep", "Cap", "/proc/self/status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("CapAmb:\t0000000000002000"), "{out}");
+}
