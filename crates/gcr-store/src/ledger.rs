@@ -73,9 +73,30 @@ pub struct StoredCheckpoint {
     pub made_at: i64,
 }
 
+mod entry;
+
 /// The canonical JSON of an entry (what its leaf hashes).
 #[allow(clippy::too_many_arguments)]
 pub fn entry_bytes(
+    index: i64,
+    time_ns: i64,
+    actor: &str,
+    kind: &str,
+    object: &str,
+    name: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    cause: Option<&str>,
+) -> Vec<u8> {
+    entry::write(index, time_ns, actor, kind, object, name, from, to, cause).unwrap_or_else(|| {
+        entry_bytes_general(index, time_ns, actor, kind, object, name, from, to, cause)
+    })
+}
+
+/// [`entry_bytes`] through a JSON value and RFC 8785 canonicalization (the definition; the
+/// direct writer in `entry` is checked against it).
+#[allow(clippy::too_many_arguments)]
+fn entry_bytes_general(
     index: i64,
     time_ns: i64,
     actor: &str,

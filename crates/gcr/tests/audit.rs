@@ -439,12 +439,27 @@ fn tamper_reorder_two_entries() {
     tamper_case(
         "tamper_reorder",
         |env| {
+            // Entries 9 and 10 (seq 10 and 11) swap every column but their position.
+            let cols =
+                "time_ns, kind, object, name, from_state, to_state, cause, actor, leaf, compacted";
+            let quoted = |seq: u32| -> String {
+                let q: Vec<String> = cols.split(", ").map(|c| format!("quote({c})")).collect();
+                sql(
+                    env,
+                    &format!(
+                        "SELECT {} FROM events WHERE seq = {seq}",
+                        q.join(" || ',' || ")
+                    ),
+                )
+                .trim()
+                .to_string()
+            };
+            let (a, b) = (quoted(10), quoted(11));
             sql(
                 env,
-                "CREATE TEMP TABLE t AS SELECT * FROM events WHERE seq IN (10, 11);
-                 UPDATE events SET (time_ns, kind, object, name, from_state, to_state, cause, actor, leaf, compacted) =
-                   (SELECT time_ns, kind, object, name, from_state, to_state, cause, actor, leaf, compacted
-                    FROM t WHERE t.seq = 21 - events.seq) WHERE seq IN (10, 11);",
+                &format!(
+                    "UPDATE events SET ({cols}) = ({b}) WHERE seq = 10; UPDATE events SET ({cols}) = ({a}) WHERE seq = 11;"
+                ),
             );
         },
         Some(9),
