@@ -13,11 +13,13 @@ mod cgroup;
 mod console;
 pub mod docs;
 mod error;
+mod exec;
 mod lifecycle;
 pub mod seccomp;
 pub mod state;
 
 pub use error::OciError;
+pub use exec::Exec;
 pub use lifecycle::{Create, Oci, Run};
 pub use state::{State, Status};
 

@@ -105,7 +105,7 @@ fn mkfifo(path: &Path) -> Result<OwnedFd, OciError> {
     }
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     std::fs::write(&tmp, pid.to_string()).map_err(|e| OciError::io("cannot write", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| OciError::io("cannot write the pid file", path, e))

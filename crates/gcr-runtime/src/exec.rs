@@ -84,8 +84,24 @@ pub fn exec_in(
     seccomp: SeccompMode,
     stdio: Stdio,
 ) -> Result<Running, RuntimeError> {
+    exec_in_with(target_pid, process, cgroup, seccomp, stdio, false)
+}
+
+/// [`exec_in`] with `exact_caps`: the process's five capability sets applied as given
+/// (runc's semantics, for `gcr-runc exec`; see [`crate::Extras::exact_caps`]).
+pub fn exec_in_with(
+    target_pid: i32,
+    process: &Process,
+    cgroup: Option<&Cgroup>,
+    seccomp: SeccompMode,
+    stdio: Stdio,
+    exact_caps: bool,
+) -> Result<Running, RuntimeError> {
     let mut plan = ProcessPlan::prepare(process, seccomp)?;
     plan.no_cwd_create();
+    if exact_caps {
+        plan.exact_caps(process);
+    }
     let mut ns = Vec::with_capacity(NAMESPACES.len());
     for (name, typ) in NAMESPACES {
         let path = format!("/proc/{target_pid}/ns/{name}");

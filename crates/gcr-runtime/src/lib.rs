@@ -30,7 +30,7 @@ mod sys;
 mod wait;
 
 pub use error::{ExitStatus, RuntimeError, Stage};
-pub use exec::exec_in;
+pub use exec::{exec_in, exec_in_with};
 pub use mounts::SecretFile;
 pub use namespaces::LoopbackNetns;
 pub use process::{cap_number, caps_mask, DOCKER_DEFAULT_CAPS};

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gcr_engine::oci::{docs, Create, Oci, OciError, Run};
+use gcr_engine::oci::{docs, Create, Exec, Oci, OciError, Run};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -124,6 +124,38 @@ enum Cmd {
     Resume { id: String },
     /// The runtime-spec features document.
     Features,
+    /// Run a process in a created or running container.
+    Exec(ExecArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ExecArgs {
+    /// A runtime-spec process JSON file (instead of args).
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Allocate a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Set an environment variable (K=V).
+    #[arg(short, long)]
+    env: Vec<String>,
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// UID[:GID].
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Add a capability.
+    #[arg(short, long)]
+    cap: Vec<String>,
+    id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 /// Entry point: `args` without the program name. Returns the exit code.
@@ -139,7 +171,12 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Ok(code) => code,
         Err(msg) => {
             log_error(&cli, &msg);
-            1
+            // runc's exec exits 255 on its own errors (any other code is the process's).
+            if matches!(cli.cmd, Some(Cmd::Exec(_))) {
+                255
+            } else {
+                1
+            }
         }
     }
 }
@@ -233,6 +270,21 @@ fn dispatch(cli: &RuncCli) -> Result<i32, String> {
         Cmd::Pause { id } => oci.freeze(id, true).map(|()| 0).map_err(err),
         Cmd::Resume { id } => oci.freeze(id, false).map(|()| 0).map_err(err),
         Cmd::Features => print(&docs::features()).map(|()| 0),
+        Cmd::Exec(a) => oci
+            .exec(&Exec {
+                id: &a.id,
+                process_file: a.process.as_deref(),
+                args: &a.args,
+                env: &a.env,
+                cwd: a.cwd.as_deref(),
+                user: a.user.as_deref(),
+                caps: &a.cap,
+                tty: a.tty,
+                detach: a.detach,
+                pid_file: a.pid_file.as_deref(),
+                console_socket: a.console_socket.as_deref(),
+            })
+            .map_err(err),
     }
 }
 

@@ -582,3 +582,112 @@ fn capability_sets_match_runc() {
     assert_eq!(code, 0);
     assert!(out.contains("CapAmb:\t0000000000002000"), "{out}");
 }
+
+#[test]
+fn exec_matches_runc() {
+    if !common::need_root("exec_matches_runc") {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["args"] = json!(["sleep", "30"]);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let bundle = b.path().to_str().unwrap().to_string();
+    let proc_file = b.path().join("process.json");
+    std::fs::write(
+        &proc_file,
+        json!({"args": ["sh", "-c", "echo $X; exit 7"], "cwd": "/", "env": ["PATH=/bin", "X=file"],
+               "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .unwrap();
+    let mut results = Vec::new();
+    for w in ["gcr", "runc"] {
+        let id = format!("exec-{w}");
+        b.ids.push(format!("{w}:{id}"));
+        assert!(
+            b.detached(w, &["run", "-d", "--bundle", &bundle, &id]),
+            "{w} run -d"
+        );
+        let out = b.tool(
+            w,
+            &[
+                "exec",
+                "-e",
+                "FOO=bar",
+                "--cwd",
+                "/tmp",
+                "-u",
+                "1000:1001",
+                "--cap",
+                "CAP_NET_RAW",
+                &id,
+                "sh",
+                "-c",
+                "echo $FOO $(pwd) $(id -u) $(id -g) $(cat /proc/1/comm); mkdir /tmp/x 2>&1; \
+                 grep CapBnd /proc/self/status; exit 5",
+            ],
+        );
+        let fg = (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        );
+        let out = b.tool(w, &["exec", "--process", proc_file.to_str().unwrap(), &id]);
+        let file = (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        );
+        // Detached, with a pid file: the process is in the container's pid namespace.
+        let pidf = b.path().join(format!("{w}-exec.pid"));
+        assert!(
+            b.detached(
+                w,
+                &[
+                    "exec",
+                    "-d",
+                    "--pid-file",
+                    pidf.to_str().unwrap(),
+                    &id,
+                    "sleep",
+                    "2"
+                ]
+            ),
+            "{w} exec -d"
+        );
+        let pid = std::fs::read_to_string(&pidf).unwrap().trim().to_string();
+        let init = state(&b, w, &id)["pid"].as_i64().unwrap();
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+        assert_eq!(
+            ns(&pid),
+            ns(&init.to_string()),
+            "{w}: exec -d pid namespace"
+        );
+        assert!(b.tool(w, &["kill", &id, "KILL"]).status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state(&b, w, &id)["status"] != "stopped" {
+            assert!(std::time::Instant::now() < deadline, "{w}: not stopped");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let stopped = b.tool(w, &["exec", &id, "true"]).status.code();
+        if w == "gcr" {
+            let log = std::fs::read_to_string(b.path().join("gcr.log")).unwrap();
+            assert!(log.contains("is stopped"), "{log}");
+        }
+        results.push((fg, file, stopped));
+    }
+    assert_eq!(results[0], results[1], "gcr-runc vs runc");
+    let (fg, file, stopped) = &results[0];
+    assert_eq!(fg.0, Some(5));
+    assert_eq!(
+        fg.1,
+        "bar /tmp 1000 1001 sleep\nmkdir: can't create directory '/tmp/x': Operation not permitted\n\
+         CapBnd:\t0000000020002420"
+    );
+    assert_eq!(*file, (Some(7), "file".to_string()));
+    // runc's exec exits 255 on its own errors.
+    assert_eq!(*stopped, Some(255));
+}
