@@ -1,8 +1,6 @@
 //! Secret scanning of the build context: before any step runs, every file a copy step
 //! takes from the context (after `.gcrignore`) is searched for private keys, cloud access
-//! keys and tokens (the rules of [`rules`], a subset of gitleaks' defaults): one pass of
-//! the rules' triggers (literals) finds candidate spots, and each triggered rule's
-//! expression runs on the line around its trigger. The search
+//! keys and tokens (the rules of [`rules`], a subset of gitleaks' defaults). The search
 //! uses the bytes read for the file's digest, so a file is read once (and runs on a
 //! second thread while the walk goes on, see [`Worker`]); a file the
 //! file-metadata index already knows unchanged was scanned clean when it was indexed (only
@@ -50,18 +48,12 @@ pub struct Hit {
     pub preview: String,
 }
 
-/// The compiled rules: one alternation of every rule's trigger (a literal search, one fast
-/// pass over the file), a set of the triggers alone to tell which rules a trigger belongs
-/// to, and each rule's expression, run on the lines around its triggers.
+/// The compiled rules: one set to learn which rules match, and each rule alone to find
+/// where.
 pub struct Scanner {
-    trigger: Regex,
-    which: RegexSet,
+    set: RegexSet,
     each: Vec<Regex>,
 }
-
-/// How far a rule's expression looks around a trigger, within its line.
-const WINDOW_BACK: usize = 256;
-const WINDOW_FORWARD: usize = 1024;
 
 static SCANNER: OnceLock<std::result::Result<Scanner, String>> = OnceLock::new();
 
@@ -81,13 +73,7 @@ pub fn rules_digest() -> &'static str {
     DIGEST.get_or_init(|| {
         let mut h = Sha256::new();
         for r in RULES {
-            h.update(
-                format!(
-                    "{}\0{}\0{}\0{}\0{:?}\n",
-                    r.id, r.trigger, r.pattern, r.show, r.check
-                )
-                .as_bytes(),
-            );
+            h.update(format!("{}\0{}\0{}\0{:?}\n", r.id, r.pattern, r.show, r.check).as_bytes());
         }
         h.update(format!("{MAX_SCAN_BYTES} {BINARY_SNIFF} {MAX_HITS_PER_FILE}").as_bytes());
         format!("sha256:{}", hex::encode(h.finalize()))
@@ -96,13 +82,10 @@ pub fn rules_digest() -> &'static str {
 
 impl Scanner {
     fn compile() -> std::result::Result<Scanner, String> {
-        let all: Vec<String> = RULES.iter().map(|r| format!("(?:{})", r.trigger)).collect();
-        let trigger = RegexBuilder::new(&all.join("|"))
+        let set = RegexSetBuilder::new(RULES.iter().map(|r| r.pattern))
             .unicode(false)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let which = RegexSetBuilder::new(RULES.iter().map(|r| format!("^(?:{})$", r.trigger)))
-            .unicode(false)
+            .size_limit(64 << 20)
+            .dfa_size_limit(16 << 20)
             .build()
             .map_err(|e| e.to_string())?;
         let each = RULES
@@ -114,11 +97,7 @@ impl Scanner {
                     .map_err(|e| format!("rule {}: {e}", r.id))
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(Scanner {
-            trigger,
-            which,
-            each,
-        })
+        Ok(Scanner { set, each })
     }
 
     /// The hits in one file's bytes, in rule order then position (empty for binary input).
@@ -127,61 +106,34 @@ impl Scanner {
             return Vec::new();
         }
         let mut hits = Vec::new();
-        // Per rule: where its last window ended (triggers before that were searched).
-        let mut searched = vec![0usize; RULES.len()];
-        for t in self.trigger.find_iter(bytes) {
-            for i in self.which.matches(t.as_bytes()).iter() {
-                if t.start() < searched[i] {
+        for i in self.set.matches(bytes).iter() {
+            let (rule, re) = (&RULES[i], &self.each[i]);
+            for c in re.captures_iter(bytes) {
+                let Some(m) = c.get(0) else { continue };
+                if !passes(
+                    rule,
+                    bytes,
+                    m.end(),
+                    m.as_bytes(),
+                    c.get(1).map(|g| g.as_bytes()),
+                ) {
                     continue;
                 }
-                let (lo, hi) = window(bytes, t.start(), t.end());
-                searched[i] = hi;
-                let rule = &RULES[i];
-                for c in self.each[i].captures_iter(&bytes[lo..hi]) {
-                    let Some(m) = c.get(0) else { continue };
-                    let group = c.get(1);
-                    if !passes(
-                        rule,
-                        bytes,
-                        lo + m.end(),
-                        m.as_bytes(),
-                        group.map(|g| g.as_bytes()),
-                    ) {
-                        continue;
-                    }
-                    let at = lo + m.start();
-                    let line = 1 + bytes[..at].iter().filter(|b| **b == b'\n').count();
-                    let preview = preview(rule, m.as_bytes(), group.map(|g| g.start() - m.start()));
-                    hits.push(Hit {
-                        rule: rule.id,
-                        what: rule.what,
-                        line,
-                        preview,
-                    });
-                    if hits.len() >= MAX_HITS_PER_FILE {
-                        return hits;
-                    }
+                let line = 1 + bytes[..m.start()].iter().filter(|b| **b == b'\n').count();
+                let preview = preview(rule, m.as_bytes(), c.get(1).map(|g| g.start() - m.start()));
+                hits.push(Hit {
+                    rule: rule.id,
+                    what: rule.what,
+                    line,
+                    preview,
+                });
+                if hits.len() >= MAX_HITS_PER_FILE {
+                    return hits;
                 }
             }
         }
         hits
     }
-}
-
-/// The part of the line around a trigger at `start..end` that a rule's expression searches
-/// (at most [`WINDOW_BACK`] bytes before and [`WINDOW_FORWARD`] after it).
-fn window(bytes: &[u8], start: usize, end: usize) -> (usize, usize) {
-    let back = start.saturating_sub(WINDOW_BACK);
-    let lo = bytes[back..start]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(back, |p| back + p + 1);
-    let fwd = (end + WINDOW_FORWARD).min(bytes.len());
-    let hi = bytes[end..fwd]
-        .iter()
-        .position(|b| *b == b'\n')
-        .map_or(fwd, |p| end + p);
-    (lo, hi)
 }
 
 /// Git's test for binary content: a NUL byte near the start.

@@ -1,7 +1,7 @@
 //! The secret-scanning rule table: a subset of gitleaks' default rules (its
 //! `config/gitleaks.toml`) for private keys, cloud access keys and service tokens, each
-//! with gitleaks' rule id where one exists. A rule is a trigger (the literals any match
-//! contains: gitleaks' keywords), a regular expression (compiled once), how many leading bytes of a match are a fixed,
+//! with gitleaks' rule id where one exists. A rule is a regular expression (compiled once,
+//! all rules together in one `RegexSet`), how many leading bytes of a match are a fixed,
 //! non-secret prefix that messages may show, and an optional check of the match that
 //! removes near misses the expression alone cannot (placeholders, low entropy).
 
@@ -10,10 +10,6 @@
 pub struct Rule {
     /// A stable id (gitleaks' where it has one).
     pub id: &'static str,
-    /// The literals every match contains (in their common casings), as an expression: all
-    /// rules' triggers form one alternation that finds candidate spots in one fast pass;
-    /// the rule's own expression then runs on the lines around its triggers only.
-    pub trigger: &'static str,
     /// What a match is, as a noun phrase for messages ("an AWS access key id").
     pub what: &'static str,
     /// The expression (bytes regex, Unicode off: `\b`, `\s` and classes are ASCII).
@@ -44,7 +40,6 @@ pub enum Check {
 pub const RULES: &[Rule] = &[
     Rule {
         id: "private-key",
-        trigger: r"PRIVATE KEY",
         what: "a private key",
         pattern: r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
         show: usize::MAX, // the header line names the key type and is not secret
@@ -52,7 +47,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "aws-access-token",
-        trigger: r"A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA",
         what: "an AWS access key id",
         pattern: r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
         show: 4,
@@ -60,7 +54,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "aws-secret-access-key",
-        trigger: r"aws_?secret|AWS_?SECRET|awsSecret|AwsSecret|secret_?access|SECRET_?ACCESS|secretAccess|SecretAccess",
         what: "an AWS secret access key",
         pattern: r#"(?i)(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)"#,
         show: 0,
@@ -68,7 +61,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "gcp-service-account",
-        trigger: r"service_account",
         what: "a Google Cloud service account key file",
         pattern: r#""type"\s*:\s*"service_account""#,
         show: usize::MAX, // the match is the "type" field, not the key
@@ -76,7 +68,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "gcp-api-key",
-        trigger: r"AIza",
         what: "a Google API key",
         pattern: r"\bAIza[0-9A-Za-z_-]{35}\b",
         show: 4,
@@ -84,7 +75,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "github-pat",
-        trigger: r"ghp_",
         what: "a GitHub personal access token",
         pattern: r"\bghp_[0-9a-zA-Z]{36}\b",
         show: 4,
@@ -92,7 +82,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "github-fine-grained-pat",
-        trigger: r"github_pat_",
         what: "a GitHub fine-grained personal access token",
         pattern: r"\bgithub_pat_[0-9a-zA-Z_]{82}\b",
         show: 11,
@@ -100,7 +89,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "github-oauth",
-        trigger: r"gho_",
         what: "a GitHub OAuth access token",
         pattern: r"\bgho_[0-9a-zA-Z]{36}\b",
         show: 4,
@@ -108,7 +96,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "github-app-token",
-        trigger: r"ghu_|ghs_",
         what: "a GitHub App token",
         pattern: r"\b(?:ghu|ghs)_[0-9a-zA-Z]{36}\b",
         show: 4,
@@ -116,7 +103,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "github-refresh-token",
-        trigger: r"ghr_",
         what: "a GitHub refresh token",
         pattern: r"\bghr_[0-9a-zA-Z]{36}\b",
         show: 4,
@@ -124,7 +110,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "gitlab-pat",
-        trigger: r"glpat-",
         what: "a GitLab personal access token",
         pattern: r"\bglpat-[0-9a-zA-Z_-]{20}\b",
         show: 6,
@@ -132,7 +117,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "slack-bot-token",
-        trigger: r"xoxb-",
         what: "a Slack bot token",
         pattern: r"\bxoxb-[0-9]{10,13}-[0-9]{10,13}-[a-zA-Z0-9]{16,32}\b",
         show: 5,
@@ -140,7 +124,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "slack-user-token",
-        trigger: r"xox[pe]-",
         what: "a Slack user token",
         pattern: r"\bxox[pe](?:-[0-9]{10,13}){3}-[a-zA-Z0-9-]{28,34}\b",
         show: 5,
@@ -148,7 +131,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "slack-legacy-token",
-        trigger: r"xox[ars]-",
         what: "a Slack legacy token",
         pattern: r"\bxox[ars]-(?:[0-9]{7,13}-){1,3}[0-9a-zA-Z]{8,48}\b",
         show: 5,
@@ -156,7 +138,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "slack-webhook-url",
-        trigger: r"hooks\.slack\.com/",
         what: "a Slack webhook URL",
         pattern: r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,56}",
         show: 15,
@@ -164,7 +145,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "stripe-access-token",
-        trigger: r"[sr]k_(?:test|live|prod)_",
         what: "a Stripe API key",
         pattern: r"\b(?:sk|rk)_(?:test|live|prod)_[a-zA-Z0-9]{10,99}\b",
         show: 8,
@@ -172,7 +152,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "npm-access-token",
-        trigger: r"npm_",
         what: "an npm access token",
         pattern: r"\bnpm_[a-zA-Z0-9]{36}\b",
         show: 4,
@@ -180,7 +159,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "pypi-upload-token",
-        trigger: r"pypi-AgEIcHlwaS5vcmc",
         what: "a PyPI upload token",
         pattern: r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}",
         show: 5,
@@ -188,7 +166,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "azure-storage-key",
-        trigger: r"AccountKey|accountkey|ACCOUNTKEY|accountKey",
         what: "an Azure storage account key",
         pattern: r"(?i)AccountKey\s*=\s*([A-Za-z0-9+/]{86}==)",
         show: 11,
@@ -196,15 +173,13 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "jwt",
-        trigger: r"eyJ",
         what: "a signed JSON Web Token",
-        pattern: r"\beyJ[a-zA-Z0-9_-]{15,}\.eyJ[a-zA-Z0-9_-]{15,}\.[a-zA-Z0-9_-]{10,}",
+        pattern: r"\bey[a-zA-Z0-9_-]{17,}\.ey[a-zA-Z0-9_-]{17,}\.[a-zA-Z0-9_-]{10,}",
         show: 2,
         check: Check::None,
     },
     Rule {
         id: "sendgrid-api-token",
-        trigger: r"SG\.",
         what: "a SendGrid API key",
         pattern: r"\bSG\.[a-zA-Z0-9_-]{22}\.[a-zA-Z0-9_-]{43}\b",
         show: 3,
@@ -212,7 +187,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "openai-api-key",
-        trigger: r"T3BlbkFJ",
         what: "an OpenAI API key",
         pattern: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,74}T3BlbkFJ[A-Za-z0-9_-]{20,74}\b",
         show: 3,
@@ -220,7 +194,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "anthropic-api-key",
-        trigger: r"sk-ant-",
         what: "an Anthropic API key",
         pattern: r"\bsk-ant-(?:api03|admin01)-[a-zA-Z0-9_-]{93}AA\b",
         show: 7,
@@ -228,7 +201,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "digitalocean-pat",
-        trigger: r"dop_v1_",
         what: "a DigitalOcean personal access token",
         pattern: r"\bdop_v1_[a-f0-9]{64}\b",
         show: 7,
@@ -236,7 +208,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "huggingface-access-token",
-        trigger: r"hf_",
         what: "a Hugging Face access token",
         pattern: r"\bhf_[a-zA-Z]{34}\b",
         show: 3,
@@ -244,7 +215,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "age-secret-key",
-        trigger: r"AGE-SECRET-KEY-1",
         what: "an age secret key",
         pattern: r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",
         show: 15,
@@ -252,12 +222,6 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "generic-password",
-        trigger: concat!(
-            "password|PASSWORD|Password|passwd|PASSWD|api_?key|API_?KEY|apiKey|ApiKey|",
-            "api_?secret|API_?SECRET|apiSecret|ApiSecret|client_?secret|CLIENT_?SECRET|",
-            "clientSecret|ClientSecret|access_?token|ACCESS_?TOKEN|accessToken|AccessToken|",
-            "auth_?token|AUTH_?TOKEN|authToken|AuthToken|secret_?key|SECRET_?KEY|secretKey|SecretKey"
-        ),
         what: "a password or API secret assigned in clear",
         pattern: r#"(?i)\b(?:password|passwd|api_?key|api_?secret|client_?secret|access_?token|auth_?token|secret_?key)["']?\s*[:=]\s*["']([A-Za-z0-9!#%&*+,.;=?@^_~-]{16,64})["']"#,
         show: 0,

@@ -165,13 +165,13 @@ fn samples() -> Vec<(&'static str, String, String)> {
             "jwt",
             format!(
                 "Authorization: Bearer {}{}.{}{}.{}",
-                "eyJ",
+                "ey",
                 rnd(ALNUM, 30, 28),
-                "eyJ",
+                "ey",
                 rnd(ALNUM, 60, 29),
                 rnd(ALNUM, 43, 30)
             ),
-            format!("unsigned: eyJ{}.eyJ{}.", rnd(ALNUM, 30, 28), rnd(ALNUM, 60, 29)),
+            format!("unsigned: ey{}.ey{}.", rnd(ALNUM, 30, 28), rnd(ALNUM, 60, 29)),
         ),
         (
             "sendgrid-api-token",
