@@ -2,7 +2,8 @@
 //! leaf hash (RFC 6962: SHA-256 of `0x00 || entry`) is written by a trigger in the same
 //! statement as the row, so no writer can add an event without its leaf, and the entry is
 //! the canonical JSON (RFC 8785) of the row's columns with its index (`seq - 1`), time,
-//! actor (uid and the calling program, [`Actor`]), subject and action ([`entry_bytes`]).
+//! actor (uid and the calling program, [`Actor`]), subject and action ([`entry_bytes`]);
+//! `time_ns` is a decimal string (RFC 8785 numbers are doubles and would round it).
 //!
 //! The Merkle tree over the leaves (its stored hashes, in the layout of Go's
 //! `sumdb/tlog`: [`Store::ledger_hashes`]) and the signed checkpoints are kept here too,
@@ -115,7 +116,8 @@ fn entry_bytes_general(
         "from": from,
         "index": index,
         "subject": {"id": object, "kind": kind, "name": name},
-        "time_ns": time_ns,
+        // Exact as a string: RFC 8785 numbers are doubles, and this is past 2^53.
+        "time_ns": time_ns.to_string(),
     });
     gcr_core::canonical_json::to_canonical_bytes(&v).unwrap_or_else(|_| v.to_string().into_bytes())
 }

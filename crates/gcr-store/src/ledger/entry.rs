@@ -95,8 +95,10 @@ pub(super) fn write(
     string(kind, &mut out);
     out.extend_from_slice(b",\"name\":");
     opt_string(name, &mut out);
+    // A decimal string: nanoseconds since the epoch are past 2^53, where RFC 8785's
+    // numbers (doubles) would round them.
     out.extend_from_slice(b"},\"time_ns\":");
-    number(time_ns, &mut out)?;
+    string(&time_ns.to_string(), &mut out);
     out.push(b'}');
     Some(out)
 }
