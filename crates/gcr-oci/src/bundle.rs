@@ -181,10 +181,6 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
             l.gid_mappings().as_ref().is_some_and(|v| !v.is_empty()),
             "linux.gidMappings",
         ),
-        (
-            l.sysctl().as_ref().is_some_and(|v| !v.is_empty()),
-            "linux.sysctl",
-        ),
         (l.intel_rdt().is_some(), "linux.intelRdt"),
         (l.personality().is_some(), "linux.personality"),
         (

@@ -17,6 +17,7 @@ mod exec;
 mod lifecycle;
 pub mod seccomp;
 pub mod state;
+mod sysctl;
 
 pub use error::OciError;
 pub use exec::Exec;

@@ -4,8 +4,8 @@
 //! Every start holds the process right before execve ([`gcr_runtime::Extras::exec_hold`]):
 //! `create` on `<root>/<id>/exec.fifo` (released by a later `start`), `run` on a pipe it
 //! writes itself once the container is recorded. Between spawn and release gcr-runc moves
-//! the process into its v1 devices group and writes `oomScoreAdj`, so the user's program
-//! never runs without them. A failure at any step kills the process and removes the
+//! the process into its v1 devices group and writes `oomScoreAdj` and `linux.sysctl`, so
+//! the user's program never runs without them. A failure at any step kills the process and removes the
 //! cgroup and the state directory.
 
 use std::io::Write;
@@ -185,6 +185,7 @@ impl Oci {
             std::fs::write(&p, adj.to_string())
                 .map_err(|e| OciError::io("cannot set process.oomScoreAdj in", p, e))?;
         }
+        crate::sysctl::apply(&b.spec, running.pid)?;
         let start_time = state::proc_stat(running.pid)
             .map(|(_, t)| t)
             .ok_or_else(|| OciError::Invalid("the container process died during setup".into()))?;
@@ -434,7 +435,7 @@ impl Oci {
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), OciError> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), OciError> {
     let mut fds = [0; 2];
     // SAFETY: fds is a two-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -691,3 +691,37 @@ fn exec_matches_runc() {
     // runc's exec exits 255 on its own errors.
     assert_eq!(*stopped, Some(255));
 }
+
+#[test]
+fn sysctl_matches_runc() {
+    if !common::need_root("sysctl_matches_runc") {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "123456",
+                                      "net/ipv4/tcp_syncookies": "0"});
+    });
+    let (code, out) = same(
+        &mut b,
+        "sysctl",
+        &[
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+            "/proc/sys/kernel/shmmax",
+            "/proc/sys/net/ipv4/tcp_syncookies",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out, "1\n123456\n0");
+    // The host's values are untouched.
+    let host = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
+    assert_ne!(host.trim(), "123456");
+    // Not namespaced: both refuse.
+    b.edit(|c| c["linux"]["sysctl"] = json!({"vm.swappiness": "10"}));
+    let (code, _) = same(&mut b, "sysctl-bad", &["true"]);
+    assert_ne!(code, 0);
+    let log = std::fs::read_to_string(b.path().join("gcr.log")).unwrap();
+    assert!(log.contains("vm.swappiness"), "{log}");
+    assert!(!b.path().join("state-gcr/sysctl-bad-gcr").exists());
+}
