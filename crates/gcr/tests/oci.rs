@@ -524,6 +524,31 @@ fn seccomp_matches_runc() {
     let (code, out) = same(&mut b, "denied", &["sh", "-c", "mkdir /z 2>&1; exit 4"]);
     assert_eq!(code, 4);
     assert!(out.contains("Function not implemented"), "{out}");
+    // containerd's default profile shape: clone allowed only without namespace flags
+    // (masked ==), socket only for families other than AF_VSOCK (!=).
+    let allow: Vec<&str> = ALLOW.iter().copied().filter(|n| *n != "clone").collect();
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": allow, "action": "SCMP_ACT_ALLOW"},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 2114060288u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+                {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
+                {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+            ]
+        });
+    });
+    let (code, out) = same(
+        &mut b,
+        "containerd",
+        &["sh", "-c", "echo $(echo sub); unshare -n true 2>&1; exit 0"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.starts_with("sub\n"), "{out}");
+    assert!(out.contains("not permitted"), "{out}");
     // An unsupported operator: refused by name, before anything runs.
     b.edit(|c| {
         c["linux"]["seccomp"] = json!({
