@@ -76,7 +76,9 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalJsonErro
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Appends `s` as an RFC 8785 string: `"`, `\` and control characters escaped,
+/// everything else as UTF-8 (for writers that build canonical JSON directly).
+pub fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     for c in s.chars() {
         match c {

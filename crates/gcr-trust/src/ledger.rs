@@ -39,6 +39,24 @@ fn tree_err(e: TlogError) -> LedgerError {
     LedgerError::Tree(e.to_string())
 }
 
+/// Every stored hash of a tree, in memory (indexed by stored hash index): what a
+/// verifier rebuilds from the entries.
+#[derive(Debug, Default, Clone)]
+pub struct MemHashes(pub Vec<Hash>);
+
+impl HashReader for MemHashes {
+    fn read_hashes(&self, ids: &[u64]) -> Result<Vec<Hash>, TlogError> {
+        ids.iter()
+            .map(|i| {
+                self.0
+                    .get(*i as usize)
+                    .copied()
+                    .ok_or(TlogError::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
 /// The hashes to store when entry `n` with leaf hash `leaf` is appended (entries `0..n`
 /// are stored already), in stored-hash-index order from `stored_hash_index(0, n)`.
 pub fn hashes_to_store<R: HashReader>(

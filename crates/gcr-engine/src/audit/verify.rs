@@ -3,10 +3,10 @@
 //! every checkpoint's signature and root, and that each checkpoint is a prefix of the
 //! next — naming the first bad entry by index.
 
-use super::{ledger_key, Hash, HashReader};
+use super::{ledger_key, Hash};
 use crate::{Engine, EngineError};
 use gcr_store::{LedgerRow, Store};
-use gcr_trust::ledger::{self, TlogError};
+use gcr_trust::ledger::{self, MemHashes};
 use serde::Serialize;
 
 /// Problems reported at most (the first ones by index matter; the rest is noise).
@@ -45,22 +45,6 @@ impl AuditReport {
     /// The first bad entry's index, if an entry is at fault.
     pub fn first_bad_index(&self) -> Option<u64> {
         self.problems.iter().filter_map(|p| p.index).min()
-    }
-}
-
-/// Every stored hash of a tree, in memory.
-struct Mem(Vec<Hash>);
-
-impl HashReader for Mem {
-    fn read_hashes(&self, ids: &[u64]) -> Result<Vec<Hash>, TlogError> {
-        ids.iter()
-            .map(|i| {
-                self.0
-                    .get(*i as usize)
-                    .copied()
-                    .ok_or(TlogError::IndexesNotInTree)
-            })
-            .collect()
     }
 }
 
@@ -156,7 +140,7 @@ impl Engine {
             }
         };
         // 1. Entries against their leaves; the tree rebuilt from the recomputed leaves.
-        let mut tree = Mem(Vec::with_capacity(ledger::stored_hash_count(size) as usize));
+        let mut tree = MemHashes(Vec::with_capacity(ledger::stored_hash_count(size) as usize));
         let mut compacted = 0;
         for (i, r) in self.slim_rows(store, size)?.into_iter().enumerate() {
             let index = i as u64;

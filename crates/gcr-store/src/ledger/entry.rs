@@ -8,29 +8,7 @@ use gcr_core::canonical_json::{format_number, to_canonical_bytes};
 use serde_json::Value;
 use std::cell::RefCell;
 
-/// RFC 8785 string: `"`, `\` and control characters escaped, everything else as UTF-8.
-fn string(s: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    out.push(b'"');
-}
+use gcr_core::canonical_json::write_string as string;
 
 fn opt_string(s: Option<&str>, out: &mut Vec<u8>) {
     match s {

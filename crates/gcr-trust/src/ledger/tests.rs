@@ -1,24 +1,8 @@
 use super::proof::ProofText;
 use super::*;
 
-/// An in-memory tree: every stored hash in a vector.
-struct Mem(Vec<Hash>);
-
-impl HashReader for Mem {
-    fn read_hashes(&self, ids: &[u64]) -> Result<Vec<Hash>, TlogError> {
-        ids.iter()
-            .map(|i| {
-                self.0
-                    .get(*i as usize)
-                    .copied()
-                    .ok_or(TlogError::IndexesNotInTree)
-            })
-            .collect()
-    }
-}
-
-fn tree(n: u64) -> (Mem, Vec<[u8; 32]>) {
-    let mut m = Mem(Vec::new());
+fn tree(n: u64) -> (MemHashes, Vec<[u8; 32]>) {
+    let mut m = MemHashes(Vec::new());
     let mut leaves = Vec::new();
     for i in 0..n {
         let leaf = tlog_tiles::record_hash(format!("entry {i}").as_bytes()).0;
