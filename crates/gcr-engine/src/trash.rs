@@ -233,9 +233,9 @@ fn reap(root: &Path, run_dir: Option<&Path>, linger_ms: i32) -> i32 {
                 // A run killed meanwhile left a directory: linger until it is old enough
                 // to be an orphan, so that the sweep below takes it.
                 if idle >= linger_ms
-                    && !store.as_ref().is_some_and(|s| {
-                        crate::container::orphans::becoming(root, s.conn())
-                    })
+                    && !store
+                        .as_ref()
+                        .is_some_and(|s| crate::container::orphans::becoming(root, s.conn()))
                 {
                     break;
                 }
