@@ -66,8 +66,14 @@ impl Engine {
                         let _ = store.remove_image(&report.id, false);
                     }
                     None => {
-                        // By its name: an image the store had under other names keeps them.
-                        let _ = store.remove_image(&report.reference, true);
+                        // An image the store had under other names keeps them (a pull by
+                        // digest names no tag: then only an image with no name goes).
+                        let tags = store.image_tags(&report.id).unwrap_or_default();
+                        if tags.iter().all(|t| *t == report.reference) {
+                            let _ = store.remove_image(&report.id, true);
+                        } else if tags.contains(&report.reference) {
+                            let _ = store.remove_image(&report.reference, false);
+                        }
                     }
                 }
             }

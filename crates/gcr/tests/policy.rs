@@ -246,6 +246,8 @@ fn deny_matrix() {
         "runPolicy.registries",
     );
     env.ok(&["--run-policy", &rp, "start", id]);
+    // It runs `true`: let it exit before the next snapshot.
+    env.ok(&["wait", id]);
     // Registries and the image policy.
     let other = write(&env, "other.json", r#"{"registries":["127.0.0.1:5000"]}"#);
     assert_refused(
