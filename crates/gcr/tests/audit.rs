@@ -711,8 +711,8 @@ fn kill_9_among_concurrent_runs_leaves_a_ledger_that_verifies() {
     if !need_root("crash") {
         return;
     }
-    const RUNS: usize = 1000;
-    const PARALLEL: usize = 50;
+    const RUNS: usize = 200;
+    const PARALLEL: usize = 16;
     let env = Env::new();
     let out = tempfile::tempdir().unwrap();
     let bind = format!("{}:/out", out.path().display());
