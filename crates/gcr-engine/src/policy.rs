@@ -98,6 +98,33 @@ fn read(
     }
 }
 
+/// The `keyPath` values of an image policy's bytes, in order (none without the word, so a
+/// policy without key files pays one search, not a parse).
+fn key_paths(bytes: &[u8]) -> Vec<String> {
+    if !bytes.windows(9).any(|w| w == b"\"keyPath\"") {
+        return Vec::new();
+    }
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("keyPath", serde_json::Value::String(p)) => out.push(p.clone()),
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        walk(&v, &mut out);
+    }
+    out
+}
+
 fn usage(e: gcr_trust::policy::PolicyError) -> EngineError {
     EngineError::Usage(e.to_string())
 }
@@ -123,6 +150,19 @@ pub fn load(root: &Path) -> Result<Option<&'static Loaded>, EngineError> {
                 h.update(b);
             }
             None => h.update(u64::MAX.to_le_bytes()),
+        }
+    }
+    // A verdict also depends on the keys `keyPath`s name: their bytes join the digest, so
+    // a replaced (rotated, revoked) key file is never judged by an older verdict.
+    if let Some((_, b)) = &image {
+        for key in key_paths(b) {
+            match std::fs::read(&key) {
+                Ok(k) => {
+                    h.update((k.len() as u64).to_le_bytes());
+                    h.update(&k);
+                }
+                Err(_) => h.update((u64::MAX - 1).to_le_bytes()),
+            }
         }
     }
     let digest = hex::encode(h.finalize());

@@ -359,6 +359,24 @@ fn sigstore_signed_at_run_and_pull() {
     env.ok(&["--policy", &pol, "pull", &signed]);
     env.ok(&["--policy", &pol, "run", "--rm", &signed, "true"]);
     env.ok(&["--policy", &pol, "run", "--rm", &signed, "true"]);
+    // keyPath: a cached allow does not survive a replaced key file (a revoked key).
+    let key_file = env.root.path().join("trusted.pub");
+    std::fs::write(&key_file, &pem).unwrap();
+    let by_path = write(
+        &env,
+        "by-path.json",
+        &format!(
+            r#"{{"default":[{{"type":"insecureAcceptAnything"}}],"transports":{{"docker":{{
+               "{host}":[{{"type":"sigstoreSigned","keyPath":"{}","signedIdentity":{{"type":"matchRepository"}}}}]}}}}}}"#,
+            key_file.display()
+        ),
+    );
+    env.ok(&["--policy", &by_path, "run", "--rm", &signed, "true"]);
+    env.ok(&["--policy", &by_path, "run", "--rm", &signed, "true"]);
+    std::fs::write(&key_file, pusher.ok(&["key", "export", "evil"])).unwrap();
+    let out = env.gcr(&["--policy", &by_path, "run", "--rm", &signed, "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("POLICY_DENY"), "{}", stderr(&out));
     // Run: images pulled without the policy are refused with it.
     for name in [&plain, &forged] {
         env.ok(&["pull", name]);
