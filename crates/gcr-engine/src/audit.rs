@@ -124,6 +124,17 @@ pub(crate) struct StoreHashes<'a> {
     pending: RefCell<Vec<Hash>>,
 }
 
+impl<'a> StoreHashes<'a> {
+    /// The hashes the store holds, nothing pending.
+    pub(crate) fn stored(store: &'a Store) -> StoreHashes<'a> {
+        StoreHashes {
+            store,
+            base: u64::MAX,
+            pending: RefCell::new(Vec::new()),
+        }
+    }
+}
+
 impl HashReader for StoreHashes<'_> {
     fn read_hashes(&self, ids: &[u64]) -> Result<Vec<Hash>, gcr_trust::ledger::TlogError> {
         let pending = self.pending.borrow();
@@ -226,11 +237,7 @@ pub(crate) fn checkpoint(store: &Store, root: &Path) -> Result<Vec<u8>, EngineEr
         }
     }
     let key = ledger_key(root, true)?;
-    let reader = StoreHashes {
-        store,
-        base: u64::MAX,
-        pending: RefCell::new(Vec::new()),
-    };
+    let reader = StoreHashes::stored(store);
     let root_hash =
         ledger::tree_hash(size, &reader).map_err(|e| EngineError::Internal(e.to_string()))?;
     let note = key
@@ -238,6 +245,18 @@ pub(crate) fn checkpoint(store: &Store, root: &Path) -> Result<Vec<u8>, EngineEr
         .map_err(|e| EngineError::Internal(e.to_string()))?;
     store.ledger_add_checkpoint(size, &note)?;
     Ok(note)
+}
+
+/// [`checkpoint`], and what its note says, read back through the ledger key's signature.
+pub(crate) fn latest_checked(
+    store: &Store,
+    root: &Path,
+) -> Result<(Vec<u8>, ledger::CheckedCheckpoint), EngineError> {
+    let note = checkpoint(store, root)?;
+    let key = ledger_key(root, false)?;
+    let cp = ledger::verify_checkpoint(&note, 0, &key.verifier_key())
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    Ok((note, cp))
 }
 
 /// A checkpoint when one is due (see [`CHECKPOINT_EVERY`]); errors are left for `audit
@@ -307,15 +326,8 @@ impl Engine {
                 "the ledger has {size} entries, so no entry {index}; see `gcr audit log`"
             )));
         }
-        let note = checkpoint(store, self.root())?;
-        let key = ledger_key(self.root(), false)?;
-        let cp = ledger::verify_checkpoint(&note, 0, &key.verifier_key())
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let reader = StoreHashes {
-            store,
-            base: u64::MAX,
-            pending: RefCell::new(Vec::new()),
-        };
+        let (note, cp) = latest_checked(store, self.root())?;
+        let reader = StoreHashes::stored(store);
         let proof = ledger::prove_inclusion(cp.size, index, &reader)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let row = store
@@ -350,10 +362,7 @@ impl Engine {
         new: Option<u64>,
     ) -> Result<ConsistencyProof, EngineError> {
         let store = self.store()?;
-        let latest = checkpoint(store, self.root())?;
-        let key = ledger_key(self.root(), false)?;
-        let cp = ledger::verify_checkpoint(&latest, 0, &key.verifier_key())
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let (_, cp) = latest_checked(store, self.root())?;
         let new = new.unwrap_or(cp.size);
         if old == 0 || old > new || new > cp.size {
             return Err(EngineError::Usage(format!(
@@ -361,11 +370,7 @@ impl Engine {
                 cp.size
             )));
         }
-        let reader = StoreHashes {
-            store,
-            base: u64::MAX,
-            pending: RefCell::new(Vec::new()),
-        };
+        let reader = StoreHashes::stored(store);
         let err = |e: ledger::LedgerError| EngineError::Internal(e.to_string());
         let proof = ledger::prove_consistency(new, old, &reader).map_err(err)?;
         let old_root = ledger::tree_hash(old, &reader).map_err(err)?;

@@ -2,7 +2,7 @@
 //! leaf hash (RFC 6962: SHA-256 of `0x00 || entry`) is written by a trigger in the same
 //! statement as the row, so no writer can add an event without its leaf, and the entry is
 //! the canonical JSON (RFC 8785) of the row's columns with its index (`seq - 1`), time,
-//! actor (uid and the calling program, [`Actor`]), subject and action ([`entry_bytes`]);
+//! actor (uid and the calling program, [`Actor`]), subject and action ([`Entry`]);
 //! `time_ns` is a decimal string (RFC 8785 numbers are doubles and would round it).
 //!
 //! The Merkle tree over the leaves (its stored hashes, in the layout of Go's
@@ -51,9 +51,11 @@ impl Actor {
     }
 }
 
-/// The actor a connection stamps on the events it writes (shared with its SQL function).
+/// The actor a connection stamps on the events it writes (shared with its SQL function):
+/// [`Actor::of_this_process`] is looked up when the first event is written, not at every
+/// open (most commands write none).
 #[derive(Clone)]
-pub(crate) struct ActorCell(Arc<Mutex<String>>);
+pub(crate) struct ActorCell(Arc<Mutex<Option<String>>>);
 
 /// One entry as stored: its index, its canonical JSON (`None` once compacted) and its leaf.
 #[derive(Debug, Clone)]
@@ -76,50 +78,45 @@ pub struct StoredCheckpoint {
 
 mod entry;
 
-/// The canonical JSON of an entry (what its leaf hashes).
-#[allow(clippy::too_many_arguments)]
-pub fn entry_bytes(
-    index: i64,
-    time_ns: i64,
-    actor: &str,
-    kind: &str,
-    object: &str,
-    name: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
-    cause: Option<&str>,
-) -> Vec<u8> {
-    entry::write(index, time_ns, actor, kind, object, name, from, to, cause).unwrap_or_else(|| {
-        entry_bytes_general(index, time_ns, actor, kind, object, name, from, to, cause)
-    })
+/// One event row as the ledger sees it: the columns its entry is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// `seq - 1`.
+    pub index: i64,
+    pub time_ns: i64,
+    /// The actor column (JSON).
+    pub actor: &'a str,
+    pub kind: &'a str,
+    pub object: &'a str,
+    pub name: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub cause: Option<&'a str>,
 }
 
-/// [`entry_bytes`] through a JSON value and RFC 8785 canonicalization (the definition; the
-/// direct writer in `entry` is checked against it).
-#[allow(clippy::too_many_arguments)]
-fn entry_bytes_general(
-    index: i64,
-    time_ns: i64,
-    actor: &str,
-    kind: &str,
-    object: &str,
-    name: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
-    cause: Option<&str>,
-) -> Vec<u8> {
-    let actor: Value = serde_json::from_str(actor).unwrap_or(Value::Null);
-    let v = json!({
-        "action": action(kind, from, to, cause),
-        "actor": actor,
-        "cause": cause,
-        "from": from,
-        "index": index,
-        "subject": {"id": object, "kind": kind, "name": name},
-        // Exact as a string: RFC 8785 numbers are doubles, and this is past 2^53.
-        "time_ns": time_ns.to_string(),
-    });
-    gcr_core::canonical_json::to_canonical_bytes(&v).unwrap_or_else(|_| v.to_string().into_bytes())
+impl Entry<'_> {
+    /// The canonical JSON of the entry (what its leaf hashes).
+    pub fn bytes(&self) -> Vec<u8> {
+        entry::write(self).unwrap_or_else(|| self.bytes_general())
+    }
+
+    /// [`Entry::bytes`] through a JSON value and RFC 8785 canonicalization (the definition;
+    /// the direct writer in `entry` is checked against it).
+    fn bytes_general(&self) -> Vec<u8> {
+        let actor: Value = serde_json::from_str(self.actor).unwrap_or(Value::Null);
+        let v = json!({
+            "action": action(self.kind, self.from, self.to, self.cause),
+            "actor": actor,
+            "cause": self.cause,
+            "from": self.from,
+            "index": self.index,
+            "subject": {"id": self.object, "kind": self.kind, "name": self.name},
+            // Exact as a string: RFC 8785 numbers are doubles, and this is past 2^53.
+            "time_ns": self.time_ns.to_string(),
+        });
+        gcr_core::canonical_json::to_canonical_bytes(&v)
+            .unwrap_or_else(|_| v.to_string().into_bytes())
+    }
 }
 
 /// The action an event row records: `<kind>.<new state>` (`container.running`,
@@ -144,32 +141,43 @@ pub fn leaf_hash(entry: &[u8]) -> [u8; 32] {
 
 /// Registers the SQL functions the ledger's trigger and migration call on `conn`.
 pub(crate) fn register(conn: &Connection) -> Result<ActorCell> {
-    let cell = ActorCell(Arc::new(Mutex::new(Actor::of_this_process().to_json())));
+    let cell = ActorCell(Arc::new(Mutex::new(None)));
     let c = cell.clone();
     conn.create_scalar_function(
         "gcr_ledger_actor",
         0,
         FunctionFlags::SQLITE_UTF8,
-        move |_| Ok(c.0.lock().map(|s| s.clone()).unwrap_or_default()),
+        move |_| {
+            Ok(c.0
+                .lock()
+                .map(|mut s| {
+                    s.get_or_insert_with(|| Actor::of_this_process().to_json())
+                        .clone()
+                })
+                .unwrap_or_default())
+        },
     )?;
     conn.create_scalar_function(
         "gcr_ledger_leaf",
         9,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let seq: i64 = ctx.get(0)?;
-            let entry = entry_bytes(
-                seq - 1,
-                ctx.get(1)?,
-                &ctx.get::<Option<String>>(2)?.unwrap_or_default(),
-                &ctx.get::<String>(3)?,
-                &ctx.get::<String>(4)?,
-                ctx.get::<Option<String>>(5)?.as_deref(),
-                ctx.get::<Option<String>>(6)?.as_deref(),
-                ctx.get::<Option<String>>(7)?.as_deref(),
-                ctx.get::<Option<String>>(8)?.as_deref(),
-            );
-            Ok(leaf_hash(&entry).to_vec())
+            // Inline: the column values live until the end of the statement.
+            Ok(leaf_hash(
+                &Entry {
+                    index: ctx.get::<i64>(0)? - 1,
+                    time_ns: ctx.get(1)?,
+                    actor: &ctx.get::<Option<String>>(2)?.unwrap_or_default(),
+                    kind: &ctx.get::<String>(3)?,
+                    object: &ctx.get::<String>(4)?,
+                    name: ctx.get::<Option<String>>(5)?.as_deref(),
+                    from: ctx.get::<Option<String>>(6)?.as_deref(),
+                    to: ctx.get::<Option<String>>(7)?.as_deref(),
+                    cause: ctx.get::<Option<String>>(8)?.as_deref(),
+                }
+                .bytes(),
+            )
+            .to_vec())
         },
     )?;
     Ok(cell)
@@ -192,7 +200,7 @@ impl Store {
     /// acting for a client; a command keeps [`Actor::of_this_process`]).
     pub fn set_actor(&self, actor: &Actor) {
         if let Ok(mut s) = self.actor.0.lock() {
-            *s = actor.to_json();
+            *s = Some(actor.to_json());
         }
     }
 
@@ -229,17 +237,18 @@ impl Store {
             let compacted: i64 = r.get(10)?;
             let leaf = hash_col(r.get_ref(9)?);
             let entry = (compacted == 0).then(|| -> rusqlite::Result<Vec<u8>> {
-                Ok(entry_bytes(
-                    index as i64,
-                    r.get(1)?,
-                    &r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    &r.get::<_, String>(3)?,
-                    &r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?.as_deref(),
-                    r.get::<_, Option<String>>(6)?.as_deref(),
-                    r.get::<_, Option<String>>(7)?.as_deref(),
-                    r.get::<_, Option<String>>(8)?.as_deref(),
-                ))
+                Ok(Entry {
+                    index: index as i64,
+                    time_ns: r.get(1)?,
+                    actor: &r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    kind: &r.get::<_, String>(3)?,
+                    object: &r.get::<_, String>(4)?,
+                    name: r.get::<_, Option<String>>(5)?.as_deref(),
+                    from: r.get::<_, Option<String>>(6)?.as_deref(),
+                    to: r.get::<_, Option<String>>(7)?.as_deref(),
+                    cause: r.get::<_, Option<String>>(8)?.as_deref(),
+                }
+                .bytes())
             });
             let entry = entry.transpose()?;
             let recomputed = entry.as_deref().map(leaf_hash).or(leaf);

@@ -35,7 +35,7 @@ pub use images::{chain_ids, NewImage, NewLayer};
 pub use images::{HistoryEntry, ImageSummary, LayerInfo, ResolvedImage};
 pub use layer::{EntryData, LayerEntry, LAYER_MEDIA_TYPE};
 pub use ledger::{
-    action as ledger_action, entry_bytes, leaf_hash, Actor, LedgerRow, StoredCheckpoint,
+    action as ledger_action, leaf_hash, Actor, Entry as LedgerEntry, LedgerRow, StoredCheckpoint,
 };
 pub use maint::{DfReport, DfRow, PruneReport};
 pub use progress::{NoProgress, Progress};

@@ -7,7 +7,7 @@
 //! mirror's tip must name an index and leaf the ledger has, or nothing is written.
 //! Written through gix (no `git` process).
 
-use super::checkpoint;
+use super::latest_checked;
 use crate::{Engine, EngineError};
 use gix::bstr::ByteSlice;
 use std::path::Path;
@@ -101,7 +101,7 @@ impl Engine {
     /// `gcr audit mirror --git DIR`: appends the entries the mirror lacks as one commit.
     pub fn audit_mirror(&self, dir: &Path) -> Result<MirrorReport, EngineError> {
         let store = self.store()?;
-        let note = checkpoint(store, self.root())?;
+        let (note, cp) = latest_checked(store, self.root())?;
         let size = store.ledger_size()?;
         let repo = open_or_init(dir)?;
         let tip = repo
@@ -150,10 +150,6 @@ impl Engine {
             body.push(b'\n');
             last_leaf = hex::encode(leaf);
         }
-        let cp = super::ledger_key(self.root(), false).and_then(|k| {
-            gcr_trust::ledger::verify_checkpoint(&note, 0, &k.verifier_key())
-                .map_err(|e| EngineError::Internal(e.to_string()))
-        })?;
         let entries = repo
             .write_blob(&body)
             .map_err(|e| gix_err("writing entries", e))?

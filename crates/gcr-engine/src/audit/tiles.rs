@@ -5,10 +5,9 @@
 //! gone, so its bundle holds an empty entry and only its leaf, in the level-0 tile,
 //! still proves it).
 
-use super::{checkpoint, ledger_key, StoreHashes};
+use super::{latest_checked, StoreHashes};
 use crate::{Engine, EngineError};
-use gcr_trust::ledger::{self, Tile};
-use std::cell::RefCell;
+use gcr_trust::ledger::Tile;
 use std::path::Path;
 
 /// Tile height of the C2SP layout.
@@ -43,16 +42,9 @@ impl Engine {
     /// `gcr audit export --tiles DIR`.
     pub fn audit_export_tiles(&self, dir: &Path) -> Result<TilesReport, EngineError> {
         let store = self.store()?;
-        let note = checkpoint(store, self.root())?;
-        let key = ledger_key(self.root(), false)?;
-        let cp = ledger::verify_checkpoint(&note, 0, &key.verifier_key())
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let (note, cp) = latest_checked(store, self.root())?;
         let size = cp.size;
-        let reader = StoreHashes {
-            store,
-            base: u64::MAX,
-            pending: RefCell::new(Vec::new()),
-        };
+        let reader = StoreHashes::stored(store);
         let tiles = Tile::new_tiles(HEIGHT, 0, size);
         for t in &tiles {
             let data = t

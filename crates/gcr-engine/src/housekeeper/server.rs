@@ -33,8 +33,9 @@ struct Conn {
     /// Containers whose rows this connection stored: the only ones it may start.
     stored: HashSet<String>,
     /// Who the ledger names for what this connection changes: our uid (peers are of the
-    /// same user) and the program that called the connected gcr.
-    actor: gcr_store::Actor,
+    /// same user) and the program that called the connected gcr; looked up at its first
+    /// write, off the way of the requests that come before.
+    actor: Option<gcr_store::Actor>,
 }
 
 /// The housekeeper's side: a listening socket, its connections and namespaces made ahead.
@@ -166,7 +167,7 @@ impl Server {
                     made: Vec::new(),
                     locks: Vec::new(),
                     stored: HashSet::new(),
-                    actor: caller_of(pid),
+                    actor: None,
                 });
             }
         }
@@ -175,9 +176,6 @@ impl Server {
     /// Reads and answers one message of connection `i`; false when it is closed.
     /// What it writes to the store is stamped with the connection's actor.
     fn answer(&mut self, i: usize, store: Option<&Store>) -> bool {
-        if let Some(s) = store {
-            s.set_actor(&self.conns[i].actor);
-        }
         let fd = self.conns[i].fd.as_fd();
         let (seq, req, fds) = match wire::recv::<Request>(fd) {
             Recv::Msg(Envelope { seq, msg, .. }, fds) => (seq, msg, fds),
@@ -186,6 +184,12 @@ impl Server {
             Recv::Again => return true,
             Recv::Closed => return false,
         };
+        if let (Some(s), Request::Store(_) | Request::Started(_) | Request::Exit(_)) = (store, &req)
+        {
+            let c = &mut self.conns[i];
+            s.set_actor(c.actor.get_or_insert_with(|| caller_of(c.pid)));
+        }
+        let fd = self.conns[i].fd.as_fd();
         let reply = |a: Answer, fds: &[BorrowedFd<'_>]| wire::send(fd, seq, &a, fds);
         match req {
             Request::Netns => {
@@ -282,13 +286,7 @@ impl Server {
 /// The ledger's actor for a connected gcr process `pid`: our uid (the peer's, checked) and
 /// the executable of its parent, the program that ran `gcr`.
 fn caller_of(pid: i32) -> gcr_store::Actor {
-    let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces and parentheses).
-            let rest = &s[s.rfind(')')? + 2..];
-            rest.split(' ').nth(1)?.parse::<i32>().ok()
-        });
+    let ppid = crate::container::procfs::status_field(pid, "PPid").and_then(|p| p.parse().ok());
     gcr_store::Actor {
         uid: rustix::process::getuid().as_raw(),
         exe: ppid.map(gcr_store::Actor::exe_of).unwrap_or_default(),

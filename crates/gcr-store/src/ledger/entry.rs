@@ -40,20 +40,20 @@ fn actor_bytes(actor: &str) -> Option<Vec<u8>> {
     })
 }
 
-/// The entry's canonical JSON (see `super::entry_bytes`), or `None` when some part has no
+/// The entry's canonical JSON (see `super::Entry::bytes`), or `None` when some part has no
 /// canonical form (the caller then takes the general path).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn write(
-    index: i64,
-    time_ns: i64,
-    actor: &str,
-    kind: &str,
-    object: &str,
-    name: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
-    cause: Option<&str>,
-) -> Option<Vec<u8>> {
+pub(super) fn write(e: &super::Entry<'_>) -> Option<Vec<u8>> {
+    let super::Entry {
+        index,
+        time_ns,
+        actor,
+        kind,
+        object,
+        name,
+        from,
+        to,
+        cause,
+    } = *e;
     // Keys in RFC 8785 order (by UTF-16 code units): action, actor, cause, from, index,
     // subject {id, kind, name}, time_ns.
     let mut out = Vec::with_capacity(320);
@@ -83,7 +83,7 @@ pub(super) fn write(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{entry_bytes, entry_bytes_general};
+    use super::super::Entry;
 
     #[test]
     fn direct_writer_matches_canonicalization() {
@@ -121,9 +121,18 @@ mod tests {
                 for (j, num) in nums.iter().enumerate() {
                     let kind = s.unwrap_or("container");
                     let args = (*num, nums[(j + 3) % nums.len()], actor, kind);
-                    let fast = entry_bytes(args.0, args.1, args.2, args.3, "obj\"1", *s, t, u, *s);
-                    let slow =
-                        entry_bytes_general(args.0, args.1, args.2, args.3, "obj\"1", *s, t, u, *s);
+                    let e = Entry {
+                        index: args.0,
+                        time_ns: args.1,
+                        actor: args.2,
+                        kind: args.3,
+                        object: "obj\"1",
+                        name: *s,
+                        from: t,
+                        to: u,
+                        cause: *s,
+                    };
+                    let (fast, slow) = (e.bytes(), e.bytes_general());
                     assert_eq!(
                         String::from_utf8_lossy(&fast),
                         String::from_utf8_lossy(&slow)
