@@ -305,7 +305,17 @@ impl Janitor {
                     Chore::Sweep => {
                         let items = pending(&root);
                         let mut progress = items.is_empty();
+                        let cgroups = gcr_runtime::cgroups::CgroupManager::detect().ok();
                         for p in &items {
+                            // A container's files in the trash: its cgroup goes too, with
+                            // whatever a start killed half-way left in it (otherwise no
+                            // row names it and nothing else would ever remove it).
+                            if let (Some(m), Some(id)) = (&cgroups, p.file_name()) {
+                                let id = id.to_string_lossy();
+                                if crate::names::is_container_id(&id) {
+                                    crate::container::ops::remove_stray_cgroup(m, &id);
+                                }
+                            }
                             progress |= std::fs::remove_dir_all(p)
                                 .or_else(|_| std::fs::remove_file(p))
                                 .is_ok();

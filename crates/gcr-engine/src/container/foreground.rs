@@ -170,10 +170,17 @@ impl Engine {
                 Some(Stored::Row(created)) => {
                     timing::mark("housekeeper: row stored");
                     let (running, update) = self.as_running(&created, pid, holder);
-                    door.started(&rows::Started {
+                    let started = rows::Started {
                         row: *created,
                         update,
-                    });
+                    };
+                    // Not sent (the housekeeper went away meanwhile): recorded here.
+                    if !door.started(&started) {
+                        match rows::store_started(self.store.wait()?, &started) {
+                            Ok(()) | Err(EngineError::Conflict(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
                     return Ok(Stored::Row(Box::new(running)));
                 }
                 Some(Stored::Stale) => return Ok(Stored::Stale),

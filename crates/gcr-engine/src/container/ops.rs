@@ -482,6 +482,16 @@ impl Engine {
     }
 }
 
+/// Removes the cgroup of container `id` whose files are gone, killing what is left in it
+/// first; nothing happens when there is no such group.
+pub(crate) fn remove_stray_cgroup(m: &gcr_runtime::cgroups::CgroupManager, id: &str) {
+    let c = m.open(id);
+    if c.paths().iter().any(|p| p.exists()) {
+        kill_strays(&c);
+        let _ = c.destroy();
+    }
+}
+
 /// Kills what is left in the cgroup of a container being removed (a start abandoned by a
 /// process killed before it recorded it) and waits up to 2 s for it to go.
 fn kill_strays(c: &gcr_runtime::cgroups::Cgroup) {

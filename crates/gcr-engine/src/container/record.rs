@@ -184,6 +184,24 @@ pub fn event(
     Ok(())
 }
 
+/// A container event at `time_ns` (several in one statement's time keep their order).
+fn event_at(
+    conn: &Connection,
+    time_ns: i64,
+    id: &str,
+    name: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    cause: &str,
+) -> Result<(), EngineError> {
+    conn.prepare_cached(
+        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause) \
+         VALUES (?1, 'container', ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![time_ns, id, name, from, to, cause])?;
+    Ok(())
+}
+
 /// Inserts a new container and its `create` event (and `start`, for a row stored running).
 fn insert_unit(conn: &Connection, r: &Record) -> Result<(), EngineError> {
     let config = serde_json::to_string(&r.config)?;
@@ -411,14 +429,34 @@ fn delete_exited_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), 
             r.name
         )));
     };
-    let now = now_ns();
-    conn.prepare_cached(
-        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause) \
-         VALUES (?1, 'container', ?2, ?3, ?4, 'exited', ?5), \
-                (?6, 'container', ?2, ?3, 'exited', NULL, 'rm')",
-    )?
-    .execute(params![now, r.id, r.name, from, cause, now + 1])?;
-    Ok(())
+    let mut now = now_ns();
+    let from = if from == State::Created.as_str() {
+        // It ran (only a launched process exits) but its start was lost on the way (its
+        // launcher's message to the housekeeper): recorded now, so that the ledger has it.
+        event_at(
+            conn,
+            now,
+            &r.id,
+            &r.name,
+            Some(&from),
+            Some("running"),
+            "start",
+        )?;
+        now += 1;
+        State::Running.as_str().to_string()
+    } else {
+        from
+    };
+    event_at(
+        conn,
+        now,
+        &r.id,
+        &r.name,
+        Some(&from),
+        Some("exited"),
+        cause,
+    )?;
+    event_at(conn, now + 1, &r.id, &r.name, Some("exited"), None, "rm")
 }
 
 /// Deletes a container row and records the `destroy` event.

@@ -146,3 +146,48 @@ fn an_exit_is_recorded_once_and_never_overwritten() {
     let cur = find(s.conn(), &id).unwrap();
     assert_eq!((cur.state, cur.exit_code), (State::Exited, Some(0)));
 }
+
+#[test]
+fn an_exit_of_a_row_whose_start_was_lost_records_the_start_first() {
+    let (_d, s) = store();
+    let transitions = |id: &str| -> Vec<(Option<String>, Option<String>)> {
+        s.conn()
+            .prepare("SELECT from_state, to_state FROM events WHERE object = ?1 ORDER BY seq")
+            .unwrap()
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let st = |a: Option<&str>, b: Option<&str>| (a.map(String::from), b.map(String::from));
+    for rm in [false, true] {
+        let id = if rm { "f" } else { "d" }.repeat(64);
+        let mut r = row(&id, if rm { "gone" } else { "kept" });
+        r.config.opts.rm = rm;
+        // Stored `created`; the message that would have marked it running never came.
+        insert(s.conn(), &r).unwrap();
+        super::super::rows::store_exit(
+            &s,
+            &super::super::rows::Exit {
+                row: r.clone(),
+                code: 3,
+                oom: false,
+                maybe_recorded: false,
+            },
+        )
+        .unwrap();
+        let mut want = vec![
+            st(None, Some("created")),
+            st(Some("created"), Some("running")),
+            st(Some("running"), Some("exited")),
+        ];
+        if rm {
+            want.push(st(Some("exited"), None));
+            assert!(matches!(find(s.conn(), &id), Err(EngineError::NotFound(_))));
+        } else {
+            let cur = find(s.conn(), &id).unwrap();
+            assert_eq!((cur.state, cur.exit_code), (State::Exited, Some(3)));
+        }
+        assert_eq!(transitions(&id), want, "rm={rm}");
+    }
+}

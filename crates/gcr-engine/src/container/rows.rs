@@ -150,7 +150,19 @@ pub(crate) fn store_exit(store: &Store, e: &Exit) -> Result<(), EngineError> {
             oom_killed: Some(e.oom),
             ..Default::default()
         };
-        let cur = record::find(tx, &r.id)?;
+        let mut cur = record::find(tx, &r.id)?;
+        if cur.state == State::Created {
+            // It ran, but its start was lost on the way (see `record::delete_exited`).
+            record::set_state(
+                tx,
+                &cur,
+                Some(State::Created),
+                State::Running,
+                "start",
+                &Update::default(),
+            )?;
+            cur.state = State::Running;
+        }
         if !cur.state.is_alive() {
             // Recorded already (by an earlier attempt, or by the process that reaped it):
             // the first record of an exit stands, it is never overwritten.

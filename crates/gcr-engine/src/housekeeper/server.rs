@@ -250,6 +250,8 @@ impl Server {
                 if let (true, Some(store)) =
                     (c.stored.contains(&s.row.id) && holder == Some(c.pid), store)
                 {
+                    // Failed (a busy store), the row stays `created`; its exit records
+                    // the start first (see `rows::store_exit`).
                     let _ = rows::store_started(store, &s);
                 }
                 true
