@@ -289,7 +289,7 @@ fn fetch_image(
     layers: &[Descriptor],
     progress: &dyn Progress,
 ) -> Result<Blobs> {
-    // Config: small, fetched first so the layer list can be checked against its diff_ids.
+    // The config is small: a larger one is refused before anything downloads.
     if config.size > MAX_CONFIG {
         return Err(RegistryError::protocol(
             &t.host,
@@ -299,11 +299,35 @@ fn fetch_image(
             ),
         ));
     }
-    let cfg_staged = if store.has_blob(&config.digest) {
-        None
-    } else {
-        Some(fetch_blob(t, &cas::tmp_dir(store), repo, config, &NoBar)?)
-    };
+    // Layers the store lacks (each distinct digest once).
+    let mut missing: Vec<&Descriptor> = Vec::new();
+    let mut existing = 0;
+    for l in layers {
+        if store.has_blob(&l.digest) {
+            existing += 1;
+            progress.end(&short(&l.digest), "Already exists");
+        } else if !missing.iter().any(|m| m.digest == l.digest) {
+            missing.push(l);
+        }
+    }
+    // The config downloads with the layers (one round trip less on the way); the layer
+    // list is checked against its diff_ids before anything is committed.
+    let tmp = cas::tmp_dir(store);
+    let want_cfg = !store.has_blob(&config.digest);
+    let jobs: Vec<&Descriptor> = want_cfg
+        .then_some(config)
+        .into_iter()
+        .chain(missing.iter().copied())
+        .collect();
+    let mut staged = parallel(&jobs, JOBS, |d| {
+        let bar: &dyn Progress = if want_cfg && std::ptr::eq(*d, config) {
+            &NoBar
+        } else {
+            progress
+        };
+        fetch_blob(t, &tmp, repo, d, bar)
+    })?;
+    let cfg_staged = want_cfg.then(|| staged.remove(0));
     let cfg_bytes = match &cfg_staged {
         Some(s) => std::fs::read(s.file.path())
             .map_err(|e| RegistryError::io("cannot read", s.file.path(), e))?,
@@ -336,19 +360,6 @@ fn fetch_image(
             ),
         ));
     }
-    // Layers the store lacks (each distinct digest once).
-    let mut missing: Vec<&Descriptor> = Vec::new();
-    let mut existing = 0;
-    for l in layers {
-        if store.has_blob(&l.digest) {
-            existing += 1;
-            progress.end(&short(&l.digest), "Already exists");
-        } else if !missing.iter().any(|m| m.digest == l.digest) {
-            missing.push(l);
-        }
-    }
-    let tmp = cas::tmp_dir(store);
-    let staged = parallel(&missing, JOBS, |l| fetch_blob(t, &tmp, repo, l, progress))?;
     Ok(Blobs {
         cfg_staged,
         cfg_bytes,
