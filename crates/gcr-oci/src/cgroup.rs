@@ -190,12 +190,13 @@ fn rule(d: &LinuxDeviceCgroup) -> String {
     format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
 }
 
-/// Makes the v1 devices group `rel` for `devices` (plus the defaults) and moves `pid` into
-/// it. On cgroup v2 (device control through eBPF) the field is refused.
+/// Makes and configures the v1 devices group `rel` for `devices` (plus the defaults), for
+/// the container's process to join with its other groups (see
+/// `gcr_runtime::Extras::join_also`). On cgroup v2 (device control through eBPF) the field
+/// is refused.
 pub(crate) fn devices(
     rel: &Path,
     devices: &[LinuxDeviceCgroup],
-    pid: i32,
 ) -> Result<Option<PathBuf>, OciError> {
     if devices.is_empty() {
         return Ok(None);
@@ -206,7 +207,12 @@ pub(crate) fn devices(
             "linux.resources.devices on cgroup v2",
         ));
     }
-    let dir = Path::new("/sys/fs/cgroup/devices").join(rel);
+    let Some(mount) = devices_mount() else {
+        return Err(OciError::Invalid(
+            "linux.resources.devices is set but this host has no v1 devices hierarchy mounted; mount one or drop the field".into(),
+        ));
+    };
+    let dir = mount.join(rel);
     std::fs::create_dir_all(&dir).map_err(|e| OciError::io("cannot create", &dir, e))?;
     let write = |file: &str, line: &str| {
         let p = dir.join(file);
@@ -226,7 +232,7 @@ pub(crate) fn devices(
         for r in DEFAULT_ALLOW {
             write("devices.allow", r)?;
         }
-        write("cgroup.procs", &pid.to_string())
+        Ok(())
     })();
     match res {
         Ok(()) => Ok(Some(dir)),
@@ -235,6 +241,28 @@ pub(crate) fn devices(
             Err(e)
         }
     }
+}
+
+/// Where the v1 devices hierarchy is mounted (from this process's mountinfo).
+fn devices_mount() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut post = post.split(' ');
+        let (fstype, _source, opts) = (post.next()?, post.next()?, post.next()?);
+        (fstype == "cgroup" && opts.split(',').any(|o| o == "devices"))
+            .then(|| pre.split(' ').nth(4).map(PathBuf::from))
+            .flatten()
+    })
+}
+
+/// The container's cgroup as its processes join it: with its devices group, if any.
+pub(crate) fn open_with_devices(rel: &Path, devices: Option<&Path>) -> Result<Cgroup, OciError> {
+    let cg = open(rel)?;
+    Ok(match devices {
+        Some(d) => cg.with_v1_dir(d.to_path_buf()),
+        None => cg,
+    })
 }
 
 /// Removes a devices group made by [`devices`] (its processes are gone).

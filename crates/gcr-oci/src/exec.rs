@@ -150,7 +150,9 @@ impl Oci {
             Some(s) => SeccompMode::Custom(crate::seccomp::program(&self.root, s)?),
             None => SeccompMode::Unconfined,
         };
-        let cg = cgroup::open(&st.cgroup)?;
+        // Into the devices group too: a process exec'd without it would have the host's
+        // device access (and, with CAP_MKNOD, any disk).
+        let cg = cgroup::open_with_devices(&st.cgroup, st.devices_cgroup.as_deref())?;
         let mut running = gcr_runtime::exec_in_with(
             st.pid,
             &process,

@@ -167,19 +167,22 @@ impl Oci {
             gate: false,
             secrets: Vec::new(),
         };
+        // The devices group is ready before the process exists, which joins it with its
+        // other groups in one burst (a late join on its own costs an RCU grace period).
+        let devs = resources
+            .and_then(|r| r.devices().as_deref())
+            .unwrap_or(&[]);
+        undo.devices = cgroup::devices(&rel, devs)?;
         let extras = Extras {
             exec_hold: Some(hold),
             cgroup_path: Some(rel.clone()),
             preserve_fds: c.preserve_fds,
             exact_caps: true,
+            join_also: undo.devices.iter().cloned().collect(),
         };
         let mut running = gcr_runtime::spawn_with(launch, extras)?;
         undo.pid = running.pid;
         undo.cgroup = running.cgroup.take();
-        let devs = resources
-            .and_then(|r| r.devices().as_deref())
-            .unwrap_or(&[]);
-        undo.devices = cgroup::devices(&rel, devs, running.pid)?;
         if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
             let p = format!("/proc/{}/oom_score_adj", running.pid);
             std::fs::write(&p, adj.to_string())

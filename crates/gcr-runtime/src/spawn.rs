@@ -116,6 +116,9 @@ pub struct Extras {
     /// Apply the process's five capability sets as given (runc's semantics) instead of
     /// its bounding set as effective and permitted too.
     pub exact_caps: bool,
+    /// Further v1 groups (directories made and configured by the caller, e.g. a devices
+    /// group) the process joins with its own, before it runs anything of the container.
+    pub join_also: Vec<PathBuf>,
 }
 
 /// A started container process (or an exec'd process in one).
@@ -356,7 +359,13 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         if let (Some(m), Some(res), true) = (&manager, &l.cgroup_resources, late) {
             match make(m, res) {
                 Ok(cg) => {
-                    for d in cg.paths() {
+                    // One burst of joins: on v1 each costs an RCU grace period unless
+                    // it follows another closely.
+                    for d in cg
+                        .paths()
+                        .into_iter()
+                        .chain(x.join_also.iter().map(|p| p.as_path()))
+                    {
                         paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
                         paths.push(b'\n');
                     }

@@ -81,6 +81,16 @@ impl Cgroup {
         }
     }
 
+    /// The same group with one more v1 directory (a hierarchy this crate does not manage,
+    /// e.g. a devices group its caller made): joined, listed and destroyed with the others.
+    /// On v2 the group is returned as it is.
+    pub fn with_v1_dir(mut self, dir: PathBuf) -> Self {
+        if let Kind::V1(dirs) = &mut self.kind {
+            dirs.push((0, dir));
+        }
+        self
+    }
+
     /// The group directories (v2: one; v1: one per hierarchy), e.g. for diagnostics.
     pub fn paths(&self) -> Vec<&Path> {
         match &self.kind {

@@ -356,3 +356,88 @@ fn sysctl_matches_runc() {
     assert!(log.contains("vm.swappiness"), "{log}");
     assert!(!b.path().join("state-gcr/sysctl-bad-gcr").exists());
 }
+
+#[test]
+fn device_rules_hold_for_the_process_and_for_exec_like_runc() {
+    if !common::need_root("device_rules_hold_for_the_process_and_for_exec_like_runc") {
+        return;
+    }
+    if !std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" - cgroup ") && l.split(',').any(|o| o.starts_with("devices")))
+    {
+        eprintln!("skipped: no v1 devices hierarchy on this host (the field is refused on v2)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI host without v1 devices"
+        );
+        return;
+    }
+    let mut b = Bundle::new();
+    let bundle = b.path().to_str().unwrap().to_string();
+    // Deny all, then the defaults both runtimes add: /dev/full (1:7) is one of them, a
+    // device node made for 1:11 (kmsg) is not.
+    let probe =
+        "mknod /tmp/k c 1 11; cat /tmp/k >/dev/null 2>&1 && echo kmsg-open || echo kmsg-denied; \
+                 head -c1 /dev/full | wc -c; grep -c devices:/oci-dev/ /proc/self/cgroup";
+    let mut results = Vec::new();
+    for w in ["gcr", "runc"] {
+        let id = format!("dev-{w}");
+        b.edit(|c| {
+            c["process"]["args"] = json!(["sh", "-c", format!("{probe}; sleep 30")]);
+            c["process"]["capabilities"]["bounding"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_MKNOD"));
+            c["process"]["capabilities"]["effective"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_MKNOD"));
+            c["process"]["capabilities"]["permitted"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_MKNOD"));
+            c["linux"]["cgroupsPath"] = json!(format!("/oci-dev/{id}"));
+            c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+        });
+        b.ids.push(format!("{w}:{id}"));
+        let out_file = b.path().join(format!("{w}.out"));
+        // The container's stdout goes to a file (a pipe would stay open while it runs).
+        let status = std::process::Command::new(if w == "gcr" {
+            b.link.clone()
+        } else {
+            "runc".into()
+        })
+        .arg("--root")
+        .arg(b.path().join(format!("state-{w}")))
+        .args(["run", "-d", "--bundle", &bundle, &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+        assert!(status.success(), "{w} run -d");
+        let exec = b.tool(w, &["exec", &id, "sh", "-c", probe]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut init = String::new();
+        while init.lines().count() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            init = std::fs::read_to_string(&out_file).unwrap();
+        }
+        assert!(b.tool(w, &["kill", &id, "KILL"]).status.success());
+        results.push((
+            init.trim().to_string(),
+            exec.status.code(),
+            String::from_utf8_lossy(&exec.stdout).trim().to_string(),
+        ));
+    }
+    assert_eq!(results[0], results[1], "gcr-runc vs runc");
+    let (init, code, exec) = &results[0];
+    assert_eq!(init, "kmsg-denied\n1\n1", "the container's process");
+    assert_eq!(
+        (*code, exec.as_str()),
+        (Some(0), "kmsg-denied\n1\n1"),
+        "exec"
+    );
+}
