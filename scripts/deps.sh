@@ -2,7 +2,7 @@
 # Installs the system packages gcr's demo, tests and benchmarks use (Debian 12).
 # Safe to run repeatedly; does nothing for packages already present.
 set -euo pipefail
-pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 podman catatonit golang-go golang-golang-x-mod-dev)
+pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 podman catatonit golang-go golang-golang-x-mod-dev containerd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -390,12 +390,38 @@ impl ProcessPlan {
             libc::umask(self.umask as libc::mode_t);
         }
         if let Some(fd) = self.hold {
+            // A command that cannot run fails the create, as with runc, not the later start.
+            self.check_executable(errfd);
             crate::sys::hold(errfd, fd);
         }
         if init {
             crate::init::run_reaper(errfd, self)
         }
         self.exec(errfd)
+    }
+
+    /// Child side: fails (as the exec would) unless a `$PATH` candidate is an executable
+    /// regular file for this process.
+    fn check_executable(&self, errfd: RawFd) {
+        let mut err = libc::ENOENT;
+        for c in &self.candidates {
+            // SAFETY: stat/faccessat on a NUL-terminated path into a stack buffer.
+            unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::stat(c.as_ptr(), &mut st) != 0 {
+                    continue;
+                }
+                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    err = libc::EACCES;
+                    continue;
+                }
+                if libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) == 0 {
+                    return;
+                }
+                err = errno();
+            }
+        }
+        child_fail(errfd, Stage::Exec as u32, err)
     }
 
     /// Child side: resets signals and tries each `$PATH` candidate. Never returns.
