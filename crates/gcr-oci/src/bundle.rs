@@ -148,7 +148,12 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
         }
     }
     if let Some(p) = spec.process() {
-        if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()) {
+        // "unconfined" asks for no profile (CRI-O writes it when there is none): nothing
+        // to apply. Any other profile gcr cannot load, so it is refused.
+        if p.apparmor_profile()
+            .as_ref()
+            .is_some_and(|s| !s.is_empty() && s != "unconfined")
+        {
             return Err(OciError::unsupported("process.apparmorProfile"));
         }
         if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {

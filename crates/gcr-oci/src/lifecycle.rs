@@ -331,10 +331,19 @@ impl Oci {
         let st = State::load(&self.root, id)?;
         let status = st.status(&self.root);
         if status == Status::Stopped {
+            // As runc: `--all` still signals whatever is left in the cgroup and succeeds
+            // (containerd's shim sends it after the exit); a plain kill fails with the words
+            // the shim reads as "already finished".
+            if all {
+                if let Ok(cg) = cgroup::open(&st.cgroup) {
+                    cg.kill_all(sig);
+                }
+                return Ok(());
+            }
             return Err(OciError::BadState {
                 id: id.to_string(),
                 status: status.as_str(),
-                what: "there is no process to signal",
+                what: "there is no process to signal (container not running)",
             });
         }
         if all {

@@ -65,6 +65,8 @@ fn helper_main(h: &Helper) -> ! {
         if pid == 0 {
             libc::close(h.pidfd_w);
             h.stdio.apply(h.errfd);
+            // In the container's mount namespace already: its own devpts.
+            h.stdio.open_pty(h.errfd);
             close_all_but(&[h.errfd]);
             h.plan.limits(h.errfd);
             h.plan.finish(h.errfd, false);
@@ -155,6 +157,7 @@ pub fn exec_in_with(
     drop(err_w);
     drop(pid_w);
     drop(join);
+    stdio.forget_child_end();
     let mut b = [0u8; 4];
     // SAFETY: reading 4 bytes into a stack buffer.
     let n = unsafe { libc::read(pid_r.as_raw_fd(), b.as_mut_ptr().cast(), 4) };
@@ -176,7 +179,7 @@ pub fn exec_in_with(
     let pidfd = sys::pidfd_open(pid);
     Ok(Running {
         pid,
-        pty_master: stdio.master.take(),
+        pty_master: stdio.master(),
         cgroup: None,
         // SAFETY: pidfd_open returned a fresh descriptor we own.
         pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),

@@ -193,6 +193,8 @@ fn child_main(c: &ChildCtx) -> ! {
             cgroup_ns(c);
         }
     });
+    // In the container's root now: a terminal comes from its own devpts.
+    c.stdio.open_pty(c.errfd);
     c.process.limits(c.errfd);
     c.process.finish(c.errfd, c.init)
 }
@@ -306,6 +308,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         .into_iter()
         .chain(join.iter().flat_map(Join::raw_fds))
         .chain(late_pipe.as_ref().map(|(r, _)| r.as_raw_fd()))
+        .chain(stdio.pty_fd())
         .chain(ns.keep_fds())
         .chain(mounts.keep_fds())
         .chain(process.hold)
@@ -350,6 +353,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     drop(err_w);
     drop(join);
     drop(ns);
+    stdio.forget_child_end();
     // What releases the child from its late join: the v1 groups' `tasks` paths (made now,
     // while it sets up), or an empty line for a gated start without them.
     let mut release: Option<(OwnedFd, Vec<u8>)> = None;
@@ -421,7 +425,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     }
     Ok(Running {
         pid,
-        pty_master: stdio.master.take(),
+        pty_master: stdio.master(),
         cgroup: guard.0.take(),
         pidfd,
     })

@@ -1,5 +1,10 @@
 //! Standard streams of a container process: inherit, given descriptors, or a new pty whose
 //! master goes back to the caller. Prepared in the parent, wired up in the child.
+//!
+//! The pty is opened by the process itself on the container's own `/dev/ptmx` (its devpts
+//! instance), as runc does: inside, `tty` names it (`/dev/pts/0`), which a pty of the
+//! host's devpts cannot be there. The master comes back to the parent over a socket pair
+//! (SCM_RIGHTS) before the command runs.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -11,7 +16,10 @@ use crate::{RuntimeError, Stdio};
 pub(crate) struct StdioPlan {
     fds: Option<[OwnedFd; 3]>,
     tty: bool,
-    pub(crate) master: Option<OwnedFd>,
+    /// For a pty: the parent's end of the socket pair the master comes back on...
+    pty_parent: Option<OwnedFd>,
+    /// ...and the child's (the parent drops its copy once the child is cloned).
+    pty_child: Option<OwnedFd>,
 }
 
 fn devnull() -> Result<OwnedFd, RuntimeError> {
@@ -30,7 +38,8 @@ impl StdioPlan {
             Stdio::Inherit => StdioPlan {
                 fds: None,
                 tty: false,
-                master: None,
+                pty_parent: None,
+                pty_child: None,
             },
             Stdio::Fds {
                 stdin,
@@ -44,23 +53,32 @@ impl StdioPlan {
                 StdioPlan {
                     fds: Some([stdin, stdout, stderr]),
                     tty: false,
-                    master: None,
+                    pty_parent: None,
+                    pty_child: None,
                 }
             }
             Stdio::Pty => {
-                let (master, slave) = crate::pty::open_pty()?;
-                let a = slave.try_clone().map_err(|e| RuntimeError::Sys {
-                    what: "dup of the pty",
-                    source: e,
-                })?;
-                let b = slave.try_clone().map_err(|e| RuntimeError::Sys {
-                    what: "dup of the pty",
-                    source: e,
-                })?;
+                let mut sv = [0 as libc::c_int; 2];
+                // SAFETY: socketpair into a two-element stack array; both ends are owned
+                // below.
+                if unsafe {
+                    libc::socketpair(
+                        libc::AF_UNIX,
+                        libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                        0,
+                        sv.as_mut_ptr(),
+                    )
+                } != 0
+                {
+                    return Err(RuntimeError::sys("socketpair for the pty"));
+                }
+                // SAFETY: fresh descriptors from socketpair.
+                let (p, c) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
                 StdioPlan {
-                    fds: Some([slave, a, b]),
+                    fds: None,
                     tty: true,
-                    master: Some(master),
+                    pty_parent: Some(p),
+                    pty_child: Some(c),
                 }
             }
         })
@@ -97,7 +115,124 @@ impl StdioPlan {
     pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
         self.fds
             .as_ref()
-            .map(|f| f.iter().map(|f| f.as_raw_fd()).collect())
+            .map(|f| f.iter().map(|f| f.as_raw_fd()).collect::<Vec<_>>())
             .unwrap_or_default()
+            .into_iter()
+            .chain(self.pty_child.as_ref().map(|c| c.as_raw_fd()))
+            .collect()
+    }
+
+    /// The child's end of the pty's socket pair, which it must keep until it sends.
+    pub(crate) fn pty_fd(&self) -> Option<RawFd> {
+        self.pty_child.as_ref().map(|c| c.as_raw_fd())
+    }
+
+    /// Child side, in the container's mount namespace (after pivot_root for a new
+    /// container): opens a pty on its `/dev/ptmx`, makes the slave the controlling terminal
+    /// and 0, 1 and 2, and sends the master to the parent. Nothing without a pty.
+    pub(crate) fn open_pty(&self, errfd: RawFd) {
+        let Some(sock) = &self.pty_child else {
+            return;
+        };
+        let fail = |e: i32| -> ! { child_fail(errfd, Stage::Stdio as u32, e) };
+        // SAFETY: open/ioctl/dup2/sendmsg/close on descriptors made here, with stack
+        // buffers for the control message; all async-signal-safe system calls.
+        unsafe {
+            let m = libc::open(
+                c"/dev/ptmx".as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            );
+            if m < 0 {
+                fail(errno());
+            }
+            let unlock: libc::c_int = 0;
+            if libc::ioctl(m, libc::TIOCSPTLCK, &unlock) != 0 {
+                fail(errno());
+            }
+            let s = libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+            if s < 0 {
+                fail(errno());
+            }
+            if libc::ioctl(s, libc::TIOCSCTTY, 0) != 0 {
+                fail(errno());
+            }
+            for i in 0..3 {
+                if libc::dup2(s, i) < 0 {
+                    fail(errno());
+                }
+            }
+            if s > 2 {
+                libc::close(s);
+            }
+            let mut byte = [0u8; 1];
+            let mut iov = libc::iovec {
+                iov_base: byte.as_mut_ptr().cast(),
+                iov_len: 1,
+            };
+            let mut cbuf = [0u64; 4]; // CMSG_SPACE(sizeof(int)), 8-byte aligned
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), m);
+            if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) != 1 {
+                fail(errno());
+            }
+            libc::close(m);
+            libc::close(sock.as_raw_fd());
+        }
+    }
+
+    /// Parent side, once the child is cloned: our copy of the child's end goes (so that a
+    /// child that dies before sending is seen as gone).
+    pub(crate) fn forget_child_end(&mut self) {
+        self.pty_child = None;
+    }
+
+    /// Parent side, after the child reported success: the pty master it sent. None without
+    /// a pty or when it sent none.
+    pub(crate) fn master(&mut self) -> Option<OwnedFd> {
+        let p = self.pty_parent.take()?;
+        recv_fd(p.as_raw_fd())
+    }
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS on `sock`.
+fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
+    // SAFETY: recvmsg into stack buffers; a descriptor received is owned once, below.
+    unsafe {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut cbuf = [0u64; 4];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+        let n = loop {
+            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            break n;
+        };
+        if n != 1 {
+            return None;
+        }
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
+        {
+            return None;
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
     }
 }

@@ -833,7 +833,11 @@ fn kill_9_among_concurrent_runs_leaves_a_ledger_that_verifies() {
         let host = f.unwrap().file_name().to_string_lossy().into_owned();
         assert!(
             ran.contains(&host),
-            "container {host} ran (it wrote its hostname) but the ledger has no container.running for it"
+            "container {host} ran (it wrote its hostname) but the ledger has no container.running for it: {:?}",
+            log.iter()
+                .filter(|e| e["subject_id"].as_str().is_some_and(|s| s.starts_with(&host)))
+                .map(|e| format!("{} {} {}", e["action"], e["cause"], e["actor"]))
+                .collect::<Vec<_>>()
         );
         proved += 1;
     }

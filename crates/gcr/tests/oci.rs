@@ -306,6 +306,16 @@ fn lifecycle_matches_runc() {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        // Stopped: `kill --all` succeeds (containerd's shim sends it after the exit), a
+        // plain kill fails with "container not running", which the shim takes as done.
+        assert!(
+            b.tool(w, &["kill", "--all", &id, "KILL"]).status.success(),
+            "{w}: kill --all of a stopped container"
+        );
+        let out = b.tool(w, &["kill", &id, "KILL"]);
+        assert!(!out.status.success(), "{w}: kill of a stopped container");
+        let log = std::fs::read_to_string(b.path().join(format!("{w}.log"))).unwrap();
+        assert!(log.contains("container not running"), "{w}: {log}");
         assert!(b.tool(w, &["delete", &id]).status.success());
         assert!(
             !b.tool(w, &["state", &id]).status.success(),
@@ -363,6 +373,15 @@ fn bad_bundles_are_refused_cleanly() {
             }),
         ),
         (
+            "process.apparmorProfile is not supported",
+            Box::new(|p: &Path| {
+                let mut c: Value =
+                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+                c["process"]["apparmorProfile"] = json!("docker-default");
+                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
+            }),
+        ),
+        (
             "hooks is not supported",
             Box::new(|p: &Path| {
                 let mut c: Value =
@@ -389,6 +408,19 @@ fn bad_bundles_are_refused_cleanly() {
             "case {i} left state"
         );
     }
+    std::fs::write(b.path().join("config.json"), &orig).unwrap();
+    // "unconfined" asks for no profile: it runs (CRI-O sends it on AppArmor hosts).
+    b.edit(|c| {
+        c["process"]["apparmorProfile"] = json!("unconfined");
+        c["process"]["args"] = json!(["/bin/true"]);
+    });
+    let out = b.tool("gcr", &["run", "--bundle", &bundle, "unconfined"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(b.path().join("config.json"), &orig).unwrap();
     let out = b.tool("gcr", &["--rootless", "true", "list"]);
     assert_eq!(out.status.code(), Some(1));

@@ -59,7 +59,19 @@ fn state(env: &Env) -> State {
         .map(str::to_string)
         .collect();
     State {
-        ps: env.ok(&["ps", "-a", "--format", "json"]),
+        // Every field but the relative age, which moves on by itself.
+        ps: env
+            .ok(&["ps", "-a", "--format", "json"])
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("RunningFor");
+                }
+                v.to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
         containers: names(&env.root.path().join("containers")),
         run: names(&env.run_dir)
             .into_iter()
