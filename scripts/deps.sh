@@ -48,6 +48,10 @@ then
   python3 -m venv "$peers/venv"
   "$peers/venv/bin/pip" install -q --disable-pip-version-check 'securesystemslib[crypto]>=1.0,<2'
 fi
+# Peer of the CRI flow (crates/gcr/tests/cri/cri_flow.py): gRPC and protoc for Python.
+if ! "$peers/venv/bin/python" -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
+  "$peers/venv/bin/pip" install -q --disable-pip-version-check grpcio grpcio-tools
+fi
 if [ ! -f "$peers/node/node_modules/@sigstore/verify/package.json" ]; then
   command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   mkdir -p "$peers/node"
