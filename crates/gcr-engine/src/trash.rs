@@ -157,6 +157,7 @@ impl Watch {
         }
         if let Some(d) = door {
             janitor.close(d.serve(&fds[2..], store));
+            d.refill();
         }
         let mut buf = [0u8; 4096];
         for p in fds[..2].iter().filter(|p| p.revents != 0) {
@@ -216,7 +217,11 @@ fn reap(root: &Path, run_dir: Option<&Path>, linger_ms: i32) -> i32 {
         loop {
             if janitor.stuck() {
                 // Something in the trash cannot be deleted (still mounted?): `gcr system
-                // prune` or a later reaper tries again; never spin here.
+                // prune` or a later reaper tries again; never spin here. What runs sent
+                // is handled first.
+                if let Some(d) = door.as_mut() {
+                    drop(d.drain(store.as_ref()));
+                }
                 return 1;
             }
             let busy = janitor.busy();
@@ -243,7 +248,11 @@ fn reap(root: &Path, run_dir: Option<&Path>, linger_ms: i32) -> i32 {
             let woke = watch.wait(door.as_mut(), store.as_ref(), &janitor, TICK_MS);
             idle = if woke || !quiet { 0 } else { idle + TICK_MS };
         }
-        // Stop serving before unlocking, so that the next housekeeper can listen.
+        // Stop serving before unlocking, so that the next housekeeper can listen; what runs
+        // sent is handled first.
+        if let Some(d) = door.as_mut() {
+            drop(d.drain(store.as_ref()));
+        }
         drop(door);
         // Directories that killed runs left during the linger (deleted by the next turn).
         if let Some(s) = &store {

@@ -128,10 +128,31 @@ impl Server {
         if ready.first().is_some_and(|p| p.revents != 0) {
             self.accept();
         }
-        // One more at a time, while no run is going on: back-to-back runs then find one
-        // made during an earlier gap.
+        held
+    }
+
+    /// Makes one more network namespace ahead, while no run is going on: back-to-back runs
+    /// then find one made during an earlier gap.
+    pub fn refill(&mut self) {
         if self.conns.is_empty() && self.pool.len() < POOL {
             self.pool.push_back(LoopbackNetns::start());
+        }
+    }
+
+    /// Before it stops serving: answers every message already waiting on every connection
+    /// (a run's `Started` or `Exit` sent just before must not be lost with the socket; its
+    /// sender may be killed before it could notice and do it itself). Returns what closed
+    /// connections held, as [`Server::serve`].
+    pub fn drain(&mut self, store: Option<&Store>) -> Vec<OwnedFd> {
+        let mut held = Vec::new();
+        for _ in 0..64 {
+            let mut fds = self.poll_fds();
+            fds[0].events = 0; // no new connections now
+                               // SAFETY: poll on a vector of pollfds we own, with its length, not waiting.
+            if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) } <= 0 {
+                break;
+            }
+            held.append(&mut self.serve(&fds, store));
         }
         held
     }

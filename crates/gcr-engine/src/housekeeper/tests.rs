@@ -250,3 +250,27 @@ fn no_housekeeper_means_no_connection() {
     let (_t, root, run) = dirs();
     assert!(Client::connect(&root, &run, true).is_none());
 }
+
+#[test]
+fn what_runs_sent_is_answered_before_the_housekeeper_stops() {
+    if !root_or_skip("what_runs_sent_is_answered_before_the_housekeeper_stops") {
+        return;
+    }
+    let (_t, root, run) = dirs();
+    let mut server = Server::bind(&root, &run).expect("bind");
+    let c = Client::connect(&root, &run, false).expect("connect");
+    // Accepted while serving...
+    let mut fds = server.poll_fds();
+    // SAFETY: poll on a vector of pollfds we own, with its length.
+    assert!(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 2000) } > 0);
+    server.serve(&fds, None);
+    // ...then a message arrives as the housekeeper is about to stop: it is answered.
+    let seq = c.send(&Request::Ping, &[]).expect("send");
+    drop(server.drain(None));
+    drop(server);
+    assert!(
+        c.answer(seq)
+            .is_some_and(|(a, _)| matches!(a, Answer::Pong)),
+        "a message waiting when the housekeeper stopped was dropped"
+    );
+}
