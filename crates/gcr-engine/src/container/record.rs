@@ -176,29 +176,23 @@ pub fn event(
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
-    conn.prepare_cached(
-        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![now_ns(), kind, object, name, from, to, cause])?;
-    Ok(())
+    event_at(conn, now_ns(), (kind, object, name), from, to, cause)
 }
 
-/// A container event at `time_ns` (several in one statement's time keep their order).
+/// [`event`] at `time_ns` (several in one unit keep their order in time too).
 fn event_at(
     conn: &Connection,
     time_ns: i64,
-    id: &str,
-    name: &str,
+    (kind, object, name): (&str, &str, &str),
     from: Option<&str>,
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
     conn.prepare_cached(
         "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause) \
-         VALUES (?1, 'container', ?2, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![time_ns, id, name, from, to, cause])?;
+    .execute(params![time_ns, kind, object, name, from, to, cause])?;
     Ok(())
 }
 
@@ -436,8 +430,7 @@ fn delete_exited_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), 
         event_at(
             conn,
             now,
-            &r.id,
-            &r.name,
+            ("container", &r.id, &r.name),
             Some(&from),
             Some("running"),
             "start",
@@ -450,13 +443,19 @@ fn delete_exited_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), 
     event_at(
         conn,
         now,
-        &r.id,
-        &r.name,
+        ("container", &r.id, &r.name),
         Some(&from),
         Some("exited"),
         cause,
     )?;
-    event_at(conn, now + 1, &r.id, &r.name, Some("exited"), None, "rm")
+    event_at(
+        conn,
+        now + 1,
+        ("container", &r.id, &r.name),
+        Some("exited"),
+        None,
+        "rm",
+    )
 }
 
 /// Deletes a container row and records the `destroy` event.
