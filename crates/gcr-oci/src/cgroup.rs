@@ -243,6 +243,29 @@ pub(crate) fn devices(
     }
 }
 
+/// Kills what is in the groups at `rel` (and its v1 devices group) and removes them: what a
+/// create killed half-way left. Missing groups are fine.
+pub(crate) fn remove_leftovers(rel: &Path) {
+    // Never the root of a hierarchy or anything outside it: killing what is in the root
+    // group would kill the host.
+    let normal = |c: std::path::Component| matches!(c, std::path::Component::Normal(_));
+    if rel.as_os_str().is_empty() || !rel.components().all(normal) {
+        return;
+    }
+    let Ok(cg) = open(rel) else { return };
+    let cg = match devices_mount() {
+        Some(m) if m.join(rel).exists() => cg.with_v1_dir(m.join(rel)),
+        _ => cg,
+    };
+    for _ in 0..200 {
+        cg.kill_all(libc::SIGKILL);
+        if cg.destroy().is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Where the v1 devices hierarchy is mounted (from this process's mountinfo).
 fn devices_mount() -> Option<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;

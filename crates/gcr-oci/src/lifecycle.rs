@@ -11,6 +11,7 @@
 use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -150,6 +151,13 @@ impl Oci {
         )?;
         let resources = linux.and_then(|l| l.resources().as_ref());
         let limits = cgroup::resources(resources)?;
+        // Where its groups will be, before any exists: `delete --force` of a create killed
+        // before it wrote its state finds them here.
+        let intent = state::cgroup_intent(&self.root, c.id);
+        let tmp = intent.with_extension("tmp");
+        std::fs::write(&tmp, rel.as_os_str().as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, &intent))
+            .map_err(|e| OciError::io("cannot write", &intent, e))?;
         let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
             Some(s) => SeccompMode::Custom(crate::seccomp::program(&self.root, s)?),
             None => SeccompMode::Unconfined,
@@ -367,8 +375,13 @@ impl Oci {
         let st = match State::load(&self.root, id) {
             Ok(s) => s,
             Err(OciError::NotFound(_)) if force => {
-                // A create killed before it wrote its state: only the directory is left.
+                // A create killed before it wrote its state: the directory and perhaps its
+                // groups, with a process held in them, are left.
                 let d = state::dir(&self.root, id);
+                if let Ok(rel) = std::fs::read(state::cgroup_intent(&self.root, id)) {
+                    let rel = PathBuf::from(std::ffi::OsString::from_vec(rel));
+                    cgroup::remove_leftovers(&rel);
+                }
                 let _ = std::fs::remove_dir_all(&d);
                 return Ok(());
             }

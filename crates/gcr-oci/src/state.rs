@@ -76,6 +76,11 @@ pub fn dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
 
+/// Where `create` notes the container's cgroup path before making it.
+pub(crate) fn cgroup_intent(root: &Path, id: &str) -> PathBuf {
+    dir(root, id).join("cgroup")
+}
+
 /// The fifo a created container's process waits on.
 pub fn fifo(root: &Path, id: &str) -> PathBuf {
     dir(root, id).join("exec.fifo")

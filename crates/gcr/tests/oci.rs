@@ -434,3 +434,77 @@ fn bad_bundles_are_refused_cleanly() {
 
 #[path = "oci/security.rs"]
 mod security;
+
+#[test]
+fn kill_9_mid_create_then_delete_force_leaves_nothing() {
+    if !common::need_root("kill_9_mid_create_then_delete_force_leaves_nothing") {
+        return;
+    }
+    let b = Bundle::new();
+    let bundle = b.path().to_str().unwrap().to_string();
+    let v1_devices = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" - cgroup ") && l.split(',').any(|o| o.starts_with("devices")));
+    let state_root = b.path().join("state-gcr");
+    let mut seen_states = [0usize; 3]; // killed before its state, created, gone (failed)
+    for i in 0..24u64 {
+        let id = format!("k9-{i}");
+        let group = format!("gcr-oci-k9-{}/{id}", std::process::id());
+        b.edit(|c| {
+            c["process"]["args"] = json!(["sleep", "30"]);
+            c["linux"]["cgroupsPath"] = json!(format!("/{group}"));
+            if v1_devices {
+                c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+            }
+        });
+        let mut child = Command::new(&b.link)
+            .arg("--root")
+            .arg(&state_root)
+            .args(["create", "--bundle", &bundle, &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Somewhere between nothing done and done (a create takes a few ms here).
+        std::thread::sleep(std::time::Duration::from_micros((i * 1277) % 30000));
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        let st = state_root.join(&id);
+        seen_states[if !st.exists() {
+            2
+        } else if st.join("state.json").exists() {
+            1
+        } else {
+            0
+        }] += 1;
+        let out = b.tool("gcr", &["delete", "--force", &id]);
+        assert!(
+            out.status.success(),
+            "delete --force {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!st.exists(), "{id}: state left");
+        let mut left = Vec::new();
+        for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let g = h.path().join(&group);
+            if g.exists() {
+                left.push(g);
+            }
+        }
+        for g in &left {
+            let _ = std::fs::remove_dir(g);
+        }
+        assert!(left.is_empty(), "{id}: cgroups left: {left:?}");
+    }
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(h.path().join(format!("gcr-oci-k9-{}", std::process::id())));
+    }
+    eprintln!("killed before state / after / failed early: {seen_states:?}");
+    assert!(
+        seen_states[0] + seen_states[1] > 0,
+        "no kill landed mid-create"
+    );
+}
