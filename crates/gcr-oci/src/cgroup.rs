@@ -164,6 +164,16 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciErro
     Ok(out)
 }
 
+/// `res` for a new container: on v1 its cpu group is made too even without cpu limits
+/// (shares 1024, the kernel's default), as runc does, so that `update` can set them later.
+pub(crate) fn for_create(mut res: Resources) -> Result<Resources, OciError> {
+    let v1 = CgroupManager::detect().map_err(cg_err)?.version() == CgroupVersion::V1;
+    if v1 && res.cpus.is_none() && res.cpu_shares.is_none() {
+        res.cpu_shares = Some(1024);
+    }
+    Ok(res)
+}
+
 /// Device rules every runc container gets on top of its config's (the standard nodes).
 const DEFAULT_ALLOW: [&str; 9] = [
     "c 1:3 rwm",   // null

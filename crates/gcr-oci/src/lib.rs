@@ -26,3 +26,4 @@ pub use state::{State, Status};
 
 pub use gcr_core::time::format_rfc3339 as time_rfc3339;
 pub use gcr_core::units::parse_signal;
+pub use oci_spec::runtime::LinuxResources;

@@ -150,7 +150,7 @@ impl Oci {
             self.systemd_cgroup,
         )?;
         let resources = linux.and_then(|l| l.resources().as_ref());
-        let limits = cgroup::resources(resources)?;
+        let limits = cgroup::for_create(cgroup::resources(resources)?)?;
         // Where its groups will be, before any exists: `delete --force` of a create killed
         // before it wrote its state finds them here.
         let intent = state::cgroup_intent(&self.root, c.id);
@@ -414,6 +414,24 @@ impl Oci {
         }
         let d = state::dir(&self.root, id);
         std::fs::remove_dir_all(&d).map_err(|e| OciError::io("cannot remove", d, e))
+    }
+
+    /// `update`: new memory, cpu and pids limits for a live container (device rules stay
+    /// as created, as with runc); anything else set in `r` is refused by name.
+    pub fn update(&self, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<(), OciError> {
+        let st = State::load(&self.root, id)?;
+        let status = st.status(&self.root);
+        if status == Status::Stopped {
+            return Err(OciError::BadState {
+                id: id.to_string(),
+                status: status.as_str(),
+                what: "there is nothing to update (container not running)",
+            });
+        }
+        let res = cgroup::resources(Some(r))?;
+        cgroup::open(&st.cgroup)?
+            .update(&res)
+            .map_err(|e| OciError::Cgroup(e.to_string()))
     }
 
     /// `pause` (`freeze = true`) and `resume`.

@@ -72,6 +72,32 @@ struct CreateArgs {
     id: String,
 }
 
+#[derive(clap::Args, Debug)]
+struct UpdateArgs {
+    /// linux.resources as JSON, from a file or `-` for stdin (what containerd's shim sends).
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with a unit: 256m, 1g).
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Memory plus swap (bytes or with a unit; -1 for unlimited swap).
+    #[arg(long = "memory-swap")]
+    memory_swap: Option<String>,
+    /// CFS quota in microseconds.
+    #[arg(long = "cpu-quota")]
+    cpu_quota: Option<i64>,
+    /// CFS period in microseconds.
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share")]
+    cpu_share: Option<u64>,
+    /// Maximum number of processes.
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
+    id: String,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Write a default config.json.
@@ -122,6 +148,8 @@ enum Cmd {
     Pause { id: String },
     /// Thaw a container.
     Resume { id: String },
+    /// Change a running container's memory, cpu or pids limits.
+    Update(UpdateArgs),
     /// The runtime-spec features document.
     Features,
     /// Run a process in a created or running container.
@@ -269,6 +297,10 @@ fn dispatch(cli: &RuncCli) -> Result<i32, String> {
         Cmd::Ps { format, id } => ps(&oci, id, *format),
         Cmd::Pause { id } => oci.freeze(id, true).map(|()| 0).map_err(err),
         Cmd::Resume { id } => oci.freeze(id, false).map(|()| 0).map_err(err),
+        Cmd::Update(a) => {
+            let r = update_resources(a)?;
+            oci.update(&a.id, &r).map(|()| 0).map_err(err)
+        }
         Cmd::Features => print(&docs::features()).map(|()| 0),
         Cmd::Exec(a) => oci
             .exec(&Exec {
@@ -361,4 +393,63 @@ fn ps(oci: &Oci, id: &str, format: Format) -> Result<i32, String> {
         }
     }
     Ok(0)
+}
+
+/// `update`'s resources: the `--resources` document, then the flags over it.
+fn update_resources(a: &UpdateArgs) -> Result<gcr_engine::oci::LinuxResources, String> {
+    let mut doc: serde_json::Value = match &a.resources {
+        None => serde_json::json!({}),
+        Some(p) => {
+            let text = if p.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .map_err(|e| format!("cannot read the resources from stdin: {e}"))?;
+                s
+            } else {
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read the resources file {}: {e}", p.display()))?
+            };
+            serde_json::from_str(&text)
+                .map_err(|e| format!("the resources are not valid JSON ({e}); give linux.resources of the runtime spec"))?
+        }
+    };
+    let size = |flag: &str, v: &str| -> Result<i64, String> {
+        if v == "-1" {
+            return Ok(-1);
+        }
+        gcr_engine::units::parse_size(v)
+            .map(|n| n as i64)
+            .map_err(|e| format!("{flag} {v:?}: {e}"))
+    };
+    let mut set = |section: &str, key: &str, v: serde_json::Value| {
+        if !doc.is_object() {
+            doc = serde_json::json!({});
+        }
+        let s = doc
+            .as_object_mut()
+            .map(|o| o.entry(section).or_insert_with(|| serde_json::json!({})));
+        if let Some(o) = s.and_then(|s| s.as_object_mut()) {
+            o.insert(key.to_string(), v);
+        }
+    };
+    if let Some(m) = &a.memory {
+        set("memory", "limit", size("--memory", m)?.into());
+    }
+    if let Some(m) = &a.memory_swap {
+        set("memory", "swap", size("--memory-swap", m)?.into());
+    }
+    if let Some(q) = a.cpu_quota {
+        set("cpu", "quota", q.into());
+    }
+    if let Some(p) = a.cpu_period {
+        set("cpu", "period", p.into());
+    }
+    if let Some(s) = a.cpu_share {
+        set("cpu", "shares", s.into());
+    }
+    if let Some(p) = a.pids_limit {
+        set("pids", "limit", p.into());
+    }
+    serde_json::from_value(doc)
+        .map_err(|e| format!("the resources do not fit linux.resources of the runtime spec: {e}"))
 }

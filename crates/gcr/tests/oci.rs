@@ -508,3 +508,109 @@ fn kill_9_mid_create_then_delete_force_leaves_nothing() {
         "no kill landed mid-create"
     );
 }
+
+#[test]
+fn update_changes_limits_like_runc() {
+    if !common::need_root("update_changes_limits_like_runc") {
+        return;
+    }
+    let mut b = Bundle::new();
+    let bundle = b.path().to_str().unwrap().to_string();
+    // A cgroup file of `group` in whichever layout the host has (v1 hierarchy or v2).
+    let read = |group: &str, v1: &str, file: &str| -> String {
+        let p1 = Path::new("/sys/fs/cgroup").join(v1).join(group).join(file);
+        let p2 = Path::new("/sys/fs/cgroup").join(group).join(file);
+        std::fs::read_to_string(&p1)
+            .or_else(|_| std::fs::read_to_string(&p2))
+            .unwrap_or_else(|e| panic!("{}: {e}", p1.display()))
+            .trim()
+            .to_string()
+    };
+    let v2 = !Path::new("/sys/fs/cgroup/memory").exists();
+    let mut seen = Vec::new();
+    for w in ["gcr", "runc"] {
+        let id = format!("upd-{w}");
+        let group = format!("gcr-oci-upd-{}/{id}", std::process::id());
+        b.edit(|c| {
+            c["process"]["args"] = json!(["sleep", "30"]);
+            c["linux"]["cgroupsPath"] = json!(format!("/{group}"));
+            c["linux"]["resources"] =
+                json!({"memory": {"limit": 67108864}, "pids": {"limit": 100}});
+        });
+        b.ids.push(format!("{w}:{id}"));
+        assert!(
+            b.detached(w, &["run", "-d", "--bundle", &bundle, &id]),
+            "{w} run -d"
+        );
+        let out = b.tool(
+            w,
+            &["update", "--memory", "128m", "--pids-limit", "50", &id],
+        );
+        assert!(
+            out.status.success(),
+            "{w} update: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // containerd's shim sends linux.resources on stdin.
+        let res = b.path().join("res.json");
+        std::fs::write(&res, r#"{"cpu": {"quota": 50000, "period": 100000}}"#).unwrap();
+        let out = Command::new(if w == "gcr" {
+            b.link.clone()
+        } else {
+            PathBuf::from("runc")
+        })
+        .arg("--root")
+        .arg(b.path().join(format!("state-{w}")))
+        .args(["update", "--resources", "-", &id])
+        .stdin(std::fs::File::open(&res).unwrap())
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{w} update -r -: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (mem, cpu) = if v2 {
+            (read(&group, "", "memory.max"), read(&group, "", "cpu.max"))
+        } else {
+            (
+                read(&group, "memory", "memory.limit_in_bytes"),
+                read(&group, "cpu", "cpu.cfs_quota_us"),
+            )
+        };
+        seen.push((mem, read(&group, "pids", "pids.max"), cpu));
+        assert!(b.tool(w, &["kill", &id, "KILL"]).status.success());
+    }
+    assert_eq!(seen[0], seen[1], "gcr-runc vs runc");
+    assert_eq!(seen[0].0, "134217728");
+    assert_eq!(seen[0].1, "50");
+    assert!(seen[0].2.starts_with("50000"), "{:?}", seen[0]);
+    // A stopped container has nothing to update; what gcr-runc cannot set is refused by
+    // name.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while state(&b, "gcr", "upd-gcr")["status"] != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "not stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = b.tool("gcr", &["update", "--pids-limit", "10", "upd-gcr"]);
+    assert_eq!(out.status.code(), Some(1));
+    let res = b.path().join("cpus.json");
+    std::fs::write(&res, r#"{"cpu": {"cpus": "0"}}"#).unwrap();
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/gcr-oci-upd-{}/upd2", std::process::id()))
+    });
+    b.ids.push("gcr:upd2".into());
+    assert!(b.detached("gcr", &["run", "-d", "--bundle", &bundle, "upd2"]));
+    let out = b.tool(
+        "gcr",
+        &["update", "--resources", res.to_str().unwrap(), "upd2"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let log = std::fs::read_to_string(b.path().join("gcr.log")).unwrap();
+    assert!(log.contains("container not running"), "{log}");
+    assert!(log.contains("linux.resources.cpu"), "{log}");
+    drop(b);
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(h.path().join(format!("gcr-oci-upd-{}", std::process::id())));
+    }
+}

@@ -91,6 +91,16 @@ impl Cgroup {
         self
     }
 
+    /// Changes the limits of a live group (`gcr-runc update`); what `res` leaves `None`
+    /// stays as it is.
+    pub fn update(&self, res: &super::Resources) -> Result<(), CgroupError> {
+        res.validate()?;
+        match &self.kind {
+            Kind::V2(d) => super::v2::apply(d, res),
+            Kind::V1(_) => super::v1::apply(self, res),
+        }
+    }
+
     /// The group directories (v2: one; v1: one per hierarchy), e.g. for diagnostics.
     pub fn paths(&self) -> Vec<&Path> {
         match &self.kind {

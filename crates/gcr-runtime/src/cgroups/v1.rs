@@ -44,25 +44,41 @@ pub(super) fn create(
     }
 }
 
-fn apply(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
+pub(super) fn apply(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
     if let Some(mem) = res.memory {
         let dir = cg
             .v1_dir(MEMORY)
             .ok_or(CgroupError::NoController("memory"))?;
-        fs::write(&dir.join("memory.limit_in_bytes"), &mem.to_string())?;
         let total = match res.memory_swap {
-            Some(-1) => None, // a new group already has unlimited swap
-            Some(t) => Some(t as u64),
-            None => Some(mem.saturating_mul(2)),
+            Some(-1) => u64::MAX, // unlimited ("-1" reads back as the largest page multiple)
+            Some(t) => t as u64,
+            None => mem.saturating_mul(2),
         };
-        if let Some(t) = total {
+        let set_mem = || fs::write(&dir.join("memory.limit_in_bytes"), &mem.to_string());
+        let set_total = || {
             let p = dir.join("memory.memsw.limit_in_bytes");
-            match fs::write_raw(&p, t.to_string().as_bytes()) {
-                Ok(()) => {}
+            let v = if total == u64::MAX {
+                "-1".to_string()
+            } else {
+                total.to_string()
+            };
+            match fs::write_raw(&p, v.as_bytes()) {
+                Ok(()) => Ok(()),
                 // No swap accounting: memory is limited without swap, as Docker does.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(fs::err("write to", &p, e)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(fs::err("write to", &p, e)),
             }
+        };
+        // memsw may never be below memory: raising (an update), memsw goes first.
+        let current = read_opt(Some(dir), "memory.limit_in_bytes")?
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
+        if mem > current {
+            set_total()?;
+            set_mem()?;
+        } else {
+            set_mem()?;
+            set_total()?;
         }
     }
     if res.wants_cpu() {

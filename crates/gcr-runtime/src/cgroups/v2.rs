@@ -77,7 +77,7 @@ pub(crate) fn shares_to_weight(shares: u64) -> u64 {
     1 + ((s - 2) * 9999) / 262_142
 }
 
-fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
+pub(super) fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
     if let Some(mem) = res.memory {
         fs::write(&dir.join("memory.max"), &mem.to_string())?;
         let swap = match res.memory_swap {
