@@ -58,6 +58,13 @@ pub(super) fn apply(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
         let set_total = || {
             let p = dir.join("memory.memsw.limit_in_bytes");
             let v = if total == u64::MAX {
+                // Unlimited: written only over a limit (an update); a new group has none.
+                let limited = read_opt(Some(dir), "memory.memsw.limit_in_bytes")?
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n < 1 << 62);
+                if !limited {
+                    return Ok(());
+                }
                 "-1".to_string()
             } else {
                 total.to_string()
