@@ -166,12 +166,16 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciErro
 
 /// `res` for a new container: on v1 its cpu group is made too even without cpu limits
 /// (shares 1024, the kernel's default), as runc does, so that `update` can set them later.
-pub(crate) fn for_create(mut res: Resources) -> Result<Resources, OciError> {
-    let v1 = CgroupManager::detect().map_err(cg_err)?.version() == CgroupVersion::V1;
+pub(crate) fn for_create(mut res: Resources, v1: bool) -> Resources {
     if v1 && res.cpus.is_none() && res.cpu_shares.is_none() {
         res.cpu_shares = Some(1024);
     }
-    Ok(res)
+    res
+}
+
+/// True on a cgroup v1 (or hybrid) host.
+pub(crate) fn is_v1() -> Result<bool, OciError> {
+    Ok(CgroupManager::detect().map_err(cg_err)?.version() == CgroupVersion::V1)
 }
 
 /// Device rules every runc container gets on top of its config's (the standard nodes).
@@ -207,12 +211,12 @@ fn rule(d: &LinuxDeviceCgroup) -> String {
 pub(crate) fn devices(
     rel: &Path,
     devices: &[LinuxDeviceCgroup],
+    v1: bool,
 ) -> Result<Option<PathBuf>, OciError> {
     if devices.is_empty() {
         return Ok(None);
     }
-    let m = CgroupManager::detect().map_err(cg_err)?;
-    if m.version() == CgroupVersion::V2 {
+    if !v1 {
         return Err(OciError::unsupported(
             "linux.resources.devices on cgroup v2",
         ));

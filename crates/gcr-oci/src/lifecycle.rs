@@ -150,7 +150,8 @@ impl Oci {
             self.systemd_cgroup,
         )?;
         let resources = linux.and_then(|l| l.resources().as_ref());
-        let limits = cgroup::for_create(cgroup::resources(resources)?)?;
+        let v1 = cgroup::is_v1()?;
+        let limits = cgroup::for_create(cgroup::resources(resources)?, v1);
         // Where its groups will be, before any exists: `delete --force` of a create killed
         // before it wrote its state finds them here.
         let intent = state::cgroup_intent(&self.root, c.id);
@@ -180,7 +181,7 @@ impl Oci {
         let devs = resources
             .and_then(|r| r.devices().as_deref())
             .unwrap_or(&[]);
-        undo.devices = cgroup::devices(&rel, devs)?;
+        undo.devices = cgroup::devices(&rel, devs, v1)?;
         let extras = Extras {
             exec_hold: Some(hold),
             cgroup_path: Some(rel.clone()),

@@ -1,38 +1,11 @@
-//! Pseudo-terminals for `-it`: allocation of a master/slave pair and [`relay`], which copies
+//! Pseudo-terminals for `-it` (the pair itself is opened by the container's process on its own
+//! devpts, see `stdio.rs`): [`relay`], which copies
 //! the host terminal to the master and back, with the host tty in raw mode (restored on
 //! every exit path by a guard) and window-size changes forwarded on SIGWINCH.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::RuntimeError;
-
-/// Opens a new pty pair on the host's /dev/ptmx: (master, slave).
-pub fn open_pty() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
-    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r/open on our own descriptors and a
-    // stack buffer; each result is checked and owned.
-    unsafe {
-        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        if m < 0 {
-            return Err(RuntimeError::sys("opening /dev/ptmx"));
-        }
-        let master = OwnedFd::from_raw_fd(m);
-        let mut name = [0 as libc::c_char; 64];
-        if libc::grantpt(m) != 0
-            || libc::unlockpt(m) != 0
-            || libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0
-        {
-            return Err(RuntimeError::sys("unlocking the pty"));
-        }
-        let s = libc::open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if s < 0 {
-            return Err(RuntimeError::sys("opening the pty slave"));
-        }
-        Ok((master, OwnedFd::from_raw_fd(s)))
-    }
-}
 
 /// Puts a terminal in raw mode and restores the saved settings when dropped.
 pub struct RawModeGuard {

@@ -15,7 +15,6 @@ use crate::{RuntimeError, Stdio};
 /// Prepared stdio: the descriptors the child puts on 0, 1 and 2.
 pub(crate) struct StdioPlan {
     fds: Option<[OwnedFd; 3]>,
-    tty: bool,
     /// For a pty: the parent's end of the socket pair the master comes back on...
     pty_parent: Option<OwnedFd>,
     /// ...and the child's (the parent drops its copy once the child is cloned).
@@ -37,7 +36,6 @@ impl StdioPlan {
         Ok(match stdio {
             Stdio::Inherit => StdioPlan {
                 fds: None,
-                tty: false,
                 pty_parent: None,
                 pty_child: None,
             },
@@ -52,7 +50,6 @@ impl StdioPlan {
                 };
                 StdioPlan {
                     fds: Some([stdin, stdout, stderr]),
-                    tty: false,
                     pty_parent: None,
                     pty_child: None,
                 }
@@ -76,7 +73,6 @@ impl StdioPlan {
                 let (p, c) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
                 StdioPlan {
                     fds: None,
-                    tty: true,
                     pty_parent: Some(p),
                     pty_child: Some(c),
                 }
@@ -84,9 +80,10 @@ impl StdioPlan {
         })
     }
 
-    /// Child side: new session, controlling terminal, descriptors onto 0, 1, 2.
+    /// Child side: new session, given descriptors onto 0, 1, 2 (a pty comes later, from
+    /// [`StdioPlan::open_pty`]).
     pub(crate) fn apply(&self, errfd: RawFd) {
-        // SAFETY: setsid/ioctl/dup2 on descriptors the parent prepared.
+        // SAFETY: setsid/fcntl/dup2 on descriptors the parent prepared.
         unsafe {
             libc::setsid();
             let Some(fds) = &self.fds else { return };
@@ -97,9 +94,6 @@ impl StdioPlan {
                 if raw[i] < 0 {
                     child_fail(errfd, Stage::Stdio as u32, errno());
                 }
-            }
-            if self.tty && libc::ioctl(raw[0], libc::TIOCSCTTY, 0) != 0 {
-                child_fail(errfd, Stage::Stdio as u32, errno());
             }
             for (i, r) in raw.iter().enumerate() {
                 if libc::dup2(*r, i as i32) < 0 {

@@ -706,28 +706,9 @@ impl Rng {
     }
 }
 
-/// The container cgroup directories on this host (`gcr/<64 hex>` in every hierarchy).
-fn container_cgroups() -> BTreeSet<std::path::PathBuf> {
-    let mut parents = vec![std::path::PathBuf::from("/sys/fs/cgroup/gcr")];
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        parents.push(h.path().join("gcr"));
-    }
-    parents
-        .iter()
-        .filter_map(|p| std::fs::read_dir(p).ok())
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()) && e.path().is_dir()
-        })
-        .map(|e| e.path())
-        .collect()
-}
-
 /// Container cgroups made since `before` with no process in them.
 fn empty_container_cgroups(before: &BTreeSet<std::path::PathBuf>) -> Vec<std::path::PathBuf> {
-    container_cgroups()
+    common::container_cgroups()
         .into_iter()
         .filter(|p| !before.contains(p))
         .filter(|p| {
@@ -751,7 +732,7 @@ fn kill_9_among_concurrent_runs_leaves_a_ledger_that_verifies() {
     };
     let (runs, parallel) = (knob("GCR_CRASH_RUNS", 1000), knob("GCR_CRASH_PARALLEL", 50));
     let env = Env::new();
-    let cgroups_before = container_cgroups();
+    let cgroups_before = common::container_cgroups();
     let out = tempfile::tempdir().unwrap();
     let bind = format!("{}:/out", out.path().display());
     let seed = std::time::SystemTime::now()

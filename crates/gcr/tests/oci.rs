@@ -60,10 +60,7 @@ impl Bundle {
     }
 
     fn edit(&self, f: impl FnOnce(&mut Value)) {
-        let p = self.path().join("config.json");
-        let mut c: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        f(&mut c);
-        std::fs::write(&p, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        edit_config(self.path(), f)
     }
 
     fn args(&self, c: impl FnOnce(&mut Value)) {
@@ -123,6 +120,14 @@ impl Bundle {
             )
         })
     }
+}
+
+/// Changes the config.json of the bundle at `dir` as JSON.
+fn edit_config(dir: &Path, f: impl FnOnce(&mut Value)) {
+    let p = dir.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut c);
+    std::fs::write(&p, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
 }
 
 impl Drop for Bundle {
@@ -333,6 +338,10 @@ fn bad_bundles_are_refused_cleanly() {
     let b = Bundle::new();
     let bundle = b.path().to_str().unwrap().to_string();
     type Breaker = Box<dyn Fn(&Path)>;
+    // A breaker that changes the config as JSON.
+    fn edit(f: impl Fn(&mut Value) + 'static) -> Breaker {
+        Box::new(move |p: &Path| edit_config(p, &f))
+    }
     let cases: Vec<(&str, Breaker)> = vec![
         (
             "cannot read the bundle's config",
@@ -344,50 +353,35 @@ fn bad_bundles_are_refused_cleanly() {
         ),
         (
             "not valid JSON",
-            Box::new(|p: &Path| {
-                let mut c: Value =
-                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+            edit(|c: &mut Value| {
                 c["linux"]["namespaces"]
                     .as_array_mut()
                     .unwrap()
                     .push(json!({"type": "bogus"}));
-                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
             }),
         ),
         (
             "outside the bundle",
-            Box::new(|p: &Path| {
-                let mut c: Value =
-                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+            edit(|c: &mut Value| {
                 c["root"]["path"] = json!("/");
-                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
             }),
         ),
         (
             "contains \\\"..\\\"",
-            Box::new(|p: &Path| {
-                let mut c: Value =
-                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+            edit(|c: &mut Value| {
                 c["root"]["path"] = json!("rootfs/../rootfs");
-                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
             }),
         ),
         (
             "process.apparmorProfile is not supported",
-            Box::new(|p: &Path| {
-                let mut c: Value =
-                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+            edit(|c: &mut Value| {
                 c["process"]["apparmorProfile"] = json!("docker-default");
-                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
             }),
         ),
         (
             "hooks is not supported",
-            Box::new(|p: &Path| {
-                let mut c: Value =
-                    serde_json::from_slice(&std::fs::read(p.join("config.json")).unwrap()).unwrap();
+            edit(|c: &mut Value| {
                 c["hooks"] = json!({"prestart": [{"path": "/bin/true"}]});
-                std::fs::write(p.join("config.json"), c.to_string()).unwrap();
             }),
         ),
     ];

@@ -26,27 +26,13 @@ fn names(dir: &Path) -> BTreeSet<String> {
 }
 
 /// Container cgroup dirs gcr made (v2 and each v1 hierarchy).
-fn cgroups() -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut parents = vec![Path::new("/sys/fs/cgroup/gcr").to_path_buf()];
-    for c in names(Path::new("/sys/fs/cgroup")) {
-        parents.push(Path::new("/sys/fs/cgroup").join(c).join("gcr"));
-    }
-    for p in parents {
-        for n in names(&p).into_iter().filter(|n| hex64(n)) {
-            out.insert(p.join(n).display().to_string());
-        }
-    }
-    out
-}
-
 /// What a refused container must not change.
 #[derive(Debug, PartialEq)]
 struct State {
     ps: String,
     containers: BTreeSet<String>,
     run: BTreeSet<String>,
-    cgroups: BTreeSet<String>,
+    cgroups: BTreeSet<std::path::PathBuf>,
     mounts: Vec<String>,
 }
 
@@ -77,7 +63,7 @@ fn state(env: &Env) -> State {
             .into_iter()
             .filter(|n| hex64(n))
             .collect(),
-        cgroups: cgroups(),
+        cgroups: common::container_cgroups(),
         mounts,
     }
 }

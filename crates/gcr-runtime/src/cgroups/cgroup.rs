@@ -97,7 +97,7 @@ impl Cgroup {
         res.validate()?;
         match &self.kind {
             Kind::V2(d) => super::v2::apply(d, res),
-            Kind::V1(_) => super::v1::apply(self, res),
+            Kind::V1(_) => super::v1::apply(self, res, false),
         }
     }
 

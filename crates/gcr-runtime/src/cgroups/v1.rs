@@ -34,7 +34,7 @@ pub(super) fn create(
         dirs.push((h.ctrls, dir));
     }
     let cg = Cgroup::v1(dirs);
-    let result = result.and_then(|()| apply(&cg, res));
+    let result = result.and_then(|()| apply(&cg, res, true));
     match result {
         Ok(()) => Ok(cg),
         Err(e) => {
@@ -44,31 +44,23 @@ pub(super) fn create(
     }
 }
 
-pub(super) fn apply(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
+/// Writes the limits of `res` into the group; `fresh`: a group just made (no limits yet,
+/// nothing to read first), else an update of a live one.
+pub(super) fn apply(cg: &Cgroup, res: &Resources, fresh: bool) -> Result<(), CgroupError> {
     if let Some(mem) = res.memory {
         let dir = cg
             .v1_dir(MEMORY)
             .ok_or(CgroupError::NoController("memory"))?;
-        let total = match res.memory_swap {
-            Some(-1) => u64::MAX, // unlimited ("-1" reads back as the largest page multiple)
-            Some(t) => t as u64,
-            None => mem.saturating_mul(2),
+        let memsw = match res.memory_swap {
+            Some(-1) if fresh => None, // a new group has no swap limit
+            Some(-1) => Some("-1".to_string()),
+            Some(t) => Some(t.to_string()),
+            None => Some(mem.saturating_mul(2).to_string()),
         };
         let set_mem = || fs::write(&dir.join("memory.limit_in_bytes"), &mem.to_string());
-        let set_total = || {
+        let set_memsw = || {
+            let Some(v) = &memsw else { return Ok(()) };
             let p = dir.join("memory.memsw.limit_in_bytes");
-            let v = if total == u64::MAX {
-                // Unlimited: written only over a limit (an update); a new group has none.
-                let limited = read_opt(Some(dir), "memory.memsw.limit_in_bytes")?
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .is_some_and(|n| n < 1 << 62);
-                if !limited {
-                    return Ok(());
-                }
-                "-1".to_string()
-            } else {
-                total.to_string()
-            };
             match fs::write_raw(&p, v.as_bytes()) {
                 Ok(()) => Ok(()),
                 // No swap accounting: memory is limited without swap, as Docker does.
@@ -76,16 +68,17 @@ pub(super) fn apply(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
                 Err(e) => Err(fs::err("write to", &p, e)),
             }
         };
-        // memsw may never be below memory: raising (an update), memsw goes first.
-        let current = read_opt(Some(dir), "memory.limit_in_bytes")?
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(u64::MAX);
-        if mem > current {
-            set_total()?;
+        // memsw may never be below memory: an update that raises memory sets memsw first.
+        let raise = !fresh
+            && read_opt(Some(dir), "memory.limit_in_bytes")?
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .is_some_and(|cur| mem > cur);
+        if raise {
+            set_memsw()?;
             set_mem()?;
         } else {
             set_mem()?;
-            set_total()?;
+            set_memsw()?;
         }
     }
     if res.wants_cpu() {

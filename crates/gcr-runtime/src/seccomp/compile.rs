@@ -197,8 +197,9 @@ fn parse_cond(toks: &[&str]) -> Result<Cond, String> {
     }
 }
 
-/// The syscall table for `arch`: name to number (None where the architecture lacks it).
-fn parse_table(table: &str, arch: Arch) -> Result<BTreeMap<String, Option<u32>>, String> {
+/// The syscall table for `arch`: name to number (None where the architecture lacks it),
+/// and the highest number.
+fn parse_table(table: &str, arch: Arch) -> Result<(BTreeMap<String, Option<u32>>, u32), String> {
     let mut known = BTreeMap::new();
     for line in table
         .lines()
@@ -218,7 +219,13 @@ fn parse_table(table: &str, arch: Arch) -> Result<BTreeMap<String, Option<u32>>,
         };
         known.insert(cols[0].to_string(), nr);
     }
-    Ok(known)
+    let max_nr = known
+        .values()
+        .flatten()
+        .copied()
+        .max()
+        .ok_or("empty syscall table")?;
+    Ok((known, max_nr))
 }
 
 /// A profile from rules given as data (an OCI config's `linux.seccomp`): each rule names
@@ -231,13 +238,7 @@ pub(crate) fn from_rules(
     table: &str,
     arch: Arch,
 ) -> Result<Profile, String> {
-    let known = parse_table(table, arch)?;
-    let max_nr = known
-        .values()
-        .flatten()
-        .copied()
-        .max()
-        .ok_or("empty syscall table")?;
+    let (known, max_nr) = parse_table(table, arch)?;
     let mut out = Vec::new();
     for (names, action, conds) in rules {
         for name in names {
@@ -263,13 +264,7 @@ pub(crate) fn from_rules(
 /// architecture lacks the syscall) and the profile text, for `arch`. A rule naming a syscall
 /// the table lacks is an error; one naming a syscall `arch` lacks is skipped.
 pub(crate) fn parse(profile: &str, table: &str, arch: Arch) -> Result<Profile, String> {
-    let known = parse_table(table, arch)?;
-    let max_nr = known
-        .values()
-        .flatten()
-        .copied()
-        .max()
-        .ok_or("empty syscall table")?;
+    let (known, max_nr) = parse_table(table, arch)?;
     let mut default = None;
     let mut gate = Gate::Always;
     let mut rules = Vec::new();

@@ -153,3 +153,22 @@ pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// The container cgroup directories on this host (`gcr/<64 hex>` in every hierarchy).
+pub fn container_cgroups() -> std::collections::BTreeSet<PathBuf> {
+    let mut parents = vec![PathBuf::from("/sys/fs/cgroup/gcr")];
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        parents.push(h.path().join("gcr"));
+    }
+    parents
+        .iter()
+        .filter_map(|p| std::fs::read_dir(p).ok())
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()) && e.path().is_dir()
+        })
+        .map(|e| e.path())
+        .collect()
+}
