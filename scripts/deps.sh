@@ -58,3 +58,9 @@ if [ ! -f "$peers/node/node_modules/@sigstore/verify/package.json" ]; then
   (cd "$peers/node" && npm install --silent --no-audit --no-fund \
     '@sigstore/verify@^3.1' '@sigstore/bundle@^4' '@sigstore/protobuf-specs@^0.5')
 fi
+# Peer of the Dockerfile corpus (crates/gcr/tests/dockerfile.rs): docker.io's dockerd 20.10
+# (BuildKit built in) and its CLI /usr/bin/docker; the test starts a private dockerd and
+# stops it. Installing it leaves /usr/local/bin/docker, containerd and runc as they are.
+if [ "$(id -u)" = 0 ] && ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed"; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+fi

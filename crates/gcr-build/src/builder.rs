@@ -16,7 +16,8 @@ use crate::config::{self, History};
 use crate::context::{self, FileIndex};
 use crate::error::{BuildError, Result};
 use crate::ignore::Ignore;
-use crate::{cache, copy, deps, scan, upper, Event, RunRequest, Runner};
+use crate::step::{run_layer, StepRun};
+use crate::{cache, copy, deps, scan, Event, Runner, StepSecret};
 
 /// What to build and how.
 #[derive(Debug, Clone, Default)]
@@ -56,15 +57,15 @@ pub struct Built {
     pub transcript: Value,
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
-fn canonical(v: &Value) -> Vec<u8> {
+pub(crate) fn canonical(v: &Value) -> Vec<u8> {
     gcr_core::canonical_json::to_canonical_bytes(v).unwrap_or_else(|_| v.to_string().into_bytes())
 }
 
-fn ms(t: Instant) -> f64 {
+pub(crate) fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
@@ -94,7 +95,7 @@ fn load_spec_bytes(path: &Path) -> Result<(Spec, String)> {
 }
 
 /// Normalizes `name:tag` to a full reference.
-fn full_tag(t: &str) -> Result<String> {
+pub(crate) fn full_tag(t: &str) -> Result<String> {
     let r = gcr_core::Reference::parse(t)
         .map_err(|e| BuildError::Usage(format!("invalid tag '{t}': {e}")))?;
     if r.digest().is_some() {
@@ -272,29 +273,7 @@ pub fn build(
 
     // Config and manifest.
     let cfg = config::image_config(&spec, &base_cfg, &st.diff_ids, &st.history, &created);
-    let cfg_bytes = canonical(&cfg);
-    let cfg_digest = sha256_hex(&cfg_bytes);
-    if !store.has_blob(&cfg_digest) {
-        store.put_blob(&cfg_bytes, Some(&cfg_digest))?;
-    }
-    let man = canonical(&config::manifest(
-        &cfg_digest,
-        cfg_bytes.len() as u64,
-        &st.layers,
-    ));
-    let man_digest = sha256_hex(&man);
-    if !store.has_blob(&man_digest) {
-        store.put_blob(&man, Some(&man_digest))?;
-    }
-    let img = NewImage {
-        manifest_digest: man_digest.clone(),
-        manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-        config: cfg_bytes.clone(),
-        layers: st.layers.clone(),
-        tags: if opts.tag { tags.clone() } else { Vec::new() },
-    };
-    let id = store.register_images(&[img], "build")?.remove(0);
-    let size = cfg_bytes.len() as u64 + st.layers.iter().map(|l| l.size).sum::<u64>();
+    let (id, man_digest, size) = register(store, &cfg, &st.layers, &tags, opts.tag)?;
     let transcript = json!({
         "gcr_version": env!("CARGO_PKG_VERSION"),
         "spec": opts.spec_file.display().to_string(),
@@ -330,6 +309,53 @@ pub fn build(
         files_read: st.files_read,
         transcript,
     })
+}
+
+/// Writes an image's config and manifest (canonical JSON) and registers it, tagged when
+/// `tag`; returns its id, manifest digest and size.
+pub(crate) fn register(
+    store: &Store,
+    cfg: &Value,
+    layers: &[NewLayer],
+    tags: &[String],
+    tag: bool,
+) -> Result<(String, String, u64)> {
+    let cfg_bytes = canonical(cfg);
+    let cfg_digest = sha256_hex(&cfg_bytes);
+    if !store.has_blob(&cfg_digest) {
+        store.put_blob(&cfg_bytes, Some(&cfg_digest))?;
+    }
+    let man = canonical(&config::manifest(
+        &cfg_digest,
+        cfg_bytes.len() as u64,
+        layers,
+    ));
+    let man_digest = sha256_hex(&man);
+    if !store.has_blob(&man_digest) {
+        store.put_blob(&man, Some(&man_digest))?;
+    }
+    let size = cfg_bytes.len() as u64 + layers.iter().map(|l| l.size).sum::<u64>();
+    // A rebuild that gave the same image, already tagged so: nothing to write.
+    let same = |r: std::result::Result<gcr_store::ResolvedImage, gcr_store::StoreError>| {
+        r.is_ok_and(|r| r.id == cfg_digest && r.manifest_digest == man_digest)
+    };
+    if same(store.resolve_image(&cfg_digest))
+        && (!tag || tags.iter().all(|t| same(store.resolve_image(t))))
+    {
+        // What killed builds left in tmp/ goes all the same (registering does it
+        // otherwise): a retry after a kill leaves the store clean.
+        store.remove_stale_temp();
+        return Ok((cfg_digest, man_digest, size));
+    }
+    let img = NewImage {
+        manifest_digest: man_digest.clone(),
+        manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        config: cfg_bytes.clone(),
+        layers: layers.to_vec(),
+        tags: if tag { tags.to_vec() } else { Vec::new() },
+    };
+    let id = store.register_images(&[img], "build")?.remove(0);
+    Ok((id, man_digest, size))
 }
 
 fn gcr_store_familiar(full: &str) -> String {
@@ -410,7 +436,7 @@ fn copy_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path, opts: &BuildOptions) 
 }
 
 /// Refuses the build when a scanned file has hits and is not under an allowed path.
-fn refuse_secrets(
+pub(crate) fn refuse_secrets(
     ctx: &Path,
     hits: &[(PathBuf, Vec<scan::Hit>)],
     allow: &scan::Allow,
@@ -477,15 +503,6 @@ fn dep_steps(st: &mut State<'_>, spec: &Spec, ctx: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Removes a directory tree on drop (the build's scratch upper/work dirs).
-struct TempTree(PathBuf);
-
-impl Drop for TempTree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn command_steps(
@@ -572,86 +589,32 @@ fn run_one(
     host: bool,
     secrets: &[String],
 ) -> Result<NewLayer> {
-    let chains = chain_ids(&st.diff_ids);
-    let mut lowers = Vec::with_capacity(st.layers.len());
-    for (l, chain) in st.layers.iter().zip(&chains) {
-        lowers.push(st.store.layer_snapshot(&l.digest, &l.diff_id, chain)?);
-    }
-    lowers.reverse();
-    let tmp = st.store.temp_dir();
-    let dir = tempfile::Builder::new()
-        .prefix("build-")
-        .tempdir_in(&tmp)
-        .map_err(BuildError::io("cannot create a temp dir in", &tmp))?
-        .keep();
-    let guard = TempTree(dir.clone());
-    for sub in ["upper", "work", "rootfs", "empty"] {
-        std::fs::create_dir(dir.join(sub))
-            .map_err(BuildError::io("cannot create", dir.join(sub)))?;
-    }
-    if lowers.is_empty() {
-        lowers.push(dir.join("empty"));
-    }
-    let id = {
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        sha256_hex(format!("{n} {} {index}", std::process::id()).as_bytes())[7..71].to_string()
-    };
-    let req = RunRequest {
-        id,
+    let step = StepRun {
+        index,
+        shown: shown.to_string(),
         argv,
         env,
         cwd: "/".into(),
-        lowers,
-        upper: dir.join("upper"),
-        work: dir.join("work"),
-        target: dir.join("rootfs"),
-        network_host: host,
-        secrets: secrets.to_vec(),
+        user: String::new(),
+        network: if host {
+            crate::BuildNet::Host
+        } else {
+            crate::BuildNet::None
+        },
+        secrets: secrets
+            .iter()
+            .map(|id| StepSecret::default_for(id))
+            .collect(),
+        mounts: Vec::new(),
+        drop_stubs: true,
     };
-    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-    let emit = &mut st.emit;
-    let code = runner
-        .run(&req, &mut |line: &str| {
-            if tail.len() == 20 {
-                tail.pop_front();
-            }
-            tail.push_back(line.to_string());
-            emit(&Event::Output {
-                index,
-                line: line.to_string(),
-            });
-        })
-        .map_err(|reason| BuildError::Runner {
-            index,
-            command: shown.to_string(),
-            reason,
-        })?;
-    if code != 0 {
-        let tail: Vec<String> = tail.into_iter().collect();
-        return Err(BuildError::CommandFailed {
-            index,
-            command: shown.to_string(),
-            code,
-            tail: if tail.is_empty() {
-                "; it printed nothing".into()
-            } else {
-                format!("; last output:\n{}", tail.join("\n"))
-            },
-        });
-    }
-    if !secrets.is_empty() {
-        upper::drop_secrets_mountpoint(&req.upper);
-    }
-    let entries = upper::entries(&req.upper, st.created_unix)?;
-    let layer = st.store.write_layer(&entries, None)?;
-    let mut diff_ids = st.diff_ids.clone();
-    diff_ids.push(layer.diff_id.clone());
-    let chain = chain_ids(&diff_ids).pop().unwrap_or_default();
-    st.store
-        .adopt_snapshot(&req.upper, &chain, &layer.diff_id, layer.size)?;
-    drop(guard);
-    Ok(layer)
+    run_layer(
+        st.store,
+        &st.layers,
+        &st.diff_ids,
+        st.created_unix,
+        runner,
+        &mut *st.emit,
+        step,
+    )
 }

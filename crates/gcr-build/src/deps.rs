@@ -3,7 +3,7 @@
 //! unpacked from a `.tar`/`.tar.gz`/`.tgz` into the layer.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use gcr_core::spec::{Dependency, Source};
@@ -117,10 +117,6 @@ pub fn entries(
         );
         return Ok(out);
     }
-    let base = join_dest(&d.dest, "");
-    if !base.is_empty() {
-        add_parents(&mut out, &format!("{base}/x"), mtime);
-    }
     let bad = |reason: String| BuildError::Fetch {
         name: d.name.clone(),
         source_url: d.source.to_string(),
@@ -129,18 +125,30 @@ pub fn entries(
     spool
         .seek(SeekFrom::Start(0))
         .map_err(|e| bad(format!("cannot rewind: {e}")))?;
-    let mut br = BufReader::new(&mut *spool);
-    let gz = br
-        .fill_buf()
-        .map(|b| b.starts_with(&[0x1f, 0x8b]))
-        .unwrap_or(false);
-    let rd: Box<dyn Read> = if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(br))
-    } else {
-        Box::new(br)
-    };
+    unpack(&mut *spool, &d.dest, out_spool, mtime, false, &bad)
+}
+
+/// Unpacks a tar (gzip-compressed or not) read from `rd` below the image directory
+/// `dest` into layer entries whose bytes go to `out_spool`. With `owners`, entries keep
+/// the archive's uid/gid (else root's). Paths with `..` are refused; links stay links.
+pub(crate) fn unpack(
+    rd: &mut dyn Read,
+    dest: &str,
+    out_spool: &mut std::fs::File,
+    mtime: u64,
+    owners: bool,
+    bad: &dyn Fn(String) -> BuildError,
+) -> Result<BTreeMap<String, LayerEntry>> {
+    let mut out = BTreeMap::new();
+    let base = join_dest(dest, "");
+    if !base.is_empty() {
+        add_parents(&mut out, &format!("{base}/x"), mtime);
+    }
+    let mut offset = out_spool
+        .stream_position()
+        .map_err(|e| bad(format!("cannot spool: {e}")))?;
+    let rd = crate::compress::reader(rd).map_err(|e| bad(format!("cannot decompress it: {e}")))?;
     let mut ar = tar::Archive::new(rd);
-    let mut offset = 0u64;
     let entries = ar
         .entries()
         .map_err(|e| bad(format!("it is not a tar archive: {e}")))?;
@@ -155,15 +163,20 @@ pub fn entries(
         if rel.is_empty() {
             continue;
         }
-        let path = join_dest(&d.dest, &rel);
+        let path = join_dest(dest, &rel);
         let h = e.header();
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         let ty = h.entry_type();
+        let (uid, gid) = if owners {
+            (h.uid().unwrap_or(0), h.gid().unwrap_or(0))
+        } else {
+            (0, 0)
+        };
         let mut ent = LayerEntry {
             ty,
             mode,
-            uid: 0,
-            gid: 0,
+            uid,
+            gid,
             mtime,
             link: None,
             dev: (0, 0),
@@ -191,7 +204,7 @@ pub fn entries(
                         "archive hardlink '{raw}' escapes the destination"
                     )));
                 };
-                ent.link = Some(join_dest(&d.dest, &l));
+                ent.link = Some(join_dest(dest, &l));
             }
             _ => continue,
         }

@@ -1,7 +1,7 @@
 //! Turns a command step's overlay upper directory into layer entries: overlay whiteouts
 //! (a 0/0 character device, a directory with `trusted.overlay.opaque=y`) become OCI
 //! whiteouts (`.wh.NAME`, `DIR/.wh..wh..opq`); hardlinked files become one file plus links;
-//! every mtime is the image's `created`.
+//! every mtime is the image's `created` (or, for `gcr commit`, the file's own).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -15,7 +15,15 @@ use crate::error::{BuildError, Result};
 pub fn entries(upper: &Path, mtime: u64) -> Result<BTreeMap<String, LayerEntry>> {
     let mut out = BTreeMap::new();
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    walk(upper, "", mtime, &mut out, &mut links)?;
+    walk(upper, "", Some(mtime), &mut out, &mut links)?;
+    Ok(out)
+}
+
+/// [`entries`] keeping each file's own mtime (`gcr commit`, as docker commit does).
+pub fn entries_as_is(upper: &Path) -> Result<BTreeMap<String, LayerEntry>> {
+    let mut out = BTreeMap::new();
+    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    walk(upper, "", None, &mut out, &mut links)?;
     Ok(out)
 }
 
@@ -34,7 +42,7 @@ fn opaque(p: &Path) -> bool {
 fn walk(
     dir: &Path,
     rel: &str,
-    mtime: u64,
+    clamp: Option<u64>,
     out: &mut BTreeMap<String, LayerEntry>,
     links: &mut HashMap<(u64, u64), String>,
 ) -> Result<()> {
@@ -53,6 +61,7 @@ fn walk(
         };
         let md = std::fs::symlink_metadata(&abs).map_err(BuildError::io("cannot read", &abs))?;
         let ft = md.file_type();
+        let mtime = clamp.unwrap_or(md.mtime().max(0) as u64);
         let base = LayerEntry {
             ty: tar::EntryType::Regular,
             mode: md.mode() & 0o7777,
@@ -92,7 +101,7 @@ fn walk(
                     LayerEntry::regular_empty(mtime),
                 );
             }
-            walk(&abs, &path, mtime, out, links)?;
+            walk(&abs, &path, clamp, out, links)?;
         } else if ft.is_symlink() {
             let t = std::fs::read_link(&abs).map_err(BuildError::io("cannot read link", &abs))?;
             out.insert(
@@ -184,6 +193,44 @@ pub fn drop_secrets_mountpoint(upper: &Path) {
     if empty {
         let _ = std::fs::remove_dir(&run);
     }
+}
+
+/// Removes the mount point a step's mount left at `target` (absolute, in the container)
+/// when it is an empty directory or file, and the directories above it that it leaves
+/// empty: a mount's stub is not part of the step's result (BuildKit's rule too).
+pub fn drop_mount_stub(upper: &Path, target: &str) {
+    let Some(mut p) = stub_path(upper, target) else {
+        return;
+    };
+    if !drop_empty_file(&p) && std::fs::remove_dir(&p).is_err() {
+        return;
+    }
+    while let Some(parent) = p.parent().map(Path::to_path_buf) {
+        if parent == upper || !parent.starts_with(upper) || std::fs::remove_dir(&parent).is_err() {
+            break;
+        }
+        p = parent;
+    }
+}
+
+/// Removes the empty file a file mount (a secret at a custom target) left at `target`.
+pub fn drop_file_stub(upper: &Path, target: &str) {
+    if let Some(p) = stub_path(upper, target) {
+        drop_empty_file(&p);
+    }
+}
+
+/// Where a mount target (absolute, in the container) is in the upper dir; None for the
+/// root or a path with `..`.
+fn stub_path(upper: &Path, target: &str) -> Option<std::path::PathBuf> {
+    let rel = target.trim_start_matches('/');
+    (!rel.is_empty() && !rel.split('/').any(|c| c == "..")).then(|| upper.join(rel))
+}
+
+/// Removes `p` if it is an empty regular file; whether it did.
+fn drop_empty_file(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0)
+        && std::fs::remove_file(p).is_ok()
 }
 
 #[cfg(test)]

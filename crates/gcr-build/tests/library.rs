@@ -2,21 +2,21 @@
 //! determinism across contexts, the step cache, the file-metadata index, the transcript
 //! and pinned dependencies.
 
-use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Mutex;
 
 use gcr_build::{build, BuildError, BuildOptions, Event, RunRequest, Runner};
 use gcr_store::Store;
 
 /// Writes `/made-by-run` into the upper dir instead of running anything.
 struct FakeRunner {
-    calls: RefCell<Vec<Vec<String>>>,
+    calls: Mutex<Vec<Vec<String>>>,
     code: i32,
 }
 
 impl Runner for FakeRunner {
     fn run(&self, req: &RunRequest, out: &mut dyn FnMut(&str)) -> Result<i32, String> {
-        self.calls.borrow_mut().push(req.argv.clone());
+        self.calls.lock().unwrap().push(req.argv.clone());
         assert!(!req.lowers.is_empty());
         assert!(req.env.iter().any(|e| e == "MODE=test"), "{:?}", req.env);
         std::fs::write(req.upper.join("made-by-run"), req.argv.join(" ")).unwrap();
@@ -28,7 +28,7 @@ impl Runner for FakeRunner {
 
 fn runner(code: i32) -> FakeRunner {
     FakeRunner {
-        calls: RefCell::new(Vec::new()),
+        calls: Mutex::new(Vec::new()),
         code,
     }
 }
@@ -97,7 +97,7 @@ fn deterministic_cached_and_transcribed() {
     assert_eq!(b1.steps, 3);
     assert_eq!(b1.cached, 0);
     assert_eq!(b1.files_read, 50);
-    assert_eq!(r.calls.borrow().len(), 1);
+    assert_eq!(r.calls.lock().unwrap().len(), 1);
     assert!(events
         .iter()
         .any(|e| matches!(e, Event::Output { line, .. } if line == "line two")));
@@ -111,7 +111,7 @@ fn deterministic_cached_and_transcribed() {
     let b3 = build(&store1, &r, &opts(&spec1), &mut |_| {}).unwrap();
     assert_eq!((b3.cached, b3.files_read), (3, 0));
     assert_eq!(b3.manifest_digest, b1.manifest_digest);
-    assert_eq!(r.calls.borrow().len(), 2);
+    assert_eq!(r.calls.lock().unwrap().len(), 2);
 
     // The transcript is stored with the image.
     let t = gcr_build::cache::transcript(&store1, &b3.id)

@@ -6,6 +6,7 @@
 
 pub mod canonical_json;
 pub mod digest;
+pub mod dockerfile;
 pub mod error;
 pub mod lifecycle;
 pub mod reference;

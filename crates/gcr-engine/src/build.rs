@@ -12,6 +12,7 @@ mod stepgroup;
 mod verify;
 mod watch;
 
+pub use gcr_build::{BuildNet, Phase};
 use std::path::{Path, PathBuf};
 
 use gcr_build::{BuildError, BuildOptions, Built, Event};
@@ -45,9 +46,21 @@ pub struct BuildRequest {
     /// `--secret id=ID,src=FILE|env=VAR`: build secrets as given (see
     /// [`crate::secrets::build`]).
     pub secrets: Vec<String>,
+    /// Dockerfile builds: the context (default: the Dockerfile's directory).
+    pub context: Option<PathBuf>,
+    /// `-f -`: the Dockerfile's text.
+    pub dockerfile_text: Option<Vec<u8>>,
+    pub build_args: std::collections::BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// `--network`: RUN steps' network in Dockerfile builds (default: the bridge, as
+    /// docker build; `none` is hermetic). `.gcr` specs say theirs in `build.network`.
+    pub network: gcr_build::BuildNet,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub platform: Option<String>,
 }
 
-/// Finds the spec: `file` if given (`-f`), else the only `*.gcr` file in `dir`.
+/// Finds the spec: `file` if given (`-f`), else the only `*.gcr` file in `dir`, else its
+/// `Dockerfile` or `Containerfile`.
 pub fn find_spec(dir: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, EngineError> {
     if let Some(f) = file {
         if !f.is_file() {
@@ -76,14 +89,50 @@ pub fn find_spec(dir: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, Eng
     found.sort();
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(EngineError::NotFound(format!(
-            "no .gcr spec in {}; add one or pass -f FILE.gcr",
-            dir.display()
-        ))),
+        0 => ["Dockerfile", "Containerfile", "dockerfile", "containerfile"]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                EngineError::NotFound(format!(
+                    "no Dockerfile, Containerfile or .gcr spec in {}; add one or pass -f FILE",
+                    dir.display()
+                ))
+            }),
         _ => Err(EngineError::Usage(format!(
             "{} contains several .gcr specs; choose one with -f FILE.gcr",
             dir.display()
         ))),
+    }
+}
+
+/// The Dockerfile frontend's options for a request.
+pub(crate) fn dockerfile_options(req: &BuildRequest) -> gcr_build::dockerfile::DockerfileOptions {
+    let context = match &req.context {
+        Some(c) => c.clone(),
+        None => req
+            .spec_file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
+    };
+    gcr_build::dockerfile::DockerfileOptions {
+        dockerfile: req.spec_file.clone(),
+        text: req.dockerfile_text.clone(),
+        context,
+        tags: req.tags.clone(),
+        build_args: req.build_args.clone(),
+        target: req.target.clone(),
+        network: req.network,
+        labels: req.labels.clone(),
+        platform: req.platform.clone(),
+        no_cache: req.no_cache,
+        source_date_epoch: req.source_date_epoch,
+        tag: true,
+        allow_secrets: req.allow_secrets.clone(),
+        no_context_scan: req.no_context_scan,
+        secret_digests: Default::default(),
     }
 }
 
@@ -103,12 +152,15 @@ pub(crate) fn build_err(e: BuildError) -> EngineError {
 }
 
 impl Engine {
-    /// Builds (and tags) the image of a spec, reporting progress to `emit`.
+    /// Builds (and tags) the image of a spec or Dockerfile, reporting progress to `emit`.
     pub fn build(
         &self,
         req: &BuildRequest,
         emit: &mut dyn FnMut(&Event),
     ) -> Result<Built, EngineError> {
+        if req.dockerfile_text.is_some() || gcr_build::dockerfile::is_dockerfile(&req.spec_file) {
+            return self.build_dockerfile(req, emit);
+        }
         let opts = BuildOptions {
             spec_file: req.spec_file.clone(),
             tags: req.tags.clone(),
@@ -120,14 +172,7 @@ impl Engine {
             secret_digests: Default::default(),
         };
         // The key is opened first: a wrong name or password fails before anything is built.
-        let key_name = match (&req.sign_key, req.no_sign) {
-            (Some(k), _) => Some(k.clone()),
-            (None, false) => provenance::default_sign_key(self.root())?,
-            (None, true) => None,
-        };
-        let key = key_name
-            .map(|k| self.keys().private(&k, req.password.as_deref()))
-            .transpose()?;
+        let key = self.build_sign_key(req)?;
         if crate::policy::load(self.root())?.is_some_and(|l| l.image.is_some()) {
             let name = req.spec_file.display().to_string();
             let bytes = std::fs::read(&req.spec_file)
@@ -144,10 +189,52 @@ impl Engine {
             ..opts
         };
         reap_build_cgroups();
-        let runner = RuntimeRunner::new(self.run_dir().to_path_buf()).with_secrets(secrets.values);
+        let runner = RuntimeRunner::new(self.root().to_path_buf(), self.run_dir().to_path_buf())
+            .with_secrets(secrets.values);
         let built = gcr_build::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;
         self.attach_provenance(&built, key.as_ref(), emit)?;
         Ok(built)
+    }
+
+    /// A Dockerfile build: the policy gate on its base images, its `--secret`s, then
+    /// gcr-build's Dockerfile frontend, then the provenance as for a `.gcr` build.
+    fn build_dockerfile(
+        &self,
+        req: &BuildRequest,
+        emit: &mut dyn FnMut(&Event),
+    ) -> Result<Built, EngineError> {
+        let mut opts = dockerfile_options(req);
+        let key = self.build_sign_key(req)?;
+        if crate::policy::load(self.root())?.is_some_and(|l| l.image.is_some()) {
+            for base in gcr_build::dockerfile::base_images(&opts).map_err(build_err)? {
+                self.gate_build_base(&base)?;
+            }
+        }
+        let secrets = self.dockerfile_secrets(&req.secrets)?;
+        opts.secret_digests = secrets.digests;
+        reap_build_cgroups();
+        let runner = RuntimeRunner::new(self.root().to_path_buf(), self.run_dir().to_path_buf())
+            .with_secrets(secrets.values);
+        let built =
+            gcr_build::dockerfile::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;
+        self.attach_provenance(&built, key.as_ref(), emit)?;
+        Ok(built)
+    }
+
+    /// The key a build signs with: `--sign-key`, else the root's default unless
+    /// `--no-sign`; opened (password checked) before anything is built.
+    fn build_sign_key(
+        &self,
+        req: &BuildRequest,
+    ) -> Result<Option<gcr_trust::PrivateKey>, EngineError> {
+        let name = match (&req.sign_key, req.no_sign) {
+            (Some(k), _) => Some(k.clone()),
+            (None, false) => provenance::default_sign_key(self.root())?,
+            (None, true) => None,
+        };
+        Ok(name
+            .map(|k| self.keys().private(&k, req.password.as_deref()))
+            .transpose()?)
     }
 
     /// The build transcript of an image built by this store.

@@ -22,12 +22,17 @@ pub struct Event {
 impl Engine {
     /// Events at or after `since_ns`, oldest first.
     pub fn events(&self, since_ns: i64) -> Result<Vec<Event>, EngineError> {
+        self.events_after(since_ns, i64::MIN)
+    }
+
+    /// [`Engine::events`] after the one numbered `after_seq` (a follower's next batch).
+    pub fn events_after(&self, since_ns: i64, after_seq: i64) -> Result<Vec<Event>, EngineError> {
         let mut stmt = self.store()?.conn().prepare_cached(
             "SELECT seq, time_ns, kind, object, name, from_state, to_state, cause \
-             FROM events WHERE time_ns >= ?1 ORDER BY seq",
+             FROM events WHERE time_ns >= ?1 AND seq > ?2 ORDER BY seq",
         )?;
         let rows = stmt
-            .query_map(params![since_ns], |r| {
+            .query_map(params![since_ns, after_seq], |r| {
                 Ok(Event {
                     seq: r.get(0)?,
                     time_ns: r.get(1)?,

@@ -105,6 +105,35 @@ impl Engine {
         Ok(lines?)
     }
 
+    /// `gcr image prune [-a]`: dangling images (no tag, no container), or with `all`
+    /// every image no container uses; then the blobs and snapshots nothing references.
+    pub fn image_prune(&self, all: bool) -> Result<gcr_store::PruneReport, EngineError> {
+        let mut removed = Vec::new();
+        if all {
+            let used: std::collections::HashSet<String> =
+                crate::container::record::list(self.store()?.conn())?
+                    .into_iter()
+                    .map(|r| r.image_id)
+                    .collect();
+            for img in self.store()?.list_images()? {
+                if used.contains(&img.id) {
+                    continue;
+                }
+                // Forced: an image with several tags goes whole (no container uses it).
+                match self.remove_image(&img.id, true) {
+                    Ok(lines) => removed.extend(lines),
+                    Err(EngineError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let mut p = self.store()?.prune()?;
+        self.forget_image_cache();
+        removed.append(&mut p.images);
+        p.images = removed;
+        Ok(p)
+    }
+
     /// `gcr inspect IMAGE`: a Docker-shaped document.
     pub fn inspect_image(&self, key: &str) -> Result<Value, EngineError> {
         let img = self.store()?.resolve_image(key)?;

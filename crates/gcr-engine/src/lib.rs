@@ -32,9 +32,10 @@ pub mod volumes;
 
 // What the CLI uses of the crates below the engine, so that it talks to the engine only.
 pub use gcr_build::Event as BuildEvent;
+pub use gcr_core::dockerfile::words::glob_match as dockerfile_glob;
 pub use gcr_core::lifecycle::{humanize_ago, State};
 pub use gcr_core::Reference;
-pub use gcr_store::{ArchiveFormat, DoctorOptions, Progress, StoreError};
+pub use gcr_store::{tree_size, ArchiveFormat, DoctorOptions, Progress, StoreError};
 
 /// Sizes as the CLI reads and prints them.
 pub mod units {

@@ -1,6 +1,7 @@
 //! Container logs in the CRI log format, one line per record:
 //! `2016-10-06T00:17:09.669794202Z stdout F message` (`P` marks a partial line).
-//! The supervisor writes them; `gcr logs` reads them (`--tail`, `--timestamps`, `-f`).
+//! The supervisor writes them; `gcr logs` reads them (`--tail`, `--timestamps`, `-f`,
+//! `--since`, `--until`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -88,6 +89,17 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     pub timestamps: bool,
     pub follow: bool,
+    /// `--since`/`--until` as record times (RFC 3339 with nanoseconds, fixed width, so
+    /// they compare as text): records at or after `since` and before `until`.
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+impl LogOptions {
+    fn wanted(&self, time: &str) -> bool {
+        self.since.as_deref().is_none_or(|s| time >= s)
+            && self.until.as_deref().is_none_or(|u| time < u)
+    }
 }
 
 fn emit(rec: &Record<'_>, ts: bool, out: &mut dyn Write, err: &mut dyn Write) {
@@ -155,7 +167,7 @@ pub fn print(
             .read_until(b'\n', &mut line)
             .map_err(|e| EngineError::Io("reading logs".into(), e))?;
         if n > 0 && line.ends_with(b"\n") {
-            if let Some(rec) = parse(&line[..line.len() - 1]) {
+            if let Some(rec) = parse(&line[..line.len() - 1]).filter(|r| o.wanted(r.time)) {
                 emit(&rec, o.timestamps, out, err);
             }
             continue;
@@ -177,7 +189,7 @@ pub fn print(
             let mut rest = Vec::new();
             let _ = r.read_to_end(&mut rest);
             for l in rest.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                if let Some(rec) = parse(l) {
+                if let Some(rec) = parse(l).filter(|r| o.wanted(r.time)) {
                     emit(&rec, o.timestamps, out, err);
                 }
             }

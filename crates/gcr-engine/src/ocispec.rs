@@ -53,7 +53,7 @@ fn spec_err(e: impl std::fmt::Display) -> EngineError {
 }
 
 /// Docker's default mounts; `/sys` is read-write only for privileged containers.
-fn default_mounts(privileged: bool) -> Result<Vec<Mount>, EngineError> {
+fn default_mounts(privileged: bool, shm_size: Option<u64>) -> Result<Vec<Mount>, EngineError> {
     let sys_opts: &[&str] = if privileged {
         &["nosuid", "noexec", "nodev"]
     } else {
@@ -81,6 +81,9 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>, EngineError> {
             ],
         )?,
         mount("/sys", "sysfs", "sysfs", sys_opts)?,
+        // The container's own cgroup (its cgroup namespace's root), read-only as Docker
+        // mounts it, so that JVM, Go and Node runtimes find their limits (v1, hybrid, v2).
+        mount("/sys/fs/cgroup", "cgroup", "cgroup", sys_opts)?,
         mount(
             "/dev/mqueue",
             "mqueue",
@@ -91,9 +94,37 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>, EngineError> {
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "mode=1777",
+                &format!("size={}k", shm_size.unwrap_or(64 << 20).div_ceil(1024)),
+            ],
         )?,
     ])
+}
+
+/// `--ulimit`s as OCI rlimits.
+pub(crate) fn rlimits(
+    ulimits: &[String],
+) -> Result<Vec<oci_spec::runtime::PosixRlimit>, EngineError> {
+    ulimits
+        .iter()
+        .map(|u| {
+            let (typ, soft, hard) =
+                crate::container::config::parse_ulimit(u).map_err(EngineError::Usage)?;
+            let typ: oci_spec::runtime::PosixRlimitType =
+                serde_json::from_value(serde_json::Value::String(typ.into()))
+                    .map_err(|e| EngineError::Internal(format!("rlimit {typ}: {e}")))?;
+            oci_spec::runtime::PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(soft)
+                .hard(hard)
+                .build()
+                .map_err(|e| EngineError::Internal(format!("rlimit {u}: {e}")))
+        })
+        .collect()
 }
 
 /// Capability names (`CAP_…`) for a mask, as oci-spec values.
@@ -132,6 +163,7 @@ pub fn build(cfg: &ContainerConfig, extra_mounts: Vec<Mount>) -> Result<Spec, En
         .cwd(PathBuf::from(&r.cwd))
         .capabilities(capabilities)
         .no_new_privileges(r.no_new_privileges)
+        .rlimits(rlimits(&cfg.opts.ulimits)?)
         .build()
         .map_err(spec_err)?;
     let mut namespaces = Vec::with_capacity(6);
@@ -171,7 +203,7 @@ pub fn build(cfg: &ContainerConfig, extra_mounts: Vec<Mount>) -> Result<Spec, En
         .readonly_paths(readonly)
         .build()
         .map_err(spec_err)?;
-    let mut mounts = default_mounts(privileged)?;
+    let mut mounts = default_mounts(privileged, cfg.opts.shm_size)?;
     mounts.extend(extra_mounts);
     let root = RootBuilder::default()
         .path(PathBuf::from("rootfs"))

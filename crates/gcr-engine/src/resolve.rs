@@ -2,8 +2,6 @@
 //! Docker's rules: entrypoint/cmd merging, env precedence, workdir, user names looked up in
 //! the image's own `/etc/passwd` and `/etc/group`.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 use crate::container::config::{Resolved, RunOptions};
@@ -21,91 +19,9 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// Reads the image's `/etc/<file>` as the container will see it: through the merged view of
-/// its layers, whiteouts and opaque directories honoured, symlinks (of `/etc` or of the
-/// file) resolved inside the image, never on the host.
-fn image_file(lowers: &[String], file: &str) -> Option<String> {
-    let root = gcr_runtime::layerfs::Dir::root(lowers).ok()?;
-    let bytes = root
-        .read_file(&Path::new("/etc").join(file))
-        .ok()
-        .flatten()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-fn lookup_passwd(passwd: &str, key: &str) -> Option<(u32, u32)> {
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 4 || (f[0] != key && f[2] != key) {
-            return None;
-        }
-        Some((f[2].parse().ok()?, f[3].parse().ok()?))
-    })
-}
-
-fn lookup_group(group: &str, key: &str) -> Option<u32> {
-    group.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 3 || (f[0] != key && f[2] != key) {
-            return None;
-        }
-        f[2].parse().ok()
-    })
-}
-
-/// Supplementary groups of a user name from `/etc/group`.
-fn supplementary(group: &str, user: &str, primary: u32) -> Vec<u32> {
-    group
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() < 4 || !f[3].split(',').any(|m| m == user) {
-                return None;
-            }
-            f[2].parse::<u32>().ok().filter(|g| *g != primary)
-        })
-        .collect()
-}
-
 /// Resolves `user[:group]` (names or numbers) against the image's files.
 pub fn resolve_user(spec: &str, lowers: &[String]) -> Result<(u32, u32, Vec<u32>), EngineError> {
-    if spec.is_empty() {
-        return Ok((0, 0, vec![]));
-    }
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let passwd = image_file(lowers, "passwd").unwrap_or_default();
-    let (uid, mut gid, name) = match u.parse::<u32>() {
-        Ok(uid) => {
-            let found = lookup_passwd(&passwd, u);
-            (uid, found.map(|f| f.1).unwrap_or(0), None)
-        }
-        Err(_) => {
-            let (uid, gid) = lookup_passwd(&passwd, u).ok_or_else(|| {
-                EngineError::Usage(format!(
-                    "unable to find user {u}: no matching entries in the image's /etc/passwd; use a numeric uid:gid"
-                ))
-            })?;
-            (uid, gid, Some(u))
-        }
-    };
-    let groupfile = image_file(lowers, "group").unwrap_or_default();
-    if let Some(g) = g {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => lookup_group(&groupfile, g).ok_or_else(|| {
-                EngineError::Usage(format!(
-                    "unable to find group {g}: no matching entries in the image's /etc/group; use a numeric gid"
-                ))
-            })?,
-        };
-    }
-    let extra = name
-        .map(|n| supplementary(&groupfile, n, gid))
-        .unwrap_or_default();
-    Ok((uid, gid, extra))
+    gcr_runtime::users::resolve_user(spec, lowers).map_err(|e| EngineError::Usage(e.0))
 }
 
 /// Parses an `--env-file`: `KEY=value` lines, `#` comments, bare `KEY` taken from our env.
@@ -187,6 +103,11 @@ pub fn resolve(
         }
     }
     for e in &opts.env {
+        if e.starts_with('=') || e.is_empty() {
+            return Err(EngineError::Usage(format!(
+                "invalid environment variable '{e}': the name is empty; use -e NAME=VALUE"
+            )));
+        }
         if e.contains('=') {
             set_env(&mut env, e.clone());
         } else if let Ok(v) = std::env::var(e) {
@@ -213,7 +134,20 @@ pub fn resolve(
         .clone()
         .or_else(|| c.get("User").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_default();
-    let (uid, gid, additional_gids) = resolve_user(&user, &lowers)?;
+    let (uid, gid, mut additional_gids) = resolve_user(&user, &lowers)?;
+    // `--group-add`: numbers as they are, names from the image's /etc/group.
+    let added = gcr_runtime::users::group_ids(&opts.group_add, &lowers)
+        .map_err(|e| EngineError::Usage(format!("--group-add: {}", e.0)))?;
+    for id in added {
+        if !additional_gids.contains(&id) {
+            additional_gids.push(id);
+        }
+    }
+    // HOME from the user's passwd entry, else / (Docker's rule), unless the image or -e
+    // set it.
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", gcr_runtime::users::home(&user, &lowers)));
+    }
     let mut labels: Vec<(String, String)> = match c.get("Labels") {
         Some(Value::Object(m)) => m
             .iter()

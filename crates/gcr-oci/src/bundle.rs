@@ -134,19 +134,7 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
             "ociVersion {v:?} is not a 1.x runtime spec version"
         )));
     }
-    if let Some(h) = spec.hooks() {
-        let any = [
-            h.prestart().as_ref().is_some_and(|v| !v.is_empty()),
-            h.create_runtime().as_ref().is_some_and(|v| !v.is_empty()),
-            h.create_container().as_ref().is_some_and(|v| !v.is_empty()),
-            h.start_container().as_ref().is_some_and(|v| !v.is_empty()),
-            h.poststart().as_ref().is_some_and(|v| !v.is_empty()),
-            h.poststop().as_ref().is_some_and(|v| !v.is_empty()),
-        ];
-        if any.iter().any(|x| *x) {
-            return Err(OciError::unsupported("hooks"));
-        }
-    }
+    crate::hooks::check(spec.hooks().as_ref())?;
     if let Some(p) = spec.process() {
         // "unconfined" asks for no profile (CRI-O writes it when there is none): nothing
         // to apply. Any other profile gcr cannot load, so it is refused.

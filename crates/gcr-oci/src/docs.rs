@@ -98,7 +98,7 @@ pub fn features() -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "exec", "noatime", "nodev",
             "nodiratime", "noexec", "nosuid", "private", "rbind", "relatime", "remount", "ro",

@@ -39,6 +39,9 @@ pub enum OciError {
     Runtime(#[from] gcr_runtime::RuntimeError),
     #[error("cgroup of the container: {0}")]
     Cgroup(String),
+    /// An OCI hook failed (the message names it).
+    #[error("{0}")]
+    Hook(String),
 }
 
 impl OciError {

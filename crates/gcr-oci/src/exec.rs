@@ -162,7 +162,7 @@ impl Oci {
             true,
         )?;
         if let Some(p) = e.pid_file {
-            crate::lifecycle::write_pid_file(p, running.pid)?;
+            crate::launch::write_pid_file(p, running.pid)?;
         }
         if let (Some(sock), Some(m)) = (e.console_socket, &running.pty_master) {
             console::send_master(sock, m)?;

@@ -13,17 +13,21 @@ mod cgroup;
 mod console;
 pub mod docs;
 mod error;
+mod events;
 mod exec;
+mod hooks;
+mod launch;
 mod lifecycle;
 pub mod seccomp;
 pub mod state;
 mod sysctl;
 
 pub use error::OciError;
+pub use events::stats_json;
 pub use exec::Exec;
 pub use lifecycle::{Create, Oci, Run};
 pub use state::{State, Status};
 
 pub use gcr_core::time::format_rfc3339 as time_rfc3339;
-pub use gcr_core::units::parse_signal;
+pub use gcr_core::units::{parse_duration, parse_signal};
 pub use oci_spec::runtime::LinuxResources;

@@ -12,13 +12,17 @@ use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gcr_runtime::{Extras, Launch, Rootfs, Running, SeccompMode, Stdio};
-
+use crate::hooks::{self, Doc};
+use crate::launch::{mkfifo, pipe, Report, Undo};
 use crate::state::{self, State, Status};
-use crate::{bundle, cgroup, console, OciError};
+use crate::{cgroup, OciError};
+
+/// Where warnings go (a poststart or poststop hook that failed): the CLI logs them.
+pub type Warn = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The runc personality over one state root.
 pub struct Oci {
@@ -26,6 +30,7 @@ pub struct Oci {
     pub root: PathBuf,
     /// `--systemd-cgroup`: `cgroupsPath` is `slice:prefix:name`.
     pub systemd_cgroup: bool,
+    pub warn: Warn,
 }
 
 /// `create` (and the creating half of `run`).
@@ -43,202 +48,15 @@ pub struct Run<'a> {
     pub detach: bool,
 }
 
-/// Removes a half-made container unless disarmed.
-struct Undo {
-    dir: Option<PathBuf>,
-    pid: i32,
-    cgroup: Option<gcr_runtime::cgroups::Cgroup>,
-    devices: Option<PathBuf>,
-}
-
-impl Drop for Undo {
-    fn drop(&mut self) {
-        if self.pid > 0 {
-            // SAFETY: kill and waitpid of our own child.
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                libc::waitpid(self.pid, std::ptr::null_mut(), libc::__WALL);
-            }
-        }
-        if let Some(c) = self.cgroup.take() {
-            let _ = c.destroy();
-        }
-        if let Some(d) = self.devices.take() {
-            cgroup::remove_devices(&d);
-        }
-        if let Some(d) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
-fn now_rfc3339() -> String {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    gcr_core::time::format_rfc3339(unix)
-}
-
-fn mkfifo(path: &Path) -> Result<OwnedFd, OciError> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| OciError::Invalid(format!("{} contains a NUL byte", path.display())))?;
-    // SAFETY: mkfifo/open on a NUL-terminated path; the descriptor is owned below.
-    unsafe {
-        if libc::mkfifo(c.as_ptr(), 0o600) != 0 {
-            return Err(OciError::io(
-                "cannot make",
-                path,
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // Read-write: opening does not wait for a writer, and the held process's read
-        // blocks until `start` writes.
-        let fd = libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if fd < 0 {
-            return Err(OciError::io(
-                "cannot open",
-                path,
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, pid.to_string()).map_err(|e| OciError::io("cannot write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| OciError::io("cannot write the pid file", path, e))
-}
-
 impl Oci {
-    fn state_dir(&self, id: &str) -> Result<PathBuf, OciError> {
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| OciError::io("cannot create the state root", &self.root, e))?;
-        let d = state::dir(&self.root, id);
-        match std::fs::create_dir(&d) {
-            Ok(()) => Ok(d),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(OciError::Exists(id.to_string()))
-            }
-            Err(e) => Err(OciError::io("cannot create", d, e)),
-        }
-    }
-
-    /// Spawns the container held before execve on `hold`; returns its state, the process
-    /// and the undo guard (armed).
-    fn launch(
-        &self,
-        c: &Create,
-        hold: OwnedFd,
-        detached: bool,
-        undo: &mut Undo,
-    ) -> Result<(State, Running), OciError> {
-        let b = bundle::load(c.bundle)?;
-        let process = b.spec.process().as_ref();
-        let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
-        if terminal && detached && c.console_socket.is_none() {
-            return Err(OciError::Invalid(
-                "process.terminal is true but no --console-socket was given for a detached container; pass one or set terminal to false".into(),
-            ));
-        }
-        let linux = b.spec.linux().as_ref();
-        let rel = cgroup::path_for(
-            linux.and_then(|l| l.cgroups_path().as_deref()),
-            c.id,
-            self.systemd_cgroup,
-        )?;
-        let resources = linux.and_then(|l| l.resources().as_ref());
-        let v1 = cgroup::is_v1()?;
-        let limits = cgroup::for_create(cgroup::resources(resources)?, v1);
-        // Where its groups will be, before any exists: `delete --force` of a create killed
-        // before it wrote its state finds them here.
-        let intent = state::cgroup_intent(&self.root, c.id);
-        let tmp = intent.with_extension("tmp");
-        std::fs::write(&tmp, rel.as_os_str().as_bytes())
-            .and_then(|()| std::fs::rename(&tmp, &intent))
-            .map_err(|e| OciError::io("cannot write", &intent, e))?;
-        let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => SeccompMode::Custom(crate::seccomp::program(&self.root, s)?),
-            None => SeccompMode::Unconfined,
-        };
-        let launch = Launch {
-            id: c.id,
-            spec: &b.spec,
-            rootfs: Rootfs::Path(b.rootfs.clone()),
-            stdio: if terminal { Stdio::Pty } else { Stdio::Inherit },
-            seccomp,
-            init: false,
-            cgroup_resources: Some(limits),
-            network: bundle::network(&b.spec),
-            while_starting: None,
-            gate: false,
-            secrets: Vec::new(),
-        };
-        // The devices group is ready before the process exists, which joins it with its
-        // other groups in one burst (a late join on its own costs an RCU grace period).
-        let devs = resources
-            .and_then(|r| r.devices().as_deref())
-            .unwrap_or(&[]);
-        undo.devices = cgroup::devices(&rel, devs, v1)?;
-        let extras = Extras {
-            exec_hold: Some(hold),
-            cgroup_path: Some(rel.clone()),
-            preserve_fds: c.preserve_fds,
-            exact_caps: true,
-            join_also: undo.devices.iter().cloned().collect(),
-        };
-        let mut running = gcr_runtime::spawn_with(launch, extras)?;
-        undo.pid = running.pid;
-        undo.cgroup = running.cgroup.take();
-        if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
-            let p = format!("/proc/{}/oom_score_adj", running.pid);
-            std::fs::write(&p, adj.to_string())
-                .map_err(|e| OciError::io("cannot set process.oomScoreAdj in", p, e))?;
-        }
-        crate::sysctl::apply(&b.spec, running.pid)?;
-        let start_time = state::proc_stat(running.pid)
-            .map(|(_, t)| t)
-            .ok_or_else(|| OciError::Invalid("the container process died during setup".into()))?;
-        let st = State {
-            id: c.id.to_string(),
-            pid: running.pid,
-            start_time,
-            bundle: b.dir.clone(),
-            rootfs: b.rootfs.clone(),
-            created: now_rfc3339(),
-            cgroup: rel,
-            devices_cgroup: undo.devices.clone(),
-            annotations: b.spec.annotations().clone().unwrap_or_default(),
-        };
-        st.save(&self.root)?;
-        if let Some(p) = c.pid_file {
-            write_pid_file(p, running.pid)?;
-        }
-        if let (true, Some(sock), Some(m)) = (detached, c.console_socket, &running.pty_master) {
-            console::send_master(sock, m)?;
-        }
-        Ok((st, running))
-    }
-
     /// `create`: the container exists, its process held before execve until `start`.
     pub fn create(&self, c: &Create) -> Result<State, OciError> {
         state::check_id(c.id)?;
-        let dir = self.state_dir(c.id)?;
-        let mut undo = Undo {
-            dir: Some(dir),
-            pid: 0,
-            cgroup: None,
-            devices: None,
-        };
+        let mut undo = Undo::new(self.state_dir(c.id)?);
         let fifo = mkfifo(&state::fifo(&self.root, c.id))?;
-        let (st, _running) = self.launch(c, fifo, true, &mut undo)?;
+        let (st, _running, _) = self.launch(c, fifo, true, &mut undo, Report::Fifo)?;
         // The process outlives this command (reparented to the subreaper or init).
-        undo.pid = 0;
-        undo.cgroup = None;
-        undo.devices = None;
-        undo.dir = None;
+        undo.disarm();
         Ok(st)
     }
 
@@ -253,6 +71,23 @@ impl Oci {
                 what: "only a created container can be started",
             });
         }
+        // Opened before the release: its writer (the process) is there, so it reads EOF
+        // once the process exec'd or exited.
+        let report = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(state::exec_report(&self.root, id))
+        {
+            Ok(f) => Some(OwnedFd::from(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(OciError::io(
+                    "cannot open",
+                    state::exec_report(&self.root, id),
+                    e,
+                ))
+            }
+        };
         let path = state::fifo(&self.root, id);
         let c = std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|_| OciError::Invalid("bad fifo path".into()))?;
@@ -274,7 +109,27 @@ impl Oci {
         let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         let _ = std::fs::remove_file(&path);
         f.write_all(b"0")
-            .map_err(|e| OciError::io("cannot release the container through", path, e))
+            .map_err(|e| OciError::io("cannot release the container through", path, e))?;
+        if let Some(r) = report {
+            let p = state::exec_report(&self.root, id);
+            let done = hooks::await_exec(r, &p);
+            let _ = std::fs::remove_file(&p);
+            done?;
+            self.poststart(&st);
+        }
+        Ok(())
+    }
+
+    /// The poststart hooks of a container whose program runs now (failures are warnings).
+    fn poststart(&self, st: &State) {
+        let doc = Doc::of(st).json(Status::Running.as_str(), st.pid);
+        hooks::run_warn(st.hooks.as_ref(), "poststart", &doc, &*self.warn);
+    }
+
+    /// The poststop hooks of a container just removed (failures are warnings).
+    fn poststop(&self, st: &State) {
+        let doc = Doc::of(st).json(Status::Stopped.as_str(), 0);
+        hooks::run_warn(st.hooks.as_ref(), "poststop", &doc, &*self.warn);
     }
 
     /// `run`: create and start; in the foreground, wait and return the exit code (then
@@ -282,15 +137,10 @@ impl Oci {
     pub fn run(&self, r: &Run) -> Result<i32, OciError> {
         let c = &r.create;
         state::check_id(c.id)?;
-        let dir = self.state_dir(c.id)?;
-        let mut undo = Undo {
-            dir: Some(dir),
-            pid: 0,
-            cgroup: None,
-            devices: None,
-        };
+        let mut undo = Undo::new(self.state_dir(c.id)?);
         let (hold_r, hold_w) = pipe()?;
-        let (st, mut running) = self.launch(c, hold_r, r.detach, &mut undo)?;
+        let (st, mut running, report) =
+            self.launch(c, hold_r, r.detach, &mut undo, Report::Pipe)?;
         let forwarder = if r.detach {
             None
         } else {
@@ -303,11 +153,12 @@ impl Oci {
         w.write_all(b"0")
             .map_err(|e| OciError::io("cannot release the container", "pipe", e))?;
         drop(w);
+        if let Some(rep) = report {
+            hooks::await_exec(rep, Path::new("the exec report pipe"))?;
+            self.poststart(&st);
+        }
         if r.detach {
-            undo.pid = 0;
-            undo.cgroup = None;
-            undo.devices = None;
-            undo.dir = None;
+            undo.disarm();
             return Ok(0);
         }
         let relay = running.pty_master.take().map(|m| {
@@ -324,7 +175,7 @@ impl Oci {
             let _ = t.join();
         }
         drop(st);
-        drop(undo); // cgroup, devices group and state directory
+        drop(undo); // cgroup, devices group, state directory, then poststop hooks
         Ok(status.code())
     }
 
@@ -414,21 +265,29 @@ impl Oci {
             cgroup::remove_devices(d);
         }
         let d = state::dir(&self.root, id);
-        std::fs::remove_dir_all(&d).map_err(|e| OciError::io("cannot remove", d, e))
+        std::fs::remove_dir_all(&d).map_err(|e| OciError::io("cannot remove", d, e))?;
+        self.poststop(&st);
+        Ok(())
     }
 
-    /// `update`: new memory, cpu and pids limits for a live container (device rules stay
-    /// as created, as with runc); anything else set in `r` is refused by name.
-    pub fn update(&self, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<(), OciError> {
+    /// The state of a container that has not stopped; else `BadState` saying `what`.
+    pub(crate) fn live(&self, id: &str, what: &'static str) -> Result<State, OciError> {
         let st = State::load(&self.root, id)?;
         let status = st.status(&self.root);
         if status == Status::Stopped {
             return Err(OciError::BadState {
                 id: id.to_string(),
                 status: status.as_str(),
-                what: "there is nothing to update (container not running)",
+                what,
             });
         }
+        Ok(st)
+    }
+
+    /// `update`: new memory, cpu and pids limits for a live container (device rules stay
+    /// as created, as with runc); anything else set in `r` is refused by name.
+    pub fn update(&self, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<(), OciError> {
+        let st = self.live(id, "there is nothing to update (container not running)")?;
         let res = cgroup::resources(Some(r))?;
         cgroup::open(&st.cgroup)?
             .update(&res)
@@ -477,18 +336,4 @@ impl Oci {
         }
         Ok(out)
     }
-}
-
-pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), OciError> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(OciError::io(
-            "cannot make a pipe",
-            "pipe",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: pipe2 returned two fresh descriptors.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

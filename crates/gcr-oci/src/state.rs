@@ -33,6 +33,9 @@ pub struct State {
     pub devices_cgroup: Option<PathBuf>,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
+    /// The config's hooks (`start` runs poststart, `delete` poststop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// A container's status (runtime spec).
@@ -79,6 +82,12 @@ pub fn dir(root: &Path, id: &str) -> PathBuf {
 /// Where `create` notes the container's cgroup path before making it.
 pub(crate) fn cgroup_intent(root: &Path, id: &str) -> PathBuf {
     dir(root, id).join("cgroup")
+}
+
+/// The fifo on which `start` learns that the process exec'd or why a startContainer hook
+/// failed (made only for a container with startContainer or poststart hooks).
+pub(crate) fn exec_report(root: &Path, id: &str) -> PathBuf {
+    dir(root, id).join("exec.report")
 }
 
 /// The fifo a created container's process waits on.

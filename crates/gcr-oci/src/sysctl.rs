@@ -89,7 +89,7 @@ pub(crate) fn apply(spec: &Spec, pid: i32) -> Result<(), OciError> {
             .map_err(|e| OciError::io("cannot open the container's namespace", &p, e))?;
         ns.push(f.into());
     }
-    let (r, w) = crate::lifecycle::pipe()?;
+    let (r, w) = crate::launch::pipe()?;
     // SAFETY: the child only makes system calls on data prepared above and ends in _exit.
     let child = unsafe { libc::fork() };
     if child < 0 {

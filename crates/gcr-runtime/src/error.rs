@@ -32,12 +32,13 @@ pub enum Stage {
     Init,
     Cgroup,
     Secrets,
+    Hook,
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Stage {
         use Stage::*;
-        const ALL: [Stage; 22] = [
+        const ALL: [Stage; 23] = [
             Sync,
             Namespace,
             Propagation,
@@ -60,6 +61,7 @@ impl Stage {
             Init,
             Cgroup,
             Secrets,
+            Hook,
         ];
         let v = v & 0xff;
         ALL.iter().copied().find(|s| *s as u32 == v).unwrap_or(Sync)
@@ -89,6 +91,7 @@ impl Stage {
             Stage::Init => "starting the init reaper",
             Stage::Cgroup => "joining the cgroup",
             Stage::Secrets => "writing the secrets to their tmpfs",
+            Stage::Hook => "running a hook",
         }
     }
 }
@@ -124,6 +127,9 @@ pub enum RuntimeError {
     /// Applying the capability set failed.
     #[error("capability setup failed: {0}")]
     Caps(String),
+    /// An OCI hook failed (the message names it).
+    #[error("{0}")]
+    Hook(String),
     /// The caller's [`crate::Launch::while_starting`] work failed; the child was killed.
     #[error("the start was cancelled by the caller")]
     Cancelled,

@@ -14,9 +14,11 @@
 pub mod caps;
 pub mod cgroups;
 pub mod seccomp;
+pub mod users;
 
 mod error;
 mod exec;
+pub mod hooks;
 mod init;
 pub mod layerfs;
 mod mountopts;

@@ -351,7 +351,8 @@ impl ProcessPlan {
 
     /// Child side: everything from the user switch to execve. Never returns.
     /// With `init`, pid 1 becomes the reaper and the command runs in its child.
-    pub(crate) fn finish(&self, errfd: RawFd, init: bool) -> ! {
+    /// `after_hold` runs once a held process is released (the `startContainer` hooks).
+    pub(crate) fn finish(&self, errfd: RawFd, init: bool, after_hold: &dyn Fn()) -> ! {
         self.chdir(errfd);
         if !self.nnp {
             self.install_seccomp(errfd);
@@ -393,6 +394,7 @@ impl ProcessPlan {
             // A command that cannot run fails the create, as with runc, not the later start.
             self.check_executable(errfd);
             crate::sys::hold(errfd, fd);
+            after_hold();
         }
         if init {
             crate::init::run_reaper(errfd, self)

@@ -14,6 +14,7 @@ use oci_spec::runtime::Spec;
 
 use crate::cgroups::{Cgroup, CgroupManager, CgroupVersion, Join, Resources};
 use crate::error::Stage;
+use crate::hooks::{ContainerHooks, HooksPlan};
 use crate::mounts::{MountPlan, SecretFile};
 use crate::namespaces::NsPlan;
 use crate::process::ProcessPlan;
@@ -119,6 +120,8 @@ pub struct Extras {
     /// Further v1 groups (directories made and configured by the caller, e.g. a devices
     /// group) the process joins with its own, before it runs anything of the container.
     pub join_also: Vec<PathBuf>,
+    /// OCI hooks (see [`crate::hooks`]); needs `exec_hold` for `startContainer`.
+    pub hooks: Option<ContainerHooks>,
 }
 
 /// A started container process (or an exec'd process in one).
@@ -165,6 +168,7 @@ struct ChildCtx<'a> {
     ns: &'a NsPlan,
     mounts: &'a MountPlan,
     process: &'a ProcessPlan,
+    hooks: Option<&'a HooksPlan>,
     init: bool,
     preserve_fds: u32,
 }
@@ -192,11 +196,18 @@ fn child_main(c: &ChildCtx) -> ! {
             late_join(c.errfd, fd);
             cgroup_ns(c);
         }
+        if let Some(h) = c.hooks {
+            h.at_create(c.errfd);
+        }
     });
     // In the container's root now: a terminal comes from its own devpts.
     c.stdio.open_pty(c.errfd);
     c.process.limits(c.errfd);
-    c.process.finish(c.errfd, c.init)
+    c.process.finish(c.errfd, c.init, &|| {
+        if let Some(h) = c.hooks {
+            h.at_start();
+        }
+    })
 }
 
 fn cgroup_ns(c: &ChildCtx) {
@@ -280,6 +291,13 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets)?;
     let ns = NsPlan::prepare(l.spec, l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
+    let (hooks, mut hooks_parent) = match x.hooks {
+        Some(h) => {
+            let (plan, parent) = HooksPlan::prepare(h)?;
+            (Some(plan), Some(parent))
+        }
+        None => (None, None),
+    };
     // v2 groups are made first, for clone3(CLONE_INTO_CGROUP). v1 groups (one directory
     // per hierarchy, the slower kind) are made while the child sets up its namespaces and
     // mounts; it joins them just before pivot_root.
@@ -312,6 +330,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         .chain(ns.keep_fds())
         .chain(mounts.keep_fds())
         .chain(process.hold)
+        .chain(hooks.iter().flat_map(HooksPlan::keep_fds))
         .chain(3..3 + x.preserve_fds as RawFd)
         .collect();
     keep.sort_unstable();
@@ -325,6 +344,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         ns: &ns,
         mounts: &mounts,
         process: &process,
+        hooks: hooks.as_ref(),
         init: l.init,
         preserve_fds: x.preserve_fds,
     };
@@ -409,9 +429,27 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     }
     send(&mut release);
     drop(x.exec_hold);
-    if let Some((stage, err)) = sys::read_report(err_r.as_raw_fd()).filter(|(s, _)| *s != sys::HELD)
-    {
+    let mut report = sys::read_report(err_r.as_raw_fd());
+    if let (Some((sys::HOOKS, _)), Some(p)) = (report, hooks_parent.take()) {
+        // The child waits before pivot_root: the runtime's hooks, then its own.
+        if let Err(e) = p.release(pid) {
+            // SAFETY: kill(2) of our own child (which also exits on the EOF), then reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = sys::waitpid(pid);
+            return Err(e);
+        }
+        report = sys::read_report(err_r.as_raw_fd());
+    }
+    drop(hooks);
+    if let Some((stage, err)) = report.filter(|(s, _)| *s != sys::HELD) {
         let _ = sys::waitpid(pid);
+        if stage == Stage::Hook as u32 {
+            let mut text = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::fs::File::from(err_r), &mut text);
+            return Err(RuntimeError::Hook(
+                String::from_utf8_lossy(&text).into_owned(),
+            ));
+        }
         return Err(
             match (process.error_for(stage, err), mounts.describe(stage)) {
                 (RuntimeError::Setup { stage, source, .. }, Some(detail)) => RuntimeError::Setup {

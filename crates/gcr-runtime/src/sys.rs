@@ -137,6 +137,9 @@ pub(crate) fn child_fail(errfd: RawFd, stage: u32, err: i32) -> ! {
 /// The report code of a process held before execve (see [`hold`]): not an error.
 pub(crate) const HELD: u32 = u32::MAX;
 
+/// The report code of a child waiting at the hooks' sync point (see [`crate::hooks`]).
+pub(crate) const HOOKS: u32 = u32::MAX - 1;
+
 /// Child side of a held start (runc's `create`): tells the parent over `errfd` that setup is
 /// done, then blocks until one byte arrives on `fd` (a fifo opened read-write, written by a
 /// later `start`). Never allocates; exits if the fifo is closed without a byte.

@@ -1,6 +1,8 @@
 //! Deterministic rootfs import: a tar (or tar.gz) becomes a single-layer OCI image whose
 //! bytes depend only on the input content and `created`: entries sorted by path, mtimes
-//! clamped, no user/group names, no atime/ctime/PAX records, fixed gzip header, and
+//! kept as the tarball has them (clamped to `created` only when it is given, or to
+//! `SOURCE_DATE_EPOCH`: a file's age is data — Python compares it with its `.pyc`), no
+//! user/group names, no atime/ctime/PAX records, fixed gzip header, and
 //! canonical JSON for config and manifest.
 
 use crate::error::{Result, StoreError};
@@ -47,12 +49,11 @@ fn clean(entry: &str, raw: &[u8]) -> Result<String> {
     Ok(parts.join("/"))
 }
 
-/// The `created` default: SOURCE_DATE_EPOCH, else 0.
-fn default_created() -> u64 {
+/// SOURCE_DATE_EPOCH, when set.
+fn source_date_epoch() -> Option<u64> {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 impl Store {
@@ -66,7 +67,9 @@ impl Store {
         let tag = reference
             .map(|r| parse_reference(r).map(|r| r.tagged()))
             .transpose()?;
-        let created = created.unwrap_or_else(default_created);
+        // Mtimes are clamped only to an explicit time; `created` defaults to the epoch.
+        let clamp = created.or_else(source_date_epoch);
+        let created = clamp.unwrap_or(0);
         // A killed earlier try left its temp files: they go before this one adds its own.
         self.remove_stale_temp();
         let rd = |e: std::io::Error| {
@@ -115,7 +118,10 @@ impl Store {
                 mode: h.mode().unwrap_or(0o644) & 0o7777,
                 uid: h.uid().unwrap_or(0),
                 gid: h.gid().unwrap_or(0),
-                mtime: h.mtime().unwrap_or(0).min(created),
+                mtime: {
+                    let m = h.mtime().unwrap_or(0);
+                    clamp.map_or(m, |c| m.min(c))
+                },
                 link,
                 dev: (
                     h.device_major().ok().flatten().unwrap_or(0),

@@ -41,7 +41,7 @@ pub use maint::{DfReport, DfRow, PruneReport};
 pub use progress::{NoProgress, Progress};
 pub use referrers::{parse_referrer, Descriptor, ReferrerManifest, EMPTY_BLOB, EMPTY_MEDIA_TYPE};
 pub use secrets::SecretRow;
-pub use tmpfiles::TempSweep;
+pub use tmpfiles::{tree_size, TempSweep};
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};

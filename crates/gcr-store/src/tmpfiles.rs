@@ -103,7 +103,8 @@ fn unescape(s: &str) -> String {
         .replace("\\134", "\\")
 }
 
-pub(crate) fn tree_size(p: &Path) -> u64 {
+/// Bytes under `p` (a file's own size; symlinks not followed).
+pub fn tree_size(p: &Path) -> u64 {
     let Ok(md) = std::fs::symlink_metadata(p) else {
         return 0;
     };

@@ -1,8 +1,11 @@
 //! `gcr build`: finds the spec, calls the engine, and renders progress as a tree
-//! (`--progress auto|plain`) or one JSON object per event (`--progress json`). Every
+//! (`--progress plain`, and `auto` for `.gcr` specs), a live BuildKit-style display on a
+//! terminal (`auto` for Dockerfiles when standard error is a terminal, or `tty`; see
+//! [`crate::buildlive`]) or one JSON object per event (`--progress json`). Every
 //! build attaches its SLSA provenance to the image; `--sign-key NAME` (or the root's
 //! `config.json` `build.signKey`) also signs it and the build record.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -20,16 +23,40 @@ pub enum Progress {
     #[default]
     Auto,
     Plain,
+    /// The live display even when standard error is not a terminal.
+    Tty,
     Json,
 }
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Build context directory (containing exactly one .gcr spec), default `.`.
+    /// Build context directory (with one .gcr spec, or a Dockerfile/Containerfile),
+    /// default `.`.
     pub context: Option<String>,
-    /// The spec file (its directory is the build context).
+    /// The spec file (its directory is the build context) or Dockerfile (`-` reads it
+    /// from standard input; the context is CONTEXT).
     #[arg(short = 'f', long = "file")]
     pub file: Option<String>,
+    /// A Dockerfile build argument, `KEY=VALUE` (or `KEY` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// The Dockerfile stage to build (default: the last).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Network of a Dockerfile's RUN steps: default (the bridge network, as docker
+    /// build), none (hermetic) or host. Builds with a network are recorded as
+    /// non-hermetic in their transcript and provenance.
+    #[arg(long, value_name = "none|host|default")]
+    pub network: Option<String>,
+    /// A label for the image, `KEY=VALUE` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Target platform (`linux/amd64`): base images must match (no emulation).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Write the image id to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<String>,
     /// Name and tag the image (`name:tag`), instead of the spec's name:version.
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
@@ -39,7 +66,8 @@ pub struct BuildArgs {
     /// Image `created` time (Unix seconds) when the spec sets no metadata.created.
     #[arg(long, env = "SOURCE_DATE_EPOCH")]
     pub source_date_epoch: Option<i64>,
-    /// Progress output: auto, plain or json.
+    /// Progress output: auto (a live display for Dockerfiles on a terminal, else plain
+    /// lines), plain, tty or json.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
     /// Print only the image id.
@@ -191,7 +219,8 @@ impl Tree {
                     "{description}: {state} {} ({duration_ms:.1} ms)",
                     short(layer)
                 );
-                if *kind == "command" {
+                if *kind == "command" || self.section.is_none() {
+                    // Dockerfile steps have no sections: each is shown as it ends.
                     let p = if self.plain { "  " } else { "│   ├── " };
                     self.out(&format!("{p}{line}"));
                 } else {
@@ -238,6 +267,8 @@ impl Tree {
                     t.join(", ")
                 ));
             }
+            // The live display's; steps are drawn here as they end.
+            Event::Progress { .. } => {}
         }
     }
 }
@@ -260,12 +291,75 @@ fn json_line(v: &impl serde::Serialize) -> Result<(), Failure> {
     }
 }
 
+/// `K=V` pairs of --build-arg (a bare `K` takes its value from the environment, and is
+/// left out when unset, as in Docker) and --label.
+fn pairs(flag: &str, v: &[String], from_env: bool) -> Result<BTreeMap<String, String>, Failure> {
+    let mut out = BTreeMap::new();
+    for kv in v {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if from_env && !kv.is_empty() => {
+                if let Ok(v) = std::env::var(kv) {
+                    out.insert(kv.clone(), v);
+                }
+            }
+            _ => {
+                return Err(Failure::new(
+                    2,
+                    format!("invalid {flag} '{kv}'; use KEY=VALUE"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
-    let spec_file = find_spec(
-        a.context.as_deref().map(std::path::Path::new),
-        a.file.as_deref().map(std::path::Path::new),
-    )?;
+    let stdin_file = a.file.as_deref() == Some("-");
+    let (spec_file, context, text) = if stdin_file {
+        let ctx = PathBuf::from(a.context.as_deref().unwrap_or("."));
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map_err(|err| {
+            Failure::new(
+                1,
+                format!("cannot read the Dockerfile from standard input: {err}"),
+            )
+        })?;
+        (ctx.join("Dockerfile"), Some(ctx), Some(buf))
+    } else {
+        let f = find_spec(
+            a.context.as_deref().map(std::path::Path::new),
+            a.file.as_deref().map(std::path::Path::new),
+        )?;
+        // With -f, a Dockerfile's context is CONTEXT (default `.`), not its directory.
+        let ctx = match (&a.file, &a.context) {
+            (Some(_), Some(c)) if std::path::Path::new(c).is_dir() => Some(PathBuf::from(c)),
+            (Some(_), None) => Some(PathBuf::from(".")),
+            _ => None,
+        };
+        (f, ctx, None)
+    };
+    let network = match a.network.as_deref() {
+        None | Some("default") | Some("bridge") => gcr_engine::build::BuildNet::Bridge,
+        Some("none") => gcr_engine::build::BuildNet::None,
+        Some("host") => gcr_engine::build::BuildNet::Host,
+        Some(o) => {
+            return Err(Failure::new(
+                2,
+                format!("invalid --network '{o}'; use none, default or host"),
+            ))
+        }
+    };
     let req = BuildRequest {
+        context,
+        dockerfile_text: text,
+        build_args: pairs("--build-arg", &a.build_args, true)?,
+        target: a.target.clone(),
+        network,
+        labels: pairs("--label", &a.labels, false)?,
+        platform: a.platform.clone(),
         spec_file: PathBuf::from(&spec_file),
         tags: a.tags.clone(),
         no_cache: a.no_cache,
@@ -314,18 +408,44 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
     }
     let mut tree = Tree::new(a.progress == Progress::Plain);
     let quiet = a.quiet;
+    let dockerfile = spec_file.extension().is_none_or(|x| x != "gcr");
+    let live = match a.progress {
+        Progress::Tty => !quiet,
+        Progress::Auto => {
+            use std::io::IsTerminal;
+            !quiet && dockerfile && std::io::stderr().is_terminal()
+        }
+        _ => false,
+    }
+    .then(crate::buildlive::Live::start);
     let built = e.build(&req, &mut |ev| {
+        if let Some(l) = &live {
+            l.event(ev);
+            return;
+        }
         if quiet {
             return;
         }
         if json {
-            if tree.unwritten.is_none() {
+            // A step's lines come once, as `output` events.
+            let line = matches!(
+                ev,
+                Event::Progress {
+                    phase: gcr_engine::build::Phase::Line { .. },
+                    ..
+                }
+            );
+            if tree.unwritten.is_none() && !line {
                 tree.unwritten = json_line(ev).err();
             }
         } else {
             tree.event(ev);
         }
-    })?;
+    });
+    if let Some(l) = live {
+        l.finish(built.is_ok());
+    }
+    let built = built?;
     if let Some(first) = verified {
         if built.manifest_digest != first {
             return Err(Failure::new(
@@ -339,6 +459,10 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
     }
     if let Some(f) = tree.unwritten {
         return Err(f);
+    }
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, &built.id)
+            .map_err(|err| Failure::new(1, format!("cannot write --iidfile {f}: {err}")))?;
     }
     if quiet {
         outln!("{}", built.id)?;

@@ -59,6 +59,12 @@ pub enum Cmd {
         file: String,
         /// Reference to tag the image with.
         reference: Option<String>,
+        /// Apply a Dockerfile instruction to the image's config (CMD, ENV, ...).
+        #[arg(short, long = "change")]
+        changes: Vec<String>,
+        /// The history entry's comment.
+        #[arg(short, long)]
+        message: Option<String>,
     },
     /// Load images from an oci-archive or docker-archive.
     Load {
@@ -146,25 +152,69 @@ pub enum Cmd {
         containers: Vec<String>,
         #[arg(short, long)]
         force: bool,
+        /// Remove the container's anonymous volumes too.
+        #[arg(short, long)]
+        volumes: bool,
     },
-    /// List containers.
-    Ps {
+    /// Create a new image from a container's changes.
+    Commit(crate::parity::CommitArgs),
+    /// Copy files between a container and the local filesystem.
+    Cp(crate::parity::CpArgs),
+    /// Show what a container changed in its filesystem (A added, C changed, D deleted).
+    Diff { container: String },
+    /// Update the limits or restart policy of containers.
+    Update(crate::parity::UpdateArgs),
+    /// Rename a container.
+    Rename { container: String, new_name: String },
+    /// Export a container's filesystem as a tar archive.
+    Export {
+        container: String,
+        /// Write to a file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Manage containers (Docker's group: ls, rm, inspect, prune, and the other verbs).
+    Container {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Manage images (Docker's group: ls, rm, inspect, prune, and the other verbs).
+    Image {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Remove all stopped containers (`gcr container prune`).
+    #[command(name = "container-prune", hide = true)]
+    ContainerPrune {
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Remove dangling images, with -a every image no container uses (`gcr image prune`).
+    #[command(name = "image-prune", hide = true)]
+    ImagePrune {
         #[arg(short, long)]
         all: bool,
         #[arg(short, long)]
-        quiet: bool,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        force: bool,
     },
+    /// List containers.
+    Ps(crate::parity::PsArgs),
     /// Fetch the logs of a container.
     Logs {
         container: String,
         #[arg(short, long)]
         follow: bool,
-        #[arg(long)]
+        /// Number of lines to show from the end of the logs (or all).
+        #[arg(short = 'n', long)]
         tail: Option<String>,
         #[arg(short, long)]
         timestamps: bool,
+        /// Show logs since a time (unix seconds, RFC 3339) or for a duration (10m, 1h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Show logs before a time (unix seconds, RFC 3339) or a duration ago.
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Block until containers stop, then print their exit codes.
     Wait {
@@ -197,8 +247,16 @@ pub enum Cmd {
     Top { container: String },
     /// Lifecycle and image events.
     Events {
+        /// Show events from this time (unix seconds, RFC 3339, or a duration ago: 10m).
         #[arg(long)]
         since: Option<String>,
+        /// Stop at this time (same forms; `0s` is now); without it, follow new events.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only matching events: type=container|image|…, container=NAME|ID, event=CAUSE
+        /// (repeatable; the same key twice matches either).
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filter: Vec<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -207,7 +265,7 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: crate::audit::AuditCmd,
     },
-    /// Build an image from a .gcr spec.
+    /// Build an image from a Dockerfile or a .gcr spec.
     Build(crate::build::BuildArgs),
     /// Pull an image from a registry.
     Pull(crate::registry::PullArgs),
@@ -283,24 +341,41 @@ pub enum SystemCmd {
     Df {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Per image, container and volume.
+        #[arg(short, long)]
+        verbose: bool,
     },
-    /// Remove unused data (dangling images, unreferenced blobs and snapshots, stopped containers with --all).
+    /// Remove stopped containers, unused networks and dangling images (-a: every unused
+    /// image; --volumes: anonymous volumes too).
     Prune {
         #[arg(short, long)]
         force: bool,
+        /// Remove every image no container uses, not only dangling ones.
         #[arg(short, long)]
         all: bool,
+        /// Remove anonymous volumes no container uses too.
+        #[arg(long)]
+        volumes: bool,
     },
 }
 
 #[derive(Args, Debug)]
 pub struct ImagesArgs {
+    /// table, json, or a Go template (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}`).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Only images of this repository (`REPOSITORY[:TAG]`).
+    pub reference: Option<String>,
+    /// Show all images (gcr keeps no intermediate images: the same list).
+    #[arg(short, long)]
+    pub all: bool,
     #[arg(short, long)]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
     #[arg(long)]
     pub no_trunc: bool,
+    /// Only images matching KEY=VALUE: reference, dangling, label, before, since.
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -323,9 +398,12 @@ pub struct InspectArgs {
     /// verify the image's signatures, and its runtime definition, with those parts.
     #[arg(long, conflicts_with_all = ["transcript", "referrers"])]
     pub dna: bool,
+    /// A Go template applied to each object (`{{.State.Status}}`, `{{json .Config}}`).
+    #[arg(short, long, conflicts_with_all = ["transcript", "referrers", "dna"])]
+    pub format: Option<String>,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct RunArgs {
     #[arg(short, long)]
     pub detach: bool,
@@ -413,6 +491,32 @@ pub struct RunArgs {
     /// Disable any healthcheck the image defines.
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
+    /// Add a line to /etc/hosts (`NAME:IP`).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// Name servers, search domains and resolver options for /etc/resolv.conf.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// Size of /dev/shm (default 64m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Additional groups for the container's process (names from the image, or numbers).
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// A resource limit, `NAME=SOFT[:HARD]` (nofile, nproc, core, stack, …).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Pull the image first: always, missing (when not in the store) or never (gcr's
+    /// default: nothing is fetched unless asked).
+    #[arg(long, value_name = "always|missing|never")]
+    pub pull: Option<String>,
+    /// The image's platform (`os/arch[/variant]`): pulled for it, checked against it.
+    #[arg(long)]
+    pub platform: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -435,57 +539,4 @@ pub struct ExecArgs {
     pub container: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
-}
-
-impl Cli {
-    /// Parses the command line. `gcr run ...`, the hot path, builds only the `run`
-    /// parser: clap's derive builds every subcommand's parser before parsing, which costs
-    /// about 0.5 ms per process here. Anything the fast parser does not accept (help,
-    /// errors) goes to the full parser, so messages and exit codes are the same.
-    pub fn parse_fast() -> Cli {
-        use clap::{Args, FromArgMatches, Parser};
-        let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        // The global options may come before `run` (`gcr --policy F run …`): skip them to
-        // find it, and hand them to the run parser, which knows them too.
-        let mut at = 1;
-        while let Some(a) = argv.get(at).and_then(|a| a.to_str()) {
-            if matches!(a, "--root" | "--policy" | "--run-policy") {
-                at += 2;
-            } else if ["--root=", "--policy=", "--run-policy="]
-                .iter()
-                .any(|p| a.starts_with(p))
-            {
-                at += 1;
-            } else {
-                break;
-            }
-        }
-        if argv.get(at).is_some_and(|a| a == "run") {
-            let args: Vec<&std::ffi::OsString> =
-                argv[1..at].iter().chain(&argv[at + 1..]).collect();
-            let path_arg = |id: &'static str, long: &'static str, env: &'static str| {
-                clap::Arg::new(id)
-                    .long(long)
-                    .env(env)
-                    .value_parser(clap::value_parser!(PathBuf))
-            };
-            let cmd = clap::Command::new("run")
-                .no_binary_name(true)
-                .arg(path_arg("root", "root", "GCR_ROOT"))
-                .arg(path_arg("policy", "policy", "GCR_POLICY"))
-                .arg(path_arg("run_policy", "run-policy", "GCR_RUN_POLICY"));
-            let cmd = RunArgs::augment_args(cmd);
-            if let Ok(m) = cmd.try_get_matches_from(args) {
-                if let Ok(a) = RunArgs::from_arg_matches(&m) {
-                    return Cli {
-                        root: m.get_one::<PathBuf>("root").cloned(),
-                        policy: m.get_one::<PathBuf>("policy").cloned(),
-                        run_policy: m.get_one::<PathBuf>("run_policy").cloned(),
-                        cmd: Cmd::Run(a),
-                    };
-                }
-            }
-        }
-        Cli::parse()
-    }
 }

@@ -6,7 +6,7 @@ use gcr_engine::container::exec::ExecOptions;
 use gcr_engine::logs::LogOptions;
 use gcr_engine::{Engine, EngineError};
 
-use crate::cli::{ExecArgs, Format, RunArgs};
+use crate::cli::{ExecArgs, RunArgs};
 use crate::out::{errln, outln, Report, Watched};
 use crate::render::table_out;
 use crate::Failure;
@@ -42,7 +42,17 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
     let cpus = match a.cpus.as_deref() {
         None => None,
         Some(s) => match s.parse::<f64>() {
-            Ok(c) if c > 0.0 && c.is_finite() => Some(c),
+            Ok(c) if c > 0.0 && c.is_finite() => {
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if c < 0.01 || c > n as f64 {
+                    return Err(usage(format!(
+                        "invalid value '{s}' for --cpus: the range is 0.01 to {n}.00, as there {} only {n} CPU{} available",
+                        if n == 1 { "is" } else { "are" },
+                        if n == 1 { "" } else { "s" }
+                    )));
+                }
+                Some(c)
+            }
             _ => {
                 return Err(usage(format!(
                     "invalid value '{s}' for --cpus: use a positive number such as 0.5 or 2"
@@ -54,6 +64,27 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         return Err(usage(
             "invalid value for --pids-limit: use a positive number, or -1 for unlimited".into(),
         ));
+    }
+    for h in &a.add_host {
+        if gcr_engine::network::parse_add_host(h).is_none() {
+            return Err(usage(format!(
+                "invalid --add-host '{h}': use NAME:IP with an IPv4 or IPv6 address"
+            )));
+        }
+    }
+    for d in &a.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(usage(format!(
+                "invalid --dns '{d}': use the IP address of a name server"
+            )));
+        }
+    }
+    for u in &a.ulimit {
+        gcr_engine::container::config::parse_ulimit(u).map_err(usage)?;
+    }
+    let shm_size = size("--shm-size", &a.shm_size)?;
+    if shm_size == Some(0) {
+        return Err(usage("invalid --shm-size 0: use a size such as 64m".into()));
     }
     let restart = RestartPolicy::parse(&a.restart).ok_or_else(|| {
         usage(format!(
@@ -92,7 +123,11 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         stop_timeout: a.stop_timeout,
         publish: a.publish.clone(),
         publish_all: a.publish_all,
-        volumes: a.volume.clone(),
+        volumes: a
+            .volume
+            .iter()
+            .map(|v| absolute_source(v))
+            .collect::<Result<_, _>>()?,
         tmpfs: a.tmpfs.clone(),
         health_cmd: a.health_cmd.clone(),
         health_interval: a.health_interval.clone(),
@@ -101,16 +136,115 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         health_start_period: a.health_start_period.clone(),
         no_healthcheck: a.no_healthcheck,
         secrets: a.secret.clone(),
+        add_hosts: a.add_host.clone(),
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
+        shm_size,
+        group_add: a.group_add.clone(),
+        ulimits: a.ulimit.clone(),
     })
+}
+
+/// `-v ./dir:/x` (or `../dir`, `.`): the source made absolute against the current
+/// directory, as the docker CLI does; anything else as given.
+fn absolute_source(v: &str) -> Result<String, Failure> {
+    let Some((src, rest)) = v.split_once(':') else {
+        return Ok(v.to_string());
+    };
+    if !(src == "." || src == ".." || src.starts_with("./") || src.starts_with("../")) {
+        return Ok(v.to_string());
+    }
+    let abs = std::path::absolute(src).map_err(|e| {
+        usage(format!(
+            "invalid volume '{v}': cannot resolve {src} ({e}); give an absolute path"
+        ))
+    })?;
+    // `a/./b` and `a/../b` cleaned (the docker CLI cleans them too).
+    let mut clean = std::path::PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    Ok(format!("{}:{rest}", clean.display()))
 }
 
 fn run_failure(e: EngineError) -> Failure {
     Failure::new(e.run_exit_code(), e.to_string())
 }
 
+/// `--pull` and `--platform` of `run`/`create`: the image pulled when asked (progress on
+/// stderr, as docker run), then its platform checked (gcr runs without emulation).
+fn pull_and_check(engine: &Engine, a: &RunArgs) -> Result<(), Failure> {
+    use gcr_engine::registry::{NoProgress, Platform, PullOptions};
+    let platform = match &a.platform {
+        Some(p) => Some(Platform::parse(p).ok_or_else(|| {
+            usage(format!(
+                "invalid --platform '{p}'; use os/arch[/variant], e.g. linux/amd64"
+            ))
+        })?),
+        None => None,
+    };
+    let present = engine.store()?.resolve_image(&a.image).is_ok();
+    let pull = match a.pull.as_deref() {
+        None | Some("never") => false,
+        Some("missing") => !present,
+        Some("always") => true,
+        Some(o) => {
+            return Err(usage(format!(
+                "invalid --pull '{o}': use always, missing or never"
+            )))
+        }
+    };
+    if pull {
+        if !present {
+            errln!("Unable to find image '{}' locally", a.image);
+        }
+        let opts = PullOptions {
+            platform: platform.clone(),
+            ..Default::default()
+        };
+        let r = engine
+            .pull(&a.image, &opts, &NoProgress)
+            .map_err(run_failure)?;
+        errln!(
+            "Status: {} {}",
+            if r.up_to_date {
+                "Image is up to date for"
+            } else {
+                "Downloaded newer image for"
+            },
+            r.reference
+        );
+    }
+    if let Some(p) = &platform {
+        if let Ok(doc) = engine.inspect_image(&a.image) {
+            let (os, arch) = (
+                doc["Os"].as_str().unwrap_or("linux"),
+                doc["Architecture"].as_str().unwrap_or(""),
+            );
+            if os != p.os || (!arch.is_empty() && arch != p.architecture) {
+                return Err(usage(format!(
+                    "image {} is {os}/{arch}, not the requested {}/{}; gcr runs without emulation",
+                    a.image, p.os, p.architecture
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `gcr run`.
 pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
     let opts = run_options(a)?;
+    if a.pull.is_some() || a.platform.is_some() {
+        pull_and_check(engine, a)?;
+    }
     if a.detach {
         let r = engine.run_detached(opts).map_err(run_failure)?;
         outln!("{}", r.id)?;
@@ -122,6 +256,9 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
 /// `gcr create`.
 pub fn create(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
     let opts = run_options(a)?;
+    if a.pull.is_some() || a.platform.is_some() {
+        pull_and_check(engine, a)?;
+    }
     let r = engine.create(opts).map_err(run_failure)?;
     outln!("{}", r.id)?;
     Ok(0)
@@ -167,8 +304,8 @@ pub fn attach_to(engine: &Engine, key: &str) -> Result<i32, Failure> {
     let r = engine.container(key).map_err(run_failure)?;
     let o = LogOptions {
         tail: Some(0),
-        timestamps: false,
         follow: true,
+        ..Default::default()
     };
     let path = engine.container_dir(&r.id).join("container.log");
     let watch = Watched::new();
@@ -194,55 +331,6 @@ fn is_running(engine: &Engine, id: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// `gcr ps`.
-pub fn ps(engine: &Engine, all: bool, quiet: bool, format: Format) -> Result<i32, Failure> {
-    let rows = if format == Format::Json && !quiet {
-        engine.ps_with_dna(all)
-    } else {
-        engine.ps(all)
-    }
-    .map_err(Failure::from)?;
-    if quiet {
-        for (_, row) in rows {
-            outln!("{}", row.id)?;
-        }
-        return Ok(0);
-    }
-    if format == Format::Json {
-        for (_, row) in rows {
-            outln!("{}", serde_json::to_string(&row).unwrap_or_default())?;
-        }
-        return Ok(0);
-    }
-    let table: Vec<Vec<String>> = rows
-        .into_iter()
-        .map(|(_, r)| {
-            vec![
-                r.id,
-                r.image,
-                r.command,
-                r.running_for,
-                r.status,
-                r.ports,
-                r.names,
-            ]
-        })
-        .collect();
-    table_out(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &table,
-    )?;
-    Ok(0)
-}
-
 /// `gcr logs`.
 pub fn logs(
     engine: &Engine,
@@ -250,8 +338,16 @@ pub fn logs(
     follow: bool,
     tail: Option<&str>,
     timestamps: bool,
+    (since, until): (Option<&str>, Option<&str>),
 ) -> Result<i32, Failure> {
     let r = engine.container(key).map_err(Failure::from)?;
+    let now = gcr_engine::container::record::now_ns();
+    let at = |flag: &str, v: Option<&str>| -> Result<Option<String>, Failure> {
+        v.map(|s| crate::filters::time_flag(flag, s, now).map(gcr_engine::logs::rfc3339_nanos))
+            .transpose()
+    };
+    let since = at("--since", since)?;
+    let until = at("--until", until)?;
     let tail =
         match tail {
             None | Some("all") => None,
@@ -263,6 +359,8 @@ pub fn logs(
         tail,
         timestamps,
         follow,
+        since,
+        until,
     };
     let path = engine.container_dir(&r.id).join("container.log");
     // The engine's printer ignores write errors: the watched stdout remembers them and
@@ -300,103 +398,6 @@ pub fn top(engine: &Engine, key: &str) -> Result<i32, Failure> {
     let rows = engine.top(key).map_err(Failure::from)?;
     let table: Vec<Vec<String>> = rows.into_iter().map(|r| r.to_vec()).collect();
     table_out(&["UID", "PID", "PPID", "CMD"], &table)?;
-    Ok(0)
-}
-
-/// `gcr stats --no-stream`.
-pub fn stats(engine: &Engine, names: &[String], format: Format) -> Result<i32, Failure> {
-    let names: Vec<String> = if names.is_empty() {
-        engine
-            .ps(false)
-            .map_err(Failure::from)?
-            .into_iter()
-            .map(|(r, _)| r.id)
-            .collect()
-    } else {
-        names.to_vec()
-    };
-    let mut table = Vec::new();
-    for n in &names {
-        let (r, s) = engine.stats(n).map_err(Failure::from)?;
-        let mem_limit = s.memory_limit.unwrap_or(0);
-        let mem_pct = if mem_limit > 0 {
-            s.memory_usage as f64 * 100.0 / mem_limit as f64
-        } else {
-            0.0
-        };
-        if format == Format::Json {
-            outln!(
-                "{}",
-                serde_json::json!({
-                    "ID": &r.id[..12], "Name": r.name,
-                    "MemUsage": s.memory_usage, "MemLimit": s.memory_limit,
-                    "CPUNanos": s.cpu_usage_ns, "PIDs": s.pids_current,
-                })
-            )?;
-            continue;
-        }
-        table.push(vec![
-            r.id[..12].to_string(),
-            r.name.clone(),
-            format!("{:.3}s", s.cpu_usage_ns as f64 / 1e9),
-            format!(
-                "{} / {}",
-                gcr_engine::units::format_size_binary(s.memory_usage),
-                if mem_limit > 0 {
-                    gcr_engine::units::format_size_binary(mem_limit)
-                } else {
-                    "unlimited".into()
-                }
-            ),
-            format!("{mem_pct:.2}%"),
-            s.pids_current.to_string(),
-        ]);
-    }
-    if format == Format::Table {
-        table_out(
-            &[
-                "CONTAINER ID",
-                "NAME",
-                "CPU TIME",
-                "MEM USAGE / LIMIT",
-                "MEM %",
-                "PIDS",
-            ],
-            &table,
-        )?;
-    }
-    Ok(0)
-}
-
-/// `gcr events`.
-pub fn events(engine: &Engine, since: Option<&str>, format: Format) -> Result<i32, Failure> {
-    let now = gcr_engine::container::record::now_ns();
-    let since_ns = match since {
-        None => 0,
-        Some(s) => gcr_engine::events::parse_since(s, now).ok_or_else(|| {
-            Failure::new(
-                2,
-                format!("invalid --since '{s}': use unix seconds, RFC 3339 or a duration like 10m"),
-            )
-        })?,
-    };
-    let evs = engine.events(since_ns).map_err(Failure::from)?;
-    for e in evs {
-        if format == Format::Json {
-            outln!("{}", serde_json::to_string(&e).unwrap_or_default())?;
-        } else {
-            outln!(
-                "{} {} {} {} ({} -> {}) name={}",
-                gcr_engine::logs::rfc3339_nanos(e.time_ns),
-                e.kind,
-                e.cause.as_deref().unwrap_or(""),
-                &e.object[..e.object.len().min(12)],
-                e.from.as_deref().unwrap_or("-"),
-                e.to.as_deref().unwrap_or("-"),
-                e.name.as_deref().unwrap_or(""),
-            )?;
-        }
-    }
     Ok(0)
 }
 

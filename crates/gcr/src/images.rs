@@ -1,12 +1,12 @@
-//! Image and system commands: images, inspect, history, tag, rmi, import, load, save,
-//! version, info, system df/prune, doctor.
+//! Image commands: images, inspect, history, tag, rmi, import, load, save (the system
+//! commands are in [`crate::system`]).
 
 use std::io::IsTerminal;
 
 use gcr_engine::Engine;
 use gcr_engine::{ArchiveFormat, Progress};
 
-use crate::cli::{Cmd, Format, ImagesArgs, InspectArgs, SystemCmd};
+use crate::cli::{Cmd, Format, ImagesArgs, InspectArgs};
 use crate::out::{self, errln, outln};
 use crate::render::{bytes, table_out};
 use crate::Failure;
@@ -63,29 +63,51 @@ impl Progress for Display {
     }
 }
 
-/// `gcr version`.
-pub fn version(format: Format) -> Result<i32, Failure> {
-    let v = serde_json::json!({
-        "Version": env!("CARGO_PKG_VERSION"),
-        "Os": std::env::consts::OS,
-        "Arch": std::env::consts::ARCH,
-        "ApiVersion": "none",
-    });
-    if format == Format::Json {
-        outln!("{v}")?;
-    } else {
-        outln!(
-            "gcr version {}\nOS/Arch: {}/{}",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        )?;
-    }
-    Ok(0)
-}
-
 fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
-    let rows = e.images()?;
+    let filters = crate::filters::Filters::parse(
+        &a.filter,
+        &["reference", "dangling", "label", "before", "since"],
+        "images",
+    )?;
+    let mut rows = e.images()?;
+    // `before`/`since` name images that REPO[:TAG] may filter out.
+    let all = (!filters.is_empty()).then(|| rows.clone());
+    if let Some(want) = &a.reference {
+        // `REPOSITORY[:TAG]`, in any spelling of the name (`busybox`, `docker.io/library/busybox`).
+        let (repo, tag) = match want.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, Some(t)),
+            _ => (want.as_str(), None),
+        };
+        let repo = gcr_engine::Reference::parse(repo)
+            .map(|r| r.familiar_name())
+            .unwrap_or_else(|_| repo.to_string());
+        rows.retain(|r| r.repository == repo && tag.is_none_or(|t| r.tag == t));
+    }
+    if let Some(all) = all {
+        let created_of = |name: &str| {
+            all.iter()
+                .find(|r| {
+                    format!("{}:{}", r.repository, r.tag) == name
+                        || r.repository == name
+                        || r.id.starts_with(name.trim_start_matches("sha256:"))
+                })
+                .and_then(|r| r.created)
+        };
+        rows.retain(|r| {
+            let labels = || -> Vec<(String, String)> {
+                e.inspect_image(&format!("sha256:{}", r.id))
+                    .ok()
+                    .and_then(|d| d["Config"]["Labels"].as_object().cloned())
+                    .map(|m| {
+                        m.into_iter()
+                            .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            filters.image(r, &labels, &created_of)
+        });
+    }
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in rows {
@@ -100,11 +122,19 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
         }
         return Ok(0);
     }
-    if a.format == Format::Json {
-        for r in rows {
-            outln!("{}", r.json())?;
+    match crate::template::Output::parse(&a.format)? {
+        crate::template::Output::Json => {
+            for r in rows {
+                outln!("{}", r.json())?;
+            }
+            return Ok(0);
         }
-        return Ok(0);
+        crate::template::Output::Template(t) => {
+            let items: Vec<serde_json::Value> = rows.iter().map(|r| r.json()).collect();
+            t.print(&items)?;
+            return Ok(0);
+        }
+        crate::template::Output::Table => {}
     }
     let t: Vec<Vec<String>> = rows
         .into_iter()
@@ -166,6 +196,22 @@ fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
                 code = 1;
             }
         }
+    }
+    if let Some(f) = &a.format {
+        match crate::template::Output::parse(f)? {
+            crate::template::Output::Template(t) => {
+                for d in &docs {
+                    outln!("{}", t.render(d)?)?;
+                }
+            }
+            // `-f json`: each object on one line.
+            _ => {
+                for d in &docs {
+                    outln!("{}", serde_json::to_string(d).unwrap_or_default())?;
+                }
+            }
+        }
+        return Ok(code);
     }
     outln!(
         "{}",
@@ -268,12 +314,14 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             }
             Ok(code)
         }
-        Cmd::Import { file, reference } => {
+        Cmd::Import {
+            file,
+            reference,
+            changes,
+            message,
+        } => {
             let input = open_input(&file)?;
-            let id = e
-                .store()?
-                .import_rootfs(input, reference.as_deref(), None)
-                .map_err(store_err)?;
+            let id = e.import(input, reference.as_deref(), &changes, message.as_deref())?;
             outln!("{id}")?;
             Ok(0)
         }
@@ -285,13 +333,17 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             }
             .map_err(store_err)?;
             d.finish();
-            for (id, tags) in report.images {
-                if tags.is_empty() {
-                    outln!("Loaded image ID: {id}")?;
-                }
-                for t in tags {
-                    let (r, tag) = gcr_engine::images::split_familiar(&t);
-                    outln!("Loaded image: {r}:{tag}")?;
+            // The store reported each image through the display already; -q keeps only
+            // these lines (as docker load -q does).
+            if quiet {
+                for (id, tags) in report.images {
+                    if tags.is_empty() {
+                        outln!("Loaded image ID: {id}")?;
+                    }
+                    for t in tags {
+                        let (r, tag) = gcr_engine::images::split_familiar(&t);
+                        outln!("Loaded image: {r}:{tag}")?;
+                    }
                 }
             }
             if report.referrers > 0 {
@@ -323,7 +375,18 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     // Write next to the target and rename, so a failed save leaves nothing.
                     let tmp = p.with_extension("gcr-partial");
                     let f = std::fs::File::create(&tmp).map_err(|err| {
-                        Failure::new(1, format!("cannot create {}: {err}", tmp.display()))
+                        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                        match dir {
+                            Some(d) if !d.is_dir() => Failure::new(
+                                1,
+                                format!(
+                                    "cannot write {}: the directory {} does not exist; create it or choose another -o path",
+                                    p.display(),
+                                    d.display()
+                                ),
+                            ),
+                            _ => Failure::new(1, format!("cannot write {}: {err}", p.display())),
+                        }
                     })?;
                     let res = e.store()?.save(&names, fmt, std::io::BufWriter::new(f), &d);
                     if let Err(err) = res {
@@ -363,188 +426,6 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             file,
             annotations,
         } => referrers::attach(e, &subject, &artifact_type, &file, &annotations),
-        Cmd::Info { format } => info(e, format),
-        Cmd::System {
-            cmd: SystemCmd::Df { format },
-        } => df(e, format),
-        Cmd::System {
-            cmd: SystemCmd::Prune { force: _, all },
-        } => {
-            if all {
-                for (r, _) in e.ps(true)? {
-                    if r.state == gcr_engine::State::Exited || r.state == gcr_engine::State::Created
-                    {
-                        let _ = e.remove(&r.id, false);
-                        outln!("Deleted container: {}", r.id)?;
-                    }
-                }
-            }
-            for v in e.volume_prune(false)? {
-                outln!("Deleted volume: {v}")?;
-            }
-            // Removed containers' directories still waiting for the reaper go now.
-            gcr_engine::trash::drain(e.root());
-            let p = e.store()?.prune().map_err(store_err)?;
-            for l in &p.images {
-                outln!("{l}")?;
-            }
-            outln!(
-                "Removed {} blobs, {} snapshots, {} temporary files\nTotal reclaimed space: {}",
-                p.blobs_removed,
-                p.snapshots_removed,
-                p.tmp_removed,
-                bytes(p.bytes_reclaimed)
-            )?;
-            Ok(0)
-        }
-        Cmd::Doctor {
-            format,
-            snapshots,
-            repair,
-        } => {
-            let opts = gcr_engine::DoctorOptions { snapshots, repair };
-            // The ledger first: a store whose history fails says so before anything else.
-            let ledger = e.audit_verify(None).map_err(Failure::from)?;
-            let mut r = e.store()?.doctor_with(opts).map_err(store_err)?;
-            for p in ledger.problems.iter().rev() {
-                r.problems.insert(
-                    0,
-                    format!("audit ledger: {}; see 'gcr audit verify'", p.what),
-                );
-            }
-            if repair {
-                for id in e.sweep_orphan_container_dirs() {
-                    r.repaired.push(format!(
-                        "removed container directory {id}, which no container names (left by a killed gcr)"
-                    ));
-                }
-            } else {
-                for dir in e.orphan_container_dirs() {
-                    r.problems.push(format!(
-                        "container directory {} has no container (left by a killed gcr); 'gcr doctor --repair' removes it",
-                        dir.display()
-                    ));
-                }
-            }
-            if repair {
-                e.forget_image_cache();
-                r.repaired
-                    .push("dropped this store's image cache in the run dir".into());
-                for g in gcr_engine::build::reap_build_cgroups() {
-                    r.repaired.push(format!(
-                        "removed build step cgroup {g} of a build that is gone"
-                    ));
-                }
-            }
-            if format == Format::Json {
-                outln!(
-                    "{}",
-                    serde_json::json!({"clean": r.is_clean(), "problems": r.problems,
-                        "repaired": r.repaired, "blobs_checked": r.blobs_checked,
-                        "images_checked": r.images_checked,
-                        "snapshots_checked": r.snapshots_checked})
-                )?;
-            } else {
-                for p in &r.repaired {
-                    outln!("REPAIRED: {p}")?;
-                }
-                for p in &r.problems {
-                    outln!("PROBLEM: {p}")?;
-                }
-                outln!(
-                    "checked {} blobs, {} images and {} snapshots: {}",
-                    r.blobs_checked,
-                    r.images_checked,
-                    r.snapshots_checked,
-                    if r.is_clean() {
-                        "no problems".to_string()
-                    } else {
-                        format!("{} problem(s)", r.problems.len())
-                    }
-                )?;
-            }
-            Ok(if r.is_clean() { 0 } else { 1 })
-        }
         other => Err(Failure::new(2, format!("unhandled command {other:?}"))),
     }
-}
-
-fn info(e: &Engine, format: Format) -> Result<i32, Failure> {
-    let images = e.store()?.list_images().map_err(store_err)?.len();
-    let cs = e.ps(true)?;
-    let running = cs
-        .iter()
-        .filter(|(r, _)| r.state == gcr_engine::State::Running)
-        .count();
-    let paused = cs
-        .iter()
-        .filter(|(r, _)| r.state == gcr_engine::State::Paused)
-        .count();
-    let cgroup = gcr_runtime_info();
-    let v = serde_json::json!({
-        "Containers": cs.len(), "ContainersRunning": running, "ContainersPaused": paused,
-        "ContainersStopped": cs.len() - running - paused, "Images": images,
-        "Driver": "overlay", "CgroupVersion": cgroup, "DockerRootDir": e.root(),
-        "RunDir": e.run_dir(), "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "KernelVersion": kernel(), "OperatingSystem": std::env::consts::OS,
-        "Architecture": std::env::consts::ARCH,
-    });
-    if format == Format::Json {
-        outln!("{v}")?;
-        return Ok(0);
-    }
-    if let Some(m) = v.as_object() {
-        for (k, val) in m {
-            outln!(
-                "{k}: {}",
-                val.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| val.to_string())
-            )?;
-        }
-    }
-    Ok(0)
-}
-
-fn gcr_runtime_info() -> String {
-    gcr_engine::cgroup_version().unwrap_or_else(|| "none".into())
-}
-
-fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
-    let r = e.store()?.df().map_err(store_err)?;
-    let rows = [
-        ("Images", &r.images),
-        ("Containers", &r.containers),
-        ("Local Volumes", &r.volumes),
-    ];
-    if format == Format::Json {
-        for (k, x) in rows {
-            outln!(
-                "{}",
-                serde_json::json!({"Type": k, "TotalCount": x.total, "Active": x.active,
-                    "Size": x.size, "Reclaimable": x.reclaimable})
-            )?;
-        }
-        return Ok(0);
-    }
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|(k, x)| {
-            vec![
-                k.to_string(),
-                x.total.to_string(),
-                x.active.to_string(),
-                bytes(x.size),
-                bytes(x.reclaimable),
-            ]
-        })
-        .collect();
-    table_out(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &t)?;
-    Ok(0)
 }

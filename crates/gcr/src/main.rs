@@ -1,19 +1,26 @@
 //! The `gcr` command line: parses Docker-style commands, calls gcr-engine, renders results.
 //! Thin by design; all behaviour lives in the engine.
 
+mod argv;
 mod audit;
 mod build;
+mod buildlive;
 mod cli;
 mod containers;
+mod filters;
 mod images;
 mod manifest;
 mod network;
 mod oci;
 mod out;
+mod parity;
 mod policy;
 mod registry;
 mod render;
 mod secrets;
+mod stats;
+mod system;
+mod template;
 mod trust;
 
 use std::path::{Path, PathBuf};
@@ -98,7 +105,9 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             out::bytes(&script)?;
             return Ok(0);
         }
-        Cmd::Version { format } => return images::version(*format),
+        Cmd::Version { format } => return system::version(*format),
+        Cmd::Container { args } => return parity::group_help("container", args),
+        Cmd::Image { args } => return parity::group_help("image", args),
         _ => {}
     }
     let root = absolute("store root", &cli.root.clone().unwrap_or_else(default_root))?;
@@ -142,16 +151,38 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Cmd::Rm {
             containers: c,
             force,
-        } => containers::each(&c, |n| e.remove(n, force).map(|_| ())),
+            volumes,
+        } => containers::each(&c, |n| e.remove_with(n, force, volumes).map(|_| ())),
+        Cmd::Rename {
+            container,
+            new_name,
+        } => parity::rename(e, &container, &new_name),
+        Cmd::Export { container, output } => parity::export(e, &container, output.as_ref()),
+        Cmd::Cp(a) => parity::cp(e, &a),
+        Cmd::Update(a) => parity::update(e, &a),
+        Cmd::Diff { container } => {
+            for c in e.diff(&container)? {
+                outln!("{} {}", c.kind, c.path)?;
+            }
+            Ok(0)
+        }
+        Cmd::Commit(a) => parity::commit(e, &a),
+        Cmd::ContainerPrune { .. } => parity::container_prune(e),
+        Cmd::ImagePrune { all, .. } => parity::image_prune(e, all),
         Cmd::Pause { containers: c } => containers::each(&c, |n| e.pause(n).map(|_| ())),
         Cmd::Unpause { containers: c } => containers::each(&c, |n| e.unpause(n).map(|_| ())),
-        Cmd::Ps { all, quiet, format } => containers::ps(e, all, quiet, format),
+        Cmd::Ps(a) => parity::ps(e, &a),
         Cmd::Logs {
             container,
             follow,
             tail,
             timestamps,
-        } => containers::logs(e, &container, follow, tail.as_deref(), timestamps),
+            since,
+            until,
+        } => {
+            let window = (since.as_deref(), until.as_deref());
+            containers::logs(e, &container, follow, tail.as_deref(), timestamps, window)
+        }
         Cmd::Wait { containers: c } => {
             let mut code = 0;
             for n in &c {
@@ -169,11 +200,16 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Cmd::Attach { container } => containers::attach_to(e, &container),
         Cmd::Stats {
             containers: c,
+            no_stream,
             format,
-            ..
-        } => containers::stats(e, &c, format),
+        } => stats::run(e, &c, no_stream, format),
         Cmd::Top { container } => containers::top(e, &container),
-        Cmd::Events { since, format } => containers::events(e, since.as_deref(), format),
+        Cmd::Events {
+            since,
+            until,
+            filter,
+            format,
+        } => system::events(e, since.as_deref(), until.as_deref(), &filter, format),
         Cmd::Audit { cmd } => audit::dispatch(e, cmd),
         Cmd::Build(a) => build::run(e, &a),
         c @ (Cmd::Pull(_)
@@ -188,6 +224,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         c @ (Cmd::Key { .. } | Cmd::Sign(_) | Cmd::Verify(_)) => trust::dispatch(e, c),
         c @ Cmd::Manifest { .. } => manifest::dispatch(e, c),
         Cmd::Policy { cmd } => policy::dispatch(e, cmd),
+        c @ (Cmd::Info { .. } | Cmd::System { .. } | Cmd::Doctor { .. }) => system::dispatch(e, c),
         other => images::dispatch(e, other),
     }
 }

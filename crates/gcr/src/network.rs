@@ -5,9 +5,10 @@ use gcr_engine::network::admin::NetworkInfo;
 use gcr_engine::volumes::admin::VolumeInfo;
 use gcr_engine::Engine;
 
-use crate::cli::{Cmd, Format};
+use crate::cli::Cmd;
 use crate::out::{errln, outln, Report};
 use crate::render;
+use crate::template::Output;
 use crate::Failure;
 
 #[derive(Subcommand, Debug)]
@@ -24,8 +25,9 @@ pub enum NetworkCmd {
     Ls {
         #[arg(short, long)]
         quiet: bool,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// table, json, or a Go template (`{{.Name}}`, `table {{.Name}}\t{{.Driver}}`).
+        #[arg(long, default_value = "table")]
+        format: String,
     },
     /// Remove networks no container uses.
     #[command(alias = "remove")]
@@ -37,6 +39,9 @@ pub enum NetworkCmd {
     Inspect {
         #[arg(required = true)]
         names: Vec<String>,
+        /// A Go template applied to each (`{{.Name}}`, `{{json .Containers}}`).
+        #[arg(short, long)]
+        format: Option<String>,
     },
     /// Take this store's bridges, firewall rules and run-dir tmpfs off the host (they return on next use).
     #[command(name = "__teardown", hide = true)]
@@ -58,8 +63,9 @@ pub enum VolumeCmd {
     Ls {
         #[arg(short, long)]
         quiet: bool,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// table, json, or a Go template (`{{.Name}}`, `table {{.Name}}\t{{.Driver}}`).
+        #[arg(long, default_value = "table")]
+        format: String,
     },
     /// Remove volumes no container uses.
     #[command(alias = "remove")]
@@ -71,6 +77,9 @@ pub enum VolumeCmd {
     Inspect {
         #[arg(required = true)]
         names: Vec<String>,
+        /// A Go template applied to each (`{{.Name}}`, `{{json .Containers}}`).
+        #[arg(short, long)]
+        format: Option<String>,
     },
     /// Remove unused anonymous volumes (with --all, every unused volume).
     Prune {
@@ -99,10 +108,35 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<(), gcr_engine::Engi
 }
 
 /// `ls`: one id per line (`-q`), JSON, or a table.
+/// A network's or volume's JSON with Docker's field names added (`Name` beside `name`,
+/// `ID` beside `id`), so Docker's templates find them.
+fn docker_keys<T: serde::Serialize>(x: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(x).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        let extra: Vec<(String, serde_json::Value)> = o
+            .iter()
+            .map(|(k, v)| {
+                let up = match k.as_str() {
+                    "id" => "ID".to_string(),
+                    k => {
+                        let mut c = k.chars();
+                        c.next()
+                            .map(|f| f.to_uppercase().chain(c).collect())
+                            .unwrap_or_default()
+                    }
+                };
+                (up, v.clone())
+            })
+            .collect();
+        o.extend(extra);
+    }
+    v
+}
+
 fn listing<T: serde::Serialize>(
     list: &[T],
     quiet: bool,
-    format: Format,
+    format: &str,
     id: impl Fn(&T) -> &str,
     table: impl Fn(&[T]) -> Result<(), Failure>,
 ) -> Result<i32, Failure> {
@@ -110,10 +144,15 @@ fn listing<T: serde::Serialize>(
         for x in list {
             outln!("{}", id(x))?;
         }
-    } else if format == Format::Json {
-        json(&list)?;
-    } else {
-        table(list)?;
+        return Ok(0);
+    }
+    match Output::parse(format)? {
+        Output::Json => json(&list)?,
+        Output::Table => table(list)?,
+        Output::Template(t) => {
+            let items: Vec<serde_json::Value> = list.iter().map(docker_keys).collect();
+            t.print(&items)?;
+        }
     }
     Ok(0)
 }
@@ -135,14 +174,26 @@ fn remove_each<R>(
 /// `inspect`: a JSON array of what each name gives; 1 when any failed.
 fn inspect_each<T: serde::Serialize>(
     names: &[String],
+    format: Option<&str>,
     mut get: impl FnMut(&str) -> Result<T, gcr_engine::EngineError>,
 ) -> Result<i32, Failure> {
+    let tmpl = match format.map(Output::parse).transpose()? {
+        Some(Output::Template(t)) => Some(t),
+        _ => None,
+    };
     let mut out = Vec::new();
     let code = each(names, |n| {
         out.push(get(n)?);
         Ok(())
     });
-    json(&out)?;
+    match tmpl {
+        Some(t) => {
+            for x in &out {
+                outln!("{}", t.render(&docker_keys(x))?)?;
+            }
+        }
+        None => json(&out)?,
+    }
     Ok(code)
 }
 
@@ -170,12 +221,14 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
         NetworkCmd::Ls { quiet, format } => listing(
             &e.network_list()?,
             quiet,
-            format,
+            &format,
             |n| short(&n.id),
             net_table,
         ),
         NetworkCmd::Rm { names } => remove_each(&names, |n| e.network_remove(n)),
-        NetworkCmd::Inspect { names } => inspect_each(&names, |n| e.network_inspect(n)),
+        NetworkCmd::Inspect { names, format } => {
+            inspect_each(&names, format.as_deref(), |n| e.network_inspect(n))
+        }
         NetworkCmd::Teardown => {
             e.network_teardown()?;
             e.release_run_dir();
@@ -232,10 +285,12 @@ fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
             Ok(0)
         }
         VolumeCmd::Ls { quiet, format } => {
-            listing(&e.volume_list()?, quiet, format, |v| &v.name, vol_table)
+            listing(&e.volume_list()?, quiet, &format, |v| &v.name, vol_table)
         }
         VolumeCmd::Rm { names } => remove_each(&names, |n| e.volume_remove(n)),
-        VolumeCmd::Inspect { names } => inspect_each(&names, |n| e.volume_inspect(n)),
+        VolumeCmd::Inspect { names, format } => {
+            inspect_each(&names, format.as_deref(), |n| e.volume_inspect(n))
+        }
         VolumeCmd::Prune { all, force: _ } => {
             let gone = e.volume_prune(all)?;
             for n in &gone {

@@ -152,6 +152,16 @@ enum Cmd {
     Update(UpdateArgs),
     /// The runtime-spec features document.
     Features,
+    /// Stats every interval and OOM events until the container stops (`--stats`: once).
+    Events {
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events (Go syntax: 5s, 500ms).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
     /// Run a process in a created or running container.
     Exec(ExecArgs),
 }
@@ -210,18 +220,26 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
 }
 
 fn log_error(cli: &RuncCli, msg: &str) {
-    let _ = writeln!(std::io::stderr(), "gcr-runc: {msg}");
-    let Some(path) = &cli.log else { return };
+    log_line(cli.log.as_deref(), cli.log_format, "error", msg)
+}
+
+/// One line on stderr and, with `--log`, in that file (`level` error or warning).
+fn log_line(log: Option<&Path>, format: LogFormat, level: &str, msg: &str) {
+    let _ = match level {
+        "error" => writeln!(std::io::stderr(), "gcr-runc: {msg}"),
+        _ => writeln!(std::io::stderr(), "gcr-runc: {level}: {msg}"),
+    };
+    let Some(path) = log else { return };
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let time = gcr_engine::oci::time_rfc3339(unix);
-    let line = match cli.log_format {
+    let line = match format {
         LogFormat::Json => {
-            serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
         }
-        LogFormat::Text => format!("time={time:?} level=error msg={msg:?}"),
+        LogFormat::Text => format!("time={time:?} level={level} msg={msg:?}"),
     };
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
@@ -275,6 +293,10 @@ fn dispatch(cli: &RuncCli) -> Result<i32, String> {
     let oci = Oci {
         root: std::path::absolute(&cli.root).map_err(|e| format!("--root: {e}"))?,
         systemd_cgroup: cli.systemd_cgroup,
+        warn: {
+            let (log, format) = (cli.log.clone(), cli.log_format);
+            std::sync::Arc::new(move |m: &str| log_line(log.as_deref(), format, "warning", m))
+        },
     };
     match cmd {
         Cmd::Spec { bundle } => spec(bundle),
@@ -302,6 +324,11 @@ fn dispatch(cli: &RuncCli) -> Result<i32, String> {
             oci.update(&a.id, &r).map(|()| 0).map_err(err)
         }
         Cmd::Features => print(&docs::features()).map(|()| 0),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => events(&oci, id, *stats, interval),
         Cmd::Exec(a) => oci
             .exec(&Exec {
                 id: &a.id,
@@ -318,6 +345,23 @@ fn dispatch(cli: &RuncCli) -> Result<i32, String> {
             })
             .map_err(err),
     }
+}
+
+/// `events`: one JSON line per event (as runc's encoder writes them).
+fn events(oci: &Oci, id: &str, stats: bool, interval: &str) -> Result<i32, String> {
+    let line = |v: &serde_json::Value| -> Result<(), OciError> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{v}")
+            .and_then(|()| out.flush())
+            .map_err(|e| OciError::Invalid(format!("cannot write to stdout: {e}")))
+    };
+    if stats {
+        line(&oci.stats(id).map_err(err)?).map_err(err)?;
+        return Ok(0);
+    }
+    let every =
+        gcr_engine::oci::parse_duration(interval).map_err(|e| format!("--interval: {e}"))?;
+    oci.events(id, every, line).map(|()| 0).map_err(err)
 }
 
 fn spec(bundle: &Path) -> Result<i32, String> {

@@ -17,12 +17,13 @@ pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> io:
     let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| {
         let mut s = String::new();
         for (i, c) in cells.enumerate() {
-            if i + 1 == widths.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(c);
-                let pad = widths[i] - c.chars().count() + 3;
+            s.push_str(c);
+            // Cells past the last header (a template's extra tabs) are not padded.
+            if i + 1 < widths.len() {
+                let pad = widths[i].saturating_sub(c.chars().count()) + 3;
                 s.extend(std::iter::repeat_n(' ', pad));
+            } else if i + 1 > widths.len() {
+                s.push_str("   ");
             }
         }
         writeln!(out, "{}", s.trim_end())

@@ -649,7 +649,9 @@ fn exit_code_survives_a_killed_supervisor() {
         "{}",
         status("lost0")
     );
-    assert!(env.ok(&["events"]).contains("exit-unknown"));
+    assert!(env
+        .ok(&["events", "--since", "0", "--until", "0s"])
+        .contains("exit-unknown"));
     // A stopped container whose supervisor died: the code of its own exit, not 255.
     env.ok(&["run", "-d", "--name", "stop0", IMAGE, "sh", "-c", TRAP_LOOP]);
     assert!(eventually(5, || env

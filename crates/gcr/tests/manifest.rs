@@ -83,7 +83,9 @@ fn state(env: &Env, id: &str) -> String {
 }
 
 fn events(env: &Env) -> String {
-    env.ok(&["events", "--since", "1h", "--format", "json"])
+    env.ok(&[
+        "events", "--since", "1h", "--until", "0s", "--format", "json",
+    ])
 }
 
 #[test]

@@ -379,9 +379,9 @@ fn bad_bundles_are_refused_cleanly() {
             }),
         ),
         (
-            "hooks is not supported",
+            "prestart hook #0 (bin/true): the path is not absolute",
             edit(|c: &mut Value| {
-                c["hooks"] = json!({"prestart": [{"path": "/bin/true"}]});
+                c["hooks"] = json!({"prestart": [{"path": "bin/true"}]});
             }),
         ),
     ];
@@ -428,6 +428,12 @@ fn bad_bundles_are_refused_cleanly() {
 
 #[path = "oci/security.rs"]
 mod security;
+
+#[path = "oci/hooks.rs"]
+mod hooks;
+
+#[path = "oci/events.rs"]
+mod events;
 
 #[test]
 fn kill_9_mid_create_then_delete_force_leaves_nothing() {

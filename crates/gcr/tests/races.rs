@@ -25,7 +25,7 @@ fn pair(env: &Env, args: &[&str]) -> (Output, Output) {
 
 /// The number of `start` events of container `name`.
 fn starts(env: &Env, name: &str) -> usize {
-    env.ok(&["events", "--since", "10m"])
+    env.ok(&["events", "--since", "10m", "--until", "0s"])
         .lines()
         .filter(|l| {
             l.contains(&format!("name={name}")) && l.split_whitespace().nth(2) == Some("start")

@@ -168,7 +168,7 @@ fn env_with_housekeeper(test: &str) -> Option<Env> {
 /// The causes of the events of container `name`, in order (`events` prints time, kind,
 /// cause, ...).
 fn causes(env: &Env, name: &str) -> (Vec<String>, String) {
-    let ev = env.ok(&["events", "--since", "1m"]);
+    let ev = env.ok(&["events", "--since", "1m", "--until", "0s"]);
     let causes = ev
         .lines()
         .filter(|l| l.contains(&format!("name={name}")))

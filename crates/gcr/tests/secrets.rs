@@ -79,7 +79,9 @@ fn assert_nowhere(env: &Env, value: &str, when: &str) {
     assert!(hits.is_empty(), "{when}: the value is in {hits:?}");
     for args in [
         &["ps", "-a", "--format", "json"][..],
-        &["events", "--since", "0", "--format", "json"],
+        &[
+            "events", "--since", "0", "--until", "0s", "--format", "json",
+        ],
         &["inspect", "c1"],
         &["logs", "c1"],
         &["secret", "inspect", "db"],

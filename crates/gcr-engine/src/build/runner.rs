@@ -1,6 +1,8 @@
 //! Runs one build command with gcr-runtime: an OCI spec with Docker's defaults (the same
 //! builder `gcr run` uses), an overlay of the layers built so far plus a fresh upper dir,
-//! a loopback-only network unless `build.network: host`, a cgroup of its own (no limits;
+//! the step's network (loopback only, the host's, or the default bridge network as docker
+//! build gives RUN steps, with `/etc/hosts` and `/etc/resolv.conf` bind-mounted and their
+//! mount points kept out of the layer), a cgroup of its own (no limits;
 //! see [`super::stepgroup`]) watched by a [`StepWatch`] so that the step dies with a killed
 //! build, and stdout/stderr captured through a pipe line by line.
 
@@ -8,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
-use gcr_build::{RunRequest, Runner};
+use gcr_build::{BuildNet, RunRequest, Runner, StepMount};
 use gcr_runtime::cgroups::{CgroupManager, Resources};
 use gcr_runtime::{Launch, Network, Rootfs, SeccompMode, SecretFile, Stdio};
 use zeroize::Zeroizing;
@@ -21,15 +23,17 @@ use crate::ocispec;
 
 /// The engine's [`Runner`].
 pub struct RuntimeRunner {
-    #[allow(dead_code)]
+    /// The store whose default network bridge-networked steps join.
+    root: PathBuf,
     run_dir: PathBuf,
     /// Build secrets by id (wiped when the runner is dropped).
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }
 
 impl RuntimeRunner {
-    pub fn new(run_dir: PathBuf) -> RuntimeRunner {
+    pub fn new(root: PathBuf, run_dir: PathBuf) -> RuntimeRunner {
         RuntimeRunner {
+            root,
             run_dir,
             secrets: BTreeMap::new(),
         }
@@ -40,20 +44,20 @@ impl RuntimeRunner {
         RuntimeRunner { secrets, ..self }
     }
 
-    /// The secret files of a step: `/run/secrets/<id>`, root's, mode 0400 (BuildKit's).
+    /// The secret files of a step (where, whose and which mode the step asked for).
     fn secret_files(&self, req: &RunRequest) -> Result<Vec<SecretFile>, String> {
         req.secrets
             .iter()
-            .map(|id| {
+            .map(|s| {
                 let data = self
                     .secrets
-                    .get(id)
-                    .ok_or_else(|| format!("build secret '{id}' has no value"))?;
+                    .get(&s.id)
+                    .ok_or_else(|| format!("build secret '{}' has no value", s.id))?;
                 Ok(SecretFile {
-                    target: PathBuf::from("/run/secrets").join(id),
-                    uid: 0,
-                    gid: 0,
-                    mode: 0o400,
+                    target: PathBuf::from(&s.target),
+                    uid: s.uid,
+                    gid: s.gid,
+                    mode: s.mode,
                     data: data.clone(),
                 })
             })
@@ -61,9 +65,86 @@ impl RuntimeRunner {
     }
 }
 
+/// The runtime mounts of a step's `RUN --mount`s.
+fn step_mounts(req: &RunRequest) -> Result<Vec<oci_spec::runtime::Mount>, String> {
+    use oci_spec::runtime::MountBuilder;
+    let mut out = Vec::with_capacity(req.mounts.len());
+    for m in &req.mounts {
+        let b = MountBuilder::default();
+        let built = match m {
+            StepMount::Bind {
+                source,
+                target,
+                readonly,
+            } => {
+                let mut opts = vec!["rbind".to_string(), "nosuid".into(), "nodev".into()];
+                if *readonly {
+                    opts.push("ro".into());
+                }
+                b.destination(target)
+                    .typ("bind")
+                    .source(source)
+                    .options(opts)
+                    .build()
+            }
+            StepMount::Tmpfs { target, size } => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".into()];
+                if let Some(s) = size {
+                    opts.push(format!("size={s}"));
+                }
+                b.destination(target)
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(opts)
+                    .build()
+            }
+            StepMount::Layers { lowers, target } => {
+                let dirs: Vec<String> = lowers
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect();
+                if dirs.iter().any(|d| d.contains([',', ':'])) {
+                    return Err("a layer path of a --mount from= contains ',' or ':'".into());
+                }
+                // One lower needs a second for a read-only overlay: bind the lone one.
+                if dirs.len() == 1 {
+                    b.destination(target)
+                        .typ("bind")
+                        .source(&dirs[0])
+                        .options(vec!["rbind".to_string(), "ro".into()])
+                        .build()
+                } else {
+                    b.destination(target)
+                        .typ("overlay")
+                        .source("overlay")
+                        .options(vec![
+                            "ro".to_string(),
+                            format!("lowerdir={}", dirs.join(":")),
+                        ])
+                        .build()
+                }
+            }
+        };
+        out.push(built.map_err(|e| format!("bad mount: {e}"))?);
+    }
+    Ok(out)
+}
+
+impl RuntimeRunner {
+    /// The step's user, resolved in the image's own files.
+    fn user(req: &RunRequest) -> Result<(u32, u32, Vec<u32>), String> {
+        gcr_runtime::users::resolve_user(&req.user, &req.lowers).map_err(|e| e.0)
+    }
+}
+
 impl Runner for RuntimeRunner {
     fn run(&self, req: &RunRequest, output: &mut dyn FnMut(&str)) -> Result<i32, String> {
-        let network = if req.network_host { "host" } else { "none" };
+        let network = match req.network {
+            BuildNet::None => "none",
+            BuildNet::Host => "host",
+            BuildNet::Bridge => crate::network::DEFAULT,
+        };
+        let (uid, gid, additional_gids) = Self::user(req)?;
         let cfg = ContainerConfig {
             opts: RunOptions {
                 network: Some(network.into()),
@@ -71,8 +152,21 @@ impl Runner for RuntimeRunner {
             },
             resolved: Resolved {
                 args: req.argv.clone(),
-                env: req.env.clone(),
+                env: {
+                    // HOME from the user's passwd entry, else / (as docker build and run).
+                    let mut env = req.env.clone();
+                    if !env.iter().any(|e| e.starts_with("HOME=")) {
+                        env.push(format!(
+                            "HOME={}",
+                            gcr_runtime::users::home(&req.user, &req.lowers)
+                        ));
+                    }
+                    env
+                },
                 cwd: req.cwd.clone(),
+                uid,
+                gid,
+                additional_gids,
                 hostname: "gcr-build".into(),
                 caps_mask: gcr_runtime::DOCKER_DEFAULT_CAPS,
                 seccomp: true,
@@ -86,7 +180,59 @@ impl Runner for RuntimeRunner {
             },
             policy: None,
         };
-        let spec = ocispec::build(&cfg, Vec::new()).map_err(|e| e.to_string())?;
+        // The step's network files go next to its upper dir (and with it).
+        let files_dir = req.upper.parent().unwrap_or(&req.upper).to_path_buf();
+        let engine = crate::Engine::open_deferred(&self.root, &self.run_dir);
+        let (net, mut mounts) = match req.network {
+            BuildNet::None => (StepNetwork::Loopback, Vec::new()),
+            BuildNet::Host => (
+                StepNetwork::Host,
+                crate::network::step_files(&files_dir, HOSTNAME, crate::network::NetFiles::Host)
+                    .map_err(|e| e.to_string())?,
+            ),
+            BuildNet::Bridge => {
+                let n = engine
+                    .step_attach(&req.id, HOSTNAME, &files_dir)
+                    .map_err(|e| e.to_string())?;
+                let m = n.mounts.clone();
+                (StepNetwork::Bridge(n), m)
+            }
+        };
+        let result = self.run_in(req, cfg, &mut mounts, &net, output);
+        if let StepNetwork::Bridge(n) = net {
+            engine.step_detach(n);
+        }
+        if req.network != BuildNet::None {
+            for f in ["/etc/hosts", "/etc/resolv.conf"] {
+                gcr_build::drop_file_stub(&req.upper, f);
+            }
+        }
+        result
+    }
+}
+
+/// The step's hostname (BuildKit's is `buildkitsandbox`).
+const HOSTNAME: &str = "gcr-build";
+
+/// A step's network while it runs.
+enum StepNetwork {
+    Loopback,
+    Host,
+    Bridge(crate::network::StepNet),
+}
+
+impl RuntimeRunner {
+    fn run_in(
+        &self,
+        req: &RunRequest,
+        cfg: ContainerConfig,
+        net_mounts: &mut Vec<oci_spec::runtime::Mount>,
+        net: &StepNetwork,
+        output: &mut dyn FnMut(&str),
+    ) -> Result<i32, String> {
+        let mut mounts = step_mounts(req)?;
+        mounts.append(net_mounts);
+        let spec = ocispec::build(&cfg, mounts).map_err(|e| e.to_string())?;
         let manager = CgroupManager::detect()
             .map_err(|e| format!("cannot give the build step a cgroup: {e}"))?;
         let group = stepgroup::name(&req.id);
@@ -116,10 +262,13 @@ impl Runner for RuntimeRunner {
             seccomp: SeccompMode::DockerDefault,
             init: false,
             cgroup_resources: Some(Resources::default()),
-            network: if req.network_host {
-                Network::Host
-            } else {
-                Network::NewLoopback
+            network: match net {
+                StepNetwork::Loopback => Network::NewLoopback,
+                StepNetwork::Host => Network::Host,
+                StepNetwork::Bridge(n) => {
+                    use std::os::fd::AsRawFd;
+                    Network::Join(format!("/proc/self/fd/{}", n.netns.as_raw_fd()).into())
+                }
             },
             while_starting: None,
             gate: false,

@@ -114,6 +114,79 @@ pub struct RunOptions {
     /// `--secret NAME[,target=…,uid=…,gid=…,mode=…]` as given (names only, never values).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// `--add-host NAME:IP` (checked), lines added to the container's /etc/hosts.
+    #[serde(default)]
+    pub add_hosts: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`: the container's /etc/resolv.conf.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--shm-size` in bytes (default 64 MiB).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// `--group-add GROUP` (a name from the image's /etc/group, or a number).
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]` (checked by [`parse_ulimit`]).
+    #[serde(default)]
+    pub ulimits: Vec<String>,
+}
+
+/// Docker's `--ulimit` names and the OCI rlimit types they set.
+const ULIMITS: &[(&str, &str)] = &[
+    ("as", "RLIMIT_AS"),
+    ("core", "RLIMIT_CORE"),
+    ("cpu", "RLIMIT_CPU"),
+    ("data", "RLIMIT_DATA"),
+    ("fsize", "RLIMIT_FSIZE"),
+    ("locks", "RLIMIT_LOCKS"),
+    ("memlock", "RLIMIT_MEMLOCK"),
+    ("msgqueue", "RLIMIT_MSGQUEUE"),
+    ("nice", "RLIMIT_NICE"),
+    ("nofile", "RLIMIT_NOFILE"),
+    ("nproc", "RLIMIT_NPROC"),
+    ("rss", "RLIMIT_RSS"),
+    ("rtprio", "RLIMIT_RTPRIO"),
+    ("rttime", "RLIMIT_RTTIME"),
+    ("sigpending", "RLIMIT_SIGPENDING"),
+    ("stack", "RLIMIT_STACK"),
+];
+
+/// `NAME=SOFT[:HARD]` → (OCI type name, soft, hard); `-1` is unlimited.
+pub fn parse_ulimit(s: &str) -> Result<(&'static str, u64, u64), String> {
+    let bad = |why: &str| format!("invalid --ulimit '{s}': {why}");
+    let (name, vals) = s
+        .split_once('=')
+        .ok_or_else(|| bad("use NAME=SOFT[:HARD], e.g. nofile=1024:2048"))?;
+    let typ = ULIMITS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<&str> = ULIMITS.iter().map(|(n, _)| *n).collect();
+            bad(&format!(
+                "unknown limit '{name}'; use one of {}",
+                names.join(", ")
+            ))
+        })?;
+    let num = |v: &str| -> Result<u64, String> {
+        if v == "-1" {
+            return Ok(u64::MAX);
+        }
+        v.parse::<u64>()
+            .map_err(|_| bad(&format!("'{v}' is not a number")))
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(vals)?, num(vals)?),
+    };
+    if soft > hard {
+        return Err(bad("the soft limit is above the hard limit"));
+    }
+    Ok((typ, soft, hard))
 }
 
 /// A healthcheck as resolved from the image and the flags (durations in milliseconds).

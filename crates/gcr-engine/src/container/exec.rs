@@ -101,6 +101,11 @@ pub(crate) fn exec_process(r: &Record, o: &ExecOptions) -> Result<Process, Engin
         None => (res.uid, res.gid, res.additional_gids.clone()),
     };
     let mut env = res.env.clone();
+    // Another user gets its own HOME (from the image's passwd, else /).
+    if let Some(u) = &o.user {
+        env.retain(|x| !x.starts_with("HOME="));
+        env.push(format!("HOME={}", gcr_runtime::users::home(u, &res.lowers)));
+    }
     for e in &o.env {
         let key = e.split('=').next().unwrap_or("");
         env.retain(|x| x.split('=').next() != Some(key));
@@ -130,6 +135,8 @@ pub(crate) fn exec_process(r: &Record, o: &ExecOptions) -> Result<Process, Engin
         ))
         .capabilities(capabilities)
         .no_new_privileges(res.no_new_privileges)
+        // The container's --ulimit values hold for what runs in it later too (Docker's rule).
+        .rlimits(crate::ocispec::rlimits(&r.config.opts.ulimits)?)
         .build()
         .map_err(spec_err)
 }

@@ -1,10 +1,15 @@
 //! Containers: their stored configuration and rows, the lifecycle operations, the
 //! supervisor of detached containers, and read-only views (`ps`, `inspect`, `top`, `stats`).
 
+pub mod admin;
+pub mod commit;
 pub mod config;
+pub mod copy;
 mod detach;
+pub mod diff;
 pub mod dna;
 pub mod exec;
+mod export;
 mod foreground;
 pub mod guard;
 pub mod health;

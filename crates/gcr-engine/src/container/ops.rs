@@ -234,7 +234,8 @@ impl Engine {
             return Ok(r);
         }
         if !r.state.is_alive() {
-            return Err(not_running(&r));
+            // Docker's rule: stopping a stopped container succeeds (and changes nothing).
+            return Ok(r);
         }
         let pid = r.pid.unwrap_or(0);
         let pidfd = procfs::pidfd_open(pid);
@@ -290,7 +291,7 @@ impl Engine {
         Ok(r)
     }
 
-    fn thaw(&self, r: &Record) -> Result<(), EngineError> {
+    pub(crate) fn thaw(&self, r: &Record) -> Result<(), EngineError> {
         self.cgroup(&r.id)?
             .thaw()
             .map_err(|e| EngineError::Internal(e.to_string()))
@@ -346,6 +347,17 @@ impl Engine {
 
     /// `gcr rm [-f]`.
     pub fn remove(&self, key: &str, force: bool) -> Result<Record, EngineError> {
+        self.remove_with(key, force, false)
+    }
+
+    /// `gcr rm [-f] [-v]`: with `volumes`, the container's anonymous volumes go too
+    /// (those no other container uses).
+    pub fn remove_with(
+        &self,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<Record, EngineError> {
         let mut r = self.container(key)?;
         if r.extra.being_started() {
             if !force {
@@ -395,7 +407,7 @@ impl Engine {
                         "container {} changed state meanwhile; try again",
                         cur.name
                     ))),
-                    Ok(_) => self.remove(&r.id, force),
+                    Ok(_) => self.remove_with(&r.id, force, volumes),
                 };
             }
             self.kill_group(&r, libc::SIGKILL);
@@ -427,7 +439,7 @@ impl Engine {
             let _ = c.destroy();
         }
         self.net_detach(&cur);
-        self.volumes_release(&cur, false);
+        self.volumes_release(&cur, volumes);
         self.remove_files(&cur);
         record::delete(self.store()?.conn(), &cur, "rm")?;
         // Directories of containers whose maker was killed before storing them go too.

@@ -58,6 +58,20 @@ fn candidates(root: &Path, conn: &Connection, old: bool) -> Vec<PathBuf> {
         .collect()
 }
 
+/// True when `containers/` holds a directory that no id in `rows` names (an orphan, one
+/// becoming one, or one being made right now): cheap enough for `ps`, which then wakes the
+/// housekeeper to sweep what is an orphan (a killed housekeeper would otherwise leave it
+/// until the next `rm`).
+pub fn unnamed_dirs(root: &Path, rows: &HashSet<&str>) -> bool {
+    std::fs::read_dir(root.join("containers")).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|id| is_container_id(id) && !rows.contains(id))
+        })
+    })
+}
+
 fn stored_ids(conn: &Connection) -> rusqlite::Result<HashSet<String>> {
     let mut stmt = conn.prepare_cached("SELECT id FROM containers")?;
     let ids = stmt.query_map([], |r| r.get(0))?.collect();
@@ -117,6 +131,11 @@ mod tests {
         assert_eq!(sweep(t.path(), store.conn()), vec![ids[0].clone()]);
         assert!(!orphan.exists() && t.path().join("trash").join(&ids[0]).exists());
         assert!(locked.exists() && stored.exists() && young.exists());
+        // `ps` notices every directory without a row, locked or young included.
+        let named: HashSet<&str> = [ids[1].as_str(), ids[2].as_str()].into();
+        assert!(unnamed_dirs(t.path(), &named));
+        let all: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        assert!(!unnamed_dirs(t.path(), &all));
         // The young one will be an orphan: the housekeeper lingers for it.
         assert!(becoming(t.path(), store.conn()));
         std::fs::remove_dir_all(&young).unwrap();

@@ -309,7 +309,7 @@ pub fn find(conn: &Connection, key: &str) -> Result<Record, EngineError> {
 /// All containers, newest first.
 pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM containers ORDER BY created_at DESC"
+        "SELECT {COLUMNS} FROM containers ORDER BY created_at DESC, rowid DESC"
     ))?;
     let rows = stmt
         .query_map([], from_row)?
@@ -483,6 +483,45 @@ pub(crate) fn removed_meanwhile(name: &str) -> EngineError {
     EngineError::NotFound(format!(
         "no such container: {name}; it was removed meanwhile"
     ))
+}
+
+/// Renames a container with its event, as one unit; Conflict when the name is taken.
+pub fn rename(conn: &Connection, r: &Record, new: &str) -> Result<(), EngineError> {
+    atomically(conn, || {
+        if name_taken(conn, new)? {
+            return Err(EngineError::Conflict(format!(
+                "the container name {new} is already in use; choose another name or remove that container"
+            )));
+        }
+        let n = conn
+            .prepare_cached("UPDATE containers SET name = ?2 WHERE id = ?1")?
+            .execute(params![r.id, new])?;
+        if n == 0 {
+            return Err(removed_meanwhile(&r.name));
+        }
+        let state = Some(r.state.as_str());
+        let cause = format!("rename from {}", r.name);
+        event(conn, "container", &r.id, new, state, state, &cause)
+    })
+}
+
+/// Stores a container's changed configuration (`gcr update`) with its event, as one unit.
+pub fn set_config(
+    conn: &Connection,
+    r: &Record,
+    cfg: &ContainerConfig,
+    cause: &str,
+) -> Result<(), EngineError> {
+    atomically(conn, || {
+        let n = conn
+            .prepare_cached("UPDATE containers SET config = ?2 WHERE id = ?1")?
+            .execute(params![r.id, serde_json::to_string(cfg)?])?;
+        if n == 0 {
+            return Err(removed_meanwhile(&r.name));
+        }
+        let state = Some(r.state.as_str());
+        event(conn, "container", &r.id, &r.name, state, state, cause)
+    })
 }
 
 /// Whether a name is taken.

@@ -305,6 +305,10 @@ impl Engine {
             // Files first: once the row is gone, nothing of the container may remain.
             self.remove_files(r);
             timing::mark("exit: files to trash");
+        } else {
+            // Before the exit is recorded: once the row says exited a `start` may write
+            // this directory's files again, and they must not be removed under it.
+            let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
         }
         let mut exit = rows::Exit {
             row: r.clone(),
@@ -323,8 +327,6 @@ impl Engine {
         timing::mark("exit: recorded");
         if rm {
             self.volumes_release(r, true);
-        } else {
-            let _ = std::fs::remove_dir_all(self.container_run_dir(&r.id));
         }
         Ok(())
     }

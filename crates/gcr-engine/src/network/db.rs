@@ -153,6 +153,15 @@ pub fn all_endpoints(conn: &Connection) -> Vec<Endpoint> {
         .unwrap_or_default()
 }
 
+/// The names a container's endpoint answers to (after a rename).
+pub fn set_names(conn: &Connection, container: &str, names: &str) -> Result<(), EngineError> {
+    conn.execute(
+        "UPDATE net_endpoints SET names = ?2 WHERE container = ?1",
+        params![container, names],
+    )?;
+    Ok(())
+}
+
 pub fn delete_endpoint(conn: &Connection, container: &str) -> Result<(), EngineError> {
     conn.execute(
         "DELETE FROM net_endpoints WHERE container = ?1",
@@ -176,12 +185,27 @@ pub fn set_ports(
 
 /// Leases the next free address of `net` to `ep` (whose `ip` is filled in) inside one
 /// `BEGIN IMMEDIATE` transaction (the caller's). Leases of containers that no longer exist
-/// (a crash between start and cleanup) are reclaimed first.
+/// (a crash between start and cleanup) and of build steps whose build is gone are
+/// reclaimed first.
 pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), EngineError> {
     conn.execute(
-        "DELETE FROM net_endpoints WHERE container NOT IN (SELECT id FROM containers)",
+        "DELETE FROM net_endpoints WHERE container NOT IN (SELECT id FROM containers) \
+         AND container NOT LIKE 'build:%'",
         [],
     )?;
+    // Build steps' leases go with their building process.
+    let stale: Vec<String> = {
+        let mut st =
+            conn.prepare("SELECT container FROM net_endpoints WHERE container LIKE 'build:%'")?;
+        let owners = st.query_map([], |r| r.get::<_, String>(0))?;
+        owners
+            .filter_map(Result::ok)
+            .filter(|o| super::step::stale_owner(o))
+            .collect()
+    };
+    for o in stale {
+        conn.execute("DELETE FROM net_endpoints WHERE container = ?1", [&o])?;
+    }
     let next: i64 = conn.query_row(
         "SELECT next_host FROM networks WHERE name = ?1",
         [&net.name],

@@ -55,38 +55,13 @@ impl Engine {
     /// Writes the files for `r` and returns their bind mounts.
     pub(crate) fn net_files(&self, r: &Record, what: Files<'_>) -> Result<Vec<Mount>, EngineError> {
         let dir = self.make_container_run_dir(&r.id)?;
-        let hostname = &r.config.resolved.hostname;
         let names = own_names(r);
         let names: Vec<&str> = names.split(' ').collect();
-        let (hosts, resolv) = match what {
-            Files::Loopback => (gcr_net::resolv::hosts_file(None, &names, &[]), None),
-            Files::Host => (
-                std::fs::read_to_string("/etc/hosts")
-                    .unwrap_or_else(|_| gcr_net::resolv::hosts_file(None, &names, &[])),
-                Some(std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
-            ),
-            Files::Bridge { ip, peers } => (
-                gcr_net::resolv::hosts_file(Some(ip), &names, &peer_lines(&r.id, peers)),
-                Some(gcr_net::resolv::container_resolv_conf()),
-            ),
-        };
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |e| EngineError::Io(format!("writing {}", p.display()), e)
-        };
-        let mut mounts = Vec::with_capacity(3);
-        let p = dir.join("hosts");
-        write_in_place(&p, &hosts).map_err(io(&p))?;
-        mounts.push(bind("/etc/hosts", &p)?);
-        let p = dir.join("hostname");
-        write_in_place(&p, &format!("{hostname}\n")).map_err(io(&p))?;
-        mounts.push(bind("/etc/hostname", &p)?);
-        if let Some(text) = resolv {
-            let p = dir.join("resolv.conf");
-            write_in_place(&p, &text).map_err(io(&p))?;
-            mounts.push(bind("/etc/resolv.conf", &p)?);
-        }
-        Ok(mounts)
+        let (hosts, resolv) = with_flags(r, texts(what, &names, &r.id));
+        let hostname = format!("{}\n", r.config.resolved.hostname);
+        let mut files = vec![("hosts", hosts), ("hostname", hostname)];
+        files.extend(resolv.map(|t| ("resolv.conf", t)));
+        write_binds(&dir, &files)
     }
 
     /// Rewrites the hosts file of every member of `network` from the current endpoints.
@@ -108,6 +83,103 @@ impl Engine {
             }
         }
     }
+}
+
+/// The hosts and resolv.conf texts of a namespace of `what` kind for `names` (`own`: the
+/// endpoint left out of the peers).
+fn texts(what: Files<'_>, names: &[&str], own: &str) -> (String, Option<String>) {
+    match what {
+        Files::Loopback => (gcr_net::resolv::hosts_file(None, names, &[]), None),
+        Files::Host => (
+            std::fs::read_to_string("/etc/hosts")
+                .unwrap_or_else(|_| gcr_net::resolv::hosts_file(None, names, &[])),
+            Some(std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
+        ),
+        Files::Bridge { ip, peers } => (
+            gcr_net::resolv::hosts_file(Some(ip), names, &peer_lines(own, peers)),
+            Some(gcr_net::resolv::container_resolv_conf()),
+        ),
+    }
+}
+
+/// Writes each `(name, text)` into `dir` and returns its bind mount on `/etc/<name>`.
+fn write_binds(dir: &Path, files: &[(&str, String)]) -> Result<Vec<Mount>, EngineError> {
+    files
+        .iter()
+        .map(|(name, text)| {
+            let p = dir.join(name);
+            write_in_place(&p, text)
+                .map_err(|e| EngineError::Io(format!("writing {}", p.display()), e))?;
+            bind(&format!("/etc/{name}"), &p)
+        })
+        .collect()
+}
+
+/// `/etc/hosts` and `/etc/resolv.conf` of a build step named `hostname` (its UTS name
+/// stands for `/etc/hostname`), written in `dir`.
+pub(crate) fn step_files(
+    dir: &Path,
+    hostname: &str,
+    what: Files<'_>,
+) -> Result<Vec<Mount>, EngineError> {
+    let (hosts, resolv) = texts(what, &[hostname], "");
+    let mut files = vec![("hosts", hosts)];
+    files.extend(resolv.map(|t| ("resolv.conf", t)));
+    write_binds(dir, &files)
+}
+
+/// `NAME:IP` (or `NAME=IP`) of an `--add-host`, when it is one.
+pub fn parse_add_host(s: &str) -> Option<(&str, std::net::IpAddr)> {
+    let (name, ip) = s.split_once('=').or_else(|| s.split_once(':'))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    (!name.is_empty() && !name.contains(char::is_whitespace))
+        .then_some(())
+        .and(ip.parse().ok())
+        .map(|ip| (name, ip))
+}
+
+/// The hosts and resolv.conf texts with `--add-host` and `--dns*` applied.
+fn with_flags(
+    r: &Record,
+    (mut hosts, resolv): (String, Option<String>),
+) -> (String, Option<String>) {
+    let o = &r.config.opts;
+    for h in &o.add_hosts {
+        if let Some((name, ip)) = parse_add_host(h) {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    if o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty() {
+        return (hosts, resolv);
+    }
+    // Each flag replaces its kind of line; the others stay as they were.
+    let base = resolv.unwrap_or_default();
+    let lines = |key: &str| -> Vec<String> {
+        base.lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .collect()
+    };
+    let pick = |flag: &Vec<String>, key: &str| {
+        if flag.is_empty() {
+            lines(key)
+        } else {
+            flag.clone()
+        }
+    };
+    let mut text = String::new();
+    for ns in pick(&o.dns, "nameserver ") {
+        text.push_str(&format!("nameserver {ns}\n"));
+    }
+    let search = pick(&o.dns_search, "search ");
+    if !search.is_empty() {
+        text.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    let options = pick(&o.dns_options, "options ");
+    if !options.is_empty() {
+        text.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    (hosts, Some(text))
 }
 
 /// The names a container answers to: its hostname and its name.

@@ -14,6 +14,7 @@ mod files;
 mod publish;
 mod registry;
 mod setup;
+mod step;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -26,8 +27,11 @@ use oci_spec::runtime::Mount;
 use crate::container::config::{Resolved, RunOptions};
 use crate::container::record::Record;
 use crate::{Engine, EngineError};
+pub use files::parse_add_host;
 use files::Files;
+pub(crate) use files::{step_files, Files as NetFiles};
 pub use setup::DEFAULT;
+pub use step::StepNet;
 
 /// What the runtime needs to place a container on its network.
 pub struct NetAttachment {
@@ -139,35 +143,18 @@ impl Engine {
         if db::endpoint(conn, &r.id).is_some() {
             self.net_detach(r);
         }
-        let mut host = host_socket()?;
-        let bridge = self.bridge_up(&mut host, &net)?;
-        let mut ep = db::Endpoint {
-            container: r.id.clone(),
-            network: net.name.clone(),
-            ip: std::net::Ipv4Addr::UNSPECIFIED,
-            names: files::own_names(r),
-            veth: format!("gv{}", &r.id[..12.min(r.id.len())]),
-            ports: String::new(),
-            proxy_pid: 0,
-        };
-        self.store()?
-            .transaction(|tx| db::lease(tx, &net, &mut ep))?;
-        let fd = netns::create_attached(
-            &mut host,
-            &netns::Endpoint {
-                host_if: ep.veth.clone(),
-                bridge,
-                peer_if: "eth0".into(),
-                ip: ep.ip,
-                prefix: net.subnet.prefix,
-                gateway: net.subnet.gateway(),
-            },
-        )
-        .map_err(|e| {
-            EngineError::Internal(format!(
-                "cannot attach container {} to network {}: {e}",
+        let (ep, fd) = self.lease_and_wire(
+            &net,
+            r.id.clone(),
+            files::own_names(r),
+            format!("gv{}", &r.id[..12.min(r.id.len())]),
+        );
+        let fd = fd.map_err(|e| match e {
+            EngineError::Internal(m) => EngineError::Internal(format!(
+                "cannot attach container {} to network {}: {m}",
                 r.name, net.name
-            ))
+            )),
+            other => other,
         })?;
         let path = keep_netns(&r.id, fd);
         let mounts = if net.name == DEFAULT {
@@ -229,6 +216,46 @@ impl Engine {
         })
     }
 
+    /// Leases an address on `net` for `owner` and makes a namespace wired to the
+    /// network's bridge through the veth pair `veth`: the endpoint as stored, and the
+    /// namespace (or why it could not be made; the lease is then the caller's to drop).
+    pub(crate) fn lease_and_wire(
+        &self,
+        net: &db::NetRow,
+        owner: String,
+        names: String,
+        veth: String,
+    ) -> (db::Endpoint, Result<OwnedFd, EngineError>) {
+        let mut ep = db::Endpoint {
+            container: owner,
+            network: net.name.clone(),
+            ip: std::net::Ipv4Addr::UNSPECIFIED,
+            names,
+            veth,
+            ports: String::new(),
+            proxy_pid: 0,
+        };
+        let wired = (|| {
+            let mut host = host_socket()?;
+            let bridge = self.bridge_up(&mut host, net)?;
+            self.store()?
+                .transaction(|tx| db::lease(tx, net, &mut ep))?;
+            netns::create_attached(
+                &mut host,
+                &netns::Endpoint {
+                    host_if: ep.veth.clone(),
+                    bridge,
+                    peer_if: "eth0".into(),
+                    ip: ep.ip,
+                    prefix: net.subnet.prefix,
+                    gateway: net.subnet.gateway(),
+                },
+            )
+            .map_err(|e| EngineError::Internal(e.to_string()))
+        })();
+        (ep, wired)
+    }
+
     /// Releases whatever `net_attach` set up: proxy, veth, address lease, the namespace
     /// descriptor, and the container's line in its network's hosts files. Idempotent;
     /// never fails.
@@ -269,6 +296,26 @@ impl Engine {
 }
 
 impl Engine {
+    /// After a rename: the names a container's network resolves follow it.
+    pub(crate) fn net_renamed(&self, id: &str) {
+        let Ok(store) = self.store() else {
+            return;
+        };
+        let Ok(r) = crate::container::record::find(store.conn(), id) else {
+            return;
+        };
+        let Some(ep) = db::endpoint(store.conn(), id) else {
+            return;
+        };
+        let _ = store.transaction(|tx| {
+            db::set_names(tx, id, &files::own_names(&r))?;
+            if ep.network != DEFAULT {
+                self.refresh_hosts(tx, &ep.network);
+            }
+            Ok::<_, EngineError>(())
+        });
+    }
+
     /// Network facts for `inspect` (Docker's `NetworkSettings` shape, reduced): network
     /// name, and while attached the address, gateway, bridge and published ports.
     pub fn network_settings(&self, r: &Record) -> serde_json::Value {

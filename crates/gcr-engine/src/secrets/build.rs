@@ -95,6 +95,27 @@ fn read_source(id: &str, source: &BuildSecretSource) -> Result<Zeroizing<Vec<u8>
 }
 
 impl Engine {
+    /// The secrets of a Dockerfile build: every `--secret` flag's value (a Dockerfile asks
+    /// for them with `RUN --mount=type=secret,id=ID`). Nothing is opened without flags.
+    pub fn dockerfile_secrets(&self, flags: &[String]) -> Result<BuildSecrets, EngineError> {
+        let mut out = BuildSecrets::default();
+        if flags.is_empty() {
+            return Ok(out);
+        }
+        let key = self.secrets_key()?;
+        for f in flags {
+            let (id, src) = parse_build_secret_flag(f)?;
+            if out.values.contains_key(&id) {
+                return Err(bad(f, &format!("the id '{id}' is given twice")));
+            }
+            let value = read_source(&id, &src)?;
+            out.digests
+                .insert(id.clone(), key.keyed_digest("build-secret", &value));
+            out.values.insert(id, value);
+        }
+        Ok(out)
+    }
+
     /// The secrets of a build of `spec_file`, from the `--secret` flags and the spec's
     /// `build.secrets`. Nothing is opened (not even the key) when neither names any.
     pub fn build_secrets(

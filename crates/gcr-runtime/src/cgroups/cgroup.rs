@@ -210,6 +210,23 @@ impl Cgroup {
         }
     }
 
+    /// runc's `events --stats` figures (see [`super::DetailedStats`]).
+    pub fn detailed_stats(&self) -> Result<super::DetailedStats, CgroupError> {
+        match &self.kind {
+            Kind::V2(d) => super::detail::v2(d),
+            Kind::V1(_) => super::detail::v1(self),
+        }
+    }
+
+    /// How many processes of the group the kernel OOM killer has killed so far (0 without
+    /// a memory controller).
+    pub fn oom_kills(&self) -> u64 {
+        match &self.kind {
+            Kind::V2(d) => super::detail::oom_kills_v2(d),
+            Kind::V1(_) => self.v1_dir(MEMORY).map_or(0, super::detail::oom_kills_v1),
+        }
+    }
+
     /// Whether the kernel OOM killer killed a process of the group (read it before
     /// [`Cgroup::destroy`]).
     pub fn oom_killed(&self) -> bool {

@@ -9,11 +9,14 @@
 //! A [`Cgroup`] from [`CgroupManager::open`] works in a later process (stop, pause, stats, rm).
 
 mod cgroup;
+mod detail;
 mod fs;
 mod mountinfo;
 mod v1;
 mod v2;
 
+#[cfg(test)]
+mod tests_detail;
 #[cfg(test)]
 mod tests_fake;
 #[cfg(test)]
@@ -24,6 +27,9 @@ pub(crate) mod testutil;
 use std::path::{Path, PathBuf};
 
 pub use cgroup::{Cgroup, Join};
+pub use detail::{
+    BlkioEntry, BlkioStats, CpuStats, DetailedStats, MemoryEntry, MemoryStats, PidsStats,
+};
 use mountinfo::Layout;
 
 /// Name of the parent group all containers live under.

@@ -67,7 +67,7 @@ fn strip_files(dir: &Path) {
     }
 }
 
-fn fake_v2() -> (tempfile::TempDir, PathBuf, CgroupManager) {
+pub(super) fn fake_v2() -> (tempfile::TempDir, PathBuf, CgroupManager) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("cg");
     std::fs::create_dir(&root).unwrap();
@@ -289,7 +289,7 @@ fn cgroups_v2_figures_freeze_kill_oom() {
     assert_eq!(m.open("f").procs(), vec![2147480001, 2147480002]);
 }
 
-fn fake_v1() -> (tempfile::TempDir, PathBuf, CgroupManager) {
+pub(super) fn fake_v1() -> (tempfile::TempDir, PathBuf, CgroupManager) {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("cgroup");
     let mut mi = String::new();

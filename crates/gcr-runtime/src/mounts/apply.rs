@@ -94,14 +94,20 @@ impl MountPlan {
             if rootfd < 0 {
                 child_fail(errfd, Stage::RootfsMount as u32, errno());
             }
-            for (i, step) in self.steps.iter().enumerate() {
-                step.apply(errfd, rootfd, Stage::Mount as u32 | ((i as u32 + 1) << 8));
+            let code = |i: usize| Stage::Mount as u32 | ((i as u32 + 1) << 8);
+            for (i, step) in self.steps.iter().enumerate().filter(|(_, s)| !s.after_join) {
+                step.apply(errfd, rootfd, code(i));
             }
             if self.dev_tmpfs {
                 self.make_dev(errfd, rootfd);
             }
             self.secrets.apply(errfd, rootfd);
             before_pivot();
+            // In its cgroup and cgroup namespace now (a v1 start joins them in
+            // `before_pivot`): cgroup mounts show the container's own groups.
+            for (i, step) in self.steps.iter().enumerate().filter(|(_, s)| s.after_join) {
+                step.apply(errfd, rootfd, code(i));
+            }
             if libc::fchdir(rootfd) != 0
                 || sys::pivot_root(c".".as_ptr(), c".".as_ptr()) != 0
                 || libc::mount(

@@ -53,6 +53,9 @@ struct MountStep {
     propagation: c_ulong,
     /// Only remount the existing mount at the destination with `flags` (MS_BIND|MS_REMOUNT).
     remount_only: bool,
+    /// A cgroup mount: made once the process is in its cgroup and cgroup namespace (a
+    /// mount made before shows the host's hierarchy from its root).
+    after_join: bool,
 }
 
 struct Device {
@@ -250,6 +253,7 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
             bind: false,
             propagation: 0,
             remount_only: false,
+            after_join: true,
         });
     }
     steps.push(MountStep {
@@ -263,6 +267,7 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
         bind: false,
         propagation: 0,
         remount_only: true,
+        after_join: true,
     });
 }
 
@@ -340,6 +345,7 @@ impl MountPlan {
             let mut data = opts.data.clone();
             let mut flags = opts.flags;
             let mut v1_tree = false;
+            let cgroup = typ == "cgroup" || typ == "cgroup2";
             if typ == "cgroup" {
                 // cgroup2 shows the container's own cgroup namespace. On v1/hybrid hosts a
                 // tmpfs holds one read-only mount per host hierarchy (seen from the
@@ -385,6 +391,7 @@ impl MountPlan {
                 bind,
                 propagation: opts.propagation,
                 remount_only: false,
+                after_join: cgroup,
             });
             if bind {
                 // The remount carries the ro/nosuid/... flags of a bind mount.

@@ -1,0 +1,167 @@
+//! Docker's `--filter KEY=VALUE` for `ps` (status, name, label, ancestor, id, exited,
+//! health, network, volume), `images` (reference, dangling, label, before, since) and
+//! `events` (type, container, event), and the time flags (`--since`, `--until`).
+//! Values of one key are alternatives; different keys must all match.
+
+use gcr_engine::container::record::Record;
+use gcr_engine::events::Event;
+use gcr_engine::images::ImageRow;
+
+use crate::Failure;
+
+/// Parsed filters: (key, value) pairs, checked against the keys a command knows.
+pub struct Filters(Vec<(String, String)>);
+
+impl Filters {
+    pub fn parse(raw: &[String], keys: &[&str], cmd: &str) -> Result<Filters, Failure> {
+        let mut out = Vec::new();
+        for f in raw {
+            match f.split_once('=') {
+                Some((k, v)) if keys.contains(&k) => out.push((k.to_string(), v.to_string())),
+                _ => {
+                    return Err(Failure::new(
+                        2,
+                        format!(
+                            "invalid filter '{f}' for {cmd}: use KEY=VALUE with KEY one of {}",
+                            keys.join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(Filters(out))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    /// True when, for every key given, one of its values matches.
+    fn all(&self, m: impl Fn(&str, &str) -> bool) -> bool {
+        let mut keys: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.iter().all(|k| {
+            self.0
+                .iter()
+                .filter(|(key, _)| key == k)
+                .any(|(key, v)| m(key, v))
+        })
+    }
+
+    /// `ps`: whether container `r` passes.
+    pub fn container(&self, r: &Record) -> bool {
+        self.all(|k, v| match k {
+            "status" => r.state.as_str() == v,
+            "name" => r.name.contains(v),
+            "id" => r.id.starts_with(v),
+            "label" => label_matches(&r.config.resolved.labels, v),
+            "ancestor" => {
+                r.image_ref == v
+                    || r.image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
+                    || gcr_engine::Reference::parse(v)
+                        .is_ok_and(|x| x.to_string() == r.image_ref || x.familiar() == r.image_ref)
+            }
+            "exited" => {
+                r.state == gcr_engine::State::Exited
+                    && r.exit_code.map(|c| c.to_string()) == Some(v.to_string())
+            }
+            "health" => match &r.extra.health {
+                Some(h) => h.status == v,
+                None => v == "none",
+            },
+            "network" => r.config.resolved.network == v,
+            "volume" => r.config.opts.volumes.iter().any(|m| {
+                let mut parts = m.split(':');
+                let (a, b) = (parts.next().unwrap_or(""), parts.next());
+                a == v || b == Some(v)
+            }),
+            _ => false,
+        })
+    }
+
+    /// `events`: whether an event passes.
+    pub fn event(&self, e: &Event) -> bool {
+        self.all(|k, v| match k {
+            "type" => e.kind == v,
+            "container" => {
+                e.kind == "container" && (e.name.as_deref() == Some(v) || e.object.starts_with(v))
+            }
+            "event" => e.cause.as_deref() == Some(v),
+            _ => false,
+        })
+    }
+
+    /// `images`: whether a row passes (`labels` and `created` of its image are looked up
+    /// only for the keys that need them).
+    pub fn image(
+        &self,
+        row: &ImageRow,
+        labels: &dyn Fn() -> Vec<(String, String)>,
+        created_of: &dyn Fn(&str) -> Option<i64>,
+    ) -> bool {
+        self.all(|k, v| match k {
+            "dangling" => (row.repository == "<none>") == (v == "true"),
+            "reference" => {
+                let full = format!("{}:{}", row.repository, row.tag);
+                glob(v, &full) || glob(v, &row.repository)
+            }
+            "label" => label_matches(&labels(), v),
+            "before" => created_of(v).is_some_and(|t| row.created.is_some_and(|c| c < t)),
+            "since" => created_of(v).is_some_and(|t| row.created.is_some_and(|c| c > t)),
+            _ => false,
+        })
+    }
+}
+
+/// `label=KEY` or `label=KEY=VALUE`.
+fn label_matches(labels: &[(String, String)], want: &str) -> bool {
+    match want.split_once('=') {
+        Some((k, v)) => labels.iter().any(|(lk, lv)| lk == k && lv == v),
+        None => labels.iter().any(|(lk, _)| lk == want),
+    }
+}
+
+/// Docker's reference patterns (Go's path.Match): the shell glob of Dockerfile words, one
+/// path segment at a time, so `*` stays within a segment.
+fn glob(pat: &str, s: &str) -> bool {
+    let (p, s): (Vec<&str>, Vec<&str>) = (pat.split('/').collect(), s.split('/').collect());
+    p.len() == s.len()
+        && p.iter()
+            .zip(&s)
+            .all(|(p, s)| gcr_engine::dockerfile_glob(p.as_bytes(), s.as_bytes()))
+}
+
+/// A `--since`/`--until` value (unix seconds, RFC 3339, or a duration ago) in unix ns.
+pub fn time_flag(flag: &str, v: &str, now_ns: i64) -> Result<i64, Failure> {
+    gcr_engine::events::parse_since(v, now_ns).ok_or_else(|| {
+        Failure::new(
+            2,
+            format!("invalid {flag} '{v}': use unix seconds, an RFC 3339 time or a duration such as 10m"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_labels_and_keys() {
+        assert!(glob("test/*", "test/busybox"));
+        assert!(!glob("test/*", "test/a/b"));
+        assert!(glob("*:1", "busybox:1"));
+        let l = vec![("tier".to_string(), "web".to_string())];
+        assert!(label_matches(&l, "tier") && label_matches(&l, "tier=web"));
+        assert!(!label_matches(&l, "tier=db"));
+        assert!(Filters::parse(&["colour=red".into()], &["status"], "ps").is_err());
+        let f = Filters::parse(&["status=exited".into()], &["status"], "ps").unwrap();
+        assert!(f.has("status") && !f.is_empty());
+    }
+}

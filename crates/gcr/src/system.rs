@@ -1,0 +1,412 @@
+//! System commands: version, info, events, system df and prune, doctor.
+
+use gcr_engine::Engine;
+
+use crate::cli::{Cmd, Format, SystemCmd};
+use crate::out::outln;
+use crate::render::{bytes, table_out};
+use crate::Failure;
+
+fn store_err(err: gcr_engine::StoreError) -> Failure {
+    Failure::from(gcr_engine::EngineError::from(err))
+}
+
+/// `gcr version`.
+pub fn version(format: Format) -> Result<i32, Failure> {
+    let v = serde_json::json!({
+        "Version": env!("CARGO_PKG_VERSION"),
+        "Os": std::env::consts::OS,
+        "Arch": std::env::consts::ARCH,
+        "ApiVersion": "none",
+    });
+    if format == Format::Json {
+        outln!("{v}")?;
+    } else {
+        outln!(
+            "gcr version {}\nOS/Arch: {}/{}",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )?;
+    }
+    Ok(0)
+}
+
+/// Dispatches the system commands.
+pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
+    match cmd {
+        Cmd::Info { format } => info(e, format),
+        Cmd::System {
+            cmd: SystemCmd::Df { format, verbose },
+        } => {
+            if verbose {
+                df_verbose(e)
+            } else {
+                df(e, format)
+            }
+        }
+        Cmd::System {
+            cmd:
+                SystemCmd::Prune {
+                    force: _,
+                    all,
+                    volumes,
+                },
+        } => {
+            // Docker's order and scope: stopped containers, unused user networks, then
+            // dangling images (every unused one with -a), anonymous volumes with --volumes.
+            let c = e.container_prune()?;
+            for id in &c.ids {
+                outln!("Deleted container: {id}")?;
+            }
+            for n in e.network_list()? {
+                let user = !matches!(n.name.as_str(), "bridge" | "host" | "none");
+                if user && n.containers.is_empty() && e.network_remove(&n.name).is_ok() {
+                    outln!("Deleted network: {}", n.name)?;
+                }
+            }
+            if volumes {
+                for v in e.volume_prune(false)? {
+                    outln!("Deleted volume: {v}")?;
+                }
+            }
+            // Removed containers' directories still waiting for the reaper go now.
+            gcr_engine::trash::drain(e.root());
+            let p = e.image_prune(all)?;
+            for l in &p.images {
+                outln!("{l}")?;
+            }
+            outln!(
+                "Removed {} blobs, {} snapshots, {} temporary files\nTotal reclaimed space: {}",
+                p.blobs_removed,
+                p.snapshots_removed,
+                p.tmp_removed,
+                bytes(p.bytes_reclaimed + c.bytes)
+            )?;
+            Ok(0)
+        }
+        Cmd::Doctor {
+            format,
+            snapshots,
+            repair,
+        } => {
+            let opts = gcr_engine::DoctorOptions { snapshots, repair };
+            // The ledger first: a store whose history fails says so before anything else.
+            let ledger = e.audit_verify(None).map_err(Failure::from)?;
+            let mut r = e.store()?.doctor_with(opts).map_err(store_err)?;
+            for p in ledger.problems.iter().rev() {
+                r.problems.insert(
+                    0,
+                    format!("audit ledger: {}; see 'gcr audit verify'", p.what),
+                );
+            }
+            if repair {
+                for id in e.sweep_orphan_container_dirs() {
+                    r.repaired.push(format!(
+                        "removed container directory {id}, which no container names (left by a killed gcr)"
+                    ));
+                }
+            } else {
+                for dir in e.orphan_container_dirs() {
+                    r.problems.push(format!(
+                        "container directory {} has no container (left by a killed gcr); 'gcr doctor --repair' removes it",
+                        dir.display()
+                    ));
+                }
+            }
+            if repair {
+                e.forget_image_cache();
+                r.repaired
+                    .push("dropped this store's image cache in the run dir".into());
+                for g in gcr_engine::build::reap_build_cgroups() {
+                    r.repaired.push(format!(
+                        "removed build step cgroup {g} of a build that is gone"
+                    ));
+                }
+            }
+            if format == Format::Json {
+                outln!(
+                    "{}",
+                    serde_json::json!({"clean": r.is_clean(), "problems": r.problems,
+                        "repaired": r.repaired, "blobs_checked": r.blobs_checked,
+                        "images_checked": r.images_checked,
+                        "snapshots_checked": r.snapshots_checked})
+                )?;
+            } else {
+                for p in &r.repaired {
+                    outln!("REPAIRED: {p}")?;
+                }
+                for p in &r.problems {
+                    outln!("PROBLEM: {p}")?;
+                }
+                outln!(
+                    "checked {} blobs, {} images and {} snapshots: {}",
+                    r.blobs_checked,
+                    r.images_checked,
+                    r.snapshots_checked,
+                    if r.is_clean() {
+                        "no problems".to_string()
+                    } else {
+                        format!("{} problem(s)", r.problems.len())
+                    }
+                )?;
+            }
+            Ok(if r.is_clean() { 0 } else { 1 })
+        }
+        other => Err(Failure::new(2, format!("unhandled command {other:?}"))),
+    }
+}
+
+fn info(e: &Engine, format: Format) -> Result<i32, Failure> {
+    let images = e.store()?.list_images().map_err(store_err)?.len();
+    let cs = e.ps(true)?;
+    let running = cs
+        .iter()
+        .filter(|(r, _)| r.state == gcr_engine::State::Running)
+        .count();
+    let paused = cs
+        .iter()
+        .filter(|(r, _)| r.state == gcr_engine::State::Paused)
+        .count();
+    let cgroup = gcr_runtime_info();
+    let v = serde_json::json!({
+        "Containers": cs.len(), "ContainersRunning": running, "ContainersPaused": paused,
+        "ContainersStopped": cs.len() - running - paused, "Images": images,
+        "Driver": "overlay", "CgroupVersion": cgroup, "DockerRootDir": e.root(),
+        "RunDir": e.run_dir(), "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "KernelVersion": kernel(), "OperatingSystem": std::env::consts::OS,
+        "Architecture": std::env::consts::ARCH,
+    });
+    if format == Format::Json {
+        outln!("{v}")?;
+        return Ok(0);
+    }
+    if let Some(m) = v.as_object() {
+        for (k, val) in m {
+            outln!(
+                "{k}: {}",
+                val.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| val.to_string())
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+fn gcr_runtime_info() -> String {
+    gcr_engine::cgroup_version().unwrap_or_else(|| "none".into())
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `gcr system df -v`: Docker's three tables (images with shared and unique sizes and
+/// their containers, containers with their volumes and writable size, volumes with links).
+fn df_verbose(e: &Engine) -> Result<i32, Failure> {
+    use std::collections::HashMap;
+    let images = e.images()?;
+    let containers = e.ps(true)?;
+    let mut users: HashMap<String, usize> = HashMap::new();
+    for (r, _) in &containers {
+        *users
+            .entry(r.image_id.trim_start_matches("sha256:").to_string())
+            .or_default() += 1;
+    }
+    // A layer is shared when more than one image has it.
+    let mut layers: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+    let mut layer_count: HashMap<String, usize> = HashMap::new();
+    for id in images
+        .iter()
+        .map(|r| r.id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let l: Vec<(String, u64)> = e
+            .store()?
+            .image_layers(&format!("sha256:{id}"))
+            .map_err(store_err)?
+            .into_iter()
+            .map(|l| (l.digest, l.size))
+            .collect();
+        for (d, _) in &l {
+            *layer_count.entry(d.clone()).or_default() += 1;
+        }
+        layers.insert(id, l);
+    }
+    outln!("Images space usage:\n")?;
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|r| {
+            let l = layers.get(&r.id).cloned().unwrap_or_default();
+            let shared: u64 = l
+                .iter()
+                .filter(|(d, _)| layer_count.get(d).copied().unwrap_or(0) > 1)
+                .map(|(_, s)| s)
+                .sum();
+            vec![
+                r.repository.clone(),
+                r.tag.clone(),
+                r.id[..12].to_string(),
+                r.created_since.clone(),
+                bytes(r.size),
+                bytes(shared),
+                bytes(r.size.saturating_sub(shared)),
+                users.get(&r.id).copied().unwrap_or(0).to_string(),
+            ]
+        })
+        .collect();
+    table_out(
+        &[
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ],
+        &rows,
+    )?;
+    outln!("\nContainers space usage:\n")?;
+    let rows: Vec<Vec<String>> = containers
+        .iter()
+        .map(|(r, p)| {
+            vec![
+                p.id.clone(),
+                p.image.clone(),
+                p.command.clone(),
+                r.config.opts.volumes.len().to_string(),
+                bytes(gcr_engine::tree_size(&e.container_dir(&r.id).join("upper"))),
+                p.running_for.clone(),
+                p.status.clone(),
+                p.names.clone(),
+            ]
+        })
+        .collect();
+    table_out(
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "LOCAL VOLUMES",
+            "SIZE",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ],
+        &rows,
+    )?;
+    outln!("\nLocal Volumes space usage:\n")?;
+    let rows: Vec<Vec<String>> = e
+        .volume_list()?
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                v.containers.len().to_string(),
+                bytes(gcr_engine::tree_size(std::path::Path::new(&v.mountpoint))),
+            ]
+        })
+        .collect();
+    table_out(&["VOLUME NAME", "LINKS", "SIZE"], &rows)?;
+    Ok(0)
+}
+
+fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
+    let r = e.store()?.df().map_err(store_err)?;
+    let rows = [
+        ("Images", &r.images),
+        ("Containers", &r.containers),
+        ("Local Volumes", &r.volumes),
+    ];
+    if format == Format::Json {
+        for (k, x) in rows {
+            outln!(
+                "{}",
+                serde_json::json!({"Type": k, "TotalCount": x.total, "Active": x.active,
+                    "Size": x.size, "Reclaimable": x.reclaimable})
+            )?;
+        }
+        return Ok(0);
+    }
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(k, x)| {
+            vec![
+                k.to_string(),
+                x.total.to_string(),
+                x.active.to_string(),
+                bytes(x.size),
+                bytes(x.reclaimable),
+            ]
+        })
+        .collect();
+    table_out(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &t)?;
+    Ok(0)
+}
+
+/// `gcr events`: the events from `--since` (default: now), then, without `--until`, new
+/// ones as they come until the reader goes (Docker's rule); `--filter` by type,
+/// container or event.
+pub fn events(
+    engine: &Engine,
+    since: Option<&str>,
+    until: Option<&str>,
+    filters: &[String],
+    format: Format,
+) -> Result<i32, Failure> {
+    let now = gcr_engine::container::record::now_ns();
+    let at = |flag: &str, v: &str| crate::filters::time_flag(flag, v, now);
+    let since_ns = since.map(|s| at("--since", s)).transpose()?.unwrap_or(now);
+    let until_ns = until.map(|s| at("--until", s)).transpose()?;
+    let filters =
+        crate::filters::Filters::parse(filters, &["type", "container", "event"], "events")?;
+    let keep = |e: &gcr_engine::events::Event| filters.event(e);
+    let print = |e: &gcr_engine::events::Event| -> Result<(), Failure> {
+        if format == Format::Json {
+            outln!("{}", serde_json::to_string(e).unwrap_or_default())
+        } else {
+            outln!(
+                "{} {} {} {} ({} -> {}) name={}",
+                gcr_engine::logs::rfc3339_nanos(e.time_ns),
+                e.kind,
+                e.cause.as_deref().unwrap_or(""),
+                &e.object[..e.object.len().min(12)],
+                e.from.as_deref().unwrap_or("-"),
+                e.to.as_deref().unwrap_or("-"),
+                e.name.as_deref().unwrap_or(""),
+            )
+        }
+    };
+    let mut last_seq = i64::MIN;
+    loop {
+        for e in engine
+            .events_after(since_ns, last_seq)
+            .map_err(Failure::from)?
+        {
+            last_seq = e.seq;
+            if until_ns.is_some_and(|u| e.time_ns >= u) {
+                return Ok(0);
+            }
+            if keep(&e) {
+                print(&e)?;
+            }
+        }
+        let now = gcr_engine::container::record::now_ns();
+        if until_ns.is_some_and(|u| now >= u) {
+            return Ok(0);
+        }
+        crate::out::flush()?;
+        // Following: until the reader goes (or --until passes).
+        for _ in 0..4 {
+            if crate::out::reader_gone() {
+                return Ok(0);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Docker habits the parity issue (19) lists, one assertion each: HOME set from the
+//! user's passwd entry in run and exec (else /), `stop` of a stopped container succeeds,
+//! `-e =x` and `--cpus` beyond the host's CPUs are refused with Docker's exit code 125;
+//! `/sys/fs/cgroup` shows the container's own cgroup, read-only, with its limits (on the
+//! host's layout: v1, hybrid or v2).
+
+mod common;
+
+use common::{need_root, stderr, Env, IMAGE};
+
+#[test]
+fn home_follows_the_user_in_run_and_exec() {
+    if !need_root("home_follows_the_user_in_run_and_exec") {
+        return;
+    }
+    let env = Env::new();
+    let home = |args: &[&str]| {
+        env.ok(&[
+            &["run", "--rm"][..],
+            args,
+            &[IMAGE, "sh", "-c", "echo $HOME"],
+        ]
+        .concat())
+    };
+    assert_eq!(home(&[]), "/root\n");
+    assert_eq!(home(&["-u", "1000"]), "/home/app\n");
+    assert_eq!(home(&["-u", "65534"]), "/\n");
+    assert_eq!(home(&["-u", "4242:4242"]), "/\n");
+    assert_eq!(home(&["-e", "HOME=/x"]), "/x\n");
+    env.ok(&["run", "-d", "--name", "hh", IMAGE, "sleep", "60"]);
+    assert_eq!(env.ok(&["exec", "hh", "sh", "-c", "echo $HOME"]), "/root\n");
+    assert_eq!(
+        env.ok(&["exec", "-u", "app", "hh", "sh", "-c", "echo $HOME"]),
+        "/home/app\n"
+    );
+    env.ok(&["rm", "-f", "hh"]);
+}
+
+#[test]
+fn stop_of_a_stopped_container_succeeds_and_bad_values_are_refused() {
+    if !need_root("stop_of_a_stopped_container_succeeds_and_bad_values_are_refused") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["run", "--name", "done", IMAGE, "true"]);
+    assert_eq!(env.ok(&["stop", "done"]), "done\n");
+    let o = env.gcr(&["run", "--rm", "-e", "=x", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid environment variable '=x'"),
+        "{}",
+        stderr(&o)
+    );
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let too_many = (n + 1).to_string();
+    let o = env.gcr(&["run", "--rm", "--cpus", &too_many, IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("the range is 0.01 to {n}.00")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        env.ok(&["ps", "-aq"]).lines().count(),
+        1,
+        "no container left by a refusal"
+    );
+}
+
+#[test]
+fn the_container_sees_its_own_cgroup_read_only() {
+    if !need_root("the_container_sees_its_own_cgroup_read_only") {
+        return;
+    }
+    let env = Env::new();
+    // memory.max on v2, memory/memory.limit_in_bytes on v1 and hybrid hosts.
+    let script = "if [ -e /sys/fs/cgroup/memory.max ]; then \
+                      cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; \
+                  else \
+                      cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; \
+                  fi; \
+                  if echo 1 > /sys/fs/cgroup/x 2>/dev/null; then echo writable; fi; \
+                  grep -c ' /sys/fs/cgroup' /proc/self/mountinfo >/dev/null && echo mounted";
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out, "67108864\n50\nmounted\n", "{out}");
+    // The container's cgroup is the root of what it sees: no host groups beside it.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "ls /sys/fs/cgroup/pids 2>/dev/null || ls /sys/fs/cgroup",
+    ]);
+    assert!(
+        !out.contains("gcr") && !out.contains("system.slice"),
+        "{out}"
+    );
+}
+
+#[test]
+fn hosts_dns_shm_and_groups_flags() {
+    if !need_root("hosts_dns_shm_and_groups_flags") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "v6=fd00::1",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:2",
+        "--shm-size",
+        "128m",
+        "--group-add",
+        "4242",
+        "--group-add",
+        "app",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf; df -k /dev/shm | tail -1; id -G",
+    ]);
+    assert!(
+        out.contains("10.1.2.3\tdb") && out.contains("fd00::1\tv6"),
+        "{out}"
+    );
+    assert!(out.contains("nameserver 10.0.0.53\n"), "{out}");
+    assert!(
+        out.contains("search example.test\n") && out.contains("options ndots:2\n"),
+        "{out}"
+    );
+    assert!(out.contains(" 131072 "), "a 128 MiB /dev/shm: {out}");
+    let groups = out.lines().last().unwrap_or("");
+    assert!(
+        groups.split(' ').any(|g| g == "4242") && groups.split(' ').any(|g| g == "1000"),
+        "{out}"
+    );
+    for bad in [
+        &["--add-host", "nocolon"][..],
+        &["--add-host", "db:999.1.1.1"],
+        &["--dns", "resolver.example"],
+        &["--shm-size", "0"],
+        &["--group-add", "no-such-group"],
+    ] {
+        let args = [&["run", "--rm"][..], bad, &[IMAGE, "true"]].concat();
+        let out = env.gcr(&args);
+        assert_eq!(out.status.code(), Some(125), "{bad:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(bad[0]), "{bad:?}: {}", stderr(&out));
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), "", "nothing made by a refused run");
+}
+
+#[test]
+fn unknown_flags_and_commands_read_as_docker_says_them() {
+    if !need_root("unknown_flags_and_commands_read_as_docker_says_them") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.gcr(&["run", "--formt", "x", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(
+        err.contains("unknown flag: --formt") && err.contains("See 'gcr run --help'."),
+        "{err}"
+    );
+    assert!(!err.contains("tip:"), "{err}");
+    let out = env.gcr(&["ps", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("unknown flag: --no-such-flag"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.gcr(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("'frobnicate' is not a gcr command"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.gcr(&["imagess"]);
+    assert!(
+        stderr(&out).contains("Did you mean 'gcr images'"),
+        "{}",
+        stderr(&out)
+    );
+    // Help still works and exits 0.
+    assert!(env.gcr(&["run", "--help"]).status.success());
+}
+
+#[test]
+fn ulimits_hold_in_run_and_exec() {
+    if !need_root("ulimits_hold_in_run_and_exec") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=512:1024",
+        "--ulimit",
+        "nproc=300",
+        IMAGE,
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn; ulimit -u",
+    ]);
+    assert_eq!(out, "512\n1024\n300\n");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ul",
+        "--ulimit",
+        "nofile=256",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(env.ok(&["exec", "ul", "sh", "-c", "ulimit -n"]), "256\n");
+    env.ok(&["rm", "-f", "ul"]);
+    for bad in ["nofile", "nofiles=10", "nofile=10:5", "nofile=lots"] {
+        let out = env.gcr(&["run", "--rm", "--ulimit", bad, IMAGE, "true"]);
+        assert_eq!(out.status.code(), Some(125), "{bad}");
+        assert!(
+            stderr(&out).contains("invalid --ulimit"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn run_pulls_only_when_asked_and_checks_the_platform() {
+    if !need_root("run_pulls_only_when_asked_and_checks_the_platform") {
+        return;
+    }
+    let env = Env::new();
+    let registry = common::servers::Server::gcr(&[], &[]);
+    let remote = format!("{}/parity/pulled:1", registry.host());
+    env.ok(&["push", IMAGE, &remote]);
+    env.ok(&["rmi", IMAGE]);
+    // gcr's default: nothing is fetched unless asked.
+    let out = env.gcr(&["run", "--rm", &remote, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("unable to find image"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.gcr(&[
+        "run", "--rm", "--pull", "missing", &remote, "echo", "pulled",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(common::stdout(&out), "pulled\n");
+    assert!(
+        stderr(&out).contains("Unable to find image"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.gcr(&["run", "--rm", "--pull", "always", &remote, "true"]);
+    assert!(
+        stderr(&out).contains("Image is up to date"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.gcr(&["run", "--rm", "--pull", "sometimes", &remote, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    // The platform must be the image's.
+    let host = std::env::consts::ARCH
+        .replace("x86_64", "amd64")
+        .replace("aarch64", "arm64");
+    env.ok(&[
+        "run",
+        "--rm",
+        "--platform",
+        &format!("linux/{host}"),
+        &remote,
+        "true",
+    ]);
+    let out = env.gcr(&["run", "--rm", "--platform", "linux/s390x", &remote, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("without emulation"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn update_changes_limits_of_a_running_container_and_its_restart_policy() {
+    if !need_root("update_changes_limits_of_a_running_container_and_its_restart_policy") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run", "-d", "--name", "up1", "-m", "64m", IMAGE, "sleep", "60",
+    ]);
+    let mem = || {
+        env.ok(&[
+            "exec", "up1", "sh", "-c",
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+    };
+    assert_eq!(mem(), "67108864\n");
+    env.ok(&[
+        "update",
+        "-m",
+        "128m",
+        "--pids-limit",
+        "40",
+        "--restart",
+        "on-failure:2",
+        "up1",
+    ]);
+    assert_eq!(mem(), "134217728\n");
+    let pids = env.ok(&[
+        "exec",
+        "up1",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(pids, "40\n");
+    let doc = env.ok(&["inspect", "-f", "{{json .HostConfig}}", "up1"]);
+    assert!(
+        doc.contains("134217728") && doc.contains("on-failure"),
+        "{doc}"
+    );
+    let ev = env.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "event=update",
+    ]);
+    assert_eq!(ev.lines().count(), 1, "{ev}");
+    // Bad values are refused as run refuses them; nothing changes.
+    let out = env.gcr(&["update", "--cpus", "9999", "up1"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(mem(), "134217728\n");
+    env.ok(&["rm", "-f", "up1"]);
+}
