@@ -11,6 +11,7 @@ pub mod container;
 pub mod events;
 pub mod housekeeper;
 pub mod images;
+pub mod logfile;
 pub mod logs;
 pub mod manifest;
 pub mod manifest_apply;

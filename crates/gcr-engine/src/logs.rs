@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::EngineError;
@@ -148,10 +149,22 @@ pub fn print(
     err: &mut dyn Write,
     still_running: &mut dyn FnMut() -> bool,
 ) -> Result<(), EngineError> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(EngineError::Io(format!("reading {}", path.display()), e)),
+    print_rotated(path, o, out, err);
+    // A container just started may not have made its log yet: a follow waits for it.
+    let mut f = loop {
+        match File::open(path) {
+            Ok(f) => break f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !o.follow || !still_running() {
+                    match File::open(path) {
+                        Ok(f) => break f,
+                        Err(_) => return Ok(()),
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(EngineError::Io(format!("reading {}", path.display()), e)),
+        }
     };
     let start = match o.tail {
         Some(n) => tail_offset(&mut f, n).map_err(|e| EngineError::Io("reading logs".into(), e))?,
@@ -159,6 +172,7 @@ pub fn print(
     };
     f.seek(SeekFrom::Start(start))
         .map_err(|e| EngineError::Io("reading logs".into(), e))?;
+    let mut ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
     let mut r = BufReader::new(f);
     let mut line = Vec::new();
     loop {
@@ -184,19 +198,68 @@ pub fn print(
             .map_err(|e| EngineError::Io("reading logs".into(), e))?;
         r.seek(SeekFrom::Start(pos - n as u64))
             .map_err(|e| EngineError::Io("reading logs".into(), e))?;
+        let now = std::fs::metadata(path).map(|m| m.ino()).ok();
+        if now.is_some_and(|i| i != ino) {
+            // Rotated (see `logfile`): the rest of this file, then the new one from its start.
+            let mut rest = Vec::new();
+            let _ = r.read_to_end(&mut rest);
+            emit_all(&rest, o, out, err);
+            if let Ok(f) = File::open(path) {
+                ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
+                r = BufReader::new(f);
+            }
+            continue;
+        }
         if !running {
             // One last pass for what was written before the exit.
             let mut rest = Vec::new();
             let _ = r.read_to_end(&mut rest);
-            for l in rest.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                if let Some(rec) = parse(l).filter(|r| o.wanted(r.time)) {
-                    emit(&rec, o.timestamps, out, err);
-                }
-            }
+            emit_all(&rest, o, out, err);
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Emits every wanted record of `text` (whole lines).
+fn emit_all(text: &[u8], o: &LogOptions, out: &mut dyn Write, err: &mut dyn Write) {
+    for l in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if let Some(rec) = parse(l).filter(|r| o.wanted(r.time)) {
+            emit(&rec, o.timestamps, out, err);
+        }
+    }
+}
+
+/// The records of the rotated files of the log at `path` (oldest first), as many as
+/// `--tail` leaves room for after the current file's lines.
+fn print_rotated(path: &Path, o: &LogOptions, out: &mut dyn Write, err: &mut dyn Write) {
+    let older = crate::logfile::rotated(path);
+    if older.is_empty() || o.tail == Some(0) {
+        return;
+    }
+    let mut text = Vec::new();
+    for p in &older {
+        if let Ok(mut f) = File::open(p) {
+            let _ = f.read_to_end(&mut text);
+        }
+    }
+    let skip = match o.tail {
+        None => 0,
+        Some(n) => {
+            let current = std::fs::read(path)
+                .map(|t| t.iter().filter(|&&b| b == b'\n').count())
+                .unwrap_or(0);
+            let want = n.saturating_sub(current);
+            let total = text.iter().filter(|&&b| b == b'\n').count();
+            total.saturating_sub(want)
+        }
+    };
+    let start = text
+        .split_inclusive(|&b| b == b'\n')
+        .take(skip)
+        .map(|l| l.len())
+        .sum::<usize>();
+    emit_all(&text[start..], o, out, err);
 }
 
 #[cfg(test)]

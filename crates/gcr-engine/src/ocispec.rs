@@ -61,11 +61,19 @@ fn default_mounts(privileged: bool, shm_size: Option<u64>) -> Result<Vec<Mount>,
     };
     Ok(vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        // nodev (unless privileged): the standard nodes are the host's, bind-mounted by
+        // the runtime, and a node the container makes (CAP_MKNOD is Docker's default)
+        // cannot be opened, here or on the root, which is nodev with it. That is what
+        // Docker's device cgroup guarantees, on cgroup v1 and v2 alike without one.
         mount(
             "/dev",
             "tmpfs",
             "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+            if privileged {
+                &["nosuid", "strictatime", "mode=755", "size=65536k"]
+            } else {
+                &["nosuid", "nodev", "strictatime", "mode=755", "size=65536k"]
+            },
         )?,
         mount(
             "/dev/pts",

@@ -175,7 +175,7 @@ impl Oci {
             (None, Some(m)) => Some(std::thread::spawn(move || {
                 let stdin = std::io::stdin();
                 let stdout = std::io::stdout();
-                let _ = gcr_runtime::pty::relay(m, stdin.as_fd(), stdout.as_fd());
+                let _ = gcr_runtime::pty::relay(m, Some(stdin.as_fd()), stdout.as_fd());
             })),
             _ => None,
         };

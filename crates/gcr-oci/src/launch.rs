@@ -215,7 +215,6 @@ impl Oci {
             std::fs::write(&p, adj.to_string())
                 .map_err(|e| OciError::io("cannot set process.oomScoreAdj in", p, e))?;
         }
-        crate::sysctl::apply(&b.spec, running.pid)?;
         let start_time = state::proc_stat(running.pid)
             .map(|(_, t)| t)
             .ok_or_else(|| OciError::Invalid("the container process died during setup".into()))?;

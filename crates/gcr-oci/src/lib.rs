@@ -20,7 +20,6 @@ mod launch;
 mod lifecycle;
 pub mod seccomp;
 pub mod state;
-mod sysctl;
 
 pub use error::OciError;
 pub use events::stats_json;

@@ -4,8 +4,9 @@
 //! Every start holds the process right before execve ([`gcr_runtime::Extras::exec_hold`]):
 //! `create` on `<root>/<id>/exec.fifo` (released by a later `start`), `run` on a pipe it
 //! writes itself once the container is recorded. Between spawn and release gcr-runc moves
-//! the process into its v1 devices group and writes `oomScoreAdj` and `linux.sysctl`, so
-//! the user's program never runs without them. A failure at any step kills the process and removes the
+//! the process into its v1 devices group and writes `oomScoreAdj` (`linux.sysctl` is
+//! written by the process itself before pivot_root, see gcr-runtime), so the user's
+//! program never runs without them. A failure at any step kills the process and removes the
 //! cgroup and the state directory.
 
 use std::io::Write;
@@ -165,7 +166,7 @@ impl Oci {
             std::thread::spawn(move || {
                 let stdin = std::io::stdin();
                 let stdout = std::io::stdout();
-                let _ = gcr_runtime::pty::relay(m, stdin.as_fd(), stdout.as_fd());
+                let _ = gcr_runtime::pty::relay(m, Some(stdin.as_fd()), stdout.as_fd());
             })
         });
         let status = gcr_runtime::wait_exit(&running)?;

@@ -33,12 +33,13 @@ pub enum Stage {
     Cgroup,
     Secrets,
     Hook,
+    Sysctl,
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Stage {
         use Stage::*;
-        const ALL: [Stage; 23] = [
+        const ALL: [Stage; 24] = [
             Sync,
             Namespace,
             Propagation,
@@ -62,6 +63,7 @@ impl Stage {
             Cgroup,
             Secrets,
             Hook,
+            Sysctl,
         ];
         let v = v & 0xff;
         ALL.iter().copied().find(|s| *s as u32 == v).unwrap_or(Sync)
@@ -92,6 +94,7 @@ impl Stage {
             Stage::Cgroup => "joining the cgroup",
             Stage::Secrets => "writing the secrets to their tmpfs",
             Stage::Hook => "running a hook",
+            Stage::Sysctl => "writing the sysctl",
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod pty;
 mod spawn;
 mod stdio;
 mod sys;
+mod sysctl;
 mod wait;
 
 pub use error::{ExitStatus, RuntimeError, Stage};
@@ -37,4 +38,5 @@ pub use mounts::SecretFile;
 pub use namespaces::LoopbackNetns;
 pub use process::{cap_number, caps_mask, DOCKER_DEFAULT_CAPS};
 pub use spawn::{spawn, spawn_with, Extras, Launch, Network, Rootfs, Running, SeccompMode, Stdio};
+pub use sysctl::sysctl_namespace;
 pub use wait::{signal_forwarder, wait_exit, SignalForwarder};

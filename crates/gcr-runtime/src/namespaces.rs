@@ -20,6 +20,9 @@ pub(crate) struct NsPlan {
     pub cgroupns: bool,
     /// Namespaces to join: (fd, CLONE_NEW* type).
     pub join: Vec<(OwnedFd, i32)>,
+    /// A pid namespace to start in (joined by the parent around clone, see
+    /// [`NsPlan::enter_pid_for_children`]).
+    pub pid_join: Option<OwnedFd>,
     pub loopback: bool,
     pub hostname: Option<CString>,
 }
@@ -48,6 +51,7 @@ impl NsPlan {
         let mut clone_flags = 0u64;
         let mut cgroupns = false;
         let mut join = Vec::new();
+        let mut pid_join = None;
         let namespaces = spec
             .linux()
             .as_ref()
@@ -65,6 +69,7 @@ impl NsPlan {
                 t => t as i32,
             };
             match ns.path() {
+                Some(p) if flag == libc::CLONE_NEWPID => pid_join = Some(open_ns(p)?),
                 Some(p) => join.push((open_ns(p)?, flag)),
                 None if flag == libc::CLONE_NEWCGROUP => cgroupns = true,
                 None => clone_flags |= flag as u64,
@@ -92,9 +97,28 @@ impl NsPlan {
             clone_flags,
             cgroupns,
             join,
+            pid_join,
             loopback,
             hostname,
         })
+    }
+
+    /// Parent side: when the container starts in an existing pid namespace, makes it the
+    /// namespace of this thread's next children; returns this thread's own pid namespace to
+    /// go back to with [`leave_pid_for_children`] once the child exists.
+    pub(crate) fn enter_pid_for_children(&self) -> Result<Option<OwnedFd>, RuntimeError> {
+        let Some(target) = &self.pid_join else {
+            return Ok(None);
+        };
+        let own = open_ns(Path::new("/proc/thread-self/ns/pid"))?;
+        // SAFETY: setns on two descriptors we own.
+        if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            return Err(RuntimeError::Sys {
+                what: "joining the pid namespace to share",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(Some(own))
     }
 
     pub(crate) fn keep_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
@@ -121,6 +145,13 @@ impl NsPlan {
             }
         }
     }
+}
+
+/// Back to this thread's own pid namespace for its later children (see
+/// [`NsPlan::enter_pid_for_children`]).
+pub(crate) fn leave_pid_for_children(own: OwnedFd) {
+    // SAFETY: setns back to the caller's own active pid namespace, always permitted.
+    unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
 }
 
 /// Brings up `lo` in the calling thread's network namespace; false with errno set on failure.

@@ -70,13 +70,17 @@ fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
 /// SIGWINCH resizes the pty. SIGWINCH is blocked in the calling thread and read from a
 /// signalfd, so run the relay in its own thread and leave SIGWINCH out of
 /// [`crate::signal_forwarder`] (pass `forward_winch = false`).
+///
+/// Without `input` (Docker's `-t` without `-i`) nothing is read and the window size comes
+/// from `output`.
 pub fn relay(
     master: OwnedFd,
-    input: BorrowedFd<'_>,
+    input: Option<BorrowedFd<'_>>,
     output: BorrowedFd<'_>,
 ) -> Result<(), RuntimeError> {
-    let _raw = RawModeGuard::new(input);
-    let (m, i, o) = (master.as_raw_fd(), input.as_raw_fd(), output.as_raw_fd());
+    let _raw = input.and_then(RawModeGuard::new);
+    let (m, o) = (master.as_raw_fd(), output.as_raw_fd());
+    let i = input.map_or(o, |i| i.as_raw_fd());
     copy_winsize(i, m);
     // SAFETY: signal mask and signalfd on stack data; the descriptor is owned below.
     let sfd = unsafe {
@@ -90,7 +94,7 @@ pub fn relay(
         }
         OwnedFd::from_raw_fd(fd)
     };
-    let mut input_open = true;
+    let mut input_open = input.is_some();
     let mut buf = [0u8; 8192];
     loop {
         let mut fds = [

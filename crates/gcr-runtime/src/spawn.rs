@@ -16,10 +16,11 @@ use crate::cgroups::{Cgroup, CgroupManager, CgroupVersion, Join, Resources};
 use crate::error::Stage;
 use crate::hooks::{ContainerHooks, HooksPlan};
 use crate::mounts::{MountPlan, SecretFile};
-use crate::namespaces::NsPlan;
+use crate::namespaces::{self, NsPlan};
 use crate::process::ProcessPlan;
 use crate::stdio::StdioPlan;
 use crate::sys::{self, child_fail, errno, CloneArgs};
+use crate::sysctl::SysctlPlan;
 use crate::RuntimeError;
 
 /// The container's root filesystem.
@@ -166,6 +167,7 @@ struct ChildCtx<'a> {
     keep: &'a [RawFd],
     stdio: &'a StdioPlan,
     ns: &'a NsPlan,
+    sysctl: &'a SysctlPlan,
     mounts: &'a MountPlan,
     process: &'a ProcessPlan,
     hooks: Option<&'a HooksPlan>,
@@ -191,6 +193,7 @@ fn child_main(c: &ChildCtx) -> ! {
         cgroup_ns(c);
     }
     c.ns.apply(c.errfd);
+    c.sysctl.apply(c.errfd);
     c.mounts.apply(c.errfd, &|| {
         if let Some(fd) = c.late_join {
             late_join(c.errfd, fd);
@@ -289,6 +292,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         None => m.create(l.id, res),
     };
     let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets)?;
+    let sysctl = SysctlPlan::prepare(l.spec, &l.network)?;
     let ns = NsPlan::prepare(l.spec, l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
     let (hooks, mut hooks_parent) = match x.hooks {
@@ -342,6 +346,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         keep: &keep,
         stdio: &stdio,
         ns: &ns,
+        sysctl: &sysctl,
         mounts: &mounts,
         process: &process,
         hooks: hooks.as_ref(),
@@ -359,11 +364,17 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         args.flags |= sys::CLONE_INTO_CGROUP;
         args.cgroup = fd.as_raw_fd() as u64;
     }
+    // A pid namespace is joined by the parent for its child (setns of a pid namespace
+    // applies to the caller's later children only), and left again right after.
+    let pid_back = ns.enter_pid_for_children()?;
     // SAFETY: the child runs child_main, which only makes system calls on data prepared
     // above and ends in execve or _exit.
     let pid = unsafe { sys::clone3(&mut args) } as i32;
     if pid == 0 {
         child_main(&ctx);
+    }
+    if let Some(own) = pid_back {
+        namespaces::leave_pid_for_children(own);
     }
     if pid < 0 {
         return Err(RuntimeError::sys("clone3 of the container process"));
@@ -451,7 +462,10 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
             ));
         }
         return Err(
-            match (process.error_for(stage, err), mounts.describe(stage)) {
+            match (
+                process.error_for(stage, err),
+                mounts.describe(stage).or_else(|| sysctl.describe(stage)),
+            ) {
                 (RuntimeError::Setup { stage, source, .. }, Some(detail)) => RuntimeError::Setup {
                     stage,
                     detail,

@@ -180,7 +180,7 @@ fn pty_relay_copies_both_ways() {
     let (mut out_r, out_w) = std::io::pipe().unwrap();
     let relay = std::thread::spawn(move || {
         use std::os::fd::AsFd;
-        gcr_runtime::pty::relay(master, in_r.as_fd(), out_w.as_fd())
+        gcr_runtime::pty::relay(master, Some(in_r.as_fd()), out_w.as_fd())
     });
     let mut in_w = std::fs::File::from(std::os::fd::OwnedFd::from(in_w));
     std::io::Write::write_all(&mut in_w, b"abc\n").unwrap();

@@ -19,7 +19,9 @@ pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub(crate) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub(crate) const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub(crate) const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// An uncompressed Docker layer (containers/image's name for it; Docker's archives hold
+/// such layers, which skopeo labels `…tar.gzip` all the same).
+pub(crate) const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
 /// The two archive formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! uncompressed layer tars named in `manifest.json`; the manifest is rebuilt byte-for-byte
 //! as skopeo generates it (Docker schema2, layer digest = diff id), so digests match skopeo.
 
-use crate::archive::{bad, diff_ids, s, Spool, DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST};
+use crate::archive::{bad, diff_ids, s, Spool, DOCKER_CONFIG, DOCKER_LAYER_TAR, DOCKER_MANIFEST};
 use crate::error::{Result, StoreError};
 use crate::images::{NewImage, NewLayer};
 use crate::util::{parse_reference, sha256_digest};
@@ -51,7 +51,7 @@ impl Store {
                     layers.push(NewLayer {
                         digest: want.clone(),
                         diff_id: want.clone(),
-                        media_type: DOCKER_LAYER.into(),
+                        media_type: DOCKER_LAYER_TAR.into(),
                         size,
                     });
                     continue;
@@ -83,14 +83,16 @@ impl Store {
                     }
                     (f.digest.clone(), f.size)
                 };
+                // A gzip'd layer is stored uncompressed too (its digest is the diff id).
                 layers.push(NewLayer {
                     digest,
                     diff_id: want.clone(),
-                    media_type: DOCKER_LAYER.into(),
+                    media_type: DOCKER_LAYER_TAR.into(),
                     size,
                 });
             }
-            // The manifest exactly as skopeo generates it for a docker-archive.
+            // The manifest as skopeo generates it for a docker-archive, except that the
+            // layers (stored uncompressed) are labelled as such, not `…tar.gzip`.
             let mut m = format!(
                 r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"{DOCKER_CONFIG}","size":{},"digest":"{cdigest}"}},"layers":["#,
                 config.len()

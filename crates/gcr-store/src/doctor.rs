@@ -148,10 +148,25 @@ impl Store {
                     Ok(_) => {}
                 }
             }
-            for crate::LayerInfo { digest, .. } in self.image_layers(id)? {
-                if !self.blob_path(&digest)?.exists() {
+            for crate::LayerInfo {
+                digest, media_type, ..
+            } in self.image_layers(id)?
+            {
+                let path = self.blob_path(&digest)?;
+                let mut head = [0u8; 4];
+                let read = std::fs::File::open(&path)
+                    .and_then(|mut f| std::io::Read::read(&mut f, &mut head));
+                let Ok(n) = read else {
                     rep.problems
                         .push(format!("image {id}: layer blob {digest} is missing"));
+                    continue;
+                };
+                let holds = compression_of(&head[..n]);
+                let says = labelled_compression(&media_type);
+                if says.is_some_and(|s| s != holds) {
+                    rep.problems.push(format!(
+                        "image {id}: layer blob {digest} is labelled {media_type} but holds a {holds} tar; remove the image and load or pull it again"
+                    ));
                 }
             }
         }
@@ -324,5 +339,29 @@ impl Store {
             let _ = std::fs::remove_dir_all(&d);
         }
         Ok(())
+    }
+}
+
+/// What a layer blob starting with `head` is: "gzip", "zstd" or "plain".
+fn compression_of(head: &[u8]) -> &'static str {
+    if crate::util::is_gzip(head) {
+        "gzip"
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "zstd"
+    } else {
+        "plain"
+    }
+}
+
+/// The compression a layer media type promises (None: not a layer type doctor knows).
+fn labelled_compression(media_type: &str) -> Option<&'static str> {
+    if media_type.ends_with("gzip") {
+        Some("gzip")
+    } else if media_type.ends_with("zstd") {
+        Some("zstd")
+    } else if media_type.ends_with(".tar") || media_type.ends_with("diff.tar") {
+        Some("plain")
+    } else {
+        None
     }
 }

@@ -169,12 +169,16 @@ fn skopeo_reads_our_archives_and_we_read_skopeos() {
         .arg("inspect")
         .arg("--raw")
         .arg(format!("docker-archive:{}", sk_docker.display())));
-    assert_eq!(
-        img.manifest_digest,
-        sha256(&sk_raw),
-        "manifest digest as skopeo computes it"
-    );
-    assert_eq!(s2.image_manifest(&img.id).unwrap(), sk_raw);
+    // skopeo's manifest but for the layers' media type: they are plain tars, which skopeo
+    // labels `…diff.tar.gzip` all the same (doctor would flag that).
+    let sk_text = String::from_utf8(sk_raw).unwrap();
+    assert!(sk_text.contains("rootfs.diff.tar.gzip"), "{sk_text}");
+    let fixed = sk_text
+        .replace("rootfs.diff.tar.gzip", "rootfs.diff.tar")
+        .into_bytes();
+    assert_eq!(img.manifest_digest, sha256(&fixed));
+    assert_eq!(s2.image_manifest(&img.id).unwrap(), fixed);
+    assert!(s2.doctor().unwrap().is_clean());
     let sk_info: serde_json::Value = serde_json::from_slice(&run(Command::new("skopeo")
         .arg("inspect")
         .arg(format!("docker-archive:{}", sk_docker.display()))))

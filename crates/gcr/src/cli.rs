@@ -514,6 +514,35 @@ pub struct RunArgs {
     /// default: nothing is fetched unless asked).
     #[arg(long, value_name = "always|missing|never")]
     pub pull: Option<String>,
+    /// Attach a mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
+    /// [,tmpfs-size=…][,tmpfs-mode=…].
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// A namespaced kernel parameter for the container, `KEY=VALUE` (net.*, kernel.shm*, …).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// The pid namespace: host, or container:NAME to share another container's.
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// The IPC namespace (and /dev/shm): host, or container:NAME.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// The UTS namespace: host.
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// A host device in the container: HOST[:CONTAINER][:rwm].
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Write the container id to this file (which must not exist yet).
+    #[arg(long)]
+    pub cidfile: Option<String>,
+    /// Attach to these streams of a foreground run (stdin, stdout, stderr); the others are
+    /// not connected.
+    #[arg(short = 'a', long = "attach", value_name = "STDIN|STDOUT|STDERR")]
+    pub attach: Vec<String>,
+    /// Log rotation: max-size=SIZE (start a new file past it), max-file=N (files kept).
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// The image's platform (`os/arch[/variant]`): pulled for it, checked against it.
     #[arg(long)]
     pub platform: Option<String>,

@@ -86,6 +86,18 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
     if shm_size == Some(0) {
         return Err(usage("invalid --shm-size 0: use a size such as 64m".into()));
     }
+    for s in &a.attach {
+        if !["stdin", "stdout", "stderr"].contains(&s.to_ascii_lowercase().as_str()) {
+            return Err(usage(format!(
+                "invalid -a '{s}': attach to stdin, stdout or stderr"
+            )));
+        }
+    }
+    if a.detach && !a.attach.is_empty() {
+        return Err(usage(
+            "conflicting options: -a and -d; a detached container is followed with 'gcr logs -f' or 'gcr attach'".into(),
+        ));
+    }
     let restart = RestartPolicy::parse(&a.restart).ok_or_else(|| {
         usage(format!(
             "invalid restart policy '{}': use no, on-failure[:N], always or unless-stopped",
@@ -143,6 +155,15 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         shm_size,
         group_add: a.group_add.clone(),
         ulimits: a.ulimit.clone(),
+        mounts: a.mount.clone(),
+        sysctls: a.sysctl.clone(),
+        pid: a.pid.clone(),
+        ipc: a.ipc.clone(),
+        uts: a.uts.clone(),
+        devices: a.device.clone(),
+        cidfile: a.cidfile.clone(),
+        attach: a.attach.iter().map(|s| s.to_ascii_lowercase()).collect(),
+        log_opts: a.log_opt.clone(),
     })
 }
 
@@ -242,26 +263,69 @@ fn pull_and_check(engine: &Engine, a: &RunArgs) -> Result<(), Failure> {
 /// `gcr run`.
 pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
     let opts = run_options(a)?;
+    if a.tty && a.interactive && !a.detach && !is_tty(0) {
+        return Err(Failure::new(1, "the input device is not a TTY".into()));
+    }
+    let _cid = CidFile::claim(a.cidfile.as_deref())?;
     if a.pull.is_some() || a.platform.is_some() {
         pull_and_check(engine, a)?;
     }
-    if a.detach {
-        let r = engine.run_detached(opts).map_err(run_failure)?;
-        outln!("{}", r.id)?;
-        return Ok(0);
-    }
-    engine.run_foreground(opts).map_err(run_failure)
+    let res = if a.detach {
+        engine.run_detached(opts).map(|r| {
+            let _ = outln!("{}", r.id);
+            0
+        })
+    } else {
+        engine.run_foreground(opts)
+    };
+    res.map_err(run_failure)
 }
 
 /// `gcr create`.
 pub fn create(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
     let opts = run_options(a)?;
+    let _cid = CidFile::claim(a.cidfile.as_deref())?;
     if a.pull.is_some() || a.platform.is_some() {
         pull_and_check(engine, a)?;
     }
     let r = engine.create(opts).map_err(run_failure)?;
     outln!("{}", r.id)?;
     Ok(0)
+}
+
+/// Whether descriptor `fd` is a terminal.
+pub(crate) fn is_tty(fd: i32) -> bool {
+    // SAFETY: isatty on a descriptor number.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// `--cidfile`: made (empty, exclusively) before the container, filled by the engine with
+/// its id once it exists, and removed again when no container came of it.
+struct CidFile(Option<std::path::PathBuf>);
+
+impl CidFile {
+    fn claim(path: Option<&str>) -> Result<CidFile, Failure> {
+        let Some(p) = path else {
+            return Ok(CidFile(None));
+        };
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(p) {
+            Ok(_) => Ok(CidFile(Some(p.into()))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(usage(format!(
+                "container ID file {p} already exists; make sure its container is gone and delete the file"
+            ))),
+            Err(e) => Err(usage(format!("cannot create the container ID file {p}: {e}"))),
+        }
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            if std::fs::metadata(p).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
 }
 
 /// Applies `f` to each named container, printing its name; the exit code is 1 if any failed.
@@ -293,18 +357,27 @@ pub fn start(engine: &Engine, names: &[String], attach: bool) -> Result<i32, Fai
                 "start -a takes exactly one container".into(),
             ));
         };
+        // Everything from the start on (output written before the follow opens the log
+        // is not lost).
+        let from = gcr_engine::logs::rfc3339_nanos(gcr_engine::container::record::now_ns());
         let r = engine.start(one).map_err(run_failure)?;
-        return attach_to(engine, &r.id);
+        return follow_output(engine, &r.id, Some(from));
     }
     each(names, |n| engine.start(n).map(|_| ()))
 }
 
 /// Follows the output of a running container and returns its exit code.
 pub fn attach_to(engine: &Engine, key: &str) -> Result<i32, Failure> {
+    follow_output(engine, key, None)
+}
+
+/// Follows a container's output (from record time `since`, else from now) to its exit.
+fn follow_output(engine: &Engine, key: &str, since: Option<String>) -> Result<i32, Failure> {
     let r = engine.container(key).map_err(run_failure)?;
     let o = LogOptions {
-        tail: Some(0),
+        tail: if since.is_some() { None } else { Some(0) },
         follow: true,
+        since,
         ..Default::default()
     };
     let path = engine.container_dir(&r.id).join("container.log");
@@ -381,6 +454,9 @@ pub fn logs(
 
 /// `gcr exec`.
 pub fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32, Failure> {
+    if a.tty && a.interactive && !a.detach && !is_tty(0) {
+        return Err(Failure::new(1, "the input device is not a TTY".into()));
+    }
     let o = ExecOptions {
         cmd: a.command.clone(),
         env: a.env.clone(),

@@ -209,6 +209,17 @@ fn deny_matrix() {
         let good = format!("{}:/mnt", allowed.display());
         run_ok(&["-v", &good]);
         refuse(&["-v", "/etc:/mnt"], "runPolicy.bindMounts");
+        // --mount binds are bind mounts too; host namespaces and devices are privileges.
+        let good_mount = format!("type=bind,source={},target=/mnt", allowed.display());
+        run_ok(&["--mount", &good_mount]);
+        refuse(
+            &["--mount", "type=bind,source=/etc,target=/mnt"],
+            "runPolicy.bindMounts",
+        );
+        refuse(&["--pid", "host"], "runPolicy.hostNamespaces");
+        refuse(&["--ipc", "host"], "runPolicy.hostNamespaces");
+        refuse(&["--uts", "host"], "runPolicy.hostNamespaces");
+        refuse(&["--device", "/dev/null:/dev/n2"], "runPolicy.devices");
         run_ok(&["--memory", "128m", "--cpus", "0.5", "--pids-limit", "50"]);
         refuse(&["--memory", "1g"], "runPolicy.memory");
         refuse(&["--cpus", "2"], "runPolicy.cpus");

@@ -115,6 +115,32 @@ fn cannot_see_or_touch_the_host() {
     assert!(!sh(&env, "mknod /tmp/sda b 8 0 && cat /tmp/sda")
         .status
         .success());
+    // A node the container makes (CAP_MKNOD is Docker's default) cannot be opened: not on
+    // the root, in /dev, in a volume or in a bind; not the host's real block devices.
+    // Only the host's own nodes bound in /dev work. (Fails with a dev-enabled mount.)
+    let disk = std::fs::read_dir("/sys/class/block")
+        .unwrap()
+        .flatten()
+        .find_map(|e| std::fs::read_to_string(e.path().join("dev")).ok())
+        .expect("a block device on the host");
+    let (major, minor) = disk.trim().split_once(':').unwrap();
+    let bind = tempfile::tempdir().unwrap();
+    let vol_bind = format!("{}:/b", bind.path().display());
+    for dir in ["/tmp", "/dev", "/v", "/b"] {
+        let script = format!(
+            "mknod {dir}/n c 1 3 && mknod {dir}/d b {major} {minor} && \
+             for n in {dir}/n {dir}/d; do (exec 3<$n) 2>&1; done; echo x > /dev/null && echo ok"
+        );
+        let out = env.ok(&[
+            "run", "--rm", "-v", "vol:/v", "-v", &vol_bind, IMAGE, "sh", "-c", &script,
+        ]);
+        assert_eq!(
+            out.matches("Permission denied").count(),
+            2,
+            "{dir}: a node made there could be opened: {out}"
+        );
+        assert!(out.ends_with("ok\n"), "{out}");
+    }
     // No inherited host descriptors: only 0, 1, 2 (and ls's own directory fd).
     let out = env.ok(&["run", "--rm", IMAGE, "ls", "/proc/self/fd"]);
     let fds: Vec<u32> = out

@@ -247,3 +247,52 @@ fn doctor_snapshots_catches_a_flipped_byte() {
     );
     env.ok(&["doctor", "--snapshots"]);
 }
+
+#[test]
+fn loaded_plain_layers_are_labelled_plain_and_doctor_checks_labels() {
+    if !need_root("loaded_plain_layers_are_labelled_plain_and_doctor_checks_labels") {
+        return;
+    }
+    let src = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("img.tar");
+    src.ok(&["save", "-o", tar.to_str().unwrap(), IMAGE]);
+    let env = Env::new();
+    env.ok(&["rmi", IMAGE]);
+    env.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", IMAGE])).unwrap();
+    let plain = "application/vnd.docker.image.rootfs.diff.tar";
+    assert_eq!(doc[0]["Layers"][0]["MediaType"], plain, "{doc}");
+    let digest = doc[0]["Manifest"]["Digest"].as_str().unwrap();
+    let blob = env
+        .root
+        .path()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+    assert_eq!(manifest["layers"][0]["mediaType"], plain, "{manifest}");
+    env.ok(&["doctor"]);
+    // A label that promises gzip over a plain tar is a problem doctor names.
+    let db = env.root.path().join("gcr.db");
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute(\"UPDATE layers SET media_type='application/vnd.docker.image.rootfs.diff.tar.gzip'\"); \
+             c.commit()",
+        )
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = env.gcr(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).lines().any(|l| l.starts_with("PROBLEM:")
+            && l.contains("labelled")
+            && l.contains("plain tar")),
+        "{}",
+        stdout(&out)
+    );
+}

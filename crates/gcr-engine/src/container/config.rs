@@ -133,6 +133,111 @@ pub struct RunOptions {
     /// `--ulimit NAME=SOFT[:HARD]` (checked by [`parse_ulimit`]).
     #[serde(default)]
     pub ulimits: Vec<String>,
+    /// `--mount type=…,source=…,target=…` as given (see [`crate::volumes::plan::parse_mount`]).
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// `--sysctl KEY=VALUE` (namespaced keys only).
+    #[serde(default)]
+    pub sysctls: Vec<String>,
+    /// `--pid`, `--ipc`: `host` or `container:NAME|ID`; `--uts host` (see [`Sharing`]).
+    #[serde(default)]
+    pub pid: Option<String>,
+    #[serde(default)]
+    pub ipc: Option<String>,
+    #[serde(default)]
+    pub uts: Option<String>,
+    /// `--device HOST[:CONTAINER][:rwm]`.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// `--cidfile PATH`: the container's id is written there when it is created (the CLI
+    /// makes the file, empty, first: it must not exist).
+    #[serde(default)]
+    pub cidfile: Option<String>,
+    /// `-a stdin|stdout|stderr` of a foreground run: only these streams are connected
+    /// (empty: stdout and stderr, and stdin with `-i`).
+    #[serde(default)]
+    pub attach: Vec<String>,
+    /// `--log-opt max-size=…`, `max-file=…` (see [`crate::logfile::LogRotation`]).
+    #[serde(default)]
+    pub log_opts: Vec<String>,
+}
+
+impl RunOptions {
+    /// Whether a foreground run connects `stream` (stdin, stdout or stderr).
+    pub fn attaches(&self, stream: &str) -> bool {
+        if self.attach.is_empty() {
+            return stream != "stdin" || self.interactive;
+        }
+        self.attach.iter().any(|a| a.eq_ignore_ascii_case(stream))
+            && (stream != "stdin" || self.interactive)
+    }
+}
+
+/// How a container holds one kind of namespace (`--pid`, `--ipc`, `--uts`, `--network`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sharing {
+    /// Its own (the default).
+    Private,
+    /// The host's.
+    Host,
+    /// Another container's (name or id as given).
+    Container(String),
+}
+
+impl Sharing {
+    /// Parses `flag`'s value: `host`, `container:X`, or `private`/empty (and `shareable`
+    /// for --ipc, Docker's default mode for a donor, which is private here too).
+    pub fn parse(flag: &str, v: Option<&str>) -> Result<Sharing, String> {
+        match v {
+            None | Some("") | Some("private") => Ok(Sharing::Private),
+            Some("shareable") if flag == "--ipc" => Ok(Sharing::Private),
+            Some("host") => Ok(Sharing::Host),
+            Some(c) if flag != "--uts" && c.starts_with("container:") && c.len() > 10 => {
+                Ok(Sharing::Container(c["container:".len()..].to_string()))
+            }
+            Some(other) => Err(format!(
+                "invalid {flag} '{other}': use {}",
+                if flag == "--uts" {
+                    "host (or leave it out for the container's own)"
+                } else {
+                    "host or container:NAME (or leave it out for the container's own)"
+                }
+            )),
+        }
+    }
+}
+
+/// Parses `--sysctl KEY=VALUE`.
+pub fn parse_sysctl(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!(
+            "invalid --sysctl '{s}': use KEY=VALUE, e.g. net.ipv4.ip_forward=1"
+        )),
+    }
+}
+
+/// One `--device HOST[:CONTAINER][:PERMS]`: (host path, container path, permissions).
+pub fn parse_device(s: &str) -> Result<(String, String, String), String> {
+    let bad = |why: &str| format!("invalid --device '{s}': {why}");
+    let parts: Vec<&str> = s.split(':').collect();
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if perms_ok(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => return Err(bad("use HOST[:CONTAINER][:rwm]")),
+    };
+    if !host.starts_with('/') || !ctr.starts_with("/dev/") || ctr.split('/').any(|c| c == "..") {
+        return Err(bad(
+            "give the host device's absolute path and a container path under /dev",
+        ));
+    }
+    if !perms_ok(perms) {
+        return Err(bad("permissions are a combination of r, w and m"));
+    }
+    Ok((host.to_string(), ctr.to_string(), perms.to_string()))
 }
 
 /// Docker's `--ulimit` names and the OCI rlimit types they set.

@@ -209,6 +209,11 @@ fn supervisor_child(e: &Engine, r: &Record, ready: OwnedFd, confirm: OwnedFd, cl
                     .as_ref()
                     .and_then(|h| serde_json::to_string(h).ok())
                     .unwrap_or_else(|| "-".into()),
+                crate::logfile::LogRotation::to_arg(
+                    crate::logfile::LogRotation::parse(&r.config.opts.log_opts)
+                        .ok()
+                        .flatten(),
+                ),
                 format!("{confirm}:{client}"),
             ];
             for fd in fds {

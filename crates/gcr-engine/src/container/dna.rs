@@ -199,12 +199,17 @@ fn mount_of(m: &Planned) -> Mount {
             read_only: *ro,
             options: Vec::new(),
         },
-        Planned::Bind { source, dest, ro } => Mount {
+        Planned::Bind {
+            source,
+            dest,
+            ro,
+            propagation,
+        } => Mount {
             kind: "bind",
             source: source.clone(),
             destination: dest.clone(),
             read_only: *ro,
-            options: Vec::new(),
+            options: propagation.iter().cloned().collect(),
         },
         Planned::Tmpfs { dest, options } => Mount {
             kind: "tmpfs",

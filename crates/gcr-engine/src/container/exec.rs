@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use gcr_runtime::Stdio;
 use oci_spec::runtime::{LinuxCapabilitiesBuilder, Process, ProcessBuilder, UserBuilder};
 
 use super::record::{Record, State};
@@ -68,7 +67,9 @@ impl Engine {
         let res = &r.config.resolved;
         let cg = self.cgroup(&r.id).ok();
         let seccomp = res.seccomp_mode();
-        let stdio = if o.tty { Stdio::Pty } else { Stdio::Inherit };
+        // Docker connects stdin only with -i, and nothing of a detached exec.
+        let on = !o.detach;
+        let stdio = super::foreground::foreground_stdio(o.tty, [o.interactive && on, on, on])?;
         let running =
             gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio)
                 .map_err(runtime_err);
@@ -80,12 +81,14 @@ impl Engine {
             std::mem::forget(running);
             return Ok(0);
         }
+        let interactive = o.interactive;
         let _fwd = gcr_runtime::signal_forwarder(running.pid, false).map_err(runtime_err)?;
         if let Some(m) = running.pty_master.take() {
             {
                 use std::os::fd::AsFd;
                 let (i, o) = (std::io::stdin(), std::io::stdout());
-                gcr_runtime::pty::relay(m, i.as_fd(), o.as_fd()).map_err(runtime_err)?;
+                let i = interactive.then(|| i.as_fd());
+                gcr_runtime::pty::relay(m, i, o.as_fd()).map_err(runtime_err)?;
             }
         }
         let status = gcr_runtime::wait_exit(&running).map_err(runtime_err)?;

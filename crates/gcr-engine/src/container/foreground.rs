@@ -56,6 +56,11 @@ impl Engine {
         door_netns: bool,
     ) -> Result<Option<(Record, Running)>, EngineError> {
         let tty = opts.tty;
+        let streams = [
+            opts.attaches("stdin"),
+            opts.attaches("stdout"),
+            opts.attaches("stderr"),
+        ];
         let from_cache = cached.is_some();
         let generated_name = opts.name.is_none();
         let mut ahead = None;
@@ -99,7 +104,7 @@ impl Engine {
                     maybe_stored: false,
                 })
             });
-        let stdio = if tty { Stdio::Pty } else { Stdio::Inherit };
+        let stdio = foreground_stdio(tty, streams)?;
         // The row is stored while the child sets up its namespaces and mounts (after the
         // store has confirmed the cached image, when the start came from the cache).
         let stored: std::cell::RefCell<Option<Result<Stored, EngineError>>> = Default::default();
@@ -249,7 +254,7 @@ impl Engine {
         // Before any other thread exists, so that no thread takes a forwarded signal's
         // default action.
         let fwd = gcr_runtime::signal_forwarder(pid, false).map_err(runtime_err)?;
-        let waited = relay_and_wait(&running, master);
+        let waited = relay_and_wait(&running, master, r.config.opts.attaches("stdin"));
         drop(fwd);
         let status = waited?;
         timing::mark("wait");
@@ -284,16 +289,69 @@ impl Engine {
     }
 }
 
-/// Waits for a foreground container, relaying its terminal when it has one.
+/// The streams of a foreground run: a pty, the caller's own 0, 1 and 2 when all three are
+/// connected, else the connected ones and /dev/null for the others (Docker connects stdin
+/// only with `-i`, and only the streams `-a` names).
+pub(super) fn foreground_stdio(
+    tty: bool,
+    [stdin, stdout, stderr]: [bool; 3],
+) -> Result<Stdio, EngineError> {
+    if tty {
+        return Ok(Stdio::Pty);
+    }
+    if stdin && stdout && stderr {
+        return Ok(Stdio::Inherit);
+    }
+    let own = |fd: i32, on: bool| -> Result<Option<OwnedFd>, EngineError> {
+        if !on {
+            return Ok(None);
+        }
+        // SAFETY: F_DUPFD_CLOEXEC of one of our standard descriptors; the copy is owned.
+        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if d < 0 {
+            return Err(EngineError::Io(
+                format!("duplicating descriptor {fd}"),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: a fresh descriptor from fcntl.
+        Ok(Some(unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d)
+        }))
+    };
+    let null = || -> Result<OwnedFd, EngineError> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(|e| EngineError::Io("opening /dev/null".into(), e))
+    };
+    Ok(Stdio::Fds {
+        stdin: own(0, stdin)?,
+        stdout: match own(1, stdout)? {
+            Some(f) => f,
+            None => null()?,
+        },
+        stderr: match own(2, stderr)? {
+            Some(f) => f,
+            None => null()?,
+        },
+    })
+}
+
+/// Waits for a foreground container, relaying its terminal when it has one (with the
+/// caller's stdin when `input`).
 fn relay_and_wait(
     running: &Running,
     master: Option<OwnedFd>,
+    input: bool,
 ) -> Result<gcr_runtime::ExitStatus, EngineError> {
     if let Some(m) = master {
         {
             use std::os::fd::AsFd;
             let (i, o) = (std::io::stdin(), std::io::stdout());
-            gcr_runtime::pty::relay(m, i.as_fd(), o.as_fd()).map_err(runtime_err)?;
+            let i = input.then(|| i.as_fd());
+            gcr_runtime::pty::relay(m, i, o.as_fd()).map_err(runtime_err)?;
         }
     }
     gcr_runtime::wait_exit(running).map_err(runtime_err)

@@ -22,6 +22,7 @@ pub mod procfs;
 pub mod record;
 pub(crate) mod rows;
 pub mod run;
+mod share;
 pub mod supervise;
 pub mod view;
 

@@ -131,7 +131,13 @@ impl Premount {
             rustix::mount::fsconfig_set_flag(&fs, "volatile").ok()?;
         }
         rustix::mount::fsconfig_create(&fs).ok()?;
-        rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).ok()
+        // nodev as the runtime mounts a non-privileged root (privileged ones get none).
+        rustix::mount::fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NODEV,
+        )
+        .ok()
     }
 }
 
@@ -144,6 +150,9 @@ impl Engine {
         opts: &RunOptions,
         image: &CachedImage,
     ) -> Option<(String, Premount)> {
+        if opts.privileged {
+            return None; // its root keeps device nodes usable: mounted by the runtime
+        }
         let door = crate::prestart::door()?;
         let id = names::random_id();
         let stubs = if opts.network.as_deref() == Some("none") {

@@ -118,6 +118,7 @@ impl Engine {
             .unwrap_or_else(|| id[..12].to_string());
         let image_config: serde_json::Value = serde_json::from_str(&image.config)?;
         let mut resolved = resolve::resolve(&opts, &image_config, image.lowers, hostname)?;
+        super::share::check(self, &opts)?;
         self.net_validate(&opts, &image_config, &mut resolved)?;
         timing::mark("prepare: config resolved");
         let image_ref = opts.image.clone();
@@ -141,6 +142,10 @@ impl Engine {
             restart_count: 0,
             extra: Extra::default(),
         };
+        if let Some(p) = &r.config.opts.cidfile {
+            std::fs::write(p, &r.id)
+                .map_err(|e| EngineError::Io(format!("writing the container ID file {p}"), e))?;
+        }
         // `create` makes them once its row is stored (see `Engine::create`).
         if !made_ahead && dirs {
             premount::make_dirs(&self.container_dir(&id))?;
@@ -182,14 +187,16 @@ impl Engine {
             Some(p) if p.stubs == stubs => p.lowers.clone(),
             _ => mountpoints::lowers(self.root(), &cfg.resolved.lowers, &stubs),
         };
-        let (mut spec, secrets) =
-            match ocispec::build(cfg, mounts).and_then(|spec| self.grant_secrets(cfg, spec)) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.net_detach(r);
-                    return Err(e);
-                }
-            };
+        let (mut spec, secrets) = match ocispec::build(cfg, mounts)
+            .and_then(|mut spec| self.apply_sharing(r, &mut spec).map(|()| spec))
+            .and_then(|spec| self.grant_secrets(cfg, spec))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.net_detach(r);
+                return Err(e);
+            }
+        };
         let rootfs = match self.rootfs(&r.id, lowers, ahead, cfg.opts.rm) {
             Ok(fs) => fs,
             Err(e) => {
@@ -342,6 +349,7 @@ impl Engine {
 
 /// Checks of `run`/`create` flags that need nothing but the flags.
 pub(super) fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
+    crate::logfile::LogRotation::parse(&opts.log_opts).map_err(EngineError::Usage)?;
     if let Some(n) = &opts.name {
         if !names::valid_name(n) {
             return Err(EngineError::Usage(format!(

@@ -6,7 +6,6 @@
 //! [`super::guard`]), applies the restart policy with exponential backoff and removes
 //! `--rm` containers.
 
-use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use super::config::HealthConfig;
 use super::health::{self, HealthState};
 use super::procfs;
 use super::record::{self, Record, State};
+use crate::logfile::{LogFile, LogRotation};
 use crate::logs::LineWriter;
 use crate::{Engine, EngineError};
 
@@ -69,7 +69,7 @@ impl Streams {
     }
 
     /// Reads what is available from each fd into the log; returns false when all are closed.
-    fn pump(&mut self, log: &mut std::fs::File, block_ms: i32, pidfd: &OwnedFd) -> PumpResult {
+    fn pump(&mut self, log: &mut LogFile, block_ms: i32, pidfd: &OwnedFd) -> PumpResult {
         let mut polls: Vec<libc::pollfd> = self
             .fds
             .iter()
@@ -122,16 +122,17 @@ enum PumpResult {
     Exited,
 }
 
-/// Entry point of `gcr __supervise ROOT RUN_DIR ID PID HEALTH_JSON|- CONFIRM_FD:CLIENT_PID
-/// FD...`, and of `gcr __supervise guard ...` (see [`super::guard`]).
+/// Entry point of `gcr __supervise ROOT RUN_DIR ID PID HEALTH_JSON|- SIZE:FILES|-
+/// CONFIRM_FD:CLIENT_PID FD...`, and of `gcr __supervise guard ...` (see [`super::guard`]).
 pub fn main(args: &[String]) -> i32 {
     if let Some(("guard", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
         return super::guard::main(rest);
     }
-    let [root, run_dir, id, pid, health, confirm, fds @ ..] = args else {
+    let [root, run_dir, id, pid, health, rotation, confirm, fds @ ..] = args else {
         return 2;
     };
     let health: Option<HealthConfig> = serde_json::from_str(health).ok();
+    let rotation = LogRotation::from_arg(rotation);
     let Ok(mut pid) = pid.parse::<i32>() else {
         return 2;
     };
@@ -170,15 +171,15 @@ pub fn main(args: &[String]) -> i32 {
         }
         return 0;
     }
-    supervise(&root, &run_dir, id, &mut pid, fds, health)
+    supervise(&root, &run_dir, id, &mut pid, fds, (health, rotation))
 }
 
-fn open_log(root: &Path, id: &str) -> Option<std::fs::File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(root.join("containers").join(id).join("container.log"))
-        .ok()
+fn open_log(root: &Path, id: &str, rotation: Option<LogRotation>) -> Option<LogFile> {
+    LogFile::open(
+        &root.join("containers").join(id).join("container.log"),
+        rotation,
+    )
+    .ok()
 }
 
 /// Drops this process's resident executable pages (text of gcr and its libraries). The
@@ -233,9 +234,9 @@ fn supervise(
     id: &str,
     pid: &mut i32,
     fds: Vec<OwnedFd>,
-    health: Option<HealthConfig>,
+    (health, rotation): (Option<HealthConfig>, Option<LogRotation>),
 ) -> i32 {
-    let Some(mut log) = open_log(root, id) else {
+    let Some(mut log) = open_log(root, id, rotation) else {
         return 1;
     };
     let mut streams = Streams::new(fds);

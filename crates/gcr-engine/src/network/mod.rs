@@ -82,9 +82,20 @@ impl Engine {
             Some("none") => "none".into(),
             Some("host") => "host".into(),
             Some(other) if other.starts_with("container:") => {
-                return Err(EngineError::Usage(format!(
-                    "--network {other} is not supported; use none, host, bridge or a network name"
-                )))
+                let key = &other["container:".len()..];
+                let x = self.container(key).map_err(|_| {
+                    EngineError::NotFound(format!(
+                        "--network {other}: no such container; give a running container's name or id"
+                    ))
+                })?;
+                if opts.hostname.is_some() {
+                    return Err(EngineError::Usage(format!(
+                        "--hostname and --network {other} conflict: the container takes {}'s name",
+                        x.name
+                    )));
+                }
+                resolved.hostname = x.config.resolved.hostname.clone();
+                format!("container:{}", x.id)
             }
             Some(other) => {
                 match db::find_network(self.store()?.conn(), other)? {
@@ -97,7 +108,9 @@ impl Engine {
                 }
             }
         };
-        if !ports.is_empty() && (network == "none" || network == "host") {
+        if !ports.is_empty()
+            && (network == "none" || network == "host" || network.starts_with("container:"))
+        {
             return Err(EngineError::Usage(format!(
                 "ports cannot be published on network {network}; drop -p/-P or use a bridge network"
             )));
@@ -122,6 +135,13 @@ impl Engine {
                 network: crate::prestart::loopback_network(),
                 mounts: self.net_files(r, Files::Loopback)?,
             }),
+            other if other.starts_with("container:") => {
+                let (ns, mounts) = self.join_network_of(&other["container:".len()..])?;
+                Ok(NetAttachment {
+                    network: gcr_runtime::Network::Join(ns),
+                    mounts,
+                })
+            }
             name => {
                 let att = self.attach_bridge(r, name);
                 if att.is_err() {
@@ -260,7 +280,8 @@ impl Engine {
     /// descriptor, and the container's line in its network's hosts files. Idempotent;
     /// never fails.
     pub(crate) fn net_detach(&self, r: &Record) {
-        if matches!(r.config.resolved.network.as_str(), "none" | "host") {
+        let mode = r.config.resolved.network.as_str();
+        if matches!(mode, "none" | "host") || mode.starts_with("container:") {
             return;
         }
         drop_netns(&r.id);

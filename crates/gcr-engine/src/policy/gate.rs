@@ -42,12 +42,26 @@ pub struct CheckReport {
 }
 
 /// Bind sources of `-v` flags: as given and resolved.
-fn binds(volumes: &[String]) -> Vec<(String, Option<std::path::PathBuf>)> {
+/// The host sources of `-v /host:…` and `--mount type=bind,source=/host,…`.
+fn binds(volumes: &[String], mounts: &[String]) -> Vec<(String, Option<std::path::PathBuf>)> {
+    let from_mounts = mounts.iter().filter_map(|m| {
+        match crate::volumes::plan::parse_mount(m) {
+            Ok(crate::volumes::plan::Planned::Bind { source, .. }) => Some(source),
+            // Unparseable: refused at create anyway; a bind that does not resolve is denied.
+            Err(_) if m.contains("bind") => Some(m.clone()),
+            _ => None,
+        }
+    });
     volumes
         .iter()
         .filter_map(|v| v.split(':').next())
         .filter(|s| s.starts_with('/'))
-        .map(|s| (s.to_string(), std::fs::canonicalize(s).ok()))
+        .map(str::to_string)
+        .chain(from_mounts)
+        .map(|s| {
+            let resolved = std::fs::canonicalize(&s).ok();
+            (s, resolved)
+        })
         .collect()
 }
 
@@ -110,7 +124,18 @@ impl Engine {
             privileged: opts.privileged,
             cap_add: opts.cap_add.clone(),
             host_network: opts.network.as_deref() == Some("host"),
-            binds: binds(&opts.volumes),
+            host_namespaces: [("pid", &opts.pid), ("ipc", &opts.ipc), ("uts", &opts.uts)]
+                .into_iter()
+                .filter(|(_, v)| v.as_deref() == Some("host"))
+                .map(|(n, _)| n.to_string())
+                .collect(),
+            devices: opts
+                .devices
+                .iter()
+                .filter_map(|d| crate::container::config::parse_device(d).ok())
+                .map(|(host, _, _)| host)
+                .collect(),
+            binds: binds(&opts.volumes, &opts.mounts),
             read_only: opts.read_only,
             uid: if run.non_root { Some(uid()?) } else { None },
             memory: opts.memory,

@@ -26,8 +26,20 @@ fn mount(dest: &str, typ: &str, src: &Path, options: Vec<String>) -> Result<Moun
         .map_err(|e| EngineError::Internal(format!("mount {dest}: {e}")))
 }
 
-fn bind_opts(ro: bool) -> Vec<String> {
-    let mut o = vec!["rbind".to_string(), "rprivate".to_string()];
+/// Bind options; `nodev` unless the container is privileged (a device node in a volume or
+/// a host directory is as inert as one the container makes, see `ocispec`).
+fn bind_opts(ro: bool, privileged: bool) -> Vec<String> {
+    bind_opts_with(ro, None, privileged)
+}
+
+fn bind_opts_with(ro: bool, propagation: Option<&str>, privileged: bool) -> Vec<String> {
+    let mut o = vec![
+        "rbind".to_string(),
+        propagation.unwrap_or("rprivate").to_string(),
+    ];
+    if !privileged {
+        o.push("nodev".into());
+    }
     if ro {
         o.push("ro".into());
     }
@@ -70,6 +82,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let p = Plan::from_value(&r.config.resolved.volume_data);
+        let privileged = r.config.opts.privileged;
         let mut out = Vec::with_capacity(p.mounts.len());
         for m in &p.mounts {
             out.push(match m {
@@ -83,16 +96,26 @@ impl Engine {
                     copyup::fill_if_empty(&data, &r.config.resolved.lowers, dest).map_err(|e| {
                         EngineError::Io(format!("copying image content at {dest} into volume {name}"), e)
                     })?;
-                    mount(dest, "bind", &data, bind_opts(*ro))?
+                    mount(dest, "bind", &data, bind_opts(*ro, privileged))?
                 }
-                Planned::Bind { source, dest, ro } => {
+                Planned::Bind {
+                    source,
+                    dest,
+                    ro,
+                    propagation,
+                } => {
                     if !Path::new(source).exists() {
                         return Err(EngineError::NotFound(format!(
                             "bind source {source} of container {} does not exist; create it or remove the container",
                             r.name
                         )));
                     }
-                    mount(dest, "bind", Path::new(source), bind_opts(*ro))?
+                    mount(
+                        dest,
+                        "bind",
+                        Path::new(source),
+                        bind_opts_with(*ro, propagation.as_deref(), privileged),
+                    )?
                 }
                 Planned::Tmpfs { dest, options } => {
                     mount(dest, "tmpfs", Path::new("tmpfs"), options.clone())?
@@ -134,11 +157,17 @@ impl Engine {
                     "Driver": "local",
                     "RW": !ro,
                 }),
-                Planned::Bind { source, dest, ro } => serde_json::json!({
+                Planned::Bind {
+                    source,
+                    dest,
+                    ro,
+                    propagation,
+                } => serde_json::json!({
                     "Type": "bind",
                     "Source": source,
                     "Destination": dest,
                     "RW": !ro,
+                    "Propagation": propagation.as_deref().unwrap_or("rprivate"),
                 }),
                 Planned::Tmpfs { dest, options } => serde_json::json!({
                     "Type": "tmpfs",

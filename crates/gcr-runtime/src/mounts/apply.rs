@@ -41,12 +41,15 @@ impl MountPlan {
                             child_fail(errfd, Stage::RootfsMount as u32, errno());
                         }
                     }
+                    // With a nodev /dev the root is nodev too: a node the container
+                    // makes anywhere cannot be opened (no device cgroup needed).
+                    let flags = if self.dev_nodev { libc::MS_NODEV } else { 0 };
                     let overlay = |o: &std::ffi::CStr| {
                         libc::mount(
                             c"overlay".as_ptr(),
                             target.as_ptr(),
                             c"overlay".as_ptr(),
-                            0,
+                            flags,
                             o.as_ptr().cast(),
                         ) == 0
                     };
@@ -215,8 +218,35 @@ impl MountPlan {
         // SAFETY: mknodat/symlinkat on a directory descriptor with static or prepared strings.
         unsafe {
             for d in &self.devices {
-                if libc::mknodat(dev, d.name.as_ptr(), d.mode, d.dev) != 0
-                    && errno() != libc::EEXIST
+                let Some(host) = &d.host else {
+                    if libc::mknodat(dev, d.name.as_ptr(), d.mode, d.dev) != 0
+                        && errno() != libc::EEXIST
+                    {
+                        child_fail(errfd, Stage::Devices as u32, errno());
+                    }
+                    continue;
+                };
+                // A bind of the host's node onto an empty file made in the fresh tmpfs
+                // (nothing of the container runs yet), named relative to /dev as the
+                // working directory.
+                let f = libc::openat(
+                    dev,
+                    d.name.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0o600,
+                );
+                if f < 0 {
+                    child_fail(errfd, Stage::Devices as u32, errno());
+                }
+                libc::close(f);
+                if libc::fchdir(dev) != 0
+                    || libc::mount(
+                        host.as_ptr(),
+                        d.name.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    ) != 0
                 {
                     child_fail(errfd, Stage::Devices as u32, errno());
                 }

@@ -62,6 +62,9 @@ struct Device {
     name: CString,
     mode: libc::mode_t,
     dev: libc::dev_t,
+    /// On a `nodev` /dev: the host node bind-mounted in its place (a node made there
+    /// could not be opened).
+    host: Option<CString>,
 }
 
 /// The mount work of one container start, prepared before clone.
@@ -70,6 +73,8 @@ pub(crate) struct MountPlan {
     root: RootStep,
     steps: Vec<MountStep>,
     dev_tmpfs: bool,
+    /// The /dev tmpfs is `nodev` (the engine's hardening, see [`MountPlan::hardened`]).
+    dev_nodev: bool,
     devices: Vec<Device>,
     masked: Vec<CString>,
     readonly: Vec<CString>,
@@ -331,6 +336,7 @@ impl MountPlan {
         };
         let mut steps = Vec::new();
         let mut dev_tmpfs = false;
+        let mut dev_nodev = false;
         let mut cgroup2: Option<bool> = None;
         for m in spec.mounts().as_deref().unwrap_or(&[]) {
             let comps = components(m.destination())?;
@@ -364,6 +370,7 @@ impl MountPlan {
             }
             if comps == ["dev"] && typ == "tmpfs" {
                 dev_tmpfs = true;
+                dev_nodev = flags & libc::MS_NODEV != 0;
             }
             let source = m.source().as_ref().map(|s| cpath(s)).transpose()?;
             let file = bind
@@ -417,6 +424,7 @@ impl MountPlan {
                     name: cstr(name),
                     mode: libc::S_IFCHR | 0o666,
                     dev: libc::makedev(major, minor),
+                    host: dev_nodev.then(|| cstr(&format!("/dev/{name}"))),
                 });
             }
             for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]) {
@@ -440,6 +448,7 @@ impl MountPlan {
                     name: cstr(&name),
                     mode: kind | d.file_mode().unwrap_or(0o666),
                     dev: libc::makedev(d.major() as u32, d.minor() as u32),
+                    host: dev_nodev.then(|| cpath(d.path())).transpose()?,
                 });
             }
         }
@@ -452,6 +461,7 @@ impl MountPlan {
             root,
             steps,
             dev_tmpfs,
+            dev_nodev,
             devices,
             masked: list(linux.and_then(|l| l.masked_paths().as_ref())),
             readonly: list(linux.and_then(|l| l.readonly_paths().as_ref())),

@@ -1,7 +1,8 @@
 //! The run policy (`<root>/run-policy.json`): what may run, and how. gcr's own format,
 //! strictly parsed, deny-by-default: `registries` is mandatory (`"*"` for any, `"local"`
 //! for images built, imported or loaded here); every privilege not granted is refused
-//! (`privileged`, `capAdd`, `hostNetwork`, `bindMounts`); `readOnlyRootfs` and `nonRoot`
+//! (`privileged`, `capAdd`, `hostNetwork`, `hostNamespaces` for the host's pid, ipc or uts
+//! namespace, `bindMounts`, `devices` for host device nodes); `readOnlyRootfs` and `nonRoot`
 //! require them; `memory`, `cpus` and `pids` are ceilings, and a container that sets no
 //! limit gets the ceiling (Kubernetes LimitRange style: written into its stored config).
 //! `signers` (key ids or stored key names) requires a verified signature by one of them.
@@ -23,7 +24,11 @@ struct RunDoc {
     #[serde(default)]
     host_network: bool,
     #[serde(default)]
+    host_namespaces: bool,
+    #[serde(default)]
     bind_mounts: Vec<String>,
+    #[serde(default)]
+    devices: Vec<String>,
     #[serde(default)]
     read_only_rootfs: bool,
     #[serde(default)]
@@ -75,7 +80,11 @@ pub struct RunPolicy {
     pub privileged: bool,
     pub cap_add: Vec<String>,
     pub host_network: bool,
+    /// `--pid`, `--ipc` or `--uts host` allowed.
+    pub host_namespaces: bool,
     pub bind_mounts: Vec<String>,
+    /// Host device paths `--device` may give (`"*"` for any).
+    pub devices: Vec<String>,
     pub read_only_rootfs: bool,
     pub non_root: bool,
     pub memory: Option<u64>,
@@ -93,6 +102,10 @@ pub struct RunRequest {
     pub privileged: bool,
     pub cap_add: Vec<String>,
     pub host_network: bool,
+    /// The host namespaces asked for (`pid`, `ipc`, `uts`).
+    pub host_namespaces: Vec<String>,
+    /// Host device paths (`--device`).
+    pub devices: Vec<String>,
     /// Bind sources: as given, and resolved (None when they cannot be).
     pub binds: Vec<(String, Option<std::path::PathBuf>)>,
     pub read_only: bool,
@@ -158,7 +171,9 @@ impl RunPolicy {
             privileged: d.privileged,
             cap_add: d.cap_add.iter().map(|c| cap_name(c)).collect(),
             host_network: d.host_network,
+            host_namespaces: d.host_namespaces,
             bind_mounts: d.bind_mounts,
+            devices: d.devices,
             read_only_rootfs: d.read_only_rootfs,
             non_root: d.non_root,
             memory: d.memory,
@@ -210,6 +225,24 @@ impl RunPolicy {
         }
         if req.host_network && !self.host_network {
             return deny("hostNetwork", "--network host is not allowed".into());
+        }
+        if let Some(ns) = req
+            .host_namespaces
+            .first()
+            .filter(|_| !self.host_namespaces)
+        {
+            return deny(
+                "hostNamespaces",
+                format!("--{ns} host (the host's {ns} namespace) is not allowed"),
+            );
+        }
+        for d in &req.devices {
+            if !self.devices.iter().any(|a| a == "*" || a == d) {
+                return deny(
+                    "devices",
+                    format!("--device {d} is not in the allowed list"),
+                );
+            }
         }
         for (given, resolved) in &req.binds {
             let Some(path) = resolved else {

@@ -240,6 +240,20 @@ fn run_policy_denies_by_default_and_fills_ceilings() {
     );
     assert_eq!(
         rule(RunRequest {
+            host_namespaces: vec!["pid".into()],
+            ..ok.clone()
+        }),
+        "runPolicy.hostNamespaces"
+    );
+    assert_eq!(
+        rule(RunRequest {
+            devices: vec!["/dev/fuse".into()],
+            ..ok.clone()
+        }),
+        "runPolicy.devices"
+    );
+    assert_eq!(
+        rule(RunRequest {
             uid: Some(0),
             ..ok.clone()
         }),

@@ -1,0 +1,367 @@
+//! `gcr run` flags a Docker user reaches for (issue 19, item 7): `--mount`, `--pid`,
+//! `--ipc`, `--uts`, `--network container:X`, `--sysctl` and `--device` (the rest of the
+//! run surface is in docker_run_io.rs).
+
+mod common;
+
+use common::{need_root, stderr, stdout, Env, IMAGE};
+
+fn fails(env: &Env, args: &[&str], says: &str) {
+    let out = env.gcr(args);
+    assert!(
+        !out.status.success(),
+        "gcr {args:?} succeeded: {}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains(says),
+        "gcr {args:?}: expected {says:?} in {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn mount_flag_binds_volumes_and_tmpfs() {
+    if !need_root("mount_flag_binds_volumes_and_tmpfs") {
+        return;
+    }
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "from the host\n").unwrap();
+    let bind = format!(
+        "type=bind,source={},target=/b,readonly",
+        host.path().display()
+    );
+    let out = env.gcr(&[
+        "run",
+        "--rm",
+        "--mount",
+        &bind,
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /b/f; touch /b/g",
+    ]);
+    assert_eq!(stdout(&out), "from the host\n");
+    assert!(!out.status.success(), "a readonly bind was writable");
+    assert!(!host.path().join("g").exists());
+    // A volume by --mount, seen again by a second container.
+    env.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=mvol,dst=/v",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo kept > /v/x",
+    ]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "source=mvol,target=/v",
+        IMAGE,
+        "cat",
+        "/v/x",
+    ]);
+    assert_eq!(out, "kept\n");
+    assert!(env.ok(&["volume", "ls", "-q"]).contains("mvol"));
+    // A tmpfs with its size and mode.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=700",
+        IMAGE,
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/mounts; stat -c %a /t",
+    ]);
+    assert!(out.contains("tmpfs") && out.contains("size=1024k"), "{out}");
+    assert!(out.ends_with("700\n"), "{out}");
+    // Propagation is kept and shown.
+    let b = format!(
+        "type=bind,src={},dst=/p,bind-propagation=rslave",
+        host.path().display()
+    );
+    env.ok(&["create", "--name", "mprop", "--mount", &b, IMAGE, "true"]);
+    let doc: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "mprop"])).unwrap();
+    assert_eq!(doc[0]["Mounts"][0]["Propagation"], "rslave", "{doc}");
+    // Docker's refusals: a missing bind source is never created, unknown keys are named.
+    let missing = host.path().join("missing");
+    let m = format!("type=bind,source={},target=/m", missing.display());
+    let out = env.gcr(&["run", "--rm", "--mount", &m, IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(!missing.exists());
+    fails(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=tmpfs,target=/t,color=red",
+            IMAGE,
+            "true",
+        ],
+        "color is not supported",
+    );
+    fails(
+        &env,
+        &["run", "--rm", "--mount", "type=volume,src=v", IMAGE, "true"],
+        "target is required",
+    );
+    fails(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "aa:/same",
+            "--mount",
+            "type=volume,src=bb,dst=/same",
+            IMAGE,
+            "true",
+        ],
+        "two mounts on /same",
+    );
+}
+
+/// `readlink /proc/self/ns/KIND` in a container run with `flags`.
+fn ns_of(env: &Env, flags: &[&str], kind: &str) -> String {
+    let path = format!("/proc/self/ns/{kind}");
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[IMAGE, "readlink", &path]);
+    env.ok(&args).trim().to_string()
+}
+
+#[test]
+fn namespaces_shared_with_the_host_or_another_container() {
+    if !need_root("namespaces_shared_with_the_host_or_another_container") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--hostname",
+        "donorhost",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/seg; exec sleep 1000",
+    ]);
+    let donor = |kind: &str| {
+        env.ok(&[
+            "exec",
+            "donor",
+            "readlink",
+            &format!("/proc/self/ns/{kind}"),
+        ])
+        .trim()
+        .to_string()
+    };
+    let host = |kind: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{kind}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    // Private by default: neither the host's nor the donor's.
+    for kind in ["pid", "ipc", "uts", "net"] {
+        let own = ns_of(&env, &[], kind);
+        assert_ne!(own, host(kind), "{kind}");
+        assert_ne!(own, donor(kind), "{kind}");
+    }
+    assert_eq!(
+        ns_of(&env, &["--pid", "container:donor"], "pid"),
+        donor("pid")
+    );
+    assert_eq!(
+        ns_of(&env, &["--ipc", "container:donor"], "ipc"),
+        donor("ipc")
+    );
+    assert_eq!(
+        ns_of(&env, &["--network", "container:donor"], "net"),
+        donor("net")
+    );
+    assert_eq!(ns_of(&env, &["--pid", "host"], "pid"), host("pid"));
+    assert_eq!(ns_of(&env, &["--ipc", "host"], "ipc"), host("ipc"));
+    assert_eq!(ns_of(&env, &["--uts", "host"], "uts"), host("uts"));
+    // What sharing means: the donor's processes, its /dev/shm, its name.
+    let ps = env.ok(&["run", "--rm", "--pid", "container:donor", IMAGE, "ps"]);
+    assert!(ps.contains("sleep 1000"), "{ps}");
+    // /dev/shm is the host's with --ipc host; with container:X it stays the container's
+    // own tmpfs (a mount of another mount namespace cannot be bound; docs/docker-compat.md).
+    let seg = tempfile::Builder::new()
+        .prefix("gcr-test-shm-")
+        .tempfile_in("/dev/shm")
+        .unwrap();
+    let name = seg
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let ls = env.ok(&["run", "--rm", "--ipc", "host", IMAGE, "ls", "/dev/shm"]);
+    assert!(ls.contains(&name), "{ls}");
+    let name = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:donor",
+        IMAGE,
+        "hostname",
+    ]);
+    assert_eq!(name.trim(), "donorhost");
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let name = env.ok(&["run", "--rm", "--uts", "host", IMAGE, "hostname"]);
+    assert_eq!(name.trim(), host_name.trim());
+    // Refusals: bad modes, conflicts, a stopped or missing donor.
+    fails(
+        &env,
+        &["run", "--rm", "--uts", "container:donor", IMAGE, "true"],
+        "invalid --uts",
+    );
+    fails(
+        &env,
+        &["run", "--rm", "--pid", "sideways", IMAGE, "true"],
+        "invalid --pid",
+    );
+    fails(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--uts",
+            "host",
+            "--hostname",
+            "x",
+            IMAGE,
+            "true",
+        ],
+        "conflict",
+    );
+    fails(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:donor",
+            "-p",
+            "8080:80",
+            IMAGE,
+            "true",
+        ],
+        "ports cannot be published",
+    );
+    fails(
+        &env,
+        &["run", "--rm", "--pid", "container:nobody", IMAGE, "true"],
+        "no such container",
+    );
+    env.ok(&["create", "--name", "idle", IMAGE, "true"]);
+    fails(
+        &env,
+        &["run", "--rm", "--ipc", "container:idle", IMAGE, "true"],
+        "not running",
+    );
+    fails(
+        &env,
+        &["run", "--rm", "--network", "container:idle", IMAGE, "true"],
+        "not running",
+    );
+    env.ok(&["rm", "-f", "donor"]);
+}
+
+#[test]
+fn sysctls_and_devices() {
+    if !need_root("sysctls_and_devices") {
+        return;
+    }
+    let env = Env::new();
+    let fwd = "/proc/sys/net/ipv4/ip_forward";
+    let before = std::fs::read_to_string(fwd).unwrap();
+    let want = if before.trim() == "1" { "0" } else { "1" };
+    let set = format!("net.ipv4.ip_forward={want}");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        &set,
+        "--sysctl",
+        "kernel.shmmni=1234",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni",
+    ]);
+    assert_eq!(out, format!("{want}\n1234\n"));
+    assert_eq!(
+        std::fs::read_to_string(fwd).unwrap(),
+        before,
+        "the host's value changed"
+    );
+    let out = env.gcr(&["run", "--rm", "--sysctl", "vm.swappiness=1", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("vm.swappiness"), "{}", stderr(&out));
+    fails(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--sysctl",
+            &set,
+            IMAGE,
+            "true",
+        ],
+        "--network host",
+    );
+    fails(
+        &env,
+        &["run", "--rm", "--sysctl", "novalue", IMAGE, "true"],
+        "KEY=VALUE",
+    );
+    // A device node as the host has it, under another name.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull:rw",
+        IMAGE,
+        "sh",
+        "-c",
+        "stat -c '%F %t %T' /dev/mynull; echo gone > /dev/mynull && echo wrote",
+    ]);
+    assert_eq!(out, "character special file 1 3\nwrote\n");
+    fails(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--device",
+            "/etc/passwd:/dev/pw",
+            IMAGE,
+            "true",
+        ],
+        "not a device node",
+    );
+    fails(
+        &env,
+        &["run", "--rm", "--device", "/dev/nonexistent", IMAGE, "true"],
+        "--device /dev/nonexistent",
+    );
+    fails(
+        &env,
+        &["run", "--rm", "--device", "/dev/null:/etc/x", IMAGE, "true"],
+        "under /dev",
+    );
+}

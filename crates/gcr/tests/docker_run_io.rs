@@ -1,0 +1,234 @@
+//! `gcr run`/`start` input and output as Docker users know them (issue 19): `--cidfile`,
+//! `-a`, stdin only with `-i`, "the input device is not a TTY", `start -a` from the first
+//! byte, and `--log-opt max-size/max-file` rotation read back by `logs`.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::{need_root, stderr, stdout, Env, IMAGE};
+
+fn fails(env: &Env, args: &[&str], says: &str) {
+    let out = env.gcr(args);
+    assert!(
+        !out.status.success(),
+        "gcr {args:?} succeeded: {}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains(says),
+        "gcr {args:?}: expected {says:?} in {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn cidfile_attach_streams_and_stdin_only_with_i() {
+    if !need_root("cidfile_attach_streams_and_stdin_only_with_i") {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cid = dir.path().join("cid");
+    let c = cid.to_str().unwrap();
+    let id = env.ok(&["run", "-d", "--cidfile", c, IMAGE, "sleep", "100"]);
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id.trim());
+    let out = env.gcr(&["run", "-d", "--cidfile", c, IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(
+        env.ok(&["ps", "-aq"]).lines().count(),
+        1,
+        "a second container was made"
+    );
+    // A failed create leaves no empty file behind.
+    let cid2 = dir.path().join("cid2");
+    let out = env.gcr(&[
+        "create",
+        "--cidfile",
+        cid2.to_str().unwrap(),
+        "no/such:image",
+    ]);
+    assert!(!out.status.success());
+    assert!(!cid2.exists());
+    // -a: only the named streams.
+    let both = ["sh", "-c", "echo out; echo err >&2"];
+    let run = |flags: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(flags);
+        a.push(IMAGE);
+        a.extend_from_slice(&both);
+        env.gcr(&a)
+    };
+    let o = run(&[]);
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\n", "err\n")
+    );
+    let o = run(&["-a", "stdout"]);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("out\n", ""));
+    let o = run(&["-a", "STDERR"]);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", "err\n"));
+    fails(
+        &env,
+        &["run", "-d", "-a", "stdout", IMAGE, "true"],
+        "-a and -d",
+    );
+    fails(&env, &["run", "-a", "stdlog", IMAGE, "true"], "invalid -a");
+    // stdin reaches the container only with -i.
+    let piped = |args: &[&str]| {
+        let mut child = env
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = piped(&["run", "--rm", IMAGE, "cat"]);
+    assert_eq!(stdout(&o), "", "stdin was forwarded without -i");
+    assert!(o.status.success());
+    let o = piped(&["run", "--rm", "-i", IMAGE, "cat"]);
+    assert_eq!(stdout(&o), "typed\n");
+    let o = piped(&["run", "--rm", "-i", "-a", "stdout", IMAGE, "cat"]);
+    assert_eq!(stdout(&o), "", "-a without stdin forwarded stdin");
+    // -it without a terminal: Docker's words, exit 1, and nothing hangs.
+    let o = piped(&["run", "--rm", "-it", IMAGE, "cat"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("the input device is not a TTY"),
+        "{}",
+        stderr(&o)
+    );
+    let name = env.ok(&["ps", "-q"]);
+    let o = piped(&["exec", "-it", name.trim(), "cat"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("the input device is not a TTY"));
+    let o = piped(&["exec", "-i", name.trim(), "cat"]);
+    assert_eq!(stdout(&o), "typed\n");
+    let o = piped(&["exec", name.trim(), "cat"]);
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
+fn start_attach_keeps_early_output() {
+    if !need_root("start_attach_keeps_early_output") {
+        return;
+    }
+    let env = Env::new();
+    for i in 0..4 {
+        let name = format!("early{i}");
+        env.ok(&[
+            "create",
+            "--name",
+            &name,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo first; sleep 0.2; echo second; exit 4",
+        ]);
+        let o = env.gcr(&["start", "-a", &name]);
+        assert_eq!(stdout(&o), "first\nsecond\n", "try {i}");
+        assert_eq!(o.status.code(), Some(4));
+    }
+}
+
+#[test]
+fn log_opt_rotates_and_logs_reads_across_files() {
+    if !need_root("log_opt_rotates_and_logs_reads_across_files") {
+        return;
+    }
+    let env = Env::new();
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        IMAGE,
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line $i; done",
+    ]);
+    let id = id.trim();
+    assert!(common::eventually(10, || env
+        .ok(&["inspect", "-f", "{{.State.Status}}", id])
+        .trim()
+        == "exited"));
+    let log = env
+        .root
+        .path()
+        .join("containers")
+        .join(id)
+        .join("container.log");
+    let rotated: Vec<_> = (1..5)
+        .map(|n| std::path::PathBuf::from(format!("{}.{n}", log.display())))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(
+        rotated.len(),
+        2,
+        "max-file=3 keeps the log and two rotated files"
+    );
+    for p in rotated.iter().chain([&log]) {
+        // A file ends at the first record past 1 KiB.
+        assert!(
+            std::fs::metadata(p).unwrap().len() < 1024 + 100,
+            "{}",
+            p.display()
+        );
+    }
+    // `logs` reads them oldest first: consecutive lines ending with the last one.
+    let out = env.ok(&["logs", id]);
+    let nums: Vec<u32> = out
+        .lines()
+        .map(|l| l.trim_start_matches("line ").parse().unwrap())
+        .collect();
+    assert_eq!(*nums.last().unwrap(), 300);
+    assert!(nums[0] > 1, "nothing was dropped: {}", nums[0]);
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{nums:?}");
+    // --tail reaches into the rotated files.
+    let current = std::fs::read_to_string(&log).unwrap().lines().count();
+    let n = (current + 5).to_string();
+    let tail = env.ok(&["logs", "-n", &n, id]);
+    assert_eq!(tail.lines().count(), current + 5);
+    assert!(tail.ends_with("line 300\n"));
+    // A follower keeps reading across rotations.
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 0.3; i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo line $i; usleep 20000; done",
+    ]);
+    let out = env.ok(&["logs", "-f", id.trim()]);
+    let nums: Vec<u32> = out
+        .lines()
+        .map(|l| l.trim_start_matches("line ").parse().unwrap())
+        .collect();
+    assert_eq!(nums, (1..=60).collect::<Vec<_>>());
+    let out = env.gcr(&["run", "--rm", "--log-opt", "max-file=2", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("needs max-size"), "{}", stderr(&out));
+    fails(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "--log-opt",
+            "mode=non-blocking",
+            IMAGE,
+            "true",
+        ],
+        "unknown --log-opt mode",
+    );
+}
