@@ -253,12 +253,14 @@ pub enum Cmd {
         /// Stop at this time (same forms; `0s` is now); without it, follow new events.
         #[arg(long)]
         until: Option<String>,
-        /// Only matching events: type=container|image|…, container=NAME|ID, event=CAUSE
-        /// (repeatable; the same key twice matches either).
+        /// Only matching events: type=container|image|…, container=NAME|ID, event=CAUSE,
+        /// image=NAME|ID, label=KEY[=VALUE] (repeatable; the same key twice matches either).
         #[arg(short, long = "filter", value_name = "KEY=VALUE")]
         filter: Vec<String>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
+        /// table, json, or a Go template over Docker's event shape (`{{.Action}}`,
+        /// `{{.Actor.Attributes.name}}`, `{{.Type}}`, `{{.TimeNano}}`).
+        #[arg(long, default_value = "table")]
+        format: String,
     },
     /// The tamper-evident audit ledger: log, verify, proofs, checkpoints.
     Audit {

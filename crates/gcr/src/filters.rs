@@ -1,6 +1,7 @@
 //! Docker's `--filter KEY=VALUE` for `ps` (status, name, label, ancestor, id, exited,
 //! health, network, volume), `images` (reference, dangling, label, before, since) and
-//! `events` (type, container, event), and the time flags (`--since`, `--until`).
+//! `events` (type, container, event, image, label), `volume ls` (name, label, dangling,
+//! driver), `network ls` (name, id, driver, type), and the time flags (`--since`, `--until`).
 //! Values of one key are alternatives; different keys must all match.
 
 use gcr_engine::container::record::Record;
@@ -8,6 +9,14 @@ use gcr_engine::events::Event;
 use gcr_engine::images::ImageRow;
 
 use crate::Failure;
+
+/// What a container event's filters look at besides the event row.
+#[derive(Clone)]
+pub struct Actor {
+    pub image: String,
+    pub image_id: String,
+    pub labels: Vec<(String, String)>,
+}
 
 /// Parsed filters: (key, value) pairs, checked against the keys a command knows.
 pub struct Filters(Vec<(String, String)>);
@@ -86,14 +95,58 @@ impl Filters {
         })
     }
 
-    /// `events`: whether an event passes.
-    pub fn event(&self, e: &Event) -> bool {
+    /// `events`: whether an event passes (`actor`: the container's image and labels, for
+    /// container events of a container that still exists).
+    pub fn event(&self, e: &Event, actor: Option<&Actor>) -> bool {
         self.all(|k, v| match k {
             "type" => e.kind == v,
             "container" => {
                 e.kind == "container" && (e.name.as_deref() == Some(v) || e.object.starts_with(v))
             }
             "event" => e.cause.as_deref() == Some(v),
+            "image" => match actor {
+                Some(a) => {
+                    a.image == v
+                        || a.image_id
+                            .trim_start_matches("sha256:")
+                            .starts_with(v.trim_start_matches("sha256:"))
+                        || gcr_engine::Reference::parse(v)
+                            .is_ok_and(|x| x.to_string() == a.image || x.familiar() == a.image)
+                }
+                None => {
+                    let full = gcr_engine::Reference::parse(v).map(|x| x.to_string());
+                    e.kind == "image"
+                        && (e.name.as_deref() == Some(v)
+                            || full.is_ok_and(|f| e.name.as_deref() == Some(f.as_str()))
+                            || e.object
+                                .trim_start_matches("sha256:")
+                                .starts_with(v.trim_start_matches("sha256:")))
+                }
+            },
+            "label" => actor.is_some_and(|a| label_matches(&a.labels, v)),
+            _ => false,
+        })
+    }
+
+    /// `volume ls`: whether a volume passes (`in_use`: some container mounts it).
+    pub fn volume(&self, name: &str, labels: &[(String, String)], in_use: bool) -> bool {
+        self.all(|k, v| match k {
+            "name" => name.contains(v),
+            "label" => label_matches(labels, v),
+            "dangling" => in_use != (v == "true" || v == "1"),
+            "driver" => v == "local",
+            _ => false,
+        })
+    }
+
+    /// `network ls`: whether a network passes (`builtin`: none, host or the default
+    /// bridge).
+    pub fn network(&self, name: &str, id: &str, driver: &str, builtin: bool) -> bool {
+        self.all(|k, v| match k {
+            "name" => name.contains(v),
+            "id" => id.starts_with(v),
+            "driver" => driver == v,
+            "type" => (v == "builtin") == builtin && (v == "builtin" || v == "custom"),
             _ => false,
         })
     }

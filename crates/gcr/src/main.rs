@@ -209,7 +209,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             until,
             filter,
             format,
-        } => system::events(e, since.as_deref(), until.as_deref(), &filter, format),
+        } => system::events(e, since.as_deref(), until.as_deref(), &filter, &format),
         Cmd::Audit { cmd } => audit::dispatch(e, cmd),
         Cmd::Build(a) => build::run(e, &a),
         c @ (Cmd::Pull(_)

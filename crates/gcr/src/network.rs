@@ -1,5 +1,6 @@
 //! Network, volume and port commands, and the hidden port proxy (`network __proxy`).
 
+use crate::filters::Filters;
 use clap::Subcommand;
 use gcr_engine::network::admin::NetworkInfo;
 use gcr_engine::volumes::admin::VolumeInfo;
@@ -25,6 +26,9 @@ pub enum NetworkCmd {
     Ls {
         #[arg(short, long)]
         quiet: bool,
+        /// Only matching networks: name=, id=, driver=, type=builtin|custom (repeatable).
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filter: Vec<String>,
         /// table, json, or a Go template (`{{.Name}}`, `table {{.Name}}\t{{.Driver}}`).
         #[arg(long, default_value = "table")]
         format: String,
@@ -63,6 +67,9 @@ pub enum VolumeCmd {
     Ls {
         #[arg(short, long)]
         quiet: bool,
+        /// Only matching volumes: name=, label=, dangling=true|false, driver=local.
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filter: Vec<String>,
         /// table, json, or a Go template (`{{.Name}}`, `table {{.Name}}\t{{.Driver}}`).
         #[arg(long, default_value = "table")]
         format: String,
@@ -218,13 +225,22 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             outln!("{}", n.id)?;
             Ok(0)
         }
-        NetworkCmd::Ls { quiet, format } => listing(
-            &e.network_list()?,
+        NetworkCmd::Ls {
             quiet,
-            &format,
-            |n| short(&n.id),
-            net_table,
-        ),
+            filter,
+            format,
+        } => {
+            let f = Filters::parse(&filter, &["name", "id", "driver", "type"], "network ls")?;
+            let list: Vec<NetworkInfo> = e
+                .network_list()?
+                .into_iter()
+                .filter(|n| {
+                    let builtin = ["none", "host", "bridge"].contains(&n.name.as_str());
+                    f.network(&n.name, &n.id, &n.driver, builtin)
+                })
+                .collect();
+            listing(&list, quiet, &format, |n| short(&n.id), net_table)
+        }
         NetworkCmd::Rm { names } => remove_each(&names, |n| e.network_remove(n)),
         NetworkCmd::Inspect { names, format } => {
             inspect_each(&names, format.as_deref(), |n| e.network_inspect(n))
@@ -284,8 +300,22 @@ fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
             outln!("{}", v.name)?;
             Ok(0)
         }
-        VolumeCmd::Ls { quiet, format } => {
-            listing(&e.volume_list()?, quiet, &format, |v| &v.name, vol_table)
+        VolumeCmd::Ls {
+            quiet,
+            filter,
+            format,
+        } => {
+            let f = Filters::parse(
+                &filter,
+                &["name", "label", "dangling", "driver"],
+                "volume ls",
+            )?;
+            let list: Vec<_> = e
+                .volume_list()?
+                .into_iter()
+                .filter(|v| f.volume(&v.name, &[], !v.containers.is_empty()))
+                .collect();
+            listing(&list, quiet, &format, |v| &v.name, vol_table)
         }
         VolumeCmd::Rm { names } => remove_each(&names, |n| e.volume_remove(n)),
         VolumeCmd::Inspect { names, format } => {

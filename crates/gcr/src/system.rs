@@ -351,26 +351,63 @@ fn df(e: &Engine, format: Format) -> Result<i32, Failure> {
 
 /// `gcr events`: the events from `--since` (default: now), then, without `--until`, new
 /// ones as they come until the reader goes (Docker's rule); `--filter` by type,
-/// container or event.
+/// container, event, image or label; `--format` table, json or a Go template.
 pub fn events(
     engine: &Engine,
     since: Option<&str>,
     until: Option<&str>,
     filters: &[String],
-    format: Format,
+    format: &str,
 ) -> Result<i32, Failure> {
     let now = gcr_engine::container::record::now_ns();
     let at = |flag: &str, v: &str| crate::filters::time_flag(flag, v, now);
     let since_ns = since.map(|s| at("--since", s)).transpose()?.unwrap_or(now);
     let until_ns = until.map(|s| at("--until", s)).transpose()?;
-    let filters =
-        crate::filters::Filters::parse(filters, &["type", "container", "event"], "events")?;
-    let keep = |e: &gcr_engine::events::Event| filters.event(e);
-    let print = |e: &gcr_engine::events::Event| -> Result<(), Failure> {
-        if format == Format::Json {
-            outln!("{}", serde_json::to_string(e).unwrap_or_default())
-        } else {
-            outln!(
+    let filters = crate::filters::Filters::parse(
+        filters,
+        &["type", "container", "event", "image", "label"],
+        "events",
+    )?;
+    let output = crate::template::Output::parse(format)?;
+    if let crate::template::Output::Template(t) = &output {
+        if let Some(h) = t.header_line() {
+            outln!("{h}")?;
+        }
+    }
+    // A container's image and labels, looked up once per container (None: removed).
+    let mut known: std::collections::HashMap<String, Option<crate::filters::Actor>> =
+        Default::default();
+    let mut actor = |e: &gcr_engine::events::Event| -> Option<crate::filters::Actor> {
+        if e.kind != "container" {
+            return None;
+        }
+        known
+            .entry(e.object.clone())
+            .or_insert_with(|| {
+                engine
+                    .container(&e.object)
+                    .ok()
+                    .map(|r| crate::filters::Actor {
+                        image: r.image_ref.clone(),
+                        image_id: r.image_id.clone(),
+                        labels: r.config.resolved.labels.clone(),
+                    })
+            })
+            .clone()
+    };
+    let mut print = |e: &gcr_engine::events::Event| -> Result<(), Failure> {
+        let a = actor(e);
+        if !filters.event(e, a.as_ref()) {
+            return Ok(());
+        }
+        match &output {
+            crate::template::Output::Json => {
+                outln!("{}", serde_json::to_string(e).unwrap_or_default())
+            }
+            crate::template::Output::Template(t) => {
+                outln!("{}", t.render(&docker_event(e, a.as_ref()))?)
+            }
+            crate::template::Output::Table => outln!(
                 "{} {} {} {} ({} -> {}) name={}",
                 gcr_engine::logs::rfc3339_nanos(e.time_ns),
                 e.kind,
@@ -379,7 +416,7 @@ pub fn events(
                 e.from.as_deref().unwrap_or("-"),
                 e.to.as_deref().unwrap_or("-"),
                 e.name.as_deref().unwrap_or(""),
-            )
+            ),
         }
     };
     let mut last_seq = i64::MIN;
@@ -392,9 +429,7 @@ pub fn events(
             if until_ns.is_some_and(|u| e.time_ns >= u) {
                 return Ok(0);
             }
-            if keep(&e) {
-                print(&e)?;
-            }
+            print(&e)?;
         }
         let now = gcr_engine::container::record::now_ns();
         if until_ns.is_some_and(|u| now >= u) {
@@ -409,4 +444,36 @@ pub fn events(
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
+}
+
+/// An event in Docker's shape (what `docker events --format` templates name), with gcr's
+/// own fields beside it.
+fn docker_event(
+    e: &gcr_engine::events::Event,
+    a: Option<&crate::filters::Actor>,
+) -> serde_json::Value {
+    let action = e.cause.clone().or_else(|| e.to.clone()).unwrap_or_default();
+    let mut attrs = serde_json::Map::new();
+    if let Some(n) = &e.name {
+        attrs.insert("name".into(), n.clone().into());
+    }
+    if let Some(a) = a {
+        attrs.insert("image".into(), a.image.clone().into());
+        for (k, v) in &a.labels {
+            attrs.insert(k.clone(), v.clone().into());
+        }
+    }
+    serde_json::json!({
+        "Type": e.kind,
+        "Action": action,
+        "Actor": {"ID": e.object, "Attributes": attrs},
+        "Scope": "local",
+        "Time": e.time_ns / 1_000_000_000,
+        "TimeNano": e.time_ns,
+        "Status": action,
+        "ID": e.object,
+        "From": a.map(|a| a.image.clone()).unwrap_or_default(),
+        "FromState": e.from,
+        "ToState": e.to,
+    })
 }

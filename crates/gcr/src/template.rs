@@ -218,6 +218,12 @@ impl Tmpl {
         Ok(Tmpl { tmpl, header })
     }
 
+    /// The header row of a `table …` template, tab-separated (for streamed output, which
+    /// cannot align its rows ahead).
+    pub fn header_line(&self) -> Option<String> {
+        self.header.as_ref().map(|h| h.join("\t"))
+    }
+
     /// One object rendered.
     pub fn render(&self, v: &serde_json::Value) -> Result<String, Failure> {
         self.tmpl

@@ -625,10 +625,23 @@ const ROWS: &[Row] = &[
     ),
     row(
         "containers",
-        "events",
+        "events (--filter type, container, event, image, label; --format TEMPLATE)",
         Differs,
-        "--filter type/container/event only",
-        Works(&["events", "--since", "1h", "--until", "0s"], ""),
+        "image and label filters see a container's image and labels while it exists (gcr's events do not copy them)",
+        Works(
+            &[
+                "events",
+                "--since",
+                "1h",
+                "--until",
+                "0s",
+                "--filter",
+                "type=container",
+                "--format",
+                "{{.Type}}",
+            ],
+            "container",
+        ),
     ),
     row(
         "images",
@@ -748,17 +761,27 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "network create|ls|rm|inspect (--format TEMPLATE)",
+        "network create|ls|rm|inspect (--format TEMPLATE, ls --filter name/id/driver/type)",
         Same,
         "",
-        Works(&["network", "ls", "--format", "{{.Name}}"], "bridge"),
+        Works(
+            &[
+                "network",
+                "ls",
+                "--filter",
+                "type=builtin",
+                "--format",
+                "{{.Name}}",
+            ],
+            "bridge",
+        ),
     ),
     row(
         "system",
-        "volume create|ls|rm|inspect|prune",
+        "volume create|ls|rm|inspect|prune (ls --filter name/label/dangling/driver)",
         Same,
-        "",
-        Works(&["volume", "ls"], ""),
+        "gcr volumes carry no labels yet: label= matches none",
+        Works(&["volume", "ls", "--filter", "dangling=true"], ""),
     ),
 ];
 
