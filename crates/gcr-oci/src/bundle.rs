@@ -147,9 +147,6 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
         if p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()) {
             return Err(OciError::unsupported("process.selinuxLabel"));
         }
-        if p.console_size().is_some() {
-            return Err(OciError::unsupported("process.consoleSize"));
-        }
         if p.io_priority().is_some() {
             return Err(OciError::unsupported("process.ioPriority"));
         }

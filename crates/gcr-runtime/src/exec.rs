@@ -116,6 +116,7 @@ pub fn exec_in_with(
         ));
     }
     let mut stdio = StdioPlan::prepare(stdio)?;
+    stdio.set_console(process.console_size());
     let (err_r, err_w) = sys::pipe()?;
     let (pid_r, pid_w) = sys::pipe()?;
     let join = match cgroup {

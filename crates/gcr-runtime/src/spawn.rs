@@ -295,6 +295,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     let sysctl = SysctlPlan::prepare(l.spec, &l.network)?;
     let ns = NsPlan::prepare(l.spec, l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
+    stdio.set_console(l.spec.process().as_ref().and_then(|p| p.console_size()));
     let (hooks, mut hooks_parent) = match x.hooks {
         Some(h) => {
             let (plan, parent) = HooksPlan::prepare(h)?;

@@ -19,6 +19,8 @@ pub(crate) struct StdioPlan {
     pty_parent: Option<OwnedFd>,
     /// ...and the child's (the parent drops its copy once the child is cloned).
     pty_child: Option<OwnedFd>,
+    /// The pty's window size before the command runs (`process.consoleSize`).
+    console: Option<libc::winsize>,
 }
 
 fn devnull() -> Result<OwnedFd, RuntimeError> {
@@ -38,6 +40,7 @@ impl StdioPlan {
                 fds: None,
                 pty_parent: None,
                 pty_child: None,
+                console: None,
             },
             Stdio::Fds {
                 stdin,
@@ -52,6 +55,7 @@ impl StdioPlan {
                     fds: Some([stdin, stdout, stderr]),
                     pty_parent: None,
                     pty_child: None,
+                    console: None,
                 }
             }
             Stdio::Pty => {
@@ -75,6 +79,7 @@ impl StdioPlan {
                     fds: None,
                     pty_parent: Some(p),
                     pty_child: Some(c),
+                    console: None,
                 }
             }
         })
@@ -105,6 +110,17 @@ impl StdioPlan {
 }
 
 impl StdioPlan {
+    /// The window size a new pty gets before the command runs (from the spec's
+    /// `process.consoleSize`).
+    pub(crate) fn set_console(&mut self, size: Option<oci_spec::runtime::Box>) {
+        self.console = size.map(|b| libc::winsize {
+            ws_row: b.height().min(u16::MAX as u64) as u16,
+            ws_col: b.width().min(u16::MAX as u64) as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
+    }
+
     /// Descriptors a helper process must keep open until the final process takes them.
     pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
         self.fds
@@ -149,6 +165,9 @@ impl StdioPlan {
             }
             if libc::ioctl(s, libc::TIOCSCTTY, 0) != 0 {
                 fail(errno());
+            }
+            if let Some(ws) = &self.console {
+                libc::ioctl(s, libc::TIOCSWINSZ, ws);
             }
             for i in 0..3 {
                 if libc::dup2(s, i) < 0 {

@@ -124,6 +124,12 @@ pub enum Cmd {
         /// Attach output and wait for the exit (returns the container's code).
         #[arg(short, long)]
         attach: bool,
+        /// Attach stdin too (the container must have been created with -i).
+        #[arg(short, long)]
+        interactive: bool,
+        /// The key sequence that detaches (default ctrl-p,ctrl-q).
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
     },
     /// Stop running containers (stop signal, then SIGKILL after the timeout).
     Stop {
@@ -223,8 +229,20 @@ pub enum Cmd {
     },
     /// Run a command in a running container.
     Exec(ExecArgs),
-    /// Attach to a running container's output and wait for its exit.
-    Attach { container: String },
+    /// Attach to a running container's input and output (detach with ctrl-p ctrl-q).
+    Attach {
+        container: String,
+        /// The key sequence that detaches (default ctrl-p,ctrl-q).
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
+        /// Do not attach stdin.
+        #[arg(long = "no-stdin")]
+        no_stdin: bool,
+        /// Accepted for Docker compatibility (signals reach a container through its
+        /// terminal or `gcr kill`).
+        #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+        sig_proxy: bool,
+    },
     /// Pause all processes of containers.
     Pause {
         #[arg(required = true)]
@@ -542,6 +560,9 @@ pub struct RunArgs {
     /// not connected.
     #[arg(short = 'a', long = "attach", value_name = "STDIN|STDOUT|STDERR")]
     pub attach: Vec<String>,
+    /// With -it: the key sequence that detaches (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
     /// Log rotation: max-size=SIZE (start a new file past it), max-file=N (files kept).
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,

@@ -11,7 +11,7 @@ use crate::out::{errln, outln, Report, Watched};
 use crate::render::table_out;
 use crate::Failure;
 
-fn usage(msg: String) -> Failure {
+pub(crate) fn usage(msg: String) -> Failure {
     Failure::new(125, msg)
 }
 
@@ -195,7 +195,7 @@ fn absolute_source(v: &str) -> Result<String, Failure> {
     Ok(format!("{}:{rest}", clean.display()))
 }
 
-fn run_failure(e: EngineError) -> Failure {
+pub(crate) fn run_failure(e: EngineError) -> Failure {
     Failure::new(e.run_exit_code(), e.to_string())
 }
 
@@ -275,6 +275,12 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
             let _ = outln!("{}", r.id);
             0
         })
+    } else if a.tty && a.interactive {
+        // As Docker's: supervised, and this process attached (so it can detach).
+        let o = crate::attach::attach_options(opts.attaches("stdin"), a.detach_keys.as_deref())?;
+        engine
+            .run_attached(opts, &o)
+            .map(crate::attach::attach_code)
     } else {
         engine.run_foreground(opts)
     };
@@ -348,56 +354,31 @@ pub fn each(
     report.finish(code)
 }
 
-/// `gcr start [-a]`.
-pub fn start(engine: &Engine, names: &[String], attach: bool) -> Result<i32, Failure> {
-    if attach {
+/// `gcr start [-a] [-i]`: with either, one container, attached from its first byte.
+pub fn start(
+    engine: &Engine,
+    names: &[String],
+    (attach, interactive): (bool, bool),
+    detach_keys: Option<&str>,
+) -> Result<i32, Failure> {
+    if attach || interactive {
         let [one] = names else {
             return Err(Failure::new(
                 2,
-                "start -a takes exactly one container".into(),
+                "start -a/-i takes exactly one container".into(),
             ));
         };
-        // Everything from the start on (output written before the follow opens the log
-        // is not lost).
-        let from = gcr_engine::logs::rfc3339_nanos(gcr_engine::container::record::now_ns());
-        let r = engine.start(one).map_err(run_failure)?;
-        return follow_output(engine, &r.id, Some(from));
+        let r = engine.container(one).map_err(run_failure)?;
+        let o =
+            crate::attach::attach_options(interactive && r.config.opts.interactive, detach_keys)?;
+        let end = engine.start_attached(one, &o).map_err(run_failure)?;
+        return Ok(crate::attach::attach_code(end));
     }
     each(names, |n| engine.start(n).map(|_| ()))
 }
 
-/// Follows the output of a running container and returns its exit code.
-pub fn attach_to(engine: &Engine, key: &str) -> Result<i32, Failure> {
-    follow_output(engine, key, None)
-}
-
-/// Follows a container's output (from record time `since`, else from now) to its exit.
-fn follow_output(engine: &Engine, key: &str, since: Option<String>) -> Result<i32, Failure> {
-    let r = engine.container(key).map_err(run_failure)?;
-    let o = LogOptions {
-        tail: if since.is_some() { None } else { Some(0) },
-        follow: true,
-        since,
-        ..Default::default()
-    };
-    let path = engine.container_dir(&r.id).join("container.log");
-    let watch = Watched::new();
-    let mut running = || !watch.broken() && is_running(engine, &r.id);
-    gcr_engine::logs::print(
-        &path,
-        &o,
-        &mut watch.writer(),
-        &mut std::io::stderr(),
-        &mut running,
-    )
-    .map_err(run_failure)?;
-    // A closed stdout detaches: the container runs on, as after Docker's detach keys.
-    watch.finish()?;
-    engine.wait(&r.id).map_err(run_failure)
-}
-
 /// Whether the container still produces output for `logs -f` and `attach` to follow.
-fn is_running(engine: &Engine, id: &str) -> bool {
+pub(crate) fn is_running(engine: &Engine, id: &str) -> bool {
     engine
         .container(id)
         .map(|r| r.state.is_alive())

@@ -2,6 +2,7 @@
 //! Thin by design; all behaviour lives in the engine.
 
 mod argv;
+mod attach;
 mod audit;
 mod build;
 mod buildlive;
@@ -135,7 +136,9 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Cmd::Start {
             containers: c,
             attach,
-        } => containers::start(e, &c, attach),
+            interactive,
+            detach_keys,
+        } => containers::start(e, &c, (attach, interactive), detach_keys.as_deref()),
         Cmd::Stop {
             containers: c,
             time,
@@ -197,7 +200,12 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(code)
         }
         Cmd::Exec(a) => containers::exec(e, &a),
-        Cmd::Attach { container } => containers::attach_to(e, &container),
+        Cmd::Attach {
+            container,
+            detach_keys,
+            no_stdin,
+            sig_proxy: _,
+        } => attach::attach(e, &container, detach_keys.as_deref(), no_stdin),
         Cmd::Stats {
             containers: c,
             no_stream,

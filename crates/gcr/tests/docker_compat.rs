@@ -440,6 +440,20 @@ const ROWS: &[Row] = &[
         Works(&["run", "--rm", "--log-opt", "max-size=1m", "IMG", "echo", "hi"], "hi"),
     ),
     row(
+        "run",
+        "run --userns",
+        Missing,
+        "user namespaces are not supported yet",
+        Refused(&["run", "--rm", "--userns", "host", "IMG", "true"]),
+    ),
+    row(
+        "run",
+        "run --gpus",
+        Missing,
+        "",
+        Refused(&["run", "--rm", "--gpus", "all", "IMG", "true"]),
+    ),
+    row(
         "containers",
         "create, start, stop, kill, restart",
         Same,
@@ -462,10 +476,10 @@ const ROWS: &[Row] = &[
     ),
     row(
         "containers",
-        "start -i",
-        Missing,
-        "",
-        Refused(&["start", "-i", "{s}"]),
+        "start -i, attach (--detach-keys, --no-stdin), run -it detach with ctrl-p ctrl-q",
+        Same,
+        "through the container's supervisor; a container run in the foreground without -it is followed through its log",
+        Refused(&["attach", "--detach-keys", "shift-x", "{c}"]),
     ),
     row(
         "containers",
@@ -556,7 +570,7 @@ const ROWS: &[Row] = &[
         "containers",
         "run -it, exec -it",
         Differs,
-        "the container's own /dev/pts pty, resizes passed on, 'the input device is not a TTY' without a terminal; no detach keys yet",
+        "the container's own /dev/pts pty sized as the caller's terminal, resizes passed on, 'the input device is not a TTY' without one; exec -it has no detach keys",
         Refused(&["exec", "-it", "{c}", "true"]),
     ),
     row(

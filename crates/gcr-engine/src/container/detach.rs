@@ -45,6 +45,20 @@ impl Engine {
     /// be alive; a supervisor that died during the start is an error (the record then says
     /// what became of the container).
     pub fn start_detached(&self, r: &mut Record, cause: &str) -> Result<(), EngineError> {
+        self.start_supervised(r, cause, false)
+    }
+
+    /// [`Engine::start_detached`]; with `attach_wait` the supervisor holds the output
+    /// until the first attach (see [`super::attach`]).
+    pub(crate) fn start_supervised(
+        &self,
+        r: &mut Record,
+        cause: &str,
+        attach_wait: bool,
+    ) -> Result<(), EngineError> {
+        if attach_wait && r.config.opts.tty {
+            super::run::note_console_size();
+        }
         let (ready_r, ready_w) = pipe()?;
         let (confirm_r, confirm_w) = pipe()?;
         // SAFETY: gcr is single-threaded here; the child only forks the supervisor, writes
@@ -59,7 +73,7 @@ impl Engine {
         if child == 0 {
             drop(ready_r);
             drop(confirm_w);
-            guard_child(self, r, ready_w, confirm_r);
+            guard_child(self, r, (ready_w, confirm_r), attach_wait);
         }
         drop(ready_w);
         drop(confirm_r);
@@ -125,7 +139,12 @@ impl Engine {
 
 /// Runs in the forked child: becomes the guard of the container (see [`super::guard`]):
 /// a child subreaper that forks the supervisor. Never returns.
-fn guard_child(e: &Engine, r: &Record, ready: OwnedFd, confirm: OwnedFd) -> ! {
+fn guard_child(
+    e: &Engine,
+    r: &Record,
+    (ready, confirm): (OwnedFd, OwnedFd),
+    attach_wait: bool,
+) -> ! {
     // SAFETY: setsid has no memory arguments; the child leaves the caller's session.
     unsafe { libc::setsid() };
     if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
@@ -141,7 +160,7 @@ fn guard_child(e: &Engine, r: &Record, ready: OwnedFd, confirm: OwnedFd) -> ! {
     // SAFETY: still single-threaded; the child launches, writes to a pipe and execs or exits.
     let supervisor = unsafe { libc::fork() };
     if supervisor == 0 {
-        supervisor_child(e, r, ready, confirm, client);
+        supervisor_child(e, r, (ready, confirm), client, attach_wait);
     }
     if supervisor < 0 {
         let err = std::io::Error::last_os_error();
@@ -181,7 +200,13 @@ fn getppid() -> i32 {
 }
 
 /// Runs in the forked supervisor: never returns.
-fn supervisor_child(e: &Engine, r: &Record, ready: OwnedFd, confirm: OwnedFd, client: i32) -> ! {
+fn supervisor_child(
+    e: &Engine,
+    r: &Record,
+    (ready, confirm): (OwnedFd, OwnedFd),
+    client: i32,
+    attach_wait: bool,
+) -> ! {
     let mut ready = std::fs::File::from(ready);
     // The parent's SQLite connection stays the parent's: this process opens its own if the
     // launch needs the store (volumes, networks). The inherited one is never used or
@@ -189,7 +214,11 @@ fn supervisor_child(e: &Engine, r: &Record, ready: OwnedFd, confirm: OwnedFd, cl
     let own = Engine::open_deferred(e.root(), e.run_dir());
     let e = &own;
     match launch_piped(e, r) {
-        Ok((pid, fds)) => {
+        Ok(super::supervise::Piped {
+            pid,
+            outputs: fds,
+            input,
+        }) => {
             let _ = write!(ready, "OK {pid} {}", std::process::id());
             drop(ready);
             let confirm = confirm.into_raw_fd();
@@ -214,6 +243,20 @@ fn supervisor_child(e: &Engine, r: &Record, ready: OwnedFd, confirm: OwnedFd, cl
                         .ok()
                         .flatten(),
                 ),
+                // Attach: w = hold the output for a first client, i = stdin open.
+                format!(
+                    "-{}{}",
+                    if attach_wait { "w" } else { "" },
+                    if r.config.opts.interactive { "i" } else { "" }
+                ),
+                match input {
+                    Some(f) => {
+                        let raw = f.into_raw_fd();
+                        clear_cloexec(raw);
+                        raw.to_string()
+                    }
+                    None => "-".into(),
+                },
                 format!("{confirm}:{client}"),
             ];
             for fd in fds {

@@ -51,6 +51,10 @@ impl Engine {
             ));
         }
         let mut process = exec_process(&r, o)?;
+        if o.tty {
+            super::run::note_console_size();
+            super::run::set_process_console_size(&mut process);
+        }
         // `VAR=grant://NAME` (the container's or the exec's own) gets its value here, in
         // memory only; wiped once the process has it.
         if let Some(env) = process.env_mut().as_mut() {

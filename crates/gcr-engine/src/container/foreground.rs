@@ -56,6 +56,9 @@ impl Engine {
         door_netns: bool,
     ) -> Result<Option<(Record, Running)>, EngineError> {
         let tty = opts.tty;
+        if tty {
+            super::run::note_console_size();
+        }
         let streams = [
             opts.attaches("stdin"),
             opts.attaches("stdout"),

@@ -2,6 +2,8 @@
 //! supervisor of detached containers, and read-only views (`ps`, `inspect`, `top`, `stats`).
 
 pub mod admin;
+pub(crate) mod attach;
+pub mod attached;
 pub mod commit;
 pub mod config;
 pub mod copy;

@@ -86,6 +86,32 @@ impl Engine {
 
     /// `gcr start`: starts a created or exited container under a supervisor.
     pub fn start(&self, key: &str) -> Result<Record, EngineError> {
+        self.start_with(key, false)
+    }
+
+    /// `start -a`/`-i`: starts `key` with its output held for the attach that follows, and
+    /// attaches (see [`super::attach`]).
+    pub fn start_attached(
+        &self,
+        key: &str,
+        o: &super::attached::AttachOptions,
+    ) -> Result<super::attached::AttachEnd, EngineError> {
+        let r = self.start_with(key, true)?;
+        self.attach_container(&r.id, o)
+    }
+
+    /// `run -it`: creates and starts the container supervised, as `run -d`, and attaches
+    /// from its first byte.
+    pub fn run_attached(
+        &self,
+        opts: super::config::RunOptions,
+        o: &super::attached::AttachOptions,
+    ) -> Result<super::attached::AttachEnd, EngineError> {
+        let r = self.run_supervised(opts, true)?;
+        self.attach_container(&r.id, o)
+    }
+
+    fn start_with(&self, key: &str, attach_wait: bool) -> Result<Record, EngineError> {
         let mut r = self.container(key)?;
         match r.state {
             State::Running | State::Paused => return Ok(r),
@@ -102,7 +128,7 @@ impl Engine {
             // Another `start` ran it meanwhile: starting a running container is a no-op.
             return Ok(r);
         }
-        if let Err(e) = self.start_detached(&mut r, "start") {
+        if let Err(e) = self.start_supervised(&mut r, "start", attach_wait) {
             self.release_start(&r);
             return Err(e);
         }
@@ -166,9 +192,17 @@ impl Engine {
 
     /// `gcr run -d`.
     pub fn run_detached(&self, opts: super::config::RunOptions) -> Result<Record, EngineError> {
+        self.run_supervised(opts, false)
+    }
+
+    fn run_supervised(
+        &self,
+        opts: super::config::RunOptions,
+        attach_wait: bool,
+    ) -> Result<Record, EngineError> {
         let mut r = self.create(opts)?;
         let started = self.claim_start(&mut r).and_then(|claimed| match claimed {
-            true => self.start_detached(&mut r, "start"),
+            true => self.start_supervised(&mut r, "start", attach_wait),
             // Fresh: nobody else can have started it.
             false => Ok(()),
         });

@@ -189,6 +189,12 @@ impl Engine {
         };
         let (mut spec, secrets) = match ocispec::build(cfg, mounts)
             .and_then(|mut spec| self.apply_sharing(r, &mut spec).map(|()| spec))
+            .map(|mut spec| {
+                if cfg.opts.tty {
+                    set_console_size(&mut spec);
+                }
+                spec
+            })
             .and_then(|spec| self.grant_secrets(cfg, spec))
         {
             Ok(s) => s,
@@ -376,4 +382,43 @@ pub(crate) fn runtime_err(e: gcr_runtime::RuntimeError) -> EngineError {
     } else {
         EngineError::Internal(e.to_string())
     }
+}
+
+/// The terminal size a container's pty starts with (see [`note_console_size`]).
+static CONSOLE_SIZE: std::sync::Mutex<Option<(u16, u16)>> = std::sync::Mutex::new(None);
+
+/// Notes the caller's terminal size (of stdin, else stdout) for the pty of the container
+/// this process starts next: its command sees it from its first instruction (a supervised
+/// start inherits it across fork). Nothing when neither is a terminal.
+pub(crate) fn note_console_size() {
+    for fd in [0, 1] {
+        // SAFETY: TIOCGWINSZ into a zeroed stack struct.
+        let ws = unsafe {
+            let mut ws: libc::winsize = std::mem::zeroed();
+            (libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0).then_some(ws)
+        };
+        if let (Some(ws), Ok(mut slot)) = (ws, CONSOLE_SIZE.lock()) {
+            *slot = Some((ws.ws_row, ws.ws_col));
+            return;
+        }
+    }
+}
+
+fn set_console_size(spec: &mut oci_spec::runtime::Spec) {
+    if let Some(p) = spec.process_mut() {
+        set_process_console_size(p);
+    }
+}
+
+/// `process.consoleSize` from the noted terminal size (see [`note_console_size`]).
+pub(crate) fn set_process_console_size(p: &mut oci_spec::runtime::Process) {
+    let Some((rows, cols)) = CONSOLE_SIZE.lock().ok().and_then(|s| *s) else {
+        return;
+    };
+    let size = oci_spec::runtime::BoxBuilder::default()
+        .height(rows as u64)
+        .width(cols as u64)
+        .build()
+        .ok();
+    p.set_console_size(size);
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use gcr_runtime::Stdio;
 
+use super::attach::{AttachServer, STDERR, STDOUT};
 use super::config::HealthConfig;
 use super::health::{self, HealthState};
 use super::procfs;
@@ -20,31 +21,55 @@ use crate::logfile::{LogFile, LogRotation};
 use crate::logs::LineWriter;
 use crate::{Engine, EngineError};
 
-/// Launches with pipes (or a pty) whose read ends the supervisor keeps.
-pub(super) fn launch_piped(e: &Engine, r: &Record) -> Result<(i32, Vec<OwnedFd>), EngineError> {
+/// A container launched for its supervisor: its pid, the read ends of its output (one pty
+/// master, or stdout and stderr pipes) and where its stdin goes (the master again, or a
+/// pipe's write end with `-i`).
+pub(super) struct Piped {
+    pub pid: i32,
+    pub outputs: Vec<OwnedFd>,
+    pub input: Option<OwnedFd>,
+}
+
+/// Launches with pipes (or a pty) whose other ends the supervisor keeps.
+pub(super) fn launch_piped(e: &Engine, r: &Record) -> Result<Piped, EngineError> {
     if r.config.opts.tty {
         let mut running = e.launch(r, Stdio::Pty)?;
         let master = running
             .pty_master
             .take()
             .ok_or_else(|| EngineError::Internal("the runtime returned no pty".into()))?;
+        let input = master.try_clone().ok();
         let pid = running.pid;
         std::mem::forget(running);
-        return Ok((pid, vec![master]));
+        return Ok(Piped {
+            pid,
+            outputs: vec![master],
+            input,
+        });
     }
     let (out_r, out_w) = super::detach::pipe()?;
     let (err_r, err_w) = super::detach::pipe()?;
+    let (stdin, input) = if r.config.opts.interactive {
+        let (in_r, in_w) = super::detach::pipe()?;
+        (Some(in_r), Some(in_w))
+    } else {
+        (None, None)
+    };
     let running = e.launch(
         r,
         Stdio::Fds {
-            stdin: None,
+            stdin,
             stdout: out_w,
             stderr: err_w,
         },
     )?;
     let pid = running.pid;
     std::mem::forget(running);
-    Ok((pid, vec![out_r, err_r]))
+    Ok(Piped {
+        pid,
+        outputs: vec![out_r, err_r],
+        input,
+    })
 }
 
 /// Streams of one running container: fds and their stream names.
@@ -69,25 +94,43 @@ impl Streams {
     }
 
     /// Reads what is available from each fd into the log; returns false when all are closed.
-    fn pump(&mut self, log: &mut LogFile, block_ms: i32, pidfd: &OwnedFd) -> PumpResult {
+    fn pump(
+        &mut self,
+        log: &mut LogFile,
+        block_ms: i32,
+        pidfd: &OwnedFd,
+        attach: &mut AttachServer,
+    ) -> PumpResult {
+        // Held for a first client: the output stays unread (in its pipe or pty).
+        let held = attach.waiting();
         let mut polls: Vec<libc::pollfd> = self
             .fds
             .iter()
             .map(|(f, _, _)| libc::pollfd {
-                fd: f.as_raw_fd(),
+                fd: if held { -1 } else { f.as_raw_fd() },
                 events: libc::POLLIN,
                 revents: 0,
             })
             .collect();
         polls.push(libc::pollfd {
-            fd: pidfd.as_raw_fd(),
+            fd: if held { -1 } else { pidfd.as_raw_fd() },
             events: libc::POLLIN,
             revents: 0,
         });
+        let own = polls.len();
+        polls.extend(attach.pollfds());
+        let block_ms = match (held, attach.wait_ms()) {
+            (true, Some(w)) if block_ms < 0 || w < block_ms => w.max(1),
+            _ => block_ms,
+        };
         // SAFETY: `polls` is a valid array of pollfd of the given length.
         let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, block_ms) };
         if n <= 0 {
             return PumpResult::Idle;
+        }
+        attach.ready(&polls[own..]);
+        if held {
+            return PumpResult::Data;
         }
         let mut buf = [0u8; 16 * 1024];
         let mut closed = Vec::new();
@@ -100,6 +143,8 @@ impl Streams {
             let got = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if got > 0 {
                 w.feed(log, name, &buf[..got as usize], record::now_ns());
+                let stream = if *name == "stderr" { STDERR } else { STDOUT };
+                attach.broadcast(stream, &buf[..got as usize]);
             } else {
                 w.flush(log, name, record::now_ns());
                 closed.push(i);
@@ -108,7 +153,7 @@ impl Streams {
         for i in closed.into_iter().rev() {
             self.fds.remove(i);
         }
-        if polls.last().is_some_and(|p| p.revents != 0) {
+        if polls[own - 1].revents != 0 {
             PumpResult::Exited
         } else {
             PumpResult::Data
@@ -128,12 +173,17 @@ pub fn main(args: &[String]) -> i32 {
     if let Some(("guard", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
         return super::guard::main(rest);
     }
-    let [root, run_dir, id, pid, health, rotation, confirm, fds @ ..] = args else {
+    let [root, run_dir, id, pid, health, rotation, attach, input, confirm, fds @ ..] = args else {
         return 2;
     };
     let health: Option<HealthConfig> = serde_json::from_str(health).ok();
     let rotation = LogRotation::from_arg(rotation);
-    let Ok(mut pid) = pid.parse::<i32>() else {
+    let input = input
+        .parse::<RawFd>()
+        .ok()
+        // SAFETY: handed to us across exec by our parent, which gave up ownership of it.
+        .map(|f| unsafe { OwnedFd::from_raw_fd(f) });
+    let Ok(pid) = pid.parse::<i32>() else {
         return 2;
     };
     let Some((Ok(confirm), Ok(client))) = confirm
@@ -171,7 +221,17 @@ pub fn main(args: &[String]) -> i32 {
         }
         return 0;
     }
-    supervise(&root, &run_dir, id, &mut pid, fds, (health, rotation))
+    let attach = AttachServer::bind(
+        &run_dir,
+        id,
+        (fds.len() == 1, attach.contains('i'), attach.contains('w')),
+    );
+    let piped = Piped {
+        pid,
+        outputs: fds,
+        input,
+    };
+    supervise(&root, &run_dir, id, piped, (health, rotation), attach)
 }
 
 fn open_log(root: &Path, id: &str, rotation: Option<LogRotation>) -> Option<LogFile> {
@@ -232,10 +292,14 @@ fn supervise(
     root: &Path,
     run_dir: &Path,
     id: &str,
-    pid: &mut i32,
-    fds: Vec<OwnedFd>,
+    piped: Piped,
     (health, rotation): (Option<HealthConfig>, Option<LogRotation>),
+    mut attach: AttachServer,
 ) -> i32 {
+    let mut pid = piped.pid;
+    let pid = &mut pid;
+    attach.set_input(piped.input);
+    let fds = piped.outputs;
     let Some(mut log) = open_log(root, id, rotation) else {
         return 1;
     };
@@ -258,7 +322,7 @@ fn supervise(
                     .as_millis()
                     .min(i32::MAX as u128) as i32,
             };
-            if let PumpResult::Exited = streams.pump(&mut log, timeout, &pidfd) {
+            if let PumpResult::Exited = streams.pump(&mut log, timeout, &pidfd, &mut attach) {
                 break;
             }
             if let (Some(cfg), Some(t)) = (&health, next_check) {
@@ -270,15 +334,18 @@ fn supervise(
             }
         }
         let code = super::guard::reap_noted(run_dir, id, *pid);
-        // Drain what the container wrote just before it exited.
+        // Drain what the container wrote just before it exited (to the first client, when
+        // the start waits for one).
+        attach.wait_for_client();
         while !streams.fds.is_empty() {
-            if let PumpResult::Idle = streams.pump(&mut log, 0, &pidfd) {
+            if let PumpResult::Idle = streams.pump(&mut log, 0, &pidfd, &mut attach) {
                 break;
             }
         }
         for (_, name, w) in &mut streams.fds {
             w.flush(&mut log, name, record::now_ns());
         }
+        attach.end_clients(code);
         let Ok(engine) = Engine::open(root, run_dir) else {
             return 1;
         };
@@ -302,9 +369,11 @@ fn supervise(
             return 0;
         }
         match launch_piped(&engine, &r) {
-            Ok((new_pid, new_fds)) => {
+            Ok(p) => {
+                let new_pid = p.pid;
                 *pid = new_pid;
-                streams = Streams::new(new_fds);
+                streams = Streams::new(p.outputs);
+                attach.set_input(p.input);
                 let me = std::process::id() as i32;
                 r.restart_count += 1;
                 if engine.mark_running(&mut r, new_pid, me, "restart").is_err() {
