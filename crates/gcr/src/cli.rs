@@ -311,7 +311,11 @@ pub enum Cmd {
         cmd: crate::network::VolumeCmd,
     },
     /// List port mappings of a container.
-    Port { container: String },
+    Port {
+        container: String,
+        /// Only this container port: PORT[/tcp|udp] (prints its host addresses).
+        private_port: Option<String>,
+    },
     /// Manage signing keys (Ed25519).
     Key {
         #[command(subcommand)]

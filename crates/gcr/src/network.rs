@@ -208,9 +208,35 @@ pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
     match c {
         Cmd::Network { cmd } => network(e, cmd),
         Cmd::Volume { cmd } => volume(e, cmd),
-        Cmd::Port { container } => {
-            for (c, h) in e.ports(&container)? {
-                outln!("{c} -> {h}")?;
+        Cmd::Port {
+            container,
+            private_port,
+        } => {
+            let ports = e.ports(&container)?;
+            let Some(want) = private_port else {
+                for (c, h) in ports {
+                    outln!("{c} -> {h}")?;
+                }
+                return Ok(0);
+            };
+            let want = if want.contains('/') {
+                want
+            } else {
+                format!("{want}/tcp")
+            };
+            let hosts: Vec<String> = ports
+                .into_iter()
+                .filter(|(c, _)| *c == want)
+                .map(|(_, h)| h)
+                .collect();
+            if hosts.is_empty() {
+                return Err(Failure::new(
+                    1,
+                    format!("no public port '{want}' published for {container}"),
+                ));
+            }
+            for h in hosts {
+                outln!("{h}")?;
             }
             Ok(0)
         }

@@ -455,6 +455,13 @@ const ROWS: &[Row] = &[
     ),
     row(
         "containers",
+        "port C [PORT[/PROTO]]",
+        Same,
+        "an unpublished port is an error (exit 1)",
+        Refused(&["port", "{c}", "80/tcp"]),
+    ),
+    row(
+        "containers",
         "create, start, stop, kill, restart",
         Same,
         "",

@@ -160,6 +160,22 @@ fn published_port_reachable_on_loopback_and_conflict_refused() {
     assert!(body.contains("hello-gcr"), "{body}");
     let ports = env.ok(&["port", "web"]);
     assert_eq!(ports.trim(), format!("8080/tcp -> 127.0.0.1:{port}"));
+    // `port C PORT[/proto]`: only its host address; an unpublished port is exit 1.
+    assert_eq!(
+        env.ok(&["port", "web", "8080"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    assert_eq!(
+        env.ok(&["port", "web", "8080/tcp"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    let out = env.gcr(&["port", "web", "9/udp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no public port '9/udp'"),
+        "{}",
+        stderr(&out)
+    );
     // Local clients take the kernel path (nftables DNAT): with the proxy stopped, the port
     // still answers; the container's table goes with the container.
     let table = format!("gcr_p_{}", &id.trim()[..12]);
