@@ -38,6 +38,34 @@ impl Drop for RawModeGuard {
     }
 }
 
+/// The window size (rows, columns) of the terminal `fd`; None when it is not one or has
+/// no size yet.
+pub fn window_size(fd: RawFd) -> Option<(u16, u16)> {
+    // SAFETY: TIOCGWINSZ into a zeroed stack struct.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0)
+            .then_some((ws.ws_row, ws.ws_col))
+    }
+}
+
+/// A signalfd that reads SIGWINCH, which is blocked in the calling thread (run the reader
+/// in its own thread and leave SIGWINCH out of [`crate::signal_forwarder`]).
+pub fn winch_signalfd() -> Result<OwnedFd, RuntimeError> {
+    // SAFETY: signal mask and signalfd on stack data; the descriptor is owned below.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGWINCH);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(RuntimeError::sys("signalfd"));
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
 /// Copies the window size of `from` (a host tty) to `to` (the pty master).
 pub fn copy_winsize(from: RawFd, to: RawFd) {
     // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a stack winsize.
@@ -82,18 +110,7 @@ pub fn relay(
     let (m, o) = (master.as_raw_fd(), output.as_raw_fd());
     let i = input.map_or(o, |i| i.as_raw_fd());
     copy_winsize(i, m);
-    // SAFETY: signal mask and signalfd on stack data; the descriptor is owned below.
-    let sfd = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGWINCH);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(RuntimeError::sys("signalfd"));
-        }
-        OwnedFd::from_raw_fd(fd)
-    };
+    let sfd = winch_signalfd()?;
     let mut input_open = input.is_some();
     let mut buf = [0u8; 8192];
     loop {

@@ -46,6 +46,8 @@ pub enum Rootfs {
 pub enum Stdio {
     /// The caller's own 0, 1, 2.
     Inherit,
+    /// The caller's own 1 and 2, /dev/null on 0 (Docker's run without `-i`).
+    NullStdin,
     /// A new pty; the master is returned in [`Running::pty_master`].
     Pty,
     /// Given descriptors (stdin None = /dev/null).

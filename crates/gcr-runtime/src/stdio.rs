@@ -21,6 +21,8 @@ pub(crate) struct StdioPlan {
     pty_child: Option<OwnedFd>,
     /// The pty's window size before the command runs (`process.consoleSize`).
     console: Option<libc::winsize>,
+    /// /dev/null on 0, 1 and 2 inherited ([`Stdio::NullStdin`]).
+    null_stdin: bool,
 }
 
 fn devnull() -> Result<OwnedFd, RuntimeError> {
@@ -36,11 +38,19 @@ fn devnull() -> Result<OwnedFd, RuntimeError> {
 impl StdioPlan {
     pub(crate) fn prepare(stdio: Stdio) -> Result<StdioPlan, RuntimeError> {
         Ok(match stdio {
+            Stdio::NullStdin => StdioPlan {
+                fds: None,
+                pty_parent: None,
+                pty_child: None,
+                console: None,
+                null_stdin: true,
+            },
             Stdio::Inherit => StdioPlan {
                 fds: None,
                 pty_parent: None,
                 pty_child: None,
                 console: None,
+                null_stdin: false,
             },
             Stdio::Fds {
                 stdin,
@@ -56,6 +66,7 @@ impl StdioPlan {
                     pty_parent: None,
                     pty_child: None,
                     console: None,
+                    null_stdin: false,
                 }
             }
             Stdio::Pty => {
@@ -80,6 +91,7 @@ impl StdioPlan {
                     pty_parent: Some(p),
                     pty_child: Some(c),
                     console: None,
+                    null_stdin: false,
                 }
             }
         })
@@ -91,6 +103,16 @@ impl StdioPlan {
         // SAFETY: setsid/fcntl/dup2 on descriptors the parent prepared.
         unsafe {
             libc::setsid();
+            if self.null_stdin {
+                let n = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                if n < 0 || (n != 0 && libc::dup2(n, 0) < 0) {
+                    child_fail(errfd, Stage::Stdio as u32, errno());
+                }
+                if n != 0 {
+                    libc::close(n);
+                }
+                return;
+            }
             let Some(fds) = &self.fds else { return };
             // Move sources above 2 first so dup2 cannot clobber a source we still need.
             let mut raw = [0; 3];

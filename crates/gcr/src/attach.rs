@@ -5,8 +5,7 @@ use gcr_engine::container::attached::{AttachEnd, AttachOptions};
 use gcr_engine::logs::LogOptions;
 use gcr_engine::{Engine, EngineError};
 
-use crate::containers::{is_running, run_failure, usage};
-use crate::out::Watched;
+use crate::containers::{print_log, run_failure, usage};
 use crate::Failure;
 
 /// What an attach relays: stdin when asked, both output streams, the detach keys.
@@ -51,34 +50,13 @@ pub fn attach(
 
 /// Follows the output of a running container and returns its exit code.
 pub fn attach_to(engine: &Engine, key: &str) -> Result<i32, Failure> {
-    follow_output(engine, key, None)
-}
-
-/// Follows a container's output (from record time `since`, else from now) to its exit.
-pub(crate) fn follow_output(
-    engine: &Engine,
-    key: &str,
-    since: Option<String>,
-) -> Result<i32, Failure> {
     let r = engine.container(key).map_err(run_failure)?;
     let o = LogOptions {
-        tail: if since.is_some() { None } else { Some(0) },
+        tail: Some(0),
         follow: true,
-        since,
         ..Default::default()
     };
-    let path = engine.container_dir(&r.id).join("container.log");
-    let watch = Watched::new();
-    let mut running = || !watch.broken() && is_running(engine, &r.id);
-    gcr_engine::logs::print(
-        &path,
-        &o,
-        &mut watch.writer(),
-        &mut std::io::stderr(),
-        &mut running,
-    )
-    .map_err(run_failure)?;
     // A closed stdout detaches: the container runs on, as after Docker's detach keys.
-    watch.finish()?;
+    print_log(engine, &r.id, &o, run_failure)?;
     engine.wait(&r.id).map_err(run_failure)
 }

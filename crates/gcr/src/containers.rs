@@ -378,7 +378,7 @@ pub fn start(
 }
 
 /// Whether the container still produces output for `logs -f` and `attach` to follow.
-pub(crate) fn is_running(engine: &Engine, id: &str) -> bool {
+fn is_running(engine: &Engine, id: &str) -> bool {
     engine
         .container(id)
         .map(|r| r.state.is_alive())
@@ -416,21 +416,31 @@ pub fn logs(
         since,
         until,
     };
-    let path = engine.container_dir(&r.id).join("container.log");
-    // The engine's printer ignores write errors: the watched stdout remembers them and
-    // ends a follow, which otherwise would outlive its reader until the container exits.
+    print_log(engine, &r.id, &o, Failure::from)?;
+    Ok(0)
+}
+
+/// Prints container `id`'s log as `o` says (`err`: how a read error is reported). The
+/// engine's printer ignores write errors: the watched stdout remembers them and ends a
+/// follow, which otherwise would outlive its reader until the container exits.
+pub(crate) fn print_log(
+    engine: &Engine,
+    id: &str,
+    o: &LogOptions,
+    err: fn(EngineError) -> Failure,
+) -> Result<(), Failure> {
+    let path = engine.container_dir(id).join("container.log");
     let watch = Watched::new();
-    let mut running = || !watch.broken() && is_running(engine, &r.id);
+    let mut running = || !watch.broken() && is_running(engine, id);
     gcr_engine::logs::print(
         &path,
-        &o,
+        o,
         &mut watch.writer(),
         &mut std::io::stderr(),
         &mut running,
     )
-    .map_err(Failure::from)?;
-    watch.finish()?;
-    Ok(0)
+    .map_err(err)?;
+    watch.finish()
 }
 
 /// `gcr exec`.

@@ -6,20 +6,6 @@ mod common;
 
 use common::{need_root, stderr, stdout, Env, IMAGE};
 
-fn fails(env: &Env, args: &[&str], says: &str) {
-    let out = env.gcr(args);
-    assert!(
-        !out.status.success(),
-        "gcr {args:?} succeeded: {}",
-        stdout(&out)
-    );
-    assert!(
-        stderr(&out).contains(says),
-        "gcr {args:?}: expected {says:?} in {}",
-        stderr(&out)
-    );
-}
-
 #[test]
 fn mount_flag_binds_volumes_and_tmpfs() {
     if !need_root("mount_flag_binds_volumes_and_tmpfs") {
@@ -95,8 +81,7 @@ fn mount_flag_binds_volumes_and_tmpfs() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
     assert!(!missing.exists());
-    fails(
-        &env,
+    env.fails(
         &[
             "run",
             "--rm",
@@ -107,13 +92,11 @@ fn mount_flag_binds_volumes_and_tmpfs() {
         ],
         "color is not supported",
     );
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--mount", "type=volume,src=v", IMAGE, "true"],
         "target is required",
     );
-    fails(
-        &env,
+    env.fails(
         &[
             "run",
             "--rm",
@@ -223,18 +206,15 @@ fn namespaces_shared_with_the_host_or_another_container() {
     let name = env.ok(&["run", "--rm", "--uts", "host", IMAGE, "hostname"]);
     assert_eq!(name.trim(), host_name.trim());
     // Refusals: bad modes, conflicts, a stopped or missing donor.
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--uts", "container:donor", IMAGE, "true"],
         "invalid --uts",
     );
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--pid", "sideways", IMAGE, "true"],
         "invalid --pid",
     );
-    fails(
-        &env,
+    env.fails(
         &[
             "run",
             "--rm",
@@ -247,8 +227,7 @@ fn namespaces_shared_with_the_host_or_another_container() {
         ],
         "conflict",
     );
-    fails(
-        &env,
+    env.fails(
         &[
             "run",
             "--rm",
@@ -261,19 +240,16 @@ fn namespaces_shared_with_the_host_or_another_container() {
         ],
         "ports cannot be published",
     );
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--pid", "container:nobody", IMAGE, "true"],
         "no such container",
     );
     env.ok(&["create", "--name", "idle", IMAGE, "true"]);
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--ipc", "container:idle", IMAGE, "true"],
         "not running",
     );
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--network", "container:idle", IMAGE, "true"],
         "not running",
     );
@@ -311,8 +287,7 @@ fn sysctls_and_devices() {
     let out = env.gcr(&["run", "--rm", "--sysctl", "vm.swappiness=1", IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("vm.swappiness"), "{}", stderr(&out));
-    fails(
-        &env,
+    env.fails(
         &[
             "run",
             "--rm",
@@ -325,8 +300,7 @@ fn sysctls_and_devices() {
         ],
         "--network host",
     );
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--sysctl", "novalue", IMAGE, "true"],
         "KEY=VALUE",
     );
@@ -342,8 +316,7 @@ fn sysctls_and_devices() {
         "stat -c '%F %t %T' /dev/mynull; echo gone > /dev/mynull && echo wrote",
     ]);
     assert_eq!(out, "character special file 1 3\nwrote\n");
-    fails(
-        &env,
+    env.fails(
         &[
             "run",
             "--rm",
@@ -354,13 +327,11 @@ fn sysctls_and_devices() {
         ],
         "not a device node",
     );
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--device", "/dev/nonexistent", IMAGE, "true"],
         "--device /dev/nonexistent",
     );
-    fails(
-        &env,
+    env.fails(
         &["run", "--rm", "--device", "/dev/null:/etc/x", IMAGE, "true"],
         "under /dev",
     );

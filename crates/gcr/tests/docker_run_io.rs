@@ -9,20 +9,6 @@ use std::process::Stdio;
 
 use common::{need_root, stderr, stdout, Env, IMAGE};
 
-fn fails(env: &Env, args: &[&str], says: &str) {
-    let out = env.gcr(args);
-    assert!(
-        !out.status.success(),
-        "gcr {args:?} succeeded: {}",
-        stdout(&out)
-    );
-    assert!(
-        stderr(&out).contains(says),
-        "gcr {args:?}: expected {says:?} in {}",
-        stderr(&out)
-    );
-}
-
 #[test]
 fn cidfile_attach_streams_and_stdin_only_with_i() {
     if !need_root("cidfile_attach_streams_and_stdin_only_with_i") {
@@ -70,12 +56,8 @@ fn cidfile_attach_streams_and_stdin_only_with_i() {
     assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("out\n", ""));
     let o = run(&["-a", "STDERR"]);
     assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", "err\n"));
-    fails(
-        &env,
-        &["run", "-d", "-a", "stdout", IMAGE, "true"],
-        "-a and -d",
-    );
-    fails(&env, &["run", "-a", "stdlog", IMAGE, "true"], "invalid -a");
+    env.fails(&["run", "-d", "-a", "stdout", IMAGE, "true"], "-a and -d");
+    env.fails(&["run", "-a", "stdlog", IMAGE, "true"], "invalid -a");
     // stdin reaches the container only with -i.
     let piped = |args: &[&str]| {
         let mut child = env
@@ -219,8 +201,7 @@ fn log_opt_rotates_and_logs_reads_across_files() {
     let out = env.gcr(&["run", "--rm", "--log-opt", "max-file=2", IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("needs max-size"), "{}", stderr(&out));
-    fails(
-        &env,
+    env.fails(
         &[
             "run",
             "--rm",

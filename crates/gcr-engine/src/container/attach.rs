@@ -236,9 +236,9 @@ impl AttachServer {
             if !peer_is_root(&s) {
                 continue;
             }
-            let _ = s.set_nonblocking(false);
+            // Blocking (accept does not pass on the listener's O_NONBLOCK), read only when
+            // poll says so; a client that takes no output for a second is dropped.
             let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-            let _ = s.set_nonblocking(true);
             self.clients.push(Client {
                 sock: s,
                 inbuf: Vec::new(),
@@ -253,7 +253,7 @@ impl AttachServer {
         match self.clients[i].sock.read(&mut buf) {
             Ok(0) => return false,
             Ok(n) => self.clients[i].inbuf.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return true,
             Err(_) => return false,
         }
         for (kind, data) in frames(&mut self.clients[i].inbuf) {
@@ -316,14 +316,10 @@ impl AttachServer {
             if !w[stream as usize] {
                 return true;
             }
-            let _ = c.sock.set_nonblocking(false);
-            let ok = c
-                .sock
+            c.sock
                 .write_all(&h)
                 .and_then(|_| c.sock.write_all(data))
-                .is_ok();
-            let _ = c.sock.set_nonblocking(true);
-            ok
+                .is_ok()
         });
     }
 
@@ -332,7 +328,6 @@ impl AttachServer {
         let data = code.to_be_bytes();
         let h = header(EXIT, data.len());
         for c in &mut self.clients {
-            let _ = c.sock.set_nonblocking(false);
             let _ = c.sock.write_all(&h).and_then(|_| c.sock.write_all(&data));
         }
         self.clients.clear();

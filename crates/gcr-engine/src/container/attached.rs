@@ -4,7 +4,7 @@
 //! window size — until the container exits or the user detaches.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -106,27 +106,10 @@ fn send(sock: &mut UnixStream, kind: u8, data: &[u8]) -> bool {
 }
 
 fn winsize(fd: i32) -> Option<[u8; 4]> {
-    // SAFETY: TIOCGWINSZ into a zeroed stack struct.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        (libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0).then(|| {
-            let (r, c) = (ws.ws_row.to_be_bytes(), ws.ws_col.to_be_bytes());
-            [r[0], r[1], c[0], c[1]]
-        })
-    }
-}
-
-/// A signalfd for SIGWINCH (blocked in this thread).
-fn winch_fd() -> Option<OwnedFd> {
-    // SAFETY: signal mask and signalfd on stack data; the descriptor is owned below.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGWINCH);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
-        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
-    }
+    gcr_runtime::pty::window_size(fd).map(|(r, c)| {
+        let (r, c) = (r.to_be_bytes(), c.to_be_bytes());
+        [r[0], r[1], c[0], c[1]]
+    })
 }
 
 impl Engine {
@@ -189,7 +172,9 @@ fn relay(mut sock: UnixStream, tty: bool, o: &AttachOptions) -> Result<Relayed, 
     if !send(&mut sock, HELLO, &hello) {
         return Err(io("saying hello", std::io::ErrorKind::BrokenPipe.into()));
     }
-    let winch = tty.then(winch_fd).flatten();
+    let winch = tty
+        .then(|| gcr_runtime::pty::winch_signalfd().ok())
+        .flatten();
     let size_of = || winsize(0).or_else(|| winsize(1));
     if let (true, Some(ws)) = (tty, size_of()) {
         send(&mut sock, RESIZE, &ws);

@@ -302,8 +302,13 @@ pub(super) fn foreground_stdio(
     if tty {
         return Ok(Stdio::Pty);
     }
-    if stdin && stdout && stderr {
-        return Ok(Stdio::Inherit);
+    if stdout && stderr {
+        // The caller's own descriptors: nothing to duplicate on the start path.
+        return Ok(if stdin {
+            Stdio::Inherit
+        } else {
+            Stdio::NullStdin
+        });
     }
     let own = |fd: i32, on: bool| -> Result<Option<OwnedFd>, EngineError> {
         if !on {

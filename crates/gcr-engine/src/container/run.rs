@@ -391,16 +391,9 @@ static CONSOLE_SIZE: std::sync::Mutex<Option<(u16, u16)>> = std::sync::Mutex::ne
 /// this process starts next: its command sees it from its first instruction (a supervised
 /// start inherits it across fork). Nothing when neither is a terminal.
 pub(crate) fn note_console_size() {
-    for fd in [0, 1] {
-        // SAFETY: TIOCGWINSZ into a zeroed stack struct.
-        let ws = unsafe {
-            let mut ws: libc::winsize = std::mem::zeroed();
-            (libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_row > 0).then_some(ws)
-        };
-        if let (Some(ws), Ok(mut slot)) = (ws, CONSOLE_SIZE.lock()) {
-            *slot = Some((ws.ws_row, ws.ws_col));
-            return;
-        }
+    let size = gcr_runtime::pty::window_size(0).or_else(|| gcr_runtime::pty::window_size(1));
+    if let (Some(size), Ok(mut slot)) = (size, CONSOLE_SIZE.lock()) {
+        *slot = Some(size);
     }
 }
 

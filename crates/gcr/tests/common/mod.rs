@@ -103,6 +103,21 @@ impl Env {
         self.cmd(args).output().expect("run gcr")
     }
 
+    /// Runs and asserts failure with `says` in stderr.
+    pub fn fails(&self, args: &[&str], says: &str) {
+        let out = self.gcr(args);
+        assert!(
+            !out.status.success(),
+            "gcr {args:?} succeeded: {}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains(says),
+            "gcr {args:?}: expected {says:?} in {}",
+            stderr(&out)
+        );
+    }
+
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.gcr(args);
