@@ -115,6 +115,14 @@ impl Engine {
         if r.extra.holder_alive() {
             return Ok(());
         }
+        // Gone after doing its job: a container that exited at once was recorded (and with
+        // --rm removed) by its supervisor, which then ended. Only a row still alive under a
+        // dead holder means the supervisor died (read raw: `container` would reconcile it).
+        match record::find(self.store()?.conn(), &r.id) {
+            Ok(cur) if !cur.state.is_alive() => return Ok(()),
+            Err(EngineError::NotFound(_)) if r.config.opts.rm => return Ok(()),
+            _ => {}
+        }
         let supervisor = r.extra.holder_pid;
         let now = match self.container(&r.id) {
             Ok(cur) => {
