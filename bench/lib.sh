@@ -123,3 +123,31 @@ steal = (s1 - s0) * 1000 / hz / runs
 print(f"  {label}: host steal {steal:.2f} ms per run, busy CPU (all processes) {busy:.2f} ms per run")
 PY
 }
+
+# interleave PREFIX RUNS PREPARE NAME=CMD...: runs the commands in turns, in a new random
+# order every round (3 warm-up rounds), PREPARE (a shell command, untimed) before each; the
+# shared machine's drifts (load, page cache, disk writeback) then weigh on every command
+# alike, where back-to-back hyperfine batches charge them to whichever ran during them.
+# CMD runs through sh -c. Exports $RESULTS/PREFIX-NAME.json (read with median_ms).
+interleave() {
+  python3 - "$RESULTS" "$@" <<'PY'
+import json, os, random, subprocess, sys, time
+results, prefix, runs, prepare = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+cmds = dict(a.split("=", 1) for a in sys.argv[5:])
+times = {k: [] for k in cmds}
+order = list(cmds)
+for i in range(runs + 3):
+    random.shuffle(order)
+    for k in order:
+        if prepare:
+            subprocess.run(["sh", "-c", prepare], check=True)
+        t = time.perf_counter()
+        subprocess.run(["sh", "-c", cmds[k]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        if i >= 3:
+            times[k].append(time.perf_counter() - t)
+for k, ts in times.items():
+    ts.sort()
+    json.dump({"results": [{"command": cmds[k], "median": ts[len(ts) // 2], "times": ts}]},
+              open(os.path.join(results, f"{prefix}-{k}.json"), "w"))
+PY
+}

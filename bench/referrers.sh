@@ -59,35 +59,13 @@ done
 G "$work/check" pull "$gcr_host/bench/signed:1" | grep -q "Referrers: 2 pulled"
 G "$work/check2" pull "$docker_host/bench/signed:1" | grep -q "Referrers: 2 pulled"
 
-# The three pulls of a registry take turns, run by run, in a fresh store each time: a
-# drift of the machine's load (it is shared) then weighs on all three alike, where
-# back-to-back batches would charge it to whichever ran during it.
-interleave() {
-  python3 - "$RESULTS" "$work/p" "$@" <<'PY'
-import json, os, shutil, subprocess, sys, time
-results, store, runs, prefix = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-cmds = dict(a.split("=", 1) for a in sys.argv[5:])
-times = {k: [] for k in cmds}
-for i in range(runs + 3):  # 3 warm-up rounds
-    for k, c in cmds.items():
-        shutil.rmtree(store, ignore_errors=True)
-        t = time.perf_counter()
-        subprocess.run(c.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        if i >= 3:
-            times[k].append(time.perf_counter() - t)
-for k, ts in times.items():
-    ts.sort()
-    json.dump({"results": [{"command": cmds[k], "median": ts[len(ts) // 2], "times": ts}]},
-              open(os.path.join(results, f"{prefix}-{k}.json"), "w"))
-PY
-}
-
+# The three pulls of a registry take turns (lib.sh interleave), in a fresh store each time.
 runs=${RUNS:-30}
 for reg in gcr docker; do
   h=$gcr_host; [ $reg = docker ] && h=$docker_host
   pull="env GCR_ROOT=$work/p DOCKER_CONFIG=$work/dc $GCR pull -q"
-  interleave "$runs" "ref-$reg" "plain=$pull $h/bench/plain:1" "signed=$pull $h/bench/signed:1" \
-    "skip=$pull --no-referrers $h/bench/signed:1"
+  interleave "ref-$reg" "$runs" "rm -rf $work/p" "plain=$pull $h/bench/plain:1" \
+    "signed=$pull $h/bench/signed:1" "skip=$pull --no-referrers $h/bench/signed:1"
   plain=$(median_ms "ref-$reg-plain")
   bar=$(python3 -c "print('%.2f' % ($plain * 1.1))")
   report "pull signed (2 referrers), $reg registry" "$(median_ms "ref-$reg-signed")" "same image unsigned" "$plain" "$bar"

@@ -72,16 +72,17 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> Result<i32, Failure> {
             row.command = format!("\"{}\"", r.config.resolved.args.join(" "));
         }
     }
-    if a.quiet {
+    if a.quiet || json {
+        let mut all = String::new();
         for (_, row) in rows {
-            outln!("{}", row.id)?;
+            if a.quiet {
+                all.push_str(&row.id);
+            } else {
+                all.push_str(&serde_json::to_string(&row).unwrap_or_default());
+            }
+            all.push('\n');
         }
-        return Ok(0);
-    }
-    if json {
-        for (_, row) in rows {
-            outln!("{}", serde_json::to_string(&row).unwrap_or_default())?;
-        }
+        crate::out::bytes(all.as_bytes())?;
         return Ok(0);
     }
     if let Output::Template(t) = out {

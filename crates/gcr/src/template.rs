@@ -247,10 +247,14 @@ impl Tmpl {
                 crate::render::table_out(&headers, &rows)
             }
             None => {
+                // One write for all the lines (stdout is line-buffered: a write per line
+                // was most of `ps --format` with a few hundred containers).
+                let mut all = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
                 for l in lines {
-                    crate::out::outln!("{l}")?;
+                    all.push_str(&l);
+                    all.push('\n');
                 }
-                Ok(())
+                crate::out::bytes(all.as_bytes())
             }
         }
     }

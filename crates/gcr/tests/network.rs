@@ -169,6 +169,15 @@ fn published_port_reachable_on_loopback_and_conflict_refused() {
         env.ok(&["port", "web", "8080/tcp"]).trim(),
         format!("127.0.0.1:{port}")
     );
+    // ps shows it in PORTS (all containers' endpoints are read in one query).
+    env.ok(&["create", "--name", "idle", IMAGE, "true"]);
+    let rows = env.ok(&["ps", "-a", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(
+        rows.lines()
+            .any(|l| l == format!("web 127.0.0.1:{port}->8080/tcp")),
+        "{rows}"
+    );
+    assert!(rows.lines().any(|l| l.trim() == "idle"), "{rows}");
     let out = env.gcr(&["port", "web", "9/udp"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -64,6 +64,7 @@ impl Engine {
             // A killed run's directory: the housekeeper sweeps it (or lingers until it can).
             self.wake_reaper();
         }
+        let mut ports = self.ports_texts();
         for r in records {
             let r = match self.reconcile(r) {
                 Ok(r) => r,
@@ -91,7 +92,7 @@ impl Engine {
                 status: status_text(&r),
                 state: r.state.to_string(),
                 names: r.name.clone(),
-                ports: self.ports_text(&r),
+                ports: ports.remove(&r.id).unwrap_or_default(),
                 dna: None,
             };
             out.push((r, row));

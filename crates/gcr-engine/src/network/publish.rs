@@ -175,32 +175,44 @@ impl Engine {
     }
 
     fn port_pairs(&self, r: &Record) -> Vec<(String, String)> {
-        let Some(ep) = self
-            .store()
+        self.store()
             .ok()
             .and_then(|s| db::endpoint(s.conn(), &r.id))
-        else {
-            return Vec::new();
+            .map_or_else(Vec::new, |ep| pairs(&ep.ports))
+    }
+
+    /// The PORTS column of `ps` for every container with an endpoint, in one query:
+    /// `0.0.0.0:8080->80/tcp, ...` by container id (none when not running).
+    pub(crate) fn ports_texts(&self) -> std::collections::HashMap<String, String> {
+        let Ok(store) = self.store() else {
+            return Default::default();
         };
-        split(&ep.ports)
+        db::all_endpoints(store.conn())
             .into_iter()
-            .map(|s| {
-                (
-                    format!("{}/{}", s.container_port, s.proto.as_str()),
-                    format!("{}:{}", s.host_ip, s.host_port),
-                )
+            .filter(|ep| !ep.ports.is_empty())
+            .map(|ep| {
+                let text = pairs(&ep.ports)
+                    .into_iter()
+                    .map(|(c, h)| format!("{h}->{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (ep.container, text)
             })
             .collect()
     }
+}
 
-    /// The PORTS column of `ps`: `0.0.0.0:8080->80/tcp, ...` (empty when not running).
-    pub fn ports_text(&self, r: &Record) -> String {
-        self.port_pairs(r)
-            .into_iter()
-            .map(|(c, h)| format!("{h}->{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
+/// `(containerPort/proto, hostIp:hostPort)` pairs of an endpoint's published ports.
+fn pairs(ports: &str) -> Vec<(String, String)> {
+    split(ports)
+        .into_iter()
+        .map(|s| {
+            (
+                format!("{}/{}", s.container_port, s.proto.as_str()),
+                format!("{}:{}", s.host_ip, s.host_port),
+            )
+        })
+        .collect()
 }
 
 /// Kills container `id`'s proxy if `pid` still is that proxy.
