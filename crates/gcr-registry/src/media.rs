@@ -32,6 +32,31 @@ pub struct Descriptor {
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The content itself, base64 (image spec 1.1 `data`): small content embedded so that
+    /// no request fetches it. Used only after [`Descriptor::embedded`] checked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+impl Descriptor {
+    /// The embedded content, when the descriptor has some and it is exactly what the
+    /// digest and size name; `None` otherwise (the content is then fetched as usual).
+    pub fn embedded(&self) -> Option<Vec<u8>> {
+        embedded(self.data.as_deref()?, &self.digest, self.size)
+    }
+}
+
+/// Decodes embedded `data` (base64) and returns it if it has `size` bytes and `digest`.
+pub fn embedded(data: &str, digest: &str, size: u64) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    // Base64 is 4/3 of the bytes: a longer string cannot be `size` bytes (and is not decoded).
+    if size > MAX_MANIFEST || data.len() as u64 > size.div_ceil(3) * 4 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    (bytes.len() as u64 == size && sha256(&bytes) == digest).then_some(bytes)
 }
 
 /// A platform (`os/arch[/variant]`).

@@ -39,7 +39,9 @@ pub use ledger::{
 };
 pub use maint::{DfReport, DfRow, PruneReport};
 pub use progress::{NoProgress, Progress};
-pub use referrers::{parse_referrer, Descriptor, ReferrerManifest, EMPTY_BLOB, EMPTY_MEDIA_TYPE};
+pub use referrers::{
+    embed, parse_referrer, Descriptor, ReferrerManifest, EMPTY_BLOB, EMPTY_MEDIA_TYPE, MAX_EMBEDDED,
+};
 pub use secrets::SecretRow;
 pub use tmpfiles::{tree_size, TempSweep};
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};

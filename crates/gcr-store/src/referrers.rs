@@ -35,6 +35,20 @@ pub struct Descriptor {
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The content itself, base64 (image spec 1.1 `data`), when it is small: a pull then
+    /// needs no request for it (the reader checks it against `digest` and `size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+/// The largest content gcr embeds in a descriptor it writes (a signature bundle, a small
+/// attestation, a referrer manifest in a fallback index); larger content is fetched.
+pub const MAX_EMBEDDED: usize = 64 * 1024;
+
+/// `data` for a descriptor of `bytes`: their base64 when they are at most [`MAX_EMBEDDED`].
+pub fn embed(bytes: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    (bytes.len() <= MAX_EMBEDDED).then(|| base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 impl Descriptor {
@@ -46,6 +60,7 @@ impl Descriptor {
             size,
             artifact_type: None,
             annotations: BTreeMap::new(),
+            data: None,
         }
     }
 }
@@ -138,8 +153,14 @@ impl Store {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "artifactType": artifact_type,
-            "config": Descriptor::plain(EMPTY_MEDIA_TYPE, &empty_digest, EMPTY_BLOB.len() as u64),
-            "layers": [Descriptor::plain(layer_media_type, &layer_digest, layer_size)],
+            "config": Descriptor {
+                data: embed(EMPTY_BLOB),
+                ..Descriptor::plain(EMPTY_MEDIA_TYPE, &empty_digest, EMPTY_BLOB.len() as u64)
+            },
+            "layers": [Descriptor {
+                data: embed(layer),
+                ..Descriptor::plain(layer_media_type, &layer_digest, layer_size)
+            }],
             "subject": subj,
         });
         if !annotations.is_empty() {
@@ -198,6 +219,7 @@ impl Store {
             media_type: OCI_MANIFEST.to_string(),
             digest,
             size: manifest.len() as u64,
+            data: None,
             artifact_type: Some(m.artifact_type),
             annotations: m.annotations,
         })
@@ -328,6 +350,7 @@ fn direct_referrers(
             size: size as u64,
             artifact_type: Some(artifact_type),
             annotations,
+            data: None,
         });
     }
     Ok(out)

@@ -230,6 +230,32 @@ fn referrers_are_listed_travel_both_ways_and_survive_archives() {
     };
     let fidx = fallback(&subject);
     assert_eq!(fidx["mediaType"], OCI_INDEX);
+    // Each entry embeds its (small) manifest, byte for byte (descriptor `data`), and each
+    // manifest its layer: a pull reads them from the index with no request of their own.
+    let b64 = |d: &str| {
+        let path = a
+            .root
+            .path()
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"));
+        tool("base64", &["-w0", path.to_str().unwrap()])
+    };
+    for e in fidx["manifests"].as_array().unwrap() {
+        let d = e["digest"].as_str().unwrap();
+        assert_eq!(e["data"].as_str(), Some(b64(d).as_str()), "{e}");
+        let blob = a
+            .root
+            .path()
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"));
+        let m: Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+        let layer = m["layers"][0]["digest"].as_str().unwrap();
+        assert_eq!(
+            m["layers"][0]["data"].as_str(),
+            Some(b64(layer).as_str()),
+            "{m}"
+        );
+    }
     assert_eq!(in_index(&fidx), sorted(vec![sig.clone(), sbom.clone()]));
     assert_eq!(in_index(&fallback(&sbom)), vec![sig2.clone()]);
     let v: Value = serde_json::from_str(&tool(

@@ -4,7 +4,9 @@
 //! with its blobs, its manifest put by digest. A registry with the referrers API answers
 //! with an `OCI-Subject` header and indexes it itself; without that header, the client
 //! keeps the subject's `sha256-<hex>` tag as an image index of its referrers (fetched,
-//! merged, put back), the spec's fallback.
+//! merged, put back), the spec's fallback; its entries embed small referrer manifests
+//! (image spec 1.1 descriptor `data`), as gcr's referrer manifests embed small layers, so
+//! that a pull reads a signature from the listing alone.
 //!
 //! Pull: the referrers of the pulled manifest are listed through
 //! `GET /v2/<name>/referrers/<digest>` (200 with an index), else the fallback tag (404 =
@@ -64,7 +66,7 @@ pub(crate) fn push_referrers(
     }
     parallel(&blobs, JOBS, |b| push_blob(t, repo, b, progress))?;
     // Subjects whose registry did not answer with OCI-Subject: their fallback index.
-    let mut fallback: BTreeMap<String, Vec<&gcr_store::Descriptor>> = BTreeMap::new();
+    let mut fallback: BTreeMap<String, Vec<(&gcr_store::Descriptor, &[u8])>> = BTreeMap::new();
     for (d, subj, bytes) in &manifests {
         let mut resp = t.send(
             "PUT",
@@ -83,7 +85,10 @@ pub(crate) fn push_referrers(
             ));
         }
         if header(&resp, "oci-subject") != Some(subj.as_str()) {
-            fallback.entry(subj.clone()).or_default().push(d);
+            fallback
+                .entry(subj.clone())
+                .or_default()
+                .push((d, bytes.as_slice()));
         }
         progress.message(&format!(
             "referrer {} ({}): pushed",
@@ -97,12 +102,14 @@ pub(crate) fn push_referrers(
     Ok(all.len())
 }
 
-/// Merges `list` into the subject's `sha256-<hex>` index and puts it back when it changed.
+/// Merges `list` (descriptors and manifest bytes) into the subject's `sha256-<hex>` index
+/// and puts it back when it changed. A small manifest is embedded in its entry (`data`):
+/// a pull through the fallback then reads a signature with no request of its own.
 fn update_fallback(
     t: &Transport,
     repo: &str,
     subject: &str,
-    list: &[&gcr_store::Descriptor],
+    list: &[(&gcr_store::Descriptor, &[u8])],
 ) -> Result<()> {
     let tag = fallback_tag(subject);
     let mut index: serde_json::Value = match get_manifest(t, repo, &tag, None) {
@@ -126,12 +133,16 @@ fn update_fallback(
         ));
     };
     let before = entries.len();
-    for d in list {
+    for (d, bytes) in list {
         let present = entries
             .iter()
             .any(|e| e.get("digest").and_then(|x| x.as_str()) == Some(d.digest.as_str()));
         if !present {
-            entries.push(serde_json::to_value(d).map_err(|e| {
+            let entry = gcr_store::Descriptor {
+                data: gcr_store::embed(bytes),
+                ..(*d).clone()
+            };
+            entries.push(serde_json::to_value(entry).map_err(|e| {
                 RegistryError::Usage(format!("cannot encode referrer {}: {e}", d.digest))
             })?);
         }

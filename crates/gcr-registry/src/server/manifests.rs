@@ -219,6 +219,18 @@ pub(crate) fn referrers(ctx: &Ctx<'_>, req: &Req, repo: &str, digest: &str) -> R
         {
             d["annotations"] = a;
         }
+        // A small referrer (a signature) travels in the listing itself (descriptor
+        // `data`): a client then needs no request for its manifest.
+        if m.size <= gcr_store::MAX_EMBEDDED as u64 {
+            if let Some(data) = ctx
+                .store
+                .read_blob(&m.digest)
+                .ok()
+                .and_then(|b| gcr_store::embed(&b))
+            {
+                d["data"] = serde_json::Value::String(data);
+            }
+        }
         list.push(d);
     }
     let body =

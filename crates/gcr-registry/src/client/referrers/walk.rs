@@ -430,8 +430,15 @@ fn fetch_referrer(
     d: &Descriptor,
     downloads: &std::sync::atomic::AtomicUsize,
 ) -> Result<Got> {
-    let f = get_manifest(t, repo, &d.digest, Some(&d.digest))?;
-    let m = parse_referrer(&f.bytes)?;
+    // A listing may carry the manifest itself (`data`, as gcr's fallback indexes do).
+    let (digest, bytes) = match d.embedded() {
+        Some(b) => (d.digest.clone(), b),
+        None => {
+            let f = get_manifest(t, repo, &d.digest, Some(&d.digest))?;
+            (f.digest, f.bytes)
+        }
+    };
+    let m = parse_referrer(&bytes)?;
     if m.subject != subject {
         return Err(RegistryError::protocol(
             &t.host,
@@ -443,10 +450,10 @@ fn fetch_referrer(
     }
     let mut staged = Vec::new();
     let mut empty = false;
-    if !st.has(&f.digest) {
+    if !st.has(&digest) {
         let mut s = Staged::new(&st.tmp)?;
-        s.write(&f.bytes)?;
-        staged.push((f.digest.clone(), s));
+        s.write(&bytes)?;
+        staged.push((digest.clone(), s));
     }
     // The manifest is flushed while the blobs download.
     let blobs = std::thread::scope(|sc| -> Result<Vec<(String, Staged)>> {
@@ -461,15 +468,16 @@ fn fetch_referrer(
     staged.extend(blobs);
     Ok(Got {
         subject: subject.to_string(),
-        digest: f.digest,
-        bytes: f.bytes,
+        digest,
+        bytes,
         staged,
         empty,
     })
 }
 
-/// Downloads, verifies and flushes the blobs of a referrer the store lacks (not those in
-/// `staged` already; the empty blob only noted in `empty`).
+/// Downloads (or takes from their embedded `data`), verifies and flushes the blobs of a
+/// referrer the store lacks (not those in `staged` already; the empty blob only noted in
+/// `empty`).
 fn fetch_blobs(
     st: &StoreTmp,
     t: &Transport,
@@ -489,6 +497,18 @@ fn fetch_blobs(
             *empty = true;
             continue;
         }
+        // Small content embedded in the manifest (`data`) needs no request.
+        if let Some(bytes) = b
+            .data
+            .as_deref()
+            .and_then(|d| media::embedded(d, &b.digest, b.size))
+        {
+            let mut s = Staged::new(&st.tmp)?;
+            s.write(&bytes)?;
+            flush(&s)?;
+            out.push((b.digest.clone(), s));
+            continue;
+        }
         let desc = Descriptor {
             media_type: b.media_type.clone(),
             digest: b.digest.clone(),
@@ -496,6 +516,7 @@ fn fetch_blobs(
             platform: None,
             artifact_type: None,
             annotations: None,
+            data: None,
         };
         downloads.fetch_add(1, Ordering::Relaxed);
         let s = fetch_blob(t, &st.tmp, repo, &desc, &NoBar)?;

@@ -234,3 +234,63 @@ fn a_corrupt_layer_ends_the_walk_with_a_digest_error() {
     let e = p.error.map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains(&sha(b"layer a")), "{e}");
 }
+
+#[test]
+fn embedded_manifests_and_layers_are_used_without_a_request_and_checked() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let s = sha(b"subject");
+    // A: its layer embedded in the manifest; the manifest embedded in the listing.
+    let layer = b"a signature bundle";
+    let a = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/example",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2, "data": "e30="},
+        "layers": [{"mediaType": "application/example", "digest": sha(layer), "size": layer.len(), "data": b64(layer)}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": s, "size": 100},
+    }))
+    .unwrap();
+    // B: listed with data that does not match its digest: fetched as usual.
+    let b = referrer(&s, b"layer b");
+    let listing = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": sha(&a), "size": a.len(), "data": b64(&a)},
+        {"mediaType": OCI_MANIFEST, "digest": sha(&b), "size": b.len(), "data": b64(b"forged")},
+    ]});
+    let mut r: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    r.insert(
+        format!("/v2/r/referrers/{s}"),
+        (OCI_INDEX.into(), listing.to_string().into_bytes()),
+    );
+    r.insert(
+        format!("/v2/r/manifests/{}", sha(&b)),
+        (OCI_MANIFEST.into(), b.clone()),
+    );
+    r.insert(
+        format!("/v2/r/blobs/{}", sha(b"layer b")),
+        ("x".into(), b"layer b".to_vec()),
+    );
+    let m = mock(r);
+    let (_root, p) = walk(&m, &s);
+    assert!(
+        p.error.is_none(),
+        "{:?}",
+        p.error.as_ref().map(|e| e.to_string())
+    );
+    assert_eq!(p.got.len(), 2);
+    let got_a = p.got.iter().find(|g| g.digest == sha(&a)).unwrap();
+    assert_eq!(got_a.bytes, a);
+    let staged = got_a.staged.iter().find(|(d, _)| *d == sha(layer)).unwrap();
+    assert_eq!(std::fs::read(staged.1.file.path()).unwrap(), layer);
+    let log = m.log.lock().unwrap().clone();
+    // A's own referrers are listed, but its manifest is never fetched.
+    let a_manifest = format!("/v2/r/manifests/{}", sha(&a));
+    assert!(!log.contains(&a_manifest), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains(&sha(layer))), "{log:?}");
+    assert!(
+        log.contains(&format!("/v2/r/manifests/{}", sha(&b))),
+        "{log:?}"
+    );
+    // One blob downloaded (B's layer); A's came from its manifest.
+    assert_eq!(p.requests().1, 1);
+}
