@@ -1,0 +1,29 @@
+//! gcr-api: the Docker Engine API (version 1.41, negotiated down to 1.24) served by
+//! `gcr system service` on a root-only unix socket or a loopback TCP port. Every endpoint
+//! calls the same gcr-engine functions as the CLI (blocking, on tokio's blocking threads),
+//! so the `docker` CLI, docker-py and other SDKs drive the same containers and images as
+//! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
+//! `server` (connections, routing, the engine pool), `containers`/`create` (container
+//! endpoints and the mapping of Docker's create body onto run options), `stream` (wait,
+//! logs), `attach` (the hijacked attach, resize), `images`, `system` (ping, version, info, events, volumes, networks),
+//! `http` (request and response helpers), `errors`.
+
+mod attach;
+mod containers;
+mod create;
+mod errors;
+mod http;
+mod images;
+mod listen;
+mod server;
+mod stream;
+mod system;
+
+pub use errors::ApiError;
+pub use listen::Host;
+pub use server::{serve, ServiceOptions};
+
+/// The newest API version served.
+pub const API_VERSION: &str = "1.41";
+/// The oldest API version a client may ask for.
+pub const MIN_API_VERSION: &str = "1.24";
