@@ -177,7 +177,16 @@ pub async fn inspect(st: &Shared, id: &str) -> Result<Resp, HttpError> {
             json!({ "Type": "json-file", "Config": log_opts }),
         );
         h.insert("Binds".into(), json!(opts.volumes));
-        h.insert("Tmpfs".into(), json!(opts.tmpfs));
+        // Docker's Tmpfs is a map of destination to options.
+        let tmpfs: Map<String, Value> = opts
+            .tmpfs
+            .iter()
+            .map(|t| {
+                let (dest, o) = t.split_once(':').unwrap_or((t, ""));
+                (dest.to_string(), Value::String(o.to_string()))
+            })
+            .collect();
+        h.insert("Tmpfs".into(), Value::Object(tmpfs));
     }
     // Docker's Config carries the attach flags the CLI reads back.
     let tty = doc["Config"]["Tty"].as_bool().unwrap_or(false);

@@ -57,6 +57,21 @@ async fn watch_exit(st: &Shared, r: Record) -> Option<i32> {
         .flatten()
 }
 
+/// After the supervisor sent an exit code: waits (10 s at most) until the exit is recorded,
+/// so a client that removes the container once its wait returned finds it stopped.
+async fn settle(st: &Shared, id: &str) -> Result<(), HttpError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        match find(st, id).await? {
+            Some(r) if r.state.is_alive() => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
 /// Waits for `condition` (Docker's `not-running`, `next-exit`, `removed`) and returns the
 /// exit code.
 async fn wait_for(st: &Shared, first: Record, condition: &str) -> Result<i32, HttpError> {
@@ -79,6 +94,7 @@ async fn wait_for(st: &Shared, first: Record, condition: &str) -> Result<i32, Ht
             if let Some(c) = watch_exit(st, r).await {
                 code = Some(c);
                 st.remember_exit(&id, c);
+                settle(st, &id).await?;
                 if condition != "removed" {
                     return Ok(c);
                 }

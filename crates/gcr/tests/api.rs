@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 use common::servers::{free_port, need_tools};
 use common::{need_root, stderr, stdout, Env, IMAGE};
 
-/// A running `gcr system service`, killed and reaped on drop.
+/// A running `gcr system service`, killed and reaped on drop; the drop then waits (10 s at
+/// most) until no process of the store is left (supervisors finishing an `--rm`, a
+/// lingering housekeeper), so the store's cleanup does not race them.
 struct Service {
     child: Child,
+    root: PathBuf,
     host: String,
     /// The client side's docker config dir (so no user config is read).
     config: tempfile::TempDir,
@@ -35,6 +38,7 @@ impl Service {
             .expect("start gcr system service");
         let svc = Service {
             child,
+            root: env.root.path().to_path_buf(),
             host: host.to_string(),
             config: tempfile::tempdir().expect("tempdir"),
         };
@@ -85,10 +89,30 @@ impl Service {
     }
 }
 
+/// Processes (other than this one) whose environment names `root` as GCR_ROOT.
+fn store_processes(root: &Path) -> Vec<u32> {
+    let want = format!("GCR_ROOT={}", root.display());
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+        })
+        .collect()
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !store_processes(&self.root).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -138,6 +162,24 @@ fn docker_cli_runs_containers() {
     ]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert_eq!(stdout(&o), "hi\n");
+
+    // A bind mount and a tmpfs, as docker run -v and --tmpfs give them.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("f"), "bound\n").unwrap();
+    let bind = format!("{}:/data:ro", data.path().display());
+    let o = svc.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/scratch",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /data/f; grep -c ' /scratch tmpfs' /proc/mounts",
+    ]);
+    assert_eq!(stdout(&o), "bound\n1\n", "{}", stderr(&o));
 
     // Detached, listed, logged, inspected, stopped, removed.
     let id = svc.ok(&[
@@ -201,10 +243,10 @@ fn docker_cli_runs_containers() {
     assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
 
     // Kill and wait.
-    svc.ok(&["run", "-d", "--name", "k", IMAGE, "sleep", "30"]);
-    svc.ok(&["kill", "k"]);
-    assert_eq!(svc.ok(&["wait", "k"]).trim(), "137");
-    svc.ok(&["rm", "k"]);
+    svc.ok(&["run", "-d", "--name", "kk", IMAGE, "sleep", "30"]);
+    svc.ok(&["kill", "kk"]);
+    assert_eq!(svc.ok(&["wait", "kk"]).trim(), "137");
+    svc.ok(&["rm", "kk"]);
 
     // Docker's errors.
     let o = svc.docker(&["inspect", "--type", "container", "nosuch"]);
@@ -307,7 +349,7 @@ fn docker_errors_and_versions() {
         &sock,
         "POST",
         "/containers/create?name=c1",
-        Some(&format!(r#"{{"Image": "{IMAGE}"}}"#)),
+        Some(&format!(r#"{{"Image": "{IMAGE}", "Cmd": ["true"]}}"#)),
     );
     assert_eq!(code, "409", "a second container named c1 is a conflict");
     let (code, body) = curl(&sock, "POST", "/containers/c1/wait?condition=bogus", None);
