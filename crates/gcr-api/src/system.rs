@@ -110,7 +110,7 @@ pub async fn info(st: &Shared) -> Result<Resp, HttpError> {
 
 /// An event in the Engine API's shape.
 fn docker_event(e: &Event) -> Value {
-    let action = e.cause.clone().or_else(|| e.to.clone()).unwrap_or_default();
+    let action = docker_action(e);
     let mut attrs = Map::new();
     if let Some(n) = &e.name {
         attrs.insert("name".into(), n.clone().into());
@@ -127,18 +127,27 @@ fn docker_event(e: &Event) -> Value {
     })
 }
 
+/// Docker's action name for an event (gcr's `rm` cause is Docker's `destroy`).
+fn docker_action(e: &Event) -> String {
+    let a = e.cause.as_deref().or(e.to.as_deref()).unwrap_or("");
+    match (e.kind.as_str(), a) {
+        ("container", "rm") => "destroy".into(),
+        (_, a) => a.split(':').next().unwrap_or(a).to_string(),
+    }
+}
+
 fn event_passes(e: &Event, filters: &[(String, String)]) -> bool {
     let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
-    let action = e.cause.as_deref().or(e.to.as_deref()).unwrap_or("");
+    let action = docker_action(e);
     keys.into_iter().all(|k| {
         filters
             .iter()
             .filter(|(fk, _)| fk == k)
             .any(|(_, v)| match k {
                 "type" => e.kind == *v,
-                "event" => action == v,
+                "event" => action == *v,
                 "container" | "image" | "volume" | "network" => {
                     e.kind == k
                         && (e.object.starts_with(v.as_str()) || e.name.as_deref() == Some(v))

@@ -365,16 +365,12 @@ fn docker_py_drives_the_service() {
     if !ready("docker_py_drives_the_service") {
         return;
     }
-    let python = ["../../target/peers/venv/bin/python", "python3"]
-        .iter()
-        .map(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p))
-        .map(|p| {
-            if p.exists() {
-                p
-            } else {
-                PathBuf::from("python3")
-            }
-        })
+    // The peers' venv (scripts/deps.sh installs docker-py 7 there), else the host's python3.
+    let peers = std::env::var_os("GCR_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers"));
+    let python = [peers.join("venv/bin/python"), PathBuf::from("python3")]
+        .into_iter()
         .find(|p| {
             Command::new(p)
                 .args([
@@ -522,4 +518,80 @@ fn tcp_is_loopback_only() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn docker_pull_and_events() {
+    if !ready("docker_pull_and_events") {
+        return;
+    }
+    let env = Env::new();
+    let registry = common::servers::Server::gcr(&[], &[]);
+    let pushed = format!("{}/api/busybox:1", registry.host());
+    let other = format!("{}/api/other:2", registry.host());
+    env.ok(&["push", "-q", IMAGE, &pushed]);
+    env.ok(&["push", "-q", IMAGE, &other]);
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+
+    let out = svc.ok(&["pull", &pushed]);
+    assert!(
+        out.contains("Downloaded newer image for") || out.contains("Image is up to date"),
+        "{out}"
+    );
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    let tags = svc.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(tags.lines().any(|t| t == pushed), "images: {tags}");
+    // An image the store lacks: the CLI pulls it when create says 404, then runs it.
+    let o = svc.docker(&[
+        "run",
+        "--rm",
+        "--name",
+        "pulledrun",
+        &other,
+        "echo",
+        "pulled",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "pulled\n");
+    assert!(
+        stderr(&o).contains("Unable to find image"),
+        "{}",
+        stderr(&o)
+    );
+    let o = svc.docker(&["pull", &format!("{}/api/nosuch:1", registry.host())]);
+    assert!(!o.status.success(), "pulling a missing image succeeded");
+
+    // Events: what happened, in Docker's shape, bounded by --until.
+    svc.ok(&["run", "--name", "ev", IMAGE, "true"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = svc.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert!(
+        ev.lines().any(|l| l == "container create ev"),
+        "events: {ev}"
+    );
+    assert!(ev.lines().any(|l| l == "container die ev"), "events: {ev}");
+    assert!(
+        ev.lines().any(|l| l == "container destroy pulledrun"),
+        "no destroy of the --rm run: {ev}"
+    );
+    assert!(
+        ev.lines().all(|l| l.starts_with("container ")),
+        "events: {ev}"
+    );
+    svc.ok(&["rm", "ev"]);
 }
