@@ -41,6 +41,8 @@ impl ApiError {
 pub struct HttpError {
     pub status: StatusCode,
     pub message: String,
+    /// For a command that could not be started (exec): its exit code, 126 or 127.
+    pub exit_code: i32,
 }
 
 impl HttpError {
@@ -48,6 +50,7 @@ impl HttpError {
         HttpError {
             status,
             message: message.into(),
+            exit_code: 126,
         }
     }
 
@@ -74,7 +77,14 @@ impl From<EngineError> for HttpError {
             EngineError::Store(s) => store_status(s),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        HttpError::new(status, e.to_string())
+        let code = match &e {
+            EngineError::Exec { code, .. } => *code,
+            _ => 126,
+        };
+        HttpError {
+            exit_code: code,
+            ..HttpError::new(status, e.to_string())
+        }
     }
 }
 

@@ -5,16 +5,19 @@
 //! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
 //! `server` (connections, routing, the engine pool), `containers`/`create` (container
 //! endpoints and the mapping of Docker's create body onto run options), `stream` (wait,
-//! logs), `attach` (the hijacked attach, resize), `images`, `system` (ping, version, info, events, volumes, networks),
-//! `http` (request and response helpers), `errors`.
+//! logs), `attach` (the hijacked attach, resize), `exec`, `images`, `system` (ping, version, info, events, volumes, networks),
+//! `http` (request and response helpers), `reap` (the service's exited children),
+//! `errors`.
 
 mod attach;
 mod containers;
 mod create;
 mod errors;
+mod exec;
 mod http;
 mod images;
 mod listen;
+mod reap;
 mod server;
 mod stream;
 mod system;

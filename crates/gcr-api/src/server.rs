@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
-use crate::{attach, containers, images, stream, system};
+use crate::{attach, containers, exec, images, stream, system};
 
 /// What `gcr system service` was asked for.
 #[derive(Debug, Clone)]
@@ -44,6 +44,10 @@ pub(crate) struct State {
     exits: Mutex<HashMap<String, (i32, Instant)>>,
     /// Ids of containers started through the API (waits and attaches wake up at once).
     pub started: tokio::sync::broadcast::Sender<String>,
+    pub reaper: crate::reap::Reaper,
+    /// Exec instances, and the exit of each started one not yet relayed.
+    pub execs: crate::exec::Execs,
+    pub exec_done: Mutex<HashMap<String, tokio::sync::oneshot::Receiver<i32>>>,
 }
 
 pub(crate) type Shared = Arc<State>;
@@ -152,6 +156,9 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         relaying: Mutex::new(HashMap::new()),
         exits: Mutex::new(HashMap::new()),
         started: tokio::sync::broadcast::channel(64).0,
+        reaper: crate::reap::Reaper::default(),
+        execs: Mutex::new(HashMap::new()),
+        exec_done: Mutex::new(HashMap::new()),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -160,6 +167,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         .build()
         .map_err(|e| ApiError::io("starting the service's runtime", e))?;
     rt.block_on(async move {
+        tokio::spawn(reap_children(state.clone()));
         match &opts.host {
             Host::Unix(path) => {
                 let std_l = listen::bind_unix(path, group)?;
@@ -180,6 +188,22 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
             }
         }
     })
+}
+
+/// Sweeps exited children on SIGCHLD, and every second in case a signal was coalesced.
+async fn reap_children(state: Shared) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut chld = signal(SignalKind::child()).ok();
+    loop {
+        match chld.as_mut() {
+            Some(s) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), s.recv()).await;
+            }
+            None => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+        let st = state.clone();
+        let _ = tokio::task::spawn_blocking(move || st.reaper.sweep()).await;
+    }
 }
 
 async fn stopped() -> Result<(), ApiError> {
@@ -296,6 +320,10 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["containers", id, "logs"]) => stream::logs(&st, id, &q).await,
         ("POST", ["containers", id, "attach"]) => attach::attach(&st, id, &q, req).await,
         ("POST", ["containers", id, "resize"]) => attach::resize(&st, id, &q).await,
+        ("POST", ["containers", id, "exec"]) => exec::create(&st, id, req).await,
+        ("POST", ["exec", id, "start"]) => exec::start(&st, id, req).await,
+        ("GET", ["exec", id, "json"]) => exec::inspect(&st, id).await,
+        ("POST", ["exec", id, "resize"]) => exec::resize(&st, id, &q).await,
         ("GET", ["images", "json"]) => images::list(&st, &q).await,
         ("POST", ["images", "create"]) => images::pull(&st, &q).await,
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => {

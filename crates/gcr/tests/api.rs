@@ -595,3 +595,111 @@ fn docker_pull_and_events() {
     );
     svc.ok(&["rm", "ev"]);
 }
+
+/// Runs `cmd` under a pty (util-linux `script`), feeding `input`; its output and exit code.
+fn in_pty(svc: &Service, cmd: &str, input: &str) -> (String, Option<i32>) {
+    let mut c = svc.docker_cmd(&[]);
+    let docker_env: Vec<(String, String)> = c
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+        .collect();
+    c = Command::new("script");
+    c.args([
+        "-qec",
+        &format!("docker -H {} {cmd}", svc.host),
+        "/dev/null",
+    ])
+    .envs(docker_env)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("script");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let feeder = std::thread::spawn(move || {
+        // Typed after the shell is up; the pipe stays open until the command ends.
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = std::io::Write::write_all(&mut stdin, input.as_bytes());
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let out = child.wait_with_output().expect("script output");
+    drop(feeder);
+    (stdout(&out), out.status.code())
+}
+
+#[test]
+fn docker_exec_and_terminals() {
+    if !ready("docker_exec_and_terminals") || !need_tools("docker_exec_and_terminals", &["script"])
+    {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+    svc.ok(&["run", "-d", "--name", "ex", IMAGE, "sleep", "60"]);
+    let o = svc.docker(&["exec", "ex", "sh", "-c", "echo out; echo err >&2; exit 4"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\n", "err\n")
+    );
+    let o = svc.docker(&[
+        "exec",
+        "-e",
+        "A=b",
+        "-w",
+        "/tmp",
+        "-u",
+        "65534",
+        "ex",
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(id -u)",
+    ]);
+    assert_eq!(stdout(&o), "b /tmp 65534\n", "{}", stderr(&o));
+    let mut c = svc.docker_cmd(&["exec", "-i", "ex", "sh", "-c", "read x; echo got $x"]);
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"line\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "got line\n")
+    );
+    let o = svc.docker(&["exec", "ex", "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nosuchcmd"), "{}", stderr(&o));
+    svc.ok(&["exec", "-d", "ex", "sh", "-c", "echo d > /tmp/d"]);
+    assert!(common::eventually(5, || svc
+        .docker(&["exec", "ex", "cat", "/tmp/d"])
+        .stdout
+        == b"d\n"));
+    let o = svc.docker(&["exec", "nosuch", "true"]);
+    assert!(
+        !o.status.success() && stderr(&o).to_lowercase().contains("no such"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Terminals: exec -it and run -it get a pty, typed input and the exit code.
+    let (out, code) = in_pty(
+        &svc,
+        "exec -it ex sh -c 'tty; read x; echo typed-$x; exit 5'",
+        "abc\r",
+    );
+    assert_eq!(code, Some(5), "{out}");
+    assert!(
+        out.contains("/dev/pts/") && out.contains("typed-abc"),
+        "{out}"
+    );
+    let (out, code) = in_pty(
+        &svc,
+        &format!("run --rm -it {IMAGE} sh"),
+        "echo in-$((40+2)); exit 9\r",
+    );
+    assert_eq!(code, Some(9), "{out}");
+    assert!(out.contains("in-42"), "{out}");
+    svc.ok(&["rm", "-f", "ex"]);
+}
