@@ -3,12 +3,13 @@
 //! calls the same gcr-engine functions as the CLI (blocking, on tokio's blocking threads),
 //! so the `docker` CLI, docker-py and other SDKs drive the same containers and images as
 //! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
-//! `server` (connections, routing, the engine pool), `containers`/`create` (container
-//! endpoints and the mapping of Docker's create body onto run options), `stream` (wait,
-//! logs), `attach` (the hijacked attach, resize), `exec`, `images`, `system` (ping, version, info, events, volumes, networks),
-//! `http` (request and response helpers), `reap` (the service's exited children),
-//! `errors`.
+//! `server` (connections, routing, the engine pool), `containers` and `create` (container
+//! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
+//! `attach` (the hijacked attach, resize), `exec`, `admin` (top, pause, rename, prunes),
+//! `images`, `system` (ping, version, info, events, volumes, networks), `reap` (the
+//! service's exited children), `http` (request and response helpers), `errors`.
 
+mod admin;
 mod attach;
 mod containers;
 mod create;

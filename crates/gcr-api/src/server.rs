@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
-use crate::{attach, containers, exec, images, stream, system};
+use crate::{admin, attach, containers, exec, images, stream, system};
 
 /// What `gcr system service` was asked for.
 #[derive(Debug, Clone)]
@@ -309,6 +309,14 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["info"]) => system::info(&st).await,
         ("GET", ["events"]) => system::events(&st, &q).await,
         ("GET", ["containers", "json"]) => containers::list(&st, &q).await,
+        ("POST", ["containers", "prune"]) => admin::prune_containers(&st, &q).await,
+        ("POST", ["images", "prune"]) => admin::prune_images(&st, &q).await,
+        ("POST", ["volumes", "prune"]) => admin::prune_volumes(&st, &q).await,
+        ("POST", ["networks", "prune"]) => admin::prune_networks(&st, &q).await,
+        ("GET", ["containers", id, "top"]) => admin::top(&st, id, &q).await,
+        ("POST", ["containers", id, "pause"]) => admin::pause(&st, id, true).await,
+        ("POST", ["containers", id, "unpause"]) => admin::pause(&st, id, false).await,
+        ("POST", ["containers", id, "rename"]) => admin::rename(&st, id, &q).await,
         ("POST", ["containers", "create"]) => containers::create(&st, &q, req).await,
         ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
         ("POST", ["containers", id, "start"]) => containers::start(&st, id).await,

@@ -703,3 +703,42 @@ fn docker_exec_and_terminals() {
     assert!(out.contains("in-42"), "{out}");
     svc.ok(&["rm", "-f", "ex"]);
 }
+
+#[test]
+fn docker_admin_verbs() {
+    if !ready("docker_admin_verbs") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+    svc.ok(&["run", "-d", "--name", "tp", IMAGE, "sleep", "60"]);
+    let top = svc.ok(&["top", "tp"]);
+    assert!(top.starts_with("UID") && top.contains("sleep 60"), "{top}");
+    svc.ok(&["pause", "tp"]);
+    assert!(svc
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(Paused)"));
+    assert!(
+        !svc.docker(&["pause", "tp"]).status.success(),
+        "pausing twice"
+    );
+    svc.ok(&["unpause", "tp"]);
+    svc.ok(&["rename", "tp", "tp2"]);
+    assert_eq!(svc.ok(&["ps", "--format", "{{.Names}}"]).trim(), "tp2");
+    assert!(env.ok(&["ps"]).contains("tp2"), "the CLI sees the rename");
+    svc.ok(&["run", "--name", "done1", IMAGE, "true"]);
+    let pruned = svc.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    let names = svc.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), "tp2", "prune removed only the stopped one");
+    svc.ok(&["network", "create", "pn"]);
+    svc.ok(&["volume", "create", "pv"]);
+    assert!(svc.ok(&["network", "prune", "-f"]).contains("pn"));
+    svc.ok(&["volume", "prune", "-f"]);
+    assert!(
+        svc.ok(&["volume", "ls", "-q"]).contains("pv"),
+        "a named volume survives prune"
+    );
+    svc.ok(&["volume", "rm", "pv"]);
+    svc.ok(&["rm", "-f", "tp2"]);
+}
