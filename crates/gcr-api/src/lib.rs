@@ -5,11 +5,13 @@
 //! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
 //! `server` (connections, routing, the engine pool), `containers` and `create` (container
 //! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
-//! `attach` (the hijacked attach, resize), `exec`, `admin` (top, pause, rename, prunes),
+//! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `admin` (top, pause,
+//! rename, prunes),
 //! `images`, `system` (ping, version, info, events, volumes, networks), `reap` (the
 //! service's exited children), `http` (request and response helpers), `errors`.
 
 mod admin;
+mod archive;
 mod attach;
 mod containers;
 mod create;

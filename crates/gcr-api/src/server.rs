@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
-use crate::{admin, attach, containers, exec, images, stream, system};
+use crate::{admin, archive, attach, containers, exec, images, stream, system};
 
 /// What `gcr system service` was asked for.
 #[derive(Debug, Clone)]
@@ -329,6 +329,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["containers", id, "attach"]) => attach::attach(&st, id, &q, req).await,
         ("POST", ["containers", id, "resize"]) => attach::resize(&st, id, &q).await,
         ("POST", ["containers", id, "exec"]) => exec::create(&st, id, req).await,
+        ("GET", ["containers", id, "archive"]) => archive::get(&st, id, &q, false).await,
+        ("HEAD", ["containers", id, "archive"]) => archive::get(&st, id, &q, true).await,
+        ("PUT", ["containers", id, "archive"]) => archive::put(&st, id, &q, req).await,
         ("POST", ["exec", id, "start"]) => exec::start(&st, id, req).await,
         ("GET", ["exec", id, "json"]) => exec::inspect(&st, id).await,
         ("POST", ["exec", id, "resize"]) => exec::resize(&st, id, &q).await,

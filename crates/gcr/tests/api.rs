@@ -742,3 +742,62 @@ fn docker_admin_verbs() {
     svc.ok(&["volume", "rm", "pv"]);
     svc.ok(&["rm", "-f", "tp2"]);
 }
+
+#[test]
+fn docker_cp_both_ways() {
+    if !ready("docker_cp_both_ways") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cp1",
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /srv/d; echo one > /srv/d/a; echo two > /srv/b; sleep 60",
+    ]);
+    assert!(common::eventually(5, || svc
+        .docker(&["exec", "cp1", "test", "-f", "/srv/b"])
+        .status
+        .success()));
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().display().to_string();
+    svc.ok(&["cp", "cp1:/srv/b", &format!("{o}/")]);
+    svc.ok(&["cp", "cp1:/srv/d", &o]);
+    svc.ok(&["cp", "cp1:/srv/b", &format!("{o}/renamed")]);
+    let read = |p: &str| std::fs::read_to_string(out.path().join(p)).unwrap_or_default();
+    assert_eq!(
+        (read("b"), read("d/a"), read("renamed")),
+        ("two\n".into(), "one\n".into(), "two\n".into())
+    );
+    std::fs::create_dir_all(out.path().join("in/sub")).unwrap();
+    std::fs::write(out.path().join("in/sub/f"), "deep\n").unwrap();
+    std::fs::write(out.path().join("f.txt"), "local\n").unwrap();
+    svc.ok(&["cp", &format!("{o}/f.txt"), "cp1:/srv/"]);
+    svc.ok(&["cp", &format!("{o}/in"), "cp1:/srv/"]);
+    svc.ok(&["cp", &format!("{o}/f.txt"), "cp1:/srv/new.txt"]);
+    let got = svc.ok(&[
+        "exec",
+        "cp1",
+        "cat",
+        "/srv/f.txt",
+        "/srv/in/sub/f",
+        "/srv/new.txt",
+    ]);
+    assert_eq!(got, "local\ndeep\nlocal\n");
+    let e = svc.docker(&["cp", "cp1:/nonexist", &o]);
+    assert!(
+        !e.status.success() && stderr(&e).contains("/nonexist"),
+        "{}",
+        stderr(&e)
+    );
+    // Out of a stopped container too.
+    svc.ok(&["stop", "-t", "0", "cp1"]);
+    svc.ok(&["cp", "cp1:/srv/new.txt", &format!("{o}/after-stop")]);
+    assert_eq!(read("after-stop"), "local\n");
+    svc.ok(&["rm", "cp1"]);
+}
