@@ -5,7 +5,7 @@
 //! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
 //! `server` (connections, routing, the engine pool), `containers` and `create` (container
 //! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
-//! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `admin` (top, pause,
+//! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `admin` (top, pause,
 //! rename, prunes),
 //! `images`, `system` (ping, version, info, events, volumes, networks), `reap` (the
 //! service's exited children), `http` (request and response helpers), `errors`.
@@ -22,6 +22,7 @@ mod images;
 mod listen;
 mod reap;
 mod server;
+mod stats;
 mod stream;
 mod system;
 

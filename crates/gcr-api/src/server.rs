@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
-use crate::{admin, archive, attach, containers, exec, images, stream, system};
+use crate::{admin, archive, attach, containers, exec, images, stats, stream, system};
 
 /// What `gcr system service` was asked for.
 #[derive(Debug, Clone)]
@@ -314,6 +314,7 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["volumes", "prune"]) => admin::prune_volumes(&st, &q).await,
         ("POST", ["networks", "prune"]) => admin::prune_networks(&st, &q).await,
         ("GET", ["containers", id, "top"]) => admin::top(&st, id, &q).await,
+        ("GET", ["containers", id, "stats"]) => stats::stats(&st, id, &q).await,
         ("POST", ["containers", id, "pause"]) => admin::pause(&st, id, true).await,
         ("POST", ["containers", id, "unpause"]) => admin::pause(&st, id, false).await,
         ("POST", ["containers", id, "rename"]) => admin::rename(&st, id, &q).await,

@@ -740,7 +740,22 @@ fn docker_admin_verbs() {
         "a named volume survives prune"
     );
     svc.ok(&["volume", "rm", "pv"]);
-    svc.ok(&["rm", "-f", "tp2"]);
+    // Stats: one sample, Docker's fields, the limit given at run.
+    svc.ok(&[
+        "run", "-d", "--name", "st", "-m", "64m", IMAGE, "sleep", "60",
+    ]);
+    let line = svc.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        "st",
+    ]);
+    assert!(
+        line.starts_with("st ") && line.contains("/ 64MiB") && line.trim_end().ends_with(" 1"),
+        "{line}"
+    );
+    svc.ok(&["rm", "-f", "tp2", "st"]);
 }
 
 #[test]
