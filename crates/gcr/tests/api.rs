@@ -358,6 +358,62 @@ fn docker_errors_and_versions() {
     assert_eq!(code, "400", "logs without a stream is a bad request");
     let (code, _) = curl(&sock, "DELETE", "/containers/c1", None);
     assert_eq!(code, "204");
+
+    // Hostile bodies: unknown fields are ignored (as Docker), a huge body is refused.
+    let (code, body) = curl(
+        &sock,
+        "POST",
+        "/containers/create?name=c2",
+        Some(&format!(
+            r#"{{"Image": "{IMAGE}", "Cmd": ["true"], "NoSuchField": {{"x": 1}}}}"#
+        )),
+    );
+    assert_eq!(code, "201", "{body}");
+    let huge = format!(
+        r#"{{"Image": "{IMAGE}", "Env": ["{}"]}}"#,
+        "x".repeat(5 << 20)
+    );
+    let file = env.root.path().join("huge.json");
+    std::fs::write(&file, huge).unwrap();
+    let (code, body) = curl(
+        &sock,
+        "POST",
+        "/containers/create",
+        Some(&format!("@{}", file.display())),
+    );
+    assert_eq!(code, "413", "{body}");
+    assert!(body.contains("4 MiB"), "{body}");
+
+    // A tar whose names climb out of the destination lands inside the container or is
+    // refused; nothing appears on the host.
+    let escape = format!("/tmp/gcr-api-escape-{}", std::process::id());
+    let tar = env.root.path().join("evil.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    let name = format!("../../../../../../..{escape}");
+    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    b.append(&h, &b"evil"[..]).unwrap();
+    b.into_inner().unwrap();
+    let (code, _) = curl(
+        &sock,
+        "PUT",
+        "/containers/c2/archive?path=/tmp",
+        Some(&format!("@{}", tar.display())),
+    );
+    assert!(
+        code == "200" || code.starts_with('4'),
+        "archive PUT answered {code}"
+    );
+    assert!(
+        !Path::new(&escape).exists(),
+        "the tar wrote {escape} on the host"
+    );
+    let (code, _) = curl(&sock, "DELETE", "/containers/c2", None);
+    assert_eq!(code, "204");
 }
 
 #[test]
