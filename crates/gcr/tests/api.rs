@@ -242,6 +242,40 @@ fn docker_cli_runs_containers() {
     svc.ok(&["rm", "web", "once"]);
     assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
 
+    // logs -f follows until the container ends; a wait on an auto-removed one gets its code.
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lf",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b >&2; exit 2",
+    ]);
+    let t = Instant::now();
+    let o = svc.docker(&["logs", "-f", "lf"]);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("a\n", "b\n"));
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        svc.ok(&["inspect", "-f", "{{.State.ExitCode}}", "lf"])
+            .trim(),
+        "2"
+    );
+    svc.ok(&["rm", "lf"]);
+    svc.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "rmw",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1; exit 6",
+    ]);
+    assert_eq!(svc.ok(&["wait", "rmw"]).trim(), "6");
+
     // Kill and wait.
     svc.ok(&["run", "-d", "--name", "kk", IMAGE, "sleep", "30"]);
     svc.ok(&["kill", "kk"]);
