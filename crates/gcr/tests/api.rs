@@ -608,6 +608,38 @@ fn tcp_is_loopback_only() {
         "{}",
         stderr(&o)
     );
+
+    // A published port (-p), as docker port and ps show it, serves from the container.
+    let web = free_port();
+    let publish = format!("127.0.0.1:{web}:8080");
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &publish,
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir /w; echo hello-web > /w/index.html; exec httpd -f -p 8080 -h /w",
+    ]);
+    assert_eq!(
+        svc.ok(&["port", "web"]).trim(),
+        format!("8080/tcp -> 127.0.0.1:{web}")
+    );
+    assert_eq!(
+        svc.ok(&["ps", "--format", "{{.Ports}}"]).trim(),
+        format!("127.0.0.1:{web}->8080/tcp")
+    );
+    let url = format!("http://127.0.0.1:{web}/index.html");
+    assert!(common::eventually(10, || {
+        Command::new("curl")
+            .args(["-s", &url])
+            .output()
+            .is_ok_and(|o| o.stdout == b"hello-web\n")
+    }));
+    svc.ok(&["rm", "-f", "web"]);
 }
 
 #[test]
