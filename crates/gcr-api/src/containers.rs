@@ -206,7 +206,7 @@ pub async fn start(st: &Shared, id: &str) -> Result<Resp, HttpError> {
     let id = id.to_string();
     let st2 = st.clone();
     let started = st
-        .engine(move |e| {
+        .engine_forking(move |e| {
             let r = e.container(&id)?;
             if r.state.is_alive() {
                 return Ok(false);

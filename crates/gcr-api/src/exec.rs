@@ -219,7 +219,7 @@ async fn spawn(st: &Shared, id: &str, detach: bool) -> Result<(i32, Option<Strea
     opts.interactive = wants[0] && !detach;
     let st2 = st.clone();
     let started = st
-        .engine(move |e| {
+        .engine_forking(move |e| {
             let (stdio, streams) = if opts.tty && !detach {
                 (ExecStdio::Pty, None)
             } else if detach {

@@ -45,6 +45,12 @@ pub(crate) struct State {
     /// Ids of containers started through the API (waits and attaches wake up at once).
     pub started: tokio::sync::broadcast::Sender<String>,
     pub reaper: crate::reap::Reaper,
+    /// The fork gate. The engine forks a container's guard and supervisor, which go on
+    /// running engine code (SQLite included) before they exec; in this multi-threaded
+    /// process a lock another thread held at the fork would stay locked in the child for
+    /// ever. So every engine call holds the read side and a call that forks holds the
+    /// write side: nothing else is inside the engine when it forks.
+    pub gate: std::sync::RwLock<()>,
     /// Exec instances, and the exit of each started one not yet relayed.
     pub execs: crate::exec::Execs,
     pub exec_done: Mutex<HashMap<String, tokio::sync::oneshot::Receiver<i32>>>,
@@ -53,18 +59,57 @@ pub(crate) struct State {
 pub(crate) type Shared = Arc<State>;
 
 impl State {
-    /// Runs `f` with an engine on a blocking thread.
+    /// Runs `f` with an engine on a blocking thread, under the fork gate's read side (see
+    /// [`State::gate`]).
     pub async fn engine<T, F>(self: &Arc<Self>, f: F) -> Result<T, HttpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, HttpError> + Send + 'static,
+    {
+        self.engine_as(Gate::Read, f).await
+    }
+
+    /// [`State::engine`] for a call that forks (start, restart, exec): alone, under the
+    /// gate's write side.
+    pub async fn engine_forking<T, F>(self: &Arc<Self>, f: F) -> Result<T, HttpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, HttpError> + Send + 'static,
+    {
+        self.engine_as(Gate::Write, f).await
+    }
+
+    /// [`State::engine`] without the gate, for a long call (a log follower) that takes
+    /// [`State::gate`]'s read side itself around each database use.
+    pub async fn engine_ungated<T, F>(self: &Arc<Self>, f: F) -> Result<T, HttpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, HttpError> + Send + 'static,
+    {
+        self.engine_as(Gate::None, f).await
+    }
+
+    async fn engine_as<T, F>(self: &Arc<Self>, gate: Gate, f: F) -> Result<T, HttpError>
     where
         T: Send + 'static,
         F: FnOnce(&Engine) -> Result<T, HttpError> + Send + 'static,
     {
         let st = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _read;
+            let _write;
+            match gate {
+                Gate::Read => _read = st.gate.read(),
+                Gate::Write => _write = st.gate.write(),
+                Gate::None => {}
+            }
             let pooled = st.pool.lock().ok().and_then(|mut p| p.pop());
             let e = match pooled {
                 Some(e) => e,
-                None => Engine::open(&st.root, &st.run_dir)?,
+                None => {
+                    let _open = matches!(gate, Gate::None).then(|| st.gate.read());
+                    Engine::open(&st.root, &st.run_dir)?
+                }
             };
             let r = f(&e);
             if let Ok(mut p) = st.pool.lock() {
@@ -143,6 +188,14 @@ fn bump(m: &Mutex<HashMap<String, usize>>, id: &str, by: i64) {
     }
 }
 
+/// How an engine call takes [`State::gate`].
+#[derive(Clone, Copy)]
+enum Gate {
+    Read,
+    Write,
+    None,
+}
+
 /// Serves the API until SIGINT or SIGTERM (the unix socket is removed then).
 pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
     let group = opts.group.as_deref().map(listen::group_id).transpose()?;
@@ -157,6 +210,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         exits: Mutex::new(HashMap::new()),
         started: tokio::sync::broadcast::channel(64).0,
         reaper: crate::reap::Reaper::default(),
+        gate: std::sync::RwLock::new(()),
         execs: Mutex::new(HashMap::new()),
         exec_done: Mutex::new(HashMap::new()),
     });

@@ -250,8 +250,9 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
     let (tx, rx) = mpsc::channel(16);
     let st2 = st.clone();
     tokio::spawn(async move {
+        let gate = st2.clone();
         let _ = st2
-            .engine(move |e| {
+            .engine_ungated(move |e| {
                 let broken = Arc::new(AtomicBool::new(false));
                 let writer = |kind: u8, on: bool| ChanWriter {
                     tx: tx.clone(),
@@ -272,6 +273,7 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
                 let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
                 let path = e.container_dir(&r.id).join("container.log");
                 let mut running = || {
+                    let _db = gate.gate.read();
                     !broken.load(Ordering::Relaxed)
                         && !tx.is_closed()
                         && e.container(&r.id)
