@@ -52,6 +52,11 @@ fi
 if ! "$peers/venv/bin/python" -c 'import grpc, grpc_tools.protoc' 2>/dev/null; then
   "$peers/venv/bin/pip" install -q --disable-pip-version-check grpcio grpcio-tools
 fi
+# Peer of the Docker Engine API (crates/gcr/tests/api.rs): docker-py 7 (the docker CLI is
+# /usr/local/bin/docker or docker.io's /usr/bin/docker, installed below).
+if ! "$peers/venv/bin/python" -c 'import docker, sys; sys.exit(int(docker.__version__.split(".")[0]) < 7)' 2>/dev/null; then
+  "$peers/venv/bin/pip" install -q --disable-pip-version-check 'docker>=7,<8'
+fi
 if [ ! -f "$peers/node/node_modules/@sigstore/verify/package.json" ]; then
   command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   mkdir -p "$peers/node"

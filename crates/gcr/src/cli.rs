@@ -381,6 +381,17 @@ pub enum SystemCmd {
         #[arg(long)]
         volumes: bool,
     },
+    /// Serve the Docker Engine API (v1.41) for the docker CLI, docker-compose and SDKs, on
+    /// a root-only unix socket (default unix://RUN_DIR/gcr.sock, i.e.
+    /// unix:///run/gcr/gcr.sock) or a loopback TCP port; runs until SIGINT or SIGTERM.
+    Service {
+        /// unix:///path/to/gcr.sock or tcp://127.0.0.1:PORT (non-loopback TCP is refused).
+        #[arg(short = 'H', long)]
+        host: Option<String>,
+        /// Members of this group (name or gid) may use the unix socket too.
+        #[arg(long)]
+        group: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -3,7 +3,7 @@
 use gcr_engine::Engine;
 
 use crate::cli::{Cmd, Format, SystemCmd};
-use crate::out::outln;
+use crate::out::{errln, outln};
 use crate::render::{bytes, table_out};
 use crate::Failure;
 
@@ -32,10 +32,31 @@ pub fn version(format: Format) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// `gcr system service`: the Docker Engine API until SIGINT or SIGTERM.
+fn service(e: &Engine, host: Option<String>, group: Option<String>) -> Result<i32, Failure> {
+    let host = match host {
+        Some(h) => gcr_api::Host::parse(&h),
+        None => Ok(gcr_api::Host::Unix(e.run_dir().join("gcr.sock"))),
+    }
+    .map_err(|err| Failure::new(125, err.to_string()))?;
+    errln!("gcr: serving the Docker Engine API on {host}");
+    gcr_api::serve(gcr_api::ServiceOptions {
+        root: e.root().to_path_buf(),
+        run_dir: e.run_dir().to_path_buf(),
+        host,
+        group,
+    })
+    .map_err(|err| Failure::new(125, err.to_string()))?;
+    Ok(0)
+}
+
 /// Dispatches the system commands.
 pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
     match cmd {
         Cmd::Info { format } => info(e, format),
+        Cmd::System {
+            cmd: SystemCmd::Service { host, group },
+        } => service(e, host, group),
         Cmd::System {
             cmd: SystemCmd::Df { format, verbose },
         } => {

@@ -20,14 +20,14 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub(crate) const STDIN: u8 = 0;
-pub(crate) const STDOUT: u8 = 1;
-pub(crate) const STDERR: u8 = 2;
-pub(crate) const RESIZE: u8 = 3;
-pub(crate) const CLOSE_STDIN: u8 = 4;
-pub(crate) const HELLO: u8 = 5;
+pub const STDIN: u8 = 0;
+pub const STDOUT: u8 = 1;
+pub const STDERR: u8 = 2;
+pub const RESIZE: u8 = 3;
+pub const CLOSE_STDIN: u8 = 4;
+pub const HELLO: u8 = 5;
 /// Supervisor to client, last: the container's exit code (big-endian i32).
-pub(crate) const EXIT: u8 = 6;
+pub const EXIT: u8 = 6;
 
 /// How long a waiting supervisor holds the output for its first client.
 const WAIT_FOR_CLIENT: Duration = Duration::from_secs(10);
@@ -35,18 +35,18 @@ const WAIT_FOR_CLIENT: Duration = Duration::from_secs(10);
 const STDIN_BUFFER: usize = 256 * 1024;
 
 /// The socket of container `id`.
-pub(crate) fn socket_path(run_dir: &Path, id: &str) -> PathBuf {
+pub fn socket_path(run_dir: &Path, id: &str) -> PathBuf {
     run_dir.join("attach").join(id)
 }
 
 /// One frame header.
-pub(crate) fn header(kind: u8, len: usize) -> [u8; 8] {
+pub fn header(kind: u8, len: usize) -> [u8; 8] {
     let n = (len as u32).to_be_bytes();
     [kind, 0, 0, 0, n[0], n[1], n[2], n[3]]
 }
 
 /// Splits complete frames off the front of `buf`.
-pub(crate) fn frames(buf: &mut Vec<u8>) -> Vec<(u8, Vec<u8>)> {
+pub fn frames(buf: &mut Vec<u8>) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
     let mut at = 0;
     while buf.len() - at >= 8 {

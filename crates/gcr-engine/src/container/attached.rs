@@ -130,8 +130,9 @@ impl Engine {
         }
     }
 
-    /// The supervisor's socket of `r` (it may still be binding: up to 2 s).
-    fn connect_attach(&self, r: &Record) -> Result<UnixStream, EngineError> {
+    /// The supervisor's attach socket of `r` (it may still be binding: up to 2 s), for a
+    /// front-end that speaks the frames of [`super::attach`] itself (the API service).
+    pub fn connect_attach(&self, r: &Record) -> Result<UnixStream, EngineError> {
         let path = socket_path(self.run_dir(), &r.id);
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {

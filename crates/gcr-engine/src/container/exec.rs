@@ -29,6 +29,36 @@ fn spec_err(e: impl std::fmt::Display) -> EngineError {
 impl Engine {
     /// Runs a command in a running container; returns its exit code (0 when detached).
     pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32, EngineError> {
+        // Docker connects stdin only with -i, and nothing of a detached exec.
+        let on = !o.detach;
+        let stdio = super::foreground::foreground_stdio(o.tty, [o.interactive && on, on, on])?;
+        let mut running = self.exec_spawn(key, o, stdio)?;
+        if o.detach {
+            std::mem::forget(running);
+            return Ok(0);
+        }
+        let interactive = o.interactive;
+        let _fwd = gcr_runtime::signal_forwarder(running.pid, false).map_err(runtime_err)?;
+        if let Some(m) = running.pty_master.take() {
+            {
+                use std::os::fd::AsFd;
+                let (i, o) = (std::io::stdin(), std::io::stdout());
+                let i = interactive.then(|| i.as_fd());
+                gcr_runtime::pty::relay(m, i, o.as_fd()).map_err(runtime_err)?;
+            }
+        }
+        exec_wait(&running)
+    }
+
+    /// Starts a command in a running container with the given standard streams (a pty with
+    /// [`ExecStdio::Pty`]: its master is in the result's `pty_master`); the caller relays
+    /// them and reaps the process with [`exec_wait`] (the API service's exec).
+    pub fn exec_spawn(
+        &self,
+        key: &str,
+        o: &ExecOptions,
+        stdio: ExecStdio,
+    ) -> Result<ExecRunning, EngineError> {
         let r = self.container(key)?;
         match r.state {
             State::Running => {}
@@ -71,33 +101,25 @@ impl Engine {
         let res = &r.config.resolved;
         let cg = self.cgroup(&r.id).ok();
         let seccomp = res.seccomp_mode();
-        // Docker connects stdin only with -i, and nothing of a detached exec.
-        let on = !o.detach;
-        let stdio = super::foreground::foreground_stdio(o.tty, [o.interactive && on, on, on])?;
         let running =
             gcr_runtime::exec_in(r.pid.unwrap_or(0), &process, cg.as_ref(), seccomp, stdio)
                 .map_err(runtime_err);
         if let Some(env) = process.env_mut().as_mut() {
             crate::secrets::grant::wipe_env(env);
         }
-        let mut running = running?;
-        if o.detach {
-            std::mem::forget(running);
-            return Ok(0);
-        }
-        let interactive = o.interactive;
-        let _fwd = gcr_runtime::signal_forwarder(running.pid, false).map_err(runtime_err)?;
-        if let Some(m) = running.pty_master.take() {
-            {
-                use std::os::fd::AsFd;
-                let (i, o) = (std::io::stdin(), std::io::stdout());
-                let i = interactive.then(|| i.as_fd());
-                gcr_runtime::pty::relay(m, i, o.as_fd()).map_err(runtime_err)?;
-            }
-        }
-        let status = gcr_runtime::wait_exit(&running).map_err(runtime_err)?;
-        Ok(status.code())
+        running
     }
+}
+
+/// An exec'd process: its host pid and, with a tty, the pty master.
+pub use gcr_runtime::Running as ExecRunning;
+/// The standard streams of an exec'd process (see [`Engine::exec_spawn`]).
+pub use gcr_runtime::Stdio as ExecStdio;
+
+/// Reaps a process started by [`Engine::exec_spawn`]; its exit code (128+N for signal N).
+pub fn exec_wait(running: &ExecRunning) -> Result<i32, EngineError> {
+    let status = gcr_runtime::wait_exit(running).map_err(runtime_err)?;
+    Ok(status.code())
 }
 
 /// The OCI process for a command run inside `r` (by `exec` and healthchecks).

@@ -2,7 +2,7 @@
 //! supervisor of detached containers, and read-only views (`ps`, `inspect`, `top`, `stats`).
 
 pub mod admin;
-pub(crate) mod attach;
+pub mod attach;
 pub mod attached;
 pub mod commit;
 pub mod config;

@@ -89,6 +89,13 @@ impl Engine {
         self.start_with(key, false)
     }
 
+    /// Starts `key` with its output held for an attach that follows (the supervisor reads
+    /// nothing until the first client's hello, 10 s at most; see [`super::attach`]): the API
+    /// service's start of a container with a pending attach.
+    pub fn start_held(&self, key: &str) -> Result<Record, EngineError> {
+        self.start_with(key, true)
+    }
+
     /// `start -a`/`-i`: starts `key` with its output held for the attach that follows, and
     /// attaches (see [`super::attach`]).
     pub fn start_attached(

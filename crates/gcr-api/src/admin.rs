@@ -1,0 +1,138 @@
+//! Container administration and prunes: `top`, `pause`, `unpause`, `rename`, and
+//! `POST /{containers,images,volumes,networks}/prune` in Docker's report shapes.
+
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+use crate::errors::HttpError;
+use crate::http::{self, Query, Resp};
+use crate::server::Shared;
+
+/// `GET /containers/{id}/top` (gcr's columns; `ps_args` is not supported).
+pub async fn top(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
+    if q.get("ps_args")
+        .is_some_and(|a| !a.is_empty() && a != "-ef")
+    {
+        return Err(HttpError::bad_request(
+            "ps_args is not supported by gcr; top lists UID, PID, PPID and CMD",
+        ));
+    }
+    let id = id.to_string();
+    let rows = st.engine(move |e| Ok(e.top(&id)?)).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "Titles": ["UID", "PID", "PPID", "CMD"], "Processes": rows }),
+    ))
+}
+
+/// `POST /containers/{id}/pause` and `unpause`.
+pub async fn pause(st: &Shared, id: &str, on: bool) -> Result<Resp, HttpError> {
+    let id = id.to_string();
+    st.engine(move |e| {
+        if on {
+            e.pause(&id)?;
+        } else {
+            e.unpause(&id)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub async fn rename(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| HttpError::bad_request("the new name (name) must be given"))?
+        .to_string();
+    let id = id.to_string();
+    st.engine(move |e| Ok(e.rename(&id, &name).map(|_| ())?))
+        .await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// Prune filters gcr does not apply are refused rather than ignored.
+fn prune_filters(q: &Query, known: &[&str]) -> Result<Vec<(String, String)>, HttpError> {
+    let f = q.filters()?;
+    if let Some((k, _)) = f.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(HttpError::bad_request(format!(
+            "invalid filter '{k}' for prune: gcr applies {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    Ok(f)
+}
+
+fn truthy(f: &[(String, String)], key: &str) -> Option<bool> {
+    f.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v == "true" || v == "1")
+}
+
+/// `POST /containers/prune`: every stopped container.
+pub async fn prune_containers(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    prune_filters(q, &[])?;
+    let p = st.engine(|e| Ok(e.container_prune()?)).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "ContainersDeleted": p.ids, "SpaceReclaimed": p.bytes }),
+    ))
+}
+
+/// `POST /images/prune`: dangling images, or with `dangling=false` every unused one.
+pub async fn prune_images(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    let f = prune_filters(q, &["dangling"])?;
+    let all = truthy(&f, "dangling") == Some(false);
+    let p = st.engine(move |e| Ok(e.image_prune(all)?)).await?;
+    let deleted: Vec<Value> = p
+        .images
+        .iter()
+        .map(|l| match l.split_once(": ") {
+            Some((k, v)) => json!({ k: v }),
+            None => json!({ "Deleted": l }),
+        })
+        .collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "ImagesDeleted": deleted, "SpaceReclaimed": p.bytes_reclaimed }),
+    ))
+}
+
+/// `POST /volumes/prune`: unused anonymous volumes, or with `all=true` every unused one
+/// (Docker 1.42's rule, the safer one, for every API version).
+pub async fn prune_volumes(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    let f = prune_filters(q, &["all"])?;
+    let all = truthy(&f, "all") == Some(true);
+    let gone = st.engine(move |e| Ok(e.volume_prune(all)?)).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "VolumesDeleted": gone, "SpaceReclaimed": 0 }),
+    ))
+}
+
+/// `POST /networks/prune`: user networks no container uses.
+pub async fn prune_networks(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    prune_filters(q, &[])?;
+    let gone = st
+        .engine(|e| {
+            let mut gone = Vec::new();
+            for n in e.network_list()? {
+                let user = !matches!(n.name.as_str(), "bridge" | "host" | "none");
+                if user && n.containers.is_empty() && e.network_remove(&n.name).is_ok() {
+                    gone.push(n.name);
+                }
+            }
+            Ok(gone)
+        })
+        .await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "NetworksDeleted": gone }),
+    ))
+}

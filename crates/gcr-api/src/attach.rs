@@ -1,0 +1,214 @@
+//! `POST /containers/{id}/attach`: the docker CLI's hijacked connection (`Upgrade: tcp`,
+//! answered 101) relayed to the container's supervisor (see gcr-engine's
+//! `container::attach`): its output frames pass through as Docker's multiplexed stream (the
+//! same 8-byte header) or, with a tty, as raw bytes; the client's bytes become stdin frames.
+//! An attach made before the start (what `docker run` does) waits for it, and the start
+//! holds the container's output until the attach said hello. `resize` sends the
+//! supervisor a window size.
+
+use gcr_engine::container::attach::{frames, header, CLOSE_STDIN, EXIT, HELLO, RESIZE, STDIN};
+use gcr_engine::container::record::Record;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::errors::HttpError;
+use crate::http::{self, Body, Query, Resp};
+use crate::server::Shared;
+use crate::stream::find;
+
+/// What one attach relays.
+#[derive(Clone, Copy)]
+struct Wants {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    tty: bool,
+}
+
+/// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=`.
+pub async fn attach(
+    st: &Shared,
+    id: &str,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Resp, HttpError> {
+    let upgrade = req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !upgrade {
+        return Err(HttpError::bad_request(
+            "attach needs a connection upgrade: send 'Connection: Upgrade' and 'Upgrade: tcp'",
+        ));
+    }
+    if q.flag("logs", false) && !q.flag("stream", false) {
+        return Err(HttpError::bad_request(
+            "attach with logs=1 and no stream is not supported by gcr; use GET /containers/{id}/logs",
+        ));
+    }
+    let r = find(st, id)
+        .await?
+        .ok_or_else(|| HttpError::not_found(format!("No such container: {id}")))?;
+    let w = Wants {
+        stdin: q.flag("stdin", false) && r.config.opts.interactive,
+        stdout: q.flag("stdout", false),
+        stderr: q.flag("stderr", false),
+        tty: r.config.opts.tty,
+    };
+    st.attach_begin(&r.id);
+    let st2 = st.clone();
+    tokio::spawn(async move {
+        let id = r.id.clone();
+        let connected = match hyper::upgrade::on(req).await {
+            Ok(up) => relay(&st2, r, w, TokioIo::new(up)).await,
+            Err(_) => false,
+        };
+        st2.attach_end(&id, connected);
+    });
+    let mut resp = Response::new(Body::Full(None));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("tcp"),
+    );
+    let ctype = if w.tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    Ok(resp)
+}
+
+/// The supervisor's socket of `r` once it runs (an attach made before the start waits for
+/// it); None when the container went away first.
+async fn connect_when_running(st: &Shared, r: &Record) -> Option<tokio::net::UnixStream> {
+    let mut started = st.started.subscribe();
+    loop {
+        let cur = find(st, &r.id).await.ok()??;
+        if cur.state.is_alive() {
+            let sock = st.engine(move |e| Ok(e.connect_attach(&cur)?)).await.ok()?;
+            sock.set_nonblocking(true).ok()?;
+            return tokio::net::UnixStream::from_std(sock).ok();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            _ = started.recv() => {}
+        }
+    }
+}
+
+/// Relays until the container exits or the client leaves; false when it never connected.
+async fn relay<C>(st: &Shared, r: Record, w: Wants, client: C) -> bool
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut c_read, mut c_write) = tokio::io::split(client);
+    let Some(sock) = connect_when_running(st, &r).await else {
+        let _ = c_write.shutdown().await;
+        return false;
+    };
+    let (mut s_read, mut s_write) = sock.into_split();
+    let mut hello = header(HELLO, 3).to_vec();
+    hello.extend_from_slice(&[w.stdin as u8, w.stdout as u8, w.stderr as u8]);
+    if s_write.write_all(&hello).await.is_err() {
+        return false;
+    }
+    st.attach_connected(&r.id);
+    // Client -> container stdin (only with stdin=1 on a container started with -i).
+    let input = tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match c_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) if w.stdin => {
+                    let mut f = header(STDIN, n).to_vec();
+                    f.extend_from_slice(&buf[..n]);
+                    if s_write.write_all(&f).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        if w.stdin {
+            let _ = s_write.write_all(&header(CLOSE_STDIN, 0)).await;
+        }
+        // Keep the write half until the relay ends: dropping it shuts the socket's write
+        // side, which the supervisor takes for a client that left.
+        let _ = s_write.flush().await;
+        std::future::pending::<()>().await;
+    });
+    // Container output -> client.
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 32 * 1024];
+    'out: loop {
+        let n = match s_read.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        for (kind, data) in frames(&mut buf) {
+            match kind {
+                EXIT if data.len() == 4 => {
+                    let code = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                    st.remember_exit(&r.id, code);
+                    break 'out;
+                }
+                1 | 2 => {
+                    let sent = if w.tty {
+                        c_write.write_all(&data).await
+                    } else {
+                        let mut f = header(kind, data.len()).to_vec();
+                        f.extend_from_slice(&data);
+                        c_write.write_all(&f).await
+                    };
+                    if sent.is_err() {
+                        break 'out;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    input.abort();
+    let _ = c_write.flush().await;
+    let _ = c_write.shutdown().await;
+    true
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: the window size of a container with a tty.
+pub async fn resize(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
+    let h: u16 = q.number("h")?.unwrap_or(0);
+    let w: u16 = q.number("w")?.unwrap_or(0);
+    let id = id.to_string();
+    st.engine(move |e| {
+        let r = e.container(&id)?;
+        if !r.state.is_alive() {
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                format!("Container {} is not running", r.id),
+            ));
+        }
+        let mut sock = e.connect_attach(&r)?;
+        let mut f = header(RESIZE, 4).to_vec();
+        f.extend_from_slice(&h.to_be_bytes());
+        f.extend_from_slice(&w.to_be_bytes());
+        std::io::Write::write_all(&mut sock, &f)
+            .map_err(|err| HttpError::internal(format!("resizing container {id}: {err}")))?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::empty(StatusCode::OK))
+}

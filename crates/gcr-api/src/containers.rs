@@ -1,0 +1,325 @@
+//! Container endpoints other than the streams: list (Docker's shape and filters), create,
+//! inspect, start, stop, restart, kill, remove.
+
+use gcr_engine::container::record::Record;
+use gcr_engine::{Engine, State};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::errors::HttpError;
+use crate::http::{self, Query, Resp};
+use crate::server::Shared;
+
+/// Whether `r` passes one Docker `ps` filter.
+fn passes(e: &Engine, r: &Record, key: &str, want: &str) -> Result<bool, HttpError> {
+    Ok(match key {
+        "id" => r.id.starts_with(want),
+        "name" => r.name.contains(want.trim_start_matches('/')),
+        "status" => r.state.as_str() == want,
+        "exited" => {
+            let code: i32 = want
+                .parse()
+                .map_err(|_| HttpError::bad_request(format!("invalid filter 'exited={want}'")))?;
+            r.state == State::Exited && r.exit_code == Some(code)
+        }
+        "label" => {
+            let labels = &r.config.resolved.labels;
+            match want.split_once('=') {
+                Some((k, v)) => labels.iter().any(|(a, b)| a == k && b == v),
+                None => labels.iter().any(|(a, _)| a == want),
+            }
+        }
+        "ancestor" => {
+            let bare = want.strip_suffix(":latest").unwrap_or(want);
+            let (repo, _) = gcr_engine::images::split_familiar(&r.image_ref);
+            r.image_ref == want
+                || repo == bare
+                || r.image_id.trim_start_matches("sha256:").starts_with(want.trim_start_matches("sha256:"))
+        }
+        "network" => r.config.resolved.network == want,
+        "health" => {
+            let h = r.extra.health.as_ref().map_or("none", |h| h.status.as_str());
+            h == want
+        }
+        "volume" => e
+            .mounts_view(r)
+            .as_array()
+            .is_some_and(|ms| ms.iter().any(|m| m["Name"] == want || m["Destination"] == want)),
+        other => {
+            return Err(HttpError::bad_request(format!(
+                "invalid filter '{other}': gcr filters containers by id, name, status, exited, label, ancestor, network, health, volume"
+            )))
+        }
+    })
+}
+
+/// Docker's `Ports` list from the inspect map `{"80/tcp": [{"HostIp", "HostPort"}]}`.
+fn ports_list(settings: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(m) = settings["Ports"].as_object() {
+        for (k, binds) in m {
+            let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+            let private: u16 = port.parse().unwrap_or(0);
+            for b in binds.as_array().into_iter().flatten() {
+                out.push(json!({
+                    "IP": b["HostIp"],
+                    "PrivatePort": private,
+                    "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0),
+                    "Type": proto,
+                }));
+            }
+        }
+    }
+    out
+}
+
+fn list_item(e: &Engine, r: &Record) -> Value {
+    let labels: Map<String, Value> = r
+        .config
+        .resolved
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let settings = e.network_settings(r);
+    let network = &r.config.resolved.network;
+    let mut networks = Map::new();
+    networks.insert(
+        network.clone(),
+        json!({
+            "IPAddress": settings["IPAddress"],
+            "Gateway": settings["Gateway"],
+            "IPPrefixLen": settings["IPPrefixLen"],
+        }),
+    );
+    json!({
+        "Id": r.id,
+        "Names": [format!("/{}", r.name)],
+        "Image": r.image_ref,
+        "ImageID": r.image_id,
+        "Command": r.config.resolved.args.join(" "),
+        "Created": r.created_at,
+        "Ports": ports_list(&settings),
+        "Labels": labels,
+        "State": r.state.as_str(),
+        "Status": gcr_engine::container::view::status_text(r),
+        "HostConfig": { "NetworkMode": network },
+        "NetworkSettings": { "Networks": networks },
+        "Mounts": e.mounts_view(r),
+    })
+}
+
+/// `GET /containers/json`.
+pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    let all = q.flag("all", false);
+    let limit: Option<usize> = q
+        .number("limit")?
+        .filter(|n: &i64| *n > 0)
+        .map(|n| n as usize);
+    let filters = q.filters()?;
+    let items = st
+        .engine(move |e| {
+            let mut out = Vec::new();
+            // A status filter looks at every container, as Docker's does.
+            let every = all || filters.iter().any(|(k, _)| k == "status" || k == "exited");
+            for (r, _) in e.ps(every)? {
+                // Filters with one key OR together, different keys AND.
+                let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+                keys.dedup();
+                let mut ok = true;
+                for k in keys {
+                    let mut any = false;
+                    for (_, v) in filters.iter().filter(|(fk, _)| fk == k) {
+                        any |= passes(e, &r, k, v)?;
+                    }
+                    ok &= any;
+                }
+                if ok {
+                    out.push(list_item(e, &r));
+                }
+                if limit.is_some_and(|n| out.len() >= n) {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(http::json(StatusCode::OK, &Value::Array(items)))
+}
+
+/// `POST /containers/create?name=`.
+pub async fn create(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
+    let body = http::read_json(req.into_body()).await?;
+    let opts = crate::create::options(&body, q.get("name"))?;
+    let id = st.engine(move |e| Ok(e.create(opts)?.id)).await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &json!({ "Id": id, "Warnings": [] }),
+    ))
+}
+
+/// `GET /containers/{id}/json`.
+pub async fn inspect(st: &Shared, id: &str) -> Result<Resp, HttpError> {
+    let id = id.to_string();
+    let (mut doc, opts) = st
+        .engine(move |e| Ok((e.inspect_container(&id)?, e.container(&id)?.config.opts)))
+        .await?;
+    if let Some(h) = doc["HostConfig"].as_object_mut() {
+        let log_opts: Map<String, Value> = opts
+            .log_opts
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        h.insert(
+            "LogConfig".into(),
+            json!({ "Type": "json-file", "Config": log_opts }),
+        );
+        h.insert("Binds".into(), json!(opts.volumes));
+        // Docker's Tmpfs is a map of destination to options.
+        let tmpfs: Map<String, Value> = opts
+            .tmpfs
+            .iter()
+            .map(|t| {
+                let (dest, o) = t.split_once(':').unwrap_or((t, ""));
+                (dest.to_string(), Value::String(o.to_string()))
+            })
+            .collect();
+        h.insert("Tmpfs".into(), Value::Object(tmpfs));
+    }
+    // Docker's Config carries the attach flags the CLI reads back.
+    let tty = doc["Config"]["Tty"].as_bool().unwrap_or(false);
+    let stdin = doc["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    if let Some(c) = doc["Config"].as_object_mut() {
+        c.insert("AttachStdin".into(), Value::Bool(stdin));
+        c.insert("AttachStdout".into(), Value::Bool(true));
+        c.insert("AttachStderr".into(), Value::Bool(!tty));
+        c.insert("StdinOnce".into(), Value::Bool(stdin));
+    }
+    Ok(http::json(StatusCode::OK, &doc))
+}
+
+/// `POST /containers/{id}/start`: 204, or 304 when it runs already. A container with an
+/// attach waiting for it starts with its output held for that attach.
+pub async fn start(st: &Shared, id: &str) -> Result<Resp, HttpError> {
+    let id = id.to_string();
+    let st2 = st.clone();
+    let started = st
+        .engine_forking(move |e| {
+            let r = e.container(&id)?;
+            if r.state.is_alive() {
+                return Ok(false);
+            }
+            if st2.attach_pending(&r.id) {
+                e.start_held(&r.id)?;
+            } else {
+                e.start(&r.id)?;
+            }
+            let _ = st2.started.send(r.id);
+            Ok(true)
+        })
+        .await?;
+    Ok(http::empty(if started {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_MODIFIED
+    }))
+}
+
+fn timeout(q: &Query) -> Result<Option<u32>, HttpError> {
+    let t: Option<i64> = match q.number("t")? {
+        Some(t) => Some(t),
+        None => q.number("timeout")?,
+    };
+    // Docker's -1: wait for ever; gcr's longest wait is u32 seconds.
+    Ok(t.map(|t| {
+        if t < 0 {
+            u32::MAX
+        } else {
+            t.min(u32::MAX as i64) as u32
+        }
+    }))
+}
+
+/// `POST /containers/{id}/stop?t=`: 204, or 304 when it is not running.
+pub async fn stop(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
+    let t = timeout(q)?;
+    let id = id.to_string();
+    let stopped = st
+        .engine(move |e| {
+            let r = e.container(&id)?;
+            if !r.state.is_alive() {
+                return Ok(false);
+            }
+            e.stop(&r.id, t)?;
+            Ok(true)
+        })
+        .await?;
+    Ok(http::empty(if stopped {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_MODIFIED
+    }))
+}
+
+/// `POST /containers/{id}/restart?t=`.
+pub async fn restart(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
+    let t = timeout(q)?;
+    let id = id.to_string();
+    st.engine(move |e| Ok(e.restart(&id, t).map(|_| ())?))
+        .await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/kill?signal=`: 409 when it is not running.
+pub async fn kill(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
+    let signal = q
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("SIGKILL")
+        .to_string();
+    let id = id.to_string();
+    st.engine(move |e| {
+        let r = e.container(&id)?;
+        if !r.state.is_alive() {
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "Cannot kill container: {id}: container {} is not running",
+                    r.name
+                ),
+            ));
+        }
+        e.kill(&r.id, &signal).map_err(|err| match err {
+            gcr_engine::EngineError::Usage(m) => HttpError::bad_request(m),
+            other => other.into(),
+        })?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// `DELETE /containers/{id}?force=&v=`: 409 for a running container without force.
+pub async fn remove(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
+    let force = q.flag("force", false);
+    let volumes = q.flag("v", false);
+    let id = id.to_string();
+    st.engine(move |e| {
+        let r = e.container(&id)?;
+        if r.state.is_alive() && !force {
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    r.id
+                ),
+            ));
+        }
+        e.remove_with(&r.id, force, volumes)?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,373 @@
+//! `POST /containers/create`: Docker's `Config` + `HostConfig` body mapped onto the engine's
+//! run options (the flags `gcr create` takes), checked as the CLI checks its flags. Fields
+//! gcr has no equivalent for are ignored, as Docker ignores unknown ones.
+
+use gcr_engine::container::config::{RestartPolicy, RunOptions};
+use serde_json::{Map, Value};
+
+use crate::errors::HttpError;
+
+fn bad(msg: String) -> HttpError {
+    HttpError::bad_request(msg)
+}
+
+fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+    o.get(k).filter(|v| !v.is_null())
+}
+
+fn string(o: &Map<String, Value>, k: &str) -> Result<Option<String>, HttpError> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(bad(format!("invalid {k} {v}: expected a string"))),
+    }
+}
+
+fn boolean(o: &Map<String, Value>, k: &str) -> Result<bool, HttpError> {
+    match field(o, k) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(bad(format!("invalid {k} {v}: expected true or false"))),
+    }
+}
+
+fn int(o: &Map<String, Value>, k: &str) -> Result<Option<i64>, HttpError> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| bad(format!("invalid {k} {v}: expected an integer"))),
+    }
+}
+
+/// A list of strings; Docker's "strslice" fields (Cmd, Entrypoint) also take one string.
+fn strings(o: &Map<String, Value>, k: &str) -> Result<Option<Vec<String>>, HttpError> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("invalid {k}: {x} is not a string")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(v) => Err(bad(format!("invalid {k} {v}: expected a list of strings"))),
+    }
+}
+
+/// `{"k": "v"}` as `k=v` (labels, sysctls) or with another separator.
+fn pairs(o: &Map<String, Value>, k: &str, sep: &str) -> Result<Vec<String>, HttpError> {
+    match field(o, k) {
+        None => Ok(Vec::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(a, b)| match b {
+                Value::String(s) => Ok(format!("{a}{sep}{s}")),
+                v => Err(bad(format!(
+                    "invalid {k} value for '{a}': {v} is not a string"
+                ))),
+            })
+            .collect(),
+        Some(v) => Err(bad(format!(
+            "invalid {k} {v}: expected an object of strings"
+        ))),
+    }
+}
+
+fn object<'a>(
+    o: &'a Map<String, Value>,
+    k: &str,
+) -> Result<Option<&'a Map<String, Value>>, HttpError> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(v) => Err(bad(format!("invalid {k} {v}: expected an object"))),
+    }
+}
+
+/// Nanoseconds as a duration the engine reads (`1500ms`).
+fn duration(o: &Map<String, Value>, k: &str) -> Result<Option<String>, HttpError> {
+    Ok(int(o, k)?
+        .filter(|n| *n > 0)
+        .map(|n| format!("{}ms", n / 1_000_000)))
+}
+
+/// The run options of a create body; `name` from the query.
+pub fn options(body: &Value, name: Option<&str>) -> Result<RunOptions, HttpError> {
+    let empty = Map::new();
+    let c = match body {
+        Value::Object(m) => m,
+        Value::Null => &empty,
+        _ => return Err(bad("invalid create body: expected a JSON object".into())),
+    };
+    let image = string(c, "Image")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("config error: no image given (Image is empty)".into()))?;
+    let mut o = RunOptions {
+        image,
+        name: name
+            .map(|n| n.trim_start_matches('/').to_string())
+            .filter(|n| !n.is_empty()),
+        ..Default::default()
+    };
+    o.cmd = strings(c, "Cmd")?.unwrap_or_default();
+    if let Some(ep) = strings(c, "Entrypoint")? {
+        match ep.split_first() {
+            // `[]` or `[""]`: no entrypoint.
+            None => o.entrypoint = Some(String::new()),
+            Some((first, rest)) => {
+                o.entrypoint = Some(first.clone());
+                let mut cmd = rest.to_vec();
+                cmd.append(&mut o.cmd);
+                o.cmd = cmd;
+            }
+        }
+    }
+    o.env = strings(c, "Env")?.unwrap_or_default();
+    o.workdir = string(c, "WorkingDir")?.filter(|s| !s.is_empty());
+    o.user = string(c, "User")?.filter(|s| !s.is_empty());
+    o.hostname = string(c, "Hostname")?.filter(|s| !s.is_empty());
+    o.tty = boolean(c, "Tty")?;
+    o.interactive = boolean(c, "OpenStdin")?;
+    o.labels = pairs(c, "Labels", "=")?;
+    o.stop_signal = string(c, "StopSignal")?.filter(|s| !s.is_empty());
+    o.stop_timeout = int(c, "StopTimeout")?.map(|t| t.clamp(0, u32::MAX as i64) as u32);
+    if let Some(h) = object(c, "Healthcheck")? {
+        health(h, &mut o)?;
+    }
+    if let Some(h) = object(c, "HostConfig")? {
+        host_config(h, &mut o)?;
+    }
+    Ok(o)
+}
+
+fn health(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
+    let test = strings(h, "Test")?.unwrap_or_default();
+    match test.split_first() {
+        None => {}
+        Some((k, _)) if k == "NONE" => o.no_healthcheck = true,
+        Some((k, rest)) if k == "CMD-SHELL" && !rest.is_empty() => {
+            o.health_cmd = Some(rest.join(" "))
+        }
+        Some((k, rest)) if k == "CMD" && !rest.is_empty() => {
+            let quoted: Vec<String> = rest
+                .iter()
+                .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+                .collect();
+            o.health_cmd = Some(quoted.join(" "));
+        }
+        Some(_) => {
+            return Err(bad(format!(
+                "invalid Healthcheck.Test {test:?}: use [\"CMD-SHELL\", cmd], [\"CMD\", args...] or [\"NONE\"]"
+            )))
+        }
+    }
+    o.health_interval = duration(h, "Interval")?;
+    o.health_timeout = duration(h, "Timeout")?;
+    o.health_start_period = duration(h, "StartPeriod")?;
+    o.health_retries = int(h, "Retries")?
+        .filter(|r| *r > 0)
+        .map(|r| r.min(u32::MAX as i64) as u32);
+    Ok(())
+}
+
+fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
+    o.volumes = strings(h, "Binds")?.unwrap_or_default();
+    if let Some(pb) = object(h, "PortBindings")? {
+        for (port, binds) in pb {
+            let port = if port.contains('/') {
+                port.clone()
+            } else {
+                format!("{port}/tcp")
+            };
+            let list = binds.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                o.publish.push(port.clone());
+            }
+            for b in list {
+                let ip = b.get("HostIp").and_then(Value::as_str).unwrap_or("");
+                let hp = b.get("HostPort").and_then(Value::as_str).unwrap_or("");
+                o.publish.push(match (ip.is_empty(), hp.is_empty()) {
+                    (true, true) => port.clone(),
+                    (true, false) => format!("{hp}:{port}"),
+                    (false, _) => format!("{ip}:{hp}:{port}"),
+                });
+            }
+        }
+    }
+    o.publish_all = boolean(h, "PublishAllPorts")?;
+    if let Some(rp) = object(h, "RestartPolicy")? {
+        let name = string(rp, "Name")?.unwrap_or_default();
+        let max = int(rp, "MaximumRetryCount")?.unwrap_or(0);
+        let spec = match (name.as_str(), max) {
+            ("on-failure", n) if n > 0 => format!("on-failure:{n}"),
+            (n, _) => n.to_string(),
+        };
+        o.restart = RestartPolicy::parse(&spec).ok_or_else(|| {
+            bad(format!(
+                "invalid restart policy '{name}': use no, always, unless-stopped or on-failure"
+            ))
+        })?;
+    }
+    if let Some(m) = int(h, "Memory")?.filter(|m| *m > 0) {
+        if m < 6 * 1024 * 1024 {
+            return Err(bad("Minimum memory limit allowed is 6MB".into()));
+        }
+        o.memory = Some(m as u64);
+    }
+    o.memory_swap = int(h, "MemorySwap")?.filter(|m| *m != 0);
+    if let Some(n) = int(h, "NanoCpus")?.filter(|n| *n != 0) {
+        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get()) as i64;
+        if n < 10_000_000 || n > cpus * 1_000_000_000 {
+            return Err(bad(format!(
+                "range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )));
+        }
+        o.cpus = Some(n as f64 / 1e9);
+    }
+    o.pids_limit = int(h, "PidsLimit")?.filter(|p| *p != 0);
+    o.cap_add = strings(h, "CapAdd")?.unwrap_or_default();
+    o.cap_drop = strings(h, "CapDrop")?.unwrap_or_default();
+    o.network = string(h, "NetworkMode")?.filter(|n| !n.is_empty() && n != "default");
+    o.rm = boolean(h, "AutoRemove")?;
+    o.init = boolean(h, "Init")?;
+    o.privileged = boolean(h, "Privileged")?;
+    o.read_only = boolean(h, "ReadonlyRootfs")?;
+    o.security_opt = strings(h, "SecurityOpt")?.unwrap_or_default();
+    o.tmpfs = pairs(h, "Tmpfs", ":")?
+        .into_iter()
+        .map(|t| t.trim_end_matches(':').to_string())
+        .collect();
+    o.dns = strings(h, "Dns")?.unwrap_or_default();
+    for d in &o.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(format!(
+                "invalid Dns '{d}': use the IP address of a name server"
+            )));
+        }
+    }
+    o.dns_search = strings(h, "DnsSearch")?.unwrap_or_default();
+    o.dns_options = strings(h, "DnsOptions")?.unwrap_or_default();
+    o.add_hosts = strings(h, "ExtraHosts")?.unwrap_or_default();
+    for a in &o.add_hosts {
+        if gcr_engine::network::parse_add_host(a).is_none() {
+            return Err(bad(format!("invalid ExtraHosts '{a}': use NAME:IP")));
+        }
+    }
+    o.shm_size = int(h, "ShmSize")?.filter(|s| *s > 0).map(|s| s as u64);
+    o.group_add = strings(h, "GroupAdd")?.unwrap_or_default();
+    o.sysctls = pairs(h, "Sysctls", "=")?;
+    o.pid = string(h, "PidMode")?.filter(|s| !s.is_empty());
+    o.ipc = string(h, "IpcMode")?.filter(|s| !s.is_empty() && s != "private" && s != "shareable");
+    o.uts = string(h, "UTSMode")?.filter(|s| !s.is_empty());
+    for d in field(h, "Devices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let host = d.get("PathOnHost").and_then(Value::as_str).unwrap_or("");
+        let cont = d
+            .get("PathInContainer")
+            .and_then(Value::as_str)
+            .unwrap_or(host);
+        let perms = d
+            .get("CgroupPermissions")
+            .and_then(Value::as_str)
+            .unwrap_or("rwm");
+        o.devices.push(format!("{host}:{cont}:{perms}"));
+    }
+    for u in field(h, "Ulimits")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let n = u.get("Name").and_then(Value::as_str).unwrap_or("");
+        let soft = u.get("Soft").and_then(Value::as_i64).unwrap_or(0);
+        let hard = u.get("Hard").and_then(Value::as_i64).unwrap_or(soft);
+        let flag = format!("{n}={soft}:{hard}");
+        gcr_engine::container::config::parse_ulimit(&flag).map_err(bad)?;
+        o.ulimits.push(flag);
+    }
+    for m in field(h, "Mounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let kind = m.get("Type").and_then(Value::as_str).unwrap_or("volume");
+        let mut spec = format!("type={kind}");
+        if let Some(s) = m
+            .get("Source")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            spec.push_str(&format!(",source={s}"));
+        }
+        let t = m.get("Target").and_then(Value::as_str).unwrap_or("");
+        spec.push_str(&format!(",target={t}"));
+        if m.get("ReadOnly").and_then(Value::as_bool) == Some(true) {
+            spec.push_str(",readonly");
+        }
+        o.mounts.push(spec);
+    }
+    if let Some(lc) = object(h, "LogConfig")? {
+        o.log_opts = pairs(lc, "Config", "=")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn maps_docker_fields() {
+        let body = json!({
+            "Image": "busybox", "Cmd": ["sh", "-c", "exit 3"], "Entrypoint": ["/bin/env", "-i"],
+            "Env": ["A=1"], "Tty": true, "Labels": {"k": "v"},
+            "HostConfig": {
+                "Binds": ["/tmp:/data:ro"], "AutoRemove": true, "Memory": 67108864,
+                "NanoCpus": 500000000, "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+                "CapAdd": ["NET_ADMIN"], "NetworkMode": "default", "Init": true
+            }
+        });
+        let o = options(&body, Some("/web")).unwrap();
+        assert_eq!(o.name.as_deref(), Some("web"));
+        assert_eq!(o.entrypoint.as_deref(), Some("/bin/env"));
+        assert_eq!(o.cmd, ["-i", "sh", "-c", "exit 3"]);
+        assert_eq!(o.labels, ["k=v"]);
+        assert!(o.tty && o.rm && o.init);
+        assert_eq!(o.volumes, ["/tmp:/data:ro"]);
+        assert_eq!(o.memory, Some(64 << 20));
+        assert_eq!(o.cpus, Some(0.5));
+        assert_eq!(o.publish, ["8080:80/tcp"]);
+        assert_eq!(o.restart, RestartPolicy::OnFailure(2));
+        assert_eq!(o.network, None);
+    }
+
+    #[test]
+    fn refuses_bad_bodies() {
+        assert!(options(&json!({}), None).is_err());
+        assert!(options(&json!([1]), None).is_err());
+        assert!(options(&json!({"Image": 3}), None).is_err());
+        assert!(options(&json!({"Image": "x", "Cmd": [1]}), None).is_err());
+        assert!(options(&json!({"Image": "x", "HostConfig": {"Memory": 10}}), None).is_err());
+        assert!(options(
+            &json!({"Image": "x", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}),
+            None
+        )
+        .is_err());
+        assert_eq!(
+            options(&json!({"Image": "x", "Entrypoint": []}), None)
+                .unwrap()
+                .entrypoint
+                .as_deref(),
+            Some("")
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Errors: [`ApiError`] for starting the service, [`HttpError`] for one request (Docker's
+//! status codes with a `{"message": …}` body).
+
+use gcr_engine::{EngineError, StoreError};
+use hyper::StatusCode;
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid --host '{0}': use unix:///path/to/gcr.sock or tcp://127.0.0.1:PORT")]
+    BadHost(String),
+    #[error(
+        "refusing to serve the API on {0}: it is not a loopback address, and TLS is not \
+         supported yet; use tcp://127.0.0.1:PORT or a unix socket"
+    )]
+    NotLoopback(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no such group '{0}': name an existing group (getent group NAME) or a numeric gid")]
+    NoSuchGroup(String),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+}
+
+impl ApiError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> ApiError {
+        ApiError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// A failed request: the status and the message of Docker's error body.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HttpError {
+    pub status: StatusCode,
+    pub message: String,
+    /// For a command that could not be started (exec): its exit code, 126 or 127.
+    pub exit_code: i32,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> HttpError {
+        HttpError {
+            status,
+            message: message.into(),
+            exit_code: 126,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> HttpError {
+        HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl From<EngineError> for HttpError {
+    fn from(e: EngineError) -> HttpError {
+        let status = match &e {
+            EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+            EngineError::Usage(_) => StatusCode::BAD_REQUEST,
+            EngineError::Conflict(_) => StatusCode::CONFLICT,
+            EngineError::PolicyDeny { .. } | EngineError::Refused(_) => StatusCode::FORBIDDEN,
+            EngineError::Store(s) => store_status(s),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let code = match &e {
+            EngineError::Exec { code, .. } => *code,
+            _ => 126,
+        };
+        HttpError {
+            exit_code: code,
+            ..HttpError::new(status, e.to_string())
+        }
+    }
+}
+
+fn store_status(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::ImageNotFound(_) | StoreError::TagNotFound(_) => StatusCode::NOT_FOUND,
+        StoreError::AmbiguousId(_)
+        | StoreError::InvalidReference { .. }
+        | StoreError::InvalidDigest(_) => StatusCode::BAD_REQUEST,
+        StoreError::ImageInUse { .. } | StoreError::MultipleTags(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}

@@ -1,0 +1,260 @@
+//! Image endpoints: list (Docker's summary shape), inspect, pull (`POST /images/create`,
+//! progress as Docker's JSON lines), tag, delete.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use gcr_engine::registry::{ConnectOptions, Progress, PullOptions};
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::errors::HttpError;
+use crate::http::{self, Query, Resp};
+use crate::server::Shared;
+
+/// `GET /images/json`: one entry per image (its tags together), newest first.
+pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    let filters = q.filters()?;
+    for (k, _) in &filters {
+        if !["reference", "dangling"].contains(&k.as_str()) {
+            return Err(HttpError::bad_request(format!(
+                "invalid filter '{k}': gcr filters images by reference and dangling"
+            )));
+        }
+    }
+    let items = st
+        .engine(move |e| {
+            let mut by_id: BTreeMap<String, (Vec<String>, Option<i64>, u64)> = BTreeMap::new();
+            for row in e.images()? {
+                let entry =
+                    by_id
+                        .entry(row.id.clone())
+                        .or_insert((Vec::new(), row.created, row.size));
+                if row.repository != "<none>" {
+                    entry.0.push(format!("{}:{}", row.repository, row.tag));
+                }
+            }
+            let mut out: Vec<(i64, Value)> = Vec::new();
+            for (id, (tags, created, size)) in by_id {
+                let keep = filters.iter().all(|(k, v)| match k.as_str() {
+                    "dangling" => (v == "true" || v == "1") == tags.is_empty(),
+                    _ => tags.iter().any(|t| {
+                        let bare = t.strip_suffix(":latest").unwrap_or(t);
+                        t == v
+                            || bare == v
+                            || gcr_engine::dockerfile_glob(v.as_bytes(), t.as_bytes())
+                    }),
+                });
+                if !keep {
+                    continue;
+                }
+                let full = format!("sha256:{id}");
+                let digests: Vec<String> = e
+                    .inspect_image(&full)
+                    .ok()
+                    .and_then(|d| serde_json::from_value(d["RepoDigests"].clone()).ok())
+                    .unwrap_or_default();
+                let created = created.unwrap_or(0);
+                out.push((
+                    created,
+                    json!({
+                        "Id": full,
+                        "ParentId": "",
+                        "RepoTags": tags,
+                        "RepoDigests": digests,
+                        "Created": created,
+                        "Size": size,
+                        "SharedSize": -1,
+                        "VirtualSize": size,
+                        "Labels": {},
+                        "Containers": -1,
+                    }),
+                ));
+            }
+            out.sort_by_key(|b| std::cmp::Reverse(b.0));
+            Ok(out.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(http::json(StatusCode::OK, &Value::Array(items)))
+}
+
+/// The engine reports unknown images by store errors; Docker's clients want 404 and
+/// "No such image".
+fn no_such_image(name: &str, e: gcr_engine::EngineError) -> HttpError {
+    let h = HttpError::from(e);
+    if h.status == StatusCode::NOT_FOUND {
+        HttpError::not_found(format!("No such image: {name}"))
+    } else {
+        h
+    }
+}
+
+/// `GET /images/{name}/json`.
+pub async fn inspect(st: &Shared, name: &str) -> Result<Resp, HttpError> {
+    let name = name.to_string();
+    let doc = st
+        .engine(move |e| {
+            e.inspect_image(&name)
+                .map_err(|err| no_such_image(&name, err))
+        })
+        .await?;
+    Ok(http::json(StatusCode::OK, &doc))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`.
+pub async fn tag(st: &Shared, name: &str, q: &Query) -> Result<Resp, HttpError> {
+    let repo = q
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| HttpError::bad_request("repository name (repo) must be given"))?;
+    let target = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    let name = name.to_string();
+    st.engine(move |e| {
+        e.store()?
+            .tag(&name, &target)
+            .map_err(|err| no_such_image(&name, err.into()))?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::empty(StatusCode::CREATED))
+}
+
+/// `DELETE /images/{name}?force=`: Docker's list of `Untagged`/`Deleted` entries.
+pub async fn remove(st: &Shared, name: &str, q: &Query) -> Result<Resp, HttpError> {
+    let force = q.flag("force", false);
+    let name = name.to_string();
+    let lines = st
+        .engine(move |e| {
+            e.remove_image(&name, force)
+                .map_err(|err| no_such_image(&name, err))
+        })
+        .await?;
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|l| match l.split_once(": ") {
+            Some((k, v)) => json!({ k: v }),
+            None => json!({ "Deleted": l }),
+        })
+        .collect();
+    Ok(http::json(StatusCode::OK, &Value::Array(items)))
+}
+
+/// Pull progress as Docker's JSON lines.
+struct Lines {
+    tx: mpsc::Sender<Bytes>,
+    totals: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+impl Lines {
+    fn send(&self, v: Value) {
+        let mut b = serde_json::to_vec(&v).unwrap_or_default();
+        b.push(b'\n');
+        let _ = self.tx.blocking_send(Bytes::from(b));
+    }
+}
+
+fn short(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.chars().take(12).collect()
+}
+
+impl Progress for Lines {
+    fn begin(&self, id: &str, total: u64) {
+        if let Ok(mut t) = self.totals.lock() {
+            t.insert(id.to_string(), (0, total));
+        }
+        self.send(json!({ "status": "Pulling fs layer", "progressDetail": {}, "id": short(id) }));
+    }
+
+    fn advance(&self, id: &str, bytes: u64) {
+        let (cur, total) = match self.totals.lock() {
+            Ok(mut t) => {
+                let e = t.entry(id.to_string()).or_insert((0, 0));
+                e.0 += bytes;
+                *e
+            }
+            Err(_) => return,
+        };
+        self.send(json!({
+            "status": "Downloading",
+            "progressDetail": { "current": cur, "total": total },
+            "id": short(id),
+        }));
+    }
+
+    fn end(&self, id: &str, status: &str) {
+        self.send(json!({ "status": status, "progressDetail": {}, "id": short(id) }));
+    }
+
+    fn message(&self, msg: &str) {
+        self.send(json!({ "status": msg }));
+    }
+}
+
+/// `POST /images/create?fromImage=&tag=`: pulls, streaming progress; a failure after the
+/// stream began is an `error` line, as Docker's.
+pub async fn pull(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
+        return Err(HttpError::bad_request(
+            "importing with fromSrc is not supported by gcr's API yet; use 'gcr import'",
+        ));
+    }
+    let image = q
+        .get("fromImage")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| HttpError::bad_request("fromImage must be given"))?;
+    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+        Some(t) if !image.contains('@') => format!("{image}:{t}"),
+        _ => image.to_string(),
+    };
+    let platform = match q.get("platform").filter(|p| !p.is_empty()) {
+        Some(p) => Some(gcr_engine::registry::Platform::parse(p).ok_or_else(|| {
+            HttpError::bad_request(format!(
+                "invalid platform '{p}': use os/arch[/variant], e.g. linux/amd64"
+            ))
+        })?),
+        None => None,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let st2 = st.clone();
+    tokio::spawn(async move {
+        let lines = Lines {
+            tx: tx.clone(),
+            totals: Mutex::new(BTreeMap::new()),
+        };
+        let _ = st2
+            .engine(move |e| {
+                let (name, tag) = gcr_engine::images::split_familiar(&reference);
+                lines.send(json!({ "status": format!("Pulling from {name}"), "id": tag }));
+                let opts = PullOptions {
+                    platform,
+                    connect: ConnectOptions::default(),
+                    no_referrers: false,
+                };
+                match e.pull(&reference, &opts, &lines) {
+                    Ok(r) => {
+                        lines.send(json!({ "status": format!("Digest: {}", r.digest) }));
+                        let what = if r.up_to_date {
+                            "Image is up to date for"
+                        } else {
+                            "Downloaded newer image for"
+                        };
+                        lines.send(json!({ "status": format!("Status: {what} {}", r.reference) }));
+                    }
+                    Err(err) => {
+                        let m = err.to_string();
+                        lines.send(json!({ "errorDetail": { "message": m }, "error": m }));
+                    }
+                }
+                Ok(())
+            })
+            .await;
+    });
+    Ok(http::stream("application/json", rx))
+}

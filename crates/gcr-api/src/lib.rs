@@ -1,0 +1,36 @@
+//! gcr-api: the Docker Engine API (version 1.41, negotiated down to 1.24) served by
+//! `gcr system service` on a root-only unix socket or a loopback TCP port. Every endpoint
+//! calls the same gcr-engine functions as the CLI (blocking, on tokio's blocking threads),
+//! so the `docker` CLI, docker-py and other SDKs drive the same containers and images as
+//! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
+//! `server` (connections, routing, the engine pool), `containers` and `create` (container
+//! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
+//! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `admin` (top, pause,
+//! rename, prunes),
+//! `images`, `system` (ping, version, info, events, volumes, networks), `reap` (the
+//! service's exited children), `http` (request and response helpers), `errors`.
+
+mod admin;
+mod archive;
+mod attach;
+mod containers;
+mod create;
+mod errors;
+mod exec;
+mod http;
+mod images;
+mod listen;
+mod reap;
+mod server;
+mod stats;
+mod stream;
+mod system;
+
+pub use errors::ApiError;
+pub use listen::Host;
+pub use server::{serve, ServiceOptions};
+
+/// The newest API version served.
+pub const API_VERSION: &str = "1.41";
+/// The oldest API version a client may ask for.
+pub const MIN_API_VERSION: &str = "1.24";

@@ -1,0 +1,192 @@
+//! Where the service listens and who may talk to it: `unix:///path` (the socket's directory
+//! made or closed up root-only, 0700, or 0750 owned by `--group`; the socket 0600, or 0660
+//! with the group; never an abstract socket) or `tcp://127.0.0.1:PORT` (loopback only until
+//! TLS exists). Every unix connection's peer credentials (SO_PEERCRED) are checked: the
+//! service's own uid, or a member of the group.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::errors::ApiError;
+
+/// An address to serve on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl Host {
+    /// The default: `unix:///run/gcr/gcr.sock`.
+    pub fn default_unix() -> Host {
+        Host::Unix(PathBuf::from("/run/gcr/gcr.sock"))
+    }
+
+    /// Parses `unix:///abs/path` or `tcp://IP:PORT` (`localhost` is 127.0.0.1); a TCP
+    /// address that is not loopback is refused.
+    pub fn parse(s: &str) -> Result<Host, ApiError> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            let path = PathBuf::from(p);
+            if !path.is_absolute() || path.file_name().is_none() {
+                return Err(ApiError::BadHost(s.to_string()));
+            }
+            return Ok(Host::Unix(path));
+        }
+        if let Some(a) = s.strip_prefix("tcp://") {
+            let a = a.trim_end_matches('/');
+            let a = match a.strip_prefix("localhost:") {
+                Some(port) => format!("127.0.0.1:{port}"),
+                None => a.to_string(),
+            };
+            let addr: SocketAddr = a.parse().map_err(|_| ApiError::BadHost(s.to_string()))?;
+            if !addr.ip().is_loopback() {
+                return Err(ApiError::NotLoopback(s.to_string()));
+            }
+            return Ok(Host::Tcp(addr));
+        }
+        Err(ApiError::BadHost(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Unix(p) => write!(f, "unix://{}", p.display()),
+            Host::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// Resolves `--group`: a group name from /etc/group or a numeric gid.
+pub fn group_id(name: &str) -> Result<u32, ApiError> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let text =
+        std::fs::read_to_string("/etc/group").map_err(|e| ApiError::io("reading /etc/group", e))?;
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let n = f.next()?;
+            let gid = f.nth(1)?.parse::<u32>().ok()?;
+            (n == name).then_some(gid)
+        })
+        .next()
+        .ok_or_else(|| ApiError::NoSuchGroup(name.to_string()))
+}
+
+/// Prepares the socket's directory and binds the socket with its permissions.
+pub fn bind_unix(
+    path: &Path,
+    group: Option<u32>,
+) -> Result<std::os::unix::net::UnixListener, ApiError> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| ApiError::BadHost(path.display().to_string()))?;
+    let dir_mode = if group.is_some() { 0o750 } else { 0o700 };
+    if let Err(e) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(dir_mode)
+        .create(dir)
+    {
+        return Err(ApiError::io(format!("creating {}", dir.display()), e));
+    }
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| ApiError::io(format!("checking {}", dir.display()), e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(ApiError::io(
+            format!(
+                "the socket directory {} is not a directory owned by uid {me}; choose another --host",
+                dir.display()
+            ),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        ));
+    }
+    let chown = |p: &Path| -> Result<(), ApiError> {
+        if let Some(g) = group {
+            std::os::unix::fs::lchown(p, None, Some(g))
+                .map_err(|e| ApiError::io(format!("giving {} to gid {g}", p.display()), e))?;
+        }
+        Ok(())
+    };
+    chown(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))
+        .map_err(|e| ApiError::io(format!("closing up {}", dir.display()), e))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+            std::fs::remove_file(path)
+                .map_err(|e| ApiError::io(format!("removing the stale {}", path.display()), e))?;
+        }
+        Ok(_) => {
+            return Err(ApiError::io(
+                format!(
+                    "{} exists and is not a socket; remove it or choose another --host",
+                    path.display()
+                ),
+                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            ))
+        }
+        Err(_) => {}
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| ApiError::io(format!("binding {}", path.display()), e))?;
+    chown(path)?;
+    let sock_mode = if group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(sock_mode))
+        .map_err(|e| ApiError::io(format!("setting the mode of {}", path.display()), e))?;
+    Ok(l)
+}
+
+/// Whether a unix peer may use the API: the service's own uid, or (with `group`) a member of
+/// that group, by its primary gid or its supplementary groups.
+pub fn peer_allowed(cred: &tokio::net::unix::UCred, group: Option<u32>) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    if cred.uid() == me || cred.uid() == 0 {
+        return true;
+    }
+    let Some(g) = group else { return false };
+    if cred.gid() == g {
+        return true;
+    }
+    let Some(pid) = cred.pid() else { return false };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .is_some_and(|gs| gs.split_whitespace().any(|x| x.parse() == Ok(g)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            Host::parse("unix:///tmp/x/gcr.sock").unwrap(),
+            Host::Unix("/tmp/x/gcr.sock".into())
+        );
+        assert_eq!(
+            Host::parse("tcp://localhost:2375").unwrap(),
+            Host::Tcp("127.0.0.1:2375".parse().unwrap())
+        );
+        assert!(matches!(
+            Host::parse("tcp://0.0.0.0:2375"),
+            Err(ApiError::NotLoopback(_))
+        ));
+        assert!(matches!(
+            Host::parse("tcp://192.168.1.2:2375"),
+            Err(ApiError::NotLoopback(_))
+        ));
+        assert!(matches!(
+            Host::parse("unix://rel/path"),
+            Err(ApiError::BadHost(_))
+        ));
+        assert!(matches!(Host::parse("http://x"), Err(ApiError::BadHost(_))));
+        assert!(matches!(Host::parse("unix://"), Err(ApiError::BadHost(_))));
+    }
+}

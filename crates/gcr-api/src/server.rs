@@ -1,0 +1,434 @@
+//! The service: binds the address, accepts connections (unix peers checked, see
+//! [`crate::listen`]), serves HTTP/1.1 with upgrades (attach), routes each request to its
+//! endpoint, and lends engines to the blocking calls (a small pool: one store connection
+//! per blocking thread in use).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gcr_engine::Engine;
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use crate::errors::{ApiError, HttpError};
+use crate::http::{self, Query, Resp};
+use crate::listen::{self, Host};
+use crate::{admin, archive, attach, containers, exec, images, stats, stream, system};
+
+/// What `gcr system service` was asked for.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    pub root: PathBuf,
+    pub run_dir: PathBuf,
+    pub host: Host,
+    /// `--group`: members of this group may use the unix socket too.
+    pub group: Option<String>,
+}
+
+/// What the endpoints share.
+pub(crate) struct State {
+    root: PathBuf,
+    run_dir: PathBuf,
+    pool: Mutex<Vec<Engine>>,
+    /// Containers with an attach waiting for their start (id -> how many): their start
+    /// holds the output for it.
+    waiting_attach: Mutex<HashMap<String, usize>>,
+    /// Containers with an attach relaying (id -> how many): a wait that finds such a
+    /// container gone asks [`State::exit_code`], which the relay fills.
+    relaying: Mutex<HashMap<String, usize>>,
+    /// Exit codes seen by attaches and waits (auto-removed containers keep none).
+    exits: Mutex<HashMap<String, (i32, Instant)>>,
+    /// Ids of containers started through the API (waits and attaches wake up at once).
+    pub started: tokio::sync::broadcast::Sender<String>,
+    pub reaper: crate::reap::Reaper,
+    /// The fork gate. The engine forks a container's guard and supervisor, which go on
+    /// running engine code (SQLite included) before they exec; in this multi-threaded
+    /// process a lock another thread held at the fork would stay locked in the child for
+    /// ever. So every engine call holds the read side and a call that forks holds the
+    /// write side: nothing else is inside the engine when it forks.
+    pub gate: std::sync::RwLock<()>,
+    /// Exec instances, and the exit of each started one not yet relayed.
+    pub execs: crate::exec::Execs,
+    pub exec_done: Mutex<HashMap<String, tokio::sync::oneshot::Receiver<i32>>>,
+}
+
+pub(crate) type Shared = Arc<State>;
+
+impl State {
+    /// Runs `f` with an engine on a blocking thread, under the fork gate's read side (see
+    /// [`State::gate`]).
+    pub async fn engine<T, F>(self: &Arc<Self>, f: F) -> Result<T, HttpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, HttpError> + Send + 'static,
+    {
+        self.engine_as(Gate::Read, f).await
+    }
+
+    /// [`State::engine`] for a call that forks (start, restart, exec): alone, under the
+    /// gate's write side.
+    pub async fn engine_forking<T, F>(self: &Arc<Self>, f: F) -> Result<T, HttpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, HttpError> + Send + 'static,
+    {
+        self.engine_as(Gate::Write, f).await
+    }
+
+    /// [`State::engine`] without the gate, for a long call (a log follower) that takes
+    /// [`State::gate`]'s read side itself around each database use.
+    pub async fn engine_ungated<T, F>(self: &Arc<Self>, f: F) -> Result<T, HttpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, HttpError> + Send + 'static,
+    {
+        self.engine_as(Gate::None, f).await
+    }
+
+    async fn engine_as<T, F>(self: &Arc<Self>, gate: Gate, f: F) -> Result<T, HttpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, HttpError> + Send + 'static,
+    {
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _read;
+            let _write;
+            match gate {
+                Gate::Read => _read = st.gate.read(),
+                Gate::Write => _write = st.gate.write(),
+                Gate::None => {}
+            }
+            let pooled = st.pool.lock().ok().and_then(|mut p| p.pop());
+            let e = match pooled {
+                Some(e) => e,
+                None => {
+                    let _open = matches!(gate, Gate::None).then(|| st.gate.read());
+                    Engine::open(&st.root, &st.run_dir)?
+                }
+            };
+            let r = f(&e);
+            if let Ok(mut p) = st.pool.lock() {
+                p.push(e);
+            }
+            r
+        })
+        .await
+        .map_err(|e| HttpError::internal(format!("the engine call failed: {e}")))?
+    }
+
+    /// Whether an attach waits for container `id`'s start.
+    pub fn attach_pending(&self, id: &str) -> bool {
+        count(&self.waiting_attach, id) > 0
+    }
+
+    /// An attach of `id` began (it waits for the start until [`State::attach_connected`]).
+    pub fn attach_begin(&self, id: &str) {
+        bump(&self.waiting_attach, id, 1);
+        bump(&self.relaying, id, 1);
+    }
+
+    /// The attach of `id` said hello to the supervisor.
+    pub fn attach_connected(&self, id: &str) {
+        bump(&self.waiting_attach, id, -1);
+    }
+
+    /// The attach of `id` ended; `connected`: it had said hello.
+    pub fn attach_end(&self, id: &str, connected: bool) {
+        if !connected {
+            bump(&self.waiting_attach, id, -1);
+        }
+        bump(&self.relaying, id, -1);
+    }
+
+    /// Records container `id`'s exit code (kept a minute).
+    pub fn remember_exit(&self, id: &str, code: i32) {
+        if let Ok(mut m) = self.exits.lock() {
+            m.retain(|_, (_, t)| t.elapsed() < Duration::from_secs(60));
+            m.insert(id.to_string(), (code, Instant::now()));
+        }
+    }
+
+    /// The exit code an attach or a wait saw for `id`; while an attach of it still relays,
+    /// waits for it (at most 5 s).
+    pub async fn exit_code(&self, id: &str) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = self
+                .exits
+                .lock()
+                .ok()
+                .and_then(|m| m.get(id).map(|(c, _)| *c));
+            if seen.is_some() || count(&self.relaying, id) == 0 || Instant::now() > deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn count(m: &Mutex<HashMap<String, usize>>, id: &str) -> usize {
+    m.lock()
+        .map(|m| m.get(id).copied().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+fn bump(m: &Mutex<HashMap<String, usize>>, id: &str, by: i64) {
+    if let Ok(mut m) = m.lock() {
+        let n = m.get(id).copied().unwrap_or(0) as i64 + by;
+        if n <= 0 {
+            m.remove(id);
+        } else {
+            m.insert(id.to_string(), n as usize);
+        }
+    }
+}
+
+/// How an engine call takes [`State::gate`].
+#[derive(Clone, Copy)]
+enum Gate {
+    Read,
+    Write,
+    None,
+}
+
+/// Serves the API until SIGINT or SIGTERM (the unix socket is removed then).
+pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
+    let group = opts.group.as_deref().map(listen::group_id).transpose()?;
+    // The store must open before anything is served: a bad root is an error at start.
+    let first = Engine::open(&opts.root, &opts.run_dir)?;
+    let state = Arc::new(State {
+        root: opts.root.clone(),
+        run_dir: opts.run_dir.clone(),
+        pool: Mutex::new(vec![first]),
+        waiting_attach: Mutex::new(HashMap::new()),
+        relaying: Mutex::new(HashMap::new()),
+        exits: Mutex::new(HashMap::new()),
+        started: tokio::sync::broadcast::channel(64).0,
+        reaper: crate::reap::Reaper::default(),
+        gate: std::sync::RwLock::new(()),
+        execs: Mutex::new(HashMap::new()),
+        exec_done: Mutex::new(HashMap::new()),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .build()
+        .map_err(|e| ApiError::io("starting the service's runtime", e))?;
+    rt.block_on(async move {
+        tokio::spawn(reap_children(state.clone()));
+        match &opts.host {
+            Host::Unix(path) => {
+                let std_l = listen::bind_unix(path, group)?;
+                std_l
+                    .set_nonblocking(true)
+                    .map_err(|e| ApiError::io("setting up the socket", e))?;
+                let l = tokio::net::UnixListener::from_std(std_l)
+                    .map_err(|e| ApiError::io("setting up the socket", e))?;
+                let r = accept_unix(l, state, group).await;
+                let _ = std::fs::remove_file(path);
+                r
+            }
+            Host::Tcp(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| ApiError::io(format!("binding {addr}"), e))?;
+                accept_tcp(l, state).await
+            }
+        }
+    })
+}
+
+/// Sweeps exited children on SIGCHLD, and every second in case a signal was coalesced.
+async fn reap_children(state: Shared) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut chld = signal(SignalKind::child()).ok();
+    loop {
+        match chld.as_mut() {
+            Some(s) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), s.recv()).await;
+            }
+            None => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+        let st = state.clone();
+        let _ = tokio::task::spawn_blocking(move || st.reaper.sweep()).await;
+    }
+}
+
+async fn stopped() -> Result<(), ApiError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| ApiError::io("SIGTERM", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| ApiError::io("SIGINT", e))?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+async fn accept_unix(
+    l: tokio::net::UnixListener,
+    state: Shared,
+    group: Option<u32>,
+) -> Result<(), ApiError> {
+    let stop = stopped();
+    tokio::pin!(stop);
+    loop {
+        let conn = tokio::select! {
+            r = &mut stop => return r,
+            c = l.accept() => c,
+        };
+        let Ok((s, _)) = conn else { continue };
+        let allowed = s
+            .peer_cred()
+            .map(|c| listen::peer_allowed(&c, group))
+            .unwrap_or(false);
+        if !allowed {
+            // Dropped unanswered: an unknown peer learns nothing.
+            continue;
+        }
+        tokio::spawn(connection(TokioIo::new(s), state.clone()));
+    }
+}
+
+async fn accept_tcp(l: tokio::net::TcpListener, state: Shared) -> Result<(), ApiError> {
+    let stop = stopped();
+    tokio::pin!(stop);
+    loop {
+        let conn = tokio::select! {
+            r = &mut stop => return r,
+            c = l.accept() => c,
+        };
+        let Ok((s, _)) = conn else { continue };
+        let _ = s.set_nodelay(true);
+        tokio::spawn(connection(TokioIo::new(s), state.clone()));
+    }
+}
+
+async fn connection<I>(io: I, state: Shared)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let st = state.clone();
+        async move { Ok::<_, Infallible>(route(st, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, svc)
+        .with_upgrades()
+        .await;
+}
+
+/// Splits off `/v1.NN`: the path without it, or a 400 for a version too old.
+fn unversioned(path: &str) -> Result<&str, HttpError> {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok(path);
+    };
+    let (ver, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some((major, minor)) = ver.split_once('.') else {
+        return Ok(path);
+    };
+    let (Ok(major), Ok(minor)) = (major.parse::<u32>(), minor.parse::<u32>()) else {
+        return Ok(path);
+    };
+    if major != 1 || minor < 24 {
+        return Err(HttpError::bad_request(format!(
+            "client version {ver} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+            crate::MIN_API_VERSION
+        )));
+    }
+    Ok(tail)
+}
+
+async fn route(st: Shared, req: Request<Incoming>) -> Resp {
+    match dispatch(st, req).await {
+        Ok(r) => r,
+        Err(e) => http::error(&e),
+    }
+}
+
+async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError> {
+    let path = unversioned(req.uri().path())?.to_string();
+    let q = Query::parse(req.uri().query());
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let m = req.method().clone();
+    match (m.as_str(), segs.as_slice()) {
+        ("GET" | "HEAD", ["_ping"]) => Ok(system::ping(m == Method::HEAD)),
+        ("GET", ["version"]) => Ok(system::version()),
+        ("GET", ["info"]) => system::info(&st).await,
+        ("GET", ["events"]) => system::events(&st, &q).await,
+        ("GET", ["containers", "json"]) => containers::list(&st, &q).await,
+        ("POST", ["containers", "prune"]) => admin::prune_containers(&st, &q).await,
+        ("POST", ["images", "prune"]) => admin::prune_images(&st, &q).await,
+        ("POST", ["volumes", "prune"]) => admin::prune_volumes(&st, &q).await,
+        ("POST", ["networks", "prune"]) => admin::prune_networks(&st, &q).await,
+        ("GET", ["containers", id, "top"]) => admin::top(&st, id, &q).await,
+        ("GET", ["containers", id, "stats"]) => stats::stats(&st, id, &q).await,
+        ("POST", ["containers", id, "pause"]) => admin::pause(&st, id, true).await,
+        ("POST", ["containers", id, "unpause"]) => admin::pause(&st, id, false).await,
+        ("POST", ["containers", id, "rename"]) => admin::rename(&st, id, &q).await,
+        ("POST", ["containers", "create"]) => containers::create(&st, &q, req).await,
+        ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
+        ("POST", ["containers", id, "start"]) => containers::start(&st, id).await,
+        ("POST", ["containers", id, "stop"]) => containers::stop(&st, id, &q).await,
+        ("POST", ["containers", id, "restart"]) => containers::restart(&st, id, &q).await,
+        ("POST", ["containers", id, "kill"]) => containers::kill(&st, id, &q).await,
+        ("DELETE", ["containers", id]) => containers::remove(&st, id, &q).await,
+        ("POST", ["containers", id, "wait"]) => stream::wait(&st, id, &q).await,
+        ("GET", ["containers", id, "logs"]) => stream::logs(&st, id, &q).await,
+        ("POST", ["containers", id, "attach"]) => attach::attach(&st, id, &q, req).await,
+        ("POST", ["containers", id, "resize"]) => attach::resize(&st, id, &q).await,
+        ("POST", ["containers", id, "exec"]) => exec::create(&st, id, req).await,
+        ("GET", ["containers", id, "archive"]) => archive::get(&st, id, &q, false).await,
+        ("HEAD", ["containers", id, "archive"]) => archive::get(&st, id, &q, true).await,
+        ("PUT", ["containers", id, "archive"]) => archive::put(&st, id, &q, req).await,
+        ("POST", ["exec", id, "start"]) => exec::start(&st, id, req).await,
+        ("GET", ["exec", id, "json"]) => exec::inspect(&st, id).await,
+        ("POST", ["exec", id, "resize"]) => exec::resize(&st, id, &q).await,
+        ("GET", ["images", "json"]) => images::list(&st, &q).await,
+        ("POST", ["images", "create"]) => images::pull(&st, &q).await,
+        ("GET", ["images", name @ .., "json"]) if !name.is_empty() => {
+            images::inspect(&st, &name.join("/")).await
+        }
+        ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => {
+            images::tag(&st, &name.join("/"), &q).await
+        }
+        ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
+            images::remove(&st, &name.join("/"), &q).await
+        }
+        ("GET", ["volumes"]) => system::volumes(&st).await,
+        ("POST", ["volumes", "create"]) => system::volume_create(&st, req).await,
+        ("GET", ["volumes", name]) => system::volume_inspect(&st, name).await,
+        ("DELETE", ["volumes", name]) => system::volume_remove(&st, name).await,
+        ("GET", ["networks"]) => system::networks(&st).await,
+        ("POST", ["networks", "create"]) => system::network_create(&st, req).await,
+        ("GET", ["networks", name]) => system::network_inspect(&st, name).await,
+        ("DELETE", ["networks", name]) => system::network_remove(&st, name).await,
+        _ => Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            format!("page not found: {m} {path} is not served by gcr"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            unversioned("/v1.41/containers/json").unwrap(),
+            "/containers/json"
+        );
+        assert_eq!(unversioned("/v1.24/_ping").unwrap(), "/_ping");
+        assert_eq!(unversioned("/_ping").unwrap(), "/_ping");
+        assert_eq!(unversioned("/volumes").unwrap(), "/volumes");
+        assert!(unversioned("/v1.12/info").is_err());
+    }
+}
