@@ -22,6 +22,76 @@ pub struct Tmpl {
     tmpl: Template,
     /// `table …`: the header row.
     header: Option<Vec<String>>,
+    /// The template as text and field chains, when it is only that (see [`plan`]).
+    plan: Option<Vec<Part>>,
+}
+
+/// A piece of a template made only of text and field chains.
+enum Part {
+    Text(String),
+    /// `{{.State.Status}}`: the names along the chain.
+    Field(Vec<String>),
+}
+
+/// Most `--format` strings are text and field chains (`{{.Names}}`, `{{ .State.Status }}`):
+/// such a template is rendered by looking the fields up (see [`render_plan`]), without the
+/// template engine's copies of the whole object for every one rendered (which were most of
+/// `ps --format` over a few hundred containers). Anything else — functions, pipelines,
+/// variables, `range`/`if`, trim markers, comments — has no plan and goes to the engine.
+fn plan(body: &str) -> Option<Vec<Part>> {
+    let mut parts = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("{{") {
+        if i > 0 {
+            parts.push(Part::Text(rest[..i].to_string()));
+        }
+        let after = &rest[i + 2..];
+        let end = after.find("}}")?;
+        let path = after[..end].trim_matches(' ').strip_prefix('.')?;
+        let names: Vec<String> = path.split('.').map(str::to_string).collect();
+        let ident = |n: &String| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !names.iter().all(ident) {
+            return None;
+        }
+        parts.push(Part::Field(names));
+        rest = &after[end + 2..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest.to_string()));
+    }
+    Some(parts)
+}
+
+/// A planned template applied to `v`; None when a field is missing or is not a string, an
+/// integer or a boolean (the engine renders those, with Go's formatting and errors).
+fn render_plan(parts: &[Part], v: &serde_json::Value) -> Option<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for p in parts {
+        match p {
+            Part::Text(t) => out.push_str(t),
+            Part::Field(names) => {
+                let mut cur = v;
+                for n in names {
+                    cur = cur.as_object()?.get(n)?;
+                }
+                match cur {
+                    serde_json::Value::String(s) => out.push_str(s),
+                    serde_json::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                    serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {
+                        let _ = write!(out, "{n}");
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 impl Output {
@@ -209,13 +279,14 @@ impl Tmpl {
             ("truncate", f_truncate as gtmpl::Func),
             ("pad", f_pad as gtmpl::Func),
         ]);
+        let plan = plan(&body);
         tmpl.parse(body).map_err(|e| {
             Failure::new(
                 2,
                 format!("invalid --format template '{s_raw}': {e}; see Go's text/template syntax"),
             )
         })?;
-        Ok(Tmpl { tmpl, header })
+        Ok(Tmpl { tmpl, header, plan })
     }
 
     /// The header row of a `table …` template, tab-separated (for streamed output, which
@@ -226,6 +297,14 @@ impl Tmpl {
 
     /// One object rendered.
     pub fn render(&self, v: &serde_json::Value) -> Result<String, Failure> {
+        if let Some(s) = self.plan.as_deref().and_then(|p| render_plan(p, v)) {
+            return Ok(s);
+        }
+        self.render_slow(v)
+    }
+
+    /// One object rendered by the template engine.
+    fn render_slow(&self, v: &serde_json::Value) -> Result<String, Failure> {
         self.tmpl
             .render(&Context::from(value_of(v)))
             .map_err(|e| Failure::new(1, format!("the --format template failed: {e}")))
@@ -303,6 +382,50 @@ mod tests {
         assert!(matches!(Output::parse("json"), Ok(Output::Json)));
         assert!(matches!(Output::parse("table"), Ok(Output::Table)));
         assert!(Output::parse("{{.Names").is_err());
+    }
+
+    #[test]
+    fn planned_templates_render_as_the_engine_does() {
+        let v = serde_json::json!({"Names": "wéb", "N": 42, "Neg": -3, "Up": true,
+            "State": {"Status": "running", "Pid": 42, "F": 1.5, "Nil": null},
+            "Env": ["A=1"]});
+        let planned = [
+            "{{.Names}}",
+            "{{ .Names }}",
+            "x {{.Names}}\t{{.State.Status}} y",
+            "{{.N}}/{{.Neg}}/{{.Up}}",
+            "}} {{.State.Pid}}",
+            "{{.Names}}{{.Names}}",
+            "plain",
+        ];
+        for s in planned {
+            let t = t(s);
+            assert!(t.plan.is_some(), "{s} has a plan");
+            assert!(render_plan(t.plan.as_deref().unwrap(), &v).is_some(), "{s}");
+            assert_eq!(t.render(&v).unwrap(), t.render_slow(&v).unwrap(), "{s}");
+        }
+        // Values the plan leaves to the engine: it renders them, as before.
+        for s in ["{{.State.F}}", "{{.Env}}", "{{.State.Nil}}"] {
+            let t = t(s);
+            assert!(render_plan(t.plan.as_deref().unwrap(), &v).is_none(), "{s}");
+            assert_eq!(t.render(&v).unwrap(), t.render_slow(&v).unwrap(), "{s}");
+        }
+        assert!(
+            t("{{.Missing}}").render(&v).is_err() == t("{{.Missing}}").render_slow(&v).is_err()
+        );
+        for s in [
+            "{{- .Names}}",
+            "{{.Names -}}",
+            "{{json .Env}}",
+            "{{.Names | upper}}",
+            "{{$x := .Names}}{{$x}}",
+            "{{range .Env}}{{.}}{{end}}",
+            "{{/* c */}}",
+            "{{.}}",
+            "{{index .Env 0}}",
+        ] {
+            assert!(t(s).plan.is_none(), "{s} has no plan");
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub struct Record {
     pub image_ref: String,
     pub created_at: i64,
     pub state: State,
-    pub config: ContainerConfig,
+    pub config: Box<ContainerConfig>,
     pub pid: Option<i32>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,

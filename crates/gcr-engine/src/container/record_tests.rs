@@ -10,7 +10,7 @@ fn row(id: &str, name: &str) -> Record {
         image_ref: "img:1".into(),
         created_at: 0,
         state: State::Created,
-        config: ContainerConfig::default(),
+        config: Box::default(),
         pid: None,
         started_at: None,
         finished_at: None,

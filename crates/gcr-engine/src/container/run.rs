@@ -129,11 +129,11 @@ impl Engine {
             image_ref,
             created_at: now_secs(),
             state: State::Created,
-            config: ContainerConfig {
+            config: Box::new(ContainerConfig {
                 opts,
                 resolved,
                 policy: None,
-            },
+            }),
             pid: None,
             started_at: None,
             finished_at: None,

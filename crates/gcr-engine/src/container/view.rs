@@ -57,8 +57,8 @@ pub fn status_text(r: &Record) -> String {
 impl Engine {
     /// `gcr ps [-a]`, newest first, states reconciled.
     pub fn ps(&self, all: bool) -> Result<Vec<(Record, PsRow)>, EngineError> {
-        let mut out = Vec::new();
         let records = record::list(self.store()?.conn())?;
+        let mut out = Vec::with_capacity(records.len());
         let ids: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
         if super::orphans::unnamed_dirs(self.root(), &ids) {
             // A killed run's directory: the housekeeper sweeps it (or lingers until it can).
