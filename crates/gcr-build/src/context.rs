@@ -248,17 +248,10 @@ fn walk_dir(
     out: &mut Vec<Found>,
 ) -> Result<()> {
     let rd = std::fs::read_dir(dir).map_err(BuildError::io("cannot list", dir))?;
-    // DirEntry::metadata is an fstatat of the name under the open directory (no symlink
-    // followed, no walk of the whole path again): a third of a cached rebuild's time went
-    // to path lookups before.
-    let mut names: Vec<(std::ffi::OsString, std::fs::Metadata)> = Vec::new();
-    for e in rd {
-        let e = e.map_err(BuildError::io("cannot list", dir))?;
-        let md = e
-            .metadata()
-            .map_err(BuildError::io("cannot read", e.path()))?;
-        names.push((e.file_name(), md));
-    }
+    let entries = rd
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(BuildError::io("cannot list", dir))?;
+    let mut names = stat_all(entries)?;
     names.sort_by(|a, b| a.0.cmp(&b.0));
     for (n, md) in names {
         let Some(name) = n.to_str() else {
@@ -295,6 +288,42 @@ fn walk_dir(
         }
     }
     Ok(())
+}
+
+/// Directories with at least this many entries are stat()ed by two threads.
+const PARALLEL_STAT: usize = 256;
+
+/// The names and metadata of a directory's entries. DirEntry::metadata is an fstatat of the
+/// name under the open directory (no symlink followed, no walk of the whole path again: a
+/// third of a cached rebuild's time went to path lookups before). A cached rebuild is
+/// mostly these system calls, so a large directory's are split between this thread and
+/// one more (a 1,000-file directory: ~1.5 ms of statx on one core).
+fn stat_all(
+    entries: Vec<std::fs::DirEntry>,
+) -> Result<Vec<(std::ffi::OsString, std::fs::Metadata)>> {
+    fn stat(es: &[std::fs::DirEntry]) -> Result<Vec<(std::ffi::OsString, std::fs::Metadata)>> {
+        es.iter()
+            .map(|e| {
+                let md = e
+                    .metadata()
+                    .map_err(BuildError::io("cannot read", e.path()))?;
+                Ok((e.file_name(), md))
+            })
+            .collect()
+    }
+    if entries.len() < PARALLEL_STAT {
+        return stat(&entries);
+    }
+    let (a, b) = entries.split_at(entries.len() / 2);
+    std::thread::scope(|sc| {
+        let other = sc.spawn(|| stat(b));
+        let mut first = stat(a)?;
+        let second = other.join().map_err(|_| {
+            BuildError::Usage("a thread reading the build context stopped".into())
+        })??;
+        first.extend(second);
+        Ok(first)
+    })
 }
 
 fn entry(abs: &Path, rel: String, md: &std::fs::Metadata, index: &mut FileIndex) -> Result<Found> {
@@ -361,4 +390,39 @@ pub fn sha256_tree(p: &Path) -> Result<String> {
     let mut h = Sha256::new();
     walk(p, "", &mut h)?;
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_directory_walks_in_order_with_every_digest() {
+        let d = tempfile::tempdir().unwrap();
+        let store = gcr_store::Store::open(&d.path().join("root")).unwrap();
+        let ctx = d.path().join("ctx");
+        std::fs::create_dir_all(ctx.join("big/sub")).unwrap();
+        let n = PARALLEL_STAT + 45;
+        for i in 0..n {
+            std::fs::write(ctx.join(format!("big/f{i:04}")), format!("file {i}")).unwrap();
+        }
+        std::fs::write(ctx.join("big/sub/x"), "x").unwrap();
+        std::os::unix::fs::symlink("f0001", ctx.join("big/link")).unwrap();
+        let ctx = ctx.canonicalize().unwrap();
+        let mut index = FileIndex::load(store.conn(), &ctx, false).unwrap();
+        let found = walk(&ctx.join("big"), "big", &Ignore::default(), &mut index).unwrap();
+        // The source, n files, the link, sub and its file.
+        assert_eq!(found.len(), 1 + n + 3);
+        let rels: Vec<&str> = found.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels[1], "f0000");
+        assert_eq!(rels[n], format!("f{:04}", n - 1));
+        assert_eq!(&rels[n + 1..], ["link", "sub", "sub/x"]);
+        for f in &found {
+            if let Kind::File { digest, size } = &f.kind {
+                assert_eq!(*digest, sha256_file(&f.abs).unwrap(), "{}", f.rel);
+                assert_eq!(*size, std::fs::metadata(&f.abs).unwrap().len());
+            }
+        }
+        assert!(matches!(&found[n + 1].kind, Kind::Symlink(t) if t == "f0001"));
+    }
 }
