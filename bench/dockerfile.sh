@@ -52,7 +52,6 @@ CMD ["cat", "/app/count"]
 DF
 
 "$GCR" build -q --network none -t bench/df:1 "$ctx" >/dev/null
-hf gcr-df-cached $((runs * 3)) "$GCR build -q --network none -t bench/df:1 $ctx"
 hf gcr-df-cold "$runs" "$GCR build -q --no-cache --network none -t bench/df:1 $ctx"
 
 # buildah: the same image, loaded from gcr's docker-archive export.
@@ -71,12 +70,14 @@ D() { DOCKER_CONFIG="$work/config" DOCKER_BUILDKIT=1 /usr/bin/docker -H "unix://
 for _ in $(seq 1 150); do D version >/dev/null 2>&1 && break; sleep 0.2; done
 D load -q -i "$work/bb.tar" >/dev/null
 D build -q --network none -t bench/df:1 "$ctx" >/dev/null
-hf docker-df-cached "$runs" "env DOCKER_CONFIG=$work/config DOCKER_BUILDKIT=1 /usr/bin/docker -H unix://$dsock build -q --network none -t bench/df:1 $ctx"
+# The two cached rebuilds take turns (lib.sh interleave): the machine's drifts weigh alike.
+interleave df-cached $((runs * 2)) "" "gcr=$GCR build -q --network none -t bench/df:1 $ctx" \
+  "docker=env DOCKER_CONFIG=$work/config DOCKER_BUILDKIT=1 /usr/bin/docker -H unix://$dsock build -q --network none -t bench/df:1 $ctx"
 
-report "Dockerfile cached rebuild (3 stages, 1,000 files)" "$(median_ms gcr-df-cached)" "docker build (BuildKit)" "$(median_ms docker-df-cached)" -
-report "Dockerfile cached rebuild (3 stages, 1,000 files)" "$(median_ms gcr-df-cached)" "buildah bud --layers" "$(median_ms buildah-df-cached)" -
+report "Dockerfile cached rebuild (3 stages, 1,000 files)" "$(median_ms df-cached-gcr)" "docker build (BuildKit)" "$(median_ms df-cached-docker)" -
+report "Dockerfile cached rebuild (3 stages, 1,000 files)" "$(median_ms df-cached-gcr)" "buildah bud --layers" "$(median_ms buildah-df-cached)" -
 report "Dockerfile cold build (3 stages, 1,000 files)" "$(median_ms gcr-df-cold)" "buildah bud --no-cache" "$(median_ms buildah-df-cold)" -
-python3 - "$(median_ms gcr-df-cached)" "$(median_ms docker-df-cached)" "$(median_ms buildah-df-cached)" "$(median_ms gcr-df-cold)" "$(median_ms buildah-df-cold)" <<'PY' | tee -a "$RESULTS/summary.txt"
+python3 - "$(median_ms df-cached-gcr)" "$(median_ms df-cached-docker)" "$(median_ms buildah-df-cached)" "$(median_ms gcr-df-cold)" "$(median_ms buildah-df-cold)" <<'PY' | tee -a "$RESULTS/summary.txt"
 import sys
 g, d, b, gc, bc = map(float, sys.argv[1:])
 for label, r, bar in [("cached vs BuildKit", g / d, 0.1), ("cached vs buildah", g / b, 0.02), ("cold vs buildah", gc / bc, 0.5)]:

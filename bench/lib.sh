@@ -128,12 +128,17 @@ PY
 # order every round (3 warm-up rounds), PREPARE (a shell command, untimed) before each; the
 # shared machine's drifts (load, page cache, disk writeback) then weigh on every command
 # alike, where back-to-back hyperfine batches charge them to whichever ran during them.
-# CMD runs through sh -c. Exports $RESULTS/PREFIX-NAME.json (read with median_ms).
+# CMD runs directly when it is a plain command line, else through sh -c. Exports
+# $RESULTS/PREFIX-NAME.json (read with median_ms).
 interleave() {
   python3 - "$RESULTS" "$@" <<'PY'
-import json, os, random, subprocess, sys, time
+import json, os, random, shlex, subprocess, sys, time
 results, prefix, runs, prepare = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 cmds = dict(a.split("=", 1) for a in sys.argv[5:])
+# A plain command line runs without a shell in between (as hyperfine -N): a shell's own
+# start would be added to both sides of every ratio.
+argv = {k: (shlex.split(c) if not any(ch in c for ch in "|&;<>()$`\\\"'*?[]{}~") else ["sh", "-c", c])
+        for k, c in cmds.items()}
 times = {k: [] for k in cmds}
 order = list(cmds)
 for i in range(runs + 3):
@@ -142,7 +147,7 @@ for i in range(runs + 3):
         if prepare:
             subprocess.run(["sh", "-c", prepare], check=True)
         t = time.perf_counter()
-        subprocess.run(["sh", "-c", cmds[k]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(argv[k], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         if i >= 3:
             times[k].append(time.perf_counter() - t)
 for k, ts in times.items():
