@@ -229,6 +229,17 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
         }
         o.cpus = Some(n as f64 / 1e9);
     }
+    o.cpu_shares = int(h, "CpuShares")?.filter(|s| *s > 0).map(|s| s as u64);
+    for (k, cpus) in [("CpusetCpus", true), ("CpusetMems", false)] {
+        let Some(v) = string(h, k)?.filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        gcr_engine::container::config::check_cpuset(k, &v, cpus).map_err(bad)?;
+        match cpus {
+            true => o.cpuset_cpus = Some(v),
+            false => o.cpuset_mems = Some(v),
+        }
+    }
     o.pids_limit = int(h, "PidsLimit")?.filter(|p| *p != 0);
     o.cap_add = strings(h, "CapAdd")?.unwrap_or_default();
     o.cap_drop = strings(h, "CapDrop")?.unwrap_or_default();

@@ -142,16 +142,13 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciErro
         }
     }
     if let Some(c) = r.cpu() {
-        if c.realtime_period().is_some()
-            || c.realtime_runtime().is_some()
-            || c.cpus().as_ref().is_some_and(|s| !s.is_empty())
-            || c.mems().as_ref().is_some_and(|s| !s.is_empty())
-            || c.idle().is_some()
-        {
+        if c.realtime_period().is_some() || c.realtime_runtime().is_some() || c.idle().is_some() {
             return Err(OciError::unsupported(
-                "linux.resources.cpu (only shares, quota and period)",
+                "linux.resources.cpu (only shares, quota, period, cpus and mems)",
             ));
         }
+        out.cpuset_cpus = c.cpus().clone().filter(|s| !s.trim().is_empty());
+        out.cpuset_mems = c.mems().clone().filter(|s| !s.trim().is_empty());
         if let Some(q) = c.quota().filter(|q| *q > 0) {
             let period = c.period().filter(|p| *p > 0).unwrap_or(100_000);
             out.cpus = Some(q as f64 / period as f64);
@@ -164,12 +161,16 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciErro
     Ok(out)
 }
 
-/// `res` for a new container: on v1 its cpu group is made too even without cpu limits
-/// (shares 1024, the kernel's default), as runc does, so that `update` can set them later.
+/// `res` for a new container: on v1 its cpu and cpuset groups are made too even without
+/// such limits (shares 1024, the kernel's default), as runc does, so that `update` can set
+/// them later.
 pub(crate) fn for_create(mut res: Resources, v1: bool) -> Resources {
     if v1 && res.cpus.is_none() && res.cpu_shares.is_none() {
         res.cpu_shares = Some(1024);
     }
+    // Likewise its cpuset group (the parent's CPUs and memory nodes): kubelet's static CPU
+    // manager moves running containers' cpusets with `update`.
+    res.cpuset_group = v1;
     res
 }
 

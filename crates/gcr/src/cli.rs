@@ -470,6 +470,15 @@ pub struct RunArgs {
     pub memory_swap: Option<String>,
     #[arg(long)]
     pub cpus: Option<String>,
+    /// CPU shares (relative weight; 1024 is the default share).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
     #[arg(long = "read-only")]

@@ -60,6 +60,14 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
             }
         },
     };
+    for (flag, v, cpus) in [
+        ("--cpuset-cpus", &a.cpuset_cpus, true),
+        ("--cpuset-mems", &a.cpuset_mems, false),
+    ] {
+        if let Some(v) = v {
+            gcr_engine::container::config::check_cpuset(flag, v, cpus).map_err(usage)?;
+        }
+    }
     if a.pids_limit.is_some_and(|p| p == 0 || p < -1) {
         return Err(usage(
             "invalid value for --pids-limit: use a positive number, or -1 for unlimited".into(),
@@ -122,6 +130,10 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         memory,
         memory_swap,
         cpus,
+        // 0 is Docker's "not set".
+        cpu_shares: a.cpu_shares.filter(|s| *s > 0),
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
         pids_limit: a.pids_limit,
         read_only: a.read_only,
         privileged: a.privileged,

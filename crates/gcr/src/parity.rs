@@ -169,6 +169,12 @@ pub struct UpdateArgs {
     pub memory_swap: Option<String>,
     #[arg(long)]
     pub cpus: Option<String>,
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
     #[arg(long)]
@@ -183,6 +189,9 @@ pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<i32, Failure> {
         memory: a.memory.clone(),
         memory_swap: a.memory_swap.clone(),
         cpus: a.cpus.clone(),
+        cpu_shares: a.cpu_shares,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
         pids_limit: a.pids_limit,
         restart: a.restart.clone().unwrap_or_else(|| "no".into()),
         ..Default::default()
@@ -192,6 +201,9 @@ pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<i32, Failure> {
         memory: o.memory,
         memory_swap: o.memory_swap,
         cpus: o.cpus,
+        cpu_shares: o.cpu_shares,
+        cpuset_cpus: o.cpuset_cpus,
+        cpuset_mems: o.cpuset_mems,
         pids_limit: o.pids_limit,
         restart: a.restart.as_ref().map(|_| o.restart),
     };

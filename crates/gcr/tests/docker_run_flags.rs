@@ -336,3 +336,77 @@ fn sysctls_and_devices() {
         "under /dev",
     );
 }
+
+/// The CPUs a process in container `c` may run on (its /proc/self/status).
+fn allowed_cpus(env: &Env, c: &str) -> String {
+    let s = env.ok(&["exec", c, "cat", "/proc/self/status"]);
+    s.lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn cpusets_and_cpu_shares() {
+    if !need_root("cpusets_and_cpu_shares") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        IMAGE,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(
+        out.lines().any(|l| l == "Cpus_allowed_list:\t0"),
+        "only CPU 0: {out}"
+    );
+    // A list the host cannot give, or not a list: exit 125 naming the flag, nothing made.
+    let before = env.ok(&["ps", "-a", "-q"]);
+    for (flag, v) in [
+        ("--cpuset-cpus", "0-4095"),
+        ("--cpuset-cpus", "1-0"),
+        ("--cpuset-mems", "7"),
+    ] {
+        let out = env.gcr(&["run", "--rm", flag, v, IMAGE, "true"]);
+        assert_eq!(out.status.code(), Some(125), "{flag} {v}");
+        assert!(stderr(&out).contains(flag), "{}", stderr(&out));
+    }
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), before, "no container was left");
+    // Shares and a cpuset on a running container, in inspect and applied.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cs",
+        "-c",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let hc = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}}",
+        "cs",
+    ]);
+    assert_eq!(hc.trim(), "512 0");
+    assert_eq!(allowed_cpus(&env, "cs"), "0");
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if ncpu > 1 {
+        env.ok(&["update", "--cpuset-cpus", "1", "cs"]);
+        assert_eq!(allowed_cpus(&env, "cs"), "1", "update moved it");
+        let hc = env.ok(&["inspect", "-f", "{{.HostConfig.CpusetCpus}}", "cs"]);
+        assert_eq!(hc.trim(), "1");
+    }
+    env.ok(&["rm", "-f", "cs"]);
+}

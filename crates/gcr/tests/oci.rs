@@ -553,7 +553,11 @@ fn update_changes_limits_like_runc() {
         );
         // containerd's shim sends linux.resources on stdin.
         let res = b.path().join("res.json");
-        std::fs::write(&res, r#"{"cpu": {"quota": 50000, "period": 100000}}"#).unwrap();
+        std::fs::write(
+            &res,
+            r#"{"cpu": {"quota": 50000, "period": 100000, "cpus": "0"}}"#,
+        )
+        .unwrap();
         let out = Command::new(if w == "gcr" {
             b.link.clone()
         } else {
@@ -570,21 +574,27 @@ fn update_changes_limits_like_runc() {
             "{w} update -r -: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let (mem, cpu) = if v2 {
-            (read(&group, "", "memory.max"), read(&group, "", "cpu.max"))
+        let (mem, cpu, cpuset) = if v2 {
+            (
+                read(&group, "", "memory.max"),
+                read(&group, "", "cpu.max"),
+                read(&group, "", "cpuset.cpus"),
+            )
         } else {
             (
                 read(&group, "memory", "memory.limit_in_bytes"),
                 read(&group, "cpu", "cpu.cfs_quota_us"),
+                read(&group, "cpuset", "cpuset.cpus"),
             )
         };
-        seen.push((mem, read(&group, "pids", "pids.max"), cpu));
+        seen.push((mem, read(&group, "pids", "pids.max"), cpu, cpuset));
         assert!(b.tool(w, &["kill", &id, "KILL"]).status.success());
     }
     assert_eq!(seen[0], seen[1], "gcr-runc vs runc");
     assert_eq!(seen[0].0, "134217728");
     assert_eq!(seen[0].1, "50");
     assert!(seen[0].2.starts_with("50000"), "{:?}", seen[0]);
+    assert_eq!(seen[0].3.trim(), "0", "the cpuset moved to CPU 0");
     // A stopped container has nothing to update; what gcr-runc cannot set is refused by
     // name.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -595,7 +605,7 @@ fn update_changes_limits_like_runc() {
     let out = b.tool("gcr", &["update", "--pids-limit", "10", "upd-gcr"]);
     assert_eq!(out.status.code(), Some(1));
     let res = b.path().join("cpus.json");
-    std::fs::write(&res, r#"{"cpu": {"cpus": "0"}}"#).unwrap();
+    std::fs::write(&res, r#"{"cpu": {"realtimeRuntime": 1000}}"#).unwrap();
     b.edit(|c| {
         c["linux"]["cgroupsPath"] = json!(format!("/gcr-oci-upd-{}/upd2", std::process::id()))
     });

@@ -22,6 +22,9 @@ pub struct UpdateRequest {
     pub memory: Option<u64>,
     pub memory_swap: Option<i64>,
     pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
     pub restart: Option<RestartPolicy>,
 }
@@ -35,6 +38,9 @@ impl Engine {
         o.memory = u.memory.or(o.memory);
         o.memory_swap = u.memory_swap.or(o.memory_swap);
         o.cpus = u.cpus.or(o.cpus);
+        o.cpu_shares = u.cpu_shares.or(o.cpu_shares);
+        o.cpuset_cpus = u.cpuset_cpus.clone().or(o.cpuset_cpus.take());
+        o.cpuset_mems = u.cpuset_mems.clone().or(o.cpuset_mems.take());
         o.pids_limit = u.pids_limit.or(o.pids_limit);
         o.restart = u.restart.unwrap_or(o.restart);
         // The run policy's ceilings hold for updates as for starts.
@@ -44,8 +50,12 @@ impl Engine {
                 memory: next.config.opts.memory,
                 memory_swap: next.config.opts.memory_swap,
                 cpus: next.config.opts.cpus,
-                cpu_shares: None,
+                cpu_shares: next.config.opts.cpu_shares,
                 pids: next.config.opts.pids_limit,
+                // Only what this update sets (the rest is in place already).
+                cpuset_cpus: u.cpuset_cpus.clone(),
+                cpuset_mems: u.cpuset_mems.clone(),
+                cpuset_group: false,
             };
             self.cgroup(&r.id)?.update(&res).map_err(|e| {
                 EngineError::Usage(format!("cannot update container {}: {e}", r.name))

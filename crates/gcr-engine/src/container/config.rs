@@ -74,6 +74,15 @@ pub struct RunOptions {
     pub memory: Option<u64>,
     pub memory_swap: Option<i64>,
     pub cpus: Option<f64>,
+    /// `--cpu-shares` (relative weight; v2: converted to cpu.weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// `--cpuset-cpus` (`0-2,4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
     pub read_only: bool,
     pub privileged: bool,
@@ -208,6 +217,21 @@ impl Sharing {
 }
 
 /// Parses `--sysctl KEY=VALUE`.
+/// Checks a `--cpuset-cpus` (`cpus`) or `--cpuset-mems` list: its syntax, and that this
+/// host has those CPUs or memory nodes online. The error is one sentence naming `label`.
+pub fn check_cpuset(label: &str, value: &str, cpus: bool) -> Result<(), String> {
+    use gcr_runtime::cgroups::{CgroupError, CpusetKind};
+    let kind = if cpus {
+        CpusetKind::Cpus
+    } else {
+        CpusetKind::Mems
+    };
+    gcr_runtime::cgroups::check_cpuset(label, value, kind).map_err(|e| match e {
+        CgroupError::Invalid(m) => m,
+        e => e.to_string(),
+    })
+}
+
 pub fn parse_sysctl(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),

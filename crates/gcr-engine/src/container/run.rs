@@ -215,8 +215,11 @@ impl Engine {
             memory: res.memory,
             memory_swap: res.memory_swap,
             cpus: res.cpus,
-            cpu_shares: None,
+            cpu_shares: res.cpu_shares,
             pids: res.pids_limit,
+            cpuset_cpus: res.cpuset_cpus.clone(),
+            cpuset_mems: res.cpuset_mems.clone(),
+            cpuset_group: false,
         };
         let launch = Launch {
             id: &r.id,

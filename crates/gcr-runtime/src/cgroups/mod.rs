@@ -9,12 +9,15 @@
 //! A [`Cgroup`] from [`CgroupManager::open`] works in a later process (stop, pause, stats, rm).
 
 mod cgroup;
+mod cpuset;
 mod detail;
 mod fs;
 mod mountinfo;
 mod v1;
 mod v2;
 
+#[cfg(test)]
+mod tests_cpuset;
 #[cfg(test)]
 mod tests_detail;
 #[cfg(test)]
@@ -27,6 +30,7 @@ pub(crate) mod testutil;
 use std::path::{Path, PathBuf};
 
 pub use cgroup::{Cgroup, Join};
+pub use cpuset::{check as check_cpuset, parse_list as parse_cpuset, CpusetKind};
 pub use detail::{
     BlkioEntry, BlkioStats, CpuStats, DetailedStats, MemoryEntry, MemoryStats, PidsStats,
 };
@@ -116,11 +120,26 @@ pub struct Resources {
     pub cpu_shares: Option<u64>,
     /// `--pids-limit`; zero or negative means unlimited.
     pub pids: Option<i64>,
+    /// `--cpuset-cpus`: the CPUs the container may run on (`0-2,4`).
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: the memory nodes it may allocate from.
+    pub cpuset_mems: Option<String>,
+    /// v1: make the cpuset group even without lists (its parent's then), so that an
+    /// update can set them later — runc's behaviour, which the OCI personality keeps.
+    pub cpuset_group: bool,
 }
 
 impl Resources {
     fn wants_cpu(&self) -> bool {
         self.cpus.is_some() || self.cpu_shares.is_some()
+    }
+
+    fn wants_cpuset(&self) -> bool {
+        self.cpuset_cpus.is_some() || self.cpuset_mems.is_some()
+    }
+
+    fn makes_cpuset(&self) -> bool {
+        self.wants_cpuset() || self.cpuset_group
     }
 
     fn validate(&self) -> Result<(), CgroupError> {
@@ -150,6 +169,14 @@ impl Resources {
             return Err(CgroupError::Invalid(
                 "--memory 0 leaves no memory; give a positive size".to_string(),
             ));
+        }
+        for (v, kind, label) in [
+            (&self.cpuset_cpus, CpusetKind::Cpus, "--cpuset-cpus"),
+            (&self.cpuset_mems, CpusetKind::Mems, "--cpuset-mems"),
+        ] {
+            if let Some(v) = v {
+                cpuset::check(label, v, kind)?;
+            }
         }
         if self.cpu_shares == Some(0) {
             return Err(CgroupError::Invalid(

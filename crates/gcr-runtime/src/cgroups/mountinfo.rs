@@ -1,6 +1,6 @@
 //! Parsing `/proc/self/mountinfo` into the cgroup layout gcr uses: either one cgroup2 mount
 //! (pure v2) or the v1 hierarchies of the controllers gcr needs (memory, cpu, cpuacct, pids,
-//! freezer), which on hybrid hosts sit next to an unused cgroup2 mount.
+//! freezer, cpuset), which on hybrid hosts sit next to an unused cgroup2 mount.
 
 use std::path::PathBuf;
 
@@ -12,6 +12,7 @@ pub(crate) const CPU: u8 = 2;
 pub(crate) const CPUACCT: u8 = 4;
 pub(crate) const PIDS: u8 = 8;
 pub(crate) const FREEZER: u8 = 16;
+pub(crate) const CPUSET: u8 = 32;
 
 /// One v1 hierarchy: its mount point and which of our controllers it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +89,7 @@ pub(crate) fn parse(text: &str) -> Result<Layout, CgroupError> {
                 "cpuacct" => CPUACCT,
                 "pids" => PIDS,
                 "freezer" => FREEZER,
+                "cpuset" => CPUSET,
                 _ => 0,
             };
         }
@@ -144,7 +146,8 @@ mod tests {
                 .mount
                 .clone()
         };
-        assert_eq!(hierarchies.len(), 5);
+        assert_eq!(hierarchies.len(), 6);
+        assert_eq!(get(CPUSET), PathBuf::from("/sys/fs/cgroup/cpuset"));
         assert_eq!(get(MEMORY), PathBuf::from("/sys/fs/cgroup/memory"));
         assert_eq!(get(CPU), PathBuf::from("/sys/fs/cgroup/cpu"));
         assert_eq!(get(CPUACCT), PathBuf::from("/sys/fs/cgroup/cpuacct"));

@@ -22,6 +22,8 @@ const V2_FILES: &[&str] = &[
     "cpu.stat",
     "pids.max",
     "pids.current",
+    "cpuset.cpus",
+    "cpuset.mems",
 ];
 
 const V1_FILES: &[&str] = &[
@@ -39,6 +41,8 @@ const V1_FILES: &[&str] = &[
     "pids.max",
     "pids.current",
     "freezer.state",
+    "cpuset.cpus",
+    "cpuset.mems",
 ];
 
 fn populate_v2(dir: &Path) {
@@ -99,10 +103,10 @@ fn cgroups_v2_create_writes_exact_files() {
     let cg = m.create("c1", &res).unwrap();
     // The gcr parent was new: missing controllers enabled in the root, all in gcr.
     // Written in place without truncation, as on cgroupfs (the fake kept "cpu memory\n").
-    assert_eq!(rd(root.join("cgroup.subtree_control")), "+pidsemory\n");
+    assert_eq!(rd(root.join("cgroup.subtree_control")), "+pids +cpuset");
     assert_eq!(
         rd(root.join("gcr/cgroup.subtree_control")),
-        "+memory +cpu +pids"
+        "+memory +cpu +pids +cpuset"
     );
     let d = root.join("gcr/c1");
     assert_eq!(rd(d.join("memory.max")), "67108864");
@@ -237,7 +241,7 @@ fn cgroups_v2_failed_limit_cleans_up() {
     // The retry enabled the controllers in the existing parent.
     assert_eq!(
         rd(root.join("gcr/cgroup.subtree_control")),
-        "+memory +cpu +pids"
+        "+memory +cpu +pids +cpuset"
     );
 }
 
@@ -293,9 +297,11 @@ pub(super) fn fake_v1() -> (tempfile::TempDir, PathBuf, CgroupManager) {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("cgroup");
     let mut mi = String::new();
-    for (i, c) in ["cpu", "cpuacct", "memory", "pids", "freezer", "devices"]
-        .iter()
-        .enumerate()
+    for (i, c) in [
+        "cpu", "cpuacct", "memory", "pids", "freezer", "devices", "cpuset",
+    ]
+    .iter()
+    .enumerate()
     {
         std::fs::create_dir_all(base.join(c)).unwrap();
         mi += &format!(
@@ -388,6 +394,7 @@ fn cgroups_v1_cpu_pids_swap_and_stats() {
         cpus: Some(0.5),
         cpu_shares: Some(512),
         pids: Some(20),
+        ..Default::default()
     };
     let cg = m.create("k", &res).unwrap();
     assert_eq!(
@@ -464,7 +471,7 @@ fn cgroups_parent_dirs_are_those_of_the_hierarchies_in_use() {
     let (_tmp, base, m) = fake_v1();
     let mut dirs = m.parent_dirs();
     dirs.sort();
-    let mut want: Vec<PathBuf> = ["cpu", "cpuacct", "freezer", "memory", "pids"]
+    let mut want: Vec<PathBuf> = ["cpu", "cpuacct", "cpuset", "freezer", "memory", "pids"]
         .iter()
         .map(|c| base.join(c).join(PARENT))
         .collect();

@@ -1,11 +1,12 @@
 //! cgroup v1 specifics (also hybrid hosts): one `gcr/<id>` directory per hierarchy among
-//! memory, cpu, cpuacct, pids and freezer; limits in `memory.limit_in_bytes`,
-//! `memory.memsw.limit_in_bytes` (when swap accounting exists), `cpu.cfs_quota_us`,
-//! `cpu.shares`, `pids.max`; figures and the freezer.
+//! memory, cpu, cpuacct, pids, freezer and (when asked for) cpuset; limits in
+//! `memory.limit_in_bytes`, `memory.memsw.limit_in_bytes` (when swap accounting exists),
+//! `cpu.cfs_quota_us`, `cpu.shares`, `pids.max`, `cpuset.cpus`/`cpuset.mems`; figures and
+//! the freezer.
 
 use std::path::{Path, PathBuf};
 
-use super::mountinfo::{Hierarchy, CPU, CPUACCT, MEMORY, PIDS};
+use super::mountinfo::{Hierarchy, CPU, CPUACCT, CPUSET, MEMORY, PIDS};
 use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats};
 
 /// The kernel's "unlimited" for memory limits is a page-rounded i64::MAX; treat anything
@@ -25,13 +26,24 @@ pub(super) fn create(
         if h.ctrls == CPU && !res.wants_cpu() {
             continue;
         }
+        // Likewise cpuset, whose new groups must be given CPUs and memory nodes.
+        if h.ctrls & CPUSET != 0 && !res.makes_cpuset() {
+            continue;
+        }
         let dir = h.mount.join(rel);
         let parent = dir.parent().unwrap_or(&h.mount).to_path_buf();
         if let Err(e) = m.mkdir_group(&parent, &dir, || Ok(())) {
             result = Err(e);
             break;
         }
-        dirs.push((h.ctrls, dir));
+        dirs.push((h.ctrls, dir.clone()));
+        if h.ctrls & CPUSET != 0 {
+            let (c, m) = (res.cpuset_cpus.as_deref(), res.cpuset_mems.as_deref());
+            if let Err(e) = super::cpuset::v1_inherit(&h.mount, &dir, c, m) {
+                result = Err(e);
+                break;
+            }
+        }
     }
     let cg = Cgroup::v1(dirs);
     let result = result.and_then(|()| apply(&cg, res, true));
@@ -93,6 +105,17 @@ pub(super) fn apply(cg: &Cgroup, res: &Resources, fresh: bool) -> Result<(), Cgr
     if let Some(p) = res.pids.filter(|p| *p > 0) {
         let dir = cg.v1_dir(PIDS).ok_or(CgroupError::NoController("pids"))?;
         fs::write(&dir.join("pids.max"), &p.to_string())?;
+    }
+    if res.wants_cpuset() && !fresh {
+        // (A new group got its lists level by level in `create`.)
+        let dir = cg.v1_dir(CPUSET).ok_or_else(|| {
+            CgroupError::Invalid(
+                "the container was started without a cpuset on this cgroup v1 host; give \
+                 --cpuset-cpus/--cpuset-mems when it starts instead"
+                    .into(),
+            )
+        })?;
+        super::cpuset::write(dir, res.cpuset_cpus.as_deref(), res.cpuset_mems.as_deref())?;
     }
     Ok(())
 }

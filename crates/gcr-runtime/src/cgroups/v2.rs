@@ -1,13 +1,13 @@
-//! cgroup v2 specifics: creating `gcr/<id>` (enabling memory, cpu and pids in the parents'
-//! `cgroup.subtree_control` when the `gcr` parent is new or a controller file is missing),
-//! writing limits (`memory.max`, `memory.swap.max`, `cpu.max`, `cpu.weight`, `pids.max`),
-//! and reading figures.
+//! cgroup v2 specifics: creating `gcr/<id>` (enabling memory, cpu, pids and cpuset in the
+//! parents' `cgroup.subtree_control` when the `gcr` parent is new or a controller file is
+//! missing), writing limits (`memory.max`, `memory.swap.max`, `cpu.max`, `cpu.weight`,
+//! `pids.max`, `cpuset.cpus`, `cpuset.mems`), and reading figures.
 
 use std::path::Path;
 
 use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats, CPU_PERIOD_US};
 
-const WANTED: [&str; 3] = ["memory", "cpu", "pids"];
+const WANTED: [&str; 4] = ["memory", "cpu", "pids", "cpuset"];
 
 pub(super) fn create(
     m: &CgroupManager,
@@ -40,7 +40,7 @@ pub(super) fn create(
     }
 }
 
-/// Writes `+memory +cpu +pids` (those the root offers) to the root's subtree_control when
+/// Writes `+memory +cpu +pids +cpuset` (those the root offers) to the root's subtree_control when
 /// missing there, and to the `gcr` parent's.
 fn enable_controllers(root: &Path, parent: &Path) -> Result<(), CgroupError> {
     let avail = fs::read(&root.join("cgroup.controllers"))?;
@@ -102,6 +102,7 @@ pub(super) fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
     if let Some(p) = res.pids.filter(|p| *p > 0) {
         fs::write(&dir.join("pids.max"), &p.to_string())?;
     }
+    super::cpuset::write(dir, res.cpuset_cpus.as_deref(), res.cpuset_mems.as_deref())?;
     Ok(())
 }
 
