@@ -82,7 +82,7 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
 
 /// The engine reports unknown images by store errors; Docker's clients want 404 and
 /// "No such image".
-fn no_such_image(name: &str, e: gcr_engine::EngineError) -> HttpError {
+pub(crate) fn no_such_image(name: &str, e: gcr_engine::EngineError) -> HttpError {
     let h = HttpError::from(e);
     if h.status == StatusCode::NOT_FOUND {
         HttpError::not_found(format!("No such image: {name}"))
@@ -144,14 +144,16 @@ pub async fn remove(st: &Shared, name: &str, q: &Query) -> Result<Resp, HttpErro
     Ok(http::json(StatusCode::OK, &Value::Array(items)))
 }
 
-/// Pull progress as Docker's JSON lines.
-struct Lines {
-    tx: mpsc::Sender<Bytes>,
-    totals: Mutex<BTreeMap<String, (u64, u64)>>,
+/// Pull or push progress as Docker's JSON lines.
+pub(crate) struct Lines {
+    pub tx: mpsc::Sender<Bytes>,
+    pub totals: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// A push: `Preparing`/`Pushing` rather than `Pulling fs layer`/`Downloading`.
+    pub push: bool,
 }
 
 impl Lines {
-    fn send(&self, v: Value) {
+    pub fn send(&self, v: Value) {
         let mut b = serde_json::to_vec(&v).unwrap_or_default();
         b.push(b'\n');
         let _ = self.tx.blocking_send(Bytes::from(b));
@@ -168,7 +170,12 @@ impl Progress for Lines {
         if let Ok(mut t) = self.totals.lock() {
             t.insert(id.to_string(), (0, total));
         }
-        self.send(json!({ "status": "Pulling fs layer", "progressDetail": {}, "id": short(id) }));
+        let status = if self.push {
+            "Preparing"
+        } else {
+            "Pulling fs layer"
+        };
+        self.send(json!({ "status": status, "progressDetail": {}, "id": short(id) }));
     }
 
     fn advance(&self, id: &str, bytes: u64) {
@@ -181,7 +188,7 @@ impl Progress for Lines {
             Err(_) => return,
         };
         self.send(json!({
-            "status": "Downloading",
+            "status": if self.push { "Pushing" } else { "Downloading" },
             "progressDetail": { "current": cur, "total": total },
             "id": short(id),
         }));
@@ -227,6 +234,7 @@ pub async fn pull(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
         let lines = Lines {
             tx: tx.clone(),
             totals: Mutex::new(BTreeMap::new()),
+            push: false,
         };
         let _ = st2
             .engine(move |e| {

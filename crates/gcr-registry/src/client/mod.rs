@@ -96,23 +96,44 @@ pub(crate) fn parallel<T: Sync, R: Send>(
     }
 }
 
-/// Checks credentials against a registry (`GET /v2/` with the token dance) and saves them.
-pub fn login(
-    registry: &str,
-    creds: crate::auth::Credentials,
-    insecure: bool,
-) -> Result<std::path::PathBuf> {
+/// Checks credentials against a registry (`GET /v2/` with the token dance); saves nothing.
+/// Refused credentials are a [`RegistryError::LoginRefused`].
+pub fn check_login(registry: &str, creds: &crate::auth::Credentials, insecure: bool) -> Result<()> {
     let opts = transport::ConnectOptions {
         insecure,
         credentials: Some(creds.clone()),
     };
     let t = transport::Transport::new(registry, Vec::new(), &opts)?;
     let mut resp = t.send("GET", "/v2/", &[], &transport::ReqBody::Empty)?;
-    if !resp.status().is_success() {
-        return Err(RegistryError::Unauthorized {
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(RegistryError::LoginRefused {
             host: registry.to_string(),
+            url: format!("{}/v2/", t.base),
+            status: format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )
+            .trim_end()
+            .to_string(),
             reason: transport::describe(&mut resp),
         });
     }
-    crate::auth::save(registry, &creds)
+    Ok(())
+}
+
+/// Checks credentials against a registry (`GET /v2/` with the token dance) and saves them.
+pub fn login(
+    registry: &str,
+    creds: crate::auth::Credentials,
+    insecure: bool,
+) -> Result<std::path::PathBuf> {
+    match check_login(registry, &creds, insecure) {
+        Ok(()) => crate::auth::save(registry, &creds),
+        Err(RegistryError::LoginRefused { host, reason, .. }) => {
+            Err(RegistryError::Unauthorized { host, reason })
+        }
+        Err(e) => Err(e),
+    }
 }
