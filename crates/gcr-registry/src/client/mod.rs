@@ -104,12 +104,24 @@ pub fn check_login(registry: &str, creds: &crate::auth::Credentials, insecure: b
         credentials: Some(creds.clone()),
     };
     let t = transport::Transport::new(registry, Vec::new(), &opts)?;
-    let mut resp = t.send("GET", "/v2/", &[], &transport::ReqBody::Empty)?;
+    let url = format!("{}/v2/", t.base);
+    let mut resp = match t.send("GET", "/v2/", &[], &transport::ReqBody::Empty) {
+        // The token dance refused them (or Basic was refused on the retry).
+        Err(RegistryError::Unauthorized { host, reason }) => {
+            return Err(RegistryError::LoginRefused {
+                host,
+                url,
+                status: "401 Unauthorized".into(),
+                reason,
+            })
+        }
+        r => r?,
+    };
     let status = resp.status();
     if !status.is_success() {
         return Err(RegistryError::LoginRefused {
             host: registry.to_string(),
-            url: format!("{}/v2/", t.base),
+            url,
             status: format!(
                 "{} {}",
                 status.as_u16(),
