@@ -72,12 +72,24 @@ async fn targets(st: &Shared, name: &str, tag: Option<&str>) -> Result<Vec<Strin
     let name = name.to_string();
     let tag = tag.map(str::to_string);
     st.engine(move |e| {
+        let missing = || {
+            HttpError::not_found(format!(
+                "An image does not exist locally with the tag: {name}"
+            ))
+        };
         if let Some(t) = tag {
             let r = format!("{name}:{t}");
-            e.store()?
-                .resolve_image(&r)
-                .map_err(|err| no_such_image(&r, err.into()))?;
-            return Ok(vec![r]);
+            return match e.store()?.resolve_image(&r) {
+                Ok(_) => Ok(vec![r]),
+                Err(err) => {
+                    let h = no_such_image(&r, err.into());
+                    Err(if h.status == StatusCode::NOT_FOUND {
+                        missing()
+                    } else {
+                        h
+                    })
+                }
+            };
         }
         let want = gcr_engine::Reference::parse(&name)
             .map(|r| r.familiar_name())
@@ -89,9 +101,7 @@ async fn targets(st: &Shared, name: &str, tag: Option<&str>) -> Result<Vec<Strin
             .map(|r| format!("{}:{}", r.repository, r.tag))
             .collect();
         if tags.is_empty() {
-            return Err(HttpError::not_found(format!(
-                "An image does not exist locally with the tag: {name}"
-            )));
+            return Err(missing());
         }
         Ok(tags)
     })
