@@ -204,8 +204,13 @@ impl Progress for Lines {
 }
 
 /// `POST /images/create?fromImage=&tag=`: pulls, streaming progress; a failure after the
-/// stream began is an `error` line, as Docker's.
-pub async fn pull(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+/// stream began is an `error` line, as Docker's. `credentials` (from `X-Registry-Auth`)
+/// override the ones `gcr login` saved.
+pub async fn pull(
+    st: &Shared,
+    q: &Query,
+    credentials: Option<gcr_engine::registry::Credentials>,
+) -> Result<Resp, HttpError> {
     if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
         return Err(HttpError::bad_request(
             "importing with fromSrc is not supported by gcr's API yet; use 'gcr import'",
@@ -242,7 +247,10 @@ pub async fn pull(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
                 lines.send(json!({ "status": format!("Pulling from {name}"), "id": tag }));
                 let opts = PullOptions {
                     platform,
-                    connect: ConnectOptions::default(),
+                    connect: ConnectOptions {
+                        insecure: false,
+                        credentials,
+                    },
                     no_referrers: false,
                 };
                 match e.pull(&reference, &opts, &lines) {

@@ -40,7 +40,7 @@ fn credentials(v: &Value) -> Option<Credentials> {
 
 /// The `X-Registry-Auth` header: base64url JSON (padded or not); absent, empty or naming no
 /// user is None.
-fn registry_auth(req: &Request<Incoming>) -> Result<Option<Credentials>, HttpError> {
+pub(crate) fn registry_auth(req: &Request<Incoming>) -> Result<Option<Credentials>, HttpError> {
     let Some(raw) = req.headers().get("x-registry-auth") else {
         return Ok(None);
     };

@@ -393,7 +393,10 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["exec", id, "json"]) => exec::inspect(&st, id).await,
         ("POST", ["exec", id, "resize"]) => exec::resize(&st, id, &q).await,
         ("GET", ["images", "json"]) => images::list(&st, &q).await,
-        ("POST", ["images", "create"]) => images::pull(&st, &q).await,
+        ("POST", ["images", "create"]) => {
+            let creds = push::registry_auth(&req)?;
+            images::pull(&st, &q, creds).await
+        }
         ("POST", ["images", "load"]) => images_io::load(&st, &q, req).await,
         ("GET", ["images", "get"]) => images_io::save(&st, None, &q).await,
         ("GET", ["images", name @ .., "get"]) if !name.is_empty() => {

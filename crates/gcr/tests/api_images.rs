@@ -3,7 +3,7 @@
 //! with the same image id, history shows each layer's row, a push to `gcr registry serve`
 //! pulls back by `gcr pull` with the same manifest digest, login is checked against a
 //! registry with htpasswd users (a wrong password is a 401), a push uses the client's
-//! credentials (X-Registry-Auth) rather than any the service saved, and a client that
+//! credentials (X-Registry-Auth) rather than any the service saved (a pull too), and a client that
 //! leaves in the middle of a load leaves no spool behind. Services and registries are
 //! killed and reaped by guards, even when a test fails.
 
@@ -383,8 +383,12 @@ fn docker_login_and_push_with_credentials() {
     svc.ok(&["tag", IMAGE, &dest]);
     let out = svc.ok(&["push", &dest]);
     assert!(out.contains("1: digest: sha256:"), "{out}");
+    // So does a pull (docker pull sends X-Registry-Auth too).
+    svc.ok(&["rmi", &dest]);
+    svc.ok(&["pull", &dest]);
     svc.ok(&["logout", &host]);
     svc.fails(&["push", &dest], "requires credentials");
+    svc.fails(&["pull", &dest], "requires credentials");
 }
 
 /// The peers' venv python with docker-py 7 (scripts/deps.sh), else the host's python3;
