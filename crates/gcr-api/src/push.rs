@@ -41,10 +41,14 @@ fn credentials(v: &Value) -> Option<Credentials> {
 /// The `X-Registry-Auth` header: base64url JSON (padded or not); absent, empty or naming no
 /// user is None.
 pub(crate) fn registry_auth(req: &Request<Incoming>) -> Result<Option<Credentials>, HttpError> {
-    let Some(raw) = req.headers().get("x-registry-auth") else {
-        return Ok(None);
-    };
-    let raw = raw.to_str().unwrap_or("").trim();
+    match req.headers().get("x-registry-auth") {
+        Some(raw) => decode_registry_auth(raw.to_str().unwrap_or("")),
+        None => Ok(None),
+    }
+}
+
+fn decode_registry_auth(raw: &str) -> Result<Option<Credentials>, HttpError> {
+    let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);
     }
@@ -204,5 +208,23 @@ mod tests {
         assert_eq!((c.username.as_str(), c.password.as_str()), ("a", "b:c"));
         assert!(credentials(&json!({"serveraddress": "h"})).is_none());
         assert!(credentials(&json!({})).is_none());
+    }
+
+    #[test]
+    fn registry_auth_headers() {
+        use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+        // "?>" makes base64url differ from standard base64.
+        let doc = r#"{"username":"u?>","password":"p","serveraddress":"h"}"#;
+        for enc in [URL_SAFE.encode(doc), URL_SAFE_NO_PAD.encode(doc)] {
+            let c = decode_registry_auth(&enc).unwrap().unwrap();
+            assert_eq!((c.username.as_str(), c.password.as_str()), ("u?>", "p"));
+        }
+        assert!(decode_registry_auth("").unwrap().is_none());
+        assert!(decode_registry_auth("e30=").unwrap().is_none());
+        assert_eq!(
+            decode_registry_auth("%%%").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert!(decode_registry_auth(&URL_SAFE.encode("not json")).is_err());
     }
 }

@@ -254,6 +254,27 @@ fn docker_save_load_and_history() {
         &["save", "-o", file_s, "nosuch:1"],
         "No such image: nosuch:1",
     );
+    // Several names (images/get?names=…&names=…): one archive with both.
+    let both = out.path().join("both.tar");
+    svc.ok(&["save", "-o", both.to_str().unwrap(), "test/two:1", IMAGE]);
+    let o = Command::new("tar")
+        .args(["-xOf", both.to_str().unwrap(), "manifest.json"])
+        .output()
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).expect("manifest.json");
+    let mut tags: Vec<String> = m
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["RepoTags"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    tags.sort();
+    assert_eq!(
+        tags,
+        vec![IMAGE.to_string(), "test/two:1".to_string()],
+        "{m}"
+    );
 
     // load into a fresh store: the same image id, and its layers are there to run.
     let env2 = Env::new();
