@@ -201,6 +201,10 @@ impl Progress for Lines {
     fn message(&self, msg: &str) {
         self.send(json!({ "status": msg }));
     }
+
+    fn cancelled(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 /// `POST /images/create?fromImage=&tag=`: pulls, streaming progress; a failure after the

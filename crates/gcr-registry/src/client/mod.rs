@@ -22,6 +22,11 @@ pub trait Progress: Sync {
     fn end(&self, id: &str, status: &str);
     /// A line of information.
     fn message(&self, msg: &str);
+    /// True when whoever asked for the transfer is gone (an API client that left): a push
+    /// starts no further blob and puts no manifest.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores progress.
