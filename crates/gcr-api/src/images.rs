@@ -1,5 +1,6 @@
 //! Image endpoints: list (Docker's summary shape), inspect, pull (`POST /images/create`,
-//! progress as Docker's JSON lines), tag, delete.
+//! progress as Docker's JSON lines, which [`crate::push`] uses too), tag, delete. Save,
+//! load and history are in [`crate::images_io`].
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
