@@ -73,6 +73,7 @@ impl From<EngineError> for HttpError {
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
             EngineError::Usage(_) => StatusCode::BAD_REQUEST,
             EngineError::Conflict(_) => StatusCode::CONFLICT,
+            EngineError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             EngineError::PolicyDeny { .. } | EngineError::Refused(_) => StatusCode::FORBIDDEN,
             EngineError::Store(s) => store_status(s),
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -95,8 +95,9 @@ pub fn error(e: &HttpError) -> Resp {
     json(e.status, &serde_json::json!({ "message": e.message }))
 }
 
-/// A query string, percent-decoded (`+` is a space).
-pub struct Query(HashMap<String, String>);
+/// A query string, percent-decoded (`+` is a space): the last value of each key, and every
+/// pair in order (for repeated keys such as `names`).
+pub struct Query(HashMap<String, String>, Vec<(String, String)>);
 
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
@@ -125,11 +126,23 @@ fn unescape(s: &str) -> String {
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
         let mut m = HashMap::new();
+        let mut all = Vec::new();
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(unescape(k), unescape(v));
+            let (k, v) = (unescape(k), unescape(v));
+            all.push((k.clone(), v.clone()));
+            m.insert(k, v);
         }
-        Query(m)
+        Query(m, all)
+    }
+
+    /// Every value of a repeated key, in order.
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.1
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {
@@ -237,5 +250,8 @@ mod tests {
         assert!(Query::parse(Some("filters=notjson")).filters().is_err());
         assert!(Query::parse(Some("t=abc")).number::<u32>("t").is_err());
         assert_eq!(Query::parse(Some("x=%4")).get("x"), Some("%4"));
+        let q = Query::parse(Some("names=a&names=b%2Fc&x=1"));
+        assert_eq!(q.all("names"), vec!["a", "b/c"]);
+        assert_eq!(q.get("names"), Some("b/c"));
     }
 }

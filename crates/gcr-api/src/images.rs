@@ -1,5 +1,6 @@
 //! Image endpoints: list (Docker's summary shape), inspect, pull (`POST /images/create`,
-//! progress as Docker's JSON lines), tag, delete.
+//! progress as Docker's JSON lines, which [`crate::push`] uses too), tag, delete. Save,
+//! load and history are in [`crate::images_io`].
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -82,7 +83,7 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
 
 /// The engine reports unknown images by store errors; Docker's clients want 404 and
 /// "No such image".
-fn no_such_image(name: &str, e: gcr_engine::EngineError) -> HttpError {
+pub(crate) fn no_such_image(name: &str, e: gcr_engine::EngineError) -> HttpError {
     let h = HttpError::from(e);
     if h.status == StatusCode::NOT_FOUND {
         HttpError::not_found(format!("No such image: {name}"))
@@ -144,14 +145,16 @@ pub async fn remove(st: &Shared, name: &str, q: &Query) -> Result<Resp, HttpErro
     Ok(http::json(StatusCode::OK, &Value::Array(items)))
 }
 
-/// Pull progress as Docker's JSON lines.
-struct Lines {
-    tx: mpsc::Sender<Bytes>,
-    totals: Mutex<BTreeMap<String, (u64, u64)>>,
+/// Pull or push progress as Docker's JSON lines.
+pub(crate) struct Lines {
+    pub tx: mpsc::Sender<Bytes>,
+    pub totals: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// A push: `Preparing`/`Pushing` rather than `Pulling fs layer`/`Downloading`.
+    pub push: bool,
 }
 
 impl Lines {
-    fn send(&self, v: Value) {
+    pub fn send(&self, v: Value) {
         let mut b = serde_json::to_vec(&v).unwrap_or_default();
         b.push(b'\n');
         let _ = self.tx.blocking_send(Bytes::from(b));
@@ -168,7 +171,12 @@ impl Progress for Lines {
         if let Ok(mut t) = self.totals.lock() {
             t.insert(id.to_string(), (0, total));
         }
-        self.send(json!({ "status": "Pulling fs layer", "progressDetail": {}, "id": short(id) }));
+        let status = if self.push {
+            "Preparing"
+        } else {
+            "Pulling fs layer"
+        };
+        self.send(json!({ "status": status, "progressDetail": {}, "id": short(id) }));
     }
 
     fn advance(&self, id: &str, bytes: u64) {
@@ -181,7 +189,7 @@ impl Progress for Lines {
             Err(_) => return,
         };
         self.send(json!({
-            "status": "Downloading",
+            "status": if self.push { "Pushing" } else { "Downloading" },
             "progressDetail": { "current": cur, "total": total },
             "id": short(id),
         }));
@@ -194,11 +202,20 @@ impl Progress for Lines {
     fn message(&self, msg: &str) {
         self.send(json!({ "status": msg }));
     }
+
+    fn cancelled(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 /// `POST /images/create?fromImage=&tag=`: pulls, streaming progress; a failure after the
-/// stream began is an `error` line, as Docker's.
-pub async fn pull(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+/// stream began is an `error` line, as Docker's. `credentials` (from `X-Registry-Auth`)
+/// override the ones `gcr login` saved.
+pub async fn pull(
+    st: &Shared,
+    q: &Query,
+    credentials: Option<gcr_engine::registry::Credentials>,
+) -> Result<Resp, HttpError> {
     if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
         return Err(HttpError::bad_request(
             "importing with fromSrc is not supported by gcr's API yet; use 'gcr import'",
@@ -227,6 +244,7 @@ pub async fn pull(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
         let lines = Lines {
             tx: tx.clone(),
             totals: Mutex::new(BTreeMap::new()),
+            push: false,
         };
         let _ = st2
             .engine(move |e| {
@@ -234,7 +252,10 @@ pub async fn pull(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
                 lines.send(json!({ "status": format!("Pulling from {name}"), "id": tag }));
                 let opts = PullOptions {
                     platform,
-                    connect: ConnectOptions::default(),
+                    connect: ConnectOptions {
+                        insecure: false,
+                        credentials,
+                    },
                     no_referrers: false,
                 };
                 match e.pull(&reference, &opts, &lines) {

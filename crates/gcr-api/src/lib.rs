@@ -7,7 +7,7 @@
 //! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
 //! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `admin` (top, pause,
 //! rename, prunes),
-//! `images`, `system` (ping, version, info, events, volumes, networks), `reap` (the
+//! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks), `reap` (the
 //! service's exited children), `http` (request and response helpers), `errors`.
 
 mod admin;
@@ -19,7 +19,9 @@ mod errors;
 mod exec;
 mod http;
 mod images;
+mod images_io;
 mod listen;
+mod push;
 mod reap;
 mod server;
 mod stats;

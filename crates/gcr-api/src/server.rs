@@ -17,7 +17,9 @@ use hyper_util::rt::TokioIo;
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
-use crate::{admin, archive, attach, containers, exec, images, stats, stream, system};
+use crate::{
+    admin, archive, attach, containers, exec, images, images_io, push, stats, stream, system,
+};
 
 /// What `gcr system service` was asked for.
 #[derive(Debug, Clone)]
@@ -391,7 +393,22 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["exec", id, "json"]) => exec::inspect(&st, id).await,
         ("POST", ["exec", id, "resize"]) => exec::resize(&st, id, &q).await,
         ("GET", ["images", "json"]) => images::list(&st, &q).await,
-        ("POST", ["images", "create"]) => images::pull(&st, &q).await,
+        ("POST", ["images", "create"]) => {
+            let creds = push::registry_auth(&req)?;
+            images::pull(&st, &q, creds).await
+        }
+        ("POST", ["images", "load"]) => images_io::load(&st, &q, req).await,
+        ("GET", ["images", "get"]) => images_io::save(&st, None, &q).await,
+        ("GET", ["images", name @ .., "get"]) if !name.is_empty() => {
+            images_io::save(&st, Some(&name.join("/")), &q).await
+        }
+        ("GET", ["images", name @ .., "history"]) if !name.is_empty() => {
+            images_io::history(&st, &name.join("/")).await
+        }
+        ("POST", ["images", name @ .., "push"]) if !name.is_empty() => {
+            push::push(&st, &name.join("/"), &q, req).await
+        }
+        ("POST", ["auth"]) => push::auth(&st, req).await,
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&st, &name.join("/")).await
         }

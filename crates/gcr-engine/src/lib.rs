@@ -10,6 +10,7 @@ pub mod build;
 pub mod container;
 pub mod events;
 pub mod housekeeper;
+pub mod image_io;
 pub mod images;
 pub mod logfile;
 pub mod logs;
@@ -67,6 +68,9 @@ pub enum EngineError {
     /// gcr refused to do what was asked (a build whose context holds secrets): exit 125.
     #[error("{0}")]
     Refused(String),
+    /// A registry refused the credentials (or asked for some): the API's 401.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The container's command could not be started: exit 126 or 127.
     #[error("{msg}")]
     Exec { msg: String, code: i32 },

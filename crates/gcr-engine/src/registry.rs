@@ -9,7 +9,13 @@ pub use gcr_registry::server::ServeOptions;
 pub use gcr_registry::{ConnectOptions, NoProgress, Progress, PullOptions, PullReport, PushReport};
 
 fn err(e: gcr_registry::RegistryError) -> EngineError {
-    if e.is_usage() {
+    if matches!(
+        e,
+        gcr_registry::RegistryError::Unauthorized { .. }
+            | gcr_registry::RegistryError::LoginRefused { .. }
+    ) {
+        EngineError::Unauthorized(e.to_string())
+    } else if e.is_usage() {
         EngineError::Usage(e.to_string())
     } else if e.is_not_found() {
         EngineError::NotFound(e.to_string())
@@ -115,6 +121,19 @@ impl Engine {
     ) -> Result<std::path::PathBuf, EngineError> {
         let host = login_host(server)?;
         gcr_registry::login(&host, creds, insecure).map_err(err)
+    }
+
+    /// `POST /auth` (docker login through the API): checks the credentials against the
+    /// registry's `/v2/` as [`Engine::login`] does, and saves nothing (the client keeps
+    /// them). Refused credentials are [`EngineError::Unauthorized`] with Docker's sentence.
+    pub fn check_login(&self, server: &str, creds: &Credentials) -> Result<(), EngineError> {
+        let host = login_host(server)?;
+        gcr_registry::check_login(&host, creds, false).map_err(|e| match e {
+            gcr_registry::RegistryError::Unauthorized { host, reason } => {
+                EngineError::Unauthorized(format!("login attempt to {host} failed: {reason}"))
+            }
+            e => err(e),
+        })
     }
 
     /// `gcr logout`: false when no credentials were saved for the host.

@@ -21,6 +21,16 @@ pub enum RegistryError {
     /// Credentials missing or refused.
     #[error("authentication to {host} failed: {reason}; run 'gcr login {host}'")]
     Unauthorized { host: String, reason: String },
+    /// A login check refused (Docker's sentence; `gcr login` reports it as
+    /// [`RegistryError::Unauthorized`]).
+    #[error("login attempt to {url} failed with status: {status}")]
+    LoginRefused {
+        host: String,
+        url: String,
+        /// The HTTP status and its reason phrase (`401 Unauthorized`).
+        status: String,
+        reason: String,
+    },
     /// A manifest, blob or repository the registry does not have.
     #[error("{0}")]
     NotFound(String),

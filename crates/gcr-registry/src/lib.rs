@@ -16,5 +16,5 @@ pub mod server;
 pub use client::pull::{pull, PullOptions, PullReport};
 pub use client::push::{push, PushReport};
 pub use client::transport::ConnectOptions;
-pub use client::{login, NoProgress, Progress};
+pub use client::{check_login, login, NoProgress, Progress};
 pub use error::{RegistryError, Result};

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use gcr_engine::Engine;
-use gcr_engine::{ArchiveFormat, Progress};
+use gcr_engine::Progress;
 
 use crate::cli::{Cmd, Format, ImagesArgs, InspectArgs};
 use crate::out::{self, errln, outln};
@@ -221,15 +221,8 @@ fn inspect(e: &Engine, a: &InspectArgs) -> Result<i32, Failure> {
 }
 
 fn history(e: &Engine, image: &str, format: Format, quiet: bool) -> Result<i32, Failure> {
-    let id = e
-        .store()?
-        .resolve_image(image)
-        .map_err(gcr_engine::EngineError::from)?
-        .id;
-    let h = e
-        .store()?
-        .history(image)
-        .map_err(gcr_engine::EngineError::from)?;
+    let hist = e.history(image)?;
+    let (id, h) = (hist.id, hist.entries);
     let now = gcr_engine::container::record::now_ns() / 1_000_000_000;
     let short = id.strip_prefix("sha256:").unwrap_or(&id)[..12].to_string();
     let mut rows = Vec::new();
@@ -328,22 +321,15 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
         Cmd::Load { input, quiet } => {
             let d = Display::new(quiet);
             let report = match input {
-                Some(p) => e.store()?.load_path(&p, &d),
-                None => e.store()?.load(std::io::stdin().lock(), &d),
-            }
-            .map_err(store_err)?;
+                Some(p) => e.store()?.load_path(&p, &d).map_err(store_err)?,
+                None => e.load_images(std::io::stdin().lock(), &d)?,
+            };
             d.finish();
             // The store reported each image through the display already; -q keeps only
             // these lines (as docker load -q does).
             if quiet {
-                for (id, tags) in report.images {
-                    if tags.is_empty() {
-                        outln!("Loaded image ID: {id}")?;
-                    }
-                    for t in tags {
-                        let (r, tag) = gcr_engine::images::split_familiar(&t);
-                        outln!("Loaded image: {r}:{tag}")?;
-                    }
+                for l in gcr_engine::image_io::loaded_lines(&report) {
+                    outln!("{l}")?;
                 }
             }
             if report.referrers > 0 {
@@ -356,18 +342,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             output,
             format,
         } => {
-            let fmt = match format.as_str() {
-                "oci-archive" | "oci" => ArchiveFormat::OciArchive,
-                "docker-archive" | "docker" => ArchiveFormat::DockerArchive,
-                other => {
-                    return Err(Failure::new(
-                        2,
-                        format!(
-                            "unknown archive format '{other}'; use oci-archive or docker-archive"
-                        ),
-                    ))
-                }
-            };
+            let fmt = gcr_engine::image_io::archive_format(&format)?;
             let names: Vec<&str> = images.iter().map(String::as_str).collect();
             let d = Display::new(false);
             match output {
@@ -388,10 +363,10 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                             _ => Failure::new(1, format!("cannot write {}: {err}", p.display())),
                         }
                     })?;
-                    let res = e.store()?.save(&names, fmt, std::io::BufWriter::new(f), &d);
+                    let res = e.save_images(&names, fmt, std::io::BufWriter::new(f), &d);
                     if let Err(err) = res {
                         let _ = std::fs::remove_file(&tmp);
-                        return Err(store_err(err));
+                        return Err(err.into());
                     }
                     std::fs::rename(&tmp, &p).map_err(|err| {
                         Failure::new(1, format!("cannot write {}: {err}", p.display()))
@@ -405,14 +380,13 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                                 .into(),
                         ));
                     }
-                    e.store()?
-                        .save(&names, fmt, std::io::stdout().lock(), &d)
+                    e.save_images(&names, fmt, std::io::stdout().lock(), &d)
                         .map_err(|err| {
                             // The store reports the failed write as its own error.
                             if out::reader_gone() {
                                 Failure::closed_stdout()
                             } else {
-                                store_err(err)
+                                Failure::from(err)
                             }
                         })?;
                 }

@@ -22,6 +22,11 @@ pub trait Progress: Sync {
     fn end(&self, id: &str, status: &str);
     /// A line of information.
     fn message(&self, msg: &str);
+    /// True when whoever asked for the transfer is gone (an API client that left): a push
+    /// starts no further blob and puts no manifest.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores progress.
@@ -96,23 +101,56 @@ pub(crate) fn parallel<T: Sync, R: Send>(
     }
 }
 
+/// Checks credentials against a registry (`GET /v2/` with the token dance); saves nothing.
+/// Refused credentials are a [`RegistryError::LoginRefused`].
+pub fn check_login(registry: &str, creds: &crate::auth::Credentials, insecure: bool) -> Result<()> {
+    let opts = transport::ConnectOptions {
+        insecure,
+        credentials: Some(creds.clone()),
+    };
+    let t = transport::Transport::new(registry, Vec::new(), &opts)?;
+    let url = format!("{}/v2/", t.base);
+    let mut resp = match t.send("GET", "/v2/", &[], &transport::ReqBody::Empty) {
+        // The token dance refused them (or Basic was refused on the retry).
+        Err(RegistryError::Unauthorized { host, reason }) => {
+            return Err(RegistryError::LoginRefused {
+                host,
+                url,
+                status: "401 Unauthorized".into(),
+                reason,
+            })
+        }
+        r => r?,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(RegistryError::LoginRefused {
+            host: registry.to_string(),
+            url,
+            status: format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )
+            .trim_end()
+            .to_string(),
+            reason: transport::describe(&mut resp),
+        });
+    }
+    Ok(())
+}
+
 /// Checks credentials against a registry (`GET /v2/` with the token dance) and saves them.
 pub fn login(
     registry: &str,
     creds: crate::auth::Credentials,
     insecure: bool,
 ) -> Result<std::path::PathBuf> {
-    let opts = transport::ConnectOptions {
-        insecure,
-        credentials: Some(creds.clone()),
-    };
-    let t = transport::Transport::new(registry, Vec::new(), &opts)?;
-    let mut resp = t.send("GET", "/v2/", &[], &transport::ReqBody::Empty)?;
-    if !resp.status().is_success() {
-        return Err(RegistryError::Unauthorized {
-            host: registry.to_string(),
-            reason: transport::describe(&mut resp),
-        });
+    match check_login(registry, &creds, insecure) {
+        Ok(()) => crate::auth::save(registry, &creds),
+        Err(RegistryError::LoginRefused { host, reason, .. }) => {
+            Err(RegistryError::Unauthorized { host, reason })
+        }
+        Err(e) => Err(e),
     }
-    crate::auth::save(registry, &creds)
 }

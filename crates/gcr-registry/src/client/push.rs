@@ -98,7 +98,20 @@ pub fn push(
         }
     }
     let t = Transport::new(r.registry(), scopes, opts)?;
-    let outcomes = parallel(&blobs, JOBS, |b| push_blob(&t, &repo, b, progress))?;
+    let gone = || {
+        RegistryError::Usage(format!(
+            "the push of {image} was cancelled: its client left before the manifest was put"
+        ))
+    };
+    let outcomes = parallel(&blobs, JOBS, |b| {
+        if progress.cancelled() {
+            return Err(gone());
+        }
+        push_blob(&t, &repo, b, progress)
+    })?;
+    if progress.cancelled() {
+        return Err(gone());
+    }
     let tag = r
         .tag()
         .map(str::to_string)
