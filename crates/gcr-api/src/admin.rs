@@ -1,4 +1,4 @@
-//! Container administration and prunes: `top`, `pause`, `unpause`, `rename`, and
+//! Container administration and prunes: `top`, `pause`, `unpause`, `rename`, `update`, and
 //! `POST /{containers,images,volumes,networks}/prune` in Docker's report shapes.
 
 use hyper::StatusCode;
@@ -51,6 +51,20 @@ pub async fn rename(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError>
     st.engine(move |e| Ok(e.rename(&id, &name).map(|_| ())?))
         .await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/update`: new limits and restart policy, live for a running
+/// container and kept for its next starts (the engine's `update`, as `gcr update`).
+pub async fn update(
+    st: &Shared,
+    id: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Resp, HttpError> {
+    let u = crate::limits::update(&http::read_json(req.into_body()).await?)?;
+    let id = id.to_string();
+    st.engine(move |e| Ok(e.update(&id, &u).map(|_| ())?))
+        .await?;
+    Ok(http::json(StatusCode::OK, &json!({ "Warnings": [] })))
 }
 
 /// Prune filters gcr does not apply are refused rather than ignored.

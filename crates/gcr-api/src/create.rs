@@ -2,20 +2,20 @@
 //! run options (the flags `gcr create` takes), checked as the CLI checks its flags. Fields
 //! gcr has no equivalent for are ignored, as Docker ignores unknown ones.
 
-use gcr_engine::container::config::{RestartPolicy, RunOptions};
+use gcr_engine::container::config::RunOptions;
 use serde_json::{Map, Value};
 
 use crate::errors::HttpError;
 
-fn bad(msg: String) -> HttpError {
+pub(crate) fn bad(msg: String) -> HttpError {
     HttpError::bad_request(msg)
 }
 
-fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
     o.get(k).filter(|v| !v.is_null())
 }
 
-fn string(o: &Map<String, Value>, k: &str) -> Result<Option<String>, HttpError> {
+pub(crate) fn string(o: &Map<String, Value>, k: &str) -> Result<Option<String>, HttpError> {
     match field(o, k) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -31,7 +31,7 @@ fn boolean(o: &Map<String, Value>, k: &str) -> Result<bool, HttpError> {
     }
 }
 
-fn int(o: &Map<String, Value>, k: &str) -> Result<Option<i64>, HttpError> {
+pub(crate) fn int(o: &Map<String, Value>, k: &str) -> Result<Option<i64>, HttpError> {
     match field(o, k) {
         None => Ok(None),
         Some(v) => v
@@ -78,7 +78,7 @@ fn pairs(o: &Map<String, Value>, k: &str, sep: &str) -> Result<Vec<String>, Http
     }
 }
 
-fn object<'a>(
+pub(crate) fn object<'a>(
     o: &'a Map<String, Value>,
     k: &str,
 ) -> Result<Option<&'a Map<String, Value>>, HttpError> {
@@ -200,47 +200,17 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
         }
     }
     o.publish_all = boolean(h, "PublishAllPorts")?;
-    if let Some(rp) = object(h, "RestartPolicy")? {
-        let name = string(rp, "Name")?.unwrap_or_default();
-        let max = int(rp, "MaximumRetryCount")?.unwrap_or(0);
-        let spec = match (name.as_str(), max) {
-            ("on-failure", n) if n > 0 => format!("on-failure:{n}"),
-            (n, _) => n.to_string(),
-        };
-        o.restart = RestartPolicy::parse(&spec).ok_or_else(|| {
-            bad(format!(
-                "invalid restart policy '{name}': use no, always, unless-stopped or on-failure"
-            ))
-        })?;
+    let l = crate::limits::limits(h)?;
+    if let Some(r) = l.restart {
+        o.restart = r;
     }
-    if let Some(m) = int(h, "Memory")?.filter(|m| *m > 0) {
-        if m < 6 * 1024 * 1024 {
-            return Err(bad("Minimum memory limit allowed is 6MB".into()));
-        }
-        o.memory = Some(m as u64);
-    }
-    o.memory_swap = int(h, "MemorySwap")?.filter(|m| *m != 0);
-    if let Some(n) = int(h, "NanoCpus")?.filter(|n| *n != 0) {
-        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get()) as i64;
-        if n < 10_000_000 || n > cpus * 1_000_000_000 {
-            return Err(bad(format!(
-                "range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-            )));
-        }
-        o.cpus = Some(n as f64 / 1e9);
-    }
-    o.cpu_shares = int(h, "CpuShares")?.filter(|s| *s > 0).map(|s| s as u64);
-    for (k, cpus) in [("CpusetCpus", true), ("CpusetMems", false)] {
-        let Some(v) = string(h, k)?.filter(|v| !v.is_empty()) else {
-            continue;
-        };
-        gcr_engine::container::config::check_cpuset(k, &v, cpus).map_err(bad)?;
-        match cpus {
-            true => o.cpuset_cpus = Some(v),
-            false => o.cpuset_mems = Some(v),
-        }
-    }
-    o.pids_limit = int(h, "PidsLimit")?.filter(|p| *p != 0);
+    o.memory = l.memory;
+    o.memory_swap = l.memory_swap;
+    o.cpus = l.cpus;
+    o.cpu_shares = l.cpu_shares;
+    o.cpuset_cpus = l.cpuset_cpus;
+    o.cpuset_mems = l.cpuset_mems;
+    o.pids_limit = l.pids_limit;
     o.cap_add = strings(h, "CapAdd")?.unwrap_or_default();
     o.cap_drop = strings(h, "CapDrop")?.unwrap_or_default();
     o.network = string(h, "NetworkMode")?.filter(|n| !n.is_empty() && n != "default");
@@ -333,6 +303,7 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gcr_engine::container::config::RestartPolicy;
     use serde_json::json;
 
     #[test]

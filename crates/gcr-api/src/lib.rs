@@ -20,6 +20,7 @@ mod exec;
 mod http;
 mod images;
 mod images_io;
+mod limits;
 mod listen;
 mod push;
 mod reap;

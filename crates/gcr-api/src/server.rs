@@ -374,6 +374,7 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["containers", id, "pause"]) => admin::pause(&st, id, true).await,
         ("POST", ["containers", id, "unpause"]) => admin::pause(&st, id, false).await,
         ("POST", ["containers", id, "rename"]) => admin::rename(&st, id, &q).await,
+        ("POST", ["containers", id, "update"]) => admin::update(&st, id, req).await,
         ("POST", ["containers", "create"]) => containers::create(&st, &q, req).await,
         ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
         ("POST", ["containers", id, "start"]) => containers::start(&st, id).await,

@@ -938,3 +938,73 @@ fn docker_cp_both_ways() {
     assert_eq!(read("after-stop"), "local\n");
     svc.ok(&["rm", "cp1"]);
 }
+
+#[test]
+fn docker_update_and_cpu_flags() {
+    if !ready("docker_update_and_cpu_flags") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let hc = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}}",
+        "up",
+    ]);
+    assert_eq!(hc.trim(), "512 0", "create mapped the cpu fields");
+    let out = svc.ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "40",
+        "--restart",
+        "on-failure:2",
+        "up",
+    ]);
+    assert_eq!(out.trim(), "up");
+    let got = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        "up",
+    ]);
+    assert_eq!(got.trim(), "67108864 500000000 40 on-failure 2");
+    // Applied to the live container: its own cgroup says so.
+    let pids = env.ok(&["exec", "up", "cat", "/sys/fs/cgroup/pids/pids.max"]);
+    let pids = if pids.trim().is_empty() {
+        env.ok(&["exec", "up", "cat", "/sys/fs/cgroup/pids.max"])
+    } else {
+        pids
+    };
+    assert_eq!(pids.trim(), "40");
+    // What gcr cannot update is refused by name; a bad value by Docker's message.
+    let out = svc.docker(&["update", "--kernel-memory", "10m", "up"]);
+    assert!(!out.status.success());
+    let out = svc.docker(&["update", "--memory", "1m", "up"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Minimum memory limit"),
+        "{}",
+        stderr(&out)
+    );
+    svc.ok(&["rm", "-f", "up"]);
+}

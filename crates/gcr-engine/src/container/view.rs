@@ -187,7 +187,14 @@ impl Engine {
                 "CpusetMems": c.opts.cpuset_mems.as_deref().unwrap_or(""),
                 "Init": c.opts.init,
                 "AutoRemove": c.opts.rm,
-                "RestartPolicy": { "Name": c.opts.restart.name() },
+                // Docker's shape: the name without its count, which has its own field.
+                "RestartPolicy": {
+                    "Name": c.opts.restart.name().split(':').next().unwrap_or("no"),
+                    "MaximumRetryCount": match c.opts.restart {
+                        crate::container::config::RestartPolicy::OnFailure(n) => n,
+                        _ => 0,
+                    },
+                },
             },
             "NetworkSettings": self.network_settings(&r),
             "Mounts": self.mounts_view(&r),
