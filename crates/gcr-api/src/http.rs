@@ -95,8 +95,9 @@ pub fn error(e: &HttpError) -> Resp {
     json(e.status, &serde_json::json!({ "message": e.message }))
 }
 
-/// A query string, percent-decoded (`+` is a space).
-pub struct Query(HashMap<String, String>);
+/// A query string, percent-decoded (`+` is a space): the last value of each key, and every
+/// pair in order (for repeatable keys such as build's `t`).
+pub struct Query(HashMap<String, String>, Vec<(String, String)>);
 
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
@@ -125,11 +126,23 @@ fn unescape(s: &str) -> String {
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
         let mut m = HashMap::new();
+        let mut pairs = Vec::new();
         for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(unescape(k), unescape(v));
+            let (k, v) = (unescape(k), unescape(v));
+            pairs.push((k.clone(), v.clone()));
+            m.insert(k, v);
         }
-        Query(m)
+        Query(m, pairs)
+    }
+
+    /// Every value of a repeatable key, in order.
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.1
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {
@@ -237,5 +250,8 @@ mod tests {
         assert!(Query::parse(Some("filters=notjson")).filters().is_err());
         assert!(Query::parse(Some("t=abc")).number::<u32>("t").is_err());
         assert_eq!(Query::parse(Some("x=%4")).get("x"), Some("%4"));
+        let q = Query::parse(Some("t=a%3A1&q=1&t=b"));
+        assert_eq!(q.all("t"), vec!["a:1", "b"]);
+        assert_eq!(q.get("t"), Some("b"));
     }
 }

@@ -145,13 +145,21 @@ pub async fn remove(st: &Shared, name: &str, q: &Query) -> Result<Resp, HttpErro
 }
 
 /// Pull progress as Docker's JSON lines.
-struct Lines {
+pub(crate) struct Lines {
     tx: mpsc::Sender<Bytes>,
     totals: Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 impl Lines {
-    fn send(&self, v: Value) {
+    /// Progress lines sent into a streamed body.
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>) -> Lines {
+        Lines {
+            tx,
+            totals: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub(crate) fn send(&self, v: Value) {
         let mut b = serde_json::to_vec(&v).unwrap_or_default();
         b.push(b'\n');
         let _ = self.tx.blocking_send(Bytes::from(b));

@@ -13,6 +13,7 @@
 mod admin;
 mod archive;
 mod attach;
+mod build;
 mod containers;
 mod create;
 mod errors;

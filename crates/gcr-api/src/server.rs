@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
-use crate::{admin, archive, attach, containers, exec, images, stats, stream, system};
+use crate::{admin, archive, attach, build, containers, exec, images, stats, stream, system};
 
 /// What `gcr system service` was asked for.
 #[derive(Debug, Clone)]
@@ -390,6 +390,8 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["exec", id, "start"]) => exec::start(&st, id, req).await,
         ("GET", ["exec", id, "json"]) => exec::inspect(&st, id).await,
         ("POST", ["exec", id, "resize"]) => exec::resize(&st, id, &q).await,
+        ("POST", ["build"]) => build::build(&st, &q, req).await,
+        ("POST", ["build", "prune"]) => build::prune(&st, &q).await,
         ("GET", ["images", "json"]) => images::list(&st, &q).await,
         ("POST", ["images", "create"]) => images::pull(&st, &q).await,
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => {
