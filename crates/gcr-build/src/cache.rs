@@ -106,3 +106,39 @@ pub fn prune(store: &Store, all: bool) -> Result<Vec<PrunedStep>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(store: &Store, data: &[u8]) -> NewLayer {
+        let (digest, size) = store.put_blob(data, None).unwrap();
+        NewLayer {
+            diff_id: digest.clone(),
+            digest,
+            media_type: LAYER_MEDIA_TYPE.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn prune_removes_unused_steps_and_their_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = layer(&store, b"layer a");
+        let b = layer(&store, b"layer bb");
+        insert(&store, "k1", &a).unwrap();
+        insert(&store, "k2", &b).unwrap();
+        insert(&store, "k3", &b).unwrap();
+        assert!(lookup(&store, "k1").unwrap().is_some());
+        let pruned = prune(&store, false).unwrap();
+        let keys: Vec<&str> = pruned.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["k1", "k2", "k3"]);
+        // b's blob goes with the last entry using it.
+        let freed: Vec<u64> = pruned.iter().map(|p| p.freed).collect();
+        assert_eq!(freed, [7, 0, 8]);
+        assert!(!store.has_blob(&a.digest) && !store.has_blob(&b.digest));
+        assert!(lookup(&store, "k1").unwrap().is_none());
+        assert!(prune(&store, true).unwrap().is_empty());
+    }
+}
