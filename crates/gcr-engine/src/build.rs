@@ -120,12 +120,13 @@ pub fn build_network(name: Option<&str>) -> Option<BuildNet> {
 /// Unpacks a build context sent as a tar (plain, gzip, bzip2 or xz: `POST /build`) into
 /// the existing directory `dir` with the store's hostile-input-safe unpacker: no entry
 /// lands outside `dir` (`..` is refused, no parent component may be a symlink, hardlinks
-/// must point inside, device nodes are skipped). Returns how many entries it held.
+/// must point inside, device nodes are skipped; `.wh.` names are plain files here). Returns
+/// how many entries it held.
 pub fn unpack_context(reader: &mut dyn std::io::Read, dir: &Path) -> Result<u64, EngineError> {
     let rd = gcr_build::compress::reader(reader).map_err(|e| {
         EngineError::Usage(format!("the build context cannot be decompressed: {e}"))
     })?;
-    match gcr_store::unpack_layer(rd, dir) {
+    match gcr_store::unpack_tree(rd, dir) {
         Ok(stats) => Ok(stats.entries),
         Err(e @ gcr_store::UnpackError::Refused { .. }) => Err(EngineError::Usage(format!(
             "the build context is refused: {e}"
