@@ -128,6 +128,21 @@ impl Drop for Service {
     }
 }
 
+/// A `.gcr` spec (see crates/gcr/tests/build.rs) copying `one.txt` and running a command.
+const SPEC: &str = r#"format: gcr-v1.0
+name: test/spec
+version: "1.0"
+base: test/busybox:1
+build:
+  copy:
+    - src: ./one.txt
+      dest: /etc/app/
+  commands:
+    - echo spec-run > /spec.txt
+runtime:
+  cmd: [cat, /etc/app/one.txt, /spec.txt]
+"#;
+
 fn ready(test: &str) -> bool {
     need_root(test) && need_tools(test, &["docker", "curl"])
 }
@@ -407,6 +422,11 @@ try:
     raise SystemExit("a failing build did not raise")
 except docker.errors.BuildError as e:
     assert e.msg, e
+# A context with a .gcr spec and no Dockerfile: the spec is built, as gcr build does.
+image, logs = c.images.build(path=sys.argv[4], tag="pyspec:1")
+assert "pyspec:1" in image.tags, image.tags
+out = c.containers.run("pyspec:1", remove=True)
+assert out == b"one\nspec-run\n", out
 print("docker-py build ok")
 "#;
     let bad = tempfile::tempdir().unwrap();
@@ -415,6 +435,9 @@ print("docker-py build ok")
         format!("FROM {IMAGE}\nRUN exit 4\n"),
     )
     .unwrap();
+    let spec = tempfile::tempdir().unwrap();
+    std::fs::write(spec.path().join("one.txt"), "one\n").unwrap();
+    std::fs::write(spec.path().join("app.gcr"), SPEC).unwrap();
     let out = Command::new(&python)
         .args([
             "-c",
@@ -422,6 +445,7 @@ print("docker-py build ok")
             &svc.host(),
             ctx.path().to_str().unwrap(),
             bad.path().to_str().unwrap(),
+            spec.path().to_str().unwrap(),
         ])
         .output()
         .expect("python");
@@ -432,4 +456,17 @@ print("docker-py build ok")
         stderr(&out)
     );
     assert!(leftover_contexts(env.root.path()).is_empty());
+
+    // The docker CLI names the spec with -f.
+    let spec_file = spec.path().join("app.gcr");
+    let out = svc.ok(&[
+        "build",
+        "-f",
+        spec_file.to_str().unwrap(),
+        "-t",
+        "clispec:1",
+        spec.path().to_str().unwrap(),
+    ]);
+    assert!(out.contains("Successfully tagged clispec:1"), "{out}");
+    assert_eq!(svc.ok(&["run", "--rm", "clispec:1"]), "one\nspec-run\n");
 }
