@@ -11,15 +11,16 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
-use gcr_engine::build::{BuildNet, BuildRequest, Phase};
+use gcr_engine::build::{BuildNet, BuildRequest};
 use gcr_engine::registry::{ConnectOptions, Platform, PullOptions};
-use gcr_engine::{BuildEvent as Event, Engine, EngineError};
+use gcr_engine::{Engine, EngineError};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use crate::buildsteps::Render;
 use crate::errors::HttpError;
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
@@ -164,7 +165,7 @@ impl Read for BodyRead {
 
 /// JSON lines into the response body; once the client is gone they are dropped (the build
 /// cannot be stopped from its event callback: it ends, and its directory goes then).
-struct Out {
+pub(crate) struct Out {
     tx: mpsc::Sender<Bytes>,
 }
 
@@ -175,7 +176,7 @@ impl Out {
         let _ = self.tx.blocking_send(Bytes::from(b));
     }
 
-    fn stream(&self, s: impl Into<String>) {
+    pub(crate) fn stream(&self, s: impl Into<String>) {
         let mut s = s.into();
         if !s.ends_with('\n') {
             s.push('\n');
@@ -188,56 +189,9 @@ impl Out {
     }
 }
 
-fn short(d: &str) -> &str {
+pub(crate) fn short(d: &str) -> &str {
     let h = d.strip_prefix("sha256:").unwrap_or(d);
     &h[..h.len().min(12)]
-}
-
-/// Renders build events as the classic builder's `stream` lines: `Step n/m : INSTRUCTION`
-/// for each Dockerfile step (gcr counts a stage's FROM, RUN, COPY, ADD and WORKDIR, as
-/// BuildKit labels them), the lines its command printed, ` ---> Using cache`; a `.gcr`
-/// spec's steps as `gcr build --progress plain` shows them.
-struct Render<'a> {
-    out: &'a Out,
-    dockerfile: bool,
-}
-
-impl Render<'_> {
-    fn event(&mut self, ev: &Event) {
-        match ev {
-            Event::Progress { label, phase, .. } if self.dockerfile => match phase {
-                Phase::Start { text } => {
-                    let count = label
-                        .trim_matches(|c| c == '[' || c == ']')
-                        .rsplit(' ')
-                        .next()
-                        .unwrap_or("");
-                    self.out.stream(format!("Step {count} : {text}"));
-                }
-                Phase::Line { line } => self.out.stream(line.as_str()),
-                Phase::Done { cached: true, .. } => self.out.stream(" ---> Using cache"),
-                Phase::Done { .. } => {}
-            },
-            _ if self.dockerfile => {}
-            Event::Start { name, .. } => self.out.stream(format!("Building: {name}")),
-            Event::Base { base, id } => self.out.stream(match id {
-                Some(id) => format!("Base image: {base} ({})", short(id)),
-                None => format!("Base image: {base}"),
-            }),
-            Event::Step {
-                description,
-                cached,
-                layer,
-                ..
-            } => {
-                let state = if *cached { "cached" } else { "built" };
-                self.out
-                    .stream(format!("{description}: {state} {}", short(layer)));
-            }
-            Event::Output { line, .. } => self.out.stream(format!("    | {line}")),
-            _ => {}
-        }
-    }
 }
 
 /// `rel` (the `dockerfile` parameter) as a path inside the context: no `..`, a leading `/`
@@ -349,13 +303,17 @@ fn run(e: &Engine, p: &Params, body: &mut BodyRead, out: &Out) -> Result<(), Eng
     };
     let lines = crate::images::Lines::new(out.tx.clone());
     pull_bases(e, &req, p, &lines)?;
-    let mut render = Render { out, dockerfile };
+    let steps = e.dockerfile_steps(&req)?;
+    let mut render = Render::new(out, dockerfile, steps);
     let quiet = p.quiet;
     let built = e.build(&req, &mut |ev| {
         if !quiet {
             render.event(ev);
         }
     })?;
+    if !quiet {
+        render.finish();
+    }
     let id = if built.id.starts_with("sha256:") {
         built.id.clone()
     } else {

@@ -14,6 +14,7 @@ mod admin;
 mod archive;
 mod attach;
 mod build;
+mod buildsteps;
 mod containers;
 mod create;
 mod errors;

@@ -286,6 +286,28 @@ impl Engine {
         })
     }
 
+    /// A Dockerfile build's instructions in order, as Docker's classic builder numbers its
+    /// steps: (stage index, text), each stage's `FROM` first. Empty for a `.gcr` spec.
+    pub fn dockerfile_steps(
+        &self,
+        req: &BuildRequest,
+    ) -> Result<Vec<(usize, String)>, EngineError> {
+        if req.dockerfile_text.is_none() && !gcr_build::dockerfile::is_dockerfile(&req.spec_file) {
+            return Ok(Vec::new());
+        }
+        let (df, _) = gcr_build::dockerfile::load(&dockerfile_options(req)).map_err(build_err)?;
+        let mut out = Vec::new();
+        for (i, st) in df.stages.iter().enumerate() {
+            let from = match &st.name {
+                Some(n) => format!("FROM {} AS {n}", st.base),
+                None => format!("FROM {}", st.base),
+            };
+            out.push((i, from));
+            out.extend(st.instructions.iter().map(|ins| (i, ins.text.clone())));
+        }
+        Ok(out)
+    }
+
     /// `docker builder prune`: the step-cache entries no image's layer comes from (with
     /// `all`, every entry), and their layer blobs when nothing else references them.
     pub fn build_cache_prune(

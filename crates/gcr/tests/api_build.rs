@@ -183,8 +183,11 @@ fn docker_build_through_the_service() {
     let dir = ctx.path().to_str().unwrap();
     let out = svc.ok(&["build", "-t", "x:1", "--build-arg", "GREETING=hi", dir]);
     for want in [
-        "Step 1/",
-        ": FROM test/busybox:1",
+        "Step 1/6 : FROM test/busybox:1\n",
+        "Step 2/6 : ARG GREETING=nobody\n",
+        "Step 3/6 : ENV WHO=gcr-env\n",
+        "Step 4/6 : COPY hello.txt /hello.txt\n",
+        "Step 6/6 : CMD [",
         "printed-by-run",
         "Successfully built ",
         "Successfully tagged x:1",
