@@ -369,6 +369,35 @@ fn hostile_build_contexts_stay_inside() {
     assert_eq!(stdout(&o), format!("{secret}\nplain\n"), "{}", stderr(&o));
     assert!(!stdout(&o).contains("host-secret"));
     assert!(leftover_contexts(env.root.path()).is_empty());
+
+    // A client that leaves in the middle of its upload: nothing is built, and the context
+    // directory goes.
+    let mut tar = Vec::new();
+    raw_entry(&mut tar, "Dockerfile", b'0', "", dockerfile.as_bytes());
+    raw_entry(&mut tar, "big", b'0', "", &vec![b'x'; 64 << 10]);
+    {
+        use std::io::Read;
+        let mut s = std::os::unix::net::UnixStream::connect(&svc.sock).unwrap();
+        write!(
+            s,
+            "POST /v1.41/build?t=cut%3A1 HTTP/1.1\r\nHost: gcr\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+            tar.len() + 4096
+        )
+        .unwrap();
+        s.write_all(&tar[..tar.len() / 2]).unwrap();
+        // The headers of the answer come at once; then the client goes.
+        let mut first = [0u8; 12];
+        s.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+    }
+    // Time for the service to see the broken upload (its directory exists by then).
+    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftover_contexts(env.root.path()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(leftover_contexts(env.root.path()).is_empty());
+    assert!(!env.ok(&["images"]).contains("cut"));
 }
 
 #[test]
