@@ -266,9 +266,12 @@ fn pull_bases(
         };
         let r = e.pull(&base, &opts, lines)?;
         lines.send(json!({ "status": format!("Digest: {}", r.digest) }));
-        lines.send(
-            json!({ "status": format!("Status: Downloaded newer image for {}", r.reference) }),
-        );
+        let what = if r.up_to_date {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
+        lines.send(json!({ "status": format!("Status: {what} {}", r.reference) }));
     }
     Ok(())
 }
