@@ -502,3 +502,38 @@ print("docker-py build ok")
     assert!(out.contains("Successfully tagged clispec:1"), "{out}");
     assert_eq!(svc.ok(&["run", "--rm", "clispec:1"]), "one\nspec-run\n");
 }
+
+#[test]
+fn missing_base_images_are_pulled() {
+    if !ready("missing_base_images_are_pulled") {
+        return;
+    }
+    let env = Env::new();
+    let registry = common::servers::Server::gcr(&[], &[]);
+    let base = format!("{}/api/base:1", registry.host());
+    env.ok(&["push", "-q", IMAGE, &base]);
+    let svc = Service::start(&env);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo on-a-pulled-base > /p\nCMD [\"cat\", \"/p\"]\n"),
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let tags = svc.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        !tags.lines().any(|t| t == base),
+        "the base is not here yet: {tags}"
+    );
+    let out = svc.ok(&["build", "-t", "onpulled:1", dir]);
+    assert!(out.contains("Digest: sha256:"), "the base is pulled: {out}");
+    assert!(out.contains("Successfully tagged onpulled:1"), "{out}");
+    assert_eq!(svc.ok(&["run", "--rm", "onpulled:1"]), "on-a-pulled-base\n");
+    let tags = svc.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(tags.lines().any(|t| t == base), "images: {tags}");
+    // Present now: no pull without --pull, a pull with it.
+    let out = svc.ok(&["build", "-t", "onpulled:1", dir]);
+    assert!(!out.contains("Digest: "), "{out}");
+    let out = svc.ok(&["build", "--pull", "-t", "onpulled:1", dir]);
+    assert!(out.contains("Image is up to date for"), "{out}");
+}
