@@ -211,6 +211,37 @@ fn docker_build_through_the_service() {
     assert!(id.trim().starts_with("sha256:"), "docker build -q: {id:?}");
     let inspected = svc.ok(&["image", "inspect", "--format", "{{.Id}}", "x:1"]);
     assert_eq!(id.trim(), inspected.trim());
+    let out = svc.ok(&[
+        "build",
+        "--no-cache",
+        "-t",
+        "x:1",
+        "--build-arg",
+        "GREETING=hi",
+        dir,
+    ]);
+    assert!(!out.contains("Using cache"), "--no-cache: {out}");
+
+    // --target: the named stage is the image; the stage after it is not built.
+    let staged = tempfile::tempdir().unwrap();
+    std::fs::write(
+        staged.path().join("Dockerfile"),
+        format!(
+            "FROM {IMAGE} AS first\nRUN echo first-stage > /s\nCMD [\"cat\", \"/s\"]\n\
+             FROM first\nRUN echo second-stage > /s\n"
+        ),
+    )
+    .unwrap();
+    let out = svc.ok(&[
+        "build",
+        "--target",
+        "first",
+        "-t",
+        "staged:1",
+        staged.path().to_str().unwrap(),
+    ]);
+    assert!(!out.contains("second-stage"), "{out}");
+    assert_eq!(svc.ok(&["run", "--rm", "staged:1"]), "first-stage\n");
 
     // A failing RUN: the CLI prints the error and exits 1.
     let bad = tempfile::tempdir().unwrap();
