@@ -253,5 +253,8 @@ mod tests {
         let q = Query::parse(Some("names=a&names=b%2Fc&x=1"));
         assert_eq!(q.all("names"), vec!["a", "b/c"]);
         assert_eq!(q.get("names"), Some("b/c"));
+        let q = Query::parse(Some("t=a%3A1&q=1&t=b"));
+        assert_eq!(q.all("t"), vec!["a:1", "b"]);
+        assert_eq!(q.get("t"), Some("b"));
     }
 }

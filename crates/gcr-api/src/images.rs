@@ -154,7 +154,16 @@ pub(crate) struct Lines {
 }
 
 impl Lines {
-    pub fn send(&self, v: Value) {
+    /// Pull progress lines sent into a streamed body.
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>) -> Lines {
+        Lines {
+            tx,
+            totals: Mutex::new(BTreeMap::new()),
+            push: false,
+        }
+    }
+
+    pub(crate) fn send(&self, v: Value) {
         let mut b = serde_json::to_vec(&v).unwrap_or_default();
         b.push(b'\n');
         let _ = self.tx.blocking_send(Bytes::from(b));

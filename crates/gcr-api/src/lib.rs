@@ -13,6 +13,8 @@
 mod admin;
 mod archive;
 mod attach;
+mod build;
+mod buildsteps;
 mod containers;
 mod create;
 mod errors;

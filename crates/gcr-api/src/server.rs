@@ -18,7 +18,8 @@ use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
 use crate::{
-    admin, archive, attach, containers, exec, images, images_io, push, stats, stream, system,
+    admin, archive, attach, build, containers, exec, images, images_io, push, stats, stream,
+    system,
 };
 
 /// What `gcr system service` was asked for.
@@ -393,6 +394,8 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["exec", id, "start"]) => exec::start(&st, id, req).await,
         ("GET", ["exec", id, "json"]) => exec::inspect(&st, id).await,
         ("POST", ["exec", id, "resize"]) => exec::resize(&st, id, &q).await,
+        ("POST", ["build"]) => build::build(&st, &q, req).await,
+        ("POST", ["build", "prune"]) => build::prune(&st, &q).await,
         ("GET", ["images", "json"]) => images::list(&st, &q).await,
         ("POST", ["images", "create"]) => {
             let creds = push::registry_auth(&req)?;

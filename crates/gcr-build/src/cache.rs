@@ -61,3 +61,84 @@ pub fn transcript(store: &Store, image_id: &str) -> Result<Option<serde_json::Va
         .optional()?;
     Ok(t.and_then(|s| serde_json::from_str(&s).ok()))
 }
+
+/// A step-cache entry removed by [`prune`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunedStep {
+    pub key: String,
+    pub digest: String,
+    /// Bytes of its layer blob freed (0 when an image still uses the layer).
+    pub freed: u64,
+}
+
+/// `docker builder prune`: removes the step-cache entries whose layer no image uses (with
+/// `all`, every entry), then each removed entry's layer blob when nothing references it.
+pub fn prune(store: &Store, all: bool) -> Result<Vec<PrunedStep>> {
+    let rows: Vec<(String, String)> = {
+        let sql = if all {
+            "SELECT key, digest FROM build_cache ORDER BY key"
+        } else {
+            "SELECT key, digest FROM build_cache
+             WHERE digest NOT IN (SELECT digest FROM image_layers) ORDER BY key"
+        };
+        let mut st = store.conn().prepare(sql)?;
+        let v = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        v
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (key, digest) in rows {
+        store
+            .conn()
+            .execute("DELETE FROM build_cache WHERE key = ?1", [&key])?;
+        let still_cached: bool = store.conn().query_row(
+            "SELECT EXISTS(SELECT 1 FROM build_cache WHERE digest = ?1)",
+            [&digest],
+            |r| r.get(0),
+        )?;
+        let freed = if still_cached {
+            0
+        } else {
+            store.remove_blob_if_unreferenced(&digest)?
+        };
+        out.push(PrunedStep { key, digest, freed });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(store: &Store, data: &[u8]) -> NewLayer {
+        let (digest, size) = store.put_blob(data, None).unwrap();
+        NewLayer {
+            diff_id: digest.clone(),
+            digest,
+            media_type: LAYER_MEDIA_TYPE.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn prune_removes_unused_steps_and_their_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = layer(&store, b"layer a");
+        let b = layer(&store, b"layer bb");
+        insert(&store, "k1", &a).unwrap();
+        insert(&store, "k2", &b).unwrap();
+        insert(&store, "k3", &b).unwrap();
+        assert!(lookup(&store, "k1").unwrap().is_some());
+        let pruned = prune(&store, false).unwrap();
+        let keys: Vec<&str> = pruned.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["k1", "k2", "k3"]);
+        // b's blob goes with the last entry using it.
+        let freed: Vec<u64> = pruned.iter().map(|p| p.freed).collect();
+        assert_eq!(freed, [7, 0, 8]);
+        assert!(!store.has_blob(&a.digest) && !store.has_blob(&b.digest));
+        assert!(lookup(&store, "k1").unwrap().is_none());
+        assert!(prune(&store, true).unwrap().is_empty());
+    }
+}

@@ -7,7 +7,7 @@
 
 mod builder;
 pub mod cache;
-mod compress;
+pub mod compress;
 mod config;
 pub mod context;
 mod copy;

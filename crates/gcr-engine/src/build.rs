@@ -106,6 +106,38 @@ pub fn find_spec(dir: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, Eng
     }
 }
 
+/// The RUN steps' network named as `gcr build --network` and Docker's `networkmode` name
+/// it: `default`/`bridge` (and nothing) the bridge, `none`, `host`; None for other names.
+pub fn build_network(name: Option<&str>) -> Option<BuildNet> {
+    match name {
+        None | Some("default") | Some("bridge") => Some(BuildNet::Bridge),
+        Some("none") => Some(BuildNet::None),
+        Some("host") => Some(BuildNet::Host),
+        Some(_) => None,
+    }
+}
+
+/// Unpacks a build context sent as a tar (plain, gzip, bzip2 or xz: `POST /build`) into
+/// the existing directory `dir` with the store's hostile-input-safe unpacker: no entry
+/// lands outside `dir` (`..` is refused, no parent component may be a symlink, hardlinks
+/// must point inside, device nodes are skipped; `.wh.` names are plain files here). Returns
+/// how many entries it held.
+pub fn unpack_context(reader: &mut dyn std::io::Read, dir: &Path) -> Result<u64, EngineError> {
+    let rd = gcr_build::compress::reader(reader).map_err(|e| {
+        EngineError::Usage(format!("the build context cannot be decompressed: {e}"))
+    })?;
+    match gcr_store::unpack_tree(rd, dir) {
+        Ok(stats) => Ok(stats.entries),
+        Err(e @ gcr_store::UnpackError::Refused { .. }) => Err(EngineError::Usage(format!(
+            "the build context is refused: {e}"
+        ))),
+        Err(e @ gcr_store::UnpackError::Stream(_)) => Err(EngineError::Usage(format!(
+            "the build context is not a readable tar: {e}"
+        ))),
+        Err(e) => Err(EngineError::Store(e.into())),
+    }
+}
+
 /// The Dockerfile frontend's options for a request.
 pub(crate) fn dockerfile_options(req: &BuildRequest) -> gcr_build::dockerfile::DockerfileOptions {
     let context = match &req.context {
@@ -235,6 +267,54 @@ impl Engine {
         Ok(name
             .map(|k| self.keys().private(&k, req.password.as_deref()))
             .transpose()?)
+    }
+
+    /// The base images a build starts from (not stages, not scratch), expanded with its
+    /// build args: what `docker build --pull` (and a missing base) pulls first.
+    pub fn build_bases(&self, req: &BuildRequest) -> Result<Vec<String>, EngineError> {
+        if req.dockerfile_text.is_some() || gcr_build::dockerfile::is_dockerfile(&req.spec_file) {
+            return gcr_build::dockerfile::base_images(&dockerfile_options(req)).map_err(build_err);
+        }
+        let name = req.spec_file.display().to_string();
+        let bytes = std::fs::read(&req.spec_file)
+            .map_err(|e| EngineError::Io(format!("cannot read spec file {name}"), e))?;
+        let spec = gcr_core::spec::parse_spec_bytes(&name, &bytes)
+            .map_err(|e| EngineError::Usage(e.to_string()))?;
+        Ok(match spec.base {
+            gcr_core::spec::Base::Scratch => Vec::new(),
+            b => vec![b.to_string()],
+        })
+    }
+
+    /// A Dockerfile build's instructions in order, as Docker's classic builder numbers its
+    /// steps: (stage index, text), each stage's `FROM` first. Empty for a `.gcr` spec.
+    pub fn dockerfile_steps(
+        &self,
+        req: &BuildRequest,
+    ) -> Result<Vec<(usize, String)>, EngineError> {
+        if req.dockerfile_text.is_none() && !gcr_build::dockerfile::is_dockerfile(&req.spec_file) {
+            return Ok(Vec::new());
+        }
+        let (df, _) = gcr_build::dockerfile::load(&dockerfile_options(req)).map_err(build_err)?;
+        let mut out = Vec::new();
+        for (i, st) in df.stages.iter().enumerate() {
+            let from = match &st.name {
+                Some(n) => format!("FROM {} AS {n}", st.base),
+                None => format!("FROM {}", st.base),
+            };
+            out.push((i, from));
+            out.extend(st.instructions.iter().map(|ins| (i, ins.text.clone())));
+        }
+        Ok(out)
+    }
+
+    /// `docker builder prune`: the step-cache entries no image's layer comes from (with
+    /// `all`, every entry), and their layer blobs when nothing else references them.
+    pub fn build_cache_prune(
+        &self,
+        all: bool,
+    ) -> Result<Vec<gcr_build::cache::PrunedStep>, EngineError> {
+        gcr_build::cache::prune(self.store()?, all).map_err(build_err)
     }
 
     /// The build transcript of an image built by this store.

@@ -18,6 +18,24 @@ impl Store {
         self.blob_path(digest).map(|p| p.exists()).unwrap_or(false)
     }
 
+    /// Removes the blob `digest` when nothing in the store references it (images, layers,
+    /// the registry's tables, referrers), decided under the write lock; returns the bytes
+    /// freed (0 when it is referenced or absent).
+    pub fn remove_blob_if_unreferenced(&self, digest: &str) -> Result<u64> {
+        let path = self.blob_path(digest)?;
+        self.transaction(|tx| -> Result<u64> {
+            if crate::images::blob_referenced(tx, digest)? {
+                return Ok(0);
+            }
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(len),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                Err(e) => Err(StoreError::io("removing blob", &path, e)),
+            }
+        })
+    }
+
     /// Stores bytes; returns `(digest, size)`. With `expected`, a mismatch is an error.
     pub fn put_blob(&self, data: &[u8], expected: Option<&str>) -> Result<(String, u64)> {
         self.put_blob_reader(data, expected)

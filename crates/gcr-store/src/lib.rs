@@ -44,7 +44,7 @@ pub use referrers::{
 };
 pub use secrets::SecretRow;
 pub use tmpfiles::{tree_size, TempSweep};
-pub use unpack::{unpack_layer, UnpackError, UnpackStats};
+pub use unpack::{unpack_layer, unpack_tree, UnpackError, UnpackStats};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};

@@ -191,7 +191,22 @@ fn ts(secs: u64) -> Timestamps {
 /// Unpacks a layer (plain or gzip'd tar) into `target`, which must exist. Hostile-input safe.
 /// A full disk is reported as such ([`UnpackError::NoSpace`]), not as a corrupt layer.
 pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, UnpackError> {
-    unpack_into(reader, target).map_err(|e| match &e {
+    unpack_checked(reader, target, true)
+}
+
+/// Unpacks a plain tree (a build context sent to `POST /build`) as [`unpack_layer`] does,
+/// with the same guards, except that names starting with `.wh.` are ordinary entries, not
+/// whiteouts.
+pub fn unpack_tree(reader: impl Read, target: &Path) -> Result<UnpackStats, UnpackError> {
+    unpack_checked(reader, target, false)
+}
+
+fn unpack_checked(
+    reader: impl Read,
+    target: &Path,
+    whiteouts: bool,
+) -> Result<UnpackStats, UnpackError> {
+    unpack_into(reader, target, whiteouts).map_err(|e| match &e {
         UnpackError::Create { source, .. }
         | UnpackError::Stream(source)
         | UnpackError::Target { source, .. }
@@ -205,7 +220,11 @@ pub fn unpack_layer(reader: impl Read, target: &Path) -> Result<UnpackStats, Unp
     })
 }
 
-fn unpack_into(reader: impl Read, target: &Path) -> Result<UnpackStats, UnpackError> {
+fn unpack_into(
+    reader: impl Read,
+    target: &Path,
+    whiteouts: bool,
+) -> Result<UnpackStats, UnpackError> {
     let root = rfs::openat(rfs::CWD, target, DIR_FLAGS, Mode::empty()).map_err(|e| {
         UnpackError::Target {
             path: target.to_path_buf(),
@@ -264,7 +283,7 @@ fn unpack_into(reader: impl Read, target: &Path) -> Result<UnpackStats, UnpackEr
             Ok(())
         };
         let mut removed = false;
-        if let Some(hidden) = name.strip_prefix(b".wh.") {
+        if let Some(hidden) = name.strip_prefix(b".wh.").filter(|_| whiteouts) {
             if hidden == b".wh..opq" {
                 rfs::fsetxattr(&parent, "trusted.overlay.opaque", b"y", XattrFlags::empty())
                     .map_err(|e| {
@@ -485,5 +504,17 @@ mod tests {
         let e = unpack_layer(&t[..], &d).unwrap_err().to_string();
         assert!(e.contains("esc/pwned") && e.contains("symlink"), "{e}");
         assert!(!outer.path().join("pwned").exists());
+        // A plain tree has the same guards.
+        let e = unpack_tree(&t[..], &d).unwrap_err().to_string();
+        assert!(e.contains("esc/pwned"), "{e}");
+    }
+
+    #[test]
+    fn a_plain_tree_has_no_whiteouts() {
+        let d = tempfile::tempdir().unwrap();
+        let t = tar_of(&[(".wh.notes", tar::EntryType::Regular, b"kept", None)]);
+        let s = unpack_tree(&t[..], d.path()).unwrap();
+        assert_eq!((s.files, s.whiteouts), (1, 0));
+        assert_eq!(std::fs::read(d.path().join(".wh.notes")).unwrap(), b"kept");
     }
 }

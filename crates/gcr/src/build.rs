@@ -341,17 +341,15 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
         };
         (f, ctx, None)
     };
-    let network = match a.network.as_deref() {
-        None | Some("default") | Some("bridge") => gcr_engine::build::BuildNet::Bridge,
-        Some("none") => gcr_engine::build::BuildNet::None,
-        Some("host") => gcr_engine::build::BuildNet::Host,
-        Some(o) => {
-            return Err(Failure::new(
-                2,
-                format!("invalid --network '{o}'; use none, default or host"),
-            ))
-        }
-    };
+    let network = gcr_engine::build::build_network(a.network.as_deref()).ok_or_else(|| {
+        Failure::new(
+            2,
+            format!(
+                "invalid --network '{}'; use none, default or host",
+                a.network.as_deref().unwrap_or_default()
+            ),
+        )
+    })?;
     let req = BuildRequest {
         context,
         dockerfile_text: text,
