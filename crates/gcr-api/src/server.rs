@@ -18,8 +18,7 @@ use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
 use crate::{
-    admin, archive, attach, build, containers, exec, images, images_io, push, stats, stream,
-    system,
+    admin, archive, attach, build, containers, exec, images, images_io, push, stats, stream, system,
 };
 
 /// What `gcr system service` was asked for.
