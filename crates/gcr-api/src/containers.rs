@@ -74,7 +74,8 @@ fn ports_list(settings: &Value) -> Vec<Value> {
     out
 }
 
-fn list_item(e: &Engine, r: &Record) -> Value {
+/// A container as `GET /containers/json` lists it.
+pub(crate) fn list_item(e: &Engine, r: &Record) -> Value {
     let labels: Map<String, Value> = r
         .config
         .resolved

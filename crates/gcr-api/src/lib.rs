@@ -17,6 +17,7 @@ mod build;
 mod buildsteps;
 mod containers;
 mod create;
+mod df;
 mod errors;
 mod exec;
 mod http;

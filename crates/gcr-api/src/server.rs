@@ -18,7 +18,8 @@ use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
 use crate::{
-    admin, archive, attach, build, containers, exec, images, images_io, push, stats, stream, system,
+    admin, archive, attach, build, containers, df, exec, images, images_io, push, stats, stream,
+    system,
 };
 
 /// What `gcr system service` was asked for.
@@ -364,6 +365,7 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["version"]) => Ok(system::version()),
         ("GET", ["info"]) => system::info(&st).await,
         ("GET", ["events"]) => system::events(&st, &q).await,
+        ("GET", ["system", "df"]) => df::system_df(&st).await,
         ("GET", ["containers", "json"]) => containers::list(&st, &q).await,
         ("POST", ["containers", "prune"]) => admin::prune_containers(&st, &q).await,
         ("POST", ["images", "prune"]) => admin::prune_images(&st, &q).await,

@@ -213,7 +213,7 @@ pub async fn events(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
     Ok(http::stream("application/json", rx))
 }
 
-fn volume_json(v: &gcr_engine::volumes::admin::VolumeInfo) -> Value {
+pub(crate) fn volume_json(v: &gcr_engine::volumes::admin::VolumeInfo) -> Value {
     json!({
         "Name": v.name,
         "Driver": v.driver,

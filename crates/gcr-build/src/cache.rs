@@ -62,6 +62,40 @@ pub fn transcript(store: &Store, image_id: &str) -> Result<Option<serde_json::Va
     Ok(t.and_then(|s| serde_json::from_str(&s).ok()))
 }
 
+/// A step-cache entry as `system df` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub key: String,
+    /// Its layer's blob digest and compressed size.
+    pub digest: String,
+    pub size: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// An image has its layer (a prune without `all` keeps it).
+    pub in_use: bool,
+}
+
+/// Every step-cache entry, oldest first.
+pub fn entries(store: &Store) -> Result<Vec<CacheEntry>> {
+    let mut st = store.conn().prepare(
+        "SELECT key, digest, size, created_at,
+                digest IN (SELECT digest FROM image_layers)
+         FROM build_cache ORDER BY created_at, key",
+    )?;
+    let v = st
+        .query_map([], |r| {
+            Ok(CacheEntry {
+                key: r.get(0)?,
+                digest: r.get(1)?,
+                size: r.get::<_, i64>(2)?.max(0) as u64,
+                created_at: r.get(3)?,
+                in_use: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
 /// A step-cache entry removed by [`prune`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrunedStep {

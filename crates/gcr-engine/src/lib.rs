@@ -30,6 +30,7 @@ pub mod storecell;
 pub mod timing;
 pub mod trash;
 pub mod trust;
+pub mod usage;
 pub mod volumes;
 
 // What the CLI uses of the crates below the engine, so that it talks to the engine only.

@@ -228,54 +228,22 @@ fn kernel() -> String {
 /// `gcr system df -v`: Docker's three tables (images with shared and unique sizes and
 /// their containers, containers with their volumes and writable size, volumes with links).
 fn df_verbose(e: &Engine) -> Result<i32, Failure> {
-    use std::collections::HashMap;
-    let images = e.images()?;
-    let containers = e.ps(true)?;
-    let mut users: HashMap<String, usize> = HashMap::new();
-    for (r, _) in &containers {
-        *users
-            .entry(r.image_id.trim_start_matches("sha256:").to_string())
-            .or_default() += 1;
-    }
-    // A layer is shared when more than one image has it.
-    let mut layers: HashMap<String, Vec<(String, u64)>> = HashMap::new();
-    let mut layer_count: HashMap<String, usize> = HashMap::new();
-    for id in images
-        .iter()
-        .map(|r| r.id.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        let l: Vec<(String, u64)> = e
-            .store()?
-            .image_layers(&format!("sha256:{id}"))
-            .map_err(store_err)?
-            .into_iter()
-            .map(|l| (l.digest, l.size))
-            .collect();
-        for (d, _) in &l {
-            *layer_count.entry(d.clone()).or_default() += 1;
-        }
-        layers.insert(id, l);
-    }
+    let u = e.disk_usage()?;
     outln!("Images space usage:\n")?;
-    let rows: Vec<Vec<String>> = images
+    let rows: Vec<Vec<String>> = u
+        .images
         .iter()
-        .map(|r| {
-            let l = layers.get(&r.id).cloned().unwrap_or_default();
-            let shared: u64 = l
-                .iter()
-                .filter(|(d, _)| layer_count.get(d).copied().unwrap_or(0) > 1)
-                .map(|(_, s)| s)
-                .sum();
+        .map(|i| {
+            let r = &i.row;
             vec![
                 r.repository.clone(),
                 r.tag.clone(),
                 r.id[..12].to_string(),
                 r.created_since.clone(),
                 bytes(r.size),
-                bytes(shared),
-                bytes(r.size.saturating_sub(shared)),
-                users.get(&r.id).copied().unwrap_or(0).to_string(),
+                bytes(i.shared),
+                bytes(r.size.saturating_sub(i.shared)),
+                i.containers.to_string(),
             ]
         })
         .collect();
@@ -293,15 +261,17 @@ fn df_verbose(e: &Engine) -> Result<i32, Failure> {
         &rows,
     )?;
     outln!("\nContainers space usage:\n")?;
-    let rows: Vec<Vec<String>> = containers
+    let rows: Vec<Vec<String>> = u
+        .containers
         .iter()
-        .map(|(r, p)| {
+        .map(|c| {
+            let (r, p) = (&c.record, &c.row);
             vec![
                 p.id.clone(),
                 p.image.clone(),
                 p.command.clone(),
                 r.config.opts.volumes.len().to_string(),
-                bytes(gcr_engine::tree_size(&e.container_dir(&r.id).join("upper"))),
+                bytes(c.size_rw),
                 p.running_for.clone(),
                 p.status.clone(),
                 p.names.clone(),
@@ -322,14 +292,14 @@ fn df_verbose(e: &Engine) -> Result<i32, Failure> {
         &rows,
     )?;
     outln!("\nLocal Volumes space usage:\n")?;
-    let rows: Vec<Vec<String>> = e
-        .volume_list()?
+    let rows: Vec<Vec<String>> = u
+        .volumes
         .iter()
         .map(|v| {
             vec![
-                v.name.clone(),
-                v.containers.len().to_string(),
-                bytes(gcr_engine::tree_size(std::path::Path::new(&v.mountpoint))),
+                v.info.name.clone(),
+                v.info.containers.len().to_string(),
+                bytes(v.size),
             ]
         })
         .collect();

@@ -1008,3 +1008,62 @@ fn docker_update_and_cpu_flags() {
     );
     svc.ok(&["rm", "-f", "up"]);
 }
+
+#[test]
+fn docker_system_df() {
+    if !ready("docker_system_df") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+    svc.ok(&[
+        "run",
+        "--name",
+        "dfc",
+        "-v",
+        "dfv:/data",
+        IMAGE,
+        "sh",
+        "-c",
+        "head -c 1048576 /dev/zero > /big; head -c 2097152 /dev/zero > /data/v",
+    ]);
+    let sock = env.root.path().join("api").join("gcr.sock");
+    let (code, body) = curl(&sock, "GET", "/v1.41/system/df", None);
+    assert_eq!(code, "200", "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = &v["Containers"][0];
+    assert_eq!(c["Names"][0], "/dfc");
+    let rw = c["SizeRw"].as_u64().unwrap();
+    assert!(
+        (1 << 20..2 << 20).contains(&rw),
+        "the writable layer holds /big: {rw}"
+    );
+    let vol = &v["Volumes"][0];
+    assert_eq!(vol["Name"], "dfv");
+    assert_eq!(vol["UsageData"]["RefCount"], 1);
+    assert!(vol["UsageData"]["Size"].as_u64().unwrap() >= 2 << 20);
+    let img = &v["Images"][0];
+    assert_eq!(img["Containers"], 1);
+    assert!(img["Size"].as_u64().unwrap() > 0);
+    assert!(v["LayersSize"].as_u64().unwrap() >= img["Size"].as_u64().unwrap() / 2);
+    // The docker CLI's own tables over it.
+    let t = svc.ok(&["system", "df"]);
+    let row = |k: &str| -> Vec<String> {
+        t.lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("no {k} row: {t}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(row("Containers")[1], "1", "{t}");
+    assert_eq!(row("Local Volumes")[2], "1", "{t}");
+    let verbose = svc.ok(&["system", "df", "-v"]);
+    assert!(
+        verbose.contains("dfc") && verbose.contains("dfv"),
+        "{verbose}"
+    );
+    // The CLI reports the same sizes from the same engine function.
+    let mine = env.ok(&["system", "df", "-v"]);
+    assert!(mine.contains("dfc") && mine.contains("dfv"), "{mine}");
+}
