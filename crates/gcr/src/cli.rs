@@ -195,6 +195,19 @@ pub enum Cmd {
         #[arg(short, long)]
         force: bool,
     },
+    /// Manage builds (Docker's group: build, prune).
+    Builder {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Remove the build step cache no image uses; -a all of it (`gcr builder prune`).
+    #[command(name = "builder-prune", hide = true)]
+    BuilderPrune {
+        #[arg(short, long)]
+        all: bool,
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Remove dangling images, with -a every image no container uses (`gcr image prune`).
     #[command(name = "image-prune", hide = true)]
     ImagePrune {

@@ -109,6 +109,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Cmd::Version { format } => return system::version(*format),
         Cmd::Container { args } => return parity::group_help("container", args),
         Cmd::Image { args } => return parity::group_help("image", args),
+        Cmd::Builder { args } => return parity::group_help("builder", args),
         _ => {}
     }
     let root = absolute("store root", &cli.root.clone().unwrap_or_else(default_root))?;
@@ -172,6 +173,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Cmd::Commit(a) => parity::commit(e, &a),
         Cmd::ContainerPrune { .. } => parity::container_prune(e),
         Cmd::ImagePrune { all, .. } => parity::image_prune(e, all),
+        Cmd::BuilderPrune { all, .. } => parity::builder_prune(e, all),
         Cmd::Pause { containers: c } => containers::each(&c, |n| e.pause(n).map(|_| ())),
         Cmd::Unpause { containers: c } => containers::each(&c, |n| e.unpause(n).map(|_| ())),
         Cmd::Ps(a) => parity::ps(e, &a),

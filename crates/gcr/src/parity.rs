@@ -230,6 +230,22 @@ pub fn container_prune(engine: &Engine) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// `gcr builder prune [-a]`: the step-cache entries no image's layer comes from (all with
+/// `-a`), in Docker's report.
+pub fn builder_prune(engine: &Engine, all: bool) -> Result<i32, Failure> {
+    let steps = engine.build_cache_prune(all)?;
+    if !steps.is_empty() {
+        outln!("Deleted build cache objects:")?;
+        for s in &steps {
+            outln!("{}", s.key.chars().take(25).collect::<String>())?;
+        }
+        outln!("")?;
+    }
+    let freed: u64 = steps.iter().map(|s| s.freed).sum();
+    outln!("Total reclaimed space: {}", bytes(freed))?;
+    Ok(0)
+}
+
 /// `gcr image prune [-a]`.
 pub fn image_prune(engine: &Engine, all: bool) -> Result<i32, Failure> {
     let p = engine.image_prune(all)?;
@@ -411,13 +427,16 @@ const IMAGE: &[(&str, &[&str])] = &[
     ("build", &["build"]),
 ];
 
-/// `argv` with `container VERB` or `image VERB` (at `at`, after the global options)
+const BUILDER: &[(&str, &[&str])] = &[("build", &["build"]), ("prune", &["builder-prune"])];
+
+/// `argv` with `container VERB`, `image VERB` or `builder VERB` (at `at`, after the global options)
 /// replaced by the verb it names; unchanged otherwise (`gcr container` alone, an unknown
 /// verb or `--help` reach clap, whose `container`/`image` commands print the group's help).
 pub fn rewrite(mut argv: Vec<OsString>, at: usize) -> Vec<OsString> {
     let group = match argv.get(at).and_then(|a| a.to_str()) {
         Some("container") => CONTAINER,
         Some("image") => IMAGE,
+        Some("builder") => BUILDER,
         _ => return argv,
     };
     let Some(verb) = argv.get(at + 1).and_then(|a| a.to_str()) else {
@@ -431,12 +450,12 @@ pub fn rewrite(mut argv: Vec<OsString>, at: usize) -> Vec<OsString> {
     argv
 }
 
-/// The help of `gcr container` or `gcr image`: its verbs and what each runs.
+/// The help of `gcr container`, `gcr image` or `gcr builder`: its verbs and what each runs.
 pub fn group_help(group: &str, rest: &[String]) -> Result<i32, Failure> {
-    let (list, what) = if group == "container" {
-        (CONTAINER, "containers")
-    } else {
-        (IMAGE, "images")
+    let (list, what) = match group {
+        "container" => (CONTAINER, "containers"),
+        "builder" => (BUILDER, "builds"),
+        _ => (IMAGE, "images"),
     };
     let unknown = rest
         .first()

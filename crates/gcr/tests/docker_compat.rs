@@ -644,6 +644,13 @@ const ROWS: &[Row] = &[
         Works(&["container", "ls", "-a", "-q"], ""),
     ),
     row(
+        "images",
+        "builder prune [-a]",
+        Same,
+        "the step cache entries no image uses (all with -a); also POST /build/prune",
+        Works(&["builder", "prune", "-a", "-f"], "Total reclaimed space"),
+    ),
+    row(
         "containers",
         "container prune",
         Same,
