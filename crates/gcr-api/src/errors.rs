@@ -82,10 +82,26 @@ impl From<EngineError> for HttpError {
             EngineError::Exec { code, .. } => *code,
             _ => 126,
         };
+        let message = match &e {
+            EngineError::NotFound(m) => docker_not_found(m),
+            _ => e.to_string(),
+        };
         HttpError {
             exit_code: code,
-            ..HttpError::new(status, e.to_string())
+            ..HttpError::new(status, message)
         }
+    }
+}
+
+/// The engine's "no such container: X; see 'gcr ps -a'" in Docker's words (the hint is
+/// the CLI's); other messages as they are.
+fn docker_not_found(m: &str) -> String {
+    match m.strip_prefix("no such container: ") {
+        Some(rest) => format!(
+            "No such container: {}",
+            rest.split("; ").next().unwrap_or(rest)
+        ),
+        None => m.to_string(),
     }
 }
 

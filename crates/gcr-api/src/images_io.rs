@@ -25,13 +25,13 @@ use crate::images::no_such_image;
 use crate::server::Shared;
 
 /// The fork gate's read side, held except while waiting on the client.
-struct Gated<'a> {
+pub(crate) struct Gated<'a> {
     gate: &'a RwLock<()>,
     guard: Option<RwLockReadGuard<'a, ()>>,
 }
 
 impl<'a> Gated<'a> {
-    fn hold(gate: &'a RwLock<()>) -> Gated<'a> {
+    pub(crate) fn hold(gate: &'a RwLock<()>) -> Gated<'a> {
         Gated {
             gate,
             guard: Some(gate.read().unwrap_or_else(|e| e.into_inner())),
@@ -48,10 +48,10 @@ impl<'a> Gated<'a> {
 }
 
 /// The response side of a save: tar bytes in 256 KiB chunks.
-struct SaveWriter<'a> {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-    gated: Gated<'a>,
+pub(crate) struct SaveWriter<'a> {
+    pub(crate) tx: mpsc::Sender<Bytes>,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) gated: Gated<'a>,
 }
 
 const CHUNK: usize = 256 * 1024;

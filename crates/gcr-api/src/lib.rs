@@ -15,6 +15,7 @@ mod archive;
 mod attach;
 mod build;
 mod buildsteps;
+mod changes;
 mod containers;
 mod create;
 mod df;

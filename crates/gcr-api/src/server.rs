@@ -18,8 +18,8 @@ use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
 use crate::{
-    admin, archive, attach, build, containers, df, exec, images, images_io, push, stats, stream,
-    system,
+    admin, archive, attach, build, changes, containers, df, exec, images, images_io, push, stats,
+    stream, system,
 };
 
 /// What `gcr system service` was asked for.
@@ -377,6 +377,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["containers", id, "unpause"]) => admin::pause(&st, id, false).await,
         ("POST", ["containers", id, "rename"]) => admin::rename(&st, id, &q).await,
         ("POST", ["containers", id, "update"]) => admin::update(&st, id, req).await,
+        ("GET", ["containers", id, "changes"]) => changes::changes(&st, id).await,
+        ("GET", ["containers", id, "export"]) => changes::export(&st, id).await,
+        ("POST", ["commit"]) => changes::commit(&st, &q, req).await,
         ("POST", ["containers", "create"]) => containers::create(&st, &q, req).await,
         ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
         ("POST", ["containers", id, "start"]) => containers::start(&st, id).await,

@@ -1067,3 +1067,42 @@ fn docker_system_df() {
     let mine = env.ok(&["system", "df", "-v"]);
     assert!(mine.contains("dfc") && mine.contains("dfv"), "{mine}");
 }
+
+#[test]
+fn docker_diff_export_commit() {
+    if !ready("docker_diff_export_commit") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+    svc.ok(&[
+        "run",
+        "--name",
+        "dc",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hi > /new && rm /bin/ls",
+    ]);
+    let diff = svc.ok(&["diff", "dc"]);
+    assert!(diff.lines().any(|l| l == "A /new"), "{diff}");
+    assert!(diff.lines().any(|l| l == "D /bin/ls"), "{diff}");
+    let tar = env.root.path().join("dc.tar");
+    svc.ok(&["export", "-o", tar.to_str().unwrap(), "dc"]);
+    let list = stdout(&Command::new("tar").arg("tf").arg(&tar).output().unwrap());
+    assert!(
+        list.lines().any(|l| l.trim_start_matches("./") == "new"),
+        "{list}"
+    );
+    assert!(
+        !list.lines().any(|l| l.trim_start_matches("./") == "bin/ls"),
+        "a deleted file is not exported"
+    );
+    let id = svc.ok(&["commit", "-c", "ENV X=1", "-m", "from api", "dc", "img:c"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let out = svc.ok(&["run", "--rm", "img:c", "sh", "-c", "cat /new; echo $X"]);
+    assert_eq!(out, "hi\n1\n");
+    let e = svc.docker(&["export", "nosuch"]);
+    assert!(!e.status.success());
+    assert!(stderr(&e).contains("No such container"), "{}", stderr(&e));
+}
