@@ -5,7 +5,8 @@
 //! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
 //! `server` (connections, routing, the engine pool), `containers` and `create` (container
 //! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
-//! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `admin` (top, pause,
+//! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `metrics` (`/metrics`,
+//! Prometheus text), `admin` (top, pause,
 //! rename, prunes),
 //! `images`, `system` (ping, version, info, events, volumes, networks), `reap` (the
 //! service's exited children), `http` (request and response helpers), `errors`.
@@ -20,6 +21,7 @@ mod exec;
 mod http;
 mod images;
 mod listen;
+mod metrics;
 mod reap;
 mod server;
 mod stats;

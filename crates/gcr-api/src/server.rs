@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
-use crate::{admin, archive, attach, containers, exec, images, stats, stream, system};
+use crate::{admin, archive, attach, containers, exec, images, metrics, stats, stream, system};
 
 /// What `gcr system service` was asked for.
 #[derive(Debug, Clone)]
@@ -361,6 +361,7 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET" | "HEAD", ["_ping"]) => Ok(system::ping(m == Method::HEAD)),
         ("GET", ["version"]) => Ok(system::version()),
         ("GET", ["info"]) => system::info(&st).await,
+        ("GET", ["metrics"]) => metrics::metrics(&st).await,
         ("GET", ["events"]) => system::events(&st, &q).await,
         ("GET", ["containers", "json"]) => containers::list(&st, &q).await,
         ("POST", ["containers", "prune"]) => admin::prune_containers(&st, &q).await,
