@@ -254,10 +254,7 @@ pub(crate) fn live_io(r: &Record, cg: &gcr_runtime::cgroups::Cgroup) -> Io {
     }
     // v2 counts the group's block I/O in io.stat; v1 hosts give gcr no blkio group,
     // so the processes' own counters are summed there.
-    let blk = cg
-        .detailed_stats()
-        .map(|d| d.blkio.service_bytes)
-        .unwrap_or_default();
+    let blk = cg.block_io().service_bytes;
     if blk.is_empty() {
         for p in cg.procs() {
             let (r, w) = proc_io(p);
