@@ -123,25 +123,41 @@ impl Engine {
             .any(|r| matches!(r.state, State::Running | State::Paused))
             .then(CgroupManager::detect)
             .and_then(Result::ok);
+        let live_of = |r: &Record| match (&manager, r.state) {
+            (Some(m), State::Running | State::Paused) => {
+                let cg = m.open(&r.id);
+                cg.stats().ok().map(|stats| Live {
+                    stats,
+                    io: live_io(r, &cg),
+                    oom_kills: cg.oom_kills(),
+                })
+            }
+            _ => None,
+        };
+        // The cgroup files of many containers: a few threads read them (opening a cgroup
+        // file is a path walk through kernfs, most of the time spent here).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(records.len() / 16 + 1);
+        let chunk = records.len().div_ceil(threads).max(1);
+        let lives: Vec<Option<Live>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = records
+                .chunks(chunk)
+                .map(|part| sc.spawn(move || part.iter().map(live_of).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
         let figures = records
             .into_iter()
-            .map(|r| {
-                let live = match (&manager, r.state) {
-                    (Some(m), State::Running | State::Paused) => {
-                        let cg = m.open(&r.id);
-                        cg.stats().ok().map(|stats| Live {
-                            stats,
-                            io: live_io(&r, &cg),
-                            oom_kills: cg.oom_kills(),
-                        })
-                    }
-                    _ => None,
-                };
-                ContainerFigures {
-                    oom_exits: oom.get(&r.id).copied().unwrap_or(0),
-                    record: r,
-                    live,
-                }
+            .zip(lives)
+            .map(|(r, live)| ContainerFigures {
+                oom_exits: oom.get(&r.id).copied().unwrap_or(0),
+                record: r,
+                live,
             })
             .collect();
         Ok((figures, eng))
