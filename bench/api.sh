@@ -54,6 +54,10 @@ grep -q '^gcr_container_running{.*} 1$' <(curl -s --unix-socket "$sock" http://g
 
 hf api-docker-ps "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a"
 hf api-metrics "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/metrics"
+# The clients' own floors: the docker CLI answering /_ping (docker version's round trip
+# is two requests; ps is /_ping then /containers/json), curl fetching /_ping.
+hf api-docker-floor "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock version --format {{.Server.APIVersion}}"
+hf api-curl-floor "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/_ping"
 # The service's own share of /metrics: the request timed inside one curl (no process start).
 metrics_total=$(curl -s -o /dev/null -w '%{time_total}' --unix-socket "$sock" http://gcr/metrics)
 sleep 3   # idle: the blocking threads that served the requests have nothing to do
@@ -73,6 +77,8 @@ hf api-run-dockerd "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H un
 
 report "docker ps -a via gcr's API (200 containers)" "$(median_ms api-docker-ps)" "bar" 20 20
 report "curl /metrics (100 running containers)" "$(median_ms api-metrics)" "bar" 20 20
+report "  floor: docker version (CLI start + 2 requests)" "$(median_ms api-docker-floor)" "-" - -
+report "  floor: curl /_ping" "$(median_ms api-curl-floor)" "-" - -
 python3 - "$rss_kb" "$threads" "$metrics_total" <<'PY' | tee -a "$RESULTS/summary.txt"
 import sys
 kb, threads, t = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
