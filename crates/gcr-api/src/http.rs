@@ -80,6 +80,11 @@ pub fn text(status: StatusCode, s: &str) -> Resp {
     )
 }
 
+/// A whole body of type `ctype`.
+pub fn body(status: StatusCode, ctype: &str, b: Vec<u8>) -> Resp {
+    with_headers(status, ctype, Body::Full(Some(Bytes::from(b))))
+}
+
 /// An empty answer (204, 304, ...).
 pub fn empty(status: StatusCode) -> Resp {
     with_headers(status, "text/plain", Body::Full(None))

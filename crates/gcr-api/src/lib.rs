@@ -5,7 +5,8 @@
 //! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
 //! `server` (connections, routing, the engine pool), `containers` and `create` (container
 //! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
-//! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `admin` (top, pause,
+//! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `metrics` (`/metrics`,
+//! Prometheus text), `admin` (top, pause,
 //! rename, prunes),
 //! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks), `reap` (the
 //! service's exited children), `http` (request and response helpers), `errors`.
@@ -26,6 +27,7 @@ mod images;
 mod images_io;
 mod limits;
 mod listen;
+mod metrics;
 mod push;
 mod reap;
 mod server;

@@ -17,6 +17,7 @@ pub mod logs;
 pub mod manifest;
 pub mod manifest_apply;
 pub mod manifest_plan;
+pub mod metrics;
 pub mod names;
 pub mod network;
 pub mod ocispec;

@@ -53,7 +53,10 @@ impl Engine {
     ) -> Result<PullReport, EngineError> {
         // The policy first: a rejected reference fetches nothing.
         if !self.gate_pull_before(reference)? {
-            return gcr_registry::pull(self.store()?, reference, opts, progress).map_err(err);
+            let report =
+                gcr_registry::pull(self.store()?, reference, opts, progress).map_err(err)?;
+            self.record_fetch(&report)?;
+            return Ok(report);
         }
         // sigstoreSigned: the signatures come along and are checked once the image is in;
         // a refused image is taken out again (its name goes back to what it named before).
@@ -63,6 +66,7 @@ impl Engine {
             ..opts.clone()
         };
         let report = gcr_registry::pull(self.store()?, reference, &opts, progress).map_err(err)?;
+        self.record_fetch(&report)?;
         if let Err(e) = self.gate_pull_after(reference, &report.id) {
             if before.as_deref() != Some(report.id.as_str()) {
                 let store = self.store()?;
@@ -86,6 +90,24 @@ impl Engine {
             return Err(e);
         }
         Ok(report)
+    }
+
+    /// Records the bytes a pull downloaded (an image `fetch` event whose cause is
+    /// `fetch: N bytes`; `/metrics`' `gcr_pull_bytes_total` sums them). A pull that
+    /// downloaded nothing records nothing.
+    fn record_fetch(&self, report: &PullReport) -> Result<(), EngineError> {
+        if report.bytes == 0 {
+            return Ok(());
+        }
+        crate::container::record::event(
+            self.store()?.conn(),
+            "image",
+            &report.id,
+            &report.reference,
+            None,
+            Some("fetch"),
+            &format!("fetch: {} bytes", report.bytes),
+        )
     }
 
     /// `gcr push`.

@@ -639,6 +639,7 @@ fn a_scripted_session_records_exactly_its_actions() {
         "image.untag",
         "image.delete",
         "image.pull",
+        "image.fetch",
         "container.created",
         "container.running",
         "container.paused",
@@ -666,14 +667,21 @@ fn a_scripted_session_records_exactly_its_actions() {
             assert!(e["time_ns"].as_i64() >= log[i - 1]["time_ns"].as_i64());
         }
     }
-    // Subjects: the push and pull name the registry reference, the container its id, the
-    // refusal its rule, the key its name; no secret value anywhere.
+    // Subjects: the push and pull name the registry reference (the pull's fetch too, with
+    // the bytes it downloaded), the container its id, the refusal its rule, the key its
+    // name; no secret value anywhere.
     assert_eq!(log[2]["subject_name"], remote);
     assert_eq!(log[5]["subject_name"], remote);
-    assert_eq!(log[6]["subject_id"], id);
-    assert_eq!(log[15]["cause"], "runPolicy.privileged");
-    assert_eq!(log[13]["subject_name"], "k");
-    assert_eq!(log[14]["subject_name"], IMAGE);
+    assert_eq!(log[6]["subject_name"], remote);
+    assert!(
+        log[6]["cause"].as_str().unwrap().ends_with(" bytes"),
+        "{}",
+        log[6]
+    );
+    assert_eq!(log[7]["subject_id"], id);
+    assert_eq!(log[16]["cause"], "runPolicy.privileged");
+    assert_eq!(log[14]["subject_name"], "k");
+    assert_eq!(log[15]["subject_name"], IMAGE);
     let all = env.ok(&["audit", "log", "--format", "json"]);
     assert!(!all.contains("not-in-the-ledger-7f3a"));
     // Filters: the container's own history, by action.

@@ -251,33 +251,36 @@ impl Engine {
         let s = cg
             .stats()
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let mut io = Io::default();
-        if let Some(pid) = r.pid {
-            (io.net_rx, io.net_tx) = net_bytes(pid);
-        }
-        // v2 counts the group's block I/O in io.stat; v1 hosts give gcr no blkio group,
-        // so the processes' own counters are summed there.
-        let blk = cg
-            .detailed_stats()
-            .map(|d| d.blkio.service_bytes)
-            .unwrap_or_default();
-        if blk.is_empty() {
-            for p in cg.procs() {
-                let (r, w) = proc_io(p);
-                io.block_read += r;
-                io.block_write += w;
-            }
-        } else {
-            for e in blk {
-                match e.op.as_str() {
-                    "Read" | "read" => io.block_read += e.value,
-                    "Write" | "write" => io.block_write += e.value,
-                    _ => {}
-                }
-            }
-        }
+        let io = live_io(&r, &cg);
         Ok((r, s, io))
     }
+}
+
+/// The network and block I/O of running container `r` in cgroup `cg`.
+pub(crate) fn live_io(r: &Record, cg: &gcr_runtime::cgroups::Cgroup) -> Io {
+    let mut io = Io::default();
+    if let Some(pid) = r.pid {
+        (io.net_rx, io.net_tx) = net_bytes(pid);
+    }
+    // v2 counts the group's block I/O in io.stat; v1 hosts give gcr no blkio group,
+    // so the processes' own counters are summed there.
+    let blk = cg.block_io().service_bytes;
+    if blk.is_empty() {
+        for p in cg.procs() {
+            let (r, w) = proc_io(p);
+            io.block_read += r;
+            io.block_write += w;
+        }
+    } else {
+        for e in blk {
+            match e.op.as_str() {
+                "Read" | "read" => io.block_read += e.value,
+                "Write" | "write" => io.block_write += e.value,
+                _ => {}
+            }
+        }
+    }
+    io
 }
 
 /// A container's network and block I/O, in bytes.

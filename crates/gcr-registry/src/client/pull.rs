@@ -41,6 +41,8 @@ pub struct PullReport {
     /// Layers downloaded / already present.
     pub downloaded: usize,
     pub existing: usize,
+    /// Bytes of the blobs downloaded (layers and config; 0 when up to date).
+    pub bytes: u64,
     /// True when nothing had to be downloaded.
     pub up_to_date: bool,
     /// Referrers new to the store.
@@ -201,7 +203,7 @@ fn fetch_and_record<'s, 'a>(
         let h = known
             .as_ref()
             .map(|k| sc.spawn(|| referrers::prefetch(st, t, &repo, &image.digest, k)));
-        let rec = (|| -> Result<(String, usize, usize)> {
+        let rec = (|| -> Result<(String, usize, usize, u64)> {
             let got = fetch_image(store, t, &repo, &image, config, layers, progress);
             let Blobs {
                 cfg_staged,
@@ -212,6 +214,8 @@ fn fetch_and_record<'s, 'a>(
                 staged,
             } = got?;
             // Everything verified: commit blobs, then the image record.
+            let bytes = missing.iter().map(|l| l.size).sum::<u64>()
+                + if cfg_staged.is_some() { config.size } else { 0 };
             for (s, l) in staged.into_iter().zip(&missing) {
                 s.commit(store, &l.digest)?;
                 progress.end(&short(&l.digest), "Pull complete");
@@ -250,13 +254,13 @@ fn fetch_and_record<'s, 'a>(
             let mut all: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
             all.push(config.digest.clone());
             let _ = cas::record_sources(store, r.registry(), &repo, &all);
-            Ok((id, missing.len(), existing))
+            Ok((id, missing.len(), existing, bytes))
         })();
         (rec, h.and_then(|h| h.join().ok()))
     });
     let prefetched = prefetched.or_else(|| early.and_then(|h| h.join().ok()));
     drop(stale.map(|h| h.join()));
-    let (id, downloaded, existing) = rec?;
+    let (id, downloaded, existing, bytes) = rec?;
     let referrers = prefetched.map_or(0, |p| referrers::commit(store, p, progress));
     Ok(PullReport {
         reference: r.full(),
@@ -264,6 +268,7 @@ fn fetch_and_record<'s, 'a>(
         digest: top_digest,
         downloaded,
         existing,
+        bytes,
         up_to_date: false,
         referrers,
     })
@@ -417,6 +422,7 @@ fn local_hit(
         digest: digest.to_string(),
         downloaded: 0,
         existing: 0,
+        bytes: 0,
         up_to_date: true,
         referrers: 0,
     }))

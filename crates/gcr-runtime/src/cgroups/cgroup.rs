@@ -218,6 +218,16 @@ impl Cgroup {
         }
     }
 
+    /// Block I/O bytes of the group: v2's `io.stat` alone (one file, where
+    /// [`Cgroup::detailed_stats`] reads every controller's); empty on v1 (gcr makes no v1
+    /// blkio group for a container).
+    pub fn block_io(&self) -> super::BlkioStats {
+        match &self.kind {
+            Kind::V2(d) => super::detail::block_io_v2(d),
+            Kind::V1(_) => super::BlkioStats::default(),
+        }
+    }
+
     /// How many processes of the group the kernel OOM killer has killed so far (0 without
     /// a memory controller).
     pub fn oom_kills(&self) -> u64 {

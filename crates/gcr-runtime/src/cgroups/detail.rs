@@ -314,6 +314,13 @@ pub(super) fn v2(dir: &Path) -> Result<DetailedStats, CgroupError> {
     })
 }
 
+/// The group's `io.stat` alone (empty when it cannot be read).
+pub(super) fn block_io_v2(dir: &Path) -> BlkioStats {
+    fs::read_raw(&dir.join("io.stat"))
+        .map(|t| io_stat(&t))
+        .unwrap_or_default()
+}
+
 /// The number of OOM kills the kernel counted in the group (v2 `memory.events`
 /// `oom_kill`; v1 `memory.oom_control` `oom_kill`, or 1 while `under_oom` on kernels
 /// without the counter).

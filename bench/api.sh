@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Docker Engine API bars (issue 20), measured in one run against `gcr system service`:
+#   docker ps -a (the docker CLI over gcr's socket), 200 containers   ≤ 20 ms
+#   curl --unix-socket SOCK /metrics, 100 running containers          ≤ 20 ms
+#   the service's idle RSS (VmRSS after serving the above)            ≤ 15 MB
+#   docker run --rm IMG true: through gcr's service vs a private dockerd (Debian's docker.io)
+# The store holds 100 running containers (sleep) and 100 created ones. Medians of RUNS runs.
+# GCR=path uses that gcr binary instead of building one. RUNS scales the run counts.
+source "$(dirname "$0")/lib.sh"
+need_pkgs hyperfine busybox-static curl docker.io
+if [ -n "${GCR:-}" ]; then :; else build_gcr; fi
+runs=${RUNS:-20}
+export GCR_ROOT=$(mktemp -d /tmp/gcr-bench-api.XXXXXX)
+export GCR_RUN_DIR=$(mktemp -d /tmp/gcr-bench-api-run.XXXXXX)
+work=$(mktemp -d /var/tmp/gcr-bench-api-work.XXXXXX)   # on disk: dockerd's overlay2 needs it
+sock="$work/gcr.sock"
+dsock="$work/docker.sock"
+mkdir -p "$work/config"
+cleanup() {
+  if [ -f "$work/service.pid" ]; then
+    kill "$(cat "$work/service.pid")" 2>/dev/null || true
+    wait "$(cat "$work/service.pid")" 2>/dev/null || true
+  fi
+  # shellcheck disable=SC2046
+  "$GCR" rm -f $("$GCR" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+  if [ -f "$work/dockerd.pid" ]; then
+    kill "$(cat "$work/dockerd.pid")" 2>/dev/null || true
+    for _ in $(seq 1 100); do [ -e "$work/dockerd.pid" ] || break; sleep 0.2; done
+  fi
+  if [ -f "$work/exec/containerd/containerd.pid" ]; then
+    kill "$(cat "$work/exec/containerd/containerd.pid")" 2>/dev/null || true
+  fi
+  findmnt -rn -o TARGET | grep -F -e "$work/" -e "$GCR_RUN_DIR" | sort -r | xargs -r umount -l 2>/dev/null || true
+  rm -rf "$GCR_ROOT" "$GCR_RUN_DIR" "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mk_busybox_tar "$work/busybox.tar"
+img=localhost/bench/busybox:1
+"$GCR" import "$work/busybox.tar" "$img" >/dev/null
+for i in $(seq 1 100); do "$GCR" run -d --name "up$i" "$img" sleep 100000 >/dev/null; done
+for i in $(seq 1 100); do "$GCR" create --name "made$i" "$img" true >/dev/null; done
+
+"$GCR" system service --host "unix://$sock" > "$work/service.log" 2>&1 &
+echo $! > "$work/service.pid"
+G() { DOCKER_CONFIG="$work/config" DOCKER_CLI_HINTS=false /usr/local/bin/docker -H "unix://$sock" "$@"; }
+for _ in $(seq 1 150); do G version >/dev/null 2>&1 && break; sleep 0.1; done
+[ "$(G ps -aq | wc -l)" = 200 ] || { echo "bench: docker ps -a does not list 200 containers" >&2; exit 1; }
+grep -q '^gcr_container_running{.*} 1$' <(curl -s --unix-socket "$sock" http://gcr/metrics) \
+  || { echo "bench: /metrics lists no running container" >&2; exit 1; }
+[ "$(curl -s --unix-socket "$sock" http://gcr/metrics | grep -c '^gcr_container_cpu_seconds_total{')" = 100 ] \
+  || { echo "bench: /metrics does not cover 100 running containers" >&2; exit 1; }
+
+hf api-docker-ps "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a"
+hf api-metrics "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/metrics"
+# The clients' own floors: the docker CLI answering /_ping (docker version's round trip
+# is two requests; ps is /_ping then /containers/json), curl fetching /_ping.
+hf api-docker-floor "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock version --format {{.Server.APIVersion}}"
+hf api-curl-floor "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/_ping"
+# The service's own share of /metrics: the request timed inside one curl (no process start).
+metrics_total=$(curl -s -o /dev/null -w '%{time_total}' --unix-socket "$sock" http://gcr/metrics)
+sleep 3   # idle: the blocking threads that served the requests have nothing to do
+rss_kb=$(awk '/^VmRSS:/{print $2}' "/proc/$(cat "$work/service.pid")/status")
+threads=$(awk '/^Threads:/{print $2}' "/proc/$(cat "$work/service.pid")/status")
+
+hf api-run-gcr "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock run --rm --network none $img true"
+
+# The same run through a private dockerd (Debian's docker.io), stopped at exit.
+dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
+  --host "unix://$dsock" --bridge none --iptables=false --ip-masq=false \
+  > "$work/dockerd.log" 2>&1 &
+D() { DOCKER_CONFIG="$work/config" /usr/bin/docker -H "unix://$dsock" "$@"; }
+for _ in $(seq 1 150); do D version >/dev/null 2>&1 && break; sleep 0.2; done
+D import "$work/busybox.tar" "$img" >/dev/null
+hf api-run-dockerd "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$dsock run --rm --network none $img true"
+
+report "docker ps -a via gcr's API (200 containers)" "$(median_ms api-docker-ps)" "bar" 20 20
+report "curl /metrics (100 running containers)" "$(median_ms api-metrics)" "bar" 20 20
+report "  floor: docker version (CLI start + 2 requests)" "$(median_ms api-docker-floor)" "-" - -
+report "  floor: curl /_ping" "$(median_ms api-curl-floor)" "-" - -
+python3 - "$rss_kb" "$threads" "$metrics_total" <<'PY' | tee -a "$RESULTS/summary.txt"
+import sys
+kb, threads, t = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+mb = kb / 1024
+print(f"{'service idle RSS':<48} gcr {mb:8.2f} MB ({threads} threads) | bar 15 MB {'PASS' if mb <= 15 else 'FAIL'}")
+print(f"  one /metrics request inside curl (time_total): {t * 1000:.2f} ms")
+PY
+report "docker run --rm IMG true via the API" "$(median_ms api-run-gcr)" "private dockerd" "$(median_ms api-run-dockerd)" -

@@ -1,0 +1,175 @@
+//! The figures `gcr system service` exposes on `/metrics`: every container's record with
+//! its cgroup figures when it runs, and the engine's counters, all from what the store and
+//! the cgroup files hold, read in one pass per call:
+//!
+//! - container start latency: from the events table, the time from a container's
+//!   `create` event to its first `start` event (a foreground `gcr run` stores both at once,
+//!   after its process started, so it has no such interval and is left out);
+//! - build cache hits and misses: the sums over the stored build transcripts
+//!   (`cache.hits`, `cache.steps - cache.hits`; one transcript per image built, a rebuild
+//!   of the same image id replaces its own);
+//! - pulled bytes: the image `fetch` events a pull records (see [`Engine::pull`]);
+//! - ledger entries: the rows of the events table (the ledger's leaves, never deleted);
+//! - policy denials: the `policy` events whose `to_state` is `deny`;
+//! - OOM kills per container: its `oom` exits recorded in events plus the running
+//!   cgroup's `oom_kill` count.
+
+use std::collections::HashMap;
+
+use gcr_runtime::cgroups::{CgroupManager, Stats};
+
+use crate::container::record::{self, Record, State};
+use crate::container::view::{live_io, Io};
+use crate::{Engine, EngineError};
+
+/// The cgroup figures of a running (or paused) container.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub stats: Stats,
+    pub io: Io,
+    pub oom_kills: u64,
+}
+
+/// One container's figures.
+#[derive(Debug, Clone)]
+pub struct ContainerFigures {
+    pub record: Record,
+    /// `oom` exits recorded in the events table.
+    pub oom_exits: u64,
+    /// None when it does not run (or its cgroup cannot be read).
+    pub live: Option<Live>,
+}
+
+/// The engine's counters.
+#[derive(Debug, Clone, Default)]
+pub struct EngineFigures {
+    /// Create-to-start intervals, in nanoseconds.
+    pub start_latencies_ns: Vec<i64>,
+    pub build_cache_hits: u64,
+    pub build_cache_misses: u64,
+    pub pull_bytes: u64,
+    pub ledger_entries: u64,
+    pub policy_denials: u64,
+}
+
+/// The bytes of a `fetch: N bytes` cause.
+fn fetched_bytes(cause: &str) -> u64 {
+    cause
+        .strip_prefix("fetch: ")
+        .and_then(|r| r.strip_suffix(" bytes"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// Every container's figures and the engine's counters (see the module's notes).
+    pub fn metrics(&self) -> Result<(Vec<ContainerFigures>, EngineFigures), EngineError> {
+        let conn = self.store()?.conn();
+        let records = record::list(conn)?;
+        let mut eng = EngineFigures::default();
+        let mut oom: HashMap<String, u64> = HashMap::new();
+        let mut created: HashMap<String, (i64, i64)> = HashMap::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, time_ns, kind, object, from_state, to_state, cause FROM events",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                eng.ledger_entries += 1;
+                let kind: Option<String> = r.get(2)?;
+                let to: Option<String> = r.get(5)?;
+                let cause: Option<String> = r.get(6)?;
+                match (kind.as_deref(), to.as_deref()) {
+                    (Some("policy"), Some("deny")) => eng.policy_denials += 1,
+                    (Some("image"), Some("fetch")) => {
+                        eng.pull_bytes += cause.as_deref().map_or(0, fetched_bytes)
+                    }
+                    (Some("container"), to) => {
+                        let object: String = r.get(3)?;
+                        let from: Option<String> = r.get(4)?;
+                        let seq: i64 = r.get(0)?;
+                        let t: i64 = r.get(1)?;
+                        if cause.as_deref() == Some("oom") {
+                            *oom.entry(object).or_default() += 1;
+                        } else if to == Some("created") {
+                            created.insert(object, (seq, t));
+                        } else if from.as_deref() == Some("created") && to == Some("running") {
+                            if let Some((cseq, ct)) = created.remove(&object) {
+                                // Stored in one unit with its create: no interval to count.
+                                if !(seq == cseq + 1 && t - ct < 1_000) {
+                                    eng.start_latencies_ns.push((t - ct).max(0));
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let (hits, steps): (Option<i64>, Option<i64>) = conn.query_row(
+            "SELECT sum(json_extract(transcript, '$.cache.hits')), \
+                    sum(json_extract(transcript, '$.cache.steps')) FROM build_transcripts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (hits, steps) = (
+            hits.unwrap_or(0).max(0) as u64,
+            steps.unwrap_or(0).max(0) as u64,
+        );
+        eng.build_cache_hits = hits;
+        eng.build_cache_misses = steps.saturating_sub(hits);
+        let manager = records
+            .iter()
+            .any(|r| matches!(r.state, State::Running | State::Paused))
+            .then(CgroupManager::detect)
+            .and_then(Result::ok);
+        let live_of = |r: &Record| match (&manager, r.state) {
+            (Some(m), State::Running | State::Paused) => {
+                let cg = m.open(&r.id);
+                cg.stats().ok().map(|stats| Live {
+                    stats,
+                    io: live_io(r, &cg),
+                    oom_kills: cg.oom_kills(),
+                })
+            }
+            _ => None,
+        };
+        // The cgroup files of many containers: a few threads read them (opening a cgroup
+        // file is a path walk through kernfs, most of the time spent here).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(records.len() / 16 + 1);
+        let chunk = records.len().div_ceil(threads).max(1);
+        let lives: Vec<Option<Live>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = records
+                .chunks(chunk)
+                .map(|part| sc.spawn(move || part.iter().map(live_of).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let figures = records
+            .into_iter()
+            .zip(lives)
+            .map(|(r, live)| ContainerFigures {
+                oom_exits: oom.get(&r.id).copied().unwrap_or(0),
+                record: r,
+                live,
+            })
+            .collect();
+        Ok((figures, eng))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fetched_bytes() {
+        assert_eq!(super::fetched_bytes("fetch: 1234 bytes"), 1234);
+        assert_eq!(super::fetched_bytes("fetch: x bytes"), 0);
+        assert_eq!(super::fetched_bytes("pull"), 0);
+    }
+}

@@ -1,0 +1,284 @@
+//! `GET /metrics` of `gcr system service` (issue 20): containers run through the docker CLI
+//! (one burning CPU under a memory limit, one with a health check, one that exits and is
+//! restarted by its policy), the exposition fetched over the unix socket is checked by
+//! `promtool check metrics` and its values against what was set. The service is killed and
+//! the store cleaned up by guards, even when an assertion fails.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::servers::need_tools;
+use common::{need_root, stderr, stdout, Env, IMAGE};
+
+/// A running `gcr system service` on a unix socket, killed and reaped on drop (which then
+/// waits, 10 s at most, for the store's other processes to finish).
+struct Service {
+    child: Child,
+    root: PathBuf,
+    sock: PathBuf,
+    config: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(env: &Env) -> Service {
+        let sock = env.root.path().join("api").join("gcr.sock");
+        let host = format!("unix://{}", sock.display());
+        let child = env
+            .cmd(&["system", "service", "--host", &host])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gcr system service");
+        let svc = Service {
+            child,
+            root: env.root.path().to_path_buf(),
+            sock,
+            config: tempfile::tempdir().expect("tempdir"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !svc.docker(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "the service did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        svc
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", self.config.path())
+            .env("DOCKER_CLI_HINTS", "false")
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+
+    /// `curl -i --unix-socket SOCK http://gcr/PATH`: the headers and the body.
+    fn get(&self, path: &str) -> (String, String) {
+        let o = Command::new("curl")
+            .args(["-sS", "-i", "--max-time", "20", "--unix-socket"])
+            .arg(&self.sock)
+            .arg(format!("http://gcr{path}"))
+            .output()
+            .expect("run curl");
+        assert!(o.status.success(), "curl {path}: {}", stderr(&o));
+        let text = stdout(&o);
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+        (head.to_string(), body.to_string())
+    }
+}
+
+/// Processes (other than this one) whose environment names `root` as GCR_ROOT.
+fn store_processes(root: &Path) -> Vec<u32> {
+    let want = format!("GCR_ROOT={}", root.display());
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+        })
+        .collect()
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !store_processes(&self.root).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The samples of an exposition: `name{labels}` -> value.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').expect("a sample line");
+            (k.to_string(), v.parse::<f64>().expect("a number"))
+        })
+        .collect()
+}
+
+/// The value of family `name` for the container named `cname` (any other labels).
+fn of(s: &HashMap<String, f64>, name: &str, cname: &str, extra: &str) -> Option<f64> {
+    let want = format!("name=\"{cname}\"");
+    s.iter()
+        .find(|(k, _)| {
+            k.starts_with(&format!("{name}{{")) && k.contains(&want) && k.contains(extra)
+        })
+        .map(|(_, v)| *v)
+}
+
+#[test]
+fn metrics_exposition() {
+    if !need_root("metrics_exposition")
+        || !need_tools("metrics_exposition", &["docker", "curl", "promtool"])
+    {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::start(&env);
+    let limit: u64 = 48 << 20;
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "burner",
+        "-m",
+        &limit.to_string(),
+        IMAGE,
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "checked",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 0.2; exit 1",
+    ]);
+
+    // Wait until the policy gave up on flaky and checked is healthy (the burner burns).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (head, body) = loop {
+        let (head, body) = svc.get("/metrics");
+        let s = samples(&body);
+        let settled = of(&s, "gcr_container_restarts_total", "flaky", "") == Some(2.0)
+            && of(&s, "gcr_container_running", "flaky", "") == Some(0.0)
+            && of(
+                &s,
+                "gcr_container_health_status",
+                "checked",
+                "state=\"healthy\"",
+            ) == Some(1.0)
+            && of(&s, "gcr_container_cpu_seconds_total", "burner", "").is_some_and(|v| v > 0.2);
+        if settled {
+            break (head, body);
+        }
+        assert!(Instant::now() < deadline, "metrics never settled:\n{body}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+
+    // promtool's parser and linter accept it.
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        stdout(&o),
+        stderr(&o)
+    );
+
+    let s = samples(&body);
+    for name in ["burner", "checked", "flaky"] {
+        assert!(
+            body.contains(&format!("name=\"{name}\"")),
+            "{name}:\n{body}"
+        );
+    }
+    assert_eq!(
+        of(&s, "gcr_container_memory_limit_bytes", "burner", ""),
+        Some(limit as f64),
+        "{body}"
+    );
+    assert_eq!(
+        of(&s, "gcr_container_memory_limit_bytes", "checked", ""),
+        None,
+        "no limit, no series:\n{body}"
+    );
+    assert!(of(&s, "gcr_container_memory_usage_bytes", "burner", "").unwrap() > 0.0);
+    assert!(of(&s, "gcr_container_pids", "burner", "").unwrap() >= 1.0);
+    assert_eq!(of(&s, "gcr_container_running", "burner", ""), Some(1.0));
+    assert_eq!(
+        of(&s, "gcr_container_cpu_seconds_total", "flaky", ""),
+        None,
+        "an exited container has no cgroup figures:\n{body}"
+    );
+    assert_eq!(
+        of(
+            &s,
+            "gcr_container_health_status",
+            "checked",
+            "state=\"unhealthy\""
+        ),
+        Some(0.0)
+    );
+    for (k, v) in &s {
+        if k.contains("_total") || k.contains("_bucket") || k.contains("_count") {
+            assert!(*v >= 0.0, "{k} {v}");
+        }
+    }
+    // Three creates through the API then starts: the histogram counted them; the ledger
+    // holds at least their create and start events.
+    assert!(
+        s["gcr_container_start_latency_seconds_count"] >= 3.0,
+        "{body}"
+    );
+    assert!(s["gcr_container_start_latency_seconds_bucket{le=\"+Inf\"}"] >= 3.0);
+    assert!(s["gcr_ledger_entries_total"] >= 6.0, "{body}");
+
+    // The versioned path serves it too, and Docker's routes still work.
+    let (vhead, vbody) = svc.get("/v1.41/metrics");
+    assert!(vhead.starts_with("HTTP/1.1 200"), "{vhead}");
+    assert!(vbody.contains("gcr_container_running{"), "{vbody}");
+    assert!(svc.ok(&["ps", "--format", "{{.Names}}"]).contains("burner"));
+}
