@@ -247,6 +247,15 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
         .await?
         .ok_or_else(|| HttpError::not_found(format!("No such container: {id}")))?;
     let framed = !r.config.opts.tty;
+    // Opened before the answer: a client may remove the container as soon as it has the
+    // headers (docker-py's `run` does, before it reads the body); the open file keeps
+    // what was written.
+    let log_path = {
+        let key = r.id.clone();
+        st.engine(move |e| Ok(e.container_dir(&key).join("container.log")))
+            .await?
+    };
+    let opened = std::fs::File::open(&log_path).ok();
     let (tx, rx) = mpsc::channel(16);
     let st2 = st.clone();
     tokio::spawn(async move {
@@ -271,7 +280,7 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
                 let out_w: &mut dyn Write = if out { &mut w_out } else { &mut sink };
                 let mut sink2 = std::io::sink();
                 let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
-                let path = e.container_dir(&r.id).join("container.log");
+                let path = log_path;
                 let mut running = || {
                     let _db = gate.gate.read();
                     !broken.load(Ordering::Relaxed)
@@ -280,7 +289,7 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
                             .map(|r| r.state.is_alive())
                             .unwrap_or(false)
                 };
-                gcr_engine::logs::print(&path, &o, out_w, err_w, &mut running)?;
+                gcr_engine::logs::print_opened(&path, opened, &o, out_w, err_w, &mut running)?;
                 Ok(())
             })
             .await;

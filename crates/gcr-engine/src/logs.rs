@@ -149,21 +149,39 @@ pub fn print(
     err: &mut dyn Write,
     still_running: &mut dyn FnMut() -> bool,
 ) -> Result<(), EngineError> {
+    print_opened(path, None, o, out, err, still_running)
+}
+
+/// [`print`] from `opened`, the log as opened earlier (when there was one): a reader that
+/// answers before it reads (the API's logs, whose client may remove the container as soon
+/// as it has the answer's headers, as docker-py's `run` does) opens the file first.
+pub fn print_opened(
+    path: &Path,
+    opened: Option<File>,
+    o: &LogOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    still_running: &mut dyn FnMut() -> bool,
+) -> Result<(), EngineError> {
     print_rotated(path, o, out, err);
     // A container just started may not have made its log yet: a follow waits for it.
-    let mut f = loop {
-        match File::open(path) {
-            Ok(f) => break f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !o.follow || !still_running() {
-                    match File::open(path) {
-                        Ok(f) => break f,
-                        Err(_) => return Ok(()),
+    let mut f = if let Some(f) = opened {
+        f
+    } else {
+        loop {
+            match File::open(path) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if !o.follow || !still_running() {
+                        match File::open(path) {
+                            Ok(f) => break f,
+                            Err(_) => return Ok(()),
+                        }
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                Err(e) => return Err(EngineError::Io(format!("reading {}", path.display()), e)),
             }
-            Err(e) => return Err(EngineError::Io(format!("reading {}", path.display()), e)),
         }
     };
     let start = match o.tail {
