@@ -57,8 +57,13 @@ fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
 
 /// A network by exact name, or by full or unambiguous id prefix.
 pub fn find_network(conn: &Connection, key: &str) -> Result<Option<NetRow>, EngineError> {
+    // Cached statements: a container list looks up each container's endpoint and network.
     let sql = format!("SELECT {NET_COLS} FROM networks WHERE name = ?1");
-    if let Some(n) = conn.query_row(&sql, [key], net_from).optional()? {
+    if let Some(n) = conn
+        .prepare_cached(&sql)?
+        .query_row([key], net_from)
+        .optional()?
+    {
         return Ok(Some(n));
     }
     if key.len() < 3 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -131,7 +136,11 @@ fn ep_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Endpoint> {
 /// The endpoint of a container; `None` also when the tables were never created.
 pub fn endpoint(conn: &Connection, container: &str) -> Option<Endpoint> {
     let sql = format!("SELECT {EP_COLS} FROM net_endpoints WHERE container = ?1");
-    conn.query_row(&sql, [container], ep_from).optional().ok()?
+    conn.prepare_cached(&sql)
+        .ok()?
+        .query_row([container], ep_from)
+        .optional()
+        .ok()?
 }
 
 pub fn endpoints_on(conn: &Connection, network: &str) -> Result<Vec<Endpoint>, EngineError> {
