@@ -9,116 +9,12 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::servers::{free_port, need_tools};
+use common::service::{sock_host, Service};
 use common::{need_root, stderr, stdout, Env, IMAGE};
-
-/// A running `gcr system service`, killed and reaped on drop; the drop then waits (10 s at
-/// most) until no process of the store is left (supervisors finishing an `--rm`, a
-/// lingering housekeeper), so the store's cleanup does not race them.
-struct Service {
-    child: Child,
-    root: PathBuf,
-    host: String,
-    /// The client side's docker config dir (so no user config is read).
-    config: tempfile::TempDir,
-}
-
-impl Service {
-    fn start(env: &Env, host: &str, extra: &[&str]) -> Service {
-        let mut args = vec!["system", "service", "--host", host];
-        args.extend_from_slice(extra);
-        let child = env
-            .cmd(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gcr system service");
-        let svc = Service {
-            child,
-            root: env.root.path().to_path_buf(),
-            host: host.to_string(),
-            config: tempfile::tempdir().expect("tempdir"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if svc
-                .docker(&["version", "--format", "{{.Server.APIVersion}}"])
-                .status
-                .success()
-            {
-                return svc;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the service did not answer on {host}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker");
-        c.env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .env("DOCKER_CONFIG", self.config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .args(["-H", &self.host])
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().expect("run docker")
-    }
-
-    /// Runs docker and asserts success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?} failed ({:?}): {}{}",
-            o.status.code(),
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-}
-
-/// Processes (other than this one) whose environment names `root` as GCR_ROOT.
-fn store_processes(root: &Path) -> Vec<u32> {
-    let want = format!("GCR_ROOT={}", root.display());
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
-        })
-        .collect()
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !store_processes(&self.root).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn sock_host(dir: &Path) -> String {
-    format!("unix://{}", dir.join("api").join("gcr.sock").display())
-}
 
 fn ready(test: &str) -> bool {
     need_root(test) && need_tools(test, &["docker", "curl", "setpriv"])

@@ -10,80 +10,18 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::servers::need_tools;
+use common::service::Service;
 use common::{need_root, stderr, stdout, Env, IMAGE};
 
-/// A running `gcr system service` on a socket in the store's directory, killed and reaped
-/// on drop; the drop then waits (10 s at most) until no process of the store is left.
-struct Service {
-    child: Child,
-    root: PathBuf,
-    sock: PathBuf,
-    /// The client side's docker config dir (so no user config is read).
-    config: tempfile::TempDir,
-}
-
 impl Service {
-    fn start(env: &Env) -> Service {
-        let sock = env.root.path().join("api").join("gcr.sock");
-        let host = format!("unix://{}", sock.display());
-        let child = env
-            .cmd(&["system", "service", "--host", &host])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gcr system service");
-        let svc = Service {
-            child,
-            root: env.root.path().to_path_buf(),
-            sock,
-            config: tempfile::tempdir().expect("tempdir"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !svc.docker(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "the service did not answer");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        svc
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.sock.display())
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .env("DOCKER_CONFIG", self.config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .env("DOCKER_BUILDKIT", "0")
-            .args(["-H", &self.host()])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?} failed ({:?}): {}{}",
-            o.status.code(),
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-
     /// A raw API call with curl: `POST path` with `body` (a file) as a tar; the answer.
     fn post(&self, path: &str, body: Option<&Path>) -> String {
         let mut c = Command::new("curl");
-        c.args(["-sS", "--unix-socket"]).arg(&self.sock).args([
+        c.args(["-sS", "--unix-socket"]).arg(self.socket()).args([
             "-X",
             "POST",
             "-H",
@@ -98,33 +36,6 @@ impl Service {
             .expect("curl");
         assert!(o.status.success(), "curl {path}: {}", stderr(&o));
         stdout(&o)
-    }
-}
-
-/// Processes (other than this one) whose environment names `root` as GCR_ROOT.
-fn store_processes(root: &Path) -> Vec<u32> {
-    let want = format!("GCR_ROOT={}", root.display());
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
-        })
-        .collect()
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !store_processes(&self.root).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
@@ -165,7 +76,7 @@ fn docker_build_through_the_service() {
         return;
     }
     let env = Env::new();
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(ctx.path().join("hello.txt"), "hello from the context\n").unwrap();
     std::fs::write(
@@ -316,7 +227,7 @@ fn hostile_build_contexts_stay_inside() {
         return;
     }
     let env = Env::new();
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret"), "host-secret\n").unwrap();
     let target = outside.path().to_str().unwrap();
@@ -408,7 +319,7 @@ fn hostile_build_contexts_stay_inside() {
     raw_entry(&mut tar, "big", b'0', "", &vec![b'x'; 64 << 10]);
     {
         use std::io::Read;
-        let mut s = std::os::unix::net::UnixStream::connect(&svc.sock).unwrap();
+        let mut s = std::os::unix::net::UnixStream::connect(svc.socket()).unwrap();
         write!(
             s,
             "POST /v1.41/build?t=cut%3A1 HTTP/1.1\r\nHost: gcr\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
@@ -459,7 +370,7 @@ fn docker_py_builds_through_the_service() {
         return;
     };
     let env = Env::new();
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
         ctx.path().join("Dockerfile"),
@@ -505,7 +416,7 @@ print("docker-py build ok")
         .args([
             "-c",
             script,
-            &svc.host(),
+            &svc.host.clone(),
             ctx.path().to_str().unwrap(),
             bad.path().to_str().unwrap(),
             spec.path().to_str().unwrap(),
@@ -543,7 +454,7 @@ fn missing_base_images_are_pulled() {
     let registry = common::servers::Server::gcr(&[], &[]);
     let base = format!("{}/api/base:1", registry.host());
     env.ok(&["push", "-q", IMAGE, &base]);
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
         ctx.path().join("Dockerfile"),

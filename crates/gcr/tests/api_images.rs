@@ -11,152 +11,21 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::servers::{need_tools, Server};
+use common::service::Service;
 use common::{eventually, need_root, stderr, stdout, Env, IMAGE};
 
 /// bcrypt("secret", cost 4).
 const SECRET_HASH: &str = "$2b$04$Gg2nl9CMpPJHyUZMC7EaZudyXPJg6snXLx7frLXinEMndczhD2Y16";
 
-/// A running `gcr system service`, killed and reaped on drop (then waits, 10 s at most,
-/// until no process of the store is left). The service gets an empty DOCKER_CONFIG of its
-/// own, so the only credentials that reach a registry are the ones a client sends.
-struct Service {
-    child: Child,
-    root: PathBuf,
-    host: String,
-    /// The client side's docker config dir (so no user config is read).
-    config: tempfile::TempDir,
-    /// The service's own DOCKER_CONFIG (where `gcr login` would save credentials).
-    own_config: tempfile::TempDir,
-}
-
+/// What only these tests ask of the service.
 impl Service {
-    fn start(env: &Env) -> Service {
-        let host = format!(
-            "unix://{}",
-            env.root.path().join("api").join("gcr.sock").display()
-        );
-        let own_config = tempfile::tempdir().expect("tempdir");
-        let child = env
-            .cmd(&["system", "service", "--host", &host])
-            .env("DOCKER_CONFIG", own_config.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gcr system service");
-        let svc = Service {
-            child,
-            root: env.root.path().to_path_buf(),
-            host,
-            config: tempfile::tempdir().expect("tempdir"),
-            own_config,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !svc.docker(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "the service did not answer");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        svc
-    }
-
-    fn socket(&self) -> PathBuf {
-        PathBuf::from(self.host.trim_start_matches("unix://"))
-    }
-
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("docker");
-        c.env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .env("DOCKER_CONFIG", self.config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .args(["-H", &self.host])
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().expect("run docker")
-    }
-
-    /// Runs docker with `input` on its stdin.
-    fn docker_input(&self, args: &[&str], input: &str) -> Output {
-        let mut c = self.docker_cmd(args);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("run docker");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs docker and asserts success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?} failed ({:?}): {}{}",
-            o.status.code(),
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-
-    /// Runs docker and asserts failure with `says` in stderr.
-    fn fails(&self, args: &[&str], says: &str) {
-        let o = self.docker(args);
-        assert!(
-            !o.status.success(),
-            "docker {args:?} succeeded: {}",
-            stdout(&o)
-        );
-        assert!(
-            stderr(&o).contains(says),
-            "docker {args:?}: expected {says:?} in {}",
-            stderr(&o)
-        );
-    }
-
     fn image_id(&self, image: &str) -> String {
         self.ok(&["image", "inspect", "--format", "{{.Id}}", image])
             .trim()
             .to_string()
-    }
-}
-
-/// Processes (other than this one) whose environment names `root` as GCR_ROOT.
-fn store_processes(root: &Path) -> Vec<u32> {
-    let want = format!("GCR_ROOT={}", root.display());
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
-        })
-        .collect()
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !store_processes(&self.root).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
@@ -211,7 +80,7 @@ fn docker_save_load_and_history() {
     }
     let env = Env::new();
     two_layer_image(&env);
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let id = svc.image_id("test/two:1");
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
 
@@ -278,7 +147,7 @@ fn docker_save_load_and_history() {
 
     // load into a fresh store: the same image id, and its layers are there to run.
     let env2 = Env::new();
-    let svc2 = Service::start(&env2);
+    let svc2 = Service::on_socket(&env2);
     let loaded = svc2.ok(&["load", "-i", file_s]);
     assert!(loaded.contains("Loaded image: test/two:1"), "{loaded}");
     assert_eq!(svc2.image_id("test/two:1"), id);
@@ -334,7 +203,7 @@ fn docker_push_then_gcr_pull() {
     }
     let reg = Server::gcr(&[], &[]);
     let env = Env::new();
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let dest = format!("{}/api/bb:1", reg.host());
     svc.ok(&["tag", IMAGE, &dest]);
     let out = svc.ok(&["push", &dest]);
@@ -372,7 +241,7 @@ fn docker_login_and_push_with_credentials() {
     let reg = registry_with_users();
     let host = reg.host();
     let env = Env::new();
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let cfg = svc.config.path().join("config.json");
 
     let o = svc.docker_input(
@@ -449,9 +318,9 @@ fn docker_py_save_load_and_push() {
     };
     let reg = registry_with_users();
     let env = Env::new();
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let env2 = Env::new();
-    let svc2 = Service::start(&env2);
+    let svc2 = Service::on_socket(&env2);
     svc2.ok(&["rmi", IMAGE]);
     let script = r#"
 import sys, docker

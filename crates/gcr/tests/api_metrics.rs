@@ -8,76 +8,18 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::servers::need_tools;
+use common::service::Service;
 use common::{need_root, stderr, stdout, Env, IMAGE};
 
-/// A running `gcr system service` on a unix socket, killed and reaped on drop (which then
-/// waits, 10 s at most, for the store's other processes to finish).
-struct Service {
-    child: Child,
-    root: PathBuf,
-    sock: PathBuf,
-    config: tempfile::TempDir,
-}
-
 impl Service {
-    fn start(env: &Env) -> Service {
-        let sock = env.root.path().join("api").join("gcr.sock");
-        let host = format!("unix://{}", sock.display());
-        let child = env
-            .cmd(&["system", "service", "--host", &host])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gcr system service");
-        let svc = Service {
-            child,
-            root: env.root.path().to_path_buf(),
-            sock,
-            config: tempfile::tempdir().expect("tempdir"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !svc.docker(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "the service did not answer");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        svc
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .env("DOCKER_CONFIG", self.config.path())
-            .env("DOCKER_CLI_HINTS", "false")
-            .arg("-H")
-            .arg(format!("unix://{}", self.sock.display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?} failed: {}{}",
-            stdout(&o),
-            stderr(&o)
-        );
-        stdout(&o)
-    }
-
-    /// `curl -i --unix-socket SOCK http://gcr/PATH`: the headers and the body.
     fn get(&self, path: &str) -> (String, String) {
         let o = Command::new("curl")
             .args(["-sS", "-i", "--max-time", "20", "--unix-socket"])
-            .arg(&self.sock)
+            .arg(self.socket())
             .arg(format!("http://gcr{path}"))
             .output()
             .expect("run curl");
@@ -85,33 +27,6 @@ impl Service {
         let text = stdout(&o);
         let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
         (head.to_string(), body.to_string())
-    }
-}
-
-/// Processes (other than this one) whose environment names `root` as GCR_ROOT.
-fn store_processes(root: &Path) -> Vec<u32> {
-    let want = format!("GCR_ROOT={}", root.display());
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
-        })
-        .collect()
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !store_processes(&self.root).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
@@ -144,7 +59,7 @@ fn metrics_exposition() {
         return;
     }
     let env = Env::new();
-    let svc = Service::start(&env);
+    let svc = Service::on_socket(&env);
     let limit: u64 = 48 << 20;
     svc.ok(&[
         "run",

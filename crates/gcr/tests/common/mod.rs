@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod servers;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
