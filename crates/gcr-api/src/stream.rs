@@ -249,13 +249,19 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
     let framed = !r.config.opts.tty;
     // Opened before the answer: a client may remove the container as soon as it has the
     // headers (docker-py's `run` does, before it reads the body); the open file keeps
-    // what was written.
+    // what was written. Made when the supervisor has not made it yet (it appends to
+    // whatever is there), so the file read is the one written.
     let log_path = {
         let key = r.id.clone();
         st.engine(move |e| Ok(e.container_dir(&key).join("container.log")))
             .await?
     };
-    let opened = std::fs::File::open(&log_path).ok();
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&log_path)
+        .ok();
     let (tx, rx) = mpsc::channel(16);
     let st2 = st.clone();
     tokio::spawn(async move {
