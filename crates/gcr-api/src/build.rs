@@ -265,13 +265,7 @@ fn pull_bases(
             no_referrers: false,
         };
         let r = e.pull(&base, &opts, lines)?;
-        lines.send(json!({ "status": format!("Digest: {}", r.digest) }));
-        let what = if r.up_to_date {
-            "Image is up to date for"
-        } else {
-            "Downloaded newer image for"
-        };
-        lines.send(json!({ "status": format!("Status: {what} {}", r.reference) }));
+        lines.pulled(&r.digest, &r.reference, r.up_to_date);
     }
     Ok(())
 }

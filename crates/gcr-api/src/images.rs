@@ -168,6 +168,17 @@ impl Lines {
         b.push(b'\n');
         let _ = self.tx.blocking_send(Bytes::from(b));
     }
+
+    /// dockerd's closing lines of a pull: its digest and whether it was new.
+    pub(crate) fn pulled(&self, digest: &str, reference: &str, up_to_date: bool) {
+        self.send(json!({ "status": format!("Digest: {digest}") }));
+        let what = if up_to_date {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
+        self.send(json!({ "status": format!("Status: {what} {reference}") }));
+    }
 }
 
 fn short(id: &str) -> String {
@@ -268,15 +279,7 @@ pub async fn pull(
                     no_referrers: false,
                 };
                 match e.pull(&reference, &opts, &lines) {
-                    Ok(r) => {
-                        lines.send(json!({ "status": format!("Digest: {}", r.digest) }));
-                        let what = if r.up_to_date {
-                            "Image is up to date for"
-                        } else {
-                            "Downloaded newer image for"
-                        };
-                        lines.send(json!({ "status": format!("Status: {what} {}", r.reference) }));
-                    }
+                    Ok(r) => lines.pulled(&r.digest, &r.reference, r.up_to_date),
                     Err(err) => {
                         let m = err.to_string();
                         lines.send(json!({ "errorDetail": { "message": m }, "error": m }));

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::servers::{free_port, need_tools};
-use common::service::{sock_host, Service};
+use common::service::{docker_py, sock_host, Service};
 use common::{need_root, stderr, stdout, Env, IMAGE};
 
 fn ready(test: &str) -> bool {
@@ -351,27 +351,7 @@ fn docker_py_drives_the_service() {
     if !ready("docker_py_drives_the_service") {
         return;
     }
-    // The peers' venv (scripts/deps.sh installs docker-py 7 there), else the host's python3.
-    let peers = std::env::var_os("GCR_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers"));
-    let python = [peers.join("venv/bin/python"), PathBuf::from("python3")]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args([
-                    "-c",
-                    "import docker, sys; sys.exit(int(docker.__version__.split('.')[0]) < 7)",
-                ])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    let Some(python) = python else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "docker-py 7 is missing (scripts/deps.sh installs it); skipping is not allowed when CI=true"
-        );
-        eprintln!("skipped docker_py_drives_the_service: docker-py 7 missing");
+    let Some(python) = docker_py("docker_py_drives_the_service") else {
         return;
     };
     let env = Env::new();

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::servers::need_tools;
-use common::service::Service;
+use common::service::{docker_py, Service};
 use common::{need_root, stderr, stdout, Env, IMAGE};
 
 impl Service {
@@ -347,26 +347,7 @@ fn docker_py_builds_through_the_service() {
     if !ready("docker_py_builds_through_the_service") {
         return;
     }
-    let peers = std::env::var_os("GCR_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers"));
-    let python = [peers.join("venv/bin/python"), PathBuf::from("python3")]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args([
-                    "-c",
-                    "import docker, sys; sys.exit(int(docker.__version__.split('.')[0]) < 7)",
-                ])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    let Some(python) = python else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "docker-py 7 is missing (scripts/deps.sh installs it); skipping is not allowed when CI=true"
-        );
-        eprintln!("skipped docker_py_builds_through_the_service: docker-py 7 missing");
+    let Some(python) = docker_py("docker_py_builds_through_the_service") else {
         return;
     };
     let env = Env::new();

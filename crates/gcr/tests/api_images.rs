@@ -10,11 +10,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::servers::{need_tools, Server};
-use common::service::Service;
+use common::service::{docker_py, Service};
 use common::{eventually, need_root, stderr, stdout, Env, IMAGE};
 
 /// bcrypt("secret", cost 4).
@@ -279,33 +278,6 @@ fn docker_login_and_push_with_credentials() {
     svc.ok(&["logout", &host]);
     svc.fails(&["push", &dest], "requires credentials");
     svc.fails(&["pull", &dest], "requires credentials");
-}
-
-/// The peers' venv python with docker-py 7 (scripts/deps.sh), else the host's python3;
-/// None (after printing why) when neither has it.
-fn docker_py(test: &str) -> Option<PathBuf> {
-    let peers = std::env::var_os("GCR_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers"));
-    let python = [peers.join("venv/bin/python"), PathBuf::from("python3")]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args([
-                    "-c",
-                    "import docker, sys; sys.exit(int(docker.__version__.split('.')[0]) < 7)",
-                ])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    if python.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: docker-py 7 is missing (scripts/deps.sh installs it); skipping is not allowed when CI=true"
-        );
-        eprintln!("skipped {test}: docker-py 7 missing");
-    }
-    python
 }
 
 #[test]
