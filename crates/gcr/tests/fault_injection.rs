@@ -287,16 +287,6 @@ impl World {
     /// temp files and container directories of the killed process (removed by the retry
     /// and the housekeeper's sweep, or `--repair`).
     fn check_consistent(&mut self, what: &str, after_kill: bool) {
-        if !after_kill {
-            // What a killed process left is swept by the store's housekeeper when it ends
-            // (it lingers while a left directory is too young to be called an orphan):
-            // the state to check is the one after that sweep.
-            let reap = format!("__reap {}", self.root());
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while !procs_with(&reap).is_empty() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
         let doc = self.env.gcr(&["doctor"]);
         let text = stdout(&doc);
         let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("PROBLEM")).collect();
