@@ -2,7 +2,8 @@
 //! `gcr system service` on a root-only unix socket or a loopback TCP port. Every endpoint
 //! calls the same gcr-engine functions as the CLI (blocking, on tokio's blocking threads),
 //! so the `docker` CLI, docker-py and other SDKs drive the same containers and images as
-//! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
+//! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials), `tls` (`--tls`: client
+//! certificates required),
 //! `server` (connections, routing, the engine pool), `containers` and `create` (container
 //! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
 //! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `metrics` (`/metrics`,
@@ -34,10 +35,12 @@ mod server;
 mod stats;
 mod stream;
 mod system;
+mod tls;
 
 pub use errors::ApiError;
 pub use listen::Host;
 pub use server::{serve, ServiceOptions};
+pub use tls::TlsFiles;
 
 /// The newest API version served.
 pub const API_VERSION: &str = "1.41";
