@@ -11,6 +11,7 @@ mod detach;
 pub mod diff;
 pub mod dna;
 pub mod exec;
+mod grant_events;
 mod export;
 mod foreground;
 pub mod guard;
