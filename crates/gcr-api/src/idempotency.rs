@@ -189,8 +189,14 @@ mod tests {
         assert_ne!(a, digest("POST", "/containers/create?name=b", b"{}"));
         assert_ne!(a, digest("POST", "/containers/create?name=a", b"{ }"));
         assert_ne!(a, digest("PUT", "/containers/create?name=a", b"{}"));
-        assert_eq!(unversioned("/v1.41/containers/x/start"), "/containers/x/start");
-        assert_eq!(unversioned("/containers/create?a=1"), "/containers/create?a=1");
+        assert_eq!(
+            unversioned("/v1.41/containers/x/start"),
+            "/containers/x/start"
+        );
+        assert_eq!(
+            unversioned("/containers/create?a=1"),
+            "/containers/create?a=1"
+        );
         assert_eq!(unversioned("/v1/apply"), "/v1/apply");
     }
 }

@@ -22,7 +22,10 @@ pub struct Live {
 impl Live {
     /// The event in the SSE wire format (`id:`, `event:`, `data:`, a blank line).
     pub fn sse(&self) -> String {
-        format!("id: {}\nevent: {}\ndata: {}\n\n", self.id, self.name, self.data)
+        format!(
+            "id: {}\nevent: {}\ndata: {}\n\n",
+            self.id, self.name, self.data
+        )
     }
 
     /// The event as a polling answer lists it.
@@ -64,7 +67,10 @@ pub fn live(e: &Event) -> Option<Live> {
             d.insert("cause".into(), json!(e.cause));
             if state == "exited" {
                 d.insert("exit_code".into(), json!(e.exit_code));
-                d.insert("oom_killed".into(), (e.cause.as_deref() == Some("oom")).into());
+                d.insert(
+                    "oom_killed".into(),
+                    (e.cause.as_deref() == Some("oom")).into(),
+                );
             }
             format!("run_state.{state}")
         }
@@ -145,7 +151,10 @@ impl Filter {
     pub fn passes(&self, l: &Live) -> bool {
         let typed = self.types.is_empty()
             || self.types.iter().any(|t| {
-                l.name == *t || l.name.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('.'))
+                l.name == *t
+                    || l.name
+                        .strip_prefix(t.as_str())
+                        .is_some_and(|r| r.starts_with('.'))
             });
         let contained = self.containers.is_empty()
             || self.containers.iter().any(|c| {
@@ -196,13 +205,22 @@ mod tests {
         let l = live(&ev(5, "container", Some("running"), Some("exited"), "die")).unwrap();
         assert_eq!(l.data["exit_code"], 3);
         assert_eq!(l.id, 5);
-        assert!(l.sse().starts_with("id: 5\nevent: run_state.exited\ndata: {"));
+        assert!(l
+            .sse()
+            .starts_with("id: 5\nevent: run_state.exited\ndata: {"));
         assert!(l.sse().ends_with("}\n\n"));
     }
 
     #[test]
     fn filters_by_prefix_and_container() {
-        let l = live(&ev(2, "container", Some("created"), Some("running"), "start")).unwrap();
+        let l = live(&ev(
+            2,
+            "container",
+            Some("created"),
+            Some("running"),
+            "start",
+        ))
+        .unwrap();
         let f = |t: &[&str], c: &[&str]| Filter {
             types: t.iter().map(|s| s.to_string()).collect(),
             containers: c.iter().map(|s| s.to_string()).collect(),

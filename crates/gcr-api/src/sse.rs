@@ -140,7 +140,11 @@ pub async fn events(st: &Shared, q: &Query, headers: &HeaderMap) -> Result<Resp,
                 quiet_since = Instant::now();
             }
             if quiet_since.elapsed() >= keepalive {
-                if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
+                if tx
+                    .send(Bytes::from_static(b": keep-alive\n\n"))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 quiet_since = Instant::now();

@@ -72,9 +72,14 @@ impl Engine {
             .query_map(params![after_seq, lim], from_row)?
             .collect::<Result<_, _>>()?
         } else {
-            let marks = vec!["?"; kinds.len()].join(",");
+            let marks: Vec<String> = (0..kinds.len()).map(|i| format!("?{}", i + 3)).collect();
+            let marks = marks.join(",");
             let mut vals: Vec<rusqlite::types::Value> = vec![after_seq.into(), lim.into()];
-            vals.extend(kinds.iter().map(|k| rusqlite::types::Value::from(k.to_string())));
+            vals.extend(
+                kinds
+                    .iter()
+                    .map(|k| rusqlite::types::Value::from(k.to_string())),
+            );
             conn.prepare(&format!(
                 "SELECT {COLUMNS} FROM events WHERE seq > ?1 AND kind IN ({marks}) ORDER BY seq LIMIT ?2"
             ))?

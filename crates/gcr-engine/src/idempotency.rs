@@ -104,7 +104,11 @@ impl Engine {
 
     /// Records the answer of a claimed `key`, or releases the claim (`None`: the request
     /// failed without acting, a retry with the key may act).
-    pub fn idempotency_finish(&self, key: &str, answer: Option<&Answer>) -> Result<(), EngineError> {
+    pub fn idempotency_finish(
+        &self,
+        key: &str,
+        answer: Option<&Answer>,
+    ) -> Result<(), EngineError> {
         let conn = self.store()?.conn();
         match answer {
             Some(a) => conn.execute(
@@ -141,7 +145,10 @@ mod tests {
             body: b"{}".to_vec(),
         };
         e.idempotency_finish("k", Some(&a)).unwrap();
-        assert_eq!(e.idempotency_claim("k", "d1", 60).unwrap(), Claim::Replay(a));
+        assert_eq!(
+            e.idempotency_claim("k", "d1", 60).unwrap(),
+            Claim::Replay(a)
+        );
         // Released: the next claim acts.
         assert_eq!(e.idempotency_claim("r", "d", 60).unwrap(), Claim::New);
         e.idempotency_finish("r", None).unwrap();

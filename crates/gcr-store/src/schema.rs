@@ -11,9 +11,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
-const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE,
-];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(

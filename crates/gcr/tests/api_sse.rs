@@ -61,7 +61,9 @@ impl Stream {
         });
         let s = Stream { child, lines };
         // The service's first comment: the stream is open (what happens next is in it).
-        let hello = s.line(Duration::from_secs(20)).expect("the stream's first line");
+        let hello = s
+            .line(Duration::from_secs(20))
+            .expect("the stream's first line");
         assert_eq!(hello, "retry: 2000", "{hello}");
         s
     }
@@ -117,15 +119,34 @@ impl Drop for Stream {
 }
 
 /// An HTTP exchange over the service's socket: (status, headers, body).
-fn http(svc: &Service, method: &str, path: &str, headers: &[&str], body: Option<&[u8]>) -> (u16, String, String) {
+fn http(
+    svc: &Service,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: Option<&[u8]>,
+) -> (u16, String, String) {
     let mut c = Command::new("curl");
-    c.args(["-sS", "-i", "--max-time", "60", "-X", method, "--unix-socket"])
-        .arg(svc.socket());
+    c.args([
+        "-sS",
+        "-i",
+        "--max-time",
+        "60",
+        "-X",
+        method,
+        "--unix-socket",
+    ])
+    .arg(svc.socket());
     for h in headers {
         c.args(["-H", h]);
     }
     if body.is_some() {
-        c.args(["-H", "Content-Type: application/json", "--data-binary", "@-"]);
+        c.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ]);
     }
     c.arg(format!("http://gcr{path}"))
         .stdin(Stdio::piped())
@@ -249,7 +270,11 @@ fn polling_long_polls_pages_and_refuses_bad_input() {
     let t = Instant::now();
     let (none, next) = poll(&svc, &format!("?after={start}&wait=1"));
     assert!(none.is_empty() && next == start, "{none:#?} {next}");
-    assert!(t.elapsed() >= Duration::from_millis(900), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
     // A long poll answers as soon as an event is recorded.
     let host = svc.socket();
     let waiter = std::thread::spawn(move || {
@@ -348,13 +373,23 @@ fn apply_over_the_api_emits_deploy_and_grant_events_without_the_secret() {
     std::fs::remove_file(&vf).unwrap();
     let sealed: Value =
         serde_json::from_str(&env.ok(&["secret", "inspect", "secret_db_url"])).unwrap();
-    let sealed = if sealed.is_array() { sealed[0].clone() } else { sealed };
+    let sealed = if sealed.is_array() {
+        sealed[0].clone()
+    } else {
+        sealed
+    };
     let sealed_digest = sealed["Digest"].as_str().expect("a Digest").to_string();
     let svc = Service::on_socket(&env);
     let s = Stream::open(&svc, "?types=deploy,grant", None);
 
     let web = signed(&env, "web");
-    let (status, head, body) = http(&svc, "POST", "/v1/apply", &["Idempotency-Key: ap-1"], Some(&web));
+    let (status, head, body) = http(
+        &svc,
+        "POST",
+        "/v1/apply",
+        &["Idempotency-Key: ap-1"],
+        Some(&web),
+    );
     assert_eq!(status, 201, "{body}");
     assert!(!head.contains("idempotent-replayed"), "{head}");
     let first: Value = serde_json::from_str(&body).unwrap();
@@ -381,7 +416,10 @@ fn apply_over_the_api_emits_deploy_and_grant_events_without_the_secret() {
     assert!(g["digest"].as_str().unwrap().starts_with("sha256:"), "{g}");
     assert_eq!(g["digest"], sealed_digest.as_str(), "{g}");
     // The value reached the process, and no feed shows it.
-    assert_eq!(env.ok(&["exec", &id, "/bin/sh", "-c", "echo -n $DB_URL"]), value);
+    assert_eq!(
+        env.ok(&["exec", &id, "/bin/sh", "-c", "echo -n $DB_URL"]),
+        value
+    );
     let (all, _) = poll(&svc, "?after=0&limit=1000");
     let text = serde_json::to_string(&all.iter().map(|e| &e.data).collect::<Vec<_>>()).unwrap();
     assert!(!text.contains(value) && !text.contains("hunter2"), "{text}");
@@ -389,12 +427,24 @@ fn apply_over_the_api_emits_deploy_and_grant_events_without_the_secret() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let (_, _, docker_events) = http(&svc, "GET", &format!("/events?since=0&until={now}"), &[], None);
+    let (_, _, docker_events) = http(
+        &svc,
+        "GET",
+        &format!("/events?since=0&until={}", now + 2),
+        &[],
+        None,
+    );
     assert!(docker_events.contains("materialized"), "{docker_events}");
     assert!(!docker_events.contains("hunter2"), "{docker_events}");
 
     // The key again with the same manifest: the first result, nothing new runs.
-    let (status, head, body) = http(&svc, "POST", "/v1/apply", &["Idempotency-Key: ap-1"], Some(&web));
+    let (status, head, body) = http(
+        &svc,
+        "POST",
+        "/v1/apply",
+        &["Idempotency-Key: ap-1"],
+        Some(&web),
+    );
     assert_eq!(status, 201, "{body}");
     assert!(head.contains("idempotent-replayed: true"), "{head}");
     let again: Value = serde_json::from_str(&body).unwrap();
@@ -403,7 +453,13 @@ fn apply_over_the_api_emits_deploy_and_grant_events_without_the_secret() {
     assert_eq!(svc.ok(&["ps", "-aq"]).lines().count(), 1);
     // ... with another manifest: 409 naming the key, nothing runs.
     let db = signed(&env, "db");
-    let (status, _, body) = http(&svc, "POST", "/v1/apply", &["Idempotency-Key: ap-1"], Some(&db));
+    let (status, _, body) = http(
+        &svc,
+        "POST",
+        "/v1/apply",
+        &["Idempotency-Key: ap-1"],
+        Some(&db),
+    );
     assert_eq!(status, 409, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["code"], "409_IDEMPOTENCY_CONFLICT", "{v}");
@@ -465,11 +521,20 @@ fn idempotency_keys_on_create_and_start_hold_across_a_restart() {
     // A key that is no token is refused, naming the header.
     let (status, _, v) = create(&svc, "idem1", "bad key", "exit 0");
     assert_eq!(status, 400, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("Idempotency-Key"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("Idempotency-Key"),
+        "{v}"
+    );
     // Start with a key: 204, and 204 again (the first answer), not the 304 of a second start.
     let start = format!("/containers/{id}/start");
     let sleeper = json!({ "Image": IMAGE, "Cmd": ["sleep", "5"] }).to_string();
-    let (status, _, body) = http(&svc, "POST", "/containers/create?name=idem2", &[], Some(sleeper.as_bytes()));
+    let (status, _, body) = http(
+        &svc,
+        "POST",
+        "/containers/create?name=idem2",
+        &[],
+        Some(sleeper.as_bytes()),
+    );
     assert_eq!(status, 201, "{body}");
     let start2 = "/containers/idem2/start";
     let (status, _, _) = http(&svc, "POST", start2, &["Idempotency-Key: s-1"], None);

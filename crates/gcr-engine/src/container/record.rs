@@ -204,7 +204,9 @@ fn event_full(
         "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause, exit_code) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![time_ns, kind, object, name, from, to, cause, exit_code])?;
+    .execute(params![
+        time_ns, kind, object, name, from, to, cause, exit_code
+    ])?;
     Ok(())
 }
 
@@ -405,7 +407,11 @@ fn set_state_unit(
             r.name
         )));
     }
-    let exit_code = if to == State::Exited { u.exit_code } else { None };
+    let exit_code = if to == State::Exited {
+        u.exit_code
+    } else {
+        None
+    };
     event_full(
         conn,
         now_ns(),
