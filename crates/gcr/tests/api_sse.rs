@@ -256,6 +256,18 @@ fn sse_follows_a_docker_run_and_resumes_with_last_event_id() {
     let s = Stream::open(&svc, &format!("?since_id={running}&container=sse2"), None);
     let only = s.until("run_state.exited", "sse2");
     assert_eq!(only, got[1..]);
+
+    // An idle stream: its type, and keep-alive comments (every second, as asked).
+    let o = Command::new("curl")
+        .args(["-sS", "-i", "-N", "--max-time", "3", "--unix-socket"])
+        .arg(svc.socket())
+        .arg("http://gcr/v1/events?keepalive=1")
+        .output()
+        .expect("curl");
+    let text = stdout(&o).to_ascii_lowercase();
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+    assert!(text.contains("cache-control: no-cache"), "{text}");
+    assert!(text.matches("\n: keep-alive\n").count() >= 1, "{text}");
 }
 
 #[test]
