@@ -100,8 +100,8 @@ async fn answer_of(r: Resp) -> Option<Answer> {
 /// Runs `act` (given the request's body) at most once per key: see the module's text.
 async fn once<F, Fut>(st: &Shared, req: Request<Incoming>, act: F) -> Result<Resp, HttpError>
 where
-    F: FnOnce(Bytes) -> Fut,
-    Fut: std::future::Future<Output = Result<Resp, HttpError>>,
+    F: FnOnce(Shared, Bytes) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Resp, HttpError>> + Send + 'static,
 {
     let key = key_of(&req)?;
     let method = req.method().as_str().to_string();
@@ -113,12 +113,31 @@ where
     .to_string();
     let body = http::read_body(req.into_body()).await?;
     let Some(key) = key else {
-        return act(body).await;
+        return act(st.clone(), body).await;
     };
     let d = digest(&method, &path, &body);
-    let (k, d2) = (key.clone(), d.clone());
+    // A task of its own: a client that leaves mid-request does not leave the key claimed.
+    let st = st.clone();
+    tokio::spawn(async move { guarded(st, key, d, body, act).await })
+        .await
+        .map_err(|e| HttpError::internal(format!("the request's task failed: {e}")))?
+}
+
+/// [`once`] with a key: claim, act, keep the answer (or release the claim).
+async fn guarded<F, Fut>(
+    st: Shared,
+    key: String,
+    d: String,
+    body: Bytes,
+    act: F,
+) -> Result<Resp, HttpError>
+where
+    F: FnOnce(Shared, Bytes) -> Fut,
+    Fut: std::future::Future<Output = Result<Resp, HttpError>>,
+{
+    let k = key.clone();
     let claim = st
-        .engine(move |e| Ok(e.idempotency_claim(&k, &d2, TTL_SECS)?))
+        .engine(move |e| Ok(e.idempotency_claim(&k, &d, TTL_SECS)?))
         .await?;
     match claim {
         Claim::Replay(a) => return Ok(respond(&a, true)),
@@ -140,7 +159,7 @@ where
         }
         Claim::New => {}
     }
-    let r = match act(body).await {
+    let r = match act(st.clone(), body).await {
         Ok(r) => r,
         Err(e) => http::error(&e),
     };
@@ -166,15 +185,19 @@ where
 /// `POST /containers/create` with its key.
 pub async fn create(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
     let name = q.get("name").map(String::from);
-    once(st, req, |body| async move {
-        crate::containers::create(st, name.as_deref(), &body).await
+    once(st, req, move |st, body| async move {
+        crate::containers::create(&st, name.as_deref(), &body).await
     })
     .await
 }
 
 /// `POST /containers/{id}/start` with its key.
 pub async fn start(st: &Shared, id: &str, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    once(st, req, |_| crate::containers::start(st, id)).await
+    let id = id.to_string();
+    once(st, req, move |st, _| async move {
+        crate::containers::start(&st, &id).await
+    })
+    .await
 }
 
 #[cfg(test)]
