@@ -576,3 +576,95 @@ fn idempotency_keys_on_create_and_start_hold_across_a_restart() {
     assert_eq!(status, 409, "{body}");
     assert!(Path::new(&env.root.path().join("gcr.db")).exists());
 }
+
+/// The start time of this process (field 22 of /proc/self/stat), as gcr records owners.
+fn own_start() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(19).unwrap().parse().unwrap()
+}
+
+/// Runs `q` on the store's database with the sqlite3 shell, keeping the WAL as gcr does
+/// (a shell that deletes it on close would cut the service off from later writes).
+fn sql(env: &Env, q: &str) {
+    use std::io::Write;
+    let mut child = Command::new("sqlite3")
+        .arg(env.root.path().join("gcr.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sqlite3");
+    let script = format!(".bail on\n.filectrl persist_wal 1\n{q};\n");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write sqlite3's input");
+    let o = child.wait_with_output().expect("sqlite3");
+    assert!(
+        o.status.success() && stderr(&o).is_empty(),
+        "{q}: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_key_in_flight_is_refused_and_a_dead_owners_claim_is_taken_over() {
+    let test = "a_key_in_flight_is_refused_and_a_dead_owners_claim_is_taken_over";
+    if !ready(test) || !need_tools(test, &["sqlite3"]) {
+        return;
+    }
+    use sha2::{Digest, Sha256};
+    let env = Env::new();
+    let svc = Service::on_socket(&env);
+    let path = "/containers/create?name=fl1";
+    let body = json!({ "Image": IMAGE, "Cmd": ["true"] }).to_string();
+    let mut h = Sha256::new();
+    h.update(format!("POST\n{path}\n{body}").as_bytes());
+    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    // A claim held by a live process (this one) for the same request: a second one waits
+    // for nothing, it is told at once.
+    let owner = format!("{}:{}", std::process::id(), own_start());
+    sql(
+        &env,
+        &format!(
+            "INSERT INTO api_requests(idempotency_key, request_digest, owner, created_at, expires_at) \
+             VALUES ('f-1', 'sha256:{digest}', '{owner}', 0, 99999999999)"
+        ),
+    );
+    let post = |svc: &Service| {
+        http(
+            svc,
+            "POST",
+            path,
+            &["Idempotency-Key: f-1"],
+            Some(body.as_bytes()),
+        )
+    };
+    let (status, _, answer) = post(&svc);
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("'f-1' is still in progress"), "{answer}");
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
+    // Its owner gone (a service killed mid-request): the next request takes the claim over.
+    sql(
+        &env,
+        "UPDATE api_requests SET owner = '999999999:1' WHERE idempotency_key = 'f-1'",
+    );
+    let (status, _, first) = post(&svc);
+    assert_eq!(status, 201, "{first}");
+    let (status, head, again) = post(&svc);
+    assert_eq!((status, &again), (201, &first));
+    assert!(head.contains("idempotent-replayed: true"), "{head}");
+    assert_eq!(svc.ok(&["ps", "-aq"]).lines().count(), 1);
+    // An expired key is forgotten: the same request acts again (the name is taken now).
+    sql(
+        &env,
+        "UPDATE api_requests SET expires_at = 1 WHERE idempotency_key = 'f-1'",
+    );
+    let (status, head, answer) = post(&svc);
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("already in use"), "{answer}");
+    assert!(!head.contains("idempotent-replayed"), "{head}");
+}
