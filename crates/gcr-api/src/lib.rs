@@ -10,9 +10,13 @@
 //! Prometheus text), `admin` (top, pause,
 //! rename, prunes),
 //! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks), `reap` (the
-//! service's exited children), `http` (request and response helpers), `errors`.
+//! service's exited children), `http` (request and response helpers), `errors`; and
+//! the MiniContainer endpoints of seed 002: `sse` (`GET /v1/events` as Server-Sent Events
+//! and its polling form) with `live` (engine events as run_state/deploy/grant events),
+//! `apply` (`POST /v1/apply`), `idempotency` (`Idempotency-Key` on create and start).
 
 mod admin;
+mod apply;
 mod archive;
 mod attach;
 mod build;
@@ -24,14 +28,17 @@ mod df;
 mod errors;
 mod exec;
 mod http;
+mod idempotency;
 mod images;
 mod images_io;
 mod limits;
 mod listen;
+mod live;
 mod metrics;
 mod push;
 mod reap;
 mod server;
+mod sse;
 mod stats;
 mod stream;
 mod system;

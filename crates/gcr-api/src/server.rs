@@ -18,8 +18,8 @@ use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
 use crate::{
-    admin, archive, attach, build, changes, containers, df, exec, images, images_io, metrics, push,
-    stats, stream, system,
+    admin, apply, archive, attach, build, changes, containers, df, exec, idempotency, images,
+    images_io, metrics, push, sse, stats, stream, system,
 };
 
 /// What `gcr system service` was asked for.
@@ -431,6 +431,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["info"]) => system::info(&st).await,
         ("GET", ["metrics"]) => metrics::metrics(&st).await,
         ("GET", ["events"]) => system::events(&st, &q).await,
+        ("GET", ["v1", "events"]) => sse::events(&st, &q, req.headers()).await,
+        ("GET", ["v1", "events", "poll"]) => sse::poll(&st, &q).await,
+        ("POST", ["v1", "apply"]) => apply::apply(&st, &q, req).await,
         ("GET", ["system", "df"]) => df::system_df(&st).await,
         ("GET", ["containers", "json"]) => containers::list(&st, &q).await,
         ("POST", ["containers", "prune"]) => admin::prune_containers(&st, &q).await,
@@ -446,9 +449,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["containers", id, "changes"]) => changes::changes(&st, id).await,
         ("GET", ["containers", id, "export"]) => changes::export(&st, id).await,
         ("POST", ["commit"]) => changes::commit(&st, &q, req).await,
-        ("POST", ["containers", "create"]) => containers::create(&st, &q, req).await,
+        ("POST", ["containers", "create"]) => idempotency::create(&st, &q, req).await,
         ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
-        ("POST", ["containers", id, "start"]) => containers::start(&st, id).await,
+        ("POST", ["containers", id, "start"]) => idempotency::start(&st, id, req).await,
         ("POST", ["containers", id, "stop"]) => containers::stop(&st, id, &q).await,
         ("POST", ["containers", id, "restart"]) => containers::restart(&st, id, &q).await,
         ("POST", ["containers", id, "kill"]) => containers::kill(&st, id, &q).await,
