@@ -214,6 +214,9 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         (_, Some(files)) => Some(crate::tls::acceptor(files)?),
         (_, None) => None,
     };
+    // Listings ask whether the same containers run on every request: pidfds answer that
+    // with a poll each (see `procfs::watch_pids`).
+    gcr_engine::container::procfs::watch_pids();
     // The store must open before anything is served: a bad root is an error at start.
     let first = Engine::open(&opts.root, &opts.run_dir)?;
     let state = Arc::new(State {
