@@ -236,11 +236,6 @@ pub async fn pull(
     q: &Query,
     credentials: Option<gcr_engine::registry::Credentials>,
 ) -> Result<Resp, HttpError> {
-    if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
-        return Err(HttpError::bad_request(
-            "importing with fromSrc is not supported by gcr's API yet; use 'gcr import'",
-        ));
-    }
     let image = q
         .get("fromImage")
         .filter(|s| !s.is_empty())

@@ -310,3 +310,65 @@ pub async fn history(st: &Shared, name: &str) -> Result<Resp, HttpError> {
         .collect();
     Ok(http::json(StatusCode::OK, &Value::Array(items)))
 }
+
+/// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=` (`docker import`): the body
+/// (a rootfs tarball, plain or gzip'd) as a one-layer image, named `repo[:tag]`, its config
+/// changed by `changes` (Dockerfile instructions) — the engine's `gcr import`. Answers
+/// Docker's JSON lines ending with `{"status": "sha256:…"}`; a failure is an `error` line
+/// and leaves no image. A URL source is refused: the service fetches nothing from the
+/// network on a client's behalf.
+pub async fn import(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
+    let src = q.get("fromSrc").unwrap_or_default();
+    if src != "-" {
+        return Err(HttpError::bad_request(format!(
+            "importing from '{src}' is not supported: gcr fetches no URL for a client; download it and import the file (docker import FILE)"
+        )));
+    }
+    let reference = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag")) {
+        (Some(r), Some(t)) if !t.is_empty() => Some(format!("{r}:{t}")),
+        (r, _) => r.map(str::to_string),
+    };
+    let changes: Vec<String> = q.all("changes").into_iter().map(str::to_string).collect();
+    let message = q
+        .get("message")
+        .filter(|m| !m.is_empty())
+        .map(str::to_string);
+    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, String>>(8);
+    let mut body = req.into_body();
+    let feeder = tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let msg = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => Ok(d),
+                    Err(_) => continue,
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            let failed = msg.is_err();
+            if body_tx.send(msg).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let (tx, rx) = mpsc::channel(64);
+    let st2 = st.clone();
+    let gate = st.clone();
+    tokio::spawn(async move {
+        let res = st2
+            .engine_ungated(move |e| {
+                let input = BodyReader {
+                    rx: body_rx,
+                    cur: Bytes::new(),
+                    gated: Gated::hold(&gate.gate),
+                };
+                Ok(e.import(input, reference.as_deref(), &changes, message.as_deref())?)
+            })
+            .await;
+        feeder.abort();
+        let _ = match res {
+            Ok(id) => tx.send(line(&json!({ "status": id }))).await,
+            Err(err) => tx.send(error_line(&err.message)).await,
+        };
+    });
+    Ok(http::stream("application/json", rx))
+}

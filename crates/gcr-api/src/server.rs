@@ -473,6 +473,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["build"]) => build::build(&st, &q, req).await,
         ("POST", ["build", "prune"]) => build::prune(&st, &q).await,
         ("GET", ["images", "json"]) => images::list(&st, &q).await,
+        ("POST", ["images", "create"]) if q.get("fromSrc").is_some() => {
+            images_io::import(&st, &q, req).await
+        }
         ("POST", ["images", "create"]) => {
             let creds = push::registry_auth(&req)?;
             images::pull(&st, &q, creds).await

@@ -945,8 +945,8 @@ fn docker_system_df() {
 }
 
 #[test]
-fn docker_diff_export_commit() {
-    if !ready("docker_diff_export_commit") {
+fn docker_diff_export_commit_import() {
+    if !ready("docker_diff_export_commit_import") {
         return;
     }
     let env = Env::new();
@@ -981,4 +981,47 @@ fn docker_diff_export_commit() {
     let e = svc.docker(&["export", "nosuch"]);
     assert!(!e.status.success());
     assert!(stderr(&e).contains("No such container"), "{}", stderr(&e));
+
+    // docker import of the export (gzip'd too), with changes and a message; a URL source
+    // and a tarball that is not one are refused, leaving no image.
+    let id = svc.ok(&[
+        "import",
+        "-c",
+        "ENV Y=2",
+        "-c",
+        "CMD [\"cat\", \"/new\"]",
+        "-m",
+        "imported",
+        tar.to_str().unwrap(),
+        "img:imported",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(svc.ok(&["run", "--rm", "img:imported"]), "hi\n");
+    assert_eq!(
+        svc.ok(&["run", "--rm", "img:imported", "sh", "-c", "echo $Y"]),
+        "2\n"
+    );
+    let gz = env.root.path().join("dc.tar.gz");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -c {} > {}", tar.display(), gz.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    svc.ok(&["import", gz.to_str().unwrap(), "img:gz"]);
+    assert_eq!(svc.ok(&["run", "--rm", "img:gz", "cat", "/new"]), "hi\n");
+    let before = svc.ok(&["images", "-q"]);
+    svc.fails(
+        &["import", "http://127.0.0.1:9/x.tar", "img:url"],
+        "fetches no URL",
+    );
+    let junk = env.root.path().join("junk.tar");
+    std::fs::write(&junk, b"not a tarball at all").unwrap();
+    let o = svc.docker(&["import", junk.to_str().unwrap(), "img:junk"]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert_eq!(
+        svc.ok(&["images", "-q"]),
+        before,
+        "a failed import left an image"
+    );
 }

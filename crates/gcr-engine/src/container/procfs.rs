@@ -10,7 +10,8 @@ fn stat(pid: i32) -> Option<(u8, u64)> {
     if pid <= 0 {
         return None;
     }
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let s = gcr_runtime::cgroups::slurp(f, 512).ok()?;
     let after = &s[s.rfind(')')? + 2..];
     let state = *after.as_bytes().first()?;
     Some((state, after.split(' ').nth(19)?.parse().ok()?))

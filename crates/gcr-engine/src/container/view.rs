@@ -294,7 +294,9 @@ pub struct Io {
 
 /// Received and sent bytes of every interface but `lo` in `pid`'s network namespace.
 fn net_bytes(pid: i32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    let text = std::fs::File::open(format!("/proc/{pid}/net/dev"))
+        .and_then(|f| gcr_runtime::cgroups::slurp(f, 1024))
+        .unwrap_or_default();
     text.lines()
         .skip(2)
         .filter_map(|l| l.split_once(':'))
@@ -314,7 +316,9 @@ fn net_bytes(pid: i32) -> (u64, u64) {
 
 /// `read_bytes` and `write_bytes` of `/proc/PID/io`.
 fn proc_io(pid: i32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let text = std::fs::File::open(format!("/proc/{pid}/io"))
+        .and_then(|f| gcr_runtime::cgroups::slurp(f, 256))
+        .unwrap_or_default();
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k))

@@ -32,10 +32,28 @@ pub(crate) fn read_raw(path: &Path) -> io::Result<String> {
 /// Reads a whole file into a buffer of `cap` bytes to start with, so proc and cgroup files
 /// come in one `read` (plus the one that sees EOF).
 pub(crate) fn read_with_capacity(path: &Path, cap: usize) -> io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut s = String::with_capacity(cap);
-    f.read_to_string(&mut s)?;
-    Ok(s)
+    slurp(std::fs::File::open(path)?, cap)
+}
+
+/// Reads `f` to its end with plain `read`s into a buffer of `cap` bytes to start with.
+/// `File::read_to_string` first asks `statx` and `lseek` for a size, which proc and cgroup
+/// files do not have: two wasted calls per file, and /metrics reads ten files per container.
+pub fn slurp(mut f: std::fs::File, cap: usize) -> io::Result<String> {
+    let mut buf = vec![0u8; cap.max(64)];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {

@@ -12,6 +12,7 @@ mod cgroup;
 mod cpuset;
 mod detail;
 mod fs;
+pub use fs::slurp;
 mod mountinfo;
 mod v1;
 mod v2;
