@@ -8,7 +8,9 @@
 //! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `metrics` (`/metrics`,
 //! Prometheus text), `admin` (top, pause,
 //! rename, prunes),
-//! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks), `reap` (the
+//! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks),
+//! `networks` (network connect and disconnect, the filters and labels of networks and
+//! volumes), `reap` (the
 //! service's exited children), `http` (request and response helpers), `errors`.
 
 mod admin;
@@ -28,6 +30,7 @@ mod images_io;
 mod limits;
 mod listen;
 mod metrics;
+mod networks;
 mod push;
 mod reap;
 mod server;

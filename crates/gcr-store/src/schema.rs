@@ -11,7 +11,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LABELS];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -263,6 +263,13 @@ CREATE TABLE manifest_nonces(
     digest TEXT NOT NULL,
     used_at INTEGER NOT NULL
 );
+";
+
+/// Version 10: labels of volumes and networks (`docker volume|network create --label`,
+/// docker-compose's `com.docker.compose.*`), a JSON object of strings.
+const V_LABELS: &str = "
+ALTER TABLE volumes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE networks ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ";
 
 /// Creates or migrates the schema; a single pragma read when already current.
