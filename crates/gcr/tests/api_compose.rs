@@ -174,6 +174,10 @@ fn compose_up_down_up_keeps_the_volume() {
         "web did not answer"
     );
     wait_for(c.port, "/cgi-bin/data", &["worker-1"]);
+    // A second `up` leaves the running project alone: each container's aliases hold its
+    // short id, so compose neither recreates nor reconnects it.
+    let again = c.ok(1, &["up", "-d"]);
+    assert_eq!(again.matches("is up-to-date").count(), 3, "{again}");
     // The worker started only once db was healthy.
     let health = svc.ok(&[
         "inspect",
