@@ -365,6 +365,29 @@ fn docker_network_connect_and_disconnect() {
         "No such container",
     );
 
+    // `--network-alias` at run: the container's own hosts line has it; the default bridge
+    // refuses it, as Docker does.
+    let hosts = svc.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "cnet",
+        "--network-alias",
+        "solo",
+        IMAGE,
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains(" solo"), "{hosts}");
+    svc.fails(
+        &["run", "--rm", "--network-alias", "solo", IMAGE, "true"],
+        "user-defined networks",
+    );
+    env.fails(
+        &["run", "--rm", "--network-alias", "solo", IMAGE, "true"],
+        "supported only on user-defined networks",
+    );
+
     // The gcr CLI: the same verbs on a stopped container.
     svc.ok(&["stop", "-t", "1", "srv"]);
     env.ok(&["network", "connect", "--alias", "again", "other", "srv"]);
