@@ -290,3 +290,31 @@ pub fn wanted_offset(net: &NetRow, ip: Ipv4Addr) -> Result<u32, EngineError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_addresses_must_be_container_addresses_of_the_subnet() {
+        let net = NetRow {
+            name: "app".into(),
+            id: "0".repeat(64),
+            driver: "bridge".into(),
+            bridge: "gcr-x".into(),
+            subnet: Subnet::parse("10.7.0.0/24").unwrap(),
+            created: 0,
+            firewall: String::new(),
+            labels: BTreeMap::new(),
+        };
+        assert_eq!(wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 2)).unwrap(), 2);
+        assert_eq!(
+            wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 254)).unwrap(),
+            254
+        );
+        for bad in [[10, 7, 0, 0], [10, 7, 0, 1], [10, 7, 0, 255], [10, 8, 0, 5]] {
+            let err = wanted_offset(&net, Ipv4Addr::from(bad)).unwrap_err();
+            assert!(err.to_string().contains("not a container address"), "{err}");
+        }
+    }
+}
