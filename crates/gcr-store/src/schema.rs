@@ -11,7 +11,9 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LABELS];
+const MIGRATIONS: &[&str] = &[
+    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS,
+];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -265,7 +267,28 @@ CREATE TABLE manifest_nonces(
 );
 ";
 
-/// Version 10: labels of volumes and networks (`docker volume|network create --label`,
+/// Version 10: live events and idempotent API requests. `events.exit_code` is the exit
+/// code of an exit transition (`to_state = 'exited'`), written with the event in its
+/// statement (a detail of the row, outside its ledger leaf); `api_requests` holds the
+/// first answer of each `Idempotency-Key` the API service was given (NULL status while
+/// that request runs, by `owner`), with the digest of the request it was used for and its
+/// expiry.
+const V_LIVE: &str = "
+ALTER TABLE events ADD COLUMN exit_code INTEGER;
+CREATE TABLE api_requests(
+    idempotency_key TEXT PRIMARY KEY,
+    request_digest TEXT NOT NULL,        -- sha256:<hex> of method, path and body
+    status INTEGER,                      -- the first answer's HTTP status; NULL while in flight
+    content_type TEXT,
+    body BLOB,
+    owner TEXT NOT NULL,                 -- pid:start-time of the process serving it
+    created_at INTEGER NOT NULL,         -- unix seconds
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX api_requests_expiry ON api_requests(expires_at);
+";
+
+/// Version 11: labels of volumes and networks (`docker volume|network create --label`,
 /// docker-compose's `com.docker.compose.*`), a JSON object of strings.
 const V_LABELS: &str = "
 ALTER TABLE volumes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
@@ -338,6 +361,7 @@ mod tests {
         "secrets",
         "manifest_applies",
         "manifest_nonces",
+        "api_requests",
     ];
 
     fn missing_tables(conn: &Connection) -> Vec<&'static str> {

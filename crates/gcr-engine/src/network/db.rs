@@ -22,7 +22,7 @@ pub struct NetRow {
     pub subnet: Subnet,
     pub created: i64,
     pub firewall: String,
-    /// `--label`s (schema version 10).
+    /// `--label`s (schema version 11).
     pub labels: BTreeMap<String, String>,
 }
 

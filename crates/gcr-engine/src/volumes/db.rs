@@ -12,7 +12,7 @@ pub struct VolRow {
     pub name: String,
     pub created: i64,
     pub anonymous: bool,
-    /// `--label`s (schema version 10).
+    /// `--label`s (schema version 11).
     pub labels: BTreeMap<String, String>,
 }
 
