@@ -2,7 +2,7 @@
 # Installs the system packages gcr's demo, tests and benchmarks use (Debian 12).
 # Safe to run repeatedly; does nothing for packages already present.
 set -euo pipefail
-pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 podman catatonit golang-go golang-golang-x-mod-dev containerd prometheus)
+pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 podman catatonit golang-go golang-golang-x-mod-dev containerd prometheus docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,6 +31,8 @@ fi
 # docker-registry's package starts a service on :5000; tests start their own on other ports.
 # prometheus: its promtool checks the service's /metrics (crates/gcr/tests/api_metrics.rs);
 # the package's own server (:9090) is not used.
+# docker-compose: Debian's compose 1.29 (Python, on python3-docker) drives the service in
+# crates/gcr/tests/api_compose.rs (a three-service project up, down and up again).
 
 # Peers of the trust tests (crates/gcr/tests/trust.rs): Python securesystemslib >= 1.0 in a
 # venv and npm @sigstore/verify, both under target/peers (GCR_PEERS overrides). Checked

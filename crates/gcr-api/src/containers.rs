@@ -84,15 +84,7 @@ pub(crate) fn list_item(e: &Engine, r: &Record) -> Value {
         .collect();
     let settings = e.network_settings(r);
     let network = &r.config.resolved.network;
-    let mut networks = Map::new();
-    networks.insert(
-        network.clone(),
-        json!({
-            "IPAddress": settings["IPAddress"],
-            "Gateway": settings["Gateway"],
-            "IPPrefixLen": settings["IPPrefixLen"],
-        }),
-    );
+    let networks = settings["Networks"].clone();
     json!({
         "Id": r.id,
         "Names": [format!("/{}", r.name)],
@@ -124,16 +116,22 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
             // A status filter looks at every container, as Docker's does.
             let every = all || filters.iter().any(|(k, _)| k == "status" || k == "exited");
             for (r, _) in e.ps(every)? {
-                // Filters with one key OR together, different keys AND.
+                // Filters with one key OR together, different keys AND; every `label`
+                // must match (Docker's rule: docker-compose lists a service's containers
+                // with its project's and its service's labels).
                 let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+                keys.sort_unstable();
                 keys.dedup();
                 let mut ok = true;
                 for k in keys {
                     let mut any = false;
+                    let mut all = true;
                     for (_, v) in filters.iter().filter(|(fk, _)| fk == k) {
-                        any |= passes(e, &r, k, v)?;
+                        let p = passes(e, &r, k, v)?;
+                        any |= p;
+                        all &= p;
                     }
-                    ok &= any;
+                    ok &= if k == "label" { all } else { any };
                 }
                 if ok {
                     out.push(list_item(e, &r));

@@ -142,7 +142,43 @@ pub fn options(body: &Value, name: Option<&str>) -> Result<RunOptions, HttpError
     if let Some(h) = object(c, "HostConfig")? {
         host_config(h, &mut o)?;
     }
+    if let Some(n) = object(c, "NetworkingConfig")? {
+        endpoint(n, &mut o)?;
+    }
     Ok(o)
+}
+
+/// `NetworkingConfig.EndpointsConfig`: the aliases and address on the container's network
+/// (the one of `HostConfig.NetworkMode`; gcr gives a container one network).
+fn endpoint(n: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
+    let Some(eps) = object(n, "EndpointsConfig")? else {
+        return Ok(());
+    };
+    let mode = o.network.clone().unwrap_or_else(|| "bridge".into());
+    for (name, ep) in eps {
+        if *name != mode && !(eps.len() == 1 && o.network.is_none()) {
+            return Err(bad(format!(
+                "invalid NetworkingConfig: endpoint {name} is not the container's network {mode}; gcr gives a container one network (HostConfig.NetworkMode)"
+            )));
+        }
+        if o.network.is_none() && name != "bridge" && name != "default" {
+            o.network = Some(name.clone());
+        }
+        let ep = match ep {
+            Value::Object(m) => m,
+            Value::Null => continue,
+            v => {
+                return Err(bad(format!(
+                    "invalid EndpointsConfig.{name} {v}: expected an object"
+                )))
+            }
+        };
+        o.network_aliases = strings(ep, "Aliases")?.unwrap_or_default();
+        if let Some(ipam) = object(ep, "IPAMConfig")? {
+            o.ip = string(ipam, "IPv4Address")?.filter(|s| !s.is_empty());
+        }
+    }
+    Ok(())
 }
 
 fn health(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
@@ -330,6 +366,34 @@ mod tests {
         assert_eq!(o.publish, ["8080:80/tcp"]);
         assert_eq!(o.restart, RestartPolicy::OnFailure(2));
         assert_eq!(o.network, None);
+    }
+
+    #[test]
+    fn maps_the_endpoint_config() {
+        let body = json!({
+            "Image": "busybox",
+            "HostConfig": { "NetworkMode": "p_back" },
+            "NetworkingConfig": { "EndpointsConfig": { "p_back": {
+                "Aliases": ["db", "database"], "IPAMConfig": { "IPv4Address": "10.5.0.9" }
+            } } }
+        });
+        let o = options(&body, None).unwrap();
+        assert_eq!(o.network.as_deref(), Some("p_back"));
+        assert_eq!(o.network_aliases, ["db", "database"]);
+        assert_eq!(o.ip.as_deref(), Some("10.5.0.9"));
+        // No NetworkMode: the one endpoint names the network.
+        let body = json!({"Image": "x", "NetworkingConfig": {"EndpointsConfig": {"app": {"Aliases": ["a"]}}}});
+        assert_eq!(
+            options(&body, None).unwrap().network.as_deref(),
+            Some("app")
+        );
+        // A second network is refused with the reason.
+        let body = json!({
+            "Image": "x", "HostConfig": { "NetworkMode": "a" },
+            "NetworkingConfig": { "EndpointsConfig": { "a": {}, "b": {} } }
+        });
+        let err = options(&body, None).unwrap_err();
+        assert!(err.message.contains("one network"), "{}", err.message);
     }
 
     #[test]

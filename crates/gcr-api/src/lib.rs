@@ -9,7 +9,9 @@
 //! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `metrics` (`/metrics`,
 //! Prometheus text), `admin` (top, pause,
 //! rename, prunes),
-//! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks), `reap` (the
+//! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks),
+//! `networks` (network connect and disconnect, the filters and labels of networks and
+//! volumes), `reap` (the
 //! service's exited children), `http` (request and response helpers), `errors`; and
 //! the MiniContainer endpoints of seed 002: `sse` (`GET /v1/events` as Server-Sent Events
 //! and its polling form) with `live` (engine events as run_state/deploy/grant events),
@@ -35,6 +37,7 @@ mod limits;
 mod listen;
 mod live;
 mod metrics;
+mod networks;
 mod push;
 mod reap;
 mod server;

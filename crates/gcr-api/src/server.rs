@@ -19,7 +19,7 @@ use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
 use crate::{
     admin, apply, archive, attach, build, changes, containers, df, exec, idempotency, images,
-    images_io, metrics, push, sse, stats, stream, system,
+    images_io, metrics, networks, push, sse, stats, stream, system,
 };
 
 /// What `gcr system service` was asked for.
@@ -501,14 +501,16 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
             images::remove(&st, &name.join("/"), &q).await
         }
-        ("GET", ["volumes"]) => system::volumes(&st).await,
+        ("GET", ["volumes"]) => system::volumes(&st, &q).await,
         ("POST", ["volumes", "create"]) => system::volume_create(&st, req).await,
         ("GET", ["volumes", name]) => system::volume_inspect(&st, name).await,
         ("DELETE", ["volumes", name]) => system::volume_remove(&st, name).await,
-        ("GET", ["networks"]) => system::networks(&st).await,
+        ("GET", ["networks"]) => system::networks(&st, &q).await,
         ("POST", ["networks", "create"]) => system::network_create(&st, req).await,
         ("GET", ["networks", name]) => system::network_inspect(&st, name).await,
         ("DELETE", ["networks", name]) => system::network_remove(&st, name).await,
+        ("POST", ["networks", name, "connect"]) => networks::connect(&st, name, req).await,
+        ("POST", ["networks", name, "disconnect"]) => networks::disconnect(&st, name, req).await,
         _ => Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("page not found: {m} {path} is not served by gcr"),

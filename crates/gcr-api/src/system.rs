@@ -221,23 +221,28 @@ pub(crate) fn volume_json(v: &gcr_engine::volumes::admin::VolumeInfo) -> Value {
         "Driver": v.driver,
         "Mountpoint": v.mountpoint,
         "CreatedAt": gcr_engine::logs::rfc3339_nanos(v.created * 1_000_000_000),
-        "Labels": {},
+        "Labels": v.labels,
         "Scope": "local",
         "Options": {},
     })
 }
 
-/// `GET /volumes`.
-pub async fn volumes(st: &Shared) -> Result<Resp, HttpError> {
+/// `GET /volumes?filters=` (`name`, `label`, `dangling`, `driver`).
+pub async fn volumes(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    let filters = crate::networks::volume_filters(q)?;
     let list = st.engine(|e| Ok(e.volume_list()?)).await?;
-    let vs: Vec<Value> = list.iter().map(volume_json).collect();
+    let vs: Vec<Value> = list
+        .iter()
+        .filter(|v| filters.volume(v))
+        .map(volume_json)
+        .collect();
     Ok(http::json(
         StatusCode::OK,
         &json!({ "Volumes": vs, "Warnings": [] }),
     ))
 }
 
-/// `POST /volumes/create` (`{"Name": …}`; no name: a generated one).
+/// `POST /volumes/create` (`{"Name": …, "Labels": {…}}`; no name: a generated one).
 pub async fn volume_create(st: &Shared, req: Request<Incoming>) -> Result<Resp, HttpError> {
     let body = http::read_json(req.into_body()).await?;
     let name = match body.get("Name") {
@@ -257,8 +262,9 @@ pub async fn volume_create(st: &Shared, req: Request<Incoming>) -> Result<Resp, 
             )));
         }
     }
+    let labels = crate::networks::labels(&body)?;
     let v = st
-        .engine(move |e| Ok(e.volume_create(name.as_deref())?))
+        .engine(move |e| Ok(e.volume_create_labeled(name.as_deref(), &labels)?))
         .await?;
     Ok(http::json(StatusCode::CREATED, &volume_json(&v)))
 }
@@ -277,7 +283,7 @@ pub async fn volume_remove(st: &Shared, name: &str) -> Result<Resp, HttpError> {
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value {
+pub(crate) fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value {
     let mut members = Map::new();
     for m in &n.containers {
         members.insert(m.id.clone(), json!({ "Name": m.name, "IPv4Address": m.ip }));
@@ -298,15 +304,26 @@ fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value {
         "Internal": false,
         "Attachable": false,
         "Containers": members,
-        "Options": { "com.docker.network.bridge.name": n.bridge },
-        "Labels": {},
+        // Docker lists the bridge's name for its default network only; a user network's
+        // are the options it was created with (docker-compose compares them).
+        "Options": if n.name == gcr_engine::network::DEFAULT {
+            json!({ "com.docker.network.bridge.name": n.bridge })
+        } else {
+            json!({})
+        },
+        "Labels": n.labels,
     })
 }
 
-/// `GET /networks`.
-pub async fn networks(st: &Shared) -> Result<Resp, HttpError> {
+/// `GET /networks?filters=` (`name`, `id`, `label`, `driver`, `type`, `scope`).
+pub async fn networks(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    let filters = crate::networks::network_filters(q)?;
     let list = st.engine(|e| Ok(e.network_list()?)).await?;
-    let ns: Vec<Value> = list.iter().map(network_json).collect();
+    let ns: Vec<Value> = list
+        .iter()
+        .filter(|n| filters.network(n))
+        .map(network_json)
+        .collect();
     Ok(http::json(StatusCode::OK, &Value::Array(ns)))
 }
 
@@ -329,8 +346,10 @@ pub async fn network_create(st: &Shared, req: Request<Incoming>) -> Result<Resp,
     let subnet = body["IPAM"]["Config"][0]["Subnet"]
         .as_str()
         .map(str::to_string);
+    crate::networks::check_create(&body)?;
+    let labels = crate::networks::labels(&body)?;
     let n = st
-        .engine(move |e| Ok(e.network_create(&name, subnet.as_deref())?))
+        .engine(move |e| Ok(e.network_create_labeled(&name, subnet.as_deref(), &labels)?))
         .await?;
     Ok(http::json(
         StatusCode::CREATED,

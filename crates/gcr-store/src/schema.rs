@@ -11,7 +11,9 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE];
+const MIGRATIONS: &[&str] = &[
+    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS,
+];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -284,6 +286,13 @@ CREATE TABLE api_requests(
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX api_requests_expiry ON api_requests(expires_at);
+";
+
+/// Version 11: labels of volumes and networks (`docker volume|network create --label`,
+/// docker-compose's `com.docker.compose.*`), a JSON object of strings.
+const V_LABELS: &str = "
+ALTER TABLE volumes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE networks ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ";
 
 /// Creates or migrates the schema; a single pragma read when already current.

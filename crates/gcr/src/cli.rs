@@ -562,6 +562,12 @@ pub struct RunArgs {
     /// Disable any healthcheck the image defines.
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
+    /// Another name the container answers to on its user network (repeatable).
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
+    /// The IPv4 address on its user network (inside the network's subnet).
+    #[arg(long, value_name = "IPV4")]
+    pub ip: Option<String>,
     /// Add a line to /etc/hosts (`NAME:IP`).
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,

@@ -176,6 +176,8 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         cidfile: a.cidfile.clone(),
         attach: a.attach.iter().map(|s| s.to_ascii_lowercase()).collect(),
         log_opts: a.log_opt.clone(),
+        network_aliases: a.network_alias.clone(),
+        ip: a.ip.clone(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Docker's `--filter KEY=VALUE` for `ps` (status, name, label, ancestor, id, exited,
 //! health, network, volume), `images` (reference, dangling, label, before, since) and
 //! `events` (type, container, event, image, label), `volume ls` (name, label, dangling,
-//! driver), `network ls` (name, id, driver, type), and the time flags (`--since`, `--until`).
+//! driver), `network ls` (name, id, driver, type, label), and the time flags (`--since`, `--until`).
 //! Values of one key are alternatives; different keys must all match.
 
 use gcr_engine::container::record::Record;
@@ -141,9 +141,17 @@ impl Filters {
 
     /// `network ls`: whether a network passes (`builtin`: none, host or the default
     /// bridge).
-    pub fn network(&self, name: &str, id: &str, driver: &str, builtin: bool) -> bool {
+    pub fn network(
+        &self,
+        name: &str,
+        id: &str,
+        driver: &str,
+        builtin: bool,
+        labels: &[(String, String)],
+    ) -> bool {
         self.all(|k, v| match k {
             "name" => name.contains(v),
+            "label" => label_matches(labels, v),
             "id" => id.starts_with(v),
             "driver" => driver == v,
             "type" => (v == "builtin") == builtin && (v == "builtin" || v == "custom"),

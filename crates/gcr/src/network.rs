@@ -19,7 +19,30 @@ pub enum NetworkCmd {
         /// IPv4 subnet in CIDR form, e.g. 10.90.0.0/24 (default: a free /16 in 10.98-10.127 or 10.160-10.199).
         #[arg(long)]
         subnet: Option<String>,
+        /// A label, KEY=VALUE (repeatable).
+        #[arg(long, value_name = "KEY=VALUE")]
+        label: Vec<String>,
         name: String,
+    },
+    /// Connect a container that is not running to a network (it has one network: a container
+    /// on another one is disconnected from it first).
+    Connect {
+        /// Another name the container answers to on the network (repeatable).
+        #[arg(long, value_name = "NAME")]
+        alias: Vec<String>,
+        /// The IPv4 address to lease (inside the network's subnet).
+        #[arg(long, value_name = "IPV4")]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from its network (it keeps loopback only).
+    Disconnect {
+        /// Accepted for Docker's sake (the disconnect is always done).
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
     },
     /// List networks.
     #[command(alias = "list")]
@@ -61,7 +84,12 @@ pub enum NetworkCmd {
 #[derive(Subcommand, Debug)]
 pub enum VolumeCmd {
     /// Create a volume (a random name when none is given).
-    Create { name: Option<String> },
+    Create {
+        /// A label, KEY=VALUE (repeatable).
+        #[arg(long, value_name = "KEY=VALUE")]
+        label: Vec<String>,
+        name: Option<String>,
+    },
     /// List volumes.
     #[command(alias = "list")]
     Ls {
@@ -244,11 +272,54 @@ pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
     }
 }
 
+/// `--label KEY=VALUE` flags as a map (`KEY` alone: an empty value, as Docker).
+fn labels(flags: &[String]) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    flags
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            if k.is_empty() {
+                return Err(Failure::new(
+                    2,
+                    format!("invalid --label '{l}': use KEY=VALUE"),
+                ));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn pairs(m: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
     match cmd {
-        NetworkCmd::Create { subnet, name } => {
-            let n = e.network_create(&name, subnet.as_deref())?;
+        NetworkCmd::Create {
+            subnet,
+            label,
+            name,
+        } => {
+            let n = e.network_create_labeled(&name, subnet.as_deref(), &labels(&label)?)?;
             outln!("{}", n.id)?;
+            Ok(0)
+        }
+        NetworkCmd::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            let req = gcr_engine::network::ConnectRequest { aliases: alias, ip };
+            e.network_connect(&network, &container, &req)?;
+            Ok(0)
+        }
+        NetworkCmd::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            e.network_disconnect(&network, &container)?;
             Ok(0)
         }
         NetworkCmd::Ls {
@@ -256,13 +327,17 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             filter,
             format,
         } => {
-            let f = Filters::parse(&filter, &["name", "id", "driver", "type"], "network ls")?;
+            let f = Filters::parse(
+                &filter,
+                &["name", "id", "driver", "type", "label"],
+                "network ls",
+            )?;
             let list: Vec<NetworkInfo> = e
                 .network_list()?
                 .into_iter()
                 .filter(|n| {
                     let builtin = ["none", "host", "bridge"].contains(&n.name.as_str());
-                    f.network(&n.name, &n.id, &n.driver, builtin)
+                    f.network(&n.name, &n.id, &n.driver, builtin, &pairs(&n.labels))
                 })
                 .collect();
             listing(&list, quiet, &format, |n| short(&n.id), net_table)
@@ -321,8 +396,8 @@ fn vol_table(list: &[VolumeInfo]) -> Result<(), Failure> {
 
 fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
     match cmd {
-        VolumeCmd::Create { name } => {
-            let v = e.volume_create(name.as_deref())?;
+        VolumeCmd::Create { label, name } => {
+            let v = e.volume_create_labeled(name.as_deref(), &labels(&label)?)?;
             outln!("{}", v.name)?;
             Ok(0)
         }
@@ -339,7 +414,7 @@ fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
             let list: Vec<_> = e
                 .volume_list()?
                 .into_iter()
-                .filter(|v| f.volume(&v.name, &[], !v.containers.is_empty()))
+                .filter(|v| f.volume(&v.name, &pairs(&v.labels), !v.containers.is_empty()))
                 .collect();
             listing(&list, quiet, &format, |v| &v.name, vol_table)
         }

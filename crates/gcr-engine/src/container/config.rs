@@ -169,6 +169,13 @@ pub struct RunOptions {
     /// `--log-opt max-size=…`, `max-file=…` (see [`crate::logfile::LogRotation`]).
     #[serde(default)]
     pub log_opts: Vec<String>,
+    /// `--network-alias`: more names the container answers to on its user network (as
+    /// given, or set by `network connect --alias`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
+    /// `--ip`: the IPv4 address to lease on its user network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 impl RunOptions {

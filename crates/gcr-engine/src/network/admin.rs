@@ -1,6 +1,8 @@
 //! `gcr network create|ls|rm|inspect`: user-defined bridge networks and the predefined
 //! `bridge`, `host` and `none`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::db::{self, NetRow};
@@ -29,6 +31,7 @@ pub struct NetworkInfo {
     pub created: i64,
     /// Firewall mechanism carrying masquerade rules: nftables, iptables or none.
     pub firewall: String,
+    pub labels: BTreeMap<String, String>,
     pub containers: Vec<Member>,
 }
 
@@ -42,6 +45,7 @@ fn info(n: &NetRow, members: Vec<Member>) -> NetworkInfo {
         gateway: n.subnet.gateway().to_string(),
         created: n.created,
         firewall: n.firewall.clone(),
+        labels: n.labels.clone(),
         containers: members,
     }
 }
@@ -56,6 +60,7 @@ fn pseudo(name: &str) -> NetworkInfo {
         gateway: String::new(),
         created: 0,
         firewall: String::new(),
+        labels: BTreeMap::new(),
         containers: Vec::new(),
     }
 }
@@ -82,6 +87,16 @@ impl Engine {
         &self,
         name: &str,
         subnet: Option<&str>,
+    ) -> Result<NetworkInfo, EngineError> {
+        self.network_create_labeled(name, subnet, &BTreeMap::new())
+    }
+
+    /// `gcr network create [--subnet CIDR] [--label K=V]... NAME`.
+    pub fn network_create_labeled(
+        &self,
+        name: &str,
+        subnet: Option<&str>,
+        labels: &BTreeMap<String, String>,
     ) -> Result<NetworkInfo, EngineError> {
         if !names::valid_name(name) {
             return Err(EngineError::Usage(format!(
@@ -111,7 +126,8 @@ impl Engine {
                     )));
                 }
             }
-            let n = setup::provision(tx, self.root(), name, subnet, false)?;
+            let mut n = setup::provision(tx, self.root(), name, subnet, false)?;
+            n.labels = labels.clone();
             if let Err(e) = db::insert_network(tx, &n) {
                 self.bridge_down(&n);
                 return Err(e);

@@ -4,7 +4,7 @@
 //! makes a double allocation impossible even across processes; allocation runs in a
 //! `BEGIN IMMEDIATE` transaction.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 
 use gcr_net::Subnet;
@@ -22,6 +22,8 @@ pub struct NetRow {
     pub subnet: Subnet,
     pub created: i64,
     pub firewall: String,
+    /// `--label`s (schema version 11).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One attached container.
@@ -37,7 +39,7 @@ pub struct Endpoint {
     pub proxy_pid: i32,
 }
 
-const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall";
+const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall, labels";
 
 fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
     let subnet: String = row.get(4)?;
@@ -52,6 +54,7 @@ fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
         }),
         created: row.get(5)?,
         firewall: row.get(6)?,
+        labels: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
     })
 }
 
@@ -90,8 +93,8 @@ pub fn list_networks(conn: &Connection) -> Result<Vec<NetRow>, EngineError> {
 
 pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> {
     conn.execute(
-        "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall, labels) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
         params![
             n.name,
             n.id,
@@ -99,7 +102,8 @@ pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> 
             n.bridge,
             n.subnet.to_string(),
             n.created,
-            n.firewall
+            n.firewall,
+            serde_json::to_string(&n.labels).unwrap_or_else(|_| "{}".into())
         ],
     )?;
     Ok(())
@@ -232,17 +236,29 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
         }
     }
     let hosts = net.subnet.hosts();
-    let start = (next.max(2) as u32).min(hosts);
-    let span = hosts - 1; // offsets 2..=hosts (1 is the gateway)
-    let pick = (0..span)
-        .map(|i| 2 + (start - 2 + i) % span)
-        .find(|o| !used.contains(o))
-        .ok_or_else(|| {
-            EngineError::Conflict(format!(
-                "network {} has no free address left in {}; remove containers or create a larger network",
-                net.name, net.subnet
-            ))
-        })?;
+    let pick = if ep.ip.is_unspecified() {
+        let start = (next.max(2) as u32).min(hosts);
+        let span = hosts - 1; // offsets 2..=hosts (1 is the gateway)
+        (0..span)
+            .map(|i| 2 + (start - 2 + i) % span)
+            .find(|o| !used.contains(o))
+            .ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "network {} has no free address left in {}; remove containers or create a larger network",
+                    net.name, net.subnet
+                ))
+            })?
+    } else {
+        // `--ip`: that address or nothing.
+        let o = wanted_offset(net, ep.ip)?;
+        if used.contains(&o) {
+            return Err(EngineError::Conflict(format!(
+                "address {} is already in use on network {}; choose another --ip or leave it out",
+                ep.ip, net.name
+            )));
+        }
+        o
+    };
     ep.ip = net.subnet.host(pick);
     conn.execute(
         "INSERT INTO net_endpoints (container, network, ip, names, veth) VALUES (?1,?2,?3,?4,?5)",
@@ -259,4 +275,46 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
         params![net.name, pick as i64 + 1],
     )?;
     Ok(())
+}
+
+/// The host offset of `ip` in `net`'s subnet, or why a container cannot have it.
+pub fn wanted_offset(net: &NetRow, ip: Ipv4Addr) -> Result<u32, EngineError> {
+    let o = net.subnet.contains(ip).then(|| net.subnet.offset(ip));
+    match o {
+        Some(o) if (2..=net.subnet.hosts()).contains(&o) => Ok(o),
+        _ => Err(EngineError::Usage(format!(
+            "address {ip} is not a container address of network {} ({}, gateway {}); choose one inside the subnet",
+            net.name,
+            net.subnet,
+            net.subnet.gateway()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_addresses_must_be_container_addresses_of_the_subnet() {
+        let net = NetRow {
+            name: "app".into(),
+            id: "0".repeat(64),
+            driver: "bridge".into(),
+            bridge: "gcr-x".into(),
+            subnet: Subnet::parse("10.7.0.0/24").unwrap(),
+            created: 0,
+            firewall: String::new(),
+            labels: BTreeMap::new(),
+        };
+        assert_eq!(wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 2)).unwrap(), 2);
+        assert_eq!(
+            wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 254)).unwrap(),
+            254
+        );
+        for bad in [[10, 7, 0, 0], [10, 7, 0, 1], [10, 7, 0, 255], [10, 8, 0, 5]] {
+            let err = wanted_offset(&net, Ipv4Addr::from(bad)).unwrap_err();
+            assert!(err.to_string().contains("not a container address"), "{err}");
+        }
+    }
 }

@@ -182,12 +182,14 @@ fn with_flags(
     (hosts, Some(text))
 }
 
-/// The names a container answers to: its hostname and its name.
+/// The names a container answers to: its hostname, its name and its network aliases.
 pub(crate) fn own_names(r: &Record) -> String {
     let h = &r.config.resolved.hostname;
-    if *h == r.name {
-        h.clone()
-    } else {
-        format!("{h} {}", r.name)
+    let mut names = vec![h.as_str()];
+    for n in std::iter::once(&r.name).chain(&r.config.opts.network_aliases) {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
     }
+    names.join(" ")
 }

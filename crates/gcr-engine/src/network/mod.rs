@@ -9,6 +9,7 @@
 //! process keeps until the container is detached.
 
 pub mod admin;
+mod connect;
 mod db;
 mod files;
 mod publish;
@@ -27,6 +28,7 @@ use oci_spec::runtime::Mount;
 use crate::container::config::{Resolved, RunOptions};
 use crate::container::record::Record;
 use crate::{Engine, EngineError};
+pub use connect::ConnectRequest;
 pub use files::parse_add_host;
 use files::Files;
 pub(crate) use files::{step_files, Files as NetFiles};
@@ -108,6 +110,7 @@ impl Engine {
                 }
             }
         };
+        connect::check_endpoint_opts(self, &network, &opts.network_aliases, opts.ip.as_deref())?;
         if !ports.is_empty()
             && (network == "none" || network == "host" || network.starts_with("container:"))
         {
@@ -163,11 +166,13 @@ impl Engine {
         if db::endpoint(conn, &r.id).is_some() {
             self.net_detach(r);
         }
+        let want = r.config.opts.ip.as_deref().and_then(|ip| ip.parse().ok());
         let (ep, fd) = self.lease_and_wire(
             &net,
             r.id.clone(),
             files::own_names(r),
             format!("gv{}", &r.id[..12.min(r.id.len())]),
+            want,
         );
         let fd = fd.map_err(|e| match e {
             EngineError::Internal(m) => EngineError::Internal(format!(
@@ -236,20 +241,22 @@ impl Engine {
         })
     }
 
-    /// Leases an address on `net` for `owner` and makes a namespace wired to the
-    /// network's bridge through the veth pair `veth`: the endpoint as stored, and the
-    /// namespace (or why it could not be made; the lease is then the caller's to drop).
+    /// Leases an address on `net` for `owner` (`want`, when given and free) and makes a
+    /// namespace wired to the network's bridge through the veth pair `veth`: the endpoint
+    /// as stored, and the namespace (or why it could not be made; the lease is then the
+    /// caller's to drop).
     pub(crate) fn lease_and_wire(
         &self,
         net: &db::NetRow,
         owner: String,
         names: String,
         veth: String,
+        want: Option<std::net::Ipv4Addr>,
     ) -> (db::Endpoint, Result<OwnedFd, EngineError>) {
         let mut ep = db::Endpoint {
             container: owner,
             network: net.name.clone(),
-            ip: std::net::Ipv4Addr::UNSPECIFIED,
+            ip: want.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
             names,
             veth,
             ports: String::new(),
@@ -338,7 +345,8 @@ impl Engine {
     }
 
     /// Network facts for `inspect` (Docker's `NetworkSettings` shape, reduced): network
-    /// name, and while attached the address, gateway, bridge and published ports.
+    /// name, and while attached the address, gateway, bridge and published ports;
+    /// `Networks` has the container's network with its aliases.
     pub fn network_settings(&self, r: &Record) -> serde_json::Value {
         let network = &r.config.resolved.network;
         let Ok(store) = self.store() else {
@@ -346,7 +354,11 @@ impl Engine {
         };
         let conn = store.conn();
         let Some(ep) = db::endpoint(conn, &r.id) else {
-            return serde_json::json!({ "Network": network });
+            let net = db::find_network(conn, network).ok().flatten();
+            return serde_json::json!({
+                "Network": network,
+                "Networks": connect::networks_view(r, net.as_ref(), None),
+            });
         };
         let net = db::find_network(conn, &ep.network).ok().flatten();
         let mut ports = serde_json::Map::new();
@@ -368,6 +380,7 @@ impl Engine {
             "Bridge": net.as_ref().map(|n| n.bridge.clone()).unwrap_or_default(),
             "HostVeth": ep.veth,
             "Ports": ports,
+            "Networks": connect::networks_view(r, net.as_ref(), Some(&ep)),
         })
     }
 }

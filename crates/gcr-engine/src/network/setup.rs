@@ -150,6 +150,7 @@ pub(crate) fn provision(
         subnet,
         created: now(),
         firewall: String::new(),
+        labels: Default::default(),
     };
     match configure(&mut host, &n) {
         Ok(fw) => {

@@ -1,6 +1,8 @@
 //! `gcr volume create|ls|rm|inspect|prune`, and the in-use rule: a volume named by any
 //! container's plan (running or stopped) cannot be removed.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::db;
@@ -16,6 +18,7 @@ pub struct VolumeInfo {
     pub mountpoint: String,
     pub created: i64,
     pub anonymous: bool,
+    pub labels: BTreeMap<String, String>,
     /// Names of the containers using it.
     pub containers: Vec<String>,
 }
@@ -36,19 +39,32 @@ impl Engine {
                 .into_owned(),
             created: v.created,
             anonymous: v.anonymous,
+            labels: v.labels.clone(),
             containers: self.volume_users(&v.name, None),
         }
     }
 
     /// Creates volume `name` (row and directory) unless it exists.
     pub(crate) fn volume_ensure(&self, name: &str, anonymous: bool) -> Result<(), EngineError> {
+        self.volume_ensure_labeled(name, anonymous, &BTreeMap::new())
+    }
+
+    /// [`Engine::volume_ensure`] giving a new volume `labels` (an existing one keeps its own).
+    fn volume_ensure_labeled(
+        &self,
+        name: &str,
+        anonymous: bool,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
         let conn = self.store()?.conn();
         let data = self.volume_dir(name).join("_data");
         if !data.is_dir() {
             std::fs::create_dir_all(&data)
                 .map_err(|e| EngineError::Io(format!("creating volume {name}"), e))?;
         }
-        db::insert(conn, name, now(), anonymous)?;
+        if db::insert(conn, name, now(), anonymous)? && !labels.is_empty() {
+            db::set_labels(conn, name, labels)?;
+        }
         Ok(())
     }
 
@@ -80,6 +96,16 @@ impl Engine {
 
     /// `gcr volume create [NAME]`; an existing volume is returned as is.
     pub fn volume_create(&self, name: Option<&str>) -> Result<VolumeInfo, EngineError> {
+        self.volume_create_labeled(name, &BTreeMap::new())
+    }
+
+    /// `gcr volume create [--label K=V]... [NAME]`: an existing volume is returned as is
+    /// (with its own labels, as Docker does).
+    pub fn volume_create_labeled(
+        &self,
+        name: Option<&str>,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<VolumeInfo, EngineError> {
         let name = match name {
             Some(n) if names::valid_name(n) => n.to_string(),
             Some(n) => {
@@ -89,7 +115,7 @@ impl Engine {
             }
             None => names::random_id(),
         };
-        self.volume_ensure(&name, false)?;
+        self.volume_ensure_labeled(&name, false, labels)?;
         self.volume_inspect(&name)
     }
 

@@ -1,5 +1,7 @@
 //! The `volumes` table (made by the store's schema, version 4) and volume directories.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::EngineError;
@@ -10,6 +12,8 @@ pub struct VolRow {
     pub name: String,
     pub created: i64,
     pub anonymous: bool,
+    /// `--label`s (schema version 11).
+    pub labels: BTreeMap<String, String>,
 }
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VolRow> {
@@ -17,13 +21,14 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VolRow> {
         name: r.get(0)?,
         created: r.get(1)?,
         anonymous: r.get::<_, i64>(2)? != 0,
+        labels: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
     })
 }
 
 pub fn find(conn: &Connection, name: &str) -> Result<Option<VolRow>, EngineError> {
     Ok(conn
         .query_row(
-            "SELECT name, created, anonymous FROM volumes WHERE name = ?1",
+            "SELECT name, created, anonymous, labels FROM volumes WHERE name = ?1",
             [name],
             from_row,
         )
@@ -31,7 +36,8 @@ pub fn find(conn: &Connection, name: &str) -> Result<Option<VolRow>, EngineError
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<VolRow>, EngineError> {
-    let mut st = conn.prepare("SELECT name, created, anonymous FROM volumes ORDER BY name")?;
+    let mut st =
+        conn.prepare("SELECT name, created, anonymous, labels FROM volumes ORDER BY name")?;
     let rows = st.query_map([], from_row)?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -48,6 +54,20 @@ pub fn insert(
         params![name, created, anonymous as i64],
     )?;
     Ok(n > 0)
+}
+
+/// Sets a volume's labels.
+pub fn set_labels(
+    conn: &Connection,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), EngineError> {
+    let json = serde_json::to_string(labels).unwrap_or_else(|_| "{}".into());
+    conn.execute(
+        "UPDATE volumes SET labels = ?2 WHERE name = ?1",
+        params![name, json],
+    )?;
+    Ok(())
 }
 
 pub fn delete(conn: &Connection, name: &str) -> Result<(), EngineError> {
