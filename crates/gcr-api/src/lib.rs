@@ -9,7 +9,8 @@
 //! Prometheus text), `admin` (top, pause,
 //! rename, prunes),
 //! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks), `reap` (the
-//! service's exited children), `http` (request and response helpers), `errors`.
+//! service's exited children), `record` (responses recorded for the swagger check), `http` (request and response helpers), `errors`,
+//! `fuzzing` (the request decoding, public for fuzz/fuzz_targets/api_*.rs).
 
 mod admin;
 mod archive;
@@ -22,6 +23,7 @@ mod create;
 mod df;
 mod errors;
 mod exec;
+pub mod fuzzing;
 mod http;
 mod images;
 mod images_io;
@@ -30,6 +32,7 @@ mod listen;
 mod metrics;
 mod push;
 mod reap;
+mod record;
 mod server;
 mod stats;
 mod stream;
