@@ -88,10 +88,11 @@ pub(crate) fn list_item(e: &Engine, r: &Record) -> Value {
     let mut networks = Map::new();
     networks.insert(
         network.clone(),
+        // A container without an address (stopped, or no network) has "" and 0, as dockerd.
         json!({
-            "IPAddress": settings["IPAddress"],
-            "Gateway": settings["Gateway"],
-            "IPPrefixLen": settings["IPPrefixLen"],
+            "IPAddress": settings["IPAddress"].as_str().unwrap_or(""),
+            "Gateway": settings["Gateway"].as_str().unwrap_or(""),
+            "IPPrefixLen": settings["IPPrefixLen"].as_u64().unwrap_or(0),
         }),
     );
     json!({
