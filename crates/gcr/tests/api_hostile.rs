@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::servers::need_tools;
-use common::service::Service;
+use common::service::{swagger_check, swagger_check_usable, Service};
 use common::{eventually, need_root, stdout, Env, IMAGE};
 
 fn ready(test: &str) -> bool {
@@ -265,4 +265,43 @@ fn vanished_clients_leave_nothing_half_made() {
         svc.ok(&["rm", "-f", c]);
     }
     answers(&mut svc);
+}
+
+/// The swagger check itself: a recorded answer with Docker's shape passes, one that lacks
+/// required fields or has a wrong type, an undocumented success status or a body that is
+/// not JSON fails with the path, the field and the reason.
+#[test]
+fn the_swagger_check_catches_wrong_shapes() {
+    if !swagger_check_usable() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the swagger check's peers are missing (scripts/deps.sh); CI=true does not skip"
+        );
+        eprintln!("skipped the_swagger_check_catches_wrong_shapes: no swagger or jsonschema");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("responses.jsonl");
+    let good = r#"{"method":"POST","path":"/containers/create","version":"1.41","status":201,"ctype":"application/json","body":{"Id":"abc","Warnings":[]}}
+{"method":"GET","path":"/images/library/busybox:1/json","version":"1.41","status":404,"ctype":"application/json","body":{"message":"No such image"}}
+{"method":"POST","path":"/containers/abc/start","version":"1.41","status":204,"ctype":"text/plain"}
+"#;
+    std::fs::write(&record, good).expect("write the record");
+    assert_eq!(swagger_check(&record), Ok(()));
+    let bad = r#"{"method":"GET","path":"/images/json","version":"1.41","status":200,"ctype":"application/json","body":[{"Id":"x","RepoTags":null}]}
+{"method":"POST","path":"/containers/abc/wait","version":"1.41","status":200,"ctype":"application/json","body":{"StatusCode":"0"},"stream":true}
+{"method":"POST","path":"/containers/abc/start","version":"1.41","status":200,"ctype":"text/plain"}
+{"method":"GET","path":"/version","version":"1.41","status":200,"ctype":"application/json","invalid":"{nope"}
+"#;
+    std::fs::write(&record, bad).expect("write the record");
+    let report = swagger_check(&record).expect_err("wrong shapes pass the check");
+    for want in [
+        "GET /images/json (/images/json) 200: at $[0].RepoTags",
+        "'ParentId' is a required property",
+        "at $.StatusCode: '0' is not of type 'integer'",
+        "status 200 is not one the swagger gives",
+        "GET /version 200: the body is not JSON",
+    ] {
+        assert!(report.contains(want), "no {want:?} in {report}");
+    }
 }

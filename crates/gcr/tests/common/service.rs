@@ -194,6 +194,16 @@ fn peers() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers"))
 }
 
+/// Whether the swagger check can run: the swagger file and jsonschema + PyYAML in the
+/// peers' venv.
+pub fn swagger_check_usable() -> bool {
+    swagger_yaml().is_file()
+        && Command::new(peers().join("venv/bin/python"))
+            .args(["-c", "import jsonschema, yaml"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
 /// Checks the responses recorded in `record` against Docker's swagger with
 /// tests/peers/swagger_check.py: Err with its report (each response that does not
 /// validate: method, path, status, field, reason). Skipped (after saying so) when the
@@ -201,12 +211,7 @@ fn peers() -> PathBuf {
 pub fn swagger_check(record: &Path) -> Result<(), String> {
     let python = peers().join("venv/bin/python");
     let swagger = swagger_yaml();
-    let usable = swagger.is_file()
-        && Command::new(&python)
-            .args(["-c", "import jsonschema, yaml"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !usable {
+    if !swagger_check_usable() {
         let why = format!(
             "the swagger check needs {} (golang-github-docker-docker-dev) and jsonschema + \
              PyYAML in {} (scripts/deps.sh installs both)",
