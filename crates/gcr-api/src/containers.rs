@@ -3,8 +3,7 @@
 
 use gcr_engine::container::record::Record;
 use gcr_engine::{Engine, State};
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::errors::HttpError;
@@ -150,10 +149,10 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
     Ok(http::json(StatusCode::OK, &Value::Array(items)))
 }
 
-/// `POST /containers/create?name=`.
-pub async fn create(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let body = http::read_json(req.into_body()).await?;
-    let opts = crate::create::options(&body, q.get("name"))?;
+/// `POST /containers/create?name=` with its body (see [`crate::idempotency`]).
+pub async fn create(st: &Shared, name: Option<&str>, body: &[u8]) -> Result<Resp, HttpError> {
+    let body = http::parse_json(body)?;
+    let opts = crate::create::options(&body, name)?;
     let id = st.engine(move |e| Ok(e.create(opts)?.id)).await?;
     Ok(http::json(
         StatusCode::CREATED,

@@ -10,10 +10,15 @@ pub enum ApiError {
     #[error("invalid --host '{0}': use unix:///path/to/gcr.sock or tcp://127.0.0.1:PORT")]
     BadHost(String),
     #[error(
-        "refusing to serve the API on {0}: it is not a loopback address, and TLS is not \
-         supported yet; use tcp://127.0.0.1:PORT or a unix socket"
+        "refusing to serve the API on {0}: it is not a loopback address; serve it there only \
+         with --tls (and --tlscacert, --tlscert, --tlskey: clients must present a certificate \
+         signed by that CA), or use tcp://127.0.0.1:PORT or a unix socket"
     )]
     NotLoopback(String),
+    #[error("--tls serves a TCP address only: use --host tcp://IP:PORT with it ({0} is a unix socket, guarded by its file mode and peer credentials)")]
+    TlsOnUnix(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -228,11 +228,15 @@ pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, HttpError> 
 
 /// Reads a JSON request body; an empty body is `null`.
 pub async fn read_json(body: hyper::body::Incoming) -> Result<Value, HttpError> {
-    let b = read_body(body).await?;
+    parse_json(&read_body(body).await?)
+}
+
+/// A JSON request body already read; an empty body is `null`.
+pub fn parse_json(b: &[u8]) -> Result<Value, HttpError> {
     if b.iter().all(|c| c.is_ascii_whitespace()) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(&b)
+    serde_json::from_slice(b)
         .map_err(|e| HttpError::bad_request(format!("invalid JSON in the request body: {e}")))
 }
 

@@ -2,17 +2,23 @@
 //! `gcr system service` on a root-only unix socket or a loopback TCP port. Every endpoint
 //! calls the same gcr-engine functions as the CLI (blocking, on tokio's blocking threads),
 //! so the `docker` CLI, docker-py and other SDKs drive the same containers and images as
-//! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials),
+//! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials), `tls` (`--tls`: client
+//! certificates required),
 //! `server` (connections, routing, the engine pool), `containers` and `create` (container
 //! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
 //! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `metrics` (`/metrics`,
 //! Prometheus text), `admin` (top, pause,
 //! rename, prunes),
 //! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks), `reap` (the
-//! service's exited children), `record` (responses recorded for the swagger check), `http` (request and response helpers), `errors`,
-//! `fuzzing` (the request decoding, public for fuzz/fuzz_targets/api_*.rs).
+//! service's exited children), `record` (responses recorded for the swagger check), `http`
+//! (request and response helpers), `errors`, `fuzzing` (the request decoding, public for
+//! fuzz/fuzz_targets/api_*.rs); and
+//! the MiniContainer endpoints of seed 002: `sse` (`GET /v1/events` as Server-Sent Events
+//! and its polling form) with `live` (engine events as run_state/deploy/grant events),
+//! `apply` (`POST /v1/apply`), `idempotency` (`Idempotency-Key` on create and start).
 
 mod admin;
+mod apply;
 mod archive;
 mod attach;
 mod build;
@@ -25,22 +31,27 @@ mod errors;
 mod exec;
 pub mod fuzzing;
 mod http;
+mod idempotency;
 mod images;
 mod images_io;
 mod limits;
 mod listen;
+mod live;
 mod metrics;
 mod push;
 mod reap;
 mod record;
 mod server;
+mod sse;
 mod stats;
 mod stream;
 mod system;
+mod tls;
 
 pub use errors::ApiError;
 pub use listen::Host;
 pub use server::{serve, ServiceOptions};
+pub use tls::TlsFiles;
 
 /// The newest API version served.
 pub const API_VERSION: &str = "1.41";

@@ -1,7 +1,8 @@
 //! Where the service listens and who may talk to it: `unix:///path` (the socket's directory
 //! made or closed up root-only, 0700, or 0750 owned by `--group`; the socket 0600, or 0660
-//! with the group; never an abstract socket) or `tcp://127.0.0.1:PORT` (loopback only until
-//! TLS exists). Every unix connection's peer credentials (SO_PEERCRED) are checked: the
+//! with the group; never an abstract socket) or `tcp://IP:PORT` (loopback only, unless the
+//! service has `--tls`: then any address, every client with a certificate, see
+//! [`crate::tls`]). Every unix connection's peer credentials (SO_PEERCRED) are checked: the
 //! service's own uid, or a member of the group.
 
 use std::net::SocketAddr;
@@ -24,12 +25,15 @@ impl Host {
     }
 
     /// Parses `unix:///abs/path` or `tcp://IP:PORT` (`localhost` is 127.0.0.1); a TCP
-    /// address that is not loopback is refused.
-    pub fn parse(s: &str) -> Result<Host, ApiError> {
+    /// address that is not loopback is refused unless `tls` (client certificates required).
+    pub fn parse(s: &str, tls: bool) -> Result<Host, ApiError> {
         if let Some(p) = s.strip_prefix("unix://") {
             let path = PathBuf::from(p);
             if !path.is_absolute() || path.file_name().is_none() {
                 return Err(ApiError::BadHost(s.to_string()));
+            }
+            if tls {
+                return Err(ApiError::TlsOnUnix(s.to_string()));
             }
             return Ok(Host::Unix(path));
         }
@@ -40,12 +44,19 @@ impl Host {
                 None => a.to_string(),
             };
             let addr: SocketAddr = a.parse().map_err(|_| ApiError::BadHost(s.to_string()))?;
-            if !addr.ip().is_loopback() {
+            if !addr.ip().is_loopback() && !tls {
                 return Err(ApiError::NotLoopback(s.to_string()));
             }
             return Ok(Host::Tcp(addr));
         }
         Err(ApiError::BadHost(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+impl Host {
+    fn parse_plain(s: &str) -> Result<Host, ApiError> {
+        Host::parse(s, false)
     }
 }
 
@@ -167,26 +178,40 @@ mod tests {
     #[test]
     fn hosts() {
         assert_eq!(
-            Host::parse("unix:///tmp/x/gcr.sock").unwrap(),
+            Host::parse_plain("unix:///tmp/x/gcr.sock").unwrap(),
             Host::Unix("/tmp/x/gcr.sock".into())
         );
         assert_eq!(
-            Host::parse("tcp://localhost:2375").unwrap(),
+            Host::parse_plain("tcp://localhost:2375").unwrap(),
             Host::Tcp("127.0.0.1:2375".parse().unwrap())
         );
         assert!(matches!(
-            Host::parse("tcp://0.0.0.0:2375"),
+            Host::parse_plain("tcp://0.0.0.0:2375"),
             Err(ApiError::NotLoopback(_))
         ));
         assert!(matches!(
-            Host::parse("tcp://192.168.1.2:2375"),
+            Host::parse_plain("tcp://192.168.1.2:2375"),
             Err(ApiError::NotLoopback(_))
         ));
         assert!(matches!(
-            Host::parse("unix://rel/path"),
+            Host::parse_plain("unix://rel/path"),
             Err(ApiError::BadHost(_))
         ));
-        assert!(matches!(Host::parse("http://x"), Err(ApiError::BadHost(_))));
-        assert!(matches!(Host::parse("unix://"), Err(ApiError::BadHost(_))));
+        assert!(matches!(
+            Host::parse_plain("http://x"),
+            Err(ApiError::BadHost(_))
+        ));
+        assert!(matches!(
+            Host::parse_plain("unix://"),
+            Err(ApiError::BadHost(_))
+        ));
+        assert_eq!(
+            Host::parse("tcp://0.0.0.0:2376", true).unwrap(),
+            Host::Tcp("0.0.0.0:2376".parse().unwrap())
+        );
+        assert!(matches!(
+            Host::parse("unix:///tmp/x/gcr.sock", true),
+            Err(ApiError::TlsOnUnix(_))
+        ));
     }
 }

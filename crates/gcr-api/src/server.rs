@@ -18,8 +18,8 @@ use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
 use crate::{
-    admin, archive, attach, build, changes, containers, df, exec, images, images_io, metrics, push,
-    stats, stream, system,
+    admin, apply, archive, attach, build, changes, containers, df, exec, idempotency, images,
+    images_io, metrics, push, sse, stats, stream, system,
 };
 
 /// What `gcr system service` was asked for.
@@ -30,6 +30,8 @@ pub struct ServiceOptions {
     pub host: Host,
     /// `--group`: members of this group may use the unix socket too.
     pub group: Option<String>,
+    /// `--tls`: a TCP address served with TLS, client certificates required.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// What the endpoints share.
@@ -204,6 +206,14 @@ enum Gate {
 /// Serves the API until SIGINT or SIGTERM (the unix socket is removed then).
 pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
     let group = opts.group.as_deref().map(listen::group_id).transpose()?;
+    let tls = match (&opts.host, &opts.tls) {
+        (Host::Unix(p), Some(_)) => return Err(ApiError::TlsOnUnix(p.display().to_string())),
+        (Host::Tcp(a), None) if !a.ip().is_loopback() => {
+            return Err(ApiError::NotLoopback(opts.host.to_string()))
+        }
+        (_, Some(files)) => Some(crate::tls::acceptor(files)?),
+        (_, None) => None,
+    };
     // The store must open before anything is served: a bad root is an error at start.
     let first = Engine::open(&opts.root, &opts.run_dir)?;
     crate::record::init()?;
@@ -248,7 +258,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| ApiError::io(format!("binding {addr}"), e))?;
-                accept_tcp(l, state).await
+                accept_tcp(l, state, tls).await
             }
         }
     })
@@ -335,7 +345,11 @@ async fn accept_unix(
     }
 }
 
-async fn accept_tcp(l: tokio::net::TcpListener, state: Shared) -> Result<(), ApiError> {
+async fn accept_tcp(
+    l: tokio::net::TcpListener,
+    state: Shared,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), ApiError> {
     let stop = stopped();
     tokio::pin!(stop);
     loop {
@@ -345,7 +359,22 @@ async fn accept_tcp(l: tokio::net::TcpListener, state: Shared) -> Result<(), Api
         };
         let Ok((s, _)) = conn else { continue };
         let _ = s.set_nodelay(true);
-        tokio::spawn(connection(TokioIo::new(s), state.clone()));
+        match &tls {
+            None => {
+                tokio::spawn(connection(TokioIo::new(s), state.clone()));
+            }
+            Some(acc) => {
+                let (acc, st) = (acc.clone(), state.clone());
+                tokio::spawn(async move {
+                    // A client without a certificate the CA signed fails the handshake and
+                    // reaches no endpoint; a silent one is dropped after 10 s.
+                    let hs = tokio::time::timeout(Duration::from_secs(10), acc.accept(s)).await;
+                    if let Ok(Ok(t)) = hs {
+                        connection(TokioIo::new(t), st).await;
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -405,6 +434,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["info"]) => system::info(&st).await,
         ("GET", ["metrics"]) => metrics::metrics(&st).await,
         ("GET", ["events"]) => system::events(&st, &q).await,
+        ("GET", ["v1", "events"]) => sse::events(&st, &q, req.headers()).await,
+        ("GET", ["v1", "events", "poll"]) => sse::poll(&st, &q).await,
+        ("POST", ["v1", "apply"]) => apply::apply(&st, &q, req).await,
         ("GET", ["system", "df"]) => df::system_df(&st).await,
         ("GET", ["containers", "json"]) => containers::list(&st, &q).await,
         ("POST", ["containers", "prune"]) => admin::prune_containers(&st, &q).await,
@@ -420,9 +452,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["containers", id, "changes"]) => changes::changes(&st, id).await,
         ("GET", ["containers", id, "export"]) => changes::export(&st, id).await,
         ("POST", ["commit"]) => changes::commit(&st, &q, req).await,
-        ("POST", ["containers", "create"]) => containers::create(&st, &q, req).await,
+        ("POST", ["containers", "create"]) => idempotency::create(&st, &q, req).await,
         ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
-        ("POST", ["containers", id, "start"]) => containers::start(&st, id).await,
+        ("POST", ["containers", id, "start"]) => idempotency::start(&st, id, req).await,
         ("POST", ["containers", id, "stop"]) => containers::stop(&st, id, &q).await,
         ("POST", ["containers", id, "restart"]) => containers::restart(&st, id, &q).await,
         ("POST", ["containers", id, "kill"]) => containers::kill(&st, id, &q).await,

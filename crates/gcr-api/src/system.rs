@@ -132,6 +132,8 @@ fn docker_action(e: &Event) -> String {
     let a = e.cause.as_deref().or(e.to.as_deref()).unwrap_or("");
     match (e.kind.as_str(), a) {
         ("container", "rm") => "destroy".into(),
+        // Its cause is the grant's JSON (see `gcr_engine::container::grant_events`).
+        ("grant", _) => e.to.clone().unwrap_or_default(),
         (_, a) => a.split(':').next().unwrap_or(a).to_string(),
     }
 }

@@ -10,6 +10,7 @@ pub mod build;
 pub mod container;
 pub mod events;
 pub mod housekeeper;
+pub mod idempotency;
 pub mod image_io;
 pub mod images;
 pub mod logfile;

@@ -7,7 +7,8 @@
 //! per store (`manifest_nonces`): a reused one is `409_NONCE_REUSED`. The run goes through
 //! the engine's own `run -d` (so policy, once configured, is consulted there; its refusal
 //! is `403_FORBIDDEN`), and the outcome is recorded with `deploy.applied` and
-//! `run_state.running`, or `run_state.failed` (the reservation is then released).
+//! `run_state.running`, or `deploy.failed` (with the code and reason) and
+//! `run_state.failed` (the reservation is then released).
 //!
 //! Grants: an environment value `grant://GRANT` becomes `grant://<artifact id>`, the gcr
 //! secret holding the artifact (`gcr secret create <artifact id> FILE`), which the run puts
@@ -338,6 +339,8 @@ impl Engine {
                         [k],
                     )?;
                 }
+                let why = format!("{}: {}", e.code.as_str(), e.reason);
+                event(tx, "deploy", &report.digest, name, Some("planned"), Some("failed"), &why)?;
                 event(tx, "run_state", &report.digest, name, Some("pending"), Some("failed"), e.code.as_str())?;
                 Ok(())
             })

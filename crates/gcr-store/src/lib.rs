@@ -55,6 +55,38 @@ pub struct Store {
     conn: Connection,
     /// The actor stamped on the events this connection writes (see `ledger`).
     actor: ledger::ActorCell,
+    /// Counts this connection among the process's live ones (see [`LIVE`]).
+    _live: Live,
+}
+
+/// How many store connections this process holds. SQLite's locks are POSIX record locks,
+/// which belong to the process and are all released when the process closes *any*
+/// descriptor of the file: reading the database header through a descriptor of our own
+/// while another connection of this process holds its locks (the API service's pool, a
+/// second engine) would drop them, and another process's last connection could then
+/// delete the WAL and shared-memory files under our feet. So the header is read only by
+/// a process holding no connection; the others ask SQLite.
+static LIVE: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// One live connection counted in [`LIVE`].
+struct Live;
+
+impl Live {
+    /// Counts a connection about to open; `f` runs first, under the count's lock, and is
+    /// told whether no other connection of this process is live.
+    fn enter<T>(f: impl FnOnce(bool) -> T) -> (Live, T) {
+        let mut n = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        let t = f(*n == 0);
+        *n += 1;
+        (Live, t)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let mut n = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+    }
 }
 
 impl Store {
@@ -113,6 +145,11 @@ impl Store {
             spread_subdirs(&root.join("containers"));
             perms::create_db(&db);
         }
+        // Each statement costs a parse in a fresh process: read what the file's header
+        // already says (WAL mode and schema version are persistent) — before any connection
+        // of ours holds a lock (see [`LIVE`]) — and set per-connection options through the
+        // C API where it has one.
+        let (live, header) = Live::enter(|alone| if alone { read_header(&db) } else { None });
         let conn = if create {
             Connection::open(&db)?
         } else {
@@ -123,10 +160,6 @@ impl Store {
             )?
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Each statement costs a parse in a fresh process: read what the file's header
-        // already says (WAL mode and schema version are persistent) and set per-connection
-        // options through the C API where it has one.
-        let header = read_header(&db);
         // Stores made by older versions were open to every local user: close them up (one
         // stat here; the database's mode comes with its header).
         let root_open = {
@@ -171,6 +204,7 @@ impl Store {
             root: root.to_path_buf(),
             conn,
             actor,
+            _live: live,
         })
     }
 
@@ -344,5 +378,61 @@ mod spread_tests {
                 eprintln!("the temp dir's filesystem has no inode flags ({e}): nothing to check")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use crate::Store;
+
+    /// A second connection of this process must not drop the first one's SQLite locks:
+    /// another process's connection, closing, would otherwise find itself the last one
+    /// and delete the WAL (here: Python's sqlite3, which does not persist it).
+    #[test]
+    fn a_second_open_keeps_the_first_connections_locks() {
+        let python = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3"])
+            .output();
+        if !python.is_ok_and(|o| o.status.success()) {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "python3 with sqlite3 is missing; skipping is not allowed when CI=true"
+            );
+            eprintln!("skipped: python3 with sqlite3 missing");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let n: i64 = first
+            .conn()
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert!(n > 0);
+        let second = Store::open(dir.path()).unwrap();
+        drop(second);
+        let wal = dir.path().join("gcr.db-wal");
+        assert!(wal.exists());
+        let o = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3, sys\n\
+                 c = sqlite3.connect(sys.argv[1])\n\
+                 c.execute('SELECT count(*) FROM sqlite_master').fetchall()\n\
+                 c.close()",
+            )
+            .arg(dir.path().join("gcr.db"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            wal.exists(),
+            "another process deleted the WAL: this process's locks were dropped"
+        );
+        // The first connection still sees the store.
+        let again: i64 = first
+            .conn()
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(again, n);
     }
 }

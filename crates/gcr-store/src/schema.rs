@@ -11,7 +11,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS images(
@@ -265,6 +265,27 @@ CREATE TABLE manifest_nonces(
 );
 ";
 
+/// Version 10: live events and idempotent API requests. `events.exit_code` is the exit
+/// code of an exit transition (`to_state = 'exited'`), written with the event in its
+/// statement (a detail of the row, outside its ledger leaf); `api_requests` holds the
+/// first answer of each `Idempotency-Key` the API service was given (NULL status while
+/// that request runs, by `owner`), with the digest of the request it was used for and its
+/// expiry.
+const V_LIVE: &str = "
+ALTER TABLE events ADD COLUMN exit_code INTEGER;
+CREATE TABLE api_requests(
+    idempotency_key TEXT PRIMARY KEY,
+    request_digest TEXT NOT NULL,        -- sha256:<hex> of method, path and body
+    status INTEGER,                      -- the first answer's HTTP status; NULL while in flight
+    content_type TEXT,
+    body BLOB,
+    owner TEXT NOT NULL,                 -- pid:start-time of the process serving it
+    created_at INTEGER NOT NULL,         -- unix seconds
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX api_requests_expiry ON api_requests(expires_at);
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -331,6 +352,7 @@ mod tests {
         "secrets",
         "manifest_applies",
         "manifest_nonces",
+        "api_requests",
     ];
 
     fn missing_tables(conn: &Connection) -> Vec<&'static str> {

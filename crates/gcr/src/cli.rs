@@ -396,14 +396,28 @@ pub enum SystemCmd {
     },
     /// Serve the Docker Engine API (v1.41) for the docker CLI, docker-compose and SDKs, on
     /// a root-only unix socket (default unix://RUN_DIR/gcr.sock, i.e.
-    /// unix:///run/gcr/gcr.sock) or a loopback TCP port; runs until SIGINT or SIGTERM.
+    /// unix:///run/gcr/gcr.sock) or a TCP port (loopback, or any address with --tls);
+    /// runs until SIGINT or SIGTERM.
     Service {
-        /// unix:///path/to/gcr.sock or tcp://127.0.0.1:PORT (non-loopback TCP is refused).
+        /// unix:///path/to/gcr.sock or tcp://IP:PORT (non-loopback TCP needs --tls).
         #[arg(short = 'H', long)]
         host: Option<String>,
         /// Members of this group (name or gid) may use the unix socket too.
         #[arg(long)]
         group: Option<String>,
+        /// Serve TCP with TLS and require client certificates signed by --tlscacert
+        /// (dockerd's --tlsverify).
+        #[arg(long, visible_alias = "tlsverify")]
+        tls: bool,
+        /// CA of the client certificates [default: $DOCKER_CERT_PATH/ca.pem or ~/.docker/ca.pem].
+        #[arg(long, value_name = "FILE")]
+        tlscacert: Option<std::path::PathBuf>,
+        /// The service's certificate [default: cert.pem beside the CA's default].
+        #[arg(long, value_name = "FILE")]
+        tlscert: Option<std::path::PathBuf>,
+        /// The service's private key [default: key.pem beside the CA's default].
+        #[arg(long, value_name = "FILE")]
+        tlskey: Option<std::path::PathBuf>,
     },
 }
 

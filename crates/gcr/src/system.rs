@@ -1,5 +1,7 @@
 //! System commands: version, info, events, system df and prune, doctor.
 
+use std::path::PathBuf;
+
 use gcr_engine::Engine;
 
 use crate::cli::{Cmd, Format, SystemCmd};
@@ -33,21 +35,69 @@ pub fn version(format: Format) -> Result<i32, Failure> {
 }
 
 /// `gcr system service`: the Docker Engine API until SIGINT or SIGTERM.
-fn service(e: &Engine, host: Option<String>, group: Option<String>) -> Result<i32, Failure> {
-    let host = match host {
-        Some(h) => gcr_api::Host::parse(&h),
-        None => Ok(gcr_api::Host::Unix(e.run_dir().join("gcr.sock"))),
-    }
-    .map_err(|err| Failure::new(125, err.to_string()))?;
+fn service(
+    e: &Engine,
+    host: Option<String>,
+    group: Option<String>,
+    tls: Tls,
+) -> Result<i32, Failure> {
+    let tls = tls.files()?;
+    let host =
+        match host {
+            Some(h) => gcr_api::Host::parse(&h, tls.is_some()),
+            None if tls.is_some() => return Err(Failure::new(
+                125,
+                "--tls serves a TCP address: add --host tcp://IP:PORT (Docker's TLS port is 2376)"
+                    .to_string(),
+            )),
+            None => Ok(gcr_api::Host::Unix(e.run_dir().join("gcr.sock"))),
+        }
+        .map_err(|err| Failure::new(125, err.to_string()))?;
     errln!("gcr: serving the Docker Engine API on {host}");
     gcr_api::serve(gcr_api::ServiceOptions {
         root: e.root().to_path_buf(),
         run_dir: e.run_dir().to_path_buf(),
         host,
         group,
+        tls,
     })
     .map_err(|err| Failure::new(125, err.to_string()))?;
     Ok(0)
+}
+
+/// `--tls` and its files, as the command line gave them.
+struct Tls {
+    on: bool,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+impl Tls {
+    /// The files to serve with, or `None` without `--tls`; a file flag without `--tls` is
+    /// an error (it would otherwise be ignored).
+    fn files(self) -> Result<Option<gcr_api::TlsFiles>, Failure> {
+        if !self.on {
+            if self.ca.is_some() || self.cert.is_some() || self.key.is_some() {
+                return Err(Failure::new(
+                    125,
+                    "--tlscacert, --tlscert and --tlskey take effect with --tls: add --tls"
+                        .to_string(),
+                ));
+            }
+            return Ok(None);
+        }
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+            .unwrap_or_else(|| PathBuf::from("/root/.docker"));
+        let d = gcr_api::TlsFiles::in_dir(&dir);
+        Ok(Some(gcr_api::TlsFiles {
+            ca: self.ca.unwrap_or(d.ca),
+            cert: self.cert.unwrap_or(d.cert),
+            key: self.key.unwrap_or(d.key),
+        }))
+    }
 }
 
 /// Dispatches the system commands.
@@ -55,8 +105,26 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
     match cmd {
         Cmd::Info { format } => info(e, format),
         Cmd::System {
-            cmd: SystemCmd::Service { host, group },
-        } => service(e, host, group),
+            cmd:
+                SystemCmd::Service {
+                    host,
+                    group,
+                    tls,
+                    tlscacert,
+                    tlscert,
+                    tlskey,
+                },
+        } => service(
+            e,
+            host,
+            group,
+            Tls {
+                on: tls,
+                ca: tlscacert,
+                cert: tlscert,
+                key: tlskey,
+            },
+        ),
         Cmd::System {
             cmd: SystemCmd::Df { format, verbose },
         } => {

@@ -13,6 +13,7 @@ pub mod dna;
 pub mod exec;
 mod export;
 mod foreground;
+mod grant_events;
 pub mod guard;
 pub mod health;
 mod imagecache;

@@ -183,16 +183,30 @@ pub fn event(
 fn event_at(
     conn: &Connection,
     time_ns: i64,
-    (kind, object, name): (&str, &str, &str),
+    subject: (&str, &str, &str),
     from: Option<&str>,
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
+    event_full(conn, time_ns, subject, (from, to), cause, None)
+}
+
+/// One event row; `exit_code` for an exit transition.
+fn event_full(
+    conn: &Connection,
+    time_ns: i64,
+    (kind, object, name): (&str, &str, &str),
+    (from, to): (Option<&str>, Option<&str>),
+    cause: &str,
+    exit_code: Option<i32>,
+) -> Result<(), EngineError> {
     conn.prepare_cached(
-        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause, exit_code) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![time_ns, kind, object, name, from, to, cause])?;
+    .execute(params![
+        time_ns, kind, object, name, from, to, cause, exit_code
+    ])?;
     Ok(())
 }
 
@@ -258,6 +272,9 @@ fn insert_unit(conn: &Connection, r: &Record) -> Result<(), EngineError> {
             Some(r.state.as_str()),
             "start",
         )?;
+        if r.state == State::Running {
+            super::grant_events::materialized(conn, r)?;
+        }
     }
     Ok(())
 }
@@ -390,15 +407,23 @@ fn set_state_unit(
             r.name
         )));
     }
-    event(
+    let exit_code = if to == State::Exited {
+        u.exit_code
+    } else {
+        None
+    };
+    event_full(
         conn,
-        "container",
-        &r.id,
-        &r.name,
-        Some(from.as_str()),
-        Some(to.as_str()),
+        now_ns(),
+        ("container", &r.id, &r.name),
+        (Some(from.as_str()), Some(to.as_str())),
         cause,
-    )
+        exit_code,
+    )?;
+    if to == State::Running && !matches!(from, State::Running | State::Paused) {
+        super::grant_events::materialized(conn, r)?;
+    }
+    Ok(())
 }
 
 /// Updates only the `extra` column (no state change, no event).
@@ -410,9 +435,14 @@ pub fn update_extra(conn: &Connection, r: &Record, u: &Update) -> Result<(), Eng
     Ok(())
 }
 
-/// Deletes the row of a container that just exited (`--rm`), recording its exit (`cause`:
-/// die or oom) and its removal, in two statements.
-fn delete_exited_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
+/// Deletes the row of a container that just exited (`--rm`) with `code`, recording its
+/// exit (`cause`: die or oom) and its removal, in two statements.
+fn delete_exited_unit(
+    conn: &Connection,
+    r: &Record,
+    cause: &str,
+    code: i32,
+) -> Result<(), EngineError> {
     let from: Option<String> = conn
         .prepare_cached("DELETE FROM containers WHERE id = ?1 RETURNING state")?
         .query_row([&r.id], |row| row.get(0))
@@ -435,18 +465,19 @@ fn delete_exited_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), 
             Some("running"),
             "start",
         )?;
+        super::grant_events::materialized(conn, r)?;
         now += 1;
         State::Running.as_str().to_string()
     } else {
         from
     };
-    event_at(
+    event_full(
         conn,
         now,
         ("container", &r.id, &r.name),
-        Some(&from),
-        Some("exited"),
+        (Some(&from), Some("exited")),
         cause,
+        Some(code),
     )?;
     event_at(
         conn,
@@ -568,9 +599,15 @@ pub fn set_state(
     atomically(conn, || set_state_unit(conn, r, from, to, cause, u))
 }
 
-/// Deletes the row of a container that just exited with its two events, as one unit.
-pub fn delete_exited(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineError> {
-    atomically(conn, || delete_exited_unit(conn, r, cause))
+/// Deletes the row of a container that just exited with `code`, with its two events, as
+/// one unit.
+pub fn delete_exited(
+    conn: &Connection,
+    r: &Record,
+    cause: &str,
+    code: i32,
+) -> Result<(), EngineError> {
+    atomically(conn, || delete_exited_unit(conn, r, cause, code))
 }
 
 /// Deletes a container row with its event, as one unit; NotFound when it is gone already.

@@ -191,3 +191,96 @@ fn an_exit_of_a_row_whose_start_was_lost_records_the_start_first() {
         assert_eq!(transitions(&id), want, "rm={rm}");
     }
 }
+
+#[test]
+fn exits_carry_their_code_and_starts_record_their_grants() {
+    let (_d, s) = store();
+    s.conn()
+        .execute(
+            "INSERT INTO secrets(id, name, created_at, updated_at, labels, sealed, digest) \
+             VALUES ('sid1', 'db', 0, 0, '{}', x'00', 'sha256:feed')",
+            [],
+        )
+        .unwrap();
+    let grants = |id: &str| -> Vec<serde_json::Value> {
+        s.conn()
+            .prepare("SELECT cause FROM events WHERE kind = 'grant' AND object = ?1 ORDER BY seq")
+            .unwrap()
+            .query_map([id], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|c| serde_json::from_str(&c.unwrap()).unwrap())
+            .collect()
+    };
+    let exit_code = |id: &str| -> Option<i32> {
+        s.conn()
+            .query_row(
+                "SELECT exit_code FROM events WHERE object = ?1 AND to_state = 'exited'",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let id = "e".repeat(64);
+    let mut r = row(&id, "web");
+    r.config.opts.secrets = vec!["db,target=pw".into()];
+    r.config.resolved.env = vec!["PATH=/bin".into(), "PW=grant://db".into()];
+    insert(s.conn(), &r).unwrap();
+    assert!(grants(&id).is_empty(), "nothing is materialized at create");
+    set_state(
+        s.conn(),
+        &r,
+        None,
+        State::Running,
+        "start",
+        &Update::default(),
+    )
+    .unwrap();
+    let g = grants(&id);
+    assert_eq!(g.len(), 2, "{g:?}");
+    assert_eq!(g[0]["as"], "file:/run/secrets/pw");
+    assert_eq!(g[1]["as"], "env:PW");
+    for e in &g {
+        assert_eq!(
+            (&e["secret"], &e["secret_id"], &e["digest"]),
+            (&"db".into(), &"sid1".into(), &"sha256:feed".into())
+        );
+    }
+    // A pause and its end materialize nothing again.
+    r.state = State::Running;
+    set_state(
+        s.conn(),
+        &r,
+        None,
+        State::Paused,
+        "pause",
+        &Update::default(),
+    )
+    .unwrap();
+    r.state = State::Paused;
+    set_state(
+        s.conn(),
+        &r,
+        None,
+        State::Running,
+        "unpause",
+        &Update::default(),
+    )
+    .unwrap();
+    assert_eq!(grants(&id).len(), 2);
+    r.state = State::Running;
+    let u = Update {
+        exit_code: Some(7),
+        ..Default::default()
+    };
+    set_state(s.conn(), &r, None, State::Exited, "die", &u).unwrap();
+    assert_eq!(exit_code(&id), Some(7));
+    // An --rm row's exit keeps its code with the event though the row goes.
+    let gone = "9".repeat(64);
+    let mut r = row(&gone, "gone");
+    r.config.opts.rm = true;
+    r.state = State::Running;
+    insert(s.conn(), &r).unwrap();
+    delete_exited(s.conn(), &r, "die", 5).unwrap();
+    assert_eq!(exit_code(&gone), Some(5));
+    assert!(grants(&gone).is_empty());
+}

@@ -141,7 +141,7 @@ pub(crate) fn store_exit(store: &Store, e: &Exit) -> Result<(), EngineError> {
     let cause = if e.oom { "oom" } else { "die" };
     let res = store.transaction(|tx| -> Result<(), EngineError> {
         if r.config.opts.rm {
-            return record::delete_exited(tx, r, cause);
+            return record::delete_exited(tx, r, cause, e.code);
         }
         let u = Update {
             pid: Some(None),

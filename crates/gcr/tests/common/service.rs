@@ -24,6 +24,8 @@ pub struct Service {
     pub own_config: tempfile::TempDir,
     /// Holds `responses.jsonl`, the service's recorded responses.
     record: tempfile::TempDir,
+    /// Environment of the docker client (DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for TLS).
+    pub client_env: Vec<(String, String)>,
 }
 
 /// `unix://<dir>/api/gcr.sock`.
@@ -39,6 +41,16 @@ impl Service {
 
     /// The service on `host`, with `extra` arguments; waits until it answers.
     pub fn start(env: &Env, host: &str, extra: &[&str]) -> Service {
+        Service::start_for(env, host, extra, Vec::new())
+    }
+
+    /// [`Service::start`] for a client with `client_env` (e.g. its TLS certificates).
+    pub fn start_for(
+        env: &Env,
+        host: &str,
+        extra: &[&str],
+        client_env: Vec<(String, String)>,
+    ) -> Service {
         let mut args = vec!["system", "service", "--host", host];
         args.extend_from_slice(extra);
         let own_config = tempfile::tempdir().expect("tempdir");
@@ -54,10 +66,12 @@ impl Service {
         let svc = Service {
             child,
             root: env.root.path().to_path_buf(),
-            host: host.to_string(),
+            // A service on every address is reached on loopback.
+            host: host.replace("tcp://0.0.0.0:", "tcp://127.0.0.1:"),
             config: tempfile::tempdir().expect("tempdir"),
             own_config,
             record,
+            client_env,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !svc.docker(&["version"]).status.success() {
@@ -88,6 +102,7 @@ impl Service {
             .env("DOCKER_CONFIG", self.config.path())
             .env("DOCKER_CLI_HINTS", "false")
             .env("DOCKER_BUILDKIT", "0")
+            .envs(self.client_env.iter().map(|(k, v)| (k, v)))
             .args(["-H", &self.host])
             .args(args)
             .stdin(Stdio::null());
