@@ -2,7 +2,7 @@
 # Installs the system packages gcr's demo, tests and benchmarks use (Debian 12).
 # Safe to run repeatedly; does nothing for packages already present.
 set -euo pipefail
-pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 podman catatonit golang-go golang-golang-x-mod-dev containerd prometheus docker-compose)
+pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 podman catatonit golang-go golang-golang-x-mod-dev containerd prometheus docker-compose golang-github-docker-docker-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,6 +33,9 @@ fi
 # the package's own server (:9090) is not used.
 # docker-compose: Debian's compose 1.29 (Python, on python3-docker) drives the service in
 # crates/gcr/tests/api_compose.rs (a three-service project up, down and up again).
+# golang-github-docker-docker-dev: its api/swagger.yaml (Docker Engine API v1.41, the
+# version the service speaks) checks every response the API tests receive
+# (crates/gcr/tests/peers/swagger_check.py); nothing else of the package is used.
 
 # Peers of the trust tests (crates/gcr/tests/trust.rs): Python securesystemslib >= 1.0 in a
 # venv and npm @sigstore/verify, both under target/peers (GCR_PEERS overrides). Checked
@@ -60,6 +63,11 @@ fi
 # /usr/local/bin/docker or docker.io's /usr/bin/docker, installed below).
 if ! "$peers/venv/bin/python" -c 'import docker, sys; sys.exit(int(docker.__version__.split(".")[0]) < 7)' 2>/dev/null; then
   "$peers/venv/bin/pip" install -q --disable-pip-version-check 'docker>=7,<8'
+fi
+# Peer of the swagger check (crates/gcr/tests/peers/swagger_check.py): jsonschema and
+# PyYAML validate the recorded responses against Docker's swagger.
+if ! "$peers/venv/bin/python" -c 'import jsonschema, yaml' 2>/dev/null; then
+  "$peers/venv/bin/pip" install -q --disable-pip-version-check 'jsonschema>=4,<5' 'PyYAML>=6,<7'
 fi
 if [ ! -f "$peers/node/node_modules/@sigstore/verify/package.json" ]; then
   command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

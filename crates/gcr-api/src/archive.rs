@@ -51,7 +51,7 @@ fn text(field: &[u8]) -> String {
 
 /// Docker's path stat (Go's `os.FileMode` bits) from the first entry of a tar: its
 /// header, or a GNU long-name entry and then the header. None until enough was read.
-fn stat_of(tar: &[u8]) -> Option<serde_json::Value> {
+pub(crate) fn stat_of(tar: &[u8]) -> Option<serde_json::Value> {
     let mut at = 0;
     let mut long_name = None;
     loop {
@@ -168,9 +168,11 @@ pub async fn get(st: &Shared, id: &str, q: &Query, head: bool) -> Result<Resp, H
     Ok(resp)
 }
 
-/// A blocking `Read` over chunks sent from the request body.
+/// A blocking `Read` over chunks sent from the request body; a body that broke off (the
+/// client left mid-upload) is an error, never a shorter tar (whose whole entries would be
+/// placed).
 struct ChanRead {
-    rx: std::sync::mpsc::Receiver<Bytes>,
+    rx: std::sync::mpsc::Receiver<Option<Bytes>>,
     cur: Bytes,
 }
 
@@ -178,7 +180,13 @@ impl Read for ChanRead {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.cur.is_empty() {
             match self.rx.recv() {
-                Ok(c) => self.cur = c,
+                Ok(Some(c)) => self.cur = c,
+                Ok(None) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the request body broke off before its end; nothing was copied",
+                    ))
+                }
                 Err(_) => return Ok(0),
             }
         }
@@ -189,13 +197,8 @@ impl Read for ChanRead {
     }
 }
 
-/// `PUT /containers/{id}/archive?path=&copyUIDGID=`: the tar body unpacked into `path`.
-pub async fn put(
-    st: &Shared,
-    id: &str,
-    q: &Query,
-    req: Request<Incoming>,
-) -> Result<Resp, HttpError> {
+/// The destination directory and copy options of an archive PUT's query.
+pub(crate) fn put_params(q: &Query) -> Result<(String, CopyOptions), HttpError> {
     let path = q
         .get("path")
         .filter(|p| !p.is_empty())
@@ -205,13 +208,27 @@ pub async fn put(
         archive: q.flag("copyUIDGID", false),
         follow_link: false,
     };
-    let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
+    Ok((path, o))
+}
+
+/// `PUT /containers/{id}/archive?path=&copyUIDGID=`: the tar body unpacked into `path`.
+pub async fn put(
+    st: &Shared,
+    id: &str,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Resp, HttpError> {
+    let (path, o) = put_params(q)?;
+    let (tx, rx) = std::sync::mpsc::channel::<Option<Bytes>>();
     let mut body = req.into_body();
     let feeder = tokio::spawn(async move {
         while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { return };
+            let Ok(frame) = frame else {
+                let _ = tx.send(None);
+                return;
+            };
             if let Ok(data) = frame.into_data() {
-                if tx.send(data).is_err() {
+                if tx.send(Some(data)).is_err() {
                     return;
                 }
             }

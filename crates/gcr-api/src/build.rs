@@ -138,6 +138,12 @@ impl Params {
     }
 }
 
+/// `POST /build`'s query decoded as the endpoint does (for [`crate::fuzzing`]): the
+/// parameters' Debug form.
+pub(crate) fn parse_query(q: &Query) -> Result<String, HttpError> {
+    Params::parse(q).map(|p| format!("{p:?}"))
+}
+
 /// A blocking `Read` over the request body's chunks; a body that broke off (the client
 /// left) is an error, never a shorter context.
 struct BodyRead {

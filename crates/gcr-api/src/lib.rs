@@ -12,7 +12,9 @@
 //! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks),
 //! `networks` (network connect and disconnect, the filters and labels of networks and
 //! volumes), `reap` (the
-//! service's exited children), `http` (request and response helpers), `errors`; and
+//! service's exited children), `record` (responses recorded for the swagger check), `http`
+//! (request and response helpers), `errors`, `fuzzing` (the request decoding, public for
+//! fuzz/fuzz_targets/api_*.rs); and
 //! the MiniContainer endpoints of seed 002: `sse` (`GET /v1/events` as Server-Sent Events
 //! and its polling form) with `live` (engine events as run_state/deploy/grant events),
 //! `apply` (`POST /v1/apply`), `idempotency` (`Idempotency-Key` on create and start).
@@ -29,6 +31,7 @@ mod create;
 mod df;
 mod errors;
 mod exec;
+pub mod fuzzing;
 mod http;
 mod idempotency;
 mod images;
@@ -40,6 +43,7 @@ mod metrics;
 mod networks;
 mod push;
 mod reap;
+mod record;
 mod server;
 mod sse;
 mod stats;

@@ -47,7 +47,7 @@ pub(crate) fn registry_auth(req: &Request<Incoming>) -> Result<Option<Credential
     }
 }
 
-fn decode_registry_auth(raw: &str) -> Result<Option<Credentials>, HttpError> {
+pub(crate) fn decode_registry_auth(raw: &str) -> Result<Option<Credentials>, HttpError> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);

@@ -219,6 +219,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
     gcr_engine::container::procfs::watch_pids();
     // The store must open before anything is served: a bad root is an error at start.
     let first = Engine::open(&opts.root, &opts.run_dir)?;
+    crate::record::init()?;
     let state = Arc::new(State {
         root: opts.root.clone(),
         run_dir: opts.run_dir.clone(),
@@ -395,7 +396,7 @@ where
 }
 
 /// Splits off `/v1.NN`: the path without it, or a 400 for a version too old.
-fn unversioned(path: &str) -> Result<&str, HttpError> {
+pub(crate) fn unversioned(path: &str) -> Result<&str, HttpError> {
     let Some(rest) = path.strip_prefix("/v") else {
         return Ok(path);
     };
@@ -417,10 +418,12 @@ fn unversioned(path: &str) -> Result<&str, HttpError> {
 
 async fn route(st: Shared, req: Request<Incoming>) -> Resp {
     st.served.store(true, std::sync::atomic::Ordering::Relaxed);
-    match dispatch(st, req).await {
+    let rec = crate::record::request(req.method().as_str(), req.uri().path());
+    let resp = match dispatch(st, req).await {
         Ok(r) => r,
         Err(e) => http::error(&e),
-    }
+    };
+    crate::record::response(rec, resp)
 }
 
 async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError> {

@@ -156,23 +156,52 @@ impl Engine {
                 format!("{name}@{}", img.manifest_digest)
             })
             .collect();
-        Ok(json!({
+        // Docker's required fields are strings even when the config lacks them ("" as
+        // dockerd shows them; Go's zero time for a config without `created`).
+        let text = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+        let created = config
+            .get("created")
+            .and_then(Value::as_str)
+            .unwrap_or("0001-01-01T00:00:00Z");
+        let rootfs = config.get("rootfs");
+        let mut doc = json!({
             "Id": img.id,
             "RepoTags": tags,
             "RepoDigests": repo_digests,
-            "Created": config.get("created").cloned().unwrap_or(Value::Null),
-            "Author": config.get("author").cloned().unwrap_or(Value::Null),
-            "Architecture": config.get("architecture"),
-            "Os": config.get("os"),
+            // gcr records no parent image (dockerd's is "" for pulled images too).
+            "Parent": "",
+            "Comment": text("comment"),
+            "Created": created,
+            "Container": text("container"),
+            "DockerVersion": text("docker_version"),
+            "Author": text("author"),
+            "Architecture": text("architecture"),
+            "Os": text("os"),
             "Size": size,
+            "VirtualSize": size,
             "Config": config.get("config").cloned().unwrap_or(json!({})),
-            "RootFS": config.get("rootfs"),
+            // Containers run on overlayfs over the image's layer snapshots.
+            "GraphDriver": { "Name": "overlay", "Data": {} },
+            "RootFS": {
+                "Type": rootfs.and_then(|r| r.get("type")).and_then(Value::as_str).unwrap_or("layers"),
+                "Layers": rootfs.and_then(|r| r.get("diff_ids")).cloned().unwrap_or(json!([])),
+            },
             "Manifest": { "Digest": img.manifest_digest, "MediaType": img.manifest_media_type },
             "Layers": layers.iter().map(|l| json!({
                 "Digest": l.digest, "DiffID": l.diff_id, "MediaType": l.media_type,
                 "Size": l.size, "ChainID": l.chain_id,
             })).collect::<Vec<_>>(),
-        }))
+        });
+        for (from, to) in [
+            ("variant", "Variant"),
+            ("os.version", "OsVersion"),
+            ("container_config", "ContainerConfig"),
+        ] {
+            if let Some(v) = config.get(from).filter(|v| !v.is_null()) {
+                doc[to] = v.clone();
+            }
+        }
+        Ok(doc)
     }
 
     /// `gcr inspect --referrers IMAGE`: the image's manifest descriptor and its referrers

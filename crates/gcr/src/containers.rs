@@ -260,7 +260,10 @@ fn pull_and_check(engine: &Engine, a: &RunArgs) -> Result<(), Failure> {
     if let Some(p) = &platform {
         if let Ok(doc) = engine.inspect_image(&a.image) {
             let (os, arch) = (
-                doc["Os"].as_str().unwrap_or("linux"),
+                doc["Os"]
+                    .as_str()
+                    .filter(|o| !o.is_empty())
+                    .unwrap_or("linux"),
                 doc["Architecture"].as_str().unwrap_or(""),
             );
             if os != p.os || (!arch.is_empty() && arch != p.architecture) {

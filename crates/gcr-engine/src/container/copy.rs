@@ -439,6 +439,29 @@ impl Engine {
     }
 }
 
+/// Unpacks the tar stream `input` into the existing directory `dest` of the tree rooted at
+/// the host directory `root`, as `docker cp - CONTAINER:DEST` does into a container's root:
+/// `dest` resolved inside `root` (symlinks too), every entry placed below it. The API's
+/// archive PUT path without a container (gcr-api's request fuzzing uses it).
+pub fn unpack_in(
+    root: &Path,
+    dest: &str,
+    o: &CopyOptions,
+    input: &mut (dyn Read + Send),
+) -> Result<(), EngineError> {
+    let what = format!(
+        "unpacking a tar stream into {dest} under {}",
+        root.display()
+    );
+    let fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| EngineError::Io(what.clone(), e.into()))?;
+    put(&Root(fd), "-", dest, o, input, &what)
+}
+
 /// Places `src` (a host path, or `-` for a tar stream) at `dest` inside `root`.
 fn put(
     root: &Root,

@@ -3,6 +3,9 @@
 //! config, no hints, the classic builder) or curl, killed and reaped on drop — the drop
 //! then waits (10 s at most) until no process of the store is left (supervisors finishing
 //! an `--rm`, a lingering housekeeper), so the store's cleanup does not race them.
+//! Every response it sent is recorded (GCR_API_RECORD) and, on drop, checked against
+//! Docker's API swagger (see [`swagger_check`]); a response that does not validate fails
+//! the test.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,8 @@ pub struct Service {
     pub config: tempfile::TempDir,
     /// The service's own DOCKER_CONFIG (where `gcr login` would save credentials).
     pub own_config: tempfile::TempDir,
+    /// Holds `responses.jsonl`, the service's recorded responses.
+    record: tempfile::TempDir,
     /// Environment of the docker client (DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for TLS).
     pub client_env: Vec<(String, String)>,
 }
@@ -49,9 +54,11 @@ impl Service {
         let mut args = vec!["system", "service", "--host", host];
         args.extend_from_slice(extra);
         let own_config = tempfile::tempdir().expect("tempdir");
+        let record = tempfile::tempdir().expect("tempdir");
         let child = env
             .cmd(&args)
             .env("DOCKER_CONFIG", own_config.path())
+            .env("GCR_API_RECORD", record.path().join("responses.jsonl"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -63,6 +70,7 @@ impl Service {
             host: host.replace("tcp://0.0.0.0:", "tcp://127.0.0.1:"),
             config: tempfile::tempdir().expect("tempdir"),
             own_config,
+            record,
             client_env,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -74,6 +82,12 @@ impl Service {
             std::thread::sleep(Duration::from_millis(50));
         }
         svc
+    }
+
+    /// Whether the service process is still running (it never panics or exits on a bad
+    /// request).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The unix socket's path.
@@ -168,7 +182,86 @@ impl Drop for Service {
         while !store_processes(&self.root).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+        if let Err(report) = swagger_check(&self.record.path().join("responses.jsonl")) {
+            if std::thread::panicking() {
+                eprintln!("{report}");
+            } else {
+                panic!("{report}");
+            }
+        }
     }
+}
+
+/// Docker's API swagger (v1.41): GCR_DOCKER_SWAGGER, else the one Debian's
+/// golang-github-docker-docker-dev ships.
+fn swagger_yaml() -> PathBuf {
+    std::env::var_os("GCR_DOCKER_SWAGGER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from("/usr/share/gocode/src/github.com/docker/docker/api/swagger.yaml")
+        })
+}
+
+/// The peers' venv (GCR_PEERS, else target/peers of the checkout).
+fn peers() -> PathBuf {
+    std::env::var_os("GCR_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers"))
+}
+
+/// Whether the swagger check can run: the swagger file and jsonschema + PyYAML in the
+/// peers' venv.
+pub fn swagger_check_usable() -> bool {
+    swagger_yaml().is_file()
+        && Command::new(peers().join("venv/bin/python"))
+            .args(["-c", "import jsonschema, yaml"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Checks the responses recorded in `record` against Docker's swagger with
+/// tests/peers/swagger_check.py: Err with its report (each response that does not
+/// validate: method, path, status, field, reason). Skipped (after saying so) when the
+/// swagger or the venv's jsonschema is missing, unless CI=true.
+pub fn swagger_check(record: &Path) -> Result<(), String> {
+    let python = peers().join("venv/bin/python");
+    let swagger = swagger_yaml();
+    if !swagger_check_usable() {
+        let why = format!(
+            "the swagger check needs {} (golang-github-docker-docker-dev) and jsonschema + \
+             PyYAML in {} (scripts/deps.sh installs both)",
+            swagger.display(),
+            python.display()
+        );
+        if std::env::var("CI").as_deref() == Ok("true") {
+            return Err(format!("{why}; skipping is not allowed when CI=true"));
+        }
+        eprintln!("skipped the swagger check: {why}");
+        return Ok(());
+    }
+    let lines = std::fs::read_to_string(record).unwrap_or_default();
+    if lines.lines().next().is_none() {
+        return Err(format!(
+            "the service recorded no response in {} (GCR_API_RECORD)",
+            record.display()
+        ));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/swagger_check.py");
+    let o = Command::new(&python)
+        .arg(&script)
+        .arg(&swagger)
+        .arg(record)
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if o.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "responses that Docker's API swagger ({}) does not accept:\n{}{}",
+        swagger.display(),
+        stdout(&o),
+        stderr(&o)
+    ))
 }
 
 /// The peers' venv python with docker-py 7 (scripts/deps.sh), else the host's python3;
