@@ -59,6 +59,17 @@ ALLOW = [
     # `<missing>` ids); the swagger's HistoryResponseItem.Tags is not x-nullable.
     ("GET", "/images/{name}/history", 200, r"^\$\[\d+\]\.Tags$",
      "HistoryResponseItem.Tags is null in dockerd"),
+    # dockerd's EndpointSettings give "Links": null and "Aliases": null for a container
+    # without links or aliases (nil slices; every container on the default bridge); the
+    # swagger's EndpointSettings.Links/Aliases are not x-nullable.
+    (*INSPECT, r"^\$\.NetworkSettings\.Networks\.[^.]+\.(Links|Aliases)$",
+     "EndpointSettings' nil Links/Aliases are null in dockerd"),
+    ("GET", "/containers/json", 200,
+     r"^\$\[\d+\]\.NetworkSettings\.Networks\.[^.]+\.(Links|Aliases)$",
+     "EndpointSettings' nil Links/Aliases are null in dockerd"),
+    ("GET", "/system/df", 200,
+     r"^\$\.Containers\[\d+\]\.NetworkSettings\.Networks\.[^.]+\.(Links|Aliases)$",
+     "EndpointSettings' nil Links/Aliases are null in dockerd"),
 ]
 
 # Where the v1.41 swagger's schema is wrong and a corrected one checks instead:
