@@ -8,7 +8,10 @@
 //! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `metrics` (`/metrics`,
 //! Prometheus text), `admin` (top, pause,
 //! rename, prunes),
-//! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks), `reap` (the
+//! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks),
+//! `jsonl` (the JSONL protocol's socket: connections, lines, overlapping requests,
+//! cancel), `jsonl_ops` (its requests, on the endpoints' functions), `jsonl_run` (its
+//! `run` and `logs`), `reap` (the
 //! service's exited children), `http` (request and response helpers), `errors`.
 
 mod admin;
@@ -25,6 +28,9 @@ mod exec;
 mod http;
 mod images;
 mod images_io;
+mod jsonl;
+mod jsonl_ops;
+mod jsonl_run;
 mod limits;
 mod listen;
 mod metrics;

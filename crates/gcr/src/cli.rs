@@ -404,6 +404,13 @@ pub enum SystemCmd {
         /// Members of this group (name or gid) may use the unix socket too.
         #[arg(long)]
         group: Option<String>,
+        /// The JSONL protocol's unix socket (docs/jsonl.md); default: next to the API's
+        /// unix socket (gcr.sock -> gcr.jsonl.sock), or RUN_DIR/gcr.jsonl.sock.
+        #[arg(long, value_name = "PATH")]
+        jsonl: Option<String>,
+        /// Serve no JSONL socket.
+        #[arg(long, conflicts_with = "jsonl")]
+        no_jsonl: bool,
     },
 }
 
