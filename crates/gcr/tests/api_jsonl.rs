@@ -412,6 +412,15 @@ fn jsonl_client_leaving_mid_run_leaves_nothing_half_made() {
         drop(c);
     }
     let mut c = Client::connect(&path);
+    // Cancelled: the answers stop, the run goes on to its end (and its removal).
+    c.send(
+        json!({"type":"run","id":"cx","image":IMAGE,"name":"gone3","rm":true,
+                  "cmd":["sh","-c","sleep 1; echo done"]}),
+    );
+    c.take(10, "ack of cx", |v| v["id"] == "cx" && v["ack"] == true);
+    let v = c.ok(json!({"type":"cancel","id":"c","target":"cx"}));
+    assert_eq!(v["cancelled"], "cx");
+    assert_error(&c.done("cx", 10), "cancelled", "cancelled by request c");
     let settled = eventually(30, || {
         let ps = c.ok(json!({"type":"ps","id":"ps","all":true}));
         let rows = ps.as_array().cloned().unwrap_or_default();
@@ -430,4 +439,124 @@ fn jsonl_client_leaving_mid_run_leaves_nothing_half_made() {
     assert_eq!(v["State"]["ExitCode"], 0, "{v}");
     // The service still serves.
     assert_eq!(c.ok(json!({"type":"ping","id":"p"})), json!("OK"));
+}
+
+#[test]
+fn jsonl_build_from_a_context_directory() {
+    if !need_root("jsonl_build_from_a_context_directory") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::on_socket(&env);
+    let mut c = Client::connect(&jsonl_socket(&svc));
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {IMAGE}\nARG WORD=none\nRUN echo $WORD > /f\n"),
+    )
+    .unwrap();
+    let ctx_s = ctx.path().to_str().unwrap();
+    c.send(
+        json!({"type":"build","id":"b","context":ctx_s,"tags":["jsonl/built:1"],
+                  "buildargs":{"WORD":"built"}}),
+    );
+    c.take(10, "ack of b", |v| v["id"] == "b" && v["ack"] == true);
+    let fin = c.done("b", 120);
+    assert_eq!(fin["ok"], true, "{fin}");
+    let id = fin["result"]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("sha256:"), "{fin}");
+    let lines = c.progress("b");
+    let text: String = lines.iter().filter_map(|l| l["stream"].as_str()).collect();
+    assert!(text.contains("Step 3/3 : RUN echo $WORD > /f"), "{text}");
+    assert!(text.contains("Successfully tagged jsonl/built:1"), "{text}");
+    let v =
+        c.ok(json!({"type":"run","id":"r","image":"jsonl/built:1","rm":true,"cmd":["cat","/f"]}));
+    assert_eq!(v["exit_code"], 0, "{v}");
+    let out: String = c
+        .progress("r")
+        .iter()
+        .filter_map(|p| p["data"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(out, "built\n");
+    // Bad contexts: relative, missing, a Dockerfile that fails.
+    let v = c.call(json!({"type":"build","id":"b2","context":"rel/dir"}));
+    assert_error(&v, "invalid_request", "absolute path");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN exit 7\n"),
+    )
+    .unwrap();
+    let v = c.call(json!({"type":"build","id":"b3","context":ctx_s}));
+    assert_eq!(v["ok"], false, "{v}");
+}
+
+/// Sends `lines` to the JSONL socket `sock` as uid/gid 65534 (no other groups) and
+/// returns what came back (until the service closes or 5 s pass).
+fn as_nobody(sock: &Path, lines: &str) -> String {
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(sys.argv[2].encode())
+    want = sys.argv[2].count("\n")
+    got = b""
+    while got.count(b"\n") < want:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    sys.stdout.write(got.decode())
+except OSError as e:
+    sys.stderr.write(str(e))
+"#;
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", script])
+        .arg(sock)
+        .arg(lines)
+        .output()
+        .expect("setpriv python3");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn jsonl_peers_are_checked_as_on_the_api_socket() {
+    if !need_root("jsonl_peers_are_checked_as_on_the_api_socket") {
+        return;
+    }
+    let env = Env::new();
+    // A parent anyone may traverse, so the socket's own modes and the peer check decide.
+    let base = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let host = common::service::sock_host(base.path());
+    let sock = PathBuf::from(host.trim_start_matches("unix://")).with_file_name("gcr.jsonl.sock");
+    let ping = "{\"type\":\"ping\",\"id\":\"n\"}\n";
+    {
+        let _svc = Service::start(&env, &host, &[]);
+        assert_eq!(as_nobody(&sock, ping), "", "nobody got an answer");
+        let dir = sock.parent().unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(as_nobody(&sock, ping), "", "the peer check let nobody in");
+    }
+    // With --group (the killed service's stale socket is replaced): a member is served, but may not name a build context on the host.
+    let _svc = Service::start(&env, &host, &["--group", "65534"]);
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 65534);
+    let out = as_nobody(
+        &sock,
+        "{\"type\":\"ping\",\"id\":\"n\"}\n{\"type\":\"build\",\"id\":\"b\",\"context\":\"/etc\"}\n",
+    );
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let ping = lines.iter().find(|v| v["id"] == "n").unwrap();
+    assert_eq!(ping["result"], "OK", "{out}");
+    let build = lines.iter().find(|v| v["id"] == "b").unwrap();
+    assert_error(build, "forbidden", "only root");
 }
