@@ -560,3 +560,39 @@ fn jsonl_peers_are_checked_as_on_the_api_socket() {
     let build = lines.iter().find(|v| v["id"] == "b").unwrap();
     assert_error(build, "forbidden", "only root");
 }
+
+#[test]
+fn jsonl_bad_socket_paths_are_refused() {
+    if !need_root("jsonl_bad_socket_paths_are_refused") {
+        return;
+    }
+    let env = Env::new();
+    let api = common::service::sock_host(env.root.path());
+    for (jsonl, says) in [
+        ("rel/x.sock", "absolute socket path"),
+        (api.trim_start_matches("unix://"), "the API's own socket"),
+    ] {
+        let o = env.gcr(&["system", "service", "--host", &api, "--jsonl", jsonl]);
+        assert_eq!(o.status.code(), Some(125), "--jsonl {jsonl}");
+        let err = common::stderr(&o);
+        assert!(err.contains(says), "--jsonl {jsonl}: {err}");
+    }
+    // A path that exists and is not a socket is left alone.
+    let file = env.root.path().join("not-a-socket");
+    std::fs::write(&file, "keep").unwrap();
+    let o = env.gcr(&[
+        "system",
+        "service",
+        "--host",
+        &api,
+        "--jsonl",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        common::stderr(&o).contains("is not a socket"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+}
