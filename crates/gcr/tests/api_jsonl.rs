@@ -360,8 +360,18 @@ fn jsonl_policy_denial_carries_the_rule() {
         r#"{"registries":["local"],"capAdd":["NET_ADMIN"]}"#,
     )
     .unwrap();
+    // The image policy: only the local test image; any pull is refused before a fetch.
+    std::fs::write(
+        env.root.path().join("policy.json"),
+        r#"{"default":[{"type":"reject"}],"transports":{"gcr":{"docker.io/test/busybox:1":[{"type":"insecureAcceptAnything"}]}}}"#,
+    )
+    .unwrap();
     let svc = Service::on_socket(&env);
     let mut c = Client::connect(&jsonl_socket(&svc));
+    let v = c.call(json!({"type":"pull","id":"denied","image":"127.0.0.1:1/denied/app:1"}));
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["error"]["code"], "POLICY_DENY", "{v}");
+    assert_eq!(v["error"]["rule"], "policy.default", "{v}");
     let v = c.call(json!({"type":"run","id":"priv","image":IMAGE,"name":"priv",
                           "config":{"HostConfig":{"Privileged":true}},"cmd":["true"]}));
     assert_eq!(v["ok"], false, "{v}");
