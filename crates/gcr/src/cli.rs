@@ -396,7 +396,8 @@ pub enum SystemCmd {
     },
     /// Serve the Docker Engine API (v1.41) for the docker CLI, docker-compose and SDKs, on
     /// a root-only unix socket (default unix://RUN_DIR/gcr.sock, i.e.
-    /// unix:///run/gcr/gcr.sock) or a loopback TCP port; runs until SIGINT or SIGTERM.
+    /// unix:///run/gcr/gcr.sock) or a loopback TCP port, and the JSONL protocol on a unix
+    /// socket next to it (docs/jsonl.md); runs until SIGINT or SIGTERM.
     Service {
         /// unix:///path/to/gcr.sock or tcp://127.0.0.1:PORT (non-loopback TCP is refused).
         #[arg(short = 'H', long)]
