@@ -27,7 +27,7 @@ use crate::server::Shared;
 
 /// The query of `POST /build`.
 #[derive(Debug, Clone)]
-struct Params {
+pub(crate) struct Params {
     tags: Vec<String>,
     dockerfile: Option<String>,
     build_args: BTreeMap<String, String>,
@@ -71,7 +71,7 @@ fn string_map(q: &Query, k: &str) -> Result<BTreeMap<String, String>, HttpError>
 }
 
 impl Params {
-    fn parse(q: &Query) -> Result<Params, HttpError> {
+    pub(crate) fn parse(q: &Query) -> Result<Params, HttpError> {
         if q.get("remote").is_some_and(|r| !r.is_empty()) {
             return Err(HttpError::bad_request(
                 "remote build contexts (remote=) are not supported by gcr; send the context as the request body",
@@ -176,6 +176,10 @@ pub(crate) struct Out {
 }
 
 impl Out {
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>) -> Out {
+        Out { tx }
+    }
+
     fn send(&self, v: Value) {
         let mut b = serde_json::to_vec(&v).unwrap_or_default();
         b.push(b'\n');
@@ -290,11 +294,22 @@ fn run(e: &Engine, p: &Params, body: &mut BodyRead, out: &Out) -> Result<(), Eng
     std::fs::create_dir(&ctx)
         .map_err(|err| EngineError::Io("creating the build context directory".into(), err))?;
     gcr_engine::build::unpack_context(body, &ctx)?;
-    let spec = spec_in(&ctx, p.dockerfile.as_deref())?;
+    build_in(e, p, &ctx, out).map(|_| ())
+}
+
+/// Builds the context directory `ctx` (the JSONL `build` names one on the service's host),
+/// streaming dockerd's lines into `out`; the image id.
+pub(crate) fn build_in(
+    e: &Engine,
+    p: &Params,
+    ctx: &Path,
+    out: &Out,
+) -> Result<String, EngineError> {
+    let spec = spec_in(ctx, p.dockerfile.as_deref())?;
     let dockerfile = spec.extension().is_none_or(|x| x != "gcr");
     let req = BuildRequest {
         spec_file: spec,
-        context: dockerfile.then(|| ctx.clone()),
+        context: dockerfile.then(|| ctx.to_path_buf()),
         tags: p.tags.clone(),
         no_cache: p.no_cache,
         build_args: p.build_args.clone(),
@@ -325,7 +340,7 @@ fn run(e: &Engine, p: &Params, body: &mut BodyRead, out: &Out) -> Result<(), Eng
     out.send(json!({ "aux": { "ID": id } }));
     if quiet {
         out.stream(id.as_str());
-        return Ok(());
+        return Ok(id);
     }
     out.stream(format!("Successfully built {}", short(&id)));
     for t in &built.tags {
@@ -335,7 +350,7 @@ fn run(e: &Engine, p: &Params, body: &mut BodyRead, out: &Out) -> Result<(), Eng
         };
         out.stream(format!("Successfully tagged {name}"));
     }
-    Ok(())
+    Ok(id)
 }
 
 /// `POST /build`: the context tar in the body; `t` (repeatable), `dockerfile`,

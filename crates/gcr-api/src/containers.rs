@@ -110,6 +110,15 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
         .filter(|n: &i64| *n > 0)
         .map(|n| n as usize);
     let filters = q.filters()?;
+    // Checked up front: with no container to try them on, a bad key is still a 400.
+    const KEYS: [&str; 9] = [
+        "id", "name", "status", "exited", "label", "ancestor", "network", "health", "volume",
+    ];
+    if let Some((k, _)) = filters.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
+        return Err(HttpError::bad_request(format!(
+            "invalid filter '{k}': gcr filters containers by id, name, status, exited, label, ancestor, network, health, volume"
+        )));
+    }
     let items = st
         .engine(move |e| {
             let mut out = Vec::new();

@@ -48,6 +48,9 @@ pub struct HttpError {
     pub message: String,
     /// For a command that could not be started (exec): its exit code, 126 or 127.
     pub exit_code: i32,
+    /// A refusal of the policy gate: its rule and reason (the JSONL protocol's error
+    /// carries them; the HTTP body has the gate's JSON line as its message).
+    pub policy: Option<(String, String)>,
 }
 
 impl HttpError {
@@ -56,6 +59,7 @@ impl HttpError {
             status,
             message: message.into(),
             exit_code: 126,
+            policy: None,
         }
     }
 
@@ -91,8 +95,13 @@ impl From<EngineError> for HttpError {
             EngineError::NotFound(m) => docker_not_found(m),
             _ => e.to_string(),
         };
+        let policy = match &e {
+            EngineError::PolicyDeny { rule, reason } => Some((rule.clone(), reason.clone())),
+            _ => None,
+        };
         HttpError {
             exit_code: code,
+            policy,
             ..HttpError::new(status, message)
         }
     }

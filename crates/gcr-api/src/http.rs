@@ -141,6 +141,13 @@ impl Query {
         Query(m, all)
     }
 
+    /// A query from decoded pairs (the JSONL protocol's fields, named as the endpoint's
+    /// parameters).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Query {
+        let m = pairs.iter().cloned().collect();
+        Query(m, pairs)
+    }
+
     /// Every value of a repeated key, in order.
     pub fn all(&self, k: &str) -> Vec<&str> {
         self.1

@@ -228,14 +228,11 @@ impl Progress for Lines {
     }
 }
 
-/// `POST /images/create?fromImage=&tag=`: pulls, streaming progress; a failure after the
-/// stream began is an `error` line, as Docker's. `credentials` (from `X-Registry-Auth`)
-/// override the ones `gcr login` saved.
-pub async fn pull(
-    st: &Shared,
+/// The reference and platform of a pull from its parameters (`fromImage`, `tag`,
+/// `platform`), as `POST /images/create` and the JSONL `pull` name them.
+pub(crate) fn pull_target(
     q: &Query,
-    credentials: Option<gcr_engine::registry::Credentials>,
-) -> Result<Resp, HttpError> {
+) -> Result<(String, Option<gcr_engine::registry::Platform>), HttpError> {
     let image = q
         .get("fromImage")
         .filter(|s| !s.is_empty())
@@ -253,32 +250,51 @@ pub async fn pull(
         })?),
         None => None,
     };
+    Ok((reference, platform))
+}
+
+/// Pulls `reference` with the engine, sending dockerd's progress lines (the first and the
+/// closing ones included) into `lines`.
+pub(crate) fn pull_with(
+    e: &gcr_engine::Engine,
+    reference: &str,
+    platform: Option<gcr_engine::registry::Platform>,
+    credentials: Option<gcr_engine::registry::Credentials>,
+    lines: &Lines,
+) -> Result<gcr_engine::registry::PullReport, gcr_engine::EngineError> {
+    let (name, tag) = gcr_engine::images::split_familiar(reference);
+    lines.send(json!({ "status": format!("Pulling from {name}"), "id": tag }));
+    let opts = PullOptions {
+        platform,
+        connect: ConnectOptions {
+            insecure: false,
+            credentials,
+        },
+        no_referrers: false,
+    };
+    let r = e.pull(reference, &opts, lines)?;
+    lines.pulled(&r.digest, &r.reference, r.up_to_date);
+    Ok(r)
+}
+
+/// `POST /images/create?fromImage=&tag=`: pulls, streaming progress; a failure after the
+/// stream began is an `error` line, as Docker's. `credentials` (from `X-Registry-Auth`)
+/// override the ones `gcr login` saved.
+pub async fn pull(
+    st: &Shared,
+    q: &Query,
+    credentials: Option<gcr_engine::registry::Credentials>,
+) -> Result<Resp, HttpError> {
+    let (reference, platform) = pull_target(q)?;
     let (tx, rx) = mpsc::channel(64);
     let st2 = st.clone();
     tokio::spawn(async move {
-        let lines = Lines {
-            tx: tx.clone(),
-            totals: Mutex::new(BTreeMap::new()),
-            push: false,
-        };
+        let lines = Lines::new(tx);
         let _ = st2
             .engine(move |e| {
-                let (name, tag) = gcr_engine::images::split_familiar(&reference);
-                lines.send(json!({ "status": format!("Pulling from {name}"), "id": tag }));
-                let opts = PullOptions {
-                    platform,
-                    connect: ConnectOptions {
-                        insecure: false,
-                        credentials,
-                    },
-                    no_referrers: false,
-                };
-                match e.pull(&reference, &opts, &lines) {
-                    Ok(r) => lines.pulled(&r.digest, &r.reference, r.up_to_date),
-                    Err(err) => {
-                        let m = err.to_string();
-                        lines.send(json!({ "errorDetail": { "message": m }, "error": m }));
-                    }
+                if let Err(err) = pull_with(e, &reference, platform, credentials, &lines) {
+                    let m = err.to_string();
+                    lines.send(json!({ "errorDetail": { "message": m }, "error": m }));
                 }
                 Ok(())
             })

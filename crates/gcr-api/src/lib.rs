@@ -11,7 +11,9 @@
 //! rename, prunes),
 //! `images`, `images_io` (save, load, history), `push` (push, auth), `system` (ping, version, info, events, volumes, networks),
 //! `networks` (network connect and disconnect, the filters and labels of networks and
-//! volumes), `reap` (the
+//! volumes), `jsonl` (the JSONL protocol's socket: connections, lines, overlapping
+//! requests, cancel), `jsonl_ops` (its requests, on the endpoints' functions), `jsonl_run`
+//! (its `run` and `logs`), `reap` (the
 //! service's exited children), `record` (responses recorded for the swagger check), `http`
 //! (request and response helpers), `errors`, `fuzzing` (the request decoding, public for
 //! fuzz/fuzz_targets/api_*.rs); and
@@ -36,6 +38,9 @@ mod http;
 mod idempotency;
 mod images;
 mod images_io;
+mod jsonl;
+mod jsonl_ops;
+mod jsonl_run;
 mod limits;
 mod listen;
 mod live;

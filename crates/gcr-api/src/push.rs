@@ -21,7 +21,7 @@ use crate::server::Shared;
 
 /// Credentials from Docker's auth config (`username`/`password`, or `auth` as base64
 /// `user:pass`); None when it names no user.
-fn credentials(v: &Value) -> Option<Credentials> {
+pub(crate) fn credentials(v: &Value) -> Option<Credentials> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let (mut username, mut password) = (s("username"), s("password"));
     if username.is_empty() {
@@ -112,6 +112,49 @@ async fn targets(st: &Shared, name: &str, tag: Option<&str>) -> Result<Vec<Strin
     .await
 }
 
+/// What a push names: the repository line's registry and repository, and the local images
+/// it pushes (`name:tag`, or every tag of the repository).
+pub(crate) async fn push_plan(
+    st: &Shared,
+    name: &str,
+    tag: Option<&str>,
+) -> Result<(String, String, Vec<String>), HttpError> {
+    let parsed = gcr_engine::Reference::parse(name)
+        .map_err(|e| HttpError::bad_request(format!("invalid repository name '{name}': {e}")))?;
+    let repo = parsed.repository().to_string();
+    let registry = parsed.registry().to_string();
+    let images = targets(st, name, tag).await?;
+    Ok((registry, repo, images))
+}
+
+/// Pushes `images` with the engine, sending dockerd's progress lines (an `aux` line per
+/// tag) into `lines`; stops at the first failure.
+pub(crate) fn push_with(
+    e: &gcr_engine::Engine,
+    (registry, repo, images): &(String, String, Vec<String>),
+    credentials: Option<Credentials>,
+    lines: &Lines,
+) -> Result<Vec<gcr_engine::registry::PushReport>, gcr_engine::EngineError> {
+    lines.send(json!({
+        "status": format!("The push refers to repository [{registry}/{repo}]")
+    }));
+    let opts = ConnectOptions {
+        insecure: false,
+        credentials,
+    };
+    let mut out = Vec::new();
+    for image in images {
+        let r = e.push(image, None, &opts, lines)?;
+        let (_, tag) = gcr_engine::images::split_familiar(&r.reference);
+        lines.send(json!({
+            "progressDetail": {},
+            "aux": { "Tag": tag, "Digest": r.digest, "Size": r.size },
+        }));
+        out.push(r);
+    }
+    Ok(out)
+}
+
 /// `POST /images/{name}/push?tag=`: pushes, streaming Docker's progress lines; a failure
 /// after the stream began is an `error` line.
 pub async fn push(
@@ -122,14 +165,7 @@ pub async fn push(
 ) -> Result<Resp, HttpError> {
     let credentials = registry_auth(&req)?;
     let tag = q.get("tag").filter(|t| !t.is_empty());
-    let repo = gcr_engine::Reference::parse(name)
-        .map_err(|e| HttpError::bad_request(format!("invalid repository name '{name}': {e}")))?
-        .repository()
-        .to_string();
-    let registry = gcr_engine::Reference::parse(name)
-        .map(|r| r.registry().to_string())
-        .unwrap_or_default();
-    let images = targets(st, name, tag).await?;
+    let plan = push_plan(st, name, tag).await?;
     let (tx, rx) = mpsc::channel(64);
     let st2 = st.clone();
     tokio::spawn(async move {
@@ -140,28 +176,9 @@ pub async fn push(
         };
         let _ = st2
             .engine(move |e| {
-                lines.send(json!({
-                    "status": format!("The push refers to repository [{registry}/{repo}]")
-                }));
-                let opts = ConnectOptions {
-                    insecure: false,
-                    credentials,
-                };
-                for image in &images {
-                    match e.push(image, None, &opts, &lines) {
-                        Ok(r) => {
-                            let (_, tag) = gcr_engine::images::split_familiar(&r.reference);
-                            lines.send(json!({
-                                "progressDetail": {},
-                                "aux": { "Tag": tag, "Digest": r.digest, "Size": r.size },
-                            }));
-                        }
-                        Err(err) => {
-                            let m = err.to_string();
-                            lines.send(json!({ "errorDetail": { "message": m }, "error": m }));
-                            break;
-                        }
-                    }
+                if let Err(err) = push_with(e, &plan, credentials, &lines) {
+                    let m = err.to_string();
+                    lines.send(json!({ "errorDetail": { "message": m }, "error": m }));
                 }
                 Ok(())
             })

@@ -32,6 +32,8 @@ pub struct ServiceOptions {
     pub group: Option<String>,
     /// `--tls`: a TCP address served with TLS, client certificates required.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// `--jsonl`: the JSONL protocol's unix socket (see [`crate::jsonl`]), if any.
+    pub jsonl: Option<PathBuf>,
 }
 
 /// What the endpoints share.
@@ -245,6 +247,36 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         .map_err(|e| ApiError::io("starting the service's runtime", e))?;
     rt.block_on(async move {
         tokio::spawn(reap_children(state.clone()));
+        // The JSONL socket first: a bad path is an error before anything is served.
+        let jsonl = match &opts.jsonl {
+            Some(path) => {
+                let std_l = listen::bind_unix(path, group)?;
+                std_l
+                    .set_nonblocking(true)
+                    .map_err(|e| ApiError::io("setting up the JSONL socket", e))?;
+                let l = tokio::net::UnixListener::from_std(std_l)
+                    .map_err(|e| ApiError::io("setting up the JSONL socket", e))?;
+                Some(tokio::spawn(crate::jsonl::accept(l, state.clone(), group)))
+            }
+            None => None,
+        };
+        let r = serve_api(&opts, state, group, tls).await;
+        if let (Some(task), Some(path)) = (jsonl, &opts.jsonl) {
+            task.abort();
+            let _ = std::fs::remove_file(path);
+        }
+        r
+    })
+}
+
+/// Serves the Docker Engine API on `opts.host` until SIGINT or SIGTERM.
+async fn serve_api(
+    opts: &ServiceOptions,
+    state: Shared,
+    group: Option<u32>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), ApiError> {
+    {
         match &opts.host {
             Host::Unix(path) => {
                 let std_l = listen::bind_unix(path, group)?;
@@ -264,7 +296,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
                 accept_tcp(l, state, tls).await
             }
         }
-    })
+    }
 }
 
 /// The service's idle memory: glibc makes up to 8 malloc arenas per core, one per thread

@@ -8,6 +8,7 @@ pub mod canonical_json;
 pub mod digest;
 pub mod dockerfile;
 pub mod error;
+pub mod jsonl;
 pub mod lifecycle;
 pub mod reference;
 pub mod spec;

@@ -396,8 +396,9 @@ pub enum SystemCmd {
     },
     /// Serve the Docker Engine API (v1.41) for the docker CLI, docker-compose and SDKs, on
     /// a root-only unix socket (default unix://RUN_DIR/gcr.sock, i.e.
-    /// unix:///run/gcr/gcr.sock) or a TCP port (loopback, or any address with --tls);
-    /// runs until SIGINT or SIGTERM.
+    /// unix:///run/gcr/gcr.sock) or a TCP port (loopback, or any address with --tls), and
+    /// the JSONL protocol on a unix socket next to it (docs/jsonl.md); runs until SIGINT or
+    /// SIGTERM.
     Service {
         /// unix:///path/to/gcr.sock or tcp://IP:PORT (non-loopback TCP needs --tls).
         #[arg(short = 'H', long)]
@@ -418,6 +419,13 @@ pub enum SystemCmd {
         /// The service's private key [default: key.pem beside the CA's default].
         #[arg(long, value_name = "FILE")]
         tlskey: Option<std::path::PathBuf>,
+        /// The JSONL protocol's unix socket (docs/jsonl.md); default: next to the API's
+        /// unix socket (gcr.sock -> gcr.jsonl.sock), or RUN_DIR/gcr.jsonl.sock.
+        #[arg(long, value_name = "PATH")]
+        jsonl: Option<String>,
+        /// Serve no JSONL socket.
+        #[arg(long, conflicts_with = "jsonl")]
+        no_jsonl: bool,
     },
 }
 

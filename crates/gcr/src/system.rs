@@ -34,12 +34,60 @@ pub fn version(format: Format) -> Result<i32, Failure> {
     Ok(0)
 }
 
-/// `gcr system service`: the Docker Engine API until SIGINT or SIGTERM.
+/// The JSONL socket of `gcr system service`: `--jsonl PATH` (or `unix://PATH`), else next
+/// to the API's unix socket (`gcr.sock` -> `gcr.jsonl.sock`), else `RUN_DIR/gcr.jsonl.sock`;
+/// none with `--no-jsonl`.
+fn jsonl_path(
+    e: &Engine,
+    host: &gcr_api::Host,
+    jsonl: Option<String>,
+    no_jsonl: bool,
+) -> Result<Option<std::path::PathBuf>, Failure> {
+    if no_jsonl {
+        return Ok(None);
+    }
+    let path = match jsonl {
+        Some(p) => {
+            let p = std::path::PathBuf::from(p.strip_prefix("unix://").unwrap_or(&p));
+            if !p.is_absolute() || p.file_name().is_none() {
+                return Err(Failure::new(
+                    125,
+                    format!(
+                        "invalid --jsonl '{}': give an absolute socket path such as /run/gcr/gcr.jsonl.sock",
+                        p.display()
+                    ),
+                ));
+            }
+            p
+        }
+        None => match host {
+            gcr_api::Host::Unix(api) => {
+                let name = api.file_name().map(|n| n.to_string_lossy().into_owned());
+                let name = name.unwrap_or_else(|| "gcr.sock".into());
+                let stem = name.strip_suffix(".sock").unwrap_or(&name);
+                api.with_file_name(format!("{stem}.jsonl.sock"))
+            }
+            gcr_api::Host::Tcp(_) => e.run_dir().join("gcr.jsonl.sock"),
+        },
+    };
+    if matches!(host, gcr_api::Host::Unix(api) if *api == path) {
+        return Err(Failure::new(
+            125,
+            "--jsonl names the API's own socket; choose another path".into(),
+        ));
+    }
+    Ok(Some(path))
+}
+
+/// `gcr system service`: the Docker Engine API (and the JSONL protocol) until SIGINT or
+/// SIGTERM.
 fn service(
     e: &Engine,
     host: Option<String>,
     group: Option<String>,
     tls: Tls,
+    jsonl: Option<String>,
+    no_jsonl: bool,
 ) -> Result<i32, Failure> {
     let tls = tls.files()?;
     let host =
@@ -53,13 +101,18 @@ fn service(
             None => Ok(gcr_api::Host::Unix(e.run_dir().join("gcr.sock"))),
         }
         .map_err(|err| Failure::new(125, err.to_string()))?;
+    let jsonl = jsonl_path(e, &host, jsonl, no_jsonl)?;
     errln!("gcr: serving the Docker Engine API on {host}");
+    if let Some(p) = &jsonl {
+        errln!("gcr: serving the JSONL protocol on unix://{}", p.display());
+    }
     gcr_api::serve(gcr_api::ServiceOptions {
         root: e.root().to_path_buf(),
         run_dir: e.run_dir().to_path_buf(),
         host,
         group,
         tls,
+        jsonl,
     })
     .map_err(|err| Failure::new(125, err.to_string()))?;
     Ok(0)
@@ -113,6 +166,8 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     tlscacert,
                     tlscert,
                     tlskey,
+                    jsonl,
+                    no_jsonl,
                 },
         } => service(
             e,
@@ -124,6 +179,8 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                 cert: tlscert,
                 key: tlskey,
             },
+            jsonl,
+            no_jsonl,
         ),
         Cmd::System {
             cmd: SystemCmd::Df { format, verbose },
