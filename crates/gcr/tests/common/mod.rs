@@ -141,6 +141,23 @@ impl Drop for Env {
             }
         }
         let _ = self.cmd(&["network", "__teardown"]).output();
+        // The store's last processes (a housekeeper lingering 2 s after its sweep, then
+        // checkpointing the ledger as it ends) go before the store's directory does: one
+        // still running while the temp dir is removed writes into it again (a lone
+        // ledger/key.pem left in /tmp). A short grace, then SIGKILL, then gone.
+        let until = |ms: u64, f: &dyn Fn() -> bool| {
+            let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+            while !f() && std::time::Instant::now() < end {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        };
+        let none_left = || store_processes(self.root.path()).is_empty();
+        until(300, &none_left);
+        for pid in store_processes(self.root.path()) {
+            // SAFETY: kill takes plain integers; the pid is a process of this test's store.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        until(2000, &none_left);
         // gcr mounts its own tmpfs ("gcr-run") on a run dir that is on disk; unmount it, or
         // the temp dir cannot be removed and the mount outlives the test.
         if let Ok(c) = std::ffi::CString::new(self.run_dir.as_os_str().as_encoded_bytes()) {
@@ -148,6 +165,22 @@ impl Drop for Env {
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
     }
+}
+
+/// Processes (other than this one) whose environment names `root` as GCR_ROOT.
+pub fn store_processes(root: &Path) -> Vec<u32> {
+    let want = format!("GCR_ROOT={}", root.display());
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
+        })
+        .collect()
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{stderr, stdout, Env};
+use super::{stderr, stdout, store_processes, Env};
 
 pub struct Service {
     child: Child,
@@ -156,22 +156,6 @@ impl Service {
             stderr(&o)
         );
     }
-}
-
-/// Processes (other than this one) whose environment names `root` as GCR_ROOT.
-pub fn store_processes(root: &Path) -> Vec<u32> {
-    let want = format!("GCR_ROOT={}", root.display());
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == want.as_bytes()))
-        })
-        .collect()
 }
 
 impl Drop for Service {
