@@ -58,6 +58,11 @@ hf api-metrics "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/metr
 # is two requests; ps is /_ping then /containers/json), curl fetching /_ping.
 hf api-docker-floor "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock version --format {{.Server.APIVersion}}"
 hf api-curl-floor "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/_ping"
+# Where docker ps's time goes: the same CLI and requests with one row (-n 1), and the 200
+# rows decoded but printed with a one-field template instead of the default table.
+hf api-docker-ps-one "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a -n 1"
+hf api-docker-ps-ids "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a --format {{.ID}}"
+list_total=$(for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' --unix-socket "$sock" 'http://gcr/v1.41/containers/json?all=1'; done | sort -n | sed -n 3p)
 # The service's own share of /metrics: the request timed inside one curl (no process start).
 metrics_total=$(curl -s -o /dev/null -w '%{time_total}' --unix-socket "$sock" http://gcr/metrics)
 sleep 3   # idle: the blocking threads that served the requests have nothing to do
@@ -79,9 +84,12 @@ report "docker ps -a via gcr's API (200 containers)" "$(median_ms api-docker-ps)
 report "curl /metrics (100 running containers)" "$(median_ms api-metrics)" "bar" 20 20
 report "  floor: docker version (CLI start + 2 requests)" "$(median_ms api-docker-floor)" "-" - -
 report "  floor: curl /_ping" "$(median_ms api-curl-floor)" "-" - -
-python3 - "$rss_kb" "$threads" "$metrics_total" <<'PY' | tee -a "$RESULTS/summary.txt"
+report "  docker ps -a -n 1 (one row)" "$(median_ms api-docker-ps-one)" "-" - -
+report "  docker ps -a --format {{.ID}} (200 rows)" "$(median_ms api-docker-ps-ids)" "-" - -
+python3 - "$rss_kb" "$threads" "$metrics_total" "$list_total" <<'PY' | tee -a "$RESULTS/summary.txt"
 import sys
 kb, threads, t = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+print(f"  one containers/json?all=1 (200) inside curl (time_total, median of 5): {float(sys.argv[4]) * 1000:.2f} ms")
 mb = kb / 1024
 print(f"{'service idle RSS':<48} gcr {mb:8.2f} MB ({threads} threads) | bar 15 MB {'PASS' if mb <= 15 else 'FAIL'}")
 print(f"  one /metrics request inside curl (time_total): {t * 1000:.2f} ms")

@@ -70,12 +70,20 @@ impl Engine {
         let mut oom: HashMap<String, u64> = HashMap::new();
         let mut created: HashMap<String, (i64, i64)> = HashMap::new();
         {
+            // Every event is a ledger entry; of the rows, only those the counters below
+            // look at are read (SQLite skips the others without making strings of them).
+            eng.ledger_entries =
+                conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, time_ns, kind, object, from_state, to_state, cause FROM events",
+                "SELECT seq, time_ns, kind, object, from_state, to_state, cause FROM events \
+                 WHERE (kind = 'policy' AND to_state = 'deny') \
+                    OR (kind = 'image' AND to_state = 'fetch') \
+                    OR (kind = 'container' AND (cause = 'oom' OR to_state = 'created' \
+                        OR (from_state = 'created' AND to_state = 'running'))) \
+                 ORDER BY seq",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                eng.ledger_entries += 1;
                 let kind: Option<String> = r.get(2)?;
                 let to: Option<String> = r.get(5)?;
                 let cause: Option<String> = r.get(6)?;
@@ -123,8 +131,8 @@ impl Engine {
             .any(|r| matches!(r.state, State::Running | State::Paused))
             .then(CgroupManager::detect)
             .and_then(Result::ok);
-        let live_of = |r: &Record| match (&manager, r.state) {
-            (Some(m), State::Running | State::Paused) => {
+        let live_of = |r: &Record| match &manager {
+            Some(m) => {
                 let cg = m.open(&r.id);
                 cg.stats().ok().map(|stats| Live {
                     stats,
@@ -132,25 +140,41 @@ impl Engine {
                     oom_kills: cg.oom_kills(),
                 })
             }
-            _ => None,
+            None => None,
         };
         // The cgroup files of many containers: a few threads read them (opening a cgroup
-        // file is a path walk through kernfs, most of the time spent here).
+        // file is a path walk through kernfs, most of the time spent here), each an equal
+        // share of the running ones (a share of all the records could leave one thread
+        // every running container and the other only created ones).
+        let running: Vec<usize> = (0..records.len())
+            .filter(|i| matches!(records[*i].state, State::Running | State::Paused))
+            .collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
-            .min(records.len() / 16 + 1);
-        let chunk = records.len().div_ceil(threads).max(1);
-        let lives: Vec<Option<Live>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = records
+            .min(running.len() / 8 + 1);
+        let chunk = running.len().div_ceil(threads).max(1);
+        let mut lives: Vec<Option<Live>> = records.iter().map(|_| None).collect();
+        let read: Vec<(usize, Option<Live>)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = running
                 .chunks(chunk)
-                .map(|part| sc.spawn(move || part.iter().map(live_of).collect::<Vec<_>>()))
+                .map(|part| {
+                    let (records, live_of) = (&records, &live_of);
+                    sc.spawn(move || {
+                        part.iter()
+                            .map(|i| (*i, live_of(&records[*i])))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         });
+        for (i, live) in read {
+            lives[i] = live;
+        }
         let figures = records
             .into_iter()
             .zip(lives)
