@@ -3,11 +3,14 @@
 #   docker ps -a (the docker CLI over gcr's socket), 200 containers   ≤ 20 ms
 #   curl --unix-socket SOCK /metrics, 100 running containers          ≤ 20 ms
 #   the service's idle RSS (VmRSS after serving the above)            ≤ 15 MB
-#   docker run --rm IMG true: through gcr's service vs a private dockerd (Debian's docker.io)
+#   docker run --rm IMG true: through gcr's service ≤ 0.25× through a private dockerd
+#   (Debian's docker.io) and ≤ 0.25× through Podman's service (podman system service,
+#   private store, runc)
 # The store holds 100 running containers (sleep) and 100 created ones. Medians of RUNS runs.
 # GCR=path uses that gcr binary instead of building one. RUNS scales the run counts.
 source "$(dirname "$0")/lib.sh"
 need_pkgs hyperfine busybox-static curl docker.io
+setup_podman
 if [ -n "${GCR:-}" ]; then :; else build_gcr; fi
 runs=${RUNS:-20}
 export GCR_ROOT=$(mktemp -d /tmp/gcr-bench-api.XXXXXX)
@@ -17,6 +20,11 @@ sock="$work/gcr.sock"
 dsock="$work/docker.sock"
 mkdir -p "$work/config"
 cleanup() {
+  if [ -f "$work/podman-service.pid" ]; then
+    kill "$(cat "$work/podman-service.pid")" 2>/dev/null || true
+    wait "$(cat "$work/podman-service.pid")" 2>/dev/null || true
+  fi
+  private_podman_cleanup "$work/podman"
   if [ -f "$work/service.pid" ]; then
     kill "$(cat "$work/service.pid")" 2>/dev/null || true
     wait "$(cat "$work/service.pid")" 2>/dev/null || true
@@ -80,6 +88,17 @@ for _ in $(seq 1 150); do D version >/dev/null 2>&1 && break; sleep 0.2; done
 D import "$work/busybox.tar" "$img" >/dev/null
 hf api-run-dockerd "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$dsock run --rm --network none $img true"
 
+# The same run through Podman's Docker-compatible service (private store, runc: crun refuses
+# this host's hybrid cgroups), stopped at exit.
+private_podman "$work/podman"
+psock="$work/podman.sock"
+$PODMAN --runtime runc import "$work/busybox.tar" "$img" >/dev/null 2>&1
+$PODMAN --runtime runc system service --time 0 "unix://$psock" > "$work/podman-service.log" 2>&1 &
+echo $! > "$work/podman-service.pid"
+P() { DOCKER_CONFIG="$work/config" /usr/local/bin/docker -H "unix://$psock" "$@"; }
+for _ in $(seq 1 150); do P version >/dev/null 2>&1 && break; sleep 0.2; done
+hf api-run-podman "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$psock run --rm --network none $img true"
+
 report "docker ps -a via gcr's API (200 containers)" "$(median_ms api-docker-ps)" "bar" 20 20
 report "curl /metrics (100 running containers)" "$(median_ms api-metrics)" "bar" 20 20
 report "  floor: docker version (CLI start + 2 requests)" "$(median_ms api-docker-floor)" "-" - -
@@ -95,3 +114,4 @@ print(f"{'service idle RSS':<48} gcr {mb:8.2f} MB ({threads} threads) | bar 15 M
 print(f"  one /metrics request inside curl (time_total): {t * 1000:.2f} ms")
 PY
 report "docker run --rm IMG true via the API" "$(median_ms api-run-gcr)" "private dockerd" "$(median_ms api-run-dockerd)" -
+report "docker run --rm IMG true via the API" "$(median_ms api-run-gcr)" "podman system service" "$(median_ms api-run-podman)" -
