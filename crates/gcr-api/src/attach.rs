@@ -49,6 +49,14 @@ pub async fn attach(
             "attach with logs=1 and no stream is not supported by gcr; use GET /containers/{id}/logs",
         ));
     }
+    // dockerd's detach keys: on a tty's stdin, the sequence (ctrl-p,ctrl-q unless
+    // `detachKeys` names another; "" none) ends the attach and the container runs on.
+    let keys = match q.get("detachKeys") {
+        Some("") => Vec::new(),
+        Some(k) => gcr_engine::container::attached::parse_detach_keys(k)
+            .map_err(|e| HttpError::bad_request(e.replace("--detach-keys", "detachKeys")))?,
+        None => gcr_engine::container::attached::DEFAULT_DETACH_KEYS.to_vec(),
+    };
     let r = find(st, id)
         .await?
         .ok_or_else(|| HttpError::not_found(format!("No such container: {id}")))?;
@@ -63,7 +71,7 @@ pub async fn attach(
     tokio::spawn(async move {
         let id = r.id.clone();
         let connected = match hyper::upgrade::on(req).await {
-            Ok(up) => relay(&st2, r, w, TokioIo::new(up)).await,
+            Ok(up) => relay(&st2, r, w, keys, TokioIo::new(up)).await,
             Err(_) => false,
         };
         st2.attach_end(&id, connected);
@@ -109,8 +117,9 @@ async fn connect_when_running(st: &Shared, r: &Record) -> Option<tokio::net::Uni
     }
 }
 
-/// Relays until the container exits or the client leaves; false when it never connected.
-async fn relay<C>(st: &Shared, r: Record, w: Wants, client: C) -> bool
+/// Relays until the container exits, the client leaves or types the detach `keys` (on a
+/// tty's stdin); false when it never connected.
+async fn relay<C>(st: &Shared, r: Record, w: Wants, keys: Vec<u8>, client: C) -> bool
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -127,16 +136,31 @@ where
     }
     st.attach_connected(&r.id);
     // Client -> container stdin (only with stdin=1 on a container started with -i).
+    let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
+    let mut detached_tx = Some(detached_tx);
     let input = tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
+        let keys = if w.tty { keys } else { Vec::new() };
+        let mut matcher = gcr_engine::container::attached::DetachMatcher::new(&keys);
         loop {
             match c_read.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) if w.stdin => {
-                    let mut f = header(STDIN, n).to_vec();
-                    f.extend_from_slice(&buf[..n]);
-                    if s_write.write_all(&f).await.is_err() {
-                        return;
+                    let (data, detach) = matcher.feed(&buf[..n]);
+                    if !data.is_empty() {
+                        let mut f = header(STDIN, data.len()).to_vec();
+                        f.extend_from_slice(&data);
+                        if s_write.write_all(&f).await.is_err() {
+                            return;
+                        }
+                    }
+                    if detach {
+                        // The container keeps its stdin: only this attach ends.
+                        if let Some(tx) = detached_tx.take() {
+                            let _ = tx.send(());
+                        }
+                        let _ = s_write.flush().await;
+                        std::future::pending::<()>().await;
                     }
                 }
                 Ok(_) => {}
@@ -154,9 +178,12 @@ where
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 32 * 1024];
     'out: loop {
-        let n = match s_read.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            r = s_read.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = &mut detached => break,
         };
         buf.extend_from_slice(&chunk[..n]);
         for (kind, data) in frames(&mut buf) {

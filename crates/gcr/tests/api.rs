@@ -1025,3 +1025,55 @@ fn docker_diff_export_commit_import() {
         "a failed import left an image"
     );
 }
+
+/// dockerd's detach keys on a hijacked attach (docker-py's raw attach socket): on a tty's
+/// stdin the sequence (`detachKeys`, here ctrl-a,d) ends the attach and the container runs
+/// on; bytes before it reach the container; a bad sequence is a 400 before any upgrade.
+#[test]
+fn attach_detach_keys() {
+    if !ready("attach_detach_keys") {
+        return;
+    }
+    let Some(python) = docker_py("attach_detach_keys") else {
+        return;
+    };
+    let env = Env::new();
+    let host = sock_host(env.root.path());
+    let _svc = Service::start(&env, &host, &[]);
+    let script = r#"
+import sys, time, docker
+c = docker.DockerClient(base_url=sys.argv[1])
+d = c.containers.run(sys.argv[2], ["sh"], detach=True, tty=True, stdin_open=True, name="detachme")
+s = c.api.attach_socket(d.id, params={"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-a,d"})
+sock = s._sock
+sock.settimeout(10)
+sock.sendall(b"echo marker-$((40+2))\n")
+buf = b""
+deadline = time.time() + 10
+while b"marker-42" not in buf and time.time() < deadline:
+    buf += sock.recv(4096)
+assert b"marker-42" in buf, buf
+sock.sendall(b"\x01d")
+while sock.recv(4096):
+    pass
+d.reload()
+assert d.status == "running", d.status
+try:
+    c.api.attach_socket(d.id, params={"stdin": 1, "stream": 1, "detachKeys": "ctrl-1"})
+    raise SystemExit("a bad detachKeys was accepted")
+except docker.errors.APIError as e:
+    assert e.status_code == 400 and "detachKeys" in str(e), e
+d.remove(force=True)
+print("detach ok")
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, &host, IMAGE])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success() && stdout(&out).contains("detach ok"),
+        "docker-py script failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}

@@ -65,15 +65,20 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, String> {
 pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
 
 /// Matches the detach sequence across reads, holding back a partial match.
-struct DetachMatcher<'a> {
+pub struct DetachMatcher<'a> {
     keys: &'a [u8],
     held: usize,
 }
 
-impl DetachMatcher<'_> {
+impl<'a> DetachMatcher<'a> {
+    /// A matcher of `keys` (empty: nothing detaches).
+    pub fn new(keys: &'a [u8]) -> DetachMatcher<'a> {
+        DetachMatcher { keys, held: 0 }
+    }
+
     /// The bytes of `input` to send on (a held prefix that turned out not to be the
     /// sequence first), and whether the whole sequence was typed.
-    fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
         let mut out = Vec::with_capacity(input.len());
         for &b in input {
             if self.keys.is_empty() {
