@@ -287,15 +287,29 @@ impl World {
     /// temp files and container directories of the killed process (removed by the retry
     /// and the housekeeper's sweep, or `--repair`).
     fn check_consistent(&mut self, what: &str, after_kill: bool) {
-        let doc = self.env.gcr(&["doctor"]);
+        let transient = |p: &str| {
+            p.contains("stale temporary file(s)")
+                || p.contains("has no container")
+                || p.contains("belongs to no image")
+        };
+        // After the retry, what the killed process left is swept by the housekeeper it
+        // woke, which may still be on its way (seed 1796366603170050333: a killed
+        // foreground run's directory): those problems must go within its sweep, others
+        // not appear at all.
+        let mut doc = self.env.gcr(&["doctor"]);
+        let end = std::time::Instant::now() + Duration::from_secs(8);
+        while !after_kill && !doc.status.success() && std::time::Instant::now() < end {
+            let text = stdout(&doc);
+            let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("PROBLEM")).collect();
+            if !problems.iter().all(|p| transient(p)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            doc = self.env.gcr(&["doctor"]);
+        }
         let text = stdout(&doc);
         let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("PROBLEM")).collect();
-        let allowed = after_kill
-            && problems.iter().all(|p| {
-                p.contains("stale temporary file(s)")
-                    || p.contains("has no container")
-                    || p.contains("belongs to no image")
-            });
+        let allowed = after_kill && problems.iter().all(|p| transient(p));
         assert!(
             (doc.status.success() && text.contains("no problems")) || allowed,
             "{what}: gcr doctor is not clean: {text}{}",
