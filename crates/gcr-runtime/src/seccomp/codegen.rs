@@ -16,6 +16,7 @@ pub(crate) struct Insn {
 const LD_W_ABS: u16 = 0x20;
 const JMP_JA: u16 = 0x05;
 const JMP_JEQ_K: u16 = 0x15;
+const JMP_JGT_K: u16 = 0x25;
 pub(super) const JMP_JGE_K: u16 = 0x35;
 const ALU_AND_K: u16 = 0x54;
 const RET_K: u16 = 0x06;
@@ -56,6 +57,10 @@ pub(super) fn jeq(k: u32, jt: u8, jf: u8) -> Insn {
     }
 }
 
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
+    Insn { code, jt, jf, k }
+}
+
 fn and(k: u32) -> Insn {
     Insn {
         code: ALU_AND_K,
@@ -77,7 +82,13 @@ pub(super) fn ret(k: u32) -> Insn {
 /// Code for one condition; failing jumps carry [`FAIL`] in `jt` or `jf`.
 fn cond_code(c: Cond, out: &mut Vec<(Insn, bool, bool)>) {
     let (lo, hi) = match c {
-        Cond::Eq(a, _) | Cond::Ne(a, _) | Cond::MaskedEq(a, _, _) => arg_offsets(a),
+        Cond::Eq(a, _)
+        | Cond::Ne(a, _)
+        | Cond::MaskedEq(a, _, _)
+        | Cond::Lt(a, _)
+        | Cond::Le(a, _)
+        | Cond::Gt(a, _)
+        | Cond::Ge(a, _) => arg_offsets(a),
     };
     match c {
         Cond::Eq(_, v) => {
@@ -101,6 +112,37 @@ fn cond_code(c: Cond, out: &mut Vec<(Insn, bool, bool)>) {
             out.push((ld(lo), false, false));
             out.push((and(m as u32), false, false));
             out.push((jeq(v as u32, 0, FAIL), false, true));
+        }
+        // Unsigned 64-bit order from two 32-bit words: the high words decide unless they
+        // are equal, then the low ones do (as libseccomp's code for SCMP_CMP_GT/GE/LT/LE).
+        Cond::Gt(_, v) | Cond::Ge(_, v) => {
+            let last = if matches!(c, Cond::Gt(..)) {
+                JMP_JGT_K
+            } else {
+                JMP_JGE_K
+            };
+            out.push((ld(hi), false, false));
+            // hi > v.hi: holds (skip the three instructions below).
+            out.push((jump(JMP_JGT_K, (v >> 32) as u32, 3, 0), false, false));
+            // hi < v.hi: fails.
+            out.push((jeq((v >> 32) as u32, 0, FAIL), false, true));
+            out.push((ld(lo), false, false));
+            out.push((jump(last, v as u32, 0, FAIL), false, true));
+        }
+        Cond::Lt(_, v) | Cond::Le(_, v) => {
+            // a < v is not a >= v; a <= v is not a > v.
+            let last = if matches!(c, Cond::Lt(..)) {
+                JMP_JGE_K
+            } else {
+                JMP_JGT_K
+            };
+            out.push((ld(hi), false, false));
+            // hi > v.hi: fails.
+            out.push((jump(JMP_JGT_K, (v >> 32) as u32, FAIL, 0), true, false));
+            // hi < v.hi: holds (skip the two instructions below).
+            out.push((jeq((v >> 32) as u32, 0, 2), false, false));
+            out.push((ld(lo), false, false));
+            out.push((jump(last, v as u32, FAIL, 0), true, false));
         }
     }
 }

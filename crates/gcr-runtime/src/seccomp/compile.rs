@@ -137,12 +137,16 @@ impl Action {
     }
 }
 
-/// A 64-bit argument comparison.
+/// A 64-bit argument comparison (unsigned, as libseccomp's `SCMP_CMP_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cond {
     Eq(u8, u64),
     Ne(u8, u64),
     MaskedEq(u8, u64, u64),
+    Lt(u8, u64),
+    Le(u8, u64),
+    Gt(u8, u64),
+    Ge(u8, u64),
 }
 
 /// Which capability mask a rule needs.
@@ -193,6 +197,10 @@ fn parse_cond(toks: &[&str]) -> Result<Cond, String> {
         [a, "==", v] => Ok(Cond::Eq(arg(a)?, num(v)?)),
         [a, "!=", v] => Ok(Cond::Ne(arg(a)?, num(v)?)),
         [a, "&", m, "==", v] => Ok(Cond::MaskedEq(arg(a)?, num(m)?, num(v)?)),
+        [a, "<", v] => Ok(Cond::Lt(arg(a)?, num(v)?)),
+        [a, "<=", v] => Ok(Cond::Le(arg(a)?, num(v)?)),
+        [a, ">", v] => Ok(Cond::Gt(arg(a)?, num(v)?)),
+        [a, ">=", v] => Ok(Cond::Ge(arg(a)?, num(v)?)),
         _ => Err(format!("bad condition {:?}", toks.join(" "))),
     }
 }

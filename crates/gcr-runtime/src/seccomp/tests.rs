@@ -365,3 +365,74 @@ fn seccomp_print_variant_sizes() {
         println!("{:>4} insns  {}", prog.len(), names.join(","));
     }
 }
+
+/// The order comparisons (`SCMP_CMP_LT/LE/GT/GE`) as compiled rules, run by the
+/// interpreter on values around both 32-bit halves of the operand, agree with u64 order;
+/// two of them in one rule (a range) and a second argument too.
+#[test]
+fn seccomp_order_comparisons() {
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let edges = |v: u64| {
+        let mut xs = vec![0, 1, u64::MAX, u64::MAX - 1, 1 << 32, (1 << 32) - 1];
+        for d in [0u64, 1, 1 << 32] {
+            xs.extend([v.wrapping_add(d), v.wrapping_sub(d)]);
+        }
+        xs
+    };
+    let nr = libc::SYS_write;
+    let values = [
+        0u64,
+        5,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_0000_0005,
+        0x8000_0000_0000_0000,
+        u64::MAX,
+    ];
+    type Op = (fn(u8, u64) -> Cond, fn(u64, u64) -> bool, &'static str);
+    let ops: [Op; 4] = [
+        (Cond::Lt, |a, v| a < v, "<"),
+        (Cond::Le, |a, v| a <= v, "<="),
+        (Cond::Gt, |a, v| a > v, ">"),
+        (Cond::Ge, |a, v| a >= v, ">="),
+    ];
+    for v in values {
+        for (mk, holds, name) in ops {
+            for arg in [0u8, 3] {
+                let rules: Vec<Rule> =
+                    vec![(vec!["write".into()], Action::Errno(7), vec![mk(arg, v)])];
+                let prog = compile_rules(Action::Allow, &rules).unwrap();
+                for a in edges(v) {
+                    let mut args = [0u64; 6];
+                    args[usize::from(arg)] = a;
+                    let got = run(&insns(&prog), ARCH.audit(), nr as u32, args);
+                    let want = if holds(a, v) {
+                        RET_ERRNO | 7
+                    } else {
+                        RET_ALLOW
+                    };
+                    assert_eq!(got, want, "arg{arg} = {a:#x} {name} {v:#x}");
+                }
+            }
+        }
+    }
+    // A range: 10 <= arg1 < 0x1_0000_0000.
+    let rules: Vec<Rule> = vec![(
+        vec!["write".into()],
+        Action::Errno(1),
+        vec![Cond::Ge(1, 10), Cond::Lt(1, 0x1_0000_0000)],
+    )];
+    let prog = compile_rules(Action::Allow, &rules).unwrap();
+    for (a, inside) in [
+        (9u64, false),
+        (10, true),
+        (0xffff_ffff, true),
+        (0x1_0000_0000, false),
+        (0x1_0000_0009, false),
+    ] {
+        let got = run(&insns(&prog), ARCH.audit(), nr as u32, [0, a, 0, 0, 0, 0]);
+        let want = if inside { RET_ERRNO | 1 } else { RET_ALLOW };
+        assert_eq!(got, want, "arg1 = {a:#x}");
+    }
+}

@@ -155,22 +155,38 @@ fn seccomp_matches_runc() {
     assert_eq!(code, 0);
     assert!(out.starts_with("sub\n"), "{out}");
     assert!(out.contains("not permitted"), "{out}");
-    // An unsupported operator: refused by name, before anything runs.
+    // The order operators, side by side with runc (one comparison per argument in a rule:
+    // libseccomp keeps only one of two on the same argument): kill(2) is refused for
+    // signal >= 10 to pid <= 1 (SIGUSR1 to the shell, pid 1) and for signal > 14 to
+    // pid < 2 (SIGTERM to it); signal 0 to it, and SIGTERM to a child, pass.
     b.edit(|c| {
         c["linux"]["seccomp"] = json!({
             "defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
-                          "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_GT"}]}]
+            "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                          "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_GE"},
+                                   {"index": 0, "value": 1, "op": "SCMP_CMP_LE"}]},
+                         {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                          "args": [{"index": 1, "value": 14, "op": "SCMP_CMP_GT"},
+                                   {"index": 0, "value": 2, "op": "SCMP_CMP_LT"}]}]
         });
     });
-    let out = b.tool(
-        "gcr",
-        &["run", "--bundle", b.path().to_str().unwrap(), "gt"],
+    let (code, out) = same(
+        &mut b,
+        "order",
+        &[
+            "sh",
+            "-c",
+            "kill -USR1 $$ 2>/dev/null && echo usr1-sent || echo usr1-denied; \
+             kill -TERM $$ 2>/dev/null && echo term-sent || echo term-denied; \
+             kill -0 $$ && echo zero-sent; \
+             sleep 100 & kill -TERM $! && echo child-term-sent; wait $!; echo child=$?",
+        ],
     );
-    assert_eq!(out.status.code(), Some(1));
-    let log = std::fs::read_to_string(b.path().join("gcr.log")).unwrap();
-    assert!(log.contains("SCMP_CMP_GT"), "{log}");
-    assert!(!b.path().join("state-gcr/gt").exists());
+    assert_eq!(code, 0);
+    assert_eq!(
+        out, "usr1-denied\nterm-denied\nzero-sent\nchild-term-sent\nchild=143",
+        "{out}"
+    );
 }
 
 #[test]
