@@ -219,11 +219,14 @@ fn error_line(msg: &str) -> Bytes {
     line(&json!({ "errorDetail": { "message": msg }, "error": msg }))
 }
 
-/// `POST /images/load?quiet=`: loads the tar body (docker-archive or oci-archive, plain or
-/// gzip'd). Answers 200 with Docker's JSON lines; a failure is an `error` line, and leaves
-/// nothing in the store (the spool is a temp dir, removed when the load fails).
-pub async fn load(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let quiet = q.flag("quiet", false);
+/// The request body's chunks on a channel (a blocking reader's side, [`BodyReader`]), fed
+/// by a task the caller aborts when done; a body cut short ends with its error.
+fn feed(
+    req: Request<Incoming>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    mpsc::Receiver<Result<Bytes, String>>,
+) {
     let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, String>>(8);
     let mut body = req.into_body();
     let feeder = tokio::spawn(async move {
@@ -241,6 +244,15 @@ pub async fn load(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp
             }
         }
     });
+    (feeder, body_rx)
+}
+
+/// `POST /images/load?quiet=`: loads the tar body (docker-archive or oci-archive, plain or
+/// gzip'd). Answers 200 with Docker's JSON lines; a failure is an `error` line, and leaves
+/// nothing in the store (the spool is a temp dir, removed when the load fails).
+pub async fn load(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
+    let quiet = q.flag("quiet", false);
+    let (feeder, body_rx) = feed(req);
     let (tx, rx) = mpsc::channel(64);
     let st2 = st.clone();
     let gate = st.clone();
@@ -333,23 +345,7 @@ pub async fn import(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Re
         .get("message")
         .filter(|m| !m.is_empty())
         .map(str::to_string);
-    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, String>>(8);
-    let mut body = req.into_body();
-    let feeder = tokio::spawn(async move {
-        while let Some(frame) = body.frame().await {
-            let msg = match frame {
-                Ok(f) => match f.into_data() {
-                    Ok(d) => Ok(d),
-                    Err(_) => continue,
-                },
-                Err(e) => Err(e.to_string()),
-            };
-            let failed = msg.is_err();
-            if body_tx.send(msg).await.is_err() || failed {
-                return;
-            }
-        }
-    });
+    let (feeder, body_rx) = feed(req);
     let (tx, rx) = mpsc::channel(64);
     let st2 = st.clone();
     let gate = st.clone();

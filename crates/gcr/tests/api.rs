@@ -389,12 +389,18 @@ assert v.name == "pyvol" and "pyvol" in [x.name for x in c.volumes.list()]
 v.remove()
 print("docker-py ok")
 "#;
-    let out = Command::new(&python)
-        .args(["-c", script, &host, IMAGE])
+    py_script(&python, script, &host, "docker-py ok");
+}
+
+/// Runs a docker-py `script` (argv: the service's host, the test image) and asserts it
+/// succeeded and printed `ok`.
+fn py_script(python: &Path, script: &str, host: &str, ok: &str) {
+    let out = Command::new(python)
+        .args(["-c", script, host, IMAGE])
         .output()
         .expect("python");
     assert!(
-        out.status.success() && stdout(&out).contains("docker-py ok"),
+        out.status.success() && stdout(&out).contains(ok),
         "docker-py script failed: {}{}",
         stdout(&out),
         stderr(&out)
@@ -1066,14 +1072,5 @@ except docker.errors.APIError as e:
 d.remove(force=True)
 print("detach ok")
 "#;
-    let out = Command::new(&python)
-        .args(["-c", script, &host, IMAGE])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success() && stdout(&out).contains("detach ok"),
-        "docker-py script failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    py_script(&python, script, &host, "detach ok");
 }

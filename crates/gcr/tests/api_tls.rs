@@ -164,53 +164,45 @@ fn tls_with_client_certificates() {
     let any = format!("tcp://0.0.0.0:{port}");
 
     // Refused at start, exit 125, with the fix named.
-    let o = env.gcr(&["system", "service", "--host", &any]);
-    assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("--tls"), "{}", stderr(&o));
+    let refused = |extra: &[&str], says: &[&str]| {
+        let mut args = vec!["system", "service", "--host"];
+        args.extend_from_slice(extra);
+        let o = env.gcr(&args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+        for s in says {
+            assert!(stderr(&o).contains(s), "{args:?}: {s:?} in {}", stderr(&o));
+        }
+    };
+    refused(&[&any], &["--tls"]);
     let sock = format!("unix://{}/api/gcr.sock", env.root.path().display());
-    let o = env.gcr(&["system", "service", "--host", &sock, "--tls"]);
-    assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("TCP address only"), "{}", stderr(&o));
-    let o = env.gcr(&["system", "service", "--host", &any, "--tlscacert", &ca_pem]);
-    assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("add --tls"), "{}", stderr(&o));
+    refused(&[&sock, "--tls"], &["TCP address only"]);
+    refused(&[&any, "--tlscacert", &ca_pem], &["add --tls"]);
     let missing = d.join("nope.pem").display().to_string();
-    let o = env.gcr(&[
-        "system",
-        "service",
-        "--host",
-        &any,
-        "--tls",
-        "--tlscacert",
-        &ca_pem,
-        "--tlscert",
-        &cert,
-        "--tlskey",
-        &missing,
-    ]);
-    assert_eq!(o.status.code(), Some(125));
-    assert!(
-        stderr(&o).contains("nope.pem") && stderr(&o).contains("--tlskey"),
-        "{}",
-        stderr(&o)
-    );
+    let with_key = |k: &str| {
+        refused(
+            &[
+                &any,
+                "--tls",
+                "--tlscacert",
+                &ca_pem,
+                "--tlscert",
+                &cert,
+                "--tlskey",
+                k,
+            ],
+            &[
+                if k == missing {
+                    "nope.pem"
+                } else {
+                    "does not match"
+                },
+                "--tlskey",
+            ],
+        )
+    };
+    with_key(&missing);
     // The client's key is not the service's: the pair is refused.
-    let wrong = d.join("client-key.pem").display().to_string();
-    let o = env.gcr(&[
-        "system",
-        "service",
-        "--host",
-        &any,
-        "--tls",
-        "--tlscacert",
-        &ca_pem,
-        "--tlscert",
-        &cert,
-        "--tlskey",
-        &wrong,
-    ]);
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+    with_key(&d.join("client-key.pem").display().to_string());
 
     // Served on every address; the docker CLI with its certificate works through loopback.
     let client = client_dir(d, "client-dir", "client");
