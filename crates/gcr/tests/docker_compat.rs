@@ -817,7 +817,7 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "network create|ls|rm|inspect (--format TEMPLATE, ls --filter name/id/driver/type)",
+        "network create|ls|rm|inspect (--format TEMPLATE, create --label, ls --filter name/id/driver/type/label)",
         Same,
         "",
         Works(
@@ -834,10 +834,27 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "volume create|ls|rm|inspect|prune (ls --filter name/label/dangling/driver)",
+        "network connect [--alias] [--ip] | disconnect",
+        Differs,
+        "a container has one network: connect needs it on `none` (disconnect it first) and not running; a running container can be disconnected, not connected; aliases resolve through /etc/hosts",
+        Works(&["network", "connect", "--help"], "--alias"),
+    ),
+    row(
+        "run",
+        "run --network-alias, --ip",
         Same,
-        "gcr volumes carry no labels yet: label= matches none",
-        Works(&["volume", "ls", "--filter", "dangling=true"], ""),
+        "user networks only, as Docker",
+        Works(&["run", "--help"], "--network-alias"),
+    ),
+    row(
+        "system",
+        "volume create|ls|rm|inspect|prune (create --label, ls --filter name/label/dangling/driver)",
+        Same,
+        "",
+        Works(
+            &["volume", "ls", "--filter", "label=nosuch", "--format", "{{.Name}}"],
+            "",
+        ),
     ),
 ];
 
