@@ -150,6 +150,18 @@ pub fn bind_unix(
     Ok(l)
 }
 
+/// [`bind_unix`] as a tokio listener; `what` names the socket in errors.
+pub fn unix_listener(
+    path: &Path,
+    group: Option<u32>,
+    what: &str,
+) -> Result<tokio::net::UnixListener, ApiError> {
+    let l = bind_unix(path, group)?;
+    l.set_nonblocking(true)
+        .map_err(|e| ApiError::io(format!("setting up {what}"), e))?;
+    tokio::net::UnixListener::from_std(l).map_err(|e| ApiError::io(format!("setting up {what}"), e))
+}
+
 /// Whether a unix peer may use the API: the service's own uid, or (with `group`) a member of
 /// that group, by its primary gid or its supplementary groups.
 pub fn peer_allowed(cred: &tokio::net::unix::UCred, group: Option<u32>) -> bool {

@@ -250,12 +250,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         // The JSONL socket first: a bad path is an error before anything is served.
         let jsonl = match &opts.jsonl {
             Some(path) => {
-                let std_l = listen::bind_unix(path, group)?;
-                std_l
-                    .set_nonblocking(true)
-                    .map_err(|e| ApiError::io("setting up the JSONL socket", e))?;
-                let l = tokio::net::UnixListener::from_std(std_l)
-                    .map_err(|e| ApiError::io("setting up the JSONL socket", e))?;
+                let l = listen::unix_listener(path, group, "the JSONL socket")?;
                 Some(tokio::spawn(crate::jsonl::accept(l, state.clone(), group)))
             }
             None => None,
@@ -276,25 +271,18 @@ async fn serve_api(
     group: Option<u32>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), ApiError> {
-    {
-        match &opts.host {
-            Host::Unix(path) => {
-                let std_l = listen::bind_unix(path, group)?;
-                std_l
-                    .set_nonblocking(true)
-                    .map_err(|e| ApiError::io("setting up the socket", e))?;
-                let l = tokio::net::UnixListener::from_std(std_l)
-                    .map_err(|e| ApiError::io("setting up the socket", e))?;
-                let r = accept_unix(l, state, group).await;
-                let _ = std::fs::remove_file(path);
-                r
-            }
-            Host::Tcp(addr) => {
-                let l = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| ApiError::io(format!("binding {addr}"), e))?;
-                accept_tcp(l, state, tls).await
-            }
+    match &opts.host {
+        Host::Unix(path) => {
+            let l = listen::unix_listener(path, group, "the socket")?;
+            let r = accept_unix(l, state, group).await;
+            let _ = std::fs::remove_file(path);
+            r
+        }
+        Host::Tcp(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| ApiError::io(format!("binding {addr}"), e))?;
+            accept_tcp(l, state, tls).await
         }
     }
 }

@@ -126,29 +126,24 @@ impl Engine {
         );
         eng.build_cache_hits = hits;
         eng.build_cache_misses = steps.saturating_sub(hits);
-        let manager = records
-            .iter()
-            .any(|r| matches!(r.state, State::Running | State::Paused))
+        let running: Vec<usize> = (0..records.len())
+            .filter(|i| matches!(records[*i].state, State::Running | State::Paused))
+            .collect();
+        let manager = (!running.is_empty())
             .then(CgroupManager::detect)
             .and_then(Result::ok);
-        let live_of = |r: &Record| match &manager {
-            Some(m) => {
-                let cg = m.open(&r.id);
-                cg.stats().ok().map(|stats| Live {
-                    stats,
-                    io: live_io(r, &cg),
-                    oom_kills: cg.oom_kills(),
-                })
-            }
-            None => None,
+        let live_of = |r: &Record| {
+            let cg = manager.as_ref()?.open(&r.id);
+            cg.stats().ok().map(|stats| Live {
+                stats,
+                io: live_io(r, &cg),
+                oom_kills: cg.oom_kills(),
+            })
         };
         // The cgroup files of many containers: a few threads read them (opening a cgroup
         // file is a path walk through kernfs, most of the time spent here), each an equal
         // share of the running ones (a share of all the records could leave one thread
         // every running container and the other only created ones).
-        let running: Vec<usize> = (0..records.len())
-            .filter(|i| matches!(records[*i].state, State::Running | State::Paused))
-            .collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)

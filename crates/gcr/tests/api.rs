@@ -348,15 +348,6 @@ fn docker_errors_and_versions() {
 
 #[test]
 fn docker_py_drives_the_service() {
-    if !ready("docker_py_drives_the_service") {
-        return;
-    }
-    let Some(python) = docker_py("docker_py_drives_the_service") else {
-        return;
-    };
-    let env = Env::new();
-    let host = sock_host(env.root.path());
-    let _svc = Service::start(&env, &host, &[]);
     let script = r#"
 import sys, docker
 c = docker.DockerClient(base_url=sys.argv[1])
@@ -389,14 +380,24 @@ assert v.name == "pyvol" and "pyvol" in [x.name for x in c.volumes.list()]
 v.remove()
 print("docker-py ok")
 "#;
-    py_script(&python, script, &host, "docker-py ok");
+    py_test("docker_py_drives_the_service", script, "docker-py ok");
 }
 
-/// Runs a docker-py `script` (argv: the service's host, the test image) and asserts it
-/// succeeded and printed `ok`.
-fn py_script(python: &Path, script: &str, host: &str, ok: &str) {
+/// Runs a docker-py `script` (argv: the service's host, the test image) against a fresh
+/// store's service and asserts it succeeded and printed `ok`; skips as `test` when root,
+/// the tools or docker-py are missing.
+fn py_test(test: &str, script: &str, ok: &str) {
+    if !ready(test) {
+        return;
+    }
+    let Some(python) = docker_py(test) else {
+        return;
+    };
+    let env = Env::new();
+    let host = sock_host(env.root.path());
+    let _svc = Service::start(&env, &host, &[]);
     let out = Command::new(python)
-        .args(["-c", script, host, IMAGE])
+        .args(["-c", script, &host, IMAGE])
         .output()
         .expect("python");
     assert!(
@@ -1037,15 +1038,6 @@ fn docker_diff_export_commit_import() {
 /// on; bytes before it reach the container; a bad sequence is a 400 before any upgrade.
 #[test]
 fn attach_detach_keys() {
-    if !ready("attach_detach_keys") {
-        return;
-    }
-    let Some(python) = docker_py("attach_detach_keys") else {
-        return;
-    };
-    let env = Env::new();
-    let host = sock_host(env.root.path());
-    let _svc = Service::start(&env, &host, &[]);
     let script = r#"
 import sys, time, docker
 c = docker.DockerClient(base_url=sys.argv[1])
@@ -1072,5 +1064,5 @@ except docker.errors.APIError as e:
 d.remove(force=True)
 print("detach ok")
 "#;
-    py_script(&python, script, &host, "detach ok");
+    py_test("attach_detach_keys", script, "detach ok");
 }
