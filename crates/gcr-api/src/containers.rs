@@ -2,56 +2,13 @@
 //! inspect, start, stop, restart, kill, remove.
 
 use gcr_engine::container::record::Record;
-use gcr_engine::{Engine, State};
+use gcr_engine::Engine;
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::errors::HttpError;
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
-
-/// Whether `r` passes one Docker `ps` filter.
-fn passes(e: &Engine, r: &Record, key: &str, want: &str) -> Result<bool, HttpError> {
-    Ok(match key {
-        "id" => r.id.starts_with(want),
-        "name" => r.name.contains(want.trim_start_matches('/')),
-        "status" => r.state.as_str() == want,
-        "exited" => {
-            let code: i32 = want
-                .parse()
-                .map_err(|_| HttpError::bad_request(format!("invalid filter 'exited={want}'")))?;
-            r.state == State::Exited && r.exit_code == Some(code)
-        }
-        "label" => {
-            let labels = &r.config.resolved.labels;
-            match want.split_once('=') {
-                Some((k, v)) => labels.iter().any(|(a, b)| a == k && b == v),
-                None => labels.iter().any(|(a, _)| a == want),
-            }
-        }
-        "ancestor" => {
-            let bare = want.strip_suffix(":latest").unwrap_or(want);
-            let (repo, _) = gcr_engine::images::split_familiar(&r.image_ref);
-            r.image_ref == want
-                || repo == bare
-                || r.image_id.trim_start_matches("sha256:").starts_with(want.trim_start_matches("sha256:"))
-        }
-        "network" => r.config.resolved.network == want,
-        "health" => {
-            let h = r.extra.health.as_ref().map_or("none", |h| h.status.as_str());
-            h == want
-        }
-        "volume" => e
-            .mounts_view(r)
-            .as_array()
-            .is_some_and(|ms| ms.iter().any(|m| m["Name"] == want || m["Destination"] == want)),
-        other => {
-            return Err(HttpError::bad_request(format!(
-                "invalid filter '{other}': gcr filters containers by id, name, status, exited, label, ancestor, network, health, volume"
-            )))
-        }
-    })
-}
 
 /// Docker's `Ports` list from the inspect map `{"80/tcp": [{"HostIp", "HostPort"}]}`.
 fn ports_list(settings: &Value) -> Vec<Value> {
@@ -110,40 +67,25 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
         .filter(|n: &i64| *n > 0)
         .map(|n| n as usize);
     let filters = q.filters()?;
-    // Checked up front: with no container to try them on, a bad key is still a 400.
-    const KEYS: [&str; 9] = [
-        "id", "name", "status", "exited", "label", "ancestor", "network", "health", "volume",
-    ];
-    if let Some((k, _)) = filters.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
-        return Err(HttpError::bad_request(format!(
-            "invalid filter '{k}': gcr filters containers by id, name, status, exited, label, ancestor, network, health, volume"
-        )));
-    }
+    let size = q.flag("size", false);
     let items = st
         .engine(move |e| {
+            let filter = e.container_filter(filters)?;
+            let images = if size {
+                e.image_sizes()?
+            } else {
+                Default::default()
+            };
             let mut out = Vec::new();
-            // A status filter looks at every container, as Docker's does.
-            let every = all || filters.iter().any(|(k, _)| k == "status" || k == "exited");
-            for (r, _) in e.ps(every)? {
-                // Filters with one key OR together, different keys AND; every `label`
-                // must match (Docker's rule: docker-compose lists a service's containers
-                // with its project's and its service's labels).
-                let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
-                keys.sort_unstable();
-                keys.dedup();
-                let mut ok = true;
-                for k in keys {
-                    let mut any = false;
-                    let mut all = true;
-                    for (_, v) in filters.iter().filter(|(fk, _)| fk == k) {
-                        let p = passes(e, &r, k, v)?;
-                        any |= p;
-                        all &= p;
+            for (r, _) in e.ps(all || filter.wants_all())? {
+                if filter.matches(e, &r) {
+                    let mut item = list_item(e, &r);
+                    if size {
+                        let (rw, root) = e.container_size(&r, &images);
+                        item["SizeRw"] = json!(rw);
+                        item["SizeRootFs"] = json!(root);
                     }
-                    ok &= if k == "label" { all } else { any };
-                }
-                if ok {
-                    out.push(list_item(e, &r));
+                    out.push(item);
                 }
                 if limit.is_some_and(|n| out.len() >= n) {
                     break;

@@ -46,6 +46,23 @@ pub struct DiskUsage {
 }
 
 impl Engine {
+    /// The sizes of every image by id (config and layer blobs), for [`Engine::container_size`].
+    pub fn image_sizes(&self) -> Result<HashMap<String, u64>, EngineError> {
+        Ok(self
+            .store()?
+            .list_images()?
+            .into_iter()
+            .map(|i| (i.id, i.size))
+            .collect())
+    }
+
+    /// Docker's `SizeRw` (the container's writable layer) and `SizeRootFs` (that plus its
+    /// image) of `r`, for `ps --size` and `GET /containers/json?size=1`.
+    pub fn container_size(&self, r: &Record, images: &HashMap<String, u64>) -> (u64, u64) {
+        let rw = gcr_store::tree_size(&self.container_dir(&r.id).join("upper"));
+        (rw, rw + images.get(&r.image_id).copied().unwrap_or(0))
+    }
+
     /// Measures the store: a walk of every container's writable layer and every volume.
     pub fn disk_usage(&self) -> Result<DiskUsage, EngineError> {
         let images = self.images()?;

@@ -1,10 +1,9 @@
-//! Docker's `--filter KEY=VALUE` for `ps` (status, name, label, ancestor, id, exited,
-//! health, network, volume), `images` (reference, dangling, label, before, since) and
+//! Docker's `--filter KEY=VALUE` syntax for `ps` (matched by the engine's
+//! `container::filter`, shared with the API), `images` (reference, dangling, label, before, since) and
 //! `events` (type, container, event, image, label), `volume ls` (name, label, dangling,
 //! driver), `network ls` (name, id, driver, type, label), and the time flags (`--since`, `--until`).
 //! Values of one key are alternatives; different keys must all match.
 
-use gcr_engine::container::record::Record;
 use gcr_engine::events::Event;
 use gcr_engine::images::ImageRow;
 
@@ -45,8 +44,9 @@ impl Filters {
         self.0.is_empty()
     }
 
-    pub fn has(&self, key: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == key)
+    /// The (key, value) pairs, for the engine's own filters (containers).
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
     }
 
     /// True when, for every key given, one of its values matches.
@@ -59,39 +59,6 @@ impl Filters {
                 .iter()
                 .filter(|(key, _)| key == k)
                 .any(|(key, v)| m(key, v))
-        })
-    }
-
-    /// `ps`: whether container `r` passes.
-    pub fn container(&self, r: &Record) -> bool {
-        self.all(|k, v| match k {
-            "status" => r.state.as_str() == v,
-            "name" => r.name.contains(v),
-            "id" => r.id.starts_with(v),
-            "label" => label_matches(&r.config.resolved.labels, v),
-            "ancestor" => {
-                r.image_ref == v
-                    || r.image_id
-                        .trim_start_matches("sha256:")
-                        .starts_with(v.trim_start_matches("sha256:"))
-                    || gcr_engine::Reference::parse(v)
-                        .is_ok_and(|x| x.to_string() == r.image_ref || x.familiar() == r.image_ref)
-            }
-            "exited" => {
-                r.state == gcr_engine::State::Exited
-                    && r.exit_code.map(|c| c.to_string()) == Some(v.to_string())
-            }
-            "health" => match &r.extra.health {
-                Some(h) => h.status == v,
-                None => v == "none",
-            },
-            "network" => r.config.resolved.network == v,
-            "volume" => r.config.opts.volumes.iter().any(|m| {
-                let mut parts = m.split(':');
-                let (a, b) = (parts.next().unwrap_or(""), parts.next());
-                a == v || b == Some(v)
-            }),
-            _ => false,
         })
     }
 
@@ -223,6 +190,6 @@ mod tests {
         assert!(!label_matches(&l, "tier=db"));
         assert!(Filters::parse(&["colour=red".into()], &["status"], "ps").is_err());
         let f = Filters::parse(&["status=exited".into()], &["status"], "ps").unwrap();
-        assert!(f.has("status") && !f.is_empty());
+        assert!(!f.is_empty() && f.into_pairs() == [("status".to_string(), "exited".to_string())]);
     }
 }

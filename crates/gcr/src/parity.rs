@@ -32,9 +32,12 @@ pub struct PsArgs {
     #[arg(short = 'n', long = "last", value_name = "N")]
     pub last: Option<usize>,
     /// Only containers matching KEY=VALUE: status, name, label, ancestor, id, exited,
-    /// health, network, volume (repeatable).
+    /// health, network, volume, before, since, publish, expose, is-task (repeatable).
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
+    /// Display total file sizes (the writable layer, and with the image's: virtual).
+    #[arg(short, long)]
+    pub size: bool,
     /// table, json, or a Go template (`{{.Names}}`, `table {{.ID}}\t{{.Status}}`).
     #[arg(long, default_value = "table")]
     pub format: String,
@@ -45,22 +48,18 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> Result<i32, Failure> {
     let out = Output::parse(&a.format)?;
     let json = matches!(out, Output::Json);
     let limit = if a.latest { Some(1) } else { a.last };
-    let filters = crate::filters::Filters::parse(
-        &a.filter,
-        &[
-            "status", "name", "label", "ancestor", "id", "exited", "health", "network", "volume",
-        ],
-        "ps",
-    )?;
+    let filters =
+        crate::filters::Filters::parse(&a.filter, &gcr_engine::container::filter::KEYS, "ps")?;
+    let filters = engine.container_filter(filters.into_pairs())?;
     // A status filter looks at every container (Docker's rule).
-    let all = a.all || limit.is_some() || filters.has("status") || filters.has("exited");
+    let all = a.all || limit.is_some() || filters.wants_all();
     let mut rows = if json && !a.quiet {
         engine.ps_with_dna(all)
     } else {
         engine.ps(all)
     }?;
     if !filters.is_empty() {
-        rows.retain(|(r, _)| filters.container(r));
+        rows.retain(|(r, _)| filters.matches(engine, r));
     }
     if let Some(n) = limit {
         // Newest first already.
@@ -70,6 +69,21 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> Result<i32, Failure> {
         for (r, row) in rows.iter_mut() {
             row.id = r.id.clone();
             row.command = format!("\"{}\"", r.config.resolved.args.join(" "));
+        }
+    }
+    // Sizes walk each writable layer: only when asked for (as Docker, a template that
+    // names .Size asks for them).
+    let sized =
+        !a.quiet && (a.size || matches!(&out, Output::Template(_) if a.format.contains(".Size")));
+    if sized {
+        let images = engine.image_sizes()?;
+        for (r, row) in rows.iter_mut() {
+            let (rw, root) = engine.container_size(r, &images);
+            row.size = Some(format!(
+                "{} (virtual {})",
+                gcr_engine::units::human_size(rw),
+                gcr_engine::units::human_size(root)
+            ));
         }
     }
     if a.quiet || json {
@@ -96,7 +110,7 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> Result<i32, Failure> {
     let table: Vec<Vec<String>> = rows
         .into_iter()
         .map(|(_, r)| {
-            vec![
+            let mut cells = vec![
                 r.id,
                 r.image,
                 r.command,
@@ -104,21 +118,24 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> Result<i32, Failure> {
                 r.status,
                 r.ports,
                 r.names,
-            ]
+            ];
+            cells.extend(r.size);
+            cells
         })
         .collect();
-    table_out(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &table,
-    )?;
+    let mut heads = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if sized {
+        heads.push("SIZE");
+    }
+    table_out(&heads, &table)?;
     Ok(0)
 }
 

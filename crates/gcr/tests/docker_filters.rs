@@ -1,9 +1,10 @@
 //! Docker's filters and templates on `events` (image, label, `--format` over Docker's
-//! event shape), `volume ls` and `network ls` (issue 19, item 5).
+//! event shape), `volume ls` and `network ls` (issue 19, item 5); `ps` filters by order,
+//! ports and tasks and `ps --size`, through the CLI and the docker CLI (issue 20).
 
 mod common;
 
-use common::{need_root, stdout, Env, IMAGE};
+use common::{need_root, stderr, stdout, Env, IMAGE};
 
 #[test]
 fn events_by_image_and_label_with_templates() {
@@ -125,4 +126,108 @@ fn volume_and_network_ls_filters() {
     assert_eq!(out.status.code(), Some(2));
     env.ok(&["rm", "user"]);
     env.ok(&["network", "rm", "filt-net"]);
+}
+
+/// `ps` filters that name other containers, ports and tasks (before, since, publish,
+/// expose, is-task) and `--size`: the CLI and the docker CLI through `gcr system service`
+/// list the same containers (one filter implementation in the engine).
+#[test]
+fn ps_filters_by_order_ports_and_size_through_cli_and_api() {
+    if !need_root("ps_filters_by_order_ports_and_size_through_cli_and_api")
+        || !common::servers::need_tools("ps_filters_by_order_ports_and_size", &["docker"])
+    {
+        return;
+    }
+    let env = Env::new();
+    for n in ["f-a", "f-b", "f-c"] {
+        env.ok(&["create", "--name", n, IMAGE, "true"]);
+    }
+    let port = common::servers::free_port();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "f-web",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    env.ok(&[
+        "run",
+        "--name",
+        "f-big",
+        IMAGE,
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /blob",
+    ]);
+    let svc =
+        common::service::Service::start(&env, &common::service::sock_host(env.root.path()), &[]);
+    let names = |args: &[&str]| -> [String; 2] {
+        let mut a = vec!["ps", "-a", "--format", "{{.Names}}"];
+        for f in args {
+            a.extend_from_slice(&["--filter", f]);
+        }
+        let mut gcr = env.ok(&a).lines().map(String::from).collect::<Vec<_>>();
+        let mut docker = svc.ok(&a).lines().map(String::from).collect::<Vec<_>>();
+        gcr.sort();
+        docker.sort();
+        [gcr.join(" "), docker.join(" ")]
+    };
+    let both = |args: &[&str], want: &str| {
+        let [g, d] = names(args);
+        assert_eq!(g, want, "gcr ps {args:?}");
+        assert_eq!(d, want, "docker ps {args:?}");
+    };
+    both(&["before=f-b"], "f-a");
+    both(&["since=f-b"], "f-big f-c f-web");
+    both(&["since=f-a", "before=f-web"], "f-b f-c");
+    both(&[&format!("publish={port}")], "f-web");
+    both(&[&format!("publish={port}/udp")], "");
+    both(&[&format!("publish={}-{}", port - 1, port)], "f-web");
+    both(&["expose=80"], "f-web");
+    both(&["expose=79-81/tcp"], "f-web");
+    both(&["is-task=true"], "");
+    both(&["is-task=false", "name=f-a"], "f-a");
+    // Docker's name filter is a regular expression against "/NAME".
+    both(&["name=^/f-[ab]$"], "f-a f-b");
+    // Bad values: one clear error naming the filter, from both.
+    for (f, says) in [
+        ("publish=http", "publish=http"),
+        ("before=nobody", "nobody"),
+        ("is-task=maybe", "is-task=maybe"),
+    ] {
+        let o = env.gcr(&["ps", "-a", "--filter", f]);
+        assert!(
+            !o.status.success() && stderr(&o).contains(says),
+            "gcr ps {f}: {}",
+            stderr(&o)
+        );
+        svc.fails(&["ps", "-a", "--filter", f], says);
+    }
+    // Sizes: the writable layer holds the 300 kB file, the virtual size adds the image's.
+    for out in [
+        env.ok(&["ps", "-a", "-s", "--filter", "name=f-big"]),
+        svc.ok(&["ps", "-a", "-s", "--filter", "name=f-big"]),
+    ] {
+        let mut lines = out.lines();
+        assert!(
+            lines.next().unwrap_or("").trim_end().ends_with("SIZE"),
+            "{out}"
+        );
+        let row = lines.next().unwrap_or("");
+        assert!(row.contains("300kB (virtual "), "{out}");
+    }
+    let sized = env.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=f-a",
+        "--format",
+        "{{.Names}} {{.Size}}",
+    ]);
+    assert!(sized.starts_with("f-a 0B (virtual "), "{sized}");
+    env.ok(&["rm", "-f", "f-web"]);
 }

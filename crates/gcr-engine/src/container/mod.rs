@@ -12,6 +12,7 @@ pub mod diff;
 pub mod dna;
 pub mod exec;
 mod export;
+pub mod filter;
 mod foreground;
 mod grant_events;
 pub mod guard;

@@ -32,6 +32,9 @@ pub struct PsRow {
     /// The container's DNA (see `dna.rs`), filled by [`Engine::ps_with_dna`].
     #[serde(rename = "Dna", skip_serializing_if = "Option::is_none")]
     pub dna: Option<String>,
+    /// `0B (virtual 4.3MB)`, filled by `ps --size`.
+    #[serde(rename = "Size", skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
 }
 
 fn now() -> i64 {
@@ -94,6 +97,7 @@ impl Engine {
                 names: r.name.clone(),
                 ports: ports.remove(&r.id).unwrap_or_default(),
                 dna: None,
+                size: None,
             };
             out.push((r, row));
         }

@@ -181,6 +181,16 @@ impl Engine {
             .map_or_else(Vec::new, |ep| pairs(&ep.ports))
     }
 
+    /// The host ports container `r` has bound now (none when it is not running).
+    pub(crate) fn published_ports(&self, r: &Record) -> Vec<PortSpec> {
+        let Ok(store) = self.store() else {
+            return Vec::new();
+        };
+        db::endpoint(store.conn(), &r.id)
+            .map(|ep| split(&ep.ports))
+            .unwrap_or_default()
+    }
+
     /// The PORTS column of `ps` for every container with an endpoint, in one query:
     /// `0.0.0.0:8080->80/tcp, ...` by container id (none when not running).
     pub(crate) fn ports_texts(&self) -> std::collections::HashMap<String, String> {
