@@ -59,8 +59,13 @@ pub async fn update(
     st: &Shared,
     id: &str,
     req: hyper::Request<hyper::body::Incoming>,
+    v: crate::version::ApiVersion,
 ) -> Result<Resp, HttpError> {
-    let u = crate::limits::update(&http::read_json(req.into_body()).await?)?;
+    let mut u = crate::limits::update(&http::read_json(req.into_body()).await?)?;
+    // dockerd ignores PidsLimit from clients before 1.40.
+    if v.before(40) {
+        u.pids_limit = None;
+    }
     let id = id.to_string();
     st.engine(move |e| Ok(e.update(&id, &u).map(|_| ())?))
         .await?;

@@ -34,6 +34,8 @@ pub(crate) struct Params {
     labels: BTreeMap<String, String>,
     target: Option<String>,
     quiet: bool,
+    /// The `aux` line with the image ID (API 1.30 and later).
+    aux: bool,
     no_cache: bool,
     pull: bool,
     network: BuildNet,
@@ -90,7 +92,11 @@ impl Params {
                 ))
             })?,
         };
-        let platform = match q.get("platform").filter(|p| !p.is_empty()) {
+        // dockerd reads `platform` from API 1.32 on.
+        let asked = q
+            .get("platform")
+            .filter(|p| !p.is_empty() && !q.version().before(32));
+        let platform = match asked {
             None => None,
             Some(p) => {
                 let want = Platform::parse(p).ok_or_else(|| {
@@ -130,6 +136,7 @@ impl Params {
                 .filter(|t| !t.is_empty())
                 .map(str::to_string),
             quiet: q.flag("q", false),
+            aux: !q.version().before(30),
             no_cache: q.flag("nocache", false),
             pull: q.flag("pull", false),
             network,
@@ -337,7 +344,9 @@ pub(crate) fn build_in(
     } else {
         format!("sha256:{}", built.id)
     };
-    out.send(json!({ "aux": { "ID": id } }));
+    if p.aux {
+        out.send(json!({ "aux": { "ID": id } }));
+    }
     if quiet {
         out.stream(id.as_str());
         return Ok(id);

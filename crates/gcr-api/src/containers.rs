@@ -98,9 +98,18 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
 }
 
 /// `POST /containers/create?name=` with its body (see [`crate::idempotency`]).
-pub async fn create(st: &Shared, name: Option<&str>, body: &[u8]) -> Result<Resp, HttpError> {
+pub async fn create(
+    st: &Shared,
+    name: Option<&str>,
+    body: &[u8],
+    v: crate::version::ApiVersion,
+) -> Result<Resp, HttpError> {
     let body = http::parse_json(body)?;
-    let opts = crate::create::options(&body, name)?;
+    let mut opts = crate::create::options(&body, name)?;
+    // dockerd ignores AutoRemove from clients before 1.25 (they remove the container).
+    if v.before(25) {
+        opts.rm = false;
+    }
     let id = st.engine(move |e| Ok(e.create(opts)?.id)).await?;
     Ok(http::json(
         StatusCode::CREATED,

@@ -102,7 +102,11 @@ pub fn error(e: &HttpError) -> Resp {
 
 /// A query string, percent-decoded (`+` is a space): the last value of each key, and every
 /// pair in order (for repeated keys such as `names`).
-pub struct Query(HashMap<String, String>, Vec<(String, String)>);
+pub struct Query(
+    HashMap<String, String>,
+    Vec<(String, String)>,
+    crate::version::ApiVersion,
+);
 
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
@@ -138,14 +142,25 @@ impl Query {
             all.push((k.clone(), v.clone()));
             m.insert(k, v);
         }
-        Query(m, all)
+        Query(m, all, crate::version::ApiVersion::NEWEST)
+    }
+
+    /// The API version the request was made with (the newest without a prefix).
+    pub fn version(&self) -> crate::version::ApiVersion {
+        self.2
+    }
+
+    /// This query as asked with API version `v`.
+    pub fn at_version(mut self, v: crate::version::ApiVersion) -> Query {
+        self.2 = v;
+        self
     }
 
     /// A query from decoded pairs (the JSONL protocol's fields, named as the endpoint's
     /// parameters).
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Query {
         let m = pairs.iter().cloned().collect();
-        Query(m, pairs)
+        Query(m, pairs, crate::version::ApiVersion::NEWEST)
     }
 
     /// Every value of a repeated key, in order.

@@ -185,8 +185,9 @@ where
 /// `POST /containers/create` with its key.
 pub async fn create(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
     let name = q.get("name").map(String::from);
+    let v = q.version();
     once(st, req, move |st, body| async move {
-        crate::containers::create(&st, name.as_deref(), &body).await
+        crate::containers::create(&st, name.as_deref(), &body, v).await
     })
     .await
 }

@@ -17,7 +17,15 @@ use crate::server::Shared;
 
 /// `GET /images/json`: one entry per image (its tags together), newest first.
 pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
-    let filters = q.filters()?;
+    let mut filters = q.filters()?;
+    // Clients before 1.41 may name a reference pattern with `filter=` (docker images NAME
+    // of API 1.24).
+    if let Some(f) = q
+        .get("filter")
+        .filter(|f| !f.is_empty() && q.version().before(41))
+    {
+        filters.push(("reference".into(), f.to_string()));
+    }
     for (k, _) in &filters {
         if !["reference", "dangling"].contains(&k.as_str()) {
             return Err(HttpError::bad_request(format!(
@@ -42,10 +50,8 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
                 let keep = filters.iter().all(|(k, v)| match k.as_str() {
                     "dangling" => (v == "true" || v == "1") == tags.is_empty(),
                     _ => tags.iter().any(|t| {
-                        let bare = t.strip_suffix(":latest").unwrap_or(t);
-                        t == v
-                            || bare == v
-                            || gcr_engine::dockerfile_glob(v.as_bytes(), t.as_bytes())
+                        let (repo, tag) = gcr_engine::images::split_familiar(t);
+                        gcr_engine::images::reference_matches(v, &repo, &tag)
                     }),
                 });
                 if !keep {

@@ -206,7 +206,7 @@ pub(crate) async fn handle(st: &Shared, req: &Request, out: &Out, peer: Peer) ->
     match req.kind.as_str() {
         "ping" => Ok(json!("OK")),
         "version" => body_json(system::version()).await,
-        "info" => body_json(system::info(st).await?).await,
+        "info" => body_json(system::info(st, &crate::http::Query::parse(None)).await?).await,
         "ps" | "containers.list" => ps(st, req).await,
         "inspect" => inspect(st, req).await,
         "pull" => pull(st, req, out).await,

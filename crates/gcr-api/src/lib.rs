@@ -55,6 +55,7 @@ mod stats;
 mod stream;
 mod system;
 mod tls;
+mod version;
 
 pub use errors::ApiError;
 pub use listen::Host;

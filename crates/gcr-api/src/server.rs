@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
 use crate::listen::{self, Host};
+use crate::version::Prefix;
 use crate::{
     admin, apply, archive, attach, build, changes, containers, df, exec, idempotency, images,
     images_io, metrics, networks, push, sse, stats, stream, system,
@@ -415,46 +416,41 @@ where
         .await;
 }
 
-/// Splits off `/v1.NN`: the path without it, or a 400 for a version too old.
+/// Splits off `/v1.NN`: the path without it, or a 400 for a version gcr does not speak.
 pub(crate) fn unversioned(path: &str) -> Result<&str, HttpError> {
-    let Some(rest) = path.strip_prefix("/v") else {
-        return Ok(path);
-    };
-    let (ver, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let Some((major, minor)) = ver.split_once('.') else {
-        return Ok(path);
-    };
-    let (Ok(major), Ok(minor)) = (major.parse::<u32>(), minor.parse::<u32>()) else {
-        return Ok(path);
-    };
-    if major != 1 || minor < 24 {
-        return Err(HttpError::bad_request(format!(
-            "client version {ver} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
-            crate::MIN_API_VERSION
-        )));
+    match crate::version::split(path) {
+        Prefix::Ok(_, tail) => Ok(tail),
+        Prefix::Refused { error, .. } => Err(error),
     }
-    Ok(tail)
 }
 
 async fn route(st: Shared, req: Request<Incoming>) -> Resp {
     st.served.store(true, std::sync::atomic::Ordering::Relaxed);
     let rec = crate::record::request(req.method().as_str(), req.uri().path());
-    let resp = match dispatch(st, req).await {
-        Ok(r) => r,
-        Err(e) => http::error(&e),
+    let resp = match crate::version::split(req.uri().path()) {
+        // dockerd writes errors as text to clients before 1.24.
+        Prefix::Refused { error, plain: true } => http::text(error.status, &error.message),
+        Prefix::Refused { error, .. } => http::error(&error),
+        Prefix::Ok(..) => match dispatch(st, req).await {
+            Ok(r) => r,
+            Err(e) => http::error(&e),
+        },
     };
     crate::record::response(rec, resp)
 }
 
 async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let path = unversioned(req.uri().path())?.to_string();
-    let q = Query::parse(req.uri().query());
+    let (version, path) = match crate::version::split(req.uri().path()) {
+        Prefix::Ok(v, tail) => (v, tail.to_string()),
+        Prefix::Refused { error, .. } => return Err(error),
+    };
+    let q = Query::parse(req.uri().query()).at_version(version);
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let m = req.method().clone();
     match (m.as_str(), segs.as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => Ok(system::ping(m == Method::HEAD)),
         ("GET", ["version"]) => Ok(system::version()),
-        ("GET", ["info"]) => system::info(&st).await,
+        ("GET", ["info"]) => system::info(&st, &q).await,
         ("GET", ["metrics"]) => metrics::metrics(&st).await,
         ("GET", ["events"]) => system::events(&st, &q).await,
         ("GET", ["v1", "events"]) => sse::events(&st, &q, req.headers()).await,
@@ -471,7 +467,7 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["containers", id, "pause"]) => admin::pause(&st, id, true).await,
         ("POST", ["containers", id, "unpause"]) => admin::pause(&st, id, false).await,
         ("POST", ["containers", id, "rename"]) => admin::rename(&st, id, &q).await,
-        ("POST", ["containers", id, "update"]) => admin::update(&st, id, req).await,
+        ("POST", ["containers", id, "update"]) => admin::update(&st, id, req, q.version()).await,
         ("GET", ["containers", id, "changes"]) => changes::changes(&st, id).await,
         ("GET", ["containers", id, "export"]) => changes::export(&st, id).await,
         ("POST", ["commit"]) => changes::commit(&st, &q, req).await,

@@ -142,7 +142,8 @@ fn line(v: &Value) -> Bytes {
 /// `GET /containers/{id}/stats`.
 pub async fn stats(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
     let stream = q.flag("stream", true);
-    let one_shot = q.flag("one-shot", false);
+    // dockerd reads `one-shot` from API 1.41 on.
+    let one_shot = q.flag("one-shot", false) && !q.version().before(41);
     if one_shot && stream {
         return Err(HttpError::bad_request(
             "cannot have stream=true and one-shot=true",

@@ -123,9 +123,11 @@ async fn wait_for(st: &Shared, first: Record, condition: &str) -> Result<i32, Ht
 
 /// `POST /containers/{id}/wait?condition=`.
 pub async fn wait(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
+    // Clients before 1.30 have no condition, and get the answer (headers too) at the exit.
+    let legacy = q.version().before(30);
     let condition = q
         .get("condition")
-        .filter(|c| !c.is_empty())
+        .filter(|c| !c.is_empty() && !legacy)
         .unwrap_or("not-running");
     if !["not-running", "next-exit", "removed"].contains(&condition) {
         return Err(HttpError::bad_request(format!(
@@ -136,6 +138,13 @@ pub async fn wait(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
     let first = find(st, id)
         .await?
         .ok_or_else(|| HttpError::not_found(format!("No such container: {id}")))?;
+    if legacy {
+        let code = wait_for(st, first, &condition).await?;
+        return Ok(http::json(
+            StatusCode::OK,
+            &json!({ "StatusCode": code, "Error": null }),
+        ));
+    }
     let (tx, rx) = mpsc::channel(1);
     let st = st.clone();
     tokio::spawn(async move {

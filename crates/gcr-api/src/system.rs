@@ -1,11 +1,11 @@
 //! System endpoints (`/_ping`, `/version`, `/info`, `/events`) and volumes and networks
 //! (list, create, inspect, delete).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use gcr_engine::container::record::now_ns;
-use gcr_engine::events::Event;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json, Map, Value};
@@ -69,8 +69,8 @@ pub fn version() -> Resp {
 }
 
 /// `GET /info`.
-pub async fn info(st: &Shared) -> Result<Resp, HttpError> {
-    let v = st
+pub async fn info(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    let mut v = st
         .engine(|e| {
             let images = e.images()?.len();
             let cs = e.ps(true)?;
@@ -105,58 +105,12 @@ pub async fn info(st: &Shared) -> Result<Resp, HttpError> {
             }))
         })
         .await?;
+    // Before 1.25: the execution driver field and bare security option names.
+    if q.version().before(25) {
+        v["ExecutionDriver"] = json!("<not supported>");
+        v["SecurityOptions"] = json!(["seccomp"]);
+    }
     Ok(http::json(StatusCode::OK, &v))
-}
-
-/// An event in the Engine API's shape.
-fn docker_event(e: &Event) -> Value {
-    let action = docker_action(e);
-    let mut attrs = Map::new();
-    if let Some(n) = &e.name {
-        attrs.insert("name".into(), n.clone().into());
-    }
-    json!({
-        "Type": e.kind,
-        "Action": action,
-        "Actor": { "ID": e.object, "Attributes": attrs },
-        "scope": "local",
-        "time": e.time_ns / 1_000_000_000,
-        "timeNano": e.time_ns,
-        "status": action,
-        "id": e.object,
-    })
-}
-
-/// Docker's action name for an event (gcr's `rm` cause is Docker's `destroy`).
-fn docker_action(e: &Event) -> String {
-    let a = e.cause.as_deref().or(e.to.as_deref()).unwrap_or("");
-    match (e.kind.as_str(), a) {
-        ("container", "rm") => "destroy".into(),
-        // Its cause is the grant's JSON (see `gcr_engine::container::grant_events`).
-        ("grant", _) => e.to.clone().unwrap_or_default(),
-        (_, a) => a.split(':').next().unwrap_or(a).to_string(),
-    }
-}
-
-fn event_passes(e: &Event, filters: &[(String, String)]) -> bool {
-    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let action = docker_action(e);
-    keys.into_iter().all(|k| {
-        filters
-            .iter()
-            .filter(|(fk, _)| fk == k)
-            .any(|(_, v)| match k {
-                "type" => e.kind == *v,
-                "event" => action == *v,
-                "container" | "image" | "volume" | "network" => {
-                    e.kind == k
-                        && (e.object.starts_with(v.as_str()) || e.name.as_deref() == Some(v))
-                }
-                _ => false,
-            })
-    })
 }
 
 fn secs_param(q: &Query, k: &str) -> Result<Option<i64>, HttpError> {
@@ -173,34 +127,41 @@ fn secs_param(q: &Query, k: &str) -> Result<Option<i64>, HttpError> {
 /// `GET /events?since=&until=&filters=`: JSON objects, one per event, streamed (until
 /// `until`, or for as long as the client stays).
 pub async fn events(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
-    let filters = q.filters()?;
-    for (k, _) in &filters {
-        if !["type", "event", "container", "image", "volume", "network"].contains(&k.as_str()) {
-            return Err(HttpError::bad_request(format!(
-                "invalid filter '{k}': gcr filters events by type, event, container, image, volume, network"
-            )));
-        }
-    }
+    let filter = gcr_engine::docker_events::EventFilter::new(q.filters()?)?;
     let since = secs_param(q, "since")?.unwrap_or_else(now_ns);
     let until = secs_param(q, "until")?;
     let (tx, rx) = mpsc::channel(64);
     let st = st.clone();
     tokio::spawn(async move {
         let mut last = i64::MIN;
+        let actors = Arc::new(Mutex::new(gcr_engine::docker_events::Actors::default()));
         loop {
-            let batch = match st.engine(move |e| Ok(e.events_after(since, last)?)).await {
+            // Each event with its container's actor (looked up once per container).
+            let known = actors.clone();
+            let batch = st.engine(move |e| {
+                let mut actors = known.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(e.events_after(since, last)?
+                    .into_iter()
+                    .map(|ev| {
+                        let a = actors.of(e, &ev);
+                        (ev, a)
+                    })
+                    .collect::<Vec<_>>())
+            });
+            let batch = match batch.await {
                 Ok(b) => b,
                 Err(_) => return,
             };
-            for e in batch {
+            for (e, actor) in batch {
                 last = e.seq;
                 if until.is_some_and(|u| e.time_ns >= u) {
                     return;
                 }
-                if !event_passes(&e, &filters) {
+                if !filter.matches(&e, actor.as_ref()) {
                     continue;
                 }
-                let mut b = serde_json::to_vec(&docker_event(&e)).unwrap_or_default();
+                let msg = gcr_engine::docker_events::message(&e, actor.as_ref());
+                let mut b = serde_json::to_vec(&msg).unwrap_or_default();
                 b.push(b'\n');
                 if tx.send(Bytes::from(b)).await.is_err() {
                     return;
@@ -322,7 +283,14 @@ pub async fn networks(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
     let ns: Vec<Value> = list
         .iter()
         .filter(|n| filters.network(n))
-        .map(network_json)
+        .map(|n| {
+            let mut v = network_json(n);
+            // The list details each network's containers only for clients before 1.28.
+            if !q.version().before(28) {
+                v["Containers"] = json!({});
+            }
+            v
+        })
         .collect();
     Ok(http::json(StatusCode::OK, &Value::Array(ns)))
 }

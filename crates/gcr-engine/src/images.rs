@@ -51,6 +51,20 @@ pub fn split_familiar(full: &str) -> (String, String) {
     (name.to_string(), tag.to_string())
 }
 
+/// Docker's `reference` image filter (its `FamiliarMatch`): `pattern` (Go's path.Match,
+/// so `*` stays within a path segment) against `REPOSITORY:TAG`, then against the
+/// repository alone — `busybox` matches every busybox tag, `test/*:1` one tag of each.
+pub fn reference_matches(pattern: &str, repository: &str, tag: &str) -> bool {
+    let glob = |s: &str| {
+        let (p, s): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), s.split('/').collect());
+        p.len() == s.len()
+            && p.iter()
+                .zip(&s)
+                .all(|(p, s)| gcr_core::dockerfile::words::glob_match(p.as_bytes(), s.as_bytes()))
+    };
+    glob(&format!("{repository}:{tag}")) || glob(repository)
+}
+
 fn time_text(secs: Option<i64>) -> String {
     match secs {
         Some(s) => {

@@ -8,6 +8,7 @@ pub use gcr_oci as oci;
 pub mod audit;
 pub mod build;
 pub mod container;
+pub mod docker_events;
 pub mod events;
 pub mod housekeeper;
 pub mod idempotency;

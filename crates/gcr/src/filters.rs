@@ -4,18 +4,9 @@
 //! driver), `network ls` (name, id, driver, type, label), and the time flags (`--since`, `--until`).
 //! Values of one key are alternatives; different keys must all match.
 
-use gcr_engine::events::Event;
 use gcr_engine::images::ImageRow;
 
 use crate::Failure;
-
-/// What a container event's filters look at besides the event row.
-#[derive(Clone)]
-pub struct Actor {
-    pub image: String,
-    pub image_id: String,
-    pub labels: Vec<(String, String)>,
-}
 
 /// Parsed filters: (key, value) pairs, checked against the keys a command knows.
 pub struct Filters(Vec<(String, String)>);
@@ -62,39 +53,6 @@ impl Filters {
         })
     }
 
-    /// `events`: whether an event passes (`actor`: the container's image and labels, for
-    /// container events of a container that still exists).
-    pub fn event(&self, e: &Event, actor: Option<&Actor>) -> bool {
-        self.all(|k, v| match k {
-            "type" => e.kind == v,
-            "container" => {
-                e.kind == "container" && (e.name.as_deref() == Some(v) || e.object.starts_with(v))
-            }
-            "event" => e.cause.as_deref() == Some(v),
-            "image" => match actor {
-                Some(a) => {
-                    a.image == v
-                        || a.image_id
-                            .trim_start_matches("sha256:")
-                            .starts_with(v.trim_start_matches("sha256:"))
-                        || gcr_engine::Reference::parse(v)
-                            .is_ok_and(|x| x.to_string() == a.image || x.familiar() == a.image)
-                }
-                None => {
-                    let full = gcr_engine::Reference::parse(v).map(|x| x.to_string());
-                    e.kind == "image"
-                        && (e.name.as_deref() == Some(v)
-                            || full.is_ok_and(|f| e.name.as_deref() == Some(f.as_str()))
-                            || e.object
-                                .trim_start_matches("sha256:")
-                                .starts_with(v.trim_start_matches("sha256:")))
-                }
-            },
-            "label" => actor.is_some_and(|a| label_matches(&a.labels, v)),
-            _ => false,
-        })
-    }
-
     /// `volume ls`: whether a volume passes (`in_use`: some container mounts it).
     pub fn volume(&self, name: &str, labels: &[(String, String)], in_use: bool) -> bool {
         self.all(|k, v| match k {
@@ -136,10 +94,7 @@ impl Filters {
     ) -> bool {
         self.all(|k, v| match k {
             "dangling" => (row.repository == "<none>") == (v == "true"),
-            "reference" => {
-                let full = format!("{}:{}", row.repository, row.tag);
-                glob(v, &full) || glob(v, &row.repository)
-            }
+            "reference" => gcr_engine::images::reference_matches(v, &row.repository, &row.tag),
             "label" => label_matches(&labels(), v),
             "before" => created_of(v).is_some_and(|t| row.created.is_some_and(|c| c < t)),
             "since" => created_of(v).is_some_and(|t| row.created.is_some_and(|c| c > t)),
@@ -154,16 +109,6 @@ fn label_matches(labels: &[(String, String)], want: &str) -> bool {
         Some((k, v)) => labels.iter().any(|(lk, lv)| lk == k && lv == v),
         None => labels.iter().any(|(lk, _)| lk == want),
     }
-}
-
-/// Docker's reference patterns (Go's path.Match): the shell glob of Dockerfile words, one
-/// path segment at a time, so `*` stays within a segment.
-fn glob(pat: &str, s: &str) -> bool {
-    let (p, s): (Vec<&str>, Vec<&str>) = (pat.split('/').collect(), s.split('/').collect());
-    p.len() == s.len()
-        && p.iter()
-            .zip(&s)
-            .all(|(p, s)| gcr_engine::dockerfile_glob(p.as_bytes(), s.as_bytes()))
 }
 
 /// A `--since`/`--until` value (unix seconds, RFC 3339, or a duration ago) in unix ns.
@@ -182,9 +127,10 @@ mod tests {
 
     #[test]
     fn globs_labels_and_keys() {
-        assert!(glob("test/*", "test/busybox"));
-        assert!(!glob("test/*", "test/a/b"));
-        assert!(glob("*:1", "busybox:1"));
+        use gcr_engine::images::reference_matches as m;
+        assert!(m("test/*", "test/busybox", "1") && m("test/busybox", "test/busybox", "1"));
+        assert!(!m("test/*", "test/a/b", "1") && !m("test/busybox:2", "test/busybox", "1"));
+        assert!(m("*:1", "busybox", "1"));
         let l = vec![("tier".to_string(), "web".to_string())];
         assert!(label_matches(&l, "tier") && label_matches(&l, "tier=web"));
         assert!(!label_matches(&l, "tier=db"));

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use gcr_engine::docker_events;
 use gcr_engine::Engine;
 
 use crate::cli::{Cmd, Format, SystemCmd};
@@ -479,11 +480,8 @@ pub fn events(
     let at = |flag: &str, v: &str| crate::filters::time_flag(flag, v, now);
     let since_ns = since.map(|s| at("--since", s)).transpose()?.unwrap_or(now);
     let until_ns = until.map(|s| at("--until", s)).transpose()?;
-    let filters = crate::filters::Filters::parse(
-        filters,
-        &["type", "container", "event", "image", "label"],
-        "events",
-    )?;
+    let filters = crate::filters::Filters::parse(filters, &docker_events::KEYS, "events")?;
+    let filters = docker_events::EventFilter::new(filters.into_pairs())?;
     let output = crate::template::Output::parse(format)?;
     if let crate::template::Output::Template(t) = &output {
         if let Some(h) = t.header_line() {
@@ -491,29 +489,10 @@ pub fn events(
         }
     }
     // A container's image and labels, looked up once per container (None: removed).
-    let mut known: std::collections::HashMap<String, Option<crate::filters::Actor>> =
-        Default::default();
-    let mut actor = |e: &gcr_engine::events::Event| -> Option<crate::filters::Actor> {
-        if e.kind != "container" {
-            return None;
-        }
-        known
-            .entry(e.object.clone())
-            .or_insert_with(|| {
-                engine
-                    .container(&e.object)
-                    .ok()
-                    .map(|r| crate::filters::Actor {
-                        image: r.image_ref.clone(),
-                        image_id: r.image_id.clone(),
-                        labels: r.config.resolved.labels.clone(),
-                    })
-            })
-            .clone()
-    };
+    let mut actors = docker_events::Actors::default();
     let mut print = |e: &gcr_engine::events::Event| -> Result<(), Failure> {
-        let a = actor(e);
-        if !filters.event(e, a.as_ref()) {
+        let a = actors.of(engine, e);
+        if !filters.matches(e, a.as_ref()) {
             return Ok(());
         }
         match &output {
@@ -562,34 +541,30 @@ pub fn events(
     }
 }
 
-/// An event in Docker's shape (what `docker events --format` templates name), with gcr's
-/// own fields beside it.
+/// An event in Docker's shape as `docker events --format` templates name it (the Go
+/// struct's field names: `.Status`, `.ID`, `.From`, `.Time`, ...), with gcr's own
+/// `FromState`/`ToState` beside them.
 fn docker_event(
     e: &gcr_engine::events::Event,
-    a: Option<&crate::filters::Actor>,
+    a: Option<&docker_events::Actor>,
 ) -> serde_json::Value {
-    let action = e.cause.clone().or_else(|| e.to.clone()).unwrap_or_default();
-    let mut attrs = serde_json::Map::new();
-    if let Some(n) = &e.name {
-        attrs.insert("name".into(), n.clone().into());
-    }
-    if let Some(a) = a {
-        attrs.insert("image".into(), a.image.clone().into());
-        for (k, v) in &a.labels {
-            attrs.insert(k.clone(), v.clone().into());
+    let mut m = docker_events::message(e, a);
+    if let Some(o) = m.as_object_mut() {
+        for (json, go) in [
+            ("scope", "Scope"),
+            ("time", "Time"),
+            ("timeNano", "TimeNano"),
+            ("status", "Status"),
+            ("id", "ID"),
+            ("from", "From"),
+        ] {
+            let v = o
+                .remove(json)
+                .unwrap_or_else(|| serde_json::Value::String(String::new()));
+            o.insert(go.into(), v);
         }
+        o.insert("FromState".into(), serde_json::json!(e.from));
+        o.insert("ToState".into(), serde_json::json!(e.to));
     }
-    serde_json::json!({
-        "Type": e.kind,
-        "Action": action,
-        "Actor": {"ID": e.object, "Attributes": attrs},
-        "Scope": "local",
-        "Time": e.time_ns / 1_000_000_000,
-        "TimeNano": e.time_ns,
-        "Status": action,
-        "ID": e.object,
-        "From": a.map(|a| a.image.clone()).unwrap_or_default(),
-        "FromState": e.from,
-        "ToState": e.to,
-    })
+    m
 }

@@ -17,8 +17,8 @@ use crate::{Engine, EngineError, State};
 
 /// The filter keys containers know.
 pub const KEYS: [&str; 14] = [
-    "status", "name", "label", "ancestor", "id", "exited", "health", "network", "volume",
-    "before", "since", "publish", "expose", "is-task",
+    "status", "name", "label", "ancestor", "id", "exited", "health", "network", "volume", "before",
+    "since", "publish", "expose", "is-task",
 ];
 
 /// A port filter: `80`, `80/udp`, `8000-8080/tcp` (Docker's `publish` and `expose`).

@@ -1,0 +1,226 @@
+//! Events as Docker shows them, for both front-ends (`gcr events` and the API's
+//! `GET /events`): Docker's action names, the message shape with the actor's attributes
+//! (name, image, labels, a `die`'s `exitCode` — old clients read the exit code there), and
+//! Docker's event filters (type, container, event, image, label, volume, network).
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::events::Event;
+use crate::{Engine, EngineError};
+
+/// The event filter keys.
+pub const KEYS: [&str; 7] = [
+    "type",
+    "container",
+    "event",
+    "image",
+    "label",
+    "volume",
+    "network",
+];
+
+/// What a container event's attributes and filters need of its container.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub image: String,
+    pub image_id: String,
+    pub labels: Vec<(String, String)>,
+}
+
+/// Containers' actors, looked up once per container (`None`: it was removed).
+#[derive(Default)]
+pub struct Actors(HashMap<String, Option<Actor>>);
+
+impl Actors {
+    /// The actor of `e` when it is a container event of a container that still exists.
+    pub fn of(&mut self, engine: &Engine, e: &Event) -> Option<Actor> {
+        if e.kind != "container" {
+            return None;
+        }
+        self.0
+            .entry(e.object.clone())
+            .or_insert_with(|| {
+                engine.container(&e.object).ok().map(|r| Actor {
+                    image: r.image_ref.clone(),
+                    image_id: r.image_id.clone(),
+                    labels: r.config.resolved.labels.clone(),
+                })
+            })
+            .clone()
+    }
+}
+
+/// Docker's action name for an event (gcr's `rm` cause is Docker's `destroy`; a grant's
+/// cause is its JSON, its action the state it went to).
+pub fn action(e: &Event) -> String {
+    let a = e.cause.as_deref().or(e.to.as_deref()).unwrap_or("");
+    match (e.kind.as_str(), a) {
+        ("container", "rm") => "destroy".into(),
+        ("grant", _) => e.to.clone().unwrap_or_default(),
+        (_, a) => a.split(':').next().unwrap_or(a).to_string(),
+    }
+}
+
+/// The event as the Engine API sends it (`events.Message`'s JSON).
+pub fn message(e: &Event, a: Option<&Actor>) -> Value {
+    let action = action(e);
+    let mut attrs = Map::new();
+    if let Some(a) = a {
+        for (k, v) in &a.labels {
+            attrs.insert(k.clone(), v.clone().into());
+        }
+        attrs.insert("image".into(), a.image.clone().into());
+    }
+    if let Some(n) = &e.name {
+        attrs.insert("name".into(), n.clone().into());
+    }
+    if action == "die" {
+        if let Some(c) = e.exit_code {
+            attrs.insert("exitCode".into(), c.to_string().into());
+        }
+    }
+    let mut m = json!({
+        "Type": e.kind,
+        "Action": action,
+        "Actor": { "ID": e.object, "Attributes": attrs },
+        "scope": "local",
+        "time": e.time_ns / 1_000_000_000,
+        "timeNano": e.time_ns,
+    });
+    // The deprecated top-level fields of container and image events (old clients).
+    if e.kind == "container" || e.kind == "image" {
+        m["status"] = json!(action);
+        m["id"] = json!(e.object);
+        if let Some(a) = a {
+            m["from"] = json!(a.image);
+        }
+    }
+    m
+}
+
+/// Parsed event filters: values of one key are alternatives, different keys must all
+/// match.
+pub struct EventFilter(Vec<(String, String)>);
+
+impl EventFilter {
+    /// Checks the keys of `pairs`; an unknown one is a usage error naming it.
+    pub fn new(pairs: Vec<(String, String)>) -> Result<EventFilter, EngineError> {
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
+            return Err(EngineError::Usage(format!(
+                "invalid filter '{k}': events filter by {}",
+                KEYS.join(", ")
+            )));
+        }
+        Ok(EventFilter(pairs))
+    }
+
+    /// Whether `e` (with its container's actor, if any) passes.
+    pub fn matches(&self, e: &Event, actor: Option<&Actor>) -> bool {
+        let mut keys: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let action = action(e);
+        keys.into_iter().all(|k| {
+            self.0
+                .iter()
+                .filter(|(fk, _)| fk == k)
+                .any(|(_, v)| passes(e, &action, actor, k, v))
+        })
+    }
+}
+
+fn passes(e: &Event, action: &str, actor: Option<&Actor>, key: &str, v: &str) -> bool {
+    let named =
+        |kind: &str| e.kind == kind && (e.object.starts_with(v) || e.name.as_deref() == Some(v));
+    match key {
+        "type" => e.kind == v,
+        "event" => action == v,
+        "container" => named("container"),
+        "volume" => named("volume"),
+        "network" => named("network"),
+        "image" => match actor {
+            // A container event matches by its container's image.
+            Some(a) => {
+                a.image == v
+                    || a.image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
+                    || gcr_core::Reference::parse(v)
+                        .is_ok_and(|x| x.to_string() == a.image || x.familiar() == a.image)
+            }
+            None => {
+                let full = gcr_core::Reference::parse(v).map(|x| x.to_string());
+                e.kind == "image"
+                    && (e.name.as_deref() == Some(v)
+                        || full.is_ok_and(|f| e.name.as_deref() == Some(f.as_str()))
+                        || e.object
+                            .trim_start_matches("sha256:")
+                            .starts_with(v.trim_start_matches("sha256:")))
+            }
+        },
+        "label" => actor.is_some_and(|a| match v.split_once('=') {
+            Some((k, val)) => a.labels.iter().any(|(lk, lv)| lk == k && lv == val),
+            None => a.labels.iter().any(|(lk, _)| lk == v),
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(cause: &str, exit: Option<i32>) -> Event {
+        Event {
+            seq: 1,
+            time_ns: 5_000_000_123,
+            kind: "container".into(),
+            object: "abc123".into(),
+            name: Some("web".into()),
+            from: Some("running".into()),
+            to: Some("exited".into()),
+            cause: Some(cause.into()),
+            exit_code: exit,
+        }
+    }
+
+    #[test]
+    fn messages_and_filters() {
+        let a = Actor {
+            image: "test/busybox:1".into(),
+            image_id: "sha256:feed".into(),
+            labels: vec![("tier".into(), "web".into())],
+        };
+        let m = message(&ev("die", Some(3)), Some(&a));
+        assert_eq!(m["Action"], "die");
+        assert_eq!(m["status"], "die");
+        assert_eq!(m["from"], "test/busybox:1");
+        assert_eq!(m["time"], 5);
+        let attrs = &m["Actor"]["Attributes"];
+        assert_eq!(attrs["exitCode"], "3");
+        assert_eq!(attrs["image"], "test/busybox:1");
+        assert_eq!(attrs["tier"], "web");
+        assert_eq!(attrs["name"], "web");
+        assert_eq!(message(&ev("rm", None), None)["Action"], "destroy");
+        assert!(message(&ev("stop", Some(0)), None)["Actor"]["Attributes"]
+            .get("exitCode")
+            .is_none());
+        let f = |p: &[(&str, &str)]| {
+            EventFilter::new(
+                p.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+            .unwrap()
+        };
+        let die = ev("die", Some(3));
+        assert!(f(&[("label", "tier=web"), ("event", "die")]).matches(&die, Some(&a)));
+        assert!(!f(&[("label", "tier=db")]).matches(&die, Some(&a)));
+        assert!(f(&[("image", "test/busybox:1")]).matches(&die, Some(&a)));
+        assert!(f(&[("container", "web"), ("container", "x")]).matches(&die, None));
+        assert!(!f(&[("type", "image")]).matches(&die, None));
+        assert!(EventFilter::new(vec![("colour".into(), "red".into())]).is_err());
+    }
+}
