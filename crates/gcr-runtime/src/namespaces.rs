@@ -25,6 +25,8 @@ pub(crate) struct NsPlan {
     pub pid_join: Option<OwnedFd>,
     pub loopback: bool,
     pub hostname: Option<CString>,
+    /// A new time namespace (see [`crate::timens`]).
+    pub time: Option<crate::timens::TimeNs>,
 }
 
 pub(crate) fn open_ns(path: &Path) -> Result<OwnedFd, RuntimeError> {
@@ -52,6 +54,7 @@ impl NsPlan {
         let mut cgroupns = false;
         let mut join = Vec::new();
         let mut pid_join = None;
+        let mut time = None;
         let namespaces = spec
             .linux()
             .as_ref()
@@ -60,7 +63,14 @@ impl NsPlan {
         for ns in namespaces {
             let flag = match ns.typ() {
                 LinuxNamespaceType::Network => continue,
-                LinuxNamespaceType::User | LinuxNamespaceType::Time => {
+                LinuxNamespaceType::Time => {
+                    match ns.path() {
+                        Some(p) => join.push((open_ns(p)?, libc::CLONE_NEWTIME)),
+                        None => time = Some(crate::timens::TimeNs::prepare(spec)?),
+                    }
+                    continue;
+                }
+                LinuxNamespaceType::User => {
                     return Err(RuntimeError::InvalidSpec(format!(
                         "{} namespaces are not supported yet; remove them from the spec",
                         ns.typ()
@@ -100,6 +110,7 @@ impl NsPlan {
             pid_join,
             loopback,
             hostname,
+            time,
         })
     }
 
@@ -134,6 +145,9 @@ impl NsPlan {
                     child_fail(errfd, Stage::Namespace as u32, errno());
                 }
                 libc::close(fd.as_raw_fd());
+            }
+            if let Some(t) = &self.time {
+                t.enter(errfd);
             }
             if let Some(h) = &self.hostname {
                 if libc::sethostname(h.as_ptr(), h.as_bytes().len()) != 0 {

@@ -289,6 +289,17 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     if x.exact_caps {
         process.exact_caps(l.spec.process().as_ref().unwrap_or(&Default::default()));
     }
+    if let Some(p) = l
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+    {
+        process.personality = Some(match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        });
+    }
     let make = |m: &CgroupManager, res: &Resources| match &x.cgroup_path {
         Some(p) => m.create_at(p, res),
         None => m.create(l.id, res),

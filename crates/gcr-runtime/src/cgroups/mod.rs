@@ -11,6 +11,7 @@
 mod cgroup;
 mod cpuset;
 mod detail;
+mod extra;
 mod fs;
 pub use fs::slurp;
 mod mountinfo;
@@ -21,6 +22,8 @@ mod v2;
 mod tests_cpuset;
 #[cfg(test)]
 mod tests_detail;
+#[cfg(test)]
+mod tests_extra;
 #[cfg(test)]
 mod tests_fake;
 #[cfg(test)]
@@ -35,6 +38,7 @@ pub use cpuset::{check as check_cpuset, parse_list as parse_cpuset, CpusetKind};
 pub use detail::{
     BlkioEntry, BlkioStats, CpuStats, DetailedStats, MemoryEntry, MemoryStats, PidsStats,
 };
+pub use extra::{BlockIo, Throttle, WeightDevice};
 use mountinfo::Layout;
 
 /// Name of the parent group all containers live under.
@@ -128,6 +132,16 @@ pub struct Resources {
     /// v1: make the cpuset group even without lists (its parent's then), so that an
     /// update can set them later — runc's behaviour, which the OCI personality keeps.
     pub cpuset_group: bool,
+    /// OCI `memory.reservation` (v1 `memory.soft_limit_in_bytes`, v2 `memory.low`).
+    pub memory_reservation: Option<i64>,
+    /// OCI `memory.swappiness`, 0-100 (v1 only; ignored on v2, as runc).
+    pub memory_swappiness: Option<u64>,
+    /// OCI `memory.disableOOMKiller` (v1 `memory.oom_control`; ignored on v2, as runc).
+    pub disable_oom_killer: bool,
+    /// OCI `hugepageLimits`: (page size as in `2MB`, limit in bytes).
+    pub hugetlb: Vec<(String, u64)>,
+    /// OCI `blockIO`.
+    pub block_io: Option<Box<BlockIo>>,
 }
 
 impl Resources {
@@ -184,7 +198,7 @@ impl Resources {
                 "--cpu-shares must be at least 2".to_string(),
             ));
         }
-        Ok(())
+        self.validate_extra()
     }
 
     /// cfs quota in microseconds for a 100 ms period, as Docker computes it.
