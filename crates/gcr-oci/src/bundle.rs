@@ -180,7 +180,7 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
     if let Some((_, f)) = checks.iter().find(|(set, _)| *set) {
         return Err(OciError::unsupported(f));
     }
-    crate::linux_extra::check(l, namespaces(spec))?;
+    crate::linux_extra::check(spec, l, namespaces(spec))?;
     for n in namespaces(spec) {
         if n.typ() == LinuxNamespaceType::User {
             return Err(OciError::unsupported(&format!(

@@ -142,6 +142,8 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciErro
         }
         out.cpuset_cpus = c.cpus().clone().filter(|s| !s.trim().is_empty());
         out.cpuset_mems = c.mems().clone().filter(|s| !s.trim().is_empty());
+        // The period as given (runc writes it), 100000 by default.
+        out.cpu_period = c.period().filter(|p| *p > 0);
         if let Some(q) = c.quota().filter(|q| *q > 0) {
             let period = c.period().filter(|p| *p > 0).unwrap_or(100_000);
             out.cpus = Some(q as f64 / period as f64);

@@ -1,12 +1,26 @@
-//! Checks of the `linux` fields gcr-runc implements beyond the engine's needs: the
-//! personality (flags refused, as runc 1.2 does) and time namespaces with their
-//! offsets (a new time namespace is needed for `timeOffsets`).
+//! Checks of the fields gcr-runc implements beyond the engine's needs: the personality
+//! (flags refused, as runc 1.2 does), time namespaces with their offsets (a new time
+//! namespace is needed for `timeOffsets`), and `hostname`/`domainname`, which need a UTS
+//! namespace (runc: "unable to set hostname without a private UTS namespace").
 
-use oci_spec::runtime::{Linux, LinuxNamespace, LinuxNamespaceType};
+use oci_spec::runtime::{Linux, LinuxNamespace, LinuxNamespaceType, Spec};
 
 use crate::OciError;
 
-pub(crate) fn check(l: &Linux, namespaces: &[LinuxNamespace]) -> Result<(), OciError> {
+pub(crate) fn check(spec: &Spec, l: &Linux, namespaces: &[LinuxNamespace]) -> Result<(), OciError> {
+    let uts = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Uts);
+    for (field, v) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if !uts && v.as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(OciError::Invalid(format!(
+                "unable to set {field} without a private UTS namespace: add {{\"type\":\"uts\"}} to linux.namespaces or remove {field}"
+            )));
+        }
+    }
     if l.personality()
         .as_ref()
         .is_some_and(|p| p.flags().as_ref().is_some_and(|f| !f.is_empty()))

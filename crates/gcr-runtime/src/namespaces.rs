@@ -25,6 +25,8 @@ pub(crate) struct NsPlan {
     pub pid_join: Option<OwnedFd>,
     pub loopback: bool,
     pub hostname: Option<CString>,
+    /// `domainname` of the spec, set in a new UTS namespace.
+    pub domainname: Option<CString>,
     /// A new time namespace (see [`crate::timens`]).
     pub time: Option<crate::timens::TimeNs>,
 }
@@ -103,6 +105,14 @@ impl NsPlan {
             }
             _ => None,
         };
+        let domainname = match spec.domainname() {
+            Some(d) if clone_flags & libc::CLONE_NEWUTS as u64 != 0 => {
+                Some(CString::new(d.as_str()).map_err(|_| {
+                    RuntimeError::InvalidSpec("the domainname contains a NUL byte".into())
+                })?)
+            }
+            _ => None,
+        };
         Ok(NsPlan {
             clone_flags,
             cgroupns,
@@ -110,6 +120,7 @@ impl NsPlan {
             pid_join,
             loopback,
             hostname,
+            domainname,
             time,
         })
     }
@@ -151,6 +162,11 @@ impl NsPlan {
             }
             if let Some(h) = &self.hostname {
                 if libc::sethostname(h.as_ptr(), h.as_bytes().len()) != 0 {
+                    child_fail(errfd, Stage::Hostname as u32, errno());
+                }
+            }
+            if let Some(d) = &self.domainname {
+                if libc::setdomainname(d.as_ptr(), d.as_bytes().len()) != 0 {
                     child_fail(errfd, Stage::Hostname as u32, errno());
                 }
             }

@@ -121,6 +121,9 @@ pub struct Resources {
     pub memory_swap: Option<i64>,
     /// `--cpus`: quota/period with period 100000 us.
     pub cpus: Option<f64>,
+    /// The cfs period in microseconds for `cpus` (OCI `cpu.period`); None: 100000, the
+    /// kernel's default, never written.
+    pub cpu_period: Option<u64>,
     /// `--cpu-shares` (v1 cpu.shares; v2 converted to cpu.weight).
     pub cpu_shares: Option<u64>,
     /// `--pids-limit`; zero or negative means unlimited.
@@ -146,7 +149,7 @@ pub struct Resources {
 
 impl Resources {
     fn wants_cpu(&self) -> bool {
-        self.cpus.is_some() || self.cpu_shares.is_some()
+        self.cpus.is_some() || self.cpu_shares.is_some() || self.cpu_period.is_some()
     }
 
     fn wants_cpuset(&self) -> bool {
@@ -201,15 +204,22 @@ impl Resources {
         self.validate_extra()
     }
 
-    /// cfs quota in microseconds for a 100 ms period, as Docker computes it.
+    /// cfs quota in microseconds for the period (100 ms unless `cpu_period`), as Docker
+    /// computes it.
     fn quota_us(&self) -> Option<u64> {
+        let period = self.period_us();
         self.cpus
-            .map(|c| ((c * 1e9).round() as u64 * CPU_PERIOD_US) / 1_000_000_000)
+            .map(|c| ((c * 1e9).round() as u64 * period) / 1_000_000_000)
             .map(|q| q.max(1000))
+    }
+
+    fn period_us(&self) -> u64 {
+        self.cpu_period.unwrap_or(CPU_PERIOD_US)
     }
 }
 
-/// The cfs period gcr uses (the kernel default, so it is never written).
+/// The cfs period gcr uses (the kernel default, so it is never written unless an OCI
+/// config gives another).
 pub const CPU_PERIOD_US: u64 = 100_000;
 
 /// Resource usage figures for `stats`.

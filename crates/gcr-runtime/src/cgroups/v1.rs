@@ -101,6 +101,9 @@ pub(super) fn apply(cg: &Cgroup, res: &Resources, fresh: bool) -> Result<(), Cgr
     }
     if res.wants_cpu() {
         let dir = cg.v1_dir(CPU).ok_or(CgroupError::NoController("cpu"))?;
+        if let Some(p) = res.cpu_period {
+            fs::write(&dir.join("cpu.cfs_period_us"), &p.to_string())?;
+        }
         if let Some(q) = res.quota_us() {
             fs::write(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
         }

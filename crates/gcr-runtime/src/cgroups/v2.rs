@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats, CPU_PERIOD_US};
+use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats};
 
 const WANTED: [&str; 4] = ["memory", "cpu", "pids", "cpuset"];
 
@@ -94,8 +94,10 @@ pub(super) fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
             Err(e) => return Err(fs::err("write to", &p, e)),
         }
     }
-    if let Some(q) = res.quota_us() {
-        fs::write(&dir.join("cpu.max"), &format!("{q} {CPU_PERIOD_US}"))?;
+    match (res.quota_us(), res.cpu_period) {
+        (Some(q), _) => fs::write(&dir.join("cpu.max"), &format!("{q} {}", res.period_us()))?,
+        (None, Some(p)) => fs::write(&dir.join("cpu.max"), &format!("max {p}"))?,
+        (None, None) => {}
     }
     if let Some(s) = res.cpu_shares {
         fs::write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
