@@ -187,3 +187,19 @@ fn cgroups_v1_extras_write_runc_files() {
         .unwrap_err();
     assert!(matches!(e, CgroupError::NoController("hugetlb")), "{e}");
 }
+
+#[test]
+fn cgroups_cpu_period_as_given() {
+    let (_tmp, root, m) = fake_v2();
+    let res = Resources {
+        cpus: Some(0.5),
+        cpu_period: Some(50_000),
+        ..Default::default()
+    };
+    m.create("p", &res).unwrap();
+    assert_eq!(rd(root.join("gcr/p/cpu.max")), "25000 50000");
+    let (_tmp1, base, m1) = fake_v1();
+    m1.create("p", &res).unwrap();
+    assert_eq!(rd(base.join("cpu/gcr/p/cpu.cfs_period_us")), "50000");
+    assert_eq!(rd(base.join("cpu/gcr/p/cpu.cfs_quota_us")), "25000");
+}

@@ -209,3 +209,47 @@ fn conformance_table() {
     drop(b);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `exec` into a container with its own time namespace runs with the container's clocks
+/// (runc 1.1 has no time namespaces: gcr-runc alone).
+#[test]
+fn exec_joins_the_time_namespace() {
+    if !common::need_root("exec_joins_the_time_namespace") {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["args"] = json!(["sleep", "30"]);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000}});
+    });
+    let bundle = b.path().to_str().unwrap().to_string();
+    b.ids.push("gcr:tns".into());
+    assert!(b.detached("gcr", &["run", "-d", "--bundle", &bundle, "tns"]));
+    let out = b.tool("gcr", &["exec", "tns", "cat", "/proc/uptime"]);
+    assert!(
+        out.status.success(),
+        "exec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let up: f64 = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("uptime");
+    assert!(up >= 864000.0, "exec saw uptime {up}");
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        host < 864000.0 || up >= host + 863000.0,
+        "{up} vs host {host}"
+    );
+}
