@@ -443,6 +443,9 @@ mod conformance;
 #[path = "oci/conformance_rows.rs"]
 mod conformance_rows;
 
+#[path = "oci/conformance_resources.rs"]
+mod conformance_resources;
+
 #[test]
 fn kill_9_mid_create_then_delete_force_leaves_nothing() {
     if !common::need_root("kill_9_mid_create_then_delete_force_leaves_nothing") {

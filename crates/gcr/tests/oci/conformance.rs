@@ -2,7 +2,7 @@
 //! run through gcr-runc and runc 1.1 on the same bundle and checked for the same (exit code,
 //! output) and for the expected output. Rows runc 1.1 cannot run (it lacks the field) run
 //! gcr-runc alone and say why; refused rows check gcr-runc's error names the field.
-//! The rows live in `conformance_rows.rs`; this file runs them.
+//! The rows live in `conformance_rows.rs` and `conformance_resources.rs`; this file runs them.
 
 use std::path::{Path, PathBuf};
 
