@@ -172,30 +172,21 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
             "linux.gidMappings",
         ),
         (l.intel_rdt().is_some(), "linux.intelRdt"),
-        (l.personality().is_some(), "linux.personality"),
         (
             l.mount_label().as_ref().is_some_and(|s| !s.is_empty()),
             "linux.mountLabel",
         ),
-        (l.time_offsets().is_some(), "linux.timeOffsets"),
     ];
     if let Some((_, f)) = checks.iter().find(|(set, _)| *set) {
         return Err(OciError::unsupported(f));
     }
+    crate::linux_extra::check(spec, l, namespaces(spec))?;
     for n in namespaces(spec) {
-        match (n.typ(), n.path()) {
-            (LinuxNamespaceType::User, _) | (LinuxNamespaceType::Time, _) => {
-                return Err(OciError::unsupported(&format!(
-                    "linux.namespaces type {:?}",
-                    n.typ().to_string()
-                )))
-            }
-            (LinuxNamespaceType::Pid, Some(_)) => {
-                return Err(OciError::unsupported(
-                    "linux.namespaces: joining a pid namespace by path",
-                ))
-            }
-            _ => {}
+        if n.typ() == LinuxNamespaceType::User {
+            return Err(OciError::unsupported(&format!(
+                "linux.namespaces type {:?}",
+                n.typ().to_string()
+            )));
         }
     }
     Ok(())

@@ -104,32 +104,25 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciErro
     let mut out = Resources::default();
     let Some(r) = r else { return Ok(out) };
     let others = [
-        (
-            r.hugepage_limits().is_some(),
-            "linux.resources.hugepageLimits",
-        ),
         (r.network().is_some(), "linux.resources.network"),
         (r.rdma().is_some(), "linux.resources.rdma"),
         (
             r.unified().as_ref().is_some_and(|u| !u.is_empty()),
             "linux.resources.unified",
         ),
-        (r.block_io().is_some(), "linux.resources.blockIO"),
     ];
     if let Some((_, f)) = others.iter().find(|(set, _)| *set) {
         return Err(OciError::unsupported(f));
     }
+    crate::cgroup_extra::map(r, &mut out)?;
     if let Some(m) = r.memory() {
-        if m.reservation().is_some()
-            || m.kernel().is_some()
+        if m.kernel().is_some()
             || m.kernel_tcp().is_some()
-            || m.swappiness().is_some()
-            || m.disable_oom_killer().is_some()
             || m.use_hierarchy().is_some()
             || m.check_before_update().is_some()
         {
             return Err(OciError::unsupported(
-                "linux.resources.memory (only limit and swap)",
+                "linux.resources.memory (only limit, swap, reservation, swappiness and disableOOMKiller)",
             ));
         }
         if let Some(l) = m.limit().filter(|l| *l > 0) {
@@ -149,6 +142,8 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciErro
         }
         out.cpuset_cpus = c.cpus().clone().filter(|s| !s.trim().is_empty());
         out.cpuset_mems = c.mems().clone().filter(|s| !s.trim().is_empty());
+        // The period as given (runc writes it), 100000 by default.
+        out.cpu_period = c.period().filter(|p| *p > 0);
         if let Some(q) = c.quota().filter(|q| *q > 0) {
             let period = c.period().filter(|p| *p > 0).unwrap_or(100_000);
             out.cpus = Some(q as f64 / period as f64);

@@ -206,6 +206,7 @@ impl Oci {
             exact_caps: true,
             join_also: undo.devices.iter().cloned().collect(),
             hooks: container_hooks,
+            tmpfs_keep_mode: true,
         };
         let mut running = gcr_runtime::spawn_with(launch, extras)?;
         undo.pid = running.pid;

@@ -10,6 +10,7 @@
 
 pub mod bundle;
 mod cgroup;
+mod cgroup_extra;
 mod console;
 pub mod docs;
 mod error;
@@ -18,6 +19,7 @@ mod exec;
 mod hooks;
 mod launch;
 mod lifecycle;
+mod linux_extra;
 pub mod seccomp;
 pub mod state;
 

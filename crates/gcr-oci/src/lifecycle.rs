@@ -289,6 +289,24 @@ impl Oci {
     /// as created, as with runc); anything else set in `r` is refused by name.
     pub fn update(&self, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<(), OciError> {
         let st = self.live(id, "there is nothing to update (container not running)")?;
+        let extra = [
+            (r.block_io().is_some(), "linux.resources.blockIO"),
+            (
+                r.hugepage_limits().is_some(),
+                "linux.resources.hugepageLimits",
+            ),
+            (
+                r.memory().as_ref().is_some_and(|m| {
+                    m.reservation().is_some()
+                        || m.swappiness().is_some()
+                        || m.disable_oom_killer().is_some()
+                }),
+                "linux.resources.memory reservation/swappiness/disableOOMKiller",
+            ),
+        ];
+        if let Some((_, f)) = extra.iter().find(|(set, _)| *set) {
+            return Err(OciError::unsupported(&format!("{f} in update")));
+        }
         let res = cgroup::resources(Some(r))?;
         cgroup::open(&st.cgroup)?
             .update(&res)

@@ -34,12 +34,13 @@ pub enum Stage {
     Secrets,
     Hook,
     Sysctl,
+    Personality,
 }
 
 impl Stage {
     pub(crate) fn from_u32(v: u32) -> Stage {
         use Stage::*;
-        const ALL: [Stage; 24] = [
+        const ALL: [Stage; 25] = [
             Sync,
             Namespace,
             Propagation,
@@ -64,6 +65,7 @@ impl Stage {
             Secrets,
             Hook,
             Sysctl,
+            Personality,
         ];
         let v = v & 0xff;
         ALL.iter().copied().find(|s| *s as u32 == v).unwrap_or(Sync)
@@ -95,6 +97,7 @@ impl Stage {
             Stage::Secrets => "writing the secrets to their tmpfs",
             Stage::Hook => "running a hook",
             Stage::Sysctl => "writing the sysctl",
+            Stage::Personality => "setting linux.personality",
         }
     }
 }

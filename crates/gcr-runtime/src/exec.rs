@@ -115,6 +115,16 @@ pub fn exec_in_with(
             typ,
         ));
     }
+    // A container with its own time namespace (gcr-runc's `timeOffsets`): the process
+    // joins it too. Others share the host's, which a setns would only re-enter.
+    let time = format!("/proc/{target_pid}/ns/time");
+    let ino = |p: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+    };
+    if ino(&time).is_some_and(|t| Some(t) != ino("/proc/self/ns/time")) {
+        ns.push((open_ns(time.as_ref())?, libc::CLONE_NEWTIME));
+    }
     let mut stdio = StdioPlan::prepare(stdio)?;
     stdio.set_console(process.console_size());
     let (err_r, err_w) = sys::pipe()?;

@@ -25,6 +25,10 @@ pub(crate) struct NsPlan {
     pub pid_join: Option<OwnedFd>,
     pub loopback: bool,
     pub hostname: Option<CString>,
+    /// `domainname` of the spec, set in a new UTS namespace.
+    pub domainname: Option<CString>,
+    /// A new time namespace (see [`crate::timens`]).
+    pub time: Option<crate::timens::TimeNs>,
 }
 
 pub(crate) fn open_ns(path: &Path) -> Result<OwnedFd, RuntimeError> {
@@ -52,6 +56,7 @@ impl NsPlan {
         let mut cgroupns = false;
         let mut join = Vec::new();
         let mut pid_join = None;
+        let mut time = None;
         let namespaces = spec
             .linux()
             .as_ref()
@@ -60,7 +65,14 @@ impl NsPlan {
         for ns in namespaces {
             let flag = match ns.typ() {
                 LinuxNamespaceType::Network => continue,
-                LinuxNamespaceType::User | LinuxNamespaceType::Time => {
+                LinuxNamespaceType::Time => {
+                    match ns.path() {
+                        Some(p) => join.push((open_ns(p)?, libc::CLONE_NEWTIME)),
+                        None => time = Some(crate::timens::TimeNs::prepare(spec)?),
+                    }
+                    continue;
+                }
+                LinuxNamespaceType::User => {
                     return Err(RuntimeError::InvalidSpec(format!(
                         "{} namespaces are not supported yet; remove them from the spec",
                         ns.typ()
@@ -93,6 +105,14 @@ impl NsPlan {
             }
             _ => None,
         };
+        let domainname = match spec.domainname() {
+            Some(d) if clone_flags & libc::CLONE_NEWUTS as u64 != 0 => {
+                Some(CString::new(d.as_str()).map_err(|_| {
+                    RuntimeError::InvalidSpec("the domainname contains a NUL byte".into())
+                })?)
+            }
+            _ => None,
+        };
         Ok(NsPlan {
             clone_flags,
             cgroupns,
@@ -100,6 +120,8 @@ impl NsPlan {
             pid_join,
             loopback,
             hostname,
+            domainname,
+            time,
         })
     }
 
@@ -135,8 +157,16 @@ impl NsPlan {
                 }
                 libc::close(fd.as_raw_fd());
             }
+            if let Some(t) = &self.time {
+                t.enter(errfd);
+            }
             if let Some(h) = &self.hostname {
                 if libc::sethostname(h.as_ptr(), h.as_bytes().len()) != 0 {
+                    child_fail(errfd, Stage::Hostname as u32, errno());
+                }
+            }
+            if let Some(d) = &self.domainname {
+                if libc::setdomainname(d.as_ptr(), d.as_bytes().len()) != 0 {
                     child_fail(errfd, Stage::Hostname as u32, errno());
                 }
             }

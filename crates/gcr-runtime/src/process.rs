@@ -46,6 +46,8 @@ pub(crate) struct ProcessPlan {
     pub(crate) name: String,
     /// Held before execve until a byte arrives here (see [`crate::Extras::exec_hold`]).
     pub(crate) hold: Option<RawFd>,
+    /// `linux.personality` (PER_LINUX or PER_LINUX32), set right before execve.
+    pub(crate) personality: Option<libc::c_ulong>,
 }
 
 impl Drop for ProcessPlan {
@@ -245,6 +247,7 @@ impl ProcessPlan {
             candidates,
             name,
             hold: None,
+            personality: None,
         })
     }
 
@@ -389,6 +392,12 @@ impl ProcessPlan {
         // SAFETY: umask and sigprocmask on stack values.
         unsafe {
             libc::umask(self.umask as libc::mode_t);
+        }
+        if let Some(p) = self.personality {
+            // SAFETY: personality(2) with an integer argument.
+            if unsafe { libc::personality(p) } < 0 {
+                child_fail(errfd, Stage::Personality as u32, errno());
+            }
         }
         if let Some(fd) = self.hold {
             // A command that cannot run fails the create, as with runc, not the later start.

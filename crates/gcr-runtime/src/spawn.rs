@@ -125,6 +125,9 @@ pub struct Extras {
     pub join_also: Vec<PathBuf>,
     /// OCI hooks (see [`crate::hooks`]); needs `exec_hold` for `startContainer`.
     pub hooks: Option<ContainerHooks>,
+    /// runc 1.1's tmpfs rule: a tmpfs on a directory that exists in the root takes that
+    /// directory's mode (its `mode=` applies only to a destination made for it).
+    pub tmpfs_keep_mode: bool,
 }
 
 /// A started container process (or an exec'd process in one).
@@ -289,11 +292,25 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     if x.exact_caps {
         process.exact_caps(l.spec.process().as_ref().unwrap_or(&Default::default()));
     }
+    if let Some(p) = l
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+    {
+        process.personality = Some(match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        });
+    }
     let make = |m: &CgroupManager, res: &Resources| match &x.cgroup_path {
         Some(p) => m.create_at(p, res),
         None => m.create(l.id, res),
     };
-    let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets)?;
+    let mut mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets)?;
+    if x.tmpfs_keep_mode {
+        mounts.keep_tmpfs_modes();
+    }
     let sysctl = SysctlPlan::prepare(l.spec, &l.network)?;
     let ns = NsPlan::prepare(l.spec, l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;

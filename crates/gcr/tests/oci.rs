@@ -109,16 +109,18 @@ impl Bundle {
 
     /// `run` in the foreground with both runtimes: (exit code, stdout) of each.
     fn run_both(&mut self, name: &str) -> [(i32, String); 2] {
-        ["gcr", "runc"].map(|w| {
-            let id = format!("{name}-{w}");
-            self.ids.push(format!("{w}:{id}"));
-            let b = self.path().to_str().unwrap().to_string();
-            let out = self.tool(w, &["run", "--bundle", &b, &id]);
-            (
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            )
-        })
+        ["gcr", "runc"].map(|w| self.run_one(w, &format!("{name}-{w}")))
+    }
+
+    /// `run` in the foreground with one runtime: (exit code, stdout).
+    fn run_one(&mut self, w: &str, id: &str) -> (i32, String) {
+        self.ids.push(format!("{w}:{id}"));
+        let b = self.path().to_str().unwrap().to_string();
+        let out = self.tool(w, &["run", "--bundle", &b, id]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
     }
 }
 
@@ -434,6 +436,15 @@ mod hooks;
 
 #[path = "oci/events.rs"]
 mod events;
+
+#[path = "oci/conformance.rs"]
+mod conformance;
+
+#[path = "oci/conformance_rows.rs"]
+mod conformance_rows;
+
+#[path = "oci/conformance_resources.rs"]
+mod conformance_resources;
 
 #[test]
 fn kill_9_mid_create_then_delete_force_leaves_nothing() {

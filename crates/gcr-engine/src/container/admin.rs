@@ -56,6 +56,7 @@ impl Engine {
                 cpuset_cpus: u.cpuset_cpus.clone(),
                 cpuset_mems: u.cpuset_mems.clone(),
                 cpuset_group: false,
+                ..Default::default()
             };
             self.cgroup(&r.id)?.update(&res).map_err(|e| {
                 EngineError::Usage(format!("cannot update container {}: {e}", r.name))

@@ -220,6 +220,7 @@ impl Engine {
             cpuset_cpus: res.cpuset_cpus.clone(),
             cpuset_mems: res.cpuset_mems.clone(),
             cpuset_group: false,
+            ..Default::default()
         };
         let launch = Launch {
             id: &r.id,

@@ -11,6 +11,7 @@
 mod cgroup;
 mod cpuset;
 mod detail;
+mod extra;
 mod fs;
 pub use fs::slurp;
 mod mountinfo;
@@ -21,6 +22,8 @@ mod v2;
 mod tests_cpuset;
 #[cfg(test)]
 mod tests_detail;
+#[cfg(test)]
+mod tests_extra;
 #[cfg(test)]
 mod tests_fake;
 #[cfg(test)]
@@ -35,6 +38,7 @@ pub use cpuset::{check as check_cpuset, parse_list as parse_cpuset, CpusetKind};
 pub use detail::{
     BlkioEntry, BlkioStats, CpuStats, DetailedStats, MemoryEntry, MemoryStats, PidsStats,
 };
+pub use extra::{BlockIo, Throttle, WeightDevice};
 use mountinfo::Layout;
 
 /// Name of the parent group all containers live under.
@@ -117,6 +121,9 @@ pub struct Resources {
     pub memory_swap: Option<i64>,
     /// `--cpus`: quota/period with period 100000 us.
     pub cpus: Option<f64>,
+    /// The cfs period in microseconds for `cpus` (OCI `cpu.period`); None: 100000, the
+    /// kernel's default, never written.
+    pub cpu_period: Option<u64>,
     /// `--cpu-shares` (v1 cpu.shares; v2 converted to cpu.weight).
     pub cpu_shares: Option<u64>,
     /// `--pids-limit`; zero or negative means unlimited.
@@ -128,11 +135,21 @@ pub struct Resources {
     /// v1: make the cpuset group even without lists (its parent's then), so that an
     /// update can set them later — runc's behaviour, which the OCI personality keeps.
     pub cpuset_group: bool,
+    /// OCI `memory.reservation` (v1 `memory.soft_limit_in_bytes`, v2 `memory.low`).
+    pub memory_reservation: Option<i64>,
+    /// OCI `memory.swappiness`, 0-100 (v1 only; ignored on v2, as runc).
+    pub memory_swappiness: Option<u64>,
+    /// OCI `memory.disableOOMKiller` (v1 `memory.oom_control`; ignored on v2, as runc).
+    pub disable_oom_killer: bool,
+    /// OCI `hugepageLimits`: (page size as in `2MB`, limit in bytes).
+    pub hugetlb: Vec<(String, u64)>,
+    /// OCI `blockIO`.
+    pub block_io: Option<Box<BlockIo>>,
 }
 
 impl Resources {
     fn wants_cpu(&self) -> bool {
-        self.cpus.is_some() || self.cpu_shares.is_some()
+        self.cpus.is_some() || self.cpu_shares.is_some() || self.cpu_period.is_some()
     }
 
     fn wants_cpuset(&self) -> bool {
@@ -184,18 +201,25 @@ impl Resources {
                 "--cpu-shares must be at least 2".to_string(),
             ));
         }
-        Ok(())
+        self.validate_extra()
     }
 
-    /// cfs quota in microseconds for a 100 ms period, as Docker computes it.
+    /// cfs quota in microseconds for the period (100 ms unless `cpu_period`), as Docker
+    /// computes it.
     fn quota_us(&self) -> Option<u64> {
+        let period = self.period_us();
         self.cpus
-            .map(|c| ((c * 1e9).round() as u64 * CPU_PERIOD_US) / 1_000_000_000)
+            .map(|c| ((c * 1e9).round() as u64 * period) / 1_000_000_000)
             .map(|q| q.max(1000))
+    }
+
+    fn period_us(&self) -> u64 {
+        self.cpu_period.unwrap_or(CPU_PERIOD_US)
     }
 }
 
-/// The cfs period gcr uses (the kernel default, so it is never written).
+/// The cfs period gcr uses (the kernel default, so it is never written unless an OCI
+/// config gives another).
 pub const CPU_PERIOD_US: u64 = 100_000;
 
 /// Resource usage figures for `stats`.

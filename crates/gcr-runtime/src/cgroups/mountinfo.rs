@@ -1,6 +1,6 @@
 //! Parsing `/proc/self/mountinfo` into the cgroup layout gcr uses: either one cgroup2 mount
 //! (pure v2) or the v1 hierarchies of the controllers gcr needs (memory, cpu, cpuacct, pids,
-//! freezer, cpuset), which on hybrid hosts sit next to an unused cgroup2 mount.
+//! freezer, cpuset; blkio and hugetlb for OCI configs that set them), which on hybrid hosts sit next to an unused cgroup2 mount.
 
 use std::path::PathBuf;
 
@@ -13,6 +13,9 @@ pub(crate) const CPUACCT: u8 = 4;
 pub(crate) const PIDS: u8 = 8;
 pub(crate) const FREEZER: u8 = 16;
 pub(crate) const CPUSET: u8 = 32;
+/// Used only when an OCI config asks for block I/O or hugetlb limits.
+pub(crate) const BLKIO: u8 = 64;
+pub(crate) const HUGETLB: u8 = 128;
 
 /// One v1 hierarchy: its mount point and which of our controllers it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +93,8 @@ pub(crate) fn parse(text: &str) -> Result<Layout, CgroupError> {
                 "pids" => PIDS,
                 "freezer" => FREEZER,
                 "cpuset" => CPUSET,
+                "blkio" => BLKIO,
+                "hugetlb" => HUGETLB,
                 _ => 0,
             };
         }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::mountinfo::{Hierarchy, CPU, CPUACCT, CPUSET, MEMORY, PIDS};
+use super::mountinfo::{Hierarchy, BLKIO, CPU, CPUACCT, CPUSET, HUGETLB, MEMORY, PIDS};
 use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats};
 
 /// The kernel's "unlimited" for memory limits is a page-rounded i64::MAX; treat anything
@@ -28,6 +28,12 @@ pub(super) fn create(
         }
         // Likewise cpuset, whose new groups must be given CPUs and memory nodes.
         if h.ctrls & CPUSET != 0 && !res.makes_cpuset() {
+            continue;
+        }
+        // blkio and hugetlb only for the OCI configs that limit them.
+        if h.ctrls == BLKIO && res.block_io.is_none()
+            || h.ctrls == HUGETLB && res.hugetlb.is_empty()
+        {
             continue;
         }
         let dir = h.mount.join(rel);
@@ -95,6 +101,9 @@ pub(super) fn apply(cg: &Cgroup, res: &Resources, fresh: bool) -> Result<(), Cgr
     }
     if res.wants_cpu() {
         let dir = cg.v1_dir(CPU).ok_or(CgroupError::NoController("cpu"))?;
+        if let Some(p) = res.cpu_period {
+            fs::write(&dir.join("cpu.cfs_period_us"), &p.to_string())?;
+        }
         if let Some(q) = res.quota_us() {
             fs::write(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
         }
@@ -117,7 +126,7 @@ pub(super) fn apply(cg: &Cgroup, res: &Resources, fresh: bool) -> Result<(), Cgr
         })?;
         super::cpuset::write(dir, res.cpuset_cpus.as_deref(), res.cpuset_mems.as_deref())?;
     }
-    Ok(())
+    super::extra::apply_v1(cg, res)
 }
 
 fn read_opt(dir: Option<&Path>, file: &str) -> Result<Option<String>, CgroupError> {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats, CPU_PERIOD_US};
+use super::{fs, Cgroup, CgroupError, CgroupManager, Resources, Stats};
 
 const WANTED: [&str; 4] = ["memory", "cpu", "pids", "cpuset"];
 
@@ -20,7 +20,7 @@ pub(super) fn create(
     let mut enabled = false;
     m.mkdir_group(&parent, &dir, || {
         enabled = true;
-        enable_controllers(root, &parent)
+        enable_controllers(root, &parent, res)
     })?;
     let cg = Cgroup::v2(dir.clone());
     let mut result = apply(&dir, res);
@@ -29,7 +29,7 @@ pub(super) fn create(
     {
         // A limit file is missing: the parents lack the controller (e.g. `gcr` was created
         // by someone else). Enable it and try once more.
-        result = enable_controllers(root, &parent).and_then(|()| apply(&dir, res));
+        result = enable_controllers(root, &parent, res).and_then(|()| apply(&dir, res));
     }
     match result {
         Ok(()) => Ok(cg),
@@ -42,10 +42,11 @@ pub(super) fn create(
 
 /// Writes `+memory +cpu +pids +cpuset` (those the root offers) to the root's subtree_control when
 /// missing there, and to the `gcr` parent's.
-fn enable_controllers(root: &Path, parent: &Path) -> Result<(), CgroupError> {
+fn enable_controllers(root: &Path, parent: &Path, res: &Resources) -> Result<(), CgroupError> {
     let avail = fs::read(&root.join("cgroup.controllers"))?;
     let want: Vec<&str> = WANTED
         .into_iter()
+        .chain(super::extra::v2_controllers(res))
         .filter(|c| avail.split_whitespace().any(|a| a == *c))
         .collect();
     if want.is_empty() {
@@ -93,8 +94,10 @@ pub(super) fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
             Err(e) => return Err(fs::err("write to", &p, e)),
         }
     }
-    if let Some(q) = res.quota_us() {
-        fs::write(&dir.join("cpu.max"), &format!("{q} {CPU_PERIOD_US}"))?;
+    match (res.quota_us(), res.cpu_period) {
+        (Some(q), _) => fs::write(&dir.join("cpu.max"), &format!("{q} {}", res.period_us()))?,
+        (None, Some(p)) => fs::write(&dir.join("cpu.max"), &format!("max {p}"))?,
+        (None, None) => {}
     }
     if let Some(s) = res.cpu_shares {
         fs::write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
@@ -103,7 +106,7 @@ pub(super) fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
         fs::write(&dir.join("pids.max"), &p.to_string())?;
     }
     super::cpuset::write(dir, res.cpuset_cpus.as_deref(), res.cpuset_mems.as_deref())?;
-    Ok(())
+    super::extra::apply_v2(dir, res)
 }
 
 fn num_or_zero(path: &Path) -> Result<Option<u64>, CgroupError> {

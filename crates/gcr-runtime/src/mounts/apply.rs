@@ -274,6 +274,18 @@ impl MountStep {
         walk::open(rootfd, &self.rel)
     }
 
+    /// The permission bits of the destination, if it exists.
+    fn mode(&self, rootfd: RawFd) -> Option<libc::mode_t> {
+        let fd = self.open(rootfd).ok()?;
+        // SAFETY: fstat into a zeroed stack struct, then close, of our own descriptor.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            let ok = libc::fstat(fd, &mut st) == 0;
+            libc::close(fd);
+            ok.then_some(st.st_mode & 0o7777)
+        }
+    }
+
     /// Child side: creates the destination if needed and mounts through /proc/self/fd/N.
     /// `code` is [`Stage::Mount`] with the step number (from 1) in bits 8 and up.
     fn apply(&self, errfd: RawFd, rootfd: RawFd, code: u32) {
@@ -299,6 +311,11 @@ impl MountStep {
             unsafe { libc::close(fd) };
             return;
         }
+        let old_mode = if self.keep_mode {
+            self.mode(rootfd)
+        } else {
+            None
+        };
         let fd = walk::open_or_create(rootfd, &self.rel, self.file).unwrap_or_else(&fail);
         let path = sys::proc_fd_path(&mut buf, fd);
         let src = self
@@ -324,6 +341,15 @@ impl MountStep {
                 fail(errno());
             }
             libc::close(fd);
+            if let Some(mode) = old_mode {
+                let fd = self.open(rootfd).unwrap_or_else(&fail);
+                let path = sys::proc_fd_path(&mut buf, fd);
+                // A read-only tmpfs keeps its own mode (nothing can change it).
+                if libc::chmod(path, mode) != 0 && errno() != libc::EROFS {
+                    fail(errno());
+                }
+                libc::close(fd);
+            }
             let extra = self.flags & !(libc::MS_BIND | libc::MS_REC);
             if (self.bind && extra != 0) || self.propagation != 0 {
                 // Reopen: the old descriptor names the covered directory, not the new mount.

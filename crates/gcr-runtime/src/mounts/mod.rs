@@ -56,6 +56,9 @@ struct MountStep {
     /// A cgroup mount: made once the process is in its cgroup and cgroup namespace (a
     /// mount made before shows the host's hierarchy from its root).
     after_join: bool,
+    /// A tmpfs on a destination that exists takes that directory's mode (runc 1.1; see
+    /// [`MountPlan::keep_tmpfs_modes`]).
+    keep_mode: bool,
 }
 
 struct Device {
@@ -258,6 +261,7 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
             bind: false,
             propagation: 0,
             remount_only: false,
+            keep_mode: false,
             after_join: true,
         });
     }
@@ -272,6 +276,7 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
         bind: false,
         propagation: 0,
         remount_only: true,
+        keep_mode: false,
         after_join: true,
     });
 }
@@ -399,6 +404,7 @@ impl MountPlan {
                 propagation: opts.propagation,
                 remount_only: false,
                 after_join: cgroup,
+                keep_mode: false,
             });
             if bind {
                 // The remount carries the ro/nosuid/... flags of a bind mount.
@@ -472,6 +478,20 @@ impl MountPlan {
                 .unwrap_or(false),
             secrets,
         })
+    }
+}
+
+impl MountPlan {
+    /// runc's tmpfs rule (gcr-runc): a tmpfs mounted on a directory that already exists
+    /// in the root gets that directory's mode, whatever its `mode=` option says.
+    pub(crate) fn keep_tmpfs_modes(&mut self) {
+        for s in &mut self.steps {
+            s.keep_mode = !s.after_join
+                && !s.bind
+                && s.fstype
+                    .as_deref()
+                    .is_some_and(|t| t.to_bytes() == b"tmpfs");
+        }
     }
 }
 

@@ -1,0 +1,205 @@
+//! The OCI-only limits (block I/O, hugetlb, memory extras) against a fake cgroupfs: exactly
+//! the files runc 1.1 writes, nothing without a request, and a missing controller refused.
+
+use std::path::Path;
+
+use super::tests_fake::{fake_v1, fake_v2};
+use super::*;
+
+const V2_EXTRA: &[&str] = &[
+    "cgroup.procs",
+    "cgroup.subtree_control",
+    "memory.low",
+    "io.weight",
+    "io.max",
+    "hugetlb.2MB.max",
+    "hugetlb.1GB.max",
+];
+
+fn populate_v2_extra(dir: &Path) {
+    for f in V2_EXTRA {
+        std::fs::write(dir.join(f), "").unwrap();
+    }
+}
+
+fn rd(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
+
+fn throttle(major: i64, minor: i64, rate: u64) -> Throttle {
+    Throttle { major, minor, rate }
+}
+
+fn extra_res() -> Resources {
+    Resources {
+        memory_reservation: Some(32 << 20),
+        memory_swappiness: Some(10),
+        disable_oom_killer: true,
+        hugetlb: vec![("2MB".into(), 4 << 20)],
+        block_io: Some(Box::new(BlockIo {
+            weight: Some(500),
+            read_bps: vec![throttle(8, 0, 1_048_576)],
+            write_iops: vec![throttle(8, 0, 100)],
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn cgroups_v2_extras_write_runc_files() {
+    let (_tmp, root, mut m) = fake_v2();
+    m.mkdir_hook = Some(populate_v2_extra);
+    m.create("x", &extra_res()).unwrap();
+    let d = root.join("gcr/x");
+    assert_eq!(rd(d.join("memory.low")), "33554432");
+    // No BFQ here: the weight goes to io.weight, converted as runc does.
+    assert_eq!(rd(d.join("io.weight")), "4950");
+    assert_eq!(rd(d.join("io.max")), "8:0 rbps=1048576 wiops=100");
+    assert_eq!(rd(d.join("hugetlb.2MB.max")), "4194304");
+    assert_eq!(rd(d.join("hugetlb.1GB.max")), "", "not asked for");
+    // io and hugetlb were enabled for the group's parents.
+    let ctl = rd(root.join("gcr/cgroup.subtree_control"));
+    assert!(ctl.contains("+io") && ctl.contains("+hugetlb"), "{ctl}");
+    assert_eq!(extra::blkio_to_io_weight(10), 1);
+    assert_eq!(extra::blkio_to_io_weight(1000), 10_000);
+}
+
+#[test]
+fn cgroups_v2_extras_untouched_without_request() {
+    let (_tmp, root, mut m) = fake_v2();
+    m.mkdir_hook = Some(populate_v2_extra);
+    m.create("z", &Resources::default()).unwrap();
+    for f in V2_EXTRA {
+        assert_eq!(rd(root.join("gcr/z").join(f)), "", "{f} written");
+    }
+    let ctl = rd(root.join("gcr/cgroup.subtree_control"));
+    assert!(!ctl.contains("io") && !ctl.contains("hugetlb"), "{ctl}");
+}
+
+#[test]
+fn cgroups_v2_bfq_takes_weights_as_given() {
+    let (_tmp, root, mut m) = fake_v2();
+    m.mkdir_hook = Some(|d| {
+        populate_v2_extra(d);
+        std::fs::write(d.join("io.bfq.weight"), "").unwrap();
+    });
+    let res = Resources {
+        block_io: Some(Box::new(BlockIo {
+            weight_device: vec![WeightDevice {
+                major: 8,
+                minor: 16,
+                weight: Some(300),
+                leaf_weight: None,
+            }],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    m.create("b", &res).unwrap();
+    assert_eq!(rd(root.join("gcr/b/io.bfq.weight")), "8:16 300");
+    assert_eq!(rd(root.join("gcr/b/io.weight")), "");
+}
+
+#[test]
+fn cgroups_v2_missing_hugetlb_file_fails_cleanly() {
+    let (_tmp, _root, mut m) = fake_v2();
+    m.mkdir_hook = Some(populate_v2_extra);
+    let res = Resources {
+        hugetlb: vec![("64KB".into(), 1)],
+        ..Default::default()
+    };
+    let e = m.create("h", &res).unwrap_err();
+    assert!(e.to_string().contains("hugetlb.64KB.max"), "{e}");
+    let bad = Resources {
+        hugetlb: vec![("../x".into(), 1)],
+        ..Default::default()
+    };
+    assert!(matches!(m.create("i", &bad), Err(CgroupError::Invalid(_))));
+    let bad = Resources {
+        memory_swappiness: Some(101),
+        ..Default::default()
+    };
+    assert!(matches!(m.create("j", &bad), Err(CgroupError::Invalid(_))));
+}
+
+#[test]
+fn cgroups_v1_extras_write_runc_files() {
+    let (_tmp, base, _) = fake_v1();
+    let mut mi = String::new();
+    for (i, c) in ["memory", "blkio", "hugetlb"].iter().enumerate() {
+        std::fs::create_dir_all(base.join(c)).unwrap();
+        mi += &format!(
+            "{} 31 0:{} / {} rw - cgroup cgroup rw,{c}\n",
+            50 + i,
+            60 + i,
+            base.join(c).display()
+        );
+    }
+    let mut m = CgroupManager::from_mountinfo(&mi).unwrap();
+    m.mkdir_hook = Some(|d| {
+        for f in [
+            "tasks",
+            "cgroup.procs",
+            "memory.soft_limit_in_bytes",
+            "memory.swappiness",
+            "memory.oom_control",
+            "blkio.bfq.weight",
+            "blkio.throttle.read_bps_device",
+            "blkio.throttle.write_iops_device",
+            "hugetlb.2MB.limit_in_bytes",
+        ] {
+            std::fs::write(d.join(f), "").unwrap();
+        }
+    });
+    m.create("plain", &Resources::default()).unwrap();
+    assert!(
+        !base.join("blkio/gcr/plain").exists(),
+        "no blkio group unasked"
+    );
+    assert!(!base.join("hugetlb/gcr/plain").exists());
+    let cg = m.create("c", &extra_res()).unwrap();
+    let mem = base.join("memory/gcr/c");
+    assert_eq!(rd(mem.join("memory.soft_limit_in_bytes")), "33554432");
+    assert_eq!(rd(mem.join("memory.swappiness")), "10");
+    assert_eq!(rd(mem.join("memory.oom_control")), "1");
+    let b = base.join("blkio/gcr/c");
+    assert_eq!(rd(b.join("blkio.bfq.weight")), "500");
+    assert_eq!(rd(b.join("blkio.throttle.read_bps_device")), "8:0 1048576");
+    assert_eq!(rd(b.join("blkio.throttle.write_iops_device")), "8:0 100");
+    assert_eq!(
+        rd(base.join("hugetlb/gcr/c/hugetlb.2MB.limit_in_bytes")),
+        "4194304"
+    );
+    assert_eq!(cg.paths().len(), 3);
+    // Without a hugetlb hierarchy the limit cannot be set: refused, nothing left.
+    let mi2: String = mi.lines().take(2).map(|l| format!("{l}\n")).collect();
+    let mut m2 = CgroupManager::from_mountinfo(&mi2).unwrap();
+    m2.mkdir_hook = m.mkdir_hook;
+    let e = m2
+        .create(
+            "d",
+            &Resources {
+                hugetlb: vec![("2MB".into(), 1)],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, CgroupError::NoController("hugetlb")), "{e}");
+}
+
+#[test]
+fn cgroups_cpu_period_as_given() {
+    let (_tmp, root, m) = fake_v2();
+    let res = Resources {
+        cpus: Some(0.5),
+        cpu_period: Some(50_000),
+        ..Default::default()
+    };
+    m.create("p", &res).unwrap();
+    assert_eq!(rd(root.join("gcr/p/cpu.max")), "25000 50000");
+    let (_tmp1, base, m1) = fake_v1();
+    m1.create("p", &res).unwrap();
+    assert_eq!(rd(base.join("cpu/gcr/p/cpu.cfs_period_us")), "50000");
+    assert_eq!(rd(base.join("cpu/gcr/p/cpu.cfs_quota_us")), "25000");
+}
