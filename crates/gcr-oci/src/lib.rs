@@ -20,6 +20,7 @@ mod launch;
 mod lifecycle;
 pub mod seccomp;
 pub mod state;
+mod userns;
 
 pub use error::OciError;
 pub use events::stats_json;

@@ -30,6 +30,7 @@ mod spawn;
 mod stdio;
 mod sys;
 mod sysctl;
+mod userns;
 mod wait;
 
 pub use error::{ExitStatus, RuntimeError, Stage};

@@ -21,6 +21,7 @@ use crate::process::ProcessPlan;
 use crate::stdio::StdioPlan;
 use crate::sys::{self, child_fail, errno, CloneArgs};
 use crate::sysctl::SysctlPlan;
+use crate::userns::{self, UsernsPlan};
 use crate::RuntimeError;
 
 /// The container's root filesystem.
@@ -175,6 +176,8 @@ struct ChildCtx<'a> {
     hooks: Option<&'a HooksPlan>,
     init: bool,
     preserve_fds: u32,
+    /// A new user namespace: the pipe on which the parent says its id maps are written.
+    userns_sync: Option<RawFd>,
 }
 
 fn child_main(c: &ChildCtx) -> ! {
@@ -182,6 +185,9 @@ fn child_main(c: &ChildCtx) -> ! {
     // runtime binary through /proc/PID/exe (CVE-2019-5736). execve resets the flag.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if let Some(fd) = c.userns_sync {
+        userns::child_wait(c.errfd, fd);
+    }
     c.stdio.apply(c.errfd);
     close_all_but(c.keep);
     for fd in 3..3 + c.preserve_fds as RawFd {
@@ -268,6 +274,24 @@ fn late_join(errfd: RawFd, fd: RawFd) {
     }
 }
 
+/// Moves the process `pid` into each v1 group directory of `dirs` (a start with a new user
+/// namespace, see [`crate::userns`]).
+fn join_v1_from_parent<'p>(
+    pid: i32,
+    dirs: impl Iterator<Item = &'p std::path::Path>,
+) -> Result<(), RuntimeError> {
+    for d in dirs {
+        let f = d.join("cgroup.procs");
+        std::fs::write(&f, pid.to_string()).map_err(|e| {
+            RuntimeError::Cgroup(format!(
+                "cannot move the container into {}: {e}",
+                f.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 fn cgroup_err(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Cgroup(e.to_string())
 }
@@ -293,9 +317,16 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         Some(p) => m.create_at(p, res),
         None => m.create(l.id, res),
     };
-    let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets)?;
     let sysctl = SysctlPlan::prepare(l.spec, &l.network)?;
     let ns = NsPlan::prepare(l.spec, l.network)?;
+    let new_userns = ns.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
+    if ns.user_join.is_some() {
+        return Err(RuntimeError::InvalidSpec(
+            "joining a user namespace by path is not supported yet; let the container make its own with linux.uidMappings and linux.gidMappings".into(),
+        ));
+    }
+    let userns = UsernsPlan::prepare(l.spec, new_userns)?;
+    let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets, new_userns)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
     stdio.set_console(l.spec.process().as_ref().and_then(|p| p.console_size()));
     let (hooks, mut hooks_parent) = match x.hooks {
@@ -337,6 +368,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         .chain(ns.keep_fds())
         .chain(mounts.keep_fds())
         .chain(process.hold)
+        .chain(userns.as_ref().map(UsernsPlan::keep_fd))
         .chain(hooks.iter().flat_map(HooksPlan::keep_fds))
         .chain(3..3 + x.preserve_fds as RawFd)
         .collect();
@@ -355,6 +387,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         hooks: hooks.as_ref(),
         init: l.init,
         preserve_fds: x.preserve_fds,
+        userns_sync: userns.as_ref().map(UsernsPlan::keep_fd),
     };
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
@@ -376,11 +409,19 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     if pid == 0 {
         child_main(&ctx);
     }
-    if let Some(own) = pid_back {
-        namespaces::leave_pid_for_children(own);
+    if !pid_back.is_empty() {
+        namespaces::leave_for_children(pid_back);
     }
     if pid < 0 {
         return Err(RuntimeError::sys("clone3 of the container process"));
+    }
+    if let Some(u) = userns {
+        if let Err(e) = u.map_child(pid) {
+            // SAFETY: kill(2) of our own child (which also exits on the EOF), then reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = sys::waitpid(pid);
+            return Err(e);
+        }
     }
     // SAFETY: clone3 stored a fresh pidfd that we now own.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
@@ -399,15 +440,27 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
                 Ok(cg) => {
                     // One burst of joins: on v1 each costs an RCU grace period unless
                     // it follows another closely.
-                    for d in cg
+                    let dirs = cg
                         .paths()
                         .into_iter()
-                        .chain(x.join_also.iter().map(|p| p.as_path()))
-                    {
-                        paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
-                        paths.push(b'\n');
+                        .chain(x.join_also.iter().map(|p| p.as_path()));
+                    if new_userns {
+                        // The child, root of its user namespace only, may not write the
+                        // host's `tasks` files: the runtime side moves it.
+                        let joined = join_v1_from_parent(pid, dirs);
+                        guard.0 = Some(cg);
+                        if let Err(e) = joined {
+                            drop(w);
+                            let _ = sys::waitpid(pid);
+                            return Err(e);
+                        }
+                    } else {
+                        for d in dirs {
+                            paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
+                            paths.push(b'\n');
+                        }
+                        guard.0 = Some(cg);
                     }
-                    guard.0 = Some(cg);
                 }
                 Err(e) => {
                     drop(w); // EOF without paths: the child exits

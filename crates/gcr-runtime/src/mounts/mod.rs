@@ -56,6 +56,10 @@ struct MountStep {
     /// A cgroup mount: made once the process is in its cgroup and cgroup namespace (a
     /// mount made before shows the host's hierarchy from its root).
     after_join: bool,
+    /// A sysfs mount in a new user namespace: when the kernel refuses it (the network
+    /// namespace is not the user namespace's own), the host's /sys is bind-mounted
+    /// instead, as runc does.
+    sysfs_bind_fallback: bool,
 }
 
 struct Device {
@@ -259,6 +263,7 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
             propagation: 0,
             remount_only: false,
             after_join: true,
+            sysfs_bind_fallback: false,
         });
     }
     steps.push(MountStep {
@@ -273,6 +278,7 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
         propagation: 0,
         remount_only: true,
         after_join: true,
+        sysfs_bind_fallback: false,
     });
 }
 
@@ -297,10 +303,13 @@ impl MountPlan {
         }
     }
 
+    /// `userns`: the container makes its own user namespace, where device nodes cannot be
+    /// made (the host's are bind-mounted, as runc) and sysfs may need a bind of /sys.
     pub(crate) fn prepare(
         spec: &Spec,
         rootfs: &Rootfs,
         secret_files: Vec<SecretFile>,
+        userns: bool,
     ) -> Result<MountPlan, RuntimeError> {
         let secrets = secrets::SecretsPlan::prepare(secret_files)?;
         let root = match rootfs {
@@ -399,6 +408,7 @@ impl MountPlan {
                 propagation: opts.propagation,
                 remount_only: false,
                 after_join: cgroup,
+                sysfs_bind_fallback: userns && typ == "sysfs",
             });
             if bind {
                 // The remount carries the ro/nosuid/... flags of a bind mount.
@@ -411,6 +421,7 @@ impl MountPlan {
             }
         }
         let mut devices = Vec::new();
+        let bind_nodes = dev_nodev || userns;
         if dev_tmpfs {
             for (name, major, minor) in [
                 ("null", 1, 3),
@@ -424,7 +435,7 @@ impl MountPlan {
                     name: cstr(name),
                     mode: libc::S_IFCHR | 0o666,
                     dev: libc::makedev(major, minor),
-                    host: dev_nodev.then(|| cstr(&format!("/dev/{name}"))),
+                    host: bind_nodes.then(|| cstr(&format!("/dev/{name}"))),
                 });
             }
             for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]) {
@@ -448,7 +459,7 @@ impl MountPlan {
                     name: cstr(&name),
                     mode: kind | d.file_mode().unwrap_or(0o666),
                     dev: libc::makedev(d.major() as u32, d.minor() as u32),
-                    host: dev_nodev.then(|| cpath(d.path())).transpose()?,
+                    host: bind_nodes.then(|| cpath(d.path())).transpose()?,
                 });
             }
         }

@@ -1,0 +1,179 @@
+//! User namespaces (`linux.uidMappings`/`gidMappings`, runc's model for root).
+//!
+//! A new user namespace is made by the container's clone3 (CLONE_NEWUSER with the other
+//! CLONE_NEW* flags, so every new namespace is owned by it). The child then waits on a
+//! pipe of its own while the runtime side (the parent, root on the host) writes its
+//! `uid_map` and `gid_map`; `setgroups` keeps its default `allow`, as runc run by root.
+//! The child then becomes root of the namespace (setresgid, setgroups, setresuid to 0, as
+//! runc's nsexec), so what it creates afterwards (the /dev tmpfs, missing mount points) is
+//! owned by the mapped root, and goes on with the usual setup. Nothing here runs for a
+//! container without a user namespace.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use oci_spec::runtime::{LinuxIdMapping, Spec};
+
+use crate::error::Stage;
+use crate::sys::{self, child_fail, errno};
+use crate::RuntimeError;
+
+/// The kernel's limit on lines of one id map.
+const MAX_LINES: usize = 340;
+
+/// The mapping work of one start with a new user namespace, prepared before clone.
+pub(crate) struct UsernsPlan {
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+    /// Child end: one byte once the maps are written (EOF: the runtime side failed).
+    sync_r: OwnedFd,
+    sync_w: OwnedFd,
+}
+
+/// The id map file text of `maps` ("containerID hostID size" lines), checked.
+fn map_text(maps: Option<&Vec<LinuxIdMapping>>, field: &str) -> Result<Vec<u8>, RuntimeError> {
+    let maps = maps.map(|v| v.as_slice()).unwrap_or(&[]);
+    if maps.is_empty() {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "the user namespace has no {field}; add at least one mapping such as {{\"containerID\": 0, \"hostID\": 100000, \"size\": 65536}}"
+        )));
+    }
+    if maps.len() > MAX_LINES {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "{field} has {} entries, more than the kernel's {MAX_LINES}; merge adjacent ranges",
+            maps.len()
+        )));
+    }
+    let mut text = String::new();
+    for m in maps {
+        let fits = |start: u32| u64::from(start) + u64::from(m.size()) <= u64::from(u32::MAX);
+        if m.size() == 0 || !fits(m.container_id()) || !fits(m.host_id()) {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "{field} entry {{containerID {}, hostID {}, size {}}} is empty or runs past the last id; give a size from 1 that fits",
+                m.container_id(),
+                m.host_id(),
+                m.size()
+            )));
+        }
+        text.push_str(&format!(
+            "{} {} {}\n",
+            m.container_id(),
+            m.host_id(),
+            m.size()
+        ));
+    }
+    Ok(text.into_bytes())
+}
+
+impl UsernsPlan {
+    /// The plan of a spec whose namespaces include a new user namespace (None otherwise).
+    /// Also refuses mappings given without any user namespace.
+    pub(crate) fn prepare(
+        spec: &Spec,
+        new_userns: bool,
+    ) -> Result<Option<UsernsPlan>, RuntimeError> {
+        let linux = spec.linux().as_ref();
+        if !new_userns {
+            let mapped = linux.is_some_and(|l| {
+                l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+                    || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            });
+            if mapped && !wanted(spec) {
+                return Err(RuntimeError::InvalidSpec(
+                    "linux.uidMappings/gidMappings are set but linux.namespaces has no user namespace; add {\"type\": \"user\"} or remove the mappings".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let uid_map = map_text(
+            linux.and_then(|l| l.uid_mappings().as_ref()),
+            "linux.uidMappings",
+        )?;
+        let gid_map = map_text(
+            linux.and_then(|l| l.gid_mappings().as_ref()),
+            "linux.gidMappings",
+        )?;
+        let (sync_r, sync_w) = sys::pipe()?;
+        Ok(Some(UsernsPlan {
+            uid_map,
+            gid_map,
+            sync_r,
+            sync_w,
+        }))
+    }
+
+    /// The descriptor the child keeps.
+    pub(crate) fn keep_fd(&self) -> RawFd {
+        self.sync_r.as_raw_fd()
+    }
+
+    /// Runtime side, right after clone: writes the child's maps, then releases it. On an
+    /// error the child sees EOF and exits; the caller kills and reaps it.
+    pub(crate) fn map_child(self, pid: i32) -> Result<(), RuntimeError> {
+        drop(self.sync_r);
+        for (file, text, field) in [
+            ("uid_map", &self.uid_map, "linux.uidMappings"),
+            ("gid_map", &self.gid_map, "linux.gidMappings"),
+        ] {
+            let path = format!("/proc/{pid}/{file}");
+            // One write: the kernel takes a map in a single write only.
+            std::fs::write(&path, text).map_err(|e| {
+                RuntimeError::InvalidSpec(format!(
+                    "cannot write {field} to {path} ({e}); check that the ranges do not overlap"
+                ))
+            })?;
+        }
+        // SAFETY: a one-byte write from a static buffer to our own pipe.
+        if unsafe { libc::write(self.sync_w.as_raw_fd(), c"u".as_ptr().cast(), 1) } != 1 {
+            return Err(RuntimeError::sys(
+                "releasing the container after its id maps",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Child side of a new user namespace: waits until the runtime side has written the maps
+/// (exits quietly on EOF, the runtime side reports), then becomes the namespace's root.
+pub(crate) fn child_wait(errfd: RawFd, sync: RawFd) {
+    let mut b = [0u8; 1];
+    // SAFETY: read into a stack byte, close of our own descriptor, _exit.
+    unsafe {
+        loop {
+            let n = libc::read(sync, b.as_mut_ptr().cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            libc::_exit(125);
+        }
+        libc::close(sync);
+    }
+    become_root(errfd);
+}
+
+/// Child side: uid and gid 0 of the (new or joined) user namespace, no supplementary
+/// groups. Raw system calls (see `ProcessPlan::finish`).
+pub(crate) fn become_root(errfd: RawFd) {
+    // SAFETY: set*id system calls with integer arguments and an empty group list.
+    unsafe {
+        if libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+            || libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+            || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
+        {
+            child_fail(errfd, Stage::User as u32, errno());
+        }
+    }
+}
+
+/// Whether the spec asks for a user namespace (new or joined).
+pub(crate) fn wanted(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        })
+}
