@@ -1,7 +1,7 @@
 //! The user namespace fields of a bundle (`linux.uidMappings`, `linux.gidMappings` and a
 //! `user` namespace), checked before anything is made: a new user namespace needs at
-//! least one mapping of each kind, and mappings need a user namespace (runc's rules). The
-//! namespace itself is made and mapped by gcr-runtime.
+//! least one mapping of each kind, and mappings need a user namespace (runc's rules); one
+//! joined by path needs none. The namespace itself is made and mapped by gcr-runtime.
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
@@ -29,9 +29,8 @@ pub(crate) fn check(spec: &Spec) -> Result<(), OciError> {
             "{} is set but linux.namespaces has no user namespace; add {{\"type\": \"user\"}} or remove the mappings",
             if uids { "linux.uidMappings" } else { "linux.gidMappings" }
         ))),
-        Some(n) if n.path().is_some() => Err(OciError::unsupported(
-            "linux.namespaces: joining a user namespace by path",
-        )),
+        // Joined: the namespace has its maps already (runc 1.1 wants them given anyway).
+        Some(n) if n.path().is_some() => Ok(()),
         Some(_) if !uids || !gids => Err(OciError::Invalid(format!(
             "the user namespace has no {}; add at least one mapping such as {{\"containerID\": 0, \"hostID\": 100000, \"size\": 65536}}",
             if !uids { "linux.uidMappings" } else { "linux.gidMappings" }

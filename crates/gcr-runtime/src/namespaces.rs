@@ -23,7 +23,7 @@ pub(crate) struct NsPlan {
     /// A pid namespace to start in (joined by the parent around clone, see
     /// [`NsPlan::enter_pid_for_children`]).
     pub pid_join: Option<OwnedFd>,
-    /// With a new user namespace: the namespaces to join (by path), joined by the parent
+    /// With a new or joined user namespace: the namespaces to join (by path), joined by the parent
     /// around clone like `pid_join` (the child, already in its user namespace, has no
     /// privilege over namespaces the host's owns). Empty otherwise.
     pub parent_join: Vec<(OwnedFd, i32)>,
@@ -101,10 +101,10 @@ impl NsPlan {
         }
         // In a new user namespace the child cannot join the host's namespaces itself.
         let mut parent_join = Vec::new();
-        if clone_flags & libc::CLONE_NEWUSER as u64 != 0 {
+        if clone_flags & libc::CLONE_NEWUSER as u64 != 0 || user_join.is_some() {
             if let Some((_, t)) = join.iter().find(|(_, t)| *t == libc::CLONE_NEWNS) {
                 return Err(RuntimeError::InvalidSpec(format!(
-                    "joining a mount namespace by path (type {t:#x}) with a new user namespace is not supported; give the container its own mount namespace"
+                    "joining a mount namespace by path (type {t:#x}) with a user namespace is not supported; give the container its own mount namespace"
                 )));
             }
             parent_join = std::mem::take(&mut join);

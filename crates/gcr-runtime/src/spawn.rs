@@ -178,6 +178,8 @@ struct ChildCtx<'a> {
     preserve_fds: u32,
     /// A new user namespace: the pipe on which the parent says its id maps are written.
     userns_sync: Option<RawFd>,
+    /// A user namespace joined by path (the process is cloned inside it).
+    userns_joined: bool,
 }
 
 fn child_main(c: &ChildCtx) -> ! {
@@ -187,6 +189,8 @@ fn child_main(c: &ChildCtx) -> ! {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     if let Some(fd) = c.userns_sync {
         userns::child_wait(c.errfd, fd);
+    } else if c.userns_joined {
+        userns::become_root(c.errfd);
     }
     c.stdio.apply(c.errfd);
     close_all_but(c.keep);
@@ -320,13 +324,10 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     let sysctl = SysctlPlan::prepare(l.spec, &l.network)?;
     let ns = NsPlan::prepare(l.spec, l.network)?;
     let new_userns = ns.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
-    if ns.user_join.is_some() {
-        return Err(RuntimeError::InvalidSpec(
-            "joining a user namespace by path is not supported yet; let the container make its own with linux.uidMappings and linux.gidMappings".into(),
-        ));
-    }
+    // In a user namespace of its own or joined: the child is root there only.
+    let in_userns = new_userns || ns.user_join.is_some();
     let userns = UsernsPlan::prepare(l.spec, new_userns)?;
-    let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets, new_userns)?;
+    let mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets, in_userns)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
     stdio.set_console(l.spec.process().as_ref().and_then(|p| p.console_size()));
     let (hooks, mut hooks_parent) = match x.hooks {
@@ -388,6 +389,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         init: l.init,
         preserve_fds: x.preserve_fds,
         userns_sync: userns.as_ref().map(UsernsPlan::keep_fd),
+        userns_joined: ns.user_join.is_some(),
     };
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
@@ -403,12 +405,19 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     // A pid namespace is joined by the parent for its child (setns of a pid namespace
     // applies to the caller's later children only), and left again right after.
     let pid_back = ns.enter_pid_for_children()?;
-    // SAFETY: the child runs child_main, which only makes system calls on data prepared
-    // above and ends in execve or _exit.
-    let pid = unsafe { sys::clone3(&mut args) } as i32;
-    if pid == 0 {
-        child_main(&ctx);
-    }
+    let pid = match &ns.user_join {
+        // SAFETY: the container process runs child_main (see below).
+        Some(user) => unsafe { userns::clone_joined(user, &args, &|| child_main(&ctx)) },
+        None => {
+            // SAFETY: the child runs child_main, which only makes system calls on data
+            // prepared above and ends in execve or _exit.
+            let pid = unsafe { sys::clone3(&mut args) } as i32;
+            if pid == 0 {
+                child_main(&ctx);
+            }
+            pid
+        }
+    };
     if !pid_back.is_empty() {
         namespaces::leave_for_children(pid_back);
     }
@@ -423,7 +432,10 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
             return Err(e);
         }
     }
-    // SAFETY: clone3 stored a fresh pidfd that we now own.
+    if pidfd < 0 && ns.user_join.is_some() {
+        pidfd = sys::pidfd_open(pid);
+    }
+    // SAFETY: clone3 (or pidfd_open) gave a fresh pidfd that we now own.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     drop(err_w);
     drop(join);
@@ -444,7 +456,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
                         .paths()
                         .into_iter()
                         .chain(x.join_also.iter().map(|p| p.as_path()));
-                    if new_userns {
+                    if in_userns {
                         // The child, root of its user namespace only, may not write the
                         // host's `tasks` files: the runtime side moves it.
                         let joined = join_v1_from_parent(pid, dirs);

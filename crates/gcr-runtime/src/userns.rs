@@ -8,13 +8,18 @@
 //! runc's nsexec), so what it creates afterwards (the /dev tmpfs, missing mount points) is
 //! owned by the mapped root, and goes on with the usual setup. Nothing here runs for a
 //! container without a user namespace.
+//!
+//! A user namespace given by path is joined by a short-lived helper (forked, so
+//! single-threaded, as setns of a user namespace requires) that clones the container's
+//! process from inside it with CLONE_PARENT: its new namespaces then belong to that user
+//! namespace and it is still the runtime's own child. The process becomes root there too.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
 use crate::error::Stage;
-use crate::sys::{self, child_fail, errno};
+use crate::sys::{self, child_fail, errno, CloneArgs};
 use crate::RuntimeError;
 
 /// The kernel's limit on lines of one id map.
@@ -176,4 +181,70 @@ pub(crate) fn wanted(spec: &Spec) -> bool {
             ns.iter()
                 .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
         })
+}
+
+/// Clones the container process (`args`, whose CLONE_PIDFD is dropped: the caller opens a
+/// pidfd itself) inside the user namespace `user` through a helper, see the module notes.
+/// The new process runs `child`. Returns its pid, or -1 with errno set.
+///
+/// # Safety
+/// As [`sys::clone3`]: `child` only makes system calls and ends in execve or _exit.
+pub(crate) unsafe fn clone_joined(user: &OwnedFd, args: &CloneArgs, child: &dyn Fn()) -> i32 {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 into a two-element array; clone3 of a helper that only makes system
+    // calls (setns, clone3, write) and ends in _exit; the container process runs `child`.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return -1;
+        }
+        let mut helper_args = CloneArgs {
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        let helper = sys::clone3(&mut helper_args) as i32;
+        if helper == 0 {
+            libc::close(fds[0]);
+            let mut inner = CloneArgs {
+                flags: (args.flags & !sys::CLONE_PIDFD) | libc::CLONE_PARENT as u64,
+                cgroup: args.cgroup,
+                ..Default::default()
+            };
+            let pid = if libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) != 0 {
+                -errno()
+            } else {
+                match sys::clone3(&mut inner) as i32 {
+                    0 => {
+                        child();
+                        libc::_exit(125)
+                    }
+                    p if p < 0 => -errno(),
+                    p => p,
+                }
+            };
+            let b = pid.to_ne_bytes();
+            libc::write(fds[1], b.as_ptr().cast(), 4);
+            libc::_exit(0);
+        }
+        libc::close(fds[1]);
+        if helper < 0 {
+            let e = errno();
+            libc::close(fds[0]);
+            *libc::__errno_location() = e;
+            return -1;
+        }
+        let mut b = [0u8; 4];
+        let n = libc::read(fds[0], b.as_mut_ptr().cast(), 4);
+        libc::close(fds[0]);
+        let _ = sys::waitpid(helper);
+        let pid = if n == 4 {
+            i32::from_ne_bytes(b)
+        } else {
+            -libc::ECHILD
+        };
+        if pid < 0 {
+            *libc::__errno_location() = -pid;
+            return -1;
+        }
+        pid
+    }
 }

@@ -95,7 +95,10 @@ fn userns_run_matches_runc() {
     assert_eq!(map, ["0", &HOST_ID.to_string(), "65536"], "{out}");
     assert!(out.contains("CapBnd:\t0000000020000420"), "{out}");
     assert!(out.contains("/tmp/made 0 0 644"), "{out}");
-    assert!(out.ends_with("denied\nhost"), "the host file changed: {out}");
+    assert!(
+        out.ends_with("denied\nhost"),
+        "the host file changed: {out}"
+    );
     assert_eq!(owner, Some(format!("{HOST_ID}:{HOST_ID}")), "{out}");
     assert_eq!(
         std::fs::read_to_string(b.path().join("data/host")).unwrap(),
@@ -244,4 +247,58 @@ fn userns_bad_mappings_are_refused_cleanly() {
             assert!(!Path::new(&g).exists(), "case {i} left {}", g.display());
         }
     }
+}
+
+#[test]
+fn userns_join_by_path_matches_runc() {
+    if !common::need_root("userns_join_by_path_matches_runc") {
+        return;
+    }
+    // A pod's second container: the first one's user, network and ipc namespaces by path
+    // (mappings given too: runc 1.1 wants them), its own mount, pid and uts namespaces.
+    let mut first = userns_bundle();
+    first.edit(|c| c["process"]["args"] = json!(["sleep", "30"]));
+    let mut second = userns_bundle();
+    let bundle = first.path().to_str().unwrap().to_string();
+    let mut seen = Vec::new();
+    for w in ["gcr", "runc"] {
+        let id = format!("ujoin-a-{w}");
+        first.ids.push(format!("{w}:{id}"));
+        assert!(
+            first.detached(w, &["run", "-d", "--bundle", &bundle, &id]),
+            "{w} run -d"
+        );
+        let pid = state(&first, w, &id)["pid"].as_i64().unwrap();
+        let user = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+        second.edit(|c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| !["user", "network", "ipc"].contains(&n["type"].as_str().unwrap()));
+            for t in ["user", "net", "ipc"] {
+                let typ = if t == "net" { "network" } else { t };
+                ns.push(json!({"type": typ, "path": format!("/proc/{pid}/ns/{t}")}));
+            }
+        });
+        let (code, out, owner) = run_one(
+            &mut second,
+            w,
+            &format!("ujoin-b-{w}"),
+            &[
+                "sh",
+                "-c",
+                "readlink /proc/self/ns/user; id -u; cat /proc/self/uid_map; \
+                 grep CapEff /proc/self/status; ls /sys/class/net; touch /tmp/made",
+            ],
+        );
+        let (first_line, rest) = out.split_once('\n').unwrap_or((&out, ""));
+        assert_eq!(
+            Path::new(first_line),
+            user,
+            "{w}: not in the first container's user namespace: {out}"
+        );
+        seen.push((code, rest.to_string(), owner));
+        assert!(first.tool(w, &["kill", &id, "KILL"]).status.success());
+    }
+    assert_eq!(seen[0], seen[1], "gcr-runc vs runc");
+    assert_eq!(seen[0].0, 0);
+    assert_eq!(seen[0].2, Some(format!("{HOST_ID}:{HOST_ID}")));
 }
