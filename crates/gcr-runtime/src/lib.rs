@@ -20,6 +20,7 @@ mod error;
 mod exec;
 pub mod hooks;
 mod init;
+mod latejoin;
 pub mod layerfs;
 mod mountopts;
 mod mounts;

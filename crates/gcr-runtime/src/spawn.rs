@@ -15,6 +15,7 @@ use oci_spec::runtime::Spec;
 use crate::cgroups::{Cgroup, CgroupManager, CgroupVersion, Join, Resources};
 use crate::error::Stage;
 use crate::hooks::{ContainerHooks, HooksPlan};
+use crate::latejoin;
 use crate::mounts::{MountPlan, SecretFile};
 use crate::namespaces::{self, NsPlan};
 use crate::process::ProcessPlan;
@@ -208,7 +209,7 @@ fn child_main(c: &ChildCtx) -> ! {
     c.sysctl.apply(c.errfd);
     c.mounts.apply(c.errfd, &|| {
         if let Some(fd) = c.late_join {
-            late_join(c.errfd, fd);
+            latejoin::child(c.errfd, fd);
             cgroup_ns(c);
         }
         if let Some(h) = c.hooks {
@@ -230,70 +231,6 @@ fn cgroup_ns(c: &ChildCtx) {
     if c.ns.cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
         child_fail(c.errfd, Stage::Namespace as u32, errno());
     }
-}
-
-/// Child side of a v1 join made while the parent created the groups: reads the `tasks`
-/// paths (one per line) and writes "0" to each, which moves this single-threaded process
-/// without the global lock a pid write to cgroup.procs takes.
-fn late_join(errfd: RawFd, fd: RawFd) {
-    let mut buf = [0u8; 4096];
-    let mut len = 0;
-    // SAFETY: reads into the unused tail of a stack buffer; open/write/close on paths
-    // NUL-terminated in that buffer.
-    unsafe {
-        while len < buf.len() {
-            let n = libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len);
-            if n <= 0 {
-                break;
-            }
-            len += n as usize;
-        }
-        libc::close(fd);
-        if len == 0 {
-            libc::_exit(125); // the parent failed and reports it
-        }
-        if buf[len - 1] != b'\n' {
-            child_fail(errfd, Stage::Cgroup as u32, libc::E2BIG);
-        }
-        let mut start = 0;
-        for i in 0..len {
-            if buf[i] != b'\n' {
-                continue;
-            }
-            buf[i] = 0;
-            if i == start {
-                start = i + 1; // an empty line: the release of a gated start, no group
-                continue;
-            }
-            let t = libc::open(
-                buf[start..].as_ptr().cast(),
-                libc::O_WRONLY | libc::O_CLOEXEC,
-            );
-            if t < 0 || libc::write(t, c"0".as_ptr().cast(), 1) != 1 {
-                child_fail(errfd, Stage::Cgroup as u32, errno());
-            }
-            libc::close(t);
-            start = i + 1;
-        }
-    }
-}
-
-/// Moves the process `pid` into each v1 group directory of `dirs` (a start with a new user
-/// namespace, see [`crate::userns`]).
-fn join_v1_from_parent<'p>(
-    pid: i32,
-    dirs: impl Iterator<Item = &'p std::path::Path>,
-) -> Result<(), RuntimeError> {
-    for d in dirs {
-        let f = d.join("cgroup.procs");
-        std::fs::write(&f, pid.to_string()).map_err(|e| {
-            RuntimeError::Cgroup(format!(
-                "cannot move the container into {}: {e}",
-                f.display()
-            ))
-        })?;
-    }
-    Ok(())
 }
 
 fn cgroup_err(e: impl std::fmt::Display) -> RuntimeError {
@@ -459,7 +396,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
                     if in_userns {
                         // The child, root of its user namespace only, may not write the
                         // host's `tasks` files: the runtime side moves it.
-                        let joined = join_v1_from_parent(pid, dirs);
+                        let joined = latejoin::from_parent(pid, dirs);
                         guard.0 = Some(cg);
                         if let Err(e) = joined {
                             drop(w);

@@ -248,3 +248,67 @@ pub(crate) unsafe fn clone_joined(user: &OwnedFd, args: &CloneArgs, child: &dyn 
         pid
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> Spec {
+        let mut base = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        });
+        base["linux"] = v;
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn err(r: Result<Option<UsernsPlan>, RuntimeError>) -> String {
+        match r {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn maps_are_written_as_the_kernel_reads_them() {
+        let m = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536},
+                                   {"containerID": 65536, "hostID": 5, "size": 1}]);
+        let s = spec(serde_json::json!({
+            "namespaces": [{"type": "user"}], "uidMappings": m, "gidMappings": m
+        }));
+        let p = UsernsPlan::prepare(&s, true).unwrap().unwrap();
+        assert_eq!(p.uid_map, b"0 100000 65536\n65536 5 1\n");
+        assert_eq!(p.gid_map, p.uid_map);
+        assert!(wanted(&s));
+        // No user namespace asked for: nothing prepared, no pipe.
+        let none = spec(serde_json::json!({"namespaces": [{"type": "pid"}]}));
+        assert!(UsernsPlan::prepare(&none, false).unwrap().is_none());
+        assert!(!wanted(&none));
+    }
+
+    #[test]
+    fn bad_maps_are_refused_by_field() {
+        let one = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        let no_gid = spec(serde_json::json!({
+            "namespaces": [{"type": "user"}], "uidMappings": one
+        }));
+        assert!(err(UsernsPlan::prepare(&no_gid, true)).contains("no linux.gidMappings"));
+        let empty = spec(serde_json::json!({
+            "namespaces": [{"type": "user"}], "uidMappings": [], "gidMappings": one
+        }));
+        assert!(err(UsernsPlan::prepare(&empty, true)).contains("no linux.uidMappings"));
+        let past = serde_json::json!([{"containerID": 0, "hostID": 4294967290u32, "size": 10}]);
+        let over = spec(serde_json::json!({
+            "namespaces": [{"type": "user"}], "uidMappings": past, "gidMappings": one
+        }));
+        assert!(err(UsernsPlan::prepare(&over, true)).contains("linux.uidMappings entry"));
+        let zero = serde_json::json!([{"containerID": 0, "hostID": 1, "size": 0}]);
+        let z = spec(serde_json::json!({
+            "namespaces": [{"type": "user"}], "uidMappings": one, "gidMappings": zero
+        }));
+        assert!(err(UsernsPlan::prepare(&z, true)).contains("linux.gidMappings entry"));
+        let stray = spec(serde_json::json!({"namespaces": [], "gidMappings": one}));
+        assert!(err(UsernsPlan::prepare(&stray, false)).contains("no user namespace"));
+    }
+}

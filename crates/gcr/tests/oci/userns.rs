@@ -104,6 +104,24 @@ fn userns_run_matches_runc() {
         std::fs::read_to_string(b.path().join("data/host")).unwrap(),
         "host\n"
     );
+    // The config's seccomp profile, masked and read-only paths hold in the namespace.
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    });
+    let probe = [
+        "sh",
+        "-c",
+        "mkdir /tmp/d 2>&1; wc -c < /proc/kcore; (echo x > /proc/sys/kernel/hostname) 2>&1; \
+         ls /sys/firmware | wc -l; exit 0",
+    ];
+    let g = run_one(&mut b, "gcr", "uns2-gcr", &probe);
+    let r = run_one(&mut b, "runc", "uns2-runc", &probe);
+    assert_eq!(g, r, "gcr-runc vs runc");
+    assert!(g.1.contains("Operation not permitted"), "{}", g.1);
+    assert!(g.1.contains("Read-only file system"), "{}", g.1);
 }
 
 #[test]
