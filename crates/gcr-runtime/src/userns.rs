@@ -203,6 +203,10 @@ pub(crate) unsafe fn clone_joined(user: &OwnedFd, args: &CloneArgs, child: &dyn 
         };
         let helper = sys::clone3(&mut helper_args) as i32;
         if helper == 0 {
+            // Not dumpable before it enters the container's user namespace, whose root
+            // could otherwise ptrace it (and its copy, the container process, until that
+            // says the same in child_main).
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
             libc::close(fds[0]);
             let mut inner = CloneArgs {
                 flags: (args.flags & !sys::CLONE_PIDFD) | libc::CLONE_PARENT as u64,
