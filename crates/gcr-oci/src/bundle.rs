@@ -32,6 +32,7 @@ pub fn load(dir: &Path) -> Result<Bundle, OciError> {
         msg: e.to_string(),
     })?;
     check_unsupported(&spec)?;
+    crate::userns::check(&spec)?;
     let root = spec.root().as_ref().ok_or_else(|| {
         OciError::Invalid("config.json has no root; add {\"root\":{\"path\":\"rootfs\"}}".into())
     })?;
@@ -163,14 +164,6 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
         ));
     };
     let checks = [
-        (
-            l.uid_mappings().as_ref().is_some_and(|v| !v.is_empty()),
-            "linux.uidMappings",
-        ),
-        (
-            l.gid_mappings().as_ref().is_some_and(|v| !v.is_empty()),
-            "linux.gidMappings",
-        ),
         (l.intel_rdt().is_some(), "linux.intelRdt"),
         (
             l.mount_label().as_ref().is_some_and(|s| !s.is_empty()),
@@ -181,13 +174,5 @@ fn check_unsupported(spec: &Spec) -> Result<(), OciError> {
         return Err(OciError::unsupported(f));
     }
     crate::linux_extra::check(spec, l, namespaces(spec))?;
-    for n in namespaces(spec) {
-        if n.typ() == LinuxNamespaceType::User {
-            return Err(OciError::unsupported(&format!(
-                "linux.namespaces type {:?}",
-                n.typ().to_string()
-            )));
-        }
-    }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod lifecycle;
 mod linux_extra;
 pub mod seccomp;
 pub mod state;
+mod userns;
 
 pub use error::OciError;
 pub use events::stats_json;

@@ -125,6 +125,12 @@ pub fn exec_in_with(
     if ino(&time).is_some_and(|t| Some(t) != ino("/proc/self/ns/time")) {
         ns.push((open_ns(time.as_ref())?, libc::CLONE_NEWTIME));
     }
+    // A container in its own user namespace: joined last, once the helper (root on the
+    // host, so privileged over every namespace the container's user namespace owns) is in
+    // the others; the process then switches to the container's ids inside it.
+    if let Some(user) = other_userns(target_pid)? {
+        ns.push((user, libc::CLONE_NEWUSER));
+    }
     let mut stdio = StdioPlan::prepare(stdio)?;
     stdio.set_console(process.console_size());
     let (err_r, err_w) = sys::pipe()?;
@@ -195,6 +201,27 @@ pub fn exec_in_with(
         // SAFETY: pidfd_open returned a fresh descriptor we own.
         pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
     })
+}
+
+/// The user namespace of `pid` when it is not the caller's own (setns into one's own user
+/// namespace fails).
+fn other_userns(pid: i32) -> Result<Option<OwnedFd>, RuntimeError> {
+    let theirs = open_ns(format!("/proc/{pid}/ns/user").as_ref())?;
+    let ours = std::fs::metadata("/proc/self/ns/user").map_err(|source| RuntimeError::Sys {
+        what: "reading this process's user namespace",
+        source,
+    })?;
+    // SAFETY: fstat into a zeroed stack struct on a descriptor we own.
+    let st = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(theirs.as_raw_fd(), &mut st) != 0 {
+            return Err(RuntimeError::sys("reading the container's user namespace"));
+        }
+        st
+    };
+    use std::os::unix::fs::MetadataExt;
+    let same = st.st_ino == ours.ino() && st.st_dev == ours.dev();
+    Ok((!same).then_some(theirs))
 }
 
 fn stdio_fds(s: &StdioPlan) -> Vec<RawFd> {

@@ -20,6 +20,7 @@ mod error;
 mod exec;
 pub mod hooks;
 mod init;
+mod latejoin;
 pub mod layerfs;
 mod mountopts;
 mod mounts;
@@ -31,6 +32,7 @@ mod stdio;
 mod sys;
 mod sysctl;
 mod timens;
+mod userns;
 mod wait;
 
 pub use error::{ExitStatus, RuntimeError, Stage};

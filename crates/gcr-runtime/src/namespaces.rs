@@ -23,6 +23,12 @@ pub(crate) struct NsPlan {
     /// A pid namespace to start in (joined by the parent around clone, see
     /// [`NsPlan::enter_pid_for_children`]).
     pub pid_join: Option<OwnedFd>,
+    /// With a new or joined user namespace: the namespaces to join (by path), joined by the parent
+    /// around clone like `pid_join` (the child, already in its user namespace, has no
+    /// privilege over namespaces the host's owns). Empty otherwise.
+    pub parent_join: Vec<(OwnedFd, i32)>,
+    /// A user namespace to join by path (see [`crate::userns`]).
+    pub user_join: Option<OwnedFd>,
     pub loopback: bool,
     pub hostname: Option<CString>,
     /// `domainname` of the spec, set in a new UTS namespace.
@@ -57,6 +63,7 @@ impl NsPlan {
         let mut join = Vec::new();
         let mut pid_join = None;
         let mut time = None;
+        let mut user_join = None;
         let namespaces = spec
             .linux()
             .as_ref()
@@ -73,10 +80,11 @@ impl NsPlan {
                     continue;
                 }
                 LinuxNamespaceType::User => {
-                    return Err(RuntimeError::InvalidSpec(format!(
-                        "{} namespaces are not supported yet; remove them from the spec",
-                        ns.typ()
-                    )))
+                    match ns.path() {
+                        Some(p) => user_join = Some(open_ns(p)?),
+                        None => clone_flags |= libc::CLONE_NEWUSER as u64,
+                    }
+                    continue;
                 }
                 t => t as i32,
             };
@@ -96,6 +104,16 @@ impl NsPlan {
             Network::Host => {}
             Network::Join(p) => join.push((open_ns(&p)?, libc::CLONE_NEWNET)),
             Network::JoinFd(fd) => join.push((fd, libc::CLONE_NEWNET)),
+        }
+        // In a new user namespace the child cannot join the host's namespaces itself.
+        let mut parent_join = Vec::new();
+        if clone_flags & libc::CLONE_NEWUSER as u64 != 0 || user_join.is_some() {
+            if let Some((_, t)) = join.iter().find(|(_, t)| *t == libc::CLONE_NEWNS) {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "joining a mount namespace by path (type {t:#x}) with a user namespace is not supported; give the container its own mount namespace"
+                )));
+            }
+            parent_join = std::mem::take(&mut join);
         }
         let hostname = match spec.hostname() {
             Some(h) if clone_flags & libc::CLONE_NEWUTS as u64 != 0 => {
@@ -118,6 +136,8 @@ impl NsPlan {
             cgroupns,
             join,
             pid_join,
+            parent_join,
+            user_join,
             loopback,
             hostname,
             domainname,
@@ -128,19 +148,36 @@ impl NsPlan {
     /// Parent side: when the container starts in an existing pid namespace, makes it the
     /// namespace of this thread's next children; returns this thread's own pid namespace to
     /// go back to with [`leave_pid_for_children`] once the child exists.
-    pub(crate) fn enter_pid_for_children(&self) -> Result<Option<OwnedFd>, RuntimeError> {
-        let Some(target) = &self.pid_join else {
-            return Ok(None);
-        };
-        let own = open_ns(Path::new("/proc/thread-self/ns/pid"))?;
-        // SAFETY: setns on two descriptors we own.
-        if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-            return Err(RuntimeError::Sys {
-                what: "joining the pid namespace to share",
-                source: std::io::Error::last_os_error(),
-            });
+    /// Also the namespaces of [`NsPlan::parent_join`] (a start with a new user namespace);
+    /// every entry of the result is to be left again.
+    pub(crate) fn enter_pid_for_children(&self) -> Result<Vec<(OwnedFd, i32)>, RuntimeError> {
+        let mut back = Vec::new();
+        let all = self
+            .pid_join
+            .iter()
+            .map(|f| (f, libc::CLONE_NEWPID))
+            .chain(self.parent_join.iter().map(|(f, t)| (f, *t)));
+        for (target, typ) in all {
+            let own = open_ns(Path::new(&format!("/proc/thread-self/ns/{}", ns_file(typ))));
+            let own = match own {
+                Ok(f) => f,
+                Err(e) => {
+                    leave_for_children(back);
+                    return Err(e);
+                }
+            };
+            // SAFETY: setns on a descriptor we own.
+            if unsafe { libc::setns(target.as_raw_fd(), typ) } != 0 {
+                let source = std::io::Error::last_os_error();
+                leave_for_children(back);
+                return Err(RuntimeError::Sys {
+                    what: "joining a namespace to share",
+                    source,
+                });
+            }
+            back.push((own, typ));
         }
-        Ok(Some(own))
+        Ok(back)
     }
 
     pub(crate) fn keep_fds(&self) -> impl Iterator<Item = RawFd> + '_ {
@@ -177,11 +214,25 @@ impl NsPlan {
     }
 }
 
-/// Back to this thread's own pid namespace for its later children (see
-/// [`NsPlan::enter_pid_for_children`]).
-pub(crate) fn leave_pid_for_children(own: OwnedFd) {
-    // SAFETY: setns back to the caller's own active pid namespace, always permitted.
-    unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+/// Back to this thread's own namespaces (see [`NsPlan::enter_pid_for_children`]).
+pub(crate) fn leave_for_children(back: Vec<(OwnedFd, i32)>) {
+    for (own, typ) in back.into_iter().rev() {
+        // SAFETY: setns back to the caller's own namespace, always permitted to root.
+        unsafe { libc::setns(own.as_raw_fd(), typ) };
+    }
+}
+
+/// The /proc/PID/ns file name of a CLONE_NEW* type.
+fn ns_file(typ: i32) -> &'static str {
+    match typ {
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWNET => "net",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWUSER => "user",
+        _ => "mnt",
+    }
 }
 
 /// Brings up `lo` in the calling thread's network namespace; false with errno set on failure.

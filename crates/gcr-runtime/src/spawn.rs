@@ -15,12 +15,14 @@ use oci_spec::runtime::Spec;
 use crate::cgroups::{Cgroup, CgroupManager, CgroupVersion, Join, Resources};
 use crate::error::Stage;
 use crate::hooks::{ContainerHooks, HooksPlan};
+use crate::latejoin;
 use crate::mounts::{MountPlan, SecretFile};
 use crate::namespaces::{self, NsPlan};
 use crate::process::ProcessPlan;
 use crate::stdio::StdioPlan;
 use crate::sys::{self, child_fail, errno, CloneArgs};
 use crate::sysctl::SysctlPlan;
+use crate::userns::{self, UsernsPlan};
 use crate::RuntimeError;
 
 /// The container's root filesystem.
@@ -178,6 +180,10 @@ struct ChildCtx<'a> {
     hooks: Option<&'a HooksPlan>,
     init: bool,
     preserve_fds: u32,
+    /// A new user namespace: the pipe on which the parent says its id maps are written.
+    userns_sync: Option<RawFd>,
+    /// A user namespace joined by path (the process is cloned inside it).
+    userns_joined: bool,
 }
 
 fn child_main(c: &ChildCtx) -> ! {
@@ -185,6 +191,11 @@ fn child_main(c: &ChildCtx) -> ! {
     // runtime binary through /proc/PID/exe (CVE-2019-5736). execve resets the flag.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if let Some(fd) = c.userns_sync {
+        userns::child_wait(c.errfd, fd);
+    } else if c.userns_joined {
+        userns::become_root(c.errfd);
+    }
     c.stdio.apply(c.errfd);
     close_all_but(c.keep);
     for fd in 3..3 + c.preserve_fds as RawFd {
@@ -201,7 +212,7 @@ fn child_main(c: &ChildCtx) -> ! {
     c.sysctl.apply(c.errfd);
     c.mounts.apply(c.errfd, &|| {
         if let Some(fd) = c.late_join {
-            late_join(c.errfd, fd);
+            latejoin::child(c.errfd, fd);
             cgroup_ns(c);
         }
         if let Some(h) = c.hooks {
@@ -222,52 +233,6 @@ fn cgroup_ns(c: &ChildCtx) {
     // SAFETY: unshare with a constant flag.
     if c.ns.cgroupns && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
         child_fail(c.errfd, Stage::Namespace as u32, errno());
-    }
-}
-
-/// Child side of a v1 join made while the parent created the groups: reads the `tasks`
-/// paths (one per line) and writes "0" to each, which moves this single-threaded process
-/// without the global lock a pid write to cgroup.procs takes.
-fn late_join(errfd: RawFd, fd: RawFd) {
-    let mut buf = [0u8; 4096];
-    let mut len = 0;
-    // SAFETY: reads into the unused tail of a stack buffer; open/write/close on paths
-    // NUL-terminated in that buffer.
-    unsafe {
-        while len < buf.len() {
-            let n = libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len);
-            if n <= 0 {
-                break;
-            }
-            len += n as usize;
-        }
-        libc::close(fd);
-        if len == 0 {
-            libc::_exit(125); // the parent failed and reports it
-        }
-        if buf[len - 1] != b'\n' {
-            child_fail(errfd, Stage::Cgroup as u32, libc::E2BIG);
-        }
-        let mut start = 0;
-        for i in 0..len {
-            if buf[i] != b'\n' {
-                continue;
-            }
-            buf[i] = 0;
-            if i == start {
-                start = i + 1; // an empty line: the release of a gated start, no group
-                continue;
-            }
-            let t = libc::open(
-                buf[start..].as_ptr().cast(),
-                libc::O_WRONLY | libc::O_CLOEXEC,
-            );
-            if t < 0 || libc::write(t, c"0".as_ptr().cast(), 1) != 1 {
-                child_fail(errfd, Stage::Cgroup as u32, errno());
-            }
-            libc::close(t);
-            start = i + 1;
-        }
     }
 }
 
@@ -307,12 +272,16 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         Some(p) => m.create_at(p, res),
         None => m.create(l.id, res),
     };
-    let mut mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets)?;
+    let sysctl = SysctlPlan::prepare(l.spec, &l.network)?;
+    let ns = NsPlan::prepare(l.spec, l.network)?;
+    let new_userns = ns.clone_flags & libc::CLONE_NEWUSER as u64 != 0;
+    // In a user namespace of its own or joined: the child is root there only.
+    let in_userns = new_userns || ns.user_join.is_some();
+    let userns = UsernsPlan::prepare(l.spec, new_userns)?;
+    let mut mounts = MountPlan::prepare(l.spec, &l.rootfs, l.secrets, in_userns)?;
     if x.tmpfs_keep_mode {
         mounts.keep_tmpfs_modes();
     }
-    let sysctl = SysctlPlan::prepare(l.spec, &l.network)?;
-    let ns = NsPlan::prepare(l.spec, l.network)?;
     let mut stdio = StdioPlan::prepare(l.stdio)?;
     stdio.set_console(l.spec.process().as_ref().and_then(|p| p.console_size()));
     let (hooks, mut hooks_parent) = match x.hooks {
@@ -354,6 +323,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         .chain(ns.keep_fds())
         .chain(mounts.keep_fds())
         .chain(process.hold)
+        .chain(userns.as_ref().map(UsernsPlan::keep_fd))
         .chain(hooks.iter().flat_map(HooksPlan::keep_fds))
         .chain(3..3 + x.preserve_fds as RawFd)
         .collect();
@@ -372,6 +342,8 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         hooks: hooks.as_ref(),
         init: l.init,
         preserve_fds: x.preserve_fds,
+        userns_sync: userns.as_ref().map(UsernsPlan::keep_fd),
+        userns_joined: ns.user_join.is_some(),
     };
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
@@ -387,19 +359,37 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
     // A pid namespace is joined by the parent for its child (setns of a pid namespace
     // applies to the caller's later children only), and left again right after.
     let pid_back = ns.enter_pid_for_children()?;
-    // SAFETY: the child runs child_main, which only makes system calls on data prepared
-    // above and ends in execve or _exit.
-    let pid = unsafe { sys::clone3(&mut args) } as i32;
-    if pid == 0 {
-        child_main(&ctx);
-    }
-    if let Some(own) = pid_back {
-        namespaces::leave_pid_for_children(own);
+    let pid = match &ns.user_join {
+        // SAFETY: the container process runs child_main (see below).
+        Some(user) => unsafe { userns::clone_joined(user, &args, &|| child_main(&ctx)) },
+        None => {
+            // SAFETY: the child runs child_main, which only makes system calls on data
+            // prepared above and ends in execve or _exit.
+            let pid = unsafe { sys::clone3(&mut args) } as i32;
+            if pid == 0 {
+                child_main(&ctx);
+            }
+            pid
+        }
+    };
+    if !pid_back.is_empty() {
+        namespaces::leave_for_children(pid_back);
     }
     if pid < 0 {
         return Err(RuntimeError::sys("clone3 of the container process"));
     }
-    // SAFETY: clone3 stored a fresh pidfd that we now own.
+    if let Some(u) = userns {
+        if let Err(e) = u.map_child(pid) {
+            // SAFETY: kill(2) of our own child (which also exits on the EOF), then reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = sys::waitpid(pid);
+            return Err(e);
+        }
+    }
+    if pidfd < 0 && ns.user_join.is_some() {
+        pidfd = sys::pidfd_open(pid);
+    }
+    // SAFETY: clone3 (or pidfd_open) gave a fresh pidfd that we now own.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     drop(err_w);
     drop(join);
@@ -416,15 +406,27 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
                 Ok(cg) => {
                     // One burst of joins: on v1 each costs an RCU grace period unless
                     // it follows another closely.
-                    for d in cg
+                    let dirs = cg
                         .paths()
                         .into_iter()
-                        .chain(x.join_also.iter().map(|p| p.as_path()))
-                    {
-                        paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
-                        paths.push(b'\n');
+                        .chain(x.join_also.iter().map(|p| p.as_path()));
+                    if in_userns {
+                        // The child, root of its user namespace only, may not write the
+                        // host's `tasks` files: the runtime side moves it.
+                        let joined = latejoin::from_parent(pid, dirs);
+                        guard.0 = Some(cg);
+                        if let Err(e) = joined {
+                            drop(w);
+                            let _ = sys::waitpid(pid);
+                            return Err(e);
+                        }
+                    } else {
+                        for d in dirs {
+                            paths.extend_from_slice(d.join("tasks").as_os_str().as_bytes());
+                            paths.push(b'\n');
+                        }
+                        guard.0 = Some(cg);
                     }
-                    guard.0 = Some(cg);
                 }
                 Err(e) => {
                     drop(w); // EOF without paths: the child exits

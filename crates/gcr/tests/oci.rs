@@ -1,7 +1,8 @@
 //! gcr-runc (runc's command line over gcr's executor) side by side with runc on the same
 //! bundle: exit codes, hostname, env, cwd, uid/gid, read-only root, bind mounts, masked
 //! paths, joining a netns by path, the create/start/state/delete lifecycle, kill by signal
-//! name, and bad bundles (seccomp, capabilities, sysctl and exec in `oci/security.rs`).
+//! name, and bad bundles (seccomp, capabilities, sysctl and exec in `oci/security.rs`, user
+//! namespaces in `oci/userns.rs`).
 //! Root only; every test removes its containers and directories.
 
 mod common;
@@ -445,6 +446,9 @@ mod conformance_rows;
 
 #[path = "oci/conformance_resources.rs"]
 mod conformance_resources;
+
+#[path = "oci/userns.rs"]
+mod userns;
 
 #[test]
 fn kill_9_mid_create_then_delete_force_leaves_nothing() {

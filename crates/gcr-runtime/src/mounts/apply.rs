@@ -11,6 +11,48 @@ use crate::sys::{self, child_fail, errno};
 /// `MOVE_MOUNT_F_EMPTY_PATH` of linux/mount.h.
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
+/// A bind remount of `path` with `flags`. In a user namespace the flags a mount got in a
+/// more privileged namespace (nosuid, nodev, noexec, ro, atime) are locked: on EPERM the
+/// mount's current flags are added and the remount tried again (runc does the same). No
+/// extra system call when the first attempt succeeds.
+///
+/// # Safety
+/// `path` must be a NUL-terminated string.
+unsafe fn remount(path: *const libc::c_char, flags: libc::c_ulong) -> libc::c_int {
+    // SAFETY: mount/statvfs on the caller's NUL-terminated path and a zeroed stack struct.
+    unsafe {
+        let r = libc::mount(
+            std::ptr::null(),
+            path,
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        );
+        if r == 0 || errno() != libc::EPERM {
+            return r;
+        }
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path, &mut st) != 0 {
+            *libc::__errno_location() = libc::EPERM;
+            return -1;
+        }
+        let keep = libc::MS_RDONLY
+            | libc::MS_NOSUID
+            | libc::MS_NODEV
+            | libc::MS_NOEXEC
+            | libc::MS_NOATIME
+            | libc::MS_NODIRATIME;
+        let locked = st.f_flag as libc::c_ulong & keep;
+        libc::mount(
+            std::ptr::null(),
+            path,
+            std::ptr::null(),
+            flags | locked,
+            std::ptr::null(),
+        )
+    }
+}
+
 impl MountPlan {
     /// Child side: builds the root and pivots into it. Returns with cwd = new "/".
     /// `before_pivot` runs while the host's paths are still visible.
@@ -179,24 +221,14 @@ impl MountPlan {
                     | libc::MS_NOSUID
                     | libc::MS_NODEV
                     | libc::MS_NOEXEC;
-                if libc::mount(
-                    std::ptr::null(),
-                    p.as_ptr(),
-                    std::ptr::null(),
-                    fl,
-                    std::ptr::null(),
-                ) != 0
-                {
+                if remount(p.as_ptr(), fl) != 0 {
                     child_fail(errfd, Stage::ReadonlyPaths as u32, errno());
                 }
             }
             if self.root_readonly
-                && libc::mount(
-                    std::ptr::null(),
+                && remount(
                     c"/".as_ptr(),
-                    std::ptr::null(),
                     libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                    std::ptr::null(),
                 ) != 0
             {
                 child_fail(errfd, Stage::RootfsMount as u32, errno());
@@ -295,15 +327,7 @@ impl MountStep {
             let fd = self.open(rootfd).unwrap_or_else(&fail);
             let path = sys::proc_fd_path(&mut buf, fd);
             // SAFETY: remount of the mount at a descriptor resolved inside the root.
-            let r = unsafe {
-                libc::mount(
-                    std::ptr::null(),
-                    path,
-                    std::ptr::null(),
-                    self.flags,
-                    std::ptr::null(),
-                )
-            };
+            let r = unsafe { remount(path, self.flags) };
             if r != 0 {
                 fail(errno());
             }
@@ -337,8 +361,23 @@ impl MountStep {
             } else {
                 self.flags
             };
+            let mut bound = self.bind;
             if libc::mount(src, path, fstype, base, data) != 0 {
-                fail(errno());
+                if !(self.sysfs_bind_fallback && errno() == libc::EPERM) {
+                    fail(errno());
+                }
+                // The network namespace is not this user namespace's: the host's /sys.
+                if libc::mount(
+                    c"/sys".as_ptr(),
+                    path,
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    fail(errno());
+                }
+                bound = true;
             }
             libc::close(fd);
             if let Some(mode) = old_mode {
@@ -351,19 +390,13 @@ impl MountStep {
                 libc::close(fd);
             }
             let extra = self.flags & !(libc::MS_BIND | libc::MS_REC);
-            if (self.bind && extra != 0) || self.propagation != 0 {
+            if (bound && extra != 0) || self.propagation != 0 {
                 // Reopen: the old descriptor names the covered directory, not the new mount.
                 let fd = self.open(rootfd).unwrap_or_else(&fail);
                 let path = sys::proc_fd_path(&mut buf, fd);
-                if self.bind
+                if bound
                     && extra != 0
-                    && libc::mount(
-                        std::ptr::null(),
-                        path,
-                        std::ptr::null(),
-                        libc::MS_BIND | libc::MS_REMOUNT | extra,
-                        std::ptr::null(),
-                    ) != 0
+                    && remount(path, libc::MS_BIND | libc::MS_REMOUNT | extra) != 0
                 {
                     fail(errno());
                 }

@@ -59,6 +59,10 @@ struct MountStep {
     /// A tmpfs on a destination that exists takes that directory's mode (runc 1.1; see
     /// [`MountPlan::keep_tmpfs_modes`]).
     keep_mode: bool,
+    /// A sysfs mount in a new user namespace: when the kernel refuses it (the network
+    /// namespace is not the user namespace's own), the host's /sys is bind-mounted
+    /// instead, as runc does.
+    sysfs_bind_fallback: bool,
 }
 
 struct Device {
@@ -263,6 +267,7 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
             remount_only: false,
             keep_mode: false,
             after_join: true,
+            sysfs_bind_fallback: false,
         });
     }
     steps.push(MountStep {
@@ -278,6 +283,7 @@ fn cgroup_v1_steps(steps: &mut Vec<MountStep>, dest: &Path, comps: &[String], fl
         remount_only: true,
         keep_mode: false,
         after_join: true,
+        sysfs_bind_fallback: false,
     });
 }
 
@@ -302,10 +308,13 @@ impl MountPlan {
         }
     }
 
+    /// `userns`: the container makes its own user namespace, where device nodes cannot be
+    /// made (the host's are bind-mounted, as runc) and sysfs may need a bind of /sys.
     pub(crate) fn prepare(
         spec: &Spec,
         rootfs: &Rootfs,
         secret_files: Vec<SecretFile>,
+        userns: bool,
     ) -> Result<MountPlan, RuntimeError> {
         let secrets = secrets::SecretsPlan::prepare(secret_files)?;
         let root = match rootfs {
@@ -405,6 +414,7 @@ impl MountPlan {
                 remount_only: false,
                 after_join: cgroup,
                 keep_mode: false,
+                sysfs_bind_fallback: userns && typ == "sysfs",
             });
             if bind {
                 // The remount carries the ro/nosuid/... flags of a bind mount.
@@ -417,6 +427,7 @@ impl MountPlan {
             }
         }
         let mut devices = Vec::new();
+        let bind_nodes = dev_nodev || userns;
         if dev_tmpfs {
             for (name, major, minor) in [
                 ("null", 1, 3),
@@ -430,7 +441,7 @@ impl MountPlan {
                     name: cstr(name),
                     mode: libc::S_IFCHR | 0o666,
                     dev: libc::makedev(major, minor),
-                    host: dev_nodev.then(|| cstr(&format!("/dev/{name}"))),
+                    host: bind_nodes.then(|| cstr(&format!("/dev/{name}"))),
                 });
             }
             for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]) {
@@ -454,7 +465,7 @@ impl MountPlan {
                     name: cstr(&name),
                     mode: kind | d.file_mode().unwrap_or(0o666),
                     dev: libc::makedev(d.major() as u32, d.minor() as u32),
-                    host: dev_nodev.then(|| cpath(d.path())).transpose()?,
+                    host: bind_nodes.then(|| cpath(d.path())).transpose()?,
                 });
             }
         }
