@@ -1,7 +1,8 @@
 //! gcr-runc driven by containerd (Debian's containerd 1.6 and its runc v2 shim): an image
 //! saved by gcr and imported with `ctr image import` runs through `ctr run --runc-binary`
 //! in the foreground with its exit code, with a terminal, detached with `task exec`, `ps`,
-//! `pause`/`resume`, `kill` and `delete`, and a container that cannot start surfaces
+//! `pause`/`resume`, `kill` and `delete`, a kill -9 of the shim cleaned up through
+//! gcr-runc (nothing left), and a container that cannot start surfaces
 //! gcr's error text through containerd. Each test starts its own containerd (private
 //! root, state and sockets, CRI off) and stops it, with everything it ran, on drop.
 
@@ -335,4 +336,84 @@ fn a_container_that_cannot_start_surfaces_gcrs_error_through_containerd() {
     );
     // Nothing is left: no task, and the container record goes with --rm.
     assert!(c.status("bad").is_empty());
+}
+
+/// The pids of processes whose command line contains every one of `words`.
+fn pids_with(words: &[&str]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if words.iter().all(|w| cmd.contains(w)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Kill -9 of the shim under a running gcr-runc container: containerd cleans up through
+/// the runtime (`delete --force`), and nothing of the container is left — its processes,
+/// its cgroup, gcr-runc's state directory, its rootfs mount.
+#[test]
+fn killing_the_shim_leaves_nothing_behind() {
+    if !need_root("killing_the_shim_leaves_nothing_behind") {
+        return;
+    }
+    let env = Env::new();
+    let Some(c) = Containerd::start(&env) else {
+        return;
+    };
+    let rt = c.runc.to_str().unwrap();
+    c.ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        rt,
+        REF,
+        "shimk",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(c.status("shimk"), "RUNNING");
+    let ps = c.ok(&["task", "ps", "shimk"]);
+    let pid: i32 = ps
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no process in {ps}"));
+    let state = PathBuf::from(format!("/run/containerd/runc/{}/shimk", c.ns));
+    assert!(
+        state.join("state.json").exists(),
+        "gcr-runc keeps its state under --root"
+    );
+    let shims = pids_with(&["containerd-shim-runc-v2", &format!("-namespace {}", c.ns)]);
+    assert_eq!(shims.len(), 1, "one shim: {shims:?}");
+    // SAFETY: kill(2) of the shim found above.
+    assert_eq!(unsafe { libc::kill(shims[0], libc::SIGKILL) }, 0);
+    // containerd sees the shim die and deletes the task through the runtime.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(format!("/proc/{pid}")).is_ok() || state.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "after the shim's death: process alive {}, state {} ({})",
+            std::fs::metadata(format!("/proc/{pid}")).is_ok(),
+            state.exists(),
+            std::fs::read_to_string(c.path().join("containerd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = c.ctr(&["task", "delete", "-f", "shimk"]);
+    c.ok(&["containers", "rm", "shimk"]);
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let g = h.path().join(&c.ns).join("shimk");
+        assert!(!g.exists(), "cgroup left: {}", g.display());
+    }
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mi.lines().any(|l| l.contains("/shimk/rootfs")),
+        "the container's rootfs is still mounted"
+    );
 }
