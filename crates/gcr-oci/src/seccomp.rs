@@ -7,8 +7,9 @@
 //! As runc: syscall names unknown for the architecture are skipped, `errnoRet` defaults
 //! to EPERM. Only the native architecture's numbers are filtered; the filter kills a
 //! process that makes syscalls of another architecture (i386 or x32 code), whatever
-//! `architectures` lists. Actions `SCMP_ACT_TRACE` and `SCMP_ACT_NOTIFY`, the comparison
-//! operators `<`, `<=`, `>=`, `>`, `flags` and `listenerPath` are refused by name.
+//! `architectures` lists. `SCMP_ACT_TRACE` takes `errnoRet` as its message number (EPERM
+//! by default); `flags` LOG and SPEC_ALLOW are passed to the kernel, TSYNC is a no-op (as
+//! runc 1.1). `SCMP_ACT_NOTIFY` and `listenerPath` are refused by name.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,9 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>, what: &str) -> Result<Actio
         ScmpActKillProcess => Action::Kill,
         ScmpActTrap => Action::Trap,
         ScmpActLog => Action::Log,
-        ScmpActTrace | ScmpActNotify => {
+        // As runc: the message number is errnoRet, EPERM by default.
+        ScmpActTrace => Action::Trace(errno.unwrap_or(libc::EPERM as u32)),
+        ScmpActNotify => {
             return Err(OciError::unsupported(&format!(
                 "linux.seccomp {what} action {}",
                 serde_json::to_string(&a).unwrap_or_default()
@@ -37,9 +40,6 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>, what: &str) -> Result<Actio
 
 /// The runtime's rule set for `s`.
 fn rules(s: &LinuxSeccomp) -> Result<(Action, Vec<Rule>), OciError> {
-    if s.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-        return Err(OciError::unsupported("linux.seccomp.flags"));
-    }
     if s.listener_path().is_some() {
         return Err(OciError::unsupported("linux.seccomp.listenerPath"));
     }
@@ -91,6 +91,27 @@ fn rules(s: &LinuxSeccomp) -> Result<(Action, Vec<Rule>), OciError> {
         out.push((sc.names().clone(), act, conds));
     }
     Ok((default, out))
+}
+
+/// The SECCOMP_FILTER_FLAG_* bits of `flags`: LOG and SPEC_ALLOW as given, TSYNC
+/// ignored (the container process is single-threaded when it installs the filter), as
+/// runc 1.1; WAIT_KILLABLE_RECV concerns notifications, which gcr-runc refuses.
+fn flags(s: &LinuxSeccomp) -> Result<u32, OciError> {
+    use oci_spec::runtime::LinuxSeccompFilterFlag::*;
+    let mut bits = 0;
+    for f in s.flags().as_deref().unwrap_or(&[]) {
+        bits |= match f {
+            SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            SeccompFilterFlagTsync => 0,
+            SeccompFilterFlagWaitKillableRecv => {
+                return Err(OciError::unsupported(
+                    "linux.seccomp.flags SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+                ))
+            }
+        } as u32;
+    }
+    Ok(bits)
 }
 
 fn cache_path(root: &Path, s: &LinuxSeccomp) -> Result<PathBuf, OciError> {
@@ -155,7 +176,7 @@ pub fn program(root: &Path, s: &LinuxSeccomp) -> Result<Filter, OciError> {
             p
         }
     };
-    Ok(Filter(Box::leak(prog.into_boxed_slice())))
+    Ok(Filter(Box::leak(prog.into_boxed_slice()), flags(s)?))
 }
 
 #[cfg(test)]

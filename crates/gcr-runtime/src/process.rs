@@ -33,7 +33,8 @@ pub(crate) struct ProcessPlan {
     /// permitted, nothing inheritable or ambient (the engine's Docker semantics).
     sets: Option<crate::caps::CapSets>,
     nnp: bool,
-    seccomp: Option<&'static [libc::sock_filter]>,
+    /// The filter and its SECCOMP_FILTER_FLAG_* flags.
+    seccomp: Option<(&'static [libc::sock_filter], u32)>,
     cwd: CString,
     /// Create cwd when it is missing (`run -w`, not `exec`).
     cwd_create: bool,
@@ -234,9 +235,9 @@ impl ProcessPlan {
             sets: None,
             nnp: process.no_new_privileges().unwrap_or(false),
             seccomp: match seccomp {
-                SeccompMode::DockerDefault => Some(crate::seccomp::default_program(caps)),
+                SeccompMode::DockerDefault => Some((crate::seccomp::default_program(caps), 0)),
                 SeccompMode::Unconfined => None,
-                SeccompMode::Custom(f) => Some(f.0),
+                SeccompMode::Custom(f) => Some((f.0, f.1)),
             },
             cwd_create: true,
             cwd: cstring(&cwd, "working directory")?,
@@ -280,8 +281,8 @@ impl ProcessPlan {
     }
 
     fn install_seccomp(&self, errfd: RawFd) {
-        if let Some(prog) = self.seccomp {
-            if crate::seccomp::install(prog).is_err() {
+        if let Some((prog, flags)) = self.seccomp {
+            if crate::seccomp::install(prog, flags).is_err() {
                 child_fail(errfd, Stage::Seccomp as u32, errno());
             }
         }

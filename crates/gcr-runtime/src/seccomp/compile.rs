@@ -110,7 +110,7 @@ impl Arch {
 
 /// What a rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // KillThread, Trap and Log come from OCI profiles only (not build.rs)
+#[allow(dead_code)] // KillThread, Trap, Log and Trace come from OCI profiles only (not build.rs)
 pub enum Action {
     Allow,
     Errno(u32),
@@ -122,6 +122,9 @@ pub enum Action {
     Trap,
     /// Allow and log (SECCOMP_RET_LOG).
     Log,
+    /// Notify a ptrace tracer with this message number (SECCOMP_RET_TRACE); without a
+    /// tracer the syscall fails with ENOSYS.
+    Trace(u32),
 }
 
 impl Action {
@@ -133,6 +136,7 @@ impl Action {
             Action::KillThread => 0,
             Action::Trap => 0x0003_0000,
             Action::Log => 0x7ffc_0000,
+            Action::Trace(m) => 0x7ff0_0000 | (m & 0xffff),
         }
     }
 }

@@ -145,7 +145,7 @@ pub fn native_arch() -> &'static str {
 /// A compiled program to install instead of the default profile
 /// ([`crate::SeccompMode::Custom`]).
 #[derive(Clone, Copy)]
-pub struct Filter(pub &'static [libc::sock_filter]);
+pub struct Filter(pub &'static [libc::sock_filter], pub u32);
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,7 +155,7 @@ impl std::fmt::Debug for Filter {
 
 impl PartialEq for Filter {
     fn eq(&self, o: &Filter) -> bool {
-        std::ptr::eq(self.0, o.0)
+        std::ptr::eq(self.0, o.0) && self.1 == o.1
     }
 }
 
@@ -166,8 +166,9 @@ pub fn precompiled_variants() -> usize {
     VARIANTS.len()
 }
 
-/// Loads `prog` as the calling thread's seccomp filter. No allocation; safe after `fork`.
-pub fn install(prog: &[libc::sock_filter]) -> Result<(), SeccompError> {
+/// Loads `prog` as the calling thread's seccomp filter with `flags` (SECCOMP_FILTER_FLAG_*).
+/// No allocation; safe after `fork`.
+pub fn install(prog: &[libc::sock_filter], flags: u32) -> Result<(), SeccompError> {
     if prog.is_empty() || prog.len() > MAX_INSNS {
         return Err(SeccompError::BadLength(prog.len()));
     }
@@ -180,7 +181,7 @@ pub fn install(prog: &[libc::sock_filter]) -> Result<(), SeccompError> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags as libc::c_ulong,
             &fprog as *const libc::sock_fprog,
         )
     };

@@ -242,7 +242,7 @@ fn seccomp_profile_errors_are_clear() {
     let prog = compile::compile(&p, 0);
     assert_eq!(run(&prog, compile::AUDIT_ARCH_AARCH64, 63, [0; 6]), ALLOW);
     assert_eq!(run(&prog, compile::AUDIT_ARCH_AARCH64, 2, [0; 6]), EPERM);
-    assert!(install(&[]).is_err());
+    assert!(install(&[], 0).is_err());
 }
 
 fn errno() -> i32 {
@@ -253,7 +253,7 @@ fn errno() -> i32 {
 /// `probe`'s result (0 = as expected).
 fn in_filtered_child(prog: &'static [libc::sock_filter], probe: fn() -> i32) -> i32 {
     run_in_child(move |_| {
-        if install(prog).is_err() {
+        if install(prog, 0).is_err() {
             return 100;
         }
         probe()

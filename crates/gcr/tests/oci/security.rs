@@ -187,6 +187,34 @@ fn seccomp_matches_runc() {
         out, "usr1-denied\nterm-denied\nzero-sent\nchild-term-sent\nchild=143",
         "{out}"
     );
+    // SCMP_ACT_TRACE with no tracer: the syscall fails with ENOSYS, as with runc.
+    let profile = |flags: serde_json::Value| {
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "flags": flags,
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRACE"},
+                         {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        })
+    };
+    let probe = "mkdir /tmp/t 2>&1; rmdir /tmp 2>&1; grep -E '^Seccomp(_filters)?:' /proc/self/status; exit 5";
+    b.edit(|c| c["linux"]["seccomp"] = profile(json!([])));
+    let (code, out) = same(&mut b, "trace", &["sh", "-c", probe]);
+    let want = "mkdir: can't create directory '/tmp/t': Function not implemented\n\
+                rmdir: '/tmp': Operation not permitted\nSeccomp:\t2\nSeccomp_filters:\t1";
+    assert_eq!((code, out.as_str()), (5, want));
+    // flags (LOG, SPEC_ALLOW, TSYNC): runc 1.1 refuses any ("not yet supported"), as
+    // runc 1.2 gcr-runc takes them; the filter still applies.
+    b.edit(|c| {
+        c["linux"]["seccomp"] = profile(json!([
+            "SECCOMP_FILTER_FLAG_LOG",
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            "SECCOMP_FILTER_FLAG_TSYNC"
+        ]))
+    });
+    b.args(|c| c["process"]["args"] = json!(["sh", "-c", probe]));
+    let [gcr, runc] = b.run_both("flags");
+    assert_eq!(gcr, (5, want.to_string()));
+    assert_ne!(runc.0, 0, "runc 1.1 refuses seccomp flags: {runc:?}");
 }
 
 #[test]
