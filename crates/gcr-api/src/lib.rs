@@ -49,6 +49,7 @@ mod networks;
 mod push;
 mod reap;
 mod record;
+mod reexec;
 mod server;
 mod sse;
 mod stats;

@@ -243,7 +243,8 @@ fn main() {
     gcr_engine::timing::init();
     // The supervisor is exec'd once per detached container and lives as long as it: skip
     // clap (and the pages it touches) to keep its memory small.
-    // The trash reaper likewise starts often and does one thing.
+    // The trash reaper likewise starts often and does one thing, and the API service (a
+    // daemon) keeps none of clap's pages resident.
     let mut argv = std::env::args_os();
     // runc's command line: invoked as gcr-runc (or runc), or as `gcr oci ...`.
     let name = argv.next().unwrap_or_default();
@@ -259,6 +260,10 @@ fn main() {
         Some("__supervise") => {
             let rest: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
             std::process::exit(gcr_engine::container::supervise::main(&rest));
+        }
+        Some("__service") => {
+            let rest: Vec<std::ffi::OsString> = argv.collect();
+            std::process::exit(system::service_main(&rest));
         }
         Some("__reap") => {
             let root = argv.next().map(PathBuf::from).unwrap_or_else(default_root);

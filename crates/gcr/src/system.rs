@@ -107,16 +107,45 @@ fn service(
     if let Some(p) = &jsonl {
         errln!("gcr: serving the JSONL protocol on unix://{}", p.display());
     }
-    gcr_api::serve(gcr_api::ServiceOptions {
+    let opts = gcr_api::ServiceOptions {
         root: e.root().to_path_buf(),
         run_dir: e.run_dir().to_path_buf(),
         host,
         group,
         tls,
         jsonl,
-    })
-    .map_err(|err| Failure::new(125, err.to_string()))?;
+    };
+    // The daemon goes on in a fresh image of this binary that skips the command-line
+    // parser (`__service`, see main): the same pid, stdio and environment, without the
+    // code pages clap touched. Should the exec fail, it serves from here.
+    crate::out::flush()?;
+    use std::os::unix::process::CommandExt;
+    let _ = std::process::Command::new("/proc/self/exe")
+        .arg0("gcr")
+        .arg("__service")
+        .args(opts.to_args())
+        .exec();
+    serve(opts)
+}
+
+/// Serves the API until stopped; its errors exit 125.
+fn serve(opts: gcr_api::ServiceOptions) -> Result<i32, Failure> {
+    gcr_api::serve(opts).map_err(|err| Failure::new(125, err.to_string()))?;
     Ok(0)
+}
+
+/// `gcr __service ARGS` (exec'd by `gcr system service`): serves without clap.
+pub fn service_main(args: &[std::ffi::OsString]) -> i32 {
+    let r = gcr_api::ServiceOptions::from_args(args)
+        .map_err(|err| Failure::new(125, err.to_string()))
+        .and_then(serve);
+    match r {
+        Ok(c) => c,
+        Err(f) => {
+            errln!("Error: {}", f.message);
+            f.code
+        }
+    }
 }
 
 /// `--tls` and its files, as the command line gave them.
