@@ -146,7 +146,13 @@ impl Oci {
             ));
         }
         let b = crate::bundle::load(&st.bundle)?;
-        let seccomp = match b.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        let profile = b.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        if profile.is_some_and(crate::seccomp::notifies) {
+            return Err(OciError::unsupported(
+                "exec into a container whose linux.seccomp uses SCMP_ACT_NOTIFY",
+            ));
+        }
+        let seccomp = match profile {
             Some(s) => SeccompMode::Custom(crate::seccomp::program(&self.root, s)?),
             None => SeccompMode::Unconfined,
         };

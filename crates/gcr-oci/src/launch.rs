@@ -174,10 +174,18 @@ impl Oci {
         std::fs::write(&tmp, rel.as_os_str().as_bytes())
             .and_then(|()| std::fs::rename(&tmp, &intent))
             .map_err(|e| OciError::io("cannot write", &intent, e))?;
-        let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+        let profile = linux.and_then(|l| l.seccomp().as_ref());
+        let seccomp = match profile {
             Some(s) => SeccompMode::Custom(crate::seccomp::program(&self.root, s)?),
             None => SeccompMode::Unconfined,
         };
+        // SCMP_ACT_NOTIFY: where the listener goes, and the agent's metadata.
+        let listener = profile
+            .filter(|s| crate::seccomp::notifies(s))
+            .and_then(|s| {
+                let path = s.listener_path().clone()?;
+                Some((path, s.listener_metadata().clone()))
+            });
         let launch = Launch {
             id: c.id,
             spec: &b.spec,
@@ -207,6 +215,7 @@ impl Oci {
             join_also: undo.devices.iter().cloned().collect(),
             hooks: container_hooks,
             tmpfs_keep_mode: true,
+            seccomp_notify: listener.is_some(),
         };
         let mut running = gcr_runtime::spawn_with(launch, extras)?;
         undo.pid = running.pid;
@@ -228,10 +237,17 @@ impl Oci {
             created: now_rfc3339(),
             cgroup: rel,
             devices_cgroup: undo.devices.clone(),
-            annotations: doc.annotations,
+            annotations: doc.annotations.clone(),
             hooks: spec_hooks,
         };
         st.save(&self.root)?;
+        if let Some((path, meta)) = &listener {
+            let fd = running.seccomp_listener.take().ok_or_else(|| {
+                OciError::Invalid("the container process sent no seccomp listener".into())
+            })?;
+            let msg = crate::notify::state_json(&doc, "creating", running.pid, meta.as_deref());
+            crate::notify::send(path, &msg, &fd)?;
+        }
         if let Some(p) = c.pid_file {
             write_pid_file(p, running.pid)?;
         }

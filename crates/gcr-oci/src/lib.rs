@@ -20,6 +20,7 @@ mod hooks;
 mod launch;
 mod lifecycle;
 mod linux_extra;
+mod notify;
 pub mod seccomp;
 pub mod state;
 mod userns;

@@ -9,7 +9,8 @@
 //! process that makes syscalls of another architecture (i386 or x32 code), whatever
 //! `architectures` lists. `SCMP_ACT_TRACE` takes `errnoRet` as its message number (EPERM
 //! by default); `flags` LOG and SPEC_ALLOW are passed to the kernel, TSYNC is a no-op (as
-//! runc 1.1). `SCMP_ACT_NOTIFY` and `listenerPath` are refused by name.
+//! runc 1.2). `SCMP_ACT_NOTIFY` needs `listenerPath`, where the listener descriptor goes
+//! at create (see `notify.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -18,9 +19,9 @@ use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 
 use crate::OciError;
 
-fn action(a: LinuxSeccompAction, errno: Option<u32>, what: &str) -> Result<Action, OciError> {
+fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Action {
     use LinuxSeccompAction::*;
-    Ok(match a {
+    match a {
         ScmpActAllow => Action::Allow,
         ScmpActErrno => Action::Errno(errno.unwrap_or(libc::EPERM as u32)),
         ScmpActKill | ScmpActKillThread => Action::KillThread,
@@ -29,19 +30,25 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>, what: &str) -> Result<Actio
         ScmpActLog => Action::Log,
         // As runc: the message number is errnoRet, EPERM by default.
         ScmpActTrace => Action::Trace(errno.unwrap_or(libc::EPERM as u32)),
-        ScmpActNotify => {
-            return Err(OciError::unsupported(&format!(
-                "linux.seccomp {what} action {}",
-                serde_json::to_string(&a).unwrap_or_default()
-            )))
-        }
-    })
+        ScmpActNotify => Action::Notify,
+    }
 }
 
 /// The runtime's rule set for `s`.
 fn rules(s: &LinuxSeccomp) -> Result<(Action, Vec<Rule>), OciError> {
-    if s.listener_path().is_some() {
-        return Err(OciError::unsupported("linux.seccomp.listenerPath"));
+    if notifies(s)
+        && s.listener_path()
+            .as_ref()
+            .is_none_or(|p| p.as_os_str().is_empty())
+    {
+        return Err(OciError::Invalid(
+            "linux.seccomp uses SCMP_ACT_NOTIFY but gives no listenerPath; add the path of the agent's unix socket".into(),
+        ));
+    }
+    if s.listener_path().as_ref().is_some_and(|p| !p.is_absolute()) {
+        return Err(OciError::Invalid(
+            "linux.seccomp.listenerPath must be an absolute path".into(),
+        ));
     }
     if let Some(archs) = s.architectures() {
         let native = seccomp::native_arch();
@@ -60,11 +67,11 @@ fn rules(s: &LinuxSeccomp) -> Result<(Action, Vec<Rule>), OciError> {
             )));
         }
     }
-    let default = action(s.default_action(), s.default_errno_ret(), "defaultAction")?;
+    let default = action(s.default_action(), s.default_errno_ret());
     let mut out = Vec::new();
     for sc in s.syscalls().as_deref().unwrap_or(&[]) {
         let what = format!("syscalls {:?}", sc.names());
-        let act = action(sc.action(), sc.errno_ret(), &what)?;
+        let act = action(sc.action(), sc.errno_ret());
         let mut conds = Vec::new();
         for a in sc.args().as_deref().unwrap_or(&[]) {
             let idx = u8::try_from(a.index())
@@ -93,9 +100,20 @@ fn rules(s: &LinuxSeccomp) -> Result<(Action, Vec<Rule>), OciError> {
     Ok((default, out))
 }
 
+/// True when a rule (or the default) of `s` asks a user-space listener (SCMP_ACT_NOTIFY).
+pub fn notifies(s: &LinuxSeccomp) -> bool {
+    use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+    s.default_action() == ScmpActNotify
+        || s.syscalls()
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .any(|sc| sc.action() == ScmpActNotify)
+}
+
 /// The SECCOMP_FILTER_FLAG_* bits of `flags`: LOG and SPEC_ALLOW as given, TSYNC
 /// ignored (the container process is single-threaded when it installs the filter), as
-/// runc 1.1; WAIT_KILLABLE_RECV concerns notifications, which gcr-runc refuses.
+/// runc; WAIT_KILLABLE_RECV (notified calls stay killable) as given.
 fn flags(s: &LinuxSeccomp) -> Result<u32, OciError> {
     use oci_spec::runtime::LinuxSeccompFilterFlag::*;
     let mut bits = 0;
@@ -104,11 +122,7 @@ fn flags(s: &LinuxSeccomp) -> Result<u32, OciError> {
             SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
             SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
             SeccompFilterFlagTsync => 0,
-            SeccompFilterFlagWaitKillableRecv => {
-                return Err(OciError::unsupported(
-                    "linux.seccomp.flags SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
-                ))
-            }
+            SeccompFilterFlagWaitKillableRecv => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
         } as u32;
     }
     Ok(bits)
@@ -203,11 +217,23 @@ mod tests {
     }
 
     #[test]
-    fn oci_seccomp_refuses_by_name() {
+    fn oci_seccomp_notify_needs_a_listener() {
         let root = tempfile::tempdir().unwrap();
         let s = profile(r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#);
         let e = program(root.path(), &s).unwrap_err().to_string();
-        assert!(e.contains("SCMP_ACT_NOTIFY"), "{e}");
+        assert!(
+            e.contains("SCMP_ACT_NOTIFY") && e.contains("listenerPath"),
+            "{e}"
+        );
         assert!(!root.path().join(".seccomp").exists());
+        let rel = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"x.sock"}"#);
+        assert!(program(root.path(), &rel)
+            .unwrap_err()
+            .to_string()
+            .contains("absolute"));
+        let ok = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/a.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert!(notifies(&ok) && program(root.path(), &ok).is_ok());
     }
 }

@@ -200,6 +200,7 @@ pub fn exec_in_with(
         cgroup: None,
         // SAFETY: pidfd_open returned a fresh descriptor we own.
         pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+        seccomp_listener: None,
     })
 }
 

@@ -25,6 +25,7 @@ pub mod layerfs;
 mod mountopts;
 mod mounts;
 mod namespaces;
+mod notify;
 mod process;
 pub mod pty;
 mod spawn;

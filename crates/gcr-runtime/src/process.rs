@@ -47,6 +47,8 @@ pub(crate) struct ProcessPlan {
     pub(crate) name: String,
     /// Held before execve until a byte arrives here (see [`crate::Extras::exec_hold`]).
     pub(crate) hold: Option<RawFd>,
+    /// Where the filter's listener descriptor goes (SCMP_ACT_NOTIFY; see `notify.rs`).
+    pub(crate) notify_sock: Option<RawFd>,
     /// `linux.personality` (PER_LINUX or PER_LINUX32), set right before execve.
     pub(crate) personality: Option<libc::c_ulong>,
 }
@@ -248,6 +250,7 @@ impl ProcessPlan {
             candidates,
             name,
             hold: None,
+            notify_sock: None,
             personality: None,
         })
     }
@@ -282,8 +285,17 @@ impl ProcessPlan {
 
     fn install_seccomp(&self, errfd: RawFd) {
         if let Some((prog, flags)) = self.seccomp {
-            if crate::seccomp::install(prog, flags).is_err() {
-                child_fail(errfd, Stage::Seccomp as u32, errno());
+            let listener = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
+            let flags = match self.notify_sock {
+                Some(_) => flags | listener,
+                None => flags & !listener,
+            };
+            match (crate::seccomp::install(prog, flags), self.notify_sock) {
+                (Err(_), _) => child_fail(errfd, Stage::Seccomp as u32, errno()),
+                (Ok(fd), Some(sock)) if !crate::notify::child_send(sock, fd) => {
+                    child_fail(errfd, Stage::Seccomp as u32, errno())
+                }
+                _ => {}
             }
         }
     }

@@ -130,6 +130,9 @@ pub struct Extras {
     /// runc 1.1's tmpfs rule: a tmpfs on a directory that exists in the root takes that
     /// directory's mode (its `mode=` applies only to a destination made for it).
     pub tmpfs_keep_mode: bool,
+    /// The filter asks a user-space listener (SCMP_ACT_NOTIFY): its descriptor comes
+    /// back in [`Running::seccomp_listener`].
+    pub seccomp_notify: bool,
 }
 
 /// A started container process (or an exec'd process in one).
@@ -139,6 +142,8 @@ pub struct Running {
     pub pty_master: Option<OwnedFd>,
     pub cgroup: Option<Cgroup>,
     pub pidfd: Option<OwnedFd>,
+    /// The seccomp listener of a filter with SCMP_ACT_NOTIFY (see [`Extras`]).
+    pub seccomp_listener: Option<OwnedFd>,
 }
 
 /// Destroys the cgroup unless disarmed (error paths of spawn).
@@ -315,6 +320,8 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         None
     };
     let (err_r, err_w) = sys::pipe()?;
+    let notify = x.seccomp_notify.then(crate::notify::channel).transpose()?;
+    process.notify_sock = notify.as_ref().map(|(_, c)| c.as_raw_fd());
     let mut keep: Vec<RawFd> = [err_w.as_raw_fd()]
         .into_iter()
         .chain(join.iter().flat_map(Join::raw_fds))
@@ -323,6 +330,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         .chain(ns.keep_fds())
         .chain(mounts.keep_fds())
         .chain(process.hold)
+        .chain(process.notify_sock)
         .chain(userns.as_ref().map(UsernsPlan::keep_fd))
         .chain(hooks.iter().flat_map(HooksPlan::keep_fds))
         .chain(3..3 + x.preserve_fds as RawFd)
@@ -502,5 +510,6 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         pty_master: stdio.master(),
         cgroup: guard.0.take(),
         pidfd,
+        seccomp_listener: notify.and_then(|(p, _)| crate::notify::parent_recv(&p)),
     })
 }

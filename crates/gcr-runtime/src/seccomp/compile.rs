@@ -125,6 +125,8 @@ pub enum Action {
     /// Notify a ptrace tracer with this message number (SECCOMP_RET_TRACE); without a
     /// tracer the syscall fails with ENOSYS.
     Trace(u32),
+    /// Ask the filter's user-space listener (SECCOMP_RET_USER_NOTIF).
+    Notify,
 }
 
 impl Action {
@@ -137,6 +139,7 @@ impl Action {
             Action::Trap => 0x0003_0000,
             Action::Log => 0x7ffc_0000,
             Action::Trace(m) => 0x7ff0_0000 | (m & 0xffff),
+            Action::Notify => 0x7fc0_0000,
         }
     }
 }

@@ -166,9 +166,10 @@ pub fn precompiled_variants() -> usize {
     VARIANTS.len()
 }
 
-/// Loads `prog` as the calling thread's seccomp filter with `flags` (SECCOMP_FILTER_FLAG_*).
+/// Loads `prog` as the calling thread's seccomp filter with `flags` (SECCOMP_FILTER_FLAG_*);
+/// returns the kernel's answer (the listener descriptor with FLAG_NEW_LISTENER, else 0).
 /// No allocation; safe after `fork`.
-pub fn install(prog: &[libc::sock_filter], flags: u32) -> Result<(), SeccompError> {
+pub fn install(prog: &[libc::sock_filter], flags: u32) -> Result<i32, SeccompError> {
     if prog.is_empty() || prog.len() > MAX_INSNS {
         return Err(SeccompError::BadLength(prog.len()));
     }
@@ -185,10 +186,10 @@ pub fn install(prog: &[libc::sock_filter], flags: u32) -> Result<(), SeccompErro
             &fprog as *const libc::sock_fprog,
         )
     };
-    if r != 0 {
+    if r < 0 {
         return Err(SeccompError::Install { errno: errno() });
     }
-    Ok(())
+    Ok(r as i32)
 }
 
 /// `prctl(PR_SET_NO_NEW_PRIVS, 1)` (for `--security-opt no-new-privileges`, or to install a
