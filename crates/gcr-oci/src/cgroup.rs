@@ -1,6 +1,7 @@
 //! The container's cgroup: where it goes (`cgroupsPath` in cgroupfs form `/a/b`, relative
 //! `a/b`, or systemd form `slice:prefix:name` with `--systemd-cgroup`), the limits of
-//! `linux.resources` it takes, and the v1 device controller for `linux.resources.devices`.
+//! `linux.resources` it takes, and `linux.resources.devices` (v1: the devices controller;
+//! v2: an eBPF device program on the container's group).
 //!
 //! The systemd form is mapped to the path systemd's cgroupfs layout gives the unit
 //! (`a-b.slice` -> `a.slice/a-b.slice`, then `prefix-name.scope`); gcr-runc makes the
@@ -8,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gcr_runtime::cgroups::devices::DeviceRule;
 use gcr_runtime::cgroups::{Cgroup, CgroupManager, CgroupVersion, Resources};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
@@ -174,17 +176,21 @@ pub(crate) fn is_v1() -> Result<bool, OciError> {
     Ok(CgroupManager::detect().map_err(cg_err)?.version() == CgroupVersion::V1)
 }
 
-/// Device rules every runc container gets on top of its config's (the standard nodes).
-const DEFAULT_ALLOW: [&str; 9] = [
-    "c 1:3 rwm",   // null
-    "c 1:5 rwm",   // zero
-    "c 1:7 rwm",   // full
-    "c 1:8 rwm",   // random
-    "c 1:9 rwm",   // urandom
-    "c 5:0 rwm",   // tty
-    "c 5:1 rwm",   // console
-    "c 5:2 rwm",   // ptmx
-    "c 136:* rwm", // pts
+/// Device rules every runc container gets after its config's (runc's `AllowedDevices`):
+/// mknod of any node (opening it is another matter), the standard nodes, and /dev/net/tun.
+const DEFAULT_ALLOW: [&str; 12] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",    // null
+    "c 1:8 rwm",    // random
+    "c 1:7 rwm",    // full
+    "c 5:0 rwm",    // tty
+    "c 1:5 rwm",    // zero
+    "c 1:9 rwm",    // urandom
+    "c 136:* rwm",  // pts
+    "c 5:2 rwm",    // ptmx
+    "c 5:1 rwm",    // console
+    "c 10:200 rwm", // tun
 ];
 
 fn rule(d: &LinuxDeviceCgroup) -> String {
@@ -200,22 +206,33 @@ fn rule(d: &LinuxDeviceCgroup) -> String {
     format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
 }
 
+/// The rules for `devices` on cgroup v2 (the container's eBPF device program): the config's,
+/// then the defaults, as on v1.
+pub(crate) fn device_rules(devices: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, OciError> {
+    let mut rules = devices
+        .iter()
+        .map(DeviceRule::from_oci)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| OciError::Invalid(format!("linux.resources.devices: {e}")))?;
+    for r in DEFAULT_ALLOW {
+        rules.push(DeviceRule::parse(true, r).map_err(cg_err)?);
+    }
+    gcr_runtime::cgroups::devices::check(&rules)
+        .map_err(|e| OciError::Invalid(format!("linux.resources.devices: {e}")))?;
+    Ok(rules)
+}
+
 /// Makes and configures the v1 devices group `rel` for `devices` (plus the defaults), for
 /// the container's process to join with its other groups (see
-/// `gcr_runtime::Extras::join_also`). On cgroup v2 (device control through eBPF) the field
-/// is refused.
+/// `gcr_runtime::Extras::join_also`). On cgroup v2 there is no such group (None): the rules
+/// go into the container's group as an eBPF program ([`device_rules`]).
 pub(crate) fn devices(
     rel: &Path,
     devices: &[LinuxDeviceCgroup],
     v1: bool,
 ) -> Result<Option<PathBuf>, OciError> {
-    if devices.is_empty() {
+    if devices.is_empty() || !v1 {
         return Ok(None);
-    }
-    if !v1 {
-        return Err(OciError::unsupported(
-            "linux.resources.devices on cgroup v2",
-        ));
     }
     let Some(mount) = devices_mount() else {
         return Err(OciError::Invalid(

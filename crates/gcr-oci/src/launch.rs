@@ -166,7 +166,14 @@ impl Oci {
         )?;
         let resources = linux.and_then(|l| l.resources().as_ref());
         let v1 = cgroup::is_v1()?;
-        let limits = cgroup::for_create(cgroup::resources(resources)?, v1);
+        let mut limits = cgroup::for_create(cgroup::resources(resources)?, v1);
+        let devs = resources
+            .and_then(|r| r.devices().as_deref())
+            .unwrap_or(&[]);
+        if !v1 && !devs.is_empty() {
+            // v2: the group gets its device program before the process joins it.
+            limits.devices = Some(cgroup::device_rules(devs)?);
+        }
         // Where its groups will be, before any exists: `delete --force` of a create killed
         // before it wrote its state finds them here.
         let intent = state::cgroup_intent(&self.root, c.id);
@@ -199,11 +206,8 @@ impl Oci {
             gate: false,
             secrets: Vec::new(),
         };
-        // The devices group is ready before the process exists, which joins it with its
+        // The v1 devices group is ready before the process exists, which joins it with its
         // other groups in one burst (a late join on its own costs an RCU grace period).
-        let devs = resources
-            .and_then(|r| r.devices().as_deref())
-            .unwrap_or(&[]);
         undo.devices = cgroup::devices(&rel, devs, v1)?;
         let (container_hooks, exec_report) =
             self.container_hooks(c.id, spec_hooks.as_ref(), &doc, report)?;

@@ -453,6 +453,9 @@ mod userns;
 #[path = "oci/notify.rs"]
 mod notify;
 
+#[path = "oci/devices_v2.rs"]
+mod devices_v2;
+
 #[test]
 fn kill_9_mid_create_then_delete_force_leaves_nothing() {
     if !common::need_root("kill_9_mid_create_then_delete_force_leaves_nothing") {

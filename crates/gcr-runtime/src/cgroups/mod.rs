@@ -11,6 +11,7 @@
 mod cgroup;
 mod cpuset;
 mod detail;
+pub mod devices;
 mod extra;
 mod fs;
 pub use fs::slurp;
@@ -145,6 +146,10 @@ pub struct Resources {
     pub hugetlb: Vec<(String, u64)>,
     /// OCI `blockIO`.
     pub block_io: Option<Box<BlockIo>>,
+    /// Device rules, applied on v2 with an eBPF program ([`devices::apply`]; an update
+    /// replaces the program). v1 ignores them: there the caller keeps its own devices group
+    /// (see [`Cgroup::with_v1_dir`]).
+    pub devices: Option<Vec<devices::DeviceRule>>,
 }
 
 impl Resources {
@@ -200,6 +205,9 @@ impl Resources {
             return Err(CgroupError::Invalid(
                 "--cpu-shares must be at least 2".to_string(),
             ));
+        }
+        if let Some(d) = &self.devices {
+            devices::check(d)?;
         }
         self.validate_extra()
     }

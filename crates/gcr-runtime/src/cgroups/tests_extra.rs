@@ -203,3 +203,39 @@ fn cgroups_cpu_period_as_given() {
     assert_eq!(rd(base.join("cpu/gcr/p/cpu.cfs_period_us")), "50000");
     assert_eq!(rd(base.join("cpu/gcr/p/cpu.cfs_quota_us")), "25000");
 }
+
+#[test]
+fn device_rules_bad_ones_are_refused_and_a_failed_attach_leaves_no_group() {
+    let (_tmp, root, mut m) = fake_v2();
+    // Empty group directories, so that removing one works as on cgroupfs (the parent
+    // made by hand).
+    m.mkdir_hook = Some(|_| {});
+    std::fs::create_dir(root.join("gcr")).unwrap();
+    std::fs::write(root.join("gcr/cgroup.subtree_control"), "").unwrap();
+    let rule = |allow, s| devices::DeviceRule::parse(allow, s).unwrap();
+    // A hole in a wildcard: refused before anything exists.
+    let holes = Resources {
+        devices: Some(vec![
+            rule(false, "a"),
+            rule(true, "c 1:* rw"),
+            rule(false, "c 1:3 r"),
+        ]),
+        ..Default::default()
+    };
+    let e = m.create("d", &holes).unwrap_err();
+    assert!(matches!(e, CgroupError::Invalid(_)), "{e}");
+    assert!(!root.join("gcr/d").exists());
+    // A directory of a temp dir is no cgroup: the program cannot be attached (or, without
+    // root, loaded), and the half-made group goes.
+    let ok = Resources {
+        devices: Some(vec![rule(false, "a"), rule(true, "c 1:3 rwm")]),
+        ..Default::default()
+    };
+    let e = m.create("d", &ok).unwrap_err().to_string();
+    assert!(e.contains("device program"), "{e}");
+    assert!(!root.join("gcr/d").exists());
+    // v1 leaves device rules to its caller's devices group.
+    let (_tmp1, base, m1) = fake_v1();
+    m1.create("d", &ok).unwrap();
+    assert!(base.join("memory/gcr/d").exists());
+}

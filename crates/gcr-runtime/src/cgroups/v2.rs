@@ -1,7 +1,7 @@
 //! cgroup v2 specifics: creating `gcr/<id>` (enabling memory, cpu, pids and cpuset in the
 //! parents' `cgroup.subtree_control` when the `gcr` parent is new or a controller file is
 //! missing), writing limits (`memory.max`, `memory.swap.max`, `cpu.max`, `cpu.weight`,
-//! `pids.max`, `cpuset.cpus`, `cpuset.mems`), and reading figures.
+//! `pids.max`, `cpuset.cpus`, `cpuset.mems`, the device program), and reading figures.
 
 use std::path::Path;
 
@@ -106,7 +106,11 @@ pub(super) fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
         fs::write(&dir.join("pids.max"), &p.to_string())?;
     }
     super::cpuset::write(dir, res.cpuset_cpus.as_deref(), res.cpuset_mems.as_deref())?;
-    super::extra::apply_v2(dir, res)
+    super::extra::apply_v2(dir, res)?;
+    if let Some(rules) = &res.devices {
+        super::devices::apply(dir, rules)?;
+    }
+    Ok(())
 }
 
 fn num_or_zero(path: &Path) -> Result<Option<u64>, CgroupError> {
