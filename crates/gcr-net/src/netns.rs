@@ -71,7 +71,11 @@ fn in_new_netns(host: &mut Socket, ep: &Endpoint) -> Result<OwnedFd, NetError> {
 /// Adds the interface `ep` describes to the existing namespace `ns` (a running
 /// container's): the veth pair is made from the host socket with its peer in `ns`, then a
 /// helper thread joins `ns` and configures the peer. On failure the pair is removed again.
-pub fn attach_existing(host: &mut Socket, ns: BorrowedFd<'_>, ep: &Endpoint) -> Result<(), NetError> {
+pub fn attach_existing(
+    host: &mut Socket,
+    ns: BorrowedFd<'_>,
+    ep: &Endpoint,
+) -> Result<(), NetError> {
     std::thread::scope(|s| {
         s.spawn(|| {
             // SAFETY: setns on a namespace descriptor the caller keeps open for the call;

@@ -12,8 +12,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
 const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS,
-    V_MULTINET,
+    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS, V_MULTINET,
 ];
 
 const V1: &str = "
@@ -513,14 +512,15 @@ mod tests {
         .unwrap();
         // Still one address per network, and one endpoint per container and network.
         for (net, ip) in [("front", "10.1.0.2"), ("back", "10.2.0.9")] {
-            assert!(c
-                .execute(
+            assert!(
+                c.execute(
                     "INSERT INTO net_endpoints (container, network, ip, names, veth) \
                      VALUES ('c2', ?1, ?2, 'c2', 'gvc2')",
                     [net, ip],
                 )
                 .is_ok()
-                == (net == "back"));
+                    == (net == "back")
+            );
         }
         assert!(c
             .execute(
