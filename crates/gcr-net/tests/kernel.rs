@@ -147,7 +147,10 @@ fn second_interface_joins_an_existing_namespace() {
     assert!(netns::attach_existing(&mut s, ns.as_fd(), &dup).is_err());
     assert!(link::index(&format!("{br2}w")).is_none());
     assert!(link::index(&format!("{br2}v")).is_some());
-    assert_eq!(link::mac_text(link::mac_for(sub2.host(2))), "02:42:0a:d5:09:02");
+    assert_eq!(
+        link::mac_text(link::mac_for(sub2.host(2))),
+        "02:42:0a:d5:09:02"
+    );
     // Deleting the host end takes the interface away.
     link::delete(&mut s, &format!("{br2}v")).unwrap();
     drop(ns);
