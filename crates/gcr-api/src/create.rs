@@ -2,7 +2,7 @@
 //! run options (the flags `gcr create` takes), checked as the CLI checks its flags. Fields
 //! gcr has no equivalent for are ignored, as Docker ignores unknown ones.
 
-use gcr_engine::container::config::RunOptions;
+use gcr_engine::container::config::{NetworkJoin, RunOptions};
 use serde_json::{Map, Value};
 
 use crate::errors::HttpError;
@@ -148,34 +148,49 @@ pub fn options(body: &Value, name: Option<&str>) -> Result<RunOptions, HttpError
     Ok(o)
 }
 
-/// `NetworkingConfig.EndpointsConfig`: the aliases and address on the container's network
-/// (the one of `HostConfig.NetworkMode`; gcr gives a container one network).
+/// `NetworkingConfig.EndpointsConfig`: the aliases and address on each network. The one
+/// of `HostConfig.NetworkMode` (or, without it, the first) is the container's first
+/// network; the others are joined after it, as `network connect` would (API 1.44).
 fn endpoint(n: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
     let Some(eps) = object(n, "EndpointsConfig")? else {
         return Ok(());
     };
+    let is_default = |n: &str| n == "bridge" || n == "default";
+    if o.network.is_none() {
+        if let Some(first) = eps.keys().find(|k| !is_default(k)) {
+            if !eps.keys().any(|k| is_default(k)) {
+                o.network = Some(first.clone());
+            }
+        }
+    }
     let mode = o.network.clone().unwrap_or_else(|| "bridge".into());
     for (name, ep) in eps {
-        if *name != mode && !(eps.len() == 1 && o.network.is_none()) {
-            return Err(bad(format!(
-                "invalid NetworkingConfig: endpoint {name} is not the container's network {mode}; gcr gives a container one network (HostConfig.NetworkMode)"
-            )));
-        }
-        if o.network.is_none() && name != "bridge" && name != "default" {
-            o.network = Some(name.clone());
-        }
         let ep = match ep {
-            Value::Object(m) => m,
-            Value::Null => continue,
+            Value::Object(m) => Some(m),
+            Value::Null => None,
             v => {
                 return Err(bad(format!(
                     "invalid EndpointsConfig.{name} {v}: expected an object"
                 )))
             }
         };
-        o.network_aliases = strings(ep, "Aliases")?.unwrap_or_default();
-        if let Some(ipam) = object(ep, "IPAMConfig")? {
-            o.ip = string(ipam, "IPv4Address")?.filter(|s| !s.is_empty());
+        let aliases = match ep {
+            Some(ep) => strings(ep, "Aliases")?.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let ip = match ep.map(|ep| object(ep, "IPAMConfig")).transpose()?.flatten() {
+            Some(ipam) => string(ipam, "IPv4Address")?.filter(|s| !s.is_empty()),
+            None => None,
+        };
+        if *name == mode || (is_default(name) && is_default(&mode)) {
+            o.network_aliases = aliases;
+            o.ip = ip;
+        } else {
+            o.extra_networks.push(NetworkJoin {
+                name: name.clone(),
+                aliases,
+                ip,
+            });
         }
     }
     Ok(())
@@ -387,13 +402,21 @@ mod tests {
             options(&body, None).unwrap().network.as_deref(),
             Some("app")
         );
-        // A second network is refused with the reason.
+        // A second network is joined after the first.
         let body = json!({
-            "Image": "x", "HostConfig": { "NetworkMode": "a" },
-            "NetworkingConfig": { "EndpointsConfig": { "a": {}, "b": {} } }
+            "Image": "x", "HostConfig": { "NetworkMode": "b" },
+            "NetworkingConfig": { "EndpointsConfig": { "a": {"Aliases": ["x"]}, "b": {} } }
         });
-        let err = options(&body, None).unwrap_err();
-        assert!(err.message.contains("one network"), "{}", err.message);
+        let o = options(&body, None).unwrap();
+        assert_eq!(o.network.as_deref(), Some("b"));
+        assert_eq!(o.extra_networks.len(), 1);
+        assert_eq!(
+            (
+                o.extra_networks[0].name.as_str(),
+                &o.extra_networks[0].aliases
+            ),
+            ("a", &vec!["x".to_string()])
+        );
     }
 
     #[test]

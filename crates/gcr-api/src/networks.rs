@@ -1,5 +1,5 @@
 //! `POST /networks/{id}/connect` and `/disconnect` (the engine's `network_connect`,
-//! `network_disconnect`: a container has one network, see gcr-engine's network::connect),
+//! `network_disconnect`: live on a running container, see gcr-engine's network::connect),
 //! the `filters` of `GET /networks` and `GET /volumes`, and the `Labels` of their create
 //! bodies.
 

@@ -9,6 +9,7 @@ use std::os::fd::RawFd;
 use crate::netlink::{Msg, Socket, NLM_F_CREATE, NLM_F_EXCL};
 use crate::netlink::{RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
 
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
@@ -58,12 +59,14 @@ pub fn set_up(s: &mut Socket, index: u32) -> io::Result<()> {
 }
 
 /// Creates a veth pair: `host` (up, enslaved to bridge `master`) in the socket's namespace
-/// and `peer` (down: veth refuses to open before its pair exists) in the namespace `peer_ns`.
+/// and `peer` (down: veth refuses to open before its pair exists, with hardware address
+/// `peer_mac`) in the namespace `peer_ns`.
 pub fn create_veth(
     s: &mut Socket,
     host: &str,
     master: u32,
     peer: &str,
+    peer_mac: [u8; 6],
     peer_ns: RawFd,
 ) -> io::Result<()> {
     let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
@@ -76,11 +79,28 @@ pub fn create_veth(
         .begin(VETH_INFO_PEER)
         .ifinfo(0, 0, 0)
         .attr_str(IFLA_IFNAME, peer)
+        .attr(IFLA_ADDRESS, &peer_mac)
         .attr_u32(IFLA_NET_NS_FD, peer_ns as u32)
         .end()
         .end()
         .end();
     s.request(&mut m)
+}
+
+/// The hardware address of a container interface with address `ip`: Docker's
+/// `02:42:` followed by the four bytes of the address (locally administered, unique per
+/// network address).
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Deletes link `name`; a link that does not exist is not an error.

@@ -1,11 +1,12 @@
 //! Network namespaces for containers: a helper thread unshares a new namespace, keeps a
 //! descriptor to it, and configures it (loopback, the container end of a veth pair, its
 //! address and default route) with a netlink socket opened inside, while the host end is
-//! created through the caller's host-namespace socket. The calling thread never changes
-//! namespace.
+//! created through the caller's host-namespace socket. A further interface (`eth1`, ...)
+//! is added to an existing namespace the same way, by a helper thread that joins it
+//! ([`attach_existing`]). The calling thread never changes namespace.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::netlink::Socket;
 use crate::{link, NetError};
@@ -22,6 +23,8 @@ pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
+    /// Whether the default route goes through `gateway` (the first interface only).
+    pub default_route: bool,
 }
 
 /// Creates a new network namespace wired to the bridge as `ep` says; returns a descriptor
@@ -62,7 +65,39 @@ fn unshare_here() -> Result<OwnedFd, NetError> {
 
 fn in_new_netns(host: &mut Socket, ep: &Endpoint) -> Result<OwnedFd, NetError> {
     let ns = unshare_here()?;
-    let mut made = link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, ns.as_raw_fd());
+    wire(host, ns.as_raw_fd(), ep, true).map(|()| ns)
+}
+
+/// Adds the interface `ep` describes to the existing namespace `ns` (a running
+/// container's): the veth pair is made from the host socket with its peer in `ns`, then a
+/// helper thread joins `ns` and configures the peer. On failure the pair is removed again.
+pub fn attach_existing(
+    host: &mut Socket,
+    ns: BorrowedFd<'_>,
+    ep: &Endpoint,
+) -> Result<(), NetError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a namespace descriptor the caller keeps open for the call;
+            // it moves only this helper thread, which ends right after.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(NetError::Os(
+                    "joining the container's network namespace".into(),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            wire(host, ns.as_raw_fd(), ep, false)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(NetError::Invalid("the netns helper thread panicked".into())))
+    })
+}
+
+/// Makes the veth pair of `ep` with its peer in `ns` (the calling thread's namespace) and
+/// configures the peer; `lo` is brought up too when `with_lo`.
+fn wire(host: &mut Socket, ns: RawFd, ep: &Endpoint, with_lo: bool) -> Result<(), NetError> {
+    let mac = link::mac_for(ep.ip);
+    let mut made = link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, mac, ns);
     if made
         .as_ref()
         .is_err_and(|e| e.raw_os_error() == Some(libc::EEXIST))
@@ -70,19 +105,21 @@ fn in_new_netns(host: &mut Socket, ep: &Endpoint) -> Result<OwnedFd, NetError> {
         // The same container's previous veth: its old namespace is still being torn down
         // by the kernel (restart right after stop). The name is ours; remove it and retry.
         let _ = link::delete(host, &ep.host_if);
-        made = link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, ns.as_raw_fd());
+        made = link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, mac, ns);
     }
     made.map_err(NetError::os(format!("creating veth pair {}", ep.host_if)))?;
-    let r = configure_inside(ep);
+    let r = configure_inside(ep, with_lo);
     if r.is_err() {
         let _ = link::delete(host, &ep.host_if);
     }
-    r.map(|()| ns)
+    r
 }
 
-fn configure_inside(ep: &Endpoint) -> Result<(), NetError> {
+fn configure_inside(ep: &Endpoint, with_lo: bool) -> Result<(), NetError> {
     let mut s = Socket::open().map_err(NetError::os("opening a netlink socket"))?;
-    link::set_up(&mut s, 1).map_err(NetError::os("bringing up lo"))?;
+    if with_lo {
+        link::set_up(&mut s, 1).map_err(NetError::os("bringing up lo"))?;
+    }
     let idx = link::index(&ep.peer_if).ok_or_else(|| {
         NetError::Invalid(format!(
             "interface {} did not appear in the container namespace",
@@ -92,9 +129,11 @@ fn configure_inside(ep: &Endpoint) -> Result<(), NetError> {
     link::set_up(&mut s, idx).map_err(NetError::os(format!("bringing up {}", ep.peer_if)))?;
     link::add_addr(&mut s, idx, ep.ip, ep.prefix)
         .map_err(NetError::os(format!("adding address {}", ep.ip)))?;
-    link::add_default_route(&mut s, ep.gateway, idx).map_err(NetError::os(format!(
-        "adding the default route via {}",
-        ep.gateway
-    )))?;
+    if ep.default_route {
+        link::add_default_route(&mut s, ep.gateway, idx).map_err(NetError::os(format!(
+            "adding the default route via {}",
+            ep.gateway
+        )))?;
+    }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Real-kernel test (root): a bridge, a namespace wired to it, and TCP from the host to a
-//! listener inside the namespace. Cleans up the bridge even on failure.
+//! listener inside the namespace; a second interface on a second bridge added to the
+//! existing namespace. Cleans up the bridges even on failure.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use gcr_net::netlink::Socket;
 use gcr_net::netns::{self, Endpoint};
@@ -55,6 +56,7 @@ fn namespace_on_bridge_is_reachable() {
             ip,
             prefix: sub.prefix,
             gateway: sub.gateway(),
+            default_route: true,
         },
     )
     .unwrap();
@@ -80,4 +82,77 @@ fn namespace_on_bridge_is_reachable() {
     drop(ns);
     link::delete(&mut s, &format!("{br}v")).unwrap();
     assert!(link::index(&format!("{br}v")).is_none());
+}
+
+/// Serves one "hello" on `port` inside namespace `nsfd`; returns once it listens.
+fn serve_once(nsfd: i32, port: u16) -> std::thread::JoinHandle<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        // SAFETY: setns on this helper thread with a valid namespace descriptor.
+        assert_eq!(unsafe { libc::setns(nsfd, libc::CLONE_NEWNET) }, 0);
+        let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).unwrap();
+        tx.send(()).unwrap();
+        let (mut c, _) = l.accept().unwrap();
+        c.write_all(b"hello").unwrap();
+    });
+    rx.recv().unwrap();
+    h
+}
+
+#[test]
+fn second_interface_joins_an_existing_namespace() {
+    if !need_root() {
+        return;
+    }
+    let (br1, br2) = (
+        format!("gcrm{}", std::process::id() % 100000),
+        format!("gcrn{}", std::process::id() % 100000),
+    );
+    let _g1 = BridgeGuard(br1.clone());
+    let _g2 = BridgeGuard(br2.clone());
+    let mut s = Socket::open().unwrap();
+    let mut wire = |br: &str, sub: &Subnet| {
+        link::create_bridge(&mut s, br).unwrap();
+        let bi = link::index(br).unwrap();
+        link::add_addr(&mut s, bi, sub.gateway(), sub.prefix).unwrap();
+        bi
+    };
+    let (sub1, sub2) = (
+        Subnet::parse("10.213.8.0/24").unwrap(),
+        Subnet::parse("10.213.9.0/24").unwrap(),
+    );
+    let (b1, b2) = (wire(&br1, &sub1), wire(&br2, &sub2));
+    let ep = |br: &str, bi: u32, sub: &Subnet, ifname: &str, first: bool| Endpoint {
+        host_if: format!("{br}v"),
+        bridge: bi,
+        peer_if: ifname.into(),
+        ip: sub.host(2),
+        prefix: sub.prefix,
+        gateway: sub.gateway(),
+        default_route: first,
+    };
+    let ns = netns::create_attached(&mut s, &ep(&br1, b1, &sub1, "eth0", true)).unwrap();
+    netns::attach_existing(&mut s, ns.as_fd(), &ep(&br2, b2, &sub2, "eth1", false)).unwrap();
+    assert!(link::index(&format!("{br2}v")).is_some());
+    // Reachable from the host on the second bridge's subnet.
+    let h = serve_once(ns.as_raw_fd(), 7778);
+    let mut c = TcpStream::connect((sub2.host(2), 7778)).unwrap();
+    let mut buf = String::new();
+    c.read_to_string(&mut buf).unwrap();
+    assert_eq!(buf, "hello");
+    h.join().unwrap();
+    // An interface name the namespace has is refused, and no half-made pair is left.
+    let mut dup = ep(&br2, b2, &sub2, "eth0", false);
+    dup.host_if = format!("{br2}w");
+    assert!(netns::attach_existing(&mut s, ns.as_fd(), &dup).is_err());
+    assert!(link::index(&format!("{br2}w")).is_none());
+    assert!(link::index(&format!("{br2}v")).is_some());
+    assert_eq!(
+        link::mac_text(link::mac_for(sub2.host(2))),
+        "02:42:0a:d5:09:02"
+    );
+    // Deleting the host end takes the interface away.
+    link::delete(&mut s, &format!("{br2}v")).unwrap();
+    drop(ns);
+    let _ = link::delete(&mut s, &format!("{br1}v"));
 }

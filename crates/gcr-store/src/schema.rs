@@ -12,7 +12,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
 const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS,
+    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS, V_MULTINET,
 ];
 
 const V1: &str = "
@@ -295,6 +295,29 @@ ALTER TABLE volumes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE networks ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ";
 
+/// Version 12: a container may have several network endpoints, one per network
+/// (`network connect` of a running container, docker-compose services on two networks):
+/// `net_endpoints` is keyed by container and network, and records the interface name
+/// inside the container (`eth0` for the first, `eth1`, ... for the others).
+const V_MULTINET: &str = "
+CREATE TABLE net_endpoints_v12 (
+    container TEXT NOT NULL,
+    network   TEXT NOT NULL,
+    ip        TEXT NOT NULL,
+    names     TEXT NOT NULL,
+    veth      TEXT NOT NULL,
+    ports     TEXT NOT NULL DEFAULT '',
+    proxy_pid INTEGER NOT NULL DEFAULT 0,
+    ifname    TEXT NOT NULL DEFAULT 'eth0',
+    PRIMARY KEY (container, network),
+    UNIQUE (network, ip)
+);
+INSERT INTO net_endpoints_v12 (container, network, ip, names, veth, ports, proxy_pid)
+    SELECT container, network, ip, names, veth, ports, proxy_pid FROM net_endpoints;
+DROP TABLE net_endpoints;
+ALTER TABLE net_endpoints_v12 RENAME TO net_endpoints;
+";
+
 /// Creates or migrates the schema; a single pragma read when already current.
 pub(crate) fn ensure(conn: &Connection) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -455,6 +478,57 @@ mod tests {
                 .unwrap();
             assert_eq!(cached, 1, "from v{v}");
         }
+    }
+
+    #[test]
+    fn endpoints_move_to_one_row_per_container_and_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        old_store(&root, 11);
+        {
+            let conn = Connection::open(root.join("gcr.db")).unwrap();
+            conn.execute(
+                "INSERT INTO net_endpoints (container, network, ip, names, veth, ports) \
+                 VALUES ('c1', 'front', '10.1.0.2', 'c1', 'gvc1', '80')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&root).unwrap();
+        let c = store.conn();
+        let (ifname, ports): (String, String) = c
+            .query_row(
+                "SELECT ifname, ports FROM net_endpoints WHERE container = 'c1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((ifname.as_str(), ports.as_str()), ("eth0", "80"));
+        c.execute(
+            "INSERT INTO net_endpoints (container, network, ip, names, veth, ifname) \
+             VALUES ('c1', 'back', '10.2.0.2', 'c1', 'gvc1n1', 'eth1')",
+            [],
+        )
+        .unwrap();
+        // Still one address per network, and one endpoint per container and network.
+        for (net, ip) in [("front", "10.1.0.2"), ("back", "10.2.0.9")] {
+            assert!(
+                c.execute(
+                    "INSERT INTO net_endpoints (container, network, ip, names, veth) \
+                     VALUES ('c2', ?1, ?2, 'c2', 'gvc2')",
+                    [net, ip],
+                )
+                .is_ok()
+                    == (net == "back")
+            );
+        }
+        assert!(c
+            .execute(
+                "INSERT INTO net_endpoints (container, network, ip, names, veth) \
+                 VALUES ('c1', 'back', '10.2.0.3', 'c1', 'x')",
+                [],
+            )
+            .is_err());
     }
 
     #[test]

@@ -526,8 +526,9 @@ pub struct RunArgs {
     pub cap_drop: Vec<String>,
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// The container's networks: the first is `eth0`, each further one `eth1`, ...
     #[arg(long, alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     #[arg(long, default_value = "no")]
     pub restart: String,
     #[arg(short, long = "label")]

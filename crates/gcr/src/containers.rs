@@ -140,7 +140,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
-        network: a.network.clone(),
+        network: a.network.first().cloned(),
         restart,
         labels: a.label.clone(),
         stop_signal: a.stop_signal.clone(),
@@ -178,6 +178,15 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         log_opts: a.log_opt.clone(),
         network_aliases: a.network_alias.clone(),
         ip: a.ip.clone(),
+        extra_networks: a
+            .network
+            .iter()
+            .skip(1)
+            .map(|n| gcr_engine::container::config::NetworkJoin {
+                name: n.clone(),
+                ..Default::default()
+            })
+            .collect(),
     })
 }
 

@@ -7,6 +7,7 @@
 //! The service, the containers and the bridges are removed by guards even when a test fails.
 
 mod common;
+mod compose_multi;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -274,14 +275,14 @@ fn docker_network_connect_and_disconnect() {
     ]);
     assert_eq!(ls.trim(), "cnet");
 
-    // A created container on the default bridge: it has one network, so it must leave
-    // bridge first; then it joins cnet with an alias and an address of its choice.
+    // A created container on the default bridge leaves it; then it joins cnet with an
+    // alias and an address of its choice, which becomes its first network.
     svc.ok(&[
         "create", "--name", "srv", IMAGE, "httpd", "-f", "-p", "8080", "-h", "/etc",
     ]);
     svc.fails(
-        &["network", "connect", "cnet", "srv"],
-        "disconnect it from bridge first",
+        &["network", "disconnect", "cnet", "srv"],
+        "not connected to network cnet",
     );
     svc.ok(&["network", "disconnect", "bridge", "srv"]);
     svc.fails(
@@ -327,11 +328,60 @@ fn docker_network_connect_and_disconnect() {
     ]);
     assert!(!out.trim().is_empty(), "nothing served by the alias");
 
-    // Running: a second interface is refused with the reason; a disconnect is done at once.
-    svc.fails(
-        &["network", "connect", "other", "srv"],
-        "one network interface",
+    // Running: a second network is a second interface at once, with a container that is
+    // only on that network in reach by name; disconnect takes it away at once.
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bonly",
+        "--network",
+        "other",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/etc",
+    ]);
+    svc.ok(&["network", "connect", "--alias", "second", "other", "srv"]);
+    let nets = svc.ok(&[
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}",
+        "srv",
+    ]);
+    assert!(
+        nets.contains(&format!("cnet={ip}")) && nets.contains("other=10."),
+        "{nets}"
     );
+    let eth1 = svc.ok(&["exec", "srv", "ip", "-4", "addr", "show", "eth1"]);
+    assert!(eth1.contains("inet 10."), "{eth1}");
+    let got = svc.ok(&["exec", "srv", "wget", "-qO-", "http://bonly:8080/hostname"]);
+    assert!(
+        !got.trim().is_empty(),
+        "nothing from bonly over the second network"
+    );
+    let got = svc.ok(&[
+        "exec",
+        "bonly",
+        "wget",
+        "-qO-",
+        "http://second:8080/hostname",
+    ]);
+    assert!(
+        !got.trim().is_empty(),
+        "nothing from srv by its alias on other"
+    );
+    svc.ok(&["network", "disconnect", "other", "srv"]);
+    let out = svc.docker(&["exec", "srv", "ip", "link", "show", "eth1"]);
+    assert!(!out.status.success(), "eth1 left: {}", stdout(&out));
+    svc.fails(
+        &["exec", "srv", "wget", "-qO-", "http://bonly:8080/hostname"],
+        "bad address",
+    );
+    svc.ok(&["rm", "-f", "bonly"]);
     svc.ok(&["network", "disconnect", "cnet", "srv"]);
     let members = svc.ok(&[
         "network",
@@ -349,7 +399,7 @@ fn docker_network_connect_and_disconnect() {
         IMAGE,
         "sh",
         "-c",
-        "wget -T 2 -qO- http://files:8080/hostname || echo unreachable",
+        "wget -qO- http://files:8080/hostname || echo unreachable",
     ]);
     assert!(stdout(&out).contains("unreachable"), "{}", stdout(&out));
     svc.fails(

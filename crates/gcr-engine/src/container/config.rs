@@ -176,6 +176,23 @@ pub struct RunOptions {
     /// `--ip`: the IPv4 address to lease on its user network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// The networks after the first (`network connect`, a second `--network`, more
+    /// `EndpointsConfig`), in the order they were joined: interfaces `eth1`, `eth2`, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_networks: Vec<NetworkJoin>,
+}
+
+/// A further network of a container, with its endpoint options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NetworkJoin {
+    /// The network's name.
+    pub name: String,
+    /// Names the container answers to on this network besides its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// The IPv4 address to lease on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 impl RunOptions {

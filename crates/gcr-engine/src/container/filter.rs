@@ -264,7 +264,10 @@ fn passes(e: &Engine, r: &Record, key: &str, want: &str) -> bool {
                 || gcr_core::Reference::parse(want)
                     .is_ok_and(|x| x.to_string() == r.image_ref || x.familiar() == r.image_ref)
         }
-        "network" => r.config.resolved.network == want,
+        "network" => {
+            r.config.resolved.network == want
+                || r.config.opts.extra_networks.iter().any(|j| j.name == want)
+        }
         "health" => {
             r.extra
                 .health

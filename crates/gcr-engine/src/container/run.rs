@@ -95,7 +95,7 @@ impl Engine {
     /// directories (when `dirs`).
     fn describe_container(
         &self,
-        opts: RunOptions,
+        mut opts: RunOptions,
         image: imagecache::CachedImage,
         check_name: bool,
         ahead: Option<String>,
@@ -119,7 +119,7 @@ impl Engine {
         let image_config: serde_json::Value = serde_json::from_str(&image.config)?;
         let mut resolved = resolve::resolve(&opts, &image_config, image.lowers, hostname)?;
         super::share::check(self, &opts)?;
-        self.net_validate(&opts, &image_config, &mut resolved)?;
+        self.net_validate(&mut opts, &image_config, &mut resolved)?;
         timing::mark("prepare: config resolved");
         let image_ref = opts.image.clone();
         let r = Record {

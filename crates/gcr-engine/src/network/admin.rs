@@ -171,7 +171,14 @@ impl Engine {
         let n = db::find_network(self.store()?.conn(), key)?.ok_or_else(|| not_found(key))?;
         let users: Vec<String> = record::list(self.store()?.conn())?
             .into_iter()
-            .filter(|r| r.config.resolved.network == n.name)
+            .filter(|r| {
+                r.config.resolved.network == n.name
+                    || r.config
+                        .opts
+                        .extra_networks
+                        .iter()
+                        .any(|j| j.name == n.name)
+            })
             .map(|r| r.name)
             .collect();
         if !users.is_empty() {

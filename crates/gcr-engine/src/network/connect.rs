@@ -1,19 +1,23 @@
 //! `network connect` and `network disconnect` (Docker's verbs, used by docker-compose), and
 //! the checks of a container's endpoint options (`--network-alias`, `--ip`).
 //!
-//! A container has one network in gcr (one endpoint row, one `eth0`). So:
-//! - a container that is not running gets its network replaced: `connect` when it has none
-//!   (created with `--network none`, or disconnected), `disconnect` leaves it on `none`
-//!   (loopback only, as Docker's container without endpoints); its aliases and `--ip` are
-//!   recorded and take effect at its next start;
-//! - a running container can be disconnected (its veth, lease, published ports and hosts
-//!   lines go at once; it keeps loopback), but not connected: a second interface needs
-//!   one endpoint per container and network, which the store does not have yet.
+//! A container may be on several bridge networks: its first (`resolved.network`, `eth0`,
+//! the default route and the published ports) and further ones (`opts.extra_networks`,
+//! `eth1`, `eth2`, ...), each with its own endpoint row (address, veth, names).
+//! - a container that is not running gets the network recorded (connect) or dropped
+//!   (disconnect); it takes effect at its next start;
+//! - a running container gets the interface added into its namespace, or removed, at once,
+//!   and the hosts files of the network's members follow;
+//! - a container without a network (`none`) that is connected gets it as its first;
+//!   leaving the first network makes the next one first; leaving the last leaves `none`
+//!   (loopback only, as Docker's container without endpoints);
+//! - `host` and `container:X` containers share a namespace and cannot be connected.
 
 use std::net::Ipv4Addr;
 
 use super::db::{self, NetRow};
 use super::setup::DEFAULT;
+use crate::container::config::NetworkJoin;
 use crate::container::record::{self, Record};
 use crate::{Engine, EngineError};
 
@@ -109,72 +113,103 @@ impl Engine {
     ) -> Result<Record, EngineError> {
         let net = self.bridge_network(network, "connected to")?;
         let r = self.container(container)?;
-        let current = r.config.resolved.network.as_str();
-        if current == net.name {
+        let mode = r.config.resolved.network.as_str();
+        if mode == "host" || mode.starts_with("container:") {
+            return Err(EngineError::Refused(format!(
+                "container {} shares the network namespace of {}, so it cannot be connected to network {}; recreate it with --network {}",
+                r.name,
+                if mode == "host" { "the host" } else { "another container" },
+                net.name,
+                net.name
+            )));
+        }
+        if mode == net.name
+            || r.config
+                .opts
+                .extra_networks
+                .iter()
+                .any(|j| j.name == net.name)
+        {
             return Err(EngineError::Refused(format!(
                 "endpoint with name {} already exists in network {}; disconnect it first to change its aliases or address",
                 r.name, net.name
             )));
         }
-        if current == "host" || current.starts_with("container:") {
-            return Err(pseudo_refused(
-                current,
-                "connected to another network besides",
-            ));
-        }
-        if r.state.is_alive() || r.extra.being_started() {
-            return Err(EngineError::Refused(format!(
-                "cannot connect running container {} to network {}: gcr gives a container one network interface, chosen before it starts; stop it, 'gcr network disconnect {current} {}', then connect",
-                r.name, net.name, r.name
-            )));
-        }
-        if current != "none" {
-            return Err(EngineError::Refused(format!(
-                "container {} is on network {current}, and gcr gives a container one network: disconnect it from {current} first ('gcr network disconnect {current} {}')",
-                r.name, r.name
+        if r.extra.being_started() {
+            return Err(EngineError::Conflict(format!(
+                "container {} is being started; connect it once it runs or has stopped",
+                r.name
             )));
         }
         check_endpoint_opts(self, &net.name, &req.aliases, req.ip.as_deref())?;
+        let join = NetworkJoin {
+            name: net.name.clone(),
+            aliases: req.aliases.clone(),
+            ip: req.ip.clone(),
+        };
         let mut cfg = r.config.clone();
-        cfg.resolved.network = net.name.clone();
-        cfg.opts.network = Some(net.name.clone());
-        cfg.opts.network_aliases = req.aliases.clone();
-        cfg.opts.ip = req.ip.clone();
-        record::set_config(
-            self.store()?.conn(),
-            &r,
-            &cfg,
-            &format!("connect: {}", net.name),
-        )?;
+        if mode == "none" {
+            // No network yet: this one becomes its first (eth0, the default route).
+            cfg.resolved.network = net.name.clone();
+            cfg.opts.network = Some(net.name.clone());
+            cfg.opts.network_aliases = join.aliases.clone();
+            cfg.opts.ip = join.ip.clone();
+        } else {
+            cfg.opts.extra_networks.push(join.clone());
+        }
+        let cause = format!("connect: {}", net.name);
+        let store = self.store()?;
+        if !r.state.is_alive() {
+            // Takes effect at its next start.
+            record::set_config(store.conn(), &r, &cfg, &cause)?;
+            return self.container(&r.id);
+        }
+        let ep = self.connect_live(&r, &net, &join)?;
+        let done = store.transaction(|tx| {
+            record::set_config(tx, &r, &cfg, &cause)?;
+            if net.name != DEFAULT {
+                self.refresh_hosts(tx, &net.name);
+            }
+            Ok::<_, EngineError>(())
+        });
+        if let Err(e) = done {
+            let _ = store.transaction(|tx| self.release_endpoint(tx, &r, &ep, true));
+            return Err(e);
+        }
         self.container(&r.id)
     }
 
-    /// `network disconnect NETWORK CONTAINER`: the container is left on `none`.
+    /// `network disconnect NETWORK CONTAINER`: its interface on the network goes at once
+    /// when it runs. Leaving its first network makes the next one first; leaving its last
+    /// leaves it on `none`.
     pub fn network_disconnect(
         &self,
         network: &str,
         container: &str,
     ) -> Result<Record, EngineError> {
         let r = self.container(container)?;
-        let current = r.config.resolved.network.clone();
-        if matches!(network, "host" | "none")
-            || current == "host"
-            || current.starts_with("container:")
-        {
+        let mode = r.config.resolved.network.clone();
+        if matches!(network, "host" | "none") || mode == "host" || mode.starts_with("container:") {
             return Err(pseudo_refused(
                 if matches!(network, "host" | "none") {
                     network
                 } else {
-                    &current
+                    &mode
                 },
                 "disconnected from",
             ));
         }
         let net = self.bridge_network(network, "disconnected from")?;
-        if current != net.name {
+        let extras = &r.config.opts.extra_networks;
+        let extra = extras.iter().position(|j| j.name == net.name);
+        if mode != net.name && extra.is_none() {
+            let mut on: Vec<&str> = vec![&mode];
+            on.extend(extras.iter().map(|j| j.name.as_str()));
             return Err(EngineError::Conflict(format!(
-                "container {} is not connected to network {} (its network is {current})",
-                r.name, net.name
+                "container {} is not connected to network {} (its networks: {})",
+                r.name,
+                net.name,
+                on.join(", ")
             )));
         }
         if r.extra.being_started() {
@@ -183,79 +218,40 @@ impl Engine {
                 r.name
             )));
         }
-        if r.state.is_alive() {
-            // Veth, lease, published ports and the peers' hosts lines go now.
-            self.net_detach(&r);
-        }
         let mut cfg = r.config.clone();
-        cfg.resolved.network = "none".into();
-        cfg.opts.network = Some("none".into());
-        cfg.opts.network_aliases.clear();
-        cfg.opts.ip = None;
-        record::set_config(
-            self.store()?.conn(),
-            &r,
-            &cfg,
-            &format!("disconnect: {}", net.name),
-        )?;
+        match extra {
+            Some(i) => {
+                cfg.opts.extra_networks.remove(i);
+            }
+            None if !cfg.opts.extra_networks.is_empty() => {
+                let next = cfg.opts.extra_networks.remove(0);
+                cfg.resolved.network = next.name.clone();
+                cfg.opts.network = Some(next.name);
+                cfg.opts.network_aliases = next.aliases;
+                cfg.opts.ip = next.ip;
+            }
+            None => {
+                cfg.resolved.network = "none".into();
+                cfg.opts.network = Some("none".into());
+                cfg.opts.network_aliases.clear();
+                cfg.opts.ip = None;
+            }
+        }
+        let store = self.store()?;
+        let ep = r
+            .state
+            .is_alive()
+            .then(|| db::endpoints_of(store.conn(), &r.id))
+            .and_then(|eps| eps.into_iter().find(|e| e.network == net.name));
+        store.transaction(|tx| {
+            if let Some(ep) = &ep {
+                // Veth, lease, published ports (first interface) and the peers' hosts lines.
+                self.release_endpoint(tx, &r, ep, true)?;
+            }
+            record::set_config(tx, &r, &cfg, &format!("disconnect: {}", net.name))
+        })?;
         self.container(&r.id)
     }
-}
-
-/// Docker's `NetworkSettings.Networks` of `r`: its one network (none for `container:`
-/// modes) with its aliases, and its address while attached (`ep`). On a user network an
-/// attached container's aliases end with its short id, which it answers to (its default
-/// hostname), as dockerd 20.10 lists it; docker-compose reconnects a container whose
-/// aliases lack it.
-pub(crate) fn networks_view(
-    r: &Record,
-    net: Option<&NetRow>,
-    ep: Option<&db::Endpoint>,
-) -> serde_json::Value {
-    let mode = r.config.resolved.network.as_str();
-    let mut out = serde_json::Map::new();
-    if mode.starts_with("container:") {
-        return serde_json::Value::Object(out);
-    }
-    let user = net.is_some() && mode != DEFAULT;
-    let mut aliases = r.config.opts.network_aliases.clone();
-    let short = &r.id[..12.min(r.id.len())];
-    if user && ep.is_some() && !aliases.iter().any(|a| a == short) {
-        aliases.push(short.to_string());
-    }
-    let ipam = r
-        .config
-        .opts
-        .ip
-        .as_ref()
-        .map(|ip| serde_json::json!({ "IPv4Address": ip }));
-    let (ip, prefix, gateway) = match (ep, net) {
-        (Some(ep), Some(n)) => (
-            ep.ip.to_string(),
-            n.subnet.prefix,
-            n.subnet.gateway().to_string(),
-        ),
-        _ => (String::new(), 0, String::new()),
-    };
-    out.insert(
-        mode.to_string(),
-        serde_json::json!({
-            "IPAMConfig": ipam,
-            "Links": null,
-            "Aliases": if user { serde_json::json!(aliases) } else { serde_json::Value::Null },
-            "NetworkID": net.map(|n| n.id.as_str()).unwrap_or(mode),
-            "EndpointID": ep.map(|e| e.veth.as_str()).unwrap_or(""),
-            "Gateway": gateway,
-            "IPAddress": ip,
-            "IPPrefixLen": prefix,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "MacAddress": "",
-            "DriverOpts": null,
-        }),
-    );
-    serde_json::Value::Object(out)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The network tables (made by the store's schema, version 4): `networks` (one row
-//! per bridge network, with its IPAM cursor) and `net_endpoints` (one row per attached
-//! container: its address lease, veth, published ports and proxy). `UNIQUE(network, ip)`
+//! The network tables (made by the store's schema, version 4, endpoints re-keyed in 12):
+//! `networks` (one row per bridge network, with its IPAM cursor) and `net_endpoints` (one
+//! row per attached container and network: its address lease, veth, interface name, and
+//! on its first interface the published ports and proxy). `UNIQUE(network, ip)`
 //! makes a double allocation impossible even across processes; allocation runs in a
 //! `BEGIN IMMEDIATE` transaction.
 
@@ -26,7 +27,7 @@ pub struct NetRow {
     pub labels: BTreeMap<String, String>,
 }
 
-/// One attached container.
+/// One container's attachment to one network.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub container: String,
@@ -37,6 +38,8 @@ pub struct Endpoint {
     /// Published ports, `;`-separated `hostIp:hostPort:containerPort/proto`.
     pub ports: String,
     pub proxy_pid: i32,
+    /// The interface inside the container: `eth0`, `eth1`, ...
+    pub ifname: String,
 }
 
 const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall, labels";
@@ -122,7 +125,7 @@ pub fn delete_network(conn: &Connection, name: &str) -> Result<(), EngineError> 
     Ok(())
 }
 
-const EP_COLS: &str = "container, network, ip, names, veth, ports, proxy_pid";
+const EP_COLS: &str = "container, network, ip, names, veth, ports, proxy_pid, ifname";
 
 fn ep_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Endpoint> {
     let ip: String = row.get(2)?;
@@ -134,17 +137,51 @@ fn ep_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Endpoint> {
         veth: row.get(4)?,
         ports: row.get(5)?,
         proxy_pid: row.get(6)?,
+        ifname: row.get(7)?,
     })
 }
 
-/// The endpoint of a container; `None` also when the tables were never created.
+/// Orders interface names `eth0 < eth1 < ... < eth10`.
+const BY_IFNAME: &str = "ORDER BY length(ifname), ifname";
+
+/// The first endpoint of a container (its lowest interface: the one published ports
+/// forward to); `None` also when the tables were never created.
 pub fn endpoint(conn: &Connection, container: &str) -> Option<Endpoint> {
-    let sql = format!("SELECT {EP_COLS} FROM net_endpoints WHERE container = ?1");
+    let sql =
+        format!("SELECT {EP_COLS} FROM net_endpoints WHERE container = ?1 {BY_IFNAME} LIMIT 1");
     conn.prepare_cached(&sql)
         .ok()?
         .query_row([container], ep_from)
         .optional()
         .ok()?
+}
+
+/// Every endpoint of a container, first interface first.
+pub fn endpoints_of(conn: &Connection, container: &str) -> Vec<Endpoint> {
+    let sql = format!("SELECT {EP_COLS} FROM net_endpoints WHERE container = ?1 {BY_IFNAME}");
+    let Ok(mut st) = conn.prepare_cached(&sql) else {
+        return Vec::new();
+    };
+    st.query_map([container], ep_from)
+        .map(|it| it.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// Every endpoint of the containers that have one on `network` (theirs on other networks
+/// too): what their hosts files are made of.
+pub fn endpoints_of_members(
+    conn: &Connection,
+    network: &str,
+) -> Result<Vec<Endpoint>, EngineError> {
+    let sql = format!(
+        "SELECT {EP_COLS} FROM net_endpoints WHERE container IN \
+         (SELECT container FROM net_endpoints WHERE network = ?1) ORDER BY ip"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st
+        .query_map([network], ep_from)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 pub fn endpoints_on(conn: &Connection, network: &str) -> Result<Vec<Endpoint>, EngineError> {
@@ -166,15 +203,34 @@ pub fn all_endpoints(conn: &Connection) -> Vec<Endpoint> {
         .unwrap_or_default()
 }
 
-/// The names a container's endpoint answers to (after a rename).
-pub fn set_names(conn: &Connection, container: &str, names: &str) -> Result<(), EngineError> {
+/// The names a container's endpoint on `network` answers to (after a rename).
+pub fn set_names(
+    conn: &Connection,
+    container: &str,
+    network: &str,
+    names: &str,
+) -> Result<(), EngineError> {
     conn.execute(
-        "UPDATE net_endpoints SET names = ?2 WHERE container = ?1",
-        params![container, names],
+        "UPDATE net_endpoints SET names = ?3 WHERE container = ?1 AND network = ?2",
+        params![container, network, names],
     )?;
     Ok(())
 }
 
+/// Removes a container's endpoint on one network.
+pub fn delete_endpoint_on(
+    conn: &Connection,
+    container: &str,
+    network: &str,
+) -> Result<(), EngineError> {
+    conn.execute(
+        "DELETE FROM net_endpoints WHERE container = ?1 AND network = ?2",
+        [container, network],
+    )?;
+    Ok(())
+}
+
+/// Removes every endpoint of a container (or of a build step's owner).
 pub fn delete_endpoint(conn: &Connection, container: &str) -> Result<(), EngineError> {
     conn.execute(
         "DELETE FROM net_endpoints WHERE container = ?1",
@@ -190,7 +246,7 @@ pub fn set_ports(
     pid: i32,
 ) -> Result<(), EngineError> {
     conn.execute(
-        "UPDATE net_endpoints SET ports = ?2, proxy_pid = ?3 WHERE container = ?1",
+        "UPDATE net_endpoints SET ports = ?2, proxy_pid = ?3 WHERE container = ?1 AND ifname = 'eth0'",
         params![container, ports, pid],
     )?;
     Ok(())
@@ -261,13 +317,15 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
     };
     ep.ip = net.subnet.host(pick);
     conn.execute(
-        "INSERT INTO net_endpoints (container, network, ip, names, veth) VALUES (?1,?2,?3,?4,?5)",
+        "INSERT INTO net_endpoints (container, network, ip, names, veth, ifname) \
+         VALUES (?1,?2,?3,?4,?5,?6)",
         params![
             ep.container,
             ep.network,
             ep.ip.to_string(),
             ep.names,
-            ep.veth
+            ep.veth,
+            ep.ifname
         ],
     )?;
     conn.execute(

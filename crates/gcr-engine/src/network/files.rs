@@ -1,8 +1,11 @@
 //! The per-container `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`: written under the
 //! container's run-time directory and bind-mounted over the image's. Hosts files of a
 //! user-defined network's members are rewritten in place (the bind mount pins the inode)
-//! whenever a member joins or leaves, so containers reach each other by name.
+//! whenever a member joins or leaves, so containers reach each other by name. A container
+//! on several networks lists the members of each user network it shares with them, at
+//! their address on that network.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -66,21 +69,59 @@ impl Engine {
 
     /// Rewrites the hosts file of every member of `network` from the current endpoints.
     /// Runs inside the caller's write transaction so concurrent joins cannot interleave.
+    /// With one network per member this is one query, as before multi-network endpoints.
     pub(crate) fn refresh_hosts(&self, conn: &rusqlite::Connection, network: &str) {
-        let Ok(members) = db::endpoints_on(conn, network) else {
+        let Ok(rows) = db::endpoints_of_members(conn, network) else {
             return;
         };
-        for m in &members {
-            let names: Vec<&str> = m.names.split(' ').collect();
-            let text = gcr_net::resolv::hosts_file(
-                Some(m.ip),
-                &names,
-                &peer_lines(&m.container, &members),
-            );
+        // Who is on each user network the members are on (`network` itself: `rows`).
+        let mut on: BTreeMap<&str, Vec<Endpoint>> = BTreeMap::new();
+        on.insert(
+            network,
+            rows.iter()
+                .filter(|e| e.network == network)
+                .cloned()
+                .collect(),
+        );
+        for e in &rows {
+            if e.network != super::DEFAULT && !on.contains_key(e.network.as_str()) {
+                let all = db::endpoints_on(conn, &e.network).unwrap_or_default();
+                on.insert(&e.network, all);
+            }
+        }
+        for m in rows.iter().filter(|e| e.network == network) {
+            let own: Vec<&Endpoint> = rows.iter().filter(|e| e.container == m.container).collect();
+            let first = own
+                .iter()
+                .min_by_key(|e| (e.ifname.len(), e.ifname.as_str()))
+                .copied()
+                .unwrap_or(m);
+            let mut peers = Vec::new();
+            for e in &own {
+                if let Some(members) = on.get(e.network.as_str()) {
+                    peers.extend(peer_lines(&m.container, members));
+                }
+            }
+            let names: Vec<&str> = first.names.split(' ').collect();
+            let text = gcr_net::resolv::hosts_file(Some(first.ip), &names, &peers);
             let p = self.container_run_dir(&m.container).join("hosts");
             if p.exists() {
                 let _ = write_in_place(&p, &text);
             }
+        }
+    }
+}
+
+impl Engine {
+    /// Rewrites `r`'s hosts file (when it has one) with its own line only: `ip`, or
+    /// loopback when it has no network left.
+    pub(crate) fn rewrite_hosts(&self, r: &Record, ip: Option<Ipv4Addr>) {
+        let names = own_names(r);
+        let names: Vec<&str> = names.split(' ').collect();
+        let text = gcr_net::resolv::hosts_file(ip, &names, &[]);
+        let p = self.container_run_dir(&r.id).join("hosts");
+        if p.exists() {
+            let _ = write_in_place(&p, &with_flags(r, (text, None)).0);
         }
     }
 }
@@ -182,11 +223,17 @@ fn with_flags(
     (hosts, Some(text))
 }
 
-/// The names a container answers to: its hostname, its name and its network aliases.
+/// The names a container answers to on its first network: its hostname, its name and its
+/// network aliases.
 pub(crate) fn own_names(r: &Record) -> String {
+    names_with(r, &r.config.opts.network_aliases)
+}
+
+/// The names a container answers to on a network where its aliases are `aliases`.
+pub(crate) fn names_with(r: &Record, aliases: &[String]) -> String {
     let h = &r.config.resolved.hostname;
     let mut names = vec![h.as_str()];
-    for n in std::iter::once(&r.name).chain(&r.config.opts.network_aliases) {
+    for n in std::iter::once(&r.name).chain(aliases) {
         if !names.contains(&n.as_str()) {
             names.push(n);
         }

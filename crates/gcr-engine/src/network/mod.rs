@@ -11,11 +11,13 @@
 pub mod admin;
 mod connect;
 mod db;
+mod endpoints;
 mod files;
 mod publish;
 mod registry;
 mod setup;
 mod step;
+mod view;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -66,11 +68,12 @@ fn host_socket() -> Result<Socket, EngineError> {
 }
 
 impl Engine {
-    /// Checks `--network`, `-p`/`-P`, `-v` and `--tmpfs` at create time and fills
-    /// `resolved.network`, `network_data` (ports to publish) and `volume_data`.
+    /// Checks `--network` (each of them), `-p`/`-P`, `-v` and `--tmpfs` at create time and
+    /// fills `resolved.network`, `network_data` (ports to publish) and `volume_data`; the
+    /// further networks get their names as stored.
     pub(crate) fn net_validate(
         &self,
-        opts: &RunOptions,
+        opts: &mut RunOptions,
         image_config: &serde_json::Value,
         resolved: &mut Resolved,
     ) -> Result<(), EngineError> {
@@ -111,6 +114,9 @@ impl Engine {
             }
         };
         connect::check_endpoint_opts(self, &network, &opts.network_aliases, opts.ip.as_deref())?;
+        if !opts.extra_networks.is_empty() {
+            opts.extra_networks = self.check_extras(&network, &opts.extra_networks)?;
+        }
         if !ports.is_empty()
             && (network == "none" || network == "host" || network.starts_with("container:"))
         {
@@ -181,6 +187,10 @@ impl Engine {
             )),
             other => other,
         })?;
+        let extras = !r.config.opts.extra_networks.is_empty();
+        if extras {
+            self.attach_extras(r, std::os::fd::AsFd::as_fd(&fd))?;
+        }
         let path = keep_netns(&r.id, fd);
         let mounts = if net.name == DEFAULT {
             self.net_files(
@@ -204,6 +214,9 @@ impl Engine {
                 Ok::<_, EngineError>(m)
             })?
         };
+        if extras {
+            self.refresh_extras(r)?;
+        }
         let specs = publish::split(
             r.config
                 .resolved
@@ -261,6 +274,7 @@ impl Engine {
             veth,
             ports: String::new(),
             proxy_pid: 0,
+            ifname: "eth0".into(),
         };
         let wired = (|| {
             let mut host = host_socket()?;
@@ -276,6 +290,7 @@ impl Engine {
                     ip: ep.ip,
                     prefix: net.subnet.prefix,
                     gateway: net.subnet.gateway(),
+                    default_route: true,
                 },
             )
             .map_err(|e| EngineError::Internal(e.to_string()))
@@ -283,8 +298,8 @@ impl Engine {
         (ep, wired)
     }
 
-    /// Releases whatever `net_attach` set up: proxy, veth, address lease, the namespace
-    /// descriptor, and the container's line in its network's hosts files. Idempotent;
+    /// Releases whatever `net_attach` set up: proxy, veths, address leases, the namespace
+    /// descriptor, and the container's lines in its networks' hosts files. Idempotent;
     /// never fails.
     pub(crate) fn net_detach(&self, r: &Record) {
         let mode = r.config.resolved.network.as_str();
@@ -295,28 +310,19 @@ impl Engine {
         let Ok(store) = self.store() else {
             return;
         };
-        let Some(ep) = db::endpoint(store.conn(), &r.id) else {
+        let eps = db::endpoints_of(store.conn(), &r.id);
+        if eps.is_empty() {
             return;
-        };
-        publish::kill_proxy(ep.proxy_pid, &r.id);
-        if !ep.ports.is_empty() {
-            gcr_net::dnat::remove(&r.id);
         }
-        // The veth pair goes with the namespace once its last process and our descriptor
-        // are gone (the kernel does that asynchronously; deleting it here would cost
-        // tens of milliseconds). A pair whose namespace is still held is deleted now.
+        // The veth pairs go with the namespace once its last process and our descriptor
+        // are gone (the kernel does that asynchronously; deleting them here would cost
+        // tens of milliseconds). Pairs whose namespace is still held are deleted now.
         let held = r
             .pid
             .is_some_and(|p| crate::container::procfs::running(p, r.extra.pid_start));
-        if held {
-            if let Ok(mut s) = Socket::open() {
-                let _ = gcr_net::link::delete(&mut s, &ep.veth);
-            }
-        }
         let _ = store.transaction(|tx| {
-            db::delete_endpoint(tx, &r.id)?;
-            if ep.network != DEFAULT {
-                self.refresh_hosts(tx, &ep.network);
+            for ep in &eps {
+                self.release_endpoint(tx, r, ep, held)?;
             }
             Ok::<_, EngineError>(())
         });
@@ -324,7 +330,7 @@ impl Engine {
 }
 
 impl Engine {
-    /// After a rename: the names a container's network resolves follow it.
+    /// After a rename: the names a container's networks resolve follow it.
     pub(crate) fn net_renamed(&self, id: &str) {
         let Ok(store) = self.store() else {
             return;
@@ -332,55 +338,16 @@ impl Engine {
         let Ok(r) = crate::container::record::find(store.conn(), id) else {
             return;
         };
-        let Some(ep) = db::endpoint(store.conn(), id) else {
-            return;
-        };
+        let eps = db::endpoints_of(store.conn(), id);
         let _ = store.transaction(|tx| {
-            db::set_names(tx, id, &files::own_names(&r))?;
-            if ep.network != DEFAULT {
-                self.refresh_hosts(tx, &ep.network);
+            for ep in &eps {
+                let names = files::names_with(&r, endpoints::aliases_on(&r, &ep.network));
+                db::set_names(tx, id, &ep.network, &names)?;
+                if ep.network != DEFAULT {
+                    self.refresh_hosts(tx, &ep.network);
+                }
             }
             Ok::<_, EngineError>(())
         });
-    }
-
-    /// Network facts for `inspect` (Docker's `NetworkSettings` shape, reduced): network
-    /// name, and while attached the address, gateway, bridge and published ports;
-    /// `Networks` has the container's network with its aliases.
-    pub fn network_settings(&self, r: &Record) -> serde_json::Value {
-        let network = &r.config.resolved.network;
-        let Ok(store) = self.store() else {
-            return serde_json::json!({ "Network": network });
-        };
-        let conn = store.conn();
-        let Some(ep) = db::endpoint(conn, &r.id) else {
-            let net = db::find_network(conn, network).ok().flatten();
-            return serde_json::json!({
-                "Network": network,
-                "Networks": connect::networks_view(r, net.as_ref(), None),
-            });
-        };
-        let net = db::find_network(conn, &ep.network).ok().flatten();
-        let mut ports = serde_json::Map::new();
-        for s in publish::split(&ep.ports) {
-            let key = format!("{}/{}", s.container_port, s.proto.as_str());
-            let v = serde_json::json!({ "HostIp": s.host_ip.to_string(), "HostPort": s.host_port.to_string() });
-            match ports.get_mut(&key).and_then(|x| x.as_array_mut()) {
-                Some(a) => a.push(v),
-                None => {
-                    ports.insert(key, serde_json::json!([v]));
-                }
-            }
-        }
-        serde_json::json!({
-            "Network": network,
-            "IPAddress": ep.ip.to_string(),
-            "IPPrefixLen": net.as_ref().map(|n| n.subnet.prefix).unwrap_or(0),
-            "Gateway": net.as_ref().map(|n| n.subnet.gateway().to_string()).unwrap_or_default(),
-            "Bridge": net.as_ref().map(|n| n.bridge.clone()).unwrap_or_default(),
-            "HostVeth": ep.veth,
-            "Ports": ports,
-            "Networks": connect::networks_view(r, net.as_ref(), Some(&ep)),
-        })
     }
 }
