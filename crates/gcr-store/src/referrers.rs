@@ -174,55 +174,64 @@ impl Store {
     /// and layer blobs must already be in the CAS, and its subject in the store (an image
     /// manifest or another referrer). Returns its descriptor. Indexing one twice is a no-op.
     pub fn index_referrer(&self, manifest: &[u8]) -> Result<Descriptor> {
-        let m = parse_referrer(manifest)?;
-        let digest = sha256_digest(manifest);
-        let annotations = serde_json::to_string(&m.annotations)
-            .map_err(|e| StoreError::bad_json("referrer annotations", e))?;
+        let p = Incoming::parse(manifest)?;
+        self.transaction(|tx| self.insert_referrer(tx, &p))?;
+        Ok(p.descriptor())
+    }
+
+    /// [`Store::index_referrer`] of several manifests in one transaction (a pull's), each
+    /// after its subject (which may be one of the earlier ones): all or none.
+    pub fn index_referrers(&self, manifests: &[&[u8]]) -> Result<Vec<Descriptor>> {
+        let all = manifests
+            .iter()
+            .map(|m| Incoming::parse(m))
+            .collect::<Result<Vec<_>>>()?;
         self.transaction(|tx| -> Result<()> {
-            if !subject_known(tx, &m.subject)? {
-                return Err(StoreError::ReferrerSubjectMissing(m.subject.clone()));
-            }
-            // Checked under the write lock: a prune cannot free them before the rows exist.
-            for b in &m.blobs {
-                if !self.has_blob(&b.digest) {
-                    return Err(StoreError::BlobMissing(b.digest.clone()));
-                }
-            }
-            // The manifest goes into the CAS under the write lock, so a concurrent rmi of
-            // the subject cannot free it between the check and the insert. A pull has
-            // committed it already (durable): no second copy is written then.
-            if !self.has_blob(&digest) {
-                self.put_blob(manifest, Some(&digest))?;
-            }
-            tx.execute(
-                "INSERT OR IGNORE INTO referrers(digest, subject, media_type, size, artifact_type, annotations, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    digest,
-                    m.subject,
-                    OCI_MANIFEST,
-                    manifest.len() as i64,
-                    m.artifact_type,
-                    annotations,
-                    crate::util::now_ns() / 1_000_000_000
-                ],
-            )?;
-            for b in &m.blobs {
-                tx.execute(
-                    "INSERT OR IGNORE INTO referrer_blobs(referrer, blob) VALUES (?1, ?2)",
-                    params![digest, b.digest],
-                )?;
+            for p in &all {
+                self.insert_referrer(tx, p)?;
             }
             Ok(())
         })?;
-        Ok(Descriptor {
-            media_type: OCI_MANIFEST.to_string(),
-            digest,
-            size: manifest.len() as u64,
-            data: None,
-            artifact_type: Some(m.artifact_type),
-            annotations: m.annotations,
-        })
+        Ok(all.iter().map(Incoming::descriptor).collect())
+    }
+
+    fn insert_referrer(&self, tx: &rusqlite::Transaction<'_>, p: &Incoming<'_>) -> Result<()> {
+        let m = &p.parsed;
+        if !subject_known(tx, &m.subject)? {
+            return Err(StoreError::ReferrerSubjectMissing(m.subject.clone()));
+        }
+        // Checked under the write lock: a prune cannot free them before the rows exist.
+        for b in &m.blobs {
+            if !self.has_blob(&b.digest) {
+                return Err(StoreError::BlobMissing(b.digest.clone()));
+            }
+        }
+        // The manifest goes into the CAS under the write lock, so a concurrent rmi of the
+        // subject cannot free it between the check and the insert. A pull has committed it
+        // already (durable): no second copy is written then.
+        if !self.has_blob(&p.digest) {
+            self.put_blob(p.bytes, Some(&p.digest))?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO referrers(digest, subject, media_type, size, artifact_type, annotations, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                p.digest,
+                m.subject,
+                OCI_MANIFEST,
+                p.bytes.len() as i64,
+                m.artifact_type,
+                p.annotations,
+                crate::util::now_ns() / 1_000_000_000
+            ],
+        )?;
+        for b in &m.blobs {
+            tx.execute(
+                "INSERT OR IGNORE INTO referrer_blobs(referrer, blob) VALUES (?1, ?2)",
+                params![p.digest, b.digest],
+            )?;
+        }
+        Ok(())
     }
 
     /// The referrers of `subject` (named as for [`Store::put_referrer`]), oldest first,
@@ -395,6 +404,39 @@ pub(crate) fn remove_for_subject(
 mod layout;
 mod verdicts;
 pub(crate) use layout::{is_referrer_entry, load_referrers};
+
+/// A referrer manifest being indexed: its bytes, parsed, its digest and annotations JSON.
+struct Incoming<'a> {
+    bytes: &'a [u8],
+    parsed: ReferrerManifest,
+    digest: String,
+    annotations: String,
+}
+
+impl<'a> Incoming<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Incoming<'a>> {
+        let parsed = parse_referrer(bytes)?;
+        let annotations = serde_json::to_string(&parsed.annotations)
+            .map_err(|e| StoreError::bad_json("referrer annotations", e))?;
+        Ok(Incoming {
+            bytes,
+            digest: sha256_digest(bytes),
+            parsed,
+            annotations,
+        })
+    }
+
+    fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: OCI_MANIFEST.to_string(),
+            digest: self.digest.clone(),
+            size: self.bytes.len() as u64,
+            data: None,
+            artifact_type: Some(self.parsed.artifact_type.clone()),
+            annotations: self.parsed.annotations.clone(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -46,6 +46,26 @@ impl StoreTmp {
         }
     }
 
+    /// Moves a staged file that [`flush`] made durable into the CAS as `digest` (no-op if
+    /// present), off the store's thread: a pull's referrers reach the CAS while the image
+    /// downloads, as its layers do, and only their rows wait for the image's.
+    fn persist(&self, s: Staged, digest: &str) -> Result<()> {
+        let Some(hex) = digest
+            .strip_prefix("sha256:")
+            .filter(|h| media::valid_digest(digest) && !h.contains('/'))
+        else {
+            return Err(RegistryError::Usage(format!("bad digest {digest}")));
+        };
+        let dest = self.blobs.join(hex);
+        if dest.exists() {
+            return Ok(());
+        }
+        s.file
+            .persist(&dest)
+            .map_err(|e| RegistryError::io("cannot move blob into", &dest, e.error))?;
+        Ok(())
+    }
+
     /// True when the CAS holds `digest` (checked well-formed by the caller).
     fn has(&self, digest: &str) -> bool {
         digest
@@ -177,12 +197,23 @@ pub(crate) fn prefetch(
         let mut next = Vec::new();
         for d in done {
             match d {
-                Done::Got(g) => out.got.push(g),
+                Done::Got(mut g) => {
+                    for (digest, s) in std::mem::take(&mut g.staged) {
+                        if let Err(e) = st.persist(s, &digest) {
+                            out.error = Some(e);
+                        }
+                    }
+                    out.got.push(g)
+                }
                 Done::Listed(s, list) => {
                     out.listings += 1;
                     next.extend(admit(&s, list, &mut seen));
                 }
-                Done::Empty(s) => out.empty = Some(s),
+                Done::Empty(s) => {
+                    if let Err(e) = st.persist(s, EMPTY_DIGEST) {
+                        out.error = Some(e);
+                    }
+                }
             }
         }
         level = next;
@@ -208,12 +239,14 @@ fn admit(
 }
 
 /// Store half: moves what [`prefetch`] staged into the CAS and indexes it (the subject
-/// must be recorded by now); returns how many referrers are new. Failures are reported
-/// through `progress`, never failing the pull.
+/// must be recorded by now), all referrers in one transaction (one by one if that fails,
+/// so those that can be kept are); returns how many referrers are new. Failures are
+/// reported through `progress`, never failing the pull.
 pub(crate) fn commit(store: &Store, p: Prefetched, progress: &dyn Progress) -> usize {
     let mut added = 0;
     let mut error = p.error;
     let mut empty = p.empty;
+    let mut ready = Vec::with_capacity(p.got.len());
     for g in p.got {
         let r = (|| -> Result<()> {
             if g.empty {
@@ -224,18 +257,28 @@ pub(crate) fn commit(store: &Store, p: Prefetched, progress: &dyn Progress) -> u
             for (digest, s) in g.staged {
                 persist(store, s, &digest)?;
             }
-            store.index_referrer(&g.bytes)?;
             Ok(())
         })();
         if let Err(e) = r {
             error = Some(e);
             break;
         }
+        ready.push((g.subject, g.digest, g.bytes));
+    }
+    let all: Vec<&[u8]> = ready.iter().map(|(_, _, b)| b.as_slice()).collect();
+    let batch = store.index_referrers(&all).is_ok();
+    for (subject, digest, bytes) in &ready {
+        if !batch {
+            if let Err(e) = store.index_referrer(bytes) {
+                error = Some(e.into());
+                break;
+            }
+        }
         added += 1;
         progress.message(&format!(
             "referrer {} of {}: pulled",
-            short(&g.digest),
-            short(&g.subject)
+            short(digest),
+            short(subject)
         ));
     }
     if let Some(e) = error {
