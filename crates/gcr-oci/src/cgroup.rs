@@ -108,15 +108,20 @@ pub(crate) fn resources(r: Option<&LinuxResources>) -> Result<Resources, OciErro
     let others = [
         (r.network().is_some(), "linux.resources.network"),
         (r.rdma().is_some(), "linux.resources.rdma"),
-        (
-            r.unified().as_ref().is_some_and(|u| !u.is_empty()),
-            "linux.resources.unified",
-        ),
     ];
     if let Some((_, f)) = others.iter().find(|(set, _)| *set) {
         return Err(OciError::unsupported(f));
     }
     crate::cgroup_extra::map(r, &mut out)?;
+    // Written last, in key order (runc writes them last too); refused on v1 by the runtime.
+    let mut unified: Vec<(String, String)> = r
+        .unified()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    unified.sort();
+    out.unified = unified;
     if let Some(m) = r.memory() {
         if m.kernel().is_some()
             || m.kernel_tcp().is_some()

@@ -47,6 +47,7 @@ impl Resources {
             || self.memory_reservation.is_some()
             || self.memory_swappiness.is_some()
             || self.disable_oom_killer
+            || !self.unified.is_empty()
     }
 
     pub(super) fn validate_extra(&self) -> Result<(), CgroupError> {
@@ -54,6 +55,16 @@ impl Resources {
             return Err(CgroupError::Invalid(format!(
                 "invalid memory swappiness value: {s} (valid range is 0-100)"
             )));
+        }
+        for (key, _) in &self.unified {
+            let ok = key.split_once('.').is_some_and(|(c, f)| {
+                !c.is_empty() && !f.is_empty() && c != "cgroup" && !key.contains('/')
+            });
+            if !ok {
+                return Err(CgroupError::Invalid(format!(
+                    "unified key {key:?} is not a cgroup v2 interface file like memory.high (cgroup.* files are the runtime's)"
+                )));
+            }
         }
         for (size, _) in &self.hugetlb {
             let ok = !size.is_empty()
@@ -73,6 +84,11 @@ impl Resources {
 pub(super) fn apply_v1(cg: &Cgroup, res: &Resources) -> Result<(), CgroupError> {
     if !res.wants_extra() {
         return Ok(());
+    }
+    if !res.unified.is_empty() {
+        return Err(CgroupError::Invalid(
+            "unified resources need cgroup v2 and this host's cgroups are v1; drop linux.resources.unified".into(),
+        ));
     }
     if res.memory_reservation.is_some() || res.memory_swappiness.is_some() || res.disable_oom_killer
     {
@@ -143,13 +159,18 @@ fn blkio_v1(dir: &Path, b: &BlockIo) -> Result<(), CgroupError> {
 }
 
 /// v2 controllers the extras of `res` need enabled in the parents.
-pub(super) fn v2_controllers(res: &Resources) -> impl Iterator<Item = &'static str> {
+pub(super) fn v2_controllers(res: &Resources) -> impl Iterator<Item = &str> {
     [
         res.block_io.is_some().then_some("io"),
         (!res.hugetlb.is_empty()).then_some("hugetlb"),
     ]
     .into_iter()
     .flatten()
+    .chain(
+        res.unified
+            .iter()
+            .filter_map(|(k, _)| k.split_once('.').map(|(c, _)| c)),
+    )
 }
 
 /// v2: writes the extras into the group directory.
@@ -165,6 +186,16 @@ pub(super) fn apply_v2(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
     }
     if let Some(b) = &res.block_io {
         io_v2(dir, b)?;
+    }
+    for (key, value) in &res.unified {
+        let p = dir.join(key);
+        if !p.exists() {
+            let c = key.split_once('.').map_or(key.as_str(), |(c, _)| c);
+            return Err(CgroupError::Invalid(format!(
+                "unified resource {key:?}: controller {c:?} is not available in this cgroup"
+            )));
+        }
+        fs::write(&p, value)?;
     }
     Ok(())
 }

@@ -150,6 +150,9 @@ pub struct Resources {
     /// replaces the program). v1 ignores them: there the caller keeps its own devices group
     /// (see [`Cgroup::with_v1_dir`]).
     pub devices: Option<Vec<devices::DeviceRule>>,
+    /// OCI `unified`: v2 interface files and their values, written last (they win over
+    /// the limits above); refused on v1, as runc.
+    pub unified: Vec<(String, String)>,
 }
 
 impl Resources {

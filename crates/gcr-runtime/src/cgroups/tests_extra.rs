@@ -239,3 +239,64 @@ fn device_rules_bad_ones_are_refused_and_a_failed_attach_leaves_no_group() {
     m1.create("d", &ok).unwrap();
     assert!(base.join("memory/gcr/d").exists());
 }
+
+#[test]
+fn cgroups_v2_unified_written_last_and_checked() {
+    let (_tmp, root, mut m) = fake_v2();
+    m.mkdir_hook = Some(|d| {
+        populate_v2_extra(d);
+        for f in ["memory.high", "pids.max"] {
+            std::fs::write(d.join(f), "").unwrap();
+        }
+    });
+    let res = Resources {
+        unified: vec![
+            ("memory.high".into(), "1000000".into()),
+            ("pids.max".into(), "9".into()),
+        ],
+        ..Default::default()
+    };
+    m.create("u", &res).unwrap();
+    let d = root.join("gcr/u");
+    assert_eq!(rd(d.join("memory.high")), "1000000");
+    assert_eq!(rd(d.join("pids.max")), "9");
+    let ctl = rd(root.join("gcr/cgroup.subtree_control"));
+    assert!(ctl.contains("+memory") && ctl.contains("+pids"), "{ctl}");
+    // A file the kernel does not offer: refused, naming the controller.
+    let missing = Resources {
+        unified: vec![("rdma.max".into(), "x".into())],
+        ..Default::default()
+    };
+    let e = m.create("v", &missing).unwrap_err().to_string();
+    assert!(e.contains("rdma.max") && e.contains("\"rdma\""), "{e}");
+    for bad in ["cgroup.procs", "memory", "../memory.max", ".high"] {
+        let r = Resources {
+            unified: vec![(bad.into(), "1".into())],
+            ..Default::default()
+        };
+        let e = m.create("w", &r).unwrap_err().to_string();
+        assert!(e.contains("unified key"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn cgroups_v1_refuses_unified() {
+    let (_tmp, base, _) = fake_v1();
+    std::fs::create_dir_all(base.join("memory")).unwrap();
+    let mi = format!(
+        "50 31 0:60 / {} rw - cgroup cgroup rw,memory\n",
+        base.join("memory").display()
+    );
+    let mut m = CgroupManager::from_mountinfo(&mi).unwrap();
+    m.mkdir_hook = Some(|d| {
+        for f in ["tasks", "cgroup.procs"] {
+            std::fs::write(d.join(f), "").unwrap();
+        }
+    });
+    let res = Resources {
+        unified: vec![("memory.high".into(), "1".into())],
+        ..Default::default()
+    };
+    let e = m.create("u", &res).unwrap_err().to_string();
+    assert!(e.contains("cgroup v2"), "{e}");
+}

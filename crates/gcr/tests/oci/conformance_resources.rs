@@ -81,6 +81,17 @@ pub(super) fn rows(ctx: &Ctx) -> Vec<Row> {
             mode: Mode::Both,
         },
         Row {
+            // v2 interface files: on this v1 (or hybrid) host runc refuses them, and so
+            // does gcr-runc (v2 writes are unit-tested in gcr-runtime).
+            field: "linux.resources.unified on cgroup v1",
+            edit: edit(|c, _| {
+                c["linux"]["resources"]["unified"] = json!({"memory.high": "100000000"})
+            }),
+            probe: host(&[("memory", "memory.limit_in_bytes")]),
+            expect: Expect::Fails,
+            mode: Mode::Both,
+        },
+        Row {
             field: "linux.resources.blockIO throttle",
             edit: {
                 let dev = dev.clone();
