@@ -199,23 +199,7 @@ impl StdioPlan {
             if s > 2 {
                 libc::close(s);
             }
-            let mut byte = [0u8; 1];
-            let mut iov = libc::iovec {
-                iov_base: byte.as_mut_ptr().cast(),
-                iov_len: 1,
-            };
-            let mut cbuf = [0u64; 4]; // CMSG_SPACE(sizeof(int)), 8-byte aligned
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), m);
-            if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) != 1 {
+            if !crate::sys::send_fd(sock.as_raw_fd(), m) {
                 fail(errno());
             }
             libc::close(m);
@@ -233,41 +217,6 @@ impl StdioPlan {
     /// a pty or when it sent none.
     pub(crate) fn master(&mut self) -> Option<OwnedFd> {
         let p = self.pty_parent.take()?;
-        recv_fd(p.as_raw_fd())
-    }
-}
-
-/// Receives one descriptor sent with SCM_RIGHTS on `sock`.
-fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
-    // SAFETY: recvmsg into stack buffers; a descriptor received is owned once, below.
-    unsafe {
-        let mut byte = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let mut cbuf = [0u64; 4];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-        let n = loop {
-            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            break n;
-        };
-        if n != 1 {
-            return None;
-        }
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
-        {
-            return None;
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
+        crate::sys::recv_fd(p.as_raw_fd(), 0)
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Everything here is safe to call between clone and execve: no allocation, no locks.
 
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use libc::{c_char, c_int, c_long};
 
@@ -216,5 +216,68 @@ pub(crate) fn waitpid(pid: i32) -> Result<i32, crate::RuntimeError> {
         if r < 0 && errno() != libc::EINTR {
             return Err(crate::RuntimeError::sys("waitpid"));
         }
+    }
+}
+
+/// Sends `fd` over the unix socket `sock` with SCM_RIGHTS (one byte of payload). No
+/// allocation: safe in a child after clone. True when sent.
+pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> bool {
+    let mut byte = [b'F'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = [0u64; 4]; // CMSG_SPACE(sizeof(int)), 8-byte aligned
+                              // SAFETY: msghdr is plain data; its pointers refer to the stack buffers above, which
+                              // outlive the sendmsg; the control buffer holds one cmsg with one int.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), fd);
+        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) == 1
+    }
+}
+
+/// Receives one descriptor sent with [`send_fd`] on `sock` (`flags`: e.g. MSG_DONTWAIT);
+/// it is close-on-exec.
+pub(crate) fn recv_fd(sock: RawFd, flags: libc::c_int) -> Option<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = [0u64; 4];
+    // SAFETY: recvmsg into the stack buffers above; a descriptor received is owned once,
+    // below.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+        let n = loop {
+            let n = libc::recvmsg(sock, &mut msg, flags | libc::MSG_CMSG_CLOEXEC);
+            if n < 0 && *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            break n;
+        };
+        if n != 1 {
+            return None;
+        }
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
+        {
+            return None;
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
     }
 }
