@@ -30,8 +30,9 @@ fn ports_list(settings: &Value) -> Vec<Value> {
     out
 }
 
-/// A container as `GET /containers/json` lists it.
-pub(crate) fn list_item(e: &Engine, r: &Record) -> Value {
+/// A container as `GET /containers/json` lists it (`nets`: the endpoints and networks,
+/// read once for the whole listing).
+pub(crate) fn list_item_in(e: &Engine, nets: &gcr_engine::network::NetView, r: &Record) -> Value {
     let labels: Map<String, Value> = r
         .config
         .resolved
@@ -39,7 +40,7 @@ pub(crate) fn list_item(e: &Engine, r: &Record) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    let settings = e.network_settings(r);
+    let settings = e.network_settings_in(nets, r);
     let network = &r.config.resolved.network;
     let networks = settings["Networks"].clone();
     json!({
@@ -76,10 +77,11 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
             } else {
                 Default::default()
             };
+            let nets = e.net_view();
             let mut out = Vec::new();
             for (r, _) in e.ps(all || filter.wants_all())? {
                 if filter.matches(e, &r) {
-                    let mut item = list_item(e, &r);
+                    let mut item = list_item_in(e, &nets, &r);
                     if size {
                         let (rw, root) = e.container_size(&r, &images);
                         item["SizeRw"] = json!(rw);

@@ -42,11 +42,12 @@ pub async fn system_df(st: &Shared) -> Result<Resp, HttpError> {
                     })
                 })
                 .collect();
+            let nets = e.net_view();
             let containers: Vec<Value> = u
                 .containers
                 .iter()
                 .map(|c| {
-                    let mut v = crate::containers::list_item(e, &c.record);
+                    let mut v = crate::containers::list_item_in(e, &nets, &c.record);
                     v["SizeRw"] = json!(c.size_rw);
                     v["SizeRootFs"] = json!(0);
                     v

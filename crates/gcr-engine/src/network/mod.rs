@@ -18,6 +18,7 @@ mod registry;
 mod setup;
 mod step;
 mod view;
+pub use view::NetView;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
