@@ -227,6 +227,56 @@ fn process_rows() -> Vec<Row> {
             // runc 1.1 ignores it silently (the policy stays SCHED_OTHER).
             mode: Mode::Refused("process.scheduler"),
         },
+        // The fields gcr-runc refuses by name (this host has no AppArmor, SELinux, RDT,
+        // net_cls/net_prio or rdma controller to apply them with): exit 1, the field named.
+        Row {
+            field: "process.apparmorProfile",
+            edit: edit(|c, _| c["process"]["apparmorProfile"] = json!("docker-default")),
+            probe: sh("true"),
+            expect: Expect::Fails,
+            mode: Mode::Refused("process.apparmorProfile"),
+        },
+        Row {
+            field: "process.selinuxLabel",
+            edit: edit(|c, _| {
+                c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")
+            }),
+            probe: sh("true"),
+            expect: Expect::Fails,
+            mode: Mode::Refused("process.selinuxLabel"),
+        },
+        Row {
+            field: "linux.mountLabel",
+            edit: edit(|c, _| {
+                c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0")
+            }),
+            probe: sh("true"),
+            expect: Expect::Fails,
+            mode: Mode::Refused("linux.mountLabel"),
+        },
+        Row {
+            field: "linux.intelRdt",
+            edit: edit(|c, _| c["linux"]["intelRdt"] = json!({"closID": "gcr"})),
+            probe: sh("true"),
+            expect: Expect::Fails,
+            mode: Mode::Refused("linux.intelRdt"),
+        },
+        Row {
+            field: "linux.resources.network",
+            edit: edit(|c, _| c["linux"]["resources"]["network"] = json!({"classID": 1048577})),
+            probe: sh("true"),
+            expect: Expect::Fails,
+            mode: Mode::Refused("linux.resources.network"),
+        },
+        Row {
+            field: "linux.resources.rdma",
+            edit: edit(|c, _| {
+                c["linux"]["resources"]["rdma"] = json!({"mlx5_1": {"hcaHandles": 3}})
+            }),
+            probe: sh("true"),
+            expect: Expect::Fails,
+            mode: Mode::Refused("linux.resources.rdma"),
+        },
     ]
 }
 
