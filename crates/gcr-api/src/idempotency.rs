@@ -39,11 +39,9 @@ pub fn key_of<B>(req: &Request<B>) -> Result<Option<String>, HttpError> {
 
 /// `path` without its `/v1.NN` prefix (a retry may negotiate another version).
 fn unversioned(path: &str) -> &str {
-    match path.strip_prefix("/v1.") {
-        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
-            rest.find('/').map_or(path, |i| &rest[i..])
-        }
-        _ => path,
+    match crate::version::split(path) {
+        crate::version::Prefix::Ok(_, tail) => tail,
+        crate::version::Prefix::Refused { .. } => path,
     }
 }
 

@@ -142,14 +142,7 @@ fn passes(e: &Event, action: &str, actor: Option<&Actor>, key: &str, v: &str) ->
         "network" => named("network"),
         "image" => match actor {
             // A container event matches by its container's image.
-            Some(a) => {
-                a.image == v
-                    || a.image_id
-                        .trim_start_matches("sha256:")
-                        .starts_with(v.trim_start_matches("sha256:"))
-                    || gcr_core::Reference::parse(v)
-                        .is_ok_and(|x| x.to_string() == a.image || x.familiar() == a.image)
-            }
+            Some(a) => crate::container::filter::image_matches(v, &a.image, &a.image_id),
             None => {
                 let full = gcr_core::Reference::parse(v).map(|x| x.to_string());
                 e.kind == "image"
@@ -160,10 +153,7 @@ fn passes(e: &Event, action: &str, actor: Option<&Actor>, key: &str, v: &str) ->
                             .starts_with(v.trim_start_matches("sha256:")))
             }
         },
-        "label" => actor.is_some_and(|a| match v.split_once('=') {
-            Some((k, val)) => a.labels.iter().any(|(lk, lv)| lk == k && lv == val),
-            None => a.labels.iter().any(|(lk, _)| lk == v),
-        }),
+        "label" => actor.is_some_and(|a| crate::container::filter::label_matches(&a.labels, v)),
         _ => false,
     }
 }

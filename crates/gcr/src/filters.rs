@@ -6,6 +6,8 @@
 
 use gcr_engine::images::ImageRow;
 
+use gcr_engine::container::filter::label_matches;
+
 use crate::Failure;
 
 /// Parsed filters: (key, value) pairs, checked against the keys a command knows.
@@ -100,14 +102,6 @@ impl Filters {
             "since" => created_of(v).is_some_and(|t| row.created.is_some_and(|c| c > t)),
             _ => false,
         })
-    }
-}
-
-/// `label=KEY` or `label=KEY=VALUE`.
-fn label_matches(labels: &[(String, String)], want: &str) -> bool {
-    match want.split_once('=') {
-        Some((k, v)) => labels.iter().any(|(lk, lv)| lk == k && lv == v),
-        None => labels.iter().any(|(lk, _)| lk == want),
     }
 }
 

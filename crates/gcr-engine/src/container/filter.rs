@@ -231,6 +231,25 @@ fn image_exposed(e: &Engine, id: &str) -> Vec<(u16, Proto)> {
         .collect()
 }
 
+/// Docker's `label=KEY` or `label=KEY=VALUE` against `labels`.
+pub fn label_matches(labels: &[(String, String)], want: &str) -> bool {
+    match want.split_once('=') {
+        Some((k, v)) => labels.iter().any(|(a, b)| a == k && b == v),
+        None => labels.iter().any(|(a, _)| a == want),
+    }
+}
+
+/// Whether `want` names the image of a container (`image_ref`, `image_id`): the
+/// reference as given or normalized, or an id prefix.
+pub fn image_matches(want: &str, image_ref: &str, image_id: &str) -> bool {
+    image_ref == want
+        || image_id
+            .trim_start_matches("sha256:")
+            .starts_with(want.trim_start_matches("sha256:"))
+        || gcr_core::Reference::parse(want)
+            .is_ok_and(|x| x.to_string() == image_ref || x.familiar() == image_ref)
+}
+
 /// Whether `r` passes one value of a plain key.
 fn passes(e: &Engine, r: &Record, key: &str, want: &str) -> bool {
     match key {
@@ -246,23 +265,11 @@ fn passes(e: &Engine, r: &Record, key: &str, want: &str) -> bool {
         "exited" => {
             r.state == State::Exited && r.exit_code.map(|c| c.to_string()).as_deref() == Some(want)
         }
-        "label" => {
-            let labels = &r.config.resolved.labels;
-            match want.split_once('=') {
-                Some((k, v)) => labels.iter().any(|(a, b)| a == k && b == v),
-                None => labels.iter().any(|(a, _)| a == want),
-            }
-        }
+        "label" => label_matches(&r.config.resolved.labels, want),
         "ancestor" => {
             let bare = want.strip_suffix(":latest").unwrap_or(want);
             let (repo, _) = crate::images::split_familiar(&r.image_ref);
-            r.image_ref == want
-                || repo == bare
-                || r.image_id
-                    .trim_start_matches("sha256:")
-                    .starts_with(want.trim_start_matches("sha256:"))
-                || gcr_core::Reference::parse(want)
-                    .is_ok_and(|x| x.to_string() == r.image_ref || x.familiar() == r.image_ref)
+            repo == bare || image_matches(want, &r.image_ref, &r.image_id)
         }
         "network" => {
             r.config.resolved.network == want

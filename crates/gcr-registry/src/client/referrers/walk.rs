@@ -80,7 +80,7 @@ struct Got {
     digest: String,
     bytes: Vec<u8>,
     staged: Vec<(String, Staged)>,
-    /// Its config is the empty blob, which the store lacked: [`Prefetched::empty`] holds it.
+    /// Its config is the empty blob, which the store lacked (written once, by the walk).
     empty: bool,
 }
 
@@ -89,8 +89,6 @@ struct Got {
 pub(crate) struct Prefetched {
     subject: String,
     got: Vec<Got>,
-    /// The empty blob, written locally and flushed, when a referrer needs it.
-    empty: Option<Staged>,
     error: Option<RegistryError>,
     /// Requests sent to list referrers (for tests).
     listings: usize,
@@ -144,7 +142,6 @@ pub(crate) fn prefetch(
     let mut out = Prefetched {
         subject: subject.to_string(),
         got: Vec::new(),
-        empty: None,
         error: None,
         listings: 0,
         downloads: 0,
@@ -194,26 +191,34 @@ pub(crate) fn prefetch(
                 break;
             }
         };
+        // Into the CAS as soon as they are flushed (the empty blob with the first referrer
+        // that needs it): only their rows wait for the image.
         let mut next = Vec::new();
+        let mut empty = None;
+        let mut got = Vec::new();
         for d in done {
             match d {
-                Done::Got(mut g) => {
-                    for (digest, s) in std::mem::take(&mut g.staged) {
-                        if let Err(e) = st.persist(s, &digest) {
-                            out.error = Some(e);
-                        }
-                    }
-                    out.got.push(g)
-                }
+                Done::Got(g) => got.push(g),
                 Done::Listed(s, list) => {
                     out.listings += 1;
                     next.extend(admit(&s, list, &mut seen));
                 }
-                Done::Empty(s) => {
-                    if let Err(e) = st.persist(s, EMPTY_DIGEST) {
-                        out.error = Some(e);
-                    }
-                }
+                Done::Empty(s) => empty = Some(s),
+            }
+        }
+        for mut g in got {
+            let needs = g.empty.then(|| empty.take()).flatten();
+            let staged = needs
+                .map(|s| (EMPTY_DIGEST.to_string(), s))
+                .into_iter()
+                .chain(std::mem::take(&mut g.staged));
+            let mut persisted = Ok(());
+            for (digest, s) in staged {
+                persisted = persisted.and_then(|()| st.persist(s, &digest));
+            }
+            match persisted {
+                Ok(()) => out.got.push(g),
+                Err(e) => out.error = Some(e),
             }
         }
         level = next;
@@ -238,36 +243,22 @@ fn admit(
     out
 }
 
-/// Store half: moves what [`prefetch`] staged into the CAS and indexes it (the subject
-/// must be recorded by now), all referrers in one transaction (one by one if that fails,
-/// so those that can be kept are); returns how many referrers are new. Failures are
-/// reported through `progress`, never failing the pull.
+/// Store half: indexes what [`prefetch`] put into the CAS (the subject must be recorded by
+/// now), all referrers in one transaction (one by one if that fails, so those that can be
+/// kept are); returns how many referrers are new. Failures are reported through
+/// `progress`, never failing the pull.
 pub(crate) fn commit(store: &Store, p: Prefetched, progress: &dyn Progress) -> usize {
     let mut added = 0;
     let mut error = p.error;
-    let mut empty = p.empty;
-    let mut ready = Vec::with_capacity(p.got.len());
-    for g in p.got {
-        let r = (|| -> Result<()> {
-            if g.empty {
-                if let Some(s) = empty.take() {
-                    persist(store, s, EMPTY_DIGEST)?;
-                }
-            }
-            for (digest, s) in g.staged {
-                persist(store, s, &digest)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = r {
-            error = Some(e);
-            break;
-        }
-        ready.push((g.subject, g.digest, g.bytes));
-    }
-    let all: Vec<&[u8]> = ready.iter().map(|(_, _, b)| b.as_slice()).collect();
+    let all: Vec<&[u8]> = p.got.iter().map(|g| g.bytes.as_slice()).collect();
     let batch = store.index_referrers(&all).is_ok();
-    for (subject, digest, bytes) in &ready {
+    for Got {
+        subject,
+        digest,
+        bytes,
+        ..
+    } in &p.got
+    {
         if !batch {
             if let Err(e) = store.index_referrer(bytes) {
                 error = Some(e.into());
@@ -288,19 +279,6 @@ pub(crate) fn commit(store: &Store, p: Prefetched, progress: &dyn Progress) -> u
         ));
     }
     added
-}
-
-/// Moves a staged file that [`flush`] made durable into the CAS (no-op if present): its
-/// data is on disk already, so no second fsync; the rename follows it in the journal.
-fn persist(store: &Store, s: Staged, digest: &str) -> Result<()> {
-    let dest = store.blob_path(digest)?;
-    if dest.exists() {
-        return Ok(());
-    }
-    s.file
-        .persist(&dest)
-        .map_err(|e| RegistryError::io("cannot move blob into", &dest, e.error))?;
-    Ok(())
 }
 
 /// Both halves, one after the other (a re-pull of an image already stored).
