@@ -123,6 +123,18 @@ enum Job<'a> {
     Empty,
 }
 
+impl Job<'_> {
+    /// True when the job needs no request: a referrer whose manifest the listing embeds
+    /// (its blobs are embedded too, or fetched then), or the empty blob.
+    fn is_local(&self) -> bool {
+        match self {
+            Job::Fetch(_, d) => d.data.is_some(),
+            Job::List(_) => false,
+            Job::Empty => true,
+        }
+    }
+}
+
 enum Done {
     Got(Got),
     Listed(String, Vec<Descriptor>),
@@ -177,12 +189,27 @@ pub(crate) fn prefetch(
             empty_wanted = false;
             jobs.push(Job::Empty);
         }
-        let done = parallel(&jobs, JOBS, |j| match j {
+        let run = |j: &Job| match j {
             Job::Fetch(s, d) => fetch_referrer(st, t, repo, s, d, &downloads).map(Done::Got),
             Job::List(d) => {
                 list_remote(t, repo, d, &no_api, &tags).map(|l| Done::Listed(d.to_string(), l))
             }
             Job::Empty => stage_empty(st).map(Done::Empty),
+        };
+        // What needs the network runs on fetch threads; what the listing carried (gcr's
+        // fallback indexes embed each referrer) is written and flushed on this one, one
+        // file after the other: a few small fsyncs cost less CPU in a row than at once.
+        let (local, remote): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(Job::is_local);
+        let done = std::thread::scope(|sc| {
+            let h = (!remote.is_empty()).then(|| sc.spawn(|| parallel(&remote, JOBS, run)));
+            let here = local.iter().map(run).collect::<Result<Vec<Done>>>();
+            let there = h.map_or(Ok(Vec::new()), |h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(RegistryError::Usage("a fetch thread stopped".into())))
+            });
+            let mut all = here?;
+            all.extend(there?);
+            Ok(all)
         });
         let done = match done {
             Ok(d) => d,
@@ -476,7 +503,25 @@ fn fetch_referrer(
         s.write(&bytes)?;
         staged.push((digest.clone(), s));
     }
-    // The manifest is flushed while the blobs download.
+    // The manifest is flushed while the blobs download (at once when there is nothing
+    // to download).
+    let downloaded = |b: &gcr_store::Descriptor| {
+        b.data.is_none() && b.digest != EMPTY_DIGEST && !st.has(&b.digest)
+    };
+    if !m.blobs.iter().any(downloaded) {
+        if let Some((_, s)) = staged.first() {
+            flush(s)?;
+        }
+        let blobs = fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads)?;
+        staged.extend(blobs);
+        return Ok(Got {
+            subject: subject.to_string(),
+            digest,
+            bytes,
+            staged,
+            empty,
+        });
+    }
     let blobs = std::thread::scope(|sc| -> Result<Vec<(String, Staged)>> {
         let h = staged.first().map(|(_, s)| sc.spawn(move || flush(s)));
         let blobs = fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads);
