@@ -220,6 +220,8 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
     // Listings ask whether the same containers run on every request: pidfds answer that
     // with a poll each (see `procfs::watch_pids`).
     gcr_engine::container::procfs::watch_pids();
+    // `/metrics` reads every running container's cgroup files: they stay open.
+    gcr_engine::metrics::hold_cgroup_files();
     // The store must open before anything is served: a bad root is an error at start.
     let first = Engine::open(&opts.root, &opts.run_dir)?;
     crate::record::init()?;

@@ -15,8 +15,9 @@
 //!   cgroup's `oom_kill` count.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use gcr_runtime::cgroups::{CgroupManager, Stats};
+use gcr_runtime::cgroups::{CgroupManager, Held, Stats};
 
 use crate::container::record::{self, Record, State};
 use crate::container::view::{live_io, Io};
@@ -132,7 +133,19 @@ impl Engine {
         let manager = (!running.is_empty())
             .then(CgroupManager::detect)
             .and_then(Result::ok);
+        let held = held_for(&records, &running, manager.as_ref());
         let live_of = |r: &Record| {
+            if let Some(h) = held.get(&r.id) {
+                if let Ok(stats) = h.stats() {
+                    return Some(Live {
+                        stats,
+                        io: live_io(r, h.as_ref()),
+                        oom_kills: h.oom_kills(),
+                    });
+                }
+                // Gone (or made anew by a restart): let go; the paths answer this time.
+                forget(&r.id);
+            }
             let cg = manager.as_ref()?.open(&r.id);
             cg.stats().ok().map(|stats| Live {
                 stats,
@@ -180,6 +193,86 @@ impl Engine {
             })
             .collect();
         Ok((figures, eng))
+    }
+}
+
+/// The running containers' cgroup files held open, by container id, in a process that
+/// asked for them ([`hold_cgroup_files`]); `None` in the others (a command that reads the
+/// figures once gains nothing from holding them).
+static HELD: Mutex<Option<HashMap<String, Arc<Held>>>> = Mutex::new(None);
+
+/// For a long-lived process (the API service), which reads every running container's
+/// figures on each `/metrics`: [`Engine::metrics`] then keeps each group's files open and
+/// reads them with one `pread` each (see [`Held`]). Raises the soft limit of open files
+/// to the hard one, as Go programs (dockerd among them) do at start; the files held stay
+/// within a quarter of it.
+pub fn hold_cgroup_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit on the stack.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    if let Ok(mut h) = HELD.lock() {
+        h.get_or_insert_with(HashMap::new);
+    }
+}
+
+/// How many descriptors the held files may take: a quarter of the soft limit.
+fn fd_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid pointer to an rlimit on the stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    usize::try_from(lim.rlim_cur / 4).unwrap_or(usize::MAX)
+}
+
+/// The held files of the running containers (opening those not held yet, within the
+/// budget), after letting go of those of containers that no longer run. Empty when the
+/// process did not ask for them.
+fn held_for(
+    records: &[Record],
+    running: &[usize],
+    manager: Option<&CgroupManager>,
+) -> HashMap<String, Arc<Held>> {
+    let Ok(mut guard) = HELD.lock() else {
+        return HashMap::new();
+    };
+    let (Some(map), Some(manager)) = (guard.as_mut(), manager) else {
+        return HashMap::new();
+    };
+    let ids: std::collections::HashSet<&str> =
+        running.iter().map(|i| records[*i].id.as_str()).collect();
+    map.retain(|id, _| ids.contains(id.as_str()));
+    let budget = fd_budget();
+    let mut fds: usize = map.values().map(|h| h.fds()).sum();
+    for i in running {
+        let id = &records[*i].id;
+        if map.contains_key(id) || fds + 16 > budget {
+            continue;
+        }
+        let h = manager.open(id).hold();
+        fds += h.fds();
+        map.insert(id.clone(), Arc::new(h));
+    }
+    map.clone()
+}
+
+/// Lets go of a container's held files.
+fn forget(id: &str) {
+    if let Ok(mut guard) = HELD.lock() {
+        if let Some(map) = guard.as_mut() {
+            map.remove(id);
+        }
     }
 }
 

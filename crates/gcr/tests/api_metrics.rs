@@ -191,6 +191,27 @@ fn metrics_exposition() {
     assert!(s["gcr_container_start_latency_seconds_bucket{le=\"+Inf\"}"] >= 3.0);
     assert!(s["gcr_ledger_entries_total"] >= 6.0, "{body}");
 
+    // The service holds each running group's files open between requests: a changed
+    // limit shows at once, and a container restarted (its group made anew) keeps its
+    // figures, on this request and the next.
+    let bigger: u64 = 64 << 20;
+    svc.ok(&["update", "-m", &bigger.to_string(), "burner"]);
+    svc.ok(&["restart", "-t", "0", "checked"]);
+    for _ in 0..2 {
+        let (_, body) = svc.get("/metrics");
+        let s = samples(&body);
+        assert_eq!(
+            of(&s, "gcr_container_memory_limit_bytes", "burner", ""),
+            Some(bigger as f64),
+            "{body}"
+        );
+        assert_eq!(of(&s, "gcr_container_running", "checked", ""), Some(1.0));
+        assert!(
+            of(&s, "gcr_container_pids", "checked", "").is_some_and(|v| v >= 1.0),
+            "{body}"
+        );
+    }
+
     // The versioned path serves it too, and Docker's routes still work.
     let (vhead, vbody) = svc.get("/v1.41/metrics");
     assert!(vhead.starts_with("HTTP/1.1 200"), "{vhead}");

@@ -260,8 +260,32 @@ impl Engine {
     }
 }
 
+/// What [`live_io`] asks of a group: opened by path or held open.
+pub(crate) trait GroupIo {
+    fn block_io(&self) -> gcr_runtime::cgroups::BlkioStats;
+    fn procs(&self) -> Vec<i32>;
+}
+
+impl GroupIo for gcr_runtime::cgroups::Cgroup {
+    fn block_io(&self) -> gcr_runtime::cgroups::BlkioStats {
+        gcr_runtime::cgroups::Cgroup::block_io(self)
+    }
+    fn procs(&self) -> Vec<i32> {
+        gcr_runtime::cgroups::Cgroup::procs(self)
+    }
+}
+
+impl GroupIo for gcr_runtime::cgroups::Held {
+    fn block_io(&self) -> gcr_runtime::cgroups::BlkioStats {
+        gcr_runtime::cgroups::Held::block_io(self)
+    }
+    fn procs(&self) -> Vec<i32> {
+        gcr_runtime::cgroups::Held::procs(self)
+    }
+}
+
 /// The network and block I/O of running container `r` in cgroup `cg`.
-pub(crate) fn live_io(r: &Record, cg: &gcr_runtime::cgroups::Cgroup) -> Io {
+pub(crate) fn live_io(r: &Record, cg: &impl GroupIo) -> Io {
     let mut io = Io::default();
     if let Some(pid) = r.pid {
         (io.net_rx, io.net_tx) = net_bytes(pid);

@@ -81,6 +81,14 @@ impl Cgroup {
         }
     }
 
+    /// The group's directory on v2; `None` on v1.
+    pub(super) fn v2_dir(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::V2(d) => Some(d.as_path()),
+            Kind::V1(_) => None,
+        }
+    }
+
     /// The same group with one more v1 directory (a hierarchy this crate does not manage,
     /// e.g. a devices group its caller made): joined, listed and destroyed with the others.
     /// On v2 the group is returned as it is.

@@ -216,7 +216,7 @@ pub(super) fn v1(cg: &Cgroup) -> Result<DetailedStats, CgroupError> {
 
 /// v2 `io.stat` (`MAJ:MIN rbytes=N wbytes=N rios=N wios=N ...`) as runc's recursive
 /// service bytes and serviced lists.
-fn io_stat(text: &str) -> BlkioStats {
+pub(super) fn io_stat(text: &str) -> BlkioStats {
     let mut out = BlkioStats::default();
     for l in text.lines() {
         let mut f = l.split_whitespace();
@@ -325,17 +325,20 @@ pub(super) fn block_io_v2(dir: &Path) -> BlkioStats {
 /// `oom_kill`; v1 `memory.oom_control` `oom_kill`, or 1 while `under_oom` on kernels
 /// without the counter).
 pub(super) fn oom_kills_v2(dir: &Path) -> u64 {
-    fs::read_raw(&dir.join("memory.events"))
-        .ok()
-        .and_then(|t| fs::keyed(&t, "oom_kill"))
-        .unwrap_or(0)
+    fs::read_raw(&dir.join("memory.events")).map_or(0, |t| oom_kills_in(&t, false))
 }
 
 pub(super) fn oom_kills_v1(memory: &Path) -> u64 {
-    let Ok(t) = fs::read_raw(&memory.join("memory.oom_control")) else {
-        return 0;
-    };
-    fs::keyed(&t, "oom_kill").unwrap_or(u64::from(fs::keyed(&t, "under_oom") == Some(1)))
+    fs::read_raw(&memory.join("memory.oom_control")).map_or(0, |t| oom_kills_in(&t, true))
+}
+
+/// The OOM kills in the text of `memory.events` (v2) or `memory.oom_control` (v1).
+pub(super) fn oom_kills_in(text: &str, v1: bool) -> u64 {
+    match fs::keyed(text, "oom_kill") {
+        Some(n) => n,
+        None if v1 => u64::from(fs::keyed(text, "under_oom") == Some(1)),
+        None => 0,
+    }
 }
 
 #[cfg(test)]

@@ -60,19 +60,6 @@ pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
     read_raw(path).map_err(|e| err("read", path, e))
 }
 
-/// Reads a file holding one number, or `max` (returns `None`).
-pub(crate) fn read_num(path: &Path) -> Result<Option<u64>, CgroupError> {
-    let s = read(path)?;
-    let t = s.trim();
-    if t == "max" {
-        return Ok(None);
-    }
-    t.parse::<u64>().map(Some).map_err(|_| CgroupError::Parse {
-        path: path.to_path_buf(),
-        text: t.to_string(),
-    })
-}
-
 /// The value of `key` in a flat keyed file (`memory.events`, `cpu.stat`, `memory.stat`...).
 pub(crate) fn keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {

@@ -14,7 +14,9 @@ mod detail;
 pub mod devices;
 mod extra;
 mod fs;
+mod held;
 pub use fs::slurp;
+pub use held::Held;
 mod mountinfo;
 mod v1;
 mod v2;
@@ -27,6 +29,8 @@ mod tests_detail;
 mod tests_extra;
 #[cfg(test)]
 mod tests_fake;
+#[cfg(test)]
+mod tests_held;
 #[cfg(test)]
 mod tests_host;
 #[cfg(test)]

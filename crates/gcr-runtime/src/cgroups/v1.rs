@@ -145,18 +145,24 @@ fn num(text: Option<String>) -> Option<u64> {
 }
 
 pub(super) fn stats(cg: &Cgroup) -> Result<Stats, CgroupError> {
-    let mem = cg.v1_dir(MEMORY);
-    let usage = num(read_opt(mem, "memory.usage_in_bytes")?).unwrap_or(0);
-    let inactive = read_opt(mem, "memory.stat")?
+    stats_from(&|ctrl, file| read_opt(cg.v1_dir(ctrl), file))
+}
+
+/// A file of a controller's directory: its text, `None` when it (or the hierarchy) is absent.
+pub(super) type Reader<'a> = &'a dyn Fn(u8, &str) -> Result<Option<String>, CgroupError>;
+
+/// [`stats`] from any reader of the group's files (paths, or files held open).
+pub(super) fn stats_from(read: Reader) -> Result<Stats, CgroupError> {
+    let usage = num(read(MEMORY, "memory.usage_in_bytes")?).unwrap_or(0);
+    let inactive = read(MEMORY, "memory.stat")?
         .and_then(|t| fs::keyed(&t, "total_inactive_file"))
         .unwrap_or(0);
-    let pids = cg.v1_dir(PIDS);
     Ok(Stats {
         memory_usage: usage.saturating_sub(inactive),
-        memory_limit: num(read_opt(mem, "memory.limit_in_bytes")?).filter(|l| *l < UNLIMITED),
-        cpu_usage_ns: num(read_opt(cg.v1_dir(CPUACCT), "cpuacct.usage")?).unwrap_or(0),
-        pids_current: num(read_opt(pids, "pids.current")?).unwrap_or(0),
-        pids_limit: num(read_opt(pids, "pids.max")?),
+        memory_limit: num(read(MEMORY, "memory.limit_in_bytes")?).filter(|l| *l < UNLIMITED),
+        cpu_usage_ns: num(read(CPUACCT, "cpuacct.usage")?).unwrap_or(0),
+        pids_current: num(read(PIDS, "pids.current")?).unwrap_or(0),
+        pids_limit: num(read(PIDS, "pids.max")?),
     })
 }
 

@@ -113,43 +113,46 @@ pub(super) fn apply(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
     Ok(())
 }
 
-fn num_or_zero(path: &Path) -> Result<Option<u64>, CgroupError> {
-    match fs::read_num(path) {
-        Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Some(0))
-        }
-        other => other,
-    }
-}
-
-fn text_or_empty(path: &Path) -> Result<String, CgroupError> {
-    match fs::read_raw(path) {
-        Ok(s) => Ok(s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(fs::err("read", path, e)),
-    }
-}
-
-fn limit(path: &Path) -> Result<Option<u64>, CgroupError> {
-    match fs::read_num(path) {
-        Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(None)
-        }
-        other => other,
-    }
-}
-
 pub(super) fn stats(dir: &Path) -> Result<Stats, CgroupError> {
-    let usage = num_or_zero(&dir.join("memory.current"))?.unwrap_or(0);
-    let inactive =
-        fs::keyed(&text_or_empty(&dir.join("memory.stat"))?, "inactive_file").unwrap_or(0);
-    let cpu_us = fs::keyed(&text_or_empty(&dir.join("cpu.stat"))?, "usage_usec").unwrap_or(0);
+    stats_from(&|file| {
+        let p = dir.join(file);
+        match fs::read_raw(&p) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(fs::err("read", &p, e)),
+        }
+    })
+}
+
+/// A file of the group's directory: its text, `None` when it is absent.
+pub(super) type Reader<'a> = &'a dyn Fn(&str) -> Result<Option<String>, CgroupError>;
+
+/// [`stats`] from any reader of the group's files (paths, or files held open). An absent
+/// counter reads as 0, an absent limit (or `max`) as none.
+pub(super) fn stats_from(read: Reader) -> Result<Stats, CgroupError> {
+    let number = |file: &str| -> Result<Option<u64>, CgroupError> {
+        match read(file)? {
+            None => Ok(None),
+            Some(t) if t.trim() == "max" => Ok(None),
+            Some(t) => t.trim().parse().map(Some).map_err(|_| CgroupError::Parse {
+                path: file.into(),
+                text: t.trim().to_string(),
+            }),
+        }
+    };
+    let usage = number("memory.current")?.unwrap_or(0);
+    let inactive = read("memory.stat")?
+        .and_then(|t| fs::keyed(&t, "inactive_file"))
+        .unwrap_or(0);
+    let cpu_us = read("cpu.stat")?
+        .and_then(|t| fs::keyed(&t, "usage_usec"))
+        .unwrap_or(0);
     Ok(Stats {
         memory_usage: usage.saturating_sub(inactive),
-        memory_limit: limit(&dir.join("memory.max"))?,
+        memory_limit: number("memory.max")?,
         cpu_usage_ns: cpu_us.saturating_mul(1000),
-        pids_current: num_or_zero(&dir.join("pids.current"))?.unwrap_or(0),
-        pids_limit: limit(&dir.join("pids.max"))?,
+        pids_current: number("pids.current")?.unwrap_or(0),
+        pids_limit: number("pids.max")?,
     })
 }
 
