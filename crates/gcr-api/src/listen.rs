@@ -96,6 +96,21 @@ pub fn bind_unix(
         .parent()
         .ok_or_else(|| ApiError::BadHost(path.display().to_string()))?;
     let dir_mode = if group.is_some() { 0o750 } else { 0o700 };
+    // A directory others share (sticky like /tmp, or readable or writable by others like
+    // /run) is not taken over: closing it up would lock every other user out of it.
+    if let Ok(meta) = std::fs::symlink_metadata(dir) {
+        let mode = meta.mode();
+        if meta.is_dir() && (mode & 0o1000 != 0 || mode & 0o006 != 0) {
+            return Err(ApiError::io(
+                format!(
+                    "the socket directory {} is shared with other users (mode {:o}); give the socket a directory of its own in --host (gcr makes it root-only)",
+                    dir.display(),
+                    mode & 0o7777
+                ),
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            ));
+        }
+    }
     if let Err(e) = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(dir_mode)

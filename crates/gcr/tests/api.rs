@@ -455,7 +455,21 @@ fn only_root_or_the_group_may_connect() {
         assert_eq!(as_nobody(), "", "the peer credentials check let nobody in");
         assert_eq!(curl(&sock, "GET", "/_ping", None).1, "OK");
     }
-    // With --group: members (here by primary gid) get in.
+    // A directory others may read (or a sticky one, like /tmp) is never taken over: the
+    // service refuses it and leaves its mode alone.
+    let dir = sock.parent().unwrap();
+    let o = env.gcr(&["system", "service", "--host", &host]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("shared with other users"),
+        "{}",
+        stderr(&o)
+    );
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+    // Closed up again, it is the socket's own: with --group, members (here by primary
+    // gid) get in.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let _svc = Service::start(&env, &host, &["--group", "65534"]);
     let dir = sock.parent().unwrap();
     let meta = std::fs::metadata(dir).unwrap();

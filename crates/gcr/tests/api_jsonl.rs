@@ -551,7 +551,11 @@ fn jsonl_peers_are_checked_as_on_the_api_socket() {
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert_eq!(as_nobody(&sock, ping), "", "the peer check let nobody in");
     }
-    // With --group (the killed service's stale socket is replaced): a member is served, but may not name a build context on the host.
+    // With --group (the killed service's stale socket is replaced; the directory closed up
+    // again, as a directory others may read is refused): a member is served, but may not
+    // name a build context on the host.
+    let dir = sock.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let _svc = Service::start(&env, &host, &["--group", "65534"]);
     let meta = std::fs::metadata(&sock).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
