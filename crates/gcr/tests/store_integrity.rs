@@ -94,6 +94,12 @@ impl Drop for OpenParent {
             }
         }
         let _ = self.cmd(&["network", "__teardown"]).output();
+        // gcr mounted its own tmpfs on the run dir: unmount it, or the temp dir cannot be
+        // removed and the mount outlives the test.
+        if let Ok(c) = std::ffi::CString::new(self.run_dir.as_os_str().as_encoded_bytes()) {
+            // SAFETY: umount2 on a NUL-terminated path; failure (not mounted) is fine.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
     }
 }
 
