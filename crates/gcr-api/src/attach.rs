@@ -25,9 +25,13 @@ struct Wants {
     stdout: bool,
     stderr: bool,
     tty: bool,
+    /// `logs=1`: the log so far first.
+    logs: bool,
+    /// `stream=1`: then the live output (without it, only the log).
+    stream: bool,
 }
 
-/// `POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=`.
+/// `POST /containers/{id}/attach?stream=&logs=&stdin=&stdout=&stderr=`.
 pub async fn attach(
     st: &Shared,
     id: &str,
@@ -42,11 +46,6 @@ pub async fn attach(
     if !upgrade {
         return Err(HttpError::bad_request(
             "attach needs a connection upgrade: send 'Connection: Upgrade' and 'Upgrade: tcp'",
-        ));
-    }
-    if q.flag("logs", false) && !q.flag("stream", false) {
-        return Err(HttpError::bad_request(
-            "attach with logs=1 and no stream is not supported by gcr; use GET /containers/{id}/logs",
         ));
     }
     // dockerd's detach keys: on a tty's stdin, the sequence (ctrl-p,ctrl-q unless
@@ -65,12 +64,30 @@ pub async fn attach(
         stdout: q.flag("stdout", false),
         stderr: q.flag("stderr", false),
         tty: r.config.opts.tty,
+        logs: q.flag("logs", false),
+        stream: q.flag("stream", false),
     };
     st.attach_begin(&r.id);
     let st2 = st.clone();
     tokio::spawn(async move {
         let id = r.id.clone();
         let connected = match hyper::upgrade::on(req).await {
+            // A replayed log follows the 101 at once: on a unix socket, it waits until the
+            // client has read the 101 (see `read_by_peer`), as a client that reads the
+            // answer's head with a buffered reader and the stream from the raw socket
+            // (docker-py) would otherwise lose what came with the head.
+            Ok(up) if w.logs => match up.downcast::<TokioIo<tokio::net::UnixStream>>() {
+                Ok(parts) => {
+                    let sock = parts.io.into_inner();
+                    read_by_peer(&sock).await;
+                    let client = Prefixed {
+                        pre: parts.read_buf,
+                        io: sock,
+                    };
+                    relay(&st2, r, w, keys, client).await
+                }
+                Err(up) => relay(&st2, r, w, keys, TokioIo::new(up)).await,
+            },
             Ok(up) => relay(&st2, r, w, keys, TokioIo::new(up)).await,
             Err(_) => false,
         };
@@ -99,6 +116,69 @@ pub async fn attach(
     Ok(resp)
 }
 
+/// A unix socket taken back from hyper, with the bytes hyper had read past the request
+/// (`pre`) read first.
+struct Prefixed {
+    pre: bytes::Bytes,
+    io: tokio::net::UnixStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            let head = self.pre.split_to(n);
+            buf.put_slice(&head);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Waits (up to a second) until the peer of unix socket `sock` has read everything sent on
+/// it so far: for a unix socket, `SIOCOUTQ` counts the bytes still queued for the peer.
+async fn read_by_peer(sock: &tokio::net::UnixStream) {
+    use std::os::fd::AsRawFd;
+    for _ in 0..1000 {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) on a socket we own writes one int through a valid
+        // pointer to a local.
+        let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if r != 0 || queued == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// The supervisor's socket of `r` once it runs (an attach made before the start waits for
 /// it); None when the container went away first.
 async fn connect_when_running(st: &Shared, r: &Record) -> Option<tokio::net::UnixStream> {
@@ -118,12 +198,27 @@ async fn connect_when_running(st: &Shared, r: &Record) -> Option<tokio::net::Uni
 }
 
 /// Relays until the container exits, the client leaves or types the detach `keys` (on a
-/// tty's stdin); false when it never connected.
+/// tty's stdin); false when it never connected (said hello to the supervisor).
 async fn relay<C>(st: &Shared, r: Record, w: Wants, keys: Vec<u8>, client: C) -> bool
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut c_read, mut c_write) = tokio::io::split(client);
+    // `logs=1`: the log so far, then (with `stream=1`) the live output. Output written
+    // between the two may show in neither or both, as with dockerd.
+    if w.logs {
+        let mut replay = crate::stream::log_replay(st, &r, !w.tty, w.stdout, w.stderr);
+        while let Some(b) = replay.recv().await {
+            if c_write.write_all(&b).await.is_err() {
+                return false;
+            }
+        }
+    }
+    if !w.stream {
+        let _ = c_write.flush().await;
+        let _ = c_write.shutdown().await;
+        return false;
+    }
     let Some(sock) = connect_when_running(st, &r).await else {
         let _ = c_write.shutdown().await;
         return false;

@@ -211,6 +211,96 @@ impl Drop for ChanWriter {
     }
 }
 
+/// The log of container `r` so far (stdout and/or stderr, in the order written), as
+/// Docker's multiplexed frames when `framed` (no tty) or raw bytes: what an attach with
+/// `logs=1` sends first. Read on a blocking thread into a bounded channel, so a long log
+/// never sits whole in memory.
+pub(crate) fn log_replay(
+    st: &Shared,
+    r: &Record,
+    framed: bool,
+    out: bool,
+    err: bool,
+) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(16);
+    let st2 = st.clone();
+    let id = r.id.clone();
+    tokio::spawn(async move {
+        let _ = st2
+            .engine_ungated(move |e| {
+                let path = e.container_dir(&id).join("container.log");
+                let shared = std::cell::RefCell::new(Replay {
+                    tx,
+                    framed,
+                    buf: Vec::new(),
+                });
+                let (mut w_out, mut w_err) = (
+                    ReplaySide {
+                        to: &shared,
+                        kind: 1,
+                    },
+                    ReplaySide {
+                        to: &shared,
+                        kind: 2,
+                    },
+                );
+                let (mut sink, mut sink2) = (std::io::sink(), std::io::sink());
+                let out_w: &mut dyn Write = if out { &mut w_out } else { &mut sink };
+                let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
+                let o = LogOptions::default();
+                gcr_engine::logs::print_opened(&path, None, &o, out_w, err_w, &mut || false)?;
+                let _ = shared.borrow_mut().send();
+                Ok(())
+            })
+            .await;
+    });
+    rx
+}
+
+/// The one buffer both streams of a [`log_replay`] write into, so their order holds.
+struct Replay {
+    tx: mpsc::Sender<Bytes>,
+    framed: bool,
+    buf: Vec<u8>,
+}
+
+impl Replay {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::ErrorKind::BrokenPipe.into())
+    }
+}
+
+/// One stream's writer into a [`Replay`].
+struct ReplaySide<'a> {
+    to: &'a std::cell::RefCell<Replay>,
+    kind: u8,
+}
+
+impl Write for ReplaySide<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut r = self.to.borrow_mut();
+        if r.framed {
+            let h = gcr_engine::container::attach::header(self.kind, data.len());
+            r.buf.extend_from_slice(&h);
+        }
+        r.buf.extend_from_slice(data);
+        if r.buf.len() >= 32 * 1024 {
+            r.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Docker's `since`/`until`: unix seconds, with an optional fraction; 0 is none.
 fn log_time(q: &Query, k: &str) -> Result<Option<String>, HttpError> {
     let Some(v) = q.get(k).filter(|v| !v.is_empty()) else {

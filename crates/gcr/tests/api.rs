@@ -349,7 +349,7 @@ fn docker_errors_and_versions() {
 #[test]
 fn docker_py_drives_the_service() {
     let script = r#"
-import sys, docker
+import sys, time, docker
 c = docker.DockerClient(base_url=sys.argv[1])
 image = sys.argv[2]
 assert c.ping()
@@ -364,6 +364,24 @@ except docker.errors.ContainerError as e:
 d = c.containers.run(image, ["sh", "-c", "echo a; sleep 0.2; echo b; exit 5"], detach=True, name="pyd", labels={"k": "v"})
 assert d.wait()["StatusCode"] == 5
 assert d.logs() == b"a\nb\n", d.logs()
+# attach with logs=1: the log so far (here all of it: the container exited), in order,
+# only the streams asked for.
+got = d.attach(stdout=True, stderr=True, logs=True)
+assert got == b"a\nb\n", got
+m = c.containers.run(image, ["sh", "-c", "echo 1; echo 2 >&2; echo 3"], detach=True)
+m.wait()
+both = m.attach(stdout=True, stderr=True, logs=True)
+assert sorted(both.split()) == [b"1", b"2", b"3"], both
+assert m.attach(stdout=True, stderr=False, logs=True) == b"1\n3\n"
+assert m.attach(stdout=False, stderr=True, logs=True) == b"2\n"
+m.remove()
+# logs=1 with stream=1 on a running container: the log so far, then the live output.
+r = c.containers.run(image, ["sh", "-c", "echo early; sleep 1; echo late"], detach=True)
+time.sleep(0.5)
+got = b"".join(r.attach(stdout=True, stderr=True, logs=True, stream=True))
+assert got == b"early\nlate\n", got
+r.wait()
+r.remove()
 streamed = b"".join(d.logs(stream=True, follow=True))
 assert streamed == b"a\nb\n", streamed
 d.reload()
