@@ -39,13 +39,22 @@ pub(crate) fn read_with_capacity(path: &Path, cap: usize) -> io::Result<String> 
 /// `File::read_to_string` first asks `statx` and `lseek` for a size, which proc and cgroup
 /// files do not have: two wasted calls per file, and /metrics reads ten files per container.
 pub fn slurp(mut f: std::fs::File, cap: usize) -> io::Result<String> {
+    read_whole(cap, |buf, _| f.read(buf))
+}
+
+/// Reads a whole file through `read(buf, offset)` (a `read`, or a `pread` at `offset`)
+/// into a buffer of `cap` bytes to start with, doubling it as needed, as UTF-8.
+pub(crate) fn read_whole(
+    cap: usize,
+    mut read: impl FnMut(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<String> {
     let mut buf = vec![0u8; cap.max(64)];
     let mut len = 0;
     loop {
         if len == buf.len() {
             buf.resize(buf.len() * 2, 0);
         }
-        match f.read(&mut buf[len..]) {
+        match read(&mut buf[len..], len as u64) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

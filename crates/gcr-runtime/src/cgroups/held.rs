@@ -159,19 +159,5 @@ impl Cgroup {
 /// The whole of a file read from offset 0 with `pread`s (a cgroup or proc file is
 /// rendered afresh by a read at 0).
 fn read_at_zero(f: &File) -> io::Result<String> {
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match f.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(len);
-    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    fs::read_whole(4096, |buf, at| f.read_at(buf, at))
 }
