@@ -33,41 +33,19 @@ impl Reaper {
     /// Reaps every exited child that is not registered.
     pub fn sweep(&self) {
         let Ok(own) = self.own.lock() else { return };
-        let candidates = children().unwrap_or_else(zombie_children);
-        for pid in candidates {
+        for pid in zombie_children() {
             if own.contains(&pid) {
                 continue;
             }
             let mut status = 0;
-            // SAFETY: waitpid on one of our own children, WNOHANG (a running one is left
-            // as it is); `status` is a valid out pointer.
+            // SAFETY: waitpid on one of our own exited children, WNOHANG; `status` is a
+            // valid out pointer.
             unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         }
     }
 }
 
-/// This process's children (those of each of its threads, from
-/// /proc/self/task/TID/children: one small read per thread instead of a stat of every
-/// process on the host each second); `None` where the kernel has no such file.
-fn children() -> Option<Vec<i32>> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    let mut out = Vec::new();
-    let mut any = false;
-    for t in tasks.flatten() {
-        let Ok(text) = std::fs::read_to_string(t.path().join("children")) else {
-            continue;
-        };
-        any = true;
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok()),
-        );
-    }
-    any.then_some(out)
-}
-
-/// Pids of this process's children that have exited (state Z in /proc/PID/stat), found
-/// by a walk of /proc (where [`children`] has nothing).
+/// Pids of this process's children that have exited (state Z in /proc/PID/stat).
 fn zombie_children() -> Vec<i32> {
     let me = std::process::id() as i32;
     let Ok(dir) = std::fs::read_dir("/proc") else {
