@@ -207,33 +207,29 @@ static HELD: Mutex<Option<HashMap<String, Arc<Held>>>> = Mutex::new(None);
 /// to the hard one, as Go programs (dockerd among them) do at start; the files held stay
 /// within a quarter of it.
 pub fn hold_cgroup_files() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit on the stack.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
+    if let Some(mut lim) = nofile().filter(|l| l.rlim_cur < l.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit with a valid pointer to an rlimit on the stack.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     }
     if let Ok(mut h) = HELD.lock() {
         h.get_or_insert_with(HashMap::new);
     }
 }
 
-/// How many descriptors the held files may take: a quarter of the soft limit.
-fn fd_budget() -> usize {
+/// This process's open-files limit.
+fn nofile() -> Option<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit with a valid pointer to an rlimit on the stack.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    usize::try_from(lim.rlim_cur / 4).unwrap_or(usize::MAX)
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim)
+}
+
+/// How many descriptors the held files may take: a quarter of the soft limit.
+fn fd_budget() -> usize {
+    nofile().map_or(0, |l| usize::try_from(l.rlim_cur / 4).unwrap_or(usize::MAX))
 }
 
 /// The held files of the running containers (opening those not held yet, within the

@@ -98,8 +98,9 @@ impl Held {
 
     /// As [`Cgroup::block_io`].
     pub fn block_io(&self) -> BlkioStats {
+        // Held on v2 only (gcr makes no v1 blkio group).
         match self.text(0, "io.stat") {
-            Ok(Some(t)) if self.v2 => detail::io_stat(&t),
+            Ok(Some(t)) => detail::io_stat(&t),
             _ => BlkioStats::default(),
         }
     }

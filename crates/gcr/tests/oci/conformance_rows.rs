@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use super::conformance::{edit, Expect, Mode, Probe, Row};
+use super::conformance::{edit, Edit, Expect, Mode, Probe, Row};
 use super::Bundle;
 
 /// Host facts and fixtures of the rows; unmounts what it mounted on drop (the sandbox
@@ -103,6 +103,17 @@ fn blockdev() -> String {
 
 fn sh(s: &str) -> Probe {
     Probe::Sh(s.to_string())
+}
+
+/// A field gcr-runc refuses by name (exit 1, the field named) where runc runs `true`.
+fn refused(field: &'static str, edit: Edit) -> Row {
+    Row {
+        field,
+        edit,
+        probe: sh("true"),
+        expect: Expect::Fails,
+        mode: Mode::Refused(field),
+    }
 }
 
 pub(super) fn out(s: &str) -> Expect {
@@ -209,74 +220,44 @@ fn process_rows() -> Vec<Row> {
             expect: out("out\nnotty\npipe1"),
             mode: Mode::Both,
         },
-        Row {
-            field: "process.ioPriority",
-            edit: edit(|c, _| {
+        // runc 1.1 ignores it silently (no ioprio_set).
+        refused(
+            "process.ioPriority",
+            edit(|c, _| {
                 c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0})
             }),
-            probe: sh("true"),
-            expect: Expect::Fails,
-            // runc 1.1 ignores it silently (no ioprio_set).
-            mode: Mode::Refused("process.ioPriority"),
-        },
-        Row {
-            field: "process.scheduler",
-            edit: edit(|c, _| c["process"]["scheduler"] = json!({"policy": "SCHED_IDLE"})),
-            probe: sh("true"),
-            expect: Expect::Fails,
-            // runc 1.1 ignores it silently (the policy stays SCHED_OTHER).
-            mode: Mode::Refused("process.scheduler"),
-        },
+        ),
+        // runc 1.1 ignores it silently (the policy stays SCHED_OTHER).
+        refused(
+            "process.scheduler",
+            edit(|c, _| c["process"]["scheduler"] = json!({"policy": "SCHED_IDLE"})),
+        ),
         // The fields gcr-runc refuses by name (this host has no AppArmor, SELinux, RDT,
         // net_cls/net_prio or rdma controller to apply them with): exit 1, the field named.
-        Row {
-            field: "process.apparmorProfile",
-            edit: edit(|c, _| c["process"]["apparmorProfile"] = json!("docker-default")),
-            probe: sh("true"),
-            expect: Expect::Fails,
-            mode: Mode::Refused("process.apparmorProfile"),
-        },
-        Row {
-            field: "process.selinuxLabel",
-            edit: edit(|c, _| {
-                c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")
-            }),
-            probe: sh("true"),
-            expect: Expect::Fails,
-            mode: Mode::Refused("process.selinuxLabel"),
-        },
-        Row {
-            field: "linux.mountLabel",
-            edit: edit(|c, _| {
-                c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0")
-            }),
-            probe: sh("true"),
-            expect: Expect::Fails,
-            mode: Mode::Refused("linux.mountLabel"),
-        },
-        Row {
-            field: "linux.intelRdt",
-            edit: edit(|c, _| c["linux"]["intelRdt"] = json!({"closID": "gcr"})),
-            probe: sh("true"),
-            expect: Expect::Fails,
-            mode: Mode::Refused("linux.intelRdt"),
-        },
-        Row {
-            field: "linux.resources.network",
-            edit: edit(|c, _| c["linux"]["resources"]["network"] = json!({"classID": 1048577})),
-            probe: sh("true"),
-            expect: Expect::Fails,
-            mode: Mode::Refused("linux.resources.network"),
-        },
-        Row {
-            field: "linux.resources.rdma",
-            edit: edit(|c, _| {
-                c["linux"]["resources"]["rdma"] = json!({"mlx5_1": {"hcaHandles": 3}})
-            }),
-            probe: sh("true"),
-            expect: Expect::Fails,
-            mode: Mode::Refused("linux.resources.rdma"),
-        },
+        refused(
+            "process.apparmorProfile",
+            edit(|c, _| c["process"]["apparmorProfile"] = json!("docker-default")),
+        ),
+        refused(
+            "process.selinuxLabel",
+            edit(|c, _| c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")),
+        ),
+        refused(
+            "linux.mountLabel",
+            edit(|c, _| c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0")),
+        ),
+        refused(
+            "linux.intelRdt",
+            edit(|c, _| c["linux"]["intelRdt"] = json!({"closID": "gcr"})),
+        ),
+        refused(
+            "linux.resources.network",
+            edit(|c, _| c["linux"]["resources"]["network"] = json!({"classID": 1048577})),
+        ),
+        refused(
+            "linux.resources.rdma",
+            edit(|c, _| c["linux"]["resources"]["rdma"] = json!({"mlx5_1": {"hcaHandles": 3}})),
+        ),
     ]
 }
 

@@ -508,29 +508,23 @@ fn fetch_referrer(
     let downloaded = |b: &gcr_store::Descriptor| {
         b.data.is_none() && b.digest != EMPTY_DIGEST && !st.has(&b.digest)
     };
-    if !m.blobs.iter().any(downloaded) {
+    let blobs = if m.blobs.iter().any(downloaded) {
+        std::thread::scope(|sc| -> Result<Vec<(String, Staged)>> {
+            let h = staged.first().map(|(_, s)| sc.spawn(move || flush(s)));
+            let blobs = fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads);
+            if let Some(h) = h {
+                h.join().unwrap_or_else(|_| {
+                    Err(RegistryError::Usage("a flush thread stopped".into()))
+                })?;
+            }
+            blobs
+        })?
+    } else {
         if let Some((_, s)) = staged.first() {
             flush(s)?;
         }
-        let blobs = fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads)?;
-        staged.extend(blobs);
-        return Ok(Got {
-            subject: subject.to_string(),
-            digest,
-            bytes,
-            staged,
-            empty,
-        });
-    }
-    let blobs = std::thread::scope(|sc| -> Result<Vec<(String, Staged)>> {
-        let h = staged.first().map(|(_, s)| sc.spawn(move || flush(s)));
-        let blobs = fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads);
-        if let Some(h) = h {
-            h.join()
-                .unwrap_or_else(|_| Err(RegistryError::Usage("a flush thread stopped".into())))?;
-        }
-        blobs
-    })?;
+        fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads)?
+    };
     staged.extend(blobs);
     Ok(Got {
         subject: subject.to_string(),
