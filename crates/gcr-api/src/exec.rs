@@ -217,7 +217,6 @@ async fn spawn(st: &Shared, id: &str, detach: bool) -> Result<(i32, Option<Strea
         )
     };
     opts.interactive = wants[0] && !detach;
-    let st2 = st.clone();
     let started = st
         .engine_forking(move |e| {
             let (stdio, streams) = if opts.tty && !detach {
@@ -261,21 +260,9 @@ async fn spawn(st: &Shared, id: &str, detach: bool) -> Result<(i32, Option<Strea
                     }),
                 )
             };
-            let mut failed = None;
-            let running = st2
-                .reaper
-                .spawn_own(|| match e.exec_spawn(&container, &opts, stdio) {
-                    Ok(r) => Some((r.pid, r)),
-                    Err(err) => {
-                        failed = Some(err);
-                        None
-                    }
-                });
-            let Some(mut running) = running else {
-                return Err(failed
-                    .map(HttpError::from)
-                    .unwrap_or_else(|| HttpError::internal("the exec could not be started")));
-            };
+            let mut running = e
+                .exec_spawn(&container, &opts, stdio)
+                .map_err(HttpError::from)?;
             let streams = match running.pty_master.take() {
                 Some(m) => Some(Streams::Pty(m)),
                 None => streams,
@@ -311,7 +298,6 @@ async fn spawn(st: &Shared, id: &str, detach: bool) -> Result<(i32, Option<Strea
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
         let code = exec_wait(&running).unwrap_or(-1);
-        st3.reaper.release(running.pid);
         if let Ok(mut execs) = st3.execs.lock() {
             if let Some(x) = execs.get_mut(&id3) {
                 x.running = false;

@@ -13,8 +13,7 @@
 //! `networks` (network connect and disconnect, the filters and labels of networks and
 //! volumes), `jsonl` (the JSONL protocol's socket: connections, lines, overlapping
 //! requests, cancel), `jsonl_ops` (its requests, on the endpoints' functions), `jsonl_run`
-//! (its `run` and `logs`), `reap` (the
-//! service's exited children), `record` (responses recorded for the swagger check), `http`
+//! (its `run` and `logs`), `record` (responses recorded for the swagger check), `http`
 //! (request and response helpers), `errors`, `fuzzing` (the request decoding, public for
 //! fuzz/fuzz_targets/api_*.rs); and
 //! the MiniContainer endpoints of seed 002: `sse` (`GET /v1/events` as Server-Sent Events
@@ -47,7 +46,6 @@ mod live;
 mod metrics;
 mod networks;
 mod push;
-mod reap;
 mod record;
 mod reexec;
 mod server;

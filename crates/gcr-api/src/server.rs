@@ -52,7 +52,6 @@ pub(crate) struct State {
     exits: Mutex<HashMap<String, (i32, Instant)>>,
     /// Ids of containers started through the API (waits and attaches wake up at once).
     pub started: tokio::sync::broadcast::Sender<String>,
-    pub reaper: crate::reap::Reaper,
     /// The fork gate. The engine forks a container's guard and supervisor, which go on
     /// running engine code (SQLite included) before they exec; in this multi-threaded
     /// process a lock another thread held at the fork would stay locked in the child for
@@ -233,7 +232,6 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         relaying: Mutex::new(HashMap::new()),
         exits: Mutex::new(HashMap::new()),
         started: tokio::sync::broadcast::channel(64).0,
-        reaper: crate::reap::Reaper::default(),
         gate: std::sync::RwLock::new(()),
         execs: Mutex::new(HashMap::new()),
         exec_done: Mutex::new(HashMap::new()),
@@ -310,7 +308,8 @@ fn trim_heap() {
     }
 }
 
-/// Sweeps exited children on SIGCHLD, and every second in case a signal was coalesced.
+/// Reaps the exited children nobody waits for (the guards `start` forks, see
+/// `gcr_engine::children`) on SIGCHLD, and every second in case a signal was coalesced.
 async fn reap_children(state: Shared) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut chld = signal(SignalKind::child()).ok();
@@ -326,7 +325,10 @@ async fn reap_children(state: Shared) {
             .served
             .swap(false, std::sync::atomic::Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || {
-            st.reaper.sweep();
+            // Under the fork gate's read side: a child forked while another thread held
+            // the list's lock would find it locked for ever.
+            let _gate = st.gate.read();
+            gcr_engine::children::reap();
             if served {
                 trim_heap();
             }

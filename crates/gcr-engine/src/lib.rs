@@ -7,6 +7,7 @@
 pub use gcr_oci as oci;
 pub mod audit;
 pub mod build;
+pub mod children;
 pub mod container;
 pub mod docker_events;
 pub mod events;

@@ -88,9 +88,10 @@ impl Engine {
         let Ok(exe) = std::env::current_exe() else {
             return;
         };
-        // Detached: the reaper outlives us and is reaped by init; it holds no descriptor
-        // of ours, so a caller reading our output sees EOF when we exit.
-        let _ = std::process::Command::new(exe)
+        // Detached: the reaper may outlive us (init reaps it then; a service reaps it as an
+        // adopted child). It holds no descriptor of ours, so a caller reading our output
+        // sees EOF when we exit.
+        let spawned = std::process::Command::new(exe)
             .arg("__reap")
             .arg(self.root())
             .arg(self.run_dir())
@@ -99,6 +100,9 @@ impl Engine {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
+        if let Ok(child) = spawned {
+            crate::children::adopt(child.id() as i32);
+        }
     }
 }
 

@@ -793,6 +793,20 @@ fn docker_admin_verbs() {
         "{line}"
     );
     svc.ok(&["rm", "-f", "tp2", "st"]);
+    // The guards of the containers started here (and the trash reaper) were the service's
+    // children: it reaps them, so none stays a zombie.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let z = svc.zombie_children();
+        if z.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service left zombie children: {z:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -84,6 +84,8 @@ impl Engine {
                 .split_whitespace()
                 .map(|n| n.parse::<i32>().unwrap_or(0));
             let (pid, supervisor) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+            // The guard stays: nobody here waits for it (see crate::children).
+            crate::children::adopt(child);
             if let Err(e) = self.mark_running(r, pid, supervisor, cause) {
                 // Not recorded: the container must not run unrecorded (the supervisor,
                 // seeing no confirmation, records what it finds).

@@ -90,6 +90,28 @@ impl Service {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The service's children that have exited and not been reaped (zombies).
+    #[allow(dead_code)]
+    pub fn zombie_children(&self) -> Vec<u32> {
+        let me = self.child.id();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let mut f = stat
+                    .rsplit_once(')')
+                    .map(|r| r.1)
+                    .unwrap_or("")
+                    .split_whitespace();
+                let state = f.next();
+                let ppid = f.next().and_then(|p| p.parse::<u32>().ok());
+                state == Some("Z") && ppid == Some(me)
+            })
+            .collect()
+    }
+
     /// The unix socket's path.
     pub fn socket(&self) -> PathBuf {
         PathBuf::from(self.host.trim_start_matches("unix://"))
