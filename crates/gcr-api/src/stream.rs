@@ -4,8 +4,6 @@
 //! in [`crate::attach`].
 
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -163,54 +161,6 @@ pub async fn wait(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
     Ok(http::stream("application/json", rx))
 }
 
-/// A writer into a streamed body: buffered, each flush one chunk (one Docker frame of
-/// `kind` when `framed`).
-struct ChanWriter {
-    tx: mpsc::Sender<Bytes>,
-    kind: u8,
-    framed: bool,
-    buf: Vec<u8>,
-    broken: Arc<AtomicBool>,
-}
-
-impl Write for ChanWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.broken.load(Ordering::Relaxed) {
-            return Err(std::io::ErrorKind::BrokenPipe.into());
-        }
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 32 * 1024 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let mut chunk = Vec::with_capacity(self.buf.len() + 8);
-        if self.framed {
-            chunk.extend_from_slice(&gcr_engine::container::attach::header(
-                self.kind,
-                self.buf.len(),
-            ));
-        }
-        chunk.append(&mut self.buf);
-        if self.tx.blocking_send(Bytes::from(chunk)).is_err() {
-            self.broken.store(true, Ordering::Relaxed);
-            return Err(std::io::ErrorKind::BrokenPipe.into());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for ChanWriter {
-    fn drop(&mut self) {
-        let _ = self.flush();
-    }
-}
-
 /// The log of container `r` so far (stdout and/or stderr, in the order written), as
 /// Docker's multiplexed frames when `framed` (no tty) or raw bytes: what an attach with
 /// `logs=1` sends first. Read on a blocking thread into a bounded channel, so a long log
@@ -229,17 +179,13 @@ pub(crate) fn log_replay(
         let _ = st2
             .engine_ungated(move |e| {
                 let path = e.container_dir(&id).join("container.log");
-                let shared = std::cell::RefCell::new(Replay {
-                    tx,
-                    framed,
-                    buf: Vec::new(),
-                });
+                let shared = Frames::new(tx, framed);
                 let (mut w_out, mut w_err) = (
-                    ReplaySide {
+                    FrameSide {
                         to: &shared,
                         kind: 1,
                     },
-                    ReplaySide {
+                    FrameSide {
                         to: &shared,
                         kind: 2,
                     },
@@ -257,34 +203,60 @@ pub(crate) fn log_replay(
     rx
 }
 
-/// The one buffer both streams of a [`log_replay`] write into, so their order holds.
-struct Replay {
+/// The one buffer both streams of a log write into, so that their order holds (as in
+/// Docker's `docker logs`: `echo 1; echo 2 >&2; echo 3` reads 1, 2, 3), sent as one chunk
+/// when it fills or is flushed.
+struct Frames {
     tx: mpsc::Sender<Bytes>,
     framed: bool,
     buf: Vec<u8>,
+    /// The client is gone: every write fails from then on.
+    broken: bool,
 }
 
-impl Replay {
+impl Frames {
+    fn new(tx: mpsc::Sender<Bytes>, framed: bool) -> std::cell::RefCell<Frames> {
+        std::cell::RefCell::new(Frames {
+            tx,
+            framed,
+            buf: Vec::new(),
+            broken: false,
+        })
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
+        if self.broken {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::ErrorKind::BrokenPipe.into())
+        if self.tx.blocking_send(chunk).is_err() {
+            self.broken = true;
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        Ok(())
+    }
+
+    /// Whether the client still reads.
+    fn open(&self) -> bool {
+        !self.broken && !self.tx.is_closed()
     }
 }
 
-/// One stream's writer into a [`Replay`].
-struct ReplaySide<'a> {
-    to: &'a std::cell::RefCell<Replay>,
+/// One stream's writer into [`Frames`]: each write one Docker frame of `kind` when framed.
+struct FrameSide<'a> {
+    to: &'a std::cell::RefCell<Frames>,
     kind: u8,
 }
 
-impl Write for ReplaySide<'_> {
+impl Write for FrameSide<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let mut r = self.to.borrow_mut();
+        if r.broken {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
         if r.framed {
             let h = gcr_engine::container::attach::header(self.kind, data.len());
             r.buf.extend_from_slice(&h);
@@ -297,7 +269,7 @@ impl Write for ReplaySide<'_> {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.to.borrow_mut().send()
     }
 }
 
@@ -367,34 +339,30 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
         let gate = st2.clone();
         let _ = st2
             .engine_ungated(move |e| {
-                let broken = Arc::new(AtomicBool::new(false));
-                let writer = |kind: u8, on: bool| ChanWriter {
-                    tx: tx.clone(),
-                    kind,
-                    framed,
-                    buf: Vec::new(),
-                    broken: if on {
-                        broken.clone()
-                    } else {
-                        Arc::new(AtomicBool::new(false))
+                let shared = Frames::new(tx, framed);
+                let (mut w_out, mut w_err) = (
+                    FrameSide {
+                        to: &shared,
+                        kind: 1,
                     },
-                };
-                let mut sink = std::io::sink();
-                let mut w_out = writer(1, true);
-                let mut w_err = writer(2, true);
+                    FrameSide {
+                        to: &shared,
+                        kind: 2,
+                    },
+                );
+                let (mut sink, mut sink2) = (std::io::sink(), std::io::sink());
                 let out_w: &mut dyn Write = if out { &mut w_out } else { &mut sink };
-                let mut sink2 = std::io::sink();
                 let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
                 let path = log_path;
                 let mut running = || {
                     let _db = gate.gate.read();
-                    !broken.load(Ordering::Relaxed)
-                        && !tx.is_closed()
+                    shared.borrow().open()
                         && e.container(&r.id)
                             .map(|r| r.state.is_alive())
                             .unwrap_or(false)
                 };
                 gcr_engine::logs::print_opened(&path, opened, &o, out_w, err_w, &mut running)?;
+                let _ = shared.borrow_mut().send();
                 Ok(())
             })
             .await;

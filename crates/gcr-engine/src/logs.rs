@@ -103,15 +103,20 @@ impl LogOptions {
     }
 }
 
+/// Writes one record as one write (a framed writer makes it one Docker frame, as dockerd
+/// sends one frame per log message).
 fn emit(rec: &Record<'_>, ts: bool, out: &mut dyn Write, err: &mut dyn Write) {
     let w: &mut dyn Write = if rec.stream == "stderr" { err } else { out };
+    let mut line = Vec::with_capacity(rec.text.len() + if ts { 40 } else { 1 });
     if ts {
-        let _ = write!(w, "{} ", rec.time);
+        line.extend_from_slice(rec.time.as_bytes());
+        line.push(b' ');
     }
-    let _ = w.write_all(rec.text);
+    line.extend_from_slice(rec.text);
     if !rec.partial {
-        let _ = w.write_all(b"\n");
+        line.push(b'\n');
     }
+    let _ = w.write_all(&line);
 }
 
 /// Offset where the last `n` records start.

@@ -375,6 +375,13 @@ assert sorted(both.split()) == [b"1", b"2", b"3"], both
 assert m.attach(stdout=True, stderr=False, logs=True) == b"1\n3\n"
 assert m.attach(stdout=False, stderr=True, logs=True) == b"2\n"
 m.remove()
+# logs keeps the order of the two streams as written (one frame per record, Docker's).
+o = c.containers.run(image, ["sh", "-c", "echo 1; sleep 0.1; echo 2 >&2; sleep 0.1; echo 3"], detach=True)
+o.wait()
+assert o.logs(stdout=True, stderr=True) == b"1\n2\n3\n", o.logs(stdout=True, stderr=True)
+assert o.logs(stdout=True, stderr=False) == b"1\n3\n", o.logs(stdout=True, stderr=False)
+assert b"".join(o.logs(stream=True, follow=True)) == b"1\n2\n3\n"
+o.remove()
 # logs=1 with stream=1 on a running container: the log so far, then the live output.
 r = c.containers.run(image, ["sh", "-c", "echo early; sleep 1; echo late"], detach=True)
 time.sleep(0.5)
