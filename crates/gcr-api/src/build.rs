@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
-use gcr_engine::build::{BuildNet, BuildRequest};
+use gcr_engine::build::{BuildNet, BuildRequest, Cancel};
 use gcr_engine::registry::{ConnectOptions, Platform, PullOptions};
 use gcr_engine::{Engine, EngineError};
 use http_body_util::BodyExt;
@@ -40,6 +40,8 @@ pub(crate) struct Params {
     pull: bool,
     network: BuildNet,
     platform: Option<Platform>,
+    /// The client's connection: gone, the build is cancelled.
+    peer: Option<crate::listen::Peer>,
 }
 
 /// A JSON object of strings (`buildargs`, `labels`); null values are left out (Docker's
@@ -141,6 +143,7 @@ impl Params {
             pull: q.flag("pull", false),
             network,
             platform,
+            peer: None,
         })
     }
 }
@@ -176,8 +179,8 @@ impl Read for BodyRead {
     }
 }
 
-/// JSON lines into the response body; once the client is gone they are dropped (the build
-/// cannot be stopped from its event callback: it ends, and its directory goes then).
+/// JSON lines into the response body; once the client is gone they are dropped, and the
+/// build is cancelled (see [`build_in`]).
 pub(crate) struct Out {
     tx: mpsc::Sender<Bytes>,
 }
@@ -324,6 +327,12 @@ pub(crate) fn build_in(
         target: p.target.clone(),
         network: p.network,
         platform: p.platform.as_ref().map(|pl| pl.to_string()),
+        // The client gone (the response or the JSONL request dropped): the RUN step
+        // running is killed and the build ends.
+        cancel: Some(Cancel::new({
+            let (tx, peer) = (out.tx.clone(), p.peer.clone());
+            move || tx.is_closed() || peer.as_ref().is_some_and(crate::listen::Peer::gone)
+        })),
         ..BuildRequest::default()
     };
     let lines = crate::images::Lines::new(out.tx.clone());
@@ -367,7 +376,8 @@ pub(crate) fn build_in(
 /// (the host's only); `rm`, `forcerm`, `cachefrom`, `memory`, ... are accepted and
 /// ignored (gcr keeps no intermediate containers).
 pub async fn build(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let p = Params::parse(q)?;
+    let mut p = Params::parse(q)?;
+    p.peer = req.extensions().get::<crate::listen::Peer>().cloned();
     let (btx, brx) = mpsc::channel::<Result<Bytes, String>>(16);
     let mut body = req.into_body();
     let feeder = tokio::spawn(async move {

@@ -242,3 +242,33 @@ mod tests {
         ));
     }
 }
+
+/// A connection's peer, as a request's handler can ask about it: a duplicate of the
+/// connection's socket (shared by its requests, closed with the last of them). A long
+/// operation whose answer is quiet for a while (a build's RUN step) asks [`Peer::gone`]
+/// whether the client still waits: hyper only notices a closed connection when it writes.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer(std::sync::Arc<std::os::fd::OwnedFd>);
+
+impl Peer {
+    /// The peer of the connection on `fd` (None if it cannot be duplicated).
+    pub(crate) fn of(fd: std::os::fd::BorrowedFd<'_>) -> Option<Peer> {
+        fd.try_clone_to_owned()
+            .ok()
+            .map(|f| Peer(std::sync::Arc::new(f)))
+    }
+
+    /// True once the client has closed the connection or shut down its side of it (what
+    /// dockerd, a Go server, takes as a client gone: its read of the connection ends).
+    pub(crate) fn gone(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: poll of one pollfd on our stack, without waiting.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+}

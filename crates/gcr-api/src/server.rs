@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -369,7 +370,8 @@ async fn accept_unix(
             // Dropped unanswered: an unknown peer learns nothing.
             continue;
         }
-        tokio::spawn(connection(TokioIo::new(s), state.clone()));
+        let peer = listen::Peer::of(s.as_fd());
+        tokio::spawn(connection(TokioIo::new(s), state.clone(), peer));
     }
 }
 
@@ -387,9 +389,10 @@ async fn accept_tcp(
         };
         let Ok((s, _)) = conn else { continue };
         let _ = s.set_nodelay(true);
+        let peer = listen::Peer::of(s.as_fd());
         match &tls {
             None => {
-                tokio::spawn(connection(TokioIo::new(s), state.clone()));
+                tokio::spawn(connection(TokioIo::new(s), state.clone(), peer));
             }
             Some(acc) => {
                 let (acc, st) = (acc.clone(), state.clone());
@@ -398,7 +401,7 @@ async fn accept_tcp(
                     // reaches no endpoint; a silent one is dropped after 10 s.
                     let hs = tokio::time::timeout(Duration::from_secs(10), acc.accept(s)).await;
                     if let Ok(Ok(t)) = hs {
-                        connection(TokioIo::new(t), st).await;
+                        connection(TokioIo::new(t), st, peer).await;
                     }
                 });
             }
@@ -406,11 +409,14 @@ async fn accept_tcp(
     }
 }
 
-async fn connection<I>(io: I, state: Shared)
+async fn connection<I>(io: I, state: Shared, peer: Option<listen::Peer>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        if let Some(p) = &peer {
+            req.extensions_mut().insert(p.clone());
+        }
         let st = state.clone();
         async move { Ok::<_, Infallible>(route(st, req).await) }
     });

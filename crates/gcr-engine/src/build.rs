@@ -57,6 +57,33 @@ pub struct BuildRequest {
     pub network: gcr_build::BuildNet,
     pub labels: std::collections::BTreeMap<String, String>,
     pub platform: Option<String>,
+    /// Set by a caller whose client is gone (the API service's `POST /build`): the RUN step
+    /// running is killed and no other starts, so the build ends with an error.
+    pub cancel: Option<Cancel>,
+}
+
+/// A build's cancellation: true once the build should stop (its caller's client is gone).
+#[derive(Clone)]
+pub struct Cancel(std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl Cancel {
+    pub fn new(test: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
+        Cancel(std::sync::Arc::new(test))
+    }
+
+    pub fn is_set(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() {
+            "Cancel(set)"
+        } else {
+            "Cancel"
+        })
+    }
 }
 
 /// Finds the spec: `file` if given (`-f`), else the only `*.gcr` file in `dir`, else its
@@ -222,7 +249,8 @@ impl Engine {
         };
         reap_build_cgroups();
         let runner = RuntimeRunner::new(self.root().to_path_buf(), self.run_dir().to_path_buf())
-            .with_secrets(secrets.values);
+            .with_secrets(secrets.values)
+            .with_cancel(req.cancel.clone());
         let built = gcr_build::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;
         self.attach_provenance(&built, key.as_ref(), emit)?;
         Ok(built)
@@ -246,7 +274,8 @@ impl Engine {
         opts.secret_digests = secrets.digests;
         reap_build_cgroups();
         let runner = RuntimeRunner::new(self.root().to_path_buf(), self.run_dir().to_path_buf())
-            .with_secrets(secrets.values);
+            .with_secrets(secrets.values)
+            .with_cancel(req.cancel.clone());
         let built =
             gcr_build::dockerfile::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;
         self.attach_provenance(&built, key.as_ref(), emit)?;

@@ -373,6 +373,8 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
         // For bench/scan.sh only (the scan's cost); not a user option.
         no_context_scan: std::env::var_os("GCR_NO_CONTEXT_SCAN").is_some_and(|v| v == "1"),
         secrets: a.secrets.clone(),
+        // Interrupted, the CLI dies, and each step's watcher kills the step.
+        cancel: None,
     };
     let json = a.progress == Progress::Json;
     let mut verified = None;

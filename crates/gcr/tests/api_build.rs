@@ -460,3 +460,71 @@ fn missing_base_images_are_pulled() {
     let out = svc.ok(&["build", "--pull", "-t", "onpulled:1", dir]);
     assert!(out.contains("Image is up to date for"), "{out}");
 }
+
+/// Pids of processes whose command line is exactly `argv` (joined by spaces).
+fn pids_running(argv: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| {
+                            c.split(|&b| b == 0)
+                                .filter(|a| !a.is_empty())
+                                .map(|a| String::from_utf8_lossy(a).into_owned())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                                == argv
+                        })
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_build_whose_client_leaves_is_cancelled() {
+    if !ready("a_build_whose_client_leaves_is_cancelled") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::on_socket(&env);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN sleep 4242\nRUN touch /never\n"),
+    )
+    .unwrap();
+    let mut client = svc
+        .docker_cmd(&["build", "-t", "cancelled:1", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker build");
+    let started = common::eventually(20, || !pids_running("sleep 4242").is_empty());
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(started, "the RUN step never started");
+    // The client is gone: the step is killed and the build goes no further.
+    assert!(
+        common::eventually(10, || pids_running("sleep 4242").is_empty()),
+        "the RUN step of a build whose client left still runs"
+    );
+    assert!(
+        common::eventually(10, || leftover_contexts(env.root.path()).is_empty()),
+        "the cancelled build's context stayed: {:?}",
+        leftover_contexts(env.root.path())
+    );
+    let images = svc.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!images.contains("cancelled"), "{images}");
+    // The service goes on: another build runs to its end.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN echo after > /after\n"),
+    )
+    .unwrap();
+    let out = svc.ok(&["build", "-t", "after:1", ctx.path().to_str().unwrap()]);
+    assert!(out.contains("Successfully tagged after:1"), "{out}");
+}

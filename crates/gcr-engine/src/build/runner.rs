@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use gcr_build::{BuildNet, RunRequest, Runner, StepMount};
 use gcr_runtime::cgroups::{CgroupManager, Resources};
@@ -17,6 +18,7 @@ use zeroize::Zeroizing;
 
 use super::stepgroup;
 use super::watch::StepWatch;
+use super::Cancel;
 
 use crate::container::config::{ContainerConfig, Resolved, RunOptions};
 use crate::ocispec;
@@ -28,6 +30,8 @@ pub struct RuntimeRunner {
     run_dir: PathBuf,
     /// Build secrets by id (wiped when the runner is dropped).
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
+    /// The build was cancelled (see [`crate::build::BuildRequest::cancel`]).
+    cancel: Option<Cancel>,
 }
 
 impl RuntimeRunner {
@@ -36,7 +40,17 @@ impl RuntimeRunner {
             root,
             run_dir,
             secrets: BTreeMap::new(),
+            cancel: None,
         }
+    }
+
+    /// The runner that kills its step and starts no other once `cancel` is set.
+    pub fn with_cancel(self, cancel: Option<Cancel>) -> RuntimeRunner {
+        RuntimeRunner { cancel, ..self }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(Cancel::is_set)
     }
 
     /// The runner mounting these build secrets for the steps that ask for them.
@@ -139,6 +153,9 @@ impl RuntimeRunner {
 
 impl Runner for RuntimeRunner {
     fn run(&self, req: &RunRequest, output: &mut dyn FnMut(&str)) -> Result<i32, String> {
+        if self.cancelled() {
+            return Err(CANCELLED.into());
+        }
         let network = match req.network {
             BuildNet::None => "none",
             BuildNet::Host => "host",
@@ -275,20 +292,38 @@ impl RuntimeRunner {
             secrets,
         };
         let running = gcr_runtime::spawn(launch).map_err(|e| e.to_string())?;
-        let mut lines = BufReader::new(std::fs::File::from(rd));
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match lines.read_until(b'\n', &mut buf) {
-                Ok(0) => break,
-                Ok(_) => {
-                    let s = String::from_utf8_lossy(&buf);
-                    output(s.trim_end_matches(['\n', '\r']));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+        let ended = AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            // A cancellable build: a watcher kills the step's group once the build is
+            // cancelled (its output then ends, and the step fails).
+            if let (Some(cancel), Some(cg)) = (&self.cancel, &running.cgroup) {
+                let ended = &ended;
+                sc.spawn(move || {
+                    while !ended.load(Ordering::Relaxed) {
+                        if cancel.is_set() {
+                            cg.kill_all(libc::SIGKILL);
+                            return;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                });
             }
-        }
+            let mut lines = BufReader::new(std::fs::File::from(rd));
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match lines.read_until(b'\n', &mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        let s = String::from_utf8_lossy(&buf);
+                        output(s.trim_end_matches(['\n', '\r']));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            ended.store(true, Ordering::Relaxed);
+        });
         let status = gcr_runtime::wait_exit(&running);
         // Whatever the step left behind in its group dies with it; a group that will not go
         // is left to the watcher, which keeps killing for a while.
@@ -299,6 +334,12 @@ impl RuntimeRunner {
         if removed {
             watch.release();
         }
+        if self.cancelled() {
+            return Err(CANCELLED.into());
+        }
         Ok(status.map_err(|e| e.to_string())?.code())
     }
 }
+
+/// The error of a step that a cancelled build killed or did not start.
+const CANCELLED: &str = "the build was cancelled (its client went away)";
