@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
 use crate::netlink::{Msg, Socket, NLM_F_CREATE, NLM_F_EXCL};
-use crate::netlink::{RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
+use crate::netlink::{RTM_DELLINK, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE};
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
@@ -127,6 +127,17 @@ pub fn add_addr(s: &mut Socket, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Res
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
         r => r,
     }
+}
+
+/// Removes the main table's IPv4 default route (ESRCH when there is none).
+pub fn delete_default_route(s: &mut Socket) -> io::Result<()> {
+    let mut m = Msg::new(RTM_DELROUTE, 0);
+    let mut hdr = [0u8; 12];
+    hdr[0] = libc::AF_INET as u8;
+    hdr[4] = libc::RT_TABLE_MAIN;
+    hdr[6] = libc::RT_SCOPE_NOWHERE;
+    m.raw(&hdr);
+    s.request(&mut m)
 }
 
 /// Adds a default route via `gw` on link `oif`.

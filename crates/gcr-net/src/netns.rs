@@ -93,6 +93,38 @@ pub fn attach_existing(
     })
 }
 
+/// Points the default route of the existing namespace `ns` (a running container's) through
+/// `gateway` on its interface `ifname` (the container's new first network, after it left
+/// the one that had the default route), replacing any default route left.
+pub fn set_default_route(
+    ns: BorrowedFd<'_>,
+    ifname: &str,
+    gateway: Ipv4Addr,
+) -> Result<(), NetError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a namespace descriptor the caller keeps open for the call;
+            // it moves only this helper thread, which ends right after.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(NetError::Os(
+                    "joining the container's network namespace".into(),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            let mut sock = Socket::open().map_err(NetError::os("opening a netlink socket"))?;
+            let idx = link::index(ifname).ok_or_else(|| {
+                NetError::Invalid(format!("interface {ifname} is not in the container"))
+            })?;
+            let _ = link::delete_default_route(&mut sock);
+            link::add_default_route(&mut sock, gateway, idx).map_err(NetError::os(format!(
+                "adding the default route via {gateway}"
+            )))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(NetError::Invalid("the netns helper thread panicked".into())))
+    })
+}
+
 /// Makes the veth pair of `ep` with its peer in `ns` (the calling thread's namespace) and
 /// configures the peer; `lo` is brought up too when `with_lo`.
 fn wire(host: &mut Socket, ns: RawFd, ep: &Endpoint, with_lo: bool) -> Result<(), NetError> {

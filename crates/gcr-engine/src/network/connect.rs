@@ -250,7 +250,33 @@ impl Engine {
             }
             record::set_config(tx, &r, &cfg, &format!("disconnect: {}", net.name))
         })?;
+        if ep.is_some() && extra.is_none() && cfg.resolved.network != "none" {
+            // It left the network of its default route: the next one (now its first)
+            // takes the default route, as in Docker.
+            self.move_default_route(&r, &cfg.resolved.network)
+                .map_err(|e| {
+                    EngineError::Internal(format!(
+                        "container {} left network {}, but its default route could not move to network {}: {e}; restart the container",
+                        r.name, net.name, cfg.resolved.network
+                    ))
+                })?;
+        }
         self.container(&r.id)
+    }
+
+    /// Points the default route of running container `r` through `network`'s gateway.
+    fn move_default_route(&self, r: &Record, network: &str) -> Result<(), EngineError> {
+        let net = self.bridge_network(network, "routed through")?;
+        let ep = db::endpoints_of(self.store()?.conn(), &r.id)
+            .into_iter()
+            .find(|e| e.network == net.name)
+            .ok_or_else(|| {
+                EngineError::Internal(format!("it has no interface on network {}", net.name))
+            })?;
+        let ns = super::endpoints::container_netns(r)?;
+        use std::os::fd::AsFd;
+        gcr_net::netns::set_default_route(ns.as_fd(), &ep.ifname, net.subnet.gateway())
+            .map_err(|e| EngineError::Internal(e.to_string()))
     }
 }
 

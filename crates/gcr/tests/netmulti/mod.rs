@@ -173,6 +173,55 @@ fn running_container_gets_and_loses_a_second_interface() {
 }
 
 #[test]
+fn leaving_the_first_network_moves_the_default_route() {
+    if !need_root("leaving_the_first_network_moves_the_default_route") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec!["mna".into(), "mnb".into()]);
+    let (pa, pb) = two_networks(&env);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "two",
+        "--network",
+        "mna",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    env.ok(&["network", "connect", "mnb", "two"]);
+    let routes = env.ok(&["exec", "two", "ip", "route"]);
+    assert!(
+        routes.contains(&format!("default via {pa}1 dev eth0")),
+        "{routes}"
+    );
+    // Leaving the first network: the default route goes through the next one, at once.
+    env.ok(&["network", "disconnect", "mna", "two"]);
+    let routes = env.ok(&["exec", "two", "ip", "route"]);
+    assert!(
+        routes.contains(&format!("default via {pb}1 dev eth1")),
+        "{routes}"
+    );
+    assert!(!routes.contains("eth0"), "{routes}");
+    let v = inspect_ctr(&env, "two");
+    assert!(
+        v["NetworkSettings"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with(&pb),
+        "{v}"
+    );
+    // Leaving the last: loopback only, no default route.
+    env.ok(&["network", "disconnect", "mnb", "two"]);
+    let routes = env.ok(&["exec", "two", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    env.ok(&["rm", "-f", "two"]);
+    env.ok(&["network", "rm", "mna", "mnb"]);
+}
+
+#[test]
 fn created_containers_and_run_with_two_networks() {
     if !need_root("created_containers_and_run_with_two_networks") {
         return;
