@@ -69,6 +69,7 @@ pub async fn attach(
     };
     st.attach_begin(&r.id);
     let st2 = st.clone();
+    let peer = req.extensions().get::<crate::listen::Peer>().cloned();
     tokio::spawn(async move {
         let id = r.id.clone();
         let connected = match hyper::upgrade::on(req).await {
@@ -84,11 +85,11 @@ pub async fn attach(
                         pre: parts.read_buf,
                         io: sock,
                     };
-                    relay(&st2, r, w, keys, client).await
+                    relay(&st2, r, w, keys, client, peer).await
                 }
-                Err(up) => relay(&st2, r, w, keys, TokioIo::new(up)).await,
+                Err(up) => relay(&st2, r, w, keys, TokioIo::new(up), peer).await,
             },
-            Ok(up) => relay(&st2, r, w, keys, TokioIo::new(up)).await,
+            Ok(up) => relay(&st2, r, w, keys, TokioIo::new(up), peer).await,
             Err(_) => false,
         };
         st2.attach_end(&id, connected);
@@ -180,10 +181,18 @@ async fn read_by_peer(sock: &tokio::net::UnixStream) {
 }
 
 /// The supervisor's socket of `r` once it runs (an attach made before the start waits for
-/// it); None when the container went away first.
-async fn connect_when_running(st: &Shared, r: &Record) -> Option<tokio::net::UnixStream> {
+/// it); None when the container went away first, or the client (`peer`) closed its
+/// connection.
+async fn connect_when_running(
+    st: &Shared,
+    r: &Record,
+    peer: Option<&crate::listen::Peer>,
+) -> Option<tokio::net::UnixStream> {
     let mut started = st.started.subscribe();
     loop {
+        if peer.is_some_and(crate::listen::Peer::closed) {
+            return None;
+        }
         let cur = find(st, &r.id).await.ok()??;
         if cur.state.is_alive() {
             let sock = st.engine(move |e| Ok(e.connect_attach(&cur)?)).await.ok()?;
@@ -199,7 +208,14 @@ async fn connect_when_running(st: &Shared, r: &Record) -> Option<tokio::net::Uni
 
 /// Relays until the container exits, the client leaves or types the detach `keys` (on a
 /// tty's stdin); false when it never connected (said hello to the supervisor).
-async fn relay<C>(st: &Shared, r: Record, w: Wants, keys: Vec<u8>, client: C) -> bool
+async fn relay<C>(
+    st: &Shared,
+    r: Record,
+    w: Wants,
+    keys: Vec<u8>,
+    client: C,
+    peer: Option<crate::listen::Peer>,
+) -> bool
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -219,7 +235,7 @@ where
         let _ = c_write.shutdown().await;
         return false;
     }
-    let Some(sock) = connect_when_running(st, &r).await else {
+    let Some(sock) = connect_when_running(st, &r, peer.as_ref()).await else {
         let _ = c_write.shutdown().await;
         return false;
     };

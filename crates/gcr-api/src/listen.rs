@@ -198,6 +198,50 @@ pub fn peer_allowed(cred: &tokio::net::unix::UCred, group: Option<u32>) -> bool 
         .is_some_and(|gs| gs.split_whitespace().any(|x| x.parse() == Ok(g)))
 }
 
+/// A connection's peer, as a request's handler can ask about it: a duplicate of the
+/// connection's socket (shared by its requests, closed with the last of them). A long
+/// operation whose answer is quiet for a while (a build's RUN step) asks [`Peer::gone`]
+/// whether the client still waits: hyper only notices a closed connection when it writes.
+#[derive(Clone, Debug)]
+pub(crate) struct Peer(std::sync::Arc<std::os::fd::OwnedFd>);
+
+impl Peer {
+    /// The peer of the connection on `fd` (None if it cannot be duplicated).
+    pub(crate) fn of(fd: std::os::fd::BorrowedFd<'_>) -> Option<Peer> {
+        fd.try_clone_to_owned()
+            .ok()
+            .map(|f| Peer(std::sync::Arc::new(f)))
+    }
+
+    /// True once the client has closed the connection or shut down its side of it (what
+    /// dockerd, a Go server, takes as a client gone: its read of the connection ends).
+    pub(crate) fn gone(&self) -> bool {
+        self.poll() & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+
+    /// True once the client has closed the connection both ways (on a unix socket: closed
+    /// it). A hijacked attach's client half-closes when its stdin ends and still reads.
+    pub(crate) fn closed(&self) -> bool {
+        self.poll() & (libc::POLLHUP | libc::POLLERR) != 0
+    }
+
+    fn poll(&self) -> libc::c_short {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: poll of one pollfd on our stack, without waiting.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n > 0 {
+            p.revents
+        } else {
+            0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,34 +285,23 @@ mod tests {
             Err(ApiError::TlsOnUnix(_))
         ));
     }
-}
 
-/// A connection's peer, as a request's handler can ask about it: a duplicate of the
-/// connection's socket (shared by its requests, closed with the last of them). A long
-/// operation whose answer is quiet for a while (a build's RUN step) asks [`Peer::gone`]
-/// whether the client still waits: hyper only notices a closed connection when it writes.
-#[derive(Clone, Debug)]
-pub(crate) struct Peer(std::sync::Arc<std::os::fd::OwnedFd>);
-
-impl Peer {
-    /// The peer of the connection on `fd` (None if it cannot be duplicated).
-    pub(crate) fn of(fd: std::os::fd::BorrowedFd<'_>) -> Option<Peer> {
-        fd.try_clone_to_owned()
-            .ok()
-            .map(|f| Peer(std::sync::Arc::new(f)))
-    }
-
-    /// True once the client has closed the connection or shut down its side of it (what
-    /// dockerd, a Go server, takes as a client gone: its read of the connection ends).
-    pub(crate) fn gone(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut p = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLRDHUP,
-            revents: 0,
-        };
-        // SAFETY: poll of one pollfd on our stack, without waiting.
-        let n = unsafe { libc::poll(&mut p, 1, 0) };
-        n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    #[test]
+    fn a_peer_is_gone_when_it_shuts_down_and_closed_when_it_closes() {
+        use std::os::fd::AsFd;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let peer = Peer::of(ours.as_fd()).unwrap();
+        assert!(!peer.gone() && !peer.closed());
+        theirs.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(
+            peer.gone(),
+            "a half-close is a client gone (as dockerd takes it)"
+        );
+        assert!(!peer.closed(), "a half-closed client still reads");
+        drop(theirs);
+        assert!(peer.gone() && peer.closed());
+        // The duplicate keeps watching after the connection's own descriptor is closed.
+        drop(ours);
+        assert!(peer.closed());
     }
 }
