@@ -81,6 +81,8 @@ impl Store {
                 .map(|r| r.tagged());
             let tags = match named {
                 Some(t) if all.contains(&t) => vec![t],
+                // Named by its id (or an id prefix), as dockerd: the archive names no tag.
+                _ if names_by_id(name, &img.id) => Vec::new(),
                 _ => all,
             };
             match sel.iter_mut().find(|s| s.0 == img.id) {
@@ -221,7 +223,13 @@ impl Store {
                         .insert(tag.to_string(), top.trim_end_matches(".tar").to_string());
                 }
             }
-            entries.push(json!({"Config": cfg_name, "RepoTags": short, "Layers": layer_names}));
+            // dockerd writes null for an image saved by id.
+            let repo_tags = if short.is_empty() {
+                Value::Null
+            } else {
+                json!(short)
+            };
+            entries.push(json!({"Config": cfg_name, "RepoTags": repo_tags, "Layers": layer_names}));
         }
         out.bytes(
             "manifest.json",
@@ -267,4 +275,16 @@ impl Store {
         tmp.rewind().map_err(rd)?;
         out.reader(name, size, BufReader::new(tmp))
     }
+}
+
+/// Whether `name` (what a save was asked for) is image `id` by its id: `sha256:HEX`, the
+/// full hex, or a prefix of it.
+fn names_by_id(name: &str, id: &str) -> bool {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    let given = name.strip_prefix("sha256:").unwrap_or(name);
+    !given.is_empty()
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && hex.starts_with(given)
 }

@@ -275,7 +275,7 @@ fn multi_tag_and_shared_layer_archives() {
     for fmt in [ArchiveFormat::OciArchive, ArchiveFormat::DockerArchive] {
         let path = d.path().join("m.tar");
         let f = std::fs::File::create(&path).unwrap();
-        s.save(&[&x, "y"], fmt, f, &NoProgress).unwrap();
+        s.save(&["x", "x:two", "y"], fmt, f, &NoProgress).unwrap();
         let (_d2, s2) = store();
         let rep = s2.load_path(&path, &NoProgress).unwrap();
         assert_eq!(rep.images.len(), 2, "{fmt:?}");
@@ -289,5 +289,11 @@ fn multi_tag_and_shared_layer_archives() {
             s2.prepare_rootfs(&y).unwrap()
         );
         assert!(s2.doctor().unwrap().is_clean());
+        // Saved by its id, as dockerd's save: no name travels, the image loads untagged.
+        let f = std::fs::File::create(&path).unwrap();
+        s.save(&[&x], fmt, f, &NoProgress).unwrap();
+        let (_d3, s3) = store();
+        s3.load_path(&path, &NoProgress).unwrap();
+        assert!(s3.image_tags(&x).unwrap().is_empty(), "{fmt:?}");
     }
 }

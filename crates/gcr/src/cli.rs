@@ -75,6 +75,7 @@ pub enum Cmd {
     },
     /// Save images to an archive.
     Save {
+        /// Names (their tags travel) or ids (no name travels, as with docker save).
         #[arg(required = true)]
         images: Vec<String>,
         #[arg(short, long)]

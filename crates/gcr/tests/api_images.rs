@@ -122,6 +122,18 @@ fn docker_save_load_and_history() {
         &["save", "-o", file_s, "nosuch:1"],
         "No such image: nosuch:1",
     );
+    // By its id (full or short), as dockerd: the archive names no tag, and loads untagged.
+    for by_id in [id.as_str(), &id[7..19]] {
+        let byid = out.path().join("byid.tar");
+        svc.ok(&["save", "-o", byid.to_str().unwrap(), by_id]);
+        let o = Command::new("tar")
+            .args(["-xOf", byid.to_str().unwrap(), "manifest.json"])
+            .output()
+            .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&o.stdout).expect("manifest.json");
+        assert_eq!(m[0]["RepoTags"], serde_json::Value::Null, "{m}");
+        assert_eq!(m[0]["Layers"].as_array().map(Vec::len), Some(2), "{m}");
+    }
     // Several names (images/get?names=…&names=…): one archive with both.
     let both = out.path().join("both.tar");
     svc.ok(&["save", "-o", both.to_str().unwrap(), "test/two:1", IMAGE]);
