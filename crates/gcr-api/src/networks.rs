@@ -40,11 +40,6 @@ pub fn labels(body: &Value) -> Result<BTreeMap<String, String>, HttpError> {
 /// than making a network unlike the one asked for).
 pub fn check_create(body: &Value) -> Result<(), HttpError> {
     let name = body["Name"].as_str().unwrap_or("");
-    if body["Internal"] == Value::Bool(true) {
-        return Err(bad(format!(
-            "network {name}: internal networks (no outside access) are not supported by gcr; leave out --internal"
-        )));
-    }
     if body["EnableIPv6"] == Value::Bool(true) {
         return Err(bad(format!(
             "network {name}: IPv6 is not supported by gcr's bridge networks; leave out --ipv6"
@@ -234,7 +229,7 @@ mod tests {
         assert!(labels(&json!({"Labels": ["a"]})).is_err());
         assert!(check_create(&json!({"Name": "n", "Options": {}, "Internal": false})).is_ok());
         assert!(check_create(&json!({"Name": "n", "Options": null})).is_ok());
-        assert!(check_create(&json!({"Name": "n", "Internal": true})).is_err());
+        assert!(check_create(&json!({"Name": "n", "Internal": true})).is_ok());
         assert!(check_create(&json!({"Name": "n", "EnableIPv6": true})).is_err());
         assert!(check_create(&json!({"Name": "n", "Options": {"mtu": "1400"}})).is_err());
         assert!(label_matches(&l, "a=1") && label_matches(&l, "a") && !label_matches(&l, "a=2"));

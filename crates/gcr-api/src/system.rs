@@ -262,7 +262,7 @@ pub(crate) fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value
         "Driver": n.driver,
         "EnableIPv6": false,
         "IPAM": { "Driver": "default", "Config": config },
-        "Internal": false,
+        "Internal": n.internal,
         "Attachable": false,
         "Containers": members,
         // Docker lists the bridge's name for its default network only; a user network's
@@ -316,8 +316,9 @@ pub async fn network_create(st: &Shared, req: Request<Incoming>) -> Result<Resp,
         .map(str::to_string);
     crate::networks::check_create(&body)?;
     let labels = crate::networks::labels(&body)?;
+    let internal = body["Internal"] == Value::Bool(true);
     let n = st
-        .engine(move |e| Ok(e.network_create_labeled(&name, subnet.as_deref(), &labels)?))
+        .engine(move |e| Ok(e.network_create_with(&name, subnet.as_deref(), &labels, internal)?))
         .await?;
     Ok(http::json(
         StatusCode::CREATED,

@@ -42,15 +42,33 @@ pub fn enable_forwarding() -> bool {
     std::fs::write(P, "1").is_ok()
 }
 
-fn nft_script(bridge: &str, subnet: &Subnet) -> String {
+fn nft_script(bridge: &str, subnet: &Subnet, internal: bool) -> String {
     let t = table_name(bridge);
+    // An internal network (`--internal`) reaches nothing beyond its bridge and is reached
+    // from nowhere but the host: nothing is forwarded into or out of it, nothing masqueraded.
+    let (nat, forward) = if internal {
+        (
+            String::new(),
+            format!(
+                "\t\tiifname \"{bridge}\" oifname != \"{bridge}\" drop\n\
+                 \t\toifname \"{bridge}\" iifname != \"{bridge}\" drop\n"
+            ),
+        )
+    } else {
+        (
+            format!("\t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n"),
+            format!(
+                "\t\tiifname \"{bridge}\" accept\n\
+                 \t\toifname \"{bridge}\" ct state established,related accept\n"
+            ),
+        )
+    };
     format!(
         "table ip {t} {{}}\nflush table ip {t}\ntable ip {t} {{\n\
          \tchain postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
-         \t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n\t}}\n\
+         {nat}\t}}\n\
          \tchain forward {{ type filter hook forward priority filter; policy accept;\n\
-         \t\tiifname \"{bridge}\" accept\n\
-         \t\toifname \"{bridge}\" ct state established,related accept\n\t}}\n\
+         {forward}\t}}\n\
          \tchain guard {{ type filter hook prerouting priority raw; policy accept;\n\
          \t\tiifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n\t}}\n}}\n"
     )
@@ -114,11 +132,46 @@ fn iptables(op: &str, bridge: &str, subnet: &Subnet) -> bool {
     run_quiet(Command::new("iptables").args(&args), None)
 }
 
-/// Installs forwarding and masquerade for a network; idempotent.
-pub fn install(bridge: &str, subnet: &Subnet) -> Backend {
-    enable_forwarding();
-    if nft_load(&nft_script(bridge, subnet)) {
+/// An internal network's iptables rule `which` (0: out of the bridge, 1: into it), with
+/// `op` (`-C`, `-I`, `-D`).
+fn iptables_isolate(op: &str, bridge: &str, which: usize) -> bool {
+    let (a, b) = if which == 0 {
+        ("-i", "-o")
+    } else {
+        ("-o", "-i")
+    };
+    let comment = format!("gcr:{bridge}");
+    let args = [
+        op,
+        "FORWARD",
+        a,
+        bridge,
+        "!",
+        b,
+        bridge,
+        "-j",
+        "DROP",
+        "-m",
+        "comment",
+        "--comment",
+        &comment,
+    ];
+    run_quiet(Command::new("iptables").args(args), None)
+}
+
+/// Installs forwarding and masquerade for a network, or (`internal`) its isolation;
+/// idempotent.
+pub fn install(bridge: &str, subnet: &Subnet, internal: bool) -> Backend {
+    if !internal {
+        enable_forwarding();
+    }
+    if nft_load(&nft_script(bridge, subnet, internal)) {
         return Backend::Nft;
+    }
+    if internal {
+        let ok =
+            (0..2).all(|w| iptables_isolate("-C", bridge, w) || iptables_isolate("-I", bridge, w));
+        return if ok { Backend::Iptables } else { Backend::None };
     }
     if iptables("-C", bridge, subnet) || iptables("-A", bridge, subnet) {
         return Backend::Iptables;
@@ -130,6 +183,9 @@ pub fn install(bridge: &str, subnet: &Subnet) -> Backend {
 pub fn remove(bridge: &str, subnet: &Subnet) {
     nft_delete_table(&table_name(bridge));
     while iptables("-D", bridge, subnet) {}
+    for w in 0..2 {
+        while iptables_isolate("-D", bridge, w) {}
+    }
 }
 
 /// Whether the nft table of `bridge` exists (for leak checks).
@@ -145,8 +201,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_internal_network_forwards_nothing_and_masquerades_nothing() {
+        let s = nft_script("gcr3", &Subnet::parse("10.90.0.0/24").unwrap(), true);
+        assert!(!s.contains("masquerade"), "{s}");
+        assert!(
+            s.contains("iifname \"gcr3\" oifname != \"gcr3\" drop"),
+            "{s}"
+        );
+        assert!(
+            s.contains("oifname \"gcr3\" iifname != \"gcr3\" drop"),
+            "{s}"
+        );
+        assert!(!s.contains("established"), "{s}");
+    }
+
+    #[test]
     fn nft_script_names_bridge_and_subnet() {
-        let s = nft_script("gcr0", &Subnet::parse("10.88.0.0/16").unwrap());
+        let s = nft_script("gcr0", &Subnet::parse("10.88.0.0/16").unwrap(), false);
         assert!(s.contains("table ip gcr_gcr0"));
         assert!(s.contains("ip saddr 10.88.0.0/16 oifname != \"gcr0\" masquerade"));
         // route_localnet (set for published ports) must never let the bridge reach 127/8.

@@ -12,7 +12,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
 const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS, V_MULTINET,
+    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS, V_MULTINET, V_INTERNAL,
 ];
 
 const V1: &str = "
@@ -293,6 +293,12 @@ CREATE INDEX api_requests_expiry ON api_requests(expires_at);
 const V_LABELS: &str = "
 ALTER TABLE volumes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE networks ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+";
+
+/// Version 13: internal networks (`network create --internal`): no traffic is forwarded
+/// into or out of their bridge, and their containers get no default route through them.
+const V_INTERNAL: &str = "
+ALTER TABLE networks ADD COLUMN internal INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// Version 12: a container may have several network endpoints, one per network

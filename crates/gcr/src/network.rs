@@ -22,6 +22,10 @@ pub enum NetworkCmd {
         /// A label, KEY=VALUE (repeatable).
         #[arg(long, value_name = "KEY=VALUE")]
         label: Vec<String>,
+        /// Restrict external access: nothing is forwarded into or out of the network, and
+        /// its containers get no default route through it (the host still reaches them).
+        #[arg(long)]
+        internal: bool,
         name: String,
     },
     /// Connect a container that is not running to a network (it has one network: a container
@@ -298,9 +302,10 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
         NetworkCmd::Create {
             subnet,
             label,
+            internal,
             name,
         } => {
-            let n = e.network_create_labeled(&name, subnet.as_deref(), &labels(&label)?)?;
+            let n = e.network_create_with(&name, subnet.as_deref(), &labels(&label)?, internal)?;
             outln!("{}", n.id)?;
             Ok(0)
         }

@@ -776,6 +776,12 @@ fn docker_admin_verbs() {
     let names = svc.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(names.trim(), "tp2", "prune removed only the stopped one");
     svc.ok(&["network", "create", "pn"]);
+    svc.ok(&["network", "create", "--internal", "pin"]);
+    assert_eq!(
+        svc.ok(&["network", "inspect", "-f", "{{.Internal}}", "pin", "pn"]),
+        "true\nfalse\n"
+    );
+    svc.ok(&["network", "rm", "pin"]);
     svc.ok(&["volume", "create", "pv"]);
     assert!(svc.ok(&["network", "prune", "-f"]).contains("pn"));
     svc.ok(&["volume", "prune", "-f"]);

@@ -32,6 +32,8 @@ pub struct NetworkInfo {
     /// Firewall mechanism carrying masquerade rules: nftables, iptables or none.
     pub firewall: String,
     pub labels: BTreeMap<String, String>,
+    /// `--internal`: nothing forwarded in or out, no default route for its members.
+    pub internal: bool,
     pub containers: Vec<Member>,
 }
 
@@ -46,6 +48,7 @@ fn info(n: &NetRow, members: Vec<Member>) -> NetworkInfo {
         created: n.created,
         firewall: n.firewall.clone(),
         labels: n.labels.clone(),
+        internal: n.internal,
         containers: members,
     }
 }
@@ -61,6 +64,7 @@ fn pseudo(name: &str) -> NetworkInfo {
         created: 0,
         firewall: String::new(),
         labels: BTreeMap::new(),
+        internal: false,
         containers: Vec::new(),
     }
 }
@@ -98,6 +102,19 @@ impl Engine {
         subnet: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> Result<NetworkInfo, EngineError> {
+        self.network_create_with(name, subnet, labels, false)
+    }
+
+    /// `gcr network create [--subnet CIDR] [--label K=V]... [--internal] NAME`: an internal
+    /// network forwards nothing into or out of its bridge (its members reach each other and
+    /// the host reaches them), and gives its members no default route.
+    pub fn network_create_with(
+        &self,
+        name: &str,
+        subnet: Option<&str>,
+        labels: &BTreeMap<String, String>,
+        internal: bool,
+    ) -> Result<NetworkInfo, EngineError> {
         if !names::valid_name(name) {
             return Err(EngineError::Usage(format!(
                 "invalid network name '{name}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
@@ -126,7 +143,7 @@ impl Engine {
                     )));
                 }
             }
-            let mut n = setup::provision(tx, self.root(), name, subnet, false)?;
+            let mut n = setup::provision(tx, self.root(), name, subnet, false, internal)?;
             n.labels = labels.clone();
             if let Err(e) = db::insert_network(tx, &n) {
                 self.bridge_down(&n);

@@ -218,6 +218,7 @@ impl Engine {
                 r.name
             )));
         }
+        let routing_before = self.routing_network(&r.config);
         let mut cfg = r.config.clone();
         match extra {
             Some(i) => {
@@ -250,16 +251,17 @@ impl Engine {
             }
             record::set_config(tx, &r, &cfg, &format!("disconnect: {}", net.name))
         })?;
-        if ep.is_some() && extra.is_none() && cfg.resolved.network != "none" {
-            // It left the network of its default route: the next one (now its first)
-            // takes the default route, as in Docker.
-            self.move_default_route(&r, &cfg.resolved.network)
-                .map_err(|e| {
+        if ep.is_some() && routing_before.as_deref() == Some(net.name.as_str()) {
+            // It left the network of its default route: the next network that can carry
+            // one takes it, as in Docker.
+            if let Some(next) = self.routing_network(&cfg) {
+                self.move_default_route(&r, &next).map_err(|e| {
                     EngineError::Internal(format!(
-                        "container {} left network {}, but its default route could not move to network {}: {e}; restart the container",
-                        r.name, net.name, cfg.resolved.network
+                        "container {} left network {}, but its default route could not move to network {next}: {e}; restart the container",
+                        r.name, net.name
                     ))
                 })?;
+            }
         }
         self.container(&r.id)
     }

@@ -25,6 +25,8 @@ pub struct NetRow {
     pub firewall: String,
     /// `--label`s (schema version 11).
     pub labels: BTreeMap<String, String>,
+    /// `--internal` (schema version 13): nothing forwarded in or out, no default route.
+    pub internal: bool,
 }
 
 /// One container's attachment to one network.
@@ -42,7 +44,7 @@ pub struct Endpoint {
     pub ifname: String,
 }
 
-const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall, labels";
+const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall, labels, internal";
 
 fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
     let subnet: String = row.get(4)?;
@@ -58,6 +60,7 @@ fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
         created: row.get(5)?,
         firewall: row.get(6)?,
         labels: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
+        internal: row.get(8)?,
     })
 }
 
@@ -96,8 +99,8 @@ pub fn list_networks(conn: &Connection) -> Result<Vec<NetRow>, EngineError> {
 
 pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> {
     conn.execute(
-        "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall, labels) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+        "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall, labels, \
+         internal) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
         params![
             n.name,
             n.id,
@@ -106,7 +109,8 @@ pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> 
             n.subnet.to_string(),
             n.created,
             n.firewall,
-            serde_json::to_string(&n.labels).unwrap_or_else(|_| "{}".into())
+            serde_json::to_string(&n.labels).unwrap_or_else(|_| "{}".into()),
+            n.internal
         ],
     )?;
     Ok(())
@@ -364,6 +368,7 @@ mod tests {
             created: 0,
             firewall: String::new(),
             labels: BTreeMap::new(),
+            internal: false,
         };
         assert_eq!(wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 2)).unwrap(), 2);
         assert_eq!(

@@ -176,7 +176,30 @@ impl Engine {
     /// At start, after the first network: the container's further networks as `eth1`,
     /// `eth2`, ... in namespace `ns` (then [`Engine::refresh_extras`] once its own files
     /// are written).
+    /// Whether bridge network `name` can carry a default route (it exists and is not
+    /// internal).
+    pub(crate) fn routes_outside(&self, name: &str) -> bool {
+        self.store()
+            .ok()
+            .and_then(|s| db::find_network(s.conn(), name).ok().flatten())
+            .is_some_and(|n| !n.internal)
+    }
+
+    /// The network of a container's default route: the first of its networks (`network`,
+    /// then `extra_networks` in order) that is not internal.
+    pub(crate) fn routing_network(
+        &self,
+        cfg: &crate::container::config::ContainerConfig,
+    ) -> Option<String> {
+        std::iter::once(cfg.resolved.network.as_str())
+            .chain(cfg.opts.extra_networks.iter().map(|j| j.name.as_str()))
+            .find(|n| self.routes_outside(n))
+            .map(str::to_string)
+    }
+
     pub(crate) fn attach_extras(&self, r: &Record, ns: BorrowedFd<'_>) -> Result<(), EngineError> {
+        // The default route goes through the first network that is not internal.
+        let mut routed = self.routes_outside(&r.config.resolved.network);
         for (i, join) in r.config.opts.extra_networks.iter().enumerate() {
             let net = db::find_network(self.store()?.conn(), &join.name)?.ok_or_else(|| {
                 EngineError::NotFound(format!(
@@ -184,7 +207,9 @@ impl Engine {
                     join.name, r.name, join.name, r.name
                 ))
             })?;
-            self.lease_into(r, &net, join, &format!("eth{}", i + 1), ns, false)?;
+            let default_route = !routed && !net.internal;
+            routed |= default_route;
+            self.lease_into(r, &net, join, &format!("eth{}", i + 1), ns, default_route)?;
         }
         Ok(())
     }
@@ -256,7 +281,7 @@ impl Engine {
         let ns = container_netns(r)?;
         let eps = db::endpoints_of(self.store()?.conn(), &r.id);
         let ifname = free_ifname(&eps);
-        let first = eps.is_empty();
-        self.lease_into(r, net, join, &ifname, ns.as_fd(), first)
+        let routed = eps.iter().any(|e| self.routes_outside(&e.network));
+        self.lease_into(r, net, join, &ifname, ns.as_fd(), !routed && !net.internal)
     }
 }

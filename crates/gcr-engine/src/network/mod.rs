@@ -291,7 +291,8 @@ impl Engine {
                     ip: ep.ip,
                     prefix: net.subnet.prefix,
                     gateway: net.subnet.gateway(),
-                    default_route: true,
+                    // An internal network routes nothing beyond its subnet.
+                    default_route: !net.internal,
                 },
             )
             .map_err(|e| EngineError::Internal(e.to_string()))

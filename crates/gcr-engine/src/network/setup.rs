@@ -113,6 +113,7 @@ pub(crate) fn provision(
     name: &str,
     subnet: Option<Subnet>,
     default: bool,
+    internal: bool,
 ) -> Result<NetRow, EngineError> {
     registry::collect_orphans();
     let id = names::random_id();
@@ -151,6 +152,7 @@ pub(crate) fn provision(
         created: now(),
         firewall: String::new(),
         labels: Default::default(),
+        internal,
     };
     match configure(&mut host, &n) {
         Ok(fw) => {
@@ -175,7 +177,9 @@ fn configure(host: &mut Socket, n: &NetRow) -> Result<String, EngineError> {
             e,
         )
     })?;
-    Ok(firewall::install(&n.bridge, &n.subnet).as_str().to_string())
+    Ok(firewall::install(&n.bridge, &n.subnet, n.internal)
+        .as_str()
+        .to_string())
 }
 
 impl Engine {
@@ -190,7 +194,7 @@ impl Engine {
             if let Some(n) = db::find_network(tx, DEFAULT)? {
                 return Ok(n);
             }
-            let n = provision(tx, self.root(), DEFAULT, None, true)?;
+            let n = provision(tx, self.root(), DEFAULT, None, true, false)?;
             db::insert_network(tx, &n)?;
             Ok::<_, EngineError>(n)
         })

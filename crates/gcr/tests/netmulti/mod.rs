@@ -222,6 +222,109 @@ fn leaving_the_first_network_moves_the_default_route() {
 }
 
 #[test]
+fn an_internal_network_keeps_to_itself() {
+    if !need_root("an_internal_network_keeps_to_itself") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec!["mni".into(), "mnb".into()]);
+    let third = std::process::id() % 200 + 20;
+    let pi = format!("10.235.{third}.");
+    env.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &format!("{pi}0/24"),
+        "mni",
+    ]);
+    let pb = format!("10.236.{third}.");
+    env.ok(&["network", "create", "--subnet", &format!("{pb}0/24"), "mnb"]);
+    let net = inspect(&env, "mni");
+    assert_eq!(net["internal"], true, "{net}");
+    assert_eq!(inspect(&env, "mnb")["internal"], false);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ia",
+        "--network",
+        "mni",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ib",
+        "--network",
+        "mni",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    // Its members reach each other by name; no default route leads out of it.
+    env.ok(&["exec", "ia", "ping", "-c1", "-W2", "ib"]);
+    let routes = env.ok(&["exec", "ia", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(routes.contains(&format!("{pi}0/24 dev eth0")), "{routes}");
+    // The host reaches them (its own bridge address, nothing forwarded).
+    let ia = inspect_ctr(&env, "ia")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ping = std::process::Command::new("busybox")
+        .args(["ping", "-c1", "-W2", &ia])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "the host cannot reach {ia}");
+    // Nothing is forwarded into or out of its bridge, nothing masqueraded.
+    if net["firewall"] == "nftables" {
+        let bridge = net["bridge"].as_str().unwrap();
+        let table = std::process::Command::new("nft")
+            .args([
+                "list",
+                "table",
+                "ip",
+                &format!("gcr_{}", bridge.replace(['-', '.'], "_")),
+            ])
+            .output()
+            .unwrap();
+        let t = stdout(&table);
+        assert!(
+            t.contains(&format!(
+                "iifname \"{bridge}\" oifname != \"{bridge}\" drop"
+            )),
+            "{t}"
+        );
+        assert!(!t.contains("masquerade"), "{t}");
+    }
+    // On an internal network and another: the default route goes through the other one.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "mni",
+        "--network",
+        "mnb",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let routes = env.ok(&["exec", "both", "ip", "route"]);
+    assert!(
+        routes.contains(&format!("default via {pb}1 dev eth1")),
+        "{routes}"
+    );
+    env.ok(&["rm", "-f", "ia", "ib", "both"]);
+    env.ok(&["network", "rm", "mni", "mnb"]);
+}
+
+#[test]
 fn created_containers_and_run_with_two_networks() {
     if !need_root("created_containers_and_run_with_two_networks") {
         return;
