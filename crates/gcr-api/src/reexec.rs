@@ -14,10 +14,11 @@ use crate::server::ServiceOptions;
 use crate::tls::TlsFiles;
 
 /// How many arguments [`ServiceOptions::to_args`] makes.
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 
 impl ServiceOptions {
-    /// root, run dir, host, group, TLS CA, certificate and key, JSONL socket (empty: none).
+    /// root, run dir, host, group, TLS CA, certificate and key, JSONL socket (empty: none),
+    /// TLS CRL (empty: none).
     pub fn to_args(&self) -> Vec<OsString> {
         let host = match &self.host {
             Host::Unix(p) => {
@@ -45,6 +46,11 @@ impl ServiceOptions {
                 .clone()
                 .map(PathBuf::into_os_string)
                 .unwrap_or_default(),
+            self.tls
+                .as_ref()
+                .and_then(|t| t.crl.clone())
+                .map(PathBuf::into_os_string)
+                .unwrap_or_default(),
         ]
     }
 
@@ -58,7 +64,12 @@ impl ServiceOptions {
         let path = |s: &OsString| PathBuf::from(s);
         let some = |s: &OsString| (!s.is_empty()).then(|| PathBuf::from(s));
         let tls = match (some(&a[4]), some(&a[5]), some(&a[6])) {
-            (Some(ca), Some(cert), Some(key)) => Some(TlsFiles { ca, cert, key }),
+            (Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+                ca,
+                cert,
+                key,
+                crl: some(&a[8]),
+            }),
             _ => None,
         };
         let raw = a[2].as_bytes();
@@ -99,6 +110,7 @@ mod tests {
                 ca: "/c/ca.pem".into(),
                 cert: "/c/cert.pem".into(),
                 key: "/c/key.pem".into(),
+                crl: Some("/c/crl.pem".into()),
             }),
             jsonl: None,
             ..unix.clone()

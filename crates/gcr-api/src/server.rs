@@ -214,7 +214,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         (Host::Tcp(a), None) if !a.ip().is_loopback() => {
             return Err(ApiError::NotLoopback(opts.host.to_string()))
         }
-        (_, Some(files)) => Some(crate::tls::acceptor(files)?),
+        (_, Some(files)) => Some(Arc::new(crate::tls::Reloadable::new(files)?)),
         (_, None) => None,
     };
     // Listings ask whether the same containers run on every request: pidfds answer that
@@ -271,7 +271,7 @@ async fn serve_api(
     opts: &ServiceOptions,
     state: Shared,
     group: Option<u32>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<crate::tls::Reloadable>>,
 ) -> Result<(), ApiError> {
     match &opts.host {
         Host::Unix(path) => {
@@ -378,8 +378,11 @@ async fn accept_unix(
 async fn accept_tcp(
     l: tokio::net::TcpListener,
     state: Shared,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<crate::tls::Reloadable>>,
 ) -> Result<(), ApiError> {
+    if let Some(t) = &tls {
+        tokio::spawn(reload_on_hangup(t.clone()));
+    }
     let stop = stopped();
     tokio::pin!(stop);
     loop {
@@ -394,8 +397,8 @@ async fn accept_tcp(
             None => {
                 tokio::spawn(connection(TokioIo::new(s), state.clone(), peer));
             }
-            Some(acc) => {
-                let (acc, st) = (acc.clone(), state.clone());
+            Some(t) => {
+                let (acc, st) = (t.get(), state.clone());
                 tokio::spawn(async move {
                     // A client without a certificate the CA signed fails the handshake and
                     // reaches no endpoint; a silent one is dropped after 10 s.
@@ -405,6 +408,21 @@ async fn accept_tcp(
                     }
                 });
             }
+        }
+    }
+}
+
+/// On SIGHUP, the TLS files are read again (`tls::Reloadable`); a failure is said on
+/// stderr and the files in use stay.
+async fn reload_on_hangup(tls: Arc<crate::tls::Reloadable>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => eprintln!("gcr: reloaded the TLS certificates (SIGHUP)"),
+            Err(e) => eprintln!("gcr: kept the TLS certificates in use: {e}"),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
@@ -23,6 +23,9 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The service's private key (`--tlskey`).
     pub key: PathBuf,
+    /// Certificate revocation lists of the CA (`--tlscrl`, PEM): a client certificate
+    /// listed there is refused.
+    pub crl: Option<PathBuf>,
 }
 
 impl TlsFiles {
@@ -33,6 +36,7 @@ impl TlsFiles {
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
+            crl: None,
         }
     }
 }
@@ -52,6 +56,40 @@ fn certs(file: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, ApiErr
     Ok(all)
 }
 
+/// The acceptor a TCP listener with TLS uses, made again from its files on SIGHUP (a renewed
+/// certificate, a new CRL) without a restart; a reload that fails keeps the one in use.
+pub(crate) struct Reloadable {
+    files: TlsFiles,
+    current: std::sync::RwLock<TlsAcceptor>,
+}
+
+impl Reloadable {
+    pub(crate) fn new(files: &TlsFiles) -> Result<Reloadable, ApiError> {
+        Ok(Reloadable {
+            current: std::sync::RwLock::new(acceptor(files)?),
+            files: files.clone(),
+        })
+    }
+
+    /// The acceptor for the next connection.
+    pub(crate) fn get(&self) -> TlsAcceptor {
+        match self.current.read() {
+            Ok(a) => a.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Reads the files again; on success the next connections use them.
+    pub(crate) fn reload(&self) -> Result<(), ApiError> {
+        let fresh = acceptor(&self.files)?;
+        match self.current.write() {
+            Ok(mut a) => *a = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+        Ok(())
+    }
+}
+
 /// Reads the files and makes the acceptor: TLS 1.2 and 1.3, ALPN `http/1.1`, a client
 /// certificate required and verified against the CA.
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ApiError> {
@@ -60,9 +98,25 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ApiError> {
     for c in certs(&files.ca, "--tlscacert")? {
         roots.add(c).map_err(|e| bad(&files.ca, "--tlscacert", e))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| bad(&files.ca, "--tlscacert", e))?;
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if let Some(crl) = &files.crl {
+        let crls = CertificateRevocationListDer::pem_file_iter(crl)
+            .map_err(|e| bad(crl, "--tlscrl", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(crl, "--tlscrl", e))?;
+        if crls.is_empty() {
+            return Err(bad(crl, "--tlscrl", "no PEM X509 CRL block in it"));
+        }
+        verifier = verifier.with_crls(crls);
+    }
+    let verifier = verifier.build().map_err(|e| {
+        bad(
+            files.crl.as_ref().unwrap_or(&files.ca),
+            "--tlscacert/--tlscrl",
+            e,
+        )
+    })?;
     let chain = certs(&files.cert, "--tlscert")?;
     let key =
         PrivateKeyDer::from_pem_file(&files.key).map_err(|e| bad(&files.key, "--tlskey", e))?;

@@ -420,6 +420,10 @@ pub enum SystemCmd {
         /// The service's private key [default: key.pem beside the CA's default].
         #[arg(long, value_name = "FILE")]
         tlskey: Option<std::path::PathBuf>,
+        /// Revoked client certificates: the CA's certificate revocation list(s), PEM. The
+        /// TLS files are read again on SIGHUP (a renewed certificate, a new list).
+        #[arg(long, value_name = "FILE")]
+        tlscrl: Option<std::path::PathBuf>,
         /// The JSONL protocol's unix socket (docs/jsonl.md); default: next to the API's
         /// unix socket (gcr.sock -> gcr.jsonl.sock), or RUN_DIR/gcr.jsonl.sock.
         #[arg(long, value_name = "PATH")]

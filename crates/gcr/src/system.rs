@@ -154,6 +154,7 @@ struct Tls {
     ca: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    crl: Option<PathBuf>,
 }
 
 impl Tls {
@@ -161,10 +162,11 @@ impl Tls {
     /// an error (it would otherwise be ignored).
     fn files(self) -> Result<Option<gcr_api::TlsFiles>, Failure> {
         if !self.on {
-            if self.ca.is_some() || self.cert.is_some() || self.key.is_some() {
+            if self.ca.is_some() || self.cert.is_some() || self.key.is_some() || self.crl.is_some()
+            {
                 return Err(Failure::new(
                     125,
-                    "--tlscacert, --tlscert and --tlskey take effect with --tls: add --tls"
+                    "--tlscacert, --tlscert, --tlskey and --tlscrl take effect with --tls: add --tls"
                         .to_string(),
                 ));
             }
@@ -179,6 +181,7 @@ impl Tls {
             ca: self.ca.unwrap_or(d.ca),
             cert: self.cert.unwrap_or(d.cert),
             key: self.key.unwrap_or(d.key),
+            crl: self.crl,
         }))
     }
 }
@@ -196,6 +199,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     tlscacert,
                     tlscert,
                     tlskey,
+                    tlscrl,
                     jsonl,
                     no_jsonl,
                 },
@@ -208,6 +212,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                 ca: tlscacert,
                 cert: tlscert,
                 key: tlskey,
+                crl: tlscrl,
             },
             jsonl,
             no_jsonl,

@@ -258,3 +258,114 @@ fn tls_with_client_certificates() {
     // ... and the service still serves its client.
     assert!(svc.ok(&["ps", "-a"]).starts_with("CONTAINER ID"));
 }
+
+/// Revokes certificate `OUT.pem` of CA `name` (with `revoke`) and writes the CA's CRL to
+/// `crl.pem` (openssl ca with a minimal database in `dir`).
+fn crl(dir: &Path, name: &str, revoke: Option<&str>) {
+    if !dir.join("ca.cnf").exists() {
+        std::fs::write(
+            dir.join("ca.cnf"),
+            "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+             default_md = sha256\ndefault_crl_days = 2\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    }
+    let (key, cert) = (format!("{name}-ca-key.pem"), format!("{name}-ca.pem"));
+    let ca = ["ca", "-config", "ca.cnf", "-keyfile", &key, "-cert", &cert];
+    if let Some(out) = revoke {
+        let pem = format!("{out}.pem");
+        let mut args = ca.to_vec();
+        args.extend(["-revoke", &pem]);
+        openssl(dir, &args);
+    }
+    let mut args = ca.to_vec();
+    args.extend(["-gencrl", "-out", "crl.pem"]);
+    openssl(dir, &args);
+}
+
+#[test]
+fn revoked_client_certificates_and_reload() {
+    if !(need_root("revoked_client_certificates_and_reload")
+        && need_tools(
+            "revoked_client_certificates_and_reload",
+            &["docker", "curl", "openssl"],
+        ))
+    {
+        return;
+    }
+    let env = Env::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ca(d, "gcr");
+    leaf(
+        d,
+        "gcr",
+        "server",
+        "localhost",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    );
+    for c in ["client", "other"] {
+        leaf(d, "gcr", c, c, "extendedKeyUsage=clientAuth\n");
+    }
+    crl(d, "gcr", None);
+    let path = |f: &str| d.join(f).display().to_string();
+    let port = free_port();
+    let any = format!("tcp://0.0.0.0:{port}");
+    let (ca_pem, cert, key, crl_pem) = (
+        path("gcr-ca.pem"),
+        path("server.pem"),
+        path("server-key.pem"),
+        path("crl.pem"),
+    );
+    let tls = [
+        "--tls",
+        "--tlscacert",
+        ca_pem.as_str(),
+        "--tlscert",
+        cert.as_str(),
+        "--tlskey",
+        key.as_str(),
+        "--tlscrl",
+        crl_pem.as_str(),
+    ];
+    // A CRL that is no CRL is refused at start (exit 125, the flag named).
+    let junk = path("junk.pem");
+    std::fs::write(&junk, "not a crl\n").unwrap();
+    let mut args = vec!["system", "service", "--host", &any];
+    args.extend_from_slice(&tls[..7]);
+    args.extend(["--tlscrl", &junk]);
+    let o = env.gcr(&args);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--tlscrl"), "{}", stderr(&o));
+
+    let client = client_dir(d, "client-dir", "client");
+    let svc = Service::start_for(
+        &env,
+        &any,
+        &tls,
+        vec![
+            ("DOCKER_TLS_VERIFY".into(), "1".into()),
+            ("DOCKER_CERT_PATH".into(), client.display().to_string()),
+        ],
+    );
+    assert_eq!(curl_ping(port, d, Some("client")), (Some(0), "OK".into()));
+    assert_eq!(curl_ping(port, d, Some("other")), (Some(0), "OK".into()));
+    // Revoked, then SIGHUP: the service reads its files again and refuses that client.
+    crl(d, "gcr", Some("other"));
+    svc.signal(libc::SIGHUP);
+    assert!(
+        common::eventually(10, || curl_ping(port, d, Some("other")).0 != Some(0)),
+        "a revoked client certificate is still accepted after SIGHUP"
+    );
+    assert_eq!(curl_ping(port, d, Some("client")), (Some(0), "OK".into()));
+    // A reload that fails (a broken CRL) keeps what is in use.
+    std::fs::write(d.join("crl.pem"), "broken\n").unwrap();
+    svc.signal(libc::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(curl_ping(port, d, Some("client")), (Some(0), "OK".into()));
+    let (code, body) = curl_ping(port, d, Some("other"));
+    assert!(code != Some(0) && body.is_empty(), "{code:?} {body}");
+    assert!(svc.ok(&["ps", "-a"]).starts_with("CONTAINER ID"));
+}

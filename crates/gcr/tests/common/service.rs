@@ -90,6 +90,13 @@ impl Service {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends `sig` to the service.
+    #[allow(dead_code)]
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill of our own child's pid with a signal number.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
     /// The service's children that have exited and not been reaped (zombies).
     #[allow(dead_code)]
     pub fn zombie_children(&self) -> Vec<u32> {
