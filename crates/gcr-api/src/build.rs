@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
-use gcr_engine::build::{BuildNet, BuildRequest, Cancel};
+use gcr_engine::build::{BuildNet, BuildRequest, Cancel, StepOptions};
 use gcr_engine::registry::{ConnectOptions, Platform, PullOptions};
 use gcr_engine::{Engine, EngineError};
 use http_body_util::BodyExt;
@@ -40,6 +40,8 @@ pub(crate) struct Params {
     pull: bool,
     network: BuildNet,
     platform: Option<Platform>,
+    /// What every RUN step runs with.
+    steps: StepOptions,
     /// The client's connection: gone, the build is cancelled.
     peer: Option<crate::listen::Peer>,
 }
@@ -143,9 +145,62 @@ impl Params {
             pull: q.flag("pull", false),
             network,
             platform,
+            steps: step_options(q)?,
             peer: None,
         })
     }
+}
+
+/// The RUN steps' options of a build: `extrahosts` (comma-separated `NAME:IP`),
+/// `shmsize`, `memory`, `memswap`, `cpushares`, `cpusetcpus`, `cpusetmems`, `cpuperiod`,
+/// `cpuquota` (the docker CLI sends zeros for what was not given).
+fn step_options(q: &Query) -> Result<StepOptions, HttpError> {
+    let num = |k: &str| -> Result<Option<i64>, HttpError> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(|n| (n != 0).then_some(n))
+                .map_err(|_| {
+                    HttpError::bad_request(format!("invalid {k} '{v}': expected a number"))
+                }),
+        }
+    };
+    let text = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
+    let positive = |k: &str| -> Result<Option<u64>, HttpError> {
+        match num(k)? {
+            Some(n) if n < 0 => Err(HttpError::bad_request(format!(
+                "invalid {k} {n}: expected a positive number"
+            ))),
+            other => Ok(other.map(|n| n as u64)),
+        }
+    };
+    let cpus = match (num("cpuquota")?, num("cpuperiod")?) {
+        (Some(quota), period) if quota > 0 => {
+            Some(quota as f64 / period.filter(|p| *p > 0).unwrap_or(100_000) as f64)
+        }
+        _ => None,
+    };
+    let add_hosts = q
+        .all("extrahosts")
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect();
+    let steps = StepOptions {
+        add_hosts,
+        shm_size: positive("shmsize")?,
+        memory: positive("memory")?,
+        memory_swap: num("memswap")?,
+        cpus,
+        cpu_shares: positive("cpushares")?,
+        cpuset_cpus: text("cpusetcpus"),
+        cpuset_mems: text("cpusetmems"),
+    };
+    steps.check().map_err(HttpError::from)?;
+    Ok(steps)
 }
 
 /// `POST /build`'s query decoded as the endpoint does (for [`crate::fuzzing`]): the
@@ -329,6 +384,7 @@ pub(crate) fn build_in(
         platform: p.platform.as_ref().map(|pl| pl.to_string()),
         // The client gone (the response or the JSONL request dropped): the RUN step
         // running is killed and the build ends.
+        steps: p.steps.clone(),
         cancel: Some(Cancel::new({
             let (tx, peer) = (out.tx.clone(), p.peer.clone());
             move || tx.is_closed() || peer.as_ref().is_some_and(crate::listen::Peer::gone)
@@ -373,8 +429,9 @@ pub(crate) fn build_in(
 
 /// `POST /build`: the context tar in the body; `t` (repeatable), `dockerfile`,
 /// `buildargs`, `labels`, `target`, `nocache`, `q`, `pull`, `networkmode`, `platform`
-/// (the host's only); `rm`, `forcerm`, `cachefrom`, `memory`, ... are accepted and
-/// ignored (gcr keeps no intermediate containers).
+/// (the host's only), the RUN steps' `extrahosts`, `shmsize`, `memory`, `memswap`,
+/// `cpushares`, `cpusetcpus`, `cpusetmems`, `cpuperiod`, `cpuquota`; `rm`, `forcerm`,
+/// `cachefrom`, ... are accepted and ignored (gcr keeps no intermediate containers).
 pub async fn build(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
     let mut p = Params::parse(q)?;
     p.peer = req.extensions().get::<crate::listen::Peer>().cloned();

@@ -60,6 +60,56 @@ pub struct BuildRequest {
     /// Set by a caller whose client is gone (the API service's `POST /build`): the RUN step
     /// running is killed and no other starts, so the build ends with an error.
     pub cancel: Option<Cancel>,
+    /// What every RUN step runs with (`--add-host`, `--shm-size`, limits).
+    pub steps: StepOptions,
+}
+
+/// Options of every RUN step of a build (`docker build --add-host --shm-size --memory
+/// --memory-swap --cpu-shares --cpuset-cpus --cpuset-mems --cpu-period --cpu-quota`): they
+/// shape the steps' containers, not the image, so no cache key depends on them (as in
+/// Docker's classic builder).
+#[derive(Debug, Clone, Default)]
+pub struct StepOptions {
+    /// `NAME:IP` lines added to each step's /etc/hosts.
+    pub add_hosts: Vec<String>,
+    /// The size of each step's /dev/shm in bytes (default 64 MiB).
+    pub shm_size: Option<u64>,
+    pub memory: Option<u64>,
+    pub memory_swap: Option<i64>,
+    /// CPUs (`--cpu-quota` / `--cpu-period`).
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+}
+
+impl StepOptions {
+    /// Refuses what cannot work, naming the option.
+    pub fn check(&self) -> Result<(), EngineError> {
+        for h in &self.add_hosts {
+            if crate::network::parse_add_host(h).is_none() {
+                return Err(EngineError::Usage(format!(
+                    "invalid --add-host '{h}': use NAME:IP, e.g. db:10.0.0.5"
+                )));
+            }
+        }
+        if self.shm_size == Some(0) {
+            return Err(EngineError::Usage(
+                "invalid --shm-size 0: give a size, e.g. 128m".into(),
+            ));
+        }
+        if self.memory.is_some_and(|m| m < 6 * 1024 * 1024) {
+            return Err(EngineError::Usage(
+                "invalid --memory: the minimum allowed memory limit is 6MB".into(),
+            ));
+        }
+        if self.cpus.is_some_and(|c| !c.is_finite() || c <= 0.0) {
+            return Err(EngineError::Usage(
+                "invalid --cpu-quota/--cpu-period: the quota must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A build's cancellation: true once the build should stop (its caller's client is gone).
@@ -217,6 +267,7 @@ impl Engine {
         req: &BuildRequest,
         emit: &mut dyn FnMut(&Event),
     ) -> Result<Built, EngineError> {
+        req.steps.check()?;
         if req.dockerfile_text.is_some() || gcr_build::dockerfile::is_dockerfile(&req.spec_file) {
             return self.build_dockerfile(req, emit);
         }
@@ -250,7 +301,8 @@ impl Engine {
         reap_build_cgroups();
         let runner = RuntimeRunner::new(self.root().to_path_buf(), self.run_dir().to_path_buf())
             .with_secrets(secrets.values)
-            .with_cancel(req.cancel.clone());
+            .with_cancel(req.cancel.clone())
+            .with_steps(req.steps.clone());
         let built = gcr_build::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;
         self.attach_provenance(&built, key.as_ref(), emit)?;
         Ok(built)
@@ -275,7 +327,8 @@ impl Engine {
         reap_build_cgroups();
         let runner = RuntimeRunner::new(self.root().to_path_buf(), self.run_dir().to_path_buf())
             .with_secrets(secrets.values)
-            .with_cancel(req.cancel.clone());
+            .with_cancel(req.cancel.clone())
+            .with_steps(req.steps.clone());
         let built =
             gcr_build::dockerfile::build(self.store()?, &runner, &opts, emit).map_err(build_err)?;
         self.attach_provenance(&built, key.as_ref(), emit)?;

@@ -94,6 +94,68 @@ pub struct BuildArgs {
     /// stored: id=ID,src=FILE or id=ID,env=VAR (the spec declares it under build.secrets).
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
+    /// A NAME:IP line in the RUN steps' /etc/hosts (repeatable).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_hosts: Vec<String>,
+    /// The RUN steps' /dev/shm size (e.g. 128m; default 64m).
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// The RUN steps' memory limit (e.g. 512m).
+    #[arg(short = 'm', long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// The RUN steps' memory plus swap limit (-1: unlimited swap).
+    #[arg(long = "memory-swap", value_name = "SIZE")]
+    pub memory_swap: Option<String>,
+    /// The RUN steps' CPU weight.
+    #[arg(long = "cpu-shares", value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the RUN steps may use (0-3, 0,1).
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the RUN steps may use.
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// The CFS period of --cpu-quota, in microseconds (default 100000).
+    #[arg(long = "cpu-period", value_name = "US")]
+    pub cpu_period: Option<u64>,
+    /// The RUN steps' CPU time per --cpu-period, in microseconds.
+    #[arg(long = "cpu-quota", value_name = "US")]
+    pub cpu_quota: Option<u64>,
+}
+
+/// The RUN steps' options of `a` (sizes parsed as `gcr run`'s).
+fn step_options(a: &BuildArgs) -> Result<gcr_engine::build::StepOptions, Failure> {
+    let size = |flag: &str, v: &Option<String>| -> Result<Option<u64>, Failure> {
+        v.as_deref()
+            .map(|s| {
+                gcr_engine::units::parse_size(s).map_err(|_| {
+                    Failure::new(
+                        2,
+                        format!("invalid value '{s}' for {flag}: not a size; use e.g. 512m or 1g"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let memory_swap = match a.memory_swap.as_deref() {
+        None => None,
+        Some("-1") => Some(-1),
+        Some(_) => size("--memory-swap", &a.memory_swap)?.map(|v| v as i64),
+    };
+    let cpus = a
+        .cpu_quota
+        .filter(|q| *q > 0)
+        .map(|q| q as f64 / a.cpu_period.filter(|p| *p > 0).unwrap_or(100_000) as f64);
+    Ok(gcr_engine::build::StepOptions {
+        add_hosts: a.add_hosts.clone(),
+        shm_size: size("--shm-size", &a.shm_size)?,
+        memory: size("--memory", &a.memory)?,
+        memory_swap,
+        cpus,
+        cpu_shares: a.cpu_shares,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+    })
 }
 
 /// Renders build events as the `├──` tree or as plain lines.
@@ -375,6 +437,7 @@ pub fn run(e: &Engine, a: &BuildArgs) -> Result<i32, Failure> {
         secrets: a.secrets.clone(),
         // Interrupted, the CLI dies, and each step's watcher kills the step.
         cancel: None,
+        steps: step_options(a)?,
     };
     let json = a.progress == Progress::Json;
     let mut verified = None;

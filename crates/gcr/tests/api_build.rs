@@ -528,3 +528,78 @@ fn a_build_whose_client_leaves_is_cancelled() {
     let out = svc.ok(&["build", "-t", "after:1", ctx.path().to_str().unwrap()]);
     assert!(out.contains("Successfully tagged after:1"), "{out}");
 }
+
+#[test]
+fn run_steps_get_hosts_shm_and_limits() {
+    if !ready("run_steps_get_hosts_shm_and_limits") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::on_socket(&env);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\n\
+             RUN grep '10.1.2.3' /etc/hosts | grep -q db && \
+                 df -k /dev/shm | tail -1 | awk '{{print $2}}' > /shm.txt && \
+                 (cat /sys/fs/cgroup/memory.max 2>/dev/null || \
+                  cat /sys/fs/cgroup/memory/memory.limit_in_bytes) > /mem.txt\n"
+        ),
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    // Through the API (docker build's extrahosts, shmsize, memory).
+    svc.ok(&[
+        "build",
+        "-t",
+        "limited:1",
+        "--add-host",
+        "db:10.1.2.3",
+        "--shm-size",
+        "96m",
+        "-m",
+        "64m",
+        dir,
+    ]);
+    let got = svc.ok(&["run", "--rm", "limited:1", "cat", "/shm.txt", "/mem.txt"]);
+    assert_eq!(got, "98304\n67108864\n");
+    // Through the CLI, without a network: the hosts file is made for the step.
+    env.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--no-cache",
+        "-t",
+        "limited:2",
+        "--add-host",
+        "db:10.1.2.3",
+        "--shm-size",
+        "80m",
+        "-m",
+        "32m",
+        dir,
+    ]);
+    let got = env.ok(&["run", "--rm", "limited:2", "cat", "/shm.txt", "/mem.txt"]);
+    assert_eq!(got, "81920\n33554432\n");
+    // The hosts lines are the step's, not the image's.
+    let out = env.gcr(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "limited:2",
+        "grep",
+        "-c",
+        "db",
+        "/etc/hosts",
+    ]);
+    assert_eq!(stdout(&out).trim(), "0", "{}", stderr(&out));
+    // Bad values are refused before anything runs (the docker CLI checks --add-host
+    // itself: the API is asked directly).
+    let said = svc.post("/build?extrahosts=nohost&shmsize=0", None);
+    assert!(said.contains("invalid --add-host 'nohost'"), "{said}");
+    let o = env.gcr(&["build", "-m", "1k", dir]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("minimum allowed memory"), "{}", stderr(&o));
+}

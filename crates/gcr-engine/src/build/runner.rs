@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::stepgroup;
 use super::watch::StepWatch;
-use super::Cancel;
+use super::{Cancel, StepOptions};
 
 use crate::container::config::{ContainerConfig, Resolved, RunOptions};
 use crate::ocispec;
@@ -32,6 +32,8 @@ pub struct RuntimeRunner {
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
     /// The build was cancelled (see [`crate::build::BuildRequest::cancel`]).
     cancel: Option<Cancel>,
+    /// What every step runs with.
+    steps: StepOptions,
 }
 
 impl RuntimeRunner {
@@ -41,7 +43,13 @@ impl RuntimeRunner {
             run_dir,
             secrets: BTreeMap::new(),
             cancel: None,
+            steps: StepOptions::default(),
         }
+    }
+
+    /// The runner whose steps run with `steps` (hosts lines, /dev/shm size, limits).
+    pub fn with_steps(self, steps: StepOptions) -> RuntimeRunner {
+        RuntimeRunner { steps, ..self }
     }
 
     /// The runner that kills its step and starts no other once `cancel` is set.
@@ -165,6 +173,7 @@ impl Runner for RuntimeRunner {
         let cfg = ContainerConfig {
             opts: RunOptions {
                 network: Some(network.into()),
+                shm_size: self.steps.shm_size,
                 ..Default::default()
             },
             resolved: Resolved {
@@ -215,11 +224,12 @@ impl Runner for RuntimeRunner {
                 (StepNetwork::Bridge(n), m)
             }
         };
-        let result = self.run_in(req, cfg, &mut mounts, &net, output);
+        let hosts = self.add_hosts(&files_dir, &net, &mut mounts);
+        let result = hosts.and_then(|()| self.run_in(req, cfg, &mut mounts, &net, output));
         if let StepNetwork::Bridge(n) = net {
             engine.step_detach(n);
         }
-        if req.network != BuildNet::None {
+        if req.network != BuildNet::None || !self.steps.add_hosts.is_empty() {
             for f in ["/etc/hosts", "/etc/resolv.conf"] {
                 gcr_build::drop_file_stub(&req.upper, f);
             }
@@ -239,6 +249,36 @@ enum StepNetwork {
 }
 
 impl RuntimeRunner {
+    /// `--add-host` lines in the step's /etc/hosts (made for a step without a network,
+    /// which has no hosts file of its own).
+    fn add_hosts(
+        &self,
+        files_dir: &std::path::Path,
+        net: &StepNetwork,
+        mounts: &mut Vec<oci_spec::runtime::Mount>,
+    ) -> Result<(), String> {
+        if self.steps.add_hosts.is_empty() {
+            return Ok(());
+        }
+        if matches!(net, StepNetwork::Loopback) {
+            *mounts =
+                crate::network::step_files(files_dir, HOSTNAME, crate::network::NetFiles::Loopback)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .filter(|m| m.destination() == std::path::Path::new("/etc/hosts"))
+                    .collect();
+        }
+        let path = files_dir.join("hosts");
+        let mut text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading the step's hosts file: {e}"))?;
+        for h in &self.steps.add_hosts {
+            if let Some((name, ip)) = crate::network::parse_add_host(h) {
+                text.push_str(&format!("{ip}\t{name}\n"));
+            }
+        }
+        std::fs::write(&path, text).map_err(|e| format!("writing the step's hosts file: {e}"))
+    }
+
     fn run_in(
         &self,
         req: &RunRequest,
@@ -278,7 +318,15 @@ impl RuntimeRunner {
             },
             seccomp: SeccompMode::DockerDefault,
             init: false,
-            cgroup_resources: Some(Resources::default()),
+            cgroup_resources: Some(Resources {
+                memory: self.steps.memory,
+                memory_swap: self.steps.memory_swap,
+                cpus: self.steps.cpus,
+                cpu_shares: self.steps.cpu_shares,
+                cpuset_cpus: self.steps.cpuset_cpus.clone(),
+                cpuset_mems: self.steps.cpuset_mems.clone(),
+                ..Default::default()
+            }),
             network: match net {
                 StepNetwork::Loopback => Network::NewLoopback,
                 StepNetwork::Host => Network::Host,
