@@ -480,8 +480,10 @@ pub async fn build(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Res
 /// `POST /build/prune?all=`: the step cache no image uses (`all`: all of it), Docker's
 /// `{"CachesDeleted": [...], "SpaceReclaimed": N}`.
 pub async fn prune(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
-    let all = q.flag("all", false);
-    let pruned = st.engine(move |e| Ok(e.build_cache_prune(all)?)).await?;
+    let o = prune_options(q)?;
+    let pruned = st
+        .engine(move |e| Ok(e.build_cache_prune_with(&o)?))
+        .await?;
     let space: u64 = pruned.iter().map(|p| p.freed).sum();
     let ids: Vec<String> = pruned.into_iter().map(|p| p.key).collect();
     Ok(http::json(
@@ -490,9 +492,84 @@ pub async fn prune(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
     ))
 }
 
+/// `all`, `keep-storage` (bytes; 0 is none) and `filters` (`until` only: a duration ago,
+/// unix seconds or RFC 3339) of `POST /build/prune`.
+fn prune_options(q: &Query) -> Result<gcr_engine::build::CachePruneOptions, HttpError> {
+    let keep = match q.get("keep-storage").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(HttpError::bad_request(format!(
+                    "invalid keep-storage '{v}': expected bytes"
+                )))
+            }
+        },
+    };
+    let mut until = None;
+    if let Some(raw) = q.get("filters").filter(|f| !f.is_empty()) {
+        let v: Value = serde_json::from_str(raw)
+            .map_err(|e| HttpError::bad_request(format!("invalid filters '{raw}': {e}")))?;
+        let Value::Object(m) = v else {
+            return Err(HttpError::bad_request(format!(
+                "invalid filters '{raw}': expected a JSON object"
+            )));
+        };
+        for (k, vals) in m {
+            if k != "until" {
+                return Err(HttpError::bad_request(format!(
+                    "invalid filter '{k}': gcr's build cache filters by until only"
+                )));
+            }
+            // Docker's two shapes: ["24h"] and {"24h": true}.
+            let given: Vec<String> = match vals {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                Value::Object(o) => o.keys().cloned().collect(),
+                _ => Vec::new(),
+            };
+            for g in given {
+                let now = gcr_engine::container::record::now_ns();
+                let t = gcr_engine::events::parse_since(&g, now).ok_or_else(|| {
+                    HttpError::bad_request(format!(
+                        "invalid until '{g}': use a duration (24h), unix seconds or RFC 3339"
+                    ))
+                })?;
+                until = Some(t / 1_000_000_000);
+            }
+        }
+    }
+    Ok(gcr_engine::build::CachePruneOptions {
+        all: q.flag("all", false),
+        until,
+        keep_storage: keep,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_parameters() {
+        let q = |s: &str| Query::parse(Some(s));
+        let o = prune_options(&q(
+            "all=1&keep-storage=1000&filters=%7B%22until%22%3A%5B%2224h%22%5D%7D",
+        ))
+        .unwrap();
+        assert!(o.all && o.keep_storage == Some(1000));
+        let day_ago = gcr_engine::container::record::now_ns() / 1_000_000_000 - 86_400;
+        assert!((o.until.unwrap() - day_ago).abs() < 5, "{o:?}");
+        assert!(prune_options(&q("filters=%7B%22type%22%3A%5B%22x%22%5D%7D")).is_err());
+        assert!(prune_options(&q("keep-storage=lots")).is_err());
+        assert_eq!(
+            prune_options(&q("keep-storage=0")).unwrap().keep_storage,
+            None
+        );
+    }
 
     #[test]
     fn dockerfile_paths_stay_in_the_context() {

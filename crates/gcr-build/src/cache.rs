@@ -105,22 +105,50 @@ pub struct PrunedStep {
     pub freed: u64,
 }
 
+/// What a [`prune`] removes (`docker builder prune [-a] [--filter until=…]
+/// [--keep-storage N]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneOptions {
+    /// Also the entries whose layer an image uses.
+    pub all: bool,
+    /// Only entries made before this time (unix seconds).
+    pub until: Option<i64>,
+    /// Keep this many bytes of cache: the oldest entries go until the cache is no larger.
+    pub keep_storage: Option<u64>,
+}
+
 /// `docker builder prune`: removes the step-cache entries whose layer no image uses (with
 /// `all`, every entry), then each removed entry's layer blob when nothing references it.
 pub fn prune(store: &Store, all: bool) -> Result<Vec<PrunedStep>> {
-    let rows: Vec<(String, String)> = {
-        let sql = if all {
-            "SELECT key, digest FROM build_cache ORDER BY key"
-        } else {
-            "SELECT key, digest FROM build_cache
-             WHERE digest NOT IN (SELECT digest FROM image_layers) ORDER BY key"
-        };
-        let mut st = store.conn().prepare(sql)?;
-        let v = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        v
-    };
+    prune_with(
+        store,
+        &PruneOptions {
+            all,
+            ..PruneOptions::default()
+        },
+    )
+}
+
+/// [`prune`] with a time limit (`until`) and a size to keep (`keep_storage`): the
+/// candidates go oldest first, and with `keep_storage` only until the cache (every entry's
+/// layer size) fits in it.
+pub fn prune_with(store: &Store, o: &PruneOptions) -> Result<Vec<PrunedStep>> {
+    let all_entries = entries(store)?;
+    let mut total: u64 = all_entries.iter().map(|e| e.size).sum();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for e in all_entries {
+        if (!o.all && e.in_use) || o.until.is_some_and(|u| e.created_at >= u) {
+            continue;
+        }
+        if let Some(keep) = o.keep_storage {
+            if total <= keep {
+                break;
+            }
+            total = total.saturating_sub(e.size);
+        }
+        rows.push((e.key, e.digest));
+    }
+    rows.sort();
     let mut out = Vec::with_capacity(rows.len());
     for (key, digest) in rows {
         store
@@ -174,5 +202,56 @@ mod tests {
         assert!(!store.has_blob(&a.digest) && !store.has_blob(&b.digest));
         assert!(lookup(&store, "k1").unwrap().is_none());
         assert!(prune(&store, true).unwrap().is_empty());
+    }
+
+    #[test]
+    fn prune_keeps_what_is_newer_or_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (k, data, at) in [
+            ("old", &b"0123456789"[..], 100),
+            ("mid", b"abcdefghij", 200),
+            ("new", b"ABCDEFGHIJ", 300),
+        ] {
+            let l = layer(&store, data);
+            insert(&store, k, &l).unwrap();
+            store
+                .conn()
+                .execute(
+                    "UPDATE build_cache SET created_at = ?1 WHERE key = ?2",
+                    params![at, k],
+                )
+                .unwrap();
+        }
+        // Only what was made before 250, oldest first.
+        let o = PruneOptions {
+            until: Some(250),
+            keep_storage: Some(15),
+            ..PruneOptions::default()
+        };
+        let keys: Vec<String> = prune_with(&store, &o)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        // 30 bytes cached, 15 to keep: old and mid go (new is too recent anyway).
+        assert_eq!(keys, ["mid", "old"]);
+        assert!(lookup(&store, "new").unwrap().is_some());
+        let o = PruneOptions {
+            keep_storage: Some(10),
+            ..PruneOptions::default()
+        };
+        assert!(
+            prune_with(&store, &o).unwrap().is_empty(),
+            "10 bytes left fit in 10"
+        );
+        let o = PruneOptions {
+            until: Some(300),
+            ..PruneOptions::default()
+        };
+        assert!(
+            prune_with(&store, &o).unwrap().is_empty(),
+            "new was made at 300"
+        );
     }
 }

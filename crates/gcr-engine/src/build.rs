@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use gcr_build::{BuildError, BuildOptions, Built, Event};
 
+pub use gcr_build::cache::PruneOptions as CachePruneOptions;
 pub use runner::RuntimeRunner;
 pub use stepgroup::reap_leftovers as reap_build_cgroups;
 pub use verify::Verified;
@@ -397,6 +398,14 @@ impl Engine {
         all: bool,
     ) -> Result<Vec<gcr_build::cache::PrunedStep>, EngineError> {
         gcr_build::cache::prune(self.store()?, all).map_err(build_err)
+    }
+
+    /// `gcr builder prune [-a] [--filter until=…] [--keep-storage SIZE]`.
+    pub fn build_cache_prune_with(
+        &self,
+        o: &gcr_build::cache::PruneOptions,
+    ) -> Result<Vec<gcr_build::cache::PrunedStep>, EngineError> {
+        gcr_build::cache::prune_with(self.store()?, o).map_err(build_err)
     }
 
     /// The build transcript of an image built by this store.

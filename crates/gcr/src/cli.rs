@@ -208,6 +208,12 @@ pub enum Cmd {
         all: bool,
         #[arg(short, long)]
         force: bool,
+        /// until=DURATION|TIMESTAMP: only cache made before then (e.g. until=24h).
+        #[arg(long, value_name = "until=…")]
+        filter: Vec<String>,
+        /// Keep this much cache (e.g. 1g): the oldest entries go until the rest fits.
+        #[arg(long, value_name = "SIZE")]
+        keep_storage: Option<String>,
     },
     /// Remove dangling images, with -a every image no container uses (`gcr image prune`).
     #[command(name = "image-prune", hide = true)]

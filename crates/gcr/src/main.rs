@@ -173,7 +173,12 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Cmd::Commit(a) => parity::commit(e, &a),
         Cmd::ContainerPrune { .. } => parity::container_prune(e),
         Cmd::ImagePrune { all, .. } => parity::image_prune(e, all),
-        Cmd::BuilderPrune { all, .. } => parity::builder_prune(e, all),
+        Cmd::BuilderPrune {
+            all,
+            filter,
+            keep_storage,
+            ..
+        } => parity::builder_prune(e, all, &filter, keep_storage.as_deref()),
         Cmd::Pause { containers: c } => containers::each(&c, |n| e.pause(n).map(|_| ())),
         Cmd::Unpause { containers: c } => containers::each(&c, |n| e.unpause(n).map(|_| ())),
         Cmd::Ps(a) => parity::ps(e, &a),

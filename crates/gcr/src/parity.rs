@@ -247,10 +247,47 @@ pub fn container_prune(engine: &Engine) -> Result<i32, Failure> {
     Ok(0)
 }
 
-/// `gcr builder prune [-a]`: the step-cache entries no image's layer comes from (all with
-/// `-a`), in Docker's report.
-pub fn builder_prune(engine: &Engine, all: bool) -> Result<i32, Failure> {
-    let steps = engine.build_cache_prune(all)?;
+/// `gcr builder prune [-a] [--filter until=…] [--keep-storage SIZE]`: the step-cache
+/// entries no image's layer comes from (all with `-a`), in Docker's report.
+pub fn builder_prune(
+    engine: &Engine,
+    all: bool,
+    filters: &[String],
+    keep: Option<&str>,
+) -> Result<i32, Failure> {
+    let mut until = None;
+    for f in filters {
+        let Some(v) = f.strip_prefix("until=") else {
+            return Err(Failure::new(
+                125,
+                format!("invalid filter '{f}': the build cache filters by until=DURATION|TIMESTAMP only"),
+            ));
+        };
+        let now = gcr_engine::container::record::now_ns();
+        let t = gcr_engine::events::parse_since(v, now).ok_or_else(|| {
+            Failure::new(
+                125,
+                format!("invalid filter '{f}': use a duration (24h), unix seconds or RFC 3339"),
+            )
+        })?;
+        until = Some(t / 1_000_000_000);
+    }
+    let keep_storage = keep
+        .map(|k| {
+            gcr_engine::units::parse_size(k).map_err(|_| {
+                Failure::new(
+                    125,
+                    format!("invalid --keep-storage '{k}': not a size; use e.g. 512m or 10g"),
+                )
+            })
+        })
+        .transpose()?
+        .filter(|k| *k > 0);
+    let steps = engine.build_cache_prune_with(&gcr_engine::build::CachePruneOptions {
+        all,
+        until,
+        keep_storage,
+    })?;
     if !steps.is_empty() {
         outln!("Deleted build cache objects:")?;
         for s in &steps {

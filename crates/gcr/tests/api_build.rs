@@ -175,6 +175,21 @@ fn docker_build_through_the_service() {
     // docker builder prune, and the API call behind it.
     let out = svc.ok(&["builder", "prune", "-f"]);
     assert!(out.contains("Total"), "docker builder prune: {out}");
+    // A fresh cache is kept by until=24h, and a cache smaller than keep-storage stays.
+    for extra in [["--filter", "until=24h"], ["--keep-storage", "1g"]] {
+        let mut args = vec!["builder", "prune", "-a", "-f"];
+        args.extend(extra);
+        let out = svc.ok(&args);
+        assert!(
+            out.contains("Total reclaimed space: 0B") && !out.contains("Deleted"),
+            "{extra:?}: {out}"
+        );
+    }
+    let said = svc.post(
+        "/build/prune?filters=%7B%22type%22%3A%5B%22regular%22%5D%7D",
+        None,
+    );
+    assert!(said.contains("invalid filter 'type'"), "{said}");
     let v: serde_json::Value =
         serde_json::from_str(&svc.post("/build/prune?all=1", None)).expect("prune answers JSON");
     let deleted = v["CachesDeleted"].as_array().expect("CachesDeleted");
@@ -601,5 +616,9 @@ fn run_steps_get_hosts_shm_and_limits() {
     assert!(said.contains("invalid --add-host 'nohost'"), "{said}");
     let o = env.gcr(&["build", "-m", "1k", dir]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("minimum allowed memory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("minimum allowed memory"),
+        "{}",
+        stderr(&o)
+    );
 }

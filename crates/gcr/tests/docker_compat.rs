@@ -645,7 +645,7 @@ const ROWS: &[Row] = &[
     ),
     row(
         "images",
-        "builder prune [-a]",
+        "builder prune [-a] [--filter until=…] [--keep-storage SIZE]",
         Same,
         "the step cache entries no image uses (all with -a); also POST /build/prune",
         Works(&["builder", "prune", "-a", "-f"], "Total reclaimed space"),
@@ -817,7 +817,7 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "network create|ls|rm|inspect (--format TEMPLATE, create --label, ls --filter name/id/driver/type/label)",
+        "network create|ls|rm|inspect (--format TEMPLATE, create --label --internal, ls --filter name/id/driver/type/label)",
         Same,
         "",
         Works(
@@ -835,8 +835,8 @@ const ROWS: &[Row] = &[
     row(
         "system",
         "network connect [--alias] [--ip] | disconnect",
-        Differs,
-        "a container has one network: connect needs it on `none` (disconnect it first) and not running; a running container can be disconnected, not connected; aliases resolve through /etc/hosts",
+        Same,
+        "created, running or stopped containers, several networks each (eth0, eth1, ...); leaving the first moves the default route; aliases resolve through /etc/hosts",
         Works(&["network", "connect", "--help"], "--alias"),
     ),
     row(
