@@ -252,7 +252,11 @@ pub(crate) fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value
     let config = if n.subnet.is_empty() {
         json!([])
     } else {
-        json!([{ "Subnet": n.subnet, "Gateway": n.gateway }])
+        let mut c = json!({ "Subnet": n.subnet, "Gateway": n.gateway });
+        if !n.ip_range.is_empty() {
+            c["IPRange"] = json!(n.ip_range);
+        }
+        json!([c])
     };
     json!({
         "Name": n.name,
@@ -315,10 +319,16 @@ pub async fn network_create(st: &Shared, req: Request<Incoming>) -> Result<Resp,
         .as_str()
         .map(str::to_string);
     crate::networks::check_create(&body)?;
-    let labels = crate::networks::labels(&body)?;
-    let internal = body["Internal"] == Value::Bool(true);
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let create = gcr_engine::network::admin::NetworkCreate {
+        subnet,
+        labels: crate::networks::labels(&body)?,
+        internal: body["Internal"] == Value::Bool(true),
+        gateway: text(&body["IPAM"]["Config"][0]["Gateway"]),
+        ip_range: text(&body["IPAM"]["Config"][0]["IPRange"]),
+    };
     let n = st
-        .engine(move |e| Ok(e.network_create_with(&name, subnet.as_deref(), &labels, internal)?))
+        .engine(move |e| Ok(e.network_create_with(&name, &create)?))
         .await?;
     Ok(http::json(
         StatusCode::CREATED,

@@ -38,6 +38,34 @@ impl Subnet {
         Ok(sn)
     }
 
+    /// Parses an address range `a.b.c.d/n` (`--ip-range`): host bits zero, prefix /8 to /32.
+    pub fn parse_range(s: &str) -> Result<Subnet, NetError> {
+        let bad = || {
+            NetError::Invalid(format!(
+                "invalid IP range '{s}'; give an IPv4 network such as 10.90.0.128/25"
+            ))
+        };
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let ip: Ipv4Addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if !(8..=32).contains(&prefix) {
+            return Err(bad());
+        }
+        let sn = Subnet { net: ip, prefix };
+        if sn.normalized().net != ip {
+            return Err(NetError::Invalid(format!(
+                "IP range '{s}' has host bits set; use {}",
+                sn.normalized()
+            )));
+        }
+        Ok(sn)
+    }
+
+    /// Whether `inner` lies wholly inside this network.
+    pub fn covers(&self, inner: &Subnet) -> bool {
+        inner.prefix >= self.prefix && self.contains(inner.net)
+    }
+
     fn mask(&self) -> u32 {
         if self.prefix == 0 {
             0

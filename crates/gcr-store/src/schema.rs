@@ -13,6 +13,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 /// more entry at the end.
 const MIGRATIONS: &[&str] = &[
     V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS, V_MULTINET, V_INTERNAL,
+    V_IPAM,
 ];
 
 const V1: &str = "
@@ -299,6 +300,14 @@ ALTER TABLE networks ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 /// into or out of their bridge, and their containers get no default route through them.
 const V_INTERNAL: &str = "
 ALTER TABLE networks ADD COLUMN internal INTEGER NOT NULL DEFAULT 0;
+";
+
+/// Version 14: a network's own gateway address and the range its addresses are leased
+/// from (`network create --gateway --ip-range`); empty: the subnet's first address, the
+/// whole subnet.
+const V_IPAM: &str = "
+ALTER TABLE networks ADD COLUMN gateway TEXT NOT NULL DEFAULT '';
+ALTER TABLE networks ADD COLUMN ip_range TEXT NOT NULL DEFAULT '';
 ";
 
 /// Version 12: a container may have several network endpoints, one per network

@@ -26,6 +26,14 @@ pub enum NetworkCmd {
         /// its containers get no default route through it (the host still reaches them).
         #[arg(long)]
         internal: bool,
+        /// The bridge's address, the containers' gateway (inside --subnet; default: its
+        /// first address).
+        #[arg(long, value_name = "IPV4")]
+        gateway: Option<String>,
+        /// Lease container addresses from this range only (inside --subnet; --ip may still
+        /// pick any address of the subnet).
+        #[arg(long = "ip-range", value_name = "CIDR")]
+        ip_range: Option<String>,
         name: String,
     },
     /// Connect a container that is not running to a network (it has one network: a container
@@ -303,9 +311,20 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             subnet,
             label,
             internal,
+            gateway,
+            ip_range,
             name,
         } => {
-            let n = e.network_create_with(&name, subnet.as_deref(), &labels(&label)?, internal)?;
+            let n = e.network_create_with(
+                &name,
+                &gcr_engine::network::admin::NetworkCreate {
+                    subnet,
+                    labels: labels(&label)?,
+                    internal,
+                    gateway,
+                    ip_range,
+                },
+            )?;
             outln!("{}", n.id)?;
             Ok(0)
         }

@@ -782,6 +782,29 @@ fn docker_admin_verbs() {
         "true\nfalse\n"
     );
     svc.ok(&["network", "rm", "pin"]);
+    let third = std::process::id() % 200 + 20;
+    svc.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.238.{third}.0/24"),
+        "--gateway",
+        &format!("10.238.{third}.200"),
+        "--ip-range",
+        &format!("10.238.{third}.64/26"),
+        "pgw",
+    ]);
+    assert_eq!(
+        svc.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}} {{(index .IPAM.Config 0).IPRange}}",
+            "pgw"
+        ]),
+        format!("10.238.{third}.200 10.238.{third}.64/26\n")
+    );
+    svc.ok(&["network", "rm", "pgw"]);
     svc.ok(&["volume", "create", "pv"]);
     assert!(svc.ok(&["network", "prune", "-f"]).contains("pn"));
     svc.ok(&["volume", "prune", "-f"]);

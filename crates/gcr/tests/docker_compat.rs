@@ -817,7 +817,7 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "network create|ls|rm|inspect (--format TEMPLATE, create --label --internal, ls --filter name/id/driver/type/label)",
+        "network create|ls|rm|inspect (--format TEMPLATE, create --label --internal --gateway --ip-range, ls --filter name/id/driver/type/label)",
         Same,
         "",
         Works(

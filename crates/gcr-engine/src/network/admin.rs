@@ -34,7 +34,72 @@ pub struct NetworkInfo {
     pub labels: BTreeMap<String, String>,
     /// `--internal`: nothing forwarded in or out, no default route for its members.
     pub internal: bool,
+    /// `--ip-range` (empty: the whole subnet).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ip_range: String,
     pub containers: Vec<Member>,
+}
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    /// `--subnet CIDR` (default: a free /16).
+    pub subnet: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub internal: bool,
+    /// `--gateway IP`: the bridge's address, inside the subnet (default: its first).
+    pub gateway: Option<String>,
+    /// `--ip-range CIDR`: where addresses without `--ip` are leased, inside the subnet.
+    pub ip_range: Option<String>,
+}
+
+impl NetworkCreate {
+    /// The checked shape of network `name` on `subnet`.
+    fn shape(
+        &self,
+        name: &str,
+        subnet: Option<&gcr_net::Subnet>,
+    ) -> Result<setup::Shape, EngineError> {
+        let need_subnet = |flag: &str| {
+            EngineError::Usage(format!(
+                "network {name}: {flag} needs --subnet; give the subnet it belongs to"
+            ))
+        };
+        let gateway = match &self.gateway {
+            None => None,
+            Some(g) => {
+                let sn = subnet.ok_or_else(|| need_subnet("--gateway"))?;
+                let ip: std::net::Ipv4Addr = g.parse().map_err(|_| {
+                    EngineError::Usage(format!("invalid --gateway '{g}': give an IPv4 address"))
+                })?;
+                let inside = sn.contains(ip) && (1..=sn.hosts()).contains(&sn.offset(ip));
+                if !inside {
+                    return Err(EngineError::Usage(format!(
+                        "--gateway {ip} is not a host address of subnet {sn}; choose one inside it"
+                    )));
+                }
+                Some(ip)
+            }
+        };
+        let ip_range = match &self.ip_range {
+            None => None,
+            Some(r) => {
+                let sn = subnet.ok_or_else(|| need_subnet("--ip-range"))?;
+                let range = gcr_net::Subnet::parse_range(r).map_err(net_err)?;
+                if !sn.covers(&range) {
+                    return Err(EngineError::Usage(format!(
+                        "--ip-range {range} is not inside subnet {sn}; choose a range inside it"
+                    )));
+                }
+                Some(range)
+            }
+        };
+        Ok(setup::Shape {
+            internal: self.internal,
+            gateway,
+            ip_range,
+        })
+    }
 }
 
 fn info(n: &NetRow, members: Vec<Member>) -> NetworkInfo {
@@ -44,11 +109,12 @@ fn info(n: &NetRow, members: Vec<Member>) -> NetworkInfo {
         driver: n.driver.clone(),
         bridge: n.bridge.clone(),
         subnet: n.subnet.to_string(),
-        gateway: n.subnet.gateway().to_string(),
+        gateway: n.gateway().to_string(),
         created: n.created,
         firewall: n.firewall.clone(),
         labels: n.labels.clone(),
         internal: n.internal,
+        ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
         containers: members,
     }
 }
@@ -65,6 +131,7 @@ fn pseudo(name: &str) -> NetworkInfo {
         firewall: String::new(),
         labels: BTreeMap::new(),
         internal: false,
+        ip_range: String::new(),
         containers: Vec::new(),
     }
 }
@@ -102,19 +169,26 @@ impl Engine {
         subnet: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> Result<NetworkInfo, EngineError> {
-        self.network_create_with(name, subnet, labels, false)
+        self.network_create_with(
+            name,
+            &NetworkCreate {
+                subnet: subnet.map(str::to_string),
+                labels: labels.clone(),
+                ..NetworkCreate::default()
+            },
+        )
     }
 
-    /// `gcr network create [--subnet CIDR] [--label K=V]... [--internal] NAME`: an internal
-    /// network forwards nothing into or out of its bridge (its members reach each other and
-    /// the host reaches them), and gives its members no default route.
+    /// `gcr network create [--subnet CIDR [--gateway IP] [--ip-range CIDR]] [--label K=V]...
+    /// [--internal] NAME`. An internal network forwards nothing into or out of its bridge
+    /// (its members reach each other and the host reaches them), and gives its members no
+    /// default route.
     pub fn network_create_with(
         &self,
         name: &str,
-        subnet: Option<&str>,
-        labels: &BTreeMap<String, String>,
-        internal: bool,
+        o: &NetworkCreate,
     ) -> Result<NetworkInfo, EngineError> {
+        let (subnet, labels) = (o.subnet.as_deref(), &o.labels);
         if !names::valid_name(name) {
             return Err(EngineError::Usage(format!(
                 "invalid network name '{name}': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
@@ -129,6 +203,7 @@ impl Engine {
             .map(gcr_net::Subnet::parse)
             .transpose()
             .map_err(net_err)?;
+        let shape = o.shape(name, subnet.as_ref())?;
         let _lock = setup::host_lock();
         let n = self.store()?.transaction(|tx| {
             if db::find_network(tx, name)?.is_some() {
@@ -143,7 +218,7 @@ impl Engine {
                     )));
                 }
             }
-            let mut n = setup::provision(tx, self.root(), name, subnet, false, internal)?;
+            let mut n = setup::provision(tx, self.root(), name, subnet, false, &shape)?;
             n.labels = labels.clone();
             if let Err(e) = db::insert_network(tx, &n) {
                 self.bridge_down(&n);

@@ -277,7 +277,7 @@ impl Engine {
             })?;
         let ns = super::endpoints::container_netns(r)?;
         use std::os::fd::AsFd;
-        gcr_net::netns::set_default_route(ns.as_fd(), &ep.ifname, net.subnet.gateway())
+        gcr_net::netns::set_default_route(ns.as_fd(), &ep.ifname, net.gateway())
             .map_err(|e| EngineError::Internal(e.to_string()))
     }
 }

@@ -27,6 +27,33 @@ pub struct NetRow {
     pub labels: BTreeMap<String, String>,
     /// `--internal` (schema version 13): nothing forwarded in or out, no default route.
     pub internal: bool,
+    /// `--gateway` (schema version 14); None: the subnet's first address.
+    pub own_gateway: Option<Ipv4Addr>,
+    /// `--ip-range` (schema version 14): where addresses are leased; None: the subnet.
+    pub ip_range: Option<Subnet>,
+}
+
+impl NetRow {
+    /// The bridge's address, the containers' gateway.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.own_gateway.unwrap_or(self.subnet.gateway())
+    }
+
+    /// The host offsets a lease without `--ip` may take: the range's (or the subnet's)
+    /// addresses but the gateway.
+    fn leasable(&self) -> Vec<u32> {
+        let gw = self.subnet.offset(self.gateway());
+        let (lo, hi) = match &self.ip_range {
+            Some(r) => {
+                let lo = self.subnet.offset(r.net);
+                (lo, lo + (1u32 << (32 - r.prefix as u32)) - 1)
+            }
+            None => (1, self.subnet.hosts()),
+        };
+        (lo.max(1)..=hi.min(self.subnet.hosts()))
+            .filter(|o| *o != gw)
+            .collect()
+    }
 }
 
 /// One container's attachment to one network.
@@ -44,7 +71,8 @@ pub struct Endpoint {
     pub ifname: String,
 }
 
-const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall, labels, internal";
+const NET_COLS: &str =
+    "name, id, driver, bridge, subnet, created, firewall, labels, internal, gateway, ip_range";
 
 fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
     let subnet: String = row.get(4)?;
@@ -61,6 +89,8 @@ fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
         firewall: row.get(6)?,
         labels: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
         internal: row.get(8)?,
+        own_gateway: row.get::<_, String>(9)?.parse().ok(),
+        ip_range: Subnet::parse_range(&row.get::<_, String>(10)?).ok(),
     })
 }
 
@@ -100,7 +130,7 @@ pub fn list_networks(conn: &Connection) -> Result<Vec<NetRow>, EngineError> {
 pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> {
     conn.execute(
         "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall, labels, \
-         internal) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+         internal, gateway, ip_range) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
         params![
             n.name,
             n.id,
@@ -110,7 +140,9 @@ pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> 
             n.created,
             n.firewall,
             serde_json::to_string(&n.labels).unwrap_or_else(|_| "{}".into()),
-            n.internal
+            n.internal,
+            n.own_gateway.map(|g| g.to_string()).unwrap_or_default(),
+            n.ip_range.map(|r| r.to_string()).unwrap_or_default()
         ],
     )?;
     Ok(())
@@ -295,17 +327,18 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
             }
         }
     }
-    let hosts = net.subnet.hosts();
     let pick = if ep.ip.is_unspecified() {
-        let start = (next.max(2) as u32).min(hosts);
-        let span = hosts - 1; // offsets 2..=hosts (1 is the gateway)
-        (0..span)
-            .map(|i| 2 + (start - 2 + i) % span)
+        // Round robin from `next_host` over the leasable offsets.
+        let all = net.leasable();
+        let start = all.partition_point(|o| (*o as i64) < next);
+        (0..all.len())
+            .map(|i| all[(start + i) % all.len()])
             .find(|o| !used.contains(o))
             .ok_or_else(|| {
                 EngineError::Conflict(format!(
                     "network {} has no free address left in {}; remove containers or create a larger network",
-                    net.name, net.subnet
+                    net.name,
+                    net.ip_range.unwrap_or(net.subnet)
                 ))
             })?
     } else {
@@ -342,13 +375,14 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
 /// The host offset of `ip` in `net`'s subnet, or why a container cannot have it.
 pub fn wanted_offset(net: &NetRow, ip: Ipv4Addr) -> Result<u32, EngineError> {
     let o = net.subnet.contains(ip).then(|| net.subnet.offset(ip));
+    let gw = net.subnet.offset(net.gateway());
     match o {
-        Some(o) if (2..=net.subnet.hosts()).contains(&o) => Ok(o),
+        Some(o) if (1..=net.subnet.hosts()).contains(&o) && o != gw => Ok(o),
         _ => Err(EngineError::Usage(format!(
             "address {ip} is not a container address of network {} ({}, gateway {}); choose one inside the subnet",
             net.name,
             net.subnet,
-            net.subnet.gateway()
+            net.gateway()
         ))),
     }
 }
@@ -369,6 +403,8 @@ mod tests {
             firewall: String::new(),
             labels: BTreeMap::new(),
             internal: false,
+            own_gateway: None,
+            ip_range: None,
         };
         assert_eq!(wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 2)).unwrap(), 2);
         assert_eq!(

@@ -157,7 +157,7 @@ impl Engine {
                 peer_if: ep.ifname.clone(),
                 ip: ep.ip,
                 prefix: net.subnet.prefix,
-                gateway: net.subnet.gateway(),
+                gateway: net.gateway(),
                 default_route,
             },
         );

@@ -290,7 +290,7 @@ impl Engine {
                     peer_if: "eth0".into(),
                     ip: ep.ip,
                     prefix: net.subnet.prefix,
-                    gateway: net.subnet.gateway(),
+                    gateway: net.gateway(),
                     // An internal network routes nothing beyond its subnet.
                     default_route: !net.internal,
                 },

@@ -105,6 +105,15 @@ fn cannot(what: &str, e: impl std::fmt::Display) -> EngineError {
     ))
 }
 
+/// What a network is made with besides its subnet: `--internal`, `--gateway`, `--ip-range`
+/// (checked against the subnet by the caller).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shape {
+    pub internal: bool,
+    pub gateway: Option<std::net::Ipv4Addr>,
+    pub ip_range: Option<Subnet>,
+}
+
 /// Claims a bridge on the host (creation with EXCL is the atomic claim), gives it the
 /// gateway address and installs the firewall rules. Call with the [`HostLock`] held.
 pub(crate) fn provision(
@@ -113,7 +122,7 @@ pub(crate) fn provision(
     name: &str,
     subnet: Option<Subnet>,
     default: bool,
-    internal: bool,
+    shape: &Shape,
 ) -> Result<NetRow, EngineError> {
     registry::collect_orphans();
     let id = names::random_id();
@@ -152,7 +161,9 @@ pub(crate) fn provision(
         created: now(),
         firewall: String::new(),
         labels: Default::default(),
-        internal,
+        internal: shape.internal,
+        own_gateway: shape.gateway,
+        ip_range: shape.ip_range,
     };
     match configure(&mut host, &n) {
         Ok(fw) => {
@@ -171,12 +182,8 @@ fn configure(host: &mut Socket, n: &NetRow) -> Result<String, EngineError> {
     let idx = link::index(&n.bridge).ok_or_else(|| {
         EngineError::Internal(format!("bridge {} vanished while being set up", n.bridge))
     })?;
-    link::add_addr(host, idx, n.subnet.gateway(), n.subnet.prefix).map_err(|e| {
-        cannot(
-            &format!("add {} to bridge {}", n.subnet.gateway(), n.bridge),
-            e,
-        )
-    })?;
+    link::add_addr(host, idx, n.gateway(), n.subnet.prefix)
+        .map_err(|e| cannot(&format!("add {} to bridge {}", n.gateway(), n.bridge), e))?;
     Ok(firewall::install(&n.bridge, &n.subnet, n.internal)
         .as_str()
         .to_string())
@@ -194,7 +201,7 @@ impl Engine {
             if let Some(n) = db::find_network(tx, DEFAULT)? {
                 return Ok(n);
             }
-            let n = provision(tx, self.root(), DEFAULT, None, true, false)?;
+            let n = provision(tx, self.root(), DEFAULT, None, true, &Shape::default())?;
             db::insert_network(tx, &n)?;
             Ok::<_, EngineError>(n)
         })

@@ -112,7 +112,7 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
         "Network": network,
         "IPAddress": ep.ip.to_string(),
         "IPPrefixLen": net.as_ref().map(|n| n.subnet.prefix).unwrap_or(0),
-        "Gateway": net.as_ref().map(|n| n.subnet.gateway().to_string()).unwrap_or_default(),
+        "Gateway": net.as_ref().map(|n| n.gateway().to_string()).unwrap_or_default(),
         "Bridge": net.as_ref().map(|n| n.bridge.clone()).unwrap_or_default(),
         "MacAddress": gcr_net::link::mac_text(gcr_net::link::mac_for(ep.ip)),
         "HostVeth": ep.veth,
@@ -171,7 +171,7 @@ fn endpoint_view(
         (Some(ep), Some(n)) => (
             ep.ip.to_string(),
             n.subnet.prefix,
-            n.subnet.gateway().to_string(),
+            n.gateway().to_string(),
             gcr_net::link::mac_text(gcr_net::link::mac_for(ep.ip)),
         ),
         _ => (String::new(), 0, String::new(), String::new()),

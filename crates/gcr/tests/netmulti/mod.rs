@@ -325,6 +325,118 @@ fn an_internal_network_keeps_to_itself() {
 }
 
 #[test]
+fn a_network_with_its_own_gateway_and_range() {
+    if !need_root("a_network_with_its_own_gateway_and_range") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec!["mng".into()]);
+    let third = std::process::id() % 200 + 20;
+    let p = format!("10.237.{third}.");
+    let subnet = format!("{p}0/24");
+    // Refused before anything is made: outside the subnet, or without one.
+    env.fails(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            &subnet,
+            "--gateway",
+            "10.1.1.1",
+            "mng",
+        ],
+        "is not a host address of subnet",
+    );
+    env.fails(
+        &[
+            "network",
+            "create",
+            "--ip-range",
+            &format!("{p}128/28"),
+            "mng",
+        ],
+        "needs --subnet",
+    );
+    env.fails(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            &subnet,
+            "--ip-range",
+            "10.9.9.0/28",
+            "mng",
+        ],
+        "is not inside subnet",
+    );
+    assert!(!env.ok(&["network", "ls"]).contains("mng"));
+    env.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &subnet,
+        "--gateway",
+        &format!("{p}254"),
+        "--ip-range",
+        &format!("{p}128/28"),
+        "mng",
+    ]);
+    let net = inspect(&env, "mng");
+    assert_eq!(net["gateway"], format!("{p}254"), "{net}");
+    assert_eq!(net["ip_range"], format!("{p}128/28"), "{net}");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "g1",
+        "--network",
+        "mng",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let ip = inspect_ctr(&env, "g1")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let last: u32 = ip.rsplit('.').next().unwrap().parse().unwrap();
+    assert!((128..144).contains(&last), "{ip} is outside the range");
+    let routes = env.ok(&["exec", "g1", "ip", "route"]);
+    assert!(routes.contains(&format!("default via {p}254")), "{routes}");
+    env.ok(&["exec", "g1", "ping", "-c1", "-W2", &format!("{p}254")]);
+    // --ip takes any address of the subnet but the gateway's.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "g2",
+        "--network",
+        "mng",
+        "--ip",
+        &format!("{p}5"),
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    env.fails(
+        &[
+            "run",
+            "-d",
+            "--network",
+            "mng",
+            "--ip",
+            &format!("{p}254"),
+            IMAGE,
+            "true",
+        ],
+        "is not a container address",
+    );
+    env.ok(&["exec", "g2", "ping", "-c1", "-W2", "g1"]);
+    env.ok(&["rm", "-f", "g1", "g2"]);
+    env.ok(&["network", "rm", "mng"]);
+}
+
+#[test]
 fn created_containers_and_run_with_two_networks() {
     if !need_root("created_containers_and_run_with_two_networks") {
         return;
