@@ -77,8 +77,8 @@ fn string(v: &Value, k: &str) -> Option<String> {
 }
 
 /// `POST /containers/{id}/exec`.
-pub async fn create(st: &Shared, id: &str, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let body = http::read_json(req.into_body()).await?;
+pub async fn create(st: &Shared, id: &str, body: &[u8]) -> Result<Resp, HttpError> {
+    let body = http::parse_json(body)?;
     let cmd = strings(&body, "Cmd")?;
     if cmd.is_empty() {
         return Err(HttpError::bad_request("No exec command specified"));

@@ -102,6 +102,7 @@ pub fn error(e: &HttpError) -> Resp {
 
 /// A query string, percent-decoded (`+` is a space): the last value of each key, and every
 /// pair in order (for repeated keys such as `names`).
+#[derive(Clone)]
 pub struct Query(
     HashMap<String, String>,
     Vec<(String, String)>,

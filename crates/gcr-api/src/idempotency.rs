@@ -1,4 +1,6 @@
-//! `Idempotency-Key` on `POST /containers/create` and `POST /containers/{id}/start`: the
+//! `Idempotency-Key` on `POST /containers/create` and `POST /containers/{id}/start` (and on
+//! the other POSTs whose answer is whole: stop, restart, kill, pause, unpause, rename,
+//! exec create, image tag, volume and network create, network connect and disconnect): the
 //! first answer given for a key is kept in the store (see
 //! [`gcr_engine::idempotency`], 24 hours) and a repeated request with that key and the same
 //! method, path, query and body gets it again, status and body, with the header
@@ -96,7 +98,11 @@ async fn answer_of(r: Resp) -> Option<Answer> {
 }
 
 /// Runs `act` (given the request's body) at most once per key: see the module's text.
-async fn once<F, Fut>(st: &Shared, req: Request<Incoming>, act: F) -> Result<Resp, HttpError>
+pub(crate) async fn once<F, Fut>(
+    st: &Shared,
+    req: Request<Incoming>,
+    act: F,
+) -> Result<Resp, HttpError>
 where
     F: FnOnce(Shared, Bytes) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Resp, HttpError>> + Send + 'static,

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use gcr_engine::network::admin::NetworkInfo;
 use gcr_engine::network::ConnectRequest;
 use gcr_engine::volumes::admin::VolumeInfo;
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+
+use hyper::StatusCode;
 use serde_json::{Map, Value};
 
 use crate::create::{bad, field, object, string};
@@ -173,12 +173,8 @@ fn connect_request(body: &Map<String, Value>) -> Result<ConnectRequest, HttpErro
 
 /// `POST /networks/{id}/connect` (`{"Container", "EndpointConfig": {"Aliases",
 /// "IPAMConfig": {"IPv4Address"}}}`).
-pub async fn connect(
-    st: &Shared,
-    network: &str,
-    req: Request<Incoming>,
-) -> Result<Resp, HttpError> {
-    let body = body_object(http::read_json(req.into_body()).await?)?;
+pub async fn connect(st: &Shared, network: &str, body: &[u8]) -> Result<Resp, HttpError> {
+    let body = body_object(http::parse_json(body)?)?;
     let c = container(&body)?;
     let r = connect_request(&body)?;
     let network = network.to_string();
@@ -188,12 +184,8 @@ pub async fn connect(
 }
 
 /// `POST /networks/{id}/disconnect` (`{"Container", "Force"}`).
-pub async fn disconnect(
-    st: &Shared,
-    network: &str,
-    req: Request<Incoming>,
-) -> Result<Resp, HttpError> {
-    let body = body_object(http::read_json(req.into_body()).await?)?;
+pub async fn disconnect(st: &Shared, network: &str, body: &[u8]) -> Result<Resp, HttpError> {
+    let body = body_object(http::parse_json(body)?)?;
     let c = container(&body)?;
     let network = network.to_string();
     st.engine(move |e| Ok(e.network_disconnect(&network, &c).map(|_| ())?))

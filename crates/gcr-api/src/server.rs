@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::errors::{ApiError, HttpError};
 use crate::http::{self, Query, Resp};
+use crate::idempotency::once;
 use crate::listen::{self, Host};
 use crate::version::Prefix;
 use crate::{
@@ -492,9 +493,27 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["networks", "prune"]) => admin::prune_networks(&st, &q).await,
         ("GET", ["containers", id, "top"]) => admin::top(&st, id, &q).await,
         ("GET", ["containers", id, "stats"]) => stats::stats(&st, id, &q).await,
-        ("POST", ["containers", id, "pause"]) => admin::pause(&st, id, true).await,
-        ("POST", ["containers", id, "unpause"]) => admin::pause(&st, id, false).await,
-        ("POST", ["containers", id, "rename"]) => admin::rename(&st, id, &q).await,
+        ("POST", ["containers", id, "pause"]) => {
+            let id = id.to_string();
+            once(&st, req, move |st, _| async move {
+                admin::pause(&st, &id, true).await
+            })
+            .await
+        }
+        ("POST", ["containers", id, "unpause"]) => {
+            let id = id.to_string();
+            once(&st, req, move |st, _| async move {
+                admin::pause(&st, &id, false).await
+            })
+            .await
+        }
+        ("POST", ["containers", id, "rename"]) => {
+            let (id, q) = (id.to_string(), q.clone());
+            once(&st, req, move |st, _| async move {
+                admin::rename(&st, &id, &q).await
+            })
+            .await
+        }
         ("POST", ["containers", id, "update"]) => admin::update(&st, id, req, q.version()).await,
         ("GET", ["containers", id, "changes"]) => changes::changes(&st, id).await,
         ("GET", ["containers", id, "export"]) => changes::export(&st, id).await,
@@ -502,15 +521,39 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["containers", "create"]) => idempotency::create(&st, &q, req).await,
         ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
         ("POST", ["containers", id, "start"]) => idempotency::start(&st, id, req).await,
-        ("POST", ["containers", id, "stop"]) => containers::stop(&st, id, &q).await,
-        ("POST", ["containers", id, "restart"]) => containers::restart(&st, id, &q).await,
-        ("POST", ["containers", id, "kill"]) => containers::kill(&st, id, &q).await,
+        ("POST", ["containers", id, "stop"]) => {
+            let (id, q) = (id.to_string(), q.clone());
+            once(&st, req, move |st, _| async move {
+                containers::stop(&st, &id, &q).await
+            })
+            .await
+        }
+        ("POST", ["containers", id, "restart"]) => {
+            let (id, q) = (id.to_string(), q.clone());
+            once(&st, req, move |st, _| async move {
+                containers::restart(&st, &id, &q).await
+            })
+            .await
+        }
+        ("POST", ["containers", id, "kill"]) => {
+            let (id, q) = (id.to_string(), q.clone());
+            once(&st, req, move |st, _| async move {
+                containers::kill(&st, &id, &q).await
+            })
+            .await
+        }
         ("DELETE", ["containers", id]) => containers::remove(&st, id, &q).await,
         ("POST", ["containers", id, "wait"]) => stream::wait(&st, id, &q).await,
         ("GET", ["containers", id, "logs"]) => stream::logs(&st, id, &q).await,
         ("POST", ["containers", id, "attach"]) => attach::attach(&st, id, &q, req).await,
         ("POST", ["containers", id, "resize"]) => attach::resize(&st, id, &q).await,
-        ("POST", ["containers", id, "exec"]) => exec::create(&st, id, req).await,
+        ("POST", ["containers", id, "exec"]) => {
+            let id = id.to_string();
+            once(&st, req, move |st, b| async move {
+                exec::create(&st, &id, &b).await
+            })
+            .await
+        }
         ("GET", ["containers", id, "archive"]) => archive::get(&st, id, &q, false).await,
         ("HEAD", ["containers", id, "archive"]) => archive::get(&st, id, &q, true).await,
         ("PUT", ["containers", id, "archive"]) => archive::put(&st, id, &q, req).await,
@@ -543,21 +586,47 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
             images::inspect(&st, &name.join("/")).await
         }
         ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => {
-            images::tag(&st, &name.join("/"), &q).await
+            let (name, q) = (name.join("/"), q.clone());
+            once(&st, req, move |st, _| async move {
+                images::tag(&st, &name, &q).await
+            })
+            .await
         }
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
             images::remove(&st, &name.join("/"), &q).await
         }
         ("GET", ["volumes"]) => system::volumes(&st, &q).await,
-        ("POST", ["volumes", "create"]) => system::volume_create(&st, req).await,
+        ("POST", ["volumes", "create"]) => {
+            once(&st, req, |st, b| async move {
+                system::volume_create(&st, &b).await
+            })
+            .await
+        }
         ("GET", ["volumes", name]) => system::volume_inspect(&st, name).await,
         ("DELETE", ["volumes", name]) => system::volume_remove(&st, name).await,
         ("GET", ["networks"]) => system::networks(&st, &q).await,
-        ("POST", ["networks", "create"]) => system::network_create(&st, req).await,
+        ("POST", ["networks", "create"]) => {
+            once(&st, req, |st, b| async move {
+                system::network_create(&st, &b).await
+            })
+            .await
+        }
         ("GET", ["networks", name]) => system::network_inspect(&st, name).await,
         ("DELETE", ["networks", name]) => system::network_remove(&st, name).await,
-        ("POST", ["networks", name, "connect"]) => networks::connect(&st, name, req).await,
-        ("POST", ["networks", name, "disconnect"]) => networks::disconnect(&st, name, req).await,
+        ("POST", ["networks", name, "connect"]) => {
+            let name = name.to_string();
+            once(&st, req, move |st, b| async move {
+                networks::connect(&st, &name, &b).await
+            })
+            .await
+        }
+        ("POST", ["networks", name, "disconnect"]) => {
+            let name = name.to_string();
+            once(&st, req, move |st, b| async move {
+                networks::disconnect(&st, &name, &b).await
+            })
+            .await
+        }
         _ => Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("page not found: {m} {path} is not served by gcr"),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gcr_engine::container::record::now_ns;
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+
+use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
@@ -204,8 +204,8 @@ pub async fn volumes(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
 }
 
 /// `POST /volumes/create` (`{"Name": …, "Labels": {…}}`; no name: a generated one).
-pub async fn volume_create(st: &Shared, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let body = http::read_json(req.into_body()).await?;
+pub async fn volume_create(st: &Shared, body: &[u8]) -> Result<Resp, HttpError> {
+    let body = http::parse_json(body)?;
     let name = match body.get("Name") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
@@ -300,8 +300,8 @@ pub async fn networks(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
 }
 
 /// `POST /networks/create` (`{"Name": …, "IPAM": {"Config": [{"Subnet": …}]}}`).
-pub async fn network_create(st: &Shared, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let body = http::read_json(req.into_body()).await?;
+pub async fn network_create(st: &Shared, body: &[u8]) -> Result<Resp, HttpError> {
+    let body = http::parse_json(body)?;
     let name = body
         .get("Name")
         .and_then(Value::as_str)

@@ -577,6 +577,73 @@ fn idempotency_keys_on_create_and_start_hold_across_a_restart() {
     assert!(Path::new(&env.root.path().join("gcr.db")).exists());
 }
 
+#[test]
+fn idempotency_keys_on_the_other_posts() {
+    if !ready("idempotency_keys_on_the_other_posts") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::on_socket(&env);
+    svc.ok(&["run", "-d", "--name", "idk", IMAGE, "sleep", "60"]);
+    // exec create: one exec for two requests with the key.
+    let exec = json!({ "Cmd": ["true"] }).to_string();
+    let mk = |key: &str| {
+        http(
+            &svc,
+            "POST",
+            "/containers/idk/exec",
+            &[&format!("Idempotency-Key: {key}")],
+            Some(exec.as_bytes()),
+        )
+    };
+    let (status, _, first) = mk("e-1");
+    assert_eq!(status, 201, "{first}");
+    let (status, head, again) = mk("e-1");
+    assert_eq!((status, &again), (201, &first));
+    assert!(head.contains("idempotent-replayed: true"), "{head}");
+    assert_ne!(mk("e-2").2, first, "another key is another exec");
+    // kill: the first answer again, not the 409 of killing a container that is gone.
+    let kill = |key: &str| {
+        http(
+            &svc,
+            "POST",
+            "/containers/idk/kill",
+            &[&format!("Idempotency-Key: {key}")],
+            None,
+        )
+    };
+    assert_eq!(kill("k-1").0, 204);
+    assert!(common::eventually(10, || svc
+        .ok(&["ps", "-q"])
+        .trim()
+        .is_empty()));
+    let (status, head, _) = kill("k-1");
+    assert_eq!(status, 204, "{head}");
+    assert!(head.contains("idempotent-replayed: true"), "{head}");
+    let (status, _, _) = http(&svc, "POST", "/containers/idk/kill", &[], None);
+    assert_eq!(
+        status, 409,
+        "a kill without the key acts (and finds it stopped)"
+    );
+    // network create: one network, the same Id.
+    let net = json!({ "Name": "idnet" }).to_string();
+    let create = || {
+        http(
+            &svc,
+            "POST",
+            "/networks/create",
+            &["Idempotency-Key: n-1"],
+            Some(net.as_bytes()),
+        )
+    };
+    let (status, _, first) = create();
+    assert_eq!(status, 201, "{first}");
+    let (status, _, again) = create();
+    assert_eq!((status, again), (201, first));
+    svc.ok(&["network", "rm", "idnet"]);
+    svc.ok(&["rm", "-f", "idk"]);
+}
+
 /// The start time of this process (field 22 of /proc/self/stat), as gcr records owners.
 fn own_start() -> u64 {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap();
