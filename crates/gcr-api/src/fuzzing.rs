@@ -64,7 +64,7 @@ pub fn query(raw: &str) -> Result<Vec<(String, String)>, Refused> {
 
 /// `POST /build`'s query (tags, buildargs, labels, networkmode, platform, ...).
 pub fn build_query(raw: &str) -> Result<String, Refused> {
-    Ok(crate::build::parse_query(&Query::parse(Some(raw)))?)
+    Ok(crate::build_params::parse_query(&Query::parse(Some(raw)))?)
 }
 
 /// The `X-Registry-Auth` header: Ok(true) when it names a user.

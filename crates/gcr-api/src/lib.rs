@@ -4,7 +4,7 @@
 //! so the `docker` CLI, docker-py and other SDKs drive the same containers and images as
 //! `gcr` does. Modules: `listen` (addresses, socket permissions, peer credentials), `tls` (`--tls`: client
 //! certificates required),
-//! `server` (connections, routing, the engine pool), `containers` and `create` (container
+//! `server` (connections, the engine pool), `routes` (the routing table), `build_params` (the build query), `containers` and `create` (container
 //! endpoints; Docker's create body mapped onto run options), `stream` (wait, logs),
 //! `attach` (the hijacked attach, resize), `exec`, `archive` (docker cp), `stats`, `metrics` (`/metrics`,
 //! Prometheus text), `admin` (top, pause,
@@ -25,6 +25,7 @@ mod apply;
 mod archive;
 mod attach;
 mod build;
+mod build_params;
 mod buildsteps;
 mod changes;
 mod containers;
@@ -48,6 +49,7 @@ mod networks;
 mod push;
 mod record;
 mod reexec;
+mod routes;
 mod server;
 mod sse;
 mod stats;

@@ -1,6 +1,6 @@
 //! The service: binds the address, accepts connections (unix peers checked, see
-//! [`crate::listen`]), serves HTTP/1.1 with upgrades (attach), routes each request to its
-//! endpoint, and lends engines to the blocking calls (a small pool: one store connection
+//! [`crate::listen`]), serves HTTP/1.1 with upgrades (attach), hands each request to [`crate::routes`]
+//! and lends engines to the blocking calls (a small pool: one store connection
 //! per blocking thread in use).
 
 use std::collections::HashMap;
@@ -12,18 +12,12 @@ use std::time::{Duration, Instant};
 
 use gcr_engine::Engine;
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 
 use crate::errors::{ApiError, HttpError};
-use crate::http::{self, Query, Resp};
-use crate::idempotency::once;
 use crate::listen::{self, Host};
 use crate::version::Prefix;
-use crate::{
-    admin, apply, archive, attach, build, changes, containers, df, exec, idempotency, images,
-    images_io, metrics, networks, push, sse, stats, stream, system,
-};
 
 /// What `gcr system service` was asked for.
 #[derive(Debug, Clone)]
@@ -64,7 +58,7 @@ pub(crate) struct State {
     pub execs: crate::exec::Execs,
     pub exec_done: Mutex<HashMap<String, tokio::sync::oneshot::Receiver<i32>>>,
     /// A request was served since the last heap trim (see [`trim_heap`]).
-    served: std::sync::atomic::AtomicBool,
+    pub(crate) served: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) type Shared = Arc<State>;
@@ -437,7 +431,7 @@ where
             req.extensions_mut().insert(p.clone());
         }
         let st = state.clone();
-        async move { Ok::<_, Infallible>(route(st, req).await) }
+        async move { Ok::<_, Infallible>(crate::routes::route(st, req).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(io, svc)
@@ -450,187 +444,6 @@ pub(crate) fn unversioned(path: &str) -> Result<&str, HttpError> {
     match crate::version::split(path) {
         Prefix::Ok(_, tail) => Ok(tail),
         Prefix::Refused { error, .. } => Err(error),
-    }
-}
-
-async fn route(st: Shared, req: Request<Incoming>) -> Resp {
-    st.served.store(true, std::sync::atomic::Ordering::Relaxed);
-    let rec = crate::record::request(req.method().as_str(), req.uri().path());
-    let resp = match crate::version::split(req.uri().path()) {
-        // dockerd writes errors as text to clients before 1.24.
-        Prefix::Refused { error, plain: true } => http::text(error.status, &error.message),
-        Prefix::Refused { error, .. } => http::error(&error),
-        Prefix::Ok(..) => match dispatch(st, req).await {
-            Ok(r) => r,
-            Err(e) => http::error(&e),
-        },
-    };
-    crate::record::response(rec, resp)
-}
-
-async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError> {
-    let (version, path) = match crate::version::split(req.uri().path()) {
-        Prefix::Ok(v, tail) => (v, tail.to_string()),
-        Prefix::Refused { error, .. } => return Err(error),
-    };
-    let q = Query::parse(req.uri().query()).at_version(version);
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let m = req.method().clone();
-    match (m.as_str(), segs.as_slice()) {
-        ("GET" | "HEAD", ["_ping"]) => Ok(system::ping(m == Method::HEAD)),
-        ("GET", ["version"]) => Ok(system::version()),
-        ("GET", ["info"]) => system::info(&st, &q).await,
-        ("GET", ["metrics"]) => metrics::metrics(&st).await,
-        ("GET", ["events"]) => system::events(&st, &q).await,
-        ("GET", ["v1", "events"]) => sse::events(&st, &q, req.headers()).await,
-        ("GET", ["v1", "events", "poll"]) => sse::poll(&st, &q).await,
-        ("POST", ["v1", "apply"]) => apply::apply(&st, &q, req).await,
-        ("GET", ["system", "df"]) => df::system_df(&st).await,
-        ("GET", ["containers", "json"]) => containers::list(&st, &q).await,
-        ("POST", ["containers", "prune"]) => admin::prune_containers(&st, &q).await,
-        ("POST", ["images", "prune"]) => admin::prune_images(&st, &q).await,
-        ("POST", ["volumes", "prune"]) => admin::prune_volumes(&st, &q).await,
-        ("POST", ["networks", "prune"]) => admin::prune_networks(&st, &q).await,
-        ("GET", ["containers", id, "top"]) => admin::top(&st, id, &q).await,
-        ("GET", ["containers", id, "stats"]) => stats::stats(&st, id, &q).await,
-        ("POST", ["containers", id, "pause"]) => {
-            let id = id.to_string();
-            once(&st, req, move |st, _| async move {
-                admin::pause(&st, &id, true).await
-            })
-            .await
-        }
-        ("POST", ["containers", id, "unpause"]) => {
-            let id = id.to_string();
-            once(&st, req, move |st, _| async move {
-                admin::pause(&st, &id, false).await
-            })
-            .await
-        }
-        ("POST", ["containers", id, "rename"]) => {
-            let (id, q) = (id.to_string(), q.clone());
-            once(&st, req, move |st, _| async move {
-                admin::rename(&st, &id, &q).await
-            })
-            .await
-        }
-        ("POST", ["containers", id, "update"]) => admin::update(&st, id, req, q.version()).await,
-        ("GET", ["containers", id, "changes"]) => changes::changes(&st, id).await,
-        ("GET", ["containers", id, "export"]) => changes::export(&st, id).await,
-        ("POST", ["commit"]) => changes::commit(&st, &q, req).await,
-        ("POST", ["containers", "create"]) => idempotency::create(&st, &q, req).await,
-        ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
-        ("POST", ["containers", id, "start"]) => idempotency::start(&st, id, req).await,
-        ("POST", ["containers", id, "stop"]) => {
-            let (id, q) = (id.to_string(), q.clone());
-            once(&st, req, move |st, _| async move {
-                containers::stop(&st, &id, &q).await
-            })
-            .await
-        }
-        ("POST", ["containers", id, "restart"]) => {
-            let (id, q) = (id.to_string(), q.clone());
-            once(&st, req, move |st, _| async move {
-                containers::restart(&st, &id, &q).await
-            })
-            .await
-        }
-        ("POST", ["containers", id, "kill"]) => {
-            let (id, q) = (id.to_string(), q.clone());
-            once(&st, req, move |st, _| async move {
-                containers::kill(&st, &id, &q).await
-            })
-            .await
-        }
-        ("DELETE", ["containers", id]) => containers::remove(&st, id, &q).await,
-        ("POST", ["containers", id, "wait"]) => stream::wait(&st, id, &q).await,
-        ("GET", ["containers", id, "logs"]) => stream::logs(&st, id, &q).await,
-        ("POST", ["containers", id, "attach"]) => attach::attach(&st, id, &q, req).await,
-        ("POST", ["containers", id, "resize"]) => attach::resize(&st, id, &q).await,
-        ("POST", ["containers", id, "exec"]) => {
-            let id = id.to_string();
-            once(&st, req, move |st, b| async move {
-                exec::create(&st, &id, &b).await
-            })
-            .await
-        }
-        ("GET", ["containers", id, "archive"]) => archive::get(&st, id, &q, false).await,
-        ("HEAD", ["containers", id, "archive"]) => archive::get(&st, id, &q, true).await,
-        ("PUT", ["containers", id, "archive"]) => archive::put(&st, id, &q, req).await,
-        ("POST", ["exec", id, "start"]) => exec::start(&st, id, req).await,
-        ("GET", ["exec", id, "json"]) => exec::inspect(&st, id).await,
-        ("POST", ["exec", id, "resize"]) => exec::resize(&st, id, &q).await,
-        ("POST", ["build"]) => build::build(&st, &q, req).await,
-        ("POST", ["build", "prune"]) => build::prune(&st, &q).await,
-        ("GET", ["images", "json"]) => images::list(&st, &q).await,
-        ("POST", ["images", "create"]) if q.get("fromSrc").is_some() => {
-            images_io::import(&st, &q, req).await
-        }
-        ("POST", ["images", "create"]) => {
-            let creds = push::registry_auth(&req)?;
-            images::pull(&st, &q, creds).await
-        }
-        ("POST", ["images", "load"]) => images_io::load(&st, &q, req).await,
-        ("GET", ["images", "get"]) => images_io::save(&st, None, &q).await,
-        ("GET", ["images", name @ .., "get"]) if !name.is_empty() => {
-            images_io::save(&st, Some(&name.join("/")), &q).await
-        }
-        ("GET", ["images", name @ .., "history"]) if !name.is_empty() => {
-            images_io::history(&st, &name.join("/")).await
-        }
-        ("POST", ["images", name @ .., "push"]) if !name.is_empty() => {
-            push::push(&st, &name.join("/"), &q, req).await
-        }
-        ("POST", ["auth"]) => push::auth(&st, req).await,
-        ("GET", ["images", name @ .., "json"]) if !name.is_empty() => {
-            images::inspect(&st, &name.join("/")).await
-        }
-        ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => {
-            let (name, q) = (name.join("/"), q.clone());
-            once(&st, req, move |st, _| async move {
-                images::tag(&st, &name, &q).await
-            })
-            .await
-        }
-        ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
-            images::remove(&st, &name.join("/"), &q).await
-        }
-        ("GET", ["volumes"]) => system::volumes(&st, &q).await,
-        ("POST", ["volumes", "create"]) => {
-            once(&st, req, |st, b| async move {
-                system::volume_create(&st, &b).await
-            })
-            .await
-        }
-        ("GET", ["volumes", name]) => system::volume_inspect(&st, name).await,
-        ("DELETE", ["volumes", name]) => system::volume_remove(&st, name).await,
-        ("GET", ["networks"]) => system::networks(&st, &q).await,
-        ("POST", ["networks", "create"]) => {
-            once(&st, req, |st, b| async move {
-                system::network_create(&st, &b).await
-            })
-            .await
-        }
-        ("GET", ["networks", name]) => system::network_inspect(&st, name).await,
-        ("DELETE", ["networks", name]) => system::network_remove(&st, name).await,
-        ("POST", ["networks", name, "connect"]) => {
-            let name = name.to_string();
-            once(&st, req, move |st, b| async move {
-                networks::connect(&st, &name, &b).await
-            })
-            .await
-        }
-        ("POST", ["networks", name, "disconnect"]) => {
-            let name = name.to_string();
-            once(&st, req, move |st, b| async move {
-                networks::disconnect(&st, &name, &b).await
-            })
-            .await
-        }
-        _ => Err(HttpError::new(
-            StatusCode::NOT_FOUND,
-            format!("page not found: {m} {path} is not served by gcr"),
-        )),
     }
 }
 
