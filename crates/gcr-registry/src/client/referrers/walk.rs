@@ -202,13 +202,19 @@ pub(crate) fn prefetch(
         let (local, remote): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(Job::is_local);
         let done = std::thread::scope(|sc| {
             let h = (!remote.is_empty()).then(|| sc.spawn(|| parallel(&remote, JOBS, run)));
-            let here = local.iter().map(run).collect::<Result<Vec<Done>>>();
+            let here = local
+                .iter()
+                .map(run)
+                .collect::<Result<Vec<Done>>>()
+                .and_then(flush_done);
             let there = h.map_or(Ok(Vec::new()), |h| {
                 h.join()
                     .unwrap_or_else(|_| Err(RegistryError::Usage("a fetch thread stopped".into())))
             });
             let mut all = here?;
-            all.extend(there?);
+            // Fetch threads flush what they download; what they wrote from a listing or a
+            // manifest's `data` was only kicked.
+            all.extend(flush_done(there?)?);
             Ok(all)
         });
         let done = match done {
@@ -252,6 +258,23 @@ pub(crate) fn prefetch(
     }
     out.downloads = downloads.into_inner();
     out
+}
+
+/// fsyncs every file the jobs `done` staged (some were only [`kick`]ed; fsync of one
+/// already flushed finds nothing to write).
+fn flush_done(done: Vec<Done>) -> Result<Vec<Done>> {
+    for d in &done {
+        match d {
+            Done::Got(g) => {
+                for (_, s) in &g.staged {
+                    flush(s)?;
+                }
+            }
+            Done::Empty(s) => flush(s)?,
+            Done::Listed(..) => {}
+        }
+    }
+    Ok(done)
 }
 
 /// The referrers of `subject` in `list` not seen before (within the pull's limit).
@@ -455,8 +478,24 @@ fn stage_empty(st: &StoreTmp) -> Result<Staged> {
             actual,
         });
     }
-    flush(&s)?;
+    kick(&s);
     Ok(s)
+}
+
+/// Starts writing a staged file back (`sync_file_range`, not waiting): the walk writes
+/// what a listing carried one file after the other, then [`flush`]es them all, which finds
+/// the writes under way or done instead of waiting for each in turn.
+fn kick(s: &Staged) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range on a descriptor the staged file owns; no memory is passed.
+    unsafe {
+        libc::sync_file_range(
+            s.file.as_file().as_raw_fd(),
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }
 
 /// fsyncs a staged file (in the fetch threads, in parallel): the commit's own fsync then
@@ -520,8 +559,9 @@ fn fetch_referrer(
             blobs
         })?
     } else {
+        // Nothing to download: written back now, flushed by the walk with the others.
         if let Some((_, s)) = staged.first() {
-            flush(s)?;
+            kick(s);
         }
         fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads)?
     };
@@ -565,7 +605,7 @@ fn fetch_blobs(
         {
             let mut s = Staged::new(&st.tmp)?;
             s.write(&bytes)?;
-            flush(&s)?;
+            kick(&s);
             out.push((b.digest.clone(), s));
             continue;
         }
