@@ -180,22 +180,8 @@ pub(crate) fn log_replay(
             .engine_ungated(move |e| {
                 let path = e.container_dir(&id).join("container.log");
                 let shared = Frames::new(tx, framed);
-                let (mut w_out, mut w_err) = (
-                    FrameSide {
-                        to: &shared,
-                        kind: 1,
-                    },
-                    FrameSide {
-                        to: &shared,
-                        kind: 2,
-                    },
-                );
-                let (mut sink, mut sink2) = (std::io::sink(), std::io::sink());
-                let out_w: &mut dyn Write = if out { &mut w_out } else { &mut sink };
-                let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
                 let o = LogOptions::default();
-                gcr_engine::logs::print_opened(&path, None, &o, out_w, err_w, &mut || false)?;
-                let _ = shared.borrow_mut().send();
+                shared.print(&path, None, &o, (out, err), &mut || false)?;
                 Ok(())
             })
             .await;
@@ -242,6 +228,43 @@ impl Frames {
     /// Whether the client still reads.
     fn open(&self) -> bool {
         !self.broken && !self.tx.is_closed()
+    }
+}
+
+/// Printing a log into [`Frames`].
+trait PrintFramed {
+    /// The log at `path` (`opened` when the caller opened it first) as
+    /// `gcr_engine::logs::print_opened` prints it, the streams not `wanted` (stdout,
+    /// stderr) left out; what is left in the buffer is sent at the end.
+    fn print(
+        &self,
+        path: &std::path::Path,
+        opened: Option<std::fs::File>,
+        o: &LogOptions,
+        wanted: (bool, bool),
+        running: &mut dyn FnMut() -> bool,
+    ) -> Result<(), gcr_engine::EngineError>;
+}
+
+impl PrintFramed for std::cell::RefCell<Frames> {
+    fn print(
+        &self,
+        path: &std::path::Path,
+        opened: Option<std::fs::File>,
+        o: &LogOptions,
+        (out, err): (bool, bool),
+        running: &mut dyn FnMut() -> bool,
+    ) -> Result<(), gcr_engine::EngineError> {
+        let (mut w_out, mut w_err) = (
+            FrameSide { to: self, kind: 1 },
+            FrameSide { to: self, kind: 2 },
+        );
+        let (mut sink, mut sink2) = (std::io::sink(), std::io::sink());
+        let out_w: &mut dyn Write = if out { &mut w_out } else { &mut sink };
+        let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
+        gcr_engine::logs::print_opened(path, opened, o, out_w, err_w, running)?;
+        let _ = self.borrow_mut().send();
+        Ok(())
     }
 }
 
@@ -340,20 +363,6 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
         let _ = st2
             .engine_ungated(move |e| {
                 let shared = Frames::new(tx, framed);
-                let (mut w_out, mut w_err) = (
-                    FrameSide {
-                        to: &shared,
-                        kind: 1,
-                    },
-                    FrameSide {
-                        to: &shared,
-                        kind: 2,
-                    },
-                );
-                let (mut sink, mut sink2) = (std::io::sink(), std::io::sink());
-                let out_w: &mut dyn Write = if out { &mut w_out } else { &mut sink };
-                let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
-                let path = log_path;
                 let mut running = || {
                     let _db = gate.gate.read();
                     shared.borrow().open()
@@ -361,8 +370,7 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
                             .map(|r| r.state.is_alive())
                             .unwrap_or(false)
                 };
-                gcr_engine::logs::print_opened(&path, opened, &o, out_w, err_w, &mut running)?;
-                let _ = shared.borrow_mut().send();
+                shared.print(&log_path, opened, &o, (out, err), &mut running)?;
                 Ok(())
             })
             .await;

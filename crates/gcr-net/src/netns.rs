@@ -76,6 +76,15 @@ pub fn attach_existing(
     ns: BorrowedFd<'_>,
     ep: &Endpoint,
 ) -> Result<(), NetError> {
+    in_netns(ns, || wire(host, ns.as_raw_fd(), ep, false))
+}
+
+/// Runs `f` on a helper thread that has joined the existing namespace `ns` (the calling
+/// thread never changes namespace).
+fn in_netns<T: Send>(
+    ns: BorrowedFd<'_>,
+    f: impl FnOnce() -> Result<T, NetError> + Send,
+) -> Result<T, NetError> {
     std::thread::scope(|s| {
         s.spawn(|| {
             // SAFETY: setns on a namespace descriptor the caller keeps open for the call;
@@ -86,7 +95,7 @@ pub fn attach_existing(
                     std::io::Error::last_os_error(),
                 ));
             }
-            wire(host, ns.as_raw_fd(), ep, false)
+            f()
         })
         .join()
         .unwrap_or_else(|_| Err(NetError::Invalid("the netns helper thread panicked".into())))
@@ -101,27 +110,15 @@ pub fn set_default_route(
     ifname: &str,
     gateway: Ipv4Addr,
 ) -> Result<(), NetError> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: setns on a namespace descriptor the caller keeps open for the call;
-            // it moves only this helper thread, which ends right after.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(NetError::Os(
-                    "joining the container's network namespace".into(),
-                    std::io::Error::last_os_error(),
-                ));
-            }
-            let mut sock = Socket::open().map_err(NetError::os("opening a netlink socket"))?;
-            let idx = link::index(ifname).ok_or_else(|| {
-                NetError::Invalid(format!("interface {ifname} is not in the container"))
-            })?;
-            let _ = link::delete_default_route(&mut sock);
-            link::add_default_route(&mut sock, gateway, idx).map_err(NetError::os(format!(
-                "adding the default route via {gateway}"
-            )))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(NetError::Invalid("the netns helper thread panicked".into())))
+    in_netns(ns, || {
+        let mut sock = Socket::open().map_err(NetError::os("opening a netlink socket"))?;
+        let idx = link::index(ifname).ok_or_else(|| {
+            NetError::Invalid(format!("interface {ifname} is not in the container"))
+        })?;
+        let _ = link::delete_default_route(&mut sock);
+        link::add_default_route(&mut sock, gateway, idx).map_err(NetError::os(format!(
+            "adding the default route via {gateway}"
+        )))
     })
 }
 
