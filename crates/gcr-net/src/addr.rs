@@ -15,46 +15,33 @@ pub struct Subnet {
 impl Subnet {
     /// Parses `10.88.0.0/16`; host bits must be zero and the prefix between 8 and 30.
     pub fn parse(s: &str) -> Result<Subnet, NetError> {
-        let bad = || {
-            NetError::Invalid(format!(
-                "invalid subnet '{s}'; give an IPv4 network such as 10.90.0.0/24"
-            ))
-        };
-        let (a, p) = s.split_once('/').ok_or_else(bad)?;
-        let ip: Ipv4Addr = a.parse().map_err(|_| bad())?;
-        let prefix: u8 = p.parse().map_err(|_| bad())?;
-        if !(8..=30).contains(&prefix) {
-            return Err(NetError::Invalid(format!(
-                "subnet '{s}' has prefix /{prefix}; use a prefix between /8 and /30"
-            )));
-        }
-        let sn = Subnet { net: ip, prefix };
-        if sn.normalized().net != ip {
-            return Err(NetError::Invalid(format!(
-                "subnet '{s}' has host bits set; use {}",
-                sn.normalized()
-            )));
-        }
-        Ok(sn)
+        Subnet::parse_as(s, 30, "subnet", "10.90.0.0/24")
     }
 
     /// Parses an address range `a.b.c.d/n` (`--ip-range`): host bits zero, prefix /8 to /32.
     pub fn parse_range(s: &str) -> Result<Subnet, NetError> {
+        Subnet::parse_as(s, 32, "IP range", "10.90.0.128/25")
+    }
+
+    /// `a.b.c.d/n` with a prefix from 8 to `max` and no host bits; errors name it `what`.
+    fn parse_as(s: &str, max: u8, what: &str, example: &str) -> Result<Subnet, NetError> {
         let bad = || {
             NetError::Invalid(format!(
-                "invalid IP range '{s}'; give an IPv4 network such as 10.90.0.128/25"
+                "invalid {what} '{s}'; give an IPv4 network such as {example}"
             ))
         };
         let (a, p) = s.split_once('/').ok_or_else(bad)?;
         let ip: Ipv4Addr = a.parse().map_err(|_| bad())?;
         let prefix: u8 = p.parse().map_err(|_| bad())?;
-        if !(8..=32).contains(&prefix) {
-            return Err(bad());
+        if !(8..=max).contains(&prefix) {
+            return Err(NetError::Invalid(format!(
+                "{what} '{s}' has prefix /{prefix}; use a prefix between /8 and /{max}"
+            )));
         }
         let sn = Subnet { net: ip, prefix };
         if sn.normalized().net != ip {
             return Err(NetError::Invalid(format!(
-                "IP range '{s}' has host bits set; use {}",
+                "{what} '{s}' has host bits set; use {}",
                 sn.normalized()
             )));
         }
@@ -149,6 +136,27 @@ fn parse_proc_route(text: &str) -> Vec<Subnet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_may_be_narrow_and_lie_inside_a_subnet() {
+        let sn = Subnet::parse("10.7.0.0/16").unwrap();
+        let r = Subnet::parse_range("10.7.3.128/25").unwrap();
+        assert!(sn.covers(&r));
+        assert!(sn.covers(&Subnet::parse_range("10.7.3.4/32").unwrap()));
+        assert!(!sn.covers(&Subnet::parse_range("10.8.0.0/24").unwrap()));
+        assert!(
+            !r.covers(&sn),
+            "a wider network is not inside a narrower one"
+        );
+        assert!(
+            Subnet::parse("10.7.3.4/32").is_err(),
+            "a subnet stops at /30"
+        );
+        let e = Subnet::parse_range("10.7.3.129/25")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("IP range") && e.contains("10.7.3.128/25"), "{e}");
+    }
 
     #[test]
     fn parses_and_checks_subnets() {

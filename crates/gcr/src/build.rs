@@ -125,18 +125,7 @@ pub struct BuildArgs {
 
 /// The RUN steps' options of `a` (sizes parsed as `gcr run`'s).
 fn step_options(a: &BuildArgs) -> Result<gcr_engine::build::StepOptions, Failure> {
-    let size = |flag: &str, v: &Option<String>| -> Result<Option<u64>, Failure> {
-        v.as_deref()
-            .map(|s| {
-                gcr_engine::units::parse_size(s).map_err(|_| {
-                    Failure::new(
-                        2,
-                        format!("invalid value '{s}' for {flag}: not a size; use e.g. 512m or 1g"),
-                    )
-                })
-            })
-            .transpose()
-    };
+    use crate::containers::size;
     let memory_swap = match a.memory_swap.as_deref() {
         None => None,
         Some("-1") => Some(-1),

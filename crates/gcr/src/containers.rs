@@ -15,19 +15,21 @@ pub(crate) fn usage(msg: String) -> Failure {
     Failure::new(125, msg)
 }
 
+/// A size flag's value in bytes (`512m`, `1g`); a bad one exits 125 naming the flag.
+pub(crate) fn size(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failure> {
+    v.as_deref()
+        .map(|s| {
+            gcr_engine::units::parse_size(s).map_err(|_| {
+                usage(format!(
+                    "invalid value '{s}' for {flag}: not a size; use e.g. 512m or 1g"
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// Turns `gcr run` flags into engine options (errors exit 125 like Docker).
 pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
-    let size = |flag: &str, v: &Option<String>| -> Result<Option<u64>, Failure> {
-        v.as_deref()
-            .map(|s| {
-                gcr_engine::units::parse_size(s).map_err(|_| {
-                    usage(format!(
-                        "invalid value '{s}' for {flag}: not a size; use e.g. 512m or 1g"
-                    ))
-                })
-            })
-            .transpose()
-    };
     let memory = size("--memory", &a.memory)?;
     if memory.is_some_and(|m| m < 6 * 1024 * 1024) {
         return Err(usage(
