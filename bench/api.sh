@@ -32,6 +32,8 @@ cleanup() {
   # shellcheck disable=SC2046
   "$GCR" rm -f $("$GCR" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
   if [ -f "$work/dockerd.pid" ]; then
+    # shellcheck disable=SC2046
+    DOCKER_CONFIG="$work/config" /usr/bin/docker -H "unix://$dsock" rm -f $(DOCKER_CONFIG="$work/config" /usr/bin/docker -H "unix://$dsock" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
     kill "$(cat "$work/dockerd.pid")" 2>/dev/null || true
     for _ in $(seq 1 100); do [ -e "$work/dockerd.pid" ] || break; sleep 0.2; done
   fi
@@ -70,6 +72,8 @@ hf api-curl-floor "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/_
 # rows decoded but printed with a one-field template instead of the default table.
 hf api-docker-ps-one "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a -n 1"
 hf api-docker-ps-ids "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a --format {{.ID}}"
+# Plain `docker ps`: the 100 running containers of the 200.
+hf api-docker-ps-running "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps"
 list_total=$(for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' --unix-socket "$sock" 'http://gcr/v1.41/containers/json?all=1'; done | sort -n | sed -n 3p)
 # The service's own share of /metrics: the request timed inside one curl (no process start).
 metrics_total=$(curl -s -o /dev/null -w '%{time_total}' --unix-socket "$sock" http://gcr/metrics)
@@ -87,6 +91,13 @@ D() { DOCKER_CONFIG="$work/config" /usr/bin/docker -H "unix://$dsock" "$@"; }
 for _ in $(seq 1 150); do D version >/dev/null 2>&1 && break; sleep 0.2; done
 D import "$work/busybox.tar" "$img" >/dev/null
 hf api-run-dockerd "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$dsock run --rm --network none $img true"
+# The same CLI's docker ps -a against dockerd holding the same 200 containers (100 running).
+for i in $(seq 1 100); do D run -d --network none --name "up$i" "$img" sleep 100000 >/dev/null; done
+for i in $(seq 1 100); do D create --network none --name "made$i" "$img" true >/dev/null; done
+[ "$(D ps -aq | wc -l)" = 200 ] || { echo "bench: dockerd does not list 200 containers" >&2; exit 1; }
+hf api-docker-ps-dockerd "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$dsock ps -a"
+# shellcheck disable=SC2046
+D rm -f $(D ps -aq) >/dev/null
 
 # The same run through Podman's Docker-compatible service (private store, runc: crun refuses
 # this host's hybrid cgroups), stopped at exit.
@@ -100,11 +111,13 @@ for _ in $(seq 1 150); do P version >/dev/null 2>&1 && break; sleep 0.2; done
 hf api-run-podman "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$psock run --rm --network none $img true"
 
 report "docker ps -a via gcr's API (200 containers)" "$(median_ms api-docker-ps)" "bar" 20 20
+report "docker ps -a (200 containers, same CLI)" "$(median_ms api-docker-ps)" "private dockerd" "$(median_ms api-docker-ps-dockerd)" -
 report "curl /metrics (100 running containers)" "$(median_ms api-metrics)" "bar" 20 20
 report "  floor: docker version (CLI start + 2 requests)" "$(median_ms api-docker-floor)" "-" - -
 report "  floor: curl /_ping" "$(median_ms api-curl-floor)" "-" - -
 report "  docker ps -a -n 1 (one row)" "$(median_ms api-docker-ps-one)" "-" - -
 report "  docker ps -a --format {{.ID}} (200 rows)" "$(median_ms api-docker-ps-ids)" "-" - -
+report "  docker ps (the 100 running of the 200)" "$(median_ms api-docker-ps-running)" "-" - -
 python3 - "$rss_kb" "$threads" "$metrics_total" "$list_total" <<'PY' | tee -a "$RESULTS/summary.txt"
 import sys
 kb, threads, t = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
