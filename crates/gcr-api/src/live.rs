@@ -1,7 +1,8 @@
 //! The live events of MiniContainer deployments (seed 002), read from the engine's event
 //! log: each engine event that is a run state, a deploy step or a materialized grant
 //! becomes one named event (`run_state.pending|running|exited|failed`, `deploy.planned|
-//! applied|failed`, `grant.materialized`) with a JSON payload; the others are not part of
+//! applied|failed`, `grant.materialized`, `minicontainer.applied`) with a JSON payload; the
+//! others are not part of
 //! this feed. The event's id is the engine's event number, so a feed resumes exactly.
 
 use gcr_engine::events::Event;
@@ -9,7 +10,7 @@ use gcr_engine::logs::rfc3339_nanos;
 use serde_json::{json, Map, Value};
 
 /// The engine event kinds this feed is made of.
-pub const KINDS: &[&str] = &["container", "run_state", "deploy", "grant"];
+pub const KINDS: &[&str] = &["container", "run_state", "deploy", "grant", "minicontainer"];
 
 /// One live event.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +95,19 @@ pub fn live(e: &Event) -> Option<Live> {
             };
             format!("deploy.{step}")
         }
+        // One per apply (seed 002 §8): `ok`, or the error's code and reason.
+        "minicontainer" if e.to.as_deref() == Some("applied") => {
+            let cause = e.cause.as_deref().unwrap_or("");
+            d.insert("digest".into(), e.object.clone().into());
+            d.insert("name".into(), json!(e.name));
+            d.insert("ok".into(), (cause == "ok").into());
+            if cause != "ok" {
+                let (code, reason) = cause.split_once(": ").unwrap_or((cause, ""));
+                d.insert("code".into(), code.into());
+                d.insert("reason".into(), reason.into());
+            }
+            "minicontainer.applied".to_string()
+        }
         "grant" if e.to.as_deref() == Some("materialized") => {
             d.insert("container_id".into(), e.object.clone().into());
             d.insert("name".into(), json!(e.name));
@@ -137,6 +151,7 @@ impl Filter {
                 "run_state" => &["container", "run_state"],
                 "deploy" => &["deploy"],
                 "grant" => &["grant"],
+                "minicontainer" => &["minicontainer"],
                 _ => &[],
             };
             for k in kinds {

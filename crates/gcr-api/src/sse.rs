@@ -39,9 +39,9 @@ fn filter(q: &Query) -> Result<Filter, HttpError> {
     let types = list(q, "types");
     for t in &types {
         let fam = t.split('.').next().unwrap_or("");
-        if !["run_state", "deploy", "grant"].contains(&fam) {
+        if !["run_state", "deploy", "grant", "minicontainer"].contains(&fam) {
             return Err(HttpError::bad_request(format!(
-                "invalid types '{t}': the live events are run_state.*, deploy.* and grant.*; give one of those prefixes"
+                "invalid types '{t}': the live events are run_state.*, deploy.*, grant.* and minicontainer.*; give one of those prefixes"
             )));
         }
     }

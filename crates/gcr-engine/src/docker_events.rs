@@ -53,12 +53,13 @@ impl Actors {
 }
 
 /// Docker's action name for an event (gcr's `rm` cause is Docker's `destroy`; a grant's
-/// cause is its JSON, its action the state it went to).
+/// cause is its JSON and a manifest apply's its outcome: their action is the state they went
+/// to).
 pub fn action(e: &Event) -> String {
     let a = e.cause.as_deref().or(e.to.as_deref()).unwrap_or("");
     match (e.kind.as_str(), a) {
         ("container", "rm") => "destroy".into(),
-        ("grant", _) => e.to.clone().unwrap_or_default(),
+        ("grant" | "minicontainer", _) => e.to.clone().unwrap_or_default(),
         (_, a) => a.split(':').next().unwrap_or(a).to_string(),
     }
 }

@@ -86,17 +86,19 @@ impl Engine {
         }
         let l = load(path)?;
         let report = self.manifest_check(&l, o.key.as_deref())?;
+        let name = o.name.clone().unwrap_or_else(|| l.manifest.deploy_name());
         if !report.trusted {
-            return Err(McError::new(
+            let e = McError::new(
                 Code::Forbidden,
                 "provenance.kid",
                 format!(
                     "the manifest is signed by key id {}, which is not a key of this store; import the signer's public key with `gcr key import NAME FILE` or give it with --key",
                     report.key_id
                 ),
-            ));
+            );
+            let _ = self.record_refused(&report, &name, &e);
+            return Err(e);
         }
-        let name = o.name.clone().unwrap_or_else(|| l.manifest.deploy_name());
         let opts = self.run_options(&l, &report, &name)?;
         match self.reserve(o, &report, &name)? {
             Reserved::Replay(a) => return Ok(a),
@@ -318,6 +320,15 @@ impl Engine {
                     Some("running"),
                     &a.digest,
                 )?;
+                event(
+                    tx,
+                    "minicontainer",
+                    &a.digest,
+                    &a.container_name,
+                    None,
+                    Some("applied"),
+                    "ok",
+                )?;
                 Ok(())
             })
             .map_err(|e| internal("", e))
@@ -342,7 +353,33 @@ impl Engine {
                 let why = format!("{}: {}", e.code.as_str(), e.reason);
                 event(tx, "deploy", &report.digest, name, Some("planned"), Some("failed"), &why)?;
                 event(tx, "run_state", &report.digest, name, Some("pending"), Some("failed"), e.code.as_str())?;
+                event(tx, "minicontainer", &report.digest, name, None, Some("applied"), &why)?;
                 Ok(())
+            })
+            .map_err(|e| internal("", e))
+    }
+
+    /// An apply refused before anything was planned (its signer is not trusted here): only
+    /// its `minicontainer.applied` event, with the reason.
+    fn record_refused(
+        &self,
+        report: &ManifestReport,
+        name: &str,
+        e: &McError,
+    ) -> Result<(), McError> {
+        let why = format!("{}: {}", e.code.as_str(), e.reason);
+        let store = self.store().map_err(|e| internal("", e))?;
+        store
+            .transaction(|tx| -> Result<(), EngineError> {
+                event(
+                    tx,
+                    "minicontainer",
+                    &report.digest,
+                    name,
+                    None,
+                    Some("applied"),
+                    &why,
+                )
             })
             .map_err(|e| internal("", e))
     }

@@ -393,6 +393,7 @@ fn apply_over_the_api_emits_deploy_and_grant_events_without_the_secret() {
     let sealed_digest = sealed["Digest"].as_str().expect("a Digest").to_string();
     let svc = Service::on_socket(&env);
     let s = Stream::open(&svc, "?types=deploy,grant", None);
+    let applied = Stream::open(&svc, "?types=minicontainer", None);
 
     let web = signed(&env, "web");
     let (status, head, body) = http(
@@ -427,6 +428,13 @@ fn apply_over_the_api_emits_deploy_and_grant_events_without_the_secret() {
     assert_eq!(g["as"], "env:DB_URL", "{g}");
     assert!(g["digest"].as_str().unwrap().starts_with("sha256:"), "{g}");
     assert_eq!(g["digest"], sealed_digest.as_str(), "{g}");
+    // One minicontainer.applied per apply: ok.
+    let a = applied.next().expect("minicontainer.applied");
+    assert_eq!(a.name, "minicontainer.applied", "{a:?}");
+    assert_eq!(
+        (a.data["ok"].clone(), a.data["digest"].clone()),
+        (json!(true), json!(digest))
+    );
     // The value reached the process, and no feed shows it.
     assert_eq!(
         env.ok(&["exec", &id, "/bin/sh", "-c", "echo -n $DB_URL"]),
@@ -477,6 +485,24 @@ fn apply_over_the_api_emits_deploy_and_grant_events_without_the_secret() {
     assert_eq!(v["code"], "409_IDEMPOTENCY_CONFLICT", "{v}");
     assert!(v["message"].as_str().unwrap().contains("'ap-1'"), "{v}");
     assert_eq!(svc.ok(&["ps", "-aq"]).lines().count(), 1);
+    // A manifest signed by a key this store does not know: refused, and said so in the feed.
+    let other = Env::new();
+    other.ok(&["key", "generate", "k1"]);
+    let foreign = signed(&other, "web");
+    let (status, _, body) = http(&svc, "POST", "/v1/apply", &[], Some(&foreign));
+    assert_eq!(status, 403, "{body}");
+    let a = applied
+        .next()
+        .expect("minicontainer.applied of the refused apply");
+    assert_eq!(a.data["ok"], false, "{a:?}");
+    assert_eq!(a.data["code"], "403_FORBIDDEN", "{a:?}");
+    assert!(
+        a.data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a key of this store"),
+        "{a:?}"
+    );
     // A body that is no manifest: the seed's schema code, 422.
     let (status, _, body) = http(&svc, "POST", "/v1/apply", &[], Some(b"{\"type\": 1}"));
     assert_eq!(status, 422, "{body}");
