@@ -57,6 +57,8 @@ mod stream;
 mod system;
 mod tls;
 mod version;
+mod webhook;
+pub use webhook::WebhookOptions;
 
 pub use errors::ApiError;
 pub use listen::Host;

@@ -14,11 +14,12 @@ use crate::server::ServiceOptions;
 use crate::tls::TlsFiles;
 
 /// How many arguments [`ServiceOptions::to_args`] makes.
-const COUNT: usize = 9;
+const COUNT: usize = 12;
 
 impl ServiceOptions {
     /// root, run dir, host, group, TLS CA, certificate and key, JSONL socket (empty: none),
-    /// TLS CRL (empty: none).
+    /// TLS CRL (empty: none), webhook URL, types (comma-separated) and secret file (empty:
+    /// none).
     pub fn to_args(&self) -> Vec<OsString> {
         let host = match &self.host {
             Host::Unix(p) => {
@@ -49,6 +50,19 @@ impl ServiceOptions {
             self.tls
                 .as_ref()
                 .and_then(|t| t.crl.clone())
+                .map(PathBuf::into_os_string)
+                .unwrap_or_default(),
+            self.webhook
+                .as_ref()
+                .map(|w| OsString::from(&w.url))
+                .unwrap_or_default(),
+            self.webhook
+                .as_ref()
+                .map(|w| OsString::from(w.types.join(",")))
+                .unwrap_or_default(),
+            self.webhook
+                .as_ref()
+                .and_then(|w| w.secret.clone())
                 .map(PathBuf::into_os_string)
                 .unwrap_or_default(),
         ]
@@ -84,6 +98,16 @@ impl ServiceOptions {
             group: Some(a[3].to_string_lossy().into_owned()).filter(|g| !g.is_empty()),
             tls,
             jsonl: some(&a[7]),
+            webhook: (!a[9].is_empty()).then(|| crate::WebhookOptions {
+                url: a[9].to_string_lossy().into_owned(),
+                types: a[10]
+                    .to_string_lossy()
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                secret: some(&a[11]),
+            }),
         })
     }
 }
@@ -102,6 +126,11 @@ mod tests {
             group: Some("docker".into()),
             tls: None,
             jsonl: Some(PathBuf::from("/run/gcr/gcr.jsonl.sock")),
+            webhook: Some(crate::WebhookOptions {
+                url: "https://hooks.example/gcr".into(),
+                types: vec!["run_state".into(), "deploy.applied".into()],
+                secret: Some("/etc/gcr/hook.key".into()),
+            }),
         };
         let tcp = ServiceOptions {
             host: Host::Tcp("0.0.0.0:2376".parse().unwrap()),
@@ -113,6 +142,7 @@ mod tests {
                 crl: Some("/c/crl.pem".into()),
             }),
             jsonl: None,
+            webhook: None,
             ..unix.clone()
         };
         for o in [unix, tcp] {

@@ -31,6 +31,8 @@ pub struct ServiceOptions {
     pub tls: Option<crate::tls::TlsFiles>,
     /// `--jsonl`: the JSONL protocol's unix socket (see [`crate::jsonl`]), if any.
     pub jsonl: Option<PathBuf>,
+    /// `--webhook`: where the live events are POSTed (see [`crate::webhook`]).
+    pub webhook: Option<crate::WebhookOptions>,
 }
 
 /// What the endpoints share.
@@ -212,6 +214,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         (_, Some(files)) => Some(Arc::new(crate::tls::Reloadable::new(files)?)),
         (_, None) => None,
     };
+    let webhook = opts.webhook.as_ref().map(|w| w.open()).transpose()?;
     // Listings ask whether the same containers run on every request: pidfds answer that
     // with a poll each (see `procfs::watch_pids`).
     gcr_engine::container::procfs::watch_pids();
@@ -244,6 +247,9 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         .map_err(|e| ApiError::io("starting the service's runtime", e))?;
     rt.block_on(async move {
         tokio::spawn(reap_children(state.clone()));
+        if let Some(w) = webhook {
+            tokio::spawn(crate::webhook::deliver(state.clone(), w));
+        }
         // The JSONL socket first: a bad path is an error before anything is served.
         let jsonl = match &opts.jsonl {
             Some(path) => {

@@ -19,9 +19,9 @@ use crate::live::{live, Filter, Live};
 use crate::server::Shared;
 
 /// How often the event log is read for a follower.
-const TICK: Duration = Duration::from_millis(200);
+pub(crate) const TICK: Duration = Duration::from_millis(200);
 /// Events read from the log at a time.
-const PAGE: usize = 256;
+pub(crate) const PAGE: usize = 256;
 
 /// Every value of `k`, repeated or comma-separated, without empty ones.
 fn list(q: &Query, k: &str) -> Vec<String> {
@@ -77,7 +77,7 @@ fn seconds(q: &Query, k: &str, def: u64, max: u64) -> Result<u64, HttpError> {
 
 /// The next events after `after` passing `f`, and the number of the last event read (the
 /// next page starts after it; `after` when none was).
-async fn page(
+pub(crate) async fn page(
     st: &Shared,
     after: i64,
     limit: usize,

@@ -379,6 +379,9 @@ pub enum Cmd {
     },
 }
 
+// Parsed once per process: the service's many options make that variant large, which
+// costs nothing here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     /// Disk usage.
@@ -437,6 +440,17 @@ pub enum SystemCmd {
         /// Serve no JSONL socket.
         #[arg(long, conflicts_with = "jsonl")]
         no_jsonl: bool,
+        /// POST every live event (run_state.*, deploy.*, grant.*, minicontainer.*) to this
+        /// URL as JSON, in order, retried until it answers 2xx (https://, or http:// to a
+        /// loopback address).
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+        /// Only these event names or prefixes (comma-separated or repeated).
+        #[arg(long, value_name = "LIST")]
+        webhook_types: Vec<String>,
+        /// Sign each body: X-Gcr-Signature-256 is sha256=HMAC-SHA256(the file's bytes, body).
+        #[arg(long, value_name = "FILE")]
+        webhook_secret: Option<PathBuf>,
     },
 }
 

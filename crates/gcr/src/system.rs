@@ -89,8 +89,15 @@ fn service(
     tls: Tls,
     jsonl: Option<String>,
     no_jsonl: bool,
+    webhook: Hook,
 ) -> Result<i32, Failure> {
     let tls = tls.files()?;
+    if webhook.url.is_none() && (!webhook.types.is_empty() || webhook.secret.is_some()) {
+        return Err(Failure::new(
+            125,
+            "--webhook-types and --webhook-secret take effect with --webhook URL: add it".into(),
+        ));
+    }
     let host =
         match host {
             Some(h) => gcr_api::Host::parse(&h, tls.is_some()),
@@ -114,6 +121,17 @@ fn service(
         group,
         tls,
         jsonl,
+        webhook: webhook.url.map(|url| gcr_api::WebhookOptions {
+            url,
+            types: webhook
+                .types
+                .iter()
+                .flat_map(|t| t.split(','))
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            secret: webhook.secret,
+        }),
     };
     // The daemon goes on in a fresh image of this binary that skips the command-line
     // parser (`__service`, see main): the same pid, stdio and environment, without the
@@ -146,6 +164,13 @@ pub fn service_main(args: &[std::ffi::OsString]) -> i32 {
             f.code
         }
     }
+}
+
+/// `--webhook`, `--webhook-types`, `--webhook-secret` as given.
+struct Hook {
+    url: Option<String>,
+    types: Vec<String>,
+    secret: Option<PathBuf>,
 }
 
 /// `--tls` and its files, as the command line gave them.
@@ -202,6 +227,9 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     tlscrl,
                     jsonl,
                     no_jsonl,
+                    webhook,
+                    webhook_types,
+                    webhook_secret,
                 },
         } => service(
             e,
@@ -216,6 +244,11 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
             },
             jsonl,
             no_jsonl,
+            Hook {
+                url: webhook,
+                types: webhook_types,
+                secret: webhook_secret,
+            },
         ),
         Cmd::System {
             cmd: SystemCmd::Df { format, verbose },

@@ -761,3 +761,150 @@ fn a_key_in_flight_is_refused_and_a_dead_owners_claim_is_taken_over() {
     assert!(answer.contains("already in use"), "{answer}");
     assert!(!head.contains("idempotent-replayed"), "{head}");
 }
+
+/// A webhook receiver on loopback (python3): answers 500 to its first POST and 200 to the
+/// others, and logs each as a JSON line (event header, delivery id, whether the signature
+/// is the HMAC-SHA256 of the body under `key`, the body, the status it answered).
+struct Receiver {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Receiver {
+    fn start(dir: &Path, key: &[u8]) -> Receiver {
+        let log = dir.join("hooks.jsonl");
+        let keyfile = dir.join("recv.key");
+        std::fs::write(&keyfile, key).unwrap();
+        let script = r#"
+import hashlib, hmac, http.server, json, sys
+key = open(sys.argv[1], 'rb').read()
+log = open(sys.argv[2], 'a')
+seen = [0]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        want = 'sha256=' + hmac.new(key, body, hashlib.sha256).hexdigest()
+        seen[0] += 1
+        status = 500 if seen[0] == 1 else 200
+        log.write(json.dumps({'event': self.headers['X-Gcr-Event'], 'delivery': self.headers['X-Gcr-Delivery'],
+            'sig_ok': self.headers['X-Gcr-Signature-256'] == want, 'body': json.loads(body), 'status': status}) + '\n')
+        log.flush()
+        self.send_response(status); self.send_header('Content-Length', '0'); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .arg(&keyfile)
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Receiver {
+            child,
+            port: line.trim().parse().expect("the receiver's port"),
+            log,
+        }
+    }
+
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn webhooks_deliver_live_events_signed_in_order_and_retried() {
+    if !(ready("webhooks_deliver_live_events_signed_in_order_and_retried")
+        && need_tools(
+            "webhooks_deliver_live_events_signed_in_order_and_retried",
+            &["python3"],
+        ))
+    {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let key = b"shared-webhook-key";
+    let recv = Receiver::start(dir.path(), key);
+    let keyfile = dir.path().join("hook.key");
+    std::fs::write(&keyfile, key).unwrap();
+    // Refused at start: plain http beyond loopback, types without a URL.
+    let sock = common::service::sock_host(env.root.path());
+    let o = env.gcr(&[
+        "system",
+        "service",
+        "--host",
+        &sock,
+        "--webhook",
+        "http://10.1.2.3/x",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("loopback"), "{}", stderr(&o));
+    let o = env.gcr(&[
+        "system",
+        "service",
+        "--host",
+        &sock,
+        "--webhook-types",
+        "deploy",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+
+    let url = format!("http://127.0.0.1:{}/hook", recv.port);
+    let svc = Service::start(
+        &env,
+        &sock,
+        &[
+            "--webhook",
+            &url,
+            "--webhook-types",
+            "run_state",
+            "--webhook-secret",
+            keyfile.to_str().unwrap(),
+        ],
+    );
+    svc.ok(&["run", "--name", "hooked", IMAGE, "true"]);
+    let want = ["run_state.pending", "run_state.running", "run_state.exited"];
+    let delivered = |r: &Vec<Value>| r.iter().filter(|x| x["status"] == 200).count();
+    assert!(
+        common::eventually(30, || delivered(&recv.received()) >= 3),
+        "not delivered: {:?}",
+        recv.received()
+    );
+    let got = recv.received();
+    // The first attempt was answered 500 and the same event came again.
+    assert_eq!(got[0]["status"], 500, "{got:?}");
+    assert_eq!(got[0]["delivery"], got[1]["delivery"], "{got:?}");
+    let ok: Vec<&Value> = got.iter().filter(|x| x["status"] == 200).collect();
+    let names: Vec<&str> = ok.iter().map(|x| x["event"].as_str().unwrap()).collect();
+    assert_eq!(names, want, "{got:?}");
+    let ids: Vec<i64> = ok
+        .iter()
+        .map(|x| x["delivery"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    for x in &got {
+        assert_eq!(x["sig_ok"], true, "{x}");
+        assert_eq!(x["body"]["event"], x["event"], "{x}");
+        assert_eq!(x["body"]["data"]["name"], "hooked", "{x}");
+    }
+    assert_eq!(ok[2]["body"]["data"]["exit_code"], 0);
+}
