@@ -17,8 +17,9 @@
 //! (request and response helpers), `errors`, `fuzzing` (the request decoding, public for
 //! fuzz/fuzz_targets/api_*.rs); and
 //! the MiniContainer endpoints of seed 002: `sse` (`GET /v1/events` as Server-Sent Events
-//! and its polling form) with `live` (engine events as run_state/deploy/grant events),
-//! `apply` (`POST /v1/apply`), `idempotency` (`Idempotency-Key` on create and start).
+//! and its polling form) with `live` (engine events as run_state/deploy/grant/
+//! minicontainer events), `webhook` (the same events POSTed to a URL, signed), `apply`
+//! (`POST /v1/apply`), `idempotency` (`Idempotency-Key` on the POSTs whose answer is whole).
 
 mod admin;
 mod apply;
