@@ -32,6 +32,9 @@ pub(crate) fn fetch_blob(
     let mut attempt = 0;
     let mut partial: Option<Staged> = None;
     loop {
+        if progress.cancelled() {
+            return Err(cancelled(&d.digest));
+        }
         progress.begin(&id, d.size);
         match fetch_once(t, tmp, repo, d, &id, progress, &mut partial) {
             Err(Retry(reason)) if attempt < 2 => {
@@ -51,6 +54,14 @@ pub(crate) fn fetch_blob(
 }
 
 struct Retry(String);
+
+/// A download stopped because whoever asked for it left (an API client): nothing of it is
+/// stored (its staged file goes).
+fn cancelled(digest: &str) -> RegistryError {
+    RegistryError::Usage(format!(
+        "the download of blob {digest} was cancelled: its client left"
+    ))
+}
 
 fn fetch_once(
     t: &Transport,
@@ -121,6 +132,9 @@ fn fetch_once(
     let mut rd = resp.body_mut().as_reader();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
+        if progress.cancelled() {
+            return Ok(Err(cancelled(&d.digest)));
+        }
         let n = match rd.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -163,5 +177,62 @@ fn fetch_once(
     match staged {
         Some(s) => Ok(Ok(s)),
         None => Ok(Err(RegistryError::Usage("no staging file".into()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::testreg::mock;
+    use crate::client::transport::ConnectOptions;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Progress whose client leaves once the first bytes arrived.
+    struct Leaves(AtomicBool);
+
+    impl Progress for Leaves {
+        fn begin(&self, _: &str, _: u64) {}
+        fn advance(&self, _: &str, bytes: u64) {
+            if bytes > 0 {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        fn end(&self, _: &str, _: &str) {}
+        fn message(&self, _: &str) {}
+        fn cancelled(&self) -> bool {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    #[test]
+    fn a_download_whose_client_leaves_stops_and_keeps_nothing() {
+        let blob = vec![7u8; 4 << 20];
+        let digest = crate::media::sha256(&blob);
+        let path = format!("/v2/r/blobs/{digest}");
+        let m = mock([(path, ("application/octet-stream".to_string(), blob.clone()))].into());
+        let t = Transport::new(&m.host, vec![], &ConnectOptions::default()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Descriptor {
+            media_type: "application/octet-stream".into(),
+            digest: digest.clone(),
+            size: blob.len() as u64,
+            platform: None,
+            artifact_type: None,
+            annotations: None,
+            data: None,
+        };
+        let left = Leaves(AtomicBool::new(false));
+        let e = fetch_blob(&t, tmp.path(), "r", &d, &left)
+            .err()
+            .expect("cancelled");
+        assert!(e.to_string().contains("cancelled"), "{e}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "a staged file stayed"
+        );
+        // A client that stays gets the whole blob.
+        let got = fetch_blob(&t, tmp.path(), "r", &d, &crate::client::NoProgress).unwrap();
+        assert_eq!(got.size, blob.len() as u64);
     }
 }

@@ -5,6 +5,8 @@ mod fetch;
 pub mod pull;
 pub mod push;
 mod referrers;
+#[cfg(test)]
+mod testreg;
 pub mod transport;
 
 use crate::error::{RegistryError, Result};
@@ -23,7 +25,8 @@ pub trait Progress: Sync {
     /// A line of information.
     fn message(&self, msg: &str);
     /// True when whoever asked for the transfer is gone (an API client that left): a push
-    /// starts no further blob and puts no manifest.
+    /// starts no further blob and puts no manifest; a pull stops its downloads and records
+    /// no image.
     fn cancelled(&self) -> bool {
         false
     }
