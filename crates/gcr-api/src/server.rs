@@ -31,7 +31,7 @@ pub struct ServiceOptions {
     pub tls: Option<crate::tls::TlsFiles>,
     /// `--jsonl`: the JSONL protocol's unix socket (see [`crate::jsonl`]), if any.
     pub jsonl: Option<PathBuf>,
-    /// `--webhook`: where the live events are POSTed (see [`crate::webhook`]).
+    /// `--webhook`: where the live events are POSTed (see [`crate::WebhookOptions`]).
     pub webhook: Option<crate::WebhookOptions>,
 }
 
