@@ -743,12 +743,18 @@ fn kill_9_among_concurrent_runs_leaves_a_ledger_that_verifies() {
     let cgroups_before = common::container_cgroups();
     let out = tempfile::tempdir().unwrap();
     let bind = format!("{}:/out", out.path().display());
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    // GCR_CRASH_SEED replays a run's kill schedule (the timing itself is real).
+    let seed = std::env::var("GCR_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
         | 1;
-    eprintln!("crash: seed {seed}");
+    eprintln!("crash: seed {seed} (GCR_CRASH_SEED={seed} replays it)");
     let mut rng = Rng(seed);
     // (child, kill at) for the runs in flight.
     let mut running: Vec<(Child, Option<std::time::Instant>)> = Vec::new();
