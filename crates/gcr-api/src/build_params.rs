@@ -141,17 +141,7 @@ impl Params {
 /// `shmsize`, `memory`, `memswap`, `cpushares`, `cpusetcpus`, `cpusetmems`, `cpuperiod`,
 /// `cpuquota` (the docker CLI sends zeros for what was not given).
 fn step_options(q: &Query) -> Result<StepOptions, HttpError> {
-    let num = |k: &str| -> Result<Option<i64>, HttpError> {
-        match q.get(k).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => v
-                .parse::<i64>()
-                .map(|n| (n != 0).then_some(n))
-                .map_err(|_| {
-                    HttpError::bad_request(format!("invalid {k} '{v}': expected a number"))
-                }),
-        }
-    };
+    let num = |k: &str| Ok::<_, HttpError>(q.number::<i64>(k)?.filter(|n| *n != 0));
     let text = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
     let positive = |k: &str| -> Result<Option<u64>, HttpError> {
         match num(k)? {
@@ -161,26 +151,12 @@ fn step_options(q: &Query) -> Result<StepOptions, HttpError> {
             other => Ok(other.map(|n| n as u64)),
         }
     };
-    let cpus = match (num("cpuquota")?, num("cpuperiod")?) {
-        (Some(quota), period) if quota > 0 => {
-            Some(quota as f64 / period.filter(|p| *p > 0).unwrap_or(100_000) as f64)
-        }
-        _ => None,
-    };
-    let add_hosts = q
-        .all("extrahosts")
-        .into_iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .collect();
     let steps = StepOptions {
-        add_hosts,
+        add_hosts: q.list("extrahosts"),
         shm_size: positive("shmsize")?,
         memory: positive("memory")?,
         memory_swap: num("memswap")?,
-        cpus,
+        cpus: StepOptions::cpus_of(num("cpuquota")?, num("cpuperiod")?),
         cpu_shares: positive("cpushares")?,
         cpuset_cpus: text("cpusetcpus"),
         cpuset_mems: text("cpusetmems"),
@@ -198,57 +174,25 @@ pub(crate) fn parse_query(q: &Query) -> Result<String, HttpError> {
 /// `all`, `keep-storage` (bytes; 0 is none) and `filters` (`until` only: a duration ago,
 /// unix seconds or RFC 3339) of `POST /build/prune`.
 pub(crate) fn prune_options(q: &Query) -> Result<gcr_engine::build::CachePruneOptions, HttpError> {
-    let keep = match q.get("keep-storage").filter(|v| !v.is_empty()) {
-        None => None,
-        Some(v) => match v.parse::<u64>() {
-            Ok(0) => None,
-            Ok(n) => Some(n),
-            Err(_) => {
-                return Err(HttpError::bad_request(format!(
-                    "invalid keep-storage '{v}': expected bytes"
-                )))
-            }
-        },
-    };
     let mut until = None;
-    if let Some(raw) = q.get("filters").filter(|f| !f.is_empty()) {
-        let v: Value = serde_json::from_str(raw)
-            .map_err(|e| HttpError::bad_request(format!("invalid filters '{raw}': {e}")))?;
-        let Value::Object(m) = v else {
+    for (k, g) in q.filters()? {
+        if k != "until" {
             return Err(HttpError::bad_request(format!(
-                "invalid filters '{raw}': expected a JSON object"
+                "invalid filter '{k}': gcr's build cache filters by until only"
             )));
-        };
-        for (k, vals) in m {
-            if k != "until" {
-                return Err(HttpError::bad_request(format!(
-                    "invalid filter '{k}': gcr's build cache filters by until only"
-                )));
-            }
-            // Docker's two shapes: ["24h"] and {"24h": true}.
-            let given: Vec<String> = match vals {
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                Value::Object(o) => o.keys().cloned().collect(),
-                _ => Vec::new(),
-            };
-            for g in given {
-                let now = gcr_engine::container::record::now_ns();
-                let t = gcr_engine::events::parse_since(&g, now).ok_or_else(|| {
-                    HttpError::bad_request(format!(
-                        "invalid until '{g}': use a duration (24h), unix seconds or RFC 3339"
-                    ))
-                })?;
-                until = Some(t / 1_000_000_000);
-            }
         }
+        let now = gcr_engine::container::record::now_ns();
+        let t = gcr_engine::events::parse_since(&g, now).ok_or_else(|| {
+            HttpError::bad_request(format!(
+                "invalid until '{g}': use a duration (24h), unix seconds or RFC 3339"
+            ))
+        })?;
+        until = Some(t / 1_000_000_000);
     }
     Ok(gcr_engine::build::CachePruneOptions {
         all: q.flag("all", false),
         until,
-        keep_storage: keep,
+        keep_storage: q.number::<u64>("keep-storage")?.filter(|n| *n > 0),
     })
 }
 

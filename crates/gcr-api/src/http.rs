@@ -197,6 +197,17 @@ impl Query {
             .transpose()
     }
 
+    /// Every value of `k`, repeated or comma-separated, without empty ones.
+    pub fn list(&self, k: &str) -> Vec<String> {
+        self.all(k)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
     /// Docker's `filters` parameter: `{"key": ["v", ...]}` or the older `{"key": {"v": true}}`.
     pub fn filters(&self) -> Result<Vec<(String, String)>, HttpError> {
         let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {

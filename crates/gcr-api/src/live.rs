@@ -12,6 +12,15 @@ use serde_json::{json, Map, Value};
 /// The engine event kinds this feed is made of.
 pub const KINDS: &[&str] = &["container", "run_state", "deploy", "grant", "minicontainer"];
 
+/// The event families (the part of a name before its `.`) and the engine kinds each is
+/// made of: what `types` filters may name.
+const FAMILIES: &[(&str, &[&str])] = &[
+    ("run_state", &["container", "run_state"]),
+    ("deploy", &["deploy"]),
+    ("grant", &["grant"]),
+    ("minicontainer", &["minicontainer"]),
+];
+
 /// One live event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Live {
@@ -130,6 +139,12 @@ pub fn live(e: &Event) -> Option<Live> {
     })
 }
 
+/// The engine kinds of the family of event name or prefix `t`, if it has one.
+fn family(t: &str) -> Option<&'static [&'static str]> {
+    let fam = t.split('.').next().unwrap_or("");
+    FAMILIES.iter().find(|(f, _)| *f == fam).map(|(_, k)| *k)
+}
+
 /// Which live events a client asked for: event-name prefixes (`types=run_state,deploy`)
 /// and containers (`container=` id prefix or name); empty lists pass everything.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +154,20 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The filter of event names or prefixes `types` (empty: all); a type of no family is
+    /// the error's sentence.
+    pub fn of_types(types: Vec<String>) -> Result<Filter, String> {
+        if let Some(t) = types.iter().find(|t| family(t).is_none()) {
+            return Err(format!(
+                "invalid types '{t}': the live events are run_state.*, deploy.*, grant.* and minicontainer.*; give one of those prefixes"
+            ));
+        }
+        Ok(Filter {
+            types,
+            containers: Vec::new(),
+        })
+    }
+
     /// The engine kinds that can pass (fewer rows read).
     pub fn kinds(&self) -> Vec<&'static str> {
         if self.types.is_empty() {
@@ -146,15 +175,7 @@ impl Filter {
         }
         let mut out = Vec::new();
         for t in &self.types {
-            let fam = t.split('.').next().unwrap_or("");
-            let kinds: &[&'static str] = match fam {
-                "run_state" => &["container", "run_state"],
-                "deploy" => &["deploy"],
-                "grant" => &["grant"],
-                "minicontainer" => &["minicontainer"],
-                _ => &[],
-            };
-            for k in kinds {
+            for k in family(t).unwrap_or(&[]) {
                 if !out.contains(k) {
                     out.push(*k);
                 }

@@ -23,31 +23,11 @@ pub(crate) const TICK: Duration = Duration::from_millis(200);
 /// Events read from the log at a time.
 pub(crate) const PAGE: usize = 256;
 
-/// Every value of `k`, repeated or comma-separated, without empty ones.
-fn list(q: &Query, k: &str) -> Vec<String> {
-    q.all(k)
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// The filter of `?types=` and `?container=`; an unknown event family is a 400.
 fn filter(q: &Query) -> Result<Filter, HttpError> {
-    let types = list(q, "types");
-    for t in &types {
-        let fam = t.split('.').next().unwrap_or("");
-        if !["run_state", "deploy", "grant", "minicontainer"].contains(&fam) {
-            return Err(HttpError::bad_request(format!(
-                "invalid types '{t}': the live events are run_state.*, deploy.*, grant.* and minicontainer.*; give one of those prefixes"
-            )));
-        }
-    }
     Ok(Filter {
-        types,
-        containers: list(q, "container"),
+        containers: q.list("container"),
+        ..Filter::of_types(q.list("types")).map_err(HttpError::bad_request)?
     })
 }
 

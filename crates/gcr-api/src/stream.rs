@@ -181,7 +181,7 @@ pub(crate) fn log_replay(
                 let path = e.container_dir(&id).join("container.log");
                 let shared = Frames::new(tx, framed);
                 let o = LogOptions::default();
-                shared.print(&path, None, &o, (out, err), &mut || false)?;
+                print_framed(&shared, &path, None, &o, (out, err), &mut || false)?;
                 Ok(())
             })
             .await;
@@ -231,41 +231,33 @@ impl Frames {
     }
 }
 
-/// Printing a log into [`Frames`].
-trait PrintFramed {
-    /// The log at `path` (`opened` when the caller opened it first) as
-    /// `gcr_engine::logs::print_opened` prints it, the streams not `wanted` (stdout,
-    /// stderr) left out; what is left in the buffer is sent at the end.
-    fn print(
-        &self,
-        path: &std::path::Path,
-        opened: Option<std::fs::File>,
-        o: &LogOptions,
-        wanted: (bool, bool),
-        running: &mut dyn FnMut() -> bool,
-    ) -> Result<(), gcr_engine::EngineError>;
-}
-
-impl PrintFramed for std::cell::RefCell<Frames> {
-    fn print(
-        &self,
-        path: &std::path::Path,
-        opened: Option<std::fs::File>,
-        o: &LogOptions,
-        (out, err): (bool, bool),
-        running: &mut dyn FnMut() -> bool,
-    ) -> Result<(), gcr_engine::EngineError> {
-        let (mut w_out, mut w_err) = (
-            FrameSide { to: self, kind: 1 },
-            FrameSide { to: self, kind: 2 },
-        );
-        let (mut sink, mut sink2) = (std::io::sink(), std::io::sink());
-        let out_w: &mut dyn Write = if out { &mut w_out } else { &mut sink };
-        let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
-        gcr_engine::logs::print_opened(path, opened, o, out_w, err_w, running)?;
-        let _ = self.borrow_mut().send();
-        Ok(())
-    }
+/// The log at `path` (`opened` when the caller opened it first) into `frames` as
+/// `gcr_engine::logs::print_opened` prints it, the streams not wanted (`out`, `err`) left
+/// out; what is left in the buffer is sent at the end.
+fn print_framed(
+    frames: &std::cell::RefCell<Frames>,
+    path: &std::path::Path,
+    opened: Option<std::fs::File>,
+    o: &LogOptions,
+    (out, err): (bool, bool),
+    running: &mut dyn FnMut() -> bool,
+) -> Result<(), gcr_engine::EngineError> {
+    let (mut w_out, mut w_err) = (
+        FrameSide {
+            to: frames,
+            kind: 1,
+        },
+        FrameSide {
+            to: frames,
+            kind: 2,
+        },
+    );
+    let (mut sink, mut sink2) = (std::io::sink(), std::io::sink());
+    let out_w: &mut dyn Write = if out { &mut w_out } else { &mut sink };
+    let err_w: &mut dyn Write = if err { &mut w_err } else { &mut sink2 };
+    gcr_engine::logs::print_opened(path, opened, o, out_w, err_w, running)?;
+    let _ = frames.borrow_mut().send();
+    Ok(())
 }
 
 /// One stream's writer into [`Frames`]: each write one Docker frame of `kind` when framed.
@@ -370,7 +362,7 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
                             .map(|r| r.state.is_alive())
                             .unwrap_or(false)
                 };
-                shared.print(&log_path, opened, &o, (out, err), &mut running)?;
+                print_framed(&shared, &log_path, opened, &o, (out, err), &mut running)?;
                 Ok(())
             })
             .await;

@@ -85,6 +85,13 @@ pub struct StepOptions {
 }
 
 impl StepOptions {
+    /// The CPUs of a CFS quota per period (`--cpu-quota`, `--cpu-period`, default period
+    /// 100 ms), as Docker counts them; no positive quota is no limit.
+    pub fn cpus_of(quota: Option<i64>, period: Option<i64>) -> Option<f64> {
+        let quota = quota.filter(|q| *q > 0)?;
+        Some(quota as f64 / period.filter(|p| *p > 0).unwrap_or(100_000) as f64)
+    }
+
     /// Refuses what cannot work, naming the option.
     pub fn check(&self) -> Result<(), EngineError> {
         for h in &self.add_hosts {

@@ -131,10 +131,10 @@ fn step_options(a: &BuildArgs) -> Result<gcr_engine::build::StepOptions, Failure
         Some("-1") => Some(-1),
         Some(_) => size("--memory-swap", &a.memory_swap)?.map(|v| v as i64),
     };
-    let cpus = a
-        .cpu_quota
-        .filter(|q| *q > 0)
-        .map(|q| q as f64 / a.cpu_period.filter(|p| *p > 0).unwrap_or(100_000) as f64);
+    let cpus = gcr_engine::build::StepOptions::cpus_of(
+        a.cpu_quota.map(|q| q as i64),
+        a.cpu_period.map(|p| p as i64),
+    );
     Ok(gcr_engine::build::StepOptions {
         add_hosts: a.add_hosts.clone(),
         shm_size: size("--shm-size", &a.shm_size)?,

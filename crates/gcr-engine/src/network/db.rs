@@ -39,10 +39,9 @@ impl NetRow {
         self.own_gateway.unwrap_or(self.subnet.gateway())
     }
 
-    /// The host offsets a lease without `--ip` may take: the range's (or the subnet's)
-    /// addresses but the gateway.
-    fn leasable(&self) -> Vec<u32> {
-        let gw = self.subnet.offset(self.gateway());
+    /// The host offsets a lease without `--ip` may take: `lo..=hi`, the range's (or the
+    /// subnet's) addresses, but the gateway's offset.
+    fn leasable(&self) -> (u32, u32, u32) {
         let (lo, hi) = match &self.ip_range {
             Some(r) => {
                 let lo = self.subnet.offset(r.net);
@@ -50,9 +49,8 @@ impl NetRow {
             }
             None => (1, self.subnet.hosts()),
         };
-        (lo.max(1)..=hi.min(self.subnet.hosts()))
-            .filter(|o| *o != gw)
-            .collect()
+        let gw = self.subnet.offset(self.gateway());
+        (lo.max(1), hi.min(self.subnet.hosts()), gw)
     }
 }
 
@@ -90,7 +88,9 @@ fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
         labels: serde_json::from_str(&row.get::<_, String>(7)?).unwrap_or_default(),
         internal: row.get(8)?,
         own_gateway: row.get::<_, String>(9)?.parse().ok(),
-        ip_range: Subnet::parse_range(&row.get::<_, String>(10)?).ok(),
+        ip_range: Some(row.get::<_, String>(10)?)
+            .filter(|r| !r.is_empty())
+            .and_then(|r| Subnet::parse_range(&r).ok()),
     })
 }
 
@@ -328,12 +328,14 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
         }
     }
     let pick = if ep.ip.is_unspecified() {
-        // Round robin from `next_host` over the leasable offsets.
-        let all = net.leasable();
-        let start = all.partition_point(|o| (*o as i64) < next);
-        (0..all.len())
-            .map(|i| all[(start + i) % all.len()])
-            .find(|o| !used.contains(o))
+        // Round robin from `next_host` over the leasable offsets (a /16 has 65,534: no
+        // list of them is made on a container's start).
+        let (lo, hi, gw) = net.leasable();
+        let span = (hi + 1).saturating_sub(lo);
+        let start = (next.clamp(lo as i64, hi as i64) as u32).saturating_sub(lo);
+        (0..span)
+            .map(|i| lo + (start + i) % span)
+            .find(|o| *o != gw && !used.contains(o))
             .ok_or_else(|| {
                 EngineError::Conflict(format!(
                     "network {} has no free address left in {}; remove containers or create a larger network",

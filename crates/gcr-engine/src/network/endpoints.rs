@@ -173,9 +173,6 @@ impl Engine {
         Ok(ep)
     }
 
-    /// At start, after the first network: the container's further networks as `eth1`,
-    /// `eth2`, ... in namespace `ns` (then [`Engine::refresh_extras`] once its own files
-    /// are written).
     /// Whether bridge network `name` can carry a default route (it exists and is not
     /// internal).
     pub(crate) fn routes_outside(&self, name: &str) -> bool {
@@ -197,6 +194,9 @@ impl Engine {
             .map(str::to_string)
     }
 
+    /// At start, after the first network: the container's further networks as `eth1`,
+    /// `eth2`, ... in namespace `ns` (then [`Engine::refresh_extras`] once its own files
+    /// are written).
     pub(crate) fn attach_extras(&self, r: &Record, ns: BorrowedFd<'_>) -> Result<(), EngineError> {
         // The default route goes through the first network that is not internal.
         let mut routed = self.routes_outside(&r.config.resolved.network);

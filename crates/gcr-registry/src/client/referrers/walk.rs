@@ -74,7 +74,8 @@ impl StoreTmp {
     }
 }
 
-/// A referrer fetched and verified, its manifest and blobs staged and flushed.
+/// A referrer fetched and verified, its manifest and blobs staged (and, once its level is
+/// done, flushed).
 struct Got {
     subject: String,
     digest: String,
@@ -212,8 +213,6 @@ pub(crate) fn prefetch(
                     .unwrap_or_else(|_| Err(RegistryError::Usage("a fetch thread stopped".into())))
             });
             let mut all = here?;
-            // Fetch threads flush what they download; what they wrote from a listing or a
-            // manifest's `data` was only kicked.
             all.extend(flush_done(there?)?);
             Ok(all)
         });
@@ -260,8 +259,8 @@ pub(crate) fn prefetch(
     out
 }
 
-/// fsyncs every file the jobs `done` staged (some were only [`kick`]ed; fsync of one
-/// already flushed finds nothing to write).
+/// fsyncs every file the jobs `done` staged: each was [`kick`]ed when written, so the
+/// fsyncs find the writes under way or done; the walk's own thread makes them, once each.
 fn flush_done(done: Vec<Done>) -> Result<Vec<Done>> {
     for d in &done {
         match d {
@@ -466,7 +465,7 @@ fn keep_manifests(manifests: Vec<Descriptor>) -> Vec<Descriptor> {
         .collect()
 }
 
-/// Writes the empty blob `{}` into a staged file, checks its digest and flushes it.
+/// Writes the empty blob `{}` into a staged file and checks its digest.
 fn stage_empty(st: &StoreTmp) -> Result<Staged> {
     let mut s = Staged::new(&st.tmp)?;
     s.write(EMPTY_BLOB)?;
@@ -482,9 +481,8 @@ fn stage_empty(st: &StoreTmp) -> Result<Staged> {
     Ok(s)
 }
 
-/// Starts writing a staged file back (`sync_file_range`, not waiting): the walk writes
-/// what a listing carried one file after the other, then [`flush`]es them all, which finds
-/// the writes under way or done instead of waiting for each in turn.
+/// Starts writing a staged file back (`sync_file_range`, not waiting), as soon as it is
+/// written; [`flush_done`] makes it durable with the others of its level.
 fn kick(s: &Staged) {
     use std::os::fd::AsRawFd;
     // SAFETY: sync_file_range on a descriptor the staged file owns; no memory is passed.
@@ -498,8 +496,7 @@ fn kick(s: &Staged) {
     }
 }
 
-/// fsyncs a staged file (in the fetch threads, in parallel): the commit's own fsync then
-/// finds nothing left to write.
+/// fsyncs a staged file (before it moves into the CAS).
 fn flush(s: &Staged) -> Result<()> {
     s.file
         .as_file()
@@ -540,31 +537,10 @@ fn fetch_referrer(
     if !st.has(&digest) {
         let mut s = Staged::new(&st.tmp)?;
         s.write(&bytes)?;
+        kick(&s);
         staged.push((digest.clone(), s));
     }
-    // The manifest is flushed while the blobs download (at once when there is nothing
-    // to download).
-    let downloaded = |b: &gcr_store::Descriptor| {
-        b.data.is_none() && b.digest != EMPTY_DIGEST && !st.has(&b.digest)
-    };
-    let blobs = if m.blobs.iter().any(downloaded) {
-        std::thread::scope(|sc| -> Result<Vec<(String, Staged)>> {
-            let h = staged.first().map(|(_, s)| sc.spawn(move || flush(s)));
-            let blobs = fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads);
-            if let Some(h) = h {
-                h.join().unwrap_or_else(|_| {
-                    Err(RegistryError::Usage("a flush thread stopped".into()))
-                })?;
-            }
-            blobs
-        })?
-    } else {
-        // Nothing to download: written back now, flushed by the walk with the others.
-        if let Some((_, s)) = staged.first() {
-            kick(s);
-        }
-        fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads)?
-    };
+    let blobs = fetch_blobs(st, t, repo, &m.blobs, &staged, &mut empty, downloads)?;
     staged.extend(blobs);
     Ok(Got {
         subject: subject.to_string(),
@@ -575,7 +551,7 @@ fn fetch_referrer(
     })
 }
 
-/// Downloads (or takes from their embedded `data`), verifies and flushes the blobs of a
+/// Downloads (or takes from their embedded `data`) and verifies the blobs of a
 /// referrer the store lacks (not those in `staged` already; the empty blob only noted in
 /// `empty`).
 fn fetch_blobs(
@@ -620,7 +596,7 @@ fn fetch_blobs(
         };
         downloads.fetch_add(1, Ordering::Relaxed);
         let s = fetch_blob(t, &st.tmp, repo, &desc, &NoBar)?;
-        flush(&s)?;
+        kick(&s);
         out.push((b.digest.clone(), s));
     }
     Ok(out)
