@@ -47,6 +47,11 @@ pub(crate) struct ProcessPlan {
     pub(crate) name: String,
     /// Held before execve until a byte arrives here (see [`crate::Extras::exec_hold`]).
     pub(crate) hold: Option<RawFd>,
+    /// Waits before execve, silently, until a byte arrives here (exits on EOF): the
+    /// command runs only once the caller's `while_starting` work (the container's row and
+    /// its `start` in the ledger) is done, so a caller killed meanwhile leaves no process
+    /// that ran unrecorded.
+    pub(crate) release: Option<RawFd>,
     /// Where the filter's listener descriptor goes (SCMP_ACT_NOTIFY; see `notify.rs`).
     pub(crate) notify_sock: Option<RawFd>,
     /// `linux.personality` (PER_LINUX or PER_LINUX32), set right before execve.
@@ -250,6 +255,7 @@ impl ProcessPlan {
             candidates,
             name,
             hold: None,
+            release: None,
             notify_sock: None,
             personality: None,
         })
@@ -417,6 +423,9 @@ impl ProcessPlan {
             self.check_executable(errfd);
             crate::sys::hold(errfd, fd);
             after_hold();
+        }
+        if let Some(fd) = self.release {
+            crate::sys::wait_release(fd);
         }
         if init {
             crate::init::run_reaper(errfd, self)

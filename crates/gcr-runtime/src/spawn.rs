@@ -97,7 +97,8 @@ pub struct Launch<'a> {
     pub network: Network,
     /// Caller's work that overlaps the child's setup (the engine records the container
     /// meanwhile), given the child's pid. Runs in the parent after clone; `false` kills the
-    /// child and makes [`spawn`] fail with [`RuntimeError::Cancelled`].
+    /// child and makes [`spawn`] fail with [`RuntimeError::Cancelled`]. The command itself
+    /// never starts before it returned true.
     pub while_starting: Option<Box<dyn FnOnce(i32) -> bool + 'a>>,
     /// Hold the child before pivot_root until `while_starting` has returned true: for a
     /// caller that started from data it has yet to check (the engine's image cache).
@@ -259,6 +260,15 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         .ok_or_else(|| RuntimeError::InvalidSpec("the spec has no process".into()))?;
     let mut process = ProcessPlan::prepare(process, l.seccomp)?;
     process.hold = x.exec_hold.as_ref().map(|f| f.as_raw_fd());
+    // The caller's work overlaps the setup, never the command: a child that is not held
+    // before pivot_root (`gate`) or execve (`exec_hold`) waits before execve until the work
+    // is done.
+    let exec_release = if l.while_starting.is_some() && !l.gate && x.exec_hold.is_none() {
+        Some(sys::pipe()?)
+    } else {
+        None
+    };
+    process.release = exec_release.as_ref().map(|(r, _)| r.as_raw_fd());
     if x.exact_caps {
         process.exact_caps(l.spec.process().as_ref().unwrap_or(&Default::default()));
     }
@@ -330,6 +340,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         .chain(ns.keep_fds())
         .chain(mounts.keep_fds())
         .chain(process.hold)
+        .chain(process.release)
         .chain(process.notify_sock)
         .chain(userns.as_ref().map(UsernsPlan::keep_fd))
         .chain(hooks.iter().flat_map(HooksPlan::keep_fds))
@@ -462,6 +473,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         if !work(pid) {
             // EOF for a held child, which then exits.
             drop(release);
+            drop(exec_release);
             // SAFETY: kill(2) of our own child, then reaped.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let _ = sys::waitpid(pid);
@@ -469,6 +481,11 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         }
     }
     send(&mut release);
+    if let Some((_, w)) = exec_release {
+        // SAFETY: a one-byte write from a stack value to our pipe (EPIPE when the child
+        // already failed, which its report explains).
+        unsafe { libc::write(w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+    }
     drop(x.exec_hold);
     let mut report = sys::read_report(err_r.as_raw_fd());
     if let (Some((sys::HOOKS, _)), Some(p)) = (report, hooks_parent.take()) {

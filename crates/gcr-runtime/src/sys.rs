@@ -164,6 +164,27 @@ pub(crate) fn hold(errfd: RawFd, fd: RawFd) {
     }
 }
 
+/// Child side of [`crate::process::ProcessPlan::release`]: blocks until one byte arrives
+/// on `fd`, then closes it; exits (the command never runs) when the parent closed the
+/// pipe without one.
+pub(crate) fn wait_release(fd: RawFd) {
+    let mut b = [0u8; 1];
+    // SAFETY: read on a stack buffer; close and _exit are async-signal-safe.
+    unsafe {
+        loop {
+            let n = libc::read(fd, b.as_mut_ptr().cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            libc::_exit(125);
+        }
+        libc::close(fd);
+    }
+}
+
 /// Creates a pipe with both ends close-on-exec.
 pub(crate) fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), crate::RuntimeError> {
     use std::os::fd::FromRawFd;

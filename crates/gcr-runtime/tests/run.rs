@@ -533,3 +533,69 @@ fn plain_directory_root_is_bind_mounted() {
     assert!(!fx.lower.join("x").exists());
     fx.assert_no_mounts();
 }
+
+/// Starts `sh -c 'echo ran'` with `while_starting` = `work`; returns spawn's result, what
+/// the command printed, and whether it had printed anything before `work` returned.
+fn start_with_work(
+    fx: &Fixture,
+    name: &str,
+    answer: bool,
+) -> (Result<(), RuntimeError>, String, bool) {
+    let s = sh("echo ran");
+    let (mut out_r, w, w2) = out_pipe();
+    let early = std::cell::Cell::new(false);
+    let fd = out_r.as_raw_fd();
+    let work = Box::new(|_pid: i32| {
+        // The child's setup takes a few ms: a command let through would print by now.
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one pollfd on the stack.
+        early.set(unsafe { libc::poll(&mut p, 1, 400) } > 0);
+        answer
+    });
+    let res = gcr_runtime::spawn(gcr_runtime::Launch {
+        id: &format!("gcrtest-{}-{name}", std::process::id()),
+        spec: &s,
+        rootfs: fx.rootfs(name),
+        stdio: gcr_runtime::Stdio::Fds {
+            stdin: None,
+            stdout: w,
+            stderr: w2,
+        },
+        seccomp: SeccompMode::DockerDefault,
+        init: false,
+        cgroup_resources: None,
+        network: Network::NewLoopback,
+        while_starting: Some(work),
+        gate: false,
+        secrets: Vec::new(),
+    });
+    let res = res.map(|running| {
+        assert_eq!(gcr_runtime::wait_exit(&running).unwrap().code(), 0);
+    });
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut out_r, &mut out).unwrap();
+    (res, out, early.get())
+}
+
+#[test]
+fn the_command_waits_for_the_callers_work() {
+    if !need_root() {
+        return;
+    }
+    let fx = Fixture::new();
+    // The engine records the container meanwhile: the command runs only after that.
+    let (res, out, early) = start_with_work(&fx, "waits", true);
+    assert!(res.is_ok(), "{res:?}");
+    assert!(!early, "the command ran before the caller's work was done");
+    assert_eq!(out, "ran\n");
+    // Work that fails: the command never runs.
+    let (res, out, early) = start_with_work(&fx, "cancelled", false);
+    assert!(matches!(res, Err(RuntimeError::Cancelled)), "{res:?}");
+    assert!(!early);
+    assert_eq!(out, "");
+    fx.assert_no_mounts();
+}
