@@ -139,7 +139,8 @@ impl Params {
 
 /// The RUN steps' options of a build: `extrahosts` (comma-separated `NAME:IP`),
 /// `shmsize`, `memory`, `memswap`, `cpushares`, `cpusetcpus`, `cpusetmems`, `cpuperiod`,
-/// `cpuquota` (the docker CLI sends zeros for what was not given).
+/// `cpuquota` (the docker CLI sends zeros for what was not given), `ulimits` (a JSON list
+/// of `{"Name","Soft","Hard"}`, `null` when none).
 fn step_options(q: &Query) -> Result<StepOptions, HttpError> {
     let num = |k: &str| Ok::<_, HttpError>(q.number::<i64>(k)?.filter(|n| *n != 0));
     let text = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
@@ -151,6 +152,22 @@ fn step_options(q: &Query) -> Result<StepOptions, HttpError> {
             other => Ok(other.map(|n| n as u64)),
         }
     };
+    let ulimits = match q.get("ulimits").filter(|v| !v.is_empty()) {
+        None => Vec::new(),
+        Some(text) => {
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                HttpError::bad_request(format!(
+                    "invalid ulimits {text:?}: {e}; expected a JSON list of {{\"Name\",\"Soft\",\"Hard\"}}"
+                ))
+            })?;
+            if !(v.is_null() || v.is_array()) {
+                return Err(HttpError::bad_request(format!(
+                    "invalid ulimits {text:?}: expected a JSON list of {{\"Name\",\"Soft\",\"Hard\"}}"
+                )));
+            }
+            crate::create::ulimit_flags(&v)?
+        }
+    };
     let steps = StepOptions {
         add_hosts: q.list("extrahosts"),
         shm_size: positive("shmsize")?,
@@ -160,6 +177,7 @@ fn step_options(q: &Query) -> Result<StepOptions, HttpError> {
         cpu_shares: positive("cpushares")?,
         cpuset_cpus: text("cpusetcpus"),
         cpuset_mems: text("cpusetmems"),
+        ulimits,
     };
     steps.check().map_err(HttpError::from)?;
     Ok(steps)

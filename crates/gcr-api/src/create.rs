@@ -15,6 +15,21 @@ pub(crate) fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value>
     o.get(k).filter(|v| !v.is_null())
 }
 
+/// Docker's `Ulimits` (`[{"Name":"nofile","Soft":1024,"Hard":2048}]`, as in HostConfig
+/// and the build's `ulimits`) as `--ulimit` flags, each checked.
+pub(crate) fn ulimit_flags(v: &Value) -> Result<Vec<String>, HttpError> {
+    let mut out = Vec::new();
+    for u in v.as_array().into_iter().flatten() {
+        let n = u.get("Name").and_then(Value::as_str).unwrap_or("");
+        let soft = u.get("Soft").and_then(Value::as_i64).unwrap_or(0);
+        let hard = u.get("Hard").and_then(Value::as_i64).unwrap_or(soft);
+        let flag = format!("{n}={soft}:{hard}");
+        gcr_engine::container::config::parse_ulimit(&flag).map_err(bad)?;
+        out.push(flag);
+    }
+    Ok(out)
+}
+
 pub(crate) fn string(o: &Map<String, Value>, k: &str) -> Result<Option<String>, HttpError> {
     match field(o, k) {
         None => Ok(None),
@@ -312,17 +327,8 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
             .unwrap_or("rwm");
         o.devices.push(format!("{host}:{cont}:{perms}"));
     }
-    for u in field(h, "Ulimits")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let n = u.get("Name").and_then(Value::as_str).unwrap_or("");
-        let soft = u.get("Soft").and_then(Value::as_i64).unwrap_or(0);
-        let hard = u.get("Hard").and_then(Value::as_i64).unwrap_or(soft);
-        let flag = format!("{n}={soft}:{hard}");
-        gcr_engine::container::config::parse_ulimit(&flag).map_err(bad)?;
-        o.ulimits.push(flag);
+    if let Some(u) = field(h, "Ulimits") {
+        o.ulimits = ulimit_flags(u)?;
     }
     for m in field(h, "Mounts")
         .and_then(Value::as_array)

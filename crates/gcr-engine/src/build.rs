@@ -66,7 +66,8 @@ pub struct BuildRequest {
 }
 
 /// Options of every RUN step of a build (`docker build --add-host --shm-size --memory
-/// --memory-swap --cpu-shares --cpuset-cpus --cpuset-mems --cpu-period --cpu-quota`): they
+/// --memory-swap --cpu-shares --cpuset-cpus --cpuset-mems --cpu-period --cpu-quota
+/// --ulimit`): they
 /// shape the steps' containers, not the image, so no cache key depends on them (as in
 /// Docker's classic builder).
 #[derive(Debug, Clone, Default)]
@@ -82,6 +83,8 @@ pub struct StepOptions {
     pub cpu_shares: Option<u64>,
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
+    /// `NAME=SOFT[:HARD]` resource limits (as `gcr run --ulimit`).
+    pub ulimits: Vec<String>,
 }
 
 impl StepOptions {
@@ -100,6 +103,9 @@ impl StepOptions {
                     "invalid --add-host '{h}': use NAME:IP, e.g. db:10.0.0.5"
                 )));
             }
+        }
+        for u in &self.ulimits {
+            crate::container::config::parse_ulimit(u).map_err(EngineError::Usage)?;
         }
         if self.shm_size == Some(0) {
             return Err(EngineError::Usage(

@@ -121,6 +121,9 @@ pub struct BuildArgs {
     /// The RUN steps' CPU time per --cpu-period, in microseconds.
     #[arg(long = "cpu-quota", value_name = "US")]
     pub cpu_quota: Option<u64>,
+    /// A resource limit of the RUN steps, e.g. nofile=1024:2048 (repeatable).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
 }
 
 /// The RUN steps' options of `a` (sizes parsed as `gcr run`'s).
@@ -144,6 +147,7 @@ fn step_options(a: &BuildArgs) -> Result<gcr_engine::build::StepOptions, Failure
         cpu_shares: a.cpu_shares,
         cpuset_cpus: a.cpuset_cpus.clone(),
         cpuset_mems: a.cpuset_mems.clone(),
+        ulimits: a.ulimits.clone(),
     })
 }
 

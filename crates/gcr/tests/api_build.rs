@@ -559,7 +559,8 @@ fn run_steps_get_hosts_shm_and_limits() {
              RUN grep '10.1.2.3' /etc/hosts | grep -q db && \
                  df -k /dev/shm | tail -1 | awk '{{print $2}}' > /shm.txt && \
                  (cat /sys/fs/cgroup/memory.max 2>/dev/null || \
-                  cat /sys/fs/cgroup/memory/memory.limit_in_bytes) > /mem.txt\n"
+                  cat /sys/fs/cgroup/memory/memory.limit_in_bytes) > /mem.txt && \
+                 ulimit -n > /nofile.txt\n"
         ),
     )
     .unwrap();
@@ -575,10 +576,20 @@ fn run_steps_get_hosts_shm_and_limits() {
         "96m",
         "-m",
         "64m",
+        "--ulimit",
+        "nofile=1234:2345",
         dir,
     ]);
-    let got = svc.ok(&["run", "--rm", "limited:1", "cat", "/shm.txt", "/mem.txt"]);
-    assert_eq!(got, "98304\n67108864\n");
+    let got = svc.ok(&[
+        "run",
+        "--rm",
+        "limited:1",
+        "cat",
+        "/shm.txt",
+        "/mem.txt",
+        "/nofile.txt",
+    ]);
+    assert_eq!(got, "98304\n67108864\n1234\n");
     // Through the CLI, without a network: the hosts file is made for the step.
     env.ok(&[
         "build",
@@ -593,10 +604,20 @@ fn run_steps_get_hosts_shm_and_limits() {
         "80m",
         "-m",
         "32m",
+        "--ulimit",
+        "nofile=4321",
         dir,
     ]);
-    let got = env.ok(&["run", "--rm", "limited:2", "cat", "/shm.txt", "/mem.txt"]);
-    assert_eq!(got, "81920\n33554432\n");
+    let got = env.ok(&[
+        "run",
+        "--rm",
+        "limited:2",
+        "cat",
+        "/shm.txt",
+        "/mem.txt",
+        "/nofile.txt",
+    ]);
+    assert_eq!(got, "81920\n33554432\n4321\n");
     // The hosts lines are the step's, not the image's.
     let out = env.gcr(&[
         "run",
@@ -615,6 +636,13 @@ fn run_steps_get_hosts_shm_and_limits() {
     // itself: the API is asked directly).
     let said = svc.post("/build?extrahosts=nohost&shmsize=0", None);
     assert!(said.contains("invalid --add-host 'nohost'"), "{said}");
+    let said = svc.post("/build?ulimits=%5B%7B%22Name%22%3A%22bogus%22%7D%5D", None);
+    assert!(said.contains("invalid --ulimit 'bogus=0:0'"), "{said}");
+    let said = svc.post("/build?ulimits=nofile", None);
+    assert!(said.contains(r#"invalid ulimits \"nofile\""#), "{said}");
+    let o = env.gcr(&["build", "--ulimit", "nofile=9:1", dir]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invalid --ulimit"), "{}", stderr(&o));
     let o = env.gcr(&["build", "-m", "1k", dir]);
     assert!(!o.status.success());
     assert!(

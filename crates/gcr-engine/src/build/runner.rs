@@ -174,6 +174,7 @@ impl Runner for RuntimeRunner {
             opts: RunOptions {
                 network: Some(network.into()),
                 shm_size: self.steps.shm_size,
+                ulimits: self.steps.ulimits.clone(),
                 ..Default::default()
             },
             resolved: Resolved {
