@@ -394,7 +394,10 @@ impl Client {
 fn bearer_token_auth_and_layer_dedup() {
     let a = image(&[b"base layer", b"app layer one"], host_arch());
     let b = image(&[b"base layer", b"app layer two"], host_arch());
-    let inner = registry(vec![("a", a.clone()), ("b", b.clone())], HashMap::new());
+    let inner = registry(
+        vec![("a", a.clone()), ("b", b.clone()), ("b2", b.clone())],
+        HashMap::new(),
+    );
     let token_scopes = Arc::new(Mutex::new(Vec::new()));
     let ts = token_scopes.clone();
     let fake = Fake::start(move |r, port| {
@@ -436,9 +439,45 @@ fn bearer_token_auth_and_layer_dedup() {
         "{gets:?}"
     );
     assert!(!gets.iter().any(|p| p.ends_with(&a.layers[0])), "{gets:?}");
-    // Re-pull: a manifest HEAD and nothing else.
+    // A first pull of a tag GETs its manifest at once (a HEAD first would cost a round
+    // trip for nothing).
+    // (Counted once authorized: each gcr process first gets a 401 and a token.)
+    let manifests = |method: &str| {
+        fake.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r.method == method
+                    && r.path.ends_with("/manifests/b")
+                    && r.headers.contains_key("authorization")
+            })
+            .count()
+    };
+    assert_eq!(
+        (manifests("HEAD"), manifests("GET")),
+        (0, 1),
+        "{:?}",
+        fake.paths()
+    );
+    // Re-pull: a manifest HEAD and nothing else (no GET, which registries count).
     fake.hits.lock().unwrap().clear();
     let out = c.ok(&["pull", &format!("{host}/app:b")]);
+    assert!(out.contains("up to date"), "{out}");
+    assert!(
+        fake.paths().iter().all(|p| !p.contains("/blobs/")),
+        "{:?}",
+        fake.paths()
+    );
+    assert_eq!(
+        (manifests("HEAD"), manifests("GET")),
+        (1, 0),
+        "{:?}",
+        fake.paths()
+    );
+    // The same image under a new tag: one GET, found stored, nothing downloaded.
+    fake.hits.lock().unwrap().clear();
+    let out = c.ok(&["pull", &format!("{host}/app:b2")]);
     assert!(out.contains("up to date"), "{out}");
     assert!(
         fake.paths().iter().all(|p| !p.contains("/blobs/")),

@@ -1,7 +1,9 @@
 //! `gcr pull`: resolve a reference to a manifest (through an index by platform), fetch the
 //! config and the layers the store lacks in parallel, verify every byte against its digest,
 //! and only then move the blobs into the CAS and record the image in one transaction.
-//! A re-pull of an unchanged image costs one manifest HEAD (and one referrers query).
+//! A first pull GETs the manifest at once; a re-pull (the tag is stored) asks with a HEAD
+//! first, so an unchanged image costs one manifest HEAD (and one referrers query) and no
+//! GET, which registries such as Docker Hub count against pull limits.
 //! The image's OCI 1.1 referrers follow it (`referrers`), unless asked not to.
 
 use super::fetch::{fetch_blob, NoBar};
@@ -86,15 +88,13 @@ pub fn pull(
     // The HEAD's digest, when its media type says "image manifest", is the subject of
     // the referrers: their walk starts now, while the manifest and the layers download.
     let mut head_image = None;
-    if r.digest().is_none() {
+    let repull = tag_ref
+        .as_deref()
+        .is_some_and(|t| store.resolve_image(t).is_ok());
+    if r.digest().is_none() && repull {
         if let Some((d, is_image)) = head_manifest(&t, &repo, &wanted)? {
-            if let Some(mut rep) = local_hit(store, &r, &d, &platform, tag_ref.as_deref())? {
-                if !opts.no_referrers {
-                    let m = store.resolve_image(&rep.id)?.manifest_digest;
-                    rep.referrers =
-                        super::referrers::pull_referrers(store, &t, &repo, &m, progress);
-                }
-                return Ok(rep);
+            if let Some(rep) = local_hit(store, &r, &d, &platform, tag_ref.as_deref())? {
+                return up_to_date(store, &t, &repo, rep, opts, progress);
             }
             if is_image {
                 head_image = Some(d);
@@ -145,6 +145,12 @@ fn fetch_and_record<'s, 'a>(
         wanted,
         r.digest().map(|d| d.to_string()).as_deref(),
     )?;
+    // Asked by tag with no HEAD first (or the HEAD had no digest): the store may hold it.
+    if early.is_none() && r.digest().is_none() {
+        if let Some(rep) = local_hit(store, r, &top.digest, platform, tag_ref.as_deref())? {
+            return up_to_date(store, t, &repo, rep, opts, progress);
+        }
+    }
     let mut docs = vec![];
     let image = match &top.parsed {
         Parsed::Index { manifests } => {
@@ -426,6 +432,22 @@ fn local_hit(
         up_to_date: true,
         referrers: 0,
     }))
+}
+
+/// A pull that found the image stored: only its referrers new to the store come.
+fn up_to_date(
+    store: &Store,
+    t: &Transport,
+    repo: &str,
+    mut rep: PullReport,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<PullReport> {
+    if !opts.no_referrers {
+        let m = store.resolve_image(&rep.id)?.manifest_digest;
+        rep.referrers = referrers::pull_referrers(store, t, repo, &m, progress);
+    }
+    Ok(rep)
 }
 
 /// `HEAD` a manifest: its digest, if the registry gives a valid one, and whether its
