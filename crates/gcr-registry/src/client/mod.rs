@@ -62,6 +62,10 @@ pub(crate) fn parallel<T: Sync, R: Send>(
     jobs: usize,
     f: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
+    // One item: on this thread (a thread of its own would only cost its start).
+    if items.len() == 1 {
+        return f(&items[0]).map(|r| vec![r]);
+    }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<R>>>> =

@@ -120,6 +120,9 @@ enum Job<'a> {
     Fetch(&'a str, &'a Descriptor),
     /// List a referrer's own referrers.
     List(&'a str),
+    /// List the own referrers of a level's referrers on a registry without the referrers
+    /// API: one tag list tells which have a fallback tag (one job, one request).
+    ListTagged(Vec<&'a str>),
     /// Write the empty blob locally.
     Empty,
 }
@@ -130,7 +133,7 @@ impl Job<'_> {
     fn is_local(&self) -> bool {
         match self {
             Job::Fetch(_, d) => d.data.is_some(),
-            Job::List(_) => false,
+            Job::List(_) | Job::ListTagged(_) => false,
             Job::Empty => true,
         }
     }
@@ -138,7 +141,8 @@ impl Job<'_> {
 
 enum Done {
     Got(Got),
-    Listed(String, Vec<Descriptor>),
+    /// Subjects and their referrers.
+    Listed(Vec<(String, Vec<Descriptor>)>),
     Empty(Staged),
 }
 
@@ -178,13 +182,20 @@ pub(crate) fn prefetch(
             break;
         }
         let mut jobs: Vec<Job> = Vec::new();
+        let listed = depth + 1 < MAX_DEPTH;
+        let tagged = listed && no_api.load(Ordering::Relaxed);
         for (s, d) in &level {
             if !known.contains(&d.digest) {
                 jobs.push(Job::Fetch(s, d));
             }
-            if depth + 1 < MAX_DEPTH {
+            if listed && !tagged {
                 jobs.push(Job::List(&d.digest));
             }
+        }
+        if tagged {
+            jobs.push(Job::ListTagged(
+                level.iter().map(|(_, d)| d.digest.as_str()).collect(),
+            ));
         }
         if empty_wanted && jobs.iter().any(|j| matches!(j, Job::Fetch(..))) {
             empty_wanted = false;
@@ -192,9 +203,13 @@ pub(crate) fn prefetch(
         }
         let run = |j: &Job| match j {
             Job::Fetch(s, d) => fetch_referrer(st, t, repo, s, d, &downloads).map(Done::Got),
-            Job::List(d) => {
-                list_remote(t, repo, d, &no_api, &tags).map(|l| Done::Listed(d.to_string(), l))
-            }
+            Job::List(d) => list_remote(t, repo, d, &no_api, &tags)
+                .map(|l| Done::Listed(vec![(d.to_string(), l)])),
+            Job::ListTagged(ds) => ds
+                .iter()
+                .map(|d| list_remote(t, repo, d, &no_api, &tags).map(|l| (d.to_string(), l)))
+                .collect::<Result<Vec<_>>>()
+                .map(Done::Listed),
             Job::Empty => stage_empty(st).map(Done::Empty),
         };
         // What needs the network runs on fetch threads; what the listing carried (gcr's
@@ -231,9 +246,11 @@ pub(crate) fn prefetch(
         for d in done {
             match d {
                 Done::Got(g) => got.push(g),
-                Done::Listed(s, list) => {
-                    out.listings += 1;
-                    next.extend(admit(&s, list, &mut seen));
+                Done::Listed(lists) => {
+                    for (s, list) in lists {
+                        out.listings += 1;
+                        next.extend(admit(&s, list, &mut seen));
+                    }
                 }
                 Done::Empty(s) => empty = Some(s),
             }
