@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Docker Engine API bars (issue 20), measured in one run against `gcr system service`:
 #   docker ps -a (the docker CLI over gcr's socket), 200 containers   ≤ 20 ms
+#     (the current CLI at /usr/local/bin/docker and Debian's docker.io 20.10 one)
 #   curl --unix-socket SOCK /metrics, 100 running containers          ≤ 20 ms
 #   the service's idle RSS (VmRSS after serving the above)            ≤ 15 MB
 #   docker run --rm IMG true: through gcr's service ≤ 0.25× through a private dockerd
@@ -72,6 +73,10 @@ hf api-curl-floor "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/_
 # rows decoded but printed with a one-field template instead of the default table.
 hf api-docker-ps-one "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a -n 1"
 hf api-docker-ps-ids "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a --format {{.ID}}"
+# The same with Debian's docker.io 20.10 CLI (the issue's "stock docker CLI here"; the
+# current CLI above is the one users install from Docker).
+hf api-docker-ps-debian "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$sock ps -a"
+hf api-docker-floor-debian "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$sock version --format {{.Server.APIVersion}}"
 # Plain `docker ps`: the 100 running containers of the 200.
 hf api-docker-ps-running "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps"
 list_total=$(for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' --unix-socket "$sock" 'http://gcr/v1.41/containers/json?all=1'; done | sort -n | sed -n 3p)
@@ -96,6 +101,7 @@ for i in $(seq 1 100); do D run -d --network none --name "up$i" "$img" sleep 100
 for i in $(seq 1 100); do D create --network none --name "made$i" "$img" true >/dev/null; done
 [ "$(D ps -aq | wc -l)" = 200 ] || { echo "bench: dockerd does not list 200 containers" >&2; exit 1; }
 hf api-docker-ps-dockerd "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$dsock ps -a"
+hf api-docker-ps-dockerd-debian "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$dsock ps -a"
 # shellcheck disable=SC2046
 D rm -f $(D ps -aq) >/dev/null
 
@@ -112,6 +118,9 @@ hf api-run-podman "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker 
 
 report "docker ps -a via gcr's API (200 containers)" "$(median_ms api-docker-ps)" "bar" 20 20
 report "docker ps -a (200 containers, same CLI)" "$(median_ms api-docker-ps)" "private dockerd" "$(median_ms api-docker-ps-dockerd)" -
+report "docker ps -a, Debian's 20.10 CLI (200)" "$(median_ms api-docker-ps-debian)" "bar" 20 20
+report "docker ps -a, Debian's 20.10 CLI (200)" "$(median_ms api-docker-ps-debian)" "private dockerd" "$(median_ms api-docker-ps-dockerd-debian)" -
+report "  floor: docker version, Debian's 20.10 CLI" "$(median_ms api-docker-floor-debian)" "-" - -
 report "curl /metrics (100 running containers)" "$(median_ms api-metrics)" "bar" 20 20
 report "  floor: docker version (CLI start + 2 requests)" "$(median_ms api-docker-floor)" "-" - -
 report "  floor: curl /_ping" "$(median_ms api-curl-floor)" "-" - -

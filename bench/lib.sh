@@ -17,7 +17,10 @@ need_pkgs() {
   fi
 }
 
+# build_gcr: GCR = a release build of the checkout, or GCR_BIN when set (a binary built
+# already, e.g. one of a before/after pair).
 build_gcr() {
+  if [ -n "${GCR_BIN:-}" ]; then GCR=$GCR_BIN; return; fi
   GCR=$("$REPO/scripts/build.sh")
 }
 
