@@ -146,27 +146,14 @@ pub(crate) const HOOKS: u32 = u32::MAX - 1;
 pub(crate) fn hold(errfd: RawFd, fd: RawFd) {
     let mut msg = [0u8; 8];
     msg[..4].copy_from_slice(&HELD.to_ne_bytes());
-    let mut b = [0u8; 1];
-    // SAFETY: write/read on stack buffers, close and _exit are async-signal-safe.
-    unsafe {
-        libc::write(errfd, msg.as_ptr().cast(), msg.len());
-        loop {
-            let n = libc::read(fd, b.as_mut_ptr().cast(), 1);
-            if n == 1 {
-                break;
-            }
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            libc::_exit(125);
-        }
-        libc::close(fd);
-    }
+    // SAFETY: a write from a stack buffer (async-signal-safe).
+    unsafe { libc::write(errfd, msg.as_ptr().cast(), msg.len()) };
+    wait_release(fd);
 }
 
-/// Child side of [`crate::process::ProcessPlan::release`]: blocks until one byte arrives
-/// on `fd`, then closes it; exits (the command never runs) when the parent closed the
-/// pipe without one.
+/// Child side of [`crate::process::ProcessPlan::release`] and of [`hold`]: blocks until
+/// one byte arrives on `fd`, then closes it; exits (the command never runs) when the other
+/// end was closed without one.
 pub(crate) fn wait_release(fd: RawFd) {
     let mut b = [0u8; 1];
     // SAFETY: read on a stack buffer; close and _exit are async-signal-safe.
