@@ -29,6 +29,7 @@ impl ServiceOptions {
             }
             Host::Tcp(a) => OsString::from(format!("tcp://{a}")),
         };
+        let hook = self.webhook.as_ref();
         let tls = |f: fn(&TlsFiles) -> &PathBuf| {
             self.tls
                 .as_ref()
@@ -52,17 +53,10 @@ impl ServiceOptions {
                 .and_then(|t| t.crl.clone())
                 .map(PathBuf::into_os_string)
                 .unwrap_or_default(),
-            self.webhook
-                .as_ref()
-                .map(|w| OsString::from(&w.url))
+            hook.map(|w| OsString::from(&w.url)).unwrap_or_default(),
+            hook.map(|w| OsString::from(w.types.join(",")))
                 .unwrap_or_default(),
-            self.webhook
-                .as_ref()
-                .map(|w| OsString::from(w.types.join(",")))
-                .unwrap_or_default(),
-            self.webhook
-                .as_ref()
-                .and_then(|w| w.secret.clone())
+            hook.and_then(|w| w.secret.clone())
                 .map(PathBuf::into_os_string)
                 .unwrap_or_default(),
         ]

@@ -438,9 +438,10 @@ impl Engine {
             .map(|a| a.iter().filter_map(digest_of).collect())
             .unwrap_or_default();
         for l in &layers {
-            let actual = self.hash_blob(l)?;
-            if l.strip_prefix("sha256:") != Some(actual.as_str()) {
-                return Err(damaged("layer", l, image, &actual));
+            let actual = self.store()?.blob_sha256(l)?;
+            if *l != actual {
+                let hex = actual.strip_prefix("sha256:").unwrap_or(&actual);
+                return Err(damaged("layer", l, image, hex));
             }
         }
         Ok(Checked {
@@ -449,22 +450,6 @@ impl Engine {
             config_digest,
             layers,
         })
-    }
-
-    /// SHA-256 hex of a blob, hashed where it lies in the page cache (mapped, not copied
-    /// into a buffer first: a layer's copy cost as much as a third of its hashing).
-    fn hash_blob(&self, digest: &str) -> Result<String, EngineError> {
-        let f = self.store()?.open_blob(digest)?;
-        let io = |e| EngineError::Io(format!("cannot read blob {digest}"), e);
-        if f.metadata().map_err(io)?.len() == 0 {
-            return Ok(hex::encode(Sha256::digest([])));
-        }
-        // SAFETY: a CAS blob is never written in place once stored (it is written to a
-        // temporary file, fsynced, and renamed into place; prune unlinks the name, which
-        // leaves mapped pages intact), and blobs are 0600 in 0700 directories of the
-        // store's owner, so the mapping's bytes do not change under it.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.map_err(io)?;
-        Ok(hex::encode(Sha256::digest(&map[..])))
     }
 
     /// The signature artifacts attached to a manifest: each referrer's name and its one

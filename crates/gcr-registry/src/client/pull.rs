@@ -145,7 +145,8 @@ fn fetch_and_record<'s, 'a>(
         wanted,
         r.digest().map(|d| d.to_string()).as_deref(),
     )?;
-    // Asked by tag with no HEAD first (or the HEAD had no digest): the store may hold it.
+    // Asked by tag and not settled by a HEAD (a first pull, a HEAD without a digest, or
+    // one naming an index): the store may hold what the GET names.
     if early.is_none() && r.digest().is_none() {
         if let Some(rep) = local_hit(store, r, &top.digest, platform, tag_ref.as_deref())? {
             return up_to_date(store, t, &repo, rep, opts, progress);
