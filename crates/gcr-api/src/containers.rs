@@ -1,63 +1,100 @@
 //! Container endpoints other than the streams: list (Docker's shape and filters), create,
 //! inspect, start, stop, restart, kill, remove.
 
+use std::collections::BTreeMap;
+
 use gcr_engine::container::record::Record;
+use gcr_engine::network::{EndpointView, NetView, PortView};
 use gcr_engine::Engine;
 use hyper::StatusCode;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::errors::HttpError;
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
 
-/// Docker's `Ports` list from the inspect map `{"80/tcp": [{"HostIp", "HostPort"}]}`.
-fn ports_list(settings: &Value) -> Vec<Value> {
-    let mut out = Vec::new();
-    if let Some(m) = settings["Ports"].as_object() {
-        for (k, binds) in m {
-            let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-            let private: u16 = port.parse().unwrap_or(0);
-            for b in binds.as_array().into_iter().flatten() {
-                out.push(json!({
-                    "IP": b["HostIp"],
-                    "PrivatePort": private,
-                    "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok()).unwrap_or(0),
-                    "Type": proto,
-                }));
-            }
-        }
-    }
-    out
+/// A container as `GET /containers/json` lists it (Docker's `ContainerSummary`), written
+/// straight from the record: a listing of hundreds serializes without building a JSON
+/// tree per container.
+#[derive(Serialize)]
+pub(crate) struct ListItem<'a> {
+    #[serde(rename = "Id")]
+    id: &'a str,
+    #[serde(rename = "Names")]
+    names: [String; 1],
+    #[serde(rename = "Image")]
+    image: &'a str,
+    #[serde(rename = "ImageID")]
+    image_id: &'a str,
+    #[serde(rename = "Command")]
+    command: String,
+    #[serde(rename = "Created")]
+    created: i64,
+    #[serde(rename = "Ports")]
+    ports: Vec<PortView>,
+    #[serde(rename = "SizeRw", skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<u64>,
+    #[serde(rename = "SizeRootFs", skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<u64>,
+    /// Docker's labels map: the last value of a repeated key wins, as in `inspect`.
+    #[serde(rename = "Labels")]
+    labels: BTreeMap<&'a str, &'a str>,
+    #[serde(rename = "State")]
+    state: &'static str,
+    #[serde(rename = "Status")]
+    status: String,
+    #[serde(rename = "HostConfig")]
+    host_config: HostConfigSummary<'a>,
+    #[serde(rename = "NetworkSettings")]
+    network_settings: NetworkSummary,
+    #[serde(rename = "Mounts")]
+    mounts: Value,
 }
 
-/// A container as `GET /containers/json` lists it (`nets`: the endpoints and networks,
-/// read once for the whole listing).
-pub(crate) fn list_item_in(e: &Engine, nets: &gcr_engine::network::NetView, r: &Record) -> Value {
-    let labels: Map<String, Value> = r
-        .config
-        .resolved
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let settings = e.network_settings_in(nets, r);
-    let network = &r.config.resolved.network;
-    let networks = settings["Networks"].clone();
-    json!({
-        "Id": r.id,
-        "Names": [format!("/{}", r.name)],
-        "Image": r.image_ref,
-        "ImageID": r.image_id,
-        "Command": r.config.resolved.args.join(" "),
-        "Created": r.created_at,
-        "Ports": ports_list(&settings),
-        "Labels": labels,
-        "State": r.state.as_str(),
-        "Status": gcr_engine::container::view::status_text(r),
-        "HostConfig": { "NetworkMode": network },
-        "NetworkSettings": { "Networks": networks },
-        "Mounts": e.mounts_view(r),
-    })
+#[derive(Serialize)]
+struct HostConfigSummary<'a> {
+    #[serde(rename = "NetworkMode")]
+    network_mode: &'a str,
+}
+
+#[derive(Serialize)]
+struct NetworkSummary {
+    #[serde(rename = "Networks")]
+    networks: BTreeMap<String, EndpointView>,
+}
+
+impl<'a> ListItem<'a> {
+    /// `r` as listed (`nets`: the endpoints and networks, read once for the whole listing).
+    pub(crate) fn new(e: &Engine, nets: &NetView, r: &'a Record) -> ListItem<'a> {
+        let c = &r.config.resolved;
+        let net = e.list_network_in(nets, r);
+        ListItem {
+            id: &r.id,
+            names: [format!("/{}", r.name)],
+            image: &r.image_ref,
+            image_id: &r.image_id,
+            command: c.args.join(" "),
+            created: r.created_at,
+            ports: net.ports,
+            size_rw: None,
+            size_root_fs: None,
+            labels: c
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            state: r.state.as_str(),
+            status: gcr_engine::container::view::status_text(r),
+            host_config: HostConfigSummary {
+                network_mode: &c.network,
+            },
+            network_settings: NetworkSummary {
+                networks: net.networks,
+            },
+            mounts: e.mounts_view(r),
+        }
+    }
 }
 
 /// `GET /containers/json`.
@@ -69,7 +106,7 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
         .map(|n| n as usize);
     let filters = q.filters()?;
     let size = q.flag("size", false);
-    let items = st
+    let body = st
         .engine(move |e| {
             let filter = e.container_filter(filters)?;
             let images = if size {
@@ -78,25 +115,28 @@ pub async fn list(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
                 Default::default()
             };
             let nets = e.net_view();
-            let mut out = Vec::new();
-            for (r, _) in e.ps(all || filter.wants_all())? {
-                if filter.matches(e, &r) {
-                    let mut item = list_item_in(e, &nets, &r);
+            let records: Vec<Record> = e
+                .containers(all || filter.wants_all())?
+                .into_iter()
+                .filter(|r| filter.matches(e, r))
+                .take(limit.unwrap_or(usize::MAX))
+                .collect();
+            let items: Vec<ListItem> = records
+                .iter()
+                .map(|r| {
+                    let mut item = ListItem::new(e, &nets, r);
                     if size {
-                        let (rw, root) = e.container_size(&r, &images);
-                        item["SizeRw"] = json!(rw);
-                        item["SizeRootFs"] = json!(root);
+                        let (rw, root) = e.container_size(r, &images);
+                        item.size_rw = Some(rw);
+                        item.size_root_fs = Some(root);
                     }
-                    out.push(item);
-                }
-                if limit.is_some_and(|n| out.len() >= n) {
-                    break;
-                }
-            }
-            Ok(out)
+                    item
+                })
+                .collect();
+            Ok(serde_json::to_vec(&items).unwrap_or_default())
         })
         .await?;
-    Ok(http::json(StatusCode::OK, &Value::Array(items)))
+    Ok(http::body(StatusCode::OK, "application/json", body))
 }
 
 /// `POST /containers/create?name=` with its body (see [`crate::idempotency`]).

@@ -47,10 +47,10 @@ pub async fn system_df(st: &Shared) -> Result<Resp, HttpError> {
                 .containers
                 .iter()
                 .map(|c| {
-                    let mut v = crate::containers::list_item_in(e, &nets, &c.record);
-                    v["SizeRw"] = json!(c.size_rw);
-                    v["SizeRootFs"] = json!(0);
-                    v
+                    let mut item = crate::containers::ListItem::new(e, &nets, &c.record);
+                    item.size_rw = Some(c.size_rw);
+                    item.size_root_fs = Some(0);
+                    serde_json::to_value(item).unwrap_or_default()
                 })
                 .collect();
             let volumes: Vec<Value> = u

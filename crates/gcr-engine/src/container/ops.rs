@@ -40,9 +40,9 @@ impl Engine {
             return Ok(r);
         }
         let pid = r.pid.unwrap_or(0);
-        let container_alive = procfs::running(pid, r.extra.pid_start);
-        let holder_alive = r.extra.holder_alive();
-        if container_alive || holder_alive {
+        // The holder is asked only when the container's own process is gone (one /proc
+        // read per running container in a listing, not two).
+        if procfs::running(pid, r.extra.pid_start) || r.extra.holder_alive() {
             return Ok(r);
         }
         // Nobody holds it any more (supervisor killed, or reboot). Its exit code is in its

@@ -58,8 +58,9 @@ pub fn status_text(r: &Record) -> String {
 }
 
 impl Engine {
-    /// `gcr ps [-a]`, newest first, states reconciled.
-    pub fn ps(&self, all: bool) -> Result<Vec<(Record, PsRow)>, EngineError> {
+    /// The containers `ps [-a]` lists, newest first, states reconciled: every one, or
+    /// (`all` false) the running, paused and stopping ones.
+    pub fn containers(&self, all: bool) -> Result<Vec<Record>, EngineError> {
         let records = record::list(self.store()?.conn())?;
         let mut out = Vec::with_capacity(records.len());
         let ids: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
@@ -67,7 +68,6 @@ impl Engine {
             // A killed run's directory: the housekeeper sweeps it (or lingers until it can).
             self.wake_reaper();
         }
-        let mut ports = self.ports_texts();
         for r in records {
             let r = match self.reconcile(r) {
                 Ok(r) => r,
@@ -75,9 +75,19 @@ impl Engine {
                 Err(e) => return Err(e),
             };
             let live = matches!(r.state, State::Running | State::Paused | State::Stopping);
-            if !all && !live {
-                continue;
+            if all || live {
+                out.push(r);
             }
+        }
+        Ok(out)
+    }
+
+    /// `gcr ps [-a]`: [`Engine::containers`] with each one's table row.
+    pub fn ps(&self, all: bool) -> Result<Vec<(Record, PsRow)>, EngineError> {
+        let records = self.containers(all)?;
+        let mut out = Vec::with_capacity(records.len());
+        let mut ports = self.ports_texts();
+        for r in records {
             let mut command = r.config.resolved.args.join(" ");
             if command.len() > 20 {
                 let mut cut = 19;

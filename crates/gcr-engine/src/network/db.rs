@@ -122,7 +122,7 @@ pub fn find_network(conn: &Connection, key: &str) -> Result<Option<NetRow>, Engi
 
 pub fn list_networks(conn: &Connection) -> Result<Vec<NetRow>, EngineError> {
     let sql = format!("SELECT {NET_COLS} FROM networks ORDER BY created, name");
-    let mut st = conn.prepare(&sql)?;
+    let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map([], net_from)?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -231,7 +231,7 @@ pub fn endpoints_on(conn: &Connection, network: &str) -> Result<Vec<Endpoint>, E
 
 pub fn all_endpoints(conn: &Connection) -> Vec<Endpoint> {
     let sql = format!("SELECT {EP_COLS} FROM net_endpoints");
-    let Ok(mut st) = conn.prepare(&sql) else {
+    let Ok(mut st) = conn.prepare_cached(&sql) else {
         return Vec::new();
     };
     st.query_map([], ep_from)

@@ -18,7 +18,7 @@ mod registry;
 mod setup;
 mod step;
 mod view;
-pub use view::NetView;
+pub use view::{EndpointView, IpamConfig, ListNet, NetView, PortView};
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};

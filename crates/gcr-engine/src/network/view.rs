@@ -2,9 +2,11 @@
 //! (Docker's `NetworkSettings`): the first network's address, gateway, bridge and published
 //! ports at the top, and every network with its endpoint under `Networks`.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
+use serde::Serialize;
 
 use super::db::{self, Endpoint, NetRow};
 use super::{publish, DEFAULT};
@@ -14,17 +16,17 @@ use crate::Engine;
 /// Where a view reads endpoints and networks: the store row by row (one container), or
 /// all of them loaded once ([`NetView`], for a listing of many).
 trait Source {
-    fn endpoints(&self, container: &str) -> Vec<Endpoint>;
-    fn network(&self, name: &str) -> Option<NetRow>;
+    fn endpoints(&self, container: &str) -> Cow<'_, [Endpoint]>;
+    fn network(&self, name: &str) -> Option<Cow<'_, NetRow>>;
 }
 
 impl Source for Connection {
-    fn endpoints(&self, container: &str) -> Vec<Endpoint> {
-        db::endpoints_of(self, container)
+    fn endpoints(&self, container: &str) -> Cow<'_, [Endpoint]> {
+        Cow::Owned(db::endpoints_of(self, container))
     }
 
-    fn network(&self, name: &str) -> Option<NetRow> {
-        db::find_network(self, name).ok().flatten()
+    fn network(&self, name: &str) -> Option<Cow<'_, NetRow>> {
+        db::find_network(self, name).ok().flatten().map(Cow::Owned)
     }
 }
 
@@ -36,12 +38,12 @@ pub struct NetView {
 }
 
 impl Source for NetView {
-    fn endpoints(&self, container: &str) -> Vec<Endpoint> {
-        self.endpoints.get(container).cloned().unwrap_or_default()
+    fn endpoints(&self, container: &str) -> Cow<'_, [Endpoint]> {
+        Cow::Borrowed(self.endpoints.get(container).map_or(&[], |v| v.as_slice()))
     }
 
-    fn network(&self, name: &str) -> Option<NetRow> {
-        self.networks.get(name).cloned()
+    fn network(&self, name: &str) -> Option<Cow<'_, NetRow>> {
+        self.networks.get(name).map(Cow::Borrowed)
     }
 }
 
@@ -84,6 +86,92 @@ impl Engine {
     pub fn network_settings_in(&self, view: &NetView, r: &Record) -> serde_json::Value {
         settings(view, r)
     }
+
+    /// What `GET /containers/json` shows of `r`'s networking, from a listing's
+    /// [`NetView`]: its published ports and its networks.
+    pub fn list_network_in(&self, view: &NetView, r: &Record) -> ListNet {
+        let eps = view.endpoints(&r.id);
+        let mut ports: Vec<PortView> = eps
+            .first()
+            .map(|ep| {
+                publish::split(&ep.ports)
+                    .into_iter()
+                    .map(|s| PortView {
+                        ip: s.host_ip.to_string(),
+                        private_port: s.container_port,
+                        public_port: s.host_port,
+                        kind: s.proto.as_str(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // As `inspect`'s `Ports` map orders them: by "port/proto" text.
+        ports.sort_by_cached_key(|p| format!("{}/{}", p.private_port, p.kind));
+        ListNet {
+            ports,
+            networks: networks_view(view, r, &eps),
+        }
+    }
+}
+
+/// A published port as `GET /containers/json` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortView {
+    #[serde(rename = "IP")]
+    pub ip: String,
+    #[serde(rename = "PrivatePort")]
+    pub private_port: u16,
+    #[serde(rename = "PublicPort")]
+    pub public_port: u16,
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+}
+
+/// A container's `Ports` and `NetworkSettings.Networks` in a listing.
+#[derive(Debug, Clone)]
+pub struct ListNet {
+    pub ports: Vec<PortView>,
+    pub networks: BTreeMap<String, EndpointView>,
+}
+
+/// One network of a container under Docker's `NetworkSettings.Networks`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointView {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<IpamConfig>,
+    /// Legacy links: gcr has none (`null`, as dockerd shows a container without).
+    #[serde(rename = "Links")]
+    pub links: Option<Vec<String>>,
+    #[serde(rename = "Aliases")]
+    pub aliases: Option<Vec<String>>,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: &'static str,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: &'static str,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    /// Driver options: gcr's bridge takes none (`null`).
+    #[serde(rename = "DriverOpts")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
+}
+
+/// The address a container asked for on a network (`--ip`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IpamConfig {
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
 }
 
 fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
@@ -124,11 +212,11 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
 /// Docker's `NetworkSettings.Networks` of `r`: its first network (none for `container:`
 /// modes) and its further ones, each with its aliases, and its address while attached
 /// (`eps`).
-fn networks_view(src: &dyn Source, r: &Record, eps: &[Endpoint]) -> serde_json::Value {
+fn networks_view(src: &dyn Source, r: &Record, eps: &[Endpoint]) -> BTreeMap<String, EndpointView> {
     let mode = r.config.resolved.network.as_str();
-    let mut out = serde_json::Map::new();
+    let mut out = BTreeMap::new();
     if mode.starts_with("container:") {
-        return serde_json::Value::Object(out);
+        return out;
     }
     let o = &r.config.opts;
     let joins = std::iter::once((mode, &o.network_aliases, &o.ip)).chain(
@@ -143,10 +231,10 @@ fn networks_view(src: &dyn Source, r: &Record, eps: &[Endpoint]) -> serde_json::
             src.network(name)
         };
         let ep = eps.iter().find(|e| e.network == name);
-        let entry = endpoint_view(r, name, net.as_ref(), ep, aliases, ip.as_deref());
+        let entry = endpoint_view(r, name, net.as_deref(), ep, aliases, ip.as_deref());
         out.insert(name.to_string(), entry);
     }
-    serde_json::Value::Object(out)
+    out
 }
 
 /// One network of `r` under `Networks`. On a user network an attached container's aliases
@@ -159,15 +247,17 @@ fn endpoint_view(
     ep: Option<&Endpoint>,
     aliases: &[String],
     ip: Option<&str>,
-) -> serde_json::Value {
+) -> EndpointView {
     let user = net.is_some() && name != DEFAULT;
-    let mut aliases = aliases.to_vec();
-    let short = &r.id[..12.min(r.id.len())];
-    if user && ep.is_some() && !aliases.iter().any(|a| a == short) {
-        aliases.push(short.to_string());
-    }
-    let ipam = ip.map(|ip| serde_json::json!({ "IPv4Address": ip }));
-    let (addr, prefix, gateway, mac) = match (ep, net) {
+    let aliases = user.then(|| {
+        let mut aliases = aliases.to_vec();
+        let short = &r.id[..12.min(r.id.len())];
+        if ep.is_some() && !aliases.iter().any(|a| a == short) {
+            aliases.push(short.to_string());
+        }
+        aliases
+    });
+    let (ip_address, ip_prefix_len, gateway, mac_address) = match (ep, net) {
         (Some(ep), Some(n)) => (
             ep.ip.to_string(),
             n.subnet.prefix,
@@ -176,19 +266,21 @@ fn endpoint_view(
         ),
         _ => (String::new(), 0, String::new(), String::new()),
     };
-    serde_json::json!({
-        "IPAMConfig": ipam,
-        "Links": null,
-        "Aliases": if user { serde_json::json!(aliases) } else { serde_json::Value::Null },
-        "NetworkID": net.map(|n| n.id.as_str()).unwrap_or(name),
-        "EndpointID": ep.map(|e| e.veth.as_str()).unwrap_or(""),
-        "Gateway": gateway,
-        "IPAddress": addr,
-        "IPPrefixLen": prefix,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "MacAddress": mac,
-        "DriverOpts": null,
-    })
+    EndpointView {
+        ipam_config: ip.map(|ip| IpamConfig {
+            ipv4_address: ip.to_string(),
+        }),
+        links: None,
+        aliases,
+        network_id: net.map_or(name, |n| n.id.as_str()).to_string(),
+        endpoint_id: ep.map_or("", |e| e.veth.as_str()).to_string(),
+        gateway,
+        ip_address,
+        ip_prefix_len,
+        ipv6_gateway: "",
+        global_ipv6_address: "",
+        global_ipv6_prefix_len: 0,
+        mac_address,
+        driver_opts: None,
+    }
 }
