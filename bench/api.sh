@@ -8,6 +8,10 @@
 #   (Debian's docker.io) and ≤ 0.25× through Podman's service (podman system service,
 #   private store, runc)
 # The store holds 100 running containers (sleep) and 100 created ones. Medians of RUNS runs.
+# The CLIs find their (empty) config through DOCKER_CONFIG in hyperfine's environment, so
+# no `env` process runs in front of them (its exec is ~0.7 ms here).
+# `docker ps -a` is also timed against bench/replay_server.py serving the bytes gcr sent:
+# the CLI's own floor for the same requests and JSON, whatever the server.
 # GCR=path uses that gcr binary instead of building one. RUNS scales the run counts.
 source "$(dirname "$0")/lib.sh"
 need_pkgs hyperfine busybox-static curl docker.io
@@ -26,6 +30,9 @@ cleanup() {
     wait "$(cat "$work/podman-service.pid")" 2>/dev/null || true
   fi
   private_podman_cleanup "$work/podman"
+  if [ -f "$work/replay.pid" ]; then
+    kill "$(cat "$work/replay.pid")" 2>/dev/null || true
+  fi
   if [ -f "$work/service.pid" ]; then
     kill "$(cat "$work/service.pid")" 2>/dev/null || true
     wait "$(cat "$work/service.pid")" 2>/dev/null || true
@@ -55,7 +62,8 @@ for i in $(seq 1 100); do "$GCR" create --name "made$i" "$img" true >/dev/null; 
 
 "$GCR" system service --host "unix://$sock" > "$work/service.log" 2>&1 &
 echo $! > "$work/service.pid"
-G() { DOCKER_CONFIG="$work/config" DOCKER_CLI_HINTS=false /usr/local/bin/docker -H "unix://$sock" "$@"; }
+export DOCKER_CONFIG="$work/config" DOCKER_CLI_HINTS=false
+G() { /usr/local/bin/docker -H "unix://$sock" "$@"; }
 for _ in $(seq 1 150); do G version >/dev/null 2>&1 && break; sleep 0.1; done
 [ "$(G ps -aq | wc -l)" = 200 ] || { echo "bench: docker ps -a does not list 200 containers" >&2; exit 1; }
 grep -q '^gcr_container_running{.*} 1$' <(curl -s --unix-socket "$sock" http://gcr/metrics) \
@@ -63,22 +71,32 @@ grep -q '^gcr_container_running{.*} 1$' <(curl -s --unix-socket "$sock" http://g
 [ "$(curl -s --unix-socket "$sock" http://gcr/metrics | grep -c '^gcr_container_cpu_seconds_total{')" = 100 ] \
   || { echo "bench: /metrics does not cover 100 running containers" >&2; exit 1; }
 
-hf api-docker-ps "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a"
+hf api-docker-ps "$runs" "/usr/local/bin/docker -H unix://$sock ps -a"
 hf api-metrics "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/metrics"
 # The clients' own floors: the docker CLI answering /_ping (docker version's round trip
 # is two requests; ps is /_ping then /containers/json), curl fetching /_ping.
-hf api-docker-floor "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock version --format {{.Server.APIVersion}}"
+hf api-docker-floor "$runs" "/usr/local/bin/docker -H unix://$sock version --format {{.Server.APIVersion}}"
 hf api-curl-floor "$runs" "curl -s -o /dev/null --unix-socket $sock http://gcr/_ping"
 # Where docker ps's time goes: the same CLI and requests with one row (-n 1), and the 200
 # rows decoded but printed with a one-field template instead of the default table.
-hf api-docker-ps-one "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a -n 1"
-hf api-docker-ps-ids "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps -a --format {{.ID}}"
+hf api-docker-ps-one "$runs" "/usr/local/bin/docker -H unix://$sock ps -a -n 1"
+hf api-docker-ps-ids "$runs" "/usr/local/bin/docker -H unix://$sock ps -a --format {{.ID}}"
 # The same with Debian's docker.io 20.10 CLI (the issue's "stock docker CLI here"; the
 # current CLI above is the one users install from Docker).
-hf api-docker-ps-debian "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$sock ps -a"
-hf api-docker-floor-debian "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$sock version --format {{.Server.APIVersion}}"
+hf api-docker-ps-debian "$runs" "/usr/bin/docker -H unix://$sock ps -a"
+hf api-docker-floor-debian "$runs" "/usr/bin/docker -H unix://$sock version --format {{.Server.APIVersion}}"
+# The CLI's floor: the same `docker ps -a` against a server that replays the bytes gcr
+# sent for the 200 containers and does nothing else.
+curl -s --unix-socket "$sock" 'http://gcr/v1.41/containers/json?all=1' > "$work/list.json"
+python3 "$BENCH_DIR/replay_server.py" "$work/replay.sock" "$work/list.json" &
+echo $! > "$work/replay.pid"
+for _ in $(seq 1 100); do [ -S "$work/replay.sock" ] && break; sleep 0.05; done
+[ "$(/usr/local/bin/docker -H "unix://$work/replay.sock" ps -aq | wc -l)" = 200 ] \
+  || { echo "bench: the replay server does not list 200 containers" >&2; exit 1; }
+hf api-docker-ps-replay "$runs" "/usr/local/bin/docker -H unix://$work/replay.sock ps -a"
+hf api-docker-ps-debian-replay "$runs" "/usr/bin/docker -H unix://$work/replay.sock ps -a"
 # Plain `docker ps`: the 100 running containers of the 200.
-hf api-docker-ps-running "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock ps"
+hf api-docker-ps-running "$runs" "/usr/local/bin/docker -H unix://$sock ps"
 list_total=$(for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' --unix-socket "$sock" 'http://gcr/v1.41/containers/json?all=1'; done | sort -n | sed -n 3p)
 # The service's own share of /metrics: the request timed inside one curl (no process start).
 metrics_total=$(curl -s -o /dev/null -w '%{time_total}' --unix-socket "$sock" http://gcr/metrics)
@@ -86,7 +104,7 @@ sleep 3   # idle: the blocking threads that served the requests have nothing to 
 rss_kb=$(awk '/^VmRSS:/{print $2}' "/proc/$(cat "$work/service.pid")/status")
 threads=$(awk '/^Threads:/{print $2}' "/proc/$(cat "$work/service.pid")/status")
 
-hf api-run-gcr "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$sock run --rm --network none $img true"
+hf api-run-gcr "$runs" "/usr/local/bin/docker -H unix://$sock run --rm --network none $img true"
 
 # The same run through a private dockerd (Debian's docker.io), stopped at exit.
 dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
@@ -95,13 +113,13 @@ dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/docke
 D() { DOCKER_CONFIG="$work/config" /usr/bin/docker -H "unix://$dsock" "$@"; }
 for _ in $(seq 1 150); do D version >/dev/null 2>&1 && break; sleep 0.2; done
 D import "$work/busybox.tar" "$img" >/dev/null
-hf api-run-dockerd "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$dsock run --rm --network none $img true"
+hf api-run-dockerd "$runs" "/usr/bin/docker -H unix://$dsock run --rm --network none $img true"
 # The same CLI's docker ps -a against dockerd holding the same 200 containers (100 running).
 for i in $(seq 1 100); do D run -d --network none --name "up$i" "$img" sleep 100000 >/dev/null; done
 for i in $(seq 1 100); do D create --network none --name "made$i" "$img" true >/dev/null; done
 [ "$(D ps -aq | wc -l)" = 200 ] || { echo "bench: dockerd does not list 200 containers" >&2; exit 1; }
-hf api-docker-ps-dockerd "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$dsock ps -a"
-hf api-docker-ps-dockerd-debian "$runs" "env DOCKER_CONFIG=$work/config /usr/bin/docker -H unix://$dsock ps -a"
+hf api-docker-ps-dockerd "$runs" "/usr/local/bin/docker -H unix://$dsock ps -a"
+hf api-docker-ps-dockerd-debian "$runs" "/usr/bin/docker -H unix://$dsock ps -a"
 # shellcheck disable=SC2046
 D rm -f $(D ps -aq) >/dev/null
 
@@ -114,12 +132,14 @@ $PODMAN --runtime runc system service --time 0 "unix://$psock" > "$work/podman-s
 echo $! > "$work/podman-service.pid"
 P() { DOCKER_CONFIG="$work/config" /usr/local/bin/docker -H "unix://$psock" "$@"; }
 for _ in $(seq 1 150); do P version >/dev/null 2>&1 && break; sleep 0.2; done
-hf api-run-podman "$runs" "env DOCKER_CONFIG=$work/config /usr/local/bin/docker -H unix://$psock run --rm --network none $img true"
+hf api-run-podman "$runs" "/usr/local/bin/docker -H unix://$psock run --rm --network none $img true"
 
 report "docker ps -a via gcr's API (200 containers)" "$(median_ms api-docker-ps)" "bar" 20 20
 report "docker ps -a (200 containers, same CLI)" "$(median_ms api-docker-ps)" "private dockerd" "$(median_ms api-docker-ps-dockerd)" -
 report "docker ps -a, Debian's 20.10 CLI (200)" "$(median_ms api-docker-ps-debian)" "bar" 20 20
 report "docker ps -a, Debian's 20.10 CLI (200)" "$(median_ms api-docker-ps-debian)" "private dockerd" "$(median_ms api-docker-ps-dockerd-debian)" -
+report "docker ps -a (200), the CLI's floor" "$(median_ms api-docker-ps)" "replay of gcr's bytes" "$(median_ms api-docker-ps-replay)" -
+report "docker ps -a, Debian's CLI, the CLI's floor" "$(median_ms api-docker-ps-debian)" "replay of gcr's bytes" "$(median_ms api-docker-ps-debian-replay)" -
 report "  floor: docker version, Debian's 20.10 CLI" "$(median_ms api-docker-floor-debian)" "-" - -
 report "curl /metrics (100 running containers)" "$(median_ms api-metrics)" "bar" 20 20
 report "  floor: docker version (CLI start + 2 requests)" "$(median_ms api-docker-floor)" "-" - -
