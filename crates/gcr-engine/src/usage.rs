@@ -3,7 +3,7 @@
 //! and how many containers use it, each container's writable layer, each volume's size and
 //! users, and the build step cache.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::container::record::Record;
@@ -41,7 +41,9 @@ pub struct DiskUsage {
     pub containers: Vec<ContainerUsage>,
     pub volumes: Vec<VolumeUsage>,
     pub build_cache: Vec<gcr_build::cache::CacheEntry>,
-    /// The distinct layers of all images, in bytes.
+    /// The distinct layers of all images and each image's own bytes (its config), so that
+    /// it is the sum of the images' sizes less what they share: Docker's CLI subtracts
+    /// the used images' unique sizes from it for the reclaimable figure.
     pub layers_size: u64,
 }
 
@@ -75,8 +77,9 @@ impl Engine {
         }
         let mut layers: HashMap<String, Vec<(String, u64)>> = HashMap::new();
         let mut holders: HashMap<String, (usize, u64)> = HashMap::new();
-        let ids: BTreeSet<String> = images.iter().map(|r| r.id.clone()).collect();
-        for id in ids {
+        let sizes: BTreeMap<String, u64> = images.iter().map(|r| (r.id.clone(), r.size)).collect();
+        let mut own_bytes = 0;
+        for (id, size) in sizes {
             let l: Vec<(String, u64)> = self
                 .store()?
                 .image_layers(&format!("sha256:{id}"))?
@@ -87,6 +90,7 @@ impl Engine {
                 let h = holders.entry(d.clone()).or_insert((0, *size));
                 h.0 += 1;
             }
+            own_bytes += size.saturating_sub(l.iter().map(|(_, s)| s).sum());
             layers.insert(id, l);
         }
         let images = images
@@ -132,7 +136,7 @@ impl Engine {
             containers,
             volumes,
             build_cache,
-            layers_size: holders.values().map(|h| h.1).sum(),
+            layers_size: holders.values().map(|h| h.1).sum::<u64>() + own_bytes,
         })
     }
 }

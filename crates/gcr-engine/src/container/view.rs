@@ -188,6 +188,8 @@ impl Engine {
             },
             "HostConfig": {
                 "NetworkMode": c.resolved.network,
+                "PortBindings": crate::network::publish::bindings(&c.opts.publish),
+                "PublishAllPorts": c.opts.publish_all,
                 "Privileged": c.opts.privileged,
                 "ReadonlyRootfs": c.opts.read_only,
                 "CapAdd": c.opts.cap_add,

@@ -13,7 +13,7 @@ mod connect;
 mod db;
 mod endpoints;
 mod files;
-mod publish;
+pub(crate) mod publish;
 mod registry;
 mod setup;
 mod step;

@@ -16,6 +16,34 @@ use crate::container::procfs;
 use crate::container::record::Record;
 use crate::{Engine, EngineError};
 
+/// Docker's `HostConfig.PortBindings` of `-p` values: `{"80/tcp": [{"HostIp": "127.0.0.1",
+/// "HostPort": "8080"}]}`, an address or port not given as `""` (a value that does not
+/// parse, which create refuses, is left out).
+pub(crate) fn bindings(publish: &[String]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for s in publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
+        let key = format!("{}/{}", s.container_port, s.proto.as_str());
+        let ip = if s.host_ip.is_unspecified() {
+            String::new()
+        } else {
+            s.host_ip.to_string()
+        };
+        let port = if s.host_port == 0 {
+            String::new()
+        } else {
+            s.host_port.to_string()
+        };
+        let b = serde_json::json!({ "HostIp": ip, "HostPort": port });
+        match out.get_mut(&key).and_then(|v| v.as_array_mut()) {
+            Some(list) => list.push(b),
+            None => {
+                out.insert(key, serde_json::json!([b]));
+            }
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
 /// The ports to publish: `-p` values, then (with `-P`) each exposed port not already given.
 pub(crate) fn wanted(
     opts: &RunOptions,
