@@ -233,6 +233,79 @@ fn curl(sock: &Path, method: &str, path: &str, body: Option<&str>) -> (String, S
     (code.to_string(), body.to_string())
 }
 
+/// `docker inspect` shows the run's settings in Docker's HostConfig and Config fields
+/// (each body checked against the swagger by the service guard).
+#[test]
+fn docker_inspect_shows_the_settings() {
+    if !ready("docker_inspect_shows_the_settings") {
+        return;
+    }
+    let env = Env::new();
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+    svc.ok(&[
+        "create",
+        "--name",
+        "set",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "example.test",
+        "--add-host",
+        "db.test:10.1.2.3",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--shm-size",
+        "128m",
+        "--health-cmd",
+        "test -e /etc/hosts",
+        "--health-interval",
+        "5s",
+        "-p",
+        "8080",
+        IMAGE,
+        "true",
+    ]);
+    let f = |t: &str| svc.ok(&["inspect", "-f", t, "set"]).trim().to_string();
+    assert_eq!(f("{{json .HostConfig.Dns}}"), r#"["10.0.0.53"]"#);
+    assert_eq!(f("{{json .HostConfig.DnsSearch}}"), r#"["example.test"]"#);
+    assert_eq!(
+        f("{{json .HostConfig.ExtraHosts}}"),
+        r#"["db.test:10.1.2.3"]"#
+    );
+    assert_eq!(
+        f("{{json .HostConfig.Ulimits}}"),
+        r#"[{"Name":"nofile","Hard":2048,"Soft":1024}]"#
+    );
+    assert_eq!(
+        f("{{json .HostConfig.Sysctls}}"),
+        r#"{"net.ipv4.ip_forward":"1"}"#
+    );
+    assert_eq!(f("{{.HostConfig.ShmSize}}"), "134217728");
+    assert_eq!(
+        f("{{json .HostConfig.PortBindings}}"),
+        r#"{"8080/tcp":[{"HostIp":"","HostPort":""}]}"#
+    );
+    assert_eq!(
+        f("{{json .Config.Healthcheck.Test}} {{.Config.Healthcheck.Interval}}"),
+        r#"["CMD-SHELL","test -e /etc/hosts"] 5s"#
+    );
+    assert_eq!(f("{{.State.Restarting}} {{.State.Dead}}"), "false false");
+    let hosts = f("{{.HostsPath}}");
+    assert!(hosts.ends_with("/hosts"), "{hosts}");
+    // gcr's own inspect shows the same document.
+    let mine: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "set"])).unwrap();
+    let mine = if mine.is_array() {
+        mine[0].clone()
+    } else {
+        mine
+    };
+    assert_eq!(mine["HostConfig"]["Dns"][0], "10.0.0.53");
+    assert_eq!(mine["HostConfig"]["Ulimits"][0]["Name"], "nofile");
+    svc.ok(&["rm", "set"]);
+}
+
 #[test]
 fn docker_errors_and_versions() {
     if !ready("docker_errors_and_versions") {

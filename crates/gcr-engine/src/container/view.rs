@@ -152,7 +152,7 @@ impl Engine {
                 })).collect::<Vec<_>>(),
             })
         });
-        Ok(json!({
+        let mut doc = json!({
             "Id": r.id,
             "Name": format!("/{}", r.name),
             "Created": rfc3339(r.created_at),
@@ -169,9 +169,20 @@ impl Engine {
                 "StartedAt": opt_time(r.started_at),
                 "FinishedAt": opt_time(r.finished_at),
                 "Health": health,
+                "Restarting": false,
+                "Dead": false,
+                "Error": "",
             },
             "RestartCount": r.restart_count,
             "LogPath": self.container_dir(&r.id).join("container.log"),
+            "ResolvConfPath": self.container_run_dir(&r.id).join("resolv.conf"),
+            "HostnamePath": self.container_run_dir(&r.id).join("hostname"),
+            "HostsPath": self.container_run_dir(&r.id).join("hosts"),
+            "Driver": "overlay",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
             "Config": {
                 "Hostname": c.resolved.hostname,
                 "User": format!("{}:{}", c.resolved.uid, c.resolved.gid),
@@ -185,6 +196,7 @@ impl Engine {
                 "Labels": labels,
                 "StopSignal": gcr_core::units::signal_name(c.resolved.stop_signal),
                 "StopTimeout": c.resolved.stop_timeout,
+                "Domainname": "",
             },
             "HostConfig": {
                 "NetworkMode": c.resolved.network,
@@ -222,7 +234,14 @@ impl Engine {
                     "WorkDir": self.container_dir(&r.id).join("work"),
                 }
             },
-        }))
+        });
+        if let Some(h) = doc["HostConfig"].as_object_mut() {
+            h.extend(host_extras(&c.opts));
+        }
+        if let (Some(cfg), Some(h)) = (doc["Config"].as_object_mut(), &c.resolved.health) {
+            cfg.insert("Healthcheck".into(), healthcheck(h));
+        }
+        Ok(doc)
     }
 
     /// A running (or paused) container and its cgroup, for `top` and `stats`.
@@ -366,4 +385,78 @@ fn proc_io(pid: i32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("read_bytes:"), field("write_bytes:"))
+}
+
+/// Docker's `Config.Healthcheck` of a resolved healthcheck: a shell command as
+/// `CMD-SHELL`, any other as `CMD`; durations in nanoseconds.
+fn healthcheck(h: &super::config::HealthConfig) -> Value {
+    let test: Vec<&str> = match h.test.as_slice() {
+        [sh, c, cmd] if sh == "/bin/sh" && c == "-c" => vec!["CMD-SHELL", cmd.as_str()],
+        t => std::iter::once("CMD")
+            .chain(t.iter().map(String::as_str))
+            .collect(),
+    };
+    json!({
+        "Test": test,
+        "Interval": h.interval_ms * 1_000_000,
+        "Timeout": h.timeout_ms * 1_000_000,
+        "Retries": h.retries,
+        "StartPeriod": h.start_period_ms * 1_000_000,
+    })
+}
+
+/// More of Docker's `HostConfig` from the run options: DNS, hosts, groups, shm, swap,
+/// ulimits, sysctls, devices, namespace modes and the cid file.
+fn host_extras(o: &super::config::RunOptions) -> serde_json::Map<String, Value> {
+    let sysctls: serde_json::Map<String, Value> = o
+        .sysctls
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let extras = json!({
+        "Dns": o.dns,
+        "DnsSearch": o.dns_search,
+        "DnsOptions": o.dns_options,
+        "ExtraHosts": o.add_hosts,
+        "GroupAdd": o.group_add,
+        "ShmSize": o.shm_size.unwrap_or(64 << 20),
+        "MemorySwap": o.memory_swap.unwrap_or(0),
+        "Ulimits": ulimits(&o.ulimits),
+        "Sysctls": sysctls,
+        "Devices": devices(&o.devices),
+        "PidMode": o.pid.as_deref().unwrap_or(""),
+        "IpcMode": o.ipc.as_deref().unwrap_or("private"),
+        "UTSMode": o.uts.as_deref().unwrap_or(""),
+        "ContainerIDFile": o.cidfile.as_deref().unwrap_or(""),
+    });
+    match extras {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Docker's `HostConfig.Ulimits` of `--ulimit` values (checked at create): the limit's
+/// short name, unlimited as -1.
+fn ulimits(given: &[String]) -> Value {
+    let n = |v: u64| if v == u64::MAX { -1 } else { v as i64 };
+    given
+        .iter()
+        .filter_map(|u| {
+            let (_, soft, hard) = super::config::parse_ulimit(u).ok()?;
+            let name = u.split_once('=')?.0;
+            Some(json!({ "Name": name, "Soft": n(soft), "Hard": n(hard) }))
+        })
+        .collect()
+}
+
+/// Docker's `HostConfig.Devices` of `--device` values (checked at create).
+fn devices(given: &[String]) -> Value {
+    given
+        .iter()
+        .filter_map(|d| super::config::parse_device(d).ok())
+        .map(|(host, ctr, perms)| {
+            json!({ "PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms })
+        })
+        .collect()
 }
