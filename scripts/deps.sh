@@ -2,7 +2,7 @@
 # Installs the system packages gcr's demo, tests and benchmarks use (Debian 12).
 # Safe to run repeatedly; does nothing for packages already present.
 set -euo pipefail
-pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 podman catatonit golang-go golang-golang-x-mod-dev containerd prometheus docker-compose golang-github-docker-docker-dev)
+pkgs=(busybox-static runc skopeo umoci docker-registry strace iproute2 nftables iptables hyperfine buildah curl python3-seccomp libseccomp-dev sqlite3 procps podman catatonit golang-go golang-golang-x-mod-dev containerd prometheus docker-compose golang-github-docker-docker-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +26,7 @@ if [ "$(id -u)" = 0 ] && ! grep -qs '^default_ulimits' /etc/containers/container
     printf '[containers]\ndefault_ulimits = []\n' >> /etc/containers/containers.conf
   fi
 fi
+# procps: `top` runs the host's ps, as dockerd does.
 # golang-go + golang-golang-x-mod-dev: the audit tests build tests/peers/tlogcheck offline
 # (GOPATH mode) against Go's own sumdb/note and sumdb/tlog.
 # docker-registry's package starts a service on :5000; tests start their own on other ports.

@@ -8,20 +8,15 @@ use crate::errors::HttpError;
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
 
-/// `GET /containers/{id}/top` (gcr's columns; `ps_args` is not supported).
+/// `GET /containers/{id}/top?ps_args=`: the host's `ps` (default `-ef`) rows of the
+/// container's processes, as dockerd answers it.
 pub async fn top(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
-    if q.get("ps_args")
-        .is_some_and(|a| !a.is_empty() && a != "-ef")
-    {
-        return Err(HttpError::bad_request(
-            "ps_args is not supported by gcr; top lists UID, PID, PPID and CMD",
-        ));
-    }
     let id = id.to_string();
-    let rows = st.engine(move |e| Ok(e.top(&id)?)).await?;
+    let args = q.get("ps_args").map(str::to_string);
+    let t = st.engine(move |e| Ok(e.top(&id, args.as_deref())?)).await?;
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "Titles": ["UID", "PID", "PPID", "CMD"], "Processes": rows }),
+        &json!({ "Titles": t.titles, "Processes": t.processes }),
     ))
 }
 

@@ -281,8 +281,13 @@ pub enum Cmd {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Processes of a container.
-    Top { container: String },
+    /// Processes of a container, as the host's `ps` shows them (default `-ef`).
+    Top {
+        container: String,
+        /// Options for ps (e.g. aux, or -o pid,user,comm).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_options: Vec<String>,
+    },
     /// Lifecycle and image events.
     Events {
         /// Show events from this time (unix seconds, RFC 3339, or a duration ago: 10m).

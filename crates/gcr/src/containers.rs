@@ -488,11 +488,14 @@ pub fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32, Failure> {
     engine.exec(&a.container, &o).map_err(run_failure)
 }
 
-/// `gcr top`.
-pub fn top(engine: &Engine, key: &str) -> Result<i32, Failure> {
-    let rows = engine.top(key).map_err(Failure::from)?;
-    let table: Vec<Vec<String>> = rows.into_iter().map(|r| r.to_vec()).collect();
-    table_out(&["UID", "PID", "PPID", "CMD"], &table)?;
+/// `gcr top CONTAINER [PS_OPTIONS]`.
+pub fn top(engine: &Engine, key: &str, ps_args: &[String]) -> Result<i32, Failure> {
+    let args = ps_args.join(" ");
+    let t = engine
+        .top(key, (!args.is_empty()).then_some(args.as_str()))
+        .map_err(Failure::from)?;
+    let titles: Vec<&str> = t.titles.iter().map(String::as_str).collect();
+    table_out(&titles, &t.processes)?;
     Ok(0)
 }
 

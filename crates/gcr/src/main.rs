@@ -218,7 +218,10 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             no_stream,
             format,
         } => stats::run(e, &c, no_stream, format),
-        Cmd::Top { container } => containers::top(e, &container),
+        Cmd::Top {
+            container,
+            ps_options,
+        } => containers::top(e, &container, &ps_options),
         Cmd::Events {
             since,
             until,

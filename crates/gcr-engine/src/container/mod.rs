@@ -28,6 +28,7 @@ pub(crate) mod rows;
 pub mod run;
 mod share;
 pub mod supervise;
+pub mod top;
 pub mod view;
 
 use crate::{Engine, EngineError};

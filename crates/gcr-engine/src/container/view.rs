@@ -3,7 +3,6 @@
 
 use serde_json::{json, Value};
 
-use super::procfs;
 use super::record::{self, Record, State};
 use crate::logs::rfc3339_nanos;
 use crate::{Engine, EngineError};
@@ -245,7 +244,7 @@ impl Engine {
     }
 
     /// A running (or paused) container and its cgroup, for `top` and `stats`.
-    fn live_cgroup(
+    pub(crate) fn live_cgroup(
         &self,
         key: &str,
     ) -> Result<(Record, gcr_runtime::cgroups::Cgroup), EngineError> {
@@ -258,23 +257,6 @@ impl Engine {
         }
         let cg = self.cgroup(&r.id)?;
         Ok((r, cg))
-    }
-
-    /// `gcr top`: processes of the container (from its cgroup).
-    pub fn top(&self, key: &str) -> Result<Vec<[String; 4]>, EngineError> {
-        let (_, cg) = self.live_cgroup(key)?;
-        let mut pids = cg.procs();
-        pids.sort_unstable();
-        Ok(pids
-            .into_iter()
-            .map(|p| {
-                let uid = procfs::status_field(p, "Uid")
-                    .and_then(|u| u.split_whitespace().next().map(str::to_string))
-                    .unwrap_or_default();
-                let ppid = procfs::status_field(p, "PPid").unwrap_or_default();
-                [uid, p.to_string(), ppid, procfs::cmdline(p)]
-            })
-            .collect())
     }
 
     /// `gcr stats` figures for one container: its cgroup's, with its network and block I/O.
