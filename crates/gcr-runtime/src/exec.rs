@@ -69,7 +69,7 @@ fn helper_main(h: &Helper) -> ! {
             h.stdio.open_pty(h.errfd);
             close_all_but(&[h.errfd]);
             h.plan.limits(h.errfd);
-            h.plan.finish(h.errfd, false, &|| {});
+            h.plan.finish(h.errfd, None, &|| {});
         }
         let b = pid.to_ne_bytes();
         libc::write(h.pidfd_w, b.as_ptr().cast(), 4);

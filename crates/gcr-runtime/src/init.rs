@@ -1,6 +1,9 @@
 //! `--init`: a tiny pid-1 reaper that runs in the container's first process itself, so no
 //! init binary is needed in the image. It forks the user command, forwards signals to it,
 //! reaps every zombie and exits with the command's status (128 + signal when it was killed).
+//! It shows itself as `gcr-init` (its name and command line), not as the copy of the
+//! caller it is: the caller's arguments (a service's store and socket paths) are none of
+//! the container's business.
 
 use std::os::fd::RawFd;
 use std::ptr;
@@ -9,8 +12,24 @@ use crate::error::Stage;
 use crate::process::ProcessPlan;
 use crate::sys::{child_fail, errno};
 
+/// The reaper's name, as `/proc/1/comm` and `/proc/1/cmdline` show it.
+const NAME: &[u8] = b"gcr-init\0";
+
+/// Where this process's command line lies in its memory (`arg_start`, `arg_end` of
+/// /proc/self/stat), read by the caller before the clone: the reaper, a copy of it, writes
+/// its own name there.
+pub(crate) fn arg_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Field 3 (state) is the first after the name; arg_start and arg_end are 48 and 49.
+    let mut f = rest.split_whitespace().skip(45);
+    let start: usize = f.next()?.parse().ok()?;
+    let end: usize = f.next()?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
+}
+
 /// Runs in the container's pid 1 after all setup. Never returns.
-pub(crate) fn run_reaper(errfd: RawFd, plan: &ProcessPlan) -> ! {
+pub(crate) fn run_reaper(errfd: RawFd, plan: &ProcessPlan, args: Option<(usize, usize)>) -> ! {
     // SAFETY: only async-signal-safe system calls on stack data follow; the forked command
     // ends in execve (through plan.exec) or _exit.
     unsafe {
@@ -26,6 +45,15 @@ pub(crate) fn run_reaper(errfd: RawFd, plan: &ProcessPlan) -> ! {
         }
         // The command holds the error pipe until its execve; the reaper lets go now.
         libc::close(errfd);
+        libc::prctl(libc::PR_SET_NAME, NAME.as_ptr());
+        if let Some((start, end)) = args {
+            // This process's own copy of the caller's argument strings (the stack the
+            // kernel made at its execve, private and writable): the name, then zeros.
+            let p = start as *mut u8;
+            let n = NAME.len().min(end - start);
+            ptr::copy_nonoverlapping(NAME.as_ptr(), p, n);
+            ptr::write_bytes(p.add(n), 0, end - start - n);
+        }
         let mut info: libc::siginfo_t = std::mem::zeroed();
         loop {
             let sig = libc::sigwaitinfo(&all, &mut info);

@@ -372,9 +372,15 @@ impl ProcessPlan {
     }
 
     /// Child side: everything from the user switch to execve. Never returns.
-    /// With `init`, pid 1 becomes the reaper and the command runs in its child.
+    /// With `init` (the caller's command line area, see [`crate::init::arg_area`]), pid 1
+    /// becomes the reaper and the command runs in its child.
     /// `after_hold` runs once a held process is released (the `startContainer` hooks).
-    pub(crate) fn finish(&self, errfd: RawFd, init: bool, after_hold: &dyn Fn()) -> ! {
+    pub(crate) fn finish(
+        &self,
+        errfd: RawFd,
+        init: Option<Option<(usize, usize)>>,
+        after_hold: &dyn Fn(),
+    ) -> ! {
         self.chdir(errfd);
         if !self.nnp {
             self.install_seccomp(errfd);
@@ -427,8 +433,8 @@ impl ProcessPlan {
         if let Some(fd) = self.release {
             crate::sys::wait_release(fd);
         }
-        if init {
-            crate::init::run_reaper(errfd, self)
+        if let Some(args) = init {
+            crate::init::run_reaper(errfd, self, args)
         }
         self.exec(errfd)
     }

@@ -184,7 +184,8 @@ struct ChildCtx<'a> {
     mounts: &'a MountPlan,
     process: &'a ProcessPlan,
     hooks: Option<&'a HooksPlan>,
-    init: bool,
+    /// `--init`, with the caller's command line area (see [`crate::init::arg_area`]).
+    init: Option<Option<(usize, usize)>>,
     preserve_fds: u32,
     /// A new user namespace: the pipe on which the parent says its id maps are written.
     userns_sync: Option<RawFd>,
@@ -359,7 +360,7 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
         mounts: &mounts,
         process: &process,
         hooks: hooks.as_ref(),
-        init: l.init,
+        init: l.init.then(crate::init::arg_area),
         preserve_fds: x.preserve_fds,
         userns_sync: userns.as_ref().map(UsernsPlan::keep_fd),
         userns_joined: ns.user_join.is_some(),

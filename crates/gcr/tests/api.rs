@@ -847,11 +847,18 @@ fn docker_admin_verbs() {
         top.starts_with("UID") && top.contains("STIME") && top.contains("sleep 60"),
         "{top}"
     );
-    assert_eq!(top.lines().count(), 2, "only the container's process: {top}");
+    assert_eq!(
+        top.lines().count(),
+        2,
+        "only the container's process: {top}"
+    );
     let custom = svc.ok(&["top", "tp", "-o", "pid,args"]);
     let lines: Vec<&str> = custom.lines().collect();
     assert_eq!(lines.len(), 2, "{custom}");
-    assert!(lines[0].starts_with("PID") && lines[1].ends_with("sleep 60"), "{custom}");
+    assert!(
+        lines[0].starts_with("PID") && lines[1].ends_with("sleep 60"),
+        "{custom}"
+    );
     let o = svc.docker(&["top", "tp", "-o", "comm"]);
     assert!(
         !o.status.success() && stderr(&o).contains("no PID column"),
@@ -859,7 +866,10 @@ fn docker_admin_verbs() {
         stderr(&o)
     );
     let mine = env.ok(&["top", "tp", "-o", "pid,args"]);
-    assert!(mine.lines().nth(1).is_some_and(|l| l.ends_with("sleep 60")), "{mine}");
+    assert!(
+        mine.lines().nth(1).is_some_and(|l| l.ends_with("sleep 60")),
+        "{mine}"
+    );
     svc.ok(&["pause", "tp"]);
     assert!(svc
         .ok(&["ps", "--format", "{{.Status}}"])
