@@ -159,11 +159,21 @@ pub async fn create(
     ))
 }
 
-/// `GET /containers/{id}/json`.
-pub async fn inspect(st: &Shared, id: &str) -> Result<Resp, HttpError> {
+/// `GET /containers/{id}/json` (`size`: with `SizeRw` and `SizeRootFs`, as `docker
+/// inspect -s`).
+pub async fn inspect(st: &Shared, id: &str, size: bool) -> Result<Resp, HttpError> {
     let id = id.to_string();
     let (mut doc, opts) = st
-        .engine(move |e| Ok((e.inspect_container(&id)?, e.container(&id)?.config.opts)))
+        .engine(move |e| {
+            let mut doc = e.inspect_container(&id)?;
+            let r = e.container(&id)?;
+            if size {
+                let (rw, root) = e.container_size(&r, &e.image_sizes()?);
+                doc["SizeRw"] = json!(rw);
+                doc["SizeRootFs"] = json!(root);
+            }
+            Ok((doc, r.config.opts))
+        })
         .await?;
     if let Some(h) = doc["HostConfig"].as_object_mut() {
         let log_opts: Map<String, Value> = opts

@@ -248,7 +248,7 @@ async fn inspect(st: &Shared, req: &Request) -> Res {
         )));
     }
     if kind != "image" {
-        match containers::inspect(st, target).await {
+        match containers::inspect(st, target, false).await {
             Ok(r) => return body_json(r).await,
             Err(e) if kind.is_empty() && e.status == StatusCode::NOT_FOUND => {}
             Err(e) => return Err(e.into()),

@@ -83,7 +83,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["containers", id, "export"]) => changes::export(&st, id).await,
         ("POST", ["commit"]) => changes::commit(&st, &q, req).await,
         ("POST", ["containers", "create"]) => idempotency::create(&st, &q, req).await,
-        ("GET", ["containers", id, "json"]) => containers::inspect(&st, id).await,
+        ("GET", ["containers", id, "json"]) => {
+            containers::inspect(&st, id, q.flag("size", false)).await
+        }
         ("POST", ["containers", id, "start"]) => idempotency::start(&st, id, req).await,
         ("POST", ["containers", id, "stop"]) => {
             let (id, q) = (id.to_string(), q.clone());

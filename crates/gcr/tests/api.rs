@@ -1115,6 +1115,14 @@ fn docker_system_df() {
         (1 << 20..2 << 20).contains(&rw),
         "the writable layer holds /big: {rw}"
     );
+    // docker inspect -s: the same sizes on the container's own document.
+    let sizes = svc.ok(&["inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "dfc"]);
+    let sizes: Vec<u64> = sizes
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(sizes[0], rw, "inspect -s");
+    assert!(sizes[1] > rw, "SizeRootFs adds the image: {sizes:?}");
     let vol = &v["Volumes"][0];
     assert_eq!(vol["Name"], "dfv");
     assert_eq!(vol["UsageData"]["RefCount"], 1);
