@@ -216,6 +216,7 @@ mod tests {
             to: to.map(Into::into),
             cause: Some(cause.into()),
             exit_code: (to == Some("exited")).then_some(3),
+            attributes: None,
         }
     }
 

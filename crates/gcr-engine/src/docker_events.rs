@@ -21,8 +21,9 @@ pub const KEYS: [&str; 7] = [
     "network",
 ];
 
-/// What a container event's attributes and filters need of its container.
-#[derive(Clone, Debug)]
+/// What a container event's attributes and filters need of its container (kept with
+/// each container event since schema version 15).
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct Actor {
     pub image: String,
     pub image_id: String,
@@ -34,10 +35,18 @@ pub struct Actor {
 pub struct Actors(HashMap<String, Option<Actor>>);
 
 impl Actors {
-    /// The actor of `e` when it is a container event of a container that still exists.
+    /// The actor of `e` when it is a container event: as the event recorded it, or (an
+    /// event recorded before events kept it) as its container is now, if it still exists.
     pub fn of(&mut self, engine: &Engine, e: &Event) -> Option<Actor> {
         if e.kind != "container" {
             return None;
+        }
+        if let Some(a) = e
+            .attributes
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Actor>(j).ok())
+        {
+            return Some(a);
         }
         self.0
             .entry(e.object.clone())
@@ -174,6 +183,7 @@ mod tests {
             to: Some("exited".into()),
             cause: Some(cause.into()),
             exit_code: exit,
+            attributes: None,
         }
     }
 

@@ -20,9 +20,14 @@ pub struct Event {
     /// The exit code of an exit transition (`to` = `exited`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// A container event's image and labels at the time (JSON; see
+    /// [`crate::docker_events::Actor`]).
+    #[serde(skip)]
+    pub attributes: Option<String>,
 }
 
-const COLUMNS: &str = "seq, time_ns, kind, object, name, from_state, to_state, cause, exit_code";
+const COLUMNS: &str =
+    "seq, time_ns, kind, object, name, from_state, to_state, cause, exit_code, attributes";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
@@ -35,6 +40,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         to: r.get(6)?,
         cause: r.get(7)?,
         exit_code: r.get(8)?,
+        attributes: r.get(9)?,
     })
 }
 

@@ -12,8 +12,21 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 /// Every migration, in order: version `n` is `MIGRATIONS[n - 1]`. A new version is one
 /// more entry at the end.
 const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V_LEDGER, V_MANIFEST, V_LIVE, V_LABELS, V_MULTINET, V_INTERNAL,
+    V1,
+    V2,
+    V3,
+    V4,
+    V5,
+    V6,
+    V7,
+    V_LEDGER,
+    V_MANIFEST,
+    V_LIVE,
+    V_LABELS,
+    V_MULTINET,
+    V_INTERNAL,
     V_IPAM,
+    V_EVENT_ATTRS,
 ];
 
 const V1: &str = "
@@ -308,6 +321,14 @@ ALTER TABLE networks ADD COLUMN internal INTEGER NOT NULL DEFAULT 0;
 const V_IPAM: &str = "
 ALTER TABLE networks ADD COLUMN gateway TEXT NOT NULL DEFAULT '';
 ALTER TABLE networks ADD COLUMN ip_range TEXT NOT NULL DEFAULT '';
+";
+
+/// Version 15: a container event's attributes as Docker's events show them (the image
+/// reference and id, the labels), a JSON object written with the event — a detail of the
+/// row outside its ledger leaf, like `exit_code` — so that the events of a container
+/// removed since (a `run --rm`) still carry them. NULL for other events and older rows.
+const V_EVENT_ATTRS: &str = "
+ALTER TABLE events ADD COLUMN attributes TEXT;
 ";
 
 /// Version 12: a container may have several network endpoints, one per network

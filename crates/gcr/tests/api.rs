@@ -721,6 +721,44 @@ fn docker_pull_and_events() {
         ev.lines().all(|l| l.starts_with("container ")),
         "events: {ev}"
     );
+    // A removed container's events keep its image and labels, as they were: the image
+    // and label filters find a --rm run's whole life.
+    svc.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "gone",
+        "--label",
+        "tier=batch",
+        IMAGE,
+        "true",
+    ]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let gone = svc.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "label=tier=batch",
+        "--filter",
+        &format!("image={IMAGE}"),
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.image}} {{.Actor.Attributes.tier}}",
+    ]);
+    let actions: Vec<&str> = gone.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"], "{gone}");
+    assert!(
+        gone.lines()
+            .all(|l| l.ends_with(&format!("gone {IMAGE} batch"))),
+        "{gone}"
+    );
     svc.ok(&["rm", "ev"]);
 }
 

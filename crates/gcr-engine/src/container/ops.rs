@@ -62,10 +62,9 @@ impl Engine {
             other => other?,
         }
         if unknown {
-            let _ = record::event(
+            let _ = record::container_event(
                 self.store()?.conn(),
-                "container",
-                &r.id,
+                &r,
                 &r.name,
                 Some("exited"),
                 Some("exited"),

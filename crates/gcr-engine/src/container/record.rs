@@ -176,22 +176,58 @@ pub fn event(
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
-    event_at(conn, now_ns(), (kind, object, name), from, to, cause)
+    event_full(
+        conn,
+        now_ns(),
+        (kind, object, name),
+        (from, to),
+        cause,
+        None,
+        None,
+    )
 }
 
-/// [`event`] at `time_ns` (several in one unit keep their order in time too).
-fn event_at(
+/// Appends one event of container `r` (under `name`), with its attributes (see
+/// [`attributes`]).
+pub fn container_event(
     conn: &Connection,
-    time_ns: i64,
-    subject: (&str, &str, &str),
+    r: &Record,
+    name: &str,
     from: Option<&str>,
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
-    event_full(conn, time_ns, subject, (from, to), cause, None)
+    let subject = ("container", r.id.as_str(), name);
+    event_full(conn, now_ns(), subject, (from, to), cause, None, Some(r))
 }
 
-/// One event row; `exit_code` for an exit transition.
+/// A container event at `time_ns` (several in one unit keep their order in time too).
+fn event_at(
+    conn: &Connection,
+    time_ns: i64,
+    r: &Record,
+    from: Option<&str>,
+    to: Option<&str>,
+    cause: &str,
+) -> Result<(), EngineError> {
+    let subject = ("container", r.id.as_str(), r.name.as_str());
+    event_full(conn, time_ns, subject, (from, to), cause, None, Some(r))
+}
+
+/// What Docker's events show of a container besides its name, as it was at the event:
+/// its image (reference and id) and labels, kept with the event (a detail of the row,
+/// outside its ledger leaf) so that a removed container's events still have them.
+fn attributes(r: &Record) -> String {
+    serde_json::json!({
+        "image": r.image_ref,
+        "image_id": r.image_id,
+        "labels": r.config.resolved.labels,
+    })
+    .to_string()
+}
+
+/// One event row; `exit_code` for an exit transition, `container` for a container's
+/// (its [`attributes`]).
 fn event_full(
     conn: &Connection,
     time_ns: i64,
@@ -199,13 +235,15 @@ fn event_full(
     (from, to): (Option<&str>, Option<&str>),
     cause: &str,
     exit_code: Option<i32>,
+    container: Option<&Record>,
 ) -> Result<(), EngineError> {
+    let attrs = container.map(attributes);
     conn.prepare_cached(
-        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause, exit_code) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause, exit_code, \
+         attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
-        time_ns, kind, object, name, from, to, cause, exit_code
+        time_ns, kind, object, name, from, to, cause, exit_code, attrs
     ])?;
     Ok(())
 }
@@ -252,21 +290,12 @@ fn insert_unit(conn: &Connection, r: &Record) -> Result<(), EngineError> {
         Some(note) => format!("create ({note})"),
         None => "create".to_string(),
     };
-    event(
-        conn,
-        "container",
-        &r.id,
-        &r.name,
-        None,
-        Some("created"),
-        &cause,
-    )?;
+    container_event(conn, r, &r.name, None, Some("created"), &cause)?;
     if r.state != State::Created {
         // Stored already started (a foreground run records its start with the row).
-        event(
+        container_event(
             conn,
-            "container",
-            &r.id,
+            r,
             &r.name,
             Some("created"),
             Some(r.state.as_str()),
@@ -419,6 +448,7 @@ fn set_state_unit(
         (Some(from.as_str()), Some(to.as_str())),
         cause,
         exit_code,
+        Some(r),
     )?;
     if to == State::Running && !matches!(from, State::Running | State::Paused) {
         super::grant_events::materialized(conn, r)?;
@@ -457,14 +487,7 @@ fn delete_exited_unit(
     let from = if from == State::Created.as_str() {
         // It ran (only a launched process exits) but its start was lost on the way (its
         // launcher's message to the housekeeper): recorded now, so that the ledger has it.
-        event_at(
-            conn,
-            now,
-            ("container", &r.id, &r.name),
-            Some(&from),
-            Some("running"),
-            "start",
-        )?;
+        event_at(conn, now, r, Some(&from), Some("running"), "start")?;
         super::grant_events::materialized(conn, r)?;
         now += 1;
         State::Running.as_str().to_string()
@@ -478,15 +501,9 @@ fn delete_exited_unit(
         (Some(&from), Some("exited")),
         cause,
         Some(code),
+        Some(r),
     )?;
-    event_at(
-        conn,
-        now + 1,
-        ("container", &r.id, &r.name),
-        Some("exited"),
-        None,
-        "rm",
-    )
+    event_at(conn, now + 1, r, Some("exited"), None, "rm")
 }
 
 /// Deletes a container row and records the `destroy` event.
@@ -498,15 +515,7 @@ fn delete_unit(conn: &Connection, r: &Record, cause: &str) -> Result<(), EngineE
     if n == 0 {
         return Err(removed_meanwhile(&r.name));
     }
-    event(
-        conn,
-        "container",
-        &r.id,
-        &r.name,
-        Some(r.state.as_str()),
-        None,
-        cause,
-    )
+    container_event(conn, r, &r.name, Some(r.state.as_str()), None, cause)
 }
 
 /// The error of a change to container `name` that another process removed meanwhile.
@@ -532,7 +541,7 @@ pub fn rename(conn: &Connection, r: &Record, new: &str) -> Result<(), EngineErro
         }
         let state = Some(r.state.as_str());
         let cause = format!("rename from {}", r.name);
-        event(conn, "container", &r.id, new, state, state, &cause)
+        container_event(conn, r, new, state, state, &cause)
     })
 }
 
@@ -551,7 +560,7 @@ pub fn set_config(
             return Err(removed_meanwhile(&r.name));
         }
         let state = Some(r.state.as_str());
-        event(conn, "container", &r.id, &r.name, state, state, cause)
+        container_event(conn, r, &r.name, state, state, cause)
     })
 }
 
