@@ -83,6 +83,16 @@ pub fn message(e: &Event, a: Option<&Actor>) -> Value {
         }
         attrs.insert("image".into(), a.image.clone().into());
     }
+    if e.kind != "container" {
+        // A volume's or network's own attributes, as its event recorded them.
+        if let Some(Value::Object(m)) = e
+            .attributes
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+        {
+            attrs.extend(m);
+        }
+    }
     if let Some(n) = &e.name {
         attrs.insert("name".into(), n.clone().into());
     }

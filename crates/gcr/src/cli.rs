@@ -288,7 +288,7 @@ pub enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_options: Vec<String>,
     },
-    /// Lifecycle and image events.
+    /// Lifecycle, image, volume and network events.
     Events {
         /// Show events from this time (unix seconds, RFC 3339, or a duration ago: 10m).
         #[arg(long)]

@@ -759,6 +759,42 @@ fn docker_pull_and_events() {
             .all(|l| l.ends_with(&format!("gone {IMAGE} batch"))),
         "{gone}"
     );
+    // Volumes and networks made and removed are events (and ledger entries) too.
+    svc.ok(&["volume", "create", "evv"]);
+    svc.ok(&["volume", "rm", "evv"]);
+    svc.ok(&["network", "create", "evn"]);
+    svc.ok(&["network", "rm", "evn"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let vn = svc.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{with .Actor.Attributes.driver}}{{.}}{{end}}{{with .Actor.Attributes.type}}{{.}}{{end}}",
+    ]);
+    let vn: Vec<&str> = vn.lines().filter(|l| l.contains(" ev")).collect();
+    assert_eq!(
+        vn,
+        [
+            "volume create evv local",
+            "volume destroy evv local",
+            "network create evn bridge",
+            "network destroy evn bridge"
+        ]
+    );
+    let o = env.gcr(&["audit", "verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     svc.ok(&["rm", "ev"]);
 }
 

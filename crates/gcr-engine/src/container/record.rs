@@ -187,6 +187,28 @@ pub fn event(
     )
 }
 
+/// Appends one event of a volume or network, with Docker's attributes for it (a flat
+/// JSON object: a volume's `driver`, a network's `type`).
+pub(crate) fn event_with(
+    conn: &Connection,
+    (kind, object, name): (&str, &str, &str),
+    (from, to): (Option<&str>, Option<&str>),
+    cause: &str,
+    attributes: &serde_json::Value,
+) -> Result<(), EngineError> {
+    let attrs = attributes.to_string();
+    let subject = (kind, object, name);
+    event_full(
+        conn,
+        now_ns(),
+        subject,
+        (from, to),
+        cause,
+        None,
+        Some(&attrs),
+    )
+}
+
 /// Appends one event of container `r` (under `name`), with its attributes (see
 /// [`attributes`]).
 pub fn container_event(
@@ -198,7 +220,15 @@ pub fn container_event(
     cause: &str,
 ) -> Result<(), EngineError> {
     let subject = ("container", r.id.as_str(), name);
-    event_full(conn, now_ns(), subject, (from, to), cause, None, Some(r))
+    event_full(
+        conn,
+        now_ns(),
+        subject,
+        (from, to),
+        cause,
+        None,
+        Some(&attributes(r)),
+    )
 }
 
 /// A container event at `time_ns` (several in one unit keep their order in time too).
@@ -211,7 +241,15 @@ fn event_at(
     cause: &str,
 ) -> Result<(), EngineError> {
     let subject = ("container", r.id.as_str(), r.name.as_str());
-    event_full(conn, time_ns, subject, (from, to), cause, None, Some(r))
+    event_full(
+        conn,
+        time_ns,
+        subject,
+        (from, to),
+        cause,
+        None,
+        Some(&attributes(r)),
+    )
 }
 
 /// What Docker's events show of a container besides its name, as it was at the event:
@@ -226,8 +264,8 @@ fn attributes(r: &Record) -> String {
     .to_string()
 }
 
-/// One event row; `exit_code` for an exit transition, `container` for a container's
-/// (its [`attributes`]).
+/// One event row; `exit_code` for an exit transition, `attrs` the subject's Docker
+/// attributes (a container's: see [`attributes`]).
 fn event_full(
     conn: &Connection,
     time_ns: i64,
@@ -235,9 +273,8 @@ fn event_full(
     (from, to): (Option<&str>, Option<&str>),
     cause: &str,
     exit_code: Option<i32>,
-    container: Option<&Record>,
+    attrs: Option<&str>,
 ) -> Result<(), EngineError> {
-    let attrs = container.map(attributes);
     conn.prepare_cached(
         "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause, exit_code, \
          attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -448,7 +485,7 @@ fn set_state_unit(
         (Some(from.as_str()), Some(to.as_str())),
         cause,
         exit_code,
-        Some(r),
+        Some(&attributes(r)),
     )?;
     if to == State::Running && !matches!(from, State::Running | State::Paused) {
         super::grant_events::materialized(conn, r)?;
@@ -501,7 +538,7 @@ fn delete_exited_unit(
         (Some(&from), Some("exited")),
         cause,
         Some(code),
-        Some(r),
+        Some(&attributes(r)),
     )?;
     event_at(conn, now + 1, r, Some("exited"), None, "rm")
 }
@@ -576,7 +613,7 @@ pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, EngineError> {
 /// Runs `f` as one unit: the change and its events are all written or none. Inside the
 /// caller's transaction (the hot path's writes) that transaction is the unit; otherwise
 /// `f` gets one of its own (IMMEDIATE: it writes).
-fn atomically<T>(
+pub(crate) fn atomically<T>(
     conn: &Connection,
     f: impl FnOnce() -> Result<T, EngineError>,
 ) -> Result<T, EngineError> {

@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 use gcr_net::Subnet;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::container::record;
 use crate::EngineError;
 
 /// One bridge network.
@@ -127,7 +128,15 @@ pub fn list_networks(conn: &Connection) -> Result<Vec<NetRow>, EngineError> {
     Ok(rows)
 }
 
+/// Inserts a network with its `create` event (in the caller's transaction).
 pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> {
+    record::event_with(
+        conn,
+        ("network", &n.id, &n.name),
+        (None, Some("created")),
+        "create",
+        &serde_json::json!({ "type": n.driver }),
+    )?;
     conn.execute(
         "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall, labels, \
          internal, gateway, ip_range) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
@@ -156,9 +165,24 @@ pub fn set_firewall(conn: &Connection, name: &str, fw: &str) -> Result<(), Engin
     Ok(())
 }
 
+/// Deletes a network's row with its `destroy` event.
 pub fn delete_network(conn: &Connection, name: &str) -> Result<(), EngineError> {
-    conn.execute("DELETE FROM networks WHERE name = ?1", [name])?;
-    Ok(())
+    record::atomically(conn, || {
+        let gone: Option<(String, String)> = conn
+            .prepare_cached("DELETE FROM networks WHERE name = ?1 RETURNING id, driver")?
+            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, driver)) = gone {
+            record::event_with(
+                conn,
+                ("network", &id, name),
+                (Some("created"), None),
+                "destroy",
+                &serde_json::json!({ "type": driver }),
+            )?;
+        }
+        Ok(())
+    })
 }
 
 const EP_COLS: &str = "container, network, ip, names, veth, ports, proxy_pid, ifname";

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::container::record;
 use crate::EngineError;
 
 /// One volume row.
@@ -42,18 +43,29 @@ pub fn list(conn: &Connection) -> Result<Vec<VolRow>, EngineError> {
     Ok(rows)
 }
 
-/// Inserts a volume unless present; returns whether it was new.
+/// Inserts a volume unless present, with its `create` event; returns whether it was new.
 pub fn insert(
     conn: &Connection,
     name: &str,
     created: i64,
     anonymous: bool,
 ) -> Result<bool, EngineError> {
-    let n = conn.execute(
-        "INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?1, ?2, ?3)",
-        params![name, created, anonymous as i64],
-    )?;
-    Ok(n > 0)
+    record::atomically(conn, || {
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO volumes (name, created, anonymous) VALUES (?1, ?2, ?3)",
+            params![name, created, anonymous as i64],
+        )?;
+        if n > 0 {
+            record::event_with(
+                conn,
+                ("volume", name, name),
+                (None, Some("created")),
+                "create",
+                &serde_json::json!({ "driver": "local" }),
+            )?;
+        }
+        Ok(n > 0)
+    })
 }
 
 /// Sets a volume's labels.
@@ -70,7 +82,18 @@ pub fn set_labels(
     Ok(())
 }
 
+/// Deletes a volume's row with its `destroy` event.
 pub fn delete(conn: &Connection, name: &str) -> Result<(), EngineError> {
-    conn.execute("DELETE FROM volumes WHERE name = ?1", [name])?;
-    Ok(())
+    record::atomically(conn, || {
+        if conn.execute("DELETE FROM volumes WHERE name = ?1", [name])? > 0 {
+            record::event_with(
+                conn,
+                ("volume", name, name),
+                (Some("created"), None),
+                "destroy",
+                &serde_json::json!({ "driver": "local" }),
+            )?;
+        }
+        Ok(())
+    })
 }
