@@ -10,6 +10,7 @@ pub mod copy;
 mod detach;
 pub mod diff;
 pub mod dna;
+mod event_rows;
 pub mod exec;
 mod export;
 pub mod filter;

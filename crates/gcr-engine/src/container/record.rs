@@ -6,6 +6,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::config::ContainerConfig;
+use super::event_rows::event_full;
+pub(crate) use super::event_rows::event_with;
+use super::event_rows::{attributes, event_at};
+pub use super::event_rows::{container_event, event};
 use crate::EngineError;
 pub use gcr_core::lifecycle::State;
 
@@ -164,125 +168,6 @@ pub fn now_ns() -> i64 {
 /// Now in seconds since the epoch.
 pub fn now_secs() -> i64 {
     now_ns() / 1_000_000_000
-}
-
-/// Appends one event row.
-pub fn event(
-    conn: &Connection,
-    kind: &str,
-    object: &str,
-    name: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-    cause: &str,
-) -> Result<(), EngineError> {
-    event_full(
-        conn,
-        now_ns(),
-        (kind, object, name),
-        (from, to),
-        cause,
-        None,
-        None,
-    )
-}
-
-/// Appends one event of a volume or network, with Docker's attributes for it (a flat
-/// JSON object: a volume's `driver`, a network's `type`).
-pub(crate) fn event_with(
-    conn: &Connection,
-    (kind, object, name): (&str, &str, &str),
-    (from, to): (Option<&str>, Option<&str>),
-    cause: &str,
-    attributes: &serde_json::Value,
-) -> Result<(), EngineError> {
-    let attrs = attributes.to_string();
-    let subject = (kind, object, name);
-    event_full(
-        conn,
-        now_ns(),
-        subject,
-        (from, to),
-        cause,
-        None,
-        Some(&attrs),
-    )
-}
-
-/// Appends one event of container `r` (under `name`), with its attributes (see
-/// [`attributes`]).
-pub fn container_event(
-    conn: &Connection,
-    r: &Record,
-    name: &str,
-    from: Option<&str>,
-    to: Option<&str>,
-    cause: &str,
-) -> Result<(), EngineError> {
-    let subject = ("container", r.id.as_str(), name);
-    event_full(
-        conn,
-        now_ns(),
-        subject,
-        (from, to),
-        cause,
-        None,
-        Some(&attributes(r)),
-    )
-}
-
-/// A container event at `time_ns` (several in one unit keep their order in time too).
-fn event_at(
-    conn: &Connection,
-    time_ns: i64,
-    r: &Record,
-    from: Option<&str>,
-    to: Option<&str>,
-    cause: &str,
-) -> Result<(), EngineError> {
-    let subject = ("container", r.id.as_str(), r.name.as_str());
-    event_full(
-        conn,
-        time_ns,
-        subject,
-        (from, to),
-        cause,
-        None,
-        Some(&attributes(r)),
-    )
-}
-
-/// What Docker's events show of a container besides its name, as it was at the event:
-/// its image (reference and id) and labels, kept with the event (a detail of the row,
-/// outside its ledger leaf) so that a removed container's events still have them.
-fn attributes(r: &Record) -> String {
-    serde_json::json!({
-        "image": r.image_ref,
-        "image_id": r.image_id,
-        "labels": r.config.resolved.labels,
-    })
-    .to_string()
-}
-
-/// One event row; `exit_code` for an exit transition, `attrs` the subject's Docker
-/// attributes (a container's: see [`attributes`]).
-fn event_full(
-    conn: &Connection,
-    time_ns: i64,
-    (kind, object, name): (&str, &str, &str),
-    (from, to): (Option<&str>, Option<&str>),
-    cause: &str,
-    exit_code: Option<i32>,
-    attrs: Option<&str>,
-) -> Result<(), EngineError> {
-    conn.prepare_cached(
-        "INSERT INTO events (time_ns, kind, object, name, from_state, to_state, cause, exit_code, \
-         attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        time_ns, kind, object, name, from, to, cause, exit_code, attrs
-    ])?;
-    Ok(())
 }
 
 /// Inserts a new container and its `create` event (and `start`, for a row stored running).
