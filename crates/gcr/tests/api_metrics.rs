@@ -191,6 +191,43 @@ fn metrics_exposition() {
     assert!(s["gcr_container_start_latency_seconds_bucket{le=\"+Inf\"}"] >= 3.0);
     assert!(s["gcr_ledger_entries_total"] >= 6.0, "{body}");
 
+    // Network bytes of a container that sent some (pings to its own bridge's gateway),
+    // read twice: the second time from the process's net/dev file the service holds.
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        IMAGE,
+        "sh",
+        "-c",
+        "ping -c 2 -W 1 $(ip route | awk '/default/ {print $3}'); sleep 60",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let sent = loop {
+        let (_, body) = svc.get("/metrics");
+        let s = samples(&body);
+        match of(
+            &s,
+            "gcr_container_network_transmit_bytes_total",
+            "talker",
+            "",
+        ) {
+            Some(v) if v > 0.0 => break v,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "talker sent nothing:\n{body}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let (_, body) = svc.get("/metrics");
+    let again = of(
+        &samples(&body),
+        "gcr_container_network_transmit_bytes_total",
+        "talker",
+        "",
+    );
+    assert!(again.is_some_and(|v| v >= sent), "{sent} then {again:?}");
+
     // The service holds each running group's files open between requests: a changed
     // limit shows at once, and a container restarted (its group made anew) keeps its
     // figures, on this request and the next.

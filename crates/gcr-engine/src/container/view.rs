@@ -277,6 +277,8 @@ impl Engine {
 pub(crate) trait GroupIo {
     fn block_io(&self) -> gcr_runtime::cgroups::BlkioStats;
     fn procs(&self) -> Vec<i32>;
+    /// The text of `/proc/PID/<name>` of one of its processes (empty when unreadable).
+    fn proc_text(&self, pid: i32, name: &'static str, cap: usize) -> String;
 }
 
 impl GroupIo for gcr_runtime::cgroups::Cgroup {
@@ -285,6 +287,11 @@ impl GroupIo for gcr_runtime::cgroups::Cgroup {
     }
     fn procs(&self) -> Vec<i32> {
         gcr_runtime::cgroups::Cgroup::procs(self)
+    }
+    fn proc_text(&self, pid: i32, name: &'static str, cap: usize) -> String {
+        std::fs::File::open(format!("/proc/{pid}/{name}"))
+            .and_then(|f| gcr_runtime::cgroups::slurp(f, cap))
+            .unwrap_or_default()
     }
 }
 
@@ -295,20 +302,23 @@ impl GroupIo for gcr_runtime::cgroups::Held {
     fn procs(&self) -> Vec<i32> {
         gcr_runtime::cgroups::Held::procs(self)
     }
+    fn proc_text(&self, pid: i32, name: &'static str, _cap: usize) -> String {
+        gcr_runtime::cgroups::Held::proc_text(self, pid, name).unwrap_or_default()
+    }
 }
 
 /// The network and block I/O of running container `r` in cgroup `cg`.
 pub(crate) fn live_io(r: &Record, cg: &impl GroupIo) -> Io {
     let mut io = Io::default();
     if let Some(pid) = r.pid {
-        (io.net_rx, io.net_tx) = net_bytes(pid);
+        (io.net_rx, io.net_tx) = net_bytes(&cg.proc_text(pid, "net/dev", 1024));
     }
     // v2 counts the group's block I/O in io.stat; v1 hosts give gcr no blkio group,
     // so the processes' own counters are summed there.
     let blk = cg.block_io().service_bytes;
     if blk.is_empty() {
         for p in cg.procs() {
-            let (r, w) = proc_io(p);
+            let (r, w) = proc_io(&cg.proc_text(p, "io", 256));
             io.block_read += r;
             io.block_write += w;
         }
@@ -333,11 +343,8 @@ pub struct Io {
     pub block_write: u64,
 }
 
-/// Received and sent bytes of every interface but `lo` in `pid`'s network namespace.
-fn net_bytes(pid: i32) -> (u64, u64) {
-    let text = std::fs::File::open(format!("/proc/{pid}/net/dev"))
-        .and_then(|f| gcr_runtime::cgroups::slurp(f, 1024))
-        .unwrap_or_default();
+/// Received and sent bytes of every interface but `lo`, from a `/proc/PID/net/dev` text.
+fn net_bytes(text: &str) -> (u64, u64) {
     text.lines()
         .skip(2)
         .filter_map(|l| l.split_once(':'))
@@ -355,11 +362,8 @@ fn net_bytes(pid: i32) -> (u64, u64) {
         .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
 }
 
-/// `read_bytes` and `write_bytes` of `/proc/PID/io`.
-fn proc_io(pid: i32) -> (u64, u64) {
-    let text = std::fs::File::open(format!("/proc/{pid}/io"))
-        .and_then(|f| gcr_runtime::cgroups::slurp(f, 256))
-        .unwrap_or_default();
+/// `read_bytes` and `write_bytes` of a `/proc/PID/io` text.
+fn proc_io(text: &str) -> (u64, u64) {
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k))

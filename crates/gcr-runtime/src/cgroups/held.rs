@@ -3,8 +3,11 @@
 //! makes the kernel render the file afresh — no path walk through kernfs, no open, no
 //! close, which were most of the time a 100-container `/metrics` took. The group can still
 //! be removed while its files are held (kernfs lets `rmdir` go ahead): they then read
-//! `ENODEV`, [`Held::stats`] fails, and the holder lets go of them.
+//! `ENODEV`, [`Held::stats`] fails, and the holder lets go of them. The group's processes'
+//! own figure files (`/proc/PID/net/dev`, `/proc/PID/io`) are held the same way once asked
+//! for ([`Held::proc_text`]).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -55,12 +58,17 @@ pub struct Held {
     /// One reader at a time: a read at 0 renders a file afresh, so a second reader's would
     /// cut into the first one's.
     reading: Mutex<()>,
+    /// `/proc/PID/<name>` files of the group's processes, by pid and name.
+    proc_files: Mutex<HashMap<(i32, &'static str), File>>,
 }
+
+/// The most `/proc` files one group holds (pids come and go; past it they are let go).
+const PROC_FILES_MAX: usize = 32;
 
 impl Held {
     /// How many descriptors it holds.
     pub fn fds(&self) -> usize {
-        self.files.len()
+        self.files.len() + self.proc_files.lock().map_or(0, |m| m.len())
     }
 
     /// Text of a held file; `None` when it was absent at opening.
@@ -103,6 +111,29 @@ impl Held {
             Ok(Some(t)) => detail::io_stat(&t),
             _ => BlkioStats::default(),
         }
+    }
+
+    /// The text of `/proc/PID/<name>` (`net/dev`, `io`) of one of the group's processes,
+    /// from a file held open after the first call. A held file that no longer reads (its
+    /// process has exited: the file belongs to that very process, never to a later one
+    /// with the same pid) is let go and the path opened afresh; `None` when that fails too.
+    pub fn proc_text(&self, pid: i32, name: &'static str) -> Option<String> {
+        let mut held = self.proc_files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = held.get(&(pid, name)) {
+            match read_at_zero(f) {
+                Ok(t) => return Some(t),
+                Err(_) => {
+                    held.remove(&(pid, name));
+                }
+            }
+        }
+        let f = File::open(format!("/proc/{pid}/{name}")).ok()?;
+        let text = read_at_zero(&f).ok()?;
+        if held.len() >= PROC_FILES_MAX {
+            held.clear();
+        }
+        held.insert((pid, name), f);
+        Some(text)
     }
 
     /// As [`Cgroup::procs`].
@@ -153,6 +184,7 @@ impl Cgroup {
             v2: self.v2_dir().is_some(),
             files,
             reading: Mutex::new(()),
+            proc_files: Mutex::new(HashMap::new()),
         }
     }
 }
