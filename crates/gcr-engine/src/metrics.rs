@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use gcr_runtime::cgroups::{CgroupManager, Held, Stats};
 
-use crate::container::record::{self, Record, State};
+use crate::container::record::{self, Head, State};
 use crate::container::view::{live_io, Io};
 use crate::{Engine, EngineError};
 
@@ -34,7 +34,7 @@ pub struct Live {
 /// One container's figures.
 #[derive(Debug, Clone)]
 pub struct ContainerFigures {
-    pub record: Record,
+    pub record: Head,
     /// `oom` exits recorded in the events table.
     pub oom_exits: u64,
     /// None when it does not run (or its cgroup cannot be read).
@@ -66,7 +66,7 @@ impl Engine {
     /// Every container's figures and the engine's counters (see the module's notes).
     pub fn metrics(&self) -> Result<(Vec<ContainerFigures>, EngineFigures), EngineError> {
         let conn = self.store()?.conn();
-        let records = record::list(conn)?;
+        let records = record::heads(conn)?;
         let mut eng = EngineFigures::default();
         let mut oom: HashMap<String, u64> = HashMap::new();
         let mut created: HashMap<String, (i64, i64)> = HashMap::new();
@@ -134,12 +134,12 @@ impl Engine {
             .then(CgroupManager::detect)
             .and_then(Result::ok);
         let held = held_for(&records, &running, manager.as_ref());
-        let live_of = |r: &Record| {
+        let live_of = |r: &Head| {
             if let Some(h) = held.get(&r.id) {
                 if let Ok(stats) = h.stats() {
                     return Some(Live {
                         stats,
-                        io: live_io(r, h.as_ref()),
+                        io: live_io(r.pid, h.as_ref()),
                         oom_kills: h.oom_kills(),
                     });
                 }
@@ -149,7 +149,7 @@ impl Engine {
             let cg = manager.as_ref()?.open(&r.id);
             cg.stats().ok().map(|stats| Live {
                 stats,
-                io: live_io(r, &cg),
+                io: live_io(r.pid, &cg),
                 oom_kills: cg.oom_kills(),
             })
         };
@@ -236,7 +236,7 @@ fn fd_budget() -> usize {
 /// budget), after letting go of those of containers that no longer run. Empty when the
 /// process did not ask for them.
 fn held_for(
-    records: &[Record],
+    records: &[Head],
     running: &[usize],
     manager: Option<&CgroupManager>,
 ) -> HashMap<String, Arc<Held>> {

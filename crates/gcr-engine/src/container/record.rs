@@ -274,6 +274,48 @@ pub fn find(conn: &Connection, key: &str) -> Result<Record, EngineError> {
     )))
 }
 
+/// What a listing of every container's figures (`/metrics`) needs of its row: the row
+/// without its stored configuration, which is most of what decoding a row costs.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub id: String,
+    pub name: String,
+    pub image_ref: String,
+    pub state: State,
+    pub pid: Option<i32>,
+    pub restart_count: u32,
+    pub extra: Extra,
+}
+
+/// Every container's [`Head`], newest first.
+pub fn heads(conn: &Connection) -> Result<Vec<Head>, EngineError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, image_ref, state, pid, restart_count, extra FROM containers \
+         ORDER BY created_at DESC, rowid DESC",
+    )?;
+    let rows = stmt
+        .query_map([], |row| {
+            let id: String = row.get(0)?;
+            let state = decode_state(&id, row.get(3)?)?;
+            let extra = match row.get::<_, Option<String>>(6)? {
+                Some(e) => decode(&id, 13, &e)?,
+                None => Extra::default(),
+            };
+            Ok(Head {
+                name: row.get(1)?,
+                image_ref: row.get(2)?,
+                state,
+                pid: row.get(4)?,
+                restart_count: row.get::<_, i64>(5)? as u32,
+                extra,
+                id,
+            })
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    Ok(rows)
+}
+
 /// All containers, newest first.
 pub fn list(conn: &Connection) -> Result<Vec<Record>, EngineError> {
     let mut stmt = conn.prepare_cached(&format!(

@@ -268,7 +268,7 @@ impl Engine {
         let s = cg
             .stats()
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let io = live_io(&r, &cg);
+        let io = live_io(r.pid, &cg);
         Ok((r, s, io))
     }
 }
@@ -307,10 +307,11 @@ impl GroupIo for gcr_runtime::cgroups::Held {
     }
 }
 
-/// The network and block I/O of running container `r` in cgroup `cg`.
-pub(crate) fn live_io(r: &Record, cg: &impl GroupIo) -> Io {
+/// The network (of process `pid`'s namespace) and block I/O of a running container in
+/// cgroup `cg`.
+pub(crate) fn live_io(pid: Option<i32>, cg: &impl GroupIo) -> Io {
     let mut io = Io::default();
-    if let Some(pid) = r.pid {
+    if let Some(pid) = pid {
         (io.net_rx, io.net_tx) = net_bytes(&cg.proc_text(pid, "net/dev", 1024));
     }
     // v2 counts the group's block I/O in io.stat; v1 hosts give gcr no blkio group,
