@@ -691,23 +691,15 @@ fn docker_pull_and_events() {
 
     // Events: what happened, in Docker's shape, bounded by --until.
     svc.ok(&["run", "--name", "ev", IMAGE, "true"]);
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let ev = svc.ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until,
-        "--filter",
-        "type=container",
-        "--format",
-        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
-    ]);
+    let ev = past_events(
+        &svc,
+        &[
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
     assert!(
         ev.lines().any(|l| l == "container create ev"),
         "events: {ev}"
@@ -733,18 +725,9 @@ fn docker_pull_and_events() {
         IMAGE,
         "true",
     ]);
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let gone = svc.ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until,
+    let gone = past_events(
+        &svc,
+        &[
         "--filter",
         "label=tier=batch",
         "--filter",
@@ -764,18 +747,9 @@ fn docker_pull_and_events() {
     svc.ok(&["volume", "rm", "evv"]);
     svc.ok(&["network", "create", "evn"]);
     svc.ok(&["network", "rm", "evn"]);
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
-    let vn = svc.ok(&[
-        "events",
-        "--since",
-        "0",
-        "--until",
-        &until,
+    let vn = past_events(
+        &svc,
+        &[
         "--filter",
         "type=volume",
         "--filter",
@@ -796,6 +770,19 @@ fn docker_pull_and_events() {
     let o = env.gcr(&["audit", "verify"]);
     assert!(o.status.success(), "{}", stderr(&o));
     svc.ok(&["rm", "ev"]);
+}
+
+/// `docker events --since 0 --until NOW+1s ARGS...`: every event so far, then it ends.
+fn past_events(svc: &Service, args: &[&str]) -> String {
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let mut all = vec!["events", "--since", "0", "--until", &until];
+    all.extend_from_slice(args);
+    svc.ok(&all)
 }
 
 /// Runs `cmd` under a pty (util-linux `script`), feeding `input`; its output and exit code.

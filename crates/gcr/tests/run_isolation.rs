@@ -256,21 +256,6 @@ fn init_reaps_and_forwards() {
         return;
     }
     let env = Env::new();
-    let out = env.ok(&[
-        "run",
-        "--rm",
-        "--init",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo $$; (sleep 0.1 &); sleep 0.2; ps -o stat | grep -c Z || true",
-    ]);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines[0], "2",
-        "the command must not be pid 1 with --init: {out}"
-    );
-    assert_eq!(lines.last().unwrap().trim(), "0", "zombies left: {out}");
     // The reaper shows itself as gcr-init, not as the copy of the caller it is (whose
     // command line names the store).
     let out = env.ok(&[
@@ -280,11 +265,17 @@ fn init_reaps_and_forwards() {
         IMAGE,
         "sh",
         "-c",
-        "cat /proc/1/comm; tr '\\0' ' ' < /proc/1/cmdline",
+        "echo $$; cat /proc/1/comm; tr '\\0' ' ' < /proc/1/cmdline; echo; \
+         (sleep 0.1 &); sleep 0.2; ps -o stat | grep -c Z || true",
     ]);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "gcr-init", "{out}");
-    assert_eq!(lines[1].trim_end(), "gcr-init", "{out}");
+    assert_eq!(
+        lines[0], "2",
+        "the command must not be pid 1 with --init: {out}"
+    );
+    assert_eq!(lines[1], "gcr-init", "{out}");
+    assert_eq!(lines[2].trim_end(), "gcr-init", "{out}");
+    assert_eq!(lines.last().unwrap().trim(), "0", "zombies left: {out}");
     assert_eq!(
         env.gcr(&["run", "--rm", "--init", IMAGE, "sh", "-c", "exit 4"])
             .status

@@ -61,16 +61,7 @@ pub fn container_event(
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
-    let subject = ("container", r.id.as_str(), name);
-    event_full(
-        conn,
-        now_ns(),
-        subject,
-        (from, to),
-        cause,
-        None,
-        Some(&attributes(r)),
-    )
+    container_row(conn, now_ns(), (r, name), (from, to), cause)
 }
 
 /// A container event at `time_ns` (several in one unit keep their order in time too).
@@ -82,16 +73,19 @@ pub(super) fn event_at(
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
-    let subject = ("container", r.id.as_str(), r.name.as_str());
-    event_full(
-        conn,
-        time_ns,
-        subject,
-        (from, to),
-        cause,
-        None,
-        Some(&attributes(r)),
-    )
+    container_row(conn, time_ns, (r, &r.name), (from, to), cause)
+}
+
+fn container_row(
+    conn: &Connection,
+    time_ns: i64,
+    (r, name): (&Record, &str),
+    states: (Option<&str>, Option<&str>),
+    cause: &str,
+) -> Result<(), EngineError> {
+    let subject = ("container", r.id.as_str(), name);
+    let attrs = attributes(r);
+    event_full(conn, time_ns, subject, states, cause, None, Some(&attrs))
 }
 
 /// What Docker's events show of a container besides its name, as it was at the event:
