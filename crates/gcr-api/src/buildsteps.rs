@@ -83,7 +83,8 @@ impl Steps {
 }
 
 /// Renders build events as the classic builder's `stream` lines: the numbered steps, the
-/// lines a step's command printed, ` ---> Using cache` for a cached one; a `.gcr` spec's
+/// lines a step's command printed, ` ---> Using cache` for a cached one, ` ---> <id>` of a
+/// FROM's base image; a `.gcr` spec's
 /// steps as `gcr build --progress plain` shows them.
 pub(crate) struct Render<'a> {
     out: &'a Out,
@@ -118,6 +119,11 @@ impl<'a> Render<'a> {
                 Phase::Done { cached: true, .. } => self.out.stream(" ---> Using cache"),
                 Phase::Done { .. } => {}
             },
+            // The base image a FROM names, as dockerd shows it under the step (gcr has no
+            // intermediate images for the other steps to name).
+            Event::Base { id: Some(id), .. } if self.dockerfile => {
+                self.out.stream(format!(" ---> {}", short(id)))
+            }
             _ if self.dockerfile => {}
             Event::Start { name, .. } => self.out.stream(format!("Building: {name}")),
             Event::Base { base, id } => self.out.stream(match id {

@@ -108,6 +108,13 @@ fn docker_build_through_the_service() {
             "no {want:?} in the build output:\n{out}"
         );
     }
+    // Under the FROM, the base image's id, as dockerd shows it.
+    let base = svc.ok(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
+    let base = &base.trim().trim_start_matches("sha256:")[..12];
+    assert!(
+        out.contains(&format!("Step 1/6 : FROM {IMAGE}\n ---> {base}\n")),
+        "{out}"
+    );
     assert_eq!(
         svc.ok(&["run", "--rm", "x:1"]),
         "hello from the context\nrun says hi\ngcr-env\n"
