@@ -165,8 +165,8 @@ pub async fn inspect(st: &Shared, id: &str, size: bool) -> Result<Resp, HttpErro
     let id = id.to_string();
     let (mut doc, opts) = st
         .engine(move |e| {
-            let mut doc = e.inspect_container(&id)?;
             let r = e.container(&id)?;
+            let mut doc = e.inspect_record(&r);
             if size {
                 let (rw, root) = e.container_size(&r, &e.image_sizes()?);
                 doc["SizeRw"] = json!(rw);

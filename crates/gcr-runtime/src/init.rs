@@ -15,21 +15,34 @@ use crate::sys::{child_fail, errno};
 /// The reaper's name, as `/proc/1/comm` and `/proc/1/cmdline` show it.
 const NAME: &[u8] = b"gcr-init\0";
 
-/// Where this process's command line lies in its memory (`arg_start`, `arg_end` of
-/// /proc/self/stat), read by the caller before the clone: the reaper, a copy of it, writes
-/// its own name there.
-pub(crate) fn arg_area() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // Field 3 (state) is the first after the name; arg_start and arg_end are 48 and 49.
-    let mut f = rest.split_whitespace().skip(45);
-    let start: usize = f.next()?.parse().ok()?;
-    let end: usize = f.next()?.parse().ok()?;
-    (start != 0 && end > start).then_some((start, end))
+/// Where this process's command line lies in its memory (`arg_start`..`arg_end` of
+/// /proc/self/stat; empty when unknown), read by the caller before the clone: the reaper, a
+/// copy of it, writes its own name there.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ArgArea {
+    start: usize,
+    end: usize,
+}
+
+/// This process's [`ArgArea`], read once (it never moves).
+pub(crate) fn arg_area() -> ArgArea {
+    static AREA: std::sync::OnceLock<ArgArea> = std::sync::OnceLock::new();
+    *AREA.get_or_init(|| {
+        let read = || -> Option<ArgArea> {
+            let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            // Field 3 (state) is the first after the name; arg_start and arg_end are 48, 49.
+            let mut f = rest.split_whitespace().skip(45);
+            let start = f.next()?.parse().ok()?;
+            let end = f.next()?.parse().ok()?;
+            Some(ArgArea { start, end })
+        };
+        read().unwrap_or_default()
+    })
 }
 
 /// Runs in the container's pid 1 after all setup. Never returns.
-pub(crate) fn run_reaper(errfd: RawFd, plan: &ProcessPlan, args: Option<(usize, usize)>) -> ! {
+pub(crate) fn run_reaper(errfd: RawFd, plan: &ProcessPlan, args: ArgArea) -> ! {
     // SAFETY: only async-signal-safe system calls on stack data follow; the forked command
     // ends in execve (through plan.exec) or _exit.
     unsafe {
@@ -46,13 +59,13 @@ pub(crate) fn run_reaper(errfd: RawFd, plan: &ProcessPlan, args: Option<(usize, 
         // The command holds the error pipe until its execve; the reaper lets go now.
         libc::close(errfd);
         libc::prctl(libc::PR_SET_NAME, NAME.as_ptr());
-        if let Some((start, end)) = args {
+        if args.start != 0 && args.end > args.start {
             // This process's own copy of the caller's argument strings (the stack the
             // kernel made at its execve, private and writable): the name, then zeros.
-            let p = start as *mut u8;
-            let n = NAME.len().min(end - start);
+            let (p, len) = (args.start as *mut u8, args.end - args.start);
+            let n = NAME.len().min(len);
             ptr::copy_nonoverlapping(NAME.as_ptr(), p, n);
-            ptr::write_bytes(p.add(n), 0, end - start - n);
+            ptr::write_bytes(p.add(n), 0, len - n);
         }
         let mut info: libc::siginfo_t = std::mem::zeroed();
         loop {

@@ -378,7 +378,7 @@ impl ProcessPlan {
     pub(crate) fn finish(
         &self,
         errfd: RawFd,
-        init: Option<Option<(usize, usize)>>,
+        init: Option<crate::init::ArgArea>,
         after_hold: &dyn Fn(),
     ) -> ! {
         self.chdir(errfd);

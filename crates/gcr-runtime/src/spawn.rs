@@ -185,7 +185,7 @@ struct ChildCtx<'a> {
     process: &'a ProcessPlan,
     hooks: Option<&'a HooksPlan>,
     /// `--init`, with the caller's command line area (see [`crate::init::arg_area`]).
-    init: Option<Option<(usize, usize)>>,
+    init: Option<crate::init::ArgArea>,
     preserve_fds: u32,
     /// A new user namespace: the pipe on which the parent says its id maps are written.
     userns_sync: Option<RawFd>,

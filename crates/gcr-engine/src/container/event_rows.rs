@@ -61,43 +61,50 @@ pub fn container_event(
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
-    container_row(conn, now_ns(), (r, name), (from, to), cause)
+    let subject = ("container", r.id.as_str(), name);
+    let attrs = attributes(r);
+    event_full(
+        conn,
+        now_ns(),
+        subject,
+        (from, to),
+        cause,
+        None,
+        Some(&attrs),
+    )
 }
 
-/// A container event at `time_ns` (several in one unit keep their order in time too).
+/// A container event at `time_ns` (several in one unit keep their order in time too),
+/// with its [`attributes`] made once for the unit.
 pub(super) fn event_at(
     conn: &Connection,
     time_ns: i64,
-    r: &Record,
+    (r, attrs): (&Record, &str),
     from: Option<&str>,
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
-    container_row(conn, time_ns, (r, &r.name), (from, to), cause)
-}
-
-fn container_row(
-    conn: &Connection,
-    time_ns: i64,
-    (r, name): (&Record, &str),
-    states: (Option<&str>, Option<&str>),
-    cause: &str,
-) -> Result<(), EngineError> {
-    let subject = ("container", r.id.as_str(), name);
-    let attrs = attributes(r);
-    event_full(conn, time_ns, subject, states, cause, None, Some(&attrs))
+    let subject = ("container", r.id.as_str(), r.name.as_str());
+    event_full(conn, time_ns, subject, (from, to), cause, None, Some(attrs))
 }
 
 /// What Docker's events show of a container besides its name, as it was at the event:
 /// its image (reference and id) and labels, kept with the event (a detail of the row,
-/// outside its ledger leaf) so that a removed container's events still have them.
+/// outside its ledger leaf) so that a removed container's events still have them. Read
+/// back as [`crate::docker_events::Actor`].
 pub(super) fn attributes(r: &Record) -> String {
-    serde_json::json!({
-        "image": r.image_ref,
-        "image_id": r.image_id,
-        "labels": r.config.resolved.labels,
+    #[derive(serde::Serialize)]
+    struct Attributes<'a> {
+        image: &'a str,
+        image_id: &'a str,
+        labels: &'a [(String, String)],
+    }
+    serde_json::to_string(&Attributes {
+        image: &r.image_ref,
+        image_id: &r.image_id,
+        labels: &r.config.resolved.labels,
     })
-    .to_string()
+    .unwrap_or_default()
 }
 
 /// One event row; `exit_code` for an exit transition, `attrs` the subject's Docker

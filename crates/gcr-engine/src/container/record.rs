@@ -212,17 +212,12 @@ fn insert_unit(conn: &Connection, r: &Record) -> Result<(), EngineError> {
         Some(note) => format!("create ({note})"),
         None => "create".to_string(),
     };
-    container_event(conn, r, &r.name, None, Some("created"), &cause)?;
+    let attrs = attributes(r);
+    event_at(conn, now_ns(), (r, &attrs), None, Some("created"), &cause)?;
     if r.state != State::Created {
         // Stored already started (a foreground run records its start with the row).
-        container_event(
-            conn,
-            r,
-            &r.name,
-            Some("created"),
-            Some(r.state.as_str()),
-            "start",
-        )?;
+        let to = Some(r.state.as_str());
+        event_at(conn, now_ns(), (r, &attrs), Some("created"), to, "start")?;
         if r.state == State::Running {
             super::grant_events::materialized(conn, r)?;
         }
@@ -447,11 +442,19 @@ fn delete_exited_unit(
             r.name
         )));
     };
+    let attrs = attributes(r);
     let mut now = now_ns();
     let from = if from == State::Created.as_str() {
         // It ran (only a launched process exits) but its start was lost on the way (its
         // launcher's message to the housekeeper): recorded now, so that the ledger has it.
-        event_at(conn, now, r, Some(&from), Some("running"), "start")?;
+        event_at(
+            conn,
+            now,
+            (r, &attrs),
+            Some(&from),
+            Some("running"),
+            "start",
+        )?;
         super::grant_events::materialized(conn, r)?;
         now += 1;
         State::Running.as_str().to_string()
@@ -465,9 +468,9 @@ fn delete_exited_unit(
         (Some(&from), Some("exited")),
         cause,
         Some(code),
-        Some(&attributes(r)),
+        Some(&attrs),
     )?;
-    event_at(conn, now + 1, r, Some("exited"), None, "rm")
+    event_at(conn, now + 1, (r, &attrs), Some("exited"), None, "rm")
 }
 
 /// Deletes a container row and records the `destroy` event.

@@ -127,7 +127,11 @@ impl Engine {
 
     /// `gcr inspect CONTAINER`: a Docker-shaped document.
     pub fn inspect_container(&self, key: &str) -> Result<Value, EngineError> {
-        let r = self.container(key)?;
+        Ok(self.inspect_record(&self.container(key)?))
+    }
+
+    /// [`Engine::inspect_container`] of a record in hand.
+    pub fn inspect_record(&self, r: &Record) -> Value {
         let c = &r.config;
         let opt_time = |t: Option<i64>| {
             t.map(rfc3339)
@@ -197,34 +201,9 @@ impl Engine {
                 "StopTimeout": c.resolved.stop_timeout,
                 "Domainname": "",
             },
-            "HostConfig": {
-                "NetworkMode": c.resolved.network,
-                "PortBindings": crate::network::publish::bindings(&c.opts.publish),
-                "PublishAllPorts": c.opts.publish_all,
-                "Privileged": c.opts.privileged,
-                "ReadonlyRootfs": c.opts.read_only,
-                "CapAdd": c.opts.cap_add,
-                "CapDrop": c.opts.cap_drop,
-                "SecurityOpt": c.opts.security_opt,
-                "Memory": c.opts.memory.unwrap_or(0),
-                "NanoCpus": c.opts.cpus.map(|x| (x * 1e9) as i64).unwrap_or(0),
-                "PidsLimit": c.opts.pids_limit,
-                "CpuShares": c.opts.cpu_shares.unwrap_or(0),
-                "CpusetCpus": c.opts.cpuset_cpus.as_deref().unwrap_or(""),
-                "CpusetMems": c.opts.cpuset_mems.as_deref().unwrap_or(""),
-                "Init": c.opts.init,
-                "AutoRemove": c.opts.rm,
-                // Docker's shape: the name without its count, which has its own field.
-                "RestartPolicy": {
-                    "Name": c.opts.restart.name().split(':').next().unwrap_or("no"),
-                    "MaximumRetryCount": match c.opts.restart {
-                        crate::container::config::RestartPolicy::OnFailure(n) => n,
-                        _ => 0,
-                    },
-                },
-            },
-            "NetworkSettings": self.network_settings(&r),
-            "Mounts": self.mounts_view(&r),
+            "HostConfig": host_config(&c.opts, &c.resolved.network),
+            "NetworkSettings": self.network_settings(r),
+            "Mounts": self.mounts_view(r),
             "GraphDriver": {
                 "Name": "overlay",
                 "Data": {
@@ -234,13 +213,10 @@ impl Engine {
                 }
             },
         });
-        if let Some(h) = doc["HostConfig"].as_object_mut() {
-            h.extend(host_extras(&c.opts));
-        }
         if let (Some(cfg), Some(h)) = (doc["Config"].as_object_mut(), &c.resolved.health) {
             cfg.insert("Healthcheck".into(), healthcheck(h));
         }
-        Ok(doc)
+        doc
     }
 
     /// A running (or paused) container and its cgroup, for `top` and `stats`.
@@ -278,7 +254,7 @@ pub(crate) trait GroupIo {
     fn block_io(&self) -> gcr_runtime::cgroups::BlkioStats;
     fn procs(&self) -> Vec<i32>;
     /// The text of `/proc/PID/<name>` of one of its processes (empty when unreadable).
-    fn proc_text(&self, pid: i32, name: &'static str, cap: usize) -> String;
+    fn proc_text(&self, pid: i32, name: &'static str) -> String;
 }
 
 impl GroupIo for gcr_runtime::cgroups::Cgroup {
@@ -288,9 +264,9 @@ impl GroupIo for gcr_runtime::cgroups::Cgroup {
     fn procs(&self) -> Vec<i32> {
         gcr_runtime::cgroups::Cgroup::procs(self)
     }
-    fn proc_text(&self, pid: i32, name: &'static str, cap: usize) -> String {
+    fn proc_text(&self, pid: i32, name: &'static str) -> String {
         std::fs::File::open(format!("/proc/{pid}/{name}"))
-            .and_then(|f| gcr_runtime::cgroups::slurp(f, cap))
+            .and_then(|f| gcr_runtime::cgroups::slurp(f, 1024))
             .unwrap_or_default()
     }
 }
@@ -302,7 +278,7 @@ impl GroupIo for gcr_runtime::cgroups::Held {
     fn procs(&self) -> Vec<i32> {
         gcr_runtime::cgroups::Held::procs(self)
     }
-    fn proc_text(&self, pid: i32, name: &'static str, _cap: usize) -> String {
+    fn proc_text(&self, pid: i32, name: &'static str) -> String {
         gcr_runtime::cgroups::Held::proc_text(self, pid, name).unwrap_or_default()
     }
 }
@@ -312,14 +288,14 @@ impl GroupIo for gcr_runtime::cgroups::Held {
 pub(crate) fn live_io(pid: Option<i32>, cg: &impl GroupIo) -> Io {
     let mut io = Io::default();
     if let Some(pid) = pid {
-        (io.net_rx, io.net_tx) = net_bytes(&cg.proc_text(pid, "net/dev", 1024));
+        (io.net_rx, io.net_tx) = net_bytes(&cg.proc_text(pid, "net/dev"));
     }
     // v2 counts the group's block I/O in io.stat; v1 hosts give gcr no blkio group,
     // so the processes' own counters are summed there.
     let blk = cg.block_io().service_bytes;
     if blk.is_empty() {
         for p in cg.procs() {
-            let (r, w) = proc_io(&cg.proc_text(p, "io", 256));
+            let (r, w) = proc_io(&cg.proc_text(p, "io"));
             io.block_read += r;
             io.block_write += w;
         }
@@ -392,16 +368,39 @@ fn healthcheck(h: &super::config::HealthConfig) -> Value {
     })
 }
 
-/// More of Docker's `HostConfig` from the run options: DNS, hosts, groups, shm, swap,
-/// ulimits, sysctls, devices, namespace modes and the cid file.
-fn host_extras(o: &super::config::RunOptions) -> serde_json::Map<String, Value> {
+/// Docker's `HostConfig` of a container's run options (`network`: its resolved mode).
+fn host_config(o: &super::config::RunOptions, network: &str) -> Value {
     let sysctls: serde_json::Map<String, Value> = o
         .sysctls
         .iter()
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
-    let extras = json!({
+    json!({
+        "NetworkMode": network,
+        "PortBindings": crate::network::publish::bindings(&o.publish),
+        "PublishAllPorts": o.publish_all,
+        "Privileged": o.privileged,
+        "ReadonlyRootfs": o.read_only,
+        "CapAdd": o.cap_add,
+        "CapDrop": o.cap_drop,
+        "SecurityOpt": o.security_opt,
+        "Memory": o.memory.unwrap_or(0),
+        "NanoCpus": o.cpus.map(|x| (x * 1e9) as i64).unwrap_or(0),
+        "PidsLimit": o.pids_limit,
+        "CpuShares": o.cpu_shares.unwrap_or(0),
+        "CpusetCpus": o.cpuset_cpus.as_deref().unwrap_or(""),
+        "CpusetMems": o.cpuset_mems.as_deref().unwrap_or(""),
+        "Init": o.init,
+        "AutoRemove": o.rm,
+        // Docker's shape: the name without its count, which has its own field.
+        "RestartPolicy": {
+            "Name": o.restart.name().split(':').next().unwrap_or("no"),
+            "MaximumRetryCount": match o.restart {
+                super::config::RestartPolicy::OnFailure(n) => n,
+                _ => 0,
+            },
+        },
         "Dns": o.dns,
         "DnsSearch": o.dns_search,
         "DnsOptions": o.dns_options,
@@ -416,11 +415,7 @@ fn host_extras(o: &super::config::RunOptions) -> serde_json::Map<String, Value> 
         "IpcMode": o.ipc.as_deref().unwrap_or("private"),
         "UTSMode": o.uts.as_deref().unwrap_or(""),
         "ContainerIDFile": o.cidfile.as_deref().unwrap_or(""),
-    });
-    match extras {
-        Value::Object(m) => m,
-        _ => serde_json::Map::new(),
-    }
+    })
 }
 
 /// Docker's `HostConfig.Ulimits` of `--ulimit` values (checked at create): the limit's

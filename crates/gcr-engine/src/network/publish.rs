@@ -20,25 +20,32 @@ use crate::{Engine, EngineError};
 /// "HostPort": "8080"}]}`, an address or port not given as `""` (a value that does not
 /// parse, which create refuses, is left out).
 pub(crate) fn bindings(publish: &[String]) -> serde_json::Value {
+    let specs = publish.iter().filter_map(|p| PortSpec::parse(p).ok());
+    port_map(specs, |s| {
+        let given = |yes: bool, v: String| if yes { v } else { String::new() };
+        (
+            given(!s.host_ip.is_unspecified(), s.host_ip.to_string()),
+            given(s.host_port != 0, s.host_port.to_string()),
+        )
+    })
+}
+
+/// Docker's map of ports to their bindings, `{"80/tcp": [{"HostIp", "HostPort"}]}`, each
+/// binding's address and port as `show` writes them (`inspect`'s `PortBindings` and
+/// `NetworkSettings.Ports`).
+pub(crate) fn port_map(
+    specs: impl IntoIterator<Item = PortSpec>,
+    show: impl Fn(&PortSpec) -> (String, String),
+) -> serde_json::Value {
     let mut out = serde_json::Map::new();
-    for s in publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
+    for s in specs {
+        let (ip, port) = show(&s);
         let key = format!("{}/{}", s.container_port, s.proto.as_str());
-        let ip = if s.host_ip.is_unspecified() {
-            String::new()
-        } else {
-            s.host_ip.to_string()
-        };
-        let port = if s.host_port == 0 {
-            String::new()
-        } else {
-            s.host_port.to_string()
-        };
-        let b = serde_json::json!({ "HostIp": ip, "HostPort": port });
-        match out.get_mut(&key).and_then(|v| v.as_array_mut()) {
-            Some(list) => list.push(b),
-            None => {
-                out.insert(key, serde_json::json!([b]));
-            }
+        let list = out
+            .entry(key)
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(l) = list {
+            l.push(serde_json::json!({ "HostIp": ip, "HostPort": port }));
         }
     }
     serde_json::Value::Object(out)

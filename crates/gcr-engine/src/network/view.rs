@@ -30,7 +30,7 @@ impl Source for Connection {
     }
 }
 
-/// Every endpoint and network, read once: [`Engine::network_settings_in`] over many
+/// Every endpoint and network, read once: [`Engine::list_network_in`] over many
 /// containers costs two queries instead of three per container.
 pub struct NetView {
     endpoints: HashMap<String, Vec<Endpoint>>,
@@ -80,11 +80,6 @@ impl Engine {
             return serde_json::json!({ "Network": r.config.resolved.network });
         };
         settings(store.conn(), r)
-    }
-
-    /// [`Engine::network_settings`] from a [`NetView`] (a listing's).
-    pub fn network_settings_in(&self, view: &NetView, r: &Record) -> serde_json::Value {
-        settings(view, r)
     }
 
     /// What `GET /containers/json` shows of `r`'s networking, from a listing's
@@ -185,17 +180,9 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
         });
     };
     let net = src.network(&ep.network);
-    let mut ports = serde_json::Map::new();
-    for s in publish::split(&ep.ports) {
-        let key = format!("{}/{}", s.container_port, s.proto.as_str());
-        let v = serde_json::json!({ "HostIp": s.host_ip.to_string(), "HostPort": s.host_port.to_string() });
-        match ports.get_mut(&key).and_then(|x| x.as_array_mut()) {
-            Some(a) => a.push(v),
-            None => {
-                ports.insert(key, serde_json::json!([v]));
-            }
-        }
-    }
+    let ports = publish::port_map(publish::split(&ep.ports), |s| {
+        (s.host_ip.to_string(), s.host_port.to_string())
+    });
     serde_json::json!({
         "Network": network,
         "IPAddress": ep.ip.to_string(),
