@@ -61,31 +61,21 @@ pub fn container_event(
     to: Option<&str>,
     cause: &str,
 ) -> Result<(), EngineError> {
-    let subject = ("container", r.id.as_str(), name);
     let attrs = attributes(r);
-    event_full(
-        conn,
-        now_ns(),
-        subject,
-        (from, to),
-        cause,
-        None,
-        Some(&attrs),
-    )
+    event_at(conn, now_ns(), (r, name, &attrs), (from, to), cause)
 }
 
 /// A container event at `time_ns` (several in one unit keep their order in time too),
-/// with its [`attributes`] made once for the unit.
+/// under `name`, with its [`attributes`] made once for the unit.
 pub(super) fn event_at(
     conn: &Connection,
     time_ns: i64,
-    (r, attrs): (&Record, &str),
-    from: Option<&str>,
-    to: Option<&str>,
+    (r, name, attrs): (&Record, &str, &str),
+    states: (Option<&str>, Option<&str>),
     cause: &str,
 ) -> Result<(), EngineError> {
-    let subject = ("container", r.id.as_str(), r.name.as_str());
-    event_full(conn, time_ns, subject, (from, to), cause, None, Some(attrs))
+    let subject = ("container", r.id.as_str(), name);
+    event_full(conn, time_ns, subject, states, cause, None, Some(attrs))
 }
 
 /// What Docker's events show of a container besides its name, as it was at the event:

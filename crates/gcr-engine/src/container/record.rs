@@ -213,11 +213,11 @@ fn insert_unit(conn: &Connection, r: &Record) -> Result<(), EngineError> {
         None => "create".to_string(),
     };
     let attrs = attributes(r);
-    event_at(conn, now_ns(), (r, &attrs), None, Some("created"), &cause)?;
+    let event = |states, cause: &str| event_at(conn, now_ns(), (r, &r.name, &attrs), states, cause);
+    event((None, Some("created")), &cause)?;
     if r.state != State::Created {
         // Stored already started (a foreground run records its start with the row).
-        let to = Some(r.state.as_str());
-        event_at(conn, now_ns(), (r, &attrs), Some("created"), to, "start")?;
+        event((Some("created"), Some(r.state.as_str())), "start")?;
         if r.state == State::Running {
             super::grant_events::materialized(conn, r)?;
         }
@@ -447,14 +447,8 @@ fn delete_exited_unit(
     let from = if from == State::Created.as_str() {
         // It ran (only a launched process exits) but its start was lost on the way (its
         // launcher's message to the housekeeper): recorded now, so that the ledger has it.
-        event_at(
-            conn,
-            now,
-            (r, &attrs),
-            Some(&from),
-            Some("running"),
-            "start",
-        )?;
+        let states = (Some(from.as_str()), Some("running"));
+        event_at(conn, now, (r, &r.name, &attrs), states, "start")?;
         super::grant_events::materialized(conn, r)?;
         now += 1;
         State::Running.as_str().to_string()
@@ -470,7 +464,13 @@ fn delete_exited_unit(
         Some(code),
         Some(&attrs),
     )?;
-    event_at(conn, now + 1, (r, &attrs), Some("exited"), None, "rm")
+    event_at(
+        conn,
+        now + 1,
+        (r, &r.name, &attrs),
+        (Some("exited"), None),
+        "rm",
+    )
 }
 
 /// Deletes a container row and records the `destroy` event.
