@@ -110,6 +110,43 @@ pub async fn inspect(st: &Shared, name: &str) -> Result<Resp, HttpError> {
     Ok(http::json(StatusCode::OK, &doc))
 }
 
+/// `GET /images/search?term=&limit=&filters=`: [`gcr_engine::Engine::search`], with the
+/// `X-Registry-Auth` credentials when given (else the saved ones).
+pub async fn search(
+    st: &Shared,
+    q: &Query,
+    credentials: Option<gcr_engine::registry::Credentials>,
+) -> Result<Resp, HttpError> {
+    let term = q
+        .get("term")
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            HttpError::bad_request("a search needs a term: give term=TEXT or term=REGISTRY/TEXT")
+        })?
+        .to_string();
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => gcr_engine::registry::SEARCH_LIMIT.0,
+        Some(l) => match l.parse::<usize>() {
+            Ok(0) => gcr_engine::registry::SEARCH_LIMIT.0,
+            Ok(n) => n,
+            Err(_) => {
+                return Err(HttpError::bad_request(format!(
+                    "invalid limit '{l}': give a number from 1 to 100"
+                )))
+            }
+        },
+    };
+    let filter = gcr_engine::registry::SearchFilter::parse(&q.filters()?)?;
+    let connect = ConnectOptions {
+        insecure: false,
+        credentials,
+    };
+    let hits = st
+        .engine(move |e| Ok(e.search(&term, limit, &filter, &connect)?))
+        .await?;
+    Ok(http::json(StatusCode::OK, &json!(hits)))
+}
+
 /// `POST /images/{name}/tag?repo=&tag=`.
 pub async fn tag(st: &Shared, name: &str, q: &Query) -> Result<Resp, HttpError> {
     let repo = q

@@ -129,6 +129,10 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["build"]) => build::build(&st, &q, req).await,
         ("POST", ["build", "prune"]) => build::prune(&st, &q).await,
         ("GET", ["images", "json"]) => images::list(&st, &q).await,
+        ("GET", ["images", "search"]) => {
+            let creds = push::registry_auth(&req)?;
+            images::search(&st, &q, creds).await
+        }
         ("POST", ["images", "create"]) if q.get("fromSrc").is_some() => {
             images_io::import(&st, &q, req).await
         }

@@ -6,7 +6,9 @@ use crate::{Engine, EngineError};
 pub use gcr_registry::auth::Credentials;
 pub use gcr_registry::media::Platform;
 pub use gcr_registry::server::ServeOptions;
-pub use gcr_registry::{ConnectOptions, NoProgress, Progress, PullOptions, PullReport, PushReport};
+pub use gcr_registry::{
+    ConnectOptions, NoProgress, Progress, PullOptions, PullReport, PushReport, SearchHit,
+};
 
 fn err(e: gcr_registry::RegistryError) -> EngineError {
     if matches!(
@@ -162,6 +164,90 @@ impl Engine {
     pub fn logout(&self, server: &str) -> Result<bool, EngineError> {
         let host = login_host(server)?;
         gcr_registry::auth::remove(&host).map_err(err)
+    }
+}
+
+/// What a search keeps (Docker's filters `stars`, `is-official`, `is-automated`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    pub min_stars: u64,
+    pub official: Option<bool>,
+    pub automated: Option<bool>,
+}
+
+impl SearchFilter {
+    /// From `KEY=VALUE` pairs; an unknown key or a bad value is a usage error naming it.
+    pub fn parse(pairs: &[(String, String)]) -> Result<SearchFilter, EngineError> {
+        let mut f = SearchFilter::default();
+        let boolean = |k: &str, v: &str| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(EngineError::Usage(format!(
+                "invalid filter '{k}={v}': use {k}=true or {k}=false"
+            ))),
+        };
+        for (k, v) in pairs {
+            match k.as_str() {
+                "stars" => {
+                    f.min_stars = v.parse().map_err(|_| {
+                        EngineError::Usage(format!(
+                            "invalid filter 'stars={v}': give a number of stars, e.g. stars=3"
+                        ))
+                    })?
+                }
+                "is-official" => f.official = Some(boolean(k, v)?),
+                "is-automated" => f.automated = Some(boolean(k, v)?),
+                _ => {
+                    return Err(EngineError::Usage(format!(
+                    "invalid filter '{k}': a search filters by stars, is-official and is-automated"
+                )))
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn keeps(&self, h: &SearchHit) -> bool {
+        h.star_count >= self.min_stars
+            && self.official.is_none_or(|o| o == h.is_official)
+            && self.automated.is_none_or(|a| a == h.is_automated)
+    }
+}
+
+/// The default and largest number of search results (Docker's).
+pub const SEARCH_LIMIT: (usize, usize) = (25, 100);
+
+impl Engine {
+    /// `gcr search` / `GET /images/search`: the repositories of a registry whose name
+    /// holds the term (`busybox` searches Docker Hub, `localhost:5000/busy` that
+    /// registry), at most `limit` (1 to 100), filtered. Reads nothing from the store.
+    pub fn search(
+        &self,
+        term: &str,
+        limit: usize,
+        filter: &SearchFilter,
+        opts: &ConnectOptions,
+    ) -> Result<Vec<SearchHit>, EngineError> {
+        if !(1..=SEARCH_LIMIT.1).contains(&limit) {
+            return Err(EngineError::Usage(format!(
+                "limit {limit} is outside the range of [1, {}]; give --limit between 1 and {}",
+                SEARCH_LIMIT.1, SEARCH_LIMIT.1
+            )));
+        }
+        let term = gcr_registry::SearchTerm::parse(term).map_err(err)?;
+        let mut hits = gcr_registry::search(&term, limit, opts).map_err(err)?;
+        hits.retain(|h| filter.keeps(h));
+        Ok(hits)
+    }
+
+    /// `gcr search --list-tags REPOSITORY`: its tags, at most `limit`.
+    pub fn list_tags(
+        &self,
+        repository: &str,
+        limit: usize,
+        opts: &ConnectOptions,
+    ) -> Result<Vec<String>, EngineError> {
+        gcr_registry::list_tags(repository, limit.max(1), opts).map_err(err)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod server;
 
 pub use client::pull::{pull, PullOptions, PullReport};
 pub use client::push::{push, PushReport};
+pub use client::search::{list_tags, search, SearchHit, Term as SearchTerm};
 pub use client::transport::ConnectOptions;
 pub use client::{check_login, login, NoProgress, Progress};
 pub use error::{RegistryError, Result};

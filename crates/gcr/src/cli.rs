@@ -316,6 +316,9 @@ pub enum Cmd {
     Pull(crate::registry::PullArgs),
     /// Push an image to a registry.
     Push(crate::registry::PushArgs),
+    /// Search a registry for repositories (Docker Hub's index, or another registry's
+    /// catalog), or list a repository's tags.
+    Search(crate::registry::SearchArgs),
     /// Log in to a registry.
     Login(crate::registry::LoginArgs),
     /// Log out from a registry.

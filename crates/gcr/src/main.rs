@@ -232,6 +232,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Cmd::Build(a) => build::run(e, &a),
         c @ (Cmd::Pull(_)
         | Cmd::Push(_)
+        | Cmd::Search(_)
         | Cmd::Login(_)
         | Cmd::Logout { .. }
         | Cmd::Registry { .. }) => registry::dispatch(e, c),

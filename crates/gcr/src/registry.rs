@@ -66,6 +66,31 @@ pub struct LoginArgs {
     pub insecure: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// TEXT searches Docker Hub; REGISTRY/TEXT that registry's catalog (REGISTRY/ lists it).
+    pub term: String,
+    /// At most this many results (1 to 100; default 25).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// stars=N, is-official=true|false, is-automated=true|false (repeatable).
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// table, json, or a Go template (`{{.Name}}`, `{{.Description}}`, `{{.StarCount}}`,
+    /// `{{.IsOfficial}}`; with --list-tags `{{.Name}}` and `{{.Tag}}`).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Do not truncate descriptions.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// List the tags of the repository TERM names (REGISTRY/NAME) instead.
+    #[arg(long)]
+    pub list_tags: bool,
+    /// Allow plain http to a registry that is not on localhost.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum RegistryCmd {
     /// Serve an OCI distribution registry from the store (--root selects it).
@@ -282,8 +307,97 @@ fn login(e: &Engine, a: &LoginArgs) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// `gcr search`: Docker's columns (NAME, DESCRIPTION, STARS, OFFICIAL), or Podman's
+/// `--list-tags` (NAME, TAG).
+fn search(e: &Engine, a: &SearchArgs) -> Result<i32, Failure> {
+    let connect = ConnectOptions {
+        insecure: a.insecure,
+        credentials: None,
+    };
+    let limit = a.limit.unwrap_or(gcr_engine::registry::SEARCH_LIMIT.0);
+    let (headers, items): (&[&str], Vec<serde_json::Value>) = if a.list_tags {
+        if !a.filter.is_empty() {
+            return Err(Failure::new(
+                2,
+                "--filter applies to a search, not to --list-tags; leave one out".into(),
+            ));
+        }
+        let r = gcr_engine::Reference::parse(&a.term).map_err(|err| {
+            Failure::new(
+                2,
+                format!(
+                    "'{}' is not a repository ({err}); give REGISTRY/NAME",
+                    a.term
+                ),
+            )
+        })?;
+        let name = r.familiar_name();
+        let tags = e.list_tags(&a.term, a.limit.unwrap_or(usize::MAX), &connect)?;
+        let items = tags
+            .into_iter()
+            .map(|t| serde_json::json!({"Name": name, "Tag": t}))
+            .collect();
+        (&["NAME", "TAG"], items)
+    } else {
+        let pairs = crate::filters::Filters::parse(
+            &a.filter,
+            &["stars", "is-official", "is-automated"],
+            "search",
+        )?
+        .into_pairs();
+        let filter = gcr_engine::registry::SearchFilter::parse(&pairs)?;
+        let hits = e.search(&a.term, limit, &filter, &connect)?;
+        let items = hits
+            .into_iter()
+            .map(|h| {
+                let description = if a.no_trunc || h.description.chars().count() <= 45 {
+                    h.description
+                } else {
+                    let cut: String = h.description.chars().take(44).collect();
+                    format!("{cut}…")
+                };
+                serde_json::json!({
+                    "Name": h.name,
+                    "Description": description,
+                    "StarCount": h.star_count,
+                    "IsOfficial": if h.is_official { "[OK]" } else { "" },
+                    "IsAutomated": if h.is_automated { "[OK]" } else { "" },
+                })
+            })
+            .collect();
+        (&["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], items)
+    };
+    match crate::template::Output::parse(&a.format)? {
+        crate::template::Output::Json => {
+            for v in &items {
+                outln!("{v}")?;
+            }
+        }
+        crate::template::Output::Template(t) => t.print(&items)?,
+        crate::template::Output::Table => {
+            let cell = |v: &serde_json::Value, k: &str| match v.get(k) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            let keys: &[&str] = if a.list_tags {
+                &["Name", "Tag"]
+            } else {
+                &["Name", "Description", "StarCount", "IsOfficial"]
+            };
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|v| keys.iter().map(|k| cell(v, k)).collect())
+                .collect();
+            crate::render::table_out(headers, &rows)?;
+        }
+    }
+    Ok(0)
+}
+
 pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
     match c {
+        Cmd::Search(a) => search(e, &a),
         Cmd::Pull(a) => pull(e, &a),
         Cmd::Push(a) => push(e, &a),
         Cmd::Login(a) => login(e, &a),

@@ -293,6 +293,115 @@ fn docker_login_and_push_with_credentials() {
 }
 
 #[test]
+fn docker_search_reads_the_registry_catalog() {
+    if !ready("docker_search_reads_the_registry_catalog") {
+        return;
+    }
+    let reg = registry_with_users();
+    let host = reg.host();
+    let env = Env::new();
+    let svc = Service::on_socket(&env);
+    // (Anonymous, the registry's 401 makes the CLI prompt for a login, as from dockerd:
+    // docker-py's 401 below checks that answer.)
+    let o = svc.docker_input(
+        &["login", "-u", "alice", "--password-stdin", &host],
+        "secret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for dest in ["alice/bb:1", "alice/busybox:2", "alice/web:1"] {
+        let dest = format!("{host}/{dest}");
+        svc.ok(&["tag", IMAGE, &dest]);
+        svc.ok(&["push", &dest]);
+    }
+    // The client's credentials (X-Registry-Auth) read the catalog.
+    let out = svc.ok(&["search", &format!("{host}/alice/b")]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("STARS"),
+        "{out}"
+    );
+    assert!(lines[1].starts_with(&format!("{host}/alice/bb ")), "{out}");
+    assert!(
+        lines[2].starts_with(&format!("{host}/alice/busybox ")),
+        "{out}"
+    );
+    let names = svc.ok(&[
+        "search",
+        "--limit",
+        "2",
+        "--format",
+        "{{.Name}} {{.StarCount}}",
+        &format!("{host}/alice"),
+    ]);
+    assert_eq!(
+        names,
+        format!("{host}/alice/bb 0\n{host}/alice/busybox 0\n")
+    );
+    assert_eq!(
+        svc.ok(&[
+            "search",
+            "-f",
+            "is-official=true",
+            "--format",
+            "{{.Name}}",
+            &format!("{host}/")
+        ]),
+        ""
+    );
+    svc.fails(
+        &["search", "-f", "colour=red", &format!("{host}/")],
+        "invalid filter 'colour'",
+    );
+    svc.fails(
+        &["search", "--limit", "101", &format!("{host}/")],
+        "outside the range of [1, 100]",
+    );
+
+    // docker-py (its search sends no credentials): an open registry is searched, the one
+    // with users is a 401, a bad filter a 400.
+    let Some(python) = docker_py("docker_search_reads_the_registry_catalog") else {
+        return;
+    };
+    let open = Server::gcr(&[], &[]);
+    let dest = format!("{}/team/web:1", open.host());
+    svc.ok(&["tag", IMAGE, &dest]);
+    svc.ok(&["push", &dest]);
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1])
+reg, closed = sys.argv[2], sys.argv[3]
+hits = c.images.search(reg + "/web")
+assert hits == [{"name": reg + "/team/web", "description": "", "star_count": 0,
+                 "is_official": False, "is_automated": False}], hits
+assert c.images.search(reg + "/nothing-like-it") == []
+for term, status in [(closed + "/bb", 401), ("", 400)]:
+    try:
+        c.images.search(term)
+        raise SystemExit("searched " + term)
+    except docker.errors.APIError as e:
+        assert e.status_code == status, (term, e)
+try:
+    c.api._result(c.api._get(c.api._url("/images/search"),
+                             params={"term": reg + "/", "filters": '{"stars":["x"]}'}), True)
+    raise SystemExit("a bad filter searched")
+except docker.errors.APIError as e:
+    assert e.status_code == 400 and "stars=x" in str(e), e
+print("docker-py ok")
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, &svc.host, &open.host(), &host])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success() && stdout(&out).contains("docker-py ok"),
+        "docker-py script failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
 fn docker_py_save_load_and_push() {
     if !ready("docker_py_save_load_and_push") {
         return;

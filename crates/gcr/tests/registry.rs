@@ -386,6 +386,104 @@ fn htpasswd_users_login_logout_and_permissions() {
     assert!(v["auths"].get(&host).is_none(), "{v}");
     let d = Client::empty();
     d.fails(&["pull", &format!("{host}/pub/bb:1")], "authentication");
+    // A search reads the catalog as its user: bob sees what he may read, anonymous nothing.
+    let names = b.ok(&["search", "--format", "{{.Name}}", &format!("{host}/")]);
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        [format!("{host}/bob/bb"), format!("{host}/pub/bb")]
+    );
+    d.fails(&["search", &format!("{host}/bb")], "gcr login");
+}
+
+#[test]
+fn search_and_list_tags_of_docker_registry() {
+    if !need_tools("search_docker_registry", &["docker-registry"]) {
+        return;
+    }
+    let reg = docker_registry();
+    let host = reg.host();
+    let a = Client::with_image();
+    for dest in [
+        "test/busybox:1",
+        "test/busybox:2",
+        "other/app:1",
+        "tools/busy:x",
+    ] {
+        a.ok(&["push", "-q", IMAGE, &format!("{host}/{dest}")]);
+    }
+    // Docker's table; the names are pullable as they are.
+    let out = a.ok(&["search", &format!("{host}/busy")]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (col, title) in ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(lines[0].split_whitespace().nth(col), Some(*title), "{out}");
+    }
+    assert!(
+        lines[1].starts_with(&format!("{host}/test/busybox ")),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("{host}/tools/busy ")),
+        "{out}"
+    );
+    assert!(!out.contains("other/app"), "{out}");
+    let b = Client::empty();
+    b.ok(&[
+        "pull",
+        &format!("{}:2", lines[1].split_whitespace().next().unwrap()),
+    ]);
+    // --limit, --filter, json.
+    let one = a.ok(&[
+        "search",
+        "--limit",
+        "1",
+        "--format",
+        "{{.Name}}",
+        &format!("{host}/"),
+    ]);
+    assert_eq!(one.trim(), format!("{host}/other/app"));
+    let starred = a.ok(&[
+        "search",
+        "-f",
+        "stars=1",
+        "--format",
+        "{{.Name}}",
+        &format!("{host}/"),
+    ]);
+    assert_eq!(starred, "");
+    let json = a.ok(&["search", "--format", "json", &format!("{host}/app")]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(
+        v["Name"],
+        serde_json::json!(format!("{host}/other/app")),
+        "{v}"
+    );
+    // Tags, Podman's --list-tags.
+    let tags = a.ok(&[
+        "search",
+        "--list-tags",
+        "--format",
+        "{{.Tag}}",
+        &format!("{host}/test/busybox"),
+    ]);
+    assert_eq!(tags, "1\n2\n");
+    // Bad input: one sentence, Docker's exit codes, nothing asked of the registry.
+    let o = a.gcr(&["search", "--limit", "0", &format!("{host}/")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("outside the range of [1, 100]"),
+        "{}",
+        stderr(&o)
+    );
+    let o = a.gcr(&["search", "-f", "colour=red", &format!("{host}/")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    a.fails(
+        &["search", "--list-tags", &format!("{host}/no/such")],
+        "is not in registry",
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod fetch;
 pub mod pull;
 pub mod push;
 mod referrers;
+pub mod search;
 #[cfg(test)]
 mod testreg;
 pub mod transport;
