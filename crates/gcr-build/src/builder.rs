@@ -273,7 +273,7 @@ pub fn build(
 
     // Config and manifest.
     let cfg = config::image_config(&spec, &base_cfg, &st.diff_ids, &st.history, &created);
-    let (id, man_digest, size) = register(store, &cfg, &st.layers, &tags, opts.tag)?;
+    let (id, man_digest, size) = register(store, &cfg, &st.layers, &tags, opts.tag, "build")?;
     let transcript = json!({
         "gcr_version": env!("CARGO_PKG_VERSION"),
         "spec": opts.spec_file.display().to_string(),
@@ -312,13 +312,15 @@ pub fn build(
 }
 
 /// Writes an image's config and manifest (canonical JSON) and registers it, tagged when
-/// `tag`; returns its id, manifest digest and size.
+/// `tag`, its event and ledger entry named `action` (`build`, `commit`); returns its id,
+/// manifest digest and size.
 pub(crate) fn register(
     store: &Store,
     cfg: &Value,
     layers: &[NewLayer],
     tags: &[String],
     tag: bool,
+    action: &str,
 ) -> Result<(String, String, u64)> {
     let cfg_bytes = canonical(cfg);
     let cfg_digest = sha256_hex(&cfg_bytes);
@@ -354,7 +356,7 @@ pub(crate) fn register(
         layers: layers.to_vec(),
         tags: if tag { tags.to_vec() } else { Vec::new() },
     };
-    let id = store.register_images(&[img], "build")?.remove(0);
+    let id = store.register_images(&[img], action)?.remove(0);
     Ok((id, man_digest, size))
 }
 

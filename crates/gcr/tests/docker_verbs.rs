@@ -348,6 +348,23 @@ fn commit_makes_an_image_of_a_containers_changes() {
     assert!(cfg["ExposedPorts"].get("8080/tcp").is_some(), "{cfg}");
     let history = env.ok(&["history", "--format", "json", "committed:1"]);
     assert!(history.contains("first commit"), "{history}");
+    // The ledger says what made the image: a commit, not a build.
+    let events = env.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    assert!(
+        events.contains(&format!("commit {}", id.trim())),
+        "{events}"
+    );
+    assert!(!events.contains("build"), "{events}");
 
     // A running container is committed in place and keeps running.
     env.ok(&[

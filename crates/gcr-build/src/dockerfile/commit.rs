@@ -101,7 +101,8 @@ pub fn commit(store: &Store, c: CommitSpec<'_>) -> Result<(String, String)> {
         .iter()
         .map(|t| crate::builder::full_tag(t))
         .collect::<Result<_>>()?;
-    let (id, manifest, _) = crate::builder::register(store, &out, &st.layers, &tags, true)?;
+    let (id, manifest, _) =
+        crate::builder::register(store, &out, &st.layers, &tags, true, "commit")?;
     Ok((id, manifest))
 }
 

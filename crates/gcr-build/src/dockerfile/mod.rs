@@ -191,7 +191,7 @@ pub fn build(
     }
     let cfg = st.image_config(&created);
     let (id, man_digest, size) =
-        crate::builder::register(store, &cfg, &st.layers, &tags, opts.tag)?;
+        crate::builder::register(store, &cfg, &st.layers, &tags, opts.tag, "build")?;
     let transcript = json!({
         "gcr_version": env!("CARGO_PKG_VERSION"),
         "frontend": "dockerfile",
