@@ -65,6 +65,11 @@ fi
 if ! "$peers/venv/bin/python" -c 'import docker, sys; sys.exit(int(docker.__version__.split(".")[0]) < 7)' 2>/dev/null; then
   "$peers/venv/bin/pip" install -q --disable-pip-version-check 'docker>=7,<8'
 fi
+# docker-py's WebSocket attach (attach_socket(ws=True)) needs websocket-client, its
+# `websockets` extra.
+if ! "$peers/venv/bin/python" -c 'import websocket' 2>/dev/null; then
+  "$peers/venv/bin/pip" install -q --disable-pip-version-check 'websocket-client>=1.3,<2'
+fi
 # Peer of the swagger check (crates/gcr/tests/peers/swagger_check.py): jsonschema and
 # PyYAML validate the recorded responses against Docker's swagger.
 if ! "$peers/venv/bin/python" -c 'import jsonschema, yaml' 2>/dev/null; then

@@ -4,7 +4,7 @@
 //! same 8-byte header) or, with a tty, as raw bytes; the client's bytes become stdin frames.
 //! An attach made before the start (what `docker run` does) waits for it, and the start
 //! holds the container's output until the attach said hello. `resize` sends the
-//! supervisor a window size.
+//! supervisor a window size. `attach/ws` is the same relay over a WebSocket.
 
 use gcr_engine::container::attach::{frames, header, CLOSE_STDIN, EXIT, HELLO, RESIZE, STDIN};
 use gcr_engine::container::record::Record;
@@ -25,6 +25,8 @@ struct Wants {
     stdout: bool,
     stderr: bool,
     tty: bool,
+    /// Output in Docker's multiplexed frames (no tty, not a WebSocket), else raw.
+    framed: bool,
     /// `logs=1`: the log so far first.
     logs: bool,
     /// `stream=1`: then the live output (without it, only the log).
@@ -48,25 +50,8 @@ pub async fn attach(
             "attach needs a connection upgrade: send 'Connection: Upgrade' and 'Upgrade: tcp'",
         ));
     }
-    // dockerd's detach keys: on a tty's stdin, the sequence (ctrl-p,ctrl-q unless
-    // `detachKeys` names another; "" none) ends the attach and the container runs on.
-    let keys = match q.get("detachKeys") {
-        Some("") => Vec::new(),
-        Some(k) => gcr_engine::container::attached::parse_detach_keys(k)
-            .map_err(|e| HttpError::bad_request(e.replace("--detach-keys", "detachKeys")))?,
-        None => gcr_engine::container::attached::DEFAULT_DETACH_KEYS.to_vec(),
-    };
-    let r = find(st, id)
-        .await?
-        .ok_or_else(|| HttpError::not_found(format!("No such container: {id}")))?;
-    let w = Wants {
-        stdin: q.flag("stdin", false) && r.config.opts.interactive,
-        stdout: q.flag("stdout", false),
-        stderr: q.flag("stderr", false),
-        tty: r.config.opts.tty,
-        logs: q.flag("logs", false),
-        stream: q.flag("stream", false),
-    };
+    let keys = detach_keys(q)?;
+    let (r, w) = target(st, id, q).await?;
     st.attach_begin(&r.id);
     let st2 = st.clone();
     let peer = req.extensions().get::<crate::listen::Peer>().cloned();
@@ -114,6 +99,65 @@ pub async fn attach(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(ctype),
     );
+    Ok(resp)
+}
+
+/// dockerd's detach keys: on a tty's stdin, the sequence (ctrl-p,ctrl-q unless
+/// `detachKeys` names another; "" none) ends the attach and the container runs on.
+fn detach_keys(q: &Query) -> Result<Vec<u8>, HttpError> {
+    Ok(match q.get("detachKeys") {
+        Some("") => Vec::new(),
+        Some(k) => gcr_engine::container::attached::parse_detach_keys(k)
+            .map_err(|e| HttpError::bad_request(e.replace("--detach-keys", "detachKeys")))?,
+        None => gcr_engine::container::attached::DEFAULT_DETACH_KEYS.to_vec(),
+    })
+}
+
+/// The container an attach names and what it relays (multiplexed unless it has a tty).
+async fn target(st: &Shared, id: &str, q: &Query) -> Result<(Record, Wants), HttpError> {
+    let r = find(st, id)
+        .await?
+        .ok_or_else(|| HttpError::not_found(format!("No such container: {id}")))?;
+    let w = Wants {
+        stdin: q.flag("stdin", false) && r.config.opts.interactive,
+        stdout: q.flag("stdout", false),
+        stderr: q.flag("stderr", false),
+        tty: r.config.opts.tty,
+        framed: !r.config.opts.tty,
+        logs: q.flag("logs", false),
+        stream: q.flag("stream", false),
+    };
+    Ok((r, w))
+}
+
+/// `GET /containers/{id}/attach/ws?stream=&logs=&stdin=&stdout=&stderr=&detachKeys=`: the
+/// same attach over a WebSocket (what browser consoles use): output raw (no 8-byte
+/// frames, as dockerd's), in messages (see [`crate::ws`]); the client's messages are
+/// stdin.
+pub async fn attach_ws(
+    st: &Shared,
+    id: &str,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Resp, HttpError> {
+    let resp = crate::ws::accept(req.headers())?;
+    let keys = detach_keys(q)?;
+    let (r, mut w) = target(st, id, q).await?;
+    w.framed = false;
+    st.attach_begin(&r.id);
+    let st2 = st.clone();
+    let peer = req.extensions().get::<crate::listen::Peer>().cloned();
+    tokio::spawn(async move {
+        let id = r.id.clone();
+        let connected = match hyper::upgrade::on(req).await {
+            Ok(up) => {
+                let client = crate::ws::bridge(crate::ws::socket(up).await);
+                relay(&st2, r, w, keys, client, peer).await
+            }
+            Err(_) => false,
+        };
+        st2.attach_end(&id, connected);
+    });
     Ok(resp)
 }
 
@@ -223,7 +267,7 @@ where
     // `logs=1`: the log so far, then (with `stream=1`) the live output. Output written
     // between the two may show in neither or both, as with dockerd.
     if w.logs {
-        let mut replay = crate::stream::log_replay(st, &r, !w.tty, w.stdout, w.stderr);
+        let mut replay = crate::stream::log_replay(st, &r, w.framed, w.stdout, w.stderr);
         while let Some(b) = replay.recv().await {
             if c_write.write_all(&b).await.is_err() {
                 return false;
@@ -305,7 +349,7 @@ where
                     break 'out;
                 }
                 1 | 2 => {
-                    let sent = if w.tty {
+                    let sent = if !w.framed {
                         c_write.write_all(&data).await
                     } else {
                         let mut f = header(kind, data.len()).to_vec();

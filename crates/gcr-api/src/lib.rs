@@ -59,6 +59,7 @@ mod system;
 mod tls;
 mod version;
 mod webhook;
+mod ws;
 pub use webhook::WebhookOptions;
 
 pub use errors::ApiError;

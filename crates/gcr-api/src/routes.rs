@@ -46,6 +46,9 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("GET", ["info"]) => system::info(&st, &q).await,
         ("GET", ["metrics"]) => metrics::metrics(&st).await,
         ("GET", ["events"]) => system::events(&st, &q).await,
+        ("GET", ["v1", "events"]) if crate::ws::wanted(req.headers()) => {
+            sse::events_ws(&st, &q, req).await
+        }
         ("GET", ["v1", "events"]) => sse::events(&st, &q, req.headers()).await,
         ("GET", ["v1", "events", "poll"]) => sse::poll(&st, &q).await,
         ("POST", ["v1", "apply"]) => apply::apply(&st, &q, req).await,
@@ -112,6 +115,7 @@ async fn dispatch(st: Shared, req: Request<Incoming>) -> Result<Resp, HttpError>
         ("POST", ["containers", id, "wait"]) => stream::wait(&st, id, &q).await,
         ("GET", ["containers", id, "logs"]) => stream::logs(&st, id, &q).await,
         ("POST", ["containers", id, "attach"]) => attach::attach(&st, id, &q, req).await,
+        ("GET", ["containers", id, "attach", "ws"]) => attach::attach_ws(&st, id, &q, req).await,
         ("POST", ["containers", id, "resize"]) => attach::resize(&st, id, &q).await,
         ("POST", ["containers", id, "exec"]) => {
             let id = id.to_string();

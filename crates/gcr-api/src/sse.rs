@@ -3,7 +3,8 @@
 //! starts after `Last-Event-ID` (the header a reconnecting EventSource sends) or
 //! `?since_id=`, else at the newest event; each event carries its number as `id:`, so a
 //! client that resumes with the last id it saw gets every later event once. Comments
-//! (`: keep-alive`) keep an idle stream open through proxies.
+//! (`: keep-alive`) keep an idle stream open through proxies. The same stream is offered
+//! over a WebSocket.
 
 use std::time::{Duration, Instant};
 
@@ -77,8 +78,16 @@ pub(crate) async fn page(
     Ok((lives, last, full))
 }
 
-/// `GET /v1/events[?since_id=N][&types=run_state,deploy][&container=X][&keepalive=S]`.
-pub async fn events(st: &Shared, q: &Query, headers: &HeaderMap) -> Result<Resp, HttpError> {
+/// Where a stream of live events starts, and its filter and keep-alive period.
+struct Follow {
+    f: Filter,
+    keepalive: Duration,
+    start: i64,
+}
+
+/// The stream's parameters: after `Last-Event-ID` (the header a reconnecting EventSource
+/// sends) or `?since_id=`, else after the newest event.
+async fn follow_of(st: &Shared, q: &Query, headers: &HeaderMap) -> Result<Follow, HttpError> {
     let f = filter(q)?;
     let keepalive = Duration::from_secs(seconds(q, "keepalive", 15, 3600)?.max(1));
     let resume = match headers.get("last-event-id") {
@@ -98,45 +107,64 @@ pub async fn events(st: &Shared, q: &Query, headers: &HeaderMap) -> Result<Resp,
         Some(n) => n,
         None => st.engine(|e| Ok(e.last_event_seq()?)).await?,
     };
-    let (tx, rx) = mpsc::channel(64);
-    let st = st.clone();
-    tokio::spawn(async move {
-        // The reconnection delay, and a first line so that the client knows it is in.
-        let hello = format!("retry: 2000\n: gcr live events after {start}\n\n");
-        if tx.send(Bytes::from(hello)).await.is_err() {
+    Ok(Follow {
+        f,
+        keepalive,
+        start,
+    })
+}
+
+/// Sends the events after `fo.start` as `render` makes them, and `idle` after each
+/// keep-alive period without one, until the receiver is dropped.
+async fn follow(
+    st: Shared,
+    fo: Follow,
+    tx: mpsc::Sender<Bytes>,
+    render: fn(&Live) -> Bytes,
+    idle: Bytes,
+) {
+    let mut after = fo.start;
+    let mut quiet_since = Instant::now();
+    loop {
+        let Ok((lives, last, full)) = page(&st, after, PAGE, &fo.f).await else {
+            return;
+        };
+        after = last;
+        for l in lives {
+            if tx.send(render(&l)).await.is_err() {
+                return;
+            }
+            quiet_since = Instant::now();
+        }
+        if quiet_since.elapsed() >= fo.keepalive {
+            if tx.send(idle.clone()).await.is_err() {
+                return;
+            }
+            quiet_since = Instant::now();
+        }
+        if tx.is_closed() {
             return;
         }
-        let mut after = start;
-        let mut quiet_since = Instant::now();
-        loop {
-            let Ok((lives, last, full)) = page(&st, after, PAGE, &f).await else {
-                return;
-            };
-            after = last;
-            for l in lives {
-                if tx.send(Bytes::from(l.sse())).await.is_err() {
-                    return;
-                }
-                quiet_since = Instant::now();
-            }
-            if quiet_since.elapsed() >= keepalive {
-                if tx
-                    .send(Bytes::from_static(b": keep-alive\n\n"))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                quiet_since = Instant::now();
-            }
-            if tx.is_closed() {
-                return;
-            }
-            if !full {
-                tokio::time::sleep(TICK).await;
-            }
+        if !full {
+            tokio::time::sleep(TICK).await;
         }
-    });
+    }
+}
+
+/// `GET /v1/events[?since_id=N][&types=run_state,deploy][&container=X][&keepalive=S]`.
+pub async fn events(st: &Shared, q: &Query, headers: &HeaderMap) -> Result<Resp, HttpError> {
+    let fo = follow_of(st, q, headers).await?;
+    let (tx, rx) = mpsc::channel(64);
+    // The reconnection delay, and a first line so that the client knows it is in.
+    let hello = format!("retry: 2000\n: gcr live events after {}\n\n", fo.start);
+    let _ = tx.send(Bytes::from(hello)).await;
+    tokio::spawn(follow(
+        st.clone(),
+        fo,
+        tx,
+        |l| Bytes::from(l.sse()),
+        Bytes::from_static(b": keep-alive\n\n"),
+    ));
     let mut r = http::stream("text/event-stream", rx);
     let h = r.headers_mut();
     h.insert(
@@ -148,6 +176,56 @@ pub async fn events(st: &Shared, q: &Query, headers: &HeaderMap) -> Result<Resp,
         hyper::header::HeaderValue::from_static("no"),
     );
     Ok(r)
+}
+
+/// `GET /v1/events` with `Upgrade: websocket` (seed 002's optional transport): the same
+/// events and parameters, each a text message with the poll's shape (`{"id", "event",
+/// "data"}`; `since_id=` resumes), and a ping after each keep-alive period without one.
+pub async fn events_ws(
+    st: &Shared,
+    q: &Query,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Resp, HttpError> {
+    let resp = crate::ws::accept(req.headers())?;
+    let fo = follow_of(st, q, req.headers()).await?;
+    let st = st.clone();
+    tokio::spawn(async move {
+        let Ok(up) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let (mut sink, mut stream) = futures_util::StreamExt::split(crate::ws::socket(up).await);
+        let (tx, mut rx) = mpsc::channel(64);
+        tokio::spawn(follow(
+            st,
+            fo,
+            tx,
+            |l| Bytes::from(l.json().to_string()),
+            Bytes::new(),
+        ));
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            tokio::select! {
+                item = rx.recv() => {
+                    let Some(b) = item else { break };
+                    let m = match std::str::from_utf8(&b) {
+                        Ok(_) if b.is_empty() => Message::Ping(Bytes::new()),
+                        Ok(t) => Message::text(t),
+                        Err(_) => Message::Binary(b),
+                    };
+                    if sink.send(m).await.is_err() {
+                        return;
+                    }
+                }
+                m = stream.next() => match m {
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    });
+    Ok(resp)
 }
 
 /// `GET /v1/events/poll?after=N&limit=N&wait=S` (and the filters of [`events`]):
