@@ -1,5 +1,5 @@
 //! Deterministic rootfs import: a tar (or tar.gz) becomes a single-layer OCI image whose
-//! bytes depend only on the input content and `created`: entries sorted by path, mtimes
+//! bytes depend only on the input content and `created` (by default its newest mtime): entries sorted by path, mtimes
 //! kept as the tarball has them (clamped to `created` only when it is given, or to
 //! `SOURCE_DATE_EPOCH`: a file's age is data — Python compares it with its `.pyc`), no
 //! user/group names, no atime/ctime/PAX records, fixed gzip header, and
@@ -67,9 +67,11 @@ impl Store {
         let tag = reference
             .map(|r| parse_reference(r).map(|r| r.tagged()))
             .transpose()?;
-        // Mtimes are clamped only to an explicit time; `created` defaults to the epoch.
+        // Mtimes are clamped only to an explicit time; `created` defaults to the newest
+        // mtime in the tarball (a time of the content itself: still the same image for the
+        // same bytes, and `docker images` shows its age instead of 1970).
         let clamp = created.or_else(source_date_epoch);
-        let created = clamp.unwrap_or(0);
+        let mut newest = 0u64;
         // A killed earlier try left its temp files: they go before this one adds its own.
         self.remove_stale_temp();
         let rd = |e: std::io::Error| {
@@ -120,7 +122,9 @@ impl Store {
                 gid: h.gid().unwrap_or(0),
                 mtime: {
                     let m = h.mtime().unwrap_or(0);
-                    clamp.map_or(m, |c| m.min(c))
+                    let m = clamp.map_or(m, |c| m.min(c));
+                    newest = newest.max(m);
+                    m
                 },
                 link,
                 dev: (
@@ -164,6 +168,7 @@ impl Store {
         let layer = self.write_layer(&entries, Some(&mut spool))?;
         let (layer_digest, layer_size, diff_id) = (layer.digest, layer.size, layer.diff_id);
 
+        let created = clamp.unwrap_or(newest);
         let ts = rfc3339(created as i64);
         let config = canonical_json(&json!({
             "architecture": host_arch(),

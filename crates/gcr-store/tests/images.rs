@@ -11,6 +11,31 @@ fn store() -> (tempfile::TempDir, Store) {
 }
 
 #[test]
+fn an_import_is_as_old_as_its_newest_file() {
+    let tar = raw_tar(&[
+        E {
+            mtime: 1_600_000_000,
+            ..file("a", b"a")
+        },
+        E {
+            mtime: 1_700_000_000,
+            ..file("b", b"b")
+        },
+    ]);
+    let (_d, s) = store();
+    let id = s.import_rootfs(&tar[..], None, None).unwrap();
+    let cfg: serde_json::Value = serde_json::from_slice(&s.image_config(&id).unwrap()).unwrap();
+    assert_eq!(cfg["created"], "2023-11-14T22:13:20Z", "{cfg}");
+    // The same bytes, the same image; an explicit time still wins.
+    assert_eq!(s.import_rootfs(&tar[..], None, None).unwrap(), id);
+    let given = s
+        .import_rootfs(&tar[..], None, Some(1_650_000_000))
+        .unwrap();
+    let cfg: serde_json::Value = serde_json::from_slice(&s.image_config(&given).unwrap()).unwrap();
+    assert_eq!(cfg["created"], "2022-04-15T05:20:00Z", "{cfg}");
+}
+
+#[test]
 fn import_is_deterministic() {
     let tar = busybox_rootfs("a");
     let (_d1, s1) = store();
