@@ -458,6 +458,14 @@ fn import_keeps_the_tarballs_mtimes() {
     assert!(env_line.contains("MODE=imported"), "{env_line}");
     let h = env.ok(&["history", "--format", "json", "test/changed:1"]);
     assert!(h.contains("from a tarball"), "{h}");
+    // An import is as old as its newest file (the directory written above: today), with
+    // or without changes.
+    let created = env.ok(&["inspect", "-f", "{{.Created}}", "test/mtimes:1"]);
+    assert!(!created.starts_with("1970"), "{created}");
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Created}}", "test/changed:1"]),
+        created
+    );
     assert_eq!(
         env.ok(&["images"])
             .lines()

@@ -87,6 +87,17 @@ impl Engine {
             .map(|c| parse_change(c).map_err(build_err))
             .collect::<Result<Vec<_>, _>>()?;
         let plain = self.store()?.import_rootfs(input, None, None)?;
+        // The import's time (its newest file's): a change makes no image younger.
+        let created = self
+            .store()?
+            .image_config(&plain)
+            .ok()
+            .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
+            .and_then(|c| {
+                let t = gcr_core::time::Timestamp::parse(c["created"].as_str()?).ok()?;
+                Some(t.unix)
+            })
+            .unwrap_or(0);
         let made = commit(
             self.store()?,
             CommitSpec {
@@ -95,7 +106,7 @@ impl Engine {
                 changes: kinds,
                 message: message.map(str::to_string),
                 author: None,
-                created: 0,
+                created,
                 tags: reference.iter().map(|r| r.to_string()).collect(),
             },
         );
