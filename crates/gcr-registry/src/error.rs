@@ -34,6 +34,9 @@ pub enum RegistryError {
     /// A manifest, blob or repository the registry does not have.
     #[error("{0}")]
     NotFound(String),
+    /// A transfer stopped because whoever asked for it left.
+    #[error("{0}")]
+    Cancelled(String),
     /// The registry answered with something unusable (status, size, JSON).
     #[error("registry {host}: {reason}")]
     Protocol { host: String, reason: String },

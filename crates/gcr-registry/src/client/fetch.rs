@@ -58,7 +58,7 @@ struct Retry(String);
 /// A download stopped because whoever asked for it left (an API client): nothing of it is
 /// stored (its staged file goes).
 fn cancelled(digest: &str) -> RegistryError {
-    RegistryError::Usage(format!(
+    RegistryError::Cancelled(format!(
         "the download of blob {digest} was cancelled: its client left"
     ))
 }

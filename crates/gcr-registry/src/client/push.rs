@@ -209,7 +209,11 @@ pub(super) fn push_blob(
     let sep = if loc.contains('?') { '&' } else { '?' };
     let url = format!("{loc}{sep}digest={}", b.digest);
     progress.begin(&id, b.size);
-    let on_sent = |n: u64| progress.advance(&id, n);
+    // A client that left stops the upload at its next chunk.
+    let on_sent = |n: u64| {
+        progress.advance(&id, n);
+        !progress.cancelled()
+    };
     let mut resp = t.send(
         "PUT",
         &url,

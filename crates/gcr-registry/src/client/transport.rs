@@ -27,8 +27,10 @@ pub struct ConnectOptions {
 pub enum ReqBody<'a> {
     Empty,
     Bytes(&'a [u8]),
-    /// A whole file; `on_sent` is told the bytes written.
-    File(&'a std::path::Path, &'a (dyn Fn(u64) + Sync)),
+    /// A whole file; `on_sent` is told the bytes written, and returns false to stop the
+    /// upload there (its caller left): the request fails with [`RegistryError::Cancelled`]
+    /// and is not retried.
+    File(&'a std::path::Path, &'a (dyn Fn(u64) -> bool + Sync)),
 }
 
 /// True for loopback hosts, where plain http is allowed without `--insecure`.
@@ -203,10 +205,19 @@ impl Transport {
                     let mut rd = Counting {
                         inner: f,
                         cb: *on_sent,
+                        stopped: false,
                     };
-                    b.header("Content-Length", len.to_string())
+                    let res = b
+                        .header("Content-Length", len.to_string())
                         .body(ureq::SendBody::from_reader(&mut rd))
-                        .map(|r| self.run(r, false))
+                        .map(|r| self.run(r, false));
+                    if rd.stopped {
+                        return Err(RegistryError::Cancelled(format!(
+                            "the upload to {} was cancelled: its client left",
+                            self.host
+                        )));
+                    }
+                    res
                 }
             };
             let res =
@@ -380,13 +391,18 @@ impl Transport {
 
 struct Counting<'a> {
     inner: std::fs::File,
-    cb: &'a (dyn Fn(u64) + Sync),
+    cb: &'a (dyn Fn(u64) -> bool + Sync),
+    /// The callback asked to stop.
+    stopped: bool,
 }
 
 impl std::io::Read for Counting<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        (self.cb)(n as u64);
+        if !(self.cb)(n as u64) {
+            self.stopped = true;
+            return Err(std::io::Error::other("the upload was cancelled"));
+        }
         Ok(n)
     }
 }
@@ -431,6 +447,35 @@ pub fn describe(resp: &mut Response<Body>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_stops_when_told_and_is_not_retried() {
+        let m = super::super::testreg::mock(Default::default());
+        let t = Transport::new(&m.host, Vec::new(), &ConnectOptions::default()).unwrap();
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), vec![7u8; 4 << 20]).unwrap();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let sent = std::sync::atomic::AtomicU64::new(0);
+        let on_sent = |n: u64| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed) < (1 << 20)
+        };
+        let e = t
+            .send(
+                "PUT",
+                "/v2/x/blobs/uploads/1",
+                &[],
+                &ReqBody::File(f.path(), &on_sent),
+            )
+            .unwrap_err();
+        assert!(matches!(e, RegistryError::Cancelled(_)), "{e}");
+        assert!(e.to_string().contains("cancelled: its client left"), "{e}");
+        // Stopped after about a MiB, not 4, and sent once (no retry).
+        assert!(sent.load(std::sync::atomic::Ordering::Relaxed) < (3 << 20));
+        let puts = m.log.lock().unwrap().len();
+        assert!(puts <= 1, "retried: {:?}", m.log.lock().unwrap());
+        assert!(calls.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    }
 
     #[test]
     fn loopback() {
