@@ -37,7 +37,7 @@ pub fn labels(body: &Value) -> Result<BTreeMap<String, String>, HttpError> {
 }
 
 /// Refuses what a network create asks for that gcr's bridge networks do not do (rather
-/// than making a network unlike the one asked for).
+/// than making a network unlike the one asked for): IPv6.
 pub fn check_create(body: &Value) -> Result<(), HttpError> {
     let name = body["Name"].as_str().unwrap_or("");
     if body["EnableIPv6"] == Value::Bool(true) {
@@ -45,14 +45,27 @@ pub fn check_create(body: &Value) -> Result<(), HttpError> {
             "network {name}: IPv6 is not supported by gcr's bridge networks; leave out --ipv6"
         )));
     }
-    if let Some(o) = body["Options"].as_object().filter(|o| !o.is_empty()) {
-        let keys: Vec<&str> = o.keys().map(String::as_str).collect();
-        return Err(bad(format!(
-            "network {name}: driver options {} are not supported by gcr; leave out -o/--opt",
-            keys.join(", ")
-        )));
-    }
     Ok(())
+}
+
+/// A create body's `Options` (Docker's bridge driver options, an object of strings; the
+/// engine checks the keys and values).
+pub fn options(body: &Value) -> Result<BTreeMap<String, String>, HttpError> {
+    match body.get("Options") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                v => Err(bad(format!(
+                    "invalid Options value for '{k}': {v} is not a string"
+                ))),
+            })
+            .collect(),
+        Some(v) => Err(bad(format!(
+            "invalid Options {v}: expected an object of strings"
+        ))),
+    }
 }
 
 fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
@@ -223,7 +236,10 @@ mod tests {
         assert!(check_create(&json!({"Name": "n", "Options": null})).is_ok());
         assert!(check_create(&json!({"Name": "n", "Internal": true})).is_ok());
         assert!(check_create(&json!({"Name": "n", "EnableIPv6": true})).is_err());
-        assert!(check_create(&json!({"Name": "n", "Options": {"mtu": "1400"}})).is_err());
+        let o = options(&json!({"Options": {"com.docker.network.driver.mtu": "1400"}})).unwrap();
+        assert_eq!(o["com.docker.network.driver.mtu"], "1400");
+        assert!(options(&json!({"Options": {"mtu": 1400}})).is_err());
+        assert!(options(&json!({"Options": null})).unwrap().is_empty());
         assert!(label_matches(&l, "a=1") && label_matches(&l, "a") && !label_matches(&l, "a=2"));
     }
 }

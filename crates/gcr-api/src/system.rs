@@ -274,7 +274,7 @@ pub(crate) fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value
         "Options": if n.name == gcr_engine::network::DEFAULT {
             json!({ "com.docker.network.bridge.name": n.bridge })
         } else {
-            json!({})
+            json!(n.options)
         },
         "Labels": n.labels,
     })
@@ -326,6 +326,7 @@ pub async fn network_create(st: &Shared, body: &[u8]) -> Result<Resp, HttpError>
         internal: body["Internal"] == Value::Bool(true),
         gateway: text(&body["IPAM"]["Config"][0]["Gateway"]),
         ip_range: text(&body["IPAM"]["Config"][0]["IPRange"]),
+        options: crate::networks::options(&body)?,
     };
     let n = st
         .engine(move |e| Ok(e.network_create_with(&name, &create)?))

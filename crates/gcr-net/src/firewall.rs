@@ -42,11 +42,31 @@ pub fn enable_forwarding() -> bool {
     std::fs::write(P, "1").is_ok()
 }
 
-fn nft_script(bridge: &str, subnet: &Subnet, internal: bool) -> String {
+/// What a network's rules allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// `--internal`: nothing forwarded into or out of the bridge, nothing masqueraded.
+    pub internal: bool,
+    /// Outbound traffic leaves with the host's address (Docker's
+    /// `com.docker.network.bridge.enable_ip_masquerade`, default true).
+    pub masquerade: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            internal: false,
+            masquerade: true,
+        }
+    }
+}
+
+fn nft_script(bridge: &str, subnet: &Subnet, p: Policy) -> String {
     let t = table_name(bridge);
+    let masquerade = p.masquerade && !p.internal;
     // An internal network (`--internal`) reaches nothing beyond its bridge and is reached
     // from nowhere but the host: nothing is forwarded into or out of it, nothing masqueraded.
-    let (nat, forward) = if internal {
+    let (nat, forward) = if p.internal {
         (
             String::new(),
             format!(
@@ -56,7 +76,11 @@ fn nft_script(bridge: &str, subnet: &Subnet, internal: bool) -> String {
         )
     } else {
         (
-            format!("\t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n"),
+            if masquerade {
+                format!("\t\tip saddr {subnet} oifname != \"{bridge}\" masquerade\n")
+            } else {
+                String::new()
+            },
             format!(
                 "\t\tiifname \"{bridge}\" accept\n\
                  \t\toifname \"{bridge}\" ct state established,related accept\n"
@@ -161,19 +185,20 @@ fn iptables_isolate(op: &str, bridge: &str, which: usize) -> bool {
 
 /// Installs forwarding and masquerade for a network, or (`internal`) its isolation;
 /// idempotent.
-pub fn install(bridge: &str, subnet: &Subnet, internal: bool) -> Backend {
-    if !internal {
+pub fn install(bridge: &str, subnet: &Subnet, p: Policy) -> Backend {
+    if !p.internal {
         enable_forwarding();
     }
-    if nft_load(&nft_script(bridge, subnet, internal)) {
+    if nft_load(&nft_script(bridge, subnet, p)) {
         return Backend::Nft;
     }
+    let internal = p.internal;
     if internal {
         let ok =
             (0..2).all(|w| iptables_isolate("-C", bridge, w) || iptables_isolate("-I", bridge, w));
         return if ok { Backend::Iptables } else { Backend::None };
     }
-    if iptables("-C", bridge, subnet) || iptables("-A", bridge, subnet) {
+    if !p.masquerade || iptables("-C", bridge, subnet) || iptables("-A", bridge, subnet) {
         return Backend::Iptables;
     }
     Backend::None
@@ -202,7 +227,11 @@ mod tests {
 
     #[test]
     fn an_internal_network_forwards_nothing_and_masquerades_nothing() {
-        let s = nft_script("gcr3", &Subnet::parse("10.90.0.0/24").unwrap(), true);
+        let internal = Policy {
+            internal: true,
+            ..Policy::default()
+        };
+        let s = nft_script("gcr3", &Subnet::parse("10.90.0.0/24").unwrap(), internal);
         assert!(!s.contains("masquerade"), "{s}");
         assert!(
             s.contains("iifname \"gcr3\" oifname != \"gcr3\" drop"),
@@ -217,11 +246,27 @@ mod tests {
 
     #[test]
     fn nft_script_names_bridge_and_subnet() {
-        let s = nft_script("gcr0", &Subnet::parse("10.88.0.0/16").unwrap(), false);
+        let s = nft_script(
+            "gcr0",
+            &Subnet::parse("10.88.0.0/16").unwrap(),
+            Policy::default(),
+        );
         assert!(s.contains("table ip gcr_gcr0"));
         assert!(s.contains("ip saddr 10.88.0.0/16 oifname != \"gcr0\" masquerade"));
         // route_localnet (set for published ports) must never let the bridge reach 127/8.
         assert!(s.contains("iifname \"gcr0\" ip daddr 127.0.0.0/8 drop"));
         assert_eq!(table_name("a-b.c"), "gcr_a_b_c");
+    }
+
+    #[test]
+    fn without_masquerade_traffic_leaves_unchanged() {
+        let sn = Subnet::parse("10.91.0.0/24").unwrap();
+        let p = Policy {
+            masquerade: false,
+            ..Policy::default()
+        };
+        let s = nft_script("br-x", &sn, p);
+        assert!(!s.contains("masquerade"), "{s}");
+        assert!(s.contains("iifname \"br-x\" accept"), "{s}");
     }
 }

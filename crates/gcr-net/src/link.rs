@@ -11,11 +11,15 @@ use crate::netlink::{RTM_DELLINK, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NE
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
+const IFLA_INFO_SLAVE_KIND: u16 = 4;
+const IFLA_INFO_SLAVE_DATA: u16 = 5;
+const IFLA_BRPORT_ISOLATED: u16 = 33;
 const VETH_INFO_PEER: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -40,12 +44,14 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-/// Creates bridge `name`, up.
-pub fn create_bridge(s: &mut Socket, name: &str) -> io::Result<()> {
+/// Creates bridge `name`, up, with `mtu` when given (else the kernel's 1500).
+pub fn create_bridge(s: &mut Socket, name: &str, mtu: Option<u32>) -> io::Result<()> {
     let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-    m.ifinfo(0, IFF_UP, IFF_UP)
-        .attr_str(IFLA_IFNAME, name)
-        .begin(IFLA_LINKINFO)
+    m.ifinfo(0, IFF_UP, IFF_UP).attr_str(IFLA_IFNAME, name);
+    if let Some(mtu) = mtu {
+        m.attr_u32(IFLA_MTU, mtu);
+    }
+    m.begin(IFLA_LINKINFO)
         .attr_str(IFLA_INFO_KIND, "bridge")
         .end();
     s.request(&mut m)
@@ -58,30 +64,55 @@ pub fn set_up(s: &mut Socket, index: u32) -> io::Result<()> {
     s.request(&mut m)
 }
 
-/// Creates a veth pair: `host` (up, enslaved to bridge `master`) in the socket's namespace
-/// and `peer` (down: veth refuses to open before its pair exists, with hardware address
-/// `peer_mac`) in the namespace `peer_ns`.
-pub fn create_veth(
-    s: &mut Socket,
-    host: &str,
-    master: u32,
-    peer: &str,
-    peer_mac: [u8; 6],
-    peer_ns: RawFd,
-) -> io::Result<()> {
+/// One veth pair to make (see [`create_veth`]).
+pub struct Veth<'a> {
+    /// The host end: up, enslaved to bridge `master`.
+    pub host: &'a str,
+    pub master: u32,
+    /// The container end: down (veth refuses to open before its pair exists), with
+    /// hardware address `peer_mac`, in the namespace `peer_ns`.
+    pub peer: &'a str,
+    pub peer_mac: [u8; 6],
+    pub peer_ns: RawFd,
+    /// Both ends' MTU (the network's); None: the kernel's 1500.
+    pub mtu: Option<u32>,
+}
+
+/// Creates a veth pair in the socket's namespace and the peer's.
+pub fn create_veth(s: &mut Socket, v: &Veth<'_>) -> io::Result<()> {
     let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
     m.ifinfo(0, IFF_UP, IFF_UP)
-        .attr_str(IFLA_IFNAME, host)
-        .attr_u32(IFLA_MASTER, master)
-        .begin(IFLA_LINKINFO)
+        .attr_str(IFLA_IFNAME, v.host)
+        .attr_u32(IFLA_MASTER, v.master);
+    if let Some(mtu) = v.mtu {
+        m.attr_u32(IFLA_MTU, mtu);
+    }
+    m.begin(IFLA_LINKINFO)
         .attr_str(IFLA_INFO_KIND, "veth")
         .begin(IFLA_INFO_DATA)
         .begin(VETH_INFO_PEER)
         .ifinfo(0, 0, 0)
-        .attr_str(IFLA_IFNAME, peer)
-        .attr(IFLA_ADDRESS, &peer_mac)
-        .attr_u32(IFLA_NET_NS_FD, peer_ns as u32)
-        .end()
+        .attr_str(IFLA_IFNAME, v.peer)
+        .attr(IFLA_ADDRESS, &v.peer_mac)
+        .attr_u32(IFLA_NET_NS_FD, v.peer_ns as u32);
+    if let Some(mtu) = v.mtu {
+        m.attr_u32(IFLA_MTU, mtu);
+    }
+    m.end().end().end();
+    s.request(&mut m)
+}
+
+/// Makes bridge port `name` (in the socket's namespace) isolated: the bridge forwards
+/// nothing between isolated ports (they still reach the bridge itself, the host).
+/// Docker's `enable_icc=false`, without a firewall rule.
+pub fn set_isolated(s: &mut Socket, name: &str) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWLINK, 0);
+    m.ifinfo(0, 0, 0)
+        .attr_str(IFLA_IFNAME, name)
+        .begin(IFLA_LINKINFO)
+        .attr_str(IFLA_INFO_SLAVE_KIND, "bridge")
+        .begin(IFLA_INFO_SLAVE_DATA)
+        .attr(IFLA_BRPORT_ISOLATED, &[1])
         .end()
         .end();
     s.request(&mut m)

@@ -25,6 +25,10 @@ pub struct Endpoint {
     pub gateway: Ipv4Addr,
     /// Whether the default route goes through `gateway` (the first interface only).
     pub default_route: bool,
+    /// The network's MTU for both ends (None: 1500).
+    pub mtu: Option<u32>,
+    /// The host end is an isolated bridge port (the network's containers are kept apart).
+    pub isolated: bool,
 }
 
 /// Creates a new network namespace wired to the bridge as `ep` says; returns a descriptor
@@ -125,8 +129,15 @@ pub fn set_default_route(
 /// Makes the veth pair of `ep` with its peer in `ns` (the calling thread's namespace) and
 /// configures the peer; `lo` is brought up too when `with_lo`.
 fn wire(host: &mut Socket, ns: RawFd, ep: &Endpoint, with_lo: bool) -> Result<(), NetError> {
-    let mac = link::mac_for(ep.ip);
-    let mut made = link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, mac, ns);
+    let v = link::Veth {
+        host: &ep.host_if,
+        master: ep.bridge,
+        peer: &ep.peer_if,
+        peer_mac: link::mac_for(ep.ip),
+        peer_ns: ns,
+        mtu: ep.mtu,
+    };
+    let mut made = link::create_veth(host, &v);
     if made
         .as_ref()
         .is_err_and(|e| e.raw_os_error() == Some(libc::EEXIST))
@@ -134,14 +145,25 @@ fn wire(host: &mut Socket, ns: RawFd, ep: &Endpoint, with_lo: bool) -> Result<()
         // The same container's previous veth: its old namespace is still being torn down
         // by the kernel (restart right after stop). The name is ours; remove it and retry.
         let _ = link::delete(host, &ep.host_if);
-        made = link::create_veth(host, &ep.host_if, ep.bridge, &ep.peer_if, mac, ns);
+        made = link::create_veth(host, &v);
     }
     made.map_err(NetError::os(format!("creating veth pair {}", ep.host_if)))?;
-    let r = configure_inside(ep, with_lo);
+    let r = isolate(host, ep).and_then(|()| configure_inside(ep, with_lo));
     if r.is_err() {
         let _ = link::delete(host, &ep.host_if);
     }
     r
+}
+
+fn isolate(host: &mut Socket, ep: &Endpoint) -> Result<(), NetError> {
+    if !ep.isolated {
+        return Ok(());
+    }
+    // By name through the host's socket: this thread is in the container's namespace.
+    link::set_isolated(host, &ep.host_if).map_err(NetError::os(format!(
+        "isolating bridge port {} (enable_icc=false)",
+        ep.host_if
+    )))
 }
 
 fn configure_inside(ep: &Endpoint, with_lo: bool) -> Result<(), NetError> {

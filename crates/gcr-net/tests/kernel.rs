@@ -42,7 +42,7 @@ fn namespace_on_bridge_is_reachable() {
     let _g = BridgeGuard(br.clone());
     let sub = Subnet::parse("10.213.7.0/24").unwrap();
     let mut s = Socket::open().unwrap();
-    link::create_bridge(&mut s, &br).unwrap();
+    link::create_bridge(&mut s, &br, Some(1450)).unwrap();
     let bi = link::index(&br).unwrap();
     link::add_addr(&mut s, bi, sub.gateway(), sub.prefix).unwrap();
     let ip = sub.host(2);
@@ -57,11 +57,18 @@ fn namespace_on_bridge_is_reachable() {
             prefix: sub.prefix,
             gateway: sub.gateway(),
             default_route: true,
+            mtu: Some(1450),
+            isolated: true,
         },
     )
     .unwrap();
     eprintln!("netns + veth + config: {:?}", t.elapsed());
     assert!(link::index(&format!("{br}v")).is_some());
+    // The network's MTU on the bridge and the host end; the host end an isolated port.
+    let sys = |p: String| std::fs::read_to_string(p).unwrap().trim().to_string();
+    assert_eq!(sys(format!("/sys/class/net/{br}/mtu")), "1450");
+    assert_eq!(sys(format!("/sys/class/net/{br}v/mtu")), "1450");
+    assert_eq!(sys(format!("/sys/class/net/{br}v/brport/isolated")), "1");
     // A listener inside the namespace, from a thread that joined it.
     let nsfd = ns.as_raw_fd();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -112,7 +119,7 @@ fn second_interface_joins_an_existing_namespace() {
     let _g2 = BridgeGuard(br2.clone());
     let mut s = Socket::open().unwrap();
     let mut wire = |br: &str, sub: &Subnet| {
-        link::create_bridge(&mut s, br).unwrap();
+        link::create_bridge(&mut s, br, None).unwrap();
         let bi = link::index(br).unwrap();
         link::add_addr(&mut s, bi, sub.gateway(), sub.prefix).unwrap();
         bi
@@ -130,6 +137,8 @@ fn second_interface_joins_an_existing_namespace() {
         prefix: sub.prefix,
         gateway: sub.gateway(),
         default_route: first,
+        mtu: None,
+        isolated: false,
     };
     let ns = netns::create_attached(&mut s, &ep(&br1, b1, &sub1, "eth0", true)).unwrap();
     netns::attach_existing(&mut s, ns.as_fd(), &ep(&br2, b2, &sub2, "eth1", false)).unwrap();

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     V_INTERNAL,
     V_IPAM,
     V_EVENT_ATTRS,
+    V_NET_OPTIONS,
 ];
 
 const V1: &str = "
@@ -329,6 +330,12 @@ ALTER TABLE networks ADD COLUMN ip_range TEXT NOT NULL DEFAULT '';
 /// removed since (a `run --rm`) still carry them. NULL for other events and older rows.
 const V_EVENT_ATTRS: &str = "
 ALTER TABLE events ADD COLUMN attributes TEXT;
+";
+
+/// Version 16: a network's driver options as given (`network create -o KEY=VALUE`, a
+/// compose file's `driver_opts`), a JSON object of strings.
+const V_NET_OPTIONS: &str = "
+ALTER TABLE networks ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
 ";
 
 /// Version 12: a container may have several network endpoints, one per network

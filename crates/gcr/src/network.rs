@@ -34,6 +34,12 @@ pub enum NetworkCmd {
         /// pick any address of the subnet).
         #[arg(long = "ip-range", value_name = "CIDR")]
         ip_range: Option<String>,
+        /// A bridge driver option, KEY=VALUE (repeatable): com.docker.network.bridge.name,
+        /// com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc,
+        /// com.docker.network.bridge.enable_ip_masquerade,
+        /// com.docker.network.bridge.host_binding_ipv4.
+        #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+        opt: Vec<String>,
         name: String,
     },
     /// Connect a container that is not running to a network (it has one network: a container
@@ -286,6 +292,14 @@ pub fn dispatch(e: &Engine, c: Cmd) -> Result<i32, Failure> {
 
 /// `--label KEY=VALUE` flags as a map (`KEY` alone: an empty value, as Docker).
 fn labels(flags: &[String]) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    key_values("--label", flags)
+}
+
+/// `FLAG KEY=VALUE` flags as a map (`KEY` alone: an empty value, as Docker).
+fn key_values(
+    flag: &str,
+    flags: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, Failure> {
     flags
         .iter()
         .map(|l| {
@@ -293,7 +307,7 @@ fn labels(flags: &[String]) -> Result<std::collections::BTreeMap<String, String>
             if k.is_empty() {
                 return Err(Failure::new(
                     2,
-                    format!("invalid --label '{l}': use KEY=VALUE"),
+                    format!("invalid {flag} '{l}': use KEY=VALUE"),
                 ));
             }
             Ok((k.to_string(), v.to_string()))
@@ -313,6 +327,7 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             internal,
             gateway,
             ip_range,
+            opt,
             name,
         } => {
             let n = e.network_create_with(
@@ -323,6 +338,7 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
                     internal,
                     gateway,
                     ip_range,
+                    options: key_values("--opt", &opt)?,
                 },
             )?;
             outln!("{}", n.id)?;

@@ -53,6 +53,8 @@ volumes:
   dbdata:
 networks:
   backend:
+    driver_opts:
+      com.docker.network.driver.mtu: "1400"
 "#;
 
 const PUT: &str = "#!/bin/sh\necho \"$QUERY_STRING\" >> /data/records\nprintf 'Content-Type: text/plain\\n\\nstored\\n'\n";
@@ -175,8 +177,12 @@ fn compose_up_down_up_keeps_the_volume() {
         "web did not answer"
     );
     wait_for(c.port, "/cgi-bin/data", &["worker-1"]);
+    // The network's driver_opts: every container's interface has its MTU.
+    let mtu = svc.ok(&["exec", "gcrcp_web_1", "cat", "/sys/class/net/eth0/mtu"]);
+    assert_eq!(mtu.trim(), "1400");
     // A second `up` leaves the running project alone: each container's aliases hold its
-    // short id, so compose neither recreates nor reconnects it.
+    // short id, so compose neither recreates nor reconnects it (nor finds the network's
+    // options changed: inspect shows them as given).
     let again = c.ok(1, &["up", "-d"]);
     assert_eq!(again.matches("is up-to-date").count(), 3, "{again}");
     // The worker started only once db was healthy.

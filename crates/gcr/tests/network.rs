@@ -404,3 +404,108 @@ fn concurrent_runs_get_distinct_addresses() {
     let addr = env.ok(&["exec", &name0, "ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(addr.contains(&format!("{ip0}/24")), "{addr}");
 }
+
+#[test]
+fn driver_options_shape_the_network() {
+    if !need_root("driver_options_shape_the_network") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec!["gcroptnet".into(), "gcroptbad".into()]);
+    // A bridge name of this test's own (the pid keeps parallel runs apart).
+    let bridge = format!("gcrto{}", std::process::id() % 100_000);
+    let port = free_port();
+    env.ok(&[
+        "network",
+        "create",
+        "-o",
+        &format!("com.docker.network.bridge.name={bridge}"),
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "-o",
+        "com.docker.network.bridge.enable_ip_masquerade=false",
+        "-o",
+        "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+        "gcroptnet",
+    ]);
+    let sys = |f: &str| std::fs::read_to_string(format!("/sys/class/net/{bridge}/{f}"));
+    assert_eq!(sys("mtu").unwrap().trim(), "1400", "the bridge's MTU");
+    let n = inspect(&env, "gcroptnet");
+    assert_eq!(n["options"]["com.docker.network.driver.mtu"], "1400", "{n}");
+    assert_eq!(n["bridge"], serde_json::json!(bridge), "{n}");
+    // No masquerade rule (where nftables carries the rules).
+    if n["firewall"] == "nftables" {
+        let t = std::process::Command::new("nft")
+            .args(["list", "table", "ip", &format!("gcr_{bridge}")])
+            .output()
+            .unwrap();
+        assert!(t.status.success(), "{}", stderr(&t));
+        assert!(!stdout(&t).contains("masquerade"), "{}", stdout(&t));
+    }
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "opta",
+        "--network",
+        "gcroptnet",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "optb",
+        "--network",
+        "gcroptnet",
+        "-p",
+        &format!("{port}:8080"),
+        IMAGE,
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    // Both ends of each veth have the MTU; the containers are kept apart (icc off) but
+    // reach their gateway, the host.
+    let probe = env.ok(&[
+        "exec",
+        "opta",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/mtu; \
+         if ping -c1 -W1 optb >/dev/null; then echo reach; else echo apart; fi; \
+         gw=$(ip route | awk '/default/ {print $3}'); \
+         if ping -c1 -W1 \"$gw\" >/dev/null; then echo gateway; fi",
+    ]);
+    assert_eq!(probe, "1400\napart\ngateway\n");
+    // host_binding_ipv4: `-p PORT:8080` binds 127.0.0.1 only.
+    assert_eq!(
+        env.ok(&["port", "optb", "8080"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    assert!(http_get(port).is_some_and(|b| b.contains("hello-gcr")));
+    // Bad options make nothing: one sentence naming the option and the fix.
+    for (opt, says) in [
+        ("com.docker.network.driver.mtu=9", "from 68 to 65535"),
+        (
+            "com.docker.network.bridge.inhibit_ipv4=true",
+            "not supported",
+        ),
+        (
+            &format!("com.docker.network.bridge.name={bridge}") as &str,
+            "exists on this host",
+        ),
+    ] {
+        let o = env.gcr(&["network", "create", "-o", opt, "gcroptbad"]);
+        assert!(!o.status.success(), "{opt}");
+        assert!(stderr(&o).contains(says), "{opt}: {}", stderr(&o));
+    }
+    assert!(!env.ok(&["network", "ls"]).contains("gcroptbad"));
+    env.ok(&["rm", "-f", "opta", "optb"]);
+    env.ok(&["network", "rm", "gcroptnet"]);
+    assert!(sys("mtu").is_err(), "bridge {bridge} left after rm");
+}

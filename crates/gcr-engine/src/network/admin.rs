@@ -37,6 +37,8 @@ pub struct NetworkInfo {
     /// `--ip-range` (empty: the whole subnet).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub ip_range: String,
+    /// Driver options as given (`-o KEY=VALUE`).
+    pub options: BTreeMap<String, String>,
     pub containers: Vec<Member>,
 }
 
@@ -51,6 +53,8 @@ pub struct NetworkCreate {
     pub gateway: Option<String>,
     /// `--ip-range CIDR`: where addresses without `--ip` are leased, inside the subnet.
     pub ip_range: Option<String>,
+    /// `-o KEY=VALUE`: Docker's bridge driver options (see [`super::options`]).
+    pub options: BTreeMap<String, String>,
 }
 
 impl NetworkCreate {
@@ -94,10 +98,12 @@ impl NetworkCreate {
                 Some(range)
             }
         };
+        super::options::DriverOptions::parse(name, &self.options)?;
         Ok(setup::Shape {
             internal: self.internal,
             gateway,
             ip_range,
+            options: self.options.clone(),
         })
     }
 }
@@ -115,6 +121,7 @@ fn info(n: &NetRow, members: Vec<Member>) -> NetworkInfo {
         labels: n.labels.clone(),
         internal: n.internal,
         ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+        options: n.options.clone(),
         containers: members,
     }
 }
@@ -132,6 +139,7 @@ fn pseudo(name: &str) -> NetworkInfo {
         labels: BTreeMap::new(),
         internal: false,
         ip_range: String::new(),
+        options: BTreeMap::new(),
         containers: Vec::new(),
     }
 }

@@ -32,9 +32,16 @@ pub struct NetRow {
     pub own_gateway: Option<Ipv4Addr>,
     /// `--ip-range` (schema version 14): where addresses are leased; None: the subnet.
     pub ip_range: Option<Subnet>,
+    /// Driver options as given (schema version 16), see [`super::options`].
+    pub options: BTreeMap<String, String>,
 }
 
 impl NetRow {
+    /// The driver options, parsed.
+    pub fn opts(&self) -> super::options::DriverOptions {
+        super::options::DriverOptions::of(&self.options)
+    }
+
     /// The bridge's address, the containers' gateway.
     pub fn gateway(&self) -> Ipv4Addr {
         self.own_gateway.unwrap_or(self.subnet.gateway())
@@ -70,8 +77,8 @@ pub struct Endpoint {
     pub ifname: String,
 }
 
-const NET_COLS: &str =
-    "name, id, driver, bridge, subnet, created, firewall, labels, internal, gateway, ip_range";
+const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall, labels, internal, \
+     gateway, ip_range, options";
 
 fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
     let subnet: String = row.get(4)?;
@@ -92,6 +99,7 @@ fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
         ip_range: Some(row.get::<_, String>(10)?)
             .filter(|r| !r.is_empty())
             .and_then(|r| Subnet::parse_range(&r).ok()),
+        options: serde_json::from_str(&row.get::<_, String>(11)?).unwrap_or_default(),
     })
 }
 
@@ -139,7 +147,7 @@ pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> 
     )?;
     conn.execute(
         "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall, labels, \
-         internal, gateway, ip_range) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+         internal, gateway, ip_range, options) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
         params![
             n.name,
             n.id,
@@ -151,7 +159,8 @@ pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> 
             serde_json::to_string(&n.labels).unwrap_or_else(|_| "{}".into()),
             n.internal,
             n.own_gateway.map(|g| g.to_string()).unwrap_or_default(),
-            n.ip_range.map(|r| r.to_string()).unwrap_or_default()
+            n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+            serde_json::to_string(&n.options).unwrap_or_else(|_| "{}".into())
         ],
     )?;
     Ok(())
@@ -431,6 +440,7 @@ mod tests {
             internal: false,
             own_gateway: None,
             ip_range: None,
+            options: BTreeMap::new(),
         };
         assert_eq!(wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 2)).unwrap(), 2);
         assert_eq!(

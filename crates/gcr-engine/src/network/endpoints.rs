@@ -159,6 +159,8 @@ impl Engine {
                 prefix: net.subnet.prefix,
                 gateway: net.gateway(),
                 default_route,
+                mtu: net.opts().mtu,
+                isolated: !net.opts().icc,
             },
         );
         if let Err(e) = wired {

@@ -13,6 +13,7 @@ mod connect;
 mod db;
 mod endpoints;
 mod files;
+pub mod options;
 pub(crate) mod publish;
 mod registry;
 mod setup;
@@ -78,8 +79,10 @@ impl Engine {
         image_config: &serde_json::Value,
         resolved: &mut Resolved,
     ) -> Result<(), EngineError> {
-        let ports = publish::wanted(opts, image_config)?;
+        let mut ports = publish::wanted(opts, image_config)?;
         let volumes = crate::volumes::plan::plan(opts, image_config)?;
+        // A network's host_binding_ipv4: where its ports bind when -p names no address.
+        let mut host_ip = None;
         let network = match opts.network.as_deref() {
             None | Some("bridge" | "default") => {
                 self.default_network()?;
@@ -105,7 +108,10 @@ impl Engine {
             }
             Some(other) => {
                 match db::find_network(self.store()?.conn(), other)? {
-                    Some(n) => n.name,
+                    Some(n) => {
+                        host_ip = n.opts().host_ip;
+                        n.name
+                    }
                     None => {
                         return Err(EngineError::NotFound(format!(
                             "network {other} not found; create it with 'gcr network create {other}' or use none, host or bridge"
@@ -124,6 +130,11 @@ impl Engine {
             return Err(EngineError::Usage(format!(
                 "ports cannot be published on network {network}; drop -p/-P or use a bridge network"
             )));
+        }
+        if let Some(ip) = host_ip {
+            for p in ports.iter_mut().filter(|p| p.host_ip.is_unspecified()) {
+                p.host_ip = ip;
+            }
         }
         if !ports.is_empty() {
             let list: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
@@ -293,6 +304,8 @@ impl Engine {
                     gateway: net.gateway(),
                     // An internal network routes nothing beyond its subnet.
                     default_route: !net.internal,
+                    mtu: net.opts().mtu,
+                    isolated: !net.opts().icc,
                 },
             )
             .map_err(|e| EngineError::Internal(e.to_string()))

@@ -112,6 +112,8 @@ pub(crate) struct Shape {
     pub internal: bool,
     pub gateway: Option<std::net::Ipv4Addr>,
     pub ip_range: Option<Subnet>,
+    /// The driver options as given (checked), see [`super::options`].
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 /// Claims a bridge on the host (creation with EXCL is the atomic claim), gives it the
@@ -135,12 +137,31 @@ pub(crate) fn provision(
         .map(|n| n.bridge)
         .collect();
     let mut host = Socket::open().map_err(|e| cannot("open a netlink socket", e))?;
+    let opts = super::options::DriverOptions::of(&shape.options);
     let mut bridge = None;
-    for b in bridge_candidates(&id, default) {
+    if let Some(b) = &opts.bridge_name {
+        // A name asked for is that bridge or none: never an interface that exists.
+        let taken = || {
+            EngineError::Conflict(format!(
+                "network {name}: an interface named {b} exists on this host; choose another {}",
+                super::options::BRIDGE_NAME
+            ))
+        };
+        if used.contains(b) || link::index(b).is_some() {
+            return Err(taken());
+        }
+        match link::create_bridge(&mut host, b, opts.mtu) {
+            Ok(()) => bridge = Some(b.clone()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Err(taken()),
+            Err(e) => return Err(cannot(&format!("create bridge {b} for network {name}"), e)),
+        }
+    }
+    let candidates = bridge_candidates(&id, default).filter(|_| bridge.is_none());
+    for b in candidates {
         if used.contains(&b) || link::index(&b).is_some() {
             continue;
         }
-        match link::create_bridge(&mut host, &b) {
+        match link::create_bridge(&mut host, &b, opts.mtu) {
             Ok(()) => {
                 bridge = Some(b);
                 break;
@@ -164,6 +185,7 @@ pub(crate) fn provision(
         internal: shape.internal,
         own_gateway: shape.gateway,
         ip_range: shape.ip_range,
+        options: shape.options.clone(),
     };
     match configure(&mut host, &n) {
         Ok(fw) => {
@@ -184,7 +206,12 @@ fn configure(host: &mut Socket, n: &NetRow) -> Result<String, EngineError> {
     })?;
     link::add_addr(host, idx, n.gateway(), n.subnet.prefix)
         .map_err(|e| cannot(&format!("add {} to bridge {}", n.gateway(), n.bridge), e))?;
-    Ok(firewall::install(&n.bridge, &n.subnet, n.internal)
+    let opts = n.opts();
+    let policy = firewall::Policy {
+        internal: n.internal,
+        masquerade: opts.masquerade,
+    };
+    Ok(firewall::install(&n.bridge, &n.subnet, policy)
         .as_str()
         .to_string())
 }
@@ -214,7 +241,7 @@ impl Engine {
             return Ok(i);
         }
         let _lock = host_lock();
-        match link::create_bridge(host, &n.bridge) {
+        match link::create_bridge(host, &n.bridge, n.opts().mtu) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => {
