@@ -19,19 +19,24 @@ use crate::server::Shared;
 
 /// A create body's `Labels` (an object of strings).
 pub fn labels(body: &Value) -> Result<BTreeMap<String, String>, HttpError> {
-    match body.get("Labels") {
+    strings(body, "Labels")
+}
+
+/// A create body's object of strings `key` (absent or null: empty).
+fn strings(body: &Value, key: &str) -> Result<BTreeMap<String, String>, HttpError> {
+    match body.get(key) {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
         Some(Value::Object(m)) => m
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
                 v => Err(bad(format!(
-                    "invalid Labels value for '{k}': {v} is not a string"
+                    "invalid {key} value for '{k}': {v} is not a string"
                 ))),
             })
             .collect(),
         Some(v) => Err(bad(format!(
-            "invalid Labels {v}: expected an object of strings"
+            "invalid {key} {v}: expected an object of strings"
         ))),
     }
 }
@@ -51,21 +56,7 @@ pub fn check_create(body: &Value) -> Result<(), HttpError> {
 /// A create body's `Options` (Docker's bridge driver options, an object of strings; the
 /// engine checks the keys and values).
 pub fn options(body: &Value) -> Result<BTreeMap<String, String>, HttpError> {
-    match body.get("Options") {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                v => Err(bad(format!(
-                    "invalid Options value for '{k}': {v} is not a string"
-                ))),
-            })
-            .collect(),
-        Some(v) => Err(bad(format!(
-            "invalid Options {v}: expected an object of strings"
-        ))),
-    }
+    strings(body, "Options")
 }
 
 fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {

@@ -159,12 +159,7 @@ fn each_page(
     let mut read = 0usize;
     let mut first = true;
     loop {
-        let mut resp = t.send(
-            "GET",
-            &url,
-            &[("Accept", "application/json")],
-            &ReqBody::Empty,
-        )?;
+        let mut resp = get(t, &url)?;
         let status = resp.status().as_u16();
         if first && status == 404 {
             return Ok(None);
@@ -213,6 +208,16 @@ fn next_link(link: &str) -> Option<String> {
     })
 }
 
+/// A GET asking for JSON.
+fn get(t: &Transport, url: &str) -> Result<ureq::http::Response<ureq::Body>> {
+    t.send(
+        "GET",
+        url,
+        &[("Accept", "application/json")],
+        &ReqBody::Empty,
+    )
+}
+
 fn read_json(
     resp: &mut ureq::http::Response<ureq::Body>,
     host: &str,
@@ -241,12 +246,7 @@ fn v1_search(
         percent_encode(text),
         limit.clamp(1, 100)
     );
-    let mut resp = t.send(
-        "GET",
-        &url,
-        &[("Accept", "application/json")],
-        &ReqBody::Empty,
-    )?;
+    let mut resp = get(t, &url)?;
     match resp.status().as_u16() {
         404 => return Ok(None),
         200 => {}
