@@ -747,8 +747,8 @@ const ROWS: &[Row] = &[
     row(
         "images",
         "import (mtimes kept)",
-        Same,
-        "",
+        Differs,
+        "the same tarball is the same image: its Created is its newest mtime (dockerd: the time of the import), or SOURCE_DATE_EPOCH",
         Works(
             &["run", "--rm", "IMG", "stat", "-c", "%Y", "/bin/busybox"],
             "17",
@@ -793,6 +793,13 @@ const ROWS: &[Row] = &[
         "",
         Works(&["logout", "127.0.0.1:1"], ""),
     ),
+    row(
+        "images",
+        "search [--limit] [--filter] [--format] [--no-trunc]",
+        Same,
+        "Docker Hub through its index; another registry through its catalog (dockerd asks it for the v1 search, which distribution registries lack); Podman's --list-tags too",
+        Works(&["search", "--help"], "--list-tags"),
+    ),
     row("system", "version, info", Same, "", Works(&["version"], "")),
     row(
         "system",
@@ -817,7 +824,7 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "network create|ls|rm|inspect (--format TEMPLATE, create --label --internal --gateway --ip-range, ls --filter name/id/driver/type/label)",
+        "network create|ls|rm|inspect (--format TEMPLATE, create --label --internal --gateway --ip-range -o bridge.name/driver.mtu/enable_icc/enable_ip_masquerade/host_binding_ipv4, ls --filter name/id/driver/type/label)",
         Same,
         "",
         Works(
