@@ -139,7 +139,8 @@ fn spec_in(ctx: &Path, dockerfile: Option<&str>) -> Result<PathBuf, EngineError>
 }
 
 /// Pulls the build's base images that are missing (all of them with `pull`), streaming
-/// Docker's pull lines.
+/// Docker's pull lines; with the client's credentials (`X-Registry-Config`) for their
+/// registry when it sent some.
 fn pull_bases(
     e: &Engine,
     req: &BuildRequest,
@@ -151,9 +152,16 @@ fn pull_bases(
         if present && !p.pull {
             continue;
         }
+        // The client's credentials for the base's registry, else the saved ones.
+        let credentials = gcr_engine::Reference::parse(&base)
+            .ok()
+            .and_then(|r| p.registry_config.get(r.registry()).cloned());
         let opts = PullOptions {
             platform: p.platform.clone(),
-            connect: ConnectOptions::default(),
+            connect: ConnectOptions {
+                insecure: false,
+                credentials,
+            },
             no_referrers: false,
         };
         let r = e.pull(&base, &opts, lines)?;
@@ -252,6 +260,7 @@ pub(crate) fn build_in(
 pub async fn build(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Resp, HttpError> {
     let mut p = Params::parse(q)?;
     p.peer = req.extensions().get::<crate::listen::Peer>().cloned();
+    p.registry_config = crate::push::registry_config(&req)?;
     let (btx, brx) = mpsc::channel::<Result<Bytes, String>>(16);
     let mut body = req.into_body();
     let feeder = tokio::spawn(async move {

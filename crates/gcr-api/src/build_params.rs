@@ -30,6 +30,9 @@ pub(crate) struct Params {
     pub(crate) steps: StepOptions,
     /// The client's connection: gone, the build is cancelled.
     pub(crate) peer: Option<crate::listen::Peer>,
+    /// `X-Registry-Config`: the client's credentials by registry host, for the base
+    /// images' pulls (Debug shows no password).
+    pub(crate) registry_config: BTreeMap<String, gcr_engine::registry::Credentials>,
 }
 
 /// A JSON object of strings (`buildargs`, `labels`); null values are left out (Docker's
@@ -133,6 +136,7 @@ impl Params {
             platform,
             steps: step_options(q)?,
             peer: None,
+            registry_config: BTreeMap::new(),
         })
     }
 }

@@ -47,26 +47,62 @@ pub(crate) fn registry_auth(req: &Request<Incoming>) -> Result<Option<Credential
     }
 }
 
-pub(crate) fn decode_registry_auth(raw: &str) -> Result<Option<Credentials>, HttpError> {
-    let raw = raw.trim();
+/// The `X-Registry-Config` header of a build: base64url JSON, an object of auth configs by
+/// registry (`https://index.docker.io/v1/`, `localhost:5000`, ...); the credentials by
+/// registry host as `gcr login` names them (entries naming no user are left out).
+pub(crate) fn registry_config(
+    req: &Request<Incoming>,
+) -> Result<std::collections::BTreeMap<String, Credentials>, HttpError> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(raw) = req.headers().get("x-registry-config") else {
+        return Ok(out);
+    };
+    let raw = raw.to_str().unwrap_or("").trim();
     if raw.is_empty() {
-        return Ok(None);
+        return Ok(out);
     }
+    let v = decode_json("X-Registry-Config", raw)?;
+    let Value::Object(m) = v else {
+        return Err(HttpError::bad_request(
+            "invalid X-Registry-Config header: expected a JSON object of auth configs by registry",
+        ));
+    };
+    for (server, auth) in m {
+        if let (Ok(host), Some(c)) = (
+            gcr_engine::registry::login_host(&server),
+            credentials(&auth),
+        ) {
+            out.insert(host, c);
+        }
+    }
+    Ok(out)
+}
+
+/// A header's base64url (padded or not, or standard) JSON.
+fn decode_json(header: &str, raw: &str) -> Result<Value, HttpError> {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
     let bytes = URL_SAFE
         .decode(raw)
         .or_else(|_| URL_SAFE_NO_PAD.decode(raw))
         .or_else(|_| STANDARD.decode(raw))
         .map_err(|_| {
-            HttpError::bad_request(
-                "invalid X-Registry-Auth header: it is not base64url-encoded JSON",
-            )
+            HttpError::bad_request(format!(
+                "invalid {header} header: it is not base64url-encoded JSON"
+            ))
         })?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    serde_json::from_slice(&bytes).map_err(|e| {
         HttpError::bad_request(format!(
-            "invalid X-Registry-Auth header: its JSON is invalid ({e})"
+            "invalid {header} header: its JSON is invalid ({e})"
         ))
-    })?;
+    })
+}
+
+pub(crate) fn decode_registry_auth(raw: &str) -> Result<Option<Credentials>, HttpError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let v = decode_json("X-Registry-Auth", raw)?;
     Ok(credentials(&v))
 }
 

@@ -483,6 +483,50 @@ fn missing_base_images_are_pulled() {
     assert!(out.contains("Image is up to date for"), "{out}");
 }
 
+/// bcrypt("secret", cost 4).
+const SECRET_HASH: &str = "$2b$04$Gg2nl9CMpPJHyUZMC7EaZudyXPJg6snXLx7frLXinEMndczhD2Y16";
+
+#[test]
+fn private_bases_are_pulled_with_the_clients_credentials() {
+    if !ready("private_bases_are_pulled_with_the_clients_credentials") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("htpasswd");
+    std::fs::write(&h, format!("alice:{SECRET_HASH}\n")).unwrap();
+    let h = h.to_string_lossy().into_owned();
+    let registry = common::servers::Server::gcr_in(dir, &["--htpasswd", &h], &[]);
+    let host = registry.host();
+    let env = Env::new();
+    let svc = Service::on_socket(&env);
+    // The client logs in (the service saves nothing) and pushes the base.
+    let o = svc.docker_input(
+        &["login", "-u", "alice", "--password-stdin", &host],
+        "secret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let base = format!("{host}/alice/base:1");
+    svc.ok(&["tag", IMAGE, &base]);
+    svc.ok(&["push", &base]);
+    svc.ok(&["rmi", &base]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo private > /p\nCMD [\"cat\", \"/p\"]\n"),
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    // The classic builder sends the client's credentials (X-Registry-Config): the base
+    // comes from the registry that wants them.
+    let out = svc.ok(&["build", "-t", "onprivate:1", dir]);
+    assert!(out.contains("Digest: sha256:"), "the base is pulled: {out}");
+    assert_eq!(svc.ok(&["run", "--rm", "onprivate:1"]), "private\n");
+    // Logged out, the client sends none and the service has none: refused, as a pull is.
+    svc.ok(&["rmi", "onprivate:1", &base]);
+    svc.ok(&["logout", &host]);
+    svc.fails(&["build", "-t", "onprivate:2", dir], "requires credentials");
+}
+
 /// Pids of processes whose command line is exactly `argv` (joined by spaces).
 fn pids_running(argv: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
