@@ -72,6 +72,11 @@ pub fn registry_auth(header: &str) -> Result<bool, Refused> {
     Ok(crate::push::decode_registry_auth(header)?.is_some())
 }
 
+/// A build's `X-Registry-Config` header: how many registries it gives credentials for.
+pub fn registry_config(header: &str) -> Result<usize, Refused> {
+    Ok(crate::push::decode_registry_config(header)?.len())
+}
+
 /// A request path with or without its `/v1.NN` prefix: the path routed.
 pub fn versioned_path(path: &str) -> Result<String, Refused> {
     Ok(crate::server::unversioned(path)?.to_string())

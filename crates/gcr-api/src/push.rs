@@ -53,11 +53,18 @@ pub(crate) fn registry_auth(req: &Request<Incoming>) -> Result<Option<Credential
 pub(crate) fn registry_config(
     req: &Request<Incoming>,
 ) -> Result<std::collections::BTreeMap<String, Credentials>, HttpError> {
+    match req.headers().get("x-registry-config") {
+        Some(raw) => decode_registry_config(raw.to_str().unwrap_or("")),
+        None => Ok(Default::default()),
+    }
+}
+
+/// [`registry_config`] of the header's text.
+pub(crate) fn decode_registry_config(
+    raw: &str,
+) -> Result<std::collections::BTreeMap<String, Credentials>, HttpError> {
     let mut out = std::collections::BTreeMap::new();
-    let Some(raw) = req.headers().get("x-registry-config") else {
-        return Ok(out);
-    };
-    let raw = raw.to_str().unwrap_or("").trim();
+    let raw = raw.trim();
     if raw.is_empty() {
         return Ok(out);
     }
@@ -252,6 +259,32 @@ pub async fn auth(st: &Shared, req: Request<Incoming>) -> Result<Resp, HttpError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_builds_registry_config_is_credentials_by_host() {
+        use base64::Engine as _;
+        let cfg = json!({
+            "https://index.docker.io/v1/": {"username": "hub", "password": "p1"},
+            "localhost:5000": {"auth": base64::engine::general_purpose::STANDARD.encode("al:pw")},
+            "nobody.example": {"serveraddress": "nobody.example"},
+        });
+        let raw = base64::engine::general_purpose::URL_SAFE.encode(cfg.to_string());
+        let m = decode_registry_config(&raw).unwrap();
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!(m["docker.io"].username, "hub");
+        assert_eq!(
+            (
+                m["localhost:5000"].username.as_str(),
+                m["localhost:5000"].password.as_str()
+            ),
+            ("al", "pw")
+        );
+        assert!(decode_registry_config("").unwrap().is_empty());
+        for bad in ["%%%", "W10="] {
+            let e = decode_registry_config(bad).unwrap_err();
+            assert!(e.message.contains("X-Registry-Config"), "{}", e.message);
+        }
+    }
 
     #[test]
     fn auth_configs() {
