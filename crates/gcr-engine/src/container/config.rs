@@ -15,6 +15,11 @@ pub enum RestartPolicy {
 }
 
 impl RestartPolicy {
+    /// `no`, the default (left out of a stored config).
+    pub fn is_no(&self) -> bool {
+        *self == RestartPolicy::No
+    }
+
     /// Parses `no`, `on-failure[:N]`, `always`, `unless-stopped`.
     pub fn parse(s: &str) -> Option<RestartPolicy> {
         match s {
@@ -53,26 +58,45 @@ impl RestartPolicy {
 }
 
 /// Flags of `gcr run` / `gcr create`, as given.
+/// Stored without the flags left at their defaults (a listing decodes every container's
+/// config: most of them are defaults), read with them filled in.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunOptions {
     pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Arguments after the image name (replace the image's CMD).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cmd: Vec<String>,
     /// `--entrypoint`; `Some("")` clears the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tty: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interactive: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detach: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rm: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub init: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_swap: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
     /// `--cpu-shares` (relative weight; v2: converted to cpu.weight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,91 +107,102 @@ pub struct RunOptions {
     /// `--cpuset-mems`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuset_mems: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub privileged: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_no")]
     pub restart: RestartPolicy,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<u32>,
     /// `-p [ip:]hostPort:containerPort[/proto]` as given.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,
     /// `-P`: publish every port the image exposes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub publish_all: bool,
     /// `-v name:/path[:ro]`, `-v /host:/path[:ro]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
     /// `--tmpfs /path[:options]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tmpfs: Vec<String>,
     /// `--health-cmd` (run with /bin/sh -c).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_cmd: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_interval: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_timeout: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_retries: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_start_period: Option<String>,
     /// `--no-healthcheck`: ignore the image's healthcheck.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_healthcheck: bool,
     /// `--secret NAME[,target=…,uid=…,gid=…,mode=…]` as given (names only, never values).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
     /// `--add-host NAME:IP` (checked), lines added to the container's /etc/hosts.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add_hosts: Vec<String>,
     /// `--dns`, `--dns-search`, `--dns-option`: the container's /etc/resolv.conf.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_search: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_options: Vec<String>,
     /// `--shm-size` in bytes (default 64 MiB).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<u64>,
     /// `--group-add GROUP` (a name from the image's /etc/group, or a number).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
     /// `--ulimit NAME=SOFT[:HARD]` (checked by [`parse_ulimit`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<String>,
     /// `--mount type=…,source=…,target=…` as given (see [`crate::volumes::plan::parse_mount`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<String>,
     /// `--sysctl KEY=VALUE` (namespaced keys only).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<String>,
     /// `--pid`, `--ipc`: `host` or `container:NAME|ID`; `--uts host` (see [`Sharing`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uts: Option<String>,
     /// `--device HOST[:CONTAINER][:rwm]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
     /// `--cidfile PATH`: the container's id is written there when it is created (the CLI
     /// makes the file, empty, first: it must not exist).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidfile: Option<String>,
     /// `-a stdin|stdout|stderr` of a foreground run: only these streams are connected
     /// (empty: stdout and stderr, and stdin with `-i`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attach: Vec<String>,
     /// `--log-opt max-size=…`, `max-file=…` (see [`crate::logfile::LogRotation`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_opts: Vec<String>,
     /// `--network-alias`: more names the container answers to on its user network (as
     /// given, or set by `network connect --alias`).
@@ -361,25 +396,28 @@ pub struct Resolved {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_gids: Vec<u32>,
     pub hostname: String,
     pub caps_mask: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_new_privileges: bool,
     pub seccomp: bool,
     pub stop_signal: i32,
     pub stop_timeout: u32,
     pub network: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<(String, String)>,
     /// Overlay lower directories, top layer first.
     pub lowers: Vec<String>,
     /// Network-specific facts (address, ports, ...) kept by the network module.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub network_data: serde_json::Value,
     /// Volume-specific facts kept by the volumes module.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub volume_data: serde_json::Value,
     /// The healthcheck, if any.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthConfig>,
 }
 
@@ -407,6 +445,33 @@ pub struct ContainerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_options_leave_out_defaults_and_read_back_whole() {
+        let o = RunOptions {
+            image: "bb:1".into(),
+            name: Some("c1".into()),
+            cmd: vec!["true".into()],
+            tty: true,
+            restart: RestartPolicy::Always,
+            ..RunOptions::default()
+        };
+        let text = serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            text,
+            r#"{"image":"bb:1","name":"c1","cmd":["true"],"tty":true,"restart":{"name":"always"}}"#
+        );
+        let back: RunOptions = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.name.as_deref(), Some("c1"));
+        assert!(back.tty && !back.interactive && back.publish.is_empty());
+        assert_eq!(back.restart, RestartPolicy::Always);
+        // A config stored with every field (earlier versions) reads the same.
+        let full = r#"{"image":"bb:1","name":null,"cmd":[],"entrypoint":null,"env":[],"tty":false,
+            "restart":{"name":"no"},"labels":[],"publish":[],"no_healthcheck":false}"#;
+        let old: RunOptions = serde_json::from_str(full).unwrap();
+        assert_eq!(old.restart, RestartPolicy::No);
+        assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"image":"bb:1"}"#);
+    }
 
     #[test]
     fn restart_policies_parse_and_decide() {
