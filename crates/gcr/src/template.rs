@@ -167,8 +167,23 @@ fn json_of(v: &Value) -> serde_json::Value {
     }
 }
 
+/// Docker's fields that are Go maps, not structs: a key they lack reads `<no value>` (a
+/// struct's missing field is an error).
+const MAPS: &[&str] = &[
+    "Labels",
+    "Attributes",
+    "Options",
+    "Networks",
+    "Ports",
+    "Volumes",
+];
+
 /// A JSON value as a template value.
 pub fn value_of(v: &serde_json::Value) -> Value {
+    value_under(None, v)
+}
+
+fn value_under(key: Option<&str>, v: &serde_json::Value) -> Value {
     match v {
         serde_json::Value::Null => Value::Nil,
         serde_json::Value::Bool(b) => Value::Bool(*b),
@@ -179,11 +194,17 @@ pub fn value_of(v: &serde_json::Value) -> Value {
             .unwrap_or_else(|| Value::from(n.as_f64().unwrap_or(0.0))),
         serde_json::Value::String(s) => Value::String(s.clone()),
         serde_json::Value::Array(a) => Value::Array(a.iter().map(value_of).collect()),
-        serde_json::Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), value_of(v)))
-                .collect::<HashMap<_, _>>(),
-        ),
+        serde_json::Value::Object(o) => {
+            let m = o
+                .iter()
+                .map(|(k, v)| (k.clone(), value_under(Some(k), v)))
+                .collect::<HashMap<_, _>>();
+            if key.is_some_and(|k| MAPS.contains(&k)) {
+                Value::Map(m)
+            } else {
+                Value::Object(m)
+            }
+        }
     }
 }
 
@@ -348,6 +369,18 @@ mod tests {
             Ok(Output::Template(t)) => t,
             _ => panic!("{s} is not a template"),
         }
+    }
+
+    #[test]
+    fn a_maps_missing_key_is_no_value_a_structs_is_an_error() {
+        let v = serde_json::json!({"Actor": {"ID": "x", "Attributes": {"name": "web"}}});
+        assert_eq!(
+            t("{{.Actor.Attributes.name}} {{.Actor.Attributes.container}}")
+                .render(&v)
+                .unwrap(),
+            "web <no value>"
+        );
+        assert!(t("{{.Actor.Nope}}").render(&v).is_err());
     }
 
     #[test]

@@ -326,6 +326,27 @@ fn docker_network_connect_and_disconnect() {
         "srv",
     ]);
     assert!(aliases.contains(&id.trim()[..12]), "{aliases}");
+    // Docker's network events: the container an attribute of the network's. (The CLI
+    // sends `--until 0s` as whole seconds: an event of this second shows from the next.)
+    let want = format!("connect {} cnet", id.trim());
+    let mut events = String::new();
+    let seen = common::eventually(5, || {
+        events = svc.ok(&[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            "0s",
+            "--filter",
+            "type=network",
+            "--filter",
+            "network=cnet",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.container}} {{.Actor.Attributes.name}}",
+        ]);
+        events.lines().any(|l| l == want)
+    });
+    assert!(seen, "{events}");
 
     // A peer reaches it by its alias.
     let out = svc.ok(&[

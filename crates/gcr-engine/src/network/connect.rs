@@ -33,6 +33,23 @@ pub struct ConnectRequest {
 /// Checks `--network-alias` and `--ip` for a container on `network` (a resolved network
 /// mode: a bridge network's name, `none`, `host` or `container:ID`), the address against
 /// the network's subnet.
+/// Docker's `network connect|disconnect` event of `net` for container `r` (its container
+/// an attribute), written with the container's config change.
+fn network_event(
+    conn: &rusqlite::Connection,
+    net: &NetRow,
+    r: &Record,
+    action: &str,
+) -> Result<(), EngineError> {
+    record::event_with(
+        conn,
+        ("network", &net.id, &net.name),
+        (None, None),
+        action,
+        &serde_json::json!({ "container": r.id, "type": net.driver }),
+    )
+}
+
 pub(crate) fn check_endpoint_opts(
     e: &Engine,
     network: &str,
@@ -161,12 +178,16 @@ impl Engine {
         let store = self.store()?;
         if !r.state.is_alive() {
             // Takes effect at its next start.
-            record::set_config(store.conn(), &r, &cfg, &cause)?;
+            store.transaction(|tx| {
+                record::set_config(tx, &r, &cfg, &cause)?;
+                network_event(tx, &net, &r, "connect")
+            })?;
             return self.container(&r.id);
         }
         let ep = self.connect_live(&r, &net, &join)?;
         let done = store.transaction(|tx| {
             record::set_config(tx, &r, &cfg, &cause)?;
+            network_event(tx, &net, &r, "connect")?;
             if net.name != DEFAULT {
                 self.refresh_hosts(tx, &net.name);
             }
@@ -249,7 +270,8 @@ impl Engine {
                 // Veth, lease, published ports (first interface) and the peers' hosts lines.
                 self.release_endpoint(tx, &r, ep, true)?;
             }
-            record::set_config(tx, &r, &cfg, &format!("disconnect: {}", net.name))
+            record::set_config(tx, &r, &cfg, &format!("disconnect: {}", net.name))?;
+            network_event(tx, &net, &r, "disconnect")
         })?;
         if ep.is_some() && routing_before.as_deref() == Some(net.name.as_str()) {
             // It left the network of its default route: the next network that can carry
