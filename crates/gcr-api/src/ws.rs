@@ -15,7 +15,7 @@ use hyper::upgrade::Upgraded;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio_tungstenite::tungstenite::protocol::{Message, Role};
+use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::errors::HttpError;
@@ -70,9 +70,16 @@ pub fn accept(h: &HeaderMap) -> Result<Resp, HttpError> {
     Ok(resp)
 }
 
+/// The largest message (and frame) a client may send: stdin comes in keystrokes and
+/// pastes, and the events stream reads nothing (tungstenite's default is 64 MiB).
+const MAX_IN: usize = 1 << 20;
+
 /// The server's side of an upgraded connection.
 pub async fn socket(up: Upgraded) -> WebSocketStream<TokioIo<Upgraded>> {
-    WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_IN))
+        .max_frame_size(Some(MAX_IN));
+    WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, Some(config)).await
 }
 
 /// A byte stream over `ws`: writes become messages (text where UTF-8, see the module
