@@ -153,13 +153,12 @@ fn pull_bases(
             continue;
         }
         // The client's credentials for the base's registry, else the saved ones.
-        let credentials = gcr_engine::Reference::parse(&base)
-            .ok()
-            .and_then(|r| p.registry_config.get(r.registry()).cloned());
+        let registry = crate::server::State::registry_of(&base);
+        let credentials = p.registry_config.get(&registry).cloned();
         let opts = PullOptions {
             platform: p.platform.clone(),
             connect: ConnectOptions {
-                insecure: false,
+                insecure: p.insecure_registries.contains(&registry),
                 credentials,
             },
             no_referrers: false,
@@ -261,6 +260,7 @@ pub async fn build(st: &Shared, q: &Query, req: Request<Incoming>) -> Result<Res
     let mut p = Params::parse(q)?;
     p.peer = req.extensions().get::<crate::listen::Peer>().cloned();
     p.registry_config = crate::push::registry_config(&req)?;
+    p.insecure_registries = st.insecure_registries().to_vec();
     let (btx, brx) = mpsc::channel::<Result<Bytes, String>>(16);
     let mut body = req.into_body();
     let feeder = tokio::spawn(async move {

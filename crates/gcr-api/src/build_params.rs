@@ -33,6 +33,8 @@ pub(crate) struct Params {
     /// `X-Registry-Config`: the client's credentials by registry host, for the base
     /// images' pulls (Debug shows no password).
     pub(crate) registry_config: BTreeMap<String, gcr_engine::registry::Credentials>,
+    /// The service's `--insecure-registry` hosts (base pulls over plain http).
+    pub(crate) insecure_registries: Vec<String>,
 }
 
 /// A JSON object of strings (`buildargs`, `labels`); null values are left out (Docker's
@@ -137,6 +139,7 @@ impl Params {
             steps: step_options(q)?,
             peer: None,
             registry_config: BTreeMap::new(),
+            insecure_registries: Vec::new(),
         })
     }
 }

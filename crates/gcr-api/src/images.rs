@@ -137,10 +137,7 @@ pub async fn search(
         },
     };
     let filter = gcr_engine::registry::SearchFilter::parse(&q.filters()?)?;
-    let connect = ConnectOptions {
-        insecure: false,
-        credentials,
-    };
+    let connect = st.connect(&gcr_engine::registry::search_registry(&term), credentials);
     let hits = st
         .engine(move |e| Ok(e.search(&term, limit, &filter, &connect)?))
         .await?;
@@ -302,17 +299,14 @@ pub(crate) fn pull_with(
     e: &gcr_engine::Engine,
     reference: &str,
     platform: Option<gcr_engine::registry::Platform>,
-    credentials: Option<gcr_engine::registry::Credentials>,
+    connect: ConnectOptions,
     lines: &Lines,
 ) -> Result<gcr_engine::registry::PullReport, gcr_engine::EngineError> {
     let (name, tag) = gcr_engine::images::split_familiar(reference);
     lines.send(json!({ "status": format!("Pulling from {name}"), "id": tag }));
     let opts = PullOptions {
         platform,
-        connect: ConnectOptions {
-            insecure: false,
-            credentials,
-        },
+        connect,
         no_referrers: false,
     };
     let r = e.pull(reference, &opts, lines)?;
@@ -329,13 +323,14 @@ pub async fn pull(
     credentials: Option<gcr_engine::registry::Credentials>,
 ) -> Result<Resp, HttpError> {
     let (reference, platform) = pull_target(q)?;
+    let connect = st.connect(&crate::server::State::registry_of(&reference), credentials);
     let (tx, rx) = mpsc::channel(64);
     let st2 = st.clone();
     tokio::spawn(async move {
         let lines = Lines::new(tx);
         let _ = st2
             .engine(move |e| {
-                if let Err(err) = pull_with(e, &reference, platform, credentials, &lines) {
+                if let Err(err) = pull_with(e, &reference, platform, connect, &lines) {
                     let m = err.to_string();
                     lines.send(json!({ "errorDetail": { "message": m }, "error": m }));
                 }

@@ -277,10 +277,13 @@ async fn pull(st: &Shared, req: &Request, out: &Out) -> Res {
         }
     }
     let (reference, platform) = images::pull_target(&query(&p))?;
-    let creds = credentials(req)?;
+    let connect = st.connect(
+        &crate::server::State::registry_of(&reference),
+        credentials(req)?,
+    );
     out.ack().await;
     let r = streamed(st, out, move |e, tx| {
-        images::pull_with(e, &reference, platform, creds, &images::Lines::new(tx))
+        images::pull_with(e, &reference, platform, connect, &images::Lines::new(tx))
     })
     .await?;
     Ok(json!({
@@ -294,6 +297,7 @@ async fn push_op(st: &Shared, req: &Request, out: &Out) -> Res {
     let image = need(req, "image", "the repository or image to push")?;
     let creds = credentials(req)?;
     let plan = push::push_plan(st, image, req.str("tag")?.filter(|t| !t.is_empty())).await?;
+    let connect = st.connect(&plan.0, creds);
     out.ack().await;
     let pushed = streamed(st, out, move |e, tx| {
         let lines = images::Lines {
@@ -301,7 +305,7 @@ async fn push_op(st: &Shared, req: &Request, out: &Out) -> Res {
             totals: Mutex::new(BTreeMap::new()),
             push: true,
         };
-        push::push_with(e, &plan, creds, &lines)
+        push::push_with(e, &plan, connect, &lines)
     })
     .await?;
     Ok(Value::Array(
@@ -357,7 +361,8 @@ async fn build_op(st: &Shared, req: &Request, out: &Out, peer: Peer) -> Res {
             p.push((k, v));
         }
     }
-    let params = build::Params::parse(&query(&p))?;
+    let mut params = build::Params::parse(&query(&p))?;
+    params.insecure_registries = st.insecure_registries().to_vec();
     out.ack().await;
     let id = streamed(st, out, move |e, tx| {
         build::build_in(e, &params, &ctx, &build::Out::new(tx))

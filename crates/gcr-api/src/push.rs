@@ -175,16 +175,12 @@ pub(crate) async fn push_plan(
 pub(crate) fn push_with(
     e: &gcr_engine::Engine,
     (registry, repo, images): &(String, String, Vec<String>),
-    credentials: Option<Credentials>,
+    opts: ConnectOptions,
     lines: &Lines,
 ) -> Result<Vec<gcr_engine::registry::PushReport>, gcr_engine::EngineError> {
     lines.send(json!({
         "status": format!("The push refers to repository [{registry}/{repo}]")
     }));
-    let opts = ConnectOptions {
-        insecure: false,
-        credentials,
-    };
     let mut out = Vec::new();
     for image in images {
         let r = e.push(image, None, &opts, lines)?;
@@ -209,6 +205,7 @@ pub async fn push(
     let credentials = registry_auth(&req)?;
     let tag = q.get("tag").filter(|t| !t.is_empty());
     let plan = push_plan(st, name, tag).await?;
+    let connect = st.connect(&plan.0, credentials);
     let (tx, rx) = mpsc::channel(64);
     let st2 = st.clone();
     tokio::spawn(async move {
@@ -219,7 +216,7 @@ pub async fn push(
         };
         let _ = st2
             .engine(move |e| {
-                if let Err(err) = push_with(e, &plan, credentials, &lines) {
+                if let Err(err) = push_with(e, &plan, connect, &lines) {
                     let m = err.to_string();
                     lines.send(json!({ "errorDetail": { "message": m }, "error": m }));
                 }

@@ -14,12 +14,12 @@ use crate::server::ServiceOptions;
 use crate::tls::TlsFiles;
 
 /// How many arguments [`ServiceOptions::to_args`] makes.
-const COUNT: usize = 12;
+const COUNT: usize = 13;
 
 impl ServiceOptions {
     /// root, run dir, host, group, TLS CA, certificate and key, JSONL socket (empty: none),
     /// TLS CRL (empty: none), webhook URL, types (comma-separated) and secret file (empty:
-    /// none).
+    /// none), insecure registries (comma-separated).
     pub fn to_args(&self) -> Vec<OsString> {
         let host = match &self.host {
             Host::Unix(p) => {
@@ -59,6 +59,7 @@ impl ServiceOptions {
             hook.and_then(|w| w.secret.clone())
                 .map(PathBuf::into_os_string)
                 .unwrap_or_default(),
+            OsString::from(self.insecure_registries.join(",")),
         ]
     }
 
@@ -102,6 +103,12 @@ impl ServiceOptions {
                     .collect(),
                 secret: some(&a[11]),
             }),
+            insecure_registries: a[12]
+                .to_string_lossy()
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect(),
         })
     }
 }
@@ -125,6 +132,7 @@ mod tests {
                 types: vec!["run_state".into(), "deploy.applied".into()],
                 secret: Some("/etc/gcr/hook.key".into()),
             }),
+            insecure_registries: vec!["10.0.0.5:5000".into(), "registry.lan".into()],
         };
         let tcp = ServiceOptions {
             host: Host::Tcp("0.0.0.0:2376".parse().unwrap()),
@@ -137,6 +145,7 @@ mod tests {
             }),
             jsonl: None,
             webhook: None,
+            insecure_registries: Vec::new(),
             ..unix.clone()
         };
         for o in [unix, tcp] {

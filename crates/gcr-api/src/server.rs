@@ -33,11 +33,16 @@ pub struct ServiceOptions {
     pub jsonl: Option<PathBuf>,
     /// `--webhook`: where the live events are POSTed (see [`crate::WebhookOptions`]).
     pub webhook: Option<crate::WebhookOptions>,
+    /// `--insecure-registry`: registry hosts reached over plain http (normalized as
+    /// `gcr login` names them).
+    pub insecure_registries: Vec<String>,
 }
 
 /// What the endpoints share.
 pub(crate) struct State {
     root: PathBuf,
+    /// `--insecure-registry` hosts.
+    insecure: Vec<String>,
     run_dir: PathBuf,
     pool: Mutex<Vec<Engine>>,
     /// Containers with an attach waiting for their start (id -> how many): their start
@@ -66,6 +71,31 @@ pub(crate) struct State {
 pub(crate) type Shared = Arc<State>;
 
 impl State {
+    /// How to reach `registry` (a host, as a reference names it) with `credentials`:
+    /// plain http when the service was started with `--insecure-registry` for it.
+    pub(crate) fn connect(
+        &self,
+        registry: &str,
+        credentials: Option<gcr_engine::registry::Credentials>,
+    ) -> gcr_engine::registry::ConnectOptions {
+        gcr_engine::registry::ConnectOptions {
+            insecure: self.insecure.iter().any(|h| h == registry),
+            credentials,
+        }
+    }
+
+    /// The `--insecure-registry` hosts.
+    pub(crate) fn insecure_registries(&self) -> &[String] {
+        &self.insecure
+    }
+
+    /// The registry host of image reference `image` (`docker.io` when it names none).
+    pub(crate) fn registry_of(image: &str) -> String {
+        gcr_engine::Reference::parse(image)
+            .map(|r| r.registry().to_string())
+            .unwrap_or_default()
+    }
+
     /// Runs `f` with an engine on a blocking thread, under the fork gate's read side (see
     /// [`State::gate`]).
     pub async fn engine<T, F>(self: &Arc<Self>, f: F) -> Result<T, HttpError>
@@ -225,6 +255,7 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
     crate::record::init()?;
     let state = Arc::new(State {
         root: opts.root.clone(),
+        insecure: opts.insecure_registries.clone(),
         run_dir: opts.run_dir.clone(),
         pool: Mutex::new(vec![first]),
         waiting_attach: Mutex::new(HashMap::new()),

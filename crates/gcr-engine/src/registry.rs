@@ -214,6 +214,13 @@ impl SearchFilter {
     }
 }
 
+/// The registry a search term names (`docker.io` for a bare text); empty for a bad term.
+pub fn search_registry(term: &str) -> String {
+    gcr_registry::SearchTerm::parse(term)
+        .map(|t| t.registry)
+        .unwrap_or_default()
+}
+
 /// The default and largest number of search results (Docker's).
 pub const SEARCH_LIMIT: (usize, usize) = (25, 100);
 

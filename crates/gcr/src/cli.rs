@@ -459,6 +459,11 @@ pub enum SystemCmd {
         /// Sign each body: X-Gcr-Signature-256 is sha256=HMAC-SHA256(the file's bytes, body).
         #[arg(long, value_name = "FILE")]
         webhook_secret: Option<PathBuf>,
+        /// A registry the service may reach over plain http (or https it cannot verify
+        /// instead: never), as dockerd's --insecure-registry: HOST[:PORT], repeatable.
+        /// Loopback registries need none.
+        #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+        insecure_registry: Vec<String>,
     },
 }
 

@@ -87,11 +87,18 @@ fn service(
     host: Option<String>,
     group: Option<String>,
     tls: Tls,
-    jsonl: Option<String>,
-    no_jsonl: bool,
+    (jsonl, no_jsonl): (Option<String>, bool),
     webhook: Hook,
+    insecure_registries: Vec<String>,
 ) -> Result<i32, Failure> {
     let tls = tls.files()?;
+    let insecure_registries = insecure_registries
+        .iter()
+        .map(|r| {
+            gcr_engine::registry::login_host(r)
+                .map_err(|err| Failure::new(125, format!("invalid --insecure-registry: {err}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if webhook.url.is_none() && (!webhook.types.is_empty() || webhook.secret.is_some()) {
         return Err(Failure::new(
             125,
@@ -132,6 +139,7 @@ fn service(
                 .collect(),
             secret: webhook.secret,
         }),
+        insecure_registries,
     };
     // The daemon goes on in a fresh image of this binary that skips the command-line
     // parser (`__service`, see main): the same pid, stdio and environment, without the
@@ -230,6 +238,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     webhook,
                     webhook_types,
                     webhook_secret,
+                    insecure_registry,
                 },
         } => service(
             e,
@@ -242,13 +251,13 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                 key: tlskey,
                 crl: tlscrl,
             },
-            jsonl,
-            no_jsonl,
+            (jsonl, no_jsonl),
             Hook {
                 url: webhook,
                 types: webhook_types,
                 secret: webhook_secret,
             },
+            insecure_registry,
         ),
         Cmd::System {
             cmd: SystemCmd::Df { format, verbose },

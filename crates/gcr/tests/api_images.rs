@@ -466,3 +466,116 @@ print("docker-py ok")
         stderr(&out)
     );
 }
+
+/// A registry on a test network's bridge address (not loopback: plain http to it must be
+/// allowed by name), with the network; both removed on drop.
+struct BridgeRegistry<'a> {
+    env: &'a Env,
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl<'a> BridgeRegistry<'a> {
+    fn start(env: &'a Env) -> BridgeRegistry<'a> {
+        let sub = format!("10.232.{}.0/24", std::process::id() % 200 + 20);
+        env.ok(&["network", "create", "--subnet", &sub, "insreg"]);
+        let gw = sub.replace(".0/24", ".1");
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(common::gcr_bin())
+            .arg("--root")
+            .arg(dir.path().join("store"))
+            .args(["registry", "serve", "--addr", &format!("{gw}:0")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start gcr registry serve");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line.trim().rsplit(':').next().unwrap_or("").to_string();
+        BridgeRegistry {
+            env,
+            child,
+            host: format!("{gw}:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for BridgeRegistry<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.env.cmd(&["network", "rm", "insreg"]).output();
+        let _ = self.env.cmd(&["network", "__teardown"]).output();
+    }
+}
+
+#[test]
+fn insecure_registries_are_reached_over_http_when_named() {
+    if !ready("insecure_registries_are_reached_over_http_when_named") {
+        return;
+    }
+    let env = Env::new();
+    let reg = BridgeRegistry::start(&env);
+    let image = format!("{}/ins/bb:1", reg.host);
+    env.ok(&["push", "-q", "--insecure", IMAGE, &image]);
+    // A service not told: https only, which this registry does not speak.
+    let other = Env::new();
+    let svc = Service::on_socket(&other);
+    let o = svc.docker(&["pull", &image]);
+    assert!(!o.status.success(), "pulled over plain http unasked");
+    assert!(
+        stderr(&o).contains("cannot reach registry"),
+        "{}",
+        stderr(&o)
+    );
+    drop(svc);
+    // Told (dockerd's --insecure-registry): pull, search and a build's base.
+    let third = Env::new();
+    let svc = Service::start(
+        &third,
+        &common::service::sock_host(third.root.path()),
+        &["--insecure-registry", &reg.host],
+    );
+    svc.ok(&["rmi", IMAGE]);
+    svc.ok(&["pull", &image]);
+    let found = svc.ok(&[
+        "search",
+        "--format",
+        "{{.Name}}",
+        &format!("{}/ins", reg.host),
+    ]);
+    assert_eq!(found.trim(), format!("{}/ins/bb", reg.host));
+    svc.ok(&["tag", &image, &format!("{}/ins/again:2", reg.host)]);
+    svc.ok(&["push", &format!("{}/ins/again:2", reg.host)]);
+    svc.ok(&["rmi", &image]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN echo over-http > /h\n"),
+    )
+    .unwrap();
+    let out = svc.ok(&["build", "-t", "overhttp:1", ctx.path().to_str().unwrap()]);
+    assert!(out.contains("Digest: sha256:"), "the base is pulled: {out}");
+    // A bad value is refused at start, naming the flag.
+    let o = third.gcr(&[
+        "system",
+        "service",
+        "--insecure-registry",
+        "a b",
+        "--host",
+        "unix:///nonexistent/x.sock",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid --insecure-registry"),
+        "{}",
+        stderr(&o)
+    );
+}
