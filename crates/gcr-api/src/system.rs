@@ -70,8 +70,9 @@ pub fn version() -> Resp {
 
 /// `GET /info`.
 pub async fn info(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
+    let registries = registry_config(st.insecure_registries());
     let mut v = st
-        .engine(|e| {
+        .engine(move |e| {
             let images = e.images()?.len();
             let cs = e.ps(true)?;
             let count = |s: gcr_engine::State| cs.iter().filter(|(r, _)| r.state == s).count();
@@ -101,6 +102,7 @@ pub async fn info(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
                 "SecurityOptions": ["name=seccomp,profile=builtin"],
                 "Plugins": { "Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file"] },
                 "Swarm": { "LocalNodeState": "inactive", "ControlAvailable": false },
+                "RegistryConfig": registries,
                 "Warnings": [],
             }))
         })
@@ -122,6 +124,29 @@ fn secs_param(q: &Query, k: &str) -> Result<Option<i64>, HttpError> {
         .ok_or_else(|| {
             HttpError::bad_request(format!("invalid {k} '{v}': use unix seconds or a time"))
         })
+}
+
+/// Docker's `RegistryConfig`: loopback registries are reached over plain http, and so are
+/// the `--insecure-registry` hosts (`docker info` lists both as "Insecure Registries").
+fn registry_config(insecure: &[String]) -> Value {
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({ "Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true }),
+    );
+    for h in insecure {
+        index.insert(
+            h.clone(),
+            json!({ "Name": h, "Mirrors": [], "Secure": false, "Official": false }),
+        );
+    }
+    json!({
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+        "IndexConfigs": index,
+        "Mirrors": [],
+    })
 }
 
 /// `GET /events?since=&until=&filters=`: JSON objects, one per event, streamed (until

@@ -543,6 +543,13 @@ fn insecure_registries_are_reached_over_http_when_named() {
         &common::service::sock_host(third.root.path()),
         &["--insecure-registry", &reg.host],
     );
+    let info = svc.ok(&["info", "--format", "{{json .RegistryConfig}}"]);
+    let v: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
+    assert_eq!(v["IndexConfigs"][&reg.host]["Secure"], false, "{v}");
+    assert_eq!(v["IndexConfigs"]["docker.io"]["Secure"], true, "{v}");
+    let listed = svc.ok(&["info"]);
+    assert!(listed.contains("Insecure Registries:"), "{listed}");
+    assert!(listed.contains(&reg.host), "{listed}");
     svc.ok(&["rmi", IMAGE]);
     svc.ok(&["pull", &image]);
     let found = svc.ok(&[
