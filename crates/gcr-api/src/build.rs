@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
 use gcr_engine::build::{BuildRequest, Cancel};
-use gcr_engine::registry::{ConnectOptions, PullOptions};
+use gcr_engine::registry::PullOptions;
 use gcr_engine::{Engine, EngineError};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -153,14 +153,11 @@ fn pull_bases(
             continue;
         }
         // The client's credentials for the base's registry, else the saved ones.
-        let registry = crate::server::State::registry_of(&base);
+        let registry = crate::server::registry_of(&base);
         let credentials = p.registry_config.get(&registry).cloned();
         let opts = PullOptions {
             platform: p.platform.clone(),
-            connect: ConnectOptions {
-                insecure: p.insecure_registries.contains(&registry),
-                credentials,
-            },
+            connect: crate::server::connect_to(&p.insecure_registries, &registry, credentials),
             no_referrers: false,
         };
         let r = e.pull(&base, &opts, lines)?;

@@ -273,23 +273,12 @@ pub async fn stop(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
     }))
 }
 
-/// `POST /containers/{id}/restart?t=`: the stop as any call, then the start alone under
-/// the fork gate's write side, as `start` (it forks a supervisor that goes on in engine
-/// code: a call inside SQLite at the fork left the child waiting on SQLite's lock forever).
+/// `POST /containers/{id}/restart?t=`: [`stop`] (a shared call), then [`start`], which
+/// forks the supervisor alone under the fork gate's write side (a fork beside a call inside
+/// SQLite left the child waiting on SQLite's lock forever).
 pub async fn restart(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
-    let t = timeout(q)?;
-    let id = id.to_string();
-    let r = st
-        .engine(move |e| {
-            let r = e.container(&id)?;
-            if r.state.is_alive() {
-                e.stop(&r.id, t)?;
-            }
-            Ok(r)
-        })
-        .await?;
-    st.engine_forking(move |e| Ok(e.start(&r.id).map(|_| ())?))
-        .await?;
+    stop(st, id, q).await?;
+    start(st, id).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 

@@ -323,7 +323,7 @@ pub async fn pull(
     credentials: Option<gcr_engine::registry::Credentials>,
 ) -> Result<Resp, HttpError> {
     let (reference, platform) = pull_target(q)?;
-    let connect = st.connect(&crate::server::State::registry_of(&reference), credentials);
+    let connect = st.connect(&crate::server::registry_of(&reference), credentials);
     let (tx, rx) = mpsc::channel(64);
     let st2 = st.clone();
     tokio::spawn(async move {

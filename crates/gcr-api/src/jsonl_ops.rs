@@ -277,10 +277,7 @@ async fn pull(st: &Shared, req: &Request, out: &Out) -> Res {
         }
     }
     let (reference, platform) = images::pull_target(&query(&p))?;
-    let connect = st.connect(
-        &crate::server::State::registry_of(&reference),
-        credentials(req)?,
-    );
+    let connect = st.connect(&crate::server::registry_of(&reference), credentials(req)?);
     out.ack().await;
     let r = streamed(st, out, move |e, tx| {
         images::pull_with(e, &reference, platform, connect, &images::Lines::new(tx))

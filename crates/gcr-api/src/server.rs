@@ -70,6 +70,26 @@ pub(crate) struct State {
 
 pub(crate) type Shared = Arc<State>;
 
+/// How to reach `registry` with `credentials`, given the `--insecure-registry` hosts:
+/// plain http for a host among them.
+pub(crate) fn connect_to(
+    insecure: &[String],
+    registry: &str,
+    credentials: Option<gcr_engine::registry::Credentials>,
+) -> gcr_engine::registry::ConnectOptions {
+    gcr_engine::registry::ConnectOptions {
+        insecure: insecure.iter().any(|h| h == registry),
+        credentials,
+    }
+}
+
+/// The registry host of image reference `image` (`docker.io` when it names none).
+pub(crate) fn registry_of(image: &str) -> String {
+    gcr_engine::Reference::parse(image)
+        .map(|r| r.registry().to_string())
+        .unwrap_or_default()
+}
+
 impl State {
     /// How to reach `registry` (a host, as a reference names it) with `credentials`:
     /// plain http when the service was started with `--insecure-registry` for it.
@@ -78,22 +98,12 @@ impl State {
         registry: &str,
         credentials: Option<gcr_engine::registry::Credentials>,
     ) -> gcr_engine::registry::ConnectOptions {
-        gcr_engine::registry::ConnectOptions {
-            insecure: self.insecure.iter().any(|h| h == registry),
-            credentials,
-        }
+        connect_to(&self.insecure, registry, credentials)
     }
 
     /// The `--insecure-registry` hosts.
     pub(crate) fn insecure_registries(&self) -> &[String] {
         &self.insecure
-    }
-
-    /// The registry host of image reference `image` (`docker.io` when it names none).
-    pub(crate) fn registry_of(image: &str) -> String {
-        gcr_engine::Reference::parse(image)
-            .map(|r| r.registry().to_string())
-            .unwrap_or_default()
     }
 
     /// Runs `f` with an engine on a blocking thread, under the fork gate's read side (see

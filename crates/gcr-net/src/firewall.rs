@@ -192,8 +192,7 @@ pub fn install(bridge: &str, subnet: &Subnet, p: Policy) -> Backend {
     if nft_load(&nft_script(bridge, subnet, p)) {
         return Backend::Nft;
     }
-    let internal = p.internal;
-    if internal {
+    if p.internal {
         let ok =
             (0..2).all(|w| iptables_isolate("-C", bridge, w) || iptables_isolate("-I", bridge, w));
         return if ok { Backend::Iptables } else { Backend::None };

@@ -315,7 +315,9 @@ fn search(e: &Engine, a: &SearchArgs) -> Result<i32, Failure> {
         credentials: None,
     };
     let limit = a.limit.unwrap_or(gcr_engine::registry::SEARCH_LIMIT.0);
-    let (headers, items): (&[&str], Vec<serde_json::Value>) = if a.list_tags {
+    // Each column's title and its item's key.
+    type Columns = &'static [(&'static str, &'static str)];
+    let (columns, items): (Columns, Vec<serde_json::Value>) = if a.list_tags {
         if !a.filter.is_empty() {
             return Err(Failure::new(
                 2,
@@ -337,7 +339,7 @@ fn search(e: &Engine, a: &SearchArgs) -> Result<i32, Failure> {
             .into_iter()
             .map(|t| serde_json::json!({"Name": name, "Tag": t}))
             .collect();
-        (&["NAME", "TAG"], items)
+        (&[("NAME", "Name"), ("TAG", "Tag")], items)
     } else {
         let pairs = crate::filters::Filters::parse(
             &a.filter,
@@ -365,7 +367,15 @@ fn search(e: &Engine, a: &SearchArgs) -> Result<i32, Failure> {
                 })
             })
             .collect();
-        (&["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], items)
+        (
+            &[
+                ("NAME", "Name"),
+                ("DESCRIPTION", "Description"),
+                ("STARS", "StarCount"),
+                ("OFFICIAL", "IsOfficial"),
+            ],
+            items,
+        )
     };
     match crate::template::Output::parse(&a.format)? {
         crate::template::Output::Json => {
@@ -380,16 +390,12 @@ fn search(e: &Engine, a: &SearchArgs) -> Result<i32, Failure> {
                 Some(other) => other.to_string(),
                 None => String::new(),
             };
-            let keys: &[&str] = if a.list_tags {
-                &["Name", "Tag"]
-            } else {
-                &["Name", "Description", "StarCount", "IsOfficial"]
-            };
             let rows: Vec<Vec<String>> = items
                 .iter()
-                .map(|v| keys.iter().map(|k| cell(v, k)).collect())
+                .map(|v| columns.iter().map(|(_, k)| cell(v, k)).collect())
                 .collect();
-            crate::render::table_out(headers, &rows)?;
+            let headers: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+            crate::render::table_out(&headers, &rows)?;
         }
     }
     Ok(0)

@@ -483,27 +483,17 @@ fn missing_base_images_are_pulled() {
     assert!(out.contains("Image is up to date for"), "{out}");
 }
 
-/// bcrypt("secret", cost 4).
-const SECRET_HASH: &str = "$2b$04$Gg2nl9CMpPJHyUZMC7EaZudyXPJg6snXLx7frLXinEMndczhD2Y16";
-
 #[test]
 fn private_bases_are_pulled_with_the_clients_credentials() {
     if !ready("private_bases_are_pulled_with_the_clients_credentials") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let h = dir.path().join("htpasswd");
-    std::fs::write(&h, format!("alice:{SECRET_HASH}\n")).unwrap();
-    let h = h.to_string_lossy().into_owned();
-    let registry = common::servers::Server::gcr_in(dir, &["--htpasswd", &h], &[]);
+    let registry = common::servers::Server::gcr_with_alice();
     let host = registry.host();
     let env = Env::new();
     let svc = Service::on_socket(&env);
     // The client logs in (the service saves nothing) and pushes the base.
-    let o = svc.docker_input(
-        &["login", "-u", "alice", "--password-stdin", &host],
-        "secret\n",
-    );
+    let o = svc.login(&host, "alice", "secret");
     assert!(o.status.success(), "{}", stderr(&o));
     let base = format!("{host}/alice/base:1");
     svc.ok(&["tag", IMAGE, &base]);

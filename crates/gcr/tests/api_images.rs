@@ -16,9 +16,6 @@ use common::servers::{need_tools, Server};
 use common::service::{docker_py, Service};
 use common::{eventually, need_root, stderr, stdout, Env, IMAGE};
 
-/// bcrypt("secret", cost 4).
-const SECRET_HASH: &str = "$2b$04$Gg2nl9CMpPJHyUZMC7EaZudyXPJg6snXLx7frLXinEMndczhD2Y16";
-
 /// What only these tests ask of the service.
 impl Service {
     fn image_id(&self, image: &str) -> String {
@@ -30,15 +27,6 @@ impl Service {
 
 fn ready(test: &str) -> bool {
     need_root(test) && need_tools(test, &["docker", "tar"])
-}
-
-/// `gcr registry serve` on its own store with user alice (password "secret").
-fn registry_with_users() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("htpasswd");
-    std::fs::write(&p, format!("alice:{SECRET_HASH}\n")).unwrap();
-    let p = p.to_string_lossy().into_owned();
-    Server::gcr_in(dir, &["--htpasswd", &p], &[])
 }
 
 /// The manifest digest a store records for `image` (from its RepoDigests).
@@ -249,16 +237,13 @@ fn docker_login_and_push_with_credentials() {
     if !ready("docker_login_and_push_with_credentials") {
         return;
     }
-    let reg = registry_with_users();
+    let reg = Server::gcr_with_alice();
     let host = reg.host();
     let env = Env::new();
     let svc = Service::on_socket(&env);
     let cfg = svc.config.path().join("config.json");
 
-    let o = svc.docker_input(
-        &["login", "-u", "alice", "--password-stdin", &host],
-        "wrong\n",
-    );
+    let o = svc.login(&host, "alice", "wrong");
     assert!(!o.status.success(), "a wrong password logged in");
     assert!(
         stderr(&o).contains("failed with status: 401 Unauthorized"),
@@ -269,10 +254,7 @@ fn docker_login_and_push_with_credentials() {
         .unwrap_or_default()
         .contains(&host));
 
-    let o = svc.docker_input(
-        &["login", "-u", "alice", "--password-stdin", &host],
-        "secret\n",
-    );
+    let o = svc.login(&host, "alice", "secret");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("Login Succeeded"), "{}", stdout(&o));
     // The client keeps the credentials; the service saved none.
@@ -297,16 +279,13 @@ fn docker_search_reads_the_registry_catalog() {
     if !ready("docker_search_reads_the_registry_catalog") {
         return;
     }
-    let reg = registry_with_users();
+    let reg = Server::gcr_with_alice();
     let host = reg.host();
     let env = Env::new();
     let svc = Service::on_socket(&env);
     // (Anonymous, the registry's 401 makes the CLI prompt for a login, as from dockerd:
     // docker-py's 401 below checks that answer.)
-    let o = svc.docker_input(
-        &["login", "-u", "alice", "--password-stdin", &host],
-        "secret\n",
-    );
+    let o = svc.login(&host, "alice", "secret");
     assert!(o.status.success(), "{}", stderr(&o));
     for dest in ["alice/bb:1", "alice/busybox:2", "alice/web:1"] {
         let dest = format!("{host}/{dest}");
@@ -409,7 +388,7 @@ fn docker_py_save_load_and_push() {
     let Some(python) = docker_py("docker_py_save_load_and_push") else {
         return;
     };
-    let reg = registry_with_users();
+    let reg = Server::gcr_with_alice();
     let env = Env::new();
     let svc = Service::on_socket(&env);
     let env2 = Env::new();

@@ -5,15 +5,12 @@
 
 mod common;
 
-use common::servers::{need_tools, Server};
+use common::servers::{need_tools, Server, SECRET_HASH};
 use common::{stderr, stdout, Env, IMAGE};
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// bcrypt("secret", cost 4).
-const SECRET_HASH: &str = "$2b$04$Gg2nl9CMpPJHyUZMC7EaZudyXPJg6snXLx7frLXinEMndczhD2Y16";
 
 /// docker-registry without authentication.
 fn docker_registry() -> Server {

@@ -25,8 +25,9 @@ pub struct CommitSpec<'a> {
     /// `docker commit`'s history line (`-m`) and author (`-a`).
     pub message: Option<String>,
     pub author: Option<String>,
-    /// Unix seconds of the commit (the image's `created`).
-    pub created: i64,
+    /// Unix seconds of the commit (the image's `created`); None keeps the base image's
+    /// (`import --change`: the import's own time).
+    pub created: Option<i64>,
     pub tags: Vec<String>,
 }
 
@@ -76,7 +77,13 @@ pub fn commit(store: &Store, c: CommitSpec<'_>) -> Result<(String, String)> {
             )));
         }
     }
-    let created = gcr_core::time::format_rfc3339(c.created);
+    let created = match c.created {
+        Some(t) => gcr_core::time::format_rfc3339(t),
+        None => cfg["created"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| gcr_core::time::format_rfc3339(0)),
+    };
     if let Some(upper) = c.upper {
         let entries = crate::upper::entries_as_is(upper)?;
         let layer = store.write_layer(&entries, None)?;

@@ -87,17 +87,6 @@ impl Engine {
             .map(|c| parse_change(c).map_err(build_err))
             .collect::<Result<Vec<_>, _>>()?;
         let plain = self.store()?.import_rootfs(input, None, None)?;
-        // The import's time (its newest file's): a change makes no image younger.
-        let created = self
-            .store()?
-            .image_config(&plain)
-            .ok()
-            .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
-            .and_then(|c| {
-                let t = gcr_core::time::Timestamp::parse(c["created"].as_str()?).ok()?;
-                Some(t.unix)
-            })
-            .unwrap_or(0);
         let made = commit(
             self.store()?,
             CommitSpec {
@@ -106,7 +95,8 @@ impl Engine {
                 changes: kinds,
                 message: message.map(str::to_string),
                 author: None,
-                created,
+                // The import's time (its newest file's): a change makes no image younger.
+                created: None,
                 tags: reference.iter().map(|r| r.to_string()).collect(),
             },
         );
@@ -151,7 +141,7 @@ impl Engine {
                 changes,
                 message: req.message.clone(),
                 author: req.author.clone(),
-                created: now_secs(),
+                created: Some(now_secs()),
                 tags: req.reference.iter().cloned().collect(),
             },
         );

@@ -30,9 +30,6 @@ pub struct ConnectRequest {
     pub ip: Option<String>,
 }
 
-/// Checks `--network-alias` and `--ip` for a container on `network` (a resolved network
-/// mode: a bridge network's name, `none`, `host` or `container:ID`), the address against
-/// the network's subnet.
 /// Docker's `network connect|disconnect` event of `net` for container `r` (its container
 /// an attribute), written with the container's config change.
 fn network_event(
@@ -50,6 +47,9 @@ fn network_event(
     )
 }
 
+/// Checks `--network-alias` and `--ip` for a container on `network` (a resolved network
+/// mode: a bridge network's name, `none`, `host` or `container:ID`), the address against
+/// the network's subnet.
 pub(crate) fn check_endpoint_opts(
     e: &Engine,
     network: &str,

@@ -146,6 +146,7 @@ impl Engine {
         };
         let mut host = host_socket()?;
         let bridge = self.bridge_up(&mut host, net)?;
+        let opts = net.opts();
         self.store()?
             .transaction(|tx| db::lease(tx, net, &mut ep))?;
         let wired = netns::attach_existing(
@@ -159,8 +160,8 @@ impl Engine {
                 prefix: net.subnet.prefix,
                 gateway: net.gateway(),
                 default_route,
-                mtu: net.opts().mtu,
-                isolated: !net.opts().icc,
+                mtu: opts.mtu,
+                isolated: !opts.icc,
             },
         );
         if let Err(e) = wired {

@@ -291,6 +291,7 @@ impl Engine {
         let wired = (|| {
             let mut host = host_socket()?;
             let bridge = self.bridge_up(&mut host, net)?;
+            let opts = net.opts();
             self.store()?
                 .transaction(|tx| db::lease(tx, net, &mut ep))?;
             netns::create_attached(
@@ -304,8 +305,8 @@ impl Engine {
                     gateway: net.gateway(),
                     // An internal network routes nothing beyond its subnet.
                     default_route: !net.internal,
-                    mtu: net.opts().mtu,
-                    isolated: !net.opts().icc,
+                    mtu: opts.mtu,
+                    isolated: !opts.icc,
                 },
             )
             .map_err(|e| EngineError::Internal(e.to_string()))

@@ -44,73 +44,61 @@ impl DriverOptions {
     /// Checks the options of network `name`: an unknown key or a bad value is a usage error
     /// naming it and the fix.
     pub fn parse(name: &str, o: &BTreeMap<String, String>) -> Result<DriverOptions, EngineError> {
-        let bad = |k: &str, v: &str, fix: &str| {
-            EngineError::Usage(format!("network {name}: invalid option {k}={v}: {fix}"))
-        };
-        let boolean = |k: &str, v: &str| match v {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err(bad(k, v, "give true or false")),
-        };
         let mut d = DriverOptions::default();
         for (k, v) in o {
-            match k.as_str() {
-                BRIDGE_NAME => {
-                    if !gcr_net::link::valid_name(v) {
-                        return Err(bad(
-                            k,
-                            v,
-                            "an interface name is 1 to 15 letters, digits, '-', '_' or '.'",
-                        ));
-                    }
-                    d.bridge_name = Some(v.clone());
+            d.set(k, v).map_err(|fix| match fix {
+                None => EngineError::Usage(format!(
+                    "network {name}: driver option {k} is not supported by gcr's bridge networks; use {}",
+                    KNOWN.join(", ")
+                )),
+                Some(fix) => {
+                    EngineError::Usage(format!("network {name}: invalid option {k}={v}: {fix}"))
                 }
-                MTU => {
-                    let mtu = v
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|m| (68..=65535).contains(m))
-                        .ok_or_else(|| bad(k, v, "give an MTU from 68 to 65535"))?;
-                    d.mtu = Some(mtu);
-                }
-                ICC => d.icc = boolean(k, v)?,
-                MASQUERADE => d.masquerade = boolean(k, v)?,
-                HOST_IP => {
-                    d.host_ip = Some(
-                        v.parse()
-                            .map_err(|_| bad(k, v, "give an IPv4 address of this host"))?,
-                    )
-                }
-                _ => {
-                    return Err(EngineError::Usage(format!(
-                        "network {name}: driver option {k} is not supported by gcr's bridge networks; use {}",
-                        KNOWN.join(", ")
-                    )))
-                }
-            }
+            })?;
         }
         Ok(d)
     }
 
     /// The options of a stored network (checked when it was made; a value that no longer
-    /// parses counts as absent).
+    /// reads counts as absent).
     pub fn of(o: &BTreeMap<String, String>) -> DriverOptions {
-        DriverOptions::parse("", o).unwrap_or_else(|_| {
-            let mut d = DriverOptions::default();
-            for (k, v) in o {
-                let one = BTreeMap::from([(k.clone(), v.clone())]);
-                if let Ok(x) = DriverOptions::parse("", &one) {
-                    match k.as_str() {
-                        BRIDGE_NAME => d.bridge_name = x.bridge_name,
-                        MTU => d.mtu = x.mtu,
-                        ICC => d.icc = x.icc,
-                        MASQUERADE => d.masquerade = x.masquerade,
-                        _ => d.host_ip = x.host_ip,
-                    }
-                }
+        let mut d = DriverOptions::default();
+        for (k, v) in o {
+            let _ = d.set(k, v);
+        }
+        d
+    }
+
+    /// Sets option `k` to `v`: Err(None) for a key gcr does not know, Err(Some(fix)) for a
+    /// bad value.
+    fn set(&mut self, k: &str, v: &str) -> Result<(), Option<&'static str>> {
+        let boolean = |v: &str| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(Some("give true or false")),
+        };
+        match k {
+            BRIDGE_NAME if gcr_net::link::valid_name(v) => self.bridge_name = Some(v.into()),
+            BRIDGE_NAME => {
+                return Err(Some(
+                    "an interface name is 1 to 15 letters, digits, '-', '_' or '.'",
+                ))
             }
-            d
-        })
+            MTU => {
+                let mtu = v.parse::<u32>().ok().filter(|m| (68..=65535).contains(m));
+                self.mtu = Some(mtu.ok_or(Some("give an MTU from 68 to 65535"))?);
+            }
+            ICC => self.icc = boolean(v)?,
+            MASQUERADE => self.masquerade = boolean(v)?,
+            HOST_IP => {
+                let ip = v
+                    .parse()
+                    .map_err(|_| Some("give an IPv4 address of this host"));
+                self.host_ip = Some(ip?);
+            }
+            _ => return Err(None),
+        }
+        Ok(())
     }
 }
 

@@ -156,18 +156,19 @@ pub(crate) fn provision(
             Err(e) => return Err(cannot(&format!("create bridge {b} for network {name}"), e)),
         }
     }
-    let candidates = bridge_candidates(&id, default).filter(|_| bridge.is_none());
-    for b in candidates {
-        if used.contains(&b) || link::index(&b).is_some() {
-            continue;
-        }
-        match link::create_bridge(&mut host, &b, opts.mtu) {
-            Ok(()) => {
-                bridge = Some(b);
-                break;
+    if bridge.is_none() {
+        for b in bridge_candidates(&id, default) {
+            if used.contains(&b) || link::index(&b).is_some() {
+                continue;
             }
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-            Err(e) => return Err(cannot(&format!("create bridge {b} for network {name}"), e)),
+            match link::create_bridge(&mut host, &b, opts.mtu) {
+                Ok(()) => {
+                    bridge = Some(b);
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(cannot(&format!("create bridge {b} for network {name}"), e)),
+            }
         }
     }
     let bridge = bridge.ok_or_else(|| {

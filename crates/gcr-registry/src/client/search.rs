@@ -172,9 +172,9 @@ fn each_page(
             ));
         }
         let next = header(&resp, "link").and_then(next_link);
-        let v = read_json(&mut resp, &t.host, path)?;
-        let list = match v.get(key) {
-            Some(serde_json::Value::Array(a)) => a.clone(),
+        let mut v = read_json(&mut resp, &t.host, path)?;
+        let list = match v.get_mut(key).map(serde_json::Value::take) {
+            Some(serde_json::Value::Array(a)) => a,
             Some(serde_json::Value::Null) | None => Vec::new(),
             Some(_) => {
                 return Err(RegistryError::protocol(

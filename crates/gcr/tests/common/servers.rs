@@ -62,7 +62,19 @@ impl Drop for Server {
     }
 }
 
+/// bcrypt("secret", cost 4): the password of the tests' registry users.
+pub const SECRET_HASH: &str = "$2b$04$Gg2nl9CMpPJHyUZMC7EaZudyXPJg6snXLx7frLXinEMndczhD2Y16";
+
 impl Server {
+    /// `gcr registry serve` on its own store with one user, alice (password "secret").
+    pub fn gcr_with_alice() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("htpasswd");
+        std::fs::write(&p, format!("alice:{SECRET_HASH}\n")).unwrap();
+        let p = p.to_string_lossy().into_owned();
+        Server::gcr_in(dir, &["--htpasswd", &p], &[])
+    }
+
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

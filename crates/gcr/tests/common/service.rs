@@ -158,6 +158,14 @@ impl Service {
         child.wait_with_output().expect("docker")
     }
 
+    /// `docker login -u USER --password-stdin HOST` with `password`.
+    pub fn login(&self, host: &str, user: &str, password: &str) -> Output {
+        self.docker_input(
+            &["login", "-u", user, "--password-stdin", host],
+            &format!("{password}\n"),
+        )
+    }
+
     /// Runs docker and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
