@@ -193,18 +193,23 @@ fn endpoint(n: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError>
             Some(ep) => strings(ep, "Aliases")?.unwrap_or_default(),
             None => Vec::new(),
         };
-        let ip = match ep.map(|ep| object(ep, "IPAMConfig")).transpose()?.flatten() {
-            Some(ipam) => string(ipam, "IPv4Address")?.filter(|s| !s.is_empty()),
-            None => None,
+        let (ip, ip6) = match ep.map(|ep| object(ep, "IPAMConfig")).transpose()?.flatten() {
+            Some(ipam) => (
+                string(ipam, "IPv4Address")?.filter(|s| !s.is_empty()),
+                string(ipam, "IPv6Address")?.filter(|s| !s.is_empty()),
+            ),
+            None => (None, None),
         };
         if *name == mode || (is_default(name) && is_default(&mode)) {
             o.network_aliases = aliases;
             o.ip = ip;
+            o.ip6 = ip6;
         } else {
             o.extra_networks.push(NetworkJoin {
                 name: name.clone(),
                 aliases,
                 ip,
+                ip6,
             });
         }
     }

@@ -41,16 +41,51 @@ fn strings(body: &Value, key: &str) -> Result<BTreeMap<String, String>, HttpErro
     }
 }
 
-/// Refuses what a network create asks for that gcr's bridge networks do not do (rather
-/// than making a network unlike the one asked for): IPv6.
-pub fn check_create(body: &Value) -> Result<(), HttpError> {
-    let name = body["Name"].as_str().unwrap_or("");
-    if body["EnableIPv6"] == Value::Bool(true) {
-        return Err(bad(format!(
-            "network {name}: IPv6 is not supported by gcr's bridge networks; leave out --ipv6"
-        )));
+/// What a `POST /networks/create` body asks of network `name`: `EnableIPv6`, each
+/// `IPAM.Config` entry (`Subnet`, `Gateway`, `IPRange`, IPv4 or IPv6 by its addresses),
+/// `Internal`, `Labels` and `Options`.
+pub fn create_request(
+    name: &str,
+    body: &Value,
+) -> Result<gcr_engine::network::admin::NetworkCreate, HttpError> {
+    let flag = |key: &str| match &body[key] {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        v => Err(bad(format!("invalid {key} {v}: expected true or false"))),
+    };
+    let mut c = gcr_engine::network::admin::NetworkCreate {
+        labels: labels(body)?,
+        internal: flag("Internal")?,
+        options: options(body)?,
+        ipv6: flag("EnableIPv6")?,
+        ..Default::default()
+    };
+    let configs = match &body["IPAM"]["Config"] {
+        Value::Null => &Vec::new(),
+        Value::Array(a) => a,
+        v => {
+            return Err(bad(format!(
+                "invalid IPAM.Config {v}: expected a list of objects"
+            )))
+        }
+    };
+    for entry in configs {
+        let text = |key: &str| match &entry[key] {
+            Value::Null => Ok(None),
+            Value::String(s) if s.is_empty() => Ok(None),
+            Value::String(s) => Ok(Some(s.as_str())),
+            v => Err(bad(format!(
+                "invalid IPAM.Config {key} {v}: expected a string"
+            ))),
+        };
+        if !entry.is_object() {
+            return Err(bad(format!(
+                "invalid IPAM.Config entry {entry}: expected an object"
+            )));
+        }
+        c.add_ipam(name, text("Subnet")?, text("Gateway")?, text("IPRange")?)?;
     }
-    Ok(())
+    Ok(c)
 }
 
 /// A create body's `Options` (Docker's bridge driver options, an object of strings; the
@@ -171,12 +206,13 @@ fn connect_request(body: &Map<String, Value>) -> Result<ConnectRequest, HttpErro
     }
     if let Some(ipam) = object(ep, "IPAMConfig")? {
         req.ip = string(ipam, "IPv4Address")?.filter(|s| !s.is_empty());
+        req.ip6 = string(ipam, "IPv6Address")?.filter(|s| !s.is_empty());
     }
     Ok(req)
 }
 
 /// `POST /networks/{id}/connect` (`{"Container", "EndpointConfig": {"Aliases",
-/// "IPAMConfig": {"IPv4Address"}}}`).
+/// "IPAMConfig": {"IPv4Address", "IPv6Address"}}}`).
 pub async fn connect(st: &Shared, network: &str, body: &[u8]) -> Result<Resp, HttpError> {
     let body = body_object(http::parse_json(body)?)?;
     let c = container(&body)?;
@@ -223,10 +259,26 @@ mod tests {
         assert_eq!(l.get("a").map(String::as_str), Some("1"));
         assert!(labels(&json!({"Labels": {"a": 1}})).is_err());
         assert!(labels(&json!({"Labels": ["a"]})).is_err());
-        assert!(check_create(&json!({"Name": "n", "Options": {}, "Internal": false})).is_ok());
-        assert!(check_create(&json!({"Name": "n", "Options": null})).is_ok());
-        assert!(check_create(&json!({"Name": "n", "Internal": true})).is_ok());
-        assert!(check_create(&json!({"Name": "n", "EnableIPv6": true})).is_err());
+        let c = |b: Value| create_request("n", &b);
+        assert!(c(json!({"Name": "n", "Options": {}, "Internal": false})).is_ok());
+        assert!(c(json!({"Name": "n", "Options": null})).is_ok());
+        assert!(c(json!({"Name": "n", "Internal": true})).unwrap().internal);
+        assert!(c(json!({"Name": "n", "Internal": "yes"})).is_err());
+        let v6 = c(json!({"Name": "n", "EnableIPv6": true, "IPAM": {"Config": [
+            {"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.254"},
+            {"Subnet": "fd00:9::/64", "Gateway": "fd00:9::fe"}
+        ]}}))
+        .unwrap();
+        assert!(v6.ipv6);
+        assert_eq!(v6.subnet.as_deref(), Some("10.9.0.0/24"));
+        assert_eq!(v6.gateway.as_deref(), Some("10.9.0.254"));
+        assert_eq!(v6.subnet6.as_deref(), Some("fd00:9::/64"));
+        assert_eq!(v6.gateway6.as_deref(), Some("fd00:9::fe"));
+        let twice =
+            json!({"IPAM": {"Config": [{"Subnet": "fd00:9::/64"}, {"Subnet": "fd00:8::/64"}]}});
+        assert!(c(twice).is_err());
+        assert!(c(json!({"IPAM": {"Config": [{"Subnet": 5}]}})).is_err());
+        assert!(c(json!({"IPAM": {"Config": {}}})).is_err());
         let o = options(&json!({"Options": {"com.docker.network.driver.mtu": "1400"}})).unwrap();
         assert_eq!(o["com.docker.network.driver.mtu"], "1400");
         assert!(options(&json!({"Options": {"mtu": 1400}})).is_err());

@@ -272,7 +272,10 @@ pub async fn volume_remove(st: &Shared, name: &str) -> Result<Resp, HttpError> {
 pub(crate) fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value {
     let mut members = Map::new();
     for m in &n.containers {
-        members.insert(m.id.clone(), json!({ "Name": m.name, "IPv4Address": m.ip }));
+        members.insert(
+            m.id.clone(),
+            json!({ "Name": m.name, "IPv4Address": m.ip, "IPv6Address": m.ip6 }),
+        );
     }
     let config = if n.subnet.is_empty() {
         json!([])
@@ -281,7 +284,11 @@ pub(crate) fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value
         if !n.ip_range.is_empty() {
             c["IPRange"] = json!(n.ip_range);
         }
-        json!([c])
+        let mut list = vec![c];
+        if !n.subnet6.is_empty() {
+            list.push(json!({ "Subnet": n.subnet6, "Gateway": n.gateway6 }));
+        }
+        Value::Array(list)
     };
     json!({
         "Name": n.name,
@@ -289,7 +296,7 @@ pub(crate) fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value
         "Created": gcr_engine::logs::rfc3339_nanos(n.created * 1_000_000_000),
         "Scope": "local",
         "Driver": n.driver,
-        "EnableIPv6": false,
+        "EnableIPv6": n.ipv6,
         "IPAM": { "Driver": "default", "Config": config },
         "Internal": n.internal,
         "Attachable": false,
@@ -340,19 +347,7 @@ pub async fn network_create(st: &Shared, body: &[u8]) -> Result<Resp, HttpError>
             )));
         }
     }
-    let subnet = body["IPAM"]["Config"][0]["Subnet"]
-        .as_str()
-        .map(str::to_string);
-    crate::networks::check_create(&body)?;
-    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    let create = gcr_engine::network::admin::NetworkCreate {
-        subnet,
-        labels: crate::networks::labels(&body)?,
-        internal: body["Internal"] == Value::Bool(true),
-        gateway: text(&body["IPAM"]["Config"][0]["Gateway"]),
-        ip_range: text(&body["IPAM"]["Config"][0]["IPRange"]),
-        options: crate::networks::options(&body)?,
-    };
+    let create = crate::networks::create_request(&name, &body)?;
     let n = st
         .engine(move |e| Ok(e.network_create_with(&name, &create)?))
         .await?;

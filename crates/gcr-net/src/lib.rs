@@ -1,10 +1,11 @@
 //! gcr-net: container networking primitives with no engine knowledge. In-process rtnetlink
 //! over a raw socket (bridges, veth pairs, addresses, routes), network namespace creation,
-//! IPv4 subnets and leases arithmetic, port specifications, the userland port proxy,
+//! IPv4 and IPv6 subnets and leases arithmetic, port specifications, the userland port proxy,
 //! the firewall rules of a bridge network (nftables, iptables fallback) and the text of the
 //! per-container `/etc/hosts` and `/etc/resolv.conf`.
 
 pub mod addr;
+pub mod addr6;
 pub mod dnat;
 pub mod firewall;
 pub mod link;
@@ -15,6 +16,7 @@ pub mod proxy;
 pub mod resolv;
 
 pub use addr::Subnet;
+pub use addr6::Subnet6;
 pub use ports::{PortSpec, Proto};
 
 /// Errors of network operations.

@@ -1,9 +1,10 @@
 //! Link, address and route operations on top of [`crate::netlink`]: bridges, veth pairs
-//! whose peer lands directly in a container's namespace, IPv4 addresses and default routes.
+//! whose peer lands directly in a container's namespace, IPv4 and IPv6 addresses and
+//! default routes.
 
 use std::ffi::CString;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
 use crate::netlink::{Msg, Socket, NLM_F_CREATE, NLM_F_EXCL};
@@ -23,6 +24,9 @@ const IFLA_BRPORT_ISOLATED: u16 = 33;
 const VETH_INFO_PEER: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const IFA_FLAGS: u16 = 8;
+/// No duplicate address detection: the address is usable at once (not `tentative`).
+const IFA_F_NODAD: u32 = 0x02;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const IFF_UP: u32 = libc::IFF_UP as u32;
@@ -160,6 +164,27 @@ pub fn add_addr(s: &mut Socket, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Res
     }
 }
 
+/// Adds `ip/prefix` to link `index` without duplicate address detection (gcr leases each
+/// address once; DAD would keep it `tentative`, unusable, for a second or more); an
+/// address already present is not an error.
+pub fn add_addr6(s: &mut Socket, index: u32, ip: Ipv6Addr, prefix: u8) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+    // struct ifaddrmsg: family, prefixlen, flags, scope, index.
+    let mut hdr = [0u8; 8];
+    hdr[0] = libc::AF_INET6 as u8;
+    hdr[1] = prefix;
+    hdr[2] = IFA_F_NODAD as u8;
+    hdr[4..8].copy_from_slice(&index.to_ne_bytes());
+    m.raw(&hdr)
+        .attr(IFA_LOCAL, &ip.octets())
+        .attr(IFA_ADDRESS, &ip.octets())
+        .attr_u32(IFA_FLAGS, IFA_F_NODAD);
+    match s.request(&mut m) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r,
+    }
+}
+
 /// Removes the main table's IPv4 default route (ESRCH when there is none).
 pub fn delete_default_route(s: &mut Socket) -> io::Result<()> {
     let mut m = Msg::new(RTM_DELROUTE, 0);
@@ -173,16 +198,23 @@ pub fn delete_default_route(s: &mut Socket) -> io::Result<()> {
 
 /// Adds a default route via `gw` on link `oif`.
 pub fn add_default_route(s: &mut Socket, gw: Ipv4Addr, oif: u32) -> io::Result<()> {
+    default_route(s, libc::AF_INET, &gw.octets(), oif)
+}
+
+/// Adds the IPv6 default route via `gw` on link `oif`.
+pub fn add_default_route6(s: &mut Socket, gw: Ipv6Addr, oif: u32) -> io::Result<()> {
+    default_route(s, libc::AF_INET6, &gw.octets(), oif)
+}
+
+fn default_route(s: &mut Socket, family: i32, gw: &[u8], oif: u32) -> io::Result<()> {
     let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
     let mut hdr = [0u8; 12];
-    hdr[0] = libc::AF_INET as u8;
+    hdr[0] = family as u8;
     hdr[4] = libc::RT_TABLE_MAIN;
     hdr[5] = libc::RTPROT_BOOT;
     hdr[6] = libc::RT_SCOPE_UNIVERSE;
     hdr[7] = libc::RTN_UNICAST;
-    m.raw(&hdr)
-        .attr(RTA_GATEWAY, &gw.octets())
-        .attr_u32(RTA_OIF, oif);
+    m.raw(&hdr).attr(RTA_GATEWAY, gw).attr_u32(RTA_OIF, oif);
     s.request(&mut m)
 }

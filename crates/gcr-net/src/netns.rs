@@ -5,7 +5,7 @@
 //! is added to an existing namespace the same way, by a helper thread that joins it
 //! ([`attach_existing`]). The calling thread never changes namespace.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::netlink::Socket;
@@ -29,6 +29,17 @@ pub struct Endpoint {
     pub mtu: Option<u32>,
     /// The host end is an isolated bridge port (the network's containers are kept apart).
     pub isolated: bool,
+    /// The IPv6 side of a dual-stack network.
+    pub v6: Option<V6>,
+}
+
+/// A container interface's IPv6 address on a dual-stack network.
+#[derive(Debug, Clone, Copy)]
+pub struct V6 {
+    pub ip: Ipv6Addr,
+    pub prefix: u8,
+    /// The default route's next hop (with [`Endpoint::default_route`]).
+    pub gateway: Ipv6Addr,
 }
 
 /// Creates a new network namespace wired to the bridge as `ep` says; returns a descriptor
@@ -185,6 +196,16 @@ fn configure_inside(ep: &Endpoint, with_lo: bool) -> Result<(), NetError> {
             "adding the default route via {}",
             ep.gateway
         )))?;
+    }
+    if let Some(v6) = &ep.v6 {
+        link::add_addr6(&mut s, idx, v6.ip, v6.prefix)
+            .map_err(NetError::os(format!("adding address {}", v6.ip)))?;
+        if ep.default_route {
+            link::add_default_route6(&mut s, v6.gateway, idx).map_err(NetError::os(format!(
+                "adding the IPv6 default route via {}",
+                v6.gateway
+            )))?;
+        }
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Text of a container's `/etc/resolv.conf` (the host's resolvers minus loopback ones, which
 //! mean nothing inside another namespace) and `/etc/hosts`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// Filters resolv.conf text: `nameserver` lines with loopback addresses are left out.
 pub fn without_loopback(text: &str) -> String {
@@ -44,22 +44,22 @@ pub fn container_resolv_conf() -> String {
     filtered
 }
 
-/// `/etc/hosts`: localhost lines, the container itself, then the other members of its
-/// network (name resolution on user-defined networks).
-pub fn hosts_file(
-    own: Option<Ipv4Addr>,
-    own_names: &[&str],
-    peers: &[(Ipv4Addr, String)],
-) -> String {
+/// `/etc/hosts`: localhost lines, the container itself (each of its addresses: IPv4, and
+/// IPv6 on a dual-stack network), then the other members of its network (name resolution
+/// on user-defined networks).
+pub fn hosts_file(own: &[IpAddr], own_names: &[&str], peers: &[(IpAddr, String)]) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
          fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
          ff02::2\tip6-allrouters\n",
     );
-    let own_ip = own
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "127.0.1.1".into());
-    s.push_str(&format!("{own_ip}\t{}\n", own_names.join(" ")));
+    let names = own_names.join(" ");
+    if own.is_empty() {
+        s.push_str(&format!("127.0.1.1\t{names}\n"));
+    }
+    for ip in own {
+        s.push_str(&format!("{ip}\t{names}\n"));
+    }
     for (ip, name) in peers {
         s.push_str(&format!("{ip}\t{name}\n"));
     }
@@ -84,12 +84,16 @@ mod tests {
     #[test]
     fn hosts_lists_self_and_peers() {
         let h = hosts_file(
-            Some(Ipv4Addr::new(10, 88, 0, 2)),
+            &["10.88.0.2".parse().unwrap(), "fd00:7::2".parse().unwrap()],
             &["abc", "web"],
-            &[(Ipv4Addr::new(10, 88, 0, 3), "db".into())],
+            &[("10.88.0.3".parse().unwrap(), "db".into())],
         );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
-        assert!(h.contains("10.88.0.2\tabc web\n"));
+        assert!(
+            h.contains("10.88.0.2\tabc web\nfd00:7::2\tabc web\n"),
+            "{h}"
+        );
         assert!(h.ends_with("10.88.0.3\tdb\n"));
+        assert!(hosts_file(&[], &["abc"], &[]).ends_with("127.0.1.1\tabc\n"));
     }
 }

@@ -1,14 +1,14 @@
-//! Real-kernel test (root): a bridge, a namespace wired to it, and TCP from the host to a
-//! listener inside the namespace; a second interface on a second bridge added to the
+//! Real-kernel test (root): a bridge, a namespace wired to it (dual stack), and TCP over
+//! IPv4 and IPv6 from the host to a listener inside the namespace; a second interface on a second bridge added to the
 //! existing namespace. Cleans up the bridges even on failure.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 
 use gcr_net::netlink::Socket;
 use gcr_net::netns::{self, Endpoint};
-use gcr_net::{link, Subnet};
+use gcr_net::{link, Subnet, Subnet6};
 
 fn need_root() -> bool {
     // SAFETY: geteuid has no arguments.
@@ -34,7 +34,7 @@ impl Drop for BridgeGuard {
 }
 
 #[test]
-fn namespace_on_bridge_is_reachable() {
+fn namespace_on_bridge_is_reachable_over_both_families() {
     if !need_root() {
         return;
     }
@@ -45,7 +45,10 @@ fn namespace_on_bridge_is_reachable() {
     link::create_bridge(&mut s, &br, Some(1450)).unwrap();
     let bi = link::index(&br).unwrap();
     link::add_addr(&mut s, bi, sub.gateway(), sub.prefix).unwrap();
+    let sub6 = Subnet6::parse("fd00:213:7::/64").unwrap();
+    link::add_addr6(&mut s, bi, sub6.gateway(), sub6.prefix).unwrap();
     let ip = sub.host(2);
+    let ip6 = sub6.host(2);
     let t = std::time::Instant::now();
     let ns = netns::create_attached(
         &mut s,
@@ -59,6 +62,11 @@ fn namespace_on_bridge_is_reachable() {
             default_route: true,
             mtu: Some(1450),
             isolated: true,
+            v6: Some(netns::V6 {
+                ip: ip6,
+                prefix: sub6.prefix,
+                gateway: sub6.gateway(),
+            }),
         },
     )
     .unwrap();
@@ -75,16 +83,22 @@ fn namespace_on_bridge_is_reachable() {
     let h = std::thread::spawn(move || {
         // SAFETY: setns on this helper thread with a valid namespace descriptor.
         assert_eq!(unsafe { libc::setns(nsfd, libc::CLONE_NEWNET) }, 0);
-        let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 7777)).unwrap();
+        // Both families: an IPv6 socket that takes IPv4 too.
+        let l = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 7777)).unwrap();
         tx.send(()).unwrap();
-        let (mut c, _) = l.accept().unwrap();
-        c.write_all(b"hello").unwrap();
+        for _ in 0..2 {
+            let (mut c, _) = l.accept().unwrap();
+            c.write_all(b"hello").unwrap();
+        }
     });
     rx.recv().unwrap();
-    let mut c = TcpStream::connect((ip, 7777)).unwrap();
-    let mut buf = String::new();
-    c.read_to_string(&mut buf).unwrap();
-    assert_eq!(buf, "hello");
+    // The IPv6 address is usable at once (no duplicate address detection).
+    for addr in [std::net::IpAddr::from(ip), ip6.into()] {
+        let mut c = TcpStream::connect((addr, 7777)).unwrap();
+        let mut buf = String::new();
+        c.read_to_string(&mut buf).unwrap();
+        assert_eq!(buf, "hello", "{addr}");
+    }
     h.join().unwrap();
     drop(ns);
     link::delete(&mut s, &format!("{br}v")).unwrap();
@@ -139,6 +153,7 @@ fn second_interface_joins_an_existing_namespace() {
         default_route: first,
         mtu: None,
         isolated: false,
+        v6: None,
     };
     let ns = netns::create_attached(&mut s, &ep(&br1, b1, &sub1, "eth0", true)).unwrap();
     netns::attach_existing(&mut s, ns.as_fd(), &ep(&br2, b2, &sub2, "eth1", false)).unwrap();

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     V_IPAM,
     V_EVENT_ATTRS,
     V_NET_OPTIONS,
+    V_IPV6,
 ];
 
 const V1: &str = "
@@ -336,6 +337,15 @@ ALTER TABLE events ADD COLUMN attributes TEXT;
 /// compose file's `driver_opts`), a JSON object of strings.
 const V_NET_OPTIONS: &str = "
 ALTER TABLE networks ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+";
+
+/// Version 17: dual-stack networks (`network create --ipv6`): a network's IPv6 subnet and
+/// its own IPv6 gateway (empty: none, the subnet's first address), and each endpoint's
+/// IPv6 address (empty on IPv4-only networks).
+const V_IPV6: &str = "
+ALTER TABLE networks ADD COLUMN subnet6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE networks ADD COLUMN gateway6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE net_endpoints ADD COLUMN ip6 TEXT NOT NULL DEFAULT '';
 ";
 
 /// Version 12: a container may have several network endpoints, one per network

@@ -615,6 +615,9 @@ pub struct RunArgs {
     /// The IPv4 address on its user network (inside the network's subnet).
     #[arg(long, value_name = "IPV4")]
     pub ip: Option<String>,
+    /// The IPv6 address on its dual-stack user network (inside the network's IPv6 subnet).
+    #[arg(long, value_name = "IPV6")]
+    pub ip6: Option<String>,
     /// Add a line to /etc/hosts (`NAME:IP`).
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,

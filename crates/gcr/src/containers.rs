@@ -180,6 +180,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         log_opts: a.log_opt.clone(),
         network_aliases: a.network_alias.clone(),
         ip: a.ip.clone(),
+        ip6: a.ip6.clone(),
         extra_networks: a
             .network
             .iter()

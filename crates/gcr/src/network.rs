@@ -16,9 +16,11 @@ use crate::Failure;
 pub enum NetworkCmd {
     /// Create a bridge network.
     Create {
-        /// IPv4 subnet in CIDR form, e.g. 10.90.0.0/24 (default: a free /16 in 10.98-10.127 or 10.160-10.199).
+        /// Subnet in CIDR form, e.g. 10.90.0.0/24 (default: a free /16 in 10.98-10.127 or
+        /// 10.160-10.199); with --ipv6 also an IPv6 one, e.g. fd00:90::/64 (default: a free
+        /// unique local /64). Once per address family.
         #[arg(long)]
-        subnet: Option<String>,
+        subnet: Vec<String>,
         /// A label, KEY=VALUE (repeatable).
         #[arg(long, value_name = "KEY=VALUE")]
         label: Vec<String>,
@@ -26,14 +28,17 @@ pub enum NetworkCmd {
         /// its containers get no default route through it (the host still reaches them).
         #[arg(long)]
         internal: bool,
-        /// The bridge's address, the containers' gateway (inside --subnet; default: its
-        /// first address).
-        #[arg(long, value_name = "IPV4")]
-        gateway: Option<String>,
-        /// Lease container addresses from this range only (inside --subnet; --ip may still
-        /// pick any address of the subnet).
+        /// The bridge's address, the containers' gateway (inside the --subnet of its
+        /// address family; default: its first address). Once per address family.
+        #[arg(long, value_name = "IP")]
+        gateway: Vec<String>,
+        /// Lease container addresses from this IPv4 range only (inside --subnet; --ip may
+        /// still pick any address of the subnet).
         #[arg(long = "ip-range", value_name = "CIDR")]
-        ip_range: Option<String>,
+        ip_range: Vec<String>,
+        /// Enable IPv6: containers get an IPv6 address and route besides their IPv4 ones.
+        #[arg(long)]
+        ipv6: bool,
         /// A bridge driver option, KEY=VALUE (repeatable): com.docker.network.bridge.name,
         /// com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc,
         /// com.docker.network.bridge.enable_ip_masquerade,
@@ -51,6 +56,9 @@ pub enum NetworkCmd {
         /// The IPv4 address to lease (inside the network's subnet).
         #[arg(long, value_name = "IPV4")]
         ip: Option<String>,
+        /// The IPv6 address to lease (inside a dual-stack network's IPv6 subnet).
+        #[arg(long, value_name = "IPV6")]
+        ip6: Option<String>,
         network: String,
         container: String,
     },
@@ -327,30 +335,42 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             internal,
             gateway,
             ip_range,
+            ipv6,
             opt,
             name,
         } => {
-            let n = e.network_create_with(
-                &name,
-                &gcr_engine::network::admin::NetworkCreate {
-                    subnet,
-                    labels: labels(&label)?,
-                    internal,
-                    gateway,
-                    ip_range,
-                    options: key_values("--opt", &opt)?,
-                },
-            )?;
+            let mut create = gcr_engine::network::admin::NetworkCreate {
+                labels: labels(&label)?,
+                internal,
+                options: key_values("--opt", &opt)?,
+                ipv6,
+                ..Default::default()
+            };
+            for s in &subnet {
+                create.add_ipam(&name, Some(s), None, None)?;
+            }
+            for g in &gateway {
+                create.add_ipam(&name, None, Some(g), None)?;
+            }
+            for r in &ip_range {
+                create.add_ipam(&name, None, None, Some(r))?;
+            }
+            let n = e.network_create_with(&name, &create)?;
             outln!("{}", n.id)?;
             Ok(0)
         }
         NetworkCmd::Connect {
             alias,
             ip,
+            ip6,
             network,
             container,
         } => {
-            let req = gcr_engine::network::ConnectRequest { aliases: alias, ip };
+            let req = gcr_engine::network::ConnectRequest {
+                aliases: alias,
+                ip,
+                ip6,
+            };
             e.network_connect(&network, &container, &req)?;
             Ok(0)
         }
@@ -407,7 +427,11 @@ fn net_table(list: &[NetworkInfo]) -> Result<(), Failure> {
                 short(&n.id).to_string(),
                 n.name.clone(),
                 n.driver.clone(),
-                n.subnet.clone(),
+                if n.subnet6.is_empty() {
+                    n.subnet.clone()
+                } else {
+                    format!("{},{}", n.subnet, n.subnet6)
+                },
                 n.bridge.clone(),
                 n.containers.len().to_string(),
             ]

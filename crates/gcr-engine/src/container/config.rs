@@ -211,6 +211,9 @@ pub struct RunOptions {
     /// `--ip`: the IPv4 address to lease on its user network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// `--ip6`: the IPv6 address to lease on its (dual-stack) user network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<String>,
     /// The networks after the first (`network connect`, a second `--network`, more
     /// `EndpointsConfig`), in the order they were joined: interfaces `eth1`, `eth2`, ...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -228,6 +231,9 @@ pub struct NetworkJoin {
     /// The IPv4 address to lease on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// The IPv6 address to lease on it (a dual-stack network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<String>,
 }
 
 impl RunOptions {

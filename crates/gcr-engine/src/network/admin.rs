@@ -16,6 +16,9 @@ pub struct Member {
     pub id: String,
     pub name: String,
     pub ip: String,
+    /// Its IPv6 address on a dual-stack network (else empty).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ip6: String,
 }
 
 /// A network as listed and inspected.
@@ -39,6 +42,13 @@ pub struct NetworkInfo {
     pub ip_range: String,
     /// Driver options as given (`-o KEY=VALUE`).
     pub options: BTreeMap<String, String>,
+    /// `--ipv6`: a dual-stack network.
+    pub ipv6: bool,
+    /// Its IPv6 subnet and gateway (empty on IPv4-only networks).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subnet6: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway6: String,
     pub containers: Vec<Member>,
 }
 
@@ -55,9 +65,57 @@ pub struct NetworkCreate {
     pub ip_range: Option<String>,
     /// `-o KEY=VALUE`: Docker's bridge driver options (see [`super::options`]).
     pub options: BTreeMap<String, String>,
+    /// `--ipv6`: a dual-stack network (IPv4 and IPv6).
+    pub ipv6: bool,
+    /// An IPv6 `--subnet` (default with `--ipv6`: a free unique local /64).
+    pub subnet6: Option<String>,
+    /// An IPv6 `--gateway` (inside the IPv6 subnet; default: its first address).
+    pub gateway6: Option<String>,
 }
 
 impl NetworkCreate {
+    /// Takes one IPAM config of network `name` (a `--subnet`, `--gateway` or `--ip-range`
+    /// flag, or one entry of the API's `IPAM.Config`) into the IPv4 or the IPv6 fields by
+    /// its address family. A network has one subnet of each family.
+    pub fn add_ipam(
+        &mut self,
+        name: &str,
+        subnet: Option<&str>,
+        gateway: Option<&str>,
+        ip_range: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let v6 = subnet
+            .or(gateway)
+            .or(ip_range)
+            .is_some_and(|a| a.contains(':'));
+        let twice = |what: &str| {
+            EngineError::Usage(format!(
+                "network {name}: more than one {what}; a gcr network has one IPv4 and one IPv6 subnet, give one of each at most"
+            ))
+        };
+        let set = |slot: &mut Option<String>, v: Option<&str>, what: &str| {
+            match (slot.as_ref(), v) {
+                (Some(_), Some(_)) => return Err(twice(what)),
+                (None, Some(v)) => *slot = Some(v.to_string()),
+                _ => {}
+            }
+            Ok(())
+        };
+        if v6 {
+            if let Some(r) = ip_range {
+                return Err(EngineError::Usage(format!(
+                    "network {name}: --ip-range {r} is IPv6; gcr leases IPv6 addresses from the whole IPv6 subnet, leave it out"
+                )));
+            }
+            set(&mut self.subnet6, subnet, "IPv6 subnet")?;
+            set(&mut self.gateway6, gateway, "IPv6 gateway")
+        } else {
+            set(&mut self.subnet, subnet, "IPv4 subnet")?;
+            set(&mut self.gateway, gateway, "IPv4 gateway")?;
+            set(&mut self.ip_range, ip_range, "IPv4 range")
+        }
+    }
+
     /// The checked shape of network `name` on `subnet`.
     fn shape(
         &self,
@@ -99,12 +157,57 @@ impl NetworkCreate {
             }
         };
         super::options::DriverOptions::parse(name, &self.options)?;
+        let (subnet6, gateway6) = self.shape6(name)?;
         Ok(setup::Shape {
             internal: self.internal,
             gateway,
             ip_range,
             options: self.options.clone(),
+            ipv6: self.ipv6,
+            subnet6,
+            gateway6,
         })
+    }
+
+    /// The checked IPv6 subnet and gateway of network `name`.
+    fn shape6(
+        &self,
+        name: &str,
+    ) -> Result<(Option<gcr_net::Subnet6>, Option<std::net::Ipv6Addr>), EngineError> {
+        if !self.ipv6 {
+            if let Some(s) = self.subnet6.as_ref().or(self.gateway6.as_ref()) {
+                return Err(EngineError::Usage(format!(
+                    "network {name}: {s} is IPv6 but the network is IPv4 only; add --ipv6"
+                )));
+            }
+            return Ok((None, None));
+        }
+        let subnet6 = self
+            .subnet6
+            .as_deref()
+            .map(gcr_net::Subnet6::parse)
+            .transpose()
+            .map_err(net_err)?;
+        let gateway6 = match &self.gateway6 {
+            None => None,
+            Some(g) => {
+                let sn = subnet6.ok_or_else(|| {
+                    EngineError::Usage(format!(
+                        "network {name}: an IPv6 --gateway needs an IPv6 --subnet; give the subnet it belongs to"
+                    ))
+                })?;
+                let ip: std::net::Ipv6Addr = g.parse().map_err(|_| {
+                    EngineError::Usage(format!("invalid --gateway '{g}': give an IPv6 address"))
+                })?;
+                if !sn.is_host(ip) {
+                    return Err(EngineError::Usage(format!(
+                        "--gateway {ip} is not a host address of subnet {sn}; choose one inside it"
+                    )));
+                }
+                Some(ip)
+            }
+        };
+        Ok((subnet6, gateway6))
     }
 }
 
@@ -122,6 +225,9 @@ fn info(n: &NetRow, members: Vec<Member>) -> NetworkInfo {
         internal: n.internal,
         ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
         options: n.options.clone(),
+        ipv6: n.subnet6.is_some(),
+        subnet6: n.subnet6.map(|s| s.to_string()).unwrap_or_default(),
+        gateway6: n.gateway6().map(|g| g.to_string()).unwrap_or_default(),
         containers: members,
     }
 }
@@ -140,6 +246,9 @@ fn pseudo(name: &str) -> NetworkInfo {
         internal: false,
         ip_range: String::new(),
         options: BTreeMap::new(),
+        ipv6: false,
+        subnet6: String::new(),
+        gateway6: String::new(),
         containers: Vec::new(),
     }
 }
@@ -156,6 +265,7 @@ impl Engine {
                 id: ep.container,
                 name,
                 ip: ep.ip.to_string(),
+                ip6: ep.ip6.map(|a| a.to_string()).unwrap_or_default(),
             });
         }
         Ok(out)
@@ -223,6 +333,13 @@ impl Engine {
                 if let Some(c) = setup::subnet_clash(tx, s)? {
                     return Err(EngineError::Conflict(format!(
                         "subnet {s} overlaps {c}; choose another --subnet"
+                    )));
+                }
+            }
+            if let Some(s) = &shape.subnet6 {
+                if let Some(c) = setup::subnet6_clash(tx, s)? {
+                    return Err(EngineError::Conflict(format!(
+                        "IPv6 subnet {s} overlaps {c}; choose another --subnet"
                     )));
                 }
             }

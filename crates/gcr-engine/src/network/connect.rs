@@ -13,7 +13,7 @@
 //!   (loopback only, as Docker's container without endpoints);
 //! - `host` and `container:X` containers share a namespace and cannot be connected.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::db::{self, NetRow};
 use super::setup::DEFAULT;
@@ -28,6 +28,8 @@ pub struct ConnectRequest {
     pub aliases: Vec<String>,
     /// `--ip`: the address to lease (user networks only).
     pub ip: Option<String>,
+    /// `--ip6`: the IPv6 address to lease (dual-stack user networks only).
+    pub ip6: Option<String>,
 }
 
 /// Docker's `network connect|disconnect` event of `net` for container `r` (its container
@@ -55,13 +57,37 @@ pub(crate) fn check_endpoint_opts(
     network: &str,
     aliases: &[String],
     ip: Option<&str>,
+    ip6: Option<&str>,
 ) -> Result<(), EngineError> {
-    if let Some(addr) = check_syntax(network, aliases, ip)? {
-        if let Some(net) = db::find_network(e.store()?.conn(), network)? {
-            db::wanted_offset(&net, addr)?;
+    let addr = check_syntax(network, aliases, ip)?;
+    let addr6 = check_ip6(network, ip6)?;
+    if addr.is_none() && addr6.is_none() {
+        return Ok(());
+    }
+    if let Some(net) = db::find_network(e.store()?.conn(), network)? {
+        if let Some(a) = addr {
+            db::wanted_offset(&net, a)?;
+        }
+        if let Some(a) = addr6 {
+            db::wanted_ip6(&net, a)?;
         }
     }
     Ok(())
+}
+
+/// `--ip6` parsed, on a user network.
+fn check_ip6(network: &str, ip6: Option<&str>) -> Result<Option<Ipv6Addr>, EngineError> {
+    let Some(ip) = ip6 else {
+        return Ok(None);
+    };
+    if matches!(network, DEFAULT | "none" | "host") || network.starts_with("container:") {
+        return Err(EngineError::Usage(format!(
+            "a user-specified IPv6 address (--ip6 {ip}) is supported on user-defined networks only, not {network}"
+        )));
+    }
+    ip.parse()
+        .map(Some)
+        .map_err(|_| EngineError::Usage(format!("invalid --ip6 '{ip}': give an IPv6 address")))
 }
 
 /// [`check_endpoint_opts`] without the store: the address parsed.
@@ -158,11 +184,18 @@ impl Engine {
                 r.name
             )));
         }
-        check_endpoint_opts(self, &net.name, &req.aliases, req.ip.as_deref())?;
+        check_endpoint_opts(
+            self,
+            &net.name,
+            &req.aliases,
+            req.ip.as_deref(),
+            req.ip6.as_deref(),
+        )?;
         let join = NetworkJoin {
             name: net.name.clone(),
             aliases: req.aliases.clone(),
             ip: req.ip.clone(),
+            ip6: req.ip6.clone(),
         };
         let mut cfg = r.config.clone();
         if mode == "none" {
@@ -171,6 +204,7 @@ impl Engine {
             cfg.opts.network = Some(net.name.clone());
             cfg.opts.network_aliases = join.aliases.clone();
             cfg.opts.ip = join.ip.clone();
+            cfg.opts.ip6 = join.ip6.clone();
         } else {
             cfg.opts.extra_networks.push(join.clone());
         }
@@ -251,12 +285,14 @@ impl Engine {
                 cfg.opts.network = Some(next.name);
                 cfg.opts.network_aliases = next.aliases;
                 cfg.opts.ip = next.ip;
+                cfg.opts.ip6 = next.ip6;
             }
             None => {
                 cfg.resolved.network = "none".into();
                 cfg.opts.network = Some("none".into());
                 cfg.opts.network_aliases.clear();
                 cfg.opts.ip = None;
+                cfg.opts.ip6 = None;
             }
         }
         let store = self.store()?;

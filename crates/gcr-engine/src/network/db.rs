@@ -6,9 +6,9 @@
 //! `BEGIN IMMEDIATE` transaction.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use gcr_net::Subnet;
+use gcr_net::{Subnet, Subnet6};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::container::record;
@@ -34,6 +34,10 @@ pub struct NetRow {
     pub ip_range: Option<Subnet>,
     /// Driver options as given (schema version 16), see [`super::options`].
     pub options: BTreeMap<String, String>,
+    /// The IPv6 subnet of a dual-stack network (`--ipv6`, schema version 17).
+    pub subnet6: Option<Subnet6>,
+    /// Its `--gateway` (an IPv6 one); None: the IPv6 subnet's first address.
+    pub own_gateway6: Option<Ipv6Addr>,
 }
 
 impl NetRow {
@@ -45,6 +49,12 @@ impl NetRow {
     /// The bridge's address, the containers' gateway.
     pub fn gateway(&self) -> Ipv4Addr {
         self.own_gateway.unwrap_or(self.subnet.gateway())
+    }
+
+    /// The bridge's IPv6 address, the containers' IPv6 gateway (dual-stack networks).
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.subnet6
+            .map(|s| self.own_gateway6.unwrap_or(s.gateway()))
     }
 
     /// The host offsets a lease without `--ip` may take: `lo..=hi`, the range's (or the
@@ -75,10 +85,22 @@ pub struct Endpoint {
     pub proxy_pid: i32,
     /// The interface inside the container: `eth0`, `eth1`, ...
     pub ifname: String,
+    /// The IPv6 address on a dual-stack network (schema version 17); before a lease, the
+    /// one asked for (`--ip6`), if any.
+    pub ip6: Option<Ipv6Addr>,
+}
+
+impl Endpoint {
+    /// Its addresses, IPv4 first.
+    pub fn ips(&self) -> Vec<std::net::IpAddr> {
+        std::iter::once(self.ip.into())
+            .chain(self.ip6.map(Into::into))
+            .collect()
+    }
 }
 
 const NET_COLS: &str = "name, id, driver, bridge, subnet, created, firewall, labels, internal, \
-     gateway, ip_range, options";
+     gateway, ip_range, options, subnet6, gateway6";
 
 fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
     let subnet: String = row.get(4)?;
@@ -100,6 +122,8 @@ fn net_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
             .filter(|r| !r.is_empty())
             .and_then(|r| Subnet::parse_range(&r).ok()),
         options: serde_json::from_str(&row.get::<_, String>(11)?).unwrap_or_default(),
+        subnet6: Subnet6::parse(&row.get::<_, String>(12)?).ok(),
+        own_gateway6: row.get::<_, String>(13)?.parse().ok(),
     })
 }
 
@@ -147,7 +171,8 @@ pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> 
     )?;
     conn.execute(
         "INSERT INTO networks (name, id, driver, bridge, subnet, created, firewall, labels, \
-         internal, gateway, ip_range, options) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+         internal, gateway, ip_range, options, subnet6, gateway6) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
         params![
             n.name,
             n.id,
@@ -160,7 +185,9 @@ pub fn insert_network(conn: &Connection, n: &NetRow) -> Result<(), EngineError> 
             n.internal,
             n.own_gateway.map(|g| g.to_string()).unwrap_or_default(),
             n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
-            serde_json::to_string(&n.options).unwrap_or_else(|_| "{}".into())
+            serde_json::to_string(&n.options).unwrap_or_else(|_| "{}".into()),
+            n.subnet6.map(|s| s.to_string()).unwrap_or_default(),
+            n.own_gateway6.map(|g| g.to_string()).unwrap_or_default()
         ],
     )?;
     Ok(())
@@ -194,7 +221,7 @@ pub fn delete_network(conn: &Connection, name: &str) -> Result<(), EngineError> 
     })
 }
 
-const EP_COLS: &str = "container, network, ip, names, veth, ports, proxy_pid, ifname";
+const EP_COLS: &str = "container, network, ip, names, veth, ports, proxy_pid, ifname, ip6";
 
 fn ep_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Endpoint> {
     let ip: String = row.get(2)?;
@@ -207,6 +234,7 @@ fn ep_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Endpoint> {
         ports: row.get(5)?,
         proxy_pid: row.get(6)?,
         ifname: row.get(7)?,
+        ip6: row.get::<_, String>(8)?.parse().ok(),
     })
 }
 
@@ -388,22 +416,92 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
         o
     };
     ep.ip = net.subnet.host(pick);
+    ep.ip6 = lease6(conn, net, ep.ip6, pick)?;
     conn.execute(
-        "INSERT INTO net_endpoints (container, network, ip, names, veth, ifname) \
-         VALUES (?1,?2,?3,?4,?5,?6)",
+        "INSERT INTO net_endpoints (container, network, ip, names, veth, ifname, ip6) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7)",
         params![
             ep.container,
             ep.network,
             ep.ip.to_string(),
             ep.names,
             ep.veth,
-            ep.ifname
+            ep.ifname,
+            ep.ip6.map(|a| a.to_string()).unwrap_or_default()
         ],
     )?;
     conn.execute(
         "UPDATE networks SET next_host = ?2 WHERE name = ?1",
         params![net.name, pick as i64 + 1],
     )?;
+    Ok(())
+}
+
+/// The IPv6 address of a new endpoint on `net` (None when the network has no IPv6
+/// subnet): `want` (`--ip6`) when free, else the IPv4 lease's host offset `offset4` in the
+/// IPv6 subnet (so `10.7.0.5` goes with `fd00:7::5`), else the lowest free one. Runs in
+/// [`lease`]'s transaction.
+fn lease6(
+    conn: &Connection,
+    net: &NetRow,
+    want: Option<Ipv6Addr>,
+    offset4: u32,
+) -> Result<Option<Ipv6Addr>, EngineError> {
+    let Some(sn) = net.subnet6 else {
+        return Ok(None);
+    };
+    let mut used = HashSet::new();
+    {
+        let mut st = conn.prepare_cached("SELECT ip6 FROM net_endpoints WHERE network = ?1")?;
+        for ip in st.query_map([&net.name], |r| r.get::<_, String>(0))? {
+            if let Ok(a) = ip?.parse::<Ipv6Addr>() {
+                used.insert(a);
+            }
+        }
+    }
+    used.extend(net.gateway6());
+    if let Some(ip) = want {
+        wanted_ip6(net, ip)?;
+        if used.contains(&ip) {
+            return Err(EngineError::Conflict(format!(
+                "address {ip} is already in use on network {}; choose another --ip6 or leave it out",
+                net.name
+            )));
+        }
+        return Ok(Some(ip));
+    }
+    let mine = sn.host(offset4 as u64);
+    if offset4 as u64 <= sn.last_host() && !used.contains(&mine) {
+        return Ok(Some(mine));
+    }
+    // Endpoints are at most a few thousand: the first free offset is near the start.
+    (2..=sn.last_host())
+        .map(|o| sn.host(o))
+        .find(|a| !used.contains(a))
+        .map(Some)
+        .ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "network {} has no free IPv6 address left in {sn}; remove containers or create a larger network",
+                net.name
+            ))
+        })
+}
+
+/// Why a container cannot have IPv6 address `ip` on `net`, if it cannot.
+pub fn wanted_ip6(net: &NetRow, ip: Ipv6Addr) -> Result<(), EngineError> {
+    let Some(sn) = net.subnet6 else {
+        return Err(EngineError::Usage(format!(
+            "network {} has no IPv6 subnet; leave out --ip6 or create the network with --ipv6",
+            net.name
+        )));
+    };
+    if !sn.is_host(ip) || Some(ip) == net.gateway6() {
+        return Err(EngineError::Usage(format!(
+            "address {ip} is not a container address of network {} ({sn}, gateway {}); choose one inside the subnet",
+            net.name,
+            net.gateway6().map(|g| g.to_string()).unwrap_or_default()
+        )));
+    }
     Ok(())
 }
 
@@ -441,7 +539,15 @@ mod tests {
             own_gateway: None,
             ip_range: None,
             options: BTreeMap::new(),
+            subnet6: Some(Subnet6::parse("fd00:7::/64").unwrap()),
+            own_gateway6: None,
         };
+        assert!(wanted_ip6(&net, "fd00:7::2".parse().unwrap()).is_ok());
+        for bad in ["fd00:7::", "fd00:7::1", "fd00:8::2"] {
+            let err = wanted_ip6(&net, bad.parse().unwrap()).unwrap_err();
+            assert!(err.to_string().contains("not a container address"), "{err}");
+        }
+        assert_eq!(net.gateway6(), Some("fd00:7::1".parse().unwrap()));
         assert_eq!(wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 2)).unwrap(), 2);
         assert_eq!(
             wanted_offset(&net, Ipv4Addr::new(10, 7, 0, 254)).unwrap(),

@@ -111,7 +111,13 @@ impl Engine {
             if name == DEFAULT {
                 self.default_network()?;
             }
-            super::connect::check_endpoint_opts(self, &name, &j.aliases, j.ip.as_deref())?;
+            super::connect::check_endpoint_opts(
+                self,
+                &name,
+                &j.aliases,
+                j.ip.as_deref(),
+                j.ip6.as_deref(),
+            )?;
             seen.push(name.clone());
             out.push(NetworkJoin { name, ..j.clone() });
         }
@@ -143,26 +149,16 @@ impl Engine {
             ports: String::new(),
             proxy_pid: 0,
             ifname: ifname.to_string(),
+            ip6: join.ip6.as_deref().and_then(|ip| ip.parse().ok()),
         };
         let mut host = host_socket()?;
         let bridge = self.bridge_up(&mut host, net)?;
-        let opts = net.opts();
         self.store()?
             .transaction(|tx| db::lease(tx, net, &mut ep))?;
         let wired = netns::attach_existing(
             &mut host,
             ns,
-            &netns::Endpoint {
-                host_if: ep.veth.clone(),
-                bridge,
-                peer_if: ep.ifname.clone(),
-                ip: ep.ip,
-                prefix: net.subnet.prefix,
-                gateway: net.gateway(),
-                default_route,
-                mtu: opts.mtu,
-                isolated: !opts.icc,
-            },
+            &super::wiring(net, &ep, bridge, default_route),
         );
         if let Err(e) = wired {
             let _ = self
@@ -267,8 +263,8 @@ impl Engine {
         {
             Some(e) => self.refresh_hosts(tx, &e.network),
             None => {
-                let ip = db::endpoint(tx, &r.id).map(|e| e.ip);
-                self.rewrite_hosts(r, ip);
+                let ips = db::endpoint(tx, &r.id).map(|e| e.ips()).unwrap_or_default();
+                self.rewrite_hosts(r, &ips);
             }
         }
     }

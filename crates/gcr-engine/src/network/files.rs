@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
 use oci_spec::runtime::{Mount, MountBuilder};
@@ -22,8 +22,12 @@ pub(crate) enum Files<'a> {
     Loopback,
     /// The host's namespace: the host's own hosts and resolv.conf.
     Host,
-    /// A bridge network address, with the other members to list (user networks).
-    Bridge { ip: Ipv4Addr, peers: &'a [Endpoint] },
+    /// A bridge network's addresses (IPv4, and IPv6 on a dual-stack network), with the
+    /// other members to list (user networks).
+    Bridge {
+        ips: &'a [IpAddr],
+        peers: &'a [Endpoint],
+    },
 }
 
 fn bind(dest: &str, src: &Path) -> Result<Mount, EngineError> {
@@ -46,11 +50,11 @@ fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-fn peer_lines(own: &str, peers: &[Endpoint]) -> Vec<(Ipv4Addr, String)> {
+fn peer_lines(own: &str, peers: &[Endpoint]) -> Vec<(IpAddr, String)> {
     peers
         .iter()
         .filter(|p| p.container != own)
-        .map(|p| (p.ip, p.names.clone()))
+        .flat_map(|p| p.ips().into_iter().map(|ip| (ip, p.names.clone())))
         .collect()
 }
 
@@ -103,7 +107,7 @@ impl Engine {
                 }
             }
             let names: Vec<&str> = first.names.split(' ').collect();
-            let text = gcr_net::resolv::hosts_file(Some(first.ip), &names, &peers);
+            let text = gcr_net::resolv::hosts_file(&first.ips(), &names, &peers);
             let p = self.container_run_dir(&m.container).join("hosts");
             if p.exists() {
                 let _ = write_in_place(&p, &text);
@@ -113,12 +117,12 @@ impl Engine {
 }
 
 impl Engine {
-    /// Rewrites `r`'s hosts file (when it has one) with its own line only: `ip`, or
+    /// Rewrites `r`'s hosts file (when it has one) with its own lines only: `ips`, or
     /// loopback when it has no network left.
-    pub(crate) fn rewrite_hosts(&self, r: &Record, ip: Option<Ipv4Addr>) {
+    pub(crate) fn rewrite_hosts(&self, r: &Record, ips: &[IpAddr]) {
         let names = own_names(r);
         let names: Vec<&str> = names.split(' ').collect();
-        let text = gcr_net::resolv::hosts_file(ip, &names, &[]);
+        let text = gcr_net::resolv::hosts_file(ips, &names, &[]);
         let p = self.container_run_dir(&r.id).join("hosts");
         if p.exists() {
             let _ = write_in_place(&p, &with_flags(r, (text, None)).0);
@@ -130,14 +134,14 @@ impl Engine {
 /// endpoint left out of the peers).
 fn texts(what: Files<'_>, names: &[&str], own: &str) -> (String, Option<String>) {
     match what {
-        Files::Loopback => (gcr_net::resolv::hosts_file(None, names, &[]), None),
+        Files::Loopback => (gcr_net::resolv::hosts_file(&[], names, &[]), None),
         Files::Host => (
             std::fs::read_to_string("/etc/hosts")
-                .unwrap_or_else(|_| gcr_net::resolv::hosts_file(None, names, &[])),
+                .unwrap_or_else(|_| gcr_net::resolv::hosts_file(&[], names, &[])),
             Some(std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
         ),
-        Files::Bridge { ip, peers } => (
-            gcr_net::resolv::hosts_file(Some(ip), names, &peer_lines(own, peers)),
+        Files::Bridge { ips, peers } => (
+            gcr_net::resolv::hosts_file(ips, names, &peer_lines(own, peers)),
             Some(gcr_net::resolv::container_resolv_conf()),
         ),
     }

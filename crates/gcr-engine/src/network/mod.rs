@@ -120,7 +120,13 @@ impl Engine {
                 }
             }
         };
-        connect::check_endpoint_opts(self, &network, &opts.network_aliases, opts.ip.as_deref())?;
+        connect::check_endpoint_opts(
+            self,
+            &network,
+            &opts.network_aliases,
+            opts.ip.as_deref(),
+            opts.ip6.as_deref(),
+        )?;
         if !opts.extra_networks.is_empty() {
             opts.extra_networks = self.check_extras(&network, &opts.extra_networks)?;
         }
@@ -184,13 +190,15 @@ impl Engine {
         if db::endpoint(conn, &r.id).is_some() {
             self.net_detach(r);
         }
-        let want = r.config.opts.ip.as_deref().and_then(|ip| ip.parse().ok());
+        let o = &r.config.opts;
+        let want = o.ip.as_deref().and_then(|ip| ip.parse().ok());
+        let want6 = o.ip6.as_deref().and_then(|ip| ip.parse().ok());
         let (ep, fd) = self.lease_and_wire(
             &net,
             r.id.clone(),
             files::own_names(r),
             format!("gv{}", &r.id[..12.min(r.id.len())]),
-            want,
+            (want, want6),
         );
         let fd = fd.map_err(|e| match e {
             EngineError::Internal(m) => EngineError::Internal(format!(
@@ -208,7 +216,7 @@ impl Engine {
             self.net_files(
                 r,
                 Files::Bridge {
-                    ip: ep.ip,
+                    ips: &ep.ips(),
                     peers: &[],
                 },
             )?
@@ -218,7 +226,7 @@ impl Engine {
                 let m = self.net_files(
                     r,
                     Files::Bridge {
-                        ip: ep.ip,
+                        ips: &ep.ips(),
                         peers: &peers,
                     },
                 )?;
@@ -266,7 +274,8 @@ impl Engine {
         })
     }
 
-    /// Leases an address on `net` for `owner` (`want`, when given and free) and makes a
+    /// Leases an address on `net` for `owner` (`want`'s IPv4 and IPv6 ones, when given
+    /// and free) and makes a
     /// namespace wired to the network's bridge through the veth pair `veth`: the endpoint
     /// as stored, and the namespace (or why it could not be made; the lease is then the
     /// caller's to drop).
@@ -276,40 +285,27 @@ impl Engine {
         owner: String,
         names: String,
         veth: String,
-        want: Option<std::net::Ipv4Addr>,
+        want: (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>),
     ) -> (db::Endpoint, Result<OwnedFd, EngineError>) {
         let mut ep = db::Endpoint {
             container: owner,
             network: net.name.clone(),
-            ip: want.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            ip: want.0.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
             names,
             veth,
             ports: String::new(),
             proxy_pid: 0,
             ifname: "eth0".into(),
+            ip6: want.1,
         };
         let wired = (|| {
             let mut host = host_socket()?;
             let bridge = self.bridge_up(&mut host, net)?;
-            let opts = net.opts();
             self.store()?
                 .transaction(|tx| db::lease(tx, net, &mut ep))?;
-            netns::create_attached(
-                &mut host,
-                &netns::Endpoint {
-                    host_if: ep.veth.clone(),
-                    bridge,
-                    peer_if: "eth0".into(),
-                    ip: ep.ip,
-                    prefix: net.subnet.prefix,
-                    gateway: net.gateway(),
-                    // An internal network routes nothing beyond its subnet.
-                    default_route: !net.internal,
-                    mtu: opts.mtu,
-                    isolated: !opts.icc,
-                },
-            )
-            .map_err(|e| EngineError::Internal(e.to_string()))
+            // An internal network routes nothing beyond its subnet.
+            netns::create_attached(&mut host, &wiring(net, &ep, bridge, !net.internal))
+                .map_err(|e| EngineError::Internal(e.to_string()))
         })();
         (ep, wired)
     }
@@ -342,6 +338,36 @@ impl Engine {
             }
             Ok::<_, EngineError>(())
         });
+    }
+}
+
+/// How endpoint `ep` (leased) of `net` is wired as its interface `ep.ifname` on bridge
+/// index `bridge`, with the default routes when `default_route`.
+fn wiring(
+    net: &db::NetRow,
+    ep: &db::Endpoint,
+    bridge: u32,
+    default_route: bool,
+) -> netns::Endpoint {
+    let opts = net.opts();
+    netns::Endpoint {
+        host_if: ep.veth.clone(),
+        bridge,
+        peer_if: ep.ifname.clone(),
+        ip: ep.ip,
+        prefix: net.subnet.prefix,
+        gateway: net.gateway(),
+        default_route,
+        mtu: opts.mtu,
+        isolated: !opts.icc,
+        v6: match (ep.ip6, net.subnet6, net.gateway6()) {
+            (Some(ip), Some(sn), Some(gateway)) => Some(netns::V6 {
+                ip,
+                prefix: sn.prefix,
+                gateway,
+            }),
+            _ => None,
+        },
     }
 }
 

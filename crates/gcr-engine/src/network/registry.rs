@@ -57,7 +57,7 @@ pub(crate) fn collect_orphans() {
             let _ = link::delete(&mut s, &bridge);
         }
         if let Some(sn) = subnet {
-            firewall::remove(&bridge, &sn);
+            firewall::remove(&bridge, &sn, None);
         }
         forget(&bridge);
     }

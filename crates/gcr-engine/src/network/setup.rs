@@ -3,7 +3,7 @@
 //! network's bridge and firewall rules up when missing (first use, or after a reboot).
 
 use gcr_net::netlink::Socket;
-use gcr_net::{firewall, link, Subnet};
+use gcr_net::{firewall, link, Subnet, Subnet6};
 use rusqlite::Connection;
 
 use super::db::{self, NetRow};
@@ -71,6 +71,48 @@ pub(crate) fn subnet_clash(
     Ok(None)
 }
 
+/// A unique local /64 for a network created with `--ipv6` and no IPv6 subnet: its global
+/// id from the network's random id `id` (RFC 4193's random global id), the first subnet
+/// id that no network of this store and no host route uses.
+pub(crate) fn free_subnet6(conn: &Connection, id: &str) -> Result<Subnet6, EngineError> {
+    let mut seed = [0u8; 5];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = id
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    let taken: Vec<Subnet6> = db::list_networks(conn)?
+        .into_iter()
+        .filter_map(|n| n.subnet6)
+        .chain(gcr_net::addr6::host_routes6())
+        .collect();
+    (0..=u16::MAX)
+        .map(|n| Subnet6::unique_local(&seed, n))
+        .find(|c| !taken.iter().any(|t| t.overlaps(c)))
+        .ok_or_else(|| {
+            EngineError::Conflict(
+                "no free IPv6 /64 left; create the network with an IPv6 --subnet".into(),
+            )
+        })
+}
+
+/// Whether IPv6 `subnet` clashes with another network of this store or a host route.
+pub(crate) fn subnet6_clash(
+    conn: &Connection,
+    subnet: &Subnet6,
+) -> Result<Option<String>, EngineError> {
+    for n in db::list_networks(conn)? {
+        if let Some(s) = n.subnet6.filter(|s| s.overlaps(subnet)) {
+            return Ok(Some(format!("network {} ({s})", n.name)));
+        }
+    }
+    Ok(gcr_net::addr6::host_routes6()
+        .into_iter()
+        .find(|r| r.overlaps(subnet))
+        .map(|r| format!("a host route to {r}")))
+}
+
 /// Bridge names to try: `gcr0`, `gcr1`, ... for the default network; `gcr-<id8>` first for
 /// user networks.
 fn bridge_candidates(id: &str, default: bool) -> impl Iterator<Item = String> {
@@ -114,6 +156,11 @@ pub(crate) struct Shape {
     pub ip_range: Option<Subnet>,
     /// The driver options as given (checked), see [`super::options`].
     pub options: std::collections::BTreeMap<String, String>,
+    /// `--ipv6`: a dual-stack network, on `subnet6` (None: a free unique local /64).
+    pub ipv6: bool,
+    pub subnet6: Option<Subnet6>,
+    /// Its IPv6 `--gateway` (inside `subnet6`; None: its first address).
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 /// Claims a bridge on the host (creation with EXCL is the atomic claim), gives it the
@@ -131,6 +178,11 @@ pub(crate) fn provision(
     let subnet = match subnet {
         Some(s) => s,
         None => free_subnet(conn)?,
+    };
+    let subnet6 = match (shape.ipv6, shape.subnet6) {
+        (false, _) => None,
+        (true, Some(s)) => Some(s),
+        (true, None) => Some(free_subnet6(conn, &id)?),
     };
     let used: Vec<String> = db::list_networks(conn)?
         .into_iter()
@@ -187,6 +239,8 @@ pub(crate) fn provision(
         own_gateway: shape.gateway,
         ip_range: shape.ip_range,
         options: shape.options.clone(),
+        subnet6,
+        own_gateway6: shape.gateway6,
     };
     match configure(&mut host, &n) {
         Ok(fw) => {
@@ -207,14 +261,20 @@ fn configure(host: &mut Socket, n: &NetRow) -> Result<String, EngineError> {
     })?;
     link::add_addr(host, idx, n.gateway(), n.subnet.prefix)
         .map_err(|e| cannot(&format!("add {} to bridge {}", n.gateway(), n.bridge), e))?;
+    if let (Some(sn), Some(gw)) = (n.subnet6, n.gateway6()) {
+        link::add_addr6(host, idx, gw, sn.prefix)
+            .map_err(|e| cannot(&format!("add {gw} to bridge {}", n.bridge), e))?;
+    }
     let opts = n.opts();
     let policy = firewall::Policy {
         internal: n.internal,
         masquerade: opts.masquerade,
     };
-    Ok(firewall::install(&n.bridge, &n.subnet, policy)
-        .as_str()
-        .to_string())
+    Ok(
+        firewall::install(&n.bridge, &n.subnet, n.subnet6.as_ref(), policy)
+            .as_str()
+            .to_string(),
+    )
 }
 
 impl Engine {
@@ -265,7 +325,7 @@ impl Engine {
         if let Ok(mut s) = Socket::open() {
             let _ = link::delete(&mut s, &n.bridge);
         }
-        firewall::remove(&n.bridge, &n.subnet);
+        firewall::remove(&n.bridge, &n.subnet, n.subnet6.as_ref());
         registry::forget(&n.bridge);
     }
 }

@@ -67,7 +67,7 @@ impl Engine {
             owner(step_id),
             hostname.to_string(),
             format!("gb{}", &step_id[..12.min(step_id.len())]),
-            None,
+            (None, None),
         );
         let attached = attached.map_err(|e| match e {
             EngineError::Internal(m) => EngineError::Internal(format!(
@@ -82,7 +82,7 @@ impl Engine {
                     dir,
                     hostname,
                     super::files::Files::Bridge {
-                        ip: ep.ip,
+                        ips: &ep.ips(),
                         peers: &[],
                     },
                 )?,

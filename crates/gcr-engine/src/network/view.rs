@@ -150,9 +150,9 @@ pub struct EndpointView {
     #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: u8,
     #[serde(rename = "IPv6Gateway")]
-    pub ipv6_gateway: &'static str,
+    pub ipv6_gateway: String,
     #[serde(rename = "GlobalIPv6Address")]
-    pub global_ipv6_address: &'static str,
+    pub global_ipv6_address: String,
     #[serde(rename = "GlobalIPv6PrefixLen")]
     pub global_ipv6_prefix_len: u8,
     #[serde(rename = "MacAddress")]
@@ -162,11 +162,13 @@ pub struct EndpointView {
     pub driver_opts: Option<BTreeMap<String, String>>,
 }
 
-/// The address a container asked for on a network (`--ip`).
+/// The addresses a container asked for on a network (`--ip`, `--ip6`).
 #[derive(Debug, Clone, Serialize)]
 pub struct IpamConfig {
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
+    #[serde(rename = "IPv4Address", skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
 }
 
 fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
@@ -183,6 +185,9 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
     let ports = publish::port_map(publish::split(&ep.ports), |s| {
         (s.host_ip.to_string(), s.host_port.to_string())
     });
+    let v6 = net
+        .as_ref()
+        .and_then(|n| Some((ep.ip6?, n.subnet6?, n.gateway6()?)));
     serde_json::json!({
         "Network": network,
         "IPAddress": ep.ip.to_string(),
@@ -190,6 +195,9 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
         "Gateway": net.as_ref().map(|n| n.gateway().to_string()).unwrap_or_default(),
         "Bridge": net.as_ref().map(|n| n.bridge.clone()).unwrap_or_default(),
         "MacAddress": gcr_net::link::mac_text(gcr_net::link::mac_for(ep.ip)),
+        "GlobalIPv6Address": v6.map(|v| v.0.to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": v6.map_or(0, |v| v.1.prefix),
+        "IPv6Gateway": v6.map(|v| v.2.to_string()).unwrap_or_default(),
         "HostVeth": ep.veth,
         "Ports": ports,
         "Networks": networks,
@@ -206,10 +214,10 @@ fn networks_view(src: &dyn Source, r: &Record, eps: &[Endpoint]) -> BTreeMap<Str
         return out;
     }
     let o = &r.config.opts;
-    let joins = std::iter::once((mode, &o.network_aliases, &o.ip)).chain(
+    let joins = std::iter::once((mode, &o.network_aliases, (&o.ip, &o.ip6))).chain(
         o.extra_networks
             .iter()
-            .map(|j| (j.name.as_str(), &j.aliases, &j.ip)),
+            .map(|j| (j.name.as_str(), &j.aliases, (&j.ip, &j.ip6))),
     );
     for (name, aliases, ip) in joins {
         let net = if matches!(name, "none" | "host") {
@@ -218,7 +226,7 @@ fn networks_view(src: &dyn Source, r: &Record, eps: &[Endpoint]) -> BTreeMap<Str
             src.network(name)
         };
         let ep = eps.iter().find(|e| e.network == name);
-        let entry = endpoint_view(r, name, net.as_deref(), ep, aliases, ip.as_deref());
+        let entry = endpoint_view(r, name, net.as_deref(), ep, aliases, ip);
         out.insert(name.to_string(), entry);
     }
     out
@@ -233,7 +241,7 @@ fn endpoint_view(
     net: Option<&NetRow>,
     ep: Option<&Endpoint>,
     aliases: &[String],
-    ip: Option<&str>,
+    (ip, ip6): (&Option<String>, &Option<String>),
 ) -> EndpointView {
     let user = net.is_some() && name != DEFAULT;
     let aliases = user.then(|| {
@@ -253,9 +261,17 @@ fn endpoint_view(
         ),
         _ => (String::new(), 0, String::new(), String::new()),
     };
+    let (ipv6_gateway, global_ipv6_address, global_ipv6_prefix_len) = match (
+        ep.and_then(|e| e.ip6),
+        net.and_then(|n| Some((n.subnet6?, n.gateway6()?))),
+    ) {
+        (Some(a), Some((sn, gw))) => (gw.to_string(), a.to_string(), sn.prefix),
+        _ => (String::new(), String::new(), 0),
+    };
     EndpointView {
-        ipam_config: ip.map(|ip| IpamConfig {
-            ipv4_address: ip.to_string(),
+        ipam_config: (ip.is_some() || ip6.is_some()).then(|| IpamConfig {
+            ipv4_address: ip.clone(),
+            ipv6_address: ip6.clone(),
         }),
         links: None,
         aliases,
@@ -264,9 +280,9 @@ fn endpoint_view(
         gateway,
         ip_address,
         ip_prefix_len,
-        ipv6_gateway: "",
-        global_ipv6_address: "",
-        global_ipv6_prefix_len: 0,
+        ipv6_gateway,
+        global_ipv6_address,
+        global_ipv6_prefix_len,
         mac_address,
         driver_opts: None,
     }
