@@ -83,6 +83,14 @@ pub fn create_request(
                 "invalid IPAM.Config entry {entry}: expected an object"
             )));
         }
+        if entry["AuxiliaryAddresses"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty())
+        {
+            return Err(bad(format!(
+                "network {name}: auxiliary addresses are not supported by gcr's IPAM; leave out --aux-address"
+            )));
+        }
         c.add_ipam(name, text("Subnet")?, text("Gateway")?, text("IPRange")?)?;
     }
     Ok(c)
@@ -279,6 +287,8 @@ mod tests {
         assert!(c(twice).is_err());
         assert!(c(json!({"IPAM": {"Config": [{"Subnet": 5}]}})).is_err());
         assert!(c(json!({"IPAM": {"Config": {}}})).is_err());
+        let aux = json!({"IPAM": {"Config": [{"Subnet": "10.9.0.0/24", "AuxiliaryAddresses": {"r": "10.9.0.9"}}]}});
+        assert!(c(aux).is_err());
         let o = options(&json!({"Options": {"com.docker.network.driver.mtu": "1400"}})).unwrap();
         assert_eq!(o["com.docker.network.driver.mtu"], "1400");
         assert!(options(&json!({"Options": {"mtu": 1400}})).is_err());

@@ -129,16 +129,32 @@ impl Engine {
                 )))
             }
         }
-        self.gate_start(&r)?;
+        if let Err(e) = self.gate_start(&r) {
+            self.remove_unstarted(&r);
+            return Err(e);
+        }
         if !self.claim_start(&mut r)? {
             // Another `start` ran it meanwhile: starting a running container is a no-op.
             return Ok(r);
         }
         if let Err(e) = self.start_supervised(&mut r, "start", attach_wait) {
             self.release_start(&r);
+            self.remove_unstarted(&r);
             return Err(e);
         }
         Ok(r)
+    }
+
+    /// A `--rm` container whose start failed goes, as dockerd removes an `AutoRemove` one
+    /// (the docker CLI's `run --rm` waits for that removal after a failed start).
+    fn remove_unstarted(&self, r: &Record) {
+        if !r.config.opts.rm {
+            return;
+        }
+        self.remove_files(r);
+        if let Ok(store) = self.store() {
+            let _ = record::delete(store.conn(), r, "rm");
+        }
     }
 
     /// Claims the start of `r` for this process, in one transaction: refused when it is no
@@ -214,10 +230,7 @@ impl Engine {
         });
         if let Err(e) = started {
             self.release_start(&r);
-            if r.config.opts.rm {
-                self.remove_files(&r);
-                let _ = record::delete(self.store()?.conn(), &r, "rm");
-            }
+            self.remove_unstarted(&r);
             return Err(e);
         }
         Ok(r)
