@@ -26,6 +26,17 @@ fn argv(c: &Command) -> Value {
     }
 }
 
+/// The base image's `created` as it is written there, when it is an RFC 3339 time: what a
+/// build with no explicit time (SOURCE_DATE_EPOCH, a spec's `metadata.created`) gives its
+/// image, so the image shows the age of its base rather than the epoch's and equal inputs
+/// still give equal digests. None for scratch and for a base without one.
+pub fn base_created(base: &Value) -> Option<String> {
+    base.get("created")
+        .and_then(Value::as_str)
+        .filter(|c| gcr_core::time::Timestamp::parse(c).is_ok())
+        .map(str::to_string)
+}
+
 /// The environment after applying `build.env` on top of the base's `Env`.
 pub fn merged_env(base: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
     let mut out: Vec<String> = base
@@ -231,4 +242,18 @@ pub fn manifest(config_digest: &str, config_size: u64, layers: &[NewLayer]) -> V
         },
         "layers": ls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_created_is_kept_as_written_when_valid() {
+        let t = "2024-05-06T07:08:09.123456789Z";
+        assert_eq!(base_created(&json!({"created": t})).as_deref(), Some(t));
+        assert_eq!(base_created(&json!({})), None);
+        assert_eq!(base_created(&json!({"created": "yesterday"})), None);
+        assert_eq!(base_created(&json!({"created": 1_700_000_000})), None);
+    }
 }

@@ -61,7 +61,14 @@ pub fn commit(store: &Store, c: CommitSpec<'_>) -> Result<(String, String)> {
         .into_iter()
         .map(NewLayer::from)
         .collect();
-    let mut st = StageState::new(&cfg, layers, '\\');
+    let created = match c.created {
+        Some(t) => gcr_core::time::format_rfc3339(t),
+        None => cfg["created"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| gcr_core::time::format_rfc3339(0)),
+    };
+    let mut st = StageState::new(&cfg, layers, '\\', created);
     for k in &c.changes {
         let applied = match k {
             Kind::Workdir(w) => {
@@ -77,22 +84,15 @@ pub fn commit(store: &Store, c: CommitSpec<'_>) -> Result<(String, String)> {
             )));
         }
     }
-    let created = match c.created {
-        Some(t) => gcr_core::time::format_rfc3339(t),
-        None => cfg["created"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| gcr_core::time::format_rfc3339(0)),
-    };
     if let Some(upper) = c.upper {
         let entries = crate::upper::entries_as_is(upper)?;
         let layer = store.write_layer(&entries, None)?;
-        st.push_layer(layer, "gcr commit", &created);
+        st.push_layer(layer, "gcr commit");
     }
     if let Some(a) = &c.author {
         st.author = Some(a.clone());
     }
-    let mut out = st.image_config(&created);
+    let mut out = st.image_config();
     if let Some(h) = out["history"]
         .as_array_mut()
         .and_then(|h| h.last_mut())

@@ -4,7 +4,9 @@
 //! in the step cache under a key of its parent chain, its expanded definition (with the
 //! environment and ARGs a RUN sees) and the digest of its inputs, so an unrelated file or
 //! build arg does not rebuild it. Layers are sorted tars with mtimes clamped to the
-//! build's `created` (SOURCE_DATE_EPOCH, else the epoch); the config carries no host data.
+//! build's time (SOURCE_DATE_EPOCH, else the epoch); the image's `created` is
+//! SOURCE_DATE_EPOCH, else its base image's (scratch: the epoch), so it shows the age of
+//! what it was built from; the config carries no host data.
 
 mod args;
 mod commit;
@@ -189,7 +191,7 @@ pub fn build(
     if !opts.labels.is_empty() {
         st.add_labels(opts.labels.clone().into_iter().collect());
     }
-    let cfg = st.image_config(&created);
+    let cfg = st.image_config();
     let (id, man_digest, size) =
         crate::builder::register(store, &cfg, &st.layers, &tags, opts.tag, "build")?;
     let transcript = json!({
@@ -200,7 +202,7 @@ pub fn build(
         "spec_file_digest": file_digest,
         "target": opts.target,
         "build_args": opts.build_args,
-        "created": created,
+        "created": st.created,
         "hermetic": hermetic,
         "inputs": inputs,
         "steps": steps,

@@ -367,6 +367,17 @@ impl Stages<'_> {
         Ok((cfg, layers, r.id))
     }
 
+    /// The `created` of a stage starting from `base` (None: scratch): SOURCE_DATE_EPOCH
+    /// when given, else the base image's own, else the epoch. Layer mtimes and step cache
+    /// keys keep the build's time (`self.created`).
+    fn stage_created(&self, base: Option<&Value>) -> String {
+        if self.opts.source_date_epoch.is_some() {
+            return self.created.clone();
+        }
+        base.and_then(crate::config::base_created)
+            .unwrap_or_else(|| self.created.clone())
+    }
+
     fn stage(&mut self, i: usize) -> Result<StageState> {
         let s = &self.df.stages[i];
         let base = dockerfile::words::expand(&s.base, self.df.escape, &self.global)
@@ -381,19 +392,33 @@ impl Stages<'_> {
         let (mut st, base_id) = if base.eq_ignore_ascii_case("scratch") {
             // BuildKit's empty image: WorkingDir "/" (PATH is added below for any base).
             let empty = json!({"config": {"WorkingDir": "/"}});
-            (StageState::new(&empty, Vec::new(), self.df.escape), None)
+            let created = self.stage_created(None);
+            (
+                StageState::new(&empty, Vec::new(), self.df.escape, created),
+                None,
+            )
         } else if let Some(j) = self.stage_ref(&base, i) {
             let prev = self.built[j]
                 .as_ref()
                 .ok_or_else(|| self.err(s.loc, format!("stage {base} was not built")))?;
-            let cfg = prev.image_config(&self.created);
+            // A stage from a stage keeps its `created` (its base image's, or the build's).
+            let cfg = prev.image_config();
             (
-                StageState::new(&cfg, prev.layers.clone(), self.df.escape),
+                StageState::new(
+                    &cfg,
+                    prev.layers.clone(),
+                    self.df.escape,
+                    prev.created.clone(),
+                ),
                 None,
             )
         } else {
             let (cfg, layers, id) = self.image(&base)?;
-            (StageState::new(&cfg, layers, self.df.escape), Some(id))
+            let created = self.stage_created(Some(&cfg));
+            (
+                StageState::new(&cfg, layers, self.df.escape, created),
+                Some(id),
+            )
         };
         if let Some(p) = platform.filter(|p| !p.is_empty()) {
             let want: Vec<&str> = p.split('/').collect();
@@ -503,7 +528,7 @@ impl Stages<'_> {
                 st.config_instr(other).map_err(e)?;
             }
         }
-        st.push_empty(&ins.text, &self.created);
+        st.push_empty(&ins.text);
         Ok(())
     }
 
@@ -537,7 +562,7 @@ impl Stages<'_> {
         if cached {
             self.cached += 1;
         }
-        st.push_layer(layer, &ins.text, &self.created);
+        st.push_layer(layer, &ins.text);
     }
 
     fn lookup(&self, key: &str) -> Result<Option<NewLayer>> {
@@ -553,7 +578,7 @@ impl Stages<'_> {
         let view = View::new(&lowers)?;
         let real = view.resolve(path)?;
         if real.is_empty() || !matches!(view.stat(&real), Stat::Missing) {
-            st.push_empty(&ins.text, &self.created);
+            st.push_empty(&ins.text);
             return Ok(());
         }
         let user = st.user();

@@ -35,13 +35,22 @@ pub struct StageState {
     pub escape: char,
     /// MAINTAINER.
     pub author: Option<String>,
+    /// The image's `created` and that of the history entries the stage adds
+    /// (`Stages::stage_created`: SOURCE_DATE_EPOCH, else the base image's).
+    pub created: String,
     /// Snapshot dirs of `layers`, top first, while they are current.
     lowers: Option<Vec<PathBuf>>,
 }
 
 impl StageState {
-    /// A stage starting from a base's config (`{}` for scratch) and layers.
-    pub fn new(base_cfg: &Value, layers: Vec<NewLayer>, escape: char) -> StageState {
+    /// A stage starting from a base's config (`{}` for scratch) and layers, its image and
+    /// added history `created` at `created`.
+    pub fn new(
+        base_cfg: &Value,
+        layers: Vec<NewLayer>,
+        escape: char,
+        created: String,
+    ) -> StageState {
         let mut config = base_cfg
             .get("config")
             .and_then(Value::as_object)
@@ -73,6 +82,7 @@ impl StageState {
                 .get("author")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            created,
             lowers: None,
         };
         config.remove("ArgsEscaped");
@@ -130,17 +140,18 @@ impl StageState {
     }
 
     /// Adds a layer.
-    pub fn push_layer(&mut self, layer: NewLayer, created_by: &str, created: &str) {
+    pub fn push_layer(&mut self, layer: NewLayer, created_by: &str) {
         self.diff_ids.push(layer.diff_id.clone());
         self.layers.push(layer);
         self.lowers = None;
-        self.history
-            .push(json!({"created": created, "created_by": created_by, "comment": "gcr build"}));
+        self.history.push(
+            json!({"created": self.created, "created_by": created_by, "comment": "gcr build"}),
+        );
     }
 
     /// Records a config-only instruction.
-    pub fn push_empty(&mut self, created_by: &str, created: &str) {
-        self.history.push(json!({"created": created, "created_by": created_by, "comment": "gcr build", "empty_layer": true}));
+    pub fn push_empty(&mut self, created_by: &str) {
+        self.history.push(json!({"created": self.created, "created_by": created_by, "comment": "gcr build", "empty_layer": true}));
     }
 
     /// `Env` as pairs.
@@ -428,7 +439,7 @@ impl StageState {
     }
 
     /// The whole image config of the stage.
-    pub fn image_config(&self, created: &str) -> Value {
+    pub fn image_config(&self) -> Value {
         let mut cfg = self.config.clone();
         for k in ["Labels", "ExposedPorts", "Volumes", "OnBuild"] {
             let empty = match cfg.get(k) {
@@ -444,7 +455,7 @@ impl StageState {
         let mut out = json!({
             "architecture": self.architecture,
             "os": self.os,
-            "created": created,
+            "created": self.created,
             "config": Value::Object(cfg),
             "rootfs": {"type": "layers", "diff_ids": self.diff_ids},
             "history": self.history,
