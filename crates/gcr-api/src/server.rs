@@ -243,8 +243,9 @@ enum Gate {
     None,
 }
 
-/// Serves the API until SIGINT or SIGTERM (the unix socket is removed then).
-pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
+/// Serves the API until SIGINT or SIGTERM (the unix socket is removed then); `ready` is
+/// called once, when the API's address and the JSONL socket are bound and listening.
+pub fn serve(opts: ServiceOptions, ready: impl FnOnce()) -> Result<(), ApiError> {
     let group = opts.group.as_deref().map(listen::group_id).transpose()?;
     let tls = match (&opts.host, &opts.tls) {
         (Host::Unix(p), Some(_)) => return Err(ApiError::TlsOnUnix(p.display().to_string())),
@@ -291,15 +292,33 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
         if let Some(w) = webhook {
             tokio::spawn(crate::webhook::deliver(state.clone(), w));
         }
-        // The JSONL socket first: a bad path is an error before anything is served.
+        // SIGINT/SIGTERM are caught and every socket is bound before the service says it
+        // serves (`ready`): a bad path is an error alone, never one after a "serving"
+        // line. The JSONL socket first.
+        let stop = stopped()?;
         let jsonl = match &opts.jsonl {
-            Some(path) => {
-                let l = listen::unix_listener(path, group, "the JSONL socket")?;
-                Some(tokio::spawn(crate::jsonl::accept(l, state.clone(), group)))
-            }
+            Some(path) => Some(listen::unix_listener(path, group, "the JSONL socket")?),
             None => None,
         };
-        let r = serve_api(&opts, state, group, tls).await;
+        let api = match bind_api(&opts.host, group).await {
+            Ok(api) => api,
+            Err(e) => {
+                if let Some(path) = &opts.jsonl {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        };
+        ready();
+        let jsonl = jsonl.map(|l| tokio::spawn(crate::jsonl::accept(l, state.clone(), group)));
+        let r = match api {
+            Api::Unix(l, path) => {
+                let r = accept_unix(l, state, group, stop).await;
+                let _ = std::fs::remove_file(path);
+                r
+            }
+            Api::Tcp(l) => accept_tcp(l, state, tls, stop).await,
+        };
         if let (Some(task), Some(path)) = (jsonl, &opts.jsonl) {
             task.abort();
             let _ = std::fs::remove_file(path);
@@ -308,26 +327,24 @@ pub fn serve(opts: ServiceOptions) -> Result<(), ApiError> {
     })
 }
 
-/// Serves the Docker Engine API on `opts.host` until SIGINT or SIGTERM.
-async fn serve_api(
-    opts: &ServiceOptions,
-    state: Shared,
-    group: Option<u32>,
-    tls: Option<Arc<crate::tls::Reloadable>>,
-) -> Result<(), ApiError> {
-    match &opts.host {
-        Host::Unix(path) => {
-            let l = listen::unix_listener(path, group, "the socket")?;
-            let r = accept_unix(l, state, group).await;
-            let _ = std::fs::remove_file(path);
-            r
-        }
-        Host::Tcp(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| ApiError::io(format!("binding {addr}"), e))?;
-            accept_tcp(l, state, tls).await
-        }
+/// The Docker Engine API's listener, bound.
+enum Api {
+    /// The socket and its path (removed when the service stops).
+    Unix(tokio::net::UnixListener, PathBuf),
+    Tcp(tokio::net::TcpListener),
+}
+
+/// Binds the Docker Engine API's address.
+async fn bind_api(host: &Host, group: Option<u32>) -> Result<Api, ApiError> {
+    match host {
+        Host::Unix(path) => Ok(Api::Unix(
+            listen::unix_listener(path, group, "the socket")?,
+            path.clone(),
+        )),
+        Host::Tcp(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Api::Tcp)
+            .map_err(|e| ApiError::io(format!("binding {addr}"), e)),
     }
 }
 
@@ -380,27 +397,29 @@ async fn reap_children(state: Shared) {
     }
 }
 
-async fn stopped() -> Result<(), ApiError> {
+/// Catches SIGTERM and SIGINT now; the future ends at the first of them.
+fn stopped() -> Result<impl std::future::Future<Output = ()>, ApiError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(|e| ApiError::io("SIGTERM", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| ApiError::io("SIGINT", e))?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
 }
 
 async fn accept_unix(
     l: tokio::net::UnixListener,
     state: Shared,
     group: Option<u32>,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ApiError> {
-    let stop = stopped();
     tokio::pin!(stop);
     loop {
         let conn = tokio::select! {
-            r = &mut stop => return r,
+            () = &mut stop => return Ok(()),
             c = l.accept() => c,
         };
         let Ok((s, _)) = conn else { continue };
@@ -421,15 +440,15 @@ async fn accept_tcp(
     l: tokio::net::TcpListener,
     state: Shared,
     tls: Option<Arc<crate::tls::Reloadable>>,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ApiError> {
     if let Some(t) = &tls {
         tokio::spawn(reload_on_hangup(t.clone()));
     }
-    let stop = stopped();
     tokio::pin!(stop);
     loop {
         let conn = tokio::select! {
-            r = &mut stop => return r,
+            () = &mut stop => return Ok(()),
             c = l.accept() => c,
         };
         let Ok((s, _)) = conn else { continue };

@@ -117,10 +117,6 @@ fn service(
         }
         .map_err(|err| Failure::new(125, err.to_string()))?;
     let jsonl = jsonl_path(e, &host, jsonl, no_jsonl)?;
-    errln!("gcr: serving the Docker Engine API on {host}");
-    if let Some(p) = &jsonl {
-        errln!("gcr: serving the JSONL protocol on unix://{}", p.display());
-    }
     let opts = gcr_api::ServiceOptions {
         root: e.root().to_path_buf(),
         run_dir: e.run_dir().to_path_buf(),
@@ -154,9 +150,16 @@ fn service(
     serve(opts)
 }
 
-/// Serves the API until stopped; its errors exit 125.
+/// Serves the API until stopped, saying where once its sockets listen; its errors exit 125.
 fn serve(opts: gcr_api::ServiceOptions) -> Result<i32, Failure> {
-    gcr_api::serve(opts).map_err(|err| Failure::new(125, err.to_string()))?;
+    let (host, jsonl) = (opts.host.clone(), opts.jsonl.clone());
+    let ready = move || {
+        errln!("gcr: serving the Docker Engine API on {host}");
+        if let Some(p) = &jsonl {
+            errln!("gcr: serving the JSONL protocol on unix://{}", p.display());
+        }
+    };
+    gcr_api::serve(opts, ready).map_err(|err| Failure::new(125, err.to_string()))?;
     Ok(0)
 }
 

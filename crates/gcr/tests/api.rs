@@ -563,6 +563,8 @@ fn only_root_or_the_group_may_connect() {
         "{}",
         stderr(&o)
     );
+    // The error alone: nothing said it served.
+    assert!(!stderr(&o).contains("serving"), "{}", stderr(&o));
     let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o755);
     // Closed up again, it is the socket's own: with --group, members (here by primary
@@ -574,6 +576,73 @@ fn only_root_or_the_group_may_connect() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o750);
     assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 65534);
     assert_eq!(as_nobody(), "OK");
+}
+
+/// Kills and reaps a service started by hand, even when the test fails.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serving_is_said_once_the_sockets_listen() {
+    if !ready("serving_is_said_once_the_sockets_listen") {
+        return;
+    }
+    use std::io::BufRead;
+    let env = Env::new();
+    let base = tempfile::tempdir().unwrap();
+    let host = sock_host(base.path());
+    let sock = PathBuf::from(host.trim_start_matches("unix://"));
+    let jsonl = sock.with_file_name("gcr.jsonl.sock");
+    let mut svc = Reaped(
+        env.cmd(&["system", "service", "--host", &host])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gcr system service"),
+    );
+    let err = svc.0.stderr.take().expect("the service's stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let line = |what: &str| {
+        let l = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("no line about {what} from the service: {e}"));
+        assert!(l.contains(what), "{l}");
+    };
+    // Each line is said once its socket answers: connecting right then succeeds.
+    line("serving the Docker Engine API on");
+    std::os::unix::net::UnixStream::connect(&sock).expect("the API socket listens");
+    line("serving the JSONL protocol on");
+    std::os::unix::net::UnixStream::connect(&jsonl).expect("the JSONL socket listens");
+    assert_eq!(curl(&sock, "GET", "/_ping", None).1, "OK");
+    // SIGTERM, caught from then on, removes both sockets.
+    // SAFETY: kill of our own child's pid with a signal number.
+    unsafe { libc::kill(svc.0.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = svc.0.try_wait().expect("wait for the service") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(!sock.exists() && !jsonl.exists());
 }
 
 #[test]
@@ -589,6 +658,7 @@ fn tcp_is_loopback_only() {
         "{}",
         stderr(&o)
     );
+    assert!(!stderr(&o).contains("serving"), "{}", stderr(&o));
     env.fails(
         &["system", "service", "--host", "unix://relative.sock"],
         "invalid --host",
