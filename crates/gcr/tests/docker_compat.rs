@@ -824,7 +824,7 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "network create|ls|rm|inspect (--format TEMPLATE, create --label --internal --gateway --ip-range -o bridge.name/driver.mtu/enable_icc/enable_ip_masquerade/host_binding_ipv4, ls --filter name/id/driver/type/label)",
+        "network create|ls|rm|inspect (--format TEMPLATE, create --label --internal --ipv6 --subnet V4/V6 --gateway --ip-range -o bridge.name/driver.mtu/enable_icc/enable_ip_masquerade/host_binding_ipv4, ls --filter name/id/driver/type/label)",
         Same,
         "",
         Works(
@@ -841,14 +841,14 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "network connect [--alias] [--ip] | disconnect",
+        "network connect [--alias] [--ip] [--ip6] | disconnect",
         Same,
         "created, running or stopped containers, several networks each (eth0, eth1, ...); leaving the first moves the default route; aliases resolve through /etc/hosts",
         Works(&["network", "connect", "--help"], "--alias"),
     ),
     row(
         "run",
-        "run --network-alias, --ip",
+        "run --network-alias, --ip, --ip6",
         Same,
         "user networks only, as Docker",
         Works(&["run", "--help"], "--network-alias"),
