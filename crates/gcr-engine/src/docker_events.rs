@@ -136,12 +136,18 @@ impl EventFilter {
         Ok(EventFilter(pairs))
     }
 
-    /// Whether `e` (with its container's actor, if any) passes.
+    /// Whether `e` (with its container's actor, if any) passes. A container's own record
+    /// of joining or leaving a network (its config change, cause `connect: NET`) is not
+    /// shown: dockerd has no such container action, and the network's `connect` or
+    /// `disconnect` event written with it (the container an attribute) is Docker's.
     pub fn matches(&self, e: &Event, actor: Option<&Actor>) -> bool {
+        let action = action(e);
+        if e.kind == "container" && matches!(action.as_str(), "connect" | "disconnect") {
+            return false;
+        }
         let mut keys: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        let action = action(e);
         keys.into_iter().all(|k| {
             self.0
                 .iter()
@@ -233,5 +239,13 @@ mod tests {
         assert!(f(&[("container", "web"), ("container", "x")]).matches(&die, None));
         assert!(!f(&[("type", "image")]).matches(&die, None));
         assert!(EventFilter::new(vec![("colour".into(), "red".into())]).is_err());
+        // A container's network config change is not a Docker event; the network's is.
+        let joined = ev("connect: app", None);
+        assert!(!f(&[]).matches(&joined, None));
+        let net = Event {
+            kind: "network".into(),
+            ..ev("connect", None)
+        };
+        assert!(f(&[("event", "connect")]).matches(&net, None));
     }
 }

@@ -347,6 +347,20 @@ fn docker_network_connect_and_disconnect() {
         events.lines().any(|l| l == want)
     });
     assert!(seen, "{events}");
+    // The container's own config change is not shown as a container action (dockerd has
+    // none such); the network's event above is Docker's.
+    let ctr = svc.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(!ctr.lines().any(|l| l == "connect"), "{ctr}");
 
     // A peer reaches it by its alias.
     let out = svc.ok(&[
