@@ -187,9 +187,18 @@ pub fn add_addr6(s: &mut Socket, index: u32, ip: Ipv6Addr, prefix: u8) -> io::Re
 
 /// Removes the main table's IPv4 default route (ESRCH when there is none).
 pub fn delete_default_route(s: &mut Socket) -> io::Result<()> {
+    delete_default(s, libc::AF_INET)
+}
+
+/// Removes the main table's IPv6 default route (ESRCH when there is none).
+pub fn delete_default_route6(s: &mut Socket) -> io::Result<()> {
+    delete_default(s, libc::AF_INET6)
+}
+
+fn delete_default(s: &mut Socket, family: i32) -> io::Result<()> {
     let mut m = Msg::new(RTM_DELROUTE, 0);
     let mut hdr = [0u8; 12];
-    hdr[0] = libc::AF_INET as u8;
+    hdr[0] = family as u8;
     hdr[4] = libc::RT_TABLE_MAIN;
     hdr[6] = libc::RT_SCOPE_NOWHERE;
     m.raw(&hdr);

@@ -117,13 +117,15 @@ fn in_netns<T: Send>(
     })
 }
 
-/// Points the default route of the existing namespace `ns` (a running container's) through
-/// `gateway` on its interface `ifname` (the container's new first network, after it left
-/// the one that had the default route), replacing any default route left.
+/// Points the default routes of the existing namespace `ns` (a running container's)
+/// through `gateway` (and `gateway6`, on a dual-stack network) on its interface `ifname`
+/// (the container's new first network, after it left the one that had the default
+/// route), replacing any default route left.
 pub fn set_default_route(
     ns: BorrowedFd<'_>,
     ifname: &str,
     gateway: Ipv4Addr,
+    gateway6: Option<Ipv6Addr>,
 ) -> Result<(), NetError> {
     in_netns(ns, || {
         let mut sock = Socket::open().map_err(NetError::os("opening a netlink socket"))?;
@@ -131,9 +133,16 @@ pub fn set_default_route(
             NetError::Invalid(format!("interface {ifname} is not in the container"))
         })?;
         let _ = link::delete_default_route(&mut sock);
+        let _ = link::delete_default_route6(&mut sock);
         link::add_default_route(&mut sock, gateway, idx).map_err(NetError::os(format!(
             "adding the default route via {gateway}"
-        )))
+        )))?;
+        if let Some(gw) = gateway6 {
+            link::add_default_route6(&mut sock, gw, idx).map_err(NetError::os(format!(
+                "adding the IPv6 default route via {gw}"
+            )))?;
+        }
+        Ok(())
     })
 }
 

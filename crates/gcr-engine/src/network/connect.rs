@@ -335,7 +335,8 @@ impl Engine {
             })?;
         let ns = super::endpoints::container_netns(r)?;
         use std::os::fd::AsFd;
-        gcr_net::netns::set_default_route(ns.as_fd(), &ep.ifname, net.gateway())
+        let gateway6 = ep.ip6.and(net.gateway6());
+        gcr_net::netns::set_default_route(ns.as_fd(), &ep.ifname, net.gateway(), gateway6)
             .map_err(|e| EngineError::Internal(e.to_string()))
     }
 }

@@ -135,6 +135,14 @@ fn dual_stack_networks_give_containers_ipv6() {
         ),
     ]);
     assert_eq!(probe, "addr\nreach\n");
+    // Leaving its first network makes the dual-stack one first: both default routes move.
+    env.ok(&["network", "disconnect", "v6four", "v6c"]);
+    let routes = env.ok(&["exec", "v6c", "sh", "-c", "ip route; ip -6 route"]);
+    assert!(
+        routes.contains(&format!("default via {gw6} dev eth1")),
+        "{routes}"
+    );
+    assert!(routes.contains("default via 10.235."), "{routes}");
     // Refusals: one sentence naming the fix, nothing made.
     for (args, says) in [
         (
