@@ -39,6 +39,7 @@ mod http;
 mod idempotency;
 mod images;
 mod images_io;
+pub mod insecure;
 mod jsonl;
 mod jsonl_ops;
 mod jsonl_run;

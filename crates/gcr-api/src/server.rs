@@ -70,15 +70,15 @@ pub(crate) struct State {
 
 pub(crate) type Shared = Arc<State>;
 
-/// How to reach `registry` with `credentials`, given the `--insecure-registry` hosts:
-/// plain http for a host among them.
+/// How to reach `registry` with `credentials`, given the `--insecure-registry` values:
+/// plain http for a host among them or an address inside one of their networks.
 pub(crate) fn connect_to(
     insecure: &[String],
     registry: &str,
     credentials: Option<gcr_engine::registry::Credentials>,
 ) -> gcr_engine::registry::ConnectOptions {
     gcr_engine::registry::ConnectOptions {
-        insecure: insecure.iter().any(|h| h == registry),
+        insecure: crate::insecure::is_insecure(insecure, registry),
         credentials,
     }
 }

@@ -127,23 +127,27 @@ fn secs_param(q: &Query, k: &str) -> Result<Option<i64>, HttpError> {
 }
 
 /// Docker's `RegistryConfig`: loopback registries are reached over plain http, and so are
-/// the `--insecure-registry` hosts (`docker info` lists both as "Insecure Registries").
+/// the `--insecure-registry` hosts and networks (`docker info` lists them all as "Insecure
+/// Registries").
 fn registry_config(insecure: &[String]) -> Value {
     let mut index = serde_json::Map::new();
     index.insert(
         "docker.io".into(),
         json!({ "Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true }),
     );
-    for h in insecure {
+    let nets: Vec<&String> = crate::insecure::networks(insecure).collect();
+    for h in insecure.iter().filter(|h| !nets.contains(h)) {
         index.insert(
             h.clone(),
             json!({ "Name": h, "Mirrors": [], "Secure": false, "Official": false }),
         );
     }
+    let mut cidrs = vec![json!("127.0.0.0/8"), json!("::1/128")];
+    cidrs.extend(nets.iter().map(|n| json!(n)));
     json!({
         "AllowNondistributableArtifactsCIDRs": [],
         "AllowNondistributableArtifactsHostnames": [],
-        "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+        "InsecureRegistryCIDRs": cidrs,
         "IndexConfigs": index,
         "Mirrors": [],
     })

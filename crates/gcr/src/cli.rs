@@ -460,9 +460,10 @@ pub enum SystemCmd {
         #[arg(long, value_name = "FILE")]
         webhook_secret: Option<PathBuf>,
         /// A registry the service may reach over plain http (or https it cannot verify
-        /// instead: never), as dockerd's --insecure-registry: HOST[:PORT], repeatable.
+        /// instead: never), as dockerd's --insecure-registry: HOST[:PORT], or a network
+        /// (CIDR, e.g. 10.0.0.0/8) for every registry whose address is in it; repeatable.
         /// Loopback registries need none.
-        #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+        #[arg(long = "insecure-registry", value_name = "HOST[:PORT]|CIDR")]
         insecure_registry: Vec<String>,
     },
 }

@@ -95,7 +95,7 @@ fn service(
     let insecure_registries = insecure_registries
         .iter()
         .map(|r| {
-            gcr_engine::registry::login_host(r)
+            gcr_api::insecure::parse(r)
                 .map_err(|err| Failure::new(125, format!("invalid --insecure-registry: {err}")))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -549,6 +549,24 @@ fn insecure_registries_are_reached_over_http_when_named() {
     .unwrap();
     let out = svc.ok(&["build", "-t", "overhttp:1", ctx.path().to_str().unwrap()]);
     assert!(out.contains("Digest: sha256:"), "the base is pulled: {out}");
+    drop(svc);
+    // Told by network (dockerd's --insecure-registry CIDR): the registry's address is in it.
+    let fourth = Env::new();
+    let ip = reg.host.split(':').next().unwrap();
+    let net = format!("{}.0/24", ip.rsplit_once('.').unwrap().0);
+    let svc = Service::start(
+        &fourth,
+        &common::service::sock_host(fourth.root.path()),
+        &["--insecure-registry", &net],
+    );
+    let cidrs = svc.ok(&[
+        "info",
+        "--format",
+        "{{json .RegistryConfig.InsecureRegistryCIDRs}}",
+    ]);
+    assert!(cidrs.contains(&net), "{cidrs}");
+    svc.ok(&["pull", &image]);
+    drop(svc);
     // A bad value is refused at start, naming the flag.
     let o = third.gcr(&[
         "system",
