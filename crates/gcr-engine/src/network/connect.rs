@@ -66,10 +66,10 @@ pub(crate) fn check_endpoint_opts(
     }
     if let Some(net) = db::find_network(e.store()?.conn(), network)? {
         if let Some(a) = addr {
-            db::wanted_offset(&net, a)?;
+            super::ipam::wanted_offset(&net, a)?;
         }
         if let Some(a) = addr6 {
-            db::wanted_ip6(&net, a)?;
+            super::ipam::wanted_ip6(&net, a)?;
         }
     }
     Ok(())

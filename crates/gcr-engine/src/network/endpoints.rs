@@ -154,7 +154,7 @@ impl Engine {
         let mut host = host_socket()?;
         let bridge = self.bridge_up(&mut host, net)?;
         self.store()?
-            .transaction(|tx| db::lease(tx, net, &mut ep))?;
+            .transaction(|tx| super::ipam::lease(tx, net, &mut ep))?;
         let wired = netns::attach_existing(
             &mut host,
             ns,

@@ -13,6 +13,7 @@ mod connect;
 mod db;
 mod endpoints;
 mod files;
+mod ipam;
 pub mod options;
 pub(crate) mod publish;
 mod registry;
@@ -302,7 +303,7 @@ impl Engine {
             let mut host = host_socket()?;
             let bridge = self.bridge_up(&mut host, net)?;
             self.store()?
-                .transaction(|tx| db::lease(tx, net, &mut ep))?;
+                .transaction(|tx| ipam::lease(tx, net, &mut ep))?;
             // An internal network routes nothing beyond its subnet.
             netns::create_attached(&mut host, &wiring(net, &ep, bridge, !net.internal))
                 .map_err(|e| EngineError::Internal(e.to_string()))
