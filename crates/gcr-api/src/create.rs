@@ -316,6 +316,7 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
     o.pid = string(h, "PidMode")?.filter(|s| !s.is_empty());
     o.ipc = string(h, "IpcMode")?.filter(|s| !s.is_empty() && s != "private" && s != "shareable");
     o.uts = string(h, "UTSMode")?.filter(|s| !s.is_empty());
+    o.userns = string(h, "UsernsMode")?.filter(|s| !s.is_empty());
     for d in field(h, "Devices")
         .and_then(Value::as_array)
         .into_iter()

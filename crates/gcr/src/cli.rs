@@ -658,6 +658,9 @@ pub struct RunArgs {
     /// The UTS namespace: host.
     #[arg(long)]
     pub uts: Option<String>,
+    /// The user namespace: host (containers are in the host's: gcr remaps none).
+    #[arg(long)]
+    pub userns: Option<String>,
     /// A host device in the container: HOST[:CONTAINER][:rwm].
     #[arg(long)]
     pub device: Vec<String>,

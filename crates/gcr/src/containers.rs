@@ -174,6 +174,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         pid: a.pid.clone(),
         ipc: a.ipc.clone(),
         uts: a.uts.clone(),
+        userns: a.userns.clone(),
         devices: a.device.clone(),
         cidfile: a.cidfile.clone(),
         attach: a.attach.iter().map(|s| s.to_ascii_lowercase()).collect(),

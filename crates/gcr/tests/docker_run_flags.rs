@@ -175,6 +175,13 @@ fn namespaces_shared_with_the_host_or_another_container() {
     assert_eq!(ns_of(&env, &["--pid", "host"], "pid"), host("pid"));
     assert_eq!(ns_of(&env, &["--ipc", "host"], "ipc"), host("ipc"));
     assert_eq!(ns_of(&env, &["--uts", "host"], "uts"), host("uts"));
+    // --userns host: the host's user namespace (gcr remaps none, as dockerd without
+    // --userns-remap), shown in inspect; any other mode is refused by name.
+    assert_eq!(ns_of(&env, &["--userns", "host"], "user"), host("user"));
+    env.fails(
+        &["run", "--rm", "--userns", "keep-id", IMAGE, "true"],
+        "invalid --userns 'keep-id'",
+    );
     // What sharing means: the donor's processes, its /dev/shm, its name.
     let ps = env.ok(&["run", "--rm", "--pid", "container:donor", IMAGE, "ps"]);
     assert!(ps.contains("sleep 1000"), "{ps}");

@@ -190,6 +190,9 @@ pub struct RunOptions {
     pub ipc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uts: Option<String>,
+    /// `--userns`: `host` (containers are in the host's user namespace: gcr remaps none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<String>,
     /// `--device HOST[:CONTAINER][:rwm]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,

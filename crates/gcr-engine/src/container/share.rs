@@ -1,5 +1,6 @@
 //! What a container takes from outside its own namespaces, resolved at start: `--pid`,
-//! `--ipc` and `--uts` (the host's namespace or another running container's),
+//! `--ipc` and `--uts` (the host's namespace or another running container's), `--userns`
+//! (the host's, the only one: gcr remaps none),
 //! `--network container:X`, `--device` nodes and `--sysctl` keys, written into the runtime
 //! spec that [`crate::ocispec::build`] made.
 
@@ -33,6 +34,17 @@ pub(crate) fn check(e: &Engine, opts: &RunOptions) -> Result<(), EngineError> {
                 ))
             })?;
         }
+    }
+    // dockerd without --userns-remap: containers are in the host's user namespace, and
+    // `host` (or nothing) is the one mode it takes.
+    if let Some(u) = opts
+        .userns
+        .as_deref()
+        .filter(|u| !matches!(*u, "" | "host"))
+    {
+        return Err(EngineError::Usage(format!(
+            "invalid --userns '{u}': gcr does not remap user namespaces (dockerd's --userns-remap); leave it out or give --userns host"
+        )));
     }
     if opts.uts.as_deref() == Some("host") && opts.hostname.is_some() {
         return Err(EngineError::Usage(

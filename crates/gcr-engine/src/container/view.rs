@@ -414,6 +414,7 @@ fn host_config(o: &super::config::RunOptions, network: &str) -> Value {
         "PidMode": o.pid.as_deref().unwrap_or(""),
         "IpcMode": o.ipc.as_deref().unwrap_or("private"),
         "UTSMode": o.uts.as_deref().unwrap_or(""),
+        "UsernsMode": o.userns.as_deref().unwrap_or(""),
         "ContainerIDFile": o.cidfile.as_deref().unwrap_or(""),
     })
 }
