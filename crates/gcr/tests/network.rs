@@ -41,6 +41,13 @@ fn inspect(env: &Env, net: &str) -> serde_json::Value {
     v[0].clone()
 }
 
+/// `gcr inspect` of container `c`, parsed.
+fn inspect_ctr(env: &Env, c: &str) -> serde_json::Value {
+    let out = env.ok(&["inspect", c]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
+    v[0].clone()
+}
+
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -7,13 +7,6 @@
 
 use super::*;
 
-/// `gcr inspect` of container `c`, parsed.
-fn inspect_ctr(env: &Env, c: &str) -> serde_json::Value {
-    let out = env.ok(&["inspect", c]);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
-    v[0].clone()
-}
-
 fn nft_has(family: &str, table: &str) -> bool {
     std::process::Command::new("nft")
         .args(["list", "table", family, table])

@@ -6,13 +6,6 @@
 
 use super::*;
 
-/// `gcr inspect` of container `c`, parsed.
-fn inspect_ctr(env: &Env, c: &str) -> serde_json::Value {
-    let out = env.ok(&["inspect", c]);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
-    v[0].clone()
-}
-
 /// Two user networks `mna`, `mnb` with /24 subnets of this test process.
 fn two_networks(env: &Env) -> (String, String) {
     let third = std::process::id() % 200 + 20;
