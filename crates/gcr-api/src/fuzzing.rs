@@ -51,6 +51,21 @@ pub fn update_body(body: &[u8]) -> Result<String, Refused> {
     Ok(format!("{u:?}"))
 }
 
+/// `POST /networks/create`: the body mapped onto the engine's network request (its IPAM
+/// configs sorted by address family); Ok with its Debug form.
+pub fn network_create_body(body: &[u8]) -> Result<String, Refused> {
+    let v = json_body(body)?;
+    let c = crate::networks::create_request("fuzz", &v)?;
+    Ok(format!("{c:?}"))
+}
+
+/// `POST /networks/{id}/connect`: the body mapped onto the engine's connect request.
+pub fn network_connect_body(body: &[u8]) -> Result<String, Refused> {
+    let v = json_body(body)?;
+    let r = crate::networks::connect_request(&crate::networks::body_object(v)?)?;
+    Ok(format!("{r:?}"))
+}
+
 /// A query string as every endpoint reads it: `filters`, booleans, numbers and repeated
 /// keys; Ok with the decoded filters.
 pub fn query(raw: &str) -> Result<Vec<(String, String)>, Refused> {

@@ -185,7 +185,7 @@ fn container(body: &Map<String, Value>) -> Result<String, HttpError> {
         })
 }
 
-fn body_object(body: Value) -> Result<Map<String, Value>, HttpError> {
+pub(crate) fn body_object(body: Value) -> Result<Map<String, Value>, HttpError> {
     match body {
         Value::Object(m) => Ok(m),
         Value::Null => Ok(Map::new()),
@@ -194,7 +194,7 @@ fn body_object(body: Value) -> Result<Map<String, Value>, HttpError> {
 }
 
 /// The `EndpointConfig` of a connect body: `Aliases`, `IPAMConfig.IPv4Address`.
-fn connect_request(body: &Map<String, Value>) -> Result<ConnectRequest, HttpError> {
+pub(crate) fn connect_request(body: &Map<String, Value>) -> Result<ConnectRequest, HttpError> {
     let mut req = ConnectRequest::default();
     let Some(ep) = object(body, "EndpointConfig")? else {
         return Ok(req);
