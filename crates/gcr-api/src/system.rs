@@ -276,9 +276,20 @@ pub async fn volume_remove(st: &Shared, name: &str) -> Result<Resp, HttpError> {
 pub(crate) fn network_json(n: &gcr_engine::network::admin::NetworkInfo) -> Value {
     let mut members = Map::new();
     for m in &n.containers {
+        // Docker's addresses carry their prefix length ("172.18.0.2/16").
+        let with_len = |ip: &str, subnet: &str| match subnet.split_once('/') {
+            Some((_, len)) if !ip.is_empty() => format!("{ip}/{len}"),
+            _ => ip.to_string(),
+        };
         members.insert(
             m.id.clone(),
-            json!({ "Name": m.name, "IPv4Address": m.ip, "IPv6Address": m.ip6 }),
+            json!({
+                "Name": m.name,
+                "EndpointID": m.endpoint,
+                "MacAddress": m.mac,
+                "IPv4Address": with_len(&m.ip, &n.subnet),
+                "IPv6Address": with_len(&m.ip6, &n.subnet6),
+            }),
         );
     }
     let config = if n.subnet.is_empty() {

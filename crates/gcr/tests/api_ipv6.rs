@@ -78,6 +78,20 @@ fn docker_cli_makes_dual_stack_networks() {
         "six",
     ]);
     assert_eq!(got.trim(), format!("{mine}/64 {p6}fe {mine}"));
+    // The network's members with Docker's addresses (their prefix lengths).
+    let members = svc.ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}} {{.IPv6Address}} {{.MacAddress}}{{end}}",
+        "dual",
+    ]);
+    let f: Vec<&str> = members.split_whitespace().collect();
+    assert_eq!(f.len(), 4, "{members}");
+    assert_eq!(f[0], "six", "{members}");
+    assert!(f[1].starts_with(&p4) && f[1].ends_with("/24"), "{members}");
+    assert_eq!(f[2], format!("{mine}/64"), "{members}");
+    assert!(f[3].starts_with("02:42:"), "{members}");
     let probe = svc.ok(&[
         "run",
         "--rm",

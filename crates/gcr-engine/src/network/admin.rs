@@ -19,6 +19,9 @@ pub struct Member {
     /// Its IPv6 address on a dual-stack network (else empty).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub ip6: String,
+    /// Its endpoint (the host end of its veth pair) and hardware address.
+    pub endpoint: String,
+    pub mac: String,
 }
 
 /// A network as listed and inspected.
@@ -266,6 +269,8 @@ impl Engine {
                 name,
                 ip: ep.ip.to_string(),
                 ip6: ep.ip6.map(|a| a.to_string()).unwrap_or_default(),
+                mac: gcr_net::link::mac_text(gcr_net::link::mac_for(ep.ip)),
+                endpoint: ep.veth,
             });
         }
         Ok(out)
