@@ -83,16 +83,34 @@ fn prune_filters(q: &Query, known: &[&str]) -> Result<Vec<(String, String)>, Htt
     Ok(f)
 }
 
+/// The `until`, `label` and `label!` filters among `f` (the prune's own keys left out), for
+/// the prune of `what`.
+fn object_filter(
+    f: &[(String, String)],
+    what: &str,
+    keys: &[&str],
+) -> Result<gcr_engine::prune::PruneFilter, HttpError> {
+    let common: Vec<(String, String)> = f
+        .iter()
+        .filter(|(k, _)| keys.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    Ok(gcr_engine::prune::PruneFilter::parse(&common, what, keys)?)
+}
+
+const UNTIL_LABEL: &[&str] = &["until", "label", "label!"];
+
 fn truthy(f: &[(String, String)], key: &str) -> Option<bool> {
     f.iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v == "true" || v == "1")
 }
 
-/// `POST /containers/prune`: every stopped container.
+/// `POST /containers/prune`: every stopped container (`until`, `label`, `label!` filters).
 pub async fn prune_containers(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
-    prune_filters(q, &[])?;
-    let p = st.engine(|e| Ok(e.container_prune()?)).await?;
+    let f = prune_filters(q, UNTIL_LABEL)?;
+    let f = object_filter(&f, "container", UNTIL_LABEL)?;
+    let p = st.engine(move |e| Ok(e.container_prune_with(&f)?)).await?;
     Ok(http::json(
         StatusCode::OK,
         &json!({ "ContainersDeleted": p.ids, "SpaceReclaimed": p.bytes }),
@@ -101,9 +119,10 @@ pub async fn prune_containers(st: &Shared, q: &Query) -> Result<Resp, HttpError>
 
 /// `POST /images/prune`: dangling images, or with `dangling=false` every unused one.
 pub async fn prune_images(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
-    let f = prune_filters(q, &["dangling"])?;
+    let f = prune_filters(q, &["dangling", "until", "label", "label!"])?;
     let all = truthy(&f, "dangling") == Some(false);
-    let p = st.engine(move |e| Ok(e.image_prune(all)?)).await?;
+    let f = object_filter(&f, "image", UNTIL_LABEL)?;
+    let p = st.engine(move |e| Ok(e.image_prune_with(all, &f)?)).await?;
     let deleted: Vec<Value> = p
         .images
         .iter()
@@ -121,30 +140,23 @@ pub async fn prune_images(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
 /// `POST /volumes/prune`: unused anonymous volumes, or with `all=true` every unused one
 /// (Docker 1.42's rule, the safer one, for every API version).
 pub async fn prune_volumes(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
-    let f = prune_filters(q, &["all"])?;
+    let f = prune_filters(q, &["all", "label", "label!"])?;
     let all = truthy(&f, "all") == Some(true);
-    let gone = st.engine(move |e| Ok(e.volume_prune(all)?)).await?;
+    let f = object_filter(&f, "volume", &["label", "label!"])?;
+    let gone = st
+        .engine(move |e| Ok(e.volume_prune_with(all, &f)?))
+        .await?;
     Ok(http::json(
         StatusCode::OK,
         &json!({ "VolumesDeleted": gone, "SpaceReclaimed": 0 }),
     ))
 }
 
-/// `POST /networks/prune`: user networks no container uses.
+/// `POST /networks/prune`: user networks no container uses (`until`, `label`, `label!`).
 pub async fn prune_networks(st: &Shared, q: &Query) -> Result<Resp, HttpError> {
-    prune_filters(q, &[])?;
-    let gone = st
-        .engine(|e| {
-            let mut gone = Vec::new();
-            for n in e.network_list()? {
-                let user = !matches!(n.name.as_str(), "bridge" | "host" | "none");
-                if user && n.containers.is_empty() && e.network_remove(&n.name).is_ok() {
-                    gone.push(n.name);
-                }
-            }
-            Ok(gone)
-        })
-        .await?;
+    let f = prune_filters(q, UNTIL_LABEL)?;
+    let f = object_filter(&f, "network", UNTIL_LABEL)?;
+    let gone = st.engine(move |e| Ok(e.network_prune(&f)?)).await?;
     Ok(http::json(
         StatusCode::OK,
         &json!({ "NetworksDeleted": gone }),

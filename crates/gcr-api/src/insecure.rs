@@ -71,12 +71,27 @@ pub fn is_insecure(entries: &[String], registry: &str) -> bool {
     let host = host_of(registry);
     let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) => (host, 0)
-            .to_socket_addrs()
-            .map(|it| it.map(|a| a.ip()).collect())
-            .unwrap_or_default(),
+        // Docker Hub is never insecure: no lookup for it.
+        Err(_) if registry == "docker.io" => Vec::new(),
+        Err(_) => blocking(|| {
+            (host, 0)
+                .to_socket_addrs()
+                .map(|it| it.map(|a| a.ip()).collect())
+                .unwrap_or_default()
+        }),
     };
     ips.iter().any(|ip| nets.iter().any(|n| inside(*ip, *n)))
+}
+
+/// Runs the blocking `f` (a name lookup): on a worker of the service's multi-threaded
+/// runtime, that worker's other tasks move to the others meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// The networks among `entries` (`RegistryConfig.InsecureRegistryCIDRs`).

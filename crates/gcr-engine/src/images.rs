@@ -122,6 +122,36 @@ impl Engine {
     /// `gcr image prune [-a]`: dangling images (no tag, no container), or with `all`
     /// every image no container uses; then the blobs and snapshots nothing references.
     pub fn image_prune(&self, all: bool) -> Result<gcr_store::PruneReport, EngineError> {
+        self.image_prune_with(all, &crate::prune::PruneFilter::default())
+    }
+
+    /// `gcr image prune [-a] --filter until=…|label=…|label!=…`: those of them `f` admits
+    /// (by the image's `created` and its config's labels).
+    pub fn image_prune_with(
+        &self,
+        all: bool,
+        f: &crate::prune::PruneFilter,
+    ) -> Result<gcr_store::PruneReport, EngineError> {
+        let created: std::collections::HashMap<String, Option<i64>> = if f.is_empty() {
+            Default::default()
+        } else {
+            self.store()?
+                .list_images()?
+                .into_iter()
+                .map(|i| (i.id, i.created))
+                .collect()
+        };
+        let admits = |id: &str| -> bool {
+            if f.is_empty() {
+                return true;
+            }
+            let labels = if f.reads_labels() {
+                self.image_labels(id)
+            } else {
+                Vec::new()
+            };
+            f.admits(created.get(id).copied().flatten(), &labels)
+        };
         let mut removed = Vec::new();
         if all {
             let used: std::collections::HashSet<String> =
@@ -130,7 +160,7 @@ impl Engine {
                     .map(|r| r.image_id)
                     .collect();
             for img in self.store()?.list_images()? {
-                if used.contains(&img.id) {
+                if used.contains(&img.id) || !admits(&img.id) {
                     continue;
                 }
                 // Forced: an image with several tags goes whole (no container uses it).
@@ -141,11 +171,31 @@ impl Engine {
                 }
             }
         }
-        let mut p = self.store()?.prune()?;
+        let mut p = self.store()?.prune_where(&admits)?;
         self.forget_image_cache();
         removed.append(&mut p.images);
         p.images = removed;
         Ok(p)
+    }
+
+    /// The labels of image `id`'s config (none when it cannot be read).
+    fn image_labels(&self, id: &str) -> Vec<(String, String)> {
+        let Ok(store) = self.store() else {
+            return Vec::new();
+        };
+        let config: Value = store
+            .image_config(id)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        config["config"]["Labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// `gcr inspect IMAGE`: a Docker-shaped document.

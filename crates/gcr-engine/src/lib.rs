@@ -26,6 +26,7 @@ pub mod network;
 pub mod ocispec;
 pub mod policy;
 pub mod prestart;
+pub mod prune;
 pub mod registry;
 pub mod resolve;
 mod rundir;

@@ -29,6 +29,16 @@ impl Subnet6 {
                 "IPv6 subnet '{s}' has prefix /{prefix}; use a prefix between /8 and /124"
             )));
         }
+        let seg0 = ip.segments()[0];
+        let special = ip.is_multicast()
+            || seg0 & 0xffc0 == 0xfe80
+            || ip.to_ipv4_mapped().is_some()
+            || u128::from(ip) >> 96 == 0;
+        if special {
+            return Err(NetError::Invalid(format!(
+                "IPv6 subnet '{s}' is not a unicast network (multicast, link-local, loopback or IPv4-mapped); use a global or unique local one such as fd00:1::/64"
+            )));
+        }
         let sn = Subnet6 { net: ip, prefix };
         let norm = Subnet6 {
             net: Ipv6Addr::from(u128::from(ip) & sn.mask()),
@@ -173,6 +183,10 @@ mod tests {
         assert!(Subnet6::parse("10.0.0.0/8").is_err());
         assert!(Subnet6::parse("fd00::/126").is_err());
         assert!(Subnet6::parse("fd00::").is_err());
+        for special in ["fe80::/64", "ff00::/8", "::/64", "::ffff:10.0.0.0/120"] {
+            let e = Subnet6::parse(special).unwrap_err().to_string();
+            assert!(e.contains("not a unicast network"), "{special}: {e}");
+        }
     }
 
     #[test]

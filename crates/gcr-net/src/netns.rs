@@ -197,6 +197,12 @@ fn configure_inside(ep: &Endpoint, with_lo: bool) -> Result<(), NetError> {
             ep.peer_if
         ))
     })?;
+    // No router advertisements: another container on the bridge could send one to take
+    // this one's IPv6 traffic (this thread is in the namespace: the file is its own).
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{}/accept_ra", ep.peer_if),
+        "0",
+    );
     link::set_up(&mut s, idx).map_err(NetError::os(format!("bringing up {}", ep.peer_if)))?;
     link::add_addr(&mut s, idx, ep.ip, ep.prefix)
         .map_err(NetError::os(format!("adding address {}", ep.ip)))?;

@@ -81,6 +81,12 @@ impl Store {
     /// Removes dangling (untagged, unused) images, unreferenced blobs and snapshots, and temp
     /// files older than an hour.
     pub fn prune(&self) -> Result<PruneReport> {
+        self.prune_where(&|_| true)
+    }
+
+    /// [`Store::prune`], removing only the dangling images `admit` takes (by config
+    /// digest); unreferenced blobs and snapshots go as always.
+    pub fn prune_where(&self, admit: &dyn Fn(&str) -> bool) -> Result<PruneReport> {
         let mut rep = PruneReport::default();
         let dangling: Vec<String> = {
             let mut st = self.conn.prepare(
@@ -92,7 +98,7 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             v
         };
-        for id in dangling {
+        for id in dangling.into_iter().filter(|id| admit(id)) {
             match self.remove_image(&id, false) {
                 Ok(lines) => rep.images.extend(lines),
                 Err(e) if e.is_not_found() => {}

@@ -195,6 +195,10 @@ pub enum Cmd {
     ContainerPrune {
         #[arg(short, long)]
         force: bool,
+        /// Only what matches: until=DURATION|TIMESTAMP, label=KEY[=VALUE], label!=KEY[=VALUE]
+        /// (repeatable; all must hold).
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
     },
     /// Manage builds (Docker's group: build, prune).
     Builder {
@@ -222,6 +226,10 @@ pub enum Cmd {
         all: bool,
         #[arg(short, long)]
         force: bool,
+        /// Only what matches: until=DURATION|TIMESTAMP, label=KEY[=VALUE], label!=KEY[=VALUE]
+        /// (repeatable; all must hold).
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
     },
     /// List containers.
     Ps(crate::parity::PsArgs),
@@ -411,6 +419,10 @@ pub enum SystemCmd {
         /// Remove anonymous volumes no container uses too.
         #[arg(long)]
         volumes: bool,
+        /// Only what matches: until=DURATION|TIMESTAMP, label=KEY[=VALUE], label!=KEY[=VALUE]
+        /// (repeatable; all must hold).
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
     },
     /// Serve the Docker Engine API (v1.41) for the docker CLI, docker-compose and SDKs, on
     /// a root-only unix socket (default unix://RUN_DIR/gcr.sock, i.e.

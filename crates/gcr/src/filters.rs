@@ -105,6 +105,24 @@ impl Filters {
     }
 }
 
+/// The `--filter KEY=VALUE` flags of a prune of `what`, which takes the keys `keys`
+/// (`until`, `label`, `label!`; `label!=k` is the key `label!`).
+pub fn prune_filter(
+    flags: &[String],
+    what: &str,
+    keys: &[&str],
+) -> Result<gcr_engine::prune::PruneFilter, Failure> {
+    let pairs = flags
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Failure::new(125, format!("invalid filter '{f}': use KEY=VALUE")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(gcr_engine::prune::PruneFilter::parse(&pairs, what, keys)?)
+}
+
 /// A `--since`/`--until` value (unix seconds, RFC 3339, or a duration ago) in unix ns.
 pub fn time_flag(flag: &str, v: &str, now_ns: i64) -> Result<i64, Failure> {
     gcr_engine::events::parse_since(v, now_ns).ok_or_else(|| {

@@ -171,8 +171,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(0)
         }
         Cmd::Commit(a) => parity::commit(e, &a),
-        Cmd::ContainerPrune { .. } => parity::container_prune(e),
-        Cmd::ImagePrune { all, .. } => parity::image_prune(e, all),
+        Cmd::ContainerPrune { filter, .. } => parity::container_prune(e, &filter),
+        Cmd::ImagePrune { all, filter, .. } => parity::image_prune(e, all, &filter),
         Cmd::BuilderPrune {
             all,
             filter,

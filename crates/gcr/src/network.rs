@@ -62,6 +62,16 @@ pub enum NetworkCmd {
         network: String,
         container: String,
     },
+    /// Remove the user networks no container uses.
+    Prune {
+        /// Accepted for Docker's sake (gcr asks nothing).
+        #[arg(short, long)]
+        force: bool,
+        /// Only what matches: until=DURATION|TIMESTAMP, label=KEY[=VALUE],
+        /// label!=KEY[=VALUE] (repeatable; all must hold).
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
+    },
     /// Disconnect a container from its network (it keeps loopback only).
     Disconnect {
         /// Accepted for Docker's sake (the disconnect is always done).
@@ -148,6 +158,9 @@ pub enum VolumeCmd {
         all: bool,
         #[arg(short, long)]
         force: bool,
+        /// Only what matches: label=KEY[=VALUE], label!=KEY[=VALUE] (repeatable).
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
     },
 }
 
@@ -403,6 +416,17 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             listing(&list, quiet, &format, |n| short(&n.id), net_table)
         }
         NetworkCmd::Rm { names } => remove_each(&names, |n| e.network_remove(n)),
+        NetworkCmd::Prune { force: _, filter } => {
+            let f = crate::filters::prune_filter(&filter, "network", crate::parity::UNTIL_LABEL)?;
+            let gone = e.network_prune(&f)?;
+            if !gone.is_empty() {
+                outln!("Deleted Networks:")?;
+                for n in &gone {
+                    outln!("{n}")?;
+                }
+            }
+            Ok(0)
+        }
         NetworkCmd::Inspect { names, format } => {
             inspect_each(&names, format.as_deref(), |n| e.network_inspect(n))
         }
@@ -486,8 +510,13 @@ fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
         VolumeCmd::Inspect { names, format } => {
             inspect_each(&names, format.as_deref(), |n| e.volume_inspect(n))
         }
-        VolumeCmd::Prune { all, force: _ } => {
-            let gone = e.volume_prune(all)?;
+        VolumeCmd::Prune {
+            all,
+            force: _,
+            filter,
+        } => {
+            let f = crate::filters::prune_filter(&filter, "volume", &["label", "label!"])?;
+            let gone = e.volume_prune_with(all, &f)?;
             for n in &gone {
                 outln!("{n}")?;
             }

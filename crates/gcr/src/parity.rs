@@ -233,9 +233,10 @@ pub fn rename(engine: &Engine, container: &str, name: &str) -> Result<i32, Failu
     Ok(0)
 }
 
-/// `gcr container prune`.
-pub fn container_prune(engine: &Engine) -> Result<i32, Failure> {
-    let p = engine.container_prune()?;
+/// `gcr container prune [--filter until=…|label=…|label!=…]`.
+pub fn container_prune(engine: &Engine, filter: &[String]) -> Result<i32, Failure> {
+    let f = crate::filters::prune_filter(filter, "container", UNTIL_LABEL)?;
+    let p = engine.container_prune_with(&f)?;
     if !p.ids.is_empty() {
         outln!("Deleted Containers:")?;
         for id in &p.ids {
@@ -300,9 +301,13 @@ pub fn builder_prune(
     Ok(0)
 }
 
-/// `gcr image prune [-a]`.
-pub fn image_prune(engine: &Engine, all: bool) -> Result<i32, Failure> {
-    let p = engine.image_prune(all)?;
+/// The filters every prune of Docker's takes (volumes: the labels only).
+pub const UNTIL_LABEL: &[&str] = &["until", "label", "label!"];
+
+/// `gcr image prune [-a] [--filter until=…|label=…|label!=…]`.
+pub fn image_prune(engine: &Engine, all: bool, filter: &[String]) -> Result<i32, Failure> {
+    let f = crate::filters::prune_filter(filter, "image", UNTIL_LABEL)?;
+    let p = engine.image_prune_with(all, &f)?;
     if !p.images.is_empty() {
         outln!("Deleted Images:")?;
         for l in &p.images {

@@ -277,28 +277,44 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                     force: _,
                     all,
                     volumes,
+                    filter,
                 },
         } => {
+            let f = crate::filters::prune_filter(&filter, "system", crate::parity::UNTIL_LABEL)?;
+            // Volumes have no `until` (as dockerd refuses it with --volumes).
+            let vf = if volumes {
+                let labels: Vec<String> = filter
+                    .iter()
+                    .filter(|x| !x.starts_with("until="))
+                    .cloned()
+                    .collect();
+                if labels.len() != filter.len() {
+                    return Err(Failure::new(
+                        125,
+                        "the until filter does not apply to volumes; leave out --volumes or the until filter".into(),
+                    ));
+                }
+                crate::filters::prune_filter(&labels, "volume", &["label", "label!"])?
+            } else {
+                Default::default()
+            };
             // Docker's order and scope: stopped containers, unused user networks, then
             // dangling images (every unused one with -a), anonymous volumes with --volumes.
-            let c = e.container_prune()?;
+            let c = e.container_prune_with(&f)?;
             for id in &c.ids {
                 outln!("Deleted container: {id}")?;
             }
-            for n in e.network_list()? {
-                let user = !matches!(n.name.as_str(), "bridge" | "host" | "none");
-                if user && n.containers.is_empty() && e.network_remove(&n.name).is_ok() {
-                    outln!("Deleted network: {}", n.name)?;
-                }
+            for n in e.network_prune(&f)? {
+                outln!("Deleted network: {n}")?;
             }
             if volumes {
-                for v in e.volume_prune(false)? {
+                for v in e.volume_prune_with(false, &vf)? {
                     outln!("Deleted volume: {v}")?;
                 }
             }
             // Removed containers' directories still waiting for the reaper go now.
             gcr_engine::trash::drain(e.root());
-            let p = e.image_prune(all)?;
+            let p = e.image_prune_with(all, &f)?;
             for l in &p.images {
                 outln!("{l}")?;
             }

@@ -231,3 +231,97 @@ fn ps_filters_by_order_ports_and_size_through_cli_and_api() {
     assert!(sized.starts_with("f-a 0B (virtual "), "{sized}");
     env.ok(&["rm", "-f", "f-web"]);
 }
+
+#[test]
+fn prune_filters_until_and_labels_through_cli_and_api() {
+    if !need_root("prune_filters_until_and_labels_through_cli_and_api")
+        || !common::servers::need_tools("prune_filters_until_and_labels", &["docker"])
+    {
+        return;
+    }
+    let env = Env::new();
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = env.ok(args).split_whitespace().map(String::from).collect();
+        v.sort();
+        v
+    };
+    // Containers: label! keeps the labelled one; until keeps what is newer than the time.
+    env.ok(&[
+        "create", "--name", "pr-keep", "--label", "keep=yes", IMAGE, "true",
+    ]);
+    env.ok(&["create", "--name", "pr-go", IMAGE, "true"]);
+    let out = env.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert!(!out.contains("Deleted Containers"), "{out}");
+    env.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    let ps = || names(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(ps(), ["pr-keep"]);
+    // Networks: label picks them; the predefined and the used ones stay.
+    env.ok(&["network", "create", "--label", "team=a", "pr-na"]);
+    env.ok(&["network", "create", "--label", "team=b", "pr-nb"]);
+    let out = env.ok(&["network", "prune", "-f", "--filter", "label=team=a"]);
+    assert!(out.contains("pr-na"), "{out}");
+    let nets = || names(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets().contains(&"pr-na".to_string()) && nets().contains(&"pr-nb".to_string()));
+    // Volumes: labels only.
+    env.ok(&["volume", "create", "--label", "keep=1", "pr-v1"]);
+    env.ok(&["volume", "create", "pr-v2"]);
+    env.ok(&["volume", "prune", "-a", "-f", "--filter", "label!=keep"]);
+    let vols = names(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        vols.contains(&"pr-v1".to_string()) && !vols.contains(&"pr-v2".to_string()),
+        "{vols:?}"
+    );
+    // Images: an unused image older than the time goes with -a; a label nobody has keeps all.
+    env.ok(&["tag", IMAGE, "pr/img:1"]);
+    env.ok(&["rm", "-f", "pr-keep"]);
+    env.ok(&["image", "prune", "-a", "-f", "--filter", "label=nobody"]);
+    assert!(
+        !env.ok(&["images", "-q"]).trim().is_empty(),
+        "a label nobody has pruned images"
+    );
+    // Refusals name the filter and the fix.
+    env.fails(
+        &["container", "prune", "-f", "--filter", "colour=red"],
+        "invalid filter 'colour'",
+    );
+    env.fails(
+        &["image", "prune", "-f", "--filter", "until=someday"],
+        "until=someday",
+    );
+    env.fails(
+        &["volume", "prune", "-f", "--filter", "until=1h"],
+        "invalid filter 'until'",
+    );
+    // The docker CLI through the service: the same filters over the API.
+    let svc = common::service::Service::on_socket(&env);
+    svc.ok(&[
+        "create",
+        "--name",
+        "pr-api-keep",
+        "--label",
+        "keep=yes",
+        IMAGE,
+        "true",
+    ]);
+    svc.ok(&["create", "--name", "pr-api-go", IMAGE, "true"]);
+    svc.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert_eq!(ps(), ["pr-api-keep"]);
+    svc.ok(&["network", "prune", "-f", "--filter", "until=1h"]);
+    assert!(
+        nets().contains(&"pr-nb".to_string()),
+        "until=1h pruned a new network"
+    );
+    let o = svc.docker(&["container", "prune", "-f", "--filter", "colour=red"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("colour"),
+        "{}",
+        stderr(&o)
+    );
+    svc.ok(&["rm", "-f", "pr-api-keep"]);
+    let out = svc.ok(&["image", "prune", "-a", "-f", "--filter", "until=1s"]);
+    assert!(
+        out.contains("Deleted"),
+        "the old busybox image is unused and older: {out}"
+    );
+    assert!(stdout(&env.gcr(&["images", "-q"])).trim().is_empty());
+}

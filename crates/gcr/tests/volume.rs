@@ -206,3 +206,38 @@ fn volume_in_use_cannot_be_removed_and_anonymous_ones_go_with_rm() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("absolute path"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_rm_container_whose_start_fails_leaves_nothing() {
+    if !need_root("a_rm_container_whose_start_fails_leaves_nothing") {
+        return;
+    }
+    let env = Env::new();
+    // In the foreground (run --rm) and through a later start (create --rm, start: the
+    // docker CLI's run --rm over the API), as dockerd's AutoRemove: the container and its
+    // anonymous volume go.
+    let o = env.gcr(&["run", "--rm", "-v", "/data", IMAGE, "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    env.ok(&[
+        "create",
+        "--rm",
+        "-v",
+        "/data",
+        "--name",
+        "rmfail",
+        IMAGE,
+        "nosuchcmd",
+    ]);
+    let o = env.gcr(&["start", "rmfail"]);
+    assert!(!o.status.success(), "the start of a missing command failed");
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "", "no container left");
+    assert_eq!(
+        env.ok(&["volume", "ls", "-q"]).trim(),
+        "",
+        "no anonymous volume left"
+    );
+    // Without --rm the container stays, created, for the user to see.
+    env.ok(&["create", "--name", "keepfail", IMAGE, "nosuchcmd"]);
+    assert!(!env.gcr(&["start", "keepfail"]).status.success());
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+}

@@ -89,6 +89,15 @@ impl Engine {
     /// `gcr container prune`: removes every container that is not running, paused or
     /// being started.
     pub fn container_prune(&self) -> Result<Pruned, EngineError> {
+        self.container_prune_with(&crate::prune::PruneFilter::default())
+    }
+
+    /// `gcr container prune --filter until=…|label=…|label!=…`: those of them `f` admits
+    /// (by their creation time and labels).
+    pub fn container_prune_with(
+        &self,
+        f: &crate::prune::PruneFilter,
+    ) -> Result<Pruned, EngineError> {
         let mut out = Pruned::default();
         for r in record::list(self.store()?.conn())? {
             let r = match self.reconcile(r) {
@@ -96,7 +105,10 @@ impl Engine {
                 Err(EngineError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            if !matches!(r.state, State::Exited | State::Created) || r.extra.being_started() {
+            if !matches!(r.state, State::Exited | State::Created)
+                || r.extra.being_started()
+                || !f.admits(Some(r.created_at), &r.config.resolved.labels)
+            {
                 continue;
             }
             let size = gcr_store::tree_size(&self.container_dir(&r.id));

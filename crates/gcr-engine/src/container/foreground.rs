@@ -280,7 +280,10 @@ impl Engine {
         let conn = store.conn();
         if r.config.opts.rm {
             self.remove_files(r);
-            let _ = record::delete(conn, r, "rm");
+            if record::delete(conn, r, "rm").is_ok() {
+                // Its anonymous volumes go with it, as with any `--rm` container.
+                self.volumes_release(r, true);
+            }
         } else {
             let u = Update {
                 pid: Some(None),

@@ -130,7 +130,8 @@ impl Engine {
             }
         }
         if let Err(e) = self.gate_start(&r) {
-            self.remove_unstarted(&r);
+            // Not claimed: another process may be starting it; only a stopped one goes.
+            self.remove_unstarted(&r, false);
             return Err(e);
         }
         if !self.claim_start(&mut r)? {
@@ -139,21 +140,20 @@ impl Engine {
         }
         if let Err(e) = self.start_supervised(&mut r, "start", attach_wait) {
             self.release_start(&r);
-            self.remove_unstarted(&r);
+            self.remove_unstarted(&r, true);
             return Err(e);
         }
         Ok(r)
     }
 
-    /// A `--rm` container whose start failed goes, as dockerd removes an `AutoRemove` one
-    /// (the docker CLI's `run --rm` waits for that removal after a failed start).
-    fn remove_unstarted(&self, r: &Record) {
-        if !r.config.opts.rm {
-            return;
-        }
-        self.remove_files(r);
-        if let Ok(store) = self.store() {
-            let _ = record::delete(store.conn(), r, "rm");
+    /// A `--rm` container whose start failed goes with its anonymous volumes, as dockerd
+    /// removes an `AutoRemove` one (the docker CLI's `run --rm` waits for that removal
+    /// after a failed start). `force` when this process claimed the start: a process that
+    /// runs although its start failed (its supervisor died) is killed first; otherwise only
+    /// a container that is stopped and not being started by another process goes.
+    fn remove_unstarted(&self, r: &Record, force: bool) {
+        if r.config.opts.rm {
+            let _ = self.remove_with(&r.id, force, true);
         }
     }
 
@@ -230,7 +230,7 @@ impl Engine {
         });
         if let Err(e) = started {
             self.release_start(&r);
-            self.remove_unstarted(&r);
+            self.remove_unstarted(&r, true);
             return Err(e);
         }
         Ok(r)

@@ -415,6 +415,28 @@ impl Engine {
         Ok(info(&n, Vec::new()))
     }
 
+    /// `gcr network prune [--filter until=…|label=…|label!=…]`: the user networks no
+    /// container uses (and `f` admits); their names.
+    pub fn network_prune(&self, f: &crate::prune::PruneFilter) -> Result<Vec<String>, EngineError> {
+        let mut gone = Vec::new();
+        for n in self.network_list()? {
+            let user = !matches!(n.name.as_str(), "bridge" | "host" | "none");
+            let labels: Vec<(String, String)> = n
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if user
+                && n.containers.is_empty()
+                && f.admits(Some(n.created), &labels)
+                && self.network_remove(&n.name).is_ok()
+            {
+                gone.push(n.name);
+            }
+        }
+        Ok(gone)
+    }
+
     /// Takes every bridge and firewall rule of this store's networks off the host (they
     /// come back on next use). For tests and resets; refused while containers are attached.
     pub fn network_teardown(&self) -> Result<(), EngineError> {

@@ -261,9 +261,21 @@ fn configure(host: &mut Socket, n: &NetRow) -> Result<String, EngineError> {
     })?;
     link::add_addr(host, idx, n.gateway(), n.subnet.prefix)
         .map_err(|e| cannot(&format!("add {} to bridge {}", n.gateway(), n.bridge), e))?;
+    // The bridge takes no router advertisements (a container could send one).
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{}/accept_ra", n.bridge),
+        "0",
+    );
     if let (Some(sn), Some(gw)) = (n.subnet6, n.gateway6()) {
-        link::add_addr6(host, idx, gw, sn.prefix)
-            .map_err(|e| cannot(&format!("add {gw} to bridge {}", n.bridge), e))?;
+        link::add_addr6(host, idx, gw, sn.prefix).map_err(|e| match e.raw_os_error() {
+            Some(libc::EACCES | libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPERM) => {
+                EngineError::Refused(format!(
+                    "network {}: cannot give bridge {} the IPv6 address {gw} ({e}): IPv6 is disabled on this host (net.ipv6.conf.*.disable_ipv6=1 or ipv6.disable=1); enable it, or recreate the network without --ipv6",
+                    n.name, n.bridge
+                ))
+            }
+            _ => cannot(&format!("add {gw} to bridge {}", n.bridge), e),
+        })?;
     }
     let opts = n.opts();
     let policy = firewall::Policy {
@@ -312,7 +324,10 @@ impl Engine {
                 ))
             }
         }
-        let fw = configure(host, n)?;
+        // A bridge left half set up would be taken as ready by the next start.
+        let fw = configure(host, n).inspect_err(|_| {
+            let _ = link::delete(host, &n.bridge);
+        })?;
         registry::record(&n.bridge, self.root(), &n.subnet);
         let _ = db::set_firewall(self.store()?.conn(), &n.name, &fw);
         link::index(&n.bridge).ok_or_else(|| {

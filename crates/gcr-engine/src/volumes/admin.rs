@@ -148,9 +148,24 @@ impl Engine {
     /// `gcr volume prune [--all]`: removes unused anonymous volumes (all unused with `all`);
     /// returns the names removed.
     pub fn volume_prune(&self, all: bool) -> Result<Vec<String>, EngineError> {
+        self.volume_prune_with(all, &crate::prune::PruneFilter::default())
+    }
+
+    /// `gcr volume prune [-a] --filter label=…|label!=…`: those of them `f` admits.
+    pub fn volume_prune_with(
+        &self,
+        all: bool,
+        f: &crate::prune::PruneFilter,
+    ) -> Result<Vec<String>, EngineError> {
         let mut gone = Vec::new();
         for v in self.volume_list()? {
-            if v.containers.is_empty() && (all || v.anonymous) {
+            let labels: Vec<(String, String)> = v
+                .labels
+                .iter()
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect();
+            if v.containers.is_empty() && (all || v.anonymous) && f.admits(Some(v.created), &labels)
+            {
                 self.volume_delete(&v.name)?;
                 gone.push(v.name);
             }

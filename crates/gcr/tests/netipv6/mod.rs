@@ -98,10 +98,15 @@ fn dual_stack_networks_give_containers_ipv6() {
              grep -q '^{ip6b}\tv6b' /etc/hosts || grep -q '^{ip6b}\t.* v6b' /etc/hosts && echo hosts; \
              ping -6 -c1 -W2 v6b >/dev/null && echo name; \
              ping -c1 -W2 {ip6b} >/dev/null && echo member; \
-             ping -c1 -W2 {gw6} >/dev/null && echo gateway"
+             ping -c1 -W2 {gw6} >/dev/null && echo gateway; \
+             cat /proc/sys/net/ipv6/conf/eth0/accept_ra"
         ),
     ]);
-    assert_eq!(probe, "addr\nroute\nhosts\nname\nmember\ngateway\n");
+    // No router advertisements taken, inside (another member could send one) or on the
+    // bridge.
+    assert_eq!(probe, "addr\nroute\nhosts\nname\nmember\ngateway\n0\n");
+    let ra = std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{bridge}/accept_ra"));
+    assert_eq!(ra.unwrap().trim(), "0");
     // A container on an IPv4 network joins the dual-stack one live with --ip6 (eth1).
     env.ok(&["network", "create", "v6four"]);
     env.ok(&[
@@ -210,6 +215,17 @@ fn dual_stack_networks_give_containers_ipv6() {
                 "v6bad",
             ],
             "one of each",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--ipv6",
+                "--subnet",
+                "fe80::/64",
+                "v6bad",
+            ],
+            "not a unicast network",
         ),
     ] {
         let o = env.gcr(&args);
