@@ -652,10 +652,13 @@ const ROWS: &[Row] = &[
     ),
     row(
         "containers",
-        "container prune",
+        "container prune [--filter until=… label=… label!=…]",
         Same,
         "",
-        Works(&["container", "prune", "-f"], "Total reclaimed space"),
+        Works(
+            &["container", "prune", "-f", "--filter", "until=1h"],
+            "Total reclaimed space",
+        ),
     ),
     row(
         "containers",
@@ -732,10 +735,13 @@ const ROWS: &[Row] = &[
     ),
     row(
         "images",
-        "image prune [-a]",
+        "image prune [-a] [--filter until=… label=… label!=…]",
         Same,
         "",
-        Works(&["image", "prune", "-f"], "Total reclaimed space"),
+        Works(
+            &["image", "prune", "-f", "--filter", "label!=keep"],
+            "Total reclaimed space",
+        ),
     ),
     row(
         "images",
@@ -817,10 +823,13 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "system prune [-a] [--volumes]",
+        "system prune [-a] [--volumes] [--filter until=… label=… label!=…], network prune",
         Same,
-        "",
-        Works(&["system", "prune", "-f"], "Total reclaimed space"),
+        "until does not apply to volumes (refused with --volumes, as dockerd)",
+        Works(
+            &["system", "prune", "-f", "--filter", "until=1h"],
+            "Total reclaimed space",
+        ),
     ),
     row(
         "system",
