@@ -86,6 +86,7 @@ pub(crate) fn free_subnet6(conn: &Connection, id: &str) -> Result<Subnet6, Engin
         .into_iter()
         .filter_map(|n| n.subnet6)
         .chain(gcr_net::addr6::host_routes6())
+        .chain(registry::subnets6())
         .collect();
     (0..=u16::MAX)
         .map(|n| Subnet6::unique_local(&seed, n))
@@ -106,6 +107,12 @@ pub(crate) fn subnet6_clash(
         if let Some(s) = n.subnet6.filter(|s| s.overlaps(subnet)) {
             return Ok(Some(format!("network {} ({s})", n.name)));
         }
+    }
+    if let Some(r) = registry::subnets6()
+        .into_iter()
+        .find(|r| r.overlaps(subnet))
+    {
+        return Ok(Some(format!("another gcr store's network {r}")));
     }
     Ok(gcr_net::addr6::host_routes6()
         .into_iter()
@@ -244,7 +251,7 @@ pub(crate) fn provision(
     };
     match configure(&mut host, &n) {
         Ok(fw) => {
-            registry::record(&n.bridge, root, &n.subnet);
+            registry::record(&n.bridge, root, &n.subnet, n.subnet6.as_ref());
             Ok(NetRow { firewall: fw, ..n })
         }
         Err(e) => {
@@ -328,7 +335,7 @@ impl Engine {
         let fw = configure(host, n).inspect_err(|_| {
             let _ = link::delete(host, &n.bridge);
         })?;
-        registry::record(&n.bridge, self.root(), &n.subnet);
+        registry::record(&n.bridge, self.root(), &n.subnet, n.subnet6.as_ref());
         let _ = db::set_firewall(self.store()?.conn(), &n.name, &fw);
         link::index(&n.bridge).ok_or_else(|| {
             EngineError::Internal(format!("bridge {} vanished while being set up", n.bridge))
