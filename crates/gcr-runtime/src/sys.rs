@@ -53,24 +53,37 @@ pub(crate) unsafe fn clone3(args: &mut CloneArgs) -> c_long {
     }
 }
 
-/// openat2(2) returning an `O_PATH` fd resolved with `resolve`, or -1.
+/// openat2(2) returning an `O_PATH` fd resolved with `resolve`, or -1. EAGAIN (a `..`
+/// resolved beneath a root while a rename or mount elsewhere on the host moved things:
+/// the kernel cannot rule out an escape) is retried, as openat2(2) advises.
 pub(crate) fn openat2(dirfd: RawFd, path: *const c_char, flags: c_int, resolve: u64) -> RawFd {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
         resolve,
     };
-    // SAFETY: path is a NUL-terminated string owned by the caller; how lives on the stack.
-    unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            path,
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        ) as RawFd
+    let mut tries = 0;
+    loop {
+        // SAFETY: path is a NUL-terminated string owned by the caller; how lives on the
+        // stack.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                path,
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            ) as RawFd
+        };
+        tries += 1;
+        if fd >= 0 || errno() != libc::EAGAIN || tries >= OPENAT2_TRIES {
+            return fd;
+        }
     }
 }
+
+/// How many times an openat2 that meets a concurrent rename or mount is tried.
+pub(crate) const OPENAT2_TRIES: u32 = 128;
 
 pub(crate) fn pivot_root(new_root: *const c_char, put_old: *const c_char) -> c_int {
     // SAFETY: both arguments are NUL-terminated strings owned by the caller.

@@ -15,7 +15,7 @@
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -136,6 +136,25 @@ fn finish_local(dest: &Path, m: &std::fs::Metadata, o: &CopyOptions) -> io::Resu
     Ok(())
 }
 
+/// openat2(2) of `path` under `dir` with `flags` (close-on-exec) and `resolve`; EAGAIN (a
+/// `..` resolved while a rename or mount elsewhere on the host moved things, so the kernel
+/// could not rule out an escape) is retried, as openat2(2) advises: on a busy host it is
+/// no answer about the path.
+pub(crate) fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &str,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(dir, path, flags | OFlags::CLOEXEC, Mode::empty(), resolve) {
+            Err(rustix::io::Errno::AGAIN) if tries < 128 => tries += 1,
+            r => return Ok(r?),
+        }
+    }
+}
+
 /// The container's root for writing, as a directory descriptor.
 struct Root(OwnedFd);
 
@@ -144,13 +163,12 @@ impl Root {
     fn open(&self, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
         let rel = path.trim_start_matches('/');
         let rel = if rel.is_empty() { "." } else { rel };
-        Ok(rustix::fs::openat2(
+        openat2(
             self.0.as_fd(),
             rel,
-            flags | OFlags::CLOEXEC,
-            Mode::empty(),
+            flags,
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )?)
+        )
     }
 
     /// Opens `path` (inside the container) as a directory.

@@ -45,13 +45,12 @@ pub(crate) struct Made {
 
 /// Opens `path` (relative) beneath `dir` as an `O_PATH` directory, following no symlink.
 fn open_dir_beneath(dir: impl AsFd, path: &str) -> std::io::Result<OwnedFd> {
-    Ok(rustix::fs::openat2(
-        dir,
+    super::copy::openat2(
+        dir.as_fd(),
         path,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW,
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )?)
+    )
 }
 
 /// The name of `path` when it is `<root>/<area>/<name>` with one plain component as name.
