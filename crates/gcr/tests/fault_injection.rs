@@ -620,7 +620,8 @@ fn exit_code_survives_a_killed_supervisor() {
             .unwrap_or("")
             .to_string()
     };
-    // The supervisor dies; its guard records the real code.
+    // The supervisor dies; its guard records the real code. (Two seconds to look the
+    // processes up before the container exits, even on a loaded machine.)
     env.ok(&[
         "run",
         "-d",
@@ -629,7 +630,7 @@ fn exit_code_survives_a_killed_supervisor() {
         IMAGE,
         "sh",
         "-c",
-        "sleep 0.5; exit 7",
+        "sleep 2; exit 7",
     ]);
     let supervisor = ppid(pid_of("keep7"));
     assert!(procs_with("__supervise")
@@ -638,7 +639,7 @@ fn exit_code_survives_a_killed_supervisor() {
     kill9(supervisor);
     assert!(status("keep7").contains("Up"), "{}", status("keep7"));
     assert!(
-        eventually(5, || status("keep7").contains("Exited (7)")),
+        eventually(10, || status("keep7").contains("Exited (7)")),
         "{}",
         status("keep7")
     );
@@ -651,7 +652,7 @@ fn exit_code_survives_a_killed_supervisor() {
         IMAGE,
         "sh",
         "-c",
-        "sleep 0.5; exit 0",
+        "sleep 2; exit 0",
     ]);
     let supervisor = ppid(pid_of("lost0"));
     let guard = ppid(supervisor);
@@ -659,7 +660,7 @@ fn exit_code_survives_a_killed_supervisor() {
     kill9(guard);
     kill9(supervisor);
     assert!(
-        eventually(5, || status("lost0").contains("Exited (255)")),
+        eventually(10, || status("lost0").contains("Exited (255)")),
         "{}",
         status("lost0")
     );
