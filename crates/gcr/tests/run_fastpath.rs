@@ -276,7 +276,7 @@ fn a_run_outlives_its_housekeeper() {
             IMAGE,
             "sh",
             "-c",
-            "sleep 0.5; exit 4",
+            "sleep 2; exit 4",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
