@@ -150,7 +150,10 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            f.admits(created.get(id).copied().flatten(), &labels)
+            f.admits(
+                created.get(id).copied().flatten(),
+                labels.iter().map(|(k, v)| (k, v)),
+            )
         };
         let mut removed = Vec::new();
         if all {
@@ -179,7 +182,7 @@ impl Engine {
     }
 
     /// The labels of image `id`'s config (none when it cannot be read).
-    fn image_labels(&self, id: &str) -> Vec<(String, String)> {
+    pub fn image_labels(&self, id: &str) -> Vec<(String, String)> {
         let Ok(store) = self.store() else {
             return Vec::new();
         };
@@ -188,14 +191,7 @@ impl Engine {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or(Value::Null);
-        config["config"]["Labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        crate::resolve::config_labels(&config["config"])
     }
 
     /// `gcr inspect IMAGE`: a Docker-shaped document.

@@ -34,14 +34,8 @@ impl PruneFilter {
     ) -> Result<PruneFilter, EngineError> {
         let mut f = PruneFilter::default();
         for (k, v) in pairs {
-            if !keys.contains(&k.as_str()) {
-                return Err(EngineError::Usage(format!(
-                    "invalid filter '{k}' for {what} prune: use {}",
-                    keys.join(", ")
-                )));
-            }
             match k.as_str() {
-                "until" => {
+                "until" if keys.contains(&"until") => {
                     let now = crate::container::record::now_ns();
                     let t = crate::events::parse_since(v, now).ok_or_else(|| {
                         EngineError::Usage(format!(
@@ -50,7 +44,7 @@ impl PruneFilter {
                     })?;
                     f.until = Some(t.div_euclid(1_000_000_000));
                 }
-                "label" | "label!" => {
+                "label" | "label!" if keys.contains(&k.as_str()) => {
                     if v.is_empty() {
                         return Err(EngineError::Usage(format!(
                             "invalid filter '{k}=': give KEY or KEY=VALUE"
@@ -78,8 +72,11 @@ impl PruneFilter {
     }
 
     /// Whether an object created at `created` (unix seconds; None: unknown) with `labels`
-    /// may be pruned.
-    pub fn admits(&self, created: Option<i64>, labels: &[(String, String)]) -> bool {
+    /// (its key and value pairs, walked once per label filter) may be pruned.
+    pub fn admits<'a, L>(&self, created: Option<i64>, labels: L) -> bool
+    where
+        L: IntoIterator<Item = (&'a String, &'a String)> + Clone,
+    {
         if let Some(until) = self.until {
             if created.is_none_or(|c| c >= until) {
                 return false;
@@ -87,10 +84,16 @@ impl PruneFilter {
         }
         self.labels.iter().all(|r| {
             let has = labels
-                .iter()
+                .clone()
+                .into_iter()
                 .any(|(k, v)| *k == r.key && r.value.as_ref().is_none_or(|want| want == v));
             has == r.carries
         })
+    }
+
+    /// Whether an `until` filter was given.
+    pub fn has_until(&self) -> bool {
+        self.until.is_some()
     }
 
     /// Whether it needs an object's labels (they are looked up only then).
@@ -116,7 +119,7 @@ mod tests {
         PruneFilter::parse(&p, "container", &["until", "label", "label!"])
     }
 
-    fn l(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn l(kv: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
         kv.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
@@ -128,17 +131,19 @@ mod tests {
         let old = Some(now - 2 * 86_400);
         let new = Some(now - 60);
         let day = f(&[("until", "24h")]).unwrap();
-        assert!(day.admits(old, &[]) && !day.admits(new, &[]) && !day.admits(None, &[]));
+        assert!(
+            day.admits(old, &l(&[])) && !day.admits(new, &l(&[])) && !day.admits(None, &l(&[]))
+        );
         let abs = f(&[("until", &(now - 3600).to_string())]).unwrap();
-        assert!(abs.admits(old, &[]) && !abs.admits(new, &[]));
+        assert!(abs.admits(old, &l(&[])) && !abs.admits(new, &l(&[])));
         let keep = l(&[("keep", "yes"), ("tier", "web")]);
         let tier = f(&[("label", "tier=web")]).unwrap();
         assert!(tier.admits(new, &keep) && !tier.admits(new, &l(&[("tier", "db")])));
         let not_kept = f(&[("label!", "keep")]).unwrap();
         assert!(!not_kept.admits(new, &keep) && not_kept.admits(new, &l(&[("tier", "db")])));
         let both = f(&[("until", "24h"), ("label", "tier")]).unwrap();
-        assert!(both.admits(old, &keep) && !both.admits(new, &keep) && !both.admits(old, &[]));
-        assert!(f(&[]).unwrap().is_empty() && f(&[]).unwrap().admits(None, &[]));
+        assert!(both.admits(old, &keep) && !both.admits(new, &keep) && !both.admits(old, &l(&[])));
+        assert!(f(&[]).unwrap().is_empty() && f(&[]).unwrap().admits(None, &l(&[])));
         assert!(both.reads_labels() && !day.reads_labels());
     }
 

@@ -19,6 +19,18 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The `Labels` of an image config's `config` object `c`, as key and value pairs (a value
+/// that is not a string reads as empty).
+pub(crate) fn config_labels(c: &Value) -> Vec<(String, String)> {
+    match c.get("Labels") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Resolves `user[:group]` (names or numbers) against the image's files.
 pub fn resolve_user(spec: &str, lowers: &[String]) -> Result<(u32, u32, Vec<u32>), EngineError> {
     gcr_runtime::users::resolve_user(spec, lowers).map_err(|e| EngineError::Usage(e.0))
@@ -148,13 +160,7 @@ pub fn resolve(
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", gcr_runtime::users::home(&user, &lowers)));
     }
-    let mut labels: Vec<(String, String)> = match c.get("Labels") {
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let mut labels = config_labels(c);
     for l in &opts.labels {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.retain(|(key, _)| key != k);

@@ -150,35 +150,37 @@ pub fn delete(s: &mut Socket, name: &str) -> io::Result<()> {
 
 /// Adds `ip/prefix` to link `index`; an address already present is not an error.
 pub fn add_addr(s: &mut Socket, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
-    let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
-    let mut hdr = [0u8; 8];
-    hdr[0] = libc::AF_INET as u8;
-    hdr[1] = prefix;
-    hdr[4..8].copy_from_slice(&index.to_ne_bytes());
-    m.raw(&hdr)
-        .attr(IFA_LOCAL, &ip.octets())
-        .attr(IFA_ADDRESS, &ip.octets());
-    match s.request(&mut m) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r,
-    }
+    add_address(s, libc::AF_INET, index, &ip.octets(), prefix, 0)
 }
 
 /// Adds `ip/prefix` to link `index` without duplicate address detection (gcr leases each
 /// address once; DAD would keep it `tentative`, unusable, for a second or more); an
 /// address already present is not an error.
 pub fn add_addr6(s: &mut Socket, index: u32, ip: Ipv6Addr, prefix: u8) -> io::Result<()> {
+    add_address(s, libc::AF_INET6, index, &ip.octets(), prefix, IFA_F_NODAD)
+}
+
+/// Adds address `addr/prefix` of `family` to link `index` with address `flags`; an
+/// address already present is not an error.
+fn add_address(
+    s: &mut Socket,
+    family: i32,
+    index: u32,
+    addr: &[u8],
+    prefix: u8,
+    flags: u32,
+) -> io::Result<()> {
     let mut m = Msg::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
     // struct ifaddrmsg: family, prefixlen, flags, scope, index.
     let mut hdr = [0u8; 8];
-    hdr[0] = libc::AF_INET6 as u8;
+    hdr[0] = family as u8;
     hdr[1] = prefix;
-    hdr[2] = IFA_F_NODAD as u8;
+    hdr[2] = flags as u8;
     hdr[4..8].copy_from_slice(&index.to_ne_bytes());
-    m.raw(&hdr)
-        .attr(IFA_LOCAL, &ip.octets())
-        .attr(IFA_ADDRESS, &ip.octets())
-        .attr_u32(IFA_FLAGS, IFA_F_NODAD);
+    m.raw(&hdr).attr(IFA_LOCAL, addr).attr(IFA_ADDRESS, addr);
+    if flags != 0 {
+        m.attr_u32(IFA_FLAGS, flags);
+    }
     match s.request(&mut m) {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
         r => r,

@@ -94,17 +94,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<i32, Failure> {
                 .and_then(|r| r.created)
         };
         rows.retain(|r| {
-            let labels = || -> Vec<(String, String)> {
-                e.inspect_image(&format!("sha256:{}", r.id))
-                    .ok()
-                    .and_then(|d| d["Config"]["Labels"].as_object().cloned())
-                    .map(|m| {
-                        m.into_iter()
-                            .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
+            let labels = || e.image_labels(&format!("sha256:{}", r.id));
             filters.image(r, &labels, &created_of)
         });
     }

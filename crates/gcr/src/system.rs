@@ -282,22 +282,12 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
         } => {
             let f = crate::filters::prune_filter(&filter, "system", crate::parity::UNTIL_LABEL)?;
             // Volumes have no `until` (as dockerd refuses it with --volumes).
-            let vf = if volumes {
-                let labels: Vec<String> = filter
-                    .iter()
-                    .filter(|x| !x.starts_with("until="))
-                    .cloned()
-                    .collect();
-                if labels.len() != filter.len() {
-                    return Err(Failure::new(
-                        125,
-                        "the until filter does not apply to volumes; leave out --volumes or the until filter".into(),
-                    ));
-                }
-                crate::filters::prune_filter(&labels, "volume", &["label", "label!"])?
-            } else {
-                Default::default()
-            };
+            if volumes && f.has_until() {
+                return Err(Failure::new(
+                    125,
+                    "the until filter does not apply to volumes; leave out --volumes or the until filter".into(),
+                ));
+            }
             // Docker's order and scope: stopped containers, unused user networks, then
             // dangling images (every unused one with -a), anonymous volumes with --volumes.
             let c = e.container_prune_with(&f)?;
@@ -308,7 +298,7 @@ pub fn dispatch(e: &Engine, cmd: Cmd) -> Result<i32, Failure> {
                 outln!("Deleted network: {n}")?;
             }
             if volumes {
-                for v in e.volume_prune_with(false, &vf)? {
+                for v in e.volume_prune_with(false, &f)? {
                     outln!("Deleted volume: {v}")?;
                 }
             }

@@ -107,7 +107,10 @@ impl Engine {
             };
             if !matches!(r.state, State::Exited | State::Created)
                 || r.extra.being_started()
-                || !f.admits(Some(r.created_at), &r.config.resolved.labels)
+                || !f.admits(
+                    Some(r.created_at),
+                    r.config.resolved.labels.iter().map(|(k, v)| (k, v)),
+                )
             {
                 continue;
             }

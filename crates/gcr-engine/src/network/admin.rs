@@ -421,14 +421,9 @@ impl Engine {
         let mut gone = Vec::new();
         for n in self.network_list()? {
             let user = !matches!(n.name.as_str(), "bridge" | "host" | "none");
-            let labels: Vec<(String, String)> = n
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
             if user
                 && n.containers.is_empty()
-                && f.admits(Some(n.created), &labels)
+                && f.admits(Some(n.created), &n.labels)
                 && self.network_remove(&n.name).is_ok()
             {
                 gone.push(n.name);

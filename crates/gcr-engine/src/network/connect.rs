@@ -75,12 +75,18 @@ pub(crate) fn check_endpoint_opts(
     Ok(())
 }
 
+/// Whether network mode `network` is a user-defined network (not the default bridge,
+/// `none`, `host` or `container:X`): the only ones with aliases and chosen addresses.
+fn is_user_network(network: &str) -> bool {
+    !(matches!(network, DEFAULT | "none" | "host") || network.starts_with("container:"))
+}
+
 /// `--ip6` parsed, on a user network.
 fn check_ip6(network: &str, ip6: Option<&str>) -> Result<Option<Ipv6Addr>, EngineError> {
     let Some(ip) = ip6 else {
         return Ok(None);
     };
-    if matches!(network, DEFAULT | "none" | "host") || network.starts_with("container:") {
+    if !is_user_network(network) {
         return Err(EngineError::Usage(format!(
             "a user-specified IPv6 address (--ip6 {ip}) is supported on user-defined networks only, not {network}"
         )));
@@ -96,10 +102,7 @@ fn check_syntax(
     aliases: &[String],
     ip: Option<&str>,
 ) -> Result<Option<Ipv4Addr>, EngineError> {
-    let user = !(network == DEFAULT
-        || network == "none"
-        || network == "host"
-        || network.starts_with("container:"));
+    let user = is_user_network(network);
     if !aliases.is_empty() && !user {
         return Err(EngineError::Usage(format!(
             "network-scoped aliases are supported only on user-defined networks, not {network}; create one with 'gcr network create NAME'"

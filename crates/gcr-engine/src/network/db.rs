@@ -55,6 +55,16 @@ impl NetRow {
         self.subnet6
             .map(|s| self.own_gateway6.unwrap_or(s.gateway()))
     }
+
+    /// The IPv6 side of endpoint `ep` on this network (address, prefix, gateway), when both
+    /// have one: how it is wired, and what inspect shows.
+    pub fn v6_of(&self, ep: &Endpoint) -> Option<gcr_net::netns::V6> {
+        Some(gcr_net::netns::V6 {
+            ip: ep.ip6?,
+            prefix: self.subnet6?.prefix,
+            gateway: self.gateway6()?,
+        })
+    }
 }
 
 /// One container's attachment to one network.

@@ -55,14 +55,23 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
         [&net.name],
         |r| r.get(0),
     )?;
+    // The addresses in use, both families in one read.
     let mut used = HashSet::new();
+    let mut used6 = HashSet::new();
     {
-        let mut st = conn.prepare("SELECT ip FROM net_endpoints WHERE network = ?1")?;
-        for ip in st.query_map([&net.name], |r| r.get::<_, String>(0))? {
-            if let Ok(a) = ip?.parse::<Ipv4Addr>() {
+        let mut st = conn.prepare("SELECT ip, ip6 FROM net_endpoints WHERE network = ?1")?;
+        let rows = st.query_map([&net.name], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (ip, ip6) = row?;
+            if let Ok(a) = ip.parse::<Ipv4Addr>() {
                 if net.subnet.contains(a) {
                     used.insert(net.subnet.offset(a));
                 }
+            }
+            if let Ok(a) = ip6.parse::<Ipv6Addr>() {
+                used6.insert(a);
             }
         }
     }
@@ -94,7 +103,7 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
         o
     };
     ep.ip = net.subnet.host(pick);
-    ep.ip6 = lease6(conn, net, ep.ip6, pick)?;
+    ep.ip6 = lease6(net, used6, ep.ip6, pick)?;
     conn.execute(
         "INSERT INTO net_endpoints (container, network, ip, names, veth, ifname, ip6) \
          VALUES (?1,?2,?3,?4,?5,?6,?7)",
@@ -117,26 +126,17 @@ pub fn lease(conn: &Connection, net: &NetRow, ep: &mut Endpoint) -> Result<(), E
 
 /// The IPv6 address of a new endpoint on `net` (None when the network has no IPv6
 /// subnet): `want` (`--ip6`) when free, else the IPv4 lease's host offset `offset4` in the
-/// IPv6 subnet (so `10.7.0.5` goes with `fd00:7::5`), else the lowest free one. Runs in
-/// [`lease`]'s transaction.
+/// IPv6 subnet (so `10.7.0.5` goes with `fd00:7::5`), else the lowest free one; `used`:
+/// the network's IPv6 addresses in use, read by [`lease`] in its transaction.
 fn lease6(
-    conn: &Connection,
     net: &NetRow,
+    mut used: HashSet<Ipv6Addr>,
     want: Option<Ipv6Addr>,
     offset4: u32,
 ) -> Result<Option<Ipv6Addr>, EngineError> {
     let Some(sn) = net.subnet6 else {
         return Ok(None);
     };
-    let mut used = HashSet::new();
-    {
-        let mut st = conn.prepare_cached("SELECT ip6 FROM net_endpoints WHERE network = ?1")?;
-        for ip in st.query_map([&net.name], |r| r.get::<_, String>(0))? {
-            if let Ok(a) = ip?.parse::<Ipv6Addr>() {
-                used.insert(a);
-            }
-        }
-    }
     used.extend(net.gateway6());
     if let Some(ip) = want {
         wanted_ip6(net, ip)?;

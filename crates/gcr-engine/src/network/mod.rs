@@ -361,14 +361,7 @@ fn wiring(
         default_route,
         mtu: opts.mtu,
         isolated: !opts.icc,
-        v6: match (ep.ip6, net.subnet6, net.gateway6()) {
-            (Some(ip), Some(sn), Some(gateway)) => Some(netns::V6 {
-                ip,
-                prefix: sn.prefix,
-                gateway,
-            }),
-            _ => None,
-        },
+        v6: net.v6_of(ep),
     }
 }
 

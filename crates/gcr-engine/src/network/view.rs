@@ -185,9 +185,7 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
     let ports = publish::port_map(publish::split(&ep.ports), |s| {
         (s.host_ip.to_string(), s.host_port.to_string())
     });
-    let v6 = net
-        .as_ref()
-        .and_then(|n| Some((ep.ip6?, n.subnet6?, n.gateway6()?)));
+    let v6 = net.as_ref().and_then(|n| n.v6_of(ep));
     serde_json::json!({
         "Network": network,
         "IPAddress": ep.ip.to_string(),
@@ -195,9 +193,9 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
         "Gateway": net.as_ref().map(|n| n.gateway().to_string()).unwrap_or_default(),
         "Bridge": net.as_ref().map(|n| n.bridge.clone()).unwrap_or_default(),
         "MacAddress": gcr_net::link::mac_text(gcr_net::link::mac_for(ep.ip)),
-        "GlobalIPv6Address": v6.map(|v| v.0.to_string()).unwrap_or_default(),
-        "GlobalIPv6PrefixLen": v6.map_or(0, |v| v.1.prefix),
-        "IPv6Gateway": v6.map(|v| v.2.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": v6.map(|v| v.ip.to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": v6.map_or(0, |v| v.prefix),
+        "IPv6Gateway": v6.map(|v| v.gateway.to_string()).unwrap_or_default(),
         "HostVeth": ep.veth,
         "Ports": ports,
         "Networks": networks,
@@ -261,13 +259,11 @@ fn endpoint_view(
         ),
         _ => (String::new(), 0, String::new(), String::new()),
     };
-    let (ipv6_gateway, global_ipv6_address, global_ipv6_prefix_len) = match (
-        ep.and_then(|e| e.ip6),
-        net.and_then(|n| Some((n.subnet6?, n.gateway6()?))),
-    ) {
-        (Some(a), Some((sn, gw))) => (gw.to_string(), a.to_string(), sn.prefix),
-        _ => (String::new(), String::new(), 0),
-    };
+    let (ipv6_gateway, global_ipv6_address, global_ipv6_prefix_len) =
+        match net.zip(ep).and_then(|(n, e)| n.v6_of(e)) {
+            Some(v) => (v.gateway.to_string(), v.ip.to_string(), v.prefix),
+            None => (String::new(), String::new(), 0),
+        };
     EndpointView {
         ipam_config: (ip.is_some() || ip6.is_some()).then(|| IpamConfig {
             ipv4_address: ip.clone(),

@@ -159,12 +159,9 @@ impl Engine {
     ) -> Result<Vec<String>, EngineError> {
         let mut gone = Vec::new();
         for v in self.volume_list()? {
-            let labels: Vec<(String, String)> = v
-                .labels
-                .iter()
-                .map(|(k, x)| (k.clone(), x.clone()))
-                .collect();
-            if v.containers.is_empty() && (all || v.anonymous) && f.admits(Some(v.created), &labels)
+            if v.containers.is_empty()
+                && (all || v.anonymous)
+                && f.admits(Some(v.created), &v.labels)
             {
                 self.volume_delete(&v.name)?;
                 gone.push(v.name);
