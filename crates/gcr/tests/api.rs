@@ -855,8 +855,10 @@ fn past_events(svc: &Service, args: &[&str]) -> String {
     svc.ok(&all)
 }
 
-/// Runs `cmd` under a pty (util-linux `script`), feeding `input`; its output and exit code.
-fn in_pty(svc: &Service, cmd: &str, input: &str) -> (String, Option<i32>) {
+/// Runs `cmd` under a pty (util-linux `script`), typing `input` once the terminal shows
+/// `ready` (the CLI has set its terminal raw by then: input typed earlier can be flushed);
+/// its output and exit code.
+fn in_pty(svc: &Service, cmd: &str, ready: &str, input: &str) -> (String, Option<i32>) {
     let mut c = svc.docker_cmd(&[]);
     let docker_env: Vec<(String, String)> = c
         .get_envs()
@@ -871,19 +873,42 @@ fn in_pty(svc: &Service, cmd: &str, input: &str) -> (String, Option<i32>) {
     .envs(docker_env)
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .stderr(Stdio::null());
     let mut child = c.spawn().expect("script");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    let feeder = std::thread::spawn(move || {
-        // Typed after the shell is up; the pipe stays open until the command ends.
-        std::thread::sleep(Duration::from_millis(700));
-        let _ = std::io::Write::write_all(&mut stdin, input.as_bytes());
-        std::thread::sleep(Duration::from_secs(5));
-    });
-    let out = child.wait_with_output().expect("script output");
-    drop(feeder);
-    (stdout(&out), out.status.code())
+    let mut stdin = child.stdin.take();
+    let mut out = child.stdout.take().unwrap();
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut out, &mut buf) {
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&shown.lock().unwrap()).replace('\r', "");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut typed = false;
+    // The pipe stays open until the command ends: script ends the session with its input.
+    while !reader.is_finished() && Instant::now() < deadline {
+        if !typed && text().contains(ready) {
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(s) = stdin.as_mut() {
+                let _ = std::io::Write::write_all(s, input.as_bytes());
+            }
+            typed = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !reader.is_finished() {
+        let _ = child.kill();
+    }
+    drop(stdin.take());
+    let status = child.wait().expect("script status");
+    let _ = reader.join();
+    assert!(typed, "{cmd:?} never showed {ready:?}: {}", text());
+    (text(), status.code())
 }
 
 #[test]
@@ -946,6 +971,7 @@ fn docker_exec_and_terminals() {
     let (out, code) = in_pty(
         &svc,
         "exec -it ex sh -c 'tty; read x; echo typed-$x; exit 5'",
+        "/dev/pts/",
         "abc\r",
     );
     assert_eq!(code, Some(5), "{out}");
@@ -956,6 +982,7 @@ fn docker_exec_and_terminals() {
     let (out, code) = in_pty(
         &svc,
         &format!("run --rm -it {IMAGE} sh"),
+        "# ",
         "echo in-$((40+2)); exit 9\r",
     );
     assert_eq!(code, Some(9), "{out}");
