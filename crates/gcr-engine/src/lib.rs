@@ -52,6 +52,7 @@ pub mod units {
 
 /// The port-publishing relay daemon (`gcr network __proxy`).
 pub mod proxy {
+    pub use gcr_net::dns::Resolver;
     pub use gcr_net::proxy::{daemonize, serve, Relay};
     pub use gcr_net::Proto;
 }

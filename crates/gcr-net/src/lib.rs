@@ -7,6 +7,7 @@
 pub mod addr;
 pub mod addr6;
 pub mod dnat;
+pub mod dns;
 pub mod firewall;
 pub mod link;
 pub mod netlink;

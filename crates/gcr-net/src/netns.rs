@@ -117,6 +117,18 @@ fn in_netns<T: Send>(
     })
 }
 
+/// The embedded DNS server's UDP and TCP sockets, bound at 127.0.0.11:53 inside namespace
+/// `ns` (its loopback is up: every 127/8 address is local there) and served from this one.
+pub fn bind_dns(ns: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd), NetError> {
+    in_netns(ns, || {
+        let at = std::net::SocketAddr::from((crate::dns::ADDRESS, 53));
+        let what = || format!("binding the embedded DNS server at {at}");
+        let udp = std::net::UdpSocket::bind(at).map_err(NetError::os(what()))?;
+        let tcp = std::net::TcpListener::bind(at).map_err(NetError::os(what()))?;
+        Ok((udp.into(), tcp.into()))
+    })
+}
+
 /// Points the default routes of the existing namespace `ns` (a running container's)
 /// through `gateway` (and `gateway6`, on a dual-stack network) on its interface `ifname`
 /// (the container's new first network, after it left the one that had the default

@@ -1,6 +1,7 @@
 //! The userland port proxy: a small process per container that accepts on the host
 //! listeners gcr bound (so a taken port fails `run` itself) and relays to the container's
-//! address. TCP is relayed with splice(2) through a pipe in each direction (no copies to user
+//! address; on a user network the same process serves the container's embedded DNS server
+//! ([`crate::dns`]). TCP is relayed with splice(2) through a pipe in each direction (no copies to user
 //! space); UDP by datagram with one connected socket per client. The proxy exits when the
 //! process holding the container dies, so a crash cannot leave it behind.
 
@@ -56,11 +57,14 @@ pub fn daemonize() -> Result<(), NetError> {
     Ok(())
 }
 
-/// Serves every relay until `holder` exits (the caller then exits: the relay threads
-/// end with the process).
-pub fn serve(relays: Vec<Relay>, holder: i32) {
+/// Serves every relay, and the container's embedded DNS server when given, until `holder`
+/// exits (the caller then exits: the serving threads end with the process).
+pub fn serve(relays: Vec<Relay>, dns: Option<crate::dns::Resolver>, holder: i32) {
     for r in relays {
         let _ = spawn_relay(r);
+    }
+    if let Some(d) = dns {
+        let _ = crate::dns::spawn(d);
     }
     wait_for_exit(holder);
 }

@@ -1,7 +1,9 @@
 //! Text of a container's `/etc/resolv.conf` (the host's resolvers minus loopback ones, which
-//! mean nothing inside another namespace) and `/etc/hosts`.
+//! mean nothing inside another namespace; on a user network the embedded server at
+//! 127.0.0.11, which forwards to the host's resolvers, loopback ones included) and
+//! `/etc/hosts`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Filters resolv.conf text: `nameserver` lines with loopback addresses are left out.
 pub fn without_loopback(text: &str) -> String {
@@ -42,6 +44,65 @@ pub fn container_resolv_conf() -> String {
         }
     }
     filtered
+}
+
+/// The words of resolv.conf `text`'s `key` lines (`nameserver`, `search`, `options`).
+pub fn words<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(key)).then_some(w)
+        })
+        .flatten()
+        .collect()
+}
+
+/// The servers the embedded DNS server forwards to: `flags` (`--dns`) when given, else the
+/// host's nameservers (loopback ones included: the server runs in the host's namespace),
+/// else systemd-resolved's upstream list. Port 53.
+pub fn upstreams(flags: &[String]) -> Vec<SocketAddr> {
+    let parse = |ws: Vec<&str>| -> Vec<SocketAddr> {
+        ws.into_iter()
+            .filter_map(|w| w.parse::<IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect()
+    };
+    if !flags.is_empty() {
+        return parse(flags.iter().map(String::as_str).collect());
+    }
+    for file in ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let found = parse(words(&text, "nameserver"));
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    Vec::new()
+}
+
+/// The resolv.conf of a container served by the embedded DNS server: `nameserver
+/// 127.0.0.11`, `search` and `options` as given (Docker's `ndots:0` unless one is), and a
+/// comment saying where other names go.
+pub fn embedded_resolv_conf(search: &[&str], options: &[&str], upstreams: &[SocketAddr]) -> String {
+    let mut s = format!("nameserver {}\n", crate::dns::ADDRESS);
+    if !search.is_empty() {
+        s.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    let mut opts: Vec<&str> = options.to_vec();
+    if !opts.iter().any(|o| o.starts_with("ndots:")) {
+        opts.insert(0, "ndots:0");
+    }
+    s.push_str(&format!("options {}\n", opts.join(" ")));
+    let ups: Vec<String> = upstreams.iter().map(|u| u.ip().to_string()).collect();
+    if ups.is_empty() {
+        s.push_str("# gcr's embedded DNS server: names outside the container's networks are not resolved\n");
+    } else {
+        s.push_str(&format!(
+            "# gcr's embedded DNS server; other names go to: {}\n",
+            ups.join(" ")
+        ));
+    }
+    s
 }
 
 /// `/etc/hosts`: localhost lines, the container itself (each of its addresses: IPv4, and
@@ -95,5 +156,28 @@ mod tests {
         );
         assert!(h.ends_with("10.88.0.3\tdb\n"));
         assert!(hosts_file(&[], &["abc"], &[]).ends_with("127.0.1.1\tabc\n"));
+    }
+
+    #[test]
+    fn embedded_resolv_conf_points_at_the_server() {
+        let t = "search corp.example\nnameserver 127.0.0.53\noptions edns0 ndots:2\n";
+        assert_eq!(words(t, "options"), vec!["edns0", "ndots:2"]);
+        let ups = upstreams(&["192.0.2.1".into(), "not-an-ip".into(), "::1".into()]);
+        assert_eq!(
+            ups,
+            vec!["192.0.2.1:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
+        );
+        let text = embedded_resolv_conf(&words(t, "search"), &words(t, "options"), &ups);
+        assert!(
+            text.starts_with("nameserver 127.0.0.11\nsearch corp.example\noptions edns0 ndots:2\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("go to: 192.0.2.1 ::1\n"), "{text}");
+        let text = embedded_resolv_conf(&[], &["edns0"], &[]);
+        assert!(
+            text.starts_with("nameserver 127.0.0.11\noptions ndots:0 edns0\n# "),
+            "{text}"
+        );
+        assert!(text.contains("not resolved"));
     }
 }

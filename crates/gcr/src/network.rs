@@ -109,7 +109,7 @@ pub enum NetworkCmd {
     /// Take this store's bridges, firewall rules and run-dir tmpfs off the host (they return on next use).
     #[command(name = "__teardown", hide = true)]
     Teardown,
-    /// The port proxy of one container: ID HOLDER_PID FD:PROTO:IP:PORT...
+    /// The port proxy and DNS server of one container: ID HOLDER_PID FD:PROTO:IP:PORT... dns-*=...
     #[command(name = "__proxy", hide = true)]
     Proxy {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -526,21 +526,41 @@ fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
     }
 }
 
-/// `gcr network __proxy ID HOLDER FD:PROTO:IP:PORT...`: detaches, then relays until the
-/// holder exits. Prints the daemon's pid for the engine.
+/// `gcr network __proxy ID HOLDER [FD:PROTO:IP:PORT...] [dns-udp=FD dns-tcp=FD
+/// dns-hosts=PATH [dns-up=ADDR:PORT...]]`: detaches, then relays (and serves the embedded
+/// DNS server) until the holder exits. Prints the daemon's pid for the engine.
 fn proxy(args: &[String]) -> Result<i32, Failure> {
     let bad = |m: &str| Failure::new(2, format!("__proxy: {m}"));
     let [_id, holder, maps @ ..] = args else {
-        return Err(bad("usage: ID HOLDER_PID FD:PROTO:IP:PORT..."));
+        return Err(bad("usage: ID HOLDER_PID FD:PROTO:IP:PORT... [dns-udp=FD dns-tcp=FD dns-hosts=PATH dns-up=ADDR...]"));
     };
     let holder: i32 = holder.parse().map_err(|_| bad("bad holder pid"))?;
+    let inherited = |fd: &str| -> Result<std::os::fd::OwnedFd, Failure> {
+        let fd: i32 = fd.parse().map_err(|_| bad("bad fd"))?;
+        if fd < 3 {
+            return Err(bad("bad fd"));
+        }
+        // SAFETY: the engine passed us this descriptor number, inherited for our sole use;
+        // each argument names another one and is taken once.
+        Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    };
     let mut relays = Vec::new();
+    let (mut udp, mut tcp, mut hosts, mut ups) = (None, None, None, Vec::new());
     for m in maps {
+        if let Some((key, value)) = m.split_once('=') {
+            match key {
+                "dns-udp" if udp.is_none() => udp = Some(inherited(value)?),
+                "dns-tcp" if tcp.is_none() => tcp = Some(inherited(value)?),
+                "dns-hosts" => hosts = Some(std::path::PathBuf::from(value)),
+                "dns-up" => ups.push(value.parse().map_err(|_| bad("bad upstream server"))?),
+                _ => return Err(bad("bad dns argument")),
+            }
+            continue;
+        }
         let f: Vec<&str> = m.split(':').collect();
         let [fd, proto, ip, port] = f.as_slice() else {
             return Err(bad("bad mapping"));
         };
-        let fd: i32 = fd.parse().map_err(|_| bad("bad fd"))?;
         let proto = match *proto {
             "tcp" => gcr_engine::proxy::Proto::Tcp,
             "udp" => gcr_engine::proxy::Proto::Udp,
@@ -550,16 +570,24 @@ fn proxy(args: &[String]) -> Result<i32, Failure> {
             ip.parse().map_err(|_| bad("bad address"))?,
             port.parse().map_err(|_| bad("bad port"))?,
         );
-        // SAFETY: the engine passed us this descriptor number, inherited for our sole use.
-        let listener = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         relays.push(gcr_engine::proxy::Relay {
-            listener,
+            listener: inherited(fd)?,
             proto,
             target,
         });
     }
+    let dns = match (udp, tcp, hosts) {
+        (Some(udp), Some(tcp), Some(hosts)) => Some(gcr_engine::proxy::Resolver {
+            udp,
+            tcp,
+            hosts,
+            upstreams: ups,
+        }),
+        (None, None, None) => None,
+        _ => return Err(bad("the dns server needs dns-udp, dns-tcp and dns-hosts")),
+    };
     gcr_engine::proxy::daemonize().map_err(|e| Failure::new(1, e.to_string()))?;
-    gcr_engine::proxy::serve(relays, holder);
+    gcr_engine::proxy::serve(relays, dns, holder);
     // The relays are threads of this process: leave at once, without waiting for them.
     std::process::exit(0)
 }

@@ -322,7 +322,7 @@ const ROWS: &[Row] = &[
         "run",
         "run --dns, --dns-search, --dns-option",
         Same,
-        "",
+        "on a user network resolv.conf names the embedded server (127.0.0.11), which forwards to the --dns servers",
         Works(
             &[
                 "run",
@@ -852,7 +852,7 @@ const ROWS: &[Row] = &[
         "system",
         "network connect [--alias] [--ip] [--ip6] | disconnect",
         Same,
-        "created, running or stopped containers, several networks each (eth0, eth1, ...); leaving the first moves the default route; aliases resolve through /etc/hosts",
+        "created, running or stopped containers, several networks each (eth0, eth1, ...); leaving the first moves the default route; names and aliases resolve through /etc/hosts and the embedded DNS server (127.0.0.11)",
         Works(&["network", "connect", "--help"], "--alias"),
     ),
     row(

@@ -5,6 +5,7 @@
 //! by a guard even when a test fails.
 
 mod common;
+mod netdns;
 mod netipv6;
 mod netmulti;
 

@@ -23,10 +23,12 @@ pub(crate) enum Files<'a> {
     /// The host's namespace: the host's own hosts and resolv.conf.
     Host,
     /// A bridge network's addresses (IPv4, and IPv6 on a dual-stack network), with the
-    /// other members to list (user networks).
+    /// other members to list (user networks), and on a user network the servers the
+    /// embedded DNS server forwards to (`nameserver 127.0.0.11`).
     Bridge {
         ips: &'a [IpAddr],
         peers: &'a [Endpoint],
+        dns: Option<&'a [std::net::SocketAddr]>,
     },
 }
 
@@ -64,7 +66,14 @@ impl Engine {
         let dir = self.make_container_run_dir(&r.id)?;
         let names = own_names(r);
         let names: Vec<&str> = names.split(' ').collect();
-        let (hosts, resolv) = with_flags(r, texts(what, &names, &r.id));
+        let embedded = match &what {
+            Files::Bridge { dns: Some(ups), .. } => Some(embedded_resolv(r, ups)),
+            _ => None,
+        };
+        let (hosts, mut resolv) = with_flags(r, texts(what, &names, &r.id));
+        if embedded.is_some() {
+            resolv = embedded;
+        }
         let hostname = format!("{}\n", r.config.resolved.hostname);
         let mut files = vec![("hosts", hosts), ("hostname", hostname)];
         files.extend(resolv.map(|t| ("resolv.conf", t)));
@@ -140,7 +149,7 @@ fn texts(what: Files<'_>, names: &[&str], own: &str) -> (String, Option<String>)
                 .unwrap_or_else(|_| gcr_net::resolv::hosts_file(&[], names, &[])),
             Some(std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
         ),
-        Files::Bridge { ips, peers } => (
+        Files::Bridge { ips, peers, .. } => (
             gcr_net::resolv::hosts_file(ips, names, &peer_lines(own, peers)),
             Some(gcr_net::resolv::container_resolv_conf()),
         ),
@@ -225,6 +234,29 @@ fn with_flags(
         text.push_str(&format!("options {}\n", options.join(" ")));
     }
     (hosts, Some(text))
+}
+
+/// The resolv.conf of container `r` on a user network: the embedded server, the host's
+/// `search` and `options` unless `--dns-search` / `--dns-option` say otherwise (`--dns`
+/// names the servers it forwards to, `upstreams`).
+fn embedded_resolv(r: &Record, upstreams: &[std::net::SocketAddr]) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let o = &r.config.opts;
+    let pick = |flag: &[String], key: &str| -> Vec<String> {
+        if flag.is_empty() {
+            gcr_net::resolv::words(&host, key)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        } else {
+            flag.to_vec()
+        }
+    };
+    let search = pick(&o.dns_search, "search");
+    let options = pick(&o.dns_options, "options");
+    let s: Vec<&str> = search.iter().map(String::as_str).collect();
+    let op: Vec<&str> = options.iter().map(String::as_str).collect();
+    gcr_net::resolv::embedded_resolv_conf(&s, &op, upstreams)
 }
 
 /// The names a container answers to on its first network: its hostname, its name and its

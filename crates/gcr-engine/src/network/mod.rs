@@ -212,6 +212,11 @@ impl Engine {
         if extras {
             self.attach_extras(r, std::os::fd::AsFd::as_fd(&fd))?;
         }
+        let dns = if net.name == DEFAULT {
+            None
+        } else {
+            Some(self.embedded_dns(r, std::os::fd::AsFd::as_fd(&fd))?)
+        };
         let path = keep_netns(&r.id, fd);
         let mounts = if net.name == DEFAULT {
             self.net_files(
@@ -219,6 +224,7 @@ impl Engine {
                 Files::Bridge {
                     ips: &ep.ips(),
                     peers: &[],
+                    dns: None,
                 },
             )?
         } else {
@@ -229,6 +235,7 @@ impl Engine {
                     Files::Bridge {
                         ips: &ep.ips(),
                         peers: &peers,
+                        dns: dns.as_ref().map(|d| d.upstreams.as_slice()),
                     },
                 )?;
                 self.refresh_hosts(tx, &net.name);
@@ -253,8 +260,12 @@ impl Engine {
                 .as_deref()
                 .unwrap_or(""),
         );
-        if !specs.is_empty() {
-            let bound = publish::bind_all(&specs)?;
+        let bound = if specs.is_empty() {
+            Vec::new()
+        } else {
+            publish::bind_all(&specs)?
+        };
+        if !bound.is_empty() || dns.is_some() {
             let fwd: Vec<gcr_net::dnat::Forward> = bound
                 .iter()
                 .map(|(s, _)| gcr_net::dnat::Forward {
@@ -264,14 +275,43 @@ impl Engine {
                     container_port: s.container_port,
                 })
                 .collect();
-            self.start_proxy(&r.id, ep.ip, bound)?;
+            self.start_proxy(&r.id, ep.ip, bound, dns)?;
             // Local clients take the kernel path; the proxy keeps the ports and serves
             // everyone else (and everyone, where nftables is missing).
-            gcr_net::dnat::install(&r.id, &net.bridge, ep.ip, &fwd);
+            if !fwd.is_empty() {
+                gcr_net::dnat::install(&r.id, &net.bridge, ep.ip, &fwd);
+            }
         }
         Ok(NetAttachment {
             network: gcr_runtime::Network::Join(path),
             mounts,
+        })
+    }
+
+    /// The embedded DNS server of container `r` on a user network: its sockets at
+    /// 127.0.0.11:53 in namespace `ns`, its hosts file, and the servers other names go to
+    /// (none when all its networks are internal: nothing outside is reached by name either).
+    fn embedded_dns(
+        &self,
+        r: &Record,
+        ns: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<gcr_net::dns::Resolver, EngineError> {
+        let (udp, tcp) = netns::bind_dns(ns).map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot start the DNS server of container {}: {e}",
+                r.name
+            ))
+        })?;
+        let upstreams = if self.routing_network(&r.config).is_some() {
+            gcr_net::resolv::upstreams(&r.config.opts.dns)
+        } else {
+            Vec::new()
+        };
+        Ok(gcr_net::dns::Resolver {
+            udp,
+            tcp,
+            hosts: self.container_run_dir(&r.id).join("hosts"),
+            upstreams,
         })
     }
 

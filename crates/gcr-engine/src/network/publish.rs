@@ -145,12 +145,14 @@ pub(crate) fn split(s: &str) -> Vec<PortSpec> {
 }
 
 impl Engine {
-    /// Starts the proxy for `bound` (relaying to `ip`), records ports and pid.
+    /// Starts the proxy for `bound` (relaying to `ip`) and `dns` (the container's embedded
+    /// DNS server), records ports and pid.
     pub(crate) fn start_proxy(
         &self,
         id: &str,
         ip: Ipv4Addr,
         bound: Vec<(PortSpec, OwnedFd)>,
+        dns: Option<gcr_net::dns::Resolver>,
     ) -> Result<(), EngineError> {
         let mut args = vec![
             "--root".to_string(),
@@ -161,34 +163,37 @@ impl Engine {
             std::process::id().to_string(),
         ];
         let mut inherit = Vec::new();
-        for (s, fd) in &bound {
-            // A dup without close-on-exec is inherited by the proxy under the same number.
-            // SAFETY: dup of a descriptor we own; the result is checked and closed below.
-            let d = unsafe { libc::dup(fd.as_raw_fd()) };
-            if d < 0 {
-                return Err(EngineError::Io(
-                    "duplicating a port socket".into(),
-                    std::io::Error::last_os_error(),
+        let dups = (|| {
+            for (s, fd) in &bound {
+                let d = inheritable(fd, &mut inherit)?;
+                args.push(format!(
+                    "{d}:{}:{}:{}",
+                    s.proto.as_str(),
+                    ip,
+                    s.container_port
                 ));
             }
-            inherit.push(d);
-            args.push(format!(
-                "{d}:{}:{}:{}",
-                s.proto.as_str(),
-                ip,
-                s.container_port
-            ));
-        }
-        let out = Command::new(self_exe())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output();
+            if let Some(r) = &dns {
+                args.push(format!("dns-udp={}", inheritable(&r.udp, &mut inherit)?));
+                args.push(format!("dns-tcp={}", inheritable(&r.tcp, &mut inherit)?));
+                args.push(format!("dns-hosts={}", r.hosts.display()));
+                args.extend(r.upstreams.iter().map(|u| format!("dns-up={u}")));
+            }
+            Ok::<_, EngineError>(())
+        })();
+        let out = dups.and_then(|()| {
+            Command::new(self_exe())
+                .args(&args)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .map_err(|e| EngineError::Io("starting the port proxy".into(), e))
+        });
         for d in inherit {
-            // SAFETY: closing the duplicates made above, owned by nobody else.
+            // SAFETY: closing the duplicates made by `inheritable`, owned by nobody else.
             unsafe { libc::close(d) };
         }
-        let out = out.map_err(|e| EngineError::Io("starting the port proxy".into(), e))?;
+        let out = out?;
         let pid: i32 = String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
@@ -269,6 +274,21 @@ pub(crate) fn kill_proxy(pid: i32, id: &str) {
     if cmd.contains("__proxy") && cmd.contains(id) {
         procfs::signal(pid, libc::SIGKILL);
     }
+}
+
+/// A duplicate of `fd` without close-on-exec, which the proxy inherits under its number
+/// (recorded in `made`, for the caller to close).
+fn inheritable(fd: &OwnedFd, made: &mut Vec<i32>) -> Result<i32, EngineError> {
+    // SAFETY: dup of a descriptor we own; the result is checked.
+    let d = unsafe { libc::dup(fd.as_raw_fd()) };
+    if d < 0 {
+        return Err(EngineError::Io(
+            "duplicating a socket for the port proxy".into(),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    made.push(d);
+    Ok(d)
 }
 
 /// The gcr binary (the proxy is `gcr network __proxy`).

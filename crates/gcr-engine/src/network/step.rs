@@ -84,6 +84,7 @@ impl Engine {
                     super::files::Files::Bridge {
                         ips: &ep.ips(),
                         peers: &[],
+                        dns: None,
                     },
                 )?,
             ))
