@@ -355,14 +355,11 @@ pub async fn network_create(st: &Shared, body: &[u8]) -> Result<Resp, HttpError>
         .filter(|s| !s.is_empty())
         .ok_or_else(|| HttpError::bad_request("network name (Name) must be given"))?
         .to_string();
-    if let Some(d) = body.get("Driver").and_then(Value::as_str) {
-        if !d.is_empty() && d != "bridge" {
-            return Err(HttpError::bad_request(format!(
-                "network driver '{d}' is not available; gcr makes bridge networks"
-            )));
-        }
-    }
-    let create = crate::networks::create_request(&name, &body)?;
+    let mut create = crate::networks::create_request(&name, &body)?;
+    create.driver = body
+        .get("Driver")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let n = st
         .engine(move |e| Ok(e.network_create_with(&name, &create)?))
         .await?;

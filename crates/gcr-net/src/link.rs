@@ -12,6 +12,7 @@ use crate::netlink::{RTM_DELLINK, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NE
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
@@ -22,6 +23,8 @@ const IFLA_INFO_SLAVE_KIND: u16 = 4;
 const IFLA_INFO_SLAVE_DATA: u16 = 5;
 const IFLA_BRPORT_ISOLATED: u16 = 33;
 const VETH_INFO_PEER: u16 = 1;
+const IFLA_MACVLAN_MODE: u16 = 1;
+const IFLA_IPVLAN_MODE: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_FLAGS: u16 = 8;
@@ -104,6 +107,79 @@ pub fn create_veth(s: &mut Socket, v: &Veth<'_>) -> io::Result<()> {
     }
     m.end().end().end();
     s.request(&mut m)
+}
+
+/// A sub-interface of a host interface, the container's own (Docker's macvlan and ipvlan
+/// drivers): its traffic leaves through the parent onto the parent's network, with no
+/// bridge, NAT or firewall of gcr's in the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubKind {
+    /// macvlan with `IFLA_MACVLAN_MODE` (private 1, vepa 2, bridge 4, passthru 8); its own
+    /// hardware address.
+    Macvlan(u32),
+    /// ipvlan with `IFLA_IPVLAN_MODE` (l2 0, l3 1); the parent's hardware address.
+    Ipvlan(u16),
+}
+
+/// A sub-interface to create.
+pub struct Sub<'a> {
+    /// Index of the parent interface in the socket's namespace.
+    pub parent: u32,
+    pub kind: SubKind,
+    /// Its name in `ns` (e.g. `eth0`).
+    pub name: &'a str,
+    /// The namespace it is created in (the container's; None: the socket's).
+    pub ns: Option<RawFd>,
+    /// Its hardware address (macvlan only).
+    pub mac: [u8; 6],
+    pub mtu: Option<u32>,
+}
+
+/// Creates sub-interface `v` of a parent in the socket's namespace directly in namespace
+/// `v.ns` (its name is never seen on the host).
+pub fn create_sub(s: &mut Socket, v: &Sub<'_>) -> io::Result<()> {
+    let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    m.ifinfo(0, 0, 0)
+        .attr_str(IFLA_IFNAME, v.name)
+        .attr_u32(IFLA_LINK, v.parent);
+    if let Some(ns) = v.ns {
+        m.attr_u32(IFLA_NET_NS_FD, ns as u32);
+    }
+    if let Some(mtu) = v.mtu {
+        m.attr_u32(IFLA_MTU, mtu);
+    }
+    match v.kind {
+        SubKind::Macvlan(mode) => m
+            .attr(IFLA_ADDRESS, &v.mac)
+            .begin(IFLA_LINKINFO)
+            .attr_str(IFLA_INFO_KIND, "macvlan")
+            .begin(IFLA_INFO_DATA)
+            .attr_u32(IFLA_MACVLAN_MODE, mode),
+        SubKind::Ipvlan(mode) => m
+            .begin(IFLA_LINKINFO)
+            .attr_str(IFLA_INFO_KIND, "ipvlan")
+            .begin(IFLA_INFO_DATA)
+            .attr(IFLA_IPVLAN_MODE, &mode.to_ne_bytes()),
+    };
+    m.end().end();
+    s.request(&mut m)
+}
+
+/// Whether this kernel makes `kind` sub-interfaces of `parent`: one is made under a
+/// throwaway name and deleted. Err with the kernel's answer (EOPNOTSUPP: no such driver
+/// built in or loaded).
+pub fn probe_sub(s: &mut Socket, parent: u32, kind: SubKind) -> io::Result<()> {
+    let name = format!("gcrp{}", std::process::id() % 100_000_000);
+    let v = Sub {
+        parent,
+        kind,
+        name: &name,
+        ns: None,
+        mac: [0x02, 0x42, 0, 0, 0, 1],
+        mtu: None,
+    };
+    create_sub(s, &v)?;
+    delete(s, &name)
 }
 
 /// Makes bridge port `name` (in the socket's namespace) isolated: the bridge forwards

@@ -31,6 +31,9 @@ pub struct Endpoint {
     pub isolated: bool,
     /// The IPv6 side of a dual-stack network.
     pub v6: Option<V6>,
+    /// A macvlan or ipvlan network: the interface is a sub-interface of this parent (its
+    /// index on the host) instead of a veth pair on `bridge` (`host_if` is unused then).
+    pub sub: Option<(u32, link::SubKind)>,
 }
 
 /// A container interface's IPv6 address on a dual-stack network.
@@ -117,6 +120,15 @@ fn in_netns<T: Send>(
     })
 }
 
+/// Deletes interface `ifname` inside namespace `ns` (a running container's macvlan or
+/// ipvlan interface, which has no host end to delete).
+pub fn delete_inside(ns: BorrowedFd<'_>, ifname: &str) -> Result<(), NetError> {
+    in_netns(ns, || {
+        let mut s = Socket::open().map_err(NetError::os("opening a netlink socket"))?;
+        link::delete(&mut s, ifname).map_err(NetError::os(format!("deleting {ifname}")))
+    })
+}
+
 /// The embedded DNS server's UDP and TCP sockets, bound at 127.0.0.11:53 inside namespace
 /// `ns` (its loopback is up: every 127/8 address is local there) and served from this one.
 pub fn bind_dns(ns: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd), NetError> {
@@ -161,6 +173,28 @@ pub fn set_default_route(
 /// Makes the veth pair of `ep` with its peer in `ns` (the calling thread's namespace) and
 /// configures the peer; `lo` is brought up too when `with_lo`.
 fn wire(host: &mut Socket, ns: RawFd, ep: &Endpoint, with_lo: bool) -> Result<(), NetError> {
+    if let Some((parent, kind)) = ep.sub {
+        let v = link::Sub {
+            parent,
+            kind,
+            name: &ep.peer_if,
+            ns: Some(ns),
+            mac: link::mac_for(ep.ip),
+            mtu: ep.mtu,
+        };
+        link::create_sub(host, &v).map_err(NetError::os(format!(
+            "creating {} on the parent interface (index {parent})",
+            ep.peer_if
+        )))?;
+        let r = configure_inside(ep, with_lo);
+        if r.is_err() {
+            // This thread is in the container's namespace: the interface is removed there.
+            if let Ok(mut s) = Socket::open() {
+                let _ = link::delete(&mut s, &ep.peer_if);
+            }
+        }
+        return r;
+    }
     let v = link::Veth {
         host: &ep.host_if,
         master: ep.bridge,

@@ -67,6 +67,7 @@ fn namespace_on_bridge_is_reachable_over_both_families() {
                 prefix: sub6.prefix,
                 gateway: sub6.gateway(),
             }),
+            sub: None,
         },
     )
     .unwrap();
@@ -154,6 +155,7 @@ fn second_interface_joins_an_existing_namespace() {
         mtu: None,
         isolated: false,
         v6: None,
+        sub: None,
     };
     let ns = netns::create_attached(&mut s, &ep(&br1, b1, &sub1, "eth0", true)).unwrap();
     netns::attach_existing(&mut s, ns.as_fd(), &ep(&br2, b2, &sub2, "eth1", false)).unwrap();

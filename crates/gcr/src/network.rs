@@ -39,12 +39,17 @@ pub enum NetworkCmd {
         /// Enable IPv6: containers get an IPv6 address and route besides their IPv4 ones.
         #[arg(long)]
         ipv6: bool,
-        /// A bridge driver option, KEY=VALUE (repeatable): com.docker.network.bridge.name,
+        /// A driver option, KEY=VALUE (repeatable). bridge: com.docker.network.bridge.name,
         /// com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc,
         /// com.docker.network.bridge.enable_ip_masquerade,
-        /// com.docker.network.bridge.host_binding_ipv4.
+        /// com.docker.network.bridge.host_binding_ipv4; macvlan: parent=IF,
+        /// macvlan_mode=bridge|private|vepa|passthru; ipvlan: parent=IF, ipvlan_mode=l2|l3.
         #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
         opt: Vec<String>,
+        /// bridge (gcr's own bridge, NAT, published ports), or macvlan / ipvlan: containers
+        /// as hosts of the parent interface's network (-o parent=IF).
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
         name: String,
     },
     /// Connect a container that is not running to a network (it has one network: a container
@@ -350,6 +355,7 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             ip_range,
             ipv6,
             opt,
+            driver,
             name,
         } => {
             let mut create = gcr_engine::network::admin::NetworkCreate {
@@ -357,6 +363,7 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
                 internal,
                 options: key_values("--opt", &opt)?,
                 ipv6,
+                driver: Some(driver),
                 ..Default::default()
             };
             for s in &subnet {

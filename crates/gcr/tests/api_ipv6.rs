@@ -1,8 +1,9 @@
 //! Dual-stack networks through `gcr system service` (issue 20): the stock docker CLI's
 //! `network create --ipv6 --subnet V4 --subnet V6`, `run --ip6`, `network connect --ip6`
 //! and the inspect fields it reads; docker-py's `networks.create(enable_ipv6=True, ipam=…)`;
-//! docker-compose's `enable_ipv6` network. Every response is checked against Docker's
-//! swagger by the service guard. Only addresses inside the test's networks are contacted.
+//! docker-compose's `enable_ipv6` network; the docker CLI's `network create -d macvlan -o
+//! parent=IF` and a container on it. Every response is checked against Docker's swagger by
+//! the service guard. Only addresses inside the test's networks are contacted.
 
 mod common;
 
@@ -266,4 +267,74 @@ fn compose_brings_up_an_enable_ipv6_network() {
     );
     let down = compose(&["down"]);
     assert!(down.status.success(), "{}", stderr(&down));
+}
+
+#[test]
+fn docker_cli_makes_macvlan_networks() {
+    if !need_root("docker_cli_makes_macvlan_networks")
+        || !need_tools("docker_cli_makes_macvlan_networks", &["docker"])
+    {
+        return;
+    }
+    let env = Env::new();
+    let (_, p4) = subnets(7);
+    let parent = common::links::Parent::new("a", &format!("{p4}1/24"));
+    let svc = Service::start(&env, &sock_host(env.root.path()), &[]);
+    let o = svc.docker(&["network", "create", "-d", "macvlan", "nolan"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("parent=INTERFACE"),
+        "{}",
+        stderr(&o)
+    );
+    svc.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        &format!("{p4}0/24"),
+        "-o",
+        &format!("parent={}", parent.0),
+        "lan",
+    ]);
+    let shown = svc.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Driver}} {{.Options.parent}}",
+        "lan",
+    ]);
+    assert_eq!(shown.trim(), format!("macvlan {}", parent.0));
+    let ls = svc.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "driver=macvlan",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(ls.trim(), "lan");
+    let ip = format!("{p4}50");
+    let out = svc.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "lan",
+        "--ip",
+        &ip,
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/address; ip -4 addr show eth0",
+    ]);
+    let mac: Vec<String> = ip
+        .split('.')
+        .map(|o| format!("{:02x}", o.parse::<u8>().unwrap()))
+        .collect();
+    assert!(
+        out.starts_with(&format!("02:42:{}", mac.join(":"))) && out.contains(&format!("{ip}/24")),
+        "{out}"
+    );
+    svc.ok(&["network", "rm", "lan"]);
+    drop(svc);
 }

@@ -833,7 +833,7 @@ const ROWS: &[Row] = &[
     ),
     row(
         "system",
-        "network create|ls|rm|inspect (--format TEMPLATE, create --label --internal --ipv6 --subnet V4/V6 --gateway --ip-range -o bridge.name/driver.mtu/enable_icc/enable_ip_masquerade/host_binding_ipv4, ls --filter name/id/driver/type/label)",
+        "network create|ls|rm|inspect (--format TEMPLATE, create -d bridge|macvlan|ipvlan --label --internal --ipv6 --subnet V4/V6 --gateway --ip-range -o bridge.name/driver.mtu/enable_icc/enable_ip_masquerade/host_binding_ipv4, -o parent/macvlan_mode/ipvlan_mode, ls --filter name/id/driver/type/label)",
         Same,
         "",
         Works(

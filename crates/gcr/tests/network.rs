@@ -7,6 +7,7 @@
 mod common;
 mod netdns;
 mod netipv6;
+mod netmacvlan;
 mod netmulti;
 
 use std::io::{Read, Write};

@@ -1,5 +1,5 @@
-//! `gcr network create|ls|rm|inspect`: user-defined bridge networks and the predefined
-//! `bridge`, `host` and `none`.
+//! `gcr network create|ls|rm|inspect`: user-defined networks (bridge, macvlan, ipvlan)
+//! and the predefined `bridge`, `host` and `none`.
 
 use std::collections::BTreeMap;
 
@@ -74,6 +74,8 @@ pub struct NetworkCreate {
     pub subnet6: Option<String>,
     /// An IPv6 `--gateway` (inside the IPv6 subnet; default: its first address).
     pub gateway6: Option<String>,
+    /// `-d`: bridge (default), macvlan or ipvlan.
+    pub driver: Option<String>,
 }
 
 impl NetworkCreate {
@@ -159,9 +161,19 @@ impl NetworkCreate {
                 Some(range)
             }
         };
-        super::options::DriverOptions::parse(name, &self.options)?;
+        let driver = super::options::Driver::parse(name, self.driver.as_deref().unwrap_or(""))?;
+        let opts = super::options::DriverOptions::parse(name, driver, &self.options)?;
+        if let Some(p) = &opts.parent {
+            let Some(idx) = gcr_net::link::index(p) else {
+                return Err(EngineError::Usage(format!(
+                    "network {name}: parent interface {p} does not exist on this host; name one that 'ip link' lists"
+                )));
+            };
+            probe(name, driver, &opts, idx)?;
+        }
         let (subnet6, gateway6) = self.shape6(name)?;
         Ok(setup::Shape {
+            driver,
             internal: self.internal,
             gateway,
             ip_range,
@@ -212,6 +224,34 @@ impl NetworkCreate {
         };
         Ok((subnet6, gateway6))
     }
+}
+
+/// Refuses a macvlan or ipvlan network the kernel cannot make (its driver is not built in
+/// or loaded, or the parent cannot carry one), by making one interface and deleting it.
+fn probe(
+    name: &str,
+    driver: super::options::Driver,
+    o: &super::options::DriverOptions,
+    parent: u32,
+) -> Result<(), EngineError> {
+    let kind = match driver {
+        super::options::Driver::Bridge => return Ok(()),
+        super::options::Driver::Macvlan => gcr_net::link::SubKind::Macvlan(o.macvlan_mode),
+        super::options::Driver::Ipvlan => gcr_net::link::SubKind::Ipvlan(o.ipvlan_mode),
+    };
+    let mut s = gcr_net::netlink::Socket::open()
+        .map_err(|e| EngineError::Io("opening a netlink socket".into(), e))?;
+    let d = driver.as_str();
+    let p = o.parent.as_deref().unwrap_or("");
+    gcr_net::link::probe_sub(&mut s, parent, kind).map_err(|e| match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) => EngineError::Refused(format!(
+            "network {name}: this kernel has no {d} support (CONFIG_{}); load its module or use another driver",
+            d.to_uppercase()
+        )),
+        _ => EngineError::Refused(format!(
+            "network {name}: the kernel refused a {d} interface on {p} ({e}); choose another parent"
+        )),
+    })
 }
 
 fn info(n: &NetRow, members: Vec<Member>) -> NetworkInfo {
@@ -335,7 +375,8 @@ impl Engine {
                 )));
             }
             if let Some(s) = &subnet {
-                if let Some(c) = setup::subnet_clash(tx, s)? {
+                let routed = shape.driver == super::options::Driver::Bridge;
+                if let Some(c) = setup::subnet_clash(tx, s, routed)? {
                     return Err(EngineError::Conflict(format!(
                         "subnet {s} overlaps {c}; choose another --subnet"
                     )));

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::container::record;
 use crate::EngineError;
 
-/// One bridge network.
+/// One network of a driver of gcr's (bridge, macvlan, ipvlan).
 #[derive(Debug, Clone)]
 pub struct NetRow {
     pub name: String,
@@ -43,6 +43,30 @@ impl NetRow {
     /// The driver options, parsed.
     pub fn opts(&self) -> super::options::DriverOptions {
         super::options::DriverOptions::of(&self.options)
+    }
+
+    /// The network's driver.
+    pub fn driver(&self) -> super::options::Driver {
+        super::options::Driver::of(&self.driver)
+    }
+
+    /// A macvlan or ipvlan network's parent interface (None on a bridge network).
+    pub fn parent(&self) -> Option<String> {
+        (self.driver() != super::options::Driver::Bridge)
+            .then(|| self.opts().parent)
+            .flatten()
+    }
+
+    /// How a macvlan or ipvlan network's interfaces hang off their parent.
+    pub fn sub_kind(&self) -> Option<gcr_net::link::SubKind> {
+        let o = self.opts();
+        match self.driver() {
+            super::options::Driver::Bridge => None,
+            super::options::Driver::Macvlan => {
+                Some(gcr_net::link::SubKind::Macvlan(o.macvlan_mode))
+            }
+            super::options::Driver::Ipvlan => Some(gcr_net::link::SubKind::Ipvlan(o.ipvlan_mode)),
+        }
     }
 
     /// The bridge's address, the containers' gateway.

@@ -145,7 +145,11 @@ impl Engine {
                 .and_then(|ip| ip.parse().ok())
                 .unwrap_or(Ipv4Addr::UNSPECIFIED),
             names: names_with(r, &join.aliases),
-            veth: veth_name(&r.id, ifname),
+            veth: if net.sub_kind().is_some() {
+                String::new()
+            } else {
+                veth_name(&r.id, ifname)
+            },
             ports: String::new(),
             proxy_pid: 0,
             ifname: ifname.to_string(),
@@ -239,9 +243,14 @@ impl Engine {
         if !ep.ports.is_empty() {
             gcr_net::dnat::remove(&r.id);
         }
-        if held {
+        if held && !ep.veth.is_empty() {
             if let Ok(mut s) = host_socket() {
                 let _ = gcr_net::link::delete(&mut s, &ep.veth);
+            }
+        } else if held {
+            // A macvlan or ipvlan interface lives in the container's namespace only.
+            if let Ok(ns) = container_netns(r) {
+                let _ = netns::delete_inside(ns.as_fd(), &ep.ifname);
             }
         }
         db::delete_endpoint_on(tx, &r.id, &ep.network)?;

@@ -84,6 +84,7 @@ impl Engine {
         let volumes = crate::volumes::plan::plan(opts, image_config)?;
         // A network's host_binding_ipv4: where its ports bind when -p names no address.
         let mut host_ip = None;
+        let mut driver = options::Driver::Bridge;
         let network = match opts.network.as_deref() {
             None | Some("bridge" | "default") => {
                 self.default_network()?;
@@ -111,6 +112,7 @@ impl Engine {
                 match db::find_network(self.store()?.conn(), other)? {
                     Some(n) => {
                         host_ip = n.opts().host_ip;
+                        driver = n.driver();
                         n.name
                     }
                     None => {
@@ -136,6 +138,12 @@ impl Engine {
         {
             return Err(EngineError::Usage(format!(
                 "ports cannot be published on network {network}; drop -p/-P or use a bridge network"
+            )));
+        }
+        if !ports.is_empty() && driver != options::Driver::Bridge {
+            return Err(EngineError::Usage(format!(
+                "ports cannot be published on {} network {network}: its containers are reached at their own address; drop -p/-P",
+                driver.as_str()
             )));
         }
         if let Some(ip) = host_ip {
@@ -333,7 +341,12 @@ impl Engine {
             network: net.name.clone(),
             ip: want.0.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
             names,
-            veth,
+            // A macvlan or ipvlan interface has no host end.
+            veth: if net.sub_kind().is_some() {
+                String::new()
+            } else {
+                veth
+            },
             ports: String::new(),
             proxy_pid: 0,
             ifname: "eth0".into(),
@@ -383,7 +396,8 @@ impl Engine {
 }
 
 /// How endpoint `ep` (leased) of `net` is wired as its interface `ep.ifname` on bridge
-/// index `bridge`, with the default routes when `default_route`.
+/// index `bridge` (a macvlan or ipvlan network: its parent's index), with the default
+/// routes when `default_route`.
 fn wiring(
     net: &db::NetRow,
     ep: &db::Endpoint,
@@ -402,6 +416,7 @@ fn wiring(
         mtu: opts.mtu,
         isolated: !opts.icc,
         v6: net.v6_of(ep),
+        sub: net.sub_kind().map(|k| (bridge, k)),
     }
 }
 

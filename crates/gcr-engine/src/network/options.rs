@@ -1,8 +1,10 @@
-//! Docker's bridge driver options (`network create -o KEY=VALUE`, a compose file's
-//! `driver_opts`): the bridge's name, the MTU of the bridge and its veths, whether
-//! containers reach each other (icc) and whether outbound traffic is masqueraded, and the
-//! host address published ports bind to by default. Checked once at create; the network
-//! keeps them as given (inspect shows them) and reads them back from there.
+//! Network drivers and their options (`network create -d DRIVER -o KEY=VALUE`, a compose
+//! file's `driver` and `driver_opts`). Docker's bridge options: the bridge's name, the MTU
+//! of the bridge and its veths, whether containers reach each other (icc) and whether
+//! outbound traffic is masqueraded, and the host address published ports bind to by
+//! default. The macvlan and ipvlan drivers' options: the parent interface and the mode.
+//! Checked once at create; the network keeps them as given (inspect shows them) and reads
+//! them back from there.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -15,7 +17,58 @@ pub const ICC: &str = "com.docker.network.bridge.enable_icc";
 pub const MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 pub const HOST_IP: &str = "com.docker.network.bridge.host_binding_ipv4";
 
-const KNOWN: &[&str] = &[BRIDGE_NAME, MTU, ICC, MASQUERADE, HOST_IP];
+pub const PARENT: &str = "parent";
+pub const MACVLAN_MODE: &str = "macvlan_mode";
+pub const IPVLAN_MODE: &str = "ipvlan_mode";
+
+/// A network's driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// A Linux bridge of gcr's, veth pairs, NAT and published ports.
+    #[default]
+    Bridge,
+    /// Sub-interfaces of a host interface (`parent`), each with its own MAC: containers
+    /// sit on the parent's network as hosts of their own.
+    Macvlan,
+    /// Sub-interfaces of `parent` sharing its MAC.
+    Ipvlan,
+}
+
+impl Driver {
+    /// The driver named `d` (empty: bridge), or a usage error naming the ones there are.
+    pub fn parse(network: &str, d: &str) -> Result<Driver, EngineError> {
+        match d {
+            "" | "bridge" => Ok(Driver::Bridge),
+            "macvlan" => Ok(Driver::Macvlan),
+            "ipvlan" => Ok(Driver::Ipvlan),
+            other => Err(EngineError::Usage(format!(
+                "network {network}: driver {other} is not available; use bridge, macvlan or ipvlan"
+            ))),
+        }
+    }
+
+    /// A stored network's driver (anything unknown reads as bridge, gcr's only driver once).
+    pub fn of(d: &str) -> Driver {
+        Driver::parse("", d).unwrap_or(Driver::Bridge)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Bridge => "bridge",
+            Driver::Macvlan => "macvlan",
+            Driver::Ipvlan => "ipvlan",
+        }
+    }
+
+    /// The option keys this driver takes.
+    fn known(self) -> &'static [&'static str] {
+        match self {
+            Driver::Bridge => &[BRIDGE_NAME, MTU, ICC, MASQUERADE, HOST_IP],
+            Driver::Macvlan => &[PARENT, MACVLAN_MODE, MTU],
+            Driver::Ipvlan => &[PARENT, IPVLAN_MODE, MTU],
+        }
+    }
+}
 
 /// The options of a network, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +79,12 @@ pub struct DriverOptions {
     pub masquerade: bool,
     /// Where `-p PORT:PORT` without an address binds (None: every address).
     pub host_ip: Option<Ipv4Addr>,
+    /// The host interface a macvlan or ipvlan network hangs off.
+    pub parent: Option<String>,
+    /// The kernel's sub-interface mode: macvlan's `IFLA_MACVLAN_MODE` (bridge: 4) or
+    /// ipvlan's `IFLA_IPVLAN_MODE` (l2: 0).
+    pub macvlan_mode: u32,
+    pub ipvlan_mode: u16,
 }
 
 impl Default for DriverOptions {
@@ -36,25 +95,41 @@ impl Default for DriverOptions {
             icc: true,
             masquerade: true,
             host_ip: None,
+            parent: None,
+            macvlan_mode: 4,
+            ipvlan_mode: 0,
         }
     }
 }
 
 impl DriverOptions {
-    /// Checks the options of network `name`: an unknown key or a bad value is a usage error
-    /// naming it and the fix.
-    pub fn parse(name: &str, o: &BTreeMap<String, String>) -> Result<DriverOptions, EngineError> {
+    /// Checks the options of network `name` with `driver`: an unknown key or a bad value is
+    /// a usage error naming it and the fix; macvlan and ipvlan need their parent.
+    pub fn parse(
+        name: &str,
+        driver: Driver,
+        o: &BTreeMap<String, String>,
+    ) -> Result<DriverOptions, EngineError> {
         let mut d = DriverOptions::default();
         for (k, v) in o {
-            d.set(k, v).map_err(|fix| match fix {
+            let known = driver.known().contains(&k.as_str());
+            let set = if known { d.set(k, v) } else { Err(None) };
+            set.map_err(|fix| match fix {
                 None => EngineError::Usage(format!(
-                    "network {name}: driver option {k} is not supported by gcr's bridge networks; use {}",
-                    KNOWN.join(", ")
+                    "network {name}: driver option {k} is not supported by gcr's {} networks; use {}",
+                    driver.as_str(),
+                    driver.known().join(", ")
                 )),
                 Some(fix) => {
                     EngineError::Usage(format!("network {name}: invalid option {k}={v}: {fix}"))
                 }
             })?;
+        }
+        if driver != Driver::Bridge && d.parent.is_none() {
+            return Err(EngineError::Usage(format!(
+                "network {name}: the {} driver needs its parent interface; add -o parent=INTERFACE (a host interface such as eth0)",
+                driver.as_str()
+            )));
         }
         Ok(d)
     }
@@ -96,6 +171,28 @@ impl DriverOptions {
                     .map_err(|_| Some("give an IPv4 address of this host"));
                 self.host_ip = Some(ip?);
             }
+            PARENT if gcr_net::link::valid_name(v) => self.parent = Some(v.into()),
+            PARENT => {
+                return Err(Some(
+                    "give a host interface name: 1 to 15 letters, digits, '-', '_' or '.'",
+                ))
+            }
+            MACVLAN_MODE => {
+                self.macvlan_mode = match v {
+                    "private" => 1,
+                    "vepa" => 2,
+                    "bridge" => 4,
+                    "passthru" => 8,
+                    _ => return Err(Some("give bridge, private, vepa or passthru")),
+                }
+            }
+            IPVLAN_MODE => {
+                self.ipvlan_mode = match v {
+                    "l2" => 0,
+                    "l3" => 1,
+                    _ => return Err(Some("give l2 or l3")),
+                }
+            }
             _ => return Err(None),
         }
         Ok(())
@@ -116,6 +213,7 @@ mod tests {
     fn dockers_bridge_options_parse() {
         let d = DriverOptions::parse(
             "n",
+            Driver::Bridge,
             &opts(&[
                 (BRIDGE_NAME, "br-web"),
                 (MTU, "1400"),
@@ -130,7 +228,7 @@ mod tests {
         assert!(!d.icc && !d.masquerade);
         assert_eq!(d.host_ip, Some(Ipv4Addr::LOCALHOST));
         assert_eq!(
-            DriverOptions::parse("n", &BTreeMap::new()).unwrap(),
+            DriverOptions::parse("n", Driver::Bridge, &BTreeMap::new()).unwrap(),
             DriverOptions::default()
         );
     }
@@ -150,7 +248,7 @@ mod tests {
                 "not supported",
             ),
         ] {
-            let e = DriverOptions::parse("web", &opts(&[(k, v)]))
+            let e = DriverOptions::parse("web", Driver::Bridge, &opts(&[(k, v)]))
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -165,5 +263,49 @@ mod tests {
         let d = DriverOptions::of(&opts(&[(MTU, "1400"), ("unknown.key", "x")]));
         assert_eq!(d.mtu, Some(1400));
         assert!(d.icc);
+    }
+
+    #[test]
+    fn macvlan_and_ipvlan_take_their_parent_and_mode() {
+        let d = DriverOptions::parse(
+            "lan",
+            Driver::Macvlan,
+            &opts(&[(PARENT, "eth0"), (MACVLAN_MODE, "private")]),
+        )
+        .unwrap();
+        assert_eq!((d.parent.as_deref(), d.macvlan_mode), (Some("eth0"), 1));
+        let d = DriverOptions::parse("lan", Driver::Ipvlan, &opts(&[(PARENT, "eth0")])).unwrap();
+        assert_eq!(d.ipvlan_mode, 0, "l2 by default");
+        for (driver, kv, says) in [
+            (Driver::Macvlan, vec![], "add -o parent=INTERFACE"),
+            (
+                Driver::Macvlan,
+                vec![(PARENT, "eth0"), (ICC, "false")],
+                "not supported by gcr's macvlan",
+            ),
+            (
+                Driver::Ipvlan,
+                vec![(PARENT, "eth0"), (IPVLAN_MODE, "l3s")],
+                "l2 or l3",
+            ),
+            (
+                Driver::Macvlan,
+                vec![(PARENT, "eth0"), (MACVLAN_MODE, "x")],
+                "bridge, private",
+            ),
+            (
+                Driver::Bridge,
+                vec![(PARENT, "eth0")],
+                "not supported by gcr's bridge",
+            ),
+        ] {
+            let e = DriverOptions::parse("lan", driver, &opts(&kv))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("network lan") && e.contains(says), "{e}");
+        }
+        assert_eq!(Driver::parse("lan", "macvlan").unwrap(), Driver::Macvlan);
+        let e = Driver::parse("lan", "overlay").unwrap_err().to_string();
+        assert!(e.contains("bridge, macvlan or ipvlan"), "{e}");
     }
 }

@@ -48,15 +48,21 @@ pub(crate) fn free_subnet(conn: &Connection) -> Result<Subnet, EngineError> {
     ))
 }
 
-/// Whether `subnet` clashes with another network of this store or a host route.
+/// Whether `subnet` clashes with another network of this store or (`with_host`: a bridge
+/// network, routed by the host) a host route.
 pub(crate) fn subnet_clash(
     conn: &Connection,
     subnet: &Subnet,
+    with_host: bool,
 ) -> Result<Option<String>, EngineError> {
     for n in db::list_networks(conn)? {
         if n.subnet.overlaps(subnet) {
             return Ok(Some(format!("network {} ({})", n.name, n.subnet)));
         }
+    }
+    if !with_host {
+        // A macvlan or ipvlan network is on its parent's own subnet, which the host routes.
+        return Ok(None);
     }
     for r in gcr_net::addr::host_routes() {
         if r.overlaps(subnet) {
@@ -168,6 +174,8 @@ pub(crate) struct Shape {
     pub subnet6: Option<Subnet6>,
     /// Its IPv6 `--gateway` (inside `subnet6`; None: its first address).
     pub gateway6: Option<std::net::Ipv6Addr>,
+    /// `-d`: bridge (gcr's own bridge) or macvlan/ipvlan (sub-interfaces of a host one).
+    pub driver: super::options::Driver,
 }
 
 /// Claims a bridge on the host (creation with EXCL is the atomic claim), gives it the
@@ -191,6 +199,25 @@ pub(crate) fn provision(
         (true, Some(s)) => Some(s),
         (true, None) => Some(free_subnet6(conn, &id)?),
     };
+    if shape.driver != super::options::Driver::Bridge {
+        // Nothing on the host until a container starts: its interface hangs off the parent.
+        return Ok(NetRow {
+            name: name.into(),
+            id,
+            driver: shape.driver.as_str().into(),
+            bridge: String::new(),
+            subnet,
+            created: now(),
+            firewall: "none".into(),
+            labels: Default::default(),
+            internal: shape.internal,
+            own_gateway: shape.gateway,
+            ip_range: shape.ip_range,
+            options: shape.options.clone(),
+            subnet6,
+            own_gateway6: shape.gateway6,
+        });
+    }
     let used: Vec<String> = db::list_networks(conn)?
         .into_iter()
         .map(|n| n.bridge)
@@ -315,8 +342,17 @@ impl Engine {
     }
 
     /// Makes sure the network's bridge exists (it is gone after a reboot) with its gateway
-    /// address and firewall rules; returns the bridge's interface index.
+    /// address and firewall rules; returns the bridge's interface index (a macvlan or
+    /// ipvlan network's: its parent's, which must exist).
     pub(crate) fn bridge_up(&self, host: &mut Socket, n: &NetRow) -> Result<u32, EngineError> {
+        if let Some(parent) = n.parent() {
+            return link::index(&parent).ok_or_else(|| {
+                EngineError::NotFound(format!(
+                    "network {}: its parent interface {parent} is not on this host; bring it back or recreate the network with another -o parent",
+                    n.name
+                ))
+            });
+        }
         if let Some(i) = link::index(&n.bridge) {
             return Ok(i);
         }
@@ -344,6 +380,9 @@ impl Engine {
 
     /// Removes a network's bridge and firewall rules from the host (the row stays).
     pub(crate) fn bridge_down(&self, n: &NetRow) {
+        if n.bridge.is_empty() {
+            return;
+        }
         if let Ok(mut s) = Socket::open() {
             let _ = link::delete(&mut s, &n.bridge);
         }

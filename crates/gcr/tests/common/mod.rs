@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod links;
 pub mod servers;
 pub mod service;
 
