@@ -226,8 +226,8 @@ const ROWS: &[Row] = &[
         "run",
         "run -p, -P",
         Same,
-        "",
-        Works(&["run", "--rm", "-p", "127.0.0.1::80", "IMG", "true"], ""),
+        "port ranges (`-p 8000-8002:8000-8002`) as Docker's, 1000 ports per range at most; a host range for one container port is refused",
+        Works(&["run", "--rm", "-p", "127.0.0.1::80-81", "IMG", "true"], ""),
     ),
     row(
         "run",

@@ -282,6 +282,61 @@ fn random_host_port_shown_by_port() {
     assert!(body.contains("hello-gcr"));
 }
 
+#[test]
+fn port_ranges_publish_each_port() {
+    if !need_root("port_ranges_publish_each_port") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec![]);
+    // Two free neighbouring ports on 127.0.0.1.
+    let base = (0..200)
+        .map(|_| free_port())
+        .find(|p| *p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok())
+        .expect("two free neighbouring ports");
+    let spec = format!("127.0.0.1:{base}-{}:8080-8081", base + 1);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rng",
+        "-p",
+        &spec,
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /a /b && echo from-a > /a/index.html && echo from-b > /b/index.html && \
+         httpd -p 8080 -h /a && exec httpd -f -p 8081 -h /b",
+    ]);
+    let ports = env.ok(&["port", "rng"]);
+    assert!(
+        ports.contains(&format!("8080/tcp -> 127.0.0.1:{base}"))
+            && ports.contains(&format!("8081/tcp -> 127.0.0.1:{}", base + 1)),
+        "{ports}"
+    );
+    assert!(http_get(base).expect("first port").contains("from-a"));
+    assert!(http_get(base + 1).expect("second port").contains("from-b"));
+    // Ranges of different sizes are refused by name, before anything is made.
+    let o = env.gcr(&[
+        "run",
+        "-d",
+        "--name",
+        "bad",
+        "-p",
+        "9000-9002:80",
+        IMAGE,
+        "true",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("differ in number"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env
+        .ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .contains("bad"));
+}
+
 fn links_named(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/sys/class/net")
         .map(|d| {

@@ -20,7 +20,10 @@ use crate::{Engine, EngineError};
 /// "HostPort": "8080"}]}`, an address or port not given as `""` (a value that does not
 /// parse, which create refuses, is left out).
 pub(crate) fn bindings(publish: &[String]) -> serde_json::Value {
-    let specs = publish.iter().filter_map(|p| PortSpec::parse(p).ok());
+    let specs = publish
+        .iter()
+        .filter_map(|p| PortSpec::parse_all(p).ok())
+        .flatten();
     port_map(specs, |s| {
         let given = |yes: bool, v: String| if yes { v } else { String::new() };
         (
@@ -58,7 +61,7 @@ pub(crate) fn wanted(
 ) -> Result<Vec<PortSpec>, EngineError> {
     let mut out: Vec<PortSpec> = Vec::new();
     for p in &opts.publish {
-        out.push(PortSpec::parse(p).map_err(net_err)?);
+        out.extend(PortSpec::parse_all(p).map_err(net_err)?);
     }
     if opts.publish_all {
         if let Some(exposed) = image_config

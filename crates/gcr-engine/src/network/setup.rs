@@ -199,24 +199,25 @@ pub(crate) fn provision(
         (true, Some(s)) => Some(s),
         (true, None) => Some(free_subnet6(conn, &id)?),
     };
+    let row = |driver: &str, bridge: String, firewall: &str| NetRow {
+        name: name.into(),
+        id: id.clone(),
+        driver: driver.into(),
+        bridge,
+        subnet,
+        created: now(),
+        firewall: firewall.into(),
+        labels: Default::default(),
+        internal: shape.internal,
+        own_gateway: shape.gateway,
+        ip_range: shape.ip_range,
+        options: shape.options.clone(),
+        subnet6,
+        own_gateway6: shape.gateway6,
+    };
     if shape.driver != super::options::Driver::Bridge {
         // Nothing on the host until a container starts: its interface hangs off the parent.
-        return Ok(NetRow {
-            name: name.into(),
-            id,
-            driver: shape.driver.as_str().into(),
-            bridge: String::new(),
-            subnet,
-            created: now(),
-            firewall: "none".into(),
-            labels: Default::default(),
-            internal: shape.internal,
-            own_gateway: shape.gateway,
-            ip_range: shape.ip_range,
-            options: shape.options.clone(),
-            subnet6,
-            own_gateway6: shape.gateway6,
-        });
+        return Ok(row(shape.driver.as_str(), String::new(), "none"));
     }
     let used: Vec<String> = db::list_networks(conn)?
         .into_iter()
@@ -260,22 +261,7 @@ pub(crate) fn provision(
     let bridge = bridge.ok_or_else(|| {
         EngineError::Conflict("no free bridge name gcrN left on this host".into())
     })?;
-    let n = NetRow {
-        name: name.into(),
-        id,
-        driver: "bridge".into(),
-        bridge,
-        subnet,
-        created: now(),
-        firewall: String::new(),
-        labels: Default::default(),
-        internal: shape.internal,
-        own_gateway: shape.gateway,
-        ip_range: shape.ip_range,
-        options: shape.options.clone(),
-        subnet6,
-        own_gateway6: shape.gateway6,
-    };
+    let n = row("bridge", bridge, "");
     match configure(&mut host, &n) {
         Ok(fw) => {
             registry::record(&n.bridge, root, &n.subnet, n.subnet6.as_ref());
