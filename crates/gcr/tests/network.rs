@@ -100,6 +100,8 @@ fn user_network_containers_reach_each_other_by_name() {
         "srv",
         "--network",
         "gcrtestnet",
+        "--add-host",
+        "extra.test:10.1.2.3",
         IMAGE,
         "sh",
         "-c",
@@ -135,6 +137,8 @@ fn user_network_containers_reach_each_other_by_name() {
         hosts.contains("\tpeer") || hosts.contains(" peer"),
         "{hosts}"
     );
+    // Its --add-host line survives the rewrite (compose's extra_hosts).
+    assert!(hosts.contains("10.1.2.3\textra.test"), "{hosts}");
     // A network in use cannot be removed.
     let out = env.gcr(&["network", "rm", "gcrtestnet"]);
     assert!(

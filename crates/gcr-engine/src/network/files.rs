@@ -116,7 +116,11 @@ impl Engine {
                 }
             }
             let names: Vec<&str> = first.names.split(' ').collect();
-            let text = gcr_net::resolv::hosts_file(&first.ips(), &names, &peers);
+            let mut text = gcr_net::resolv::hosts_file(&first.ips(), &names, &peers);
+            // Its own --add-host lines stay (compose's extra_hosts).
+            if let Ok(r) = crate::container::record::find(conn, &m.container) {
+                text.push_str(&extra_lines(&r));
+            }
             let p = self.container_run_dir(&m.container).join("hosts");
             if p.exists() {
                 let _ = write_in_place(&p, &text);
@@ -192,17 +196,24 @@ pub fn parse_add_host(s: &str) -> Option<(&str, std::net::IpAddr)> {
         .map(|ip| (name, ip))
 }
 
+/// The hosts lines of `r`'s `--add-host` flags.
+fn extra_lines(r: &Record) -> String {
+    r.config
+        .opts
+        .add_hosts
+        .iter()
+        .filter_map(|h| parse_add_host(h))
+        .map(|(name, ip)| format!("{ip}\t{name}\n"))
+        .collect()
+}
+
 /// The hosts and resolv.conf texts with `--add-host` and `--dns*` applied.
 fn with_flags(
     r: &Record,
     (mut hosts, resolv): (String, Option<String>),
 ) -> (String, Option<String>) {
     let o = &r.config.opts;
-    for h in &o.add_hosts {
-        if let Some((name, ip)) = parse_add_host(h) {
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-    }
+    hosts.push_str(&extra_lines(r));
     if o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty() {
         return (hosts, resolv);
     }
