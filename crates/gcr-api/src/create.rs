@@ -193,6 +193,17 @@ fn endpoint(n: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError>
             Some(ep) => strings(ep, "Aliases")?.unwrap_or_default(),
             None => Vec::new(),
         };
+        // An endpoint's legacy links (docker-compose's `links:`) are the container's.
+        for l in ep
+            .map(|ep| strings(ep, "Links"))
+            .transpose()?
+            .flatten()
+            .unwrap_or_default()
+        {
+            if !o.links.contains(&l) {
+                o.links.push(l);
+            }
+        }
         let (ip, ip6) = match ep.map(|ep| object(ep, "IPAMConfig")).transpose()?.flatten() {
             Some(ipam) => (
                 string(ipam, "IPv4Address")?.filter(|s| !s.is_empty()),
@@ -305,6 +316,7 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
     o.dns_search = strings(h, "DnsSearch")?.unwrap_or_default();
     o.dns_options = strings(h, "DnsOptions")?.unwrap_or_default();
     o.add_hosts = strings(h, "ExtraHosts")?.unwrap_or_default();
+    o.links = strings(h, "Links")?.unwrap_or_default();
     for a in &o.add_hosts {
         if gcr_engine::network::parse_add_host(a).is_none() {
             return Err(bad(format!("invalid ExtraHosts '{a}': use NAME:IP")));

@@ -634,6 +634,11 @@ pub struct RunArgs {
     /// Add a line to /etc/hosts (`NAME:IP`).
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
+    /// Link to another container (Docker's legacy links): its address under NAME and
+    /// ALIAS in this container's /etc/hosts (and DNS on a user network). It must run when
+    /// this one starts.
+    #[arg(long, value_name = "NAME[:ALIAS]")]
+    pub link: Vec<String>,
     /// Name servers, search domains and resolver options for /etc/resolv.conf.
     #[arg(long)]
     pub dns: Vec<String>,

@@ -163,6 +163,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         no_healthcheck: a.no_healthcheck,
         secrets: a.secret.clone(),
         add_hosts: a.add_host.clone(),
+        links: a.link.clone(),
         dns: a.dns.clone(),
         dns_search: a.dns_search.clone(),
         dns_options: a.dns_option.clone(),

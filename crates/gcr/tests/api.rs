@@ -304,6 +304,36 @@ fn docker_inspect_shows_the_settings() {
     assert_eq!(mine["HostConfig"]["Dns"][0], "10.0.0.53");
     assert_eq!(mine["HostConfig"]["Ulimits"][0]["Name"], "nofile");
     svc.ok(&["rm", "set"]);
+    // Legacy links: the linked container under its alias, and Docker's inspect form.
+    svc.ok(&["run", "-d", "--name", "linked", IMAGE, "sleep", "60"]);
+    let ip = svc.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "linked"]);
+    let hosts = svc.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "linker",
+        "--link",
+        "linked:db",
+        IMAGE,
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains(&format!("{}\tdb ", ip.trim())), "{hosts}");
+    svc.ok(&[
+        "create",
+        "--name",
+        "lk",
+        "--link",
+        "linked:db",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(
+        svc.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "lk"])
+            .trim(),
+        r#"["/linked:/lk/db"]"#
+    );
+    svc.ok(&["rm", "-f", "lk", "linked"]);
 }
 
 #[test]

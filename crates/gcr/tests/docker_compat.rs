@@ -320,6 +320,16 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --link NAME[:ALIAS]",
+        Same,
+        "the linked container's address in /etc/hosts (and DNS on a user network); Docker's legacy link environment variables are not set",
+        Works(
+            &["run", "--rm", "--link", "{c}:peer", "IMG", "grep", "-c", "peer", "/etc/hosts"],
+            "1",
+        ),
+    ),
+    row(
+        "run",
         "run --dns, --dns-search, --dns-option",
         Same,
         "on a user network resolv.conf names the embedded server (127.0.0.11), which forwards to the --dns servers",

@@ -341,6 +341,86 @@ fn port_ranges_publish_each_port() {
         .contains("bad"));
 }
 
+#[test]
+fn links_name_the_linked_container() {
+    if !need_root("links_name_the_linked_container") {
+        return;
+    }
+    let env = Env::new();
+    let _g = NetGuard(&env, vec!["lnnet".into()]);
+    // On the default bridge: the target's address under its alias, name and short id.
+    env.ok(&["run", "-d", "--name", "lndb", IMAGE, "sleep", "120"]);
+    let db = inspect_ctr(&env, "lndb");
+    let db_ip = db["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let short = db["Id"].as_str().unwrap()[..12].to_string();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "lndb:database",
+        IMAGE,
+        "sh",
+        "-c",
+        "grep database /etc/hosts; ping -c1 -W2 database >/dev/null && echo ping-ok",
+    ]);
+    assert!(
+        out.contains(&format!("{db_ip}\tdatabase {short} lndb")) && out.contains("ping-ok"),
+        "{out}"
+    );
+    env.ok(&["create", "--name", "lnweb", "--link", "lndb", IMAGE, "true"]);
+    assert_eq!(
+        inspect_ctr(&env, "lnweb")["HostConfig"]["Links"],
+        serde_json::json!(["/lndb:/lnweb/lndb"])
+    );
+    // A link to nothing, or to a container that does not run, is refused by name.
+    let o = env.gcr(&["create", "--link", "nosuchctr", IMAGE, "true"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no such container nosuchctr"),
+        "{}",
+        stderr(&o)
+    );
+    env.ok(&["stop", "-t", "0", "lndb"]);
+    let o = env.gcr(&["start", "lnweb"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not running"),
+        "{}",
+        stderr(&o)
+    );
+    // On a user network the alias is a name this container resolves, through /etc/hosts
+    // and the embedded DNS server.
+    env.ok(&["network", "create", "lnnet"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lncache",
+        "--network",
+        "lnnet",
+        IMAGE,
+        "sleep",
+        "120",
+    ]);
+    let ip = inspect_ctr(&env, "lncache")["NetworkSettings"]["Networks"]["lnnet"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "lnnet",
+        "--link",
+        "lncache:kv",
+        IMAGE,
+        "nslookup",
+        "kv",
+    ]);
+    assert!(out.contains(&ip), "{out}");
+}
+
 fn links_named(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/sys/class/net")
         .map(|d| {

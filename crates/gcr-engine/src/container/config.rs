@@ -161,6 +161,10 @@ pub struct RunOptions {
     /// `--add-host NAME:IP` (checked), lines added to the container's /etc/hosts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add_hosts: Vec<String>,
+    /// `--link NAME[:ALIAS]` (Docker's legacy links), as `NAME:ALIAS` with the linked
+    /// container's name: its address under both names in this container's /etc/hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// `--dns`, `--dns-search`, `--dns-option`: the container's /etc/resolv.conf.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,

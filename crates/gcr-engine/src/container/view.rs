@@ -201,7 +201,7 @@ impl Engine {
                 "StopTimeout": c.resolved.stop_timeout,
                 "Domainname": "",
             },
-            "HostConfig": host_config(&c.opts, &c.resolved.network),
+            "HostConfig": host_config(&c.opts, &c.resolved.network, &r.name),
             "NetworkSettings": self.network_settings(r),
             "Mounts": self.mounts_view(r),
             "GraphDriver": {
@@ -369,7 +369,7 @@ fn healthcheck(h: &super::config::HealthConfig) -> Value {
 }
 
 /// Docker's `HostConfig` of a container's run options (`network`: its resolved mode).
-fn host_config(o: &super::config::RunOptions, network: &str) -> Value {
+fn host_config(o: &super::config::RunOptions, network: &str, name: &str) -> Value {
     let sysctls: serde_json::Map<String, Value> = o
         .sysctls
         .iter()
@@ -405,6 +405,12 @@ fn host_config(o: &super::config::RunOptions, network: &str) -> Value {
         "DnsSearch": o.dns_search,
         "DnsOptions": o.dns_options,
         "ExtraHosts": o.add_hosts,
+        "Links": o
+            .links
+            .iter()
+            .filter_map(|l| crate::network::parse_link(l))
+            .map(|(n, a)| format!("/{n}:/{name}/{a}"))
+            .collect::<Vec<_>>(),
         "GroupAdd": o.group_add,
         "ShmSize": o.shm_size.unwrap_or(64 << 20),
         "MemorySwap": o.memory_swap.unwrap_or(0),

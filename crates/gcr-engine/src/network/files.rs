@@ -70,7 +70,7 @@ impl Engine {
             Files::Bridge { dns: Some(ups), .. } => Some(embedded_resolv(r, ups)),
             _ => None,
         };
-        let (hosts, mut resolv) = with_flags(r, texts(what, &names, &r.id));
+        let (hosts, mut resolv) = with_flags(self.store()?.conn(), r, texts(what, &names, &r.id));
         if embedded.is_some() {
             resolv = embedded;
         }
@@ -119,7 +119,7 @@ impl Engine {
             let mut text = gcr_net::resolv::hosts_file(&first.ips(), &names, &peers);
             // Its own --add-host lines stay (compose's extra_hosts).
             if let Ok(r) = crate::container::record::find(conn, &m.container) {
-                text.push_str(&extra_lines(&r));
+                text.push_str(&extra_lines(conn, &r));
             }
             let p = self.container_run_dir(&m.container).join("hosts");
             if p.exists() {
@@ -138,7 +138,9 @@ impl Engine {
         let text = gcr_net::resolv::hosts_file(ips, &names, &[]);
         let p = self.container_run_dir(&r.id).join("hosts");
         if p.exists() {
-            let _ = write_in_place(&p, &with_flags(r, (text, None)).0);
+            if let Ok(store) = self.store() {
+                let _ = write_in_place(&p, &with_flags(store.conn(), r, (text, None)).0);
+            }
         }
     }
 }
@@ -196,24 +198,69 @@ pub fn parse_add_host(s: &str) -> Option<(&str, std::net::IpAddr)> {
         .map(|ip| (name, ip))
 }
 
-/// The hosts lines of `r`'s `--add-host` flags.
-fn extra_lines(r: &Record) -> String {
-    r.config
+/// `NAME`, `NAME:ALIAS` or the API's `/NAME:/CONTAINER/ALIAS` of a `--link`: the linked
+/// container and the alias it gets (its name when none is given).
+pub fn parse_link(s: &str) -> Option<(&str, &str)> {
+    let (name, alias) = s.split_once(':').unwrap_or((s, s));
+    let name = name.trim_start_matches('/');
+    let alias = alias.rsplit('/').next().unwrap_or(alias);
+    let ok = |n: &str| crate::names::valid_name(n) || n.len() == 64;
+    (ok(name) && crate::names::valid_name(alias)).then_some((name, alias))
+}
+
+/// The hosts lines of `r`'s `--add-host` flags, then of its `--link`s: each linked
+/// container's address (on `r`'s first network when it is there, else on another network
+/// they share) under the alias, its name and its short id. A link whose container has no
+/// address shared with `r` (stopped, or on other networks) has no line.
+fn extra_lines(conn: &rusqlite::Connection, r: &Record) -> String {
+    let mut out: String = r
+        .config
         .opts
         .add_hosts
         .iter()
         .filter_map(|h| parse_add_host(h))
         .map(|(name, ip)| format!("{ip}\t{name}\n"))
-        .collect()
+        .collect();
+    for (name, alias) in r.config.opts.links.iter().filter_map(|l| parse_link(l)) {
+        let Some(ip) = link_address(conn, r, name) else {
+            continue;
+        };
+        let Ok(t) = crate::container::record::find(conn, name) else {
+            continue;
+        };
+        let short = &t.id[..12.min(t.id.len())];
+        let mut names = vec![alias, short, t.name.as_str()];
+        names.dedup();
+        out.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+    }
+    out
+}
+
+/// Container `target`'s address on a network it shares with `r` (`r`'s first network
+/// preferred), when it runs there.
+pub(crate) fn link_address(
+    conn: &rusqlite::Connection,
+    r: &Record,
+    target: &str,
+) -> Option<IpAddr> {
+    let t = crate::container::record::find(conn, target).ok()?;
+    let mine: Vec<String> = std::iter::once(r.config.resolved.network.clone())
+        .chain(r.config.opts.extra_networks.iter().map(|j| j.name.clone()))
+        .collect();
+    let theirs = db::endpoints_of(conn, &t.id);
+    mine.iter()
+        .find_map(|n| theirs.iter().find(|e| &e.network == n))
+        .map(|e| IpAddr::V4(e.ip))
 }
 
 /// The hosts and resolv.conf texts with `--add-host` and `--dns*` applied.
 fn with_flags(
+    conn: &rusqlite::Connection,
     r: &Record,
     (mut hosts, resolv): (String, Option<String>),
 ) -> (String, Option<String>) {
     let o = &r.config.opts;
-    hosts.push_str(&extra_lines(r));
+    hosts.push_str(&extra_lines(conn, r));
     if o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty() {
         return (hosts, resolv);
     }

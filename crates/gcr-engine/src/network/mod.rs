@@ -34,8 +34,8 @@ use crate::container::config::{Resolved, RunOptions};
 use crate::container::record::Record;
 use crate::{Engine, EngineError};
 pub use connect::ConnectRequest;
-pub use files::parse_add_host;
 use files::Files;
+pub use files::{parse_add_host, parse_link};
 pub(crate) use files::{step_files, Files as NetFiles};
 pub use setup::DEFAULT;
 pub use step::StepNet;
@@ -133,6 +133,7 @@ impl Engine {
         if !opts.extra_networks.is_empty() {
             opts.extra_networks = self.check_extras(&network, &opts.extra_networks)?;
         }
+        opts.links = self.check_links(&network, &opts.links)?;
         if !ports.is_empty()
             && (network == "none" || network == "host" || network.starts_with("container:"))
         {
@@ -157,6 +158,60 @@ impl Engine {
         }
         resolved.network = network;
         resolved.volume_data = self.volumes_realize(&volumes)?;
+        Ok(())
+    }
+
+    /// `--link`s of a new container on `network`: each names a container that exists and
+    /// gets a valid alias; kept as `NAME:ALIAS` with the linked container's name.
+    fn check_links(&self, network: &str, links: &[String]) -> Result<Vec<String>, EngineError> {
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        if matches!(network, "none" | "host") || network.starts_with("container:") {
+            return Err(EngineError::Usage(format!(
+                "--link cannot be used with --network {network}; use the default bridge or a user network"
+            )));
+        }
+        let mut out = Vec::new();
+        for l in links {
+            let (name, alias) = files::parse_link(l).ok_or_else(|| {
+                EngineError::Usage(format!(
+                    "invalid --link '{l}': use NAME or NAME:ALIAS with container names"
+                ))
+            })?;
+            let t = self.container(name).map_err(|_| {
+                EngineError::NotFound(format!(
+                    "--link {l}: no such container {name}; create it first or fix the name"
+                ))
+            })?;
+            let alias = if alias == name {
+                t.name.as_str()
+            } else {
+                alias
+            };
+            out.push(format!("{}:{alias}", t.name));
+        }
+        Ok(out)
+    }
+
+    /// Refuses to start `r` while a container it links to does not run on a network they
+    /// share (Docker's "cannot link to a non running container").
+    fn links_up(&self, r: &Record) -> Result<(), EngineError> {
+        let conn = self.store()?.conn();
+        for (name, _) in r
+            .config
+            .opts
+            .links
+            .iter()
+            .filter_map(|l| files::parse_link(l))
+        {
+            if files::link_address(conn, r, name).is_none() {
+                return Err(EngineError::Conflict(format!(
+                    "cannot link container {} to {name}: {name} is not running on a network they share; start it first",
+                    r.name
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -199,6 +254,7 @@ impl Engine {
         if db::endpoint(conn, &r.id).is_some() {
             self.net_detach(r);
         }
+        self.links_up(r)?;
         let o = &r.config.opts;
         let want = o.ip.as_deref().and_then(|ip| ip.parse().ok());
         let want6 = o.ip6.as_deref().and_then(|ip| ip.parse().ok());
