@@ -117,9 +117,11 @@ impl Engine {
             }
             let names: Vec<&str> = first.names.split(' ').collect();
             let mut text = gcr_net::resolv::hosts_file(&first.ips(), &names, &peers);
-            // Its own --add-host lines stay (compose's extra_hosts).
-            if let Ok(r) = crate::container::record::find(conn, &m.container) {
-                text.push_str(&extra_lines(conn, &r));
+            // Its own --add-host and --link lines stay (compose's extra_hosts and links).
+            if has_extra_lines(conn, &m.container) {
+                if let Ok(r) = crate::container::record::find(conn, &m.container) {
+                    text.push_str(&extra_lines(conn, &r));
+                }
             }
             let p = self.container_run_dir(&m.container).join("hosts");
             if p.exists() {
@@ -234,6 +236,19 @@ fn extra_lines(conn: &rusqlite::Connection, r: &Record) -> String {
         out.push_str(&format!("{ip}\t{}\n", names.join(" ")));
     }
     out
+}
+
+/// Whether container `id` has `--add-host` or `--link` lines, asked of its stored config
+/// without decoding the whole record (most members have none; every start on a user
+/// network rewrites every member's file).
+fn has_extra_lines(conn: &rusqlite::Connection, id: &str) -> bool {
+    conn.prepare_cached(
+        "SELECT 1 FROM containers WHERE id = ?1 AND \
+         (json_extract(config, '$.opts.add_hosts') IS NOT NULL \
+          OR json_extract(config, '$.opts.links') IS NOT NULL)",
+    )
+    .and_then(|mut s| s.exists([id]))
+    .unwrap_or(true)
 }
 
 /// Container `target`'s address on a network it shares with `r` (`r`'s first network
