@@ -50,7 +50,7 @@ pub mod units {
     pub use gcr_core::units::{format_size_binary, human_size, parse_size};
 }
 
-/// The port-publishing relay daemon (`gcr network __proxy`).
+/// The port-publishing relay daemon (`gcr __proxy`).
 pub mod proxy {
     pub use gcr_net::dns::Resolver;
     pub use gcr_net::proxy::{daemonize, serve, Relay};

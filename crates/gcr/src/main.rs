@@ -252,8 +252,8 @@ fn main() {
     gcr_engine::timing::init();
     // The supervisor is exec'd once per detached container and lives as long as it: skip
     // clap (and the pages it touches) to keep its memory small.
-    // The trash reaper likewise starts often and does one thing, and the API service (a
-    // daemon) keeps none of clap's pages resident.
+    // The trash reaper and the port proxy likewise start often and do one thing (the proxy
+    // on a start's path), and the API service (a daemon) keeps none of clap's pages resident.
     let mut argv = std::env::args_os();
     // runc's command line: invoked as gcr-runc (or runc), or as `gcr oci ...`.
     let name = argv.next().unwrap_or_default();
@@ -273,6 +273,10 @@ fn main() {
         Some("__service") => {
             let rest: Vec<std::ffi::OsString> = argv.collect();
             std::process::exit(system::service_main(&rest));
+        }
+        Some("__proxy") => {
+            let rest: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
+            std::process::exit(network::proxy_main(&rest));
         }
         Some("__reap") => {
             let root = argv.next().map(PathBuf::from).unwrap_or_else(default_root);

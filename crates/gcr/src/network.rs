@@ -1,4 +1,4 @@
-//! Network, volume and port commands, and the hidden port proxy (`network __proxy`).
+//! Network, volume and port commands, and the hidden port proxy and DNS server (`__proxy`).
 
 use crate::filters::Filters;
 use clap::Subcommand;
@@ -114,12 +114,6 @@ pub enum NetworkCmd {
     /// Take this store's bridges, firewall rules and run-dir tmpfs off the host (they return on next use).
     #[command(name = "__teardown", hide = true)]
     Teardown,
-    /// The port proxy and DNS server of one container: ID HOLDER_PID FD:PROTO:IP:PORT... dns-*=...
-    #[command(name = "__proxy", hide = true)]
-    Proxy {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -442,7 +436,6 @@ fn network(e: &Engine, cmd: NetworkCmd) -> Result<i32, Failure> {
             e.release_run_dir();
             Ok(0)
         }
-        NetworkCmd::Proxy { args } => proxy(&args),
     }
 }
 
@@ -533,9 +526,26 @@ fn volume(e: &Engine, cmd: VolumeCmd) -> Result<i32, Failure> {
     }
 }
 
-/// `gcr network __proxy ID HOLDER [FD:PROTO:IP:PORT...] [dns-udp=FD dns-tcp=FD
-/// dns-hosts=PATH [dns-up=ADDR:PORT...]]`: detaches, then relays (and serves the embedded
-/// DNS server) until the holder exits. Prints the daemon's pid for the engine.
+/// `gcr __proxy [--root ROOT] ID HOLDER ...` (see [`proxy`]), dispatched before the CLI
+/// is parsed: it runs at every start that publishes ports or has a DNS server, on the
+/// start's path. `--root` only names the store in the process list.
+pub fn proxy_main(args: &[String]) -> i32 {
+    let args = match args {
+        [flag, _root, rest @ ..] if flag == "--root" => rest,
+        all => all,
+    };
+    match proxy(args) {
+        Ok(c) => c,
+        Err(f) => {
+            eprintln!("Error: {}", f.message);
+            f.code
+        }
+    }
+}
+
+/// `ID HOLDER [FD:PROTO:IP:PORT...] [dns-udp=FD dns-tcp=FD dns-hosts=PATH
+/// [dns-up=ADDR:PORT...]]`: detaches, then relays (and serves the embedded DNS server)
+/// until the holder exits. Prints the daemon's pid for the engine.
 fn proxy(args: &[String]) -> Result<i32, Failure> {
     let bad = |m: &str| Failure::new(2, format!("__proxy: {m}"));
     let [_id, holder, maps @ ..] = args else {

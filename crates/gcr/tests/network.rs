@@ -414,6 +414,8 @@ fn links_name_the_linked_container() {
         "lnnet",
         "--link",
         "lncache:kv",
+        "--dns",
+        "127.0.0.1",
         IMAGE,
         "nslookup",
         "kv",

@@ -226,7 +226,7 @@ impl Engine {
             record::set_config(tx, &r, &cfg, &cause)?;
             network_event(tx, &net, &r, "connect")?;
             if net.name != DEFAULT {
-                self.refresh_hosts(tx, &net.name);
+                self.refresh_hosts(tx, &net.name, Some(&r));
             }
             Ok::<_, EngineError>(())
         });

@@ -222,7 +222,7 @@ impl Engine {
         self.store()?.transaction(|tx| {
             for join in &r.config.opts.extra_networks {
                 if join.name != DEFAULT {
-                    self.refresh_hosts(tx, &join.name);
+                    self.refresh_hosts(tx, &join.name, Some(r));
                 }
             }
             Ok::<_, EngineError>(())
@@ -255,7 +255,7 @@ impl Engine {
         }
         db::delete_endpoint_on(tx, &r.id, &ep.network)?;
         if ep.network != DEFAULT {
-            self.refresh_hosts(tx, &ep.network);
+            self.refresh_hosts(tx, &ep.network, None);
             if held {
                 // Its own file forgets that network's members too.
                 self.refresh_own_hosts(tx, r);
@@ -270,7 +270,7 @@ impl Engine {
             .into_iter()
             .find(|e| e.network != DEFAULT)
         {
-            Some(e) => self.refresh_hosts(tx, &e.network),
+            Some(e) => self.refresh_hosts(tx, &e.network, None),
             None => {
                 let ips = db::endpoint(tx, &r.id).map(|e| e.ips()).unwrap_or_default();
                 self.rewrite_hosts(r, &ips);

@@ -83,7 +83,14 @@ impl Engine {
     /// Rewrites the hosts file of every member of `network` from the current endpoints.
     /// Runs inside the caller's write transaction so concurrent joins cannot interleave.
     /// With one network per member this is one query, as before multi-network endpoints.
-    pub(crate) fn refresh_hosts(&self, conn: &rusqlite::Connection, network: &str) {
+    /// `starting`: the container being started, whose row may not be stored yet (a
+    /// foreground run's is stored by the housekeeper meanwhile); its own lines come from it.
+    pub(crate) fn refresh_hosts(
+        &self,
+        conn: &rusqlite::Connection,
+        network: &str,
+        starting: Option<&Record>,
+    ) {
         let Ok(rows) = db::endpoints_of_members(conn, network) else {
             return;
         };
@@ -118,7 +125,9 @@ impl Engine {
             let names: Vec<&str> = first.names.split(' ').collect();
             let mut text = gcr_net::resolv::hosts_file(&first.ips(), &names, &peers);
             // Its own --add-host and --link lines stay (compose's extra_hosts and links).
-            if has_extra_lines(conn, &m.container) {
+            if let Some(r) = starting.filter(|r| r.id == m.container) {
+                text.push_str(&extra_lines(conn, r));
+            } else if has_extra_lines(conn, &m.container) {
                 if let Ok(r) = crate::container::record::find(conn, &m.container) {
                     text.push_str(&extra_lines(conn, &r));
                 }

@@ -302,7 +302,7 @@ impl Engine {
                         dns: dns.as_ref().map(|d| d.upstreams.as_slice()),
                     },
                 )?;
-                self.refresh_hosts(tx, &net.name);
+                self.refresh_hosts(tx, &net.name, Some(r));
                 Ok::<_, EngineError>(m)
             })?
         };
@@ -491,7 +491,7 @@ impl Engine {
                 let names = files::names_with(&r, endpoints::aliases_on(&r, &ep.network));
                 db::set_names(tx, id, &ep.network, &names)?;
                 if ep.network != DEFAULT {
-                    self.refresh_hosts(tx, &ep.network);
+                    self.refresh_hosts(tx, &ep.network, Some(&r));
                 }
             }
             Ok::<_, EngineError>(())

@@ -1,6 +1,6 @@
 //! Published ports: `-p`/`-P` checked at create time, host sockets bound at start (so a
 //! taken port fails the start with a clear message), and the per-container proxy process
-//! (`gcr network __proxy`) that relays them to the container's address. Also the texts
+//! (`gcr __proxy`) that relays them to the container's address. Also the texts
 //! `gcr port` and `ps` show.
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
@@ -158,10 +158,9 @@ impl Engine {
         dns: Option<gcr_net::dns::Resolver>,
     ) -> Result<(), EngineError> {
         let mut args = vec![
-            "--root".to_string(),
+            "__proxy".to_string(),
+            "--root".into(),
             self.root().to_string_lossy().into_owned(),
-            "network".into(),
-            "__proxy".into(),
             id.to_string(),
             std::process::id().to_string(),
         ];
@@ -294,7 +293,7 @@ fn inheritable(fd: &OwnedFd, made: &mut Vec<i32>) -> Result<i32, EngineError> {
     Ok(d)
 }
 
-/// The gcr binary (the proxy is `gcr network __proxy`).
+/// The gcr binary (the proxy is `gcr __proxy`).
 fn self_exe() -> String {
     std::env::var("GCR_BIN").unwrap_or_else(|_| "/proc/self/exe".into())
 }

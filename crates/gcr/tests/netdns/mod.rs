@@ -67,7 +67,7 @@ fn ip_on(env: &Env, c: &str, net: &str) -> String {
         .to_string()
 }
 
-/// Pids of `gcr network __proxy` processes serving container `id`.
+/// Pids of `gcr __proxy` processes serving container `id`.
 fn helpers_of(id: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .into_iter()

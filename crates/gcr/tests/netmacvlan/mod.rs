@@ -109,6 +109,8 @@ fn macvlan_and_ipvlan_networks_put_containers_on_the_parents_network() {
         "m1",
         "--network",
         "mvnet",
+        "--dns",
+        "127.0.0.1",
         IMAGE,
         "sleep",
         "120",
