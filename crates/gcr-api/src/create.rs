@@ -259,6 +259,7 @@ fn health(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
 
 fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
     o.volumes = strings(h, "Binds")?.unwrap_or_default();
+    o.volumes_from = strings(h, "VolumesFrom")?.unwrap_or_default();
     if let Some(pb) = object(h, "PortBindings")? {
         for (port, binds) in pb {
             let port = if port.contains('/') {

@@ -597,6 +597,10 @@ pub struct RunArgs {
     /// Mount a volume: name:/path[:ro], /host/path:/path[:ro], or /path (anonymous).
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Mount another container's volumes and binds at their paths (its mode unless :ro or
+    /// :rw is given).
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:ro|rw]")]
+    pub volumes_from: Vec<String>,
     /// Mount a tmpfs: /path[:size=64m,mode=1777].
     #[arg(long = "tmpfs")]
     pub tmpfs: Vec<String>,

@@ -149,6 +149,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         stop_timeout: a.stop_timeout,
         publish: a.publish.clone(),
         publish_all: a.publish_all,
+        volumes_from: a.volumes_from.clone(),
         volumes: a
             .volume
             .iter()

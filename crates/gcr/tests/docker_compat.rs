@@ -320,6 +320,16 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --volumes-from CONTAINER[:ro|rw]",
+        Same,
+        "its volumes and binds at their paths (not its tmpfs mounts); rm -v of the borrower leaves a borrowed anonymous volume",
+        Works(
+            &["run", "--rm", "--volumes-from", "{s}", "IMG", "true"],
+            "",
+        ),
+    ),
+    row(
+        "run",
         "run --link NAME[:ALIAS]",
         Same,
         "the linked container's address in /etc/hosts (and DNS on a user network); Docker's legacy link environment variables are not set",

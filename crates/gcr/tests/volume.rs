@@ -241,3 +241,96 @@ fn a_rm_container_whose_start_fails_leaves_nothing() {
     assert!(!env.gcr(&["start", "keepfail"]).status.success());
     assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
 }
+
+#[test]
+fn volumes_from_shares_another_containers_mounts() {
+    if !need_root("volumes_from_shares_another_containers_mounts") {
+        return;
+    }
+    let env = Env::new();
+    let host = env.root.path().join("shared-bind");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("b"), "from-bind\n").unwrap();
+    let bind = format!("{}:/bound:ro", host.display());
+    // A data container with an anonymous volume, a named one and a read-only bind.
+    env.ok(&[
+        "run",
+        "--name",
+        "store",
+        "--network",
+        "none",
+        "-v",
+        "/anon",
+        "-v",
+        "vfnamed:/named",
+        "-v",
+        &bind,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo a > /anon/f; echo n > /named/f",
+    ]);
+    let out = env.ok(&[
+        "run", "--rm", "--network", "none", "--volumes-from", "store", IMAGE, "sh", "-c",
+        "cat /anon/f /named/f /bound/b; echo w > /anon/g && echo wrote; echo x > /bound/x || echo bind-ro",
+    ]);
+    assert_eq!(out, "a\nn\nfrom-bind\nwrote\nbind-ro\n");
+    // :ro makes every shared mount read-only; the consumer's own -v path stays its own.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "store:ro",
+        "-v",
+        "/named",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /anon/g; echo z > /anon/z || echo anon-ro; ls /named | wc -l",
+    ]);
+    assert_eq!(out, "w\nanon-ro\n0\n");
+    // rm -v of a container that borrowed the anonymous volume leaves it to its owner.
+    env.ok(&[
+        "create",
+        "--name",
+        "borrower",
+        "--volumes-from",
+        "store",
+        IMAGE,
+        "true",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "borrower"])).unwrap();
+    assert_eq!(
+        v[0]["HostConfig"]["VolumesFrom"],
+        serde_json::json!(["store"])
+    );
+    env.ok(&["rm", "-v", "borrower"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "store",
+        IMAGE,
+        "cat",
+        "/anon/f",
+    ]);
+    assert_eq!(out, "a\n");
+    let o = env.gcr(&["create", "--volumes-from", "nosuchctr", IMAGE, "true"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no such container nosuchctr"),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.gcr(&["create", "--volumes-from", "store:rx", IMAGE, "true"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("CONTAINER:ro"),
+        "{}",
+        stderr(&o)
+    );
+    env.ok(&["rm", "-v", "store"]);
+    env.ok(&["volume", "rm", "vfnamed"]);
+}

@@ -405,6 +405,7 @@ fn host_config(o: &super::config::RunOptions, network: &str, name: &str) -> Valu
         "DnsSearch": o.dns_search,
         "DnsOptions": o.dns_options,
         "ExtraHosts": o.add_hosts,
+        "VolumesFrom": o.volumes_from,
         "Links": o
             .links
             .iter()

@@ -81,7 +81,8 @@ impl Engine {
         resolved: &mut Resolved,
     ) -> Result<(), EngineError> {
         let mut ports = publish::wanted(opts, image_config)?;
-        let volumes = crate::volumes::plan::plan(opts, image_config)?;
+        let mut volumes = crate::volumes::plan::plan(opts, image_config)?;
+        opts.volumes_from = self.volumes_from(&opts.volumes_from, &mut volumes)?;
         // A network's host_binding_ipv4: where its ports bind when -p names no address.
         let mut host_ip = None;
         let mut driver = options::Driver::Bridge;

@@ -76,6 +76,68 @@ impl Engine {
         Ok(serde_json::to_value(p)?)
     }
 
+    /// Adds the volumes and binds of each `--volumes-from CONTAINER[:ro|rw]` to plan `p`
+    /// (Docker's: at the same paths, in that container's mode unless one is given; a path
+    /// the new container mounts itself stays its own; tmpfs mounts are not shared). A
+    /// shared anonymous volume is not the new container's own: `rm -v` of it leaves the
+    /// volume. Returns the flags with the containers' names.
+    pub(crate) fn volumes_from(
+        &self,
+        from: &[String],
+        p: &mut Plan,
+    ) -> Result<Vec<String>, EngineError> {
+        let mut out = Vec::new();
+        for f in from {
+            let (key, mode) = match f.rsplit_once(':') {
+                Some((k, m @ ("ro" | "rw"))) => (k, Some(m == "ro")),
+                Some(_) => {
+                    return Err(EngineError::Usage(format!(
+                        "invalid --volumes-from '{f}': use CONTAINER, CONTAINER:ro or CONTAINER:rw"
+                    )))
+                }
+                None => (f.as_str(), None),
+            };
+            let x = self.container(key).map_err(|_| {
+                EngineError::NotFound(format!(
+                    "--volumes-from {f}: no such container {key}; give an existing container's name or id"
+                ))
+            })?;
+            let theirs = Plan::from_value(&x.config.resolved.volume_data);
+            for m in theirs.mounts {
+                if p.mounts.iter().any(|o| o.dest() == m.dest()) {
+                    continue;
+                }
+                match m {
+                    Planned::Volume { name, dest, ro, .. } => p.mounts.push(Planned::Volume {
+                        name,
+                        dest,
+                        ro: mode.unwrap_or(ro),
+                        anonymous: false,
+                    }),
+                    Planned::Bind {
+                        source,
+                        dest,
+                        ro,
+                        propagation,
+                    } => p.mounts.push(Planned::Bind {
+                        source,
+                        dest,
+                        ro: mode.unwrap_or(ro),
+                        propagation,
+                    }),
+                    Planned::Tmpfs { .. } => {}
+                }
+            }
+            let kept = match mode {
+                Some(true) => format!("{}:ro", x.name),
+                Some(false) => format!("{}:rw", x.name),
+                None => x.name.clone(),
+            };
+            out.push(kept);
+        }
+        Ok(out)
+    }
+
     /// Mounts for the container's volumes, parents before children.
     pub(crate) fn volume_mounts(&self, r: &Record) -> Result<Vec<Mount>, EngineError> {
         if r.config.resolved.volume_data.is_null() {
