@@ -556,6 +556,17 @@ pub struct RunArgs {
     pub memory_swap: Option<String>,
     #[arg(long)]
     pub cpus: Option<String>,
+    /// The CPU CFS period in microseconds (1000 to 1000000; default 100000), with --cpu-quota.
+    #[arg(long = "cpu-period", value_name = "MICROSECONDS")]
+    pub cpu_period: Option<i64>,
+    /// The CPU CFS quota in microseconds per period (at least 1000; -1: none): --cpus as
+    /// quota over period.
+    #[arg(
+        long = "cpu-quota",
+        value_name = "MICROSECONDS",
+        allow_hyphen_values = true
+    )]
+    pub cpu_quota: Option<i64>,
     /// CPU shares (relative weight; 1024 is the default share).
     #[arg(short = 'c', long = "cpu-shares")]
     pub cpu_shares: Option<u64>,
@@ -584,6 +595,9 @@ pub struct RunArgs {
     pub restart: String,
     #[arg(short, long = "label")]
     pub label: Vec<String>,
+    /// Read labels from a file of KEY=VALUE lines (# comments and blank lines skipped).
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<String>,
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]

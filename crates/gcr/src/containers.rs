@@ -41,26 +41,13 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         Some("-1") => Some(-1),
         Some(_) => size("--memory-swap", &a.memory_swap)?.map(|v| v as i64),
     };
-    let cpus = match a.cpus.as_deref() {
-        None => None,
-        Some(s) => match s.parse::<f64>() {
-            Ok(c) if c > 0.0 && c.is_finite() => {
-                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-                if c < 0.01 || c > n as f64 {
-                    return Err(usage(format!(
-                        "invalid value '{s}' for --cpus: the range is 0.01 to {n}.00, as there {} only {n} CPU{} available",
-                        if n == 1 { "is" } else { "are" },
-                        if n == 1 { "" } else { "s" }
-                    )));
-                }
-                Some(c)
-            }
-            _ => {
-                return Err(usage(format!(
-                    "invalid value '{s}' for --cpus: use a positive number such as 0.5 or 2"
-                )))
-            }
-        },
+    let cpus = match (a.cpus.as_deref(), cpu_quota(a)?) {
+        (Some(_), Some(_)) => return Err(usage(
+            "conflicting options: --cpus and --cpu-period/--cpu-quota cannot both be set; give one"
+                .into(),
+        )),
+        (None, q) => q,
+        (Some(s), None) => Some(parse_cpus(s)?),
     };
     for (flag, v, cpus) in [
         ("--cpuset-cpus", &a.cpuset_cpus, true),
@@ -144,7 +131,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         security_opt: a.security_opt.clone(),
         network: a.network.first().cloned(),
         restart,
-        labels: a.label.clone(),
+        labels: labels_of(a)?,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         publish: a.publish.clone(),
@@ -198,6 +185,65 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
 
 /// `-v ./dir:/x` (or `../dir`, `.`): the source made absolute against the current
 /// directory, as the docker CLI does; anything else as given.
+/// `--cpus N`: at least 0.01, at most the CPUs there are.
+fn parse_cpus(s: &str) -> Result<f64, Failure> {
+    match s.parse::<f64>() {
+        Ok(c) if c > 0.0 && c.is_finite() => {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if c < 0.01 || c > n as f64 {
+                return Err(usage(format!(
+                    "invalid value '{s}' for --cpus: the range is 0.01 to {n}.00, as there {} only {n} CPU{} available",
+                    if n == 1 { "is" } else { "are" },
+                    if n == 1 { "" } else { "s" }
+                )));
+            }
+            Ok(c)
+        }
+        _ => Err(usage(format!(
+            "invalid value '{s}' for --cpus: use a positive number such as 0.5 or 2"
+        ))),
+    }
+}
+
+/// `--cpu-quota` over `--cpu-period` (Docker's CFS flags) as a number of CPUs, when a
+/// quota is given (-1: none).
+fn cpu_quota(a: &RunArgs) -> Result<Option<f64>, Failure> {
+    let period = a.cpu_period.unwrap_or(100_000);
+    if !(1000..=1_000_000).contains(&period) {
+        return Err(usage(format!(
+            "invalid --cpu-period {period}: use 1000 to 1000000 microseconds"
+        )));
+    }
+    match a.cpu_quota {
+        None | Some(-1) => Ok(None),
+        Some(q) if q >= 1000 => Ok(Some(q as f64 / period as f64)),
+        Some(q) => Err(usage(format!(
+            "invalid --cpu-quota {q}: use at least 1000 microseconds, or -1 for no quota"
+        ))),
+    }
+}
+
+/// Labels of `--label-file` files (KEY=VALUE lines; # comments and blank lines skipped),
+/// then of `--label`, as Docker's CLI reads them.
+fn labels_of(a: &RunArgs) -> Result<Vec<String>, Failure> {
+    let mut out = Vec::new();
+    for f in &a.label_file {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            usage(format!(
+                "cannot read --label-file {f}: {e}; give a readable file"
+            ))
+        })?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    out.extend(a.label.iter().cloned());
+    Ok(out)
+}
+
 fn absolute_source(v: &str) -> Result<String, Failure> {
     let Some((src, rest)) = v.split_once(':') else {
         return Ok(v.to_string());

@@ -320,6 +320,23 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --cpu-period, --cpu-quota",
+        Same,
+        "the quota over the period is the CPU limit (inspect shows it as NanoCpus); with --cpus refused",
+        Works(
+            &["run", "--rm", "--cpu-quota", "50000", "IMG", "true"],
+            "",
+        ),
+    ),
+    row(
+        "run",
+        "run --label-file",
+        Same,
+        "",
+        Refused(&["run", "--rm", "--label-file", "/nonexistent/labels", "IMG", "true"]),
+    ),
+    row(
+        "run",
         "run --volumes-from CONTAINER[:ro|rw]",
         Same,
         "its volumes and binds at their paths (not its tmpfs mounts); rm -v of the borrower leaves a borrowed anonymous volume",

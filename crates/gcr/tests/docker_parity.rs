@@ -363,3 +363,80 @@ fn update_changes_limits_of_a_running_container_and_its_restart_policy() {
     assert_eq!(mem(), "134217728\n");
     env.ok(&["rm", "-f", "up1"]);
 }
+
+#[test]
+fn cpu_quota_and_label_file_flags() {
+    if !need_root("cpu_quota_and_label_file_flags") {
+        return;
+    }
+    let env = Env::new();
+    // --cpu-quota over --cpu-period is the CFS limit the container sees (v2 cpu.max, v1
+    // cpu/cpu.cfs_quota_us), and inspect's NanoCpus.
+    let script = "if [ -e /sys/fs/cgroup/cpu.max ]; then cat /sys/fs/cgroup/cpu.max; \
+                  else echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us); fi";
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let q: Vec<f64> = out
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        q.len() == 2 && (q[0] / q[1] - 0.5).abs() < 1e-6,
+        "half a CPU: {out}"
+    );
+    for (args, says) in [
+        (
+            vec!["--cpus", "1", "--cpu-quota", "50000"],
+            "cannot both be set",
+        ),
+        (vec!["--cpu-quota", "10"], "at least 1000"),
+        (
+            vec!["--cpu-period", "5", "--cpu-quota", "5000"],
+            "1000 to 1000000",
+        ),
+        (
+            vec!["--label-file", "/nonexistent/labels"],
+            "cannot read --label-file",
+        ),
+    ] {
+        let mut a = vec!["create"];
+        a.extend(args);
+        a.extend([IMAGE, "true"]);
+        let o = env.gcr(&a);
+        assert_eq!(o.status.code(), Some(125), "{a:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{a:?}: {}", stderr(&o));
+    }
+    // Labels from a file, then from --label (which wins for the same key).
+    let f = env.root.path().join("labels");
+    std::fs::write(&f, "# team labels\ntier=web\n\nowner=ops\n").unwrap();
+    let f = f.to_string_lossy().into_owned();
+    env.ok(&[
+        "create",
+        "--name",
+        "lf",
+        "--label-file",
+        &f,
+        "--label",
+        "owner=dev",
+        IMAGE,
+        "true",
+    ]);
+    let labels = env.ok(&["inspect", "-f", "{{json .Config.Labels}}", "lf"]);
+    let v: serde_json::Value = serde_json::from_str(labels.trim()).unwrap();
+    assert_eq!(
+        (v["tier"].as_str(), v["owner"].as_str()),
+        (Some("web"), Some("dev")),
+        "{v}"
+    );
+    env.ok(&["rm", "lf"]);
+}
