@@ -146,6 +146,7 @@ pub fn options(body: &Value, name: Option<&str>) -> Result<RunOptions, HttpError
     o.workdir = string(c, "WorkingDir")?.filter(|s| !s.is_empty());
     o.user = string(c, "User")?.filter(|s| !s.is_empty());
     o.hostname = string(c, "Hostname")?.filter(|s| !s.is_empty());
+    o.domainname = string(c, "Domainname")?.filter(|s| !s.is_empty());
     o.tty = boolean(c, "Tty")?;
     o.interactive = boolean(c, "OpenStdin")?;
     o.labels = pairs(c, "Labels", "=")?;
@@ -260,6 +261,15 @@ fn health(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
 fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
     o.volumes = strings(h, "Binds")?.unwrap_or_default();
     o.volumes_from = strings(h, "VolumesFrom")?.unwrap_or_default();
+    o.oom_score_adj = int(h, "OomScoreAdj")?
+        .filter(|a| *a != 0)
+        .map(|a| {
+            i32::try_from(a)
+                .ok()
+                .filter(|a| (-1000..=1000).contains(a))
+                .ok_or_else(|| bad(format!("invalid OomScoreAdj {a}: use -1000 to 1000")))
+        })
+        .transpose()?;
     if let Some(pb) = object(h, "PortBindings")? {
         for (port, binds) in pb {
             let port = if port.contains('/') {

@@ -163,7 +163,7 @@ pub fn build(cfg: &ContainerConfig, extra_mounts: Vec<Mount>) -> Result<Spec, En
         .additional_gids(r.additional_gids.clone())
         .build()
         .map_err(spec_err)?;
-    let process = ProcessBuilder::default()
+    let mut process = ProcessBuilder::default()
         .terminal(cfg.opts.tty)
         .user(user)
         .args(r.args.clone())
@@ -174,6 +174,7 @@ pub fn build(cfg: &ContainerConfig, extra_mounts: Vec<Mount>) -> Result<Spec, En
         .rlimits(rlimits(&cfg.opts.ulimits)?)
         .build()
         .map_err(spec_err)?;
+    process.set_oom_score_adj(cfg.opts.oom_score_adj);
     let mut namespaces = Vec::with_capacity(6);
     for typ in [
         LinuxNamespaceType::Pid,
@@ -218,7 +219,7 @@ pub fn build(cfg: &ContainerConfig, extra_mounts: Vec<Mount>) -> Result<Spec, En
         .readonly(cfg.opts.read_only)
         .build()
         .map_err(spec_err)?;
-    SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version("1.0.2")
         .process(process)
         .root(root)
@@ -226,5 +227,7 @@ pub fn build(cfg: &ContainerConfig, extra_mounts: Vec<Mount>) -> Result<Spec, En
         .mounts(mounts)
         .linux(linux)
         .build()
-        .map_err(spec_err)
+        .map_err(spec_err)?;
+    spec.set_domainname(cfg.opts.domainname.clone());
+    Ok(spec)
 }

@@ -224,11 +224,6 @@ impl Oci {
         let mut running = gcr_runtime::spawn_with(launch, extras)?;
         undo.pid = running.pid;
         undo.cgroup = running.cgroup.take();
-        if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
-            let p = format!("/proc/{}/oom_score_adj", running.pid);
-            std::fs::write(&p, adj.to_string())
-                .map_err(|e| OciError::io("cannot set process.oomScoreAdj in", p, e))?;
-        }
         let start_time = state::proc_stat(running.pid)
             .map(|(_, t)| t)
             .ok_or_else(|| OciError::Invalid("the container process died during setup".into()))?;

@@ -24,6 +24,8 @@ pub const DOCKER_DEFAULT_CAPS: u64 = crate::caps::DOCKER_DEFAULT_MASK;
 /// Everything the child needs to become the user's process, prepared before clone.
 pub(crate) struct ProcessPlan {
     rlimits: Vec<(u32, libc::rlimit)>,
+    /// `process.oomScoreAdj` as the text written to /proc/PID/oom_score_adj.
+    oom_score_adj: Option<CString>,
     uid: u32,
     gid: u32,
     groups: Vec<libc::gid_t>,
@@ -232,8 +234,18 @@ impl ProcessPlan {
             .map(|a| a.as_ptr())
             .chain([ptr::null()])
             .collect();
+        let oom_score_adj = match process.oom_score_adj() {
+            Some(a) if (-1000..=1000).contains(&a) => Some(cstring(&a.to_string(), "oomScoreAdj")?),
+            Some(a) => {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "oomScoreAdj {a} is outside -1000..1000; give a value in that range"
+                )))
+            }
+            None => None,
+        };
         Ok(ProcessPlan {
             rlimits,
+            oom_score_adj,
             uid: user.uid(),
             gid: user.gid(),
             groups: user.additional_gids().clone().unwrap_or_default(),
@@ -315,6 +327,27 @@ impl ProcessPlan {
                 child_fail(errfd, Stage::Rlimit as u32, errno());
             }
         }
+    }
+
+    /// Parent side, right after clone: the child's `process.oomScoreAdj` (written from
+    /// here, as runc does: lowering it needs CAP_SYS_RESOURCE, which the container may
+    /// not have); the command inherits it through execve.
+    pub(crate) fn apply_oom_score_adj(&self, pid: i32) -> Result<(), RuntimeError> {
+        let Some(adj) = &self.oom_score_adj else {
+            return Ok(());
+        };
+        let p = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&p, adj.as_bytes()).map_err(|e| {
+            let why = if e.raw_os_error() == Some(libc::EACCES) {
+                ": lowering it needs CAP_SYS_RESOURCE, which this process lacks; give 0 or more"
+            } else {
+                ""
+            };
+            RuntimeError::Caps(format!(
+                "cannot set the OOM score adjustment to {} ({e}){why}",
+                adj.to_string_lossy()
+            ))
+        })
     }
 
     /// Apply the five capability sets of `process` as given (a missing set is empty), as

@@ -406,6 +406,12 @@ pub fn spawn_with(l: Launch, x: Extras) -> Result<Running, RuntimeError> {
             return Err(e);
         }
     }
+    if let Err(e) = process.apply_oom_score_adj(pid) {
+        // SAFETY: kill(2) of our own child, then reaped.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = sys::waitpid(pid);
+        return Err(e);
+    }
     if pidfd < 0 && ns.user_join.is_some() {
         pidfd = sys::pidfd_open(pid);
     }

@@ -595,6 +595,12 @@ pub struct RunArgs {
     pub restart: String,
     #[arg(short, long = "label")]
     pub label: Vec<String>,
+    /// The container's NIS domain name (its UTS namespace's).
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Tune the container's OOM killer preference (-1000 to 1000).
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i32>,
     /// Read labels from a file of KEY=VALUE lines (# comments and blank lines skipped).
     #[arg(long = "label-file", value_name = "FILE")]
     pub label_file: Vec<String>,

@@ -330,6 +330,16 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --domainname, --oom-score-adj",
+        Same,
+        "the OOM score is set by gcr's side of the start, as runc's; lowering it needs CAP_SYS_RESOURCE",
+        Works(
+            &["run", "--rm", "--domainname", "corp.test", "--oom-score-adj", "100", "IMG", "cat", "/proc/sys/kernel/domainname"],
+            "corp.test",
+        ),
+    ),
+    row(
+        "run",
         "run --label-file",
         Same,
         "",

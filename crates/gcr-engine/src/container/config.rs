@@ -162,6 +162,12 @@ pub struct RunOptions {
     /// `--secret NAME[,target=…,uid=…,gid=…,mode=…]` as given (names only, never values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// `--domainname`: the NIS domain name of the container's UTS namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// `--oom-score-adj` (-1000..1000): the container process's OOM killer preference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
     /// `--add-host NAME:IP` (checked), lines added to the container's /etc/hosts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add_hosts: Vec<String>,

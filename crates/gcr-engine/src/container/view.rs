@@ -199,7 +199,7 @@ impl Engine {
                 "Labels": labels,
                 "StopSignal": gcr_core::units::signal_name(c.resolved.stop_signal),
                 "StopTimeout": c.resolved.stop_timeout,
-                "Domainname": "",
+                "Domainname": c.opts.domainname.as_deref().unwrap_or(""),
             },
             "HostConfig": host_config(&c.opts, &c.resolved.network, &r.name),
             "NetworkSettings": self.network_settings(r),
@@ -406,6 +406,7 @@ fn host_config(o: &super::config::RunOptions, network: &str, name: &str) -> Valu
         "DnsOptions": o.dns_options,
         "ExtraHosts": o.add_hosts,
         "VolumesFrom": o.volumes_from,
+        "OomScoreAdj": o.oom_score_adj.unwrap_or(0),
         "Links": o
             .links
             .iter()
