@@ -147,6 +147,9 @@ pub fn options(body: &Value, name: Option<&str>) -> Result<RunOptions, HttpError
     o.user = string(c, "User")?.filter(|s| !s.is_empty());
     o.hostname = string(c, "Hostname")?.filter(|s| !s.is_empty());
     o.domainname = string(c, "Domainname")?.filter(|s| !s.is_empty());
+    if let Some(ports) = object(c, "ExposedPorts")? {
+        o.expose = ports.keys().cloned().collect();
+    }
     o.tty = boolean(c, "Tty")?;
     o.interactive = boolean(c, "OpenStdin")?;
     o.labels = pairs(c, "Labels", "=")?;

@@ -683,6 +683,13 @@ pub struct RunArgs {
     /// default: nothing is fetched unless asked).
     #[arg(long, value_name = "always|missing|never")]
     pub pull: Option<String>,
+    /// Say nothing about the pull (--pull).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Expose a port or a range (PORT[-PORT][/tcp|udp]) besides the image's: published by
+    /// -P, shown in inspect's Config.ExposedPorts.
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub expose: Vec<String>,
     /// Attach a mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
     /// [,tmpfs-size=…][,tmpfs-mode=…].
     #[arg(long = "mount")]

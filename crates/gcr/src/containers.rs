@@ -153,6 +153,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         publish: a.publish.clone(),
         publish_all: a.publish_all,
         volumes_from: a.volumes_from.clone(),
+        expose: a.expose.clone(),
         volumes: a
             .volume
             .iter()
@@ -314,7 +315,7 @@ fn pull_and_check(engine: &Engine, a: &RunArgs) -> Result<(), Failure> {
         }
     };
     if pull {
-        if !present {
+        if !present && !a.quiet {
             errln!("Unable to find image '{}' locally", a.image);
         }
         let opts = PullOptions {
@@ -324,15 +325,17 @@ fn pull_and_check(engine: &Engine, a: &RunArgs) -> Result<(), Failure> {
         let r = engine
             .pull(&a.image, &opts, &NoProgress)
             .map_err(run_failure)?;
-        errln!(
-            "Status: {} {}",
-            if r.up_to_date {
-                "Image is up to date for"
-            } else {
-                "Downloaded newer image for"
-            },
-            r.reference
-        );
+        if !a.quiet {
+            errln!(
+                "Status: {} {}",
+                if r.up_to_date {
+                    "Image is up to date for"
+                } else {
+                    "Downloaded newer image for"
+                },
+                r.reference
+            );
+        }
     }
     if let Some(p) = &platform {
         if let Ok(doc) = engine.inspect_image(&a.image) {

@@ -340,6 +340,16 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --expose, -q/--quiet",
+        Same,
+        "exposed ports and ranges published by -P and shown in Config.ExposedPorts; -q silences --pull's lines",
+        Works(
+            &["run", "--rm", "-q", "--expose", "9000", "IMG", "true"],
+            "",
+        ),
+    ),
+    row(
+        "run",
         "run --label-file",
         Same,
         "",

@@ -504,3 +504,55 @@ fn domainname_and_oom_score_adj_flags() {
     assert!(stderr(&o).contains("-1000 to 1000"), "{}", stderr(&o));
     env.ok(&["rm", "oo"]);
 }
+
+#[test]
+fn expose_adds_ports_that_publish_all_publishes() {
+    if !need_root("expose_adds_ports_that_publish_all_publishes") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "create",
+        "--name",
+        "ex",
+        "--expose",
+        "7000-7001/udp",
+        "--expose",
+        "9000",
+        "-p",
+        "127.0.0.1::8080",
+        IMAGE,
+        "true",
+    ]);
+    let ports = env.ok(&["inspect", "-f", "{{json .Config.ExposedPorts}}", "ex"]);
+    let v: serde_json::Value = serde_json::from_str(ports.trim()).unwrap();
+    for k in ["7000/udp", "7001/udp", "9000/tcp", "8080/tcp"] {
+        assert!(v.get(k).is_some(), "{k} missing: {v}");
+    }
+    assert_eq!(
+        env.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "expose=9000",
+            "--format",
+            "{{.Names}}"
+        ])
+        .trim(),
+        "ex"
+    );
+    // -P publishes what --expose adds, each on a free host port.
+    env.ok(&[
+        "run", "-d", "--name", "pub", "--expose", "9000", "-P", IMAGE, "sleep", "30",
+    ]);
+    let port = env.ok(&["port", "pub"]);
+    assert!(port.starts_with("9000/tcp -> 0.0.0.0:"), "{port}");
+    let o = env.gcr(&["create", "--expose", "1:2", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("container ports only"),
+        "{}",
+        stderr(&o)
+    );
+    env.ok(&["rm", "-f", "ex", "pub"]);
+}

@@ -138,6 +138,10 @@ pub struct RunOptions {
     /// `-v name:/path[:ro]`, `-v /host:/path[:ro]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// `--expose PORT[-PORT][/PROTO]` as `PORT/PROTO` keys: exposed besides the image's
+    /// (published by `-P`, shown in `Config.ExposedPorts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
     /// `--volumes-from CONTAINER[:ro|rw]`: that container's volumes and binds, at their
     /// paths (its mode, or the one given); kept with the container's name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -203,6 +203,14 @@ impl ContainerFilter {
             .entry(r.image_id.clone())
             .or_insert_with(|| image_exposed(e, &r.image_id))
             .clone();
+        out.extend(
+            r.config
+                .opts
+                .expose
+                .iter()
+                .filter_map(|k| PortSpec::exposed(k).ok())
+                .map(|s| (s.container_port, s.proto)),
+        );
         let wanted = r.config.resolved.network_data["ports"].as_array();
         for p in wanted.into_iter().flatten().filter_map(|p| p.as_str()) {
             if let Ok(s) = PortSpec::parse(p) {
@@ -214,7 +222,7 @@ impl ContainerFilter {
 }
 
 /// The `ExposedPorts` of image `id`'s config (none when it cannot be read).
-fn image_exposed(e: &Engine, id: &str) -> Vec<(u16, Proto)> {
+pub(crate) fn image_exposed(e: &Engine, id: &str) -> Vec<(u16, Proto)> {
     let Ok(store) = e.store() else {
         return Vec::new();
     };

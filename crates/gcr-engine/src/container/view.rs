@@ -57,6 +57,32 @@ pub fn status_text(r: &Record) -> String {
 }
 
 impl Engine {
+    /// `Config.ExposedPorts`: the image's, `--expose`'s and the published container ports,
+    /// as Docker's `{"80/tcp": {}}`.
+    fn exposed_ports_view(&self, r: &Record) -> Value {
+        let o = &r.config.opts;
+        let published = o
+            .publish
+            .iter()
+            .filter_map(|p| gcr_net::PortSpec::parse_all(p).ok())
+            .flatten()
+            .map(|s| (s.container_port, s.proto));
+        let given = o
+            .expose
+            .iter()
+            .filter_map(|k| gcr_net::PortSpec::exposed(k).ok())
+            .map(|s| (s.container_port, s.proto));
+        let mut m = serde_json::Map::new();
+        for (port, proto) in super::filter::image_exposed(self, &r.image_id)
+            .into_iter()
+            .chain(given)
+            .chain(published)
+        {
+            m.insert(format!("{port}/{}", proto.as_str()), json!({}));
+        }
+        Value::Object(m)
+    }
+
     /// The containers `ps [-a]` lists, newest first, states reconciled: every one, or
     /// (`all` false) the running, paused and stopping ones.
     pub fn containers(&self, all: bool) -> Result<Vec<Record>, EngineError> {
@@ -196,6 +222,7 @@ impl Engine {
                 "Entrypoint": c.opts.entrypoint,
                 "Tty": c.opts.tty,
                 "OpenStdin": c.opts.interactive,
+                "ExposedPorts": self.exposed_ports_view(r),
                 "Labels": labels,
                 "StopSignal": gcr_core::units::signal_name(c.resolved.stop_signal),
                 "StopTimeout": c.resolved.stop_timeout,

@@ -80,6 +80,7 @@ impl Engine {
         image_config: &serde_json::Value,
         resolved: &mut Resolved,
     ) -> Result<(), EngineError> {
+        opts.expose = publish::expose_keys(&opts.expose)?;
         let mut ports = publish::wanted(opts, image_config)?;
         let mut volumes = crate::volumes::plan::plan(opts, image_config)?;
         opts.volumes_from = self.volumes_from(&opts.volumes_from, &mut volumes)?;

@@ -54,7 +54,27 @@ pub(crate) fn port_map(
     serde_json::Value::Object(out)
 }
 
-/// The ports to publish: `-p` values, then (with `-P`) each exposed port not already given.
+/// `--expose` values (`80`, `53/udp`, `8000-8002/tcp`) as `PORT/PROTO` keys, one per port.
+pub(crate) fn expose_keys(given: &[String]) -> Result<Vec<String>, EngineError> {
+    let mut out: Vec<String> = Vec::new();
+    for e in given {
+        if e.contains(':') {
+            return Err(EngineError::Usage(format!(
+                "invalid --expose '{e}': give container ports only (PORT[-PORT][/tcp|udp]); publish with -p"
+            )));
+        }
+        for s in PortSpec::parse_all(e).map_err(net_err)? {
+            let key = format!("{}/{}", s.container_port, s.proto.as_str());
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The ports to publish: `-p` values, then (with `-P`) each exposed port (the image's and
+/// `--expose`'s) not already given.
 pub(crate) fn wanted(
     opts: &RunOptions,
     image_config: &serde_json::Value,
@@ -64,18 +84,18 @@ pub(crate) fn wanted(
         out.extend(PortSpec::parse_all(p).map_err(net_err)?);
     }
     if opts.publish_all {
-        if let Some(exposed) = image_config
+        let image = image_config
             .pointer("/config/ExposedPorts")
             .and_then(|v| v.as_object())
-        {
-            for key in exposed.keys() {
-                let s = PortSpec::exposed(key).map_err(net_err)?;
-                if !out
-                    .iter()
-                    .any(|o| o.container_port == s.container_port && o.proto == s.proto)
-                {
-                    out.push(s);
-                }
+            .into_iter()
+            .flat_map(|m| m.keys());
+        for key in image.chain(&opts.expose) {
+            let s = PortSpec::exposed(key).map_err(net_err)?;
+            if !out
+                .iter()
+                .any(|o| o.container_port == s.container_port && o.proto == s.proto)
+            {
+                out.push(s);
             }
         }
     }
