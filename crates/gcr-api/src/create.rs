@@ -147,6 +147,7 @@ pub fn options(body: &Value, name: Option<&str>) -> Result<RunOptions, HttpError
     o.user = string(c, "User")?.filter(|s| !s.is_empty());
     o.hostname = string(c, "Hostname")?.filter(|s| !s.is_empty());
     o.domainname = string(c, "Domainname")?.filter(|s| !s.is_empty());
+    o.mac_address = string(c, "MacAddress")?.filter(|s| !s.is_empty());
     if let Some(ports) = object(c, "ExposedPorts")? {
         o.expose = ports.keys().cloned().collect();
     }
@@ -216,6 +217,10 @@ fn endpoint(n: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError>
             None => (None, None),
         };
         if *name == mode || (is_default(name) && is_default(&mode)) {
+            // API 1.44 puts the first interface's MacAddress here.
+            if let Some(m) = ep.map(|ep| string(ep, "MacAddress")).transpose()?.flatten() {
+                o.mac_address = Some(m).filter(|m| !m.is_empty()).or(o.mac_address.take());
+            }
             o.network_aliases = aliases;
             o.ip = ip;
             o.ip6 = ip6;

@@ -206,6 +206,22 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// A unicast hardware address `aa:bb:cc:dd:ee:ff` (Docker's `--mac-address`), or None.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [a, b, c, d, e, f] = parts.as_slice() else {
+        return None;
+    };
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip([a, b, c, d, e, f]) {
+        if p.len() != 2 {
+            return None;
+        }
+        *m = u8::from_str_radix(p, 16).ok()?;
+    }
+    (mac[0] & 1 == 0 && mac != [0; 6]).then_some(mac)
+}
+
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn mac_text(mac: [u8; 6]) -> String {
     mac.iter()

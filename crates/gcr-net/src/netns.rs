@@ -34,6 +34,8 @@ pub struct Endpoint {
     /// A macvlan or ipvlan network: the interface is a sub-interface of this parent (its
     /// index on the host) instead of a veth pair on `bridge` (`host_if` is unused then).
     pub sub: Option<(u32, link::SubKind)>,
+    /// The container end's hardware address (Docker's `02:42:<address>` unless given).
+    pub mac: [u8; 6],
 }
 
 /// A container interface's IPv6 address on a dual-stack network.
@@ -179,7 +181,7 @@ fn wire(host: &mut Socket, ns: RawFd, ep: &Endpoint, with_lo: bool) -> Result<()
             kind,
             name: &ep.peer_if,
             ns: Some(ns),
-            mac: link::mac_for(ep.ip),
+            mac: ep.mac,
             mtu: ep.mtu,
         };
         link::create_sub(host, &v).map_err(NetError::os(format!(
@@ -199,7 +201,7 @@ fn wire(host: &mut Socket, ns: RawFd, ep: &Endpoint, with_lo: bool) -> Result<()
         host: &ep.host_if,
         master: ep.bridge,
         peer: &ep.peer_if,
-        peer_mac: link::mac_for(ep.ip),
+        peer_mac: ep.mac,
         peer_ns: ns,
         mtu: ep.mtu,
     };

@@ -68,6 +68,7 @@ fn namespace_on_bridge_is_reachable_over_both_families() {
                 gateway: sub6.gateway(),
             }),
             sub: None,
+            mac: link::mac_for(ip),
         },
     )
     .unwrap();
@@ -156,6 +157,7 @@ fn second_interface_joins_an_existing_namespace() {
         isolated: false,
         v6: None,
         sub: None,
+        mac: link::mac_for(sub.host(2)),
     };
     let ns = netns::create_attached(&mut s, &ep(&br1, b1, &sub1, "eth0", true)).unwrap();
     netns::attach_existing(&mut s, ns.as_fd(), &ep(&br2, b2, &sub2, "eth1", false)).unwrap();

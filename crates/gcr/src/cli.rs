@@ -595,6 +595,9 @@ pub struct RunArgs {
     pub restart: String,
     #[arg(short, long = "label")]
     pub label: Vec<String>,
+    /// The hardware address of the container's first interface (default 02:42:<address>).
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub mac_address: Option<String>,
     /// The container's NIS domain name (its UTS namespace's).
     #[arg(long)]
     pub domainname: Option<String>,

@@ -147,6 +147,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         restart,
         labels: labels_of(a)?,
         domainname: a.domainname.clone().filter(|d| !d.is_empty()),
+        mac_address: a.mac_address.clone().filter(|m| !m.is_empty()),
         oom_score_adj: a.oom_score_adj,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,

@@ -350,6 +350,16 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --mac-address",
+        Same,
+        "the first interface's hardware address (default 02:42:<address>)",
+        Works(
+            &["run", "--rm", "--mac-address", "02:aa:bb:cc:dd:03", "IMG", "cat", "/sys/class/net/eth0/address"],
+            "02:aa:bb:cc:dd:03",
+        ),
+    ),
+    row(
+        "run",
         "run --label-file",
         Same,
         "",

@@ -556,3 +556,62 @@ fn expose_adds_ports_that_publish_all_publishes() {
     );
     env.ok(&["rm", "-f", "ex", "pub"]);
 }
+
+#[test]
+fn mac_address_sets_the_first_interface() {
+    if !need_root("mac_address_sets_the_first_interface") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "02:aa:bb:cc:dd:01",
+        IMAGE,
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_eq!(out, "02:aa:bb:cc:dd:01\n");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mac",
+        "--mac-address",
+        "02:aa:bb:cc:dd:02",
+        IMAGE,
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.Config.MacAddress}} {{.NetworkSettings.MacAddress}}",
+            "mac"
+        ])
+        .trim(),
+        "02:aa:bb:cc:dd:02 02:aa:bb:cc:dd:02"
+    );
+    for (bad, says) in [("01:00:5e:00:00:01", "unicast"), ("zz", "unicast")] {
+        let o = env.gcr(&["create", "--mac-address", bad, IMAGE, "true"]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
+    let o = env.gcr(&[
+        "create",
+        "--network",
+        "none",
+        "--mac-address",
+        "02:00:00:00:00:01",
+        IMAGE,
+        "true",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--network none"),
+        "{}",
+        stderr(&o)
+    );
+    env.ok(&["rm", "-f", "mac"]);
+}

@@ -166,6 +166,10 @@ pub struct RunOptions {
     /// `--secret NAME[,target=…,uid=…,gid=…,mode=…]` as given (names only, never values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// `--mac-address`: the hardware address of the container's first interface (checked;
+    /// default Docker's `02:42:<address>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
     /// `--domainname`: the NIS domain name of the container's UTS namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,

@@ -227,6 +227,7 @@ impl Engine {
                 "StopSignal": gcr_core::units::signal_name(c.resolved.stop_signal),
                 "StopTimeout": c.resolved.stop_timeout,
                 "Domainname": c.opts.domainname.as_deref().unwrap_or(""),
+                "MacAddress": c.opts.mac_address.as_deref().unwrap_or(""),
             },
             "HostConfig": host_config(&c.opts, &c.resolved.network, &r.name),
             "NetworkSettings": self.network_settings(r),

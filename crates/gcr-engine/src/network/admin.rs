@@ -301,15 +301,14 @@ impl Engine {
         let conn = self.store()?.conn();
         let mut out = Vec::new();
         for ep in db::endpoints_on(conn, network)? {
-            let name = record::find(conn, &ep.container)
-                .map(|r| r.name)
-                .unwrap_or_default();
+            let r = record::find(conn, &ep.container).ok();
+            let mac = gcr_net::link::mac_text(super::endpoint_mac(r.as_ref(), &ep));
             out.push(Member {
+                name: r.map(|r| r.name).unwrap_or_default(),
                 id: ep.container,
-                name,
                 ip: ep.ip.to_string(),
                 ip6: ep.ip6.map(|a| a.to_string()).unwrap_or_default(),
-                mac: gcr_net::link::mac_text(gcr_net::link::mac_for(ep.ip)),
+                mac,
                 endpoint: ep.veth,
             });
         }

@@ -159,10 +159,11 @@ impl Engine {
         let bridge = self.bridge_up(&mut host, net)?;
         self.store()?
             .transaction(|tx| super::ipam::lease(tx, net, &mut ep))?;
+        let mac = super::endpoint_mac(Some(r), &ep);
         let wired = netns::attach_existing(
             &mut host,
             ns,
-            &super::wiring(net, &ep, bridge, default_route),
+            &super::wiring(net, &ep, bridge, default_route, mac),
         );
         if let Err(e) = wired {
             let _ = self

@@ -136,6 +136,18 @@ impl Engine {
             opts.extra_networks = self.check_extras(&network, &opts.extra_networks)?;
         }
         opts.links = self.check_links(&network, &opts.links)?;
+        if let Some(m) = &opts.mac_address {
+            if gcr_net::link::parse_mac(m).is_none() {
+                return Err(EngineError::Usage(format!(
+                    "invalid --mac-address '{m}': give a unicast address such as 02:42:ac:11:00:02"
+                )));
+            }
+            if matches!(network.as_str(), "none" | "host") || network.starts_with("container:") {
+                return Err(EngineError::Usage(format!(
+                    "--mac-address cannot be used with --network {network}; use the default bridge or a user network"
+                )));
+            }
+        }
         if !ports.is_empty()
             && (network == "none" || network == "host" || network.starts_with("container:"))
         {
@@ -266,6 +278,7 @@ impl Engine {
             files::own_names(r),
             format!("gv{}", &r.id[..12.min(r.id.len())]),
             (want, want6),
+            own_mac(r),
         );
         let fd = fd.map_err(|e| match e {
             EngineError::Internal(m) => EngineError::Internal(format!(
@@ -393,6 +406,7 @@ impl Engine {
         names: String,
         veth: String,
         want: (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>),
+        mac: Option<[u8; 6]>,
     ) -> (db::Endpoint, Result<OwnedFd, EngineError>) {
         let mut ep = db::Endpoint {
             container: owner,
@@ -416,7 +430,8 @@ impl Engine {
             self.store()?
                 .transaction(|tx| ipam::lease(tx, net, &mut ep))?;
             // An internal network routes nothing beyond its subnet.
-            netns::create_attached(&mut host, &wiring(net, &ep, bridge, !net.internal))
+            let mac = mac.unwrap_or_else(|| gcr_net::link::mac_for(ep.ip));
+            netns::create_attached(&mut host, &wiring(net, &ep, bridge, !net.internal, mac))
                 .map_err(|e| EngineError::Internal(e.to_string()))
         })();
         (ep, wired)
@@ -453,14 +468,33 @@ impl Engine {
     }
 }
 
+/// The hardware address `r` asked for its first interface (`--mac-address`).
+fn own_mac(r: &Record) -> Option<[u8; 6]> {
+    r.config
+        .opts
+        .mac_address
+        .as_deref()
+        .and_then(gcr_net::link::parse_mac)
+}
+
+/// The hardware address of endpoint `ep` of container `r`: the one it asked for on its
+/// first interface, else Docker's `02:42:<address>` (how it is wired, and what inspect
+/// shows).
+pub(crate) fn endpoint_mac(r: Option<&Record>, ep: &db::Endpoint) -> [u8; 6] {
+    r.filter(|_| ep.ifname == "eth0")
+        .and_then(own_mac)
+        .unwrap_or_else(|| gcr_net::link::mac_for(ep.ip))
+}
+
 /// How endpoint `ep` (leased) of `net` is wired as its interface `ep.ifname` on bridge
 /// index `bridge` (a macvlan or ipvlan network: its parent's index), with the default
-/// routes when `default_route`.
+/// routes when `default_route`, and hardware address `mac`.
 fn wiring(
     net: &db::NetRow,
     ep: &db::Endpoint,
     bridge: u32,
     default_route: bool,
+    mac: [u8; 6],
 ) -> netns::Endpoint {
     let opts = net.opts();
     netns::Endpoint {
@@ -475,6 +509,7 @@ fn wiring(
         isolated: !opts.icc,
         v6: net.v6_of(ep),
         sub: net.sub_kind().map(|k| (bridge, k)),
+        mac,
     }
 }
 

@@ -68,6 +68,7 @@ impl Engine {
             hostname.to_string(),
             format!("gb{}", &step_id[..12.min(step_id.len())]),
             (None, None),
+            None,
         );
         let attached = attached.map_err(|e| match e {
             EngineError::Internal(m) => EngineError::Internal(format!(

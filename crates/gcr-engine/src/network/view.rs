@@ -192,7 +192,7 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
         "IPPrefixLen": net.as_ref().map(|n| n.subnet.prefix).unwrap_or(0),
         "Gateway": net.as_ref().map(|n| n.gateway().to_string()).unwrap_or_default(),
         "Bridge": net.as_ref().map(|n| n.bridge.clone()).unwrap_or_default(),
-        "MacAddress": gcr_net::link::mac_text(gcr_net::link::mac_for(ep.ip)),
+        "MacAddress": gcr_net::link::mac_text(super::endpoint_mac(Some(r), ep)),
         "GlobalIPv6Address": v6.map(|v| v.ip.to_string()).unwrap_or_default(),
         "GlobalIPv6PrefixLen": v6.map_or(0, |v| v.prefix),
         "IPv6Gateway": v6.map(|v| v.gateway.to_string()).unwrap_or_default(),
@@ -255,7 +255,7 @@ fn endpoint_view(
             ep.ip.to_string(),
             n.subnet.prefix,
             n.gateway().to_string(),
-            gcr_net::link::mac_text(gcr_net::link::mac_for(ep.ip)),
+            gcr_net::link::mac_text(super::endpoint_mac(Some(r), ep)),
         ),
         _ => (String::new(), 0, String::new(), String::new()),
     };
