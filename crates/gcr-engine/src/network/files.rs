@@ -209,16 +209,6 @@ pub fn parse_add_host(s: &str) -> Option<(&str, std::net::IpAddr)> {
         .map(|ip| (name, ip))
 }
 
-/// `NAME`, `NAME:ALIAS` or the API's `/NAME:/CONTAINER/ALIAS` of a `--link`: the linked
-/// container and the alias it gets (its name when none is given).
-pub fn parse_link(s: &str) -> Option<(&str, &str)> {
-    let (name, alias) = s.split_once(':').unwrap_or((s, s));
-    let name = name.trim_start_matches('/');
-    let alias = alias.rsplit('/').next().unwrap_or(alias);
-    let ok = |n: &str| crate::names::valid_name(n) || n.len() == 64;
-    (ok(name) && crate::names::valid_name(alias)).then_some((name, alias))
-}
-
 /// The hosts lines of `r`'s `--add-host` flags, then of its `--link`s: each linked
 /// container's address (on `r`'s first network when it is there, else on another network
 /// they share) under the alias, its name and its short id. A link whose container has no
@@ -232,8 +222,14 @@ fn extra_lines(conn: &rusqlite::Connection, r: &Record) -> String {
         .filter_map(|h| parse_add_host(h))
         .map(|(name, ip)| format!("{ip}\t{name}\n"))
         .collect();
-    for (name, alias) in r.config.opts.links.iter().filter_map(|l| parse_link(l)) {
-        let Some(ip) = link_address(conn, r, name) else {
+    for (name, alias) in r
+        .config
+        .opts
+        .links
+        .iter()
+        .filter_map(|l| super::links::parse_link(l))
+    {
+        let Some(ip) = super::links::link_address(conn, r, name) else {
             continue;
         };
         let Ok(t) = crate::container::record::find(conn, name) else {
@@ -258,23 +254,6 @@ fn has_extra_lines(conn: &rusqlite::Connection, id: &str) -> bool {
     )
     .and_then(|mut s| s.exists([id]))
     .unwrap_or(true)
-}
-
-/// Container `target`'s address on a network it shares with `r` (`r`'s first network
-/// preferred), when it runs there.
-pub(crate) fn link_address(
-    conn: &rusqlite::Connection,
-    r: &Record,
-    target: &str,
-) -> Option<IpAddr> {
-    let t = crate::container::record::find(conn, target).ok()?;
-    let mine: Vec<String> = std::iter::once(r.config.resolved.network.clone())
-        .chain(r.config.opts.extra_networks.iter().map(|j| j.name.clone()))
-        .collect();
-    let theirs = db::endpoints_of(conn, &t.id);
-    mine.iter()
-        .find_map(|n| theirs.iter().find(|e| &e.network == n))
-        .map(|e| IpAddr::V4(e.ip))
 }
 
 /// The hosts and resolv.conf texts with `--add-host` and `--dns*` applied.

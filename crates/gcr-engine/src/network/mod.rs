@@ -14,6 +14,7 @@ mod db;
 mod endpoints;
 mod files;
 mod ipam;
+mod links;
 pub mod options;
 pub(crate) mod publish;
 mod registry;
@@ -34,9 +35,10 @@ use crate::container::config::{Resolved, RunOptions};
 use crate::container::record::Record;
 use crate::{Engine, EngineError};
 pub use connect::ConnectRequest;
+pub use files::parse_add_host;
 use files::Files;
-pub use files::{parse_add_host, parse_link};
 pub(crate) use files::{step_files, Files as NetFiles};
+pub use links::parse_link;
 pub use setup::DEFAULT;
 pub use step::StepNet;
 
@@ -172,60 +174,6 @@ impl Engine {
         }
         resolved.network = network;
         resolved.volume_data = self.volumes_realize(&volumes)?;
-        Ok(())
-    }
-
-    /// `--link`s of a new container on `network`: each names a container that exists and
-    /// gets a valid alias; kept as `NAME:ALIAS` with the linked container's name.
-    fn check_links(&self, network: &str, links: &[String]) -> Result<Vec<String>, EngineError> {
-        if links.is_empty() {
-            return Ok(Vec::new());
-        }
-        if matches!(network, "none" | "host") || network.starts_with("container:") {
-            return Err(EngineError::Usage(format!(
-                "--link cannot be used with --network {network}; use the default bridge or a user network"
-            )));
-        }
-        let mut out = Vec::new();
-        for l in links {
-            let (name, alias) = files::parse_link(l).ok_or_else(|| {
-                EngineError::Usage(format!(
-                    "invalid --link '{l}': use NAME or NAME:ALIAS with container names"
-                ))
-            })?;
-            let t = self.container(name).map_err(|_| {
-                EngineError::NotFound(format!(
-                    "--link {l}: no such container {name}; create it first or fix the name"
-                ))
-            })?;
-            let alias = if alias == name {
-                t.name.as_str()
-            } else {
-                alias
-            };
-            out.push(format!("{}:{alias}", t.name));
-        }
-        Ok(out)
-    }
-
-    /// Refuses to start `r` while a container it links to does not run on a network they
-    /// share (Docker's "cannot link to a non running container").
-    fn links_up(&self, r: &Record) -> Result<(), EngineError> {
-        let conn = self.store()?.conn();
-        for (name, _) in r
-            .config
-            .opts
-            .links
-            .iter()
-            .filter_map(|l| files::parse_link(l))
-        {
-            if files::link_address(conn, r, name).is_none() {
-                return Err(EngineError::Conflict(format!(
-                    "cannot link container {} to {name}: {name} is not running on a network they share; start it first",
-                    r.name
-                )));
-            }
-        }
         Ok(())
     }
 
