@@ -269,15 +269,10 @@ fn health(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
 fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
     o.volumes = strings(h, "Binds")?.unwrap_or_default();
     o.volumes_from = strings(h, "VolumesFrom")?.unwrap_or_default();
+    // The range is the engine's to check, as for the CLI's flag.
     o.oom_score_adj = int(h, "OomScoreAdj")?
         .filter(|a| *a != 0)
-        .map(|a| {
-            i32::try_from(a)
-                .ok()
-                .filter(|a| (-1000..=1000).contains(a))
-                .ok_or_else(|| bad(format!("invalid OomScoreAdj {a}: use -1000 to 1000")))
-        })
-        .transpose()?;
+        .map(|a| i32::try_from(a).unwrap_or(if a < 0 { i32::MIN } else { i32::MAX }));
     if let Some(pb) = object(h, "PortBindings")? {
         for (port, binds) in pb {
             let port = if port.contains('/') {

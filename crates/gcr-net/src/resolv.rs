@@ -58,9 +58,9 @@ pub fn words<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
 }
 
 /// The servers the embedded DNS server forwards to: `flags` (`--dns`) when given, else the
-/// host's nameservers (loopback ones included: the server runs in the host's namespace),
-/// else systemd-resolved's upstream list. Port 53.
-pub fn upstreams(flags: &[String]) -> Vec<SocketAddr> {
+/// nameservers of the host's resolv.conf text `host` (loopback ones included: the server
+/// runs in the host's namespace), else systemd-resolved's upstream list. Port 53.
+pub fn upstreams(flags: &[String], host: &str) -> Vec<SocketAddr> {
     let parse = |ws: Vec<&str>| -> Vec<SocketAddr> {
         ws.into_iter()
             .filter_map(|w| w.parse::<IpAddr>().ok())
@@ -70,14 +70,12 @@ pub fn upstreams(flags: &[String]) -> Vec<SocketAddr> {
     if !flags.is_empty() {
         return parse(flags.iter().map(String::as_str).collect());
     }
-    for file in ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"] {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let found = parse(words(&text, "nameserver"));
-        if !found.is_empty() {
-            return found;
-        }
+    let found = parse(words(host, "nameserver"));
+    if !found.is_empty() {
+        return found;
     }
-    Vec::new()
+    let systemd = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
+    parse(words(&systemd, "nameserver"))
 }
 
 /// The resolv.conf of a container served by the embedded DNS server: `nameserver
@@ -162,7 +160,7 @@ mod tests {
     fn embedded_resolv_conf_points_at_the_server() {
         let t = "search corp.example\nnameserver 127.0.0.53\noptions edns0 ndots:2\n";
         assert_eq!(words(t, "options"), vec!["edns0", "ndots:2"]);
-        let ups = upstreams(&["192.0.2.1".into(), "not-an-ip".into(), "::1".into()]);
+        let ups = upstreams(&["192.0.2.1".into(), "not-an-ip".into(), "::1".into()], t);
         assert_eq!(
             ups,
             vec!["192.0.2.1:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
@@ -173,6 +171,7 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("go to: 192.0.2.1 ::1\n"), "{text}");
+        assert_eq!(upstreams(&[], t), vec!["127.0.0.53:53".parse().unwrap()]);
         let text = embedded_resolv_conf(&[], &["edns0"], &[]);
         assert!(
             text.starts_with("nameserver 127.0.0.11\noptions ndots:0 edns0\n# "),

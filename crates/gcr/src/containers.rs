@@ -41,20 +41,6 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         Some("-1") => Some(-1),
         Some(_) => size("--memory-swap", &a.memory_swap)?.map(|v| v as i64),
     };
-    if let Some(adj) = a.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
-        return Err(usage(format!(
-            "invalid --oom-score-adj {adj}: use a value from -1000 to 1000"
-        )));
-    }
-    if let Some(d) = a
-        .domainname
-        .as_deref()
-        .filter(|d| d.len() > 64 || d.contains('\0'))
-    {
-        return Err(usage(format!(
-            "invalid --domainname '{d}': use at most 64 characters"
-        )));
-    }
     let cpus = match (a.cpus.as_deref(), cpu_quota(a)?) {
         (Some(_), Some(_)) => return Err(usage(
             "conflicting options: --cpus and --cpu-period/--cpu-quota cannot both be set; give one"

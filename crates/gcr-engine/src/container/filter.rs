@@ -203,22 +203,26 @@ impl ContainerFilter {
             .entry(r.image_id.clone())
             .or_insert_with(|| image_exposed(e, &r.image_id))
             .clone();
-        out.extend(
-            r.config
-                .opts
-                .expose
-                .iter()
-                .filter_map(|k| PortSpec::exposed(k).ok())
-                .map(|s| (s.container_port, s.proto)),
-        );
-        let wanted = r.config.resolved.network_data["ports"].as_array();
-        for p in wanted.into_iter().flatten().filter_map(|p| p.as_str()) {
-            if let Ok(s) = PortSpec::parse(p) {
-                out.push((s.container_port, s.proto));
-            }
-        }
+        out.extend(own_exposed(r));
         out
     }
+}
+
+/// The container ports `r` exposes besides its image's: `--expose`'s and those it
+/// publishes.
+pub(crate) fn own_exposed(r: &Record) -> impl Iterator<Item = (u16, Proto)> + '_ {
+    let given = r
+        .config
+        .opts
+        .expose
+        .iter()
+        .filter_map(|k| PortSpec::exposed(k).ok());
+    let published = r.config.resolved.network_data["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| PortSpec::parse(p.as_str()?).ok());
+    given.chain(published).map(|s| (s.container_port, s.proto))
 }
 
 /// The `ExposedPorts` of image `id`'s config (none when it cannot be read).

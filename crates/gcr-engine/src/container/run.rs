@@ -367,6 +367,20 @@ pub(super) fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
             )));
         }
     }
+    if let Some(adj) = opts.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+        return Err(EngineError::Usage(format!(
+            "invalid --oom-score-adj {adj}: use a value from -1000 to 1000"
+        )));
+    }
+    if let Some(d) = opts
+        .domainname
+        .as_deref()
+        .filter(|d| d.len() > 64 || d.contains('\0'))
+    {
+        return Err(EngineError::Usage(format!(
+            "invalid --domainname '{d}': use at most 64 characters"
+        )));
+    }
     if opts.rm && opts.restart != super::config::RestartPolicy::No {
         return Err(EngineError::Usage(
             "conflicting options: --restart and --rm; drop one of them".into(),

@@ -60,26 +60,11 @@ impl Engine {
     /// `Config.ExposedPorts`: the image's, `--expose`'s and the published container ports,
     /// as Docker's `{"80/tcp": {}}`.
     fn exposed_ports_view(&self, r: &Record) -> Value {
-        let o = &r.config.opts;
-        let published = o
-            .publish
-            .iter()
-            .filter_map(|p| gcr_net::PortSpec::parse_all(p).ok())
-            .flatten()
-            .map(|s| (s.container_port, s.proto));
-        let given = o
-            .expose
-            .iter()
-            .filter_map(|k| gcr_net::PortSpec::exposed(k).ok())
-            .map(|s| (s.container_port, s.proto));
-        let mut m = serde_json::Map::new();
-        for (port, proto) in super::filter::image_exposed(self, &r.image_id)
+        let m: serde_json::Map<String, Value> = super::filter::image_exposed(self, &r.image_id)
             .into_iter()
-            .chain(given)
-            .chain(published)
-        {
-            m.insert(format!("{port}/{}", proto.as_str()), json!({}));
-        }
+            .chain(super::filter::own_exposed(r))
+            .map(|(port, proto)| (format!("{port}/{}", proto.as_str()), json!({})))
+            .collect();
         Value::Object(m)
     }
 

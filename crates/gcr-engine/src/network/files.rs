@@ -23,12 +23,12 @@ pub(crate) enum Files<'a> {
     /// The host's namespace: the host's own hosts and resolv.conf.
     Host,
     /// A bridge network's addresses (IPv4, and IPv6 on a dual-stack network), with the
-    /// other members to list (user networks), and on a user network the servers the
-    /// embedded DNS server forwards to (`nameserver 127.0.0.11`).
+    /// other members to list (user networks), and on a user network the resolv.conf that
+    /// names the embedded DNS server (see [`embedded_resolv`]).
     Bridge {
         ips: &'a [IpAddr],
         peers: &'a [Endpoint],
-        dns: Option<&'a [std::net::SocketAddr]>,
+        resolv: Option<&'a str>,
     },
 }
 
@@ -66,14 +66,21 @@ impl Engine {
         let dir = self.make_container_run_dir(&r.id)?;
         let names = own_names(r);
         let names: Vec<&str> = names.split(' ').collect();
-        let embedded = match &what {
-            Files::Bridge { dns: Some(ups), .. } => Some(embedded_resolv(r, ups)),
-            _ => None,
+        let embedded = matches!(
+            what,
+            Files::Bridge {
+                resolv: Some(_),
+                ..
+            }
+        );
+        let (mut hosts, resolv) = texts(what, &names, &r.id);
+        hosts.push_str(&extra_lines(self.store()?.conn(), r));
+        // The embedded server's resolv.conf has the --dns* flags applied already.
+        let resolv = if embedded {
+            resolv
+        } else {
+            resolv_with_flags(r, resolv)
         };
-        let (hosts, mut resolv) = with_flags(self.store()?.conn(), r, texts(what, &names, &r.id));
-        if embedded.is_some() {
-            resolv = embedded;
-        }
         let hostname = format!("{}\n", r.config.resolved.hostname);
         let mut files = vec![("hosts", hosts), ("hostname", hostname)];
         files.extend(resolv.map(|t| ("resolv.conf", t)));
@@ -146,11 +153,12 @@ impl Engine {
     pub(crate) fn rewrite_hosts(&self, r: &Record, ips: &[IpAddr]) {
         let names = own_names(r);
         let names: Vec<&str> = names.split(' ').collect();
-        let text = gcr_net::resolv::hosts_file(ips, &names, &[]);
+        let mut text = gcr_net::resolv::hosts_file(ips, &names, &[]);
         let p = self.container_run_dir(&r.id).join("hosts");
         if p.exists() {
             if let Ok(store) = self.store() {
-                let _ = write_in_place(&p, &with_flags(store.conn(), r, (text, None)).0);
+                text.push_str(&extra_lines(store.conn(), r));
+                let _ = write_in_place(&p, &text);
             }
         }
     }
@@ -166,9 +174,9 @@ fn texts(what: Files<'_>, names: &[&str], own: &str) -> (String, Option<String>)
                 .unwrap_or_else(|_| gcr_net::resolv::hosts_file(&[], names, &[])),
             Some(std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
         ),
-        Files::Bridge { ips, peers, .. } => (
+        Files::Bridge { ips, peers, resolv } => (
             gcr_net::resolv::hosts_file(ips, names, &peer_lines(own, peers)),
-            Some(gcr_net::resolv::container_resolv_conf()),
+            Some(resolv.map_or_else(gcr_net::resolv::container_resolv_conf, str::to_string)),
         ),
     }
 }
@@ -229,10 +237,7 @@ fn extra_lines(conn: &rusqlite::Connection, r: &Record) -> String {
         .iter()
         .filter_map(|l| super::links::parse_link(l))
     {
-        let Some(ip) = super::links::link_address(conn, r, name) else {
-            continue;
-        };
-        let Ok(t) = crate::container::record::find(conn, name) else {
+        let Some((ip, t)) = super::links::link_address(conn, r, name) else {
             continue;
         };
         let short = &t.id[..12.min(t.id.len())];
@@ -256,16 +261,11 @@ fn has_extra_lines(conn: &rusqlite::Connection, id: &str) -> bool {
     .unwrap_or(true)
 }
 
-/// The hosts and resolv.conf texts with `--add-host` and `--dns*` applied.
-fn with_flags(
-    conn: &rusqlite::Connection,
-    r: &Record,
-    (mut hosts, resolv): (String, Option<String>),
-) -> (String, Option<String>) {
+/// The resolv.conf text with `--dns*` applied.
+fn resolv_with_flags(r: &Record, resolv: Option<String>) -> Option<String> {
     let o = &r.config.opts;
-    hosts.push_str(&extra_lines(conn, r));
     if o.dns.is_empty() && o.dns_search.is_empty() && o.dns_options.is_empty() {
-        return (hosts, resolv);
+        return resolv;
     }
     // Each flag replaces its kind of line; the others stay as they were.
     let base = resolv.unwrap_or_default();
@@ -294,18 +294,21 @@ fn with_flags(
     if !options.is_empty() {
         text.push_str(&format!("options {}\n", options.join(" ")));
     }
-    (hosts, Some(text))
+    Some(text)
 }
 
-/// The resolv.conf of container `r` on a user network: the embedded server, the host's
-/// `search` and `options` unless `--dns-search` / `--dns-option` say otherwise (`--dns`
-/// names the servers it forwards to, `upstreams`).
-fn embedded_resolv(r: &Record, upstreams: &[std::net::SocketAddr]) -> String {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+/// The resolv.conf of container `r` on a user network: the embedded server, the `search`
+/// and `options` of the host's resolv.conf text `host` unless `--dns-search` /
+/// `--dns-option` say otherwise (`--dns` names the servers it forwards to, `upstreams`).
+pub(super) fn embedded_resolv(
+    r: &Record,
+    host: &str,
+    upstreams: &[std::net::SocketAddr],
+) -> String {
     let o = &r.config.opts;
     let pick = |flag: &[String], key: &str| -> Vec<String> {
         if flag.is_empty() {
-            gcr_net::resolv::words(&host, key)
+            gcr_net::resolv::words(host, key)
                 .into_iter()
                 .map(str::to_string)
                 .collect()

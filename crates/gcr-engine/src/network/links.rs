@@ -19,21 +19,23 @@ pub fn parse_link(s: &str) -> Option<(&str, &str)> {
     (ok(name) && crate::names::valid_name(alias)).then_some((name, alias))
 }
 
-/// Container `target`'s address on a network it shares with `r` (`r`'s first network
-/// preferred), when it runs there.
+/// Container `target` and its address on a network it shares with `r` (`r`'s first
+/// network preferred), when it runs there.
 pub(crate) fn link_address(
     conn: &rusqlite::Connection,
     r: &Record,
     target: &str,
-) -> Option<IpAddr> {
+) -> Option<(IpAddr, Record)> {
     let t = crate::container::record::find(conn, target).ok()?;
     let mine: Vec<String> = std::iter::once(r.config.resolved.network.clone())
         .chain(r.config.opts.extra_networks.iter().map(|j| j.name.clone()))
         .collect();
     let theirs = db::endpoints_of(conn, &t.id);
-    mine.iter()
+    let ip = mine
+        .iter()
         .find_map(|n| theirs.iter().find(|e| &e.network == n))
-        .map(|e| IpAddr::V4(e.ip))
+        .map(|e| IpAddr::V4(e.ip))?;
+    Some((ip, t))
 }
 
 impl Engine {

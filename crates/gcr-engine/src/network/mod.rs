@@ -239,10 +239,13 @@ impl Engine {
         if extras {
             self.attach_extras(r, std::os::fd::AsFd::as_fd(&fd))?;
         }
-        let dns = if net.name == DEFAULT {
-            None
+        // A user network's containers ask the embedded DNS server: its sockets, and the
+        // resolv.conf that names it.
+        let (dns, resolv) = if net.name == DEFAULT {
+            (None, None)
         } else {
-            Some(self.embedded_dns(r, std::os::fd::AsFd::as_fd(&fd))?)
+            let (d, t) = self.embedded_dns(r, std::os::fd::AsFd::as_fd(&fd))?;
+            (Some(d), Some(t))
         };
         let path = keep_netns(&r.id, fd);
         let mounts = if net.name == DEFAULT {
@@ -251,7 +254,7 @@ impl Engine {
                 Files::Bridge {
                     ips: &ep.ips(),
                     peers: &[],
-                    dns: None,
+                    resolv: None,
                 },
             )?
         } else {
@@ -262,7 +265,7 @@ impl Engine {
                     Files::Bridge {
                         ips: &ep.ips(),
                         peers: &peers,
-                        dns: dns.as_ref().map(|d| d.upstreams.as_slice()),
+                        resolv: resolv.as_deref(),
                     },
                 )?;
                 self.refresh_hosts(tx, &net.name, Some(r));
@@ -317,29 +320,33 @@ impl Engine {
 
     /// The embedded DNS server of container `r` on a user network: its sockets at
     /// 127.0.0.11:53 in namespace `ns`, its hosts file, and the servers other names go to
-    /// (none when all its networks are internal: nothing outside is reached by name either).
+    /// (none when all its networks are internal: nothing outside is reached by name
+    /// either); with the container's resolv.conf text. The host's resolv.conf is read once.
     fn embedded_dns(
         &self,
         r: &Record,
         ns: std::os::fd::BorrowedFd<'_>,
-    ) -> Result<gcr_net::dns::Resolver, EngineError> {
+    ) -> Result<(gcr_net::dns::Resolver, String), EngineError> {
         let (udp, tcp) = netns::bind_dns(ns).map_err(|e| {
             EngineError::Internal(format!(
                 "cannot start the DNS server of container {}: {e}",
                 r.name
             ))
         })?;
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let upstreams = if self.routing_network(&r.config).is_some() {
-            gcr_net::resolv::upstreams(&r.config.opts.dns)
+            gcr_net::resolv::upstreams(&r.config.opts.dns, &host)
         } else {
             Vec::new()
         };
-        Ok(gcr_net::dns::Resolver {
+        let resolv = files::embedded_resolv(r, &host, &upstreams);
+        let server = gcr_net::dns::Resolver {
             udp,
             tcp,
             hosts: self.container_run_dir(&r.id).join("hosts"),
             upstreams,
-        })
+        };
+        Ok((server, resolv))
     }
 
     /// Leases an address on `net` for `owner` (`want`'s IPv4 and IPv6 ones, when given

@@ -85,7 +85,7 @@ impl Engine {
                     super::files::Files::Bridge {
                         ips: &ep.ips(),
                         peers: &[],
-                        dns: None,
+                        resolv: None,
                     },
                 )?,
             ))

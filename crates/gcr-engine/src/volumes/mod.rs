@@ -103,30 +103,19 @@ impl Engine {
                 ))
             })?;
             let theirs = Plan::from_value(&x.config.resolved.volume_data);
-            for m in theirs.mounts {
+            for mut m in theirs.mounts {
                 if p.mounts.iter().any(|o| o.dest() == m.dest()) {
                     continue;
                 }
-                match m {
-                    Planned::Volume { name, dest, ro, .. } => p.mounts.push(Planned::Volume {
-                        name,
-                        dest,
-                        ro: mode.unwrap_or(ro),
-                        anonymous: false,
-                    }),
-                    Planned::Bind {
-                        source,
-                        dest,
-                        ro,
-                        propagation,
-                    } => p.mounts.push(Planned::Bind {
-                        source,
-                        dest,
-                        ro: mode.unwrap_or(ro),
-                        propagation,
-                    }),
-                    Planned::Tmpfs { .. } => {}
+                match &mut m {
+                    Planned::Volume { ro, anonymous, .. } => {
+                        *ro = mode.unwrap_or(*ro);
+                        *anonymous = false;
+                    }
+                    Planned::Bind { ro, .. } => *ro = mode.unwrap_or(*ro),
+                    Planned::Tmpfs { .. } => continue,
                 }
+                p.mounts.push(m);
             }
             let kept = match mode {
                 Some(true) => format!("{}:ro", x.name),
