@@ -175,12 +175,55 @@ impl Drop for Containerd {
         for m in mounts {
             let _ = Command::new("umount").args(["-l", m]).status();
         }
+        remove_ns_cgroups(&self.ns);
         let _ = std::fs::remove_dir_all(format!("/run/containerd/runc/{}", self.ns));
         let _ = std::fs::remove_dir_all(format!(
             "/run/containerd/io.containerd.runtime.v2.task/{}",
             self.ns
         ));
     }
+}
+
+/// ctr puts a task in the cgroup `/NAMESPACE/ID`; the runtime removes the task's group but,
+/// like runc, leaves the namespace's: the groups (now empty) are removed in every cgroup
+/// hierarchy mounted here, deepest first.
+fn remove_ns_cgroups(ns: &str) {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mi.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        if !right.starts_with("cgroup") {
+            continue;
+        }
+        let Some(mount) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let top = Path::new(mount).join(ns);
+        let mut dirs: Vec<PathBuf> = walk_dirs(&top);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+}
+
+/// `top` and every directory below it.
+fn walk_dirs(top: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![top.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        todo.extend(
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+        out.push(d);
+    }
+    out
 }
 
 fn text(o: &Output) -> (Option<i32>, String, String) {
@@ -221,6 +264,20 @@ fn ctr_runs_gcr_runc_in_the_foreground_like_runc() {
         left.iter().all(|n| n.to_string_lossy().starts_with('.')),
         "{left:?}"
     );
+    // The tasks' groups were made under the namespace's (in the memory hierarchy on v1,
+    // the unified one on v2); the test's cleanup leaves neither behind.
+    let groups = [
+        format!("/sys/fs/cgroup/memory/{}", c.ns),
+        format!("/sys/fs/cgroup/{}", c.ns),
+    ];
+    assert!(
+        groups.iter().any(|g| Path::new(g).is_dir()),
+        "no namespace group in {groups:?}"
+    );
+    drop(c);
+    for g in &groups {
+        assert!(!Path::new(g).exists(), "{g} left behind");
+    }
 }
 
 #[test]
