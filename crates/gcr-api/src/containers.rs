@@ -152,10 +152,15 @@ pub async fn create(
     if v.before(25) {
         opts.rm = false;
     }
-    let id = st.engine(move |e| Ok(e.create(opts)?.id)).await?;
+    let (id, warnings) = st
+        .engine(move |e| {
+            let warnings = e.fit_to_host(&mut opts)?;
+            Ok((e.create(opts)?.id, warnings))
+        })
+        .await?;
     Ok(http::json(
         StatusCode::CREATED,
-        &json!({ "Id": id, "Warnings": [] }),
+        &json!({ "Id": id, "Warnings": warnings }),
     ))
 }
 

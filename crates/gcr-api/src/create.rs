@@ -38,7 +38,7 @@ pub(crate) fn string(o: &Map<String, Value>, k: &str) -> Result<Option<String>, 
     }
 }
 
-fn boolean(o: &Map<String, Value>, k: &str) -> Result<bool, HttpError> {
+pub(crate) fn boolean(o: &Map<String, Value>, k: &str) -> Result<bool, HttpError> {
     match field(o, k) {
         None => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -307,6 +307,7 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
     o.cpuset_cpus = l.cpuset_cpus;
     o.cpuset_mems = l.cpuset_mems;
     o.pids_limit = l.pids_limit;
+    o.tuning = crate::limits::tuning(h)?;
     o.cap_add = strings(h, "CapAdd")?.unwrap_or_default();
     o.cap_drop = strings(h, "CapDrop")?.unwrap_or_default();
     o.network = string(h, "NetworkMode")?.filter(|n| !n.is_empty() && n != "default");

@@ -96,16 +96,23 @@ pub(crate) async fn run(st: &Shared, req: &Request, out: &Out) -> Res {
 /// output, exit code and removal. `progress` may be gone (the client left).
 async fn run_job(
     st: Shared,
-    opts: gcr_engine::container::config::RunOptions,
+    mut opts: gcr_engine::container::config::RunOptions,
     detach: bool,
     rm: bool,
     progress: mpsc::Sender<Value>,
 ) -> Res {
-    let r = st.engine(move |e| Ok(e.create(opts)?)).await?;
+    let (r, warnings) = st
+        .engine(move |e| {
+            let warnings = e.fit_to_host(&mut opts)?;
+            Ok((e.create(opts)?, warnings))
+        })
+        .await?;
     let (id, name) = (r.id.clone(), r.name.clone());
-    let _ = progress
-        .send(json!({ "status": "created", "container": id, "name": name }))
-        .await;
+    let mut created = json!({ "status": "created", "container": id, "name": name });
+    if !warnings.is_empty() {
+        created["warnings"] = json!(warnings);
+    }
+    let _ = progress.send(created).await;
     let remove = |id: String| {
         let st = st.clone();
         async move {

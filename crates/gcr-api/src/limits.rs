@@ -7,7 +7,9 @@ use gcr_engine::container::admin::UpdateRequest;
 use gcr_engine::container::config::RestartPolicy;
 use serde_json::{Map, Value};
 
-use crate::create::{bad, field, int, object, string};
+use gcr_engine::container::tuning::{parse_device_rate, DeviceRate, RateKind, Tuning};
+
+use crate::create::{bad, boolean, field, int, object, string};
 use crate::errors::HttpError;
 
 /// Memory, swap, CPUs (NanoCpus, or CpuQuota over CpuPeriod), shares, cpusets, pids and
@@ -68,6 +70,61 @@ pub(crate) fn limits(h: &Map<String, Value>) -> Result<UpdateRequest, HttpError>
     Ok(u)
 }
 
+/// `MemoryReservation`, `MemorySwappiness`, `OomKillDisable` and the `Blkio*` fields, as
+/// `run`'s flags (Docker's unset values: 0, -1, null, empty lists).
+pub(crate) fn tuning(h: &Map<String, Value>) -> Result<Tuning, HttpError> {
+    let swappiness = match int(h, "MemorySwappiness")? {
+        None | Some(-1) => None,
+        Some(s) if (0..=100).contains(&s) => Some(s as u64),
+        Some(s) => {
+            return Err(bad(format!(
+                "invalid MemorySwappiness {s}: the valid memory swappiness range is 0-100"
+            )))
+        }
+    };
+    let weight = match int(h, "BlkioWeight")? {
+        None | Some(0) => None,
+        Some(w) if (10..=1000).contains(&w) => Some(w as u16),
+        Some(w) => {
+            return Err(bad(format!(
+                "invalid BlkioWeight {w}: the range of blkio weight is from 10 to 1000"
+            )))
+        }
+    };
+    let devices = |k: &str, key: &str, kind: RateKind| -> Result<Vec<DeviceRate>, HttpError> {
+        let Some(v) = field(h, k) else {
+            return Ok(Vec::new());
+        };
+        let list = v
+            .as_array()
+            .ok_or_else(|| bad(format!("invalid {k} {v}: expected a list")))?;
+        list.iter()
+            .map(|d| {
+                let path = d.get("Path").and_then(Value::as_str).unwrap_or("");
+                let n = d.get(key).and_then(Value::as_u64).ok_or_else(|| {
+                    bad(format!(
+                        "invalid {k} entry {d}: {key} must be a non-negative integer"
+                    ))
+                })?;
+                parse_device_rate(k, &format!("{path}:{n}"), kind).map_err(bad)
+            })
+            .collect()
+    };
+    Ok(Tuning {
+        memory_reservation: int(h, "MemoryReservation")?
+            .filter(|r| *r > 0)
+            .map(|r| r as u64),
+        memory_swappiness: swappiness,
+        oom_kill_disable: boolean(h, "OomKillDisable")?,
+        blkio_weight: weight,
+        blkio_weight_device: devices("BlkioWeightDevice", "Weight", RateKind::Weight)?,
+        device_read_bps: devices("BlkioDeviceReadBps", "Rate", RateKind::Ops)?,
+        device_write_bps: devices("BlkioDeviceWriteBps", "Rate", RateKind::Ops)?,
+        device_read_iops: devices("BlkioDeviceReadIOps", "Rate", RateKind::Ops)?,
+        device_write_iops: devices("BlkioDeviceWriteIOps", "Rate", RateKind::Ops)?,
+    })
+}
+
 /// The body of `POST /containers/{id}/update`.
 pub(crate) fn update(body: &Value) -> Result<UpdateRequest, HttpError> {
     let h = body
@@ -81,7 +138,6 @@ pub(crate) fn update(body: &Value) -> Result<UpdateRequest, HttpError> {
         _ => true,
     };
     for k in [
-        "BlkioWeight",
         "BlkioWeightDevice",
         "BlkioDeviceReadBps",
         "BlkioDeviceWriteBps",
@@ -91,7 +147,6 @@ pub(crate) fn update(body: &Value) -> Result<UpdateRequest, HttpError> {
         "CpuRealtimeRuntime",
         "KernelMemory",
         "KernelMemoryTCP",
-        "MemoryReservation",
         "MemorySwappiness",
         "OomKillDisable",
         "Devices",
@@ -101,11 +156,15 @@ pub(crate) fn update(body: &Value) -> Result<UpdateRequest, HttpError> {
     ] {
         if field(h, k).is_some_and(set) {
             return Err(bad(format!(
-                "{k} cannot be updated by gcr; it updates Memory, MemorySwap, NanoCpus, CpuQuota, CpuPeriod, CpuShares, CpusetCpus, CpusetMems, PidsLimit and RestartPolicy"
+                "{k} cannot be updated by gcr; it updates Memory, MemorySwap, MemoryReservation, NanoCpus, CpuQuota, CpuPeriod, CpuShares, CpusetCpus, CpusetMems, PidsLimit, BlkioWeight and RestartPolicy"
             )));
         }
     }
-    limits(h)
+    let mut u = limits(h)?;
+    let t = tuning(h)?;
+    u.memory_reservation = t.memory_reservation;
+    u.blkio_weight = t.blkio_weight;
+    Ok(u)
 }
 
 #[cfg(test)]

@@ -604,6 +604,37 @@ pub struct RunArgs {
     /// Tune the container's OOM killer preference (-1000 to 1000).
     #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
     pub oom_score_adj: Option<i32>,
+    /// Memory soft limit: what reclaim leaves the container under memory pressure (e.g. 256m).
+    #[arg(long = "memory-reservation", value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// How readily the container's anonymous pages are swapped (0 to 100; -1: the host's).
+    #[arg(
+        long = "memory-swappiness",
+        value_name = "0-100",
+        allow_hyphen_values = true
+    )]
+    pub memory_swappiness: Option<i64>,
+    /// Disable the OOM killer for the container (give --memory too).
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Block I/O weight, relative (10 to 1000; 0: not set).
+    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
+    pub blkio_weight: Option<u16>,
+    /// Block I/O weight of one device (DEVICE_PATH:WEIGHT).
+    #[arg(long = "blkio-weight-device", value_name = "DEV:WEIGHT")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit the read rate from a device (DEVICE_PATH:RATE, e.g. /dev/sda:1mb).
+    #[arg(long = "device-read-bps", value_name = "DEV:RATE")]
+    pub device_read_bps: Vec<String>,
+    /// Limit the write rate to a device (DEVICE_PATH:RATE).
+    #[arg(long = "device-write-bps", value_name = "DEV:RATE")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read operations per second from a device (DEVICE_PATH:IOPS).
+    #[arg(long = "device-read-iops", value_name = "DEV:IOPS")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write operations per second to a device (DEVICE_PATH:IOPS).
+    #[arg(long = "device-write-iops", value_name = "DEV:IOPS")]
+    pub device_write_iops: Vec<String>,
     /// Read labels from a file of KEY=VALUE lines (# comments and blank lines skipped).
     #[arg(long = "label-file", value_name = "FILE")]
     pub label_file: Vec<String>,

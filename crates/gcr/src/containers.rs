@@ -135,6 +135,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         domainname: a.domainname.clone().filter(|d| !d.is_empty()),
         mac_address: a.mac_address.clone().filter(|m| !m.is_empty()),
         oom_score_adj: a.oom_score_adj,
+        tuning: crate::tuning::of(a)?,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         publish: a.publish.clone(),
@@ -346,7 +347,8 @@ fn pull_and_check(engine: &Engine, a: &RunArgs) -> Result<(), Failure> {
 
 /// `gcr run`.
 pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
-    let opts = run_options(a)?;
+    let mut opts = run_options(a)?;
+    crate::tuning::fit(engine, &mut opts)?;
     if a.tty && a.interactive && !a.detach && !is_tty(0) {
         return Err(Failure::new(1, "the input device is not a TTY".into()));
     }
@@ -373,7 +375,8 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
 
 /// `gcr create`.
 pub fn create(engine: &Engine, a: &RunArgs) -> Result<i32, Failure> {
-    let opts = run_options(a)?;
+    let mut opts = run_options(a)?;
+    crate::tuning::fit(engine, &mut opts)?;
     let _cid = CidFile::claim(a.cidfile.as_deref())?;
     if a.pull.is_some() || a.platform.is_some() {
         pull_and_check(engine, a)?;

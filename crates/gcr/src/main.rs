@@ -23,6 +23,7 @@ mod stats;
 mod system;
 mod template;
 mod trust;
+mod tuning;
 
 use std::path::{Path, PathBuf};
 

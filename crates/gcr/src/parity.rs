@@ -194,6 +194,12 @@ pub struct UpdateArgs {
     pub cpuset_mems: Option<String>,
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// Memory soft limit (e.g. 256m).
+    #[arg(long = "memory-reservation", value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// Block I/O weight, relative (10 to 1000).
+    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
+    pub blkio_weight: Option<u16>,
     #[arg(long)]
     pub restart: Option<String>,
 }
@@ -210,6 +216,8 @@ pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<i32, Failure> {
         cpuset_cpus: a.cpuset_cpus.clone(),
         cpuset_mems: a.cpuset_mems.clone(),
         pids_limit: a.pids_limit,
+        memory_reservation: a.memory_reservation.clone(),
+        blkio_weight: a.blkio_weight,
         restart: a.restart.clone().unwrap_or_else(|| "no".into()),
         ..Default::default()
     };
@@ -222,6 +230,8 @@ pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<i32, Failure> {
         cpuset_cpus: o.cpuset_cpus,
         cpuset_mems: o.cpuset_mems,
         pids_limit: o.pids_limit,
+        memory_reservation: o.tuning.memory_reservation,
+        blkio_weight: o.tuning.blkio_weight,
         restart: a.restart.as_ref().map(|_| o.restart),
     };
     crate::containers::each(&a.containers, |n| engine.update(n, &u).map(|_| ()))

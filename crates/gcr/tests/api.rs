@@ -1272,6 +1272,62 @@ fn docker_update_and_cpu_flags() {
         stderr(&out)
     );
     svc.ok(&["rm", "-f", "up"]);
+    // The memory and block I/O tuning flags: applied, in inspect, Docker's warning for
+    // what the host cannot apply (printed by the docker CLI from create's Warnings).
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (dev, numbers) = common::block_device().expect("a block device in /sys/block");
+    let out = svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "tu",
+        "-m",
+        "128m",
+        "--memory-reservation",
+        "64m",
+        "--oom-kill-disable",
+        "--blkio-weight",
+        "300",
+        "--device-read-bps",
+        &format!("{dev}:1mb"),
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let weights = ["blkio.weight", "blkio.bfq.weight"]
+        .iter()
+        .any(|f| Path::new("/sys/fs/cgroup/blkio").join(f).exists());
+    assert_eq!(
+        stderr(&out).contains("WARNING: Your kernel does not support Block I/O weight"),
+        v2 || !weights,
+        "{}",
+        stderr(&out)
+    );
+    let hc = svc.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.MemoryReservation}} {{json .HostConfig.BlkioDeviceReadBps}}",
+        "tu",
+    ]);
+    assert_eq!(
+        hc.trim(),
+        format!("67108864 [{{\"Path\":\"{dev}\",\"Rate\":1048576}}]")
+    );
+    let (file, rbps) = if v2 {
+        ("memory.low", common::group_file(&id, "blkio", "io.max"))
+    } else {
+        let f = common::group_file(&id, "blkio", "blkio.throttle.read_bps_device");
+        ("memory.soft_limit_in_bytes", f)
+    };
+    assert!(
+        rbps.contains(&numbers) && rbps.contains("1048576"),
+        "{rbps}"
+    );
+    svc.ok(&["update", "--memory-reservation", "32m", "tu"]);
+    assert_eq!(common::group_file(&id, "memory", file), "33554432");
+    svc.ok(&["rm", "-f", "tu"]);
 }
 
 #[test]

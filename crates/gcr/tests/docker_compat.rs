@@ -340,6 +340,26 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --memory-reservation, --memory-swappiness, --oom-kill-disable",
+        Same,
+        "v1 memory.soft_limit_in_bytes/swappiness/oom_control, v2 memory.low; what the host's cgroups lack is discarded with Docker's warning (swappiness and the OOM switch on v2)",
+        Works(
+            &["run", "--rm", "-m", "64m", "--memory-reservation", "32m", "--oom-kill-disable", "IMG", "true"],
+            "",
+        ),
+    ),
+    row(
+        "run",
+        "run --blkio-weight, --blkio-weight-device, --device-read-bps/-iops, --device-write-bps/-iops",
+        Same,
+        "devices resolved at each start; weights need BFQ/CFQ on v1 (else discarded with Docker's warning); update takes --blkio-weight and --memory-reservation",
+        Works(
+            &["run", "--rm", "--blkio-weight", "300", "IMG", "true"],
+            "",
+        ),
+    ),
+    row(
+        "run",
         "run --expose, -q/--quiet",
         Same,
         "exposed ports and ranges published by -P and shown in Config.ExposedPorts; -q silences --pull's lines",

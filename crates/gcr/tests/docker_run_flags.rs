@@ -1,10 +1,11 @@
 //! `gcr run` flags a Docker user reaches for (issue 19, item 7): `--mount`, `--pid`,
-//! `--ipc`, `--uts`, `--network container:X`, `--sysctl` and `--device` (the rest of the
+//! `--ipc`, `--uts`, `--network container:X`, `--sysctl`, `--device` and the memory and
+//! block I/O tuning flags (the rest of the
 //! run surface is in docker_run_io.rs).
 
 mod common;
 
-use common::{need_root, stderr, stdout, Env, IMAGE};
+use common::{block_device, group_file, need_root, stderr, stdout, Env, IMAGE};
 
 #[test]
 fn mount_flag_binds_volumes_and_tmpfs() {
@@ -416,4 +417,107 @@ fn cpusets_and_cpu_shares() {
         assert_eq!(hc.trim(), "1");
     }
     env.ok(&["rm", "-f", "cs"]);
+}
+
+#[test]
+fn memory_and_block_io_tuning() {
+    if !need_root("memory_and_block_io_tuning") {
+        return;
+    }
+    let env = Env::new();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (dev, numbers) = block_device().expect("a block device in /sys/block");
+    let weights = ["blkio.weight", "blkio.bfq.weight"].iter().any(|f| {
+        std::path::Path::new("/sys/fs/cgroup/blkio")
+            .join(f)
+            .exists()
+    });
+    let out = env.gcr(&[
+        "run",
+        "-d",
+        "--name",
+        "tu",
+        "-m",
+        "128m",
+        "--memory-reservation",
+        "64m",
+        "--memory-swappiness",
+        "10",
+        "--oom-kill-disable",
+        "--blkio-weight",
+        "300",
+        "--device-read-bps",
+        &format!("{dev}:1mb"),
+        "--device-write-iops",
+        &format!("{dev}:100"),
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let warned = stderr(&out);
+    // What the host cannot apply is discarded with Docker's warning, the rest applied.
+    assert_eq!(
+        warned.contains("WARNING: Your kernel does not support Block I/O weight"),
+        v2 || !weights,
+        "{warned}"
+    );
+    if v2 {
+        assert_eq!(group_file(&id, "memory", "memory.low"), "67108864");
+        assert!(warned.contains("memory swappiness"), "{warned}");
+        let io = group_file(&id, "blkio", "io.max");
+        assert!(io.contains(&format!("{numbers} rbps=1048576")), "{io}");
+    } else {
+        let f = |h: &str, file: &str| group_file(&id, h, file);
+        assert_eq!(f("memory", "memory.soft_limit_in_bytes"), "67108864");
+        assert_eq!(f("memory", "memory.swappiness"), "10");
+        assert!(f("memory", "memory.oom_control").contains("oom_kill_disable 1"));
+        let rbps = f("blkio", "blkio.throttle.read_bps_device");
+        assert_eq!(rbps, format!("{numbers} 1048576"));
+        let wiops = f("blkio", "blkio.throttle.write_iops_device");
+        assert_eq!(wiops, format!("{numbers} 100"));
+        assert!(!warned.contains("WARNING: Your kernel does not support memory"));
+    }
+    let hc = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.MemoryReservation}} {{json .HostConfig.BlkioDeviceReadBps}} {{.HostConfig.MemorySwap}}",
+        "tu",
+    ]);
+    assert_eq!(
+        hc.trim(),
+        format!("67108864 [{{\"Path\":\"{dev}\",\"Rate\":1048576}}] 268435456")
+    );
+    // update: a new reservation holds at once; one above the memory limit is refused.
+    env.ok(&["update", "--memory-reservation", "32m", "tu"]);
+    let file = if v2 {
+        "memory.low"
+    } else {
+        "memory.soft_limit_in_bytes"
+    };
+    assert_eq!(group_file(&id, "memory", file), "33554432");
+    env.fails(
+        &["update", "--memory-reservation", "256m", "tu"],
+        "--memory",
+    );
+    let hc = env.ok(&["inspect", "-f", "{{.HostConfig.MemoryReservation}}", "tu"]);
+    assert_eq!(hc.trim(), "33554432", "the refused update changed nothing");
+    env.ok(&["rm", "-f", "tu"]);
+    // Bad values: exit 125 naming the flag, no container made.
+    let before = env.ok(&["ps", "-a", "-q"]);
+    for (flag, v, says) in [
+        ("--memory-swappiness", "101", "0 to 100"),
+        ("--blkio-weight", "5", "10 to 1000"),
+        ("--device-read-bps", "/dev/null:1mb", "not a block device"),
+        ("--device-write-bps", "sda:1mb", "/dev/"),
+        ("--device-read-iops", "/dev/sda:fast", "integer"),
+        ("--memory-reservation", "1k", "6MB"),
+    ] {
+        let out = env.gcr(&["run", "--rm", flag, v, IMAGE, "true"]);
+        assert_eq!(out.status.code(), Some(125), "{flag} {v}: {}", stderr(&out));
+        let e = stderr(&out);
+        assert!(e.contains(flag) && e.contains(says), "{flag} {v}: {e}");
+    }
+    assert_eq!(env.ok(&["ps", "-a", "-q"]), before, "no container was left");
 }

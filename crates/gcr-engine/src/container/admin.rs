@@ -26,6 +26,10 @@ pub struct UpdateRequest {
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
+    /// `--memory-reservation`, bytes.
+    pub memory_reservation: Option<u64>,
+    /// `--blkio-weight`, 10-1000.
+    pub blkio_weight: Option<u16>,
     pub restart: Option<RestartPolicy>,
 }
 
@@ -43,10 +47,25 @@ impl Engine {
         o.cpuset_mems = u.cpuset_mems.clone().or(o.cpuset_mems.take());
         o.pids_limit = u.pids_limit.or(o.pids_limit);
         o.restart = u.restart.unwrap_or(o.restart);
+        o.tuning.memory_reservation = u.memory_reservation.or(o.tuning.memory_reservation);
+        o.tuning.blkio_weight = u.blkio_weight.or(o.tuning.blkio_weight);
+        o.tuning.check(o.memory).map_err(EngineError::Usage)?;
+        // What the host cannot apply is refused here (a create discards it with a warning).
+        let asked = super::tuning::Tuning {
+            memory_reservation: u.memory_reservation,
+            blkio_weight: u.blkio_weight,
+            ..Default::default()
+        };
+        if let Some((flag, _)) = asked.unsupported(self.cgroup_support()?).first() {
+            return Err(EngineError::Usage(format!(
+                "cannot update container {}: this host's cgroups cannot apply {flag}; drop it",
+                r.name
+            )));
+        }
         // The run policy's ceilings hold for updates as for starts.
         self.gate_start(&next)?;
         if r.state.is_alive() {
-            let res = gcr_runtime::cgroups::Resources {
+            let mut res = gcr_runtime::cgroups::Resources {
                 memory: next.config.opts.memory,
                 memory_swap: next.config.opts.memory_swap,
                 cpus: next.config.opts.cpus,
@@ -58,6 +77,8 @@ impl Engine {
                 cpuset_group: false,
                 ..Default::default()
             };
+            // Only what this update sets, as for the cpusets.
+            asked.apply(&mut res).map_err(EngineError::Usage)?;
             self.cgroup(&r.id)?.update(&res).map_err(|e| {
                 EngineError::Usage(format!("cannot update container {}: {e}", r.name))
             })?;

@@ -176,6 +176,10 @@ pub struct RunOptions {
     /// `--oom-score-adj` (-1000..1000): the container process's OOM killer preference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    /// `--memory-reservation`, `--memory-swappiness`, `--oom-kill-disable` and the block
+    /// I/O weights and throttles.
+    #[serde(default, skip_serializing_if = "super::tuning::Tuning::is_empty")]
+    pub tuning: super::tuning::Tuning,
     /// `--add-host NAME:IP` (checked), lines added to the container's /etc/hosts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add_hosts: Vec<String>,

@@ -30,9 +30,11 @@ pub mod run;
 mod share;
 pub mod supervise;
 pub mod top;
+pub mod tuning;
 pub mod view;
 
 use crate::{Engine, EngineError};
+use config::RunOptions;
 
 impl Engine {
     /// The cgroup of container `id`, opened by name (nothing is created).
@@ -40,5 +42,25 @@ impl Engine {
         gcr_runtime::cgroups::CgroupManager::detect()
             .map(|m| m.open(id))
             .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// The optional limits this host's cgroups can apply.
+    pub fn cgroup_support(&self) -> Result<gcr_runtime::cgroups::Support, EngineError> {
+        gcr_runtime::cgroups::CgroupManager::detect()
+            .map(|m| m.support())
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// Discards the tuning options of `opts` this host cannot apply, as Docker does, and
+    /// returns Docker's warnings for them (the CLI prints them, the API returns them);
+    /// values out of range are refused first.
+    pub fn fit_to_host(&self, opts: &mut RunOptions) -> Result<Vec<String>, EngineError> {
+        if opts.tuning.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Bad values are refused before anything is discarded.
+        opts.tuning.check(opts.memory).map_err(EngineError::Usage)?;
+        let s = self.cgroup_support()?;
+        Ok(opts.tuning.fit_to_host(s, opts.memory))
     }
 }

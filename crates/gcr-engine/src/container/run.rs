@@ -203,15 +203,8 @@ impl Engine {
                 return Err(e);
             }
         };
-        let rootfs = match self.rootfs(&r.id, lowers, ahead, cfg.opts.rm) {
-            Ok(fs) => fs,
-            Err(e) => {
-                self.net_detach(r);
-                return Err(e);
-            }
-        };
         let res = &cfg.opts;
-        let resources = gcr_runtime::cgroups::Resources {
+        let mut resources = gcr_runtime::cgroups::Resources {
             memory: res.memory,
             memory_swap: res.memory_swap,
             cpus: res.cpus,
@@ -221,6 +214,17 @@ impl Engine {
             cpuset_mems: res.cpuset_mems.clone(),
             cpuset_group: false,
             ..Default::default()
+        };
+        if let Err(e) = res.tuning.apply(&mut resources) {
+            self.net_detach(r);
+            return Err(EngineError::Usage(e));
+        }
+        let rootfs = match self.rootfs(&r.id, lowers, ahead, cfg.opts.rm) {
+            Ok(fs) => fs,
+            Err(e) => {
+                self.net_detach(r);
+                return Err(e);
+            }
         };
         let launch = Launch {
             id: &r.id,
@@ -381,6 +385,7 @@ pub(super) fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
             "invalid --domainname '{d}': use at most 64 characters"
         )));
     }
+    opts.tuning.check(opts.memory).map_err(EngineError::Usage)?;
     if opts.rm && opts.restart != super::config::RestartPolicy::No {
         return Err(EngineError::Usage(
             "conflicting options: --restart and --rm; drop one of them".into(),

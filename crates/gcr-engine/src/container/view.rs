@@ -389,7 +389,7 @@ fn host_config(o: &super::config::RunOptions, network: &str, name: &str) -> Valu
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
-    json!({
+    let mut v = json!({
         "NetworkMode": network,
         "PortBindings": crate::network::publish::bindings(&o.publish),
         "PublishAllPorts": o.publish_all,
@@ -428,7 +428,11 @@ fn host_config(o: &super::config::RunOptions, network: &str, name: &str) -> Valu
             .collect::<Vec<_>>(),
         "GroupAdd": o.group_add,
         "ShmSize": o.shm_size.unwrap_or(64 << 20),
-        "MemorySwap": o.memory_swap.unwrap_or(0),
+        // Docker's: twice the memory limit when no swap limit is given.
+        "MemorySwap": o
+            .memory_swap
+            .or(o.memory.map(|m| m.saturating_mul(2) as i64))
+            .unwrap_or(0),
         "Ulimits": ulimits(&o.ulimits),
         "Sysctls": sysctls,
         "Devices": devices(&o.devices),
@@ -437,7 +441,34 @@ fn host_config(o: &super::config::RunOptions, network: &str, name: &str) -> Valu
         "UTSMode": o.uts.as_deref().unwrap_or(""),
         "UsernsMode": o.userns.as_deref().unwrap_or(""),
         "ContainerIDFile": o.cidfile.as_deref().unwrap_or(""),
-    })
+    });
+    if let Value::Object(m) = &mut v {
+        m.extend(tuning(&o.tuning));
+    }
+    v
+}
+
+/// Docker's `HostConfig` fields of the memory and block I/O tuning options.
+fn tuning(t: &super::tuning::Tuning) -> serde_json::Map<String, Value> {
+    let v = json!({
+        "MemoryReservation": t.memory_reservation.unwrap_or(0),
+        "OomKillDisable": t.oom_kill_disable,
+        "BlkioWeight": t.blkio_weight.unwrap_or(0),
+        "BlkioWeightDevice": device_rates(&t.blkio_weight_device, "Weight"),
+        "BlkioDeviceReadBps": device_rates(&t.device_read_bps, "Rate"),
+        "BlkioDeviceWriteBps": device_rates(&t.device_write_bps, "Rate"),
+        "BlkioDeviceReadIOps": device_rates(&t.device_read_iops, "Rate"),
+        "BlkioDeviceWriteIOps": device_rates(&t.device_write_iops, "Rate"),
+    });
+    let mut m = match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    // Docker's is null when unset, which its own swagger does not accept: left out then.
+    if let Some(s) = t.memory_swappiness {
+        m.insert("MemorySwappiness".into(), json!(s));
+    }
+    m
 }
 
 /// Docker's `HostConfig.Ulimits` of `--ulimit` values (checked at create): the limit's
@@ -451,6 +482,13 @@ fn ulimits(given: &[String]) -> Value {
             let name = u.split_once('=')?.0;
             Some(json!({ "Name": name, "Soft": n(soft), "Hard": n(hard) }))
         })
+        .collect()
+}
+
+/// Docker's `HostConfig.Blkio*` lists: `{"Path": …, "Rate"|"Weight": …}`.
+fn device_rates(list: &[super::tuning::DeviceRate], key: &str) -> Value {
+    list.iter()
+        .map(|d| json!({ "Path": d.path, key: d.rate }))
         .collect()
 }
 

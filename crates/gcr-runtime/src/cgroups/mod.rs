@@ -18,6 +18,8 @@ mod held;
 pub use fs::slurp;
 pub use held::Held;
 mod mountinfo;
+mod support;
+pub use support::Support;
 mod v1;
 mod v2;
 

@@ -222,3 +222,32 @@ pub fn container_cgroups() -> std::collections::BTreeSet<PathBuf> {
         .map(|e| e.path())
         .collect()
 }
+
+/// A block device of this host: its path and `MAJOR:MINOR`.
+pub fn block_device() -> Option<(String, String)> {
+    std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("ram"))
+        .find_map(|n| {
+            let dev = std::fs::read_to_string(format!("/sys/block/{n}/dev")).ok()?;
+            let path = format!("/dev/{n}");
+            std::path::Path::new(&path)
+                .exists()
+                .then(|| (path, dev.trim().to_string()))
+        })
+}
+
+/// A file of container `id`'s cgroup: in v1 `hierarchy`, or the unified group on pure v2.
+pub fn group_file(id: &str, hierarchy: &str, file: &str) -> String {
+    let p = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        format!("/sys/fs/cgroup/gcr/{id}/{file}")
+    } else {
+        format!("/sys/fs/cgroup/{hierarchy}/gcr/{id}/{file}")
+    };
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{p}: {e}"))
+        .trim()
+        .to_string()
+}
