@@ -181,16 +181,6 @@ pub async fn inspect(st: &Shared, id: &str, size: bool) -> Result<Resp, HttpErro
         })
         .await?;
     if let Some(h) = doc["HostConfig"].as_object_mut() {
-        let log_opts: Map<String, Value> = opts
-            .log_opts
-            .iter()
-            .filter_map(|o| o.split_once('='))
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect();
-        h.insert(
-            "LogConfig".into(),
-            json!({ "Type": "json-file", "Config": log_opts }),
-        );
         h.insert("Binds".into(), json!(opts.volumes));
         // Docker's Tmpfs is a map of destination to options.
         let tmpfs: Map<String, Value> = opts

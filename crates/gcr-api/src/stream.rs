@@ -173,6 +173,10 @@ pub(crate) fn log_replay(
     err: bool,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(16);
+    if !r.config.opts.keeps_log() {
+        // Nothing kept to replay (`--log-driver none`).
+        return rx;
+    }
     let st2 = st.clone();
     let id = r.id.clone();
     tokio::spawn(async move {
@@ -332,6 +336,12 @@ pub async fn logs(st: &Shared, id: &str, q: &Query) -> Result<Resp, HttpError> {
     let r = find(st, id)
         .await?
         .ok_or_else(|| HttpError::not_found(format!("No such container: {id}")))?;
+    if !r.config.opts.keeps_log() {
+        return Err(HttpError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            gcr_engine::logfile::NOT_READABLE,
+        ));
+    }
     let framed = !r.config.opts.tty;
     // Opened before the answer: a client may remove the container as soon as it has the
     // headers (docker-py's `run` does, before it reads the body); the open file keeps

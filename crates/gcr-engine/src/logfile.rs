@@ -1,8 +1,11 @@
-//! Log rotation (`--log-opt max-size=…,max-file=…`, Docker's json-file options): the
-//! supervisor writes `container.log` through a [`LogFile`], which, once a record takes the
-//! file past `max-size`, renames it to `container.log.1` (older ones move up, the oldest
-//! beyond `max-file` goes) and starts a new one; `gcr logs` reads the rotated files first
-//! (see [`rotated`]).
+//! Log drivers and rotation. `--log-driver json-file` (the default) and `local` both keep
+//! `container.log` in gcr's own record format (`local` with Docker's defaults for it: 20 MB
+//! files, 5 of them); `none` keeps nothing, and `logs` says it cannot read one. Rotation
+//! (`--log-opt max-size=…,max-file=…`, Docker's json-file options): the supervisor (or the
+//! foreground run) writes `container.log` through a [`LogFile`], which, once a record takes
+//! the file past `max-size`, renames it to `container.log.1` (older ones move up, the
+//! oldest beyond `max-file` goes) and starts a new one; `gcr logs` reads the rotated files
+//! first (see [`rotated`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -13,6 +16,74 @@ use std::path::{Path, PathBuf};
 pub struct LogRotation {
     pub max_size: u64,
     pub max_files: u32,
+}
+
+/// Where a container's output goes (`--log-driver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogDriver {
+    JsonFile,
+    Local,
+    None,
+}
+
+/// Docker's message for reading the log of a container that keeps none.
+pub const NOT_READABLE: &str = "configured logging driver does not support reading";
+
+impl LogDriver {
+    /// `--log-driver NAME` (None: json-file); drivers that ship logs elsewhere are refused
+    /// by name.
+    pub fn parse(name: Option<&str>) -> Result<LogDriver, String> {
+        match name.unwrap_or("json-file") {
+            "" | "json-file" => Ok(LogDriver::JsonFile),
+            "local" => Ok(LogDriver::Local),
+            "none" => Ok(LogDriver::None),
+            other => Err(format!(
+                "log driver '{other}' is not supported by gcr: use json-file, local or none"
+            )),
+        }
+    }
+
+    /// Docker's name of the driver.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogDriver::JsonFile => "json-file",
+            LogDriver::Local => "local",
+            LogDriver::None => "none",
+        }
+    }
+
+    /// The driver and rotation of a container's options (checked together: `none` takes
+    /// no options; `local` rotates at 20 MB over 5 files unless told otherwise).
+    pub fn settings(
+        driver: Option<&str>,
+        opts: &[String],
+    ) -> Result<(LogDriver, Option<LogRotation>), String> {
+        let d = LogDriver::parse(driver)?;
+        if d == LogDriver::None && !opts.is_empty() {
+            return Err(
+                "--log-opt needs a log driver that keeps a log: drop it, or use json-file or local"
+                    .into(),
+            );
+        }
+        let r = LogRotation::parse(opts)?;
+        let r = match (d, r) {
+            (LogDriver::Local, None) => Some(LogRotation {
+                max_size: 20 << 20,
+                max_files: 5,
+            }),
+            (_, r) => r,
+        };
+        Ok((d, r))
+    }
+
+    /// The supervisor's argument for this driver and rotation (see
+    /// [`LogRotation::to_arg`]; `none` for no log).
+    pub fn to_arg(self, r: Option<LogRotation>) -> String {
+        match self {
+            LogDriver::None => "none".into(),
+            _ => LogRotation::to_arg(r),
+        }
+    }
 }
 
 impl LogRotation {
@@ -91,9 +162,9 @@ pub fn rotated(path: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The container's log as the supervisor writes it.
+/// The container's log as the supervisor writes it (or nothing, for `--log-driver none`).
 pub struct LogFile {
-    file: File,
+    file: Option<File>,
     path: PathBuf,
     rotation: Option<LogRotation>,
     size: u64,
@@ -106,12 +177,23 @@ impl LogFile {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(LogFile {
-            file,
+            file: Some(file),
             path: path.to_path_buf(),
             rotation,
             size,
             at_record_start: true,
         })
+    }
+
+    /// A log that keeps nothing (`--log-driver none`).
+    pub fn discard() -> LogFile {
+        LogFile {
+            file: None,
+            path: PathBuf::new(),
+            rotation: None,
+            size: 0,
+            at_record_start: true,
+        }
     }
 
     /// Starts a new file when this one is past `max-size` (between records).
@@ -135,7 +217,7 @@ impl LogFile {
             .append(true)
             .open(&self.path)
         {
-            self.file = f;
+            self.file = Some(f);
             self.size = 0;
         }
     }
@@ -145,10 +227,16 @@ impl Write for LogFile {
     /// Writes, first starting a new file when the last write ended a record (a newline)
     /// and the file is full: records are never split across files.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() {
+            return Ok(buf.len());
+        }
         if self.at_record_start {
             self.rotate_if_full();
         }
-        let n = self.file.write(buf)?;
+        let Some(file) = self.file.as_mut() else {
+            return Ok(buf.len());
+        };
+        let n = file.write(buf)?;
         self.size += n as u64;
         if n > 0 {
             self.at_record_start = buf[n - 1] == b'\n';
@@ -157,13 +245,52 @@ impl Write for LogFile {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drivers_and_their_options() {
+        let s = |d: Option<&str>, o: &[&str]| {
+            LogDriver::settings(d, &o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(s(None, &[]).unwrap(), (LogDriver::JsonFile, None));
+        assert_eq!(s(Some(""), &[]).unwrap().0, LogDriver::JsonFile);
+        // local: Docker's defaults unless told otherwise.
+        let (d, r) = s(Some("local"), &[]).unwrap();
+        assert_eq!(d, LogDriver::Local);
+        assert_eq!(
+            r,
+            Some(LogRotation {
+                max_size: 20 << 20,
+                max_files: 5
+            })
+        );
+        let (_, r) = s(Some("local"), &["max-size=1k"]).unwrap();
+        assert_eq!(r.map(|r| r.max_size), Some(1024));
+        assert_eq!(s(Some("none"), &[]).unwrap(), (LogDriver::None, None));
+        assert!(s(Some("none"), &["max-size=1k"])
+            .unwrap_err()
+            .contains("--log-opt"));
+        let e = s(Some("journald"), &[]).unwrap_err();
+        assert!(
+            e.contains("'journald'") && e.contains("json-file, local or none"),
+            "{e}"
+        );
+        assert_eq!(LogDriver::None.to_arg(None), "none");
+        assert_eq!(LogDriver::Local.to_arg(r), "1024:1");
+        // The discarding log takes everything and keeps nothing.
+        let mut f = LogFile::discard();
+        assert_eq!(f.write(b"gone\n").unwrap(), 5);
+        f.flush().unwrap();
+    }
 
     #[test]
     fn options_parse_and_files_rotate() {

@@ -756,6 +756,10 @@ pub struct RunArgs {
     /// With -it: the key sequence that detaches (default ctrl-p,ctrl-q).
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
+    /// Where the container's output goes: json-file (the default) or local keep it for
+    /// `logs`, none keeps nothing.
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
     /// Log rotation: max-size=SIZE (start a new file past it), max-file=N (files kept).
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,

@@ -172,6 +172,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         devices: a.device.clone(),
         cidfile: a.cidfile.clone(),
         attach: a.attach.iter().map(|s| s.to_ascii_lowercase()).collect(),
+        log_driver: a.log_driver.clone(),
         log_opts: a.log_opt.clone(),
         network_aliases: a.network_alias.clone(),
         ip: a.ip.clone(),
@@ -482,6 +483,9 @@ pub fn logs(
     (since, until): (Option<&str>, Option<&str>),
 ) -> Result<i32, Failure> {
     let r = engine.container(key).map_err(Failure::from)?;
+    if !r.config.opts.keeps_log() {
+        return Err(Failure::new(1, gcr_engine::logfile::NOT_READABLE.into()));
+    }
     let now = gcr_engine::container::record::now_ns();
     let at = |flag: &str, v: Option<&str>| -> Result<Option<String>, Failure> {
         v.map(|s| crate::filters::time_flag(flag, s, now).map(gcr_engine::logs::rfc3339_nanos))

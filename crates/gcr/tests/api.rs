@@ -195,6 +195,36 @@ fn docker_cli_runs_containers() {
         stderr(&o)
     );
 
+    // Log drivers: none shows the output but keeps nothing (logs says so, as dockerd);
+    // drivers that ship logs elsewhere are refused by name.
+    let out = svc.ok(&[
+        "run",
+        "--name",
+        "nolog",
+        "--log-driver",
+        "none",
+        IMAGE,
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(out, "hi\n");
+    let o = svc.docker(&["logs", "nolog"]);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("configured logging driver does not support reading"),
+        "{}",
+        stderr(&o)
+    );
+    let t = svc.ok(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "nolog"]);
+    assert_eq!(t.trim(), "none");
+    svc.ok(&["rm", "nolog"]);
+    let o = svc.docker(&["run", "--rm", "--log-driver", "syslog", IMAGE, "true"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("log driver 'syslog' is not supported"),
+        "{}",
+        stderr(&o)
+    );
+
     // Images: tag, inspect, remove the tag.
     svc.ok(&["tag", IMAGE, "copy:1"]);
     let doc: serde_json::Value =

@@ -37,6 +37,8 @@ services:
     environment:
       RUN: "${RUN}"
     networks: [backend]
+    logging:
+      driver: none
     depends_on:
       db:
         condition: service_healthy
@@ -48,6 +50,12 @@ services:
     ports:
       - "127.0.0.1:${WEB_PORT}:8080"
     networks: [backend]
+    mem_limit: 256m
+    mem_reservation: 64m
+    logging:
+      driver: local
+      options:
+        max-size: 1m
     depends_on: [db]
 volumes:
   dbdata:
@@ -222,6 +230,24 @@ fn compose_up_down_up_keeps_the_volume() {
         "gcrcp_db_1",
     ]);
     assert!(aliases.contains("\"db\""), "{aliases}");
+    // Memory reservation and log drivers as compose gives them.
+    let web = svc.ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.MemoryReservation}} {{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}}",
+        "gcrcp_web_1",
+    ]);
+    assert_eq!(
+        web.trim(),
+        "67108864 json-file 1m",
+        "local is gcr's log as json-file"
+    );
+    let worker = svc.docker(&["logs", "gcrcp_worker_1"]);
+    assert!(
+        !worker.status.success() && stderr(&worker).contains("does not support reading"),
+        "{}",
+        stderr(&worker)
+    );
 
     // Down: containers and the network go, the named volume stays.
     c.ok(1, &["down"]);

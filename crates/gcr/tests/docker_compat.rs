@@ -360,6 +360,26 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --name X IMG (foreground), then logs X",
+        Same,
+        "a held run's output is shown and kept (pipes, or its terminal with -t); streams -a leaves out are kept too",
+        Works(
+            &["run", "--name", "fglog", "IMG", "echo", "kept"],
+            "kept",
+        ),
+    ),
+    row(
+        "run",
+        "run --log-driver json-file|local|none",
+        Differs,
+        "local is gcr's log (not Docker's protobuf file) with local's defaults, shown as json-file with max-size=20m, max-file=5; none: logs says the driver cannot be read; syslog, journald, fluentd, gelf and the other shipping drivers are refused",
+        Works(
+            &["run", "--rm", "--log-driver", "none", "IMG", "echo", "shown"],
+            "shown",
+        ),
+    ),
+    row(
+        "run",
         "run --expose, -q/--quiet",
         Same,
         "exposed ports and ranges published by -P and shown in Config.ExposedPorts; -q silences --pull's lines",

@@ -1,6 +1,7 @@
 //! `gcr run`/`start` input and output as Docker users know them (issue 19): `--cidfile`,
 //! `-a`, stdin only with `-i`, "the input device is not a TTY", `start -a` from the first
-//! byte, and `--log-opt max-size/max-file` rotation read back by `logs`.
+//! byte, `--log-opt max-size/max-file` rotation read back by `logs`, and a foreground run's
+//! output kept for `logs` (pipes or its terminal) unless `--log-driver none`.
 
 mod common;
 
@@ -214,4 +215,157 @@ fn log_opt_rotates_and_logs_reads_across_files() {
         ],
         "unknown --log-opt mode",
     );
+}
+
+#[test]
+fn foreground_output_is_kept_for_logs_unless_the_driver_is_none() {
+    if !need_root("foreground_output_is_kept_for_logs_unless_the_driver_is_none") {
+        return;
+    }
+    let env = Env::new();
+    let both = "echo out; echo err >&2; printf tail";
+    // Shown as it runs, and kept: `logs` gives each stream back on its own.
+    let o = env.gcr(&["run", "--name", "fg", IMAGE, "sh", "-c", both]);
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\ntail", "err\n")
+    );
+    let l = env.gcr(&["logs", "fg"]);
+    assert_eq!(
+        (stdout(&l).as_str(), stderr(&l).as_str()),
+        ("out\ntail", "err\n")
+    );
+    // A stream -a leaves out is not shown but kept, as Docker's.
+    let o = env.gcr(&[
+        "run", "--name", "fga", "-a", "stdout", IMAGE, "sh", "-c", both,
+    ]);
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\ntail", "")
+    );
+    let l = env.gcr(&["logs", "fga"]);
+    assert_eq!(stderr(&l), "err\n");
+    // A closed stdout does not stop the container or its log.
+    let mut child = env
+        .cmd(&[
+            "run",
+            "--name",
+            "fgc",
+            IMAGE,
+            "sh",
+            "-c",
+            "seq 1 20000; echo done >&2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let l = env.gcr(&["logs", "fgc"]);
+    let kept = stdout(&l);
+    assert!(
+        kept.lines().count() == 20000 && kept.ends_with("\n20000\n"),
+        "{} lines",
+        kept.lines().count()
+    );
+    assert_eq!(stderr(&l), "done\n");
+    // With a terminal: what the pty showed.
+    let cmd = format!(
+        "GCR_ROOT={} GCR_RUN_DIR={} {} run --name fgt -t {IMAGE} echo on-a-tty",
+        env.root.path().display(),
+        env.run_dir.display(),
+        common::gcr_bin().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(env.ok(&["logs", "fgt"]), "on-a-tty\r\n");
+    // --log-driver none: shown, not kept; logs says so as Docker does.
+    let o = env.gcr(&[
+        "run",
+        "--name",
+        "fgn",
+        "--log-driver",
+        "none",
+        IMAGE,
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(stdout(&o), "hi\n");
+    let l = env.gcr(&["logs", "fgn"]);
+    assert_eq!(l.status.code(), Some(1));
+    assert!(
+        stderr(&l).contains("configured logging driver does not support reading"),
+        "{}",
+        stderr(&l)
+    );
+    let cfg = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.LogConfig.Type}} [{{.LogPath}}]",
+        "fgn",
+    ]);
+    assert_eq!(cfg.trim(), "none []");
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo x; sleep 30",
+    ]);
+    let id = id.trim();
+    assert!(env.gcr(&["logs", id]).status.code() == Some(1));
+    assert!(!env
+        .root
+        .path()
+        .join("containers")
+        .join(id)
+        .join("container.log")
+        .exists());
+    env.ok(&["rm", "-f", id]);
+    // local keeps a log (Docker's defaults: 20 MB files, 5 of them); other drivers are
+    // refused by name, as are options for none.
+    env.ok(&[
+        "run",
+        "--name",
+        "fgl",
+        "--log-driver",
+        "local",
+        IMAGE,
+        "echo",
+        "kept",
+    ]);
+    assert_eq!(env.ok(&["logs", "fgl"]), "kept\n");
+    let cfg = env.ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "fgl"]);
+    assert_eq!(
+        cfg.trim(),
+        r#"{"Config":{"max-file":"5","max-size":"20m"},"Type":"json-file"}"#
+    );
+    let before = env.ok(&["ps", "-aq"]);
+    for (flags, says) in [
+        (
+            &["--log-driver", "syslog"][..],
+            "log driver 'syslog' is not supported",
+        ),
+        (
+            &["--log-driver", "none", "--log-opt", "max-size=1m"],
+            "--log-opt",
+        ),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[IMAGE, "true"]);
+        let o = env.gcr(&a);
+        assert_eq!(o.status.code(), Some(125), "{flags:?}");
+        assert!(stderr(&o).contains(says), "{flags:?}: {}", stderr(&o));
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), before, "no container was made");
 }

@@ -230,6 +230,10 @@ pub struct RunOptions {
     /// (empty: stdout and stderr, and stdin with `-i`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attach: Vec<String>,
+    /// `--log-driver`: `json-file` (unset), `local` or `none` (see
+    /// [`crate::logfile::LogDriver`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_driver: Option<String>,
     /// `--log-opt max-size=…`, `max-file=…` (see [`crate::logfile::LogRotation`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_opts: Vec<String>,
@@ -266,6 +270,11 @@ pub struct NetworkJoin {
 }
 
 impl RunOptions {
+    /// Whether the container's output is kept for `logs` (its driver is not `none`).
+    pub fn keeps_log(&self) -> bool {
+        self.log_driver.as_deref() != Some("none")
+    }
+
     /// Whether a foreground run connects `stream` (stdin, stdout or stderr).
     pub fn attaches(&self, stream: &str) -> bool {
         if self.attach.is_empty() {

@@ -248,10 +248,13 @@ fn supervisor_child(
                     .as_ref()
                     .and_then(|h| serde_json::to_string(h).ok())
                     .unwrap_or_else(|| "-".into()),
-                crate::logfile::LogRotation::to_arg(
-                    crate::logfile::LogRotation::parse(&r.config.opts.log_opts)
-                        .ok()
-                        .flatten(),
+                crate::logfile::LogDriver::settings(
+                    r.config.opts.log_driver.as_deref(),
+                    &r.config.opts.log_opts,
+                )
+                .map_or_else(
+                    |_| "-".to_string(),
+                    |(driver, rotation)| driver.to_arg(rotation),
                 ),
                 // Attach: w = hold the output for a first client, i = stdin open.
                 format!(

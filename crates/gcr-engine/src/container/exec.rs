@@ -31,7 +31,8 @@ impl Engine {
     pub fn exec(&self, key: &str, o: &ExecOptions) -> Result<i32, EngineError> {
         // Docker connects stdin only with -i, and nothing of a detached exec.
         let on = !o.detach;
-        let stdio = super::foreground::foreground_stdio(o.tty, [o.interactive && on, on, on])?;
+        let stdio =
+            super::foreground::foreground_stdio(o.tty, [o.interactive && on, on, on], None)?;
         let mut running = self.exec_spawn(key, o, stdio)?;
         if o.detach {
             std::mem::forget(running);

@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use gcr_runtime::{Running, Stdio};
 
 use super::config::RunOptions;
+use super::fgtee::{self, Keep, Tee, TeeEnds};
 use super::imagecache;
 use super::record::{self, Record, State, Update};
 use super::rows::{self, Stored};
@@ -54,7 +55,7 @@ impl Engine {
         opts: RunOptions,
         cached: Option<imagecache::CachedImage>,
         door_netns: bool,
-    ) -> Result<Option<(Record, Running)>, EngineError> {
+    ) -> Result<Option<(Record, Running, Keep)>, EngineError> {
         let tty = opts.tty;
         if tty {
             super::run::note_console_size();
@@ -107,7 +108,24 @@ impl Engine {
                     maybe_stored: false,
                 })
             });
-        let stdio = foreground_stdio(tty, streams)?;
+        // The output is kept in the container's log as it is shown (unless its driver is
+        // none): through pipes, or the pty relay.
+        let keep = crate::logfile::LogDriver::settings(
+            r.config.opts.log_driver.as_deref(),
+            &r.config.opts.log_opts,
+        )
+        .ok()
+        .filter(|(d, _)| *d != crate::logfile::LogDriver::None)
+        .map(|(_, rotation)| rotation);
+        let (stdio, keep) = match keep {
+            Some(rotation) if !tty => {
+                let (tee, ends) = Tee::new(streams[1], streams[2])?;
+                let stdio = foreground_stdio(false, streams, Some(ends))?;
+                (stdio, Keep::Pipes(tee, rotation))
+            }
+            Some(rotation) => (foreground_stdio(tty, streams, None)?, Keep::Pty(rotation)),
+            None => (foreground_stdio(tty, streams, None)?, Keep::Nothing),
+        };
         // The row is stored while the child sets up its namespaces and mounts (after the
         // store has confirmed the cached image, when the start came from the cache).
         let stored: std::cell::RefCell<Option<Result<Stored, EngineError>>> = Default::default();
@@ -158,7 +176,7 @@ impl Engine {
                 });
             }
         };
-        Ok(Some(running))
+        Ok(Some((running.0, running.1, keep)))
     }
 
     /// The row sent to the housekeeper before the start (stored `created`) now runs as
@@ -248,8 +266,8 @@ impl Engine {
     }
 
     /// Holds a started foreground container: signals, terminal, its state and exit.
-    fn hold_foreground(&self, started: (Record, Running)) -> Result<i32, EngineError> {
-        let (r, mut running) = started;
+    fn hold_foreground(&self, started: (Record, Running, Keep)) -> Result<i32, EngineError> {
+        let (r, mut running, keep) = started;
         timing::mark("launch");
         let pid = running.pid;
         let cg = running.cgroup.take();
@@ -257,7 +275,25 @@ impl Engine {
         // Before any other thread exists, so that no thread takes a forwarded signal's
         // default action.
         let fwd = gcr_runtime::signal_forwarder(pid, false).map_err(runtime_err)?;
-        let waited = relay_and_wait(&running, master, r.config.opts.attaches("stdin"));
+        let input = r.config.opts.attaches("stdin");
+        let dir = self.container_dir(&r.id);
+        let waited = match keep {
+            Keep::Pipes(tee, rotation) => {
+                tee.run(&mut fgtee::open(&dir, rotation), pid);
+                gcr_runtime::wait_exit(&running).map_err(runtime_err)
+            }
+            Keep::Pty(rotation) => {
+                let mut log = fgtee::open(&dir, rotation);
+                let mut sink = fgtee::LogSink {
+                    log: &mut log,
+                    lines: Default::default(),
+                };
+                let waited = relay_and_wait(&running, master, input, Some(&mut sink));
+                sink.finish();
+                waited
+            }
+            Keep::Nothing => relay_and_wait(&running, master, input, None),
+        };
         drop(fwd);
         let status = waited?;
         timing::mark("wait");
@@ -301,11 +337,12 @@ impl Engine {
 pub(super) fn foreground_stdio(
     tty: bool,
     [stdin, stdout, stderr]: [bool; 3],
+    tee: Option<TeeEnds>,
 ) -> Result<Stdio, EngineError> {
     if tty {
         return Ok(Stdio::Pty);
     }
-    if stdout && stderr {
+    if stdout && stderr && tee.is_none() {
         // The caller's own descriptors: nothing to duplicate on the start path.
         return Ok(if stdin {
             Stdio::Inherit
@@ -337,6 +374,13 @@ pub(super) fn foreground_stdio(
             .map(OwnedFd::from)
             .map_err(|e| EngineError::Io("opening /dev/null".into(), e))
     };
+    if let Some(ends) = tee {
+        return Ok(Stdio::Fds {
+            stdin: own(0, stdin)?,
+            stdout: ends.stdout,
+            stderr: ends.stderr,
+        });
+    }
     Ok(Stdio::Fds {
         stdin: own(0, stdin)?,
         stdout: match own(1, stdout)? {
@@ -356,13 +400,21 @@ fn relay_and_wait(
     running: &Running,
     master: Option<OwnedFd>,
     input: bool,
+    sink: Option<&mut fgtee::LogSink<'_>>,
 ) -> Result<gcr_runtime::ExitStatus, EngineError> {
     if let Some(m) = master {
         {
             use std::os::fd::AsFd;
             let (i, o) = (std::io::stdin(), std::io::stdout());
             let i = input.then(|| i.as_fd());
-            gcr_runtime::pty::relay(m, i, o.as_fd()).map_err(runtime_err)?;
+            match sink {
+                Some(sink) => {
+                    let mut take = |d: &[u8]| sink.take(d);
+                    gcr_runtime::pty::relay_with(m, i, o.as_fd(), Some(&mut take))
+                }
+                None => gcr_runtime::pty::relay(m, i, o.as_fd()),
+            }
+            .map_err(runtime_err)?;
         }
     }
     gcr_runtime::wait_exit(running).map_err(runtime_err)

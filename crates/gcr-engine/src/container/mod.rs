@@ -13,6 +13,7 @@ pub mod dna;
 mod event_rows;
 pub mod exec;
 mod export;
+mod fgtee;
 pub mod filter;
 mod foreground;
 mod grant_events;

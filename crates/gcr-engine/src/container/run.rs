@@ -363,7 +363,8 @@ impl Engine {
 
 /// Checks of `run`/`create` flags that need nothing but the flags.
 pub(super) fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
-    crate::logfile::LogRotation::parse(&opts.log_opts).map_err(EngineError::Usage)?;
+    crate::logfile::LogDriver::settings(opts.log_driver.as_deref(), &opts.log_opts)
+        .map_err(EngineError::Usage)?;
     if let Some(n) = &opts.name {
         if !names::valid_name(n) {
             return Err(EngineError::Usage(format!(

@@ -177,7 +177,7 @@ pub fn main(args: &[String]) -> i32 {
         return 2;
     };
     let health: Option<HealthConfig> = serde_json::from_str(health).ok();
-    let rotation = LogRotation::from_arg(rotation);
+    let rotation = (rotation != "none").then(|| LogRotation::from_arg(rotation));
     let input = input
         .parse::<RawFd>()
         .ok()
@@ -234,7 +234,11 @@ pub fn main(args: &[String]) -> i32 {
     supervise(&root, &run_dir, id, piped, (health, rotation), attach)
 }
 
-fn open_log(root: &Path, id: &str, rotation: Option<LogRotation>) -> Option<LogFile> {
+/// The container's log; `rotation` None: `--log-driver none` (a log that keeps nothing).
+fn open_log(root: &Path, id: &str, rotation: Option<Option<LogRotation>>) -> Option<LogFile> {
+    let Some(rotation) = rotation else {
+        return Some(LogFile::discard());
+    };
     LogFile::open(
         &root.join("containers").join(id).join("container.log"),
         rotation,
@@ -293,7 +297,7 @@ fn supervise(
     run_dir: &Path,
     id: &str,
     piped: Piped,
-    (health, rotation): (Option<HealthConfig>, Option<LogRotation>),
+    (health, rotation): (Option<HealthConfig>, Option<Option<LogRotation>>),
     mut attach: AttachServer,
 ) -> i32 {
     let mut pid = piped.pid;

@@ -188,7 +188,11 @@ impl Engine {
                 "Error": "",
             },
             "RestartCount": r.restart_count,
-            "LogPath": self.container_dir(&r.id).join("container.log"),
+            "LogPath": if r.config.opts.keeps_log() {
+                self.container_dir(&r.id).join("container.log")
+            } else {
+                Default::default()
+            },
             "ResolvConfPath": self.container_run_dir(&r.id).join("resolv.conf"),
             "HostnamePath": self.container_run_dir(&r.id).join("hostname"),
             "HostsPath": self.container_run_dir(&r.id).join("hosts"),
@@ -444,8 +448,32 @@ fn host_config(o: &super::config::RunOptions, network: &str, name: &str) -> Valu
     });
     if let Value::Object(m) = &mut v {
         m.extend(tuning(&o.tuning));
+        m.insert("LogConfig".into(), log_config(o));
     }
     v
+}
+
+/// Docker's `HostConfig.LogConfig`. `local` is gcr's log (the json-file driver's role and
+/// format) with Docker's defaults for local, and shows as what it is: json-file with those
+/// options (v1.41's API knows no `local` type).
+fn log_config(o: &super::config::RunOptions) -> Value {
+    use crate::logfile::LogDriver;
+    let mut config: serde_json::Map<String, Value> = o
+        .log_opts
+        .iter()
+        .filter_map(|o| o.split_once('='))
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let driver = LogDriver::parse(o.log_driver.as_deref()).unwrap_or(LogDriver::JsonFile);
+    if driver == LogDriver::Local && !config.contains_key("max-size") {
+        config.insert("max-size".into(), json!("20m"));
+        config.insert("max-file".into(), json!("5"));
+    }
+    let name = match driver {
+        LogDriver::None => "none",
+        _ => "json-file",
+    };
+    json!({ "Type": name, "Config": config })
 }
 
 /// Docker's `HostConfig` fields of the memory and block I/O tuning options.
