@@ -52,11 +52,20 @@ fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
+/// The lines of the other members: each address under the member's names, and each name
+/// also qualified by the network (`web.backend`, as Docker's embedded DNS answers
+/// `NAME.NETWORK`).
 fn peer_lines(own: &str, peers: &[Endpoint]) -> Vec<(IpAddr, String)> {
     peers
         .iter()
         .filter(|p| p.container != own)
-        .flat_map(|p| p.ips().into_iter().map(|ip| (ip, p.names.clone())))
+        .flat_map(|p| {
+            let mut names = p.names.clone();
+            for n in p.names.split(' ').filter(|n| !n.is_empty()) {
+                names.push_str(&format!(" {n}.{}", p.network));
+            }
+            p.ips().into_iter().map(move |ip| (ip, names.clone()))
+        })
         .collect()
 }
 
