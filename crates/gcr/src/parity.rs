@@ -498,14 +498,18 @@ const IMAGE: &[(&str, &[&str])] = &[
 
 const BUILDER: &[(&str, &[&str])] = &[("build", &["build"]), ("prune", &["builder-prune"])];
 
-/// `argv` with `container VERB`, `image VERB` or `builder VERB` (at `at`, after the global options)
-/// replaced by the verb it names; unchanged otherwise (`gcr container` alone, an unknown
+/// `system` is a command of its own (df, prune, service); Docker's group also names these.
+const SYSTEM: &[(&str, &[&str])] = &[("info", &["info"]), ("events", &["events"])];
+
+/// `argv` with `container VERB`, `image VERB`, `builder VERB` or `system info|events` (at
+/// `at`, after the global options) replaced by the verb it names; unchanged otherwise (`gcr container` alone, an unknown
 /// verb or `--help` reach clap, whose `container`/`image` commands print the group's help).
 pub fn rewrite(mut argv: Vec<OsString>, at: usize) -> Vec<OsString> {
     let group = match argv.get(at).and_then(|a| a.to_str()) {
         Some("container") => CONTAINER,
         Some("image") => IMAGE,
         Some("builder") => BUILDER,
+        Some("system") => SYSTEM,
         _ => return argv,
     };
     let Some(verb) = argv.get(at + 1).and_then(|a| a.to_str()) else {
@@ -549,6 +553,23 @@ mod tests {
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn system_info_and_events_are_the_top_level_verbs() {
+        assert_eq!(
+            rewrite(os(&["gcr", "system", "events", "--since", "1m"]), 1),
+            os(&["gcr", "events", "--since", "1m"])
+        );
+        assert_eq!(
+            rewrite(os(&["gcr", "system", "info"]), 1),
+            os(&["gcr", "info"])
+        );
+        // system's own commands stay.
+        assert_eq!(
+            rewrite(os(&["gcr", "system", "df"]), 1),
+            os(&["gcr", "system", "df"])
+        );
     }
 
     #[test]

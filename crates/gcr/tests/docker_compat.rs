@@ -916,6 +916,13 @@ const ROWS: &[Row] = &[
     row("system", "version, info", Same, "", Works(&["version"], "")),
     row(
         "system",
+        "system info, system events",
+        Same,
+        "the group's names of info and events",
+        Works(&["system", "info"], "CgroupVersion"),
+    ),
+    row(
+        "system",
         "system df",
         Same,
         "",
