@@ -65,15 +65,16 @@ impl LogDriver {
                     .into(),
             );
         }
-        let r = LogRotation::parse(opts)?;
-        let r = match (d, r) {
-            (LogDriver::Local, None) => Some(LogRotation {
-                max_size: 20 << 20,
-                max_files: 5,
-            }),
-            (_, r) => r,
-        };
-        Ok((d, r))
+        let mut opts = opts.to_vec();
+        if d == LogDriver::Local {
+            // Docker's local defaults for what is not given: 20 MB files, 5 of them.
+            for (key, default) in [("max-size", "20m"), ("max-file", "5")] {
+                if !opts.iter().any(|o| o.starts_with(&format!("{key}="))) {
+                    opts.push(format!("{key}={default}"));
+                }
+            }
+        }
+        Ok((d, LogRotation::parse(&opts)?))
     }
 
     /// The supervisor's argument for this driver and rotation (see
@@ -274,7 +275,9 @@ mod tests {
             })
         );
         let (_, r) = s(Some("local"), &["max-size=1k"]).unwrap();
-        assert_eq!(r.map(|r| r.max_size), Some(1024));
+        assert_eq!(r.map(|r| (r.max_size, r.max_files)), Some((1024, 5)));
+        let (_, r2) = s(Some("local"), &["max-file=2"]).unwrap();
+        assert_eq!(r2.map(|r| (r.max_size, r.max_files)), Some((20 << 20, 2)));
         assert_eq!(s(Some("none"), &[]).unwrap(), (LogDriver::None, None));
         assert!(s(Some("none"), &["max-size=1k"])
             .unwrap_err()
@@ -285,7 +288,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(LogDriver::None.to_arg(None), "none");
-        assert_eq!(LogDriver::Local.to_arg(r), "1024:1");
+        assert_eq!(LogDriver::Local.to_arg(r), "1024:5");
         // The discarding log takes everything and keeps nothing.
         let mut f = LogFile::discard();
         assert_eq!(f.write(b"gone\n").unwrap(), 5);

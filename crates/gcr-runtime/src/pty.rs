@@ -113,15 +113,13 @@ pub fn relay(
 pub type Tee<'a> = &'a mut dyn FnMut(&[u8]);
 
 /// [`relay`], also handing everything the container writes to `tee` (a foreground run's
-/// log). With a tee the relay goes on when `output` fails (a closed stdout): the output is
-/// still recorded.
+/// log). A failing `output` (a closed stdout) ends the relay as without a tee.
 pub fn relay_with(
     master: OwnedFd,
     input: Option<BorrowedFd<'_>>,
     output: BorrowedFd<'_>,
     mut tee: Option<Tee<'_>>,
 ) -> Result<(), RuntimeError> {
-    let mut output_open = true;
     let _raw = input.and_then(RawModeGuard::new);
     let (m, o) = (master.as_raw_fd(), output.as_raw_fd());
     let i = input.map_or(o, |i| i.as_raw_fd());
@@ -173,11 +171,8 @@ pub fn relay_with(
             if let Some(t) = tee.as_mut() {
                 t(&buf[..r as usize]);
             }
-            if output_open && !write_all(o, &buf[..r as usize]) {
-                if tee.is_none() {
-                    return Ok(());
-                }
-                output_open = false;
+            if !write_all(o, &buf[..r as usize]) {
+                return Ok(());
             }
         }
         if input_open && fds[1].revents != 0 {

@@ -504,6 +504,15 @@ fn memory_and_block_io_tuning() {
     let hc = env.ok(&["inspect", "-f", "{{.HostConfig.MemoryReservation}}", "tu"]);
     assert_eq!(hc.trim(), "33554432", "the refused update changed nothing");
     env.ok(&["rm", "-f", "tu"]);
+    // A rate of 0 is no limit (nothing written; v2's io.max would refuse it).
+    env.ok(&[
+        "run",
+        "--rm",
+        "--device-write-bps",
+        &format!("{dev}:0"),
+        IMAGE,
+        "true",
+    ]);
     // Bad values: exit 125 naming the flag, no container made.
     let before = env.ok(&["ps", "-a", "-q"]);
     for (flag, v, says) in [

@@ -49,16 +49,27 @@ impl Engine {
         o.restart = u.restart.unwrap_or(o.restart);
         o.tuning.memory_reservation = u.memory_reservation.or(o.tuning.memory_reservation);
         o.tuning.blkio_weight = u.blkio_weight.or(o.tuning.blkio_weight);
-        o.tuning.check(o.memory).map_err(EngineError::Usage)?;
+        o.tuning
+            .check_values(o.memory)
+            .map_err(EngineError::Usage)?;
         // What the host cannot apply is refused here (a create discards it with a warning).
         let asked = super::tuning::Tuning {
             memory_reservation: u.memory_reservation,
             blkio_weight: u.blkio_weight,
             ..Default::default()
         };
-        if let Some((flag, _)) = asked.unsupported(self.cgroup_support()?).first() {
+        if !asked.is_empty() {
+            if let Some((flag, _)) = asked.unsupported(self.cgroup_support()?).first() {
+                return Err(EngineError::Usage(format!(
+                    "cannot update container {}: this host's cgroups cannot apply {flag}; drop it",
+                    r.name
+                )));
+            }
+        }
+        // A running container's block I/O group exists only when it started with a limit.
+        if u.blkio_weight.is_some() && r.state.is_alive() && !r.config.opts.tuning.has_block_io() {
             return Err(EngineError::Usage(format!(
-                "cannot update container {}: this host's cgroups cannot apply {flag}; drop it",
+                "cannot update container {}: it started without a block I/O limit, so its cgroup has no block I/O group; give --blkio-weight when it is created",
                 r.name
             )));
         }

@@ -8,7 +8,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::logfile::{LogFile, LogRotation};
 use crate::logs::LineWriter;
@@ -16,9 +16,13 @@ use crate::EngineError;
 
 use super::record;
 
-/// How long output still drains once the container's process has exited (for the
-/// descendants that may hold the pipes, e.g. with `--pid host`).
+/// Once the container's process has exited, the copy ends after this long without output
+/// (descendants may hold the pipes open, e.g. with `--pid host`); what is still in the
+/// pipes is copied first, however slowly the caller reads.
 const DRAIN: Duration = Duration::from_millis(200);
+
+/// Without a pidfd the process's exit is looked for this often.
+const EXIT_POLL: Duration = Duration::from_millis(100);
 
 /// One stream: the read end of its pipe, its name in the log, where it is shown.
 struct Stream {
@@ -69,21 +73,26 @@ impl Tee {
         ))
     }
 
-    /// Copies until both pipes are closed, or shortly after process `pid` has exited.
-    pub(super) fn run(mut self, log: &mut LogFile, pid: i32) {
-        let pidfd = super::procfs::pidfd_open(pid);
-        let mut deadline: Option<Instant> = None;
+    /// Copies until both pipes are closed, or until they have been idle a while after
+    /// process `pid` (its pidfd `pidfd`, when the runtime has one) has exited. A stream
+    /// whose showing fails (the caller's stdout closed) is closed for the container too, as
+    /// the caller's own descriptor would have been: it gets EPIPE/SIGPIPE.
+    pub(super) fn run(mut self, log: &mut LogFile, pid: i32, pidfd: Option<&OwnedFd>) {
+        let opened;
+        let pidfd = match pidfd {
+            Some(p) => Some(p),
+            None => {
+                opened = super::procfs::pidfd_open(pid);
+                opened.as_ref()
+            }
+        };
+        let mut exited = false;
         let mut buf = vec![0u8; 16 * 1024];
         while !self.streams.is_empty() {
-            let wait_ms = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    left.as_millis() as i32
-                }
-                None => -1,
+            let wait_ms = match (exited, pidfd) {
+                (true, _) => DRAIN.as_millis() as i32,
+                (false, Some(_)) => -1,
+                (false, None) => EXIT_POLL.as_millis() as i32,
             };
             let mut polls: Vec<libc::pollfd> = self
                 .streams
@@ -95,8 +104,8 @@ impl Tee {
                 })
                 .collect();
             polls.push(libc::pollfd {
-                fd: match (&pidfd, deadline) {
-                    (Some(p), None) => p.as_raw_fd(),
+                fd: match (pidfd, exited) {
+                    (Some(p), false) => p.as_raw_fd(),
                     _ => -1,
                 },
                 events: libc::POLLIN,
@@ -110,8 +119,18 @@ impl Tee {
                 }
                 break;
             }
+            if n == 0 {
+                if exited {
+                    // Idle since the exit: what holds the pipes is not the container.
+                    break;
+                }
+                if pidfd.is_none() && has_exited(pid) {
+                    exited = true;
+                }
+                continue;
+            }
             if polls[self.streams.len()].revents != 0 {
-                deadline = Some(Instant::now() + DRAIN);
+                exited = true;
             }
             let mut closed = Vec::new();
             for (i, p) in polls[..self.streams.len()].iter().enumerate() {
@@ -131,13 +150,15 @@ impl Tee {
                     continue;
                 }
                 let data = &buf[..got as usize];
+                s.lines.feed(log, s.name, data, record::now_ns());
                 if let Some(fd) = s.show {
                     if !write_all(fd, data) {
-                        // A closed stdout: the output is still kept.
-                        s.show = None;
+                        // The caller stopped reading (`| head`): the container's stream
+                        // closes as the caller's descriptor would have.
+                        s.lines.flush(log, s.name, record::now_ns());
+                        closed.push(i);
                     }
                 }
-                s.lines.feed(log, s.name, data, record::now_ns());
             }
             for i in closed.into_iter().rev() {
                 self.streams.remove(i);
@@ -149,20 +170,51 @@ impl Tee {
     }
 }
 
-/// Writes all of `data` to `fd`; false when it cannot.
+/// Writes all of `data` to `fd` (waiting on a non-blocking one); false when it cannot.
 fn write_all(fd: RawFd, mut data: &[u8]) -> bool {
     while !data.is_empty() {
         // SAFETY: writing from a valid slice to a descriptor of this process.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
+        if n < 0 {
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut p, 1, -1) };
+                    continue;
+                }
+                _ => return false,
+            }
         }
-        if n <= 0 {
+        if n == 0 {
             return false;
         }
         data = &data[n as usize..];
     }
     true
+}
+
+/// Whether process `pid` (our child) has exited, without reaping it.
+fn has_exited(pid: i32) -> bool {
+    // SAFETY: a zeroed siginfo_t filled by waitid; WNOWAIT leaves the child to be reaped
+    // by the exit path.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid on our own child with a valid siginfo pointer.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: si_pid is set by waitid when a child was found (0 otherwise).
+    r != 0 || unsafe { info.si_pid() } != 0
 }
 
 /// What a foreground run does with its container's output besides showing it.
@@ -214,7 +266,7 @@ mod tests {
             out.write_all(b" halves\n").unwrap();
         });
         // A pid that is not ours to wait for: only the pipes' ends stop the copy.
-        tee.run(&mut log, i32::MAX);
+        tee.run(&mut log, i32::MAX, None);
         writer.join().unwrap();
         let text = std::fs::read_to_string(dir.path().join("container.log")).unwrap();
         let recs: Vec<(String, String)> = text

@@ -279,7 +279,11 @@ impl Engine {
         let dir = self.container_dir(&r.id);
         let waited = match keep {
             Keep::Pipes(tee, rotation) => {
-                tee.run(&mut fgtee::open(&dir, rotation), pid);
+                tee.run(
+                    &mut fgtee::open(&dir, rotation),
+                    pid,
+                    running.pidfd.as_ref(),
+                );
                 gcr_runtime::wait_exit(&running).map_err(runtime_err)
             }
             Keep::Pty(rotation) => {

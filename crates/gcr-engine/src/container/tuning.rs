@@ -90,9 +90,11 @@ pub fn parse_device_rate(flag: &str, s: &str, kind: RateKind) -> Result<DeviceRa
             format!("invalid {flag} '{s}': the weight must be a number from 10 to 1000")
         }
         RateKind::Bytes => format!(
-            "invalid {flag} '{s}': the rate must be a positive number with an optional unit (kb, mb or gb)"
+            "invalid {flag} '{s}': the rate must be a number with an optional unit (kb, mb or gb; 0: no limit)"
         ),
-        RateKind::Ops => format!("invalid {flag} '{s}': the rate must be a positive integer"),
+        RateKind::Ops => format!(
+            "invalid {flag} '{s}': the rate must be a non-negative integer (0: no limit)"
+        ),
     })?;
     Ok(DeviceRate {
         path: path.to_string(),
@@ -116,9 +118,21 @@ impl Tuning {
         ]
     }
 
-    /// Docker's ranges, the reservation against `--memory`, and every device a block
-    /// device of this host.
+    /// Docker's ranges, the reservation against `--memory`, and every device a whole
+    /// block device of this host.
     pub fn check(&self, memory: Option<u64>) -> Result<(), String> {
+        self.check_values(memory)?;
+        for (flag, list) in self.lists() {
+            for d in list {
+                device_number(flag, &d.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Docker's ranges and the reservation against `--memory` (no device is looked at:
+    /// an update of other limits does not depend on them).
+    pub fn check_values(&self, memory: Option<u64>) -> Result<(), String> {
         if let Some(r) = self.memory_reservation {
             if r < MIN_MEMORY {
                 return Err(format!(
@@ -142,12 +156,13 @@ impl Tuning {
                 "invalid --blkio-weight {w}: the range of blkio weight is from 10 to 1000"
             ));
         }
-        for (flag, list) in self.lists() {
-            for d in list {
-                device_number(flag, &d.path)?;
-            }
-        }
         Ok(())
+    }
+
+    /// Whether any block I/O option is set (the container's cgroup then has its blkio or
+    /// io group).
+    pub fn has_block_io(&self) -> bool {
+        self.blkio_weight.is_some() || self.lists().iter().any(|(_, l)| !l.is_empty())
     }
 
     /// The options set here that the host's cgroups cannot apply: each flag with Docker's
@@ -214,8 +229,10 @@ impl Tuning {
         if self.blkio_weight.is_none() && [wd, rb, wb, ri, wi].iter().all(|l| l.is_empty()) {
             return Ok(());
         }
+        // A rate of 0 is no limit (v1's own meaning; v2's io.max refuses it).
         let throttles = |flag: &str, list: &[DeviceRate]| -> Result<Vec<Throttle>, String> {
             list.iter()
+                .filter(|d| d.rate != 0)
                 .map(|d| {
                     let (major, minor) = device_number(flag, &d.path)?;
                     Ok(Throttle {
@@ -259,10 +276,14 @@ fn device_number(flag: &str, path: &str) -> Result<(i64, i64), String> {
         ));
     }
     let dev = st.st_rdev;
-    Ok((
-        i64::from(rustix::fs::major(dev)),
-        i64::from(rustix::fs::minor(dev)),
-    ))
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    // The block I/O controller limits whole disks; the kernel refuses a partition's numbers.
+    if std::path::Path::new(&format!("/sys/dev/block/{major}:{minor}/partition")).exists() {
+        return Err(format!(
+            "invalid {flag}: {path} is a partition; give its whole disk (e.g. /dev/sda)"
+        ));
+    }
+    Ok((i64::from(major), i64::from(minor)))
 }
 
 #[cfg(test)]
@@ -289,7 +310,7 @@ mod tests {
             ("/dev/sda", RateKind::Bytes, "DEVICE_PATH:RATE"),
             ("sda:1mb", RateKind::Bytes, "must start with /dev/"),
             ("/dev/sda:fast", RateKind::Bytes, "optional unit"),
-            ("/dev/sda:1.5", RateKind::Ops, "positive integer"),
+            ("/dev/sda:1.5", RateKind::Ops, "non-negative integer"),
             ("/dev/sda:5", RateKind::Weight, "from 10 to 1000"),
             ("/dev/sda:1001", RateKind::Weight, "from 10 to 1000"),
         ] {

@@ -465,9 +465,10 @@ fn log_config(o: &super::config::RunOptions) -> Value {
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
     let driver = LogDriver::parse(o.log_driver.as_deref()).unwrap_or(LogDriver::JsonFile);
-    if driver == LogDriver::Local && !config.contains_key("max-size") {
-        config.insert("max-size".into(), json!("20m"));
-        config.insert("max-file".into(), json!("5"));
+    if driver == LogDriver::Local {
+        for (key, default) in [("max-size", "20m"), ("max-file", "5")] {
+            config.entry(key).or_insert_with(|| json!(default));
+        }
     }
     let name = match driver {
         LogDriver::None => "none",

@@ -52,19 +52,27 @@ fn write_in_place(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-/// The lines of the other members: each address under the member's names, and each name
-/// also qualified by the network (`web.backend`, as Docker's embedded DNS answers
-/// `NAME.NETWORK`).
+/// The lines of the other members: each address under the member's names, then on a line
+/// of its own under the names qualified by the network (`web.backend`, as Docker's
+/// embedded DNS answers `NAME.NETWORK`; a second line keeps each line as short as before,
+/// for resolvers that read hosts lines into a small buffer).
 fn peer_lines(own: &str, peers: &[Endpoint]) -> Vec<(IpAddr, String)> {
     peers
         .iter()
         .filter(|p| p.container != own)
         .flat_map(|p| {
-            let mut names = p.names.clone();
-            for n in p.names.split(' ').filter(|n| !n.is_empty()) {
-                names.push_str(&format!(" {n}.{}", p.network));
-            }
-            p.ips().into_iter().map(move |ip| (ip, names.clone()))
+            let qualified: Vec<String> = p
+                .names
+                .split(' ')
+                .filter(|n| !n.is_empty())
+                .map(|n| format!("{n}.{}", p.network))
+                .collect();
+            let qualified = qualified.join(" ");
+            p.ips().into_iter().flat_map(move |ip| {
+                [(ip, p.names.clone()), (ip, qualified.clone())]
+                    .into_iter()
+                    .filter(|(_, n)| !n.is_empty())
+            })
         })
         .collect()
 }
