@@ -290,6 +290,8 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
                 o.publish.push(match (ip.is_empty(), hp.is_empty()) {
                     (true, true) => port.clone(),
                     (true, false) => format!("{hp}:{port}"),
+                    // An IPv6 address in brackets, as -p takes it.
+                    (false, _) if ip.contains(':') => format!("[{ip}]:{hp}:{port}"),
                     (false, _) => format!("{ip}:{hp}:{port}"),
                 });
             }

@@ -1,8 +1,8 @@
-//! Published port specifications: `-p [ip:][hostPort:]containerPort[/tcp|udp]` and image
-//! `ExposedPorts` keys (`80/tcp`).
+//! Published port specifications: `-p [ip:][hostPort:]containerPort[/tcp|udp]` (an IPv6
+//! address in brackets, `[::1]:8080:80`) and image `ExposedPorts` keys (`80/tcp`).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::NetError;
 
@@ -21,10 +21,12 @@ impl Proto {
     }
 }
 
-/// One published port. `host_port` 0 means "any free port".
+/// One published port. `host_port` 0 means "any free port"; `host_ip` None means no
+/// address was given: every address of both families, as Docker publishes (an explicit
+/// `0.0.0.0` is IPv4's only, `[::]` IPv6's only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortSpec {
-    pub host_ip: Ipv4Addr,
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
     pub proto: Proto,
@@ -53,30 +55,45 @@ fn proto(s: &str, whole: &str) -> Result<Proto, NetError> {
 pub const MAX_RANGE: u32 = 1000;
 
 /// A `-p` value cut into its address, host part, container part and protocol.
-fn split(s: &str) -> Result<(Ipv4Addr, &str, &str, Proto), NetError> {
+fn split(s: &str) -> Result<(Option<IpAddr>, &str, &str, Proto), NetError> {
     let (body, pr) = match s.rsplit_once('/') {
         Some((b, p)) => (b, proto(p, s)?),
         None => (s, Proto::Tcp),
     };
-    let parts: Vec<&str> = body.split(':').collect();
-    let (ip, host, ctr) = match parts.as_slice() {
-        [c] => (None, "", *c),
-        [h, c] => (None, *h, *c),
-        [ip, h, c] => (Some(*ip), *h, *c),
-        _ => {
-            return Err(NetError::Invalid(format!(
-                "invalid port mapping '{s}'; use [ip:]hostPort:containerPort[/tcp|udp]"
-            )))
+    let bad = || {
+        NetError::Invalid(format!(
+            "invalid port mapping '{s}'; use [ip:]hostPort:containerPort[/tcp|udp], an IPv6 address in brackets"
+        ))
+    };
+    // An IPv6 address is bracketed: `[::1]:8080:80`.
+    let (ip, rest) = match body.strip_prefix('[') {
+        Some(b) => {
+            let (ip, rest) = b.split_once("]:").ok_or_else(bad)?;
+            (Some(ip), Some(rest))
         }
+        None => (None, None),
+    };
+    let parts: Vec<&str> = rest.unwrap_or(body).split(':').collect();
+    let (ip, host, ctr) = match (ip, parts.as_slice()) {
+        (None, [c]) => (None, "", *c),
+        (None, [h, c]) => (None, *h, *c),
+        (None, [ip, h, c]) => (Some(*ip), *h, *c),
+        (Some(ip), [h, c]) => (Some(ip), *h, *c),
+        _ => return Err(bad()),
     };
     let host_ip = match ip {
-        None | Some("") => Ipv4Addr::UNSPECIFIED,
-        Some(a) => a.parse().map_err(|_| {
+        None | Some("") => None,
+        Some(a) => Some(a.parse::<IpAddr>().map_err(|_| {
             NetError::Invalid(format!(
-                "invalid host address '{a}' in '{s}'; give an IPv4 address such as 127.0.0.1"
+                "invalid host address '{a}' in '{s}'; give an address such as 127.0.0.1 or [::1]"
             ))
-        })?,
+        })?),
     };
+    if rest.is_some() && !matches!(host_ip, Some(IpAddr::V6(_))) {
+        return Err(NetError::Invalid(format!(
+            "invalid host address in '{s}'; brackets hold an IPv6 address such as [::1]"
+        )));
+    }
     Ok((host_ip, host, ctr, pr))
 }
 
@@ -151,7 +168,7 @@ impl PortSpec {
             None => (key, Proto::Tcp),
         };
         Ok(PortSpec {
-            host_ip: Ipv4Addr::UNSPECIFIED,
+            host_ip: None,
             host_port: 0,
             container_port: port(p, key)?,
             proto: pr,
@@ -159,20 +176,34 @@ impl PortSpec {
     }
 }
 
-/// `ip:host:container/proto`, which [`PortSpec::parse`] reads back.
+/// `ip:host:container/proto` (`[ip]` for IPv6, nothing for no address), which
+/// [`PortSpec::parse`] reads back.
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let host = match self.host_port {
             0 => String::new(),
             p => p.to_string(),
         };
+        let ip = match self.host_ip {
+            None => String::new(),
+            Some(IpAddr::V4(a)) => a.to_string(),
+            Some(IpAddr::V6(a)) => format!("[{a}]"),
+        };
         write!(
             f,
-            "{}:{host}:{}/{}",
-            self.host_ip,
+            "{ip}:{host}:{}/{}",
             self.container_port,
             self.proto.as_str()
         )
+    }
+}
+
+/// `ip:port` as Docker prints a binding (`0.0.0.0:8080`, `[::]:8080`).
+pub fn host_port_text(ip: Option<IpAddr>, port: u16) -> String {
+    match ip {
+        Some(IpAddr::V6(a)) => format!("[{a}]:{port}"),
+        Some(IpAddr::V4(a)) => format!("{a}:{port}"),
+        None => format!("0.0.0.0:{port}"),
     }
 }
 
@@ -187,9 +218,22 @@ mod tests {
             (p.host_port, p.container_port, p.proto),
             (8080, 80, Proto::Tcp)
         );
-        assert_eq!(p.host_ip, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(p.host_ip, None);
+        assert_eq!(PortSpec::parse(&p.to_string()).unwrap(), p);
         let p = PortSpec::parse("127.0.0.1:53:5353/udp").unwrap();
-        assert_eq!(p.host_ip, Ipv4Addr::LOCALHOST);
+        assert_eq!(p.host_ip, Some(std::net::Ipv4Addr::LOCALHOST.into()));
+        assert_eq!(PortSpec::parse(&p.to_string()).unwrap(), p);
+        let p = PortSpec::parse("0.0.0.0:8080:80").unwrap();
+        assert_eq!(p.host_ip, Some(std::net::Ipv4Addr::UNSPECIFIED.into()));
+        let p = PortSpec::parse("[::1]:8080:80/udp").unwrap();
+        assert_eq!(p.host_ip, Some(std::net::Ipv6Addr::LOCALHOST.into()));
+        assert_eq!((p.host_port, p.container_port), (8080, 80));
+        assert_eq!(p.to_string(), "[::1]:8080:80/udp");
+        assert_eq!(PortSpec::parse(&p.to_string()).unwrap(), p);
+        let p = PortSpec::parse("[::]::80").unwrap();
+        assert_eq!((p.host_port, p.container_port), (0, 80));
+        assert_eq!(host_port_text(p.host_ip, 8080), "[::]:8080");
+        let p = PortSpec::parse("127.0.0.1:53:5353/udp").unwrap();
         assert_eq!(
             (p.host_port, p.container_port, p.proto),
             (53, 5353, Proto::Udp)
@@ -207,6 +251,10 @@ mod tests {
             "80/sctp",
             "8000-8010:80",
             "x.y:1:2",
+            "::1:8080:80",
+            "[::1]:80",
+            "[127.0.0.1]:8080:80",
+            "[::1:8080:80",
         ] {
             assert!(PortSpec::parse(bad).is_err(), "{bad} accepted");
         }
@@ -225,7 +273,8 @@ mod tests {
         assert_eq!(pairs, vec![(8000, 9000), (8001, 9001), (8002, 9002)]);
         assert!(v
             .iter()
-            .all(|p| p.proto == Proto::Udp && p.host_ip == Ipv4Addr::LOCALHOST));
+            .all(|p| p.proto == Proto::Udp
+                && p.host_ip == Some(std::net::Ipv4Addr::LOCALHOST.into())));
         let v = PortSpec::parse_all("7000-7001").unwrap();
         assert_eq!(v.len(), 2);
         assert!(v.iter().all(|p| p.host_port == 0));

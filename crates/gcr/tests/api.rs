@@ -225,6 +225,33 @@ fn docker_cli_runs_containers() {
         stderr(&o)
     );
 
+    // Published ports as the docker CLI shows them: without an address on both families
+    // (IPv6 where the host has it), with one on that address only.
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        "80",
+        "-p",
+        "127.0.0.1::81",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let ports = svc.ok(&["port", "pub"]);
+    assert!(
+        ports.contains("80/tcp -> 0.0.0.0:") && ports.contains("81/tcp -> 127.0.0.1:"),
+        "{ports}"
+    );
+    let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    assert_eq!(ports.contains("80/tcp -> [::]:"), ipv6, "{ports}");
+    assert_eq!(ports.lines().count(), if ipv6 { 3 } else { 2 }, "{ports}");
+    let ps = svc.ok(&["ps", "--filter", "name=pub", "--format", "{{.Ports}}"]);
+    assert_eq!(ps.contains("[::]:"), ipv6, "{ps}");
+    svc.ok(&["rm", "-f", "pub"]);
+
     // Images: tag, inspect, remove the tag.
     svc.ok(&["tag", IMAGE, "copy:1"]);
     let doc: serde_json::Value =

@@ -226,7 +226,7 @@ const ROWS: &[Row] = &[
         "run",
         "run -p, -P",
         Same,
-        "port ranges (`-p 8000-8002:8000-8002`) as Docker's, 1000 ports per range at most; a host range for one container port is refused",
+        "without an address both families as Docker's (0.0.0.0 and [::], IPv6 best effort), [IPv6]:PORT:PORT; port ranges (`-p 8000-8002:8000-8002`) as Docker's, 1000 ports per range at most; a host range for one container port is refused",
         Works(&["run", "--rm", "-p", "127.0.0.1::80-81", "IMG", "true"], ""),
     ),
     row(

@@ -60,9 +60,14 @@ fn free_port() -> u16 {
 
 /// GET / from 127.0.0.1:port, retrying while the server starts.
 fn http_get(port: u16) -> Option<String> {
+    http_get_at("127.0.0.1", port)
+}
+
+/// A GET of `/` at `host:port` (loopback of either family), retried for a while.
+fn http_get_at(host: &str, port: u16) -> Option<String> {
     let mut body = None;
     eventually(10, || {
-        let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
+        let Ok(mut c) = TcpStream::connect((host, port)) else {
             return false;
         };
         let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
@@ -273,8 +278,9 @@ fn random_host_port_shown_by_port() {
         "run", "-d", "--name", "rnd", "-p", "8080", IMAGE, "sh", "-c", HTTPD,
     ]);
     let ports = env.ok(&["port", "rnd"]);
-    let line = ports.trim();
-    assert!(line.starts_with("8080/tcp -> 0.0.0.0:"), "{line}");
+    let lines: Vec<&str> = ports.lines().collect();
+    let line = lines[0];
+    assert!(line.starts_with("8080/tcp -> 0.0.0.0:"), "{ports}");
     let port: u16 = line
         .rsplit(':')
         .next()
@@ -284,6 +290,60 @@ fn random_host_port_shown_by_port() {
     assert!(port > 0);
     let body = http_get(port).expect("no answer through the random port");
     assert!(body.contains("hello-gcr"));
+    // Without an address the port is IPv6's too (the same port on [::]), where the host
+    // has IPv6: reached over ::1 through the proxy, shown by port, ps and inspect.
+    let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    if !ipv6 {
+        eprintln!("this host has no IPv6 loopback: the IPv6 side is not checked");
+        assert_eq!(lines.len(), 1, "{ports}");
+        return;
+    }
+    assert_eq!(
+        lines.get(1).copied(),
+        Some(format!("8080/tcp -> [::]:{port}").as_str()),
+        "{ports}"
+    );
+    let body = http_get_at("::1", port).expect("no answer over IPv6");
+    assert!(body.contains("hello-gcr"));
+    let ps = env.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(
+        ps.trim(),
+        format!("0.0.0.0:{port}->8080/tcp, [::]:{port}->8080/tcp")
+    );
+    let ns = env.ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "rnd"]);
+    assert!(
+        ns.contains(&format!(r#"{{"HostIp":"::","HostPort":"{port}"}}"#)),
+        "{ns}"
+    );
+    // An explicit address binds that family only; an IPv6 one is given in brackets.
+    let p6 = free_port();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "six",
+        "-p",
+        &format!("[::1]:{p6}:8080"),
+        "-p",
+        "127.0.0.1::8080",
+        IMAGE,
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let ports = env.ok(&["port", "six"]);
+    assert_eq!(ports.lines().count(), 2, "{ports}");
+    assert!(
+        ports.contains(&format!("8080/tcp -> [::1]:{p6}")),
+        "{ports}"
+    );
+    assert!(ports.contains("8080/tcp -> 127.0.0.1:"), "{ports}");
+    let body = http_get_at("::1", p6).expect("no answer at [::1]");
+    assert!(body.contains("hello-gcr"));
+    env.fails(
+        &["run", "--rm", "-p", "[127.0.0.1]:1:2", IMAGE, "true"],
+        "IPv6",
+    );
 }
 
 #[test]

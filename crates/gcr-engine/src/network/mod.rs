@@ -164,8 +164,8 @@ impl Engine {
             )));
         }
         if let Some(ip) = host_ip {
-            for p in ports.iter_mut().filter(|p| p.host_ip.is_unspecified()) {
-                p.host_ip = ip;
+            for p in ports.iter_mut().filter(|p| p.host_ip.is_none()) {
+                p.host_ip = Some(ip.into());
             }
         }
         if !ports.is_empty() {
@@ -296,13 +296,17 @@ impl Engine {
             publish::bind_all(&specs)?
         };
         if !bound.is_empty() || dns.is_some() {
+            // The kernel path is IPv4's; IPv6 clients go through the proxy.
             let fwd: Vec<gcr_net::dnat::Forward> = bound
                 .iter()
-                .map(|(s, _)| gcr_net::dnat::Forward {
-                    proto: s.proto.as_str(),
-                    host_ip: s.host_ip,
-                    host_port: s.host_port,
-                    container_port: s.container_port,
+                .filter_map(|(s, _)| match s.host_ip {
+                    Some(std::net::IpAddr::V4(host_ip)) => Some(gcr_net::dnat::Forward {
+                        proto: s.proto.as_str(),
+                        host_ip,
+                        host_port: s.host_port,
+                        container_port: s.container_port,
+                    }),
+                    _ => None,
                 })
                 .collect();
             self.start_proxy(&r.id, ep.ip, bound, dns)?;

@@ -1,9 +1,11 @@
 //! Published ports: `-p`/`-P` checked at create time, host sockets bound at start (so a
 //! taken port fails the start with a clear message), and the per-container proxy process
-//! (`gcr __proxy`) that relays them to the container's address. Also the texts
-//! `gcr port` and `ps` show.
+//! (`gcr __proxy`) that relays them to the container's address. A port given without an
+//! address is bound on both families, as Docker's: IPv4's 0.0.0.0 and, where the host has
+//! IPv6, `[::]` (IPv6 only) on the same port; the proxy relays IPv6 clients to the
+//! container's IPv4 address. Also the texts `gcr port` and `ps` show.
 
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 
@@ -27,7 +29,7 @@ pub(crate) fn bindings(publish: &[String]) -> serde_json::Value {
     port_map(specs, |s| {
         let given = |yes: bool, v: String| if yes { v } else { String::new() };
         (
-            given(!s.host_ip.is_unspecified(), s.host_ip.to_string()),
+            s.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             given(s.host_port != 0, s.host_port.to_string()),
         )
     })
@@ -117,38 +119,84 @@ pub(crate) fn wanted(
     Ok(out)
 }
 
-/// Binds the host side of each port; returns the actual specs (random ports resolved).
+/// Binds the host side of each port; returns the actual specs (random ports resolved, an
+/// address given to each: a port without one is bound on 0.0.0.0 and, best effort, on
+/// `[::]` with the same port).
 pub(crate) fn bind_all(specs: &[PortSpec]) -> Result<Vec<(PortSpec, OwnedFd)>, EngineError> {
-    let mut out = Vec::with_capacity(specs.len());
+    let mut out = Vec::with_capacity(specs.len() * 2);
     for s in specs {
-        let addr = SocketAddrV4::new(s.host_ip, s.host_port);
-        let taken = |e: std::io::Error| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                EngineError::Conflict(format!(
-                    "host port {}:{}/{} is already in use; choose another host port (-p OTHER:{}) or stop what holds it",
-                    s.host_ip, s.host_port, s.proto.as_str(), s.container_port
-                ))
-            } else {
-                EngineError::Io(format!("binding host port {addr}/{}", s.proto.as_str()), e)
-            }
+        let ip = s.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let (fd, port) = bind_one(s, ip, s.host_port)?;
+        let actual = PortSpec {
+            host_ip: Some(ip),
+            host_port: port,
+            ..*s
         };
-        let (fd, port): (OwnedFd, u16) = match s.proto {
-            Proto::Tcp => {
-                let l = TcpListener::bind(addr).map_err(taken)?;
-                let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-                (l.into(), port)
-            }
-            Proto::Udp => {
-                let u = UdpSocket::bind(addr).map_err(taken)?;
-                let port = u.local_addr().map(|a| a.port()).unwrap_or(0);
-                (u.into(), port)
-            }
-        };
-        let mut actual = *s;
-        actual.host_port = port;
         out.push((actual, fd));
+        if s.host_ip.is_none() {
+            // A host without IPv6, or an IPv6 listener of someone else on the port: the
+            // IPv4 side stands alone (Docker's dual binding is best effort too).
+            let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+            if let Ok((fd, _)) = bind_one(s, any6, port) {
+                let v6 = PortSpec {
+                    host_ip: Some(any6),
+                    ..actual
+                };
+                out.push((v6, fd));
+            }
+        }
     }
     Ok(out)
+}
+
+/// Binds `ip:port` for `s`'s protocol (an IPv6 socket takes IPv6 only); the socket and its
+/// port.
+fn bind_one(s: &PortSpec, ip: IpAddr, port: u16) -> Result<(OwnedFd, u16), EngineError> {
+    let addr = SocketAddr::new(ip, port);
+    let shown = gcr_net::ports::host_port_text(Some(ip), port);
+    let taken = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            EngineError::Conflict(format!(
+                "host port {shown}/{} is already in use; choose another host port (-p OTHER:{}) or stop what holds it",
+                s.proto.as_str(),
+                s.container_port
+            ))
+        } else {
+            EngineError::Io(format!("binding host port {shown}/{}", s.proto.as_str()), e)
+        }
+    };
+    let fd: OwnedFd = match (ip, s.proto) {
+        (IpAddr::V4(_), Proto::Tcp) => TcpListener::bind(addr).map_err(taken)?.into(),
+        (IpAddr::V4(_), Proto::Udp) => UdpSocket::bind(addr).map_err(taken)?.into(),
+        (IpAddr::V6(a), proto) => {
+            bind_v6(SocketAddrV6::new(a, port, 0, 0), proto).map_err(|e| taken(e.into()))?
+        }
+    };
+    let local = match s.proto {
+        Proto::Tcp => TcpListener::from(fd.try_clone().map_err(taken)?).local_addr(),
+        Proto::Udp => UdpSocket::from(fd.try_clone().map_err(taken)?).local_addr(),
+    };
+    Ok((fd, local.map(|a| a.port()).unwrap_or(port)))
+}
+
+/// An IPv6-only socket bound at `addr` (listening, for TCP).
+fn bind_v6(addr: SocketAddrV6, proto: Proto) -> rustix::io::Result<OwnedFd> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let kind = match proto {
+        Proto::Tcp => SocketType::STREAM,
+        Proto::Udp => SocketType::DGRAM,
+    };
+    let fd = rustix::net::socket_with(AddressFamily::INET6, kind, SocketFlags::CLOEXEC, None)?;
+    sockopt::set_ipv6_v6only(&fd, true)?;
+    if proto == Proto::Tcp {
+        // As std's TcpListener::bind: a port in TIME_WAIT can be bound again.
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    if proto == Proto::Tcp {
+        rustix::net::listen(&fd, 128)?;
+    }
+    Ok(fd)
 }
 
 fn join(specs: &[PortSpec]) -> String {
@@ -281,7 +329,7 @@ fn pairs(ports: &str) -> Vec<(String, String)> {
         .map(|s| {
             (
                 format!("{}/{}", s.container_port, s.proto.as_str()),
-                format!("{}:{}", s.host_ip, s.host_port),
+                gcr_net::ports::host_port_text(s.host_ip, s.host_port),
             )
         })
         .collect()

@@ -92,7 +92,7 @@ impl Engine {
                 publish::split(&ep.ports)
                     .into_iter()
                     .map(|s| PortView {
-                        ip: s.host_ip.to_string(),
+                        ip: s.host_ip.map(|i| i.to_string()).unwrap_or_default(),
                         private_port: s.container_port,
                         public_port: s.host_port,
                         kind: s.proto.as_str(),
@@ -183,7 +183,10 @@ fn settings(src: &dyn Source, r: &Record) -> serde_json::Value {
     };
     let net = src.network(&ep.network);
     let ports = publish::port_map(publish::split(&ep.ports), |s| {
-        (s.host_ip.to_string(), s.host_port.to_string())
+        (
+            s.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            s.host_port.to_string(),
+        )
     });
     let v6 = net.as_ref().and_then(|n| n.v6_of(ep));
     serde_json::json!({
