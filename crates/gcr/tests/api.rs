@@ -1353,9 +1353,7 @@ fn docker_update_and_cpu_flags() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let id = stdout(&out).trim().to_string();
-    let weights = ["blkio.weight", "blkio.bfq.weight"]
-        .iter()
-        .any(|f| Path::new("/sys/fs/cgroup/blkio").join(f).exists());
+    let weights = common::blkio_weights();
     assert_eq!(
         stderr(&out).contains("WARNING: Your kernel does not support Block I/O weight"),
         v2 || !weights,

@@ -188,18 +188,8 @@ impl Drop for Containerd {
 /// like runc, leaves the namespace's: the groups (now empty) are removed in every cgroup
 /// hierarchy mounted here, deepest first.
 fn remove_ns_cgroups(ns: &str) {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for line in mi.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        if !right.starts_with("cgroup") {
-            continue;
-        }
-        let Some(mount) = left.split(' ').nth(4) else {
-            continue;
-        };
-        let top = Path::new(mount).join(ns);
+    for mount in common::cgroup_mounts() {
+        let top = mount.join(ns);
         let mut dirs: Vec<PathBuf> = walk_dirs(&top);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in dirs {

@@ -427,11 +427,7 @@ fn memory_and_block_io_tuning() {
     let env = Env::new();
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let (dev, numbers) = block_device().expect("a block device in /sys/block");
-    let weights = ["blkio.weight", "blkio.bfq.weight"].iter().any(|f| {
-        std::path::Path::new("/sys/fs/cgroup/blkio")
-            .join(f)
-            .exists()
-    });
+    let weights = common::blkio_weights();
     let out = env.gcr(&[
         "run",
         "-d",

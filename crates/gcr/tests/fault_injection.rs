@@ -469,19 +469,9 @@ impl World {
 /// Cgroup directories (under every cgroup mount, three levels deep) named after one of
 /// `ids`.
 fn cgroups_named(ids: &BTreeSet<String>) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut found = Vec::new();
-    for l in text.lines() {
-        let Some((_, after)) = l.split_once(" - ") else {
-            continue;
-        };
-        if !after.starts_with("cgroup") {
-            continue;
-        }
-        let Some(target) = l.split(' ').nth(4) else {
-            continue;
-        };
-        walk(Path::new(target), 3, ids, &mut found);
+    for target in common::cgroup_mounts() {
+        walk(&target, 3, ids, &mut found);
     }
     found
 }

@@ -251,3 +251,25 @@ pub fn group_file(id: &str, hierarchy: &str, file: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// The mount points of the cgroup hierarchies (v1 and v2) in /proc/self/mountinfo.
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right.starts_with("cgroup").then_some(())?;
+            left.split(' ').nth(4).map(PathBuf::from)
+        })
+        .collect()
+}
+
+/// Whether the host's v1 blkio hierarchy has weight files (CFQ's or BFQ's: an I/O
+/// scheduler with weights).
+pub fn blkio_weights() -> bool {
+    ["blkio.weight", "blkio.bfq.weight"].iter().any(|f| {
+        std::path::Path::new("/sys/fs/cgroup/blkio")
+            .join(f)
+            .exists()
+    })
+}
