@@ -61,13 +61,7 @@ fn peer_lines(own: &str, peers: &[Endpoint]) -> Vec<(IpAddr, String)> {
         .iter()
         .filter(|p| p.container != own)
         .flat_map(|p| {
-            let qualified: Vec<String> = p
-                .names
-                .split(' ')
-                .filter(|n| !n.is_empty())
-                .map(|n| format!("{n}.{}", p.network))
-                .collect();
-            let qualified = qualified.join(" ");
+            let qualified = qualified(p);
             p.ips().into_iter().flat_map(move |ip| {
                 [(ip, p.names.clone()), (ip, qualified.clone())]
                     .into_iter()
@@ -75,6 +69,16 @@ fn peer_lines(own: &str, peers: &[Endpoint]) -> Vec<(IpAddr, String)> {
             })
         })
         .collect()
+}
+
+/// `e`'s names qualified by its network (`web.backend www.backend`).
+fn qualified(e: &Endpoint) -> String {
+    e.names
+        .split(' ')
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("{n}.{}", e.network))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Engine {
@@ -140,7 +144,13 @@ impl Engine {
                 .min_by_key(|e| (e.ifname.len(), e.ifname.as_str()))
                 .copied()
                 .unwrap_or(m);
-            let mut peers = Vec::new();
+            // Its own names qualified by each of its user networks, then the others.
+            let mut peers: Vec<(IpAddr, String)> = own
+                .iter()
+                .filter(|e| e.network != super::DEFAULT)
+                .flat_map(|e| e.ips().into_iter().map(|ip| (ip, qualified(e))))
+                .filter(|(_, n)| !n.is_empty())
+                .collect();
             for e in &own {
                 if let Some(members) = on.get(e.network.as_str()) {
                     peers.extend(peer_lines(&m.container, members));

@@ -170,6 +170,9 @@ fn user_networks_resolve_names_at_127_0_0_11() {
     let db_ip = ip_on(&env, "db", "dnsnet");
     let out = env.ok(&["exec", "web", "nslookup", "db", "127.0.0.11"]);
     assert!(out.contains(&db_ip), "{out}");
+    // A container's own name qualified by its network is answered too.
+    let out = env.ok(&["exec", "web", "nslookup", "web.dnsnet", "127.0.0.11"]);
+    assert!(out.contains(&web_ip), "{out}");
 
     // An internal network forwards nothing: members resolve, outside names fail.
     env.ok(&[
