@@ -186,6 +186,16 @@ pub struct UpdateArgs {
     pub memory_swap: Option<String>,
     #[arg(long)]
     pub cpus: Option<String>,
+    /// The CPU CFS period in microseconds, with --cpu-quota.
+    #[arg(long = "cpu-period", value_name = "MICROSECONDS")]
+    pub cpu_period: Option<i64>,
+    /// The CPU CFS quota in microseconds per period (-1: none).
+    #[arg(
+        long = "cpu-quota",
+        value_name = "MICROSECONDS",
+        allow_hyphen_values = true
+    )]
+    pub cpu_quota: Option<i64>,
     #[arg(short = 'c', long = "cpu-shares")]
     pub cpu_shares: Option<u64>,
     #[arg(long = "cpuset-cpus")]
@@ -212,6 +222,8 @@ pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<i32, Failure> {
         memory: a.memory.clone(),
         memory_swap: a.memory_swap.clone(),
         cpus: a.cpus.clone(),
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
         cpu_shares: a.cpu_shares,
         cpuset_cpus: a.cpuset_cpus.clone(),
         cpuset_mems: a.cpuset_mems.clone(),

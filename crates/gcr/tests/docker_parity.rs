@@ -394,6 +394,30 @@ fn cpu_quota_and_label_file_flags() {
         q.len() == 2 && (q[0] / q[1] - 0.5).abs() < 1e-6,
         "half a CPU: {out}"
     );
+    // update takes them too (Docker's update flags), also for a container that started
+    // without a CPU limit (on v1 its cpu group is made then and its processes moved in):
+    // a quarter of a CPU from now on, seen from the host.
+    let id = env.ok(&["run", "-d", "--name", "cq", IMAGE, "sleep", "60"]);
+    let id = id.trim();
+    env.ok(&[
+        "update",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "25000",
+        "cq",
+    ]);
+    let nano = env.ok(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", "cq"]);
+    assert_eq!(nano.trim(), "250000000");
+    let pid = env.ok(&["inspect", "-f", "{{.State.Pid}}", "cq"]);
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert_eq!(common::group_file(id, "cpu", "cpu.max"), "25000 100000");
+    } else {
+        assert_eq!(common::group_file(id, "cpu", "cpu.cfs_quota_us"), "25000");
+        let procs = common::group_file(id, "cpu", "cgroup.procs");
+        assert!(procs.lines().any(|p| p == pid.trim()), "{procs}");
+    }
+    env.ok(&["rm", "-f", "cq"]);
     for (args, says) in [
         (
             vec!["--cpus", "1", "--cpu-quota", "50000"],

@@ -105,7 +105,10 @@ impl Cgroup {
         res.validate()?;
         match &self.kind {
             Kind::V2(d) => super::v2::apply(d, res),
-            Kind::V1(_) => super::v1::apply(self, res, false),
+            Kind::V1(dirs) => {
+                v1::join_missing(dirs, &self.procs(), res)?;
+                super::v1::apply(self, res, false)
+            }
         }
     }
 

@@ -62,6 +62,65 @@ pub(super) fn create(
     }
 }
 
+/// An update that limits what a live group was made without (the cpu hierarchy's group
+/// exists only for CPU limits, blkio's and hugetlb's only for theirs): the missing
+/// directories are made and the group's processes `pids` moved into them (again for those
+/// forked meanwhile), so the new limits hold for the container as they would had it
+/// started with them.
+pub(super) fn join_missing(
+    dirs: &[(u8, PathBuf)],
+    pids: &[i32],
+    res: &Resources,
+) -> Result<(), CgroupError> {
+    let wanted = |c: u8| {
+        c & CPU != 0 && res.wants_cpu()
+            || c & BLKIO != 0 && res.block_io.is_some()
+            || c & HUGETLB != 0 && !res.hugetlb.is_empty()
+    };
+    let missing: Vec<&Path> = dirs
+        .iter()
+        .filter(|(c, d)| wanted(*c) && !d.exists())
+        .map(|(_, d)| d.as_path())
+        .collect();
+    if missing.is_empty() || pids.is_empty() {
+        return Ok(());
+    }
+    // Where the processes are listed: a hierarchy every group has.
+    let source = dirs
+        .iter()
+        .map(|(_, d)| d.join("cgroup.procs"))
+        .find(|p| p.exists());
+    for d in &missing {
+        std::fs::create_dir_all(d).map_err(|e| fs::err("create", d, e))?;
+    }
+    let mut pids = pids.to_vec();
+    for _ in 0..3 {
+        let mut moved = false;
+        for d in &missing {
+            let procs = d.join("cgroup.procs");
+            let inside = fs::read_raw(&procs)
+                .map(|t| fs::pids_in(&t))
+                .unwrap_or_default();
+            for pid in pids.iter().filter(|p| !inside.contains(p)) {
+                match fs::write_raw(&procs, pid.to_string().as_bytes()) {
+                    Ok(()) => moved = true,
+                    // Gone meanwhile.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(e) => return Err(fs::err("write to", &procs, e)),
+                }
+            }
+        }
+        let Some(src) = &source else { break };
+        if !moved {
+            break;
+        }
+        pids = fs::read_raw(src)
+            .map(|t| fs::pids_in(&t))
+            .unwrap_or_default();
+    }
+    Ok(())
+}
+
 /// Writes the limits of `res` into the group; `fresh`: a group just made (no limits yet,
 /// nothing to read first), else an update of a live one.
 pub(super) fn apply(cg: &Cgroup, res: &Resources, fresh: bool) -> Result<(), CgroupError> {
