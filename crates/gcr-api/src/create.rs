@@ -260,6 +260,7 @@ fn health(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpError> {
     o.health_interval = duration(h, "Interval")?;
     o.health_timeout = duration(h, "Timeout")?;
     o.health_start_period = duration(h, "StartPeriod")?;
+    o.health_start_interval = duration(h, "StartInterval")?;
     o.health_retries = int(h, "Retries")?
         .filter(|r| *r > 0)
         .map(|r| r.min(u32::MAX as i64) as u32);

@@ -265,6 +265,11 @@ fn resolve_health(
         &opts.health_start_period,
         ns("StartPeriod"),
     )?;
+    let start_interval_ms = duration_ms(
+        "--health-start-interval",
+        &opts.health_start_interval,
+        ns("StartInterval"),
+    )?;
     if interval_ms == 0 || timeout_ms == 0 {
         return Err(EngineError::Usage(
             "--health-interval and --health-timeout must be greater than 0".into(),
@@ -298,6 +303,7 @@ fn resolve_health(
             .health_retries
             .unwrap_or(or(image_retries as u64, 3) as u32),
         start_period_ms,
+        start_interval_ms,
     }))
 }
 

@@ -677,6 +677,9 @@ pub struct RunArgs {
     /// Start period during which failures do not count (e.g. 5s).
     #[arg(long = "health-start-period")]
     pub health_start_period: Option<String>,
+    /// Time between checks during the start period (default: --health-interval).
+    #[arg(long = "health-start-interval", value_name = "DURATION")]
+    pub health_start_interval: Option<String>,
     /// Disable any healthcheck the image defines.
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,

@@ -153,6 +153,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         health_timeout: a.health_timeout.clone(),
         health_retries: a.health_retries,
         health_start_period: a.health_start_period.clone(),
+        health_start_interval: a.health_start_interval.clone(),
         no_healthcheck: a.no_healthcheck,
         secrets: a.secret.clone(),
         add_hosts: a.add_host.clone(),

@@ -271,7 +271,7 @@ const ROWS: &[Row] = &[
         "run",
         "run --health-cmd and friends",
         Same,
-        "",
+        "with --health-start-interval (and the image's StartInterval, HEALTHCHECK --start-interval): checks during the start period at that pace",
         Works(&["run", "--rm", "--health-cmd", "true", "IMG", "true"], ""),
     ),
     row(

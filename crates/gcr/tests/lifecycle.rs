@@ -256,4 +256,45 @@ fn healthchecks_turn_healthy_and_unhealthy() {
     assert!(ev.contains("health_status: healthy"), "{ev}");
     let o = env.gcr(&["run", "--rm", "--health-interval", "soon", IMAGE, "true"]);
     assert_eq!(o.status.code(), Some(125));
+    // --health-start-interval: checks every 100 ms during the start period, though the
+    // interval is an hour (Docker's flag); inspect shows it.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hs",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1h",
+        "--health-start-period",
+        "1m",
+        "--health-start-interval",
+        "100ms",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let hs = |env: &Env| {
+        state(env, "hs")["Health"]["Status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(eventually(5, || hs(&env) == "healthy"), "{}", hs(&env));
+    let si = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.Config.Healthcheck.StartInterval}}",
+        "hs",
+    ]);
+    assert_eq!(si.trim(), "100000000");
+    let o = env.gcr(&["run", "--rm", "--health-start-interval", "x", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("--health-start-interval"),
+        "{}",
+        stderr(&o)
+    );
+    env.ok(&["rm", "-f", "hs"]);
 }

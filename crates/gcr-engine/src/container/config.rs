@@ -160,6 +160,9 @@ pub struct RunOptions {
     pub health_retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_start_period: Option<String>,
+    /// `--health-start-interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_start_interval: Option<String>,
     /// `--no-healthcheck`: ignore the image's healthcheck.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_healthcheck: bool,
@@ -429,6 +432,25 @@ pub struct HealthConfig {
     pub timeout_ms: u64,
     pub retries: u32,
     pub start_period_ms: u64,
+    /// `--health-start-interval`: between checks during the start period (0: the interval).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_interval_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl HealthConfig {
+    /// How long after a check (or the start, `since_start` ago) the next one runs: the
+    /// start interval within the start period, else the interval.
+    pub fn next_in_ms(&self, since_start_ms: u64) -> u64 {
+        if self.start_interval_ms > 0 && since_start_ms < self.start_period_ms {
+            self.start_interval_ms
+        } else {
+            self.interval_ms
+        }
+    }
 }
 
 /// The process and settings resolved at create time; stored with the container so that

@@ -317,7 +317,7 @@ fn supervise(
         let started = Instant::now();
         let mut next_check = health
             .as_ref()
-            .map(|h| started + Duration::from_millis(h.interval_ms));
+            .map(|h| started + Duration::from_millis(h.next_in_ms(0)));
         loop {
             let timeout = match next_check {
                 None => -1,
@@ -333,7 +333,9 @@ fn supervise(
                 if Instant::now() >= t {
                     health_tick(root, run_dir, id, cfg, started);
                     drop_startup_pages();
-                    next_check = Some(Instant::now() + Duration::from_millis(cfg.interval_ms));
+                    let since = started.elapsed().as_millis() as u64;
+                    next_check =
+                        Some(Instant::now() + Duration::from_millis(cfg.next_in_ms(since)));
                 }
             }
         }

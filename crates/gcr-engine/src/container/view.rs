@@ -376,13 +376,17 @@ fn healthcheck(h: &super::config::HealthConfig) -> Value {
             .chain(t.iter().map(String::as_str))
             .collect(),
     };
-    json!({
+    let mut v = json!({
         "Test": test,
         "Interval": h.interval_ms * 1_000_000,
         "Timeout": h.timeout_ms * 1_000_000,
         "Retries": h.retries,
         "StartPeriod": h.start_period_ms * 1_000_000,
-    })
+    });
+    if h.start_interval_ms > 0 {
+        v["StartInterval"] = json!(h.start_interval_ms * 1_000_000);
+    }
+    v
 }
 
 /// Docker's `HostConfig` of a container's run options (`network`: its resolved mode).
