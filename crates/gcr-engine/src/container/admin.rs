@@ -66,13 +66,6 @@ impl Engine {
                 )));
             }
         }
-        // A running container's block I/O group exists only when it started with a limit.
-        if u.blkio_weight.is_some() && r.state.is_alive() && !r.config.opts.tuning.has_block_io() {
-            return Err(EngineError::Usage(format!(
-                "cannot update container {}: it started without a block I/O limit, so its cgroup has no block I/O group; give --blkio-weight when it is created",
-                r.name
-            )));
-        }
         // The run policy's ceilings hold for updates as for starts.
         self.gate_start(&next)?;
         if r.state.is_alive() {

@@ -159,12 +159,6 @@ impl Tuning {
         Ok(())
     }
 
-    /// Whether any block I/O option is set (the container's cgroup then has its blkio or
-    /// io group).
-    pub fn has_block_io(&self) -> bool {
-        self.blkio_weight.is_some() || self.lists().iter().any(|(_, l)| !l.is_empty())
-    }
-
     /// The options set here that the host's cgroups cannot apply: each flag with Docker's
     /// warning for it, in flag order.
     pub fn unsupported(&self, s: Support) -> Vec<(&'static str, &'static str)> {

@@ -104,7 +104,7 @@ impl Cgroup {
     pub fn update(&self, res: &super::Resources) -> Result<(), CgroupError> {
         res.validate()?;
         match &self.kind {
-            Kind::V2(d) => super::v2::apply(d, res),
+            Kind::V2(d) => super::v2::update(d, res),
             Kind::V1(dirs) => {
                 v1::join_missing(dirs, &self.procs(), res)?;
                 super::v1::apply(self, res, false)

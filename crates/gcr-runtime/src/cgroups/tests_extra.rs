@@ -300,3 +300,28 @@ fn cgroups_v1_refuses_unified() {
     let e = m.create("u", &res).unwrap_err().to_string();
     assert!(e.contains("cgroup v2"), "{e}");
 }
+
+#[test]
+fn a_v2_update_enables_the_controller_a_new_limit_needs() {
+    let (_tmp, root, m) = fake_v2();
+    let cg = m.create("x", &Resources::default()).unwrap();
+    // As on a real v2 host, every group has cgroup.controllers.
+    std::fs::write(root.join("gcr/cgroup.controllers"), "cpu io memory pids").unwrap();
+    std::fs::write(root.join("cgroup.subtree_control"), "cpu memory pids").unwrap();
+    let res = Resources {
+        block_io: Some(Box::new(BlockIo {
+            weight: Some(500),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    // io.weight is missing (the parents do not enable io): io is enabled in the root and
+    // in `gcr`, then the limit is written again (the fake kernel makes no file: it fails).
+    assert!(cg.update(&res).is_err());
+    assert!(rd(root.join("cgroup.subtree_control")).contains("+io"));
+    assert!(rd(root.join("gcr/cgroup.subtree_control")).contains("+io"));
+    // With the file there (as the kernel makes it once io is enabled) the update holds.
+    std::fs::write(root.join("gcr/x/io.weight"), "").unwrap();
+    cg.update(&res).unwrap();
+    assert_eq!(rd(root.join("gcr/x/io.weight")), "4950");
+}

@@ -40,6 +40,27 @@ pub(super) fn create(
     }
 }
 
+/// An update of live group `dir`: a limit whose controller its parents do not enable yet
+/// (io or hugetlb for a group made without such limits) has them enabled, then is written
+/// again.
+pub(super) fn update(dir: &Path, res: &Resources) -> Result<(), CgroupError> {
+    match apply(dir, res) {
+        Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            // The hierarchy's root: the topmost ancestor that is a cgroup.
+            let root = dir
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.join("cgroup.controllers").exists())
+                .last()
+                .unwrap_or(dir);
+            let parent = dir.parent().unwrap_or(root);
+            enable_controllers(root, parent, res)?;
+            apply(dir, res)
+        }
+        r => r,
+    }
+}
+
 /// Writes `+memory +cpu +pids +cpuset` (those the root offers) to the root's subtree_control when
 /// missing there, and to the `gcr` parent's.
 fn enable_controllers(root: &Path, parent: &Path, res: &Resources) -> Result<(), CgroupError> {
