@@ -311,6 +311,7 @@ fn host_config(h: &Map<String, Value>, o: &mut RunOptions) -> Result<(), HttpErr
     o.cpuset_mems = l.cpuset_mems;
     o.pids_limit = l.pids_limit;
     o.tuning = crate::limits::tuning(h)?;
+    o.cgroup_parent = string(h, "CgroupParent")?.filter(|p| !p.is_empty());
     o.cap_add = strings(h, "CapAdd")?.unwrap_or_default();
     o.cap_drop = strings(h, "CapDrop")?.unwrap_or_default();
     o.network = string(h, "NetworkMode")?.filter(|n| !n.is_empty() && n != "default");

@@ -133,7 +133,9 @@ impl Engine {
         let manager = (!running.is_empty())
             .then(CgroupManager::detect)
             .and_then(Result::ok);
-        let held = held_for(&records, &running, manager.as_ref());
+        let containers = self.root().join("containers");
+        let rel = |id: &str| crate::container::cgroup_rel(&containers.join(id), id);
+        let held = held_for(&records, &running, manager.as_ref(), &rel);
         let live_of = |r: &Head| {
             if let Some(h) = held.get(&r.id) {
                 if let Ok(stats) = h.stats() {
@@ -146,7 +148,7 @@ impl Engine {
                 // Gone (or made anew by a restart): let go; the paths answer this time.
                 forget(&r.id);
             }
-            let cg = manager.as_ref()?.open(&r.id);
+            let cg = manager.as_ref()?.open_at(&rel(&r.id));
             cg.stats().ok().map(|stats| Live {
                 stats,
                 io: live_io(r.pid, &cg),
@@ -239,6 +241,7 @@ fn held_for(
     records: &[Head],
     running: &[usize],
     manager: Option<&CgroupManager>,
+    rel: &dyn Fn(&str) -> std::path::PathBuf,
 ) -> HashMap<String, Arc<Held>> {
     let Ok(mut guard) = HELD.lock() else {
         return HashMap::new();
@@ -256,7 +259,7 @@ fn held_for(
         if map.contains_key(id) || fds + 16 > budget {
             continue;
         }
-        let h = manager.open(id).hold();
+        let h = manager.open_at(&rel(id)).hold();
         fds += h.fds();
         map.insert(id.clone(), Arc::new(h));
     }

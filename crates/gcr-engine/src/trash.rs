@@ -326,7 +326,7 @@ impl Janitor {
                             if let (Some(m), Some(id)) = (&cgroups, p.file_name()) {
                                 let id = id.to_string_lossy();
                                 if crate::names::is_container_id(&id) {
-                                    crate::container::ops::remove_stray_cgroup(m, &id);
+                                    crate::container::ops::remove_stray_cgroup(m, p, &id);
                                 }
                             }
                             progress |= std::fs::remove_dir_all(p)

@@ -604,6 +604,9 @@ pub struct RunArgs {
     /// Tune the container's OOM killer preference (-1000 to 1000).
     #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
     pub oom_score_adj: Option<i32>,
+    /// The cgroup the container's group is made in (e.g. /mygroup), instead of gcr's own.
+    #[arg(long = "cgroup-parent", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
     /// Memory soft limit: what reclaim leaves the container under memory pressure (e.g. 256m).
     #[arg(long = "memory-reservation", value_name = "SIZE")]
     pub memory_reservation: Option<String>,

@@ -136,6 +136,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         mac_address: a.mac_address.clone().filter(|m| !m.is_empty()),
         oom_score_adj: a.oom_score_adj,
         tuning: crate::tuning::of(a)?,
+        cgroup_parent: a.cgroup_parent.clone().filter(|p| !p.is_empty()),
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         publish: a.publish.clone(),

@@ -380,6 +380,16 @@ const ROWS: &[Row] = &[
     ),
     row(
         "run",
+        "run --cgroup-parent PATH",
+        Same,
+        "the group is PATH/<id> in each hierarchy (relative to its root, as the cgroupfs driver); stats, top, exec, update, pause and rm find it by the container; the parent stays",
+        Works(
+            &["run", "--rm", "--cgroup-parent", "/gcr", "IMG", "true"],
+            "",
+        ),
+    ),
+    row(
+        "run",
         "run --expose, -q/--quiet",
         Same,
         "exposed ports and ranges published by -P and shown in Config.ExposedPorts; -q silences --pull's lines",

@@ -526,3 +526,101 @@ fn memory_and_block_io_tuning() {
     }
     assert_eq!(env.ok(&["ps", "-a", "-q"]), before, "no container was left");
 }
+
+/// Removes cgroup `rel` (and what is below it, empty groups) in every hierarchy.
+struct ParentGuard(String);
+
+impl Drop for ParentGuard {
+    fn drop(&mut self) {
+        for m in common::cgroup_mounts() {
+            let top = m.join(&self.0);
+            let mut dirs = vec![];
+            let mut todo = vec![top];
+            while let Some(d) = todo.pop() {
+                if let Ok(rd) = std::fs::read_dir(&d) {
+                    todo.extend(
+                        rd.flatten()
+                            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                            .map(|e| e.path()),
+                    );
+                    dirs.push(d);
+                }
+            }
+            for d in dirs.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+}
+
+#[test]
+fn cgroup_parent_places_the_group_and_everything_finds_it() {
+    if !need_root("cgroup_parent_places_the_group_and_everything_finds_it") {
+        return;
+    }
+    let env = Env::new();
+    let top = format!("gcrparent{}", std::process::id());
+    let _g = ParentGuard(top.clone());
+    let parent = format!("/{top}/sub");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let group = |id: &str, h: &str| {
+        if v2 {
+            format!("/sys/fs/cgroup/{top}/sub/{id}")
+        } else {
+            format!("/sys/fs/cgroup/{h}/{top}/sub/{id}")
+        }
+    };
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--cgroup-parent",
+        &parent,
+        "-m",
+        "64m",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let id = id.trim().to_string();
+    let mem = if v2 {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    let limit = std::fs::read_to_string(format!("{}/{mem}", group(&id, "memory"))).unwrap();
+    assert_eq!(limit.trim(), "67108864");
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/memory/gcr/{id}")).exists(),
+        "not in gcr's own parent"
+    );
+    // inspect, stats, top, exec and update find the group by the container.
+    let p = env.ok(&["inspect", "-f", "{{.HostConfig.CgroupParent}}", &id]);
+    assert_eq!(p.trim(), parent);
+    let stats = env.ok(&["stats", "--no-stream", &id]);
+    assert!(stats.contains("64MiB"), "{stats}");
+    assert!(env.ok(&["top", &id]).contains("sleep 60"));
+    env.ok(&["update", "--cpus", "0.5", &id]);
+    let quota = if v2 {
+        std::fs::read_to_string(format!("{}/cpu.max", group(&id, "cpu"))).unwrap()
+    } else {
+        std::fs::read_to_string(format!("{}/cpu.cfs_quota_us", group(&id, "cpu"))).unwrap()
+    };
+    assert!(quota.starts_with("50000"), "{quota}");
+    env.ok(&["exec", &id, "true"]);
+    // rm takes the container's group; the parent stays (Docker's too).
+    env.ok(&["rm", "-f", &id]);
+    assert!(!std::path::Path::new(&group(&id, "memory")).exists());
+    // A foreground run in it.
+    let out = env.ok(&[
+        "run", "--rm", "--cgroup-parent", &parent, "-m", "32m", IMAGE, "sh", "-c",
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(out.trim(), "33554432");
+    let before = env.ok(&["ps", "-aq"]);
+    for bad in ["../up", "a//b", "a/./b", "x y"] {
+        let o = env.gcr(&["run", "--rm", "--cgroup-parent", bad, IMAGE, "true"]);
+        assert_eq!(o.status.code(), Some(125), "{bad}");
+        assert!(stderr(&o).contains("--cgroup-parent"), "{}", stderr(&o));
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]), before, "no container was made");
+}

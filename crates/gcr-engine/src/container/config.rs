@@ -179,6 +179,10 @@ pub struct RunOptions {
     /// `--oom-score-adj` (-1000..1000): the container process's OOM killer preference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    /// `--cgroup-parent`: the group the container's cgroup is made in (relative to each
+    /// hierarchy's root, normalized by [`super::check_cgroup_parent`]) instead of `gcr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
     /// `--memory-reservation`, `--memory-swappiness`, `--oom-kill-disable` and the block
     /// I/O weights and throttles.
     #[serde(default, skip_serializing_if = "super::tuning::Tuning::is_empty")]

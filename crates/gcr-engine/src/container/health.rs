@@ -111,9 +111,7 @@ pub fn run_check(engine: &crate::Engine, r: &Record, cfg: &HealthConfig) -> Heal
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };
-    let cg = gcr_runtime::cgroups::CgroupManager::detect()
-        .ok()
-        .map(|m| m.open(&r.id));
+    let cg = engine.cgroup(&r.id).ok();
     let seccomp = r.config.resolved.seccomp_mode();
     let stdio = Stdio::Fds {
         stdin: None,

@@ -37,11 +37,54 @@ pub mod view;
 use crate::{Engine, EngineError};
 use config::RunOptions;
 
+/// The file in a container's directory that names its `--cgroup-parent` (absent: `gcr`).
+const CGROUP_PARENT_FILE: &str = "cgroup-parent";
+
+/// The cgroup of container `id` relative to the hierarchies' roots: `gcr/<id>`, or
+/// `PARENT/<id>` for one made with `--cgroup-parent`, which its directory `dir` (or the
+/// trash's copy of it) names: whatever finds a container by id finds its group.
+pub(crate) fn cgroup_rel(dir: &std::path::Path, id: &str) -> std::path::PathBuf {
+    let parent = std::fs::read_to_string(dir.join(CGROUP_PARENT_FILE)).ok();
+    match parent.as_deref().and_then(|p| check_cgroup_parent(p).ok()) {
+        Some(p) => std::path::Path::new(&p).join(id),
+        None => std::path::Path::new("gcr").join(id),
+    }
+}
+
+/// Notes container `id`'s `--cgroup-parent` in its directory `dir` (before its group is made).
+pub(crate) fn note_cgroup_parent(dir: &std::path::Path, parent: &str) -> Result<(), EngineError> {
+    std::fs::write(dir.join(CGROUP_PARENT_FILE), parent)
+        .map_err(|e| EngineError::Io(format!("writing {}", dir.display()), e))
+}
+
+/// A `--cgroup-parent` normalized (`/a/b/` and `a/b` are `a/b`, relative to each
+/// hierarchy's root), or why it is refused.
+pub fn check_cgroup_parent(p: &str) -> Result<String, String> {
+    let parts: Vec<&str> = p.trim_matches('/').split('/').collect();
+    let ok = p.len() <= 512
+        && parts.iter().all(|c| {
+            !c.is_empty()
+                && *c != "."
+                && *c != ".."
+                && c.len() <= 128
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        });
+    if ok {
+        Ok(parts.join("/"))
+    } else {
+        Err(format!(
+            "invalid --cgroup-parent '{p}': give a cgroup path such as /mygroup or my/group (letters, digits, '_', '.' and '-')"
+        ))
+    }
+}
+
 impl Engine {
     /// The cgroup of container `id`, opened by name (nothing is created).
     pub(crate) fn cgroup(&self, id: &str) -> Result<gcr_runtime::cgroups::Cgroup, EngineError> {
+        let rel = cgroup_rel(&self.container_dir(id), id);
         gcr_runtime::cgroups::CgroupManager::detect()
-            .map(|m| m.open(id))
+            .map(|m| m.open_at(&rel))
             .map_err(|e| EngineError::Internal(e.to_string()))
     }
 
@@ -63,5 +106,23 @@ impl Engine {
         opts.tuning.check(opts.memory).map_err(EngineError::Usage)?;
         let s = self.cgroup_support()?;
         Ok(opts.tuning.fit_to_host(s, opts.memory))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_parents_are_normalized_paths_below_the_roots() {
+        assert_eq!(check_cgroup_parent("/a/b/").unwrap(), "a/b");
+        assert_eq!(check_cgroup_parent("my.slice").unwrap(), "my.slice");
+        for bad in ["", "/", "../x", "a//b", "a/./b", "x y", "a/\u{0}"] {
+            assert!(check_cgroup_parent(bad).is_err(), "{bad:?}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(cgroup_rel(d.path(), "abc"), std::path::Path::new("gcr/abc"));
+        note_cgroup_parent(d.path(), "p/q").unwrap();
+        assert_eq!(cgroup_rel(d.path(), "abc"), std::path::Path::new("p/q/abc"));
     }
 }

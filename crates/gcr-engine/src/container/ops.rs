@@ -547,10 +547,15 @@ impl Engine {
     }
 }
 
-/// Removes the cgroup of container `id` whose files are gone, killing what is left in it
-/// first; nothing happens when there is no such group.
-pub(crate) fn remove_stray_cgroup(m: &gcr_runtime::cgroups::CgroupManager, id: &str) {
-    let c = m.open(id);
+/// Removes the cgroup of container `id` whose files are gone (`dir`: where they are now,
+/// e.g. in the trash), killing what is left in it first; nothing happens when there is no
+/// such group.
+pub(crate) fn remove_stray_cgroup(
+    m: &gcr_runtime::cgroups::CgroupManager,
+    dir: &std::path::Path,
+    id: &str,
+) {
+    let c = m.open_at(&super::cgroup_rel(dir, id));
     if c.paths().iter().any(|p| p.exists()) {
         kill_strays(&c);
         let _ = c.destroy();

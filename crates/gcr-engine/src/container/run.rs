@@ -240,7 +240,28 @@ impl Engine {
             secrets,
         };
         timing::mark("launch: spec");
-        let res = gcr_runtime::spawn(launch);
+        let res = match cfg.opts.cgroup_parent.as_deref() {
+            None => gcr_runtime::spawn(launch),
+            Some(p) => {
+                // Checked at create; noted in the container's directory first, so that
+                // whatever finds the container by id finds its group (see `cgroup_rel`).
+                let p = super::check_cgroup_parent(p).map_err(EngineError::Usage);
+                let dir = self.container_dir(&r.id);
+                match p.and_then(|p| super::note_cgroup_parent(&dir, &p).map(|()| p)) {
+                    Ok(p) => gcr_runtime::spawn_with(
+                        launch,
+                        gcr_runtime::Extras {
+                            cgroup_path: Some(std::path::Path::new(&p).join(&r.id)),
+                            ..Default::default()
+                        },
+                    ),
+                    Err(e) => {
+                        self.net_detach(r);
+                        return Err(e);
+                    }
+                }
+            }
+        };
         crate::secrets::grant::wipe_spec_env(&mut spec);
         timing::mark("launch: spawn");
         res.map_err(|e| {
@@ -387,6 +408,9 @@ pub(super) fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
         )));
     }
     opts.tuning.check(opts.memory).map_err(EngineError::Usage)?;
+    if let Some(p) = &opts.cgroup_parent {
+        super::check_cgroup_parent(p).map_err(EngineError::Usage)?;
+    }
     if opts.rm && opts.restart != super::config::RestartPolicy::No {
         return Err(EngineError::Usage(
             "conflicting options: --restart and --rm; drop one of them".into(),

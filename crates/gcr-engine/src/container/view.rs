@@ -452,6 +452,10 @@ fn host_config(o: &super::config::RunOptions, network: &str, name: &str) -> Valu
     });
     if let Value::Object(m) = &mut v {
         m.extend(tuning(&o.tuning));
+        m.insert(
+            "CgroupParent".into(),
+            json!(o.cgroup_parent.as_deref().unwrap_or("")),
+        );
         m.insert("LogConfig".into(), log_config(o));
     }
     v
