@@ -26,6 +26,10 @@ pub enum LogDriver {
     None,
 }
 
+/// Docker's defaults of the `local` driver for the options not given: 20 MB files, 5 of
+/// them.
+pub const LOCAL_DEFAULTS: [(&str, &str); 2] = [("max-size", "20m"), ("max-file", "5")];
+
 /// Docker's message for reading the log of a container that keeps none.
 pub const NOT_READABLE: &str = "configured logging driver does not support reading";
 
@@ -40,15 +44,6 @@ impl LogDriver {
             other => Err(format!(
                 "log driver '{other}' is not supported by gcr: use json-file, local or none"
             )),
-        }
-    }
-
-    /// Docker's name of the driver.
-    pub fn name(self) -> &'static str {
-        match self {
-            LogDriver::JsonFile => "json-file",
-            LogDriver::Local => "local",
-            LogDriver::None => "none",
         }
     }
 
@@ -67,8 +62,7 @@ impl LogDriver {
         }
         let mut opts = opts.to_vec();
         if d == LogDriver::Local {
-            // Docker's local defaults for what is not given: 20 MB files, 5 of them.
-            for (key, default) in [("max-size", "20m"), ("max-file", "5")] {
+            for (key, default) in LOCAL_DEFAULTS {
                 if !opts.iter().any(|o| o.starts_with(&format!("{key}="))) {
                     opts.push(format!("{key}={default}"));
                 }

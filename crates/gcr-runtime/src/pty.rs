@@ -77,14 +77,29 @@ pub fn copy_winsize(from: RawFd, to: RawFd) {
     }
 }
 
-fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
+/// Writes all of `buf` to `fd`, waiting for room on a non-blocking one (a caller's stdout
+/// may be); false when it cannot (a closed reader).
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
     while !buf.is_empty() {
         // SAFETY: writing from a valid slice.
         let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 && crate::sys::errno() == libc::EINTR {
-            continue;
+        if n < 0 {
+            match crate::sys::errno() {
+                libc::EINTR => continue,
+                libc::EAGAIN => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut p, 1, -1) };
+                    continue;
+                }
+                _ => return false,
+            }
         }
-        if n <= 0 {
+        if n == 0 {
             return false;
         }
         buf = &buf[n as usize..];

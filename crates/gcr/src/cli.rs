@@ -524,32 +524,9 @@ pub struct InspectArgs {
     pub format: Option<String>,
 }
 
+/// The limits `run`/`create` and `update` share, as Docker's flags.
 #[derive(Args, Debug, Clone, Default)]
-pub struct RunArgs {
-    #[arg(short, long)]
-    pub detach: bool,
-    #[arg(short, long)]
-    pub interactive: bool,
-    #[arg(short, long)]
-    pub tty: bool,
-    #[arg(long)]
-    pub rm: bool,
-    #[arg(long)]
-    pub name: Option<String>,
-    #[arg(short, long = "env")]
-    pub env: Vec<String>,
-    #[arg(long = "env-file")]
-    pub env_file: Vec<String>,
-    #[arg(short, long)]
-    pub workdir: Option<String>,
-    #[arg(short, long)]
-    pub user: Option<String>,
-    #[arg(long)]
-    pub entrypoint: Option<String>,
-    #[arg(long)]
-    pub hostname: Option<String>,
-    #[arg(long)]
-    pub init: bool,
+pub struct LimitArgs {
     #[arg(long, short = 'm')]
     pub memory: Option<String>,
     #[arg(long = "memory-swap")]
@@ -578,6 +555,43 @@ pub struct RunArgs {
     pub cpuset_mems: Option<String>,
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// Memory soft limit: what reclaim leaves the container under memory pressure (e.g. 256m).
+    #[arg(long = "memory-reservation", value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// Block I/O weight, relative (10 to 1000; 0: not set).
+    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
+    pub blkio_weight: Option<u16>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[arg(short, long)]
+    pub tty: bool,
+    #[arg(long)]
+    pub rm: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    #[arg(short, long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    #[arg(long)]
+    pub hostname: Option<String>,
+    #[arg(long)]
+    pub init: bool,
+    /// Memory, CPU and pids limits (shared with `update`).
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[arg(long = "read-only")]
     pub read_only: bool,
     #[arg(long)]
@@ -607,9 +621,6 @@ pub struct RunArgs {
     /// The cgroup the container's group is made in (e.g. /mygroup), instead of gcr's own.
     #[arg(long = "cgroup-parent", value_name = "PATH")]
     pub cgroup_parent: Option<String>,
-    /// Memory soft limit: what reclaim leaves the container under memory pressure (e.g. 256m).
-    #[arg(long = "memory-reservation", value_name = "SIZE")]
-    pub memory_reservation: Option<String>,
     /// How readily the container's anonymous pages are swapped (0 to 100; -1: the host's).
     #[arg(
         long = "memory-swappiness",
@@ -620,9 +631,6 @@ pub struct RunArgs {
     /// Disable the OOM killer for the container (give --memory too).
     #[arg(long = "oom-kill-disable")]
     pub oom_kill_disable: bool,
-    /// Block I/O weight, relative (10 to 1000; 0: not set).
-    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
-    pub blkio_weight: Option<u16>,
     /// Block I/O weight of one device (DEVICE_PATH:WEIGHT).
     #[arg(long = "blkio-weight-device", value_name = "DEV:WEIGHT")]
     pub blkio_weight_device: Vec<String>,

@@ -30,18 +30,18 @@ pub(crate) fn size(flag: &str, v: &Option<String>) -> Result<Option<u64>, Failur
 
 /// Turns `gcr run` flags into engine options (errors exit 125 like Docker).
 pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
-    let memory = size("--memory", &a.memory)?;
+    let memory = size("--memory", &a.limits.memory)?;
     if memory.is_some_and(|m| m < 6 * 1024 * 1024) {
         return Err(usage(
             "invalid value for --memory: the minimum allowed memory limit is 6MB".into(),
         ));
     }
-    let memory_swap = match a.memory_swap.as_deref() {
+    let memory_swap = match a.limits.memory_swap.as_deref() {
         None => None,
         Some("-1") => Some(-1),
-        Some(_) => size("--memory-swap", &a.memory_swap)?.map(|v| v as i64),
+        Some(_) => size("--memory-swap", &a.limits.memory_swap)?.map(|v| v as i64),
     };
-    let cpus = match (a.cpus.as_deref(), cpu_quota(a)?) {
+    let cpus = match (a.limits.cpus.as_deref(), cpu_quota(&a.limits)?) {
         (Some(_), Some(_)) => return Err(usage(
             "conflicting options: --cpus and --cpu-period/--cpu-quota cannot both be set; give one"
                 .into(),
@@ -50,14 +50,14 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         (Some(s), None) => Some(parse_cpus(s)?),
     };
     for (flag, v, cpus) in [
-        ("--cpuset-cpus", &a.cpuset_cpus, true),
-        ("--cpuset-mems", &a.cpuset_mems, false),
+        ("--cpuset-cpus", &a.limits.cpuset_cpus, true),
+        ("--cpuset-mems", &a.limits.cpuset_mems, false),
     ] {
         if let Some(v) = v {
             gcr_engine::container::config::check_cpuset(flag, v, cpus).map_err(usage)?;
         }
     }
-    if a.pids_limit.is_some_and(|p| p == 0 || p < -1) {
+    if a.limits.pids_limit.is_some_and(|p| p == 0 || p < -1) {
         return Err(usage(
             "invalid value for --pids-limit: use a positive number, or -1 for unlimited".into(),
         ));
@@ -120,10 +120,10 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, Failure> {
         memory_swap,
         cpus,
         // 0 is Docker's "not set".
-        cpu_shares: a.cpu_shares.filter(|s| *s > 0),
-        cpuset_cpus: a.cpuset_cpus.clone(),
-        cpuset_mems: a.cpuset_mems.clone(),
-        pids_limit: a.pids_limit,
+        cpu_shares: a.limits.cpu_shares.filter(|s| *s > 0),
+        cpuset_cpus: a.limits.cpuset_cpus.clone(),
+        cpuset_mems: a.limits.cpuset_mems.clone(),
+        pids_limit: a.limits.pids_limit,
         read_only: a.read_only,
         privileged: a.privileged,
         cap_add: a.cap_add.clone(),
@@ -215,7 +215,7 @@ fn parse_cpus(s: &str) -> Result<f64, Failure> {
 
 /// `--cpu-quota` over `--cpu-period` (Docker's CFS flags) as a number of CPUs, when a
 /// quota is given (-1: none).
-fn cpu_quota(a: &RunArgs) -> Result<Option<f64>, Failure> {
+fn cpu_quota(a: &crate::cli::LimitArgs) -> Result<Option<f64>, Failure> {
     let period = a.cpu_period.unwrap_or(100_000);
     if !(1000..=1_000_000).contains(&period) {
         return Err(usage(format!(

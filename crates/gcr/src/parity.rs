@@ -180,36 +180,9 @@ pub struct CpArgs {
 pub struct UpdateArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
-    #[arg(short, long)]
-    pub memory: Option<String>,
-    #[arg(long = "memory-swap")]
-    pub memory_swap: Option<String>,
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// The CPU CFS period in microseconds, with --cpu-quota.
-    #[arg(long = "cpu-period", value_name = "MICROSECONDS")]
-    pub cpu_period: Option<i64>,
-    /// The CPU CFS quota in microseconds per period (-1: none).
-    #[arg(
-        long = "cpu-quota",
-        value_name = "MICROSECONDS",
-        allow_hyphen_values = true
-    )]
-    pub cpu_quota: Option<i64>,
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<u64>,
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    #[arg(long = "cpuset-mems")]
-    pub cpuset_mems: Option<String>,
-    #[arg(long = "pids-limit")]
-    pub pids_limit: Option<i64>,
-    /// Memory soft limit (e.g. 256m).
-    #[arg(long = "memory-reservation", value_name = "SIZE")]
-    pub memory_reservation: Option<String>,
-    /// Block I/O weight, relative (10 to 1000).
-    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
-    pub blkio_weight: Option<u16>,
+    /// The limits, as `run` takes them.
+    #[command(flatten)]
+    pub limits: crate::cli::LimitArgs,
     #[arg(long)]
     pub restart: Option<String>,
 }
@@ -219,17 +192,7 @@ pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<i32, Failure> {
     use gcr_engine::container::admin::UpdateRequest;
     // `run`'s own parser checks the values (sizes, CPUs, pids, restart policy).
     let probe = crate::cli::RunArgs {
-        memory: a.memory.clone(),
-        memory_swap: a.memory_swap.clone(),
-        cpus: a.cpus.clone(),
-        cpu_period: a.cpu_period,
-        cpu_quota: a.cpu_quota,
-        cpu_shares: a.cpu_shares,
-        cpuset_cpus: a.cpuset_cpus.clone(),
-        cpuset_mems: a.cpuset_mems.clone(),
-        pids_limit: a.pids_limit,
-        memory_reservation: a.memory_reservation.clone(),
-        blkio_weight: a.blkio_weight,
+        limits: a.limits.clone(),
         restart: a.restart.clone().unwrap_or_else(|| "no".into()),
         ..Default::default()
     };

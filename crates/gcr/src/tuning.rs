@@ -29,12 +29,12 @@ pub(crate) fn of(a: &RunArgs) -> Result<Tuning, Failure> {
         }
     };
     Ok(Tuning {
-        memory_reservation: size("--memory-reservation", &a.memory_reservation)?
+        memory_reservation: size("--memory-reservation", &a.limits.memory_reservation)?
             .filter(|r| *r != 0),
         memory_swappiness,
         oom_kill_disable: a.oom_kill_disable,
         // 0 is Docker's "not set".
-        blkio_weight: a.blkio_weight.filter(|w| *w != 0),
+        blkio_weight: a.limits.blkio_weight.filter(|w| *w != 0),
         blkio_weight_device: devices(
             "--blkio-weight-device",
             &a.blkio_weight_device,

@@ -279,7 +279,21 @@ pub struct NetworkJoin {
 impl RunOptions {
     /// Whether the container's output is kept for `logs` (its driver is not `none`).
     pub fn keeps_log(&self) -> bool {
-        self.log_driver.as_deref() != Some("none")
+        crate::logfile::LogDriver::parse(self.log_driver.as_deref())
+            != Ok(crate::logfile::LogDriver::None)
+    }
+
+    /// Its log driver and rotation (see [`crate::logfile::LogDriver::settings`]).
+    pub fn log_settings(
+        &self,
+    ) -> Result<
+        (
+            crate::logfile::LogDriver,
+            Option<crate::logfile::LogRotation>,
+        ),
+        String,
+    > {
+        crate::logfile::LogDriver::settings(self.log_driver.as_deref(), &self.log_opts)
     }
 
     /// Whether a foreground run connects `stream` (stdin, stdout or stderr).

@@ -248,11 +248,7 @@ fn supervisor_child(
                     .as_ref()
                     .and_then(|h| serde_json::to_string(h).ok())
                     .unwrap_or_else(|| "-".into()),
-                crate::logfile::LogDriver::settings(
-                    r.config.opts.log_driver.as_deref(),
-                    &r.config.opts.log_opts,
-                )
-                .map_or_else(
+                r.config.opts.log_settings().map_or_else(
                     |_| "-".to_string(),
                     |(driver, rotation)| driver.to_arg(rotation),
                 ),

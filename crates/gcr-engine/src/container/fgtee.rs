@@ -21,7 +21,7 @@ use super::record;
 /// pipes is copied first, however slowly the caller reads.
 const DRAIN: Duration = Duration::from_millis(200);
 
-/// Without a pidfd the process's exit is looked for this often.
+/// Without a pidfd (the runtime's, from clone3) the process's exit is looked for this often.
 const EXIT_POLL: Duration = Duration::from_millis(100);
 
 /// One stream: the read end of its pipe, its name in the log, where it is shown.
@@ -78,14 +78,6 @@ impl Tee {
     /// whose showing fails (the caller's stdout closed) is closed for the container too, as
     /// the caller's own descriptor would have been: it gets EPIPE/SIGPIPE.
     pub(super) fn run(mut self, log: &mut LogFile, pid: i32, pidfd: Option<&OwnedFd>) {
-        let opened;
-        let pidfd = match pidfd {
-            Some(p) => Some(p),
-            None => {
-                opened = super::procfs::pidfd_open(pid);
-                opened.as_ref()
-            }
-        };
         let mut exited = false;
         let mut buf = vec![0u8; 16 * 1024];
         while !self.streams.is_empty() {
@@ -152,7 +144,7 @@ impl Tee {
                 let data = &buf[..got as usize];
                 s.lines.feed(log, s.name, data, record::now_ns());
                 if let Some(fd) = s.show {
-                    if !write_all(fd, data) {
+                    if !gcr_runtime::pty::write_all(fd, data) {
                         // The caller stopped reading (`| head`): the container's stream
                         // closes as the caller's descriptor would have.
                         s.lines.flush(log, s.name, record::now_ns());
@@ -168,35 +160,6 @@ impl Tee {
             s.lines.flush(log, s.name, record::now_ns());
         }
     }
-}
-
-/// Writes all of `data` to `fd` (waiting on a non-blocking one); false when it cannot.
-fn write_all(fd: RawFd, mut data: &[u8]) -> bool {
-    while !data.is_empty() {
-        // SAFETY: writing from a valid slice to a descriptor of this process.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => {
-                    let mut p = libc::pollfd {
-                        fd,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    // SAFETY: one valid pollfd.
-                    unsafe { libc::poll(&mut p, 1, -1) };
-                    continue;
-                }
-                _ => return false,
-            }
-        }
-        if n == 0 {
-            return false;
-        }
-        data = &data[n as usize..];
-    }
-    true
 }
 
 /// Whether process `pid` (our child) has exited, without reaping it.

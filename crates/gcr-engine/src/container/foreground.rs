@@ -110,13 +110,13 @@ impl Engine {
             });
         // The output is kept in the container's log as it is shown (unless its driver is
         // none): through pipes, or the pty relay.
-        let keep = crate::logfile::LogDriver::settings(
-            r.config.opts.log_driver.as_deref(),
-            &r.config.opts.log_opts,
-        )
-        .ok()
-        .filter(|(d, _)| *d != crate::logfile::LogDriver::None)
-        .map(|(_, rotation)| rotation);
+        let keep = r
+            .config
+            .opts
+            .log_settings()
+            .ok()
+            .filter(|(d, _)| *d != crate::logfile::LogDriver::None)
+            .map(|(_, rotation)| rotation);
         let (stdio, keep) = match keep {
             Some(rotation) if !tty => {
                 let (tee, ends) = Tee::new(streams[1], streams[2])?;
@@ -378,23 +378,19 @@ pub(super) fn foreground_stdio(
             .map(OwnedFd::from)
             .map_err(|e| EngineError::Io("opening /dev/null".into(), e))
     };
-    if let Some(ends) = tee {
-        return Ok(Stdio::Fds {
-            stdin: own(0, stdin)?,
-            stdout: ends.stdout,
-            stderr: ends.stderr,
-        });
-    }
+    // The output goes to the log's pipes, or to the attached streams (/dev/null for the
+    // others).
+    let (out, err) = match tee {
+        Some(ends) => (ends.stdout, ends.stderr),
+        None => (
+            own(1, stdout)?.map_or_else(null, Ok)?,
+            own(2, stderr)?.map_or_else(null, Ok)?,
+        ),
+    };
     Ok(Stdio::Fds {
         stdin: own(0, stdin)?,
-        stdout: match own(1, stdout)? {
-            Some(f) => f,
-            None => null()?,
-        },
-        stderr: match own(2, stderr)? {
-            Some(f) => f,
-            None => null()?,
-        },
+        stdout: out,
+        stderr: err,
     })
 }
 

@@ -51,10 +51,17 @@ pub(crate) fn cgroup_rel(dir: &std::path::Path, id: &str) -> std::path::PathBuf 
     }
 }
 
-/// Notes container `id`'s `--cgroup-parent` in its directory `dir` (before its group is made).
-pub(crate) fn note_cgroup_parent(dir: &std::path::Path, parent: &str) -> Result<(), EngineError> {
-    std::fs::write(dir.join(CGROUP_PARENT_FILE), parent)
-        .map_err(|e| EngineError::Io(format!("writing {}", dir.display()), e))
+/// Notes container `id`'s `--cgroup-parent` in its directory `dir` (before its group is
+/// made) and returns the group, as [`cgroup_rel`] will find it.
+pub(crate) fn note_cgroup_parent(
+    dir: &std::path::Path,
+    id: &str,
+    parent: &str,
+) -> Result<std::path::PathBuf, EngineError> {
+    let p = check_cgroup_parent(parent).map_err(EngineError::Usage)?;
+    std::fs::write(dir.join(CGROUP_PARENT_FILE), &p)
+        .map_err(|e| EngineError::Io(format!("writing {}", dir.display()), e))?;
+    Ok(std::path::Path::new(&p).join(id))
 }
 
 /// A `--cgroup-parent` normalized (`/a/b/` and `a/b` are `a/b`, relative to each
@@ -122,7 +129,8 @@ mod tests {
         }
         let d = tempfile::tempdir().unwrap();
         assert_eq!(cgroup_rel(d.path(), "abc"), std::path::Path::new("gcr/abc"));
-        note_cgroup_parent(d.path(), "p/q").unwrap();
-        assert_eq!(cgroup_rel(d.path(), "abc"), std::path::Path::new("p/q/abc"));
+        let rel = note_cgroup_parent(d.path(), "abc", "/p/q/").unwrap();
+        assert_eq!(rel, std::path::Path::new("p/q/abc"));
+        assert_eq!(cgroup_rel(d.path(), "abc"), rel);
     }
 }

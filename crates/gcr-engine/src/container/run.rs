@@ -215,10 +215,25 @@ impl Engine {
             cpuset_group: false,
             ..Default::default()
         };
-        if let Err(e) = res.tuning.apply(&mut resources) {
-            self.net_detach(r);
-            return Err(EngineError::Usage(e));
-        }
+        // A --cgroup-parent is noted in the container's directory first, so that whatever
+        // finds the container by id finds its group (see `cgroup_rel`).
+        let placed = res
+            .tuning
+            .apply(&mut resources)
+            .map_err(EngineError::Usage)
+            .and_then(|()| {
+                res.cgroup_parent
+                    .as_deref()
+                    .map(|p| super::note_cgroup_parent(&self.container_dir(&r.id), &r.id, p))
+                    .transpose()
+            });
+        let cgroup_path = match placed {
+            Ok(p) => p,
+            Err(e) => {
+                self.net_detach(r);
+                return Err(e);
+            }
+        };
         let rootfs = match self.rootfs(&r.id, lowers, ahead, cfg.opts.rm) {
             Ok(fs) => fs,
             Err(e) => {
@@ -240,28 +255,11 @@ impl Engine {
             secrets,
         };
         timing::mark("launch: spec");
-        let res = match cfg.opts.cgroup_parent.as_deref() {
-            None => gcr_runtime::spawn(launch),
-            Some(p) => {
-                // Checked at create; noted in the container's directory first, so that
-                // whatever finds the container by id finds its group (see `cgroup_rel`).
-                let p = super::check_cgroup_parent(p).map_err(EngineError::Usage);
-                let dir = self.container_dir(&r.id);
-                match p.and_then(|p| super::note_cgroup_parent(&dir, &p).map(|()| p)) {
-                    Ok(p) => gcr_runtime::spawn_with(
-                        launch,
-                        gcr_runtime::Extras {
-                            cgroup_path: Some(std::path::Path::new(&p).join(&r.id)),
-                            ..Default::default()
-                        },
-                    ),
-                    Err(e) => {
-                        self.net_detach(r);
-                        return Err(e);
-                    }
-                }
-            }
+        let extras = gcr_runtime::Extras {
+            cgroup_path,
+            ..Default::default()
         };
+        let res = gcr_runtime::spawn_with(launch, extras);
         crate::secrets::grant::wipe_spec_env(&mut spec);
         timing::mark("launch: spawn");
         res.map_err(|e| {
@@ -384,8 +382,7 @@ impl Engine {
 
 /// Checks of `run`/`create` flags that need nothing but the flags.
 pub(super) fn check_options(opts: &RunOptions) -> Result<(), EngineError> {
-    crate::logfile::LogDriver::settings(opts.log_driver.as_deref(), &opts.log_opts)
-        .map_err(EngineError::Usage)?;
+    opts.log_settings().map_err(EngineError::Usage)?;
     if let Some(n) = &opts.name {
         if !names::valid_name(n) {
             return Err(EngineError::Usage(format!(

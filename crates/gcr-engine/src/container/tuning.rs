@@ -102,6 +102,83 @@ pub fn parse_device_rate(flag: &str, s: &str, kind: RateKind) -> Result<DeviceRa
     })
 }
 
+/// One option the host's cgroups may lack: whether it is set, whether the host supports
+/// it, how it is discarded, and Docker's warning.
+struct HostCheck {
+    flag: &'static str,
+    set: fn(&Tuning) -> bool,
+    supported: fn(&Support) -> bool,
+    discard: fn(&mut Tuning),
+    warning: &'static str,
+}
+
+/// Every option of [`Tuning`] a host may not support, in flag order.
+const HOST_CHECKS: [HostCheck; 9] = [
+    HostCheck {
+        flag: "--memory-reservation",
+        set: |t| t.memory_reservation.is_some(),
+        supported: |s| s.memory_reservation,
+        discard: |t| t.memory_reservation = None,
+        warning: "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded.",
+    },
+    HostCheck {
+        flag: "--memory-swappiness",
+        set: |t| t.memory_swappiness.is_some(),
+        supported: |s| s.memory_swappiness,
+        discard: |t| t.memory_swappiness = None,
+        warning: "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
+    },
+    HostCheck {
+        flag: "--oom-kill-disable",
+        set: |t| t.oom_kill_disable,
+        supported: |s| s.oom_kill_disable,
+        discard: |t| t.oom_kill_disable = false,
+        warning: "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
+    },
+    HostCheck {
+        flag: "--blkio-weight",
+        set: |t| t.blkio_weight.is_some(),
+        supported: |s| s.blkio_weight,
+        discard: |t| t.blkio_weight = None,
+        warning: "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+    },
+    HostCheck {
+        flag: "--blkio-weight-device",
+        set: |t| !t.blkio_weight_device.is_empty(),
+        supported: |s| s.blkio_weight_device,
+        discard: |t| t.blkio_weight_device.clear(),
+        warning: "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
+    },
+    HostCheck {
+        flag: "--device-read-bps",
+        set: |t| !t.device_read_bps.is_empty(),
+        supported: |s| s.blkio_throttle,
+        discard: |t| t.device_read_bps.clear(),
+        warning: "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded.",
+    },
+    HostCheck {
+        flag: "--device-write-bps",
+        set: |t| !t.device_write_bps.is_empty(),
+        supported: |s| s.blkio_throttle,
+        discard: |t| t.device_write_bps.clear(),
+        warning: "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit discarded.",
+    },
+    HostCheck {
+        flag: "--device-read-iops",
+        set: |t| !t.device_read_iops.is_empty(),
+        supported: |s| s.blkio_throttle,
+        discard: |t| t.device_read_iops.clear(),
+        warning: "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit discarded.",
+    },
+    HostCheck {
+        flag: "--device-write-iops",
+        set: |t| !t.device_write_iops.is_empty(),
+        supported: |s| s.blkio_throttle,
+        discard: |t| t.device_write_iops.clear(),
+        warning: "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded.",
+    },
+];
+
 impl Tuning {
     /// Nothing set.
     pub fn is_empty(&self) -> bool {
@@ -162,50 +239,22 @@ impl Tuning {
     /// The options set here that the host's cgroups cannot apply: each flag with Docker's
     /// warning for it, in flag order.
     pub fn unsupported(&self, s: Support) -> Vec<(&'static str, &'static str)> {
-        let t = self;
-        [
-            ("--memory-reservation", t.memory_reservation.is_some(), s.memory_reservation,
-                "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded."),
-            ("--memory-swappiness", t.memory_swappiness.is_some(), s.memory_swappiness,
-                "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded."),
-            ("--oom-kill-disable", t.oom_kill_disable, s.oom_kill_disable,
-                "Your kernel does not support OomKillDisable. OomKillDisable discarded."),
-            ("--blkio-weight", t.blkio_weight.is_some(), s.blkio_weight,
-                "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."),
-            ("--blkio-weight-device", !t.blkio_weight_device.is_empty(), s.blkio_weight_device,
-                "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."),
-            ("--device-read-bps", !t.device_read_bps.is_empty(), s.blkio_throttle,
-                "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded."),
-            ("--device-write-bps", !t.device_write_bps.is_empty(), s.blkio_throttle,
-                "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit discarded."),
-            ("--device-read-iops", !t.device_read_iops.is_empty(), s.blkio_throttle,
-                "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit discarded."),
-            ("--device-write-iops", !t.device_write_iops.is_empty(), s.blkio_throttle,
-                "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded."),
-        ]
-        .into_iter()
-        .filter(|(_, set, supported, _)| *set && !supported)
-        .map(|(flag, _, _, warning)| (flag, warning))
-        .collect()
+        HOST_CHECKS
+            .iter()
+            .filter(|c| (c.set)(self) && !(c.supported)(&s))
+            .map(|c| (c.flag, c.warning))
+            .collect()
     }
 
     /// Discards what the host's cgroups cannot apply, as Docker does, and returns Docker's
     /// warnings (also the one for an OOM killer disabled without a memory limit).
     pub fn fit_to_host(&mut self, s: Support, memory: Option<u64>) -> Vec<String> {
         let mut warnings = Vec::new();
-        for (flag, warning) in self.unsupported(s) {
-            match flag {
-                "--memory-reservation" => self.memory_reservation = None,
-                "--memory-swappiness" => self.memory_swappiness = None,
-                "--oom-kill-disable" => self.oom_kill_disable = false,
-                "--blkio-weight" => self.blkio_weight = None,
-                "--blkio-weight-device" => self.blkio_weight_device.clear(),
-                "--device-read-bps" => self.device_read_bps.clear(),
-                "--device-write-bps" => self.device_write_bps.clear(),
-                "--device-read-iops" => self.device_read_iops.clear(),
-                _ => self.device_write_iops.clear(),
+        for c in HOST_CHECKS {
+            if (c.set)(self) && !(c.supported)(&s) {
+                (c.discard)(self);
+                warnings.push(c.warning.to_string());
             }
-            warnings.push(warning.to_string());
         }
         if self.oom_kill_disable && memory.is_none() {
             warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());

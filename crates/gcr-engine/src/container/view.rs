@@ -474,7 +474,7 @@ fn log_config(o: &super::config::RunOptions) -> Value {
         .collect();
     let driver = LogDriver::parse(o.log_driver.as_deref()).unwrap_or(LogDriver::JsonFile);
     if driver == LogDriver::Local {
-        for (key, default) in [("max-size", "20m"), ("max-file", "5")] {
+        for (key, default) in crate::logfile::LOCAL_DEFAULTS {
             config.entry(key).or_insert_with(|| json!(default));
         }
     }

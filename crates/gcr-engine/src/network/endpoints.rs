@@ -80,7 +80,7 @@ impl Engine {
         first: &str,
         extras: &[NetworkJoin],
     ) -> Result<Vec<NetworkJoin>, EngineError> {
-        if matches!(first, "none" | "host") || first.starts_with("container:") {
+        if super::no_own_interface(first) {
             return Err(EngineError::Usage(format!(
                 "a container on network {first} cannot join other networks; give only bridge or user-defined networks to --network"
             )));
@@ -90,7 +90,7 @@ impl Engine {
         for j in extras {
             let name = match j.name.as_str() {
                 "bridge" | "default" => DEFAULT.to_string(),
-                n if matches!(n, "none" | "host") || n.starts_with("container:") => {
+                n if super::no_own_interface(n) => {
                     return Err(EngineError::Usage(format!(
                         "network {n} cannot be combined with other networks; give only bridge or user-defined networks to --network"
                     )))

@@ -49,7 +49,7 @@ impl Engine {
         if links.is_empty() {
             return Ok(Vec::new());
         }
-        if matches!(network, "none" | "host") || network.starts_with("container:") {
+        if super::no_own_interface(network) {
             return Err(EngineError::Usage(format!(
                 "--link cannot be used with --network {network}; use the default bridge or a user network"
             )));

@@ -68,6 +68,12 @@ fn drop_netns(id: &str) {
     }
 }
 
+/// Whether network mode `n` gives a container no interface of its own (`none`, `host`,
+/// `container:X`): nothing to publish, link or address there.
+pub(crate) fn no_own_interface(n: &str) -> bool {
+    matches!(n, "none" | "host") || n.starts_with("container:")
+}
+
 fn host_socket() -> Result<Socket, EngineError> {
     Socket::open().map_err(|e| EngineError::Io("opening a netlink socket".into(), e))
 }
@@ -144,15 +150,13 @@ impl Engine {
                     "invalid --mac-address '{m}': give a unicast address such as 02:42:ac:11:00:02"
                 )));
             }
-            if matches!(network.as_str(), "none" | "host") || network.starts_with("container:") {
+            if no_own_interface(&network) {
                 return Err(EngineError::Usage(format!(
                     "--mac-address cannot be used with --network {network}; use the default bridge or a user network"
                 )));
             }
         }
-        if !ports.is_empty()
-            && (network == "none" || network == "host" || network.starts_with("container:"))
-        {
+        if !ports.is_empty() && no_own_interface(&network) {
             return Err(EngineError::Usage(format!(
                 "ports cannot be published on network {network}; drop -p/-P or use a bridge network"
             )));
